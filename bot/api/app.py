@@ -1,0 +1,64 @@
+"""The FastAPI app: health/readiness now; REST API, webhooks and chat routes mount here as they land."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from bot import jobs
+
+log = logging.getLogger("deskbridge.api")
+
+
+def create_app(container: Any, *, start_background: bool = True) -> FastAPI:
+    """Build the web app around a container from bot.main.build (bootstrapped in the lifespan)."""
+    from bot.main import bootstrap
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await bootstrap(container)
+        scheduler = None
+        if start_background and container.settings.run_scheduler:
+            scheduler = jobs.build_scheduler(container)
+            scheduler.start()
+        app.state.ready = True
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
+            await container.aclose()
+
+    app = FastAPI(title="Deskbridge", version=_version(), lifespan=lifespan)
+    app.state.container = container
+    app.state.ready = False
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz() -> JSONResponse:
+        """The database answers and its schema is current."""
+        checks = await container.readiness()
+        ok = app.state.ready and all(checks.values())
+        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks},
+                            status_code=200 if ok else 503)
+
+    return app
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("deskbridge")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0+unknown"

@@ -1,0 +1,145 @@
+"""The composition root: settings -> engine -> connector registry -> services -> surfaces.
+
+The only module of bot/ that imports store/ and concrete connectors. Everything else receives what it
+needs from the `Deskbridge` container built here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bot.settings import Settings
+from connectors.registry import Registry
+from core.connections import ConnectionService
+from core.context import Actor
+from core.queue import QueueService
+from core.tickets import TicketService
+from core.workspaces import DirectoryService, WorkspaceService
+from store import migrate
+from store.crypto import CredentialCipher, generate_key
+from store.db import Database
+
+log = logging.getLogger("deskbridge")
+
+SANDBOX_CONNECTION = "sandbox"
+
+
+@dataclass
+class Deskbridge:
+    """Everything the surfaces need, built once."""
+
+    settings: Settings
+    db: Database
+    registry: Registry
+    cipher: CredentialCipher
+    workspaces: WorkspaceService
+    directory: DirectoryService
+    connections: ConnectionService
+    tickets: TicketService
+    queue: QueueService
+    default_workspace_id: int | None = None
+    banner: list[str] = field(default_factory=list)
+
+    def system_actor(self) -> Actor:
+        assert self.default_workspace_id is not None, "bootstrap() first"
+        return Actor.system(self.default_workspace_id)
+
+    async def readiness(self) -> dict[str, bool]:
+        db_ok = await self.db.ping()
+        mig_ok = False
+        if db_ok:
+            mig_ok = await asyncio.to_thread(migrate.is_up_to_date, self.settings.database_url)
+        return {"database": db_ok, "migrations": mig_ok}
+
+    async def aclose(self) -> None:
+        await self.db.dispose()
+
+
+def _load_cipher(settings: Settings) -> tuple[CredentialCipher, str | None]:
+    """The credential cipher; creates a local key file when no key is configured (and says so)."""
+    note = None
+    if settings.secret_key is not None:
+        primary = settings.secret_key.get_secret_value()
+    else:
+        path = Path(settings.secret_key_file)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(generate_key())
+            note = (f"No DESKBRIDGE_SECRET_KEY set: generated a local key in {path} to encrypt PSA credentials. "
+                    "Back it up, or set DESKBRIDGE_SECRET_KEY in production.")
+        primary = path.read_text().strip()
+    old = [k.get_secret_value() for k in settings.secret_keys_old]
+    return CredentialCipher.from_keys([primary, *old]), note
+
+
+def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
+          registry: Registry | None = None) -> Deskbridge:
+    """Wire every service for these settings (no I/O beyond reading the key file)."""
+    db = Database(settings.database_url)
+    registry = registry or Registry(transport=transport)
+    cipher, note = _load_cipher(settings)
+    connections = ConnectionService(db, cipher=cipher, checker=registry.check, factory=registry.build,
+                                    known_kinds=registry.kinds())
+    container = Deskbridge(
+        settings=settings,
+        db=db,
+        registry=registry,
+        cipher=cipher,
+        workspaces=WorkspaceService(db),
+        directory=DirectoryService(db),
+        connections=connections,
+        tickets=TicketService(db, capabilities=registry.capabilities),
+        queue=QueueService(db),
+    )
+    if note:
+        container.banner.append(note)
+    return container
+
+
+async def bootstrap(container: Deskbridge) -> list[str]:
+    """Migrate, ensure the default workspace, and fall back to the sandbox PSA when none is configured."""
+    s = container.settings
+    if s.auto_migrate:
+        await asyncio.to_thread(migrate.upgrade, s.database_url)
+    try:
+        ws = await container.workspaces.by_slug(s.workspace_slug)
+    except Exception:
+        ws = await container.workspaces.create(slug=s.workspace_slug, name=s.workspace_name)
+    container.default_workspace_id = ws.id
+    conns = await container.connections.list(ws.id)  # type: ignore[arg-type]
+    real = [c for c in conns if c.kind != "sandbox"]
+    want_sandbox = s.sandbox == "on" or (s.sandbox == "auto" and not real)
+    if want_sandbox:
+        if not any(c.kind == "sandbox" for c in conns):
+            state = Path(s.secret_key_file).parent / "sandbox-state.json"
+            await container.connections.add(
+                ws.id,  # type: ignore[arg-type]
+                kind="sandbox", name=SANDBOX_CONNECTION,
+                settings={"seed": s.sandbox_seed, "state_path": str(state)}, credentials={"api_key": "sandbox"},
+                make_default=True,
+            )
+        container.banner.append(
+            "No PSA configured: running against the built-in sandbox PSA (connection 'sandbox', generated demo "
+            "data). Add a real PSA with `deskbridge connection add connectwise ...`."
+        )
+    if not s.slack_enabled:
+        container.banner.append(
+            "No Slack credentials: the Slack app is off. Try Deskbridge in the terminal with `deskbridge console`."
+        )
+    for line in container.banner:
+        log.warning(line)
+    return container.banner
+
+
+def settings_from_env(**overrides: Any) -> Settings:
+    """Settings from the environment (and .env), with explicit overrides (CLI flags, tests)."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,79 @@
+"""All configuration, in one pydantic-settings class (prefix DESKBRIDGE_, `.env` supported).
+
+Built once, in bot/main.py. Nothing reads settings at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_instance_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DESKBRIDGE_", env_file=".env", env_file_encoding="utf-8",
+                                      extra="ignore")
+
+    # Storage
+    database_url: str = Field("sqlite:///./deskbridge.db", description="SQLite file or PostgreSQL URL")
+    auto_migrate: bool = Field(True, description="Apply database migrations on start")
+
+    # Credentials at rest (AES-GCM). Without a key, a local key file is created (single-host installs).
+    secret_key: SecretStr | None = Field(None, description="Base64 32-byte key encrypting PSA credentials")
+    secret_keys_old: list[SecretStr] = Field(default_factory=list, description="Previous keys, for rotation")
+    secret_key_file: Path = Field(Path(".deskbridge/secret.key"), description="Key file used when no key is set")
+
+    # Web server
+    host: str = Field("127.0.0.1", description="Address `serve` listens on")
+    port: int = Field(8080, description="Port `serve` listens on")
+    public_url: str | None = Field(None, description="External base URL (OAuth redirects, webhooks)")
+
+    # Logging
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR")
+    log_format: Literal["json", "text"] = Field("json", description="Structured JSON lines, or text for a terminal")
+
+    # Tenancy: the workspace used by single-workspace installs and the console
+    workspace_slug: str = Field("default", description="Workspace used in single-workspace mode")
+    workspace_name: str = Field("My MSP", description="Display name of that workspace")
+
+    # Built-in sandbox PSA (used when no PSA connection is configured)
+    sandbox: Literal["auto", "on", "off"] = Field("auto", description="auto: sandbox when no PSA is configured")
+    sandbox_seed: int = Field(42, description="Seed of the sandbox's generated data")
+
+    # Background work
+    instance_id: str = Field(default_factory=_default_instance_id, description="Name of this instance in leases")
+    run_scheduler: bool = Field(True, description="Run scheduled jobs (sync, SLA, housekeeping) in `serve`")
+    run_outbox_worker: bool = Field(True, description="Run the outbox worker in `serve`")
+    sync_interval_seconds: int = Field(60, ge=5, description="Incremental sync period per connection")
+    picklist_interval_seconds: int = Field(3600, ge=60, description="Picklist refresh period")
+    outbox_poll_seconds: float = Field(1.0, gt=0, description="Outbox idle poll period")
+
+    # Slack
+    slack_bot_token: SecretStr | None = Field(None, description="xoxb- token (single-workspace mode)")
+    slack_signing_secret: SecretStr | None = Field(None, description="Verifies Slack requests")
+    slack_client_id: str | None = Field(None, description="OAuth install (multi-workspace)")
+    slack_client_secret: SecretStr | None = Field(None, description="OAuth install (multi-workspace)")
+    slack_app_token: SecretStr | None = Field(None, description="xapp- token, enables Socket Mode")
+    slack_api_url: str = Field("https://slack.com/api/", description="Slack Web API base (tests, GovSlack)")
+
+    @field_validator("database_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        v = v.strip()
+        if not (v.startswith("sqlite") or v.startswith("postgres")):
+            raise ValueError("database_url must be a sqlite:/// or postgresql:// URL")
+        return v
+
+    @property
+    def slack_enabled(self) -> bool:
+        return self.slack_signing_secret is not None and (
+            self.slack_bot_token is not None or self.slack_client_id is not None
+        )

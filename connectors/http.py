@@ -1,0 +1,78 @@
+"""The one httpx.AsyncClient factory every connector uses: timeouts, pool limits, safe logging hooks.
+
+Tests swap the transport (httpx.MockTransport or a loopback fake server), never patch modules.
+Logging hooks record method, host, path, status and duration only: never headers, bodies or query
+strings (which can carry credentials).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import httpx
+
+log = logging.getLogger("deskbridge.psa.http")
+
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+DEFAULT_LIMITS = httpx.Limits(max_connections=8, max_keepalive_connections=4)
+
+
+async def _on_request(request: httpx.Request) -> None:
+    request.extensions["deskbridge_start"] = time.perf_counter()
+
+
+async def _on_response(response: httpx.Response) -> None:
+    start = response.request.extensions.get("deskbridge_start")
+    ms = int((time.perf_counter() - start) * 1000) if start else None
+    log.debug(
+        "psa request",
+        extra={"method": response.request.method, "host": response.request.url.host,
+               "path": response.request.url.path, "status": response.status_code, "duration_ms": ms},
+    )
+
+
+def make_client(
+    base_url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    auth: httpx.Auth | tuple[str, str] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    timeout: httpx.Timeout | float | None = None,
+    limits: httpx.Limits | None = None,
+    **kw: Any,
+) -> httpx.AsyncClient:
+    """An AsyncClient for one PSA tenant."""
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers=headers,
+        auth=auth,
+        transport=transport,
+        timeout=timeout if timeout is not None else DEFAULT_TIMEOUT,
+        limits=limits or DEFAULT_LIMITS,
+        follow_redirects=False,
+        event_hooks={"request": [_on_request], "response": [_on_response]},
+        **kw,
+    )
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None, cap: float = 3600.0) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP-date), capped; None if absent/garbled."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, min(float(value), cap))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    current = now if now is not None else time.time()
+    return max(0.0, min(when.timestamp() - current, cap))

@@ -1,0 +1,146 @@
+"""PSA connections: credentials checked before they are saved, encrypted at rest, re-auth in place."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import select
+
+from connectors.base import AccountInfo, ConnectionConfig, ConnectorFactory, CredentialChecker, PsaConnector
+from connectors.errors import PsaError
+from core.errors import Conflict, ConnectionProblem, InvalidInput, NotFound
+from store.crypto import CredentialCipher, CredentialError
+from store.db import Database, Scope
+from store.tables import PsaConnection
+from store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+
+class ConnectionService:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        cipher: CredentialCipher,
+        checker: CredentialChecker,
+        factory: ConnectorFactory,
+        known_kinds: frozenset[str],
+    ) -> None:
+        self.db = db
+        self.cipher = cipher
+        self._checker = checker
+        self._factory = factory
+        self.known_kinds = known_kinds
+
+    async def _check(self, kind: str, settings: Mapping[str, Any], credentials: Mapping[str, Any]) -> AccountInfo:
+        try:
+            return await self._checker(kind, settings, credentials)
+        except PsaError as exc:
+            raise ConnectionProblem(
+                f"The {kind} server refused these credentials: {exc.message}",
+                hint="Check the keys and the API member's role, then try again. Nothing was saved.",
+            ) from exc
+
+    async def add(
+        self,
+        workspace_id: int,
+        *,
+        kind: str,
+        name: str,
+        settings: Mapping[str, Any],
+        credentials: Mapping[str, Any],
+        make_default: bool = True,
+    ) -> tuple[PsaConnection, AccountInfo]:
+        """Check the credentials against the PSA, then save them encrypted (never before the check)."""
+        if kind not in self.known_kinds:
+            raise InvalidInput(f"Unknown PSA kind '{kind}'.", hint="Known kinds: " + ", ".join(sorted(self.known_kinds)))
+        if not name.strip():
+            raise InvalidInput("A connection needs a name.", field="name")
+        info = await self._check(kind, settings, credentials)
+        async with self.db.write(Scope.workspace(workspace_id)) as session:
+            if (await session.exec(select(PsaConnection).where(PsaConnection.name == name))).first():
+                raise Conflict(f"A connection named '{name}' already exists.",
+                               hint="Pick another name, or re-enter its credentials with `connection reauth`.")
+            if make_default:
+                await session.execute(sa.update(PsaConnection).values(is_default=False))
+            conn = PsaConnection(
+                workspace_id=workspace_id,
+                kind=kind,
+                name=name.strip(),
+                settings=dict(settings),
+                credentials_ciphertext=self.cipher.encrypt(dict(credentials), workspace_id=workspace_id, kind=kind),
+                credentials_key_id=self.cipher.primary_key_id,
+                is_default=make_default,
+                last_checked_at=utcnow(),
+            )
+            session.add(conn)
+        log.info("psa connection saved", extra={"workspace_id": workspace_id, "kind": kind, "connection": name})
+        return conn, info
+
+    async def reauth(self, workspace_id: int, connection_id: int, credentials: Mapping[str, Any]) -> AccountInfo:
+        """Replace a connection's credentials (checked first); its tickets, cursors and mappings stay."""
+        conn = await self.get(workspace_id, connection_id)
+        info = await self._check(conn.kind, conn.settings, credentials)
+        async with self.db.write(Scope.workspace(workspace_id)) as session:
+            row = await session.get(PsaConnection, connection_id)
+            assert row is not None
+            row.credentials_ciphertext = self.cipher.encrypt(dict(credentials), workspace_id=workspace_id, kind=row.kind)
+            row.credentials_key_id = self.cipher.primary_key_id
+            row.last_checked_at = utcnow()
+            row.last_error = None
+            row.enabled = True
+        return info
+
+    async def get(self, workspace_id: int, connection_id: int) -> PsaConnection:
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            conn = await session.get(PsaConnection, connection_id)
+        if conn is None or conn.workspace_id != workspace_id:
+            raise NotFound(f"Connection {connection_id} was not found.",
+                           hint="List connections with `deskbridge connection list`.")
+        return conn
+
+    async def by_name(self, workspace_id: int, name: str) -> PsaConnection:
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            conn = (await session.exec(select(PsaConnection).where(PsaConnection.name == name))).first()
+        if conn is None:
+            raise NotFound(f"Connection '{name}' was not found.",
+                           hint="List connections with `deskbridge connection list`.")
+        return conn
+
+    async def list(self, workspace_id: int) -> list[PsaConnection]:
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            return list((await session.exec(select(PsaConnection).order_by(PsaConnection.id))).all())
+
+    async def all_enabled(self) -> list[PsaConnection]:
+        """Every enabled connection of every workspace (for the scheduler and the outbox worker)."""
+        async with self.db.read(Scope.system_wide()) as session:
+            return list((await session.exec(
+                select(PsaConnection).where(PsaConnection.enabled == sa.true()).order_by(PsaConnection.id))).all())
+
+    def config_for(self, conn: PsaConnection) -> ConnectionConfig:
+        """Decrypt a connection's credentials into a config for its connector."""
+        creds: dict[str, Any] = {}
+        if conn.credentials_ciphertext:
+            try:
+                creds = self.cipher.decrypt(conn.credentials_ciphertext, workspace_id=conn.workspace_id, kind=conn.kind)
+            except CredentialError as exc:
+                raise ConnectionProblem(f"Connection '{conn.name}': {exc}") from exc
+        return ConnectionConfig(connection_id=conn.id, workspace_id=conn.workspace_id,  # type: ignore[arg-type]
+                                kind=conn.kind, settings=dict(conn.settings), credentials=creds)
+
+    def build(self, conn: PsaConnection) -> PsaConnector:
+        return self._factory(self.config_for(conn))
+
+    @asynccontextmanager
+    async def open(self, conn: PsaConnection) -> AsyncIterator[PsaConnector]:
+        """A connector for one use; closed afterwards."""
+        connector = self.build(conn)
+        try:
+            yield connector
+        finally:
+            await connector.aclose()

@@ -1,0 +1,137 @@
+"""The shapes of outbox ops: one pydantic model per kind of PSA write, and `enqueue`.
+
+An op names the local ticket (its PSA id may not exist yet when a create is still queued); the worker
+reads the ticket's current external id when it delivers. Payloads hold no secrets and no file bytes
+(attachments point at an AttachmentBlob row).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from store.enums import OutboxStatus
+from store.tables import OutboxOp
+
+DEFAULT_MAX_ATTEMPTS = 8
+
+
+class OpKind(StrEnum):
+    CREATE_TICKET = "create_ticket"
+    UPDATE_TICKET = "update_ticket"
+    ADD_NOTE = "add_note"
+    ADD_TIME_ENTRY = "add_time_entry"
+    UPLOAD_ATTACHMENT = "upload_attachment"
+    ALERT_ACTION = "alert_action"
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CreateTicket(_Payload):
+    kind: Literal[OpKind.CREATE_TICKET] = OpKind.CREATE_TICKET
+    summary: str
+    description: str = ""
+    company_external_id: str | None = None
+    contact_external_id: str | None = None
+    board_external_id: str | None = None
+    status_external_id: str | None = None
+    priority_external_id: str | None = None
+    type_external_id: str | None = None
+    owner_external_id: str | None = None
+
+
+class UpdateTicket(_Payload):
+    kind: Literal[OpKind.UPDATE_TICKET] = OpKind.UPDATE_TICKET
+    summary: str | None = None
+    status_external_id: str | None = None
+    priority_external_id: str | None = None
+    board_external_id: str | None = None
+    owner_external_id: str | None = None
+    unassign: bool = False
+
+
+class AddNote(_Payload):
+    kind: Literal[OpKind.ADD_NOTE] = OpKind.ADD_NOTE
+    text: str
+    visibility: Literal["public", "internal", "resolution"]
+    email_contact: bool = False
+    author_member_external_id: str | None = None
+
+
+class AddTimeEntry(_Payload):
+    kind: Literal[OpKind.ADD_TIME_ENTRY] = OpKind.ADD_TIME_ENTRY
+    minutes: int
+    started_at: datetime
+    notes: str = ""
+    billable: bool = True
+    member_external_id: str | None = None
+
+
+class UploadAttachment(_Payload):
+    kind: Literal[OpKind.UPLOAD_ATTACHMENT] = OpKind.UPLOAD_ATTACHMENT
+    blob_id: int
+    filename: str
+    content_type: str
+    size: int
+
+
+class AlertAction(_Payload):
+    kind: Literal[OpKind.ALERT_ACTION] = OpKind.ALERT_ACTION
+    action: Literal["acknowledge", "resolve"]
+    alert_ref: str
+
+
+OpPayload = Annotated[
+    CreateTicket | UpdateTicket | AddNote | AddTimeEntry | UploadAttachment | AlertAction,
+    Field(discriminator="kind"),
+]
+
+
+class _Envelope(BaseModel):
+    payload: OpPayload
+
+
+def parse_payload(data: dict[str, object]) -> CreateTicket | UpdateTicket | AddNote | AddTimeEntry | UploadAttachment | AlertAction:
+    """Validate a stored payload back into its model."""
+    return _Envelope.model_validate({"payload": data}).payload
+
+
+def new_marker() -> str:
+    """A dedupe marker: 32 hex chars, fits every PSA's marker field."""
+    return uuid.uuid4().hex
+
+
+def enqueue(
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    connection_id: int,
+    payload: _Payload,
+    ticket_id: int | None,
+    actor: str,
+    timeline_entry_id: int | None = None,
+    marker: str | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> OutboxOp:
+    """Add an op to the caller's transaction: it commits (or not) with the local change."""
+    op = OutboxOp(
+        workspace_id=workspace_id,
+        connection_id=connection_id,
+        ticket_id=ticket_id,
+        timeline_entry_id=timeline_entry_id,
+        kind=str(payload.kind),  # type: ignore[attr-defined]
+        payload=payload.model_dump(mode="json"),
+        marker=marker or new_marker(),
+        status=OutboxStatus.PENDING,
+        actor=actor[:200],
+        max_attempts=max_attempts,
+    )
+    session.add(op)
+    return op

@@ -1,0 +1,199 @@
+"""Queue queries: filters, keyset pagination, workspace and customer scoping.
+
+The workspace scope is applied by the session (store/db.py); the customer scope comes from the actor
+(a channel binding resolved on the server) and cannot be widened by a filter.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import select
+
+from core.context import Actor
+from core.errors import InvalidFilter
+from core.ticket_views import names_for, summary_from
+from core.views import QueuePage
+from store.db import Database
+from store.enums import OPEN_STAGES, Priority, Stage
+from store.tables import Ticket
+from store.types import utcnow
+
+MAX_PAGE_SIZE = 100
+MAX_TEXT_CHARS = 200
+UNASSIGNED = "unassigned"
+
+
+class QueueSort(StrEnum):
+    OLDEST = "oldest"  # created, oldest first (a queue works front to back)
+    NEWEST = "newest"
+    PRIORITY = "priority"  # most urgent first, then oldest
+    UPDATED = "updated"  # most recently changed first
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueFilter:
+    """What to show. Empty stages means the open stages."""
+
+    stages: tuple[Stage, ...] = ()
+    statuses: tuple[str, ...] = ()  # PSA status names, case-insensitive
+    customer_id: int | None = None
+    assignee: int | str | None = None  # member id, or "unassigned"
+    priorities: tuple[Priority, ...] = ()
+    min_age: timedelta | None = None  # older than
+    max_age: timedelta | None = None  # newer than
+    text: str | None = None
+    ticket_ids: tuple[int, ...] | None = None  # e.g. "breaching" resolved by the SLA engine
+    sort: QueueSort = QueueSort.OLDEST
+    include_closed: bool = False
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k in ("stages", "statuses", "customer_id", "assignee", "priorities", "text", "sort"):
+            v = getattr(self, k)
+            if v not in ((), None, QueueSort.OLDEST):
+                out[k] = [str(x) for x in v] if isinstance(v, tuple) else str(v)
+        if self.min_age:
+            out["min_age_s"] = int(self.min_age.total_seconds())
+        if self.max_age:
+            out["max_age_s"] = int(self.max_age.total_seconds())
+        return out
+
+
+def _sort_columns(sort: QueueSort) -> list[tuple[Any, bool]]:
+    """(column, descending) pairs; the id is always last so the order is total."""
+    if sort == QueueSort.OLDEST:
+        return [(Ticket.created_at, False), (Ticket.id, False)]
+    if sort == QueueSort.NEWEST:
+        return [(Ticket.created_at, True), (Ticket.id, True)]
+    if sort == QueueSort.PRIORITY:
+        return [(Ticket.priority_rank, False), (Ticket.created_at, False), (Ticket.id, False)]
+    return [(Ticket.updated_at, True), (Ticket.id, True)]
+
+
+def _encode_cursor(sort: QueueSort, values: Sequence[Any]) -> str:
+    raw = [sort.value] + [v.isoformat() if isinstance(v, datetime) else v for v in values]
+    return base64.urlsafe_b64encode(json.dumps(raw, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, sort: QueueSort) -> list[Any]:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(raw, list) or raw[0] != sort.value:
+            raise ValueError
+        cols = _sort_columns(sort)
+        if len(raw) != len(cols) + 1:
+            raise ValueError
+        values: list[Any] = []
+        for (col, _), v in zip(cols, raw[1:], strict=True):
+            values.append(datetime.fromisoformat(v) if col.key in ("created_at", "updated_at") else int(v))
+        return values
+    except (ValueError, TypeError, IndexError, KeyError, binascii.Error, json.JSONDecodeError) as exc:
+        raise InvalidFilter("That page link is invalid or from a different sort order.",
+                            hint="Start again from the first page.") from exc
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _keyset(cols: list[tuple[Any, bool]], values: list[Any]) -> Any:
+    """Rows strictly after `values` in the sort order (a OR-chain that indexes well on both databases)."""
+    clauses = []
+    for i, (col, desc) in enumerate(cols):
+        eqs = [c == v for (c, _), v in zip(cols[:i], values[:i], strict=True)]
+        cmp = col < values[i] if desc else col > values[i]
+        clauses.append(sa.and_(*eqs, cmp))
+    return sa.or_(*clauses)
+
+
+class QueueService:
+    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.db = db
+        self._clock = clock
+
+    def _statement(self, actor: Actor, f: QueueFilter) -> Any:
+        stmt = select(Ticket).where(Ticket.deleted_at.is_(None))  # type: ignore[union-attr]
+        customer_id = f.customer_id
+        if actor.customer_scope_id is not None:
+            if customer_id is not None and customer_id != actor.customer_scope_id:
+                # Asking for another customer inside a customer channel: an empty result, not an error
+                # that would confirm the other customer exists.
+                return stmt.where(sa.false())
+            customer_id = actor.customer_scope_id
+        if customer_id is not None:
+            stmt = stmt.where(Ticket.customer_id == customer_id)
+        stages = f.stages or (() if f.include_closed else OPEN_STAGES)
+        if stages:
+            stmt = stmt.where(Ticket.stage.in_([s.value for s in stages]))  # type: ignore[attr-defined]
+        if f.statuses:
+            stmt = stmt.where(sa.func.lower(Ticket.psa_status_name).in_([s.lower() for s in f.statuses]))
+        if f.assignee == UNASSIGNED:
+            stmt = stmt.where(Ticket.assignee_member_id.is_(None))  # type: ignore[union-attr]
+        elif f.assignee is not None:
+            stmt = stmt.where(Ticket.assignee_member_id == int(f.assignee))
+        if f.priorities:
+            stmt = stmt.where(Ticket.priority.in_([p.value for p in f.priorities]))  # type: ignore[attr-defined]
+        now = self._clock()
+        if f.min_age is not None:
+            stmt = stmt.where(Ticket.created_at <= now - f.min_age)
+        if f.max_age is not None:
+            stmt = stmt.where(Ticket.created_at >= now - f.max_age)
+        if f.ticket_ids is not None:
+            stmt = stmt.where(Ticket.id.in_(f.ticket_ids or [-1]))  # type: ignore[union-attr]
+        if f.text:
+            text = f.text.strip()[:MAX_TEXT_CHARS]
+            if text:
+                pattern = f"%{_escape_like(text.lower())}%"
+                cond = sa.func.lower(Ticket.subject).like(pattern, escape="\\")
+                digits = text.lstrip("#")
+                if digits.isdigit() and len(digits) <= 18:
+                    cond = sa.or_(cond, Ticket.number == int(digits))
+                stmt = stmt.where(cond)
+        return stmt
+
+    async def list(self, actor: Actor, f: QueueFilter | None = None, *, limit: int = 25,
+                   cursor: str | None = None, with_total: bool = False) -> QueuePage:
+        """One page of the queue, in the filter's sort order."""
+        f = f or QueueFilter()
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise InvalidFilter(f"Page size {limit} is out of range.", hint=f"Use 1 to {MAX_PAGE_SIZE}.")
+        cols = _sort_columns(f.sort)
+        base = self._statement(actor, f)
+        stmt = base
+        if cursor:
+            stmt = stmt.where(_keyset(cols, _decode_cursor(cursor, f.sort)))
+        stmt = stmt.order_by(*[c.desc() if d else c.asc() for c, d in cols]).limit(limit + 1)
+        async with self.db.read(actor.scope) as session:
+            rows = list((await session.exec(stmt)).all())
+            total = None
+            if with_total:
+                total = (await session.execute(select(sa.func.count()).select_from(base.subquery()))).scalar_one()
+            page, more = rows[:limit], len(rows) > limit
+            customers, members = await names_for(session, page)
+        items = tuple(
+            summary_from(t, customers.get(t.customer_id) if t.customer_id else None,
+                         members.get(t.assignee_member_id) if t.assignee_member_id else None)
+            for t in page
+        )
+        next_cursor = None
+        if more and page:
+            last = page[-1]
+            next_cursor = _encode_cursor(f.sort, [getattr(last, c.key) for c, _ in cols])
+        return QueuePage(items=items, next_cursor=next_cursor, total=total, filters=f.describe())
+
+    async def mine(self, actor: Actor, *, limit: int = 25, cursor: str | None = None) -> QueuePage:
+        """The acting technician's open tickets."""
+        if actor.member_id is None:
+            raise InvalidFilter("You are not linked to a technician, so 'mine' is empty.",
+                                hint="Ask an admin to link your chat account (/deskbridge link).")
+        return await self.list(actor, QueueFilter(assignee=actor.member_id), limit=limit, cursor=cursor)
+

@@ -1,0 +1,84 @@
+"""Coordination of scheduled work across instances, through the database (reliability-sla.md §3.3).
+
+Every instance may run APScheduler; before a job body runs, `claim_tick` inserts a unique
+(job, period) row. The instance whose insert succeeds runs the tick; the rest skip it. A crashed
+instance's tick is simply lost for that period and the next period runs normally.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from store.db import Database, Scope
+from store.tables import JobTick, Lease, ProcessedEvent
+
+
+def period_start(now: datetime, every: timedelta) -> datetime:
+    """The start of the period containing `now` (periods are aligned to the Unix epoch)."""
+    step = int(every.total_seconds())
+    if step <= 0:
+        raise ValueError("period must be positive")
+    ts = int(now.timestamp())
+    return datetime.fromtimestamp(ts - ts % step, UTC)
+
+
+def _insert(db: Database, table: type) -> sa.Insert:
+    return (sqlite.insert(table) if db.is_sqlite else postgresql.insert(table))  # type: ignore[return-value]
+
+
+async def claim_tick(db: Database, job: str, start: datetime, instance: str) -> bool:
+    """True if this instance won the (job, period) tick."""
+    stmt = _insert(db, JobTick).values(job=job, period_start=start, claimed_by=instance[:200],
+                                       claimed_at=datetime.now(UTC))
+    stmt = stmt.on_conflict_do_nothing(index_elements=["job", "period_start"])  # type: ignore[attr-defined]
+    async with db.write(Scope.system_wide()) as session:
+        result = await session.execute(stmt)
+        return bool(result.rowcount)
+
+
+async def finish_tick(db: Database, job: str, start: datetime) -> None:
+    async with db.write(Scope.system_wide()) as session:
+        await session.execute(sa.update(JobTick).where(JobTick.job == job, JobTick.period_start == start)
+                              .values(finished_at=datetime.now(UTC)))
+
+
+async def acquire_lease(db: Database, name: str, holder: str, ttl: timedelta, now: datetime) -> bool:
+    """Take or renew a named lease; False while another holder's lease is still valid."""
+    until = now + ttl
+    async with db.write(Scope.system_wide()) as session:
+        stmt = _insert(db, Lease).values(name=name, holder=holder, until=until)
+        stmt = stmt.on_conflict_do_nothing(index_elements=["name"])  # type: ignore[attr-defined]
+        if (await session.execute(stmt)).rowcount:
+            return True
+        res = await session.execute(
+            sa.update(Lease)
+            .where(Lease.name == name, sa.or_(Lease.holder == holder, Lease.until < now))
+            .values(holder=holder, until=until)
+        )
+        return bool(res.rowcount)
+
+
+async def release_lease(db: Database, name: str, holder: str) -> None:
+    async with db.write(Scope.system_wide()) as session:
+        await session.execute(sa.delete(Lease).where(Lease.name == name, Lease.holder == holder))
+
+
+async def mark_event_processed(db: Database, source: str, event_id: str, workspace_id: int | None = None) -> bool:
+    """Record a webhook/chat event id; False if it was already recorded (a retry or a duplicate)."""
+    stmt = _insert(db, ProcessedEvent).values(source=source[:64], event_id=event_id[:200],
+                                              workspace_id=workspace_id, received_at=datetime.now(UTC))
+    stmt = stmt.on_conflict_do_nothing(index_elements=["source", "event_id"])  # type: ignore[attr-defined]
+    async with db.write(Scope.system_wide()) as session:
+        return bool((await session.execute(stmt)).rowcount)
+
+
+async def prune(db: Database, now: datetime, *, events_older_than: timedelta = timedelta(days=7),
+                ticks_older_than: timedelta = timedelta(days=2)) -> dict[str, int]:
+    """Housekeeping: drop old processed-event ids and tick rows."""
+    async with db.write(Scope.system_wide()) as session:
+        ev = await session.execute(sa.delete(ProcessedEvent).where(ProcessedEvent.received_at < now - events_older_than))
+        ti = await session.execute(sa.delete(JobTick).where(JobTick.claimed_at < now - ticks_older_than))
+    return {"events": ev.rowcount or 0, "ticks": ti.rowcount or 0}

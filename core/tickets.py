@@ -1,0 +1,494 @@
+"""TicketService: create, read, change and comment on tickets.
+
+Every change writes the local row, a timeline entry and (for PSA-backed tickets) an outbox op in one
+transaction, so nothing is half-written and no PSA write is lost. Nothing here calls a PSA.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from connectors.base import Capabilities, Feature
+from core.context import Actor
+from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from core.outbox.ops import (
+    AddNote,
+    AddTimeEntry,
+    CreateTicket,
+    UpdateTicket,
+    UploadAttachment,
+    enqueue,
+    new_marker,
+)
+from core.status import parse_priority, psa_priority_for, resolve_status
+from core.ticket_views import build_detail, load_ticket
+from core.views import TicketDetail, TimelineItem
+from store.db import Database
+from store.enums import EntryKind, Origin, Priority, Stage
+from store.tables import (
+    AttachmentBlob,
+    Customer,
+    Member,
+    PsaConnection,
+    Ticket,
+    TimelineEntry,
+    Workspace,
+)
+from store.types import utcnow
+
+MAX_SUBJECT_CHARS = 255
+MAX_DESCRIPTION_CHARS = 100_000
+MAX_NOTE_CHARS = 30_000
+MAX_TIME_MINUTES = 24 * 60
+STANDALONE_MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
+DEFAULT_CAPABILITIES = Capabilities(
+    features=frozenset({Feature.RESOLUTION_NOTES, Feature.TIME_ENTRIES, Feature.ATTACHMENTS, Feature.ASSIGNMENT}),
+    max_attachment_bytes=STANDALONE_MAX_ATTACHMENT_BYTES,
+    max_summary_chars=MAX_SUBJECT_CHARS,
+    max_note_chars=MAX_NOTE_CHARS,
+)
+
+_VISIBILITY_KIND = {
+    "public": EntryKind.NOTE_PUBLIC,
+    "internal": EntryKind.NOTE_INTERNAL,
+    "resolution": EntryKind.NOTE_RESOLUTION,
+}
+
+
+def _clean_text(value: str, *, field: str, limit: int, required: bool = True) -> str:
+    text = (value or "").replace("\x00", "").strip()
+    if required and not text:
+        raise InvalidInput(f"The {field} is empty.", hint=f"Write a {field} and try again.", field=field)
+    if len(text) > limit:
+        raise InvalidInput(
+            f"The {field} is {len(text):,} characters long; the limit is {limit:,}.",
+            hint="Shorten it, or attach the full text as a file.",
+            field=field,
+        )
+    return text
+
+
+class TicketService:
+    """All ticket operations every surface calls."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        capabilities: Callable[[str], Capabilities] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.db = db
+        self._capabilities = capabilities or (lambda kind: DEFAULT_CAPABILITIES)
+        self._clock = clock
+
+    # ------------------------------------------------------------ helpers
+
+    async def _caps(self, session: AsyncSession, ticket: Ticket) -> Capabilities:
+        if ticket.connection_id is None:
+            return DEFAULT_CAPABILITIES
+        conn = await session.get(PsaConnection, ticket.connection_id)
+        return self._capabilities(conn.kind) if conn else DEFAULT_CAPABILITIES
+
+    @staticmethod
+    def _require_member(actor: Actor, what: str) -> None:
+        if not actor.is_member:
+            raise PermissionDenied(
+                f"Only technicians can {what}.", hint="Ask your MSP's technician to do this for you."
+            )
+
+    async def _member_external_id(self, session: AsyncSession, ticket: Ticket, member_id: int | None) -> str | None:
+        if member_id is None or ticket.connection_id is None:
+            return None
+        member = await session.get(Member, member_id)
+        if member and member.connection_id == ticket.connection_id:
+            return member.external_id
+        return None
+
+    def _entry(self, actor: Actor, ticket: Ticket, kind: EntryKind, *, body: str = "", data: dict | None = None,
+               marker: str | None = None, author: Member | None = None) -> TimelineEntry:
+        return TimelineEntry(
+            workspace_id=actor.workspace_id,
+            ticket_id=ticket.id,  # type: ignore[arg-type]
+            kind=kind,
+            origin=actor.origin,
+            marker=marker,
+            author_member_id=actor.member_id,
+            author_name=author.name if author else actor.display,
+            body=body,
+            data=data or {},
+            occurred_at=self._clock(),
+        )
+
+    def _touch(self, ticket: Ticket) -> None:
+        ticket.updated_at = self._clock()
+        ticket.version += 1
+
+    def _enqueue(self, session: AsyncSession, actor: Actor, ticket: Ticket, payload: object,
+                 entry: TimelineEntry | None = None, marker: str | None = None) -> None:
+        if ticket.connection_id is None:
+            return
+        enqueue(
+            session,
+            workspace_id=actor.workspace_id,
+            connection_id=ticket.connection_id,
+            payload=payload,  # type: ignore[arg-type]
+            ticket_id=ticket.id,
+            actor=actor.display,
+            timeline_entry_id=entry.id if entry else None,
+            marker=marker,
+        )
+
+    async def _detail(self, session: AsyncSession, actor: Actor, ticket: Ticket) -> TicketDetail:
+        return await build_detail(session, ticket, internal=actor.is_member)
+
+    async def _author(self, session: AsyncSession, actor: Actor) -> Member | None:
+        return await session.get(Member, actor.member_id) if actor.member_id else None
+
+    # ------------------------------------------------------------ reads
+
+    async def get(self, actor: Actor, ref: int | str) -> TicketDetail:
+        """One ticket with its timeline (internal entries hidden from non-members)."""
+        async with self.db.read(actor.scope) as session:
+            ticket = await load_ticket(session, actor, ref)
+            return await self._detail(session, actor, ticket)
+
+    async def timeline(self, actor: Actor, ref: int | str) -> tuple[TimelineItem, ...]:
+        return (await self.get(actor, ref)).timeline
+
+    async def status_history(self, actor: Actor, ref: int | str) -> tuple[TimelineItem, ...]:
+        items = await self.timeline(actor, ref)
+        return tuple(i for i in items if i.kind == EntryKind.STATUS_CHANGE)
+
+    # ------------------------------------------------------------ create
+
+    async def create(
+        self,
+        actor: Actor,
+        *,
+        subject: str,
+        description: str = "",
+        customer_id: int | None = None,
+        contact_id: int | None = None,
+        priority: Priority | str = Priority.MEDIUM,
+        assignee_member_id: int | None = None,
+        connection_id: int | None = None,
+        board_external_id: str | None = None,
+        type_name: str | None = None,
+        alert_ref: str | None = None,
+        device_ref: str | None = None,
+    ) -> TicketDetail:
+        """Create a ticket: numbered locally when standalone, queued for the PSA when PSA-backed."""
+        self._require_member(actor, "create tickets here") if actor.origin != Origin.API else None
+        prio = parse_priority(priority)
+        if actor.customer_scope_id is not None:
+            if customer_id not in (None, actor.customer_scope_id):
+                raise PermissionDenied("This channel is bound to one customer; tickets go to that customer.")
+            customer_id = actor.customer_scope_id
+        async with self.db.write(actor.scope) as session:
+            ws = await session.get(Workspace, actor.workspace_id)
+            if ws is None:
+                raise NotFound(f"Workspace {actor.workspace_id} does not exist.")
+            conn = await self._connection(session, actor, connection_id)
+            caps = self._capabilities(conn.kind) if conn else DEFAULT_CAPABILITIES
+            subject_clean = _clean_text(subject, field="subject", limit=min(MAX_SUBJECT_CHARS, caps.max_summary_chars))
+            desc = _clean_text(description, field="description", limit=MAX_DESCRIPTION_CHARS, required=False)
+            customer = await session.get(Customer, customer_id) if customer_id is not None else None
+            if customer_id is not None and customer is None:
+                raise NotFound(f"Customer {customer_id} was not found.", hint="List customers with /deskbridge customers.")
+            if conn and "company_external_id" in caps.create_requires and (customer is None or not customer.external_id):
+                raise InvalidInput(
+                    f"{conn.name} needs a customer on every new ticket.", hint="Pick the customer and try again.",
+                    field="customer",
+                )
+            assignee = await session.get(Member, assignee_member_id) if assignee_member_id else None
+            if assignee_member_id and (assignee is None or not assignee.active):
+                raise NotFound("That technician was not found or is inactive.", hint="Pick another technician.")
+            now = self._clock()
+            ticket = Ticket(
+                workspace_id=actor.workspace_id,
+                number=None if conn else await self._next_number(session, actor.workspace_id),
+                connection_id=conn.id if conn else None,
+                customer_id=customer.id if customer else None,
+                contact_id=contact_id,
+                subject=subject_clean,
+                description=desc,
+                priority=prio.value,
+                priority_rank=prio.rank,
+                stage=Stage.NEW.value,
+                psa_status_name=Stage.NEW.label,
+                assignee_member_id=assignee.id if assignee else None,
+                source=actor.origin.value,
+                board_external_id=board_external_id,
+                type_name=type_name,
+                alert_ref=alert_ref,
+                device_ref=device_ref,
+                created_at=now,
+                updated_at=now,
+                marker=new_marker() if conn else None,
+            )
+            session.add(ticket)
+            await session.flush()
+            if conn:
+                psa_prio = await psa_priority_for(session, conn.id, prio)  # type: ignore[arg-type]
+                self._enqueue(
+                    session, actor, ticket,
+                    CreateTicket(
+                        summary=subject_clean,
+                        description=desc,
+                        company_external_id=customer.external_id if customer else None,
+                        board_external_id=board_external_id,
+                        priority_external_id=psa_prio[0] if psa_prio else None,
+                        owner_external_id=assignee.external_id if assignee else None,
+                    ),
+                    marker=ticket.marker,
+                )
+            return await self._detail(session, actor, ticket)
+
+    async def _connection(self, session: AsyncSession, actor: Actor, connection_id: int | None) -> PsaConnection | None:
+        if connection_id is not None:
+            conn = await session.get(PsaConnection, connection_id)
+            if conn is None:
+                raise NotFound(f"Connection {connection_id} was not found.")
+            return conn
+        return (
+            await session.exec(
+                select(PsaConnection).where(PsaConnection.is_default == sa.true(), PsaConnection.enabled == sa.true())
+            )
+        ).first()
+
+    async def _next_number(self, session: AsyncSession, workspace_id: int) -> int:
+        stmt = (
+            sa.update(Workspace)
+            .where(Workspace.id == workspace_id)  # type: ignore[arg-type]
+            .values(next_ticket_number=Workspace.next_ticket_number + 1)
+            .returning(Workspace.next_ticket_number)
+        )
+        value = (await session.execute(stmt)).scalar_one()
+        return int(value) - 1
+
+    # ------------------------------------------------------------ changes
+
+    async def change_status(self, actor: Actor, ref: int | str, status: str) -> TicketDetail:
+        """Move a ticket to a status valid on its board (a PSA status name or a stage)."""
+        self._require_member(actor, "change a ticket's status")
+        async with self.db.write(actor.scope) as session:
+            ticket = await load_ticket(session, actor, ref, for_update=True)
+            await self._apply_status(session, actor, ticket, status)
+            return await self._detail(session, actor, ticket)
+
+    async def _apply_status(self, session: AsyncSession, actor: Actor, ticket: Ticket, status: str) -> None:
+        resolved = await resolve_status(
+            session, connection_id=ticket.connection_id, board_external_id=ticket.board_external_id, text=status
+        )
+        if resolved.psa_status_name == ticket.psa_status_name and resolved.stage.value == ticket.stage:
+            return
+        before = {"stage": ticket.stage, "status": ticket.psa_status_name}
+        ticket.stage = resolved.stage.value
+        ticket.psa_status_id = resolved.psa_status_id
+        ticket.psa_status_name = resolved.psa_status_name
+        ticket.closed_at = None if resolved.stage.is_open else self._clock()
+        self._touch(ticket)
+        entry = self._entry(
+            actor, ticket, EntryKind.STATUS_CHANGE,
+            data={"from": before, "to": {"stage": ticket.stage, "status": ticket.psa_status_name}},
+        )
+        session.add(entry)
+        await session.flush()
+        self._enqueue(session, actor, ticket, UpdateTicket(status_external_id=resolved.psa_status_id), entry)
+
+    async def change_priority(self, actor: Actor, ref: int | str, priority: Priority | str) -> TicketDetail:
+        self._require_member(actor, "change a ticket's priority")
+        prio = parse_priority(priority)
+        async with self.db.write(actor.scope) as session:
+            ticket = await load_ticket(session, actor, ref, for_update=True)
+            if ticket.priority != prio.value:
+                before = ticket.priority
+                psa_prio = await psa_priority_for(session, ticket.connection_id, prio) if ticket.connection_id else None
+                if ticket.connection_id and psa_prio is None:
+                    raise InvalidInput(
+                        f"This PSA has no priority mapped to {prio.label}.",
+                        hint="Map one with `deskbridge connection map-priority`, or run a sync first.",
+                        field="priority",
+                    )
+                ticket.priority, ticket.priority_rank = prio.value, prio.rank
+                if psa_prio:
+                    ticket.psa_priority_id, ticket.psa_priority_name = psa_prio
+                self._touch(ticket)
+                entry = self._entry(actor, ticket, EntryKind.PRIORITY_CHANGE, data={"from": before, "to": prio.value})
+                session.add(entry)
+                await session.flush()
+                self._enqueue(session, actor, ticket,
+                              UpdateTicket(priority_external_id=psa_prio[0] if psa_prio else None), entry)
+            return await self._detail(session, actor, ticket)
+
+    async def assign(self, actor: Actor, ref: int | str, member_id: int | None) -> TicketDetail:
+        """Assign to a technician, or unassign with None."""
+        self._require_member(actor, "assign tickets")
+        async with self.db.write(actor.scope) as session:
+            ticket = await load_ticket(session, actor, ref, for_update=True)
+            if ticket.assignee_member_id == member_id:
+                return await self._detail(session, actor, ticket)
+            member = await session.get(Member, member_id) if member_id is not None else None
+            if member_id is not None and (member is None or not member.active):
+                raise NotFound("That technician was not found or is inactive.", hint="Pick another technician.")
+            ext = None
+            if member is not None and ticket.connection_id is not None:
+                ext = await self._member_external_id(session, ticket, member.id)
+                if ext is None:
+                    raise InvalidInput(
+                        f"{member.name} has no account in this PSA, so the ticket cannot be assigned to them there.",
+                        hint="Map the technician's e-mail to a PSA member (run a sync), then try again.",
+                        field="assignee",
+                    )
+            before = ticket.assignee_member_id
+            ticket.assignee_member_id = member_id
+            self._touch(ticket)
+            entry = self._entry(actor, ticket, EntryKind.ASSIGNMENT,
+                                data={"from": before, "to": member_id, "to_name": member.name if member else None})
+            session.add(entry)
+            await session.flush()
+            self._enqueue(session, actor, ticket,
+                          UpdateTicket(owner_external_id=ext, unassign=member_id is None), entry)
+            return await self._detail(session, actor, ticket)
+
+    async def comment(
+        self,
+        actor: Actor,
+        ref: int | str,
+        text: str,
+        *,
+        visibility: str = "internal",
+        email_contact: bool | None = None,
+        status: str | None = None,
+    ) -> TicketDetail:
+        """Add a note (public, internal or resolution); optionally change status in the same write."""
+        if visibility not in _VISIBILITY_KIND:
+            raise InvalidInput(f"'{visibility}' is not a note visibility.", hint="Use public, internal or resolution.",
+                               field="visibility")
+        if visibility != "public" or status is not None:
+            self._require_member(actor, "add internal notes or change status")
+        async with self.db.write(actor.scope) as session:
+            ticket = await load_ticket(session, actor, ref, for_update=True)
+            caps = await self._caps(session, ticket)
+            body = _clean_text(text, field="note", limit=min(MAX_NOTE_CHARS, caps.max_note_chars))
+            if visibility == "resolution" and not caps.has(Feature.RESOLUTION_NOTES):
+                visibility = "internal"
+            author = await self._author(session, actor)
+            marker = new_marker() if ticket.connection_id else None
+            entry = self._entry(actor, ticket, _VISIBILITY_KIND[visibility], body=body, marker=marker, author=author)
+            session.add(entry)
+            self._touch(ticket)
+            await session.flush()
+            public = visibility == "public"
+            self._enqueue(
+                session, actor, ticket,
+                AddNote(
+                    text=body,
+                    visibility=visibility,  # type: ignore[arg-type]
+                    email_contact=public if email_contact is None else (email_contact and public),
+                    author_member_external_id=await self._member_external_id(session, ticket, actor.member_id),
+                ),
+                entry, marker=marker,
+            )
+            if public and actor.is_member and actor.member_id is not None and ticket.first_response_at is None:
+                ticket.first_response_at = entry.occurred_at
+                ws = await session.get(Workspace, actor.workspace_id)
+                if (ws and ws.settings.get("first_reply_moves_to_in_progress") and ticket.stage == Stage.NEW.value
+                        and status is None):
+                    status = "in progress"
+            if status is not None:
+                await self._apply_status(session, actor, ticket, status)
+            return await self._detail(session, actor, ticket)
+
+    async def log_time(
+        self,
+        actor: Actor,
+        ref: int | str,
+        minutes: int,
+        *,
+        notes: str = "",
+        started_at: datetime | None = None,
+        billable: bool = True,
+    ) -> TicketDetail:
+        self._require_member(actor, "log time")
+        if not isinstance(minutes, int) or minutes <= 0 or minutes > MAX_TIME_MINUTES:
+            raise InvalidInput(
+                f"{minutes!r} is not a valid duration.",
+                hint=f"Log between 1 and {MAX_TIME_MINUTES} minutes per entry (e.g. 30m or 1h30m).",
+                field="minutes",
+            )
+        async with self.db.write(actor.scope) as session:
+            ticket = await load_ticket(session, actor, ref, for_update=True)
+            caps = await self._caps(session, ticket)
+            if ticket.connection_id and not caps.has(Feature.TIME_ENTRIES):
+                raise InvalidInput("This PSA does not accept time entries from Deskbridge.")
+            note = _clean_text(notes, field="time note", limit=MAX_NOTE_CHARS, required=False)
+            start = started_at or (self._clock() - timedelta(minutes=minutes))
+            if start.tzinfo is None:
+                raise InvalidInput("The start time needs a time zone.", field="started_at")
+            marker = new_marker() if ticket.connection_id else None
+            entry = self._entry(actor, ticket, EntryKind.TIME_ENTRY, body=note, marker=marker,
+                                data={"minutes": minutes, "billable": billable, "started_at": start.isoformat()},
+                                author=await self._author(session, actor))
+            session.add(entry)
+            self._touch(ticket)
+            await session.flush()
+            self._enqueue(
+                session, actor, ticket,
+                AddTimeEntry(minutes=minutes, started_at=start, notes=note, billable=billable,
+                             member_external_id=await self._member_external_id(session, ticket, actor.member_id)),
+                entry, marker=marker,
+            )
+            return await self._detail(session, actor, ticket)
+
+    async def attach(
+        self, actor: Actor, ref: int | str, *, filename: str, content: bytes, content_type: str = "application/octet-stream"
+    ) -> TicketDetail:
+        """Attach a file: size checked against the PSA's cap before anything is stored or sent."""
+        name = _clean_text(filename, field="file name", limit=255).replace("/", "_").replace("\\", "_")
+        async with self.db.write(actor.scope) as session:
+            ticket = await load_ticket(session, actor, ref, for_update=True)
+            caps = await self._caps(session, ticket)
+            if ticket.connection_id and not caps.has(Feature.ATTACHMENTS):
+                raise InvalidInput("This PSA does not accept attachments from Deskbridge.")
+            if len(content) == 0:
+                raise InvalidInput("The file is empty.", hint="Attach a file with content.", field="file")
+            if len(content) > caps.max_attachment_bytes:
+                raise InvalidInput(
+                    f"{name} is {len(content) / 1_048_576:.1f} MB; the limit here is "
+                    f"{caps.max_attachment_bytes / 1_048_576:.0f} MB.",
+                    hint="Share a link to the file instead, or compress it.",
+                    field="file",
+                )
+            digest = hashlib.sha256(content).hexdigest()
+            blob = AttachmentBlob(workspace_id=actor.workspace_id, sha256=digest, size=len(content),
+                                  content_type=content_type[:200], data=content)
+            session.add(blob)
+            await session.flush()
+            marker = new_marker() if ticket.connection_id else None
+            entry = self._entry(actor, ticket, EntryKind.ATTACHMENT, body=name, marker=marker,
+                                data={"filename": name, "size": len(content), "content_type": content_type,
+                                      "sha256": digest, "blob_id": blob.id},
+                                author=await self._author(session, actor))
+            session.add(entry)
+            self._touch(ticket)
+            await session.flush()
+            self._enqueue(session, actor, ticket,
+                          UploadAttachment(blob_id=blob.id, filename=name, content_type=content_type,  # type: ignore[arg-type]
+                                           size=len(content)),
+                          entry, marker=marker)
+            return await self._detail(session, actor, ticket)
+
+    async def reopen_guard(self, actor: Actor, ref: int | str) -> None:
+        """Raise Conflict if the ticket is closed (surfaces call this before offering edit actions)."""
+        detail = await self.get(actor, ref)
+        if not detail.summary.stage.is_open:
+            raise Conflict(f"Ticket {detail.summary.display_number} is {detail.summary.stage.label.lower()}.",
+                           hint="Change its status to reopen it first.")

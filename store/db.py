@@ -1,0 +1,214 @@
+"""Engine and session factory built from a URL passed in (no import-time globals).
+
+Workspace isolation is enforced here, by construction: every session carries a `Scope`. A workspace
+scope adds `workspace_id = :ws` to every ORM SELECT/UPDATE/DELETE touching a `WorkspaceOwned` table and
+refuses to flush a row of another workspace; a session without a scope refuses to query at all. Only
+system jobs (outbox worker, scheduler) open `Scope.system()` sessions, and they say so at the call.
+
+SQLite (the embedded default): WAL, busy_timeout, foreign keys, and `BEGIN IMMEDIATE` for every write
+transaction (reliability-sla.md §4); reads use a second engine with deferred transactions, so readers
+never take the write lock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.orm import ORMExecuteState, with_loader_criteria
+from sqlmodel import Session
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+import store.tables  # noqa: F401  (every table registered before the first query)
+from store.tables.base import WorkspaceOwned
+
+log = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+class ScopeError(RuntimeError):
+    """A query or write outside the session's workspace scope (a programming error, never user input)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Whose rows a session may see: one workspace, or (system jobs only) all of them."""
+
+    workspace_id: int | None
+    system: bool = False
+
+    @classmethod
+    def workspace(cls, workspace_id: int) -> Scope:
+        if not isinstance(workspace_id, int):
+            raise TypeError("workspace_id must be an int")
+        return cls(workspace_id=workspace_id)
+
+    @classmethod
+    def system_wide(cls) -> Scope:
+        return cls(workspace_id=None, system=True)
+
+
+class _ScopedSession(Session):
+    """Sync session class behind every AsyncSession; carries the scope in `info`."""
+
+
+@event.listens_for(_ScopedSession, "do_orm_execute")
+def _apply_scope(state: ORMExecuteState) -> None:
+    scope: Scope | None = state.session.info.get("scope")
+    if scope is None:
+        raise ScopeError("session has no scope; open it with Database.read(scope) or Database.write(scope)")
+    if scope.system or state.is_column_load or state.is_relationship_load:
+        return
+    if state.is_select or state.is_update or state.is_delete:
+        ws = scope.workspace_id
+        state.statement = state.statement.options(
+            *(with_loader_criteria(cls, cls.workspace_id == ws, include_aliases=True) for cls in _owned_classes())
+        )
+
+
+def _owned_classes() -> list[type[WorkspaceOwned]]:
+    """Every mapped table class that belongs to a workspace (computed once the tables are imported)."""
+    global _OWNED
+    if _OWNED is None:
+        found: list[type[WorkspaceOwned]] = []
+        stack: list[type] = [WorkspaceOwned]
+        while stack:
+            for sub in stack.pop().__subclasses__():
+                stack.append(sub)
+                if getattr(sub, "__table__", None) is not None:
+                    found.append(sub)
+        _OWNED = found
+    return _OWNED
+
+
+_OWNED: list[type[WorkspaceOwned]] | None = None
+
+
+@event.listens_for(_ScopedSession, "before_flush")
+def _check_flush(session: Session, flush_context: Any, instances: Any) -> None:
+    if session.info.get("read_only"):
+        raise ScopeError("read-only session tried to write; use Database.write()")
+    scope: Scope | None = session.info.get("scope")
+    if scope is None:
+        raise ScopeError("session has no scope")
+    if scope.system:
+        return
+    for obj in list(session.new) + list(session.dirty) + list(session.deleted):
+        if isinstance(obj, WorkspaceOwned):
+            if obj.workspace_id is None:
+                obj.workspace_id = scope.workspace_id  # type: ignore[assignment]
+            elif obj.workspace_id != scope.workspace_id:
+                raise ScopeError(
+                    f"{type(obj).__name__} belongs to workspace {obj.workspace_id}, "
+                    f"session is scoped to {scope.workspace_id}"
+                )
+
+
+def async_url(url: str) -> str:
+    """Map a plain database URL to its async driver (sqlite → aiosqlite, postgresql → psycopg)."""
+    u = make_url(url)
+    if u.drivername in ("sqlite", "sqlite+pysqlite"):
+        u = u.set(drivername="sqlite+aiosqlite")
+    elif u.drivername in ("postgresql", "postgres", "postgresql+psycopg2", "postgresql+asyncpg"):
+        u = u.set(drivername="postgresql+psycopg")
+    return u.render_as_string(hide_password=False)
+
+
+def sync_url(url: str) -> str:
+    """Map a database URL to its synchronous driver (for Alembic and multi-process tools)."""
+    u = make_url(url)
+    if u.drivername.startswith("sqlite"):
+        u = u.set(drivername="sqlite")
+    elif u.drivername.startswith("postgres"):
+        u = u.set(drivername="postgresql+psycopg")
+    return u.render_as_string(hide_password=False)
+
+
+def _sqlite_engine(url: str, *, immediate: bool, echo: bool) -> AsyncEngine:
+    engine = create_async_engine(url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_connection.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Database:
+    """Owns the engines for one database URL and opens scoped sessions."""
+
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+        self.url = url
+        self.dialect = make_url(url).get_backend_name()
+        aurl = async_url(url)
+        if self.is_sqlite:
+            self._write_engine = _sqlite_engine(aurl, immediate=True, echo=echo)
+            self._read_engine = _sqlite_engine(aurl, immediate=False, echo=echo)
+        else:
+            engine = create_async_engine(
+                aurl, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            )
+            self._write_engine = self._read_engine = engine
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine for writes (and, on PostgreSQL, reads)."""
+        return self._write_engine
+
+    def _session(self, scope: Scope, *, read_only: bool) -> AsyncSession:
+        if not isinstance(scope, Scope):
+            raise TypeError("a Scope is required to open a session")
+        engine = self._read_engine if read_only else self._write_engine
+        session = AsyncSession(engine, expire_on_commit=False, sync_session_class=_ScopedSession)
+        session.info["scope"] = scope
+        session.info["read_only"] = read_only
+        return session
+
+    @asynccontextmanager
+    async def read(self, scope: Scope) -> AsyncIterator[AsyncSession]:
+        """A read-only session; it refuses to flush."""
+        async with self._session(scope, read_only=True) as session:
+            yield session
+
+    @asynccontextmanager
+    async def write(self, scope: Scope) -> AsyncIterator[AsyncSession]:
+        """One write transaction: committed when the block ends, rolled back on any exception."""
+        async with self._session(scope, read_only=False) as session, session.begin():
+            yield session
+
+    async def ping(self) -> bool:
+        """True when the database answers."""
+        try:
+            async with self._read_engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+            return True
+        except Exception:
+            log.warning("database ping failed", exc_info=True)
+            return False
+
+    async def dispose(self) -> None:
+        await self._write_engine.dispose()
+        if self._read_engine is not self._write_engine:
+            await self._read_engine.dispose()

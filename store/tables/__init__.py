@@ -1,0 +1,42 @@
+"""All tables; importing this module registers them on SQLModel.metadata (for Alembic and tests)."""
+
+from store.tables.base import WorkspaceOwned
+from store.tables.connection import PicklistItem, PriorityMapping, PsaConnection, StatusMapping
+from store.tables.outbox import AuditLog, OutboxOp
+from store.tables.sync import JobTick, Lease, ProcessedEvent, SyncCursor, SyncRun
+from store.tables.ticket import AttachmentBlob, ChatLink, Ticket, TimelineEntry
+from store.tables.workspace import (
+    ChannelBinding,
+    ChatInstallation,
+    Contact,
+    Customer,
+    Member,
+    MemberChatIdentity,
+    Workspace,
+)
+
+__all__ = [
+    "AttachmentBlob",
+    "AuditLog",
+    "ChannelBinding",
+    "ChatInstallation",
+    "ChatLink",
+    "Contact",
+    "Customer",
+    "JobTick",
+    "Lease",
+    "Member",
+    "MemberChatIdentity",
+    "OutboxOp",
+    "PicklistItem",
+    "PriorityMapping",
+    "ProcessedEvent",
+    "PsaConnection",
+    "StatusMapping",
+    "SyncCursor",
+    "SyncRun",
+    "Ticket",
+    "TimelineEntry",
+    "Workspace",
+    "WorkspaceOwned",
+]

@@ -1,0 +1,120 @@
+"""Tickets, their timelines, and where they were posted in chat."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field
+
+from store.tables.base import WorkspaceOwned, created_field
+from store.types import JSONType, UTCDateTime, utcnow
+
+
+class Ticket(WorkspaceOwned, table=True):
+    """The local copy of a ticket: normalized view plus the PSA's own values."""
+
+    __table_args__ = (
+        sa.UniqueConstraint("workspace_id", "number", name="uq_ticket_number"),
+        sa.UniqueConstraint("connection_id", "external_id", name="uq_ticket_external"),
+        # Queue indexes (core/queue.py): customer queue, technician queue, whole board.
+        sa.Index("ix_ticket_queue_customer", "workspace_id", "customer_id", "stage", "created_at", "id"),
+        sa.Index("ix_ticket_queue_assignee", "workspace_id", "assignee_member_id", "stage", "created_at", "id"),
+        sa.Index("ix_ticket_queue_stage", "workspace_id", "stage", "created_at", "id"),
+        sa.Index("ix_ticket_psa_updated", "connection_id", "psa_updated_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: int | None = None  # shown to people: the PSA id when PSA-backed, else the workspace's own numbering
+    connection_id: int | None = Field(default=None, foreign_key="psa_connection.id")
+    external_id: str | None = Field(default=None, max_length=64)
+    customer_id: int | None = Field(default=None, foreign_key="customer.id")
+    contact_id: int | None = Field(default=None, foreign_key="contact.id")
+    subject: str = Field(max_length=255)
+    description: str = Field(default="", sa_type=sa.Text)
+    priority: str = Field(max_length=16)
+    priority_rank: int = Field(default=2)  # Priority.rank, for the priority sort
+    stage: str = Field(max_length=16)
+    # PSA's raw values (joined to the normalized ones by the connection's mappings).
+    psa_status_id: str | None = Field(default=None, max_length=64)
+    psa_status_name: str | None = Field(default=None, max_length=100)
+    psa_priority_id: str | None = Field(default=None, max_length=64)
+    psa_priority_name: str | None = Field(default=None, max_length=100)
+    board_external_id: str | None = Field(default=None, max_length=64)
+    board_name: str | None = Field(default=None, max_length=100)
+    type_name: str | None = Field(default=None, max_length=100)
+    assignee_member_id: int | None = Field(default=None, foreign_key="member.id")
+    source: str = Field(default="system", max_length=16)  # Origin of creation
+    alert_ref: str | None = Field(default=None, max_length=200)  # linked RMM alert
+    device_ref: str | None = Field(default=None, max_length=200)  # linked device/configuration
+    contract_ref: str | None = Field(default=None, max_length=200)
+    # The PSA's own SLA due dates, shown beside ours.
+    psa_respond_by: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    psa_resolve_by: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    first_response_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = created_field()
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    psa_updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    psa_hash: str | None = Field(default=None, max_length=64)  # content hash of the last synced PSA record
+    deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # gone from the PSA
+    marker: str | None = Field(default=None, max_length=64, index=True)  # dedupe marker of our create
+    version: int = Field(default=1)
+
+
+class TimelineEntry(WorkspaceOwned, table=True):
+    """Notes, status changes, assignments, time entries, attachments: each with its origin."""
+
+    __tablename__ = "timeline_entry"
+    __table_args__ = (
+        sa.UniqueConstraint("ticket_id", "kind", "external_id", name="uq_timeline_external"),
+        sa.Index("ix_timeline_ticket", "ticket_id", "occurred_at", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id")
+    kind: str = Field(max_length=24)  # EntryKind
+    origin: str = Field(max_length=16)  # Origin
+    external_id: str | None = Field(default=None, max_length=64)
+    marker: str | None = Field(default=None, max_length=64, index=True)  # outbox marker that wrote it
+    author_member_id: int | None = Field(default=None, foreign_key="member.id")
+    author_name: str | None = Field(default=None, max_length=200)
+    author_is_contact: bool = Field(default=False)
+    body: str = Field(default="", sa_type=sa.Text)
+    # Kind-specific: {"from": …, "to": …} for changes, {"minutes": …} for time, {"filename": …} for files.
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    occurred_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    recorded_at: datetime = created_field()
+
+
+class ChatLink(WorkspaceOwned, table=True):
+    """Where a ticket was posted: Slack channel + ts, or a Teams conversation reference + activity id."""
+
+    __tablename__ = "chat_link"
+    __table_args__ = (
+        sa.UniqueConstraint("platform", "channel_id", "message_ts", name="uq_chat_link_message"),
+        sa.Index("ix_chat_link_ticket", "ticket_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id")
+    platform: str = Field(max_length=16)
+    team_id: str = Field(max_length=64)
+    channel_id: str = Field(max_length=128)
+    message_ts: str = Field(max_length=128)  # Slack ts or Teams activity id of the card
+    conversation_ref: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    created_at: datetime = created_field()
+
+
+class AttachmentBlob(WorkspaceOwned, table=True):
+    """File bytes waiting to be uploaded to the PSA (kept until the outbox delivers, then pruned)."""
+
+    __tablename__ = "attachment_blob"
+
+    id: int | None = Field(default=None, primary_key=True)
+    sha256: str = Field(max_length=64)
+    size: int
+    content_type: str = Field(default="application/octet-stream", max_length=200)
+    data: bytes = Field(sa_type=sa.LargeBinary)
+    created_at: datetime = created_field()

@@ -1,0 +1,47 @@
+"""The layer rules of DESIGN.md §1, as import-linter contracts (pyproject.toml), checked on every run."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_import_contracts_hold():
+    lint = Path(sys.executable).parent / "lint-imports"
+    result = subprocess.run([str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "broken" not in result.stdout.lower().replace("0 broken", "")
+
+
+def test_contracts_cover_every_rule():
+    text = (ROOT / "pyproject.toml").read_text()
+    for rule in ('layers = ["bot", "core", "store | connectors"]', 'source_modules = ["bot"]',
+                 'source_modules = ["core"]', 'modules = ["store", "connectors"]'):
+        assert rule in text
+
+
+def test_nothing_reads_settings_or_builds_engines_at_import_time():
+    offenders = []
+    for path in ROOT.glob("*/**/*.py"):
+        if path.parts[len(ROOT.parts)] not in ("bot", "core", "connectors", "store"):
+            continue
+        tree = ast.parse(path.read_text())
+        for node in tree.body:  # module level only
+            for call in ast.walk(node) if isinstance(node, (ast.Assign, ast.Expr, ast.AnnAssign)) else ():
+                if isinstance(call, ast.Call) and getattr(call.func, "id", getattr(call.func, "attr", "")) in (
+                        "Settings", "create_engine", "create_async_engine", "Database", "settings_from_env"):
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []
+
+
+def test_core_never_calls_datetime_now_in_pure_modules():
+    pure = [ROOT / "core" / "status.py", ROOT / "core" / "views.py"]
+    for extra in ("sla/clock.py",):
+        if (ROOT / "core" / extra).exists():
+            pure.append(ROOT / "core" / extra)
+    for path in pure:
+        assert "datetime.now(" not in path.read_text(), path
