@@ -19,6 +19,7 @@ from bot.settings import Settings
 from connectors.registry import Registry
 from core.connections import ConnectionService
 from core.context import Actor
+from core.notify import FanoutNotifier
 from core.queue import QueueService
 from core.tickets import TicketService
 from core.workspaces import DirectoryService, WorkspaceService
@@ -44,6 +45,8 @@ class Deskbridge:
     connections: ConnectionService
     tickets: TicketService
     queue: QueueService
+    # Surfaces register themselves here (SlackNotifier, TeamsNotifier, the console).
+    notifier: FanoutNotifier = field(default_factory=FanoutNotifier)
     default_workspace_id: int | None = None
     banner: list[str] = field(default_factory=list)
 
