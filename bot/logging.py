@@ -24,8 +24,8 @@ def redact(text: str) -> str:
     """Mask anything that looks like a credential."""
     out = _SECRET_PATTERNS[0].sub("xox*-[redacted]", text)
     out = _SECRET_PATTERNS[1].sub("xapp-[redacted]", out)
-    out = _SECRET_PATTERNS[2].sub(lambda m: f"{m.group(1)}{m.group(2)}[redacted]", out)
     out = _SECRET_PATTERNS[3].sub(lambda m: f"{m.group(1)} [redacted]", out)
+    out = _SECRET_PATTERNS[2].sub(lambda m: f"{m.group(1)}{m.group(2)}[redacted]", out)
     return out
 
 

@@ -1,0 +1,38 @@
+"""The web app's health and readiness endpoints, and start-up behaviour."""
+
+from __future__ import annotations
+
+import httpx
+
+from bot.api.app import create_app
+from bot.main import build, settings_from_env
+from store.crypto import generate_key
+
+
+async def test_health_and_readiness(db_url: str, tmp_path):
+    settings = settings_from_env(database_url=db_url, sandbox="off", secret_key=generate_key(),
+                                 secret_key_file=tmp_path / "k", run_scheduler=False)
+    container = build(settings)
+    app = create_app(container, start_background=False)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            health = await client.get("/healthz")
+            ready = await client.get("/readyz")
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+    assert ready.status_code == 200 and ready.json()["checks"] == {"database": True, "migrations": True}
+    assert container.default_workspace_id is not None
+    assert any("Slack" in line for line in container.banner)
+
+
+async def test_readiness_fails_before_start_and_key_file_is_private(db_url: str, tmp_path):
+    key_file = tmp_path / "keys" / "secret.key"
+    settings = settings_from_env(database_url=db_url, sandbox="off", secret_key_file=key_file,
+                                 run_scheduler=False, auto_migrate=False)
+    container = build(settings)
+    assert key_file.exists() and (key_file.stat().st_mode & 0o777) == 0o600
+    assert any("generated a local key" in line for line in container.banner)
+    app = create_app(container, start_background=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        ready = await client.get("/readyz")  # lifespan not run: not ready
+    assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
+    await container.aclose()
