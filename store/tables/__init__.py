@@ -1,5 +1,6 @@
 """All tables; importing this module registers them on SQLModel.metadata (for Alembic and tests)."""
 
+from store.tables.api import ApiKey, IdempotencyKey
 from store.tables.base import WorkspaceOwned
 from store.tables.connection import PicklistItem, PriorityMapping, PsaConnection, StatusMapping
 from store.tables.outbox import AuditLog, OutboxOp
@@ -16,6 +17,7 @@ from store.tables.workspace import (
 )
 
 __all__ = [
+    "ApiKey",
     "AttachmentBlob",
     "AuditLog",
     "ChannelBinding",
@@ -23,6 +25,7 @@ __all__ = [
     "ChatLink",
     "Contact",
     "Customer",
+    "IdempotencyKey",
     "JobTick",
     "Lease",
     "Member",
