@@ -20,11 +20,11 @@ from sqlmodel import select
 
 from core.context import Actor
 from core.errors import InvalidFilter
-from core.ticket_views import names_for, summary_from
+from core.ticket_views import summary_from
 from core.views import QueuePage
 from store.db import Database
-from store.enums import OPEN_STAGES, Priority, Stage
-from store.tables import Ticket
+from store.enums import Priority, Stage
+from store.tables import Customer, Member, Ticket
 from store.types import utcnow
 
 MAX_PAGE_SIZE = 100
@@ -121,7 +121,12 @@ class QueueService:
         self._clock = clock
 
     def _statement(self, actor: Actor, f: QueueFilter) -> Any:
-        stmt = select(Ticket).where(Ticket.deleted_at.is_(None))  # type: ignore[union-attr]
+        stmt = (
+            select(Ticket, Customer.name, Member.name)
+            .outerjoin(Customer, Customer.id == Ticket.customer_id)  # type: ignore[arg-type]
+            .outerjoin(Member, Member.id == Ticket.assignee_member_id)  # type: ignore[arg-type]
+            .where(Ticket.deleted_at.is_(None))  # type: ignore[union-attr]
+        )
         customer_id = f.customer_id
         if actor.customer_scope_id is not None:
             if customer_id is not None and customer_id != actor.customer_scope_id:
@@ -131,9 +136,11 @@ class QueueService:
             customer_id = actor.customer_scope_id
         if customer_id is not None:
             stmt = stmt.where(Ticket.customer_id == customer_id)
-        stages = f.stages or (() if f.include_closed else OPEN_STAGES)
-        if stages:
-            stmt = stmt.where(Ticket.stage.in_([s.value for s in stages]))  # type: ignore[attr-defined]
+        if f.stages:
+            stmt = stmt.where(Ticket.stage.in_([s.value for s in f.stages]))  # type: ignore[attr-defined]
+        elif not f.include_closed:
+            # The database derives is_open from stage; the open-queue indexes are ordered on it.
+            stmt = stmt.where(Ticket.is_open == sa.true())
         if f.statuses:
             stmt = stmt.where(sa.func.lower(Ticket.psa_status_name).in_([s.lower() for s in f.statuses]))
         if f.assignee == UNASSIGNED:
@@ -150,7 +157,7 @@ class QueueService:
         if f.ticket_ids is not None:
             stmt = stmt.where(Ticket.id.in_(f.ticket_ids or [-1]))  # type: ignore[union-attr]
         if f.text:
-            text = f.text.strip()[:MAX_TEXT_CHARS]
+            text = f.text.replace("\x00", "").strip()[:MAX_TEXT_CHARS]
             if text:
                 pattern = f"%{_escape_like(text.lower())}%"
                 cond = sa.func.lower(Ticket.subject).like(pattern, escape="\\")
@@ -176,17 +183,13 @@ class QueueService:
             rows = list((await session.exec(stmt)).all())
             total = None
             if with_total:
-                total = (await session.execute(select(sa.func.count()).select_from(base.subquery()))).scalar_one()
-            page, more = rows[:limit], len(rows) > limit
-            customers, members = await names_for(session, page)
-        items = tuple(
-            summary_from(t, customers.get(t.customer_id) if t.customer_id else None,
-                         members.get(t.assignee_member_id) if t.assignee_member_id else None)
-            for t in page
-        )
+                count = base.with_only_columns(sa.func.count(Ticket.id)).order_by(None)
+                total = (await session.execute(count)).scalar_one()
+        page, more = rows[:limit], len(rows) > limit
+        items = tuple(summary_from(t, customer_name, member_name) for t, customer_name, member_name in page)
         next_cursor = None
         if more and page:
-            last = page[-1]
+            last = page[-1][0]
             next_cursor = _encode_cursor(f.sort, [getattr(last, c.key) for c, _ in cols])
         return QueuePage(items=items, next_cursor=next_cursor, total=total, filters=f.describe())
 

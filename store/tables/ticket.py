@@ -18,10 +18,12 @@ class Ticket(WorkspaceOwned, table=True):
     __table_args__ = (
         sa.UniqueConstraint("workspace_id", "number", name="uq_ticket_number"),
         sa.UniqueConstraint("connection_id", "external_id", name="uq_ticket_external"),
-        # Queue indexes (core/queue.py): customer queue, technician queue, whole board.
-        sa.Index("ix_ticket_queue_customer", "workspace_id", "customer_id", "stage", "created_at", "id"),
-        sa.Index("ix_ticket_queue_assignee", "workspace_id", "assignee_member_id", "stage", "created_at", "id"),
-        sa.Index("ix_ticket_queue_stage", "workspace_id", "stage", "created_at", "id"),
+        # Queue indexes (core/queue.py): the open queue of a customer, of a technician, of the workspace
+        # (in created order, so a first page reads 25 index entries), and a customer's queue by stage.
+        sa.Index("ix_ticket_open_customer", "workspace_id", "customer_id", "is_open", "created_at", "id"),
+        sa.Index("ix_ticket_open_assignee", "workspace_id", "assignee_member_id", "is_open", "created_at", "id"),
+        sa.Index("ix_ticket_open", "workspace_id", "is_open", "created_at", "id"),
+        sa.Index("ix_ticket_customer_stage", "workspace_id", "customer_id", "stage", "created_at", "id"),
         sa.Index("ix_ticket_psa_updated", "connection_id", "psa_updated_at"),
     )
 
@@ -36,6 +38,11 @@ class Ticket(WorkspaceOwned, table=True):
     priority: str = Field(max_length=16)
     priority_rank: int = Field(default=2)  # Priority.rank, for the priority sort
     stage: str = Field(max_length=16)
+    # Derived by the database from `stage` (never written by code): keeps the open-queue indexes exact.
+    is_open: bool | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.Boolean, sa.Computed("stage IN ('new', 'in_progress', 'waiting')", persisted=True)),
+    )
     # PSA's raw values (joined to the normalized ones by the connection's mappings).
     psa_status_id: str | None = Field(default=None, max_length=64)
     psa_status_name: str | None = Field(default=None, max_length=100)

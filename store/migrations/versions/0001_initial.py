@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises: 
-Create Date: 2026-11-22 06:17:38.008272
+Create Date: 2026-11-22 06:24:17.921282
 """
 from __future__ import annotations
 
@@ -52,6 +52,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('slug')
     )
+
     op.create_table('attachment_blob',
     sa.Column('workspace_id', sa.Integer(), nullable=False),
     sa.Column('id', sa.Integer(), nullable=False),
@@ -82,6 +83,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('chat_installation', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_chat_installation_workspace_id'), ['workspace_id'], unique=False)
+
 
     op.create_table('processed_event',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -315,6 +317,7 @@ def upgrade() -> None:
     sa.Column('priority', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('priority_rank', sa.Integer(), nullable=False),
     sa.Column('stage', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('is_open', sa.Boolean(), sa.Computed("stage IN ('new', 'in_progress', 'waiting')", persisted=True), nullable=True),
     sa.Column('psa_status_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('psa_status_name', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
     sa.Column('psa_priority_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
@@ -348,11 +351,12 @@ def upgrade() -> None:
     sa.UniqueConstraint('workspace_id', 'number', name='uq_ticket_number')
     )
     with op.batch_alter_table('ticket', schema=None) as batch_op:
+        batch_op.create_index('ix_ticket_customer_stage', ['workspace_id', 'customer_id', 'stage', 'created_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_ticket_marker'), ['marker'], unique=False)
+        batch_op.create_index('ix_ticket_open', ['workspace_id', 'is_open', 'created_at', 'id'], unique=False)
+        batch_op.create_index('ix_ticket_open_assignee', ['workspace_id', 'assignee_member_id', 'is_open', 'created_at', 'id'], unique=False)
+        batch_op.create_index('ix_ticket_open_customer', ['workspace_id', 'customer_id', 'is_open', 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_ticket_psa_updated', ['connection_id', 'psa_updated_at'], unique=False)
-        batch_op.create_index('ix_ticket_queue_assignee', ['workspace_id', 'assignee_member_id', 'stage', 'created_at', 'id'], unique=False)
-        batch_op.create_index('ix_ticket_queue_customer', ['workspace_id', 'customer_id', 'stage', 'created_at', 'id'], unique=False)
-        batch_op.create_index('ix_ticket_queue_stage', ['workspace_id', 'stage', 'created_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_ticket_workspace_id'), ['workspace_id'], unique=False)
 
     op.create_table('chat_link',
@@ -488,11 +492,12 @@ def downgrade() -> None:
     op.drop_table('chat_link')
     with op.batch_alter_table('ticket', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_ticket_workspace_id'))
-        batch_op.drop_index('ix_ticket_queue_stage')
-        batch_op.drop_index('ix_ticket_queue_customer')
-        batch_op.drop_index('ix_ticket_queue_assignee')
         batch_op.drop_index('ix_ticket_psa_updated')
+        batch_op.drop_index('ix_ticket_open_customer')
+        batch_op.drop_index('ix_ticket_open_assignee')
+        batch_op.drop_index('ix_ticket_open')
         batch_op.drop_index(batch_op.f('ix_ticket_marker'))
+        batch_op.drop_index('ix_ticket_customer_stage')
 
     op.drop_table('ticket')
     with op.batch_alter_table('member_chat_identity', schema=None) as batch_op:
@@ -553,6 +558,7 @@ def downgrade() -> None:
 
     op.drop_table('psa_connection')
     op.drop_table('processed_event')
+
     with op.batch_alter_table('chat_installation', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_chat_installation_workspace_id'))
 
@@ -561,6 +567,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_attachment_blob_workspace_id'))
 
     op.drop_table('attachment_blob')
+
     op.drop_table('workspace')
     op.drop_table('lease')
     op.drop_table('job_tick')
