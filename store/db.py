@@ -23,6 +23,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, with_loader_criteria
+from sqlalchemy.sql.util import find_tables
 from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -69,27 +70,33 @@ def _apply_scope(state: ORMExecuteState) -> None:
         return
     if state.is_select or state.is_update or state.is_delete:
         ws = scope.workspace_id
-        state.statement = state.statement.options(
-            *(with_loader_criteria(cls, cls.workspace_id == ws, include_aliases=True) for cls in _owned_classes())
-        )
+        owned = _owned_tables()
+        # Every workspace-owned table the statement touches anywhere (joins, subqueries included).
+        classes = {owned[t] for t in find_tables(state.statement, include_selects=True, include_crud=True)
+                   if t in owned}
+        if classes:
+            state.statement = state.statement.options(
+                *(with_loader_criteria(cls, cls.workspace_id == ws, include_aliases=True) for cls in classes)
+            )
 
 
-def _owned_classes() -> list[type[WorkspaceOwned]]:
-    """Every mapped table class that belongs to a workspace (computed once the tables are imported)."""
+def _owned_tables() -> dict[sa.Table, type[WorkspaceOwned]]:
+    """Table -> class for every mapped table that belongs to a workspace (computed once)."""
     global _OWNED
     if _OWNED is None:
-        found: list[type[WorkspaceOwned]] = []
+        found: dict[sa.Table, type[WorkspaceOwned]] = {}
         stack: list[type] = [WorkspaceOwned]
         while stack:
             for sub in stack.pop().__subclasses__():
                 stack.append(sub)
-                if getattr(sub, "__table__", None) is not None:
-                    found.append(sub)
+                table = getattr(sub, "__table__", None)
+                if table is not None:
+                    found[table] = sub
         _OWNED = found
     return _OWNED
 
 
-_OWNED: list[type[WorkspaceOwned]] | None = None
+_OWNED: dict[sa.Table, type[WorkspaceOwned]] | None = None
 
 
 @event.listens_for(_ScopedSession, "before_flush")
