@@ -1,0 +1,187 @@
+"""Dead letters and the operator's view of the outbox: list, show, redrive, discard.
+
+Used by `deskbridge outbox …` (bot/commands/outbox.py), the REST API and chat admin commands. Every
+function is scoped to one workspace. Redrive and discard are audited admin actions:
+
+- redrive: a dead op goes back to pending with attempts reset and the SAME marker (so an earlier
+  attempt that did land is found, not written twice); the ticket's blocked ops are released behind it.
+- discard: the op is dropped with a reason (kept on record, status `discarded`); the ticket's blocked
+  ops are released; an attachment's stored bytes are pruned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.context import Actor
+from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from core.outbox import queries
+from core.outbox.audit import Outcome, audit_row, redact
+from core.outbox.views import OutboxAuditView, OutboxOpDetail, OutboxOpView, OutboxPage
+from store.db import Database, Scope
+from store.enums import OutboxStatus
+from store.tables import AttachmentBlob, AuditLog, OutboxOp, Ticket
+from store.types import utcnow
+
+MAX_PAGE = 200
+REDRIVABLE = (OutboxStatus.DEAD.value,)
+DISCARDABLE = (OutboxStatus.DEAD.value, OutboxStatus.BLOCKED.value, OutboxStatus.PENDING.value)
+_STATUSES = {s.value for s in OutboxStatus}
+
+
+def op_view(op: OutboxOp, ticket_number: int | None = None) -> OutboxOpView:
+    """A row as an operator sees it (payload redacted)."""
+    return OutboxOpView(
+        id=op.id,  # type: ignore[arg-type]
+        workspace_id=op.workspace_id, connection_id=op.connection_id, ticket_id=op.ticket_id,
+        ticket_number=ticket_number, kind=op.kind, status=op.status, attempts=op.attempts,
+        max_attempts=op.max_attempts, marker=op.marker, actor=op.actor, payload=redact(op.payload),
+        result=dict(op.result or {}), last_error=op.last_error, last_status_code=op.last_status_code,
+        outcome_unknown=op.outcome_unknown, next_attempt_at=op.next_attempt_at, lease_until=op.lease_until,
+        created_at=op.created_at, updated_at=op.updated_at, finished_at=op.finished_at,
+    )
+
+
+def audit_view(row: AuditLog) -> OutboxAuditView:
+    return OutboxAuditView(
+        id=row.id, op_id=row.op_id, attempt=row.attempt, action=row.action, outcome=row.outcome,  # type: ignore[arg-type]
+        response_status=row.response_status, error=row.error, duration_ms=row.duration_ms, actor=row.actor,
+        request=dict(row.request or {}), created_at=row.created_at,
+    )
+
+
+def _statuses(status: str | None) -> list[str] | None:
+    if status is None or status.strip() in ("", "all"):
+        return None
+    wanted = [s.strip().lower() for s in status.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in _STATUSES]
+    if unknown:
+        raise InvalidInput(f"Unknown outbox status: {', '.join(unknown)}.",
+                           hint="Use one or more of: " + ", ".join(sorted(_STATUSES)) + " (comma-separated).",
+                           field="status")
+    return wanted
+
+
+def _actor_name(actor: Actor | str) -> str:
+    return actor if isinstance(actor, str) else actor.display
+
+
+def _require_admin(actor: Actor | str, what: str) -> None:
+    if isinstance(actor, Actor) and not actor.is_admin:
+        raise PermissionDenied(f"Only workspace admins can {what}.", hint="Ask an admin of your workspace.")
+
+
+class OutboxAdmin:
+    """Operator actions on the outbox of one workspace at a time."""
+
+    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.db = db
+        self._clock = clock
+
+    async def list_ops(self, workspace_id: int, status: str | None = None, limit: int = 50,
+                       cursor: str | None = None, *, ticket_id: int | None = None) -> OutboxPage:
+        """Ops newest first; `status` is one status or a comma list ("dead,blocked"); keyset `cursor`."""
+        limit = max(1, min(int(limit), MAX_PAGE))
+        stmt = select(OutboxOp, Ticket.number).join(Ticket, Ticket.id == OutboxOp.ticket_id, isouter=True)  # type: ignore[arg-type]
+        wanted = _statuses(status)
+        if wanted:
+            stmt = stmt.where(OutboxOp.status.in_(wanted))  # type: ignore[attr-defined]
+        if ticket_id is not None:
+            stmt = stmt.where(OutboxOp.ticket_id == ticket_id)
+        if cursor:
+            try:
+                stmt = stmt.where(OutboxOp.id < int(cursor))  # type: ignore[operator]
+            except ValueError:
+                raise InvalidInput("That page cursor is not valid.", hint="Start again without a cursor.",
+                                   field="cursor") from None
+        stmt = stmt.order_by(OutboxOp.id.desc()).limit(limit + 1)  # type: ignore[union-attr]
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            rows = (await session.exec(stmt)).all()
+        items = tuple(op_view(op, number) for op, number in rows[:limit])
+        return OutboxPage(items, str(items[-1].id) if len(rows) > limit else None)
+
+    async def get_op(self, workspace_id: int, op_id: int) -> OutboxOpDetail:
+        """One op and every audit row about it, oldest first."""
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            op = await self._load(session, op_id)
+            number = (await session.get(Ticket, op.ticket_id)).number if op.ticket_id else None  # type: ignore[union-attr]
+            audit = (await session.exec(select(AuditLog).where(AuditLog.op_id == op_id)
+                                        .order_by(AuditLog.id))).all()  # type: ignore[arg-type]
+        return OutboxOpDetail(op=op_view(op, number), audit=tuple(audit_view(a) for a in audit))
+
+    async def redrive(self, workspace_id: int, op_id: int, actor: Actor | str) -> OutboxOpView:
+        """Send a dead op back: pending now, attempts reset, same marker; blocked followers released."""
+        _require_admin(actor, "retry failed PSA writes")
+        now = self._clock()
+        async with self.db.write(Scope.workspace(workspace_id)) as session:
+            op = await self._load(session, op_id)
+            if op.status not in REDRIVABLE:
+                raise Conflict(f"Write {op_id} is {op.status}; only dead writes can be retried.",
+                               hint="List dead writes with `deskbridge outbox list --status dead`.")
+            previous = op.attempts
+            op.status, op.attempts, op.next_attempt_at = OutboxStatus.PENDING.value, 0, now
+            op.lease_until, op.finished_at, op.updated_at = None, None, now
+            session.add(audit_row(workspace_id=workspace_id, op_id=op.id, connection_id=op.connection_id,
+                                  attempt=previous, action="redrive", outcome=Outcome.REDRIVEN,
+                                  actor=_actor_name(actor), request={"marker": op.marker}, at=now))
+            await session.flush()
+            await queries.release_followers(session, op.ticket_id, now)
+            number = (await session.get(Ticket, op.ticket_id)).number if op.ticket_id else None  # type: ignore[union-attr]
+            return op_view(op, number)
+
+    async def redrive_all(self, workspace_id: int, actor: Actor | str, *, connection_id: int | None = None) -> int:
+        """Redrive every dead op (of one connection), oldest first; e.g. after fixing credentials."""
+        _require_admin(actor, "retry failed PSA writes")
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            stmt = select(OutboxOp.id).where(OutboxOp.status == OutboxStatus.DEAD.value).order_by(OutboxOp.id)  # type: ignore[arg-type]
+            if connection_id is not None:
+                stmt = stmt.where(OutboxOp.connection_id == connection_id)
+            ids = list((await session.exec(stmt)).all())
+        for op_id in ids:
+            await self.redrive(workspace_id, op_id, actor)  # type: ignore[arg-type]
+        return len(ids)
+
+    async def discard(self, workspace_id: int, op_id: int, actor: Actor | str, reason: str) -> OutboxOpView:
+        """Drop an op that will not be delivered, with a reason on record; blocked followers released."""
+        _require_admin(actor, "discard PSA writes")
+        reason = (reason or "").strip()
+        if not reason:
+            raise InvalidInput("Say why this write is discarded.", hint="Add a reason, e.g. --reason 'duplicate'.",
+                               field="reason")
+        now = self._clock()
+        async with self.db.write(Scope.workspace(workspace_id)) as session:
+            op = await self._load(session, op_id)
+            if op.status not in DISCARDABLE:
+                hint = ("It is being delivered right now; try again in a minute." if op.status == "inflight"
+                        else "It is already finished.")
+                raise Conflict(f"Write {op_id} is {op.status} and cannot be discarded.", hint=hint)
+            op.status, op.finished_at, op.updated_at = OutboxStatus.DISCARDED.value, now, now
+            op.last_error = f"discarded by {_actor_name(actor)}: {reason}"[:2000]
+            session.add(audit_row(workspace_id=workspace_id, op_id=op.id, connection_id=op.connection_id,
+                                  attempt=op.attempts, action="discard", outcome=Outcome.DISCARDED,
+                                  actor=_actor_name(actor), error=reason, at=now))
+            blob_id = (op.payload or {}).get("blob_id")
+            if blob_id is not None:
+                await session.execute(sa.delete(AttachmentBlob).where(AttachmentBlob.id == int(blob_id)))  # type: ignore[arg-type]
+            await session.flush()
+            await queries.release_followers(session, op.ticket_id, now)
+            number = (await session.get(Ticket, op.ticket_id)).number if op.ticket_id else None  # type: ignore[union-attr]
+            return op_view(op, number)
+
+    async def counts(self, workspace_id: int) -> dict[str, int]:
+        """Ops per status (pending, inflight, done, dead, blocked, discarded)."""
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            found = await queries.status_counts(session)
+        return {s.value: found.get(s.value, 0) for s in OutboxStatus}
+
+    @staticmethod
+    async def _load(session: AsyncSession, op_id: int) -> OutboxOp:
+        op = (await session.exec(select(OutboxOp).where(OutboxOp.id == op_id))).first()
+        if op is None:
+            raise NotFound(f"Write {op_id} was not found.", hint="List writes with `deskbridge outbox list`.")
+        return op
