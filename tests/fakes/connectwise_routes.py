@@ -1,0 +1,622 @@
+"""Request handlers of the fake ConnectWise server (see tests/fakes/connectwise.py for the documented API)."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Callable
+from datetime import timedelta
+from email.parser import BytesParser
+from email.policy import HTTP
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
+
+from tests.fakes.connectwise_conditions import ConditionError, compile_conditions, project, sort_records
+from tests.fakes.connectwise_http import FakeRequest, FakeResponse, HttpError, invalid, json_response
+
+if TYPE_CHECKING:
+    from tests.fakes.connectwise import FakeConnectWise
+
+Handler = Callable[..., FakeResponse]
+API = re.compile(r"^/(?P<codebase>[^/]+/)apis/3\.0/(?P<rest>.*?)/?$")
+TICKET_PATCHABLE = {"summary", "status", "priority", "board", "owner", "company", "contact", "type", "externalXRef",
+                    "automaticEmailContactFlag", "automaticEmailResourceFlag", "automaticEmailCcFlag",
+                    "automaticEmailCc", "severity", "impact", "customerUpdatedFlag", "skipCallback"}
+
+
+def ref(record: dict[str, Any], label: str = "name") -> dict[str, Any]:
+    """A reference as ConnectWise embeds it: {id, name|identifier}."""
+    out = {"id": record["id"], label: record[label]}
+    if label == "identifier" and "name" in record:
+        out["name"] = record["name"]
+    return out
+
+
+def member_ref(m: dict[str, Any]) -> dict[str, Any]:
+    return {"id": m["id"], "identifier": m["identifier"], "name": f"{m['firstName']} {m['lastName']}"}
+
+
+# ---------------------------------------------------------------- routing
+
+_ROUTES: list[tuple[str, re.Pattern[str], str, Handler]] = []
+
+
+def route(method: str, pattern: str) -> Callable[[Handler], Handler]:
+    regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>\\d+)", pattern) + "$")
+
+    def deco(fn: Handler) -> Handler:
+        _ROUTES.append((method, regex, pattern, fn))
+        return fn
+
+    return deco
+
+
+def _not_found(fake: FakeConnectWise, req: FakeRequest) -> FakeResponse:
+    raise HttpError(404, "NotFound", "The requested resource was not found.")
+
+
+def match(fake: FakeConnectWise, req: FakeRequest) -> tuple[str, Handler, dict[str, int]]:
+    """(route template, handler, path params) for a request; unknown paths 404."""
+    m = re.match(r"^/login/companyinfo/(?P<co>[^/]+)$", req.path)
+    if m:
+        return "/login/companyinfo", lambda f, r: companyinfo(f, m.group("co")), {}
+    m = API.match(req.path)
+    if not m:
+        return req.path, _not_found, {}
+    rest = "/" + m.group("rest")
+    for method, regex, pattern, fn in _ROUTES:
+        hit = regex.match(rest)
+        if hit and method == req.method:
+            params = {k: int(v) for k, v in hit.groupdict().items()}
+            if m.group("codebase") != fake.codebase:
+                return pattern, _not_found, {}  # an old codebase path after an upgrade
+            if pattern == "/system/callbackkeys/{id}":
+                return pattern, fn, params
+            return pattern, _authenticated(fn), params
+    return rest, _not_found, {}
+
+
+def _authenticated(fn: Handler) -> Handler:
+    def wrapper(fake: FakeConnectWise, req: FakeRequest, **params: int) -> FakeResponse:
+        _authenticate(fake, req)
+        return fn(fake, req, **params)
+
+    return wrapper
+
+
+def _authenticate(fake: FakeConnectWise, req: FakeRequest) -> None:
+    if not req.headers.get("clientid"):
+        raise HttpError(401, "Unauthorized", "A clientId header is required.")
+    header = req.headers.get("authorization", "")
+    try:
+        user, _, password = base64.b64decode(header.removeprefix("Basic ")).decode().partition(":")
+    except ValueError:
+        user, password = "", ""
+    expected = f"{fake.company_id}+{fake.public_key}"
+    if fake.auth_revoked or user != expected or password != fake.private_key:
+        raise HttpError(401, "Unauthorized", "Authentication failed: invalid API member keys or company.")
+
+
+def _body(req: FakeRequest) -> Any:
+    import json
+
+    if "json" not in req.headers.get("content-type", "json"):
+        raise HttpError(415, "UnsupportedMediaType", "Content type must be application/json.")
+    try:
+        return json.loads(req.body or b"null")
+    except ValueError as exc:
+        raise HttpError(400, "InvalidObject", "The request body is not valid JSON.") from exc
+
+
+# ---------------------------------------------------------------- lists and paging
+
+
+def listing(fake: FakeConnectWise, req: FakeRequest, name: str, records: Callable[[], list[dict[str, Any]]]
+            ) -> FakeResponse:
+    """Filter, sort, page and project a collection; adds Link headers like ConnectWise."""
+    q = req.query
+    try:
+        key = (name, q.get("conditions"), q.get("orderby"), fake.version)
+        rows = fake.list_cache.get(key)
+        if rows is None:
+            pred = compile_conditions(q.get("conditions"))
+            rows = sort_records([r for r in records() if pred(r)], q.get("orderby"))
+            fake.list_cache[key] = rows  # type: ignore[assignment]
+        size = min(max(int(q.get("pagesize", 25)), 1), 1000)
+        page = max(int(q.get("page", 1)), 1)
+    except ConditionError as exc:
+        raise HttpError(400, "InvalidObject", f"Invalid conditions: {exc}") from exc
+    except ValueError as exc:
+        raise HttpError(400, "InvalidObject", "page and pageSize must be numbers") from exc
+    chunk = rows[(page - 1) * size: page * size]
+    last = max(1, -(-len(rows) // size))
+    parts = urlsplit(req.url)
+
+    def link(p: int, rel: str) -> str:
+        params = {k: v for k, v in _original_params(parts.query).items()}
+        params["page"] = str(p)
+        return f'<{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(params)}>; rel="{rel}"'
+
+    links = []
+    if page > 1:
+        links += [link(1, "first"), link(page - 1, "prev")]
+    if page < last:
+        links += [link(page + 1, "next"), link(last, "last")]
+    headers = {"link": ", ".join(links)} if links else {}
+    return json_response(200, [project(r, q.get("fields")) for r in chunk], headers)
+
+
+def _original_params(query: str) -> dict[str, str]:
+    from urllib.parse import parse_qsl
+
+    return dict(parse_qsl(query, keep_blank_values=True))
+
+
+# ---------------------------------------------------------------- login, system
+
+
+def companyinfo(fake: FakeConnectWise, company: str) -> FakeResponse:
+    if company.lower() != fake.company_id.lower():
+        return json_response(200, None)
+    return json_response(200, {"CompanyName": "Deskbridge Test MSP", "Codebase": fake.codebase,
+                               "VersionCode": "v" + fake.codebase.strip("/").removeprefix("v").replace("_", "."),
+                               "CompanyID": fake.company_id, "IsCloud": True, "SiteUrl": "api-na.myconnectwise.net"})
+
+
+@route("GET", "/system/info")
+def system_info(fake: FakeConnectWise, req: FakeRequest) -> FakeResponse:
+    return json_response(200, {"version": "v2024.1.12345", "isCloud": True, "serverTimeZone": "Eastern Standard Time",
+                               "cloudRegion": "NA"})
+
+
+@route("GET", "/system/members")
+def list_members(fake: FakeConnectWise, req: FakeRequest) -> FakeResponse:
+    return listing(fake, req, "members", lambda: list(fake.members.values()))
+
+
+@route("GET", "/company/companies")
+def list_companies(fake: FakeConnectWise, req: FakeRequest) -> FakeResponse:
+    return listing(fake, req, "companies", lambda: list(fake.companies.values()))
+
+
+@route("GET", "/company/contacts")
+def list_contacts(fake: FakeConnectWise, req: FakeRequest) -> FakeResponse:
+    return listing(fake, req, "contacts", lambda: list(fake.contacts.values()))
+
+
+@route("GET", "/service/boards")
+def list_boards(fake: FakeConnectWise, req: FakeRequest) -> FakeResponse:
+    return listing(fake, req, "boards", lambda: list(fake.boards.values()))
+
+
+@route("GET", "/service/boards/{id}/statuses")
+def list_statuses(fake: FakeConnectWise, req: FakeRequest, id: int) -> FakeResponse:
+    if id not in fake.boards:
+        raise HttpError(404, "NotFound", f"Board {id} was not found.")
+    return listing(fake, req, f"statuses:{id}", lambda: fake.board_statuses(id))
+
+
+@route("GET", "/service/boards/{id}/types")
+def list_types(fake: FakeConnectWise, req: FakeRequest, id: int) -> FakeResponse:
+    if id not in fake.boards:
+        raise HttpError(404, "NotFound", f"Board {id} was not found.")
+    return listing(fake, req, f"types:{id}", lambda: [t for t in fake.types.values() if t["board"]["id"] == id])
+
+
+@route("GET", "/service/priorities")
+def list_priorities(fake: FakeConnectWise, req: FakeRequest) -> FakeResponse:
+    return listing(fake, req, "priorities", lambda: list(fake.priorities.values()))
+
+
+# ---------------------------------------------------------------- tickets
+
+
+def ticket_record(fake: FakeConnectWise, tid: int, summary: str, board: dict[str, Any], status: dict[str, Any],
+                  company: dict[str, Any], priority: dict[str, Any], stamp: str) -> dict[str, Any]:
+    return {
+        "id": tid, "summary": summary, "recordType": "ServiceTicket",
+        "board": ref(board), "status": ref(status), "company": ref(company, "identifier"),
+        "priority": ref(priority), "severity": "Medium", "impact": "Medium",
+        "closedFlag": bool(status["closedStatus"]), "closedDate": stamp if status["closedStatus"] else None,
+        "customerUpdatedFlag": False, "automaticEmailContactFlag": False, "automaticEmailResourceFlag": False,
+        "automaticEmailCcFlag": False, "source": {"id": 2, "name": "API"}, "isInSla": True,
+        "_info": {"lastUpdated": stamp, "dateEntered": stamp, "enteredBy": "deskbridge-api",
+                  "updatedBy": "deskbridge-api"},
+    }
+
+
+def _resolve(fake: FakeConnectWise, kind: str, value: Any, board_id: int | None = None) -> dict[str, Any]:
+    """A {id}/{name}/{identifier} reference resolved against the fake's data (400 when unknown)."""
+    table = {"company": fake.companies, "contact": fake.contacts, "board": fake.boards, "priority": fake.priorities,
+             "owner": fake.members, "member": fake.members, "status": fake.statuses, "type": fake.types}[kind]
+    rows = list(table.values())
+    if kind in ("status", "type") and board_id is not None:
+        rows = [r for r in rows if r["board"]["id"] == board_id]
+    if not isinstance(value, dict):
+        raise invalid("ServiceTicket", kind, f"{kind} must be an object reference")
+    for r in rows:
+        if ("id" in value and r["id"] == value["id"]) or (
+                "name" in value and r.get("name") == value["name"]) or (
+                "identifier" in value and str(r.get("identifier", "")).lower() == str(value["identifier"]).lower()):
+            return r
+    where = f" on board {board_id}" if kind in ("status", "type") and board_id is not None else ""
+    raise invalid("ServiceTicket", kind, f"The {kind} {value} is not valid{where}.", code="InvalidReference")
+
+
+def _set_status(fake: FakeConnectWise, ticket: dict[str, Any], status: dict[str, Any], stamp: str) -> None:
+    ticket["status"] = ref(status)
+    ticket["closedFlag"] = bool(status["closedStatus"])
+    ticket["closedDate"] = stamp if status["closedStatus"] else None
+    if status["closedStatus"]:
+        ticket["closedBy"] = "deskbridge-api"
+
+
+def create_ticket(fake: FakeConnectWise, body: dict[str, Any]) -> dict[str, Any]:
+    summary = body.get("summary")
+    if not summary or not str(summary).strip():
+        raise invalid("ServiceTicket", "summary", "The summary field is required.", code="Required")
+    if len(summary) > 100:
+        raise invalid("ServiceTicket", "summary", "The summary field is limited to 100 characters.")
+    if "company" not in body:
+        raise invalid("ServiceTicket", "company", "The company field is required.", code="Required")
+    company = _resolve(fake, "company", body["company"])
+    board = _resolve(fake, "board", body["board"]) if "board" in body else fake.boards[min(fake.boards)]
+    if "status" in body:
+        status = _resolve(fake, "status", body["status"], board["id"])
+    else:
+        status = next(s for s in fake.board_statuses(board["id"]) if s["defaultFlag"])
+    prio = (_resolve(fake, "priority", body["priority"]) if "priority" in body else
+            next(p for p in fake.priorities.values() if p["defaultFlag"]))
+    ext = body.get("externalXRef")
+    if ext is not None and len(str(ext)) > 100:
+        raise invalid("ServiceTicket", "externalXRef", "The externalXRef field is limited to 100 characters.")
+    tid = fake.next_id("ticket", 1000)
+    stamp = fake.now()
+    ticket = ticket_record(fake, tid, summary, board, status, company, prio, stamp)
+    if "contact" in body:
+        contact = _resolve(fake, "contact", body["contact"])
+        ticket["contact"] = {"id": contact["id"], "name": f"{contact['firstName']} {contact['lastName']}"}
+        ticket["contactEmailAddress"] = contact["communicationItems"][0]["value"]
+    if "owner" in body:
+        ticket["owner"] = member_ref(_resolve(fake, "owner", body["owner"]))
+    if "type" in body:
+        ticket["type"] = ref(_resolve(fake, "type", body["type"], board["id"]))
+    for flag in ("externalXRef", "automaticEmailContactFlag", "automaticEmailResourceFlag", "automaticEmailCcFlag"):
+        if flag in body:
+            ticket[flag] = body[flag]
+    fake.tickets[tid] = ticket
+    if body.get("initialDescription"):  # POST-only: becomes the first Discussion note, never returned
+        _store_note(fake, ticket, {"text": body["initialDescription"], "detailDescriptionFlag": True}, stamp)
+    fake.touch()
+    return ticket
+
+
+def patch_ticket(fake: FakeConnectWise, tid: int, ops: Any, *, updated_by: str = "deskbridge-api"
+                 ) -> dict[str, Any]:
+    ticket = fake.tickets.get(tid)
+    if ticket is None:
+        raise HttpError(404, "NotFound", f"Ticket {tid} was not found.")
+    if not isinstance(ops, list) or not ops:
+        raise HttpError(400, "InvalidObject", "A JSON Patch array is required.")
+    work = {k: (dict(v) if isinstance(v, dict) else v) for k, v in ticket.items()}
+    stamp = fake.now()
+    changes: dict[str, Any] = {}
+    for op in ops:
+        kind, path = op.get("op"), str(op.get("path", "")).lstrip("/")
+        if kind not in ("add", "replace", "remove"):
+            raise HttpError(400, "InvalidObject", f"Unsupported patch operation {kind!r}.")
+        head, _, sub = path.partition("/")
+        if head not in TICKET_PATCHABLE:  # case-sensitive, like ConnectWise
+            raise invalid("ServiceTicket", path, f"Cannot apply a patch to path '{path}'.")
+        value = None if kind == "remove" else op.get("value")
+        changes[head] = {sub: value} if sub and value is not None else value
+    board = work["board"]
+    if "board" in changes:
+        board_row = _resolve(fake, "board", changes["board"])
+        board = ref(board_row)
+        work["board"] = board
+        if "status" not in changes:
+            changes["status"] = {"id": next(s["id"] for s in fake.board_statuses(board_row["id"]) if s["defaultFlag"])}
+    for name, value in changes.items():
+        if name == "board":
+            continue
+        if name == "summary":
+            if not value or len(value) > 100:
+                raise invalid("ServiceTicket", "summary", "The summary must be 1 to 100 characters.")
+            work["summary"] = value
+        elif name == "status":
+            _set_status(fake, work, _resolve(fake, "status", value, board["id"]), stamp)
+        elif name == "priority":
+            work["priority"] = ref(_resolve(fake, "priority", value))
+        elif name == "owner":
+            if value is None:
+                work.pop("owner", None)
+            else:
+                work["owner"] = member_ref(_resolve(fake, "owner", value))
+        elif name == "company":
+            work["company"] = ref(_resolve(fake, "company", value), "identifier")
+        elif name == "contact":
+            if value is None:
+                work.pop("contact", None)
+            else:
+                c = _resolve(fake, "contact", value)
+                work["contact"] = {"id": c["id"], "name": f"{c['firstName']} {c['lastName']}"}
+        elif name == "type":
+            work["type"] = ref(_resolve(fake, "type", value, board["id"]))
+        elif value is None:
+            work.pop(name, None)
+        else:
+            work[name] = value
+    work["_info"] = {**ticket["_info"], "lastUpdated": stamp, "updatedBy": updated_by}
+    fake.tickets[tid] = work
+    fake.touch()
+    return work
+
+
+@route("GET", "/service/tickets")
+def list_tickets(fake: FakeConnectWise, req: FakeRequest) -> FakeResponse:
+    return listing(fake, req, "tickets", lambda: list(fake.tickets.values()))
+
+
+@route("GET", "/service/tickets/count")
+def count_tickets(fake: FakeConnectWise, req: FakeRequest) -> FakeResponse:
+    try:
+        pred = compile_conditions(req.query.get("conditions"))
+    except ConditionError as exc:
+        raise HttpError(400, "InvalidObject", f"Invalid conditions: {exc}") from exc
+    return json_response(200, {"count": sum(1 for t in fake.tickets.values() if pred(t))})
+
+
+@route("POST", "/service/tickets")
+def post_ticket(fake: FakeConnectWise, req: FakeRequest) -> FakeResponse:
+    body = _body(req)
+    if not isinstance(body, dict):
+        raise HttpError(400, "InvalidObject", "A ticket object is required.")
+    return json_response(201, create_ticket(fake, body))
+
+
+@route("GET", "/service/tickets/{id}")
+def get_ticket(fake: FakeConnectWise, req: FakeRequest, id: int) -> FakeResponse:
+    ticket = fake.tickets.get(id)
+    if ticket is None:
+        raise HttpError(404, "NotFound", f"Ticket {id} was not found.")
+    return json_response(200, project(ticket, req.query.get("fields")))
+
+
+@route("PATCH", "/service/tickets/{id}")
+def patch_ticket_route(fake: FakeConnectWise, req: FakeRequest, id: int) -> FakeResponse:
+    return json_response(200, patch_ticket(fake, id, _body(req)))
+
+
+@route("DELETE", "/service/tickets/{id}")
+def delete_ticket(fake: FakeConnectWise, req: FakeRequest, id: int) -> FakeResponse:
+    if fake.tickets.pop(id, None) is None:
+        raise HttpError(404, "NotFound", f"Ticket {id} was not found.")
+    fake.touch()
+    return FakeResponse(204)
+
+
+# ---------------------------------------------------------------- notes
+
+
+def _store_note(fake: FakeConnectWise, ticket: dict[str, Any], body: dict[str, Any], stamp: str) -> dict[str, Any]:
+    nid = fake.next_id("note", 9000)
+    note: dict[str, Any] = {
+        "id": nid, "ticketId": ticket["id"], "text": body["text"],
+        "detailDescriptionFlag": bool(body.get("detailDescriptionFlag")),
+        "internalAnalysisFlag": bool(body.get("internalAnalysisFlag")),
+        "resolutionFlag": bool(body.get("resolutionFlag")), "issueFlag": False,
+        "customerUpdatedFlag": bool(body.get("customerUpdatedFlag")),
+        "processNotifications": body.get("processNotifications", True),
+        "dateCreated": stamp, "createdBy": "deskbridge-api", "internalFlag": bool(body.get("internalAnalysisFlag")),
+        "externalFlag": bool(body.get("detailDescriptionFlag")), "_info": {"lastUpdated": stamp},
+    }
+    if "contact" in body:
+        c = _resolve(fake, "contact", body["contact"])
+        note["contact"] = {"id": c["id"], "name": f"{c['firstName']} {c['lastName']}"}
+        note["createdBy"] = "Email Connector"
+    else:
+        member = _resolve(fake, "member", body["member"]) if "member" in body else fake.members[fake.api_member_id]
+        note["member"] = member_ref(member)
+        note["createdBy"] = member["identifier"]
+    fake.notes[nid] = note
+    return note
+
+
+def create_note(fake: FakeConnectWise, tid: int, body: Any, *, direct: bool = False) -> dict[str, Any]:
+    ticket = fake.tickets.get(tid)
+    if ticket is None:
+        raise HttpError(404, "NotFound", f"Ticket {tid} was not found.")
+    if not isinstance(body, dict) or not str(body.get("text") or "").strip():
+        raise invalid("ServiceNote", "text", "The text field is required.", code="Required")
+    if not any(body.get(f) for f in ("detailDescriptionFlag", "internalAnalysisFlag", "resolutionFlag")):
+        raise invalid("ServiceNote", "detailDescriptionFlag",
+                      "At least one of detailDescriptionFlag, internalAnalysisFlag or resolutionFlag must be true.")
+    stamp = fake.now()
+    note = _store_note(fake, ticket, body, stamp)
+    if body.get("customerUpdatedFlag"):
+        ticket["customerUpdatedFlag"] = True
+    ticket["_info"] = {**ticket["_info"], "lastUpdated": stamp}
+    if note["processNotifications"] and ticket.get("automaticEmailContactFlag") and ticket.get("contactEmailAddress"):
+        fake.emails.append({"to": ticket["contactEmailAddress"], "ticket_id": tid, "note_id": note["id"],
+                            "text": note["text"]})
+    fake.touch()
+    return note
+
+
+@route("GET", "/service/tickets/{id}/notes")
+def list_notes(fake: FakeConnectWise, req: FakeRequest, id: int) -> FakeResponse:
+    if id not in fake.tickets:
+        raise HttpError(404, "NotFound", f"Ticket {id} was not found.")
+    return listing(fake, req, f"notes:{id}", lambda: [n for n in fake.notes.values() if n["ticketId"] == id])
+
+
+@route("POST", "/service/tickets/{id}/notes")
+def post_note(fake: FakeConnectWise, req: FakeRequest, id: int) -> FakeResponse:
+    return json_response(201, create_note(fake, id, _body(req)))
+
+
+# ---------------------------------------------------------------- time entries
+
+
+@route("GET", "/time/entries")
+def list_time(fake: FakeConnectWise, req: FakeRequest) -> FakeResponse:
+    return listing(fake, req, "time", lambda: list(fake.time_entries.values()))
+
+
+@route("GET", "/time/entries/{id}")
+def get_time(fake: FakeConnectWise, req: FakeRequest, id: int) -> FakeResponse:
+    if id not in fake.time_entries:
+        raise HttpError(404, "NotFound", f"Time entry {id} was not found.")
+    return json_response(200, fake.time_entries[id])
+
+
+@route("POST", "/time/entries")
+def post_time(fake: FakeConnectWise, req: FakeRequest) -> FakeResponse:
+    from tests.fakes.connectwise_conditions import parse_datetime
+
+    body = _body(req)
+    if not isinstance(body, dict):
+        raise HttpError(400, "InvalidObject", "A time entry object is required.")
+    if body.get("chargeToType") not in ("ServiceTicket", "ProjectTicket", "ChargeCode", "Activity"):
+        raise invalid("TimeEntry", "chargeToType", "chargeToType must be ServiceTicket, ProjectTicket, ChargeCode "
+                      "or Activity.")
+    ticket = fake.tickets.get(body.get("chargeToId"))  # type: ignore[arg-type]
+    if ticket is None:
+        raise invalid("TimeEntry", "chargeToId", f"Ticket {body.get('chargeToId')} was not found.",
+                      code="InvalidReference")
+    if not body.get("timeStart"):
+        raise invalid("TimeEntry", "timeStart", "The timeStart field is required.", code="Required")
+    status = fake.statuses[ticket["status"]["id"]]
+    if status.get("timeEntryNotAllowed"):
+        raise invalid("TimeEntry", "chargeToId", "Time entries are not allowed for this ticket's status.")
+    start = parse_datetime(body["timeStart"])
+    if body.get("timeEnd"):
+        end = parse_datetime(body["timeEnd"])
+        if end <= start:
+            raise invalid("TimeEntry", "timeEnd", "timeEnd must be after timeStart.")
+        hours = round((end - start).total_seconds() / 3600, 2)
+    else:
+        hours = float(body.get("actualHours") or 0)
+        end = start + timedelta(hours=hours)
+    member = _resolve(fake, "member", body["member"]) if "member" in body else fake.members[fake.api_member_id]
+    eid = fake.next_id("time", 700)
+    stamp = fake.now()
+    from tests.fakes.connectwise import iso
+
+    entry = {"id": eid, "chargeToId": ticket["id"], "chargeToType": body["chargeToType"],
+             "company": dict(ticket["company"]), "member": member_ref(member), "timeStart": iso(start),
+             "timeEnd": iso(end), "actualHours": hours, "billableOption": body.get("billableOption", "Billable"),
+             "notes": body.get("notes", ""), "internalNotes": body.get("internalNotes", ""),
+             "addToDetailDescriptionFlag": bool(body.get("addToDetailDescriptionFlag")),
+             "addToInternalAnalysisFlag": bool(body.get("addToInternalAnalysisFlag")),
+             "addToResolutionFlag": bool(body.get("addToResolutionFlag")),
+             "emailContactFlag": bool(body.get("emailContactFlag")), "_info": {"lastUpdated": stamp,
+                                                                                 "dateEntered": stamp}}
+    fake.time_entries[eid] = entry
+    ticket["_info"] = {**ticket["_info"], "lastUpdated": stamp}
+    fake.touch()
+    return json_response(201, entry)
+
+
+# ---------------------------------------------------------------- documents
+
+
+def _multipart(req: FakeRequest) -> dict[str, tuple[str | None, bytes]]:
+    ctype = req.headers.get("content-type", "")
+    if not ctype.startswith("multipart/form-data"):
+        raise HttpError(415, "UnsupportedMediaType", "Documents must be uploaded as multipart/form-data.")
+    msg = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + req.body)
+    parts: dict[str, tuple[str | None, bytes]] = {}
+    for part in msg.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        parts[str(name)] = (part.get_filename(), part.get_payload(decode=True) or b"")
+    return parts
+
+
+@route("POST", "/system/documents")
+def post_document(fake: FakeConnectWise, req: FakeRequest) -> FakeResponse:
+    parts = _multipart(req)
+    if "file" not in parts:
+        raise invalid("Document", "file", "A file is required.", code="Required")
+    filename, content = parts["file"]
+    if len(content) > fake.max_document_bytes:
+        raise HttpError(413, "RequestEntityTooLarge", "The document is larger than the allowed size.")
+    record_type = parts.get("recordType", (None, b""))[1].decode()
+    record_id = int(parts.get("recordId", (None, b"0"))[1] or 0)
+    if record_type == "Ticket" and record_id not in fake.tickets:
+        raise invalid("Document", "recordId", f"Ticket {record_id} was not found.", code="InvalidReference")
+    did = fake.next_id("document", 3000)
+    stamp = fake.now()
+    title = parts.get("title", (None, (filename or "").encode()))[1].decode()
+    doc = {"id": did, "title": title, "fileName": filename, "serverFileName": f"{did}-{filename}",
+           "owner": "deskbridge-api", "size": len(content), "publicFlag": False, "readOnlyFlag": False,
+           "imageFlag": (filename or "").lower().endswith((".png", ".jpg", ".jpeg", ".gif")), "urlFlag": False,
+           "linkFlag": False, "guid": f"00000000-0000-0000-0000-{did:012d}", "recordType": record_type,
+           "recordId": record_id, "_info": {"lastUpdated": stamp, "dateEntered": stamp}}
+    fake.documents[did] = doc
+    fake.document_content[did] = content
+    fake.touch()
+    return json_response(201, doc)
+
+
+@route("GET", "/system/documents")
+def list_documents(fake: FakeConnectWise, req: FakeRequest) -> FakeResponse:
+    rtype, rid = req.query.get("recordtype"), req.query.get("recordid")
+
+    def rows() -> list[dict[str, Any]]:
+        return [d for d in fake.documents.values()
+                if (rtype is None or d["recordType"] == rtype) and (rid is None or str(d["recordId"]) == rid)]
+
+    return listing(fake, req, f"documents:{rtype}:{rid}", rows)
+
+
+@route("GET", "/system/documents/{id}/download")
+def download_document(fake: FakeConnectWise, req: FakeRequest, id: int) -> FakeResponse:
+    if id not in fake.documents:
+        raise HttpError(404, "NotFound", f"Document {id} was not found.")
+    name = fake.documents[id]["fileName"]
+    return FakeResponse(200, fake.document_content[id], {"content-type": "application/octet-stream",
+                                                         "content-disposition": f'attachment; filename="{name}"'})
+
+
+# ---------------------------------------------------------------- callbacks
+
+
+@route("GET", "/system/callbacks")
+def list_callbacks(fake: FakeConnectWise, req: FakeRequest) -> FakeResponse:
+    return listing(fake, req, "callbacks", lambda: list(fake.callbacks.values()))
+
+
+@route("POST", "/system/callbacks")
+def post_callback(fake: FakeConnectWise, req: FakeRequest) -> FakeResponse:
+    body = _body(req)
+    for name in ("url", "objectId", "type", "level"):
+        if not isinstance(body, dict) or body.get(name) in (None, ""):
+            raise invalid("CallbackEntry", name, f"The {name} field is required.", code="Required")
+    if len(str(body.get("description", ""))) > 100:
+        raise invalid("CallbackEntry", "description", "The description field is limited to 100 characters.")
+    cid = fake.next_id("callback", 60)
+    entry = {"id": cid, "url": body["url"], "objectId": body["objectId"], "type": body["type"],
+             "level": body["level"], "description": body.get("description", ""),
+             "inactiveFlag": bool(body.get("inactiveFlag")), "isSoapCallbackFlag": False,
+             "isSelfSuppressedFlag": bool(body.get("isSelfSuppressedFlag")), "memberId": fake.api_member_id,
+             "payloadVersion": body.get("payloadVersion"), "_info": {"lastUpdated": fake.now()}}
+    fake.callbacks[cid] = entry
+    fake.touch()
+    return json_response(201, entry)
+
+
+@route("DELETE", "/system/callbacks/{id}")
+def delete_callback(fake: FakeConnectWise, req: FakeRequest, id: int) -> FakeResponse:
+    if fake.callbacks.pop(id, None) is None:
+        raise HttpError(404, "NotFound", f"Callback {id} was not found.")
+    fake.touch()
+    return FakeResponse(204)
+
+
+@route("GET", "/system/callbackkeys/{id}")
+def callback_key(fake: FakeConnectWise, req: FakeRequest, id: int) -> FakeResponse:
+    if id not in fake.signing_keys:
+        raise HttpError(404, "NotFound", "Unknown key.")
+    return json_response(200, {"signing_key": fake.signing_keys[id]})
