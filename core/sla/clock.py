@@ -1,0 +1,144 @@
+"""The business-time clock: pure, vectorised with numpy (reliability-sla.md §5.4).
+
+A calendar is a table of open UTC intervals `s[i], e[i]` with `cum[i]` = business seconds before
+interval i. Then, for any instants (arrays, epoch seconds):
+
+    B(t)    = cum[k] + clip(t - s[k], 0, e[k] - s[k]),   k = searchsorted(s, t, 'right') - 1
+    B⁻¹(x)  = s[k] + (x - cum[k]),                      k = searchsorted(cum, x, 'left') - 1
+
+B counts business seconds since the table's origin; B⁻¹ gives the first instant at which x business
+seconds have elapsed, so a budget ending exactly at a window end is due at that end (17:00), never at
+the next morning's opening. Clocks created outside hours start at the next open instant because B is
+flat there. Outside the table's horizon B is clamped (and B⁻¹ is NaN): tables are built ±400 days
+around "now" and rebuilt as time moves on.
+
+Per ticket and metric (all business quantities in seconds):
+
+    used      = B(end) - B(start) - paused_acc - (B(end) - B(paused_since) if paused)
+                where end = stopped_at if stopped else now
+    remaining = target - used
+    due       = B⁻¹(B(start) + target + paused_acc + current pause)   (the breach instant once breached)
+
+Nothing here reads the wall clock: time is always an argument.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+FloatArray = np.ndarray
+CONTINUOUS_END = 1e11  # year ~5138: the 24x7 table's single interval runs from the epoch to here
+
+
+class IntervalTable:
+    """Open intervals of one calendar over a horizon, with the cumulative business seconds."""
+
+    __slots__ = ("s", "e", "cum", "total", "horizon_start", "horizon_end", "key")
+
+    def __init__(self, s: FloatArray, e: FloatArray, *, horizon_start: float, horizon_end: float,
+                 key: object = None) -> None:
+        self.s = np.ascontiguousarray(s, dtype=np.float64)
+        self.e = np.ascontiguousarray(e, dtype=np.float64)
+        if self.s.shape != self.e.shape or np.any(self.e < self.s) or np.any(np.diff(self.s) < 0):
+            raise ValueError("intervals must be sorted, non-overlapping [s, e) pairs")
+        lengths = self.e - self.s
+        self.cum = np.concatenate(([0.0], np.cumsum(lengths)[:-1])) if len(lengths) else np.zeros(0)
+        self.total = float(lengths.sum())
+        self.horizon_start = horizon_start
+        self.horizon_end = horizon_end
+        self.key = key
+
+    @classmethod
+    def continuous(cls) -> IntervalTable:
+        """Calendar time (24x7, no holidays): B(t) = t."""
+        return cls(np.array([0.0]), np.array([CONTINUOUS_END]), horizon_start=0.0, horizon_end=CONTINUOUS_END,
+                   key="24x7")
+
+    def __len__(self) -> int:
+        return len(self.s)
+
+    def covers(self, t: float) -> bool:
+        return self.horizon_start <= t <= self.horizon_end
+
+    def B(self, t: FloatArray | float) -> FloatArray:  # noqa: N802 - the name used in the reference
+        """Business seconds from the table's origin up to each instant."""
+        t = np.asarray(t, dtype=np.float64)
+        n = len(self.s)
+        if n == 0:
+            return np.zeros_like(t)
+        k = np.searchsorted(self.s, t, side="right") - 1
+        kc = np.clip(k, 0, n - 1)
+        val = self.cum[kc] + np.clip(t - self.s[kc], 0.0, self.e[kc] - self.s[kc])
+        return np.where(k < 0, 0.0, val)
+
+    def B_inv(self, x: FloatArray | float) -> FloatArray:  # noqa: N802
+        """The first instant at which `x` business seconds have elapsed (NaN past the horizon)."""
+        x = np.asarray(x, dtype=np.float64)
+        n = len(self.s)
+        if n == 0:
+            return np.full_like(x, np.nan)
+        xc = np.maximum(x, 0.0)
+        k = np.searchsorted(self.cum, xc, side="left") - 1
+        kc = np.clip(k, 0, n - 1)
+        t = self.s[kc] + (xc - self.cum[kc])
+        return np.where((xc > self.total) | np.isnan(x), np.nan, t)
+
+    def elapsed(self, a: FloatArray | float, b: FloatArray | float) -> FloatArray:
+        """Business seconds between a and b (negative if b < a)."""
+        return self.B(b) - self.B(a)
+
+    def add(self, t: FloatArray | float, seconds: FloatArray | float) -> FloatArray:
+        """The instant `seconds` business seconds after t (the clock starts at the next open instant)."""
+        return self.B_inv(self.B(t) + np.asarray(seconds, dtype=np.float64))
+
+    def next_open(self, t: float) -> float:
+        """t itself when open, else the start of the next open interval (NaN past the horizon)."""
+        k = int(np.searchsorted(self.s, t, side="right")) - 1
+        if k >= 0 and t < self.e[k]:
+            return float(t)
+        return float(self.s[k + 1]) if k + 1 < len(self.s) else float("nan")
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """Per-clock results of one vectorised pass (business seconds; instants as epoch seconds)."""
+
+    used: FloatArray
+    remaining: FloatArray
+    due: FloatArray  # NaN when beyond the horizon
+    breached_at: FloatArray  # NaN while not breached
+
+
+def evaluate(table: IntervalTable, *, start: FloatArray, target: FloatArray, paused_acc: FloatArray,
+             paused_since: FloatArray, stopped_at: FloatArray, now: float) -> Evaluation:
+    """Remaining time and due instant for many clocks on one calendar; NaN means "not set"."""
+    start = np.asarray(start, dtype=np.float64)
+    paused_since = np.asarray(paused_since, dtype=np.float64)
+    stopped_at = np.asarray(stopped_at, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    paused_acc = np.asarray(paused_acc, dtype=np.float64)
+    stopped = ~np.isnan(stopped_at)
+    end = np.where(stopped, stopped_at, now)
+    b_end = table.B(end)
+    b_start = table.B(start)
+    paused = ~np.isnan(paused_since) & ~stopped
+    b_pause = table.B(np.where(paused, paused_since, end))
+    current_pause = np.where(paused, np.maximum(b_end - b_pause, 0.0), 0.0)
+    used = np.maximum(b_end - b_start - paused_acc - current_pause, 0.0)
+    remaining = target - used
+    breached = remaining <= 0
+    budget_end = b_start + target + paused_acc
+    due = table.B_inv(np.where(breached, budget_end, budget_end + current_pause))
+    return Evaluation(used=used, remaining=remaining, due=due, breached_at=np.where(breached, due, np.nan))
+
+
+def evaluate_one(table: IntervalTable, *, start: float, target: float, paused_acc: float,
+                 paused_since: float | None, stopped_at: float | None, now: float) -> tuple[float, float, float]:
+    """(used, remaining, due) for a single clock (due is NaN past the horizon)."""
+    nan = float("nan")
+    ev = evaluate(table, start=np.array([start]), target=np.array([target]), paused_acc=np.array([paused_acc]),
+                  paused_since=np.array([nan if paused_since is None else paused_since]),
+                  stopped_at=np.array([nan if stopped_at is None else stopped_at]), now=now)
+    return float(ev.used[0]), float(ev.remaining[0]), float(ev.due[0])
