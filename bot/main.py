@@ -17,9 +17,12 @@ import httpx
 
 from bot.settings import Settings
 from connectors.registry import Registry
+from core.apikeys import ApiKeyService
 from core.connections import ConnectionService
 from core.context import Actor
+from core.idempotency import IdempotencyService
 from core.notify import FanoutNotifier
+from core.outbox.admin import OutboxAdmin
 from core.queue import QueueService
 from core.tickets import TicketService
 from core.workspaces import DirectoryService, WorkspaceService
@@ -45,6 +48,9 @@ class Deskbridge:
     connections: ConnectionService
     tickets: TicketService
     queue: QueueService
+    apikeys: ApiKeyService
+    idempotency: IdempotencyService
+    outbox_admin: OutboxAdmin
     # Surfaces register themselves here (SlackNotifier, TeamsNotifier, the console).
     notifier: FanoutNotifier = field(default_factory=FanoutNotifier)
     default_workspace_id: int | None = None
@@ -102,6 +108,9 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         connections=connections,
         tickets=TicketService(db, capabilities=registry.capabilities),
         queue=QueueService(db),
+        apikeys=ApiKeyService(db),
+        idempotency=IdempotencyService(db),
+        outbox_admin=OutboxAdmin(db),
     )
     if note:
         container.banner.append(note)

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     picklist_interval_seconds: int = Field(3600, ge=60, description="Picklist refresh period")
     outbox_poll_seconds: float = Field(1.0, gt=0, description="Outbox idle poll period")
 
+    # REST API (/api/msp-portal)
+    api_rate_per_second: float = Field(20.0, gt=0, description="Requests per second per API key (token bucket)")
+    api_rate_burst: int = Field(60, ge=1, description="Burst size of each API key's token bucket")
+    api_max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted request body")
+
     # Slack
     slack_bot_token: SecretStr | None = Field(None, description="xoxb- token (single-workspace mode)")
     slack_signing_secret: SecretStr | None = Field(None, description="Verifies Slack requests")

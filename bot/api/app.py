@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from bot import jobs
+from bot.api import portal
 
 log = logging.getLogger("deskbridge.api")
 
@@ -38,6 +39,7 @@ def create_app(container: Any, *, start_background: bool = True) -> FastAPI:
     app = FastAPI(title="Deskbridge", version=_version(), lifespan=lifespan)
     app.state.container = container
     app.state.ready = False
+    portal.install(app, container)  # REST API under /api/msp-portal (bot/api/portal)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -1,0 +1,76 @@
+"""The MSP portal REST API under /api/msp-portal/: tickets, directory and outbox administration.
+
+`install(app, container)` adds the routes, the problem-details error handlers, the body size limit and the
+per-key rate limiter to the web app. Auth: `Authorization: Bearer <key>` (scopes read < write < admin).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+
+from bot.api import problems
+from bot.api.portal import admin, tickets
+from bot.api.portal.limits import BodyLimit, RateLimiter
+
+PREFIX = "/api/msp-portal"
+DEFAULT_MAX_BODY_BYTES = 1_048_576
+DEFAULT_RATE_PER_SECOND = 20.0
+DEFAULT_RATE_BURST = 60
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": problems.Problem, "description": text}
+    for code, text in (
+        (401, "Missing, malformed, unknown or revoked API key"),
+        (403, "The key lacks the scope this route needs"),
+        (404, "Not found (also: outside the key's workspace)"),
+        (409, "Conflict, or the same Idempotency-Key is still in flight"),
+        (413, "Request body too large"),
+        (422, "Invalid input, an unknown filter value, or an Idempotency-Key reused with another body"),
+        (429, "Rate limit of this key exceeded; see Retry-After"),
+        (503, "The PSA connection is unusable"),
+    )
+}
+
+
+def router() -> APIRouter:
+    r = APIRouter(prefix=PREFIX, responses=_ERRORS)
+    r.include_router(tickets.router)
+    r.include_router(admin.router)
+    return r
+
+
+def install(app: FastAPI, container: Any) -> None:
+    """Mount the API on `app` (limits come from the container's settings when it has them)."""
+    s = getattr(container, "settings", None)
+    rate = float(getattr(s, "api_rate_per_second", DEFAULT_RATE_PER_SECOND))
+    burst = int(getattr(s, "api_rate_burst", DEFAULT_RATE_BURST))
+    max_body = int(getattr(s, "api_max_body_bytes", DEFAULT_MAX_BODY_BYTES))
+    app.state.portal_limiter = RateLimiter(rate, burst)
+    app.include_router(router())
+    app.add_middleware(BodyLimit, prefix=PREFIX, max_bytes=max_body)
+    problems.install(app, PREFIX)
+    _problem_media_type_in_openapi(app)
+
+
+def _problem_media_type_in_openapi(app: FastAPI) -> None:
+    """Error responses are documented as application/problem+json (what the handlers send)."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        for path, item in schema.get("paths", {}).items():
+            if not path.startswith(PREFIX):
+                continue
+            for op in item.values():
+                for code, resp in op.get("responses", {}).items():
+                    content = resp.get("content", {})
+                    if code[:1] in ("4", "5") and "application/json" in content:
+                        content[problems.MEDIA_TYPE] = content.pop("application/json")
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,99 @@
+"""Request plumbing of the REST API: bearer-key authentication, scopes, rate limits, idempotent writes."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from bot.api import problems
+from core.apikeys import Principal, Unauthenticated
+from core.context import Actor
+from core.errors import DeskbridgeError, PermissionDenied
+from core.idempotency import Claim, request_hash
+
+bearer = HTTPBearer(auto_error=False, description="An API key from `deskbridge apikey create`")
+
+# (status, body, headers) of a successful endpoint run.
+Result = tuple[int, Any, dict[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated key and the container, for one request."""
+
+    principal: Principal
+    container: Any
+
+    @property
+    def actor(self) -> Actor:
+        return self.principal.actor()
+
+
+def container_of(request: Request) -> Any:
+    return request.app.state.container
+
+
+async def _authenticate(request: Request,
+                        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Caller:
+    container = container_of(request)
+    if creds is None or creds.scheme.lower() != "bearer":
+        raise Unauthenticated("No API key was sent.",
+                              hint="Send `Authorization: Bearer <key>` with a key from `deskbridge apikey create`.")
+    principal = await container.apikeys.authenticate(creds.credentials)
+    wait = request.app.state.portal_limiter.take(principal.key_id)
+    if wait > 0:
+        raise problems.RateLimited(wait)
+    return Caller(principal, container)
+
+
+def needs(scope: str) -> Callable[..., Awaitable[Caller]]:
+    """A dependency: the caller, who must hold `scope` (read < write < admin), else 403."""
+
+    async def check(caller: Annotated[Caller, Depends(_authenticate)]) -> Caller:
+        if not caller.principal.has(scope):
+            raise PermissionDenied(f"This API key lacks the '{scope}' scope.",
+                                   hint=f"Create a key with `deskbridge apikey create <name> --scope {scope}`.")
+        return caller
+
+    return check
+
+
+Reader = Annotated[Caller, Depends(needs("read"))]
+Writer = Annotated[Caller, Depends(needs("write"))]
+Admin = Annotated[Caller, Depends(needs("admin"))]
+IdemKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", max_length=255,
+    description="Retry-safe writes: the same key with the same body replays the first response (kept 24 h)")]
+
+
+async def idempotent(request: Request, caller: Caller, key: str | None, payload: Any,
+                     work: Callable[[], Awaitable[Result]]) -> JSONResponse:
+    """Run `work` once per Idempotency-Key (Stripe's semantics, see core/idempotency.py)."""
+    if key is None:
+        status, body, headers = await work()
+        return JSONResponse(body, status_code=status, headers=headers)
+    svc = caller.container.idempotency
+    got = await svc.claim(caller.principal.workspace_id, key, request_hash(request.method, request.url.path, payload))
+    if not isinstance(got, Claim):
+        saved = got.body
+        headers = {**saved.get("headers", {}), "Idempotent-Replayed": "true"}
+        media = problems.MEDIA_TYPE if got.status >= 400 else "application/json"
+        return JSONResponse(saved.get("body"), status_code=got.status, headers=headers, media_type=media)
+    try:
+        with svc.committed_with_work(got):
+            status, body, headers = await work()
+    except DeskbridgeError as exc:
+        # The endpoint ran and refused: that answer is saved too, so a retry gets the same one.
+        status, body, headers = problems.from_error(exc, request.url.path)
+        await svc.complete(got, status, {"body": body, "headers": headers})
+        return problems.response(status, body, headers)
+    except Exception:
+        await svc.release(got)  # the work failed before committing: a retry with this key runs again
+        raise
+    await svc.complete(got, status, {"body": body, "headers": headers})
+    return JSONResponse(body, status_code=status, headers=headers)

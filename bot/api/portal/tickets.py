@@ -1,0 +1,115 @@
+"""Ticket routes: list (queue filters, keyset pages), create, read with timeline, update, comment.
+
+Every route goes through TicketService / QueueService as the key's Actor; the workspace comes from the key
+only, so another workspace's ticket number is simply not found (404, never 403).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse
+
+from bot.api.portal import filters
+from bot.api.portal.deps import IdemKey, Reader, Result, Writer, idempotent
+from bot.api.portal.models import (
+    NOTE_KINDS,
+    CommentCreate,
+    CommentOut,
+    TicketCreate,
+    TicketOut,
+    TicketPage,
+    TicketUpdate,
+    comment_out,
+    page_out,
+    ticket_out,
+)
+from core.errors import InvalidInput
+
+router = APIRouter(tags=["tickets"])
+TicketNumber = Annotated[int, Path(alias="ticketId", ge=1, le=2_147_483_647,
+                                   description="The ticket number people see (e.g. 1042)")]
+CSV = "Comma-separated or repeated"
+
+
+@router.get("/tickets", response_model=TicketPage, summary="List tickets (a queue)")
+async def list_tickets(
+    caller: Reader,
+    stage: Annotated[list[str] | None, Query(description=f"{CSV}: new, in_progress, waiting, resolved, closed, "
+                                             "open (default), all")] = None,
+    status: Annotated[list[str] | None, Query(description=f"{CSV} PSA status names")] = None,
+    customer: Annotated[str | None, Query(max_length=200, description="Customer id, identifier or name")] = None,
+    assignee: Annotated[str | None, Query(max_length=20, description="Member id, unassigned or mine")] = None,
+    priority: Annotated[list[str] | None, Query(description=f"{CSV}: critical, high, medium, low")] = None,
+    age: Annotated[list[str] | None, Query(description="`>2d` older than, `<4h` newer than (m h d w)")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Words in the subject, or #number")] = None,
+    sort: Annotated[str | None, Query(description="oldest (default), newest, priority, updated")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 25,
+    cursor: Annotated[str | None, Query(max_length=2000, description="next_cursor of the previous page")] = None,
+    total: Annotated[bool, Query(description="Count all matches (costs a query)")] = False,
+) -> JSONResponse:
+    actor = caller.actor
+    f = await filters.build(caller.container.directory, actor, stage=stage, status=status, customer_ref=customer,
+                            assignee_ref=assignee, priority=priority, age=age, q=q, sort_ref=sort)
+    page = await caller.container.queue.list(actor, f, limit=limit, cursor=cursor or None, with_total=total)
+    return JSONResponse(page_out(page))
+
+
+@router.post("/tickets", status_code=201, response_model=TicketOut, summary="Create a ticket",
+             responses={201: {"headers": {"Location": {"schema": {"type": "string"},
+                                                       "description": "The new ticket's URL (once numbered)"}}}})
+async def create_ticket(request: Request, caller: Writer, body: TicketCreate, idempotency_key: IdemKey = None
+                        ) -> JSONResponse:
+    async def work() -> Result:
+        detail = await caller.container.tickets.create(
+            caller.actor, subject=body.subject, description=body.description, customer_id=body.customer_id,
+            priority=body.priority, assignee_member_id=body.assignee_id)
+        out = ticket_out(detail)
+        headers = {"Location": f"{request.url.path}/{out['number']}"} if out["number"] is not None else {}
+        return 201, out, headers
+
+    return await idempotent(request, caller, idempotency_key, body.model_dump(mode="json", exclude_unset=True), work)
+
+
+@router.get("/tickets/{ticketId}", response_model=TicketOut, summary="A ticket with its comments and activity")
+async def get_ticket(caller: Reader, number: TicketNumber) -> JSONResponse:
+    return JSONResponse(ticket_out(await caller.container.tickets.get(caller.actor, number)))
+
+
+@router.put("/tickets/{ticketId}", response_model=TicketOut, summary="Change status, priority or assignee")
+async def update_ticket(request: Request, caller: Writer, number: TicketNumber, body: TicketUpdate,
+                        idempotency_key: IdemKey = None) -> JSONResponse:
+    given = body.model_fields_set
+    if not given:
+        raise InvalidInput("Nothing to change.", hint="Send at least one of status, priority, assignee_id.")
+    if "priority" in given and body.priority is None:
+        raise InvalidInput("priority cannot be null.", hint="Use critical, high, medium or low.", field="priority")
+    if "status" in given and body.status is None:
+        raise InvalidInput("status cannot be null.", hint="Give a status name or a stage.", field="status")
+
+    async def work() -> Result:
+        svc, actor = caller.container.tickets, caller.actor
+        detail = await svc.get(actor, number)  # 404 before any change, for every field
+        if body.priority is not None:
+            detail = await svc.change_priority(actor, number, body.priority)
+        if "assignee_id" in given:
+            detail = await svc.assign(actor, number, body.assignee_id)
+        if body.status is not None:
+            detail = await svc.change_status(actor, number, body.status)
+        return 200, ticket_out(detail), {}
+
+    return await idempotent(request, caller, idempotency_key, body.model_dump(mode="json", exclude_unset=True), work)
+
+
+@router.post("/tickets/{ticketId}/comments", status_code=201, response_model=CommentOut,
+             summary="Add a public or internal comment")
+async def add_comment(request: Request, caller: Writer, number: TicketNumber, body: CommentCreate,
+                      idempotency_key: IdemKey = None) -> JSONResponse:
+    async def work() -> Result:
+        detail = await caller.container.tickets.comment(caller.actor, number, body.body, visibility=body.visibility)
+        notes = [i for i in detail.timeline if i.kind in NOTE_KINDS and i.origin == "api"]
+        newest = max(notes, key=lambda i: i.id)
+        return 201, comment_out(newest).model_dump(mode="json"), {}
+
+    return await idempotent(request, caller, idempotency_key, body.model_dump(mode="json", exclude_unset=True), work)

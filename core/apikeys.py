@@ -1,0 +1,158 @@
+"""REST API keys: created (shown once), listed, revoked, and turned into an Actor on each request.
+
+A key looks like `dbk_<key_id>_<secret>`. Only the key id (a lookup prefix, not secret) and the SHA-256 of
+the whole key are stored; the key has 256 bits of randomness, so a fast hash is the right tool (nothing
+to brute-force). The workspace comes from the key row only, never from the request (OWASP API1/API2).
+Scopes are ordered: `read` < `write` < `admin`; a key holding one has the ones below it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import select
+
+from core.context import Actor
+from core.errors import Conflict, DeskbridgeError, InvalidInput, NotFound
+from store.db import Database, Scope
+from store.enums import Origin
+from store.tables import ApiKey
+from store.types import utcnow
+
+PREFIX = "dbk"
+SCOPES = ("read", "write", "admin")
+_KEY = re.compile(r"^dbk_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$")
+# last_used_at is refreshed at most this often, so a busy key does not turn every read into a write.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class Unauthenticated(DeskbridgeError):
+    """No key, a malformed key, an unknown key or a revoked key (the caller is told no more than that)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated key: whose workspace, which key, which scopes."""
+
+    workspace_id: int
+    key_pk: int
+    key_id: str
+    name: str
+    scopes: frozenset[str]
+
+    def has(self, scope: str) -> bool:
+        """True if the key holds `scope` or a higher one."""
+        level = SCOPES.index(scope)
+        return any(SCOPES.index(s) >= level for s in self.scopes if s in SCOPES)
+
+    def actor(self) -> Actor:
+        """The Actor every service call of this request runs as."""
+        return Actor(workspace_id=self.workspace_id, origin=Origin.API, display=f"apikey:{self.name}",
+                     is_admin=self.has("admin"))
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What `list` shows about a key (never the key itself)."""
+
+    key_id: str
+    name: str
+    scopes: tuple[str, ...]
+    created_at: datetime
+    created_by: str
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+def hash_key(token: str) -> str:
+    """The stored form of a key."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def normalize_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
+    """Validated, de-duplicated scopes in their fixed order; InvalidInput for an unknown one."""
+    wanted = {s.strip().lower() for s in scopes if s.strip()}
+    unknown = wanted - set(SCOPES)
+    if unknown or not wanted:
+        raise InvalidInput(f"Unknown scope: {', '.join(sorted(unknown)) or '(none given)'}.",
+                           hint="Use read, write or admin (each includes the ones before it).", field="scope")
+    return tuple(s for s in SCOPES if s in wanted)
+
+
+def _info(row: ApiKey) -> KeyInfo:
+    return KeyInfo(key_id=row.key_id, name=row.name, scopes=tuple(row.scopes.split(",")), created_at=row.created_at,
+                   created_by=row.created_by, last_used_at=row.last_used_at, revoked_at=row.revoked_at)
+
+
+class ApiKeyService:
+    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.db = db
+        self._clock = clock
+
+    async def create(self, workspace_id: int, *, name: str, scopes: Iterable[str],
+                     created_by: str = "cli") -> tuple[KeyInfo, str]:
+        """Create a key; returns its info and the key itself, which is never shown again."""
+        clean = name.strip()
+        if not _NAME.match(clean):
+            raise InvalidInput(f"'{name}' is not a valid key name.",
+                               hint="Use 1-100 letters, digits, spaces, dots, dashes or underscores.", field="name")
+        scope_list = normalize_scopes(scopes)
+        key_id = secrets.token_hex(6)
+        token = f"{PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
+        async with self.db.write(Scope.workspace(workspace_id)) as session:
+            taken = (await session.exec(select(ApiKey).where(ApiKey.name == clean))).first()
+            if taken is not None:
+                raise Conflict(f"An API key named '{clean}' already exists.",
+                               hint="Pick another name (names of revoked keys stay taken, so the audit trail stays clear).")
+            row = ApiKey(workspace_id=workspace_id, key_id=key_id, secret_hash=hash_key(token), name=clean,
+                         scopes=",".join(scope_list), created_by=created_by[:200], created_at=self._clock())
+            session.add(row)
+        return _info(row), token
+
+    async def list(self, workspace_id: int) -> list[KeyInfo]:
+        """Every key of the workspace, revoked ones included."""
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            rows = (await session.exec(select(ApiKey).order_by(ApiKey.created_at, ApiKey.id))).all()  # type: ignore[arg-type]
+        return [_info(r) for r in rows]
+
+    async def revoke(self, workspace_id: int, ref: str) -> KeyInfo:
+        """Revoke a key by name or key id; it stops working on its next request."""
+        async with self.db.write(Scope.workspace(workspace_id)) as session:
+            row = (await session.exec(select(ApiKey).where(
+                sa.or_(ApiKey.name == ref.strip(), ApiKey.key_id == ref.strip())))).first()
+            if row is None:
+                raise NotFound(f"No API key named '{ref}'.", hint="List keys with `deskbridge apikey list`.")
+            if row.revoked_at is None:
+                row.revoked_at = self._clock()
+            return _info(row)
+
+    async def authenticate(self, token: str | None) -> Principal:
+        """The principal for a presented key, or Unauthenticated (same message for every failure)."""
+        m = _KEY.match((token or "").strip())
+        if not m:
+            raise _denied()
+        presented = hash_key(m.group(0))
+        # System scope: the workspace is what we are looking up; the key id alone selects one row.
+        async with self.db.read(Scope.system_wide()) as session:
+            row = (await session.exec(select(ApiKey).where(ApiKey.key_id == m.group(1)))).first()
+        if row is None or row.revoked_at is not None or not hmac.compare_digest(row.secret_hash, presented):
+            raise _denied()
+        now = self._clock()
+        if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+            async with self.db.write(Scope.workspace(row.workspace_id)) as session:
+                await session.execute(sa.update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))  # type: ignore[arg-type]
+        return Principal(workspace_id=row.workspace_id, key_pk=row.id, key_id=row.key_id,  # type: ignore[arg-type]
+                         name=row.name, scopes=frozenset(row.scopes.split(",")))
+
+
+def _denied() -> Unauthenticated:
+    return Unauthenticated("The API key is missing, malformed, unknown or revoked.",
+                           hint="Send `Authorization: Bearer <key>` with a key from `deskbridge apikey create`.")
