@@ -260,6 +260,13 @@ def conn_reauth(
     typer.echo(f"Credentials updated: {info.display_name}")
 
 
+# ---------------------------------------------------------------- feature commands (bot/commands/)
+
+from bot.commands.apikey import app as apikey_app  # noqa: E402
+
+app.add_typer(apikey_app, name="apikey")
+
+
 def main() -> None:
     app()
 

@@ -50,6 +50,7 @@ def build_scheduler(container: Deskbridge) -> AsyncIOScheduler:
 
     async def housekeeping() -> None:
         await scheduling.prune(container.db, datetime.now(UTC))
+        await container.idempotency.prune(datetime.now(UTC))  # REST API idempotency keys older than 24 h
 
     add_job(scheduler, container, "housekeeping", timedelta(hours=1), housekeeping)
     return scheduler

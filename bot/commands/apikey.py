@@ -1,0 +1,66 @@
+"""`deskbridge apikey create|list|revoke`: REST API keys (the key is printed once, at creation)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+app = typer.Typer(help="REST API keys (/api/msp-portal).", no_args_is_help=True)
+
+
+def _cli() -> Any:
+    from bot import cli  # late: bot.cli registers this module at its bottom
+
+    return cli
+
+
+@app.command("create")
+def create(
+    name: str = typer.Argument(..., help="A name for the key, e.g. the integration using it"),
+    scope: list[str] = typer.Option(["read"], "--scope", help="read, write or admin (each includes the ones before)"),
+    workspace: str | None = typer.Option(None, help="Workspace slug"),
+) -> None:
+    """Create a key and print it once; only its hash is stored."""
+    cli = _cli()
+
+    async def work(c: Any) -> Any:
+        ws = await cli.workspace_id(c, workspace)
+        return await c.apikeys.create(ws, name=name, scopes=scope, created_by="cli")
+
+    info, token = cli.run(work)
+    typer.echo(f"Created API key '{info.name}' (id {info.key_id}, scopes {', '.join(info.scopes)}).")
+    typer.echo("Copy it now; it is not shown again:")
+    typer.echo(token)
+
+
+@app.command("list")
+def list_keys(workspace: str | None = typer.Option(None, help="Workspace slug")) -> None:
+    """List keys (never the keys themselves)."""
+    cli = _cli()
+
+    async def work(c: Any) -> Any:
+        return await c.apikeys.list(await cli.workspace_id(c, workspace))
+
+    keys = cli.run(work)
+    if not keys:
+        typer.echo("No API keys. Create one with `deskbridge apikey create <name> --scope read`.")
+    for k in keys:
+        used = k.last_used_at.isoformat(timespec="seconds") if k.last_used_at else "never used"
+        state = f"revoked {k.revoked_at.isoformat(timespec='seconds')}" if k.revoked_at else "active"
+        typer.echo(f"{k.key_id}  {k.name:<24} {','.join(k.scopes):<18} {state:<30} {used}")
+
+
+@app.command("revoke")
+def revoke(
+    key: str = typer.Argument(..., help="The key's name or id"),
+    workspace: str | None = typer.Option(None, help="Workspace slug"),
+) -> None:
+    """Revoke a key; requests with it get 401 from then on."""
+    cli = _cli()
+
+    async def work(c: Any) -> Any:
+        return await c.apikeys.revoke(await cli.workspace_id(c, workspace), key)
+
+    info = cli.run(work)
+    typer.echo(f"Revoked API key '{info.name}' ({info.key_id}).")
