@@ -4,6 +4,7 @@ from store.tables.api import ApiKey, IdempotencyKey
 from store.tables.base import WorkspaceOwned
 from store.tables.connection import PicklistItem, PriorityMapping, PsaConnection, StatusMapping
 from store.tables.outbox import AuditLog, OutboxOp
+from store.tables.sla import SlaCalendar, SlaClock, SlaPolicy, SlaWarning
 from store.tables.sync import JobTick, Lease, ProcessedEvent, SyncCursor, SyncRun
 from store.tables.ticket import AttachmentBlob, ChatLink, Ticket, TimelineEntry
 from store.tables.workspace import (
@@ -35,6 +36,10 @@ __all__ = [
     "PriorityMapping",
     "ProcessedEvent",
     "PsaConnection",
+    "SlaCalendar",
+    "SlaClock",
+    "SlaPolicy",
+    "SlaWarning",
     "StatusMapping",
     "SyncCursor",
     "SyncRun",
