@@ -265,6 +265,9 @@ def conn_reauth(
 from bot.commands.apikey import app as apikey_app  # noqa: E402
 
 app.add_typer(apikey_app, name="apikey")
+from bot.commands.console import app as console_app  # noqa: E402
+
+app.add_typer(console_app, name="console")
 
 
 def main() -> None:

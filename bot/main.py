@@ -18,6 +18,9 @@ import httpx
 from bot.settings import Settings
 from connectors.registry import Registry
 from core.apikeys import ApiKeyService
+from core.chat import ChatService
+from core.chat_commands import ChatCommands
+from core.chat_views import ChatViews
 from core.connections import ConnectionService
 from core.context import Actor
 from core.idempotency import IdempotencyService
@@ -55,6 +58,11 @@ class Deskbridge:
     notifier: FanoutNotifier = field(default_factory=FanoutNotifier)
     default_workspace_id: int | None = None
     banner: list[str] = field(default_factory=list)
+    # Chat surfaces (issue 7): bindings/identities, view builders, the shared command runner, Slack.
+    chat: ChatService | None = None
+    chat_views: ChatViews | None = None
+    chat_commands: ChatCommands | None = None
+    slack: Any = None  # bot.slack.app.SlackSurface when Slack is configured
 
     def system_actor(self) -> Actor:
         assert self.default_workspace_id is not None, "bootstrap() first"
@@ -112,9 +120,30 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         idempotency=IdempotencyService(db),
         outbox_admin=OutboxAdmin(db),
     )
+    _wire_chat(container)
     if note:
         container.banner.append(note)
     return container
+
+
+def _wire_chat(c: Deskbridge) -> None:
+    """Chat services shared by Slack, Teams and the console; SLA/outbox parts plug in when present."""
+    c.chat = ChatService(c.db, cipher=c.cipher, workspaces=c.workspaces, directory=c.directory)
+    sla = getattr(c, "sla", None)
+    c.chat_views = ChatViews(c.db, tickets=c.tickets, connections=c.connections,
+                             capabilities=c.registry.capabilities,
+                             sla=sla if sla is not None and hasattr(sla, "breaching_ids") else None)
+    c.chat_commands = ChatCommands(c.db, chat=c.chat, views=c.chat_views, queue=c.queue, tickets=c.tickets,
+                                   directory=c.directory, workspaces=c.workspaces,
+                                   outbox_admin=getattr(c, "outbox_admin", None) or _outbox_admin(c))
+
+
+def _outbox_admin(c: Deskbridge) -> Any:
+    try:
+        from core.outbox.admin import OutboxAdmin
+    except ImportError:  # the outbox admin has not landed in this build
+        return None
+    return OutboxAdmin(c.db)
 
 
 async def bootstrap(container: Deskbridge) -> list[str]:

@@ -78,3 +78,159 @@ class QueuePage:
     next_cursor: str | None = None
     total: int | None = None  # only when asked (a count is not free on a big queue)
     filters: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- chat surfaces (Slack, Teams, console)
+# Views below are built by core/chat_views.py and rendered by bot/slack/blocks.py, bot/console/render.py
+# (and later bot/teams). Every action a view offers is a `ViewAction`; its `action` id names the same
+# operation on every surface.
+
+QUEUE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("number", "#"), ("subject", "Subject"), ("customer", "Customer"), ("priority", "Priority"),
+    ("status", "Status"), ("assignee", "Assignee"), ("created", "Created"), ("sla", "SLA"),
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ViewAction:
+    """A button: `action` is a surface-independent id (reply, note, status, assign_me, time, alert_ack,
+    alert_resolve, open_psa, open_rmm, open_runbook, open, page); `url` for links out."""
+
+    action: str
+    label: str
+    value: str = ""
+    url: str | None = None
+    style: str | None = None  # primary | danger
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueView:
+    title: str
+    rows: tuple[TicketSummary, ...]
+    now: datetime
+    filters_text: str = ""  # the filters as the user could retype them
+    scope_note: str | None = None  # "Customer channel: Acme Corp"
+    next_cursor: str | None = None
+    total: int | None = None
+    empty_text: str = "No tickets match."
+    columns: tuple[tuple[str, str], ...] = QUEUE_COLUMNS
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConversationItem:
+    """One line of a ticket's thread: a note, marked public or internal."""
+
+    author: str
+    body: str
+    at: datetime
+    visibility: str  # public | internal | resolution
+    origin: str
+    queued: bool = False  # written here, not yet delivered to the PSA
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExternalLink:
+    kind: str  # psa | device | alert | contract | runbook
+    label: str
+    ref: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TicketView:
+    detail: TicketDetail
+    now: datetime
+    conversation: tuple[ConversationItem, ...] = ()
+    status_history: tuple[TimelineItem, ...] = ()
+    time_entries: tuple[TimelineItem, ...] = ()
+    attachments: tuple[TimelineItem, ...] = ()
+    links: tuple[ExternalLink, ...] = ()
+    actions: tuple[ViewAction, ...] = ()
+    total_minutes: int = 0
+    sla_remaining_s: float | None = None
+    audience: str = "tech"  # tech | customer (customer views never show internal notes or time)
+    notice: str | None = None  # e.g. "Queued: reply (internal). It goes to the PSA in a moment."
+
+    @property
+    def summary(self) -> TicketSummary:
+        return self.detail.summary
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FormOption:
+    value: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FormField:
+    name: str
+    label: str
+    kind: str  # text | textarea | select | checkbox | number
+    required: bool = False
+    options: tuple[FormOption, ...] = ()
+    initial: str | None = None
+    hint: str | None = None
+    max_length: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FormView:
+    """A modal (Slack), a task module (Teams) or a prompt sequence (console)."""
+
+    form: str  # new_ticket | reply | note | status | time | assign
+    title: str
+    submit_label: str
+    fields: tuple[FormField, ...]
+    ticket_number: int | None = None
+    context: dict[str, Any] = field(default_factory=dict)  # carried through the surface (ids, thread)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageView:
+    """A plain answer: help text, a confirmation, an error with what to do about it."""
+
+    text: str
+    kind: str = "info"  # info | success | error
+    hint: str | None = None
+    suggestions: tuple[str, ...] = ()
+    lines: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlaWarningView:
+    ticket_number: int | None
+    subject: str
+    customer_name: str | None
+    priority: str
+    metric: str
+    threshold: int
+    remaining_s: float
+    due_at: datetime | None
+    psa_url: str | None = None
+
+    @property
+    def breached(self) -> bool:
+        return self.threshold >= 100 or self.remaining_s <= 0
+
+
+def human_duration(seconds: float) -> str:
+    """'45m', '3h 10m', '2d 4h' (for ages and SLA figures on every surface)."""
+    s = int(abs(seconds))
+    d, rem = divmod(s, 86400)
+    h, rem = divmod(rem, 3600)
+    m = rem // 60
+    if d:
+        return f"{d}d {h}h" if h else f"{d}d"
+    if h:
+        return f"{h}h {m}m" if m else f"{h}h"
+    return f"{m}m"
+
+
+def sla_text(remaining_s: float | None) -> str:
+    """'2h 10m left', 'exceeded by 15m', or '' when no SLA applies."""
+    if remaining_s is None:
+        return ""
+    if remaining_s <= 0:
+        return f"exceeded by {human_duration(remaining_s)}"
+    return f"{human_duration(remaining_s)} left"

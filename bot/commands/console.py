@@ -1,0 +1,41 @@
+"""`deskbridge console`: try Deskbridge in the terminal, no Slack needed (works against the sandbox PSA)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="Terminal surface: the Slack commands and views, as text.", invoke_without_command=True)
+
+
+@app.callback()
+def console(
+    as_email: str | None = typer.Option(None, "--as", help="Act as the technician with this e-mail."),
+    no_sync: bool = typer.Option(False, "--no-sync", help="Do not pull from the PSA before starting."),
+) -> None:
+    """Open an interactive console (type /deskbridge help inside)."""
+    from bot.cli import run
+    from bot.console.session import ConsoleNotifier, ConsoleSession, stdin_reader
+
+    async def work(container) -> None:  # type: ignore[no-untyped-def]
+        container.notifier.add(ConsoleNotifier(typer.echo))
+        if not no_sync:
+            await _initial_sync(container)
+        session = ConsoleSession(container, read=stdin_reader, write=typer.echo, as_email=as_email)
+        await session.run()
+
+    run(work)
+
+
+async def _initial_sync(container) -> None:  # type: ignore[no-untyped-def]
+    """Pull tickets, customers and technicians once, when the sync engine is present."""
+    sync = getattr(container, "sync", None)
+    if sync is None:
+        return
+    for name in ("sync_all", "run_all", "sync_once"):
+        fn = getattr(sync, name, None)
+        if fn is not None:
+            try:
+                await fn()
+            except Exception as exc:  # noqa: BLE001 - the console still works on what is stored
+                typer.echo(f"(initial sync failed: {exc})")
+            return

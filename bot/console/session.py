@@ -1,0 +1,245 @@
+"""`deskbridge console`: a terminal surface speaking the same commands and views as Slack.
+
+Type `/tickets mine`, `/ticket 12`, `/deskbridge help` (the slash is optional). Buttons are numbered:
+type the number. With a ticket open, any other text is written to it like a Slack thread message
+(internal note; `!public` for a customer reply; `!time 30m …` to log time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bot.console import render
+from core import commands as grammar
+from core.chat import ChatUser
+from core.context import Actor
+from core.errors import DeskbridgeError
+from core.notify import DomainEvent
+from core.views import FormView, MessageView, QueueView, TicketView, ViewAction
+
+InputFn = Callable[[str], Awaitable[str | None]]
+OutputFn = Callable[[str], None]
+
+GREETING = ("Deskbridge console — the same commands as in Slack. Try /tickets, /tickets mine, /ticket <n>, "
+            "/ticket new, /deskbridge help. Type a number to press a button; 'quit' to leave.")
+COMMANDS = ("tickets", "ticket", "deskbridge", "queue", "q")
+
+
+class ConsoleNotifier:
+    """Prints domain events (PSA notes, deliveries, SLA warnings) as they happen."""
+
+    def __init__(self, output: OutputFn) -> None:
+        self.output = output
+
+    async def notify(self, event: DomainEvent) -> None:
+        line = render.render_event(event)
+        if line:
+            self.output(line)
+
+
+class ConsoleSession:
+    def __init__(self, container: Any, *, read: InputFn, write: OutputFn, as_email: str | None = None,
+                 user_id: str | None = None) -> None:
+        self.c = container
+        self.read = read
+        self.write = write
+        self.as_email = as_email
+        self.user = ChatUser(platform="console", team_id="local", user_id=user_id or _os_user(),
+                             channel_id="console", platform_admin=True)
+        self.buttons: list[ViewAction] = []
+        self.current_ticket: str | None = None
+        self.last_filters: grammar.ListTickets | None = None
+
+    @property
+    def workspace_id(self) -> int:
+        return int(self.c.default_workspace_id)
+
+    async def start(self) -> None:
+        """Pick the technician the console acts as and link the console identity to them."""
+        directory = self.c.directory
+        member = None
+        if self.as_email:
+            member = await directory.member_by_email(self.workspace_id, self.as_email)
+            if member is None:
+                self.write(f"No technician has the e-mail {self.as_email}; acting as the first technician.")
+        if member is None:
+            existing = await self.c.chat.member_for(self.workspace_id, self.user)
+            members = [m for m in await directory.members(self.workspace_id) if m.active]
+            member = existing or next((m for m in sorted(members, key=lambda m: m.id) if m.external_id), None) \
+                or (members[0] if members else None)
+        if member is None:
+            member = await directory.add_member(self.workspace_id, name="Console Technician", is_admin=True)
+        await directory.link_chat_user(self.workspace_id, member.id, platform="console", team_id="local",
+                                       user_id=self.user.user_id)
+        self.c.chat.invalidate()
+        self.write(GREETING)
+        self.write(f"You are {member.name}.")
+
+    async def actor(self) -> tuple[Actor, Any]:
+        return await self.c.chat.actor_for(self.workspace_id, self.user)
+
+    async def run(self) -> None:
+        """Read lines until 'quit' or end of input."""
+        await self.start()
+        while True:
+            line = await self.read("deskbridge> ")
+            if line is None or line.strip().lower() in ("quit", "exit", ":q"):
+                self.write("Bye.")
+                return
+            await self.handle(line)
+
+    async def handle(self, line: str) -> None:
+        """One line: a command, a button number, or a message for the open ticket."""
+        text = line.strip()
+        if not text:
+            return
+        try:
+            if text.isdigit() and self.buttons:
+                await self._press(int(text))
+                return
+            word, _, rest = text.lstrip("/").partition(" ")
+            if word.lower() in COMMANDS or text.startswith("/"):
+                await self._command(word, rest)
+                return
+            if text.lower() in ("help", "?"):
+                await self._command("deskbridge", "help")
+                return
+            if self.current_ticket is None:
+                self.write("No ticket is open. Open one with /ticket <n>, or see /deskbridge help.")
+                return
+            actor, _ = await self.actor()
+            ticket_id = (await self.c.tickets.get(actor, self.current_ticket)).summary.id
+            done = await self.c.chat_commands.thread_message(actor, ticket_id, text)
+            if done is None:
+                self.write("(not sent)")
+                return
+            self._show_ticket(done.view, notice=done.confirmation)
+        except DeskbridgeError as exc:
+            self.write(render.render_message(_error(exc)))
+
+    async def _command(self, word: str, rest: str) -> None:
+        cmd = grammar.parse(word, rest)
+        actor, info = await self.actor()
+        if isinstance(cmd, grammar.ListTickets):
+            self.last_filters = cmd
+        view = await self.c.chat_commands.run(actor, self.user, info, cmd)
+        await self._show(view)
+
+    async def _show(self, view: Any) -> None:
+        if isinstance(view, QueueView):
+            text, self.buttons = render.render_queue(view)
+            self.write(text)
+        elif isinstance(view, TicketView):
+            self._show_ticket(view)
+        elif isinstance(view, FormView):
+            await self._fill(view)
+        elif isinstance(view, MessageView):
+            self.buttons = []
+            self.write(render.render_message(view))
+
+    def _show_ticket(self, view: TicketView, notice: str | None = None) -> None:
+        if notice:
+            from dataclasses import replace
+
+            view = replace(view, notice=notice)
+        text, self.buttons = render.render_ticket(view)
+        num = view.summary.number
+        self.current_ticket = str(num) if num is not None else None
+        self.write(text)
+
+    async def _press(self, n: int) -> None:
+        if not 1 <= n <= len(self.buttons):
+            self.write(f"There is no button {n}.")
+            return
+        b = self.buttons[n - 1]
+        actor, info = await self.actor()
+        cmds = self.c.chat_commands
+        views = self.c.chat_views
+        if b.action == "open":
+            if not b.value:
+                self.write("That ticket is still being created in the PSA; try again in a moment.")
+                return
+            await self._show(await views.ticket(actor, b.value))
+        elif b.action == "page" and self.last_filters is not None:
+            from dataclasses import replace
+
+            await self._show(await cmds.queue(actor, replace(self.last_filters, cursor=b.value), info=info))
+        elif b.action in ("reply", "note"):
+            await self._fill(await views.reply_form(actor, b.value,
+                                                    visibility="public" if b.action == "reply" else "internal"))
+        elif b.action == "status":
+            await self._fill(await views.status_form(actor, b.value))
+        elif b.action == "time":
+            await self._fill(await views.time_form(actor, b.value))
+        elif b.action in ("assign_me", "alert_ack", "alert_resolve"):
+            done = await cmds.action(actor, b.action, b.value)
+            self._show_ticket(done.view, notice=done.confirmation)
+        elif b.url:
+            self.write(f"{b.label}: {b.url}")
+        else:
+            self.write(f"{b.label}: no link is configured for this ticket.")
+
+    async def _fill(self, form: FormView) -> None:
+        """Ask each field in turn, then submit through the same code path as a Slack modal."""
+        self.write(render.render_form_intro(form))
+        values: dict[str, str] = {}
+        for f in form.fields:
+            while True:
+                answer = await self.read(render.render_field_prompt(f))
+                if answer is None or answer.strip().lower() == "cancel":
+                    self.write("Cancelled.")
+                    return
+                value, problem = _field_value(f, answer.strip())
+                if problem:
+                    self.write(problem)
+                    continue
+                if value is not None:
+                    values[f.name] = value
+                break
+        actor, _ = await self.actor()
+        ref = str(form.ticket_number) if form.ticket_number is not None else None
+        done = await self.c.chat_commands.submit(actor, form.form, values, ticket_ref=ref)
+        self._show_ticket(done.view, notice=done.confirmation)
+
+
+def _field_value(f: Any, answer: str) -> tuple[str | None, str | None]:
+    if not answer:
+        if f.initial is not None:
+            return f.initial, None
+        return (None, f"{f.label} is required.") if f.required else (None, None)
+    if f.kind == "select":
+        if answer.isdigit() and 1 <= int(answer) <= len(f.options):
+            return f.options[int(answer) - 1].value, None
+        match = [o for o in f.options if o.label.lower() == answer.lower() or o.value.lower() == answer.lower()]
+        if match:
+            return match[0].value, None
+        return None, f"Pick a number from 1 to {len(f.options)}."
+    if f.kind == "checkbox":
+        return ("true" if answer.lower() in ("y", "yes", "true", "1", "on") else "false"), None
+    if f.max_length and len(answer) > f.max_length:
+        return None, f"{f.label} is limited to {f.max_length} characters."
+    return answer, None
+
+
+def _error(exc: DeskbridgeError) -> MessageView:
+    from core.chat_commands import error_view
+
+    return error_view(exc)
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        return "console"
+
+
+async def stdin_reader(prompt: str) -> str | None:
+    """Read a line from the terminal without blocking the event loop (background work keeps running)."""
+    try:
+        return await asyncio.to_thread(input, prompt)
+    except EOFError:
+        return None

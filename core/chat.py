@@ -1,0 +1,391 @@
+"""Chat rules shared by every chat surface: installations, who is acting, channel bindings, threads.
+
+Everything here is decided on the server from verified platform ids, never from what a user typed:
+- a chat user is a technician only through a `MemberChatIdentity` row keyed by the user's own team id
+  (a Slack Connect guest from another org never matches one);
+- a channel bound to a customer scopes every query in it to that customer (`Actor.customer_scope_id`);
+- an unknown user outside a customer channel (an unbound channel, a DM) sees nothing: default deny.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import select
+
+from core.context import Actor
+from core.errors import InvalidInput, NotFound, PermissionDenied
+from core.workspaces import DirectoryService, WorkspaceService
+from store.crypto import CredentialCipher
+from store.db import Database, Scope
+from store.enums import BindingKind, Origin
+from store.tables import ChannelBinding, ChatInstallation, ChatLink, Customer, Member, MemberChatIdentity
+from store.types import utcnow
+
+CACHE_TTL_S = 30.0
+BINDING_KINDS = {"customer": BindingKind.CUSTOMER, "dispatch": BindingKind.DISPATCH, "sla": BindingKind.SLA_ALERTS,
+                 "sla_alerts": BindingKind.SLA_ALERTS}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatUser:
+    """A verified chat identity, as the platform reported it on this request."""
+
+    platform: str
+    team_id: str  # the installation's team (where the request came from)
+    user_id: str
+    channel_id: str | None = None
+    user_team_id: str | None = None  # the user's own team (differs for Slack Connect guests)
+    name: str | None = None
+    is_dm: bool = False
+    platform_admin: bool = False  # a workspace admin/owner on the chat platform
+
+    @property
+    def home_team(self) -> str:
+        return self.user_team_id or self.team_id
+
+    @property
+    def is_external(self) -> bool:
+        return self.user_team_id is not None and self.user_team_id != self.team_id
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Installation:
+    workspace_id: int
+    platform: str
+    team_id: str
+    enterprise_id: str | None
+    bot_user_id: str | None
+    bot_id: str | None
+    bot_token: str | None
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelInfo:
+    kinds: frozenset[str] = frozenset()
+    customer_id: int | None = None
+    customer_name: str | None = None
+    visibility: str = "tech"
+
+    @property
+    def is_customer_channel(self) -> bool:
+        return self.customer_id is not None
+
+
+class _TTLCache:
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._data: dict[Any, tuple[float, Any]] = {}
+
+    def get(self, key: Any) -> tuple[bool, Any]:
+        hit = self._data.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            return False, None
+        return True, hit[1]
+
+    def put(self, key: Any, value: Any) -> None:
+        if len(self._data) > 10_000:
+            self._data.clear()
+        self._data[key] = (time.monotonic() + self.ttl, value)
+
+    def clear(self) -> None:
+        self._data.clear()
+
+
+class ChatService:
+    """Installations, identities, bindings and thread links for chat surfaces."""
+
+    def __init__(self, db: Database, *, cipher: CredentialCipher, workspaces: WorkspaceService,
+                 directory: DirectoryService, clock: Callable[[], datetime] = utcnow,
+                 cache_ttl_s: float = CACHE_TTL_S) -> None:
+        self.db = db
+        self.cipher = cipher
+        self.workspaces = workspaces
+        self.directory = directory
+        self._clock = clock
+        self._cache = _TTLCache(cache_ttl_s)
+
+    def invalidate(self) -> None:
+        """Forget cached installations, identities and bindings (after an admin change)."""
+        self._cache.clear()
+
+    # ------------------------------------------------------------ installations
+
+    async def installation(self, platform: str, team_id: str | None,
+                           enterprise_id: str | None = None) -> Installation | None:
+        """The installation for a team (or an org-wide enterprise install), cached briefly."""
+        key = ("inst", platform, team_id, enterprise_id)
+        hit, value = self._cache.get(key)
+        if hit:
+            return value  # type: ignore[no-any-return]
+        # Cross-workspace lookup by design: the request's team id is what tells us the workspace.
+        async with self.db.read(Scope.system_wide()) as session:
+            stmt = select(ChatInstallation).where(ChatInstallation.platform == platform)
+            if team_id:
+                stmt = stmt.where(ChatInstallation.external_team_id == team_id)
+            elif enterprise_id:
+                stmt = stmt.where(ChatInstallation.enterprise_id == enterprise_id)
+            else:
+                return None
+            row = (await session.exec(stmt)).first()
+        inst = self._to_installation(row) if row else None
+        self._cache.put(key, inst)
+        return inst
+
+    def _to_installation(self, row: ChatInstallation) -> Installation:
+        token = None
+        if row.bot_token_ciphertext:
+            token = self.cipher.decrypt(row.bot_token_ciphertext, workspace_id=row.workspace_id,
+                                        kind=f"chat:{row.platform}").get("bot_token")
+        return Installation(workspace_id=row.workspace_id, platform=row.platform, team_id=row.external_team_id,
+                            enterprise_id=row.enterprise_id, bot_user_id=row.bot_user_id,
+                            bot_id=(row.data or {}).get("bot_id"), bot_token=token,
+                            data={k: v for k, v in (row.data or {}).items() if "token" not in k})
+
+    async def save_installation(self, *, platform: str, team_id: str, bot_token: str | None,
+                                bot_user_id: str | None = None, bot_id: str | None = None,
+                                enterprise_id: str | None = None, data: dict[str, Any] | None = None,
+                                workspace_id: int | None = None, team_name: str | None = None) -> Installation:
+        """Create or update an installation; a new team gets the default workspace if it has none, else its own."""
+        existing = await self.installation(platform, team_id)
+        if existing is not None:
+            ws_id = existing.workspace_id
+        elif workspace_id is not None:
+            ws_id = workspace_id
+        else:
+            ws_id = await self._workspace_for_new_team(platform, team_id, team_name)
+        extra = {k: v for k, v in (data or {}).items() if "token" not in k and "secret" not in k}
+        if bot_id:
+            extra["bot_id"] = bot_id
+        async with self.db.write(Scope.workspace(ws_id)) as session:
+            row = (await session.exec(select(ChatInstallation).where(
+                ChatInstallation.platform == platform, ChatInstallation.external_team_id == team_id))).first()
+            if row is None:
+                row = ChatInstallation(workspace_id=ws_id, platform=platform, external_team_id=team_id)
+                session.add(row)
+            row.enterprise_id = enterprise_id
+            row.bot_user_id = bot_user_id
+            row.data = extra
+            row.bot_token_ciphertext = (self.cipher.encrypt({"bot_token": bot_token}, workspace_id=ws_id,
+                                                            kind=f"chat:{platform}") if bot_token else None)
+            row.installed_at = self._clock()
+        self.invalidate()
+        inst = await self.installation(platform, team_id)
+        assert inst is not None
+        return inst
+
+    async def _workspace_for_new_team(self, platform: str, team_id: str, team_name: str | None) -> int:
+        workspaces = await self.workspaces.list()
+        async with self.db.read(Scope.system_wide()) as session:
+            taken = set((await session.exec(select(ChatInstallation.workspace_id).where(
+                ChatInstallation.platform == platform))).all())
+        for ws in workspaces[:1]:
+            if ws.id not in taken:
+                return ws.id  # type: ignore[return-value]
+        slug = f"{platform}-{team_id.lower()}"[:63]
+        ws = await self.workspaces.create(slug=slug, name=team_name or slug)
+        return ws.id  # type: ignore[return-value]
+
+    async def delete_installation(self, platform: str, team_id: str) -> bool:
+        """Forget a team's tokens (uninstall or revocation); bindings and links stay for a reinstall."""
+        inst = await self.installation(platform, team_id)
+        if inst is None:
+            return False
+        async with self.db.write(Scope.workspace(inst.workspace_id)) as session:
+            await session.execute(sa.update(ChatInstallation).where(
+                ChatInstallation.platform == platform, ChatInstallation.external_team_id == team_id,
+            ).values(bot_token_ciphertext=None))
+        self.invalidate()
+        return True
+
+    # ------------------------------------------------------------ who is acting
+
+    async def member_for(self, workspace_id: int, user: ChatUser) -> Member | None:
+        key = ("member", workspace_id, user.platform, user.home_team, user.user_id)
+        hit, value = self._cache.get(key)
+        if hit:
+            return value  # type: ignore[no-any-return]
+        member = await self.directory.member_for_chat_user(workspace_id, platform=user.platform,
+                                                           team_id=user.home_team, user_id=user.user_id)
+        self._cache.put(key, member)
+        return member
+
+    async def channel(self, workspace_id: int, platform: str, team_id: str, channel_id: str | None) -> ChannelInfo:
+        """What a channel is bound to (cached briefly)."""
+        if not channel_id:
+            return ChannelInfo()
+        key = ("chan", workspace_id, platform, team_id, channel_id)
+        hit, value = self._cache.get(key)
+        if hit:
+            return value  # type: ignore[no-any-return]
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            rows = (await session.exec(select(ChannelBinding).where(
+                ChannelBinding.platform == platform, ChannelBinding.team_id == team_id,
+                ChannelBinding.channel_id == channel_id))).all()
+            cust = next((r for r in rows if r.kind == BindingKind.CUSTOMER and r.customer_id), None)
+            customer = await session.get(Customer, cust.customer_id) if cust and cust.customer_id else None
+        info = ChannelInfo(kinds=frozenset(r.kind for r in rows), customer_id=customer.id if customer else None,
+                           customer_name=customer.name if customer else None,
+                           visibility=cust.visibility if cust else "tech")
+        self._cache.put(key, info)
+        return info
+
+    async def actor_for(self, workspace_id: int, user: ChatUser) -> tuple[Actor, ChannelInfo]:
+        """The actor for a chat user in a channel; unknown users outside customer channels are refused."""
+        info = await self.channel(workspace_id, user.platform, user.team_id, user.channel_id)
+        member = None if user.is_external else await self.member_for(workspace_id, user)
+        display = f"{user.platform}:{user.user_id}" + (f" ({user.name})" if user.name else "")
+        origin = Origin(user.platform) if user.platform in {o.value for o in Origin} else Origin.SYSTEM
+        if member is not None:
+            actor = Actor(workspace_id=workspace_id, origin=origin, member_id=member.id, display=display,
+                          is_admin=member.is_admin or (user.platform_admin and not user.is_external),
+                          is_member=True, customer_scope_id=info.customer_id)
+            return actor, info
+        if info.customer_id is not None:
+            return Actor(workspace_id=workspace_id, origin=origin, display=display, is_member=False,
+                         is_admin=False, customer_scope_id=info.customer_id), info
+        if user.platform_admin and not user.is_external:
+            # A chat workspace admin who is not linked yet may set up bindings and links, nothing else.
+            return Actor(workspace_id=workspace_id, origin=origin, display=display, is_member=False,
+                         is_admin=True, customer_scope_id=-1), info
+        raise PermissionDenied(
+            "Deskbridge does not know you yet, and this channel is not bound to a customer.",
+            hint="Technicians: run /deskbridge link to link your account by e-mail. Customers: ask your MSP "
+                 "to bind this channel to your company.",
+        )
+
+    async def link_user(self, workspace_id: int, user: ChatUser, email: str) -> Member:
+        """Link a chat user to the technician with this e-mail (the platform's verified e-mail)."""
+        if user.is_external:
+            raise PermissionDenied("Accounts from another organisation cannot be linked to a technician.")
+        member = await self.directory.member_by_email(workspace_id, email)
+        if member is None:
+            raise NotFound(f"No technician has the e-mail {email}.",
+                           hint="Ask an admin to add you as a technician (or run a PSA sync), then link again.")
+        await self.directory.link_chat_user(workspace_id, member.id, platform=user.platform,  # type: ignore[arg-type]
+                                            team_id=user.home_team, user_id=user.user_id)
+        self.invalidate()
+        return member
+
+    # ------------------------------------------------------------ bindings
+
+    @staticmethod
+    def require_admin(actor: Actor, what: str) -> None:
+        if not actor.is_admin:
+            raise PermissionDenied(f"Only Deskbridge admins can {what}.",
+                                   hint="Ask an admin (a technician marked admin, or a workspace admin).")
+
+    async def bind(self, actor: Actor, user: ChatUser, kind: str, customer_text: str | None = None, *,
+                   shared: bool = False) -> ChannelInfo:
+        """Bind the user's channel; customer channels shared with another org get customer visibility."""
+        self.require_admin(actor, "bind channels")
+        if not user.channel_id or user.is_dm:
+            raise InvalidInput("Only channels can be bound, not direct messages.", hint="Run it in the channel.")
+        bkind = BINDING_KINDS.get(kind)
+        if bkind is None:
+            raise InvalidInput(f"'{kind}' is not a channel kind.", hint="Use customer, dispatch or sla.")
+        customer = None
+        if bkind == BindingKind.CUSTOMER or customer_text:
+            if not customer_text:
+                raise InvalidInput("Which customer?", hint="Use /deskbridge bind customer <identifier>.")
+            customer = await self.directory.find_customer(actor.workspace_id, customer_text)
+        async with self.db.write(actor.scope) as session:
+            if bkind == BindingKind.CUSTOMER:
+                # One customer per channel: rebinding replaces the old customer.
+                await session.execute(sa.delete(ChannelBinding).where(
+                    ChannelBinding.platform == user.platform, ChannelBinding.team_id == user.team_id,
+                    ChannelBinding.channel_id == user.channel_id, ChannelBinding.kind == BindingKind.CUSTOMER))
+            row = (await session.exec(select(ChannelBinding).where(
+                ChannelBinding.platform == user.platform, ChannelBinding.team_id == user.team_id,
+                ChannelBinding.channel_id == user.channel_id, ChannelBinding.kind == bkind))).first()
+            if row is None:
+                row = ChannelBinding(workspace_id=actor.workspace_id, platform=user.platform, team_id=user.team_id,
+                                     channel_id=user.channel_id, kind=bkind, created_by=actor.display[:128])
+                session.add(row)
+            else:
+                row.updated_at = self._clock()
+            row.customer_id = customer.id if customer else None
+            row.visibility = "customer" if shared else "tech"
+        self.invalidate()
+        return await self.channel(actor.workspace_id, user.platform, user.team_id, user.channel_id)
+
+    async def unbind(self, actor: Actor, user: ChatUser, kind: str | None = None) -> int:
+        self.require_admin(actor, "unbind channels")
+        stmt = sa.delete(ChannelBinding).where(
+            ChannelBinding.platform == user.platform, ChannelBinding.team_id == user.team_id,
+            ChannelBinding.channel_id == user.channel_id)
+        if kind:
+            if kind not in BINDING_KINDS:
+                raise InvalidInput(f"'{kind}' is not a channel kind.", hint="Use customer, dispatch or sla.")
+            stmt = stmt.where(ChannelBinding.kind == BINDING_KINDS[kind])
+        async with self.db.write(actor.scope) as session:
+            n = (await session.execute(stmt)).rowcount or 0
+        self.invalidate()
+        return n
+
+    async def channels_for(self, workspace_id: int, platform: str, *, kinds: tuple[str, ...],
+                           customer_id: int | None = None) -> list[tuple[str, str, str]]:
+        """(team, channel, kind) of channels bound with one of `kinds`; customer channels only for that customer."""
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            rows = (await session.exec(select(ChannelBinding).where(
+                ChannelBinding.platform == platform, ChannelBinding.kind.in_(kinds)))).all()  # type: ignore[attr-defined]
+        out = []
+        for r in rows:
+            if r.kind == BindingKind.CUSTOMER and (customer_id is None or r.customer_id != customer_id):
+                continue
+            out.append((r.team_id, r.channel_id, r.kind))
+        return out
+
+    # ------------------------------------------------------------ threads
+
+    async def record_post(self, workspace_id: int, *, ticket_id: int, platform: str, team_id: str,
+                          channel_id: str, message_ts: str, ref: dict[str, Any] | None = None) -> None:
+        """Remember where a ticket card was posted (its thread)."""
+        async with self.db.write(Scope.workspace(workspace_id)) as session:
+            exists = (await session.exec(select(ChatLink).where(
+                ChatLink.platform == platform, ChatLink.channel_id == channel_id,
+                ChatLink.message_ts == message_ts))).first()
+            if exists is None:
+                session.add(ChatLink(workspace_id=workspace_id, ticket_id=ticket_id, platform=platform,
+                                     team_id=team_id, channel_id=channel_id, message_ts=message_ts,
+                                     conversation_ref=ref or {}))
+
+    async def ticket_for_thread(self, workspace_id: int, platform: str, channel_id: str,
+                                thread_ts: str) -> int | None:
+        """The ticket whose card started this thread, if any."""
+        key = ("thread", workspace_id, platform, channel_id, thread_ts)
+        hit, value = self._cache.get(key)
+        if hit and value is not None:
+            return value  # type: ignore[no-any-return]
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            row = (await session.exec(select(ChatLink.ticket_id).where(
+                ChatLink.platform == platform, ChatLink.channel_id == channel_id,
+                ChatLink.message_ts == thread_ts))).first()
+        if row is not None:
+            self._cache.put(key, row)
+        return row
+
+    async def posts_for_ticket(self, workspace_id: int, ticket_id: int, platform: str) -> list[tuple[str, str, str]]:
+        """(team, channel, ts) of every card of this ticket on a platform."""
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            rows = (await session.exec(select(ChatLink).where(
+                ChatLink.ticket_id == ticket_id, ChatLink.platform == platform).order_by(ChatLink.id))).all()
+        return [(r.team_id, r.channel_id, r.message_ts) for r in rows]
+
+    async def member_ids_for_chat(self, workspace_id: int, platform: str) -> dict[int, tuple[str, str]]:
+        """member id -> (team, user) for App Home refreshes."""
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            rows = (await session.exec(select(MemberChatIdentity).where(
+                MemberChatIdentity.platform == platform))).all()
+        return {r.member_id: (r.team_id, r.user_id) for r in rows}
+
+
+def with_scope(actor: Actor, info: ChannelInfo) -> Actor:
+    """The actor scoped to the channel's customer (used when a channel binding changes mid-request)."""
+    return replace(actor, customer_scope_id=info.customer_id)

@@ -1,0 +1,372 @@
+"""Runs parsed chat commands, form submissions and card actions against the services.
+
+Every chat surface calls this one module, so `/tickets mine` means the same in Slack, Teams and the
+console. Results are view models (core/views.py); errors are DeskbridgeError with message and hint.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import select
+
+from core import commands as c
+from core.chat import ChannelInfo, ChatService, ChatUser
+from core.chat_views import NO_CHANGE, ChatViews
+from core.context import Actor
+from core.errors import DeskbridgeError, InvalidFilter, InvalidInput, NotFound, PermissionDenied
+from core.outbox.ops import AlertAction, enqueue
+from core.queue import UNASSIGNED, QueueFilter, QueueService
+from core.ticket_views import load_ticket
+from core.tickets import TicketService
+from core.views import FormView, MessageView, QueueView, TicketView
+from core.workspaces import DirectoryService, WorkspaceService
+from store.db import Database
+from store.tables import Member
+
+HELP_LINES = (
+    "`/tickets` open tickets · `/tickets mine` · `/tickets unassigned high` · `/tickets breaching`",
+    "`/tickets customer:ACME stage:waiting age:>2d sort:priority` · free text searches subjects",
+    "`/ticket 1042` open a ticket · `/ticket new Printer on fire` create one",
+    "In a ticket's thread: your message becomes an internal note; start with `!public` to reply to the "
+    "customer, `!time 30m what you did` to log time",
+    "`/deskbridge link` link your chat account to your technician account (by e-mail)",
+    "`/deskbridge bind customer ACME` · `bind sla` · `bind dispatch` · `unbind` · `bindings` (admins)",
+    "`/deskbridge outbox` writes waiting or dead · `outbox redrive 12` · `outbox discard 12` (admins)",
+    "`/deskbridge settings` · `/deskbridge settings first_reply_moves_to_in_progress on` (admins)",
+)
+
+View = QueueView | TicketView | FormView | MessageView
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """A form or thread write: the updated card and a one-line confirmation ("queued")."""
+
+    view: TicketView
+    confirmation: str
+
+
+def error_view(exc: DeskbridgeError) -> MessageView:
+    """The one translation of a service error into something a surface shows."""
+    return MessageView(text=exc.message, kind="error", hint=exc.hint,
+                       suggestions=tuple(getattr(exc, "suggestions", ()) or ()))
+
+
+def filters_text(cmd: c.ListTickets) -> str:
+    """The filters as a person could type them again."""
+    parts: list[str] = []
+    if cmd.stages:
+        parts.append("stage:" + ",".join(s.value for s in cmd.stages))
+    parts += [f'status:"{s}"' for s in cmd.statuses]
+    if cmd.customer:
+        parts.append(f"customer:{cmd.customer}")
+    if cmd.assignee in ("mine", "unassigned"):
+        parts.append(cmd.assignee)
+    elif cmd.assignee:
+        parts.append(f'assignee:"{cmd.assignee}"')
+    if cmd.priorities:
+        parts.append("priority:" + ",".join(p.value for p in cmd.priorities))
+    if cmd.min_age:
+        parts.append(f"older:{_dur(cmd.min_age.total_seconds())}")
+    if cmd.max_age:
+        parts.append(f"newer:{_dur(cmd.max_age.total_seconds())}")
+    if cmd.breaching:
+        parts.append("breaching")
+    if cmd.sort.value != "oldest":
+        parts.append(f"sort:{cmd.sort.value}")
+    if cmd.text:
+        parts.append(cmd.text)
+    return " ".join(parts)
+
+
+def _dur(seconds: float) -> str:
+    m = int(seconds // 60)
+    if m % (24 * 60) == 0:
+        return f"{m // (24 * 60)}d"
+    if m % 60 == 0:
+        return f"{m // 60}h"
+    return f"{m}m"
+
+
+class ChatCommands:
+    def __init__(self, db: Database, *, chat: ChatService, views: ChatViews, queue: QueueService,
+                 tickets: TicketService, directory: DirectoryService, workspaces: WorkspaceService,
+                 outbox_admin: Any | None = None, clock: Callable[[], datetime] | None = None) -> None:
+        self.db = db
+        self.chat = chat
+        self.views = views
+        self.queue_service = queue
+        self.tickets = tickets
+        self.directory = directory
+        self.workspaces = workspaces
+        self.outbox_admin = outbox_admin
+
+    # ------------------------------------------------------------ queue
+
+    async def queue(self, actor: Actor, cmd: c.ListTickets, *, info: ChannelInfo | None = None,
+                    limit: int = 15, title: str = "Tickets") -> QueueView:
+        """A page of the queue for the parsed filters; names resolved inside the actor's scope."""
+        now = self.views.now()
+        customer_id = None
+        if cmd.customer:
+            customer_id = await self._customer_id(actor, cmd.customer)
+        assignee: int | str | None = None
+        if cmd.assignee == "mine":
+            if actor.member_id is None:
+                raise InvalidFilter("You are not linked to a technician, so 'mine' is empty.",
+                                    hint="Run /deskbridge link to link your chat account.")
+            assignee = actor.member_id
+        elif cmd.assignee == UNASSIGNED:
+            assignee = UNASSIGNED
+        elif cmd.assignee:
+            assignee = await self._member_id(actor, cmd.assignee)
+        ids = None
+        if cmd.breaching:
+            ids = tuple(await self.views.sla.breaching_ids(actor.workspace_id, now))
+        f = QueueFilter(stages=cmd.stages, statuses=cmd.statuses, customer_id=customer_id, assignee=assignee,
+                        priorities=cmd.priorities, min_age=cmd.min_age, max_age=cmd.max_age, text=cmd.text,
+                        ticket_ids=ids, sort=cmd.sort, include_closed=cmd.include_closed)
+        page = await self.queue_service.list(actor, f, limit=limit, cursor=cmd.cursor, with_total=True)
+        remaining = await self.views.sla.remaining(actor.workspace_id, [t.id for t in page.items], now)
+        rows = tuple(replace(t, sla_remaining_s=remaining.get(t.id, t.sla_remaining_s)) for t in page.items)
+        scope_note = f"Customer channel: {info.customer_name}" if info and info.customer_name else None
+        return QueueView(title=title, rows=rows, now=now, filters_text=filters_text(cmd), scope_note=scope_note,
+                         next_cursor=page.next_cursor, total=page.total,
+                         empty_text="No tickets match." if filters_text(cmd) else "No open tickets. Nice.")
+
+    async def my_queue(self, actor: Actor, limit: int = 20) -> QueueView:
+        """The technician's own open tickets (App Home)."""
+        return await self.queue(actor, c.ListTickets(assignee="mine", sort=c.QueueSort.PRIORITY), limit=limit,
+                                title="My tickets")
+
+    async def _customer_id(self, actor: Actor, text: str) -> int:
+        try:
+            return (await self.directory.find_customer(actor.workspace_id, text)).id  # type: ignore[return-value]
+        except NotFound:
+            if actor.customer_scope_id is not None:
+                return -1  # inside a customer channel: empty, never a list of other customers
+            names = [x.identifier for x in await self.directory.customers(actor.workspace_id)]
+            sugg = difflib.get_close_matches(text.upper(), [n.upper() for n in names], n=3, cutoff=0.5)
+            raise InvalidFilter(f"No customer matches '{text}'.",
+                                hint=("Did you mean " + " or ".join(f"`customer:{s}`" for s in sugg) + "? "
+                                      if sugg else "") + "Use the customer's identifier, e.g. customer:ACME.",
+                                suggestions=[f"customer:{s}" for s in sugg]) from None
+
+    async def _member_id(self, actor: Actor, text: str) -> int:
+        if not actor.is_member:
+            raise PermissionDenied("Only technicians can filter by assignee.")
+        q = text.strip().lower()
+        async with self.db.read(actor.scope) as session:
+            members = list((await session.exec(select(Member).where(Member.active == sa.true()))).all())
+        keys = {m.id: {m.name.lower(), (m.identifier or "").lower(), (m.email or "").lower(),
+                       m.name.lower().split(" ")[0]} for m in members}
+        hits = [m for m in members if q in keys[m.id]] or [m for m in members if m.name.lower().startswith(q)]
+        if len(hits) == 1:
+            return hits[0].id  # type: ignore[return-value]
+        names = [m.name for m in members]
+        sugg = difflib.get_close_matches(text, names, n=3, cutoff=0.4) if not hits else [m.name for m in hits][:3]
+        raise InvalidFilter(f"{'Several technicians match' if hits else 'No technician matches'} '{text}'.",
+                            hint="Use their name, PSA identifier or e-mail; or use mine / unassigned.",
+                            suggestions=[f'assignee:"{s}"' for s in sugg])
+
+    # ------------------------------------------------------------ commands
+
+    async def run(self, actor: Actor, user: ChatUser, info: ChannelInfo, cmd: c.Command, *,
+                  verified_email: str | None = None, shared_channel: bool = False) -> View:
+        """Run one parsed command; surfaces render whatever comes back."""
+        if isinstance(cmd, c.ListTickets):
+            return await self.queue(actor, cmd, info=info)
+        if isinstance(cmd, c.ShowTicket):
+            return await self.views.ticket(actor, cmd.ref, audience=_audience(actor, info))
+        if isinstance(cmd, c.NewTicket):
+            if not actor.is_member:
+                raise PermissionDenied("Only technicians can create tickets here.",
+                                       hint="Ask your MSP's technician to open one for you.")
+            return await self.views.new_ticket_form(actor, subject=cmd.subject)
+        if isinstance(cmd, c.Help):
+            return MessageView(text="Deskbridge commands", lines=HELP_LINES)
+        if isinstance(cmd, c.Link):
+            return await self._link(actor, user, cmd, verified_email)
+        if isinstance(cmd, c.Bind):
+            got = await self.chat.bind(actor, user, cmd.kind, cmd.customer, shared=shared_channel)
+            what = f"customer {got.customer_name}" if cmd.kind == "customer" else f"{cmd.kind} alerts"
+            extra = " Everything here is now limited to that customer." if cmd.kind == "customer" else ""
+            return MessageView(text=f"This channel is bound to {what}.{extra}", kind="success")
+        if isinstance(cmd, c.Unbind):
+            n = await self.chat.unbind(actor, user, cmd.kind)
+            return MessageView(text=f"Removed {n} binding(s) from this channel.", kind="success")
+        if isinstance(cmd, c.Bindings):
+            kinds = ", ".join(sorted(info.kinds)) or "nothing"
+            cust = f" (customer: {info.customer_name}, {info.visibility} visibility)" if info.customer_name else ""
+            return MessageView(text=f"This channel is bound to {kinds}{cust}.")
+        if isinstance(cmd, c.Outbox):
+            return await self._outbox(actor, cmd)
+        if isinstance(cmd, c.SettingsCmd):
+            return await self._settings(actor, cmd)
+        raise InvalidInput("I don't know that command.", hint="Try /deskbridge help.")
+
+    async def _link(self, actor: Actor, user: ChatUser, cmd: c.Link, verified_email: str | None) -> MessageView:
+        if cmd.user and cmd.user != user.user_id:
+            ChatService.require_admin(actor, "link other people's accounts")
+            if not cmd.email:
+                raise InvalidInput("Whose e-mail?", hint="Use /deskbridge link @someone their@email.")
+            other = replace(user, user_id=cmd.user, user_team_id=None, name=None)
+            member = await self.chat.link_user(actor.workspace_id, other, cmd.email)
+            return MessageView(text=f"Linked <@{cmd.user}> to technician {member.name}.", kind="success")
+        email = verified_email
+        if cmd.email and cmd.email != (verified_email or "").lower():
+            raise PermissionDenied("You can only link yourself with the e-mail of your own chat profile.",
+                                   hint="Run /deskbridge link without an address, or ask an admin.")
+        if not email:
+            raise InvalidInput("Your chat profile has no e-mail I can read.",
+                               hint="Ask an admin to run /deskbridge link @you your@email.")
+        member = await self.chat.link_user(actor.workspace_id, user, email)
+        return MessageView(text=f"You are linked to technician {member.name}. Try /tickets mine.", kind="success")
+
+    async def _outbox(self, actor: Actor, cmd: c.Outbox) -> MessageView:
+        if not actor.is_member:
+            raise PermissionDenied("Only technicians can see the outbox.")
+        if self.outbox_admin is None:
+            raise InvalidInput("The outbox admin is not available in this build.",
+                               hint="Use the `deskbridge outbox` command line instead.")
+        if cmd.action == "list":
+            page = await self.outbox_admin.list(actor, limit=20)
+            lines = tuple(f"op {o.id} · {o.kind} · ticket #{o.ticket_number} · {o.attempts}/{o.max_attempts} "
+                          f"attempts · {o.last_error or ''}".rstrip(" ·") for o in page.items)
+            return MessageView(text=f"{len(lines)} dead write(s)." if lines else "No dead writes.", lines=lines,
+                               hint="Redrive one with /deskbridge outbox redrive <op>." if lines else None)
+        assert cmd.op_id is not None
+        if cmd.action == "show":
+            op, audits = await self.outbox_admin.show(actor, cmd.op_id)
+            lines = tuple(f"attempt {a.attempt}: {a.outcome} {a.response_status or ''} {a.error or ''}".strip()
+                          for a in audits)
+            return MessageView(text=f"op {op.id} · {op.kind} · {op.status} · ticket #{op.ticket_number}",
+                               lines=lines)
+        ChatService.require_admin(actor, f"{cmd.action} outbox writes")
+        if cmd.action == "redrive":
+            op = await self.outbox_admin.redrive(actor, cmd.op_id)
+            return MessageView(text=f"op {op.id} is queued again.", kind="success")
+        op = await self.outbox_admin.discard(actor, cmd.op_id, f"discarded from chat by {actor.display}")
+        return MessageView(text=f"op {op.id} was discarded; it will not be sent.", kind="success")
+
+    async def _settings(self, actor: Actor, cmd: c.SettingsCmd) -> MessageView:
+        if cmd.key is None:
+            from core.workspaces import WORKSPACE_OPTIONS
+
+            ws = await self.workspaces.list()
+            current = next((w.settings for w in ws if w.id == actor.workspace_id), {})
+            lines = tuple(f"{k} = {current.get(k, default)}" for k, (_, default) in WORKSPACE_OPTIONS.items())
+            return MessageView(text="Workspace settings", lines=lines,
+                               hint="Change one with /deskbridge settings <name> <value> (admins).")
+        ChatService.require_admin(actor, "change settings")
+        if cmd.value is None:
+            raise InvalidInput(f"What should {cmd.key} be?", hint=f"Use /deskbridge settings {cmd.key} on|off.")
+        out = await self.workspaces.set_option(actor.workspace_id, cmd.key, cmd.value)
+        return MessageView(text=f"{cmd.key} is now {out.get(cmd.key)}.", kind="success")
+
+    # ------------------------------------------------------------ writes
+
+    async def submit(self, actor: Actor, form: str, values: dict[str, str], *,
+                     ticket_ref: str | None = None, audience: str = "tech") -> Submitted:
+        """Apply a submitted form (new_ticket, reply, status, time); the write is queued for the PSA."""
+        if form == "new_ticket":
+            detail = await self.tickets.create(
+                actor, subject=values.get("subject", ""), description=values.get("description", ""),
+                customer_id=int(values["customer"]) if values.get("customer") else None,
+                priority=values.get("priority") or "medium", board_external_id=values.get("board") or None,
+                type_name=values.get("type") or None)
+            return Submitted(await self.views.ticket_from_detail(actor, detail, audience=audience),
+                             _queued("Ticket", detail.summary.connection_id))
+        if ticket_ref is None:
+            raise InvalidInput("That form lost its ticket.", hint="Open the ticket again and retry.")
+        if form == "reply":
+            status = values.get("status") or None
+            status = None if status == NO_CHANGE else status
+            vis = values.get("visibility") or "internal"
+            detail = await self.tickets.comment(actor, ticket_ref, values.get("text", ""), visibility=vis,
+                                                status=status)
+            what = "Public reply" if vis == "public" else f"{vis.capitalize()} note"
+            if status:
+                what += f" and status → {detail.summary.status_name}"
+        elif form == "status":
+            text = (values.get("text") or "").strip()
+            if text:
+                detail = await self.tickets.comment(actor, ticket_ref, text, status=values.get("status"),
+                                                    visibility=values.get("visibility") or "public")
+                what = f"Status → {detail.summary.status_name} with a {values.get('visibility') or 'public'} reply"
+            else:
+                detail = await self.tickets.change_status(actor, ticket_ref, values.get("status") or "")
+                what = f"Status → {detail.summary.status_name}"
+        elif form == "time":
+            minutes = c.parse_minutes(values.get("minutes") or "")
+            detail = await self.tickets.log_time(actor, ticket_ref, minutes, notes=values.get("notes", ""),
+                                                 billable=str(values.get("billable", "true")).lower()
+                                                 in ("true", "on", "1", "yes", "billable"))
+            what = f"{minutes} min logged"
+        else:
+            raise InvalidInput(f"Unknown form '{form}'.")
+        return Submitted(await self.views.ticket_from_detail(actor, detail, audience=audience),
+                         _queued(what, detail.summary.connection_id))
+
+    async def thread_message(self, actor: Actor, ticket_id: int, text: str) -> Submitted | None:
+        """A technician's message in a ticket's thread: internal note by default, `!public` for a reply."""
+        reply = c.parse_thread_message(text)
+        if reply is None:
+            return None
+        number = await self._number(actor, ticket_id)
+        if reply.minutes is not None:
+            detail = await self.tickets.log_time(actor, number, reply.minutes, notes=reply.text)
+            what = f"Logged {reply.minutes} min"
+        else:
+            detail = await self.tickets.comment(actor, number, reply.text, visibility=reply.visibility)
+            what = "Public reply (the customer sees it)" if reply.visibility == "public" else "Internal note"
+        return Submitted(await self.views.ticket_from_detail(actor, detail), _queued(what, detail.summary.connection_id))
+
+    async def _number(self, actor: Actor, ticket_id: int) -> int:
+        from core.ticket_views import load_ticket_by_id
+
+        async with self.db.read(actor.scope) as session:
+            t = await load_ticket_by_id(session, actor, ticket_id)
+        if t.number is None:
+            raise InvalidInput("This ticket is still being created in the PSA.", hint="Try again in a moment.")
+        return t.number
+
+    async def action(self, actor: Actor, action: str, ref: str) -> Submitted:
+        """One-click card actions: assign_me, alert_ack, alert_resolve."""
+        if action == "assign_me":
+            if actor.member_id is None:
+                raise PermissionDenied("You are not linked to a technician.", hint="Run /deskbridge link first.")
+            detail = await self.tickets.assign(actor, ref, actor.member_id)
+            return Submitted(await self.views.ticket_from_detail(actor, detail),
+                             _queued("Assigned to you", detail.summary.connection_id))
+        if action in ("alert_ack", "alert_resolve"):
+            if not actor.is_member:
+                raise PermissionDenied("Only technicians can act on alerts.")
+            verb = "acknowledge" if action == "alert_ack" else "resolve"
+            async with self.db.write(actor.scope) as session:
+                ticket = await load_ticket(session, actor, ref)
+                if not ticket.alert_ref:
+                    raise InvalidInput("This ticket has no linked alert.")
+                if ticket.connection_id is not None:
+                    enqueue(session, workspace_id=actor.workspace_id, connection_id=ticket.connection_id,
+                            payload=AlertAction(action=verb, alert_ref=ticket.alert_ref),  # type: ignore[arg-type]
+                            ticket_id=ticket.id, actor=actor.display)
+            view = await self.views.ticket(actor, ref)
+            return Submitted(view, f"Alert {verb} queued.")
+        raise InvalidInput(f"Unknown action '{action}'.")
+
+
+def _audience(actor: Actor, info: ChannelInfo) -> str:
+    return "customer" if (not actor.is_member or info.visibility == "customer") else "tech"
+
+
+def _queued(what: str, connection_id: int | None) -> str:
+    if connection_id is None:
+        return f"{what}: saved."
+    return f"{what}: queued for the PSA. This card updates when it is delivered."

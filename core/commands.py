@@ -1,0 +1,398 @@
+"""One grammar for chat commands, shared by every surface (Slack, Teams, the console).
+
+    /tickets [filters]      queue; filters are `key:value` words, bare keywords and free text:
+                            stage:new|in_progress|waiting|resolved|closed|open|all   status:"Waiting Customer"
+                            customer:ACME   assignee:mine|unassigned|<name>   priority:high,critical
+                            age:>2d | age:<4h | older:2d | newer:1h   sort:oldest|newest|priority|updated
+                            bare: mine, unassigned, breaching, open, closed, all, critical/high/medium/low
+                            anything else is free text (subject or ticket number)
+    /ticket N               one ticket
+    /ticket new [subject]   new-ticket form
+    /deskbridge help|link|bind|unbind|bindings|outbox|settings …
+
+Parsing is pure: it turns text into a frozen command and never looks anything up. Names (customers,
+technicians) are resolved later, inside the actor's scope (core/chat_commands.py).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import shlex
+from dataclasses import dataclass
+from datetime import timedelta
+
+from core.errors import InvalidFilter, InvalidInput
+from core.queue import QueueSort
+from store.enums import OPEN_STAGES, Priority, Stage
+
+MAX_COMMAND_CHARS = 2000
+
+FILTER_KEYS = ("stage", "status", "customer", "assignee", "priority", "age", "older", "newer", "sort", "text")
+KEY_ALIASES = {
+    "state": "stage", "cust": "customer", "company": "customer", "client": "customer", "assigned": "assignee",
+    "owner": "assignee", "tech": "assignee", "prio": "priority", "p": "priority", "q": "text", "search": "text",
+    "order": "sort",
+}
+STAGE_WORDS: dict[str, tuple[Stage, ...]] = {
+    "new": (Stage.NEW,), "in_progress": (Stage.IN_PROGRESS,), "inprogress": (Stage.IN_PROGRESS,),
+    "progress": (Stage.IN_PROGRESS,), "waiting": (Stage.WAITING,), "pending": (Stage.WAITING,),
+    "resolved": (Stage.RESOLVED,), "closed": (Stage.CLOSED,), "open": OPEN_STAGES, "all": tuple(Stage),
+}
+PRIORITY_WORDS: dict[str, Priority] = {
+    "critical": Priority.CRITICAL, "crit": Priority.CRITICAL, "p1": Priority.CRITICAL, "urgent": Priority.CRITICAL,
+    "high": Priority.HIGH, "p2": Priority.HIGH, "medium": Priority.MEDIUM, "med": Priority.MEDIUM,
+    "normal": Priority.MEDIUM, "p3": Priority.MEDIUM, "low": Priority.LOW, "p4": Priority.LOW,
+}
+BARE_WORDS = ("mine", "unassigned", "breaching", "open", "closed", "all", "critical", "high", "medium", "low")
+_DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
+_TIME = re.compile(r"^(?:(\d+)h)?\s*(?:(\d+)m(?:in)?)?$")
+
+ADMIN_TOPICS = ("help", "link", "bind", "unbind", "bindings", "outbox", "settings")
+BIND_KINDS = ("customer", "dispatch", "sla")
+
+
+# ---------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListTickets:
+    """`/tickets …`: a queue request, names not yet resolved."""
+
+    stages: tuple[Stage, ...] = ()
+    statuses: tuple[str, ...] = ()
+    customer: str | None = None
+    assignee: str | None = None  # "mine", "unassigned" or a technician's name
+    priorities: tuple[Priority, ...] = ()
+    min_age: timedelta | None = None
+    max_age: timedelta | None = None
+    breaching: bool = False
+    text: str | None = None
+    sort: QueueSort = QueueSort.OLDEST
+    cursor: str | None = None
+
+    @property
+    def include_closed(self) -> bool:
+        return any(not s.is_open for s in self.stages)
+
+
+@dataclass(frozen=True, slots=True)
+class ShowTicket:
+    ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewTicket:
+    subject: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Help:
+    topic: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """Link my chat account to a technician (by my e-mail, or `link <email>` for admins linking others)."""
+
+    email: str | None = None
+    user: str | None = None  # a chat user id (admins linking someone else)
+
+
+@dataclass(frozen=True, slots=True)
+class Bind:
+    kind: str  # customer | dispatch | sla
+    customer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unbind:
+    kind: str | None = None  # None: every binding of the channel
+
+
+@dataclass(frozen=True, slots=True)
+class Bindings:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Outbox:
+    action: str = "list"  # list | show | redrive | discard
+    op_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsCmd:
+    key: str | None = None
+    value: str | None = None
+
+
+Command = ListTickets | ShowTicket | NewTicket | Help | Link | Bind | Unbind | Bindings | Outbox | SettingsCmd
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def parse_duration(text: str) -> timedelta:
+    """'30m', '4h', '2d', '1w', '1d12h' -> timedelta."""
+    m = _DURATION.match(text.strip().lower())
+    if not text.strip() or not m or not any(m.groups()):
+        raise InvalidFilter(f"'{text}' is not a duration.", hint="Use e.g. 30m, 4h, 2d or 1w.")
+    w, d, h, mins = (int(g) if g else 0 for g in m.groups())
+    return timedelta(weeks=w, days=d, hours=h, minutes=mins)
+
+
+def parse_minutes(text: str) -> int:
+    """Time worked as people write it: '30', '30m', '1h', '1h30m', '1.5h', '90 min'."""
+    raw = text.strip().lower().replace(" ", "")
+    if re.fullmatch(r"\d+", raw):
+        return int(raw)
+    if re.fullmatch(r"\d+(\.\d+)?h", raw):
+        return round(float(raw[:-1]) * 60)
+    m = _TIME.match(raw)
+    if raw and m and any(m.groups()):
+        return int(m.group(1) or 0) * 60 + int(m.group(2) or 0)
+    raise InvalidInput(f"'{text}' is not a duration.", hint="Write the time worked like 30m, 1h or 1h30m.",
+                       field="minutes")
+
+
+def _suggest(word: str, options: tuple[str, ...] | list[str], n: int = 3, cutoff: float = 0.6) -> list[str]:
+    return difflib.get_close_matches(word.lower(), list(options), n=n, cutoff=cutoff)
+
+
+def _split(text: str) -> list[str]:
+    text = text.replace("\u201c", '"').replace("\u201d", '"').replace("\u2018", "'").replace("\u2019", "'")
+    try:
+        return shlex.split(text)
+    except ValueError as exc:
+        raise InvalidFilter("A quote is not closed.", hint='Close the quote, e.g. status:"Waiting Customer".') \
+            from exc
+
+
+def _stages(value: str) -> tuple[Stage, ...]:
+    out: list[Stage] = []
+    for part in value.split(","):
+        key = part.strip().lower().replace(" ", "_").replace("-", "_")
+        if key not in STAGE_WORDS:
+            sugg = _suggest(key, list(STAGE_WORDS))
+            raise InvalidFilter(f"'{part}' is not a stage.", hint=_did_you_mean(sugg, "stage:") +
+                                "Stages: new, in_progress, waiting, resolved, closed, open, all.", suggestions=sugg)
+        out.extend(s for s in STAGE_WORDS[key] if s not in out)
+    return tuple(out)
+
+
+def _priorities(value: str) -> tuple[Priority, ...]:
+    out: list[Priority] = []
+    for part in value.split(","):
+        key = part.strip().lower()
+        if key not in PRIORITY_WORDS:
+            sugg = _suggest(key, [p.value for p in Priority])
+            raise InvalidFilter(f"'{part}' is not a priority.", hint=_did_you_mean(sugg, "priority:") +
+                                "Priorities: critical, high, medium, low.", suggestions=sugg)
+        if PRIORITY_WORDS[key] not in out:
+            out.append(PRIORITY_WORDS[key])
+    return tuple(out)
+
+
+def _did_you_mean(suggestions: list[str], prefix: str = "") -> str:
+    if not suggestions:
+        return ""
+    return "Did you mean " + " or ".join(f"`{prefix}{s}`" for s in suggestions) + "? "
+
+
+def _age(value: str) -> tuple[timedelta | None, timedelta | None]:
+    v = value.strip()
+    if v.startswith(">"):
+        return parse_duration(v[1:]), None
+    if v.startswith("<"):
+        return None, parse_duration(v[1:])
+    return parse_duration(v), None  # "age:2d" means older than two days
+
+
+# ---------------------------------------------------------------- /tickets
+
+
+def parse_filters(text: str) -> ListTickets:
+    """The filters of `/tickets`; unknown keys and values raise InvalidFilter with suggestions."""
+    if len(text) > MAX_COMMAND_CHARS:
+        raise InvalidFilter("That command is too long.", hint="Use fewer filters.")
+    f: dict[str, object] = {}
+    free: list[str] = []
+    stages: list[Stage] = []
+    prios: list[Priority] = []
+    for word in _split(text):
+        key, sep, value = word.partition(":")
+        if sep and key and not key.isdigit():
+            k = key.lower()
+            k = KEY_ALIASES.get(k, k)
+            if k not in FILTER_KEYS:
+                sugg = _suggest(k, list(FILTER_KEYS), cutoff=0.7)
+                raise InvalidFilter(
+                    f"'{key}' is not a filter.",
+                    hint=_did_you_mean([f"{s}:{value}" for s in sugg]) + "Filters: " +
+                    ", ".join(f"{x}:" for x in FILTER_KEYS) + " and the words " + ", ".join(BARE_WORDS) + ".",
+                    suggestions=[f"{s}:{value}" for s in sugg],
+                )
+            if not value.strip():
+                raise InvalidFilter(f"The filter '{key}:' has no value.", hint=f"Write it as {k}:<value>.")
+            if k == "stage":
+                stages.extend(s for s in _stages(value) if s not in stages)
+            elif k == "status":
+                f["statuses"] = (*f.get("statuses", ()), value.strip())  # type: ignore[arg-type]
+            elif k == "customer":
+                f["customer"] = value.strip()
+            elif k == "assignee":
+                f["assignee"] = value.strip().lstrip("@")
+            elif k == "priority":
+                prios.extend(p for p in _priorities(value) if p not in prios)
+            elif k == "age":
+                lo, hi = _age(value)
+                if lo is not None:
+                    f["min_age"] = lo
+                if hi is not None:
+                    f["max_age"] = hi
+            elif k == "older":
+                f["min_age"] = parse_duration(value)
+            elif k == "newer":
+                f["max_age"] = parse_duration(value)
+            elif k == "sort":
+                try:
+                    f["sort"] = QueueSort(value.strip().lower())
+                except ValueError:
+                    sugg = _suggest(value, [s.value for s in QueueSort])
+                    raise InvalidFilter(f"'{value}' is not a sort order.", hint=_did_you_mean(sugg, "sort:") +
+                                        "Sorts: " + ", ".join(s.value for s in QueueSort) + ".",
+                                        suggestions=sugg) from None
+            else:
+                free.append(value)
+            continue
+        low = word.lower()
+        if low in ("mine", "unassigned"):
+            f["assignee"] = low
+        elif low == "breaching":
+            f["breaching"] = True
+        elif low in ("open", "closed", "all", "resolved", "waiting", "new"):
+            stages.extend(s for s in STAGE_WORDS[low] if s not in stages)
+        elif low in PRIORITY_WORDS and low in ("critical", "high", "medium", "low", "p1", "p2", "p3", "p4"):
+            if PRIORITY_WORDS[low] not in prios:
+                prios.append(PRIORITY_WORDS[low])
+        else:
+            free.append(word)
+    if stages:
+        f["stages"] = tuple(stages)
+    if prios:
+        f["priorities"] = tuple(prios)
+    if free:
+        f["text"] = " ".join(free)[:200]
+    return ListTickets(**f)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def parse(command: str, text: str = "") -> Command:
+    """Parse one command (`/tickets`, `/ticket`, `/deskbridge`, with or without the slash) and its text."""
+    name = command.strip().lstrip("/").lower()
+    text = (text or "").strip()
+    if name in ("tickets", "queue", "q"):
+        return parse_filters(text)
+    if name == "ticket":
+        first, _, rest = text.partition(" ")
+        if not first:
+            raise InvalidInput("Which ticket?", hint="Use /ticket 1042 to open one, or /ticket new to create one.")
+        if first.lower() in ("new", "create"):
+            return NewTicket(subject=rest.strip()[:255])
+        if not re.fullmatch(r"#?\d{1,18}", first):
+            raise InvalidInput(f"'{first}' is not a ticket number.",
+                               hint="Use /ticket 1042 to open one, or /ticket new to create one.")
+        return ShowTicket(first.lstrip("#"))
+    if name == "deskbridge":
+        return _parse_admin(text)
+    raise InvalidInput(f"Unknown command '/{name}'.", hint="Try /tickets, /ticket or /deskbridge help.")
+
+
+def _parse_admin(text: str) -> Command:
+    words = _split(text) if text else []
+    if not words:
+        return Help()
+    sub, args = words[0].lower(), words[1:]
+    if sub == "help":
+        return Help(args[0].lower() if args else None)
+    if sub == "link":
+        if not args:
+            return Link()
+        target = args[0]
+        if "@" in target and not target.startswith("<@"):
+            return Link(email=target.lower())
+        user = target.strip("<>@").split("|")[0]
+        email = args[1].lower() if len(args) > 1 else None
+        return Link(email=email, user=user)
+    if sub == "bind":
+        if not args:
+            raise InvalidInput("Bind this channel to what?", hint="Use /deskbridge bind customer ACME, "
+                               "/deskbridge bind dispatch or /deskbridge bind sla.")
+        kind = args[0].lower()
+        if kind not in BIND_KINDS:
+            sugg = _suggest(kind, list(BIND_KINDS))
+            raise InvalidFilter(f"'{args[0]}' is not a channel kind.",
+                                hint=_did_you_mean(sugg) + "Kinds: customer, dispatch, sla.", suggestions=sugg)
+        if kind == "customer":
+            if len(args) < 2:
+                raise InvalidInput("Which customer?", hint="Use /deskbridge bind customer <identifier>, e.g. ACME.")
+            return Bind("customer", " ".join(args[1:]))
+        return Bind(kind, " ".join(args[1:]) or None)
+    if sub == "unbind":
+        return Unbind(args[0].lower() if args else None)
+    if sub in ("bindings", "channel"):
+        return Bindings()
+    if sub == "outbox":
+        action = args[0].lower() if args else "list"
+        if action not in ("list", "show", "redrive", "discard", "dead"):
+            raise InvalidInput(f"'{action}' is not an outbox action.", hint="Use list, show N, redrive N or discard N.")
+        op_id = None
+        if action in ("show", "redrive", "discard"):
+            if len(args) < 2 or not args[1].isdigit():
+                raise InvalidInput(f"Which op should I {action}?", hint=f"Use /deskbridge outbox {action} <op id>.")
+            op_id = int(args[1])
+        return Outbox("list" if action == "dead" else action, op_id)
+    if sub in ("settings", "setting", "set"):
+        return SettingsCmd(args[0] if args else None, " ".join(args[1:]) or None)
+    sugg = _suggest(sub, list(ADMIN_TOPICS), cutoff=0.7)
+    raise InvalidFilter(f"'{sub}' is not a /deskbridge command.",
+                        hint=_did_you_mean(sugg, "/deskbridge ") + "Commands: " + ", ".join(ADMIN_TOPICS) + ".",
+                        suggestions=sugg)
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadReply:
+    """A technician's message in a ticket's thread, as it goes to the PSA."""
+
+    visibility: str  # internal | public
+    text: str
+    minutes: int | None = None  # "!time 30m …" logs time instead of a note
+
+
+PUBLIC_MARKERS = ("!public", "/reply", "!reply")
+INTERNAL_MARKERS = ("!internal", "!note")
+
+
+def parse_thread_message(text: str) -> ThreadReply | None:
+    """Internal note by default; public with a leading `!public` (or `/reply`); `!time 30m notes` logs time.
+
+    Returns None for messages that must not be written back (empty, or `!skip`/`!ignore` chatter).
+    """
+    body = (text or "").strip()
+    if not body:
+        return None
+    head, _, rest = body.partition(" ")
+    low = head.lower()
+    if low in ("!skip", "!ignore", "!chat"):
+        return None
+    if low in PUBLIC_MARKERS:
+        return ThreadReply("public", rest.strip()) if rest.strip() else None
+    if low in INTERNAL_MARKERS:
+        return ThreadReply("internal", rest.strip()) if rest.strip() else None
+    if low == "!time":
+        amount, _, notes = rest.strip().partition(" ")
+        return ThreadReply("internal", notes.strip(), minutes=parse_minutes(amount))
+    return ThreadReply("internal", body)
