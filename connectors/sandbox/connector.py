@@ -11,6 +11,7 @@ Deep links: `{ui_url}/tickets/{id}`, default ui_url "https://sandbox.deskbridge.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -127,9 +128,12 @@ class SandboxConnector:
         self._ui_url = str(config.settings.get("ui_url") or DEFAULT_UI_URL).rstrip("/")
         self._secret = str(config.settings.get("webhook_secret") or "sandbox-webhook-secret")
 
-    def _call(self, fn: Callable[[], T], *, write: bool = False) -> T:
+    async def _call(self, fn: Callable[[], T], *, write: bool = False) -> T:
+        """One API request; with a state file it runs in a worker thread (file I/O never blocks the loop)."""
         try:
-            return self.server.call(self._api_key, fn, write=write)
+            if self.server.path is None:
+                return self.server.call(self._api_key, fn, write=write)
+            return await asyncio.to_thread(self.server.call, self._api_key, fn, write=write)
         except SandboxApiError as exc:
             raise _translate(exc) from None
 
@@ -142,7 +146,7 @@ class SandboxConnector:
     # ------------------------------------------------------------ reads
 
     async def check_credentials(self) -> AccountInfo:
-        data = self._call(lambda: self.server.data)
+        data = await self._call(lambda: self.server.data)
         return AccountInfo(display_name=f"Sandbox PSA (seed {data['seed']})",
                            details={"tickets": str(sum(not t.get("deleted") for t in data["tickets"])),
                                     "companies": str(len(data["companies"]))})
@@ -155,7 +159,7 @@ class SandboxConnector:
             after = (parse_ts(state["u"]), int(state["i"]))
         size = self.capabilities.page_size
         since_utc = since.astimezone(UTC) if since is not None else None
-        rows = self._call(lambda: self.server.changed_tickets(since_utc, after, size + 1))
+        rows = await self._call(lambda: self.server.changed_tickets(since_utc, after, size + 1))
         items = [self._ticket(r) for r in rows[:size]]
         next_cursor = None
         if len(rows) > size:
@@ -167,41 +171,41 @@ class SandboxConnector:
     async def list_ticket_ids(self, cursor: str | None = None) -> Page[str]:
         after = int(_decode(cursor).get("i", 0)) if cursor else 0
         size = self.capabilities.page_size
-        ids = self._call(lambda: self.server.ticket_ids_after(after, size + 1))
+        ids = await self._call(lambda: self.server.ticket_ids_after(after, size + 1))
         more = len(ids) > size
         return Page([str(i) for i in ids[:size]], _encode({"i": ids[size - 1]}) if more else None)
 
     async def get_ticket(self, external_id: str) -> PsaTicket:
         tid = _id(external_id)
-        return self._ticket(self._call(lambda: self.server.ticket(tid)))
+        return self._ticket(await self._call(lambda: self.server.ticket(tid)))
 
     async def list_notes(self, ticket_external_id: str) -> Sequence[PsaNote]:
         tid = _id(ticket_external_id)
-        return [mapping.note(n, self._lookup) for n in self._call(lambda: self.server.children("notes", tid))]
+        return [mapping.note(n, self._lookup) for n in await self._call(lambda: self.server.children("notes", tid))]
 
     async def list_time_entries(self, ticket_external_id: str) -> Sequence[PsaTimeEntry]:
         tid = _id(ticket_external_id)
-        rows = self._call(lambda: self.server.children("time_entries", tid))
+        rows = await self._call(lambda: self.server.children("time_entries", tid))
         return [mapping.time_entry(e, self._lookup) for e in rows]
 
     async def list_attachments(self, ticket_external_id: str) -> Sequence[PsaAttachment]:
         tid = _id(ticket_external_id)
-        return [mapping.attachment(a) for a in self._call(lambda: self.server.children("attachments", tid))]
+        return [mapping.attachment(a) for a in await self._call(lambda: self.server.children("attachments", tid))]
 
     async def picklists(self) -> Picklists:
-        data = self._call(lambda: self.server.data)
+        data = await self._call(lambda: self.server.data)
         return Picklists(boards=[mapping.board(b) for b in data["boards"]],
                          statuses=[mapping.status(s) for s in data["statuses"]],
                          priorities=[mapping.priority(p) for p in data["priorities"]],
                          types=[mapping.ticket_type(t) for t in data["types"]])
 
     async def list_members(self) -> Sequence[PsaMember]:
-        return [mapping.member(m) for m in self._call(lambda: list(self.server.data["members"]))]
+        return [mapping.member(m) for m in await self._call(lambda: list(self.server.data["members"]))]
 
     async def _paged(self, table: str, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
         after = int(_decode(cursor).get("i", 0)) if cursor else 0
         size = self.capabilities.page_size
-        rows = self._call(lambda: self.server.page_after(table, after, size + 1))
+        rows = await self._call(lambda: self.server.page_after(table, after, size + 1))
         more = len(rows) > size
         return rows[:size], (_encode({"i": rows[size - 1]["id"]}) if more else None)
 
@@ -215,7 +219,7 @@ class SandboxConnector:
 
     async def find_write(self, kind: WriteKind, marker: str, ticket_external_id: str | None) -> FoundWrite | None:
         tid = None if ticket_external_id is None else _id(ticket_external_id)
-        record = self._call(lambda: self.server.find_marker(_TABLES[kind], marker, tid))
+        record = await self._call(lambda: self.server.find_marker(_TABLES[kind], marker, tid))
         return None if record is None else FoundWrite(kind=kind, external_id=str(record["id"]))
 
     # ------------------------------------------------------------ writes
@@ -229,7 +233,7 @@ class SandboxConnector:
                   "priority_id": _optional_id(ticket.priority_external_id, "priority"),
                   "type_id": _optional_id(ticket.type_external_id, "type"),
                   "owner_id": _optional_id(ticket.owner_external_id, "owner")}
-        return self._ticket(self._call(lambda: self.server.create_ticket(fields), write=True))
+        return self._ticket(await self._call(lambda: self.server.create_ticket(fields), write=True))
 
     async def update_ticket(self, external_id: str, patch: TicketPatch) -> PsaTicket:
         tid = _id(external_id)
@@ -245,13 +249,13 @@ class SandboxConnector:
             changes["owner_id"] = None
         if not changes:
             return await self.get_ticket(external_id)
-        return self._ticket(self._call(lambda: self.server.update_ticket(tid, changes), write=True))
+        return self._ticket(await self._call(lambda: self.server.update_ticket(tid, changes), write=True))
 
     async def add_note(self, note: NewNote) -> PsaNote:
         tid = _id(note.ticket_external_id)
         member = _optional_id(note.author_member_external_id, "member")
         text = f"{note.text.rstrip()}\n\n{marker_tag(note.marker)}"
-        record = self._call(lambda: self.server.add_note(tid, text, note.visibility.value, member_id=member,
+        record = await self._call(lambda: self.server.add_note(tid, text, note.visibility.value, member_id=member,
                                                          email_contact=note.email_contact), write=True)
         return mapping.note(record, self._lookup)
 
@@ -259,7 +263,7 @@ class SandboxConnector:
         tid = _id(entry.ticket_external_id)
         member = _optional_id(entry.member_external_id, "member")
         notes = f"{entry.notes.rstrip()}\n\n{marker_tag(entry.marker)}".lstrip()
-        record = self._call(lambda: self.server.add_time_entry(
+        record = await self._call(lambda: self.server.add_time_entry(
             tid, minutes=entry.minutes, started_at=entry.started_at, member_id=member, notes=notes,
             billable=entry.billable), write=True)
         return mapping.time_entry(record, self._lookup)
@@ -271,7 +275,7 @@ class SandboxConnector:
                 f"{attachment.filename} is {len(attachment.content)} bytes; the sandbox accepts at most {cap}.",
                 fields={"content": f"larger than {cap} bytes"})
         tid = _id(attachment.ticket_external_id)
-        record = self._call(lambda: self.server.add_attachment(
+        record = await self._call(lambda: self.server.add_attachment(
             tid, filename=attachment.filename, content=attachment.content, content_type=attachment.content_type,
             marker=attachment.marker), write=True)
         return mapping.attachment(record)

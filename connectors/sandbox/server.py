@@ -49,6 +49,12 @@ class _FaultSlot:
     retry_after: float | None
 
 
+def _signature(path: Path) -> tuple[int, int, int]:
+    """Identifies one version of the state file (each save replaces the file: a new inode)."""
+    st = path.stat()
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
 def _real_clock() -> datetime:
     return datetime.now(UTC)
 
@@ -65,7 +71,7 @@ class SandboxServer(RulesMixin):
         self.requests = 0
         self.write_requests = 0
         self._faults: list[_FaultSlot] = []
-        self._mtime_ns: int | None = None
+        self._file_sig: tuple[int, int, int] | None = None
         self.events: list[Record] = []  # changes, newest last (bounded): what webhooks would announce
         self._load(data)
 
@@ -86,16 +92,16 @@ class SandboxServer(RulesMixin):
         tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self.data, separators=(",", ":")))
         os.replace(tmp, self.path)
-        self._mtime_ns = self.path.stat().st_mtime_ns
+        self._file_sig = _signature(self.path)
 
     def _refresh(self) -> None:
         """Re-read the state file when another process changed it."""
         if self.path is None or not self.path.exists():
             return
-        mtime = self.path.stat().st_mtime_ns
-        if mtime != self._mtime_ns:
+        sig = _signature(self.path)
+        if sig != self._file_sig:
             self._load(json.loads(self.path.read_text()))
-            self._mtime_ns = mtime
+            self._file_sig = sig
 
     # ------------------------------------------------------------ clock
 
@@ -223,7 +229,7 @@ def _open(settings: Mapping[str, Any], clock: Clock | None) -> SandboxServer:
     path = Path(raw_path).expanduser() if raw_path else None
     if path is not None and path.exists():
         server = SandboxServer(json.loads(path.read_text()), path=path, clock=clock, webhook_secret=secret)
-        server._mtime_ns = path.stat().st_mtime_ns
+        server._file_sig = _signature(path)
         return server
     anchor = (clock or _real_clock)().astimezone(UTC).replace(microsecond=0)
     data = seed_data.generate(seed, anchor, tickets=int(settings.get("tickets", 300)))
