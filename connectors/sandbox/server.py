@@ -12,6 +12,7 @@ status), and the connector translates, exactly as a real connector does with a r
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -27,6 +28,7 @@ from connectors.sandbox.dialect import Record, SandboxApiError, iso, parse_ts
 from connectors.sandbox.rules import RulesMixin
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
 API_KEY = "sandbox"
@@ -228,9 +230,16 @@ def _open(settings: Mapping[str, Any], clock: Clock | None) -> SandboxServer:
     raw_path = settings.get("state_path")
     path = Path(raw_path).expanduser() if raw_path else None
     if path is not None and path.exists():
-        server = SandboxServer(json.loads(path.read_text()), path=path, clock=clock, webhook_secret=secret)
-        server._file_sig = _signature(path)
-        return server
+        try:
+            data = json.loads(path.read_text())
+            server = SandboxServer(data, path=path, clock=clock, webhook_secret=secret)
+            server._file_sig = _signature(path)
+            return server
+        except (ValueError, KeyError, TypeError):
+            aside = path.with_name(path.name + ".corrupt")
+            os.replace(path, aside)
+            log.warning("sandbox state file was unreadable; moved it aside and generated fresh demo data",
+                        extra={"path": str(path), "moved_to": str(aside)})
     anchor = (clock or _real_clock)().astimezone(UTC).replace(microsecond=0)
     data = seed_data.generate(seed, anchor, tickets=int(settings.get("tickets", 300)))
     server = SandboxServer(data, path=path, clock=clock, webhook_secret=secret)

@@ -89,6 +89,18 @@ async def test_state_file_survives_a_reload(tmp_path: Path) -> None:
         forget(settings)
 
 
+async def test_unreadable_state_file_is_moved_aside(tmp_path: Path) -> None:
+    path = tmp_path / "sandbox.json"
+    path.write_text("{not json")
+    settings = {"seed": 5, "state_path": str(path)}
+    try:
+        conn = connector(settings)
+        assert (await conn.check_credentials()).details["companies"] == "12"
+        assert (tmp_path / "sandbox.json.corrupt").read_text() == "{not json"
+    finally:
+        forget(settings)
+
+
 async def test_changes_by_another_process_are_picked_up(tmp_path: Path) -> None:
     settings = {"seed": 5, "state_path": str(tmp_path / "sandbox.json")}
     try:
