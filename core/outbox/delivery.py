@@ -1,0 +1,162 @@
+"""One op -> the connector calls that deliver it (the PSA write itself; no database here).
+
+Dedupe (reliability-sla.md §2.3): every write carries the op's marker (the connector stamps it). When an
+earlier attempt's outcome is unknown, the attempt first asks the PSA for the marker (`find_write`) and
+writes only if it is not there. Ticket updates are idempotent in effect and are simply re-applied.
+Every connector call goes through `gate` (the connection's rate budget and concurrency slot).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+from connectors.base import (
+    NewAttachment,
+    NewNote,
+    NewTicket,
+    NewTimeEntry,
+    NoteVisibility,
+    PsaConnector,
+    TicketPatch,
+    WriteKind,
+)
+from connectors.errors import PsaUnsupported, PsaValidationError
+from core.outbox.ops import (
+    AddNote,
+    AddTimeEntry,
+    AlertAction,
+    CreateTicket,
+    OpKind,
+    UpdateTicket,
+    UploadAttachment,
+    parse_payload,
+)
+
+Gate = Callable[[], AbstractAsyncContextManager[None]]
+
+_WRITE_KIND = {
+    OpKind.CREATE_TICKET: WriteKind.TICKET,
+    OpKind.ADD_NOTE: WriteKind.NOTE,
+    OpKind.ADD_TIME_ENTRY: WriteKind.TIME_ENTRY,
+    OpKind.UPLOAD_ATTACHMENT: WriteKind.ATTACHMENT,
+}
+
+
+class NotReady(Exception):
+    """The op cannot be sent yet (e.g. its ticket has no PSA id); retried later without a PSA call."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryInput:
+    """What the worker read from the database just before delivery."""
+
+    ticket_external_id: str | None
+    blob: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    action: str  # the call that settled it: create_ticket, add_note, find_write, …
+    external_id: str | None = None
+    reconciled: bool = False  # found by marker: an earlier attempt had landed
+    url: str | None = None
+
+
+@dataclass(slots=True)
+class AttemptLog:
+    """What an attempt did, for the audit row and for deciding whether its outcome is now unknown."""
+
+    calls: list[str] = field(default_factory=list)
+    wrote: bool = False  # a write call was started (its outcome is unknown if it did not return)
+    reconcile_checked: bool = False  # the marker was looked for and was not there
+
+
+def request_summary(kind: str, payload: dict[str, Any], marker: str, inp: DeliveryInput | None) -> dict[str, Any]:
+    """The request as recorded in the audit log (redacted later by audit_row)."""
+    out: dict[str, Any] = {"kind": kind, "marker": marker, "payload": dict(payload)}
+    if inp is not None:
+        out["ticket_external_id"] = inp.ticket_external_id
+        if inp.blob is not None:
+            out["content"] = f"[{len(inp.blob)} bytes]"
+    return out
+
+
+def reconcilable(kind: str) -> bool:
+    """Whether an op of this kind must look for its marker after an ambiguous attempt."""
+    return kind in _WRITE_KIND
+
+
+async def deliver(connector: PsaConnector, kind: str, payload_data: dict[str, Any], marker: str,
+                  inp: DeliveryInput, *, reconcile: bool, gate: Gate, log: AttemptLog) -> Delivered:
+    """Deliver one op; raises connectors.errors.PsaError (or NotReady) when it did not land."""
+    payload = parse_payload(payload_data)
+    write_kind = _WRITE_KIND.get(OpKind(kind))
+    if reconcile and write_kind is not None:
+        ticket_ref = None if write_kind == WriteKind.TICKET else _ticket(inp)
+        log.calls.append("find_write")
+        async with gate():
+            found = await connector.find_write(write_kind, marker, ticket_ref)
+        if found is not None:
+            return Delivered("find_write", found.external_id, reconciled=True, url=_url(connector, kind, found.external_id, inp))
+        log.reconcile_checked = True
+    return await _write(connector, payload, marker, inp, gate, log)
+
+
+async def _write(connector: PsaConnector, payload: object, marker: str, inp: DeliveryInput, gate: Gate,
+                 log: AttemptLog) -> Delivered:
+    if isinstance(payload, CreateTicket):
+        new = NewTicket(marker=marker, **payload.model_dump(exclude={"kind"}))
+        ticket = await _call(lambda: connector.create_ticket(new), "create_ticket", gate, log)
+        return Delivered("create_ticket", ticket.external_id, url=connector.ticket_url(ticket.external_id))
+    if isinstance(payload, UpdateTicket):
+        patch = TicketPatch(**payload.model_dump(exclude={"kind"}))
+        ext = _ticket(inp)
+        if patch.is_empty():
+            return Delivered("update_ticket", ext)
+        await _call(lambda: connector.update_ticket(ext, patch), "update_ticket", gate, log)
+        return Delivered("update_ticket", ext)
+    if isinstance(payload, AddNote):
+        note = NewNote(ticket_external_id=_ticket(inp), text=payload.text, visibility=NoteVisibility(payload.visibility),
+                       marker=marker, author_member_external_id=payload.author_member_external_id,
+                       email_contact=payload.email_contact)
+        made = await _call(lambda: connector.add_note(note), "add_note", gate, log)
+        return Delivered("add_note", made.external_id)
+    if isinstance(payload, AddTimeEntry):
+        entry = NewTimeEntry(ticket_external_id=_ticket(inp), minutes=payload.minutes, started_at=payload.started_at,
+                             marker=marker, member_external_id=payload.member_external_id, notes=payload.notes,
+                             billable=payload.billable)
+        made_t = await _call(lambda: connector.add_time_entry(entry), "add_time_entry", gate, log)
+        return Delivered("add_time_entry", made_t.external_id)
+    if isinstance(payload, UploadAttachment):
+        if inp.blob is None:
+            raise PsaValidationError("The file's bytes are no longer stored, so it cannot be uploaded.",
+                                     code="BlobMissing")
+        att = NewAttachment(ticket_external_id=_ticket(inp), filename=payload.filename, content=inp.blob,
+                            marker=marker, content_type=payload.content_type)
+        made_a = await _call(lambda: connector.upload_attachment(att), "upload_attachment", gate, log)
+        return Delivered("upload_attachment", made_a.external_id)
+    if isinstance(payload, AlertAction):
+        raise PsaUnsupported("No RMM connector is configured to deliver alert actions.", code="NoRmm")
+    raise PsaUnsupported(f"Unknown outbox op kind {type(payload).__name__}.")  # pragma: no cover
+
+
+async def _call(call: Callable[[], Awaitable[Any]], name: str, gate: Gate, log: AttemptLog) -> Any:
+    log.calls.append(name)
+    async with gate():
+        log.wrote = True
+        return await call()
+
+
+def _ticket(inp: DeliveryInput) -> str:
+    if not inp.ticket_external_id:
+        raise NotReady("the ticket has no PSA id yet (its create has not been delivered)")
+    return inp.ticket_external_id
+
+
+def _url(connector: PsaConnector, kind: str, external_id: str, inp: DeliveryInput) -> str | None:
+    if kind == OpKind.CREATE_TICKET:
+        return connector.ticket_url(external_id)
+    return None

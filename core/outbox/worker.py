@@ -1,0 +1,337 @@
+"""The outbox worker: claims due ops, delivers them through the connection's connector, records outcomes.
+
+- Claims one op per free slot in a short transaction with a lease and an attempt counter
+  (core/outbox/queries.py); holds no database lock during HTTP; finishes fenced by `attempts`.
+- Every PSA call starts before `lease_until - settle - client_timeout`, so by the time a lease expires
+  any request it sent has either landed or can no longer land, and the reclaiming worker's marker
+  lookup is conclusive (reliability-sla.md §2.3, §3.5).
+- Per connection: a circuit breaker (open: its ops are not claimed, no attempts spent) and a request
+  budget (token bucket + concurrency gate).
+- Connectors come only from ConnectionService (the factory handed in by the composition root).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from connectors.base import PsaConnector
+from connectors.errors import PsaAuthError, PsaError, PsaRateLimited
+from core.connections import ConnectionService
+from core.notify import Notifier
+from core.outbox import queries
+from core.outbox.audit import Outcome
+from core.outbox.backoff import BackoffPolicy
+from core.outbox.breaker import CircuitBreaker
+from core.outbox.delivery import AttemptLog, DeliveryInput, NotReady, deliver, reconcilable, request_summary
+from core.outbox.ratelimit import BudgetExhausted, ConnectionBudget, limits_for
+from core.outbox.recorder import AttemptResult, record
+from store.db import Database, Scope
+from store.tables import AttachmentBlob, OutboxOp, PsaConnection, Ticket
+from store.types import utcnow
+
+log = logging.getLogger("deskbridge.outbox")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    concurrency: int = 4  # delivery slots in this process
+    lease_seconds: float = 150.0  # > client_timeout + settle + the time an attempt may take to start its calls
+    settle_seconds: float = 45.0  # wait before reconciling an ambiguous write: > client timeout + margin
+    client_timeout: float = 30.0  # the connectors' total request timeout
+    poll_seconds: float = 1.0  # the longest idle wait between polls
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    breaker_fail_max: int = 5
+    breaker_reset_seconds: float = 30.0
+    reauth_park_seconds: float = 300.0  # credentials rejected: hold the connection's ops this long
+    grace_seconds: float = 10.0  # on stop, let in-flight deliveries finish this long
+    connection_refresh_seconds: float = 30.0  # re-read connection rows (credentials replaced, disabled)
+
+    def __post_init__(self) -> None:
+        if self.lease_seconds <= self.settle_seconds + self.client_timeout:
+            raise ValueError("lease_seconds must exceed settle_seconds + client_timeout")
+        if self.settle_seconds <= self.client_timeout:
+            raise ValueError("settle_seconds must exceed client_timeout (an ambiguous write may still land)")
+
+
+@dataclass(slots=True)
+class _Conn:
+    row: PsaConnection
+    key: str
+    fetched: float
+    connector: PsaConnector | None = None
+
+
+class OutboxWorker:
+    """Delivers outbox ops of every workspace; run one per process (`serve` or `outbox work`)."""
+
+    def __init__(self, db: Database, connections: ConnectionService, notifier: Notifier, *,
+                 config: WorkerConfig | None = None, clock: Callable[[], datetime] = utcnow,
+                 monotonic: Callable[[], float] = time.monotonic, rng: random.Random | None = None,
+                 name: str = "outbox") -> None:
+        self.db = db
+        self.connections = connections
+        self.notifier = notifier
+        self.config = config or WorkerConfig()
+        self._clock = clock
+        self._mono = monotonic
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self.name = name
+        self._conns: dict[int, _Conn] = {}
+        self._retired: list[PsaConnector] = []
+        self._breakers: dict[int, CircuitBreaker] = {}
+        self._budgets: dict[int, ConnectionBudget] = {}
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self.processed = 0
+
+    # ------------------------------------------------------------ running
+
+    async def run(self) -> None:
+        """Run the slots until stop(); in-flight deliveries get `grace_seconds` to finish."""
+        self._stopping.clear()
+        tasks = [asyncio.create_task(self._slot(i), name=f"{self.name}-slot-{i}")
+                 for i in range(self.config.concurrency)]
+        log.info("outbox worker started", extra={"worker": self.name, "slots": self.config.concurrency})
+        try:
+            await self._stopping.wait()
+        finally:
+            _, pending = await asyncio.wait(tasks, timeout=self.config.grace_seconds)
+            for t in pending:
+                t.cancel()  # its op stays inflight; the lease expires and another attempt reconciles
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.aclose()
+            log.info("outbox worker stopped", extra={"worker": self.name})
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Poll now (e.g. an op was just enqueued in this process)."""
+        self._wake.set()
+
+    async def _slot(self, index: int) -> None:
+        idle = 0.05
+        while not self._stopping.is_set():
+            try:
+                worked = await self.step()
+            except Exception:  # noqa: BLE001 - e.g. the database is briefly unavailable; try again
+                log.exception("outbox step failed", extra={"worker": self.name})
+                worked = False
+            if worked:
+                idle = 0.05
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=idle * (0.5 + self._rng.random()))
+            except TimeoutError:
+                pass
+            idle = min(idle * 2, self.config.poll_seconds)
+
+    async def step(self) -> bool:
+        """Claim and deliver one due op; False when nothing was due."""
+        ops = await queries.claim(self.db, now=self._clock(), lease=timedelta(seconds=self.config.lease_seconds),
+                                  limit=1, exclude_connections=self._held_connections())
+        if not ops:
+            return False
+        await self.process(ops[0])
+        return True
+
+    async def drain(self, max_ops: int = 10_000) -> int:
+        """Deliver due ops one at a time until none is due (tests, `outbox work --once`)."""
+        n = 0
+        while n < max_ops and await self.step():
+            n += 1
+        return n
+
+    async def aclose(self) -> None:
+        for c in list(self._conns.values()):
+            if c.connector is not None:
+                self._retired.append(c.connector)
+        self._conns.clear()
+        for connector in self._retired:
+            try:
+                await connector.aclose()
+            except Exception:  # noqa: BLE001
+                log.warning("closing a connector failed", exc_info=True)
+        self._retired.clear()
+
+    # ------------------------------------------------------------ one op
+
+    async def process(self, op: OutboxOp) -> None:
+        """Deliver one claimed op and record the outcome (never raises for PSA failures)."""
+        now_wall, t0 = self._clock(), self._mono()
+        conn = await self._connection(op)
+        if conn is None:
+            await self._record(op, AttemptResult(Outcome.PARKED, "connection", error="connection disabled or missing",
+                                                 next_attempt_at=now_wall + timedelta(seconds=60)))
+            return
+        breaker = self._breaker(conn.row)
+        if not breaker.allow(now_wall.timestamp()):
+            until = datetime.fromtimestamp(breaker.open_until, now_wall.tzinfo)
+            await self._record(op, AttemptResult(Outcome.PARKED, "breaker", error=f"breaker open: {breaker.reason}",
+                                                 next_attempt_at=max(until, now_wall)))
+            return
+        inp: DeliveryInput | None = None
+        attempt = AttemptLog()
+        try:
+            inp = await self._input(op)
+            connector = self._connector(conn)
+            budget = self._budget(conn.row)
+            lease_left = ((op.lease_until or now_wall) - now_wall).total_seconds()
+            deadline = t0 + lease_left - self.config.settle_seconds - self.config.client_timeout
+            delivered = await deliver(connector, op.kind, op.payload, op.marker, inp,
+                                      reconcile=op.outcome_unknown and reconcilable(op.kind),
+                                      gate=lambda: budget.request(deadline), log=attempt)
+        except Exception as exc:  # noqa: BLE001 - classified below; PsaError is the connector contract
+            res = self._failed(op, conn, exc, attempt)
+        else:
+            breaker.record_success(self._clock().timestamp())
+            res = AttemptResult(Outcome.RECONCILED if delivered.reconciled else Outcome.OK, delivered.action,
+                                delivered=delivered)
+        res.request = request_summary(op.kind, op.payload, op.marker, inp)
+        if attempt.calls:
+            res.request["calls"] = list(attempt.calls)
+        res.duration_ms = int((self._mono() - t0) * 1000)
+        await self._record(op, res)
+
+    def _failed(self, op: OutboxOp, conn: _Conn, exc: Exception, attempt: AttemptLog) -> AttemptResult:
+        now = self._clock()
+        breaker = self._breaker(conn.row)
+        action = attempt.calls[-1] if attempt.calls else op.kind
+        # Unknown if a write may have landed: this attempt's write was ambiguous, or an earlier
+        # ambiguous write was not yet checked for (the marker lookup itself failed).
+        unknown_before = op.outcome_unknown and not attempt.reconcile_checked
+        if isinstance(exc, BudgetExhausted):
+            breaker.release()
+            return AttemptResult(Outcome.PARKED, "budget", error=str(exc),
+                                 next_attempt_at=now + timedelta(seconds=exc.wait))
+        if isinstance(exc, NotReady):
+            breaker.release()
+            return AttemptResult(Outcome.DEAD, action, error=f"Not sent: {exc}.", outcome_unknown=unknown_before)
+        if not isinstance(exc, PsaError):
+            log.exception("outbox delivery raised a non-PSA error", extra={"op_id": op.id, "kind": op.kind})
+            breaker.release()
+            exc = PsaError(f"internal error: {type(exc).__name__}: {exc}", outcome_unknown=attempt.wrote)
+            unknown = unknown_before or attempt.wrote
+            return self._retry_or_dead(op, exc, action, unknown, retry_after=None)
+        unknown = unknown_before or (attempt.wrote and exc.outcome_unknown)
+        if isinstance(exc, PsaAuthError):
+            breaker.trip(now.timestamp(), self.config.reauth_park_seconds, "credentials rejected")
+            return AttemptResult(Outcome.DEAD, action, status=exc.status, error=str(exc), outcome_unknown=unknown,
+                                 connection_error=f"Credentials rejected: {exc.message}",
+                                 breaker_opened=self._breaker_opened(conn, "credentials rejected: " + exc.message))
+        if not exc.retryable:
+            breaker.record_success(now.timestamp())  # the PSA answered: it is up
+            return AttemptResult(Outcome.DEAD, action, status=exc.status, error=str(exc), outcome_unknown=unknown)
+        retry_after = exc.retry_after if isinstance(exc, PsaRateLimited) else None
+        opened = None
+        if isinstance(exc, PsaRateLimited):
+            breaker.release()
+            wait = retry_after if retry_after is not None else self.config.backoff.window(op.attempts)
+            self._budget(conn.row).pause(wait)
+            if wait > self.config.backoff.max_retry_after:
+                breaker.trip(now.timestamp(), wait, f"rate limited for {wait:.0f}s")
+                opened = self._breaker_opened(conn, f"rate limited for {wait:.0f}s")
+        elif breaker.record_failure(now.timestamp(), str(exc)):
+            opened = self._breaker_opened(conn, str(exc))
+        res = self._retry_or_dead(op, exc, action, unknown, retry_after=retry_after)
+        res.breaker_opened = opened
+        return res
+
+    def _retry_or_dead(self, op: OutboxOp, exc: PsaError, action: str, unknown: bool,
+                       retry_after: float | None) -> AttemptResult:
+        if op.attempts >= op.max_attempts:
+            return AttemptResult(Outcome.DEAD, action, status=exc.status, outcome_unknown=unknown,
+                                 error=f"gave up after {op.attempts} attempts: {exc}")
+        delay = self.config.backoff.delay(op.attempts, self._rng, retry_after=retry_after,
+                                          settle=self.config.settle_seconds if unknown else None)
+        return AttemptResult(Outcome.RETRY, action, status=exc.status, error=str(exc), outcome_unknown=unknown,
+                             next_attempt_at=self._clock() + timedelta(seconds=delay))
+
+    async def _record(self, op: OutboxOp, res: AttemptResult) -> None:
+        applied, event = await record(self.db, op, res, self._clock())
+        self.processed += 1
+        if not applied:
+            log.warning("outbox attempt superseded", extra={"op_id": op.id, "attempt": op.attempts})
+        elif res.outcome == Outcome.DEAD:
+            log.warning("outbox op dead", extra={"op_id": op.id, "kind": op.kind, "error": res.error})
+        if event is not None:
+            try:
+                await self.notifier.notify(event)
+            except Exception:  # noqa: BLE001 - a chat surface failing never fails the delivery
+                log.exception("notifier failed", extra={"op_id": op.id})
+
+    @staticmethod
+    def _breaker_opened(conn: _Conn, reason: str) -> str:
+        """One log line (and one audit row, written with the attempt) per opening, not one per op."""
+        log.warning("PSA connection paused: circuit breaker open",
+                    extra={"connection_id": conn.row.id, "reason": reason})
+        return reason
+
+    # ------------------------------------------------------------ per-connection state
+
+    def _held_connections(self) -> list[int]:
+        """Connections whose ops must not be claimed now (breaker open, or paused by a long 429)."""
+        now = self._clock().timestamp()
+        held = [cid for cid, b in self._breakers.items() if b.is_open(now)]
+        held += [cid for cid, bud in self._budgets.items() if bud.expected_wait() > self.config.poll_seconds * 5]
+        return held
+
+    def _breaker(self, conn: PsaConnection) -> CircuitBreaker:
+        assert conn.id is not None
+        if conn.id not in self._breakers:
+            self._breakers[conn.id] = CircuitBreaker(fail_max=self.config.breaker_fail_max,
+                                                     reset_timeout=self.config.breaker_reset_seconds)
+        return self._breakers[conn.id]
+
+    def _budget(self, conn: PsaConnection) -> ConnectionBudget:
+        assert conn.id is not None
+        if conn.id not in self._budgets:
+            self._budgets[conn.id] = ConnectionBudget(limits_for(conn.kind, conn.settings or {}),
+                                                      clock=self._mono)
+        return self._budgets[conn.id]
+
+    async def _connection(self, op: OutboxOp) -> _Conn | None:
+        cached = self._conns.get(op.connection_id)
+        if cached is not None and self._mono() - cached.fetched < self.config.connection_refresh_seconds:
+            return cached
+        async with self.db.read(Scope.workspace(op.workspace_id)) as session:
+            row = await session.get(PsaConnection, op.connection_id)
+        if row is None or not row.enabled:
+            return None
+        key = hashlib.sha256((row.credentials_ciphertext or b"") + repr(sorted((row.settings or {}).items()))
+                             .encode()).hexdigest()
+        if cached is not None and cached.key == key:
+            cached.row, cached.fetched = row, self._mono()
+            return cached
+        if cached is not None:  # credentials or settings replaced: new connector, fresh breaker and budget
+            if cached.connector is not None:
+                self._retired.append(cached.connector)
+            self._breakers.pop(op.connection_id, None)
+            self._budgets.pop(op.connection_id, None)
+        fresh = _Conn(row=row, key=key, fetched=self._mono())
+        self._conns[op.connection_id] = fresh
+        return fresh
+
+    def _connector(self, conn: _Conn) -> PsaConnector:
+        if conn.connector is None:
+            conn.connector = self.connections.build(conn.row)
+        return conn.connector
+
+    async def _input(self, op: OutboxOp) -> DeliveryInput:
+        async with self.db.read(Scope.workspace(op.workspace_id)) as session:
+            ticket = await session.get(Ticket, op.ticket_id) if op.ticket_id else None
+            blob = None
+            blob_id = (op.payload or {}).get("blob_id")
+            if blob_id is not None:
+                row = await session.get(AttachmentBlob, int(blob_id))
+                blob = bytes(row.data) if row is not None else None
+        return DeliveryInput(ticket_external_id=ticket.external_id if ticket else None, blob=blob)

@@ -1,0 +1,136 @@
+"""The worker end to end against the in-process fake PSA: delivery, local effects, order, dead letters."""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from connectors.base import WriteKind
+from core.notify import WriteDead, WriteDelivered
+from core.outbox import queries
+from core.outbox.admin import OutboxAdmin
+from store.db import Scope
+from store.enums import OutboxStatus
+from store.tables import AttachmentBlob, TimelineEntry
+from tests.fakes.outbox_psa import Fault
+
+
+async def test_create_then_note_delivered_in_order_and_linked(rig):
+    d = await rig.tickets.create(rig.tech, subject="Printer on fire", customer_id=rig.setup.customer_id)
+    tid = d.summary.id
+    assert d.summary.number is None  # a PSA-backed ticket is numbered by the PSA
+    await rig.run()
+    t = await rig.ticket(tid)
+    [created] = rig.psa.of(WriteKind.TICKET)
+    assert t.external_id == created.external_id and t.number == int(created.external_id)
+    assert created.marker == t.marker
+    ops = await rig.ops()
+    assert [o.status for o in ops] == ["done"]
+    assert ops[0].result["url"].endswith(created.external_id)
+    [ev] = rig.notifier.of(WriteDelivered)
+    assert ev.ticket_number == t.number and ev.external_id == created.external_id
+    [row] = await rig.audit(ops[0].id)
+    assert (row.outcome, row.action, row.actor) == ("ok", "create_ticket", "slack:U1 (Ana)")
+
+
+async def test_ops_of_one_ticket_apply_in_order(rig):
+    d = await rig.tickets.create(rig.tech, subject="Order matters", customer_id=rig.setup.customer_id)
+    # Queue three more writes behind the create (the ticket has no PSA id yet).
+    async with rig.db.write(Scope.workspace(rig.tech.workspace_id)) as s:
+        from core.outbox.ops import AddNote, enqueue
+
+        for i in range(3):
+            enqueue(s, workspace_id=rig.tech.workspace_id, connection_id=rig.setup.connection_id,
+                    payload=AddNote(text=f"n{i}", visibility="internal"), ticket_id=d.summary.id, actor="t")
+    # Only the create is claimable while it is unfinished.
+    claimed = await queries.claim(rig.db, now=rig.clock(), lease=_lease(), limit=10)
+    assert [o.kind for o in claimed] == ["create_ticket"]
+    rig.clock.advance(30)  # its lease expires; reclaimed as "outcome unknown"
+    await rig.run()
+    texts = [w.data.get("text") for w in rig.psa.writes]
+    assert texts == [None, "n0", "n1", "n2"]
+    assert rig.psa.calls[0] == "find_write"  # the reclaimed create looked for its marker first
+
+
+async def test_note_time_attachment_set_external_ids_and_prune_blob(rig):
+    tid = await rig.synced_ticket("900")
+    await rig.tickets.comment(rig.tech, 900, "hello customer", visibility="public")
+    await rig.tickets.log_time(rig.tech, 900, 30, notes="fixed")
+    await rig.tickets.attach(rig.tech, 900, filename="log.txt", content=b"x" * 5000, content_type="text/plain")
+    await rig.run()
+    assert [w.kind for w in rig.psa.writes] == [WriteKind.NOTE, WriteKind.TIME_ENTRY, WriteKind.ATTACHMENT]
+    async with rig.db.read(Scope.system_wide()) as s:
+        entries = (await s.exec(select(TimelineEntry).where(TimelineEntry.ticket_id == tid)
+                                .order_by(TimelineEntry.id))).all()
+        blobs = (await s.exec(select(AttachmentBlob))).all()
+    assert [e.external_id for e in entries] == [w.external_id for w in rig.psa.writes]
+    assert blobs == []  # pruned after delivery
+    upload = (await rig.audit())[-1]
+    assert upload.request["content"] == "[5000 bytes]" and "x" * 100 not in str(upload.request)
+
+
+async def test_validation_error_is_dead_at_once_and_blocks_followers(rig):
+    await rig.synced_ticket("901")
+    rig.psa.script("add_note", Fault.VALIDATION)
+    await rig.tickets.comment(rig.tech, 901, "first", visibility="internal")
+    await rig.tickets.comment(rig.tech, 901, "second", visibility="internal")
+    await rig.run()
+    first, second = await rig.ops()
+    assert (first.status, first.attempts) == ("dead", 1)
+    assert "Summary may not exceed" in first.last_error and first.last_status_code == 400
+    assert second.status == OutboxStatus.BLOCKED and second.attempts == 0
+    [dead] = rig.notifier.of(WriteDead)
+    assert dead.op_id == first.id and dead.ticket_number == 901 and "invalid" in dead.error
+    assert rig.psa.writes == []
+
+    admin = OutboxAdmin(rig.db, clock=rig.clock)
+    page = await admin.list_ops(rig.tech.workspace_id, status="dead,blocked")
+    assert [v.id for v in page.items] == [second.id, first.id]
+    await admin.redrive(rig.tech.workspace_id, first.id, rig.tech.__class__.system(rig.tech.workspace_id))
+    await rig.run()
+    assert [o.status for o in await rig.ops()] == ["done", "done"]
+    assert [w.data["text"] for w in rig.psa.writes] == ["first", "second"]
+    detail = await admin.get_op(rig.tech.workspace_id, first.id)
+    assert [a.outcome for a in detail.audit] == ["dead", "redriven", "ok"]
+    assert detail.op.marker == first.marker  # same marker after a redrive
+
+
+async def test_stale_attempt_cannot_overwrite_newer_outcome(rig):
+    await rig.synced_ticket("902")
+    await rig.tickets.comment(rig.tech, 902, "x", visibility="internal")
+    [zombie] = await queries.claim(rig.db, now=rig.clock(), lease=_lease(), limit=1)
+    rig.clock.advance(30)
+    await rig.worker.drain()  # a second worker reclaims and delivers (attempt 2)
+    await rig.worker.process(zombie)  # the first one wakes up and finishes attempt 1
+    [op] = await rig.ops()
+    assert (op.status, op.attempts) == ("done", 2)
+    outcomes = [a.outcome for a in await rig.audit(op.id)]
+    assert outcomes == ["ok", "stale"]
+    assert len(rig.psa.of(WriteKind.NOTE)) == 1  # the zombie found the marker: no second note
+
+
+async def test_breaker_parks_ops_without_spending_attempts(rig):
+    for n in range(3):
+        await rig.synced_ticket(str(910 + n))
+        rig.psa.script("add_note", Fault.SERVER_ERROR)
+        await rig.tickets.comment(rig.tech, 910 + n, f"n{n}", visibility="internal")
+    await rig.worker.drain()  # three 500s: the breaker (fail_max=3) opens
+    ops = await rig.ops()
+    assert [o.attempts for o in ops] == [1, 1, 1]
+    [opened] = [a for a in await rig.audit() if a.outcome == "breaker"]  # one row, not one per op
+    assert opened.op_id is None and "Internal server error" in opened.error
+    rig.clock.advance(10)  # backoff is due, breaker still open (reset 20 s): nothing is claimed
+    assert await rig.worker.drain() == 0
+    assert [o.attempts for o in await rig.ops()] == [1, 1, 1]
+    rig.clock.advance(15)  # half-open: one probe succeeds, the breaker closes, the rest follow
+    await rig.run()
+    ops = await rig.ops()
+    assert [o.status for o in ops] == ["done"] * 3 and [o.attempts for o in ops] == [2, 2, 2]
+    assert len(rig.psa.of(WriteKind.NOTE)) == 3
+
+
+def _lease():
+    from datetime import timedelta
+
+    return timedelta(seconds=10)
+
+
