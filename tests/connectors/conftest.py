@@ -17,8 +17,7 @@ from tests.connectors.contract import Harness, HarnessFactory
 
 HARNESSES: dict[str, str] = {
     "sandbox": "tests.connectors.sandbox_harness:sandbox_harness",
-    # ConnectWise: the ConnectWise engineer adds its factory here, e.g.
-    # "connectwise": "tests.fakes.connectwise:contract_harness",
+    "connectwise": "tests.fakes.connectwise_harness:connectwise_harness",
 }
 
 

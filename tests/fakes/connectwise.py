@@ -42,7 +42,7 @@ Test API:
     fake.edit_ticket(id, **fields), fake.add_note(ticket_id, text, contact_id=…, internal=…),
     fake.delete_ticket(id), fake.bulk_tickets(n)                          mutate as the PSA/customer would
     fake.fail_next(status, times=1, match="POST /service/tickets", retry_after=7)   429/500/… answers
-    fake.lose_next_response(times=1, match=…)    apply the write, then time out / drop the connection
+    fake.lose_next_response(times=1, match="WRITE")    (match "WRITE" = any non-GET) apply the write, then time out / drop the connection
     fake.slow(seconds, times=None, match=…)      answer late (the transport raises ReadTimeout past the
                                                  client's read timeout, after the write was applied)
     fake.change_codebase("v2025_1/")             old codebase paths now 404
@@ -373,7 +373,7 @@ class FakeConnectWise:
                 if fault.kind == "status":
                     fault.use()
                     hdrs = {"retry-after": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
-                    code = {429: "TooManyRequests", 500: "UnexpectedError", 503: "ServiceUnavailable"}.get(
+                    code = {401: "Unauthorized", 403: "Forbidden", 429: "TooManyRequests", 500: "UnexpectedError", 503: "ServiceUnavailable"}.get(
                         fault.status, "Error")
                     return HttpError(fault.status, code, f"fake fault {fault.status}", headers=hdrs).response()
                 if fault.kind == "lose":

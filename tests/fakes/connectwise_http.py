@@ -72,7 +72,8 @@ def json_response(status: int, data: Any, headers: dict[str, str] | None = None)
 
 @dataclass
 class Fault:
-    """One switchable misbehaviour; `match` is a prefix of "METHOD /route" (None = every request)."""
+    """One switchable misbehaviour; `match` is a prefix of "METHOD /route" (None = every request,
+    "WRITE" = every request but GETs)."""
 
     kind: str  # "status" | "lose" | "delay"
     times: int | None  # None = until cleared
@@ -82,6 +83,8 @@ class Fault:
     seconds: float = 0.0
 
     def applies(self, key: str) -> bool:
+        if self.match == "WRITE":
+            return not key.startswith("GET ")
         return self.match is None or key.startswith(self.match)
 
     def use(self) -> None:

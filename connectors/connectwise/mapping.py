@@ -1,0 +1,255 @@
+"""ConnectWise JSON <-> canonical models (pure: no I/O, no clock). Vendor JSON never leaves this folder."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from connectors.base import (
+    NewNote,
+    NewTicket,
+    NewTimeEntry,
+    NoteVisibility,
+    PsaAttachment,
+    PsaBoard,
+    PsaCompany,
+    PsaContact,
+    PsaMember,
+    PsaNote,
+    PsaPriority,
+    PsaStatus,
+    PsaTicket,
+    PsaTicketType,
+    PsaTimeEntry,
+    Ref,
+    TicketPatch,
+    marker_tag,
+    split_marker,
+)
+
+J = Mapping[str, Any]
+
+
+def parse_dt(value: Any) -> datetime | None:
+    """A ConnectWise date (`2025-01-06T09:00:00Z`; naive read as UTC) as tz-aware UTC."""
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def format_dt(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ref(value: Any, *labels: str) -> Ref | None:
+    """{id, name|identifier} -> Ref (None when absent)."""
+    if not isinstance(value, Mapping) or value.get("id") is None:
+        return None
+    name = next((value.get(k) for k in (*labels, "name", "identifier") if value.get(k)), None)
+    return Ref(str(value["id"]), str(name) if name is not None else None)
+
+
+def ticket(data: J) -> PsaTicket:
+    info = data.get("_info") or {}
+    source = data.get("source")
+    return PsaTicket(
+        external_id=str(data["id"]),
+        summary=str(data.get("summary") or ""),
+        company=ref(data.get("company")),
+        contact=ref(data.get("contact")),
+        board=ref(data.get("board")),
+        status=ref(data.get("status")),
+        status_closed=bool(data["closedFlag"]) if "closedFlag" in data else None,
+        priority=ref(data.get("priority")),
+        type=ref(data.get("type")),
+        owner=ref(data.get("owner"), "name"),
+        source=str(source.get("name")) if isinstance(source, Mapping) and source.get("name") else None,
+        created_at=parse_dt(info.get("dateEntered")),
+        updated_at=parse_dt(info.get("lastUpdated")),
+        closed_at=parse_dt(data.get("closedDate")),
+        responded_at=parse_dt(data.get("dateResponded")),
+        marker=str(data["externalXRef"]) if data.get("externalXRef") else None,
+    )
+
+
+def visibility(data: J) -> NoteVisibility:
+    """Resolution before Discussion before Internal: a note the customer can see is never called internal."""
+    if data.get("resolutionFlag"):
+        return NoteVisibility.RESOLUTION
+    if data.get("detailDescriptionFlag"):
+        return NoteVisibility.PUBLIC
+    return NoteVisibility.INTERNAL
+
+
+def note(data: J, ticket_id: str) -> PsaNote:
+    text, marker = split_marker(str(data.get("text") or ""))
+    contact, member = ref(data.get("contact")), ref(data.get("member"), "name")
+    return PsaNote(external_id=str(data["id"]), ticket_external_id=str(data.get("ticketId") or ticket_id),
+                   text=text, visibility=visibility(data), author=member or contact,
+                   author_is_contact=contact is not None and member is None,
+                   created_at=parse_dt(data.get("dateCreated")) or parse_dt((data.get("_info") or {}).get(
+                       "dateEntered")),
+                   marker=marker)
+
+
+def time_entry(data: J) -> PsaTimeEntry:
+    start, end = parse_dt(data.get("timeStart")), parse_dt(data.get("timeEnd"))
+    if data.get("actualHours") is not None:
+        minutes = round(float(data["actualHours"]) * 60)
+    elif start and end:
+        minutes = round((end - start).total_seconds() / 60)
+    else:
+        minutes = 0
+    text, marker = split_marker(str(data.get("notes") or ""))
+    return PsaTimeEntry(external_id=str(data["id"]), ticket_external_id=str(data.get("chargeToId") or ""),
+                        minutes=minutes, started_at=start, member=ref(data.get("member"), "name"), notes=text,
+                        billable=data.get("billableOption", "Billable") not in ("DoNotBill", "NoCharge"),
+                        marker=marker)
+
+
+def attachment(data: J, ticket_id: str) -> PsaAttachment:
+    _, marker = split_marker(str(data.get("title") or ""))
+    info = data.get("_info") or {}
+    return PsaAttachment(external_id=str(data["id"]), ticket_external_id=str(data.get("recordId") or ticket_id),
+                         filename=str(data.get("fileName") or data.get("title") or ""),
+                         size=int(data["size"]) if data.get("size") is not None else None,
+                         created_at=parse_dt(info.get("dateEntered") or info.get("lastUpdated")), marker=marker)
+
+
+def company(data: J) -> PsaCompany:
+    return PsaCompany(external_id=str(data["id"]), identifier=str(data.get("identifier") or ""),
+                      name=str(data.get("name") or ""), active=not data.get("deletedFlag", False))
+
+
+def _communication(data: J, kind: str) -> str | None:
+    items = [i for i in data.get("communicationItems") or [] if isinstance(i, Mapping)
+             and (i.get("communicationType") == kind or (i.get("type") or {}).get("name") == kind)]
+    items.sort(key=lambda i: not i.get("defaultFlag"))
+    return str(items[0]["value"]) if items and items[0].get("value") else None
+
+
+def contact(data: J) -> PsaContact:
+    name = " ".join(p for p in (data.get("firstName"), data.get("lastName")) if p)
+    comp = data.get("company")
+    return PsaContact(external_id=str(data["id"]), name=name or str(data["id"]),
+                      company_external_id=str(comp["id"]) if isinstance(comp, Mapping) and comp.get("id") else None,
+                      email=_communication(data, "Email"), phone=_communication(data, "Phone"),
+                      active=not data.get("inactiveFlag", False))
+
+
+def member(data: J) -> PsaMember:
+    name = " ".join(p for p in (data.get("firstName"), data.get("lastName")) if p)
+    return PsaMember(external_id=str(data["id"]), name=name or str(data.get("identifier") or data["id"]),
+                     identifier=data.get("identifier"), email=data.get("primaryEmail"),
+                     active=not data.get("inactiveFlag", False))
+
+
+def board(data: J) -> PsaBoard:
+    return PsaBoard(external_id=str(data["id"]), name=str(data.get("name") or ""),
+                    active=not data.get("inactiveFlag", False))
+
+
+def status(data: J, board_id: str) -> PsaStatus:
+    return PsaStatus(external_id=str(data["id"]), name=str(data.get("name") or ""), board_external_id=board_id,
+                     closed=bool(data.get("closedStatus")), default=bool(data.get("defaultFlag")),
+                     active=not data.get("inactive", False), sort_order=int(data.get("sortOrder") or 0),
+                     time_entry_allowed=not data.get("timeEntryNotAllowed", False))
+
+
+def priority(data: J) -> PsaPriority:
+    return PsaPriority(external_id=str(data["id"]), name=str(data.get("name") or ""),
+                       sort_order=int(data.get("sortOrder") or 0), default=bool(data.get("defaultFlag")))
+
+
+def ticket_type(data: J, board_id: str) -> PsaTicketType:
+    return PsaTicketType(external_id=str(data["id"]), name=str(data.get("name") or ""), board_external_id=board_id)
+
+
+# ---------------------------------------------------------------- write bodies
+
+
+def _id(value: str) -> dict[str, int]:
+    return {"id": int(value)}
+
+
+def new_ticket_body(t: NewTicket, *, default_board: str | None) -> dict[str, Any]:
+    """POST /service/tickets body; `externalXRef` carries our marker, `initialDescription` the text."""
+    body: dict[str, Any] = {"summary": t.summary, "externalXRef": t.marker}
+    if t.company_external_id:
+        body["company"] = _id(t.company_external_id)
+    board_id = t.board_external_id or default_board
+    if board_id:
+        body["board"] = _id(board_id)
+    if t.description:
+        body["initialDescription"] = t.description
+    for key, value in (("status", t.status_external_id), ("priority", t.priority_external_id),
+                       ("type", t.type_external_id), ("owner", t.owner_external_id),
+                       ("contact", t.contact_external_id)):
+        if value:
+            body[key] = _id(value)
+    return body
+
+
+def patch_ops(p: TicketPatch) -> list[dict[str, Any]]:
+    """JSON-Patch operations for only the changed fields (board before status, as CW validates in order)."""
+    ops: list[dict[str, Any]] = []
+    if p.board_external_id is not None:
+        ops.append({"op": "replace", "path": "board", "value": _id(p.board_external_id)})
+    if p.status_external_id is not None:
+        ops.append({"op": "replace", "path": "status", "value": _id(p.status_external_id)})
+    if p.priority_external_id is not None:
+        ops.append({"op": "replace", "path": "priority", "value": _id(p.priority_external_id)})
+    if p.summary is not None:
+        ops.append({"op": "replace", "path": "summary", "value": p.summary})
+    if p.unassign:
+        ops.append({"op": "remove", "path": "owner"})
+    elif p.owner_external_id is not None:
+        ops.append({"op": "replace", "path": "owner", "value": _id(p.owner_external_id)})
+    return ops
+
+
+def with_marker(text: str, marker: str) -> str:
+    return f"{text.rstrip()}\n\n{marker_tag(marker)}"
+
+
+def note_body(n: NewNote) -> dict[str, Any]:
+    """Flags per visibility. Internal notes ALWAYS send processNotifications=false (CWSlack#40)."""
+    body: dict[str, Any] = {"text": with_marker(n.text, n.marker), "detailDescriptionFlag": False,
+                            "internalAnalysisFlag": False, "resolutionFlag": False, "customerUpdatedFlag": False}
+    if n.visibility is NoteVisibility.PUBLIC:
+        body["detailDescriptionFlag"] = True
+        body["processNotifications"] = bool(n.email_contact)
+    elif n.visibility is NoteVisibility.RESOLUTION:
+        body["resolutionFlag"] = True
+        body["processNotifications"] = bool(n.email_contact)
+    else:
+        body["internalAnalysisFlag"] = True
+        body["processNotifications"] = False
+    if n.author_member_external_id:
+        body["member"] = _id(n.author_member_external_id)
+    return body
+
+
+def time_entry_body(e: NewTimeEntry) -> dict[str, Any]:
+    """POST /time/entries body: charged to the service ticket, no e-mail, notes not copied to the ticket."""
+    body: dict[str, Any] = {
+        "chargeToId": int(e.ticket_external_id), "chargeToType": "ServiceTicket",
+        "timeStart": format_dt(e.started_at), "timeEnd": format_dt(e.started_at + timedelta(minutes=e.minutes)),
+        "billableOption": "Billable" if e.billable else "DoNotBill",
+        "notes": with_marker(e.notes, e.marker).lstrip(),
+        "addToDetailDescriptionFlag": False, "addToInternalAnalysisFlag": False, "addToResolutionFlag": False,
+        "emailContactFlag": False, "emailResourceFlag": False, "emailCcFlag": False,
+    }
+    if e.member_external_id:
+        body["member"] = _id(e.member_external_id)
+    return body
+
+
+def document_title(filename: str, marker: str) -> str:
+    """Documents have no external-id field: the marker rides in the title (fileName stays intact)."""
+    return f"{filename[:80]} {marker_tag(marker)}"
