@@ -7,6 +7,15 @@ process changed the file, so `make run` keeps its writes across restarts; withou
 
 The server speaks its own small dialect (int ids, ISO timestamps, `SandboxApiError` with an HTTP-like
 status), and the connector translates, exactly as a real connector does with a real PSA.
+
+Test and demo controls (on the object `server_for(settings)` returns, also `connector.server`):
+    set_now(when) / clock            freeze or replace the server clock (every change is stamped with it)
+    fail_next(kind, retry_after=, times=)   "auth" 401, "rate_limit" 429, "server_error" 500,
+                                     "lost_response" (next write applied, answer lost -> PsaTimeout)
+    requests / write_requests        how many API calls arrived
+    seed_ticket / touch_ticket / delete_ticket (wrap in `apply`), count_marker(marker)
+    webhook_for(ticket_id, action) / drain_webhooks()   signed pushes (see webhooks.py)
+People acting inside the PSA (customer replies, status changes): connectors/sandbox/demo.py.
 """
 
 from __future__ import annotations
