@@ -268,6 +268,9 @@ app.add_typer(apikey_app, name="apikey")
 from bot.commands.console import app as console_app  # noqa: E402
 
 app.add_typer(console_app, name="console")
+from bot.commands.outbox import app as outbox_app  # noqa: E402
+
+app.add_typer(outbox_app, name="outbox")
 
 
 def main() -> None:

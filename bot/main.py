@@ -26,6 +26,8 @@ from core.context import Actor
 from core.idempotency import IdempotencyService
 from core.notify import FanoutNotifier
 from core.outbox.admin import OutboxAdmin
+from core.outbox.backoff import BackoffPolicy
+from core.outbox.worker import OutboxWorker, WorkerConfig
 from core.queue import QueueService
 from core.tickets import TicketService
 from core.workspaces import DirectoryService, WorkspaceService
@@ -54,6 +56,7 @@ class Deskbridge:
     apikeys: ApiKeyService
     idempotency: IdempotencyService
     outbox_admin: OutboxAdmin
+    outbox_worker: OutboxWorker | None = None  # delivers outbox ops (run by `serve` and `outbox work`)
     # Surfaces register themselves here (SlackNotifier, TeamsNotifier, the console).
     notifier: FanoutNotifier = field(default_factory=FanoutNotifier)
     default_workspace_id: int | None = None
@@ -120,10 +123,25 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         idempotency=IdempotencyService(db),
         outbox_admin=OutboxAdmin(db),
     )
+    container.outbox_worker = OutboxWorker(db, connections, container.notifier,
+                                           config=outbox_worker_config(settings), name=settings.instance_id)
     _wire_chat(container)
     if note:
         container.banner.append(note)
     return container
+
+
+def outbox_worker_config(settings: Settings, **overrides: Any) -> WorkerConfig:
+    """The outbox worker's timing from settings (see bot/settings.py, `outbox_*`)."""
+    values: dict[str, Any] = dict(
+        concurrency=settings.outbox_concurrency, lease_seconds=settings.outbox_lease_seconds,
+        settle_seconds=settings.outbox_settle_seconds, client_timeout=settings.outbox_client_timeout_seconds,
+        poll_seconds=settings.outbox_poll_seconds,
+        backoff=BackoffPolicy(base=settings.outbox_backoff_base_seconds, cap=settings.outbox_backoff_cap_seconds),
+        breaker_fail_max=settings.outbox_breaker_failures, breaker_reset_seconds=settings.outbox_breaker_reset_seconds,
+    )
+    values.update(overrides)
+    return WorkerConfig(**values)
 
 
 def _wire_chat(c: Deskbridge) -> None:

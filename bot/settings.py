@@ -55,6 +55,16 @@ class Settings(BaseSettings):
     sync_interval_seconds: int = Field(60, ge=5, description="Incremental sync period per connection")
     picklist_interval_seconds: int = Field(3600, ge=60, description="Picklist refresh period")
     outbox_poll_seconds: float = Field(1.0, gt=0, description="Outbox idle poll period")
+    outbox_concurrency: int = Field(4, ge=1, le=64, description="Outbox delivery slots per worker process")
+    outbox_client_timeout_seconds: float = Field(30.0, gt=0, description="PSA request timeout the outbox assumes")
+    outbox_settle_seconds: float = Field(
+        45.0, gt=0, description="Wait before looking for an ambiguous write's marker (> client timeout + margin)")
+    outbox_lease_seconds: float = Field(
+        150.0, gt=0, description="Claim lease of an outbox op (> client timeout + settle + start window)")
+    outbox_backoff_base_seconds: float = Field(2.0, gt=0, description="First retry's full-jitter window")
+    outbox_backoff_cap_seconds: float = Field(600.0, gt=0, description="Largest retry window")
+    outbox_breaker_failures: int = Field(5, ge=1, description="Consecutive PSA failures that pause a connection")
+    outbox_breaker_reset_seconds: float = Field(30.0, gt=0, description="Pause before probing a failing PSA again")
 
     # REST API (/api/msp-portal)
     api_rate_per_second: float = Field(20.0, gt=0, description="Requests per second per API key (token bucket)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,6 +28,10 @@ def create_app(container: Any, *, start_background: bool = True) -> FastAPI:
         if start_background and container.settings.run_scheduler:
             scheduler = jobs.build_scheduler(container)
             scheduler.start()
+        outbox_task = None
+        worker = getattr(container, "outbox_worker", None)
+        if start_background and container.settings.run_outbox_worker and worker is not None:
+            outbox_task = asyncio.create_task(worker.run(), name="outbox-worker")
         app.state.ready = True
         try:
             yield
@@ -34,6 +39,9 @@ def create_app(container: Any, *, start_background: bool = True) -> FastAPI:
             app.state.ready = False
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
+            if outbox_task is not None:
+                worker.stop()  # in-flight deliveries get the worker's grace period
+                await asyncio.gather(outbox_task, return_exceptions=True)
             await container.aclose()
 
     app = FastAPI(title="Deskbridge", version=_version(), lifespan=lifespan)
