@@ -1,0 +1,68 @@
+"""`deskbridge connection add connectwise …` checks the keys against (a loopback fake) ConnectWise first."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlmodel import select
+from typer.testing import CliRunner
+
+from bot.cli import app
+from store.crypto import generate_key
+from store.db import Database, Scope
+from store.tables import PsaConnection
+from tests.fakes.connectwise import FakeConnectWise
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(db_url: str, tmp_path, monkeypatch) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    values = {"DESKBRIDGE_DATABASE_URL": db_url, "DESKBRIDGE_SANDBOX": "off",
+              "DESKBRIDGE_SECRET_KEY": generate_key(), "DESKBRIDGE_SECRET_KEY_FILE": str(tmp_path / "k")}
+    for k, v in values.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.chdir(tmp_path)
+    return values
+
+
+def _rows(db_url: str) -> list[PsaConnection]:
+    async def read() -> list[PsaConnection]:
+        db = Database(db_url)
+        try:
+            async with db.read(Scope.system_wide()) as s:  # test inspection across the one workspace
+                return list((await s.exec(select(PsaConnection))).all())
+        finally:
+            await db.dispose()
+
+    return asyncio.run(read())
+
+
+def _args(fake: FakeConnectWise, root: str, private_key: str) -> list[str]:
+    return ["connection", "add", "connectwise", "--name", "cw", "--set", f"site={root}",
+            "--set", f"company_id={fake.company_id}", "--set", f"client_id={fake.client_id}",
+            "--secret", f"public_key={fake.public_key}", "--secret", f"private_key={private_key}"]
+
+
+def test_bad_keys_are_refused_with_the_psa_reason_and_nothing_saved(env: dict[str, str]) -> None:
+    fake = FakeConnectWise()
+    with fake.serve() as root:
+        result = runner.invoke(app, _args(fake, root, "not-the-key"))
+    assert result.exit_code == 1
+    assert "Authentication failed: invalid API member keys" in result.output and "Nothing was saved" in result.output
+    assert "not-the-key" not in result.output
+    assert fake.count("GET /system/info") == 1
+    assert _rows(env["DESKBRIDGE_DATABASE_URL"]) == []
+
+
+def test_good_keys_are_saved_encrypted(env: dict[str, str]) -> None:
+    fake = FakeConnectWise()
+    with fake.serve() as root:
+        result = runner.invoke(app, _args(fake, root, fake.private_key))
+    assert result.exit_code == 0, result.output
+    assert "Connected to Deskbridge Test MSP" in result.output
+    [row] = _rows(env["DESKBRIDGE_DATABASE_URL"])
+    assert row.kind == "connectwise" and row.settings["company_id"] == fake.company_id
+    assert row.credentials_ciphertext and fake.private_key not in str(row.credentials_ciphertext)
+    assert fake.private_key not in str(row.settings)
