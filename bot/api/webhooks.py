@@ -1,0 +1,63 @@
+"""PSA webhook receivers: `POST /webhooks/{connection_id}/{token-or-kind}`.
+
+Translation only: the raw body and headers go to the sync service (core/sync/webhooks.py), which
+verifies, deduplicates and re-reads the named ticket before this answers. Answers:
+200 processed/duplicate/ignored · 400 malformed body · 401 unverifiable (logged, nothing processed) ·
+404 unknown connection · 413 body too large · 503 PSA unreachable during the re-read (the PSA retries).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from core.errors import InvalidInput, NotFound
+from core.sync.webhooks import WebhookRefused, WebhookUnavailable
+
+log = logging.getLogger("deskbridge.api.webhooks")
+
+MAX_BODY_BYTES = 1024 * 1024
+
+router = APIRouter(tags=["webhooks"])
+
+
+def _error(status: int, message: str, hint: str | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"status": "error", "error": message}
+    if hint:
+        body["hint"] = hint
+    return JSONResponse(body, status_code=status)
+
+
+@router.post("/webhooks/{connection_id}/{token}")
+async def receive(connection_id: int, token: str, request: Request) -> JSONResponse:
+    """Receive one PSA push; the ticket it names is refreshed before the response."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return _error(413, "Webhook body too large.")
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        return _error(413, "Webhook body too large.")
+    sync = request.app.state.container.sync
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    try:
+        result = await sync.ingest_webhook(connection_id, token, headers, body)
+    except NotFound as exc:
+        return _error(404, exc.message, exc.hint)
+    except WebhookRefused as exc:
+        log.warning("webhook refused", extra={"connection_id": connection_id, "reason": exc.message})
+        return _error(401, exc.message, exc.hint)
+    except InvalidInput as exc:
+        log.info("malformed webhook", extra={"connection_id": connection_id, "reason": exc.message})
+        return _error(400, exc.message, exc.hint)
+    except WebhookUnavailable as exc:
+        return _error(503, exc.message, exc.hint)
+    return JSONResponse({"status": result.status, "event_id": result.event_id,
+                         "ticket": result.ticket_external_id})
+
+
+def install(app: FastAPI) -> None:
+    """Mount the webhook receivers on the app (the container is read from app.state)."""
+    app.include_router(router)

@@ -1,0 +1,401 @@
+"""Apply a batch of PSA tickets (and their notes, time entries, attachments) to the local store.
+
+One write transaction per batch: directory rows (company -> Customer, owner -> Member, contact ->
+Contact), status/priority mappings, the tickets (bulk upsert, changed rows only, fenced by `version`),
+then the timeline. Domain events are built here and returned; the caller sends them after the commit.
+
+Echo suppression: a PSA ticket, note, time entry or attachment carrying one of OUR markers is linked to
+the local row that wrote it (its external id is filled in) instead of being inserted again, and emits
+no event. Fields of a ticket with an undelivered local change (an outbox update still pending) keep
+their local values until the change reaches the PSA.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from connectors.base import NoteVisibility, PsaAttachment, PsaNote, PsaTicket, PsaTimeEntry
+from core.notify import DomainEvent, NoteAdded, TicketChanged, TicketCreated
+from core.sync.mapping import SeenStatus, ensure_priority_mappings, ensure_status_mappings
+from core.sync.upsert import (
+    TIMELINE_COLUMNS,
+    ensure_directory,
+    insert_timeline,
+    update_timeline,
+    upsert_tickets,
+)
+from store.db import Database, Scope
+from store.enums import EntryKind, Origin, OutboxStatus, Priority, Stage
+from store.tables import Contact, Customer, Member, OutboxOp, Ticket, TimelineEntry
+
+log = logging.getLogger(__name__)
+
+MAX_FENCE_RETRIES = 3
+_NOTE_KIND = {NoteVisibility.PUBLIC: EntryKind.NOTE_PUBLIC, NoteVisibility.INTERNAL: EntryKind.NOTE_INTERNAL,
+              NoteVisibility.RESOLUTION: EntryKind.NOTE_RESOLUTION}
+_FAMILY = {EntryKind.NOTE_PUBLIC: "note", EntryKind.NOTE_INTERNAL: "note", EntryKind.NOTE_RESOLUTION: "note",
+           EntryKind.TIME_ENTRY: "time", EntryKind.ATTACHMENT: "attachment"}
+# Outbox UpdateTicket payload keys -> ticket columns that keep their local value until delivered.
+_PROTECT = {
+    "summary": ("subject",),
+    "status_external_id": ("stage", "psa_status_id", "psa_status_name", "closed_at"),
+    "priority_external_id": ("priority", "priority_rank", "psa_priority_id", "psa_priority_name"),
+    "owner_external_id": ("assignee_member_id",),
+    "unassign": ("assignee_member_id",),
+    "board_external_id": ("board_external_id", "board_name"),
+}
+_UNDELIVERED = (OutboxStatus.PENDING.value, OutboxStatus.INFLIGHT.value, OutboxStatus.BLOCKED.value)
+_EVENT_FIELDS = {"stage": "stage", "psa_status_name": "status", "priority": "priority",
+                 "assignee_member_id": "assignee_member_id", "subject": "subject", "customer_id": "customer_id"}
+
+
+class BadRecord(ValueError):
+    """A PSA record we cannot store (counted and logged; the rest of the batch still lands)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Children:
+    notes: Sequence[PsaNote] = ()
+    time_entries: Sequence[PsaTimeEntry] = ()
+    attachments: Sequence[PsaAttachment] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyncTarget:
+    """The connection a batch belongs to."""
+
+    workspace_id: int
+    connection_id: int
+    board_scoped_statuses: bool
+
+
+@dataclass
+class BatchResult:
+    counts: dict[str, int] = field(default_factory=dict)
+    events: list[DomainEvent] = field(default_factory=list)
+    bad: dict[str, str] = field(default_factory=dict)
+
+    def add(self, key: str, n: int = 1) -> None:
+        self.counts[key] = self.counts.get(key, 0) + n
+
+
+def content_hash(t: PsaTicket) -> str:
+    """Hash of everything we store from a PSA ticket (its change time included)."""
+    blob = json.dumps(asdict(t), sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def validate(t: PsaTicket) -> None:
+    """Raise BadRecord for a ticket we cannot store."""
+    if not isinstance(t.external_id, str) or not t.external_id.strip() or len(t.external_id) > 64:
+        raise BadRecord(f"ticket id {t.external_id!r} is not usable")
+    if not isinstance(t.summary, str):
+        raise BadRecord(f"ticket {t.external_id}: summary is missing")
+    for name in ("company", "contact", "board", "status", "priority", "type", "owner"):
+        ref = getattr(t, name)
+        if ref is not None and (not isinstance(ref.id, str) or not ref.id or len(ref.id) > 64):
+            raise BadRecord(f"ticket {t.external_id}: {name} id {str(ref.id)[:20]!r}… is not usable")
+    if t.marker is not None and len(t.marker) > 64:
+        raise BadRecord(f"ticket {t.external_id}: marker is too long")
+    for name in ("created_at", "updated_at", "closed_at", "respond_by", "resolve_by", "responded_at"):
+        value = getattr(t, name)
+        if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+            raise BadRecord(f"ticket {t.external_id}: {name} is not an aware datetime")
+
+
+def number_of(external_id: str) -> int | None:
+    """Ticket.number is the PSA id when it is numeric."""
+    return int(external_id) if external_id.isdigit() and len(external_id) <= 18 else None
+
+
+def _ref_rows(refs: Mapping[str, str | None], **extra: Any) -> dict[str, dict[str, Any]]:
+    return {ext: {"name": (name or f"#{ext}")[:200], **extra} for ext, name in refs.items()}
+
+
+async def apply_batch(db: Database, target: SyncTarget, tickets: Sequence[PsaTicket],
+                      children: Mapping[str, Children], *, now: datetime, emit: bool, force: bool = False) -> BatchResult:
+    """Write one batch; returns counts, bad records and the events to send after the commit.
+
+    `force` re-plans tickets even when their content hash is unchanged (webhook refreshes).
+    """
+    result = BatchResult()
+    pending = list(tickets)
+    for attempt in range(MAX_FENCE_RETRIES + 1):
+        async with db.write(Scope.workspace(target.workspace_id)) as s:
+            fenced = await _apply_once(s, target, pending, children, now=now, emit=emit, force=force,
+                                       result=result, last=attempt == MAX_FENCE_RETRIES)
+        if not fenced:
+            break
+        result.add("fenced_retries")
+        pending = [t for t in pending if t.external_id in fenced]
+        children = {k: v for k, v in children.items() if k in fenced}
+    return result
+
+
+async def _apply_once(s: AsyncSession, target: SyncTarget, tickets: Sequence[PsaTicket],
+                      children: Mapping[str, Children], *, now: datetime, emit: bool, force: bool,
+                      result: BatchResult, last: bool) -> set[str]:
+    ws, cid = target.workspace_id, target.connection_id
+    existing = await _existing(s, cid, [t.external_id for t in tickets])
+    await _link_by_marker(s, cid, tickets, existing)
+    plan: list[PsaTicket] = []
+    for t in tickets:
+        old = existing.get(t.external_id)
+        h = content_hash(t)
+        if old is not None and not force and old["psa_hash"] == h and old["deleted_at"] is None:
+            result.add("unchanged")
+            continue
+        if (old is not None and old["psa_updated_at"] and t.updated_at and old["psa_updated_at"] > t.updated_at):
+            result.add("stale")  # a newer copy is already stored (a webhook refresh won the race)
+            continue
+        plan.append(t)
+
+    # Directory rows and mappings for everything we are about to write.
+    every = plan
+    companies = {t.company.id: t.company.name for t in every if t.company}
+    customer_ids = await ensure_directory(s, Customer, ws, cid, {
+        ext: {"identifier": (name or f"#{ext}")[:100], "name": (name or f"#{ext}")[:200]}
+        for ext, name in companies.items()})
+    authors = [n.author for c in children.values() for n in c.notes if n.author and not n.author_is_contact]
+    members = {r.id: r.name for r in [t.owner for t in every if t.owner] + authors
+               + [e.member for c in children.values() for e in c.time_entries if e.member]}
+    member_ids = await ensure_directory(s, Member, ws, cid, _ref_rows(members, active=True))
+    contacts = {t.contact.id: (t.contact.name, customer_ids.get(t.company.id) if t.company else None)
+                for t in every if t.contact}
+    contacts.update({n.author.id: (n.author.name, None) for c in children.values() for n in c.notes
+                     if n.author and n.author_is_contact and n.author.id not in contacts})
+    contact_ids = await ensure_directory(s, Contact, ws, cid, {
+        ext: {"name": (name or f"#{ext}")[:200], "customer_id": cust} for ext, (name, cust) in contacts.items()})
+    stages = await ensure_status_mappings(s, ws, cid, [
+        SeenStatus(_board_key(target, t), t.status.id, t.status.name or t.status.id, bool(t.status_closed))
+        for t in plan if t.status])
+    prios = await ensure_priority_mappings(s, ws, cid, {t.priority.id: t.priority.name or t.priority.id
+                                                        for t in plan if t.priority})
+    protected = await _protected_fields(s, [o["id"] for o in existing.values()])
+
+    rows = []
+    for t in plan:
+        try:
+            rows.append(_row(target, t, existing.get(t.external_id), stages, prios, customer_ids, member_ids,
+                             contact_ids, protected, now))
+        except (BadRecord, ValueError, TypeError) as exc:
+            result.bad[t.external_id] = str(exc)[:300]
+            log.warning("sync: bad ticket record skipped", extra={"external_id": t.external_id, "error": str(exc)})
+    written = await upsert_tickets(s, rows)
+    result.bad.update(written.bad)
+    fenced = set(written.fenced)
+    if last and fenced:
+        result.add("fenced_gave_up", len(fenced))
+        fenced = set()
+    for row in rows:
+        ext = row["external_id"]
+        if ext not in written.written:
+            continue
+        old = existing.get(ext)
+        if old is None:
+            result.add("created")
+            if emit:
+                result.events.append(TicketCreated(workspace_id=ws, ticket_id=written.written[ext],
+                                                   ticket_number=row["number"], origin=Origin.PSA.value,
+                                                   occurred_at=now, subject=row["subject"],
+                                                   customer_id=row["customer_id"]))
+        else:
+            result.add("updated")
+            changes = {name: (old[col], row[col]) for col, name in _EVENT_FIELDS.items() if old[col] != row[col]}
+            if old["deleted_at"] is not None:
+                changes["deleted"] = (True, False)
+            if changes and emit:
+                result.events.append(TicketChanged(workspace_id=ws, ticket_id=written.written[ext],
+                                                   ticket_number=row["number"], origin=Origin.PSA.value,
+                                                   occurred_at=now, changes=changes))
+
+    ticket_ids = {ext: o["id"] for ext, o in existing.items()} | written.written
+    numbers = {ext: o["number"] for ext, o in existing.items()} | {r["external_id"]: r["number"] for r in rows}
+    live = {ext: c for ext, c in children.items() if ext in ticket_ids and ext not in fenced and ext not in result.bad}
+    await _apply_children(s, target, live, ticket_ids, numbers, member_ids, contact_ids, now=now, emit=emit,
+                          result=result)
+    return fenced
+
+
+def _board_key(target: SyncTarget, t: PsaTicket) -> str:
+    return (t.board.id if t.board else "") if target.board_scoped_statuses else ""
+
+
+async def _existing(s: AsyncSession, connection_id: int, external_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    t = Ticket.__table__
+    names = ["id", "external_id", "number", "version", "psa_hash", "psa_updated_at", "deleted_at", "closed_at",
+             *_EVENT_FIELDS, *(c for group in _PROTECT.values() for c in group)]
+    cols = [t.c[n] for n in dict.fromkeys(names)]
+    out: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(external_ids), 5000):
+        res = await s.execute(sa.select(*cols).where(t.c.connection_id == connection_id,
+                                                     t.c.external_id.in_(external_ids[i : i + 5000])))
+        out.update({r.external_id: dict(r._mapping) for r in res})
+    return out
+
+
+async def _link_by_marker(s: AsyncSession, connection_id: int, tickets: Sequence[PsaTicket],
+                          existing: dict[str, dict[str, Any]]) -> None:
+    """A PSA ticket carrying our marker is the local ticket we created: give that row its PSA id."""
+    wanted = {t.marker: t for t in tickets if t.marker and t.external_id not in existing}
+    if not wanted:
+        return
+    t = Ticket.__table__
+    res = await s.execute(sa.select(t.c.id, t.c.marker).where(t.c.marker.in_(list(wanted)),
+                                                             t.c.external_id.is_(None)))
+    linked = []
+    for tid, marker in res.all():
+        psa = wanted[marker]
+        await s.execute(sa.update(t).where(t.c.id == tid).values(
+            connection_id=connection_id, external_id=psa.external_id, number=number_of(psa.external_id)))
+        linked.append(psa.external_id)
+    if linked:
+        existing.update(await _existing(s, connection_id, linked))
+
+
+async def _protected_fields(s: AsyncSession, ticket_ids: Sequence[int]) -> dict[int, set[str]]:
+    """Ticket columns held by undelivered local updates (outbox ops still pending)."""
+    out: dict[int, set[str]] = {}
+    o = OutboxOp.__table__
+    for i in range(0, len(ticket_ids), 5000):
+        res = await s.execute(sa.select(o.c.ticket_id, o.c.payload).where(
+            o.c.ticket_id.in_(ticket_ids[i : i + 5000]), o.c.kind == "update_ticket", o.c.status.in_(_UNDELIVERED)))
+        for tid, payload in res.all():
+            for key, cols in _PROTECT.items():
+                if (payload or {}).get(key) not in (None, False):
+                    out.setdefault(tid, set()).update(cols)
+    return out
+
+
+def _row(target: SyncTarget, t: PsaTicket, old: Mapping[str, Any] | None, stages: Mapping[tuple[str, str], Stage],
+         prios: Mapping[str, Priority], customers: Mapping[str, int], members: Mapping[str, int],
+         contacts: Mapping[str, int], protected: Mapping[int, set[str]], now: datetime) -> dict[str, Any]:
+    validate(t)
+    if t.status:
+        stage = stages.get((_board_key(target, t), t.status.id)) or Stage.IN_PROGRESS
+    else:
+        stage = Stage.CLOSED if t.status_closed else Stage.NEW
+    prio = prios.get(t.priority.id, Priority.MEDIUM) if t.priority else Priority.MEDIUM
+    closed_at = None
+    if not stage.is_open:
+        closed_at = t.closed_at or (old["closed_at"] if old else None) or t.updated_at or now
+    row: dict[str, Any] = {
+        "workspace_id": target.workspace_id, "number": number_of(t.external_id),
+        "connection_id": target.connection_id, "external_id": t.external_id,
+        "customer_id": customers.get(t.company.id) if t.company else None,
+        "contact_id": contacts.get(t.contact.id) if t.contact else None,
+        "subject": (t.summary.strip() or f"(no summary) #{t.external_id}")[:255],
+        "description": (t.description or "").replace("\x00", ""), "priority": prio.value, "priority_rank": prio.rank,
+        "stage": stage.value, "psa_status_id": t.status.id if t.status else None,
+        "psa_status_name": (t.status.name or "")[:100] if t.status else None,
+        "psa_priority_id": t.priority.id if t.priority else None,
+        "psa_priority_name": (t.priority.name or "")[:100] if t.priority else None,
+        "board_external_id": t.board.id if t.board else None,
+        "board_name": (t.board.name or "")[:100] if t.board else None,
+        "type_name": (t.type.name or "")[:100] if t.type else None,
+        "assignee_member_id": members.get(t.owner.id) if t.owner else None,
+        "source": Origin.PSA.value, "alert_ref": t.alert_ref, "device_ref": t.device_ref,
+        "psa_respond_by": t.respond_by, "psa_resolve_by": t.resolve_by, "first_response_at": t.responded_at,
+        "created_at": t.created_at or now, "updated_at": t.updated_at or now, "closed_at": closed_at,
+        "psa_updated_at": t.updated_at, "psa_hash": content_hash(t), "deleted_at": None, "marker": t.marker,
+        "version": (old["version"] + 1) if old else 1,
+    }
+    if old is not None:
+        for col in protected.get(old["id"], ()):
+            row[col] = old[col]
+    return row
+
+
+async def _apply_children(s: AsyncSession, target: SyncTarget, children: Mapping[str, Children],
+                          ticket_ids: Mapping[str, int], numbers: Mapping[str, int | None],
+                          member_ids: Mapping[str, int], contact_ids: Mapping[str, int], *, now: datetime,
+                          emit: bool, result: BatchResult) -> None:
+    if not children:
+        return
+    tl = TimelineEntry.__table__
+    tids = [ticket_ids[ext] for ext in children]
+    markers = [x.marker for c in children.values() for x in (*c.notes, *c.time_entries, *c.attachments) if x.marker]
+    known: dict[tuple[int, str, str], dict[str, Any]] = {}
+    by_marker: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(tids), 2000):
+        res = await s.execute(sa.select(tl.c.id, tl.c.ticket_id, tl.c.kind, tl.c.external_id, tl.c.marker,
+                                        tl.c.body).where(tl.c.ticket_id.in_(tids[i : i + 2000]),
+                                                         tl.c.external_id.is_not(None)))
+        for r in res:
+            known[(r.ticket_id, _FAMILY.get(EntryKind(r.kind), r.kind), r.external_id)] = dict(r._mapping)
+    for i in range(0, len(markers), 2000):
+        res = await s.execute(sa.select(tl.c.id, tl.c.ticket_id, tl.c.external_id, tl.c.marker).where(
+            tl.c.marker.in_(markers[i : i + 2000])))
+        by_marker.update({r.marker: dict(r._mapping) for r in res})
+
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    note_meta: dict[tuple[int, str, str], PsaNote] = {}
+
+    def place(tid: int, kind: EntryKind, ext: str, marker: str | None, body: str, **cols: Any) -> bool:
+        fam = _FAMILY[kind]
+        old = known.get((tid, fam, ext))
+        if old is not None:
+            if old["kind"] != kind.value or old["body"] != body:
+                updates.append({"id": old["id"], "kind": kind.value, "body": body})
+            return False
+        mine = by_marker.get(marker) if marker else None
+        if mine is not None:  # our own write coming back from the PSA: link it, never duplicate or echo
+            if mine["external_id"] is None:
+                updates.append({"id": mine["id"], "external_id": ext})
+            result.add("linked")
+            return False
+        inserts.append({"workspace_id": target.workspace_id, "ticket_id": tid, "kind": kind.value,
+                        "origin": Origin.PSA.value, "external_id": ext, "marker": None, "body": body,
+                        "recorded_at": now, **cols})
+        return True
+
+    for ext, c in children.items():
+        tid = ticket_ids[ext]
+        for n in c.notes:
+            author = n.author
+            kind = _NOTE_KIND.get(NoteVisibility(n.visibility), EntryKind.NOTE_INTERNAL)
+            if place(tid, kind, n.external_id, n.marker, n.text,
+                     author_member_id=member_ids.get(author.id) if author and not n.author_is_contact else None,
+                     author_name=(author.name if author else None), author_is_contact=n.author_is_contact,
+                     data={}, occurred_at=n.created_at or now):
+                note_meta[(tid, kind.value, n.external_id)] = n
+        for e in c.time_entries:
+            place(tid, EntryKind.TIME_ENTRY, e.external_id, e.marker, e.notes or "",
+                  author_member_id=member_ids.get(e.member.id) if e.member else None,
+                  author_name=e.member.name if e.member else None, author_is_contact=False,
+                  data={"minutes": e.minutes, "billable": e.billable,
+                        "started_at": e.started_at.isoformat() if e.started_at else None},
+                  occurred_at=e.started_at or now)
+        for a in c.attachments:
+            place(tid, EntryKind.ATTACHMENT, a.external_id, a.marker, a.filename, author_member_id=None,
+                  author_name=None, author_is_contact=False,
+                  data={"filename": a.filename, "size": a.size, "content_type": a.content_type},
+                  occurred_at=a.created_at or now)
+
+    if updates:
+        await update_timeline(s, updates)
+    for row in inserts:
+        for col in TIMELINE_COLUMNS:
+            row.setdefault(col, None)
+    inserted = await insert_timeline(s, inserts) if inserts else []
+    by_ticket = {tid: ext for ext, tid in ticket_ids.items()}
+    for entry_id, tid, kind, ext in inserted:
+        fam = _FAMILY[EntryKind(kind)]
+        result.add({"note": "notes_added", "time": "time_entries_added", "attachment": "attachments_added"}[fam])
+        note = note_meta.get((tid, kind, ext))
+        if note is not None and emit:
+            result.events.append(NoteAdded(
+                workspace_id=target.workspace_id, ticket_id=tid, ticket_number=numbers.get(by_ticket[tid]),
+                origin=Origin.PSA.value, occurred_at=note.created_at or now, entry_id=entry_id,
+                visibility=NoteVisibility(note.visibility).value, author_name=note.author.name if note.author else None,
+                body=note.text))

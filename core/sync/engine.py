@@ -1,0 +1,354 @@
+"""The sync engine: per connection, pull what changed since the cursor and apply it (DESIGN.md §4).
+
+    run(connection)          incremental (or full) ticket sync under a per-connection lease
+    refresh_ticket(conn, id) targeted re-fetch of one ticket (webhooks), no cursor involved
+    refresh_picklists(conn)  core/sync/picklists.py
+    reconcile(conn)          core/sync/reconcile.py
+
+A run lists tickets changed since `cursor - overlap` (so nothing on the boundary is missed), skips rows
+whose content hash is unchanged, fetches the notes, time entries and attachments of changed tickets,
+writes each page in one transaction, and records a SyncRun row. The cursor (the max PSA change time
+seen, i.e. server time) moves only after every page committed: a PSA outage mid-run leaves it where it
+was, and the next run repeats the work (idempotently). Reads retry on 429 (honouring Retry-After) and on
+5xx a few times; connectors themselves never retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlmodel import select
+
+from connectors.base import Feature, PsaConnector, PsaTicket
+from connectors.errors import PsaError, PsaNotFound, PsaRateLimited, PsaUnavailable
+from core import scheduling
+from core.connections import ConnectionService
+from core.errors import NotFound
+from core.notify import DomainEvent, Notifier, NullNotifier, TicketChanged
+from core.sync import runs
+from core.sync.apply import BadRecord, BatchResult, Children, SyncTarget, apply_batch, content_hash, validate
+from core.sync.runs import RunKind, RunStatus
+from store.db import Database, Scope
+from store.enums import Origin
+from store.tables import PsaConnection, Ticket
+from store.types import utcnow
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFAULT_OVERLAP = timedelta(minutes=3)
+DEFAULT_LEASE_TTL = timedelta(minutes=5)
+READ_ATTEMPTS = 4
+MAX_RETRY_AFTER_S = 60.0
+
+
+class LeaseLost(RuntimeError):
+    """Another instance took this connection's lease (ours expired): stop without moving the cursor."""
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    pages: int
+    seen: int
+    changed: int
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+@dataclass
+class SyncOutcome:
+    status: str  # RunStatus
+    run_id: int | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+    cursor_after: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (RunStatus.OK, RunStatus.PARTIAL)
+
+
+class SyncEngine:
+    """Pulls PSA changes into the local store and tells surfaces what changed."""
+
+    def __init__(self, db: Database, connections: ConnectionService, notifier: Notifier | None = None, *,
+                 instance_id: str = "local", clock: Callable[[], datetime] = utcnow,
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, overlap: timedelta = DEFAULT_OVERLAP,
+                 lease_ttl: timedelta = DEFAULT_LEASE_TTL, child_concurrency: int = 8) -> None:
+        self.db = db
+        self.connections = connections
+        self.notifier = notifier or NullNotifier()
+        self.instance_id = instance_id
+        self.clock = clock
+        self.sleep = sleep
+        self.overlap = overlap
+        self.lease_ttl = lease_ttl
+        self.child_concurrency = child_concurrency
+
+    # ------------------------------------------------------------ plumbing
+
+    async def connection(self, connection_id: int) -> PsaConnection:
+        """A connection by id in any workspace (system scope: the scheduler and webhook URLs name only the id)."""
+        async with self.db.read(Scope.system_wide()) as s:
+            conn = await s.get(PsaConnection, connection_id)
+        if conn is None:
+            raise NotFound(f"Connection {connection_id} was not found.",
+                           hint="List connections with `deskbridge connection list`.")
+        return conn
+
+    @staticmethod
+    def target(conn: PsaConnection, connector: PsaConnector) -> SyncTarget:
+        return SyncTarget(workspace_id=conn.workspace_id, connection_id=conn.id,  # type: ignore[arg-type]
+                          board_scoped_statuses=connector.capabilities.has(Feature.BOARD_SCOPED_STATUSES))
+
+    async def call(self, counts: dict[str, int], fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """One PSA read, retried on 429 (Retry-After honoured, capped) and 5xx with jittered backoff."""
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            counts["api_calls"] = counts.get("api_calls", 0) + 1
+            try:
+                return await fn(*args)
+            except PsaRateLimited as exc:
+                if attempt == READ_ATTEMPTS:
+                    raise
+                counts["rate_limited"] = counts.get("rate_limited", 0) + 1
+                await self.sleep(min(exc.retry_after if exc.retry_after is not None else 2.0 ** attempt,
+                                     MAX_RETRY_AFTER_S))
+            except PsaUnavailable:
+                if attempt == READ_ATTEMPTS:
+                    raise
+                counts["retries"] = counts.get("retries", 0) + 1
+                await self.sleep(random.uniform(0, 0.5 * 2 ** attempt))  # noqa: S311 - jitter, not crypto
+        raise AssertionError("unreachable")
+
+    async def emit(self, events: Sequence[DomainEvent]) -> None:
+        for event in events:
+            await self.notifier.notify(event)
+
+    @asynccontextmanager
+    async def lease(self, connection_id: int) -> Any:
+        """Hold the connection's sync lease for the block (renewed in the background); None if busy."""
+        name, holder = f"sync:{connection_id}", f"{self.instance_id}/{uuid.uuid4().hex[:8]}"
+        if not await scheduling.acquire_lease(self.db, name, holder, self.lease_ttl, self.clock()):
+            yield None
+            return
+        lost = asyncio.Event()
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(self.lease_ttl.total_seconds() / 3)
+                try:
+                    if not await scheduling.acquire_lease(self.db, name, holder, self.lease_ttl, self.clock()):
+                        lost.set()
+                        return
+                except Exception:  # noqa: BLE001 - a failed renewal is retried next beat
+                    log.warning("sync lease renewal failed", exc_info=True)
+
+        task = asyncio.create_task(renew())
+        try:
+            yield lost
+        finally:
+            task.cancel()
+            await scheduling.release_lease(self.db, name, holder)
+
+    # ------------------------------------------------------------ incremental / full run
+
+    async def run(self, connection_id: int, *, full: bool = False, progress: ProgressFn | None = None) -> SyncOutcome:
+        """One sync run of a connection; SKIPPED when another instance holds its lease."""
+        conn = await self.connection(connection_id)
+        async with self.lease(connection_id) as lost:
+            if lost is None:
+                return SyncOutcome(status=RunStatus.SKIPPED, error="another instance is syncing this connection")
+            return await self._run(conn, full=full, progress=progress, lost=lost)
+
+    async def _run(self, conn: PsaConnection, *, full: bool, progress: ProgressFn | None,
+                   lost: asyncio.Event) -> SyncOutcome:
+        ws, cid = conn.workspace_id, conn.id
+        assert cid is not None
+        cursor_before = await runs.get_cursor(self.db, ws, cid)
+        kind = RunKind.FULL if full or cursor_before is None else RunKind.INCREMENTAL
+        run_id = await runs.start_run(self.db, ws, cid, kind, self.clock(), cursor_before)
+        watermark = runs.parse_cursor(cursor_before)
+        since = None if kind == RunKind.FULL or watermark is None else watermark - self.overlap
+        emit = cursor_before is not None  # the very first import is silent (no flood of chat messages)
+        counts: dict[str, int] = {"pages": 0, "seen": 0}
+        bad: dict[str, str] = {}
+        try:
+            connector = self.connections.build(conn)
+        except Exception as exc:
+            await runs.finish_run(self.db, ws, run_id, status=RunStatus.FAILED, now=self.clock(), counts=counts,
+                                  error=str(exc))
+            raise
+        target = self.target(conn, connector)
+        try:
+            page_cursor: str | None = None
+            while True:
+                page = await self.call(counts, connector.list_changed_tickets, since, page_cursor)
+                counts["pages"] += 1
+                counts["seen"] += len(page.items)
+                result = await self.process(connector, target, page.items, counts, emit=emit)
+                bad.update(result.bad)
+                stamps = [t.updated_at for t in page.items if isinstance(t.updated_at, datetime) and t.updated_at.tzinfo]
+                if stamps and (watermark is None or max(stamps) > watermark):
+                    watermark = max(stamps)
+                if progress:
+                    progress(Progress(counts["pages"], counts["seen"], counts.get("created", 0)
+                                      + counts.get("updated", 0)))
+                if lost.is_set():
+                    raise LeaseLost("the sync lease was lost (another instance took over); stopping")
+                page_cursor = page.next_cursor
+                if not page_cursor:
+                    break
+            cursor_after = runs.format_cursor(watermark) if watermark else cursor_before
+            if cursor_after and cursor_after != cursor_before:
+                await runs.set_cursor(self.db, ws, cid, cursor_after, self.clock())
+            counts["bad"] = len(bad)
+            status = RunStatus.PARTIAL if bad else RunStatus.OK
+            error = "; ".join(f"{k}: {v}" for k, v in list(bad.items())[:10]) or None
+            await runs.finish_run(self.db, ws, run_id, status=status, now=self.clock(), counts=counts,
+                                  cursor_after=cursor_after, error=error)
+            log.info("sync run finished", extra={"connection_id": cid, "kind": kind, "status": status, "counts": dict(counts)})
+            return SyncOutcome(status=status, run_id=run_id, counts=counts, error=error, cursor_after=cursor_after)
+        except (PsaError, LeaseLost) as exc:
+            counts["bad"] = len(bad)
+            await runs.finish_run(self.db, ws, run_id, status=RunStatus.FAILED, now=self.clock(), counts=counts,
+                                  cursor_after=cursor_before, error=f"{type(exc).__name__}: {exc}")
+            log.warning("sync run failed; cursor left where it was",
+                        extra={"connection_id": cid, "error": str(exc), "counts": dict(counts)})
+            return SyncOutcome(status=RunStatus.FAILED, run_id=run_id, counts=counts, error=str(exc),
+                               cursor_after=cursor_before)
+        except BaseException as exc:
+            await runs.finish_run(self.db, ws, run_id, status=RunStatus.FAILED, now=self.clock(), counts=counts,
+                                  cursor_after=cursor_before, error=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            await connector.aclose()
+
+    async def process(self, connector: PsaConnector, target: SyncTarget, items: Sequence[PsaTicket],
+                      counts: dict[str, int], *, emit: bool, force: bool = False) -> BatchResult:
+        """Apply one page: skip unchanged rows, fetch children of the rest, write, then notify."""
+        good: list[PsaTicket] = []
+        bad: dict[str, str] = {}
+        for t in items:
+            try:
+                validate(t)
+                good.append(t)
+            except BadRecord as exc:
+                bad[str(getattr(t, "external_id", "?"))] = str(exc)
+                log.warning("sync: bad ticket record skipped", extra={"error": str(exc)})
+        changed = good if force else await self._changed(target, good)
+        children, vanished = await self.fetch_children(connector, changed, counts)
+        for ext in vanished:
+            bad.pop(ext, None)
+        counts["vanished"] = counts.get("vanished", 0) + len(vanished)
+        result = await apply_batch(self.db, target, [t for t in changed if t.external_id not in vanished], children,
+                                   now=self.clock(), emit=emit, force=force)
+        result.bad.update(bad)
+        counts["unchanged"] = counts.get("unchanged", 0) + (len(good) - len(changed))
+        for k, v in result.counts.items():
+            counts[k] = counts.get(k, 0) + v
+        await self.emit(result.events)
+        return result
+
+    async def _changed(self, target: SyncTarget, items: Sequence[PsaTicket]) -> list[PsaTicket]:
+        """Tickets whose content hash differs from the stored one (or that are new, or marked deleted)."""
+        if not items:
+            return []
+        t = Ticket.__table__
+        async with self.db.read(Scope.workspace(target.workspace_id)) as s:
+            res = await s.execute(sa.select(t.c.external_id, t.c.psa_hash, t.c.deleted_at).where(
+                t.c.connection_id == target.connection_id, t.c.external_id.in_([i.external_id for i in items])))
+            stored = {ext: (h, d) for ext, h, d in res.all()}
+        out = []
+        for item in items:
+            got = stored.get(item.external_id)
+            if got is None or got[1] is not None or got[0] != content_hash(item):
+                out.append(item)
+        return out
+
+    async def fetch_children(self, connector: PsaConnector, tickets: Sequence[PsaTicket], counts: dict[str, int]
+                             ) -> tuple[dict[str, Children], set[str]]:
+        """Notes, time entries and attachments of each ticket (bounded concurrency); ids gone at the PSA."""
+        caps = connector.capabilities
+        gate = asyncio.Semaphore(self.child_concurrency)
+        vanished: set[str] = set()
+
+        async def one(ext: str) -> tuple[str, Children] | None:
+            async def get(fn: Callable[[str], Awaitable[Sequence[Any]]]) -> Sequence[Any]:
+                async with gate:
+                    return await self.call(counts, fn, ext)
+
+            try:
+                calls = [get(connector.list_notes)]
+                calls.append(get(connector.list_time_entries) if caps.has(Feature.TIME_ENTRIES) else _empty())
+                calls.append(get(connector.list_attachments) if caps.has(Feature.ATTACHMENTS) else _empty())
+                notes, times, files = await asyncio.gather(*calls)
+            except PsaNotFound:
+                vanished.add(ext)
+                return None
+            return ext, Children(tuple(notes), tuple(times), tuple(files))
+
+        got = await asyncio.gather(*(one(t.external_id) for t in tickets))
+        return dict(x for x in got if x is not None), vanished
+
+    # ------------------------------------------------------------ targeted refresh (webhooks)
+
+    async def refresh_ticket(self, connection_id: int, external_id: str, *, kind: str = RunKind.WEBHOOK,
+                             connector: PsaConnector | None = None) -> SyncOutcome:
+        """Re-read one ticket (and its children) from the PSA now; a ticket gone at the PSA is marked deleted."""
+        conn = await self.connection(connection_id)
+        ws = conn.workspace_id
+        run_id = await runs.start_run(self.db, ws, connection_id, kind, self.clock())
+        counts: dict[str, int] = {}
+        own = connector is None
+        connector = connector or self.connections.build(conn)
+        try:
+            try:
+                ticket = await self.call(counts, connector.get_ticket, external_id)
+            except PsaNotFound:
+                counts["deleted"] = await self.mark_deleted(conn, [external_id])
+                status = RunStatus.OK
+            else:
+                result = await self.process(connector, self.target(conn, connector), [ticket], counts, emit=True,
+                                            force=True)
+                counts["bad"] = len(result.bad)
+                status = RunStatus.PARTIAL if result.bad else RunStatus.OK
+            await runs.finish_run(self.db, ws, run_id, status=status, now=self.clock(), counts=counts)
+            return SyncOutcome(status=status, run_id=run_id, counts=counts)
+        except BaseException as exc:
+            await runs.finish_run(self.db, ws, run_id, status=RunStatus.FAILED, now=self.clock(), counts=counts,
+                                  error=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            if own:
+                await connector.aclose()
+
+    async def mark_deleted(self, conn: PsaConnection, external_ids: Sequence[str]) -> int:
+        """Set deleted_at on tickets gone from the PSA; emits TicketChanged(deleted) for each."""
+        now = self.clock()
+        events: list[DomainEvent] = []
+        async with self.db.write(Scope.workspace(conn.workspace_id)) as s:
+            rows = (await s.exec(select(Ticket).where(Ticket.connection_id == conn.id,
+                                                      Ticket.external_id.in_(external_ids),  # type: ignore[union-attr]
+                                                      Ticket.deleted_at.is_(None)))).all()  # type: ignore[union-attr]
+            for row in rows:
+                row.deleted_at, row.psa_hash = now, None
+                row.version += 1
+                events.append(TicketChanged(workspace_id=conn.workspace_id, ticket_id=row.id, ticket_number=row.number,
+                                            origin=Origin.PSA.value, occurred_at=now,
+                                            changes={"deleted": (False, True)}))
+        await self.emit(events)
+        return len(events)
+
+
+async def _empty() -> Sequence[Any]:
+    return ()

@@ -1,0 +1,47 @@
+"""SyncService: the one object surfaces and the scheduler use for everything sync."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from core.sync import picklists, reconcile, runs
+from core.sync.engine import ProgressFn, SyncEngine, SyncOutcome
+from core.sync.mapping import MappingChange, MappingService
+from core.sync.webhooks import WebhookResult, WebhookService
+
+
+class SyncService:
+    def __init__(self, engine: SyncEngine) -> None:
+        self.engine = engine
+        self.mappings = MappingService(engine.db)
+        self.webhooks = WebhookService(engine)
+
+    async def run(self, connection_id: int, *, full: bool = False, progress: ProgressFn | None = None) -> SyncOutcome:
+        """Incremental (or full) ticket sync of one connection."""
+        return await self.engine.run(connection_id, full=full, progress=progress)
+
+    async def refresh_picklists(self, connection_id: int) -> SyncOutcome:
+        return await picklists.refresh_picklists(self.engine, connection_id)
+
+    async def reconcile(self, connection_id: int) -> SyncOutcome:
+        return await reconcile.reconcile(self.engine, connection_id)
+
+    async def refresh_ticket(self, connection_id: int, external_id: str) -> SyncOutcome:
+        return await self.engine.refresh_ticket(connection_id, external_id)
+
+    async def ingest_webhook(self, connection_id: int, path_token: str, headers: Mapping[str, str],
+                             body: bytes) -> WebhookResult:
+        return await self.webhooks.ingest(connection_id, path_token, headers, body)
+
+    async def status(self, workspace_id: int, now: datetime | None = None) -> list[runs.ConnectionSyncStatus]:
+        """Last runs, lag and errors per connection of a workspace."""
+        return await runs.sync_status(self.engine.db, workspace_id, now or self.engine.clock())
+
+    async def map_status(self, workspace_id: int, connection_id: int, status: str, stage: str,
+                         board: str | None = None) -> list[MappingChange]:
+        return await self.mappings.set_status(workspace_id, connection_id, status, stage, board)
+
+    async def map_priority(self, workspace_id: int, connection_id: int, psa_priority: str,
+                           priority: str) -> MappingChange:
+        return await self.mappings.set_priority(workspace_id, connection_id, psa_priority, priority)

@@ -1,0 +1,176 @@
+"""Bulk writes for the sync engine: dialect-specific INSERT … ON CONFLICT DO UPDATE, changed rows only.
+
+One statement writes a chunk of rows (SQLite and PostgreSQL both speak `ON CONFLICT`); a row is only
+rewritten when its content hash differs, it is not older than what is stored, and nobody changed it
+since we read it (`version` is the fence). Rows the fence refused are returned so the caller can re-plan
+them. A chunk that fails (a constraint, a bad value) is retried row by row inside savepoints, so one bad
+record is counted and the rest still land.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from store.tables import Contact, Customer, Member, Ticket, TimelineEntry
+
+log = logging.getLogger(__name__)
+
+# SQLite allows 32766 bound parameters per statement, PostgreSQL 65535; stay well under both.
+MAX_PARAMS = 30_000
+
+# Ticket columns the sync writes (never `is_open`, which the database computes).
+TICKET_COLUMNS = (
+    "workspace_id", "number", "connection_id", "external_id", "customer_id", "contact_id", "subject",
+    "description", "priority", "priority_rank", "stage", "psa_status_id", "psa_status_name", "psa_priority_id",
+    "psa_priority_name", "board_external_id", "board_name", "type_name", "assignee_member_id", "source",
+    "alert_ref", "device_ref", "psa_respond_by", "psa_resolve_by", "first_response_at", "created_at",
+    "updated_at", "closed_at", "psa_updated_at", "psa_hash", "deleted_at", "marker", "version",
+)
+_TICKET_KEEP = {"workspace_id", "connection_id", "external_id", "source", "marker", "first_response_at"}
+TIMELINE_COLUMNS = (
+    "workspace_id", "ticket_id", "kind", "origin", "external_id", "marker", "author_member_id", "author_name",
+    "author_is_contact", "body", "data", "occurred_at", "recorded_at",
+)
+
+
+def dialect_insert(session: AsyncSession, table: Any) -> Any:
+    """`INSERT` for the session's dialect (both have on_conflict_do_update/do_nothing)."""
+    name = session.bind.dialect.name if session.bind is not None else "sqlite"
+    return postgresql.insert(table) if name == "postgresql" else sqlite.insert(table)
+
+
+def chunks(rows: Sequence[Mapping[str, Any]], ncols: int) -> Iterable[Sequence[Mapping[str, Any]]]:
+    size = max(1, MAX_PARAMS // max(1, ncols))
+    for i in range(0, len(rows), size):
+        yield rows[i : i + size]
+
+
+@dataclass
+class TicketWriteResult:
+    written: dict[str, int] = field(default_factory=dict)  # external_id -> ticket id (inserted or updated)
+    fenced: list[str] = field(default_factory=list)  # changed locally since read: re-plan these
+    bad: dict[str, str] = field(default_factory=dict)  # external_id -> error
+
+
+def _ticket_stmt(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> Any:
+    t = Ticket.__table__
+    ins = dialect_insert(session, t).values(list(rows))
+    ex = ins.excluded
+    set_: dict[str, Any] = {c: ex[c] for c in TICKET_COLUMNS if c not in _TICKET_KEEP}
+    set_["marker"] = sa.func.coalesce(t.c.marker, ex.marker)
+    set_["first_response_at"] = sa.func.coalesce(ex.first_response_at, t.c.first_response_at)
+    # `version` in the VALUES is the version we read + 1: the fence against concurrent local writes.
+    where = sa.and_(
+        t.c.version == ex.version - 1,
+        sa.or_(t.c.psa_hash.is_distinct_from(ex.psa_hash), t.c.deleted_at.is_not(None)),
+        sa.or_(t.c.psa_updated_at.is_(None), ex.psa_updated_at.is_(None), ex.psa_updated_at >= t.c.psa_updated_at),
+    )
+    return ins.on_conflict_do_update(index_elements=["connection_id", "external_id"], set_=set_, where=where) \
+        .returning(t.c.id, t.c.external_id)
+
+
+async def upsert_tickets(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> TicketWriteResult:
+    """Insert new and rewrite changed tickets in bulk; rows the fence refused come back in `fenced`."""
+    result = TicketWriteResult()
+    for chunk in chunks(rows, len(TICKET_COLUMNS)):
+        try:
+            async with session.begin_nested():
+                got = (await session.execute(_ticket_stmt(session, chunk))).all()
+            result.written.update({ext: tid for tid, ext in got})
+        except (IntegrityError, DBAPIError, ValueError, TypeError) as exc:
+            log.warning("bulk ticket upsert failed; retrying row by row", extra={"error": str(exc)[:300]})
+            for row in chunk:
+                try:
+                    async with session.begin_nested():
+                        got = (await session.execute(_ticket_stmt(session, [row]))).all()
+                    result.written.update({ext: tid for tid, ext in got})
+                except (IntegrityError, DBAPIError, ValueError, TypeError) as row_exc:
+                    result.bad[row["external_id"]] = _short(row_exc)
+                    log.warning("sync: bad ticket record skipped",
+                                extra={"external_id": row["external_id"], "error": _short(row_exc)})
+    for row in rows:
+        ext = row["external_id"]
+        if ext not in result.written and ext not in result.bad:
+            result.fenced.append(ext)
+    return result
+
+
+def _short(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+async def insert_timeline(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> list[tuple[int, int, str, str]]:
+    """Insert new timeline entries, skipping (ticket, kind, external_id) already present.
+
+    Returns (id, ticket_id, kind, external_id) of the rows actually inserted.
+    """
+    out: list[tuple[int, int, str, str]] = []
+    t = TimelineEntry.__table__
+    for chunk in chunks(rows, len(TIMELINE_COLUMNS)):
+        stmt = dialect_insert(session, t).values(list(chunk)).on_conflict_do_nothing(
+            index_elements=["ticket_id", "kind", "external_id"]).returning(t.c.id, t.c.ticket_id, t.c.kind,
+                                                                          t.c.external_id)
+        out.extend(tuple(r) for r in (await session.execute(stmt)).all())  # type: ignore[misc]
+    return out
+
+
+async def update_timeline(session: AsyncSession, updates: Sequence[Mapping[str, Any]]) -> None:
+    """Apply per-entry updates ({"id": …, column: value…}) with one executemany per column set."""
+    by_cols: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+    for u in updates:
+        by_cols.setdefault(tuple(sorted(k for k in u if k != "id")), []).append(u)
+    t = TimelineEntry.__table__
+    for cols, group in by_cols.items():
+        stmt = sa.update(t).where(t.c.id == sa.bindparam("_id")).values({c: sa.bindparam(f"v_{c}") for c in cols})
+        await session.execute(stmt, [{"_id": g["id"], **{f"v_{c}": g[c] for c in cols}} for g in group])
+
+
+# ------------------------------------------------------------------ directory rows (customers, members, contacts)
+
+
+async def ensure_directory(session: AsyncSession, table: Any, workspace_id: int, connection_id: int,
+                           rows: Mapping[str, Mapping[str, Any]], *, update: Sequence[str] = ()) -> dict[str, int]:
+    """Make sure a row exists per external id (creating missing ones); external id -> local id.
+
+    `update` names the columns refreshed on existing rows (picklist refresh); ticket sync passes none, so
+    a name seen on a ticket reference never overwrites the directory's own data.
+    """
+    if not rows:
+        return {}
+    tbl = table.__table__
+    values = [{"workspace_id": workspace_id, "connection_id": connection_id, "external_id": ext, **vals}
+              for ext, vals in rows.items()]
+    ncols = len(values[0])
+    for chunk in chunks(values, ncols):
+        ins = dialect_insert(session, tbl).values(list(chunk))
+        if update:
+            stmt = ins.on_conflict_do_update(index_elements=["connection_id", "external_id"],
+                                             set_={c: ins.excluded[c] for c in update})
+        else:
+            stmt = ins.on_conflict_do_nothing(index_elements=["connection_id", "external_id"])
+        await session.execute(stmt)
+    return await directory_ids(session, table, connection_id, list(rows))
+
+
+async def directory_ids(session: AsyncSession, table: Any, connection_id: int, external_ids: Sequence[str]
+                        ) -> dict[str, int]:
+    tbl = table.__table__
+    out: dict[str, int] = {}
+    for i in range(0, len(external_ids), 5000):
+        part = external_ids[i : i + 5000]
+        res = await session.execute(sa.select(tbl.c.external_id, tbl.c.id).where(
+            tbl.c.connection_id == connection_id, tbl.c.external_id.in_(part)))
+        out.update({ext: rid for ext, rid in res.all()})
+    return out
+
+
+DIRECTORY_TABLES = {"company": Customer, "member": Member, "contact": Contact}
