@@ -234,3 +234,55 @@ def sla_text(remaining_s: float | None) -> str:
     if remaining_s <= 0:
         return f"exceeded by {human_duration(remaining_s)}"
     return f"{human_duration(remaining_s)} left"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlaMetricView:
+    """One SLA metric of one ticket as computed by Deskbridge's engine, beside the PSA's own due date."""
+
+    metric: str  # first_response | resolution
+    state: str  # running | paused | stopped
+    priority: str
+    cycle: int
+    target_s: float
+    used_s: float
+    remaining_s: float  # negative = exceeded
+    due_at: datetime | None  # the breach instant once breached; None past the calendar horizon
+    breached_at: datetime | None
+    business_hours: bool
+    calendar_name: str | None
+    psa_due_at: datetime | None = None
+    psa_disagreement_s: float | None = None  # ours minus the PSA's, when they differ beyond a tolerance
+
+    @property
+    def breached(self) -> bool:
+        return self.breached_at is not None or self.remaining_s <= 0
+
+    @property
+    def used_pct(self) -> float:
+        return 100.0 * self.used_s / self.target_s if self.target_s > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlaView:
+    ticket_id: int
+    ticket_number: int | None
+    metrics: tuple[SlaMetricView, ...] = ()
+
+    @property
+    def remaining_s(self) -> float | None:
+        """The most urgent remaining time among clocks still counting (None when all are stopped)."""
+        live = [m.remaining_s for m in self.metrics if m.state != "stopped"]
+        return min(live) if live else None
+
+    def metric(self, name: str) -> SlaMetricView | None:
+        return next((m for m in self.metrics if m.metric == name), None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlaExplanation:
+    """How a ticket's SLA figures were computed: policy, calendar, windows counted, holidays, pauses."""
+
+    ticket_number: int | None
+    view: SlaView
+    lines: tuple[str, ...]

@@ -25,7 +25,7 @@ import numpy as np
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MINUTES_PER_DAY = 24 * 60
-_EPOCH = datetime(1970, 1, 1)  # naive; local wall times are measured from it, then shifted by the offset
+_EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - naive on purpose: local wall times, shifted by the offset
 _RANGE = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
 _DAY_ALIASES = {"daily": tuple(range(7)), "all": tuple(range(7)), "weekdays": tuple(range(5)),
                 "weekend": (5, 6), "weekends": (5, 6)}
@@ -206,8 +206,8 @@ def _transition(tz: ZoneInfo, lo: float, hi: float) -> float:
 
 def local_range_to_utc(tz: ZoneInfo, day: date, start_min: int, end_min: int) -> list[tuple[float, float]]:
     """UTC [start, end) ranges of the instants whose local wall time on `day` lies in [start_min, end_min)."""
-    a = datetime(day.year, day.month, day.day) + timedelta(minutes=start_min)
-    b = datetime(day.year, day.month, day.day) + timedelta(minutes=end_min)
+    a = datetime(day.year, day.month, day.day) + timedelta(minutes=start_min)  # noqa: DTZ001 - wall time
+    b = datetime(day.year, day.month, day.day) + timedelta(minutes=end_min)  # noqa: DTZ001 - wall time
     wa, wb = (a - _EPOCH).total_seconds(), (b - _EPOCH).total_seconds()
     offsets = _naive_offsets(tz, a) | _naive_offsets(tz, b)
     if len(offsets) == 1:

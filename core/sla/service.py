@@ -1,0 +1,371 @@
+"""SlaService: per-ticket clock state, SLA figures for views and queues, and the breaching query.
+
+How clock state is kept (the design choice): each `sla_clock` row remembers what it has seen of its
+ticket (`seen_entry_id`, `seen_version`, `seen_updated_at`). `refresh` (run by the monitor every
+minute, and callable by the ticket service or sync right after a change) replays the ticket's
+STATUS_CHANGE / PRIORITY_CHANGE timeline entries it has not seen, in time order, then lines the clock
+up with the ticket's current stage and priority (core/sla/state.py). So a pause that starts and ends
+between two passes is still counted, with the entries' own times; a change a PSA sync made without a
+timeline entry is dated at the ticket's `updated_at`. Read paths (`views`, `remaining`,
+`breaching_ids`) derive the same state in memory without writing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.sla.clock import evaluate
+from core.sla.config import TableCache, WorkspaceSla, ensure_default_calendar, load_config
+from core.sla.policies import Metric, Policy
+from core.sla.state import Change, ClockState, TicketFacts, advance
+from core.views import QueuePage, SlaMetricView, SlaView
+from store.db import Database, Scope
+from store.enums import OPEN_STAGES, EntryKind, Priority, Stage
+from store.tables import SlaClock, Ticket, TimelineEntry
+from store.types import utcnow
+
+PSA_TOLERANCE_S = 300.0  # our due date and the PSA's "agree" within 5 minutes
+CHUNK = 500
+Key = tuple[int, str]
+
+_TICKET_COLS = (Ticket.id, Ticket.number, Ticket.subject, Ticket.customer_id, Ticket.priority, Ticket.stage,
+                Ticket.psa_status_name, Ticket.created_at, Ticket.updated_at, Ticket.version,
+                Ticket.first_response_at, Ticket.psa_respond_by, Ticket.psa_resolve_by)
+
+
+def ts(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+def dt(value: float | None) -> datetime | None:
+    if value is None or value != value:  # None or NaN
+        return None
+    return datetime.fromtimestamp(value, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketRow:
+    id: int
+    number: int | None
+    subject: str
+    customer_id: int | None
+    priority: str
+    stage: str
+    status_name: str | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    first_response_at: datetime | None
+    psa_respond_by: datetime | None
+    psa_resolve_by: datetime | None
+
+    def facts(self) -> TicketFacts:
+        return TicketFacts(ticket_id=self.id, stage=Stage(self.stage), status_name=self.status_name,
+                           priority=Priority(self.priority), created_at=self.created_at.timestamp(),
+                           updated_at=(self.updated_at or self.created_at).timestamp(), version=self.version,
+                           first_response_at=ts(self.first_response_at))
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    used: float
+    remaining: float
+    due: float  # NaN past the horizon
+    breached_at: float | None
+
+
+@dataclass(slots=True)
+class ClockResult:
+    """One ticket metric after a pass: its state, figures and the policy that applies."""
+
+    ticket: TicketRow
+    metric: Metric
+    state: ClockState
+    figures: Figures
+    policy: Policy
+
+
+def state_from_row(row: SlaClock) -> ClockState:
+    return ClockState(
+        metric=Metric(row.metric), priority=row.priority, start=row.start_at.timestamp(), target_s=row.target_s,
+        last_at=row.last_at.timestamp(), calendar_id=row.calendar_id, cycle=row.cycle, paused_acc_s=row.paused_acc_s,
+        paused_since=ts(row.paused_since), stopped_at=ts(row.stopped_at), stop_reason=row.stop_reason,
+        breached_at=ts(row.breached_at), seen_entry_id=row.seen_entry_id, seen_version=row.seen_version,
+        seen_updated_at=ts(row.seen_updated_at), log=list(row.log or []))
+
+
+def row_values(c: ClockState) -> dict[str, Any]:
+    return dict(metric=c.metric.value, priority=c.priority, start_at=dt(c.start), target_s=c.target_s,
+                last_at=dt(c.last_at), calendar_id=c.calendar_id, cycle=c.cycle, paused_acc_s=c.paused_acc_s,
+                paused_since=dt(c.paused_since), stopped_at=dt(c.stopped_at), stop_reason=c.stop_reason,
+                breached_at=dt(c.breached_at), seen_entry_id=c.seen_entry_id, seen_version=c.seen_version,
+                seen_updated_at=dt(c.seen_updated_at), log=list(c.log))
+
+
+def _parse_change(entry_id: int, kind: str, data: dict[str, Any], at: datetime) -> Change | None:
+    def stage_of(part: Any) -> tuple[Stage | None, str | None]:
+        if isinstance(part, dict):
+            raw, name = part.get("stage"), part.get("status")
+        else:
+            raw, name = part, None
+        try:
+            return (Stage(raw) if raw else None), name
+        except ValueError:
+            return None, name
+
+    def prio_of(raw: Any) -> Priority | None:
+        try:
+            return Priority(raw) if raw else None
+        except ValueError:
+            return None
+
+    if kind == EntryKind.STATUS_CHANGE:
+        to_stage, to_name = stage_of((data or {}).get("to"))
+        from_stage, from_name = stage_of((data or {}).get("from"))
+        if to_stage is None:
+            return None
+        return Change(entry_id=entry_id, at=at.timestamp(), kind="status", stage=to_stage, status_name=to_name,
+                      from_stage=from_stage, from_status_name=from_name)
+    to_p, from_p = prio_of((data or {}).get("to")), prio_of((data or {}).get("from"))
+    if to_p is None:
+        return None
+    return Change(entry_id=entry_id, at=at.timestamp(), kind="priority", priority=to_p, from_priority=from_p)
+
+
+class SlaService:
+    """Clock state and SLA figures; implements the chat views' SlaInfo (remaining, breaching_ids)."""
+
+    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow, tables: TableCache | None = None,
+                 psa_tolerance_s: float = PSA_TOLERANCE_S) -> None:
+        self.db = db
+        self._clock = clock
+        self.tables = tables or TableCache()
+        self.psa_tolerance_s = psa_tolerance_s
+
+    # ------------------------------------------------------------ loading
+
+    async def _tickets(self, session: AsyncSession, ticket_ids: Sequence[int] | None) -> list[TicketRow]:
+        base = select(*_TICKET_COLS).where(Ticket.deleted_at.is_(None))  # type: ignore[union-attr]
+        rows: list[Any] = []
+        if ticket_ids is None:
+            live = select(SlaClock.ticket_id).where(SlaClock.stopped_at.is_(None))  # type: ignore[union-attr]
+            rows = list((await session.execute(base.where(sa.or_(
+                Ticket.stage.in_([s.value for s in OPEN_STAGES]), Ticket.id.in_(live))))).all())  # type: ignore[attr-defined, union-attr]
+        else:
+            ids = list(dict.fromkeys(ticket_ids))
+            for i in range(0, len(ids), CHUNK):
+                rows.extend((await session.execute(base.where(Ticket.id.in_(ids[i:i + CHUNK])))).all())  # type: ignore[union-attr]
+        return [TicketRow(*r) for r in rows]
+
+    async def _clocks(self, session: AsyncSession, ticket_ids: list[int]) -> dict[Key, SlaClock]:
+        out: dict[Key, SlaClock] = {}
+        for i in range(0, len(ticket_ids), CHUNK):
+            for row in (await session.exec(select(SlaClock).where(
+                    SlaClock.ticket_id.in_(ticket_ids[i:i + CHUNK])))).all():  # type: ignore[attr-defined]
+                out[(row.ticket_id, row.metric)] = row
+        return out
+
+    async def _changes(self, session: AsyncSession, ticket_ids: list[int]) -> dict[int, list[Change]]:
+        out: dict[int, list[Change]] = {}
+        kinds = [EntryKind.STATUS_CHANGE.value, EntryKind.PRIORITY_CHANGE.value]
+        for i in range(0, len(ticket_ids), CHUNK):
+            rows = await session.execute(
+                select(TimelineEntry.id, TimelineEntry.ticket_id, TimelineEntry.kind, TimelineEntry.data,
+                       TimelineEntry.occurred_at)
+                .where(TimelineEntry.ticket_id.in_(ticket_ids[i:i + CHUNK]),  # type: ignore[attr-defined]
+                       TimelineEntry.kind.in_(kinds)))  # type: ignore[attr-defined]
+            for entry_id, ticket_id, kind, data, at in rows:
+                ch = _parse_change(entry_id, kind, data, at)
+                if ch is not None:
+                    out.setdefault(ticket_id, []).append(ch)
+        return out
+
+    # ------------------------------------------------------------ the pass
+
+    @staticmethod
+    def _stale(t: TicketRow, clocks: dict[Key, SlaClock]) -> bool:
+        for m in Metric:
+            row = clocks.get((t.id, m.value))
+            if row is None or row.seen_version != t.version or row.seen_updated_at != t.updated_at:
+                return True
+            if m is Metric.FIRST_RESPONSE and t.first_response_at is not None and row.stop_reason != "first_response":
+                return True
+        return False
+
+    async def _pass(self, session: AsyncSession, cfg: WorkspaceSla, tickets: list[TicketRow], now: datetime
+                    ) -> tuple[list[ClockResult], dict[Key, SlaClock]]:
+        clocks = await self._clocks(session, [t.id for t in tickets])
+        stale = [t for t in tickets if self._stale(t, clocks)]
+        changes = await self._changes(session, [t.id for t in stale]) if stale else {}
+        stale_ids = {t.id for t in stale}
+        now_ts = now.timestamp()
+        results: list[ClockResult] = []
+        for t in tickets:
+            policy = cfg.policy_for(t.customer_id)
+            for m in Metric:
+                row = clocks.get((t.id, m.value))
+                state = state_from_row(row) if row is not None else None
+                if state is None or t.id in stale_ids:
+                    cal_id = state.calendar_id if state is not None else _calendar_id(cfg, policy)
+                    table = self.tables.get(cfg.calendar_by_id(cal_id) if cal_id is not None else None, now)
+                    state = advance(state, m, t.facts(), changes.get(t.id, ()), policy, table, cal_id, now_ts)
+                results.append(ClockResult(ticket=t, metric=m, state=state, figures=Figures(0, 0, np.nan, None),
+                                           policy=policy))
+        self._evaluate(cfg, results, now)
+        return results, clocks
+
+    def _evaluate(self, cfg: WorkspaceSla, results: list[ClockResult], now: datetime) -> None:
+        """One vectorised pass per calendar; records breach instants into the states."""
+        groups: dict[int | None, list[int]] = {}
+        for i, r in enumerate(results):
+            groups.setdefault(r.state.calendar_id, []).append(i)
+        nan = np.nan
+        for cal_id, idx in groups.items():
+            table = self.tables.get(cfg.calendar_by_id(cal_id) if cal_id is not None else None, now)
+            states = [results[i].state for i in idx]
+            ev = evaluate(
+                table,
+                start=np.fromiter((s.start for s in states), np.float64, len(states)),
+                target=np.fromiter((s.target_s for s in states), np.float64, len(states)),
+                paused_acc=np.fromiter((s.paused_acc_s for s in states), np.float64, len(states)),
+                paused_since=np.fromiter((nan if s.paused_since is None else s.paused_since for s in states),
+                                         np.float64, len(states)),
+                stopped_at=np.fromiter((nan if s.stopped_at is None else s.stopped_at for s in states),
+                                       np.float64, len(states)),
+                now=now.timestamp())
+            for j, i in enumerate(idx):
+                s = results[i].state
+                if s.breached_at is None and not np.isnan(ev.breached_at[j]):
+                    s.breached_at = float(ev.breached_at[j])
+                results[i].figures = Figures(float(ev.used[j]), float(ev.remaining[j]), float(ev.due[j]),
+                                             s.breached_at)
+
+    # ------------------------------------------------------------ writes
+
+    async def refresh(self, workspace_id: int, ticket_ids: Sequence[int] | None = None,
+                      now: datetime | None = None) -> list[ClockResult]:
+        """Bring stored clocks up to date (all open tickets, or the given ones) and record breaches."""
+        now = now or self._clock()
+        async with self.db.write(Scope.workspace(workspace_id)) as session:
+            cfg = await load_config(session, workspace_id)
+            await ensure_default_calendar(session, cfg)
+            tickets = await self._tickets(session, ticket_ids)
+            results, clocks = await self._pass(session, cfg, tickets, now)
+            new: list[dict[str, Any]] = []
+            for r in results:
+                values = row_values(r.state)
+                row = clocks.get((r.ticket.id, r.metric.value))
+                if row is None:
+                    new.append({**values, "workspace_id": workspace_id, "ticket_id": r.ticket.id,
+                                "updated_at": now})
+                    continue
+                changed = {k: v for k, v in values.items() if getattr(row, k) != v}
+                if changed:
+                    for k, v in changed.items():
+                        setattr(row, k, v)
+                    row.updated_at = now
+            await session.flush()
+            for i in range(0, len(new), CHUNK):
+                dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+                ins = postgresql.insert(SlaClock) if dialect == "postgresql" else sqlite.insert(SlaClock)
+                await session.execute(ins.values(new[i:i + CHUNK]).on_conflict_do_nothing(
+                    index_elements=["ticket_id", "metric"]))
+        return results
+
+    async def on_ticket_changed(self, workspace_id: int, ticket_ids: Sequence[int]) -> None:
+        """Hook for the ticket service and sync: update these tickets' clocks now (else the next pass does)."""
+        if ticket_ids:
+            await self.refresh(workspace_id, ticket_ids)
+
+    # ------------------------------------------------------------ reads
+
+    async def derive(self, workspace_id: int, ticket_ids: Sequence[int] | None,
+                     now: datetime | None = None) -> tuple[WorkspaceSla, list[ClockResult]]:
+        """The workspace's SLA setup and clock results derived in memory (nothing written)."""
+        now = now or self._clock()
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            cfg = await load_config(session, workspace_id)
+            tickets = await self._tickets(session, ticket_ids)
+            results, _ = await self._pass(session, cfg, tickets, now)
+        return cfg, results
+
+    async def results(self, workspace_id: int, ticket_ids: Sequence[int] | None,
+                      now: datetime | None = None) -> list[ClockResult]:
+        """Clock results derived in memory (nothing written)."""
+        return (await self.derive(workspace_id, ticket_ids, now))[1]
+
+    def view_of(self, cfg: WorkspaceSla, results: Sequence[ClockResult]) -> SlaView:
+        """The view model of one ticket's results."""
+        t = results[0].ticket
+        metrics = []
+        for r in results:
+            spec = cfg.calendar_by_id(r.state.calendar_id) if r.state.calendar_id is not None else None
+            psa_due = t.psa_respond_by if r.metric is Metric.FIRST_RESPONSE else t.psa_resolve_by
+            due = dt(r.figures.due)
+            diff = None
+            if psa_due is not None and due is not None:
+                delta = (due - psa_due).total_seconds()
+                diff = delta if abs(delta) > self.psa_tolerance_s else None
+            metrics.append(SlaMetricView(
+                metric=r.metric.value, state=r.state.state.value, priority=r.state.priority, cycle=r.state.cycle,
+                target_s=r.state.target_s, used_s=r.figures.used, remaining_s=r.figures.remaining, due_at=due,
+                breached_at=dt(r.figures.breached_at), business_hours=r.state.calendar_id is not None,
+                calendar_name=spec.name if spec else None, psa_due_at=psa_due, psa_disagreement_s=diff))
+        return SlaView(ticket_id=t.id, ticket_number=t.number, metrics=tuple(metrics))
+
+    async def views(self, workspace_id: int, ticket_ids: Sequence[int], now: datetime | None = None
+                    ) -> dict[int, SlaView]:
+        """SLA view per ticket (both metrics, with the PSA's due dates beside ours)."""
+        cfg, results = await self.derive(workspace_id, ticket_ids, now)
+        by_ticket: dict[int, list[ClockResult]] = {}
+        for r in results:
+            by_ticket.setdefault(r.ticket.id, []).append(r)
+        return {tid: self.view_of(cfg, rs) for tid, rs in by_ticket.items()}
+
+    async def remaining_by_metric(self, workspace_id: int, ticket_ids: Sequence[int],
+                                  now: datetime | None = None) -> dict[int, dict[str, float]]:
+        """Remaining business seconds per ticket and metric (negative = exceeded; stopped clocks left out)."""
+        out: dict[int, dict[str, float]] = {}
+        for r in await self.results(workspace_id, ticket_ids, now):
+            if r.state.stopped_at is None:
+                out.setdefault(r.ticket.id, {})[r.metric.value] = r.figures.remaining
+        return out
+
+    async def remaining(self, workspace_id: int, ticket_ids: Sequence[int], now: datetime) -> dict[int, float]:
+        """The most urgent remaining time per ticket (SlaInfo for queues and cards)."""
+        if not ticket_ids:
+            return {}
+        by_metric = await self.remaining_by_metric(workspace_id, ticket_ids, now)
+        return {tid: min(d.values()) for tid, d in by_metric.items() if d}
+
+    async def breaching_ids(self, workspace_id: int, now: datetime, *, within_pct: float = 0.0) -> list[int]:
+        """Open tickets with a running or paused clock that is breached or within `within_pct`% of its target."""
+        out: list[int] = []
+        for r in await self.results(workspace_id, None, now):
+            if r.state.stopped_at is not None or not Stage(r.ticket.stage).is_open or r.state.target_s <= 0:
+                continue
+            if r.figures.remaining <= r.state.target_s * within_pct / 100.0:
+                out.append(r.ticket.id)
+        return sorted(set(out))
+
+    async def annotate(self, workspace_id: int, page: QueuePage, now: datetime | None = None) -> QueuePage:
+        """The page with `sla_remaining_s` filled in for every row."""
+        rem = await self.remaining(workspace_id, [t.id for t in page.items], now or self._clock())
+        items = tuple(replace(t, sla_remaining_s=rem.get(t.id, t.sla_remaining_s)) for t in page.items)
+        return replace(page, items=items)
+
+
+def _calendar_id(cfg: WorkspaceSla, policy: Policy) -> int | None:
+    spec = cfg.calendar_for(policy)
+    if spec is None:
+        return None
+    return spec.calendar_id if spec.calendar_id is not None else -1  # -1: the unsaved default (read paths)
