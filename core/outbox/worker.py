@@ -137,8 +137,9 @@ class OutboxWorker:
 
     async def step(self) -> bool:
         """Claim and deliver one due op; False when nothing was due."""
+        held = await self._held_connections()
         ops = await queries.claim(self.db, now=self._clock(), lease=timedelta(seconds=self.config.lease_seconds),
-                                  limit=1, exclude_connections=self._held_connections())
+                                  limit=1, exclude_connections=held)
         if not ops:
             return False
         await self.process(ops[0])
@@ -278,12 +279,22 @@ class OutboxWorker:
 
     # ------------------------------------------------------------ per-connection state
 
-    def _held_connections(self) -> list[int]:
-        """Connections whose ops must not be claimed now (breaker open, or paused by a long 429)."""
+    async def _held_connections(self) -> list[int]:
+        """Connections whose ops must not be claimed now (breaker open, or paused by a long 429).
+
+        A held connection's row is still re-read now and then: new credentials release it at once."""
         now = self._clock().timestamp()
         held = [cid for cid, b in self._breakers.items() if b.is_open(now)]
         held += [cid for cid, bud in self._budgets.items() if bud.expected_wait() > self.config.poll_seconds * 5]
-        return held
+        still = []
+        for cid in dict.fromkeys(held):
+            cached = self._conns.get(cid)
+            if cached is not None and self._mono() - cached.fetched >= self.config.connection_refresh_seconds:
+                fresh = await self._load(cached.row.workspace_id, cid)
+                if fresh is None or fresh.key != cached.key:
+                    continue  # replaced (breaker and budget reset) or gone (the claim skips disabled ones)
+            still.append(cid)
+        return still
 
     def _breaker(self, conn: PsaConnection) -> CircuitBreaker:
         assert conn.id is not None
@@ -303,8 +314,13 @@ class OutboxWorker:
         cached = self._conns.get(op.connection_id)
         if cached is not None and self._mono() - cached.fetched < self.config.connection_refresh_seconds:
             return cached
-        async with self.db.read(Scope.workspace(op.workspace_id)) as session:
-            row = await session.get(PsaConnection, op.connection_id)
+        return await self._load(op.workspace_id, op.connection_id)
+
+    async def _load(self, workspace_id: int, connection_id: int) -> _Conn | None:
+        """(Re)read a connection row; new credentials or settings get a new connector, breaker and budget."""
+        cached = self._conns.get(connection_id)
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            row = await session.get(PsaConnection, connection_id)
         if row is None or not row.enabled:
             return None
         key = hashlib.sha256((row.credentials_ciphertext or b"") + repr(sorted((row.settings or {}).items()))
@@ -315,10 +331,10 @@ class OutboxWorker:
         if cached is not None:  # credentials or settings replaced: new connector, fresh breaker and budget
             if cached.connector is not None:
                 self._retired.append(cached.connector)
-            self._breakers.pop(op.connection_id, None)
-            self._budgets.pop(op.connection_id, None)
+            self._breakers.pop(connection_id, None)
+            self._budgets.pop(connection_id, None)
         fresh = _Conn(row=row, key=key, fetched=self._mono())
-        self._conns[op.connection_id] = fresh
+        self._conns[connection_id] = fresh
         return fresh
 
     def _connector(self, conn: _Conn) -> PsaConnector:

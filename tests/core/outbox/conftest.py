@@ -92,7 +92,9 @@ def make_worker(db: Database, connections: ConnectionService, notifier: Recordin
                 config: WorkerConfig = TEST_CONFIG) -> OutboxWorker:
     import random
 
-    return OutboxWorker(db, connections, notifier, config=config, clock=clock, rng=random.Random(7))
+    # One fake time for everything: backoff, breaker, and the rate budget's pauses (Retry-After).
+    return OutboxWorker(db, connections, notifier, config=config, clock=clock,
+                        monotonic=lambda: clock().timestamp(), rng=random.Random(7))
 
 
 @pytest.fixture
