@@ -106,6 +106,7 @@ class CwClient:
         self._fixed = tenant.codebase is not None
         self._lock = asyncio.Lock()
         self.company_info: Mapping[str, Any] | None = None
+        self.link_headers_seen = False  # once the server has sent Link headers, their absence means "last page"
         self.http = make_client(tenant.api_root, headers=api_headers(tenant), auth=auth, transport=transport,
                                 timeout=timeout)
         # No credentials on this one: companyinfo and callback signing keys are public.
@@ -196,9 +197,12 @@ class CwClient:
             raise PsaUnavailable("ConnectWise answered a list request with something that is not a list.")
         link = resp.headers.get("link")
         if link is not None and link.strip():
+            self.link_headers_seen = True
             has_next = 'rel="next"' in link
+        elif self.link_headers_seen:
+            has_next = False  # a one-page answer carries no Link header
         else:
-            has_next = len(data) >= int(params.get("pageSize", 25))
+            has_next = len(data) >= int(params.get("pageSize", 25))  # no Link support seen: a full page may go on
         return data, has_next
 
     async def get_all(self, path: str, params: Mapping[str, Any], *, page_size: int = 1000,

@@ -29,6 +29,7 @@ from connectors.base import (
 )
 
 J = Mapping[str, Any]
+_ZERO = timedelta(0)
 
 
 def parse_dt(value: Any) -> datetime | None:
@@ -36,10 +37,12 @@ def parse_dt(value: Any) -> datetime | None:
     if not value or not isinstance(value, str):
         return None
     try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        dt = datetime.fromisoformat(value)  # Python 3.11 reads the `Z` suffix
     except ValueError:
         return None
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    return dt if dt.utcoffset() == _ZERO else dt.astimezone(UTC)
 
 
 def format_dt(value: datetime) -> str:
@@ -48,10 +51,17 @@ def format_dt(value: datetime) -> str:
 
 def ref(value: Any, *labels: str) -> Ref | None:
     """{id, name|identifier} -> Ref (None when absent)."""
-    if not isinstance(value, Mapping) or value.get("id") is None:
+    if not isinstance(value, Mapping):
         return None
-    name = next((value.get(k) for k in (*labels, "name", "identifier") if value.get(k)), None)
-    return Ref(str(value["id"]), str(name) if name is not None else None)
+    rid = value.get("id")
+    if rid is None:
+        return None
+    name = None
+    for key in (*labels, "name", "identifier"):
+        name = value.get(key)
+        if name:
+            break
+    return Ref(str(rid), str(name) if name else None)
 
 
 def ticket(data: J) -> PsaTicket:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 Record = Mapping[str, Any]
@@ -45,6 +46,7 @@ _TOKEN = re.compile(
 )
 
 
+@lru_cache(maxsize=1 << 18)
 def parse_datetime(text: str) -> datetime:
     """ISO-8601 with `Z`, an offset, or naive (read as UTC)."""
     text = text.strip()
