@@ -105,7 +105,9 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
           registry: Registry | None = None) -> Deskbridge:
     """Wire every service for these settings (no I/O beyond reading the key file)."""
     db = Database(settings.database_url)
-    registry = registry or Registry(transport=transport)
+    # The outbox's settle delay must exceed the connectors' real request timeout: one setting for both.
+    registry = registry or Registry(transport=transport,
+                                    options={"connectwise": {"timeout": settings.psa_request_timeout_seconds}})
     cipher, note = _load_cipher(settings)
     connections = ConnectionService(db, cipher=cipher, checker=registry.check, factory=registry.build,
                                     known_kinds=registry.kinds())
@@ -135,7 +137,7 @@ def outbox_worker_config(settings: Settings, **overrides: Any) -> WorkerConfig:
     """The outbox worker's timing from settings (see bot/settings.py, `outbox_*`)."""
     values: dict[str, Any] = dict(
         concurrency=settings.outbox_concurrency, lease_seconds=settings.outbox_lease_seconds,
-        settle_seconds=settings.outbox_settle_seconds, client_timeout=settings.outbox_client_timeout_seconds,
+        settle_seconds=settings.outbox_settle_seconds, client_timeout=settings.psa_request_timeout_seconds,
         poll_seconds=settings.outbox_poll_seconds,
         backoff=BackoffPolicy(base=settings.outbox_backoff_base_seconds, cap=settings.outbox_backoff_cap_seconds),
         breaker_fail_max=settings.outbox_breaker_failures, breaker_reset_seconds=settings.outbox_breaker_reset_seconds,

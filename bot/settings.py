@@ -56,7 +56,8 @@ class Settings(BaseSettings):
     picklist_interval_seconds: int = Field(3600, ge=60, description="Picklist refresh period")
     outbox_poll_seconds: float = Field(1.0, gt=0, description="Outbox idle poll period")
     outbox_concurrency: int = Field(4, ge=1, le=64, description="Outbox delivery slots per worker process")
-    outbox_client_timeout_seconds: float = Field(30.0, gt=0, description="PSA request timeout the outbox assumes")
+    psa_request_timeout_seconds: float = Field(
+        30.0, gt=0, description="Total timeout of a PSA request (connectors); the outbox settle delay exceeds it")
     outbox_settle_seconds: float = Field(
         45.0, gt=0, description="Wait before looking for an ambiguous write's marker (> client timeout + margin)")
     outbox_lease_seconds: float = Field(
