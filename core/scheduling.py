@@ -34,9 +34,10 @@ async def claim_tick(db: Database, job: str, start: datetime, instance: str) -> 
     stmt = _insert(db, JobTick).values(job=job, period_start=start, claimed_by=instance[:200],
                                        claimed_at=datetime.now(UTC))
     stmt = stmt.on_conflict_do_nothing(index_elements=["job", "period_start"])  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: psycopg reports rowcount -1 for INSERT … ON CONFLICT DO NOTHING.
     async with db.write(Scope.system_wide()) as session:
-        result = await session.execute(stmt)
-        return bool(result.rowcount)
+        result = await session.execute(stmt.returning(JobTick.id))
+        return result.first() is not None
 
 
 async def finish_tick(db: Database, job: str, start: datetime) -> None:
@@ -51,7 +52,7 @@ async def acquire_lease(db: Database, name: str, holder: str, ttl: timedelta, no
     async with db.write(Scope.system_wide()) as session:
         stmt = _insert(db, Lease).values(name=name, holder=holder, until=until)
         stmt = stmt.on_conflict_do_nothing(index_elements=["name"])  # type: ignore[attr-defined]
-        if (await session.execute(stmt)).rowcount:
+        if (await session.execute(stmt.returning(Lease.name))).first() is not None:
             return True
         res = await session.execute(
             sa.update(Lease)
@@ -72,7 +73,7 @@ async def mark_event_processed(db: Database, source: str, event_id: str, workspa
                                               workspace_id=workspace_id, received_at=datetime.now(UTC))
     stmt = stmt.on_conflict_do_nothing(index_elements=["source", "event_id"])  # type: ignore[attr-defined]
     async with db.write(Scope.system_wide()) as session:
-        return bool((await session.execute(stmt)).rowcount)
+        return (await session.execute(stmt.returning(ProcessedEvent.id))).first() is not None
 
 
 async def prune(db: Database, now: datetime, *, events_older_than: timedelta = timedelta(days=7),
