@@ -65,6 +65,15 @@ async def refresh_picklists(engine: SyncEngine, connection_id: int) -> SyncOutco
         await connector.aclose()
 
 
+async def has_picklists(engine: SyncEngine, connection_id: int) -> bool:
+    """True once a connection's picklists were cached (forms and status changes need them)."""
+    conn = await engine.connection(connection_id)
+    t = PicklistItem.__table__
+    async with engine.db.read(Scope.workspace(conn.workspace_id)) as s:
+        res = await s.execute(sa.select(t.c.id).where(t.c.connection_id == connection_id).limit(1))
+        return res.first() is not None
+
+
 async def _all_pages(engine: SyncEngine, counts: dict[str, int], fn: Any) -> list[Any]:
     out: list[Any] = []
     cursor: str | None = None

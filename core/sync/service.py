@@ -18,7 +18,9 @@ class SyncService:
         self.webhooks = WebhookService(engine)
 
     async def run(self, connection_id: int, *, full: bool = False, progress: ProgressFn | None = None) -> SyncOutcome:
-        """Incremental (or full) ticket sync of one connection."""
+        """Incremental (or full) ticket sync of one connection; picklists first if none are cached yet."""
+        if full or not await picklists.has_picklists(self.engine, connection_id):
+            await self.refresh_picklists(connection_id)
         return await self.engine.run(connection_id, full=full, progress=progress)
 
     async def refresh_picklists(self, connection_id: int) -> SyncOutcome:
