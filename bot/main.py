@@ -66,6 +66,7 @@ class Deskbridge:
     chat_views: ChatViews | None = None
     chat_commands: ChatCommands | None = None
     slack: Any = None  # bot.slack.app.SlackSurface when Slack is configured
+    sync: SyncService | None = None  # ticket sync, picklists, reconcile, webhooks, mappings (issue 4)
 
     def system_actor(self) -> Actor:
         assert self.default_workspace_id is not None, "bootstrap() first"
@@ -156,6 +157,11 @@ def _wire_chat(c: Deskbridge) -> None:
     c.chat_commands = ChatCommands(c.db, chat=c.chat, views=c.chat_views, queue=c.queue, tickets=c.tickets,
                                    directory=c.directory, workspaces=c.workspaces,
                                    outbox_admin=getattr(c, "outbox_admin", None) or _outbox_admin(c))
+    if c.settings.slack_enabled:
+        from bot.slack.app import SlackSurface
+
+        c.slack = SlackSurface(c)
+        c.notifier.add(c.slack.notifier)
 
 
 def _outbox_admin(c: Deskbridge) -> Any:

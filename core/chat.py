@@ -78,6 +78,14 @@ class ChannelInfo:
         return self.customer_id is not None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ThreadPost:
+    team_id: str
+    channel_id: str
+    thread_ts: str  # the thread's root message
+    card_ts: str  # the ticket card (the root itself, or a reply in a thread a shortcut started)
+
+
 class _TTLCache:
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
@@ -371,12 +379,13 @@ class ChatService:
             self._cache.put(key, row)
         return row
 
-    async def posts_for_ticket(self, workspace_id: int, ticket_id: int, platform: str) -> list[tuple[str, str, str]]:
-        """(team, channel, ts) of every card of this ticket on a platform."""
+    async def posts_for_ticket(self, workspace_id: int, ticket_id: int, platform: str) -> list[ThreadPost]:
+        """Every thread of this ticket on a platform (root ts and the ts of the card to update)."""
         async with self.db.read(Scope.workspace(workspace_id)) as session:
             rows = (await session.exec(select(ChatLink).where(
                 ChatLink.ticket_id == ticket_id, ChatLink.platform == platform).order_by(ChatLink.id))).all()
-        return [(r.team_id, r.channel_id, r.message_ts) for r in rows]
+        return [ThreadPost(team_id=r.team_id, channel_id=r.channel_id, thread_ts=r.message_ts,
+                           card_ts=str((r.conversation_ref or {}).get("card_ts") or r.message_ts)) for r in rows]
 
     async def member_ids_for_chat(self, workspace_id: int, platform: str) -> dict[int, tuple[str, str]]:
         """member id -> (team, user) for App Home refreshes."""

@@ -24,6 +24,9 @@ def create_app(container: Any, *, start_background: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await bootstrap(container)
+        slack = getattr(container, "slack", None)
+        if slack is not None:
+            await slack.start()
         scheduler = None
         if start_background and container.settings.run_scheduler:
             scheduler = jobs.build_scheduler(container)
@@ -37,6 +40,8 @@ def create_app(container: Any, *, start_background: bool = True) -> FastAPI:
             yield
         finally:
             app.state.ready = False
+            if slack is not None:
+                await slack.stop()
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
             if outbox_task is not None:
@@ -48,6 +53,8 @@ def create_app(container: Any, *, start_background: bool = True) -> FastAPI:
     app.state.container = container
     app.state.ready = False
     portal.install(app, container)  # REST API under /api/msp-portal (bot/api/portal)
+    if getattr(container, "slack", None) is not None:
+        app.include_router(container.slack.router())  # /slack/events, /slack/install, /slack/oauth_redirect
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -1,0 +1,123 @@
+"""The Slack surface: a bolt AsyncApp (HTTP mode, mounted in FastAPI; Socket Mode optional).
+
+Modes:
+- single workspace: DESKBRIDGE_SLACK_BOT_TOKEN (+ signing secret). At start-up `auth.test` names the
+  token's team, which is recorded as an installation of the default workspace;
+- OAuth, several workspaces: DESKBRIDGE_SLACK_CLIENT_ID / _CLIENT_SECRET; bolt serves /slack/install
+  and /slack/oauth_redirect and stores installations in our database (tokens encrypted);
+- Socket Mode: DESKBRIDGE_SLACK_APP_TOKEN (xapp-) opens a WebSocket instead of receiving HTTP.
+Requests from a workspace with no installation are refused by `DeskbridgeAuthorize` before any
+listener runs. The Web API base URL is DESKBRIDGE_SLACK_API_URL (tests, GovSlack).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_sdk.errors import SlackApiError
+
+from bot.slack import text as t
+from bot.slack.context import SlackContext
+from bot.slack.install import DbInstallationStore, DeskbridgeAuthorize, SignedStateStore
+from bot.slack.listeners import register
+from bot.slack.notifier import SlackNotifier
+from bot.slack.poster import SlackPoster, make_client
+
+log = logging.getLogger("deskbridge.slack")
+
+# Least privilege (reliability-sla.md §6.5); manifests/slack/manifest.yaml must request exactly these.
+BOT_SCOPES = (
+    "commands",  # /tickets, /ticket, /deskbridge and the message shortcut
+    "chat:write",  # ticket cards, thread replies, SLA warnings
+    "channels:history",  # technicians' replies in ticket threads (public channels)
+    "groups:history",  # the same in private customer channels
+    "im:history",  # App Home messages tab / DMs with the bot
+    "users:read",  # is the user a workspace admin (for /deskbridge bind)
+    "users:read.email",  # link a Slack user to a technician by e-mail
+    "channels:read",  # is a channel shared with another org (Slack Connect) when binding
+    "groups:read",
+)
+
+
+class SlackSurface:
+    def __init__(self, container: Any) -> None:
+        s = container.settings
+        self.settings = s
+        self.container = container
+        self.poster = SlackPoster()
+        self.client = make_client(s.slack_api_url)
+        self.store = DbInstallationStore(container.chat, s.slack_client_id)
+        oauth = None
+        if s.slack_client_id and s.slack_client_secret is not None:
+            secret = s.slack_client_secret.get_secret_value()
+            redirect = f"{s.public_url.rstrip('/')}/slack/oauth_redirect" if s.public_url else None
+            oauth = AsyncOAuthSettings(client_id=s.slack_client_id, client_secret=secret, scopes=list(BOT_SCOPES),
+                                       installation_store=self.store,
+                                       state_store=SignedStateStore(container.db, secret),
+                                       install_path="/slack/install", redirect_uri_path="/slack/oauth_redirect",
+                                       redirect_uri=redirect)
+        signing = s.slack_signing_secret.get_secret_value() if s.slack_signing_secret else ""
+        self.app = AsyncApp(signing_secret=signing, client=self.client, authorize=DeskbridgeAuthorize(container.chat),
+                            oauth_settings=oauth, user_facing_authorize_error_message=t.UNKNOWN_WORKSPACE,
+                            logger=logging.getLogger("deskbridge.slack.bolt"), name="deskbridge")
+        self.context = SlackContext(db=container.db, chat=container.chat, views=container.chat_views,
+                                    commands=container.chat_commands, poster=self.poster)
+        register(self.app, self.context)
+        self.notifier = SlackNotifier(chat=container.chat, views=container.chat_views, poster=self.poster,
+                                      api_url=s.slack_api_url)
+        self.handler = AsyncSlackRequestHandler(self.app)
+        self._socket: Any = None
+
+    async def start(self) -> None:
+        """Token mode: record the token's team; Socket Mode: connect. Failures are logged, not fatal."""
+        s = self.settings
+        if s.slack_bot_token is not None:
+            token = s.slack_bot_token.get_secret_value()
+            try:
+                auth = await make_client(s.slack_api_url, token).auth_test()
+                await self.container.chat.save_installation(
+                    platform="slack", team_id=str(auth["team_id"]), bot_token=token,
+                    bot_user_id=auth.get("user_id"), bot_id=auth.get("bot_id"), enterprise_id=auth.get("enterprise_id"),
+                    workspace_id=self.container.default_workspace_id, team_name=auth.get("team"))
+            except SlackApiError as exc:
+                log.error("Slack bot token refused by auth.test: %s", exc.response.get("error"))
+            except Exception:  # noqa: BLE001 - Slack unreachable at start: requests will be refused until fixed
+                log.exception("could not reach Slack to check the bot token")
+        if s.slack_app_token is not None:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            self._socket = AsyncSocketModeHandler(self.app, s.slack_app_token.get_secret_value())
+            await self._socket.connect_async()
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()
+        await self.context.drain()
+
+    def router(self) -> APIRouter:
+        """/slack/events (commands, interactivity, events), /slack/install, /slack/oauth_redirect."""
+        router = APIRouter(tags=["slack"])
+        handler = self.handler
+
+        @router.post("/slack/events", include_in_schema=False)
+        async def events(req: Request) -> Response:
+            try:
+                return await handler.handle(req)
+            except (ValueError, KeyError, TypeError):
+                log.warning("malformed Slack request refused")
+                return Response(status_code=400, content="malformed request")
+
+        @router.get("/slack/install", include_in_schema=False)
+        async def install(req: Request) -> Response:
+            return await handler.handle(req)
+
+        @router.get("/slack/oauth_redirect", include_in_schema=False)
+        async def oauth_redirect(req: Request) -> Response:
+            return await handler.handle(req)
+
+        return router

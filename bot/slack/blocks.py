@@ -1,0 +1,268 @@
+"""Block Kit rendering of the core views: pure functions, no I/O (limits: chat-platforms.md §2.5).
+
+PSA text is untrusted: every piece of it passes through `esc` before it lands in mrkdwn, so a ticket
+subject cannot contain `<!channel>` or a disguised link.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot.slack import text as t
+from core.views import (
+    FormField,
+    FormView,
+    MessageView,
+    QueueView,
+    SlaWarningView,
+    TicketSummary,
+    TicketView,
+    ViewAction,
+    human_duration,
+    sla_text,
+)
+
+MAX_MESSAGE_BLOCKS = 50
+MAX_VIEW_BLOCKS = 100
+MAX_SECTION = 2900
+ACTION_PREFIX = "db_"
+FORM_PREFIX = "db_form_"
+PRIORITY_ICON = {"critical": ":red_circle:", "high": ":large_orange_circle:", "medium": ":large_yellow_circle:",
+                 "low": ":white_circle:"}
+
+
+def esc(value: Any) -> str:
+    """Escape text for mrkdwn (&, <, >), the only characters Slack needs escaped."""
+    return str(value or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cut(value: str, n: int) -> str:
+    value = value or ""
+    return value if len(value) <= n else value[: n - 1] + "…"
+
+
+def _plain(value: str, n: int = 75) -> dict[str, Any]:
+    return {"type": "plain_text", "text": _cut(value, n) or " ", "emoji": True}
+
+
+def _md(value: str, n: int = MAX_SECTION) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": _cut(value, n) or " "}
+
+
+def _context(*parts: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [_md(p, 2000) for p in parts[:10] if p]}
+
+
+def _button(a: ViewAction) -> dict[str, Any]:
+    b: dict[str, Any] = {"type": "button", "text": _plain(a.label), "action_id": ACTION_PREFIX + a.action,
+                         "value": _cut(a.value, 2000) or "-"}
+    if a.url:
+        b["url"] = a.url[:3000]
+    if a.style in ("primary", "danger"):
+        b["style"] = a.style
+    return b
+
+
+def _row_line(row: TicketSummary, view: QueueView) -> str:
+    age = human_duration((view.now - row.created_at).total_seconds())
+    sla = sla_text(row.sla_remaining_s)
+    if sla:
+        sla = (":rotating_light: " if (row.sla_remaining_s or 0) <= 0 else ":hourglass: ") + sla
+    meta = " · ".join(p for p in (esc(row.customer_name or "no customer"),
+                                  f"{PRIORITY_ICON.get(row.priority.value, '')} {row.priority.label}",
+                                  esc(row.status_name), esc(row.assignee_name or "unassigned"), f"{age} old", sla)
+                      if p)
+    return f"*{row.display_number}* {esc(_cut(row.subject, 150))}\n{meta}"
+
+
+def queue_blocks(view: QueueView, *, filters: str = "") -> list[dict[str, Any]]:
+    """The queue as a message: one section per ticket with an Open button; pages with Next."""
+    title = view.title + (f" ({view.total})" if view.total is not None else "")
+    blocks: list[dict[str, Any]] = [{"type": "header", "text": _plain(title, 150)}]
+    ctx = [p for p in (f"Filters: `{esc(view.filters_text)}`" if view.filters_text else "",
+                       esc(view.scope_note) if view.scope_note else "") if p]
+    if ctx:
+        blocks.append(_context(*ctx))
+    if not view.rows:
+        blocks.append({"type": "section", "text": _md(esc(view.empty_text))})
+        return blocks
+    for row in view.rows[: MAX_MESSAGE_BLOCKS - 4]:
+        section: dict[str, Any] = {"type": "section", "text": _md(_row_line(row, view))}
+        if row.number is not None:
+            section["accessory"] = _button(ViewAction(action="open", label="Open", value=str(row.number)))
+        blocks.append(section)
+    if view.next_cursor:
+        value = json.dumps({"f": filters or view.filters_text, "c": view.next_cursor}, separators=(",", ":"))
+        if len(value) <= 2000:
+            blocks.append({"type": "actions", "elements": [
+                {"type": "button", "text": _plain("Next page"), "action_id": ACTION_PREFIX + "page", "value": value}]})
+    return blocks
+
+
+def ticket_blocks(view: TicketView, *, max_notes: int = 8) -> list[dict[str, Any]]:
+    """The ticket card: fields, conversation (public vs internal marked), history, time, files, buttons."""
+    s, d = view.summary, view.detail
+    blocks: list[dict[str, Any]] = [{"type": "header", "text": _plain(f"{s.display_number} {s.subject}", 150)}]
+    fields = [f"*Customer*\n{esc(s.customer_name or '—')}", f"*Priority*\n{PRIORITY_ICON.get(s.priority.value, '')} "
+              f"{s.priority.label}", f"*Status*\n{esc(s.status_name)}", f"*Assignee*\n{esc(s.assignee_name or '—')}"]
+    if view.sla_remaining_s is not None:
+        fields.append(f"*SLA*\n{sla_text(view.sla_remaining_s)}")
+    if d.board_name:
+        fields.append(f"*Board*\n{esc(d.board_name)}")
+    if d.contact_name:
+        fields.append(f"*Contact*\n{esc(d.contact_name)}")
+    blocks.append({"type": "section", "fields": [_md(f, 2000) for f in fields[:10]]})
+    if d.description:
+        blocks.append({"type": "section", "text": _md(esc(_cut(d.description, 1200)))})
+    notes = view.conversation[-max_notes:]
+    if notes:
+        blocks.append({"type": "divider"})
+        if len(view.conversation) > len(notes):
+            blocks.append(_context(f"{len(view.conversation) - len(notes)} earlier note(s) not shown"))
+        for n in notes:
+            badge = t.VISIBILITY_BADGE.get(n.visibility, n.visibility)
+            queued = " · _queued_" if n.queued else ""
+            blocks.append({"type": "section", "text": _md(f"{badge} · {esc(n.author)}{queued}\n{esc(_cut(n.body, 1500))}")})
+    extra = []
+    if view.status_history:
+        hist = " → ".join(esc((i.data.get("to") or {}).get("status", "?")) for i in view.status_history[-5:])
+        extra.append(f"Status history: {hist}")
+    if view.time_entries:
+        extra.append(f"Time: {view.total_minutes} min ({len(view.time_entries)} entries)")
+    if view.attachments:
+        extra.append("Files: " + ", ".join(esc(a.body) for a in view.attachments[-5:]))
+    for link in view.links:
+        if link.kind != "psa":
+            extra.append(f"{esc(link.label)}: " + (f"<{link.url}|{esc(link.ref or 'open')}>" if link.url
+                                                     else esc(link.ref)))
+    if extra:
+        blocks.append(_context(*extra))
+    status = []
+    if d.dead_writes:
+        status.append(f":x: {d.dead_writes} write(s) could not be delivered to the PSA (`/deskbridge outbox`)")
+    elif d.pending_writes:
+        status.append(f":hourglass_flowing_sand: {d.pending_writes} write(s) {t.QUEUED_SUFFIX}")
+    if view.notice:
+        status.append(esc(view.notice))
+    if status:
+        blocks.append(_context(*status))
+    if view.actions:
+        blocks.append({"type": "actions", "block_id": f"ticket_{s.number or s.id}",
+                       "elements": [_button(a) for a in view.actions[:25]]})
+    return blocks[:MAX_MESSAGE_BLOCKS]
+
+
+def ticket_fallback(view: TicketView) -> str:
+    """The notification/accessibility text sent beside the blocks."""
+    s = view.summary
+    return esc(f"{s.display_number} {s.subject} ({s.status_name})")
+
+
+def message_blocks(view: MessageView) -> list[dict[str, Any]]:
+    icon = {"error": ":warning: ", "success": ":white_check_mark: "}.get(view.kind, "")
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": _md(icon + esc(view.text))}]
+    if view.lines:
+        blocks.append({"type": "section", "text": _md("\n".join(f"• {line}" for line in view.lines))})
+    if view.suggestions:
+        blocks.append(_context("Did you mean: " + ", ".join(f"`{esc(x)}`" for x in view.suggestions)))
+    if view.hint:
+        blocks.append(_context(esc(view.hint)))
+    return blocks
+
+
+def message_fallback(view: MessageView) -> str:
+    return esc(view.text + (f" {view.hint}" if view.hint else ""))
+
+
+# ---------------------------------------------------------------- modals
+
+
+def _input(f: FormField) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "input", "block_id": f.name, "label": _plain(f.label, 2000),
+                             "optional": not f.required}
+    if f.hint:
+        block["hint"] = _plain(f.hint, 2000)
+    if f.kind == "select" and f.options:
+        options = [{"text": _plain(o.label), "value": o.value[:150]} for o in f.options[:100]]
+        el: dict[str, Any] = {"type": "static_select", "action_id": "v", "options": options}
+        chosen = next((o for o in options if o["value"] == f.initial), None)
+        if chosen:
+            el["initial_option"] = chosen
+    elif f.kind == "checkbox":
+        opt = {"text": _plain(f.label), "value": "true"}
+        el = {"type": "checkboxes", "action_id": "v", "options": [opt]}
+        if f.initial in ("true", "1", "on"):
+            el["initial_options"] = [opt]
+    else:
+        el = {"type": "plain_text_input", "action_id": "v", "multiline": f.kind == "textarea"}
+        if f.max_length:
+            el["max_length"] = min(f.max_length, 3000)
+        if f.initial:
+            el["initial_value"] = f.initial[:3000]
+    block["element"] = el
+    return block
+
+
+def form_modal(form: FormView, metadata: dict[str, Any]) -> dict[str, Any]:
+    """A modal for a form; `metadata` (ticket, channel, thread) rides in private_metadata."""
+    meta = json.dumps({**metadata, "form": form.form, "ticket": form.ticket_number}, separators=(",", ":"))
+    if len(meta) > 3000:
+        meta = json.dumps({"form": form.form, "ticket": form.ticket_number})
+    return {"type": "modal", "callback_id": FORM_PREFIX + form.form, "title": _plain(form.title, 24),
+            "submit": _plain(form.submit_label, 24), "close": _plain("Cancel", 24), "private_metadata": meta,
+            "blocks": [_input(f) for f in form.fields][:MAX_VIEW_BLOCKS]}
+
+
+def form_values(state: dict[str, Any]) -> dict[str, str]:
+    """view.state.values -> {field: value} (selects give the option value; checkboxes "true"/"false")."""
+    out: dict[str, str] = {}
+    for block_id, actions in (state or {}).items():
+        el = (actions or {}).get("v") or {}
+        kind = el.get("type")
+        if kind == "static_select":
+            opt = el.get("selected_option")
+            if opt:
+                out[block_id] = str(opt.get("value", ""))
+        elif kind == "checkboxes":
+            out[block_id] = "true" if el.get("selected_options") else "false"
+        elif el.get("value") is not None:
+            out[block_id] = str(el["value"])
+    return out
+
+
+# ---------------------------------------------------------------- home, SLA, thread notes
+
+
+def home_view(view: QueueView | None, *, unlinked: bool = False) -> dict[str, Any]:
+    """App Home: the technician's own queue."""
+    if unlinked or view is None:
+        return {"type": "home", "blocks": [{"type": "section", "text": _md(t.HOME_UNLINKED)}]}
+    blocks = queue_blocks(view)
+    if not view.rows:
+        blocks = blocks[:1] + [{"type": "section", "text": _md(t.HOME_EMPTY)}]
+    return {"type": "home", "blocks": blocks[:MAX_VIEW_BLOCKS]}
+
+
+def sla_blocks(w: SlaWarningView) -> list[dict[str, Any]]:
+    head = t.SLA_BREACHED if w.breached else f"{t.SLA_WARNING} ({w.threshold}% used)"
+    num = f"#{w.ticket_number}" if w.ticket_number is not None else "(new)"
+    title = f"<{w.psa_url}|{num}>" if w.psa_url else num
+    metric = w.metric.replace("_", " ")
+    body = (f"{head} · {metric}\n{title} {esc(_cut(w.subject, 200))}\n"
+            f"{esc(w.customer_name or 'no customer')} · {esc(w.priority.capitalize())} · {sla_text(w.remaining_s)}")
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": _md(body)}]
+    if w.ticket_number is not None:
+        blocks.append({"type": "actions", "elements": [_button(ViewAction(action="open", label="Open ticket",
+                                                                          value=str(w.ticket_number)))]})
+    return blocks
+
+
+def sla_fallback(w: SlaWarningView) -> str:
+    return esc(f"SLA {'breached' if w.breached else 'warning'}: #{w.ticket_number} {w.subject}")
+
+
+def psa_note_blocks(author: str | None, visibility: str, body: str) -> list[dict[str, Any]]:
+    badge = t.VISIBILITY_BADGE.get(visibility, visibility)
+    return [{"type": "section", "text": _md(f"{t.THREAD_PSA_PREFIX} · {badge} · {esc(author or 'PSA')}\n"
+                                            f"{esc(_cut(body, 2800))}")}]

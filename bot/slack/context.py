@@ -1,0 +1,165 @@
+"""Per-request plumbing shared by the Slack listeners: who is acting, replying, posting ticket cards."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import replace
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+
+from bot.slack import blocks as bk
+from bot.slack import text as t
+from bot.slack.install import WORKSPACE_KEY
+from bot.slack.poster import SlackPoster
+from core.chat import ChannelInfo, ChatService, ChatUser
+from core.chat_commands import ChatCommands, error_view
+from core.chat_views import ChatViews
+from core.context import Actor
+from core.errors import DeskbridgeError, PermissionDenied
+from core.views import TicketView
+
+log = logging.getLogger("deskbridge.slack")
+PLATFORM = "slack"
+AUTOLINK_RETRY_S = 600.0
+
+
+class SlackContext:
+    """Services and helpers the listeners share (one per app)."""
+
+    def __init__(self, *, db: Any, chat: ChatService, views: ChatViews, commands: ChatCommands,
+                 poster: SlackPoster) -> None:
+        self.db = db
+        self.chat = chat
+        self.views = views
+        self.commands = commands
+        self.poster = poster
+        self._autolink_tried: dict[tuple[str, str], float] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def background(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run work after the ack; failures are logged."""
+        async def guarded() -> None:
+            try:
+                await coro
+            except Exception:  # noqa: BLE001
+                log.exception("slack background work failed")
+
+        task = asyncio.get_running_loop().create_task(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for background work (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # ------------------------------------------------------------ identity
+
+    @staticmethod
+    def chat_user(context: Any, body: dict[str, Any], channel_id: str | None) -> ChatUser:
+        user = body.get("user") if isinstance(body.get("user"), dict) else {}
+        user_team = (user or {}).get("team_id") or body.get("user_team_id")
+        return ChatUser(platform=PLATFORM, team_id=str(context.team_id or body.get("team_id") or ""),
+                        user_id=str(context.user_id or (user or {}).get("id") or body.get("user_id") or ""),
+                        channel_id=channel_id, user_team_id=user_team,
+                        name=(user or {}).get("username") or body.get("user_name"),
+                        is_dm=bool(channel_id and channel_id.startswith("D")))
+
+    async def _profile(self, client: Any, user_id: str) -> dict[str, Any] | None:
+        try:
+            resp = await client.users_info(user=user_id)
+            return resp.get("user") or None
+        except SlackApiError:
+            return None
+
+    async def actor(self, context: Any, user: ChatUser, client: Any, *,
+                    need_admin: bool = False) -> tuple[Actor, ChannelInfo]:
+        """The acting technician/contact; unknown users get one auto-link attempt by their Slack e-mail."""
+        ws = int(context[WORKSPACE_KEY])
+        try:
+            actor, info = await self.chat.actor_for(ws, user)
+        except PermissionDenied:
+            actor, info = await self._retry_with_profile(ws, user, client, need_admin=need_admin)
+            return actor, info
+        if need_admin and not actor.is_admin:
+            profile = await self._profile(client, user.user_id)
+            if profile and (profile.get("is_admin") or profile.get("is_owner")):
+                return await self.chat.actor_for(ws, replace(user, platform_admin=True))
+        if not actor.is_member and not user.is_external:
+            linked = await self._autolink(ws, user, client)
+            if linked:
+                return await self.chat.actor_for(ws, user)
+        return actor, info
+
+    async def _retry_with_profile(self, ws: int, user: ChatUser, client: Any, *,
+                                  need_admin: bool) -> tuple[Actor, ChannelInfo]:
+        if await self._autolink(ws, user, client):
+            return await self.chat.actor_for(ws, user)
+        if need_admin:
+            profile = await self._profile(client, user.user_id)
+            if profile and (profile.get("is_admin") or profile.get("is_owner")):
+                return await self.chat.actor_for(ws, replace(user, platform_admin=True))
+        return await self.chat.actor_for(ws, user)  # raises PermissionDenied again
+
+    async def _autolink(self, ws: int, user: ChatUser, client: Any) -> bool:
+        key = (user.team_id, user.user_id)
+        now = time.monotonic()
+        if now - self._autolink_tried.get(key, -AUTOLINK_RETRY_S) < AUTOLINK_RETRY_S:
+            return False
+        self._autolink_tried[key] = now
+        email = await self.email_of(client, user.user_id)
+        if not email:
+            return False
+        try:
+            await self.chat.link_user(ws, user, email)
+            return True
+        except DeskbridgeError:
+            return False
+
+    async def email_of(self, client: Any, user_id: str) -> str | None:
+        profile = await self._profile(client, user_id)
+        email = ((profile or {}).get("profile") or {}).get("email")
+        return str(email).lower() if email else None
+
+    # ------------------------------------------------------------ answering
+
+    async def reply_error(self, respond: Callable[..., Awaitable[Any]], exc: DeskbridgeError) -> None:
+        view = error_view(exc)
+        await respond(text=bk.message_fallback(view), blocks=bk.message_blocks(view), response_type="ephemeral",
+                      replace_original=False)
+
+    async def post_card(self, client: Any, workspace_id: int, team_id: str, channel_id: str, view: TicketView, *,
+                        thread_ts: str | None = None,
+                        respond: Callable[..., Awaitable[Any]] | None = None) -> str | None:
+        """Post a ticket card into a channel and remember it as the ticket's thread there."""
+        blocks = bk.ticket_blocks(view)
+        ts, error = await self.poster.post_or_error(client, channel_id, text=bk.ticket_fallback(view), blocks=blocks,
+                                                    thread_ts=thread_ts)
+        if ts is None:
+            if respond is not None:
+                note = [{"type": "context", "elements": [{"type": "mrkdwn", "text": t.NOT_IN_CHANNEL}]}]
+                await respond(text=bk.ticket_fallback(view), blocks=blocks[:49] + note, response_type="ephemeral")
+            log.info("card not posted", extra={"channel": channel_id, "error": error})
+            return None
+        await self.chat.record_post(workspace_id, ticket_id=view.summary.id, platform=PLATFORM, team_id=team_id,
+                                    channel_id=channel_id, message_ts=thread_ts or ts,
+                                    ref={"card_ts": ts} if thread_ts else None)
+        return ts
+
+    async def confirm_in_thread(self, client: Any, workspace_id: int, team_id: str, channel_id: str,
+                                thread_ts: str, card_ts: str | None, view: TicketView, confirmation: str) -> None:
+        """After a write: the bot says what it did in the thread, and the card shows the queued state."""
+        msg = t.confirm_thread(confirmation)
+        await self.poster.post(client, channel_id, text=msg, thread_ts=thread_ts,
+                               blocks=[{"type": "context", "elements": [{"type": "mrkdwn", "text": msg}]}])
+        if card_ts:
+            info = await self.chat.channel(workspace_id, PLATFORM, team_id, channel_id)
+            if info.visibility == "customer":
+                view = await self.views.ticket_from_detail(Actor.system(workspace_id), view.detail,
+                                                           audience="customer")
+            await self.poster.update(client, channel_id, card_ts, text=bk.ticket_fallback(view),
+                                     blocks=bk.ticket_blocks(view))

@@ -1,0 +1,40 @@
+"""Every user-facing string of the Slack surface, in one place."""
+
+from __future__ import annotations
+
+UNKNOWN_WORKSPACE = (":warning: This Slack workspace is not connected to Deskbridge. An admin can install it "
+                     "from the Deskbridge install page (/slack/install).")
+WORKING = "Working on it…"
+QUEUED_SUFFIX = "queued for the PSA"
+INTERNAL_ERROR = ":warning: Something went wrong on our side. Nothing was changed. Try again in a minute."
+NOT_A_TECH_THREAD = "Only technicians' messages in a ticket thread are written to the ticket."
+NOT_IN_CHANNEL = ("I can't post in this channel yet, so here is the card just for you. Invite me with "
+                  "`/invite @Deskbridge` to give tickets a thread here.")
+OPEN_FAILED = "Could not open the form in time. Click the button again."
+PENDING_TICKET = "This ticket is still being created in the PSA. Try again in a moment."
+NO_LINK = "No link is configured for this."
+HOME_EMPTY = "No open tickets are assigned to you. :tada:"
+HOME_UNLINKED = ("Deskbridge doesn't know which technician you are yet. Run `/deskbridge link` in any channel "
+                 "to link your Slack account by e-mail.")
+SHORTCUT_TITLE = "Ticket from message"
+THREAD_PSA_PREFIX = ":inbox_tray: *From the PSA*"
+WRITE_DELIVERED = ":white_check_mark: Delivered to the PSA: {what}."
+WRITE_DEAD = (":x: *Could not deliver to the PSA:* {what} ({error}). Nothing more will be tried. An admin can "
+              "retry it with `/deskbridge outbox redrive {op_id}` or drop it with `/deskbridge outbox discard {op_id}`.")
+SLA_BREACHED = ":rotating_light: *SLA breached*"
+SLA_WARNING = ":alarm_clock: *SLA warning*"
+NEW_TICKET = ":new: New ticket"
+
+VISIBILITY_BADGE = {"public": ":speech_balloon: *Public*", "internal": ":lock: *Internal*",
+                    "resolution": ":white_check_mark: *Resolution*"}
+OP_NAMES = {"create_ticket": "new ticket", "update_ticket": "ticket change", "add_note": "note",
+            "add_time_entry": "time entry", "upload_attachment": "attachment", "alert_action": "alert action"}
+
+
+def confirm_thread(confirmation: str) -> str:
+    """The bot's reply in a thread after a technician's message was written back."""
+    return f":memo: {confirmation}"
+
+
+def error_text(message: str, hint: str | None) -> str:
+    return f":warning: {message}" + (f"\n{hint}" if hint else "")
