@@ -151,6 +151,9 @@ class SlaService:
         self.tables = tables or TableCache()
         self.psa_tolerance_s = psa_tolerance_s
 
+    def now(self) -> datetime:
+        return self._clock()
+
     # ------------------------------------------------------------ loading
 
     async def _tickets(self, session: AsyncSession, ticket_ids: Sequence[int] | None) -> list[TicketRow]:

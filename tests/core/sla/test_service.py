@@ -199,3 +199,31 @@ async def test_queue_figures_and_breaching_query(sla: Sla):
     assert [i.sla_remaining_s for i in annotated.items] == [24 * H - 50 * 60, -35 * 60]
     await sla.tickets.change_status(sla.tech, a.summary.number, "closed")
     assert await sla.sla.breaching_ids(sla.ws, sla.clock.now) == []
+
+
+async def test_explain_shows_windows_holidays_pauses_and_the_psa(sla: Sla):
+    from core.sla.explain import explain
+
+    await sla.config.set_calendar(sla.ws, "default", country="US")
+    sla.clock.set(datetime(2026, 11, 25, 15, 0, tzinfo=NY))  # Wednesday before Thanksgiving
+    t = await sla.tickets.create(sla.tech, subject="Across the holiday", priority="critical")
+    await sla.tickets.comment(sla.tech, t.summary.number, "on it", visibility="public")
+    sla.clock.set(datetime(2026, 11, 25, 16, 0, tzinfo=NY))
+    await sla.tickets.change_status(sla.tech, t.summary.number, "waiting")
+    sla.clock.set(datetime(2026, 11, 27, 9, 0, tzinfo=NY))
+    await sla.tickets.change_status(sla.tech, t.summary.number, "in progress")
+    async with sla.db.write(Scope.workspace(sla.ws)) as s:
+        await s.execute(sa.update(Ticket).where(Ticket.id == t.summary.id).values(
+            psa_resolve_by=datetime(2026, 11, 27, 10, 0, tzinfo=NY)))
+    sla.clock.set(datetime(2026, 11, 27, 9, 30, tzinfo=NY))
+    out = await explain(sla.sla, sla.tech, t.summary.number)
+    text = "\n".join(out.lines)
+    res = out.view.metric("resolution")
+    # 1 h Wed + (paused Wed 16-17, Thanksgiving closed, paused Fri 08-09) + 30 m Fri -> 2 h 30 m left
+    assert res.used_s == 1.5 * 3600 and res.due_at == datetime(2026, 11, 27, 12, 0, tzinfo=NY)
+    assert "2026-11-26 Thanksgiving" in text and "paused: 2h of business time" in text
+    assert "Wed 25 Nov 15:00-16:00 EST  1h\n    Fri 27 Nov 09:00-09:30 EST  30m\n" in text  # pauses left out
+    assert "met with 15m to spare" in text
+    assert "DIFFERS by 2h" in text and "stopped (first_response)" in text
+    with pytest.raises(NotFound):
+        await explain(sla.sla, sla.tech, 99999)

@@ -1,0 +1,88 @@
+"""Threshold warnings: each (ticket, metric, cycle, threshold) posted once, also with two monitors
+sweeping one database at the same time (the suite runs this on SQLite and on PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+
+from core.notify import RecordingNotifier, SlaWarningEvent
+from core.sla.monitor import SlaMonitor
+from core.sla.service import SlaService
+from core.workspaces import DirectoryService
+from store.db import Database
+from tests.core.sla.conftest import Sla
+
+
+async def test_each_threshold_is_posted_once(sla: Sla):
+    await sla.config.set_policy(sla.ws, {"mode": "calendar"})
+    t = await sla.tickets.create(sla.tech, subject="DNS", priority="high")  # first response 1 h
+    await sla.tickets.comment(sla.tech, t.summary.number, "looking", visibility="public")  # stops first response
+    posted: list[tuple[int, str]] = []
+    for minutes in (0, 5 * 60, 6 * 60 + 1, 6 * 60 + 2, 7 * 60 + 13, 8 * 60, 8 * 60, 9 * 60):
+        sla.clock.now = t.summary.created_at + timedelta(minutes=minutes)
+        report = await sla.monitor.sweep()
+        posted += [(k[3], k[1]) for k in report.posted]
+    assert posted == [(75, "resolution"), (90, "resolution"), (100, "resolution")]
+    events = sla.notifier.of(SlaWarningEvent)
+    assert [e.threshold for e in events] == [75, 90, 100]
+    breach = events[-1]
+    assert breach.ticket_id == t.summary.id and breach.remaining_s <= 0 and breach.priority == "high"
+    assert breach.due_at == t.summary.created_at + timedelta(hours=8)
+    assert len(await sla.monitor.warnings(sla.ws, t.summary.id)) == 3
+
+
+async def test_a_jump_past_several_thresholds_posts_only_the_highest(sla: Sla):
+    await sla.config.set_policy(sla.ws, {"mode": "calendar", "thresholds": [50, 75, 90, 100]})
+    acme = await DirectoryService(sla.db).add_customer(sla.ws, identifier="ACME", name="Acme")
+    t = await sla.tickets.create(sla.tech, subject="Late", priority="critical", customer_id=acme.id)
+    sla.clock.advance(minutes=14)  # first response 15 m: 93% used at the first look
+    report = await sla.monitor.sweep()
+    assert [(k[1], k[3]) for k in report.posted] == [("first_response", 90)]
+    rows = await sla.monitor.warnings(sla.ws, t.summary.id)
+    assert sorted((r.threshold, r.posted) for r in rows) == [(50, False), (75, False), (90, True)]
+    event = sla.notifier.of(SlaWarningEvent)[0]
+    assert event.customer_id == acme.id and event.metric == "first_response" and event.subject == "Late"
+    assert (await sla.monitor.sweep()).posted == []  # a re-run posts nothing
+
+
+async def test_paused_and_stopped_clocks_do_not_warn_and_a_new_cycle_warns_again(sla: Sla):
+    await sla.config.set_policy(sla.ws, {"mode": "calendar", "reopen": "new_cycle", "thresholds": [100]})
+    t = await sla.tickets.create(sla.tech, subject="Cycle", priority="critical")  # resolution 4 h
+    await sla.tickets.comment(sla.tech, t.summary.number, "hi", visibility="public")
+    await sla.tickets.change_status(sla.tech, t.summary.number, "waiting")
+    sla.clock.advance(hours=10)
+    assert (await sla.monitor.sweep()).posted == []  # paused from the start
+    await sla.tickets.change_status(sla.tech, t.summary.number, "in progress")
+    sla.clock.advance(hours=4)
+    assert [k[2:] for k in (await sla.monitor.sweep()).posted] == [(1, 100)]
+    await sla.tickets.change_status(sla.tech, t.summary.number, "resolved")
+    sla.clock.advance(hours=1)
+    await sla.tickets.change_status(sla.tech, t.summary.number, "in progress")
+    sla.clock.advance(hours=3)
+    assert (await sla.monitor.sweep()).posted == []  # cycle 2: 3 h of 4 h
+    sla.clock.advance(hours=1)
+    assert [k[2:] for k in (await sla.monitor.sweep()).posted] == [(2, 100)]
+
+
+async def test_two_monitors_racing_post_each_threshold_once(sla: Sla, db_url: str):
+    await sla.config.set_policy(sla.ws, {"mode": "calendar", "thresholds": [25, 50, 75, 90, 100]})
+    tickets = [await sla.tickets.create(sla.tech, subject=f"T{i}", priority=p)
+               for i, p in enumerate(["critical", "high", "medium", "low"] * 3)]
+    other_db = Database(db_url)
+    notifiers = [sla.notifier, RecordingNotifier()]
+    monitors = [sla.monitor, SlaMonitor(other_db, SlaService(other_db, clock=sla.clock), notifiers[1],
+                                        clock=sla.clock)]
+    try:
+        for _ in range(12):  # 12 steps of 6 h: every ticket crosses every threshold of both metrics
+            sla.clock.advance(hours=6)
+            await asyncio.gather(*(m.sweep() for m in monitors), *(m.sweep() for m in monitors))
+    finally:
+        await other_db.dispose()
+    events = [e for n in notifiers for e in n.of(SlaWarningEvent)]
+    counts = Counter((e.ticket_id, e.metric, e.threshold) for e in events)
+    assert counts and max(counts.values()) == 1, [k for k, v in counts.items() if v > 1]
+    assert all((t.summary.id, "resolution", 100) in counts for t in tickets)  # every ticket breached once
+    rows = [r for t in tickets for r in await sla.monitor.warnings(sla.ws, t.summary.id)]
+    assert sum(r.posted for r in rows) == len(events)
