@@ -53,4 +53,48 @@ def build_scheduler(container: Deskbridge) -> AsyncIOScheduler:
         await container.idempotency.prune(datetime.now(UTC))  # REST API idempotency keys older than 24 h
 
     add_job(scheduler, container, "housekeeping", timedelta(hours=1), housekeeping)
+    register_sync(scheduler, container)
     return scheduler
+
+
+# ---------------------------------------------------------------- sync (issue 4)
+
+SYNC_JOB_PREFIXES = ("sync:", "picklists:", "reconcile:")
+
+
+def add_sync_jobs(scheduler: AsyncIOScheduler, container: Deskbridge, connection_id: int, *,
+                  every: timedelta | None = None, picklists_every: timedelta | None = None,
+                  reconcile_every: timedelta | None = None) -> None:
+    """Incremental sync, picklist refresh and full reconcile of one connection (ticks claimed in the DB;
+    the run itself holds the connection's lease, so a long sync never runs twice)."""
+    s = container.settings
+    sync = container.sync
+    plan = (("sync", every or timedelta(seconds=s.sync_interval_seconds), lambda: sync.run(connection_id)),
+            ("picklists", picklists_every or timedelta(seconds=s.picklist_interval_seconds),
+             lambda: sync.refresh_picklists(connection_id)),
+            ("reconcile", reconcile_every or timedelta(seconds=s.reconcile_interval_seconds),
+             lambda: sync.reconcile(connection_id)))
+    for kind, period, body in plan:
+        jitter = max(1, int(period.total_seconds() * 0.1))
+        add_job(scheduler, container, f"{kind}:{connection_id}", period, body, jitter=jitter)
+
+
+def register_sync(scheduler: AsyncIOScheduler, container: Deskbridge) -> None:
+    """Keep one set of sync jobs per enabled connection (connections added later are picked up)."""
+    if container.sync is None:
+        return
+
+    async def refresh_jobs() -> None:
+        conns = await container.connections.all_enabled()
+        wanted = {c.id for c in conns}
+        for conn in conns:
+            if scheduler.get_job(f"sync:{conn.id}") is None:
+                add_sync_jobs(scheduler, container, conn.id)  # type: ignore[arg-type]
+        for job in scheduler.get_jobs():
+            prefix, _, cid = job.id.partition(":")
+            if f"{prefix}:" in SYNC_JOB_PREFIXES and cid.isdigit() and int(cid) not in wanted:
+                job.remove()
+
+    scheduler.add_job(refresh_jobs, "interval", seconds=60, id="sync-jobs", name="sync-jobs",
+                      replace_existing=True, coalesce=True, max_instances=1,
+                      next_run_time=datetime.now(UTC) + timedelta(seconds=1))

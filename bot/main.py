@@ -29,6 +29,8 @@ from core.outbox.admin import OutboxAdmin
 from core.outbox.backoff import BackoffPolicy
 from core.outbox.worker import OutboxWorker, WorkerConfig
 from core.queue import QueueService
+from core.sync.engine import SyncEngine
+from core.sync.service import SyncService
 from core.tickets import TicketService
 from core.workspaces import DirectoryService, WorkspaceService
 from store import migrate
@@ -128,6 +130,7 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     )
     container.outbox_worker = OutboxWorker(db, connections, container.notifier,
                                            config=outbox_worker_config(settings), name=settings.instance_id)
+    container.sync = SyncService(SyncEngine(db, connections, container.notifier, instance_id=settings.instance_id))
     _wire_chat(container)
     if note:
         container.banner.append(note)

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from bot import jobs
-from bot.api import portal
+from bot.api import portal, webhooks
 
 log = logging.getLogger("deskbridge.api")
 
@@ -53,6 +53,7 @@ def create_app(container: Any, *, start_background: bool = True) -> FastAPI:
     app.state.container = container
     app.state.ready = False
     portal.install(app, container)  # REST API under /api/msp-portal (bot/api/portal)
+    webhooks.install(app)  # PSA webhook receivers: POST /webhooks/{connection_id}/{token} (core/sync)
     if getattr(container, "slack", None) is not None:
         app.include_router(container.slack.router())  # /slack/events, /slack/install, /slack/oauth_redirect
 
