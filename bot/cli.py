@@ -271,6 +271,14 @@ app.add_typer(console_app, name="console")
 from bot.commands.outbox import app as outbox_app  # noqa: E402
 
 app.add_typer(outbox_app, name="outbox")
+from bot.commands import sync as sync_commands  # noqa: E402
+
+app.add_typer(sync_commands.app, name="sync")
+sync_commands.register_connection_commands(conn_app)
+
+from bot.commands.sla import app as sla_app  # noqa: E402
+
+app.add_typer(sla_app, name="sla")
 
 
 def main() -> None:
