@@ -27,15 +27,14 @@ def console(
 
 
 async def _initial_sync(container) -> None:  # type: ignore[no-untyped-def]
-    """Pull tickets, customers and technicians once, when the sync engine is present."""
+    """Pull tickets, customers and technicians once from every connection of the workspace."""
     sync = getattr(container, "sync", None)
     if sync is None:
         return
-    for name in ("sync_all", "run_all", "sync_once"):
-        fn = getattr(sync, name, None)
-        if fn is not None:
-            try:
-                await fn()
-            except Exception as exc:  # noqa: BLE001 - the console still works on what is stored
-                typer.echo(f"(initial sync failed: {exc})")
-            return
+    for conn in await container.connections.list(container.default_workspace_id):
+        if not conn.enabled:
+            continue
+        try:
+            await sync.run(conn.id)
+        except Exception as exc:  # noqa: BLE001 - the console still works on what is stored
+            typer.echo(f"(sync of {conn.name} failed: {exc})")
