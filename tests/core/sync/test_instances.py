@@ -1,0 +1,123 @@
+"""Several instances: ticks claimed once in the database, per-connection leases, crashed holders taken over."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+import sqlalchemy as sa
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.jobs import add_sync_jobs
+from core import scheduling
+from core.sync.runs import RunStatus
+from store.db import Database, Scope
+from store.tables import JobTick, SyncRun, Ticket, TimelineEntry
+from tests.core.sync.conftest import SyncEnv, make_env
+from tests.core.sync.test_engine import seed
+from tests.fakes.connectwise import FakeConnectWise
+
+
+async def test_a_crashed_instances_lease_is_taken_over_after_it_expires(env: SyncEnv):
+    seed(env.fake, 3)
+    name = f"sync:{env.connection_id}"
+    assert await scheduling.acquire_lease(env.db, name, "crashed-instance/1", timedelta(minutes=5), env.now())
+    busy = await env.sync.run(env.connection_id)
+    assert busy.status == RunStatus.SKIPPED and await env.tickets() == {}
+    env.fake.clock.advance(6 * 60)  # the dead holder never renewed
+    done = await env.sync.run(env.connection_id)
+    assert done.status == RunStatus.OK and len(await env.tickets()) == 3
+
+
+@pytest.mark.slow
+async def test_two_instances_share_one_postgres_database(db: Database, db_url: str, workspace_id: int,
+                                                         database_backend: str):
+    if database_backend != "postgresql":
+        pytest.skip("several instances coordinate through PostgreSQL; SQLite is the one-process embedded mode "
+                    "(set DESKBRIDGE_TEST_DATABASE_URL to a PostgreSQL URL to run this)")
+    fake = FakeConnectWise()
+    ids = seed(fake, 30)
+    base = await make_env(db, workspace_id, fake, instance_id="a")
+    await base.sync.refresh_picklists(base.connection_id)
+    dbs = [Database(db_url), Database(db_url)]
+    ran: Counter[str] = Counter()
+    schedulers = []
+    for i, idb in enumerate(dbs):
+        other = await _engine_on(idb, base, f"inst-{i}")
+
+        class Counting:
+            def __init__(self, inner, who):
+                self.inner, self.who = inner, who
+
+            async def run(self, cid, **kw):
+                ran[self.who] += 1
+                return await self.inner.run(cid, **kw)
+
+            def __getattr__(self, name):
+                return getattr(self.inner, name)
+
+        container = SimpleNamespace(db=idb, sync=Counting(other, f"inst-{i}"),
+                                    settings=SimpleNamespace(instance_id=f"inst-{i}"))
+        sched = AsyncIOScheduler()
+        add_sync_jobs(sched, container, base.connection_id, every=timedelta(seconds=1),
+                      picklists_every=timedelta(hours=1), reconcile_every=timedelta(hours=1))
+        schedulers.append(sched)
+
+    rng = random.Random(7)
+    edits: dict[int, str] = {}
+
+    async def psa_users() -> None:  # people keep working in ConnectWise while both instances sync
+        for n in range(40):
+            fake.clock.advance(5)
+            tid = rng.choice(ids)
+            if n % 2:
+                edits[tid] = f"edit {n}"
+                fake.edit_ticket(tid, summary=edits[tid])
+            else:
+                fake.add_note(tid, f"note {n}", contact_id=min(fake.contacts))
+            await asyncio.sleep(0.15)
+
+    for sched in schedulers:
+        sched.start()
+    try:
+        await psa_users()
+        fake.clock.advance(5)
+        await asyncio.sleep(2.5)  # a last tick or two after the PSA went quiet
+    finally:
+        for sched in schedulers:
+            sched.shutdown(wait=False)
+        await asyncio.sleep(0.5)
+    async with db.read(Scope.system_wide()) as s:
+        ticks = (await s.exec(sa.select(JobTick.period_start, JobTick.claimed_by).where(
+            JobTick.job == f"sync:{base.connection_id}"))).all()
+        runs = (await s.exec(sa.select(SyncRun.status).where(SyncRun.kind.in_(["incremental", "full"])))).all()
+        tickets = (await s.exec(sa.select(Ticket.external_id, Ticket.subject))).all()
+        entries = (await s.exec(sa.select(TimelineEntry.ticket_id, TimelineEntry.kind,
+                                          TimelineEntry.external_id))).all()
+    for idb in dbs:
+        await idb.dispose()
+    assert len(ticks) >= 4
+    assert len({p for p, _ in ticks}) == len(ticks)  # one claim per period
+    assert sum(ran.values()) == len(ticks)  # every claimed tick ran exactly once, on exactly one instance
+    assert runs and all(status == RunStatus.OK for (status,) in runs)  # (a lease-skipped tick leaves no run row)
+    assert len(runs) <= len(ticks)
+    assert len(tickets) == len(fake.tickets) == len({e for e, _ in tickets})  # no duplicate rows
+    assert len(entries) == len(set(entries)) == len(fake.notes)  # every note once
+    subjects = dict(tickets)
+    assert all(subjects[str(tid)] == summary for tid, summary in edits.items())  # no lost updates
+
+
+async def _engine_on(idb: Database, base: SyncEnv, instance: str):
+    from core.connections import ConnectionService
+    from core.sync.engine import SyncEngine
+    from core.sync.service import SyncService
+
+    conns = ConnectionService(idb, cipher=base.connections.cipher, checker=base.connections._checker,
+                              factory=base.connections._factory, known_kinds=base.connections.known_kinds)
+    engine = SyncEngine(idb, conns, base.notifier, instance_id=instance, clock=base.engine.clock,
+                        sleep=base.engine.sleep)
+    return SyncService(engine)
