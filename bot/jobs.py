@@ -53,6 +53,8 @@ def build_scheduler(container: Deskbridge) -> AsyncIOScheduler:
         await container.idempotency.prune(datetime.now(UTC))  # REST API idempotency keys older than 24 h
 
     add_job(scheduler, container, "housekeeping", timedelta(hours=1), housekeeping)
+    if container.sla_monitor is not None:  # SLA clocks and threshold warnings, each minute
+        add_job(scheduler, container, "sla_monitor", timedelta(minutes=1), container.sla_monitor.sweep)
     register_sync(scheduler, container)
     return scheduler
 

@@ -29,6 +29,9 @@ from core.outbox.admin import OutboxAdmin
 from core.outbox.backoff import BackoffPolicy
 from core.outbox.worker import OutboxWorker, WorkerConfig
 from core.queue import QueueService
+from core.sla.config import SlaConfigService
+from core.sla.monitor import SlaMonitor
+from core.sla.service import SlaService
 from core.sync.engine import SyncEngine
 from core.sync.service import SyncService
 from core.tickets import TicketService
@@ -68,6 +71,10 @@ class Deskbridge:
     chat_views: ChatViews | None = None
     chat_commands: ChatCommands | None = None
     slack: Any = None  # bot.slack.app.SlackSurface when Slack is configured
+    # SLA engine (issue 6): clocks and figures, calendars/policies, the per-minute warning monitor.
+    sla: SlaService | None = None
+    sla_config: SlaConfigService | None = None
+    sla_monitor: SlaMonitor | None = None
     sync: SyncService | None = None  # ticket sync, picklists, reconcile, webhooks, mappings (issue 4)
 
     def system_actor(self) -> Actor:
@@ -131,6 +138,9 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     container.outbox_worker = OutboxWorker(db, connections, container.notifier,
                                            config=outbox_worker_config(settings), name=settings.instance_id)
     container.sync = SyncService(SyncEngine(db, connections, container.notifier, instance_id=settings.instance_id))
+    container.sla = SlaService(db)
+    container.sla_config = SlaConfigService(db)
+    container.sla_monitor = SlaMonitor(db, container.sla, container.notifier)
     _wire_chat(container)
     if note:
         container.banner.append(note)

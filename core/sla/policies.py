@@ -85,14 +85,13 @@ def parse_duration(value: str | int | float) -> int:
 
 
 def format_duration(seconds: float) -> str:
-    """4h, 1h30m, 15m, 2d3h (negative values get a leading '-')."""
+    """72h, 1h30m, 15m, 45s (hours are the largest unit: a business "day" is ambiguous)."""
     sign = "-" if seconds < 0 else ""
     s = int(round(abs(seconds)))
-    d, s = divmod(s, 86_400)
     h, s = divmod(s, 3600)
     m, s = divmod(s, 60)
-    parts = [f"{v}{u}" for v, u in ((d, "d"), (h, "h"), (m, "m")) if v]
-    if s and not d and not h:
+    parts = [f"{v}{u}" for v, u in ((h, "h"), (m, "m")) if v]
+    if s and not h:
         parts.append(f"{s}s")
     return sign + ("".join(parts) or "0m")
 

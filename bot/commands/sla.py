@@ -1,0 +1,235 @@
+"""`deskbridge sla policy|calendar|explain|breaching|sweep`: SLA policies, business calendars, and why a
+ticket's SLA shows what it shows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import typer
+
+app = typer.Typer(help="SLA policies, business-hours calendars, explanations.", no_args_is_help=True)
+policy_app = typer.Typer(help="SLA targets and clock rules (workspace default, per-customer overrides).",
+                         no_args_is_help=True)
+calendar_app = typer.Typer(help="Business-hours calendars: time zone, weekly hours, holidays.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+app.add_typer(calendar_app, name="calendar")
+
+WORKSPACE = typer.Option(None, help="Workspace slug")
+CUSTOMER = typer.Option(None, "--customer", help="Customer identifier or name (default: the workspace policy)")
+
+
+def _cli() -> Any:
+    from bot import cli  # late: bot.cli registers this module at its bottom
+
+    return cli
+
+
+async def _customer_id(c: Any, ws: int, customer: str | None) -> int | None:
+    if customer is None:
+        return None
+    return (await c.directory.find_customer(ws, customer)).id
+
+
+def _pairs(values: list[str], what: str, example: str) -> list[tuple[list[str], str]]:
+    out = []
+    for item in values:
+        key, sep, value = item.partition("=")
+        parts = [p.strip() for p in key.split(".")]
+        if not sep or len(parts) != 2 or not all(parts) or not value.strip():
+            raise _cli().fail(f"--{what} '{item}' is not like {example}.")
+        out.append((parts, value.strip()))
+    return out
+
+
+def _print_policy(policy: Any, own: dict[str, Any], level: str) -> None:
+    data = policy.to_dict()
+    typer.echo(f"Effective SLA policy ({level}):")
+    typer.echo(f"  mode: {data['mode']}" + (f" (calendar '{data['calendar']}')" if data["calendar"] else ""))
+    typer.echo(f"  {'priority':<10} {'first response':>15} {'resolution':>12}")
+    for prio, t in data["targets"].items():
+        typer.echo(f"  {prio:<10} {t['first_response']:>15} {t['resolution']:>12}")
+    typer.echo(f"  thresholds: {', '.join(f'{x}%' for x in data['thresholds'])}; reopen: {data['reopen']}")
+    for metric, stages in data["states"].items():
+        typer.echo(f"  {metric}: " + ", ".join(f"{s}={v}" for s, v in stages.items()))
+    for name, metrics in data["status_names"].items():
+        typer.echo(f"  status '{name}': " + ", ".join(f"{m}={v}" for m, v in metrics.items()))
+    typer.echo("Overrides stored at this level: " + (str(own) if own else "(none)"))
+
+
+@policy_app.command("show")
+def policy_show(customer: str | None = CUSTOMER, workspace: str | None = WORKSPACE) -> None:
+    """Show the effective policy (defaults, workspace overrides, customer overrides merged)."""
+    cli = _cli()
+
+    async def work(c: Any) -> Any:
+        ws = await cli.workspace_id(c, workspace)
+        return await c.sla_config.policy(ws, await _customer_id(c, ws, customer))
+
+    policy, own = cli.run(work)
+    _print_policy(policy, own, f"customer {customer}" if customer else "workspace")
+
+
+@policy_app.command("set")
+def policy_set(
+    target: list[str] = typer.Option([], "--target", help="PRIORITY.METRIC=DURATION, e.g. critical.resolution=4h "
+                                     "(metrics: first_response, resolution)"),
+    mode: str | None = typer.Option(None, help="business (calendar hours) or calendar (24x7)"),
+    calendar: str | None = typer.Option(None, help="Calendar name used in business mode"),
+    thresholds: str | None = typer.Option(None, help="Warning thresholds in percent, e.g. 75,90,100"),
+    state: list[str] = typer.Option([], "--state", help="METRIC.STAGE=running|paused|stopped, e.g. "
+                                    "resolution.waiting=paused (stages: new, in_progress, waiting, resolved, closed)"),
+    status_name: list[str] = typer.Option([], "--status-name", help="'PSA STATUS NAME.METRIC=STATE' overriding "
+                                          "its stage, e.g. 'Waiting on Vendor.resolution=running'"),
+    reopen: str | None = typer.Option(None, help="resume or new_cycle (resolution clock of a reopened ticket)"),
+    replace: bool = typer.Option(False, help="Replace this level's overrides instead of merging"),
+    customer: str | None = CUSTOMER,
+    workspace: str | None = WORKSPACE,
+) -> None:
+    """Change the workspace policy, or override it for one customer."""
+    cli = _cli()
+    settings: dict[str, Any] = {}
+    for (prio, metric), value in _pairs(target, "target", "critical.resolution=4h"):
+        settings.setdefault("targets", {}).setdefault(prio, {})[metric] = value
+    for (metric, stage), value in _pairs(state, "state", "resolution.waiting=paused"):
+        settings.setdefault("states", {}).setdefault(metric, {})[stage] = value
+    for item in status_name:
+        key, _, value = item.partition("=")
+        name, _, metric = key.rpartition(".")
+        if not name.strip() or not metric.strip() or not value.strip():
+            raise cli.fail(f"--status-name '{item}' is not like 'Waiting on Vendor.resolution=running'.")
+        settings.setdefault("status_names", {}).setdefault(name.strip(), {})[metric.strip()] = value.strip()
+    if mode is not None:
+        settings["mode"] = mode
+    if calendar is not None:
+        settings["calendar"] = calendar
+    if thresholds is not None:
+        try:
+            settings["thresholds"] = [int(x) for x in thresholds.split(",") if x.strip()]
+        except ValueError:
+            raise cli.fail(f"'{thresholds}' is not a list of percentages.", "Write e.g. --thresholds 75,90,100.") from None
+    if reopen is not None:
+        settings["reopen"] = reopen
+    if not settings and not replace:
+        raise cli.fail("Nothing to change.", "Pass --target, --mode, --calendar, --thresholds, --state or --reopen.")
+
+    async def work(c: Any) -> Any:
+        ws = await cli.workspace_id(c, workspace)
+        cid = await _customer_id(c, ws, customer)
+        await c.sla_config.set_policy(ws, settings, customer_id=cid, replace=replace)
+        return await c.sla_config.policy(ws, cid)
+
+    policy, own = cli.run(work)
+    _print_policy(policy, own, f"customer {customer}" if customer else "workspace")
+
+
+def _print_calendar(info: Any) -> None:
+    hol = info.holiday_country + (f"-{info.holiday_subdiv}" if info.holiday_subdiv else "") \
+        if info.holiday_country else "none"
+    typer.echo(f"{info.name}  (version {info.version})")
+    typer.echo(f"  time zone: {info.timezone}")
+    typer.echo(f"  hours:     {info.windows}")
+    typer.echo(f"  holidays:  {hol}")
+    if info.custom_holidays:
+        typer.echo("  custom:    " + ", ".join(d.isoformat() for d in info.custom_holidays))
+
+
+@calendar_app.command("show")
+def calendar_show(name: str | None = typer.Argument(None, help="Calendar name (default: all)"),
+                  workspace: str | None = WORKSPACE) -> None:
+    """Show one calendar or all of them."""
+    cli = _cli()
+
+    async def work(c: Any) -> Any:
+        ws = await cli.workspace_id(c, workspace)
+        return [await c.sla_config.calendar(ws, name)] if name else await c.sla_config.calendars(ws)
+
+    for info in cli.run(work):
+        _print_calendar(info)
+
+
+@calendar_app.command("set")
+def calendar_set(
+    name: str = typer.Argument(..., help="Calendar name, e.g. default or acme-west"),
+    tz: str | None = typer.Option(None, "--tz", help="IANA time zone, e.g. America/New_York"),
+    hours: str | None = typer.Option(None, help="Weekly hours, e.g. 'mon-fri 08:00-17:00; sat 09:00-12:00' "
+                                     "(overnight: 'mon-fri 22:00-06:00'; or 24x7)"),
+    country: str | None = typer.Option(None, help="Holiday country (ISO code, e.g. US, GB, CA)"),
+    subdiv: str | None = typer.Option(None, help="Holiday subdivision, e.g. CA (California), QC, SCT"),
+    no_country: bool = typer.Option(False, "--no-country", help="Stop observing a country's holidays"),
+    holiday: list[str] = typer.Option([], "--holiday", help="Add a custom holiday (YYYY-MM-DD), repeatable"),
+    remove_holiday: list[str] = typer.Option([], "--remove-holiday", help="Remove a custom holiday"),
+    workspace: str | None = WORKSPACE,
+) -> None:
+    """Create or change a calendar (use it for a customer with `sla policy set --customer X --calendar NAME`)."""
+    cli = _cli()
+
+    async def work(c: Any) -> Any:
+        ws = await cli.workspace_id(c, workspace)
+        return await c.sla_config.set_calendar(ws, name, timezone=tz, windows=hours, country=country, subdiv=subdiv,
+                                               add_holidays=holiday, remove_holidays=remove_holiday,
+                                               clear_country=no_country)
+
+    _print_calendar(cli.run(work))
+
+
+@calendar_app.command("holidays")
+def calendar_holidays(name: str = typer.Argument("default", help="Calendar name"),
+                      year: int | None = typer.Option(None, help="Year (default: this year)"),
+                      workspace: str | None = WORKSPACE) -> None:
+    """List the holidays a calendar observes in a year."""
+    cli = _cli()
+    the_year = year or datetime.now(UTC).year
+
+    async def work(c: Any) -> Any:
+        return await c.sla_config.holidays(await cli.workspace_id(c, workspace), name, the_year)
+
+    days = cli.run(work)
+    if not days:
+        typer.echo(f"No holidays in {the_year}. Add some with --country or --holiday.")
+    for d, label in days:
+        typer.echo(f"{d.isoformat()}  {d:%a}  {label}")
+
+
+@app.command("explain")
+def explain(ticket: str = typer.Argument(..., help="Ticket number"), workspace: str | None = WORKSPACE) -> None:
+    """How the ticket's remaining SLA time was computed: policy, windows, holidays, pauses, the PSA's dates."""
+    cli = _cli()
+    from core.sla.explain import explain as explain_ticket
+
+    async def work(c: Any) -> Any:
+        from core.context import Actor
+
+        return await explain_ticket(c.sla, Actor.system(await cli.workspace_id(c, workspace)), ticket)
+
+    for line in cli.run(work).lines:
+        typer.echo(line)
+
+
+@app.command("breaching")
+def breaching(within: float = typer.Option(0.0, help="Also list tickets within this percent of their target"),
+              workspace: str | None = WORKSPACE) -> None:
+    """List open tickets that breached an SLA (or are within --within percent of it)."""
+    cli = _cli()
+
+    async def work(c: Any) -> Any:
+        ws = await cli.workspace_id(c, workspace)
+        ids = await c.sla.breaching_ids(ws, c.sla.now(), within_pct=within)
+        return await c.sla.views(ws, ids)
+
+    views = cli.run(work)
+    if not views:
+        typer.echo("No tickets breaching.")
+    from core.views import sla_text
+
+    for view in views.values():
+        parts = [f"{m.metric} {sla_text(m.remaining_s)}" for m in view.metrics if m.state != "stopped"]
+        typer.echo(f"#{view.ticket_number}  " + "; ".join(parts))
+
+
+@app.command("sweep")
+def sweep() -> None:
+    """Run one SLA monitor pass now (update clocks, post due warnings)."""
+    report = _cli().run(lambda c: c.sla_monitor.sweep())
+    typer.echo(f"Evaluated {report.clocks} clocks in {report.workspaces} workspace(s) in {report.seconds:.2f} s; "
+               f"posted {report.warnings_posted} warning(s).")
