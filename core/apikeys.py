@@ -32,6 +32,9 @@ _KEY = re.compile(r"^dbk_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$")
 # last_used_at is refreshed at most this often, so a busy key does not turn every read into a write.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# A verified key is trusted this long without a database read. A revoke through this process takes effect
+# at once (it clears the cache); other instances notice within this time.
+AUTH_CACHE_TTL = timedelta(seconds=5)
 
 
 class Unauthenticated(DeskbridgeError):
@@ -93,9 +96,13 @@ def _info(row: ApiKey) -> KeyInfo:
 
 
 class ApiKeyService:
-    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow,
+                 cache_ttl: timedelta = AUTH_CACHE_TTL) -> None:
         self.db = db
         self._clock = clock
+        self._ttl = cache_ttl
+        # key id -> (hash of the whole key, principal, checked at); only valid, unrevoked keys.
+        self._cache: dict[str, tuple[str, Principal, datetime]] = {}
 
     async def create(self, workspace_id: int, *, name: str, scopes: Iterable[str],
                      created_by: str = "cli") -> tuple[KeyInfo, str]:
@@ -132,6 +139,7 @@ class ApiKeyService:
                 raise NotFound(f"No API key named '{ref}'.", hint="List keys with `deskbridge apikey list`.")
             if row.revoked_at is None:
                 row.revoked_at = self._clock()
+            self._cache.pop(row.key_id, None)
             return _info(row)
 
     async def authenticate(self, token: str | None) -> Principal:
@@ -140,17 +148,25 @@ class ApiKeyService:
         if not m:
             raise _denied()
         presented = hash_key(m.group(0))
+        now = self._clock()
+        hit = self._cache.get(m.group(1))
+        if hit is not None and now - hit[2] < self._ttl and hmac.compare_digest(hit[0], presented):
+            return hit[1]
         # System scope: the workspace is what we are looking up; the key id alone selects one row.
         async with self.db.read(Scope.system_wide()) as session:
             row = (await session.exec(select(ApiKey).where(ApiKey.key_id == m.group(1)))).first()
         if row is None or row.revoked_at is not None or not hmac.compare_digest(row.secret_hash, presented):
+            self._cache.pop(m.group(1), None)
             raise _denied()
-        now = self._clock()
         if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
             async with self.db.write(Scope.workspace(row.workspace_id)) as session:
                 await session.execute(sa.update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))  # type: ignore[arg-type]
-        return Principal(workspace_id=row.workspace_id, key_pk=row.id, key_id=row.key_id,  # type: ignore[arg-type]
-                         name=row.name, scopes=frozenset(row.scopes.split(",")))
+        principal = Principal(workspace_id=row.workspace_id, key_pk=row.id, key_id=row.key_id,  # type: ignore[arg-type]
+                              name=row.name, scopes=frozenset(row.scopes.split(",")))
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[row.key_id] = (row.secret_hash, principal, now)
+        return principal
 
 
 def _denied() -> Unauthenticated:

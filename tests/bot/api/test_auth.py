@@ -90,3 +90,26 @@ async def test_key_management_rules(api: Api):
     with pytest.raises(NotFound):
         await api.container.apikeys.revoke(api.other_ws, "read-key")
     assert normalize_scopes(["ADMIN", "read", "read"]) == ("read", "admin")
+
+
+async def test_revoke_from_another_process_applies_within_the_cache_ttl(api: Api):
+    from datetime import timedelta
+
+    from core.apikeys import AUTH_CACHE_TTL, ApiKeyService, Unauthenticated
+    from store.types import utcnow
+
+    clock = [utcnow()]
+    serving = ApiKeyService(api.container.db, clock=lambda: clock[0])
+    cli = ApiKeyService(api.container.db)  # e.g. `deskbridge apikey revoke` run elsewhere
+    token = api.keys["read"]
+    assert (await serving.authenticate(token)).name == "read-key"
+    await cli.revoke(api.ws, "read-key")
+    assert (await serving.authenticate(token)).name == "read-key"  # still cached
+    clock[0] += AUTH_CACHE_TTL + timedelta(seconds=1)
+    with pytest.raises(Unauthenticated):
+        await serving.authenticate(token)
+    good = api.keys["write"]
+    assert (await serving.authenticate(good)).name == "write-key"  # now cached
+    forged = good[:-1] + ("A" if not good.endswith("A") else "B")
+    with pytest.raises(Unauthenticated):  # a cached key id with another secret is still refused
+        await serving.authenticate(forged)
