@@ -134,7 +134,7 @@ class ApiKeyService:
         """Revoke a key by name or key id; it stops working on its next request."""
         async with self.db.write(Scope.workspace(workspace_id)) as session:
             row = (await session.exec(select(ApiKey).where(
-                sa.or_(ApiKey.name == ref.strip(), ApiKey.key_id == ref.strip())))).first()
+                sa.or_(ApiKey.name == ref.strip(), ApiKey.key_id == ref.strip())))).first()  # type: ignore[arg-type]
             if row is None:
                 raise NotFound(f"No API key named '{ref}'.", hint="List keys with `deskbridge apikey list`.")
             if row.revoked_at is None:

@@ -137,9 +137,9 @@ class IdempotencyService:
                 res = await session.execute(
                     sa.update(IdempotencyKey)
                     .where(IdempotencyKey.id == row.id, IdempotencyKey.state == "inflight",  # type: ignore[arg-type]
-                           IdempotencyKey.locked_at == row.locked_at)
+                           IdempotencyKey.locked_at == row.locked_at)  # type: ignore[arg-type]
                     .values(locked_at=now))
-                if res.rowcount:
+                if res.rowcount:  # type: ignore[attr-defined]
                     return Claim(workspace_id, row.id, key)  # type: ignore[arg-type]
             if row.state == "committed" and stale:
                 raise Conflict("The first request with this Idempotency-Key completed, but its response was not "
@@ -168,12 +168,12 @@ class IdempotencyService:
         async with self.db.write(Scope.workspace(claim.workspace_id)) as session:
             await session.execute(
                 sa.delete(IdempotencyKey).where(IdempotencyKey.id == claim.record_id,  # type: ignore[arg-type]
-                                                IdempotencyKey.state == "inflight"))
+                                                IdempotencyKey.state == "inflight"))  # type: ignore[arg-type]
 
     async def prune(self, now: datetime, *, older_than: timedelta = RETENTION) -> int:
         """Housekeeping: delete keys older than the retention (never less than 24 h)."""
         cutoff = now - max(older_than, RETENTION)
         # System scope: housekeeping runs once for every workspace.
         async with self.db.write(Scope.system_wide()) as session:
-            res = await session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff))
-        return int(res.rowcount or 0)
+            res = await session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff))  # type: ignore[arg-type]
+        return int(res.rowcount or 0)  # type: ignore[attr-defined]
