@@ -35,7 +35,7 @@ CONTINUOUS_END = 1e11  # year ~5138: the 24x7 table's single interval runs from 
 class IntervalTable:
     """Open intervals of one calendar over a horizon, with the cumulative business seconds."""
 
-    __slots__ = ("s", "e", "cum", "total", "horizon_start", "horizon_end", "key")
+    __slots__ = ("s", "e", "cum", "total", "horizon_start", "horizon_end", "key", "_s0", "_off0", "_cend0", "_off")
 
     def __init__(self, s: FloatArray, e: FloatArray, *, horizon_start: float, horizon_end: float,
                  key: object = None) -> None:
@@ -46,6 +46,12 @@ class IntervalTable:
         lengths = self.e - self.s
         self.cum = np.concatenate(([0.0], np.cumsum(lengths)[:-1])) if len(lengths) else np.zeros(0)
         self.total = float(lengths.sum())
+        # Lookup arrays: with k the interval at or before t, B(t) = min(t - off[k], cum_end[k]) because
+        # t >= s[k]; a zero-length sentinel at -inf makes k >= 0 for every t (B = 0 before the first).
+        self._s0 = np.concatenate(([-1e18], self.s))
+        self._off0 = np.concatenate(([-1e18], self.s - self.cum))
+        self._cend0 = np.concatenate(([0.0], self.cum + lengths))
+        self._off = self.s - self.cum
         self.horizon_start = horizon_start
         self.horizon_end = horizon_end
         self.key = key
@@ -65,13 +71,8 @@ class IntervalTable:
     def B(self, t: FloatArray | float) -> FloatArray:  # noqa: N802 - the name used in the reference
         """Business seconds from the table's origin up to each instant."""
         t = np.asarray(t, dtype=np.float64)
-        n = len(self.s)
-        if n == 0:
-            return np.zeros_like(t)
-        k = np.searchsorted(self.s, t, side="right") - 1
-        kc = np.clip(k, 0, n - 1)
-        val = self.cum[kc] + np.clip(t - self.s[kc], 0.0, self.e[kc] - self.s[kc])
-        return np.where(k < 0, 0.0, val)
+        k = np.searchsorted(self._s0, t, side="right") - 1
+        return np.minimum(t - self._off0[k], self._cend0[k])
 
     def B_inv(self, x: FloatArray | float) -> FloatArray:  # noqa: N802
         """The first instant at which `x` business seconds have elapsed (NaN past the horizon)."""
@@ -80,9 +81,8 @@ class IntervalTable:
         if n == 0:
             return np.full_like(x, np.nan)
         xc = np.maximum(x, 0.0)
-        k = np.searchsorted(self.cum, xc, side="left") - 1
-        kc = np.clip(k, 0, n - 1)
-        t = self.s[kc] + (xc - self.cum[kc])
+        k = np.maximum(np.searchsorted(self.cum, xc, side="left") - 1, 0)
+        t = xc + self._off[k]
         return np.where((xc > self.total) | np.isnan(x), np.nan, t)
 
     def elapsed(self, a: FloatArray | float, b: FloatArray | float) -> FloatArray:
@@ -120,12 +120,15 @@ def evaluate(table: IntervalTable, *, start: FloatArray, target: FloatArray, pau
     target = np.asarray(target, dtype=np.float64)
     paused_acc = np.asarray(paused_acc, dtype=np.float64)
     stopped = ~np.isnan(stopped_at)
-    end = np.where(stopped, stopped_at, now)
-    b_end = table.B(end)
-    b_start = table.B(start)
     paused = ~np.isnan(paused_since) & ~stopped
-    b_pause = table.B(np.where(paused, paused_since, end))
-    current_pause = np.where(paused, np.maximum(b_end - b_pause, 0.0), 0.0)
+    # B(now) is one number; only stopped and paused clocks need their own lookups.
+    b_end = np.full(start.shape, float(table.B(now)))
+    if stopped.any():
+        b_end[stopped] = table.B(stopped_at[stopped])
+    b_start = table.B(start)
+    current_pause = np.zeros(start.shape)
+    if paused.any():
+        current_pause[paused] = np.maximum(b_end[paused] - table.B(paused_since[paused]), 0.0)
     used = np.maximum(b_end - b_start - paused_acc - current_pause, 0.0)
     remaining = target - used
     breached = remaining <= 0
