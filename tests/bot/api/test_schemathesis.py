@@ -1,5 +1,5 @@
 """Property-based conformance of the REST API to its own OpenAPI (schemathesis): no 5xx, every status code
-documented, every response matching its schema and media type. Runs against a real uvicorn on loopback
+documented, every response matching its schema and media type, and never a byte of another workspace's data. Runs against a real uvicorn on loopback
 (one event loop owns the database pool), bootstrapped by the app's own lifespan."""
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ from schemathesis.specs.openapi.checks import (
 
 from bot.api.app import create_app
 from bot.main import bootstrap, build
+from core.context import Actor
 from tests.bot.api.conftest import PREFIX, api_settings
+
+OTHER_MARKER = "zz-other-workspace-only"
 
 
 @dataclass
@@ -54,6 +57,12 @@ def live(db_url: str, tmp_path: Path) -> Iterator[Live]:
             await c.directory.add_member(ws, name="Ana Tech", email="ana@msp.example")
             for i in range(3):
                 await c.tickets.create(c.system_actor(), subject=f"Seed {i}")
+            # Another workspace's data, with a marker that must never appear in any response (BOLA check).
+            other = await c.workspaces.create(slug="other-msp", name="Other MSP")
+            await c.directory.add_customer(other.id, identifier=OTHER_MARKER, name=OTHER_MARKER)
+            await c.directory.add_member(other.id, name=OTHER_MARKER)
+            for _ in range(5):
+                await c.tickets.create(Actor.system(other.id), subject=f"{OTHER_MARKER} ticket")
             return (await c.apikeys.create(ws, name="fuzz", scopes=["admin"]))[1]
         finally:
             await c.aclose()
@@ -88,6 +97,7 @@ def test_api_conforms_to_its_openapi(live: Live):
         @given(case=operation.as_strategy())
         @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def conforms(case) -> None:
-            case.call_and_validate(base_url=live.base_url, headers=headers, checks=checks)
+            response = case.call_and_validate(base_url=live.base_url, headers=headers, checks=checks)
+            assert OTHER_MARKER not in response.text, "another workspace's data leaked"
 
         conforms()
