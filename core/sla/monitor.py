@@ -136,7 +136,7 @@ class SlaMonitor:
                 ins = postgresql.insert(SlaWarning) if dialect == "postgresql" else sqlite.insert(SlaWarning)
                 stmt = ins.values(values).on_conflict_do_nothing(
                     index_elements=["ticket_id", "metric", "cycle", "threshold"]
-                ).returning(SlaWarning.ticket_id, SlaWarning.metric, SlaWarning.cycle, SlaWarning.threshold,
+                ).returning(SlaWarning.ticket_id,  # type: ignore[call-overload] SlaWarning.metric, SlaWarning.cycle, SlaWarning.threshold,
                             SlaWarning.posted)
                 for a, b, c, d, posted in (await session.execute(stmt)).all():
                     if posted:

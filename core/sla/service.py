@@ -157,7 +157,7 @@ class SlaService:
     # ------------------------------------------------------------ loading
 
     async def _tickets(self, session: AsyncSession, ticket_ids: Sequence[int] | None) -> list[TicketRow]:
-        base = select(*_TICKET_COLS).where(Ticket.deleted_at.is_(None))  # type: ignore[union-attr]
+        base = select(*_TICKET_COLS).where(Ticket.deleted_at.is_(None))  # type: ignore[call-overload, union-attr]
         rows: list[Any] = []
         if ticket_ids is None:
             live = select(SlaClock.ticket_id).where(SlaClock.stopped_at.is_(None))  # type: ignore[union-attr]
@@ -182,8 +182,8 @@ class SlaService:
         kinds = [EntryKind.STATUS_CHANGE.value, EntryKind.PRIORITY_CHANGE.value]
         for i in range(0, len(ticket_ids), CHUNK):
             rows = await session.execute(
-                select(TimelineEntry.id, TimelineEntry.ticket_id, TimelineEntry.kind, TimelineEntry.data,
-                       TimelineEntry.occurred_at)
+                select(TimelineEntry.id, TimelineEntry.ticket_id, TimelineEntry.kind,  # type: ignore[call-overload]
+                       TimelineEntry.data, TimelineEntry.occurred_at)
                 .where(TimelineEntry.ticket_id.in_(ticket_ids[i:i + CHUNK]),  # type: ignore[attr-defined]
                        TimelineEntry.kind.in_(kinds)))  # type: ignore[attr-defined]
             for entry_id, ticket_id, kind, data, at in rows:
