@@ -136,8 +136,8 @@ class SlaMonitor:
                 ins = postgresql.insert(SlaWarning) if dialect == "postgresql" else sqlite.insert(SlaWarning)
                 stmt = ins.values(values).on_conflict_do_nothing(
                     index_elements=["ticket_id", "metric", "cycle", "threshold"]
-                ).returning(SlaWarning.ticket_id,  # type: ignore[call-overload] SlaWarning.metric, SlaWarning.cycle, SlaWarning.threshold,
-                            SlaWarning.posted)
+                ).returning(SlaWarning.ticket_id, SlaWarning.metric, SlaWarning.cycle,  # type: ignore[call-overload]
+                            SlaWarning.threshold, SlaWarning.posted)
                 for a, b, c, d, posted in (await session.execute(stmt)).all():
                     if posted:
                         won.append((a, b, c, d))
