@@ -33,6 +33,7 @@ from store.db import Database
 from store.enums import EntryKind, Origin, Priority, Stage
 from store.tables import (
     AttachmentBlob,
+    Contact,
     Customer,
     Member,
     PsaConnection,
@@ -207,6 +208,9 @@ class TicketService:
                     f"{conn.name} needs a customer on every new ticket.", hint="Pick the customer and try again.",
                     field="customer",
                 )
+            contact = await session.get(Contact, contact_id) if contact_id is not None else None
+            if contact_id is not None and (contact is None or (customer and contact.customer_id not in (None, customer.id))):
+                raise NotFound("That contact was not found for this customer.", hint="Pick one of the customer's contacts.")
             assignee = await session.get(Member, assignee_member_id) if assignee_member_id else None
             if assignee_member_id and (assignee is None or not assignee.active):
                 raise NotFound("That technician was not found or is inactive.", hint="Pick another technician.")

@@ -24,6 +24,7 @@ class Ticket(WorkspaceOwned, table=True):
         sa.Index("ix_ticket_open_assignee", "workspace_id", "assignee_member_id", "is_open", "created_at", "id"),
         sa.Index("ix_ticket_open", "workspace_id", "is_open", "created_at", "id"),
         sa.Index("ix_ticket_customer_stage", "workspace_id", "customer_id", "stage", "created_at", "id"),
+        sa.Index("ix_ticket_stage", "workspace_id", "stage", "created_at", "id"),
         sa.Index("ix_ticket_psa_updated", "connection_id", "psa_updated_at"),
     )
 

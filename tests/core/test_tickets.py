@@ -213,3 +213,24 @@ async def test_failed_transaction_leaves_no_op_and_no_entry(svc, tech, db, works
     assert await _ops(db, workspace_id) == []
     async with db.read(Scope.workspace(workspace_id)) as s:
         assert (await s.exec(select(TimelineEntry))).all() == []
+
+
+async def test_contact_must_belong_to_the_workspace_and_customer(svc, tech, db, workspace_id, other_workspace_id):
+    from store.tables import Contact, Customer
+
+    async with db.write(Scope.workspace(other_workspace_id)) as s:
+        foreign = Contact(workspace_id=other_workspace_id, name="Eve Outsider")
+        s.add(foreign)
+    async with db.write(Scope.workspace(workspace_id)) as s:
+        acme = Customer(workspace_id=workspace_id, identifier="ACME", name="Acme")
+        globex = Customer(workspace_id=workspace_id, identifier="GLOBEX", name="Globex")
+        s.add_all([acme, globex])
+        await s.flush()
+        sam = Contact(workspace_id=workspace_id, name="Sam", customer_id=globex.id)
+        s.add(sam)
+    with pytest.raises(NotFound, match="contact was not found"):
+        await svc.create(tech, subject="x", contact_id=foreign.id)
+    with pytest.raises(NotFound, match="contact was not found"):
+        await svc.create(tech, subject="x", customer_id=acme.id, contact_id=sam.id)
+    ok = await svc.create(tech, subject="Sam's laptop", customer_id=globex.id, contact_id=sam.id)
+    assert ok.contact_name == "Sam"

@@ -356,6 +356,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_ticket_open', ['workspace_id', 'is_open', 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_ticket_open_assignee', ['workspace_id', 'assignee_member_id', 'is_open', 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_ticket_open_customer', ['workspace_id', 'customer_id', 'is_open', 'created_at', 'id'], unique=False)
+        batch_op.create_index('ix_ticket_stage', ['workspace_id', 'stage', 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_ticket_psa_updated', ['connection_id', 'psa_updated_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_ticket_workspace_id'), ['workspace_id'], unique=False)
 
@@ -494,6 +495,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_ticket_workspace_id'))
         batch_op.drop_index('ix_ticket_psa_updated')
         batch_op.drop_index('ix_ticket_open_customer')
+        batch_op.drop_index('ix_ticket_stage')
         batch_op.drop_index('ix_ticket_open_assignee')
         batch_op.drop_index('ix_ticket_open')
         batch_op.drop_index(batch_op.f('ix_ticket_marker'))
