@@ -47,10 +47,16 @@ def dialect_insert(session: AsyncSession, table: Any) -> Any:
     return postgresql.insert(table) if name == "postgresql" else sqlite.insert(table)
 
 
-def chunks(rows: Sequence[Mapping[str, Any]], ncols: int) -> Iterable[Sequence[Mapping[str, Any]]]:
+def chunks(rows: Sequence[Mapping[str, Any]], ncols: int, *, limit: int | None = None
+           ) -> Iterable[Sequence[Mapping[str, Any]]]:
     size = max(1, MAX_PARAMS // max(1, ncols))
+    if limit:
+        size = min(size, limit)
     for i in range(0, len(rows), size):
         yield rows[i : i + size]
+
+
+CHUNK_ROWS = 1000  # rows per executemany (and per savepoint, so a bad row costs one chunk's retry)
 
 
 @dataclass
@@ -60,9 +66,11 @@ class TicketWriteResult:
     bad: dict[str, str] = field(default_factory=dict)  # external_id -> error
 
 
-def _ticket_stmt(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> Any:
+def _ticket_stmt(session: AsyncSession) -> Any:
+    """One compiled statement, executed with many parameter sets (SQLAlchemy batches them as
+    multi-row VALUES with RETURNING: "insertmanyvalues"), far cheaper than compiling a giant VALUES."""
     t = Ticket.__table__
-    ins = dialect_insert(session, t).values(list(rows))
+    ins = dialect_insert(session, t)
     ex = ins.excluded
     set_: dict[str, Any] = {c: ex[c] for c in TICKET_COLUMNS if c not in _TICKET_KEEP}
     set_["marker"] = sa.func.coalesce(t.c.marker, ex.marker)
@@ -80,17 +88,18 @@ def _ticket_stmt(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> An
 async def upsert_tickets(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> TicketWriteResult:
     """Insert new and rewrite changed tickets in bulk; rows the fence refused come back in `fenced`."""
     result = TicketWriteResult()
-    for chunk in chunks(rows, len(TICKET_COLUMNS)):
+    stmt = _ticket_stmt(session)
+    for chunk in chunks(rows, 1, limit=CHUNK_ROWS):
         try:
             async with session.begin_nested():
-                got = (await session.execute(_ticket_stmt(session, chunk))).all()
+                got = (await session.execute(stmt, list(chunk))).all()
             result.written.update({ext: tid for tid, ext in got})
         except (IntegrityError, DBAPIError, ValueError, TypeError) as exc:
             log.warning("bulk ticket upsert failed; retrying row by row", extra={"error": str(exc)[:300]})
             for row in chunk:
                 try:
                     async with session.begin_nested():
-                        got = (await session.execute(_ticket_stmt(session, [row]))).all()
+                        got = (await session.execute(stmt, [dict(row)])).all()
                     result.written.update({ext: tid for tid, ext in got})
                 except (IntegrityError, DBAPIError, ValueError, TypeError) as row_exc:
                     result.bad[row["external_id"]] = _short(row_exc)
@@ -115,11 +124,11 @@ async def insert_timeline(session: AsyncSession, rows: Sequence[Mapping[str, Any
     """
     out: list[tuple[int, int, str, str]] = []
     t = TimelineEntry.__table__
-    for chunk in chunks(rows, len(TIMELINE_COLUMNS)):
-        stmt = dialect_insert(session, t).values(list(chunk)).on_conflict_do_nothing(
-            index_elements=["ticket_id", "kind", "external_id"]).returning(t.c.id, t.c.ticket_id, t.c.kind,
-                                                                          t.c.external_id)
-        out.extend(tuple(r) for r in (await session.execute(stmt)).all())  # type: ignore[misc]
+    stmt = dialect_insert(session, t).on_conflict_do_nothing(
+        index_elements=["ticket_id", "kind", "external_id"]).returning(t.c.id, t.c.ticket_id, t.c.kind,
+                                                                      t.c.external_id)
+    for chunk in chunks(rows, 1, limit=CHUNK_ROWS * 5):
+        out.extend(tuple(r) for r in (await session.execute(stmt, list(chunk))).all())  # type: ignore[misc]
     return out
 
 
@@ -149,15 +158,14 @@ async def ensure_directory(session: AsyncSession, table: Any, workspace_id: int,
     tbl = table.__table__
     values = [{"workspace_id": workspace_id, "connection_id": connection_id, "external_id": ext, **vals}
               for ext, vals in rows.items()]
-    ncols = len(values[0])
-    for chunk in chunks(values, ncols):
-        ins = dialect_insert(session, tbl).values(list(chunk))
-        if update:
-            stmt = ins.on_conflict_do_update(index_elements=["connection_id", "external_id"],
-                                             set_={c: ins.excluded[c] for c in update})
-        else:
-            stmt = ins.on_conflict_do_nothing(index_elements=["connection_id", "external_id"])
-        await session.execute(stmt)
+    ins = dialect_insert(session, tbl)
+    if update:
+        stmt = ins.on_conflict_do_update(index_elements=["connection_id", "external_id"],
+                                         set_={c: ins.excluded[c] for c in update})
+    else:
+        stmt = ins.on_conflict_do_nothing(index_elements=["connection_id", "external_id"])
+    for chunk in chunks(values, 1, limit=CHUNK_ROWS * 5):
+        await session.execute(stmt, list(chunk))
     return await directory_ids(session, table, connection_id, list(rows))
 
 
