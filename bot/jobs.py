@@ -71,6 +71,7 @@ def add_sync_jobs(scheduler: AsyncIOScheduler, container: Deskbridge, connection
     the run itself holds the connection's lease, so a long sync never runs twice)."""
     s = container.settings
     sync = container.sync
+    assert sync is not None, "build() wires container.sync"
     plan = (("sync", every or timedelta(seconds=s.sync_interval_seconds), lambda: sync.run(connection_id)),
             ("picklists", picklists_every or timedelta(seconds=s.picklist_interval_seconds),
              lambda: sync.refresh_picklists(connection_id)),

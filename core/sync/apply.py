@@ -389,8 +389,9 @@ async def _apply_children(s: AsyncSession, target: SyncTarget, children: Mapping
             row.setdefault(col, None)
     inserted = await insert_timeline(s, inserts) if inserts else []
     by_ticket = {tid: ext for ext, tid in ticket_ids.items()}
-    for entry_id, tid, kind, ext in inserted:
-        fam = _FAMILY[EntryKind(kind)]
+    for entry_id, tid, kind_value, ext in inserted:
+        kind = kind_value  # type: ignore[assignment]
+        fam = _FAMILY[EntryKind(kind_value)]
         result.add({"note": "notes_added", "time": "time_entries_added", "attachment": "attachments_added"}[fam])
         note = note_meta.get((tid, kind, ext))
         if note is not None and emit:

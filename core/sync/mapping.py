@@ -8,6 +8,7 @@ name is refreshed and, unless an admin overrode it, the default is recomputed. `
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -156,15 +157,17 @@ class MappingService:
             ).values(priority=target.value, priority_rank=target.rank))
             return MappingChange(m.psa_priority_name, "", target.value, res.rowcount or 0)
 
-    async def list(self, workspace_id: int, connection_id: int) -> tuple[list[StatusMapping], list[PriorityMapping]]:
+    async def list(self, workspace_id: int, connection_id: int
+                   ) -> tuple[builtins.list[StatusMapping], builtins.list[PriorityMapping]]:
         async with self.db.read(Scope.workspace(workspace_id)) as s:
             st = (await s.exec(select(StatusMapping).where(StatusMapping.connection_id == connection_id)
                                .order_by(StatusMapping.board_external_id, StatusMapping.psa_status_name))).all()
             pr = (await s.exec(select(PriorityMapping).where(PriorityMapping.connection_id == connection_id)
                                .order_by(PriorityMapping.psa_priority_name))).all()
-            return list(st), list(pr)
+            return builtins.list(st), builtins.list(pr)
 
-    async def _board_ids(self, s: AsyncSession, connection_id: int, board: str | None) -> list[str] | None:
+    async def _board_ids(self, s: AsyncSession, connection_id: int, board: str | None
+                         ) -> builtins.list[str] | None:
         if board is None:
             return None
         items = (await s.exec(select(PicklistItem).where(PicklistItem.connection_id == connection_id,
@@ -176,7 +179,7 @@ class MappingService:
         return hit
 
     async def _statuses(self, s: AsyncSession, workspace_id: int, connection_id: int, status: str,
-                        boards: list[str] | None) -> list[StatusMapping]:
+                        boards: builtins.list[str] | None) -> builtins.list[StatusMapping]:
         """Mapping rows for a status name/id; rows are created from the cached picklist when missing."""
         known = {(m.board_external_id, m.psa_status_id): m for m in (await s.exec(select(StatusMapping).where(
             StatusMapping.connection_id == connection_id))).all()}
