@@ -11,17 +11,17 @@ sent the write before it died), so the next attempt looks for its marker before 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
-from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store.db import Database, Scope
 from store.enums import OutboxStatus
-from store.tables import OutboxOp, PsaConnection
+from store.tables import OutboxOp, PsaConnection, Ticket
 
 FINISHED = (OutboxStatus.DONE.value, OutboxStatus.DISCARDED.value)
 
@@ -35,45 +35,61 @@ def _earlier_unfinished() -> sa.Exists:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A claimed op and what its delivery needs from its ticket, read in the claim's transaction."""
+
+    op: OutboxOp
+    ticket_external_id: str | None
+    ticket_number: int | None
+
+
 async def claim(db: Database, *, now: datetime, lease: timedelta, limit: int = 1,
-                exclude_connections: Collection[int] = ()) -> list[OutboxOp]:
-    """Claim up to `limit` due ops: status inflight, attempts + 1, lease until now + lease."""
+                exclude_connections: Collection[int] = ()) -> list[Claim]:
+    """Claim up to `limit` due ops: status inflight, attempts + 1, lease until now + lease (one UPDATE)."""
     due = sa.or_(
         sa.and_(OutboxOp.status == OutboxStatus.PENDING.value, OutboxOp.next_attempt_at <= now),
         sa.and_(OutboxOp.status == OutboxStatus.INFLIGHT.value, OutboxOp.lease_until < now),  # type: ignore[operator]
     )
     enabled = sa.select(PsaConnection.id).where(PsaConnection.enabled == sa.true())
-    stmt = (
+    pick = (
         sa.select(OutboxOp.id)
         .where(due, ~_earlier_unfinished(), OutboxOp.connection_id.in_(enabled))  # type: ignore[attr-defined]
         .order_by(OutboxOp.next_attempt_at, OutboxOp.id)
         .limit(limit)
     )
     if exclude_connections:
-        stmt = stmt.where(OutboxOp.connection_id.notin_(list(exclude_connections)))  # type: ignore[attr-defined]
+        pick = pick.where(OutboxOp.connection_id.notin_(list(exclude_connections)))  # type: ignore[attr-defined]
     if not db.is_sqlite:
-        stmt = stmt.with_for_update(skip_locked=True, of=OutboxOp.__table__)  # type: ignore[arg-type]
+        pick = pick.with_for_update(skip_locked=True, of=OutboxOp.__table__)  # type: ignore[arg-type]
+    table = OutboxOp.__table__
+    stmt = (
+        sa.update(table)
+        .where(table.c.id.in_(pick.scalar_subquery()))
+        .values(
+            status=OutboxStatus.INFLIGHT.value,
+            attempts=table.c.attempts + 1,
+            lease_until=now + lease,
+            updated_at=now,
+            # A reclaimed op's worker may have sent its write before it died: look before writing again.
+            outcome_unknown=sa.case((table.c.status == OutboxStatus.INFLIGHT.value, sa.true()),
+                                    else_=table.c.outcome_unknown),
+        )
+        .returning(*table.c)
+    )
     # System scope: the worker serves every workspace; each op is then finished in its own workspace scope.
     async with db.write(Scope.system_wide()) as session:
-        ids = list((await session.execute(stmt)).scalars().all())
-        if not ids:
+        ops = [OutboxOp(**dict(row._mapping)) for row in (await session.execute(stmt)).all()]
+        if not ops:
             return []
-        await session.execute(
-            sa.update(OutboxOp)
-            .where(OutboxOp.id.in_(ids))  # type: ignore[union-attr]
-            .values(
-                status=OutboxStatus.INFLIGHT.value,
-                attempts=OutboxOp.attempts + 1,
-                lease_until=now + lease,
-                updated_at=now,
-                outcome_unknown=sa.case((OutboxOp.status == OutboxStatus.INFLIGHT.value, sa.true()),
-                                        else_=OutboxOp.outcome_unknown),
-            )
-            .execution_options(synchronize_session=False)
-        )
-        rows = (await session.exec(select(OutboxOp).where(OutboxOp.id.in_(ids))  # type: ignore[union-attr]
-                                   .order_by(OutboxOp.next_attempt_at, OutboxOp.id))).all()
-        return list(rows)
+        ticket_ids = {op.ticket_id for op in ops if op.ticket_id is not None}
+        tickets = {}
+        if ticket_ids:
+            rows = await session.execute(sa.select(Ticket.id, Ticket.external_id, Ticket.number)
+                                         .where(Ticket.id.in_(ticket_ids)))  # type: ignore[union-attr]
+            tickets = {r.id: (r.external_id, r.number) for r in rows}
+    ops.sort(key=lambda o: (o.next_attempt_at, o.id))
+    return [Claim(op, *tickets.get(op.ticket_id, (None, None))) for op in ops]  # type: ignore[arg-type]
 
 
 async def finish(session: AsyncSession, op_id: int, attempt: int, **values: Any) -> bool:

@@ -41,7 +41,8 @@ class AttemptResult:
     breaker_opened: str | None = None  # this attempt opened the connection's breaker (one audit row)
 
 
-async def record(db: Database, op: OutboxOp, res: AttemptResult, now: datetime) -> tuple[bool, DomainEvent | None]:
+async def record(db: Database, op: OutboxOp, res: AttemptResult, now: datetime, *,
+                 ticket_number: int | None = None) -> tuple[bool, DomainEvent | None]:
     """Apply the outcome if this attempt still owns the op; returns (applied, event to notify)."""
     assert op.id is not None
     event: DomainEvent | None = None
@@ -64,7 +65,7 @@ async def record(db: Database, op: OutboxOp, res: AttemptResult, now: datetime) 
                                   .values(last_error=res.connection_error[:2000]))
         number = None
         if res.outcome in (Outcome.OK, Outcome.RECONCILED) and res.delivered is not None:
-            number = await _apply_delivery(session, op, res.delivered)
+            number = await _apply_delivery(session, op, res.delivered, ticket_number)
             event = WriteDelivered(workspace_id=op.workspace_id, ticket_id=op.ticket_id, ticket_number=number,
                                    origin=Origin.SYSTEM.value, occurred_at=now, op_id=op.id, kind=op.kind,
                                    external_id=res.delivered.external_id)
@@ -102,10 +103,13 @@ async def _finish(session: AsyncSession, op: OutboxOp, res: AttemptResult, now: 
     return await queries.finish(session, op.id, op.attempts, **values)
 
 
-async def _apply_delivery(session: AsyncSession, op: OutboxOp, d: Delivered) -> int | None:
+async def _apply_delivery(session: AsyncSession, op: OutboxOp, d: Delivered, number: int | None) -> int | None:
     """Local effects of a delivered op; returns the ticket's number."""
-    ticket = await session.get(Ticket, op.ticket_id) if op.ticket_id else None
-    if op.kind == OpKind.CREATE_TICKET and ticket is not None and d.external_id and ticket.external_id is None:
+    if op.kind != OpKind.CREATE_TICKET:
+        ticket = None
+    else:
+        ticket = await session.get(Ticket, op.ticket_id) if op.ticket_id else None
+    if ticket is not None and d.external_id and ticket.external_id is None:
         taken = (await session.exec(select(Ticket.id).where(
             Ticket.connection_id == ticket.connection_id, Ticket.external_id == d.external_id,
             Ticket.id != ticket.id))).first()  # type: ignore[arg-type]
@@ -127,4 +131,4 @@ async def _apply_delivery(session: AsyncSession, op: OutboxOp, d: Delivered) -> 
                 session.add(entry)
     if op.kind == OpKind.UPLOAD_ATTACHMENT and (op.payload or {}).get("blob_id") is not None:
         await session.execute(sa.delete(AttachmentBlob).where(AttachmentBlob.id == int(op.payload["blob_id"])))  # type: ignore[arg-type]
-    return ticket.number if ticket else None
+    return ticket.number if ticket else number

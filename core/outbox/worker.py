@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from connectors.base import PsaConnector
 from connectors.errors import PsaAuthError, PsaError, PsaRateLimited
@@ -30,13 +31,16 @@ from core.outbox.audit import Outcome
 from core.outbox.backoff import BackoffPolicy
 from core.outbox.breaker import CircuitBreaker
 from core.outbox.delivery import AttemptLog, DeliveryInput, NotReady, deliver, reconcilable, request_summary
+from core.outbox.queries import Claim
 from core.outbox.ratelimit import BudgetExhausted, ConnectionBudget, limits_for
 from core.outbox.recorder import AttemptResult, record
 from store.db import Database, Scope
-from store.tables import AttachmentBlob, OutboxOp, PsaConnection, Ticket
+from store.tables import AttachmentBlob, OutboxOp, PsaConnection
 from store.types import utcnow
 
 log = logging.getLogger("deskbridge.outbox")
+
+IDLE_MIN = 0.05  # seconds: first idle wait; doubles up to poll_seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,20 +98,53 @@ class OutboxWorker:
     # ------------------------------------------------------------ running
 
     async def run(self) -> None:
-        """Run the slots until stop(); in-flight deliveries get `grace_seconds` to finish."""
+        """Claim and deliver until stop(); in-flight deliveries get `grace_seconds` to finish.
+
+        One dispatcher claims as many ops as there are free slots, in one transaction; each claimed op is
+        delivered in its own task."""
         self._stopping.clear()
-        tasks = [asyncio.create_task(self._slot(i), name=f"{self.name}-slot-{i}")
-                 for i in range(self.config.concurrency)]
+        inflight: set[asyncio.Task[None]] = set()
         log.info("outbox worker started", extra={"worker": self.name, "slots": self.config.concurrency})
+        idle = IDLE_MIN
         try:
-            await self._stopping.wait()
+            while not self._stopping.is_set():
+                free = self.config.concurrency - len(inflight)
+                if free <= 0:
+                    await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                try:
+                    claims = await self._claim(free)
+                except Exception:  # noqa: BLE001 - e.g. the database is briefly unavailable; try again
+                    log.exception("outbox claim failed", extra={"worker": self.name})
+                    claims = []
+                for c in claims:
+                    task = asyncio.create_task(self._process_logged(c), name=f"{self.name}-op-{c.op.id}")
+                    inflight.add(task)
+                    task.add_done_callback(inflight.discard)
+                if claims:
+                    idle = IDLE_MIN
+                    continue
+                self._wake.clear()
+                waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._wake.wait()), *inflight}
+                done, _ = await asyncio.wait(waiters, timeout=idle * (0.5 + self._rng.random()),
+                                             return_when=asyncio.FIRST_COMPLETED)
+                for w in waiters - set(inflight):
+                    w.cancel()
+                idle = min(idle * 2, self.config.poll_seconds)
         finally:
-            _, pending = await asyncio.wait(tasks, timeout=self.config.grace_seconds)
-            for t in pending:
-                t.cancel()  # its op stays inflight; the lease expires and another attempt reconciles
-            await asyncio.gather(*tasks, return_exceptions=True)
+            if inflight:
+                _, pending = await asyncio.wait(inflight, timeout=self.config.grace_seconds)
+                for t in pending:
+                    t.cancel()  # its op stays inflight; the lease expires and another attempt reconciles
+                await asyncio.gather(*pending, return_exceptions=True)
             await self.aclose()
             log.info("outbox worker stopped", extra={"worker": self.name})
+
+    async def _process_logged(self, claim: Claim) -> None:
+        try:
+            await self.process(claim)
+        except Exception:  # noqa: BLE001 - recording failed (database); the lease expires and it is retried
+            log.exception("outbox op processing failed", extra={"op_id": claim.op.id})
 
     def stop(self) -> None:
         self._stopping.set()
@@ -117,33 +154,18 @@ class OutboxWorker:
         """Poll now (e.g. an op was just enqueued in this process)."""
         self._wake.set()
 
-    async def _slot(self, index: int) -> None:
-        idle = 0.05
-        while not self._stopping.is_set():
-            try:
-                worked = await self.step()
-            except Exception:  # noqa: BLE001 - e.g. the database is briefly unavailable; try again
-                log.exception("outbox step failed", extra={"worker": self.name})
-                worked = False
-            if worked:
-                idle = 0.05
-                continue
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=idle * (0.5 + self._rng.random()))
-            except TimeoutError:
-                pass
-            idle = min(idle * 2, self.config.poll_seconds)
-
     async def step(self) -> bool:
         """Claim and deliver one due op; False when nothing was due."""
-        held = await self._held_connections()
-        ops = await queries.claim(self.db, now=self._clock(), lease=timedelta(seconds=self.config.lease_seconds),
-                                  limit=1, exclude_connections=held)
-        if not ops:
+        claims = await self._claim(1)
+        if not claims:
             return False
-        await self.process(ops[0])
+        await self.process(claims[0])
         return True
+
+    async def _claim(self, limit: int) -> list[Claim]:
+        held = await self._held_connections()
+        return await queries.claim(self.db, now=self._clock(), lease=timedelta(seconds=self.config.lease_seconds),
+                                   limit=limit, exclude_connections=held)
 
     async def drain(self, max_ops: int = 10_000) -> int:
         """Deliver due ops one at a time until none is due (tests, `outbox work --once`)."""
@@ -166,8 +188,9 @@ class OutboxWorker:
 
     # ------------------------------------------------------------ one op
 
-    async def process(self, op: OutboxOp) -> None:
+    async def process(self, claim: Claim) -> None:
         """Deliver one claimed op and record the outcome (never raises for PSA failures)."""
+        op = claim.op
         now_wall, t0 = self._clock(), self._mono()
         conn = await self._connection(op)
         if conn is None:
@@ -183,7 +206,7 @@ class OutboxWorker:
         inp: DeliveryInput | None = None
         attempt = AttemptLog()
         try:
-            inp = await self._input(op)
+            inp = DeliveryInput(claim.ticket_external_id, await self._blob(op))
             connector = self._connector(conn)
             budget = self._budget(conn.row)
             lease_left = ((op.lease_until or now_wall) - now_wall).total_seconds()
@@ -201,7 +224,7 @@ class OutboxWorker:
         if attempt.calls:
             res.request["calls"] = list(attempt.calls)
         res.duration_ms = int((self._mono() - t0) * 1000)
-        await self._record(op, res)
+        await self._record(op, res, claim.ticket_number)
 
     def _failed(self, op: OutboxOp, conn: _Conn, exc: Exception, attempt: AttemptLog) -> AttemptResult:
         now = self._clock()
@@ -257,8 +280,8 @@ class OutboxWorker:
         return AttemptResult(Outcome.RETRY, action, status=exc.status, error=str(exc), outcome_unknown=unknown,
                              next_attempt_at=self._clock() + timedelta(seconds=delay))
 
-    async def _record(self, op: OutboxOp, res: AttemptResult) -> None:
-        applied, event = await record(self.db, op, res, self._clock())
+    async def _record(self, op: OutboxOp, res: AttemptResult, ticket_number: int | None = None) -> None:
+        applied, event = await record(self.db, op, res, self._clock(), ticket_number=ticket_number)
         self.processed += 1
         if not applied:
             log.warning("outbox attempt superseded", extra={"op_id": op.id, "attempt": op.attempts})
@@ -342,12 +365,11 @@ class OutboxWorker:
             conn.connector = self.connections.build(conn.row)
         return conn.connector
 
-    async def _input(self, op: OutboxOp) -> DeliveryInput:
+    async def _blob(self, op: OutboxOp) -> bytes | None:
+        """An attachment's bytes (read just before the upload; never held in the claim)."""
+        blob_id = (op.payload or {}).get("blob_id")
+        if blob_id is None:
+            return None
         async with self.db.read(Scope.workspace(op.workspace_id)) as session:
-            ticket = await session.get(Ticket, op.ticket_id) if op.ticket_id else None
-            blob = None
-            blob_id = (op.payload or {}).get("blob_id")
-            if blob_id is not None:
-                row = await session.get(AttachmentBlob, int(blob_id))
-                blob = bytes(row.data) if row is not None else None
-        return DeliveryInput(ticket_external_id=ticket.external_id if ticket else None, blob=blob)
+            row = await session.get(AttachmentBlob, int(blob_id))
+        return bytes(row.data) if row is not None else None

@@ -43,7 +43,7 @@ async def test_ops_of_one_ticket_apply_in_order(rig):
                     payload=AddNote(text=f"n{i}", visibility="internal"), ticket_id=d.summary.id, actor="t")
     # Only the create is claimable while it is unfinished.
     claimed = await queries.claim(rig.db, now=rig.clock(), lease=_lease(), limit=10)
-    assert [o.kind for o in claimed] == ["create_ticket"]
+    assert [c.op.kind for c in claimed] == ["create_ticket"]
     rig.clock.advance(30)  # its lease expires; reclaimed as "outcome unknown"
     await rig.run()
     texts = [w.data.get("text") for w in rig.psa.writes]
@@ -134,3 +134,24 @@ def _lease():
     return timedelta(seconds=10)
 
 
+
+
+async def test_run_loop_delivers_concurrently_and_stops_gracefully(rig):
+    import asyncio
+
+    for n in range(4):
+        await rig.synced_ticket(str(920 + n))
+        for i in range(3):
+            await rig.tickets.comment(rig.tech, 920 + n, f"t{n} n{i}", visibility="internal")
+    task = asyncio.create_task(rig.worker.run())
+    for _ in range(200):
+        if all(o.status == "done" for o in await rig.ops()):
+            break
+        await asyncio.sleep(0.02)
+    rig.worker.stop()
+    await asyncio.wait_for(task, 5)
+    assert [o.status for o in await rig.ops()] == ["done"] * 12
+    for n in range(4):  # each ticket's notes in order, whatever the interleaving across tickets
+        mine = [w.data["text"] for w in rig.psa.writes if w.data["text"].startswith(f"t{n} ")]
+        assert mine == [f"t{n} n0", f"t{n} n1", f"t{n} n2"]
+    assert len(rig.notifier.of(WriteDelivered)) == 12
