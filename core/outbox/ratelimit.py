@@ -91,6 +91,11 @@ class BudgetExhausted(Exception):
         self.wait = wait
 
 
+# The bucket runs this far under the configured rate: timer and scheduling jitter can make two requests
+# arrive at the PSA closer together than they left, and the PSA's limiter must never see a burst.
+SAFETY = 0.97
+
+
 class ConnectionBudget:
     """The token bucket and concurrency gate of one connection in this process."""
 
@@ -99,7 +104,7 @@ class ConnectionBudget:
         self.limits = limits
         self._clock = clock
         self._sleep = sleep
-        self.bucket = TokenBucket(limits.per_second, limits.burst, now=clock())
+        self.bucket = TokenBucket(limits.per_second * SAFETY, limits.burst, now=clock())
         self.gate = asyncio.Semaphore(limits.concurrency)
         self.paused_until = 0.0
 

@@ -341,11 +341,11 @@ class OutboxWorker:
 
     async def _load(self, workspace_id: int, connection_id: int) -> _Conn | None:
         """(Re)read a connection row; new credentials or settings get a new connector, breaker and budget."""
-        cached = self._conns.get(connection_id)
         async with self.db.read(Scope.workspace(workspace_id)) as session:
             row = await session.get(PsaConnection, connection_id)
         if row is None or not row.enabled:
             return None
+        cached = self._conns.get(connection_id)  # after the read: a concurrent delivery may have loaded it
         key = hashlib.sha256((row.credentials_ciphertext or b"") + repr(sorted((row.settings or {}).items()))
                              .encode()).hexdigest()
         if cached is not None and cached.key == key:

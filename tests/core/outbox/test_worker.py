@@ -155,3 +155,22 @@ async def test_run_loop_delivers_concurrently_and_stops_gracefully(rig):
         mine = [w.data["text"] for w in rig.psa.writes if w.data["text"].startswith(f"t{n} ")]
         assert mine == [f"t{n} n0", f"t{n} n1", f"t{n} n2"]
     assert len(rig.notifier.of(WriteDelivered)) == 12
+
+
+async def test_concurrent_deliveries_share_one_connector_per_connection(rig):
+    import asyncio
+
+    built = []
+    factory = rig.connections._factory
+
+    def counting(config):
+        built.append(config.connection_id)
+        return factory(config)
+
+    rig.connections._factory = counting
+    for n in range(4):
+        await rig.synced_ticket(str(930 + n))
+        await rig.tickets.comment(rig.tech, 930 + n, "x", visibility="internal")
+    claims = await queries.claim(rig.db, now=rig.clock(), lease=_lease(), limit=4)
+    await asyncio.gather(*(rig.worker.process(c) for c in claims))
+    assert len(rig.psa.writes) == 4 and built == [rig.setup.connection_id]
