@@ -44,7 +44,7 @@ def create_app(container: Any, *, start_background: bool = True) -> FastAPI:
                 await slack.stop()
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
-            if outbox_task is not None:
+            if outbox_task is not None and worker is not None:
                 worker.stop()  # in-flight deliveries get the worker's grace period
                 await asyncio.gather(outbox_task, return_exceptions=True)
             await container.aclose()

@@ -176,7 +176,7 @@ class OutboxAdmin:
     async def counts(self, workspace_id: int) -> dict[str, int]:
         """Ops per status (pending, inflight, done, dead, blocked, discarded)."""
         async with self.db.read(Scope.workspace(workspace_id)) as session:
-            found = await queries.status_counts(session)
+            found = await queries.status_counts(session, workspace_id)
         return {s.value: found.get(s.value, 0) for s in OutboxStatus}
 
     @staticmethod

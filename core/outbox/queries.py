@@ -1,4 +1,4 @@
-"""The outbox's SQL: claim due ops under a lease, finish them fenced by `attempts`, hold and release a
+"""The outbox's SQL (Core statements on the table, so every one names its rows explicitly): claim due ops under a lease, finish them fenced by `attempts`, hold and release a
 ticket's later ops behind a dead one (reliability-sla.md §2.8, §3.4, §3.5).
 
 Claims run in one short write transaction (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: `BEGIN
@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store.db import Database, Scope
@@ -24,15 +23,16 @@ from store.enums import OutboxStatus
 from store.tables import OutboxOp, PsaConnection, Ticket
 
 FINISHED = (OutboxStatus.DONE.value, OutboxStatus.DISCARDED.value)
+OUTBOX: sa.Table = OutboxOp.__table__  # type: ignore[attr-defined]
+OP = OUTBOX.c
+CONN = PsaConnection.__table__.c  # type: ignore[attr-defined]
+TICKET = Ticket.__table__.c  # type: ignore[attr-defined]
 
 
 def _earlier_unfinished() -> sa.Exists:
-    o2 = aliased(OutboxOp)
-    return (
-        sa.select(o2.id)
-        .where(o2.ticket_id == OutboxOp.ticket_id, o2.id < OutboxOp.id, o2.status.notin_(FINISHED))  # type: ignore[attr-defined]
-        .exists()
-    )
+    o2 = OUTBOX.alias("earlier")
+    return sa.select(o2.c.id).where(o2.c.ticket_id == OP.ticket_id, o2.c.id < OP.id,
+                                    o2.c.status.notin_(FINISHED)).exists()
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,34 +48,32 @@ async def claim(db: Database, *, now: datetime, lease: timedelta, limit: int = 1
                 exclude_connections: Collection[int] = ()) -> list[Claim]:
     """Claim up to `limit` due ops: status inflight, attempts + 1, lease until now + lease (one UPDATE)."""
     due = sa.or_(
-        sa.and_(OutboxOp.status == OutboxStatus.PENDING.value, OutboxOp.next_attempt_at <= now),
-        sa.and_(OutboxOp.status == OutboxStatus.INFLIGHT.value, OutboxOp.lease_until < now),  # type: ignore[operator]
+        sa.and_(OP.status == OutboxStatus.PENDING.value, OP.next_attempt_at <= now),
+        sa.and_(OP.status == OutboxStatus.INFLIGHT.value, OP.lease_until < now),
     )
-    enabled = sa.select(PsaConnection.id).where(PsaConnection.enabled == sa.true())
+    enabled = sa.select(CONN.id).where(CONN.enabled == sa.true())
     pick = (
-        sa.select(OutboxOp.id)
-        .where(due, ~_earlier_unfinished(), OutboxOp.connection_id.in_(enabled))  # type: ignore[attr-defined]
-        .order_by(OutboxOp.next_attempt_at, OutboxOp.id)
+        sa.select(OP.id)
+        .where(due, ~_earlier_unfinished(), OP.connection_id.in_(enabled))
+        .order_by(OP.next_attempt_at, OP.id)
         .limit(limit)
     )
     if exclude_connections:
-        pick = pick.where(OutboxOp.connection_id.notin_(list(exclude_connections)))  # type: ignore[attr-defined]
+        pick = pick.where(OP.connection_id.notin_(list(exclude_connections)))
     if not db.is_sqlite:
-        pick = pick.with_for_update(skip_locked=True, of=OutboxOp.__table__)  # type: ignore[arg-type]
-    table = OutboxOp.__table__
+        pick = pick.with_for_update(skip_locked=True, of=OUTBOX)
     stmt = (
-        sa.update(table)
-        .where(table.c.id.in_(pick.scalar_subquery()))
+        sa.update(OUTBOX)
+        .where(OP.id.in_(pick.scalar_subquery()))
         .values(
             status=OutboxStatus.INFLIGHT.value,
-            attempts=table.c.attempts + 1,
+            attempts=OP.attempts + 1,
             lease_until=now + lease,
             updated_at=now,
             # A reclaimed op's worker may have sent its write before it died: look before writing again.
-            outcome_unknown=sa.case((table.c.status == OutboxStatus.INFLIGHT.value, sa.true()),
-                                    else_=table.c.outcome_unknown),
+            outcome_unknown=sa.case((OP.status == OutboxStatus.INFLIGHT.value, sa.true()), else_=OP.outcome_unknown),
         )
-        .returning(*table.c)
+        .returning(*OP)
     )
     # System scope: the worker serves every workspace; each op is then finished in its own workspace scope.
     async with db.write(Scope.system_wide()) as session:
@@ -85,8 +83,8 @@ async def claim(db: Database, *, now: datetime, lease: timedelta, limit: int = 1
         ticket_ids = {op.ticket_id for op in ops if op.ticket_id is not None}
         tickets = {}
         if ticket_ids:
-            rows = await session.execute(sa.select(Ticket.id, Ticket.external_id, Ticket.number)
-                                         .where(Ticket.id.in_(ticket_ids)))  # type: ignore[union-attr]
+            rows = await session.execute(sa.select(TICKET.id, TICKET.external_id, TICKET.number)
+                                         .where(TICKET.id.in_(ticket_ids)))
             tickets = {r.id: (r.external_id, r.number) for r in rows}
     ops.sort(key=lambda o: (o.next_attempt_at, o.id))
     return [Claim(op, *tickets.get(op.ticket_id, (None, None))) for op in ops]  # type: ignore[arg-type]
@@ -95,13 +93,10 @@ async def claim(db: Database, *, now: datetime, lease: timedelta, limit: int = 1
 async def finish(session: AsyncSession, op_id: int, attempt: int, **values: Any) -> bool:
     """Record an outcome only if this attempt still owns the op (fencing); False for a stale attempt."""
     res = await session.execute(
-        sa.update(OutboxOp)
-        .where(OutboxOp.id == op_id, OutboxOp.attempts == attempt,  # type: ignore[arg-type]
-               OutboxOp.status == OutboxStatus.INFLIGHT.value)
+        sa.update(OUTBOX).where(OP.id == op_id, OP.attempts == attempt, OP.status == OutboxStatus.INFLIGHT.value)
         .values(**values)
-        .execution_options(synchronize_session=False)
     )
-    return bool(res.rowcount)
+    return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
 async def block_followers(session: AsyncSession, op: OutboxOp) -> int:
@@ -109,13 +104,10 @@ async def block_followers(session: AsyncSession, op: OutboxOp) -> int:
     if op.ticket_id is None:
         return 0
     res = await session.execute(
-        sa.update(OutboxOp)
-        .where(OutboxOp.ticket_id == op.ticket_id, OutboxOp.id > op.id,  # type: ignore[operator]
-               OutboxOp.status == OutboxStatus.PENDING.value)
+        sa.update(OUTBOX).where(OP.ticket_id == op.ticket_id, OP.id > op.id, OP.status == OutboxStatus.PENDING.value)
         .values(status=OutboxStatus.BLOCKED.value)
-        .execution_options(synchronize_session=False)
     )
-    return int(res.rowcount or 0)
+    return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def release_followers(session: AsyncSession, ticket_id: int | None, now: datetime) -> int:
@@ -123,21 +115,20 @@ async def release_followers(session: AsyncSession, ticket_id: int | None, now: d
     if ticket_id is None:
         return 0
     first_dead = (await session.execute(
-        sa.select(sa.func.min(OutboxOp.id)).where(OutboxOp.ticket_id == ticket_id,
-                                                  OutboxOp.status == OutboxStatus.DEAD.value))).scalar()
-    cond = [OutboxOp.ticket_id == ticket_id, OutboxOp.status == OutboxStatus.BLOCKED.value]
+        sa.select(sa.func.min(OP.id)).where(OP.ticket_id == ticket_id, OP.status == OutboxStatus.DEAD.value))).scalar()
+    cond = [OP.ticket_id == ticket_id, OP.status == OutboxStatus.BLOCKED.value]
     if first_dead is not None:
-        cond.append(OutboxOp.id < first_dead)  # type: ignore[operator]
+        cond.append(OP.id < first_dead)
     res = await session.execute(
-        sa.update(OutboxOp).where(*cond)
-        .values(status=OutboxStatus.PENDING.value, next_attempt_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
+        sa.update(OUTBOX).where(*cond).values(status=OutboxStatus.PENDING.value, next_attempt_at=now, updated_at=now)
     )
-    return int(res.rowcount or 0)
+    return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
 
-async def status_counts(session: AsyncSession) -> dict[str, int]:
-    rows = (await session.execute(sa.select(OutboxOp.status, sa.func.count()).group_by(OutboxOp.status))).all()
+async def status_counts(session: AsyncSession, workspace_id: int) -> dict[str, int]:
+    """Ops per status in one workspace (Core statements are not scoped by the session: filter here)."""
+    rows = (await session.execute(sa.select(OP.status, sa.func.count()).where(OP.workspace_id == workspace_id)
+                                  .group_by(OP.status))).all()
     return {str(s): int(n) for s, n in rows}
 
 
