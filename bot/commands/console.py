@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import typer
 
 app = typer.Typer(help="Terminal surface: the Slack commands and views, as text.", invoke_without_command=True)
@@ -11,6 +13,7 @@ app = typer.Typer(help="Terminal surface: the Slack commands and views, as text.
 def console(
     as_email: str | None = typer.Option(None, "--as", help="Act as the technician with this e-mail."),
     no_sync: bool = typer.Option(False, "--no-sync", help="Do not pull from the PSA before starting."),
+    no_worker: bool = typer.Option(False, "--no-worker", help="Leave writes queued for `serve` or `outbox work`."),
 ) -> None:
     """Open an interactive console (type /deskbridge help inside)."""
     from bot.cli import run
@@ -21,7 +24,15 @@ def console(
         if not no_sync:
             await _initial_sync(container)
         session = ConsoleSession(container, read=stdin_reader, write=typer.echo, as_email=as_email)
-        await session.run()
+        worker = getattr(container, "outbox_worker", None)
+        # Deliver this session's writes to the PSA while it runs, as `serve` does.
+        task = asyncio.create_task(worker.run(), name="console-outbox") if worker and not no_worker else None
+        try:
+            await session.run()
+        finally:
+            if task is not None and worker is not None:
+                worker.stop()
+                await asyncio.gather(task, return_exceptions=True)
 
     run(work)
 
