@@ -170,7 +170,8 @@ async def explain(db: Database) -> list[str]:
         return [" ".join(str(c) for c in r) for r in (await conn.execute(sa.text(prefix + sql))).all()]
 
 
-async def run_one(kind: str, args: argparse.Namespace) -> dict:
+def prepare(kind: str, args: argparse.Namespace) -> tuple[str, float]:
+    """A fresh, seeded database of `kind`; returns its URL and the seeding time."""
     t = time.perf_counter()
     if kind == "sqlite":
         path = Path("/tmp/deskbridge-bench/queue.db")
@@ -189,7 +190,10 @@ async def run_one(kind: str, args: argparse.Namespace) -> dict:
         url = PG_ADMIN.rsplit("/", 1)[0] + "/deskbridge_bench_queue"
         migrate.upgrade(url)
         seed_pg(url, args.tickets, args.customers, args.members)
-    seed_s = time.perf_counter() - t
+    return url, time.perf_counter() - t
+
+
+async def run_one(kind: str, url: str, seed_s: float, args: argparse.Namespace) -> dict:
     db = Database(url)
     try:
         figures = await measure(db, args.customers, args.members, args.iterations)
@@ -217,7 +221,8 @@ def main() -> None:
               "measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "databases": {}}
     for kind in args.db.split(","):
         print(f"== {kind}: seeding {args.tickets:,} tickets ...", flush=True)
-        result["databases"][kind] = asyncio.run(run_one(kind, args))
+        url, seed_s = prepare(kind, args)
+        result["databases"][kind] = asyncio.run(run_one(kind, url, seed_s, args))
         for case, f in result["databases"][kind]["cases"].items():
             print(f"  {case:<24} service p50 {f['service_p50_ms']:7.3f} ms  p99 {f['service_p99_ms']:7.3f} ms   "
                   f"hand SQL p50 {f['hand_sql_p50_ms']:7.3f} ms   ratio {f['ratio_p50']:.2f}x")

@@ -4,29 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
-_SECRET_PATTERNS = [
-    re.compile(r"xox[abposr]-[A-Za-z0-9-]+"),  # Slack tokens
-    re.compile(r"xapp-[A-Za-z0-9-]+"),
-    re.compile(r"(?i)(authorization|x-slack-signature|secret|apiintegrationcode|password|private_?key|"
-               r"client_secret|token)([\"']?\s*[:=]\s*[\"']?)([^\s\"',}]+)"),
-    re.compile(r"(?i)\b(basic|bearer)\s+[A-Za-z0-9+/=._-]{8,}"),
-]
+from core.redact import redact_text
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
 
 def redact(text: str) -> str:
     """Mask anything that looks like a credential."""
-    out = _SECRET_PATTERNS[0].sub("xox*-[redacted]", text)
-    out = _SECRET_PATTERNS[1].sub("xapp-[redacted]", out)
-    out = _SECRET_PATTERNS[3].sub(lambda m: f"{m.group(1)} [redacted]", out)
-    out = _SECRET_PATTERNS[2].sub(lambda m: f"{m.group(1)}{m.group(2)}[redacted]", out)
-    return out
+    return redact_text(text)
 
 
 class RedactingFilter(logging.Filter):

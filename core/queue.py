@@ -20,7 +20,7 @@ from sqlmodel import select
 
 from core.context import Actor
 from core.errors import InvalidFilter
-from core.ticket_views import summary_from
+from core.ticket_views import MAX_ID, summary_from
 from core.views import QueuePage
 from store.db import Database
 from store.enums import Priority, Stage
@@ -168,7 +168,7 @@ class QueueService:
                 pattern = f"%{_escape_like(text.lower())}%"
                 cond = sa.func.lower(Ticket.subject).like(pattern, escape="\\")
                 digits = text.lstrip("#")
-                if digits.isdigit() and len(digits) <= 18:
+                if digits.isdigit() and 0 < int(digits) <= MAX_ID:
                     cond = sa.or_(cond, Ticket.number == int(digits))
                 stmt = stmt.where(cond)
         return stmt

@@ -16,17 +16,17 @@ from store.enums import EntryKind, OutboxStatus, Priority, Stage
 from store.tables import Contact, Customer, Member, OutboxOp, Ticket, TimelineEntry
 
 _REF = re.compile(r"^\s*#?\s*(\d{1,18})\s*$")
+MAX_ID = 2**31 - 1  # ids and numbers are 32-bit integer columns; larger ones cannot exist
 
 
 def parse_ref(ref: int | str) -> int:
     """A ticket number from what a person typed: 123, '#123', ' 123 '."""
-    if isinstance(ref, int) and not isinstance(ref, bool):
-        return ref
-    m = _REF.match(str(ref))
-    if not m:
+    m = None if isinstance(ref, bool) else _REF.match(str(ref))
+    number = int(m.group(1)) if m else -1
+    if not 0 < number <= MAX_ID:
         raise InvalidInput(f"'{ref}' is not a ticket number.", hint="Use the number, e.g. /ticket 1042.",
                            field="ticket")
-    return int(m.group(1))
+    return number
 
 
 def not_found(number: int) -> NotFound:

@@ -23,6 +23,7 @@ from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.outbox import queries
 from core.outbox.audit import Outcome, audit_row, redact
 from core.outbox.views import OutboxAuditView, OutboxOpDetail, OutboxOpView, OutboxPage
+from core.ticket_views import MAX_ID
 from store.db import Database, Scope
 from store.enums import OutboxStatus
 from store.tables import AttachmentBlob, AuditLog, OutboxOp, Ticket
@@ -95,7 +96,10 @@ class OutboxAdmin:
             stmt = stmt.where(OutboxOp.ticket_id == ticket_id)
         if cursor:
             try:
-                stmt = stmt.where(OutboxOp.id < int(cursor))  # type: ignore[operator]
+                before = int(cursor)
+                if not 0 < before <= MAX_ID:
+                    raise ValueError(cursor)
+                stmt = stmt.where(OutboxOp.id < before)  # type: ignore[operator]
             except ValueError:
                 raise InvalidInput("That page cursor is not valid.", hint="Start again without a cursor.",
                                    field="cursor") from None

@@ -13,20 +13,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from core.redact import REDACTED
+from core.redact import redact_text as _redact_text
 from store.tables import AuditLog
 
 MAX_TEXT = 2_000
-REDACTED = "[redacted]"
 
 _SECRET_KEY = re.compile(
     r"(?i)(pass(word|wd)?|secret|token|api[_-]?key|authori[sz]ation|credential|private[_-]?key|"
     r"integration[_-]?code|cookie|signature|client[_-]?secret)")
 _BODY_KEY = re.compile(r"(?i)^(content|data|bytes|file|body_base64|content_base64)$")
-_SECRET_TEXT = [
-    re.compile(r"xox[abposr]-[A-Za-z0-9-]+"),
-    re.compile(r"(?i)\b(basic|bearer)\s+[A-Za-z0-9+/=._-]{8,}"),
-    re.compile(r"(?i)(password|secret|token|api[_-]?key|apiintegrationcode)(\s*[:=]\s*)([^\s\"',}]+)"),
-]
 
 
 class Outcome(StrEnum):
@@ -43,12 +39,7 @@ class Outcome(StrEnum):
 
 def redact_text(text: str) -> str:
     """Mask anything in free text that looks like a credential; shorten long text."""
-    out = _SECRET_TEXT[0].sub("xox*-" + REDACTED, text)
-    out = _SECRET_TEXT[1].sub(lambda m: f"{m.group(1)} {REDACTED}", out)
-    out = _SECRET_TEXT[2].sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", out)
-    if len(out) > MAX_TEXT:
-        out = out[:MAX_TEXT] + f"… [{len(out) - MAX_TEXT} more characters]"
-    return out
+    return _redact_text(text, limit=MAX_TEXT)
 
 
 def redact(value: Any, *, key: str | None = None) -> Any:

@@ -21,6 +21,7 @@ from core.outbox import queries
 from core.outbox.audit import Outcome, audit_row
 from core.outbox.delivery import Delivered
 from core.outbox.ops import OpKind
+from core.redact import redact_text
 from store.db import Database, Scope
 from store.enums import Origin, OutboxStatus
 from store.tables import AttachmentBlob, OutboxOp, PsaConnection, Ticket, TimelineEntry
@@ -39,6 +40,13 @@ class AttemptResult:
     outcome_unknown: bool = False
     connection_error: str | None = None  # saved on the connection (e.g. credentials rejected)
     breaker_opened: str | None = None  # this attempt opened the connection's breaker (one audit row)
+
+
+    def __post_init__(self) -> None:
+        # PSA and library error text is stored and shown (API, CLI, chat): never with a credential in it.
+        self.error = redact_text(self.error, limit=4000) if self.error else self.error
+        self.connection_error = redact_text(self.connection_error, limit=2000) if self.connection_error else None
+        self.breaker_opened = redact_text(self.breaker_opened) if self.breaker_opened else None
 
 
 async def record(db: Database, op: OutboxOp, res: AttemptResult, now: datetime, *,
