@@ -170,6 +170,21 @@ def ws_set(key: str, value: str, workspace: str | None = typer.Option(None, help
     echo_json(run(work))
 
 
+@ws_app.command("allow-team")
+def ws_allow_team(platform: str = typer.Argument(..., help="slack"), team_id: str = typer.Argument(..., help="e.g. T0123"),
+                  workspace: str | None = typer.Option(None, help="Workspace slug")) -> None:
+    """Reserve a Slack team for this workspace before it installs the app over OAuth.
+
+    Without this, a team installing over OAuth gets a new, empty workspace of its own.
+    """
+
+    async def work(c: Deskbridge) -> Any:
+        return await c.chat.preauthorize(platform, team_id.strip(), await workspace_id(c, workspace))
+
+    inst = run(work)
+    typer.echo(f"{platform} team {inst.team_id} will install into workspace {inst.workspace_id}.")
+
+
 # ---------------------------------------------------------------- connections
 
 

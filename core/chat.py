@@ -9,6 +9,7 @@ Everything here is decided on the server from verified platform ids, never from 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -19,7 +20,7 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from core.context import Actor
-from core.errors import InvalidInput, NotFound, PermissionDenied
+from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.workspaces import DirectoryService, WorkspaceService
 from store.crypto import CredentialCipher
 from store.db import Database, Scope
@@ -189,16 +190,21 @@ class ChatService:
         return inst
 
     async def _workspace_for_new_team(self, platform: str, team_id: str, team_name: str | None) -> int:
-        workspaces = await self.workspaces.list()
-        async with self.db.read(Scope.system_wide()) as session:
-            taken = set((await session.exec(select(ChatInstallation.workspace_id).where(
-                ChatInstallation.platform == platform))).all())
-        for ws in workspaces[:1]:
-            if ws.id not in taken:
-                return ws.id  # type: ignore[return-value]
-        slug = f"{platform}-{team_id.lower()}"[:63]
+        """A brand-new, empty workspace: an install never claims an existing MSP's workspace by itself
+        (an outsider reaching /slack/install first must not inherit its tickets). Admins attach a team to
+        an existing workspace beforehand with `preauthorize` (`deskbridge workspace allow-team`)."""
+        slug = re.sub(r"[^a-z0-9-]+", "-", f"{platform}-{team_id.lower()}")[:63].strip("-")
         ws = await self.workspaces.create(slug=slug, name=team_name or slug)
         return ws.id  # type: ignore[return-value]
+
+    async def preauthorize(self, platform: str, team_id: str, workspace_id: int) -> Installation:
+        """Reserve a chat team for a workspace before it installs (no token yet); its install lands there."""
+        existing = await self.installation(platform, team_id)
+        if existing is not None and existing.workspace_id != workspace_id:
+            raise Conflict(f"{platform} team {team_id} already belongs to another workspace.",
+                           hint="Uninstall it there first.")
+        return await self.save_installation(platform=platform, team_id=team_id, bot_token=None,
+                                            workspace_id=workspace_id)
 
     async def delete_installation(self, platform: str, team_id: str) -> bool:
         """Forget a team's tokens (uninstall or revocation); bindings and links stay for a reinstall."""

@@ -82,6 +82,9 @@ class SlackNotifier:
         what = t.OP_NAMES.get(event.kind, event.kind)
         msg = t.WRITE_DEAD.format(what=what, error=bk.esc(event.error[:300]), op_id=event.op_id)
         for post in await self._threads(event):
+            info = await self.chat.channel(event.workspace_id, PLATFORM, post.team_id, post.channel_id)
+            if info.visibility == "customer":
+                continue  # a failed write (and the PSA's error text) is the MSP's business, not the customer's
             client = await self._client(post.team_id)
             if client is not None:
                 await self.poster.post(client, post.channel_id, text=msg, blocks=[

@@ -152,3 +152,27 @@ async def test_dead_write_and_sla_warning_reach_the_channel(day):
     sla = next(p for p in posts if p.args["channel"] == "C_SLA")
     assert "SLA breached" in json.dumps(sla.args["blocks"]) and "exceeded by 15m" in json.dumps(sla.args["blocks"])
     assert_valid_blocks(sla.args["blocks"])
+
+
+async def test_dead_write_is_not_announced_in_a_customer_shared_channel(day):
+    h, c = day, day.c
+    from datetime import UTC, datetime
+
+    from core.chat import ChatUser
+    from core.context import Actor
+    from core.queue import QueueFilter
+
+    actor = Actor.system(h.ws)
+    t = next(i for i in (await c.queue.list(actor, QueueFilter(), limit=50)).items if i.customer_name)
+    await c.chat.bind(actor, ChatUser(platform="slack", team_id=TEAM, user_id="U1", channel_id="C_CUST"),
+                      "customer", t.customer_name, shared=True)
+    await c.chat.record_post(h.ws, ticket_id=t.id, platform="slack", team_id=TEAM, channel_id="C_CUST",
+                             message_ts="1700000000.000950")
+    await c.chat.record_post(h.ws, ticket_id=t.id, platform="slack", team_id=TEAM, channel_id=CHANNEL,
+                             message_ts="1700000000.000951")
+    h.fake.clear()
+    await c.notifier.notify(WriteDead(workspace_id=h.ws, ticket_id=t.id, ticket_number=t.number, origin="system",
+                                      occurred_at=datetime.now(UTC), op_id=78, kind="add_note",
+                                      error="HTTP 400 internal detail"))
+    posts = h.fake.of("chat.postMessage")
+    assert [p.args["channel"] for p in posts if "outbox redrive 78" in p.args.get("text", "")] == [CHANNEL]
