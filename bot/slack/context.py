@@ -77,13 +77,20 @@ class SlackContext:
             return None
 
     async def actor(self, context: Any, user: ChatUser, client: Any, *,
-                    need_admin: bool = False) -> tuple[Actor, ChannelInfo]:
-        """The acting technician/contact; unknown users get one auto-link attempt by their Slack e-mail."""
+                    need_admin: bool = False, slack_lookups: bool = True) -> tuple[Actor, ChannelInfo]:
+        """The acting technician/contact; unknown users get one auto-link attempt by their Slack e-mail.
+
+        `slack_lookups=False` resolves from our database only (before an ack: no Slack API call there).
+        """
         ws = int(context[WORKSPACE_KEY])
         try:
             actor, info = await self.chat.actor_for(ws, user)
         except PermissionDenied:
+            if not slack_lookups:
+                raise
             actor, info = await self._retry_with_profile(ws, user, client, need_admin=need_admin)
+            return actor, info
+        if not slack_lookups:
             return actor, info
         if need_admin and not actor.is_admin:
             profile = await self._profile(client, user.user_id)

@@ -149,7 +149,8 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
         user = sc.chat_user(context, body, channel)
         ws = int(context[WORKSPACE_KEY])
         try:
-            actor, info = await sc.actor(context, user, client)
+            # Before the ack: database only (the user was resolved when the modal was opened).
+            actor, info = await sc.actor(context, user, client, slack_lookups=False)
             done = await sc.commands.submit(actor, form, values,
                                             ticket_ref=str(meta["ticket"]) if meta.get("ticket") else None,
                                             audience=_audience(actor, info))
