@@ -28,12 +28,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlmodel import select
 
 from core.errors import Conflict, InvalidInput
 from store.db import Database, Scope
+from store.sql import dialect_insert
 from store.tables import IdempotencyKey
 from store.types import utcnow
 
@@ -110,7 +110,7 @@ class IdempotencyService:
         _install_hook()
 
     def _insert(self) -> Any:
-        return sqlite.insert(IdempotencyKey) if self.db.is_sqlite else postgresql.insert(IdempotencyKey)
+        return dialect_insert(self.db.dialect, IdempotencyKey)
 
     async def claim(self, workspace_id: int, key: str, fingerprint: str) -> Claim | Replay:
         """Claim `key` for this request, or say what the first request with it got (see module doc)."""

@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from store.db import Database, Scope
+from store.sql import dialect_insert
 from store.tables import JobTick, Lease, ProcessedEvent
 
 
@@ -26,7 +26,7 @@ def period_start(now: datetime, every: timedelta) -> datetime:
 
 
 def _insert(db: Database, table: type) -> sa.Insert:
-    return (sqlite.insert(table) if db.is_sqlite else postgresql.insert(table))  # type: ignore[return-value]
+    return dialect_insert(db.dialect, table)  # type: ignore[no-any-return]
 
 
 async def claim_tick(db: Database, job: str, start: datetime, instance: str) -> bool:

@@ -46,7 +46,8 @@ _WRITE_KIND = {
 
 
 class NotReady(Exception):
-    """The op cannot be sent yet (e.g. its ticket has no PSA id); retried later without a PSA call."""
+    """The op cannot be sent (its ticket has no PSA id although every earlier op of the ticket is finished,
+    e.g. the create was discarded). Nothing was sent; the op goes dead so an operator sees it."""
 
 
 @dataclass(frozen=True, slots=True)

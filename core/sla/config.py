@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -41,6 +40,7 @@ from core.sla.policies import (
     validate_overrides,
 )
 from store.db import Database, Scope
+from store.sql import dialect_insert
 from store.tables import Customer, SlaCalendar, SlaPolicy, Workspace
 from store.types import utcnow
 
@@ -127,7 +127,7 @@ class TableCache:
 
 def _insert(session: AsyncSession, table: type) -> Any:
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table))
+    return dialect_insert(dialect, table)
 
 
 async def load_config(session: AsyncSession, workspace_id: int) -> WorkspaceSla:

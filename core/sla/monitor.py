@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import select
 
 from core.notify import Notifier, SlaWarningEvent
 from core.sla.service import ClockResult, SlaService, dt
 from store.db import Database, Scope
 from store.enums import Origin
+from store.sql import dialect_insert
 from store.tables import SlaWarning, Workspace
 from store.types import utcnow
 
@@ -133,7 +133,7 @@ class SlaMonitor:
                 values = [dict(workspace_id=workspace_id, ticket_id=k[0], metric=k[1], cycle=k[2], threshold=k[3],
                                used_pct=round(candidates[k][1], 3), posted=k[3] == top[k[:3]], created_at=now)
                           for k in fresh[i:i + CHUNK]]
-                ins = postgresql.insert(SlaWarning) if dialect == "postgresql" else sqlite.insert(SlaWarning)
+                ins = dialect_insert(dialect, SlaWarning)
                 stmt = ins.values(values).on_conflict_do_nothing(
                     index_elements=["ticket_id", "metric", "cycle", "threshold"]
                 ).returning(SlaWarning.ticket_id, SlaWarning.metric, SlaWarning.cycle,  # type: ignore[call-overload]

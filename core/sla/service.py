@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -30,6 +29,7 @@ from core.sla.state import Change, ClockState, TicketFacts, advance
 from core.views import QueuePage, SlaMetricView, SlaView
 from store.db import Database, Scope
 from store.enums import OPEN_STAGES, EntryKind, Priority, Stage
+from store.sql import dialect_insert
 from store.tables import SlaClock, Ticket, TimelineEntry
 from store.types import utcnow
 
@@ -279,7 +279,7 @@ class SlaService:
             await session.flush()
             for i in range(0, len(new), CHUNK):
                 dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-                ins = postgresql.insert(SlaClock) if dialect == "postgresql" else sqlite.insert(SlaClock)
+                ins = dialect_insert(dialect, SlaClock)
                 await session.execute(ins.values(new[i:i + CHUNK]).on_conflict_do_nothing(
                     index_elements=["ticket_id", "metric"]))
         return results
