@@ -35,6 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
+from bench._http import Conn  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results" / "api.json"
 WORKDIR = Path("/tmp/deskbridge-bench-api")
 STAGES = ["new", "in_progress", "waiting", "resolved", "closed", "closed", "closed", "resolved"]
@@ -129,38 +131,6 @@ def summary(lat_s: list[float], wall: float, errors: int) -> dict:
             "max_ms": round(max(ms), 2)}
 
 
-class Conn:
-    """A minimal HTTP/1.1 keep-alive client on one socket: cheap per request, so the load generator does not
-    eat the CPU the server needs (a full client library costs several times more per request)."""
-
-    def __init__(self, host: str, port: int, token: str) -> None:
-        self.host, self.port, self.token = host, port, token
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def get(self, path: str) -> int:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        assert self.reader is not None
-        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {self.token}\r\n"
-                          "Accept: application/json\r\n\r\n".encode())
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        status = int(head.split(b" ", 2)[1])
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        body = await self.reader.readexactly(length)
-        if status == 200 and path.startswith("/api/") and not body.startswith(b'{"items":'):
-            return 599
-        return status
-
-    async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
 async def load(host: str, port: int, token: str, make_path, clients: int, seconds: float, warmup: float) -> dict:
     """`clients` concurrent closed-loop clients for `seconds` (after `warmup`); latencies seen by the client."""
     lat: list[float] = []
@@ -180,7 +150,9 @@ async def load(host: str, port: int, token: str, make_path, clients: int, second
                 if t >= stop:
                     return
                 kind, path = make_path(rnd)
-                status = await conn.get(path)
+                status, body = await conn.get(path)
+                if status == 200 and path.startswith("/api/") and not body.startswith(b'{"items":'):
+                    status = 599
                 done = time.perf_counter()
                 if t >= measure_from:
                     errors += status != 200

@@ -62,9 +62,13 @@ class SlackSurface:
                                        install_path="/slack/install", redirect_uri_path="/slack/oauth_redirect",
                                        redirect_uri=redirect)
         signing = s.slack_signing_secret.get_secret_value() if s.slack_signing_secret else ""
+        # process_before_response: the ack listener runs inline and the response leaves as soon as it returns
+        # (otherwise bolt runs it as a separate task and polls for the ack every 10 ms). Listeners only ack
+        # and queue their work (SlackContext.after_ack), so nothing slow ever runs before the response.
         self.app = AsyncApp(signing_secret=signing, client=self.client, authorize=DeskbridgeAuthorize(container.chat),
                             oauth_settings=oauth, user_facing_authorize_error_message=t.UNKNOWN_WORKSPACE,
-                            logger=logging.getLogger("deskbridge.slack.bolt"), name="deskbridge")
+                            logger=logging.getLogger("deskbridge.slack.bolt"), name="deskbridge",
+                            process_before_response=True)
         self.context = SlackContext(db=container.db, chat=container.chat, views=container.chat_views,
                                     commands=container.chat_commands, poster=self.poster)
         register(self.app, self.context)
@@ -97,7 +101,7 @@ class SlackSurface:
     async def stop(self) -> None:
         if self._socket is not None:
             await self._socket.close_async()
-        await self.context.drain()
+        await self.context.work.close()
 
     def router(self) -> APIRouter:
         """/slack/events (commands, interactivity, events), /slack/install, /slack/oauth_redirect."""

@@ -8,6 +8,7 @@ single-use (a processed-event row), so no extra table is needed.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -34,10 +35,22 @@ class DeskbridgeAuthorize(AsyncAuthorize):
     def __init__(self, chat: ChatService) -> None:
         super().__init__()
         self.chat = chat
+        self._loading: dict[tuple[str | None, str | None], asyncio.Future[ChatInstallation | None]] = {}
+
+    async def _installation(self, team_id: str | None, enterprise_id: str | None) -> ChatInstallation | None:
+        """ChatService caches installations briefly; when the entry expires under a burst, one lookup runs
+        and the other requests wait for it (no herd of identical queries holding the pool before the ack)."""
+        key = (team_id, enterprise_id)
+        pending = self._loading.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self.chat.installation(PLATFORM, team_id, enterprise_id))
+            self._loading[key] = pending
+            pending.add_done_callback(lambda done: self._loading.pop(key) if self._loading.get(key) is done else None)
+        return await asyncio.shield(pending)
 
     async def __call__(self, *, context: Any, enterprise_id: str | None, team_id: str | None,
                        user_id: str | None, **_: Any) -> AuthorizeResult | None:
-        inst = await self.chat.installation(PLATFORM, team_id, enterprise_id)
+        inst = await self._installation(team_id, enterprise_id)
         if inst is None or not inst.bot_token:
             return None
         context[WORKSPACE_KEY] = inst.workspace_id

@@ -1,4 +1,4 @@
-"""bolt listeners. Each acks at once; everything else runs after the ack (lazy listeners).
+"""bolt listeners. Each acks at once; everything else runs after the ack on a bounded pool (bot/slack/work.py).
 
 The one exception is a modal submission: its local write (one database transaction, never a PSA
 call) runs before the ack so that a refused value shows up as a field error in the modal itself.
@@ -25,10 +25,6 @@ ADMIN_COMMANDS = (grammar.Bind, grammar.Unbind, grammar.Outbox, grammar.Settings
 URL_ACTIONS = ("open_psa", "open_rmm", "open_runbook")
 FIELD_BLOCKS = {"note": "text", "time note": "notes", "minutes": "minutes", "filter": "text"}
 SHORTCUT_ID = "create_ticket_from_message"
-
-
-async def _ack(ack: Any) -> None:
-    await ack()
 
 
 def register(app: AsyncApp, sc: SlackContext) -> None:
@@ -61,7 +57,7 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
             await sc.reply_error(respond, exc)
 
     for name in ("/tickets", "/ticket", "/deskbridge"):
-        app.command(name)(ack=_ack, lazy=[run_command])
+        app.command(name)(sc.after_ack(run_command))
 
     async def _answer(view: Any, body: dict[str, Any], context: Any, client: Any, respond: Any,
                       meta: dict[str, Any]) -> None:
@@ -133,7 +129,7 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
             await sc.reply_error(respond, InvalidInput("That button's data was not understood.",
                                                        hint="Run the command again."))
 
-    app.action(re.compile(f"^{bk.ACTION_PREFIX}"))(ack=_ack, lazy=[run_action])
+    app.action(re.compile(f"^{bk.ACTION_PREFIX}"))(sc.after_ack(run_action))
 
     # ------------------------------------------------------------ modals
 
@@ -194,7 +190,7 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
         except DeskbridgeError as exc:
             await sc.reply_error(respond, exc)
 
-    app.shortcut(SHORTCUT_ID)(ack=_ack, lazy=[ticket_from_message])
+    app.shortcut(SHORTCUT_ID)(sc.after_ack(ticket_from_message))
 
     # ------------------------------------------------------------ events
 
@@ -227,7 +223,7 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
             await client.chat_postEphemeral(channel=channel, user=str(event.get("user")), thread_ts=thread_ts,
                                             text=t.error_text(exc.message, exc.hint))
 
-    app.event("message")(ack=_ack, lazy=[on_message])
+    app.event("message")(sc.after_ack(on_message))
 
     async def on_home(body: dict[str, Any], context: Any, client: Any) -> None:
         event = body.get("event") or {}
@@ -241,13 +237,13 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
             view = bk.home_view(None, unlinked=True)
         await client.views_publish(user_id=user.user_id, view=view)
 
-    app.event("app_home_opened")(ack=_ack, lazy=[on_home])
+    app.event("app_home_opened")(sc.after_ack(on_home))
 
     async def on_uninstall(body: dict[str, Any], context: Any) -> None:
         await sc.chat.delete_installation(PLATFORM, str(context.team_id or body.get("team_id") or ""))
 
-    app.event("app_uninstalled")(ack=_ack, lazy=[on_uninstall])
-    app.event("tokens_revoked")(ack=_ack, lazy=[on_uninstall])
+    app.event("app_uninstalled")(sc.after_ack(on_uninstall))
+    app.event("tokens_revoked")(sc.after_ack(on_uninstall))
 
 
 def _audience(actor: Any, info: Any) -> str:

@@ -56,15 +56,18 @@ class SlackHarness:
         return resp
 
     async def settle(self) -> None:
-        """Wait until bolt's lazy listeners and our background work are done."""
+        """Wait until the work queued after the acks (bot/slack/work.py), and any bolt task, is done."""
+        try:
+            await asyncio.wait_for(self.c.slack.context.drain(), 25)
+        except TimeoutError:
+            raise AssertionError("background work did not finish") from None
         for _ in range(500):
             pending = [t for t in asyncio.all_tasks() if not t.done() and t is not asyncio.current_task() and any(
-                k in getattr(t.get_coro(), "__qualname__", "") for k in
-                ("to_runnable_function", "run_ack_function", "guarded"))]
+                k in getattr(t.get_coro(), "__qualname__", "") for k in ("to_runnable_function", "run_ack_function"))]
             if not pending:
                 return
             await asyncio.wait(pending, timeout=0.05)
-        raise AssertionError("background work did not finish")
+        raise AssertionError("bolt tasks did not finish")
 
     def _next(self) -> str:
         self._n += 1

@@ -1,0 +1,80 @@
+"""Work after the ack, on a small bounded pool (chat-platforms.md §2.1).
+
+Every Slack listener acks at once and hands the rest (database queries, PSA-backed views, Web API posts)
+to `AfterAck`: a FIFO drained by a few worker tasks. Compared with one task per request (bolt's lazy
+listeners on asyncio), a burst of 200 requests is acked before most of the work it started runs, and that
+work can never hold more than `workers` database connections, so the pool stays free for the acks that
+need one and for the scheduler. A job that fails is logged; it never stops a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+log = logging.getLogger("deskbridge.slack")
+
+WORKERS = 4  # below the database pool's size (5): acks and the scheduler always find a connection
+MAX_BACKLOG = 10_000  # jobs waiting; beyond it new work is refused (logged), never memory without bound
+
+Job = Callable[[], Awaitable[Any]]
+
+
+class AfterAck:
+    """A FIFO of jobs drained by `workers` tasks, started lazily on the running event loop."""
+
+    def __init__(self, workers: int = WORKERS, *, max_backlog: int = MAX_BACKLOG, grace_s: float = 10.0) -> None:
+        self.workers = workers
+        self.max_backlog = max_backlog
+        self.grace_s = grace_s
+        self._queue: asyncio.Queue[Job] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.refused = 0
+
+    @property
+    def backlog(self) -> int:
+        """Jobs queued and not yet started."""
+        return self._queue.qsize() if self._queue is not None else 0
+
+    def submit(self, job: Job) -> bool:
+        """Queue a job (never waits); False if the backlog is full and the job was dropped."""
+        if self._queue is None:
+            self._queue = asyncio.Queue(self.max_backlog)
+            self._tasks = [asyncio.get_running_loop().create_task(self._worker(), name=f"slack-after-ack-{i}")
+                           for i in range(self.workers)]
+        try:
+            self._queue.put_nowait(job)
+        except asyncio.QueueFull:
+            self.refused += 1
+            log.error("Slack work after the ack refused: %d jobs already waiting", self.max_backlog)
+            return False
+        return True
+
+    async def _worker(self) -> None:
+        assert self._queue is not None
+        while True:
+            job = await self._queue.get()
+            try:
+                await job()
+            except Exception:  # noqa: BLE001 - one failed job must not stop the worker
+                log.exception("slack work after the ack failed")
+            finally:
+                self._queue.task_done()
+
+    async def drain(self) -> None:
+        """Wait until every queued job (and any job they queued) has finished."""
+        if self._queue is not None:
+            await self._queue.join()
+
+    async def close(self) -> None:
+        """Finish queued work (up to `grace_s` seconds), then stop the workers."""
+        try:
+            await asyncio.wait_for(self.drain(), self.grace_s)
+        except TimeoutError:
+            log.warning("stopping with %d Slack jobs unfinished", self.backlog)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks, self._queue = [], None
