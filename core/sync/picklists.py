@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.base import Picklists, PsaCompany, PsaContact, PsaMember
@@ -70,7 +71,8 @@ async def has_picklists(engine: SyncEngine, connection_id: int) -> bool:
     conn = await engine.connection(connection_id)
     t = PicklistItem.__table__
     async with engine.db.read(Scope.workspace(conn.workspace_id)) as s:
-        res = await s.execute(sa.select(t.c.id).where(t.c.connection_id == connection_id).limit(1))
+        res = await s.execute(sa.select(t.c.id).where(t.c.workspace_id == conn.workspace_id,
+                                                      t.c.connection_id == connection_id).limit(1))
         return res.first() is not None
 
 
@@ -116,22 +118,25 @@ async def _store_items(s: AsyncSession, ws: int, cid: int, pl: Picklists, engine
         if not any(r["kind"] == kind for r in rows):
             continue  # an empty list is more likely a PSA hiccup than every item deleted
         await s.execute(sa.update(t).where(
-            t.c.connection_id == cid, t.c.kind == kind, t.c.fetched_at < now).values(active=False))
+            t.c.workspace_id == ws, t.c.connection_id == cid, t.c.kind == kind, t.c.fetched_at < now
+        ).values(active=False))
     return len(rows)
 
 
 async def _store_members(s: AsyncSession, ws: int, cid: int, members: Sequence[PsaMember]) -> int:
-    m = Member.__table__
     known = await directory_ids(s, Member, cid, [x.external_id for x in members])
     emails = {x.email.strip().lower(): x for x in members if x.email and x.external_id not in known}
     if emails:  # adopt members added by e-mail before the PSA was connected (their chat links stay)
-        res = await s.execute(sa.select(m.c.id, m.c.email).where(
-            m.c.connection_id.is_(None), sa.func.lower(m.c.email).in_(list(emails))))
-        for mid, email in res.all():
-            psa = emails.pop(email.lower(), None)
+        # ORM statement on the class: the workspace-scoped session limits it to this connection's workspace.
+        found = (await s.exec(select(Member).where(
+            Member.workspace_id == ws, Member.connection_id.is_(None),  # type: ignore[union-attr]
+            sa.func.lower(Member.email).in_(list(emails))).order_by(Member.id))).all()  # type: ignore[arg-type]
+        for member in found:
+            psa = emails.pop((member.email or "").lower(), None)
             if psa is not None:
-                await s.execute(sa.update(m).where(m.c.id == mid).values(connection_id=cid,
-                                                                          external_id=psa.external_id))
+                member.connection_id, member.external_id = cid, psa.external_id
+                s.add(member)
+        await s.flush()
     await ensure_directory(s, Member, ws, cid, {
         x.external_id: {"name": x.name[:200], "identifier": (x.identifier or "")[:100] or None,
                         "email": (x.email or "").strip().lower()[:254] or None, "active": x.active}
