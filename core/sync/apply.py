@@ -145,8 +145,8 @@ async def _apply_once(s: AsyncSession, target: SyncTarget, tickets: Sequence[Psa
                       children: Mapping[str, Children], *, now: datetime, emit: bool, force: bool,
                       result: BatchResult, last: bool) -> set[str]:
     ws, cid = target.workspace_id, target.connection_id
-    existing = await _existing(s, cid, [t.external_id for t in tickets])
-    await _link_by_marker(s, cid, tickets, existing)
+    existing = await _existing(s, target, [t.external_id for t in tickets])
+    await _link_by_marker(s, target, tickets, existing)
     plan: list[PsaTicket] = []
     for t in tickets:
         old = existing.get(t.external_id)
@@ -180,7 +180,7 @@ async def _apply_once(s: AsyncSession, target: SyncTarget, tickets: Sequence[Psa
         for t in plan if t.status])
     prios = await ensure_priority_mappings(s, ws, cid, {t.priority.id: t.priority.name or t.priority.id
                                                         for t in plan if t.priority})
-    protected = await _protected_fields(s, [o["id"] for o in existing.values()])
+    protected = await _protected_fields(s, ws, [o["id"] for o in existing.values()])
 
     rows = []
     for t in plan:
@@ -230,45 +230,53 @@ def _board_key(target: SyncTarget, t: PsaTicket) -> str:
     return (t.board.id if t.board else "") if target.board_scoped_statuses else ""
 
 
-async def _existing(s: AsyncSession, connection_id: int, external_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    t = Ticket.__table__
+async def _existing(s: AsyncSession, target: SyncTarget, external_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    t = Ticket.__table__  # a Core statement: not scoped by the session, so it filters workspace_id itself
     names = ["id", "external_id", "number", "version", "psa_hash", "psa_updated_at", "deleted_at", "closed_at",
              *_EVENT_FIELDS, *(c for group in _PROTECT.values() for c in group)]
     cols = [t.c[n] for n in dict.fromkeys(names)]
     out: dict[str, dict[str, Any]] = {}
     for i in range(0, len(external_ids), 5000):
-        res = await s.execute(sa.select(*cols).where(t.c.connection_id == connection_id,
+        res = await s.execute(sa.select(*cols).where(t.c.workspace_id == target.workspace_id,
+                                                     t.c.connection_id == target.connection_id,
                                                      t.c.external_id.in_(external_ids[i : i + 5000])))
         out.update({r.external_id: dict(r._mapping) for r in res})
     return out
 
 
-async def _link_by_marker(s: AsyncSession, connection_id: int, tickets: Sequence[PsaTicket],
+async def _link_by_marker(s: AsyncSession, target: SyncTarget, tickets: Sequence[PsaTicket],
                           existing: dict[str, dict[str, Any]]) -> None:
-    """A PSA ticket carrying our marker is the local ticket we created: give that row its PSA id."""
+    """A PSA ticket carrying our marker is the local ticket we created: give that row its PSA id.
+
+    Only a ticket of this workspace that is not yet bound to another connection can be ours.
+    """
     wanted = {t.marker: t for t in tickets if t.marker and t.external_id not in existing}
     if not wanted:
         return
-    t = Ticket.__table__
-    res = await s.execute(sa.select(t.c.id, t.c.marker).where(t.c.marker.in_(list(wanted)),
-                                                             t.c.external_id.is_(None)))
+    ws, cid = target.workspace_id, target.connection_id
+    t = Ticket.__table__  # Core: filters workspace_id itself
+    res = await s.execute(sa.select(t.c.id, t.c.marker).where(
+        t.c.workspace_id == ws, sa.or_(t.c.connection_id.is_(None), t.c.connection_id == cid),
+        t.c.marker.in_(list(wanted)), t.c.external_id.is_(None)).order_by(t.c.id))
     linked = []
     for tid, marker in res.all():
-        psa = wanted[marker]
-        await s.execute(sa.update(t).where(t.c.id == tid).values(
-            connection_id=connection_id, external_id=psa.external_id, number=number_of(psa.external_id)))
+        psa = wanted.pop(marker, None)
+        if psa is None:
+            continue  # two local rows with one marker: the first one is ours
+        await s.execute(sa.update(t).where(t.c.workspace_id == ws, t.c.id == tid).values(
+            connection_id=cid, external_id=psa.external_id, number=number_of(psa.external_id)))
         linked.append(psa.external_id)
     if linked:
-        existing.update(await _existing(s, connection_id, linked))
+        existing.update(await _existing(s, target, linked))
 
 
-async def _protected_fields(s: AsyncSession, ticket_ids: Sequence[int]) -> dict[int, set[str]]:
+async def _protected_fields(s: AsyncSession, ws: int, ticket_ids: Sequence[int]) -> dict[int, set[str]]:
     """Ticket columns held by undelivered local updates (outbox ops still pending)."""
     out: dict[int, set[str]] = {}
-    o = OutboxOp.__table__
+    o = OutboxOp.__table__  # Core: filters workspace_id itself
     for i in range(0, len(ticket_ids), 5000):
         res = await s.execute(sa.select(o.c.ticket_id, o.c.payload).where(
-            o.c.ticket_id.in_(ticket_ids[i : i + 5000]), o.c.kind == "update_ticket", o.c.status.in_(_UNDELIVERED)))
+            o.c.workspace_id == ws, o.c.ticket_id.in_(ticket_ids[i : i + 5000]), o.c.kind == "update_ticket", o.c.status.in_(_UNDELIVERED)))
         for tid, payload in res.all():
             for key, cols in _PROTECT.items():
                 if (payload or {}).get(key) not in (None, False):

@@ -266,7 +266,7 @@ class SyncEngine:
         t = Ticket.__table__
         async with self.db.read(Scope.workspace(target.workspace_id)) as s:
             res = await s.execute(sa.select(t.c.external_id, t.c.psa_hash, t.c.deleted_at).where(
-                t.c.connection_id == target.connection_id, t.c.external_id.in_([i.external_id for i in items])))
+                t.c.workspace_id == target.workspace_id, t.c.connection_id == target.connection_id, t.c.external_id.in_([i.external_id for i in items])))
             stored = {ext: (h, d) for ext, h, d in res.all()}
         out = []
         for item in items:

@@ -57,7 +57,7 @@ async def reconcile(engine: SyncEngine, connection_id: int, *,
             t = Ticket.__table__
             async with engine.db.read(Scope.workspace(ws)) as s:
                 res = await s.execute(sa.select(t.c.external_id, t.c.created_at, t.c.psa_updated_at).where(
-                    t.c.connection_id == connection_id, t.c.external_id.is_not(None), t.c.deleted_at.is_(None)))
+                    t.c.workspace_id == ws, t.c.connection_id == connection_id, t.c.external_id.is_not(None), t.c.deleted_at.is_(None)))
                 local = res.all()
             cutoff = started - recent
             local_ids = {r.external_id for r in local}
