@@ -97,11 +97,14 @@ def visibility(data: J) -> NoteVisibility:
 
 
 def note(data: J, ticket_id: str) -> PsaNote:
-    text, marker = split_marker(str(data.get("text") or ""))
     contact, member = ref(data.get("contact")), ref(data.get("member"), "name")
+    by_contact = contact is not None and member is None
+    raw = str(data.get("text") or "")
+    # A contact's note (an e-mail reply) may quote ours, tag and all; only our own API member writes the tag.
+    text, marker = (raw, None) if by_contact else split_marker(raw)
     return PsaNote(external_id=str(data["id"]), ticket_external_id=str(data.get("ticketId") or ticket_id),
                    text=text, visibility=visibility(data), author=member or contact,
-                   author_is_contact=contact is not None and member is None,
+                   author_is_contact=by_contact,
                    created_at=parse_dt(data.get("dateCreated")) or parse_dt((data.get("_info") or {}).get(
                        "dateEntered")),
                    marker=marker)

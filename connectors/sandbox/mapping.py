@@ -60,11 +60,12 @@ def ticket(t: Record, lookup: Lookup) -> PsaTicket:
 
 
 def note(n: Record, lookup: Lookup) -> PsaNote:
-    text, marker = split_marker(n["text"])
     if n.get("contact_id") is not None:
         author, by_contact = _ref(lookup, "contacts", n["contact_id"], contact_name), True
     else:
         author, by_contact = _ref(lookup, "members", n.get("member_id"), _name), False
+    # A contact's note (an e-mail reply) may quote ours, tag and all: it is never our write.
+    text, marker = (n["text"], None) if by_contact else split_marker(n["text"])
     return PsaNote(external_id=str(n["id"]), ticket_external_id=str(n["ticket_id"]), text=text,
                    visibility=NoteVisibility(n["visibility"]), author=author, author_is_contact=by_contact,
                    created_at=parse_ts(n["created_at"]), marker=marker)

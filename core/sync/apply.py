@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from connectors.base import NoteVisibility, PsaAttachment, PsaNote, PsaTicket, PsaTimeEntry
+from connectors.base import NoteVisibility, PsaAttachment, PsaNote, PsaTicket, PsaTimeEntry, marker_tag
 from core.notify import DomainEvent, NoteAdded, TicketChanged, TicketCreated
 from core.sync.mapping import SeenStatus, ensure_priority_mappings, ensure_status_mappings
 from core.sync.upsert import (
@@ -226,6 +226,11 @@ async def _apply_once(s: AsyncSession, target: SyncTarget, tickets: Sequence[Psa
     return fenced
 
 
+def _as_received(text: str, marker: str) -> str:
+    """A record's text with the marker tag its connector stripped put back (it was not our write)."""
+    return f"{text.rstrip()}\n\n{marker_tag(marker)}" if text.strip() else marker_tag(marker)
+
+
 def _board_key(target: SyncTarget, t: PsaTicket) -> str:
     return (t.board.id if t.board else "") if target.board_scoped_statuses else ""
 
@@ -331,52 +336,68 @@ async def _apply_children(s: AsyncSession, target: SyncTarget, children: Mapping
         return
     tl = TimelineEntry.__table__
     tids = [ticket_ids[ext] for ext in children]
-    markers = [x.marker for c in children.values() for x in (*c.notes, *c.time_entries, *c.attachments) if x.marker]
+    markers = sorted({x.marker for c in children.values() for x in (*c.notes, *c.time_entries, *c.attachments)
+                      if x.marker})
     known: dict[tuple[int, str, str], dict[str, Any]] = {}
-    by_marker: dict[str, dict[str, Any]] = {}
+    by_marker: dict[str, list[dict[str, Any]]] = {}  # marker -> local entries of this workspace carrying it
+    ws = target.workspace_id  # Core statements below: they filter workspace_id themselves
     for i in range(0, len(tids), 2000):
         res = await s.execute(sa.select(tl.c.id, tl.c.ticket_id, tl.c.kind, tl.c.external_id, tl.c.marker,
-                                        tl.c.body).where(tl.c.ticket_id.in_(tids[i : i + 2000]),
+                                        tl.c.body).where(tl.c.workspace_id == ws, tl.c.ticket_id.in_(tids[i : i + 2000]),
                                                          tl.c.external_id.is_not(None)))
         for r in res:
             known[(r.ticket_id, _FAMILY.get(EntryKind(r.kind), r.kind), r.external_id)] = dict(r._mapping)
     for i in range(0, len(markers), 2000):
         res = await s.execute(sa.select(tl.c.id, tl.c.ticket_id, tl.c.external_id, tl.c.marker).where(
-            tl.c.marker.in_(markers[i : i + 2000])))
-        by_marker.update({r.marker: dict(r._mapping) for r in res})
+            tl.c.workspace_id == ws, tl.c.marker.in_(markers[i : i + 2000])).order_by(tl.c.id))
+        for r in res:
+            by_marker.setdefault(r.marker, []).append(dict(r._mapping))
 
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
-    note_meta: dict[tuple[int, str, str], PsaNote] = {}
+    note_meta: dict[tuple[int, str, str], tuple[PsaNote, str]] = {}
 
-    def place(tid: int, kind: EntryKind, ext: str, marker: str | None, body: str, **cols: Any) -> bool:
+    def place(tid: int, kind: EntryKind, ext: str, marker: str | None, text: str, *, linkable: bool = True,
+              **cols: Any) -> str | None:
+        """Update, link or queue one PSA child; returns the body when it is inserted as a new entry."""
         fam = _FAMILY[kind]
+        holders = by_marker.get(marker, []) if marker else []
+        # The marker names a local entry that this record cannot be (or a contact wrote it): not ours, so
+        # its text is kept as received, tag included. A marker nobody here holds is stripped as before.
+        foreign = bool(marker) and kind != EntryKind.ATTACHMENT and (bool(holders) or not linkable)
+        received = _as_received(text, marker) if foreign and marker else text
         old = known.get((tid, fam, ext))
         if old is not None:
+            body = text if marker and old["marker"] == marker else received
             if old["kind"] != kind.value or old["body"] != body:
                 updates.append({"id": old["id"], "kind": kind.value, "body": body})
-            return False
-        mine = by_marker.get(marker) if marker else None
-        if mine is not None:  # our own write coming back from the PSA: link it, never duplicate or echo
+            return None
+        mine = next((h for h in holders if h["ticket_id"] == tid and h["external_id"] in (None, ext)), None)
+        if mine is not None and linkable:
+            # Our own write coming back from the PSA (same ticket, not yet linked elsewhere): link it, no echo.
             if mine["external_id"] is None:
                 updates.append({"id": mine["id"], "external_id": ext})
+                mine["external_id"] = ext  # claimed: a second PSA record with this marker is someone else's
             result.add("linked")
-            return False
-        inserts.append({"workspace_id": target.workspace_id, "ticket_id": tid, "kind": kind.value,
-                        "origin": Origin.PSA.value, "external_id": ext, "marker": None, "body": body,
+            return None
+        # Someone else's record (a quoted reply, a pasted note, another ticket's marker): kept as received.
+        inserts.append({"workspace_id": ws, "ticket_id": tid, "kind": kind.value,
+                        "origin": Origin.PSA.value, "external_id": ext, "marker": None, "body": received,
                         "recorded_at": now, **cols})
-        return True
+        return received
 
     for ext, c in children.items():
         tid = ticket_ids[ext]
         for n in c.notes:
             author = n.author
             kind = _NOTE_KIND.get(NoteVisibility(n.visibility), EntryKind.NOTE_INTERNAL)
-            if place(tid, kind, n.external_id, n.marker, n.text,
-                     author_member_id=member_ids.get(author.id) if author and not n.author_is_contact else None,
-                     author_name=(author.name if author else None), author_is_contact=n.author_is_contact,
-                     data={}, occurred_at=n.created_at or now):
-                note_meta[(tid, kind.value, n.external_id)] = n
+            # A note a contact wrote is never our write, whatever tag its (quoted) text carries.
+            body = place(tid, kind, n.external_id, n.marker, n.text, linkable=not n.author_is_contact,
+                         author_member_id=member_ids.get(author.id) if author and not n.author_is_contact else None,
+                         author_name=(author.name[:200] if author and author.name else None),
+                         author_is_contact=n.author_is_contact, data={}, occurred_at=n.created_at or now)
+            if body is not None:
+                note_meta[(tid, kind.value, n.external_id)] = (n, body)
         for e in c.time_entries:
             place(tid, EntryKind.TIME_ENTRY, e.external_id, e.marker, e.notes or "",
                   author_member_id=member_ids.get(e.member.id) if e.member else None,
@@ -401,10 +422,11 @@ async def _apply_children(s: AsyncSession, target: SyncTarget, children: Mapping
         kind = kind_value  # type: ignore[assignment]
         fam = _FAMILY[EntryKind(kind_value)]
         result.add({"note": "notes_added", "time": "time_entries_added", "attachment": "attachments_added"}[fam])
-        note = note_meta.get((tid, kind, ext))
-        if note is not None and emit:
+        meta = note_meta.get((tid, kind, ext))
+        if meta is not None and emit:
+            note, body = meta
             result.events.append(NoteAdded(
                 workspace_id=target.workspace_id, ticket_id=tid, ticket_number=numbers.get(by_ticket[tid]),
                 origin=Origin.PSA.value, occurred_at=note.created_at or now, entry_id=entry_id,
                 visibility=NoteVisibility(note.visibility).value, author_name=note.author.name if note.author else None,
-                body=note.text))
+                body=body))
