@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.base import NoteVisibility, PsaAttachment, PsaNote, PsaTicket, PsaTimeEntry, marker_tag
@@ -190,6 +191,7 @@ async def _apply_once(s: AsyncSession, target: SyncTarget, tickets: Sequence[Psa
         except (BadRecord, ValueError, TypeError) as exc:
             result.bad[t.external_id] = str(exc)[:300]
             log.warning("sync: bad ticket record skipped", extra={"external_id": t.external_id, "error": str(exc)})
+    await _assign_numbers(s, ws, rows, existing, result)
     written = await upsert_tickets(s, rows)
     result.bad.update(written.bad)
     fenced = set(written.fenced)
@@ -260,19 +262,64 @@ async def _link_by_marker(s: AsyncSession, target: SyncTarget, tickets: Sequence
         return
     ws, cid = target.workspace_id, target.connection_id
     t = Ticket.__table__  # Core: filters workspace_id itself
-    res = await s.execute(sa.select(t.c.id, t.c.marker).where(
+    res = await s.execute(sa.select(t.c.id, t.c.marker, t.c.number).where(
         t.c.workspace_id == ws, sa.or_(t.c.connection_id.is_(None), t.c.connection_id == cid),
         t.c.marker.in_(list(wanted)), t.c.external_id.is_(None)).order_by(t.c.id))
     linked = []
-    for tid, marker in res.all():
+    for tid, marker, number in res.all():
         psa = wanted.pop(marker, None)
         if psa is None:
             continue  # two local rows with one marker: the first one is ours
-        await s.execute(sa.update(t).where(t.c.workspace_id == ws, t.c.id == tid).values(
-            connection_id=cid, external_id=psa.external_id, number=number_of(psa.external_id)))
+        values: dict[str, Any] = {"connection_id": cid, "external_id": psa.external_id}
+        candidate = number_of(psa.external_id)
+        if number is None and candidate is not None and not await _numbers_taken(s, ws, {candidate}):
+            values["number"] = candidate
+        try:
+            async with s.begin_nested():  # one ticket's conflict never fails the batch
+                await s.execute(sa.update(t).where(t.c.workspace_id == ws, t.c.id == tid).values(values))
+        except IntegrityError as exc:
+            log.warning("sync: could not link a ticket by its marker",
+                        extra={"external_id": psa.external_id, "error": str(exc.orig)[:300]})
+            continue
         linked.append(psa.external_id)
     if linked:
         existing.update(await _existing(s, target, linked))
+
+
+async def _numbers_taken(s: AsyncSession, ws: int, numbers: set[int]) -> dict[int, int]:
+    """Ticket numbers already used in the workspace: number -> ticket id."""
+    t = Ticket.__table__  # Core: filters workspace_id itself
+    out: dict[int, int] = {}
+    wanted = sorted(numbers)
+    for i in range(0, len(wanted), 5000):
+        res = await s.execute(sa.select(t.c.number, t.c.id).where(t.c.workspace_id == ws,
+                                                                   t.c.number.in_(wanted[i : i + 5000])))
+        out.update({n: tid for n, tid in res.all()})
+    return out
+
+
+async def _assign_numbers(s: AsyncSession, ws: int, rows: list[dict[str, Any]],
+                          existing: Mapping[str, Mapping[str, Any]], result: BatchResult) -> None:
+    """A ticket shows its PSA id as its number only when no other ticket of the workspace uses it.
+
+    Another connection's ticket, or a standalone ticket numbered before the PSA was connected, may hold
+    it; then the ticket keeps the number it has (None when it never had one) and is counted.
+    """
+    wanted = {r["number"] for r in rows if r["number"] is not None}
+    taken = await _numbers_taken(s, ws, wanted) if wanted else {}
+    claimed: set[int] = set()
+    for row in rows:
+        old = existing.get(row["external_id"])
+        own_id = old["id"] if old else None
+        if old is not None and old["number"] is not None:
+            row["number"] = old["number"]  # a number, once given, stays
+        elif row["number"] is not None and (taken.get(row["number"], own_id) != own_id or row["number"] in claimed):
+            log.info("sync: ticket number already used in the workspace; the ticket stays unnumbered",
+                     extra={"external_id": row["external_id"], "number": row["number"]})
+            result.add("number_taken")
+            row["number"] = None
+        if row["number"] is not None:
+            claimed.add(row["number"])
 
 
 async def _protected_fields(s: AsyncSession, ws: int, ticket_ids: Sequence[int]) -> dict[int, set[str]]:

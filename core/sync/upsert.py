@@ -98,9 +98,7 @@ async def upsert_tickets(session: AsyncSession, rows: Sequence[Mapping[str, Any]
             log.warning("bulk ticket upsert failed; retrying row by row", extra={"error": str(exc)[:300]})
             for row in chunk:
                 try:
-                    async with session.begin_nested():
-                        got = (await session.execute(stmt, [dict(row)])).all()
-                    result.written.update({ext: tid for tid, ext in got})
+                    result.written.update(await _one_ticket(session, stmt, row))
                 except (IntegrityError, DBAPIError, ValueError, TypeError) as row_exc:
                     result.bad[row["external_id"]] = _short(row_exc)
                     log.warning("sync: bad ticket record skipped",
@@ -110,6 +108,19 @@ async def upsert_tickets(session: AsyncSession, rows: Sequence[Mapping[str, Any]
         if ext not in result.written and ext not in result.bad:
             result.fenced.append(ext)
     return result
+
+
+async def _one_ticket(session: AsyncSession, stmt: Any, row: Mapping[str, Any]) -> dict[str, int]:
+    """Write one row in its own savepoint; a number taken meanwhile (a concurrent writer) is dropped."""
+    try:
+        async with session.begin_nested():
+            got = (await session.execute(stmt, [dict(row)])).all()
+    except IntegrityError:
+        if row.get("number") is None:
+            raise
+        async with session.begin_nested():
+            got = (await session.execute(stmt, [{**row, "number": None}])).all()
+    return {ext: tid for tid, ext in got}
 
 
 def _short(exc: BaseException) -> str:

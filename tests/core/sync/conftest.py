@@ -54,12 +54,12 @@ class SyncEnv:
 
 async def make_env(db: Database, workspace_id: int, fake: FakeConnectWise, *,
                    transport: httpx.AsyncBaseTransport | None = None, page_size: int = 10,
-                   instance_id: str = "test", settings: dict | None = None) -> SyncEnv:
+                   instance_id: str = "test", settings: dict | None = None, name: str = "cw") -> SyncEnv:
     registry = Registry(transport=transport or fake.transport())
     cipher = CredentialCipher.from_keys([generate_key()])
     connections = ConnectionService(db, cipher=cipher, checker=registry.check, factory=registry.build,
                                     known_kinds=registry.kinds())
-    conn, _ = await connections.add(workspace_id, kind="connectwise", name="cw",
+    conn, _ = await connections.add(workspace_id, kind="connectwise", name=name,
                                     settings=fake.settings(page_size=page_size, **(settings or {})),
                                     credentials=fake.credentials())
     notifier = RecordingNotifier()
