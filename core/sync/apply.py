@@ -84,6 +84,7 @@ class BatchResult:
     counts: dict[str, int] = field(default_factory=dict)
     events: list[DomainEvent] = field(default_factory=list)
     bad: dict[str, str] = field(default_factory=dict)
+    retry: set[str] = field(default_factory=set)  # not written for now (fence gave up): the next run retries
 
     def add(self, key: str, n: int = 1) -> None:
         self.counts[key] = self.counts.get(key, 0) + n
@@ -197,6 +198,7 @@ async def _apply_once(s: AsyncSession, target: SyncTarget, tickets: Sequence[Psa
     fenced = set(written.fenced)
     if last and fenced:
         result.add("fenced_gave_up", len(fenced))
+        result.retry.update(fenced)
         fenced = set()
     for row in rows:
         ext = row["external_id"]

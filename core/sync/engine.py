@@ -9,7 +9,8 @@ A run lists tickets changed since `cursor - overlap` (so nothing on the boundary
 whose content hash is unchanged, fetches the notes, time entries and attachments of changed tickets,
 writes each page in one transaction, and records a SyncRun row. The cursor (the max PSA change time
 seen, i.e. server time) moves only after every page committed: a PSA outage mid-run leaves it where it
-was, and the next run repeats the work (idempotently). Reads retry on 429 (honouring Retry-After) and on
+was, and the next run repeats the work (idempotently). It never passes a record the run could not
+write (bad, or fenced too often): it stops just below the oldest such change, so the next run retries it. Reads retry on 429 (honouring Retry-After) and on
 5xx a few times; connectors themselves never retry.
 """
 
@@ -49,6 +50,7 @@ DEFAULT_OVERLAP = timedelta(minutes=3)
 DEFAULT_LEASE_TTL = timedelta(minutes=5)
 READ_ATTEMPTS = 4
 MAX_RETRY_AFTER_S = 60.0
+HOLD_MARGIN = timedelta(microseconds=1)  # the cursor stops just below the oldest unwritten change
 
 
 class LeaseLost(RuntimeError):
@@ -182,6 +184,7 @@ class SyncEngine:
         emit = cursor_before is not None  # the very first import is silent (no flood of chat messages)
         counts: dict[str, int] = {"pages": 0, "seen": 0}
         bad: dict[str, str] = {}
+        hold: datetime | None = None  # the oldest change time of a record this run could not write
         try:
             connector = self.connections.build(conn)
         except Exception as exc:
@@ -197,9 +200,15 @@ class SyncEngine:
                 counts["seen"] += len(page.items)
                 result = await self.process(connector, target, page.items, counts, emit=emit)
                 bad.update(result.bad)
-                stamps = [t.updated_at for t in page.items if isinstance(t.updated_at, datetime) and t.updated_at.tzinfo]
-                if stamps and (watermark is None or max(stamps) > watermark):
-                    watermark = max(stamps)
+                unwritten = set(result.bad) | result.retry
+                for t in page.items:
+                    stamp = t.updated_at if isinstance(t.updated_at, datetime) and t.updated_at.tzinfo else None
+                    if stamp is None:
+                        continue
+                    if str(getattr(t, "external_id", "?")) in unwritten:
+                        hold = stamp if hold is None else min(hold, stamp)
+                    elif watermark is None or stamp > watermark:
+                        watermark = stamp
                 if progress:
                     progress(Progress(counts["pages"], counts["seen"], counts.get("created", 0)
                                       + counts.get("updated", 0)))
@@ -208,6 +217,10 @@ class SyncEngine:
                 page_cursor = page.next_cursor
                 if not page_cursor:
                     break
+            if hold is not None and watermark is not None and watermark >= hold:
+                # Never step past a change we did not write: the next run reads it again (and retries it).
+                watermark = hold - HOLD_MARGIN
+                counts["cursor_held"] = 1
             cursor_after = runs.format_cursor(watermark) if watermark else cursor_before
             if cursor_after and cursor_after != cursor_before:
                 await runs.set_cursor(self.db, ws, cid, cursor_after, self.clock())

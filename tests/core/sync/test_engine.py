@@ -195,3 +195,24 @@ async def test_rate_limit_is_waited_out(env: SyncEnv):
     env.fake.fail_next(429, times=2, match="GET /service/tickets", retry_after=7)
     outcome = await env.sync.run(env.connection_id)
     assert outcome.status == RunStatus.OK and waits == [7, 7] and outcome.counts["rate_limited"] == 2
+
+
+async def test_cursor_stops_below_a_record_it_could_not_write(env: SyncEnv):
+    ids = seed(env.fake, 6)
+    env.fake.clock.advance(3600)  # later changes move the watermark far past the bad record (beyond the overlap)
+    late = env.fake.add_ticket("Later", company={"id": min(env.fake.companies)})
+    good_owner = env.fake.tickets[ids[2]]["owner"]
+    env.fake.tickets[ids[2]]["owner"] = {"id": "x" * 90, "identifier": "ghost"}  # a fault, not a PSA edit
+    first = await env.sync.run(env.connection_id)
+    assert first.status == RunStatus.PARTIAL and first.counts["bad"] == 1
+    assert str(ids[2]) not in await env.tickets() and str(late["id"]) in await env.tickets()
+    bad_stamp = parse_cursor(env.fake.tickets[ids[2]]["_info"]["lastUpdated"].replace("Z", "+00:00"))
+    cursor = parse_cursor(await get_cursor(env.db, env.workspace_id, env.connection_id))
+    assert cursor is not None and bad_stamp is not None and cursor < bad_stamp
+    env.fake.tickets[ids[2]]["owner"] = good_owner  # the fault clears; the PSA's change time is unchanged
+    env.fake.clock.advance(60)
+    second = await env.sync.run(env.connection_id)
+    assert second.status == RunStatus.OK and second.counts["created"] == 1
+    assert (await env.tickets())[str(ids[2])].subject == "Ticket 2"
+    cursor = parse_cursor(await get_cursor(env.db, env.workspace_id, env.connection_id))
+    assert cursor == parse_cursor(env.fake.tickets[late["id"]]["_info"]["lastUpdated"].replace("Z", "+00:00"))
