@@ -3,8 +3,9 @@
 Webhooks are hints (psa-apis.md §5): the payload is never trusted for content, only for which ticket to
 re-fetch. The connector verifies the PSA's signature where it has one; a connection may also carry a
 `webhook_token` setting that the URL's last segment must match (for PSAs that cannot sign). The event
-id is recorded first, so a retried delivery is a no-op; if the re-fetch then fails because the PSA is
-unavailable, the record is removed again and the caller answers 503 so the PSA retries.
+id is recorded first, so a retried delivery is a no-op; if the re-fetch then fails (the PSA is
+unavailable, or anything on our side), the record is removed again and the caller answers 503 so the
+PSA retries.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class WebhookRefused(DeskbridgeError):
 
 
 class WebhookUnavailable(DeskbridgeError):
-    """The PSA could not be reached to re-read the ticket (answer 503 so the PSA retries)."""
+    """The ticket could not be re-read or stored now (answer 503 so the PSA retries; the event was un-marked)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,13 @@ class WebhookService:
             except PsaError as exc:
                 await self._forget(source, event.event_id)
                 raise WebhookUnavailable(f"Could not re-read ticket {event.ticket_external_id}: {exc.message}",
+                                         hint="The PSA will retry; the scheduled sync also catches up.") from exc
+            except Exception as exc:
+                # Not the PSA's fault (our database, a notifier…): un-mark the event so the PSA's retry runs.
+                log.exception("webhook refresh failed", extra={"connection_id": connection_id,
+                                                               "ticket": event.ticket_external_id})
+                await self._forget(source, event.event_id)
+                raise WebhookUnavailable(f"Could not process the change to ticket {event.ticket_external_id} now.",
                                          hint="The PSA will retry; the scheduled sync also catches up.") from exc
             return WebhookResult("processed", event.event_id, event.ticket_external_id)
         finally:

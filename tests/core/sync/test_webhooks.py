@@ -113,3 +113,33 @@ async def test_psa_down_during_refetch_answers_503_and_a_retry_works(env: SyncEn
     assert retry.json()["status"] == "processed"  # the failed attempt did not burn the event id
     assert (await env.tickets())[str(ids[0])].subject == "after outage"
     assert json.loads(body)["ID"] == ids[0]
+
+
+class FlakyNotifier:
+    """A notifier (the chat side) that fails once: a non-PSA error while the webhook's refresh runs."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.failures = inner, 1
+
+    async def notify(self, event) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("chat side is down")
+        await self.inner.notify(event)
+
+
+async def test_internal_error_during_refetch_unmarks_the_event_so_the_retry_is_processed(
+        env: SyncEnv, client: httpx.AsyncClient):
+    ids = await _synced(env)
+    env.engine.notifier = FlakyNotifier(env.notifier)
+    env.fake.edit_ticket(ids[2], summary="edited before the push")
+    headers, body = env.fake.signed_callback("ticket", "updated", ids[2])
+    resp = await client.post(f"/webhooks/{env.connection_id}/cw", content=body, headers=headers)
+    assert resp.status_code in (500, 503) and "chat side is down" not in resp.text  # no internals leaked
+    async with env.db.read(Scope.system_wide()) as s:
+        assert (await s.exec(select(ProcessedEvent))).all() == []  # un-marked: the PSA's retry counts
+    retry = await client.post(f"/webhooks/{env.connection_id}/cw", content=body, headers=headers)
+    assert retry.status_code == 200 and retry.json()["status"] == "processed"
+    assert (await env.tickets())[str(ids[2])].subject == "edited before the push"
+    async with env.db.read(Scope.system_wide()) as s:
+        assert len((await s.exec(select(ProcessedEvent))).all()) == 1
