@@ -45,6 +45,7 @@ async def test_two_instances_share_one_postgres_database(db: Database, db_url: s
     await base.sync.refresh_picklists(base.connection_id)
     dbs = [Database(db_url), Database(db_url)]
     ran: Counter[str] = Counter()
+    in_flight: Counter[str] = Counter()
     schedulers = []
     for i, idb in enumerate(dbs):
         other = await _engine_on(idb, base, f"inst-{i}")
@@ -55,7 +56,11 @@ async def test_two_instances_share_one_postgres_database(db: Database, db_url: s
 
             async def run(self, cid, **kw):
                 ran[self.who] += 1
-                return await self.inner.run(cid, **kw)
+                in_flight["runs"] += 1
+                try:
+                    return await self.inner.run(cid, **kw)
+                finally:
+                    in_flight["runs"] -= 1
 
             def __getattr__(self, name):
                 return getattr(self.inner, name)
@@ -81,20 +86,35 @@ async def test_two_instances_share_one_postgres_database(db: Database, db_url: s
                 fake.add_note(tid, f"note {n}", contact_id=min(fake.contacts))
             await asyncio.sleep(0.15)
 
+    async def claimed_ticks() -> list:
+        async with db.read(Scope.system_wide()) as s:
+            return list((await s.exec(sa.select(JobTick.period_start, JobTick.claimed_by).where(
+                JobTick.job == f"sync:{base.connection_id}"))).all())
+
     for sched in schedulers:
         sched.start()
     try:
         await psa_users()
         fake.clock.advance(5)
-        await asyncio.sleep(2.5)  # a last tick or two after the PSA went quiet
+        await asyncio.sleep(1.5)  # a tick or two while the PSA is quiet (not relied upon: see below)
     finally:
         for sched in schedulers:
             sched.shutdown(wait=False)
-        await asyncio.sleep(0.5)
+    # shutdown(wait=False) leaves a started tick running: wait (with a deadline) until every claimed tick
+    # has finished its run, and stays so for a moment, before reading what the ticks did.
+    loop = asyncio.get_running_loop()
+    deadline, settled = loop.time() + 60, 0
+    while settled < 3 and loop.time() < deadline:
+        ticks = await claimed_ticks()
+        settled = settled + 1 if not in_flight["runs"] and sum(ran.values()) == len(ticks) else 0
+        await asyncio.sleep(0.2)
+    ticks = await claimed_ticks()
     async with db.read(Scope.system_wide()) as s:
-        ticks = (await s.exec(sa.select(JobTick.period_start, JobTick.claimed_by).where(
-            JobTick.job == f"sync:{base.connection_id}"))).all()
         runs = (await s.exec(sa.select(SyncRun.status).where(SyncRun.kind.in_(["incremental", "full"])))).all()
+    # The last PSA edits may have landed after the last tick: one explicit sync catches up (no timing bet).
+    final = await base.sync.run(base.connection_id)
+    assert final.status == RunStatus.OK, final.error
+    async with db.read(Scope.system_wide()) as s:
         tickets = (await s.exec(sa.select(Ticket.external_id, Ticket.subject))).all()
         entries = (await s.exec(sa.select(TimelineEntry.ticket_id, TimelineEntry.kind,
                                           TimelineEntry.external_id))).all()
