@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.base import NoteVisibility, PsaAttachment, PsaNote, PsaTicket, PsaTimeEntry, marker_tag
@@ -230,6 +230,35 @@ async def _apply_once(s: AsyncSession, target: SyncTarget, tickets: Sequence[Psa
     return fenced
 
 
+async def _timeline_per_ticket(s: AsyncSession, ws: int, updates: Sequence[dict[str, Any]],
+                               inserts: Sequence[dict[str, Any]], entry_ticket: Mapping[int, int],
+                               by_ticket: Mapping[int, str], result: BatchResult) -> list[tuple[int, int, str, str]]:
+    """Timeline writes one ticket per savepoint: a ticket whose children cannot be stored is counted bad
+    and forgets its content hash, so the next run (its cursor held below it) fetches it again."""
+    ups: dict[int, list[dict[str, Any]]] = {}
+    ins: dict[int, list[dict[str, Any]]] = {}
+    for u in updates:
+        ups.setdefault(entry_ticket[u["id"]], []).append(u)
+    for row in inserts:
+        ins.setdefault(row["ticket_id"], []).append(row)
+    out: list[tuple[int, int, str, str]] = []
+    t = Ticket.__table__  # Core: filters workspace_id itself
+    for tid in sorted(set(ups) | set(ins)):
+        try:
+            async with s.begin_nested():
+                if ups.get(tid):
+                    await update_timeline(s, ups[tid])
+                got = await insert_timeline(s, ins[tid]) if ins.get(tid) else []
+            out.extend(got)
+        except (DBAPIError, ValueError, TypeError) as exc:
+            error = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+            result.bad[by_ticket[tid]] = f"timeline: {error}"
+            log.warning("sync: a ticket's notes/time/attachments could not be stored",
+                        extra={"external_id": by_ticket[tid], "error": error})
+            await s.execute(sa.update(t).where(t.c.workspace_id == ws, t.c.id == tid).values(psa_hash=None))
+    return out
+
+
 def _as_received(text: str, marker: str) -> str:
     """A record's text with the marker tag its connector stripped put back (it was not our write)."""
     return f"{text.rstrip()}\n\n{marker_tag(marker)}" if text.strip() else marker_tag(marker)
@@ -404,12 +433,14 @@ async def _apply_children(s: AsyncSession, target: SyncTarget, children: Mapping
 
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
+    entry_ticket: dict[int, int] = {}  # entry id -> ticket id, for the updates
     note_meta: dict[tuple[int, str, str], tuple[PsaNote, str]] = {}
 
     def place(tid: int, kind: EntryKind, ext: str, marker: str | None, text: str, *, linkable: bool = True,
               **cols: Any) -> str | None:
         """Update, link or queue one PSA child; returns the body when it is inserted as a new entry."""
         fam = _FAMILY[kind]
+        text = text.replace("\x00", "")  # PostgreSQL text cannot hold NUL
         holders = by_marker.get(marker, []) if marker else []
         # The marker names a local entry that this record cannot be (or a contact wrote it): not ours, so
         # its text is kept as received, tag included. A marker nobody here holds is stripped as before.
@@ -420,12 +451,14 @@ async def _apply_children(s: AsyncSession, target: SyncTarget, children: Mapping
             body = text if marker and old["marker"] == marker else received
             if old["kind"] != kind.value or old["body"] != body:
                 updates.append({"id": old["id"], "kind": kind.value, "body": body})
+                entry_ticket[old["id"]] = tid
             return None
         mine = next((h for h in holders if h["ticket_id"] == tid and h["external_id"] in (None, ext)), None)
         if mine is not None and linkable:
             # Our own write coming back from the PSA (same ticket, not yet linked elsewhere): link it, no echo.
             if mine["external_id"] is None:
                 updates.append({"id": mine["id"], "external_id": ext})
+                entry_ticket[mine["id"]] = tid
                 mine["external_id"] = ext  # claimed: a second PSA record with this marker is someone else's
             result.add("linked")
             return None
@@ -450,7 +483,7 @@ async def _apply_children(s: AsyncSession, target: SyncTarget, children: Mapping
         for e in c.time_entries:
             place(tid, EntryKind.TIME_ENTRY, e.external_id, e.marker, e.notes or "",
                   author_member_id=member_ids.get(e.member.id) if e.member else None,
-                  author_name=e.member.name if e.member else None, author_is_contact=False,
+                  author_name=(e.member.name or "")[:200] or None if e.member else None, author_is_contact=False,
                   data={"minutes": e.minutes, "billable": e.billable,
                         "started_at": e.started_at.isoformat() if e.started_at else None},
                   occurred_at=e.started_at or now)
@@ -460,13 +493,18 @@ async def _apply_children(s: AsyncSession, target: SyncTarget, children: Mapping
                   data={"filename": a.filename, "size": a.size, "content_type": a.content_type},
                   occurred_at=a.created_at or now)
 
-    if updates:
-        await update_timeline(s, updates)
     for row in inserts:
         for col in TIMELINE_COLUMNS:
             row.setdefault(col, None)
-    inserted = await insert_timeline(s, inserts) if inserts else []
     by_ticket = {tid: ext for ext, tid in ticket_ids.items()}
+    try:
+        async with s.begin_nested():
+            if updates:
+                await update_timeline(s, updates)
+            inserted = await insert_timeline(s, inserts) if inserts else []
+    except (DBAPIError, ValueError, TypeError) as exc:
+        log.warning("sync: timeline write failed; retrying ticket by ticket", extra={"error": str(exc)[:300]})
+        inserted = await _timeline_per_ticket(s, ws, updates, inserts, entry_ticket, by_ticket, result)
     for entry_id, tid, kind_value, ext in inserted:
         kind = kind_value  # type: ignore[assignment]
         fam = _FAMILY[EntryKind(kind_value)]

@@ -216,3 +216,14 @@ async def test_cursor_stops_below_a_record_it_could_not_write(env: SyncEnv):
     assert (await env.tickets())[str(ids[2])].subject == "Ticket 2"
     cursor = parse_cursor(await get_cursor(env.db, env.workspace_id, env.connection_id))
     assert cursor == parse_cursor(env.fake.tickets[late["id"]]["_info"]["lastUpdated"].replace("Z", "+00:00"))
+
+
+async def test_a_note_the_database_rejects_never_fails_the_run(env: SyncEnv):
+    ids = seed(env.fake, 3)
+    env.fake.add_note(ids[1], "pasted from a terminal:\x00\x00 done", member_id=sorted(env.fake.members)[1])
+    outcome = await env.sync.run(env.connection_id)  # PostgreSQL text cannot hold NUL: this used to abort the run
+    assert outcome.status == RunStatus.OK, outcome.error
+    tickets = await env.tickets()
+    assert len(tickets) == 3
+    bodies = [e.body for e in await env.timeline(tickets[str(ids[1])].id)]
+    assert "pasted from a terminal: done" in bodies
