@@ -1,0 +1,184 @@
+"""The timeline half of a sync batch: notes, time entries and attachments of the tickets just written.
+
+Echo suppression: a PSA record carrying one of OUR markers is linked to the local entry that wrote it
+(its external id is filled in) instead of being inserted again, and emits no event, but only when that
+entry is on the same ticket of the same workspace and not yet linked to another record, and never for
+a note a contact wrote (an e-mail reply quoting ours). Anything else is inserted as received.
+Writes run in a savepoint; if one fails, tickets are retried one per savepoint and a ticket whose
+children cannot be stored is counted bad (its content hash is cleared so the next run fetches it again).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from connectors.base import NoteVisibility, PsaNote, marker_tag
+from core.notify import NoteAdded
+from core.sync.upsert import TIMELINE_COLUMNS, insert_timeline, update_timeline
+from store.enums import EntryKind, Origin
+from store.tables import Ticket, TimelineEntry
+
+if TYPE_CHECKING:
+    from core.sync.apply import BatchResult, Children, SyncTarget
+
+log = logging.getLogger(__name__)
+
+_NOTE_KIND = {NoteVisibility.PUBLIC: EntryKind.NOTE_PUBLIC, NoteVisibility.INTERNAL: EntryKind.NOTE_INTERNAL,
+              NoteVisibility.RESOLUTION: EntryKind.NOTE_RESOLUTION}
+_FAMILY = {EntryKind.NOTE_PUBLIC: "note", EntryKind.NOTE_INTERNAL: "note", EntryKind.NOTE_RESOLUTION: "note",
+           EntryKind.TIME_ENTRY: "time", EntryKind.ATTACHMENT: "attachment"}
+
+
+async def apply_children(s: AsyncSession, target: SyncTarget, children: Mapping[str, Children],
+                         ticket_ids: Mapping[str, int], numbers: Mapping[str, int | None],
+                         member_ids: Mapping[str, int], contact_ids: Mapping[str, int], *, now: datetime,
+                         emit: bool, result: BatchResult) -> None:
+    """Insert new notes/time entries/attachments, update changed ones, link our own writes coming back."""
+    if not children:
+        return
+    tl = TimelineEntry.__table__
+    tids = [ticket_ids[ext] for ext in children]
+    markers = sorted({x.marker for c in children.values() for x in (*c.notes, *c.time_entries, *c.attachments)
+                      if x.marker})
+    known: dict[tuple[int, str, str], dict[str, Any]] = {}
+    by_marker: dict[str, list[dict[str, Any]]] = {}  # marker -> local entries of this workspace carrying it
+    ws = target.workspace_id  # Core statements below: they filter workspace_id themselves
+    for i in range(0, len(tids), 2000):
+        res = await s.execute(sa.select(tl.c.id, tl.c.ticket_id, tl.c.kind, tl.c.external_id, tl.c.marker,
+                                        tl.c.body).where(tl.c.workspace_id == ws, tl.c.ticket_id.in_(tids[i : i + 2000]),
+                                                         tl.c.external_id.is_not(None)))
+        for r in res:
+            known[(r.ticket_id, _FAMILY.get(EntryKind(r.kind), r.kind), r.external_id)] = dict(r._mapping)
+    for i in range(0, len(markers), 2000):
+        res = await s.execute(sa.select(tl.c.id, tl.c.ticket_id, tl.c.external_id, tl.c.marker).where(
+            tl.c.workspace_id == ws, tl.c.marker.in_(markers[i : i + 2000])).order_by(tl.c.id))
+        for r in res:
+            by_marker.setdefault(r.marker, []).append(dict(r._mapping))
+
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    entry_ticket: dict[int, int] = {}  # entry id -> ticket id, for the updates
+    note_meta: dict[tuple[int, str, str], tuple[PsaNote, str]] = {}
+
+    def place(tid: int, kind: EntryKind, ext: str, marker: str | None, text: str, *, linkable: bool = True,
+              **cols: Any) -> str | None:
+        """Update, link or queue one PSA child; returns the body when it is inserted as a new entry."""
+        fam = _FAMILY[kind]
+        text = text.replace("\x00", "")  # PostgreSQL text cannot hold NUL
+        holders = by_marker.get(marker, []) if marker else []
+        # The marker names a local entry that this record cannot be (or a contact wrote it): not ours, so
+        # its text is kept as received, tag included. A marker nobody here holds is stripped as before.
+        foreign = bool(marker) and kind != EntryKind.ATTACHMENT and (bool(holders) or not linkable)
+        received = _as_received(text, marker) if foreign and marker else text
+        old = known.get((tid, fam, ext))
+        if old is not None:
+            body = text if marker and old["marker"] == marker else received
+            if old["kind"] != kind.value or old["body"] != body:
+                updates.append({"id": old["id"], "kind": kind.value, "body": body})
+                entry_ticket[old["id"]] = tid
+            return None
+        mine = next((h for h in holders if h["ticket_id"] == tid and h["external_id"] in (None, ext)), None)
+        if mine is not None and linkable:
+            # Our own write coming back from the PSA (same ticket, not yet linked elsewhere): link it, no echo.
+            if mine["external_id"] is None:
+                updates.append({"id": mine["id"], "external_id": ext})
+                entry_ticket[mine["id"]] = tid
+                mine["external_id"] = ext  # claimed: a second PSA record with this marker is someone else's
+            result.add("linked")
+            return None
+        # Someone else's record (a quoted reply, a pasted note, another ticket's marker): kept as received.
+        inserts.append({"workspace_id": ws, "ticket_id": tid, "kind": kind.value,
+                        "origin": Origin.PSA.value, "external_id": ext, "marker": None, "body": received,
+                        "recorded_at": now, **cols})
+        return received
+
+    for ext, c in children.items():
+        tid = ticket_ids[ext]
+        for n in c.notes:
+            author = n.author
+            kind = _NOTE_KIND.get(NoteVisibility(n.visibility), EntryKind.NOTE_INTERNAL)
+            # A note a contact wrote is never our write, whatever tag its (quoted) text carries.
+            body = place(tid, kind, n.external_id, n.marker, n.text, linkable=not n.author_is_contact,
+                         author_member_id=member_ids.get(author.id) if author and not n.author_is_contact else None,
+                         author_name=(author.name[:200] if author and author.name else None),
+                         author_is_contact=n.author_is_contact, data={}, occurred_at=n.created_at or now)
+            if body is not None:
+                note_meta[(tid, kind.value, n.external_id)] = (n, body)
+        for e in c.time_entries:
+            place(tid, EntryKind.TIME_ENTRY, e.external_id, e.marker, e.notes or "",
+                  author_member_id=member_ids.get(e.member.id) if e.member else None,
+                  author_name=(e.member.name or "")[:200] or None if e.member else None, author_is_contact=False,
+                  data={"minutes": e.minutes, "billable": e.billable,
+                        "started_at": e.started_at.isoformat() if e.started_at else None},
+                  occurred_at=e.started_at or now)
+        for a in c.attachments:
+            place(tid, EntryKind.ATTACHMENT, a.external_id, a.marker, a.filename, author_member_id=None,
+                  author_name=None, author_is_contact=False,
+                  data={"filename": a.filename, "size": a.size, "content_type": a.content_type},
+                  occurred_at=a.created_at or now)
+
+    for row in inserts:
+        for col in TIMELINE_COLUMNS:
+            row.setdefault(col, None)
+    by_ticket = {tid: ext for ext, tid in ticket_ids.items()}
+    try:
+        async with s.begin_nested():
+            if updates:
+                await update_timeline(s, updates)
+            inserted = await insert_timeline(s, inserts) if inserts else []
+    except (DBAPIError, ValueError, TypeError) as exc:
+        log.warning("sync: timeline write failed; retrying ticket by ticket", extra={"error": str(exc)[:300]})
+        inserted = await _timeline_per_ticket(s, ws, updates, inserts, entry_ticket, by_ticket, result)
+    for entry_id, tid, kind_value, ext in inserted:
+        kind = kind_value  # type: ignore[assignment]
+        fam = _FAMILY[EntryKind(kind_value)]
+        result.add({"note": "notes_added", "time": "time_entries_added", "attachment": "attachments_added"}[fam])
+        meta = note_meta.get((tid, kind, ext))
+        if meta is not None and emit:
+            note, body = meta
+            result.events.append(NoteAdded(
+                workspace_id=target.workspace_id, ticket_id=tid, ticket_number=numbers.get(by_ticket[tid]),
+                origin=Origin.PSA.value, occurred_at=note.created_at or now, entry_id=entry_id,
+                visibility=NoteVisibility(note.visibility).value, author_name=note.author.name if note.author else None,
+                body=body))
+
+
+async def _timeline_per_ticket(s: AsyncSession, ws: int, updates: Sequence[dict[str, Any]],
+                               inserts: Sequence[dict[str, Any]], entry_ticket: Mapping[int, int],
+                               by_ticket: Mapping[int, str], result: BatchResult) -> list[tuple[int, int, str, str]]:
+    """Timeline writes one ticket per savepoint: a ticket whose children cannot be stored is counted bad
+    and forgets its content hash, so the next run (its cursor held below it) fetches it again."""
+    ups: dict[int, list[dict[str, Any]]] = {}
+    ins: dict[int, list[dict[str, Any]]] = {}
+    for u in updates:
+        ups.setdefault(entry_ticket[u["id"]], []).append(u)
+    for row in inserts:
+        ins.setdefault(row["ticket_id"], []).append(row)
+    out: list[tuple[int, int, str, str]] = []
+    t = Ticket.__table__  # Core: filters workspace_id itself
+    for tid in sorted(set(ups) | set(ins)):
+        try:
+            async with s.begin_nested():
+                if ups.get(tid):
+                    await update_timeline(s, ups[tid])
+                got = await insert_timeline(s, ins[tid]) if ins.get(tid) else []
+            out.extend(got)
+        except (DBAPIError, ValueError, TypeError) as exc:
+            error = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+            result.bad[by_ticket[tid]] = f"timeline: {error}"
+            log.warning("sync: a ticket's notes/time/attachments could not be stored",
+                        extra={"external_id": by_ticket[tid], "error": error})
+            await s.execute(sa.update(t).where(t.c.workspace_id == ws, t.c.id == tid).values(psa_hash=None))
+    return out
+
+
+def _as_received(text: str, marker: str) -> str:
+    """A record's text with the marker tag its connector stripped put back (it was not our write)."""
+    return f"{text.rstrip()}\n\n{marker_tag(marker)}" if text.strip() else marker_tag(marker)
