@@ -107,14 +107,16 @@ class SlackSurface:
         """/slack/events (commands, interactivity, events), /slack/install, /slack/oauth_redirect."""
         router = APIRouter(tags=["slack"])
         handler = self.handler
+        work = self.context.work
 
         @router.post("/slack/events", include_in_schema=False)
         async def events(req: Request) -> Response:
-            try:
-                return await handler.handle(req)
-            except (ValueError, KeyError, TypeError):
-                log.warning("malformed Slack request refused")
-                return Response(status_code=400, content="malformed request")
+            with work.acking():  # work queued after earlier acks waits for a quiet moment
+                try:
+                    return await handler.handle(req)
+                except (ValueError, KeyError, TypeError):
+                    log.warning("malformed Slack request refused")
+                    return Response(status_code=400, content="malformed request")
 
         @router.get("/slack/install", include_in_schema=False)
         async def install(req: Request) -> Response:

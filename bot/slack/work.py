@@ -4,20 +4,27 @@ Every Slack listener acks at once and hands the rest (database queries, PSA-back
 to `AfterAck`: a FIFO drained by a few worker tasks. Compared with one task per request (bolt's lazy
 listeners on asyncio), a burst of 200 requests is acked before most of the work it started runs, and that
 work can never hold more than `workers` database connections, so the pool stays free for the acks that
-need one and for the scheduler. A job that fails is logged; it never stops a worker.
+need one and for the scheduler. Acks also go first: a worker starts its next job only once no Slack
+request has been in progress for `quiet_s` (the surface reports them through `acking`), or after waiting
+`max_defer_s`, so work is delayed by a burst but never starved by steady traffic. A job that fails is
+logged; it never stops a worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 log = logging.getLogger("deskbridge.slack")
 
 WORKERS = 4  # below the database pool's size (5): acks and the scheduler always find a connection
 MAX_BACKLOG = 10_000  # jobs waiting; beyond it new work is refused (logged), never memory without bound
+QUIET_S = 0.005  # no Slack request for this long: the burst is over, start the next job
+MAX_DEFER_S = 0.25  # a job waits at most this long for a quiet moment (views.open triggers expire in 3 s)
 
 Job = Callable[[], Awaitable[Any]]
 
@@ -25,10 +32,17 @@ Job = Callable[[], Awaitable[Any]]
 class AfterAck:
     """A FIFO of jobs drained by `workers` tasks, started lazily on the running event loop."""
 
-    def __init__(self, workers: int = WORKERS, *, max_backlog: int = MAX_BACKLOG, grace_s: float = 10.0) -> None:
+    def __init__(self, workers: int = WORKERS, *, max_backlog: int = MAX_BACKLOG, grace_s: float = 10.0,
+                 quiet_s: float = QUIET_S, max_defer_s: float = MAX_DEFER_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.workers = workers
         self.max_backlog = max_backlog
         self.grace_s = grace_s
+        self.quiet_s = quiet_s
+        self.max_defer_s = max_defer_s
+        self._clock = clock
+        self._acking = 0
+        self._last_ack = float("-inf")
         self._queue: asyncio.Queue[Job] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.refused = 0
@@ -52,11 +66,31 @@ class AfterAck:
             return False
         return True
 
+    @contextmanager
+    def acking(self) -> Iterator[None]:
+        """Wrap the handling of one incoming Slack request (up to its response)."""
+        self._acking += 1
+        self._last_ack = self._clock()
+        try:
+            yield
+        finally:
+            self._acking -= 1
+            self._last_ack = self._clock()
+
+    def _busy(self) -> bool:
+        return self._acking > 0 or self._clock() - self._last_ack < self.quiet_s
+
+    async def _quiet_moment(self) -> None:
+        deadline = self._clock() + self.max_defer_s
+        while self._busy() and self._clock() < deadline:  # noqa: ASYNC110 - a quiet period is a time, not an event
+            await asyncio.sleep(self.quiet_s)
+
     async def _worker(self) -> None:
         assert self._queue is not None
         while True:
             job = await self._queue.get()
             try:
+                await self._quiet_moment()
                 await job()
             except Exception:  # noqa: BLE001 - one failed job must not stop the worker
                 log.exception("slack work after the ack failed")

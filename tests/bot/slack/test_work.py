@@ -1,0 +1,82 @@
+"""The bounded pool that runs Slack work after the ack (bot/slack/work.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from bot.slack.work import AfterAck
+
+
+async def test_at_most_workers_jobs_run_at_once_and_all_finish():
+    work = AfterAck(workers=3, quiet_s=0.001)
+    running, peak, done = 0, 0, []
+
+    async def job(i: int) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.005)
+        running -= 1
+        done.append(i)
+
+    for i in range(20):
+        assert work.submit(lambda i=i: job(i))
+    await work.drain()
+    assert peak == 3 and sorted(done) == list(range(20))
+    await work.close()
+
+
+async def test_a_failing_job_is_logged_and_the_worker_goes_on(caplog):
+    work = AfterAck(workers=1, quiet_s=0.001)
+    done = []
+
+    async def boom() -> None:
+        raise RuntimeError("psa down")
+
+    async def ok() -> None:
+        done.append(1)
+
+    with caplog.at_level(logging.ERROR, logger="deskbridge.slack"):
+        work.submit(boom)
+        work.submit(ok)
+        await work.drain()
+    assert done == [1] and "work after the ack failed" in caplog.text
+    await work.close()
+
+
+async def test_jobs_wait_while_acks_are_in_progress_but_not_beyond_max_defer():
+    work = AfterAck(workers=1, quiet_s=0.002, max_defer_s=0.2)
+    started = asyncio.Event()
+
+    async def job() -> None:
+        started.set()
+
+    with work.acking():
+        work.submit(job)
+        await asyncio.sleep(0.05)
+        assert not started.is_set()  # an ack is in progress: the job waits
+    await asyncio.wait_for(started.wait(), 1)  # a quiet moment: it runs
+
+    started.clear()
+    loop = asyncio.get_running_loop()
+    with work.acking():  # steady traffic never ends: the job still runs after max_defer_s
+        t0 = loop.time()
+        work.submit(job)
+        await asyncio.wait_for(started.wait(), 1)
+        assert 0.15 <= loop.time() - t0 < 0.6
+    await work.close()
+
+
+async def test_a_full_backlog_refuses_new_work_instead_of_growing():
+    work = AfterAck(workers=1, max_backlog=2, quiet_s=0.001)
+    gate = asyncio.Event()
+
+    async def blocked() -> None:
+        await gate.wait()
+
+    results = [work.submit(blocked) for _ in range(4)]  # no await in between: the worker has taken none yet
+    assert results == [True, True, False, False] and work.refused == 2
+    gate.set()
+    await work.drain()
+    await work.close()
