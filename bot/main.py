@@ -89,6 +89,7 @@ class Deskbridge:
         return {"database": db_ok, "migrations": mig_ok}
 
     async def aclose(self) -> None:
+        await self.connections.aclose()
         await self.db.dispose()
 
 

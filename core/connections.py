@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -36,6 +38,8 @@ class ConnectionService:
         self._checker = checker
         self._factory = factory
         self.known_kinds = known_kinds
+        self._shared: dict[int, tuple[str, _Shared]] = {}
+        self._retired: list[PsaConnector] = []
 
     async def _check(self, kind: str, settings: Mapping[str, Any], credentials: Mapping[str, Any]) -> AccountInfo:
         try:
@@ -134,7 +138,35 @@ class ConnectionService:
                                 kind=conn.kind, settings=dict(conn.settings), credentials=creds)
 
     def build(self, conn: PsaConnection) -> PsaConnector:
+        """A new connector of the caller's own (the caller closes it)."""
         return self._factory(self.config_for(conn))
+
+    def shared(self, conn: PsaConnection) -> PsaConnector:
+        """This process's long-lived connector for a connection (keeps its HTTP pool and what it discovered,
+        e.g. ConnectWise's codebase, across sync runs). New credentials or settings get a new one. Closing
+        it is a no-op; `aclose()` of this service closes them all."""
+        fingerprint = hashlib.sha256(
+            (conn.credentials_ciphertext or b"") + json.dumps(conn.settings, sort_keys=True, default=str).encode()
+        ).hexdigest()
+        cached = self._shared.get(conn.id)  # type: ignore[arg-type]
+        if cached is not None and cached[0] == fingerprint:
+            return cached[1]
+        if cached is not None:
+            self._retired.append(cached[1].inner)
+        proxy = _Shared(self.build(conn))
+        self._shared[conn.id] = (fingerprint, proxy)  # type: ignore[index]
+        return proxy
+
+    async def aclose(self) -> None:
+        """Close every shared connector (at shutdown)."""
+        connectors = [c.inner for _, c in self._shared.values()] + self._retired
+        self._shared.clear()
+        self._retired = []
+        for connector in connectors:
+            try:
+                await connector.aclose()
+            except Exception:  # noqa: BLE001 - shutting down: log and go on
+                log.warning("closing a connector failed", exc_info=True)
 
     @asynccontextmanager
     async def open(self, conn: PsaConnection) -> AsyncIterator[PsaConnector]:
@@ -144,3 +176,16 @@ class ConnectionService:
             yield connector
         finally:
             await connector.aclose()
+
+
+class _Shared:
+    """A shared connector handed to one user: everything delegates, except that `aclose` does nothing."""
+
+    def __init__(self, inner: PsaConnector) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def aclose(self) -> None:
+        return None

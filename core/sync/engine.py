@@ -186,7 +186,7 @@ class SyncEngine:
         bad: dict[str, str] = {}
         hold: datetime | None = None  # the oldest change time of a record this run could not write
         try:
-            connector = self.connections.build(conn)
+            connector = self.connections.shared(conn)
         except Exception as exc:
             await runs.finish_run(self.db, ws, run_id, status=RunStatus.FAILED, now=self.clock(), counts=counts,
                                   error=str(exc))
@@ -323,7 +323,7 @@ class SyncEngine:
         run_id = await runs.start_run(self.db, ws, connection_id, kind, self.clock())
         counts: dict[str, int] = {}
         own = connector is None
-        connector = connector or self.connections.build(conn)
+        connector = connector or self.connections.shared(conn)
         try:
             try:
                 ticket = await self.call(counts, connector.get_ticket, external_id)

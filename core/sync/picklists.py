@@ -39,7 +39,7 @@ async def refresh_picklists(engine: SyncEngine, connection_id: int) -> SyncOutco
     ws = conn.workspace_id
     run_id = await runs.start_run(engine.db, ws, connection_id, RunKind.PICKLISTS, engine.clock())
     counts: dict[str, int] = {}
-    connector = engine.connections.build(conn)
+    connector = engine.connections.shared(conn)
     try:
         pl = await engine.call(counts, connector.picklists)
         members = await engine.call(counts, connector.list_members)

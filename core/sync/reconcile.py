@@ -44,7 +44,7 @@ async def reconcile(engine: SyncEngine, connection_id: int, *,
         started = engine.clock()
         run_id = await runs.start_run(engine.db, ws, connection_id, RunKind.RECONCILE, started)
         counts: dict[str, int] = {}
-        connector = engine.connections.build(conn)
+        connector = engine.connections.shared(conn)
         try:
             live: set[str] = set()
             cursor: str | None = None

@@ -60,7 +60,7 @@ class WebhookService:
             raise WebhookRefused("This webhook URL's token is wrong.",
                                  hint="Copy the webhook URL from `deskbridge connection list` again.")
         _check_body(headers, body)
-        connector = self.engine.connections.build(conn)
+        connector = self.engine.connections.shared(conn)
         try:
             try:
                 event = await connector.parse_webhook(headers, body)
