@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -121,57 +122,93 @@ def _keyset(cols: list[tuple[Any, bool]], values: list[Any]) -> Any:
     return sa.or_(*clauses)
 
 
+@functools.lru_cache(maxsize=512)
+def _shaped_statement(shape: tuple[Any, ...]) -> Any:
+    """Build the statement for one filter shape; every value is a bind parameter (see QueueService)."""
+    denied, names, unassigned, stage_given, sort, keyset = shape
+    bp = sa.bindparam
+    stmt = (
+        select(*_ROW_COLUMNS, Customer.name.label("customer_name"), Member.name.label("member_name"))
+        .outerjoin(Customer, Customer.id == Ticket.customer_id)  # type: ignore[arg-type]
+        .outerjoin(Member, Member.id == Ticket.assignee_member_id)  # type: ignore[arg-type]
+        .where(Ticket.deleted_at.is_(None))  # type: ignore[union-attr]
+    )
+    if denied:
+        stmt = stmt.where(sa.false())
+    if "customer_id" in names:
+        stmt = stmt.where(Ticket.customer_id == bp("customer_id"))
+    if "stages" in names:
+        stmt = stmt.where(Ticket.stage.in_(bp("stages", expanding=True)))  # type: ignore[attr-defined]
+    elif not stage_given:
+        # The database derives is_open from stage; the open-queue indexes are ordered on it.
+        stmt = stmt.where(Ticket.is_open == sa.true())
+    if "statuses" in names:
+        stmt = stmt.where(sa.func.lower(Ticket.psa_status_name).in_(bp("statuses", expanding=True)))
+    if unassigned:
+        stmt = stmt.where(Ticket.assignee_member_id.is_(None))  # type: ignore[union-attr]
+    if "assignee" in names:
+        stmt = stmt.where(Ticket.assignee_member_id == bp("assignee"))
+    if "priorities" in names:
+        stmt = stmt.where(Ticket.priority.in_(bp("priorities", expanding=True)))  # type: ignore[attr-defined]
+    if "created_max" in names:
+        stmt = stmt.where(Ticket.created_at <= bp("created_max"))
+    if "created_min" in names:
+        stmt = stmt.where(Ticket.created_at >= bp("created_min"))
+    if "ticket_ids" in names:
+        stmt = stmt.where(Ticket.id.in_(bp("ticket_ids", expanding=True)))  # type: ignore[union-attr]
+    if "pattern" in names:
+        cond = sa.func.lower(Ticket.subject).like(bp("pattern"), escape="\\")
+        if "number" in names:
+            cond = sa.or_(cond, Ticket.number == bp("number"))
+        stmt = stmt.where(cond)
+    cols = _sort_columns(sort)
+    if keyset:
+        stmt = stmt.where(_keyset(cols, [bp(f"k{i}") for i in range(len(cols))]))
+    return stmt.order_by(*[c.desc() if d else c.asc() for c, d in cols]).limit(bp("page_limit"))
+
+
 class QueueService:
     def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.db = db
         self._clock = clock
 
-    def _statement(self, actor: Actor, f: QueueFilter) -> Any:
-        stmt = (
-            select(*_ROW_COLUMNS, Customer.name.label("customer_name"), Member.name.label("member_name"))
-            .outerjoin(Customer, Customer.id == Ticket.customer_id)  # type: ignore[arg-type]
-            .outerjoin(Member, Member.id == Ticket.assignee_member_id)  # type: ignore[arg-type]
-            .where(Ticket.deleted_at.is_(None))  # type: ignore[union-attr]
-        )
+    def _statement(self, actor: Actor, f: QueueFilter, *, keyset: bool = False) -> tuple[Any, dict[str, Any]]:
+        """The page query for this filter: one cached statement per filter *shape* (which filters are set),
+        values passed as bind parameters, so a queue page builds no SQL expression per call."""
+        params: dict[str, Any] = {}
         customer_id = f.customer_id
+        denied = False
         if actor.customer_scope_id is not None:
-            if customer_id is not None and customer_id != actor.customer_scope_id:
-                # Asking for another customer inside a customer channel: an empty result, not an error
-                # that would confirm the other customer exists.
-                return stmt.where(sa.false())
+            # Another customer inside a customer channel: an empty result, not an error that would confirm
+            # the other customer exists.
+            denied = customer_id is not None and customer_id != actor.customer_scope_id
             customer_id = actor.customer_scope_id
         if customer_id is not None:
-            stmt = stmt.where(Ticket.customer_id == customer_id)
+            params["customer_id"] = customer_id
         if f.stages:
-            stmt = stmt.where(Ticket.stage.in_([s.value for s in f.stages]))  # type: ignore[attr-defined]
-        elif not f.include_closed:
-            # The database derives is_open from stage; the open-queue indexes are ordered on it.
-            stmt = stmt.where(Ticket.is_open == sa.true())
+            params["stages"] = [s.value for s in f.stages]
         if f.statuses:
-            stmt = stmt.where(sa.func.lower(Ticket.psa_status_name).in_([s.lower() for s in f.statuses]))
-        if f.assignee == UNASSIGNED:
-            stmt = stmt.where(Ticket.assignee_member_id.is_(None))  # type: ignore[union-attr]
-        elif f.assignee is not None:
-            stmt = stmt.where(Ticket.assignee_member_id == int(f.assignee))
+            params["statuses"] = [s.lower() for s in f.statuses]
+        if f.assignee is not None and f.assignee != UNASSIGNED:
+            params["assignee"] = int(f.assignee)
         if f.priorities:
-            stmt = stmt.where(Ticket.priority.in_([p.value for p in f.priorities]))  # type: ignore[attr-defined]
+            params["priorities"] = [p.value for p in f.priorities]
         now = self._clock()
         if f.min_age is not None:
-            stmt = stmt.where(Ticket.created_at <= now - f.min_age)
+            params["created_max"] = now - f.min_age
         if f.max_age is not None:
-            stmt = stmt.where(Ticket.created_at >= now - f.max_age)
+            params["created_min"] = now - f.max_age
         if f.ticket_ids is not None:
-            stmt = stmt.where(Ticket.id.in_(f.ticket_ids or [-1]))  # type: ignore[union-attr]
-        if f.text:
-            text = f.text.replace("\x00", "").strip()[:MAX_TEXT_CHARS]
-            if text:
-                pattern = f"%{_escape_like(text.lower())}%"
-                cond = sa.func.lower(Ticket.subject).like(pattern, escape="\\")
-                digits = text.lstrip("#")
-                if digits.isdigit() and 0 < int(digits) <= MAX_ID:
-                    cond = sa.or_(cond, Ticket.number == int(digits))
-                stmt = stmt.where(cond)
-        return stmt
+            params["ticket_ids"] = list(f.ticket_ids) or [-1]
+        text = f.text.replace("\x00", "").strip()[:MAX_TEXT_CHARS] if f.text else ""
+        if text:
+            params["pattern"] = f"%{_escape_like(text.lower())}%"
+            digits = text.lstrip("#")
+            if digits.isdigit() and 0 < int(digits) <= MAX_ID:
+                params["number"] = int(digits)
+        shape = (denied, frozenset(params), f.assignee == UNASSIGNED, bool(f.stages) or f.include_closed,
+                 f.sort, keyset)
+        return _shaped_statement(shape), params
 
     async def list(self, actor: Actor, f: QueueFilter | None = None, *, limit: int = 25,
                    cursor: str | None = None, with_total: bool = False) -> QueuePage:
@@ -180,17 +217,16 @@ class QueueService:
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise InvalidFilter(f"Page size {limit} is out of range.", hint=f"Use 1 to {MAX_PAGE_SIZE}.")
         cols = _sort_columns(f.sort)
-        base = self._statement(actor, f)
-        stmt = base
+        stmt, params = self._statement(actor, f, keyset=bool(cursor))
         if cursor:
-            stmt = stmt.where(_keyset(cols, _decode_cursor(cursor, f.sort)))
-        stmt = stmt.order_by(*[c.desc() if d else c.asc() for c, d in cols]).limit(limit + 1)
+            params.update({f"k{i}": v for i, v in enumerate(_decode_cursor(cursor, f.sort))})
         async with self.db.read(actor.scope) as session:
-            rows = list((await session.exec(stmt)).all())
+            rows = list((await session.execute(stmt, {**params, "page_limit": limit + 1})).all())
             total = None
             if with_total:
-                count = base.with_only_columns(sa.func.count(Ticket.id)).order_by(None)
-                total = (await session.execute(count)).scalar_one()
+                base, base_params = self._statement(actor, f)
+                count = base.with_only_columns(sa.func.count(Ticket.id)).order_by(None).limit(None)
+                total = (await session.execute(count, base_params)).scalar_one()
         page, more = rows[:limit], len(rows) > limit
         items = tuple(summary_from(r, r.customer_name, r.member_name) for r in page)  # type: ignore[arg-type]
         next_cursor = None

@@ -13,6 +13,7 @@ never take the write lock.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -69,15 +70,33 @@ def _apply_scope(state: ORMExecuteState) -> None:
     if scope.system or state.is_column_load or state.is_relationship_load:
         return
     if state.is_select or state.is_update or state.is_delete:
-        ws = scope.workspace_id
-        owned = _owned_tables()
-        # Every workspace-owned table the statement touches anywhere (joins, subqueries included).
-        classes = {owned[t] for t in find_tables(state.statement, include_selects=True, include_crud=True)
-                   if t in owned}
-        if classes:
-            state.statement = state.statement.options(
-                *(with_loader_criteria(cls, cls.workspace_id == ws, include_aliases=True) for cls in classes)
-            )
+        state.statement = _scoped(state.statement, scope.workspace_id)  # type: ignore[arg-type]
+
+
+def _scoped(statement: Any, ws: int) -> Any:
+    """The statement with `workspace_id = ws` on every workspace-owned table it touches (joins and
+    subqueries included). Remembered per (statement, workspace) for statements that are reused, such
+    as the queue's cached page queries, so they are not re-analysed on every call."""
+    key = (id(statement), ws)
+    hit = _SCOPED.get(key)
+    if hit is not None and hit[0] is statement:
+        _SCOPED.move_to_end(key)
+        return hit[1]
+    owned = _owned_tables()
+    classes = {owned[t] for t in find_tables(statement, include_selects=True, include_crud=True) if t in owned}
+    scoped = statement
+    if classes:
+        scoped = statement.options(
+            *(with_loader_criteria(cls, cls.workspace_id == ws, include_aliases=True) for cls in classes)
+        )
+    _SCOPED[key] = (statement, scoped)
+    if len(_SCOPED) > _SCOPED_MAX:
+        _SCOPED.popitem(last=False)
+    return scoped
+
+
+_SCOPED: OrderedDict[tuple[int, int], tuple[Any, Any]] = OrderedDict()
+_SCOPED_MAX = 1024
 
 
 def _owned_tables() -> dict[sa.Table, type[WorkspaceOwned]]:
