@@ -118,3 +118,18 @@ async def test_bad_cursor_and_page_size(queue, tech, db, workspace_id):
         await queue.list(tech, limit=0)
     with pytest.raises(InvalidFilter, match="not linked"):
         await queue.mine(Actor.system(workspace_id))
+
+
+async def test_cached_page_query_stays_scoped_when_workspaces_alternate(queue, tech, db, workspace_id,
+                                                                        other_workspace_id):
+    from core.workspaces import DirectoryService
+
+    await _seed(db, workspace_id, tech.member_id, n=8)
+    other_member = await DirectoryService(db).add_member(other_workspace_id, name="Zed")
+    await _seed(db, other_workspace_id, other_member.id, n=5)
+    other = Actor.system(other_workspace_id)
+    for _ in range(3):  # the same statement object serves both workspaces, never mixing them
+        mine = await queue.list(tech, QueueFilter(include_closed=True), limit=100)
+        theirs = await queue.list(other, QueueFilter(include_closed=True), limit=100)
+        assert len(mine.items) == 8 and len(theirs.items) == 5
+        assert not {t.id for t in mine.items} & {t.id for t in theirs.items}
