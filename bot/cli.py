@@ -111,6 +111,44 @@ def serve(
                 access_log=False, lifespan="on")
 
 
+@app.command()
+def background() -> None:
+    """Run the scheduler (sync, SLA monitor, housekeeping) and the outbox worker, without the web app.
+
+    For a split deployment: `serve` with DESKBRIDGE_RUN_SCHEDULER=false and DESKBRIDGE_RUN_OUTBOX_WORKER=false
+    answers requests only (Slack acks never wait behind a sync), and this process does the work.
+    """
+    import signal
+
+    from bot import jobs
+
+    settings = settings_from_env()
+    dlog.configure(settings.log_level, settings.log_format)
+
+    async def main() -> None:
+        container = build(settings)
+        await bootstrap(container)
+        scheduler = jobs.build_scheduler(container)
+        scheduler.start()
+        worker = container.outbox_worker
+        task = asyncio.create_task(worker.run(), name="outbox-worker") if worker is not None else None
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        typer.echo("Deskbridge background work running (scheduler and outbox worker); Ctrl-C to stop.", err=True)
+        try:
+            await stop.wait()
+        finally:
+            scheduler.shutdown(wait=False)
+            if task is not None and worker is not None:
+                worker.stop()
+                await asyncio.gather(task, return_exceptions=True)
+            await container.aclose()
+
+    asyncio.run(main())
+
+
 @app.command("secret-key")
 def secret_key() -> None:
     """Print a new key for DESKBRIDGE_SECRET_KEY."""
