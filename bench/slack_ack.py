@@ -290,6 +290,7 @@ class Bench:
         self.clock = Clock()
         self.client: subprocess.Popen[str] | None = None
         self.server: subprocess.Popen[bytes] | None = None
+        self.background: subprocess.Popen[bytes] | None = None
 
     def start_server(self) -> None:
         from store.crypto import generate_key
@@ -299,6 +300,13 @@ class Bench:
                "DESKBRIDGE_SLACK_BOT_TOKEN": "xoxb-test-token", "DESKBRIDGE_SLACK_SIGNING_SECRET": SECRET,
                "DESKBRIDGE_SLACK_API_URL": self.fake.fake.api_url, "DESKBRIDGE_LOG_LEVEL": "ERROR",
                "DESKBRIDGE_SYNC_INTERVAL_SECONDS": str(self.args.sync_interval), "DESKBRIDGE_SANDBOX": "on"}
+        if self.args.split:
+            # Split deployment: the web process only answers; `deskbridge background` syncs and delivers.
+            env = {**env, "DESKBRIDGE_RUN_SCHEDULER": "false", "DESKBRIDGE_RUN_OUTBOX_WORKER": "false"}
+            self.background = subprocess.Popen(
+                [str(Path(sys.executable).parent / "deskbridge"), "background"], cwd=self.tmp,
+                env={**env, "DESKBRIDGE_RUN_SCHEDULER": "true", "DESKBRIDGE_RUN_OUTBOX_WORKER": "true"},
+                stdout=subprocess.DEVNULL, stderr=(self.tmp / "background.log").open("wb"))
         self.server = subprocess.Popen([str(Path(sys.executable).parent / "deskbridge"), "serve", "--host", HOST,
                                         "--port", str(self.port)], cwd=self.tmp, env=env,
                                        stdout=subprocess.DEVNULL, stderr=(self.tmp / "server.log").open("wb"))
@@ -426,8 +434,9 @@ class Bench:
             "benchmark": "slack_ack", "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "cpu_count": os.cpu_count(), "load_average_1m_before": round(load_before, 2),
             "load_average_1m_after": round(os.getloadavg()[0], 2),
-            "server": "deskbridge serve (uvicorn, 1 process), SQLite, sandbox PSA synced every "
-                      f"{a.sync_interval} s, scheduler + outbox worker on, Slack token mode",
+            "server": ("deskbridge serve (web only) + deskbridge background (scheduler, outbox) in a second "
+                       "process" if a.split else "deskbridge serve (uvicorn, 1 process), scheduler + outbox worker on")
+                      + f", SQLite, sandbox PSA synced every {a.sync_interval} s, Slack token mode",
             "client": "separate process, raw HTTP/1.1 keep-alive (bench/_http.py), one connection per concurrent "
                       "request, bodies signed before timing; latency = write of the request -> whole response read",
             "fake_slack_api": "aiohttp in a thread of the orchestrator process (idle while measuring)",
@@ -462,12 +471,14 @@ class Bench:
                 self.client.wait(timeout=10)
             except (OSError, subprocess.TimeoutExpired):
                 self.client.kill()
-        if self.server is not None:
-            self.server.terminate()
+        for proc in (self.server, self.background):
+            if proc is None:
+                continue
+            proc.terminate()
             try:
-                self.server.wait(timeout=20)
+                proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                self.server.kill()
+                proc.kill()
         self.fake.stop()
 
 
@@ -478,6 +489,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0, help="measured seconds of the sustained pattern")
     ap.add_argument("--sync-interval", type=int, default=5, help="the server's sync period (>= 5 s)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave bench/results alone")
+    ap.add_argument("--split", action="store_true",
+                    help="split deployment: serve (web only) + deskbridge background (sync, outbox); results "
+                         "go to slack_ack_split.json")
     ap.add_argument("--client", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.client:
@@ -490,7 +504,7 @@ def main() -> None:
     finally:
         bench.close()
     if not args.no_write:
-        path = ROOT / "bench" / "results" / "slack_ack.json"
+        path = ROOT / "bench" / "results" / ("slack_ack_split.json" if args.split else "slack_ack.json")
         path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{'pattern':<11}{'kind':<9}{'n':>7}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}{'req/s':>9}")
     for pattern in ("burst", "sustained"):
