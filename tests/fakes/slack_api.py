@@ -6,11 +6,15 @@ at it. Behaves like Slack where our code depends on it (chat-platforms.md §2.4,
 - `fail(method, status=429, retry_after=1)` scripts rate limiting (HTTP 429 + `Retry-After`), and
   `fail(method, error="channel_not_found")` scripts `ok:false` errors;
 - `chat.postMessage` hands out increasing `ts` values; `users.info` answers from `users`;
-- `/webhook/...` stands in for `response_url` and records what was posted there.
+- `/webhook/...` stands in for `response_url` and records what was posted there;
+- `oauth.v2.access` exchanges a code scripted with `grant(...)` once (HTTP Basic client credentials, as
+  slack_sdk sends them), answering like Slack (`invalid_code`, `code_already_used`, `bad_client_secret`,
+  `bad_redirect_uri`); `auth.test` then names the granted token's own team.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from dataclasses import dataclass, field
@@ -48,6 +52,12 @@ class FakeSlackApi:
         self.users: dict[str, dict[str, Any]] = {}
         self._failures: dict[str, list[_Failure]] = {}
         self._ts = 1_700_000_000
+        self.client_id: str | None = None  # set to check oauth.v2.access client credentials
+        self.client_secret: str | None = None
+        self.redirect_uri: str | None = None  # the redirect URL registered for the app, if checked
+        self._grants: dict[str, dict[str, Any]] = {}
+        self._used_codes: set[str] = set()
+        self._token_teams: dict[str, dict[str, Any]] = {}
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -62,6 +72,16 @@ class FakeSlackApi:
     def fail(self, method: str, *, status: int = 200, error: str | None = None, retry_after: int | None = None,
              times: int = 1) -> None:
         self._failures.setdefault(method, []).append(_Failure(status, error, retry_after, times))
+
+    def grant(self, code: str, *, team_id: str, team_name: str = "", token: str | None = None,
+              installer: str = "U_INSTALLER", bot_user_id: str = "UBOT", bot_id: str = "BBOT",
+              scope: str = "commands,chat:write", app_id: str = "A0001") -> str:
+        """Script the authorization `code` Slack hands the installer's browser; returns the bot token."""
+        token = token or f"xoxb-{team_id.lower()}-{len(self._grants) + 1}"
+        self._grants[code] = {"token": token, "team_id": team_id, "team_name": team_name or team_id,
+                              "installer": installer, "bot_user_id": bot_user_id, "bot_id": bot_id,
+                              "scope": scope, "app_id": app_id}
+        return token
 
     def of(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
@@ -130,17 +150,22 @@ class FakeSlackApi:
             body = {"ok": False, "error": f.error or ("ratelimited" if f.status == 429 else "fatal_error")}
             return web.json_response(body, status=f.status, headers=headers)
         if method == "oauth.v2.access":
-            return web.json_response(self._oauth(args))
+            return web.json_response(self._oauth(request, args))
         if token not in self.tokens:
             return web.json_response({"ok": False, "error": "invalid_auth"})
-        return web.json_response(self._answer(method, args))
+        return web.json_response(self._answer(method, args, token))
 
     def _next_ts(self) -> str:
         self._ts += 1
         return f"{self._ts}.000100"
 
-    def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+    def _answer(self, method: str, args: dict[str, Any], token: str | None = None) -> dict[str, Any]:
         if method == "auth.test":
+            g = self._token_teams.get(token or "")
+            if g is not None:
+                return {"ok": True, "url": "https://fake.slack.invalid/", "team": g["team_name"],
+                        "team_id": g["team_id"], "user": "deskbridge", "user_id": g["bot_user_id"],
+                        "bot_id": g["bot_id"], "is_enterprise_install": False}
             return {"ok": True, "url": "https://fake.slack.invalid/", "team": "Fake MSP", "team_id": self.team_id,
                     "user": "deskbridge", "user_id": self.bot_user_id, "bot_id": self.bot_id}
         if method == "chat.postMessage":
@@ -162,11 +187,34 @@ class FakeSlackApi:
             return {"ok": True, "permalink": f"https://fake.slack.invalid/archives/{args.get('channel')}/p1"}
         return {"ok": True}
 
-    def _oauth(self, args: dict[str, Any]) -> dict[str, Any]:
-        if args.get("code") != "good-code":
+    def _client_ok(self, request: web.Request, args: dict[str, Any]) -> str | None:
+        """The oauth.v2.access credential error, if any (HTTP Basic preferred, form fields accepted)."""
+        if self.client_id is None:
+            return None
+        auth = request.headers.get("Authorization", "")
+        cid, secret = args.get("client_id"), args.get("client_secret")
+        if auth.startswith("Basic "):
+            cid, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
+        if cid != self.client_id:
+            return "invalid_client_id"
+        return None if secret == self.client_secret else "bad_client_secret"
+
+    def _oauth(self, request: web.Request, args: dict[str, Any]) -> dict[str, Any]:
+        error = self._client_ok(request, args)
+        if error:
+            return {"ok": False, "error": error}
+        code = str(args.get("code") or "")
+        if code in self._used_codes:
+            return {"ok": False, "error": "code_already_used"}
+        g = self._grants.get(code)
+        if g is None:
             return {"ok": False, "error": "invalid_code"}
-        self.tokens.add("xoxb-installed-token")
-        return {"ok": True, "access_token": "xoxb-installed-token", "token_type": "bot", "scope": "chat:write,commands",
-                "bot_user_id": "UBOT2", "app_id": "A0001", "team": {"id": "T0002", "name": "Second MSP"},
-                "enterprise": None, "is_enterprise_install": False,
-                "authed_user": {"id": "U0009", "scope": "", "token_type": None}}
+        if self.redirect_uri is not None and args.get("redirect_uri") not in (None, self.redirect_uri):
+            return {"ok": False, "error": "bad_redirect_uri"}
+        self._used_codes.add(code)
+        self.tokens.add(g["token"])
+        self._token_teams[g["token"]] = g
+        return {"ok": True, "access_token": g["token"], "token_type": "bot", "scope": g["scope"],
+                "bot_user_id": g["bot_user_id"], "app_id": g["app_id"],
+                "team": {"id": g["team_id"], "name": g["team_name"]}, "enterprise": None,
+                "authed_user": {"id": g["installer"]}, "is_enterprise_install": False}
