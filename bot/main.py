@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.exc import IntegrityError
 
 from bot.settings import Settings
 from connectors.registry import Registry
@@ -23,6 +24,7 @@ from core.chat_commands import ChatCommands
 from core.chat_views import ChatViews
 from core.connections import ConnectionService
 from core.context import Actor
+from core.errors import Conflict, NotFound
 from core.idempotency import IdempotencyService
 from core.notify import FanoutNotifier
 from core.outbox.admin import OutboxAdmin
@@ -191,10 +193,15 @@ async def bootstrap(container: Deskbridge) -> list[str]:
     s = container.settings
     if s.auto_migrate:
         await asyncio.to_thread(migrate.upgrade, s.database_url)
+    # Instances may start together (serve + background, or several serve): every step tolerates that
+    # another one did it first.
     try:
         ws = await container.workspaces.by_slug(s.workspace_slug)
-    except Exception:
-        ws = await container.workspaces.create(slug=s.workspace_slug, name=s.workspace_name)
+    except NotFound:
+        try:
+            ws = await container.workspaces.create(slug=s.workspace_slug, name=s.workspace_name)
+        except (Conflict, IntegrityError):
+            ws = await container.workspaces.by_slug(s.workspace_slug)
     container.default_workspace_id = ws.id
     conns = await container.connections.list(ws.id)  # type: ignore[arg-type]
     real = [c for c in conns if c.kind != "sandbox"]
@@ -202,12 +209,15 @@ async def bootstrap(container: Deskbridge) -> list[str]:
     if want_sandbox:
         if not any(c.kind == "sandbox" for c in conns):
             state = Path(s.secret_key_file).parent / "sandbox-state.json"
-            await container.connections.add(
-                ws.id,  # type: ignore[arg-type]
-                kind="sandbox", name=SANDBOX_CONNECTION,
-                settings={"seed": s.sandbox_seed, "state_path": str(state)}, credentials={"api_key": "sandbox"},
-                make_default=True,
-            )
+            try:
+                await container.connections.add(
+                    ws.id,  # type: ignore[arg-type]
+                    kind="sandbox", name=SANDBOX_CONNECTION,
+                    settings={"seed": s.sandbox_seed, "state_path": str(state)}, credentials={"api_key": "sandbox"},
+                    make_default=True,
+                )
+            except (Conflict, IntegrityError):
+                pass  # another instance starting at the same time added it
         container.banner.append(
             "No PSA configured: running against the built-in sandbox PSA (connection 'sandbox', generated demo "
             "data). Add a real PSA with `deskbridge connection add connectwise ...`."
