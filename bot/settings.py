@@ -92,6 +92,7 @@ class Settings(BaseSettings):
 
     @property
     def slack_enabled(self) -> bool:
-        return self.slack_signing_secret is not None and (
+        # Socket Mode (an app token) receives over its own WebSocket: no signing secret is needed then.
+        return (self.slack_signing_secret is not None or self.slack_app_token is not None) and (
             self.slack_bot_token is not None or self.slack_client_id is not None
         )

@@ -12,6 +12,8 @@ listener runs. The Web API base URL is DESKBRIDGE_SLACK_API_URL (tests, GovSlack
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -76,9 +78,14 @@ class SlackSurface:
                                       api_url=s.slack_api_url)
         self.handler = AsyncSlackRequestHandler(self.app)
         self._socket: Any = None
+        self._connecting: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Token mode: record the token's team; Socket Mode: connect. Failures are logged, not fatal."""
+        """Token mode: record the token's team; Socket Mode: connect. Failures are logged, not fatal.
+
+        Socket Mode connects in the background: slack_sdk retries a refused or unreachable
+        `apps.connections.open` forever (every 10 s, logged), which must not hold up the start.
+        """
         s = self.settings
         if s.slack_bot_token is not None:
             token = s.slack_bot_token.get_secret_value()
@@ -96,9 +103,14 @@ class SlackSurface:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
             self._socket = AsyncSocketModeHandler(self.app, s.slack_app_token.get_secret_value())
-            await self._socket.connect_async()
+            self._connecting = asyncio.create_task(self._socket.connect_async(), name="slack-socket-mode")
 
     async def stop(self) -> None:
+        """Close the Socket Mode connection (if any) and finish the work queued after acks."""
+        if self._connecting is not None:
+            self._connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connecting
         if self._socket is not None:
             await self._socket.close_async()
         await self.context.work.close()
@@ -111,6 +123,8 @@ class SlackSurface:
 
         @router.post("/slack/events", include_in_schema=False)
         async def events(req: Request) -> Response:
+            if self.settings.slack_signing_secret is None:  # Socket Mode only: no way to verify an HTTP request
+                return Response(status_code=404, content="Slack events arrive over Socket Mode here")
             with work.acking():  # work queued after earlier acks waits for a quiet moment
                 try:
                     return await handler.handle(req)

@@ -9,19 +9,25 @@ at it. Behaves like Slack where our code depends on it (chat-platforms.md §2.4,
 - `/webhook/...` stands in for `response_url` and records what was posted there;
 - `oauth.v2.access` exchanges a code scripted with `grant(...)` once (HTTP Basic client credentials, as
   slack_sdk sends them), answering like Slack (`invalid_code`, `code_already_used`, `bad_client_secret`,
-  `bad_redirect_uri`); `auth.test` then names the granted token's own team.
+  `bad_redirect_uri`); `auth.test` then names the granted token's own team;
+- Socket Mode: `apps.connections.open` takes only an app-level (xapp-) token from `app_tokens` (a bot
+  token gets `not_allowed_token_type`, an unknown one `invalid_auth`) and hands out a single-use
+  `ws://.../socket?ticket=...` URL; the WebSocket says `hello` first, then carries the envelopes a test
+  pushes with `socket_send(...)`; what the client sends back (acks) is kept in `socket_received`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import itertools
 import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 
 @dataclass
@@ -42,7 +48,8 @@ class _Failure:
 
 class FakeSlackApi:
     def __init__(self, *, team_id: str = "T0001", bot_user_id: str = "UBOT", bot_id: str = "BBOT",
-                 tokens: tuple[str, ...] = ("xoxb-test-token",)) -> None:
+                 tokens: tuple[str, ...] = ("xoxb-test-token",), app_tokens: tuple[str, ...] = ("xapp-1-test",),
+                 app_id: str = "A0001") -> None:
         self.team_id = team_id
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
@@ -60,6 +67,15 @@ class FakeSlackApi:
         self._token_teams: dict[str, dict[str, Any]] = {}
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.app_tokens = set(app_tokens)
+        self.app_id = app_id
+        self.socket_received: list[dict[str, Any]] = []  # acks (and anything else) the client sent
+        self.socket_connections = 0
+        self._tickets: set[str] = set()
+        self._ticket_no = itertools.count(1)
+        self._ws: web.WebSocketResponse | None = None
+        self._socket_changed: asyncio.Condition | None = None
+        self.socket_closed: asyncio.Event | None = None
 
     # ------------------------------------------------------------ control
 
@@ -104,6 +120,9 @@ class FakeSlackApi:
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)  # slack_sdk sends some methods (users.info) as GET
         app.router.add_post("/webhook/{name}", self._webhook)
+        app.router.add_get("/socket", self._socket)
+        self._socket_changed = asyncio.Condition()
+        self.socket_closed = asyncio.Event()
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -112,6 +131,8 @@ class FakeSlackApi:
         return self
 
     async def stop(self) -> None:
+        if self._ws is not None and not self._ws.closed:
+            await self._ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -151,6 +172,8 @@ class FakeSlackApi:
             return web.json_response(body, status=f.status, headers=headers)
         if method == "oauth.v2.access":
             return web.json_response(self._oauth(request, args))
+        if method == "apps.connections.open":
+            return web.json_response(self._connections_open(token))
         if token not in self.tokens:
             return web.json_response({"ok": False, "error": "invalid_auth"})
         return web.json_response(self._answer(method, args, token))
@@ -218,3 +241,64 @@ class FakeSlackApi:
                 "bot_user_id": g["bot_user_id"], "app_id": g["app_id"],
                 "team": {"id": g["team_id"], "name": g["team_name"]}, "enterprise": None,
                 "authed_user": {"id": g["installer"]}, "is_enterprise_install": False}
+
+    # ------------------------------------------------------------ Socket Mode
+
+    def _connections_open(self, token: str | None) -> dict[str, Any]:
+        if token in self.tokens:
+            return {"ok": False, "error": "not_allowed_token_type"}
+        if token not in self.app_tokens:
+            return {"ok": False, "error": "invalid_auth"}
+        ticket = f"t{next(self._ticket_no)}"
+        self._tickets.add(ticket)
+        return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket?ticket={ticket}&app_id={self.app_id}"}
+
+    async def _socket(self, request: web.Request) -> web.StreamResponse:
+        ticket = request.query.get("ticket", "")
+        if ticket not in self._tickets:
+            return web.Response(status=401, text="invalid ticket")
+        self._tickets.discard(ticket)  # a URL from apps.connections.open is good for one connection
+        ws = web.WebSocketResponse(autoping=True)  # answers the client's pings with pongs, as Slack does
+        await ws.prepare(request)
+        assert self._socket_changed is not None and self.socket_closed is not None
+        self._ws = ws
+        self.socket_closed.clear()
+        await ws.send_json({"type": "hello", "num_connections": 1,
+                            "debug_info": {"host": "applink-fake", "approximate_connection_time": 18060},
+                            "connection_info": {"app_id": self.app_id}})
+        await self._notify(lambda: setattr(self, "socket_connections", self.socket_connections + 1))
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                await self._notify(lambda m=msg: self.socket_received.append(json.loads(m.data)))
+        self.socket_closed.set()
+        await self._notify(lambda: None)
+        return ws
+
+    async def _notify(self, change: Any) -> None:
+        assert self._socket_changed is not None
+        async with self._socket_changed:
+            change()
+            self._socket_changed.notify_all()
+
+    async def wait_socket(self, predicate: Any, within_s: float = 3.0) -> Any:
+        """Wait (up to `within_s`) until `predicate()` is truthy; returns its value."""
+        assert self._socket_changed is not None
+        async with self._socket_changed:
+            return await asyncio.wait_for(self._socket_changed.wait_for(predicate), within_s)
+
+    async def wait_connected(self, within_s: float = 3.0) -> None:
+        """Wait until a client is connected and has been sent `hello`."""
+        await self.wait_socket(lambda: self._ws is not None and not self._ws.closed and self.socket_connections,
+                               within_s)
+
+    async def socket_send(self, envelope: dict[str, Any]) -> None:
+        """Push one envelope (events_api, slash_commands, interactive, disconnect) to the connected client."""
+        if self._ws is None or self._ws.closed:
+            raise AssertionError("no Socket Mode client is connected")
+        await self._ws.send_json(envelope)
+
+    async def socket_ack(self, envelope_id: str, within_s: float = 3.0) -> dict[str, Any]:
+        """The client's acknowledgement of `envelope_id` (waiting up to `within_s` for it)."""
+        def acked() -> dict[str, Any] | None:
+            return next((m for m in self.socket_received if m.get("envelope_id") == envelope_id), None)
+        return await self.wait_socket(acked, within_s)
