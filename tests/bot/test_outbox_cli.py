@@ -21,14 +21,6 @@ from tests.factories import psa_backed
 runner = CliRunner()
 
 
-@pytest.fixture
-def env(db_url: str, tmp_path, monkeypatch) -> dict[str, str]:
-    values = {"DESKBRIDGE_DATABASE_URL": db_url, "DESKBRIDGE_SANDBOX": "off",
-              "DESKBRIDGE_SECRET_KEY": generate_key(), "DESKBRIDGE_SECRET_KEY_FILE": str(tmp_path / "k")}
-    for k, v in values.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.chdir(tmp_path)
-    return values
 
 
 @pytest.fixture

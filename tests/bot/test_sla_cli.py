@@ -6,17 +6,10 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
-from store.crypto import generate_key
 
 runner = CliRunner()
 
 
-@pytest.fixture
-def env(db_url: str, tmp_path, monkeypatch) -> None:
-    for k, v in {"DESKBRIDGE_DATABASE_URL": db_url, "DESKBRIDGE_SANDBOX": "off",
-                 "DESKBRIDGE_SECRET_KEY": generate_key(), "DESKBRIDGE_SECRET_KEY_FILE": str(tmp_path / "k")}.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.chdir(tmp_path)
 
 
 def ok(*args: str) -> str:
