@@ -21,6 +21,7 @@ from sqlmodel import select
 
 from core.context import Actor
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from core.scheduling import mark_event_processed
 from core.workspaces import DirectoryService, WorkspaceService
 from store.crypto import CredentialCipher
 from store.db import Database, Scope
@@ -188,6 +189,10 @@ class ChatService:
         inst = await self.installation(platform, team_id)
         assert inst is not None
         return inst
+
+    async def first_time(self, source: str, event_id: str) -> bool:
+        """True the first time an event (or OAuth state nonce) is seen; retries and replays get False."""
+        return await mark_event_processed(self.db, source, event_id)
 
     async def _workspace_for_new_team(self, platform: str, team_id: str, team_name: str | None) -> int:
         """A brand-new, empty workspace: an install never claims an existing MSP's workspace by itself

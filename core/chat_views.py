@@ -19,6 +19,7 @@ from connectors.base import Capabilities, Feature
 from core.connections import ConnectionService
 from core.context import Actor
 from core.status import board_statuses
+from core.ticket_views import load_ticket_by_id
 from core.tickets import DEFAULT_CAPABILITIES, TicketService
 from core.views import (
     ConversationItem,
@@ -148,6 +149,14 @@ class ChatViews:
         """The ticket card: conversation (public vs internal marked), history, time, files, links, actions."""
         detail = await self.tickets.get(actor, ref)
         return await self.ticket_from_detail(actor, detail, audience=audience, notice=notice)
+
+    async def ticket_by_id(self, actor: Actor, ticket_id: int) -> TicketView | None:
+        """The card of a ticket known by its id (events carry ids); None while it has no number yet."""
+        async with self.db.read(actor.scope) as session:
+            ticket = await load_ticket_by_id(session, actor, ticket_id)
+        if ticket.number is None:
+            return None
+        return await self.ticket(actor, ticket.number)
 
     async def ticket_from_detail(self, actor: Actor, detail: TicketDetail, *, audience: str = "tech",
                                  notice: str | None = None) -> TicketView:

@@ -60,7 +60,7 @@ class SlackSurface:
             redirect = f"{s.public_url.rstrip('/')}/slack/oauth_redirect" if s.public_url else None
             oauth = AsyncOAuthSettings(client_id=s.slack_client_id, client_secret=secret, scopes=list(BOT_SCOPES),
                                        installation_store=self.store,
-                                       state_store=SignedStateStore(container.db, secret),
+                                       state_store=SignedStateStore(container.chat, secret),
                                        install_path="/slack/install", redirect_uri_path="/slack/oauth_redirect",
                                        redirect_uri=redirect)
         signing = s.slack_signing_secret.get_secret_value() if s.slack_signing_secret else ""
@@ -71,7 +71,7 @@ class SlackSurface:
                             oauth_settings=oauth, user_facing_authorize_error_message=t.UNKNOWN_WORKSPACE,
                             logger=logging.getLogger("deskbridge.slack.bolt"), name="deskbridge",
                             process_before_response=True)
-        self.context = SlackContext(db=container.db, chat=container.chat, views=container.chat_views,
+        self.context = SlackContext(chat=container.chat, views=container.chat_views,
                                     commands=container.chat_commands, poster=self.poster)
         register(self.app, self.context)
         self.notifier = SlackNotifier(chat=container.chat, views=container.chat_views, poster=self.poster,

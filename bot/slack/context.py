@@ -31,9 +31,8 @@ AUTOLINK_RETRY_S = 600.0
 class SlackContext:
     """Services and helpers the listeners share (one per app)."""
 
-    def __init__(self, *, db: Any, chat: ChatService, views: ChatViews, commands: ChatCommands,
+    def __init__(self, *, chat: ChatService, views: ChatViews, commands: ChatCommands,
                  poster: SlackPoster) -> None:
-        self.db = db
         self.chat = chat
         self.views = views
         self.commands = commands

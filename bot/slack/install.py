@@ -21,7 +21,6 @@ from slack_sdk.oauth.installation_store import Bot, Installation
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 
-from core import scheduling
 from core.chat import ChatService
 from core.chat import Installation as ChatInstallation
 
@@ -122,8 +121,8 @@ class DbInstallationStore(AsyncInstallationStore):
 class SignedStateStore(AsyncOAuthStateStore):
     """OAuth `state`: `<issued>.<nonce>.<hmac>`; valid for `expiration_seconds`, accepted once."""
 
-    def __init__(self, db: Any, key: str, *, expiration_seconds: int = 600) -> None:
-        self.db = db
+    def __init__(self, chat: ChatService, key: str, *, expiration_seconds: int = 600) -> None:
+        self.chat = chat
         self._key = hashlib.sha256(("deskbridge-oauth-state:" + key).encode()).digest()
         self.expiration_seconds = expiration_seconds
 
@@ -148,4 +147,4 @@ class SignedStateStore(AsyncOAuthStateStore):
             return False
         if not hmac.compare_digest(sig, self._sign(f"{issued}.{nonce}")) or not 0 <= age <= self.expiration_seconds:
             return False
-        return await scheduling.mark_event_processed(self.db, "slack-oauth-state", nonce)
+        return await self.chat.first_time("slack-oauth-state", nonce)

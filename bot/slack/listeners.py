@@ -17,7 +17,6 @@ from bot.slack import text as t
 from bot.slack.context import PLATFORM, SlackContext
 from bot.slack.install import WORKSPACE_KEY
 from core import commands as grammar
-from core import scheduling
 from core.errors import DeskbridgeError, InvalidInput, PermissionDenied
 from core.views import FormView, MessageView, QueueView, TicketView
 
@@ -79,7 +78,7 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
         message = body.get("message") or {}
         team = str(context.team_id or "")
-        if not await scheduling.mark_event_processed(sc.db, f"slack-action:{team}",
+        if not await sc.chat.first_time(f"slack-action:{team}",
                                                      f"{action.get('action_ts')}:{body.get('trigger_id')}"):
             return
         user = sc.chat_user(context, body, channel)
@@ -201,7 +200,7 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
                 or thread_ts == ts or not event.get("user")):
             return
         team = str(context.team_id or body.get("team_id") or "")
-        if not await scheduling.mark_event_processed(sc.db, f"slack:{team}", str(body.get("event_id") or ts)):
+        if not await sc.chat.first_time(f"slack:{team}", str(body.get("event_id") or ts)):
             return  # a retry of an event we already took
         ws = int(context[WORKSPACE_KEY])
         channel = str(event.get("channel"))

@@ -100,14 +100,10 @@ class SlackNotifier:
             return 0
         actor = Actor.system(workspace_id)
         try:
-            from core.ticket_views import load_ticket_by_id
-
-            async with self.views.db.read(actor.scope) as session:
-                ticket = await load_ticket_by_id(session, actor, ticket_id)
-            if ticket.number is None:
-                return 0
-            tech = await self.views.ticket(actor, ticket.number)
+            tech = await self.views.ticket_by_id(actor, ticket_id)
         except DeskbridgeError:
+            return 0
+        if tech is None:
             return 0
         done = 0
         for post in posts:
