@@ -345,6 +345,14 @@ class SyncEngine:
             if own:
                 await connector.aclose()
 
+    async def fail_run(self, ws: int, connection_id: int, run_id: int, counts: dict[str, int], exc: Exception, *,
+                       what: str) -> SyncOutcome:
+        """Record a run that failed (never fatal to the caller: the next scheduled run tries again)."""
+        await runs.finish_run(self.db, ws, run_id, status=RunStatus.FAILED, now=self.clock(), counts=counts,
+                              error=f"{type(exc).__name__}: {exc}")
+        log.warning("%s failed", what, extra={"connection_id": connection_id, "error": str(exc)})
+        return SyncOutcome(status=RunStatus.FAILED, run_id=run_id, counts=counts, error=str(exc))
+
     async def mark_deleted(self, conn: PsaConnection, external_ids: Sequence[str]) -> int:
         """Set deleted_at on tickets gone from the PSA; emits TicketChanged(deleted) for each."""
         now = self.clock()

@@ -58,10 +58,7 @@ async def refresh_picklists(engine: SyncEngine, connection_id: int) -> SyncOutco
         await runs.finish_run(engine.db, ws, run_id, status=RunStatus.OK, now=engine.clock(), counts=counts)
         return SyncOutcome(status=RunStatus.OK, run_id=run_id, counts=counts)
     except Exception as exc:
-        await runs.finish_run(engine.db, ws, run_id, status=RunStatus.FAILED, now=engine.clock(), counts=counts,
-                              error=f"{type(exc).__name__}: {exc}")
-        log.warning("picklist refresh failed", extra={"connection_id": connection_id, "error": str(exc)})
-        return SyncOutcome(status=RunStatus.FAILED, run_id=run_id, counts=counts, error=str(exc))
+        return await engine.fail_run(ws, connection_id, run_id, counts, exc, what="picklist refresh")
     finally:
         await connector.aclose()
 

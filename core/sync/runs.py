@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import select
 
+from core.redact import redact_text
 from store.db import Database, Scope
 from store.tables import PsaConnection, SyncCursor, SyncRun
 
@@ -81,7 +82,7 @@ async def finish_run(db: Database, workspace_id: int, run_id: int, *, status: st
     async with db.write(Scope.workspace(workspace_id)) as s:
         await s.execute(sa.update(SyncRun).where(SyncRun.id == run_id).values(  # type: ignore[arg-type]
             status=status, finished_at=now, counts=counts, cursor_after=cursor_after,
-            error=(error or None) and error[:4000]))
+            error=redact_text(error, limit=4000) if error else None))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

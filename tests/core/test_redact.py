@@ -23,3 +23,21 @@ def test_attempt_results_are_redacted_before_they_are_stored():
     assert "abcdefghijklmnop" not in (res.error or "")
     assert "letmein" not in (res.connection_error or "")
     assert "HTTP 401" in (res.error or "")
+
+
+async def test_sync_run_errors_are_stored_redacted(db, workspace_id):
+    from sqlmodel import select
+
+    from core.sync import runs
+    from store.db import Scope
+    from store.tables import SyncRun
+    from store.types import utcnow
+    from tests.factories import psa_backed
+
+    setup = await psa_backed(db, workspace_id)
+    run_id = await runs.start_run(db, workspace_id, setup.connection_id, "incremental", utcnow())
+    await runs.finish_run(db, workspace_id, run_id, status="failed", now=utcnow(), counts={},
+                          error="HTTPStatusError: 401 for Authorization: Basic YWNtZTpwcml2YXRl")
+    async with db.read(Scope.workspace(workspace_id)) as s:
+        row = (await s.exec(select(SyncRun))).one()
+    assert "YWNtZTpwcml2YXRl" not in (row.error or "") and row.error.startswith("HTTPStatusError: 401")
