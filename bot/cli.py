@@ -107,7 +107,7 @@ def serve(
     settings = settings_from_env(host=host, port=port)
     dlog.configure(settings.log_level, settings.log_format)
     container = build(settings)
-    uvicorn.run(create_app(container), host=settings.host, port=settings.port, log_config=None,
+    uvicorn.run(create_app(container, settle_gc=True), host=settings.host, port=settings.port, log_config=None,
                 access_log=False, lifespan="on")
 
 

@@ -11,13 +11,13 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from bot import jobs
+from bot import gctune, jobs
 from bot.api import portal, webhooks
 
 log = logging.getLogger("deskbridge.api")
 
 
-def create_app(container: Any, *, start_background: bool = True) -> FastAPI:
+def create_app(container: Any, *, start_background: bool = True, settle_gc: bool = False) -> FastAPI:
     """Build the web app around a container from bot.main.build (bootstrapped in the lifespan)."""
     from bot.main import bootstrap
 
@@ -35,6 +35,8 @@ def create_app(container: Any, *, start_background: bool = True) -> FastAPI:
         worker = getattr(container, "outbox_worker", None)
         if start_background and container.settings.run_outbox_worker and worker is not None:
             outbox_task = asyncio.create_task(worker.run(), name="outbox-worker")
+        if settle_gc:  # the server process only (not tests): start-up objects leave the GC's walks
+            gctune.settle()
         app.state.ready = True
         try:
             yield

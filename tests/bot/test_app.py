@@ -36,3 +36,19 @@ async def test_readiness_fails_before_start_and_key_file_is_private(db_url: str,
         ready = await client.get("/readyz")  # lifespan not run: not ready
     assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
     await container.aclose()
+
+
+async def test_server_settles_the_gc_after_start_up_and_tests_do_not(db_url: str, tmp_path, monkeypatch):
+    from bot import gctune
+
+    calls: list[bool] = []
+    monkeypatch.setattr(gctune, "settle", lambda: calls.append(True) or 0)
+    settings = settings_from_env(database_url=db_url, sandbox="off", secret_key=generate_key(),
+                                 secret_key_file=tmp_path / "k", run_scheduler=False)
+    for settle, expected in ((False, []), (True, [True])):
+        calls.clear()
+        container = build(settings)
+        app = create_app(container, start_background=False, settle_gc=settle)
+        async with app.router.lifespan_context(app):
+            assert app.state.ready is True
+        assert calls == expected
