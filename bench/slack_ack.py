@@ -346,9 +346,11 @@ class Bench:
         """Prepare the client (sign bodies, fresh sockets), optionally wait for a sync to start, then go."""
         if align_with_sync:
             self.wait_until_shortly_before_next_sync()
-        self.ask(op="prepare", pattern=pattern, kind=kind, **extra)
-        if align_with_sync:
-            self.wait_for_sync()
+        for _ in range(5):
+            self.ask(op="prepare", pattern=pattern, kind=kind, **extra)
+            # uvicorn closes keep-alive sockets idle for 5 s: if no sync started within 3 s, open fresh ones
+            if not align_with_sync or self.wait_for_sync(timeout=3.0):
+                break
         return self.ask(op="go")
 
     def wait_until_shortly_before_next_sync(self, lead_s: float = 1.0) -> None:
@@ -372,10 +374,13 @@ class Bench:
             time.sleep(0.05)
         return None
 
-    def wait_for_sync(self) -> None:
-        deadline = time.monotonic() + self.args.sync_interval + 2
-        while time.monotonic() < deadline and not sync_running(self.db):
+    def wait_for_sync(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sync_running(self.db):
+                return True
             time.sleep(0.005)
+        return False
 
     def run(self) -> dict[str, Any]:
         a = self.args

@@ -348,17 +348,30 @@ class ChatService:
         self.invalidate()
         return n
 
-    async def channels_for(self, workspace_id: int, platform: str, *, kinds: tuple[str, ...],
-                           customer_id: int | None = None) -> list[tuple[str, str, str]]:
-        """(team, channel, kind) of channels bound with one of `kinds`; customer channels only for that customer."""
+    async def sla_warning_channels(self, workspace_id: int, platform: str, *,
+                                   customer_id: int | None) -> list[tuple[str, str]]:
+        """(team, channel) pairs that get an SLA warning for a ticket of `customer_id`, each once.
+
+        SLA figures are internal: a channel shared with a customer never gets one. A channel bound to a
+        customer gets warnings for that customer's tickets only, even when it is also bound `sla`
+        (otherwise one customer's channel would show every other customer's warnings). A technicians'
+        `sla` channel bound to no customer gets them all.
+        """
         async with self.db.read(Scope.workspace(workspace_id)) as session:
             rows = (await session.exec(select(ChannelBinding).where(
-                ChannelBinding.platform == platform, ChannelBinding.kind.in_(kinds)))).all()  # type: ignore[attr-defined]
-        out = []
+                ChannelBinding.platform == platform,
+                ChannelBinding.kind.in_((BindingKind.SLA_ALERTS, BindingKind.CUSTOMER))))).all()  # type: ignore[attr-defined]
+        channels: dict[tuple[str, str], list[ChannelBinding]] = {}
         for r in rows:
-            if r.kind == BindingKind.CUSTOMER and (customer_id is None or r.customer_id != customer_id):
+            channels.setdefault((r.team_id, r.channel_id), []).append(r)
+        out = []
+        for key, bindings in channels.items():
+            if any(b.visibility == "customer" for b in bindings):
                 continue
-            out.append((r.team_id, r.channel_id, r.kind))
+            bound_customers = {b.customer_id for b in bindings if b.kind == BindingKind.CUSTOMER}
+            if bound_customers and customer_id not in bound_customers:
+                continue
+            out.append(key)
         return out
 
     # ------------------------------------------------------------ threads

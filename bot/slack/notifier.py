@@ -118,8 +118,7 @@ class SlackNotifier:
         return done
 
     async def _sla(self, event: SlaWarningEvent) -> None:
-        targets = await self.chat.channels_for(event.workspace_id, PLATFORM, kinds=("sla_alerts", "customer"),
-                                               customer_id=event.customer_id)
+        targets = await self.chat.sla_warning_channels(event.workspace_id, PLATFORM, customer_id=event.customer_id)
         if not targets:
             return
         actor = Actor.system(event.workspace_id)
@@ -135,10 +134,7 @@ class SlackNotifier:
         view = SlaWarningView(ticket_number=event.ticket_number, subject=event.subject, customer_name=customer_name,
                               priority=event.priority or "", metric=event.metric, threshold=event.threshold,
                               remaining_s=event.remaining_s, due_at=event.due_at, psa_url=psa_url)
-        for team_id, channel_id, kind in targets:
-            info = await self.chat.channel(event.workspace_id, PLATFORM, team_id, channel_id)
-            if kind == "customer" and info.visibility == "customer":
-                continue  # SLA figures are internal; never in a channel shared with the customer
+        for team_id, channel_id in targets:  # core decides which channels may see it (ChatService)
             client = await self._client(team_id)
             if client is not None:
                 await self.poster.post(client, channel_id, text=bk.sla_fallback(view), blocks=bk.sla_blocks(view))

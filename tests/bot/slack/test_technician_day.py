@@ -176,3 +176,38 @@ async def test_dead_write_is_not_announced_in_a_customer_shared_channel(day):
                                       error="HTTP 400 internal detail"))
     posts = h.fake.of("chat.postMessage")
     assert [p.args["channel"] for p in posts if "outbox redrive 78" in p.args.get("text", "")] == [CHANNEL]
+
+
+async def test_sla_warning_reaches_only_the_right_channels(day):
+    """Customer channels get their own customer's warnings only (even when also bound `sla`); a channel
+    shared with a customer gets none; the technicians' `sla` channel gets every warning, each once."""
+    h, c = day, day.c
+    from datetime import UTC, datetime
+
+    from core.chat import ChatUser
+    from core.context import Actor
+    from core.queue import QueueFilter
+
+    actor = Actor.system(h.ws)
+    items = (await c.queue.list(actor, QueueFilter(), limit=100)).items
+    mine = next(i for i in items if i.customer_name)
+    other = next(i for i in items if i.customer_name and i.customer_id != mine.customer_id)
+
+    def user(channel: str) -> ChatUser:
+        return ChatUser(platform="slack", team_id=TEAM, user_id="U1", channel_id=channel)
+
+    await c.chat.bind(actor, user("C_TECHS"), "sla")
+    await c.chat.bind(actor, user("C_OWN"), "customer", mine.customer_name)  # technicians' channel for one customer
+    await c.chat.bind(actor, user("C_OWN"), "sla", mine.customer_name)
+    await c.chat.bind(actor, user("C_OTHER"), "customer", other.customer_name)
+    await c.chat.bind(actor, user("C_OTHER"), "sla", other.customer_name)
+    await c.chat.bind(actor, user("C_SHARED"), "customer", mine.customer_name, shared=True)
+    await c.chat.bind(actor, user("C_SHARED"), "sla", mine.customer_name, shared=True)
+    h.fake.clear()
+    now = datetime.now(UTC)
+    await c.notifier.notify(SlaWarningEvent(workspace_id=h.ws, ticket_id=mine.id, ticket_number=mine.number,
+                                            origin="system", occurred_at=now, metric="resolution", threshold=75,
+                                            remaining_s=600, due_at=now, customer_id=mine.customer_id,
+                                            subject=mine.subject, priority="high"))
+    channels = sorted(p.args["channel"] for p in h.fake.of("chat.postMessage"))
+    assert channels == ["C_OWN", "C_TECHS"]
