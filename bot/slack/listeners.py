@@ -253,7 +253,7 @@ async def _is_shared(client: Any, channel: str) -> bool:
     """Slack Connect channels are shared with another org: bound customer channels get customer visibility."""
     try:
         resp = await client.conversations_info(channel=channel)
-    except Exception:  # noqa: BLE001 - without channels:read we assume an internal channel
-        return False
+    except Exception as exc:  # noqa: BLE001 - fail closed: an unknown channel could be shared with a customer
+        raise InvalidInput(t.BIND_CANNOT_SEE_CHANNEL, hint=t.BIND_CANNOT_SEE_CHANNEL_HINT) from exc
     ch = resp.get("channel") or {}
-    return bool(ch.get("is_ext_shared") or ch.get("is_shared"))
+    return bool(ch.get("is_ext_shared") or ch.get("is_shared") or ch.get("is_pending_ext_shared"))

@@ -38,3 +38,6 @@ def confirm_thread(confirmation: str) -> str:
 
 def error_text(message: str, hint: str | None) -> str:
     return f":warning: {message}" + (f"\n{hint}" if hint else "")
+BIND_CANNOT_SEE_CHANNEL = ("Deskbridge can't read this channel's details, so it can't tell whether the channel is "
+                           "shared with people outside your organization. Nothing was bound.")
+BIND_CANNOT_SEE_CHANNEL_HINT = "Invite the app to the channel (/invite @Deskbridge) and run the command again."

@@ -218,3 +218,17 @@ async def test_rate_limited_post_is_retried_after_retry_after(slack):
     posts = slack.fake.of("chat.postMessage")
     assert len(posts) == 2 and posts[1].at - posts[0].at >= 0.9
     assert time.monotonic() - t0 >= 0.9
+
+
+async def test_bind_fails_closed_when_the_channel_cannot_be_inspected(slack):
+    """A channel the app cannot inspect might be shared with a customer: refuse, explain, bind nothing."""
+    slack.fake.fail("conversations.info", error="channel_not_found")
+    r = await slack.slash("/deskbridge", "bind customer GLOBEX", user=ADMIN, channel="C_PRIVATE")
+    assert r.status_code == 200
+    reply = slack.fake.webhooks[-1]["text"]
+    assert "Nothing was bound" in reply and "/invite @Deskbridge" in reply
+    info = await slack.c.chat.channel(slack.ws, "slack", "T0001", "C_PRIVATE")
+    assert info.customer_id is None and not info.kinds
+    # once the app can see the channel, the same command binds it
+    await slack.slash("/deskbridge", "bind customer GLOBEX", user=ADMIN, channel="C_PRIVATE")
+    assert "bound to customer Globex" in slack.fake.webhooks[-1]["text"]
