@@ -244,6 +244,11 @@ def home_view(view: QueueView | None, *, unlinked: bool = False) -> dict[str, An
     return {"type": "home", "blocks": blocks[:MAX_VIEW_BLOCKS]}
 
 
+def home_error_view(message: str, hint: str | None) -> dict[str, Any]:
+    """App Home after a failed button (the tab has no response_url for an ephemeral reply)."""
+    return {"type": "home", "blocks": [{"type": "section", "text": _md(esc(t.error_text(message, hint)))}]}
+
+
 def sla_blocks(w: SlaWarningView) -> list[dict[str, Any]]:
     head = t.SLA_BREACHED if w.breached else f"{t.SLA_WARNING} ({w.threshold}% used)"
     num = f"#{w.ticket_number}" if w.ticket_number is not None else "(new)"

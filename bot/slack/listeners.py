@@ -82,6 +82,7 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
                                                      f"{action.get('action_ts')}:{body.get('trigger_id')}"):
             return
         user = sc.chat_user(context, body, channel)
+        from_home = (body.get("view") or {}).get("type") == "home"
         try:
             actor, info = await sc.actor(context, user, client)
             ws = int(context[WORKSPACE_KEY])
@@ -104,7 +105,10 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
                 from dataclasses import replace
 
                 view = await sc.commands.queue(actor, replace(cmd, cursor=data.get("c")), info=info)
-                await respond(text=view.title, blocks=bk.queue_blocks(view), replace_original=True)
+                if from_home:  # App Home has no response_url: re-publish the tab with the next page
+                    await client.views_publish(user_id=user.user_id, view=bk.home_view(view))
+                else:
+                    await respond(text=view.title, blocks=bk.queue_blocks(view), replace_original=True)
                 return
             meta = {"channel": channel, "card_ts": message.get("ts"),
                     "thread_ts": message.get("thread_ts") or message.get("ts")}
@@ -122,11 +126,13 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
             if channel and meta["thread_ts"]:
                 await sc.confirm_in_thread(client, ws, user.team_id, channel, meta["thread_ts"], meta["card_ts"],
                                            done.view, done.confirmation)
-        except DeskbridgeError as exc:
-            await sc.reply_error(respond, exc)
-        except (ValueError, KeyError):
-            await sc.reply_error(respond, InvalidInput("That button's data was not understood.",
-                                                       hint="Run the command again."))
+        except (DeskbridgeError, ValueError, KeyError) as exc:
+            err = exc if isinstance(exc, DeskbridgeError) else InvalidInput(
+                "That button's data was not understood.", hint="Run the command again.")
+            if from_home:  # no response_url on App Home: show the error at the top of the tab
+                await client.views_publish(user_id=user.user_id, view=bk.home_error_view(err.message, err.hint))
+            else:
+                await sc.reply_error(respond, err)
 
     app.action(re.compile(f"^{bk.ACTION_PREFIX}"))(sc.after_ack(run_action))
 

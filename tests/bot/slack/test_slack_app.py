@@ -232,3 +232,27 @@ async def test_bind_fails_closed_when_the_channel_cannot_be_inspected(slack):
     # once the app can see the channel, the same command binds it
     await slack.slash("/deskbridge", "bind customer GLOBEX", user=ADMIN, channel="C_PRIVATE")
     assert "bound to customer Globex" in slack.fake.webhooks[-1]["text"]
+
+
+async def test_app_home_buttons_republish_the_tab(slack):
+    """App Home has no response_url: "Next page" re-publishes the tab, and an error shows at its top."""
+
+    def home_click(value: str) -> dict:
+        p = slack.action_payload("page", value)
+        p.pop("response_url"), p.pop("channel"), p.pop("message")
+        p["container"] = {"type": "view", "view_id": "VHOME"}
+        p["view"] = {"id": "VHOME", "type": "home"}
+        return p
+
+    slack.fake.clear()
+    r = await slack.interactive(home_click(json.dumps({"f": "", "c": None})))
+    assert r.status_code == 200
+    published = slack.fake.of("views.publish")
+    assert len(published) == 1 and published[0].args["user_id"] == TECH
+    view = published[0].args["view"]
+    assert view["type"] == "home" and "VPN down" in json.dumps(view["blocks"])
+    assert_valid_blocks(view["blocks"])
+    await slack.interactive(home_click("{not json"))
+    err = slack.fake.of("views.publish")[-1].args["view"]
+    assert "button's data was not understood" in json.dumps(err["blocks"])
+    assert not slack.fake.webhooks  # nothing was sent to a response_url that does not exist
