@@ -224,7 +224,9 @@ class ChatViews:
         conn = await self.default_connection(actor)
         caps = self._capabilities(conn.kind) if conn else DEFAULT_CAPABILITIES
         req = caps.create_requires
-        fields = [FormField(name="subject", label="Subject", kind="text", required=True, initial=subject or None,
+        # A pre-filled subject (message shortcut, `/ticket new <text>`) never exceeds what the PSA accepts.
+        initial = _fit(subject, caps.max_summary_chars)
+        fields = [FormField(name="subject", label="Subject", kind="text", required=True, initial=initial or None,
                             max_length=caps.max_summary_chars)]
         if actor.customer_scope_id is None:
             async with self.db.read(actor.scope) as session:
@@ -345,3 +347,13 @@ def _ticket_actions(actor: Actor, detail: TicketDetail, caps: Capabilities,
         elif link.kind == "runbook" and link.url:
             acts.append(ViewAction(action="open_runbook", label="Open runbook", value=ref, url=link.url))
     return tuple(acts)
+
+
+def _fit(text: str, limit: int | None) -> str:
+    """`text` cut to `limit` characters on a word boundary where one is near, with an ellipsis."""
+    text = " ".join(text.split())
+    if limit is None or len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space >= limit // 2 else cut).rstrip() + "…"

@@ -256,3 +256,16 @@ async def test_app_home_buttons_republish_the_tab(slack):
     err = slack.fake.of("views.publish")[-1].args["view"]
     assert "button's data was not understood" in json.dumps(err["blocks"])
     assert not slack.fake.webhooks  # nothing was sent to a response_url that does not exist
+
+
+async def test_long_message_prefills_a_subject_the_psa_accepts(slack):
+    words = "The finance share on FS01 is read-only for everyone in accounts since this morning's patch run " * 3
+    payload = {"type": "message_action", "callback_id": "create_ticket_from_message", "team": {"id": TEAM},
+               "user": {"id": TECH, "team_id": TEAM}, "channel": {"id": CHANNEL}, "trigger_id": "trig.l",
+               "response_url": slack.fake.response_url("l"),
+               "message": {"ts": "1700000000.000300", "text": words, "user": "U9"}}
+    await slack.interactive(payload)
+    subject = next(b for b in slack.last_view()["blocks"] if b["block_id"] == "subject")["element"]
+    assert len(subject["initial_value"]) <= subject["max_length"] == 100
+    assert subject["initial_value"].startswith("The finance share on FS01") and subject["initial_value"].endswith("…")
+    assert not subject["initial_value"][:-1].endswith(" ")  # cut on a word boundary
