@@ -57,10 +57,28 @@ class SlackContext:
             await ack()
             given = {"body": body, "context": context, "client": client, "respond": respond}
             kwargs = {n: given[n] for n in names}
-            self.work.submit(lambda: fn(**kwargs))
+            self.work.submit(lambda: self._run_reporting(fn, kwargs, body, respond))
 
         listener.__name__ = listener.__qualname__ = f"ack_then_{fn.__name__}"
         return listener
+
+    @staticmethod
+    async def _run_reporting(fn: Callable[..., Awaitable[Any]], kwargs: dict[str, Any], body: dict[str, Any],
+                             respond: Any) -> None:
+        """Run queued work; an unexpected failure is logged and, where Slack gave a response_url, told to the
+        user (listeners answer DeskbridgeErrors themselves; this is for the rest, e.g. an expired trigger)."""
+        try:
+            await fn(**kwargs)
+        except Exception as exc:
+            log.exception("slack work after the ack failed")
+            expired = isinstance(exc, SlackApiError) and exc.response.get("error") in (
+                "expired_trigger_id", "exchanged_trigger_id", "invalid_trigger_id")
+            if body.get("response_url"):
+                try:
+                    await respond(text=t.OPEN_FAILED if expired else t.INTERNAL_ERROR, response_type="ephemeral",
+                                  replace_original=False)
+                except Exception:  # noqa: BLE001 - the response_url itself failed: the log has the cause
+                    log.warning("could not tell the user about a failed Slack request")
 
     async def drain(self) -> None:
         """Wait for work after the ack (tests)."""

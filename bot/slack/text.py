@@ -6,11 +6,12 @@ UNKNOWN_WORKSPACE = (":warning: This Slack workspace is not connected to Deskbri
                      "from the Deskbridge install page (/slack/install).")
 WORKING = "Working on it…"
 QUEUED_SUFFIX = "queued for the PSA"
-INTERNAL_ERROR = ":warning: Something went wrong on our side. Nothing was changed. Try again in a minute."
+INTERNAL_ERROR = (":warning: Something went wrong on our side while handling that. If it was a change, check the "
+                  "ticket (`/ticket N`) before trying again.")
 NOT_A_TECH_THREAD = "Only technicians' messages in a ticket thread are written to the ticket."
 NOT_IN_CHANNEL = ("I can't post in this channel yet, so here is the card just for you. Invite me with "
                   "`/invite @Deskbridge` to give tickets a thread here.")
-OPEN_FAILED = "Could not open the form in time. Click the button again."
+OPEN_FAILED = ":warning: Slack gave up waiting for the form to open. Click the button again."
 PENDING_TICKET = "This ticket is still being created in the PSA. Try again in a moment."
 NO_LINK = "No link is configured for this."
 HOME_EMPTY = "No open tickets are assigned to you. :tada:"

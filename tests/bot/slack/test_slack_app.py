@@ -269,3 +269,11 @@ async def test_long_message_prefills_a_subject_the_psa_accepts(slack):
     assert len(subject["initial_value"]) <= subject["max_length"] == 100
     assert subject["initial_value"].startswith("The finance share on FS01") and subject["initial_value"].endswith("…")
     assert not subject["initial_value"][:-1].endswith(" ")  # cut on a word boundary
+
+
+async def test_a_form_slack_refuses_to_open_is_explained_to_the_technician(slack):
+    slack.fake.fail("views.open", error="expired_trigger_id")
+    await slack.interactive(slack.action_payload("status", "5001", message_ts="1700000000.000100"))
+    assert slack.fake.of("views.open")  # it was tried
+    assert "Click the button again" in slack.fake.webhooks[-1]["text"]
+    assert slack.fake.webhooks[-1].get("replace_original") is False  # the card itself is left alone
