@@ -97,17 +97,21 @@ async def test_two_instances_share_one_postgres_database(db: Database, db_url: s
         await psa_users()
         fake.clock.advance(5)
         await asyncio.sleep(1.5)  # a tick or two while the PSA is quiet (not relied upon: see below)
+        # pause, not shutdown: no new ticks start, and a tick already started (perhaps between its claim and
+        # its run) finishes; shutdown would cancel it and leave a claimed tick that never ran.
+        for sched in schedulers:
+            sched.pause()
+        # wait (with a deadline) until every claimed tick has finished its run, and stays so for a moment,
+        # before reading what the ticks did.
+        loop = asyncio.get_running_loop()
+        deadline, settled = loop.time() + 60, 0
+        while settled < 3 and loop.time() < deadline:
+            ticks = await claimed_ticks()
+            settled = settled + 1 if not in_flight["runs"] and sum(ran.values()) == len(ticks) else 0
+            await asyncio.sleep(0.2)
     finally:
         for sched in schedulers:
             sched.shutdown(wait=False)
-    # shutdown(wait=False) leaves a started tick running: wait (with a deadline) until every claimed tick
-    # has finished its run, and stays so for a moment, before reading what the ticks did.
-    loop = asyncio.get_running_loop()
-    deadline, settled = loop.time() + 60, 0
-    while settled < 3 and loop.time() < deadline:
-        ticks = await claimed_ticks()
-        settled = settled + 1 if not in_flight["runs"] and sum(ran.values()) == len(ticks) else 0
-        await asyncio.sleep(0.2)
     ticks = await claimed_ticks()
     async with db.read(Scope.system_wide()) as s:
         runs = (await s.exec(sa.select(SyncRun.status).where(SyncRun.kind.in_(["incremental", "full"])))).all()
