@@ -187,7 +187,7 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
             if not actor.is_member:
                 raise PermissionDenied("Only technicians can create tickets from messages.")
             text = str(msg.get("text") or "")
-            subject = text.strip().splitlines()[0][:120] if text.strip() else ""
+            subject = text.strip().splitlines()[0] if text.strip() else ""  # the form fits it to the PSA
             form = await sc.views.new_ticket_form(actor, subject=subject, description=text[:3000])
             root = msg.get("thread_ts") or msg.get("ts")
             await client.views_open(trigger_id=body["trigger_id"],

@@ -14,6 +14,9 @@ NOT_IN_CHANNEL = ("I can't post in this channel yet, so here is the card just fo
 OPEN_FAILED = ":warning: Slack gave up waiting for the form to open. Click the button again."
 PENDING_TICKET = "This ticket is still being created in the PSA. Try again in a moment."
 NO_LINK = "No link is configured for this."
+BIND_CANNOT_SEE_CHANNEL = ("Deskbridge can't read this channel's details, so it can't tell whether the channel is "
+                           "shared with people outside your organization. Nothing was bound.")
+BIND_CANNOT_SEE_CHANNEL_HINT = "Invite the app to the channel (/invite @Deskbridge) and run the command again."
 HOME_EMPTY = "No open tickets are assigned to you. :tada:"
 HOME_UNLINKED = ("Deskbridge doesn't know which technician you are yet. Run `/deskbridge link` in any channel "
                  "to link your Slack account by e-mail.")
@@ -39,6 +42,3 @@ def confirm_thread(confirmation: str) -> str:
 
 def error_text(message: str, hint: str | None) -> str:
     return f":warning: {message}" + (f"\n{hint}" if hint else "")
-BIND_CANNOT_SEE_CHANNEL = ("Deskbridge can't read this channel's details, so it can't tell whether the channel is "
-                           "shared with people outside your organization. Nothing was bound.")
-BIND_CANNOT_SEE_CHANNEL_HINT = "Invite the app to the channel (/invite @Deskbridge) and run the command again."
