@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -30,6 +30,7 @@ from store.tables import ChannelBinding, ChatInstallation, ChatLink, Customer, M
 from store.types import utcnow
 
 CACHE_TTL_S = 30.0
+AUTOLINK_RETRY_S = 600.0  # an unknown chat user is matched by e-mail at most this often
 BINDING_KINDS = {"customer": BindingKind.CUSTOMER, "dispatch": BindingKind.DISPATCH, "sla": BindingKind.SLA_ALERTS,
                  "sla_alerts": BindingKind.SLA_ALERTS}
 
@@ -120,6 +121,7 @@ class ChatService:
         self.directory = directory
         self._clock = clock
         self._cache = _TTLCache(cache_ttl_s)
+        self._autolink_tried: dict[tuple[str, str, str], float] = {}
 
     def invalidate(self) -> None:
         """Forget cached installations, identities and bindings (after an admin change)."""
@@ -292,6 +294,31 @@ class ChatService:
         self.invalidate()
         return member
 
+    async def autolink(self, workspace_id: int, user: ChatUser,
+                       verified_email: Callable[[], Awaitable[str | None]]) -> bool:
+        """Link an unknown chat user to the technician with their platform-verified e-mail, if one matches.
+
+        Tried at most once per user every AUTOLINK_RETRY_S (each try costs the surface a profile lookup);
+        guests from another organisation are never linked. `verified_email` asks the platform only when needed.
+        """
+        if user.is_external:
+            return False
+        key = (user.platform, user.home_team, user.user_id)
+        now = time.monotonic()
+        if now - self._autolink_tried.get(key, -AUTOLINK_RETRY_S) < AUTOLINK_RETRY_S:
+            return False
+        if len(self._autolink_tried) > 10_000:
+            self._autolink_tried = {k: v for k, v in self._autolink_tried.items() if now - v < AUTOLINK_RETRY_S}
+        self._autolink_tried[key] = now
+        email = await verified_email()
+        if not email:
+            return False
+        try:
+            await self.link_user(workspace_id, user, email.lower())
+            return True
+        except (NotFound, PermissionDenied):
+            return False
+
     # ------------------------------------------------------------ bindings
 
     @staticmethod
@@ -417,6 +444,15 @@ class ChatService:
             rows = (await session.exec(select(MemberChatIdentity).where(
                 MemberChatIdentity.platform == platform))).all()
         return {r.member_id: (r.team_id, r.user_id) for r in rows}
+
+
+def audience(actor: Actor, info: ChannelInfo) -> str:
+    """Who a view is for: "customer" (no internal notes, time, SLA, devices, write plumbing) or "tech".
+
+    A non-technician only ever gets the customer view, and so does everyone in a channel shared with the
+    customer (what a technician opens there, the customer reads too).
+    """
+    return "customer" if (not actor.is_member or info.visibility == "customer") else "tech"
 
 
 def with_scope(actor: Actor, info: ChannelInfo) -> Actor:

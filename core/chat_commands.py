@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from core import commands as c
-from core.chat import ChannelInfo, ChatService, ChatUser
+from core.chat import ChannelInfo, ChatService, ChatUser, audience
 from core.chat_views import NO_CHANGE, ChatViews
 from core.context import Actor
 from core.errors import DeskbridgeError, InvalidFilter, InvalidInput, NotFound, PermissionDenied
@@ -24,7 +24,7 @@ from core.outbox.ops import AlertAction, enqueue
 from core.queue import UNASSIGNED, QueueFilter, QueueService
 from core.ticket_views import load_ticket
 from core.tickets import TicketService
-from core.views import FormView, MessageView, QueueView, TicketView
+from core.views import QUEUE_COLUMNS, FormView, MessageView, QueueView, TicketView
 from core.workspaces import DirectoryService, WorkspaceService
 from store.db import Database
 from store.tables import Member
@@ -127,17 +127,25 @@ class ChatCommands:
         elif cmd.assignee:
             assignee = await self._member_id(actor, cmd.assignee)
         ids = None
+        if cmd.breaching and not actor.is_member:
+            raise PermissionDenied("The SLA filter `breaching` is for technicians.",
+                                   hint="Leave it out to see this channel's open tickets.")
         if cmd.breaching:
             ids = tuple(await self.views.sla.breaching_ids(actor.workspace_id, now))
         f = QueueFilter(stages=cmd.stages, statuses=cmd.statuses, customer_id=customer_id, assignee=assignee,
                         priorities=cmd.priorities, min_age=cmd.min_age, max_age=cmd.max_age, text=cmd.text,
                         ticket_ids=ids, sort=cmd.sort, include_closed=cmd.include_closed)
         page = await self.queue_service.list(actor, f, limit=limit, cursor=cmd.cursor, with_total=True)
-        remaining = await self.views.sla.remaining(actor.workspace_id, [t.id for t in page.items], now)
-        rows = tuple(replace(t, sla_remaining_s=remaining.get(t.id, t.sla_remaining_s)) for t in page.items)
+        if actor.is_member:
+            remaining = await self.views.sla.remaining(actor.workspace_id, [t.id for t in page.items], now)
+            rows = tuple(replace(t, sla_remaining_s=remaining.get(t.id, t.sla_remaining_s)) for t in page.items)
+            columns = QUEUE_COLUMNS
+        else:  # SLA figures are the MSP's business: a customer's queue has no SLA column
+            rows = tuple(replace(t, sla_remaining_s=None) for t in page.items)
+            columns = tuple(col for col in QUEUE_COLUMNS if col[0] != "sla")
         scope_note = f"Customer channel: {info.customer_name}" if info and info.customer_name else None
         return QueueView(title=title, rows=rows, now=now, filters_text=filters_text(cmd), scope_note=scope_note,
-                         next_cursor=page.next_cursor, total=page.total,
+                         next_cursor=page.next_cursor, total=page.total, columns=columns,
                          empty_text="No tickets match." if filters_text(cmd) else "No open tickets. Nice.")
 
     async def my_queue(self, actor: Actor, limit: int = 20) -> QueueView:
@@ -183,7 +191,7 @@ class ChatCommands:
         if isinstance(cmd, c.ListTickets):
             return await self.queue(actor, cmd, info=info)
         if isinstance(cmd, c.ShowTicket):
-            return await self.views.ticket(actor, cmd.ref, audience=_audience(actor, info))
+            return await self.views.ticket(actor, cmd.ref, audience=audience(actor, info))
         if isinstance(cmd, c.NewTicket):
             if not actor.is_member:
                 raise PermissionDenied("Only technicians can create tickets here.",
@@ -360,10 +368,6 @@ class ChatCommands:
             view = await self.views.ticket(actor, ref)
             return Submitted(view, f"Alert {verb} queued.")
         raise InvalidInput(f"Unknown action '{action}'.")
-
-
-def _audience(actor: Actor, info: ChannelInfo) -> str:
-    return "customer" if (not actor.is_member or info.visibility == "customer") else "tech"
 
 
 def _queued(what: str, connection_id: int | None) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -192,12 +193,13 @@ class ChatViews:
         caps = await self.caps_for(actor, s.connection_id)
         sla = (await self.sla.remaining(actor.workspace_id, [s.id], now)).get(s.id)
         actions = () if customer_view else _ticket_actions(actor, detail, caps, links)
-        return TicketView(
+        view = TicketView(
             detail=detail, now=now, conversation=conversation, status_history=status_history,
             time_entries=() if customer_view else time_entries, attachments=attachments, links=tuple(links),
             actions=actions, total_minutes=sum(int(i.data.get("minutes", 0)) for i in time_entries),
             sla_remaining_s=sla, audience="customer" if customer_view else "tech", notice=notice,
         )
+        return for_customer(view) if customer_view else view
 
     # ------------------------------------------------------------ forms
 
@@ -283,7 +285,8 @@ class ChatViews:
         )
         title = "Reply" if visibility == "public" else "Internal note"
         return FormView(form="reply", title=f"{title} {detail.summary.display_number}"[:24], submit_label="Send",
-                        fields=fields, ticket_number=detail.summary.number, context=dict(context or {}))
+                        fields=fields, ticket_number=detail.summary.number, ticket_ref=detail.summary.ref,
+                        context=dict(context or {}))
 
     async def status_form(self, actor: Actor, ref: int | str, *, context: dict[str, Any] | None = None) -> FormView:
         """The PSA's own statuses for the ticket's board, plus an optional public reply."""
@@ -300,7 +303,8 @@ class ChatViews:
                       initial="public"),
         )
         return FormView(form="status", title=f"Status {detail.summary.display_number}"[:24], submit_label="Save",
-                        fields=fields, ticket_number=detail.summary.number, context=dict(context or {}))
+                        fields=fields, ticket_number=detail.summary.number, ticket_ref=detail.summary.ref,
+                        context=dict(context or {}))
 
     async def time_form(self, actor: Actor, ref: int | str, *, context: dict[str, Any] | None = None) -> FormView:
         detail = await self.tickets.get(actor, ref)
@@ -311,7 +315,23 @@ class ChatViews:
             FormField(name="billable", label="Billable", kind="checkbox", initial="true"),
         )
         return FormView(form="time", title=f"Time {detail.summary.display_number}"[:24], submit_label="Log",
-                        fields=fields, ticket_number=detail.summary.number, context=dict(context or {}))
+                        fields=fields, ticket_number=detail.summary.number, ticket_ref=detail.summary.ref,
+                        context=dict(context or {}))
+
+
+def for_customer(view: TicketView) -> TicketView:
+    """What a customer may see of a ticket card: the conversation they are part of, status and who works on it.
+
+    Everything that is the MSP's own business goes: internal notes and time (already left out), SLA figures,
+    the board, devices, alerts, contracts, the PSA's deep link and runbooks, and the write plumbing (queued or
+    dead writes and their errors). Applied last, so a field added to the card later stays internal by default
+    only if it is added here too: keep this list in step with TicketView.
+    """
+    detail = replace(view.detail, summary=replace(view.summary, sla_remaining_s=None), board_name=None,
+                     device_ref=None, alert_ref=None, contract_ref=None, pending_writes=0, dead_writes=0,
+                     psa_url=None, psa_respond_by=None, psa_resolve_by=None)
+    return replace(view, detail=detail, sla_remaining_s=None, links=(), actions=(), time_entries=(),
+                   total_minutes=0, audience="customer")
 
 
 def _template(template: Any, **values: str) -> str | None:

@@ -16,6 +16,7 @@ from store.enums import EntryKind, OutboxStatus, Priority, Stage
 from store.tables import Contact, Customer, Member, OutboxOp, Ticket, TimelineEntry
 
 _REF = re.compile(r"^\s*#?\s*(\d{1,18})\s*$")
+_ID_REF = re.compile(r"^\s*id:(\d{1,18})\s*$")
 MAX_ID = 2**31 - 1  # ids and numbers are 32-bit integer columns; larger ones cannot exist
 
 
@@ -37,16 +38,29 @@ def not_found(number: int) -> NotFound:
 
 
 async def load_ticket(session: AsyncSession, actor: Actor, ref: int | str, *, for_update: bool = False) -> Ticket:
-    """The ticket numbered `ref` inside the actor's workspace and customer scope, or NotFound."""
-    number = parse_ref(ref)
-    stmt = select(Ticket).where(Ticket.number == number, Ticket.deleted_at.is_(None))  # type: ignore[union-attr]
+    """The ticket numbered `ref` inside the actor's workspace and customer scope, or NotFound.
+
+    `id:N` names a ticket by its local id: buttons on a ticket whose PSA create is still queued (it has no
+    number yet) carry that, so a technician can already reply or log time; the outbox delivers in order.
+    """
+    by_id = _ID_REF.match(ref) if isinstance(ref, str) else None
+    if by_id:
+        ticket_id = int(by_id.group(1))
+        if not 0 < ticket_id <= MAX_ID:
+            raise InvalidInput(f"'{ref}' is not a ticket reference.", hint="Open the ticket again.", field="ticket")
+        stmt = select(Ticket).where(Ticket.id == ticket_id, Ticket.deleted_at.is_(None))  # type: ignore[union-attr]
+        number = None
+    else:
+        number = parse_ref(ref)
+        stmt = select(Ticket).where(Ticket.number == number, Ticket.deleted_at.is_(None))  # type: ignore[union-attr]
     if actor.customer_scope_id is not None:
         stmt = stmt.where(Ticket.customer_id == actor.customer_scope_id)
     if for_update and session.bind is not None and session.bind.dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     ticket = (await session.exec(stmt)).first()
     if ticket is None:
-        raise not_found(number)
+        raise not_found(number) if number is not None else NotFound(
+            "That ticket was not found.", hint="It may have been deleted in the PSA. Run /tickets to see the queue.")
     return ticket
 
 

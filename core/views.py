@@ -33,6 +33,11 @@ class TicketSummary:
     def display_number(self) -> str:
         return f"#{self.number}" if self.number is not None else "(pending)"
 
+    @property
+    def ref(self) -> str:
+        """How buttons and forms name this ticket: its number, or `id:N` while the PSA create is queued."""
+        return str(self.number) if self.number is not None else f"id:{self.id}"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TimelineItem:
@@ -183,6 +188,7 @@ class FormView:
     submit_label: str
     fields: tuple[FormField, ...]
     ticket_number: int | None = None
+    ticket_ref: str | None = None  # TicketSummary.ref: also names a ticket that has no number yet
     context: dict[str, Any] = field(default_factory=dict)  # carried through the surface (ids, thread)
 
 

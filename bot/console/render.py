@@ -64,7 +64,7 @@ def render_queue(view: QueueView) -> tuple[str, list[ViewAction]]:
         cells = "  ".join(_cut(_cell(row, k, view), WIDTHS[k]).ljust(WIDTHS[k]) for k in cols)
         lines.append(f"[{i:>2}] {cells}".rstrip())
         buttons.append(ViewAction(action="open", label=f"open {row.display_number}",
-                                  value=str(row.number) if row.number is not None else ""))
+                                  value=row.ref))
     if view.next_cursor:
         buttons.append(ViewAction(action="page", label="next page", value=view.next_cursor))
         lines.append(f"[{len(buttons):>2}] next page")

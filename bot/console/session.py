@@ -146,8 +146,7 @@ class ConsoleSession:
 
             view = replace(view, notice=notice)
         text, self.buttons = render.render_ticket(view)
-        num = view.summary.number
-        self.current_ticket = str(num) if num is not None else None
+        self.current_ticket = view.summary.ref
         self.write(text)
 
     async def _press(self, n: int) -> None:
@@ -159,9 +158,6 @@ class ConsoleSession:
         cmds = self.c.chat_commands
         views = self.c.chat_views
         if b.action == "open":
-            if not b.value:
-                self.write("That ticket is still being created in the PSA; try again in a moment.")
-                return
             await self._show(await views.ticket(actor, b.value))
         elif b.action == "page" and self.last_filters is not None:
             from dataclasses import replace
@@ -200,7 +196,7 @@ class ConsoleSession:
                     values[f.name] = value
                 break
         actor, _ = await self.actor()
-        ref = str(form.ticket_number) if form.ticket_number is not None else None
+        ref = form.ticket_ref or (str(form.ticket_number) if form.ticket_number is not None else None)
         done = await self.c.chat_commands.submit(actor, form.form, values, ticket_ref=ref)
         self._show_ticket(done.view, notice=done.confirmation)
 

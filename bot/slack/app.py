@@ -72,7 +72,8 @@ class SlackSurface:
                             logger=logging.getLogger("deskbridge.slack.bolt"), name="deskbridge",
                             process_before_response=True)
         self.context = SlackContext(chat=container.chat, views=container.chat_views,
-                                    commands=container.chat_commands, poster=self.poster)
+                                    commands=container.chat_commands, poster=self.poster,
+                                    api_url=s.slack_api_url)
         register(self.app, self.context)
         self.notifier = SlackNotifier(chat=container.chat, views=container.chat_views, poster=self.poster,
                                       api_url=s.slack_api_url)

@@ -89,8 +89,7 @@ def queue_blocks(view: QueueView, *, filters: str = "") -> list[dict[str, Any]]:
         return blocks
     for row in view.rows[: MAX_MESSAGE_BLOCKS - 4]:
         section: dict[str, Any] = {"type": "section", "text": _md(_row_line(row, view))}
-        if row.number is not None:
-            section["accessory"] = _button(ViewAction(action="open", label="Open", value=str(row.number)))
+        section["accessory"] = _button(ViewAction(action="open", label="Open", value=row.ref))
         blocks.append(section)
     if view.next_cursor:
         value = json.dumps({"f": filters or view.filters_text, "c": view.next_cursor}, separators=(",", ":"))
@@ -153,6 +152,12 @@ def ticket_blocks(view: TicketView, *, max_notes: int = 8) -> list[dict[str, Any
     return blocks[:MAX_MESSAGE_BLOCKS]
 
 
+def ticket_modal(view: TicketView) -> dict[str, Any]:
+    """A ticket card as a modal (opened from App Home, which has no channel to post into)."""
+    return {"type": "modal", "title": _plain(f"Ticket {view.summary.display_number}", 24),
+            "close": _plain("Close", 24), "blocks": ticket_blocks(view)[:MAX_VIEW_BLOCKS]}
+
+
 def ticket_fallback(view: TicketView) -> str:
     """The notification/accessibility text sent beside the blocks."""
     s = view.summary
@@ -206,12 +211,60 @@ def _input(f: FormField) -> dict[str, Any]:
 
 def form_modal(form: FormView, metadata: dict[str, Any]) -> dict[str, Any]:
     """A modal for a form; `metadata` (ticket, channel, thread) rides in private_metadata."""
-    meta = json.dumps({**metadata, "form": form.form, "ticket": form.ticket_number}, separators=(",", ":"))
+    ticket = form.ticket_ref or form.ticket_number
+    meta = json.dumps({**metadata, "form": form.form, "ticket": ticket}, separators=(",", ":"))
     if len(meta) > 3000:
-        meta = json.dumps({"form": form.form, "ticket": form.ticket_number})
+        meta = json.dumps({"form": form.form, "ticket": ticket})
     return {"type": "modal", "callback_id": FORM_PREFIX + form.form, "title": _plain(form.title, 24),
             "submit": _plain(form.submit_label, 24), "close": _plain("Cancel", 24), "private_metadata": meta,
             "blocks": [_input(f) for f in form.fields][:MAX_VIEW_BLOCKS]}
+
+
+def loading_modal(title: str) -> dict[str, Any]:
+    """Opened on the trigger while a slow form is being built; `views.update` replaces it."""
+    return {"type": "modal", "title": _plain(title, 24), "close": _plain("Cancel", 24),
+            "blocks": [{"type": "section", "text": _md(t.LOADING)}]}
+
+
+def error_modal(title: str, message: str, hint: str | None) -> dict[str, Any]:
+    """What a loading modal becomes when the form could not be built."""
+    return {"type": "modal", "title": _plain(title, 24), "close": _plain("Close", 24),
+            "blocks": [{"type": "section", "text": _md(esc(t.error_text(message, hint)))}]}
+
+
+def _same_modal(view: dict[str, Any], blocks: list[dict[str, Any]], *, submit: bool) -> dict[str, Any]:
+    out = {k: view[k] for k in ("type", "callback_id", "private_metadata", "title", "close") if view.get(k)}
+    if submit and view.get("submit"):
+        out["submit"] = view["submit"]
+    out["blocks"] = blocks[:MAX_VIEW_BLOCKS]
+    return out
+
+
+def saving_modal(view: dict[str, Any]) -> dict[str, Any]:
+    """A submitted form whose write is slow: the modal says so instead of timing out."""
+    return _same_modal(view, [{"type": "section", "text": _md(t.SAVING)}], submit=False)
+
+
+def submit_done_modal(view: dict[str, Any], confirmation: str) -> dict[str, Any]:
+    return _same_modal(view, [{"type": "section", "text": _md(esc(t.confirm_thread(confirmation)))}], submit=False)
+
+
+def submit_failed_modal(view: dict[str, Any], message: str, hint: str | None,
+                        values: dict[str, str]) -> dict[str, Any]:
+    """The form again, filled with what the user entered and the reason on top: fix and send, nothing lost."""
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": _md(esc(t.error_text(message, hint)))}]
+    for block in view.get("blocks") or []:
+        block = json.loads(json.dumps(block))
+        el = block.get("element") or {}
+        value = values.get(str(block.get("block_id")))
+        if value is not None and el.get("type") == "plain_text_input":
+            el["initial_value"] = value[:3000]
+        elif value is not None and el.get("type") == "static_select":
+            chosen = next((o for o in el.get("options") or [] if o.get("value") == value), None)
+            if chosen:
+                el["initial_option"] = chosen
+        blocks.append(block)
+    return _same_modal(view, blocks, submit=True)
 
 
 def form_values(state: dict[str, Any]) -> dict[str, str]:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.slack import blocks as bk
 from bot.slack import text as t
@@ -21,23 +23,27 @@ from core.chat_commands import ChatCommands, error_view
 from core.chat_views import ChatViews
 from core.context import Actor
 from core.errors import DeskbridgeError, PermissionDenied
-from core.views import TicketView
+from core.views import FormView, TicketView
 
 log = logging.getLogger("deskbridge.slack")
 PLATFORM = "slack"
-AUTOLINK_RETRY_S = 600.0
+RESPONSE_HOSTS = frozenset({"hooks.slack.com", "hooks.slack-gov.com"})
+FORM_BUDGET_S = 1.0  # build a form this long before showing "Loading…" (the trigger lives 3 s)
 
 
 class SlackContext:
     """Services and helpers the listeners share (one per app)."""
 
     def __init__(self, *, chat: ChatService, views: ChatViews, commands: ChatCommands,
-                 poster: SlackPoster) -> None:
+                 poster: SlackPoster, api_url: str = "https://slack.com/api/") -> None:
         self.chat = chat
         self.views = views
         self.commands = commands
         self.poster = poster
-        self._autolink_tried: dict[tuple[str, str], float] = {}
+        # response_urls are only ever sent to Slack (or to the configured API host: GovSlack, a test fake)
+        api = urlsplit(api_url)
+        self.response_hosts = RESPONSE_HOSTS | {api.hostname or ""}
+        self._plain_http_host = api.hostname if api.scheme == "http" else None  # a local fake only
         self.work = AfterAck()
 
     def background(self, coro: Coroutine[Any, Any, Any]) -> None:
@@ -57,28 +63,83 @@ class SlackContext:
             await ack()
             given = {"body": body, "context": context, "client": client, "respond": respond}
             kwargs = {n: given[n] for n in names}
-            self.work.submit(lambda: self._run_reporting(fn, kwargs, body, respond))
+            self.work.submit(lambda: self._run_reporting(fn, kwargs, body, respond, client))
 
         listener.__name__ = listener.__qualname__ = f"ack_then_{fn.__name__}"
         return listener
 
-    @staticmethod
-    async def _run_reporting(fn: Callable[..., Awaitable[Any]], kwargs: dict[str, Any], body: dict[str, Any],
-                             respond: Any) -> None:
-        """Run queued work; an unexpected failure is logged and, where Slack gave a response_url, told to the
-        user (listeners answer DeskbridgeErrors themselves; this is for the rest, e.g. an expired trigger)."""
+    async def _run_reporting(self, fn: Callable[..., Awaitable[Any]], kwargs: dict[str, Any], body: dict[str, Any],
+                             respond: Any, client: Any) -> None:
+        """Run queued work; an unexpected failure is logged and told to the user where Slack lets us reach
+        them (listeners answer DeskbridgeErrors themselves; this is for the rest, e.g. an expired trigger):
+        through the response_url, else ephemerally in the thread the event came from, else on App Home."""
         try:
             await fn(**kwargs)
         except Exception as exc:
             log.exception("slack work after the ack failed")
             expired = isinstance(exc, SlackApiError) and exc.response.get("error") in (
                 "expired_trigger_id", "exchanged_trigger_id", "invalid_trigger_id")
-            if body.get("response_url"):
-                try:
-                    await respond(text=t.OPEN_FAILED if expired else t.INTERNAL_ERROR, response_type="ephemeral",
-                                  replace_original=False)
-                except Exception:  # noqa: BLE001 - the response_url itself failed: the log has the cause
-                    log.warning("could not tell the user about a failed Slack request")
+            text = t.OPEN_FAILED if expired else t.INTERNAL_ERROR
+            try:
+                await self._tell(body, respond, client, text)
+            except Exception:  # noqa: BLE001 - Slack itself failed: the log has the cause
+                log.warning("could not tell the user about a failed Slack request")
+
+    @staticmethod
+    async def _tell(body: dict[str, Any], respond: Any, client: Any, text: str) -> None:
+        if body.get("response_url"):
+            await respond(text=text, response_type="ephemeral", replace_original=False)
+            return
+        event = body.get("event") or {}
+        if event.get("type") == "message" and event.get("channel") and event.get("user"):
+            await client.chat_postEphemeral(channel=event["channel"], user=event["user"], text=text,
+                                            thread_ts=event.get("thread_ts"))
+        elif event.get("type") == "app_home_opened" and event.get("user"):
+            await client.views_publish(user_id=event["user"], view=bk.home_error_view(text, None))
+        elif (body.get("view") or {}).get("type") == "home" and (body.get("user") or {}).get("id"):
+            await client.views_publish(user_id=body["user"]["id"], view=bk.home_error_view(text, None))
+
+    async def open_form(self, client: Any, trigger_id: str, build: Callable[[], Awaitable[FormView]],
+                        meta: dict[str, Any], *, title: str = "Deskbridge", push: bool = False) -> None:
+        """Open a form's modal without losing the trigger (it expires 3 s after the click).
+
+        The form is built for up to FORM_BUDGET_S; if it is ready the modal opens with it (one call). If not,
+        a "Loading…" modal opens at once on the trigger and `views.update` puts the form (or the error) in it
+        when it is ready, so a slow database or PSA-backed picklist never costs the user the click.
+        `push` stacks the modal on an open one (a button inside a modal cannot open a new one).
+        """
+        show = client.views_push if push else client.views_open
+        task = asyncio.ensure_future(build())
+        done, _ = await asyncio.wait({task}, timeout=FORM_BUDGET_S)
+        if done:
+            await show(trigger_id=trigger_id, view=bk.form_modal(task.result(), meta))
+            return
+        try:
+            opened = await show(trigger_id=trigger_id, view=bk.loading_modal(title))
+        except BaseException:
+            task.cancel()
+            raise
+        view = opened.get("view") or {}
+        try:
+            form = await task
+            update = bk.form_modal(form, meta)
+        except DeskbridgeError as exc:
+            update = bk.error_modal(title, exc.message, exc.hint)
+        await client.views_update(view_id=view.get("id"), hash=view.get("hash"), view=update)
+
+    async def respond_to(self, response_url: str, **message: Any) -> bool:
+        """Post to a response_url kept from an earlier request (valid 30 min, 5 uses); False if refused."""
+        parts = urlsplit(response_url)
+        plain_ok = parts.scheme == "http" and parts.hostname == self._plain_http_host
+        if not (parts.scheme == "https" or plain_ok) or parts.hostname not in self.response_hosts:
+            log.warning("response_url with an unexpected host ignored", extra={"host": parts.hostname})
+            return False
+        try:
+            resp = await AsyncWebhookClient(response_url, timeout=10).send(**message)
+        except Exception:  # noqa: BLE001 - a stale response_url: the card just isn't updated
+            log.warning("response_url could not be reached", exc_info=True)
+            return False
+        return resp.status_code == 200
 
     async def drain(self) -> None:
         """Wait for work after the ack (tests)."""
@@ -140,19 +201,8 @@ class SlackContext:
         return await self.chat.actor_for(ws, user)  # raises PermissionDenied again
 
     async def _autolink(self, ws: int, user: ChatUser, client: Any) -> bool:
-        key = (user.team_id, user.user_id)
-        now = time.monotonic()
-        if now - self._autolink_tried.get(key, -AUTOLINK_RETRY_S) < AUTOLINK_RETRY_S:
-            return False
-        self._autolink_tried[key] = now
-        email = await self.email_of(client, user.user_id)
-        if not email:
-            return False
-        try:
-            await self.chat.link_user(ws, user, email)
-            return True
-        except DeskbridgeError:
-            return False
+        """core decides whether and how often to link; Slack only supplies the verified e-mail."""
+        return await self.chat.autolink(ws, user, lambda: self.email_of(client, user.user_id))
 
     async def email_of(self, client: Any, user_id: str) -> str | None:
         profile = await self._profile(client, user_id)

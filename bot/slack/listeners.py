@@ -6,24 +6,32 @@ call) runs before the ack so that a refused value shows up as a field error in t
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 
 from bot.slack import blocks as bk
 from bot.slack import text as t
 from bot.slack.context import PLATFORM, SlackContext
 from bot.slack.install import WORKSPACE_KEY
 from core import commands as grammar
+from core.chat import audience
 from core.errors import DeskbridgeError, InvalidInput, PermissionDenied
 from core.views import FormView, MessageView, QueueView, TicketView
+
+log = logging.getLogger("deskbridge.slack")
 
 ADMIN_COMMANDS = (grammar.Bind, grammar.Unbind, grammar.Outbox, grammar.SettingsCmd, grammar.Link)
 URL_ACTIONS = ("open_psa", "open_rmm", "open_runbook")
 FIELD_BLOCKS = {"note": "text", "time note": "notes", "minutes": "minutes", "filter": "text"}
 SHORTCUT_ID = "create_ticket_from_message"
+SUBMIT_BUDGET_S = 2.0  # a modal submission waits this long for its write before acking (Slack allows 3 s)
 
 
 def register(app: AsyncApp, sc: SlackContext) -> None:
@@ -38,8 +46,18 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
             cmd = grammar.parse(body.get("command", ""), body.get("text", ""))
             actor, info = await sc.actor(context, user, client, need_admin=isinstance(cmd, ADMIN_COMMANDS))
             ws = int(context[WORKSPACE_KEY])
+            if isinstance(cmd, grammar.NewTicket):
+                new_cmd = cmd
+
+                async def build() -> FormView:
+                    form = await sc.commands.run(actor, user, info, new_cmd)
+                    assert isinstance(form, FormView)
+                    return form
+
+                await sc.open_form(client, body["trigger_id"], build, {"channel": channel}, title="New ticket")
+                return
             if isinstance(cmd, grammar.ShowTicket):
-                view = await sc.views.ticket(actor, cmd.ref, audience=_audience(actor, info))
+                view = await sc.views.ticket(actor, cmd.ref, audience=audience(actor, info))
                 if user.is_dm or not channel:
                     await respond(text=bk.ticket_fallback(view), blocks=bk.ticket_blocks(view),
                                   response_type="ephemeral")
@@ -83,6 +101,7 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
             return
         user = sc.chat_user(context, body, channel)
         from_home = (body.get("view") or {}).get("type") == "home"
+        in_modal = (body.get("view") or {}).get("type") == "modal"  # a ticket opened from App Home
         try:
             actor, info = await sc.actor(context, user, client)
             ws = int(context[WORKSPACE_KEY])
@@ -91,46 +110,58 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
                     await respond(text=t.NO_LINK, response_type="ephemeral", replace_original=False)
                 return
             if name == "open":
-                view = await sc.views.ticket(actor, value, audience=_audience(actor, info))
+                view = await sc.views.ticket(actor, value, audience=audience(actor, info))
                 if channel and not user.is_dm and (body.get("container") or {}).get("type") != "view":
                     await sc.post_card(client, ws, user.team_id, channel, view, respond=respond)
+                elif in_modal:
+                    await client.views_push(trigger_id=body["trigger_id"], view=bk.ticket_modal(view))
                 else:
-                    await client.views_open(trigger_id=body["trigger_id"], view={
-                        "type": "modal", "title": bk._plain(f"Ticket {view.summary.display_number}", 24),
-                        "close": bk._plain("Close", 24), "blocks": bk.ticket_blocks(view)})
+                    await client.views_open(trigger_id=body["trigger_id"], view=bk.ticket_modal(view))
                 return
             if name == "page":
                 data = json.loads(value)
                 cmd = grammar.parse_filters(data.get("f", ""))
-                from dataclasses import replace
-
                 view = await sc.commands.queue(actor, replace(cmd, cursor=data.get("c")), info=info)
                 if from_home:  # App Home has no response_url: re-publish the tab with the next page
                     await client.views_publish(user_id=user.user_id, view=bk.home_view(view))
                 else:
                     await respond(text=view.title, blocks=bk.queue_blocks(view), replace_original=True)
                 return
-            meta = {"channel": channel, "card_ts": message.get("ts"),
-                    "thread_ts": message.get("thread_ts") or message.get("ts")}
+            ephemeral = _on_ephemeral(body)
+            meta = {"channel": channel, "card_ts": None if ephemeral else message.get("ts"),
+                    "thread_ts": None if ephemeral else (message.get("thread_ts") or message.get("ts"))}
+            if ephemeral and body.get("response_url"):
+                meta["response_url"] = body["response_url"]  # to update that card after the form is sent
             if name in ("reply", "note", "status", "time"):
-                if name == "status":
-                    form = await sc.views.status_form(actor, value, context=meta)
-                elif name == "time":
-                    form = await sc.views.time_form(actor, value, context=meta)
-                else:
-                    form = await sc.views.reply_form(actor, value, context=meta,
+                async def build() -> FormView:
+                    if name == "status":
+                        return await sc.views.status_form(actor, value, context=meta)
+                    if name == "time":
+                        return await sc.views.time_form(actor, value, context=meta)
+                    return await sc.views.reply_form(actor, value, context=meta,
                                                      visibility="public" if name == "reply" else "internal")
-                await client.views_open(trigger_id=body["trigger_id"], view=bk.form_modal(form, meta))
+
+                await sc.open_form(client, body["trigger_id"], build, meta, title=t.FORM_TITLES[name], push=in_modal)
                 return
             done = await sc.commands.action(actor, name, value)
             if channel and meta["thread_ts"]:
                 await sc.confirm_in_thread(client, ws, user.team_id, channel, meta["thread_ts"], meta["card_ts"],
                                            done.view, done.confirmation)
+            elif in_modal:  # the ticket modal shows the new state and what was done
+                v = body["view"]
+                await client.views_update(view_id=v.get("id"), hash=v.get("hash"),
+                                          view=bk.ticket_modal(replace(done.view, notice=done.confirmation)))
+            else:  # an ephemeral card (or a DM): it has no thread, so the card itself says what was done
+                card = replace(done.view, notice=done.confirmation)
+                await respond(text=bk.ticket_fallback(card), blocks=bk.ticket_blocks(card), replace_original=True)
         except (DeskbridgeError, ValueError, KeyError) as exc:
             err = exc if isinstance(exc, DeskbridgeError) else InvalidInput(
                 "That button's data was not understood.", hint="Run the command again.")
             if from_home:  # no response_url on App Home: show the error at the top of the tab
                 await client.views_publish(user_id=user.user_id, view=bk.home_error_view(err.message, err.hint))
+            elif in_modal:  # nor in a modal: stack the error on top of it
+                await client.views_push(trigger_id=body["trigger_id"],
+                                        view=bk.error_modal("Deskbridge", err.message, err.hint))
             else:
                 await sc.reply_error(respond, err)
 
@@ -149,12 +180,26 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
         channel = meta.get("channel")
         user = sc.chat_user(context, body, channel)
         ws = int(context[WORKSPACE_KEY])
-        try:
+
+        async def write() -> Any:
             # Before the ack: database only (the user was resolved when the modal was opened).
             actor, info = await sc.actor(context, user, client, slack_lookups=False)
-            done = await sc.commands.submit(actor, form, values,
+            return await sc.commands.submit(actor, form, values,
                                             ticket_ref=str(meta["ticket"]) if meta.get("ticket") else None,
-                                            audience=_audience(actor, info))
+                                            audience=audience(actor, info))
+
+        # The write normally takes milliseconds and a refused value becomes a field error in the modal. If the
+        # database is slow (a long write lock), the ack cannot wait: Slack gives up after 3 s and the user, seeing
+        # an error, would submit again and write twice. So after SUBMIT_BUDGET_S the modal turns into "Saving…"
+        # and the outcome (or the refusal, with the user's text so nothing is lost) replaces it when known.
+        task = asyncio.ensure_future(write())
+        finished, _ = await asyncio.wait({task}, timeout=SUBMIT_BUDGET_S)
+        if not finished:
+            await ack(response_action="update", view=bk.saving_modal(view))
+            sc.background(_finish_slow_submit(task, view, values, meta, user, ws, client))
+            return
+        try:
+            done = task.result()
         except DeskbridgeError as exc:
             blocks = [b.get("block_id") for b in view.get("blocks") or [] if b.get("block_id")]
             field = getattr(exc, "field", None)
@@ -163,16 +208,42 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
             await ack(response_action="errors", errors={target: t.error_text(exc.message, exc.hint)[:2000]})
             return
         await ack()
-        if not channel:
-            return
-        if form == "new_ticket":
-            sc.background(sc.post_card(client, ws, user.team_id, channel, done.view,
-                                       thread_ts=meta.get("source_ts")))
+        sc.background(_after_submit(done, form, meta, user, ws, client))
+
+    async def _after_submit(done: Any, form: str, meta: dict[str, Any], user: Any, ws: int, client: Any) -> None:
+        """Say what was done where the form came from: the ticket's thread, or the ephemeral card itself."""
+        channel = meta.get("channel")
+        if channel and form == "new_ticket":
+            await sc.post_card(client, ws, user.team_id, channel, done.view, thread_ts=meta.get("source_ts"))
             return
         thread_ts = meta.get("thread_ts") or meta.get("card_ts")
-        if thread_ts:
-            sc.background(sc.confirm_in_thread(client, ws, user.team_id, channel, thread_ts, meta.get("card_ts"),
-                                               done.view, done.confirmation))
+        if channel and thread_ts:
+            await sc.confirm_in_thread(client, ws, user.team_id, channel, thread_ts, meta.get("card_ts"),
+                                       done.view, done.confirmation)
+        elif meta.get("response_url"):
+            card = replace(done.view, notice=done.confirmation)
+            await sc.respond_to(meta["response_url"], text=bk.ticket_fallback(card), blocks=bk.ticket_blocks(card),
+                                replace_original=True)
+
+    async def _finish_slow_submit(task: Any, view: dict[str, Any], values: dict[str, str], meta: dict[str, Any],
+                                  user: Any, ws: int, client: Any) -> None:
+        form = str(view.get("callback_id", "")).removeprefix(bk.FORM_PREFIX)
+        try:
+            done = await task
+        except DeskbridgeError as exc:
+            try:
+                await client.views_update(view_id=view.get("id"), view=bk.submit_failed_modal(
+                    view, exc.message, exc.hint, values))
+            except SlackApiError:  # the user closed the modal: tell them where they were, with their text
+                if meta.get("channel"):
+                    await client.chat_postEphemeral(channel=meta["channel"], user=user.user_id,
+                                                    text=t.submit_failed(exc.message, exc.hint, values))
+            return
+        try:
+            await client.views_update(view_id=view.get("id"), view=bk.submit_done_modal(view, done.confirmation))
+        except SlackApiError:
+            log.info("slow form's modal was closed before it finished")
+        await _after_submit(done, form, meta, user, ws, client)
 
     app.view(re.compile(f"^{bk.FORM_PREFIX}"))(submit_form)
 
@@ -188,10 +259,10 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
                 raise PermissionDenied("Only technicians can create tickets from messages.")
             text = str(msg.get("text") or "")
             subject = text.strip().splitlines()[0] if text.strip() else ""  # the form fits it to the PSA
-            form = await sc.views.new_ticket_form(actor, subject=subject, description=text[:3000])
             root = msg.get("thread_ts") or msg.get("ts")
-            await client.views_open(trigger_id=body["trigger_id"],
-                                    view=bk.form_modal(form, {"channel": channel, "source_ts": root}))
+            await sc.open_form(client, body["trigger_id"],
+                               lambda: sc.views.new_ticket_form(actor, subject=subject, description=text[:3000]),
+                               {"channel": channel, "source_ts": root}, title=t.SHORTCUT_TITLE)
         except DeskbridgeError as exc:
             await sc.reply_error(respond, exc)
 
@@ -251,8 +322,10 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
     app.event("tokens_revoked")(sc.after_ack(on_uninstall))
 
 
-def _audience(actor: Any, info: Any) -> str:
-    return "customer" if (not actor.is_member or info.visibility == "customer") else "tech"
+def _on_ephemeral(body: dict[str, Any]) -> bool:
+    """A button on an ephemeral message: there is no message ts to thread under or update."""
+    container = body.get("container") or {}
+    return bool(container.get("is_ephemeral")) or (container.get("type") == "message" and not body.get("message"))
 
 
 async def _is_shared(client: Any, channel: str) -> bool:

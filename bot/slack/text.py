@@ -5,6 +5,9 @@ from __future__ import annotations
 UNKNOWN_WORKSPACE = (":warning: This Slack workspace is not connected to Deskbridge. An admin can install it "
                      "from the Deskbridge install page (/slack/install).")
 WORKING = "Working on it…"
+LOADING = ":hourglass_flowing_sand: Loading…"
+SAVING = (":hourglass_flowing_sand: Saving… this is taking longer than usual. Keep this open to see the result; "
+          "if you close it, the outcome is posted in the ticket's thread. Don't send it again.")
 QUEUED_SUFFIX = "queued for the PSA"
 INTERNAL_ERROR = (":warning: Something went wrong on our side while handling that. If it was a change, check the "
                   "ticket (`/ticket N`) before trying again.")
@@ -12,7 +15,7 @@ NOT_A_TECH_THREAD = "Only technicians' messages in a ticket thread are written t
 NOT_IN_CHANNEL = ("I can't post in this channel yet, so here is the card just for you. Invite me with "
                   "`/invite @Deskbridge` to give tickets a thread here.")
 OPEN_FAILED = ":warning: Slack gave up waiting for the form to open. Click the button again."
-PENDING_TICKET = "This ticket is still being created in the PSA. Try again in a moment."
+FORM_TITLES = {"reply": "Reply", "note": "Internal note", "status": "Change status", "time": "Add time"}
 NO_LINK = "No link is configured for this."
 BIND_CANNOT_SEE_CHANNEL = ("Deskbridge can't read this channel's details, so it can't tell whether the channel is "
                            "shared with people outside your organization. Nothing was bound.")
@@ -42,3 +45,9 @@ def confirm_thread(confirmation: str) -> str:
 
 def error_text(message: str, hint: str | None) -> str:
     return f":warning: {message}" + (f"\n{hint}" if hint else "")
+
+
+def submit_failed(message: str, hint: str | None, values: dict[str, str]) -> str:
+    """A slow form that was refused after its modal closed: the reason and what the user typed."""
+    typed = "\n".join(f"> {v[:1500]}" for k, v in values.items() if k in ("text", "notes", "description") and v)
+    return error_text(message, hint) + (f"\nWhat you wrote:\n{typed}" if typed else "")

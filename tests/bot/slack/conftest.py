@@ -103,7 +103,10 @@ class SlackHarness:
         return await self.post(body, content_type="application/json", extra=extra, **kw)
 
     def last_view(self) -> dict[str, Any]:
-        return self.fake.of("views.open")[-1].args["view"]
+        """The modal the user sees now: the last one opened, pushed or updated (a slow form opens as
+        "Loading…" and is then updated)."""
+        calls = [c for c in self.fake.calls if c.method in ("views.open", "views.push", "views.update")]
+        return calls[-1].args["view"]
 
 
 @pytest.fixture

@@ -1,0 +1,343 @@
+"""Where a Slack interaction has no thread or no response_url (ephemeral cards, App Home, modals), slow
+forms and writes, what customers see, and tickets that have no PSA number yet."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+
+from slack_sdk.models.blocks import Block
+from slack_sdk.models.views import View
+from sqlmodel import select
+
+from bot.slack import context as slack_context
+from bot.slack import listeners
+from core.context import Actor
+from core.errors import InvalidInput
+from core.outbox.ops import AddNote, enqueue
+from store.db import Scope
+from store.enums import OutboxStatus
+from store.tables import ChatLink, OutboxOp, Ticket
+from tests.bot.slack.conftest import ADMIN, CHANNEL, STRANGER, TEAM, TECH
+
+
+async def ops(h):
+    async with h.c.db.read(Scope.workspace(h.ws)) as s:
+        return list((await s.exec(select(OutboxOp).order_by(OutboxOp.id))).all())
+
+
+def ephemeral_click(h, action, value):
+    """A button on an ephemeral message: Slack sends no `message`, and the container says ephemeral."""
+    p = h.action_payload(action, value)
+    p["container"] = {"type": "message", "message_ts": "1700000000.000900", "channel_id": CHANNEL,
+                      "is_ephemeral": True}
+    p.pop("message", None)
+    return p
+
+
+def submission(view, values, user=TECH):
+    return {"type": "view_submission", "team": {"id": TEAM}, "user": {"id": user, "team_id": TEAM},
+            "view": {**view, "id": "V0001", "state": {"values": values}}}
+
+
+def note_values(text, visibility="internal"):
+    return {"text": {"v": {"type": "plain_text_input", "value": text}},
+            "visibility": {"v": {"type": "static_select", "selected_option": {"value": visibility}}},
+            "status": {"v": {"type": "static_select", "selected_option": {"value": "__same__"}}}}
+
+
+# ---------------------------------------------------------------- ephemeral cards
+
+
+async def test_assign_on_an_ephemeral_card_updates_that_card(slack):
+    """An ephemeral card has no thread: the card itself is replaced, saying what was done."""
+    await slack.interactive(ephemeral_click(slack, "assign_me", "5003"))
+    (op,) = await ops(slack)
+    assert op.kind == "update_ticket"
+    hook = slack.fake.webhooks[-1]
+    assert hook["replace_original"] is True
+    blocks = hook["blocks"]
+    for b in blocks:
+        Block.parse(b).validate_json()
+    text = json.dumps(blocks)
+    assert "Assigned to you" in text and "Bob Tech" in text
+    assert slack.fake.of("chat.postMessage") == []  # nothing posted in the channel
+
+
+async def test_a_form_opened_from_an_ephemeral_card_updates_that_card_when_sent(slack):
+    click = ephemeral_click(slack, "note", "5001")
+    await slack.interactive(click)
+    view = slack.last_view()
+    assert json.loads(view["private_metadata"])["response_url"] == click["response_url"]
+    slack.fake.webhooks.clear()
+    resp = await slack.interactive(submission(view, note_values("Checked the VPN logs")))
+    assert resp.status_code == 200
+    (op,) = await ops(slack)
+    assert op.kind == "add_note" and op.payload["text"] == "Checked the VPN logs"
+    (hook,) = slack.fake.webhooks
+    assert hook["name"] == click["response_url"].rsplit("/", 1)[1] and hook["replace_original"] is True
+    assert "Internal note" in json.dumps(hook["blocks"]) and "queued for the PSA" in json.dumps(hook["blocks"])
+
+
+async def test_a_response_url_is_only_ever_sent_to_slack(slack):
+    sc = slack.c.slack.context
+    assert not await sc.respond_to("https://attacker.example/hook", text="x")
+    assert not await sc.respond_to("http://hooks.slack.com/commands/1", text="x")  # not over plain http
+    assert slack.fake.webhooks == []
+
+
+# ---------------------------------------------------------------- App Home ticket modal
+
+
+async def test_buttons_in_a_ticket_opened_from_app_home_work_in_the_modal(slack):
+    p = slack.action_payload("open", "5003", channel=None)
+    p["container"] = {"type": "view", "view_id": "VHOME"}
+    p["view"] = {"id": "VHOME", "type": "home", "hash": "h"}
+    p.pop("channel")
+    await slack.interactive(p)
+    (opened,) = slack.fake.of("views.open")
+    modal = opened.args["view"]
+    View(**modal).validate_json()
+    assert "Assign to me" in json.dumps(modal)
+    click = slack.action_payload("assign_me", "5003", channel=None)
+    click.pop("channel")
+    click.pop("response_url")
+    click["container"] = {"type": "view", "view_id": "VTICKET"}
+    click["view"] = {"id": "VTICKET", "type": "modal", "hash": "h2"}
+    await slack.interactive(click)
+    (update,) = slack.fake.of("views.update")
+    assert update.args["view_id"] == "VTICKET"
+    assert "Assigned to you" in json.dumps(update.args["view"])
+    (op,) = await ops(slack)
+    assert op.kind == "update_ticket"
+    # a form from inside the modal is stacked on it (views.open is refused while a modal is open)
+    form_click = slack.action_payload("time", "5003", channel=None)
+    form_click.pop("channel")
+    form_click["container"] = {"type": "view", "view_id": "VTICKET"}
+    form_click["view"] = {"id": "VTICKET", "type": "modal", "hash": "h3"}
+    await slack.interactive(form_click)
+    assert slack.fake.of("views.push")[-1].args["view"]["callback_id"] == "db_form_time"
+
+
+# ---------------------------------------------------------------- slow forms and writes
+
+
+async def test_a_slow_form_opens_loading_at_once_then_fills_in(slack, monkeypatch):
+    monkeypatch.setattr(slack_context, "FORM_BUDGET_S", 0.01)
+    views = slack.c.slack.context.views
+    real = views.status_form
+
+    async def slow(*a, **kw):
+        await asyncio.sleep(0.2)
+        return await real(*a, **kw)
+
+    monkeypatch.setattr(views, "status_form", slow)
+    await slack.interactive(slack.action_payload("status", "5001", message_ts="1700000000.000100"))
+    (opened,) = slack.fake.of("views.open")
+    assert "Loading" in json.dumps(opened.args["view"])  # the trigger was used before the form was ready
+    (update,) = slack.fake.of("views.update")
+    assert update.args["view_id"] == "V0001" and update.args["view"]["callback_id"] == "db_form_status"
+    View(**update.args["view"]).validate_json()
+
+
+async def test_a_slow_form_that_fails_shows_the_reason_in_its_modal(slack, monkeypatch):
+    monkeypatch.setattr(slack_context, "FORM_BUDGET_S", 0.01)
+    views = slack.c.slack.context.views
+
+    async def slow_fail(*a, **kw):
+        await asyncio.sleep(0.1)
+        raise InvalidInput("Ticket #5001 was closed meanwhile.", hint="Reopen it first.")
+
+    monkeypatch.setattr(views, "time_form", slow_fail)
+    await slack.interactive(slack.action_payload("time", "5001", message_ts="1700000000.000100"))
+    (update,) = slack.fake.of("views.update")
+    text = json.dumps(update.args["view"])
+    assert "closed meanwhile" in text and "Reopen it first" in text
+
+
+def slow_submit(monkeypatch, slack, delay, *, fail=None):
+    monkeypatch.setattr(listeners, "SUBMIT_BUDGET_S", 0.05)
+    commands = slack.c.slack.context.commands
+    real = commands.submit
+
+    async def slow(*a, **kw):
+        await asyncio.sleep(delay)
+        if fail:
+            raise fail
+        return await real(*a, **kw)
+
+    monkeypatch.setattr(commands, "submit", slow)
+
+
+async def test_a_slow_write_acks_in_time_and_the_modal_reports_the_outcome(slack, monkeypatch):
+    await slack.interactive(slack.action_payload("note", "5001", message_ts="1700000000.000100"))
+    view = slack.last_view()
+    slow_submit(monkeypatch, slack, 0.3)
+    resp = await slack.interactive(submission(view, note_values("Rebooted the firewall")), settle=False)
+    ack = resp.json()
+    assert ack["response_action"] == "update" and "Saving" in json.dumps(ack["view"])
+    assert "submit" not in ack["view"]  # it cannot be sent twice from here
+    await slack.settle()
+    (op,) = await ops(slack)
+    assert op.payload["text"] == "Rebooted the firewall"
+    done = slack.fake.of("views.update")[-1].args
+    assert done["view_id"] == "V0001" and "queued for the PSA" in json.dumps(done["view"])
+    thread = slack.fake.of("chat.postMessage")[-1].args
+    assert thread["thread_ts"] == "1700000000.000100"  # and the thread says so, as for a fast write
+
+
+async def test_a_slow_write_that_is_refused_gives_the_form_back_filled_in(slack, monkeypatch):
+    await slack.interactive(slack.action_payload("note", "5001", message_ts="1700000000.000100"))
+    view = slack.last_view()
+    slow_submit(monkeypatch, slack, 0.1, fail=InvalidInput("The note is empty.", hint="Write something."))
+    await slack.interactive(submission(view, note_values("My careful three-paragraph analysis")))
+    refused = slack.fake.of("views.update")[-1].args["view"]
+    text = json.dumps(refused)
+    assert "The note is empty." in text and refused["submit"]  # fix it and send again
+    field = next(b for b in refused["blocks"] if b.get("block_id") == "text")
+    assert field["element"]["initial_value"] == "My careful three-paragraph analysis"
+    View(**refused).validate_json()
+    assert await ops(slack) == []
+
+
+async def test_a_slow_refused_write_whose_modal_was_closed_is_told_in_the_channel_with_the_text(slack, monkeypatch):
+    await slack.interactive(slack.action_payload("note", "5001", message_ts="1700000000.000100"))
+    view = slack.last_view()
+    slow_submit(monkeypatch, slack, 0.1, fail=InvalidInput("Ticket #5001 is closed.", hint="Reopen it."))
+    slack.fake.fail("views.update", error="not_found")
+    await slack.interactive(submission(view, note_values("Replaced the PSU")))
+    eph = slack.fake.of("chat.postEphemeral")[-1].args
+    assert eph["user"] == TECH and eph["channel"] == CHANNEL
+    assert "Ticket #5001 is closed." in eph["text"] and "Replaced the PSU" in eph["text"]
+
+
+# ---------------------------------------------------------------- failures without a response_url
+
+
+async def test_an_unexpected_failure_on_a_thread_message_is_told_in_the_thread(slack, monkeypatch):
+    await slack.slash("/ticket", "5001")
+    async with slack.c.db.read(Scope.workspace(slack.ws)) as s:
+        ts = (await s.exec(select(ChatLink))).one().message_ts
+
+    async def boom(*a, **kw):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(slack.c.slack.context.commands, "thread_message", boom)
+    await slack.event({"type": "message", "channel": CHANNEL, "user": TECH, "text": "checking now",
+                       "ts": "1799999999.000100", "thread_ts": ts}, event_id="EvBoom")
+    eph = slack.fake.of("chat.postEphemeral")[-1].args
+    assert eph["thread_ts"] == ts and eph["user"] == TECH and "Something went wrong" in eph["text"]
+    assert "database went away" not in eph["text"]  # internals stay in the log
+
+
+async def test_an_unexpected_failure_on_app_home_is_shown_on_the_tab(slack, monkeypatch):
+    async def boom(*a, **kw):
+        raise RuntimeError("nope")
+
+    monkeypatch.setattr(slack.c.slack.context.commands, "my_queue", boom)
+    await slack.event({"type": "app_home_opened", "user": TECH, "tab": "home", "channel": "D1"}, event_id="EvHome")
+    published = slack.fake.of("views.publish")[-1].args
+    assert published["user_id"] == TECH and "Something went wrong" in json.dumps(published["view"])
+
+
+# ---------------------------------------------------------------- what customers see
+
+
+async def _customer_ticket_state(slack):
+    async with slack.c.db.write(Scope.workspace(slack.ws)) as s:
+        t = (await s.exec(select(Ticket).where(Ticket.number == 5001))).one()
+        t.device_ref, t.alert_ref, t.contract_ref = "FS01", "ALERT-77", "CONTRACT-9"
+        t.psa_respond_by = t.created_at + timedelta(hours=1) if t.created_at else None
+        op = enqueue(s, workspace_id=slack.ws, connection_id=slack.setup.connection_id,
+                     payload=AddNote(text="internal plumbing failed", visibility="internal"),
+                     ticket_id=t.id, actor="test")
+        op.status = OutboxStatus.DEAD
+        op.last_error = "HTTP 500 from the PSA"
+
+
+async def test_customers_see_no_internal_fields_on_a_card(slack):
+    await _customer_ticket_state(slack)
+    await slack.slash("/deskbridge", "bind customer ACME", user=ADMIN, channel="C_ACME")
+    await slack.slash("/ticket", "5001", user=STRANGER, channel="C_ACME")
+    card = slack.fake.of("chat.postMessage")[-1].args
+    text = json.dumps(card["blocks"])
+    assert "VPN down" in text
+    for internal in ("FS01", "ALERT-77", "CONTRACT-9", "could not be delivered", "SLA", "Service Desk",
+                     "Open in PSA", "actions"):
+        assert internal not in text, internal
+    # the same ticket for a technician in a tech channel still shows them
+    await slack.slash("/ticket", "5001", user=TECH, channel="C_TECH2")
+    tech = json.dumps(slack.fake.of("chat.postMessage")[-1].args["blocks"])
+    assert "FS01" in tech and "could not be delivered" in tech and "Service Desk" in tech
+
+
+async def test_customers_queue_has_no_sla_and_cannot_filter_by_breaching(slack):
+    async with slack.c.db.write(Scope.workspace(slack.ws)) as s:
+        t = (await s.exec(select(Ticket).where(Ticket.number == 5001))).one()
+        t.created_at = t.created_at - timedelta(days=10)  # long past its SLA
+    await slack.slash("/deskbridge", "bind customer ACME", user=ADMIN, channel="C_ACME")
+    await slack.slash("/tickets", "", user=STRANGER, channel="C_ACME")
+    text = json.dumps(slack.fake.webhooks[-1]["blocks"])
+    assert "VPN down" in text and ":rotating_light:" not in text and "exceeded" not in text
+    await slack.slash("/tickets", "", user=TECH, channel="C_TECH2")
+    assert ":rotating_light:" in json.dumps(slack.fake.webhooks[-1]["blocks"])  # technicians do see it
+    await slack.slash("/tickets", "breaching", user=STRANGER, channel="C_ACME")
+    assert "for technicians" in slack.fake.webhooks[-1]["text"]
+
+
+# ---------------------------------------------------------------- tickets with no number yet
+
+
+async def test_a_ticket_still_being_created_can_be_opened_and_noted(slack):
+    await slack.slash("/ticket", "new Laptop will not boot")
+    form = slack.last_view()
+    values = {"subject": {"v": {"type": "plain_text_input", "value": "Laptop will not boot"}},
+              "customer": {"v": {"type": "static_select", "selected_option": {"value": str(slack.setup.customer_id)}}},
+              "board": {"v": {"type": "static_select", "selected_option": {"value": "1"}}},
+              "priority": {"v": {"type": "static_select", "selected_option": {"value": "high"}}}}
+    await slack.interactive(submission(form, values))
+    card = slack.fake.of("chat.postMessage")[-1].args
+    buttons = [e for b in card["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    note = next(e for e in buttons if e["action_id"] == "db_note")
+    assert note["value"].startswith("id:")  # no PSA number yet
+    await slack.interactive(slack.action_payload("note", note["value"], message_ts="1700000000.000500"))
+    view = slack.last_view()
+    assert view["callback_id"] == "db_form_reply"
+    await slack.interactive(submission(view, note_values("Customer says it beeps 3 times")))
+    kinds = [o.kind for o in await ops(slack)]
+    assert kinds == ["create_ticket", "add_note"]  # delivered in this order by the outbox
+    # and a malformed id reference is refused cleanly
+    await slack.interactive(slack.action_payload("note", "id:99999999999999999999", message_ts="1.0"))
+    assert "not" in slack.fake.webhooks[-1]["text"]
+
+
+# ---------------------------------------------------------------- core rules
+
+
+async def test_autolink_is_decided_in_core_and_throttled(slack):
+    from core.chat import ChatUser
+
+    chat = slack.c.chat
+    asked = []
+
+    async def email():
+        asked.append(1)
+        return "bob@acme-msp.example"
+
+    guest = ChatUser(platform="slack", team_id=TEAM, user_id="U_GUEST", user_team_id="T_OTHER")
+    assert not await chat.autolink(slack.ws, guest, email)
+    assert asked == []  # another org's guest: not even asked
+    nobody = ChatUser(platform="slack", team_id=TEAM, user_id="U_NEW")
+
+    async def unknown():
+        asked.append(2)
+        return "nobody@example.com"
+
+    assert not await chat.autolink(slack.ws, nobody, unknown)
+    assert not await chat.autolink(slack.ws, nobody, unknown)
+    assert asked == [2]  # the second try within the retry window costs no profile lookup
+    bob = ChatUser(platform="slack", team_id=TEAM, user_id="U_BOB2", channel_id="C_NEW")
+    assert await chat.autolink(slack.ws, bob, email)  # a technician's verified e-mail links them
+    actor, _ = await chat.actor_for(slack.ws, bob)
+    assert actor.is_member and actor.member_id == slack.setup.member_id and isinstance(actor, Actor)
