@@ -120,7 +120,7 @@ def background() -> None:
     """
     import signal
 
-    from bot import jobs
+    from bot import gctune, jobs
 
     settings = settings_from_env()
     dlog.configure(settings.log_level, settings.log_format)
@@ -128,8 +128,10 @@ def background() -> None:
     async def main() -> None:
         container = build(settings)
         await bootstrap(container)
+        container.settle_gc = True  # long-running: the same collector settings as `serve` (bot/gctune.py)
         scheduler = jobs.build_scheduler(container)
         scheduler.start()
+        gctune.settle()
         worker = container.outbox_worker
         task = asyncio.create_task(worker.run(), name="outbox-worker") if worker is not None else None
         stop = asyncio.Event()

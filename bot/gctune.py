@@ -13,6 +13,10 @@ less often and over fewer objects.
 from __future__ import annotations
 
 import gc
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 # gen0 700 -> 20,000 allocations between young collections; gen1/gen2 multipliers kept near defaults.
 THRESHOLDS = (20_000, 10, 10)
@@ -24,3 +28,23 @@ def settle() -> int:
     gc.freeze()
     gc.set_threshold(*THRESHOLDS)
     return gc.get_freeze_count()
+
+
+def after_first(body: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
+    """`body`, settling the collector again once it has completed for the first time in this process.
+
+    Used on a connection's sync job: the first sync loads what stays alive for the life of the process
+    (mappings, picklists, connector and ORM state); frozen, it leaves later full collections' walks too.
+    The extra `gc.collect()` costs one pause, once.
+    """
+    done = False
+
+    async def run() -> T:
+        nonlocal done
+        result = await body()
+        if not done:
+            done = True
+            settle()
+        return result
+
+    return run

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot import gctune
 from core import scheduling
 
 if TYPE_CHECKING:
@@ -72,7 +73,10 @@ def add_sync_jobs(scheduler: AsyncIOScheduler, container: Deskbridge, connection
     s = container.settings
     sync = container.sync
     assert sync is not None, "build() wires container.sync"
-    plan = (("sync", every or timedelta(seconds=s.sync_interval_seconds), lambda: sync.run(connection_id)),
+    first_sync: JobBody = lambda: sync.run(connection_id)  # noqa: E731
+    if container.settle_gc:  # a long-running server: freeze what the first sync loaded
+        first_sync = gctune.after_first(first_sync)
+    plan = (("sync", every or timedelta(seconds=s.sync_interval_seconds), first_sync),
             ("picklists", picklists_every or timedelta(seconds=s.picklist_interval_seconds),
              lambda: sync.refresh_picklists(connection_id)),
             ("reconcile", reconcile_every or timedelta(seconds=s.reconcile_interval_seconds),

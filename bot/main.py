@@ -78,6 +78,7 @@ class Deskbridge:
     sla_config: SlaConfigService | None = None
     sla_monitor: SlaMonitor | None = None
     sync: SyncService | None = None  # ticket sync, picklists, reconcile, webhooks, mappings (issue 4)
+    settle_gc: bool = False  # a long-running server process: bot/gctune.py settings (not in tests)
 
     def system_actor(self) -> Actor:
         assert self.default_workspace_id is not None, "bootstrap() first"

@@ -28,6 +28,7 @@ def create_app(container: Any, *, start_background: bool = True, settle_gc: bool
         if slack is not None:
             await slack.start()
         scheduler = None
+        container.settle_gc = settle_gc  # sync jobs settle the collector again after their first run
         if start_background and container.settings.run_scheduler:
             scheduler = jobs.build_scheduler(container)
             scheduler.start()

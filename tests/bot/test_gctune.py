@@ -19,3 +19,53 @@ def test_settle_freezes_survivors_and_raises_the_young_threshold() -> None:
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+async def test_after_first_settles_once_after_the_first_run_only() -> None:
+    before = gc.get_threshold()
+    runs: list[int] = []
+
+    async def sync() -> int:
+        runs.append(gc.get_freeze_count())
+        return len(runs)
+
+    try:
+        gc.unfreeze()
+        job = gctune.after_first(sync)
+        assert await job() == 1
+        frozen = gc.get_freeze_count()
+        assert runs == [0] and frozen > 0  # settled after (not before) the first run
+        gc.unfreeze()
+        assert await job() == 2
+        assert gc.get_freeze_count() == 0  # the second run does not settle again
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
+def test_sync_jobs_of_a_server_settle_after_their_first_run(tmp_path) -> None:
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from bot import jobs
+
+    class Sync:
+        async def run(self, cid: int) -> str:
+            return f"synced {cid}"
+
+        async def refresh_picklists(self, cid: int) -> None: ...
+
+        async def reconcile(self, cid: int) -> None: ...
+
+    settings = SimpleNamespace(sync_interval_seconds=60, picklist_interval_seconds=600,
+                               reconcile_interval_seconds=3600)
+    for settle_gc, wrapped in ((True, True), (False, False)):
+        sched = AsyncIOScheduler()
+        container = SimpleNamespace(settings=settings, sync=Sync(), settle_gc=settle_gc)
+        jobs.add_sync_jobs(sched, container, 7, every=timedelta(seconds=60))  # type: ignore[arg-type]
+        body = sched.get_job("sync:7").func
+        # claimed() closes over the body: find whether it is gctune's wrapper
+        inner = [c.cell_contents for c in body.__closure__ or () if callable(c.cell_contents)]
+        assert any(getattr(f, "__qualname__", "").startswith("after_first") for f in inner) is wrapped
