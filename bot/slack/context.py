@@ -101,10 +101,18 @@ class SlackContext:
 
     async def open_form(self, client: Any, trigger_id: str, build: Callable[[], Awaitable[FormView]],
                         meta: dict[str, Any], *, title: str = "Deskbridge", push: bool = False) -> None:
-        """Open a form's modal without losing the trigger (it expires 3 s after the click).
+        """Open a form's modal without losing the trigger (see open_modal)."""
+        async def modal() -> dict[str, Any]:
+            return bk.form_modal(await build(), meta)
 
-        The form is built for up to FORM_BUDGET_S; if it is ready the modal opens with it (one call). If not,
-        a "Loading…" modal opens at once on the trigger and `views.update` puts the form (or the error) in it
+        await self.open_modal(client, trigger_id, modal, title=title, push=push)
+
+    async def open_modal(self, client: Any, trigger_id: str, build: Callable[[], Awaitable[dict[str, Any]]], *,
+                         title: str = "Deskbridge", push: bool = False) -> None:
+        """Open a modal without losing the trigger (it expires 3 s after the click).
+
+        The modal is built for up to FORM_BUDGET_S; if it is ready it opens as is (one call). If not, a
+        "Loading…" modal opens at once on the trigger and `views.update` puts the modal (or the error) in it
         when it is ready, so a slow database or PSA-backed picklist never costs the user the click.
         `push` stacks the modal on an open one (a button inside a modal cannot open a new one).
         """
@@ -112,7 +120,7 @@ class SlackContext:
         task = asyncio.ensure_future(build())
         done, _ = await asyncio.wait({task}, timeout=FORM_BUDGET_S)
         if done:
-            await show(trigger_id=trigger_id, view=bk.form_modal(task.result(), meta))
+            await show(trigger_id=trigger_id, view=task.result())
             return
         try:
             opened = await show(trigger_id=trigger_id, view=bk.loading_modal(title))
@@ -121,8 +129,7 @@ class SlackContext:
             raise
         view = opened.get("view") or {}
         try:
-            form = await task
-            update = bk.form_modal(form, meta)
+            update = await task
         except DeskbridgeError as exc:
             update = bk.error_modal(title, exc.message, exc.hint)
         await client.views_update(view_id=view.get("id"), hash=view.get("hash"), view=update)

@@ -110,13 +110,15 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
                     await respond(text=t.NO_LINK, response_type="ephemeral", replace_original=False)
                 return
             if name == "open":
-                view = await sc.views.ticket(actor, value, audience=audience(actor, info))
                 if channel and not user.is_dm and (body.get("container") or {}).get("type") != "view":
+                    view = await sc.views.ticket(actor, value, audience=audience(actor, info))
                     await sc.post_card(client, ws, user.team_id, channel, view, respond=respond)
-                elif in_modal:
-                    await client.views_push(trigger_id=body["trigger_id"], view=bk.ticket_modal(view))
-                else:
-                    await client.views_open(trigger_id=body["trigger_id"], view=bk.ticket_modal(view))
+                    return
+
+                async def ticket_modal() -> dict[str, Any]:
+                    return bk.ticket_modal(await sc.views.ticket(actor, value, audience=audience(actor, info)))
+
+                await sc.open_modal(client, body["trigger_id"], ticket_modal, title="Ticket", push=in_modal)
                 return
             if name == "page":
                 data = json.loads(value)

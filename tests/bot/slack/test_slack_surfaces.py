@@ -341,3 +341,25 @@ async def test_autolink_is_decided_in_core_and_throttled(slack):
     assert await chat.autolink(slack.ws, bob, email)  # a technician's verified e-mail links them
     actor, _ = await chat.actor_for(slack.ws, bob)
     assert actor.is_member and actor.member_id == slack.setup.member_id and isinstance(actor, Actor)
+
+
+async def test_a_slow_ticket_from_app_home_opens_loading_then_the_card(slack, monkeypatch):
+    monkeypatch.setattr(slack_context, "FORM_BUDGET_S", 0.01)
+    views = slack.c.slack.context.views
+    real = views.ticket
+
+    async def slow(*a, **kw):
+        await asyncio.sleep(0.2)
+        return await real(*a, **kw)
+
+    monkeypatch.setattr(views, "ticket", slow)
+    p = slack.action_payload("open", "5001", channel=None)
+    p.pop("channel")
+    p["container"] = {"type": "view", "view_id": "VHOME"}
+    p["view"] = {"id": "VHOME", "type": "home", "hash": "h"}
+    await slack.interactive(p)
+    (opened,) = slack.fake.of("views.open")
+    assert "Loading" in json.dumps(opened.args["view"])
+    (update,) = slack.fake.of("views.update")
+    assert "VPN down" in json.dumps(update.args["view"])
+    View(**update.args["view"]).validate_json()
