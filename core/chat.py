@@ -455,6 +455,21 @@ def audience(actor: Actor, info: ChannelInfo) -> str:
     return "customer" if (not actor.is_member or info.visibility == "customer") else "tech"
 
 
+def card_audience(info: ChannelInfo) -> str:
+    """The audience of a card posted into a channel, whoever caused the post (sync, outbox, a technician)."""
+    return "customer" if info.visibility == "customer" else "tech"
+
+
+def note_visible_in(info: ChannelInfo, visibility: str) -> bool:
+    """Whether a PSA note is mirrored into a channel: a channel shared with the customer gets public notes only."""
+    return info.visibility != "customer" or visibility == "public"
+
+
+def failures_visible_in(info: ChannelInfo) -> bool:
+    """Whether a failed write (and the PSA's error text) is told in a channel: never where the customer reads."""
+    return info.visibility != "customer"
+
+
 def with_scope(actor: Actor, info: ChannelInfo) -> Actor:
     """The actor scoped to the channel's customer (used when a channel binding changes mid-request)."""
     return replace(actor, customer_scope_id=info.customer_id)
