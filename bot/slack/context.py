@@ -18,7 +18,7 @@ from bot.slack import text as t
 from bot.slack.install import WORKSPACE_KEY
 from bot.slack.poster import SlackPoster
 from bot.slack.work import AfterAck
-from core.chat import ChannelInfo, ChatService, ChatUser
+from core.chat import ChannelInfo, ChatService, ChatUser, card_audience
 from core.chat_commands import ChatCommands, error_view
 from core.chat_views import ChatViews
 from core.context import Actor
@@ -249,7 +249,7 @@ class SlackContext:
                                blocks=[{"type": "context", "elements": [{"type": "mrkdwn", "text": msg}]}])
         if card_ts:
             info = await self.chat.channel(workspace_id, PLATFORM, team_id, channel_id)
-            if info.visibility == "customer":
+            if card_audience(info) == "customer":
                 view = await self.views.ticket_from_detail(Actor.system(workspace_id), view.detail,
                                                            audience="customer")
             await self.poster.update(client, channel_id, card_ts, text=bk.ticket_fallback(view),
