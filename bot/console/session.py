@@ -98,7 +98,7 @@ class ConsoleSession:
         if not text:
             return
         try:
-            if text.isdigit() and self.buttons:
+            if text.isdecimal() and self.buttons:
                 await self._press(int(text))
                 return
             word, _, rest = text.lstrip("/").partition(" ")
@@ -224,7 +224,7 @@ class ConsoleSession:
             if answer is None or answer.strip().lower() == "cancel":
                 return False, None
             text = answer.strip()
-            if matches and text.isdigit():
+            if matches and text.isdecimal():
                 if 1 <= int(text) <= len(matches):
                     chosen = matches[int(text) - 1]
                     self.write(f"{f.label}: {chosen.label}")
@@ -256,7 +256,7 @@ def _field_value(f: Any, answer: str) -> tuple[str | None, str | None]:
             return f.initial, None
         return (None, f"{f.label} is required.") if f.required else (None, None)
     if f.kind == "select":
-        if answer.isdigit() and 1 <= int(answer) <= len(f.options):
+        if answer.isdecimal() and 1 <= int(answer) <= len(f.options):
             return f.options[int(answer) - 1].value, None
         match = [o for o in f.options if o.label.lower() == answer.lower() or o.value.lower() == answer.lower()]
         if match:

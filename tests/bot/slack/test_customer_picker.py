@@ -255,3 +255,35 @@ def test_manifest_sends_option_requests_to_the_app():
     interactivity = manifest["settings"]["interactivity"]
     assert interactivity["message_menu_options_url"] == interactivity["request_url"]
     assert interactivity["request_url"].endswith("/slack/events")
+
+
+async def test_each_keystroke_costs_one_indexed_query(slack, db_url):
+    """Once the user and the channel are cached (the first request), a typeahead request is one SELECT,
+    and it reads the workspace's customers through an index, not by scanning every workspace's."""
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    await seed_customers(slack.c.db, slack.ws, slack.setup.connection_id)
+    view = await open_new_ticket_form(slack)
+    await slack.interactive(suggestion(slack, view, "ac"), settle=False)
+    seen: list[tuple[str, object]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, parameters))
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", record)
+    try:
+        resp = await slack.interactive(suggestion(slack, view, "acm"), settle=False)
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", record)
+    assert len(resp.json()["options"]) == 5
+    assert len(seen) == 1 and "customer" in seen[0][0]
+    if slack.c.db.is_sqlite:
+        con = sqlite3.connect(db_url.removeprefix("sqlite:///"))
+        try:
+            plan = " ".join(str(r[-1]) for r in con.execute("EXPLAIN QUERY PLAN " + seen[0][0], seen[0][1]))
+        finally:
+            con.close()
+        assert "USING INDEX" in plan and "workspace_id" in plan, plan
