@@ -18,7 +18,7 @@ from bot.slack.context import PLATFORM, SlackContext
 from bot.slack.install import WORKSPACE_KEY
 from core import commands as grammar
 from core.errors import DeskbridgeError, InvalidInput, PermissionDenied
-from core.views import FormView, MessageView, QueueView, TicketView
+from core.views import FormOption, FormView, MessageView, QueueView, TicketView
 
 ADMIN_COMMANDS = (grammar.Bind, grammar.Unbind, grammar.Outbox, grammar.SettingsCmd, grammar.Link)
 URL_ACTIONS = ("open_psa", "open_rmm", "open_runbook")
@@ -179,9 +179,10 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
     async def search_options(ack: Any, body: dict[str, Any], context: Any, client: Any) -> None:
         """An external_select's typeahead (block_suggestion): answered in the ack, so within Slack's 3 s.
 
-        One database query and no Slack API call: the user is resolved from our database only, in the channel
-        the modal was opened from (its private_metadata, which only we write). Whoever may not pick customers
-        (a contact, an unknown user) gets no options; in a customer channel only that customer is offered.
+        No Slack API call: the user is resolved from our database only (cached: after the first keystroke the
+        search is the one query), in the channel the modal was opened from (its private_metadata, which only
+        we write). Whoever may not pick customers (a contact, an unknown user) gets no options; in a customer
+        channel only that customer is offered.
         """
         source = str(body.get("action_id", "")).removeprefix(bk.SEARCH_PREFIX)
         query = str(body.get("value") or "")
@@ -191,7 +192,7 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
             meta = {}
         channel = meta.get("channel") if isinstance(meta, dict) else None
         user = sc.chat_user(context, body, str(channel) if channel else None)
-        options: list[Any] = []
+        options: list[FormOption] = []
         try:
             actor, _ = await sc.actor(context, user, client, slack_lookups=False)
             if source == "customers":
