@@ -220,6 +220,12 @@ class ChatViews:
             return (await session.exec(select(PsaConnection).where(
                 PsaConnection.is_default == sa.true(), PsaConnection.enabled == sa.true()))).first()
 
+    # The customer picker: up to CHOICES_MAX active customers are one dropdown (simplest to use: Slack's
+    # static_select filters as you type, the console numbers them). Past that the field is searched instead
+    # (kind "search_select": Slack external_select, console prompt), so thousands of customers stay reachable.
+    CHOICES_MAX = 100  # Slack's static_select limit, and as many as a console list should show
+    SEARCH_TEXT_MAX = 200  # longer than any customer name (200) or identifier (100): it cannot match
+
     async def new_ticket_form(self, actor: Actor, *, subject: str = "", description: str = "",
                               context: dict[str, Any] | None = None) -> FormView:
         """New ticket: customer, board and type from the PSA's picklists; required as the PSA requires."""
@@ -231,13 +237,13 @@ class ChatViews:
         fields = [FormField(name="subject", label="Subject", kind="text", required=True, initial=initial or None,
                             max_length=caps.max_summary_chars)]
         if actor.customer_scope_id is None:
-            async with self.db.read(actor.scope) as session:
-                customers = (await session.exec(select(Customer).where(Customer.active == sa.true())
-                                                .order_by(Customer.name).limit(100))).all()
-            fields.append(FormField(name="customer", label="Customer", kind="select",
+            choices = await self.customer_options(actor, "", limit=self.CHOICES_MAX + 1)
+            searched = len(choices) > self.CHOICES_MAX
+            fields.append(FormField(name="customer", label="Customer", kind="search_select" if searched else "select",
                                     required="company_external_id" in req,
-                                    options=tuple(FormOption(value=str(c.id), label=f"{c.name} ({c.identifier})")
-                                                  for c in customers)))
+                                    options=() if searched else tuple(choices),
+                                    source="customers" if searched else None,
+                                    hint="Type part of the customer's name or identifier." if searched else None))
         boards = await self._picklist(actor, conn.id if conn else None, "board")
         if boards:
             fields.append(FormField(name="board", label="Board", kind="select",
@@ -256,6 +262,38 @@ class ChatViews:
                                 initial=description or None, max_length=3000))
         return FormView(form="new_ticket", title="New ticket", submit_label="Create", fields=tuple(fields),
                         context=dict(context or {}))
+
+    async def customer_options(self, actor: Actor, query: str, limit: int = CHOICES_MAX) -> list[FormOption]:
+        """Active customers whose name or identifier contains `query` (any case), best match first.
+
+        Order: identifier equal to the text, identifier starting with it, name starting with it, then the
+        rest; by name within each. An empty query gives the first `limit` by name. Only what the actor may
+        pick: nothing for a non-technician, and in a customer channel only that customer. One query on the
+        workspace's customers (its workspace_id index); `%`, `_` and `\\` in the text match themselves.
+        """
+        if not actor.is_member:
+            return []
+        text = (query or "").strip()
+        if len(text) > self.SEARCH_TEXT_MAX:
+            return []
+        cols = sa.inspect(Customer).c
+        stmt = select(Customer).where(cols.active == sa.true())
+        if actor.customer_scope_id is not None:
+            stmt = stmt.where(cols.id == actor.customer_scope_id)
+        by_name = (sa.func.lower(cols.name), cols.id)
+        if text:
+            lit = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            stmt = stmt.where(sa.or_(cols.identifier.ilike(f"%{lit}%", escape="\\"),
+                                     cols.name.ilike(f"%{lit}%", escape="\\")))
+            rank = sa.case((sa.func.lower(cols.identifier) == sa.func.lower(sa.literal(text)), 0),
+                           (cols.identifier.ilike(f"{lit}%", escape="\\"), 1),
+                           (cols.name.ilike(f"{lit}%", escape="\\"), 2), else_=3)
+            stmt = stmt.order_by(rank, *by_name)
+        else:
+            stmt = stmt.order_by(*by_name)
+        async with self.db.read(actor.scope) as session:
+            rows = (await session.exec(stmt.limit(max(1, min(int(limit), 1000))))).all()
+        return [FormOption(value=str(c.id), label=f"{c.name} ({c.identifier})") for c in rows]
 
     async def _status_options(self, actor: Actor, detail: TicketDetail) -> tuple[FormOption, ...]:
         s = detail.summary

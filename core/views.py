@@ -171,12 +171,14 @@ class FormOption:
 class FormField:
     name: str
     label: str
-    kind: str  # text | textarea | select | checkbox | number
+    kind: str  # text | textarea | select | search_select | checkbox | number
     required: bool = False
+    # select: every choice. search_select: none (or the initial choice); surfaces ask `source` as the user types.
     options: tuple[FormOption, ...] = ()
     initial: str | None = None
     hint: str | None = None
     max_length: int | None = None
+    source: str | None = None  # search_select only: what is searched, e.g. "customers" (ChatViews.customer_options)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

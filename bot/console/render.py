@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from core.notify import DomainEvent, NoteAdded, SlaWarningEvent, WriteDead, WriteDelivered
 from core.views import (
     FormField,
+    FormOption,
     FormView,
     MessageView,
     QueueView,
@@ -136,7 +139,23 @@ def render_field_prompt(f: FormField) -> str:
         return head + "\n" + "\n".join(opts) + "\n> "
     if f.kind == "checkbox":
         return head + " (y/n) > "
+    if f.kind == "search_select":
+        return head + " — " + (f.hint or "type some of it to search") + " > "
     return head + (f" — {f.hint}" if f.hint else "") + " > "
+
+
+def render_matches(f: FormField, query: str, matches: Sequence[FormOption], *, more: bool) -> str:
+    """Numbered matches for a searched field (`more`: others match too; typing more narrows them)."""
+    if not matches:
+        return f"No {f.label.lower()} matches '{_cut(query, 60)}'. Type another part of the name or identifier."
+    lines = [f"   {i}) {o.label}" for i, o in enumerate(matches, 1)]
+    if more:
+        lines.append("   … more match: type more of the name to narrow the list")
+    return "\n".join(lines)
+
+
+def render_pick_prompt(f: FormField, count: int) -> str:
+    return f"{f.label}: pick 1-{count}, or type to search again > "
 
 
 def render_form_intro(form: FormView) -> str:

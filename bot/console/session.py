@@ -18,7 +18,7 @@ from core.chat import ChatUser
 from core.context import Actor
 from core.errors import DeskbridgeError
 from core.notify import DomainEvent
-from core.views import FormView, MessageView, QueueView, TicketView, ViewAction
+from core.views import FormField, FormOption, FormView, MessageView, QueueView, TicketView, ViewAction
 
 InputFn = Callable[[str], Awaitable[str | None]]
 OutputFn = Callable[[str], None]
@@ -26,6 +26,7 @@ OutputFn = Callable[[str], None]
 GREETING = ("Deskbridge console — the same commands as in Slack. Try /tickets, /tickets mine, /ticket <n>, "
             "/ticket new, /deskbridge help. Type a number to press a button; 'quit' to leave.")
 COMMANDS = ("tickets", "ticket", "deskbridge", "queue", "q")
+SEARCH_SHOWN = 10  # matches listed for a searched field (customers): type more to narrow
 
 
 class ConsoleNotifier:
@@ -97,7 +98,7 @@ class ConsoleSession:
         if not text:
             return
         try:
-            if text.isdigit() and self.buttons:
+            if text.isdecimal() and self.buttons:
                 await self._press(int(text))
                 return
             word, _, rest = text.lstrip("/").partition(" ")
@@ -183,6 +184,14 @@ class ConsoleSession:
         self.write(render.render_form_intro(form))
         values: dict[str, str] = {}
         for f in form.fields:
+            if f.kind == "search_select":
+                answered, picked = await self._search(f)
+                if not answered:
+                    self.write("Cancelled.")
+                    return
+                if picked is not None:
+                    values[f.name] = picked
+                continue
             while True:
                 answer = await self.read(render.render_field_prompt(f))
                 if answer is None or answer.strip().lower() == "cancel":
@@ -201,13 +210,49 @@ class ConsoleSession:
         self._show_ticket(done.view, notice=done.confirmation)
 
 
+    async def _search(self, f: FormField) -> tuple[bool, str | None]:
+        """A searched field: the typed text gives numbered matches (core's search, as Slack's typeahead), a
+        number picks one, other text searches again. Returns (False, None) when cancelled."""
+        matches: list[FormOption] = []
+        prompt = render.render_field_prompt(f)
+        while True:
+            answer = await self.read(prompt)
+            if answer is None or answer.strip().lower() == "cancel":
+                return False, None
+            text = answer.strip()
+            if matches and text.isdecimal():
+                if 1 <= int(text) <= len(matches):
+                    chosen = matches[int(text) - 1]
+                    self.write(f"{f.label}: {chosen.label}")
+                    return True, chosen.value
+                self.write(f"There is no {text} in the list; pick 1-{len(matches)} or type to search again.")
+                continue
+            if not text:
+                if f.initial is not None:
+                    return True, f.initial
+                if not f.required:
+                    return True, None
+                self.write(f"{f.label} is required.")
+                continue
+            actor, _ = await self.actor()
+            found = await self._options(actor, f, text, SEARCH_SHOWN + 1)
+            matches = found[:SEARCH_SHOWN]
+            self.write(render.render_matches(f, text, matches, more=len(found) > SEARCH_SHOWN))
+            prompt = render.render_pick_prompt(f, len(matches)) if matches else render.render_field_prompt(f)
+
+    async def _options(self, actor: Actor, f: FormField, text: str, limit: int) -> list[FormOption]:
+        if f.source == "customers":
+            return list(await self.c.chat_views.customer_options(actor, text, limit=limit))
+        return []
+
+
 def _field_value(f: Any, answer: str) -> tuple[str | None, str | None]:
     if not answer:
         if f.initial is not None:
             return f.initial, None
         return (None, f"{f.label} is required.") if f.required else (None, None)
     if f.kind == "select":
-        if answer.isdigit() and 1 <= int(answer) <= len(f.options):
+        if answer.isdecimal() and 1 <= int(answer) <= len(f.options):
             return f.options[int(answer) - 1].value, None
         match = [o for o in f.options if o.label.lower() == answer.lower() or o.value.lower() == answer.lower()]
         if match:

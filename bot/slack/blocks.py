@@ -7,11 +7,13 @@ subject cannot contain `<!channel>` or a disguised link.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from bot.slack import text as t
 from core.views import (
     FormField,
+    FormOption,
     FormView,
     MessageView,
     QueueView,
@@ -28,6 +30,7 @@ MAX_VIEW_BLOCKS = 100
 MAX_SECTION = 2900
 ACTION_PREFIX = "db_"
 FORM_PREFIX = "db_form_"
+SEARCH_PREFIX = "search_"  # external_select action_id: search_<source>, answered by the block_suggestion listener
 PRIORITY_ICON = {"critical": ":red_circle:", "high": ":large_orange_circle:", "medium": ":large_yellow_circle:",
                  "low": ":white_circle:"}
 
@@ -183,17 +186,34 @@ def message_fallback(view: MessageView) -> str:
 # ---------------------------------------------------------------- modals
 
 
+def _option(o: FormOption) -> dict[str, Any]:
+    return {"text": _plain(o.label), "value": o.value[:150]}
+
+
+def select_options(options: Sequence[FormOption]) -> list[dict[str, Any]]:
+    """Option objects for a select, or for the answer to an external_select's block_suggestion (at most 100)."""
+    return [_option(o) for o in options[:100]]
+
+
 def _input(f: FormField) -> dict[str, Any]:
     block: dict[str, Any] = {"type": "input", "block_id": f.name, "label": _plain(f.label, 2000),
                              "optional": not f.required}
     if f.hint:
         block["hint"] = _plain(f.hint, 2000)
-    if f.kind == "select" and f.options:
-        options = [{"text": _plain(o.label), "value": o.value[:150]} for o in f.options[:100]]
-        el: dict[str, Any] = {"type": "static_select", "action_id": "v", "options": options}
-        chosen = next((o for o in options if o["value"] == f.initial), None)
+    if f.kind == "search_select" and f.source:
+        # Options come from the block_suggestion listener as the user types (any number of them); 0 means
+        # the first ones show as soon as the menu opens.
+        el: dict[str, Any] = {"type": "external_select", "action_id": SEARCH_PREFIX + f.source,
+                              "min_query_length": 0}
+        chosen = next((o for o in f.options if o.value == f.initial), None)
         if chosen:
-            el["initial_option"] = chosen
+            el["initial_option"] = _option(chosen)
+    elif f.kind == "select" and f.options:
+        options = select_options(f.options)
+        el = {"type": "static_select", "action_id": "v", "options": options}
+        chosen_opt = next((o for o in options if o["value"] == f.initial), None)
+        if chosen_opt:
+            el["initial_option"] = chosen_opt
     elif f.kind == "checkbox":
         opt = {"text": _plain(f.label), "value": "true"}
         el = {"type": "checkboxes", "action_id": "v", "options": [opt]}
@@ -271,9 +291,10 @@ def form_values(state: dict[str, Any]) -> dict[str, str]:
     """view.state.values -> {field: value} (selects give the option value; checkboxes "true"/"false")."""
     out: dict[str, str] = {}
     for block_id, actions in (state or {}).items():
-        el = (actions or {}).get("v") or {}
+        actions = actions or {}
+        el = actions.get("v") or next((e for a, e in actions.items() if str(a).startswith(SEARCH_PREFIX)), None) or {}
         kind = el.get("type")
-        if kind == "static_select":
+        if kind in ("static_select", "external_select"):
             opt = el.get("selected_option")
             if opt:
                 out[block_id] = str(opt.get("value", ""))

@@ -23,7 +23,7 @@ from bot.slack.install import WORKSPACE_KEY
 from core import commands as grammar
 from core.chat import audience
 from core.errors import DeskbridgeError, InvalidInput, PermissionDenied
-from core.views import FormView, MessageView, QueueView, TicketView
+from core.views import FormOption, FormView, MessageView, QueueView, TicketView
 
 log = logging.getLogger("deskbridge.slack")
 
@@ -248,6 +248,33 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
         await _after_submit(done, form, meta, user, ws, client)
 
     app.view(re.compile(f"^{bk.FORM_PREFIX}"))(submit_form)
+
+    async def search_options(ack: Any, body: dict[str, Any], context: Any, client: Any) -> None:
+        """An external_select's typeahead (block_suggestion): answered in the ack, so within Slack's 3 s.
+
+        No Slack API call: the user is resolved from our database only (cached: after the first keystroke the
+        search is the one query), in the channel the modal was opened from (its private_metadata, which only
+        we write). Whoever may not pick customers (a contact, an unknown user) gets no options; in a customer
+        channel only that customer is offered.
+        """
+        source = str(body.get("action_id", "")).removeprefix(bk.SEARCH_PREFIX)
+        query = str(body.get("value") or "")
+        try:
+            meta = json.loads((body.get("view") or {}).get("private_metadata") or "{}")
+        except ValueError:
+            meta = {}
+        channel = meta.get("channel") if isinstance(meta, dict) else None
+        user = sc.chat_user(context, body, str(channel) if channel else None)
+        options: list[FormOption] = []
+        try:
+            actor, _ = await sc.actor(context, user, client, slack_lookups=False)
+            if source == "customers":
+                options = await sc.views.customer_options(actor, query)
+        except DeskbridgeError:
+            options = []
+        await ack(options=bk.select_options(options))
+
+    app.options(re.compile(f"^{bk.SEARCH_PREFIX}"))(search_options)
 
     # ------------------------------------------------------------ message shortcut
 

@@ -105,3 +105,51 @@ async def test_console_new_ticket_form_requires_what_the_psa_requires(container,
     assert op.kind == "create_ticket" and op.payload["summary"] == "Laptop will not boot"
     assert op.payload["company_external_id"] in ("250", "251") and op.payload["board_external_id"] == BOARD
     assert setup.connection_id == op.connection_id
+
+
+async def test_console_picks_a_customer_by_search_past_100_customers(container, db, workspace_id):
+    from tests.bot.slack.test_customer_picker import seed_customers
+
+    setup = await psa_backed(db, workspace_id)
+    await seed_customers(db, workspace_id, setup.connection_id)  # 150 fillers + named ones: too many to list
+    out: list[str] = []
+    script = Script(["/ticket new", "Laptop will not boot",
+                     "",        # required
+                     "zzz",     # nothing matches
+                     "filler",  # 150 match: the first 10, and a note to narrow
+                     "²",       # a digit int() refuses: searched as text, never a crash
+                     "acm",     # search again
+                     "9",       # not in the list of 5
+                     "5",       # Pacman Games
+                     "", "", "Screen stays black", "quit"])
+    await ConsoleSession(container, read=script, write=out.append).run()
+    text = "\n".join(out)
+    prompts = "\n".join(script.prompts)
+    assert "Customer — Type part of the customer's name or identifier. >" in prompts
+    assert "   1) Acme Corp" not in prompts  # no numbered list of every customer
+    assert "Customer is required." in text
+    assert "No customer matches 'zzz'." in text and "No customer matches '²'." in text
+    assert "10) Filler 009 (F009)" in text and "11) " not in text and "more match" in text
+    acm = text.split("matches '²'")[1]
+    assert [line.strip() for line in acm.splitlines() if ") " in line][:5] == [
+        "1) Zeta Advanced Computing Machines (ACM)", "2) ACM Holdings (ACMH)", "3) Acme Corp (ACME)",
+        "4) Acmeville Dental (DENT1)", "5) Pacman Games (PACMAN)"]
+    assert "There is no 9 in the list" in text and "Customer: Pacman Games (PACMAN)" in text
+    assert "Customer: pick 1-5, or type to search again >" in prompts
+    assert "Ticket: queued for the PSA" in text
+    async with db.read(Scope.workspace(workspace_id)) as s:
+        op = (await s.exec(select(OutboxOp))).one()
+    assert op.kind == "create_ticket" and op.payload["company_external_id"] == "80003"
+
+
+async def test_console_search_can_be_cancelled_and_writes_nothing(container, db, workspace_id):
+    from tests.bot.slack.test_customer_picker import seed_customers
+
+    setup = await psa_backed(db, workspace_id)
+    await seed_customers(db, workspace_id, setup.connection_id)
+    out: list[str] = []
+    await ConsoleSession(container, read=Script(["/ticket new", "Printer", "acm", "cancel", "quit"]),
+                         write=out.append).run()
+    assert "Cancelled." in "\n".join(out)
+    async with db.read(Scope.workspace(workspace_id)) as s:
+        assert (await s.exec(select(OutboxOp))).all() == []
