@@ -286,7 +286,7 @@ class ChatCommands:
         if form == "new_ticket":
             detail = await self.tickets.create(
                 actor, subject=values.get("subject", ""), description=values.get("description", ""),
-                customer_id=int(values["customer"]) if values.get("customer") else None,
+                customer_id=_form_id(values.get("customer"), "customer"),
                 priority=values.get("priority") or "medium", board_external_id=values.get("board") or None,
                 type_name=values.get("type") or None)
             return Submitted(await self.views.ticket_from_detail(actor, detail, audience=audience),
@@ -368,6 +368,17 @@ class ChatCommands:
             view = await self.views.ticket(actor, ref)
             return Submitted(view, f"Alert {verb} queued.")
         raise InvalidInput(f"Unknown action '{action}'.")
+
+
+def _form_id(value: str | None, field: str) -> int | None:
+    """An id a form's dropdown sent back; anything else (a crafted payload) is a field error, not a crash."""
+    if not value:
+        return None
+    v = value.strip()
+    if not (v.isascii() and v.isdigit() and len(v) <= 9):
+        raise InvalidInput(f"That {field} choice was not understood.", hint=f"Pick the {field} from the list again.",
+                           field=field)
+    return int(v)
 
 
 def _queued(what: str, connection_id: int | None) -> str:

@@ -203,6 +203,9 @@ class TicketService:
             customer = await session.get(Customer, customer_id) if customer_id is not None else None
             if customer_id is not None and customer is None:
                 raise NotFound(f"Customer {customer_id} was not found.", hint="List customers with /deskbridge customers.")
+            if customer is not None and not customer.active:
+                raise InvalidInput(f"Customer {customer.name} is inactive, so it cannot get new tickets.",
+                                   hint="Pick an active customer, or reactivate this one in the PSA.", field="customer")
             if conn and "company_external_id" in caps.create_requires and (customer is None or not customer.external_id):
                 raise InvalidInput(
                     f"{conn.name} needs a customer on every new ticket.", hint="Pick the customer and try again.",

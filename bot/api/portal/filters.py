@@ -104,7 +104,7 @@ def assignee(actor: Actor, value: str | None) -> int | str | None:
             raise InvalidFilter("An API key is not a technician, so 'mine' has no meaning here.",
                                 hint="Use assignee=<member id> (see GET /members) or assignee=unassigned.")
         return actor.member_id
-    if v.isdigit() and len(v) <= 9:
+    if v.isascii() and v.isdigit() and len(v) <= 9:
         return int(v)
     raise _unknown("assignee", v, ["unassigned", "mine", "<member id>"])
 
@@ -114,7 +114,7 @@ async def customer(directory: DirectoryService, actor: Actor, value: str | None)
     v = (value or "").replace("\x00", "").strip()
     if not v:
         return None
-    if v.isdigit() and len(v) <= 9:
+    if v.isascii() and v.isdigit() and len(v) <= 9:
         return int(v)  # another workspace's id simply matches nothing: the session is scoped
     try:
         found = await directory.find_customer(actor.workspace_id, v[:200])

@@ -101,3 +101,9 @@ async def test_openapi_documents_routes_examples_and_problems(api: Api):
     assert "HTTPBearer" in spec["components"]["securitySchemes"]
     docs = await api.client.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+
+
+async def test_unicode_digits_in_id_filters_are_filter_errors_not_crashes(api: Api):
+    """'²'.isdigit() is True but int('²') raises: such filters must be an invalid-filter problem, not a 500."""
+    for query in ("assignee=%C2%B2", "customer=%C2%B2", "assignee=%D9%A3"):
+        assert_problem(await api.get(f"/tickets?{query}"), 422, kind="invalid-filter")

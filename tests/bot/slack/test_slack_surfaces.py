@@ -363,3 +363,26 @@ async def test_a_slow_ticket_from_app_home_opens_loading_then_the_card(slack, mo
     (update,) = slack.fake.of("views.update")
     assert "VPN down" in json.dumps(update.args["view"])
     View(**update.args["view"]).validate_json()
+
+
+async def test_a_crafted_or_inactive_customer_is_a_field_error_and_nothing_is_written(slack):
+    await slack.slash("/ticket", "new Laptop will not boot")
+    form = slack.last_view()
+
+    def values(customer):
+        return {"subject": {"v": {"type": "plain_text_input", "value": "Laptop will not boot"}},
+                "customer": {"v": {"type": "static_select", "selected_option": {"value": customer}}},
+                "board": {"v": {"type": "static_select", "selected_option": {"value": "1"}}},
+                "priority": {"v": {"type": "static_select", "selected_option": {"value": "high"}}}}
+
+    for crafted in ("1 OR 1=1", "²", "9" * 30):
+        resp = await slack.interactive(submission(form, values(crafted)))
+        assert resp.status_code == 200
+        assert resp.json()["response_action"] == "errors" and "customer" in resp.json()["errors"]
+    from store.tables import Customer
+
+    async with slack.c.db.write(Scope.workspace(slack.ws)) as s:
+        (await s.get(Customer, slack.setup.other_customer_id)).active = False
+    resp = await slack.interactive(submission(form, values(str(slack.setup.other_customer_id))))
+    assert "inactive" in resp.json()["errors"]["customer"]
+    assert await ops(slack) == []
