@@ -478,6 +478,8 @@ async def _fetch_file(f: ChatFile, limit: int | None) -> bytes:
     if content is None or len(content) > limit:
         raise InvalidInput(f"{f.name} is larger than the {_size(limit)} the PSA accepts (more than its stated "
                            "size), so its download was stopped and it was not attached.", hint=FILE_ELSEWHERE_HINT)
+    if not content:
+        raise InvalidInput(f"{f.name} is empty, so it was not attached.", hint="Share a file with content.")
     return content
 
 

@@ -52,6 +52,7 @@ class FakeFile:
     chunk_delay_s: float = 0.0
     chunk_size: int = 64 * 1024
     chunked: bool = False
+    redirect_to: str | None = None  # answer an authorized request with a 302 there (Slack's CDN hop)
 
 
 @dataclass
@@ -130,10 +131,10 @@ class FakeSlackApi:
 
     def add_file(self, name: str, content: bytes, *, mimetype: str = "application/octet-stream",
                  size: int | None = None, mode: str = "hosted", chunk_delay_s: float = 0.0, chunk_size: int = 64 * 1024,
-                 chunked: bool = False, **extra: Any) -> dict[str, Any]:
+                 chunked: bool = False, redirect_to: str | None = None, **extra: Any) -> dict[str, Any]:
         """Store a file; returns its Slack file object (`size` may lie: it is what the event declares)."""
         fid = f"F{len(self.files) + 1:04d}"
-        self.files[fid] = FakeFile(fid, name, content, mimetype, chunk_delay_s, chunk_size, chunked)
+        self.files[fid] = FakeFile(fid, name, content, mimetype, chunk_delay_s, chunk_size, chunked, redirect_to)
         base = f"http://127.0.0.1:{self.port}/files-pri/{self.team_id}-{fid}"
         obj: dict[str, Any] = {
             "id": fid, "created": 1_700_000_000, "timestamp": 1_700_000_000, "name": name, "title": name,
@@ -325,6 +326,9 @@ class FakeSlackApi:
             status = pending.pop(0)
             self.downloads.append(Download(fid, True, status))
             return web.Response(status=status, text="<html>Slack is having trouble</html>", content_type="text/html")
+        if f.redirect_to:
+            self.downloads.append(Download(fid, True, 302))
+            return web.Response(status=302, headers={"Location": f.redirect_to})
         record = Download(fid, True, 200)
         self.downloads.append(record)
         resp = web.StreamResponse(headers={"Content-Type": f.mimetype})

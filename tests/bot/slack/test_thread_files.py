@@ -111,11 +111,12 @@ async def test_a_lying_size_is_stopped_at_the_cap(slack):
     # declares 2 KB; streams 13 MB without a Content-Length, slowly enough that the server cannot run ahead
     liar = slack.fake.add_file("tiny.bin", content, size=2048, chunked=True, chunk_size=256 * 1024,
                                chunk_delay_s=0.005)
-    honest_header = slack.fake.add_file("other.bin", content, size=4096)  # Content-Length says 13 MB
+    honest_header = slack.fake.add_file("other.bin", content, size=4096, chunk_size=256 * 1024,
+                                        chunk_delay_s=0.005)  # its Content-Length says 13 MB: not read at all
     await file_share(slack, [liar, honest_header], text="two dumps", event_id="EvF6", thread_ts=thread_ts)
     first, second = slack.fake.downloads
     assert first.aborted and 10 * MB <= first.sent < len(content)  # stopped just past the 10 MB cap
-    assert second.sent < len(content)
+    assert second.aborted and second.sent < 2 * MB
     got = await ops(slack)
     assert [o.kind for o in got] == ["add_note"]
     async with slack.c.db.read(Scope.workspace(slack.ws)) as s:
@@ -222,3 +223,61 @@ async def test_the_bot_token_never_appears_in_logs_or_messages(slack, caplog):
     everything = caplog.text + "".join(str(r.__dict__) for r in caplog.records)
     everything += "".join(str(c.args) for c in slack.fake.calls)
     assert TOKEN not in everything  # ... and it is in no log line, log field or message
+
+
+async def test_redirects_keep_the_token_on_slack_and_never_take_it_elsewhere(slack):
+    thread_ts = await card_thread(slack)
+    target = slack.fake.add_file("real.txt", b"the bytes")
+    hop = slack.fake.add_file("hop.txt", b"", redirect_to=target["url_private_download"], size=9)
+    away = slack.fake.add_file("away.txt", b"", size=9,
+                               redirect_to=f"http://localhost:{slack.fake.port}/files-pri/T-F0001/real.txt")
+    await file_share(slack, [hop, away], event_id="EvF14", thread_ts=thread_ts)
+    # the Slack-to-Slack hop was followed with the token; the hop to another host was not taken at all
+    assert [(d.file_id, d.authorized, d.status) for d in slack.fake.downloads] == [
+        (hop["id"], True, 302), (target["id"], True, 200), (away["id"], True, 302)]
+    got = await ops(slack)
+    assert [(o.kind, o.payload["filename"]) for o in got] == [("upload_attachment", "hop.txt")]
+    assert (await blob(slack, got[0].payload["blob_id"])).data == b"the bytes"
+    [eph] = ephemerals(slack)
+    assert "away.txt is not on a Slack file server" in eph["text"]
+
+
+async def test_a_refused_text_part_does_not_lose_the_files(slack):
+    thread_ts = await card_thread(slack)
+    empty = slack.fake.add_file("empty.txt", b"")
+    await file_share(slack, [slack.fake.add_file("notes.txt", b"n"), empty], text="!time soon what I did",
+                     event_id="EvF15", thread_ts=thread_ts)
+    got = await ops(slack)
+    assert [(o.kind, o.payload["filename"]) for o in got] == [("upload_attachment", "notes.txt")]
+    [eph] = ephemerals(slack)
+    assert "30m" in eph["text"]  # the time entry's error says how to write a duration
+    assert "empty.txt is empty" in eph["text"]
+    assert ["1 file: queued for the PSA" in c for c in thread_posts(slack, thread_ts)] == [True]
+
+
+async def test_a_psa_without_attachments_gets_the_text_and_a_clear_refusal(slack):
+    from connectors.base import Capabilities, Feature
+    from core.chat_commands import ChatCommands
+    from core.tickets import TicketService
+
+    c = slack.c
+    no_files = TicketService(c.db, capabilities=lambda kind: Capabilities(features=frozenset({Feature.TIME_ENTRIES})))
+    commands = ChatCommands(c.db, chat=c.chat, views=c.chat_views, queue=c.queue, tickets=no_files,
+                            directory=c.directory, workspaces=c.workspaces)
+
+    async def must_not_fetch(limit):
+        raise AssertionError("downloaded a file the PSA cannot take")
+
+    tech = Actor(workspace_id=slack.ws, origin=Origin.SLACK, display="bob", member_id=slack.setup.member_id)
+    async with c.db.read(Scope.workspace(slack.ws)) as s:
+        from store.tables import Ticket
+
+        ticket = (await s.exec(select(Ticket).where(Ticket.number == 5001))).one()
+    got = await commands.thread_message(tech, ticket.id, "see the attached",
+                                        files=[ChatFile("a.txt", "text/plain", 3, must_not_fetch)])
+    assert got is not None and got.view is not None
+    assert got.confirmation.startswith("Internal note: queued for the PSA")
+    [problem] = got.problems
+    assert "a.txt was not attached" in problem.message and "does not accept attachments" in problem.message
+    assert problem.hint == "Attach it in the PSA directly."
+    assert [o.kind for o in await ops(slack)] == ["add_note"]
