@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -55,12 +56,14 @@ class SlackFiles:
     download only, so a message without files costs nothing.
     """
 
-    def __init__(self, api_url: str, token: str, *, deadline_s: float = DEADLINE_S) -> None:
+    def __init__(self, api_url: str, token: str, *, deadline_s: float = DEADLINE_S,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         base = urlsplit(api_url)
         self._scheme = base.scheme
         self._domain = (base.hostname or "").removeprefix("api.")
         self._token = token
         self._deadline_s = deadline_s
+        self._transport = transport
         self._http: httpx.AsyncClient | None = None
 
     async def __aenter__(self) -> SlackFiles:
@@ -85,7 +88,7 @@ class SlackFiles:
                                 fetch=self._fetcher(f, name), stored=_stored(f)))
         return out
 
-    def _fetcher(self, f: dict[str, Any], name: str) -> Any:
+    def _fetcher(self, f: dict[str, Any], name: str) -> Callable[[int], Awaitable[bytes | None]]:
         url = str(f.get("url_private_download") or f.get("url_private") or "")
         declared = str(f.get("mimetype") or "")
 
@@ -103,13 +106,13 @@ class SlackFiles:
         except TimeoutError:
             log.warning("slack file download timed out", extra={"file_id": file_id})
             raise DownloadFailed(FAILED.format(name=name, why="it took too long"), hint=AGAIN_HINT) from None
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:  # unreachable, reset, malformed URL
             log.warning("slack file download failed", extra={"file_id": file_id, "error": type(exc).__name__})
             raise DownloadFailed(FAILED.format(name=name, why="Slack could not be reached"), hint=AGAIN_HINT) from None
 
     async def _get(self, url: str, name: str, limit: int, declared_type: str, file_id: Any) -> bytes | None:
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
+            self._http = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False, transport=self._transport)
         for _ in range(MAX_REDIRECTS + 1):
             headers = self._headers_for(url, name)
             async with self._http.stream("GET", url, headers=headers) as resp:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 
+import pytest
 from sqlmodel import select
 
 from core.chat_commands import ChatFile
@@ -281,3 +282,30 @@ async def test_a_psa_without_attachments_gets_the_text_and_a_clear_refusal(slack
     assert "a.txt was not attached" in problem.message and "does not accept attachments" in problem.message
     assert problem.hint == "Attach it in the PSA directly."
     assert [o.kind for o in await ops(slack)] == ["add_note"]
+
+
+async def test_production_hosts_get_the_token_only_on_slack():
+    """Against Slack's real host names (httpx's transport seam, no network): files.slack.com gets the bearer,
+    Slack's CDN hop gets none, plain HTTP or another host is refused before any request."""
+    import httpx
+
+    from bot.slack.files import DownloadFailed, SlackFiles
+
+    seen = []
+
+    def slack(request):
+        seen.append((str(request.url), request.headers.get("authorization")))
+        if request.url.host == "files.slack.com":
+            return httpx.Response(302, headers={"location": "https://files-edge.slack-edge.com/T1-F1/a.txt?sig=1"})
+        return httpx.Response(200, content=b"abc", headers={"content-type": "text/plain"})
+
+    async with SlackFiles("https://slack.com/api/", "xoxb-real", transport=httpx.MockTransport(slack)) as files:
+        got = await files.download("https://files.slack.com/files-pri/T1-F1/download/a.txt", name="a.txt", limit=10)
+        assert got == b"abc"
+        assert seen == [("https://files.slack.com/files-pri/T1-F1/download/a.txt", "Bearer xoxb-real"),
+                        ("https://files-edge.slack-edge.com/T1-F1/a.txt?sig=1", None)]
+        for url in ("http://files.slack.com/files-pri/T1-F1/a.txt", "https://files.slack.com.evil.example/a.txt",
+                    "https://evil.example/files-pri/T1-F1/a.txt"):
+            with pytest.raises(DownloadFailed, match="not on a Slack file server"):
+                await files.download(url, name="a.txt", limit=10)
+        assert len(seen) == 2
