@@ -7,7 +7,7 @@ console. Results are view models (core/views.py); errors are DeskbridgeError wit
 from __future__ import annotations
 
 import difflib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -17,6 +17,7 @@ from sqlmodel import select
 
 from core import commands as c
 from core.chat import ChannelInfo, ChatService, ChatUser
+from core.chat_files import ChatFile, fetch_file, files_only, thread_what
 from core.chat_views import NO_CHANGE, ChatViews
 from core.context import Actor
 from core.errors import DeskbridgeError, InvalidFilter, InvalidInput, NotFound, PermissionDenied
@@ -50,6 +51,16 @@ class Submitted:
 
     view: TicketView
     confirmation: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadWrite:
+    """What became of a thread message: the card and confirmation if anything was written, and one error
+    per part that was not (a file too large for the PSA, a failed download, a note that was refused)."""
+
+    view: TicketView | None
+    confirmation: str | None
+    problems: tuple[DeskbridgeError, ...] = ()
 
 
 def error_view(exc: DeskbridgeError) -> MessageView:
@@ -335,7 +346,7 @@ class ChatCommands:
             reply = None
             problems.append(exc)
         else:
-            if reply is None and not (files and _files_only(text)):
+            if reply is None and not (files and files_only(text)):
                 return None
         number = await self._number(actor, ticket_id)
         detail, what = None, None
@@ -356,7 +367,7 @@ class ChatCommands:
             limit = await self.tickets.attachment_limit(actor, number)
             for f in files:
                 try:
-                    content = await _fetch_file(f, limit)
+                    content = await fetch_file(f, limit)
                     detail = await self.tickets.attach(actor, number, filename=f.name, content=content,
                                                        content_type=f.content_type or "application/octet-stream")
                     attached += 1
@@ -365,7 +376,7 @@ class ChatCommands:
         if detail is None:
             return ThreadWrite(None, None, tuple(problems))
         return ThreadWrite(await self.views.ticket_from_detail(actor, detail),
-                           _queued(_thread_what(what, attached), detail.summary.connection_id), tuple(problems))
+                           _queued(thread_what(what, attached), detail.summary.connection_id), tuple(problems))
 
     async def _number(self, actor: Actor, ticket_id: int) -> int:
         from core.ticket_views import load_ticket_by_id
@@ -409,83 +420,3 @@ def _queued(what: str, connection_id: int | None) -> str:
     if connection_id is None:
         return f"{what}: saved."
     return f"{what}: queued for the PSA. This card updates when it is delivered."
-
-
-# ------------------------------------------------------------ files in a ticket's thread
-
-
-@dataclass(frozen=True, slots=True)
-class ChatFile:
-    """A file a technician dropped into a ticket's thread, as the chat platform describes it.
-
-    `size` is what the platform declares (checked before any download). `fetch(limit)` downloads the
-    file and returns its bytes, or None once more than `limit` bytes arrived (the download is stopped
-    there, so a wrong declared size never fills memory); it raises DeskbridgeError when the platform does
-    not hand the file over. `stored`: "hosted" (the platform holds the bytes), "external" (a link to a
-    file kept elsewhere, e.g. Google Drive), "deleted", or "other" (a platform document, not a file).
-    """
-
-    name: str
-    content_type: str
-    size: int | None
-    fetch: Callable[[int], Awaitable[bytes | None]]
-    stored: str = "hosted"
-
-
-@dataclass(frozen=True, slots=True)
-class ThreadWrite:
-    """What became of a thread message: the card and confirmation if anything was written, and one error
-    per part that was not (a file too large for the PSA, a failed download, a note that was refused)."""
-
-    view: TicketView | None
-    confirmation: str | None
-    problems: tuple[DeskbridgeError, ...] = ()
-
-
-FILE_ELSEWHERE_HINT = "Attach it in the PSA directly, or paste a link to it in the thread as a note."
-
-
-def _files_only(text: str) -> bool:
-    """Files with no text, or with only a visibility marker (`!public`): the files are still written."""
-    words = (text or "").split()
-    return not words or (len(words) == 1 and words[0].lower() in c.PUBLIC_MARKERS + c.INTERNAL_MARKERS)
-
-
-def _size(n: int) -> str:
-    if n < 1_048_576:
-        return f"{max(1, -(-n // 1024))} KB"
-    return f"{n / 1_048_576:.1f}".removesuffix(".0") + " MB"
-
-
-async def _fetch_file(f: ChatFile, limit: int | None) -> bytes:
-    """The file's bytes, or the error saying why it cannot go to the PSA (checked before downloading)."""
-    if f.stored == "external":
-        raise InvalidInput(f"{f.name} is a link to a file stored outside the chat, so there is nothing to copy "
-                           "into the ticket.", hint=FILE_ELSEWHERE_HINT)
-    if f.stored == "other":
-        raise InvalidInput(f"{f.name} is not a file Deskbridge can copy into the ticket (it is a document of the "
-                           "chat itself).", hint=FILE_ELSEWHERE_HINT)
-    if f.stored != "hosted":
-        raise NotFound(f"{f.name} is no longer available (it was deleted), so it was not attached.",
-                       hint="Share it again, or attach it in the PSA directly.")
-    if limit is None:
-        raise InvalidInput(f"{f.name} was not attached: this ticket's PSA does not accept attachments from "
-                           "Deskbridge.", hint="Attach it in the PSA directly.")
-    if f.size is not None and f.size > limit:
-        raise InvalidInput(f"{f.name} is {_size(f.size)}; the PSA accepts files up to {_size(limit)}, so it was "
-                           "not attached.", hint=FILE_ELSEWHERE_HINT)
-    content = await f.fetch(limit)
-    if content is None or len(content) > limit:
-        raise InvalidInput(f"{f.name} is larger than the {_size(limit)} the PSA accepts (more than its stated "
-                           "size), so its download was stopped and it was not attached.", hint=FILE_ELSEWHERE_HINT)
-    if not content:
-        raise InvalidInput(f"{f.name} is empty, so it was not attached.", hint="Share a file with content.")
-    return content
-
-
-def _thread_what(what: str | None, files: int) -> str:
-    """What was written, for the confirmation: e.g. `Internal note and 2 files`, `1 file`."""
-    attached = f"{files} file{'s' if files != 1 else ''}" if files else ""
-    if what and attached:
-        return f"{what} and {attached}"
-    return what or attached

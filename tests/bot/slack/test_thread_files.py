@@ -9,7 +9,7 @@ import time
 import pytest
 from sqlmodel import select
 
-from core.chat_commands import ChatFile
+from core.chat_files import ChatFile
 from core.context import Actor
 from store.db import Scope
 from store.enums import Origin
