@@ -7,7 +7,7 @@ console. Results are view models (core/views.py); errors are DeskbridgeError wit
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -17,6 +17,7 @@ from sqlmodel import select
 
 from core import commands as c
 from core.chat import ChannelInfo, ChatService, ChatUser, audience
+from core.chat_files import ChatFile, fetch_file, files_only, thread_what
 from core.chat_views import NO_CHANGE, ChatViews
 from core.context import Actor
 from core.errors import DeskbridgeError, InvalidFilter, InvalidInput, NotFound, PermissionDenied
@@ -50,6 +51,16 @@ class Submitted:
 
     view: TicketView
     confirmation: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadWrite:
+    """What became of a thread message: the card and confirmation if anything was written, and one error
+    per part that was not (a file too large for the PSA, a failed download, a note that was refused)."""
+
+    view: TicketView | None
+    confirmation: str | None
+    problems: tuple[DeskbridgeError, ...] = ()
 
 
 def error_view(exc: DeskbridgeError) -> MessageView:
@@ -322,28 +333,58 @@ class ChatCommands:
         return Submitted(await self.views.ticket_from_detail(actor, detail, audience=audience),
                          _queued(what, detail.summary.connection_id))
 
-    async def thread_message(self, actor: Actor, ticket_id: int, text: str) -> Submitted | None:
-        """A technician's message in a ticket's thread: internal note by default, `!public` for a reply."""
-        reply = c.parse_thread_message(text)
-        if reply is None:
+    async def thread_message(self, actor: Actor, ticket_id: int, text: str,
+                             files: Sequence[ChatFile] = ()) -> ThreadWrite | None:
+        """A technician's message in a ticket's thread: internal note by default, `!public` for a reply,
+        `!time 30m …` for time; each file in it becomes an attachment.
+
+        None when the message is not for the ticket: not from a technician (only technicians' thread
+        messages are written; customers talk in shared threads too), `!skip` chatter, or nothing in it.
+        Nothing is downloaded before that is decided. Each part is written on its own, so a refused file
+        never loses the text or the other files; a text-only message that cannot be written raises.
+        """
+        if not actor.is_member:
             return None
-        number = await self._number(actor, ticket_id)
-        if reply.minutes is not None:
-            detail = await self.tickets.log_time(actor, number, reply.minutes, notes=reply.text)
-            what = f"Logged {reply.minutes} min"
+        problems: list[DeskbridgeError] = []
+        try:
+            reply = c.parse_thread_message(text)
+        except DeskbridgeError as exc:
+            if not files:
+                raise
+            reply = None
+            problems.append(exc)
         else:
-            detail = await self.tickets.comment(actor, number, reply.text, visibility=reply.visibility)
-            what = "Public reply (the customer sees it)" if reply.visibility == "public" else "Internal note"
-        return Submitted(await self.views.ticket_from_detail(actor, detail), _queued(what, detail.summary.connection_id))
-
-    async def _number(self, actor: Actor, ticket_id: int) -> int:
-        from core.ticket_views import load_ticket_by_id
-
-        async with self.db.read(actor.scope) as session:
-            t = await load_ticket_by_id(session, actor, ticket_id)
-        if t.number is None:
-            raise InvalidInput("This ticket is still being created in the PSA.", hint="Try again in a moment.")
-        return t.number
+            if reply is None and not (files and files_only(text)):
+                return None
+        number = f"id:{ticket_id}"  # also a ticket whose PSA create is still queued (the outbox keeps the order)
+        detail, what = None, None
+        if reply is not None:
+            try:
+                if reply.minutes is not None:
+                    detail = await self.tickets.log_time(actor, number, reply.minutes, notes=reply.text)
+                    what = f"Logged {reply.minutes} min"
+                else:
+                    detail = await self.tickets.comment(actor, number, reply.text, visibility=reply.visibility)
+                    what = "Public reply (the customer sees it)" if reply.visibility == "public" else "Internal note"
+            except DeskbridgeError as exc:
+                if not files:
+                    raise
+                problems.append(exc)
+        attached = 0
+        if files:
+            limit = await self.tickets.attachment_limit(actor, number)
+            for f in files:
+                try:
+                    content = await fetch_file(f, limit)
+                    detail = await self.tickets.attach(actor, number, filename=f.name, content=content,
+                                                       content_type=f.content_type or "application/octet-stream")
+                    attached += 1
+                except DeskbridgeError as exc:
+                    problems.append(exc)
+        if detail is None:
+            return ThreadWrite(None, None, tuple(problems))
+        return ThreadWrite(await self.views.ticket_from_detail(actor, detail),
+                           _queued(thread_what(what, attached), detail.summary.connection_id), tuple(problems))
 
     async def action(self, actor: Actor, action: str, ref: str) -> Submitted:
         """One-click card actions: assign_me, alert_ack, alert_resolve."""

@@ -455,6 +455,15 @@ class TicketService:
             )
             return await self._detail(session, actor, ticket)
 
+    async def attachment_limit(self, actor: Actor, ref: int | str) -> int | None:
+        """The largest file `attach` takes for this ticket (its PSA's cap), or None if its PSA takes none."""
+        async with self.db.read(actor.scope) as session:
+            ticket = await load_ticket(session, actor, ref)
+            caps = await self._caps(session, ticket)
+        if ticket.connection_id and not caps.has(Feature.ATTACHMENTS):
+            return None
+        return caps.max_attachment_bytes
+
     async def attach(
         self, actor: Actor, ref: int | str, *, filename: str, content: bytes, content_type: str = "application/octet-stream"
     ) -> TicketDetail:

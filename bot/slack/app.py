@@ -43,6 +43,7 @@ BOT_SCOPES = (
     "users:read.email",  # link a Slack user to a technician by e-mail
     "channels:read",  # is a channel shared with another org (Slack Connect) when binding
     "groups:read",
+    "files:read",  # download files technicians drop into ticket threads (they become PSA attachments)
 )
 
 

@@ -19,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 from bot.slack import blocks as bk
 from bot.slack import text as t
 from bot.slack.context import PLATFORM, SlackContext
+from bot.slack.files import SlackFiles
 from bot.slack.install import WORKSPACE_KEY
 from core import commands as grammar
 from core.chat import audience
@@ -302,7 +303,7 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
     async def on_message(body: dict[str, Any], context: Any, client: Any) -> None:
         event = body.get("event") or {}
         thread_ts, ts = event.get("thread_ts"), event.get("ts")
-        if (event.get("bot_id") or event.get("subtype") not in (None, "thread_broadcast") or not thread_ts
+        if (event.get("bot_id") or event.get("subtype") not in (None, "thread_broadcast", "file_share") or not thread_ts
                 or thread_ts == ts or not event.get("user")):
             return
         team = str(context.team_id or body.get("team_id") or "")
@@ -314,19 +315,28 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
         if ticket_id is None:
             return
         user = sc.chat_user(context, {"user": {"id": event.get("user"), "team_id": event.get("user_team")}}, channel)
+
+        async def tell(text: str) -> None:
+            await client.chat_postEphemeral(channel=channel, user=str(event.get("user")), thread_ts=thread_ts,
+                                            text=text)
+
         try:
             actor, _ = await sc.actor(context, user, client)
-            if not actor.is_member:
-                return  # only technicians' thread messages are written to the ticket
-            done = await sc.commands.thread_message(actor, ticket_id, str(event.get("text") or ""))
+            # Core decides whether the message is the ticket's (only technicians' are) before any download.
+            async with SlackFiles(str(client.base_url), str(context.bot_token or client.token or "")) as slack_files:
+                done = await sc.commands.thread_message(actor, ticket_id, str(event.get("text") or ""),
+                                                        files=slack_files.describe(event.get("files")))
             if done is None:
+                return
+            if done.problems:  # a file not attached (too large, not downloadable): say so; the rest was written
+                await tell("\n".join(t.error_text(bk.esc(p.message), p.hint) for p in done.problems))
+            if done.view is None or done.confirmation is None:
                 return
             posts = await sc.chat.posts_for_ticket(ws, ticket_id, PLATFORM)
             card = next((p.card_ts for p in posts if p.channel_id == channel and p.thread_ts == thread_ts), None)
             await sc.confirm_in_thread(client, ws, team, channel, str(thread_ts), card, done.view, done.confirmation)
         except DeskbridgeError as exc:
-            await client.chat_postEphemeral(channel=channel, user=str(event.get("user")), thread_ts=thread_ts,
-                                            text=t.error_text(exc.message, exc.hint))
+            await tell(t.error_text(exc.message, exc.hint))
 
     app.event("message")(sc.after_ack(on_message))
 

@@ -14,6 +14,11 @@ at it. Behaves like Slack where our code depends on it (chat-platforms.md §2.4,
   token gets `not_allowed_token_type`, an unknown one `invalid_auth`) and hands out a single-use
   `ws://.../socket?ticket=...` URL; the WebSocket says `hello` first, then carries the envelopes a test
   pushes with `socket_send(...)`; what the client sends back (acks) is kept in `socket_received`.
+- files: `add_file(...)` stores bytes and returns the file object a `file_share` event carries;
+  `url_private(_download)` serve the bytes only with `Authorization: Bearer <bot token>`; without it,
+  as Slack does, a 302 to the workspace's sign-in page (HTML, HTTP 200); `fail_download(...)` scripts
+  an HTTP error; `chunk_delay_s` makes a download slow; `chunked=True` omits Content-Length;
+  `downloads` records every request (authorized or not, bytes sent, whether the client went away).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from aiohttp import WSMsgType, web
 
@@ -36,6 +41,27 @@ class Call:
     args: dict[str, Any]
     token: str | None
     at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class FakeFile:
+    id: str
+    name: str
+    content: bytes
+    mimetype: str
+    chunk_delay_s: float = 0.0
+    chunk_size: int = 64 * 1024
+    chunked: bool = False
+    redirect_to: str | None = None  # answer an authorized request with a 302 there (Slack's CDN hop)
+
+
+@dataclass
+class Download:
+    file_id: str
+    authorized: bool
+    status: int
+    sent: int = 0
+    aborted: bool = False  # the client closed the connection before everything was sent
 
 
 @dataclass
@@ -76,6 +102,10 @@ class FakeSlackApi:
         self._ws: web.WebSocketResponse | None = None
         self._socket_changed: asyncio.Condition | None = None
         self.socket_closed: asyncio.Event | None = None
+        self.files: dict[str, FakeFile] = {}
+        self.downloads: list[Download] = []
+        self._download_failures: dict[str, list[int]] = {}
+        self.file_readers: set[str] | None = None  # tokens with files:read (None: every bot token)
 
     # ------------------------------------------------------------ control
 
@@ -99,6 +129,32 @@ class FakeSlackApi:
                               "scope": scope, "app_id": app_id}
         return token
 
+    def add_file(self, name: str, content: bytes, *, mimetype: str = "application/octet-stream",
+                 size: int | None = None, mode: str = "hosted", chunk_delay_s: float = 0.0, chunk_size: int = 64 * 1024,
+                 chunked: bool = False, redirect_to: str | None = None, **extra: Any) -> dict[str, Any]:
+        """Store a file; returns its Slack file object (`size` may lie: it is what the event declares)."""
+        fid = f"F{len(self.files) + 1:04d}"
+        self.files[fid] = FakeFile(fid, name, content, mimetype, chunk_delay_s, chunk_size, chunked, redirect_to)
+        base = f"http://127.0.0.1:{self.port}/files-pri/{self.team_id}-{fid}"
+        obj: dict[str, Any] = {
+            "id": fid, "created": 1_700_000_000, "timestamp": 1_700_000_000, "name": name, "title": name,
+            "mimetype": mimetype, "filetype": name.rpartition(".")[2] if "." in name else "binary",
+            "user": "U_BOB", "user_team": self.team_id, "editable": False,
+            "size": len(content) if size is None else size, "mode": mode, "is_external": False,
+            "external_type": "", "is_public": False, "public_url_shared": False, "display_as_bot": False,
+            "url_private": f"{base}/{name}", "url_private_download": f"{base}/download/{name}",
+            "permalink": f"https://fake.slack.invalid/files/U_BOB/{fid}/{name}",
+        }
+        if mode == "tombstone":  # Slack keeps only the id of a deleted file
+            obj = {"id": fid, "mode": "tombstone"}
+        elif mode == "external":
+            obj.update(is_external=True, external_type="gdrive", url_private="https://drive.google.invalid/x")
+            obj.pop("url_private_download")
+        return {**obj, **extra}
+
+    def fail_download(self, file_id: str, *, status: int = 500, times: int = 1) -> None:
+        self._download_failures.setdefault(file_id, []).extend([status] * times)
+
     def of(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
 
@@ -121,6 +177,9 @@ class FakeSlackApi:
         app.router.add_get("/api/{method}", self._api)  # slack_sdk sends some methods (users.info) as GET
         app.router.add_post("/webhook/{name}", self._webhook)
         app.router.add_get("/socket", self._socket)
+        app.router.add_get("/files-pri/{team_file}/download/{name}", self._file)
+        app.router.add_get("/files-pri/{team_file}/{name}", self._file)
+        app.router.add_get("/", self._sign_in)
         self._socket_changed = asyncio.Condition()
         self.socket_closed = asyncio.Event()
         self._runner = web.AppRunner(app, access_log=None)
@@ -241,6 +300,54 @@ class FakeSlackApi:
                 "bot_user_id": g["bot_user_id"], "app_id": g["app_id"],
                 "team": {"id": g["team_id"], "name": g["team_name"]}, "enterprise": None,
                 "authed_user": {"id": g["installer"]}, "is_enterprise_install": False}
+
+    # ------------------------------------------------------------ files
+
+    async def _sign_in(self, request: web.Request) -> web.Response:
+        return web.Response(text="<!DOCTYPE html><html><head><title>Sign in | Slack</title></head>"
+                                 "<body><form action='/signin'>Sign in to Fake MSP</form></body></html>",
+                            content_type="text/html")
+
+    async def _file(self, request: web.Request) -> web.StreamResponse:
+        fid = request.match_info["team_file"].rpartition("-")[2]
+        f = self.files.get(fid)
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else None
+        readers = self.tokens if self.file_readers is None else self.file_readers
+        authorized = token in readers
+        if f is None:
+            self.downloads.append(Download(fid, authorized, 404))
+            return web.Response(status=404, text="file not found")
+        if not authorized:  # Slack answers like a browser without a session: off to the sign-in page
+            self.downloads.append(Download(fid, False, 302))
+            return web.Response(status=302, headers={"Location": f"/?redir={quote(request.path_qs, safe='')}"})
+        pending = self._download_failures.get(fid)
+        if pending:
+            status = pending.pop(0)
+            self.downloads.append(Download(fid, True, status))
+            return web.Response(status=status, text="<html>Slack is having trouble</html>", content_type="text/html")
+        if f.redirect_to:
+            self.downloads.append(Download(fid, True, 302))
+            return web.Response(status=302, headers={"Location": f.redirect_to})
+        record = Download(fid, True, 200)
+        self.downloads.append(record)
+        resp = web.StreamResponse(headers={"Content-Type": f.mimetype})
+        if not f.chunked:
+            resp.content_length = len(f.content)
+        await resp.prepare(request)
+        try:
+            for i in range(0, len(f.content), f.chunk_size):
+                if f.chunk_delay_s:
+                    await asyncio.sleep(f.chunk_delay_s)
+                await resp.write(f.content[i:i + f.chunk_size])
+                record.sent += len(f.content[i:i + f.chunk_size])
+            await resp.write_eof()
+        except ConnectionError:  # the client stopped reading and closed the connection
+            record.aborted = True
+        except asyncio.CancelledError:
+            record.aborted = True
+            raise
+        return resp
 
     # ------------------------------------------------------------ Socket Mode
 

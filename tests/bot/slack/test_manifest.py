@@ -48,6 +48,8 @@ def test_manifest_matches_the_app(manifest):
     assert [s["callback_id"] for s in manifest["features"]["shortcuts"]] == [SHORTCUT_ID]
     events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
     assert {"message.channels", "message.groups", "app_home_opened"} <= events
-    # least privilege: nothing that posts where the bot was not invited, impersonates, or reads files
-    assert not {"chat:write.public", "chat:write.customize", "files:read", "channels:join"} & set(BOT_SCOPES)
+    # least privilege: nothing that posts where the bot was not invited, impersonates, joins or writes files
+    # (files:read is there to copy files dropped into ticket threads to the PSA)
+    assert not {"chat:write.public", "chat:write.customize", "files:write", "channels:join"} & set(BOT_SCOPES)
+    assert "files:read" in BOT_SCOPES
     assert "user" not in manifest["oauth_config"]["scopes"]

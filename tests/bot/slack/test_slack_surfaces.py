@@ -305,8 +305,13 @@ async def test_a_ticket_still_being_created_can_be_opened_and_noted(slack):
     view = slack.last_view()
     assert view["callback_id"] == "db_form_reply"
     await slack.interactive(submission(view, note_values("Customer says it beeps 3 times")))
+    # a technician's message in the new ticket's thread is written too
+    async with slack.c.db.read(Scope.workspace(slack.ws)) as s:
+        thread_ts = (await s.exec(select(ChatLink).order_by(ChatLink.id.desc()))).first().message_ts
+    await slack.event({"type": "message", "channel": CHANNEL, "user": TECH, "text": "On my way",
+                       "ts": "1799999998.000100", "thread_ts": thread_ts}, event_id="EvPending")
     kinds = [o.kind for o in await ops(slack)]
-    assert kinds == ["create_ticket", "add_note"]  # delivered in this order by the outbox
+    assert kinds == ["create_ticket", "add_note", "add_note"]  # delivered in this order by the outbox
     # and a malformed id reference is refused cleanly
     await slack.interactive(slack.action_payload("note", "id:99999999999999999999", message_ts="1.0"))
     assert "not" in slack.fake.webhooks[-1]["text"]
