@@ -117,6 +117,14 @@ class SlackSurface:
         if self._socket is not None:
             await self._socket.close_async()
         await self.context.work.close()
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Deliver the queued events and posts (each within its grace period), then stop their tasks.
+
+        Also called by Deskbridge.aclose: processes without the web app (`outbox work`, `background`)
+        queue Slack deliveries through the notifier too, and must not exit before they go out.
+        """
         await self.notifier.close()
         await self.poster.outbound.close()
 
