@@ -369,3 +369,33 @@ async def test_app_home_follows_a_reassignment_in_the_psa_for_old_and_new_assign
     published = {p.args["user_id"]: json.dumps(p.args["view"]["blocks"]) for p in h.fake.of("views.publish")}
     assert set(published) == {"U_OLD", "U_NEW"}
     assert f"#{target.number}" in published["U_NEW"] and f"#{target.number}" not in published["U_OLD"]
+
+
+async def test_a_ticket_created_here_is_dispatched_once_the_psa_has_it(day):
+    """Chat and API creations emit no TicketCreated: their delivery to the PSA dispatches them, skipping a
+    channel where the ticket already has a thread (e.g. the card of the form that created it)."""
+    h, c = day, day.c
+    server = sandbox_server(h.conn.settings)
+    me = next(m for m in await c.directory.members(h.ws) if m.email)
+    h.fake.add_user(USER, email=me.email, name=me.name)
+    await c.chat.link_user(h.ws, ChatUser(platform="slack", team_id=TEAM, user_id=USER), me.email)
+    tech = await c.chat.member_actor(h.ws, "slack", TEAM, USER)
+    assert tech is not None and tech.member_id == me.id
+    system = Actor.system(h.ws)
+    for channel in ("C_DISPATCH", "C_WHERE_CREATED"):
+        await c.chat.bind(system, ChatUser(platform="slack", team_id=TEAM, user_id="U1", channel_id=channel),
+                          "dispatch")
+    customer = (await c.directory.customers(h.ws))[0]
+    detail = await c.tickets.create(tech, subject="New starter needs a laptop", customer_id=customer.id,
+                                    board_external_id=str(server.data["boards"][0]["id"]))
+    await c.chat.record_post(h.ws, ticket_id=detail.summary.id, platform="slack", team_id=TEAM,
+                             channel_id="C_WHERE_CREATED", message_ts="1700000000.000700")
+    h.fake.clear()
+    await h.settle()
+    assert h.fake.of("chat.postMessage") == []  # not dispatched while the PSA does not have it yet
+    assert await c.outbox_worker.drain() == 1
+    await h.settle()
+    cards = [p for p in h.fake.of("chat.postMessage") if "New starter needs a laptop" in p.args["text"]]
+    assert [p.args["channel"] for p in cards] == ["C_DISPATCH"]
+    assert {p.channel_id for p in await c.chat.posts_for_ticket(h.ws, detail.summary.id, "slack")} == {
+        "C_DISPATCH", "C_WHERE_CREATED"}
