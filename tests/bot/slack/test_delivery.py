@@ -399,3 +399,25 @@ async def test_a_ticket_created_here_is_dispatched_once_the_psa_has_it(day):
     assert [p.args["channel"] for p in cards] == ["C_DISPATCH"]
     assert {p.channel_id for p in await c.chat.posts_for_ticket(h.ws, detail.summary.id, "slack")} == {
         "C_DISPATCH", "C_WHERE_CREATED"}
+
+
+async def test_which_app_homes_a_change_touches_is_decided_in_core(day):
+    h, c = day, day.c
+    members = [m for m in await c.directory.members(h.ws) if m.email]
+    items = (await c.queue.list(Actor.system(h.ws), QueueFilter(), limit=100)).items
+    target = next(t for t in items if t.assignee_id is not None)
+    owner = next(m for m in members if m.id == target.assignee_id)
+    other = next(m for m in members if m.id != owner.id)
+    for uid, m in (("U_OWNER", owner), ("U_OTHER", other)):
+        await c.chat.link_user(h.ws, ChatUser(platform="slack", team_id=TEAM, user_id=uid), m.email)
+
+    async def targets(**kw: Any) -> list[str]:
+        return [u for _, u in await c.chat.app_home_targets(h.ws, "slack", ticket_id=target.id, **kw)]
+
+    assert await targets(changes={"stage": ("in_progress", "closed")}) == ["U_OWNER"]  # closed: off their queue
+    assert await targets(created=True) == ["U_OWNER"]
+    assert sorted(await targets(changes={"assignee_member_id": (other.id, owner.id)})) == ["U_OTHER", "U_OWNER"]
+    assert await targets(changes={"contact_id": (1, 2)}) == []  # nothing a queue row shows
+    assert await targets() == []
+    assert await c.chat.app_home_targets(h.ws, "teams", ticket_id=target.id, created=True) == []  # no identity there
+    assert await c.chat.member_actor(h.ws, "slack", TEAM, "U_NOBODY") is None
