@@ -92,6 +92,8 @@ class Deskbridge:
         return {"database": db_ok, "migrations": mig_ok}
 
     async def aclose(self) -> None:
+        if self.slack is not None:  # Slack deliveries queued by the outbox worker / SLA monitor go out first
+            await self.slack.flush()
         await self.connections.aclose()
         await self.db.dispose()
 

@@ -25,14 +25,26 @@ from core.scheduling import mark_event_processed
 from core.workspaces import DirectoryService, WorkspaceService
 from store.crypto import CredentialCipher
 from store.db import Database, Scope
-from store.enums import BindingKind, Origin
-from store.tables import ChannelBinding, ChatInstallation, ChatLink, Customer, Member, MemberChatIdentity
+from store.enums import BindingKind, EntryKind, Origin
+from store.tables import (
+    ChannelBinding,
+    ChatInstallation,
+    ChatLink,
+    Customer,
+    Member,
+    MemberChatIdentity,
+    OutboxOp,
+    Ticket,
+    TimelineEntry,
+)
 from store.types import utcnow
 
 CACHE_TTL_S = 30.0
 AUTOLINK_RETRY_S = 600.0  # an unknown chat user is matched by e-mail at most this often
 BINDING_KINDS = {"customer": BindingKind.CUSTOMER, "dispatch": BindingKind.DISPATCH, "sla": BindingKind.SLA_ALERTS,
                  "sla_alerts": BindingKind.SLA_ALERTS}
+# Ticket fields shown in a queue row (TicketChanged keys): a change re-renders the assignee's App Home.
+QUEUE_ROW_FIELDS = frozenset({"stage", "status", "priority", "subject", "customer_id", "deleted"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -444,6 +456,75 @@ class ChatService:
             rows = (await session.exec(select(MemberChatIdentity).where(
                 MemberChatIdentity.platform == platform))).all()
         return {r.member_id: (r.team_id, r.user_id) for r in rows}
+
+    # ------------------------------------------------------------ delivery: dispatch, App Home
+
+    async def dispatch_channels(self, workspace_id: int, platform: str, *,
+                                customer_id: int | None) -> list[tuple[str, str, str]]:
+        """(team, channel, audience) for each channel bound `dispatch` that gets a new ticket of `customer_id`.
+
+        A dispatch channel also bound to a customer (by a customer binding, or `bind dispatch <customer>`)
+        gets that customer's tickets only. A channel shared with a customer gets the customer-audience card,
+        and only when it is bound to that customer: never every customer's tickets.
+        """
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            rows = (await session.exec(select(ChannelBinding).where(
+                ChannelBinding.platform == platform,
+                ChannelBinding.kind.in_((BindingKind.DISPATCH, BindingKind.CUSTOMER))))).all()  # type: ignore[attr-defined]
+        channels: dict[tuple[str, str], list[ChannelBinding]] = {}
+        for r in rows:
+            channels.setdefault((r.team_id, r.channel_id), []).append(r)
+        out = []
+        for (team, channel), bindings in channels.items():
+            if not any(b.kind == BindingKind.DISPATCH for b in bindings):
+                continue
+            shared = any(b.visibility == "customer" for b in bindings)
+            bound = {b.customer_id for b in bindings if b.customer_id is not None}
+            if (bound or shared) and customer_id not in bound:
+                continue
+            out.append((team, channel, "customer" if shared else "tech"))
+        return out
+
+    async def app_home_targets(self, workspace_id: int, platform: str, *, ticket_id: int | None,
+                               changes: dict[str, tuple[Any, Any]] | None = None, op_id: int | None = None,
+                               created: bool = False) -> list[tuple[str, str]]:
+        """(team, user) of the technicians whose own queue (App Home) a ticket change alters.
+
+        A reassignment touches the old and the new assignee; a ticket created, delivered, closed, reopened,
+        deleted or changed in what a queue row shows touches its assignee. `op_id` names a delivered outbox
+        write, whose timeline entry says what it changed.
+        """
+        if ticket_id is None:
+            return []
+        touched: set[int | None] = set()
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            ticket = await session.get(Ticket, ticket_id)
+            if ticket is None:
+                return []
+            if created or (changes and QUEUE_ROW_FIELDS & changes.keys()):
+                touched.add(ticket.assignee_member_id)
+            touched.update((changes or {}).get("assignee_member_id", ()))
+            op = await session.get(OutboxOp, op_id) if op_id is not None else None
+            if op is not None and op.kind in ("create_ticket", "update_ticket"):
+                touched.add(ticket.assignee_member_id)
+                entry = await session.get(TimelineEntry, op.timeline_entry_id) if op.timeline_entry_id else None
+                if entry is not None and entry.kind == EntryKind.ASSIGNMENT:
+                    touched.update((entry.data.get("from"), entry.data.get("to")))
+            members = {m for m in touched if isinstance(m, int)}
+            if not members:
+                return []
+            rows = (await session.exec(select(MemberChatIdentity).where(
+                MemberChatIdentity.platform == platform,
+                MemberChatIdentity.member_id.in_(sorted(members))))).all()  # type: ignore[attr-defined]
+        return sorted({(r.team_id, r.user_id) for r in rows})
+
+    async def member_actor(self, workspace_id: int, platform: str, team_id: str, user_id: str) -> Actor | None:
+        """The technician behind a chat identity, acting outside any channel (their App Home); None if unlinked."""
+        try:
+            actor, _ = await self.actor_for(workspace_id, ChatUser(platform=platform, team_id=team_id, user_id=user_id))
+        except PermissionDenied:
+            return None
+        return actor if actor.member_id is not None else None
 
 
 def audience(actor: Actor, info: ChannelInfo) -> str:

@@ -76,8 +76,10 @@ class SlackSurface:
                                     commands=container.chat_commands, poster=self.poster,
                                     api_url=s.slack_api_url)
         register(self.app, self.context)
+        # Events from sync, the outbox and the SLA monitor: queued by notify() and delivered by the notifier's
+        # own workers, so those callers never wait for Slack; posts and updates are paced per channel.
         self.notifier = SlackNotifier(chat=container.chat, views=container.chat_views, poster=self.poster,
-                                      api_url=s.slack_api_url)
+                                      api_url=s.slack_api_url, commands=container.chat_commands)
         self.handler = AsyncSlackRequestHandler(self.app)
         self._socket: Any = None
         self._connecting: asyncio.Task[None] | None = None
@@ -108,7 +110,8 @@ class SlackSurface:
             self._connecting = asyncio.create_task(self._socket.connect_async(), name="slack-socket-mode")
 
     async def stop(self) -> None:
-        """Close the Socket Mode connection (if any) and finish the work queued after acks."""
+        """Close the Socket Mode connection (if any); finish the work queued after acks, then the events
+        and posts it queued."""
         if self._connecting is not None:
             self._connecting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -116,6 +119,25 @@ class SlackSurface:
         if self._socket is not None:
             await self._socket.close_async()
         await self.context.work.close()
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Deliver the queued events and posts (each within its grace period), then stop their tasks.
+
+        Also called by Deskbridge.aclose: processes without the web app (`outbox work`, `background`)
+        queue Slack deliveries through the notifier too, and must not exit before they go out.
+        """
+        await self.notifier.close()
+        await self.poster.outbound.close()
+
+    async def drain(self) -> None:
+        """Wait until work after acks, queued events and queued posts/updates are all done (tests)."""
+        while True:
+            await self.context.work.drain()
+            await self.notifier.drain()
+            await self.poster.outbound.drain()
+            if not self.context.work.backlog and self.poster.outbound.idle and self.notifier.idle:
+                return
 
     def router(self) -> APIRouter:
         """/slack/events (commands, interactivity, events), /slack/install, /slack/oauth_redirect."""

@@ -16,6 +16,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.slack import blocks as bk
 from bot.slack import text as t
 from bot.slack.install import WORKSPACE_KEY
+from bot.slack.outbound import Posted
 from bot.slack.poster import SlackPoster
 from bot.slack.work import AfterAck
 from core.chat import ChannelInfo, ChatService, ChatUser, card_audience
@@ -225,21 +226,24 @@ class SlackContext:
 
     async def post_card(self, client: Any, workspace_id: int, team_id: str, channel_id: str, view: TicketView, *,
                         thread_ts: str | None = None,
-                        respond: Callable[..., Awaitable[Any]] | None = None) -> str | None:
-        """Post a ticket card into a channel and remember it as the ticket's thread there."""
+                        respond: Callable[..., Awaitable[Any]] | None = None) -> None:
+        """Queue a ticket card for a channel; once posted it is remembered as the ticket's thread there
+        (the post waits for the channel's pacing in its own task, not in this worker)."""
         blocks = bk.ticket_blocks(view)
-        ts, error = await self.poster.post_or_error(client, channel_id, text=bk.ticket_fallback(view), blocks=blocks,
-                                                    thread_ts=thread_ts)
-        if ts is None:
-            if respond is not None:
-                note = [{"type": "context", "elements": [{"type": "mrkdwn", "text": t.NOT_IN_CHANNEL}]}]
-                await respond(text=bk.ticket_fallback(view), blocks=blocks[:49] + note, response_type="ephemeral")
-            log.info("card not posted", extra={"channel": channel_id, "error": error})
-            return None
-        await self.chat.record_post(workspace_id, ticket_id=view.summary.id, platform=PLATFORM, team_id=team_id,
-                                    channel_id=channel_id, message_ts=thread_ts or ts,
-                                    ref={"card_ts": ts} if thread_ts else None)
-        return ts
+
+        async def posted(result: Posted) -> None:
+            if result.ts is None:
+                if respond is not None:
+                    note = [{"type": "context", "elements": [{"type": "mrkdwn", "text": t.NOT_IN_CHANNEL}]}]
+                    await respond(text=bk.ticket_fallback(view), blocks=blocks[:49] + note, response_type="ephemeral")
+                log.info("card not posted", extra={"channel": channel_id, "error": result.error})
+                return
+            await self.chat.record_post(workspace_id, ticket_id=view.summary.id, platform=PLATFORM, team_id=team_id,
+                                        channel_id=channel_id, message_ts=thread_ts or result.ts,
+                                        ref={"card_ts": result.ts} if thread_ts else None)
+
+        self.poster.post_then(client, channel_id, text=bk.ticket_fallback(view), blocks=blocks, thread_ts=thread_ts,
+                              then=posted)
 
     async def confirm_in_thread(self, client: Any, workspace_id: int, team_id: str, channel_id: str,
                                 thread_ts: str, card_ts: str | None, view: TicketView, confirmation: str) -> None:

@@ -4,58 +4,213 @@
   get public notes. Notes whose origin is Slack are never mirrored back (no echo loops).
 - TicketChanged (not from Slack), WriteDelivered -> the ticket's cards are re-rendered (chat.update),
   so "queued" turns into delivered.
+- TicketCreated, and WriteDelivered of a ticket created here (chat, API) -> the ticket's card in every
+  channel bound `dispatch` that may see it (core decides: ChatService.dispatch_channels); the post
+  becomes the ticket's thread there.
+- Changes of who owns a ticket, or of what its queue row shows -> the App Home of the technicians
+  concerned is re-published (ChatService.app_home_targets), at most once per user per few seconds.
 - WriteDead -> the thread says the write failed and how an admin can redrive it.
 - SlaWarningEvent -> the channels bound to SLA alerts, and tech channels bound to that customer.
+
+`notify` only queues the event and returns: the outbox worker and the SLA monitor call it inline and
+must never wait for Slack. A small pool of our own (not the post-ack one) does the database and view
+work; events of one ticket always go to the same worker, so they are handled in order.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.slack import blocks as bk
 from bot.slack import text as t
+from bot.slack.outbound import Posted
 from bot.slack.poster import SlackPoster, make_client
 from core.chat import ChatService, ThreadPost
+from core.chat_commands import ChatCommands
 from core.chat_views import ChatViews
 from core.context import Actor
 from core.errors import DeskbridgeError
-from core.notify import DomainEvent, NoteAdded, SlaWarningEvent, TicketChanged, WriteDead, WriteDelivered
+from core.notify import (
+    DomainEvent,
+    NoteAdded,
+    SlaWarningEvent,
+    TicketChanged,
+    TicketCreated,
+    WriteDead,
+    WriteDelivered,
+)
 from core.views import SlaWarningView
 
 log = logging.getLogger("deskbridge.slack")
 PLATFORM = "slack"
 NOT_MIRRORED = frozenset({"slack"})
+WORKERS = 2  # events of one ticket go to one worker (in order); Slack calls themselves are queued per channel
+MAX_BACKLOG = 5000  # events waiting per worker; beyond it an event is dropped and logged as an error
+HOME_INTERVAL_S = 5.0  # at most one App Home publish per user per this many seconds
+
+
+class HomeRefresher:
+    """Re-publishes technicians' App Homes, coalesced: at most one views.publish per user per `interval`.
+
+    The first request publishes at once; requests within the interval collapse into one publish at its
+    end, which renders the state of that moment.
+    """
+
+    def __init__(self, publish: Callable[[int, str, str], Awaitable[None]], *, interval: float = HOME_INTERVAL_S,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+        self._publish = publish
+        self.interval = interval
+        self._clock = clock
+        self._sleep = sleep
+        self._last: dict[tuple[str, str], float] = {}
+        self._pending: set[tuple[str, str]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def request(self, workspace_id: int, team_id: str, user_id: str) -> None:
+        key = (team_id, user_id)
+        if key in self._pending:
+            return  # a publish is already due: it will show this change too
+        self._pending.add(key)
+        task = asyncio.get_running_loop().create_task(self._run(workspace_id, key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, workspace_id: int, key: tuple[str, str]) -> None:
+        wait = self._last.get(key, float("-inf")) + self.interval - self._clock()
+        if wait > 0:
+            await self._sleep(wait)
+        self._pending.discard(key)
+        self._last[key] = self._clock()
+        if len(self._last) > 5000:
+            cutoff = self._clock() - self.interval
+            self._last = {k: v for k, v in self._last.items() if v > cutoff}
+        try:
+            await self._publish(workspace_id, *key)
+        except Exception:  # noqa: BLE001 - a failed publish is logged; the next change publishes again
+            log.exception("App Home refresh failed")
+
+    @property
+    def idle(self) -> bool:
+        return not self._tasks
+
+    async def drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
 class SlackNotifier:
     """Implements core.notify.Notifier for Slack."""
 
-    def __init__(self, *, chat: ChatService, views: ChatViews, poster: SlackPoster, api_url: str) -> None:
+    def __init__(self, *, chat: ChatService, views: ChatViews, poster: SlackPoster, api_url: str,
+                 commands: ChatCommands | None = None, workers: int = WORKERS, max_backlog: int = MAX_BACKLOG,
+                 home_interval: float = HOME_INTERVAL_S) -> None:
         self.chat = chat
         self.views = views
         self.poster = poster
         self.api_url = api_url
+        self.commands = commands
+        self.workers = workers
+        self.max_backlog = max_backlog
+        self.homes = HomeRefresher(self._publish_home, interval=home_interval)
+        self._queues: list[asyncio.Queue[DomainEvent]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._dispatched: set[tuple[int, str]] = set()  # (ticket, channel) cards queued, not yet recorded
+        self.dropped = 0
+        self._in_flight = 0
+
+    # ------------------------------------------------------------ queueing
 
     async def notify(self, event: DomainEvent) -> None:
+        """Queue the event for delivery and return at once (never waits for Slack)."""
+        if not self._queues:
+            self._queues = [asyncio.Queue(self.max_backlog) for _ in range(self.workers)]
+            loop = asyncio.get_running_loop()
+            self._tasks = [loop.create_task(self._worker(q), name=f"slack-notify-{i}")
+                           for i, q in enumerate(self._queues)]
+        queue = self._queues[(event.ticket_id or 0) % len(self._queues)]
+        try:
+            queue.put_nowait(event)
+            self._in_flight += 1
+        except asyncio.QueueFull:
+            self.dropped += 1
+            log.error("Slack delivery backlog full: %s for ticket %s not delivered to Slack",
+                      type(event).__name__, event.ticket_number)
+
+    async def _worker(self, queue: asyncio.Queue[DomainEvent]) -> None:
+        while True:
+            event = await queue.get()
+            try:
+                await self.deliver(event)
+            finally:
+                self._in_flight -= 1
+                queue.task_done()
+
+    @property
+    def idle(self) -> bool:
+        """No event waiting or being handled, and no App Home publish due."""
+        return self._in_flight == 0 and self.homes.idle
+
+    async def drain(self) -> None:
+        """Wait until every queued event is handled and the App Home publishes it asked for are done."""
+        for q in self._queues:
+            await q.join()
+        await self.homes.drain()
+
+    async def close(self, grace_s: float = 10.0) -> None:
+        """Handle queued events (up to `grace_s`), then stop the workers."""
+        try:
+            await asyncio.wait_for(self.drain(), grace_s)
+        except TimeoutError:
+            log.error("stopping with %d Slack events undelivered", sum(q.qsize() for q in self._queues))
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.homes.close()
+        self._tasks, self._queues = [], []
+
+    # ------------------------------------------------------------ delivery
+
+    async def deliver(self, event: DomainEvent) -> None:
+        """Deliver one event now (the workers call this); failures are logged, never raised."""
         try:
             if isinstance(event, NoteAdded):
                 await self._note(event)
             elif isinstance(event, WriteDead):
                 await self._dead(event)
-            elif isinstance(event, (WriteDelivered, TicketChanged)):
-                if isinstance(event, TicketChanged) and event.origin in NOT_MIRRORED:
+            elif isinstance(event, TicketCreated):
+                await self._dispatch(event.workspace_id, event.ticket_id)
+                await self._homes(event.workspace_id, event.ticket_id, created=True)
+            elif isinstance(event, WriteDelivered):
+                await self.refresh_cards(event.workspace_id, event.ticket_id)
+                if event.kind == "create_ticket":  # created in chat or the API: no TicketCreated is emitted
+                    await self._dispatch(event.workspace_id, event.ticket_id)
+                await self._homes(event.workspace_id, event.ticket_id, op_id=event.op_id)
+            elif isinstance(event, TicketChanged):
+                if event.origin in NOT_MIRRORED:
                     return
                 await self.refresh_cards(event.workspace_id, event.ticket_id)
+                await self._homes(event.workspace_id, event.ticket_id, changes=event.changes)
             elif isinstance(event, SlaWarningEvent):
                 await self._sla(event)
         except Exception:  # noqa: BLE001 - a notifier logs delivery failures, never raises
             log.exception("slack notify failed", extra={"event": type(event).__name__})
 
-    async def _client(self, team_id: str) -> Any | None:
+    async def _client(self, team_id: str, workspace_id: int | None = None) -> Any | None:
         inst = await self.chat.installation(PLATFORM, team_id)
         if inst is None or not inst.bot_token:
             return None
+        if workspace_id is not None and inst.workspace_id != workspace_id:
+            return None  # a team of another workspace never gets this workspace's tickets
         return make_client(self.api_url, inst.bot_token)
 
     async def _threads(self, event: DomainEvent) -> list[ThreadPost]:
@@ -92,7 +247,8 @@ class SlackNotifier:
         await self.refresh_cards(event.workspace_id, event.ticket_id)
 
     async def refresh_cards(self, workspace_id: int, ticket_id: int | None) -> int:
-        """Re-render every card of a ticket (pending/delivered/dead state, new notes, status)."""
+        """Re-render every card of a ticket (pending/delivered/dead state, new notes, status); returns how
+        many updates were queued (they are paced and coalesced per channel)."""
         if ticket_id is None:
             return 0
         posts = await self.chat.posts_for_ticket(workspace_id, ticket_id, PLATFORM)
@@ -112,10 +268,73 @@ class SlackNotifier:
             if info.visibility == "customer":
                 view = await self.views.ticket_from_detail(actor, tech.detail, audience="customer")
             client = await self._client(post.team_id)
-            if client is not None and await self.poster.update(
-                    client, post.channel_id, post.card_ts, text=bk.ticket_fallback(view), blocks=bk.ticket_blocks(view)):
+            if client is not None:
+                await self.poster.update(client, post.channel_id, post.card_ts, text=bk.ticket_fallback(view),
+                                         blocks=bk.ticket_blocks(view))
                 done += 1
         return done
+
+    async def _dispatch(self, workspace_id: int, ticket_id: int | None) -> None:
+        """A new ticket's card in each dispatch channel that may see it, once per channel."""
+        if ticket_id is None:
+            return
+        actor = Actor.system(workspace_id)
+        try:
+            tech = await self.views.ticket_by_id(actor, ticket_id)
+        except DeskbridgeError:
+            return
+        if tech is None:
+            return  # no number yet (a create still on its way to the PSA): its delivery dispatches it
+        targets = await self.chat.dispatch_channels(workspace_id, PLATFORM, customer_id=tech.summary.customer_id)
+        if not targets:
+            return
+        threads = {p.channel_id for p in await self.chat.posts_for_ticket(workspace_id, ticket_id, PLATFORM)}
+        customer_view = None
+        for team_id, channel_id, audience in targets:
+            if channel_id in threads or (ticket_id, channel_id) in self._dispatched:
+                continue  # the ticket already has a thread there (or its card is on the way)
+            client = await self._client(team_id, workspace_id)
+            if client is None:
+                continue
+            view = tech
+            if audience == "customer":
+                customer_view = customer_view or await self.views.ticket_from_detail(actor, tech.detail,
+                                                                                     audience="customer")
+                view = customer_view
+            self._dispatched.add((ticket_id, channel_id))
+            self.poster.post_then(client, channel_id, text=bk.ticket_fallback(view), blocks=bk.ticket_blocks(view),
+                                  then=self._recorder(workspace_id, ticket_id, team_id, channel_id))
+
+    def _recorder(self, workspace_id: int, ticket_id: int, team_id: str,
+                  channel_id: str) -> Callable[[Posted], Awaitable[None]]:
+        async def record(result: Posted) -> None:
+            try:
+                if result.ts is None:
+                    log.warning("dispatch card not posted", extra={"channel": channel_id, "error": result.error})
+                    return
+                await self.chat.record_post(workspace_id, ticket_id=ticket_id, platform=PLATFORM, team_id=team_id,
+                                            channel_id=channel_id, message_ts=result.ts)
+            finally:
+                self._dispatched.discard((ticket_id, channel_id))
+        return record
+
+    async def _homes(self, workspace_id: int, ticket_id: int | None, *,
+                     changes: dict[str, tuple[Any, Any]] | None = None, op_id: int | None = None,
+                     created: bool = False) -> None:
+        if self.commands is None:
+            return
+        for team_id, user_id in await self.chat.app_home_targets(workspace_id, PLATFORM, ticket_id=ticket_id,
+                                                                 changes=changes, op_id=op_id, created=created):
+            self.homes.request(workspace_id, team_id, user_id)
+
+    async def _publish_home(self, workspace_id: int, team_id: str, user_id: str) -> None:
+        assert self.commands is not None
+        actor = await self.chat.member_actor(workspace_id, PLATFORM, team_id, user_id)
+        client = await self._client(team_id, workspace_id)
+        if actor is None or client is None:
+            return
+        view = bk.home_view(await self.commands.my_queue(actor))
+        await client.views_publish(user_id=user_id, view=view)
 
     async def _sla(self, event: SlaWarningEvent) -> None:
         targets = await self.chat.sla_warning_channels(event.workspace_id, PLATFORM, customer_id=event.customer_id)

@@ -56,9 +56,10 @@ class SlackHarness:
         return resp
 
     async def settle(self) -> None:
-        """Wait until the work queued after the acks (bot/slack/work.py), and any bolt task, is done."""
+        """Wait until the work queued after the acks (bot/slack/work.py), the events and the posts it queued
+        (notifier.py, outbound.py), and any bolt task, are done."""
         try:
-            await asyncio.wait_for(self.c.slack.context.drain(), 25)
+            await asyncio.wait_for(self.c.slack.drain(), 25)
         except TimeoutError:
             raise AssertionError("background work did not finish") from None
         for _ in range(500):

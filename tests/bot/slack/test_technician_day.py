@@ -146,6 +146,7 @@ async def test_dead_write_and_sla_warning_reach_the_channel(day):
                                             origin="system", occurred_at=now, metric="resolution", threshold=100,
                                             remaining_s=-900, due_at=now, customer_id=t.customer_id,
                                             subject=t.subject, priority="high"))
+    await h.settle()  # notify() only queues: delivery runs on the notifier's own workers
     posts = h.fake.of("chat.postMessage")
     dead = next(p for p in posts if p.args.get("thread_ts") == "1700000000.000900")
     assert "outbox redrive 77" in dead.args["text"] and "<script>" not in dead.args["text"]
@@ -174,6 +175,7 @@ async def test_dead_write_is_not_announced_in_a_customer_shared_channel(day):
     await c.notifier.notify(WriteDead(workspace_id=h.ws, ticket_id=t.id, ticket_number=t.number, origin="system",
                                       occurred_at=datetime.now(UTC), op_id=78, kind="add_note",
                                       error="HTTP 400 internal detail"))
+    await h.settle()
     posts = h.fake.of("chat.postMessage")
     assert [p.args["channel"] for p in posts if "outbox redrive 78" in p.args.get("text", "")] == [CHANNEL]
 
@@ -209,5 +211,6 @@ async def test_sla_warning_reaches_only_the_right_channels(day):
                                             origin="system", occurred_at=now, metric="resolution", threshold=75,
                                             remaining_s=600, due_at=now, customer_id=mine.customer_id,
                                             subject=mine.subject, priority="high"))
+    await h.settle()
     channels = sorted(p.args["channel"] for p in h.fake.of("chat.postMessage"))
     assert channels == ["C_OWN", "C_TECHS"]

@@ -1,0 +1,258 @@
+"""Per-channel delivery queues for chat.postMessage and chat.update (chat-platforms.md §2.4).
+
+Slack allows about one message per second per channel. Waiting for that inside whoever posts (a
+post-ack worker, the outbox worker, the SLA monitor) would let one busy channel hold up everything
+else, e.g. another technician's `views.open` past its 3 s trigger. So posts and updates are only
+*submitted* here and return at once; each busy channel gets its own drain task (created when work
+arrives, gone when the channel is idle) which spaces the calls and makes them. Other channels are
+never held up.
+
+- Order within a channel is kept (a confirmation, then the card update).
+- Updates of the same message still waiting collapse into the newest one (only the last state matters).
+- Bounded: `max_per_channel` and `max_total` queued items. Beyond either, the oldest queued *update* is
+  dropped (a later update or refresh brings the card up to date); a post is never dropped silently:
+  if only posts are queued the new post is refused and logged as an error.
+- HTTP 429 + Retry-After is retried by the client's own handler (poster.retry_handlers), inside the
+  channel's drain task, so it delays that channel only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+
+log = logging.getLogger("deskbridge.slack")
+
+POST_INTERVAL_S = 1.0  # chat.postMessage: ~1 per second per channel
+UPDATE_INTERVAL_S = 1.0  # chat.update: tier 3 per workspace; per-channel spacing keeps well under it
+MAX_PER_CHANNEL = 200
+MAX_TOTAL = 5000
+QUEUE_FULL = "deskbridge_queue_full"  # the error reported for a post refused by the bounds
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """What came of a post: its ts, or the Slack error code (e.g. not_in_channel)."""
+
+    ts: str | None
+    error: str | None = None
+
+
+Then = Callable[[Posted], Awaitable[Any]]
+
+
+@dataclass(slots=True, eq=False)
+class _Item:
+    kind: str  # "post" | "update"
+    seq: int
+    client: Any
+    channel: str
+    args: dict[str, Any]
+    future: asyncio.Future[Any]
+    then: Then | None = None
+    dropped: bool = False
+
+
+@dataclass(slots=True)
+class _Channel:
+    items: deque[_Item] = field(default_factory=deque)
+    updates: dict[str, _Item] = field(default_factory=dict)  # message ts -> its queued update
+    task: asyncio.Task[None] | None = None
+
+
+class SlackOutbound:
+    """Queues posts and updates per channel; one drain task per busy channel paces and sends them."""
+
+    def __init__(self, *, post_interval: float = POST_INTERVAL_S, update_interval: float = UPDATE_INTERVAL_S,
+                 max_per_channel: int = MAX_PER_CHANNEL, max_total: int = MAX_TOTAL,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+        self.intervals = {"post": post_interval, "update": update_interval}
+        self.max_per_channel = max_per_channel
+        self.max_total = max_total
+        self._clock = clock
+        self._sleep = sleep
+        self._channels: dict[str, _Channel] = {}
+        self._next_at: dict[tuple[str, str], float] = {}  # (channel, kind) -> earliest time of the next call
+        self._follow_ups: set[asyncio.Task[Any]] = set()
+        self._seq = itertools.count()
+        self._total = 0
+        self.dropped_updates = 0
+        self.refused_posts = 0
+
+    @property
+    def queued(self) -> int:
+        """Items waiting (not yet sent) over all channels."""
+        return self._total
+
+    def queued_in(self, channel: str) -> int:
+        ch = self._channels.get(channel)
+        return len(ch.items) if ch else 0
+
+    # ------------------------------------------------------------ submitting
+
+    def post(self, client: Any, channel: str, *, text: str, blocks: list[dict[str, Any]],
+             thread_ts: str | None = None, then: Then | None = None) -> asyncio.Future[Posted]:
+        """Queue a chat.postMessage (never waits). The future gets the outcome; `then`, if given, runs with
+        it in a task of its own (not in the channel's drain task, not in the caller)."""
+        args = {"text": text[:3000], "blocks": blocks, "thread_ts": thread_ts}
+        item = _Item("post", next(self._seq), client, channel, args,
+                     asyncio.get_running_loop().create_future(), then)
+        if not self._make_room(channel, item):
+            self.refused_posts += 1
+            log.error("Slack post refused: the delivery queue is full",
+                      extra={"channel": channel, "queued": self._total})
+            self._finish(item, Posted(None, QUEUE_FULL))
+            return item.future
+        self._enqueue(item)
+        return item.future
+
+    def update(self, client: Any, channel: str, ts: str, *, text: str,
+               blocks: list[dict[str, Any]]) -> asyncio.Future[bool]:
+        """Queue a chat.update (never waits); a queued update of the same message is replaced by this one."""
+        args = {"ts": ts, "text": text[:3000], "blocks": blocks}
+        ch = self._channels.get(channel)
+        waiting = ch.updates.get(ts) if ch else None
+        if waiting is not None:  # coalesce: keep the queue position, send the newest content
+            waiting.args = args
+            waiting.client = client
+            return waiting.future
+        item = _Item("update", next(self._seq), client, channel, args, asyncio.get_running_loop().create_future())
+        if not self._make_room(channel, item):
+            self.dropped_updates += 1
+            log.warning("Slack card update dropped: the delivery queue is full", extra={"channel": channel})
+            item.future.set_result(False)
+            return item.future
+        self._enqueue(item)
+        return item.future
+
+    def _enqueue(self, item: _Item) -> None:
+        ch = self._channels.setdefault(item.channel, _Channel())
+        ch.items.append(item)
+        if item.kind == "update":
+            ch.updates[item.args["ts"]] = item
+        self._total += 1
+        if ch.task is None:
+            ch.task = asyncio.get_running_loop().create_task(self._drain_channel(item.channel, ch),
+                                                             name=f"slack-outbound-{item.channel}")
+
+    def _make_room(self, channel: str, item: _Item) -> bool:
+        """Drop the oldest queued update (this channel's first, then anyone's) until `item` fits."""
+        ch = self._channels.get(channel)
+        if ch is not None and len(ch.items) >= self.max_per_channel and not self._drop_update(ch):
+            return False
+        while self._total >= self.max_total:
+            oldest = min((c for c in self._channels.values() if c.updates),
+                         key=lambda c: min(u.seq for u in c.updates.values()), default=None)
+            if oldest is None or not self._drop_update(oldest):
+                return False
+        return True
+
+    def _drop_update(self, ch: _Channel) -> bool:
+        victim = next((i for i in ch.items if i.kind == "update"), None)
+        if victim is None:
+            return False
+        ch.items.remove(victim)
+        ch.updates.pop(victim.args["ts"], None)
+        self._total -= 1
+        self.dropped_updates += 1
+        log.warning("Slack card update dropped to make room (the queue is full)", extra={"channel": victim.channel})
+        victim.dropped = True
+        if not victim.future.done():
+            victim.future.set_result(False)
+        return True
+
+    # ------------------------------------------------------------ sending
+
+    async def _drain_channel(self, channel: str, ch: _Channel) -> None:
+        try:
+            while ch.items:
+                head = ch.items[0]
+                due = self._next_at.get((channel, head.kind), float("-inf"))
+                now = self._clock()
+                if due > now:
+                    await self._sleep(due - now)
+                    continue  # the head may have been dropped or coalesced meanwhile: look again
+                item = ch.items.popleft()
+                self._total -= 1
+                if item.kind == "update":
+                    ch.updates.pop(item.args["ts"], None)
+                self._next_at[(channel, item.kind)] = self._clock() + self.intervals[item.kind]
+                await self._send(item)
+        finally:
+            ch.task = None
+            if not ch.items and self._channels.get(channel) is ch:
+                del self._channels[channel]  # idle: the task ends; its pacing is kept in _next_at
+            if len(self._next_at) > 5000:  # forget channels whose spacing has passed
+                now = self._clock()
+                self._next_at = {k: v for k, v in self._next_at.items() if v > now}
+
+    async def _send(self, item: _Item) -> None:
+        try:
+            if item.kind == "post":
+                resp = await item.client.chat_postMessage(channel=item.channel, unfurl_links=False,
+                                                          unfurl_media=False, **item.args)
+                self._finish(item, Posted(str(resp["ts"]) if resp.get("ts") else None,
+                                          None if resp.get("ts") else "no_ts"))
+            else:
+                await item.client.chat_update(channel=item.channel, **item.args)
+                self._finish(item, True)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") or "error")
+            log.warning("chat.%s failed", "postMessage" if item.kind == "post" else "update",
+                        extra={"channel": item.channel, "error": error})
+            self._finish(item, Posted(None, error) if item.kind == "post" else False)
+        except Exception:  # noqa: BLE001 - network trouble after the retries: logged, the channel goes on
+            log.exception("Slack delivery failed", extra={"channel": item.channel, "kind": item.kind})
+            self._finish(item, Posted(None, "delivery_failed") if item.kind == "post" else False)
+
+    def _finish(self, item: _Item, result: Any) -> None:
+        if not item.future.done():
+            item.future.set_result(result)
+        if item.then is not None:
+            task = asyncio.get_running_loop().create_task(self._follow_up(item.then, result))
+            self._follow_ups.add(task)
+            task.add_done_callback(self._follow_ups.discard)
+
+    @staticmethod
+    async def _follow_up(then: Then, result: Posted) -> None:
+        try:
+            await then(result)
+        except Exception:  # noqa: BLE001 - e.g. recording the thread failed: logged, nothing else stops
+            log.exception("work after a Slack post failed")
+
+    # ------------------------------------------------------------ lifecycle
+
+    @property
+    def idle(self) -> bool:
+        return not self._channels and not self._follow_ups
+
+    async def drain(self) -> None:
+        """Wait until every queued post and update is sent and their follow-ups have run."""
+        while not self.idle:
+            tasks = [c.task for c in self._channels.values() if c.task is not None] + list(self._follow_ups)
+            if not tasks:  # queued items with no task cannot happen; do not spin if it ever does
+                break
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def close(self, grace_s: float = 10.0) -> None:
+        """Send what is queued (up to `grace_s`), then stop; anything left is logged, never silently lost."""
+        try:
+            await asyncio.wait_for(self.drain(), grace_s)
+        except TimeoutError:
+            posts = sum(1 for c in self._channels.values() for i in c.items if i.kind == "post")
+            log.error("stopping with %d Slack posts and %d updates unsent", posts, self._total - posts)
+        tasks = [c.task for c in self._channels.values() if c.task is not None] + list(self._follow_ups)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._channels.clear()
+        self._total = 0
