@@ -29,7 +29,7 @@ from bot.slack import blocks as bk
 from bot.slack import text as t
 from bot.slack.outbound import Posted
 from bot.slack.poster import SlackPoster, make_client
-from core.chat import ChatService, ThreadPost
+from core.chat import ChatService, ThreadPost, card_audience, failures_visible_in, note_visible_in
 from core.chat_commands import ChatCommands
 from core.chat_views import ChatViews
 from core.context import Actor
@@ -223,7 +223,7 @@ class SlackNotifier:
             return
         for post in await self._threads(event):
             info = await self.chat.channel(event.workspace_id, PLATFORM, post.team_id, post.channel_id)
-            if info.visibility == "customer" and event.visibility != "public":
+            if not note_visible_in(info, event.visibility):
                 continue
             client = await self._client(post.team_id)
             if client is None:
@@ -238,7 +238,7 @@ class SlackNotifier:
         msg = t.WRITE_DEAD.format(what=what, error=bk.esc(event.error[:300]), op_id=event.op_id)
         for post in await self._threads(event):
             info = await self.chat.channel(event.workspace_id, PLATFORM, post.team_id, post.channel_id)
-            if info.visibility == "customer":
+            if not failures_visible_in(info):
                 continue  # a failed write (and the PSA's error text) is the MSP's business, not the customer's
             client = await self._client(post.team_id)
             if client is not None:
@@ -265,7 +265,7 @@ class SlackNotifier:
         for post in posts:
             info = await self.chat.channel(workspace_id, PLATFORM, post.team_id, post.channel_id)
             view = tech
-            if info.visibility == "customer":
+            if card_audience(info) == "customer":
                 view = await self.views.ticket_from_detail(actor, tech.detail, audience="customer")
             client = await self._client(post.team_id)
             if client is not None:

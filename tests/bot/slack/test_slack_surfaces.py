@@ -391,3 +391,19 @@ async def test_a_crafted_or_inactive_customer_is_a_field_error_and_nothing_is_wr
     resp = await slack.interactive(submission(form, values(str(slack.setup.other_customer_id))))
     assert "inactive" in resp.json()["errors"]["customer"]
     assert await ops(slack) == []
+
+
+async def test_a_new_users_simultaneous_first_requests_all_get_the_link(slack):
+    from core.chat import ChatUser
+
+    chat = slack.c.chat
+    asked = []
+
+    async def email():
+        asked.append(1)
+        await asyncio.sleep(0.05)
+        return "bob@acme-msp.example"
+
+    user = ChatUser(platform="slack", team_id=TEAM, user_id="U_FAST", channel_id="C_NEW")
+    results = await asyncio.gather(*(chat.autolink(slack.ws, user, email) for _ in range(3)))
+    assert results == [True, True, True] and asked == [1]  # one profile lookup, every request linked
