@@ -141,6 +141,7 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         idempotency=IdempotencyService(db),
         outbox_admin=OutboxAdmin(db),
     )
+    container.tickets.notifier = container.notifier  # standalone tickets are announced by TicketService
     container.outbox_worker = OutboxWorker(db, connections, container.notifier,
                                            config=outbox_worker_config(settings), name=settings.instance_id)
     container.sync = SyncService(SyncEngine(db, connections, container.notifier, instance_id=settings.instance_id))

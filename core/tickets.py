@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import select
@@ -17,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from connectors.base import Capabilities, Feature
 from core.context import Actor
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from core.notify import Notifier, TicketChanged, TicketCreated
 from core.outbox.ops import (
     AddNote,
     AddTimeEntry,
@@ -84,10 +86,14 @@ class TicketService:
         *,
         capabilities: Callable[[str], Capabilities] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        notifier: Notifier | None = None,
     ) -> None:
         self.db = db
         self._capabilities = capabilities or (lambda kind: DEFAULT_CAPABILITIES)
         self._clock = clock
+        # Standalone tickets (no PSA) have no sync or outbox delivery to announce them: their creation and
+        # reassignment are told to the surfaces (dispatch channels, App Home) from here, after the commit.
+        self.notifier = notifier
 
     # ------------------------------------------------------------ helpers
 
@@ -169,7 +175,20 @@ class TicketService:
 
     # ------------------------------------------------------------ create
 
-    async def create(
+    async def create(self, actor: Actor, **fields: Any) -> TicketDetail:
+        """Create a ticket: numbered locally when standalone, queued for the PSA when PSA-backed (see _create).
+
+        A standalone ticket is announced at once (TicketCreated); a PSA-backed one when the PSA has it.
+        """
+        detail = await self._create(actor, **fields)
+        s = detail.summary
+        if s.connection_id is None and self.notifier is not None:
+            await self.notifier.notify(TicketCreated(
+                workspace_id=actor.workspace_id, ticket_id=s.id, ticket_number=s.number, origin=actor.origin.value,
+                occurred_at=self._clock(), subject=s.subject, customer_id=s.customer_id))
+        return detail
+
+    async def _create(
         self,
         actor: Actor,
         *,
@@ -336,7 +355,18 @@ class TicketService:
             return await self._detail(session, actor, ticket)
 
     async def assign(self, actor: Actor, ref: int | str, member_id: int | None) -> TicketDetail:
-        """Assign to a technician, or unassign with None."""
+        """Assign to a technician, or unassign with None (a standalone ticket's change is announced at once)."""
+        before: list[int | None] = []
+        detail = await self._assign(actor, ref, member_id, before)
+        s = detail.summary
+        if s.connection_id is None and self.notifier is not None and before and before[0] != member_id:
+            await self.notifier.notify(TicketChanged(
+                workspace_id=actor.workspace_id, ticket_id=s.id, ticket_number=s.number, origin=actor.origin.value,
+                occurred_at=self._clock(), changes={"assignee_member_id": (before[0], member_id)}))
+        return detail
+
+    async def _assign(self, actor: Actor, ref: int | str, member_id: int | None,
+                      before_out: list[int | None]) -> TicketDetail:
         self._require_member(actor, "assign tickets")
         async with self.db.write(actor.scope) as session:
             ticket = await load_ticket(session, actor, ref, for_update=True)
@@ -355,6 +385,7 @@ class TicketService:
                         field="assignee",
                     )
             before = ticket.assignee_member_id
+            before_out.append(before)
             ticket.assignee_member_id = member_id
             self._touch(ticket)
             entry = self._entry(actor, ticket, EntryKind.ASSIGNMENT,

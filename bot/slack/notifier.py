@@ -196,9 +196,8 @@ class SlackNotifier:
                     await self._dispatch(event.workspace_id, event.ticket_id)
                 await self._homes(event.workspace_id, event.ticket_id, op_id=event.op_id)
             elif isinstance(event, TicketChanged):
-                if event.origin in NOT_MIRRORED:
-                    return
-                await self.refresh_cards(event.workspace_id, event.ticket_id)
+                if event.origin not in NOT_MIRRORED:  # a change made in Slack has updated its card already
+                    await self.refresh_cards(event.workspace_id, event.ticket_id)
                 await self._homes(event.workspace_id, event.ticket_id, changes=event.changes)
             elif isinstance(event, SlaWarningEvent):
                 await self._sla(event)

@@ -49,6 +49,30 @@ async def test_standalone_numbering_is_sequential_per_workspace(svc, tech, other
     assert b.summary.priority is Priority.HIGH and b.summary.stage is Stage.NEW
 
 
+async def test_standalone_tickets_are_announced_and_psa_backed_ones_are_not(db, tech, workspace_id):
+    """A standalone ticket has no sync or delivery to announce it: dispatch channels and App Homes hear of its
+    creation and reassignment from TicketService, after the commit. A PSA-backed one waits for the PSA."""
+    from core.notify import RecordingNotifier, TicketChanged, TicketCreated
+
+    rec = RecordingNotifier()
+    svc = TicketService(db, notifier=rec)
+    t = await svc.create(tech, subject="Printer jammed", customer_id=None)
+    (created,) = rec.of(TicketCreated)
+    assert (created.ticket_id, created.ticket_number, created.subject) == (t.summary.id, 1, "Printer jammed")
+    async with db.read(Scope.workspace(workspace_id)) as s:
+        assert (await s.get(Ticket, created.ticket_id)) is not None  # committed before it was announced
+    await svc.assign(tech, t.summary.number, tech.member_id)
+    await svc.assign(tech, t.summary.number, tech.member_id)  # no change: no event
+    (changed,) = rec.of(TicketChanged)
+    assert changed.changes == {"assignee_member_id": (None, tech.member_id)}
+    setup = await psa_backed(db, workspace_id)
+    await svc.create(tech, subject="In the PSA", customer_id=setup.customer_id, board_external_id=BOARD)
+    assert len(rec.of(TicketCreated)) == 1  # announced when the PSA has it (WriteDelivered), not now
+    with pytest.raises(PermissionDenied):
+        await svc.create(replace(tech, is_member=False, member_id=None), subject="x")
+    assert len(rec.events) == 2
+
+
 async def test_get_unknown_and_malformed_refs(svc, tech):
     with pytest.raises(NotFound, match="#999 was not found"):
         await svc.get(tech, 999)
