@@ -39,6 +39,7 @@ TEMPLATE_EXAMPLES = {
 }
 CLEAR_WORDS = ("", "off", "none", "clear", "-")
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+_NOT_IN_URLS = set('<>"\\^`|')
 
 
 def check_url_template(key: str, value: str) -> str:
@@ -48,8 +49,8 @@ def check_url_template(key: str, value: str) -> str:
     example = TEMPLATE_EXAMPLES[key]
     names = " and ".join("{" + n + "}" for n in sorted(allowed))
     value = value.strip()
-    if len(value) > 500 or any(ch.isspace() for ch in value):
-        raise InvalidInput(f"{key} must be one URL of at most 500 characters, without spaces.",
+    if len(value) > 500 or any(ch.isspace() or ch in _NOT_IN_URLS or not ch.isprintable() for ch in value):
+        raise InvalidInput(f"{key} must be one URL of at most 500 characters, without spaces or <>\"\\^`|.",
                            hint=f"e.g. {example}")
     try:
         fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(value) if name is not None]
