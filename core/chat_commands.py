@@ -26,7 +26,13 @@ from core.queue import UNASSIGNED, QueueFilter, QueueService
 from core.ticket_views import load_ticket
 from core.tickets import TicketService
 from core.views import FormView, MessageView, QueueView, TicketView
-from core.workspaces import DirectoryService, WorkspaceService
+from core.workspaces import (
+    TEMPLATE_EXAMPLES,
+    URL_TEMPLATES,
+    WORKSPACE_OPTIONS,
+    DirectoryService,
+    WorkspaceService,
+)
 from store.db import Database
 from store.tables import Customer, Member, PsaConnection, Workspace
 
@@ -257,8 +263,6 @@ class ChatCommands:
         return MessageView(text=f"op {op.id} was discarded; it will not be sent.", kind="success")
 
     async def _settings(self, actor: Actor, cmd: c.SettingsCmd) -> MessageView:
-        from core.workspaces import URL_TEMPLATES, WORKSPACE_OPTIONS
-
         if cmd.key is None:
             current = await self.workspaces.settings(actor.workspace_id)
             lines = [f"{k} = {_shown(current.get(k))}" for k in WORKSPACE_OPTIONS]
@@ -271,8 +275,6 @@ class ChatCommands:
         ChatService.require_admin(actor, "change settings")
         if cmd.value is None:
             if cmd.key in URL_TEMPLATES:
-                from core.workspaces import TEMPLATE_EXAMPLES
-
                 raise InvalidInput(f"What should {cmd.key} be?",
                                    hint=f"Use /deskbridge settings {cmd.key} {TEMPLATE_EXAMPLES[cmd.key]} (or off).")
             raise InvalidInput(f"What should {cmd.key} be?", hint=f"Use /deskbridge settings {cmd.key} on|off.")
@@ -390,7 +392,7 @@ class ChatCommands:
                                             actor=actor.display),
                         ticket_id=ticket.id, actor=actor.display)
             view = await self.views.ticket(actor, ref)
-            return Submitted(view, f"Alert {verb} queued: sent to your RMM's webhook. If it fails, "
+            return Submitted(view, f"Alert {verb} queued for your RMM's alert webhook. If it fails, "
                                    "`/deskbridge outbox` shows why.")
         raise InvalidInput(f"Unknown action '{action}'.")
 
@@ -410,13 +412,12 @@ def _shown(value: Any) -> str:
 
 
 def _chat_url(text: str) -> str:
-    """A URL as typed in chat: Slack may wrap it as <url> or <url|label> and escapes &, < and >."""
-    import html
-
+    """A URL as typed in chat: Slack may wrap it as <url> or <url|label> and escapes &, < and > (only those:
+    a general HTML unescape would turn a query's `&copy=1` into `©=1`)."""
     text = text.strip()
     if text.startswith("<") and text.endswith(">"):
         text = text[1:-1].split("|", 1)[0]
-    return html.unescape(text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def _audience(actor: Actor, info: ChannelInfo) -> str:

@@ -131,7 +131,10 @@ class WorkspaceService:
             new = low in ("true", "on", "yes", "1")
         elif typ is str:
             text = str(value).strip()
-            new = None if text.lower() in CLEAR_WORDS else check_url_template(key, text)
+            if text.lower() in CLEAR_WORDS:
+                new = None
+            else:
+                new = check_url_template(key, text) if key in URL_TEMPLATES else text
         async with self.db.write(Scope.workspace(workspace_id)) as session:
             ws = await session.get(Workspace, workspace_id)
             if ws is None:

@@ -93,13 +93,14 @@ def reconcilable(kind: str) -> bool:
     return kind in _WRITE_KIND
 
 
-async def deliver(connector: PsaConnector, kind: str, payload_data: dict[str, Any], marker: str,
+async def deliver(connector: PsaConnector | None, kind: str, payload_data: dict[str, Any], marker: str,
                   inp: DeliveryInput, *, reconcile: bool, gate: Gate, log: AttemptLog,
                   alerts: AlertSend | None = None) -> Delivered:
     """Deliver one op; raises connectors.errors.PsaError (or NotReady) when it did not land."""
     payload = parse_payload(payload_data)
     if isinstance(payload, AlertAction):
         return await _alert(payload, marker, alerts, log)
+    assert connector is not None, "a PSA write needs its connection's connector"
     write_kind = _WRITE_KIND.get(OpKind(kind))
     if reconcile and write_kind is not None:
         ticket_ref = None if write_kind == WriteKind.TICKET else _ticket(inp)

@@ -218,7 +218,8 @@ class OutboxWorker:
         attempt = AttemptLog()
         try:
             inp = DeliveryInput(claim.ticket_external_id, await self._blob(op))
-            connector = self._connector(conn)
+            # An alert action goes to the workspace's alert webhook: the PSA connector is not needed.
+            connector = None if op.kind == OpKind.ALERT_ACTION else self._connector(conn)
             budget = self._budget(conn.row)
             lease_left = ((op.lease_until or now_wall) - now_wall).total_seconds()
             deadline = t0 + lease_left - self.config.settle_seconds - self.config.client_timeout

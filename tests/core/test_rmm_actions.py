@@ -255,3 +255,51 @@ async def test_a_webhook_removed_after_the_click_leaves_a_dead_op_saying_why(rmm
     [op] = await _ops(db)
     assert op.status == "dead" and "No alert action webhook is configured" in op.last_error
     assert "rmm set-webhook" in op.last_error and receiver.received == []
+
+
+async def test_an_unreachable_endpoint_is_retried_and_named_by_host_only(rmm, db, workspace_id, tech):
+    c, receiver, worker, clock, _ = rmm
+    await c.alert_webhooks.configure(workspace_id, url=receiver.url, secret=SECRET)
+    await c.chat_commands.action(tech, "alert_ack", "7001")
+    port = receiver.port
+    await receiver.stop()  # the bridge is down: connection refused
+    await worker.drain()
+    [op] = await _ops(db)
+    assert op.status == "pending" and op.attempts == 1
+    assert "Could not reach the alert webhook at 127.0.0.1" in op.last_error and "part-of-the-url" not in op.last_error
+    await receiver.start_on(port)  # back up on the same address
+    await _run(worker, clock, db)
+    [op] = await _ops(db)
+    assert op.status == "done" and op.attempts == 2 and list(receiver.acted) == [op.marker]
+
+
+async def test_alert_webhook_client_maps_answers_and_timeouts():
+    import httpx
+
+    from connectors.alert_webhook import AlertWebhookClient
+    from connectors.errors import PsaRateLimited, PsaTimeout, PsaUnavailable, PsaValidationError
+
+    answers = iter([httpx.Response(429, headers={"Retry-After": "30"}), httpx.Response(502, text="<html>bad gateway"),
+                    httpx.Response(301, headers={"Location": "https://elsewhere.example.com/"}),
+                    httpx.Response(422, json={"message": "alert_ref is not an alert"})])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/slow":
+            raise httpx.ReadTimeout("timed out", request=request)
+        return next(answers)
+
+    client = AlertWebhookClient(transport=httpx.MockTransport(handler))
+    expected = [(PsaRateLimited, "slow down"), (PsaUnavailable, "unavailable: <html>bad gateway"),
+                (PsaValidationError, "redirected"), (PsaValidationError, "alert_ref is not an alert")]
+    try:
+        for kind, says in expected:
+            with pytest.raises(kind) as err:
+                await client.post("https://bridge.example.com/x?sig=abc", SECRET, {"a": 1}, idempotency_key="k")
+            assert says in str(err.value) and "sig=abc" not in str(err.value)
+            if kind is PsaRateLimited:
+                assert err.value.retry_after == 30 and err.value.retryable
+        with pytest.raises(PsaTimeout) as err:
+            await client.post("https://bridge.example.com/slow", SECRET, {"a": 1}, idempotency_key="k")
+        assert err.value.retryable and "did not answer in time" in str(err.value)
+    finally:
+        await client.aclose()

@@ -86,11 +86,15 @@ class FakeAlertReceiver:
         return resp
 
     async def start(self) -> FakeAlertReceiver:
+        return await self.start_on(0)
+
+    async def start_on(self, port: int) -> FakeAlertReceiver:
+        """Listen on `port` (0: any free one), e.g. again on the same address after `stop()`."""
         app = web.Application()
         app.router.add_post("/hooks/deskbridge", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return self
@@ -98,3 +102,4 @@ class FakeAlertReceiver:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None

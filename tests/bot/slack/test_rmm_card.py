@@ -50,10 +50,10 @@ async def _say(h, text: str, user: str = ADMIN) -> str:
 
 async def test_settings_from_chat_are_validated_shown_and_cleared(slack):
     # Slack wraps a pasted URL in <...> and escapes & as &amp;: stored as the admin meant it
-    said = await _say(slack, "settings rmm_device_url <https://rmm.example.com/devices/{ref}?site=1&amp;tab=info>")
-    assert "rmm_device_url is now https://rmm.example.com/devices/{ref}?site=1&amp;tab=info" in said
+    said = await _say(slack, "settings rmm_device_url <https://rmm.example.com/devices/{ref}?site=1&amp;copy=2>")
+    assert "rmm_device_url is now https://rmm.example.com/devices/{ref}?site=1&amp;copy=2" in said
     assert (await slack.c.workspaces.settings(slack.ws))["rmm_device_url"] == \
-        "https://rmm.example.com/devices/{ref}?site=1&tab=info"
+        "https://rmm.example.com/devices/{ref}?site=1&copy=2"
 
     said = await _say(slack, "settings rmm_alert_url http://rmm.example.com/alerts/{ref}")
     assert "must use https://" in said and "e.g. https://rmm.example.com/alerts/{ref}" in said
@@ -64,10 +64,10 @@ async def test_settings_from_chat_are_validated_shown_and_cleared(slack):
     said = await _say(slack, "settings rmm_device_url https://other.example.com/{ref}", user=TECH)
     assert "admin" in said.lower()  # technicians cannot change settings
     assert (await slack.c.workspaces.settings(slack.ws))["rmm_device_url"] == \
-        "https://rmm.example.com/devices/{ref}?site=1&tab=info"
+        "https://rmm.example.com/devices/{ref}?site=1&copy=2"
 
     listing = await _say(slack, "settings", user=TECH)
-    assert "rmm_device_url = https://rmm.example.com/devices/{ref}?site=1&tab=info" in listing
+    assert "rmm_device_url = https://rmm.example.com/devices/{ref}?site=1&copy=2" in listing
     assert "runbook_url = (not set)" in listing and "alert action webhook = (not set" in listing
 
     said = await _say(slack, "settings rmm_device_url off")
