@@ -303,3 +303,40 @@ async def test_alert_webhook_client_maps_answers_and_timeouts():
         assert err.value.retryable and "did not answer in time" in str(err.value)
     finally:
         await client.aclose()
+
+
+async def test_alert_actions_and_psa_writes_of_a_ticket_never_hold_each_other(rmm, db, workspace_id, tech):
+    from core.outbox import queries
+    from core.outbox.admin import OutboxAdmin
+    from core.outbox.ops import AddNote, enqueue
+
+    c, receiver, worker, clock, _ = rmm
+    await c.alert_webhooks.configure(workspace_id, url=receiver.url, secret=SECRET)
+    ticket_id = (await c.tickets.get(tech, 7001)).summary.id
+    # a PSA write of the ticket is dead (and a second one blocked behind it) ...
+    async with db.write(Scope.workspace(workspace_id)) as s:
+        for text in ("dead note", "held note"):
+            enqueue(s, workspace_id=workspace_id, connection_id=(await s.get(Ticket, ticket_id)).connection_id,
+                    payload=AddNote(text=text, visibility="internal"), ticket_id=ticket_id, actor="t")
+    dead_note, held_note = await _ops(db)
+    async with db.write(Scope.workspace(workspace_id)) as s:
+        row = await s.get(OutboxOp, dead_note.id)
+        row.status = "dead"
+        s.add(row)
+        await queries.block_followers(s, row)
+    # ... the alert click still goes out, and its own failure blocks no PSA write
+    receiver.fail(404, body={"error": "already closed"})
+    await c.chat_commands.action(tech, "alert_resolve", "7001")
+    await c.chat_commands.action(tech, "alert_ack", "7001")  # same lane: waits behind the first click
+    await worker.drain()
+    statuses = {o.id: o.status for o in await _ops(db)}
+    alert_1, alert_2 = [o for o in await _ops(db) if o.kind == "alert_action"]
+    assert statuses[dead_note.id] == "dead" and statuses[held_note.id] == "blocked"
+    assert (alert_1.status, alert_2.status) == ("dead", "blocked")
+    assert [r.answered for r in receiver.received] == [404]  # sent although an earlier note of the ticket is dead
+    # redriving the dead note releases its own lane only
+    await OutboxAdmin(db, clock=clock).redrive(workspace_id, dead_note.id, tech.__class__.system(workspace_id))
+    statuses = {o.id: o.status for o in await _ops(db)}
+    assert statuses[held_note.id] == "pending" and statuses[alert_2.id] == "blocked"
+    claimed = await queries.claim(db, now=clock() + timedelta(seconds=1), lease=timedelta(seconds=10), limit=10)
+    assert [cl.op.id for cl in claimed] == [dead_note.id]  # the note lane keeps its order
