@@ -71,7 +71,8 @@ async def claim(db: Database, *, now: datetime, lease: timedelta, limit: int = 1
         .limit(limit)
     )
     if exclude_connections:
-        pick = pick.where(OP.connection_id.notin_(list(exclude_connections)))
+        # (alert actions go to the MSP's alert webhook: a paused PSA connection does not hold them)
+        pick = pick.where(sa.or_(OP.kind == ALERT_KIND, OP.connection_id.notin_(list(exclude_connections))))
     if not db.is_sqlite:
         pick = pick.with_for_update(skip_locked=True, of=OUTBOX)
     stmt = (

@@ -209,7 +209,8 @@ class OutboxWorker:
                                                  next_attempt_at=now_wall + timedelta(seconds=60)))
             return
         breaker = self._breaker(conn.row)
-        if not breaker.allow(now_wall.timestamp()):
+        alert = op.kind == OpKind.ALERT_ACTION  # to the MSP's alert webhook: the PSA's breaker does not apply
+        if not alert and not breaker.allow(now_wall.timestamp()):
             until = datetime.fromtimestamp(breaker.open_until, now_wall.tzinfo)
             await self._record(op, AttemptResult(Outcome.PARKED, "breaker", error=f"breaker open: {breaker.reason}",
                                                  next_attempt_at=max(until, now_wall)))
@@ -219,7 +220,7 @@ class OutboxWorker:
         try:
             inp = DeliveryInput(claim.ticket_external_id, await self._blob(op))
             # An alert action goes to the workspace's alert webhook: the PSA connector is not needed.
-            connector = None if op.kind == OpKind.ALERT_ACTION else self._connector(conn)
+            connector = None if alert else self._connector(conn)
             budget = self._budget(conn.row)
             lease_left = ((op.lease_until or now_wall) - now_wall).total_seconds()
             deadline = t0 + lease_left - self.config.settle_seconds - self.config.client_timeout
@@ -230,9 +231,7 @@ class OutboxWorker:
         except Exception as exc:  # noqa: BLE001 - classified below; PsaError is the connector contract
             res = self._failed(op, conn, exc, attempt)
         else:
-            if op.kind == OpKind.ALERT_ACTION:
-                breaker.release()
-            else:
+            if not alert:
                 breaker.record_success(self._clock().timestamp())
             res = AttemptResult(Outcome.RECONCILED if delivered.reconciled else Outcome.OK, delivered.action,
                                 delivered=delivered)
@@ -249,8 +248,7 @@ class OutboxWorker:
         # Unknown if a write may have landed: this attempt's write was ambiguous, or an earlier
         # ambiguous write was not yet checked for (the marker lookup itself failed).
         unknown_before = op.outcome_unknown and not attempt.reconcile_checked
-        if op.kind == OpKind.ALERT_ACTION:  # the MSP's webhook, not the PSA: never pauses the PSA connection
-            breaker.release()
+        if op.kind == OpKind.ALERT_ACTION:  # the MSP's webhook, not the PSA: never touches the PSA's breaker
             return self._alert_failed(op, exc, action)
         if isinstance(exc, BudgetExhausted):
             breaker.release()

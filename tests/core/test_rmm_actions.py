@@ -340,3 +340,16 @@ async def test_alert_actions_and_psa_writes_of_a_ticket_never_hold_each_other(rm
     assert statuses[held_note.id] == "pending" and statuses[alert_2.id] == "blocked"
     claimed = await queries.claim(db, now=clock() + timedelta(seconds=1), lease=timedelta(seconds=10), limit=10)
     assert [cl.op.id for cl in claimed] == [dead_note.id]  # the note lane keeps its order
+
+
+async def test_a_paused_psa_connection_does_not_hold_alert_actions(rmm, db, workspace_id, tech):
+    c, receiver, worker, clock, _ = rmm
+    await c.alert_webhooks.configure(workspace_id, url=receiver.url, secret=SECRET)
+    await c.tickets.comment(tech, 7001, "a note for the PSA", visibility="internal")
+    await c.chat_commands.action(tech, "alert_ack", "7001")
+    [conn] = await c.connections.list(workspace_id)
+    worker._breaker(conn).trip(clock().timestamp(), 300, "PSA down")  # the PSA is down: its writes wait
+    await worker.drain()
+    note, alert = await _ops(db)
+    assert (note.kind, note.status, note.attempts) == ("add_note", "pending", 0)
+    assert (alert.kind, alert.status) == ("alert_action", "done") and list(receiver.acted) == [alert.marker]
