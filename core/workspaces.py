@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlmodel import select
 
-from core.alert_webhooks import public_settings
+from core.alert_webhooks import is_local_host, public_settings
 from core.errors import Conflict, InvalidInput, NotFound
 from store.db import Database, Scope
 from store.tables import Customer, Member, MemberChatIdentity, Workspace
@@ -38,7 +38,6 @@ TEMPLATE_EXAMPLES = {
     "runbook_url": "https://wiki.example.com/runbooks/{customer}/{ref}",
 }
 CLEAR_WORDS = ("", "off", "none", "clear", "-")
-_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 _NOT_IN_URLS = set('<>"\\^`|')
 
 
@@ -76,7 +75,7 @@ def check_url_template(key: str, value: str) -> str:
         raise InvalidInput(f"{key} is not a valid URL once filled in.", hint=f"e.g. {example}") from None
     if parts.scheme not in ("https", "http") or not host:
         raise InvalidInput(f"{key} must be a full https:// URL.", hint=f"e.g. {example}")
-    if parts.scheme == "http" and host not in _LOCAL_HOSTS:
+    if parts.scheme == "http" and not is_local_host(host):
         raise InvalidInput(f"{key} must use https:// (http:// is allowed only for localhost).",
                            hint=f"e.g. {example}")
     if "{" in urlsplit(value).netloc:
