@@ -202,12 +202,24 @@ def ws_list() -> None:
 
 @ws_app.command("set")
 def ws_set(key: str, value: str, workspace: str | None = typer.Option(None, help="Workspace slug")) -> None:
-    """Change a workspace setting, e.g. `first_reply_moves_to_in_progress on`."""
+    """Change a workspace setting, e.g. `first_reply_moves_to_in_progress on` or
+    `rmm_device_url 'https://rmm.example.com/devices/{ref}'` (`off` clears a link)."""
 
     async def work(c: Deskbridge) -> dict[str, Any]:
         return await c.workspaces.set_option(await workspace_id(c, workspace), key, value)
 
     echo_json(run(work))
+
+
+@ws_app.command("settings")
+def ws_settings(workspace: str | None = typer.Option(None, help="Workspace slug")) -> None:
+    """Show every workspace setting (defaults included)."""
+
+    async def work(c: Deskbridge) -> dict[str, Any]:
+        return await c.workspaces.settings(await workspace_id(c, workspace))
+
+    for key, value in run(work).items():
+        typer.echo(f"{key:<34} {'(not set)' if value is None else value}")
 
 
 @ws_app.command("allow-team")
@@ -334,6 +346,9 @@ sync_commands.register_connection_commands(conn_app)
 from bot.commands.sla import app as sla_app  # noqa: E402
 
 app.add_typer(sla_app, name="sla")
+from bot.commands.rmm import app as rmm_app  # noqa: E402
+
+app.add_typer(rmm_app, name="rmm")
 
 
 def main() -> None:

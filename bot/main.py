@@ -17,7 +17,9 @@ import httpx
 from sqlalchemy.exc import IntegrityError
 
 from bot.settings import Settings
+from connectors.alert_webhook import AlertWebhookClient
 from connectors.registry import Registry
+from core.alert_webhooks import AlertWebhookService
 from core.apikeys import ApiKeyService
 from core.chat import ChatService
 from core.chat_commands import ChatCommands
@@ -63,6 +65,7 @@ class Deskbridge:
     apikeys: ApiKeyService
     idempotency: IdempotencyService
     outbox_admin: OutboxAdmin
+    alert_webhooks: AlertWebhookService  # acknowledge/resolve RMM alerts through the MSP's own webhook
     outbox_worker: OutboxWorker | None = None  # delivers outbox ops (run by `serve` and `outbox work`)
     # Surfaces register themselves here (SlackNotifier, TeamsNotifier, the console).
     notifier: FanoutNotifier = field(default_factory=FanoutNotifier)
@@ -95,6 +98,7 @@ class Deskbridge:
         if self.slack is not None:  # Slack deliveries queued by the outbox worker / SLA monitor go out first
             await self.slack.flush()
         await self.connections.aclose()
+        await self.alert_webhooks.aclose()
         await self.db.dispose()
 
 
@@ -140,10 +144,13 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         apikeys=ApiKeyService(db),
         idempotency=IdempotencyService(db),
         outbox_admin=OutboxAdmin(db),
+        alert_webhooks=AlertWebhookService(db, cipher=cipher, poster=AlertWebhookClient(
+            transport=transport, timeout=min(settings.psa_request_timeout_seconds, 15.0))),
     )
     container.tickets.notifier = container.notifier  # standalone tickets are announced by TicketService
     container.outbox_worker = OutboxWorker(db, connections, container.notifier,
-                                           config=outbox_worker_config(settings), name=settings.instance_id)
+                                           config=outbox_worker_config(settings), name=settings.instance_id,
+                                           alerts=container.alert_webhooks)
     container.sync = SyncService(SyncEngine(db, connections, container.notifier, instance_id=settings.instance_id))
     container.sla = SlaService(db)
     container.sla_config = SlaConfigService(db)

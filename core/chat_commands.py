@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import select
 
+from core import alert_webhooks
 from core import commands as c
 from core.chat import ChannelInfo, ChatService, ChatUser, audience
 from core.chat_files import ChatFile, fetch_file, files_only, thread_what
@@ -26,9 +27,15 @@ from core.queue import UNASSIGNED, QueueFilter, QueueService
 from core.ticket_views import load_ticket
 from core.tickets import TicketService
 from core.views import QUEUE_COLUMNS, FormView, MessageView, QueueView, TicketView
-from core.workspaces import DirectoryService, WorkspaceService
+from core.workspaces import (
+    TEMPLATE_EXAMPLES,
+    URL_TEMPLATES,
+    WORKSPACE_OPTIONS,
+    DirectoryService,
+    WorkspaceService,
+)
 from store.db import Database
-from store.tables import Member
+from store.tables import Customer, Member, PsaConnection, Workspace
 
 HELP_LINES = (
     "`/tickets` open tickets · `/tickets mine` · `/tickets unassigned high` · `/tickets breaching`",
@@ -276,18 +283,30 @@ class ChatCommands:
 
     async def _settings(self, actor: Actor, cmd: c.SettingsCmd) -> MessageView:
         if cmd.key is None:
-            from core.workspaces import WORKSPACE_OPTIONS
-
-            ws = await self.workspaces.list()
-            current = next((w.settings for w in ws if w.id == actor.workspace_id), {})
-            lines = tuple(f"{k} = {current.get(k, default)}" for k, (_, default) in WORKSPACE_OPTIONS.items())
-            return MessageView(text="Workspace settings", lines=lines,
-                               hint="Change one with /deskbridge settings <name> <value> (admins).")
+            current = await self.workspaces.settings(actor.workspace_id)
+            lines = [f"{k} = {_shown(current.get(k))}" for k in WORKSPACE_OPTIONS]
+            hook = alert_webhooks.info(await self._raw_settings(actor))
+            lines.append("alert action webhook = " + (hook.display_url if hook else
+                                                       "(not set: cards offer no Acknowledge/Resolve buttons)"))
+            return MessageView(text="Workspace settings", lines=tuple(lines),
+                               hint="Change one with /deskbridge settings <name> <value> (admins); `off` clears a "
+                                    "link. The alert webhook is set with `deskbridge rmm set-webhook`.")
         ChatService.require_admin(actor, "change settings")
         if cmd.value is None:
+            if cmd.key in URL_TEMPLATES:
+                raise InvalidInput(f"What should {cmd.key} be?",
+                                   hint=f"Use /deskbridge settings {cmd.key} {TEMPLATE_EXAMPLES[cmd.key]} (or off).")
             raise InvalidInput(f"What should {cmd.key} be?", hint=f"Use /deskbridge settings {cmd.key} on|off.")
-        out = await self.workspaces.set_option(actor.workspace_id, cmd.key, cmd.value)
+        value = _chat_url(cmd.value) if cmd.key in URL_TEMPLATES else cmd.value
+        out = await self.workspaces.set_option(actor.workspace_id, cmd.key, value)
+        if out.get(cmd.key) is None:
+            return MessageView(text=f"{cmd.key} is now off.", kind="success")
         return MessageView(text=f"{cmd.key} is now {out.get(cmd.key)}.", kind="success")
+
+    async def _raw_settings(self, actor: Actor) -> dict[str, Any]:
+        async with self.db.read(actor.scope) as session:
+            ws = await session.get(Workspace, actor.workspace_id)
+        return dict(ws.settings) if ws else {}
 
     # ------------------------------------------------------------ writes
 
@@ -399,15 +418,31 @@ class ChatCommands:
                 raise PermissionDenied("Only technicians can act on alerts.")
             verb = "acknowledge" if action == "alert_ack" else "resolve"
             async with self.db.write(actor.scope) as session:
+                ws = await session.get(Workspace, actor.workspace_id)
+                if not alert_webhooks.configured(ws.settings if ws else None):
+                    raise InvalidInput(f"Alert actions are not set up here, so the alert was not {verb}d.",
+                                       hint="Handle the alert in your RMM. An admin can connect Deskbridge to it "
+                                            "with `deskbridge rmm set-webhook`.")
                 ticket = await load_ticket(session, actor, ref)
                 if not ticket.alert_ref:
                     raise InvalidInput("This ticket has no linked alert.")
-                if ticket.connection_id is not None:
-                    enqueue(session, workspace_id=actor.workspace_id, connection_id=ticket.connection_id,
-                            payload=AlertAction(action=verb, alert_ref=ticket.alert_ref),  # type: ignore[arg-type]
-                            ticket_id=ticket.id, actor=actor.display)
+                # Delivered through the outbox (retries, audit, dead letters), which files ops under a PSA
+                # connection: the ticket's, else the workspace's default.
+                connection_id = ticket.connection_id or await _default_connection_id(session)
+                if connection_id is None:
+                    raise InvalidInput("Alert actions need a PSA connection in this workspace; nothing was sent.",
+                                       hint="Handle the alert in your RMM, or add a connection with "
+                                            "`deskbridge connection add`.")
+                customer = await session.get(Customer, ticket.customer_id) if ticket.customer_id else None
+                enqueue(session, workspace_id=actor.workspace_id, connection_id=connection_id,
+                        payload=AlertAction(action=verb, alert_ref=ticket.alert_ref,  # type: ignore[arg-type]
+                                            device_ref=ticket.device_ref, ticket_number=ticket.number,
+                                            customer=customer.identifier if customer else None,
+                                            actor=actor.display),
+                        ticket_id=ticket.id, actor=actor.display)
             view = await self.views.ticket(actor, ref)
-            return Submitted(view, f"Alert {verb} queued.")
+            return Submitted(view, f"Alert {verb} queued for your RMM's alert webhook. If it fails, "
+                                   "`/deskbridge outbox` shows why.")
         raise InvalidInput(f"Unknown action '{action}'.")
 
 
@@ -420,6 +455,29 @@ def _form_id(value: str | None, field: str) -> int | None:
         raise InvalidInput(f"That {field} choice was not understood.", hint=f"Pick the {field} from the list again.",
                            field=field)
     return int(v)
+
+
+async def _default_connection_id(session: Any) -> int | None:
+    row = (await session.exec(select(PsaConnection.id).where(PsaConnection.is_default == sa.true(),
+                                                             PsaConnection.enabled == sa.true()))).first()
+    return int(row) if row is not None else None
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "(not set)"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def _chat_url(text: str) -> str:
+    """A URL as typed in chat: Slack may wrap it as <url> or <url|label> and escapes &, < and > (only those:
+    a general HTML unescape would turn a query's `&copy=1` into `©=1`)."""
+    text = text.strip()
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1].split("|", 1)[0]
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def _queued(what: str, connection_id: int | None) -> str:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from connectors.base import Capabilities, Feature
+from core import alert_webhooks
 from core.connections import ConnectionService
 from core.context import Actor
 from core.status import board_statuses
@@ -192,7 +193,8 @@ class ChatViews:
             links.append(ExternalLink(kind="runbook", label="Runbook", url=runbook))
         caps = await self.caps_for(actor, s.connection_id)
         sla = (await self.sla.remaining(actor.workspace_id, [s.id], now)).get(s.id)
-        actions = () if customer_view else _ticket_actions(actor, detail, caps, links)
+        actions = () if customer_view else _ticket_actions(actor, detail, caps, links,
+                                                           alert_webhook=alert_webhooks.configured(settings))
         view = TicketView(
             detail=detail, now=now, conversation=conversation, status_history=status_history,
             time_entries=() if customer_view else time_entries, attachments=attachments, links=tuple(links),
@@ -373,34 +375,46 @@ def for_customer(view: TicketView) -> TicketView:
 
 
 def _template(template: Any, **values: str) -> str | None:
+    """A workspace URL template (core/workspaces.URL_TEMPLATES) filled with URL-encoded values; None when unset,
+    when a placeholder it uses has no value for this ticket, or when it does not give an http(s) URL."""
     if not isinstance(template, str) or not template:
         return None
-    from urllib.parse import quote
+    from string import Formatter
+    from urllib.parse import quote, urlsplit
 
     try:
-        return template.format(**{k: quote(v, safe="") for k, v in values.items()})
+        used = {name for _, name, _, _ in Formatter().parse(template) if name is not None}
+        if any(not values.get(name) for name in used):
+            return None
+        filled = template.format(**{k: quote(v, safe="") for k, v in values.items()})
     except (KeyError, IndexError, ValueError):
         return None
+    return filled if urlsplit(filled).scheme in ("https", "http") else None
 
 
-def _ticket_actions(actor: Actor, detail: TicketDetail, caps: Capabilities,
-                    links: list[ExternalLink]) -> tuple[ViewAction, ...]:
+def _ticket_actions(actor: Actor, detail: TicketDetail, caps: Capabilities, links: list[ExternalLink], *,
+                    alert_webhook: bool = False) -> tuple[ViewAction, ...]:
     s = detail.summary
-    ref = str(s.number) if s.number is not None else f"id:{s.id}"
+    ref = s.ref
     acts = [ViewAction(action="reply", label="Reply", value=ref, style="primary"),
             ViewAction(action="note", label="Internal note", value=ref),
             ViewAction(action="status", label="Change status", value=ref)]
-    if s.assignee_id != actor.member_id and actor.member_id is not None:
+    # A card drawn for no one in particular (the system actor: dispatch posts, refreshed channel cards) is
+    # seen by every technician there, so it offers "Assign to me"; a technician's own view hides it from
+    # the assignee.
+    if actor.member_id is None or s.assignee_id != actor.member_id:
         acts.append(ViewAction(action="assign_me", label="Assign to me", value=ref))
     if caps.has(Feature.TIME_ENTRIES) or s.connection_id is None:
         acts.append(ViewAction(action="time", label="Add time", value=ref))
-    if detail.alert_ref:
+    # Only with an alert webhook to send them to (core/alert_webhooks.py); without one the alert stays a
+    # reference or link on the card: a button that always fails is worse than none.
+    if detail.alert_ref and alert_webhook:
         acts.append(ViewAction(action="alert_ack", label="Acknowledge alert", value=ref))
         acts.append(ViewAction(action="alert_resolve", label="Resolve alert", value=ref, style="danger"))
     for link in links:
         if link.kind == "psa" and link.url:
             acts.append(ViewAction(action="open_psa", label="Open in PSA", value=ref, url=link.url))
-        elif link.kind == "device":
+        elif link.kind == "device" and link.url:
             acts.append(ViewAction(action="open_rmm", label="Open device in RMM", value=ref, url=link.url))
         elif link.kind == "runbook" and link.url:
             acts.append(ViewAction(action="open_runbook", label="Open runbook", value=ref, url=link.url))

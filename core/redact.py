@@ -10,6 +10,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"xox[abposr]-[A-Za-z0-9-]+"), "xox*-" + REDACTED),  # Slack tokens
     (re.compile(r"xapp-[A-Za-z0-9-]+"), "xapp-" + REDACTED),
     (re.compile(r"dbk_[A-Za-z0-9]+_[A-Za-z0-9_-]+"), "dbk_" + REDACTED),  # our own API keys
+    (re.compile(r"dbwhsec_[A-Za-z0-9_-]+"), "dbwhsec_" + REDACTED),  # generated alert webhook secrets
     (re.compile(r"(?i)\b(basic|bearer)\s+[A-Za-z0-9+/=._-]{8,}"), r"\1 " + REDACTED),
     (re.compile(r"(?i)(authorization|x-slack-signature|secret|apiintegrationcode|password|passwd|private_?key|"
                 r"public_?key|client_secret|api[_-]?key|token)([\"']?\s*[:=]\s*[\"']?)([^\s\"',}&]+)"),

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+import string
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlmodel import select
 
+from core.alert_webhooks import is_local_host, public_settings
 from core.errors import Conflict, InvalidInput, NotFound
 from store.db import Database, Scope
 from store.tables import Customer, Member, MemberChatIdentity, Workspace
@@ -17,7 +20,70 @@ _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 # Workspace options an admin can set, with their types and defaults.
 WORKSPACE_OPTIONS: dict[str, tuple[type, Any]] = {
     "first_reply_moves_to_in_progress": (bool, False),
+    "rmm_device_url": (str, None),
+    "rmm_alert_url": (str, None),
+    "runbook_url": (str, None),
 }
+
+# URL templates shown as links on ticket cards: (placeholders allowed, at least one of these required).
+# Values are URL-encoded when filled in (core/chat_views.py `_template`).
+URL_TEMPLATES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "rmm_device_url": (frozenset({"ref"}), frozenset({"ref"})),  # ref: the ticket's device reference
+    "rmm_alert_url": (frozenset({"ref"}), frozenset({"ref"})),  # ref: the ticket's alert reference
+    "runbook_url": (frozenset({"ref", "customer"}), frozenset({"ref", "customer"})),  # ref: ticket type
+}
+TEMPLATE_EXAMPLES = {
+    "rmm_device_url": "https://rmm.example.com/devices/{ref}",
+    "rmm_alert_url": "https://rmm.example.com/alerts/{ref}",
+    "runbook_url": "https://wiki.example.com/runbooks/{customer}/{ref}",
+}
+CLEAR_WORDS = ("", "off", "none", "clear", "-")
+_NOT_IN_URLS = set('<>"\\^`|')
+
+
+def check_url_template(key: str, value: str) -> str:
+    """A card link template if it is usable: https (http only for localhost), only known placeholders, the
+    placeholder it needs, placeholders only after the host, and a valid URL once filled in."""
+    allowed, needed = URL_TEMPLATES[key]
+    example = TEMPLATE_EXAMPLES[key]
+    names = " and ".join("{" + n + "}" for n in sorted(allowed))
+    value = value.strip()
+    if len(value) > 500 or any(ch.isspace() or ch in _NOT_IN_URLS or not ch.isprintable() for ch in value):
+        raise InvalidInput(f"{key} must be one URL of at most 500 characters, without spaces or <>\"\\^`|.",
+                           hint=f"e.g. {example}")
+    try:
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(value) if name is not None]
+    except ValueError:
+        raise InvalidInput(f"{key} has an unmatched {{ or }}.",
+                           hint=f"Placeholders are written {names}, e.g. {example}") from None
+    for name, spec, conv in fields:
+        if name not in allowed:
+            shown = "{" + name + "}" if name else "{}"
+            raise InvalidInput(f"{key} has an unknown placeholder {shown}.",
+                               hint=f"Use {names} only, e.g. {example}")
+        if spec or conv:
+            raise InvalidInput(f"{key}: write placeholders plainly, as {{{name}}}.", hint=f"e.g. {example}")
+    if not needed & {name for name, _, _ in fields}:
+        need = " or ".join("{" + n + "}" for n in sorted(needed))
+        raise InvalidInput(f"{key} must contain {need}, where each ticket's value goes.", hint=f"e.g. {example}")
+    filled = value.format(**{n: "x1" for n in allowed})
+    try:
+        parts = urlsplit(filled)
+        host = parts.hostname or ""
+        _ = parts.port
+    except ValueError:
+        raise InvalidInput(f"{key} is not a valid URL once filled in.", hint=f"e.g. {example}") from None
+    if parts.scheme not in ("https", "http") or not host:
+        raise InvalidInput(f"{key} must be a full https:// URL.", hint=f"e.g. {example}")
+    if parts.scheme == "http" and not is_local_host(host):
+        raise InvalidInput(f"{key} must use https:// (http:// is allowed only for localhost).",
+                           hint=f"e.g. {example}")
+    if "{" in urlsplit(value).netloc:
+        raise InvalidInput(f"{key}: placeholders can only go after the host name.", hint=f"e.g. {example}")
+    if parts.username or parts.password:
+        raise InvalidInput(f"{key} must not contain a user name or password.",
+                           hint=f"Links are shown to every technician; sign in to the RMM in the browser. e.g. {example}")
+    return value
 
 
 class WorkspaceService:
@@ -56,17 +122,35 @@ class WorkspaceService:
         if key not in WORKSPACE_OPTIONS:
             raise InvalidInput(f"Unknown setting '{key}'.", hint="Known settings: " + ", ".join(WORKSPACE_OPTIONS))
         typ, _ = WORKSPACE_OPTIONS[key]
+        new: str | bool | None = value
         if typ is bool and isinstance(value, str):
             low = value.strip().lower()
             if low not in ("true", "false", "on", "off", "yes", "no", "1", "0"):
                 raise InvalidInput(f"'{value}' is not on/off.", hint="Use on or off.")
-            value = low in ("true", "on", "yes", "1")
+            new = low in ("true", "on", "yes", "1")
+        elif typ is str:
+            text = str(value).strip()
+            if text.lower() in CLEAR_WORDS:
+                new = None
+            else:
+                new = check_url_template(key, text) if key in URL_TEMPLATES else text
         async with self.db.write(Scope.workspace(workspace_id)) as session:
             ws = await session.get(Workspace, workspace_id)
             if ws is None:
                 raise NotFound(f"Workspace {workspace_id} was not found.")
-            ws.settings = {**ws.settings, key: value}
-            return dict(ws.settings)
+            if new is None:  # cleared: the card shows the reference without a link
+                ws.settings = {k: v for k, v in ws.settings.items() if k != key}
+            else:
+                ws.settings = {**ws.settings, key: new}
+            return public_settings(ws.settings)
+
+    async def settings(self, workspace_id: int) -> dict[str, Any]:
+        """Every option with its current value (default when unset)."""
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            ws = await session.get(Workspace, workspace_id)
+        if ws is None:
+            raise NotFound(f"Workspace {workspace_id} was not found.")
+        return {k: ws.settings.get(k, default) for k, (_, default) in WORKSPACE_OPTIONS.items()}
 
 
 class DirectoryService:

@@ -36,6 +36,9 @@ from core.outbox.ops import (
 )
 
 Gate = Callable[[], AbstractAsyncContextManager[None]]
+# Sends an alert action to the workspace's alert webhook (core/alert_webhooks.py), bound to the op's workspace:
+# (payload, idempotency key) -> HTTP status; raises PsaError.
+AlertSend = Callable[[AlertAction, str], Awaitable[int]]
 
 _WRITE_KIND = {
     OpKind.CREATE_TICKET: WriteKind.TICKET,
@@ -90,10 +93,14 @@ def reconcilable(kind: str) -> bool:
     return kind in _WRITE_KIND
 
 
-async def deliver(connector: PsaConnector, kind: str, payload_data: dict[str, Any], marker: str,
-                  inp: DeliveryInput, *, reconcile: bool, gate: Gate, log: AttemptLog) -> Delivered:
+async def deliver(connector: PsaConnector | None, kind: str, payload_data: dict[str, Any], marker: str,
+                  inp: DeliveryInput, *, reconcile: bool, gate: Gate, log: AttemptLog,
+                  alerts: AlertSend | None = None) -> Delivered:
     """Deliver one op; raises connectors.errors.PsaError (or NotReady) when it did not land."""
     payload = parse_payload(payload_data)
+    if isinstance(payload, AlertAction):
+        return await _alert(payload, marker, alerts, log)
+    assert connector is not None, "a PSA write needs its connection's connector"
     write_kind = _WRITE_KIND.get(OpKind(kind))
     if reconcile and write_kind is not None:
         ticket_ref = None if write_kind == WriteKind.TICKET else _ticket(inp)
@@ -139,9 +146,20 @@ async def _write(connector: PsaConnector, payload: object, marker: str, inp: Del
                             marker=marker, content_type=payload.content_type)
         made_a = await _call(lambda: connector.upload_attachment(att), "upload_attachment", gate, log)
         return Delivered("upload_attachment", made_a.external_id)
-    if isinstance(payload, AlertAction):
-        raise PsaUnsupported("No RMM connector is configured to deliver alert actions.", code="NoRmm")
     raise PsaUnsupported(f"Unknown outbox op kind {type(payload).__name__}.")  # pragma: no cover
+
+
+async def _alert(payload: AlertAction, marker: str, alerts: AlertSend | None, log: AttemptLog) -> Delivered:
+    """To the workspace's alert webhook, not the PSA (no PSA gate). The op's marker is the idempotency key,
+    the same on every retry, so the receiver acts once however often it is asked."""
+    if alerts is None:
+        raise PsaUnsupported("Alert actions cannot be sent by this process (no alert webhook sender is wired in).",
+                             code="NoAlertWebhook")
+    log.calls.append("alert_webhook")
+    log.wrote = True
+    status = await alerts(payload, marker)
+    log.calls[-1] = f"alert_webhook {status}"
+    return Delivered("alert_webhook")
 
 
 async def _call(call: Callable[[], Awaitable[Any]], name: str, gate: Gate, log: AttemptLog) -> Any:

@@ -86,6 +86,11 @@ class AlertAction(_Payload):
     kind: Literal[OpKind.ALERT_ACTION] = OpKind.ALERT_ACTION
     action: Literal["acknowledge", "resolve"]
     alert_ref: str
+    # What the alert webhook is told besides the alert (core/alert_webhooks.py); taken when the button is clicked.
+    device_ref: str | None = None
+    ticket_number: int | None = None
+    customer: str | None = None
+    actor: str | None = None
 
 
 OpPayload = Annotated[

@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.outbox.ops import OpKind
 from store.db import Database, Scope
 from store.enums import OutboxStatus
 from store.tables import OutboxOp, PsaConnection, Ticket
@@ -29,10 +30,21 @@ CONN = PsaConnection.__table__.c  # type: ignore[attr-defined]
 TICKET = Ticket.__table__.c  # type: ignore[attr-defined]
 
 
+ALERT_KIND = OpKind.ALERT_ACTION.value
+
+
+def _lane(kind: Any, alert: bool) -> Any:
+    """A ticket's ops form two independent queues: PSA writes, and alert actions (sent to the MSP's alert
+    webhook, not the PSA), so a dead alert action never holds a reply to the customer, nor the reverse."""
+    return kind == ALERT_KIND if alert else kind != ALERT_KIND
+
+
 def _earlier_unfinished() -> sa.Exists:
     o2 = OUTBOX.alias("earlier")
+    same_lane = sa.or_(sa.and_(_lane(o2.c.kind, True), _lane(OP.kind, True)),
+                       sa.and_(_lane(o2.c.kind, False), _lane(OP.kind, False)))
     return sa.select(o2.c.id).where(o2.c.ticket_id == OP.ticket_id, o2.c.id < OP.id,
-                                    o2.c.status.notin_(FINISHED)).exists()
+                                    o2.c.status.notin_(FINISHED), same_lane).exists()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +71,8 @@ async def claim(db: Database, *, now: datetime, lease: timedelta, limit: int = 1
         .limit(limit)
     )
     if exclude_connections:
-        pick = pick.where(OP.connection_id.notin_(list(exclude_connections)))
+        # (alert actions go to the MSP's alert webhook: a paused PSA connection does not hold them)
+        pick = pick.where(sa.or_(OP.kind == ALERT_KIND, OP.connection_id.notin_(list(exclude_connections))))
     if not db.is_sqlite:
         pick = pick.with_for_update(skip_locked=True, of=OUTBOX)
     stmt = (
@@ -100,29 +113,34 @@ async def finish(session: AsyncSession, op_id: int, attempt: int, **values: Any)
 
 
 async def block_followers(session: AsyncSession, op: OutboxOp) -> int:
-    """Hold the ticket's later pending ops behind a dead op (status blocked)."""
+    """Hold the ticket's later pending ops (of the same lane, see `_lane`) behind a dead op (status blocked)."""
     if op.ticket_id is None:
         return 0
     res = await session.execute(
-        sa.update(OUTBOX).where(OP.ticket_id == op.ticket_id, OP.id > op.id, OP.status == OutboxStatus.PENDING.value)
+        sa.update(OUTBOX).where(OP.ticket_id == op.ticket_id, OP.id > op.id, OP.status == OutboxStatus.PENDING.value,
+                                _lane(OP.kind, op.kind == ALERT_KIND))
         .values(status=OutboxStatus.BLOCKED.value)
     )
     return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def release_followers(session: AsyncSession, ticket_id: int | None, now: datetime) -> int:
-    """Let blocked ops run again up to the ticket's next dead op (all of them when none is left)."""
+    """Let blocked ops run again up to the ticket's next dead op (all of them when none is left), per lane."""
     if ticket_id is None:
         return 0
-    first_dead = (await session.execute(
-        sa.select(sa.func.min(OP.id)).where(OP.ticket_id == ticket_id, OP.status == OutboxStatus.DEAD.value))).scalar()
-    cond = [OP.ticket_id == ticket_id, OP.status == OutboxStatus.BLOCKED.value]
-    if first_dead is not None:
-        cond.append(OP.id < first_dead)
-    res = await session.execute(
-        sa.update(OUTBOX).where(*cond).values(status=OutboxStatus.PENDING.value, next_attempt_at=now, updated_at=now)
-    )
-    return int(res.rowcount or 0)  # type: ignore[attr-defined]
+    released = 0
+    for alert in (False, True):
+        first_dead = (await session.execute(sa.select(sa.func.min(OP.id)).where(
+            OP.ticket_id == ticket_id, OP.status == OutboxStatus.DEAD.value, _lane(OP.kind, alert)))).scalar()
+        cond = [OP.ticket_id == ticket_id, OP.status == OutboxStatus.BLOCKED.value, _lane(OP.kind, alert)]
+        if first_dead is not None:
+            cond.append(OP.id < first_dead)
+        res = await session.execute(
+            sa.update(OUTBOX).where(*cond).values(status=OutboxStatus.PENDING.value, next_attempt_at=now,
+                                                  updated_at=now)
+        )
+        released += int(res.rowcount or 0)  # type: ignore[attr-defined]
+    return released
 
 
 async def status_counts(session: AsyncSession, workspace_id: int) -> dict[str, int]:

@@ -24,13 +24,23 @@ from typing import Any
 
 from connectors.base import PsaConnector
 from connectors.errors import PsaAuthError, PsaError, PsaRateLimited
+from core.alert_webhooks import AlertWebhookService
 from core.connections import ConnectionService
 from core.notify import Notifier
 from core.outbox import queries
 from core.outbox.audit import Outcome
 from core.outbox.backoff import BackoffPolicy
 from core.outbox.breaker import CircuitBreaker
-from core.outbox.delivery import AttemptLog, DeliveryInput, NotReady, deliver, reconcilable, request_summary
+from core.outbox.delivery import (
+    AlertSend,
+    AttemptLog,
+    DeliveryInput,
+    NotReady,
+    deliver,
+    reconcilable,
+    request_summary,
+)
+from core.outbox.ops import OpKind
 from core.outbox.queries import Claim
 from core.outbox.ratelimit import BudgetExhausted, ConnectionBudget, limits_for
 from core.outbox.recorder import AttemptResult, record
@@ -78,8 +88,9 @@ class OutboxWorker:
     def __init__(self, db: Database, connections: ConnectionService, notifier: Notifier, *,
                  config: WorkerConfig | None = None, clock: Callable[[], datetime] = utcnow,
                  monotonic: Callable[[], float] = time.monotonic, rng: random.Random | None = None,
-                 name: str = "outbox") -> None:
+                 name: str = "outbox", alerts: AlertWebhookService | None = None) -> None:
         self.db = db
+        self.alerts = alerts  # alert actions go to the workspace's alert webhook, not the PSA
         self.connections = connections
         self.notifier = notifier
         self.config = config or WorkerConfig()
@@ -198,7 +209,8 @@ class OutboxWorker:
                                                  next_attempt_at=now_wall + timedelta(seconds=60)))
             return
         breaker = self._breaker(conn.row)
-        if not breaker.allow(now_wall.timestamp()):
+        alert = op.kind == OpKind.ALERT_ACTION  # to the MSP's alert webhook: the PSA's breaker does not apply
+        if not alert and not breaker.allow(now_wall.timestamp()):
             until = datetime.fromtimestamp(breaker.open_until, now_wall.tzinfo)
             await self._record(op, AttemptResult(Outcome.PARKED, "breaker", error=f"breaker open: {breaker.reason}",
                                                  next_attempt_at=max(until, now_wall)))
@@ -207,17 +219,20 @@ class OutboxWorker:
         attempt = AttemptLog()
         try:
             inp = DeliveryInput(claim.ticket_external_id, await self._blob(op))
-            connector = self._connector(conn)
+            # An alert action goes to the workspace's alert webhook: the PSA connector is not needed.
+            connector = None if alert else self._connector(conn)
             budget = self._budget(conn.row)
             lease_left = ((op.lease_until or now_wall) - now_wall).total_seconds()
             deadline = t0 + lease_left - self.config.settle_seconds - self.config.client_timeout
             delivered = await deliver(connector, op.kind, op.payload, op.marker, inp,
                                       reconcile=op.outcome_unknown and reconcilable(op.kind),
-                                      gate=lambda: budget.request(deadline), log=attempt)
+                                      gate=lambda: budget.request(deadline), log=attempt,
+                                      alerts=self._alert_send(op))
         except Exception as exc:  # noqa: BLE001 - classified below; PsaError is the connector contract
             res = self._failed(op, conn, exc, attempt)
         else:
-            breaker.record_success(self._clock().timestamp())
+            if not alert:
+                breaker.record_success(self._clock().timestamp())
             res = AttemptResult(Outcome.RECONCILED if delivered.reconciled else Outcome.OK, delivered.action,
                                 delivered=delivered)
         res.request = request_summary(op.kind, op.payload, op.marker, inp)
@@ -233,6 +248,8 @@ class OutboxWorker:
         # Unknown if a write may have landed: this attempt's write was ambiguous, or an earlier
         # ambiguous write was not yet checked for (the marker lookup itself failed).
         unknown_before = op.outcome_unknown and not attempt.reconcile_checked
+        if op.kind == OpKind.ALERT_ACTION:  # the MSP's webhook, not the PSA: never touches the PSA's breaker
+            return self._alert_failed(op, exc, action)
         if isinstance(exc, BudgetExhausted):
             breaker.release()
             return AttemptResult(Outcome.PARKED, "budget", error=str(exc),
@@ -268,6 +285,27 @@ class OutboxWorker:
             opened = self._breaker_opened(conn, str(exc))
         res = self._retry_or_dead(op, exc, action, unknown, retry_after=retry_after)
         res.breaker_opened = opened
+        return res
+
+    def _alert_send(self, op: OutboxOp) -> AlertSend | None:
+        alerts = self.alerts
+        if alerts is None or op.kind != OpKind.ALERT_ACTION:
+            return None
+        return lambda payload, key: alerts.send(op.workspace_id, payload, key)
+
+    def _alert_failed(self, op: OutboxOp, exc: Exception, action: str) -> AttemptResult:
+        """4xx (and no webhook) is final; 429 (Retry-After as the floor), 5xx, timeouts are retried. The receiver
+        dedupes on the idempotency key, so an ambiguous attempt needs no settle delay."""
+        if not isinstance(exc, PsaError):
+            log.exception("alert webhook delivery raised a non-PSA error", extra={"op_id": op.id})
+            exc = PsaError(f"internal error: {type(exc).__name__}: {exc}")
+            return self._retry_or_dead(op, exc, action, False, retry_after=None)
+        if not exc.retryable:
+            return AttemptResult(Outcome.DEAD, action, status=exc.status, error=str(exc))
+        retry_after = exc.retry_after if isinstance(exc, PsaRateLimited) else None
+        res = self._retry_or_dead(op, exc, action, False, retry_after=retry_after)
+        if retry_after is not None and res.next_attempt_at is not None:  # no breaker to park on: wait it out
+            res.next_attempt_at = max(res.next_attempt_at, self._clock() + timedelta(seconds=retry_after))
         return res
 
     def _retry_or_dead(self, op: OutboxOp, exc: PsaError, action: str, unknown: bool,

@@ -407,3 +407,16 @@ async def test_a_new_users_simultaneous_first_requests_all_get_the_link(slack):
     user = ChatUser(platform="slack", team_id=TEAM, user_id="U_FAST", channel_id="C_NEW")
     results = await asyncio.gather(*(chat.autolink(slack.ws, user, email) for _ in range(3)))
     assert results == [True, True, True] and asked == [1]  # one profile lookup, every request linked
+
+
+async def test_channel_cards_drawn_for_everyone_offer_assign_to_me(slack):
+    """Dispatch posts and refreshed channel cards are drawn for the system actor: every technician reading
+    them may take the ticket, including when it is assigned to someone else."""
+    async with slack.c.db.read(Scope.workspace(slack.ws)) as s:
+        assigned = (await s.exec(select(Ticket).where(Ticket.number == 5001))).one()
+    shared = await slack.c.chat_views.ticket_by_id(Actor.system(slack.ws), assigned.id)
+    assert "assign_me" in [a.action for a in shared.actions]
+    own = await slack.c.chat_views.ticket(
+        Actor(workspace_id=slack.ws, origin=Actor.system(slack.ws).origin,
+              member_id=slack.setup.member_id, display="bob"), 5001)
+    assert "assign_me" not in [a.action for a in own.actions]  # Bob's own view: it is already his
