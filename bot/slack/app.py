@@ -118,7 +118,7 @@ class SlackSurface:
                 await self._connecting
         if self._socket is not None:
             await self._socket.close_async()
-        await self.context.work.close()
+        await self.context.close()
         await self.flush()
 
     async def flush(self) -> None:
@@ -133,10 +133,10 @@ class SlackSurface:
     async def drain(self) -> None:
         """Wait until work after acks, queued events and queued posts/updates are all done (tests)."""
         while True:
-            await self.context.work.drain()
+            await self.context.drain()
             await self.notifier.drain()
             await self.poster.outbound.drain()
-            if not self.context.work.backlog and self.poster.outbound.idle and self.notifier.idle:
+            if not self.context.backlog and self.poster.outbound.idle and self.notifier.idle:
                 return
 
     def router(self) -> APIRouter:

@@ -29,6 +29,8 @@ from core.views import FormView, TicketView
 log = logging.getLogger("deskbridge.slack")
 PLATFORM = "slack"
 RESPONSE_HOSTS = frozenset({"hooks.slack.com", "hooks.slack-gov.com"})
+SLOW_WORKERS = 2
+SLOW_BACKLOG = 500
 FORM_BUDGET_S = 1.0  # build a form this long before showing "Loading…" (the trigger lives 3 s)
 
 
@@ -46,14 +48,20 @@ class SlackContext:
         self.response_hosts = RESPONSE_HOSTS | {api.hostname or ""}
         self._plain_http_host = api.hostname if api.scheme == "http" else None  # a local fake only
         self.work = AfterAck()
+        # Long transfers (files a technician drops into a thread: up to 120 s each) get their own small pool,
+        # so they never occupy the workers that open modals before a click's trigger expires.
+        self.slow_work = AfterAck(workers=SLOW_WORKERS, max_backlog=SLOW_BACKLOG)
 
     def background(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run work after the ack, on the bounded pool; failures are logged."""
         if not self.work.submit(lambda: coro):
             coro.close()
 
-    def after_ack(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[None]]:
+    def after_ack(self, fn: Callable[..., Awaitable[Any]], *,
+                  slow: Callable[[dict[str, Any]], bool] | None = None) -> Callable[..., Awaitable[None]]:
         """A bolt listener that acks at once and queues `fn` (taking any of body, context, client, respond).
+
+        Requests for which `slow(body)` is true go to the slow pool (long downloads).
 
         Used instead of bolt's lazy listeners, which deep-copy every request (about 0.7 ms of CPU each) and
         start one unbounded task per request on the loop that must ack the next ones.
@@ -64,7 +72,8 @@ class SlackContext:
             await ack()
             given = {"body": body, "context": context, "client": client, "respond": respond}
             kwargs = {n: given[n] for n in names}
-            self.work.submit(lambda: self._run_reporting(fn, kwargs, body, respond, client))
+            pool = self.slow_work if slow is not None and slow(body) else self.work
+            pool.submit(lambda: self._run_reporting(fn, kwargs, body, respond, client))
 
         listener.__name__ = listener.__qualname__ = f"ack_then_{fn.__name__}"
         return listener
@@ -152,6 +161,15 @@ class SlackContext:
     async def drain(self) -> None:
         """Wait for work after the ack (tests)."""
         await self.work.drain()
+        await self.slow_work.drain()
+
+    @property
+    def backlog(self) -> int:
+        return self.work.backlog + self.slow_work.backlog
+
+    async def close(self) -> None:
+        await self.work.close()
+        await self.slow_work.close()
 
     # ------------------------------------------------------------ identity
 

@@ -338,7 +338,7 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
         except DeskbridgeError as exc:
             await tell(t.error_text(exc.message, exc.hint))
 
-    app.event("message")(sc.after_ack(on_message))
+    app.event("message")(sc.after_ack(on_message, slow=_has_files))
 
     async def on_home(body: dict[str, Any], context: Any, client: Any) -> None:
         event = body.get("event") or {}
@@ -359,6 +359,11 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
 
     app.event("app_uninstalled")(sc.after_ack(on_uninstall))
     app.event("tokens_revoked")(sc.after_ack(on_uninstall))
+
+
+def _has_files(body: dict[str, Any]) -> bool:
+    """A message carrying files: its work (downloads) runs on the slow pool."""
+    return bool((body.get("event") or {}).get("files"))
 
 
 def _on_ephemeral(body: dict[str, Any]) -> bool:

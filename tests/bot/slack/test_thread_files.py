@@ -3,6 +3,7 @@ to the fake Slack's file server, real SQLite): size checked before and during th
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -309,3 +310,22 @@ async def test_production_hosts_get_the_token_only_on_slack():
             with pytest.raises(DownloadFailed, match="not on a Slack file server"):
                 await files.download(url, name="a.txt", limit=10)
         assert len(seen) == 2
+
+
+async def test_slow_downloads_never_hold_up_a_modal(slack):
+    """Downloads run on their own pool: with more slow files in flight than there are post-ack workers, a
+    technician's click still opens its modal at once (its trigger lives 3 s)."""
+    thread_ts = await card_thread(slack)
+    for i in range(6):
+        slow = slack.fake.add_file(f"slow{i}.log", b"y" * (64 * 1024 * 20), mimetype="text/plain",
+                                   chunk_delay_s=0.1)
+        await file_share(slack, [slow], text=f"log {i}", event_id=f"EvSlow{i}", thread_ts=thread_ts, settle=False)
+    await asyncio.sleep(0.1)
+    assert slack.c.slack.context.slow_work.backlog > 0  # downloads are still waiting their turn
+    t0 = time.monotonic()
+    await slack.interactive(slack.action_payload("time", "5001", message_ts=thread_ts), settle=False)
+    while not slack.fake.of("views.open"):
+        assert time.monotonic() - t0 < 1.5, "the modal waited behind the downloads"
+        await asyncio.sleep(0.01)
+    await slack.settle()
+    assert [o.kind for o in await ops(slack)].count("upload_attachment") == 6
