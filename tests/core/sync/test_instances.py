@@ -65,7 +65,7 @@ async def test_two_instances_share_one_postgres_database(db: Database, db_url: s
             def __getattr__(self, name):
                 return getattr(self.inner, name)
 
-        container = SimpleNamespace(db=idb, sync=Counting(other, f"inst-{i}"),
+        container = SimpleNamespace(db=idb, sync=Counting(other, f"inst-{i}"), settle_gc=False,
                                     settings=SimpleNamespace(instance_id=f"inst-{i}"))
         sched = AsyncIOScheduler()
         add_sync_jobs(sched, container, base.connection_id, every=timedelta(seconds=1),
