@@ -553,6 +553,18 @@ def audience(actor: Actor, info: ChannelInfo) -> str:
     return "customer" if (not actor.is_member or info.visibility == "customer") else "tech"
 
 
+def seen_with(info: ChannelInfo, *, shared: bool) -> ChannelInfo:
+    """A channel as it is now: one shared with another organisation (Slack Connect, a Teams shared channel)
+    is read by outsiders, whatever its binding said when it was made (it may have been shared since)."""
+    return replace(info, visibility="customer") if shared and info.visibility != "customer" else info
+
+
+def may_show_tickets(info: ChannelInfo) -> bool:
+    """Ticket cards may be posted into a channel outsiders read only once it is bound to their customer:
+    otherwise any customer's ticket could be shown to another customer's people."""
+    return info.visibility != "customer" or info.customer_id is not None
+
+
 def card_audience(info: ChannelInfo) -> str:
     """The audience of a card posted into a channel, whoever caused the post (sync, outbox, a technician)."""
     return "customer" if info.visibility == "customer" else "tech"

@@ -24,6 +24,7 @@ from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.errors import SlackApiError
 
 from bot.slack import text as t
+from bot.slack.channels import SharedChannels
 from bot.slack.context import SlackContext
 from bot.slack.install import DbInstallationStore, DeskbridgeAuthorize, SignedStateStore
 from bot.slack.listeners import register
@@ -38,10 +39,9 @@ BOT_SCOPES = (
     "chat:write",  # ticket cards, thread replies, SLA warnings
     "channels:history",  # technicians' replies in ticket threads (public channels)
     "groups:history",  # the same in private customer channels
-    "im:history",  # App Home messages tab / DMs with the bot
     "users:read",  # is the user a workspace admin (for /deskbridge bind)
     "users:read.email",  # link a Slack user to a technician by e-mail
-    "channels:read",  # is a channel shared with another org (Slack Connect) when binding
+    "channels:read",  # is a channel shared with another org (Slack Connect): before posting, and its events
     "groups:read",
     "files:read",  # download files technicians drop into ticket threads (they become PSA attachments)
 )
@@ -72,14 +72,16 @@ class SlackSurface:
                             oauth_settings=oauth, user_facing_authorize_error_message=t.UNKNOWN_WORKSPACE,
                             logger=logging.getLogger("deskbridge.slack.bolt"), name="deskbridge",
                             process_before_response=True)
+        self.shared = SharedChannels()  # is a channel shared with another org (asked of Slack, cached)
         self.context = SlackContext(chat=container.chat, views=container.chat_views,
                                     commands=container.chat_commands, poster=self.poster,
-                                    api_url=s.slack_api_url)
+                                    api_url=s.slack_api_url, shared=self.shared)
         register(self.app, self.context)
         # Events from sync, the outbox and the SLA monitor: queued by notify() and delivered by the notifier's
         # own workers, so those callers never wait for Slack; posts and updates are paced per channel.
         self.notifier = SlackNotifier(chat=container.chat, views=container.chat_views, poster=self.poster,
-                                      api_url=s.slack_api_url, commands=container.chat_commands)
+                                      api_url=s.slack_api_url, commands=container.chat_commands,
+                                      shared=self.shared)
         self.handler = AsyncSlackRequestHandler(self.app)
         self._socket: Any = None
         self._connecting: asyncio.Task[None] | None = None

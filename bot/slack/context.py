@@ -15,11 +15,12 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.slack import blocks as bk
 from bot.slack import text as t
+from bot.slack.channels import SharedChannels
 from bot.slack.install import WORKSPACE_KEY
 from bot.slack.outbound import Posted
 from bot.slack.poster import SlackPoster
 from bot.slack.work import AfterAck
-from core.chat import ChannelInfo, ChatService, ChatUser, card_audience
+from core.chat import ChannelInfo, ChatService, ChatUser, card_audience, may_show_tickets, seen_with
 from core.chat_commands import ChatCommands, error_view
 from core.chat_views import ChatViews
 from core.context import Actor
@@ -38,11 +39,13 @@ class SlackContext:
     """Services and helpers the listeners share (one per app)."""
 
     def __init__(self, *, chat: ChatService, views: ChatViews, commands: ChatCommands,
-                 poster: SlackPoster, api_url: str = "https://slack.com/api/") -> None:
+                 poster: SlackPoster, api_url: str = "https://slack.com/api/",
+                 shared: SharedChannels | None = None) -> None:
         self.chat = chat
         self.views = views
         self.commands = commands
         self.poster = poster
+        self.shared = shared or SharedChannels()
         # response_urls are only ever sent to Slack (or to the configured API host: GovSlack, a test fake)
         api = urlsplit(api_url)
         self.response_hosts = RESPONSE_HOSTS | {api.hostname or ""}
@@ -242,18 +245,34 @@ class SlackContext:
         await respond(text=bk.message_fallback(view), blocks=bk.message_blocks(view), response_type="ephemeral",
                       replace_original=False)
 
+    async def seen(self, client: Any, workspace_id: int, team_id: str, channel_id: str) -> ChannelInfo:
+        """A channel's binding, and whether outsiders read it now (asked of Slack, cached)."""
+        info = await self.chat.channel(workspace_id, PLATFORM, team_id, channel_id)
+        return seen_with(info, shared=await self.shared.is_shared(client, channel_id))
+
     async def post_card(self, client: Any, workspace_id: int, team_id: str, channel_id: str, view: TicketView, *,
                         thread_ts: str | None = None,
                         respond: Callable[..., Awaitable[Any]] | None = None) -> None:
         """Queue a ticket card for a channel; once posted it is remembered as the ticket's thread there
-        (the post waits for the channel's pacing in its own task, not in this worker)."""
+        (the post waits for the channel's pacing in its own task, not in this worker).
+
+        A channel outsiders read gets the customer's card, and none at all until it is bound to their
+        customer; `respond` (the user's own, private answer) then gets the card with the reason.
+        """
+        info = await self.seen(client, workspace_id, team_id, channel_id)
+        if not may_show_tickets(info):
+            if respond is not None:
+                await self._private_card(respond, view, t.SHARED_UNBOUND)
+            log.info("card not posted in a shared, unbound channel", extra={"channel": channel_id})
+            return
+        if card_audience(info) == "customer" and view.audience != "customer":
+            view = await self.views.ticket_from_detail(Actor.system(workspace_id), view.detail, audience="customer")
         blocks = bk.ticket_blocks(view)
 
         async def posted(result: Posted) -> None:
             if result.ts is None:
                 if respond is not None:
-                    note = [{"type": "context", "elements": [{"type": "mrkdwn", "text": t.NOT_IN_CHANNEL}]}]
-                    await respond(text=bk.ticket_fallback(view), blocks=blocks[:49] + note, response_type="ephemeral")
+                    await self._private_card(respond, view, t.NOT_IN_CHANNEL)
                 log.info("card not posted", extra={"channel": channel_id, "error": result.error})
                 return
             await self.chat.record_post(workspace_id, ticket_id=view.summary.id, platform=PLATFORM, team_id=team_id,
@@ -263,14 +282,28 @@ class SlackContext:
         self.poster.post_then(client, channel_id, text=bk.ticket_fallback(view), blocks=blocks, thread_ts=thread_ts,
                               then=posted)
 
+    @staticmethod
+    async def _private_card(respond: Callable[..., Awaitable[Any]], view: TicketView, why: str) -> None:
+        note = [{"type": "context", "elements": [{"type": "mrkdwn", "text": why}]}]
+        await respond(text=bk.ticket_fallback(view), blocks=bk.ticket_blocks(view)[:49] + note,
+                      response_type="ephemeral")
+
     async def confirm_in_thread(self, client: Any, workspace_id: int, team_id: str, channel_id: str,
-                                thread_ts: str, card_ts: str | None, view: TicketView, confirmation: str) -> None:
-        """After a write: the bot says what it did in the thread, and the card shows the queued state."""
+                                thread_ts: str, card_ts: str | None, view: TicketView, confirmation: str, *,
+                                user_id: str | None = None) -> None:
+        """After a write: the bot says what it did, and the card shows the queued state.
+
+        Where outsiders read the channel, the confirmation ("Internal note: queued…") goes to the author
+        alone: it is about the MSP's own workflow, and the card they see is the customer's.
+        """
+        info = await self.seen(client, workspace_id, team_id, channel_id)
         msg = t.confirm_thread(confirmation)
-        await self.poster.post(client, channel_id, text=msg, thread_ts=thread_ts,
-                               blocks=[{"type": "context", "elements": [{"type": "mrkdwn", "text": msg}]}])
+        if card_audience(info) == "customer" and user_id:
+            await client.chat_postEphemeral(channel=channel_id, user=user_id, thread_ts=thread_ts, text=msg)
+        else:
+            await self.poster.post(client, channel_id, text=msg, thread_ts=thread_ts,
+                                   blocks=[{"type": "context", "elements": [{"type": "mrkdwn", "text": msg}]}])
         if card_ts:
-            info = await self.chat.channel(workspace_id, PLATFORM, team_id, channel_id)
             if card_audience(info) == "customer":
                 view = await self.views.ticket_from_detail(Actor.system(workspace_id), view.detail,
                                                            audience="customer")

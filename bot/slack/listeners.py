@@ -18,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.slack import blocks as bk
 from bot.slack import text as t
+from bot.slack.channels import ChannelUnknown
 from bot.slack.context import PLATFORM, SlackContext
 from bot.slack.files import SlackFiles
 from bot.slack.install import WORKSPACE_KEY
@@ -68,7 +69,7 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
             email = await sc.email_of(client, user.user_id) if isinstance(cmd, grammar.Link) else None
             shared = False
             if isinstance(cmd, grammar.Bind) and channel:
-                shared = await _is_shared(client, channel)
+                shared = await _is_shared(sc, client, channel)
             view = await sc.commands.run(actor, user, info, cmd, verified_email=email, shared_channel=shared)
             await _answer(view, body, context, client, respond, {"channel": channel})
         except DeskbridgeError as exc:
@@ -149,7 +150,7 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
             done = await sc.commands.action(actor, name, value)
             if channel and meta["thread_ts"]:
                 await sc.confirm_in_thread(client, ws, user.team_id, channel, meta["thread_ts"], meta["card_ts"],
-                                           done.view, done.confirmation)
+                                           done.view, done.confirmation, user_id=user.user_id)
             elif in_modal:  # the ticket modal shows the new state and what was done
                 v = body["view"]
                 await client.views_update(view_id=v.get("id"), hash=v.get("hash"),
@@ -222,7 +223,7 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
         thread_ts = meta.get("thread_ts") or meta.get("card_ts")
         if channel and thread_ts:
             await sc.confirm_in_thread(client, ws, user.team_id, channel, thread_ts, meta.get("card_ts"),
-                                       done.view, done.confirmation)
+                                       done.view, done.confirmation, user_id=user.user_id)
         elif meta.get("response_url"):
             card = replace(done.view, notice=done.confirmation)
             await sc.respond_to(meta["response_url"], text=bk.ticket_fallback(card), blocks=bk.ticket_blocks(card),
@@ -334,7 +335,8 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
                 return
             posts = await sc.chat.posts_for_ticket(ws, ticket_id, PLATFORM)
             card = next((p.card_ts for p in posts if p.channel_id == channel and p.thread_ts == thread_ts), None)
-            await sc.confirm_in_thread(client, ws, team, channel, str(thread_ts), card, done.view, done.confirmation)
+            await sc.confirm_in_thread(client, ws, team, channel, str(thread_ts), card, done.view, done.confirmation,
+                                       user_id=user.user_id)
         except DeskbridgeError as exc:
             await tell(t.error_text(exc.message, exc.hint))
 
@@ -357,6 +359,15 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
     async def on_uninstall(body: dict[str, Any], context: Any) -> None:
         await sc.chat.delete_installation(PLATFORM, str(context.team_id or body.get("team_id") or ""))
 
+    async def on_sharing_changed(body: dict[str, Any]) -> None:
+        """A channel was shared with (or unshared from) another organisation: ask Slack again before posting."""
+        channel = (body.get("event") or {}).get("channel")
+        if channel:
+            sc.shared.forget(str(channel))
+
+    app.event("channel_shared")(sc.after_ack(on_sharing_changed))
+    app.event("channel_unshared")(sc.after_ack(on_sharing_changed))
+
     app.event("app_uninstalled")(sc.after_ack(on_uninstall))
     app.event("tokens_revoked")(sc.after_ack(on_uninstall))
 
@@ -372,11 +383,11 @@ def _on_ephemeral(body: dict[str, Any]) -> bool:
     return bool(container.get("is_ephemeral")) or (container.get("type") == "message" and not body.get("message"))
 
 
-async def _is_shared(client: Any, channel: str) -> bool:
-    """Slack Connect channels are shared with another org: bound customer channels get customer visibility."""
+async def _is_shared(sc: SlackContext, client: Any, channel: str) -> bool:
+    """Slack Connect channels are shared with another org: bound customer channels get customer visibility.
+    Asked afresh when binding; a channel Slack won't describe is refused (fail closed)."""
+    sc.shared.forget(channel)
     try:
-        resp = await client.conversations_info(channel=channel)
-    except Exception as exc:  # noqa: BLE001 - fail closed: an unknown channel could be shared with a customer
+        return await sc.shared.is_shared(client, channel, strict=True)
+    except ChannelUnknown as exc:
         raise InvalidInput(t.BIND_CANNOT_SEE_CHANNEL, hint=t.BIND_CANNOT_SEE_CHANNEL_HINT) from exc
-    ch = resp.get("channel") or {}
-    return bool(ch.get("is_ext_shared") or ch.get("is_shared") or ch.get("is_pending_ext_shared"))

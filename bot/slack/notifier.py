@@ -27,9 +27,19 @@ from typing import Any
 
 from bot.slack import blocks as bk
 from bot.slack import text as t
+from bot.slack.channels import SharedChannels
 from bot.slack.outbound import Posted
 from bot.slack.poster import SlackPoster, make_client
-from core.chat import ChatService, ThreadPost, card_audience, failures_visible_in, note_visible_in
+from core.chat import (
+    ChannelInfo,
+    ChatService,
+    ThreadPost,
+    card_audience,
+    failures_visible_in,
+    may_show_tickets,
+    note_visible_in,
+    seen_with,
+)
 from core.chat_commands import ChatCommands
 from core.chat_views import ChatViews
 from core.context import Actor
@@ -113,8 +123,9 @@ class SlackNotifier:
 
     def __init__(self, *, chat: ChatService, views: ChatViews, poster: SlackPoster, api_url: str,
                  commands: ChatCommands | None = None, workers: int = WORKERS, max_backlog: int = MAX_BACKLOG,
-                 home_interval: float = HOME_INTERVAL_S) -> None:
+                 home_interval: float = HOME_INTERVAL_S, shared: SharedChannels | None = None) -> None:
         self.chat = chat
+        self.shared = shared or SharedChannels()
         self.views = views
         self.poster = poster
         self.api_url = api_url
@@ -221,11 +232,11 @@ class SlackNotifier:
         if event.origin in NOT_MIRRORED:
             return
         for post in await self._threads(event):
-            info = await self.chat.channel(event.workspace_id, PLATFORM, post.team_id, post.channel_id)
-            if not note_visible_in(info, event.visibility):
-                continue
             client = await self._client(post.team_id)
             if client is None:
+                continue
+            info = await self._seen(client, event.workspace_id, post.team_id, post.channel_id)
+            if not note_visible_in(info, event.visibility):
                 continue
             body = bk.psa_note_blocks(event.author_name, event.visibility, event.body)
             await self.poster.post(client, post.channel_id, text=f"{event.author_name or 'PSA'}: {event.body[:200]}",
@@ -236,14 +247,21 @@ class SlackNotifier:
         what = t.OP_NAMES.get(event.kind, event.kind)
         msg = t.WRITE_DEAD.format(what=what, error=bk.esc(event.error[:300]), op_id=event.op_id)
         for post in await self._threads(event):
-            info = await self.chat.channel(event.workspace_id, PLATFORM, post.team_id, post.channel_id)
+            client = await self._client(post.team_id)
+            if client is None:
+                continue
+            info = await self._seen(client, event.workspace_id, post.team_id, post.channel_id)
             if not failures_visible_in(info):
                 continue  # a failed write (and the PSA's error text) is the MSP's business, not the customer's
-            client = await self._client(post.team_id)
             if client is not None:
                 await self.poster.post(client, post.channel_id, text=msg, blocks=[
                     {"type": "section", "text": {"type": "mrkdwn", "text": msg}}], thread_ts=post.thread_ts)
         await self.refresh_cards(event.workspace_id, event.ticket_id)
+
+    async def _seen(self, client: Any, workspace_id: int, team_id: str, channel_id: str) -> ChannelInfo:
+        """A channel's binding, and whether outsiders read it now (a binding can predate the sharing)."""
+        info = await self.chat.channel(workspace_id, PLATFORM, team_id, channel_id)
+        return seen_with(info, shared=await self.shared.is_shared(client, channel_id))
 
     async def refresh_cards(self, workspace_id: int, ticket_id: int | None) -> int:
         """Re-render every card of a ticket (pending/delivered/dead state, new notes, status); returns how
@@ -262,11 +280,13 @@ class SlackNotifier:
             return 0
         done = 0
         for post in posts:
-            info = await self.chat.channel(workspace_id, PLATFORM, post.team_id, post.channel_id)
+            client = await self._client(post.team_id)
+            if client is None:
+                continue
+            info = await self._seen(client, workspace_id, post.team_id, post.channel_id)
             view = tech
             if card_audience(info) == "customer":
                 view = await self.views.ticket_from_detail(actor, tech.detail, audience="customer")
-            client = await self._client(post.team_id)
             if client is not None:
                 await self.poster.update(client, post.channel_id, post.card_ts, text=bk.ticket_fallback(view),
                                          blocks=bk.ticket_blocks(view))
@@ -295,6 +315,11 @@ class SlackNotifier:
             client = await self._client(team_id, workspace_id)
             if client is None:
                 continue
+            info = await self._seen(client, workspace_id, team_id, channel_id)
+            if not may_show_tickets(info):
+                continue  # shared with outsiders since it was bound, and not bound to their customer
+            if card_audience(info) == "customer":
+                audience = "customer"
             view = tech
             if audience == "customer":
                 customer_view = customer_view or await self.views.ticket_from_detail(actor, tech.detail,
@@ -354,5 +379,7 @@ class SlackNotifier:
                               remaining_s=event.remaining_s, due_at=event.due_at, psa_url=psa_url)
         for team_id, channel_id in targets:  # core decides which channels may see it (ChatService)
             client = await self._client(team_id)
+            if client is not None and await self.shared.is_shared(client, channel_id):
+                continue  # shared with outsiders since it was bound: SLA figures are internal
             if client is not None:
                 await self.poster.post(client, channel_id, text=bk.sla_fallback(view), blocks=bk.sla_blocks(view))

@@ -14,6 +14,9 @@ INTERNAL_ERROR = (":warning: Something went wrong on our side while handling tha
 NOT_A_TECH_THREAD = "Only technicians' messages in a ticket thread are written to the ticket."
 NOT_IN_CHANNEL = ("I can't post in this channel yet, so here is the card just for you. Invite me with "
                   "`/invite @Deskbridge` to give tickets a thread here.")
+SHARED_UNBOUND = ("This channel is shared with people outside your organization, so ticket cards are only "
+                  "posted here once it is bound to their company (`/deskbridge bind customer <id>`). Here is the "
+                  "card just for you.")
 OPEN_FAILED = ":warning: Slack gave up waiting for the form to open. Click the button again."
 FORM_TITLES = {"reply": "Reply", "note": "Internal note", "status": "Change status", "time": "Add time"}
 NO_LINK = "No link is configured for this."

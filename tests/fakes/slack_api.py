@@ -82,6 +82,7 @@ class FakeSlackApi:
         self.tokens = set(tokens)
         self.calls: list[Call] = []
         self.webhooks: list[dict[str, Any]] = []
+        self.shared_channels: set[str] = set()
         self.users: dict[str, dict[str, Any]] = {}
         self._failures: dict[str, list[_Failure]] = {}
         self._ts = 1_700_000_000
@@ -264,7 +265,8 @@ class FakeSlackApi:
             user = self.users.get(str(args.get("user")))
             return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}
         if method == "conversations.info":
-            return {"ok": True, "channel": {"id": args.get("channel"), "is_ext_shared": False, "is_shared": False}}
+            shared = args.get("channel") in self.shared_channels  # Slack Connect channels (another org reads them)
+            return {"ok": True, "channel": {"id": args.get("channel"), "is_ext_shared": shared, "is_shared": shared}}
         if method == "chat.getPermalink":
             return {"ok": True, "permalink": f"https://fake.slack.invalid/archives/{args.get('channel')}/p1"}
         return {"ok": True}

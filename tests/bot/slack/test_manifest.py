@@ -47,7 +47,8 @@ def test_manifest_matches_the_app(manifest):
     assert {c["command"] for c in manifest["features"]["slash_commands"]} == {"/tickets", "/ticket", "/deskbridge"}
     assert [s["callback_id"] for s in manifest["features"]["shortcuts"]] == [SHORTCUT_ID]
     events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
-    assert {"message.channels", "message.groups", "app_home_opened"} <= events
+    assert {"message.channels", "message.groups", "app_home_opened", "channel_shared", "channel_unshared"} <= events
+    assert "message.im" not in events and "im:history" not in BOT_SCOPES  # no ticket threads live in DMs
     # least privilege: nothing that posts where the bot was not invited, impersonates, joins or writes files
     # (files:read is there to copy files dropped into ticket threads to the PSA)
     assert not {"chat:write.public", "chat:write.customize", "files:write", "channels:join"} & set(BOT_SCOPES)

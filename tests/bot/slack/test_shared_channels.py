@@ -1,0 +1,114 @@
+"""Channels shared with another organisation (Slack Connect) are checked when posting, not only when bound:
+a channel can be shared after it was bound, or never be bound at all."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from sqlmodel import select
+
+from core.notify import NoteAdded, SlaWarningEvent
+from store.db import Scope
+from store.tables import ChatLink, Ticket
+from tests.bot.slack.conftest import ADMIN, TECH
+
+
+async def _ticket(h, number):
+    async with h.c.db.read(Scope.workspace(h.ws)) as s:
+        return (await s.exec(select(Ticket).where(Ticket.number == number))).one()
+
+
+async def _thread_of(h, channel):
+    async with h.c.db.read(Scope.workspace(h.ws)) as s:
+        return (await s.exec(select(ChatLink).where(ChatLink.channel_id == channel))).one()
+
+
+def _note(h, t, visibility, body):
+    return NoteAdded(workspace_id=h.ws, ticket_id=t.id, ticket_number=t.number, origin="psa",
+                     occurred_at=datetime.now(UTC), entry_id=1, visibility=visibility, author_name="Carla (PSA)",
+                     body=body)
+
+
+async def test_no_ticket_card_in_a_shared_channel_that_is_not_bound(slack):
+    slack.fake.shared_channels.add("C_CONNECT")
+    await slack.slash("/ticket", "5002", channel="C_CONNECT")
+    assert not [p for p in slack.fake.of("chat.postMessage") if p.args["channel"] == "C_CONNECT"]
+    hook = slack.fake.webhooks[-1]  # the technician alone gets the card, with the reason
+    assert hook["response_type"] == "ephemeral" and "shared with people outside" in json.dumps(hook["blocks"])
+    assert "Printer jammed" in json.dumps(hook["blocks"])
+    async with slack.c.db.read(Scope.workspace(slack.ws)) as s:
+        assert (await s.exec(select(ChatLink))).all() == []  # no thread there
+
+
+async def test_a_channel_slack_will_not_describe_is_treated_as_shared(slack):
+    slack.fake.fail("conversations.info", error="channel_not_found")
+    await slack.slash("/ticket", "5001", channel="C_UNKNOWN")
+    assert not [p for p in slack.fake.of("chat.postMessage") if p.args["channel"] == "C_UNKNOWN"]
+    assert "shared with people outside" in json.dumps(slack.fake.webhooks[-1]["blocks"])
+
+
+async def test_a_bound_channel_shared_later_stops_getting_internal_content(slack):
+    # bound as an internal ACME channel, a card posted: technicians see internal notes there
+    await slack.slash("/deskbridge", "bind customer ACME", user=ADMIN, channel="C_ACME")
+    await slack.slash("/ticket", "5001", channel="C_ACME")
+    thread = await _thread_of(slack, "C_ACME")
+    t = await _ticket(slack, 5001)
+    await slack.c.notifier.notify(_note(slack, t, "internal", "Firewall password is hunter2"))
+    await slack.settle()
+    mirrored = [p.args["text"] for p in slack.fake.of("chat.postMessage") if p.args.get("thread_ts") == thread.message_ts]
+    assert any("hunter2" in m for m in mirrored)
+    # then an admin shares the channel with the customer through Slack Connect
+    slack.fake.shared_channels.add("C_ACME")
+    await slack.event({"type": "channel_shared", "channel": "C_ACME", "connected_team_id": "T_CUSTOMER"},
+                      event_id="EvShared")
+    slack.fake.clear()
+    await slack.c.notifier.notify(_note(slack, t, "internal", "Second secret: swordfish"))
+    await slack.c.notifier.notify(_note(slack, t, "public", "We are on it"))
+    await slack.settle()
+    posts = json.dumps([p.args for p in slack.fake.of("chat.postMessage")])
+    assert "swordfish" not in posts and "We are on it" in posts
+    card = slack.fake.of("chat.update")[-1].args  # the card is redrawn for the customer
+    assert "Internal note" not in json.dumps(card["blocks"]) and "SLA" not in json.dumps(card["blocks"])
+    # a technician's reply there is confirmed to them alone, not in the thread the customer reads
+    slack.fake.clear()
+    await slack.event({"type": "message", "channel": "C_ACME", "user": TECH, "text": "!public Rebooting now",
+                       "ts": "1799999990.000100", "thread_ts": thread.message_ts}, event_id="EvSharedReply")
+    assert not slack.fake.of("chat.postMessage")
+    (eph,) = slack.fake.of("chat.postEphemeral")
+    assert eph.args["user"] == TECH and "queued" in eph.args["text"]
+
+
+async def test_an_sla_channel_shared_later_gets_no_sla_warnings(slack):
+    await slack.slash("/deskbridge", "bind sla", user=ADMIN, channel="C_SLA")
+    t = await _ticket(slack, 5001)
+    now = datetime.now(UTC)
+
+    def warning():
+        return SlaWarningEvent(workspace_id=slack.ws, ticket_id=t.id, ticket_number=t.number, origin="system",
+                               occurred_at=now, metric="resolution", threshold=90, remaining_s=300, due_at=now,
+                               customer_id=t.customer_id, subject=t.subject, priority="high")
+
+    await slack.c.notifier.notify(warning())
+    await slack.settle()
+    assert [p for p in slack.fake.of("chat.postMessage") if p.args["channel"] == "C_SLA"]
+    slack.fake.shared_channels.add("C_SLA")
+    await slack.event({"type": "channel_shared", "channel": "C_SLA"}, event_id="EvSlaShared")
+    slack.fake.clear()
+    await slack.c.notifier.notify(warning())
+    await slack.settle()
+    assert not [p for p in slack.fake.of("chat.postMessage") if p.args["channel"] == "C_SLA"]
+
+
+async def test_unbinding_a_shared_channel_keeps_its_threads_customer_only(slack):
+    slack.fake.shared_channels.add("C_ACME_X")
+    await slack.slash("/deskbridge", "bind customer ACME", user=ADMIN, channel="C_ACME_X")
+    await slack.slash("/ticket", "5001", channel="C_ACME_X")
+    thread = await _thread_of(slack, "C_ACME_X")
+    await slack.slash("/deskbridge", "unbind", user=ADMIN, channel="C_ACME_X")
+    slack.fake.clear()
+    t = await _ticket(slack, 5001)
+    await slack.c.notifier.notify(_note(slack, t, "internal", "internal after unbind"))
+    await slack.settle()
+    in_thread = [p for p in slack.fake.of("chat.postMessage") if p.args.get("thread_ts") == thread.message_ts]
+    assert not in_thread
