@@ -23,7 +23,7 @@ from bot.slack.context import PLATFORM, SlackContext
 from bot.slack.files import SlackFiles
 from bot.slack.install import WORKSPACE_KEY
 from core import commands as grammar
-from core.chat import audience
+from core.chat import audience, card_audience
 from core.errors import DeskbridgeError, InvalidInput, PermissionDenied
 from core.views import FormOption, FormView, MessageView, QueueView, TicketView
 
@@ -56,7 +56,8 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
                     assert isinstance(form, FormView)
                     return form
 
-                await sc.open_form(client, body["trigger_id"], build, {"channel": channel}, title="New ticket")
+                await sc.open_form(client, body["trigger_id"], build,
+                                   {"channel": channel, "response_url": body.get("response_url")}, title="New ticket")
                 return
             if isinstance(cmd, grammar.ShowTicket):
                 view = await sc.views.ticket(actor, cmd.ref, audience=audience(actor, info))
@@ -218,7 +219,14 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
         """Say what was done where the form came from: the ticket's thread, or the ephemeral card itself."""
         channel = meta.get("channel")
         if channel and form == "new_ticket":
-            await sc.post_card(client, ws, user.team_id, channel, done.view, thread_ts=meta.get("source_ts"))
+            url = meta.get("response_url")
+
+            async def privately(**message: Any) -> None:  # the card could not go into the channel: tell its creator
+                if not url or not await sc.respond_to(url, **message):
+                    log.warning("new ticket's card could not be shown to its creator", extra={"channel": channel})
+
+            await sc.post_card(client, ws, user.team_id, channel, done.view, thread_ts=meta.get("source_ts"),
+                               respond=privately)
             return
         thread_ts = meta.get("thread_ts") or meta.get("card_ts")
         if channel and thread_ts:
@@ -234,14 +242,19 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
         form = str(view.get("callback_id", "")).removeprefix(bk.FORM_PREFIX)
         try:
             done = await task
-        except DeskbridgeError as exc:
+        except Exception as exc:  # refused, or failed unexpectedly: either way the modal must not stay "Saving…"
+            if isinstance(exc, DeskbridgeError):
+                message, hint = exc.message, exc.hint
+            else:
+                log.exception("slow form submission failed")
+                message, hint = t.SUBMIT_CRASHED, t.SUBMIT_CRASHED_HINT
             try:
                 await client.views_update(view_id=view.get("id"), view=bk.submit_failed_modal(
-                    view, exc.message, exc.hint, values))
+                    view, message, hint, values))
             except SlackApiError:  # the user closed the modal: tell them where they were, with their text
                 if meta.get("channel"):
                     await client.chat_postEphemeral(channel=meta["channel"], user=user.user_id,
-                                                    text=t.submit_failed(exc.message, exc.hint, values))
+                                                    text=t.submit_failed(message, hint, values))
             return
         try:
             await client.views_update(view_id=view.get("id"), view=bk.submit_done_modal(view, done.confirmation))
@@ -293,7 +306,8 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
             root = msg.get("thread_ts") or msg.get("ts")
             await sc.open_form(client, body["trigger_id"],
                                lambda: sc.views.new_ticket_form(actor, subject=subject, description=text[:3000]),
-                               {"channel": channel, "source_ts": root}, title=t.SHORTCUT_TITLE)
+                               {"channel": channel, "source_ts": root, "response_url": body.get("response_url")},
+                               title=t.SHORTCUT_TITLE)
         except DeskbridgeError as exc:
             await sc.reply_error(respond, exc)
 
@@ -328,6 +342,9 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
                 done = await sc.commands.thread_message(actor, ticket_id, str(event.get("text") or ""),
                                                         files=slack_files.describe(event.get("files")))
             if done is None:
+                if not actor.is_member and not user.is_external and card_audience(
+                        await sc.seen(client, ws, team, channel)) == "tech":
+                    await tell(t.error_text(t.NOT_A_TECH_THREAD, t.NOT_A_TECH_THREAD_HINT))  # not silently dropped
                 return
             if done.problems:  # a file not attached (too large, not downloadable): say so; the rest was written
                 await tell("\n".join(t.error_text(bk.esc(p.message), p.hint) for p in done.problems))

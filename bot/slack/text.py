@@ -11,12 +11,16 @@ SAVING = (":hourglass_flowing_sand: Saving… this is taking longer than usual. 
 QUEUED_SUFFIX = "queued for the PSA"
 INTERNAL_ERROR = (":warning: Something went wrong on our side while handling that. If it was a change, check the "
                   "ticket (`/ticket N`) before trying again.")
-NOT_A_TECH_THREAD = "Only technicians' messages in a ticket thread are written to the ticket."
+NOT_A_TECH_THREAD = "Your message was not written to the ticket: only technicians' messages in its thread are."
+NOT_A_TECH_THREAD_HINT = ("If you are a technician, link your Slack account with `/deskbridge link` (or ask an "
+                          "admin), then send it again.")
 NOT_IN_CHANNEL = ("I can't post in this channel yet, so here is the card just for you. Invite me with "
                   "`/invite @Deskbridge` to give tickets a thread here.")
 SHARED_UNBOUND = ("This channel is shared with people outside your organization, so ticket cards are only "
                   "posted here once it is bound to their company (`/deskbridge bind customer <id>`). Here is the "
                   "card just for you.")
+SUBMIT_CRASHED = "Something went wrong on our side while saving this."
+SUBMIT_CRASHED_HINT = "Check the ticket (`/ticket N`) before sending it again: it may have been saved."
 OPEN_FAILED = ":warning: Slack gave up waiting for the form to open. Click the button again."
 FORM_TITLES = {"reply": "Reply", "note": "Internal note", "status": "Change status", "time": "Add time"}
 NO_LINK = "No link is configured for this."

@@ -112,3 +112,26 @@ async def test_unbinding_a_shared_channel_keeps_its_threads_customer_only(slack)
     await slack.settle()
     in_thread = [p for p in slack.fake.of("chat.postMessage") if p.args.get("thread_ts") == thread.message_ts]
     assert not in_thread
+
+
+async def test_an_unlinked_colleague_is_told_why_their_thread_message_was_not_written(slack):
+    from tests.bot.slack.conftest import STRANGER
+
+    for channel, shared in (("C_ACME_INT", False), ("C_ACME_EXT", True)):
+        if shared:
+            slack.fake.shared_channels.add(channel)
+        await slack.slash("/deskbridge", "bind customer ACME", user=ADMIN, channel=channel)
+        await slack.slash("/ticket", "5001", channel=channel)
+        thread = await _thread_of(slack, channel)
+        slack.fake.clear()
+        await slack.event({"type": "message", "channel": channel, "user": STRANGER, "text": "I rebooted it",
+                           "ts": "1799999980.000100", "thread_ts": thread.message_ts}, event_id=f"Ev{channel}")
+        told = slack.fake.of("chat.postEphemeral")
+        if shared:  # the customer's own people talk in shared threads: they are not lectured
+            assert told == []
+        else:
+            assert told[0].args["user"] == STRANGER and "/deskbridge link" in told[0].args["text"]
+    async with slack.c.db.read(Scope.workspace(slack.ws)) as s:
+        from store.tables import OutboxOp
+
+        assert (await s.exec(select(OutboxOp))).all() == []

@@ -420,3 +420,37 @@ async def test_channel_cards_drawn_for_everyone_offer_assign_to_me(slack):
         Actor(workspace_id=slack.ws, origin=Actor.system(slack.ws).origin,
               member_id=slack.setup.member_id, display="bob"), 5001)
     assert "assign_me" not in [a.action for a in own.actions]  # Bob's own view: it is already his
+
+
+async def test_a_ticket_from_a_message_in_a_channel_the_bot_is_not_in_is_shown_to_its_creator(slack):
+    """The shortcut works anywhere; where the bot cannot post, the new ticket's card (and number) reaches the
+    technician through the shortcut's response_url, so nobody creates it a second time."""
+    payload = {"type": "message_action", "callback_id": "create_ticket_from_message", "team": {"id": TEAM},
+               "user": {"id": TECH, "team_id": TEAM}, "channel": {"id": "C_NOBOT"}, "trigger_id": "trig.nb",
+               "response_url": slack.fake.response_url("nb"),
+               "message": {"ts": "1700000000.000777", "text": "Scanner offline", "user": "U9"}}
+    await slack.interactive(payload)
+    form = slack.last_view()
+    slack.fake.fail("chat.postMessage", error="not_in_channel")
+    values = {"subject": {"v": {"type": "plain_text_input", "value": "Scanner offline"}},
+              "customer": {"v": {"type": "static_select", "selected_option": {"value": str(slack.setup.customer_id)}}},
+              "board": {"v": {"type": "static_select", "selected_option": {"value": "1"}}},
+              "priority": {"v": {"type": "static_select", "selected_option": {"value": "low"}}}}
+    await slack.interactive(submission(form, values))
+    (op,) = await ops(slack)
+    assert op.kind == "create_ticket"
+    hook = next(w for w in slack.fake.webhooks if w["name"] == "nb")
+    assert hook["response_type"] == "ephemeral" and "Scanner offline" in json.dumps(hook["blocks"])
+    assert "/invite @Deskbridge" in json.dumps(hook["blocks"])
+
+
+async def test_a_slow_write_that_crashes_does_not_stay_saving(slack, monkeypatch):
+    await slack.interactive(slack.action_payload("note", "5001", message_ts="1700000000.000100"))
+    view = slack.last_view()
+    slow_submit(monkeypatch, slack, 0.1, fail=RuntimeError("disk I/O error"))
+    await slack.interactive(submission(view, note_values("Swapped the toner")))
+    shown = slack.fake.of("views.update")[-1].args["view"]
+    text = json.dumps(shown)
+    assert "Saving" not in text and "went wrong" in text and "disk I/O" not in text
+    field = next(b for b in shown["blocks"] if b.get("block_id") == "text")
+    assert field["element"]["initial_value"] == "Swapped the toner"  # nothing the user typed is lost
