@@ -211,6 +211,20 @@ def ws_set(key: str, value: str, workspace: str | None = typer.Option(None, help
     echo_json(run(work))
 
 
+@ws_app.command("admin")
+def ws_admin(email: str = typer.Argument(..., help="The technician's e-mail"),
+             off: bool = typer.Option(False, "--off", help="Remove admin rights instead"),
+             workspace: str | None = typer.Option(None, help="Workspace slug")) -> None:
+    """Make a technician a Deskbridge admin (bind channels, redrive writes, change settings from chat).
+    Until a workspace has one, the chat platform's own workspace admins act as Deskbridge admins."""
+
+    async def work(c: Deskbridge) -> Any:
+        m = await c.directory.set_admin(await workspace_id(c, workspace), email, not off)
+        return {"member": m.name, "email": m.email, "is_admin": m.is_admin}
+
+    echo_json(run(work))
+
+
 @ws_app.command("settings")
 def ws_settings(workspace: str | None = typer.Option(None, help="Workspace slug")) -> None:
     """Show every workspace setting (defaults included)."""

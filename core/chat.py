@@ -277,15 +277,19 @@ class ChatService:
         member = None if user.is_external else await self.member_for(workspace_id, user)
         display = f"{user.platform}:{user.user_id}" + (f" ({user.name})" if user.name else "")
         origin = Origin(user.platform) if user.platform in {o.value for o in Origin} else Origin.SYSTEM
+        # A chat platform's workspace admin is a Deskbridge admin only until Deskbridge has one of its own
+        # (to bootstrap: bind channels, link people); after that, being a Slack admin grants nothing here.
+        bootstrap_admin = (user.platform_admin and not user.is_external
+                           and not await self.has_admin(workspace_id))
         if member is not None:
             actor = Actor(workspace_id=workspace_id, origin=origin, member_id=member.id, display=display,
-                          is_admin=member.is_admin or (user.platform_admin and not user.is_external),
+                          is_admin=member.is_admin or bootstrap_admin,
                           is_member=True, customer_scope_id=info.customer_id)
             return actor, info
         if info.customer_id is not None:
             return Actor(workspace_id=workspace_id, origin=origin, display=display, is_member=False,
                          is_admin=False, customer_scope_id=info.customer_id), info
-        if user.platform_admin and not user.is_external:
+        if bootstrap_admin:
             # A chat workspace admin who is not linked yet may set up bindings and links, nothing else.
             return Actor(workspace_id=workspace_id, origin=origin, display=display, is_member=False,
                          is_admin=True, customer_scope_id=-1), info
@@ -294,6 +298,18 @@ class ChatService:
             hint="Technicians: run /deskbridge link to link your account by e-mail. Customers: ask your MSP "
                  "to bind this channel to your company.",
         )
+
+    async def has_admin(self, workspace_id: int) -> bool:
+        """Whether the workspace has an active Deskbridge admin (a technician marked admin); cached briefly."""
+        key = ("has_admin", workspace_id)
+        hit, value = self._cache.get(key)
+        if hit:
+            return bool(value)
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            found = (await session.exec(select(Member.id).where(Member.is_admin == sa.true(),
+                                                                Member.active == sa.true()).limit(1))).first()
+        self._cache.put(key, found is not None)
+        return found is not None
 
     async def link_user(self, workspace_id: int, user: ChatUser, email: str) -> Member:
         """Link a chat user to the technician with this e-mail (the platform's verified e-mail)."""

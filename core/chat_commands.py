@@ -44,7 +44,8 @@ HELP_LINES = (
     "In a ticket's thread: your message becomes an internal note; start with `!public` to reply to the "
     "customer, `!time 30m what you did` to log time",
     "`/deskbridge link` link your chat account to your technician account (by e-mail)",
-    "`/deskbridge bind customer ACME` · `bind sla` · `bind dispatch` · `unbind` · `bindings` (admins)",
+    "`/deskbridge bind customer ACME` (add `shared` if the customer's people are in it) · `bind sla` · "
+    "`bind dispatch` · `unbind` · `bindings` (admins)",
     "`/deskbridge outbox` writes waiting or dead · `outbox redrive 12` · `outbox discard 12` (admins)",
     "`/deskbridge settings` · `/deskbridge settings first_reply_moves_to_in_progress on` (admins)",
 )
@@ -220,14 +221,19 @@ class ChatCommands:
         if isinstance(cmd, c.Link):
             return await self._link(actor, user, cmd, verified_email)
         if isinstance(cmd, c.Bind):
-            got = await self.chat.bind(actor, user, cmd.kind, cmd.customer, shared=shared_channel)
+            got = await self.chat.bind(actor, user, cmd.kind, cmd.customer, shared=shared_channel or cmd.shared)
             what = f"customer {got.customer_name}" if cmd.kind == "customer" else f"{cmd.kind} alerts"
             extra = " Everything here is now limited to that customer." if cmd.kind == "customer" else ""
+            if got.visibility == "customer":
+                extra += (" The customer's people read this channel: cards here are the customer's view, only "
+                          "public notes appear, and internal details stay out.")
             return MessageView(text=f"This channel is bound to {what}.{extra}", kind="success")
         if isinstance(cmd, c.Unbind):
             n = await self.chat.unbind(actor, user, cmd.kind)
             return MessageView(text=f"Removed {n} binding(s) from this channel.", kind="success")
         if isinstance(cmd, c.Bindings):
+            if not actor.is_member:
+                raise PermissionDenied("Only technicians can see this channel's bindings.")
             kinds = ", ".join(sorted(info.kinds)) or "nothing"
             cust = f" (customer: {info.customer_name}, {info.visibility} visibility)" if info.customer_name else ""
             return MessageView(text=f"This channel is bound to {kinds}{cust}.")
@@ -282,6 +288,8 @@ class ChatCommands:
         return MessageView(text=f"op {op.id} was discarded; it will not be sent.", kind="success")
 
     async def _settings(self, actor: Actor, cmd: c.SettingsCmd) -> MessageView:
+        if not actor.is_member and not actor.is_admin:  # link templates and the webhook's host are internal
+            raise PermissionDenied("Only technicians can see Deskbridge's settings.")
         if cmd.key is None:
             current = await self.workspaces.settings(actor.workspace_id)
             lines = [f"{k} = {_shown(current.get(k))}" for k in WORKSPACE_OPTIONS]

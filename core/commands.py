@@ -103,6 +103,7 @@ class Link:
 class Bind:
     kind: str  # customer | dispatch | sla
     customer: str | None = None
+    shared: bool = False  # `… shared`: the customer's own people read this channel (e.g. as guests)
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,11 +337,18 @@ def _parse_admin(text: str) -> Command:
             sugg = _suggest(kind, list(BIND_KINDS))
             raise InvalidFilter(f"'{args[0]}' is not a channel kind.",
                                 hint=_did_you_mean(sugg) + "Kinds: customer, dispatch, sla.", suggestions=sugg)
+        rest = list(args[1:])
+        shared = bool(rest) and rest[-1].lower() in ("shared", "--shared")
+        if shared:
+            rest.pop()
         if kind == "customer":
-            if len(args) < 2:
-                raise InvalidInput("Which customer?", hint="Use /deskbridge bind customer <identifier>, e.g. ACME.")
-            return Bind("customer", " ".join(args[1:]))
-        return Bind(kind, " ".join(args[1:]) or None)
+            if not rest:
+                raise InvalidInput("Which customer?", hint="Use /deskbridge bind customer <identifier>, e.g. ACME "
+                                   "(add `shared` if the customer's people are in the channel).")
+            return Bind("customer", " ".join(rest), shared=shared)
+        if shared:
+            return Bind(kind, " ".join(rest) or None, shared=True)
+        return Bind(kind, " ".join(rest) or None)
     if sub == "unbind":
         return Unbind(args[0].lower() if args else None)
     if sub in ("bindings", "channel"):

@@ -192,6 +192,19 @@ class DirectoryService:
             session.add(m)
         return m
 
+    async def set_admin(self, workspace_id: int, email: str, is_admin: bool = True) -> Member:
+        """Make a technician a Deskbridge admin (or not). Once a workspace has one, chat platform admins
+        no longer count as Deskbridge admins (core/chat.py)."""
+        member = await self.member_by_email(workspace_id, email)
+        if member is None:
+            raise NotFound(f"No technician has the e-mail {email}.",
+                           hint="Run a PSA sync first, or check the address.")
+        async with self.db.write(Scope.workspace(workspace_id)) as session:
+            row = await session.get(Member, member.id)
+            assert row is not None
+            row.is_admin = is_admin
+            return row
+
     async def link_chat_user(self, workspace_id: int, member_id: int, *, platform: str, team_id: str,
                              user_id: str) -> None:
         async with self.db.write(Scope.workspace(workspace_id)) as session:

@@ -76,3 +76,22 @@ def test_link_templates_are_set_shown_and_refused_from_the_cli(env):
     assert bad.exit_code == 1 and "unknown placeholder {site}" in bad.output and "e.g. https://" in bad.output
     ok("workspace", "set", "rmm_device_url", "off")
     assert "https://rmm.example.com/devices/{ref}" not in ok("workspace", "settings")
+
+
+def test_workspace_admin_marks_a_technician_and_refuses_unknown_addresses(env):
+    from core.workspaces import DirectoryService
+
+    async def add() -> None:
+        db = Database(env["DESKBRIDGE_DATABASE_URL"])
+        try:
+            [ws] = await WorkspaceService(db).list()
+            await DirectoryService(db).add_member(ws.id, name="Ana Tech", email="ana@acme-msp.example")
+        finally:
+            await db.dispose()
+
+    ok("workspace", "list")  # creates the default workspace
+    asyncio.run(add())
+    assert '"is_admin": true' in ok("workspace", "admin", "ana@acme-msp.example")
+    assert '"is_admin": false' in ok("workspace", "admin", "ana@acme-msp.example", "--off")
+    bad = runner.invoke(app, ["workspace", "admin", "nobody@example.com"])
+    assert bad.exit_code != 0 and "No technician has the e-mail" in bad.output

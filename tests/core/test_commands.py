@@ -104,3 +104,13 @@ def test_thread_messages_are_internal_unless_marked():
     assert c.parse_thread_message("!skip just chatting") is None
     assert c.parse_thread_message("!public") is None
     assert c.parse_thread_message("   ") is None
+
+
+def test_bind_shared_marks_a_channel_the_customer_reads():
+    from core.commands import Bind, parse
+
+    assert parse("/deskbridge", "bind customer Acme Corp shared") == Bind("customer", "Acme Corp", shared=True)
+    assert parse("/deskbridge", "bind customer ACME --shared") == Bind("customer", "ACME", shared=True)
+    assert parse("/deskbridge", "bind customer ACME") == Bind("customer", "ACME", shared=False)
+    with pytest.raises(InvalidInput, match="Which customer"):
+        parse("/deskbridge", "bind customer shared")

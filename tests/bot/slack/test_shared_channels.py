@@ -135,3 +135,18 @@ async def test_an_unlinked_colleague_is_told_why_their_thread_message_was_not_wr
         from store.tables import OutboxOp
 
         assert (await s.exec(select(OutboxOp))).all() == []
+
+
+async def test_a_channel_bound_shared_by_hand_gets_only_what_customers_may_see(slack):
+    """Customers invited as guests (not Slack Connect) are invisible to conversations.info: the admin says so."""
+    await slack.slash("/deskbridge", "bind customer ACME shared", user=ADMIN, channel="C_GUESTS")
+    assert "read this channel" in slack.fake.webhooks[-1]["text"]
+    await slack.slash("/ticket", "5001", channel="C_GUESTS")
+    card = next(p for p in slack.fake.of("chat.postMessage") if p.args["channel"] == "C_GUESTS").args
+    assert "Reply" not in json.dumps(card["blocks"]) and "SLA" not in json.dumps(card["blocks"])
+    thread = await _thread_of(slack, "C_GUESTS")
+    t = await _ticket(slack, 5001)
+    slack.fake.clear()
+    await slack.c.notifier.notify(_note(slack, t, "internal", "root cause: our patch"))
+    await slack.settle()
+    assert not [p for p in slack.fake.of("chat.postMessage") if p.args.get("thread_ts") == thread.message_ts]

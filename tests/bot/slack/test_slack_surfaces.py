@@ -454,3 +454,31 @@ async def test_a_slow_write_that_crashes_does_not_stay_saving(slack, monkeypatch
     assert "Saving" not in text and "went wrong" in text and "disk I/O" not in text
     field = next(b for b in shown["blocks"] if b.get("block_id") == "text")
     assert field["element"]["initial_value"] == "Swapped the toner"  # nothing the user typed is lost
+
+
+async def test_slack_admins_are_deskbridge_admins_only_until_deskbridge_has_one(slack):
+    """Bootstrap: a Slack workspace admin may bind channels and link people while Deskbridge has no admin of
+    its own; once a technician is made admin, Slack admin rights grant nothing here."""
+    from tests.bot.slack.conftest import ADMIN
+
+    await slack.slash("/deskbridge", "bind sla", user=ADMIN, channel="C_BOOT")
+    assert "bound to sla" in slack.fake.webhooks[-1]["text"]
+    await slack.slash("/deskbridge", "link", user=TECH)  # Bob links himself (by his Slack e-mail)
+    await slack.c.directory.set_admin(slack.ws, "bob@acme-msp.example")
+    slack.c.chat.invalidate()
+    for command in ("unbind", "settings first_reply_moves_to_in_progress on", "outbox redrive 1",
+                    "link <@U_X> x@acme-msp.example"):
+        await slack.slash("/deskbridge", command, user=ADMIN, channel="C_BOOT")
+        assert "Only Deskbridge admins" in slack.fake.webhooks[-1]["text"] or \
+            "does not know you" in slack.fake.webhooks[-1]["text"], command
+    await slack.slash("/deskbridge", "settings first_reply_moves_to_in_progress on", user=TECH, channel="C_BOOT")
+    assert "is now True" in slack.fake.webhooks[-1]["text"] or "is now on" in slack.fake.webhooks[-1]["text"]
+
+
+async def test_customers_cannot_read_settings_or_bindings(slack):
+    from tests.bot.slack.conftest import ADMIN, STRANGER
+
+    await slack.slash("/deskbridge", "bind customer ACME", user=ADMIN, channel="C_ACME_S")
+    for command in ("settings", "bindings"):
+        await slack.slash("/deskbridge", command, user=STRANGER, channel="C_ACME_S")
+        assert "Only technicians" in slack.fake.webhooks[-1]["text"], command

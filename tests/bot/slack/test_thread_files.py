@@ -171,7 +171,7 @@ async def test_external_deleted_and_foreign_host_files_get_a_clear_message_and_n
 
 async def test_a_non_technicians_file_share_writes_and_downloads_nothing(slack):
     cust = "C_ACME"
-    await slack.slash("/deskbridge", "bind customer ACME", user=ADMIN, channel=cust)
+    await slack.slash("/deskbridge", "bind customer ACME shared", user=ADMIN, channel=cust)
     thread_ts = await card_thread(slack, channel=cust)
     slack.fake.clear()
     f = slack.fake.add_file("invoice.pdf", b"%PDF-1.7", mimetype="application/pdf")
