@@ -35,6 +35,10 @@ SLOW_BACKLOG = 500
 FORM_BUDGET_S = 1.0  # build a form this long before showing "Loading…" (the trigger lives 3 s)
 
 
+class Overloaded(Exception):
+    """Raised before the ack when work after it could not be queued."""
+
+
 class SlackContext:
     """Services and helpers the listeners share (one per app)."""
 
@@ -72,10 +76,16 @@ class SlackContext:
         names = tuple(inspect.signature(fn).parameters)
 
         async def listener(ack: Any, body: dict[str, Any], context: Any, client: Any, respond: Any) -> None:
+            pool = self.slow_work if slow is not None and slow(body) else self.work
+            if pool.full:  # never ack what would then be dropped: Slack retries events, users are told
+                log.error("Slack request refused: the work queue is full")
+                if body.get("command"):
+                    await ack(text=t.BUSY)
+                    return
+                raise Overloaded("the post-ack work queue is full")  # bolt answers 500: Slack retries / warns
             await ack()
             given = {"body": body, "context": context, "client": client, "respond": respond}
             kwargs = {n: given[n] for n in names}
-            pool = self.slow_work if slow is not None and slow(body) else self.work
             pool.submit(lambda: self._run_reporting(fn, kwargs, body, respond, client))
 
         listener.__name__ = listener.__qualname__ = f"ack_then_{fn.__name__}"

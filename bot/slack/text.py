@@ -21,6 +21,7 @@ SHARED_UNBOUND = ("This channel is shared with people outside your organization,
                   "card just for you.")
 SUBMIT_CRASHED = "Something went wrong on our side while saving this."
 SUBMIT_CRASHED_HINT = "Check the ticket (`/ticket N`) before sending it again: it may have been saved."
+BUSY = ":hourglass: Deskbridge is very busy right now and could not take that. Try again in a minute."
 OPEN_FAILED = ":warning: Slack gave up waiting for the form to open. Click the button again."
 FORM_TITLES = {"reply": "Reply", "note": "Internal note", "status": "Change status", "time": "Add time"}
 NO_LINK = "No link is configured for this."

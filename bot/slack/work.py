@@ -48,6 +48,11 @@ class AfterAck:
         self.refused = 0
 
     @property
+    def full(self) -> bool:
+        """No room for another job: the surface must refuse the request before acking it."""
+        return self._queue is not None and self._queue.full()
+
+    @property
     def backlog(self) -> int:
         """Jobs queued and not yet started."""
         return self._queue.qsize() if self._queue is not None else 0

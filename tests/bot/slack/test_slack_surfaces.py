@@ -482,3 +482,31 @@ async def test_customers_cannot_read_settings_or_bindings(slack):
     for command in ("settings", "bindings"):
         await slack.slash("/deskbridge", command, user=STRANGER, channel="C_ACME_S")
         assert "Only technicians" in slack.fake.webhooks[-1]["text"], command
+
+
+async def test_a_full_work_queue_refuses_before_acking_and_a_retried_event_is_written(slack):
+    """Nothing is acked and then dropped: a slash command is told to retry, an event gets a 5xx (Slack
+    retries it), and the retry is written once the queue has room."""
+    from bot.slack.work import AfterAck
+
+    await slack.slash("/ticket", "5001")
+    async with slack.c.db.read(Scope.workspace(slack.ws)) as s:
+        thread_ts = (await s.exec(select(ChatLink))).one().message_ts
+    sc = slack.c.slack.context
+    real = sc.work
+    sc.work = AfterAck(workers=0, max_backlog=1)  # nothing drains it: full after one job
+    try:
+        await slack.slash("/tickets", "mine", settle=False)
+        busy = await slack.slash("/tickets", "mine", settle=False)
+        assert busy.status_code == 200 and "very busy" in busy.text
+        event = {"type": "message", "channel": CHANNEL, "user": TECH, "text": "Replaced the switch",
+                 "ts": "1799999970.000100", "thread_ts": thread_ts}
+        refused = await slack.event(event, event_id="EvFull", settle=False)
+        assert refused.status_code >= 500
+        click = await slack.interactive(slack.action_payload("assign_me", "5003"), settle=False)
+        assert click.status_code >= 500
+    finally:
+        sc.work = real
+    await slack.event(event, event_id="EvFull", extra={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_error"})
+    notes = [o for o in await ops(slack) if o.kind == "add_note"]
+    assert [n.payload["text"] for n in notes] == ["Replaced the switch"]
