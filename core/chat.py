@@ -299,6 +299,13 @@ class ChatService:
                  "to bind this channel to your company.",
         )
 
+    async def write_author(self, workspace_id: int, op_id: int, platform: str) -> str | None:
+        """The chat user id of whoever made an outbox write from this platform (its audit actor), if any."""
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            op = await session.get(OutboxOp, op_id)
+        m = re.match(rf"^{re.escape(platform)}:([^\s(]+)", (op.actor if op else "") or "")
+        return m.group(1) if m else None
+
     async def has_admin(self, workspace_id: int) -> bool:
         """Whether the workspace has an active Deskbridge admin (a technician marked admin); cached briefly."""
         key = ("has_admin", workspace_id)

@@ -25,6 +25,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
+
 from bot.slack import blocks as bk
 from bot.slack import text as t
 from bot.slack.channels import SharedChannels
@@ -252,7 +254,16 @@ class SlackNotifier:
                 continue
             info = await self._seen(client, event.workspace_id, post.team_id, post.channel_id)
             if not failures_visible_in(info):
-                continue  # a failed write (and the PSA's error text) is the MSP's business, not the customer's
+                # The PSA's error is the MSP's business, not the customer's: the author alone is told, there.
+                author = await self.chat.write_author(event.workspace_id, event.op_id, PLATFORM)
+                if author:
+                    try:
+                        await client.chat_postEphemeral(channel=post.channel_id, user=author,
+                                                        thread_ts=post.thread_ts, text=msg)
+                    except SlackApiError as exc:
+                        log.warning("could not tell the author of a dead write",
+                                    extra={"channel": post.channel_id, "error": exc.response.get("error")})
+                continue
             if client is not None:
                 await self.poster.post(client, post.channel_id, text=msg, blocks=[
                     {"type": "section", "text": {"type": "mrkdwn", "text": msg}}], thread_ts=post.thread_ts)

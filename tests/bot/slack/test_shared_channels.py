@@ -150,3 +150,26 @@ async def test_a_channel_bound_shared_by_hand_gets_only_what_customers_may_see(s
     await slack.c.notifier.notify(_note(slack, t, "internal", "root cause: our patch"))
     await slack.settle()
     assert not [p for p in slack.fake.of("chat.postMessage") if p.args.get("thread_ts") == thread.message_ts]
+
+
+async def test_a_dead_write_in_a_channel_the_customer_reads_is_told_to_its_author_alone(slack):
+    from core.notify import WriteDead
+    from store.tables import OutboxOp
+
+    await slack.slash("/deskbridge", "bind customer ACME shared", user=ADMIN, channel="C_GUESTS2")
+    await slack.slash("/ticket", "5001", channel="C_GUESTS2")
+    thread = await _thread_of(slack, "C_GUESTS2")
+    await slack.event({"type": "message", "channel": "C_GUESTS2", "user": TECH, "text": "!public On it",
+                       "ts": "1799999960.000100", "thread_ts": thread.message_ts}, event_id="EvDeadAuthor")
+    async with slack.c.db.read(Scope.workspace(slack.ws)) as s:
+        op = (await s.exec(select(OutboxOp))).one()
+    t = await _ticket(slack, 5001)
+    slack.fake.clear()
+    await slack.c.notifier.notify(WriteDead(workspace_id=slack.ws, ticket_id=t.id, ticket_number=t.number,
+                                            origin="system", occurred_at=datetime.now(UTC), op_id=op.id,
+                                            kind="add_note", error="HTTP 400 note too long"))
+    await slack.settle()
+    assert not [p for p in slack.fake.of("chat.postMessage") if p.args.get("thread_ts") == thread.message_ts]
+    (eph,) = slack.fake.of("chat.postEphemeral")
+    assert eph.args["user"] == TECH and eph.args["thread_ts"] == thread.message_ts
+    assert "Could not deliver" in eph.args["text"] and f"redrive {op.id}" in eph.args["text"]
