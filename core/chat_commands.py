@@ -361,7 +361,7 @@ class ChatCommands:
                          _queued(what, detail.summary.connection_id))
 
     async def thread_message(self, actor: Actor, ticket_id: int, text: str,
-                             files: Sequence[ChatFile] = ()) -> ThreadWrite | None:
+                             files: Sequence[ChatFile] = (), *, customer_reads: bool = False) -> ThreadWrite | None:
         """A technician's message in a ticket's thread: internal note by default, `!public` for a reply,
         `!time 30m …` for time; each file in it becomes an attachment.
 
@@ -374,7 +374,7 @@ class ChatCommands:
             return None
         problems: list[DeskbridgeError] = []
         try:
-            reply = c.parse_thread_message(text)
+            reply = c.parse_thread_message(text, default="public" if customer_reads else "internal")
         except DeskbridgeError as exc:
             if not files:
                 raise

@@ -384,8 +384,11 @@ PUBLIC_MARKERS = ("!public", "/reply", "!reply")
 INTERNAL_MARKERS = ("!internal", "!note")
 
 
-def parse_thread_message(text: str) -> ThreadReply | None:
+def parse_thread_message(text: str, *, default: str = "internal") -> ThreadReply | None:
     """Internal note by default; public with a leading `!public` (or `/reply`); `!time 30m notes` logs time.
+
+    `default` is "public" in a thread the customer reads: they have seen the words already, so the ticket
+    records them as what they are, a reply (`!internal` still makes it a note).
 
     Returns None for messages that must not be written back (empty, or `!skip`/`!ignore` chatter).
     """
@@ -403,4 +406,4 @@ def parse_thread_message(text: str) -> ThreadReply | None:
     if low == "!time":
         amount, _, notes = rest.strip().partition(" ")
         return ThreadReply("internal", notes.strip(), minutes=parse_minutes(amount))
-    return ThreadReply("internal", body)
+    return ThreadReply(default, body)

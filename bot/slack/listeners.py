@@ -339,8 +339,10 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
             actor, _ = await sc.actor(context, user, client)
             # Core decides whether the message is the ticket's (only technicians' are) before any download.
             async with SlackFiles(str(client.base_url), str(context.bot_token or client.token or "")) as slack_files:
+                customer_reads = card_audience(await sc.seen(client, ws, team, channel)) == "customer"
                 done = await sc.commands.thread_message(actor, ticket_id, str(event.get("text") or ""),
-                                                        files=slack_files.describe(event.get("files")))
+                                                        files=slack_files.describe(event.get("files")),
+                                                        customer_reads=customer_reads)
             if done is None:
                 if not actor.is_member and not user.is_external and card_audience(
                         await sc.seen(client, ws, team, channel)) == "tech":

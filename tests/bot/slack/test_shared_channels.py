@@ -173,3 +173,18 @@ async def test_a_dead_write_in_a_channel_the_customer_reads_is_told_to_its_autho
     (eph,) = slack.fake.of("chat.postEphemeral")
     assert eph.args["user"] == TECH and eph.args["thread_ts"] == thread.message_ts
     assert "Could not deliver" in eph.args["text"] and f"redrive {op.id}" in eph.args["text"]
+
+
+async def test_in_a_thread_the_customer_reads_a_plain_message_is_a_public_reply(slack):
+    from store.tables import OutboxOp
+
+    await slack.slash("/deskbridge", "bind customer ACME shared", user=ADMIN, channel="C_GUESTS3")
+    await slack.slash("/ticket", "5001", channel="C_GUESTS3")
+    thread = await _thread_of(slack, "C_GUESTS3")
+    for i, text in enumerate(("The fix is rolling out now", "!internal customer seems annoyed")):
+        await slack.event({"type": "message", "channel": "C_GUESTS3", "user": TECH, "text": text,
+                           "ts": f"179999995{i}.000100", "thread_ts": thread.message_ts}, event_id=f"EvPub{i}")
+    async with slack.c.db.read(Scope.workspace(slack.ws)) as s:
+        notes = [(o.payload["visibility"], o.payload["text"]) for o in (await s.exec(select(OutboxOp))).all()]
+    assert notes == [("public", "The fix is rolling out now"), ("internal", "customer seems annoyed")]
+    assert "Public reply" in slack.fake.of("chat.postEphemeral")[0].args["text"]  # told privately which it was
