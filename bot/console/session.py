@@ -8,6 +8,7 @@ type the number. With a ticket open, any other text is written to it like a Slac
 from __future__ import annotations
 
 import asyncio
+import difflib
 import getpass
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,7 +17,7 @@ from bot.console import render
 from core import commands as grammar
 from core.chat import ChatUser
 from core.context import Actor
-from core.errors import DeskbridgeError
+from core.errors import DeskbridgeError, NotFound
 from core.notify import DomainEvent
 from core.views import FormField, FormOption, FormView, MessageView, QueueView, TicketView, ViewAction
 
@@ -64,8 +65,12 @@ class ConsoleSession:
         member = None
         if self.as_email:
             member = await directory.member_by_email(self.workspace_id, self.as_email)
-            if member is None:
-                self.write(f"No technician has the e-mail {self.as_email}; acting as the first technician.")
+            if member is None:  # never act (and write notes, log time) as someone else by a typo
+                emails = [m.email for m in await directory.members(self.workspace_id) if m.active and m.email]
+                close = difflib.get_close_matches(self.as_email.lower(), emails, n=3, cutoff=0.6)
+                raise NotFound(f"No technician has the e-mail {self.as_email}.",
+                               hint=(f"Did you mean {' or '.join(close)}? " if close else "")
+                               + "Leave out --as-email to act as the first technician.")
         if member is None:
             existing = await self.c.chat.member_for(self.workspace_id, self.user)
             members = [m for m in await directory.members(self.workspace_id) if m.active]

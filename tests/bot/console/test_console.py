@@ -10,6 +10,7 @@ from sqlmodel import select
 from bot.console.session import ConsoleSession
 from bot.main import build
 from bot.settings import Settings
+from core.errors import NotFound
 from store.crypto import generate_key
 from store.db import Scope
 from store.enums import OutboxStatus
@@ -153,3 +154,13 @@ async def test_console_search_can_be_cancelled_and_writes_nothing(container, db,
     assert "Cancelled." in "\n".join(out)
     async with db.read(Scope.workspace(workspace_id)) as s:
         assert (await s.exec(select(OutboxOp))).all() == []
+
+
+async def test_console_refuses_an_unknown_as_email_instead_of_acting_as_someone_else(container, db, workspace_id):
+    await psa_backed(db, workspace_id)
+    out: list[str] = []
+    session = ConsoleSession(container, read=Script(["quit"]), write=out.append, as_email="bob@acme-msp.exampel")
+    with pytest.raises(NotFound) as err:
+        await session.run()
+    assert "bob@acme-msp.example" in (err.value.hint or "")  # the likely address is suggested
+    assert not any("You are" in line for line in out)
