@@ -213,6 +213,16 @@ def _age(value: str) -> tuple[timedelta | None, timedelta | None]:
 # ---------------------------------------------------------------- /tickets
 
 
+def _once(f: dict[str, object], key: str, value: str) -> None:
+    """A filter that takes one value: a second, different one is a mistake to point out, not to guess at."""
+    old = f.get(key)
+    if old is not None and str(old).lower() != value.lower():
+        raise InvalidFilter(f"Two {key} filters: '{old}' and '{value}'.",
+                            hint=f"Keep one of them, e.g. `{key}:{value}`.",
+                            suggestions=[f"{key}:{old}", f"{key}:{value}"])
+    f[key] = value
+
+
 def parse_filters(text: str) -> ListTickets:
     """The filters of `/tickets`; unknown keys and values raise InvalidFilter with suggestions."""
     if len(text) > MAX_COMMAND_CHARS:
@@ -241,9 +251,9 @@ def parse_filters(text: str) -> ListTickets:
             elif k == "status":
                 f["statuses"] = (*f.get("statuses", ()), value.strip())  # type: ignore[arg-type]
             elif k == "customer":
-                f["customer"] = value.strip()
+                _once(f, "customer", value.strip())
             elif k == "assignee":
-                f["assignee"] = value.strip().lstrip("@")
+                _once(f, "assignee", value.strip().lstrip("@"))
             elif k == "priority":
                 prios.extend(p for p in _priorities(value) if p not in prios)
             elif k == "age":
@@ -269,7 +279,7 @@ def parse_filters(text: str) -> ListTickets:
             continue
         low = word.lower()
         if low in ("mine", "unassigned"):
-            f["assignee"] = low
+            _once(f, "assignee", low)
         elif low == "breaching":
             f["breaching"] = True
         elif low in ("open", "closed", "all", "resolved", "waiting", "new"):

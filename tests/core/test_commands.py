@@ -114,3 +114,12 @@ def test_bind_shared_marks_a_channel_the_customer_reads():
     assert parse("/deskbridge", "bind customer ACME") == Bind("customer", "ACME", shared=False)
     with pytest.raises(InvalidInput, match="Which customer"):
         parse("/deskbridge", "bind customer shared")
+
+
+def test_conflicting_single_value_filters_are_pointed_out():
+    from core.commands import parse_filters
+
+    for text in ("mine unassigned", "assignee:bob unassigned", "customer:ACME customer:GLOBEX"):
+        with pytest.raises(InvalidFilter, match="Two (assignee|customer) filters"):
+            parse_filters(text)
+    assert parse_filters("mine mine").assignee == "mine"  # the same twice is no conflict
