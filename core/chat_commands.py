@@ -319,8 +319,9 @@ class ChatCommands:
     # ------------------------------------------------------------ writes
 
     async def submit(self, actor: Actor, form: str, values: dict[str, str], *,
-                     ticket_ref: str | None = None, audience: str = "tech") -> Submitted:
-        """Apply a submitted form (new_ticket, reply, status, time); the write is queued for the PSA."""
+                     ticket_ref: str | None = None, audience: str = "tech", source: str | None = None) -> Submitted:
+        """Apply a submitted form (new_ticket, reply, status, time); the write is queued for the PSA.
+        `source` is the chat thread the form was opened from (its notes are not echoed there)."""
         if form == "new_ticket":
             detail = await self.tickets.create(
                 actor, subject=values.get("subject", ""), description=values.get("description", ""),
@@ -335,7 +336,7 @@ class ChatCommands:
             status = values.get("status") or None
             status = None if status == NO_CHANGE else status
             vis = values.get("visibility") or "internal"
-            detail = await self.tickets.comment(actor, ticket_ref, values.get("text", ""), visibility=vis,
+            detail = await self.tickets.comment(actor, ticket_ref, values.get("text", ""), visibility=vis, source=source,
                                                 status=status)
             what = "Public reply" if vis == "public" else f"{vis.capitalize()} note"
             if status:
@@ -343,7 +344,7 @@ class ChatCommands:
         elif form == "status":
             text = (values.get("text") or "").strip()
             if text:
-                detail = await self.tickets.comment(actor, ticket_ref, text, status=values.get("status"),
+                detail = await self.tickets.comment(actor, ticket_ref, text, status=values.get("status"), source=source,
                                                     visibility=values.get("visibility") or "public")
                 what = f"Status → {detail.summary.status_name} with a {values.get('visibility') or 'public'} reply"
             else:
@@ -361,7 +362,8 @@ class ChatCommands:
                          _queued(what, detail.summary.connection_id))
 
     async def thread_message(self, actor: Actor, ticket_id: int, text: str,
-                             files: Sequence[ChatFile] = (), *, customer_reads: bool = False) -> ThreadWrite | None:
+                             files: Sequence[ChatFile] = (), *, customer_reads: bool = False,
+                             source: str | None = None) -> ThreadWrite | None:
         """A technician's message in a ticket's thread: internal note by default, `!public` for a reply,
         `!time 30m …` for time; each file in it becomes an attachment.
 
@@ -391,7 +393,8 @@ class ChatCommands:
                     detail = await self.tickets.log_time(actor, number, reply.minutes, notes=reply.text)
                     what = f"Logged {reply.minutes} min"
                 else:
-                    detail = await self.tickets.comment(actor, number, reply.text, visibility=reply.visibility)
+                    detail = await self.tickets.comment(actor, number, reply.text, visibility=reply.visibility,
+                                                        source=source)
                     what = "Public reply (the customer sees it)" if reply.visibility == "public" else "Internal note"
             except DeskbridgeError as exc:
                 if not files:

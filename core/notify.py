@@ -45,6 +45,9 @@ class NoteAdded(DomainEvent):
     visibility: str  # public, internal, resolution
     author_name: str | None
     body: str
+    # Where a note written in chat came from ("slack:C123:1700000000.000100"): every other thread of the
+    # ticket shows it, that one does not (no echo). None for notes from the PSA (sync).
+    source: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from connectors.base import Capabilities, Feature
 from core.context import Actor
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from core.notify import Notifier, TicketChanged, TicketCreated
+from core.notify import NoteAdded, Notifier, TicketChanged, TicketCreated
 from core.outbox.ops import (
     AddNote,
     AddTimeEntry,
@@ -405,8 +405,13 @@ class TicketService:
         visibility: str = "internal",
         email_contact: bool | None = None,
         status: str | None = None,
+        source: str | None = None,
     ) -> TicketDetail:
-        """Add a note (public, internal or resolution); optionally change status in the same write."""
+        """Add a note (public, internal or resolution); optionally change status in the same write.
+
+        Announced (NoteAdded, after the commit) so the ticket's other chat threads show it; `source` names
+        the thread it was written in, which is left alone.
+        """
         if visibility not in _VISIBILITY_KIND:
             raise InvalidInput(f"'{visibility}' is not a note visibility.", hint="Use public, internal or resolution.",
                                field="visibility")
@@ -443,7 +448,14 @@ class TicketService:
                     status = "in progress"
             if status is not None:
                 await self._apply_status(session, actor, ticket, status)
-            return await self._detail(session, actor, ticket)
+            detail = await self._detail(session, actor, ticket)
+            note = NoteAdded(workspace_id=actor.workspace_id, ticket_id=ticket.id, ticket_number=ticket.number,
+                             origin=actor.origin.value, occurred_at=self._clock(), entry_id=entry.id,  # type: ignore[arg-type]
+                             visibility=visibility, author_name=author.name if author else actor.display,
+                             body=body, source=source)
+        if self.notifier is not None:
+            await self.notifier.notify(note)
+        return detail
 
     async def log_time(
         self,

@@ -341,7 +341,8 @@ def sla_fallback(w: SlaWarningView) -> str:
     return esc(f"SLA {'breached' if w.breached else 'warning'}: #{w.ticket_number} {w.subject}")
 
 
-def psa_note_blocks(author: str | None, visibility: str, body: str) -> list[dict[str, Any]]:
+def psa_note_blocks(author: str | None, visibility: str, body: str, *,
+                    prefix: str = t.THREAD_PSA_PREFIX) -> list[dict[str, Any]]:
     badge = t.VISIBILITY_BADGE.get(visibility, visibility)
-    return [{"type": "section", "text": _md(f"{t.THREAD_PSA_PREFIX} · {badge} · {esc(author or 'PSA')}\n"
+    return [{"type": "section", "text": _md(f"{prefix} · {badge} · {esc(author or 'PSA')}\n"
                                             f"{esc(_cut(body, 2800))}")}]

@@ -189,9 +189,11 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
         async def write() -> Any:
             # Before the ack: database only (the user was resolved when the modal was opened).
             actor, info = await sc.actor(context, user, client, slack_lookups=False)
+            thread = meta.get("thread_ts") or meta.get("card_ts")
             return await sc.commands.submit(actor, form, values,
                                             ticket_ref=str(meta["ticket"]) if meta.get("ticket") else None,
-                                            audience=audience(actor, info))
+                                            audience=audience(actor, info),
+                                            source=_source(channel, thread) if channel and thread else None)
 
         # The write normally takes milliseconds and a refused value becomes a field error in the modal. If the
         # database is slow (a long write lock), the ack cannot wait: Slack gives up after 3 s and the user, seeing
@@ -342,7 +344,8 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
                 customer_reads = card_audience(await sc.seen(client, ws, team, channel)) == "customer"
                 done = await sc.commands.thread_message(actor, ticket_id, str(event.get("text") or ""),
                                                         files=slack_files.describe(event.get("files")),
-                                                        customer_reads=customer_reads)
+                                                        customer_reads=customer_reads,
+                                                        source=_source(channel, str(thread_ts)))
             if done is None:
                 if not actor.is_member and not user.is_external and card_audience(
                         await sc.seen(client, ws, team, channel)) == "tech":
@@ -389,6 +392,11 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
 
     app.event("app_uninstalled")(sc.after_ack(on_uninstall))
     app.event("tokens_revoked")(sc.after_ack(on_uninstall))
+
+
+def _source(channel: str, thread_ts: str) -> str:
+    """How a note names the Slack thread it was written in (the notifier does not echo it back there)."""
+    return f"{PLATFORM}:{channel}:{thread_ts}"
 
 
 def _has_files(body: dict[str, Any]) -> bool:

@@ -1,7 +1,8 @@
 """SlackNotifier: domain events from sync, the outbox and the SLA monitor, delivered into Slack.
 
-- NoteAdded (not from Slack) -> a post in every thread of the ticket; customer-visibility channels only
-  get public notes. Notes whose origin is Slack are never mirrored back (no echo loops).
+- NoteAdded (from the PSA via sync, or written here: chat, console, API) -> a post in every thread of the
+  ticket except the one it was written in (`source`: no echo); channels the customer reads only get public
+  notes. The bot's own posts are never read back as messages (no loops).
 - TicketChanged (not from Slack), WriteDelivered -> the ticket's cards are re-rendered (chat.update),
   so "queued" turns into delivered.
 - TicketCreated, and WriteDelivered of a ticket created here (chat, API) -> the ticket's card in every
@@ -9,7 +10,8 @@
   becomes the ticket's thread there.
 - Changes of who owns a ticket, or of what its queue row shows -> the App Home of the technicians
   concerned is re-published (ChatService.app_home_targets), at most once per user per few seconds.
-- WriteDead -> the thread says the write failed and how an admin can redrive it.
+- WriteDead -> the thread says the write failed and how an admin can redrive it (where the customer reads
+  the thread, only the write's author is told, privately).
 - SlaWarningEvent -> the channels bound to SLA alerts, and tech channels bound to that customer.
 
 `notify` only queues the event and returns: the outbox worker and the SLA monitor call it inline and
@@ -231,16 +233,17 @@ class SlackNotifier:
         return await self.chat.posts_for_ticket(event.workspace_id, event.ticket_id, PLATFORM)
 
     async def _note(self, event: NoteAdded) -> None:
-        if event.origin in NOT_MIRRORED:
-            return
         for post in await self._threads(event):
+            if event.source == f"{PLATFORM}:{post.channel_id}:{post.thread_ts}":
+                continue  # written in this very thread: no echo
             client = await self._client(post.team_id)
             if client is None:
                 continue
             info = await self._seen(client, event.workspace_id, post.team_id, post.channel_id)
             if not note_visible_in(info, event.visibility):
                 continue
-            body = bk.psa_note_blocks(event.author_name, event.visibility, event.body)
+            body = bk.psa_note_blocks(event.author_name, event.visibility, event.body,
+                                      prefix=t.THREAD_PSA_PREFIX if event.origin == "psa" else t.THREAD_CHAT_PREFIX)
             await self.poster.post(client, post.channel_id, text=f"{event.author_name or 'PSA'}: {event.body[:200]}",
                                    blocks=body, thread_ts=post.thread_ts)
         await self.refresh_cards(event.workspace_id, event.ticket_id)

@@ -33,6 +33,7 @@ HOME_UNLINKED = ("Deskbridge doesn't know which technician you are yet. Run `/de
                  "to link your Slack account by e-mail.")
 SHORTCUT_TITLE = "Ticket from message"
 THREAD_PSA_PREFIX = ":inbox_tray: *From the PSA*"
+THREAD_CHAT_PREFIX = ":speech_balloon: *Added in Deskbridge*"
 WRITE_DELIVERED = ":white_check_mark: Delivered to the PSA: {what}."
 WRITE_DEAD = (":x: *Could not deliver to the PSA:* {what} ({error}). Nothing more will be tried. An admin can "
               "retry it with `/deskbridge outbox redrive {op_id}` or drop it with `/deskbridge outbox discard {op_id}`.")

@@ -188,3 +188,24 @@ async def test_in_a_thread_the_customer_reads_a_plain_message_is_a_public_reply(
         notes = [(o.payload["visibility"], o.payload["text"]) for o in (await s.exec(select(OutboxOp))).all()]
     assert notes == [("public", "The fix is rolling out now"), ("internal", "customer seems annoyed")]
     assert "Public reply" in slack.fake.of("chat.postEphemeral")[0].args["text"]  # told privately which it was
+
+
+async def test_a_reply_written_in_one_thread_appears_in_the_tickets_other_threads_without_echo(slack):
+    await slack.slash("/deskbridge", "bind customer ACME shared", user=ADMIN, channel="C_CUST")
+    for channel in ("C_TECH", "C_CUST", "C_TECH2"):
+        await slack.slash("/ticket", "5001", channel=channel)
+    tech, cust, tech2 = [await _thread_of(slack, c) for c in ("C_TECH", "C_CUST", "C_TECH2")]
+    slack.fake.clear()
+    await slack.event({"type": "message", "channel": "C_TECH", "user": TECH, "text": "!public New disk ordered",
+                       "ts": "1799999940.000100", "thread_ts": tech.message_ts}, event_id="EvMirror1")
+    await slack.event({"type": "message", "channel": "C_TECH", "user": TECH, "text": "vendor RMA 4411",
+                       "ts": "1799999941.000100", "thread_ts": tech.message_ts}, event_id="EvMirror2")
+
+    def said(thread):
+        return " ".join(json.dumps(p.args.get("blocks")) for p in slack.fake.of("chat.postMessage")
+                        if p.args.get("thread_ts") == thread.message_ts)
+
+    assert "New disk ordered" in said(cust) and "vendor RMA" not in said(cust)  # the customer: public only
+    assert "New disk ordered" in said(tech2) and "vendor RMA 4411" in said(tech2)
+    assert "New disk ordered" not in said(tech) and "vendor RMA" not in said(tech)  # no echo (only confirmations)
+    assert "Added in Deskbridge" in said(tech2)
