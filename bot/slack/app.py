@@ -15,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
@@ -32,6 +34,7 @@ from bot.slack.notifier import SlackNotifier
 from bot.slack.poster import SlackPoster, make_client
 
 log = logging.getLogger("deskbridge.slack")
+REFUSED_LOG_EVERY_S = 5.0
 
 # Least privilege (reliability-sla.md §6.5); manifests/slack/manifest.yaml must request exactly these.
 BOT_SCOPES = (
@@ -83,6 +86,8 @@ class SlackSurface:
                                       api_url=s.slack_api_url, commands=container.chat_commands,
                                       shared=self.shared)
         self.handler = AsyncSlackRequestHandler(self.app)
+        self.refused = 0  # requests shed because the post-ack queue was full
+        self._refused_logged_at = float("-inf")
         self._socket: Any = None
         self._connecting: asyncio.Task[None] | None = None
 
@@ -141,16 +146,32 @@ class SlackSurface:
             if not self.context.backlog and self.poster.outbound.idle and self.notifier.idle:
                 return
 
+    async def _refuse_busy(self, req: Request) -> Response:
+        """The post-ack queue is full. Slack retries events and interactions answered 503; a slash command
+        is told in words (a fixed text, so answering an unverified request reveals nothing). Logged at most
+        every few seconds, with a count: an overload must not also flood the log."""
+        body = await req.body()
+        self.refused += 1
+        now = time.monotonic()
+        if now - self._refused_logged_at >= REFUSED_LOG_EVERY_S:
+            log.error("Slack requests refused: the work queue is full (%d so far)", self.refused)
+            self._refused_logged_at = now
+        if body.startswith(b"command=") or b"&command=" in body:
+            return JSONResponse({"response_type": "ephemeral", "text": t.BUSY})
+        return Response(status_code=503, content="busy", headers={"Retry-After": "1"})
+
     def router(self) -> APIRouter:
         """/slack/events (commands, interactivity, events), /slack/install, /slack/oauth_redirect."""
         router = APIRouter(tags=["slack"])
         handler = self.handler
-        work = self.context.work
 
         @router.post("/slack/events", include_in_schema=False)
         async def events(req: Request) -> Response:
             if self.settings.slack_signing_secret is None:  # Socket Mode only: no way to verify an HTTP request
                 return Response(status_code=404, content="Slack events arrive over Socket Mode here")
+            work = self.context.work
+            if work.nearly_full:  # shed load before parsing: never ack what could not then be done
+                return await self._refuse_busy(req)
             with work.acking():  # work queued after earlier acks waits for a quiet moment
                 try:
                     return await handler.handle(req)

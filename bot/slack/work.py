@@ -24,6 +24,7 @@ log = logging.getLogger("deskbridge.slack")
 WORKERS = 4  # below the database pool's size (5): acks and the scheduler always find a connection
 MAX_BACKLOG = 10_000  # jobs waiting; beyond it new work is refused (logged), never memory without bound
 QUIET_S = 0.005  # no Slack request for this long: the burst is over, start the next job
+HEADROOM = 1_000  # queue slots kept for requests already past the door (see nearly_full)
 MAX_DEFER_S = 0.25  # a job waits at most this long for a quiet moment (views.open triggers expire in 3 s)
 
 Job = Callable[[], Awaitable[Any]]
@@ -51,6 +52,13 @@ class AfterAck:
     def full(self) -> bool:
         """No room for another job: the surface must refuse the request before acking it."""
         return self._queue is not None and self._queue.full()
+
+    @property
+    def nearly_full(self) -> bool:
+        """Less room than HEADROOM jobs: new requests are shed at the door, so that those already being
+        parsed (up to the server's concurrency) still find room when their listener queues its work."""
+        return self._queue is not None and self._queue.qsize() >= self.max_backlog - min(HEADROOM,
+                                                                                          self.max_backlog // 2)
 
     @property
     def backlog(self) -> int:

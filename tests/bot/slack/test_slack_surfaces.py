@@ -505,6 +505,7 @@ async def test_a_full_work_queue_refuses_before_acking_and_a_retried_event_is_wr
         assert refused.status_code >= 500
         click = await slack.interactive(slack.action_payload("assign_me", "5003"), settle=False)
         assert click.status_code >= 500
+        assert slack.c.slack.refused == 3  # counted (and logged at most every few seconds)
     finally:
         sc.work = real
     await slack.event(event, event_id="EvFull", extra={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_error"})

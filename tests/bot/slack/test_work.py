@@ -80,3 +80,17 @@ async def test_a_full_backlog_refuses_new_work_instead_of_growing():
     gate.set()
     await work.drain()
     await work.close()
+
+
+async def test_the_door_sheds_load_before_the_queue_is_full():
+    """Requests already being parsed when the door closes still find room for their work."""
+    from bot.slack.work import AfterAck
+
+    work = AfterAck(workers=0, max_backlog=10)  # nothing drains it; headroom is capped at half the queue
+    assert not work.full and not work.nearly_full
+    for _ in range(5):
+        assert work.submit(asyncio.sleep)
+    assert work.nearly_full and not work.full  # the door is shut with 5 slots left
+    for _ in range(5):
+        assert work.submit(asyncio.sleep)
+    assert work.full and not work.submit(asyncio.sleep) and work.refused == 1
