@@ -13,6 +13,9 @@ What the receiver gets (and should check):
     {"action": "acknowledge"|"resolve", "alert_ref": "...", "device_ref": "..."|null,
      "ticket_number": 1042|null, "customer": "ACME"|null, "actor": "...", "idempotency_key": "<32 hex>"}
 
+`deskbridge rmm test-webhook` sends `X-Deskbridge-Event: ping` with {"action": "ping", "idempotency_key": …,
+"sent_at": "<ISO time>"}, signed the same way: answer it 2xx without acting.
+
 Verify the signature over the raw bytes in constant time and refuse timestamps older than ~5 minutes.
 Answer 2xx when done (or already done for that key). 429 (with Retry-After) and 5xx are retried with
 backoff; any other 4xx is final (the click goes to the dead letters with the answer's text).
@@ -68,12 +71,13 @@ class AlertWebhookClient:
                                        timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, 10.0)))
         return self._client
 
-    async def post(self, url: str, secret: str, body: Mapping[str, Any], *, idempotency_key: str) -> int:
+    async def post(self, url: str, secret: str, body: Mapping[str, Any], *, idempotency_key: str,
+                   event: str = "alert_action") -> int:
         """Send one signed request; returns the 2xx status, raises a connectors.errors.PsaError otherwise."""
         raw = encode_body(body)
         stamp = str(int(self._clock()))
         headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key,
-                   EVENT_HEADER: "alert_action", TIMESTAMP_HEADER: stamp, SIGNATURE_HEADER: sign(secret, stamp, raw),
+                   EVENT_HEADER: event, TIMESTAMP_HEADER: stamp, SIGNATURE_HEADER: sign(secret, stamp, raw),
                    "User-Agent": "Deskbridge-AlertWebhook/1"}
         host = httpx.URL(url).host or "the endpoint"
         try:

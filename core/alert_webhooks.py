@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from connectors.errors import PsaUnsupported, PsaValidationError
+from connectors.errors import PsaError, PsaUnsupported, PsaValidationError
 from core.errors import InvalidInput, NotFound
 from core.outbox.ops import AlertAction
 from store.crypto import CredentialCipher, CredentialError
@@ -36,7 +36,8 @@ LOCAL_HOSTS = frozenset({"localhost"})
 class AlertPoster(Protocol):
     """Speaks HTTP to the endpoint (connectors/alert_webhook.AlertWebhookClient); raises PsaError."""
 
-    async def post(self, url: str, secret: str, body: Mapping[str, Any], *, idempotency_key: str) -> int:
+    async def post(self, url: str, secret: str, body: Mapping[str, Any], *, idempotency_key: str,
+                   event: str = "alert_action") -> int:
         ...
 
     async def aclose(self) -> None:
@@ -188,6 +189,25 @@ class AlertWebhookService:
                                  "redrive this op.", code="NoAlertWebhook")
         url, secret = target
         return await self.poster.post(url, secret, body(action, idempotency_key), idempotency_key=idempotency_key)
+
+    async def ping(self, workspace_id: int) -> int:
+        """Send a signed test request (event `ping`) to the configured endpoint; its 2xx status, or the
+        connectors.errors.PsaError saying what the endpoint answered (wrong secret, unreachable, ...)."""
+        target = await self._target(workspace_id)
+        if target is None or self.poster is None:
+            raise NotFound("No alert action webhook is configured for this workspace.",
+                           hint="Set one with `deskbridge rmm set-webhook --url https://…`.")
+        url, secret = target
+        key = secrets.token_hex(16)
+        try:
+            return await self.poster.post(url, secret, {"action": "ping", "idempotency_key": key,
+                                                        "sent_at": utcnow().isoformat()},
+                                          idempotency_key=key, event="ping")
+        except PsaError as exc:  # the endpoint's answer, named by host only (the URL may hold a credential)
+            raise InvalidInput(f"The alert webhook test failed: {exc}",
+                               hint="Check that the endpoint verifies X-Deskbridge-Signature with the same secret "
+                                    "and answers 2xx to X-Deskbridge-Event: ping; `deskbridge rmm set-webhook` "
+                                    "replaces the URL and secret.") from None
 
     async def aclose(self) -> None:
         if self.poster is not None:

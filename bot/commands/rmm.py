@@ -84,3 +84,15 @@ def show(workspace: str | None = typer.Option(None, help="Workspace slug")) -> N
     for key in ("rmm_device_url", "rmm_alert_url", "runbook_url"):
         typer.echo(f"{key:<15} {settings.get(key) or '(not set)'}")
     typer.echo("Change a link with `deskbridge workspace set <name> <template|off>`.")
+
+
+@app.command("test-webhook")
+def test_webhook(workspace: str | None = typer.Option(None, help="Workspace slug")) -> None:
+    """Send a signed `ping` to the alert action webhook and say what it answered (nothing is acted on)."""
+    cli = _cli()
+
+    async def work(c: Any) -> int:
+        return int(await c.alert_webhooks.ping(await cli.workspace_id(c, workspace)))
+
+    status = cli.run(work)
+    typer.echo(f"The alert webhook answered {status}: signed requests reach it.")

@@ -95,3 +95,8 @@ def test_workspace_admin_marks_a_technician_and_refuses_unknown_addresses(env):
     assert '"is_admin": false' in ok("workspace", "admin", "ana@acme-msp.example", "--off")
     bad = runner.invoke(app, ["workspace", "admin", "nobody@example.com"])
     assert bad.exit_code != 0 and "No technician has the e-mail" in bad.output
+
+
+def test_test_webhook_without_one_says_how_to_set_it(env):
+    bad = runner.invoke(app, ["rmm", "test-webhook"])
+    assert bad.exit_code != 0 and "No alert action webhook" in bad.output and "rmm set-webhook" in bad.output

@@ -353,3 +353,20 @@ async def test_a_paused_psa_connection_does_not_hold_alert_actions(rmm, db, work
     note, alert = await _ops(db)
     assert (note.kind, note.status, note.attempts) == ("add_note", "pending", 0)
     assert (alert.kind, alert.status) == ("alert_action", "done") and list(receiver.acted) == [alert.marker]
+
+
+async def test_a_ping_checks_the_endpoint_without_acting(rmm, workspace_id):
+    from core.errors import InvalidInput, NotFound
+
+    c, receiver, *_ = rmm
+    with pytest.raises(NotFound, match="No alert action webhook"):
+        await c.alert_webhooks.ping(workspace_id)
+    await c.alert_webhooks.configure(workspace_id, url=receiver.url, secret=SECRET)
+    assert await c.alert_webhooks.ping(workspace_id) == 200
+    (got,) = receiver.received
+    assert got.signature_ok and got.headers["X-Deskbridge-Event"] == "ping" and got.body["action"] == "ping"
+    await c.alert_webhooks.configure(workspace_id, url=receiver.url, secret="dbwhsec_" + "y" * 40)
+    with pytest.raises(InvalidInput, match="test failed") as err:
+        await c.alert_webhooks.ping(workspace_id)
+    assert "401" in err.value.message and "part-of-the-url" not in err.value.message
+    assert "X-Deskbridge-Signature" in (err.value.hint or "")
