@@ -12,6 +12,8 @@ never held up.
 - Bounded: `max_per_channel` and `max_total` queued items. Beyond either, the oldest queued *update* is
   dropped (a later update or refresh brings the card up to date); a post is never dropped silently:
   if only posts are queued the new post is refused and logged as an error.
+- chat.update also spends a per-workspace budget (tier 3, ~50/min): while an update waits for it, later
+  updates of the same card still collapse into it.
 - HTTP 429 + Retry-After is retried by the client's own handler (poster.retry_handlers), inside the
   channel's drain task, so it delays that channel only.
 """
@@ -32,7 +34,9 @@ from slack_sdk.errors import SlackApiError
 log = logging.getLogger("deskbridge.slack")
 
 POST_INTERVAL_S = 1.0  # chat.postMessage: ~1 per second per channel
-UPDATE_INTERVAL_S = 1.0  # chat.update: tier 3 per workspace; per-channel spacing keeps well under it
+UPDATE_INTERVAL_S = 1.0  # chat.update: at most one per second per channel ...
+UPDATES_PER_MINUTE = 50.0  # ... and, per workspace (bot token), Slack's tier 3 (~50/min), with a burst of
+UPDATE_BURST = 20  # 20: waiting updates keep coalescing meanwhile, so a busy workspace loses no final state
 MAX_PER_CHANNEL = 200
 MAX_TOTAL = 5000
 QUEUE_FULL = "deskbridge_queue_full"  # the error reported for a post refused by the bounds
@@ -73,6 +77,7 @@ class SlackOutbound:
 
     def __init__(self, *, post_interval: float = POST_INTERVAL_S, update_interval: float = UPDATE_INTERVAL_S,
                  max_per_channel: int = MAX_PER_CHANNEL, max_total: int = MAX_TOTAL,
+                 updates_per_minute: float = UPDATES_PER_MINUTE, update_burst: int = UPDATE_BURST,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
         self.intervals = {"post": post_interval, "update": update_interval}
@@ -82,6 +87,9 @@ class SlackOutbound:
         self._sleep = sleep
         self._channels: dict[str, _Channel] = {}
         self._next_at: dict[tuple[str, str], float] = {}  # (channel, kind) -> earliest time of the next call
+        self._update_rate = updates_per_minute / 60.0
+        self._update_burst = float(update_burst)
+        self._budgets: dict[str, tuple[float, float]] = {}  # workspace token -> (tokens, when counted)
         self._follow_ups: set[asyncio.Task[Any]] = set()
         self._seq = itertools.count()
         self._total = 0
@@ -181,6 +189,11 @@ class SlackOutbound:
                 if due > now:
                     await self._sleep(due - now)
                     continue  # the head may have been dropped or coalesced meanwhile: look again
+                if head.kind == "update":
+                    wait = self._spend_update(head.client)
+                    if wait > 0:
+                        await self._sleep(wait)
+                        continue
                 item = ch.items.popleft()
                 self._total -= 1
                 if item.kind == "update":
@@ -194,6 +207,18 @@ class SlackOutbound:
             if len(self._next_at) > 5000:  # forget channels whose spacing has passed
                 now = self._clock()
                 self._next_at = {k: v for k, v in self._next_at.items() if v > now}
+
+    def _spend_update(self, client: Any) -> float:
+        """Take one chat.update from the workspace's budget: 0, or the seconds until one is available."""
+        key = str(getattr(client, "token", None) or id(client))
+        now = self._clock()
+        tokens, at = self._budgets.get(key, (self._update_burst, now))
+        tokens = min(self._update_burst, tokens + (now - at) * self._update_rate)
+        if tokens >= 1.0:
+            self._budgets[key] = (tokens - 1.0, now)
+            return 0.0
+        self._budgets[key] = (tokens, now)
+        return (1.0 - tokens) / self._update_rate
 
     async def _send(self, item: _Item) -> None:
         try:

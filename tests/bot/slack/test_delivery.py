@@ -421,3 +421,23 @@ async def test_which_app_homes_a_change_touches_is_decided_in_core(day):
     assert await targets() == []
     assert await c.chat.app_home_targets(h.ws, "teams", ticket_id=target.id, created=True) == []  # no identity there
     assert await c.chat.member_actor(h.ws, "slack", TEAM, "U_NOBODY") is None
+
+
+async def test_card_updates_keep_within_the_workspace_budget_and_keep_collapsing():
+    """chat.update is tier 3 per workspace (~50/min): across channels, past the burst, updates wait for the
+    budget (coalescing meanwhile) instead of running into 429s."""
+    ft = FakeTime()
+    out = SlackOutbound(clock=ft.clock, sleep=ft.sleep, updates_per_minute=60, update_burst=3)
+    client, other_team = RecordingClient(), RecordingClient()
+    client.token, other_team.token = "xoxb-team-a", "xoxb-team-b"
+    for i in range(5):  # five cards in five channels of one workspace
+        out.update(client, f"C_{i}", f"{i}.1", text=f"card {i}", blocks=card(i))
+    out.update(other_team, "C_B", "9.1", text="team b", blocks=card(9))
+    await spin()
+    assert len(client.calls) == 3 and len(other_team.calls) == 1  # the burst; the other workspace is unaffected
+    out.update(client, "C_4", "4.1", text="card 4 newer", blocks=card(44))  # collapses while it waits
+    ft.gate.set()
+    await out.drain()
+    texts = [kw["text"] for _, kw in client.calls]
+    assert texts[:3] == ["card 0", "card 1", "card 2"] and sorted(texts[3:]) == ["card 3", "card 4 newer"]
+    assert ft.now - 1000.0 >= 2.0 - 1e-9  # two more updates at 1/s once the burst was spent
