@@ -265,9 +265,11 @@ class ChatService:
                 ChannelBinding.channel_id == channel_id))).all()
             cust = next((r for r in rows if r.kind == BindingKind.CUSTOMER and r.customer_id), None)
             customer = await session.get(Customer, cust.customer_id) if cust and cust.customer_id else None
+        # Any binding saying the customer reads the channel makes it a customer channel (fail closed).
+        outsiders = any(r.visibility == "customer" for r in rows)
         info = ChannelInfo(kinds=frozenset(r.kind for r in rows), customer_id=customer.id if customer else None,
                            customer_name=customer.name if customer else None,
-                           visibility=cust.visibility if cust else "tech")
+                           visibility="customer" if outsiders else "tech")
         self._cache.put(key, info)
         return info
 
@@ -288,7 +290,7 @@ class ChatService:
             return actor, info
         if info.customer_id is not None:
             return Actor(workspace_id=workspace_id, origin=origin, display=display, is_member=False,
-                         is_admin=False, customer_scope_id=info.customer_id), info
+                         is_admin=bootstrap_admin, customer_scope_id=info.customer_id), info
         if bootstrap_admin:
             # A chat workspace admin who is not linked yet may set up bindings and links, nothing else.
             return Actor(workspace_id=workspace_id, origin=origin, display=display, is_member=False,
@@ -394,6 +396,11 @@ class ChatService:
                 raise InvalidInput("Which customer?", hint="Use /deskbridge bind customer <identifier>.")
             customer = await self.directory.find_customer(actor.workspace_id, customer_text)
         async with self.db.write(actor.scope) as session:
+            # Once the customer's people read a channel, re-binding without `shared` does not make it internal
+            # again (guests are invisible to the chat API): `unbind` first to really change that.
+            shared = shared or any(r.visibility == "customer" for r in (await session.exec(select(ChannelBinding).where(
+                ChannelBinding.platform == user.platform, ChannelBinding.team_id == user.team_id,
+                ChannelBinding.channel_id == user.channel_id))).all())
             if bkind == BindingKind.CUSTOMER:
                 # One customer per channel: rebinding replaces the old customer.
                 await session.execute(sa.delete(ChannelBinding).where(

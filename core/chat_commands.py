@@ -232,7 +232,7 @@ class ChatCommands:
             n = await self.chat.unbind(actor, user, cmd.kind)
             return MessageView(text=f"Removed {n} binding(s) from this channel.", kind="success")
         if isinstance(cmd, c.Bindings):
-            if not actor.is_member:
+            if not actor.is_member and not actor.is_admin:
                 raise PermissionDenied("Only technicians can see this channel's bindings.")
             kinds = ", ".join(sorted(info.kinds)) or "nothing"
             cust = f" (customer: {info.customer_name}, {info.visibility} visibility)" if info.customer_name else ""
@@ -375,8 +375,12 @@ class ChatCommands:
         if not actor.is_member:
             return None
         problems: list[DeskbridgeError] = []
+        defaulted = False
         try:
             reply = c.parse_thread_message(text, default="public" if customer_reads else "internal")
+            plain = c.parse_thread_message(text) if customer_reads else reply
+            # Public only because the customer read it in chat already: no PSA e-mail repeating it to them.
+            defaulted = reply is not None and plain is not None and reply.visibility != plain.visibility
         except DeskbridgeError as exc:
             if not files:
                 raise
@@ -394,7 +398,7 @@ class ChatCommands:
                     what = f"Logged {reply.minutes} min"
                 else:
                     detail = await self.tickets.comment(actor, number, reply.text, visibility=reply.visibility,
-                                                        source=source)
+                                                        source=source, email_contact=False if defaulted else None)
                     what = "Public reply (the customer sees it)" if reply.visibility == "public" else "Internal note"
             except DeskbridgeError as exc:
                 if not files:

@@ -356,8 +356,10 @@ def _parse_admin(text: str) -> Command:
                 raise InvalidInput("Which customer?", hint="Use /deskbridge bind customer <identifier>, e.g. ACME "
                                    "(add `shared` if the customer's people are in the channel).")
             return Bind("customer", " ".join(rest), shared=shared)
-        if shared:
-            return Bind(kind, " ".join(rest) or None, shared=True)
+        if shared:  # only a customer binding says who reads the channel (and scopes it to them)
+            raise InvalidInput("`shared` goes with a customer binding.",
+                               hint="Use /deskbridge bind customer <identifier> shared; dispatch and sla channels "
+                                    "are for technicians.")
         return Bind(kind, " ".join(rest) or None)
     if sub == "unbind":
         return Unbind(args[0].lower() if args else None)

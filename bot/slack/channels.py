@@ -8,6 +8,7 @@ one the customer may read.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -28,36 +29,72 @@ class ChannelUnknown(Exception):
 class SharedChannels:
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._known: dict[str, tuple[float, bool]] = {}
+        self._known: dict[str, tuple[float, bool, bool]] = {}  # channel -> (fresh until, shared, from Slack)
+        self._generation: dict[str, int] = {}  # bumped by forget(): answers asked before it are not kept
+        self._asking: dict[str, asyncio.Future[tuple[bool, bool]]] = {}
 
     async def is_shared(self, client: Any, channel: str, *, strict: bool = False) -> bool:
         """True if people outside the workspace's organisation may read the channel (or if unknown).
 
         `strict` raises ChannelUnknown instead of assuming (binding must say why it refused).
         """
+        shared, known = await self.status(client, channel)
+        if strict and not known:
+            raise ChannelUnknown(channel)
+        return shared
+
+    async def status(self, client: Any, channel: str) -> tuple[bool, bool]:
+        """(shared, known): `known` is False when Slack would not say and we never heard; then `shared` is
+        True (for what may be *posted*). Callers deciding what a *write* means must not read "unknown" as
+        "the customer reads it" (core decides from the binding then)."""
         hit = self._known.get(channel)
         if hit is not None and hit[0] > self._clock():
-            return hit[1]
+            return hit[1], hit[2]
+        running = self._asking.get(channel)
+        if running is not None:  # one lookup per channel at a time, however many events need it
+            return await asyncio.shield(running)
+        task = asyncio.ensure_future(self._ask(client, channel, hit, self._generation.get(channel, 0)))
+        self._asking[channel] = task
+        try:
+            return await asyncio.shield(task)
+        finally:
+            if task.done():
+                self._asking.pop(channel, None)
+            else:
+                task.add_done_callback(lambda _: self._asking.pop(channel, None))
+
+    async def _ask(self, client: Any, channel: str, last: tuple[float, bool, bool] | None,
+                   generation: int) -> tuple[bool, bool]:
         try:
             resp = await client.conversations_info(channel=channel)
         except (SlackApiError, OSError, TimeoutError) as exc:
             error = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
+            if last is not None and last[2]:  # a passing failure (e.g. ratelimited): keep the last answer
+                log.warning("could not re-check whether a channel is shared; keeping the last answer",
+                            extra={"channel": channel, "error": error})
+                self._remember(channel, last[1], True, UNKNOWN_TTL_S, generation)
+                return last[1], True
             log.warning("could not tell whether a channel is shared; treating it as shared",
                         extra={"channel": channel, "error": error})
-            if strict:
-                raise ChannelUnknown(channel) from exc
-            self._remember(channel, True, UNKNOWN_TTL_S)
-            return True
+            permanent = error in ("channel_not_found", "missing_scope", "not_in_channel")
+            self._remember(channel, True, False, SHARED_TTL_S if permanent else UNKNOWN_TTL_S, generation)
+            return True, False
         ch = resp.get("channel") or {}
-        shared = bool(ch.get("is_ext_shared") or ch.get("is_pending_ext_shared") or ch.get("is_shared"))
-        self._remember(channel, shared, SHARED_TTL_S)
-        return shared
+        # Shared with another organisation (Slack Connect). `is_shared` alone also covers channels shared
+        # between the MSP's own Enterprise Grid workspaces, which stay internal.
+        shared = bool(ch.get("is_ext_shared") or ch.get("is_pending_ext_shared"))
+        self._remember(channel, shared, True, SHARED_TTL_S, generation)
+        return shared, True
 
     def forget(self, channel: str) -> None:
-        """Slack said the channel's sharing changed: ask again next time."""
+        """Slack said the channel's sharing changed: ask again next time (an answer already on its way, asked
+        before this, is not kept)."""
         self._known.pop(channel, None)
+        self._generation[channel] = self._generation.get(channel, 0) + 1
 
-    def _remember(self, channel: str, shared: bool, ttl: float) -> None:
+    def _remember(self, channel: str, shared: bool, known: bool, ttl: float, generation: int) -> None:
+        if self._generation.get(channel, 0) != generation:
+            return
         if len(self._known) > 20_000:
             self._known.clear()
-        self._known[channel] = (self._clock() + ttl, shared)
+        self._known[channel] = (self._clock() + ttl, shared, known)

@@ -260,6 +260,16 @@ class SlackContext:
         info = await self.chat.channel(workspace_id, PLATFORM, team_id, channel_id)
         return seen_with(info, shared=await self.shared.is_shared(client, channel_id))
 
+    async def customer_reads(self, client: Any, workspace_id: int, team_id: str, channel_id: str) -> bool:
+        """Whether the customer certainly reads this channel (bound so, or Slack says it is shared). Unlike
+        what may be posted, this changes what a technician's words *mean* (public replies), so an unknown
+        answer from Slack counts as no."""
+        info = await self.chat.channel(workspace_id, PLATFORM, team_id, channel_id)
+        if info.visibility == "customer":
+            return True
+        shared, known = await self.shared.status(client, channel_id)
+        return shared and known
+
     async def post_card(self, client: Any, workspace_id: int, team_id: str, channel_id: str, view: TicketView, *,
                         thread_ts: str | None = None,
                         respond: Callable[..., Awaitable[Any]] | None = None) -> None:
@@ -309,7 +319,10 @@ class SlackContext:
         info = await self.seen(client, workspace_id, team_id, channel_id)
         msg = t.confirm_thread(confirmation)
         if card_audience(info) == "customer" and user_id:
-            await client.chat_postEphemeral(channel=channel_id, user=user_id, thread_ts=thread_ts, text=msg)
+            try:
+                await client.chat_postEphemeral(channel=channel_id, user=user_id, thread_ts=thread_ts, text=msg)
+            except Exception:  # noqa: BLE001 - the write is done; a lost confirmation must not look like a failure
+                log.warning("private confirmation not delivered", extra={"channel": channel_id}, exc_info=True)
         else:
             await self.poster.post(client, channel_id, text=msg, thread_ts=thread_ts,
                                    blocks=[{"type": "context", "elements": [{"type": "mrkdwn", "text": msg}]}])

@@ -29,7 +29,7 @@ from core.views import FormOption, FormView, MessageView, QueueView, TicketView
 
 log = logging.getLogger("deskbridge.slack")
 
-ADMIN_COMMANDS = (grammar.Bind, grammar.Unbind, grammar.Outbox, grammar.SettingsCmd, grammar.Link)
+ADMIN_COMMANDS = (grammar.Bind, grammar.Unbind, grammar.Bindings, grammar.Outbox, grammar.SettingsCmd, grammar.Link)
 URL_ACTIONS = ("open_psa", "open_rmm", "open_runbook")
 FIELD_BLOCKS = {"note": "text", "time note": "notes", "minutes": "minutes", "filter": "text"}
 SHORTCUT_ID = "create_ticket_from_message"
@@ -341,7 +341,7 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
             actor, _ = await sc.actor(context, user, client)
             # Core decides whether the message is the ticket's (only technicians' are) before any download.
             async with SlackFiles(str(client.base_url), str(context.bot_token or client.token or "")) as slack_files:
-                customer_reads = card_audience(await sc.seen(client, ws, team, channel)) == "customer"
+                customer_reads = await sc.customer_reads(client, ws, team, channel)
                 done = await sc.commands.thread_message(actor, ticket_id, str(event.get("text") or ""),
                                                         files=slack_files.describe(event.get("files")),
                                                         customer_reads=customer_reads,

@@ -251,6 +251,7 @@ class SlackNotifier:
     async def _dead(self, event: WriteDead) -> None:
         what = t.OP_NAMES.get(event.kind, event.kind)
         msg = t.WRITE_DEAD.format(what=what, error=bk.esc(event.error[:300]), op_id=event.op_id)
+        author: str | None = None  # looked up once, when a customer-read thread needs it
         for post in await self._threads(event):
             client = await self._client(post.team_id)
             if client is None:
@@ -258,14 +259,16 @@ class SlackNotifier:
             info = await self._seen(client, event.workspace_id, post.team_id, post.channel_id)
             if not failures_visible_in(info):
                 # The PSA's error is the MSP's business, not the customer's: the author alone is told, there.
-                author = await self.chat.write_author(event.workspace_id, event.op_id, PLATFORM)
+                if author is None:
+                    author = await self.chat.write_author(event.workspace_id, event.op_id, PLATFORM) or ""
                 if author:
                     try:
                         await client.chat_postEphemeral(channel=post.channel_id, user=author,
                                                         thread_ts=post.thread_ts, text=msg)
-                    except SlackApiError as exc:
+                    except Exception as exc:  # noqa: BLE001 - the other threads and the card refresh go on
+                        error = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
                         log.warning("could not tell the author of a dead write",
-                                    extra={"channel": post.channel_id, "error": exc.response.get("error")})
+                                    extra={"channel": post.channel_id, "error": error})
                 continue
             if client is not None:
                 await self.poster.post(client, post.channel_id, text=msg, blocks=[

@@ -191,8 +191,16 @@ class SlackOutbound:
                     continue  # the head may have been dropped or coalesced meanwhile: look again
                 if head.kind == "update":
                     wait = self._spend_update(head.client)
-                    if wait > 0:
-                        await self._sleep(wait)
+                    if wait > 0:  # the workspace's update budget is spent: a post behind it need not wait
+                        post = next((i for i in ch.items if i.kind == "post"), None)
+                        post_due = self._next_at.get((channel, "post"), float("-inf"))
+                        if post is not None and post_due <= now:
+                            ch.items.remove(post)
+                            self._total -= 1
+                            self._next_at[(channel, "post")] = now + self.intervals["post"]
+                            await self._send(post)
+                            continue
+                        await self._sleep(wait if post is None else min(wait, post_due - now))
                         continue
                 item = ch.items.popleft()
                 self._total -= 1

@@ -441,3 +441,18 @@ async def test_card_updates_keep_within_the_workspace_budget_and_keep_collapsing
     texts = [kw["text"] for _, kw in client.calls]
     assert texts[:3] == ["card 0", "card 1", "card 2"] and sorted(texts[3:]) == ["card 3", "card 4 newer"]
     assert ft.now - 1000.0 >= 2.0 - 1e-9  # two more updates at 1/s once the burst was spent
+
+
+async def test_a_post_overtakes_an_update_waiting_for_the_workspace_budget():
+    ft = FakeTime()
+    out = SlackOutbound(clock=ft.clock, sleep=ft.sleep, updates_per_minute=6, update_burst=1, update_interval=0)
+    client = RecordingClient()
+    client.token = "xoxb-team-a"
+    out.update(client, "C_A", "1.1", text="card", blocks=card(1))
+    out.update(client, "C_A", "2.2", text="card 2", blocks=card(2))  # must wait ~10 s for the budget
+    out.post(client, "C_A", text="confirmation", blocks=card(3))
+    await spin()
+    assert [kw["text"] for _, kw in client.calls] == ["card", "confirmation"]  # the post did not wait 10 s
+    ft.gate.set()
+    await out.drain()
+    assert [kw["text"] for _, kw in client.calls][-1] == "card 2"

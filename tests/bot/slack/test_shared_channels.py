@@ -209,3 +209,94 @@ async def test_a_reply_written_in_one_thread_appears_in_the_tickets_other_thread
     assert "New disk ordered" in said(tech2) and "vendor RMA 4411" in said(tech2)
     assert "New disk ordered" not in said(tech) and "vendor RMA" not in said(tech)  # no echo (only confirmations)
     assert "Added in Deskbridge" in said(tech2)
+
+
+async def test_an_unknown_answer_from_slack_never_makes_a_technicians_words_public(slack):
+    """Posting treats "Slack would not say" as shared (safe); the meaning of a write does not: a rate-limited
+    lookup must not turn a technician's aside into a public reply e-mailed to the customer."""
+    from store.tables import OutboxOp
+
+    await slack.slash("/deskbridge", "bind customer ACME", user=ADMIN, channel="C_INT")
+    await slack.slash("/ticket", "5001", channel="C_INT")
+    thread = await _thread_of(slack, "C_INT")
+    slack.c.slack.shared.forget("C_INT")
+    slack.fake.fail("conversations.info", error="ratelimited")
+    await slack.event({"type": "message", "channel": "C_INT", "user": TECH, "text": "their DC password is weak",
+                       "ts": "1799999930.000100", "thread_ts": thread.message_ts}, event_id="EvRL")
+    async with slack.c.db.read(Scope.workspace(slack.ws)) as s:
+        (op,) = (await s.exec(select(OutboxOp))).all()
+    assert op.payload["visibility"] == "internal" and op.payload["email_contact"] is False
+
+
+async def test_in_a_customer_read_thread_only_an_explicit_public_reply_emails_the_contact(slack):
+    from store.tables import OutboxOp
+
+    await slack.slash("/deskbridge", "bind customer ACME shared", user=ADMIN, channel="C_G4")
+    await slack.slash("/ticket", "5001", channel="C_G4")
+    thread = await _thread_of(slack, "C_G4")
+    for i, text in enumerate(("looking at it now", "!public Fixed: please restart Outlook")):
+        await slack.event({"type": "message", "channel": "C_G4", "user": TECH, "text": text,
+                           "ts": f"179999992{i}.000100", "thread_ts": thread.message_ts}, event_id=f"EvMail{i}")
+    async with slack.c.db.read(Scope.workspace(slack.ws)) as s:
+        got = [(o.payload["visibility"], o.payload["email_contact"]) for o in (await s.exec(select(OutboxOp))).all()]
+    assert got == [("public", False), ("public", True)]  # they read the first in Slack already
+
+
+async def test_shared_is_only_for_customer_bindings_and_survives_a_rebind(slack):
+    await slack.slash("/deskbridge", "bind dispatch shared", user=ADMIN, channel="C_D")
+    assert "goes with a customer binding" in slack.fake.webhooks[-1]["text"]
+    await slack.slash("/deskbridge", "bind customer ACME shared", user=ADMIN, channel="C_G5")
+    await slack.slash("/deskbridge", "bind customer ACME", user=ADMIN, channel="C_G5")  # `shared` forgotten
+    info = await slack.c.chat.channel(slack.ws, "slack", "T0001", "C_G5")
+    assert info.visibility == "customer"  # still: guests do not leave because the word was left out
+    await slack.slash("/deskbridge", "bindings", user=ADMIN, channel="C_G5")  # an unlinked Slack admin may look
+    assert "customer visibility" in slack.fake.webhooks[-1]["text"]
+
+
+class _StubClient:
+    def __init__(self, answers):
+        self.answers = list(answers)
+        self.calls = 0
+        self.gate = None
+
+    async def conversations_info(self, channel):
+        self.calls += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return {"channel": answer}
+
+
+async def test_shared_channels_org_shared_is_internal_and_failures_keep_the_last_answer():
+    import asyncio
+
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.web.slack_response import SlackResponse
+
+    from bot.slack.channels import SharedChannels
+
+    now = [0.0]
+    sc = SharedChannels(clock=lambda: now[0])
+    grid = _StubClient([{"is_shared": True, "is_ext_shared": False}])
+    assert await sc.status(grid, "C_GRID") == (False, True)  # shared between the MSP's own workspaces only
+
+    limited = SlackApiError("ratelimited", SlackResponse(client=None, http_verb="POST", api_url="", req_args={},
+                                                          data={"ok": False, "error": "ratelimited"}, headers={},
+                                                          status_code=429))
+    client = _StubClient([{"is_ext_shared": False}, limited, limited])
+    assert await sc.status(client, "C_X") == (False, True)
+    now[0] += 1000  # the answer is stale; the re-check is rate limited
+    assert await sc.status(client, "C_X") == (False, True)  # the last answer is kept, not flipped to shared
+    fresh = SharedChannels(clock=lambda: now[0])
+    assert await fresh.status(client, "C_X") == (True, False)  # never known: shared for posting, unknown
+
+    racing = _StubClient([{"is_ext_shared": False}, {"is_ext_shared": True}])
+    racing.gate = asyncio.Event()
+    asked = [asyncio.ensure_future(sc.status(racing, "C_R")) for _ in range(3)]
+    await asyncio.sleep(0)
+    sc.forget("C_R")  # channel_shared arrives while the lookup is on its way
+    racing.gate.set()
+    assert [await a for a in asked] == [(False, True)] * 3 and racing.calls == 1  # one lookup for all three
+    assert await sc.status(racing, "C_R") == (True, True)  # the answer from before forget() was not kept
