@@ -9,7 +9,6 @@ Everything here is decided on the server from verified platform ids, never from 
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -23,6 +22,7 @@ from sqlmodel import select
 from core.context import Actor
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.scheduling import mark_event_processed
+from core.singleflight import SingleFlight
 from core.workspaces import DirectoryService, WorkspaceService
 from store.crypto import CredentialCipher
 from store.db import Database, Scope
@@ -135,7 +135,7 @@ class ChatService:
         self._clock = clock
         self._cache = _TTLCache(cache_ttl_s)
         self._autolink_tried: dict[tuple[str, str, str], float] = {}
-        self._autolink_running: dict[tuple[str, str, str], asyncio.Future[bool]] = {}
+        self._autolinking: SingleFlight[bool] = SingleFlight()
 
     def invalidate(self) -> None:
         """Forget cached installations, identities and bindings (after an admin change)."""
@@ -343,15 +343,14 @@ class ChatService:
         if user.is_external:
             return False
         key = (user.platform, user.home_team, user.user_id)
-        running = self._autolink_running.get(key)
-        if running is not None:  # a new user's first clicks arrive together: all wait for the one attempt
-            return await asyncio.shield(running)
-        now = time.monotonic()
-        if now - self._autolink_tried.get(key, -AUTOLINK_RETRY_S) < AUTOLINK_RETRY_S:
-            return False
-        if len(self._autolink_tried) > 10_000:
-            self._autolink_tried = {k: v for k, v in self._autolink_tried.items() if now - v < AUTOLINK_RETRY_S}
-        self._autolink_tried[key] = now
+        if not self._autolinking.busy(key):  # a new user's first clicks arrive together: all join one attempt
+            now = time.monotonic()
+            if now - self._autolink_tried.get(key, -AUTOLINK_RETRY_S) < AUTOLINK_RETRY_S:
+                return False
+            if len(self._autolink_tried) > 10_000:
+                self._autolink_tried = {k: v for k, v in self._autolink_tried.items()
+                                        if now - v < AUTOLINK_RETRY_S}
+            self._autolink_tried[key] = now
 
         async def attempt() -> bool:
             email = await verified_email()
@@ -363,15 +362,7 @@ class ChatService:
             except (NotFound, PermissionDenied):
                 return False
 
-        task = asyncio.ensure_future(attempt())
-        self._autolink_running[key] = task
-        try:
-            return await asyncio.shield(task)
-        finally:
-            if task.done():
-                self._autolink_running.pop(key, None)
-            else:
-                task.add_done_callback(lambda _: self._autolink_running.pop(key, None))
+        return await self._autolinking.run(key, attempt)
 
     # ------------------------------------------------------------ bindings
 

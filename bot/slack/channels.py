@@ -8,7 +8,6 @@ one the customer may read.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -16,7 +15,11 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
+from core.chat import ChannelInfo, ChatService, seen_with
+from core.singleflight import SingleFlight
+
 log = logging.getLogger("deskbridge.slack")
+PLATFORM = "slack"
 
 SHARED_TTL_S = 300.0  # Slack tells us of changes (channel_shared / channel_unshared); this bounds a missed one
 UNKNOWN_TTL_S = 30.0  # a failed lookup is retried soon, and treated as shared meanwhile
@@ -31,7 +34,7 @@ class SharedChannels:
         self._clock = clock
         self._known: dict[str, tuple[float, bool, bool]] = {}  # channel -> (fresh until, shared, from Slack)
         self._generation: dict[str, int] = {}  # bumped by forget(): answers asked before it are not kept
-        self._asking: dict[str, asyncio.Future[tuple[bool, bool]]] = {}
+        self._asking: SingleFlight[tuple[bool, bool]] = SingleFlight()
 
     async def is_shared(self, client: Any, channel: str, *, strict: bool = False) -> bool:
         """True if people outside the workspace's organisation may read the channel (or if unknown).
@@ -43,6 +46,23 @@ class SharedChannels:
             raise ChannelUnknown(channel)
         return shared
 
+    async def seen(self, chat: ChatService, client: Any, workspace_id: int, team_id: str,
+                   channel_id: str) -> ChannelInfo:
+        """A channel's binding, and whether outsiders read it now (for what may be posted there)."""
+        info = await chat.channel(workspace_id, PLATFORM, team_id, channel_id)
+        return seen_with(info, shared=await self.is_shared(client, channel_id))
+
+    async def customer_reads(self, chat: ChatService, client: Any, workspace_id: int, team_id: str,
+                             channel_id: str) -> bool:
+        """Whether the customer certainly reads this channel (bound so, or Slack says it is shared). Unlike
+        what may be posted, this changes what a technician's words *mean* (public replies), so an unknown
+        answer from Slack counts as no."""
+        info = await chat.channel(workspace_id, PLATFORM, team_id, channel_id)
+        if info.visibility == "customer":
+            return True
+        shared, known = await self.status(client, channel_id)
+        return shared and known
+
     async def status(self, client: Any, channel: str) -> tuple[bool, bool]:
         """(shared, known): `known` is False when Slack would not say and we never heard; then `shared` is
         True (for what may be *posted*). Callers deciding what a *write* means must not read "unknown" as
@@ -50,18 +70,9 @@ class SharedChannels:
         hit = self._known.get(channel)
         if hit is not None and hit[0] > self._clock():
             return hit[1], hit[2]
-        running = self._asking.get(channel)
-        if running is not None:  # one lookup per channel at a time, however many events need it
-            return await asyncio.shield(running)
-        task = asyncio.ensure_future(self._ask(client, channel, hit, self._generation.get(channel, 0)))
-        self._asking[channel] = task
-        try:
-            return await asyncio.shield(task)
-        finally:
-            if task.done():
-                self._asking.pop(channel, None)
-            else:
-                task.add_done_callback(lambda _: self._asking.pop(channel, None))
+        generation = self._generation.get(channel, 0)  # as of this call: a forget() after it wins
+        # one lookup per channel at a time, however many events need it
+        return await self._asking.run(channel, lambda: self._ask(client, channel, hit, generation))
 
     async def _ask(self, client: Any, channel: str, last: tuple[float, bool, bool] | None,
                    generation: int) -> tuple[bool, bool]:

@@ -20,7 +20,7 @@ from bot.slack.install import WORKSPACE_KEY
 from bot.slack.outbound import Posted
 from bot.slack.poster import SlackPoster
 from bot.slack.work import AfterAck
-from core.chat import ChannelInfo, ChatService, ChatUser, card_audience, may_show_tickets, seen_with
+from core.chat import ChannelInfo, ChatService, ChatUser, card_audience, may_show_tickets
 from core.chat_commands import ChatCommands, error_view
 from core.chat_views import ChatViews
 from core.context import Actor
@@ -256,19 +256,7 @@ class SlackContext:
                       replace_original=False)
 
     async def seen(self, client: Any, workspace_id: int, team_id: str, channel_id: str) -> ChannelInfo:
-        """A channel's binding, and whether outsiders read it now (asked of Slack, cached)."""
-        info = await self.chat.channel(workspace_id, PLATFORM, team_id, channel_id)
-        return seen_with(info, shared=await self.shared.is_shared(client, channel_id))
-
-    async def customer_reads(self, client: Any, workspace_id: int, team_id: str, channel_id: str) -> bool:
-        """Whether the customer certainly reads this channel (bound so, or Slack says it is shared). Unlike
-        what may be posted, this changes what a technician's words *mean* (public replies), so an unknown
-        answer from Slack counts as no."""
-        info = await self.chat.channel(workspace_id, PLATFORM, team_id, channel_id)
-        if info.visibility == "customer":
-            return True
-        shared, known = await self.shared.status(client, channel_id)
-        return shared and known
+        return await self.shared.seen(self.chat, client, workspace_id, team_id, channel_id)
 
     async def post_card(self, client: Any, workspace_id: int, team_id: str, channel_id: str, view: TicketView, *,
                         thread_ts: str | None = None,

@@ -8,7 +8,6 @@ single-use (a processed-event row), so no extra table is needed.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import secrets
@@ -23,6 +22,7 @@ from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 
 from core.chat import ChatService
 from core.chat import Installation as ChatInstallation
+from core.singleflight import SingleFlight
 
 PLATFORM = "slack"
 WORKSPACE_KEY = "deskbridge_workspace_id"
@@ -34,18 +34,13 @@ class DeskbridgeAuthorize(AsyncAuthorize):
     def __init__(self, chat: ChatService) -> None:
         super().__init__()
         self.chat = chat
-        self._loading: dict[tuple[str | None, str | None], asyncio.Future[ChatInstallation | None]] = {}
+        self._loading: SingleFlight[ChatInstallation | None] = SingleFlight()
 
     async def _installation(self, team_id: str | None, enterprise_id: str | None) -> ChatInstallation | None:
         """ChatService caches installations briefly; when the entry expires under a burst, one lookup runs
         and the other requests wait for it (no herd of identical queries holding the pool before the ack)."""
-        key = (team_id, enterprise_id)
-        pending = self._loading.get(key)
-        if pending is None:
-            pending = asyncio.ensure_future(self.chat.installation(PLATFORM, team_id, enterprise_id))
-            self._loading[key] = pending
-            pending.add_done_callback(lambda done: self._loading.pop(key) if self._loading.get(key) is done else None)
-        return await asyncio.shield(pending)
+        return await self._loading.run((team_id, enterprise_id),
+                                       lambda: self.chat.installation(PLATFORM, team_id, enterprise_id))
 
     async def __call__(self, *, context: Any, enterprise_id: str | None, team_id: str | None,
                        user_id: str | None, **_: Any) -> AuthorizeResult | None:

@@ -341,7 +341,7 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
             actor, _ = await sc.actor(context, user, client)
             # Core decides whether the message is the ticket's (only technicians' are) before any download.
             async with SlackFiles(str(client.base_url), str(context.bot_token or client.token or "")) as slack_files:
-                customer_reads = await sc.customer_reads(client, ws, team, channel)
+                customer_reads = await sc.shared.customer_reads(sc.chat, client, ws, team, channel)
                 done = await sc.commands.thread_message(actor, ticket_id, str(event.get("text") or ""),
                                                         files=slack_files.describe(event.get("files")),
                                                         customer_reads=customer_reads,

@@ -42,7 +42,6 @@ from core.chat import (
     failures_visible_in,
     may_show_tickets,
     note_visible_in,
-    seen_with,
 )
 from core.chat_commands import ChatCommands
 from core.chat_views import ChatViews
@@ -270,15 +269,12 @@ class SlackNotifier:
                         log.warning("could not tell the author of a dead write",
                                     extra={"channel": post.channel_id, "error": error})
                 continue
-            if client is not None:
-                await self.poster.post(client, post.channel_id, text=msg, blocks=[
-                    {"type": "section", "text": {"type": "mrkdwn", "text": msg}}], thread_ts=post.thread_ts)
+            await self.poster.post(client, post.channel_id, text=msg, blocks=[
+                {"type": "section", "text": {"type": "mrkdwn", "text": msg}}], thread_ts=post.thread_ts)
         await self.refresh_cards(event.workspace_id, event.ticket_id)
 
     async def _seen(self, client: Any, workspace_id: int, team_id: str, channel_id: str) -> ChannelInfo:
-        """A channel's binding, and whether outsiders read it now (a binding can predate the sharing)."""
-        info = await self.chat.channel(workspace_id, PLATFORM, team_id, channel_id)
-        return seen_with(info, shared=await self.shared.is_shared(client, channel_id))
+        return await self.shared.seen(self.chat, client, workspace_id, team_id, channel_id)
 
     async def refresh_cards(self, workspace_id: int, ticket_id: int | None) -> int:
         """Re-render every card of a ticket (pending/delivered/dead state, new notes, status); returns how
@@ -304,10 +300,9 @@ class SlackNotifier:
             view = tech
             if card_audience(info) == "customer":
                 view = await self.views.ticket_from_detail(actor, tech.detail, audience="customer")
-            if client is not None:
-                await self.poster.update(client, post.channel_id, post.card_ts, text=bk.ticket_fallback(view),
-                                         blocks=bk.ticket_blocks(view))
-                done += 1
+            await self.poster.update(client, post.channel_id, post.card_ts, text=bk.ticket_fallback(view),
+                                     blocks=bk.ticket_blocks(view))
+            done += 1
         return done
 
     async def _dispatch(self, workspace_id: int, ticket_id: int | None) -> None:
@@ -396,7 +391,6 @@ class SlackNotifier:
                               remaining_s=event.remaining_s, due_at=event.due_at, psa_url=psa_url)
         for team_id, channel_id in targets:  # core decides which channels may see it (ChatService)
             client = await self._client(team_id)
-            if client is not None and await self.shared.is_shared(client, channel_id):
-                continue  # shared with outsiders since it was bound: SLA figures are internal
-            if client is not None:
-                await self.poster.post(client, channel_id, text=bk.sla_fallback(view), blocks=bk.sla_blocks(view))
+            if client is None or await self.shared.is_shared(client, channel_id):
+                continue  # no token, or shared with outsiders since it was bound: SLA figures are internal
+            await self.poster.post(client, channel_id, text=bk.sla_fallback(view), blocks=bk.sla_blocks(view))

@@ -18,7 +18,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.outbound import Posted, SlackOutbound, Then
+from bot.slack.outbound import SlackOutbound, Then
 
 log = logging.getLogger("deskbridge.slack")
 
@@ -54,10 +54,3 @@ class SlackPoster:
                      blocks: list[dict[str, Any]]) -> None:
         """Queue a card update and return at once; queued updates of the same card collapse into the last."""
         self.outbound.update(client, channel, ts, text=text, blocks=blocks)
-
-    async def post_or_error(self, client: AsyncWebClient, channel: str, *, text: str, blocks: list[dict[str, Any]],
-                            thread_ts: str | None = None) -> tuple[str | None, str | None]:
-        """Post and wait for Slack's answer: (ts, Slack error code). The caller waits for the channel's turn,
-        so only use it where waiting is fine; post_then does the same without holding the caller."""
-        posted: Posted = await self.outbound.post(client, channel, text=text, blocks=blocks, thread_ts=thread_ts)
-        return posted.ts, posted.error
