@@ -20,14 +20,17 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler, to_starlette_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 
+from bot.slack import blocks as bk
 from bot.slack import text as t
 from bot.slack.channels import SharedChannels
 from bot.slack.context import SlackContext
+from bot.slack.frontdoor import Admitted, FrontDoor, NoBodies, Refusal, RefusalLog
 from bot.slack.install import DbInstallationStore, DeskbridgeAuthorize, SignedStateStore
 from bot.slack.listeners import register
 from bot.slack.notifier import SlackNotifier
@@ -50,6 +53,25 @@ BOT_SCOPES = (
 )
 
 
+_REFUSAL_TEXT = {400: "malformed request", 401: "invalid request", 413: "request too large"}
+
+
+def quiet_bolt_logger() -> logging.Logger:
+    """bolt's base logger, with a filter that keeps request bodies out of every line bolt logs.
+
+    bolt copies the base logger's filters into each of its own loggers when it creates them; loggers that
+    already exist (another app in the same process) get the filter here.
+    """
+    base = logging.getLogger("deskbridge.slack.bolt")
+    if not any(isinstance(f, NoBodies) for f in base.filters):
+        base.addFilter(NoBodies())
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if name.startswith("slack_bolt") and isinstance(logger, logging.Logger) \
+                and not any(isinstance(f, NoBodies) for f in logger.filters):
+            logger.addFilter(NoBodies())
+    return base
+
+
 class SlackSurface:
     def __init__(self, container: Any) -> None:
         s = container.settings
@@ -68,13 +90,19 @@ class SlackSurface:
                                        install_path="/slack/install", redirect_uri_path="/slack/oauth_redirect",
                                        redirect_uri=redirect)
         signing = s.slack_signing_secret.get_secret_value() if s.slack_signing_secret else ""
+        # Size, signature and shape are checked by our front door before bolt reads a request (frontdoor.py),
+        # so bolt's own verification (which parses first and logs rejected bodies) is off.
+        self.door = FrontDoor(signing)
+        self.refusals = RefusalLog()
+        bolt_log = quiet_bolt_logger()
         # process_before_response: the ack listener runs inline and the response leaves as soon as it returns
         # (otherwise bolt runs it as a separate task and polls for the ack every 10 ms). Listeners only ack
         # and queue their work (SlackContext.after_ack), so nothing slow ever runs before the response.
-        self.app = AsyncApp(signing_secret=signing, client=self.client, authorize=DeskbridgeAuthorize(container.chat),
+        self.authorize = DeskbridgeAuthorize(container.chat)
+        self.app = AsyncApp(signing_secret=signing, client=self.client, authorize=self.authorize,
                             oauth_settings=oauth, user_facing_authorize_error_message=t.UNKNOWN_WORKSPACE,
-                            logger=logging.getLogger("deskbridge.slack.bolt"), name="deskbridge",
-                            process_before_response=True)
+                            logger=bolt_log, name=bolt_log.name, process_before_response=True,
+                            request_verification_enabled=False)
         self.shared = SharedChannels()  # is a channel shared with another org (asked of Slack, cached)
         self.context = SlackContext(chat=container.chat, views=container.chat_views,
                                     commands=container.chat_commands, poster=self.poster,
@@ -146,19 +174,63 @@ class SlackSurface:
             if not self.context.backlog and self.poster.outbound.idle and self.notifier.idle:
                 return
 
-    async def _refuse_busy(self, req: Request) -> Response:
+    def _refuse_busy(self, admitted: Admitted) -> Response:
         """The post-ack queue is full. Slack retries events and interactions answered 503; a slash command
-        is told in words (a fixed text, so answering an unverified request reveals nothing). Logged at most
-        every few seconds, with a count: an overload must not also flood the log."""
-        body = await req.body()
+        is told in words. Logged at most every few seconds, with a count: an overload must not also flood
+        the log."""
         self.refused += 1
         now = time.monotonic()
         if now - self._refused_logged_at >= REFUSED_LOG_EVERY_S:
             log.error("Slack requests refused: the work queue is full (%d so far)", self.refused)
             self._refused_logged_at = now
-        if body.startswith(b"command=") or b"&command=" in body:
+        if admitted.kind == "command":
             return JSONResponse({"response_type": "ephemeral", "text": t.BUSY})
         return Response(status_code=503, content="busy", headers={"Retry-After": "1"})
+
+    def _refuse(self, refusal: Refusal) -> Response:
+        self.refusals.note(refusal)
+        return Response(status_code=refusal.status, content=_REFUSAL_TEXT.get(refusal.status, "refused"),
+                        media_type="text/plain")
+
+    async def _connected(self, admitted: Admitted) -> bool:
+        """Whether the request's workspace has an installation with a token (cached; one lookup per key)."""
+        if admitted.payload.get("type") in ("url_verification", "app_rate_limited"):
+            return True  # Slack's own handshakes carry no team to look up
+        inst = await self.authorize.installation(admitted.team_id, admitted.enterprise_id)
+        return inst is not None and bool(inst.bot_token)
+
+    @staticmethod
+    def _not_connected(admitted: Admitted) -> Response:
+        """The refusal is the answer itself: no Slack round trip inside the request."""
+        log.warning("Slack request from a workspace that is not connected",
+                    extra={"team": admitted.team_id, "kind": admitted.kind})
+        if admitted.kind == "command":
+            return JSONResponse({"response_type": "ephemeral", "text": t.UNKNOWN_WORKSPACE})
+        if admitted.payload.get("type") == "view_submission":
+            return JSONResponse({"response_action": "update", "view": bk.error_modal(
+                "Deskbridge", t.UNKNOWN_WORKSPACE, None)})
+        return Response(status_code=200, content="")  # events and clicks: nothing to retry, nothing to show
+
+    async def _events(self, req: Request) -> Response:
+        """/slack/events: the front door (size, signature, shape, workspace), then bolt."""
+        refusal = self.door.check_headers(req.headers)
+        if refusal is not None:
+            return self._refuse(refusal)
+        body = await self.door.read(req.stream())
+        if isinstance(body, Refusal):
+            return self._refuse(body)
+        admitted = self.door.verify(req.headers, body) or self.door.parse(req.headers.get("content-type", ""), body)
+        if isinstance(admitted, Refusal):
+            return self._refuse(admitted)
+        work = self.context.work
+        if work.nearly_full:  # shed load before any work: never ack what could not then be done
+            return self._refuse_busy(admitted)
+        if not await self._connected(admitted):
+            return self._not_connected(admitted)
+        with work.acking():  # work queued after earlier acks waits for a quiet moment
+            bolt_req = AsyncBoltRequest(body=body.decode("utf-8"), query=str(req.query_params),
+                                        headers=dict(req.headers))
+            return to_starlette_response(await self.app.async_dispatch(bolt_req))
 
     def router(self) -> APIRouter:
         """/slack/events (commands, interactivity, events), /slack/install, /slack/oauth_redirect."""
@@ -169,15 +241,7 @@ class SlackSurface:
         async def events(req: Request) -> Response:
             if self.settings.slack_signing_secret is None:  # Socket Mode only: no way to verify an HTTP request
                 return Response(status_code=404, content="Slack events arrive over Socket Mode here")
-            work = self.context.work
-            if work.nearly_full:  # shed load before parsing: never ack what could not then be done
-                return await self._refuse_busy(req)
-            with work.acking():  # work queued after earlier acks waits for a quiet moment
-                try:
-                    return await handler.handle(req)
-                except (ValueError, KeyError, TypeError):
-                    log.warning("malformed Slack request refused")
-                    return Response(status_code=400, content="malformed request")
+            return await self._events(req)
 
         @router.get("/slack/install", include_in_schema=False)
         async def install(req: Request) -> Response:

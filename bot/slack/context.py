@@ -117,6 +117,11 @@ class SlackContext:
         if event.get("type") == "message" and event.get("channel") and event.get("user"):
             await client.chat_postEphemeral(channel=event["channel"], user=event["user"], text=text,
                                             thread_ts=event.get("thread_ts"))
+        elif body.get("type") == "message_action" and (body.get("channel") or {}).get("id") \
+                and (body.get("user") or {}).get("id"):
+            msg = body.get("message") or {}
+            await client.chat_postEphemeral(channel=body["channel"]["id"], user=body["user"]["id"], text=text,
+                                            thread_ts=msg.get("thread_ts"))
         elif event.get("type") == "app_home_opened" and event.get("user"):
             await client.views_publish(user_id=event["user"], view=bk.home_error_view(text, None))
         elif (body.get("view") or {}).get("type") == "home" and (body.get("user") or {}).get("id"):
@@ -250,8 +255,14 @@ class SlackContext:
 
     # ------------------------------------------------------------ answering
 
-    async def reply_error(self, respond: Callable[..., Awaitable[Any]], exc: DeskbridgeError) -> None:
+    async def reply_error(self, respond: Callable[..., Awaitable[Any]], exc: DeskbridgeError, *,
+                          body: dict[str, Any] | None = None, client: Any = None) -> None:
+        """Tell the user why their request was refused: through the response_url, or, for a payload that
+        has none (`body` given), the way _tell reaches them."""
         view = error_view(exc)
+        if body is not None and not body.get("response_url"):
+            await self._tell(body, respond, client, bk.message_fallback(view))
+            return
         await respond(text=bk.message_fallback(view), blocks=bk.message_blocks(view), response_type="ephemeral",
                       replace_original=False)
 

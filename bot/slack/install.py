@@ -36,7 +36,7 @@ class DeskbridgeAuthorize(AsyncAuthorize):
         self.chat = chat
         self._loading: SingleFlight[ChatInstallation | None] = SingleFlight()
 
-    async def _installation(self, team_id: str | None, enterprise_id: str | None) -> ChatInstallation | None:
+    async def installation(self, team_id: str | None, enterprise_id: str | None) -> ChatInstallation | None:
         """ChatService caches installations briefly; when the entry expires under a burst, one lookup runs
         and the other requests wait for it (no herd of identical queries holding the pool before the ack)."""
         return await self._loading.run((team_id, enterprise_id),
@@ -44,7 +44,7 @@ class DeskbridgeAuthorize(AsyncAuthorize):
 
     async def __call__(self, *, context: Any, enterprise_id: str | None, team_id: str | None,
                        user_id: str | None, **_: Any) -> AuthorizeResult | None:
-        inst = await self._installation(team_id, enterprise_id)
+        inst = await self.installation(team_id, enterprise_id)
         if inst is None or not inst.bot_token:
             return None
         context[WORKSPACE_KEY] = inst.workspace_id

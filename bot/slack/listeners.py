@@ -311,7 +311,7 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
                                {"channel": channel, "source_ts": root, "response_url": body.get("response_url")},
                                title=t.SHORTCUT_TITLE)
         except DeskbridgeError as exc:
-            await sc.reply_error(respond, exc)
+            await sc.reply_error(respond, exc, body=body, client=client)
 
     app.shortcut(SHORTCUT_ID)(sc.after_ack(ticket_from_message))
 

@@ -1,0 +1,272 @@
+"""The front door of /slack/events: size cap while streaming, signature before parsing, 400 on shapes Slack
+never sends, no body in any log line, and the refusal of an unknown workspace is the answer itself."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import socket
+import time
+from urllib.parse import quote, urlencode
+
+import httpx
+import pytest
+import uvicorn
+from sqlmodel import select
+
+from bot.slack.frontdoor import MAX_BODY_BYTES, FrontDoor, NoBodies
+from store.db import Scope
+from store.tables import OutboxOp, ProcessedEvent
+from tests.bot.slack.conftest import CHANNEL, SIGNING_SECRET, TEAM, TECH
+
+CANARY = "CANARY-5c1e7-do-not-log"
+
+
+async def _nothing_written(slack) -> None:
+    async with slack.c.db.read(Scope.workspace(slack.ws)) as s:
+        assert (await s.exec(select(OutboxOp))).all() == []
+    async with slack.c.db.read(Scope.system_wide()) as s:
+        assert (await s.exec(select(ProcessedEvent))).all() == []
+
+
+# ---------------------------------------------------------------- the cap comes from real payloads
+
+
+def _worst_message_event() -> bytes:
+    """A message event at Slack's text limit (40,000 characters), every one an emoji (12 bytes escaped in
+    JSON), with the same text again as rich_text blocks, as Slack sends it."""
+    text = "\U0001F600" * 40_000
+    event = {"type": "message", "channel": CHANNEL, "user": TECH, "text": text, "ts": "1.2", "thread_ts": "1.1",
+             "blocks": [{"type": "rich_text", "block_id": "x", "elements": [
+                 {"type": "rich_text_section", "elements": [{"type": "text", "text": text}]}]}]}
+    return json.dumps({"token": "x", "team_id": TEAM, "api_app_id": "A1", "type": "event_callback",
+                       "event_id": "Ev1", "event_time": 1, "event": event}).encode()
+
+
+def _worst_block_actions() -> bytes:
+    """A click on a card at Block Kit's limits (50 sections x 3,000 characters) while a modal with 100
+    inputs of 3,000 characters each is open: the largest interactive payload Slack sends us."""
+    section = "Ä" * 3000  # non-ASCII text: escaped in JSON, then percent-encoded in the form
+    message = {"ts": "1.1", "text": "card", "blocks": [
+        {"type": "section", "block_id": f"s{i}", "text": {"type": "mrkdwn", "text": section}} for i in range(50)]}
+    state = {f"b{i}": {"a": {"type": "plain_text_input", "value": "x" * 3000}} for i in range(100)}
+    payload = {"type": "block_actions", "team": {"id": TEAM}, "user": {"id": TECH, "team_id": TEAM},
+               "trigger_id": "t", "response_url": "https://hooks.slack.com/x", "message": message,
+               "view": {"id": "V1", "type": "modal", "state": {"values": state}},
+               "actions": [{"action_id": "db_reply", "block_id": "b", "value": "5001", "type": "button"}]}
+    return urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def test_the_cap_holds_the_largest_payloads_slack_sends_with_room_to_spare():
+    for body in (_worst_message_event(), _worst_block_actions()):
+        assert len(body) < MAX_BODY_BYTES * 0.75, len(body)
+    assert MAX_BODY_BYTES <= 4 * 1024 * 1024  # and it is still small enough to read in a few ms
+
+
+async def test_a_maximal_real_payload_is_accepted(slack):
+    body = _worst_message_event().decode()
+    resp = await slack.post(body, content_type="application/json")
+    assert resp.status_code == 200
+
+
+# ---------------------------------------------------------------- refusals before reading
+
+
+def _headers(ts: int | None = None, sig: str | None = None) -> dict[str, str]:
+    h = {"Content-Type": "application/x-www-form-urlencoded"}
+    if ts is not None:
+        h["X-Slack-Request-Timestamp"] = str(ts)
+    if sig is not None:
+        h["X-Slack-Signature"] = sig
+    return h
+
+
+async def test_refusals_are_decided_from_headers_and_size(slack):
+    now = int(time.time())
+    fake_sig = "v0=" + "0" * 64
+    cases = [
+        (_headers(), 401),  # no signature at all
+        (_headers(now, "sha1=abc"), 401),  # a malformed one
+        (_headers(now - 301, fake_sig), 401),  # stale: a replay
+        (_headers(now, fake_sig), 401),  # well-formed but wrong
+    ]
+    for headers, status in cases:
+        resp = await slack.http.post("/slack/events", content=b"command=/tickets&team_id=T0001", headers=headers)
+        assert resp.status_code == status, (headers, resp.text)
+    big = b"x" * (MAX_BODY_BYTES + 1)
+    resp = await slack.http.post("/slack/events", content=big, headers=_headers(now, fake_sig))
+    assert resp.status_code == 413 and resp.text == "request too large"
+
+    async def chunks():  # no Content-Length: the cap is enforced while streaming
+        for _ in range(64):
+            yield b"y" * 65536
+
+    resp = await slack.http.post("/slack/events", content=chunks(), headers=_headers(now, fake_sig))
+    assert resp.status_code == 413
+    await _nothing_written(slack)
+
+
+def test_the_stream_stops_being_read_at_the_cap():
+    door = FrontDoor(SIGNING_SECRET, max_bytes=1000)
+    read = []
+
+    async def stream():
+        for _ in range(100):
+            read.append(1)
+            yield b"z" * 100
+
+    refusal = asyncio.run(door.read(stream()))
+    assert getattr(refusal, "status", None) == 413
+    assert len(read) == 11  # the eleventh chunk crossed the cap; the other 89 were never pulled
+
+
+@pytest.mark.parametrize("body,content_type", [
+    ("payload=" + quote("[1,2]"), "application/x-www-form-urlencoded"),
+    ("payload=" + quote("{not json"), "application/x-www-form-urlencoded"),
+    ("payload=" + quote(json.dumps({"type": "block_actions"})), "application/x-www-form-urlencoded"),
+    ("payload=" + quote(json.dumps({"type": "block_actions", "user": {"id": "U1"}})),
+     "application/x-www-form-urlencoded"),
+    ("payload=" + quote(json.dumps({"type": "nonsense", "user": {"id": "U1"}, "team": {"id": TEAM}})),
+     "application/x-www-form-urlencoded"),
+    ("payload=" + quote(json.dumps({"type": "block_actions", "user": {"id": "U1"}, "team": {"id": TEAM},
+                                     "actions": "click"})), "application/x-www-form-urlencoded"),
+    ("command=%2Ftickets", "application/x-www-form-urlencoded"),  # no team, no user
+    ("hello=world", "application/x-www-form-urlencoded"),
+    ("[1,2]", "application/json"),
+    (json.dumps({"type": "event_callback", "team_id": TEAM}), "application/json"),
+    (json.dumps({"type": "event_callback", "event": {"type": "message"}}), "application/json"),
+    ("{", "application/json"),
+])
+async def test_signed_but_malformed_bodies_are_400_and_write_nothing(slack, body, content_type):
+    resp = await slack.post(body, content_type=content_type)
+    assert resp.status_code == 400, resp.text
+    await _nothing_written(slack)
+    assert slack.fake.calls == [] and slack.fake.webhooks == []
+
+
+async def test_a_body_that_is_not_utf8_is_400(slack):
+    raw = b"command=/tickets&text=\xff\xfe"
+    headers = slack.headers(raw.decode("latin-1"))
+    stamp = headers["X-Slack-Request-Timestamp"]  # sign the raw bytes, as Slack would
+    headers["X-Slack-Signature"] = "v0=" + hmac.new(SIGNING_SECRET.encode(), b"v0:" + stamp.encode() + b":" + raw,
+                                                    hashlib.sha256).hexdigest()
+    resp = await slack.http.post("/slack/events", content=raw, headers=headers)
+    assert resp.status_code == 400
+
+
+# ---------------------------------------------------------------- nothing from a body reaches the log
+
+
+async def test_no_request_body_is_ever_logged(slack, caplog):
+    caplog.set_level(logging.DEBUG)
+    await slack.http.post("/slack/events", content=f"command=/tickets&text={CANARY}".encode(),
+                          headers=_headers(int(time.time()), "v0=" + "1" * 64))
+    # signed, but nothing handles it: bolt warns "Unhandled request" and used to print the payload
+    payload = {"type": "block_actions", "team": {"id": TEAM}, "user": {"id": TECH, "team_id": TEAM},
+               "trigger_id": "t", "actions": [{"action_id": f"no_such_{CANARY}", "block_id": CANARY,
+                                               "value": CANARY, "type": "button"}]}
+    resp = await slack.interactive(payload)
+    assert resp.status_code in (200, 404)
+    await slack.post(json.dumps({"type": "event_callback", "team_id": TEAM, "event_id": "EvX", "event": {
+        "type": "reaction_added", "user": TECH, "reaction": CANARY}}), content_type="application/json")
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert CANARY not in text
+    assert any("refused at the door" in r.getMessage() for r in caplog.records)
+
+
+def test_the_bolt_log_filter_cuts_payloads():
+    record = logging.LogRecord("slack_bolt.X", logging.INFO, __file__, 1,
+                               "Invalid request signature detected (signature: v0=1, timestamp: 1, body: %s)",
+                               (CANARY,), None)
+    NoBodies().filter(record)
+    assert CANARY not in record.getMessage() and "Invalid request signature detected" in record.getMessage()
+
+
+# ---------------------------------------------------------------- unknown workspaces: the answer itself
+
+
+async def test_an_unknown_workspace_is_refused_in_the_response_without_calling_slack(slack):
+    resp = await slack.slash("/tickets", "mine", team="T_NOT_HERE")
+    assert resp.status_code == 200
+    assert "not connected to Deskbridge" in resp.json()["text"] and resp.json()["response_type"] == "ephemeral"
+    view = {"id": "V1", "type": "modal", "callback_id": "db_form", "private_metadata": "{}",
+            "state": {"values": {}}}
+    resp = await slack.interactive({"type": "view_submission", "team": {"id": "T_NOT_HERE"},
+                                    "user": {"id": TECH, "team_id": "T_NOT_HERE"}, "view": view})
+    assert resp.json()["response_action"] == "update"
+    assert "not connected" in json.dumps(resp.json()["view"])
+    click = slack.action_payload("reply", "5001", team="T_NOT_HERE")
+    resp = await slack.interactive(click)
+    assert resp.status_code == 200
+    assert slack.fake.webhooks == [] and slack.fake.calls == []  # no round trip to Slack at all
+    await _nothing_written(slack)
+
+
+async def test_a_message_shortcut_without_response_url_is_answered_ephemerally(slack):
+    payload = {"type": "message_action", "callback_id": "create_ticket_from_message", "trigger_id": "trig.x",
+               "team": {"id": TEAM}, "user": {"id": "U_STRANGER", "team_id": TEAM},
+               "channel": {"id": CHANNEL}, "message": {"ts": "1700000000.000100", "text": "help"}}
+    resp = await slack.interactive(payload)
+    assert resp.status_code == 200
+    told = slack.fake.of("chat.postEphemeral")
+    assert told and told[-1].args["user"] == "U_STRANGER" and "know you" in told[-1].args["text"]
+
+
+# ---------------------------------------------------------------- a flood does not hold technicians' acks
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_a_20mb_unsigned_body_is_refused_fast_while_a_signed_command_is_acked(slack):
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(slack.app, host="127.0.0.1", port=port, lifespan="off",
+                                           log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    for _ in range(500):  # noqa: ASYNC110 - uvicorn offers no event for "started"
+        if server.started:
+            break
+        await asyncio.sleep(0.01)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=10) as attacker, \
+                httpx.AsyncClient(base_url=base, timeout=10) as tech:
+            async def flood(headers: dict[str, str]) -> tuple[float, int | None]:
+                t0 = time.perf_counter()
+
+                async def body():
+                    for _ in range(20 * 16):
+                        yield b"A" * 65536
+
+                try:
+                    resp = await attacker.post("/slack/events", content=body(), headers=headers)
+                    status: int | None = resp.status_code
+                except httpx.HTTPError:
+                    status = None  # the server answered and closed before the client finished sending
+                return time.perf_counter() - t0, status
+
+            async def command() -> tuple[float, int]:
+                await asyncio.sleep(0.05)
+                body = urlencode({"team_id": TEAM, "user_id": TECH, "channel_id": CHANNEL, "command": "/tickets",
+                                  "text": "help", "response_url": slack.fake.response_url("fd"), "trigger_id": "t"})
+                t0 = time.perf_counter()
+                resp = await tech.post("/slack/events", content=body, headers=slack.headers(body))
+                return time.perf_counter() - t0, resp.status_code
+
+            unsigned = {"Content-Type": "application/json"}
+            forged = {"Content-Type": "application/json", "X-Slack-Request-Timestamp": str(int(time.time())),
+                      "X-Slack-Signature": "v0=" + "2" * 64}
+            (t_unsigned, s_unsigned), (t_forged, s_forged), (t_cmd, s_cmd) = await asyncio.gather(
+                flood(unsigned), flood(forged), command())
+    finally:
+        server.should_exit = True
+        await serving
+    assert s_unsigned in (401, None) and s_forged in (413, None)
+    assert t_unsigned < 1.0 and t_forged < 1.0, (t_unsigned, t_forged)
+    assert s_cmd == 200 and t_cmd < 1.0, t_cmd
