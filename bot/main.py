@@ -23,6 +23,7 @@ from core.alert_webhooks import AlertWebhookService
 from core.apikeys import ApiKeyService
 from core.chat import ChatService
 from core.chat_commands import ChatCommands
+from core.chat_posts import ChatPosts
 from core.chat_views import ChatViews
 from core.connections import ConnectionService
 from core.context import Actor
@@ -73,6 +74,7 @@ class Deskbridge:
     banner: list[str] = field(default_factory=list)
     # Chat surfaces (issue 7): bindings/identities, view builders, the shared command runner, Slack.
     chat: ChatService | None = None
+    chat_posts: ChatPosts | None = None
     chat_views: ChatViews | None = None
     chat_commands: ChatCommands | None = None
     slack: Any = None  # bot.slack.app.SlackSurface when Slack is configured
@@ -177,6 +179,7 @@ def outbox_worker_config(settings: Settings, **overrides: Any) -> WorkerConfig:
 def _wire_chat(c: Deskbridge) -> None:
     """Chat services shared by Slack, Teams and the console; SLA/outbox parts plug in when present."""
     c.chat = ChatService(c.db, cipher=c.cipher, workspaces=c.workspaces, directory=c.directory)
+    c.chat_posts = ChatPosts(c.db)
     sla = getattr(c, "sla", None)
     c.chat_views = ChatViews(c.db, tickets=c.tickets, connections=c.connections,
                              capabilities=c.registry.capabilities,

@@ -100,6 +100,7 @@ class ThreadPost:
     channel_id: str
     thread_ts: str  # the thread's root message
     card_ts: str  # the ticket card (the root itself, or a reply in a thread a shortcut started)
+    customer_id: int | None = None  # the ticket's customer now (what the channel's binding is checked against)
 
 
 class _TTLCache:
@@ -483,10 +484,12 @@ class ChatService:
     async def posts_for_ticket(self, workspace_id: int, ticket_id: int, platform: str) -> list[ThreadPost]:
         """Every thread of this ticket on a platform (root ts and the ts of the card to update)."""
         async with self.db.read(Scope.workspace(workspace_id)) as session:
-            rows = (await session.exec(select(ChatLink).where(
+            rows = (await session.exec(select(ChatLink, Ticket.customer_id).join(
+                Ticket, Ticket.id == ChatLink.ticket_id).where(  # type: ignore[arg-type]
                 ChatLink.ticket_id == ticket_id, ChatLink.platform == platform).order_by(ChatLink.id))).all()
         return [ThreadPost(team_id=r.team_id, channel_id=r.channel_id, thread_ts=r.message_ts,
-                           card_ts=str((r.conversation_ref or {}).get("card_ts") or r.message_ts)) for r in rows]
+                           card_ts=str((r.conversation_ref or {}).get("card_ts") or r.message_ts),
+                           customer_id=customer_id) for r, customer_id in rows]
 
     async def member_ids_for_chat(self, workspace_id: int, platform: str) -> dict[int, tuple[str, str]]:
         """member id -> (team, user) for App Home refreshes."""
@@ -584,6 +587,18 @@ def may_show_tickets(info: ChannelInfo) -> bool:
     """Ticket cards may be posted into a channel outsiders read only once it is bound to their customer:
     otherwise any customer's ticket could be shown to another customer's people."""
     return info.visibility != "customer" or info.customer_id is not None
+
+
+def may_post_ticket(info: ChannelInfo, customer_id: int | None) -> bool:
+    """Whether anything of a ticket of `customer_id` (its card and card updates, notes, failed writes, SLA
+    warnings, dispatch) may be posted into a channel, by its binding *now*, not when its thread began.
+
+    A channel bound to a customer gets that customer's tickets only, even in threads it had before it was
+    bound; a channel outsiders read gets nothing until it is bound to their customer.
+    """
+    if info.customer_id is not None:
+        return customer_id == info.customer_id
+    return may_show_tickets(info)
 
 
 def card_audience(info: ChannelInfo) -> str:

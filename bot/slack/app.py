@@ -35,6 +35,7 @@ from bot.slack.install import DbInstallationStore, DeskbridgeAuthorize, SignedSt
 from bot.slack.listeners import register
 from bot.slack.notifier import SlackNotifier
 from bot.slack.poster import SlackPoster, make_client
+from bot.slack.redact import Redactor
 
 log = logging.getLogger("deskbridge.slack")
 REFUSED_LOG_EVERY_S = 5.0
@@ -77,7 +78,7 @@ class SlackSurface:
         s = container.settings
         self.settings = s
         self.container = container
-        self.poster = SlackPoster()
+        self.poster = SlackPoster(recorder=container.chat_posts.record)
         self.client = make_client(s.slack_api_url)
         self.store = DbInstallationStore(container.chat, s.slack_client_id)
         oauth = None
@@ -104,9 +105,11 @@ class SlackSurface:
                             logger=bolt_log, name=bolt_log.name, process_before_response=True,
                             request_verification_enabled=False)
         self.shared = SharedChannels()  # is a channel shared with another org (asked of Slack, cached)
+        self.redactor = Redactor(chat=container.chat, posts=container.chat_posts, views=container.chat_views,
+                                 shared=self.shared, outbound=self.poster.outbound)
         self.context = SlackContext(chat=container.chat, views=container.chat_views,
                                     commands=container.chat_commands, poster=self.poster,
-                                    api_url=s.slack_api_url, shared=self.shared)
+                                    api_url=s.slack_api_url, shared=self.shared, redactor=self.redactor)
         register(self.app, self.context)
         # Events from sync, the outbox and the SLA monitor: queued by notify() and delivered by the notifier's
         # own workers, so those callers never wait for Slack; posts and updates are paced per channel.
@@ -154,6 +157,7 @@ class SlackSurface:
         if self._socket is not None:
             await self._socket.close_async()
         await self.context.close()
+        await self.redactor.drain()
         await self.flush()
 
     async def flush(self) -> None:
@@ -171,7 +175,8 @@ class SlackSurface:
             await self.context.drain()
             await self.notifier.drain()
             await self.poster.outbound.drain()
-            if not self.context.backlog and self.poster.outbound.idle and self.notifier.idle:
+            await self.redactor.drain()
+            if not self.context.backlog and self.poster.outbound.idle and self.notifier.idle and self.redactor.idle:
                 return
 
     def _refuse_busy(self, admitted: Admitted) -> Response:

@@ -19,9 +19,11 @@ from bot.slack.channels import SharedChannels
 from bot.slack.install import WORKSPACE_KEY
 from bot.slack.outbound import Posted
 from bot.slack.poster import SlackPoster
+from bot.slack.redact import RedactionReport, Redactor
 from bot.slack.work import AfterAck
-from core.chat import ChannelInfo, ChatService, ChatUser, card_audience, may_show_tickets
+from core.chat import ChannelInfo, ChatService, ChatUser, card_audience, may_post_ticket
 from core.chat_commands import ChatCommands, error_view
+from core.chat_posts import PostRecord
 from core.chat_views import ChatViews
 from core.context import Actor
 from core.errors import DeskbridgeError, PermissionDenied
@@ -44,8 +46,9 @@ class SlackContext:
 
     def __init__(self, *, chat: ChatService, views: ChatViews, commands: ChatCommands,
                  poster: SlackPoster, api_url: str = "https://slack.com/api/",
-                 shared: SharedChannels | None = None) -> None:
+                 shared: SharedChannels | None = None, redactor: Redactor | None = None) -> None:
         self.chat = chat
+        self.redactor = redactor
         self.views = views
         self.commands = commands
         self.poster = poster
@@ -269,6 +272,25 @@ class SlackContext:
     async def seen(self, client: Any, workspace_id: int, team_id: str, channel_id: str) -> ChannelInfo:
         return await self.shared.seen(self.chat, client, workspace_id, team_id, channel_id)
 
+    async def redact_if_customer_reads(self, client: Any, workspace_id: int, team_id: str, channel_id: str,
+                                       tell: Callable[[str], Awaitable[Any]] | None = None) -> bool:
+        """A channel the customer now reads: sweep the bot's earlier posts there (in a task of its own) and
+        tell `tell` what was done. False if the channel is internal (nothing to do)."""
+        info = await self.seen(client, workspace_id, team_id, channel_id)
+        if info.visibility != "customer" or self.redactor is None:
+            return False
+
+        async def report(r: RedactionReport) -> None:
+            text = t.redaction_report(r.redacted, r.failed, r.foreign_threads)
+            if tell is not None and text:
+                try:
+                    await tell(text)
+                except Exception:  # noqa: BLE001 - the sweep is done; only the report was lost
+                    log.warning("could not report a channel redaction", extra={"channel": channel_id})
+
+        self.redactor.schedule(client, workspace_id, team_id, channel_id, then=report)
+        return True
+
     async def post_card(self, client: Any, workspace_id: int, team_id: str, channel_id: str, view: TicketView, *,
                         thread_ts: str | None = None,
                         respond: Callable[..., Awaitable[Any]] | None = None) -> None:
@@ -279,7 +301,7 @@ class SlackContext:
         customer; `respond` (the user's own, private answer) then gets the card with the reason.
         """
         info = await self.seen(client, workspace_id, team_id, channel_id)
-        if not may_show_tickets(info):
+        if not may_post_ticket(info, view.summary.customer_id):
             if respond is not None:
                 await self._private_card(respond, view, t.SHARED_UNBOUND)
             log.info("card not posted in a shared, unbound channel", extra={"channel": channel_id})
@@ -298,8 +320,11 @@ class SlackContext:
                                         channel_id=channel_id, message_ts=thread_ts or result.ts,
                                         ref={"card_ts": result.ts} if thread_ts else None)
 
+        record = PostRecord(workspace_id=workspace_id, platform=PLATFORM, team_id=team_id, channel_id=channel_id,
+                            kind="card", audience=view.audience, ticket_id=view.summary.id,
+                            customer_id=view.summary.customer_id, thread_ts=thread_ts)
         self.poster.post_then(client, channel_id, text=bk.ticket_fallback(view), blocks=blocks, thread_ts=thread_ts,
-                              then=posted)
+                              then=posted, record=record)
 
     @staticmethod
     async def _private_card(respond: Callable[..., Awaitable[Any]], view: TicketView, why: str) -> None:
@@ -324,7 +349,11 @@ class SlackContext:
                 log.warning("private confirmation not delivered", extra={"channel": channel_id}, exc_info=True)
         else:
             await self.poster.post(client, channel_id, text=msg, thread_ts=thread_ts,
-                                   blocks=[{"type": "context", "elements": [{"type": "mrkdwn", "text": msg}]}])
+                                   blocks=[{"type": "context", "elements": [{"type": "mrkdwn", "text": msg}]}],
+                                   record=PostRecord(workspace_id=workspace_id, platform=PLATFORM, team_id=team_id,
+                                                     channel_id=channel_id, kind="notice", audience="tech",
+                                                     ticket_id=view.summary.id,
+                                                     customer_id=view.summary.customer_id, thread_ts=thread_ts))
         if card_ts:
             if card_audience(info) == "customer":
                 view = await self.views.ticket_from_detail(Actor.system(workspace_id), view.detail,

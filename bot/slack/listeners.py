@@ -73,6 +73,11 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
                 shared = await _is_shared(sc, client, channel)
             view = await sc.commands.run(actor, user, info, cmd, verified_email=email, shared_channel=shared)
             await _answer(view, body, context, client, respond, {"channel": channel})
+            if isinstance(cmd, grammar.Bind) and channel:
+                async def tell(text: str) -> None:
+                    await respond(text=text, response_type="ephemeral", replace_original=False)
+
+                await sc.redact_if_customer_reads(client, ws, user.team_id, channel, tell)
         except DeskbridgeError as exc:
             await sc.reply_error(respond, exc)
 
@@ -381,11 +386,17 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
     async def on_uninstall(body: dict[str, Any], context: Any) -> None:
         await sc.chat.delete_installation(PLATFORM, str(context.team_id or body.get("team_id") or ""))
 
-    async def on_sharing_changed(body: dict[str, Any]) -> None:
-        """A channel was shared with (or unshared from) another organisation: ask Slack again before posting."""
-        channel = (body.get("event") or {}).get("channel")
-        if channel:
-            sc.shared.forget(str(channel))
+    async def on_sharing_changed(body: dict[str, Any], context: Any, client: Any) -> None:
+        """A channel was shared with (or unshared from) another organisation: ask Slack again before posting,
+        and once outsiders read it, sweep what the bot posted there before (Slack Connect shows history)."""
+        event = body.get("event") or {}
+        channel = event.get("channel")
+        if not channel:
+            return
+        sc.shared.forget(str(channel))
+        if event.get("type") == "channel_shared":
+            await sc.redact_if_customer_reads(client, int(context[WORKSPACE_KEY]),
+                                              str(context.team_id or body.get("team_id") or ""), str(channel))
 
     app.event("channel_shared")(sc.after_ack(on_sharing_changed))
     app.event("channel_unshared")(sc.after_ack(on_sharing_changed))

@@ -40,10 +40,11 @@ from core.chat import (
     ThreadPost,
     card_audience,
     failures_visible_in,
-    may_show_tickets,
+    may_post_ticket,
     note_visible_in,
 )
 from core.chat_commands import ChatCommands
+from core.chat_posts import PostRecord
 from core.chat_views import ChatViews
 from core.context import Actor
 from core.errors import DeskbridgeError
@@ -239,12 +240,14 @@ class SlackNotifier:
             if client is None:
                 continue
             info = await self._seen(client, event.workspace_id, post.team_id, post.channel_id)
-            if not note_visible_in(info, event.visibility):
+            if not may_post_ticket(info, post.customer_id) or not note_visible_in(info, event.visibility):
                 continue
             body = bk.psa_note_blocks(event.author_name, event.visibility, event.body,
                                       prefix=t.THREAD_PSA_PREFIX if event.origin == "psa" else t.THREAD_CHAT_PREFIX)
             await self.poster.post(client, post.channel_id, text=f"{event.author_name or 'PSA'}: {event.body[:200]}",
-                                   blocks=body, thread_ts=post.thread_ts)
+                                   blocks=body, thread_ts=post.thread_ts,
+                                   record=self._record(event.workspace_id, post, "note",
+                                                       "customer" if event.visibility == "public" else "tech"))
         await self.refresh_cards(event.workspace_id, event.ticket_id)
 
     async def _dead(self, event: WriteDead) -> None:
@@ -256,6 +259,8 @@ class SlackNotifier:
             if client is None:
                 continue
             info = await self._seen(client, event.workspace_id, post.team_id, post.channel_id)
+            if not may_post_ticket(info, post.customer_id):
+                continue
             if not failures_visible_in(info):
                 # The PSA's error is the MSP's business, not the customer's: the author alone is told, there.
                 if author is None:
@@ -270,8 +275,15 @@ class SlackNotifier:
                                     extra={"channel": post.channel_id, "error": error})
                 continue
             await self.poster.post(client, post.channel_id, text=msg, blocks=[
-                {"type": "section", "text": {"type": "mrkdwn", "text": msg}}], thread_ts=post.thread_ts)
+                {"type": "section", "text": {"type": "mrkdwn", "text": msg}}], thread_ts=post.thread_ts,
+                record=self._record(event.workspace_id, post, "dead", "tech"))
         await self.refresh_cards(event.workspace_id, event.ticket_id)
+
+    @staticmethod
+    def _record(workspace_id: int, post: ThreadPost, kind: str, audience: str) -> PostRecord:
+        return PostRecord(workspace_id=workspace_id, platform=PLATFORM, team_id=post.team_id,
+                          channel_id=post.channel_id, kind=kind, audience=audience,
+                          customer_id=post.customer_id, thread_ts=post.thread_ts)
 
     async def _seen(self, client: Any, workspace_id: int, team_id: str, channel_id: str) -> ChannelInfo:
         return await self.shared.seen(self.chat, client, workspace_id, team_id, channel_id)
@@ -297,6 +309,8 @@ class SlackNotifier:
             if client is None:
                 continue
             info = await self._seen(client, workspace_id, post.team_id, post.channel_id)
+            if not may_post_ticket(info, tech.summary.customer_id):
+                continue  # an old thread in a channel since bound to another customer: nothing of it, ever
             view = tech
             if card_audience(info) == "customer":
                 view = await self.views.ticket_from_detail(actor, tech.detail, audience="customer")
@@ -328,7 +342,7 @@ class SlackNotifier:
             if client is None:
                 continue
             info = await self._seen(client, workspace_id, team_id, channel_id)
-            if not may_show_tickets(info):
+            if not may_post_ticket(info, tech.summary.customer_id):
                 continue  # shared with outsiders since it was bound, and not bound to their customer
             if card_audience(info) == "customer":
                 audience = "customer"
@@ -338,8 +352,11 @@ class SlackNotifier:
                                                                                      audience="customer")
                 view = customer_view
             self._dispatched.add((ticket_id, channel_id))
+            record = PostRecord(workspace_id=workspace_id, platform=PLATFORM, team_id=team_id, channel_id=channel_id,
+                                kind="card", audience=view.audience, ticket_id=ticket_id,
+                                customer_id=tech.summary.customer_id)
             self.poster.post_then(client, channel_id, text=bk.ticket_fallback(view), blocks=bk.ticket_blocks(view),
-                                  then=self._recorder(workspace_id, ticket_id, team_id, channel_id))
+                                  then=self._recorder(workspace_id, ticket_id, team_id, channel_id), record=record)
 
     def _recorder(self, workspace_id: int, ticket_id: int, team_id: str,
                   channel_id: str) -> Callable[[Posted], Awaitable[None]]:
@@ -393,4 +410,8 @@ class SlackNotifier:
             client = await self._client(team_id)
             if client is None or await self.shared.is_shared(client, channel_id):
                 continue  # no token, or shared with outsiders since it was bound: SLA figures are internal
-            await self.poster.post(client, channel_id, text=bk.sla_fallback(view), blocks=bk.sla_blocks(view))
+            await self.poster.post(client, channel_id, text=bk.sla_fallback(view), blocks=bk.sla_blocks(view),
+                                   record=PostRecord(workspace_id=event.workspace_id, platform=PLATFORM,
+                                                     team_id=team_id, channel_id=channel_id, kind="sla",
+                                                     audience="tech", ticket_id=event.ticket_id,
+                                                     customer_id=event.customer_id))

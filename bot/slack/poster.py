@@ -10,6 +10,7 @@ the outbox worker or the SLA monitor. The Web API client itself retries HTTP 429
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -18,7 +19,10 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.outbound import SlackOutbound, Then
+from bot.slack.outbound import Posted, SlackOutbound, Then
+from core.chat_posts import PostRecord
+
+Recorder = Callable[[PostRecord, str], Awaitable[None]]
 
 log = logging.getLogger("deskbridge.slack")
 
@@ -35,20 +39,39 @@ def make_client(base_url: str, token: str | None = None) -> AsyncWebClient:
 
 
 class SlackPoster:
-    """chat.postMessage / chat.update through the per-channel queues; Slack errors are logged there."""
+    """chat.postMessage / chat.update through the per-channel queues; Slack errors are logged there.
 
-    def __init__(self, outbound: SlackOutbound | None = None) -> None:
+    A post given a `record` (what it holds: whose ticket, for whom) is remembered once Slack accepted it
+    (core/chat_posts.py), so it can be redacted if the channel's readers change.
+    """
+
+    def __init__(self, outbound: SlackOutbound | None = None, recorder: Recorder | None = None) -> None:
         self.outbound = outbound or SlackOutbound()
+        self.recorder = recorder
 
     async def post(self, client: AsyncWebClient, channel: str, *, text: str, blocks: list[dict[str, Any]],
-                   thread_ts: str | None = None) -> None:
+                   thread_ts: str | None = None, record: PostRecord | None = None) -> None:
         """Queue a post and return at once (it goes out when the channel's pacing allows)."""
-        self.outbound.post(client, channel, text=text, blocks=blocks, thread_ts=thread_ts)
+        then = self._recording(record, None) if record is not None else None
+        self.outbound.post(client, channel, text=text, blocks=blocks, thread_ts=thread_ts, then=then)
 
     def post_then(self, client: AsyncWebClient, channel: str, *, text: str, blocks: list[dict[str, Any]],
-                  then: Then, thread_ts: str | None = None) -> None:
+                  then: Then, thread_ts: str | None = None, record: PostRecord | None = None) -> None:
         """Queue a post; `then(Posted)` runs in its own task once Slack answered (e.g. record the thread)."""
+        if record is not None:
+            then = self._recording(record, then)
         self.outbound.post(client, channel, text=text, blocks=blocks, thread_ts=thread_ts, then=then)
+
+    def _recording(self, record: PostRecord, then: Then | None) -> Then:
+        async def recorded(result: Posted) -> None:
+            try:
+                if result.ts is not None and self.recorder is not None:
+                    await self.recorder(record, result.ts)
+            except Exception:  # noqa: BLE001 - the post is out; a lost record must not break its follow-up
+                log.exception("could not record a bot post", extra={"channel": record.channel_id})
+            if then is not None:
+                await then(result)
+        return recorded
 
     async def update(self, client: AsyncWebClient, channel: str, ts: str, *, text: str,
                      blocks: list[dict[str, Any]]) -> None:

@@ -60,3 +60,19 @@ def submit_failed(message: str, hint: str | None, values: dict[str, str]) -> str
     """A slow form that was refused after its modal closed: the reason and what the user typed."""
     typed = "\n".join(f"> {v[:1500]}" for k, v in values.items() if k in ("text", "notes", "description") and v)
     return error_text(message, hint) + (f"\nWhat you wrote:\n{typed}" if typed else "")
+
+
+def redaction_report(redacted: int, failed: int, foreign_threads: int) -> str:
+    """What an admin is told after the bot cleaned up a channel the customer can now read ('' if nothing)."""
+    parts = []
+    if redacted:
+        parts.append(f":broom: The customer can read this channel's history, so {redacted} earlier Deskbridge "
+                     "post(s) here that held internal details or other customers' tickets were removed or "
+                     "redrawn as the customer's view.")
+    if failed:
+        parts.append(f":warning: {failed} post(s) could not be changed. Run the bind again in a few minutes.")
+    if foreign_threads:
+        parts.append(f":eyes: {foreign_threads} thread(s) here are about other customers' tickets. Deskbridge "
+                     "posts nothing more in them, but a bot cannot delete what people wrote there: review "
+                     "those threads and delete what the customer must not read.")
+    return " ".join(parts)

@@ -6,7 +6,7 @@ from store.tables.connection import PicklistItem, PriorityMapping, PsaConnection
 from store.tables.outbox import AuditLog, OutboxOp
 from store.tables.sla import SlaCalendar, SlaClock, SlaPolicy, SlaWarning
 from store.tables.sync import JobTick, Lease, ProcessedEvent, SyncCursor, SyncRun
-from store.tables.ticket import AttachmentBlob, ChatLink, Ticket, TimelineEntry
+from store.tables.ticket import AttachmentBlob, ChatLink, ChatPost, Ticket, TimelineEntry
 from store.tables.workspace import (
     ChannelBinding,
     ChatInstallation,
@@ -24,6 +24,7 @@ __all__ = [
     "ChannelBinding",
     "ChatInstallation",
     "ChatLink",
+    "ChatPost",
     "Contact",
     "Customer",
     "IdempotencyKey",

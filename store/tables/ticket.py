@@ -115,6 +115,34 @@ class ChatLink(WorkspaceOwned, table=True):
     created_at: datetime = created_field()
 
 
+class ChatPost(WorkspaceOwned, table=True):
+    """A message the bot posted in a chat channel, and what it holds (whose ticket, for whom).
+
+    Kept so that when a channel becomes readable by a customer (bound `shared`, shared over Slack Connect
+    or as a Teams shared channel), the bot's earlier posts there that hold internal content or another
+    customer's tickets can be found and redacted: those platforms show new members the history.
+    """
+
+    __tablename__ = "chat_post"
+    __table_args__ = (
+        sa.UniqueConstraint("platform", "channel_id", "message_ts", name="uq_chat_post_message"),
+        sa.Index("ix_chat_post_channel", "workspace_id", "platform", "team_id", "channel_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    team_id: str = Field(max_length=64)
+    channel_id: str = Field(max_length=128)
+    message_ts: str = Field(max_length=128)
+    thread_ts: str | None = Field(default=None, max_length=128)
+    ticket_id: int | None = None  # no foreign key: the record outlives a ticket purged from the PSA
+    customer_id: int | None = None
+    kind: str = Field(max_length=16)  # card, note, dead, sla, notice
+    audience: str = Field(max_length=16)  # tech (internal content) or customer
+    created_at: datetime = created_field()
+    redacted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
 class AttachmentBlob(WorkspaceOwned, table=True):
     """File bytes waiting to be uploaded to the PSA (kept until the outbox delivers, then pruned)."""
 

@@ -84,6 +84,7 @@ class FakeSlackApi:
         self.webhooks: list[dict[str, Any]] = []
         self.shared_channels: set[str] = set()
         self.users: dict[str, dict[str, Any]] = {}
+        self.messages: dict[tuple[str, str], dict[str, Any]] = {}  # (channel, ts) -> what chat.postMessage got
         self._failures: dict[str, list[_Failure]] = {}
         self._ts = 1_700_000_000
         self.client_id: str | None = None  # set to check oauth.v2.access client credentials
@@ -253,10 +254,18 @@ class FakeSlackApi:
                     "user": "deskbridge", "user_id": self.bot_user_id, "bot_id": self.bot_id}
         if method == "chat.postMessage":
             ts = self._next_ts()
+            self.messages[(str(args.get("channel")), ts)] = args
             return {"ok": True, "channel": args.get("channel"), "ts": ts,
                     "message": {"text": args.get("text"), "ts": ts, "bot_id": self.bot_id,
                                 "thread_ts": args.get("thread_ts")}}
+        if method == "chat.delete":  # a bot may delete its own messages; others' are not ours to delete
+            if self.messages.pop((str(args.get("channel")), str(args.get("ts"))), None) is None:
+                return {"ok": False, "error": "message_not_found"}
+            return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts")}
         if method == "chat.update":
+            key = (str(args.get("channel")), str(args.get("ts")))
+            if key in self.messages:  # what the channel shows now
+                self.messages[key] = {**self.messages[key], **args}
             return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts"), "text": args.get("text")}
         if method in ("views.open", "views.publish", "views.update", "views.push"):
             view = args.get("view") or {}
