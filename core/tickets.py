@@ -508,9 +508,14 @@ class TicketService:
         return caps.max_attachment_bytes
 
     async def attach(
-        self, actor: Actor, ref: int | str, *, filename: str, content: bytes, content_type: str = "application/octet-stream"
+        self, actor: Actor, ref: int | str, *, filename: str, content: bytes, content_type: str = "application/octet-stream",
+        visibility: str = "internal",
     ) -> TicketDetail:
-        """Attach a file: size checked against the PSA's cap before anything is stored or sent."""
+        """Attach a file: size checked against the PSA's cap before anything is stored or sent. `visibility`
+        (public: the customer may see it in the PSA) always reaches the PSA; internal unless said."""
+        if visibility not in ("public", "internal"):
+            raise InvalidInput(f"'{visibility}' is not a file visibility.", hint="Use public or internal.",
+                               field="visibility")
         name = _clean_text(filename, field="file name", limit=255).replace("/", "_").replace("\\", "_")
         async with self.db.write(actor.scope) as session:
             ticket = await load_ticket(session, actor, ref, for_update=True)
@@ -534,14 +539,14 @@ class TicketService:
             marker = new_marker() if ticket.connection_id else None
             entry = self._entry(actor, ticket, EntryKind.ATTACHMENT, body=name, marker=marker,
                                 data={"filename": name, "size": len(content), "content_type": content_type,
-                                      "sha256": digest, "blob_id": blob.id},
+                                      "sha256": digest, "blob_id": blob.id, "visibility": visibility},
                                 author=await self._author(session, actor))
             session.add(entry)
             self._touch(ticket)
             await session.flush()
             self._enqueue(session, actor, ticket,
                           UploadAttachment(blob_id=blob.id, filename=name, content_type=content_type,  # type: ignore[arg-type]
-                                           size=len(content)),
+                                           size=len(content), visibility=visibility),
                           entry, marker=marker)
             return await self._detail(session, actor, ticket)
 
