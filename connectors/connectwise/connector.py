@@ -269,11 +269,14 @@ class ConnectWiseConnector:
         statuses, types = [], []
         for b in boards:
             path = f"service/boards/{int(b.external_id)}"
-            statuses += [m.status(s, b.external_id) for s in await self.client.get_all(f"{path}/statuses",
-                                                                                     {"orderBy": "sortOrder asc"})]
+            # ordered here, by `sortOrder` or the older `sort`: asking the server to order by a field its
+            # version lacks is a 400
+            statuses += sorted((m.status(s, b.external_id) for s in await self.client.get_all(
+                f"{path}/statuses", {"orderBy": "id asc"})), key=lambda st: (st.sort_order, int(st.external_id)))
             types += [m.ticket_type(t, b.external_id) for t in await self.client.get_all(f"{path}/types",
                                                                                        {"orderBy": "id asc"})]
-        prios = [m.priority(p) for p in await self.client.get_all("service/priorities", {"orderBy": "sortOrder asc"})]
+        prios = sorted((m.priority(p) for p in await self.client.get_all("service/priorities", {"orderBy": "id asc"})),
+                       key=lambda p: (p.sort_order, int(p.external_id)))
         return Picklists(boards=boards, statuses=statuses, priorities=prios, types=types)
 
     async def list_members(self) -> Sequence[PsaMember]:

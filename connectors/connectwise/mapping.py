@@ -156,28 +156,54 @@ def contact(data: J) -> PsaContact:
                       active=not data.get("inactiveFlag", False))
 
 
+_EMAIL_FIELDS = {"office": "officeEmail", "mobile": "mobileEmail", "home": "homeEmail"}
+
+
+def member_email(data: J) -> str | None:
+    """A member's e-mail in every documented form: `primaryEmail` (current), else the one `defaultEmail`
+    names (Office/Mobile/Home), else `officeEmail` (older tenants and API versions)."""
+    if data.get("primaryEmail"):
+        return str(data["primaryEmail"])
+    named = _EMAIL_FIELDS.get(str(data.get("defaultEmail") or "").lower())
+    for key in (named, "officeEmail", "mobileEmail", "homeEmail"):
+        if key and data.get(key):
+            return str(data[key])
+    return None
+
+
+def _inactive(data: J) -> bool:
+    """`inactiveFlag` on most records, `inactive` on statuses and some boards of older versions."""
+    return bool(data.get("inactiveFlag") or data.get("inactive"))
+
+
+def _sort(data: J) -> int:
+    value = data.get("sortOrder") if data.get("sortOrder") is not None else data.get("sort")
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
 def member(data: J) -> PsaMember:
     name = " ".join(p for p in (data.get("firstName"), data.get("lastName")) if p)
     return PsaMember(external_id=str(data["id"]), name=name or str(data.get("identifier") or data["id"]),
-                     identifier=data.get("identifier"), email=data.get("primaryEmail"),
-                     active=not data.get("inactiveFlag", False))
+                     identifier=data.get("identifier"), email=member_email(data), active=not _inactive(data))
 
 
 def board(data: J) -> PsaBoard:
-    return PsaBoard(external_id=str(data["id"]), name=str(data.get("name") or ""),
-                    active=not data.get("inactiveFlag", False))
+    return PsaBoard(external_id=str(data["id"]), name=str(data.get("name") or ""), active=not _inactive(data))
 
 
 def status(data: J, board_id: str) -> PsaStatus:
     return PsaStatus(external_id=str(data["id"]), name=str(data.get("name") or ""), board_external_id=board_id,
                      closed=bool(data.get("closedStatus")), default=bool(data.get("defaultFlag")),
-                     active=not data.get("inactive", False), sort_order=int(data.get("sortOrder") or 0),
+                     active=not _inactive(data), sort_order=_sort(data),
                      time_entry_allowed=not data.get("timeEntryNotAllowed", False))
 
 
 def priority(data: J) -> PsaPriority:
     return PsaPriority(external_id=str(data["id"]), name=str(data.get("name") or ""),
-                       sort_order=int(data.get("sortOrder") or 0), default=bool(data.get("defaultFlag")))
+                       sort_order=_sort(data), default=bool(data.get("defaultFlag")))
 
 
 def ticket_type(data: J, board_id: str) -> PsaTicketType:
