@@ -327,7 +327,7 @@ class ChatCommands:
                 actor, subject=values.get("subject", ""), description=values.get("description", ""),
                 customer_id=_form_id(values.get("customer"), "customer"),
                 priority=values.get("priority") or "medium", board_external_id=values.get("board") or None,
-                type_name=values.get("type") or None)
+                type_external_id=values.get("type") or None, type_name=values.get("type") or None)
             return Submitted(await self.views.ticket_from_detail(actor, detail, audience=audience),
                              _queued("Ticket", detail.summary.connection_id))
         if ticket_ref is None:
