@@ -116,6 +116,11 @@ def zone_from_answer(data: Any) -> Zone | None:
 ZoneListener = Callable[[Zone | None, Zone], None]
 
 
+def same_zone(a: Zone, b: Zone) -> bool:
+    """Whether two zone answers name the same REST root (letter case and trailing slash ignored)."""
+    return a.url.rstrip("/").lower() == b.url.rstrip("/").lower()
+
+
 class ZoneDirectory:
     """Finds and caches the zone of one API user; `rediscover()` is the hook the client calls on a 401."""
 
@@ -151,28 +156,28 @@ class ZoneDirectory:
             if fresh and not force:
                 assert self._zone is not None
                 return self._zone
-            zone = await self._lookup()
-            previous, self._zone, self._fetched_at = self._zone, zone, self.clock()
-            if previous is None or not _same(previous, zone):
-                if previous is not None:
-                    log.info("autotask zone changed", extra={"old": previous.url, "new": zone.url})
-                if self.on_change:
-                    self.on_change(previous, zone)
-            return zone
+            return await self._refresh()
 
     async def rediscover(self, used: Zone) -> Zone | None:
         """After a 401 from `used`: the zone to retry at when the database moved, else None."""
         if self.fixed is not None:
             return None
-        current = self._zone
-        if current is not None and not _same(current, used):
-            return current  # a concurrent request already found the move
-        zone = await self.zone(force=True)
-        return None if _same(zone, used) else zone
+        async with self._lock:
+            current = self._zone
+            if current is not None and not same_zone(current, used):
+                return current  # a concurrent request already found the move
+            zone = await self._refresh()
+        return None if same_zone(zone, used) else zone
 
-
-def _same(a: Zone, b: Zone) -> bool:
-    return a.url.rstrip("/").lower() == b.url.rstrip("/").lower()
+    async def _refresh(self) -> Zone:
+        zone = await self._lookup()
+        previous, self._zone, self._fetched_at = self._zone, zone, self.clock()
+        if previous is None or not same_zone(previous, zone):
+            if previous is not None:
+                log.info("autotask zone changed", extra={"old": previous.url, "new": zone.url})
+            if self.on_change:
+                self.on_change(previous, zone)
+        return zone
 
     async def _lookup(self) -> Zone:
         self.lookups += 1
