@@ -129,7 +129,7 @@ def _leaf(spec: EntitySpec, name: str, kind: str, udf: bool, op: str, raw: Any) 
     value = _coerce(spec, name, kind, raw)
     if op in ("beginswith", "endswith", "contains"):
         if kind != "s":
-            raise rejected(f"The '{op}' operator applies to text fields only, not {name}.")
+            raise rejected(f"Invalid query syntax: the '{op}' operator applies to text fields only, not {name}.")
         test: Callable[[str], bool] = {"beginswith": lambda v: v.startswith(value),
                                        "endswith": lambda v: v.endswith(value),
                                        "contains": lambda v: value in v}[op]

@@ -275,7 +275,7 @@ def _time_rules(fake: FakeAutotask, t: dict[str, Any], now: str) -> None:
     if t.get("roleID") is None:
         t["roleID"] = next((r["roleID"] for r in roles if r["isDefault"]), None)
     if not any(r["roleID"] == t["roleID"] for r in roles):
-        raise rejected(f"Value does not reference an existing entity for roleID .")
+        raise rejected("Value does not reference an existing entity for roleID .")
     t["hoursToBill"] = 0.0 if t.get("isNonBillable") else round(t["hoursWorked"] + (t.get("offsetHours") or 0), 4)
 
 
@@ -382,7 +382,7 @@ def create_attachment(fake: FakeAutotask, ticket_id: int, data: dict[str, Any]) 
         raise rejected("Value does not reference an existing entity for parentID .")
     _require(spec, data, spec.required)
     if data["attachmentType"] not in ATTACHMENT_TYPES:
-        raise rejected(f"Value does not reference an existing entity for attachmentType .")
+        raise rejected("Value does not reference an existing entity for attachmentType .")
     if data["publish"] not in {p.value for p in fake.picklists["TicketAttachments"]["publish"]}:
         raise rejected("Value does not reference an existing entity for publish .")
     size, raw = 0, data.get("data")
