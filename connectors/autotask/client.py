@@ -74,6 +74,7 @@ _REFUSAL = re.compile(r"required|does not reference|invalid|must |cannot|can not
 _FIELD_HINTS = (re.compile(r"\bfor (?:field )?'?([A-Za-z][A-Za-z0-9]*)'?\s*\.?\s*$"),
                 re.compile(r"\bfield:?\s+'?([A-Za-z][A-Za-z0-9]*)'?"),
                 re.compile(r"^Missing required field:\s*([A-Za-z][A-Za-z0-9]*)", re.I))
+_CAMEL = re.compile(r"\b([a-z]+(?:[A-Z][a-z0-9]*|ID)+)\b")  # assignedResourceRoleID, taskType: Autotask field names
 
 
 def error_messages(response: httpx.Response) -> tuple[list[str], bool]:
@@ -96,13 +97,15 @@ def error_messages(response: httpx.Response) -> tuple[list[str], bool]:
 
 
 def fields_named(messages: Sequence[str], body_keys: Sequence[str] = ()) -> dict[str, str]:
-    """Field names a refusal mentions: by Autotask's phrasing, or any body field named in the text."""
+    """Field names a refusal mentions: by Autotask's phrasing, camelCase names, or body fields named in it."""
     found: dict[str, str] = {}
     for message in messages:
         for pattern in _FIELD_HINTS:
             m = pattern.search(message)
             if m:
                 found.setdefault(m.group(1), message)
+        for name in _CAMEL.findall(message):
+            found.setdefault(name, message)
         for key in body_keys:
             if re.search(rf"\b{re.escape(key)}\b", message, re.I):
                 found.setdefault(key, message)
