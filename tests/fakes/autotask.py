@@ -195,6 +195,10 @@ class FakeAutotask:
     def prefix_of(self, req: FakeRequest) -> str:
         return routes.locate(req)[2]
 
+    def publish_to_all(self, entity: str) -> int | None:
+        """The `publish` value this tenant shows to everyone, customers included ("All Autotask Users")."""
+        return next((p.value for p in self.picklists[entity]["publish"] if p.label.startswith("All ")), None)
+
     def pick(self, entity: str, field: str, label: str) -> int:
         """The picklist value with this label (for tests)."""
         return next(p.value for p in self.picklists[entity][field] if p.label == label)

@@ -152,7 +152,7 @@ def _check_assignment(fake: FakeAutotask, record: dict[str, Any]) -> None:
         raise rejected(f"The resource {res} has no active service desk role {role}: it cannot be assigned.")
 
 
-def _check_ticket(fake: FakeAutotask, t: dict[str, Any]) -> None:
+def _check_ticket(fake: FakeAutotask, t: dict[str, Any], now: str) -> None:
     _check_assignment(fake, t)
     contact = fake.tables["Contacts"].get(t.get("contactID") or -1)
     if contact is not None and contact["companyID"] != t["companyID"]:
@@ -164,7 +164,7 @@ def _check_ticket(fake: FakeAutotask, t: dict[str, Any]) -> None:
             raise rejected("The subIssueType does not belong to the ticket's issueType.")
     status_now = t.get("status")
     if status_now == COMPLETE and not t.get("completedDate"):
-        t["completedDate"], t["completedByResourceID"] = fake.stamp(), fake.acting
+        t["completedDate"], t["completedByResourceID"] = now, fake.acting
     elif status_now != COMPLETE:
         t["completedDate"] = t["completedByResourceID"] = None
 
@@ -202,7 +202,7 @@ def create_ticket(fake: FakeAutotask, data: dict[str, Any]) -> int:
     udfs = [{"name": u.name, "value": None} for u in fake.udfs.get("Tickets", [])]
     record["userDefinedFields"] = udfs
     _merge_udfs(record, data.get("userDefinedFields") or [])
-    _check_ticket(fake, record)
+    _check_ticket(fake, record, now)
     seq = sum(1 for t in fake.tables["Tickets"].values() if t["createDate"][:10] == now[:10]) + 1
     record.update(ticketNumber=f"T{now[:10].replace('-', '')}.{seq:04d}", createDate=now, lastActivityDate=now,
                   lastTrackedModificationDateTime=now, creatorResourceID=fake.acting, creatorType=1,
@@ -241,11 +241,11 @@ def update_ticket(fake: FakeAutotask, record: dict[str, Any], data: dict[str, An
     """Apply a ticket PATCH (only the fields given) and move its watermarks."""
     udfs = data.pop("userDefinedFields", None)
     merged = record | data
-    _check_ticket(fake, merged)
+    now = fake.stamp()
+    _check_ticket(fake, merged, now)
     record.update(merged)
     if udfs:
         _merge_udfs(record, udfs)
-    now = fake.stamp()
     record.update(lastTrackedModificationDateTime=now, lastActivityDate=now, lastActivityResourceID=fake.acting)
 
 
@@ -357,7 +357,7 @@ def create_note(fake: FakeAutotask, ticket_id: int, data: dict[str, Any]) -> int
         raise rejected("The ticketID in the body does not match the parent ticket in the URL.")
     data["ticketID"] = ticket_id
     _require(spec, data, spec.required | ({"title"} if fake.note_title_required else set()))
-    everyone = min(p.value for p in fake.picklists["TicketNotes"]["publish"] if p.sort == 1)
+    everyone = fake.publish_to_all("TicketNotes")
     if data.get("createdByContactID") is not None and data["publish"] != everyone:
         raise rejected("A note can be created on behalf of a contact only when it is published to all users.")
     now = fake.stamp()
