@@ -45,15 +45,16 @@ Test API:
 from __future__ import annotations
 
 import threading
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date
 from email.utils import format_datetime
 from typing import Any
 
 import httpx
 
+from tests.fakes import autotask_children as children
 from tests.fakes import autotask_routes as routes
 from tests.fakes import autotask_writes as writes
 from tests.fakes.autotask_http import (
@@ -66,31 +67,13 @@ from tests.fakes.autotask_http import (
     rejected,
     serve_loopback,
 )
+from tests.fakes.autotask_limits import FakeClock, LimitsMixin
 from tests.fakes.autotask_schema import SPECS, fmt, seed_picklists, seed_udfs
 
 DISCOVERY_URL = "https://webservices.autotask.net/atservicesrest/v1.0/zoneInformation"
 
 
-class FakeClock:
-    """Injectable clock; `step` advances it on every stamp so successive changes get distinct times."""
-
-    def __init__(self, start: datetime | None = None, step: timedelta = timedelta(seconds=1)) -> None:
-        self.now = start or datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
-        self.step = step
-
-    def __call__(self) -> datetime:
-        value = self.now
-        self.now = self.now + self.step
-        return value
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-    def set(self, when: datetime) -> None:
-        self.now = when
-
-
-class FakeAutotask:
+class FakeAutotask(LimitsMixin):
     def __init__(self, *, username: str = "deskbridge-api@msp.example", secret: str = "s3cr3t-AT-key",
                  integration_code: str = "DESKBRIDGE27CHARTRACKINGID1", zone: int = 2,
                  clock: FakeClock | None = None, seed: bool = True) -> None:
@@ -100,21 +83,15 @@ class FakeAutotask:
         self.loopback_root: str | None = None
         self.lock = threading.RLock()
         self.auth_revoked, self.auth_quirks = False, True
-        self.threshold, self.threshold_minutes = 10_000, 60
-        self.latency, self.latency_scale = (0.5, 1.0), 1.0
-        self.thread_limit: int | None = 3
         self.read_lag = 0
+        self._init_limits()
         self.note_title_required = False
         self.notes_move_tracked_modification = False  # [unverified] on a live tenant (reference §9)
-        self.max_attachment_bytes, self.attachment_window_bytes = 6 * 1024 * 1024, 10_000_000
         self.faults: list[Fault] = []
         self.denied: list[str] = []
         self.requests: list[RecordedRequest] = []
         self.counts: Counter[str] = Counter()
         self.ignored_fields: list[tuple[str, str, str]] = []
-        self.added_latency: list[float] = []
-        self.inflight: Counter[tuple[str, str]] = Counter()
-        self.max_inflight: Counter[str] = Counter()
         self.locked_timesheets: dict[int, date] = {}
         self.picklists = seed_picklists()
         self.udfs = seed_udfs()
@@ -122,9 +99,6 @@ class FakeAutotask:
         self.created_at_seq: dict[tuple[str, int], int] = {}
         self.seq = 0
         self.acting = 0
-        self._budget: deque[datetime] = deque()
-        self._uploads: deque[tuple[datetime, int]] = deque()
-        self._upload_block: datetime | None = None
         self._ids: dict[str, int] = {"Tickets": 7000, "TicketNotes": 31000, "TimeEntries": 52000,
                                      "TicketAttachments": 900, "Companies": 173, "Contacts": 30682800,
                                      "Resources": 29682884, "ResourceServiceDeskRoles": 400,
@@ -163,9 +137,6 @@ class FakeAutotask:
 
     def stamp(self) -> str:
         return fmt(self.clock())
-
-    def touch(self) -> None:
-        pass  # a hook for caches; the fake keeps none
 
     def blank(self, entity: str) -> dict[str, Any]:
         spec = SPECS[entity]
@@ -275,7 +246,7 @@ class FakeAutotask:
             self._as_tech(None)
             data = {"description": text, "title": title or None, "publish": publish, "noteType": note_type,
                     "createdByContactID": contact_id}
-            return self.tables["TicketNotes"][writes.create_note(self, ticket_id, data)]
+            return self.tables["TicketNotes"][children.create_note(self, ticket_id, data)]
 
     def delete_ticket(self, ticket_id: int) -> None:
         """Delete a ticket (and log it in DeletedTicketLogs, as Autotask does)."""
@@ -317,30 +288,6 @@ class FakeAutotask:
     def lock_timesheet(self, resource_id: int, through: date) -> None:
         self.locked_timesheets[resource_id] = through
 
-    def use_budget(self, n: int) -> None:
-        """Count `n` requests by other integrations in the current window."""
-        now = self.clock.now
-        self._budget.extend([now] * n)
-
-    def usage(self) -> int:
-        window = timedelta(minutes=self.threshold_minutes)
-        while self._budget and self._budget[0] <= self.clock.now - window:
-            self._budget.popleft()
-        return len(self._budget)
-
-    def check_attachment_budget(self, size: int) -> None:
-        now = self.clock.now
-        if size > self.max_attachment_bytes:
-            raise rejected(f"The attachment exceeds the maximum file size of {self.max_attachment_bytes} bytes.")
-        if self._upload_block and now < self._upload_block:
-            raise rejected("Attachment upload threshold exceeded: try again in 5 minutes.")
-        while self._uploads and self._uploads[0][0] <= now - writes.ATTACHMENT_WINDOW:
-            self._uploads.popleft()
-        if sum(s for _, s in self._uploads) + size > self.attachment_window_bytes:
-            self._upload_block = now + writes.ATTACHMENT_WINDOW
-            raise rejected("Attachment upload threshold exceeded: try again in 5 minutes.")
-        self._uploads.append((now, size))
-
     # ------------------------------------------------------------ observation
 
     def count(self, key: str) -> int:
@@ -353,32 +300,6 @@ class FakeAutotask:
         self.added_latency.clear()
 
     # ------------------------------------------------------------ dispatch
-
-    def _spend(self) -> float:
-        """Count one call against the budget; the latency it earns (AtError 429 past the threshold)."""
-        used = self.usage()
-        if used >= self.threshold:
-            wait = (self._budget[0] + timedelta(minutes=self.threshold_minutes) - self.clock.now).total_seconds()
-            raise AtError(429, f"Request threshold of {self.threshold} requests per {self.threshold_minutes} "
-                               "minutes exceeded for this database.", headers={"retry-after": str(max(1, int(wait)))})
-        self._budget.append(self.clock.now)
-        share = (used + 1) / self.threshold
-        level = self.latency[1] if share >= 0.75 else self.latency[0] if share >= 0.5 else 0.0
-        return level * self.latency_scale
-
-    def _enter(self, entity: str) -> Any:
-        key = (self.integration_code, entity)
-        if self.thread_limit is not None and self.inflight[key] >= self.thread_limit:
-            raise AtError(429, f"Itgenatr005: thread threshold of {self.thread_limit} concurrent requests per "
-                               f"endpoint exceeded for {entity}.")
-        self.inflight[key] += 1
-        self.max_inflight[entity] = max(self.max_inflight[entity], self.inflight[key])
-
-        def release() -> None:
-            with self.lock:
-                self.inflight[key] -= 1
-
-        return release
 
     def handle(self, req: FakeRequest) -> FakeResponse:
         """Answer one request (thread-safe): faults, auth, budget, thread limit, then the handler."""

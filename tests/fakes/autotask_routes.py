@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from tests.fakes import autotask_children as c
 from tests.fakes import autotask_query as q
 from tests.fakes import autotask_writes as w
 from tests.fakes.autotask_http import AtError, FakeRequest, FakeResponse, json_response, rejected
@@ -116,16 +117,16 @@ def match(req: FakeRequest, rest: str) -> Route:
         if m == "GET":
             return Route(base, list_children, {"child": child, "parent": e, "pid": pid}, entity=child_name)
         if m == "POST":
-            return Route(base, w.create_child, {"child": child, "pid": pid}, write=True, entity=child_name)
+            return Route(base, c.create_child, {"child": child, "pid": pid}, write=True, entity=child_name)
         if m == "PATCH" and child_name != "TicketAttachments":
-            return Route(base, w.update_child, {"child": child, "pid": pid}, write=True, entity=child_name)
+            return Route(base, c.update_child, {"child": child, "pid": pid}, write=True, entity=child_name)
         return _missing(base)
     if n == 4 and parts[3].isdigit():
         cid = int(parts[3])
         if m == "GET":
             return Route(base + "/{id}", get_child, {"child": child, "pid": pid, "cid": cid}, entity=child_name)
         if m == "DELETE" and child_name == "TicketAttachments":
-            return Route(base + "/{id}", w.delete_attachment, {"pid": pid, "cid": cid}, write=True,
+            return Route(base + "/{id}", c.delete_attachment, {"pid": pid, "cid": cid}, write=True,
                          entity=child_name)
     return _missing("/" + rest)
 

@@ -10,10 +10,6 @@ Creates and updates answer `{"itemId": id}`, never the record.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import mimetypes
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from tests.fakes.autotask_http import AtError, FakeRequest, FakeResponse, json_response, rejected
@@ -23,10 +19,9 @@ if TYPE_CHECKING:
     from tests.fakes.autotask import FakeAutotask
 
 COMPLETE = 5
-ATTACHMENT_TYPES = {"FILE_ATTACHMENT", "URL", "FOLDER_LINK"}
 
 
-def _body(req: FakeRequest) -> dict[str, Any]:
+def body_of(req: FakeRequest) -> dict[str, Any]:
     try:
         body = req.json()
     except ValueError:
@@ -110,27 +105,27 @@ def _udfs(fake: FakeAutotask, spec: EntitySpec, value: Any) -> list[dict[str, An
     return out
 
 
-def _merge_udfs(record: dict[str, Any], changes: list[dict[str, Any]]) -> None:
+def merge_udfs(record: dict[str, Any], changes: list[dict[str, Any]]) -> None:
     current = {u["name"]: u for u in record["userDefinedFields"]}
     for change in changes:
         current[change["name"]] = change
     record["userDefinedFields"] = list(current.values())
 
 
-def _require(spec: EntitySpec, data: dict[str, Any], names: set[str] | frozenset[str]) -> None:
+def require(spec: EntitySpec, data: dict[str, Any], names: set[str] | frozenset[str]) -> None:
     missing = [n for n in sorted(names) if data.get(n) in (None, "")]
     if missing:
         raise rejected(*(f"Missing required field: {n}." for n in missing))
 
 
-def _id_of(spec: EntitySpec, body: dict[str, Any]) -> int:
+def id_of(spec: EntitySpec, body: dict[str, Any]) -> int:
     raw = next((v for k, v in body.items() if k.lower() == "id"), None)
     if isinstance(raw, bool) or not isinstance(raw, int) or raw <= 0:
         raise rejected(f"An update of the {spec.label} entity must carry its id.")
     return raw
 
 
-def _found(fake: FakeAutotask, spec: EntitySpec, rid: int) -> dict[str, Any]:
+def found(fake: FakeAutotask, spec: EntitySpec, rid: int) -> dict[str, Any]:
     record = fake.tables[spec.name].get(rid)
     if record is None:
         raise rejected(f"No matching records found. The {spec.label} with id {rid} does not exist or the logged "
@@ -138,7 +133,7 @@ def _found(fake: FakeAutotask, spec: EntitySpec, rid: int) -> dict[str, Any]:
     return record
 
 
-def _item(rid: int) -> FakeResponse:
+def item_answer(rid: int) -> FakeResponse:
     return json_response(200, {"itemId": rid})
 
 
@@ -169,7 +164,7 @@ def _check_ticket(fake: FakeAutotask, t: dict[str, Any], now: str) -> None:
         t["completedDate"] = t["completedByResourceID"] = None
 
 
-def _impersonation(fake: FakeAutotask) -> int | None:
+def impersonator(fake: FakeAutotask) -> int | None:
     return fake.api_resource_id if fake.acting != fake.api_resource_id else None
 
 
@@ -177,44 +172,44 @@ def _impersonation(fake: FakeAutotask) -> int | None:
 
 
 def create_root(fake: FakeAutotask, req: FakeRequest, spec: EntitySpec) -> FakeResponse:
-    data = accept(fake, spec, _body(req))
+    data = accept(fake, spec, body_of(req))
     data.pop("id", None)
     if spec.name == "Tickets":
-        return _item(create_ticket(fake, data))
+        return item_answer(create_ticket(fake, data))
     if spec.name == "TimeEntries":
-        return _item(create_time_entry(fake, data))
-    _require(spec, data, spec.required)
+        return item_answer(create_time_entry(fake, data))
+    require(spec, data, spec.required)
     now = fake.stamp()
     record = fake.blank(spec.name) | data | {"createDate": now, "lastActivityDate": now, "isActive": data.get(
         "isActive", True), "lastTrackedModifiedDateTime": now, "createdByResourceID": fake.acting,
-                                              "impersonatorCreatorResourceID": _impersonation(fake)}
-    return _item(fake.insert(spec.name, record))
+                                              "impersonatorCreatorResourceID": impersonator(fake)}
+    return item_answer(fake.insert(spec.name, record))
 
 
 def create_ticket(fake: FakeAutotask, data: dict[str, Any]) -> int:
     """Validate and store a new ticket (also used by the fake's own add_ticket)."""
     spec = SPECS["Tickets"]
-    _require(spec, data, spec.required)
+    require(spec, data, spec.required)
     now = fake.stamp()
     defaults = {p: next((v.value for v in fake.picklists["Tickets"][p] if v.default), None)
                 for p in ("ticketCategory", "ticketType")}
     record = fake.blank("Tickets") | defaults | data
     udfs = [{"name": u.name, "value": None} for u in fake.udfs.get("Tickets", [])]
     record["userDefinedFields"] = udfs
-    _merge_udfs(record, data.get("userDefinedFields") or [])
+    merge_udfs(record, data.get("userDefinedFields") or [])
     _check_ticket(fake, record, now)
     seq = sum(1 for t in fake.tables["Tickets"].values() if t["createDate"][:10] == now[:10]) + 1
     record.update(ticketNumber=f"T{now[:10].replace('-', '')}.{seq:04d}", createDate=now, lastActivityDate=now,
                   lastTrackedModificationDateTime=now, creatorResourceID=fake.acting, creatorType=1,
-                  impersonatorCreatorResourceID=_impersonation(fake), lastActivityResourceID=fake.acting,
+                  impersonatorCreatorResourceID=impersonator(fake), lastActivityResourceID=fake.acting,
                   lastActivityPersonType=1)
     return fake.insert("Tickets", record)
 
 
 def update_root(fake: FakeAutotask, req: FakeRequest, spec: EntitySpec) -> FakeResponse:
-    body = _body(req)
-    rid = _id_of(spec, body)
-    record = _found(fake, spec, rid)
+    body = body_of(req)
+    rid = id_of(spec, body)
+    record = found(fake, spec, rid)
     data = accept(fake, spec, body)
     data.pop("id", None)
     now = fake.stamp()
@@ -224,17 +219,16 @@ def update_root(fake: FakeAutotask, req: FakeRequest, spec: EntitySpec) -> FakeR
         merged = record | data
         _time_rules(fake, merged, now)
         record.update(merged, lastModifiedDateTime=now, lastModifiedUserID=fake.acting,
-                      impersonatorUpdaterResourceID=_impersonation(fake))
+                      impersonatorUpdaterResourceID=impersonator(fake))
     else:
         udfs = data.pop("userDefinedFields", None)
         record.update(data)
         if udfs:
-            _merge_udfs(record, udfs)
+            merge_udfs(record, udfs)
         for stamp in ("lastActivityDate", "lastTrackedModifiedDateTime", "lastModifiedDate"):
             if stamp in record:
                 record[stamp] = now
-    fake.touch()
-    return _item(rid)
+    return item_answer(rid)
 
 
 def update_ticket(fake: FakeAutotask, record: dict[str, Any], data: dict[str, Any]) -> None:
@@ -245,7 +239,7 @@ def update_ticket(fake: FakeAutotask, record: dict[str, Any], data: dict[str, An
     _check_ticket(fake, merged, now)
     record.update(merged)
     if udfs:
-        _merge_udfs(record, udfs)
+        merge_udfs(record, udfs)
     record.update(lastTrackedModificationDateTime=now, lastActivityDate=now, lastActivityResourceID=fake.acting)
 
 
@@ -281,7 +275,7 @@ def _time_rules(fake: FakeAutotask, t: dict[str, Any], now: str) -> None:
 
 def create_time_entry(fake: FakeAutotask, data: dict[str, Any]) -> int:
     """Validate and store a time entry; bumps its ticket's lastActivityDate."""
-    _require(SPECS["TimeEntries"], data, SPECS["TimeEntries"].required)
+    require(SPECS["TimeEntries"], data, SPECS["TimeEntries"].required)
     now = fake.stamp()
     record = fake.blank("TimeEntries") | {"isNonBillable": False, "timeEntryType": 2} | data
     record.setdefault("showOnInvoice", not record["isNonBillable"])
@@ -289,7 +283,7 @@ def create_time_entry(fake: FakeAutotask, data: dict[str, Any]) -> int:
         record["showOnInvoice"] = not record["isNonBillable"]
     _time_rules(fake, record, now)
     record.update(createDateTime=now, lastModifiedDateTime=now, creatorUserID=fake.acting,
-                  impersonatorCreatorResourceID=_impersonation(fake))
+                  impersonatorCreatorResourceID=impersonator(fake))
     rid = fake.insert("TimeEntries", record)
     if record.get("ticketID") in fake.tables["Tickets"]:
         fake.tables["Tickets"][record["ticketID"]]["lastActivityDate"] = now
@@ -297,123 +291,6 @@ def create_time_entry(fake: FakeAutotask, data: dict[str, Any]) -> int:
 
 
 def delete_time_entry(fake: FakeAutotask, req: FakeRequest, rid: int) -> FakeResponse:
-    _found(fake, SPECS["TimeEntries"], rid)
+    found(fake, SPECS["TimeEntries"], rid)
     fake.tables["TimeEntries"].pop(rid)
-    fake.touch()
-    return _item(rid)
-
-
-# ---------------------------------------------------------------- children (through the parent URL)
-
-
-def create_child(fake: FakeAutotask, req: FakeRequest, child: EntitySpec, pid: int) -> FakeResponse:
-    body = _body(req)
-    data = accept(fake, child, body)
-    data.pop("id", None)
-    if child.name == "TicketNotes":
-        return _item(create_note(fake, pid, data))
-    if child.name == "TicketAttachments":
-        return _item(create_attachment(fake, pid, data))
-    if pid not in fake.tables["Companies"]:
-        raise rejected("Value does not reference an existing entity for companyID .")
-    data["companyID"] = pid
-    _require(child, data, child.required)
-    if data.get("emailAddress") and "@" not in data["emailAddress"]:
-        raise rejected("The emailAddress is not a valid e-mail address.")
-    now = fake.stamp()
-    record = fake.blank("Contacts") | data | {"createDate": now, "lastActivityDate": now, "lastModifiedDate": now,
-                                              "userDefinedFields": data.get("userDefinedFields") or []}
-    return _item(fake.insert("Contacts", record))
-
-
-def update_child(fake: FakeAutotask, req: FakeRequest, child: EntitySpec, pid: int) -> FakeResponse:
-    body = _body(req)
-    rid = _id_of(child, body)
-    record = _found(fake, child, rid)
-    link = "ticketID" if child.name == "TicketNotes" else "companyID"
-    if record[link] != pid:
-        raise rejected(f"No matching records found. The {child.label} with id {rid} is not under {pid}.")
-    data = accept(fake, child, body)
-    data.pop("id", None)
-    data.pop(link, None)
-    now = fake.stamp()
-    record.update(data)
-    if child.name == "TicketNotes":
-        record.update(lastActivityDate=now, impersonatorUpdaterResourceID=_impersonation(fake))
-        fake.tables["Tickets"][pid]["lastActivityDate"] = now
-    else:
-        record.update(lastActivityDate=now, lastModifiedDate=now)
-    fake.touch()
-    return _item(rid)
-
-
-def create_note(fake: FakeAutotask, ticket_id: int, data: dict[str, Any]) -> int:
-    """Validate and store a ticket note; bumps the ticket's lastActivityDate (not its tracked-modification time)."""
-    spec = SPECS["TicketNotes"]
-    ticket = fake.tables["Tickets"].get(ticket_id)
-    if ticket is None:
-        raise rejected("Value does not reference an existing entity for ticketID .")
-    if data.get("ticketID") not in (None, ticket_id):
-        raise rejected("The ticketID in the body does not match the parent ticket in the URL.")
-    data["ticketID"] = ticket_id
-    _require(spec, data, spec.required | ({"title"} if fake.note_title_required else set()))
-    everyone = fake.publish_to_all("TicketNotes")
-    if data.get("createdByContactID") is not None and data["publish"] != everyone:
-        raise rejected("A note can be created on behalf of a contact only when it is published to all users.")
-    now = fake.stamp()
-    by_contact = data.get("createdByContactID") is not None
-    record = fake.blank("TicketNotes") | data | {
-        "createDateTime": now, "lastActivityDate": now, "creatorResourceID": None if by_contact else fake.acting,
-        "impersonatorCreatorResourceID": _impersonation(fake)}
-    rid = fake.insert("TicketNotes", record)
-    ticket["lastActivityDate"] = now
-    if data["publish"] == everyone:
-        ticket["lastCustomerVisibleActivityDateTime"] = now
-    if fake.notes_move_tracked_modification:
-        ticket["lastTrackedModificationDateTime"] = now
-    return rid
-
-
-def create_attachment(fake: FakeAutotask, ticket_id: int, data: dict[str, Any]) -> int:
-    """Validate (type, base64, size caps) and store a ticket attachment."""
-    spec = SPECS["TicketAttachments"]
-    ticket = fake.tables["Tickets"].get(ticket_id)
-    if ticket is None:
-        raise rejected("Value does not reference an existing entity for parentID .")
-    _require(spec, data, spec.required)
-    if data["attachmentType"] not in ATTACHMENT_TYPES:
-        raise rejected("Value does not reference an existing entity for attachmentType .")
-    if data["publish"] not in {p.value for p in fake.picklists["TicketAttachments"]["publish"]}:
-        raise rejected("Value does not reference an existing entity for publish .")
-    size, raw = 0, data.get("data")
-    if data["attachmentType"] == "FILE_ATTACHMENT":
-        try:
-            content = base64.b64decode(str(raw or ""), validate=True)
-        except (binascii.Error, ValueError):
-            raise rejected("The attachment data is not valid base64.") from None
-        if not content:
-            raise rejected("Missing required field: data.")
-        size = len(content)
-        fake.check_attachment_budget(size)
-    now = fake.stamp()
-    record = fake.blank("TicketAttachments") | data | {
-        "parentID": ticket_id, "parentType": 4, "fileSize": float(size), "attachDate": now,
-        "contentType": mimetypes.guess_type(data["fullPath"])[0] or "application/octet-stream",
-        "attachedByResourceID": fake.acting, "creatorType": 1, "isTaskAttachment": False,
-        "impersonatorCreatorResourceID": _impersonation(fake), "data": raw if size else None}
-    rid = fake.insert("TicketAttachments", record)
-    ticket["lastActivityDate"] = now
-    return rid
-
-
-def delete_attachment(fake: FakeAutotask, req: FakeRequest, pid: int, cid: int) -> FakeResponse:
-    record = fake.tables["TicketAttachments"].get(cid)
-    if record is None or record["parentID"] != pid:
-        raise rejected("No matching records found. The logged in Resource may not have the required permissions "
-                       "to delete the data.")
-    fake.tables["TicketAttachments"].pop(cid)
-    fake.touch()
-    return _item(cid)
-
-
-ATTACHMENT_WINDOW = timedelta(minutes=5)
+    return item_answer(rid)

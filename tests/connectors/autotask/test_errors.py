@@ -15,6 +15,7 @@ from connectors.autotask.auth import AtCredentials
 from connectors.autotask.client import AtClient, translate_response
 from connectors.errors import (
     PsaAuthError,
+    PsaError,
     PsaNotFound,
     PsaRateLimited,
     PsaTimeout,
@@ -189,7 +190,8 @@ async def test_connect_errors_retry_reads_once_and_never_writes(creds: AtCredent
     (httpx.Response(413, content=b""), PsaTooLarge, False),
     (httpx.Response(403, json={"Message": "Forbidden"}), PsaAuthError, False),
 ])
-async def test_odd_answers_to_a_write(creds: AtCredentials, answer: httpx.Response, error: type, unknown: bool) -> None:
+async def test_odd_answers_to_a_write(creds: AtCredentials, answer: httpx.Response, error: type[PsaError],
+                                     unknown: bool) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("zoneInformation"):
             return httpx.Response(200, json={"url": "https://webservices9.autotask.net/ATServicesRest/"})
@@ -198,7 +200,8 @@ async def test_odd_answers_to_a_write(creds: AtCredentials, answer: httpx.Respon
     client = AtClient(creds, transport=httpx.MockTransport(handler))
     with pytest.raises(error) as caught:
         await client.create("Tickets", TICKET)
-    assert type(caught.value) is error and caught.value.outcome_unknown is unknown
+    err = caught.value
+    assert type(err) is error and isinstance(err, PsaError) and err.outcome_unknown is unknown
     await client.aclose()
 
 

@@ -53,12 +53,13 @@ async def test_page_size_is_capped_at_500(fake: FakeAutotask, client: AtClient) 
 
 def _seed(fake: FakeAutotask) -> dict[str, int]:
     ids = {}
-    for n, (name, title, fields) in enumerate((
+    seeds: tuple[tuple[str, str, dict[str, Any]], ...] = (
         ("jam", "Printer jam", {"priority": 4, "externalID": "ext-1"}),
         ("fire", "printer ON fire", {"priority": 1, "queueID": 29682833}),
         ("mail", "E-mail down", {"priority": 2, "externalID": "ext-3"}),
         ("vpn", "VPN", {"priority": 3, "userDefinedFields": [{"name": "Customer PO", "value": "PO-77"}]}),
-    )):
+    )
+    for n, (name, title, fields) in enumerate(seeds):
         fake.clock.set(T0 + timedelta(hours=1, seconds=n))
         ids[name] = fake.add_ticket(title, **fields)["id"]
     return ids
