@@ -34,6 +34,8 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -70,7 +72,7 @@ _NOT_FOUND = re.compile(r"no matching records found", re.I)
 _TOO_LARGE = re.compile(r"exceeds the maximum file size|file is too large", re.I)
 _BAD_LOGIN = re.compile(r"unable to authenticate|integration code is not valid|user name is not valid", re.I)
 _REFUSAL = re.compile(r"required|does not reference|invalid|must |cannot|can not|exceeds|not valid|does not match"
-                      r"|does not belong|is inactive|unable to find|limited to|only when|not allowed|timesheet", re.I)
+                      r"|does not belong|is inactive|unable to find|limited to|only when|not allowed|timesheet|not a valid", re.I)
 _FIELD_HINTS = (re.compile(r"\bfor (?:field )?'?([A-Za-z][A-Za-z0-9]*)'?\s*\.?\s*$"),
                 re.compile(r"\bfield:?\s+'?([A-Za-z][A-Za-z0-9]*)'?"),
                 re.compile(r"^Missing required field:\s*([A-Za-z][A-Za-z0-9]*)", re.I))
@@ -188,18 +190,21 @@ class AtClient:
                  on_zone_change: ZoneListener | None = None) -> None:
         self.creds = creds
         fixed = Zone(url=zone_url if zone_url.endswith("/") else zone_url + "/") if zone_url else None
+        self._owns_zones = zones is None  # a directory handed in may be shared: its owner closes it
         self.zones = zones or ZoneDirectory(creds.username, discovery_url=discovery_url, transport=transport,
                                             timeout=timeout, fixed=fixed, on_change=on_zone_change)
         self.http = make_client(discovery_url, headers=api_headers(creds), transport=transport, timeout=timeout)
         self.per_endpoint = per_endpoint
         self._gates: dict[str, asyncio.Semaphore] = {}
+        self.server_time: datetime | None = None  # from the last answer's Date header (for "created since" windows)
 
     def __repr__(self) -> str:
         return f"AtClient(user={self.creds.username!r})"
 
     async def aclose(self) -> None:
         await self.http.aclose()
-        await self.zones.aclose()
+        if self._owns_zones:
+            await self.zones.aclose()
 
     def _gate(self, path: str) -> asyncio.Semaphore:
         entity = path.lstrip("/").split("/", 1)[0].split("?", 1)[0].lower()
@@ -223,6 +228,7 @@ class AtClient:
                 if moved is not None:
                     zone = moved
                     continue  # the database moved: the old zone refused before doing anything
+            self._note_date(resp)
             if resp.status_code >= 400:
                 error = translate_response(resp, write=write, body_keys=keys)
                 log.info("autotask refused", extra={"method": method, "entity": path.split("/", 1)[0],
@@ -230,6 +236,13 @@ class AtClient:
                 raise error
             return resp
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _note_date(self, resp: httpx.Response) -> None:
+        try:
+            when = parsedate_to_datetime(resp.headers.get("date", ""))
+        except (TypeError, ValueError):
+            return
+        self.server_time = when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
 
     async def _send(self, method: str, url: str, *, json: Any, headers: dict[str, str], write: bool
                     ) -> httpx.Response:

@@ -9,7 +9,7 @@ import pytest
 
 from connectors.autotask.auth import AtCredentials, credentials_from
 from connectors.autotask.client import AtClient
-from connectors.autotask.mapping import AtPicklists, picklists_from_fields
+from connectors.autotask.picklists import AtPicklists, picklists_from_fields
 from tests.fakes.autotask import FakeAutotask, FakeClock
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)

@@ -92,3 +92,35 @@ async def test_ticket_numbers_and_completion(fake: FakeAutotask, client: AtClien
     assert done["completedByResourceID"] == fake.api_resource_id
     await client.update("Tickets", {"id": first["id"], "status": 8})
     assert fake.tables["Tickets"][first["id"]]["completedDate"] is None
+
+
+async def test_company_contact_and_resource_writes(fake: FakeAutotask, client: AtClient) -> None:
+    with pytest.raises(PsaValidationError) as missing:
+        await client.create("Companies", {"companyName": "Umbrella"})
+    assert {"companyType", "ownerResourceID", "phone"} <= set(missing.value.fields)
+    cid = await client.create("Companies", {"companyName": "Umbrella", "companyType": 1, "phone": "555-0199",
+                                            "ownerResourceID": fake.api_resource_id})
+    await client.update("Companies", {"id": cid, "companyNumber": "UMB",
+                                      "userDefinedFields": [{"name": "Contract Tier", "value": "Gold"}]})
+    company = fake.tables["Companies"][cid]
+    assert company["companyNumber"] == "UMB" and company["userDefinedFields"] == [
+        {"name": "Contract Tier", "value": "Gold"}]
+    pid = await client.create(f"Companies/{cid}/Contacts", {"firstName": "Alice", "lastName": "Wesker",
+                                                            "isActive": 1, "emailAddress": "alice@umbrella.example"})
+    await client.update(f"Companies/{cid}/Contacts", {"id": pid, "isActive": 0})
+    assert fake.tables["Contacts"][pid]["isActive"] == 0 and fake.tables["Contacts"][pid]["companyID"] == cid
+    with pytest.raises(PsaValidationError):
+        await client.create(f"Companies/{cid}/Contacts", {"firstName": "B", "lastName": "C", "isActive": 1,
+                                                          "emailAddress": "not-an-address"})
+    await client.update("Resources", {"id": fake.tech_id, "officePhone": "555-0101", "userName": "hacker"})
+    bob = fake.tables["Resources"][fake.tech_id]
+    assert bob["officePhone"] == "555-0101" and bob["userName"] == "bob"  # userName is read-only
+    with pytest.raises(Exception) as no_create:
+        await client.create("Resources", {"firstName": "New"})
+    assert type(no_create.value).__name__ == "PsaNotFound"
+
+
+async def test_answers_carry_the_servers_date(fake: FakeAutotask, client: AtClient) -> None:
+    fake.clock.advance(3600)
+    await client.get_item("Companies/0")
+    assert client.server_time == fake.clock.now.replace(microsecond=0)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from connectors.autotask import mapping as m
+from connectors.autotask import picklists as pk
 from connectors.autotask import query as aq
 from connectors.autotask.client import AtClient
 from connectors.base import NewAttachment, NewNote, NewTicket, NewTimeEntry, NoteVisibility, TicketPatch
@@ -63,7 +64,7 @@ async def test_marker_from_a_udf(fake: FakeAutotask, client: AtClient) -> None:
 
 
 async def test_canonical_picklists(client: AtClient) -> None:
-    p = m.canonical_picklists(await load_picklists(client))
+    p = pk.canonical_picklists(await load_picklists(client))
     assert [s.name for s in p.statuses if s.closed] == ["Complete"]
     assert {s.name: s.active for s in p.statuses}["Waiting Materials"] is False
     assert next(s for s in p.statuses if s.default).name == "New"
@@ -79,7 +80,7 @@ async def test_canonical_picklists(client: AtClient) -> None:
     ("Everybody", NoteVisibility.INTERNAL), ("", NoteVisibility.INTERNAL), (None, NoteVisibility.INTERNAL),
 ])
 def test_publish_labels(label: str | None, visibility: NoteVisibility) -> None:
-    assert m.publish_visibility(label) is visibility
+    assert pk.publish_visibility(label) is visibility
 
 
 async def test_publish_is_chosen_by_label_not_by_id(fake: FakeAutotask, client: AtClient) -> None:
