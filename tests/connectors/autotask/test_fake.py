@@ -112,6 +112,7 @@ async def test_company_contact_and_resource_writes(fake: FakeAutotask, client: A
     with pytest.raises(PsaValidationError):
         await client.create(f"Companies/{cid}/Contacts", {"firstName": "B", "lastName": "C", "isActive": 1,
                                                           "emailAddress": "not-an-address"})
+    assert fake.tech_id is not None
     await client.update("Resources", {"id": fake.tech_id, "officePhone": "555-0101", "userName": "hacker"})
     bob = fake.tables["Resources"][fake.tech_id]
     assert bob["officePhone"] == "555-0101" and bob["userName"] == "bob"  # userName is read-only
