@@ -45,7 +45,7 @@ from connectors.errors import PsaValidationError
 J = Mapping[str, Any]
 TITLE_MAX, NOTE_TITLE_MAX, EXTERNAL_ID_MAX = 255, 250, 50
 API_ATTACHMENT_CAP = 6 * 1024 * 1024  # reference §3.6: 6-7 MB per file through the API
-DEFAULT_TIME_SUMMARY = "Time logged from Deskbridge"
+DEFAULT_TIME_SUMMARY = "Time logged from Deskbridge"  # Autotask requires a summary [unverified]; read back as ""
 
 
 def parse_dt(value: Any) -> datetime | None:
@@ -159,8 +159,14 @@ def time_entry(data: J) -> PsaTimeEntry:
         minutes = 0
     return PsaTimeEntry(external_id=str(data["id"]), ticket_external_id=str(data.get("ticketID") or ""),
                         minutes=minutes, started_at=start or parse_dt(data.get("dateWorked")),
-                        member=_ref(data.get("resourceID")), notes=str(data.get("summaryNotes") or ""),
+                        member=_ref(data.get("resourceID")), notes=_summary(data.get("summaryNotes")),
                         billable=not data.get("isNonBillable", False))
+
+
+def _summary(value: Any) -> str:
+    """summaryNotes as the technician wrote it: our stand-in for an empty summary reads back as empty."""
+    text = str(value or "")
+    return "" if text == DEFAULT_TIME_SUMMARY else text
 
 
 def attachment(data: J) -> PsaAttachment:

@@ -195,6 +195,7 @@ async def test_time_entry_bodies_round_trip(fake: FakeAutotask, client: AtClient
     stored = await client.get_item(f"TimeEntries/{await client.create('TimeEntries', body)}")
     te = m.time_entry(stored)
     assert (te.minutes, te.billable, te.started_at, te.ticket_external_id) == (50, False, entry.started_at, tid)
+    assert te.notes == "" and stored["summaryNotes"] == m.DEFAULT_TIME_SUMMARY  # what was written reads back
     assert stored["hoursToBill"] == 0.0 and stored["roleID"] == 29683461 and fake.ignored_fields == []
     assert m.time_entry({"id": 1, "startDateTime": "2026-01-05T10:00:00Z", "endDateTime": "2026-01-05T10:45:00Z"
                          }).minutes == 45
