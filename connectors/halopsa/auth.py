@@ -215,12 +215,25 @@ class HaloAuth:
             self.token_url = f"{url}?tenant={quote(name, safe='')}" if name else url
             return self.token_url
 
+    async def _send(self, method: str, url: str, **kw: Any) -> httpx.Response:
+        """One unauthenticated request; a refused connection (nothing sent) is tried once more."""
+        for attempt in (1, 2):
+            try:
+                return await self.http.request(method, url, **kw)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if attempt == 1:
+                    await asyncio.sleep(0.2)
+                    continue
+                raise PsaUnavailable(f"Could not reach HaloPSA at {self.tenant.host} ({type(exc).__name__}).") from None
+            except httpx.TimeoutException:
+                raise PsaUnavailable(f"HaloPSA at {self.tenant.host} did not answer in time.") from None
+            except httpx.HTTPError as exc:
+                raise PsaUnavailable(f"Could not reach HaloPSA at {self.tenant.host} ({type(exc).__name__}).") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
     async def _authinfo(self) -> tuple[str, str | None]:
         fallback = f"{self.tenant.root}/auth"
-        try:
-            resp = await self.http.get("/api/authinfo")
-        except httpx.HTTPError as exc:
-            raise PsaUnavailable(f"Could not reach HaloPSA at {self.tenant.host} ({type(exc).__name__}).") from None
+        resp = await self._send("GET", "/api/authinfo")
         if resp.status_code >= 500:
             raise PsaUnavailable("HaloPSA did not answer its authinfo request.", status=resp.status_code)
         if resp.status_code >= 400:
@@ -279,12 +292,7 @@ class HaloAuth:
         url = await self.discover()
         form = {"grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self._secret,
                 "scope": self.tenant.scope}
-        try:
-            resp = await self.http.post(url, data=form)
-        except httpx.TimeoutException:
-            raise PsaUnavailable("HaloPSA's token endpoint did not answer in time.") from None
-        except httpx.HTTPError as exc:
-            raise PsaUnavailable(f"Could not reach HaloPSA's token endpoint ({type(exc).__name__}).") from None
+        resp = await self._send("POST", url, data=form)
         if resp.status_code >= 400:
             raise self._token_error(resp)
         try:
