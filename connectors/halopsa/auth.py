@@ -53,6 +53,7 @@ class HaloTenant:
 
     @property
     def host(self) -> str:
+        """The resource server's host name."""
         return urlsplit(self.root).hostname or ""
 
     @property
@@ -138,6 +139,7 @@ class InMemoryTokenCache:
         self.puts = 0
 
     async def get(self, key: str) -> CachedToken | None:
+        """The token under `key`, None once it has expired."""
         token = self._tokens.get(key)
         if token is not None and token.expires_at <= self._clock():
             self._tokens.pop(key, None)
@@ -145,10 +147,12 @@ class InMemoryTokenCache:
         return token
 
     async def put(self, key: str, token: CachedToken) -> None:
+        """Store `token` under `key`."""
         self._tokens[key] = token
         self.puts += 1
 
     async def discard(self, key: str, access_token: str) -> None:
+        """Remove the token under `key` if it is still `access_token`."""
         current = self._tokens.get(key)
         if current is not None and current.access_token == access_token:
             del self._tokens[key]
@@ -159,6 +163,7 @@ class InMemoryTokenCache:
             yield
 
     def lock(self, key: str) -> AbstractAsyncContextManager[None]:
+        """A per-key asyncio lock (this process only)."""
         return self._held(key)
 
 
@@ -195,6 +200,7 @@ class HaloAuth:
         return f"HaloAuth(root={self.tenant.root!r}, client_id={self.client_id!r})"
 
     async def aclose(self) -> None:
+        """Close the unauthenticated HTTP client."""
         await self.http.aclose()
 
     # ------------------------------------------------------------ discovery

@@ -143,6 +143,7 @@ class HaloClient:
                                 transport=transport, timeout=timeout)
 
     async def aclose(self) -> None:
+        """Close the API client and the token provider."""
         await self.http.aclose()
         await self.auth.aclose()
 

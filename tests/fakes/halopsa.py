@@ -55,7 +55,6 @@ from __future__ import annotations
 import json
 import secrets
 import threading
-import uuid
 from collections import Counter, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,6 +78,7 @@ from tests.fakes.halopsa_http import (
     exception_error,
     serve_loopback,
 )
+from tests.fakes.halopsa_rules import HaloRules
 from tests.fakes.halopsa_seed import seed
 
 RATE_LIMIT_TEXT = "Rate Limit Reached – 300 Requests per rolling 5 minute window"
@@ -93,7 +93,8 @@ FAULT_BODIES: dict[int, HaloHttpError] = {
 }
 
 
-class FakeHalo:
+class FakeHalo(HaloRules):
+    """One fake Halo tenant: state, tenant rules, faults, and the request dispatcher."""
     def __init__(self, *, tenant: str = "acme", hosted: bool = True, client_id: str = "deskbridge-client-id",
                  client_secret: str = "halo-secret-0123456789abcdef", auth_path: str = "/auth",
                  authinfo: bool = True, authinfo_tenant: bool = False, token_lifetime: float = 3600,
@@ -151,14 +152,17 @@ class FakeHalo:
         return {"url": root or self.public_root, **extra}
 
     def credentials(self, **override: str) -> dict[str, str]:
+        """The API application's client id and secret (with overrides)."""
         return {"client_id": self.client_id, "client_secret": self.client_secret, **override}
 
     def config(self, root: str | None = None, *, connection_id: int = 1, workspace_id: int = 1,
                **extra: Any) -> ConnectionConfig:
+        """A ConnectionConfig for this tenant."""
         return ConnectionConfig(connection_id=connection_id, workspace_id=workspace_id, kind="halopsa",
                                 settings=self.settings(root, **extra), credentials=self.credentials())
 
     def transport(self) -> httpx.AsyncBaseTransport:
+        """An in-process httpx transport answering from this fake."""
         return FakeTransport(self)
 
     @contextmanager
@@ -170,6 +174,7 @@ class FakeHalo:
     # ------------------------------------------------------------ tokens
 
     def issue_token(self, scope: str) -> str:
+        """Mint a bearer token (invalidating older ones when single_token)."""
         if self.single_token:
             self.tokens.clear()  # a new token invalidates the older ones
         token = secrets.token_urlsafe(32)
@@ -179,101 +184,21 @@ class FakeHalo:
 
     @property
     def tokens_issued(self) -> int:
+        """How many tokens the token endpoint has minted."""
         return len(self.token_history)
 
     def token_valid(self, token: str) -> bool:
+        """Whether `token` is current and unexpired."""
         expiry = self.tokens.get(token)
         return expiry is not None and self.clock.now < expiry
 
     def expire_tokens(self) -> None:
+        """Make every current token expire now."""
         self.tokens = dict.fromkeys(self.tokens, self.clock.now)
 
     def revoke_tokens(self) -> None:
+        """Invalidate every token (as a newer token minted elsewhere would)."""
         self.tokens.clear()
-
-    # ------------------------------------------------------------ tenant rules used by the routes
-
-    def next_id(self, kind: str, start: int = 1) -> int:
-        if not self._ids[kind]:
-            self._ids[kind] = start - 1
-        self._ids[kind] += 1
-        return self._ids[kind]
-
-    def status_closed(self, status_id: int) -> bool:
-        return bool(self.statuses.get(status_id, {}).get("_closed"))
-
-    def allowed_statuses(self, ticket_type_id: int) -> set[int]:
-        tt = self.ticket_types[ticket_type_id]
-        ticket_statuses = {s["id"] for s in self.statuses.values() if s["type"] == 0}
-        return ticket_statuses if tt["allowall_status"] else set(tt["_allowed"])
-
-    def mandatory_fields(self, ticket_type_id: int) -> list[str]:
-        return [f["fieldname"] for f in self.ticket_types[ticket_type_id]["_fields"] if f.get("technew") == 2]
-
-    def priority_name(self, priority_id: int | None) -> str | None:
-        return next((p["name"] for p in self.policies if p["priorityid"] == priority_id), None)
-
-    def sla_hours(self, sla_id: int | None, priority_id: int | None) -> tuple[float | None, float | None]:
-        policy = next((p for p in self.policies if p["slaid"] == sla_id and p["priorityid"] == priority_id), None)
-        return (policy["responsetime"], policy["fixtime"]) if policy else (None, None)
-
-    def customfields_in(self, items: Any, usage: str) -> dict[int, Any]:
-        """Custom field values from a body (`[{id|name, value}]`); unknown fields are ignored."""
-        values: dict[int, Any] = {}
-        for item in items or []:
-            if not isinstance(item, dict):
-                continue
-            field = next((f for f in self.custom_fields.values() if usage in f["_usage"] and
-                          (f["id"] == item.get("id") or f["name"] == item.get("name"))), None)
-            if field is not None:
-                values[field["id"]] = item.get("value")
-        return values
-
-    def customfields_out(self, values: dict[int, Any], usage: str) -> list[dict[str, Any]]:
-        return [{"id": f["id"], "name": f["name"], "label": f["label"], "value": values.get(f["id"]),
-                 "display": str(values.get(f["id"]) or ""), "onlyshowforagents": f["onlyshowforagents"]}
-                for f in self.custom_fields.values() if usage in f["_usage"]]
-
-    def log_action(self, t: dict[str, Any], *, note: str, outcome_id: int, agent_id: int = 0, user_id: int = 0,
-                   hidden: bool = False, timetaken: float = 0.0, nonbilltime: float = 0.0,
-                   billable: Any = None, arrival: datetime | None = None, completion: datetime | None = None,
-                   new_status: int | None = None, guid: Any = None, cf: dict[int, Any] | None = None,
-                   note_html: Any = None, system: bool = False, at: datetime | None = None) -> dict[str, Any]:
-        """Append an action to a ticket (ids per ticket) and apply what it implies."""
-        now = at or self.clock.stamp()
-        acts = self.actions.setdefault(t["id"], {})
-        aid = max(acts, default=0) + 1
-        outcome = self.outcomes.get(outcome_id, {})
-        who = self.agents[agent_id]["name"] if agent_id else (self.users[user_id]["name"] if user_id else "System")
-        try:
-            guid_value = str(uuid.UUID(str(guid))) if guid else None  # a client-chosen guid [unverified]
-        except ValueError:
-            guid_value = None
-        action = {"id": aid, "ticket_id": t["id"], "outcome": outcome.get("outcome", ""), "outcome_id": outcome_id,
-                  "who": who, "who_type": 1 if agent_id else (2 if user_id else 0), "who_agentid": agent_id,
-                  "actionby_agent_id": agent_id, "actionby_user_id": user_id, "datetime": now,
-                  "actiondatecreated": now, "note": note, "note_html": note_html or note.replace("\n", "<br>"),
-                  "hiddenfromuser": hidden, "important": False, "timetaken": timetaken, "nonbilltime": nonbilltime,
-                  "actisbillable": bool(billable) if billable is not None else nonbilltime < timetaken,
-                  "actionarrivaldate": arrival, "actioncompletiondate": completion, "sendemail": False,
-                  "emailto": "", "emailcc": "", "new_status": new_status or 0,
-                  "guid": guid_value or str(uuid.uuid4()), "_system": system, "_cf": cf or {}}
-        acts[aid] = action
-        if new_status is not None:
-            t["status_id"] = new_status
-            t["dateclosed"] = (t.get("dateclosed") or now) if self.status_closed(new_status) else None
-        if agent_id and not hidden and not system and t.get("responsedate") is None:
-            t["responsedate"] = now
-        t["lastactiondate"] = t["last_update"] = now
-        return action
-
-    def send_email(self, t: dict[str, Any], *, to: Any, subject: Any, body: str, action_id: int | None,
-                   hidden: bool, cc: Any = None) -> None:
-        self.emails.append({"ticket_id": t["id"], "action_id": action_id, "to": to, "cc": cc or "",
-                            "subject": subject or f"Update on ticket {t['id']}", "body": body, "hidden": hidden})
-
-    def fire(self, event: str, t: dict[str, Any], *, suppressed: bool) -> None:
-        self.automations.append({"event": event, "ticket_id": t["id"], "fired": not suppressed})
 
     # ------------------------------------------------------------ direct mutation (as Halo / people would)
 
@@ -298,6 +223,7 @@ class FakeHalo:
         return self.tickets[ticket_id]
 
     def delete_ticket(self, ticket_id: int) -> None:
+        """Delete a ticket as an agent would (it keeps answering with deleted=true)."""
         with self.lock:
             self.tickets[ticket_id]["deleted"] = True
 
@@ -323,15 +249,19 @@ class FakeHalo:
 
     def fail_next(self, status: int, times: int | None = 1, *, match: str | None = None,
                   retry_after: float | None = None) -> None:
+        """Answer the next matching request(s) with this status and Halo's body for it."""
         self.faults.append(Fault("status", times, match, status=status, retry_after=retry_after))
 
     def lose_next_response(self, times: int | None = 1, *, match: str | None = "WRITE") -> None:
+        """Apply the next matching write(s), then lose the answer."""
         self.faults.append(Fault("lose", times, match))
 
     def slow(self, seconds: float, times: int | None = None, *, match: str | None = None) -> None:
+        """Answer matching requests `seconds` late."""
         self.faults.append(Fault("delay", times, match, seconds=seconds))
 
     def clear_faults(self) -> None:
+        """Remove every pending fault."""
         self.faults.clear()
 
     def count(self, key: str) -> int:
@@ -339,6 +269,7 @@ class FakeHalo:
         return self.counts[key]
 
     def reset_counts(self) -> None:
+        """Forget recorded requests and counts."""
         self.counts.clear()
         self.requests.clear()
 

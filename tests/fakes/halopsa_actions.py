@@ -42,6 +42,7 @@ ACTION_DATES = ("datetime", "actiondatecreated", "actionarrivaldate", "actioncom
 
 
 def action_out(fake: FakeHalo, a: dict[str, Any], *, html: bool = False) -> dict[str, Any]:
+    """A stored action as Halo shows it."""
     out = {k: v for k, v in a.items() if not k.startswith("_") and k != "note_html"}
     for name in ACTION_DATES:
         out[name] = halo_date(a.get(name))
@@ -57,6 +58,7 @@ def action_out(fake: FakeHalo, a: dict[str, Any], *, html: bool = False) -> dict
 
 @route("GET", "/api/Actions")
 def list_actions(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
+    """GET /Actions: a ticket's actions (or all), filtered, newest first."""
     ticket_id = int_param(req, "ticket_id")
     pool = [a for tid, acts in fake.actions.items() if ticket_id in (None, tid) for a in acts.values()]
     q = req.query
@@ -82,6 +84,7 @@ def list_actions(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
 
 @route("GET", "/api/Actions/{id}")
 def get_action(fake: FakeHalo, req: FakeRequest, id: str) -> FakeResponse:  # noqa: A002
+    """GET /Actions/{id}?ticket_id=: one action (ids are per ticket)."""
     ticket_id = int_param(req, "ticket_id")
     action = fake.actions.get(ticket_id or 0, {}).get(int(id) if id.isdigit() else -1)
     if action is None:  # action ids are per ticket: without ticket_id there is nothing to find
@@ -105,6 +108,7 @@ def _outcome(fake: FakeHalo, item: dict[str, Any], i: int) -> dict[str, Any]:
 
 @route("POST", "/api/Actions")
 def post_actions(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
+    """POST /Actions: add (or, with `id`, edit) actions; validated before any is saved."""
     items = body_items(req)
     plans = []
     for i, item in enumerate(items):
@@ -112,7 +116,7 @@ def post_actions(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
         existing = as_int(item, "id", i)
         if existing is not None and existing not in fake.actions.get(t["id"], {}):
             raise exception_error(404, f"Action {existing} not found on ticket {t['id']}.")
-        outcome = _outcome(fake, item, i) if existing is None else None
+        outcome: dict[str, Any] = _outcome(fake, item, i) if existing is None else {}
         agent = as_int(item, "who_agentid", i)
         if agent is not None and agent not in fake.agents:
             raise exception_error(400, f"Agent {agent} does not exist.")
@@ -131,7 +135,7 @@ def post_actions(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
             t["last_update"] = fake.clock.stamp()
         else:
             a = fake.log_action(
-                t, note=str(item.get("note") or ""), outcome_id=outcome["id"] if outcome else 0,
+                t, note=str(item.get("note") or ""), outcome_id=outcome["id"],
                 agent_id=agent or fake.api_agent_id,
                 hidden=bool(item["hiddenfromuser"]) if "hiddenfromuser" in item else outcome["hidefromuser"],
                 timetaken=numbers["timetaken"] or 0.0, nonbilltime=numbers["nonbilltime"] or 0.0,
@@ -153,6 +157,7 @@ def post_actions(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
 
 
 def attachment_out(a: dict[str, Any]) -> dict[str, Any]:
+    """A stored attachment's metadata as Halo shows it."""
     out = {k: v for k, v in a.items() if not k.startswith("_")}
     out["datecreated"] = halo_date(a["datecreated"])
     return out
@@ -160,6 +165,7 @@ def attachment_out(a: dict[str, Any]) -> dict[str, Any]:
 
 @route("GET", "/api/Attachment")
 def list_attachments(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
+    """GET /Attachment: a ticket's (or action's) attachments."""
     ticket_id, action_id = int_param(req, "ticket_id"), int_param(req, "action_id")
     if action_id is not None and ticket_id is None:
         raise exception_error(400, "ticket_id is required when filtering by action_id.")
@@ -171,6 +177,7 @@ def list_attachments(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
 
 @route("GET", "/api/Attachment/{id}")
 def get_attachment(fake: FakeHalo, req: FakeRequest, id: str) -> FakeResponse:  # noqa: A002
+    """GET /Attachment/{id}: the file, or its metadata with includedetails=true."""
     a = fake.attachments.get(int(id) if id.isdigit() else -1)
     if a is None:
         raise exception_error(404, f"Attachment {id} not found.")
@@ -183,6 +190,7 @@ def get_attachment(fake: FakeHalo, req: FakeRequest, id: str) -> FakeResponse:  
 
 @route("DELETE", "/api/Attachment/{id}")
 def delete_attachment(fake: FakeHalo, req: FakeRequest, id: str) -> FakeResponse:  # noqa: A002
+    """DELETE /Attachment/{id}."""
     if fake.attachments.pop(int(id) if id.isdigit() else -1, None) is None:
         raise exception_error(404, f"Attachment {id} not found.")
     return FakeResponse(200)
@@ -190,6 +198,7 @@ def delete_attachment(fake: FakeHalo, req: FakeRequest, id: str) -> FakeResponse
 
 @route("POST", "/api/Attachment")
 def post_attachments(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
+    """POST /Attachment: files as base64 data URIs."""
     items = body_items(req)
     plans = []
     for i, item in enumerate(items):
@@ -234,7 +243,7 @@ def post_timesheet_events(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
             raise exception_error(400, "A timesheet event needs a start date before its end date.")
         agent = as_int(item, "agent_id", i) or fake.api_agent_id
         ticket_id = as_int(item, "ticket_id", i)
-        event = {"id": fake.next_id("event", 90001), "agent_id": agent, "ticket_id": ticket_id or 0,
+        event: dict[str, Any] = {"id": fake.next_id("event", 90001), "agent_id": agent, "ticket_id": ticket_id or 0,
                  "start_date": halo_date(start), "end_date": halo_date(end), "note": item.get("note") or "",
                  "timetaken": round((end - start).total_seconds() / 3600, 4), "event_type": 0, "action_number": 0}
         if ticket_id:
@@ -249,6 +258,7 @@ def post_timesheet_events(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
 
 @route("GET", "/api/TimesheetEvent")
 def list_timesheet_events(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
+    """GET /TimesheetEvent (bare array)."""
     agent = int_param(req, "agent_id")
     return json_response([e for e in fake.timesheet_events.values() if agent in (None, e["agent_id"])])
 
@@ -258,11 +268,13 @@ def list_timesheet_events(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
 
 @route("GET", "/api/Webhook")
 def list_webhooks(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
+    """GET /Webhook (bare array)."""
     return json_response(list(fake.webhooks.values()))
 
 
 @route("GET", "/api/Webhook/{id}")
 def get_webhook(fake: FakeHalo, req: FakeRequest, id: str) -> FakeResponse:  # noqa: A002
+    """GET /Webhook/{guid}."""
     if id.lower() not in fake.webhooks:
         raise exception_error(404, f"Webhook {id} not found.")
     return json_response(fake.webhooks[id.lower()])
@@ -270,6 +282,7 @@ def get_webhook(fake: FakeHalo, req: FakeRequest, id: str) -> FakeResponse:  # n
 
 @route("DELETE", "/api/Webhook/{id}")
 def delete_webhook(fake: FakeHalo, req: FakeRequest, id: str) -> FakeResponse:  # noqa: A002
+    """DELETE /Webhook/{guid}."""
     if fake.webhooks.pop(id.lower(), None) is None:
         raise exception_error(404, f"Webhook {id} not found.")
     return FakeResponse(200)
@@ -277,6 +290,7 @@ def delete_webhook(fake: FakeHalo, req: FakeRequest, id: str) -> FakeResponse:  
 
 @route("POST", "/api/Webhook")
 def post_webhooks(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
+    """POST /Webhook: create or update (GUID ids)."""
     out = []
     for item in body_items(req):
         wid = str(item.get("id") or uuid.uuid4()).lower()
@@ -289,6 +303,7 @@ def post_webhooks(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
 
 @route("POST", "/api/Notification")
 def post_notifications(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
+    """POST /Notification: subscribe a webhook to an event number."""
     out = []
     for i, item in enumerate(body_items(req)):
         hook = str(item.get("webhook_id") or "").lower()

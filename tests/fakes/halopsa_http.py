@@ -54,14 +54,17 @@ class HaloClock:
         self.step = step
 
     def stamp(self) -> datetime:
+        """The current time, then step."""
         value = self.now
         self.now = self.now + self.step
         return value
 
     def advance(self, seconds: float) -> None:
+        """Move the clock forward."""
         self.now += timedelta(seconds=seconds)
 
     def set(self, when: datetime) -> None:
+        """Set the clock."""
         self.now = when
 
     def epoch(self) -> float:
@@ -71,6 +74,7 @@ class HaloClock:
 
 @dataclass
 class FakeRequest:
+    """One request as the fake sees it."""
     method: str
     path: str
     query: dict[str, str]  # lower-cased names: Halo (ASP.NET) reads them case-insensitively
@@ -80,11 +84,13 @@ class FakeRequest:
     url: str
 
     def json(self) -> Any:
+        """The body as JSON."""
         return json.loads(self.body) if self.body else None
 
 
 @dataclass
 class FakeResponse:
+    """One answer, with the fault flags the transports act on."""
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
@@ -93,6 +99,7 @@ class FakeResponse:
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> FakeResponse:
+    """A JSON answer."""
     return FakeResponse(status, json.dumps(data).encode(), {"content-type": "application/json; charset=utf-8",
                                                            **(headers or {})})
 
@@ -107,6 +114,7 @@ class HaloHttpError(Exception):
         self.headers = headers or {}
 
     def response(self) -> FakeResponse:
+        """The error as an HTTP answer."""
         if self.text is not None:
             return FakeResponse(self.status, self.text.encode(), {"content-type": "text/plain; charset=utf-8",
                                                                   **self.headers})
@@ -150,6 +158,7 @@ class Fault:
     seconds: float = 0.0
 
     def applies(self, key: str) -> bool:
+        """Whether this fault hits "METHOD /route"."""
         token_call = key.endswith("/token") or key.endswith("/authinfo")
         if self.match == "WRITE":
             return not key.startswith("GET ") and not token_call
@@ -158,6 +167,7 @@ class Fault:
         return key.lower().startswith(self.match.lower())
 
     def use(self) -> None:
+        """Count one use."""
         if self.times is not None:
             self.times -= 1
 
@@ -176,23 +186,30 @@ class RecordedRequest:
 
     @property
     def key(self) -> str:
+        """"METHOD /route"."""
         return f"{self.method} {self.route}"
 
     @property
     def params(self) -> dict[str, str]:
+        """The query as a dict (names as sent)."""
         return dict(self.query)
 
     def json(self) -> Any:
+        """The body as JSON."""
         return json.loads(self.body) if self.body else None
 
     def form(self) -> dict[str, str]:
+        """The body as a form."""
         return dict(parse_qsl(self.body.decode()))
 
 
 class Handles(Protocol):
+    """What the transports need from a fake."""
     public_root: str
 
-    def handle(self, req: FakeRequest) -> FakeResponse: ...
+    def handle(self, req: FakeRequest) -> FakeResponse:
+        """Answer one request."""
+        ...
 
 
 # ---------------------------------------------------------------- in-process transport
@@ -205,6 +222,7 @@ class FakeTransport(httpx.AsyncBaseTransport):
         self.fake = fake
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Answer one httpx request from the fake."""
         body = await request.aread()
         items = list(request.url.params.multi_items())
         req = FakeRequest(method=request.method, path=request.url.path,

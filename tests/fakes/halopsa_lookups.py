@@ -35,12 +35,14 @@ def _active_filter(req: FakeRequest, rows: list[dict[str, Any]], inactive_key: s
 
 
 def client_out(fake: FakeHalo, c: dict[str, Any]) -> dict[str, Any]:
+    """A client as Halo lists it."""
     site = fake.sites.get(c.get("main_site_id") or 0, {})
     return {**c, "main_site_name": site.get("name"), "toplevel_name": "Customers"}
 
 
 @route("GET", "/api/Client")
 def list_clients(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
+    """GET /Client (paged under `clients`)."""
     rows = _active_filter(req, sorted(fake.clients.values(), key=lambda c: c["id"]), "inactive")
     if req.query.get("search"):
         rows = [c for c in rows if contains((c["name"],), req.query["search"])]
@@ -49,16 +51,19 @@ def list_clients(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
 
 @route("GET", "/api/Client/{id}")
 def get_client(fake: FakeHalo, req: FakeRequest, id: str) -> FakeResponse:  # noqa: A002
+    """GET /Client/{id}."""
     return json_response(client_out(fake, _one(fake.clients, id, "Client")))
 
 
 def user_out(fake: FakeHalo, u: dict[str, Any]) -> dict[str, Any]:
+    """An end user as Halo lists it."""
     return {**u, "client_name": fake.clients[u["client_id"]]["name"],
             "site_name": fake.sites.get(u.get("site_id") or 0, {}).get("name")}
 
 
 @route("GET", "/api/Users")
 def list_users(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
+    """GET /Users (paged under `users`)."""
     rows = _active_filter(req, sorted(fake.users.values(), key=lambda u: u["id"]), "inactive")
     for param in ("client_id", "site_id"):
         value = int_param(req, param)
@@ -71,6 +76,7 @@ def list_users(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
 
 @route("GET", "/api/Users/{id}")
 def get_user(fake: FakeHalo, req: FakeRequest, id: str) -> FakeResponse:  # noqa: A002
+    """GET /Users/{id}."""
     return json_response(user_out(fake, _one(fake.users, id, "User")))
 
 
@@ -78,6 +84,7 @@ def get_user(fake: FakeHalo, req: FakeRequest, id: str) -> FakeResponse:  # noqa
 
 
 def agent_out(fake: FakeHalo, a: dict[str, Any]) -> dict[str, Any]:
+    """An agent as Halo lists it (with teams)."""
     teams = [{"team_id": tid, "team_name": fake.teams[tid]["name"]} for tid in a.get("_teams", ())]
     return {**{k: v for k, v in a.items() if not k.startswith("_")}, "teams": teams,
             "team": teams[0]["team_name"] if teams else ""}
@@ -85,6 +92,7 @@ def agent_out(fake: FakeHalo, a: dict[str, Any]) -> dict[str, Any]:
 
 @route("GET", "/api/Agent")
 def list_agents(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
+    """GET /Agent (bare array)."""
     enabled, disabled = _flag(req, "includeenabled", True), _flag(req, "includedisabled", False)
     rows = [a for a in sorted(fake.agents.values(), key=lambda a: a["id"])
             if (disabled if a["isdisabled"] else enabled)]
@@ -102,16 +110,19 @@ def list_agents(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
 
 @route("GET", "/api/Agent/me")
 def agent_me(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
+    """GET /Agent/me: the agent the API application acts as."""
     return json_response(agent_out(fake, fake.agents[fake.api_agent_id]))
 
 
 @route("GET", "/api/Agent/{id}")
 def get_agent(fake: FakeHalo, req: FakeRequest, id: str) -> FakeResponse:  # noqa: A002
+    """GET /Agent/{id}."""
     return json_response(agent_out(fake, _one(fake.agents, id, "Agent")))
 
 
 @route("GET", "/api/Team")
 def list_teams(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
+    """GET /Team (bare array)."""
     enabled, disabled = _flag(req, "includeenabled", True), _flag(req, "includedisabled", False)
     return json_response([t for t in sorted(fake.teams.values(), key=lambda t: t["sequence"])
                           if (disabled if t["inactive"] else enabled)])
@@ -121,6 +132,7 @@ def list_teams(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
 
 
 def status_out(s: dict[str, Any]) -> dict[str, Any]:
+    """A status as Halo lists it."""
     return {k: v for k, v in s.items() if not k.startswith("_")}
 
 
@@ -140,6 +152,7 @@ def list_statuses(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
 
 @route("GET", "/api/Status/{id}")
 def get_status(fake: FakeHalo, req: FakeRequest, id: str) -> FakeResponse:  # noqa: A002
+    """GET /Status/{id}."""
     return json_response(status_out(_one(fake.statuses, id, "Status")))
 
 
@@ -151,6 +164,7 @@ def list_priorities(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
 
 
 def ticket_type_out(fake: FakeHalo, t: dict[str, Any], *, details: bool) -> dict[str, Any]:
+    """A ticket type, with fields and allowed statuses when detailed."""
     out = {k: v for k, v in t.items() if not k.startswith("_")}
     if details:
         out["fields"] = [dict(f) for f in t["_fields"]]
@@ -163,6 +177,7 @@ def ticket_type_out(fake: FakeHalo, t: dict[str, Any], *, details: bool) -> dict
 
 @route("GET", "/api/TicketType")
 def list_ticket_types(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
+    """GET /TicketType (bare array)."""
     show_inactive = truthy(req.query.get("showinactive"))
     return json_response([ticket_type_out(fake, t, details=False)
                           for t in sorted(fake.ticket_types.values(), key=lambda t: t["sequence"])
@@ -171,10 +186,12 @@ def list_ticket_types(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
 
 @route("GET", "/api/TicketType/{id}")
 def get_ticket_type(fake: FakeHalo, req: FakeRequest, id: str) -> FakeResponse:  # noqa: A002
+    """GET /TicketType/{id}."""
     row = _one(fake.ticket_types, id, "Ticket type")
     return json_response(ticket_type_out(fake, row, details=truthy(req.query.get("includedetails"))))
 
 
 @route("GET", "/api/Outcome")
 def list_outcomes(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
+    """GET /Outcome (bare array)."""
     return json_response(sorted(fake.outcomes.values(), key=lambda o: o["sequence"]))

@@ -43,6 +43,7 @@ def route(method: str, template: str, *, auth: bool = True) -> Callable[[Handler
     regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "/?$", re.IGNORECASE)
 
     def deco(fn: Handler) -> Handler:
+        """Register the handler."""
         _ROUTES.append((method, regex, template, fn, auth))
         return fn
 
@@ -78,6 +79,7 @@ def authenticate(fake: FakeHalo, req: FakeRequest) -> None:
 
 @route("GET", "/api/authinfo", auth=False)
 def authinfo(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
+    """GET /api/authinfo (no auth): where the authorisation server is."""
     if not fake.authinfo_enabled:
         raise HaloHttpError(404)
     data: dict[str, Any] = {"auth_url": fake.authinfo_url or f"{fake.public_root}{fake.auth_path}"}
@@ -111,6 +113,7 @@ def token_endpoint(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
 
 
 def truthy(value: str | None) -> bool:
+    """Halo's reading of a boolean parameter."""
     return (value or "").strip().lower() in ("true", "1", "yes")
 
 
@@ -137,6 +140,7 @@ def ids_param(req: FakeRequest, name: str) -> set[int] | None:
 
 
 def date_param(req: FakeRequest, name: str) -> datetime | None:
+    """A date query parameter (problem details when it does not parse)."""
     raw = req.query.get(name)
     if not raw:
         return None
@@ -173,6 +177,7 @@ def as_int(item: dict[str, Any], name: str, index: int, *, required: bool = Fals
 
 
 def as_float(item: dict[str, Any], name: str, index: int) -> float | None:
+    """A decimal body field (numeric strings bind)."""
     value = item.get(name)
     if value is None or value == "":
         return None
@@ -183,6 +188,7 @@ def as_float(item: dict[str, Any], name: str, index: int) -> float | None:
 
 
 def as_date(item: dict[str, Any], name: str, index: int) -> datetime | None:
+    """A date body field."""
     value = item.get(name)
     if not value:
         return None
@@ -214,5 +220,6 @@ def paged(req: FakeRequest, rows: list[dict[str, Any]], key: str) -> FakeRespons
 
 
 def contains(haystack: Iterable[Any], needle: str) -> bool:
+    """Case-insensitive substring search over several values."""
     low = needle.lower()
     return any(low in str(h or "").lower() for h in haystack)

@@ -76,7 +76,8 @@ def _statuses(fake: FakeHalo) -> None:
 def _priorities(fake: FakeHalo) -> None:
     fake.slas = {1: {"id": 1, "name": "Standard SLA"}, 2: {"id": 2, "name": "Premium SLA"}}
     names = {1: "Critical", 2: "High", 3: "Medium", 4: "Low", 5: "Planned"}
-    rows = [(1, pid, [1, 4, 8, 24][pid - 1], [4, 8, 24, 72][pid - 1], False) for pid in (1, 2, 3, 4)]
+    rows: list[tuple[int, int, float, float, bool]] = [
+        (1, pid, [1, 4, 8, 24][pid - 1], [4, 8, 24, 72][pid - 1], False) for pid in (1, 2, 3, 4)]
     rows += [(2, pid, [0.5, 2, 4, 8][pid - 1], [2, 4, 8, 24][pid - 1], False) for pid in (1, 2, 3, 4)]
     rows.append((2, 5, 24, 240, True))
     for sla, pid, respond, fix, hidden in rows:
@@ -87,6 +88,7 @@ def _priorities(fake: FakeHalo) -> None:
 
 def _ticket_types(fake: FakeHalo) -> None:
     def field(name: str, technew: int) -> dict[str, Any]:
+        """A ticket type field entry."""
         return {"fieldid": {"category_1": 21, "user_id": 5}[name], "fieldname": name, "technew": technew,
                 "enduserdetail": 1}
 

@@ -60,6 +60,7 @@ def ticket_out(fake: FakeHalo, t: dict[str, Any], *, full: bool = False, post: b
 
 
 def ticket_or_404(fake: FakeHalo, ticket_id: int) -> dict[str, Any]:
+    """A live ticket, or a 404 in Halo's .NET shape."""
     t = fake.tickets.get(ticket_id)
     if t is None or t["deleted"]:
         raise exception_error(404, f"Ticket {ticket_id} not found.")
@@ -128,18 +129,21 @@ def filter_tickets(fake: FakeHalo, req: FakeRequest) -> list[dict[str, Any]]:
 
 @route("GET", "/api/Tickets")
 def list_tickets(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
+    """GET /Tickets (paged under `tickets`)."""
     rows = [ticket_out(fake, t) for t in filter_tickets(fake, req)]
     return paged(req, rows, "tickets")
 
 
 @route("GET", "/api/Tickets/{id}")
 def get_ticket(fake: FakeHalo, req: FakeRequest, id: str) -> FakeResponse:  # noqa: A002
+    """GET /Tickets/{id}: the full record."""
     t = ticket_or_404(fake, _path_id(id))
     return json_response(ticket_out(fake, t, full=True))
 
 
 @route("DELETE", "/api/Tickets/{id}")
 def delete_ticket(fake: FakeHalo, req: FakeRequest, id: str) -> FakeResponse:  # noqa: A002
+    """DELETE /Tickets/{id}: marks it deleted."""
     t = ticket_or_404(fake, _path_id(id))
     t["deleted"] = True
     t["last_update"] = fake.clock.stamp()

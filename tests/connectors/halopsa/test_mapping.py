@@ -4,6 +4,7 @@ bodies the fake accepts, read back through the same mapping."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -30,8 +31,8 @@ async def _closed_ids(halo: HaloClient) -> frozenset[str]:
     return m.closed_status_ids(m.ticket_statuses(every), m.ticket_statuses(still_open))
 
 
-async def _actions(halo: HaloClient, ticket_id: str, **kw: bool) -> list[dict]:  # type: ignore[type-arg]
-    return await halo.get_list("Actions", queries.actions(ticket_id, **kw), key="actions")
+async def _actions(halo: HaloClient, ticket_id: str, *, time_only: bool = False) -> list[dict[str, Any]]:
+    return await halo.get_list("Actions", queries.actions(ticket_id, time_only=time_only), key="actions")
 
 
 # ---------------------------------------------------------------- scalars
