@@ -48,6 +48,8 @@ Test API:
     fake.expire_tokens(), fake.revoke_tokens(), fake.clear_faults(), fake.authinfo_url = "https://…"
     fake.requests (RecordedRequest: route, query as sent, body; secrets redacted), fake.count("GET
     /api/Tickets"), fake.reset_counts(), fake.emails, fake.automations, fake.token_history/tokens_issued
+    fake.deliveries (webhook POSTs Halo would send: notifications with eventno 3 = new ticket [unverified],
+    61 = ticket updated, signed as `signed_delivery(webhook_id, ticket_id)` does)
 """
 
 from __future__ import annotations
@@ -115,6 +117,7 @@ class FakeHalo(HaloRules):
         self.counts: Counter[str] = Counter()
         self.emails: list[dict[str, Any]] = []
         self.automations: list[dict[str, Any]] = []
+        self.deliveries: list[dict[str, Any]] = []
         self.tokens: dict[str, datetime] = {}  # token -> expiry
         self.token_history: list[str] = []  # every token issued, oldest first
         self.authinfo_url: str | None = None  # what authinfo names instead of {root}{auth_path}

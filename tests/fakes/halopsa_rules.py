@@ -4,12 +4,19 @@ statuses a ticket type allows, SLA hours, custom fields, and logging an action w
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import uuid
 from collections import Counter
 from datetime import datetime
 from typing import Any
 
 from tests.fakes.halopsa_http import HaloClock
+
+# Notification event numbers per fake event: 61 "Ticket updated" (djpsa), 3 a new ticket [unverified].
+EVENT_NUMBERS = {"ticket_created": {3}, "ticket_updated": {61}, "action_added": {61}}
 
 
 class HaloRules:
@@ -26,6 +33,10 @@ class HaloRules:
     actions: dict[int, dict[int, dict[str, Any]]]
     emails: list[dict[str, Any]]
     automations: list[dict[str, Any]]
+    deliveries: list[dict[str, Any]]
+    webhooks: dict[str, dict[str, Any]]
+    notifications: dict[int, dict[str, Any]]
+    tickets: dict[int, dict[str, Any]]
     clock: HaloClock
 
     def next_id(self, kind: str, start: int = 1) -> int:
@@ -116,5 +127,29 @@ class HaloRules:
                             "subject": subject or f"Update on ticket {t['id']}", "body": body, "hidden": hidden})
 
     def fire(self, event: str, t: dict[str, Any], *, suppressed: bool) -> None:
-        """Record an automation/webhook trigger (or its suppression)."""
+        """Record an automation trigger and, unless suppressed, deliver it to subscribed webhooks."""
         self.automations.append({"event": event, "ticket_id": t["id"], "fired": not suppressed})
+        if suppressed:
+            return
+        wanted = EVENT_NUMBERS[event]
+        hooks = {n["webhook_id"] for n in self.notifications.values() if n["eventno"] in wanted}
+        for hook_id in sorted(hooks):
+            hook = self.webhooks.get(hook_id)
+            if hook and hook.get("active", True):
+                headers, body = self.signed_delivery(hook_id, t["id"])
+                self.deliveries.append({"webhook_id": hook_id, "url": hook.get("url"), "event": event,
+                                        "headers": headers, "body": body})
+
+    def signed_delivery(self, webhook_id: str, ticket_id: int) -> tuple[dict[str, str], bytes]:
+        """(headers, body) of a webhook POST about a ticket: the record under `ticket`; with
+        authentication_type 3 the `authentication_header` carries base64(HMAC-SHA256(basic_password, body))
+        (djpsa's scheme; [unverified] on a live tenant)."""
+        from tests.fakes.halopsa_tickets import ticket_out
+
+        hook = self.webhooks[webhook_id]
+        body = json.dumps({"ticket": ticket_out(self, self.tickets[ticket_id], full=True)}).encode()  # type: ignore[arg-type]
+        headers = {"content-type": hook.get("content_type") or "application/json"}
+        if int(hook.get("authentication_type") or 0) == 3:
+            digest = hmac.new(str(hook.get("basic_password") or "").encode(), body, hashlib.sha256).digest()
+            headers[str(hook.get("authentication_header") or "Token").lower()] = base64.b64encode(digest).decode()
+        return headers, body

@@ -3,6 +3,11 @@ plus the error-body parser on every shape Halo is known to send."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
+
 import httpx
 import pytest
 
@@ -124,6 +129,14 @@ async def test_webhooks_have_guid_ids_and_notifications_attach_to_them(fake: Fak
     assert note["eventno"] == 61
     with pytest.raises(PsaValidationError):
         await halo.post_one("Notification", {"webhook_id": "not-a-hook", "eventno": 61})
+    await halo.post_one("Webhook", {"id": hook["id"], "basic_password": "hook-secret"})
+    t = fake.add_ticket("x", client_id=12)  # new ticket: eventno 3, nobody subscribed
+    fake.edit_ticket(t["id"], summary="changed")
+    await halo.post_one("Tickets", {"id": t["id"], "summary": "quiet", "_dont_fire_automations": True})
+    assert [d["event"] for d in fake.deliveries] == ["ticket_updated"]  # the quiet write sent nothing
+    sent = fake.deliveries[0]
+    expected = base64.b64encode(hmac.new(b"hook-secret", sent["body"], hashlib.sha256).digest()).decode()
+    assert sent["headers"]["token"] == expected and json.loads(sent["body"])["ticket"]["summary"] == "changed"
     assert [h["name"] for h in await halo.get_list("Webhook")] == ["Deskbridge ticket hook"]
     await halo.delete("Webhook", hook["id"].upper())
     assert await halo.get_list("Webhook") == []
