@@ -323,5 +323,9 @@ class HaloAuth:
                                   retry_after=parse_retry_after(resp.headers.get("retry-after")))
         if status >= 500:
             return PsaUnavailable("HaloPSA's token endpoint had a server error.", status=status)
+        if status in (404, 405):
+            host = urlsplit(self.token_url or "").hostname
+            return PsaAuthError(f"There is no HaloPSA token endpoint at {host}; check the address or auth_url.",
+                                status=status, code="no_token_endpoint")
         reason = problem.message or "the client id, secret or tenant was not accepted"
         return PsaAuthError(f"HaloPSA refused the API credentials: {reason}.", status=status, code=problem.code)

@@ -45,6 +45,14 @@ async def test_without_authinfo_the_root_auth_path_is_used() -> None:
         await client.aclose()
 
 
+async def test_a_wrong_auth_url_says_so(fake: FakeHalo) -> None:
+    client = make_client(fake, settings=fake.settings(auth_url="https://acme.halopsa.com/oauth"))
+    with pytest.raises(PsaAuthError) as info:
+        await client.get_list("Status")
+    await client.aclose()
+    assert info.value.code == "no_token_endpoint" and "acme.halopsa.com" in info.value.message
+
+
 async def test_explicit_auth_url_skips_discovery(fake: FakeHalo) -> None:
     client = make_client(fake, settings=fake.settings(auth_url="https://acme.halopsa.com/auth/", tenant="acme"))
     try:
