@@ -26,7 +26,7 @@ Notes for connector.py:
   tenant is [unverified]: fall back to GET Tickets/{id}). Actions have no integrator id field: find a
   lost note/time write by natural key in GET Actions?ticket_id&agentonly&excludesys&startdate=<attempt
   start - skew>: same author (who_agentid; the API agent is GET Agent/me), hiddenfromuser, outcome_id,
-  note text, and for time timetaken + actionarrivaldate. Optionally pass `marker_field_id` (an
+  note text, and for time timetaken + actionarrivaldate (`mapping.action_matches`). Optionally pass `marker_field_id` (an
   agent-only custom field, CustomField.onlyshowforagents) to stamp tickets and actions too; `guid`
   on actions might be client-settable ([unverified], the fake accepts it).
 - E-mail per action: `note_body(..., email_to=…)` with `email_contact` sends `sendemail: true` +

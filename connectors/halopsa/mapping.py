@@ -217,6 +217,25 @@ def time_entry(data: J, ticket_id: str) -> PsaTimeEntry:
                         notes=_body_text(data, "note", "note_html"), billable=billable)
 
 
+def action_matches(row: J, body: J, *, api_agent_id: str | None = None) -> bool:
+    """Whether a listed action is the one a POST /Actions `body` (from mapping_writes) created: the natural
+    key for finding a lost note or time write again without a marker in its text."""
+    if str(row.get("ticket_id")) != str(body.get("ticket_id")):
+        return False
+    if _text(row.get("note")) != _text(body.get("note")) or bool(row.get("hiddenfromuser")) != bool(
+            body.get("hiddenfromuser")):
+        return False
+    if "outcome_id" in body and _pos_int(row.get("outcome_id")) != _pos_int(body["outcome_id"]):
+        return False
+    author = body.get("who_agentid") or api_agent_id
+    if author is not None and str(row.get("who_agentid")) != str(author):
+        return False
+    if abs(float(row.get("timetaken") or 0) - float(body.get("timetaken") or 0)) > 0.001:
+        return False
+    start = body.get("actionarrivaldate")
+    return start is None or parse_dt(row.get("actionarrivaldate")) == parse_dt(start)
+
+
 def attachment(data: J, ticket_id: str) -> PsaAttachment:
     """A Halo attachment's metadata as a PsaAttachment."""
     size = data.get("filesize")

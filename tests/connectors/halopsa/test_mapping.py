@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from connectors.base import NewAttachment, NewNote, NewTicket, NewTimeEntry, NoteVisibility, Ref, TicketPatch
-from connectors.errors import PsaTooLarge, PsaValidationError
+from connectors.errors import PsaTimeout, PsaTooLarge, PsaValidationError
 from connectors.halopsa import mapping as m
 from connectors.halopsa import queries
 from connectors.halopsa.client import HaloClient
@@ -187,6 +187,25 @@ async def test_action_ids_are_per_ticket_and_status_rides_on_an_action(fake: Fak
     assert one["ticket_id"] == b["id"] and fake.tickets[b["id"]]["status_id"] == 8
     resolution = m.note(one, str(b["id"]), resolution_outcomes={"Public Note"})
     assert resolution.visibility is NoteVisibility.RESOLUTION
+
+
+async def test_a_lost_action_write_is_found_again_by_natural_key(fake: FakeHalo, halo: HaloClient) -> None:
+    t = fake.add_ticket("Lost answers", client_id=12)
+    tid = str(t["id"])
+    me = str((await halo.get("Agent/me"))["id"])
+    note = note_body(NewNote(ticket_external_id=tid, text="Rebooted the switch", visibility=NoteVisibility.INTERNAL,
+                             marker="n"), outcome_id=INTERNAL_NOTE)
+    entry = time_entry_body(NewTimeEntry(ticket_external_id=tid, minutes=45, marker="t", notes="Rebooted the switch",
+                                         started_at=datetime(2026, 3, 2, 10, 0, tzinfo=UTC)), outcome_id=TIME_ENTRY)
+    fake.lose_next_response(times=2, match="POST /api/Actions")
+    for body in (note, entry):
+        with pytest.raises(PsaTimeout):
+            await halo.post_one("Actions", body)
+    fake.add_note(t["id"], "Rebooted the switch", agent_id=3)  # same words, another author
+    rows = await halo.get_list("Actions", queries.actions(tid, agent_only=True), key="actions")
+    assert [r["id"] for r in rows if m.action_matches(r, note, api_agent_id=me)] == [2]
+    assert [r["id"] for r in rows if m.action_matches(r, entry, api_agent_id=me)] == [3]
+    assert not [r for r in rows if m.action_matches(r, {**note, "note": "Something else"}, api_agent_id=me)]
 
 
 # ---------------------------------------------------------------- time and attachments
