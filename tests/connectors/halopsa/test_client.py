@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import httpx
@@ -38,15 +39,34 @@ async def test_the_fake_repeats_the_last_page_past_the_end(fake: FakeHalo, halo:
 async def test_paging_stops_on_a_repeated_page_when_the_last_page_is_full(fake: FakeHalo, halo: HaloClient) -> None:
     fake.bulk_tickets(200)
     fake.reset_counts()
-    scan, pages = PageScan(), []
-    while not scan.done:  # no record_count help: strip it to exercise the repeat guard itself
-        pages.append(await halo.get_page("Tickets", "tickets", {}, scan, page_size=100))
-    assert [len(p.rows) for p in pages] == [100, 100] and not pages[-1].repeated
+    assert len(await halo.get_all("Tickets", "tickets")) == 200
     assert fake.count("GET /api/Tickets") == 2  # record_count said 200: no third request
+    inner = fake.transport()
+
+    class NoCount(httpx.AsyncBaseTransport):  # a tenant that does not send record_count
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            resp = await inner.handle_async_request(request)
+            if request.url.path != "/api/Tickets":
+                return resp
+            data = json.loads(resp.content)
+            data.pop("record_count", None)
+            return httpx.Response(resp.status_code, json=data, request=request)
+
+    client = make_client(fake, transport=NoCount())
     fake.reset_counts()
-    scan = PageScan(page_no=3, previous_first_id=str(pages[1].first_id), seen={"x"})
-    third = await halo.get_page("Tickets", "tickets", {}, scan)
-    assert third.repeated and third.last and third.rows == []  # the trap, caught by the first id
+    scan, pages = PageScan(), []
+    while not scan.done:
+        pages.append(await client.get_page("Tickets", "tickets", {}, scan, page_size=100))
+    await client.aclose()
+    assert [(len(p.rows), p.repeated) for p in pages] == [(100, False), (100, False), (0, True)]
+    assert fake.count("GET /api/Tickets") == 3  # page 3 was page 2 again: caught by its first id
+    assert len({r["id"] for p in pages for r in p.rows}) == 200
+    # Each guard alone: the repeated first id (a resumed cursor keeps no seen-set) ...
+    resumed = PageScan(page_no=3, previous_first_id=pages[1].first_id)
+    assert (await halo.get_page("Tickets", "tickets", {}, resumed)).repeated
+    # ... and rows that are all seen already (the first row moved, so its id is new to the guard above).
+    moved = PageScan(page_no=3, previous_first_id="not-it", seen={str(r["id"]) for r in pages[1].rows})
+    assert (await halo.get_page("Tickets", "tickets", {}, moved)).repeated
 
 
 async def test_get_all_reads_every_ticket_once(fake: FakeHalo, halo: HaloClient) -> None:
