@@ -14,6 +14,7 @@ from connectors.base import AccountInfo, Capabilities, ConnectionConfig, PsaConn
 _CONNECTORS: dict[str, str] = {
     "sandbox": "connectors.sandbox.connector:SandboxConnector",
     "connectwise": "connectors.connectwise.connector:ConnectWiseConnector",
+    "halopsa": "connectors.halopsa.connector:HaloPsaConnector",
 }
 
 

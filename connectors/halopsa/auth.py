@@ -22,17 +22,18 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
 
 from connectors.errors import PsaAuthError, PsaRateLimited, PsaUnavailable, PsaValidationError
 from connectors.halopsa import problems
+from connectors.halopsa.budget import RequestBudget
 from connectors.http import make_client, parse_retry_after
+from connectors.tokens import CachedToken, InMemoryTokenCache, TokenCache
 
 log = logging.getLogger("deskbridge.psa.halopsa")
 
@@ -95,76 +96,11 @@ def client_credentials(credentials: Mapping[str, Any]) -> tuple[str, str]:
     return str(credentials["client_id"]).strip(), str(credentials["client_secret"]).strip()
 
 
-# ---------------------------------------------------------------- the shared token cache
+# ---------------------------------------------------------------- the shared token cache (connectors/tokens.py)
 
 
-@dataclass(frozen=True, slots=True)
-class CachedToken:
-    """A bearer token and when it expires (epoch seconds)."""
-
-    access_token: str
-    expires_at: float
-
-    def __repr__(self) -> str:  # never print the token
-        return f"CachedToken(expires_at={self.expires_at:.0f})"
-
-
-class TokenCache(Protocol):
-    """Where tokens live between requests; a database-backed one shares them across instances."""
-
-    async def get(self, key: str) -> CachedToken | None:
-        """The token stored under `key`, or None (implementations may drop expired ones)."""
-        ...
-
-    async def put(self, key: str, token: CachedToken) -> None:
-        """Store `token` under `key` until its `expires_at`."""
-        ...
-
-    async def discard(self, key: str, access_token: str) -> None:
-        """Remove the token under `key` only if it is still `access_token` (compare-and-delete)."""
-        ...
-
-    def lock(self, key: str) -> AbstractAsyncContextManager[None]:
-        """A lock held while a token for `key` is minted (cross-instance in shared implementations)."""
-        ...
-
-
-class InMemoryTokenCache:
-    """A TokenCache for one process (tests, the embedded single-process mode)."""
-
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        self._clock = clock
-        self._tokens: dict[str, CachedToken] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-        self.puts = 0
-
-    async def get(self, key: str) -> CachedToken | None:
-        """The token under `key`, None once it has expired."""
-        token = self._tokens.get(key)
-        if token is not None and token.expires_at <= self._clock():
-            self._tokens.pop(key, None)
-            return None
-        return token
-
-    async def put(self, key: str, token: CachedToken) -> None:
-        """Store `token` under `key`."""
-        self._tokens[key] = token
-        self.puts += 1
-
-    async def discard(self, key: str, access_token: str) -> None:
-        """Remove the token under `key` if it is still `access_token`."""
-        current = self._tokens.get(key)
-        if current is not None and current.access_token == access_token:
-            del self._tokens[key]
-
-    @asynccontextmanager
-    async def _held(self, key: str) -> AsyncIterator[None]:
-        async with self._locks.setdefault(key, asyncio.Lock()):
-            yield
-
-    def lock(self, key: str) -> AbstractAsyncContextManager[None]:
-        """A per-key asyncio lock (this process only)."""
-        return self._held(key)
+__all__ = ["CachedToken", "HaloAuth", "HaloTenant", "InMemoryTokenCache", "TokenCache", "cache_key",
+           "client_credentials", "tenant_from_settings"]
 
 
 def cache_key(tenant: HaloTenant, client_id: str, client_secret: str) -> str:
@@ -181,7 +117,8 @@ class HaloAuth:
 
     def __init__(self, tenant: HaloTenant, client_id: str, client_secret: str, cache: TokenCache, *,
                  transport: httpx.AsyncBaseTransport | None = None, timeout: float | None = None,
-                 clock: Callable[[], float] = time.time, refresh_margin: float = REFRESH_MARGIN) -> None:
+                 clock: Callable[[], float] = time.time, refresh_margin: float = REFRESH_MARGIN,
+                 budget: RequestBudget | None = None) -> None:
         self.tenant = tenant
         self.client_id = client_id
         self._secret = client_secret
@@ -192,6 +129,7 @@ class HaloAuth:
         self.token_url: str | None = None
         self.authinfo: Mapping[str, Any] | None = None
         self.minted = 0  # tokens this instance fetched (observability, tests)
+        self.budget = budget  # token calls count against the tenant's request budget
         self._discover_lock = asyncio.Lock()
         self.http = make_client(tenant.root, headers={"Accept": "application/json"}, transport=transport,
                                 timeout=timeout)
@@ -224,6 +162,8 @@ class HaloAuth:
     async def _send(self, method: str, url: str, **kw: Any) -> httpx.Response:
         """One unauthenticated request; a refused connection (nothing sent) is tried once more."""
         for attempt in (1, 2):
+            if self.budget is not None:
+                await self.budget.acquire()
             try:
                 return await self.http.request(method, url, **kw)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:

@@ -47,6 +47,7 @@ from connectors.errors import (
 )
 from connectors.halopsa import problems
 from connectors.halopsa.auth import HaloAuth, HaloTenant
+from connectors.halopsa.budget import RequestBudget
 from connectors.http import make_client, parse_retry_after
 
 log = logging.getLogger("deskbridge.psa.halopsa")
@@ -136,9 +137,10 @@ class HaloClient:
     """Requests against `{root}/api/` of one tenant, with the tenant's shared bearer token."""
 
     def __init__(self, tenant: HaloTenant, auth: HaloAuth, *, transport: httpx.AsyncBaseTransport | None = None,
-                 timeout: float | None = None) -> None:
+                 timeout: float | None = None, budget: RequestBudget | None = None) -> None:
         self.tenant = tenant
         self.auth = auth
+        self.budget = budget  # every request (and every re-send) takes a slot of the tenant's budget
         self.http = make_client(f"{tenant.root}/api/", headers={"Accept": "application/json"},
                                 transport=transport, timeout=timeout)
 
@@ -164,6 +166,8 @@ class HaloClient:
     async def _send(self, method: str, path: str, token: str, **kw: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"}
         for attempt in (1, 2):
+            if self.budget is not None:
+                await self.budget.acquire()
             try:
                 return await self.http.request(method, path.lstrip("/"), headers=headers, **kw)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:

@@ -242,7 +242,9 @@ def attachment(data: J, ticket_id: str) -> PsaAttachment:
     return PsaAttachment(external_id=str(data["id"]), ticket_external_id=str(data.get("ticket_id") or ticket_id),
                          filename=_text(data.get("filename")), size=int(size) if size is not None else None,
                          content_type=_text(data.get("content_type")) or None,
-                         created_at=parse_dt(data.get("datecreated")), marker=marker_of(data.get("third_party_id")))
+                         created_at=parse_dt(data.get("datecreated")), marker=marker_of(data.get("third_party_id")),
+                         visibility=(None if data.get("showforusers") is None else NoteVisibility.PUBLIC
+                                     if data.get("showforusers") else NoteVisibility.INTERNAL))
 
 
 # ---------------------------------------------------------------- people and companies

@@ -18,6 +18,7 @@ from tests.connectors.contract import Harness, HarnessFactory
 HARNESSES: dict[str, str] = {
     "sandbox": "tests.connectors.sandbox_harness:sandbox_harness",
     "connectwise": "tests.fakes.connectwise_harness:connectwise_harness",
+    "halopsa": "tests.fakes.halopsa_harness:halopsa_harness",
 }
 
 

@@ -314,3 +314,10 @@ def post_notifications(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
         fake.notifications[note["id"]] = note
         out.append(note)
     return saved(out)
+
+
+@route("GET", "/api/Notification")
+def list_notifications(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
+    """GET /Notification (bare array; `webhook_id` keeps one webhook's subscriptions)."""
+    hook = (req.query.get("webhook_id") or "").lower()
+    return json_response([n for n in fake.notifications.values() if not hook or n["webhook_id"] == hook])
