@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.settings import Settings
 from connectors.alert_webhook import AlertWebhookClient
+from connectors.halopsa.budget import RequestBudgets
 from connectors.registry import Registry
 from core.alert_webhooks import AlertWebhookService
 from core.apikeys import ApiKeyService
@@ -33,6 +34,7 @@ from core.notify import FanoutNotifier
 from core.outbox.admin import OutboxAdmin
 from core.outbox.backoff import BackoffPolicy
 from core.outbox.worker import OutboxWorker, WorkerConfig
+from core.psa_tokens import DatabaseTokenCache
 from core.queue import QueueService
 from core.sla.config import SlaConfigService
 from core.sla.monitor import SlaMonitor
@@ -127,10 +129,9 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
           registry: Registry | None = None) -> Deskbridge:
     """Wire every service for these settings (no I/O beyond reading the key file)."""
     db = Database(settings.database_url)
-    # The outbox's settle delay must exceed the connectors' real request timeout: one setting for both.
-    registry = registry or Registry(transport=transport,
-                                    options={"connectwise": {"timeout": settings.psa_request_timeout_seconds}})
     cipher, note = _load_cipher(settings)
+    # The outbox's settle delay must exceed the connectors' real request timeout: one setting for both.
+    registry = registry or Registry(transport=transport, options=connector_options(settings, db, cipher))
     connections = ConnectionService(db, cipher=cipher, checker=registry.check, factory=registry.build,
                                     known_kinds=registry.kinds())
     container = Deskbridge(
@@ -161,6 +162,16 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     if note:
         container.banner.append(note)
     return container
+
+
+def connector_options(settings: Settings, db: Database, cipher: CredentialCipher) -> dict[str, dict[str, Any]]:
+    """What each connector kind gets beside its connection: the request timeout; for HaloPSA the token cache
+    every instance shares (a new Halo token may invalidate the old one) and this process's request budget
+    per tenant (sync, outbox and webhooks' re-reads draw on one budget)."""
+    timeout = settings.psa_request_timeout_seconds
+    return {"connectwise": {"timeout": timeout},
+            "halopsa": {"timeout": timeout, "budgets": RequestBudgets(),
+                        "token_cache": DatabaseTokenCache(db, cipher, holder=settings.instance_id)}}
 
 
 def outbox_worker_config(settings: Settings, **overrides: Any) -> WorkerConfig:

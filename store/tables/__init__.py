@@ -7,6 +7,7 @@ from store.tables.outbox import AuditLog, OutboxOp
 from store.tables.sla import SlaCalendar, SlaClock, SlaPolicy, SlaWarning
 from store.tables.sync import JobTick, Lease, ProcessedEvent, SyncCursor, SyncRun
 from store.tables.ticket import AttachmentBlob, ChatLink, ChatPost, Ticket, TimelineEntry
+from store.tables.token import PsaToken
 from store.tables.workspace import (
     ChannelBinding,
     ChatInstallation,
@@ -37,6 +38,7 @@ __all__ = [
     "PriorityMapping",
     "ProcessedEvent",
     "PsaConnection",
+    "PsaToken",
     "SlaCalendar",
     "SlaClock",
     "SlaPolicy",
