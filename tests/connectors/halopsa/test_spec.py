@@ -8,6 +8,7 @@ token endpoint lives on the authorisation server, outside the spec; its OAuth fo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -207,3 +208,65 @@ async def test_everything_sent_on_the_wire_is_in_the_spec(spec: Spec, fake: Fake
     token_calls = [r for r in fake.requests if r.route == "/auth/token"]
     assert token_calls and all(set(r.form()) <= OAUTH_FORM and set(r.params) <= {"tenant"} for r in token_calls)
     assert len({r.route for r in sent}) >= 14  # a broad run, not a token gesture
+
+
+async def test_everything_the_connector_sends_is_in_the_spec(spec: Spec, fake: FakeHalo) -> None:
+    """Every connector method (both time modes, every visibility, lost-write searches, webhook housekeeping)
+    against the fake; then every path, query parameter and body field it sent is checked by name."""
+    from connectors.base import WriteKind, WriteProbe
+    from connectors.halopsa.connector import HaloPsaConnector
+
+    creds = fake.credentials(webhook_secret="s3cret")
+    conns = [HaloPsaConnector(dataclasses.replace(fake.config(**extra), credentials=creds),
+                              transport=fake.transport(), clock=fake.clock.epoch, page_size=5)
+             for extra in ({"marker_field_id": 101}, {"time_mode": "timesheet", "internal_outcome_id": 7,
+                                                       "public_outcome_id": 6, "time_outcome_id": 9})]
+    fake.bulk_tickets(12)
+    try:
+        for conn in conns:
+            await conn.check_credentials()
+            picks = await conn.picklists()
+            await conn.list_members()
+            for lister in (conn.list_companies, conn.list_contacts):
+                page = await lister(None)
+                while page.next_cursor:
+                    page = await lister(page.next_cursor)
+            page2 = await conn.list_changed_tickets(WHEN)
+            while page2.next_cursor:
+                page2 = await conn.list_changed_tickets(WHEN, page2.next_cursor)
+            ids = await conn.list_ticket_ids()
+            t = await conn.create_ticket(NewTicket(summary="Spec", marker="m1", company_external_id="12",
+                                                   contact_external_id="501", board_external_id=picks.boards[0].external_id,
+                                                   priority_external_id="2", owner_external_id="3"))
+            await conn.update_ticket(t.external_id, TicketPatch(status_external_id="2", summary="Spec 2"))
+            await conn.update_ticket(t.external_id, TicketPatch(unassign=True))
+            await conn.get_ticket(ids.items[0])
+            for vis in (NoteVisibility.PUBLIC, NoteVisibility.INTERNAL):
+                await conn.add_note(NewNote(ticket_external_id=t.external_id, text="n", visibility=vis, marker="m2",
+                                            email_contact=True, author_member_external_id="3"))
+            await conn.add_time_entry(NewTimeEntry(ticket_external_id=t.external_id, minutes=15, started_at=WHEN,
+                                                   marker="m3", member_external_id="3", notes="t"))
+            await conn.upload_attachment(NewAttachment(ticket_external_id=t.external_id, filename="a.txt",
+                                                       content=b"hi", marker="m4"))
+            await conn.list_notes(t.external_id)
+            await conn.list_time_entries(t.external_id)
+            await conn.list_attachments(t.external_id)
+            for kind in WriteKind:
+                await conn.find_write(WriteProbe(kind=kind, marker="m", ticket_external_id=t.external_id,
+                                                 since=fake.clock.now, text="n", filename="a.txt"))
+            await conn.ensure_webhooks("https://deskbridge.example/hooks/halo")
+            await conn.remove_webhooks("https://deskbridge.example/hooks/halo")
+    finally:
+        for conn in conns:
+            await conn.aclose()
+    sent = [r for r in fake.requests if r.route.startswith("/api/") and r.route.lower() != "/api/authinfo"]
+    assert {r.status for r in sent} == {200}
+    problems = [p for r in sent for p in spec.problems(r.method, r.path, r.query,
+                                                         r.json() if r.method == "POST" else None)]
+    assert problems == []
+    routes = {r.key for r in sent}
+    for expected in ("POST /api/TimesheetEvent", "POST /api/Webhook", "POST /api/Notification",
+                     "GET /api/Notification", "DELETE /api/Webhook/{id}", "GET /api/Agent/me", "GET /api/Outcome",
+                     "GET /api/TicketType/{id}", "POST /api/Attachment", "GET /api/Attachment"):
+        assert expected in routes
+    assert len(routes) >= 20
