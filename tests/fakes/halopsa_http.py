@@ -279,10 +279,20 @@ def _handler_for(fake: Handles) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client killed mid-request (the crash tests SIGKILL workers) is not an error of the fake."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @contextmanager
 def serve_loopback(fake: Handles, port: int = 0) -> Iterator[str]:
     """Serve the fake on 127.0.0.1 in a thread; yields its root URL ("http://127.0.0.1:PORT")."""
-    server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(fake))
+    server = _QuietServer(("127.0.0.1", port), _handler_for(fake))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="fake-halopsa", daemon=True)
     thread.start()
