@@ -177,6 +177,10 @@ class PsaBoard:
     external_id: str
     name: str
     active: bool = True
+    # What a new ticket on this board must carry beyond Capabilities.create_requires (PSAs whose boards or
+    # ticket types make fields mandatory, e.g. Halo): NewTicket field names, or "custom:<label>" for a field
+    # the canonical ticket has no place for (core refuses such a create up front, naming the field).
+    create_requires: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

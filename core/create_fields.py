@@ -58,9 +58,34 @@ def _names(items: list[PicklistItem], limit: int = 8) -> str:
     return ", ".join(names) + (" …" if len(items) > limit else "")
 
 
+# NewTicket fields a board may require -> the form field a person fills in (and its label).
+FORM_FIELDS = {"company_external_id": ("customer", "a customer"), "contact_external_id": ("contact", "a contact"),
+               "owner_external_id": ("assignee", "an assignee"), "priority_external_id": ("priority", "a priority"),
+               "status_external_id": ("status", "a status"), "description": ("description", "a description")}
+
+
+def check_board_requires(conn: PsaConnection, board: PicklistItem | None, given: frozenset[str]) -> None:
+    """Refuse a create that the board (e.g. a Halo ticket type) would refuse: a required field left empty is a
+    field error on the form; a required field Deskbridge has no place for says to create it in the PSA."""
+    if board is None:
+        return
+    for need in sorted((board.data or {}).get("requires") or ()):
+        if need in given:
+            continue
+        if need.startswith("custom:") or need not in FORM_FIELDS:
+            label = need.removeprefix("custom:")
+            raise InvalidInput(f"{board.name} tickets in {conn.name} need '{label}', which Deskbridge cannot fill in "
+                               "yet.", hint="Pick another board, or create this ticket in the PSA.", field="board")
+        form_field, what = FORM_FIELDS[need]
+        raise InvalidInput(f"{board.name} tickets in {conn.name} need {what}.",
+                           hint=f"Fill in the {form_field} and try again.", field=form_field)
+
+
 async def resolve(session: AsyncSession, conn: PsaConnection, caps: Capabilities, *, board: str | None,
-                  type_external_id: str | None = None, type_name: str | None = None) -> CreateTarget:
-    """The board and type a new ticket gets at the PSA, checked against what the PSA requires."""
+                  type_external_id: str | None = None, type_name: str | None = None,
+                  given: frozenset[str] | None = None) -> CreateTarget:
+    """The board and type a new ticket gets at the PSA, checked against what the PSA requires. `given` names
+    the NewTicket fields the create fills in, checked against what its board requires (when given)."""
     boards = await _items(session, conn.id, "board")  # type: ignore[arg-type]
     board_item: PicklistItem | None = None
     if board:
@@ -96,6 +121,8 @@ async def resolve(session: AsyncSession, conn: PsaConnection, caps: Capabilities
         raise InvalidInput(f"{conn.name} needs a type on every new ticket.",
                            hint=f"Pick one of: {_names(types)}." if types else "Run a sync to load the types.",
                            field="type")
+    if given is not None:
+        check_board_requires(conn, board_item, given)
     return CreateTarget(board_external_id=board_id, board_name=board_item.name if board_item else None,
                         type_external_id=type_item.external_id if type_item else None,
                         type_name=type_item.name if type_item else None)

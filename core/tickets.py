@@ -243,10 +243,14 @@ class TicketService:
             target = None
             psa_prio = None
             if conn:
-                target = await create_fields.resolve(session, conn, caps, board=board_external_id,
-                                                     type_external_id=type_external_id, type_name=type_name)
-                board_external_id, type_name = target.board_external_id, target.type_name or type_name
                 psa_prio = await psa_priority_for(session, conn.id, prio)  # type: ignore[arg-type]
+                given = {name for name, value in (("company_external_id", customer), ("contact_external_id", contact),
+                                                  ("owner_external_id", assignee), ("description", desc),
+                                                  ("priority_external_id", psa_prio)) if value}
+                target = await create_fields.resolve(session, conn, caps, board=board_external_id,
+                                                     type_external_id=type_external_id, type_name=type_name,
+                                                     given=frozenset(given))
+                board_external_id, type_name = target.board_external_id, target.type_name or type_name
                 if psa_prio is None and "priority_external_id" in caps.create_requires:
                     raise InvalidInput(f"{conn.name} has no priority that maps to {prio.label}.",
                                        hint="Pick another priority, or map one with `deskbridge connection mappings`.",

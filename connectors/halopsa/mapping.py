@@ -291,10 +291,19 @@ def is_unassigned_agent(data: J) -> bool:
 # ---------------------------------------------------------------- picklists
 
 
-def board(data: J) -> PsaBoard:
-    """A Halo ticket type (`RequestType`) as the canonical board."""
+# Halo field names of a ticket type's mandatory fields -> the NewTicket fields that fill them.
+CANONICAL_FIELDS = {"user_id": "contact_external_id", "client_id": "company_external_id",
+                    "agent_id": "owner_external_id", "priority_id": "priority_external_id",
+                    "status_id": "status_external_id", "details": "description", "summary": "summary"}
+
+
+def board(data: J, required: Iterable[str] = ()) -> PsaBoard:
+    """A Halo ticket type (`RequestType`) as the canonical board; `required` are its mandatory fields (Halo
+    names, from `required_fields`), as NewTicket names or `custom:<name>` where the ticket has no place."""
+    needs = frozenset(CANONICAL_FIELDS.get(f, f"custom:{f}") for f in required) - {"summary"}
     return PsaBoard(external_id=str(data["id"]), name=_text(data.get("name")),
-                    active=data.get("active", True) is not False and not data.get("inactive", False))
+                    active=data.get("active", True) is not False and not data.get("inactive", False),
+                    create_requires=needs)
 
 
 def ticket_type(data: J) -> PsaTicketType:

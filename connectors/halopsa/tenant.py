@@ -110,7 +110,7 @@ class TenantData:
         types = [t for t in await self.client.get_list(TICKET_TYPE, queries.ticket_types()) if t.get("id")]
         infos = {str(t["id"]): await self.ticket_type(str(t["id"]), statuses, closed) for t in types}
         priorities = m.priorities(await self.client.get_list(PRIORITY, queries.priorities()))
-        return Picklists(boards=[m.board(t) for t in types],
+        return Picklists(boards=[m.board(t, infos[str(t["id"])].required) for t in types],
                          statuses=[s for info in infos.values() for s in info.statuses],
                          priorities=priorities, types=[m.ticket_type(t) for t in types]), infos
 

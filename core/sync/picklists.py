@@ -95,7 +95,8 @@ async def _store_items(s: AsyncSession, ws: int, cid: int, pl: Picklists, engine
                      "data": data or {}, "fetched_at": now})
 
     for b in pl.boards:
-        add("board", b.external_id, b.name, active=b.active)
+        add("board", b.external_id, b.name, active=b.active,
+            data={"requires": sorted(b.create_requires)} if b.create_requires else None)
     for st in pl.statuses:
         add("status", st.external_id, st.name, parent=st.board_external_id or "", active=st.active,
             order=st.sort_order, data={"closed": st.closed, "default": st.default,

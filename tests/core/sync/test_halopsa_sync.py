@@ -160,3 +160,28 @@ async def test_a_signed_webhook_refreshes_the_ticket_it_names(env: HaloEnv) -> N
     with pytest.raises(Exception, match="rejected"):
         await env.sync.ingest_webhook(env.connection_id, "tok123", forged, body.replace(b"Changed", b"Hacked!"))
     assert timedelta(0) <= env.fake.clock.now - T0
+
+
+async def test_a_ticket_types_required_fields_are_asked_for_before_a_create_is_queued(env: HaloEnv, tech) -> None:  # type: ignore[no-untyped-def]
+    from core.errors import InvalidInput
+    from core.tickets import TicketService
+    from store.tables import Contact, Customer, OutboxOp
+
+    seed(env.fake, 2)
+    await env.sync.run(env.connection_id)  # picklists first: ticket types and what each requires
+    async with env.db.read(Scope.workspace(env.workspace_id)) as s:
+        acme = (await s.exec(select(Customer).where(Customer.external_id == "12"))).one()
+        pat = (await s.exec(select(Contact).where(Contact.external_id == "501"))).one()
+    tickets = TicketService(env.db)
+    with pytest.raises(InvalidInput) as no_contact:  # Service Request makes the end user mandatory
+        await tickets.create(tech, subject="New starter", customer_id=acme.id, board_external_id="2")
+    assert no_contact.value.field == "contact" and "Service Request" in str(no_contact.value)
+    with pytest.raises(InvalidInput) as custom:  # Change needs category_1, which the create form cannot fill
+        await tickets.create(tech, subject="Firewall change", customer_id=acme.id, contact_id=pat.id,
+                             board_external_id="3")
+    assert "category_1" in str(custom.value) and custom.value.field == "board"
+    async with env.db.read(Scope.workspace(env.workspace_id)) as s:
+        assert (await s.exec(select(OutboxOp))).all() == []  # nothing was queued to go dead
+    made = await tickets.create(tech, subject="New starter", customer_id=acme.id, contact_id=pat.id,
+                                board_external_id="2")
+    assert made.summary.subject == "New starter"
