@@ -325,7 +325,7 @@ class ChatCommands:
         if form == "new_ticket":
             detail = await self.tickets.create(
                 actor, subject=values.get("subject", ""), description=values.get("description", ""),
-                customer_id=_form_id(values.get("customer"), "customer"),
+                customer_id=_form_id(values.get("customer"), "customer"), contact_email=values.get("contact") or None,
                 priority=values.get("priority") or "medium", board_external_id=values.get("board") or None,
                 type_external_id=values.get("type") or None, type_name=values.get("type") or None)
             return Submitted(await self.views.ticket_from_detail(actor, detail, audience=audience),

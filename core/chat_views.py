@@ -256,6 +256,11 @@ class ChatViews:
                                     options=tuple(FormOption(value=b.external_id, label=b.name) for b in boards),
                                     initial=default.external_id if default else None,
                                     hint=None if default else "Pick the board the PSA should file it on."))
+        # Boards (Halo ticket types) that make the end user mandatory: ask for the contact on the form.
+        needs_contact = [b.name for b in boards if "contact_external_id" in (b.data or {}).get("requires", ())]
+        if needs_contact:
+            fields.append(FormField(name="contact", label="Contact e-mail", kind="text", required=False,
+                                    max_length=254, hint="Required on " + ", ".join(needs_contact) + " tickets."))
         fields.append(FormField(name="priority", label="Priority", kind="select", required=True,
                                 options=tuple(FormOption(value=p.value, label=p.label) for p in Priority),
                                 initial=Priority.MEDIUM.value))

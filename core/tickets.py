@@ -198,6 +198,7 @@ class TicketService:
         description: str = "",
         customer_id: int | None = None,
         contact_id: int | None = None,
+        contact_email: str | None = None,
         priority: Priority | str = Priority.MEDIUM,
         assignee_member_id: int | None = None,
         connection_id: int | None = None,
@@ -234,6 +235,8 @@ class TicketService:
                     f"{conn.name} needs a customer on every new ticket.", hint="Pick the customer and try again.",
                     field="customer",
                 )
+            if contact_id is None and (contact_email or "").strip():
+                contact_id = await _contact_by_email(session, customer, contact_email or "")
             contact = await session.get(Contact, contact_id) if contact_id is not None else None
             if contact_id is not None and (contact is None or (customer and contact.customer_id not in (None, customer.id))):
                 raise NotFound("That contact was not found for this customer.", hint="Pick one of the customer's contacts.")
@@ -598,3 +601,17 @@ class TicketService:
         if not detail.summary.stage.is_open:
             raise Conflict(f"Ticket {detail.summary.display_number} is {detail.summary.stage.label.lower()}.",
                            hint="Change its status to reopen it first.")
+
+
+async def _contact_by_email(session: AsyncSession, customer: Customer | None, email: str) -> int:
+    """The id of the customer's contact with this e-mail (create forms ask for it where the PSA's board
+    makes the contact mandatory); a field error when there is none."""
+    if customer is None:
+        raise InvalidInput("Pick the customer first: the contact is one of its people.", field="customer")
+    wanted = email.strip().lower()
+    rows = (await session.exec(select(Contact).where(Contact.customer_id == customer.id))).all()
+    match = next((c for c in rows if (c.email or "").strip().lower() == wanted), None)
+    if match is None:
+        raise InvalidInput(f"{customer.name} has no contact with the e-mail {email.strip()}.",
+                           hint="Check the address, or sync the PSA's contacts first.", field="contact")
+    return match.id  # type: ignore[return-value]

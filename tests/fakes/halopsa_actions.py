@@ -60,7 +60,10 @@ def action_out(fake: FakeHalo, a: dict[str, Any], *, html: bool = False) -> dict
 def list_actions(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
     """GET /Actions: a ticket's actions (or all), filtered, newest first."""
     ticket_id = int_param(req, "ticket_id")
-    pool = [a for tid, acts in fake.actions.items() if ticket_id in (None, tid) for a in acts.values()]
+    if ticket_id is not None:
+        pool = list(fake.actions.get(ticket_id, {}).values())
+    else:
+        pool = [a for acts in fake.actions.values() for a in acts.values()]
     q = req.query
     if truthy(q.get("excludesys")):
         pool = [a for a in pool if not a["_system"]]

@@ -1,0 +1,88 @@
+"""A technician's day in the console against a HaloPSA connection (the fake Halo behind the real composition
+root): the queue, a ticket's conversation, an internal note and a public reply that e-mails the end user,
+time, a status change, and a new ticket on a ticket type whose required field the create form asks for;
+then the outbox delivers it all to Halo, exactly as written."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pytest
+
+from bot.console.session import ConsoleSession
+from bot.main import build
+from bot.settings import Settings
+from store.crypto import generate_key
+from tests.fakes.halopsa import FakeHalo
+
+
+class Script:
+    def __init__(self, lines: Iterable[str]) -> None:
+        self.lines = list(lines)
+        self.prompts: list[str] = []
+
+    async def __call__(self, prompt: str) -> str | None:
+        self.prompts.append(prompt)
+        return self.lines.pop(0) if self.lines else None
+
+
+@pytest.fixture
+def fake() -> FakeHalo:
+    from datetime import UTC, datetime
+
+    from tests.fakes.halopsa_http import HaloClock
+
+    return FakeHalo(clock=HaloClock(datetime.now(UTC)))
+
+
+@pytest.fixture
+async def container(db_url, tmp_path, workspace_id, fake):  # type: ignore[no-untyped-def]
+    c = build(Settings(database_url=db_url, secret_key=generate_key(), sandbox="off", auto_migrate=False,
+                       secret_key_file=tmp_path / "k"), transport=fake.transport())
+    c.default_workspace_id = workspace_id
+    yield c
+    await c.aclose()
+
+
+async def test_a_technicians_day_against_halo(container, fake: FakeHalo, workspace_id: int) -> None:  # type: ignore[no-untyped-def]
+    vpn = fake.add_ticket("VPN down for the Leeds office", client_id=12, user_id=501, agent_id=3)
+    fake.add_reply(vpn["id"], "Still down this morning, please help!")
+    fake.add_ticket("Printer jammed", client_id=13, user_id=502)
+    conn, info = await container.connections.add(workspace_id, kind="halopsa", name="halo",
+                                                 settings=fake.settings(rate_limit_per_second=50),
+                                                 credentials=fake.credentials())
+    assert "acting as Deskbridge API" in info.display_name
+    assert (await container.sync.run(conn.id)).ok
+    out: list[str] = []
+    new_ticket = ["/ticket new", "New starter: laptop for Sam", "1", "3"]  # Acme Corp, board Service Request
+    script = Script([
+        "/tickets mine", "1",                                            # Bob's queue, open the VPN ticket
+        "Checked the firewall logs: the tunnel flaps every 10 minutes.",  # a thread message: internal note
+        "!public We replaced the VPN gateway; please try again.",         # a public reply (e-mails the user)
+        "4", "45m", "Replaced the gateway", "y",                          # time
+        "3", "2", "", "",                                                 # status -> In Progress
+        *new_ticket, "", "", "", "",                                      # no contact: refused, nothing queued
+        *new_ticket, "pat@acme.example", "", "", "Starts Monday.",        # the contact the type requires
+        "quit"])
+    await ConsoleSession(container, read=script, write=out.append, as_email="bob@msp.example").run()
+    text = "\n".join(out)
+    prompts = "\n".join(script.prompts)
+    assert "#2001     VPN down for the Leeds office" in text and "Printer jammed" not in text
+    assert "[PUBLIC] Pat User-Acme: Still down this morning, please help!" in text  # Halo's conversation
+    assert "Contact e-mail" in prompts and "Required on Service Request tickets." in prompts
+    assert "Service Request tickets in halo need a contact." in text
+    assert "Status → In Progress" in text and "45 min logged" in text
+    for _ in range(5):  # deliver everything queued, as `deskbridge serve` does in the background
+        await container.outbox_worker.drain()
+    acts = [a for a in fake.actions[vpn["id"]].values() if a["who_agentid"] == 3]
+    assert [(a["note"], a["hiddenfromuser"]) for a in acts if not a["timetaken"]] == [
+        ("Checked the firewall logs: the tunnel flaps every 10 minutes.", True),
+        ("We replaced the VPN gateway; please try again.", False)]
+    assert [(a["timetaken"], a["note"]) for a in acts if a["timetaken"]] == [(0.75, "Replaced the gateway")]
+    assert [(e["to"], e["body"]) for e in fake.emails] == [
+        ("pat@acme.example", "We replaced the VPN gateway; please try again.")]  # the reply only
+    assert fake.tickets[vpn["id"]]["status_id"] == 2
+    [made] = [t for t in fake.tickets.values() if t["summary"] == "New starter: laptop for Sam"]
+    assert (made["tickettype_id"], made["client_id"], made["user_id"]) == (2, 12, 501)
+    assert made["details"] == "Starts Monday." and str(made["third_party_id_string"]).startswith("db:")
+    assert not any("db:" in a["note"] for acts in fake.actions.values() for a in acts.values())
