@@ -1,7 +1,11 @@
-"""HaloPSA groundwork (reference/psa-apis.md §4): everything but connector.py and webhooks.py.
+"""HaloPSA (reference/psa-apis.md §4): the connector and its parts.
 
+    connector.py       HaloPsaConnector, the PsaConnector (settings and choices in its docstring)
+    tenant.py          what a connector learns from its tenant: API agent, closed statuses, outcomes, picklists
+    webhooks.py        verification (HMAC header, Basic, or hint), parsing, registration by name
+    budget.py          the tenant's request budget (300 per rolling 5 minutes), shared in a process
     auth.py            settings -> HaloTenant; authinfo discovery; HaloAuth hands out one shared token per
-                       tenant through a TokenCache (get/put/discard + lock); InMemoryTokenCache for tests
+                       tenant through a TokenCache (connectors/tokens.py; the database one is core/psa_tokens.py)
     client.py          HaloClient: bearer requests, one refresh on 401, paging with the repeat-last-page
                        guard (get_page/PageScan, iter_pages, get_all), POST arrays, errors translated once
     problems.py        Halo's error body shapes -> (message, code, fields)
@@ -9,7 +13,7 @@
     mapping.py         Halo JSON -> canonical models (pure)
     mapping_writes.py  canonical writes -> POST bodies (pure)
 
-Notes for connector.py:
+Notes written for the connector's author (kept; connector.py follows them):
 - Settings `url` (+ optional `tenant`, `auth_url`, `scope`); credentials `client_id`, `client_secret`.
   Build HaloAuth(tenant, id, secret, cache) and HaloClient(tenant, auth). In production the cache must
   be the database (one row per `auth.cache_key`, token encrypted at rest, `lock` = a row lease or

@@ -78,11 +78,9 @@ from connectors.halopsa.client import (
     AGENT,
     ATTACHMENT,
     CLIENT,
-    NOTIFICATION,
     TICKETS,
     TIMESHEET_EVENT,
     USERS,
-    WEBHOOK,
     HaloClient,
     PageScan,
 )
@@ -209,7 +207,10 @@ class HaloPsaConnector:
         if fresh:
             tail = fresh[-1]
             stamp = m.parse_dt(tail.get("last_update")) or after
-            return fresh, _encode({"t": m.format_dt(stamp) if stamp else None, "k": int(tail["id"]), "p": 1})
+            # still inside one instant's changes: the next page of this query, else page 1 from the new stamp
+            same = after is not None and stamp == after
+            return fresh, _encode({"t": m.format_dt(stamp) if stamp else None, "k": int(tail["id"]),
+                                   "p": scan.page_no if same else 1, **({"f": page.first_id} if same else {})})
         # a full page of rows already returned (many changes share one stamp): the next page of that stamp
         return fresh, _encode({**state, "p": scan.page_no, "f": page.first_id})
 
@@ -419,27 +420,12 @@ class HaloPsaConnector:
 
     async def ensure_webhooks(self, url: str) -> dict[str, Any]:
         """Our webhook at `url` exactly once (created or updated, duplicates deleted), subscribed to ticket events."""
-        existing = await self.client.get_list(WEBHOOK)
-        keep, delete = wh.plan(existing, url)
-        body = wh.hook_body(url, mode=self.webhook_mode, secret=self._webhook_secret,
-                            header_name=self.webhook_header, existing_id=keep)
-        hook_id = str((await self.client.post_one(WEBHOOK, body))["id"]).lower()
-        for old in delete:
-            await self.client.delete(WEBHOOK, old)
-        have = await self.client.get_list(NOTIFICATION, {"webhook_id": hook_id})
-        added = wh.notification_bodies(hook_id, have)
-        if added:
-            await self.client.post(NOTIFICATION, added)
-        return {"webhook_id": hook_id, "created": keep is None, "deleted": delete,
-                "subscribed": [n["eventno"] for n in added]}
+        return await wh.ensure(self.client, url, mode=self.webhook_mode, secret=self._webhook_secret,
+                               header_name=self.webhook_header)
 
     async def remove_webhooks(self, url: str) -> list[str]:
         """Delete our webhooks for `url` (when the connection is removed)."""
-        keep, delete = wh.plan(await self.client.get_list(WEBHOOK), url)
-        gone = [i for i in (keep, *delete) if i]
-        for hook_id in gone:
-            await self.client.delete(WEBHOOK, hook_id)
-        return gone
+        return await wh.remove(self.client, url)
 
     def ticket_url(self, external_id: str) -> str:
         """The agent view of a ticket ([unverified] path, `/ticket?id=`)."""

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from connectors.base import WebhookEvent
 from connectors.errors import PsaValidationError, WebhookRejected
+from connectors.halopsa.client import NOTIFICATION, WEBHOOK, HaloClient
 
 MODES = ("hmac", "basic", "hint")
 NAME_PREFIX = "Deskbridge"
@@ -129,3 +130,28 @@ def notification_bodies(webhook_id: str, have: Sequence[Mapping[str, Any]]) -> l
     subscribed = {int(n.get("eventno") or 0) for n in have if str(n.get("webhook_id") or "").lower() == webhook_id}
     return [{"name": f"{NAME_PREFIX} event {e}", "webhook_id": webhook_id, "delivery_method": DELIVERY_WEBHOOK,
              "eventno": e} for e in EVENTS if e not in subscribed]
+
+
+async def ensure(client: HaloClient, url: str, *, mode: str, secret: str | None, header_name: str = "Token"
+                 ) -> dict[str, Any]:
+    """Our webhook at `url` exactly once on the tenant (created or updated, duplicates deleted), subscribed to
+    the ticket events it lacks."""
+    keep, delete = plan(await client.get_list(WEBHOOK), url)
+    body = hook_body(url, mode=mode, secret=secret, header_name=header_name, existing_id=keep)
+    hook_id = str((await client.post_one(WEBHOOK, body))["id"]).lower()
+    for old in delete:
+        await client.delete(WEBHOOK, old)
+    added = notification_bodies(hook_id, await client.get_list(NOTIFICATION, {"webhook_id": hook_id}))
+    if added:
+        await client.post(NOTIFICATION, added)
+    return {"webhook_id": hook_id, "created": keep is None, "deleted": delete,
+            "subscribed": [n["eventno"] for n in added]}
+
+
+async def remove(client: HaloClient, url: str) -> list[str]:
+    """Delete our webhooks for `url`; their ids."""
+    keep, delete = plan(await client.get_list(WEBHOOK), url)
+    gone = [i for i in (keep, *delete) if i]
+    for hook_id in gone:
+        await client.delete(WEBHOOK, hook_id)
+    return gone
