@@ -76,10 +76,22 @@ def seed(n: int, with_files: int) -> FakeHalo:
     return fake
 
 
-def budget_clock(fake: FakeHalo) -> RequestBudgets:
+class Ticks:
+    """Wakes whoever waits for the fake's clock to move (the outbox waiting for its next note)."""
+
+    def __init__(self) -> None:
+        self.moved = asyncio.Event()
+
+    def tick(self) -> None:
+        self.moved.set()
+        self.moved = asyncio.Event()
+
+
+def budget_clock(fake: FakeHalo, ticks: Ticks) -> RequestBudgets:
     """A request budget on the fake's clock: waiting moves the clock (one budget = waits never overlap)."""
     async def sleep(seconds: float) -> None:
         fake.clock.advance(seconds)
+        ticks.tick()
         await asyncio.sleep(0)
 
     return RequestBudgets(clock=fake.clock.epoch, sleep=sleep)
@@ -119,7 +131,7 @@ async def sync(conn: HaloPsaConnector, since: datetime | None, fake: FakeHalo) -
 
 
 async def outbox(conn: HaloPsaConnector, ticket_ids: list[int], notes: int, every: float, fake: FakeHalo,
-                 sync_done: asyncio.Event) -> dict[str, int]:
+                 sync_done: asyncio.Event, ticks: Ticks) -> dict[str, int]:
     """Write `notes` internal notes, one per `every` seconds of the fake's clock; count throttling errors."""
     written = throttled = 0
     for i in range(notes):
@@ -127,7 +139,10 @@ async def outbox(conn: HaloPsaConnector, ticket_ids: list[int], notes: int, ever
         while fake.clock.now < target:
             if sync_done.is_set():
                 fake.clock.set(target)
-            await asyncio.sleep(0)
+                break
+            moved = ticks.moved
+            await asyncio.wait([asyncio.ensure_future(moved.wait()), asyncio.ensure_future(sync_done.wait())],
+                               return_when=asyncio.FIRST_COMPLETED)
         try:
             await conn.add_note(NewNote(ticket_external_id=str(ticket_ids[i % len(ticket_ids)]),
                                         text=f"outbox note {i}", visibility=NoteVisibility.INTERNAL, marker=f"m{i}"))
@@ -143,12 +158,13 @@ async def run(variant: str, n: int, changed: int, notes: int, with_files: int) -
     fake.clock.set(T0 + timedelta(hours=1))
     cls = HaloPsaConnector if variant == "ours" else NaiveHalo
     tokens = InMemoryTokenCache(clock=fake.clock.epoch)
-    shared = budget_clock(fake)
+    ticks = Ticks()
+    shared = budget_clock(fake, ticks)
     sync_conn = cls(fake.config(), transport=fake.transport(), clock=fake.clock.epoch, token_cache=tokens,
                     budgets=shared)
     out_conn = HaloPsaConnector(fake.config(internal_outcome_id=7), transport=fake.transport(),
                                 clock=fake.clock.epoch, token_cache=tokens,
-                                budgets=shared if variant == "ours" else budget_clock(fake))
+                                budgets=shared if variant == "ours" else budget_clock(fake, ticks))
     ids = sorted(fake.tickets)
     fake.reset_counts()
     wall, start = time.perf_counter(), fake.clock.now
@@ -160,7 +176,7 @@ async def run(variant: str, n: int, changed: int, notes: int, with_files: int) -
         finally:
             done.set()
 
-    first, writes = await asyncio.gather(first_sync(), outbox(out_conn, ids, notes, 30.0, fake, done))
+    first, writes = await asyncio.gather(first_sync(), outbox(out_conn, ids, notes, 30.0, fake, done, ticks))
     first_calls = dict(fake.counts)
     first_seconds = (fake.clock.now - start).total_seconds()
     first_429 = sum(1 for r in fake.requests if r.status == 429)
@@ -168,7 +184,7 @@ async def run(variant: str, n: int, changed: int, notes: int, with_files: int) -
     # ten minutes later, `changed` tickets changed in Halo (a fifth of them with an end-user reply)
     fake.clock.advance(600)
     fake.clock.step = timedelta(milliseconds=10)
-    for i, tid in enumerate(ids[:: max(1, len(ids) // changed)][:changed]):
+    for i, tid in enumerate(ids[3::97][:changed]):  # spread over the tenant, about 1 in 20 with files
         fake.edit_ticket(tid, summary=f"changed {i}")
         if i % 5 == 0:
             fake.add_reply(tid, f"reply {i}")

@@ -203,10 +203,14 @@ def saved(records: list[dict[str, Any]]) -> FakeResponse:
     return json_response(records[0] if len(records) == 1 else records)
 
 
-def paged(req: FakeRequest, rows: list[dict[str, Any]], key: str) -> FakeResponse:
+def paged(req: FakeRequest, rows: list[dict[str, Any]], key: str,
+          render: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> FakeResponse:
     """Halo's list envelope. With `pageinate=true`: `page_size` (default 50) silently clamped to 100 and,
-    past the last page, the last page again (gotcha 30); `page_no` echoes what was asked."""
+    past the last page, the last page again (gotcha 30); `page_no` echoes what was asked. `render` turns the
+    rows that are sent into Halo's JSON (only those: large lists stay cheap)."""
     total = len(rows)
+    if render is not None:
+        rows = _Rendered(rows, render)  # type: ignore[assignment]
     if truthy(req.query.get("pageinate")):
         size = int_param(req, "page_size") or DEFAULT_PAGE_SIZE
         size = max(1, min(size, MAX_PAGE_SIZE))
@@ -216,7 +220,19 @@ def paged(req: FakeRequest, rows: list[dict[str, Any]], key: str) -> FakeRespons
         chunk = rows[(page - 1) * size: page * size]
         return json_response({"page_no": asked, "page_size": size, "record_count": total, key: chunk})
     count = int_param(req, "count")
-    return json_response({"record_count": total, key: rows[:count] if count else rows})
+    return json_response({"record_count": total, key: rows[:count] if count else rows[:]})
+
+
+class _Rendered(list):  # type: ignore[type-arg]
+    """A list whose slices come out rendered."""
+
+    def __init__(self, rows: list[dict[str, Any]], render: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        super().__init__(rows)
+        self.render = render
+
+    def __getitem__(self, item: Any) -> Any:
+        got = super().__getitem__(item)
+        return [self.render(r) for r in got] if isinstance(item, slice) else self.render(got)
 
 
 def contains(haystack: Iterable[Any], needle: str) -> bool:

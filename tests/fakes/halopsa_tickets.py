@@ -130,8 +130,7 @@ def filter_tickets(fake: FakeHalo, req: FakeRequest) -> list[dict[str, Any]]:
 @route("GET", "/api/Tickets")
 def list_tickets(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
     """GET /Tickets (paged under `tickets`)."""
-    rows = [ticket_out(fake, t) for t in filter_tickets(fake, req)]
-    return paged(req, rows, "tickets")
+    return paged(req, filter_tickets(fake, req), "tickets", lambda t: ticket_out(fake, t))
 
 
 @route("GET", "/api/Tickets/{id}")
