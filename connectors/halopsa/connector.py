@@ -16,6 +16,11 @@ by an invisible match (text, visibility, author = the API agent or the member na
 not already accounted for). E-mailing the end user is per action (`sendemail` + `emailto`), so no ticket
 setting is touched and `recover` has nothing to undo.
 
+Echoes: ticket updates carry `_dont_fire_automations` (Halo's rules and webhooks do not fire on our own
+changes); actions do not carry `dont_do_rules`, because whether it also stops the `sendemail` of a reply is
+[unverified], and a reply must reach the end user: their webhook echo is only a hint that re-reads the ticket
+and the sync links the action to our write.
+
 Changed tickets are read by keyset on (`last_update`, `id`): each page asks `lastupdatefromdate` = the last
 row's change time (page 1, ordered `last_update` then `id`) and drops rows already returned, so a ticket that
 changes mid-scan moves to the end instead of shifting another one off a page. Pages of equal stamps move on
