@@ -86,3 +86,23 @@ async def test_a_technicians_day_against_halo(container, fake: FakeHalo, workspa
     assert (made["tickettype_id"], made["client_id"], made["user_id"]) == (2, 12, 501)
     assert made["details"] == "Starts Monday." and str(made["third_party_id_string"]).startswith("db:")
     assert not any("db:" in a["note"] for acts in fake.actions.values() for a in acts.values())
+
+
+async def test_the_slack_create_modal_asks_for_the_contact_a_halo_type_requires(container, fake: FakeHalo,  # type: ignore[no-untyped-def]
+                                                                                 workspace_id: int) -> None:
+    """The same FormView rendered as Slack's modal: the contact input is there, and what Slack submits for it
+    reaches the create (one form model for console, Slack and the API)."""
+    from bot.slack.blocks import form_modal, form_values
+    from core.context import Actor
+
+    conn, _ = await container.connections.add(workspace_id, kind="halopsa", name="halo", settings=fake.settings(),
+                                              credentials=fake.credentials())
+    assert (await container.sync.run(conn.id)).ok
+    actor = Actor.system(workspace_id)
+    form = await container.chat_views.new_ticket_form(actor)
+    modal = form_modal(form, {"form": form.form})
+    [contact] = [b for b in modal["blocks"] if b.get("block_id") == "contact"]
+    assert contact["element"]["type"] == "plain_text_input" and contact.get("optional") is True
+    assert "Service Request" in str(contact)
+    state = {"contact": {"v": {"type": "plain_text_input", "value": "pat@acme.example"}}}
+    assert form_values(state) == {"contact": "pat@acme.example"}
