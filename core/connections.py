@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import logging
@@ -120,7 +121,7 @@ class ConnectionService:
         async with self.db.read(Scope.workspace(workspace_id)) as session:
             return list((await session.exec(select(PsaConnection).order_by(PsaConnection.id))).all())
 
-    async def all_enabled(self) -> list[PsaConnection]:
+    async def all_enabled(self) -> builtins.list[PsaConnection]:  # `list` is a method of this class
         """Every enabled connection of every workspace (for the scheduler and the outbox worker)."""
         async with self.db.read(Scope.system_wide()) as session:
             return list((await session.exec(
