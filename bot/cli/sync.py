@@ -8,7 +8,8 @@ import typer
 
 from bot.cli.common import WORKSPACE, run_in, run_on
 from bot.main import Deskbridge
-from core.sync.engine import Progress, SyncOutcome
+from core.sync.engine import Progress
+from core.sync.runs import SyncOutcome
 
 app = typer.Typer(help="PSA ticket sync: run it now, see its status.", no_args_is_help=True)
 

@@ -13,60 +13,61 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.base import Picklists, PsaCompany, PsaContact, PsaMember
-from core.sync import runs
 from core.sync.mapping import SeenStatus, ensure_priority_mappings, ensure_status_mappings
-from core.sync.runs import RunKind, RunStatus
+from core.sync.runs import RunKind, RunStatus, SyncOutcome
 from core.sync.upsert import chunks, dialect_insert, directory_ids, ensure_directory
 from store.db import Scope
+from store.sql import table_of
 from store.tables import Contact, Customer, Member, PicklistItem
 
 if TYPE_CHECKING:
-    from core.sync.engine import SyncEngine, SyncOutcome
+    from core.sync.engine import SyncEngine
 
 log = logging.getLogger(__name__)
 PICKLIST_KINDS = ("board", "status", "priority", "type")
 
 
 async def refresh_picklists(engine: SyncEngine, connection_id: int) -> SyncOutcome:
-    """Fetch every picklist of a connection and cache it; records a `picklists` SyncRun."""
-    from core.sync.engine import SyncOutcome
-
+    """Fetch every picklist of a connection and cache it; records a `picklists` SyncRun (a failure is recorded
+    and returned, never raised: the next scheduled refresh tries again)."""
     conn = await engine.connection(connection_id)
     ws = conn.workspace_id
-    run_id = await runs.start_run(engine.db, ws, connection_id, RunKind.PICKLISTS, engine.clock())
-    counts: dict[str, int] = {}
-    connector = engine.connections.shared(conn)
-    try:
-        pl = await engine.call(counts, connector.picklists)
-        members = await engine.call(counts, connector.list_members)
-        companies: list[PsaCompany] = await _all_pages(engine, counts, connector.list_companies)
-        contacts: list[PsaContact] = await _all_pages(engine, counts, connector.list_contacts)
-        board_scoped = engine.target(conn, connector).board_scoped_statuses
-        async with engine.db.write(Scope.workspace(ws)) as s:
-            counts["items"] = await _store_items(s, ws, connection_id, pl, engine)
-            await ensure_status_mappings(s, ws, connection_id, [
-                SeenStatus((st.board_external_id or "") if board_scoped else "", st.external_id, st.name, st.closed)
-                for st in pl.statuses])
-            await ensure_priority_mappings(s, ws, connection_id, {p.external_id: p.name for p in pl.priorities})
-            counts["members"] = await _store_members(s, ws, connection_id, members)
-            counts["companies"] = await _store_companies(s, ws, connection_id, companies)
-            counts["contacts"] = await _store_contacts(s, ws, connection_id, contacts)
-        await runs.finish_run(engine.db, ws, run_id, status=RunStatus.OK, now=engine.clock(), counts=counts)
-        return SyncOutcome(status=RunStatus.OK, run_id=run_id, counts=counts)
-    except Exception as exc:
-        return await engine.fail_run(ws, connection_id, run_id, counts, exc, what="picklist refresh")
-    finally:
-        await connector.aclose()
+    async with engine.recorded(conn, RunKind.PICKLISTS) as run:
+        counts = run.counts
+        connector = engine.connections.shared(conn)
+        try:
+            pl = await engine.call(counts, connector.picklists)
+            members = await engine.call(counts, connector.list_members)
+            companies: list[PsaCompany] = await _all_pages(engine, counts, connector.list_companies)
+            contacts: list[PsaContact] = await _all_pages(engine, counts, connector.list_contacts)
+            board_scoped = engine.target(conn, connector).board_scoped_statuses
+            async with engine.db.write(Scope.workspace(ws)) as s:
+                counts["items"] = await _store_items(s, ws, connection_id, pl, engine)
+                await ensure_status_mappings(s, ws, connection_id, [
+                    SeenStatus((st.board_external_id or "") if board_scoped else "", st.external_id, st.name,
+                               st.closed)
+                    for st in pl.statuses])
+                await ensure_priority_mappings(s, ws, connection_id, {p.external_id: p.name for p in pl.priorities})
+                counts["members"] = await _store_members(s, ws, connection_id, members)
+                counts["companies"] = await _store_companies(s, ws, connection_id, companies)
+                counts["contacts"] = await _store_contacts(s, ws, connection_id, contacts)
+            return await run.finish(RunStatus.OK)
+        except Exception as exc:
+            failed = await run.fail(exc)
+            log.warning("picklist refresh failed", extra={"connection_id": connection_id, "error": str(exc)})
+            return failed
+        finally:
+            await connector.aclose()
 
 
 async def has_picklists(engine: SyncEngine, connection_id: int) -> bool:
     """True once a connection's picklists were cached (forms and status changes need them)."""
     conn = await engine.connection(connection_id)
-    t = PicklistItem.__table__
+    t = table_of(PicklistItem)
     async with engine.db.read(Scope.workspace(conn.workspace_id)) as s:
         res = await s.execute(sa.select(t.c.id).where(t.c.workspace_id == conn.workspace_id,
                                                       t.c.connection_id == connection_id).limit(1))
@@ -104,7 +105,7 @@ async def _store_items(s: AsyncSession, ws: int, cid: int, pl: Picklists, engine
         add("priority", p.external_id, p.name, order=p.sort_order, data={"default": p.default})
     for ty in pl.types:
         add("type", ty.external_id, ty.name, parent=ty.board_external_id or "")
-    t = PicklistItem.__table__
+    t = table_of(PicklistItem)
     for chunk in chunks(rows, 11):
         ins = dialect_insert(s, t).values(list(chunk))
         await s.execute(ins.on_conflict_do_update(
@@ -126,8 +127,8 @@ async def _store_members(s: AsyncSession, ws: int, cid: int, members: Sequence[P
     if emails:  # adopt members added by e-mail before the PSA was connected (their chat links stay)
         # ORM statement on the class: the workspace-scoped session limits it to this connection's workspace.
         found = (await s.exec(select(Member).where(
-            Member.workspace_id == ws, Member.connection_id.is_(None),  # type: ignore[union-attr]
-            sa.func.lower(Member.email).in_(list(emails))).order_by(Member.id))).all()  # type: ignore[arg-type]
+            Member.workspace_id == ws, col(Member.connection_id).is_(None),
+            sa.func.lower(Member.email).in_(list(emails))).order_by(col(Member.id)))).all()
         for member in found:
             psa = emails.pop((member.email or "").lower(), None)
             if psa is not None:

@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from core.sync import picklists, reconcile, runs
-from core.sync.engine import ProgressFn, SyncEngine, SyncOutcome
+from core.sync.engine import ProgressFn, SyncEngine
 from core.sync.mapping import MappingChange, MappingService
+from core.sync.runs import SyncOutcome
 from core.sync.webhooks import WebhookResult, WebhookService
 
 
