@@ -6,16 +6,25 @@ never crosses this line: connectors return these dataclasses, and `core/` sees n
 Conventions:
 - External ids are strings (Autotask and ConnectWise use ints, Halo action ids are per ticket).
 - Datetimes are tz-aware UTC.
-- Every write takes a `marker` (a short unique string from the outbox). The connector stamps it into
-  the write where the PSA can carry it (a ticket field such as `externalXRef`, or a short tag in note
-  text) and `find_write` looks for it again after an ambiguous failure.
+- Every write takes a `marker` (a short unique string from the outbox). What the PSA stores for a note,
+  time entry or document is exactly what the technician wrote: the marker goes only into fields nobody
+  outside the MSP sees (a ticket field such as `externalXRef`, a custom field, document metadata).
+  After an ambiguous failure `find_write` gets a `WriteProbe` (the write as it was sent, when it was made,
+  and the records already accounted for) and recognises the write either by such a field or by an
+  invisible match: the same normalised text, visibility and author, created after the op was made, and
+  not already someone else's record (`match_note`, `match_time_entry`, `match_attachment` below).
+- A write changes nothing the user did not ask for. Where a PSA needs a ticket setting flipped for one
+  write (ConnectWise e-mails a note's contact only while a ticket flag is set), the connector records
+  what it changed in the op's `WriteJournal` before changing it, restores it after, and `recover`
+  restores it on the next attempt if the process died in between.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
@@ -133,6 +142,7 @@ class PsaAttachment:
     content_type: str | None = None
     created_at: datetime | None = None
     marker: str | None = None
+    visibility: NoteVisibility | None = None  # public: the customer can see it (portal); None: not told
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -308,6 +318,50 @@ class NewAttachment:
     content: bytes
     marker: str
     content_type: str = "application/octet-stream"
+    # Who may see the file in the PSA (its customer portal): where it was shared decides. Never left to
+    # the PSA's default, which is public on some.
+    visibility: NoteVisibility = NoteVisibility.INTERNAL
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WriteProbe:
+    """An earlier write whose outcome is unknown, described so the connector can recognise it in the PSA."""
+
+    kind: WriteKind
+    marker: str
+    ticket_external_id: str | None = None
+    since: datetime | None = None  # the op was made then: the write cannot be older (less clock skew)
+    text: str = ""  # note text, time-entry notes: exactly as sent
+    visibility: NoteVisibility | None = None
+    author_external_id: str | None = None  # the member the note or time was written as
+    minutes: int | None = None
+    started_at: datetime | None = None
+    filename: str | None = None
+    size: int | None = None
+    exclude: frozenset[str] = frozenset()  # records of that kind already known to be other writes
+
+
+class WriteJournal(Protocol):
+    """What a write changed on the way (saved durably before the change is made), kept per outbox op."""
+
+    def get(self, key: str) -> Any:
+        ...
+
+    async def put(self, key: str, value: Any) -> None:
+        ...
+
+
+class MemoryJournal:
+    """A WriteJournal in memory (tests, and calls made outside the outbox)."""
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        self.data: dict[str, Any] = dict(data or {})
+
+    def get(self, key: str) -> Any:
+        return self.data.get(key)
+
+    async def put(self, key: str, value: Any) -> None:
+        self.data[key] = value
 
 
 # ---------------------------------------------------------------- the protocol
@@ -361,7 +415,9 @@ class PsaConnector(Protocol):
     async def update_ticket(self, external_id: str, patch: TicketPatch) -> PsaTicket:
         ...
 
-    async def add_note(self, note: NewNote) -> PsaNote:
+    async def add_note(self, note: NewNote, journal: WriteJournal | None = None) -> PsaNote:
+        """Post a note; any ticket setting it must flip for the note is recorded in `journal` first and
+        restored before returning (see `recover`)."""
         ...
 
     async def add_time_entry(self, entry: NewTimeEntry) -> PsaTimeEntry:
@@ -384,8 +440,12 @@ class PsaConnector(Protocol):
     async def list_contacts(self, cursor: str | None = None) -> Page[PsaContact]:
         ...
 
-    async def find_write(self, kind: WriteKind, marker: str, ticket_external_id: str | None) -> FoundWrite | None:
-        """Look for an earlier write carrying `marker` (after an ambiguous failure)."""
+    async def find_write(self, probe: WriteProbe) -> FoundWrite | None:
+        """Look for an earlier write (after an ambiguous failure) by its marker field or an invisible match."""
+        ...
+
+    async def recover(self, journal: WriteJournal) -> None:
+        """Undo what an interrupted write changed on the way (e.g. restore a ticket flag); idempotent."""
         ...
 
     async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
@@ -408,12 +468,12 @@ CredentialChecker = Callable[[str, Mapping[str, Any], Mapping[str, Any]], Awaita
 
 
 def marker_tag(marker: str) -> str:
-    """The short tag appended to note text where the PSA has no field for our marker."""
+    """The tag earlier versions appended to note text (no longer written; still recognised when read)."""
     return f"[db:{marker}]"
 
 
 def split_marker(text: str) -> tuple[str, str | None]:
-    """Strip a trailing marker tag from note text; returns (text, marker or None)."""
+    """Strip a trailing marker tag (written by earlier versions) from text; returns (text, marker or None)."""
     stripped = text.rstrip()
     if stripped.endswith("]"):
         start = stripped.rfind("[db:")
@@ -423,3 +483,80 @@ def split_marker(text: str) -> tuple[str, str | None]:
                 return stripped[:start].rstrip(), marker
     return text, None
 
+
+
+# ---------------------------------------------------------------- invisible matching (find_write)
+
+# How far a PSA's record times may lag our clock: skew, and servers that report local time without a zone
+# (ConnectWise on-premises). The window only rules out old look-alikes; `exclude` does the real work.
+CLOCK_SKEW = timedelta(hours=14)
+
+
+def normalise_text(text: str) -> str:
+    """Text as compared for dedupe: Unicode NFC, line endings and runs of spaces collapsed, trimmed (PSAs
+    rewrap and re-encode what they store)."""
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    return " ".join(text.split())
+
+
+def _recent(created_at: datetime | None, probe: WriteProbe) -> bool:
+    return probe.since is None or created_at is None or created_at >= probe.since - CLOCK_SKEW
+
+
+def match_note(notes: Sequence[PsaNote], probe: WriteProbe) -> PsaNote | None:
+    """The note this probe describes: same text, visibility and author, made after it, not someone else's."""
+    want = normalise_text(probe.text)
+    for n in notes:
+        if n.external_id in probe.exclude or n.author_is_contact or not _recent(n.created_at, probe):
+            continue
+        if n.marker is not None:  # a note of an earlier version, carrying its tag
+            if n.marker == probe.marker:
+                return n
+            continue
+        if probe.visibility is not None and n.visibility != probe.visibility:
+            continue
+        if probe.author_external_id and n.author and n.author.id and n.author.id != probe.author_external_id:
+            continue
+        if normalise_text(n.text) == want:
+            return n
+    return None
+
+
+def match_time_entry(entries: Sequence[PsaTimeEntry], probe: WriteProbe) -> PsaTimeEntry | None:
+    """The time entry this probe describes: same minutes, start, member and notes, not someone else's."""
+    want = normalise_text(probe.text)
+    for e in entries:
+        if e.external_id in probe.exclude:
+            continue
+        if e.marker is not None:
+            if e.marker == probe.marker:
+                return e
+            continue
+        if probe.minutes is not None and e.minutes != probe.minutes:
+            continue
+        if probe.started_at is not None and e.started_at is not None and \
+                abs((e.started_at - probe.started_at).total_seconds()) >= 60:
+            continue
+        if probe.author_external_id and e.member and e.member.id and e.member.id != probe.author_external_id:
+            continue
+        if normalise_text(e.notes) == want:
+            return e
+    return None
+
+
+def match_attachment(attachments: Sequence[PsaAttachment], probe: WriteProbe) -> PsaAttachment | None:
+    """The document this probe describes: its marker where the PSA keeps one, else same name and size,
+    uploaded after the op was made, not someone else's."""
+    for a in attachments:
+        if a.external_id in probe.exclude:
+            continue
+        if a.marker is not None:
+            if a.marker == probe.marker:
+                return a
+            continue
+        if a.filename != probe.filename or not _recent(a.created_at, probe):
+            continue
+        if probe.size is not None and a.size is not None and a.size != probe.size:
+            continue
+        return a
+    return None

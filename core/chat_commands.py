@@ -327,7 +327,7 @@ class ChatCommands:
                 actor, subject=values.get("subject", ""), description=values.get("description", ""),
                 customer_id=_form_id(values.get("customer"), "customer"),
                 priority=values.get("priority") or "medium", board_external_id=values.get("board") or None,
-                type_name=values.get("type") or None)
+                type_external_id=values.get("type") or None, type_name=values.get("type") or None)
             return Submitted(await self.views.ticket_from_detail(actor, detail, audience=audience),
                              _queued("Ticket", detail.summary.connection_id))
         if ticket_ref is None:
@@ -407,11 +407,16 @@ class ChatCommands:
         attached = 0
         if files:
             limit = await self.tickets.attachment_limit(actor, number)
+            # A file is as public as where it was shared: a thread the customer reads, or a public reply.
+            first = (text.strip().split() or [""])[0].lower()
+            public = customer_reads or first in c.PUBLIC_MARKERS or (reply is not None and reply.visibility == "public")
+            shown = "public" if public else "internal"
             for f in files:
                 try:
                     content = await fetch_file(f, limit)
                     detail = await self.tickets.attach(actor, number, filename=f.name, content=content,
-                                                       content_type=f.content_type or "application/octet-stream")
+                                                       content_type=f.content_type or "application/octet-stream",
+                                                       visibility=shown)
                     attached += 1
                 except DeskbridgeError as exc:
                     problems.append(exc)

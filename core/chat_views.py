@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from connectors.base import Capabilities, Feature
-from core import alert_webhooks
+from core import alert_webhooks, create_fields
 from core.connections import ConnectionService
 from core.context import Actor
 from core.status import board_statuses
@@ -168,7 +168,7 @@ class ChatViews:
         conversation = tuple(
             ConversationItem(author=i.author_name or "someone", body=i.body, at=i.occurred_at,
                              visibility=i.kind.value.removeprefix("note_"), origin=i.origin,
-                             queued=i.external_id is None and i.origin != "psa" and detail.pending_writes > 0)
+                             queued=i.write == "pending", failed=i.failed)
             for i in items if i.kind in NOTE_KINDS)
         status_history = tuple(i for i in items if i.kind == EntryKind.STATUS_CHANGE)
         time_entries = tuple(i for i in items if i.kind == EntryKind.TIME_ENTRY)
@@ -198,7 +198,7 @@ class ChatViews:
         view = TicketView(
             detail=detail, now=now, conversation=conversation, status_history=status_history,
             time_entries=() if customer_view else time_entries, attachments=attachments, links=tuple(links),
-            actions=actions, total_minutes=sum(int(i.data.get("minutes", 0)) for i in time_entries),
+            actions=actions, total_minutes=sum(int(i.data.get("minutes", 0)) for i in time_entries if not i.failed),
             sla_remaining_s=sla, audience="customer" if customer_view else "tech", notice=notice,
         )
         return for_customer(view) if customer_view else view
@@ -247,19 +247,32 @@ class ChatViews:
                                     source="customers" if searched else None,
                                     hint="Type part of the customer's name or identifier." if searched else None))
         boards = await self._picklist(actor, conn.id if conn else None, "board")
-        if boards:
+        board_names = {b.external_id: b.name for b in boards}
+        if boards and conn is not None:
+            async with self.db.read(actor.scope) as session:
+                default = await create_fields.default_board(session, conn)
             fields.append(FormField(name="board", label="Board", kind="select",
                                     required="board_external_id" in req,
                                     options=tuple(FormOption(value=b.external_id, label=b.name) for b in boards),
-                                    initial=boards[0].external_id if "board_external_id" in req else None))
+                                    initial=default.external_id if default else None,
+                                    hint=None if default else "Pick the board the PSA should file it on."))
         fields.append(FormField(name="priority", label="Priority", kind="select", required=True,
                                 options=tuple(FormOption(value=p.value, label=p.label) for p in Priority),
                                 initial=Priority.MEDIUM.value))
         types = await self._picklist(actor, conn.id if conn else None, "type")
         if types:
+            # The PSA's own type id (a type belongs to a board); named with its board when there are several.
+            several = len({t.parent_external_id for t in types}) > 1
+
+            def label(t: PicklistItem) -> str:
+                board = board_names.get(t.parent_external_id)
+                return f"{board} › {t.name}" if several and board else t.name
+
             fields.append(FormField(name="type", label="Type", kind="select",
                                     required="type_external_id" in req,
-                                    options=tuple(FormOption(value=t.name, label=t.name) for t in types[:100])))
+                                    options=tuple(FormOption(value=t.external_id, label=label(t))
+                                                  for t in types[:100]),
+                                    hint="The type must be one of the chosen board's." if several else None))
         fields.append(FormField(name="description", label="Description", kind="textarea",
                                 initial=description or None, max_length=3000))
         return FormView(form="new_ticket", title="New ticket", submit_label="Create", fields=tuple(fields),

@@ -110,8 +110,14 @@ async def names_for(
     return customers, members
 
 
-def item_from(entry: TimelineEntry) -> TimelineItem:
+_WRITE_STATE = {OutboxStatus.PENDING.value: "pending", OutboxStatus.INFLIGHT.value: "pending",
+                OutboxStatus.BLOCKED.value: "pending", OutboxStatus.DEAD.value: "failed",
+                OutboxStatus.DISCARDED.value: "failed"}
+
+
+def item_from(entry: TimelineEntry, write: str | None = None) -> TimelineItem:
     return TimelineItem(
+        write=write,
         id=entry.id,  # type: ignore[arg-type]
         kind=EntryKind(entry.kind),
         origin=entry.origin,
@@ -133,7 +139,10 @@ async def build_detail(session: AsyncSession, ticket: Ticket, *, internal: bool)
             .order_by(TimelineEntry.occurred_at, TimelineEntry.id)  # type: ignore[arg-type]
         )
     ).all()
-    items = tuple(i for i in (item_from(e) for e in entries) if internal or not i.is_internal)
+    writes = {entry_id: _WRITE_STATE.get(status) for entry_id, status in (await session.execute(
+        select(OutboxOp.timeline_entry_id, OutboxOp.status).where(
+            OutboxOp.ticket_id == ticket.id, OutboxOp.timeline_entry_id.is_not(None)))).all()}  # type: ignore[union-attr]
+    items = tuple(i for i in (item_from(e, writes.get(e.id)) for e in entries) if internal or not i.is_internal)
     contact = await session.get(Contact, ticket.contact_id) if ticket.contact_id else None
     counts = dict(
         (

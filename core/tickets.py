@@ -16,6 +16,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.base import Capabilities, Feature
+from core import create_fields
 from core.context import Actor
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.notify import NoteAdded, Notifier, TicketChanged, TicketCreated
@@ -38,6 +39,7 @@ from store.tables import (
     Contact,
     Customer,
     Member,
+    PicklistItem,
     PsaConnection,
     Ticket,
     TimelineEntry,
@@ -201,10 +203,12 @@ class TicketService:
         connection_id: int | None = None,
         board_external_id: str | None = None,
         type_name: str | None = None,
+        type_external_id: str | None = None,
         alert_ref: str | None = None,
         device_ref: str | None = None,
     ) -> TicketDetail:
-        """Create a ticket: numbered locally when standalone, queued for the PSA when PSA-backed."""
+        """Create a ticket: numbered locally when standalone, queued for the PSA when PSA-backed. Everything
+        the PSA requires is checked first (core/create_fields.py): a create is never accepted to go dead."""
         self._require_member(actor, "create tickets here") if actor.origin != Origin.API else None
         prio = parse_priority(priority)
         if actor.customer_scope_id is not None:
@@ -236,6 +240,17 @@ class TicketService:
             assignee = await session.get(Member, assignee_member_id) if assignee_member_id else None
             if assignee_member_id and (assignee is None or not assignee.active):
                 raise NotFound("That technician was not found or is inactive.", hint="Pick another technician.")
+            target = None
+            psa_prio = None
+            if conn:
+                target = await create_fields.resolve(session, conn, caps, board=board_external_id,
+                                                     type_external_id=type_external_id, type_name=type_name)
+                board_external_id, type_name = target.board_external_id, target.type_name or type_name
+                psa_prio = await psa_priority_for(session, conn.id, prio)  # type: ignore[arg-type]
+                if psa_prio is None and "priority_external_id" in caps.create_requires:
+                    raise InvalidInput(f"{conn.name} has no priority that maps to {prio.label}.",
+                                       hint="Pick another priority, or map one with `deskbridge connection mappings`.",
+                                       field="priority")
             now = self._clock()
             ticket = Ticket(
                 workspace_id=actor.workspace_id,
@@ -252,6 +267,7 @@ class TicketService:
                 assignee_member_id=assignee.id if assignee else None,
                 source=actor.origin.value,
                 board_external_id=board_external_id,
+                board_name=target.board_name if target else None,
                 type_name=type_name,
                 alert_ref=alert_ref,
                 device_ref=device_ref,
@@ -262,14 +278,15 @@ class TicketService:
             session.add(ticket)
             await session.flush()
             if conn:
-                psa_prio = await psa_priority_for(session, conn.id, prio)  # type: ignore[arg-type]
                 self._enqueue(
                     session, actor, ticket,
                     CreateTicket(
                         summary=subject_clean,
                         description=desc,
                         company_external_id=customer.external_id if customer else None,
+                        contact_external_id=contact.external_id if contact else None,
                         board_external_id=board_external_id,
+                        type_external_id=target.type_external_id if target else None,
                         priority_external_id=psa_prio[0] if psa_prio else None,
                         owner_external_id=assignee.external_id if assignee else None,
                     ),
@@ -479,6 +496,7 @@ class TicketService:
             caps = await self._caps(session, ticket)
             if ticket.connection_id and not caps.has(Feature.TIME_ENTRIES):
                 raise InvalidInput("This PSA does not accept time entries from Deskbridge.")
+            await self._time_allowed(session, ticket)
             note = _clean_text(notes, field="time note", limit=MAX_NOTE_CHARS, required=False)
             start = started_at or (self._clock() - timedelta(minutes=minutes))
             if start.tzinfo is None:
@@ -498,6 +516,26 @@ class TicketService:
             )
             return await self._detail(session, actor, ticket)
 
+    @staticmethod
+    async def _time_allowed(session: AsyncSession, ticket: Ticket) -> None:
+        """Refuse up front what the PSA is known to refuse: time on a closed ticket, or in a status whose
+        board says no time entries (ConnectWise `timeEntryNotAllowed`), as far as the local copy knows."""
+        if not ticket.connection_id:
+            return
+        status = (await session.exec(select(PicklistItem).where(
+            PicklistItem.connection_id == ticket.connection_id, PicklistItem.kind == "status",
+            PicklistItem.external_id == (ticket.psa_status_id or ""),
+            PicklistItem.parent_external_id.in_((ticket.board_external_id or "", ""))))).first()  # type: ignore[attr-defined]
+        data = status.data if status is not None else {}
+        name = ticket.psa_status_name or Stage(ticket.stage).label
+        number = f"#{ticket.number}" if ticket.number is not None else "This ticket"
+        if Stage(ticket.stage) == Stage.CLOSED or data.get("closed"):
+            raise Conflict(f"Ticket {number} is closed in the PSA ('{name}'), and the PSA takes no time on closed "
+                           "tickets.", hint="Reopen it first (change its status), or log the time in the PSA.")
+        if data.get("time_entry_allowed") is False:
+            raise Conflict(f"The PSA takes no time on tickets in status '{name}'.",
+                           hint="Change the status first, or log the time in the PSA.")
+
     async def attachment_limit(self, actor: Actor, ref: int | str) -> int | None:
         """The largest file `attach` takes for this ticket (its PSA's cap), or None if its PSA takes none."""
         async with self.db.read(actor.scope) as session:
@@ -508,9 +546,14 @@ class TicketService:
         return caps.max_attachment_bytes
 
     async def attach(
-        self, actor: Actor, ref: int | str, *, filename: str, content: bytes, content_type: str = "application/octet-stream"
+        self, actor: Actor, ref: int | str, *, filename: str, content: bytes, content_type: str = "application/octet-stream",
+        visibility: str = "internal",
     ) -> TicketDetail:
-        """Attach a file: size checked against the PSA's cap before anything is stored or sent."""
+        """Attach a file: size checked against the PSA's cap before anything is stored or sent. `visibility`
+        (public: the customer may see it in the PSA) always reaches the PSA; internal unless said."""
+        if visibility not in ("public", "internal"):
+            raise InvalidInput(f"'{visibility}' is not a file visibility.", hint="Use public or internal.",
+                               field="visibility")
         name = _clean_text(filename, field="file name", limit=255).replace("/", "_").replace("\\", "_")
         async with self.db.write(actor.scope) as session:
             ticket = await load_ticket(session, actor, ref, for_update=True)
@@ -534,14 +577,14 @@ class TicketService:
             marker = new_marker() if ticket.connection_id else None
             entry = self._entry(actor, ticket, EntryKind.ATTACHMENT, body=name, marker=marker,
                                 data={"filename": name, "size": len(content), "content_type": content_type,
-                                      "sha256": digest, "blob_id": blob.id},
+                                      "sha256": digest, "blob_id": blob.id, "visibility": visibility},
                                 author=await self._author(session, actor))
             session.add(entry)
             self._touch(ticket)
             await session.flush()
             self._enqueue(session, actor, ticket,
                           UploadAttachment(blob_id=blob.id, filename=name, content_type=content_type,  # type: ignore[arg-type]
-                                           size=len(content)),
+                                           size=len(content), visibility=visibility),
                           entry, marker=marker)
             return await self._detail(session, actor, ticket)
 

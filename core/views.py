@@ -49,6 +49,13 @@ class TimelineItem:
     data: dict[str, Any]
     occurred_at: datetime
     external_id: str | None = None
+    # Written here and sent to the PSA: "pending" until it lands, "failed" if the PSA refused it for good
+    # (dead or discarded); None when it is in the PSA (or came from it).
+    write: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.write == "failed"
 
     @property
     def is_internal(self) -> bool:
@@ -131,6 +138,7 @@ class ConversationItem:
     visibility: str  # public | internal | resolution
     origin: str
     queued: bool = False  # written here, not yet delivered to the PSA
+    failed: bool = False  # written here, refused by the PSA for good: it is not in the PSA
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

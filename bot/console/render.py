@@ -95,7 +95,7 @@ def render_ticket(view: TicketView) -> tuple[str, list[ViewAction]]:
         lines.append("  Conversation:")
         for item in view.conversation[-10:]:
             tag = VIS_TAG.get(item.visibility, item.visibility)
-            queued = " (queued)" if item.queued else ""
+            queued = " (FAILED: not in the PSA)" if item.failed else " (queued)" if item.queued else ""
             lines.append(f"   [{tag}] {item.author}{queued}: {_cut(item.body, 200)}")
     if view.status_history:
         hist = [f"{(i.data.get('to') or {}).get('status', '?')}" for i in view.status_history[-5:]]

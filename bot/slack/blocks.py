@@ -124,7 +124,7 @@ def ticket_blocks(view: TicketView, *, max_notes: int = 8) -> list[dict[str, Any
             blocks.append(_context(f"{len(view.conversation) - len(notes)} earlier note(s) not shown"))
         for n in notes:
             badge = t.VISIBILITY_BADGE.get(n.visibility, n.visibility)
-            queued = " · _queued_" if n.queued else ""
+            queued = " · :x: _not in the PSA (refused)_" if n.failed else " · _queued_" if n.queued else ""
             blocks.append({"type": "section", "text": _md(f"{badge} · {esc(n.author)}{queued}\n{esc(_cut(n.body, 1500))}")})
     extra = []
     if view.status_history:

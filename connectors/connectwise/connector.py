@@ -29,6 +29,7 @@ from connectors.base import (
     ConnectionConfig,
     Feature,
     FoundWrite,
+    MemoryJournal,
     NewAttachment,
     NewNote,
     NewTicket,
@@ -45,16 +46,22 @@ from connectors.base import (
     PsaTimeEntry,
     TicketPatch,
     WebhookEvent,
+    WriteJournal,
     WriteKind,
+    WriteProbe,
+    match_attachment,
+    match_note,
+    match_time_entry,
 )
 from connectors.connectwise import mapping as m
 from connectors.connectwise import webhooks as wh
 from connectors.connectwise.auth import ON_PREM_CODEBASE, basic_auth, tenant_from_settings
 from connectors.connectwise.client import CwClient
 from connectors.connectwise.conditions import and_, cond, or_
-from connectors.errors import PsaError, PsaTooLarge, PsaValidationError, WebhookRejected
+from connectors.errors import PsaError, PsaTimeout, PsaTooLarge, PsaValidationError, WebhookRejected
 
 MAX_PAGE = 1000
+EMAIL_FLAG = "cw_email_contact_flag"  # journal key: {"ticket": id, "restore": previous value}
 TICKET_ORDER = "_info/lastUpdated asc, id asc"
 
 
@@ -181,19 +188,53 @@ class ConnectWiseConnector:
         rows = await self.client.get_all(f"service/tickets/{int(ticket_external_id)}/notes", {"orderBy": "id asc"})
         return [m.note(r, ticket_external_id) for r in rows]
 
-    async def add_note(self, note: NewNote) -> PsaNote:
+    async def add_note(self, note: NewNote, journal: WriteJournal | None = None) -> PsaNote:
+        """Post a note. To e-mail the contact ConnectWise needs the ticket's automaticEmailContactFlag set
+        when the note is posted (WYRE-AI PR #84), and that flag also governs notes people write in the PSA
+        later: so it is set for this note only, recorded in the journal first, and restored after."""
+        journal = journal if journal is not None else MemoryJournal()
         tid = int(note.ticket_external_id)
         email = note.email_contact and note.visibility is not NoteVisibility.INTERNAL
         if email:
-            # Mail goes out only when the ticket's automaticEmailContactFlag is set (WYRE-AI PR #84).
+            await self.recover(journal)  # an earlier attempt that died before restoring
             current, _ = await self.client.json("GET", f"service/tickets/{tid}",
                                                 params={"fields": "id,automaticEmailContactFlag"})
             if not (current or {}).get("automaticEmailContactFlag"):
-                await self.client.json("PATCH", f"service/tickets/{tid}", json=[
-                    {"op": "replace", "path": "automaticEmailContactFlag", "value": True}])
+                await journal.put(EMAIL_FLAG, {"ticket": tid, "restore": False})
+                await self._set_email_flag(tid, True)
         body = m.note_body(dataclasses.replace(note, email_contact=email))
-        data, _ = await self.client.json("POST", f"service/tickets/{tid}/notes", json=body)
+        try:
+            data, _ = await self.client.json("POST", f"service/tickets/{tid}/notes", json=body)
+        finally:
+            if journal.get(EMAIL_FLAG):
+                await self._restore_after(journal)
         return m.note(data, note.ticket_external_id)
+
+    async def _restore_after(self, journal: WriteJournal) -> None:
+        """Restore the flag after the note; if that fails, the note's outcome is reported as unknown so
+        the op is retried: the retry restores first (`recover`) and then finds the note instead of
+        posting it again."""
+        try:
+            await self.recover(journal)
+        except PsaError as exc:
+            raise PsaTimeout("The note was sent, but the ticket's e-mail setting could not be restored yet.",
+                             status=exc.status, outcome_unknown=True) from exc
+
+    async def recover(self, journal: WriteJournal) -> None:
+        """Put back a ticket e-mail flag an earlier attempt set (only if it is still as we left it)."""
+        pending = journal.get(EMAIL_FLAG)
+        if not pending:
+            return
+        tid = int(pending["ticket"])
+        current, _ = await self.client.json("GET", f"service/tickets/{tid}",
+                                            params={"fields": "id,automaticEmailContactFlag"})
+        if bool((current or {}).get("automaticEmailContactFlag")) != bool(pending["restore"]):
+            await self._set_email_flag(tid, bool(pending["restore"]))
+        await journal.put(EMAIL_FLAG, None)
+
+    async def _set_email_flag(self, tid: int, value: bool) -> None:
+        await self.client.json("PATCH", f"service/tickets/{tid}", json=[
+            {"op": "replace", "path": "automaticEmailContactFlag", "value": value}])
 
     async def list_time_entries(self, ticket_external_id: str) -> Sequence[PsaTimeEntry]:
         conditions = and_(cond("chargeToId", "=", int(ticket_external_id)),
@@ -218,9 +259,7 @@ class ConnectWiseConnector:
             raise PsaTooLarge(f"'{attachment.filename}' is {len(attachment.content):,} bytes; this ConnectWise "
                               f"connection accepts at most {cap:,}.", fields={"file": f"max {cap} bytes"})
         files = {"file": (attachment.filename, attachment.content, attachment.content_type)}
-        data = {"recordType": "Ticket", "recordId": str(int(attachment.ticket_external_id)),
-                "title": m.document_title(attachment.filename, attachment.marker)}
-        doc, _ = await self.client.json("POST", "system/documents", files=files, data=data)
+        doc, _ = await self.client.json("POST", "system/documents", files=files, data=m.document_form(attachment))
         return m.attachment(doc, attachment.ticket_external_id)
 
     # ------------------------------------------------------------ picklists, directory
@@ -230,11 +269,14 @@ class ConnectWiseConnector:
         statuses, types = [], []
         for b in boards:
             path = f"service/boards/{int(b.external_id)}"
-            statuses += [m.status(s, b.external_id) for s in await self.client.get_all(f"{path}/statuses",
-                                                                                     {"orderBy": "sortOrder asc"})]
+            # ordered here, by `sortOrder` or the older `sort`: asking the server to order by a field its
+            # version lacks is a 400
+            statuses += sorted((m.status(s, b.external_id) for s in await self.client.get_all(
+                f"{path}/statuses", {"orderBy": "id asc"})), key=lambda st: (st.sort_order, int(st.external_id)))
             types += [m.ticket_type(t, b.external_id) for t in await self.client.get_all(f"{path}/types",
                                                                                        {"orderBy": "id asc"})]
-        prios = [m.priority(p) for p in await self.client.get_all("service/priorities", {"orderBy": "sortOrder asc"})]
+        prios = sorted((m.priority(p) for p in await self.client.get_all("service/priorities", {"orderBy": "id asc"})),
+                       key=lambda p: (p.sort_order, int(p.external_id)))
         return Picklists(boards=boards, statuses=statuses, priorities=prios, types=types)
 
     async def list_members(self) -> Sequence[PsaMember]:
@@ -258,25 +300,28 @@ class ConnectWiseConnector:
 
     # ------------------------------------------------------------ dedupe
 
-    async def find_write(self, kind: WriteKind, marker: str, ticket_external_id: str | None) -> FoundWrite | None:
+    async def find_write(self, probe: WriteProbe) -> FoundWrite | None:
+        """Tickets by `externalXRef` (our marker, invisible to the customer); notes, time entries and
+        documents, which have no such field, by an invisible match on what was sent (connectors.base)."""
+        kind = probe.kind
         if kind is WriteKind.TICKET:
             rows, _ = await self.client.get_list("service/tickets", {
-                "conditions": cond("externalXRef", "=", marker), "fields": "id,externalXRef", "orderBy": "id asc",
-                "pageSize": 10, "page": 1})
-            hit = next((r for r in rows if r.get("externalXRef") == marker), None)
+                "conditions": cond("externalXRef", "=", probe.marker), "fields": "id,externalXRef",
+                "orderBy": "id asc", "pageSize": 10, "page": 1})
+            hit = next((r for r in rows if r.get("externalXRef") == probe.marker), None)
             return FoundWrite(kind=kind, external_id=str(hit["id"])) if hit else None
-        if ticket_external_id is None:
-            raise PsaValidationError(f"Finding a {kind.value} by its marker needs the ticket id.",
+        tid = probe.ticket_external_id
+        if tid is None:
+            raise PsaValidationError(f"Finding a {kind.value} again needs the ticket id.",
                                      fields={"ticket_external_id": "required"})
-        found: Sequence[Any]
+        found: PsaNote | PsaTimeEntry | PsaAttachment | None
         if kind is WriteKind.NOTE:
-            found = await self.list_notes(ticket_external_id)
+            found = match_note(await self.list_notes(tid), probe)
         elif kind is WriteKind.TIME_ENTRY:
-            found = await self.list_time_entries(ticket_external_id)
+            found = match_time_entry(await self.list_time_entries(tid), probe)
         else:
-            found = await self.list_attachments(ticket_external_id)
-        hit_id = next((x.external_id for x in found if x.marker == marker), None)
-        return FoundWrite(kind=kind, external_id=hit_id) if hit_id else None
+            found = match_attachment(await self.list_attachments(tid), probe)
+        return FoundWrite(kind=kind, external_id=found.external_id) if found else None
 
     # ------------------------------------------------------------ callbacks
 

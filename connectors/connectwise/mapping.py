@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.base import (
+    NewAttachment,
     NewNote,
     NewTicket,
     NewTimeEntry,
@@ -24,7 +25,6 @@ from connectors.base import (
     PsaTimeEntry,
     Ref,
     TicketPatch,
-    marker_tag,
     split_marker,
 )
 
@@ -131,7 +131,8 @@ def attachment(data: J, ticket_id: str) -> PsaAttachment:
     return PsaAttachment(external_id=str(data["id"]), ticket_external_id=str(data.get("recordId") or ticket_id),
                          filename=str(data.get("fileName") or data.get("title") or ""),
                          size=int(data["size"]) if data.get("size") is not None else None,
-                         created_at=parse_dt(info.get("dateEntered") or info.get("lastUpdated")), marker=marker)
+                         created_at=parse_dt(info.get("dateEntered") or info.get("lastUpdated")), marker=marker,
+                         visibility=NoteVisibility.PUBLIC if data.get("publicFlag") else NoteVisibility.INTERNAL)
 
 
 def company(data: J) -> PsaCompany:
@@ -155,28 +156,54 @@ def contact(data: J) -> PsaContact:
                       active=not data.get("inactiveFlag", False))
 
 
+_EMAIL_FIELDS = {"office": "officeEmail", "mobile": "mobileEmail", "home": "homeEmail"}
+
+
+def member_email(data: J) -> str | None:
+    """A member's e-mail in every documented form: `primaryEmail` (current), else the one `defaultEmail`
+    names (Office/Mobile/Home), else `officeEmail` (older tenants and API versions)."""
+    if data.get("primaryEmail"):
+        return str(data["primaryEmail"])
+    named = _EMAIL_FIELDS.get(str(data.get("defaultEmail") or "").lower())
+    for key in (named, "officeEmail", "mobileEmail", "homeEmail"):
+        if key and data.get(key):
+            return str(data[key])
+    return None
+
+
+def _inactive(data: J) -> bool:
+    """`inactiveFlag` on most records, `inactive` on statuses and some boards of older versions."""
+    return bool(data.get("inactiveFlag") or data.get("inactive"))
+
+
+def _sort(data: J) -> int:
+    value = data.get("sortOrder") if data.get("sortOrder") is not None else data.get("sort")
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
 def member(data: J) -> PsaMember:
     name = " ".join(p for p in (data.get("firstName"), data.get("lastName")) if p)
     return PsaMember(external_id=str(data["id"]), name=name or str(data.get("identifier") or data["id"]),
-                     identifier=data.get("identifier"), email=data.get("primaryEmail"),
-                     active=not data.get("inactiveFlag", False))
+                     identifier=data.get("identifier"), email=member_email(data), active=not _inactive(data))
 
 
 def board(data: J) -> PsaBoard:
-    return PsaBoard(external_id=str(data["id"]), name=str(data.get("name") or ""),
-                    active=not data.get("inactiveFlag", False))
+    return PsaBoard(external_id=str(data["id"]), name=str(data.get("name") or ""), active=not _inactive(data))
 
 
 def status(data: J, board_id: str) -> PsaStatus:
     return PsaStatus(external_id=str(data["id"]), name=str(data.get("name") or ""), board_external_id=board_id,
                      closed=bool(data.get("closedStatus")), default=bool(data.get("defaultFlag")),
-                     active=not data.get("inactive", False), sort_order=int(data.get("sortOrder") or 0),
+                     active=not _inactive(data), sort_order=_sort(data),
                      time_entry_allowed=not data.get("timeEntryNotAllowed", False))
 
 
 def priority(data: J) -> PsaPriority:
     return PsaPriority(external_id=str(data["id"]), name=str(data.get("name") or ""),
-                       sort_order=int(data.get("sortOrder") or 0), default=bool(data.get("defaultFlag")))
+                       sort_order=_sort(data), default=bool(data.get("defaultFlag")))
 
 
 def ticket_type(data: J, board_id: str) -> PsaTicketType:
@@ -226,13 +253,9 @@ def patch_ops(p: TicketPatch) -> list[dict[str, Any]]:
     return ops
 
 
-def with_marker(text: str, marker: str) -> str:
-    return f"{text.rstrip()}\n\n{marker_tag(marker)}"
-
-
 def note_body(n: NewNote) -> dict[str, Any]:
     """Flags per visibility. Internal notes ALWAYS send processNotifications=false (CWSlack#40)."""
-    body: dict[str, Any] = {"text": with_marker(n.text, n.marker), "detailDescriptionFlag": False,
+    body: dict[str, Any] = {"text": n.text, "detailDescriptionFlag": False,
                             "internalAnalysisFlag": False, "resolutionFlag": False, "customerUpdatedFlag": False}
     if n.visibility is NoteVisibility.PUBLIC:
         body["detailDescriptionFlag"] = True
@@ -254,7 +277,7 @@ def time_entry_body(e: NewTimeEntry) -> dict[str, Any]:
         "chargeToId": int(e.ticket_external_id), "chargeToType": "ServiceTicket",
         "timeStart": format_dt(e.started_at), "timeEnd": format_dt(e.started_at + timedelta(minutes=e.minutes)),
         "billableOption": "Billable" if e.billable else "DoNotBill",
-        "notes": with_marker(e.notes, e.marker).lstrip(),
+        "notes": e.notes,
         "addToDetailDescriptionFlag": False, "addToInternalAnalysisFlag": False, "addToResolutionFlag": False,
         "emailContactFlag": False, "emailResourceFlag": False, "emailCcFlag": False,
     }
@@ -263,6 +286,8 @@ def time_entry_body(e: NewTimeEntry) -> dict[str, Any]:
     return body
 
 
-def document_title(filename: str, marker: str) -> str:
-    """Documents have no external-id field: the marker rides in the title (fileName stays intact)."""
-    return f"{filename[:80]} {marker_tag(marker)}"
+def document_form(a: NewAttachment) -> dict[str, str]:
+    """POST /system/documents form fields: the title is the file's own name, and the visibility is always
+    sent (`privateFlag`): a tenant's default may publish an internal screenshot in the customer portal."""
+    return {"recordType": "Ticket", "recordId": str(int(a.ticket_external_id)), "title": a.filename[:100],
+            "privateFlag": "false" if a.visibility is NoteVisibility.PUBLIC else "true"}

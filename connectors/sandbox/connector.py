@@ -44,8 +44,11 @@ from connectors.base import (
     PsaTimeEntry,
     TicketPatch,
     WebhookEvent,
+    WriteJournal,
     WriteKind,
-    marker_tag,
+    WriteProbe,
+    match_note,
+    match_time_entry,
 )
 from connectors.sandbox import mapping, webhooks
 from connectors.sandbox.dialect import SandboxApiError, parse_ts
@@ -217,10 +220,27 @@ class SandboxConnector:
         rows, nxt = await self._paged("contacts", cursor)
         return Page([mapping.contact(c) for c in rows], nxt)
 
-    async def find_write(self, kind: WriteKind, marker: str, ticket_external_id: str | None) -> FoundWrite | None:
-        tid = None if ticket_external_id is None else _id(ticket_external_id)
-        record = await self._call(lambda: self.server.find_marker(_TABLES[kind], marker, tid))
-        return None if record is None else FoundWrite(kind=kind, external_id=str(record["id"]))
+    async def find_write(self, probe: WriteProbe) -> FoundWrite | None:
+        """Tickets and documents by their marker field (never shown to anyone); notes and time entries,
+        which have none (as in ConnectWise), by an invisible match on what was sent."""
+        kind = probe.kind
+        if kind in (WriteKind.TICKET, WriteKind.ATTACHMENT):
+            tid = None if probe.ticket_external_id is None else _id(probe.ticket_external_id)
+            record = await self._call(lambda: self.server.find_marker(_TABLES[kind], probe.marker, tid))
+            return None if record is None else FoundWrite(kind=kind, external_id=str(record["id"]))
+        if probe.ticket_external_id is None:
+            raise errors.PsaValidationError(f"Finding a {kind.value} again needs the ticket id.",
+                                            fields={"ticket_external_id": "required"})
+        found: PsaNote | PsaTimeEntry | None
+        if kind is WriteKind.NOTE:
+            found = match_note(await self.list_notes(probe.ticket_external_id), probe)
+        else:
+            found = match_time_entry(await self.list_time_entries(probe.ticket_external_id), probe)
+        return None if found is None else FoundWrite(kind=kind, external_id=found.external_id)
+
+    async def recover(self, journal: WriteJournal) -> None:
+        """Nothing to undo: the sandbox e-mails a note's contact per note, no ticket setting is flipped."""
+        return None
 
     # ------------------------------------------------------------ writes
 
@@ -251,10 +271,10 @@ class SandboxConnector:
             return await self.get_ticket(external_id)
         return self._ticket(await self._call(lambda: self.server.update_ticket(tid, changes), write=True))
 
-    async def add_note(self, note: NewNote) -> PsaNote:
+    async def add_note(self, note: NewNote, journal: WriteJournal | None = None) -> PsaNote:
         tid = _id(note.ticket_external_id)
         member = _optional_id(note.author_member_external_id, "member")
-        text = f"{note.text.rstrip()}\n\n{marker_tag(note.marker)}"
+        text = note.text  # exactly what the technician wrote
         record = await self._call(lambda: self.server.add_note(tid, text, note.visibility.value, member_id=member,
                                                          email_contact=note.email_contact), write=True)
         return mapping.note(record, self._lookup)
@@ -262,7 +282,7 @@ class SandboxConnector:
     async def add_time_entry(self, entry: NewTimeEntry) -> PsaTimeEntry:
         tid = _id(entry.ticket_external_id)
         member = _optional_id(entry.member_external_id, "member")
-        notes = f"{entry.notes.rstrip()}\n\n{marker_tag(entry.marker)}".lstrip()
+        notes = entry.notes
         record = await self._call(lambda: self.server.add_time_entry(
             tid, minutes=entry.minutes, started_at=entry.started_at, member_id=member, notes=notes,
             billable=entry.billable), write=True)
@@ -277,7 +297,7 @@ class SandboxConnector:
         tid = _id(attachment.ticket_external_id)
         record = await self._call(lambda: self.server.add_attachment(
             tid, filename=attachment.filename, content=attachment.content, content_type=attachment.content_type,
-            marker=attachment.marker), write=True)
+            marker=attachment.marker, visibility=attachment.visibility.value), write=True)
         return mapping.attachment(record)
 
     # ------------------------------------------------------------ push, links, lifecycle

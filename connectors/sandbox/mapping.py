@@ -81,7 +81,8 @@ def time_entry(e: Record, lookup: Lookup) -> PsaTimeEntry:
 def attachment(a: Record) -> PsaAttachment:
     return PsaAttachment(external_id=str(a["id"]), ticket_external_id=str(a["ticket_id"]), filename=a["filename"],
                          size=a.get("size"), content_type=a.get("content_type"),
-                         created_at=parse_ts(a["created_at"]), marker=a.get("marker"))
+                         created_at=parse_ts(a["created_at"]), marker=a.get("marker"),
+                         visibility=NoteVisibility(a.get("visibility") or "public"))
 
 
 def company(c: Record) -> PsaCompany:

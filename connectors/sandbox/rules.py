@@ -11,7 +11,6 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from connectors.base import marker_tag
 from connectors.sandbox.dialect import Record, SandboxApiError, iso, parse_ts
 
 MAX_SUMMARY = 100
@@ -100,25 +99,18 @@ class RulesMixin:
         return sorted((r for r in self.data[table] if r["ticket_id"] == ticket_id), key=lambda r: r["id"])
 
     def find_marker(self, table: str, marker: str, ticket_id: int | None) -> Record | None:
-        """The record of `table` carrying our marker (field on tickets/attachments, tag in text elsewhere)."""
-        tag = marker_tag(marker)
+        """The ticket or document carrying our marker in its (never displayed) marker field."""
         for r in self.data[table]:
             if ticket_id is not None and table != "tickets" and r["ticket_id"] != ticket_id:
                 continue
-            if table in ("tickets", "attachments"):
-                if r.get("marker") == marker and not r.get("deleted"):
-                    return r
-            elif tag in r.get("text" if table == "notes" else "notes", ""):
+            if r.get("marker") == marker and not r.get("deleted"):
                 return r
         return None
 
     def count_marker(self, marker: str) -> int:
-        """How many records of any kind carry `marker` (test control)."""
-        tag = marker_tag(marker)
+        """How many tickets and documents carry `marker` in their marker field (test control)."""
         return (sum(t.get("marker") == marker for t in self.data["tickets"])
-                + sum(a.get("marker") == marker for a in self.data["attachments"])
-                + sum(tag in n["text"] for n in self.data["notes"])
-                + sum(tag in e["notes"] for e in self.data["time_entries"]))
+                + sum(a.get("marker") == marker for a in self.data["attachments"]))
 
     # ------------------------------------------------------------ mutations
 
@@ -235,7 +227,7 @@ class RulesMixin:
         return entry
 
     def add_attachment(self, ticket_id: int, *, filename: str, content: bytes, content_type: str,
-                       marker: str | None) -> Record:
+                       marker: str | None, visibility: str = "public") -> Record:
         """A document on a ticket; the server refuses more than 10 MB (413), as the connector checks first."""
         ticket = self.ticket(ticket_id)
         if len(content) > MAX_ATTACHMENT_BYTES:
@@ -244,7 +236,7 @@ class RulesMixin:
             raise _invalid("filename", "is required")
         attachment = {"id": self.new_id(), "ticket_id": ticket_id, "filename": filename, "content_type": content_type,
                       "size": len(content), "sha256": hashlib.sha256(content).hexdigest(), "marker": marker,
-                      "created_at": iso(self.now())}
+                      "visibility": visibility, "created_at": iso(self.now())}
         self.data["attachments"].append(attachment)
         self.stamp(ticket)
         return attachment

@@ -1,9 +1,13 @@
 """One op -> the connector calls that deliver it (the PSA write itself; no database here).
 
-Dedupe (reliability-sla.md §2.3): every write carries the op's marker (the connector stamps it). When an
-earlier attempt's outcome is unknown, the attempt first asks the PSA for the marker (`find_write`) and
-writes only if it is not there. Ticket updates are idempotent in effect and are simply re-applied.
-Every connector call goes through `gate` (the connection's rate budget and concurrency slot).
+Dedupe (reliability-sla.md §2.3): every write carries the op's marker, which the connector keeps only in
+fields the customer never sees. When an earlier attempt's outcome is unknown, the attempt first looks for
+the write in the PSA (`find_write` with a `WriteProbe`: the write as sent, when the op was made, and the
+records already accounted for) and writes only if it is not there; if a sync has already linked the
+op's timeline entry to a PSA record, the write landed and nothing is asked. Ticket updates are
+idempotent in effect and are simply re-applied. An attempt first undoes what an interrupted earlier one
+left changed (`recover` with the op's journal). Every connector call goes through `gate` (the
+connection's rate budget and concurrency slot).
 """
 
 from __future__ import annotations
@@ -11,9 +15,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from connectors.base import (
+    MemoryJournal,
     NewAttachment,
     NewNote,
     NewTicket,
@@ -21,7 +27,9 @@ from connectors.base import (
     NoteVisibility,
     PsaConnector,
     TicketPatch,
+    WriteJournal,
     WriteKind,
+    WriteProbe,
 )
 from connectors.errors import PsaUnsupported, PsaValidationError
 from core.outbox.ops import (
@@ -59,6 +67,10 @@ class DeliveryInput:
 
     ticket_external_id: str | None
     blob: bytes | None = None
+    made_at: datetime | None = None  # when the op was made: its write cannot be older
+    # Read only when an earlier attempt's outcome is unknown:
+    entry_external_id: str | None = None  # the op's timeline entry, already linked to a PSA record by a sync
+    known_external_ids: frozenset[str] = frozenset()  # the ticket's records of that kind already accounted for
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,26 +107,51 @@ def reconcilable(kind: str) -> bool:
 
 async def deliver(connector: PsaConnector | None, kind: str, payload_data: dict[str, Any], marker: str,
                   inp: DeliveryInput, *, reconcile: bool, gate: Gate, log: AttemptLog,
-                  alerts: AlertSend | None = None) -> Delivered:
+                  alerts: AlertSend | None = None, journal: WriteJournal | None = None) -> Delivered:
     """Deliver one op; raises connectors.errors.PsaError (or NotReady) when it did not land."""
     payload = parse_payload(payload_data)
     if isinstance(payload, AlertAction):
         return await _alert(payload, marker, alerts, log)
     assert connector is not None, "a PSA write needs its connection's connector"
+    journal = journal if journal is not None else MemoryJournal()
+    if any(v for v in getattr(journal, "data", {}).values()):
+        log.calls.append("recover")  # an earlier attempt died with something to undo
+        async with gate():
+            await connector.recover(journal)
     write_kind = _WRITE_KIND.get(OpKind(kind))
     if reconcile and write_kind is not None:
-        ticket_ref = None if write_kind == WriteKind.TICKET else _ticket(inp)
+        if inp.entry_external_id is not None:  # a sync already found it in the PSA and linked it
+            return Delivered("linked", inp.entry_external_id, reconciled=True)
         log.calls.append("find_write")
         async with gate():
-            found = await connector.find_write(write_kind, marker, ticket_ref)
+            found = await connector.find_write(probe(write_kind, payload, marker, inp))
         if found is not None:
             return Delivered("find_write", found.external_id, reconciled=True, url=_url(connector, kind, found.external_id, inp))
         log.reconcile_checked = True
-    return await _write(connector, payload, marker, inp, gate, log)
+    return await _write(connector, payload, marker, inp, gate, log, journal)
+
+
+def probe(kind: WriteKind, payload: object, marker: str, inp: DeliveryInput) -> WriteProbe:
+    """The write as it was sent, for `find_write` to recognise it without any tag in what it stored."""
+    common: dict[str, Any] = {"kind": kind, "marker": marker, "since": inp.made_at,
+                              "exclude": inp.known_external_ids}
+    if kind is WriteKind.TICKET:
+        return WriteProbe(**common)
+    ticket = _ticket(inp)
+    if isinstance(payload, AddNote):
+        return WriteProbe(**common, ticket_external_id=ticket, text=payload.text,
+                          visibility=NoteVisibility(payload.visibility),
+                          author_external_id=payload.author_member_external_id)
+    if isinstance(payload, AddTimeEntry):
+        return WriteProbe(**common, ticket_external_id=ticket, text=payload.notes, minutes=payload.minutes,
+                          started_at=payload.started_at, author_external_id=payload.member_external_id)
+    if isinstance(payload, UploadAttachment):
+        return WriteProbe(**common, ticket_external_id=ticket, filename=payload.filename, size=payload.size)
+    return WriteProbe(**common, ticket_external_id=ticket)
 
 
 async def _write(connector: PsaConnector, payload: object, marker: str, inp: DeliveryInput, gate: Gate,
-                 log: AttemptLog) -> Delivered:
+                 log: AttemptLog, journal: WriteJournal) -> Delivered:
     if isinstance(payload, CreateTicket):
         new = NewTicket(marker=marker, **payload.model_dump(exclude={"kind"}))
         ticket = await _call(lambda: connector.create_ticket(new), "create_ticket", gate, log)
@@ -130,7 +167,7 @@ async def _write(connector: PsaConnector, payload: object, marker: str, inp: Del
         note = NewNote(ticket_external_id=_ticket(inp), text=payload.text, visibility=NoteVisibility(payload.visibility),
                        marker=marker, author_member_external_id=payload.author_member_external_id,
                        email_contact=payload.email_contact)
-        made = await _call(lambda: connector.add_note(note), "add_note", gate, log)
+        made = await _call(lambda: connector.add_note(note, journal), "add_note", gate, log)
         return Delivered("add_note", made.external_id)
     if isinstance(payload, AddTimeEntry):
         entry = NewTimeEntry(ticket_external_id=_ticket(inp), minutes=payload.minutes, started_at=payload.started_at,
@@ -143,7 +180,8 @@ async def _write(connector: PsaConnector, payload: object, marker: str, inp: Del
             raise PsaValidationError("The file's bytes are no longer stored, so it cannot be uploaded.",
                                      code="BlobMissing")
         att = NewAttachment(ticket_external_id=_ticket(inp), filename=payload.filename, content=inp.blob,
-                            marker=marker, content_type=payload.content_type)
+                            marker=marker, content_type=payload.content_type,
+                            visibility=NoteVisibility(payload.visibility))
         made_a = await _call(lambda: connector.upload_attachment(att), "upload_attachment", gate, log)
         return Delivered("upload_attachment", made_a.external_id)
     raise PsaUnsupported(f"Unknown outbox op kind {type(payload).__name__}.")  # pragma: no cover

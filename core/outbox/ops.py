@@ -80,6 +80,8 @@ class UploadAttachment(_Payload):
     filename: str
     content_type: str
     size: int
+    # Who may see the file in the PSA: where it was shared decides (an internal thread: internal).
+    visibility: Literal["public", "internal"] = "internal"
 
 
 class AlertAction(_Payload):

@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.outbox.ops import OpKind
 from store.db import Database, Scope
 from store.enums import OutboxStatus
-from store.tables import OutboxOp, PsaConnection, Ticket
+from store.tables import OutboxOp, PsaConnection, Ticket, TimelineEntry
 
 FINISHED = (OutboxStatus.DONE.value, OutboxStatus.DISCARDED.value)
 OUTBOX: sa.Table = OutboxOp.__table__  # type: ignore[attr-defined]
@@ -152,3 +152,25 @@ async def status_counts(session: AsyncSession, workspace_id: int) -> dict[str, i
 
 def ids_of(ops: Sequence[OutboxOp]) -> list[int]:
     return [op.id for op in ops if op.id is not None]
+
+
+_FAMILY_KINDS = {
+    OpKind.ADD_NOTE.value: ("note_public", "note_internal", "note_resolution"),
+    OpKind.ADD_TIME_ENTRY.value: ("time_entry",),
+    OpKind.UPLOAD_ATTACHMENT.value: ("attachment",),
+}
+
+
+async def probe_context(db: Database, op: OutboxOp) -> tuple[str | None, frozenset[str]]:
+    """For an op whose earlier write may have landed: the PSA id a sync already linked to its timeline
+    entry (if any), and the PSA ids of the ticket's other records of that kind (not this write)."""
+    kinds = _FAMILY_KINDS.get(op.kind)
+    if kinds is None or op.ticket_id is None:
+        return None, frozenset()
+    tl = TimelineEntry.__table__.c  # type: ignore[attr-defined]
+    async with db.read(Scope.workspace(op.workspace_id)) as session:
+        rows = (await session.execute(sa.select(tl.id, tl.external_id).where(
+            tl.workspace_id == op.workspace_id, tl.ticket_id == op.ticket_id, tl.kind.in_(kinds),
+            tl.external_id.is_not(None)))).all()
+    own = next((r.external_id for r in rows if r.id == op.timeline_entry_id), None)
+    return own, frozenset(str(r.external_id) for r in rows if r.id != op.timeline_entry_id)

@@ -40,6 +40,7 @@ from core.outbox.delivery import (
     reconcilable,
     request_summary,
 )
+from core.outbox.journal import OpJournal
 from core.outbox.ops import OpKind
 from core.outbox.queries import Claim
 from core.outbox.ratelimit import BudgetExhausted, ConnectionBudget, limits_for
@@ -218,16 +219,18 @@ class OutboxWorker:
         inp: DeliveryInput | None = None
         attempt = AttemptLog()
         try:
-            inp = DeliveryInput(claim.ticket_external_id, await self._blob(op))
+            reconcile = op.outcome_unknown and reconcilable(op.kind)
+            linked, known = await queries.probe_context(self.db, op) if reconcile else (None, frozenset())
+            inp = DeliveryInput(claim.ticket_external_id, await self._blob(op), made_at=op.created_at,
+                                entry_external_id=linked, known_external_ids=known)
             # An alert action goes to the workspace's alert webhook: the PSA connector is not needed.
             connector = None if alert else self._connector(conn)
             budget = self._budget(conn.row)
             lease_left = ((op.lease_until or now_wall) - now_wall).total_seconds()
             deadline = t0 + lease_left - self.config.settle_seconds - self.config.client_timeout
-            delivered = await deliver(connector, op.kind, op.payload, op.marker, inp,
-                                      reconcile=op.outcome_unknown and reconcilable(op.kind),
+            delivered = await deliver(connector, op.kind, op.payload, op.marker, inp, reconcile=reconcile,
                                       gate=lambda: budget.request(deadline), log=attempt,
-                                      alerts=self._alert_send(op))
+                                      alerts=self._alert_send(op), journal=OpJournal(self.db, op))
         except Exception as exc:  # noqa: BLE001 - classified below; PsaError is the connector contract
             res = self._failed(op, conn, exc, attempt)
         else:

@@ -1,9 +1,14 @@
 """The timeline half of a sync batch: notes, time entries and attachments of the tickets just written.
 
-Echo suppression: a PSA record carrying one of OUR markers is linked to the local entry that wrote it
-(its external id is filled in) instead of being inserted again, and emits no event, but only when that
-entry is on the same ticket of the same workspace and not yet linked to another record, and never for
-a note a contact wrote (an e-mail reply quoting ours). Anything else is inserted as received.
+Echo suppression: our own writes coming back from the PSA are linked to the local entry that wrote them
+(its external id is filled in) instead of being inserted again, and emit no event. Our writes carry no
+tag in their text (the customer reads exactly what the technician wrote), so a record is recognised as
+ours by an invisible match (`_ours`): same ticket, same kind, the same normalised text (time: minutes and
+start; files: name and size), a compatible author, and a local entry not yet linked whose outbox op has
+been attempted (a write never sent cannot have landed). Records carrying an earlier version's marker tag
+are still linked by it, only to an entry on the same ticket of the same workspace not yet linked to
+another record, and never for a note a contact wrote (an e-mail reply quoting ours). Anything else is
+inserted as received.
 Writes run in a savepoint; if one fails, tickets are retried one per savepoint and a ticket whose
 children cannot be stored is counted bad (its content hash is cleared so the next run fetches it again).
 """
@@ -19,12 +24,12 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from connectors.base import NoteVisibility, PsaNote, marker_tag
+from connectors.base import NoteVisibility, PsaNote, marker_tag, normalise_text
 from core.notify import NoteAdded
 from core.sync.upsert import TIMELINE_COLUMNS, insert_timeline, update_timeline
 from store.enums import EntryKind, Origin
 from store.sql import table_of
-from store.tables import Ticket, TimelineEntry
+from store.tables import OutboxOp, Ticket, TimelineEntry
 
 if TYPE_CHECKING:
     from core.sync.apply import BatchResult, Children, SyncTarget
@@ -61,6 +66,7 @@ async def apply_children(s: AsyncSession, target: SyncTarget, children: Mapping[
             tl.c.workspace_id == ws, tl.c.marker.in_(markers[i : i + 2000])).order_by(tl.c.id))
         for r in res:
             by_marker.setdefault(r.marker, []).append(dict(r._mapping))
+    pending = await _sent_unlinked(s, ws, tids)
 
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
@@ -68,7 +74,7 @@ async def apply_children(s: AsyncSession, target: SyncTarget, children: Mapping[
     note_meta: dict[tuple[int, str, str], tuple[PsaNote, str]] = {}
 
     def place(tid: int, kind: EntryKind, ext: str, marker: str | None, text: str, *, linkable: bool = True,
-              **cols: Any) -> str | None:
+              author_ext: str | None = None, **cols: Any) -> str | None:
         """Update, link or queue one PSA child; returns the body when it is inserted as a new entry."""
         fam = _FAMILY[kind]
         text = text.replace("\x00", "")  # PostgreSQL text cannot hold NUL
@@ -85,6 +91,8 @@ async def apply_children(s: AsyncSession, target: SyncTarget, children: Mapping[
                 entry_ticket[old["id"]] = tid
             return None
         mine = next((h for h in holders if h["ticket_id"] == tid and h["external_id"] in (None, ext)), None)
+        if mine is None and not marker and linkable:
+            mine = _ours(pending.get(tid, []), kind, text, cols, author_ext)
         if mine is not None and linkable:
             # Our own write coming back from the PSA (same ticket, not yet linked elsewhere): link it, no echo.
             if mine["external_id"] is None:
@@ -106,6 +114,7 @@ async def apply_children(s: AsyncSession, target: SyncTarget, children: Mapping[
             kind = _NOTE_KIND.get(NoteVisibility(n.visibility), EntryKind.NOTE_INTERNAL)
             # A note a contact wrote is never our write, whatever tag its (quoted) text carries.
             body = place(tid, kind, n.external_id, n.marker, n.text, linkable=not n.author_is_contact,
+                         author_ext=author.id if author else None,
                          author_member_id=member_ids.get(author.id) if author and not n.author_is_contact else None,
                          author_name=(author.name[:200] if author and author.name else None),
                          author_is_contact=n.author_is_contact, data={}, occurred_at=n.created_at or now)
@@ -113,6 +122,7 @@ async def apply_children(s: AsyncSession, target: SyncTarget, children: Mapping[
                 note_meta[(tid, kind.value, n.external_id)] = (n, body)
         for e in c.time_entries:
             place(tid, EntryKind.TIME_ENTRY, e.external_id, e.marker, e.notes or "",
+                  author_ext=e.member.id if e.member else None,
                   author_member_id=member_ids.get(e.member.id) if e.member else None,
                   author_name=(e.member.name or "")[:200] or None if e.member else None, author_is_contact=False,
                   data={"minutes": e.minutes, "billable": e.billable,
@@ -183,6 +193,57 @@ def _markers(c: Children) -> Iterator[str | None]:
     yield from (n.marker for n in c.notes)
     yield from (t.marker for t in c.time_entries)
     yield from (a.marker for a in c.attachments)
+
+
+async def _sent_unlinked(s: AsyncSession, ws: int, tids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    """Per ticket, our local entries whose write was attempted but is not yet linked to a PSA record."""
+    tl, op = table_of(TimelineEntry), table_of(OutboxOp)
+    out: dict[int, list[dict[str, Any]]] = {}
+    for i in range(0, len(tids), 2000):
+        res = await s.execute(sa.select(tl.c.id, tl.c.ticket_id, tl.c.kind, tl.c.body, tl.c.data,
+                                        tl.c.external_id, op.c.payload).join(
+            op, op.c.timeline_entry_id == tl.c.id).where(
+            tl.c.workspace_id == ws, tl.c.ticket_id.in_(tids[i : i + 2000]), tl.c.external_id.is_(None),
+            tl.c.marker.is_not(None), op.c.attempts > 0).order_by(tl.c.id))
+        for r in res:
+            out.setdefault(r.ticket_id, []).append(dict(r._mapping))
+    return out
+
+
+def _ours(candidates: list[dict[str, Any]], kind: EntryKind, text: str, cols: Mapping[str, Any],
+          author_ext: str | None) -> dict[str, Any] | None:
+    """The first unlinked entry of ours that this PSA record is (see the module docstring). The author
+    must be the member the write was sent as; a write sent without one is the PSA's API member's."""
+    want = normalise_text(text)
+    data = cols.get("data") or {}
+    for c in candidates:
+        if c["external_id"] is not None or c["kind"] != kind.value:
+            continue
+        mine = c["data"] or {}
+        if kind == EntryKind.ATTACHMENT:
+            same = mine.get("filename") == data.get("filename") and (
+                data.get("size") is None or mine.get("size") == data.get("size"))
+        else:
+            same = normalise_text(c["body"] or "") == want
+            if same and kind == EntryKind.TIME_ENTRY:
+                same = mine.get("minutes") == data.get("minutes") and _same_start(mine.get("started_at"),
+                                                                                 data.get("started_at"))
+        payload = c["payload"] or {}
+        sent_as = payload.get("author_member_external_id") or payload.get("member_external_id")
+        if same and sent_as and author_ext and str(sent_as) != author_ext:
+            same = False
+        if same:
+            return c
+    return None
+
+
+def _same_start(a: Any, b: Any) -> bool:
+    if not a or not b:
+        return True
+    try:
+        return abs((datetime.fromisoformat(str(a)) - datetime.fromisoformat(str(b))).total_seconds()) < 60
+    except ValueError:
+        return False
 
 
 def _as_received(text: str, marker: str) -> str:

@@ -36,6 +36,8 @@ class OutboxOp(WorkspaceOwned, table=True):
     outcome_unknown: bool = Field(default=False)  # last attempt may have landed: reconcile first
     actor: str = Field(default="system", max_length=200)  # who triggered it
     result: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    # What an attempt changed on the way and must undo (connectors.base.WriteJournal), saved before the change
+    journal: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
     created_at: datetime = created_field()
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -84,7 +84,17 @@ class Harness(Protocol):
         ...
 
     def count_writes(self, marker: str) -> int:
-        """How many records in the fake (tickets, notes, time entries, attachments) carry `marker`."""
+        """How many tickets in the fake carry `marker` in the field the connector keeps it in."""
+        ...
+
+    def stored_texts(self, ticket_external_id: str) -> list[str]:
+        """Every text the fake stores for the ticket's notes, time entries (their notes) and documents (title
+        and file name): what a customer or an invoice could show, raw, as the PSA keeps it."""
+        ...
+
+    def ticket_fields(self, external_id: str) -> dict[str, object]:
+        """The ticket's stored fields except bookkeeping the PSA changes on any write (last-updated stamps,
+        `_info`): two snapshots differ only if a setting of the ticket itself was changed."""
         ...
 
     def request_count(self) -> int:

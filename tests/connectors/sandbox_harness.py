@@ -54,7 +54,17 @@ class SandboxHarness:
         self.server.fail_next(kind.value, retry_after=retry_after, times=times)
 
     def count_writes(self, marker: str) -> int:
-        return self.server.count_marker(marker)
+        return sum(t.get("marker") == marker for t in self.server.data["tickets"])
+
+    def stored_texts(self, ticket_external_id: str) -> list[str]:
+        data, tid = self.server.data, int(ticket_external_id)
+        return ([n["text"] for n in data["notes"] if n["ticket_id"] == tid]
+                + [e["notes"] for e in data["time_entries"] if e["ticket_id"] == tid]
+                + [a["filename"] for a in data["attachments"] if a["ticket_id"] == tid])
+
+    def ticket_fields(self, external_id: str) -> dict[str, object]:
+        ticket = next(t for t in self.server.data["tickets"] if t["id"] == int(external_id))
+        return {k: v for k, v in ticket.items() if k not in ("updated_at",)}
 
     def request_count(self) -> int:
         return self.server.requests

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from connectors.base import (
+    MemoryJournal,
     NewAttachment,
     NewNote,
     NewTicket,
@@ -15,8 +16,9 @@ from connectors.base import (
     NoteVisibility,
     TicketPatch,
     WriteKind,
+    WriteProbe,
 )
-from connectors.connectwise.connector import ConnectWiseConnector
+from connectors.connectwise.connector import EMAIL_FLAG, ConnectWiseConnector
 from connectors.errors import (
     PsaAuthError,
     PsaRateLimited,
@@ -124,7 +126,7 @@ async def test_note_flags(fake: FakeConnectWise, cw: ConnectWiseConnector, vis: 
     body = [r for r in fake.requests if r.key == "POST /service/tickets/{id}/notes"][-1].json()
     assert body[flag] is True and body["processNotifications"] is False
     assert sum(body[f] for f in ("detailDescriptionFlag", "internalAnalysisFlag", "resolutionFlag")) == 1
-    assert body["text"].endswith("[db:n1]") and note.text == "Hello" and note.marker == "n1"
+    assert body["text"] == "Hello" and note.text == "Hello" and note.marker is None  # exactly as typed
     assert note.visibility is vis and fake.emails == []
 
 
@@ -137,11 +139,13 @@ async def test_public_reply_emails_contact_but_internal_never(fake: FakeConnectW
     assert body["processNotifications"] is False
     await cw.add_note(NewNote(ticket_external_id=tid, text="We are on it", visibility=NoteVisibility.PUBLIC,
                               marker="p1", email_contact=True))
-    assert [e["text"] for e in fake.emails] == ["We are on it\n\n[db:p1]"]
-    assert fake.tickets[int(tid)]["automaticEmailContactFlag"] is True
-    # a later internal note on the now e-mailing ticket still e-mails nobody
-    await cw.add_note(NewNote(ticket_external_id=tid, text="Note to self", visibility=NoteVisibility.INTERNAL,
-                              marker="i2"))
+    assert [e["text"] for e in fake.emails] == ["We are on it"]  # what the customer receives: the words
+    # the flag was set for that note only: the ticket is as the MSP had it
+    assert fake.tickets[int(tid)]["automaticEmailContactFlag"] is False
+    flags = [r.json()[0]["value"] for r in fake.requests if r.key == "PATCH /service/tickets/{id}"]
+    assert flags == [True, False]
+    # a note an MSP technician writes in the PSA afterwards e-mails nobody, as before the reply
+    fake.add_note(int(tid), "Written in ConnectWise", member_id=min(fake.members))
     assert len(fake.emails) == 1
 
 
@@ -162,9 +166,11 @@ async def test_time_entry(fake: FakeConnectWise, cw: ConnectWiseConnector) -> No
     assert body["chargeToType"] == "ServiceTicket" and body["chargeToId"] == int(tid)
     assert body["timeStart"] == "2026-01-05T12:00:00Z" and body["timeEnd"] == "2026-01-05T13:30:00Z"
     assert body["billableOption"] == "DoNotBill" and body["emailContactFlag"] is False
-    assert entry.minutes == 90 and entry.notes == "Swapped the fuser" and entry.marker == "t1"
+    assert body["notes"] == "Swapped the fuser"  # invoices print it: exactly as typed
+    assert entry.minutes == 90 and entry.notes == "Swapped the fuser" and entry.marker is None
     assert not entry.billable
-    found = await cw.find_write(WriteKind.TIME_ENTRY, "t1", tid)
+    found = await cw.find_write(WriteProbe(kind=WriteKind.TIME_ENTRY, marker="t1", ticket_external_id=tid,
+                                           text="Swapped the fuser", minutes=90, started_at=T0))
     assert found is not None and found.external_id == entry.external_id
 
 
@@ -180,7 +186,9 @@ async def test_attachment_cap_checked_before_sending(fake: FakeConnectWise) -> N
     req = [r for r in fake.requests if r.key == "POST /system/documents"][-1]
     assert req.headers["content-type"].startswith("multipart/form-data")
     assert fake.document_content[int(att.external_id)] == b"\x89PNG" * 10
-    assert att.filename == "ok.png" and att.marker == "a2"
+    assert att.filename == "ok.png" and att.marker is None
+    doc = fake.documents[int(att.external_id)]
+    assert doc["title"] == "ok.png" and doc["publicFlag"] is False  # internal unless asked, never the default
     await cw.aclose()
 
 
@@ -220,9 +228,9 @@ async def test_lost_ticket_create_is_found_by_marker(fake: FakeConnectWise, cw: 
     with pytest.raises(PsaTimeout) as caught:
         await _new(cw, fake, marker="lost-1")
     assert caught.value.outcome_unknown
-    found = await cw.find_write(WriteKind.TICKET, "lost-1", None)
+    found = await cw.find_write(WriteProbe(kind=WriteKind.TICKET, marker="lost-1"))
     assert found is not None and fake.tickets[int(found.external_id)]["externalXRef"] == "lost-1"
-    assert await cw.find_write(WriteKind.TICKET, "lost-2", None) is None
+    assert await cw.find_write(WriteProbe(kind=WriteKind.TICKET, marker="lost-2")) is None
 
 
 async def test_lost_attachment_found_by_marker(fake: FakeConnectWise, cw: ConnectWiseConnector) -> None:
@@ -230,8 +238,13 @@ async def test_lost_attachment_found_by_marker(fake: FakeConnectWise, cw: Connec
     fake.lose_next_response(match="POST /system/documents")
     with pytest.raises(PsaTimeout):
         await cw.upload_attachment(NewAttachment(ticket_external_id=tid, filename="a.txt", content=b"a", marker="d9"))
-    found = await cw.find_write(WriteKind.ATTACHMENT, "d9", tid)
+    found = await cw.find_write(WriteProbe(kind=WriteKind.ATTACHMENT, marker="d9", ticket_external_id=tid,
+                                           filename="a.txt", size=1))
     assert found is not None and fake.documents[int(found.external_id)]["fileName"] == "a.txt"
+    # another file of that name already accounted for is not taken for it
+    again = await cw.find_write(WriteProbe(kind=WriteKind.ATTACHMENT, marker="d9", ticket_external_id=tid,
+                                           filename="a.txt", size=1, exclude=frozenset({found.external_id})))
+    assert again is None
 
 
 async def test_codebase_rediscovered_on_404(fake: FakeConnectWise, cw: ConnectWiseConnector) -> None:
@@ -239,7 +252,8 @@ async def test_codebase_rediscovered_on_404(fake: FakeConnectWise, cw: ConnectWi
     fake.change_codebase("v2025_1/")
     note = await cw.add_note(NewNote(ticket_external_id=tid, text="After the upgrade",
                                      visibility=NoteVisibility.INTERNAL, marker="u1"))
-    assert note.text == "After the upgrade" and len([n for n in fake.notes.values() if "[db:u1]" in n["text"]]) == 1
+    assert note.text == "After the upgrade"
+    assert len([n for n in fake.notes.values() if n["text"] == "After the upgrade"]) == 1
     assert fake.count("GET /login/companyinfo") == 2 and cw.client.codebase == "v2025_1/"
     assert "/v2025_1/" in cw.ticket_url(tid)
     with pytest.raises(Exception) as missing:
@@ -252,7 +266,7 @@ async def test_conditions_quoting_of_odd_text(fake: FakeConnectWise, cw: Connect
     odd = 'say "hi" [now] \\o/ and or ('
     fake.add_ticket("Odd", externalXRef=odd)
     fake.add_ticket("Decoy", externalXRef="say")
-    found = await cw.find_write(WriteKind.TICKET, odd, None)
+    found = await cw.find_write(WriteProbe(kind=WriteKind.TICKET, marker=odd))
     assert found is not None and fake.tickets[int(found.external_id)]["summary"] == "Odd"
     cond = [r.query["conditions"] for r in fake.requests if r.key == "GET /service/tickets"][-1]
     assert cond == 'externalXRef="say \\"hi\\" [now] \\\\o/ and or ("'
@@ -276,7 +290,8 @@ async def test_slow_answer_times_out(fake: FakeConnectWise) -> None:
     fake.slow(0.2, times=1, match="POST")
     with pytest.raises(PsaTimeout) as caught:
         await _new(cw, fake, marker="slow-1")
-    assert caught.value.outcome_unknown and await cw.find_write(WriteKind.TICKET, "slow-1", None) is not None
+    assert caught.value.outcome_unknown
+    assert await cw.find_write(WriteProbe(kind=WriteKind.TICKET, marker="slow-1")) is not None
     await cw.aclose()
 
 
@@ -291,7 +306,8 @@ async def test_over_loopback_a_dropped_connection_is_outcome_unknown(fake: FakeC
             await cw.add_note(NewNote(ticket_external_id=tid, text="hm", visibility=NoteVisibility.PUBLIC,
                                       marker="lb1"))
         assert caught.value.outcome_unknown
-        assert (await cw.find_write(WriteKind.NOTE, "lb1", tid)) is not None
+        assert (await cw.find_write(WriteProbe(kind=WriteKind.NOTE, marker="lb1", ticket_external_id=tid,
+                                               text="hm", visibility=NoteVisibility.PUBLIC))) is not None
         assert cw.ticket_url(tid).startswith(root + "/v2024_1/services/system_io/")
         await cw.aclose()
 
@@ -317,3 +333,43 @@ async def test_picklists_and_directory(fake: FakeConnectWise, cw: ConnectWiseCon
     contacts = (await cw.list_contacts()).items
     assert all(c.email and c.email.startswith("pat@") for c in contacts)
 
+
+
+# ---------------------------------------------------------------- the e-mail flag is put back, crash or not
+
+
+async def test_a_failed_note_post_still_restores_the_email_flag(fake: FakeConnectWise, cw: ConnectWiseConnector) -> None:
+    tid = await _new(cw, fake)
+    fake.fail_next(400, match="POST /service/tickets/{id}/notes")
+    journal = MemoryJournal()
+    with pytest.raises(PsaValidationError):
+        await cw.add_note(NewNote(ticket_external_id=tid, text="Reply", visibility=NoteVisibility.PUBLIC,
+                                  marker="f1", email_contact=True), journal)
+    assert fake.tickets[int(tid)]["automaticEmailContactFlag"] is False and journal.get(EMAIL_FLAG) is None
+
+
+async def test_a_flag_left_set_by_a_killed_attempt_is_restored_on_the_next(fake: FakeConnectWise,
+                                                                         cw: ConnectWiseConnector) -> None:
+    tid = await _new(cw, fake)
+    # What a worker SIGKILLed between "flag on" and "note posted" leaves: the journal entry and the flag on.
+    journal = MemoryJournal({EMAIL_FLAG: {"ticket": int(tid), "restore": False}})
+    fake.tickets[int(tid)]["automaticEmailContactFlag"] = True
+    await cw.recover(journal)
+    assert fake.tickets[int(tid)]["automaticEmailContactFlag"] is False and journal.get(EMAIL_FLAG) is None
+    await cw.recover(journal)  # idempotent: nothing left to do, nothing sent
+    assert fake.count("PATCH /service/tickets/{id}") == 1
+
+
+async def test_restore_failing_after_the_note_reports_an_unknown_outcome(fake: FakeConnectWise,
+                                                                        cw: ConnectWiseConnector) -> None:
+    tid = await _new(cw, fake)
+    journal = MemoryJournal()
+    fake.fail_next(503, times=1, match="GET /service/tickets/{id}", after=1)  # the restore cannot read the ticket
+    with pytest.raises(PsaTimeout) as caught:
+        await cw.add_note(NewNote(ticket_external_id=tid, text="Sent?", visibility=NoteVisibility.PUBLIC,
+                                  marker="r1", email_contact=True), journal)
+    assert caught.value.outcome_unknown and journal.get(EMAIL_FLAG) is not None
+    assert fake.tickets[int(tid)]["automaticEmailContactFlag"] is True  # still on: the retry must fix it
+    await cw.recover(journal)  # what the outbox's next attempt does first
+    assert fake.tickets[int(tid)]["automaticEmailContactFlag"] is False
+    assert [n["text"] for n in fake.notes.values()].count("Sent?") == 1

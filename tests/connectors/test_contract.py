@@ -28,8 +28,15 @@ from connectors.base import (
     PsaTicket,
     TicketPatch,
     WriteKind,
+    WriteProbe,
 )
 from tests.connectors.contract import FaultKind, Harness
+
+
+def _probe(kind: WriteKind, marker: str, harness: Harness, ticket: str | None = None, **kw: object) -> WriteProbe:
+    """A lost write, as the outbox would describe it (made a minute before the fake's clock)."""
+    return WriteProbe(kind=kind, marker=marker, ticket_external_id=ticket,
+                      since=harness.now() - timedelta(minutes=1), **kw)  # type: ignore[arg-type]
 
 
 def _marker() -> str:
@@ -188,9 +195,9 @@ async def test_create_ticket_is_found_again_by_its_marker(harness: Harness) -> N
     assert again.summary == created.summary and again.company == created.company
     if conn.capabilities.has(Feature.TICKET_MARKER_FIELD):
         assert again.marker == marker
-    found = await conn.find_write(WriteKind.TICKET, marker, None)
+    found = await conn.find_write(_probe(WriteKind.TICKET, marker, harness))
     assert found is not None and found.external_id == created.external_id
-    assert await conn.find_write(WriteKind.TICKET, _marker(), None) is None
+    assert await conn.find_write(_probe(WriteKind.TICKET, _marker(), harness)) is None
     assert harness.count_writes(marker) == 1
 
 
@@ -246,27 +253,32 @@ async def test_invalid_status_raises_validation_error(harness: Harness) -> None:
 # ---------------------------------------------------------------- notes, time, attachments
 
 
-async def test_notes_round_trip_with_visibility_and_without_marker(harness: Harness) -> None:
+async def test_notes_round_trip_with_visibility_and_exact_text(harness: Harness) -> None:
     conn = harness.make_connector()
     created = await _create(conn, _marker())
     visibilities = [NoteVisibility.PUBLIC, NoteVisibility.INTERNAL]
     if conn.capabilities.has(Feature.RESOLUTION_NOTES):
         visibilities.append(NoteVisibility.RESOLUTION)
-    markers = {}
+    made = {}
     for vis in visibilities:
         marker = _marker()
-        markers[vis] = marker
-        note = await conn.add_note(NewNote(ticket_external_id=created.external_id, text=f"A {vis.value} note.",
-                                           visibility=vis, marker=marker))
-        assert note.visibility is vis and note.text == f"A {vis.value} note." and note.marker == marker
-    listed = {n.marker: n for n in await conn.list_notes(created.external_id) if n.marker}
-    for vis, marker in markers.items():
-        assert listed[marker].visibility is vis
-        assert listed[marker].text == f"A {vis.value} note."
-        assert "db:" not in listed[marker].text
-        found = await conn.find_write(WriteKind.NOTE, marker, created.external_id)
-        assert found is not None and found.external_id == listed[marker].external_id
-        assert harness.count_writes(marker) == 1
+        text = f"A {vis.value} note.\n\nSecond paragraph, as typed."
+        note = await conn.add_note(NewNote(ticket_external_id=created.external_id, text=text, visibility=vis,
+                                           marker=marker))
+        assert note.visibility is vis and note.text == text
+        made[vis] = (marker, note.external_id, text)
+    listed = {n.external_id: n for n in await conn.list_notes(created.external_id)}
+    stored = harness.stored_texts(created.external_id)
+    for vis, (marker, ext, text) in made.items():
+        assert listed[ext].visibility is vis and listed[ext].text == text
+        assert text in stored and not any(marker in t for t in stored)  # exactly as typed: no tag anywhere
+        found = await conn.find_write(_probe(WriteKind.NOTE, marker, harness, created.external_id, text=text,
+                                             visibility=vis))
+        assert found is not None and found.external_id == ext
+        # a record already accounted for (another op's) is never taken for this write
+        other = await conn.find_write(_probe(WriteKind.NOTE, marker, harness, created.external_id, text=text,
+                                             visibility=vis, exclude=frozenset({ext})))
+        assert other is None
 
 
 async def test_time_entry_round_trip(harness: Harness) -> None:
@@ -284,23 +296,37 @@ async def test_time_entry_round_trip(harness: Harness) -> None:
     listed = [e for e in await conn.list_time_entries(created.external_id) if e.external_id == entry.external_id]
     assert len(listed) == 1 and listed[0].minutes == 45 and listed[0].notes == "Replaced the toner."
     assert listed[0].member is not None and listed[0].member.id == member.external_id
-    found = await conn.find_write(WriteKind.TIME_ENTRY, marker, created.external_id)
+    assert "Replaced the toner." in harness.stored_texts(created.external_id)  # invoices print it as typed
+    assert not any(marker in t for t in harness.stored_texts(created.external_id))
+    found = await conn.find_write(_probe(WriteKind.TIME_ENTRY, marker, harness, created.external_id,
+                                         text="Replaced the toner.", minutes=45, started_at=start,
+                                         author_external_id=member.external_id))
     assert found is not None and found.external_id == entry.external_id
+    other = await conn.find_write(_probe(WriteKind.TIME_ENTRY, marker, harness, created.external_id,
+                                         text="Replaced the toner.", minutes=30, started_at=start))
+    assert other is None  # a different duration is a different entry
 
 
-async def test_attachment_under_the_cap_is_uploaded(harness: Harness) -> None:
+async def test_attachment_under_the_cap_is_uploaded_with_the_visibility_asked(harness: Harness) -> None:
     conn = harness.make_connector()
     if not conn.capabilities.has(Feature.ATTACHMENTS):
         pytest.skip("no attachments")
     created = await _create(conn, _marker())
-    marker = _marker()
-    att = await conn.upload_attachment(NewAttachment(ticket_external_id=created.external_id, filename="log.txt",
-                                                     content=b"line 1\nline 2\n", marker=marker,
-                                                     content_type="text/plain"))
-    listed = await conn.list_attachments(created.external_id)
-    assert [a.filename for a in listed if a.external_id == att.external_id] == ["log.txt"]
-    found = await conn.find_write(WriteKind.ATTACHMENT, marker, created.external_id)
-    assert found is not None and found.external_id == att.external_id
+    made = {}
+    for vis, name in ((NoteVisibility.INTERNAL, "firewall-screenshot.png"), (NoteVisibility.PUBLIC, "guide.pdf")):
+        marker = _marker()
+        att = await conn.upload_attachment(NewAttachment(
+            ticket_external_id=created.external_id, filename=name, content=b"line 1\nline 2\n", marker=marker,
+            content_type="application/octet-stream", visibility=vis))
+        made[vis] = (marker, att.external_id, name)
+    listed = {a.external_id: a for a in await conn.list_attachments(created.external_id)}
+    stored = harness.stored_texts(created.external_id)
+    for vis, (marker, ext, name) in made.items():
+        assert listed[ext].filename == name and listed[ext].visibility is vis
+        assert not any(marker in t for t in stored)  # the title the portal shows is the file's name
+        found = await conn.find_write(_probe(WriteKind.ATTACHMENT, marker, harness, created.external_id,
+                                             filename=name, size=14))
+        assert found is not None and found.external_id == ext
 
 
 async def test_attachment_over_the_cap_is_refused_before_sending(harness: Harness) -> None:
@@ -346,20 +372,34 @@ async def test_500_raises_retryable_unavailable(harness: Harness) -> None:
     assert caught.value.retryable
 
 
-async def test_lost_response_note_is_found_by_its_marker(harness: Harness) -> None:
+async def test_lost_response_note_is_found_again_and_not_repeated(harness: Harness) -> None:
     conn = harness.make_connector()
     created = await _create(conn, _marker())
     marker = _marker()
+    text = "Did this land?"
+    probe = _probe(WriteKind.NOTE, marker, harness, created.external_id, text=text,
+                   visibility=NoteVisibility.INTERNAL)
+    assert await conn.find_write(probe) is None
     harness.fail_next(FaultKind.LOST_RESPONSE)
     with pytest.raises(errors.PsaTimeout) as caught:
-        await conn.add_note(NewNote(ticket_external_id=created.external_id, text="Did this land?",
+        await conn.add_note(NewNote(ticket_external_id=created.external_id, text=text,
                                     visibility=NoteVisibility.INTERNAL, marker=marker))
     assert caught.value.outcome_unknown and caught.value.retryable
-    assert harness.count_writes(marker) == 1  # applied
-    found = await conn.find_write(WriteKind.NOTE, marker, created.external_id)
+    assert harness.stored_texts(created.external_id).count(text) == 1  # applied, exactly as typed
+    found = await conn.find_write(probe)
     assert found is not None
-    assert [n.external_id for n in await conn.list_notes(created.external_id) if n.marker == marker] == [
-        found.external_id]
+    assert [n.external_id for n in await conn.list_notes(created.external_id) if n.text == text] == [found.external_id]
+
+
+async def test_a_public_reply_that_emails_the_contact_leaves_the_ticket_as_it_was(harness: Harness) -> None:
+    conn = harness.make_connector()
+    created = await _create(conn, _marker())
+    before = harness.ticket_fields(created.external_id)
+    await conn.add_note(NewNote(ticket_external_id=created.external_id, text="We replaced the switch.",
+                                visibility=NoteVisibility.PUBLIC, marker=_marker(), email_contact=True))
+    await conn.add_note(NewNote(ticket_external_id=created.external_id, text="Internal: RMA 4411.",
+                                visibility=NoteVisibility.INTERNAL, marker=_marker()))
+    assert harness.ticket_fields(created.external_id) == before
 
 
 async def test_lost_response_ticket_is_found_by_its_marker(harness: Harness) -> None:
@@ -370,7 +410,7 @@ async def test_lost_response_ticket_is_found_by_its_marker(harness: Harness) -> 
     with pytest.raises(errors.PsaTimeout) as caught:
         await _create(conn, marker, "Created while the network hiccupped")
     assert caught.value.outcome_unknown
-    found = await conn.find_write(WriteKind.TICKET, marker, None)
+    found = await conn.find_write(_probe(WriteKind.TICKET, marker, harness))
     assert found is not None
     assert (await conn.get_ticket(found.external_id)).summary == "Created while the network hiccupped"
     assert harness.count_writes(marker) == 1

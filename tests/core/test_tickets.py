@@ -258,3 +258,141 @@ async def test_contact_must_belong_to_the_workspace_and_customer(svc, tech, db, 
         await svc.create(tech, subject="x", customer_id=acme.id, contact_id=sam.id)
     ok = await svc.create(tech, subject="Sam's laptop", customer_id=globex.id, contact_id=sam.id)
     assert ok.contact_name == "Sam"
+
+
+# ------------------------------------------------------------------ what the PSA will refuse, and what it did
+
+
+async def test_time_on_a_ticket_the_psa_shows_closed_is_refused_up_front(db, tech, workspace_id):
+    from core.errors import Conflict
+
+    setup = await psa_backed(db, workspace_id)
+    await _synced_ticket(db, workspace_id, setup)
+    svc = TicketService(db)
+    async with db.write(Scope.workspace(workspace_id)) as s:  # closed in the PSA ("Resolved" is a closed status)
+        t = (await s.exec(select(Ticket).where(Ticket.number == 58231))).one()
+        t.psa_status_id, t.psa_status_name, t.stage = "13", "Resolved", "resolved"
+    with pytest.raises(Conflict) as refused:
+        await svc.log_time(tech, 58231, 30, notes="after the fact")
+    assert "closed in the PSA" in refused.value.message and "Reopen" in (refused.value.hint or "")
+    assert await _ops(db, workspace_id) == []  # nothing queued, nothing shown as logged
+    async with db.write(Scope.workspace(workspace_id)) as s:  # reopened: time is taken again
+        t = (await s.exec(select(Ticket).where(Ticket.number == 58231))).one()
+        t.psa_status_id, t.psa_status_name, t.stage = "11", "In Progress", "in_progress"
+    await svc.log_time(tech, 58231, 30)
+    assert [o.kind for o in await _ops(db, workspace_id)] == ["add_time_entry"]
+
+
+async def test_a_status_that_takes_no_time_is_refused_up_front(db, tech, workspace_id):
+    from core.errors import Conflict
+    from store.tables import PicklistItem
+
+    setup = await psa_backed(db, workspace_id)
+    await _synced_ticket(db, workspace_id, setup)
+    async with db.write(Scope.workspace(workspace_id)) as s:
+        item = (await s.exec(select(PicklistItem).where(PicklistItem.kind == "status",
+                                                        PicklistItem.external_id == "10"))).one()
+        item.data = {**item.data, "time_entry_allowed": False}
+    with pytest.raises(Conflict) as refused:
+        await TicketService(db).log_time(tech, 58231, 15)
+    assert "'New'" in refused.value.message
+
+
+async def test_a_write_the_psa_refused_shows_as_failed_in_the_history(db, tech, workspace_id):
+    setup = await psa_backed(db, workspace_id)
+    await _synced_ticket(db, workspace_id, setup)
+    svc = TicketService(db)
+    await svc.comment(tech, 58231, "Refused one", visibility="internal")
+    await svc.log_time(tech, 58231, 45)
+    await svc.comment(tech, 58231, "Still waiting", visibility="internal")
+    async with db.write(Scope.workspace(workspace_id)) as s:
+        ops = (await s.exec(select(OutboxOp).order_by(OutboxOp.id))).all()
+        ops[0].status = OutboxStatus.DEAD.value
+        ops[1].status = OutboxStatus.DEAD.value
+    detail = await svc.get(tech, 58231)
+    by_body = {i.body: i.write for i in detail.timeline if i.kind != EntryKind.TIME_ENTRY}
+    assert by_body["Refused one"] == "failed" and by_body["Still waiting"] == "pending"
+    from core.chat_views import ChatViews
+    from core.connections import ConnectionService
+
+    connections = ConnectionService(db, cipher=None, checker=None, factory=None,  # type: ignore[arg-type]
+                                    known_kinds=frozenset({"sandbox"}))
+    views = ChatViews(db, tickets=svc, connections=connections)
+    view = await views.ticket_from_detail(tech, detail)
+    assert [(c.body, c.failed, c.queued) for c in view.conversation] == [
+        ("Refused one", True, False), ("Still waiting", False, True)]
+    assert view.total_minutes == 0  # the refused 45 minutes are not counted as logged
+
+
+# ------------------------------------------------------------------ creates the PSA will accept
+
+
+async def _boards_and_types(db, ws, setup):
+    from store.tables import PicklistItem
+
+    async with db.write(Scope.workspace(ws)) as s:
+        s.add(PicklistItem(workspace_id=ws, connection_id=setup.connection_id, kind="board", external_id="2",
+                           name="Alerts"))
+        for ext, parent, name in (("t1", BOARD, "Incident"), ("t2", BOARD, "Service Request"),
+                                  ("t9", "2", "Monitoring Alert")):
+            s.add(PicklistItem(workspace_id=ws, connection_id=setup.connection_id, kind="type", external_id=ext,
+                               parent_external_id=parent, name=name))
+
+
+async def test_a_create_the_psa_needs_a_board_for_is_refused_with_a_field_error(db, tech, workspace_id):
+    from connectors.sandbox.connector import SandboxConnector
+    from core.errors import InvalidInput
+
+    setup = await psa_backed(db, workspace_id)  # the sandbox requires a board on every ticket
+    await _boards_and_types(db, workspace_id, setup)  # two boards, no default set, no tickets yet
+    svc = TicketService(db, capabilities=lambda kind: SandboxConnector.CAPABILITIES)
+    with pytest.raises(InvalidInput) as refused:
+        await svc.create(tech, subject="No board", customer_id=setup.customer_id)
+    assert refused.value.field == "board" and "connection defaults" in (refused.value.hint or "")
+    with pytest.raises(InvalidInput) as bad:
+        await svc.create(tech, subject="Wrong board", customer_id=setup.customer_id, board_external_id="99")
+    assert bad.value.field == "board" and "Alerts" in (bad.value.hint or "")
+    assert await _ops(db, workspace_id) == []  # nothing accepted that would go dead
+
+
+async def test_the_chosen_board_type_and_contact_reach_the_psa(db, tech, workspace_id):
+    from store.tables import Contact
+
+    setup = await psa_backed(db, workspace_id)
+    await _boards_and_types(db, workspace_id, setup)
+    async with db.write(Scope.workspace(workspace_id)) as s:
+        contact = Contact(workspace_id=workspace_id, connection_id=setup.connection_id, external_id="c-77",
+                          customer_id=setup.customer_id, name="Pat User")
+        s.add(contact)
+        await s.flush()
+        contact_id = contact.id
+    svc = TicketService(db)
+    await svc.create(tech, subject="Alert", customer_id=setup.customer_id, board_external_id="2",
+                     type_external_id="t9", contact_id=contact_id, priority="high")
+    [op] = await _ops(db, workspace_id)
+    assert (op.payload["board_external_id"], op.payload["type_external_id"], op.payload["contact_external_id"],
+            op.payload["priority_external_id"]) == ("2", "t9", "c-77", "2")
+    # a type of another board is a field error, not a ticket filed with the wrong type
+    from core.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as wrong:
+        await svc.create(tech, subject="Mismatch", customer_id=setup.customer_id, board_external_id=BOARD,
+                         type_external_id="t9")
+    assert wrong.value.field == "type" and "Incident" in (wrong.value.hint or "")
+
+
+async def test_the_default_board_is_the_setting_else_where_the_tickets_are(db, tech, workspace_id):
+    from store.tables import PsaConnection
+
+    setup = await psa_backed(db, workspace_id)
+    await _boards_and_types(db, workspace_id, setup)
+    await _synced_ticket(db, workspace_id, setup)  # the MSP's tickets are on "Service Desk", not "Alerts"
+    svc = TicketService(db)
+    await svc.create(tech, subject="Defaulted", customer_id=setup.customer_id)
+    async with db.write(Scope.workspace(workspace_id)) as s:
+        conn = await s.get(PsaConnection, setup.connection_id)
+        conn.settings = {**(conn.settings or {}), "default_board_id": "2", "default_type_id": "t9"}
+    await svc.create(tech, subject="Set default", customer_id=setup.customer_id)
+    first, second = await _ops(db, workspace_id)
+    assert first.payload["board_external_id"] == BOARD and first.payload["type_external_id"] is None
+    assert (second.payload["board_external_id"], second.payload["type_external_id"]) == ("2", "t9")

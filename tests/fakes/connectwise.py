@@ -310,8 +310,9 @@ class FakeConnectWise:
     # ------------------------------------------------------------ faults
 
     def fail_next(self, status: int, times: int | None = 1, *, match: str | None = None,
-                  retry_after: float | None = None) -> None:
-        self.faults.append(Fault("status", times, match, status=status, retry_after=retry_after))
+                  retry_after: float | None = None, after: int = 0) -> None:
+        """Answer `status` to the next `times` requests matching `match` (after letting `after` through)."""
+        self.faults.append(Fault("status", times, match, status=status, retry_after=retry_after, after=after))
 
     def lose_next_response(self, times: int | None = 1, *, match: str | None = None) -> None:
         self.faults.append(Fault("lose", times, match))

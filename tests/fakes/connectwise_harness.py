@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from connectors.base import PsaConnector, marker_tag
+from connectors.base import PsaConnector
 from connectors.connectwise.connector import ConnectWiseConnector
 from tests.connectors.contract import FaultKind
 from tests.fakes.connectwise import FakeClock, FakeConnectWise
@@ -70,12 +70,16 @@ class ConnectWiseHarness:
             self.fake.fail_next(status, times, retry_after=retry_after)
 
     def count_writes(self, marker: str) -> int:
-        tag = marker_tag(marker)
-        f = self.fake
-        return (sum(1 for t in f.tickets.values() if t.get("externalXRef") == marker)
-                + sum(1 for n in f.notes.values() if tag in n["text"])
-                + sum(1 for e in f.time_entries.values() if tag in e["notes"])
-                + sum(1 for d in f.documents.values() if tag in d["title"]))
+        return sum(1 for t in self.fake.tickets.values() if t.get("externalXRef") == marker)
+
+    def stored_texts(self, ticket_external_id: str) -> list[str]:
+        f, tid = self.fake, int(ticket_external_id)
+        return ([n["text"] for n in f.notes.values() if n["ticketId"] == tid]
+                + [e["notes"] for e in f.time_entries.values() if e["chargeToId"] == tid]
+                + [x for d in f.documents.values() if d["recordId"] == tid for x in (d["title"], d["fileName"])])
+
+    def ticket_fields(self, external_id: str) -> dict[str, object]:
+        return {k: v for k, v in self.fake.tickets[int(external_id)].items() if k not in ("_info",)}
 
     def request_count(self) -> int:
         return len(self.fake.requests)

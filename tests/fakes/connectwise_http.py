@@ -81,11 +81,17 @@ class Fault:
     status: int = 500
     retry_after: float | None = None
     seconds: float = 0.0
+    after: int = 0  # let this many matching requests through first
 
     def applies(self, key: str) -> bool:
         if self.match == "WRITE":
-            return not key.startswith("GET ")
-        return self.match is None or key.startswith(self.match)
+            hit = not key.startswith("GET ")
+        else:
+            hit = self.match is None or key.startswith(self.match)
+        if hit and self.after > 0:
+            self.after -= 1
+            return False
+        return hit
 
     def use(self) -> None:
         if self.times is not None:

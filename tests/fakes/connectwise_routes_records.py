@@ -106,8 +106,10 @@ def post_document(fake: FakeConnectWise, req: FakeRequest) -> FakeResponse:
     did = fake.next_id("document", 3000)
     stamp = fake.now()
     title = parts.get("title", (None, (filename or "").encode()))[1].decode()
+    # As the tenant's default: a document uploaded without privateFlag is public (shown in the portal).
+    private = parts.get("privateFlag", (None, b"false"))[1].decode().lower() == "true"
     doc = {"id": did, "title": title, "fileName": filename, "serverFileName": f"{did}-{filename}",
-           "owner": "deskbridge-api", "size": len(content), "publicFlag": False, "readOnlyFlag": False,
+           "owner": "deskbridge-api", "size": len(content), "publicFlag": not private, "readOnlyFlag": False,
            "imageFlag": (filename or "").lower().endswith((".png", ".jpg", ".jpeg", ".gif")), "urlFlag": False,
            "linkFlag": False, "guid": f"00000000-0000-0000-0000-{did:012d}", "recordType": record_type,
            "recordId": record_id, "_info": {"lastUpdated": stamp, "dateEntered": stamp}}

@@ -28,7 +28,9 @@ from connectors.base import (
     PsaTicket,
     PsaTimeEntry,
     TicketPatch,
+    WriteJournal,
     WriteKind,
+    WriteProbe,
 )
 from connectors.errors import (
     PsaAuthError,
@@ -66,6 +68,7 @@ class FakePsa:
     retry_after: float = 3.0
     writes: list[Write] = field(default_factory=list)
     updates: list[tuple[str, TicketPatch]] = field(default_factory=list)
+    probes: list[WriteProbe] = field(default_factory=list)  # what find_write was asked
     calls: list[str] = field(default_factory=list)
     faults: dict[str, list[Fault]] = field(default_factory=lambda: defaultdict(list))
     revoked: bool = False
@@ -127,7 +130,7 @@ class FakeConnector:
         self.psa.updates.append((external_id, patch))
         return PsaTicket(external_id=external_id, summary="")
 
-    async def add_note(self, note: NewNote) -> PsaNote:
+    async def add_note(self, note: NewNote, journal: WriteJournal | None = None) -> PsaNote:
         w = self.psa._apply("add_note", WriteKind.NOTE, note.ticket_external_id, note.marker, {"text": note.text})
         return PsaNote(external_id=w.external_id, ticket_external_id=note.ticket_external_id, text=note.text,
                        visibility=note.visibility, marker=note.marker)
@@ -144,12 +147,19 @@ class FakeConnector:
         return PsaAttachment(external_id=w.external_id, ticket_external_id=attachment.ticket_external_id,
                              filename=attachment.filename, marker=attachment.marker)
 
-    async def find_write(self, kind: WriteKind, marker: str, ticket_external_id: str | None) -> FoundWrite | None:
+    async def find_write(self, probe: WriteProbe) -> FoundWrite | None:
+        """This fake recognises a write by the op's marker, kept beside the record where nobody reads it
+        (how a real connector recognises one is its own business: the contract suite tests that)."""
         self.psa._before("find_write")
+        self.psa.probes.append(probe)
         for w in self.psa.writes:
-            if w.kind == kind and w.marker == marker and (ticket_external_id in (None, w.ticket_external_id)):
-                return FoundWrite(kind=kind, external_id=w.external_id)
+            if w.kind == probe.kind and w.marker == probe.marker and \
+                    probe.ticket_external_id in (None, w.ticket_external_id):
+                return FoundWrite(kind=probe.kind, external_id=w.external_id)
         return None
+
+    async def recover(self, journal: WriteJournal) -> None:
+        self.psa._before("recover")
 
     def ticket_url(self, external_id: str) -> str:
         return f"https://psa.example/tickets/{external_id}"

@@ -40,6 +40,12 @@ class TicketCreate(_In):
     customer_id: int | None = Field(None, ge=1, le=INT32, description="From GET /customers")
     priority: Priority = Priority.MEDIUM
     assignee_id: int | None = Field(None, ge=1, le=INT32, description="A member id from GET /members")
+    board: str | None = Field(None, min_length=1, max_length=100,
+                              description="The PSA board (queue) by id or name; default: the connection's default "
+                                          "board (`deskbridge connection defaults`)")
+    type: str | None = Field(None, min_length=1, max_length=100,
+                             description="The ticket type, by id or name; it must belong to the board")
+    contact_id: int | None = Field(None, ge=1, le=INT32, description="A contact of the customer")
 
 
 class TicketUpdate(_In):

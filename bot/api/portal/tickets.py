@@ -64,7 +64,8 @@ async def create_ticket(request: Request, caller: Writer, body: TicketCreate, id
     async def work() -> Result:
         detail = await caller.container.tickets.create(
             caller.actor, subject=body.subject, description=body.description, customer_id=body.customer_id,
-            priority=body.priority, assignee_member_id=body.assignee_id)
+            priority=body.priority, assignee_member_id=body.assignee_id, board_external_id=body.board,
+            type_external_id=body.type, type_name=body.type, contact_id=body.contact_id)
         out = ticket_out(detail)
         headers = {"Location": f"{request.url.path}/{out['number']}"} if out["number"] is not None else {}
         return 201, out, headers

@@ -151,3 +151,39 @@ async def test_customers_and_members(api: Api):
     assert [(m["id"], m["name"], m["email"]) for m in members] == [(ana, "Ana Tech", "ana@msp.example")]
     assert (await api.get("/customers", "other")).json() == []
     assert (await api.get("/members", "other")).json() == []
+
+
+async def test_a_create_on_the_sandbox_is_valid_when_accepted_and_reaches_the_psa(db_url, tmp_path):
+    """The embedded default, as a newcomer runs it: a ticket created through the API is delivered (the
+    connection's default board), and what the PSA would refuse is a field error, never a dead write."""
+    from sqlmodel import select
+
+    from store.tables import OutboxOp, PsaConnection
+    from tests.bot.api.conftest import make_api
+
+    api, _ = await make_api(db_url, tmp_path, sandbox="on")
+    try:
+        async with api.container.db.read(Scope.workspace(api.ws)) as s:
+            conn = (await s.exec(select(PsaConnection))).one()
+        await api.container.sync.run(conn.id)  # picklists, customers and tickets, as the first sync does
+        customers = (await api.get("/customers")).json()
+        cust = customers[0]["id"]
+        bad = assert_problem(await api.post("/tickets", {"subject": "x", "customer_id": cust, "board": "Nope"}), 422)
+        assert bad["field"] == "board" and "Service Desk" in bad["hint"]
+        wrong = assert_problem(await api.post("/tickets", {"subject": "x", "customer_id": cust,
+                                                           "board": "Service Desk", "type": "Monitoring Alert"}), 422)
+        assert wrong["field"] == "type"
+        made = await api.ticket("Laptop for the new hire", customer_id=cust, type="Service Request")
+        await api.container.outbox_worker.drain()
+        async with api.container.db.read(Scope.workspace(api.ws)) as s:
+            ops = (await s.exec(select(OutboxOp))).all()
+        assert [(o.kind, o.status) for o in ops] == [("create_ticket", "done")]
+        server = api.container.connections.shared(conn).server  # the sandbox PSA itself
+        psa = next(t for t in server.data["tickets"] if t.get("summary") == "Laptop for the new hire")
+        board = next(b for b in server.data["boards"] if b["id"] == psa["board_id"])
+        kind = next(t for t in server.data["types"] if t["id"] == psa["type_id"])
+        assert (board["name"], kind["name"]) == ("Service Desk", "Service Request")
+        assert made["subject"] == "Laptop for the new hire"
+    finally:
+        await api.client.aclose()
+        await api.container.aclose()

@@ -67,6 +67,7 @@ async def test_file_share_becomes_a_note_and_attachments_with_the_right_bytes(sl
     uploads = [o.payload for o in got[1:]]
     assert [(u["filename"], u["content_type"], u["size"]) for u in uploads] == [
         ("event.log", "text/plain", len(log)), ("screen.png", "image/png", len(PNG))]
+    assert [u["visibility"] for u in uploads] == ["internal", "internal"]  # shared in an internal thread
     assert (await blob(slack, uploads[0]["blob_id"])).data == log
     assert (await blob(slack, uploads[1]["blob_id"])).data == PNG
     # downloaded with the bot token, from the Slack base URL (the fake), once each
@@ -84,8 +85,8 @@ async def test_a_file_without_text_and_a_public_marker(slack):
     await file_share(slack, [slack.fake.add_file("b.txt", b"world")], text="!public", event_id="EvF3",
                      thread_ts=thread_ts)
     got = await ops(slack)
-    assert [(o.kind, o.payload["filename"]) for o in got] == [("upload_attachment", "a.txt"),
-                                                              ("upload_attachment", "b.txt")]
+    assert [(o.kind, o.payload["filename"], o.payload["visibility"]) for o in got] == [
+        ("upload_attachment", "a.txt", "internal"), ("upload_attachment", "b.txt", "public")]
     assert ["1 file: queued for the PSA" in c for c in thread_posts(slack, thread_ts)] == [True, True]
     # `!skip` means "not for the ticket": neither text nor file is written, nothing is downloaded
     await file_share(slack, [slack.fake.add_file("c.txt", b"x")], text="!skip look at this", event_id="EvF4",

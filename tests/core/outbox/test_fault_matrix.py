@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
 
@@ -21,9 +22,10 @@ from core.outbox.admin import OutboxAdmin
 from core.tickets import TicketService
 from store.crypto import CredentialCipher, generate_key
 from store.db import Database, Scope
-from store.tables import Customer, PsaConnection
+from store.tables import Customer, OutboxOp, PsaConnection
 from tests.core.outbox.conftest import TEST_CONFIG, Rig, make_worker
 from tests.factories import PsaSetup
+from tests.fakes.connectwise import FakeClock as CwClock
 from tests.fakes.connectwise import FakeConnectWise
 from tests.fakes.outbox_psa import FakeClock
 
@@ -37,13 +39,14 @@ class CwRig(Rig):
     cw_ticket: int = 0
     cipher: CredentialCipher = None  # type: ignore[assignment]
 
-    def notes_with(self, marker: str) -> int:
-        return sum(1 for n in self.cw.notes.values() if marker in n["text"])
+    def notes_with(self, op: OutboxOp) -> int:
+        """Copies of the op's note at the PSA: its text, exactly as written (there is no tag to count)."""
+        return sum(1 for n in self.cw.notes.values() if n["text"] == op.payload["text"])
 
 
 @pytest.fixture
 async def cw(db: Database, workspace_id: int, tech: Actor) -> AsyncIterator[CwRig]:
-    fake = FakeConnectWise()
+    fake = FakeConnectWise(clock=CwClock(datetime.now(UTC)))  # a vendor's clock tells the real time
     cipher = CredentialCipher.from_keys([generate_key()])
     board = next(iter(fake.boards))
     company = next(iter(fake.companies))
@@ -123,7 +126,7 @@ async def test_fault_matrix_note(cw: CwRig, name: str):
     assert [a.outcome for a in audit] == case.outcomes
     assert audit[-1].request["calls"] == case.calls_last
     assert all(a.actor == cw.tech.display and a.duration_ms is not None for a in audit)
-    assert cw.notes_with(op.marker) == case.copies  # never a duplicate
+    assert cw.notes_with(op) == case.copies  # never a duplicate
     if case.status == "dead":
         [dead] = cw.notifier.of(WriteDead)
         assert dead.op_id == op.id and audit[0].response_status == 400 and final.last_error
@@ -167,4 +170,4 @@ async def test_auth_revoked_mid_run(cw: CwRig):
     await OutboxAdmin(cw.db, clock=cw.clock).redrive(cw.tech.workspace_id, second.id, "cli")
     await cw.run()
     assert [o.status for o in await cw.ops()] == ["done"] * 3
-    assert [cw.notes_with(o.marker) for o in (first, second, third)] == [1, 1, 1]
+    assert [cw.notes_with(o) for o in (first, second, third)] == [1, 1, 1]

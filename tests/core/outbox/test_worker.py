@@ -174,3 +174,37 @@ async def test_concurrent_deliveries_share_one_connector_per_connection(rig):
     claims = await queries.claim(rig.db, now=rig.clock(), lease=_lease(), limit=4)
     await asyncio.gather(*(rig.worker.process(c) for c in claims))
     assert len(rig.psa.writes) == 4 and built == [rig.setup.connection_id]
+
+
+async def test_an_attempt_first_undoes_what_a_killed_one_left_changed(rig):
+    """The op's journal survives the process: the next attempt calls `recover` before anything else."""
+    await rig.synced_ticket("910")
+    await rig.tickets.comment(rig.tech, 910, "We replaced the switch", visibility="public", email_contact=True)
+    [op] = await rig.ops()
+    async with rig.db.write(Scope.workspace(rig.tech.workspace_id)) as s:  # as a killed attempt left it
+        row = await s.get(type(op), op.id)
+        row.journal = {"cw_email_contact_flag": {"ticket": 910, "restore": False}}
+    await rig.run()
+    assert rig.psa.calls[:2] == ["recover", "add_note"]
+    [row] = await rig.audit(op.id)
+    assert row.outcome == "ok" and row.request["calls"] == ["recover", "add_note"]
+
+
+async def test_a_stale_attempt_cannot_write_the_journal(rig):
+    from core.outbox.journal import LeaseLost, OpJournal
+
+    await rig.synced_ticket("911")
+    await rig.tickets.comment(rig.tech, 911, "hello", visibility="internal")
+    [claim] = await queries.claim(rig.db, now=rig.clock(), lease=_lease(), limit=1)
+    stale = OpJournal(rig.db, claim.op)
+    rig.clock.advance(600)  # its lease lapses and another worker takes the op over
+    [again] = await queries.claim(rig.db, now=rig.clock(), lease=_lease(), limit=1)
+    current = OpJournal(rig.db, again.op)
+    await current.put("k", {"restore": True})
+    try:
+        await stale.put("k", {"restore": False})
+    except LeaseLost:
+        pass
+    else:
+        raise AssertionError("a stale attempt overwrote the journal")
+    assert (await rig.op(claim.op.id)).journal == {"k": {"restore": True}}

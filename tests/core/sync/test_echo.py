@@ -15,12 +15,21 @@ from tests.core.sync.conftest import SyncEnv
 from tests.core.sync.test_engine import seed
 
 
+async def attempted(env: SyncEnv, op: OutboxOp) -> None:
+    """As the outbox worker's claim leaves an op it is sending (attempts + 1, in flight)."""
+    async with env.db.write(Scope.workspace(env.workspace_id)) as s:
+        row = await s.get(OutboxOp, op.id)
+        assert row is not None
+        row.attempts, row.status = row.attempts + 1, "inflight"
+
+
 async def _comment_delivered(env: SyncEnv, tech: Actor, ticket: int, text: str) -> tuple[str, dict]:
-    """A technician comments from chat; the outbox delivers it (the connector appends our marker tag)."""
+    """A technician comments from chat; the outbox delivers it (the text exactly as written, no tag)."""
     await TicketService(env.db).comment(tech, ticket, text, visibility="public")
     async with env.db.read(Scope.workspace(env.workspace_id)) as s:
         op = (await s.exec(select(OutboxOp).order_by(OutboxOp.id.desc()))).first()  # type: ignore[union-attr]
     assert op is not None and op.marker
+    await attempted(env, op)
     conn = await env.engine.connection(env.connection_id)
     async with env.connections.open(conn) as connector:
         note = await connector.add_note(NewNote(ticket_external_id=str(ticket), text=text,
@@ -29,7 +38,8 @@ async def _comment_delivered(env: SyncEnv, tech: Actor, ticket: int, text: str) 
 
 
 def _reply_quoting(text: str, marker: str) -> str:
-    """A customer's e-mail reply: their answer on top, our note (tag and all) quoted at the bottom."""
+    """A customer's e-mail reply: their answer on top, a note of ours quoted at the bottom (tag and all, as
+    notes written by earlier versions carried one)."""
     return f"Thanks, that fixed it!\n\nFrom: Acme Service Desk\nSent: Monday\n\n{text}\n\n{marker_tag(marker)}"
 
 
@@ -108,3 +118,53 @@ async def test_marker_of_another_workspaces_entry_is_not_stamped(env: SyncEnv, o
         theirs = await s.get(TimelineEntry, entry.id)
     assert theirs is not None and theirs.external_id is None
     assert [e.external_id for e in await _entries(env, ids[0]) if e.external_id == str(note["id"])] == [str(note["id"])]
+
+
+async def test_the_same_words_written_by_someone_else_are_not_taken_for_ours(env: SyncEnv, tech: Actor):
+    ids = seed(env.fake, 1)
+    await env.sync.run(env.connection_id)
+    await TicketService(env.db).comment(tech, ids[0], "Rebooting now", visibility="internal")
+    async with env.db.read(Scope.workspace(env.workspace_id)) as s:
+        op = (await s.exec(select(OutboxOp))).one()
+    # Before our op was ever sent, a colleague types the very same words in ConnectWise.
+    theirs = env.fake.add_note(ids[0], "Rebooting now", member_id=sorted(env.fake.members)[1])
+    env.fake.clock.advance(60)
+    outcome = await env.sync.run(env.connection_id)
+    assert outcome.counts.get("linked", 0) == 0 and outcome.counts.get("notes_added") == 1
+    mine = [e for e in await _entries(env, ids[0]) if e.origin == Origin.SLACK]
+    assert len(mine) == 1 and mine[0].external_id is None  # still ours to deliver
+    # Once it has been sent, a copy by another author is still not ours.
+    await attempted(env, op)
+    env.fake.add_note(ids[0], "Rebooting now", member_id=sorted(env.fake.members)[2])
+    env.fake.clock.advance(60)
+    assert (await env.sync.run(env.connection_id)).counts.get("linked", 0) == 0
+    assert theirs["id"] not in {e.external_id for e in mine}
+
+
+async def test_time_and_files_of_ours_come_back_linked_without_any_tag(env: SyncEnv, tech: Actor):
+    from datetime import timedelta
+
+    from connectors.base import NewAttachment, NewTimeEntry
+
+    ids = seed(env.fake, 1)
+    await env.sync.run(env.connection_id)
+    svc = TicketService(env.db)
+    start = env.fake.clock.now - timedelta(hours=1)
+    await svc.log_time(tech, ids[0], 25, notes="Swapped the PSU", started_at=start)
+    await svc.attach(tech, ids[0], filename="event.log", content=b"0123456789")
+    async with env.db.read(Scope.workspace(env.workspace_id)) as s:
+        ops = (await s.exec(select(OutboxOp).order_by(OutboxOp.id))).all()
+    conn = await env.engine.connection(env.connection_id)
+    async with env.connections.open(conn) as connector:
+        for op in ops:
+            await attempted(env, op)
+        await connector.add_time_entry(NewTimeEntry(ticket_external_id=str(ids[0]), minutes=25, started_at=start,
+                                                    marker=ops[0].marker, notes="Swapped the PSU"))
+        await connector.upload_attachment(NewAttachment(ticket_external_id=str(ids[0]), filename="event.log",
+                                                        content=b"0123456789", marker=ops[1].marker))
+    env.fake.clock.advance(60)
+    outcome = await env.sync.run(env.connection_id)
+    assert outcome.counts.get("linked") == 2
+    assert not outcome.counts.get("time_entries_added") and not outcome.counts.get("attachments_added")
+    entries = await _entries(env, ids[0])
+    assert all(e.external_id for e in entries if e.origin == Origin.SLACK)

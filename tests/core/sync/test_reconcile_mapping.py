@@ -59,7 +59,10 @@ async def test_our_own_note_coming_back_is_linked_not_duplicated(env: SyncEnv, t
     await tickets.comment(tech, ids[0], "We are on it", visibility="public")
     async with env.db.read(Scope.workspace(env.workspace_id)) as s:
         op = (await s.exec(select(OutboxOp))).one()
-    # The outbox delivers it (the connector stamps the marker into the note text).
+    # The outbox delivers it (the text exactly as written: the sync must know it without a tag).
+    from tests.core.sync.test_echo import attempted
+
+    await attempted(env, op)
     conn = await env.engine.connection(env.connection_id)
     async with env.connections.open(conn) as connector:
         await connector.add_note(NewNote(ticket_external_id=str(ids[0]), text="We are on it",

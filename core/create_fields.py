@@ -1,0 +1,101 @@
+"""What a new ticket needs to be accepted by its PSA, resolved from the local copy before it is queued.
+
+A create that the PSA will refuse must be refused here, with a field error the user can act on, never
+accepted and then left dead in the outbox. The board comes from the user, else the connection's default
+(`default_board_id`, set with `deskbridge connection defaults`), else the board most of the connection's
+tickets are on (an MSP's main desk, never simply the first in the alphabet). A type must belong to that
+board. Every choice the user made is resolved to the PSA's own id so it reaches the PSA.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from connectors.base import Capabilities
+from core.errors import InvalidInput
+from store.tables import PicklistItem, PsaConnection, Ticket
+
+
+@dataclass(frozen=True, slots=True)
+class CreateTarget:
+    board_external_id: str | None
+    board_name: str | None
+    type_external_id: str | None
+    type_name: str | None
+
+
+async def _items(session: AsyncSession, connection_id: int, kind: str) -> list[PicklistItem]:
+    return list((await session.exec(select(PicklistItem).where(
+        PicklistItem.connection_id == connection_id, PicklistItem.kind == kind,
+        PicklistItem.active == sa.true()).order_by(PicklistItem.sort_order, PicklistItem.name))).all())
+
+
+async def default_board(session: AsyncSession, conn: PsaConnection) -> PicklistItem | None:
+    """The connection's default board: its setting, else the board most of its tickets are on."""
+    boards = await _items(session, conn.id, "board")  # type: ignore[arg-type]
+    by_id = {b.external_id: b for b in boards}
+    chosen = str((conn.settings or {}).get("default_board_id") or "")
+    if chosen in by_id:
+        return by_id[chosen]
+    if len(boards) <= 1:
+        return boards[0] if boards else None
+    t = Ticket.__table__  # type: ignore[attr-defined]
+    rows = (await session.execute(sa.select(t.c.board_external_id, sa.func.count()).where(
+        t.c.workspace_id == conn.workspace_id, t.c.connection_id == conn.id,
+        t.c.board_external_id.in_(list(by_id))).group_by(t.c.board_external_id))).all()
+    if rows:
+        busiest = max(rows, key=lambda r: (r[1], r[0]))[0]
+        return by_id[busiest]
+    return None
+
+
+def _names(items: list[PicklistItem], limit: int = 8) -> str:
+    names = [i.name for i in items[:limit]]
+    return ", ".join(names) + (" …" if len(items) > limit else "")
+
+
+async def resolve(session: AsyncSession, conn: PsaConnection, caps: Capabilities, *, board: str | None,
+                  type_external_id: str | None = None, type_name: str | None = None) -> CreateTarget:
+    """The board and type a new ticket gets at the PSA, checked against what the PSA requires."""
+    boards = await _items(session, conn.id, "board")  # type: ignore[arg-type]
+    board_item: PicklistItem | None = None
+    if board:
+        board_item = next((b for b in boards if b.external_id == board), None) or next(
+            (b for b in boards if b.name.lower() == board.strip().lower()), None)
+        if board_item is None and boards:
+            raise InvalidInput(f"'{board}' is not an active board of {conn.name}.",
+                               hint=f"Pick one of: {_names(boards)}.", field="board")
+    else:
+        board_item = await default_board(session, conn)
+    board_id = board_item.external_id if board_item else (board or None)
+    if board_id is None and "board_external_id" in caps.create_requires:
+        raise InvalidInput(f"{conn.name} needs a board on every new ticket.",
+                           hint=f"Pick a board, or set a default with `deskbridge connection defaults {conn.name} "
+                                "--board <name>`.", field="board")
+    types = [t for t in await _items(session, conn.id, "type")  # type: ignore[arg-type]
+             if t.parent_external_id in ((board_id or ""), "")]
+    type_item: PicklistItem | None = None
+    wanted = type_external_id or type_name
+    if wanted:
+        type_item = next((t for t in types if t.external_id == type_external_id), None) if type_external_id else None
+        if type_item is None and type_name:
+            type_item = next((t for t in types if t.name.lower() == type_name.strip().lower()), None)
+        if type_item is None:
+            where = f"board {board_item.name}" if board_item else conn.name
+            raise InvalidInput(f"'{wanted}' is not a ticket type of {where}.",
+                               hint=f"Pick one of: {_names(types)}." if types else "Leave the type empty.",
+                               field="type")
+    else:
+        default_type = str((conn.settings or {}).get("default_type_id") or "")
+        type_item = next((t for t in types if t.external_id == default_type), None)
+    if type_item is None and "type_external_id" in caps.create_requires:
+        raise InvalidInput(f"{conn.name} needs a type on every new ticket.",
+                           hint=f"Pick one of: {_names(types)}." if types else "Run a sync to load the types.",
+                           field="type")
+    return CreateTarget(board_external_id=board_id, board_name=board_item.name if board_item else None,
+                        type_external_id=type_item.external_id if type_item else None,
+                        type_name=type_item.name if type_item else None)
