@@ -120,7 +120,7 @@ def work_cmd(
         if settings.auto_migrate:
             await asyncio.to_thread(migrate.upgrade, settings.database_url)
         c = build(settings)
-        cfg = outbox_worker_config(settings, **({"concurrency": concurrency} if concurrency else {}))
+        cfg = outbox_worker_config(settings, concurrency=concurrency)
         worker = OutboxWorker(c.db, c.connections, c.notifier, config=cfg, name=settings.instance_id)
         try:
             if once:
