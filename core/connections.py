@@ -14,7 +14,15 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from connectors.base import AccountInfo, ConnectionConfig, ConnectorFactory, CredentialChecker, PsaConnector
-from connectors.errors import PsaError
+from connectors.errors import (
+    PsaAuthError,
+    PsaError,
+    PsaNotFound,
+    PsaRateLimited,
+    PsaTimeout,
+    PsaUnavailable,
+    PsaValidationError,
+)
 from core.errors import Conflict, ConnectionProblem, InvalidInput, NotFound
 from store.crypto import CredentialCipher, CredentialError
 from store.db import Database, Scope
@@ -22,6 +30,28 @@ from store.tables import PsaConnection
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
+
+
+def check_failure(kind: str, exc: PsaError) -> tuple[str, str]:
+    """(message, hint) for a failed connection check: a missing setting, an unreachable host, refused keys
+    and a refused request are different problems with different fixes. Nothing was saved in any case."""
+    if isinstance(exc, PsaValidationError) and exc.fields:
+        names = ", ".join(sorted(exc.fields))
+        return (f"The {kind} settings are incomplete or invalid ({names}): {exc.message}",
+                "Set them with --set NAME=VALUE (or --secret NAME) and try again. Nothing was saved.")
+    if isinstance(exc, PsaAuthError):
+        return (f"The {kind} server refused these credentials: {exc.message}",
+                "Check the keys and the API member's role, then try again. Nothing was saved.")
+    if isinstance(exc, PsaRateLimited):
+        return (f"The {kind} server is rate limiting us right now: {exc.message}",
+                "Wait a minute and try again. Nothing was saved.")
+    if isinstance(exc, (PsaUnavailable, PsaTimeout)):
+        return (f"Could not reach the {kind} server: {exc.message}",
+                "Check the host name (site / URL setting), DNS and that this machine may reach it. Nothing was saved.")
+    if isinstance(exc, PsaNotFound):
+        return (f"The {kind} server does not know this tenant or API path: {exc.message}",
+                "Check the company id / tenant and the site or API URL. Nothing was saved.")
+    return (f"The {kind} server refused the check: {exc.message}", "Nothing was saved.")
 
 
 class ConnectionService:
@@ -43,13 +73,12 @@ class ConnectionService:
         self._retired: list[PsaConnector] = []
 
     async def _check(self, kind: str, settings: Mapping[str, Any], credentials: Mapping[str, Any]) -> AccountInfo:
+        """Prove the settings and credentials work; each kind of failure is told as what it is."""
         try:
             return await self._checker(kind, settings, credentials)
         except PsaError as exc:
-            raise ConnectionProblem(
-                f"The {kind} server refused these credentials: {exc.message}",
-                hint="Check the keys and the API member's role, then try again. Nothing was saved.",
-            ) from exc
+            message, hint = check_failure(kind, exc)
+            raise ConnectionProblem(message, hint=hint) from exc
 
     async def add(
         self,

@@ -66,6 +66,8 @@ class WriteDead(DomainEvent):
     op_id: int
     kind: str
     error: str
+    cause: str = "refused"  # credentials | deleted | refused | gave_up (what an admin can do differs)
+    connection: str | None = None  # the connection's name (for `deskbridge connection reauth <name>`)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -25,7 +25,7 @@ def _when(value: datetime | None) -> str:
 
 def _line(v: OutboxOpView) -> str:
     ticket = f"#{v.ticket_number}" if v.ticket_number is not None else (f"t{v.ticket_id}" if v.ticket_id else "-")
-    err = f"  {v.last_error[:80]}" if v.last_error and v.status in ("dead", "pending", "blocked") else ""
+    err = f"  {(v.why or v.last_error or '')[:100]}" if v.status in ("dead", "pending", "blocked") else ""
     return (f"{v.id:>6}  {v.status:<9} {v.kind:<18} {ticket:<9} {v.attempts}/{v.max_attempts}  "
             f"{_when(v.next_attempt_at) if v.status == 'pending' else _when(v.updated_at)}{err}")
 
@@ -71,9 +71,8 @@ def show(op_id: int, workspace: str | None = WORKSPACE,
     typer.echo(f"  marker {v.marker}  by {v.actor}  created {_when(v.created_at)}  connection {v.connection_id}")
     if v.last_error:
         typer.echo(f"  last error: {v.last_error}")
-    if v.status == "dead":
-        typer.echo(f"  Retry with `deskbridge outbox retry {v.id}` or drop it with "
-                   f"`deskbridge outbox discard {v.id} --reason ...`.")
+    if v.why:
+        typer.echo(f"  {v.why}")
     for a in detail.audit:
         status = a.response_status if a.response_status is not None else "-"
         dur = f"{a.duration_ms}ms" if a.duration_ms is not None else ""

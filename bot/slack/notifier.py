@@ -252,7 +252,9 @@ class SlackNotifier:
 
     async def _dead(self, event: WriteDead) -> None:
         what = t.OP_NAMES.get(event.kind, event.kind)
-        msg = t.WRITE_DEAD.format(what=what, error=bk.esc(event.error[:300]), op_id=event.op_id)
+        template = t.WRITE_DEAD_CAUSE.get(event.cause, t.WRITE_DEAD)
+        msg = template.format(what=what, error=bk.esc(event.error[:300]), op_id=event.op_id,
+                              connection=bk.esc(event.connection or "<connection>"))
         author: str | None = None  # looked up once, when a customer-read thread needs it
         for post in await self._threads(event):
             client = await self._client(post.team_id)

@@ -37,6 +37,14 @@ THREAD_CHAT_PREFIX = ":speech_balloon: *Added in Deskbridge*"
 WRITE_DELIVERED = ":white_check_mark: Delivered to the PSA: {what}."
 WRITE_DEAD = (":x: *Could not deliver to the PSA:* {what} ({error}). Nothing more will be tried. An admin can "
               "retry it with `/deskbridge outbox redrive {op_id}` or drop it with `/deskbridge outbox discard {op_id}`.")
+WRITE_DEAD_CAUSE = {
+    "credentials": (":x: *Could not deliver to the PSA:* {what}. The PSA refused Deskbridge's credentials, so nothing "
+                    "reaches it until an admin re-enters them (`deskbridge connection reauth {connection}`) and "
+                    "retries: `/deskbridge outbox redrive {op_id}`."),
+    "deleted": (":x: *Could not deliver to the PSA:* {what}. The ticket is no longer in the PSA (deleted or merged "
+                "there), so nothing more can be written to it. An admin can drop it: "
+                "`/deskbridge outbox discard {op_id}`."),
+}
 SLA_BREACHED = ":rotating_light: *SLA breached*"
 SLA_WARNING = ":alarm_clock: *SLA warning*"
 NEW_TICKET = ":new: New ticket"

@@ -26,7 +26,7 @@ from core.outbox.views import OutboxAuditView, OutboxOpDetail, OutboxOpView, Out
 from core.ticket_views import MAX_ID
 from store.db import Database, Scope
 from store.enums import OutboxStatus
-from store.tables import AttachmentBlob, AuditLog, OutboxOp, Ticket
+from store.tables import AttachmentBlob, AuditLog, OutboxOp, PsaConnection, Ticket
 from store.types import utcnow
 
 MAX_PAGE = 200
@@ -35,8 +35,38 @@ DISCARDABLE = (OutboxStatus.DEAD.value, OutboxStatus.BLOCKED.value, OutboxStatus
 _STATUSES = {s.value for s in OutboxStatus}
 
 
-def op_view(op: OutboxOp, ticket_number: int | None = None) -> OutboxOpView:
-    """A row as an operator sees it (payload redacted)."""
+def explain(op: OutboxOp, *, waiting_on: int | None = None, connection: str | None = None) -> str | None:
+    """What is happening to a write and what an operator can do about it, in words."""
+    conn = connection or "<connection>"
+    code = op.last_status_code
+    if op.status == OutboxStatus.DEAD.value:
+        if code in (401, 403):
+            return (f"The PSA refused the connection's credentials. Re-enter them with `deskbridge connection "
+                    f"reauth {conn}`, then retry: `deskbridge outbox retry {op.id}` (or `--all-dead`).")
+        if code == 404 or "deleted in the PSA" in (op.last_error or ""):
+            return (f"The ticket is no longer in the PSA (deleted or merged there). Nothing can be written to it: "
+                    f"`deskbridge outbox discard {op.id} --reason 'deleted in the PSA'`.")
+        if code is not None and 400 <= code < 500:
+            return (f"The PSA refused this write (HTTP {code}). Fix what it names in the PSA, then retry it "
+                    f"(`deskbridge outbox retry {op.id}`), or discard it with a reason.")
+        return f"Gave up after {op.attempts} attempts. Retry it (`deskbridge outbox retry {op.id}`) or discard it."
+    if op.status == OutboxStatus.BLOCKED.value:
+        first = f"#{waiting_on}" if waiting_on else "an earlier write"
+        return (f"Held behind {first} of the same ticket, which failed: writes of a ticket go in order. Retry or "
+                f"discard {first} and this one follows.")
+    if op.status == OutboxStatus.PENDING.value:
+        if waiting_on:
+            return f"Waits for #{waiting_on} of the same ticket (writes of a ticket go to the PSA in order)."
+        if op.attempts and op.last_error:
+            return f"Will try again ({op.attempts} of {op.max_attempts} attempts so far): {op.last_error[:300]}"
+    if op.status == OutboxStatus.INFLIGHT.value:
+        return "Being sent to the PSA now."
+    return None
+
+
+def op_view(op: OutboxOp, ticket_number: int | None = None, *, waiting_on: int | None = None,
+            connection: str | None = None) -> OutboxOpView:
+    """A row as an operator sees it (payload redacted), with what is happening to it in words."""
     return OutboxOpView(
         id=op.id,  # type: ignore[arg-type]
         workspace_id=op.workspace_id, connection_id=op.connection_id, ticket_id=op.ticket_id,
@@ -45,7 +75,30 @@ def op_view(op: OutboxOp, ticket_number: int | None = None) -> OutboxOpView:
         result=dict(op.result or {}), last_error=op.last_error, last_status_code=op.last_status_code,
         outcome_unknown=op.outcome_unknown, next_attempt_at=op.next_attempt_at, lease_until=op.lease_until,
         created_at=op.created_at, updated_at=op.updated_at, finished_at=op.finished_at,
+        waiting_on=waiting_on, why=explain(op, waiting_on=waiting_on, connection=connection),
     )
+
+
+async def _context(session: AsyncSession, ops: list[OutboxOp]) -> tuple[dict[int, int], dict[int, str]]:
+    """For each waiting op, the earlier unfinished op of its ticket (same lane) it waits behind; and the
+    connections' names (for the commands an operator is told to run)."""
+    waiting = [o for o in ops if o.status in (OutboxStatus.PENDING.value, OutboxStatus.BLOCKED.value) and o.ticket_id]
+    behind: dict[int, int] = {}
+    if waiting:
+        tickets = sorted({o.ticket_id for o in waiting})  # type: ignore[type-var]
+        rows = (await session.exec(select(OutboxOp.id, OutboxOp.ticket_id, OutboxOp.kind).where(
+            OutboxOp.ticket_id.in_(tickets),  # type: ignore[union-attr]
+            OutboxOp.status.notin_(queries.FINISHED)).order_by(OutboxOp.id))).all()  # type: ignore[attr-defined]
+        for o in waiting:
+            alert = o.kind == queries.ALERT_KIND
+            earlier = [r.id for r in rows if r.ticket_id == o.ticket_id and r.id < o.id  # type: ignore[operator]
+                       and (r.kind == queries.ALERT_KIND) == alert]
+            if earlier:
+                behind[o.id] = earlier[-1] if o.status == OutboxStatus.PENDING.value else earlier[0]  # type: ignore[index]
+    ids = sorted({o.connection_id for o in ops})
+    names = dict((await session.exec(select(PsaConnection.id, PsaConnection.name).where(
+        PsaConnection.id.in_(ids)))).all()) if ids else {}  # type: ignore[union-attr]
+    return behind, names  # type: ignore[return-value]
 
 
 def audit_view(row: AuditLog) -> OutboxAuditView:
@@ -106,7 +159,9 @@ class OutboxAdmin:
         stmt = stmt.order_by(OutboxOp.id.desc()).limit(limit + 1)  # type: ignore[union-attr]
         async with self.db.read(Scope.workspace(workspace_id)) as session:
             rows = (await session.exec(stmt)).all()
-        items = tuple(op_view(op, number) for op, number in rows[:limit])
+            behind, names = await _context(session, [op for op, _ in rows[:limit]])
+        items = tuple(op_view(op, number, waiting_on=behind.get(op.id), connection=names.get(op.connection_id))  # type: ignore[arg-type]
+                      for op, number in rows[:limit])
         return OutboxPage(items, str(items[-1].id) if len(rows) > limit else None)
 
     async def get_op(self, workspace_id: int, op_id: int) -> OutboxOpDetail:
@@ -116,7 +171,9 @@ class OutboxAdmin:
             number = (await session.get(Ticket, op.ticket_id)).number if op.ticket_id else None  # type: ignore[union-attr]
             audit = (await session.exec(select(AuditLog).where(AuditLog.op_id == op_id)
                                         .order_by(AuditLog.id))).all()  # type: ignore[arg-type]
-        return OutboxOpDetail(op=op_view(op, number), audit=tuple(audit_view(a) for a in audit))
+            behind, names = await _context(session, [op])
+        view = op_view(op, number, waiting_on=behind.get(op_id), connection=names.get(op.connection_id))
+        return OutboxOpDetail(op=view, audit=tuple(audit_view(a) for a in audit))
 
     async def redrive(self, workspace_id: int, op_id: int, actor: Actor | str) -> OutboxOpView:
         """Send a dead op back: pending now, attempts reset, same marker; blocked followers released."""

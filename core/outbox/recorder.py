@@ -27,6 +27,17 @@ from store.enums import Origin, OutboxStatus
 from store.tables import AttachmentBlob, OutboxOp, PsaConnection, Ticket, TimelineEntry
 
 
+def dead_cause(status: int | None, error: str | None) -> str:
+    """Why a write gave up, as what an admin can do about it."""
+    if status in (401, 403):
+        return "credentials"
+    if status == 404 or "deleted in the PSA" in (error or ""):
+        return "deleted"
+    if status is not None and 400 <= status < 500:
+        return "refused"
+    return "gave_up"
+
+
 @dataclass(slots=True)
 class AttemptResult:
     outcome: Outcome
@@ -80,9 +91,11 @@ async def record(db: Database, op: OutboxOp, res: AttemptResult, now: datetime, 
         elif res.outcome == Outcome.DEAD:
             await queries.block_followers(session, op)
             ticket = await session.get(Ticket, op.ticket_id) if op.ticket_id else None
+            conn = await session.get(PsaConnection, op.connection_id)
             event = WriteDead(workspace_id=op.workspace_id, ticket_id=op.ticket_id,
                               ticket_number=ticket.number if ticket else None, origin=Origin.SYSTEM.value,
-                              occurred_at=now, op_id=op.id, kind=op.kind, error=res.error or "unknown error")
+                              occurred_at=now, op_id=op.id, kind=op.kind, error=res.error or "unknown error",
+                              cause=dead_cause(res.status, res.error), connection=conn.name if conn else None)
     return True, event
 
 

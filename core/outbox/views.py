@@ -30,6 +30,8 @@ class OutboxOpView:
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    waiting_on: int | None = None  # an earlier unfinished write of the same ticket this one waits behind
+    why: str | None = None  # in words: what is happening to it and what an operator can do
 
     @property
     def is_dead(self) -> bool:

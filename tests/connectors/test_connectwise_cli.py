@@ -66,3 +66,21 @@ def test_good_keys_are_saved_encrypted(env: dict[str, str]) -> None:
     assert row.kind == "connectwise" and row.settings["company_id"] == fake.company_id
     assert row.credentials_ciphertext and fake.private_key not in str(row.credentials_ciphertext)
     assert fake.private_key not in str(row.settings)
+
+
+def test_a_missing_setting_and_an_unreachable_host_are_told_as_what_they_are(env: dict[str, str]) -> None:
+    import socket
+
+    fake = FakeConnectWise()
+    missing = runner.invoke(app, ["connection", "add", "connectwise", "--name", "cw", "--set", "site=example.com",
+                                  "--secret", "public_key=a", "--secret", "private_key=b"])
+    assert missing.exit_code == 1
+    assert "incomplete or invalid (client_id, company_id)" in missing.output
+    assert "refused these credentials" not in missing.output
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    unreachable = runner.invoke(app, _args(fake, closed, fake.private_key))
+    assert unreachable.exit_code == 1
+    assert "Could not reach the connectwise server" in unreachable.output and "host name" in unreachable.output
+    assert _rows(env["DESKBRIDGE_DATABASE_URL"]) == []

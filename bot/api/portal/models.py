@@ -197,6 +197,8 @@ class OutboxOpOut(BaseModel):
     updated_at: datetime
     finished_at: datetime | None
     payload: dict[str, Any] = Field(description="What is written to the PSA (secrets redacted)")
+    waiting_on: int | None = Field(None, description="An earlier write of the same ticket this one waits behind")
+    why: str | None = Field(None, description="What is happening to this write, and what an operator can do")
 
 
 class AuditOut(BaseModel):

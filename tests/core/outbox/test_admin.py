@@ -85,3 +85,23 @@ async def test_discarding_an_attachment_prunes_its_bytes(rig):
     async with rig.db.read(Scope.system_wide()) as s:
         assert (await s.exec(select(AttachmentBlob))).all() == []
         assert (await s.get(OutboxOp, op.id)).status == "discarded"  # type: ignore[union-attr]
+
+
+async def test_every_waiting_or_dead_write_says_why_and_what_to_do(rig):
+    from core.outbox.admin import OutboxAdmin
+
+    await rig.synced_ticket("920")
+    for i in range(3):
+        await rig.tickets.comment(rig.tech, 920, f"n{i}", visibility="internal")
+    admin = OutboxAdmin(rig.db, clock=rig.clock)
+    first, second, third = (await admin.list_ops(rig.tech.workspace_id)).items[::-1]
+    assert second.waiting_on == first.id and f"#{first.id}" in (second.why or "")
+    assert third.waiting_on == second.id
+    rig.psa.revoked = True  # the keys are revoked: the first write dies with a 401
+    await rig.run()
+    ops = {v.id: v for v in (await admin.list_ops(rig.tech.workspace_id)).items}
+    dead, held = ops[first.id], ops[second.id]
+    assert dead.status == "dead" and "deskbridge connection reauth sandbox-test" in (dead.why or "")
+    assert held.status == "blocked" and held.waiting_on == first.id and "Retry or discard" in (held.why or "")
+    detail = await admin.get_op(rig.tech.workspace_id, dead.id)
+    assert detail.op.why == dead.why
