@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     outbox_settle_seconds: float = Field(
         45.0, gt=0, description="Wait before looking for an ambiguous write's marker (> client timeout + margin)")
     outbox_lease_seconds: float = Field(
-        150.0, gt=0, description="Claim lease of an outbox op (> client timeout + settle + start window)")
+        30.0, ge=1, description="Claim lease of an outbox op, renewed while it works: a dead worker's ops are "
+                                "taken over this long after it stops")
     outbox_backoff_base_seconds: float = Field(2.0, gt=0, description="First retry's full-jitter window")
     outbox_backoff_cap_seconds: float = Field(600.0, gt=0, description="Largest retry window")
     outbox_breaker_failures: int = Field(5, ge=1, description="Consecutive PSA failures that pause a connection")

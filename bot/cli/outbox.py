@@ -25,7 +25,8 @@ def _when(value: datetime | None) -> str:
 
 def _line(v: OutboxOpView) -> str:
     ticket = f"#{v.ticket_number}" if v.ticket_number is not None else (f"t{v.ticket_id}" if v.ticket_id else "-")
-    err = f"  {(v.why or v.last_error or '')[:100]}" if v.status in ("dead", "pending", "blocked") else ""
+    said = v.last_error if v.status == "dead" else (v.why or v.last_error)  # what failed / why it waits
+    err = f"  {(said or '')[:100]}" if v.status in ("dead", "pending", "blocked") else ""
     return (f"{v.id:>6}  {v.status:<9} {v.kind:<18} {ticket:<9} {v.attempts}/{v.max_attempts}  "
             f"{_when(v.next_attempt_at) if v.status == 'pending' else _when(v.updated_at)}{err}")
 

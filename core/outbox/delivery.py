@@ -12,8 +12,8 @@ connection's rate budget and concurrency slot).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -44,6 +44,12 @@ from core.outbox.ops import (
 )
 
 Gate = Callable[[], AbstractAsyncContextManager[None]]
+# Records (fenced) that a PSA write is about to start; raises if the attempt no longer owns the op.
+Mark = Callable[[], Awaitable[None]]
+
+
+async def _no_mark() -> None:
+    return None
 # Sends an alert action to the workspace's alert webhook (core/alert_webhooks.py), bound to the op's workspace:
 # (payload, idempotency key) -> HTTP status; raises PsaError.
 AlertSend = Callable[[AlertAction, str], Awaitable[int]]
@@ -107,7 +113,8 @@ def reconcilable(kind: str) -> bool:
 
 async def deliver(connector: PsaConnector | None, kind: str, payload_data: dict[str, Any], marker: str,
                   inp: DeliveryInput, *, reconcile: bool, gate: Gate, log: AttemptLog,
-                  alerts: AlertSend | None = None, journal: WriteJournal | None = None) -> Delivered:
+                  alerts: AlertSend | None = None, journal: WriteJournal | None = None,
+                  mark: Mark = _no_mark) -> Delivered:
     """Deliver one op; raises connectors.errors.PsaError (or NotReady) when it did not land."""
     payload = parse_payload(payload_data)
     if isinstance(payload, AlertAction):
@@ -117,6 +124,7 @@ async def deliver(connector: PsaConnector | None, kind: str, payload_data: dict[
     if any(v for v in getattr(journal, "data", {}).values()):
         log.calls.append("recover")  # an earlier attempt died with something to undo
         async with gate():
+            await mark()
             await connector.recover(journal)
     write_kind = _WRITE_KIND.get(OpKind(kind))
     if reconcile and write_kind is not None:
@@ -128,7 +136,7 @@ async def deliver(connector: PsaConnector | None, kind: str, payload_data: dict[
         if found is not None:
             return Delivered("find_write", found.external_id, reconciled=True, url=_url(connector, kind, found.external_id, inp))
         log.reconcile_checked = True
-    return await _write(connector, payload, marker, inp, gate, log, journal)
+    return await _write(connector, payload, marker, inp, _marking(gate, mark), log, journal)
 
 
 def probe(kind: WriteKind, payload: object, marker: str, inp: DeliveryInput) -> WriteProbe:
@@ -198,6 +206,17 @@ async def _alert(payload: AlertAction, marker: str, alerts: AlertSend | None, lo
     status = await alerts(payload, marker)
     log.calls[-1] = f"alert_webhook {status}"
     return Delivered("alert_webhook")
+
+
+def _marking(gate: Gate, mark: Mark) -> Gate:
+    """The gate for write calls: the budget first, then the fenced record that a write is starting."""
+    @asynccontextmanager
+    async def gated() -> AsyncIterator[None]:
+        async with gate():
+            await mark()
+            yield
+
+    return gated
 
 
 async def _call(call: Callable[[], Awaitable[Any]], name: str, gate: Gate, log: AttemptLog) -> Any:

@@ -57,8 +57,15 @@ class Claim:
 
 
 async def claim(db: Database, *, now: datetime, lease: timedelta, limit: int = 1,
-                exclude_connections: Collection[int] = ()) -> list[Claim]:
-    """Claim up to `limit` due ops: status inflight, attempts + 1, lease until now + lease (one UPDATE)."""
+                exclude_connections: Collection[int] = (), unsafe: timedelta = timedelta(0)) -> list[Claim]:
+    """Claim up to `limit` due ops: status inflight, attempts + 1, lease until now + lease (one UPDATE).
+
+    An op whose lease lapsed (its worker died or stalled) is taken over at once, unless that worker
+    started a PSA write less than `unsafe` (client timeout + settle) ago: that write may still land, so
+    the op waits, pending with its outcome unknown, until it no longer can, and then looks before writing.
+    """
+    if unsafe > timedelta(0):
+        await _park_unsafe_takeovers(db, now, unsafe)
     due = sa.or_(
         sa.and_(OP.status == OutboxStatus.PENDING.value, OP.next_attempt_at <= now),
         sa.and_(OP.status == OutboxStatus.INFLIGHT.value, OP.lease_until < now),
@@ -101,6 +108,20 @@ async def claim(db: Database, *, now: datetime, lease: timedelta, limit: int = 1
             tickets = {r.id: (r.external_id, r.number) for r in rows}
     ops.sort(key=lambda o: (o.next_attempt_at, o.id))
     return [Claim(op, *tickets.get(op.ticket_id, (None, None))) for op in ops]  # type: ignore[arg-type]
+
+
+async def _park_unsafe_takeovers(db: Database, now: datetime, unsafe: timedelta) -> None:
+    """Lapsed leases whose worker started a write less than `unsafe` ago: pending until it cannot land."""
+    lapsed = sa.and_(OP.status == OutboxStatus.INFLIGHT.value, OP.lease_until < now, OP.sent_at.is_not(None),
+                     OP.sent_at > now - unsafe)
+    async with db.write(Scope.system_wide()) as session:
+        rows = (await session.execute(sa.select(OP.id, OP.attempts, OP.sent_at).where(lapsed))).all()
+        for r in rows:  # each still as read (fenced by attempts): a worker racing us keeps its claim
+            await session.execute(sa.update(OUTBOX).where(
+                OP.id == r.id, OP.attempts == r.attempts, OP.status == OutboxStatus.INFLIGHT.value,
+                OP.lease_until < now,
+            ).values(status=OutboxStatus.PENDING.value, outcome_unknown=sa.true(), lease_until=None,
+                     next_attempt_at=r.sent_at + unsafe, updated_at=now))
 
 
 async def finish(session: AsyncSession, op_id: int, attempt: int, **values: Any) -> bool:
@@ -174,3 +195,23 @@ async def probe_context(db: Database, op: OutboxOp) -> tuple[str | None, frozens
             tl.external_id.is_not(None)))).all()
     own = next((r.external_id for r in rows if r.id == op.timeline_entry_id), None)
     return own, frozenset(str(r.external_id) for r in rows if r.id != op.timeline_entry_id)
+
+
+async def renew_lease(db: Database, op: OutboxOp, *, now: datetime, lease: timedelta) -> bool:
+    """Extend the owning attempt's lease (a heartbeat while it works); False if it no longer owns the op."""
+    async with db.write(Scope.workspace(op.workspace_id)) as session:
+        res = await session.execute(sa.update(OUTBOX).where(
+            OP.id == op.id, OP.attempts == op.attempts, OP.status == OutboxStatus.INFLIGHT.value,
+        ).values(lease_until=now + lease))
+        return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+async def mark_sent(db: Database, op: OutboxOp, *, now: datetime) -> bool:
+    """Record, fenced, that the owning attempt is about to start a PSA write; False if it no longer owns
+    the op (or its lease lapsed): then it must not send."""
+    async with db.write(Scope.workspace(op.workspace_id)) as session:
+        res = await session.execute(sa.update(OUTBOX).where(
+            OP.id == op.id, OP.attempts == op.attempts, OP.status == OutboxStatus.INFLIGHT.value,
+            OP.lease_until > now,
+        ).values(sent_at=now))
+        return bool(res.rowcount)  # type: ignore[attr-defined]

@@ -2,9 +2,11 @@
 
 - Claims one op per free slot in a short transaction with a lease and an attempt counter
   (core/outbox/queries.py); holds no database lock during HTTP; finishes fenced by `attempts`.
-- Every PSA call starts before `lease_until - settle - client_timeout`, so by the time a lease expires
-  any request it sent has either landed or can no longer land, and the reclaiming worker's marker
-  lookup is conclusive (reliability-sla.md §2.3, §3.5).
+- Leases are short and renewed by a heartbeat while an attempt works, so a dead worker's ops are taken
+  over within `lease_seconds`. Before each PSA write the attempt records, fenced by its attempt number,
+  that a write is starting (`sent_at`); a stale attempt cannot, and so does not send. A takeover less than
+  client timeout + settle after such a write waits until that write can no longer land, then looks for
+  it before writing again, so the lookup is conclusive (reliability-sla.md §2.3, §3.5).
 - Per connection: a circuit breaker (open: its ops are not claimed, no attempts spent) and a request
   budget (token bucket + concurrency gate).
 - Connectors come only from ConnectionService (the factory handed in by the composition root).
@@ -17,7 +19,8 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,7 +43,7 @@ from core.outbox.delivery import (
     reconcilable,
     request_summary,
 )
-from core.outbox.journal import OpJournal
+from core.outbox.journal import LeaseLost, OpJournal
 from core.outbox.ops import OpKind
 from core.outbox.queries import Claim
 from core.outbox.ratelimit import BudgetExhausted, ConnectionBudget, limits_for
@@ -57,7 +60,7 @@ IDLE_MIN = 0.05  # seconds: first idle wait; doubles up to poll_seconds
 @dataclass(frozen=True, slots=True)
 class WorkerConfig:
     concurrency: int = 4  # delivery slots in this process
-    lease_seconds: float = 150.0  # > client_timeout + settle + the time an attempt may take to start its calls
+    lease_seconds: float = 30.0  # renewed every third of it while an attempt works; a silent worker loses it
     settle_seconds: float = 45.0  # wait before reconciling an ambiguous write: > client timeout + margin
     client_timeout: float = 30.0  # the connectors' total request timeout
     poll_seconds: float = 1.0  # the longest idle wait between polls
@@ -69,8 +72,8 @@ class WorkerConfig:
     connection_refresh_seconds: float = 30.0  # re-read connection rows (credentials replaced, disabled)
 
     def __post_init__(self) -> None:
-        if self.lease_seconds <= self.settle_seconds + self.client_timeout:
-            raise ValueError("lease_seconds must exceed settle_seconds + client_timeout")
+        if self.lease_seconds < 1.0:
+            raise ValueError("lease_seconds must be at least 1 s (it is renewed every third of it)")
         if self.settle_seconds <= self.client_timeout:
             raise ValueError("settle_seconds must exceed client_timeout (an ambiguous write may still land)")
 
@@ -176,8 +179,10 @@ class OutboxWorker:
 
     async def _claim(self, limit: int) -> list[Claim]:
         held = await self._held_connections()
-        return await queries.claim(self.db, now=self._clock(), lease=timedelta(seconds=self.config.lease_seconds),
-                                   limit=limit, exclude_connections=held)
+        c = self.config
+        return await queries.claim(self.db, now=self._clock(), lease=timedelta(seconds=c.lease_seconds),
+                                   limit=limit, exclude_connections=held,
+                                   unsafe=timedelta(seconds=c.client_timeout + c.settle_seconds))
 
     async def drain(self, max_ops: int = 10_000) -> int:
         """Deliver due ops one at a time until none is due (tests, `outbox work --once`)."""
@@ -226,11 +231,12 @@ class OutboxWorker:
             # An alert action goes to the workspace's alert webhook: the PSA connector is not needed.
             connector = None if alert else self._connector(conn)
             budget = self._budget(conn.row)
-            lease_left = ((op.lease_until or now_wall) - now_wall).total_seconds()
-            deadline = t0 + lease_left - self.config.settle_seconds - self.config.client_timeout
-            delivered = await deliver(connector, op.kind, op.payload, op.marker, inp, reconcile=reconcile,
-                                      gate=lambda: budget.request(deadline), log=attempt,
-                                      alerts=self._alert_send(op), journal=OpJournal(self.db, op))
+            deadline = t0 + self.config.lease_seconds  # waiting longer for the rate budget: park it instead
+            async with self._heartbeat(op):
+                delivered = await deliver(connector, op.kind, op.payload, op.marker, inp, reconcile=reconcile,
+                                          gate=lambda: budget.request(deadline), log=attempt,
+                                          alerts=self._alert_send(op), journal=OpJournal(self.db, op),
+                                          mark=lambda: self._mark_sent(op))
         except Exception as exc:  # noqa: BLE001 - classified below; PsaError is the connector contract
             res = self._failed(op, conn, exc, attempt)
         else:
@@ -243,6 +249,31 @@ class OutboxWorker:
             res.request["calls"] = list(attempt.calls)
         res.duration_ms = int((self._mono() - t0) * 1000)
         await self._record(op, res, claim.ticket_number)
+
+    @asynccontextmanager
+    async def _heartbeat(self, op: OutboxOp) -> AsyncIterator[None]:
+        """Renew the op's lease every third of it while the attempt works."""
+        lease = timedelta(seconds=self.config.lease_seconds)
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(self.config.lease_seconds / 3)
+                try:
+                    if not await queries.renew_lease(self.db, op, now=self._clock(), lease=lease):
+                        return  # taken over: the next write is refused by mark_sent
+                except Exception:  # noqa: BLE001 - the database blinked: the next beat tries again
+                    log.warning("outbox lease renewal failed", extra={"op_id": op.id}, exc_info=True)
+
+        task = asyncio.create_task(beat(), name=f"{self.name}-lease-{op.id}")
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _mark_sent(self, op: OutboxOp) -> None:
+        if not await queries.mark_sent(self.db, op, now=self._clock()):
+            raise LeaseLost(f"outbox op {op.id}: another attempt owns it now; this one sends nothing more")
 
     def _failed(self, op: OutboxOp, conn: _Conn, exc: Exception, attempt: AttemptLog) -> AttemptResult:
         now = self._clock()

@@ -38,6 +38,9 @@ class OutboxOp(WorkspaceOwned, table=True):
     result: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
     # What an attempt changed on the way and must undo (connectors.base.WriteJournal), saved before the change
     journal: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    # When the owning attempt last started a PSA write (fenced, before the request): a reclaiming worker
+    # waits until that write can no longer land (client timeout + settle) before looking for it.
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = created_field()
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

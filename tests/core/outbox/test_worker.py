@@ -208,3 +208,62 @@ async def test_a_stale_attempt_cannot_write_the_journal(rig):
     else:
         raise AssertionError("a stale attempt overwrote the journal")
     assert (await rig.op(claim.op.id)).journal == {"k": {"restore": True}}
+
+
+async def test_a_dead_workers_op_is_taken_over_after_the_short_lease(rig):
+    """Killed before it sent anything: taken over as soon as its (30 s) lease lapses."""
+    from datetime import timedelta
+
+    await rig.synced_ticket("930")
+    await rig.tickets.comment(rig.tech, 930, "taken over", visibility="internal")
+    lease, unsafe = timedelta(seconds=30), timedelta(seconds=75)
+    [dead] = await queries.claim(rig.db, now=rig.clock(), lease=lease, unsafe=unsafe)
+    rig.clock.advance(20)
+    assert await queries.claim(rig.db, now=rig.clock(), lease=lease, unsafe=unsafe) == []  # still its lease
+    rig.clock.advance(11)
+    [taken] = await queries.claim(rig.db, now=rig.clock(), lease=lease, unsafe=unsafe)
+    assert taken.op.id == dead.op.id and taken.op.attempts == 2 and taken.op.outcome_unknown
+
+
+async def test_a_takeover_right_after_a_write_started_waits_until_it_cannot_land(rig):
+    from datetime import timedelta
+
+    await rig.synced_ticket("931")
+    await rig.tickets.comment(rig.tech, 931, "maybe sent", visibility="internal")
+    lease, unsafe = timedelta(seconds=30), timedelta(seconds=75)
+    [dying] = await queries.claim(rig.db, now=rig.clock(), lease=lease, unsafe=unsafe)
+    assert await queries.mark_sent(rig.db, dying.op, now=rig.clock())  # it started the PSA write, then died
+    sent_at = rig.clock()
+    rig.clock.advance(31)
+    assert await queries.claim(rig.db, now=rig.clock(), lease=lease, unsafe=unsafe) == []
+    parked = await rig.op(dying.op.id)
+    assert parked.status == "pending" and parked.outcome_unknown
+    assert abs((parked.next_attempt_at - (sent_at + unsafe)).total_seconds()) < 1
+    # the dead attempt, if it came back to life, could no longer send: it does not own the op
+    assert not await queries.mark_sent(rig.db, dying.op, now=rig.clock())
+    rig.clock.advance(45)
+    [again] = await queries.claim(rig.db, now=rig.clock(), lease=lease, unsafe=unsafe)
+    assert again.op.id == dying.op.id and again.op.outcome_unknown
+
+
+async def test_a_long_attempt_keeps_its_lease_by_heartbeat(rig):
+    """While an attempt works, its lease is renewed: nobody takes a live worker's op."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from tests.core.outbox.conftest import make_worker
+
+    await rig.synced_ticket("932")
+    await rig.tickets.comment(rig.tech, 932, "slow PSA", visibility="internal")
+    worker = make_worker(rig.db, rig.connections, rig.notifier, rig.clock,
+                         replace(rig.worker.config, lease_seconds=1.2))
+    [claim] = await worker._claim(1)
+    original = claim.op.lease_until
+    async with worker._heartbeat(claim.op):
+        import asyncio
+
+        rig.clock.advance(1)
+        await asyncio.sleep(0.9)  # more than two heartbeats (every 0.4 s)
+    renewed = (await rig.op(claim.op.id)).lease_until
+    assert renewed > original + timedelta(seconds=0.5)
+    await worker.aclose()
