@@ -121,7 +121,8 @@ def work_cmd(
             await asyncio.to_thread(migrate.upgrade, settings.database_url)
         c = build(settings)
         cfg = outbox_worker_config(settings, concurrency=concurrency)
-        worker = OutboxWorker(c.db, c.connections, c.notifier, config=cfg, name=settings.instance_id)
+        worker = OutboxWorker(c.db, c.connections, c.notifier, config=cfg, name=settings.instance_id,
+                              alerts=c.alert_webhooks)  # alert actions go to the MSP's webhook from here too
         try:
             if once:
                 n = await worker.drain()
