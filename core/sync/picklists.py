@@ -9,14 +9,15 @@ Items that disappear from the PSA are marked inactive, never deleted (tickets st
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.base import Picklists, PsaCompany, PsaContact, PsaMember
+from connectors.errors import PsaAuthError, PsaError
 from core.sync.mapping import SeenStatus, ensure_priority_mappings, ensure_status_mappings
 from core.sync.runs import RunKind, RunStatus, SyncOutcome
 from core.sync.upsert import chunks, dialect_insert, directory_ids, ensure_directory
@@ -29,39 +30,73 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PICKLIST_KINDS = ("board", "status", "priority", "type")
+T = TypeVar("T")
 
 
 async def refresh_picklists(engine: SyncEngine, connection_id: int) -> SyncOutcome:
-    """Fetch every picklist of a connection and cache it; records a `picklists` SyncRun (a failure is recorded
-    and returned, never raised: the next scheduled refresh tries again)."""
+    """Fetch and cache every picklist of a connection, each on its own; records a `picklists` SyncRun.
+
+    One part failing (a board's types, the contacts) never blocks the others: what could be read is stored,
+    what failed keeps its last good value and is named with its reason in the run (`deskbridge sync status`),
+    which is then `partial`. Refused credentials fail the run (every part would fail alike). A failure is
+    recorded and returned, never raised: the next scheduled refresh tries again."""
     conn = await engine.connection(connection_id)
     ws = conn.workspace_id
     async with engine.recorded(conn, RunKind.PICKLISTS) as run:
         counts = run.counts
+        problems: dict[str, str] = {}
         connector = engine.connections.shared(conn)
         try:
-            pl = await engine.call(counts, connector.picklists)
-            members = await engine.call(counts, connector.list_members)
-            companies: list[PsaCompany] = await _all_pages(engine, counts, connector.list_companies)
-            contacts: list[PsaContact] = await _all_pages(engine, counts, connector.list_contacts)
+            pl = await _part(problems, "boards, statuses, priorities and types", engine.call(counts, connector.picklists))
+            members = await _part(problems, "members", engine.call(counts, connector.list_members))
+            companies = await _part(problems, "companies", _all_pages(engine, counts, connector.list_companies))
+            contacts = await _part(problems, "contacts", _all_pages(engine, counts, connector.list_contacts))
             board_scoped = engine.target(conn, connector).board_scoped_statuses
-            async with engine.db.write(Scope.workspace(ws)) as s:
-                counts["items"] = await _store_items(s, ws, connection_id, pl, engine)
-                await ensure_status_mappings(s, ws, connection_id, [
-                    SeenStatus((st.board_external_id or "") if board_scoped else "", st.external_id, st.name,
-                               st.closed)
-                    for st in pl.statuses])
-                await ensure_priority_mappings(s, ws, connection_id, {p.external_id: p.name for p in pl.priorities})
-                counts["members"] = await _store_members(s, ws, connection_id, members)
-                counts["companies"] = await _store_companies(s, ws, connection_id, companies)
-                counts["contacts"] = await _store_contacts(s, ws, connection_id, contacts)
-            return await run.finish(RunStatus.OK)
+            if pl is not None:
+                problems.update(pl.problems)
+                async with engine.db.write(Scope.workspace(ws)) as s:
+                    counts["items"] = await _store_items(s, ws, connection_id, pl, engine)
+                    await ensure_status_mappings(s, ws, connection_id, [
+                        SeenStatus((st.board_external_id or "") if board_scoped else "", st.external_id, st.name,
+                                   st.closed)
+                        for st in pl.statuses])
+                    await ensure_priority_mappings(s, ws, connection_id,
+                                                   {p.external_id: p.name for p in pl.priorities})
+            for name, rows, store in (("members", members, _store_members), ("companies", companies, _store_companies),
+                                      ("contacts", contacts, _store_contacts)):
+                if rows is None:
+                    continue
+                async with engine.db.write(Scope.workspace(ws)) as s:
+                    counts[name] = await store(s, ws, connection_id, rows)  # type: ignore[operator]
         except Exception as exc:
             failed = await run.fail(exc)
             log.warning("picklist refresh failed", extra={"connection_id": connection_id, "error": str(exc)})
             return failed
         finally:
             await connector.aclose()
+        if problems:
+            log.warning("picklist refresh partly failed", extra={"connection_id": connection_id,
+                                                                 "problems": sorted(problems)})
+            counts["problems"] = len(problems)
+            return await run.finish(RunStatus.PARTIAL, error=describe_problems(problems))
+        return await run.finish(RunStatus.OK)
+
+
+def describe_problems(problems: dict[str, str]) -> str:
+    """What could not be read, each with its reason; the rest was stored and the last good value is kept."""
+    parts = "; ".join(f"{what}: {why}" for what, why in sorted(problems.items()))
+    return f"Could not read {parts}. Everything else was refreshed; for these the last good values are kept."
+
+
+async def _part(problems: dict[str, str], what: str, call: Awaitable[T]) -> T | None:
+    """One part of the refresh: its value, or None with the reason noted (credentials refused: raised)."""
+    try:
+        return await call
+    except PsaAuthError:
+        raise
+    except PsaError as exc:
+        problems[what] = str(exc)
+        return None
 
 
 async def has_picklists(engine: SyncEngine, connection_id: int) -> bool:
@@ -111,19 +146,23 @@ async def _store_items(s: AsyncSession, ws: int, cid: int, pl: Picklists, engine
         await s.execute(ins.on_conflict_do_update(
             index_elements=["connection_id", "kind", "parent_external_id", "external_id"],
             set_={c: ins.excluded[c] for c in ("name", "active", "sort_order", "data", "fetched_at")}))
-    # Whatever the PSA no longer lists is inactive now (kept: tickets may still reference it).
+    # Whatever the PSA no longer lists is inactive now (kept: tickets may still reference it). Only for what
+    # was read in full: a board whose statuses or types could not be read keeps its last good ones.
     for kind in PICKLIST_KINDS:
-        if not any(r["kind"] == kind for r in rows):
+        if kind not in pl.complete or not any(r["kind"] == kind for r in rows):
             continue  # an empty list is more likely a PSA hiccup than every item deleted
-        await s.execute(sa.update(t).where(
-            t.c.workspace_id == ws, t.c.connection_id == cid, t.c.kind == kind, t.c.fetched_at < now
-        ).values(active=False))
+        stale = sa.and_(t.c.workspace_id == ws, t.c.connection_id == cid, t.c.kind == kind, t.c.fetched_at < now)
+        if kind in ("status", "type") and pl.incomplete_boards:
+            stale = sa.and_(stale, t.c.parent_external_id.notin_(sorted(pl.incomplete_boards)))
+        await s.execute(sa.update(t).where(stale).values(active=False))
     return len(rows)
 
 
 async def _store_members(s: AsyncSession, ws: int, cid: int, members: Sequence[PsaMember]) -> int:
+    """People become (or stay) technicians; the PSA's API members are kept inactive (they write what
+    integrations send, Deskbridge's included, and are nobody's to assign or link)."""
     known = await directory_ids(s, Member, cid, [x.external_id for x in members])
-    emails = {x.email.strip().lower(): x for x in members if x.email and x.external_id not in known}
+    emails = {x.email.strip().lower(): x for x in members if x.email and x.external_id not in known and not x.api}
     if emails:  # adopt members added by e-mail before the PSA was connected (their chat links stay)
         # ORM statement on the class: the workspace-scoped session limits it to this connection's workspace.
         found = (await s.exec(select(Member).where(
@@ -137,7 +176,7 @@ async def _store_members(s: AsyncSession, ws: int, cid: int, members: Sequence[P
         await s.flush()
     await ensure_directory(s, Member, ws, cid, {
         x.external_id: {"name": x.name[:200], "identifier": (x.identifier or "")[:100] or None,
-                        "email": (x.email or "").strip().lower()[:254] or None, "active": x.active}
+                        "email": (x.email or "").strip().lower()[:254] or None, "active": x.active and not x.api}
         for x in members}, update=("name", "identifier", "email", "active"))
     return len(members)
 
