@@ -27,19 +27,17 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlmodel import col, select
 
 from connectors.base import Feature, PsaConnector, PsaTicket
 from connectors.errors import PsaError, PsaNotFound, PsaRateLimited, PsaUnavailable
-from core import scheduling
+from core import scheduling, ticket_gone
 from core.connections import ConnectionService
 from core.errors import NotFound
-from core.notify import DomainEvent, Notifier, NullNotifier, TicketChanged
+from core.notify import DomainEvent, Notifier, NullNotifier
 from core.sync import runs
 from core.sync.apply import BadRecord, BatchResult, Children, SyncTarget, apply_batch, content_hash, validate
 from core.sync.runs import RecordedRun, RunKind, RunStatus, SyncOutcome
 from store.db import Database, Scope
-from store.enums import Origin
 from store.sql import table_of
 from store.tables import PsaConnection, Ticket
 from store.types import utcnow
@@ -332,18 +330,8 @@ class SyncEngine:
 
     async def mark_deleted(self, conn: PsaConnection, external_ids: Sequence[str]) -> int:
         """Set deleted_at on tickets gone from the PSA; emits TicketChanged(deleted) for each."""
-        now = self.clock()
-        events: list[DomainEvent] = []
-        async with self.db.write(Scope.workspace(conn.workspace_id)) as s:
-            rows = (await s.exec(select(Ticket).where(Ticket.connection_id == conn.id,
-                                                      col(Ticket.external_id).in_(external_ids),
-                                                      col(Ticket.deleted_at).is_(None)))).all()
-            for row in rows:
-                row.deleted_at, row.psa_hash = now, None
-                row.version += 1
-                events.append(TicketChanged(workspace_id=conn.workspace_id, ticket_id=row.id, ticket_number=row.number,
-                                            origin=Origin.PSA.value, occurred_at=now,
-                                            changes={"deleted": (False, True)}))
+        assert conn.id is not None
+        events = await ticket_gone.mark_deleted(self.db, conn.workspace_id, conn.id, external_ids, self.clock())
         await self.emit(events)
         return len(events)
 

@@ -50,3 +50,19 @@ async def test_credentials_refused_fail_the_run(env):
     env.fake.revoke_auth()
     outcome = await env.sync.refresh_picklists(env.connection_id)
     assert outcome.status == "failed"
+
+
+# ---------------------------------------------------------------- deleted tickets leave at once
+
+
+async def test_a_full_sync_reconciles_deletions(env):
+    from tests.core.sync.test_engine import seed
+
+    ids = seed(env.fake, 4)
+    await env.sync.run(env.connection_id)
+    env.fake.delete_ticket(ids[0])
+    env.fake.clock.advance(3600)  # the local rows are older than the reconcile's "recent" window
+    outcome = await env.sync.run(env.connection_id, full=True)
+    assert outcome.ok and outcome.counts.get("deleted") == 1
+    gone = (await env.tickets())[str(ids[0])]
+    assert gone.deleted_at is not None
