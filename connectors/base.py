@@ -468,6 +468,20 @@ class PsaConnector(Protocol):
         ...
 
 
+@runtime_checkable
+class CallbackRegistrar(Protocol):
+    """A connector that can register the PSA's callbacks (webhooks) itself, with housekeeping: exactly one
+    per type pointing at `url`, older ones pointing at our host removed."""
+
+    async def ensure_callbacks(self, url: str) -> Mapping[str, Any]:
+        """Make the PSA's callbacks pointing at our host exactly the wanted ones at `url`; what changed."""
+        ...
+
+    async def remove_callbacks(self, url: str) -> Sequence[Any]:
+        """Delete every callback pointing at `url`'s host (the connection is going away)."""
+        ...
+
+
 ConnectorFactory = Callable[[ConnectionConfig], PsaConnector]
 """Builds a connector for a connection; handed to core/ by the composition root."""
 

@@ -1,4 +1,4 @@
-"""`deskbridge connection add|list|check|reauth|map-status|map-priority|mappings`: PSA connections and how
+"""`deskbridge connection add|list|check|reauth|callbacks|map-status|map-priority|mappings`: PSA connections and how
 their statuses and priorities map to ours."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import typer
 
 from bot.cli.common import WORKSPACE, fail, run, run_in, run_on, workspace_id
 from bot.main import Deskbridge
-from core.errors import ConnectionProblem
+from core.connections import CallbackSetup
+from core.errors import ConnectionProblem, DeskbridgeError
 
 app = typer.Typer(help="PSA connections.", no_args_is_help=True)
 
@@ -45,9 +46,45 @@ def conn_add(
 ) -> None:
     """Add a PSA connection; the credentials are checked against the PSA before they are saved."""
     settings_map, secrets_map = _pairs(setting, "set"), _pairs(secret, "secret")
-    conn, info = run_in(workspace, lambda c, ws: c.connections.add(
-        ws, kind=kind, name=name, settings=settings_map, credentials=secrets_map, make_default=default))
-    typer.echo(f"Connected to {info.display_name}. Saved connection '{conn.name}' (id {conn.id}).")
+
+    async def work(c: Deskbridge, ws: int) -> tuple[str, str]:
+        conn, info = await c.connections.add(ws, kind=kind, name=name, settings=settings_map,
+                                             credentials=secrets_map, make_default=default)
+        saved = f"Connected to {info.display_name}. Saved connection '{conn.name}' (id {conn.id})."
+        return saved, await _callbacks_after_add(c, ws, conn.id)  # type: ignore[arg-type]
+
+    saved, callbacks = run_in(workspace, work)
+    typer.echo(saved)
+    if callbacks:
+        typer.echo(callbacks)
+
+
+async def _callbacks_after_add(c: Deskbridge, ws: int, connection_id: int) -> str:
+    """With a public URL, the PSA's callbacks are registered at once; otherwise (or if that fails) the admin
+    is told how. A failure here never undoes the saved connection: the scheduled sync works without them."""
+    if not c.settings.public_url:
+        return ("PSA callbacks are not registered (no DESKBRIDGE_PUBLIC_URL): changes arrive with each sync. "
+                "Set it and run `deskbridge connection callbacks <name>` for changes within seconds.")
+    try:
+        setup = await c.connections.install_callbacks(ws, connection_id, c.settings.public_url)
+    except DeskbridgeError as exc:
+        return f"PSA callbacks were not registered: {exc.message} {exc.hint or ''}".strip()
+    return _callbacks_text(setup)
+
+
+def _callbacks_text(setup: CallbackSetup) -> str:
+    if not setup.registered:
+        return f"This PSA's callbacks are set up in the PSA itself: point them at {setup.url}"
+    ch = setup.changes
+    return (f"PSA callbacks point at {setup.url} ({len(ch.get('added', []))} added, {len(ch.get('kept', []))} kept, "
+            f"{len(ch.get('deleted', []))} stale removed).")
+
+
+@app.command("callbacks")
+def conn_callbacks(name: str, workspace: str | None = WORKSPACE) -> None:
+    """Register the PSA's callbacks (webhooks) to this Deskbridge, one per type, removing stale ones."""
+    setup = run_on(name, workspace, lambda c, ws, cid: c.connections.install_callbacks(ws, cid, c.settings.public_url))
+    typer.echo(_callbacks_text(setup))
 
 
 @app.command("list")
