@@ -54,13 +54,13 @@ def build_scheduler(container: Deskbridge) -> AsyncIOScheduler:
         await container.idempotency.prune(datetime.now(UTC))  # REST API idempotency keys older than 24 h
 
     add_job(scheduler, container, "housekeeping", timedelta(hours=1), housekeeping)
-    if container.sla_monitor is not None:  # SLA clocks and threshold warnings, each minute
-        add_job(scheduler, container, "sla_monitor", timedelta(minutes=1), container.sla_monitor.sweep)
+    # SLA clocks and threshold warnings, each minute
+    add_job(scheduler, container, "sla_monitor", timedelta(minutes=1), container.sla_monitor.sweep)
     register_sync(scheduler, container)
     return scheduler
 
 
-# ---------------------------------------------------------------- sync (issue 4)
+# ---------------------------------------------------------------- sync
 
 SYNC_JOB_PREFIXES = ("sync:", "picklists:", "reconcile:")
 
@@ -72,7 +72,6 @@ def add_sync_jobs(scheduler: AsyncIOScheduler, container: Deskbridge, connection
     the run itself holds the connection's lease, so a long sync never runs twice)."""
     s = container.settings
     sync = container.sync
-    assert sync is not None, "build() wires container.sync"
     first_sync: JobBody = lambda: sync.run(connection_id)  # noqa: E731
     if container.settle_gc:  # a long-running server: freeze what the first sync loaded
         first_sync = gctune.after_first(first_sync)
@@ -88,15 +87,13 @@ def add_sync_jobs(scheduler: AsyncIOScheduler, container: Deskbridge, connection
 
 def register_sync(scheduler: AsyncIOScheduler, container: Deskbridge) -> None:
     """Keep one set of sync jobs per enabled connection (connections added later are picked up)."""
-    if container.sync is None:
-        return
 
     async def refresh_jobs() -> None:
         conns = await container.connections.all_enabled()
         wanted = {c.id for c in conns}
         for conn in conns:
-            if scheduler.get_job(f"sync:{conn.id}") is None:
-                add_sync_jobs(scheduler, container, conn.id)  # type: ignore[arg-type]
+            if conn.id is not None and scheduler.get_job(f"sync:{conn.id}") is None:
+                add_sync_jobs(scheduler, container, conn.id)
         for job in scheduler.get_jobs():
             prefix, _, cid = job.id.partition(":")
             if f"{prefix}:" in SYNC_JOB_PREFIXES and cid.isdigit() and int(cid) not in wanted:

@@ -11,7 +11,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy.exc import IntegrityError
@@ -47,6 +47,9 @@ from store import migrate
 from store.crypto import CredentialCipher, generate_key
 from store.db import Database
 
+if TYPE_CHECKING:
+    from bot.slack.app import SlackSurface
+
 log = logging.getLogger("deskbridge")
 
 SANDBOX_CONNECTION = "sandbox"
@@ -54,12 +57,14 @@ SANDBOX_CONNECTION = "sandbox"
 
 @dataclass
 class Deskbridge:
-    """Everything the surfaces need, built once."""
+    """Everything the surfaces need, built once by `build`; every service always exists."""
 
     settings: Settings
     db: Database
     registry: Registry
     cipher: CredentialCipher
+    # Surfaces register themselves here (SlackNotifier, TeamsNotifier, the console).
+    notifier: FanoutNotifier
     workspaces: WorkspaceService
     directory: DirectoryService
     connections: ConnectionService
@@ -68,27 +73,34 @@ class Deskbridge:
     apikeys: ApiKeyService
     idempotency: IdempotencyService
     outbox_admin: OutboxAdmin
+    outbox_worker: OutboxWorker  # delivers outbox ops (run by `serve`, `background` and the console)
     alert_webhooks: AlertWebhookService  # acknowledge/resolve RMM alerts through the MSP's own webhook
-    outbox_worker: OutboxWorker | None = None  # delivers outbox ops (run by `serve` and `outbox work`)
-    # Surfaces register themselves here (SlackNotifier, TeamsNotifier, the console).
-    notifier: FanoutNotifier = field(default_factory=FanoutNotifier)
-    default_workspace_id: int | None = None
+    sync: SyncService  # ticket sync, picklists, reconcile, webhooks, mappings
+    sla: SlaService  # clocks and figures
+    sla_config: SlaConfigService  # calendars and policies
+    sla_monitor: SlaMonitor  # the per-minute warning sweep
+    # Chat, shared by Slack, Teams and the console: bindings/identities, view builders, the command runner.
+    chat: ChatService
+    chat_posts: ChatPosts
+    chat_views: ChatViews
+    chat_commands: ChatCommands
+    slack: SlackSurface | None = None  # only when Slack is configured (settings.slack_enabled)
     banner: list[str] = field(default_factory=list)
-    # Chat surfaces (issue 7): bindings/identities, view builders, the shared command runner, Slack.
-    chat: ChatService | None = None
-    chat_posts: ChatPosts | None = None
-    chat_views: ChatViews | None = None
-    chat_commands: ChatCommands | None = None
-    slack: Any = None  # bot.slack.app.SlackSurface when Slack is configured
-    # SLA engine (issue 6): clocks and figures, calendars/policies, the per-minute warning monitor.
-    sla: SlaService | None = None
-    sla_config: SlaConfigService | None = None
-    sla_monitor: SlaMonitor | None = None
-    sync: SyncService | None = None  # ticket sync, picklists, reconcile, webhooks, mappings (issue 4)
     settle_gc: bool = False  # a long-running server process: bot/gctune.py settings (not in tests)
+    _workspace_id: int | None = field(default=None, init=False, repr=False)
+
+    @property
+    def default_workspace_id(self) -> int:
+        """The workspace of single-workspace mode (DESKBRIDGE_WORKSPACE_SLUG), known once bootstrapped."""
+        if self._workspace_id is None:
+            raise RuntimeError("bootstrap() the container first: the default workspace is not known yet")
+        return self._workspace_id
+
+    @default_workspace_id.setter
+    def default_workspace_id(self, workspace_id: int) -> None:
+        self._workspace_id = workspace_id
 
     def system_actor(self) -> Actor:
-        assert self.default_workspace_id is not None, "bootstrap() first"
         return Actor.system(self.default_workspace_id)
 
     async def readiness(self) -> dict[str, bool]:
@@ -132,33 +144,50 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     cipher, note = _load_cipher(settings)
     # The outbox's settle delay must exceed the connectors' real request timeout: one setting for both.
     registry = registry or Registry(transport=transport, options=connector_options(settings, db, cipher))
+    notifier = FanoutNotifier()
+    workspaces, directory = WorkspaceService(db), DirectoryService(db)
     connections = ConnectionService(db, cipher=cipher, checker=registry.check, factory=registry.build,
                                     known_kinds=registry.kinds())
+    # Standalone tickets (no PSA) are announced by TicketService itself.
+    tickets = TicketService(db, capabilities=registry.capabilities, notifier=notifier)
+    queue, outbox_admin = QueueService(db), OutboxAdmin(db)
+    alert_webhooks = AlertWebhookService(db, cipher=cipher, poster=AlertWebhookClient(
+        transport=transport, timeout=min(settings.psa_request_timeout_seconds, 15.0)))
+    sla = SlaService(db)
+    chat = ChatService(db, cipher=cipher, workspaces=workspaces, directory=directory)
+    chat_views = ChatViews(db, tickets=tickets, connections=connections, capabilities=registry.capabilities, sla=sla)
     container = Deskbridge(
         settings=settings,
         db=db,
         registry=registry,
         cipher=cipher,
-        workspaces=WorkspaceService(db),
-        directory=DirectoryService(db),
+        notifier=notifier,
+        workspaces=workspaces,
+        directory=directory,
         connections=connections,
-        tickets=TicketService(db, capabilities=registry.capabilities),
-        queue=QueueService(db),
+        tickets=tickets,
+        queue=queue,
         apikeys=ApiKeyService(db),
         idempotency=IdempotencyService(db),
-        outbox_admin=OutboxAdmin(db),
-        alert_webhooks=AlertWebhookService(db, cipher=cipher, poster=AlertWebhookClient(
-            transport=transport, timeout=min(settings.psa_request_timeout_seconds, 15.0))),
+        outbox_admin=outbox_admin,
+        outbox_worker=OutboxWorker(db, connections, notifier, config=outbox_worker_config(settings),
+                                   name=settings.instance_id, alerts=alert_webhooks),
+        alert_webhooks=alert_webhooks,
+        sync=SyncService(SyncEngine(db, connections, notifier, instance_id=settings.instance_id)),
+        sla=sla,
+        sla_config=SlaConfigService(db),
+        sla_monitor=SlaMonitor(db, sla, notifier),
+        chat=chat,
+        chat_posts=ChatPosts(db),
+        chat_views=chat_views,
+        chat_commands=ChatCommands(db, chat=chat, views=chat_views, queue=queue, tickets=tickets,
+                                   directory=directory, workspaces=workspaces, outbox_admin=outbox_admin),
     )
-    container.tickets.notifier = container.notifier  # standalone tickets are announced by TicketService
-    container.outbox_worker = OutboxWorker(db, connections, container.notifier,
-                                           config=outbox_worker_config(settings), name=settings.instance_id,
-                                           alerts=container.alert_webhooks)
-    container.sync = SyncService(SyncEngine(db, connections, container.notifier, instance_id=settings.instance_id))
-    container.sla = SlaService(db)
-    container.sla_config = SlaConfigService(db)
-    container.sla_monitor = SlaMonitor(db, container.sla, container.notifier)
-    _wire_chat(container)
+    if settings.slack_enabled:
+        from bot.slack.app import SlackSurface  # slack_bolt is imported only when Slack is configured
+
+        container.slack = SlackSurface(container)
+        notifier.add(container.slack.notifier)
     if note:
         container.banner.append(note)
     return container
@@ -174,43 +203,15 @@ def connector_options(settings: Settings, db: Database, cipher: CredentialCipher
                         "token_cache": DatabaseTokenCache(db, cipher, holder=settings.instance_id)}}
 
 
-def outbox_worker_config(settings: Settings, **overrides: Any) -> WorkerConfig:
-    """The outbox worker's timing from settings (see bot/settings.py, `outbox_*`)."""
-    values: dict[str, Any] = dict(
-        concurrency=settings.outbox_concurrency, lease_seconds=settings.outbox_lease_seconds,
+def outbox_worker_config(settings: Settings, *, concurrency: int | None = None) -> WorkerConfig:
+    """The outbox worker's timing from settings (see bot/settings.py, `outbox_*`); `concurrency` overrides."""
+    return WorkerConfig(
+        concurrency=concurrency or settings.outbox_concurrency, lease_seconds=settings.outbox_lease_seconds,
         settle_seconds=settings.outbox_settle_seconds, client_timeout=settings.psa_request_timeout_seconds,
         poll_seconds=settings.outbox_poll_seconds,
         backoff=BackoffPolicy(base=settings.outbox_backoff_base_seconds, cap=settings.outbox_backoff_cap_seconds),
         breaker_fail_max=settings.outbox_breaker_failures, breaker_reset_seconds=settings.outbox_breaker_reset_seconds,
     )
-    values.update(overrides)
-    return WorkerConfig(**values)
-
-
-def _wire_chat(c: Deskbridge) -> None:
-    """Chat services shared by Slack, Teams and the console; SLA/outbox parts plug in when present."""
-    c.chat = ChatService(c.db, cipher=c.cipher, workspaces=c.workspaces, directory=c.directory)
-    c.chat_posts = ChatPosts(c.db)
-    sla = getattr(c, "sla", None)
-    c.chat_views = ChatViews(c.db, tickets=c.tickets, connections=c.connections,
-                             capabilities=c.registry.capabilities,
-                             sla=sla if sla is not None and hasattr(sla, "breaching_ids") else None)
-    c.chat_commands = ChatCommands(c.db, chat=c.chat, views=c.chat_views, queue=c.queue, tickets=c.tickets,
-                                   directory=c.directory, workspaces=c.workspaces,
-                                   outbox_admin=getattr(c, "outbox_admin", None) or _outbox_admin(c))
-    if c.settings.slack_enabled:
-        from bot.slack.app import SlackSurface
-
-        c.slack = SlackSurface(c)
-        c.notifier.add(c.slack.notifier)
-
-
-def _outbox_admin(c: Deskbridge) -> Any:
-    try:
-        from core.outbox.admin import OutboxAdmin
-    except ImportError:  # the outbox admin has not landed in this build
-        return None
-    return OutboxAdmin(c.db)
 
 
 async def bootstrap(container: Deskbridge) -> list[str]:
@@ -227,8 +228,9 @@ async def bootstrap(container: Deskbridge) -> list[str]:
             ws = await container.workspaces.create(slug=s.workspace_slug, name=s.workspace_name)
         except (Conflict, IntegrityError):
             ws = await container.workspaces.by_slug(s.workspace_slug)
+    assert ws.id is not None  # a stored row
     container.default_workspace_id = ws.id
-    conns = await container.connections.list(ws.id)  # type: ignore[arg-type]
+    conns = await container.connections.list(ws.id)
     real = [c for c in conns if c.kind != "sandbox"]
     want_sandbox = s.sandbox == "on" or (s.sandbox == "auto" and not real)
     if want_sandbox:
@@ -236,8 +238,7 @@ async def bootstrap(container: Deskbridge) -> list[str]:
             state = Path(s.secret_key_file).parent / "sandbox-state.json"
             try:
                 await container.connections.add(
-                    ws.id,  # type: ignore[arg-type]
-                    kind="sandbox", name=SANDBOX_CONNECTION,
+                    ws.id, kind="sandbox", name=SANDBOX_CONNECTION,
                     settings={"seed": s.sandbox_seed, "state_path": str(state)}, credentials={"api_key": "sandbox"},
                     make_default=True,
                 )

@@ -33,7 +33,7 @@ class Settings(BaseSettings):
 
     # Web server
     host: str = Field("127.0.0.1", description="Address `serve` listens on")
-    port: int = Field(8080, description="Port `serve` listens on")
+    port: int = Field(8080, ge=1, le=65535, description="Port `serve` listens on")
     public_url: str | None = Field(None, description="External base URL (OAuth redirects, webhooks)")
 
     # Logging
@@ -54,8 +54,9 @@ class Settings(BaseSettings):
     run_outbox_worker: bool = Field(True, description="Run the outbox worker in `serve`")
     sync_interval_seconds: int = Field(60, ge=5, description="Incremental sync period per connection")
     picklist_interval_seconds: int = Field(3600, ge=60, description="Picklist refresh period")
-    reconcile_interval_seconds: int = Field(6 * 3600, ge=300,
-                                            description="Full reconcile period (deleted/merged ticket detection)")
+    reconcile_interval_seconds: int = Field(
+        600, ge=60, description="Reconcile period: ids only, so a ticket deleted in the PSA leaves the queue within "
+                                "minutes (writes that meet a deleted ticket check it at once)")
     outbox_poll_seconds: float = Field(1.0, gt=0, description="Outbox idle poll period")
     outbox_concurrency: int = Field(4, ge=1, le=64, description="Outbox delivery slots per worker process")
     psa_request_timeout_seconds: float = Field(

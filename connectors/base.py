@@ -170,6 +170,7 @@ class PsaMember:
     identifier: str | None = None
     email: str | None = None
     active: bool = True
+    api: bool = False  # an integration's API member, not a person: never listed as a technician
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -212,10 +213,17 @@ class PsaTicketType:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Picklists:
+    """Every picklist the connector could read. One that failed (a board whose types 404, say) is named in
+    `problems` with the reason, and the others are still returned: callers keep the last good value of
+    what failed. `incomplete_boards` are the boards whose statuses or types are missing from this answer."""
+
     boards: Sequence[PsaBoard] = ()
     statuses: Sequence[PsaStatus] = ()
     priorities: Sequence[PsaPriority] = ()
     types: Sequence[PsaTicketType] = ()
+    problems: Mapping[str, str] = field(default_factory=dict)  # what could not be read -> why
+    incomplete_boards: frozenset[str] = frozenset()
+    complete: frozenset[str] = frozenset({"board", "status", "priority", "type"})  # kinds read in full
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,6 +469,20 @@ class PsaConnector(Protocol):
         ...
 
     async def aclose(self) -> None:
+        ...
+
+
+@runtime_checkable
+class CallbackRegistrar(Protocol):
+    """A connector that can register the PSA's callbacks (webhooks) itself, with housekeeping: exactly one
+    per type pointing at `url`, older ones pointing at our host removed."""
+
+    async def ensure_callbacks(self, url: str) -> Mapping[str, Any]:
+        """Make the PSA's callbacks pointing at our host exactly the wanted ones at `url`; what changed."""
+        ...
+
+    async def remove_callbacks(self, url: str) -> Sequence[Any]:
+        """Delete every callback pointing at `url`'s host (the connection is going away)."""
         ...
 
 

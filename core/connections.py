@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import logging
+import secrets
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import select
 
-from connectors.base import AccountInfo, ConnectionConfig, ConnectorFactory, CredentialChecker, PsaConnector
+from connectors.base import (
+    AccountInfo,
+    CallbackRegistrar,
+    ConnectionConfig,
+    ConnectorFactory,
+    CredentialChecker,
+    PsaConnector,
+)
 from connectors.errors import (
     PsaAuthError,
     PsaError,
@@ -29,6 +39,15 @@ from store.tables import PsaConnection
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackSetup:
+    """Where the PSA's callbacks point, and whether the connector registered them itself."""
+
+    url: str
+    registered: bool  # False: this PSA's callbacks are set up in the PSA by hand (the URL is what to paste)
+    changes: dict[str, Any]
 
 
 def check_failure(kind: str, exc: PsaError) -> tuple[str, str]:
@@ -129,6 +148,33 @@ class ConnectionService:
             row.enabled = True
         return info
 
+    async def install_callbacks(self, workspace_id: int, connection_id: int, public_url: str | None) -> CallbackSetup:
+        """Register the PSA's callbacks to this instance itself (housekeeping included: one per type, stale
+        ones pointing at our host removed). The URL carries a token of the connection's, made on first use."""
+        conn = await self.get(workspace_id, connection_id)
+        if not public_url or not public_url.lower().startswith(("https://", "http://")):
+            raise InvalidInput("Deskbridge does not know its public URL, so the PSA cannot reach it.",
+                               hint="Set DESKBRIDGE_PUBLIC_URL (e.g. https://deskbridge.example.com), then run "
+                                    f"`deskbridge connection callbacks {conn.name}` again.")
+        token = str((conn.settings or {}).get("webhook_token") or "")
+        if not token:
+            token = secrets.token_urlsafe(24)
+            async with self.db.write(Scope.workspace(workspace_id)) as session:
+                row = await session.get(PsaConnection, connection_id)
+                assert row is not None
+                row.settings = {**(row.settings or {}), "webhook_token": token}
+            conn = await self.get(workspace_id, connection_id)
+        url = f"{public_url.rstrip('/')}/webhooks/{conn.id}/{token}"
+        async with self.open(conn) as connector:
+            if not isinstance(connector, CallbackRegistrar):
+                return CallbackSetup(url=url, registered=False, changes={})
+            try:
+                changes = await connector.ensure_callbacks(url)
+            except PsaError as exc:
+                message, hint = check_failure(conn.kind, exc)
+                raise ConnectionProblem(f"Could not register the callbacks: {message}", hint=hint) from exc
+        return CallbackSetup(url=url, registered=True, changes=dict(changes))
+
     async def get(self, workspace_id: int, connection_id: int) -> PsaConnection:
         async with self.db.read(Scope.workspace(workspace_id)) as session:
             conn = await session.get(PsaConnection, connection_id)
@@ -149,7 +195,7 @@ class ConnectionService:
         async with self.db.read(Scope.workspace(workspace_id)) as session:
             return list((await session.exec(select(PsaConnection).order_by(PsaConnection.id))).all())
 
-    async def all_enabled(self) -> list[PsaConnection]:
+    async def all_enabled(self) -> builtins.list[PsaConnection]:  # `list` is a method of this class
         """Every enabled connection of every workspace (for the scheduler and the outbox worker)."""
         async with self.db.read(Scope.system_wide()) as session:
             return list((await session.exec(

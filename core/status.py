@@ -178,7 +178,7 @@ async def resolve_status(
     names = [item.name for item, _ in statuses]
     close = difflib.get_close_matches(text, names, n=3, cutoff=0.5)
     hint = ("Did you mean " + " or ".join(f"'{c}'" for c in close) + "? ") if close else ""
-    hint += "Valid statuses on this board: " + (", ".join(names) if names else "(none cached yet: run a sync)")
+    hint += "Valid statuses on this board: " + (", ".join(names) if names else "(none cached yet: `deskbridge sync picklists <connection>` reads them, and `deskbridge sync status` says why if it cannot)")
     raise InvalidInput(f"'{text}' is not a valid status for this ticket's board.", hint=hint, field="status")
 
 

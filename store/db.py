@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, with_loader_criteria
 from sqlalchemy.sql.util import find_tables
-from sqlmodel import Session
+from sqlmodel import Session, col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 import store.tables  # noqa: F401  (every table registered before the first query)
@@ -87,7 +87,7 @@ def _scoped(statement: Any, ws: int) -> Any:
     scoped = statement
     if classes:
         scoped = statement.options(
-            *(with_loader_criteria(cls, cls.workspace_id == ws, include_aliases=True) for cls in classes)
+            *(with_loader_criteria(cls, col(cls.workspace_id) == ws, include_aliases=True) for cls in classes)
         )
     _SCOPED[key] = (statement, scoped)
     if len(_SCOPED) > _SCOPED_MAX:
@@ -104,7 +104,7 @@ def _owned_tables() -> dict[sa.Table, type[WorkspaceOwned]]:
     global _OWNED
     if _OWNED is None:
         found: dict[sa.Table, type[WorkspaceOwned]] = {}
-        stack: list[type] = [WorkspaceOwned]
+        stack: list[type[WorkspaceOwned]] = [WorkspaceOwned]
         while stack:
             for sub in stack.pop().__subclasses__():
                 stack.append(sub)
@@ -130,7 +130,7 @@ def _check_flush(session: Session, flush_context: Any, instances: Any) -> None:
     for obj in list(session.new) + list(session.dirty) + list(session.deleted):
         if isinstance(obj, WorkspaceOwned):
             if obj.workspace_id is None:
-                obj.workspace_id = scope.workspace_id  # type: ignore[assignment]
+                obj.workspace_id = scope.workspace_id
             elif obj.workspace_id != scope.workspace_id:
                 raise ScopeError(
                     f"{type(obj).__name__} belongs to workspace {obj.workspace_id}, "

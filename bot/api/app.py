@@ -1,4 +1,4 @@
-"""The FastAPI app: health/readiness now; REST API, webhooks and chat routes mount here as they land."""
+"""The FastAPI app: health/readiness, the REST API (bot/api/portal), PSA webhooks and the Slack routes."""
 
 from __future__ import annotations
 
@@ -6,25 +6,24 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from bot import gctune, jobs
 from bot.api import portal, webhooks
+from bot.main import Deskbridge, bootstrap
 
 log = logging.getLogger("deskbridge.api")
 
 
-def create_app(container: Any, *, start_background: bool = True, settle_gc: bool = False) -> FastAPI:
+def create_app(container: Deskbridge, *, start_background: bool = True, settle_gc: bool = False) -> FastAPI:
     """Build the web app around a container from bot.main.build (bootstrapped in the lifespan)."""
-    from bot.main import bootstrap
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await bootstrap(container)
-        slack = getattr(container, "slack", None)
+        slack = container.slack
         if slack is not None:
             await slack.start()
         scheduler = None
@@ -33,8 +32,8 @@ def create_app(container: Any, *, start_background: bool = True, settle_gc: bool
             scheduler = jobs.build_scheduler(container)
             scheduler.start()
         outbox_task = None
-        worker = getattr(container, "outbox_worker", None)
-        if start_background and container.settings.run_outbox_worker and worker is not None:
+        worker = container.outbox_worker
+        if start_background and container.settings.run_outbox_worker:
             outbox_task = asyncio.create_task(worker.run(), name="outbox-worker")
         if settle_gc:  # the server process only (not tests): start-up objects leave the GC's walks
             gctune.settle()
@@ -47,7 +46,7 @@ def create_app(container: Any, *, start_background: bool = True, settle_gc: bool
                 await slack.stop()
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
-            if outbox_task is not None and worker is not None:
+            if outbox_task is not None:
                 worker.stop()  # in-flight deliveries get the worker's grace period
                 await asyncio.gather(outbox_task, return_exceptions=True)
             await container.aclose()
@@ -57,7 +56,7 @@ def create_app(container: Any, *, start_background: bool = True, settle_gc: bool
     app.state.ready = False
     portal.install(app, container)  # REST API under /api/msp-portal (bot/api/portal)
     webhooks.install(app)  # PSA webhook receivers: POST /webhooks/{connection_id}/{token} (core/sync)
-    if getattr(container, "slack", None) is not None:
+    if container.slack is not None:
         app.include_router(container.slack.router())  # /slack/events, /slack/install, /slack/oauth_redirect
 
     @app.get("/healthz", tags=["ops"])

@@ -15,6 +15,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from core.errors import InvalidInput, NotFound
+from core.sync.service import SyncService
 from core.sync.webhooks import WebhookRefused, WebhookUnavailable
 
 log = logging.getLogger("deskbridge.api.webhooks")
@@ -40,7 +41,7 @@ async def receive(connection_id: int, token: str, request: Request) -> JSONRespo
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
         return _error(413, "Webhook body too large.")
-    sync = request.app.state.container.sync
+    sync: SyncService = request.app.state.container.sync
     headers = {k.lower(): v for k, v in request.headers.items()}
     try:
         result = await sync.ingest_webhook(connection_id, token, headers, body)

@@ -42,7 +42,10 @@ from connectors.base import (
     PsaContact,
     PsaMember,
     PsaNote,
+    PsaPriority,
+    PsaStatus,
     PsaTicket,
+    PsaTicketType,
     PsaTimeEntry,
     TicketPatch,
     WebhookEvent,
@@ -58,7 +61,15 @@ from connectors.connectwise import webhooks as wh
 from connectors.connectwise.auth import ON_PREM_CODEBASE, basic_auth, tenant_from_settings
 from connectors.connectwise.client import CwClient
 from connectors.connectwise.conditions import and_, cond, or_
-from connectors.errors import PsaError, PsaTimeout, PsaTooLarge, PsaValidationError, WebhookRejected
+from connectors.errors import (
+    PsaAuthError,
+    PsaError,
+    PsaRateLimited,
+    PsaTimeout,
+    PsaTooLarge,
+    PsaValidationError,
+    WebhookRejected,
+)
 
 MAX_PAGE = 1000
 EMAIL_FLAG = "cw_email_contact_flag"  # journal key: {"ticket": id, "restore": previous value}
@@ -265,22 +276,61 @@ class ConnectWiseConnector:
     # ------------------------------------------------------------ picklists, directory
 
     async def picklists(self) -> Picklists:
+        """Boards, then each board's statuses and types, and the priorities: each read on its own, so one
+        that fails (a board whose types 404) is reported in `problems` and the rest still arrives.
+        Credentials refused or a rate limit stop the refresh (retried as a whole later)."""
         boards = [m.board(b) for b in await self.client.get_all("service/boards", {"orderBy": "id asc"})]
-        statuses, types = [], []
+        statuses: list[PsaStatus] = []
+        types: list[PsaTicketType] = []
+        problems: dict[str, str] = {}
+        incomplete: set[str] = set()
         for b in boards:
             path = f"service/boards/{int(b.external_id)}"
-            # ordered here, by `sortOrder` or the older `sort`: asking the server to order by a field its
-            # version lacks is a 400
-            statuses += sorted((m.status(s, b.external_id) for s in await self.client.get_all(
-                f"{path}/statuses", {"orderBy": "id asc"})), key=lambda st: (st.sort_order, int(st.external_id)))
-            types += [m.ticket_type(t, b.external_id) for t in await self.client.get_all(f"{path}/types",
-                                                                                       {"orderBy": "id asc"})]
-        prios = sorted((m.priority(p) for p in await self.client.get_all("service/priorities", {"orderBy": "id asc"})),
-                       key=lambda p: (p.sort_order, int(p.external_id)))
-        return Picklists(boards=boards, statuses=statuses, priorities=prios, types=types)
+            try:
+                # ordered here, by `sortOrder` or the older `sort`: asking the server to order by a field its
+                # version lacks is a 400
+                statuses += sorted((m.status(s, b.external_id) for s in await self.client.get_all(
+                    f"{path}/statuses", {"orderBy": "id asc"})), key=lambda st: (st.sort_order, int(st.external_id)))
+            except (PsaAuthError, PsaRateLimited):
+                raise
+            except PsaError as exc:
+                problems[f"statuses of board {b.name} ({b.external_id})"] = str(exc)
+                incomplete.add(b.external_id)
+            try:
+                types += [m.ticket_type(t, b.external_id) for t in await self.client.get_all(f"{path}/types",
+                                                                                           {"orderBy": "id asc"})]
+            except (PsaAuthError, PsaRateLimited):
+                raise
+            except PsaError as exc:
+                problems[f"types of board {b.name} ({b.external_id})"] = str(exc)
+                incomplete.add(b.external_id)
+        complete = {"board", "status", "type"}
+        prios: list[PsaPriority] = []
+        try:
+            prios = sorted((m.priority(p) for p in await self.client.get_all("service/priorities",
+                                                                               {"orderBy": "id asc"})),
+                           key=lambda p: (p.sort_order, int(p.external_id)))
+            complete.add("priority")
+        except (PsaAuthError, PsaRateLimited):
+            raise
+        except PsaError as exc:
+            problems["priorities"] = str(exc)
+        return Picklists(boards=boards, statuses=statuses, priorities=prios, types=types, problems=problems,
+                         incomplete_boards=frozenset(incomplete), complete=frozenset(complete))
 
     async def list_members(self) -> Sequence[PsaMember]:
-        return [m.member(r) for r in await self.client.get_all("system/members", {"orderBy": "id asc"})]
+        """Members, with the API members (`system/apiMembers`, whose keys integrations use) marked as such:
+        they are not technicians. A tenant that will not list API members still gets its members."""
+        members = [m.member(r) for r in await self.client.get_all("system/members", {"orderBy": "id asc"})]
+        try:
+            api = await self.client.get_all("system/apiMembers", {"orderBy": "id asc", "fields": "id,identifier"})
+        except (PsaAuthError, PsaRateLimited):
+            raise
+        except PsaError:
+            return members
+        ids = {str(a.get("id")) for a in api} | {f"ident:{a.get('identifier')}" for a in api if a.get("identifier")}
+        return [dataclasses.replace(x, api=True) if x.external_id in ids or f"ident:{x.identifier}" in ids else x
+                for x in members]
 
     async def _keyset(self, path: str, cursor: str | None) -> tuple[list[Any], str | None]:
         after = int(_decode(cursor)["k"]) if cursor else 0

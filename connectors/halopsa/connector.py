@@ -423,13 +423,14 @@ class HaloPsaConnector:
         return wh.parse(body, headers, mode=self.webhook_mode, secret=self._webhook_secret,
                         header_name=self.webhook_header)
 
-    async def ensure_webhooks(self, url: str) -> dict[str, Any]:
-        """Our webhook at `url` exactly once (created or updated, duplicates deleted), subscribed to ticket events."""
+    async def ensure_callbacks(self, url: str) -> dict[str, Any]:
+        """Our webhook at `url` exactly once (created or updated, duplicates deleted), subscribed to ticket events
+        (connectors.base.CallbackRegistrar: `deskbridge connection callbacks NAME`)."""
         return await wh.ensure(self.client, url, mode=self.webhook_mode, secret=self._webhook_secret,
                                header_name=self.webhook_header)
 
-    async def remove_webhooks(self, url: str) -> list[str]:
-        """Delete our webhooks for `url` (when the connection is removed)."""
+    async def remove_callbacks(self, url: str) -> list[str]:
+        """Delete our webhooks for `url`'s host (when the connection is removed)."""
         return await wh.remove(self.client, url)
 
     def ticket_url(self, external_id: str) -> str:

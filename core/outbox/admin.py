@@ -1,6 +1,6 @@
 """Dead letters and the operator's view of the outbox: list, show, redrive, discard.
 
-Used by `deskbridge outbox …` (bot/commands/outbox.py), the REST API and chat admin commands. Every
+Used by `deskbridge outbox …` (bot/cli/outbox.py), the REST API and chat admin commands. Every
 function is scoped to one workspace. Redrive and discard are audited admin actions:
 
 - redrive: a dead op goes back to pending with attempts reset and the SAME marker (so an earlier

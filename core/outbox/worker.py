@@ -26,7 +26,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.base import PsaConnector
-from connectors.errors import PsaAuthError, PsaError, PsaRateLimited
+from connectors.errors import PsaAuthError, PsaError, PsaNotFound, PsaRateLimited
+from core import ticket_gone
 from core.alert_webhooks import AlertWebhookService
 from core.connections import ConnectionService
 from core.notify import Notifier
@@ -238,6 +239,8 @@ class OutboxWorker:
                                           alerts=self._alert_send(op), journal=OpJournal(self.db, op),
                                           mark=lambda: self._mark_sent(op))
         except Exception as exc:  # noqa: BLE001 - classified below; PsaError is the connector contract
+            if isinstance(exc, PsaNotFound) and not alert and claim.ticket_external_id:
+                exc = await self._ticket_gone(conn, op, claim.ticket_external_id, exc)
             res = self._failed(op, conn, exc, attempt)
         else:
             if not alert:
@@ -249,6 +252,22 @@ class OutboxWorker:
             res.request["calls"] = list(attempt.calls)
         res.duration_ms = int((self._mono() - t0) * 1000)
         await self._record(op, res, claim.ticket_number)
+
+    async def _ticket_gone(self, conn: _Conn, op: OutboxOp, external_id: str, exc: PsaNotFound) -> PsaError:
+        """A write answered 404: is the ticket itself gone from the PSA? Then it leaves the queue now (not at
+        the next reconcile), and the dead letter says so in words."""
+        try:
+            await self._connector(conn).get_ticket(external_id)
+        except PsaNotFound:
+            events = await ticket_gone.mark_deleted(self.db, op.workspace_id, op.connection_id, [external_id],
+                                                    self._clock())
+            for event in events:
+                await self.notifier.notify(event)
+            return PsaNotFound(f"The ticket was deleted in the PSA (or merged into another), so this write "
+                               f"cannot be made: {exc.message}", status=404, code="TicketDeleted")
+        except PsaError:
+            return exc  # could not tell: the 404 stands as the PSA said it
+        return exc  # the ticket is there: something else of the write was not found
 
     @asynccontextmanager
     async def _heartbeat(self, op: OutboxOp) -> AsyncIterator[None]:

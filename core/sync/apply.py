@@ -32,6 +32,7 @@ from core.sync.timeline import apply_children
 from core.sync.upsert import ensure_directory, upsert_tickets
 from store.db import Database, Scope
 from store.enums import Origin, OutboxStatus, Priority, Stage
+from store.sql import table_of
 from store.tables import Contact, Customer, Member, OutboxOp, Ticket
 
 log = logging.getLogger(__name__)
@@ -227,7 +228,7 @@ def _board_key(target: SyncTarget, t: PsaTicket) -> str:
 
 
 async def _existing(s: AsyncSession, target: SyncTarget, external_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    t = Ticket.__table__  # a Core statement: not scoped by the session, so it filters workspace_id itself
+    t = table_of(Ticket)  # a Core statement: not scoped by the session, so it filters workspace_id itself
     names = ["id", "external_id", "number", "version", "psa_hash", "psa_updated_at", "deleted_at", "closed_at",
              *_EVENT_FIELDS, *(c for group in _PROTECT.values() for c in group)]
     cols = [t.c[n] for n in dict.fromkeys(names)]
@@ -250,7 +251,7 @@ async def _link_by_marker(s: AsyncSession, target: SyncTarget, tickets: Sequence
     if not wanted:
         return
     ws, cid = target.workspace_id, target.connection_id
-    t = Ticket.__table__  # Core: filters workspace_id itself
+    t = table_of(Ticket)  # Core: filters workspace_id itself
     res = await s.execute(sa.select(t.c.id, t.c.marker, t.c.number).where(
         t.c.workspace_id == ws, sa.or_(t.c.connection_id.is_(None), t.c.connection_id == cid),
         t.c.marker.in_(list(wanted)), t.c.external_id.is_(None)).order_by(t.c.id))
@@ -277,7 +278,7 @@ async def _link_by_marker(s: AsyncSession, target: SyncTarget, tickets: Sequence
 
 async def _numbers_taken(s: AsyncSession, ws: int, numbers: set[int]) -> dict[int, int]:
     """Ticket numbers already used in the workspace: number -> ticket id."""
-    t = Ticket.__table__  # Core: filters workspace_id itself
+    t = table_of(Ticket)  # Core: filters workspace_id itself
     out: dict[int, int] = {}
     wanted = sorted(numbers)
     for i in range(0, len(wanted), 5000):
@@ -314,7 +315,7 @@ async def _assign_numbers(s: AsyncSession, ws: int, rows: list[dict[str, Any]],
 async def _protected_fields(s: AsyncSession, ws: int, ticket_ids: Sequence[int]) -> dict[int, set[str]]:
     """Ticket columns held by undelivered local updates (outbox ops still pending)."""
     out: dict[int, set[str]] = {}
-    o = OutboxOp.__table__  # Core: filters workspace_id itself
+    o = table_of(OutboxOp)  # Core: filters workspace_id itself
     for i in range(0, len(ticket_ids), 5000):
         res = await s.execute(sa.select(o.c.ticket_id, o.c.payload).where(
             o.c.workspace_id == ws, o.c.ticket_id.in_(ticket_ids[i : i + 5000]), o.c.kind == "update_ticket", o.c.status.in_(_UNDELIVERED)))

@@ -22,24 +22,23 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlmodel import select
 
 from connectors.base import Feature, PsaConnector, PsaTicket
 from connectors.errors import PsaError, PsaNotFound, PsaRateLimited, PsaUnavailable
-from core import scheduling
+from core import scheduling, ticket_gone
 from core.connections import ConnectionService
 from core.errors import NotFound
-from core.notify import DomainEvent, Notifier, NullNotifier, TicketChanged
+from core.notify import DomainEvent, Notifier, NullNotifier
 from core.sync import runs
 from core.sync.apply import BadRecord, BatchResult, Children, SyncTarget, apply_batch, content_hash, validate
-from core.sync.runs import RunKind, RunStatus
+from core.sync.runs import RecordedRun, RunKind, RunStatus, SyncOutcome
 from store.db import Database, Scope
-from store.enums import Origin
+from store.sql import table_of
 from store.tables import PsaConnection, Ticket
 from store.types import utcnow
 
@@ -65,19 +64,6 @@ class Progress:
 
 
 ProgressFn = Callable[[Progress], None]
-
-
-@dataclass
-class SyncOutcome:
-    status: str  # RunStatus
-    run_id: int | None = None
-    counts: dict[str, int] = field(default_factory=dict)
-    error: str | None = None
-    cursor_after: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status in (RunStatus.OK, RunStatus.PARTIAL)
 
 
 class SyncEngine:
@@ -110,7 +96,8 @@ class SyncEngine:
 
     @staticmethod
     def target(conn: PsaConnection, connector: PsaConnector) -> SyncTarget:
-        return SyncTarget(workspace_id=conn.workspace_id, connection_id=conn.id,  # type: ignore[arg-type]
+        assert conn.id is not None  # a stored row
+        return SyncTarget(workspace_id=conn.workspace_id, connection_id=conn.id,
                           board_scoped_statuses=connector.capabilities.has(Feature.BOARD_SCOPED_STATUSES))
 
     async def call(self, counts: dict[str, int], fn: Callable[..., Awaitable[T]], *args: Any) -> T:
@@ -131,6 +118,13 @@ class SyncEngine:
                 counts["retries"] = counts.get("retries", 0) + 1
                 await self.sleep(random.uniform(0, 0.5 * 2 ** attempt))  # noqa: S311 - jitter, not crypto
         raise AssertionError("unreachable")
+
+    def recorded(self, conn: PsaConnection, kind: str, *, cursor_before: str | None = None,
+                 counts: dict[str, int] | None = None) -> RecordedRun:
+        """The SyncRun row of a run of this connection, for `async with` (core/sync/runs.py)."""
+        assert conn.id is not None  # a stored row
+        return RecordedRun(self.db, conn.workspace_id, conn.id, kind, clock=self.clock, cursor_before=cursor_before,
+                           counts=counts)
 
     async def emit(self, events: Sequence[DomainEvent]) -> None:
         for event in events:
@@ -178,19 +172,26 @@ class SyncEngine:
         assert cid is not None
         cursor_before = await runs.get_cursor(self.db, ws, cid)
         kind = RunKind.FULL if full or cursor_before is None else RunKind.INCREMENTAL
-        run_id = await runs.start_run(self.db, ws, cid, kind, self.clock(), cursor_before)
+        async with self.recorded(conn, kind, cursor_before=cursor_before, counts={"pages": 0, "seen": 0}) as run:
+            try:
+                connector = self.connections.shared(conn)
+            except Exception as exc:
+                await run.finish(RunStatus.FAILED, error=str(exc))
+                raise
+            try:
+                return await self._pages(conn, connector, run, progress=progress, lost=lost)
+            finally:
+                await connector.aclose()
+
+    async def _pages(self, conn: PsaConnection, connector: PsaConnector, run: RecordedRun, *,
+                     progress: ProgressFn | None, lost: asyncio.Event) -> SyncOutcome:
+        """Read every page changed since the cursor (minus the overlap), write it, then move the cursor."""
+        ws, cid, counts, cursor_before = run.workspace_id, run.connection_id, run.counts, run.cursor_before
         watermark = runs.parse_cursor(cursor_before)
-        since = None if kind == RunKind.FULL or watermark is None else watermark - self.overlap
+        since = None if run.kind == RunKind.FULL or watermark is None else watermark - self.overlap
         emit = cursor_before is not None  # the very first import is silent (no flood of chat messages)
-        counts: dict[str, int] = {"pages": 0, "seen": 0}
         bad: dict[str, str] = {}
         hold: datetime | None = None  # the oldest change time of a record this run could not write
-        try:
-            connector = self.connections.shared(conn)
-        except Exception as exc:
-            await runs.finish_run(self.db, ws, run_id, status=RunStatus.FAILED, now=self.clock(), counts=counts,
-                                  error=str(exc))
-            raise
         target = self.target(conn, connector)
         try:
             page_cursor: str | None = None
@@ -217,34 +218,26 @@ class SyncEngine:
                 page_cursor = page.next_cursor
                 if not page_cursor:
                     break
-            if hold is not None and watermark is not None and watermark >= hold:
-                # Never step past a change we did not write: the next run reads it again (and retries it).
-                watermark = hold - HOLD_MARGIN
-                counts["cursor_held"] = 1
-            cursor_after = runs.format_cursor(watermark) if watermark else cursor_before
-            if cursor_after and cursor_after != cursor_before:
-                await runs.set_cursor(self.db, ws, cid, cursor_after, self.clock())
-            counts["bad"] = len(bad)
-            status = RunStatus.PARTIAL if bad else RunStatus.OK
-            error = "; ".join(f"{k}: {v}" for k, v in list(bad.items())[:10]) or None
-            await runs.finish_run(self.db, ws, run_id, status=status, now=self.clock(), counts=counts,
-                                  cursor_after=cursor_after, error=error)
-            log.info("sync run finished", extra={"connection_id": cid, "kind": kind, "status": status, "counts": dict(counts)})
-            return SyncOutcome(status=status, run_id=run_id, counts=counts, error=error, cursor_after=cursor_after)
         except (PsaError, LeaseLost) as exc:
             counts["bad"] = len(bad)
-            await runs.finish_run(self.db, ws, run_id, status=RunStatus.FAILED, now=self.clock(), counts=counts,
-                                  cursor_after=cursor_before, error=f"{type(exc).__name__}: {exc}")
+            failed = await run.fail(exc)
             log.warning("sync run failed; cursor left where it was",
                         extra={"connection_id": cid, "error": str(exc), "counts": dict(counts)})
-            return SyncOutcome(status=RunStatus.FAILED, run_id=run_id, counts=counts, error=str(exc),
-                               cursor_after=cursor_before)
-        except BaseException as exc:
-            await runs.finish_run(self.db, ws, run_id, status=RunStatus.FAILED, now=self.clock(), counts=counts,
-                                  cursor_after=cursor_before, error=f"{type(exc).__name__}: {exc}")
-            raise
-        finally:
-            await connector.aclose()
+            return failed
+        if hold is not None and watermark is not None and watermark >= hold:
+            # Never step past a change we did not write: the next run reads it again (and retries it).
+            watermark = hold - HOLD_MARGIN
+            counts["cursor_held"] = 1
+        cursor_after = runs.format_cursor(watermark) if watermark else cursor_before
+        if cursor_after and cursor_after != cursor_before:
+            await runs.set_cursor(self.db, ws, cid, cursor_after, self.clock())
+        counts["bad"] = len(bad)
+        status = RunStatus.PARTIAL if bad else RunStatus.OK
+        error = "; ".join(f"{k}: {v}" for k, v in list(bad.items())[:10]) or None
+        outcome = await run.finish(status, error=error, cursor_after=cursor_after)
+        log.info("sync run finished", extra={"connection_id": cid, "kind": run.kind, "status": status,
+                                             "counts": dict(counts)})
+        return outcome
 
     async def process(self, connector: PsaConnector, target: SyncTarget, items: Sequence[PsaTicket],
                       counts: dict[str, int], *, emit: bool, force: bool = False) -> BatchResult:
@@ -276,7 +269,7 @@ class SyncEngine:
         """Tickets whose content hash differs from the stored one (or that are new, or marked deleted)."""
         if not items:
             return []
-        t = Ticket.__table__
+        t = table_of(Ticket)
         async with self.db.read(Scope.workspace(target.workspace_id)) as s:
             res = await s.execute(sa.select(t.c.external_id, t.c.psa_hash, t.c.deleted_at).where(
                 t.c.workspace_id == target.workspace_id, t.c.connection_id == target.connection_id, t.c.external_id.in_([i.external_id for i in items])))
@@ -319,54 +312,26 @@ class SyncEngine:
                              connector: PsaConnector | None = None) -> SyncOutcome:
         """Re-read one ticket (and its children) from the PSA now; a ticket gone at the PSA is marked deleted."""
         conn = await self.connection(connection_id)
-        ws = conn.workspace_id
-        run_id = await runs.start_run(self.db, ws, connection_id, kind, self.clock())
-        counts: dict[str, int] = {}
-        own = connector is None
-        connector = connector or self.connections.shared(conn)
-        try:
+        async with self.recorded(conn, kind) as run:
+            own = connector is None
+            psa = connector or self.connections.shared(conn)
             try:
-                ticket = await self.call(counts, connector.get_ticket, external_id)
-            except PsaNotFound:
-                counts["deleted"] = await self.mark_deleted(conn, [external_id])
-                status = RunStatus.OK
-            else:
-                result = await self.process(connector, self.target(conn, connector), [ticket], counts, emit=True,
-                                            force=True)
-                counts["bad"] = len(result.bad)
-                status = RunStatus.PARTIAL if result.bad else RunStatus.OK
-            await runs.finish_run(self.db, ws, run_id, status=status, now=self.clock(), counts=counts)
-            return SyncOutcome(status=status, run_id=run_id, counts=counts)
-        except BaseException as exc:
-            await runs.finish_run(self.db, ws, run_id, status=RunStatus.FAILED, now=self.clock(), counts=counts,
-                                  error=f"{type(exc).__name__}: {exc}")
-            raise
-        finally:
-            if own:
-                await connector.aclose()
-
-    async def fail_run(self, ws: int, connection_id: int, run_id: int, counts: dict[str, int], exc: Exception, *,
-                       what: str) -> SyncOutcome:
-        """Record a run that failed (never fatal to the caller: the next scheduled run tries again)."""
-        await runs.finish_run(self.db, ws, run_id, status=RunStatus.FAILED, now=self.clock(), counts=counts,
-                              error=f"{type(exc).__name__}: {exc}")
-        log.warning("%s failed", what, extra={"connection_id": connection_id, "error": str(exc)})
-        return SyncOutcome(status=RunStatus.FAILED, run_id=run_id, counts=counts, error=str(exc))
+                try:
+                    ticket = await self.call(run.counts, psa.get_ticket, external_id)
+                except PsaNotFound:
+                    run.counts["deleted"] = await self.mark_deleted(conn, [external_id])
+                    return await run.finish(RunStatus.OK)
+                result = await self.process(psa, self.target(conn, psa), [ticket], run.counts, emit=True, force=True)
+                run.counts["bad"] = len(result.bad)
+                return await run.finish(RunStatus.PARTIAL if result.bad else RunStatus.OK)
+            finally:
+                if own:
+                    await psa.aclose()
 
     async def mark_deleted(self, conn: PsaConnection, external_ids: Sequence[str]) -> int:
         """Set deleted_at on tickets gone from the PSA; emits TicketChanged(deleted) for each."""
-        now = self.clock()
-        events: list[DomainEvent] = []
-        async with self.db.write(Scope.workspace(conn.workspace_id)) as s:
-            rows = (await s.exec(select(Ticket).where(Ticket.connection_id == conn.id,
-                                                      Ticket.external_id.in_(external_ids),  # type: ignore[union-attr]
-                                                      Ticket.deleted_at.is_(None)))).all()  # type: ignore[union-attr]
-            for row in rows:
-                row.deleted_at, row.psa_hash = now, None
-                row.version += 1
-                events.append(TicketChanged(workspace_id=conn.workspace_id, ticket_id=row.id, ticket_number=row.number,
-                                            origin=Origin.PSA.value, occurred_at=now,
-                                            changes={"deleted": (False, True)}))
+        assert conn.id is not None
+        events = await ticket_gone.mark_deleted(self.db, conn.workspace_id, conn.id, external_ids, self.clock())
         await self.emit(events)
         return len(events)
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import InvalidInput, NotFound
@@ -21,6 +21,7 @@ from core.status import default_priority, default_stage, parse_priority, parse_s
 from core.sync.upsert import dialect_insert
 from store.db import Database, Scope
 from store.enums import Priority, Stage
+from store.sql import rowcount, table_of
 from store.tables import PicklistItem, PriorityMapping, StatusMapping, Ticket
 
 StatusKey = tuple[str, str]  # (board external id or "", PSA status id)
@@ -56,7 +57,7 @@ async def ensure_status_mappings(session: AsyncSession, workspace_id: int, conne
             if not m.overridden:
                 m.stage = default_stage(s.name, closed=s.closed).value
     if new_rows:
-        stmt = dialect_insert(session, StatusMapping.__table__).values(new_rows).on_conflict_do_nothing(
+        stmt = dialect_insert(session, table_of(StatusMapping)).values(new_rows).on_conflict_do_nothing(
             index_elements=["connection_id", "board_external_id", "psa_status_id"])
         await session.execute(stmt)
         existing = {(m.board_external_id, m.psa_status_id): m for m in (await session.exec(
@@ -82,7 +83,7 @@ async def ensure_priority_mappings(session: AsyncSession, workspace_id: int, con
             if not m.overridden:
                 m.priority = default_priority(name).value
     if new_rows:
-        stmt = dialect_insert(session, PriorityMapping.__table__).values(new_rows).on_conflict_do_nothing(
+        stmt = dialect_insert(session, table_of(PriorityMapping)).values(new_rows).on_conflict_do_nothing(
             index_elements=["connection_id", "psa_priority_id"])
         await session.execute(stmt)
         existing = {m.psa_priority_id: m for m in (await session.exec(
@@ -122,10 +123,11 @@ class MappingService:
             for m in rows:
                 m.stage, m.overridden = target.value, True
                 res = await s.execute(sa.update(Ticket).where(
-                    Ticket.connection_id == connection_id, Ticket.psa_status_id == m.psa_status_id,
-                    *([Ticket.board_external_id == m.board_external_id] if m.board_external_id else []),
+                    col(Ticket.connection_id) == connection_id, col(Ticket.psa_status_id) == m.psa_status_id,
+                    *([col(Ticket.board_external_id) == m.board_external_id] if m.board_external_id else []),
                 ).values(stage=target.value))
-                changes.append(MappingChange(m.psa_status_name, m.board_external_id, target.value, res.rowcount or 0))
+                changes.append(MappingChange(m.psa_status_name, m.board_external_id, target.value,
+                                             rowcount(res) or 0))
             return changes
 
     async def set_priority(self, workspace_id: int, connection_id: int, psa_priority: str,
@@ -153,9 +155,9 @@ class MappingService:
             m.priority, m.overridden = target.value, True
             await s.flush()
             res = await s.execute(sa.update(Ticket).where(
-                Ticket.connection_id == connection_id, Ticket.psa_priority_id == m.psa_priority_id,
+                col(Ticket.connection_id) == connection_id, col(Ticket.psa_priority_id) == m.psa_priority_id,
             ).values(priority=target.value, priority_rank=target.rank))
-            return MappingChange(m.psa_priority_name, "", target.value, res.rowcount or 0)
+            return MappingChange(m.psa_priority_name, "", target.value, rowcount(res) or 0)
 
     async def list(self, workspace_id: int, connection_id: int
                    ) -> tuple[builtins.list[StatusMapping], builtins.list[PriorityMapping]]:

@@ -9,64 +9,100 @@ Items that disappear from the PSA are marked inactive, never deleted (tickets st
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.base import Picklists, PsaCompany, PsaContact, PsaMember
-from core.sync import runs
+from connectors.errors import PsaAuthError, PsaError
 from core.sync.mapping import SeenStatus, ensure_priority_mappings, ensure_status_mappings
-from core.sync.runs import RunKind, RunStatus
+from core.sync.runs import RunKind, RunStatus, SyncOutcome
 from core.sync.upsert import chunks, dialect_insert, directory_ids, ensure_directory
 from store.db import Scope
+from store.sql import table_of
 from store.tables import Contact, Customer, Member, PicklistItem
 
 if TYPE_CHECKING:
-    from core.sync.engine import SyncEngine, SyncOutcome
+    from core.sync.engine import SyncEngine
 
 log = logging.getLogger(__name__)
 PICKLIST_KINDS = ("board", "status", "priority", "type")
+T = TypeVar("T")
 
 
 async def refresh_picklists(engine: SyncEngine, connection_id: int) -> SyncOutcome:
-    """Fetch every picklist of a connection and cache it; records a `picklists` SyncRun."""
-    from core.sync.engine import SyncOutcome
+    """Fetch and cache every picklist of a connection, each on its own; records a `picklists` SyncRun.
 
+    One part failing (a board's types, the contacts) never blocks the others: what could be read is stored,
+    what failed keeps its last good value and is named with its reason in the run (`deskbridge sync status`),
+    which is then `partial`. Refused credentials fail the run (every part would fail alike). A failure is
+    recorded and returned, never raised: the next scheduled refresh tries again."""
     conn = await engine.connection(connection_id)
     ws = conn.workspace_id
-    run_id = await runs.start_run(engine.db, ws, connection_id, RunKind.PICKLISTS, engine.clock())
-    counts: dict[str, int] = {}
-    connector = engine.connections.shared(conn)
+    async with engine.recorded(conn, RunKind.PICKLISTS) as run:
+        counts = run.counts
+        problems: dict[str, str] = {}
+        connector = engine.connections.shared(conn)
+        try:
+            pl = await _part(problems, "boards, statuses, priorities and types", engine.call(counts, connector.picklists))
+            members = await _part(problems, "members", engine.call(counts, connector.list_members))
+            companies = await _part(problems, "companies", _all_pages(engine, counts, connector.list_companies))
+            contacts = await _part(problems, "contacts", _all_pages(engine, counts, connector.list_contacts))
+            board_scoped = engine.target(conn, connector).board_scoped_statuses
+            if pl is not None:
+                problems.update(pl.problems)
+                async with engine.db.write(Scope.workspace(ws)) as s:
+                    counts["items"] = await _store_items(s, ws, connection_id, pl, engine)
+                    await ensure_status_mappings(s, ws, connection_id, [
+                        SeenStatus((st.board_external_id or "") if board_scoped else "", st.external_id, st.name,
+                                   st.closed)
+                        for st in pl.statuses])
+                    await ensure_priority_mappings(s, ws, connection_id,
+                                                   {p.external_id: p.name for p in pl.priorities})
+            for name, rows, store in (("members", members, _store_members), ("companies", companies, _store_companies),
+                                      ("contacts", contacts, _store_contacts)):
+                if rows is None:
+                    continue
+                async with engine.db.write(Scope.workspace(ws)) as s:
+                    counts[name] = await store(s, ws, connection_id, rows)  # type: ignore[operator]
+        except Exception as exc:
+            failed = await run.fail(exc)
+            log.warning("picklist refresh failed", extra={"connection_id": connection_id, "error": str(exc)})
+            return failed
+        finally:
+            await connector.aclose()
+        if problems:
+            log.warning("picklist refresh partly failed", extra={"connection_id": connection_id,
+                                                                 "problems": sorted(problems)})
+            counts["problems"] = len(problems)
+            return await run.finish(RunStatus.PARTIAL, error=describe_problems(problems))
+        return await run.finish(RunStatus.OK)
+
+
+def describe_problems(problems: dict[str, str]) -> str:
+    """What could not be read, each with its reason; the rest was stored and the last good value is kept."""
+    parts = "; ".join(f"{what}: {why}" for what, why in sorted(problems.items()))
+    return f"Could not read {parts}. Everything else was refreshed; for these the last good values are kept."
+
+
+async def _part(problems: dict[str, str], what: str, call: Awaitable[T]) -> T | None:
+    """One part of the refresh: its value, or None with the reason noted (credentials refused: raised)."""
     try:
-        pl = await engine.call(counts, connector.picklists)
-        members = await engine.call(counts, connector.list_members)
-        companies: list[PsaCompany] = await _all_pages(engine, counts, connector.list_companies)
-        contacts: list[PsaContact] = await _all_pages(engine, counts, connector.list_contacts)
-        board_scoped = engine.target(conn, connector).board_scoped_statuses
-        async with engine.db.write(Scope.workspace(ws)) as s:
-            counts["items"] = await _store_items(s, ws, connection_id, pl, engine)
-            await ensure_status_mappings(s, ws, connection_id, [
-                SeenStatus((st.board_external_id or "") if board_scoped else "", st.external_id, st.name, st.closed)
-                for st in pl.statuses])
-            await ensure_priority_mappings(s, ws, connection_id, {p.external_id: p.name for p in pl.priorities})
-            counts["members"] = await _store_members(s, ws, connection_id, members)
-            counts["companies"] = await _store_companies(s, ws, connection_id, companies)
-            counts["contacts"] = await _store_contacts(s, ws, connection_id, contacts)
-        await runs.finish_run(engine.db, ws, run_id, status=RunStatus.OK, now=engine.clock(), counts=counts)
-        return SyncOutcome(status=RunStatus.OK, run_id=run_id, counts=counts)
-    except Exception as exc:
-        return await engine.fail_run(ws, connection_id, run_id, counts, exc, what="picklist refresh")
-    finally:
-        await connector.aclose()
+        return await call
+    except PsaAuthError:
+        raise
+    except PsaError as exc:
+        problems[what] = str(exc)
+        return None
 
 
 async def has_picklists(engine: SyncEngine, connection_id: int) -> bool:
     """True once a connection's picklists were cached (forms and status changes need them)."""
     conn = await engine.connection(connection_id)
-    t = PicklistItem.__table__
+    t = table_of(PicklistItem)
     async with engine.db.read(Scope.workspace(conn.workspace_id)) as s:
         res = await s.execute(sa.select(t.c.id).where(t.c.workspace_id == conn.workspace_id,
                                                       t.c.connection_id == connection_id).limit(1))
@@ -105,30 +141,34 @@ async def _store_items(s: AsyncSession, ws: int, cid: int, pl: Picklists, engine
         add("priority", p.external_id, p.name, order=p.sort_order, data={"default": p.default})
     for ty in pl.types:
         add("type", ty.external_id, ty.name, parent=ty.board_external_id or "")
-    t = PicklistItem.__table__
+    t = table_of(PicklistItem)
     for chunk in chunks(rows, 11):
         ins = dialect_insert(s, t).values(list(chunk))
         await s.execute(ins.on_conflict_do_update(
             index_elements=["connection_id", "kind", "parent_external_id", "external_id"],
             set_={c: ins.excluded[c] for c in ("name", "active", "sort_order", "data", "fetched_at")}))
-    # Whatever the PSA no longer lists is inactive now (kept: tickets may still reference it).
+    # Whatever the PSA no longer lists is inactive now (kept: tickets may still reference it). Only for what
+    # was read in full: a board whose statuses or types could not be read keeps its last good ones.
     for kind in PICKLIST_KINDS:
-        if not any(r["kind"] == kind for r in rows):
+        if kind not in pl.complete or not any(r["kind"] == kind for r in rows):
             continue  # an empty list is more likely a PSA hiccup than every item deleted
-        await s.execute(sa.update(t).where(
-            t.c.workspace_id == ws, t.c.connection_id == cid, t.c.kind == kind, t.c.fetched_at < now
-        ).values(active=False))
+        stale = sa.and_(t.c.workspace_id == ws, t.c.connection_id == cid, t.c.kind == kind, t.c.fetched_at < now)
+        if kind in ("status", "type") and pl.incomplete_boards:
+            stale = sa.and_(stale, t.c.parent_external_id.notin_(sorted(pl.incomplete_boards)))
+        await s.execute(sa.update(t).where(stale).values(active=False))
     return len(rows)
 
 
 async def _store_members(s: AsyncSession, ws: int, cid: int, members: Sequence[PsaMember]) -> int:
+    """People become (or stay) technicians; the PSA's API members are kept inactive (they write what
+    integrations send, Deskbridge's included, and are nobody's to assign or link)."""
     known = await directory_ids(s, Member, cid, [x.external_id for x in members])
-    emails = {x.email.strip().lower(): x for x in members if x.email and x.external_id not in known}
+    emails = {x.email.strip().lower(): x for x in members if x.email and x.external_id not in known and not x.api}
     if emails:  # adopt members added by e-mail before the PSA was connected (their chat links stay)
         # ORM statement on the class: the workspace-scoped session limits it to this connection's workspace.
         found = (await s.exec(select(Member).where(
-            Member.workspace_id == ws, Member.connection_id.is_(None),  # type: ignore[union-attr]
-            sa.func.lower(Member.email).in_(list(emails))).order_by(Member.id))).all()  # type: ignore[arg-type]
+            Member.workspace_id == ws, col(Member.connection_id).is_(None),
+            sa.func.lower(Member.email).in_(list(emails))).order_by(col(Member.id)))).all()
         for member in found:
             psa = emails.pop((member.email or "").lower(), None)
             if psa is not None:
@@ -137,7 +177,7 @@ async def _store_members(s: AsyncSession, ws: int, cid: int, members: Sequence[P
         await s.flush()
     await ensure_directory(s, Member, ws, cid, {
         x.external_id: {"name": x.name[:200], "identifier": (x.identifier or "")[:100] or None,
-                        "email": (x.email or "").strip().lower()[:254] or None, "active": x.active}
+                        "email": (x.email or "").strip().lower()[:254] or None, "active": x.active and not x.api}
         for x in members}, update=("name", "identifier", "email", "active"))
     return len(members)
 

@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from core.sync import picklists, reconcile, runs
-from core.sync.engine import ProgressFn, SyncEngine, SyncOutcome
+from core.sync.engine import ProgressFn, SyncEngine
 from core.sync.mapping import MappingChange, MappingService
+from core.sync.runs import SyncOutcome
 from core.sync.webhooks import WebhookResult, WebhookService
 
 
@@ -21,7 +22,14 @@ class SyncService:
         """Incremental (or full) ticket sync of one connection; picklists first if none are cached yet."""
         if full or not await picklists.has_picklists(self.engine, connection_id):
             await self.refresh_picklists(connection_id)
-        return await self.engine.run(connection_id, full=full, progress=progress)
+        outcome = await self.engine.run(connection_id, full=full, progress=progress)
+        if full and outcome.ok:
+            # A full sync also settles deletions (tickets gone from the PSA leave the queue now).
+            gone = await self.reconcile(connection_id)
+            outcome.counts["deleted"] = int(gone.counts.get("deleted", 0))
+            if gone.error:
+                outcome.counts["reconcile_skipped"] = 1
+        return outcome
 
     async def refresh_picklists(self, connection_id: int) -> SyncOutcome:
         return await picklists.refresh_picklists(self.engine, connection_id)

@@ -16,7 +16,7 @@ children cannot be stored is counted bad (its content hash is cleared so the nex
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from connectors.base import NoteVisibility, PsaNote, marker_tag, normalise_text
 from core.notify import NoteAdded
 from core.sync.upsert import TIMELINE_COLUMNS, insert_timeline, update_timeline
 from store.enums import EntryKind, Origin
+from store.sql import table_of
 from store.tables import OutboxOp, Ticket, TimelineEntry
 
 if TYPE_CHECKING:
@@ -48,10 +49,9 @@ async def apply_children(s: AsyncSession, target: SyncTarget, children: Mapping[
     """Insert new notes/time entries/attachments, update changed ones, link our own writes coming back."""
     if not children:
         return
-    tl = TimelineEntry.__table__
+    tl = table_of(TimelineEntry)
     tids = [ticket_ids[ext] for ext in children]
-    markers = sorted({x.marker for c in children.values() for x in (*c.notes, *c.time_entries, *c.attachments)
-                      if x.marker})
+    markers = sorted({m for c in children.values() for m in _markers(c) if m})
     known: dict[tuple[int, str, str], dict[str, Any]] = {}
     by_marker: dict[str, list[dict[str, Any]]] = {}  # marker -> local entries of this workspace carrying it
     ws = target.workspace_id  # Core statements below: they filter workspace_id themselves
@@ -147,10 +147,9 @@ async def apply_children(s: AsyncSession, target: SyncTarget, children: Mapping[
         log.warning("sync: timeline write failed; retrying ticket by ticket", extra={"error": str(exc)[:300]})
         inserted = await _timeline_per_ticket(s, ws, updates, inserts, entry_ticket, by_ticket, result)
     for entry_id, tid, kind_value, ext in inserted:
-        kind = kind_value  # type: ignore[assignment]
         fam = _FAMILY[EntryKind(kind_value)]
         result.add({"note": "notes_added", "time": "time_entries_added", "attachment": "attachments_added"}[fam])
-        meta = note_meta.get((tid, kind, ext))
+        meta = note_meta.get((tid, kind_value, ext))
         if meta is not None and emit:
             note, body = meta
             result.events.append(NoteAdded(
@@ -172,7 +171,7 @@ async def _timeline_per_ticket(s: AsyncSession, ws: int, updates: Sequence[dict[
     for row in inserts:
         ins.setdefault(row["ticket_id"], []).append(row)
     out: list[tuple[int, int, str, str]] = []
-    t = Ticket.__table__  # Core: filters workspace_id itself
+    t = table_of(Ticket)  # Core: filters workspace_id itself
     for tid in sorted(set(ups) | set(ins)):
         try:
             async with s.begin_nested():
@@ -189,9 +188,16 @@ async def _timeline_per_ticket(s: AsyncSession, ws: int, updates: Sequence[dict[
     return out
 
 
+def _markers(c: Children) -> Iterator[str | None]:
+    """The dedupe markers found on a ticket's notes, time entries and attachments (None where there is none)."""
+    yield from (n.marker for n in c.notes)
+    yield from (t.marker for t in c.time_entries)
+    yield from (a.marker for a in c.attachments)
+
+
 async def _sent_unlinked(s: AsyncSession, ws: int, tids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
     """Per ticket, our local entries whose write was attempted but is not yet linked to a PSA record."""
-    tl, op = TimelineEntry.__table__, OutboxOp.__table__
+    tl, op = table_of(TimelineEntry), table_of(OutboxOp)
     out: dict[int, list[dict[str, Any]]] = {}
     for i in range(0, len(tids), 2000):
         res = await s.execute(sa.select(tl.c.id, tl.c.ticket_id, tl.c.kind, tl.c.body, tl.c.data,

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from store.sql import table_of
 from store.tables import Contact, Customer, Member, Ticket, TimelineEntry
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class TicketWriteResult:
 def _ticket_stmt(session: AsyncSession) -> Any:
     """One compiled statement, executed with many parameter sets (SQLAlchemy batches them as
     multi-row VALUES with RETURNING: "insertmanyvalues"), far cheaper than compiling a giant VALUES."""
-    t = Ticket.__table__
+    t = table_of(Ticket)
     ins = dialect_insert(session, t)
     ex = ins.excluded
     set_: dict[str, Any] = {c: ex[c] for c in TICKET_COLUMNS if c not in _TICKET_KEEP}
@@ -134,12 +135,12 @@ async def insert_timeline(session: AsyncSession, rows: Sequence[Mapping[str, Any
     Returns (id, ticket_id, kind, external_id) of the rows actually inserted.
     """
     out: list[tuple[int, int, str, str]] = []
-    t = TimelineEntry.__table__
+    t = table_of(TimelineEntry)
     stmt = dialect_insert(session, t).on_conflict_do_nothing(
         index_elements=["ticket_id", "kind", "external_id"]).returning(t.c.id, t.c.ticket_id, t.c.kind,
                                                                       t.c.external_id)
     for chunk in chunks(rows, 1, limit=CHUNK_ROWS * 5):
-        out.extend(tuple(r) for r in (await session.execute(stmt, list(chunk))).all())  # type: ignore[misc]
+        out.extend(tuple(r) for r in (await session.execute(stmt, list(chunk))).all())
     return out
 
 
@@ -148,7 +149,7 @@ async def update_timeline(session: AsyncSession, updates: Sequence[Mapping[str, 
     by_cols: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
     for u in updates:
         by_cols.setdefault(tuple(sorted(k for k in u if k != "id")), []).append(u)
-    t = TimelineEntry.__table__
+    t = table_of(TimelineEntry)
     for cols, group in by_cols.items():
         stmt = sa.update(t).where(t.c.id == sa.bindparam("_id")).values({c: sa.bindparam(f"v_{c}") for c in cols})
         await session.execute(stmt, [{"_id": g["id"], **{f"v_{c}": g[c] for c in cols}} for g in group])
@@ -166,7 +167,7 @@ async def ensure_directory(session: AsyncSession, table: Any, workspace_id: int,
     """
     if not rows:
         return {}
-    tbl = table.__table__
+    tbl = table_of(table)
     values = [{"workspace_id": workspace_id, "connection_id": connection_id, "external_id": ext, **vals}
               for ext, vals in rows.items()]
     ins = dialect_insert(session, tbl)
@@ -182,7 +183,7 @@ async def ensure_directory(session: AsyncSession, table: Any, workspace_id: int,
 
 async def directory_ids(session: AsyncSession, table: Any, connection_id: int, external_ids: Sequence[str]
                         ) -> dict[str, int]:
-    tbl = table.__table__
+    tbl = table_of(table)
     out: dict[str, int] = {}
     for i in range(0, len(external_ids), 5000):
         part = external_ids[i : i + 5000]

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlmodel import col
 
 from connectors.errors import PsaError, PsaValidationError, WebhookRejected
 from core import scheduling
@@ -99,8 +100,8 @@ class WebhookService:
 
     async def _forget(self, source: str, event_id: str) -> None:
         async with self.db.write(Scope.system_wide()) as s:  # processed_event is not workspace-owned
-            await s.execute(sa.delete(ProcessedEvent).where(ProcessedEvent.source == source,
-                                                            ProcessedEvent.event_id == event_id[:200]))
+            await s.execute(sa.delete(ProcessedEvent).where(col(ProcessedEvent.source) == source,
+                                                            col(ProcessedEvent.event_id) == event_id[:200]))
 
 
 def _check_body(headers: Mapping[str, str], body: bytes) -> None:

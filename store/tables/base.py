@@ -16,10 +16,10 @@ class WorkspaceOwned(SQLModel):
 
 
 def created_field() -> datetime:
-    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)  # type: ignore[no-any-return]
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
 def updated_field() -> datetime:
-    return Field(  # type: ignore[no-any-return]
+    return Field(
         default_factory=utcnow, sa_type=UTCDateTime, nullable=False, sa_column_kwargs={"onupdate": utcnow}
     )

@@ -57,3 +57,22 @@ def test_secret_key_is_a_valid_key():
 
     result = runner.invoke(app, ["secret-key"])
     assert result.exit_code == 0 and len(decode_key(result.stdout.strip())) == 32
+
+
+def test_a_bad_environment_value_is_one_line_naming_the_variable(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "DESKBRIDGE_PORT": "99999", "DESKBRIDGE_OUTBOX_CONCURRENCY": "many",
+           "DESKBRIDGE_SECRET_KEY": "should-never-be-printed", "DESKBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
+    done = subprocess.run([sys.executable, "-m", "bot.cli", "sync", "status"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert "Traceback" not in done.stderr and len(lines) == 2
+    assert any(line.startswith("Error: DESKBRIDGE_PORT: got '99999'") and "65535" in line for line in lines)
+    assert any(line.startswith("Error: DESKBRIDGE_OUTBOX_CONCURRENCY: got 'many'") for line in lines)
+    assert "should-never-be-printed" not in done.stderr

@@ -84,3 +84,34 @@ def test_a_missing_setting_and_an_unreachable_host_are_told_as_what_they_are(env
     assert unreachable.exit_code == 1
     assert "Could not reach the connectwise server" in unreachable.output and "host name" in unreachable.output
     assert _rows(env["DESKBRIDGE_DATABASE_URL"]) == []
+
+
+def test_connection_add_registers_the_psa_callbacks_itself(env: dict[str, str], monkeypatch) -> None:
+    fake = FakeConnectWise()
+    monkeypatch.setenv("DESKBRIDGE_PUBLIC_URL", "https://deskbridge.msp.example")
+    with fake.serve() as root:
+        # a stale callback to our host from an earlier install, and the MSP's own to another host
+        fake.callbacks[1] = {"id": 1, "url": "https://deskbridge.msp.example/webhooks/9/old", "type": "ticket",
+                             "level": "owner", "objectId": 1}
+        fake.callbacks[2] = {"id": 2, "url": "https://other-tool.example/hook", "type": "ticket", "level": "owner",
+                             "objectId": 1}
+        added = runner.invoke(app, _args(fake, root, fake.private_key))
+        assert added.exit_code == 0, added.output
+        assert "PSA callbacks point at https://deskbridge.msp.example/webhooks/" in added.output
+        [conn] = _rows(env["DESKBRIDGE_DATABASE_URL"])
+        token = conn.settings["webhook_token"]
+        ours = [c for c in fake.callbacks.values() if "deskbridge.msp.example" in c["url"]]
+        assert ours and all(c["url"] == f"https://deskbridge.msp.example/webhooks/{conn.id}/{token}" for c in ours)
+        assert 1 not in fake.callbacks and 2 in fake.callbacks  # stale one removed, the MSP's own untouched
+        again = runner.invoke(app, ["connection", "callbacks", "cw"])  # idempotent housekeeping
+        assert again.exit_code == 0 and "0 added" in again.output and "0 stale removed" in again.output
+
+
+def test_without_a_public_url_the_admin_is_told_how(env: dict[str, str]) -> None:
+    fake = FakeConnectWise()
+    with fake.serve() as root:
+        added = runner.invoke(app, _args(fake, root, fake.private_key))
+        assert added.exit_code == 0 and "DESKBRIDGE_PUBLIC_URL" in added.output
+        refused = runner.invoke(app, ["connection", "callbacks", "cw"])
+    assert refused.exit_code == 1 and "DESKBRIDGE_PUBLIC_URL" in refused.output
+    assert fake.callbacks == {}

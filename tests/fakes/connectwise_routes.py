@@ -171,6 +171,13 @@ def list_members(fake: FakeConnectWise, req: FakeRequest) -> FakeResponse:
     return listing(fake, req, "members", lambda: list(fake.members.values()))
 
 
+@route("GET", "/system/apiMembers")
+def list_api_members(fake: FakeConnectWise, req: FakeRequest) -> FakeResponse:
+    """The API members (whose keys integrations use); ConnectWise also lists them among /system/members."""
+    return listing(fake, req, "apiMembers",
+                   lambda: [m for m in fake.members.values() if m["id"] == fake.api_member_id])
+
+
 @route("GET", "/company/companies")
 def list_companies(fake: FakeConnectWise, req: FakeRequest) -> FakeResponse:
     return listing(fake, req, "companies", lambda: list(fake.companies.values()))

@@ -6,7 +6,7 @@ per-key rate limiter to the web app. Auth: `Authorization: Bearer <key>` (scopes
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI
 
@@ -14,10 +14,10 @@ from bot.api import problems
 from bot.api.portal import admin, tickets
 from bot.api.portal.limits import BodyLimit, RateLimiter
 
+if TYPE_CHECKING:
+    from bot.main import Deskbridge
+
 PREFIX = "/api/msp-portal"
-DEFAULT_MAX_BODY_BYTES = 1_048_576
-DEFAULT_RATE_PER_SECOND = 20.0
-DEFAULT_RATE_BURST = 60
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": problems.Problem, "description": text}
@@ -41,15 +41,12 @@ def router() -> APIRouter:
     return r
 
 
-def install(app: FastAPI, container: Any) -> None:
-    """Mount the API on `app` (limits come from the container's settings when it has them)."""
-    s = getattr(container, "settings", None)
-    rate = float(getattr(s, "api_rate_per_second", DEFAULT_RATE_PER_SECOND))
-    burst = int(getattr(s, "api_rate_burst", DEFAULT_RATE_BURST))
-    max_body = int(getattr(s, "api_max_body_bytes", DEFAULT_MAX_BODY_BYTES))
-    app.state.portal_limiter = RateLimiter(rate, burst)
+def install(app: FastAPI, container: Deskbridge) -> None:
+    """Mount the API on `app`, with the rate and size limits of the container's settings."""
+    s = container.settings
+    app.state.portal_limiter = RateLimiter(s.api_rate_per_second, s.api_rate_burst)
     app.include_router(router())
-    app.add_middleware(BodyLimit, prefix=PREFIX, max_bytes=max_body)
+    app.add_middleware(BodyLimit, prefix=PREFIX, max_bytes=s.api_max_body_bytes)
     problems.install(app, PREFIX)
     _problem_media_type_in_openapi(app)
 

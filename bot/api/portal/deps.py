@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
@@ -15,6 +15,9 @@ from core.apikeys import Principal, Unauthenticated
 from core.context import Actor
 from core.errors import DeskbridgeError, PermissionDenied
 from core.idempotency import Claim, request_hash
+
+if TYPE_CHECKING:
+    from bot.main import Deskbridge
 
 bearer = HTTPBearer(auto_error=False, description="An API key from `deskbridge apikey create`")
 
@@ -27,15 +30,16 @@ class Caller:
     """The authenticated key and the container, for one request."""
 
     principal: Principal
-    container: Any
+    container: Deskbridge
 
     @property
     def actor(self) -> Actor:
         return self.principal.actor()
 
 
-def container_of(request: Request) -> Any:
-    return request.app.state.container
+def container_of(request: Request) -> Deskbridge:
+    container: Deskbridge = request.app.state.container
+    return container
 
 
 async def _authenticate(request: Request,

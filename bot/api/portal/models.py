@@ -236,7 +236,7 @@ def summary_out(s: TicketSummary) -> dict[str, Any]:
 
 
 def comment_out(i: TimelineItem) -> CommentOut:
-    return CommentOut(id=i.id, visibility=NOTE_KINDS[i.kind], body=i.body, author_name=i.author_name,  # type: ignore[arg-type]
+    return CommentOut(id=i.id, visibility=NOTE_KINDS[i.kind], body=i.body, author_name=i.author_name,
                       origin=i.origin, occurred_at=i.occurred_at)
 
 

@@ -122,15 +122,15 @@ async def test_webhook_modes(fake: FakeHalo) -> None:
 
 async def test_webhook_registration_is_reconciled_by_name(fake: FakeHalo, halo: HaloPsaConnector) -> None:
     url = "https://deskbridge.example/webhooks/7/tok"
-    first = await halo.ensure_webhooks(url)
-    second = await halo.ensure_webhooks(url)
+    first = await halo.ensure_callbacks(url)
+    second = await halo.ensure_callbacks(url)
     assert first["created"] and not second["created"] and first["webhook_id"] == second["webhook_id"]
     assert sorted(n["eventno"] for n in fake.notifications.values()) == [3, 61]  # subscribed once
     hook = fake.webhooks[first["webhook_id"]]
     assert (hook["authentication_type"], hook["authentication_header"], hook["basic_password"]) == (3, "Token", "s3cret")
     fake.webhooks["dup"] = {**hook, "id": "dup"}  # a duplicate left by an earlier run
     fake.webhooks["theirs"] = {"id": "theirs", "name": "Their integration", "url": "https://else.example"}
-    third = await halo.ensure_webhooks(url)
+    third = await halo.ensure_callbacks(url)
     assert third["deleted"] == ["dup"] and "theirs" in fake.webhooks
-    assert await halo.remove_webhooks(url) == [first["webhook_id"]] and set(fake.webhooks) == {"theirs"}
+    assert await halo.remove_callbacks(url) == [first["webhook_id"]] and set(fake.webhooks) == {"theirs"}
     assert halo.ticket_url("2001") == "https://acme.halopsa.com/ticket?id=2001"

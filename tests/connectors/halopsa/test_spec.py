@@ -254,8 +254,8 @@ async def test_everything_the_connector_sends_is_in_the_spec(spec: Spec, fake: F
             for kind in WriteKind:
                 await conn.find_write(WriteProbe(kind=kind, marker="m", ticket_external_id=t.external_id,
                                                  since=fake.clock.now, text="n", filename="a.txt"))
-            await conn.ensure_webhooks("https://deskbridge.example/hooks/halo")
-            await conn.remove_webhooks("https://deskbridge.example/hooks/halo")
+            await conn.ensure_callbacks("https://deskbridge.example/hooks/halo")
+            await conn.remove_callbacks("https://deskbridge.example/hooks/halo")
     finally:
         for conn in conns:
             await conn.aclose()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
+from sqlmodel import select
 
 from connectors.base import ConnectionConfig
 from connectors.connectwise.connector import ConnectWiseConnector
@@ -171,3 +172,18 @@ async def test_auth_revoked_mid_run(cw: CwRig):
     await cw.run()
     assert [o.status for o in await cw.ops()] == ["done"] * 3
     assert [cw.notes_with(o) for o in (first, second, third)] == [1, 1, 1]
+
+
+async def test_a_write_to_a_ticket_deleted_in_the_psa_says_so_and_the_ticket_leaves(cw: CwRig):
+    await cw.tickets.comment(cw.tech, cw.cw_ticket, "Still there?", visibility="internal")
+    cw.cw.delete_ticket(cw.cw_ticket)  # someone deletes it in ConnectWise meanwhile
+    await cw.run()
+    [op] = await cw.ops()
+    assert op.status == "dead" and "deleted in the PSA" in (op.last_error or "")
+    [dead] = cw.notifier.of(WriteDead)
+    assert dead.cause == "deleted"
+    async with cw.db.read(Scope.system_wide()) as s:
+        from store.tables import Ticket
+
+        t = (await s.exec(select(Ticket).where(Ticket.external_id == str(cw.cw_ticket)))).one()
+    assert t.deleted_at is not None  # out of the queue now, not at the next reconcile

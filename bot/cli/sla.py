@@ -8,6 +8,14 @@ from typing import Any
 
 import typer
 
+from bot.cli.common import WORKSPACE, fail, run, run_in
+from bot.main import Deskbridge
+from core.context import Actor
+from core.sla.config import CalendarInfo
+from core.sla.explain import explain as explain_ticket
+from core.sla.policies import Policy
+from core.views import SlaView, sla_text
+
 app = typer.Typer(help="SLA policies, business-hours calendars, explanations.", no_args_is_help=True)
 policy_app = typer.Typer(help="SLA targets and clock rules (workspace default, per-customer overrides).",
                          no_args_is_help=True)
@@ -15,34 +23,27 @@ calendar_app = typer.Typer(help="Business-hours calendars: time zone, weekly hou
 app.add_typer(policy_app, name="policy")
 app.add_typer(calendar_app, name="calendar")
 
-WORKSPACE = typer.Option(None, help="Workspace slug")
 CUSTOMER = typer.Option(None, "--customer", help="Customer identifier or name (default: the workspace policy)")
 
 
-def _cli() -> Any:
-    from bot import cli  # late: bot.cli registers this module at its bottom
-
-    return cli
-
-
-async def _customer_id(c: Any, ws: int, customer: str | None) -> int | None:
+async def _customer_id(c: Deskbridge, ws: int, customer: str | None) -> int | None:
     if customer is None:
         return None
     return (await c.directory.find_customer(ws, customer)).id
 
 
 def _pairs(values: list[str], what: str, example: str) -> list[tuple[list[str], str]]:
-    out = []
+    out: list[tuple[list[str], str]] = []
     for item in values:
         key, sep, value = item.partition("=")
         parts = [p.strip() for p in key.split(".")]
         if not sep or len(parts) != 2 or not all(parts) or not value.strip():
-            raise _cli().fail(f"--{what} '{item}' is not like {example}.")
+            raise fail(f"--{what} '{item}' is not like {example}.")
         out.append((parts, value.strip()))
     return out
 
 
-def _print_policy(policy: Any, own: dict[str, Any], level: str) -> None:
+def _print_policy(policy: Policy, own: dict[str, Any], level: str) -> None:
     data = policy.to_dict()
     typer.echo(f"Effective SLA policy ({level}):")
     typer.echo(f"  mode: {data['mode']}" + (f" (calendar '{data['calendar']}')" if data["calendar"] else ""))
@@ -60,13 +61,11 @@ def _print_policy(policy: Any, own: dict[str, Any], level: str) -> None:
 @policy_app.command("show")
 def policy_show(customer: str | None = CUSTOMER, workspace: str | None = WORKSPACE) -> None:
     """Show the effective policy (defaults, workspace overrides, customer overrides merged)."""
-    cli = _cli()
 
-    async def work(c: Any) -> Any:
-        ws = await cli.workspace_id(c, workspace)
+    async def work(c: Deskbridge, ws: int) -> tuple[Policy, dict[str, Any]]:
         return await c.sla_config.policy(ws, await _customer_id(c, ws, customer))
 
-    policy, own = cli.run(work)
+    policy, own = run_in(workspace, work)
     _print_policy(policy, own, f"customer {customer}" if customer else "workspace")
 
 
@@ -87,7 +86,6 @@ def policy_set(
     workspace: str | None = WORKSPACE,
 ) -> None:
     """Change the workspace policy, or override it for one customer."""
-    cli = _cli()
     settings: dict[str, Any] = {}
     for (prio, metric), value in _pairs(target, "target", "critical.resolution=4h"):
         settings.setdefault("targets", {}).setdefault(prio, {})[metric] = value
@@ -97,7 +95,7 @@ def policy_set(
         key, _, value = item.partition("=")
         name, _, metric = key.rpartition(".")
         if not name.strip() or not metric.strip() or not value.strip():
-            raise cli.fail(f"--status-name '{item}' is not like 'Waiting on Vendor.resolution=running'.")
+            raise fail(f"--status-name '{item}' is not like 'Waiting on Vendor.resolution=running'.")
         settings.setdefault("status_names", {}).setdefault(name.strip(), {})[metric.strip()] = value.strip()
     if mode is not None:
         settings["mode"] = mode
@@ -107,23 +105,22 @@ def policy_set(
         try:
             settings["thresholds"] = [int(x) for x in thresholds.split(",") if x.strip()]
         except ValueError:
-            raise cli.fail(f"'{thresholds}' is not a list of percentages.", "Write e.g. --thresholds 75,90,100.") from None
+            raise fail(f"'{thresholds}' is not a list of percentages.", "Write e.g. --thresholds 75,90,100.") from None
     if reopen is not None:
         settings["reopen"] = reopen
     if not settings and not replace:
-        raise cli.fail("Nothing to change.", "Pass --target, --mode, --calendar, --thresholds, --state or --reopen.")
+        raise fail("Nothing to change.", "Pass --target, --mode, --calendar, --thresholds, --state or --reopen.")
 
-    async def work(c: Any) -> Any:
-        ws = await cli.workspace_id(c, workspace)
+    async def work(c: Deskbridge, ws: int) -> tuple[Policy, dict[str, Any]]:
         cid = await _customer_id(c, ws, customer)
         await c.sla_config.set_policy(ws, settings, customer_id=cid, replace=replace)
         return await c.sla_config.policy(ws, cid)
 
-    policy, own = cli.run(work)
+    policy, own = run_in(workspace, work)
     _print_policy(policy, own, f"customer {customer}" if customer else "workspace")
 
 
-def _print_calendar(info: Any) -> None:
+def _print_calendar(info: CalendarInfo) -> None:
     hol = info.holiday_country + (f"-{info.holiday_subdiv}" if info.holiday_subdiv else "") \
         if info.holiday_country else "none"
     typer.echo(f"{info.name}  (version {info.version})")
@@ -138,13 +135,11 @@ def _print_calendar(info: Any) -> None:
 def calendar_show(name: str | None = typer.Argument(None, help="Calendar name (default: all)"),
                   workspace: str | None = WORKSPACE) -> None:
     """Show one calendar or all of them."""
-    cli = _cli()
 
-    async def work(c: Any) -> Any:
-        ws = await cli.workspace_id(c, workspace)
+    async def work(c: Deskbridge, ws: int) -> list[CalendarInfo]:
         return [await c.sla_config.calendar(ws, name)] if name else await c.sla_config.calendars(ws)
 
-    for info in cli.run(work):
+    for info in run_in(workspace, work):
         _print_calendar(info)
 
 
@@ -162,15 +157,10 @@ def calendar_set(
     workspace: str | None = WORKSPACE,
 ) -> None:
     """Create or change a calendar (use it for a customer with `sla policy set --customer X --calendar NAME`)."""
-    cli = _cli()
 
-    async def work(c: Any) -> Any:
-        ws = await cli.workspace_id(c, workspace)
-        return await c.sla_config.set_calendar(ws, name, timezone=tz, windows=hours, country=country, subdiv=subdiv,
-                                               add_holidays=holiday, remove_holidays=remove_holiday,
-                                               clear_country=no_country)
-
-    _print_calendar(cli.run(work))
+    _print_calendar(run_in(workspace, lambda c, ws: c.sla_config.set_calendar(
+        ws, name, timezone=tz, windows=hours, country=country, subdiv=subdiv, add_holidays=holiday,
+        remove_holidays=remove_holiday, clear_country=no_country)))
 
 
 @calendar_app.command("holidays")
@@ -178,13 +168,9 @@ def calendar_holidays(name: str = typer.Argument("default", help="Calendar name"
                       year: int | None = typer.Option(None, help="Year (default: this year)"),
                       workspace: str | None = WORKSPACE) -> None:
     """List the holidays a calendar observes in a year."""
-    cli = _cli()
     the_year = year or datetime.now(UTC).year
 
-    async def work(c: Any) -> Any:
-        return await c.sla_config.holidays(await cli.workspace_id(c, workspace), name, the_year)
-
-    days = cli.run(work)
+    days = run_in(workspace, lambda c, ws: c.sla_config.holidays(ws, name, the_year))
     if not days:
         typer.echo(f"No holidays in {the_year}. Add some with --country or --holiday.")
     for d, label in days:
@@ -194,15 +180,7 @@ def calendar_holidays(name: str = typer.Argument("default", help="Calendar name"
 @app.command("explain")
 def explain(ticket: str = typer.Argument(..., help="Ticket number"), workspace: str | None = WORKSPACE) -> None:
     """How the ticket's remaining SLA time was computed: policy, windows, holidays, pauses, the PSA's dates."""
-    cli = _cli()
-    from core.sla.explain import explain as explain_ticket
-
-    async def work(c: Any) -> Any:
-        from core.context import Actor
-
-        return await explain_ticket(c.sla, Actor.system(await cli.workspace_id(c, workspace)), ticket)
-
-    for line in cli.run(work).lines:
+    for line in run_in(workspace, lambda c, ws: explain_ticket(c.sla, Actor.system(ws), ticket)).lines:
         typer.echo(line)
 
 
@@ -210,18 +188,14 @@ def explain(ticket: str = typer.Argument(..., help="Ticket number"), workspace: 
 def breaching(within: float = typer.Option(0.0, help="Also list tickets within this percent of their target"),
               workspace: str | None = WORKSPACE) -> None:
     """List open tickets that breached an SLA (or are within --within percent of it)."""
-    cli = _cli()
 
-    async def work(c: Any) -> Any:
-        ws = await cli.workspace_id(c, workspace)
+    async def work(c: Deskbridge, ws: int) -> dict[int, SlaView]:
         ids = await c.sla.breaching_ids(ws, c.sla.now(), within_pct=within)
         return await c.sla.views(ws, ids)
 
-    views = cli.run(work)
+    views = run_in(workspace, work)
     if not views:
         typer.echo("No tickets breaching.")
-    from core.views import sla_text
-
     for view in views.values():
         parts = [f"{m.metric} {sla_text(m.remaining_s)}" for m in view.metrics if m.state != "stopped"]
         typer.echo(f"#{view.ticket_number}  " + "; ".join(parts))
@@ -230,6 +204,6 @@ def breaching(within: float = typer.Option(0.0, help="Also list tickets within t
 @app.command("sweep")
 def sweep() -> None:
     """Run one SLA monitor pass now (update clocks, post due warnings)."""
-    report = _cli().run(lambda c: c.sla_monitor.sweep())
+    report = run(lambda c: c.sla_monitor.sweep())
     typer.echo(f"Evaluated {report.clocks} clocks in {report.workspaces} workspace(s) in {report.seconds:.2f} s; "
                f"posted {report.warnings_posted} warning(s).")

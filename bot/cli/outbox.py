@@ -4,25 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import Any
+from dataclasses import asdict
+from datetime import datetime
 
 import typer
+
+from bot import logging as dlog
+from bot.cli.common import WORKSPACE, echo_json, fail, run_in
+from bot.main import Deskbridge, build, migrate, outbox_worker_config, settings_from_env
+from core.outbox.views import OutboxOpView, OutboxPage
+from core.outbox.worker import OutboxWorker
 
 app = typer.Typer(help="PSA write-back outbox: inspect, retry or discard writes; run workers.",
                   no_args_is_help=True)
 
 
-def _cli() -> Any:
-    from bot import cli  # late: bot.cli registers this module at its bottom
-
-    return cli
-
-
-def _when(value: Any) -> str:
+def _when(value: datetime | None) -> str:
     return value.isoformat(timespec="seconds") if value is not None else "-"
 
 
-def _line(v: Any) -> str:
+def _line(v: OutboxOpView) -> str:
     ticket = f"#{v.ticket_number}" if v.ticket_number is not None else (f"t{v.ticket_id}" if v.ticket_id else "-")
     said = v.last_error if v.status == "dead" else (v.why or v.last_error)  # what failed / why it waits
     err = f"  {(said or '')[:100]}" if v.status in ("dead", "pending", "blocked") else ""
@@ -36,20 +37,18 @@ def list_ops(
                                       "blocked, discarded), or 'all'"),
     limit: int = typer.Option(50, help="Rows per page (max 200)"),
     cursor: str | None = typer.Option(None, help="Next-page cursor printed by the previous page"),
-    workspace: str | None = typer.Option(None, help="Workspace slug"),
+    workspace: str | None = WORKSPACE,
     as_json: bool = typer.Option(False, "--json", help="JSON output"),
 ) -> None:
     """List outbox writes (by default the dead ones and those blocked behind them), newest first."""
-    cli = _cli()
 
-    async def work(c: Any) -> Any:
-        ws = await cli.workspace_id(c, workspace)
+    async def work(c: Deskbridge, ws: int) -> tuple[OutboxPage, dict[str, int]]:
         return await c.outbox_admin.list_ops(ws, status=status, limit=limit, cursor=cursor), \
             await c.outbox_admin.counts(ws)
 
-    page, counts = cli.run(work)
+    page, counts = run_in(workspace, work)
     if as_json:
-        cli.echo_json({"items": [_asdict(v) for v in page.items], "next_cursor": page.next_cursor, "counts": counts})
+        echo_json({"items": [asdict(v) for v in page.items], "next_cursor": page.next_cursor, "counts": counts})
         return
     typer.echo("  ".join(f"{k}: {n}" for k, n in counts.items()))
     if not page.items:
@@ -61,17 +60,12 @@ def list_ops(
 
 
 @app.command("show")
-def show(op_id: int, workspace: str | None = typer.Option(None, help="Workspace slug"),
+def show(op_id: int, workspace: str | None = WORKSPACE,
          as_json: bool = typer.Option(False, "--json", help="JSON output")) -> None:
     """One write, with every attempt from the audit log."""
-    cli = _cli()
-
-    async def work(c: Any) -> Any:
-        return await c.outbox_admin.get_op(await cli.workspace_id(c, workspace), op_id)
-
-    detail = cli.run(work)
+    detail = run_in(workspace, lambda c, ws: c.outbox_admin.get_op(ws, op_id))
     if as_json:
-        cli.echo_json({"op": _asdict(detail.op), "audit": [_asdict(a) for a in detail.audit]})
+        echo_json({"op": asdict(detail.op), "audit": [asdict(a) for a in detail.audit]})
         return
     v = detail.op
     typer.echo(_line(v))
@@ -91,33 +85,25 @@ def show(op_id: int, workspace: str | None = typer.Option(None, help="Workspace 
 def retry(
     op_id: int | None = typer.Argument(None, help="The write to retry"),
     all_dead: bool = typer.Option(False, "--all-dead", help="Retry every dead write (e.g. after re-entering keys)"),
-    workspace: str | None = typer.Option(None, help="Workspace slug"),
+    workspace: str | None = WORKSPACE,
 ) -> None:
     """Send a dead write back to the PSA (same dedupe marker; writes blocked behind it follow)."""
-    cli = _cli()
-    if op_id is None and not all_dead:
-        raise cli.fail("Name the write to retry, or pass --all-dead.", "List them with `deskbridge outbox list`.")
-
-    async def work(c: Any) -> Any:
-        ws = await cli.workspace_id(c, workspace)
-        if all_dead:
-            return await c.outbox_admin.redrive_all(ws, c.system_actor())
-        return await c.outbox_admin.redrive(ws, op_id, c.system_actor())
-
-    out = cli.run(work)
-    typer.echo(f"Queued {out} dead writes again." if all_dead else f"Queued write {out.id} again ({out.kind}).")
+    if all_dead:
+        n = run_in(workspace, lambda c, ws: c.outbox_admin.redrive_all(ws, c.system_actor()))
+        typer.echo(f"Queued {n} dead writes again.")
+        return
+    if op_id is None:
+        raise fail("Name the write to retry, or pass --all-dead.", "List them with `deskbridge outbox list`.")
+    one = op_id
+    out = run_in(workspace, lambda c, ws: c.outbox_admin.redrive(ws, one, c.system_actor()))
+    typer.echo(f"Queued write {out.id} again ({out.kind}).")
 
 
 @app.command("discard")
 def discard(op_id: int, reason: str = typer.Option(..., help="Why it is dropped (kept in the audit log)"),
-            workspace: str | None = typer.Option(None, help="Workspace slug")) -> None:
+            workspace: str | None = WORKSPACE) -> None:
     """Drop a dead (or waiting) write for good, with a reason; writes blocked behind it go ahead."""
-    cli = _cli()
-
-    async def work(c: Any) -> Any:
-        return await c.outbox_admin.discard(await cli.workspace_id(c, workspace), op_id, c.system_actor(), reason)
-
-    out = cli.run(work)
+    out = run_in(workspace, lambda c, ws: c.outbox_admin.discard(ws, op_id, c.system_actor(), reason))
     typer.echo(f"Discarded write {out.id} ({out.kind}).")
 
 
@@ -127,10 +113,6 @@ def work_cmd(
     concurrency: int | None = typer.Option(None, help="Delivery slots (default DESKBRIDGE_OUTBOX_CONCURRENCY)"),
 ) -> None:
     """Run an outbox worker in this process (any number of them may run; SIGTERM stops it gracefully)."""
-    from bot import logging as dlog
-    from bot.main import build, migrate, outbox_worker_config, settings_from_env
-    from core.outbox.worker import OutboxWorker
-
     settings = settings_from_env()
     dlog.configure(settings.log_level, settings.log_format)
 
@@ -138,8 +120,9 @@ def work_cmd(
         if settings.auto_migrate:
             await asyncio.to_thread(migrate.upgrade, settings.database_url)
         c = build(settings)
-        cfg = outbox_worker_config(settings, **({"concurrency": concurrency} if concurrency else {}))
-        worker = OutboxWorker(c.db, c.connections, c.notifier, config=cfg, name=settings.instance_id)
+        cfg = outbox_worker_config(settings, concurrency=concurrency)
+        worker = OutboxWorker(c.db, c.connections, c.notifier, config=cfg, name=settings.instance_id,
+                              alerts=c.alert_webhooks)  # alert actions go to the MSP's webhook from here too
         try:
             if once:
                 n = await worker.drain()
@@ -155,9 +138,3 @@ def work_cmd(
 
     n = asyncio.run(main())
     typer.echo(f"Outbox worker done: {n} attempts recorded.")
-
-
-def _asdict(view: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(view)

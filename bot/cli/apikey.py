@@ -2,47 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 
+from bot.cli.common import WORKSPACE, run_in
+
 app = typer.Typer(help="REST API keys (/api/msp-portal).", no_args_is_help=True)
-
-
-def _cli() -> Any:
-    from bot import cli  # late: bot.cli registers this module at its bottom
-
-    return cli
 
 
 @app.command("create")
 def create(
     name: str = typer.Argument(..., help="A name for the key, e.g. the integration using it"),
     scope: list[str] = typer.Option(["read"], "--scope", help="read, write or admin (each includes the ones before)"),
-    workspace: str | None = typer.Option(None, help="Workspace slug"),
+    workspace: str | None = WORKSPACE,
 ) -> None:
     """Create a key and print it once; only its hash is stored."""
-    cli = _cli()
-
-    async def work(c: Any) -> Any:
-        ws = await cli.workspace_id(c, workspace)
-        return await c.apikeys.create(ws, name=name, scopes=scope, created_by="cli")
-
-    info, token = cli.run(work)
+    info, token = run_in(workspace, lambda c, ws: c.apikeys.create(ws, name=name, scopes=scope, created_by="cli"))
     typer.echo(f"Created API key '{info.name}' (id {info.key_id}, scopes {', '.join(info.scopes)}).")
     typer.echo("Copy it now; it is not shown again:")
     typer.echo(token)
 
 
 @app.command("list")
-def list_keys(workspace: str | None = typer.Option(None, help="Workspace slug")) -> None:
+def list_keys(workspace: str | None = WORKSPACE) -> None:
     """List keys (never the keys themselves)."""
-    cli = _cli()
-
-    async def work(c: Any) -> Any:
-        return await c.apikeys.list(await cli.workspace_id(c, workspace))
-
-    keys = cli.run(work)
+    keys = run_in(workspace, lambda c, ws: c.apikeys.list(ws))
     if not keys:
         typer.echo("No API keys. Create one with `deskbridge apikey create <name> --scope read`.")
     for k in keys:
@@ -54,13 +37,8 @@ def list_keys(workspace: str | None = typer.Option(None, help="Workspace slug"))
 @app.command("revoke")
 def revoke(
     key: str = typer.Argument(..., help="The key's name or id"),
-    workspace: str | None = typer.Option(None, help="Workspace slug"),
+    workspace: str | None = WORKSPACE,
 ) -> None:
     """Revoke a key; requests with it get 401 from then on."""
-    cli = _cli()
-
-    async def work(c: Any) -> Any:
-        return await c.apikeys.revoke(await cli.workspace_id(c, workspace), key)
-
-    info = cli.run(work)
+    info = run_in(workspace, lambda c, ws: c.apikeys.revoke(ws, key))
     typer.echo(f"Revoked API key '{info.name}' ({info.key_id}).")

@@ -1,0 +1,73 @@
+"""`deskbridge serve|background|secret-key`: run Deskbridge (all in one process, or the background work alone)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+
+from bot import logging as dlog
+from bot.cli.common import app
+from bot.main import bootstrap, build, generate_key, settings_from_env
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, help="Listen address (default from DESKBRIDGE_HOST)."),
+    port: int | None = typer.Option(None, help="Port (default from DESKBRIDGE_PORT)."),
+) -> None:
+    """Run the web app, the scheduler and the outbox worker in one process."""
+    import uvicorn
+
+    from bot.api.app import create_app
+
+    settings = settings_from_env(host=host, port=port)
+    dlog.configure(settings.log_level, settings.log_format)
+    container = build(settings)
+    uvicorn.run(create_app(container, settle_gc=True), host=settings.host, port=settings.port, log_config=None,
+                access_log=False, lifespan="on")
+
+
+@app.command()
+def background() -> None:
+    """Run the scheduler (sync, SLA monitor, housekeeping) and the outbox worker, without the web app.
+
+    For a split deployment: `serve` with DESKBRIDGE_RUN_SCHEDULER=false and DESKBRIDGE_RUN_OUTBOX_WORKER=false
+    answers requests only (Slack acks never wait behind a sync), and this process does the work.
+    """
+    import signal
+
+    from bot import gctune, jobs
+
+    settings = settings_from_env()
+    dlog.configure(settings.log_level, settings.log_format)
+
+    async def main() -> None:
+        container = build(settings)
+        await bootstrap(container)
+        container.settle_gc = True  # long-running: the same collector settings as `serve` (bot/gctune.py)
+        scheduler = jobs.build_scheduler(container)
+        scheduler.start()
+        gctune.settle()
+        worker = container.outbox_worker
+        task = asyncio.create_task(worker.run(), name="outbox-worker")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        typer.echo("Deskbridge background work running (scheduler and outbox worker); Ctrl-C to stop.", err=True)
+        try:
+            await stop.wait()
+        finally:
+            scheduler.shutdown(wait=False)
+            worker.stop()
+            await asyncio.gather(task, return_exceptions=True)
+            await container.aclose()
+
+    asyncio.run(main())
+
+
+@app.command("secret-key")
+def secret_key() -> None:
+    """Print a new key for DESKBRIDGE_SECRET_KEY."""
+    typer.echo(generate_key())
