@@ -144,8 +144,8 @@ async def ensure(client: HaloClient, url: str, *, mode: str, secret: str | None,
     added = notification_bodies(hook_id, await client.get_list(NOTIFICATION, {"webhook_id": hook_id}))
     if added:
         await client.post(NOTIFICATION, added)
-    return {"webhook_id": hook_id, "created": keep is None, "deleted": delete,
-            "subscribed": [n["eventno"] for n in added]}
+    return {"webhook_id": hook_id, "created": keep is None, "added": [hook_id] if keep is None else [],
+            "kept": [] if keep is None else [hook_id], "deleted": delete, "subscribed": [n["eventno"] for n in added]}
 
 
 async def remove(client: HaloClient, url: str) -> list[str]:

@@ -80,3 +80,19 @@ def test_refused_keys_a_missing_outcome_and_a_dead_host_are_told_apart(env: dict
     assert unreachable.exit_code == 1 and "Could not reach the halopsa server" in unreachable.output
     rows, _ = _rows(env["DESKBRIDGE_DATABASE_URL"])
     assert [r.name for r in rows] == ["halo"]
+
+
+def test_with_a_public_url_the_webhook_is_registered_at_once(env: dict[str, str], monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("DESKBRIDGE_PUBLIC_URL", "https://deskbridge.example")
+    fake = FakeHalo()
+    with fake.serve() as root:
+        added = runner.invoke(app, _args(root, fake.client_secret, "--secret", "webhook_secret=hook-secret"))
+        again = runner.invoke(app, ["connection", "callbacks", "halo"])
+    assert added.exit_code == 0, added.output
+    assert "PSA callbacks point at https://deskbridge.example/webhooks/" in added.output and "1 added" in added.output
+    assert again.exit_code == 0 and "0 added, 1 kept, 0 stale removed" in again.output
+    [hook] = fake.webhooks.values()
+    assert hook["url"].startswith("https://deskbridge.example/webhooks/") and hook["name"] == "Deskbridge deskbridge.example"
+    assert (hook["authentication_type"], hook["basic_password"]) == (3, "hook-secret")
+    assert sorted(n["eventno"] for n in fake.notifications.values()) == [3, 61]
+    assert "hook-secret" not in added.output + again.output
