@@ -235,7 +235,7 @@ async def bootstrap(container: Deskbridge) -> list[str]:
     want_sandbox = s.sandbox == "on" or (s.sandbox == "auto" and not real)
     if want_sandbox:
         if not any(c.kind == "sandbox" for c in conns):
-            state = Path(s.secret_key_file).parent / "sandbox-state.json"
+            state = Path(s.secret_key_file).parent / "sandbox.db"  # the sandbox PSA's own SQLite file
             try:
                 await container.connections.add(
                     ws.id, kind="sandbox", name=SANDBOX_CONNECTION,
