@@ -90,14 +90,10 @@ async def update_ticket(request: Request, caller: Writer, number: TicketNumber, 
         raise InvalidInput("status cannot be null.", hint="Give a status name or a stage.", field="status")
 
     async def work() -> Result:
-        svc, actor = caller.container.tickets, caller.actor
-        detail = await svc.get(actor, number)  # 404 before any change, for every field
-        if body.priority is not None:
-            detail = await svc.change_priority(actor, number, body.priority)
-        if "assignee_id" in given:
-            detail = await svc.assign(actor, number, body.assignee_id)
-        if body.status is not None:
-            detail = await svc.change_status(actor, number, body.status)
+        # One transaction: every value is checked first, then all of it is written (or none of it).
+        changes = {"assignee_member_id": body.assignee_id} if "assignee_id" in given else {}
+        detail = await caller.container.tickets.update(caller.actor, number, status=body.status,
+                                                       priority=body.priority, **changes)
         return 200, ticket_out(detail), {}
 
     return await idempotent(request, caller, idempotency_key, body.model_dump(mode="json", exclude_unset=True), work)
