@@ -55,6 +55,7 @@ from typing import Any
 import httpx
 
 from tests.fakes import autotask_children as children
+from tests.fakes import autotask_hooks as hooks
 from tests.fakes import autotask_routes as routes
 from tests.fakes import autotask_writes as writes
 from tests.fakes.autotask_http import (
@@ -96,6 +97,9 @@ class FakeAutotask(LimitsMixin):
         self.picklists = seed_picklists()
         self.udfs = seed_udfs()
         self.tables: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in SPECS}
+        self.webhooks: dict[str, dict[int, dict[str, Any]]] = {"TicketWebhooks": {}, "TicketNoteWebhooks": {}}
+        self.deliveries: list[tuple[str, dict[str, str], bytes]] = []  # callouts made (tests/fakes/autotask_hooks.py)
+        self.next_hook_id, self.hook_sequence = 100, 0
         self.created_at_seq: dict[tuple[str, int], int] = {}
         self.seq = 0
         self.acting = 0
@@ -252,6 +256,7 @@ class FakeAutotask(LimitsMixin):
         """Delete a ticket (and log it in DeletedTicketLogs, as Autotask does)."""
         with self.lock:
             t = self.tables["Tickets"].pop(ticket_id)
+            hooks.emit(self, "Tickets", "Delete", t)
             self.insert("DeletedTicketLogs", {"ticketID": ticket_id, "ticketNumber": t["ticketNumber"],
                                               "ticketTitle": t["title"], "deletedByResourceID": self.acting,
                                               "deletedDateTime": self.stamp()})
