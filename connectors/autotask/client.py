@@ -130,7 +130,9 @@ def translate_response(response: httpx.Response, *, write: bool, body_keys: Sequ
                             code="Permission")
     if status == 429 or (status >= 500 and _THROTTLE.search(text)):
         thread = bool(re.search(r"itgenatr005|thread", text, re.I))
-        return PsaRateLimited(text or "Autotask is throttling requests.", status=status, retry_after=retry_after,
+        # a thread limit clears as soon as one of our requests ends: a second, unless Autotask said otherwise
+        return PsaRateLimited(text or "Autotask is throttling requests.", status=status,
+                              retry_after=retry_after or (1.0 if thread else None),
                               code="ThreadLimit" if thread else "Threshold")
     if status == 404:
         return PsaNotFound(text or "Autotask has no such resource.", status=404)
@@ -241,6 +243,7 @@ class AtClient:
             if resp.status_code >= 400:
                 error = translate_response(resp, write=write, body_keys=keys)
                 if isinstance(error, PsaRateLimited) and self.throttle is not None:
+                    # nothing goes to this database until Retry-After has passed (60 s when unsaid)
                     self.throttle.cool_down(error.retry_after)
                 log.info("autotask refused", extra={"method": method, "entity": path.split("/", 1)[0],
                                                     "status": resp.status_code, "error": type(error).__name__})

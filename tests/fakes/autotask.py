@@ -34,7 +34,7 @@ answer 429 with Retry-After (seconds until the oldest counted call leaves the wi
 Test API:
     fake.clock                          FakeClock(`advance`, `set`); every change is stamped with clock()
     fake.add_company/add_contact/add_resource/add_ticket/add_note/edit_ticket/delete_ticket/bulk_tickets
-    fake.fail_next(status, times=1, match="POST /Tickets", retry_after=7)   fake.lose_next_response(match=…)
+    fake.fail_next(status, times=1, match="POST /Tickets", retry_after=7, message=None)   fake.lose_next_response(match=…)
     fake.slow(seconds, times=None, match=…)   fake.clear_faults()   fake.deny(match)  (permission 500s)
     fake.move_zone(n)  fake.revoke_auth()/restore_auth()  fake.lock_timesheet(resource_id, through=date)
     fake.read_lag = n                   new records stay invisible to the next n requests (replication lag)
@@ -264,8 +264,9 @@ class FakeAutotask(LimitsMixin):
     # ------------------------------------------------------------ faults and tenant state
 
     def fail_next(self, status: int, times: int | None = 1, *, match: str | None = None,
-                  retry_after: float | None = None) -> None:
-        self.faults.append(Fault("status", times, match, status=status, retry_after=retry_after))
+                  retry_after: float | None = None, message: str | None = None) -> None:
+        """The next matching request(s) answer `status`; with `message`, in Autotask's `{"errors": [...]}`."""
+        self.faults.append(Fault("status", times, match, status=status, retry_after=retry_after, message=message))
 
     def lose_next_response(self, times: int | None = 1, *, match: str | None = "WRITE") -> None:
         self.faults.append(Fault("lose", times, match))
@@ -325,9 +326,10 @@ class FakeAutotask(LimitsMixin):
                     fault.use()
                     if fault.kind == "status":
                         hdrs = {"retry-after": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
-                        shape = "message" if fault.status in (401, 500) else "errors"
-                        text = {401: "Authorization has been denied for this request.",
-                                500: "An error has occurred."}.get(fault.status, f"fake fault {fault.status}")
+                        shape = "message" if fault.status in (401, 500) and not fault.message else "errors"
+                        text = fault.message or {401: "Authorization has been denied for this request.",
+                                                 500: "An error has occurred."}.get(fault.status,
+                                                                                     f"fake fault {fault.status}")
                         raise AtError(fault.status, text, headers=hdrs, shape=shape)
                     if fault.kind == "lose":
                         lose = True
