@@ -33,7 +33,7 @@ from connectors.autotask import query as aq
 from connectors.autotask import webhooks as wh
 from connectors.autotask.auth import DISCOVERY_URL, credentials_from
 from connectors.autotask.client import AtClient
-from connectors.autotask.limits import Throttles, policy_from
+from connectors.autotask.limits import Throttles, policy_from, write_priority
 from connectors.autotask.picklists import publish_visibility
 from connectors.autotask.reads import TICKET_FIELDS, ChildBatch, TicketScan, decode, encode
 from connectors.autotask.tenant import RESOURCE_FIELDS, TenantData, is_api_member
@@ -176,6 +176,7 @@ class AutotaskConnector:
                 continue
         return None
 
+    @write_priority
     async def create_ticket(self, ticket: NewTicket) -> PsaTicket:
         if not ticket.summary.strip() or len(ticket.summary) > m.TITLE_MAX:
             raise PsaValidationError(f"An Autotask title must be 1 to {m.TITLE_MAX} characters.",
@@ -194,6 +195,7 @@ class AutotaskConnector:
                    else None}
         return m.ticket(row, picks, marker_udf=self.marker_udf)
 
+    @write_priority
     async def update_ticket(self, external_id: str, patch: TicketPatch) -> PsaTicket:
         tid = _tid(external_id)
         if patch.is_empty():
@@ -210,6 +212,7 @@ class AutotaskConnector:
         picks = await self.data.picks()
         return [m.note(r, picks) for r in rows]
 
+    @write_priority
     async def add_note(self, note: NewNote, journal: WriteJournal | None = None) -> PsaNote:
         """POST the note with the publish value whose label means its visibility; `email_contact` is the
         MSP's workflow rule's job (EMAIL_NOTE): no ticket setting is changed for it."""
@@ -229,6 +232,7 @@ class AutotaskConnector:
         _tid(ticket_external_id)
         return [m.time_entry(r) for r in await self.children.rows("time", ticket_external_id)]
 
+    @write_priority
     async def add_time_entry(self, entry: NewTimeEntry) -> PsaTimeEntry:
         _tid(entry.ticket_external_id)
         resource = entry.member_external_id or await self.data.api_resource_id()
@@ -255,6 +259,7 @@ class AutotaskConnector:
                                  retry_after=max(1.0, wait), code="UploadBudget")
         self._uploads.append((now, size))
 
+    @write_priority
     async def upload_attachment(self, attachment: NewAttachment) -> PsaAttachment:
         """Base64 JSON upload; the 6 MB cap and the 5-minute byte budget are checked before sending."""
         size, cap = len(attachment.content), self.capabilities.max_attachment_bytes
@@ -301,6 +306,7 @@ class AutotaskConnector:
 
     # ------------------------------------------------------------ dedupe
 
+    @write_priority
     async def find_write(self, probe: WriteProbe) -> FoundWrite | None:
         """Tickets by `externalID` (or the marker UDF); notes, time and files by an invisible match among the
         ticket's records made since the op, written as the member named or else as the API user."""

@@ -22,18 +22,37 @@ during which calls fail locally instead of hammering the tenant. Time is injecte
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from connectors.errors import PsaRateLimited, PsaValidationError
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[Any]]
 
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 WINDOW = 3600.0
+# The reads a write needs on the way (picklists, the API resource, a lost write's lookup) go with the write's
+# priority: a technician's reply is not held because the sync must wait.
+WRITE_PRIORITY: ContextVar[bool] = ContextVar("autotask_write_priority", default=False)
+
+
+def write_priority(fn: F) -> F:
+    """Run a connector method's requests with a write's priority."""
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        token = WRITE_PRIORITY.set(True)
+        try:
+            return await fn(*args, **kwargs)
+        finally:
+            WRITE_PRIORITY.reset(token)
+
+    return wrapper  # type: ignore[return-value]
 DEFAULT_BUDGET = 3_000
 DEFAULT_COOLDOWN = 60.0
 
@@ -138,6 +157,7 @@ class Throttle:
 
     async def spend(self, *, write: bool) -> None:
         """Take one request (PsaRateLimited when it may not go now; paced when the tenant is busy)."""
+        write = write or WRITE_PRIORITY.get()
         refused = self.refusal(write=write)
         if refused is not None:
             self.refused += 1
