@@ -134,9 +134,9 @@ class AutotaskConnector:
     async def check_credentials(self) -> AccountInfo:
         """Find the zone, read the API user's resource and the tenant's usage (a clear error if not)."""
         zone = await self.client.zones.zone()
-        resource = await self.data.api_resource()
-        threshold = await self.client.threshold()
+        threshold = await self.client.threshold()  # first: a refused user is asked once, and this is the reading
         self.throttle.record_reading(threshold.limit or 10_000, threshold.used)
+        resource = await self.data.api_resource()
         name = " ".join(str(resource.get(k) or "") for k in ("firstName", "lastName")).strip() or self.creds.username
         return AccountInfo(display_name=f"{zone.name or zone.url} (Autotask, acting as {name})", details={
             "zone": zone.url, "web_url": zone.web_url, "api_resource_id": str(resource["id"]),
