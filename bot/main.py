@@ -113,6 +113,7 @@ class Deskbridge:
     async def aclose(self) -> None:
         if self.slack is not None:  # Slack deliveries queued by the outbox worker / SLA monitor go out first
             await self.slack.flush()
+        await self.sla_monitor.aclose()
         await self.connections.aclose()
         await self.alert_webhooks.aclose()
         await self.db.dispose()
