@@ -31,7 +31,7 @@ import httpx
 from connectors.autotask import mapping as m
 from connectors.autotask import query as aq
 from connectors.autotask import webhooks as wh
-from connectors.autotask.auth import DISCOVERY_URL, credentials_from
+from connectors.autotask.auth import DISCOVERY_URL, credentials_from, known_zone
 from connectors.autotask.client import AtClient
 from connectors.autotask.limits import Throttles, policy_from, write_priority
 from connectors.autotask.picklists import publish_visibility
@@ -210,7 +210,7 @@ class AutotaskConnector:
         _tid(ticket_external_id)
         rows = await self.children.rows("notes", ticket_external_id)
         picks = await self.data.picks()
-        return [m.note(r, picks) for r in rows]
+        return await self.data.named([m.note(r, picks) for r in rows])
 
     @write_priority
     async def add_note(self, note: NewNote, journal: WriteJournal | None = None) -> PsaNote:
@@ -360,7 +360,7 @@ class AutotaskConnector:
 
     def ticket_url(self, external_id: str) -> str:
         """The ticket in Autotask's UI (`ExecuteCommand.aspx?Code=OpenTicketDetail`)."""
-        zone = self.client.zones.cached
+        zone = self.client.zones.cached or known_zone(self.creds.username)
         root = self.ui_url or (zone.web_url.rstrip("/") if zone and zone.web_url else "https://ww1.autotask.net")
         query = httpx.QueryParams({"Code": "OpenTicketDetail", "TicketID": external_id})
         return f"{root}/Autotask/AutotaskExtend/ExecuteCommand.aspx?{query}"

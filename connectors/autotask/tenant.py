@@ -23,7 +23,7 @@ from connectors.autotask.picklists import (
     canonical_picklists,
     picklists_from_fields,
 )
-from connectors.base import Picklists
+from connectors.base import Picklists, PsaNote, Ref
 from connectors.errors import PsaError, PsaRateLimited, PsaValidationError
 
 PICKLIST_TTL = 900.0  # seconds: picklists change rarely; a sync refreshes them explicitly
@@ -42,6 +42,8 @@ class TenantData:
         self._fetched_at = 0.0
         self._api_resource: dict[str, Any] | None = None
         self._roles: dict[str, str | None] = {}
+        self._resource_names: dict[str, str] | None = None
+        self._contact_names: dict[str, str] = {}
         self._lock = asyncio.Lock()
 
     # ------------------------------------------------------------ picklists
@@ -91,7 +93,28 @@ class TenantData:
     def udf_exists(self, name: str) -> bool:
         return any(str(u.get("name", "")).lower() == name.lower() for u in self.udfs or ())
 
-    # ------------------------------------------------------------ resources
+    # ------------------------------------------------------------ resources and names
+
+    async def named(self, notes: list[PsaNote]) -> list[PsaNote]:
+        """Notes with their authors' names: resources from one cached read, contacts by one `id in` query for
+        those not seen before."""
+        if not notes:
+            return notes
+        if self._resource_names is None:
+            rows = await self.client.query_all("Resources", include_fields=RESOURCE_FIELDS)
+            self._resource_names = {str(r["id"]): _full_name(r) for r in rows}
+        wanted = sorted({n.author.id for n in notes if n.author_is_contact and n.author
+                         and n.author.id not in self._contact_names}, key=int)
+        if wanted:
+            rows = await self.client.query_all("Contacts", [aq.in_("id", [int(i) for i in wanted[:500]])],
+                                               include_fields=["id", "firstName", "lastName"])
+            self._contact_names.update({str(r["id"]): _full_name(r) for r in rows})
+        out = []
+        for n in notes:
+            names = self._contact_names if n.author_is_contact else self._resource_names
+            name = names.get(n.author.id) if n.author else None
+            out.append(replace(n, author=Ref(n.author.id, name)) if n.author and name else n)
+        return out
 
     async def api_resource(self) -> dict[str, Any]:
         """The Resources record of the API user (by user name or e-mail)."""
@@ -119,6 +142,10 @@ class TenantData:
             chosen = next((r for r in rows if r.get("isDefault")), rows[0] if rows else None)
             self._roles[resource_id] = str(chosen["roleID"]) if chosen else None
         return self._roles[resource_id]
+
+
+def _full_name(row: Mapping[str, Any]) -> str:
+    return " ".join(str(row.get(k) or "") for k in ("firstName", "lastName")).strip() or str(row.get("id"))
 
 
 def is_api_member(row: Mapping[str, Any], username: str) -> bool:
