@@ -11,7 +11,7 @@
     /deskbridge help|link|bind|unbind|bindings|outbox|settings …
 
 Parsing is pure: it turns text into a frozen command and never looks anything up. Names (customers,
-technicians) are resolved later, inside the actor's scope (core/chat_commands.py).
+technicians) are resolved later, inside the actor's scope (core/chat/runner.py).
 """
 
 from __future__ import annotations
