@@ -23,10 +23,17 @@ from bot.slack.outbound import Posted
 from bot.slack.poster import SlackPoster
 from bot.slack.redact import RedactionReport, Redactor
 from bot.slack.work import FILL, AfterAck
-from core.chat import ChannelInfo, ChatService, ChatUser, card_audience, may_post_ticket
-from core.chat_commands import ChatCommands, error_view
-from core.chat_posts import PostRecord
-from core.chat_views import ChatViews
+from core.chat import (
+    ChannelInfo,
+    ChatCommands,
+    ChatService,
+    ChatUser,
+    ChatViews,
+    PostRecord,
+    card_audience,
+    error_view,
+    may_post_ticket,
+)
 from core.context import Actor
 from core.errors import DeskbridgeError, PermissionDenied
 from core.views import FormView, TicketView
