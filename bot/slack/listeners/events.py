@@ -51,7 +51,8 @@ async def on_message(sc: SlackContext, body: dict[str, Any], context: Any, clien
         # Core decides whether the message is the ticket's (only technicians' are) before any download.
         async with SlackFiles(str(client.base_url), str(context.bot_token or client.token or "")) as slack_files:
             customer_reads = await sc.shared.customer_reads(sc.chat, client, ws, team, channel)
-            done = await sc.commands.thread_message(actor, ticket_id, str(event.get("text") or ""),
+            text = await sc.readable(client, str(event.get("text") or ""))  # as people read it, not mrkdwn
+            done = await sc.commands.thread_message(actor, ticket_id, text,
                                                     files=slack_files.describe(event.get("files")),
                                                     customer_reads=customer_reads,
                                                     source=source(channel, str(thread_ts)))

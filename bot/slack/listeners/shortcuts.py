@@ -28,7 +28,7 @@ async def ticket_from_message(sc: SlackContext, body: dict[str, Any], context: A
         actor, _ = await sc.actor(context, user, client)
         if not actor.is_member:
             raise PermissionDenied("Only technicians can create tickets from messages.")
-        text = str(msg.get("text") or "")
+        text = await sc.readable(client, str(msg.get("text") or ""))  # as people read it, not mrkdwn
         subject = text.strip().splitlines()[0] if text.strip() else ""  # the form fits it to the PSA
         root = msg.get("thread_ts") or msg.get("ts")
         await sc.open_form(client, body["trigger_id"],
