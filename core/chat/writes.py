@@ -32,6 +32,7 @@ class Submitted:
 
     view: TicketView
     confirmation: str
+    changed: bool = True  # False: nothing needed doing (say so to the person only, never in a shared thread)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,9 +165,14 @@ class ChatWrites:
         if action == "assign_me":
             if actor.member_id is None:
                 raise PermissionDenied("You are not linked to a technician.", hint="Run /deskbridge link first.")
+            current = await self.views.ticket(actor, ref)
+            if current.summary.assignee_id == actor.member_id:
+                return Submitted(current, "This ticket is already assigned to you; nothing was changed.",
+                                 changed=False)
             detail = await self.tickets.assign(actor, ref, actor.member_id)
+            who = detail.summary.assignee_name or "you"
             return Submitted(await self.views.ticket_from_detail(actor, detail),
-                             queued("Assigned to you", detail.summary.connection_id))
+                             queued(f"Assigned to {who}", detail.summary.connection_id))
         if action in ("alert_ack", "alert_resolve"):
             if not actor.is_member:
                 raise PermissionDenied("Only technicians can act on alerts.")
