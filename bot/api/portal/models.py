@@ -35,7 +35,9 @@ class TicketCreate(_In):
         {"subject": "Printer on 2nd floor jams", "description": "Since this morning.", "customer_id": 12,
          "priority": "high"}]})
 
-    subject: str = Field(min_length=1, max_length=255)
+    subject: str = Field(min_length=1, max_length=255, description=(
+        "At most 255 characters; the PSA may take fewer (ConnectWise 100, HaloPSA 250, standalone 255): a longer "
+        "subject is a 422 naming the limit"))
     description: str = Field("", max_length=100_000)
     customer_id: int | None = Field(None, ge=1, le=INT32, description="From GET /customers")
     priority: Priority = Priority.MEDIUM
@@ -161,6 +163,11 @@ class CustomerOut(BaseModel):
     active: bool
 
 
+class CustomerPage(BaseModel):
+    items: list[CustomerOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
+
+
 class MemberOut(BaseModel):
     model_config = _examples({"id": 7, "name": "Ana Tech", "email": "ana@msp.example", "identifier": "ana",
                               "active": True, "is_admin": False})
@@ -171,6 +178,11 @@ class MemberOut(BaseModel):
     identifier: str | None
     active: bool
     is_admin: bool
+
+
+class MemberPage(BaseModel):
+    items: list[MemberOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
 
 
 class OutboxOpOut(BaseModel):

@@ -32,8 +32,7 @@ def _cursor(raw: Any) -> str:
 scalars = (st.integers(min_value=-(10**25), max_value=10**25) | st.floats(allow_nan=False, allow_infinity=False)
            | st.booleans() | st.none() | text
            | st.datetimes().map(datetime.isoformat)
-           | st.datetimes(
-                          timezones=st.timezones()).map(datetime.isoformat))
+           | st.datetimes(timezones=st.timezones()).map(datetime.isoformat))
 cursors = (st.lists(scalars, max_size=4).map(lambda v: _cursor(v))
            | st.tuples(st.sampled_from(["oldest", "newest", "priority", "updated"]),
                        st.lists(scalars, min_size=1, max_size=3)).map(lambda t: _cursor([t[0], *t[1]]))
