@@ -32,7 +32,7 @@ Limit = Annotated[int, Query(ge=1, le=directory_pages.MAX_PAGE)]
 
 
 def _after(cursor: str | None) -> int:
-    return int(cursor) if cursor else 0
+    return min(int(cursor), 2_147_483_647) if cursor else 0  # ids are 32-bit: past the last one is an empty page
 
 
 def _next(after: int | None) -> str | None:

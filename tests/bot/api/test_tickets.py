@@ -157,6 +157,7 @@ async def test_customers_and_members(api: Api):
     assert [c["identifier"] for c in first["items"] + second["items"]] == ["ACME", "GLOBEX"]
     assert second["next_cursor"] is None
     assert_problem(await api.get("/customers?cursor=abc"), 422)
+    assert (await api.get("/members?cursor=9999999999")).json() == {"items": [], "next_cursor": None}
 
 
 async def test_a_create_on_the_sandbox_is_valid_when_accepted_and_reaches_the_psa(db_url, tmp_path):
