@@ -137,6 +137,20 @@ async def test_thread_messages_become_notes_and_retries_are_absorbed(slack):
     assert "Internal note" in confirms[0] and "Public reply" in confirms[1]
 
 
+async def test_slack_markup_never_reaches_the_psa(slack):
+    """A thread message is written as people read it in Slack: mentions by name, links as text and URL,
+    channels by name, entities decoded (with !public this text is what the customer's e-mail says)."""
+    slack.fake.add_user("W222", email="ana@acme-msp.example", name="Ana Tech")
+    await slack.slash("/ticket", "5001")
+    thread_ts = f"{slack.fake._ts}.000100"
+    await thread_message(slack, "!public <@W222> checked <https://status.example.com/i/7|the status page> "
+                                "in <#C9|it-ops>: R&amp;D &lt;prod&gt; is back", event_id="EvMk", thread_ts=thread_ts)
+    (op,) = await ops(slack)
+    assert op.payload["visibility"] == "public"
+    assert op.payload["text"] == ("@Ana Tech checked the status page (https://status.example.com/i/7) in #it-ops: "
+                                  "R&D <prod> is back")
+
+
 async def test_bot_messages_and_non_thread_messages_are_ignored(slack):
     await slack.slash("/ticket", "5001")
     thread_ts = f"{slack.fake._ts}.000100"
