@@ -81,11 +81,13 @@ class Discard(_In):
 
 class TicketSummaryOut(BaseModel):
     model_config = _examples({
-        "number": 1042, "subject": "Printer on 2nd floor jams", "customer_id": 12, "customer_name": "Acme Corp",
-        "priority": "high", "stage": "in_progress", "status": "In Progress", "assignee_id": 7,
+        "id": 17, "number": 1042, "subject": "Printer on 2nd floor jams", "customer_id": 12,
+        "customer_name": "Acme Corp", "priority": "high", "stage": "in_progress", "status": "In Progress", "assignee_id": 7,
         "assignee_name": "Ana Tech", "created_at": _TS, "updated_at": _TS})
 
-    number: int | None = Field(description="The ticket number (null while a PSA create is still queued)")
+    id: int = Field(description="The stable id, from creation on: name the ticket `id:<id>` wherever a ticket is named")
+    number: int | None = Field(description="The ticket number (null while a PSA create is still queued; set when the "
+                                           "PSA has the ticket)")
     subject: str
     customer_id: int | None
     customer_name: str | None
@@ -126,8 +128,8 @@ class ActivityOut(BaseModel):
 
 class TicketOut(TicketSummaryOut):
     model_config = _examples({
-        "number": 1042, "subject": "Printer on 2nd floor jams", "customer_id": 12, "customer_name": "Acme Corp",
-        "priority": "high", "stage": "new", "status": "New", "assignee_id": None, "assignee_name": None,
+        "id": 17, "number": 1042, "subject": "Printer on 2nd floor jams", "customer_id": 12,
+        "customer_name": "Acme Corp", "priority": "high", "stage": "new", "status": "New", "assignee_id": None, "assignee_name": None,
         "created_at": _TS, "updated_at": _TS, "description": "Since this morning.", "contact_name": None,
         "board_name": None, "type_name": None, "external_id": None, "pending_writes": 0, "dead_writes": 0,
         "closed_at": None, "comments": [], "activity": []})
@@ -241,7 +243,7 @@ class OutboxPageOut(BaseModel):
 
 def summary_out(s: TicketSummary) -> dict[str, Any]:
     return TicketSummaryOut(
-        number=s.number, subject=s.subject, customer_id=s.customer_id, customer_name=s.customer_name,
+        id=s.id, number=s.number, subject=s.subject, customer_id=s.customer_id, customer_name=s.customer_name,
         priority=s.priority, stage=s.stage, status=s.status_name, assignee_id=s.assignee_id,
         assignee_name=s.assignee_name, created_at=s.created_at, updated_at=s.updated_at,
     ).model_dump(mode="json")

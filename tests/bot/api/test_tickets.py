@@ -23,7 +23,7 @@ async def test_create_then_read_with_timeline(api: Api):
                                     "priority": "high", "assignee_id": ana})
     assert r.status_code == 201, r.text
     t = r.json()
-    assert r.headers["location"] == f"{PREFIX}/tickets/{t['number']}"
+    assert r.headers["location"] == f"{PREFIX}/tickets/id:{t['id']}"
     assert (t["subject"], t["priority"], t["stage"], t["customer_name"], t["assignee_name"]) == (
         "Printer jams", "high", "new", "Acme Corp", "Ana Tech")
     await api.post(f"/tickets/{t['number']}/comments", {"body": "Customer called", "visibility": "public"})
