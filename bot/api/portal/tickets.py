@@ -30,9 +30,12 @@ from core.errors import InvalidInput
 
 router = APIRouter(tags=["tickets"])
 TicketRef = Annotated[str, Path(
-    alias="ticketId", pattern=r"^(id:)?[1-9][0-9]{0,17}$", max_length=21, examples=["1042", "id:17"],
-    description="The ticket number people see (1042; a ticket whose PSA create is still queued has none yet) or "
-                "the ticket's stable id as `id:17` (the `id` of every ticket response, valid from creation on)")]
+    alias="ticketId", pattern=r"^((id:)?[1-9][0-9]{0,17}|[a-zA-Z][a-zA-Z0-9]{0,9}-[0-9a-zA-Z][0-9a-zA-Z_.]{0,63})$",
+    max_length=75, examples=["1042", "id:17", "cw-1042"],
+    description="The ticket number people see (1042; a ticket whose PSA create is still queued has none yet), "
+                "its PSA name `cw-1042` (the connection's prefix and the PSA's id: unambiguous where a workspace "
+                "has several PSAs; the `psa_name` of a ticket response) or its stable id as `id:17` (the `id` of "
+                "every ticket response, valid from creation on)")]
 CSV = "Comma-separated or repeated"
 
 
