@@ -72,6 +72,9 @@ class ChatService:
     async def first_time(self, source: str, event_id: str) -> bool:
         return await self.installations.first_time(source, event_id)
 
+    async def not_done(self, source: str, event_id: str) -> None:
+        await self.installations.not_done(source, event_id)
+
     async def preauthorize(self, platform: str, team_id: str, workspace_id: int) -> Installation:
         return await self.installations.preauthorize(platform, team_id, workspace_id)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -115,6 +116,30 @@ async def thread_message(h, text, *, event_id, user=TECH, thread_ts, extra=None,
     return await h.event({"type": "message", "channel": CHANNEL, "user": user, "text": text,
                           "ts": f"{time.time():.6f}", "thread_ts": thread_ts, "channel_type": "channel", **event},
                          event_id=event_id, extra=extra)
+
+
+async def test_a_modal_submitted_twice_writes_once_and_a_corrected_resubmission_is_taken(slack):
+    """Same view id, hash and values (a double click, or both copies at once): one note. A refused
+    submission is not remembered, so the corrected one (the same view, new values) is written."""
+    await slack.interactive(slack.action_payload("note", "5001", message_ts="1.1"))
+    view = {**slack.last_view(), "id": "V_DUP", "hash": "h-dup"}
+
+    def submission(text: str, minutes: str | None = None) -> dict:
+        values = {"text": {"v": {"type": "plain_text_input", "value": text}}}
+        return {"type": "view_submission", "team": {"id": TEAM}, "user": {"id": TECH, "team_id": TEAM},
+                "view": {**view, "state": {"values": values}}}
+
+    same = submission("Replaced the toner.")
+    await asyncio.gather(slack.interactive(same, settle=False), slack.interactive(same, settle=False))
+    await slack.interactive(same)  # and once more after both were answered
+    assert [o.payload["text"] for o in await ops(slack)] == ["Replaced the toner."]
+    # a refused submission (empty text) is forgotten: fixing it and sending again writes
+    refused = await slack.interactive(submission(""))
+    assert refused.json()["response_action"] == "errors"
+    again = await slack.interactive(submission(""))  # the same refused values: refused again, not swallowed
+    assert again.json()["response_action"] == "errors"
+    await slack.interactive(submission("Toner replaced, printer tested."))
+    assert [o.payload["text"] for o in await ops(slack)] == ["Replaced the toner.", "Toner replaced, printer tested."]
 
 
 async def test_thread_messages_become_notes_and_retries_are_absorbed(slack):
