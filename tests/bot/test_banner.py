@@ -92,7 +92,7 @@ async def test_serve_logs_the_banner_once_everything_is_up(db_url: str, tmp_path
         records = [r for r in caplog.records if r.getMessage().startswith("Deskbridge is running")]
         assert len(records) == 1
         text = records[0].getMessage()
-        assert "SQLite" in text and "sandbox (built-in demo PSA" in text and "first sync running" in text
+        assert describe_database(db_url) in text and "sandbox (built-in demo PSA" in text and "first sync running" in text
         assert "Slack    off" in text and "/docs" in text
         # JSON logs carry the same facts, structured, under "start".
         handler_out = io.StringIO()
@@ -102,7 +102,7 @@ async def test_serve_logs_the_banner_once_everything_is_up(db_url: str, tmp_path
         handler.handle(records[0])
         line = json.loads(handler_out.getvalue())
         assert line["start"]["psa"][0]["name"] == "sandbox" and line["start"]["slack"] is None
-        assert line["start"]["database"].startswith("SQLite")
+        assert line["start"]["database"] == describe_database(db_url)
 
         # After the first sync the banner says when it synced, and the watcher says it once.
         container = build(settings)

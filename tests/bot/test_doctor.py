@@ -9,6 +9,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from bot.banner import describe_database
 from bot.cli import app
 from bot.doctor import FAIL, OK, WARN, Check, diagnose, render
 from bot.main import bootstrap, build, settings_from_env
@@ -39,7 +40,7 @@ async def test_the_sandbox_install_is_healthy_and_says_so(db_url: str, tmp_path:
         result = await asyncio.to_thread(CliRunner().invoke, app, ["doctor"], env=env)  # it runs its own loop
         assert result.exit_code == 0, result.output
         lines = result.output.splitlines()
-        assert lines[0] == "✓ database       SQLite " + db_url.removeprefix("sqlite:///") + " answers"
+        assert lines[0] == f"✓ database       {describe_database(db_url)} answers"  # SQLite or PostgreSQL
         assert "✓ migrations     schema is current" in lines
         assert "✓ secret key     set in DESKBRIDGE_SECRET_KEY" in lines
         assert any(line.startswith("✓ psa:sandbox    sandbox: credentials accepted") for line in lines)
