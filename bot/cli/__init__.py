@@ -10,6 +10,7 @@ import typer
 from pydantic import ValidationError
 
 from bot.cli import apikey, connection, console, db, outbox, rmm, sla, sync, workspace
+from bot.cli import doctor as doctor  # `doctor` sits on the root app too
 from bot.cli import serve as serve  # `serve`, `background` and `secret-key` sit on the root app itself
 from bot.cli.common import app
 
