@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
@@ -70,6 +71,7 @@ from connectors.base import (
 from connectors.errors import PsaNotFound, PsaRateLimited, PsaTooLarge, PsaValidationError
 
 MAX_PAGE = 500
+_GONE = re.compile(r"does not reference an existing entity for (ticketID|parentID)", re.I)
 READ_LAG_TRIES = (0.2, 0.5, 1.0)  # seconds between GETs of a record just created (replication lag)
 UPLOAD_WINDOW, UPLOAD_BYTES = 300.0, 10_000_000  # the API's attachment budget: bytes per 5 minutes
 EMAIL_NOTE = ("Autotask's API cannot send its notification e-mails: to e-mail contacts about replies written in "
@@ -204,6 +206,20 @@ class AutotaskConnector:
         await self.client.update("Tickets", m.ticket_patch_body(str(tid), patch, owner_role_id=role))
         return await self.get_ticket(external_id)
 
+    async def _child_write(self, tid: int, write: Awaitable[int]) -> int:
+        """A note, time entry or file write; Autotask refuses one on a deleted ticket as a bad reference
+        (HTTP 500), which is told as what it is: the ticket is gone (PsaNotFound), once a GET confirms it."""
+        try:
+            return await write
+        except PsaValidationError as exc:
+            if not _GONE.search(exc.message):
+                raise
+            try:
+                await self.client.get_item(f"Tickets/{tid}")
+            except PsaNotFound:
+                raise PsaNotFound(f"Autotask ticket {tid} was deleted in Autotask.", code="TicketDeleted") from exc
+            raise
+
     # ------------------------------------------------------------ notes and time
 
     async def list_notes(self, ticket_external_id: str) -> Sequence[PsaNote]:
@@ -223,7 +239,7 @@ class AutotaskConnector:
         body = m.note_body(note, picks)
         self.children.forget(note.ticket_external_id)
         author = note.author_member_external_id
-        nid = await self.client.create(f"Tickets/{tid}/Notes", body, impersonate=author)
+        nid = await self._child_write(tid, self.client.create(f"Tickets/{tid}/Notes", body, impersonate=author))
         return PsaNote(external_id=str(nid), ticket_external_id=note.ticket_external_id, text=note.text,
                        visibility=m.note_visibility(body, picks), author=Ref(author or await self.data.api_resource_id()),
                        created_at=self.client.server_time)
@@ -238,7 +254,7 @@ class AutotaskConnector:
         resource = entry.member_external_id or await self.data.api_resource_id()
         body = m.time_entry_body(entry, resource_id=resource, role_id=await self.data.default_role(resource))
         self.children.forget(entry.ticket_external_id)
-        eid = await self.client.create("TimeEntries", body)
+        eid = await self._child_write(int(entry.ticket_external_id), self.client.create("TimeEntries", body))
         return dataclasses.replace(m.time_entry({**body, "id": eid}), member=Ref(resource))
 
     # ------------------------------------------------------------ attachments
@@ -271,7 +287,7 @@ class AutotaskConnector:
         body = m.attachment_body(attachment, picks, visibility=attachment.visibility)
         self._reserve_upload(size)
         self.children.forget(attachment.ticket_external_id)
-        aid = await self.client.create(f"Tickets/{tid}/Attachments", body)
+        aid = await self._child_write(tid, self.client.create(f"Tickets/{tid}/Attachments", body))
         return PsaAttachment(external_id=str(aid), ticket_external_id=attachment.ticket_external_id,
                              filename=attachment.filename, size=size, content_type=attachment.content_type,
                              created_at=self.client.server_time,

@@ -252,3 +252,25 @@ async def test_time_entry_uses_the_resources_default_role(fake: FakeAutotask, co
     [row] = fake.tables["TimeEntries"].values()
     assert row["roleID"] == 29683461 and row["summaryNotes"] == "Fixed" and entry.minutes == 30
     assert ("TimeEntries", "hoursToBill", "read-only") not in fake.ignored_fields
+
+
+async def test_a_write_to_a_ticket_deleted_in_autotask_says_so(fake: FakeAutotask, conn: AutotaskConnector) -> None:
+    from connectors.base import NewTimeEntry
+
+    tid = fake.add_ticket("Deleted while we typed", companyID=ACME)["id"]
+    await conn.picklists()
+    fake.delete_ticket(tid)
+    for write in (conn.add_note(NewNote(ticket_external_id=str(tid), text="hello", visibility=NoteVisibility.INTERNAL,
+                                        marker="d1")),
+                  conn.add_time_entry(NewTimeEntry(ticket_external_id=str(tid), minutes=15, started_at=T0,
+                                                   marker="d2")),
+                  conn.upload_attachment(NewAttachment(ticket_external_id=str(tid), filename="a.txt", content=b"a",
+                                                       marker="d3"))):
+        with pytest.raises(PsaNotFound) as caught:
+            await write
+        assert caught.value.code == "TicketDeleted" and "deleted in Autotask" in caught.value.message
+    tid2 = fake.add_ticket("Still here", companyID=ACME)["id"]
+    fake.note_title_required = True
+    with pytest.raises(PsaValidationError):  # other refusals stay what they are
+        await conn.add_note(NewNote(ticket_external_id=str(tid2), text="", visibility=NoteVisibility.INTERNAL,
+                                    marker="d4"))
