@@ -66,6 +66,7 @@ from connectors.http import make_client, parse_retry_after
 log = logging.getLogger("deskbridge.psa.autotask")
 
 THRESHOLD = "ThresholdInformation"
+THREAD_RETRIES, THREAD_WAIT = 3, 0.2  # a read refused by the thread limit waits for a slot (seconds, growing)
 PER_ENDPOINT = 3  # Autotask: 3 concurrent requests per object endpoint and tracking identifier
 _PERMISSION = re.compile(r"adequate permission|does not have (the )?(required )?permissions? to|not authori[sz]ed",
                          re.I)
@@ -228,28 +229,34 @@ class AtClient:
         keys = list(json) if isinstance(json, Mapping) else []
         if self.throttle is not None and path != THRESHOLD and self.throttle.needs_reading():
             await self.refresh_reading()
-        for attempt in (1, 2):
+        moved_once, thread_retries = False, 0
+        while True:
             if self.throttle is not None:
                 await self.throttle.spend(write=write)
             async with self._gate(path):
                 resp = await self._send(method, zone.api_base + path.lstrip("/"), json=json, headers=headers,
                                         write=write)
-            if resp.status_code == 401 and attempt == 1:
+            if resp.status_code == 401 and not moved_once:
+                moved_once = True
                 moved = await self.zones.rediscover(zone)
                 if moved is not None:
                     zone = moved
                     continue  # the database moved: the old zone refused before doing anything
             self._note_date(resp)
-            if resp.status_code >= 400:
-                error = translate_response(resp, write=write, body_keys=keys)
-                if isinstance(error, PsaRateLimited) and self.throttle is not None:
-                    # nothing goes to this database until Retry-After has passed (60 s when unsaid)
-                    self.throttle.cool_down(error.retry_after)
-                log.info("autotask refused", extra={"method": method, "entity": path.split("/", 1)[0],
-                                                    "status": resp.status_code, "error": type(error).__name__})
-                raise error
-            return resp
-        raise AssertionError("unreachable")  # pragma: no cover
+            if resp.status_code < 400:
+                return resp
+            error = translate_response(resp, write=write, body_keys=keys)
+            if isinstance(error, PsaRateLimited) and error.code == "ThreadLimit":
+                if not write and thread_retries < THREAD_RETRIES:  # refused before doing anything: a read waits
+                    thread_retries += 1
+                    await asyncio.sleep(THREAD_WAIT * thread_retries)
+                    continue
+            elif isinstance(error, PsaRateLimited) and self.throttle is not None:
+                # the database's threshold: nothing goes to it until Retry-After has passed (60 s when unsaid)
+                self.throttle.cool_down(error.retry_after)
+            log.info("autotask refused", extra={"method": method, "entity": path.split("/", 1)[0],
+                                                "status": resp.status_code, "error": type(error).__name__})
+            raise error
 
     def _note_date(self, resp: httpx.Response) -> None:
         try:
