@@ -91,6 +91,16 @@ def _tid(value: str) -> int:
     return number
 
 
+def _after(cursor: str | None) -> int | None:
+    """The last id a keyset cursor saw (PsaValidationError for a cursor this connector did not make)."""
+    if not cursor:
+        return None
+    key = str(decode(cursor).get("k", ""))
+    if not key.isdigit():
+        raise PsaValidationError("The page cursor is not one this connector made.", fields={"cursor": "invalid"})
+    return int(key)
+
+
 class AutotaskConnector:
     kind: ClassVar[str] = "autotask"
     CAPABILITIES: ClassVar[Capabilities] = Capabilities(
@@ -159,8 +169,7 @@ class AutotaskConnector:
 
     async def list_ticket_ids(self, cursor: str | None = None) -> Page[str]:
         """Every live ticket id, 500 a call by `id >` (ids only)."""
-        after = int(decode(cursor)["k"]) if cursor else None
-        page = await self.client.query_page("Tickets", after_id=after, include_fields=["id"])
+        page = await self.client.query_page("Tickets", after_id=_after(cursor), include_fields=["id"])
         ids = [str(r["id"]) for r in page.items]
         return Page(ids, None if page.done or page.last_id is None else encode({"k": page.last_id}))
 
@@ -308,8 +317,7 @@ class AutotaskConnector:
         return [dataclasses.replace(m.member(r), api=is_api_member(r, self.creds.username)) for r in rows]
 
     async def _paged(self, entity: str, include: list[str], cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
-        after = int(decode(cursor)["k"]) if cursor else None
-        page = await self.client.query_page(entity, after_id=after, page_size=self.page_size, include_fields=include)
+        page = await self.client.query_page(entity, after_id=_after(cursor), page_size=self.page_size, include_fields=include)
         return page.items, (None if page.done or page.last_id is None else encode({"k": page.last_id}))
 
     async def list_companies(self, cursor: str | None = None) -> Page[PsaCompany]:

@@ -274,3 +274,11 @@ async def test_a_write_to_a_ticket_deleted_in_autotask_says_so(fake: FakeAutotas
     with pytest.raises(PsaValidationError):  # other refusals stay what they are
         await conn.add_note(NewNote(ticket_external_id=str(tid2), text="", visibility=NoteVisibility.INTERNAL,
                                     marker="d4"))
+
+
+async def test_a_cursor_from_elsewhere_is_refused_clearly(conn: AutotaskConnector) -> None:
+    for call in (conn.list_changed_tickets(None, "not-a-cursor"), conn.list_ticket_ids("eyJrIjoieCJ9"),
+                 conn.list_companies("eyJrIjoieCJ9")):
+        with pytest.raises(PsaValidationError) as caught:
+            await call
+        assert caught.value.fields == {"cursor": "invalid"}
