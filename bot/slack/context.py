@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from typing import Any
@@ -20,7 +22,7 @@ from bot.slack.install import WORKSPACE_KEY
 from bot.slack.outbound import Posted
 from bot.slack.poster import SlackPoster
 from bot.slack.redact import RedactionReport, Redactor
-from bot.slack.work import AfterAck
+from bot.slack.work import FILL, AfterAck
 from core.chat import ChannelInfo, ChatService, ChatUser, card_audience, may_post_ticket
 from core.chat_commands import ChatCommands, error_view
 from core.chat_posts import PostRecord
@@ -35,6 +37,14 @@ RESPONSE_HOSTS = frozenset({"hooks.slack.com", "hooks.slack-gov.com"})
 SLOW_WORKERS = 2
 SLOW_BACKLOG = 500
 FORM_BUDGET_S = 1.0  # build a form this long before showing "Loading…" (the trigger lives 3 s)
+TRIGGER_SAFE_S = 2.0  # past this age (since the ack) a trigger is used at once for "Loading…"
+_acked_at: contextvars.ContextVar[float | None] = contextvars.ContextVar("slack_acked_at", default=None)
+
+
+def trigger_age() -> float:
+    """Seconds since the request whose work is running was acked (0 outside such work)."""
+    acked = _acked_at.get()
+    return 0.0 if acked is None else time.monotonic() - acked
 
 
 class Overloaded(Exception):
@@ -68,10 +78,12 @@ class SlackContext:
             coro.close()
 
     def after_ack(self, fn: Callable[..., Awaitable[Any]], *,
-                  slow: Callable[[dict[str, Any]], bool] | None = None) -> Callable[..., Awaitable[None]]:
+                  slow: Callable[[dict[str, Any]], bool] | None = None,
+                  urgent: Callable[[dict[str, Any]], bool] | None = None) -> Callable[..., Awaitable[None]]:
         """A bolt listener that acks at once and queues `fn` (taking any of body, context, client, respond).
 
-        Requests for which `slow(body)` is true go to the slow pool (long downloads).
+        Requests for which `slow(body)` is true go to the slow pool (long downloads); those for which
+        `urgent(body)` is true (they will open a modal on the request's trigger id) run ahead of the rest.
 
         Used instead of bolt's lazy listeners, which deep-copy every request (about 0.7 ms of CPU each) and
         start one unbounded task per request on the loop that must ack the next ones.
@@ -87,18 +99,21 @@ class SlackContext:
                     return
                 raise Overloaded("the post-ack work queue is full")  # bolt answers 500: Slack retries / warns
             await ack()
+            acked = time.monotonic()
             given = {"body": body, "context": context, "client": client, "respond": respond}
             kwargs = {n: given[n] for n in names}
-            pool.submit(lambda: self._run_reporting(fn, kwargs, body, respond, client))
+            pool.submit(lambda: self._run_reporting(fn, kwargs, body, respond, client, acked),
+                        urgent=urgent is not None and urgent(body))
 
         listener.__name__ = listener.__qualname__ = f"ack_then_{fn.__name__}"
         return listener
 
     async def _run_reporting(self, fn: Callable[..., Awaitable[Any]], kwargs: dict[str, Any], body: dict[str, Any],
-                             respond: Any, client: Any) -> None:
+                             respond: Any, client: Any, acked: float | None = None) -> None:
         """Run queued work; an unexpected failure is logged and told to the user where Slack lets us reach
         them (listeners answer DeskbridgeErrors themselves; this is for the rest, e.g. an expired trigger):
         through the response_url, else ephemerally in the thread the event came from, else on App Home."""
+        _acked_at.set(acked)
         try:
             await fn(**kwargs)
         except Exception as exc:
@@ -142,14 +157,21 @@ class SlackContext:
                          title: str = "Deskbridge", push: bool = False) -> None:
         """Open a modal without losing the trigger (it expires 3 s after the click).
 
-        The modal is built for up to FORM_BUDGET_S; if it is ready it opens as is (one call). If not, a
+        The modal is built for up to FORM_BUDGET_S (less when the trigger has already waited in the queue:
+        never past TRIGGER_SAFE_S of its age); if it is ready it opens as is (one call). If not, a
         "Loading…" modal opens at once on the trigger and `views.update` puts the modal (or the error) in it
         when it is ready, so a slow database or PSA-backed picklist never costs the user the click.
         `push` stacks the modal on an open one (a button inside a modal cannot open a new one).
         """
         show = client.views_push if push else client.views_open
+        if self.work.triggers_waiting:  # other clicks wait for a worker: use the trigger now, build later
+            opened = await show(trigger_id=trigger_id, view=bk.loading_modal(title))
+            self.work.submit(lambda: self._fill_modal(client, opened, asyncio.ensure_future(build()), title),
+                             rank=FILL)
+            return
         task = asyncio.ensure_future(build())
-        done, _ = await asyncio.wait({task}, timeout=FORM_BUDGET_S)
+        budget = max(0.0, min(FORM_BUDGET_S, TRIGGER_SAFE_S - trigger_age()))
+        done, _ = await asyncio.wait({task}, timeout=budget) if budget > 0 else (set(), set())
         if done:
             await show(trigger_id=trigger_id, view=task.result())
             return
@@ -158,6 +180,11 @@ class SlackContext:
         except BaseException:
             task.cancel()
             raise
+        await self._fill_modal(client, opened, task, title)
+
+    @staticmethod
+    async def _fill_modal(client: Any, opened: Any, task: asyncio.Future[dict[str, Any]], title: str) -> None:
+        """Put the built modal (or the error) into the "Loading…" modal the trigger opened."""
         view = opened.get("view") or {}
         try:
             update = await task

@@ -18,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.slack import blocks as bk
 from bot.slack import text as t
+from bot.slack import urgency
 from bot.slack.channels import ChannelUnknown
 from bot.slack.context import PLATFORM, SlackContext
 from bot.slack.files import SlackFiles
@@ -82,7 +83,7 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
             await sc.reply_error(respond, exc)
 
     for name in ("/tickets", "/ticket", "/deskbridge"):
-        app.command(name)(sc.after_ack(run_command))
+        app.command(name)(sc.after_ack(run_command, urgent=urgency.command_opens_modal))
 
     async def _answer(view: Any, body: dict[str, Any], context: Any, client: Any, respond: Any,
                       meta: dict[str, Any]) -> None:
@@ -175,7 +176,7 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
             else:
                 await sc.reply_error(respond, err)
 
-    app.action(re.compile(f"^{bk.ACTION_PREFIX}"))(sc.after_ack(run_action))
+    app.action(re.compile(f"^{bk.ACTION_PREFIX}"))(sc.after_ack(run_action, urgent=urgency.action_opens_modal))
 
     # ------------------------------------------------------------ modals
 
@@ -318,7 +319,7 @@ def register(app: AsyncApp, sc: SlackContext) -> None:
         except DeskbridgeError as exc:
             await sc.reply_error(respond, exc, body=body, client=client)
 
-    app.shortcut(SHORTCUT_ID)(sc.after_ack(ticket_from_message))
+    app.shortcut(SHORTCUT_ID)(sc.after_ack(ticket_from_message, urgent=urgency.shortcut_opens_modal))
 
     # ------------------------------------------------------------ events
 

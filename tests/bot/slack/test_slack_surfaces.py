@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import timedelta
 
 from slack_sdk.models.blocks import Block
@@ -139,6 +140,32 @@ async def test_a_slow_form_opens_loading_at_once_then_fills_in(slack, monkeypatc
     (update,) = slack.fake.of("views.update")
     assert update.args["view_id"] == "V0001" and update.args["view"]["callback_id"] == "db_form_status"
     View(**update.args["view"]).validate_json()
+
+
+async def test_a_burst_of_clicks_uses_every_trigger_at_once_and_fills_the_forms_after(slack, monkeypatch):
+    """Deadlines first: with more clicks than workers, a click whose turn comes while other clicks wait
+    opens "Loading…" on its trigger at once and builds its form afterwards, so no trigger waits for the
+    forms built ahead of it (Slack refuses a trigger 3 s after the click)."""
+    views = slack.c.slack.context.views
+    real = views.status_form
+
+    async def slow(*a, **kw):
+        await asyncio.sleep(1.0)
+        return await real(*a, **kw)
+
+    monkeypatch.setattr(views, "status_form", slow)
+    clicks = [slack.action_payload("status", "5001", message_ts="1700000000.000100") for _ in range(16)]
+    started = time.monotonic()
+    await asyncio.gather(*(slack.interactive(c, settle=False) for c in clicks))
+    await slack.settle()
+    opened = slack.fake.of("views.open")
+    assert sorted(c.args["trigger_id"] for c in opened) == sorted(c["trigger_id"] for c in clicks)
+    # built one after another on 4 workers, the last four would open after three builds (3 s)
+    assert max(c.at for c in opened) - started < 2.5, [round(c.at - started, 2) for c in opened]
+    loading = {c.args["trigger_id"] for c in opened if "Loading" in json.dumps(c.args["view"])}
+    assert loading  # the clicks that waited used their trigger for "Loading…" ...
+    updates = [u for u in slack.fake.of("views.update") if u.args["view"].get("callback_id") == "db_form_status"]
+    assert len(updates) == len(loading)  # ... and got their form afterwards
 
 
 async def test_a_slow_form_that_fails_shows_the_reason_in_its_modal(slack, monkeypatch):
