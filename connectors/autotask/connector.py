@@ -77,6 +77,8 @@ UPLOAD_WINDOW, UPLOAD_BYTES = 300.0, 10_000_000  # the API's attachment budget: 
 EMAIL_NOTE = ("Autotask's API cannot send its notification e-mails: to e-mail contacts about replies written in "
               "chat, add a workflow rule (Admin > Workflow Rules) on 'Ticket Note Added' with publish = All "
               "Autotask Users and created by the API user, that notifies the ticket contact.")
+EMAIL_SHORT = ("Autotask's API sends no e-mails: to e-mail contacts about chat replies add a workflow rule, see "
+               "README 'Connecting Autotask'")
 COMPANY_FIELDS = ["id", "companyName", "companyNumber", "isActive"]
 CONTACT_FIELDS = ["id", "firstName", "lastName", "companyID", "emailAddress", "phone", "mobilePhone", "isActive"]
 
@@ -150,7 +152,8 @@ class AutotaskConnector:
         self.throttle.record_reading(threshold.limit or 10_000, threshold.used)
         resource = await self.data.api_resource()
         name = " ".join(str(resource.get(k) or "") for k in ("firstName", "lastName")).strip() or self.creds.username
-        return AccountInfo(display_name=f"{zone.name or zone.url} (Autotask, acting as {name})", details={
+        # the admin sees this line at `connection add|check|reauth`: the one thing the API cannot do is said there
+        return AccountInfo(display_name=f"{zone.name or zone.url} (Autotask, acting as {name}; {EMAIL_SHORT})", details={
             "zone": zone.url, "web_url": zone.web_url, "api_resource_id": str(resource["id"]),
             "threshold": f"{threshold.used:,} of {threshold.limit:,} requests this hour",
             "email_to_contacts": EMAIL_NOTE})
