@@ -39,6 +39,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"
 sys.path.insert(0, str(ROOT))
 
 from connectors.autotask.connector import AutotaskConnector  # noqa: E402
+from connectors.autotask.limits import Throttles  # noqa: E402
 from connectors.autotask.reads import ChildBatch  # noqa: E402
 from connectors.base import ConnectionConfig, NewNote, NoteVisibility  # noqa: E402
 from connectors.errors import PsaRateLimited  # noqa: E402
@@ -138,7 +139,7 @@ def calls(fake: FakeAutotask) -> dict[str, int]:
 async def run(variant: str, n: int, changed: int, root: str, fake: FakeAutotask, counts: dict[str, int]
               ) -> dict[str, Any]:
     settings = {"hourly_request_budget": 10_000, "read_stop_share": 1.0} if variant == "baseline" else {}
-    conn = AutotaskConnector(config(fake, root, **settings))
+    conn = AutotaskConnector(config(fake, root, **settings), throttles=Throttles())  # each variant its own budget
     if variant == "baseline":
         conn.children = NaiveBatch(conn.client)
     fake.reset_counts()
@@ -174,7 +175,7 @@ async def throttled_outbox(fake: FakeAutotask, root: str, budget: int, notes: in
     fake._budget.clear()
     fake.use_budget(9_000)
     fake.reset_counts()
-    conn = AutotaskConnector(config(fake, root, hourly_request_budget=budget))
+    conn = AutotaskConnector(config(fake, root, hourly_request_budget=budget), throttles=Throttles())
     tid = str(min(fake.tables["Tickets"]))
     written, refused, reasons = 0, 0, set()
     for i in range(notes):

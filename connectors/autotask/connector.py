@@ -34,7 +34,7 @@ from connectors.autotask import query as aq
 from connectors.autotask import webhooks as wh
 from connectors.autotask.auth import DISCOVERY_URL, credentials_from, known_zone
 from connectors.autotask.client import AtClient
-from connectors.autotask.limits import Throttles, policy_from, write_priority
+from connectors.autotask.limits import Throttles, policy_from, process_throttles, write_priority
 from connectors.autotask.picklists import publish_visibility
 from connectors.autotask.reads import TICKET_FIELDS, ChildBatch, TicketScan, decode, encode
 from connectors.autotask.tenant import RESOURCE_FIELDS, TenantData, is_api_member
@@ -120,8 +120,9 @@ class AutotaskConnector:
         s = config.settings
         self.creds = credentials_from(s, config.credentials)
         self.policy = policy_from(s)
-        key = f"{self.creds.username.lower()}:{self.creds.integration_code}"
-        self.throttle = (throttles or Throttles(clock=clock)).get(key, self.policy)
+        lookup = str(s.get("zone_url") or s.get("zone_lookup_url") or DISCOVERY_URL)
+        key = f"{self.creds.username.lower()}:{self.creds.integration_code}:{lookup}"  # one database
+        self.throttle = (throttles or process_throttles(transport)).get(key, self.policy)
         self.client = AtClient(self.creds, transport=transport, timeout=timeout,
                                discovery_url=str(s.get("zone_lookup_url") or DISCOVERY_URL),
                                zone_url=str(s["zone_url"]) if s.get("zone_url") else None, throttle=self.throttle)

@@ -5,8 +5,8 @@ tenant; past it, every integration fails until usage drops, and from 50% each ca
 itself. So Deskbridge spends from two limits at once:
 
 - its own allowance (`hourly_request_budget`, 3,000 by default): a sliding-window log of our requests. The
-  sync and the outbox of a connection draw on the same `Throttle` (one per database in a process, kept by a
-  `Throttles` registry the composition root hands to every Autotask connector).
+  sync and the outbox of a connection draw on the same `Throttle`: one per database in a process, kept by
+  the `Throttles` registry handed to the connector, else by `process_throttles()`.
 - the tenant's usage, read from `ThresholdInformation` every `check_every` requests or `check_seconds`
   (whichever first; the call counts against the budget too) and estimated in between as the last reading
   plus what we sent since. Reads stop at `read_stop_share` (80%) and writes at `write_stop_share` (95%):
@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
@@ -196,3 +197,19 @@ class Throttles:
             throttle = self._throttles[key] = Throttle(policy, clock=self.clock, sleep=self.sleep)
         throttle.policy = policy
         return throttle
+
+
+_PROCESS = Throttles()
+_BY_TRANSPORT: weakref.WeakKeyDictionary[Any, Throttles] = weakref.WeakKeyDictionary()
+
+
+def process_throttles(transport: Any = None) -> Throttles:
+    """The registry a connector uses when none is handed in: one per process, so the sync's and the outbox's
+    connectors of a database share one budget without the composition root doing anything; with an injected
+    transport (tests, benchmarks), one per transport, so separate fakes never share a budget."""
+    if transport is None:
+        return _PROCESS
+    try:
+        return _BY_TRANSPORT.setdefault(transport, Throttles())
+    except TypeError:  # a transport that cannot be weakly referenced: its own registry
+        return Throttles()

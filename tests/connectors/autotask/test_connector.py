@@ -282,3 +282,17 @@ async def test_a_cursor_from_elsewhere_is_refused_clearly(conn: AutotaskConnecto
         with pytest.raises(PsaValidationError) as caught:
             await call
         assert caught.value.fields == {"cursor": "invalid"}
+
+
+async def test_connectors_of_one_process_share_the_databases_budget(fake: FakeAutotask) -> None:
+    from connectors.registry import Registry
+
+    registry = Registry(transport=fake.transport())  # as the composition root builds the sync's and outbox's
+    cfg = config(fake)
+    sync, outbox = registry.build(cfg), registry.build(cfg)
+    assert sync.throttle is outbox.throttle  # type: ignore[attr-defined]
+    assert _make(fake).throttle is not sync.throttle  # type: ignore[attr-defined]  # another transport: a test's
+    other_db = registry.build(config(fake, zone_url="https://webservices5.autotask.net/ATServicesRest/"))
+    assert other_db.throttle is not sync.throttle  # type: ignore[attr-defined]
+    for c in (sync, outbox, other_db):
+        await c.aclose()
