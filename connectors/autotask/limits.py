@@ -113,8 +113,11 @@ class Throttle:
         self.cool_until = 0.0
         self.requests = self.refused = self.readings = 0
         self.paced = 0.0
-        self.gates: dict[str, asyncio.Semaphore] = {}  # 3 concurrent per endpoint, shared by sync and outbox
-        self._reading_lock = asyncio.Lock()
+        # 3 concurrent per endpoint, shared by sync and outbox; asyncio primitives per event loop (a process-wide
+        # throttle may outlive a loop: CLI commands, tests)
+        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[dict[str, asyncio.Semaphore],
+                                                                                     asyncio.Lock]] = \
+            weakref.WeakKeyDictionary()
 
     def _trim(self, now: float) -> None:
         while self.sent and now - self.sent[0] >= WINDOW:
@@ -172,15 +175,23 @@ class Throttle:
         if self.reading is not None:
             self.reading.sent_since += 1
 
+    def _loop_state(self) -> tuple[dict[str, asyncio.Semaphore], asyncio.Lock]:
+        loop = asyncio.get_running_loop()
+        state = self._per_loop.get(loop)
+        if state is None:
+            state = self._per_loop[loop] = ({}, asyncio.Lock())
+        return state
+
     def gate(self, entity: str, per_endpoint: int) -> asyncio.Semaphore:
-        gate = self.gates.get(entity)
+        gates = self._loop_state()[0]
+        gate = gates.get(entity)
         if gate is None:
-            gate = self.gates[entity] = asyncio.Semaphore(per_endpoint)
+            gate = gates[entity] = asyncio.Semaphore(per_endpoint)
         return gate
 
     @property
     def reading_lock(self) -> asyncio.Lock:
-        return self._reading_lock
+        return self._loop_state()[1]
 
 
 class Throttles:

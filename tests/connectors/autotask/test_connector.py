@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from connectors.autotask.connector import AutotaskConnector
-from connectors.autotask.limits import Throttles
+from connectors.autotask.limits import Throttles, policy_from
 from connectors.base import NewAttachment, NewNote, NewTicket, NoteVisibility, TicketPatch
 from connectors.errors import PsaNotFound, PsaRateLimited, PsaValidationError
 from tests.connectors.autotask.conftest import T0
@@ -296,3 +296,23 @@ async def test_connectors_of_one_process_share_the_databases_budget(fake: FakeAu
     assert other_db.throttle is not sync.throttle  # type: ignore[attr-defined]
     for c in (sync, outbox, other_db):
         await c.aclose()
+
+
+def test_a_process_wide_throttle_serves_one_event_loop_after_another() -> None:
+    import asyncio
+
+    throttle = Throttles().get("db", policy_from({}))
+
+    async def busy() -> None:
+        gate = throttle.gate("tickets", 1)
+
+        async def one() -> None:
+            async with gate:
+                await asyncio.sleep(0.005)
+
+        await asyncio.gather(one(), one(), one())  # contention: the gate's waiters belong to this loop
+        async with throttle.reading_lock:
+            pass
+
+    asyncio.run(busy())
+    asyncio.run(busy())  # a CLI command after another, in one process
