@@ -22,10 +22,7 @@ from connectors.halopsa.budget import RequestBudgets
 from connectors.registry import Registry
 from core.alert_webhooks import AlertWebhookService
 from core.apikeys import ApiKeyService
-from core.chat import ChatService
-from core.chat_commands import ChatCommands
-from core.chat_posts import ChatPosts
-from core.chat_views import ChatViews
+from core.chat import ChatCommands, ChatPosts, ChatService, ChatViews
 from core.connections import ConnectionService
 from core.context import Actor
 from core.errors import Conflict, NotFound
