@@ -11,12 +11,13 @@ from typing import Any
 
 from core.views import FormView, MessageView, QueueView, TicketView, sla_text
 
+CARD = "application/vnd.microsoft.card.adaptive"
 VERSION = "1.5"
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 VERB = "deskbridge"
 MAX_ACTIONS = 6
 URL_ACTIONS = ("open_psa", "open_rmm", "open_runbook")
-CARD_ACTIONS = ("reply", "note", "status", "assign_me", "time", "open")
+CARD_ACTIONS = ("reply", "note", "status", "assign_me", "time", "alert_ack", "alert_resolve", "open")
 
 
 def _card(body: list[dict[str, Any]], actions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -72,12 +73,11 @@ def ticket_card(view: TicketView, *, max_notes: int = 6) -> dict[str, Any]:
     if view.notice:
         status.append(view.notice)
     body += [_text(line, isSubtle=True, size="Small") for line in status]
-    actions: list[dict[str, Any]] = []
-    for a in view.actions:
-        if a.url:
-            actions.append({"type": "Action.OpenUrl", "title": a.label, "url": a.url})
-        elif a.action in CARD_ACTIONS and a.action not in URL_ACTIONS:
-            actions.append(execute(a.label, a.action, a.value or s.ref))
+    links = [{"type": "Action.OpenUrl", "title": a.label, "url": a.url} for a in view.actions if a.url]
+    if links:  # links out get their own row: the card's own row holds the (at most 6) buttons
+        body.append({"type": "ActionSet", "actions": links[:MAX_ACTIONS]})
+    actions = [execute(a.label, a.action, a.value or s.ref) for a in view.actions
+               if not a.url and a.action in CARD_ACTIONS]
     card = _card(body, actions)
     card["refresh"] = {"action": execute("Refresh", "open", s.ref)}  # Teams redraws it per user on open
     return card
@@ -126,10 +126,7 @@ def form_card(view: FormView) -> dict[str, Any]:
         body.append(el)
         if f.hint:
             body.append(_text(f.hint, isSubtle=True, size="Small", spacing="None"))
-    action = {"new_ticket": "new_ticket", "reply": "reply", "note": "note"}.get(view.form, view.form)
-    if view.form == "reply" and any(f.name == "visibility" and f.initial == "internal" for f in view.fields):
-        action = "note"
-    submit = execute(view.submit_label, action, view.ticket_ref or "", submit=True)
+    submit = execute(view.submit_label, view.form, view.ticket_ref or "", submit=True)
     return _card(body, [submit])
 
 

@@ -9,7 +9,7 @@ local write runs before the answer, so the card the clicker gets back already sa
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from microsoft_teams.api import AdaptiveCardActionCardResponse, AdaptiveCardActionMessageResponse
@@ -17,9 +17,10 @@ from microsoft_teams.api import AdaptiveCardActionCardResponse, AdaptiveCardActi
 from bot.teams import cards
 from bot.teams.poster import PostRefused, Target, message
 from core import commands as grammar
-from core.chat import ChatUser, audience, card_audience, may_post_ticket
+from core.chat import ChannelInfo, ChatUser, audience, card_audience, may_post_ticket
 from core.chat_commands import error_view
-from core.errors import DeskbridgeError, InvalidInput
+from core.context import Actor
+from core.errors import DeskbridgeError, InvalidInput, PermissionDenied
 from core.mentions import parse_mention, strip_mentions
 from core.views import FormView, MessageView, QueueView, TicketView
 
@@ -93,6 +94,19 @@ class Listeners:
                                    service_url=inc.service_url, conversation_type=inc.conversation_type,
                                    team_id=inc.team_id, channel_id=inc.user.channel_id)
 
+    async def actor(self, ws: int, inc: Incoming) -> tuple[Actor, ChannelInfo]:
+        """The acting technician/contact; an unknown user gets core's auto-link attempt by their Teams e-mail."""
+        try:
+            actor, info = await self.c.chat.actor_for(ws, inc.user)
+        except PermissionDenied:
+            if await self.c.chat.autolink(ws, inc.user, lambda: self.email_of(inc)):
+                return await self.c.chat.actor_for(ws, inc.user)
+            raise
+        if not actor.is_member and not inc.user.is_external:
+            if await self.c.chat.autolink(ws, inc.user, lambda: self.email_of(inc)):
+                return await self.c.chat.actor_for(ws, inc.user)
+        return actor, info
+
     async def email_of(self, inc: Incoming) -> str | None:
         """The sender's e-mail as Teams reports it (the roster of the conversation)."""
         try:
@@ -124,7 +138,7 @@ class Listeners:
     async def command(self, ws: int, inc: Incoming, text: str) -> None:
         try:
             cmd = parse_mention(text)
-            actor, info = await self.c.chat.actor_for(ws, inc.user)
+            actor, info = await self.actor(ws, inc)
             if isinstance(cmd, grammar.ShowTicket):
                 view = await self.c.chat_views.ticket(actor, cmd.ref, audience=audience(actor, info))
                 if inc.conversation_type == "channel":
@@ -170,7 +184,7 @@ class Listeners:
     async def thread_message(self, ws: int, inc: Incoming, ticket_id: int, text: str) -> None:
         """A reply in a ticket's reply chain: written to the PSA by ChatCommands' rules; refusals are told."""
         try:
-            actor, info = await self.c.chat.actor_for(ws, inc.user)
+            actor, info = await self.actor(ws, inc)
             source = f"{PLATFORM}:{inc.user.channel_id}:{inc.thread_root}"
             shared = info.visibility == "customer" or inc.shared
             out = await self.c.chat_commands.thread_message(actor, ticket_id, text, customer_reads=shared,
@@ -210,31 +224,25 @@ class Listeners:
 
     async def card_action(self, ws: int, inc: Incoming, data: dict[str, Any]) -> Any:
         name, ref = str(data.get("action") or ""), str(data.get("ref") or "")
-        actor, info = await self.c.chat.actor_for(ws, inc.user)
+        actor, info = await self.actor(ws, inc)
         aud = audience(actor, info)
         if name == "open":
             return await self.c.chat_views.ticket(actor, ref, audience=aud)
-        if name == "assign_me":
+        if name in ("assign_me", "alert_ack", "alert_resolve"):
             return (await self.c.chat_commands.action(actor, name, ref)).view
-        if name in ("reply", "note", "status", "time"):
-            if not data.get("submit"):  # the button: the form, inline in the card
-                if name == "status":
-                    return await self.c.chat_views.status_form(actor, ref)
-                if name == "time":
-                    return await self.c.chat_views.time_form(actor, ref)
-                return await self.c.chat_views.reply_form(actor, ref,
-                                                          visibility="public" if name == "reply" else "internal")
-            form = "reply" if name == "note" else name
+        if data.get("submit") and name in ("reply", "status", "time", "new_ticket"):
             values = {k: str(v) for k, v in data.items() if k not in ("action", "ref", "submit") and v is not None}
-            if name == "note":
-                values["visibility"] = "internal"
             source = f"{PLATFORM}:{inc.user.channel_id}:{inc.thread_root}" if inc.thread_root else None
-            return (await self.c.chat_commands.submit(actor, form, values, ticket_ref=ref, audience=aud,
+            return (await self.c.chat_commands.submit(actor, name, values, ticket_ref=ref or None, audience=aud,
                                                       source=source)).view
+        if name == "status":
+            return await self.c.chat_views.status_form(actor, ref)
+        if name == "time":
+            return await self.c.chat_views.time_form(actor, ref)
+        if name in ("reply", "note"):
+            return await self.c.chat_views.reply_form(actor, ref, visibility="public" if name == "reply" else "internal")
         if name == "page":
             cmd = grammar.parse_filters(str(data.get("filters") or ""))
-            from dataclasses import replace
-
             return await self.c.chat_commands.queue(actor, replace(cmd, cursor=data.get("cursor")), info=info)
         raise InvalidInput(f"'{name[:40]}' is not something this card can do.", hint="Open the ticket again.")
 
