@@ -117,6 +117,7 @@ class Deskbridge:
             await self.slack.flush()
         if self.teams is not None:
             await self.teams.stop()
+        await self.sla_monitor.aclose()
         await self.connections.aclose()
         await self.alert_webhooks.aclose()
         await self.db.dispose()

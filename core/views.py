@@ -224,15 +224,24 @@ class SlaWarningView:
     remaining_s: float
     due_at: datetime | None
     psa_url: str | None = None
+    used_pct: float | None = None  # the share actually used when posted (a late post says so)
 
     @property
     def breached(self) -> bool:
         return self.threshold >= 100 or self.remaining_s <= 0
 
+    @property
+    def used_text(self) -> str:
+        """'87% used': the share actually used, never less than the threshold announced."""
+        pct = self.threshold if self.used_pct is None else max(self.threshold, int(self.used_pct))
+        return f"{pct}% used"
+
 
 def human_duration(seconds: float) -> str:
-    """'45m', '3h 10m', '2d 4h' (for ages and SLA figures on every surface)."""
+    """'45s', '45m', '3h 10m', '2d 4h' (for ages and SLA figures on every surface)."""
     s = int(abs(seconds))
+    if s < 60:
+        return f"{s}s"
     d, rem = divmod(s, 86400)
     h, rem = divmod(rem, 3600)
     m = rem // 60

@@ -324,7 +324,7 @@ def home_error_view(message: str, hint: str | None) -> dict[str, Any]:
 
 
 def sla_blocks(w: SlaWarningView) -> list[dict[str, Any]]:
-    head = t.SLA_BREACHED if w.breached else f"{t.SLA_WARNING} ({w.threshold}% used)"
+    head = t.SLA_BREACHED if w.breached else f"{t.SLA_WARNING} ({w.used_text})"
     num = f"#{w.ticket_number}" if w.ticket_number is not None else "(new)"
     title = f"<{w.psa_url}|{num}>" if w.psa_url else num
     metric = w.metric.replace("_", " ")

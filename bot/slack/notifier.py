@@ -407,7 +407,8 @@ class SlackNotifier:
                 pass
         view = SlaWarningView(ticket_number=event.ticket_number, subject=event.subject, customer_name=customer_name,
                               priority=event.priority or "", metric=event.metric, threshold=event.threshold,
-                              remaining_s=event.remaining_s, due_at=event.due_at, psa_url=psa_url)
+                              remaining_s=event.remaining_s, due_at=event.due_at, psa_url=psa_url,
+                              used_pct=event.used_pct)
         for team_id, channel_id in targets:  # core decides which channels may see it (ChatService)
             client = await self._client(team_id)
             if client is None or await self.shared.is_shared(client, channel_id):
