@@ -197,6 +197,7 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         from bot.teams.app import TeamsSurface  # the Teams SDK is imported only when Teams is configured
 
         container.teams = TeamsSurface(container)
+        notifier.add(container.teams.notifier)
     if note:
         container.banner.append(note)
     return container

@@ -105,6 +105,9 @@ class TeamsSurface:
         self.poster = TeamsPoster(self.sdk.api)
         self.refs = ConversationRefs(container.db, platform=PLATFORM)
         from bot.teams import listeners  # handlers need the surface built
+        from bot.teams.notifier import TeamsNotifier
+
+        self.notifier = TeamsNotifier(self)
 
         self.listeners = listeners.register(self)
         self._started = False
@@ -119,10 +122,14 @@ class TeamsSurface:
         self._started = True
 
     async def drain(self) -> None:
-        await self.work.drain()
+        """Wait for the work after the acks and the deliveries it caused."""
+        for _ in range(3):  # work queues events, events may queue nothing further
+            await self.work.drain()
+            await self.notifier.drain()
 
     async def stop(self) -> None:
         await self.work.close()
+        await self.notifier.close()
         await self.http.aclose()
 
     def router(self) -> APIRouter:

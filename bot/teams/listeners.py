@@ -198,6 +198,8 @@ class Listeners:
             await self.answer(inc, error_view(problem))
         if out.confirmation:
             await self.answer(inc, MessageView(text=out.confirmation, kind="success"))
+        if out.view is not None:  # the card above the thread shows the queued write
+            await self.s.notifier.refresh_cards(ws, ticket_id)
 
     # ------------------------------------------------------------ card actions
 
