@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.views import FormView, MessageView, QueueView, TicketView, sla_text
+from core.views import FormView, MessageView, QueueView, SlaWarningView, TicketView, sla_text
 
 CARD = "application/vnd.microsoft.card.adaptive"
 VERSION = "1.5"
@@ -128,6 +128,23 @@ def form_card(view: FormView) -> dict[str, Any]:
             body.append(_text(f.hint, isSubtle=True, size="Small", spacing="None"))
     submit = execute(view.submit_label, view.form, view.ticket_ref or "", submit=True)
     return _card(body, [submit])
+
+
+def sla_card(w: SlaWarningView) -> dict[str, Any]:
+    """An SLA warning for a technicians' channel (never sent where the customer reads)."""
+    head = "SLA breached" if w.breached else f"SLA warning ({w.used_text})"
+    num = f"#{w.ticket_number}" if w.ticket_number is not None else "(new)"
+    body = [_text(f"{head} · {w.metric.replace('_', ' ')}", weight="Bolder",
+                  color="Attention" if w.breached else "Warning"),
+            _text(f"{num} {w.subject[:200]}"),
+            _text(f"{w.customer_name or 'no customer'} · {w.priority.capitalize()} · {sla_text(w.remaining_s)}",
+                  isSubtle=True, spacing="Small")]
+    actions = []
+    if w.ticket_number is not None:
+        actions.append(execute("Open ticket", "open", str(w.ticket_number)))
+    if w.psa_url:
+        actions.append({"type": "Action.OpenUrl", "title": "Open in PSA", "url": w.psa_url})
+    return _card(body, actions)
 
 
 def any_card(view: Any) -> dict[str, Any]:

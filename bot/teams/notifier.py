@@ -8,6 +8,12 @@
   channel's audience (`card_audience`), so "queued" turns into delivered.
 - WriteDead -> the thread says the write failed and what an admin can do, only where failures may be told
   (`failures_visible_in`).
+- TicketCreated, and WriteDelivered of a ticket created here -> the ticket's card as a new post in each
+  channel bound `dispatch` that may see it (core decides: ChatService.dispatch_channels); the post's reply
+  chain becomes the ticket's thread.
+- SlaWarningEvent -> the channels core names (ChatService.sla_warning_channels), each once per warning (the
+  SLA monitor emits each threshold once); never a shared channel.
+Proactive posts use the conversation references stored in our database (ConversationRefs).
 
 `notify` queues and returns (the outbox worker and sync call it inline); one worker keeps each ticket's
 events in order. Posts go through the paced poster; a refused post is logged as an error, never silent.
@@ -24,7 +30,16 @@ from bot.teams.poster import PostRefused, Target, message
 from core.chat import ThreadPost, card_audience, failures_visible_in, may_post_ticket, note_visible_in
 from core.context import Actor
 from core.errors import DeskbridgeError
-from core.notify import DomainEvent, NoteAdded, TicketChanged, WriteDead, WriteDelivered
+from core.notify import (
+    DomainEvent,
+    NoteAdded,
+    SlaWarningEvent,
+    TicketChanged,
+    TicketCreated,
+    WriteDead,
+    WriteDelivered,
+)
+from core.views import SlaWarningView
 
 if TYPE_CHECKING:
     from bot.teams.app import TeamsSurface
@@ -41,7 +56,7 @@ class TeamsNotifier:
         self.queue = AfterAck(workers=1, quiet_s=0.0, max_defer_s=0.0)
 
     async def notify(self, event: DomainEvent) -> None:
-        if event.ticket_id is None:
+        if event.ticket_id is None and not isinstance(event, SlaWarningEvent):
             return
         if not self.queue.submit(lambda: self._handle(event)):
             log.error("Teams event dropped: the queue is full", extra={"event": type(event).__name__})
@@ -58,8 +73,16 @@ class TeamsNotifier:
                 await self._note(event)
             elif isinstance(event, WriteDead):
                 await self._dead(event)
-            elif isinstance(event, WriteDelivered) or (isinstance(event, TicketChanged) and event.origin != PLATFORM):
+            elif isinstance(event, WriteDelivered):
                 await self.refresh_cards(event.workspace_id, event.ticket_id)
+                if event.kind == "create_ticket":  # created in chat or the API: no TicketCreated is emitted
+                    await self._dispatch(event.workspace_id, event.ticket_id)
+            elif isinstance(event, TicketChanged) and event.origin != PLATFORM:
+                await self.refresh_cards(event.workspace_id, event.ticket_id)
+            elif isinstance(event, TicketCreated):
+                await self._dispatch(event.workspace_id, event.ticket_id)
+            elif isinstance(event, SlaWarningEvent):
+                await self._sla(event)
         except PostRefused as exc:
             log.error("Teams delivery refused: %s", exc, extra={"event": type(event).__name__})
         except Exception:  # noqa: BLE001 - a notifier logs delivery failures, never raises
@@ -131,3 +154,62 @@ class TeamsNotifier:
             if card_audience(info) == "customer":
                 shown = await self.c.chat_views.ticket_from_detail(actor, view.detail, audience="customer")
             await self.s.poster.update(target, post.card_ts, message(cards.fallback(shown), cards.ticket_card(shown)))
+
+    async def _channel_target(self, workspace_id: int, team_id: str, channel_id: str) -> Target | None:
+        ref = await self.s.refs.get(workspace_id, tenant_id=team_id, conversation_id=channel_id)
+        return Target(ref.conversation_id, ref.service_url) if ref is not None else None
+
+    async def _dispatch(self, workspace_id: int, ticket_id: int | None) -> None:
+        """A new ticket's card in each dispatch channel that may see it, once per channel."""
+        if ticket_id is None:
+            return
+        actor = Actor.system(workspace_id)
+        try:
+            tech = await self.c.chat_views.ticket_by_id(actor, ticket_id)
+        except DeskbridgeError:
+            return
+        if tech is None:
+            return  # no number yet: its delivery dispatches it
+        targets = await self.c.chat.dispatch_channels(workspace_id, PLATFORM, customer_id=tech.summary.customer_id)
+        threads = {p.channel_id for p in await self.c.chat.posts_for_ticket(workspace_id, ticket_id, PLATFORM)}
+        for team_id, channel_id, aud in targets:
+            if channel_id in threads:
+                continue  # the ticket already has a thread there
+            info = await self.c.chat.channel(workspace_id, PLATFORM, team_id, channel_id)
+            if not may_post_ticket(info, tech.summary.customer_id):
+                continue
+            target = await self._channel_target(workspace_id, team_id, channel_id)
+            if target is None:
+                continue
+            view = tech
+            if aud == "customer" or card_audience(info) == "customer":
+                view = await self.c.chat_views.ticket_from_detail(actor, tech.detail, audience="customer")
+            root = await self.s.poster.post(target, message(cards.fallback(view), cards.ticket_card(view)))
+            await self.c.chat.record_post(workspace_id, ticket_id=ticket_id, platform=PLATFORM, team_id=team_id,
+                                          channel_id=channel_id, message_ts=root,
+                                          ref={"conversation_id": target.conversation_id,
+                                               "service_url": target.service_url, "audience": view.audience})
+
+    async def _sla(self, event: SlaWarningEvent) -> None:
+        targets = await self.c.chat.sla_warning_channels(event.workspace_id, PLATFORM, customer_id=event.customer_id)
+        if not targets:
+            return
+        actor = Actor.system(event.workspace_id)
+        psa_url = customer_name = None
+        if event.ticket_number is not None:
+            try:
+                detail = await self.c.tickets.get(actor, event.ticket_number)
+                psa_url = await self.c.chat_views.psa_url(actor, detail.summary.connection_id, detail.external_id)
+                customer_name = detail.summary.customer_name
+            except DeskbridgeError:
+                pass
+        view = SlaWarningView(ticket_number=event.ticket_number, subject=event.subject, customer_name=customer_name,
+                              priority=event.priority or "", metric=event.metric, threshold=event.threshold,
+                              remaining_s=event.remaining_s, due_at=event.due_at, psa_url=psa_url,
+                              used_pct=event.used_pct)
+        for team_id, channel_id in targets:  # core decides which channels may see it
+            target = await self._channel_target(event.workspace_id, team_id, channel_id)
+            if target is None:
+                continue
+            text = f"SLA {'breached' if view.breached else 'warning'}: #{view.ticket_number} {view.subject}"
+            await self.s.poster.post(target, message(text[:200], cards.sla_card(view)))

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from core.notify import NoteAdded
+from core.notify import NoteAdded, SlaWarningEvent, TicketCreated, WriteDead, WriteDelivered
 from store.db import Scope
 from store.tables import Member, OutboxOp, Ticket
-from tests.bot.teams.conftest import CHANNEL, STRANGER
+from tests.bot.teams.conftest import CHANNEL, STRANGER, text_of
 
 
 async def open_thread(h, number: int = 5001) -> tuple[str, int]:
@@ -114,3 +114,64 @@ async def test_a_customer_writing_in_a_customer_thread_writes_nothing(teams):
     thread, _ = await open_thread(teams)
     await teams.say("is it fixed yet?", conversation=thread, user=STRANGER)
     assert await notes(teams) == []
+
+
+async def test_a_dead_write_is_told_in_tech_threads_only(teams):
+    thread, tid = await open_thread(teams)
+    await teams.c.notifier.notify(WriteDead(workspace_id=teams.ws, ticket_id=tid, ticket_number=5001, origin="psa",
+                                            occurred_at=datetime.now(UTC), op_id=42, kind="add_note",
+                                            error="Status 'Closed' needs a resolution"))
+    await teams.settle()
+    (post,) = in_thread(teams, thread)
+    assert "could not be delivered" in post["text"] and "outbox redrive 42" in post["text"]
+
+
+async def test_delivery_redraws_the_card_in_place(teams):
+    thread, tid = await open_thread(teams)
+    root = thread.split(";messageid=")[1]
+    teams.fake.clear()
+    await teams.c.notifier.notify(WriteDelivered(workspace_id=teams.ws, ticket_id=tid, ticket_number=5001,
+                                                 origin="psa", occurred_at=datetime.now(UTC), op_id=1,
+                                                 kind="add_note"))
+    await teams.settle()
+    (update,) = teams.fake.of("update")
+    assert update.conversation_id == CHANNEL and update.activity_id == root
+    assert "#5001 VPN down" in text_of(update.body)
+
+
+async def test_new_tickets_are_dispatched_once_and_sla_warnings_posted(teams):
+    await make_admin(teams)
+    await teams.say("bind dispatch")
+    await teams.say("bind sla")
+    async with teams.c.db.read(Scope.workspace(teams.ws)) as s:
+        tid = (await s.exec(sa.select(Ticket.id).where(Ticket.number == 5002))).scalar_one()
+    teams.fake.clear()
+    created = TicketCreated(workspace_id=teams.ws, ticket_id=tid, ticket_number=5002, origin="psa",
+                            occurred_at=datetime.now(UTC), subject="Printer jammed")
+    await teams.c.notifier.notify(created)
+    await teams.c.notifier.notify(created)
+    await teams.settle()
+    posts = [c for c in teams.fake.of("create") if c.conversation_id == CHANNEL]
+    assert len(posts) == 1 and "#5002 Printer jammed" in text_of(posts[0].body)
+    root = next(reversed(teams.fake.conversations[CHANNEL]))
+    assert await teams.c.chat.ticket_for_thread(teams.ws, "teams", CHANNEL, root) == tid
+    await teams.c.notifier.notify(SlaWarningEvent(
+        workspace_id=teams.ws, ticket_id=tid, ticket_number=5002, origin="system", occurred_at=datetime.now(UTC),
+        metric="first_response", threshold=90, remaining_s=600, used_pct=91, due_at=None,
+        customer_id=teams.setup.other_customer_id, subject="Printer jammed", priority="low"))
+    await teams.settle()
+    sla = teams.fake.of("create")[-1]
+    assert sla.conversation_id == CHANNEL and "SLA warning (91% used)" in text_of(sla.body)
+
+
+async def test_no_sla_warning_in_a_channel_the_customer_reads(teams):
+    await make_admin(teams)
+    await teams.say("bind customer ACME shared")
+    await teams.say("bind sla")
+    teams.fake.clear()
+    await teams.c.notifier.notify(SlaWarningEvent(
+        workspace_id=teams.ws, ticket_id=None, ticket_number=5001, origin="system", occurred_at=datetime.now(UTC),
+        metric="resolution", threshold=100, remaining_s=-60, due_at=None, customer_id=teams.setup.customer_id,
+        subject="VPN down", priority="high"))
+    await teams.settle()
+    assert teams.fake.of("create") == []
