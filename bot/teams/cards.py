@@ -105,8 +105,14 @@ def queue_card(view: QueueView) -> dict[str, Any]:
     return _card(body, actions)
 
 
-def form_card(view: FormView) -> dict[str, Any]:
+def form_card(view: FormView, *, values: dict[str, Any] | None = None, error: str | None = None,
+              error_field: str | None = None) -> dict[str, Any]:
+    """A form as inline inputs. Given back after a refused write: filled in with what was sent, the reason under
+    the field it concerns (or at the top)."""
     body: list[dict[str, Any]] = [_text(view.title, weight="Bolder", size="Medium")]
+    names = {f.name for f in view.fields}
+    if error and error_field not in names:
+        body.append(_text(error, color="Attention"))
     for f in view.fields:
         label = f.label + ("" if f.required else " (optional)")
         if f.kind in ("select", "search_select") and f.options:
@@ -118,12 +124,17 @@ def form_card(view: FormView) -> dict[str, Any]:
             el = {"type": "Input.Text", "id": f.name, "label": label, "isMultiline": f.kind == "textarea"}
             if f.max_length:
                 el["maxLength"] = f.max_length
-        if f.initial is not None:
+        sent = (values or {}).get(f.name)
+        if sent is not None:
+            el["value"] = str(sent)
+        elif f.initial is not None:
             el["value"] = f.initial
         if f.required:
             el["isRequired"] = True
             el["errorMessage"] = f"{f.label} is required."
         body.append(el)
+        if error and error_field == f.name:
+            body.append(_text(error, color="Attention", size="Small", spacing="None"))
         if f.hint:
             body.append(_text(f.hint, isSubtle=True, size="Small", spacing="None"))
     submit = execute(view.submit_label, view.form, view.ticket_ref or "", submit=True)

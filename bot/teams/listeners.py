@@ -213,9 +213,25 @@ class Listeners:
             view = await self.card_action(ws, inc, data)
         except DeskbridgeError as exc:
             view = error_view(exc)
+            if data.get("submit") and data.get("action") in ("reply", "status", "time"):
+                form = await self._form_again(ws, inc, data, exc)
+                if form is not None:
+                    return AdaptiveCardActionCardResponse.model_validate({"statusCode": 200, "value": form})
         if isinstance(view, MessageView):
             return AdaptiveCardActionMessageResponse(value=cards.fallback(view))
         return AdaptiveCardActionCardResponse.model_validate({"statusCode": 200, "value": cards.any_card(view)})
+
+    async def _form_again(self, ws: int, inc: Incoming, data: dict[str, Any],
+                          exc: DeskbridgeError) -> dict[str, Any] | None:
+        """The refused form, filled in with what was sent and the reason under its field (nothing is lost)."""
+        try:
+            form = await self.card_action(ws, inc, {k: v for k, v in data.items() if k != "submit"})
+        except DeskbridgeError:
+            return None
+        if not isinstance(form, FormView):
+            return None
+        reason = exc.message + (f" {exc.hint}" if exc.hint else "")
+        return cards.form_card(form, values=data, error=reason, error_field=getattr(exc, "field", None))
 
     async def on_submit_message(self, ws: int, inc: Incoming, data: dict[str, Any]) -> None:
         try:

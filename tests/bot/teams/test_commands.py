@@ -159,11 +159,26 @@ async def test_reply_and_status_in_one_submission_written_once(teams):
     assert len(await outbox_ops(teams)) == len(ops)  # processed once
 
 
-async def test_a_refused_submission_is_an_error_message_not_a_write(teams):
-    _, resp = await invoke(teams, {"action": "reply", "ref": "5001", "submit": True, "text": "  ",
-                                   "visibility": "public"})
+async def test_a_refused_submission_gives_the_form_back_filled_in(teams):
+    _, resp = await invoke(teams, {"action": "reply", "ref": "5001", "submit": True, "text": "   ",
+                                   "visibility": "internal", "status": "__no_change__"})
+    assert resp.status_code == 200
+    out = resp.json()
+    assert out["type"] == cards.CARD
+    card = out["value"]
+    assert_valid_card(card)
+    errors = [b["text"] for b in card["body"] if b.get("type") == "TextBlock" and b.get("color") == "Attention"]
+    assert errors == ["The note is empty. Write a note and try again."]
+    fields = {b["id"]: b.get("value") for b in card["body"] if "id" in b}
+    assert fields["visibility"] == "internal"  # what was chosen, not the form's default
+    assert await outbox_ops(teams) == []
+
+
+async def test_an_unknown_user_clicking_gets_told_not_a_crash(teams):
+    _, resp = await invoke(teams, {"action": "assign_me", "ref": "5001"}, user=STRANGER)
     assert resp.status_code == 200
     assert resp.json()["type"] == "application/vnd.microsoft.activity.message"
+    assert "does not know you yet" in resp.json()["value"]
     assert await outbox_ops(teams) == []
 
 
