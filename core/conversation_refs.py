@@ -29,13 +29,15 @@ class ConversationRef:
     team_id: str | None
     channel_id: str | None
     installed: bool
+    shared: bool = False  # a channel shared with other organisations (a Teams shared channel)
 
 
 def _ref(row: ChatConversation) -> ConversationRef:
     return ConversationRef(workspace_id=row.workspace_id, platform=row.platform, tenant_id=row.tenant_id,
                            conversation_id=row.conversation_id, service_url=row.service_url,
                            conversation_type=row.conversation_type, team_id=row.team_id,
-                           channel_id=row.channel_id, installed=row.installed)
+                           channel_id=row.channel_id, installed=row.installed,
+                           shared=bool((row.data or {}).get("shared")))
 
 
 class ConversationRefs:
@@ -47,10 +49,10 @@ class ConversationRefs:
 
     async def remember(self, workspace_id: int, *, tenant_id: str, conversation_id: str, service_url: str,
                        conversation_type: str, team_id: str | None = None,
-                       channel_id: str | None = None) -> None:
+                       channel_id: str | None = None, shared: bool = False) -> None:
         """Record (or refresh) a conversation the bot heard from or was installed in."""
         key = (tenant_id, conversation_id)
-        if self._seen.get(key) == (service_url, True):
+        if self._seen.get(key) == (service_url, shared):
             return
         async with self.db.write(Scope.workspace(workspace_id)) as session:
             row = (await session.exec(select(ChatConversation).where(
@@ -66,8 +68,9 @@ class ConversationRefs:
             row.team_id = team_id or row.team_id
             row.channel_id = channel_id or row.channel_id
             row.installed = True
+            row.data = {**(row.data or {}), "shared": shared}
             row.updated_at = self._clock()
-        self._seen[key] = (service_url, True)
+        self._seen[key] = (service_url, shared)
 
     async def forget(self, workspace_id: int, *, tenant_id: str, conversation_id: str) -> bool:
         """The app was removed from a conversation: no more proactive posts there until it is added again."""

@@ -17,7 +17,7 @@ from microsoft_teams.api import AdaptiveCardActionCardResponse, AdaptiveCardActi
 from bot.teams import cards
 from bot.teams.poster import PostRefused, Target, message
 from core import commands as grammar
-from core.chat import ChannelInfo, ChatUser, audience, card_audience, may_post_ticket
+from core.chat import ChannelInfo, ChatUser, audience, card_audience, may_post_ticket, seen_with
 from core.chat_commands import error_view
 from core.context import Actor
 from core.errors import DeskbridgeError, InvalidInput, PermissionDenied
@@ -92,20 +92,21 @@ class Listeners:
     async def remember(self, ws: int, inc: Incoming) -> None:
         await self.s.refs.remember(ws, tenant_id=inc.tenant, conversation_id=inc.base_conversation,
                                    service_url=inc.service_url, conversation_type=inc.conversation_type,
-                                   team_id=inc.team_id, channel_id=inc.user.channel_id)
+                                   team_id=inc.team_id, channel_id=inc.user.channel_id, shared=inc.shared)
 
     async def actor(self, ws: int, inc: Incoming) -> tuple[Actor, ChannelInfo]:
         """The acting technician/contact; an unknown user gets core's auto-link attempt by their Teams e-mail."""
         try:
             actor, info = await self.c.chat.actor_for(ws, inc.user)
         except PermissionDenied:
-            if await self.c.chat.autolink(ws, inc.user, lambda: self.email_of(inc)):
-                return await self.c.chat.actor_for(ws, inc.user)
-            raise
-        if not actor.is_member and not inc.user.is_external:
-            if await self.c.chat.autolink(ws, inc.user, lambda: self.email_of(inc)):
-                return await self.c.chat.actor_for(ws, inc.user)
-        return actor, info
+            if not await self.c.chat.autolink(ws, inc.user, lambda: self.email_of(inc)):
+                raise
+            actor, info = await self.c.chat.actor_for(ws, inc.user)
+        else:
+            if not actor.is_member and not inc.user.is_external and await self.c.chat.autolink(
+                    ws, inc.user, lambda: self.email_of(inc)):
+                actor, info = await self.c.chat.actor_for(ws, inc.user)
+        return actor, seen_with(info, shared=inc.shared)  # a shared channel is read by outsiders, bound or not
 
     async def email_of(self, inc: Incoming) -> str | None:
         """The sender's e-mail as Teams reports it (the roster of the conversation)."""
@@ -167,7 +168,7 @@ class Listeners:
 
     async def post_ticket(self, ws: int, inc: Incoming, view: TicketView) -> None:
         """A ticket card as a new channel post: its reply chain is the ticket's thread."""
-        info = await self.c.chat.channel(ws, PLATFORM, inc.tenant, inc.user.channel_id)
+        info = seen_with(await self.c.chat.channel(ws, PLATFORM, inc.tenant, inc.user.channel_id), shared=inc.shared)
         if not may_post_ticket(info, view.summary.customer_id):
             await self.answer(inc, MessageView(text="That ticket cannot be shown in this channel.", kind="error",
                                                hint="Open it in a channel of its customer, or in a chat with me."))

@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING
 from bot.slack.work import AfterAck
 from bot.teams import cards
 from bot.teams.poster import PostRefused, Target, message
-from core.chat import ThreadPost, card_audience, failures_visible_in, may_post_ticket, note_visible_in
+from core.chat import (
+    ChannelInfo,
+    ThreadPost,
+    card_audience,
+    failures_visible_in,
+    may_post_ticket,
+    note_visible_in,
+    seen_with,
+)
 from core.context import Actor
 from core.errors import DeskbridgeError
 from core.notify import (
@@ -88,6 +96,12 @@ class TeamsNotifier:
         except Exception:  # noqa: BLE001 - a notifier logs delivery failures, never raises
             log.exception("teams notify failed", extra={"event": type(event).__name__})
 
+    async def _seen(self, workspace_id: int, team_id: str, channel_id: str) -> ChannelInfo:
+        """The channel's binding, and whether Teams says outsiders read it (a shared channel)."""
+        info = await self.c.chat.channel(workspace_id, PLATFORM, team_id, channel_id)
+        ref = await self.s.refs.get(workspace_id, tenant_id=team_id, conversation_id=channel_id)
+        return seen_with(info, shared=bool(ref and ref.shared))
+
     async def _threads(self, event: DomainEvent) -> list[ThreadPost]:
         assert event.ticket_id is not None
         return await self.c.chat.posts_for_ticket(event.workspace_id, event.ticket_id, PLATFORM)
@@ -103,7 +117,7 @@ class TeamsNotifier:
         for post in await self._threads(event):
             if event.source == f"{PLATFORM}:{post.channel_id}:{post.thread_ts}":
                 continue  # written in this very thread: no echo
-            info = await self.c.chat.channel(event.workspace_id, PLATFORM, post.team_id, post.channel_id)
+            info = await self._seen(event.workspace_id, post.team_id, post.channel_id)
             if not may_post_ticket(info, post.customer_id) or not note_visible_in(info, event.visibility):
                 continue
             target = await self._target(event.workspace_id, post, thread=True)
@@ -118,7 +132,7 @@ class TeamsNotifier:
 
     async def _dead(self, event: WriteDead) -> None:
         for post in await self._threads(event):
-            info = await self.c.chat.channel(event.workspace_id, PLATFORM, post.team_id, post.channel_id)
+            info = await self._seen(event.workspace_id, post.team_id, post.channel_id)
             if not may_post_ticket(info, post.customer_id) or not failures_visible_in(info):
                 continue
             target = await self._target(event.workspace_id, post, thread=True)
@@ -144,7 +158,7 @@ class TeamsNotifier:
         if view is None:
             return
         for post in posts:
-            info = await self.c.chat.channel(workspace_id, PLATFORM, post.team_id, post.channel_id)
+            info = await self._seen(workspace_id, post.team_id, post.channel_id)
             if not may_post_ticket(info, view.summary.customer_id):
                 continue  # an old thread in a channel since bound to another customer: nothing of it, ever
             target = await self._target(workspace_id, post, thread=False)
@@ -175,7 +189,7 @@ class TeamsNotifier:
         for team_id, channel_id, aud in targets:
             if channel_id in threads:
                 continue  # the ticket already has a thread there
-            info = await self.c.chat.channel(workspace_id, PLATFORM, team_id, channel_id)
+            info = await self._seen(workspace_id, team_id, channel_id)
             if not may_post_ticket(info, tech.summary.customer_id):
                 continue
             target = await self._channel_target(workspace_id, team_id, channel_id)
@@ -208,8 +222,9 @@ class TeamsNotifier:
                               remaining_s=event.remaining_s, due_at=event.due_at, psa_url=psa_url,
                               used_pct=event.used_pct)
         for team_id, channel_id in targets:  # core decides which channels may see it
-            target = await self._channel_target(event.workspace_id, team_id, channel_id)
-            if target is None:
-                continue
+            ref = await self.s.refs.get(event.workspace_id, tenant_id=team_id, conversation_id=channel_id)
+            if ref is None or ref.shared:
+                continue  # removed, or shared with outsiders since it was bound: SLA figures are internal
+            target = Target(ref.conversation_id, ref.service_url)
             text = f"SLA {'breached' if view.breached else 'warning'}: #{view.ticket_number} {view.subject}"
             await self.s.poster.post(target, message(text[:200], cards.sla_card(view)))

@@ -175,3 +175,24 @@ async def test_no_sla_warning_in_a_channel_the_customer_reads(teams):
         subject="VPN down", priority="high"))
     await teams.settle()
     assert teams.fake.of("create") == []
+
+
+def shared(body: dict) -> dict:
+    body["channelData"]["channel"]["membershipType"] = "shared"
+    return body
+
+
+async def test_a_shared_channel_is_treated_as_customer_read(teams):
+    await teams.send(shared(teams.activity("ticket 5001")))
+    assert "cannot be shown in this channel" in teams.last_text()  # unbound and read by outsiders
+    await make_admin(teams)
+    await teams.send(shared(teams.activity("bind customer ACME")))
+    assert "customer's people read this channel" in teams.last_text()
+    await teams.send(shared(teams.activity("ticket 5001")))
+    thread = f"{CHANNEL};messageid={next(reversed(teams.fake.conversations[CHANNEL]))}"
+    card_text = text_of(teams.fake.of("create")[-1].body)
+    assert "#5001 VPN down" in card_text and "SLA" not in card_text  # the customer's view
+    async with teams.c.db.read(Scope.workspace(teams.ws)) as s:
+        tid = (await s.exec(sa.select(Ticket.id).where(Ticket.number == 5001))).scalar_one()
+    await psa_note(teams, tid, "internal", "internal only")
+    assert in_thread(teams, thread) == []
