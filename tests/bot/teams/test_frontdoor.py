@@ -123,3 +123,30 @@ def test_single_tenant_needs_its_tenant(tmp_path):
     with pytest.raises(ValueError, match="not 'common'"):
         Settings(teams_tenant_id="common")
     assert not Settings(teams_app_id=APP_ID, teams_app_secret="x", teams_tenant_id=TENANT).teams_problems()
+
+
+async def test_the_sdks_environment_variables_change_nothing(fake_bf, db, db_url, workspace_id, tmp_path,
+                                                              monkeypatch):
+    from bot.api.app import create_app
+    from bot.main import build
+    from tests.bot.teams.conftest import TeamsHarness, teams_settings
+
+    monkeypatch.setenv("DANGEROUSLY_ALLOW_UNAUTHENTICATED_REQUESTS", "true")
+    monkeypatch.setenv("CLOUD", "China")
+    monkeypatch.setenv("SERVICE_URL", "https://evil.example/teams")
+    monkeypatch.setenv("CLIENT_ID", "someone-else")
+    container = build(teams_settings(db_url, tmp_path, fake_bf))
+    container.default_workspace_id = workspace_id
+    try:
+        surface = container.teams
+        assert surface.sdk.id == APP_ID
+        assert surface.cloud.token_issuer == "https://api.botframework.com"
+        assert surface.sdk.api.service_url.startswith(fake_bf.base_url)
+        await surface.start()
+        h = TeamsHarness(create_app(container, start_background=False), container, fake_bf, workspace_id, None)
+        body = h.activity("help")
+        assert (await h.send(body, token="")).status_code == 401  # no token: refused, whatever the SDK's switch
+        assert fake_bf.calls == []
+        await h.http.aclose()
+    finally:
+        await container.aclose()
