@@ -194,3 +194,22 @@ async def test_every_card_kind_is_valid(teams, kind):
         await teams.say("ticket new Printer on fire")
     (card,) = cards_in(teams.posted()[-1])
     assert_valid_card(card)
+
+
+async def test_queue_pages_in_place(teams):
+    async with teams.c.db.write(Scope.workspace(teams.ws)) as s:
+        for n in range(6000, 6020):
+            s.add(Ticket(workspace_id=teams.ws, number=n, external_id=str(n), connection_id=teams.setup.connection_id,
+                         customer_id=teams.setup.customer_id, subject=f"Ticket {n}", priority="low", priority_rank=3,
+                         stage="new", psa_status_id="10", psa_status_name="New", source="psa"))
+    await teams.say("tickets customer:ACME")
+    (card,) = cards_in(teams.posted()[-1])
+    nxt = next(a for a in card.get("actions", []) if a["data"].get("action") == "page")
+    first_page = text_of(teams.posted()[-1])
+    _, resp = await invoke(teams, nxt["data"])
+    page2 = resp.json()["value"]
+    assert_valid_card(page2)
+    second = text_of({"value": page2})
+    shown1 = {line.split()[0] for line in first_page.splitlines() if line.startswith("#")}
+    shown2 = {line.split()[0] for line in second.splitlines() if line.startswith("#")}
+    assert shown1 and shown2 and not shown1 & shown2  # the next rows, none repeated
