@@ -3,6 +3,7 @@ database first (core/scheduling.py), so with several instances every tick runs e
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,8 @@ def claimed(container: Deskbridge, name: str, every: timedelta, body: JobBody) -
             return
         try:
             await body()
+        except asyncio.CancelledError:  # shutdown (Ctrl-C) mid-job: one line, not a traceback from the scheduler
+            log.info("scheduled job stopped by shutdown", extra={"job": name})
         except Exception:
             log.exception("scheduled job failed", extra={"job": name})
         finally:

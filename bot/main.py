@@ -22,10 +22,7 @@ from connectors.halopsa.budget import RequestBudgets
 from connectors.registry import Registry
 from core.alert_webhooks import AlertWebhookService
 from core.apikeys import ApiKeyService
-from core.chat import ChatService
-from core.chat_commands import ChatCommands
-from core.chat_posts import ChatPosts
-from core.chat_views import ChatViews
+from core.chat import ChatCommands, ChatPosts, ChatService, ChatViews
 from core.connections import ConnectionService
 from core.context import Actor
 from core.errors import Conflict, NotFound
@@ -54,6 +51,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("deskbridge")
 
 SANDBOX_CONNECTION = "sandbox"
+# Notes of bootstrap() that the start banner (bot/banner.py) shows as its own lines instead.
+SANDBOX_NOTE = ("No PSA configured: running against the built-in sandbox PSA (connection 'sandbox', generated demo "
+                "data). Add a real PSA with `deskbridge connection add connectwise ...`.")
+NO_SLACK_NOTE = "No Slack credentials: the Slack app is off. Try Deskbridge in the terminal with `deskbridge console`."
 
 
 @dataclass
@@ -245,7 +246,7 @@ async def bootstrap(container: Deskbridge) -> list[str]:
     want_sandbox = s.sandbox == "on" or (s.sandbox == "auto" and not real)
     if want_sandbox:
         if not any(c.kind == "sandbox" for c in conns):
-            state = Path(s.secret_key_file).parent / "sandbox-state.json"
+            state = Path(s.secret_key_file).parent / "sandbox.db"  # the sandbox PSA's own SQLite file
             try:
                 await container.connections.add(
                     ws.id, kind="sandbox", name=SANDBOX_CONNECTION,
@@ -254,17 +255,10 @@ async def bootstrap(container: Deskbridge) -> list[str]:
                 )
             except (Conflict, IntegrityError):
                 pass  # another instance starting at the same time added it
-        container.banner.append(
-            "No PSA configured: running against the built-in sandbox PSA (connection 'sandbox', generated demo "
-            "data). Add a real PSA with `deskbridge connection add connectwise ...`."
-        )
+        container.banner.append(SANDBOX_NOTE)
     if not s.slack_enabled:
-        container.banner.append(
-            "No Slack credentials: the Slack app is off. Try Deskbridge in the terminal with `deskbridge console`."
-        )
-    for line in container.banner:
-        log.warning(line)
-    return container.banner
+        container.banner.append(NO_SLACK_NOTE)
+    return container.banner  # logged by the start banner (bot/banner.py) of `serve` and `background`
 
 
 def settings_from_env(**overrides: Any) -> Settings:

@@ -38,7 +38,9 @@ class Settings(BaseSettings):
 
     # Logging
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR")
-    log_format: Literal["json", "text"] = Field("json", description="Structured JSON lines, or text for a terminal")
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="auto: short coloured lines on a terminal, JSON lines otherwise; or json, text")
+    log_levels: str = Field("", description="Other libraries' loggers (WARNING by default), e.g. apscheduler=INFO")
 
     # Tenancy: the workspace used by single-workspace installs and the console
     workspace_slug: str = Field("default", description="Workspace used in single-workspace mode")
@@ -116,6 +118,14 @@ class Settings(BaseSettings):
         v = v.strip()
         if not (v.startswith("sqlite") or v.startswith("postgres")):
             raise ValueError("database_url must be a sqlite:/// or postgresql:// URL")
+        return v
+
+    @field_validator("log_levels")
+    @classmethod
+    def _log_levels(cls, v: str) -> str:
+        from bot.logging import parse_levels  # the one parser of "logger=LEVEL,..."
+
+        parse_levels(v)
         return v
 
     @property

@@ -29,7 +29,7 @@ from core.errors import (
     NotFound,
     PermissionDenied,
 )
-from core.idempotency import IdempotencyMismatch
+from core.idempotency import IdempotencyMismatch, KeyBusy
 
 log = logging.getLogger("deskbridge.api")
 
@@ -61,7 +61,7 @@ class Problem(BaseModel):
     field: str | None = Field(None, description="The input at fault, when there is one")
     suggestions: list[str] | None = Field(None, description="Close matches for an unknown filter value")
     errors: list[FieldError] | None = Field(None, description="Every invalid value (request validation)")
-    retry_after: int | None = Field(None, description="Seconds to wait (429)")
+    retry_after: int | None = Field(None, description="Seconds to wait before retrying (429, 409)")
 
 
 class RateLimited(StarletteHTTPException):
@@ -111,6 +111,9 @@ def from_error(exc: DeskbridgeError, instance: str | None = None) -> tuple[int, 
     if isinstance(exc, InvalidFilter) and exc.suggestions:
         body["suggestions"] = list(exc.suggestions)
     headers = {"WWW-Authenticate": 'Bearer realm="deskbridge"'} if status == 401 else {}
+    if isinstance(exc, KeyBusy):
+        headers["Retry-After"] = str(exc.retry_after)
+        body["retry_after"] = exc.retry_after
     return status, _compact(body), headers
 
 

@@ -50,6 +50,7 @@ from connectors.autotask.auth import (
     api_headers,
     write_headers,
 )
+from connectors.autotask.limits import Throttle
 from connectors.errors import (
     PsaAuthError,
     PsaError,
@@ -64,6 +65,7 @@ from connectors.http import make_client, parse_retry_after
 
 log = logging.getLogger("deskbridge.psa.autotask")
 
+THRESHOLD = "ThresholdInformation"
 PER_ENDPOINT = 3  # Autotask: 3 concurrent requests per object endpoint and tracking identifier
 _PERMISSION = re.compile(r"adequate permission|does not have (the )?(required )?permissions? to|not authori[sz]ed",
                          re.I)
@@ -128,7 +130,9 @@ def translate_response(response: httpx.Response, *, write: bool, body_keys: Sequ
                             code="Permission")
     if status == 429 or (status >= 500 and _THROTTLE.search(text)):
         thread = bool(re.search(r"itgenatr005|thread", text, re.I))
-        return PsaRateLimited(text or "Autotask is throttling requests.", status=status, retry_after=retry_after,
+        # a thread limit clears as soon as one of our requests ends: a second, unless Autotask said otherwise
+        return PsaRateLimited(text or "Autotask is throttling requests.", status=status,
+                              retry_after=retry_after or (1.0 if thread else None),
                               code="ThreadLimit" if thread else "Threshold")
     if status == 404:
         return PsaNotFound(text or "Autotask has no such resource.", status=404)
@@ -187,8 +191,9 @@ class AtClient:
     def __init__(self, creds: AtCredentials, *, transport: httpx.AsyncBaseTransport | None = None,
                  timeout: float | None = None, discovery_url: str = DISCOVERY_URL, zone_url: str | None = None,
                  zones: ZoneDirectory | None = None, per_endpoint: int = PER_ENDPOINT,
-                 on_zone_change: ZoneListener | None = None) -> None:
+                 on_zone_change: ZoneListener | None = None, throttle: Throttle | None = None) -> None:
         self.creds = creds
+        self.throttle = throttle  # the database's budget, shared with every connector of it in this process
         fixed = Zone(url=zone_url if zone_url.endswith("/") else zone_url + "/") if zone_url else None
         self._owns_zones = zones is None  # a directory handed in may be shared: its owner closes it
         self.zones = zones or ZoneDirectory(creds.username, discovery_url=discovery_url, transport=transport,
@@ -208,6 +213,8 @@ class AtClient:
 
     def _gate(self, path: str) -> asyncio.Semaphore:
         entity = path.lstrip("/").split("/", 1)[0].split("?", 1)[0].lower()
+        if self.throttle is not None:
+            return self.throttle.gate(entity, self.per_endpoint)
         gate = self._gates.get(entity)
         if gate is None:
             gate = self._gates[entity] = asyncio.Semaphore(self.per_endpoint)
@@ -219,7 +226,11 @@ class AtClient:
         zone = await self.zones.zone()
         headers = write_headers(self.creds, impersonate) if write else {}
         keys = list(json) if isinstance(json, Mapping) else []
+        if self.throttle is not None and path != THRESHOLD and self.throttle.needs_reading():
+            await self.refresh_reading()
         for attempt in (1, 2):
+            if self.throttle is not None:
+                await self.throttle.spend(write=write)
             async with self._gate(path):
                 resp = await self._send(method, zone.api_base + path.lstrip("/"), json=json, headers=headers,
                                         write=write)
@@ -231,6 +242,9 @@ class AtClient:
             self._note_date(resp)
             if resp.status_code >= 400:
                 error = translate_response(resp, write=write, body_keys=keys)
+                if isinstance(error, PsaRateLimited) and self.throttle is not None:
+                    # nothing goes to this database until Retry-After has passed (60 s when unsaid)
+                    self.throttle.cool_down(error.retry_after)
                 log.info("autotask refused", extra={"method": method, "entity": path.split("/", 1)[0],
                                                     "status": resp.status_code, "error": type(error).__name__})
                 raise error
@@ -343,9 +357,23 @@ class AtClient:
         fields = data.get("fields") if isinstance(data, Mapping) else None
         return [f for f in fields if isinstance(f, dict)] if isinstance(fields, list) else []
 
+    async def refresh_reading(self) -> None:
+        """Read the tenant's usage into the throttle (once for concurrent callers)."""
+        throttle = self.throttle
+        assert throttle is not None
+        async with throttle.reading_lock:
+            if not throttle.needs_reading():
+                return
+            try:
+                t = await self.threshold()
+            except (PsaValidationError, PsaNotFound):  # not offered here: count our own log, look again later
+                throttle.record_reading(10_000, 0)
+                return
+            throttle.record_reading(t.limit or 10_000, t.used)
+
     async def threshold(self) -> Threshold:
         """ThresholdInformation (this call counts against the budget too)."""
-        data = await self.json("GET", "ThresholdInformation")
+        data = await self.json("GET", THRESHOLD)
         if not isinstance(data, Mapping):
             raise PsaUnavailable("Autotask answered ThresholdInformation with something unexpected.")
         return Threshold(limit=int(data.get("externalRequestThreshold") or 0),

@@ -25,7 +25,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (401, "Missing, malformed, unknown or revoked API key"),
         (403, "The key lacks the scope this route needs"),
         (404, "Not found (also: outside the key's workspace)"),
-        (409, "Conflict, or the same Idempotency-Key is still in flight"),
+        (409, "Conflict, or the same Idempotency-Key is still in flight (retry after Retry-After seconds)"),
         (413, "Request body too large"),
         (422, "Invalid input, an unknown filter value, or an Idempotency-Key reused with another body"),
         (429, "Rate limit of this key exceeded; see Retry-After"),

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from bot.api.portal.deps import Admin, IdemKey, Reader, Result, idempotent
+from bot.api.portal.deps import Admin, Caller, IdemKey, Reader, Result, idempotent
 from bot.api.portal.models import (
     CustomerOut,
     Discard,
@@ -66,7 +66,7 @@ async def retry_outbox(request: Request, caller: Admin, op_id: OpId, idempotency
         view = await caller.container.outbox_admin.redrive(caller.principal.workspace_id, op_id, caller.actor)
         return 200, op_out(view), {}
 
-    return await idempotent(request, caller, idempotency_key, {}, work)
+    return await idempotent(request, caller, idempotency_key, {}, work, lambda made: _op_now(caller, op_id))
 
 
 @router.post("/outbox/{opId}/discard", response_model=OutboxOpOut, tags=["outbox"],
@@ -78,4 +78,11 @@ async def discard_outbox(request: Request, caller: Admin, op_id: OpId, body: Dis
                                                            body.reason)
         return 200, op_out(view), {}
 
-    return await idempotent(request, caller, idempotency_key, body.model_dump(mode="json"), work)
+    return await idempotent(request, caller, idempotency_key, body.model_dump(mode="json"), work,
+                            lambda made: _op_now(caller, op_id))
+
+
+async def _op_now(caller: Caller, op_id: int) -> Result:
+    """The op as it is now: the response of a redrive or discard that committed before its instance died."""
+    detail = await caller.container.outbox_admin.get_op(caller.principal.workspace_id, op_id)
+    return 200, op_out(detail.op), {}

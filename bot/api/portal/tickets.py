@@ -6,13 +6,13 @@ only, so another workspace's ticket number is simply not found (404, never 403).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from bot.api.portal import filters
-from bot.api.portal.deps import IdemKey, Reader, Result, Writer, idempotent
+from bot.api.portal.deps import IdemKey, Reader, Result, Writer, idempotent, lost_result
 from bot.api.portal.models import (
     NOTE_KINDS,
     CommentCreate,
@@ -70,7 +70,15 @@ async def create_ticket(request: Request, caller: Writer, body: TicketCreate, id
         headers = {"Location": f"{request.url.path}/{out['number']}"} if out["number"] is not None else {}
         return 201, out, headers
 
-    return await idempotent(request, caller, idempotency_key, body.model_dump(mode="json", exclude_unset=True), work)
+    async def rebuild(made: dict[str, Any]) -> Result:
+        if not made.get("tickets"):
+            raise lost_result()
+        out = ticket_out(await caller.container.tickets.get(caller.actor, f"id:{made['tickets'][0]}"))
+        headers = {"Location": f"{request.url.path}/{out['number']}"} if out["number"] is not None else {}
+        return 201, out, headers
+
+    return await idempotent(request, caller, idempotency_key, body.model_dump(mode="json", exclude_unset=True), work,
+                            rebuild)
 
 
 @router.get("/tickets/{ticketId}", response_model=TicketOut, summary="A ticket with its comments and activity")
@@ -90,17 +98,17 @@ async def update_ticket(request: Request, caller: Writer, number: TicketNumber, 
         raise InvalidInput("status cannot be null.", hint="Give a status name or a stage.", field="status")
 
     async def work() -> Result:
-        svc, actor = caller.container.tickets, caller.actor
-        detail = await svc.get(actor, number)  # 404 before any change, for every field
-        if body.priority is not None:
-            detail = await svc.change_priority(actor, number, body.priority)
-        if "assignee_id" in given:
-            detail = await svc.assign(actor, number, body.assignee_id)
-        if body.status is not None:
-            detail = await svc.change_status(actor, number, body.status)
+        # One transaction: every value is checked first, then all of it is written (or none of it).
+        changes = {"assignee_member_id": body.assignee_id} if "assignee_id" in given else {}
+        detail = await caller.container.tickets.update(caller.actor, number, status=body.status,
+                                                       priority=body.priority, **changes)
         return 200, ticket_out(detail), {}
 
-    return await idempotent(request, caller, idempotency_key, body.model_dump(mode="json", exclude_unset=True), work)
+    async def rebuild(made: dict[str, Any]) -> Result:
+        return 200, ticket_out(await caller.container.tickets.get(caller.actor, number)), {}
+
+    return await idempotent(request, caller, idempotency_key, body.model_dump(mode="json", exclude_unset=True), work,
+                            rebuild)
 
 
 @router.post("/tickets/{ticketId}/comments", status_code=201, response_model=CommentOut,
@@ -113,4 +121,13 @@ async def add_comment(request: Request, caller: Writer, number: TicketNumber, bo
         newest = max(notes, key=lambda i: i.id)
         return 201, comment_out(newest).model_dump(mode="json"), {}
 
-    return await idempotent(request, caller, idempotency_key, body.model_dump(mode="json", exclude_unset=True), work)
+    async def rebuild(made: dict[str, Any]) -> Result:
+        detail = await caller.container.tickets.get(caller.actor, number)
+        mine = set(made.get("entries") or ())
+        note = next((i for i in detail.timeline if i.id in mine and i.kind in NOTE_KINDS), None)
+        if note is None:
+            raise lost_result()
+        return 201, comment_out(note).model_dump(mode="json"), {}
+
+    return await idempotent(request, caller, idempotency_key, body.model_dump(mode="json", exclude_unset=True), work,
+                            rebuild)

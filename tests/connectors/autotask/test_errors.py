@@ -208,7 +208,8 @@ async def test_odd_answers_to_a_write(creds: AtCredentials, answer: httpx.Respon
 def test_thread_limit_without_429_is_still_rate_limited() -> None:
     resp = httpx.Response(500, json={"errors": ["Itgenatr005: thread threshold exceeded"]})
     err = translate_response(resp, write=True)
-    assert isinstance(err, PsaRateLimited) and err.code == "ThreadLimit" and err.retry_after is None
+    # a thread limit clears when one of our requests ends: retried after a second unless Autotask says more
+    assert isinstance(err, PsaRateLimited) and err.code == "ThreadLimit" and err.retry_after == 1.0
 
 
 async def test_locked_timesheet_is_a_validation_error(fake: FakeAutotask, client: AtClient) -> None:
