@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from core import commands as grammar
+from core.chat import grammar
 
 QUEUE_WORDS = ("tickets", "queue", "q")
 TICKET_WORDS = ("ticket",)

@@ -16,12 +16,20 @@ from microsoft_teams.api import AdaptiveCardActionCardResponse, AdaptiveCardActi
 
 from bot.teams import cards
 from bot.teams.poster import PostRefused, Target, message
-from core import commands as grammar
-from core.chat import ChannelInfo, ChatUser, audience, card_audience, may_post_ticket, seen_with
-from core.chat_commands import error_view
+from core.chat import (
+    ChannelInfo,
+    ChatUser,
+    audience,
+    card_audience,
+    error_view,
+    grammar,
+    may_post_ticket,
+    seen_with,
+)
 from core.context import Actor
 from core.errors import DeskbridgeError, InvalidInput, PermissionDenied
-from core.mentions import parse_mention, strip_mentions
+from core.markup import teams_plain
+from core.mentions import parse_mention
 from core.views import FormView, MessageView, QueueView, TicketView
 
 if TYPE_CHECKING:
@@ -51,6 +59,19 @@ class Incoming:
     @property
     def target(self) -> Target:
         return Target(self.conversation_id, self.service_url)
+
+
+def message_text(activity: dict[str, Any]) -> str:
+    """What the sender wrote, as a person reads it: the bot's own @mention removed (only the bot's: other
+    people's mentions stay, as `@Name`), Teams' HTML turned into text (core.markup)."""
+    text = str(activity.get("text") or "")
+    bot_id = str((activity.get("recipient") or {}).get("id") or "")
+    for entity in activity.get("entities") or []:
+        if not isinstance(entity, dict) or entity.get("type") != "mention":
+            continue
+        if str((entity.get("mentioned") or {}).get("id") or "") == bot_id and entity.get("text"):
+            text = text.replace(str(entity["text"]), "", 1)
+    return teams_plain(text, str(activity.get("textFormat") or "plain")).strip()
 
 
 def incoming(activity: dict[str, Any]) -> Incoming:
@@ -128,11 +149,11 @@ class Listeners:
         if isinstance(value, dict) and value.get("action") and not (activity.get("text") or "").strip():
             await self.on_submit_message(ws, inc, value)  # Action.Submit from an older client
             return
-        text = str(activity.get("text") or "")
+        text = message_text(activity)
         if inc.thread_root:
             ticket_id = await self.c.chat.ticket_for_thread(ws, PLATFORM, inc.user.channel_id or "", inc.thread_root)
-            if ticket_id is not None and strip_mentions(text).lower() != "help":
-                await self.thread_message(ws, inc, ticket_id, strip_mentions(text))
+            if ticket_id is not None and text.lower() != "help":
+                await self.thread_message(ws, inc, ticket_id, text)
                 return
         await self.command(ws, inc, text)
 
@@ -187,9 +208,11 @@ class Listeners:
         try:
             actor, info = await self.actor(ws, inc)
             source = f"{PLATFORM}:{inc.user.channel_id}:{inc.thread_root}"
-            shared = info.visibility == "customer" or inc.shared
-            out = await self.c.chat_commands.thread_message(actor, ticket_id, text, customer_reads=shared,
-                                                            source=source)
+            customer_reads = info.visibility == "customer"
+            # A customer's words in their own thread are theirs: core attributes them by their e-mail.
+            email = await self.email_of(inc) if customer_reads and not actor.is_member else None
+            out = await self.c.chat_commands.thread_message(actor, ticket_id, text, customer_reads=customer_reads,
+                                                            source=source, author_email=email)
         except DeskbridgeError as exc:
             await self.answer(inc, error_view(exc))
             return

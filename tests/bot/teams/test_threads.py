@@ -48,10 +48,12 @@ async def make_admin(h) -> None:
 
 async def test_a_reply_in_the_thread_becomes_an_internal_note_exactly_as_written(teams):
     thread, _ = await open_thread(teams)
-    text = "Called the user — waiting on *vendor* <b>today</b>"
-    await teams.say(text, conversation=thread)
+    # Teams sends HTML: typed characters escaped, formatting as tags, other people's mentions as <at>.
+    html = "Called the user &lt;3 — waiting on <b>vendor</b> &amp; asked <at>Ana Tech</at>"
+    await teams.say(html, conversation=thread)
     (note,) = await notes(teams)
-    assert note["text"] == text and note["visibility"] == "internal"
+    assert note["text"] == "Called the user <3 — waiting on vendor & asked @Ana Tech"  # what the sender saw
+    assert note["visibility"] == "internal"
     posted = in_thread(teams, thread)
     assert len(posted) == 1 and "Internal note" in posted[0]["text"]  # the confirmation, not an echo
     await teams.say("!public Fixed, please try again", conversation=thread)
@@ -196,3 +198,13 @@ async def test_a_shared_channel_is_treated_as_customer_read(teams):
         tid = (await s.exec(sa.select(Ticket.id).where(Ticket.number == 5001))).scalar_one()
     await psa_note(teams, tid, "internal", "internal only")
     assert in_thread(teams, thread) == []
+
+
+async def test_a_customers_words_in_their_shared_thread_become_their_public_reply(teams):
+    await make_admin(teams)
+    await teams.say("bind customer ACME shared")
+    thread, _ = await open_thread(teams)
+    await teams.say("Still broken &amp; the printer too", conversation=thread, user=STRANGER)
+    (note,) = await notes(teams)
+    assert note["text"] == "Still broken & the printer too" and note["visibility"] == "public"
+    assert not note.get("email_contact")  # they read it in Teams already: not mailed back to them
