@@ -118,3 +118,21 @@ async def test_a_key_not_endorsed_for_the_channel_is_refused(fake_bf):
         url = fake_bf.service_url
         with pytest.raises(TokenRefused, match="endorsed"):
             await verifier.verify("Bearer " + fake_bf.sign(service_url=url), service_url=url, channel_id="skype")
+
+
+@pytest.mark.parametrize("cloud, issuer, login", [
+    ("public", "https://api.botframework.com", "https://login.microsoftonline.com"),
+    ("usgov", "https://api.botframework.us", "https://login.microsoftonline.us"),
+    ("china", "https://api.botframework.azure.cn", "https://login.partner.microsoftonline.cn"),
+])
+def test_sovereign_clouds_and_stand_in_overrides(cloud, issuer, login, tmp_path):
+    from bot.settings import Settings
+    from bot.teams.app import cloud_for
+
+    s = Settings(teams_cloud=cloud, secret_key_file=tmp_path / "k")
+    c = cloud_for(s)
+    assert (c.token_issuer, c.login_endpoint) == (issuer, login)
+    o = cloud_for(Settings(teams_cloud=cloud, teams_openid_metadata_url="http://127.0.0.1:1/v1/meta",
+                           teams_login_url="http://127.0.0.1:1/", secret_key_file=tmp_path / "k"))
+    assert o.openid_metadata_url == "http://127.0.0.1:1/v1/meta" and o.login_endpoint == "http://127.0.0.1:1"
+    assert o.token_issuer == issuer  # the issuer stays the cloud's unless overridden too
