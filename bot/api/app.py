@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from bot import gctune, jobs
 from bot.api import portal, webhooks
@@ -53,7 +54,8 @@ def create_app(container: Deskbridge, *, start_background: bool = True, settle_g
                 await asyncio.gather(outbox_task, return_exceptions=True)
             await container.aclose()
 
-    app = FastAPI(title="Deskbridge", version=_version(), lifespan=lifespan)
+    # Swagger UI (/docs) and ReDoc (/redoc) from assets the fastapi-offline package ships: they work offline.
+    app = FastAPIOffline(title="Deskbridge", version=_version(), lifespan=lifespan)
     app.state.container = container
     app.state.ready = False
     portal.install(app, container)  # REST API under /api/msp-portal (bot/api/portal)
