@@ -46,6 +46,7 @@ from store.db import Database
 
 if TYPE_CHECKING:
     from bot.slack.app import SlackSurface
+    from bot.teams.app import TeamsSurface
 
 log = logging.getLogger("deskbridge")
 
@@ -86,6 +87,7 @@ class Deskbridge:
     chat_views: ChatViews
     chat_commands: ChatCommands
     slack: SlackSurface | None = None  # only when Slack is configured (settings.slack_enabled)
+    teams: TeamsSurface | None = None  # only when Teams is configured (settings.teams_enabled)
     banner: list[str] = field(default_factory=list)
     settle_gc: bool = False  # a long-running server process: bot/gctune.py settings (not in tests)
     _workspace_id: int | None = field(default=None, init=False, repr=False)
@@ -114,6 +116,8 @@ class Deskbridge:
     async def aclose(self) -> None:
         if self.slack is not None:  # Slack deliveries queued by the outbox worker / SLA monitor go out first
             await self.slack.flush()
+        if self.teams is not None:
+            await self.teams.stop()
         await self.sla_monitor.aclose()
         await self.connections.aclose()
         await self.alert_webhooks.aclose()
@@ -190,6 +194,11 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
 
         container.slack = SlackSurface(container)
         notifier.add(container.slack.notifier)
+    if settings.teams_enabled:
+        from bot.teams.app import TeamsSurface  # the Teams SDK is imported only when Teams is configured
+
+        container.teams = TeamsSurface(container)
+        notifier.add(container.teams.notifier)
     if note:
         container.banner.append(note)
     return container

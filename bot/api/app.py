@@ -27,6 +27,8 @@ def create_app(container: Deskbridge, *, start_background: bool = True, settle_g
         slack = container.slack
         if slack is not None:
             await slack.start()
+        if container.teams is not None:
+            await container.teams.start()
         scheduler = None
         container.settle_gc = settle_gc  # sync jobs settle the collector again after their first run
         if start_background and container.settings.run_scheduler:
@@ -60,6 +62,8 @@ def create_app(container: Deskbridge, *, start_background: bool = True, settle_g
     webhooks.install(app)  # PSA webhook receivers: POST /webhooks/{connection_id}/{token} (core/sync)
     if container.slack is not None:
         app.include_router(container.slack.router())  # /slack/events, /slack/install, /slack/oauth_redirect
+    if container.teams is not None:
+        app.include_router(container.teams.router())  # POST /api/messages (bot/teams/frontdoor.py)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

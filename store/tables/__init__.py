@@ -3,6 +3,7 @@
 from store.tables.api import ApiKey, IdempotencyKey
 from store.tables.base import WorkspaceOwned
 from store.tables.connection import PicklistItem, PriorityMapping, PsaConnection, StatusMapping
+from store.tables.conversation import ChatConversation
 from store.tables.outbox import AuditLog, OutboxOp
 from store.tables.sla import SlaCalendar, SlaClock, SlaPolicy, SlaWarning
 from store.tables.sync import JobTick, Lease, ProcessedEvent, SyncCursor, SyncRun
@@ -23,6 +24,7 @@ __all__ = [
     "AttachmentBlob",
     "AuditLog",
     "ChannelBinding",
+    "ChatConversation",
     "ChatInstallation",
     "ChatLink",
     "ChatPost",
