@@ -20,6 +20,7 @@ from bot.settings import Settings
 from connectors.alert_webhook import AlertWebhookClient
 from connectors.halopsa.budget import RequestBudgets
 from connectors.registry import Registry
+from core.ai.service import AiService
 from core.alert_webhooks import AlertWebhookService
 from core.apikeys import ApiKeyService
 from core.chat import ChatService
@@ -83,6 +84,7 @@ class Deskbridge:
     sla: SlaService  # clocks and figures
     sla_config: SlaConfigService  # calendars and policies
     sla_monitor: SlaMonitor  # the per-minute warning sweep
+    ai: AiService  # categorisation, similar tickets, suggested resolutions (core/ai)
     # Chat, shared by Slack, Teams and the console: bindings/identities, view builders, the command runner.
     chat: ChatService
     chat_posts: ChatPosts
@@ -182,6 +184,7 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         sla=sla,
         sla_config=SlaConfigService(db),
         sla_monitor=SlaMonitor(db, sla, notifier),
+        ai=AiService(db),
         chat=chat,
         chat_posts=ChatPosts(db),
         chat_views=chat_views,
