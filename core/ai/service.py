@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from core.ai import categorize, resolution, similar
+from core.ai import categorize, drafts, resolution, similar
 from core.ai import settings as ai_settings
 from core.ai.text import ticket_text
 from core.context import Actor
@@ -64,8 +64,10 @@ def _versions() -> dict[str, str]:
 
 
 class AiService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, llm: drafts.LlmConfig | None = None,
+                 llm_transport: Any = None) -> None:
         self.db = db
+        self.llm, self._llm_transport = llm, llm_transport
         self._train_locks: dict[int, asyncio.Lock] = {}
         self._models: dict[int, tuple[int, categorize.CategoryModel]] = {}
         self._indexes: dict[int, _WorkspaceIndex] = {}
@@ -250,6 +252,25 @@ class AiService:
         return [similar.Doc(ticket_id=r[0], customer_id=r[1], number=r[2], text=f"{r[3]}\n{r[4]}",
                             closed_at=r[5], resolution=notes.get(r[0], ("", None))[0],
                             resolved_by=notes.get(r[0], ("", None))[1]) for r in rows]
+
+
+    async def draft(self, actor: Actor, ticket_id: int, *, requester: str | None = None) -> drafts.Draft:
+        """A reply draft for a technician to review (never sent by itself). The LLM endpoint is used only
+        when one is configured and the workspace allows remote drafts; otherwise the template draft."""
+        if not actor.is_member or actor.customer_scope_id is not None:
+            raise PermissionDenied("Reply drafts are for technicians.")
+        opts = await self.settings(actor.workspace_id)
+        if not opts["drafts"]:
+            raise InvalidInput("Reply drafts are off in this workspace.",
+                               hint="An admin can turn them on with `ai drafts on`.")
+        ticket = await self._ticket(actor, ticket_id)
+        found = await self.similar(actor, ticket_id=ticket_id)
+        args = dict(subject=ticket.subject, requester=requester, category=ticket.type_name,
+                    resolutions=found.resolutions)
+        if self.llm is not None and opts["remote_llm"]:
+            return await drafts.llm_draft(self.llm, body=ticket.description, transport=self._llm_transport,
+                                          **args)  # type: ignore[arg-type]
+        return drafts.template_draft(**args)  # type: ignore[arg-type]
 
 
 class _WorkspaceIndex:

@@ -166,3 +166,34 @@ async def test_the_index_grows_as_tickets_close(ai, workspace_id, tech):
     as_customer = Actor(workspace_id=workspace_id, origin=Origin.SLACK, is_member=False, customer_scope_id=cust)
     hits = (await ai.similar(as_customer, text="alarm panel fault fire drill")).hits
     assert hits and hits[0].doc.number == 9100
+
+
+async def test_drafts_are_off_by_default_and_never_carry_another_customers_resolution(db, workspace_id, tech):
+    import json
+
+    import httpx
+
+    from core.ai.drafts import LlmConfig
+
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.content.decode())
+        return httpx.Response(200, json={"choices": [{"message": {"content": "Hi, see #9001."}}]})
+
+    ai = AiService(db, llm=LlmConfig(base_url="http://llm.test/v1", model="m"),
+                   llm_transport=httpx.MockTransport(handler))
+    customer, open_id = await seed(db, workspace_id)
+    with pytest.raises(InvalidInput, match="off in this workspace"):
+        await ai.draft(tech, open_id)
+    admin = Actor.system(workspace_id)
+    await ai.set_setting(admin, "drafts", "on")
+    draft = await ai.draft(tech, open_id, requester="Sam")
+    assert draft.kind == "template" and not sent  # remote LLM not allowed yet: nothing left the building
+    assert "Raised the VPN keepalive to 60 s." in draft.text and "GLOBEX" not in draft.text
+    await ai.set_setting(admin, "remote_llm", "on")
+    draft = await ai.draft(tech, open_id)
+    assert draft.kind == "llm" and len(sent) == 1
+    assert "GLOBEX" not in json.dumps(sent) and "#9001" in sent[0]
+    with pytest.raises(PermissionDenied):
+        await ai.draft(tech.scoped_to_customer(customer), open_id)
