@@ -20,6 +20,8 @@ from bot.settings import Settings
 from connectors.alert_webhook import AlertWebhookClient
 from connectors.halopsa.budget import RequestBudgets
 from connectors.registry import Registry
+from core.ai.drafts import LlmConfig
+from core.ai.service import AiService
 from core.alert_webhooks import AlertWebhookService
 from core.apikeys import ApiKeyService
 from core.chat import ChatCommands, ChatPosts, ChatService, ChatViews
@@ -81,6 +83,7 @@ class Deskbridge:
     sla: SlaService  # clocks and figures
     sla_config: SlaConfigService  # calendars and policies
     sla_monitor: SlaMonitor  # the per-minute warning sweep
+    ai: AiService  # categorisation, similar tickets, suggested resolutions (core/ai)
     # Chat, shared by Slack, Teams and the console: bindings/identities, view builders, the command runner.
     chat: ChatService
     chat_posts: ChatPosts
@@ -183,6 +186,10 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         sla=sla,
         sla_config=SlaConfigService(db),
         sla_monitor=SlaMonitor(db, sla, notifier),
+        ai=AiService(db, llm=LlmConfig(
+            base_url=settings.llm_base_url, model=settings.llm_model, timeout=settings.llm_timeout,
+            api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else "local",
+        ) if settings.llm_base_url else None),
         chat=chat,
         chat_posts=ChatPosts(db),
         chat_views=chat_views,

@@ -1,5 +1,6 @@
 """All tables; importing this module registers them on SQLModel.metadata (for Alembic and tests)."""
 
+from store.tables.ai import AiModel
 from store.tables.api import ApiKey, IdempotencyKey
 from store.tables.base import WorkspaceOwned
 from store.tables.connection import PicklistItem, PriorityMapping, PsaConnection, StatusMapping
@@ -20,6 +21,7 @@ from store.tables.workspace import (
 )
 
 __all__ = [
+    "AiModel",
     "ApiKey",
     "AttachmentBlob",
     "AuditLog",
