@@ -24,10 +24,7 @@ from connectors.rmm import PARSERS as ALERT_PARSERS
 from connectors.rmm import datto
 from core.alert_webhooks import AlertWebhookService
 from core.apikeys import ApiKeyService
-from core.chat import ChatService
-from core.chat_commands import ChatCommands
-from core.chat_posts import ChatPosts
-from core.chat_views import ChatViews
+from core.chat import ChatCommands, ChatPosts, ChatService, ChatViews
 from core.connections import ConnectionService
 from core.context import Actor
 from core.errors import Conflict, NotFound

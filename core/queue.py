@@ -21,7 +21,7 @@ from sqlmodel import select
 
 from core.context import Actor
 from core.errors import InvalidFilter
-from core.ticket_views import MAX_ID, summary_from
+from core.ticket_lookup import MAX_ID, summary_from
 from core.views import QueuePage
 from store.db import Database
 from store.enums import Priority, Stage

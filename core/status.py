@@ -1,7 +1,9 @@
-"""Status and priority vocabulary: default mappings from PSA names, and resolving what a person typed.
+"""PSA statuses and priorities: default mappings from PSA names, and resolving what a person typed.
 
 Each PSA status maps to a normalized stage and each PSA priority to Critical/High/Medium/Low. Defaults
-come from names (below); admins override per connection (StatusMapping/PriorityMapping.overridden).
+come from names (core/vocabulary.py PSA_STAGE_HINTS, PSA_PRIORITY_HINTS); admins override per connection
+(StatusMapping/PriorityMapping.overridden). The words a person types for a stage or a priority are the
+ones chat and the REST API accept (core/vocabulary.py).
 """
 
 from __future__ import annotations
@@ -15,56 +17,10 @@ import sqlalchemy as sa
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core import vocabulary
 from core.errors import InvalidInput
 from store.enums import Priority, Stage
 from store.tables import PicklistItem, PriorityMapping, StatusMapping
-
-_STAGE_WORDS: list[tuple[Stage, tuple[str, ...]]] = [
-    (Stage.CLOSED, ("closed", "cancel", "complete", "completed", "done", "merged")),
-    (Stage.RESOLVED, ("resolved", "fixed", "solved")),
-    (Stage.WAITING, ("waiting", "wait", "pending", "on hold", "hold", "customer", "scheduled", "awaiting")),
-    (Stage.NEW, ("new", "open", "unassigned", "received", "triage")),
-    (Stage.IN_PROGRESS, ("progress", "assigned", "working", "in work", "escalated", "re-opened", "reopened")),
-]
-
-_PRIORITY_WORDS: list[tuple[Priority, tuple[str, ...]]] = [
-    (Priority.CRITICAL, ("critical", "emergency", "urgent", "p1", "priority 1", "sev 1", "severity 1")),
-    (Priority.HIGH, ("high", "p2", "priority 2", "sev 2", "important")),
-    (Priority.LOW, ("low", "p4", "priority 4", "p5", "priority 5", "minor", "planned", "scheduled")),
-    (Priority.MEDIUM, ("medium", "normal", "moderate", "p3", "priority 3", "standard")),
-]
-
-STAGE_ALIASES: dict[str, Stage] = {
-    "new": Stage.NEW,
-    "open": Stage.IN_PROGRESS,
-    "in progress": Stage.IN_PROGRESS,
-    "in_progress": Stage.IN_PROGRESS,
-    "inprogress": Stage.IN_PROGRESS,
-    "progress": Stage.IN_PROGRESS,
-    "waiting": Stage.WAITING,
-    "waiting on customer": Stage.WAITING,
-    "pending": Stage.WAITING,
-    "on hold": Stage.WAITING,
-    "resolved": Stage.RESOLVED,
-    "resolve": Stage.RESOLVED,
-    "closed": Stage.CLOSED,
-    "close": Stage.CLOSED,
-}
-
-PRIORITY_ALIASES: dict[str, Priority] = {
-    "critical": Priority.CRITICAL,
-    "crit": Priority.CRITICAL,
-    "p1": Priority.CRITICAL,
-    "urgent": Priority.CRITICAL,
-    "high": Priority.HIGH,
-    "p2": Priority.HIGH,
-    "medium": Priority.MEDIUM,
-    "normal": Priority.MEDIUM,
-    "med": Priority.MEDIUM,
-    "p3": Priority.MEDIUM,
-    "low": Priority.LOW,
-    "p4": Priority.LOW,
-}
 
 
 def _norm(text: str) -> str:
@@ -74,7 +30,7 @@ def _norm(text: str) -> str:
 def default_stage(status_name: str, *, closed: bool = False) -> Stage:
     """A sensible stage for a PSA status name (the PSA's closed flag wins)."""
     name = _norm(status_name)
-    for stage, words in _STAGE_WORDS:
+    for stage, words in vocabulary.PSA_STAGE_HINTS:
         if any(w in name for w in words):
             if closed and stage.is_open:
                 return Stage.CLOSED
@@ -84,24 +40,25 @@ def default_stage(status_name: str, *, closed: bool = False) -> Stage:
 
 def default_priority(priority_name: str) -> Priority:
     name = _norm(priority_name)
-    for prio, words in _PRIORITY_WORDS:
+    for prio, words in vocabulary.PSA_PRIORITY_HINTS:
         if any(re.search(rf"\b{re.escape(w)}\b", name) for w in words):
             return prio
     return Priority.MEDIUM
 
 
 def parse_stage(text: str) -> Stage | None:
-    return STAGE_ALIASES.get(_norm(text))
+    """The stage a typed word sets a ticket to (`open` reopens: in progress); None when it names none."""
+    return vocabulary.stage(text)
 
 
 def parse_priority(text: str | Priority) -> Priority:
     if isinstance(text, Priority):
         return text
-    found = PRIORITY_ALIASES.get(_norm(text))
+    found = vocabulary.priority(text)
     if found is None:
         raise InvalidInput(
             f"'{text}' is not a priority.",
-            hint="Use one of: critical, high, medium, low.",
+            hint=f"Use one of: {vocabulary.PRIORITY_HELP}.",
             field="priority",
         )
     return found

@@ -30,7 +30,7 @@ from core.outbox.ops import (
     new_marker,
 )
 from core.status import ResolvedStatus, parse_priority, psa_priority_for, resolve_status
-from core.ticket_views import build_detail, load_ticket
+from core.ticket_lookup import build_detail, load_ticket
 from core.views import TicketDetail, TimelineItem
 from store.db import Database
 from store.enums import EntryKind, Origin, Priority, Stage

@@ -27,7 +27,7 @@ class TicketSummary:
     created_at: datetime
     updated_at: datetime
     connection_id: int | None = None
-    sla_remaining_s: float | None = None  # filled by the SLA engine when it lands (negative = exceeded)
+    sla_remaining_s: float | None = None  # filled from the SLA figures where shown (negative = exceeded)
 
     @property
     def display_number(self) -> str:
@@ -49,7 +49,7 @@ class TimelineItem:
     data: dict[str, Any]
     occurred_at: datetime
     external_id: str | None = None
-    # Written here and sent to the PSA: "pending" until it lands, "failed" if the PSA refused it for good
+    # Written here and sent to the PSA: "pending" until it is delivered, "failed" if the PSA refused it for good
     # (dead or discarded); None when it is in the PSA (or came from it).
     write: str | None = None
 
@@ -93,9 +93,9 @@ class QueuePage:
 
 
 # ---------------------------------------------------------------- chat surfaces (Slack, Teams, console)
-# Views below are built by core/chat_views.py and rendered by bot/slack/blocks.py, bot/console/render.py
-# (and later bot/teams). Every action a view offers is a `ViewAction`; its `action` id names the same
-# operation on every surface.
+# Views below are built by core/chat/ (cards.py, forms.py, runner.py) and rendered by each surface
+# (bot/slack/blocks.py, bot/console/render.py, ...). Every action a view offers is a `ViewAction`; its
+# `action` id names the same operation on every surface.
 
 QUEUE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("number", "#"), ("subject", "Subject"), ("customer", "Customer"), ("priority", "Priority"),

@@ -26,7 +26,7 @@ WORKSPACE_OPTIONS: dict[str, tuple[type, Any]] = {
 }
 
 # URL templates shown as links on ticket cards: (placeholders allowed, at least one of these required).
-# Values are URL-encoded when filled in (core/chat_views.py `_template`).
+# Values are URL-encoded when filled in (core/chat/cards.py `_template`).
 URL_TEMPLATES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "rmm_device_url": (frozenset({"ref"}), frozenset({"ref"})),  # ref: the ticket's device reference
     "rmm_alert_url": (frozenset({"ref"}), frozenset({"ref"})),  # ref: the ticket's alert reference
@@ -194,7 +194,7 @@ class DirectoryService:
 
     async def set_admin(self, workspace_id: int, email: str, is_admin: bool = True) -> Member:
         """Make a technician a Deskbridge admin (or not). Once a workspace has one, chat platform admins
-        no longer count as Deskbridge admins (core/chat.py)."""
+        no longer count as Deskbridge admins (core/chat/identity.py)."""
         member = await self.member_by_email(workspace_id, email)
         if member is None:
             raise NotFound(f"No technician has the e-mail {email}.",

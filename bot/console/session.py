@@ -14,8 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.console import render
-from core import commands as grammar
-from core.chat import ChatUser
+from core.chat import ChatUser, grammar
 from core.context import Actor
 from core.errors import DeskbridgeError, NotFound
 from core.notify import DomainEvent
@@ -271,7 +270,7 @@ def _field_value(f: Any, answer: str) -> tuple[str | None, str | None]:
 
 
 def _error(exc: DeskbridgeError) -> MessageView:
-    from core.chat_commands import error_view
+    from core.chat import error_view
 
     return error_view(exc)
 

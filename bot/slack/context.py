@@ -23,12 +23,20 @@ from bot.slack.outbound import Posted
 from bot.slack.poster import SlackPoster
 from bot.slack.redact import RedactionReport, Redactor
 from bot.slack.work import FILL, AfterAck
-from core.chat import ChannelInfo, ChatService, ChatUser, card_audience, may_post_ticket
-from core.chat_commands import ChatCommands, error_view
-from core.chat_posts import PostRecord
-from core.chat_views import ChatViews
+from core.chat import (
+    ChannelInfo,
+    ChatCommands,
+    ChatService,
+    ChatUser,
+    ChatViews,
+    PostRecord,
+    card_audience,
+    error_view,
+    may_post_ticket,
+)
 from core.context import Actor
 from core.errors import DeskbridgeError, PermissionDenied
+from core.markup import slack_plain, slack_user_ids
 from core.views import FormView, TicketView
 
 log = logging.getLogger("deskbridge.slack")
@@ -37,6 +45,7 @@ RESPONSE_HOSTS = frozenset({"hooks.slack.com", "hooks.slack-gov.com"})
 SLOW_WORKERS = 2
 SLOW_BACKLOG = 500
 FORM_BUDGET_S = 1.0  # build a form this long before showing "Loading…" (the trigger lives 3 s)
+NAME_TTL_S = 600.0  # a mentioned user's name is looked up again after this long
 TRIGGER_SAFE_S = 2.0  # past this age (since the ack) a trigger is used at once for "Loading…"
 _acked_at: contextvars.ContextVar[float | None] = contextvars.ContextVar("slack_acked_at", default=None)
 
@@ -68,6 +77,7 @@ class SlackContext:
         self.response_hosts = RESPONSE_HOSTS | {api.hostname or ""}
         self._plain_http_host = api.hostname if api.scheme == "http" else None  # a local fake only
         self.work = AfterAck()
+        self._names: dict[str, tuple[str, float]] = {}  # Slack user id -> (display name, valid until)
         # Long transfers (files a technician drops into a thread: up to 120 s each) get their own small pool,
         # so they never occupy the workers that open modals before a click's trigger expires.
         self.slow_work = AfterAck(workers=SLOW_WORKERS, max_backlog=SLOW_BACKLOG)
@@ -277,6 +287,24 @@ class SlackContext:
     async def _autolink(self, ws: int, user: ChatUser, client: Any) -> bool:
         """core decides whether and how often to link; Slack only supplies the verified e-mail."""
         return await self.chat.autolink(ws, user, lambda: self.email_of(client, user.user_id))
+
+    async def readable(self, client: Any, text: str) -> str:
+        """A message's text as the people in Slack read it (core/markup.py), mentioned users by name:
+        what is written to the PSA, and with `!public` mailed to the customer."""
+        names: dict[str, str] = {}
+        for user_id in slack_user_ids(text)[:20]:
+            hit = self._names.get(user_id)
+            if hit is not None and hit[1] > time.monotonic():
+                names[user_id] = hit[0]
+                continue
+            profile = await self._profile(client, user_id) or {}
+            detail = profile.get("profile") or {}
+            name = str(detail.get("display_name") or detail.get("real_name") or profile.get("real_name")
+                       or profile.get("name") or "")
+            if name:
+                self._names[user_id] = (name, time.monotonic() + NAME_TTL_S)
+                names[user_id] = name
+        return slack_plain(text, names)
 
     async def email_of(self, client: Any, user_id: str) -> str | None:
         profile = await self._profile(client, user_id)

@@ -21,7 +21,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from core.chat_files import ChatFile
+from core.chat import ChatFile
 from core.errors import DeskbridgeError
 
 log = logging.getLogger("deskbridge.slack.files")

@@ -1,6 +1,6 @@
 """Slack installations on our database: bolt's installation store, OAuth state store and authorize.
 
-Tokens live encrypted in `chat_installation` (core/chat.py). `DeskbridgeAuthorize` answers every
+Tokens live encrypted in `chat_installation` (core/chat/installations.py). `DeskbridgeAuthorize` answers every
 request from that table (briefly cached), so an unknown workspace is refused before any listener runs,
 in OAuth mode and in single-workspace token mode alike. OAuth `state` values are HMAC-signed and
 single-use (a processed-event row), so no extra table is needed.

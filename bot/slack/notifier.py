@@ -36,16 +36,16 @@ from bot.slack.outbound import Posted
 from bot.slack.poster import SlackPoster, make_client
 from core.chat import (
     ChannelInfo,
+    ChatCommands,
     ChatService,
+    ChatViews,
+    PostRecord,
     ThreadPost,
     card_audience,
     failures_visible_in,
     may_post_ticket,
     note_visible_in,
 )
-from core.chat_commands import ChatCommands
-from core.chat_posts import PostRecord
-from core.chat_views import ChatViews
 from core.context import Actor
 from core.errors import DeskbridgeError
 from core.notify import (

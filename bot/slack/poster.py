@@ -20,7 +20,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.outbound import Posted, SlackOutbound, Then
-from core.chat_posts import PostRecord
+from core.chat import PostRecord
 
 Recorder = Callable[[PostRecord, str], Awaitable[None]]
 
@@ -53,7 +53,7 @@ class SlackPoster:
     """chat.postMessage / chat.update through the per-channel queues; Slack errors are logged there.
 
     A post given a `record` (what it holds: whose ticket, for whom) is remembered once Slack accepted it
-    (core/chat_posts.py), so it can be redacted if the channel's readers change.
+    (core/chat/posts.py), so it can be redacted if the channel's readers change.
     """
 
     def __init__(self, outbound: SlackOutbound | None = None, recorder: Recorder | None = None) -> None:

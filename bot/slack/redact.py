@@ -1,6 +1,6 @@
 """Redacting the bot's earlier posts in a channel the customer can now read (Slack Connect shows history).
 
-Core decides what must go (core/chat_posts.py); this module does it in Slack: `chat.delete` for internal
+Core decides what must go (core/chat/posts.py); this module does it in Slack: `chat.delete` for internal
 posts and anything of other customers' tickets, `chat.update` to the customer's view for the technician
 cards of the customer's own tickets. Calls are spaced for Slack's Tier 3 limit (~50/min) and 429s wait
 their Retry-After (the client's retry handler). Messages people wrote cannot be deleted by a bot; the
@@ -20,9 +20,7 @@ from slack_sdk.errors import SlackApiError
 from bot.slack import blocks as bk
 from bot.slack.channels import SharedChannels
 from bot.slack.outbound import SlackOutbound
-from core.chat import ChatService
-from core.chat_posts import DELETE, ChatPosts, Redaction
-from core.chat_views import ChatViews
+from core.chat import DELETE, ChatPosts, ChatService, ChatViews, Redaction
 from core.context import Actor
 from core.errors import DeskbridgeError
 

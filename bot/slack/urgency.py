@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.slack import blocks as bk
-from core import commands as grammar
+from core.chat import grammar
 
 FORM_ACTIONS = frozenset({"reply", "note", "status", "time", "open"})  # `open` opens the ticket modal off-channel
 

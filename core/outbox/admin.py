@@ -23,7 +23,7 @@ from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.outbox import queries
 from core.outbox.audit import Outcome, audit_row, redact
 from core.outbox.views import OutboxAuditView, OutboxOpDetail, OutboxOpView, OutboxPage
-from core.ticket_views import MAX_ID
+from core.ticket_lookup import MAX_ID
 from store.db import Database, Scope
 from store.enums import OutboxStatus
 from store.tables import AttachmentBlob, AuditLog, OutboxOp, PsaConnection, Ticket

@@ -11,7 +11,7 @@ from core.sla.clock import IntervalTable
 from core.sla.config import WorkspaceSla
 from core.sla.policies import format_duration
 from core.sla.service import ClockResult, SlaService
-from core.ticket_views import load_ticket
+from core.ticket_lookup import load_ticket
 from core.views import SlaExplanation
 
 MAX_WINDOW_LINES = 12

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from core import commands as c
+from core.chat import grammar as c
 from core.errors import InvalidFilter, InvalidInput
 from core.queue import QueueSort
 from store.enums import OPEN_STAGES, Priority, Stage
@@ -107,7 +107,7 @@ def test_thread_messages_are_internal_unless_marked():
 
 
 def test_bind_shared_marks_a_channel_the_customer_reads():
-    from core.commands import Bind, parse
+    from core.chat.grammar import Bind, parse
 
     assert parse("/deskbridge", "bind customer Acme Corp shared") == Bind("customer", "Acme Corp", shared=True)
     assert parse("/deskbridge", "bind customer ACME --shared") == Bind("customer", "ACME", shared=True)
@@ -117,7 +117,7 @@ def test_bind_shared_marks_a_channel_the_customer_reads():
 
 
 def test_conflicting_single_value_filters_are_pointed_out():
-    from core.commands import parse_filters
+    from core.chat.grammar import parse_filters
 
     for text in ("mine unassigned", "assignee:bob unassigned", "customer:ACME customer:GLOBEX"):
         with pytest.raises(InvalidFilter, match="Two (assignee|customer) filters"):

@@ -312,7 +312,7 @@ async def test_a_write_the_psa_refused_shows_as_failed_in_the_history(db, tech, 
     detail = await svc.get(tech, 58231)
     by_body = {i.body: i.write for i in detail.timeline if i.kind != EntryKind.TIME_ENTRY}
     assert by_body["Refused one"] == "failed" and by_body["Still waiting"] == "pending"
-    from core.chat_views import ChatViews
+    from core.chat import ChatViews
     from core.connections import ConnectionService
 
     connections = ConnectionService(db, cipher=None, checker=None, factory=None,  # type: ignore[arg-type]

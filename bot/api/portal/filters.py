@@ -1,30 +1,25 @@
 """Query parameters of `GET /tickets` -> a QueueFilter (the same filters as the chat grammar).
 
     stage=new,waiting | open | all     status=<PSA status name>       customer=<id | identifier | name>
-    assignee=<member id> | unassigned | mine                           priority=critical,high
-    age=>2d (older than) | age=<4h (newer than), units m h d w         q=<free text or #number>
+    assignee=<member id> | unassigned | mine                           priority=critical,high | p1 | urgent
+    age=>2d (older than) | age=<4h (newer than), units m h d w, e.g. 1w2d   q=<free text or #number>
     sort=oldest | newest | priority | updated
+
+Stage and priority words and durations are core/vocabulary.py's, the ones chat accepts.
 """
 
 from __future__ import annotations
 
 import difflib
-import re
 from datetime import timedelta
 
+from core import vocabulary
 from core.context import Actor
 from core.errors import InvalidFilter, NotFound
 from core.queue import UNASSIGNED, QueueFilter, QueueSort
 from core.views import Priority, Stage
 from core.workspaces import DirectoryService
 
-_STAGE_ALIASES = {
-    "new": Stage.NEW, "in_progress": Stage.IN_PROGRESS, "inprogress": Stage.IN_PROGRESS, "progress": Stage.IN_PROGRESS,
-    "waiting": Stage.WAITING, "waiting_on_customer": Stage.WAITING, "resolved": Stage.RESOLVED,
-    "closed": Stage.CLOSED,
-}
-_AGE = re.compile(r"^\s*([<>])?\s*(\d{1,6})\s*([mhdw])\s*$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 MAX_VALUES = 20
 
 
@@ -43,44 +38,30 @@ def _unknown(what: str, value: str, known: list[str]) -> InvalidFilter:
 
 
 def stages(values: list[str] | None) -> tuple[tuple[Stage, ...], bool]:
-    """The stages asked for, and whether closed tickets are included ('all')."""
+    """The stages asked for, and whether closed tickets are included (`all`, or a closed stage named)."""
     out: list[Stage] = []
-    include_closed = False
     for v in _split(values):
-        key = re.sub(r"[\s-]+", "_", v.lower())
-        if key == "open":
-            out.extend(s for s in Stage if s.is_open)
-        elif key == "all":
-            include_closed = True
-        elif key in _STAGE_ALIASES:
-            out.append(_STAGE_ALIASES[key])
-        else:
-            raise _unknown("stage", v, ["open", "all", *[s.value for s in Stage]])
-    return tuple(dict.fromkeys(out)), include_closed
+        out.extend(s for s in vocabulary.stages(v, prefix="stage=") if s not in out)
+    include_closed = any(not s.is_open for s in out)
+    if set(out) == set(Stage):
+        return (), True  # every stage: no stage filter at all
+    return tuple(out), include_closed
 
 
 def priorities(values: list[str] | None) -> tuple[Priority, ...]:
-    out = []
+    out: list[Priority] = []
     for v in _split(values):
-        try:
-            out.append(Priority(v.lower()))
-        except ValueError:
-            raise _unknown("priority", v, [p.value for p in Priority]) from None
-    return tuple(dict.fromkeys(out))
+        out.extend(p for p in vocabulary.priorities(v, prefix="priority=") if p not in out)
+    return tuple(out)
 
 
 def ages(values: list[str] | None) -> tuple[timedelta | None, timedelta | None]:
     """(older than, newer than) from `age=>2d` / `age=<4h` (a bare `2d` means older than)."""
     older = newer = None
     for v in _split(values):
-        m = _AGE.match(v)
-        if not m:
-            raise InvalidFilter(f"'{v}' is not an age.", hint="Write e.g. age=>2d (older than 2 days) or age=<4h.")
-        delta = timedelta(**{_UNITS[m.group(3)]: int(m.group(2))})
-        if m.group(1) == "<":
-            newer = delta
-        else:
-            older = delta
+        lo, hi = vocabulary.age(v)
+        older = lo if lo is not None else older
+        newer = hi if hi is not None else newer
     return older, newer
 
 

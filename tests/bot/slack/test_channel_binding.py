@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 
 from sqlmodel import select
 
-from core.chat import ChannelInfo
-from core.chat_posts import CUSTOMER_CARD, DELETE, redaction_for
+from core.chat import CUSTOMER_CARD, DELETE, ChannelInfo, redaction_for
 from core.notify import NoteAdded, SlaWarningEvent, TicketChanged, TicketCreated, WriteDead
 from store.db import Scope
 from store.tables import ChatLink, ChatPost, Ticket

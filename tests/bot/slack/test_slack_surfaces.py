@@ -184,7 +184,7 @@ async def test_a_slow_form_that_fails_shows_the_reason_in_its_modal(slack, monke
 
 
 def slow_submit(monkeypatch, slack, delay, *, fail=None):
-    monkeypatch.setattr(listeners, "SUBMIT_BUDGET_S", 0.05)
+    monkeypatch.setattr(listeners.forms, "SUBMIT_BUDGET_S", 0.05)
     commands = slack.c.slack.context.commands
     real = commands.submit
 

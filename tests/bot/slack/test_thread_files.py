@@ -10,7 +10,7 @@ import time
 import pytest
 from sqlmodel import select
 
-from core.chat_files import ChatFile
+from core.chat import ChatFile
 from core.context import Actor
 from store.db import Scope
 from store.enums import Origin
@@ -260,7 +260,7 @@ async def test_a_refused_text_part_does_not_lose_the_files(slack):
 
 async def test_a_psa_without_attachments_gets_the_text_and_a_clear_refusal(slack):
     from connectors.base import Capabilities, Feature
-    from core.chat_commands import ChatCommands
+    from core.chat import ChatCommands
     from core.tickets import TicketService
 
     c = slack.c

@@ -11,20 +11,20 @@
     /deskbridge help|link|bind|unbind|bindings|outbox|settings …
 
 Parsing is pure: it turns text into a frozen command and never looks anything up. Names (customers,
-technicians) are resolved later, inside the actor's scope (core/chat_commands.py).
+technicians) are resolved later, inside the actor's scope (core/chat/runner.py).
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 import shlex
 from dataclasses import dataclass
 from datetime import timedelta
 
+from core import vocabulary
 from core.errors import InvalidFilter, InvalidInput
 from core.queue import QueueSort
-from store.enums import OPEN_STAGES, Priority, Stage
+from store.enums import Priority, Stage
 
 MAX_COMMAND_CHARS = 2000
 
@@ -34,18 +34,11 @@ KEY_ALIASES = {
     "owner": "assignee", "tech": "assignee", "prio": "priority", "p": "priority", "q": "text", "search": "text",
     "order": "sort",
 }
-STAGE_WORDS: dict[str, tuple[Stage, ...]] = {
-    "new": (Stage.NEW,), "in_progress": (Stage.IN_PROGRESS,), "inprogress": (Stage.IN_PROGRESS,),
-    "progress": (Stage.IN_PROGRESS,), "waiting": (Stage.WAITING,), "pending": (Stage.WAITING,),
-    "resolved": (Stage.RESOLVED,), "closed": (Stage.CLOSED,), "open": OPEN_STAGES, "all": tuple(Stage),
-}
-PRIORITY_WORDS: dict[str, Priority] = {
-    "critical": Priority.CRITICAL, "crit": Priority.CRITICAL, "p1": Priority.CRITICAL, "urgent": Priority.CRITICAL,
-    "high": Priority.HIGH, "p2": Priority.HIGH, "medium": Priority.MEDIUM, "med": Priority.MEDIUM,
-    "normal": Priority.MEDIUM, "p3": Priority.MEDIUM, "low": Priority.LOW, "p4": Priority.LOW,
-}
+# Words that filter without a key (any other word is free text): the stage and priority words come from
+# core/vocabulary.py, like every `stage:` and `priority:` value.
+BARE_STAGES = ("open", "closed", "all", "resolved", "waiting", "new")
+BARE_PRIORITIES = ("critical", "high", "medium", "low", "p1", "p2", "p3", "p4")
 BARE_WORDS = ("mine", "unassigned", "breaching", "open", "closed", "all", "critical", "high", "medium", "low")
-_DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
 _TIME = re.compile(r"^(?:(\d+)h)?\s*(?:(\d+)m(?:in)?)?$")
 
 ADMIN_TOPICS = ("help", "link", "bind", "unbind", "bindings", "outbox", "settings")
@@ -134,15 +127,6 @@ Command = ListTickets | ShowTicket | NewTicket | Help | Link | Bind | Unbind | B
 # ---------------------------------------------------------------- helpers
 
 
-def parse_duration(text: str) -> timedelta:
-    """'30m', '4h', '2d', '1w', '1d12h' -> timedelta."""
-    m = _DURATION.match(text.strip().lower())
-    if not text.strip() or not m or not any(m.groups()):
-        raise InvalidFilter(f"'{text}' is not a duration.", hint="Use e.g. 30m, 4h, 2d or 1w.")
-    w, d, h, mins = (int(g) if g else 0 for g in m.groups())
-    return timedelta(weeks=w, days=d, hours=h, minutes=mins)
-
-
 def parse_minutes(text: str) -> int:
     """Time worked as people write it: '30', '30m', '1h', '1h30m', '1.5h', '90 min'."""
     raw = text.strip().lower().replace(" ", "")
@@ -157,10 +141,6 @@ def parse_minutes(text: str) -> int:
                        field="minutes")
 
 
-def _suggest(word: str, options: tuple[str, ...] | list[str], n: int = 3, cutoff: float = 0.6) -> list[str]:
-    return difflib.get_close_matches(word.lower(), list(options), n=n, cutoff=cutoff)
-
-
 def _split(text: str) -> list[str]:
     text = text.replace("\u201c", '"').replace("\u201d", '"').replace("\u2018", "'").replace("\u2019", "'")
     try:
@@ -168,46 +148,6 @@ def _split(text: str) -> list[str]:
     except ValueError as exc:
         raise InvalidFilter("A quote is not closed.", hint='Close the quote, e.g. status:"Waiting Customer".') \
             from exc
-
-
-def _stages(value: str) -> tuple[Stage, ...]:
-    out: list[Stage] = []
-    for part in value.split(","):
-        key = part.strip().lower().replace(" ", "_").replace("-", "_")
-        if key not in STAGE_WORDS:
-            sugg = _suggest(key, list(STAGE_WORDS))
-            raise InvalidFilter(f"'{part}' is not a stage.", hint=_did_you_mean(sugg, "stage:") +
-                                "Stages: new, in_progress, waiting, resolved, closed, open, all.", suggestions=sugg)
-        out.extend(s for s in STAGE_WORDS[key] if s not in out)
-    return tuple(out)
-
-
-def _priorities(value: str) -> tuple[Priority, ...]:
-    out: list[Priority] = []
-    for part in value.split(","):
-        key = part.strip().lower()
-        if key not in PRIORITY_WORDS:
-            sugg = _suggest(key, [p.value for p in Priority])
-            raise InvalidFilter(f"'{part}' is not a priority.", hint=_did_you_mean(sugg, "priority:") +
-                                "Priorities: critical, high, medium, low.", suggestions=sugg)
-        if PRIORITY_WORDS[key] not in out:
-            out.append(PRIORITY_WORDS[key])
-    return tuple(out)
-
-
-def _did_you_mean(suggestions: list[str], prefix: str = "") -> str:
-    if not suggestions:
-        return ""
-    return "Did you mean " + " or ".join(f"`{prefix}{s}`" for s in suggestions) + "? "
-
-
-def _age(value: str) -> tuple[timedelta | None, timedelta | None]:
-    v = value.strip()
-    if v.startswith(">"):
-        return parse_duration(v[1:]), None
-    if v.startswith("<"):
-        return None, parse_duration(v[1:])
-    return parse_duration(v), None  # "age:2d" means older than two days
 
 
 # ---------------------------------------------------------------- /tickets
@@ -237,17 +177,17 @@ def parse_filters(text: str) -> ListTickets:
             k = key.lower()
             k = KEY_ALIASES.get(k, k)
             if k not in FILTER_KEYS:
-                sugg = _suggest(k, list(FILTER_KEYS), cutoff=0.7)
+                sugg = vocabulary.suggest(k, list(FILTER_KEYS), cutoff=0.7)
                 raise InvalidFilter(
                     f"'{key}' is not a filter.",
-                    hint=_did_you_mean([f"{s}:{value}" for s in sugg]) + "Filters: " +
+                    hint=vocabulary.did_you_mean([f"{s}:{value}" for s in sugg]) + "Filters: " +
                     ", ".join(f"{x}:" for x in FILTER_KEYS) + " and the words " + ", ".join(BARE_WORDS) + ".",
                     suggestions=[f"{s}:{value}" for s in sugg],
                 )
             if not value.strip():
                 raise InvalidFilter(f"The filter '{key}:' has no value.", hint=f"Write it as {k}:<value>.")
             if k == "stage":
-                stages.extend(s for s in _stages(value) if s not in stages)
+                stages.extend(s for s in vocabulary.stages(value) if s not in stages)
             elif k == "status":
                 f["statuses"] = (*f.get("statuses", ()), value.strip())  # type: ignore[arg-type]
             elif k == "customer":
@@ -255,23 +195,23 @@ def parse_filters(text: str) -> ListTickets:
             elif k == "assignee":
                 _once(f, "assignee", value.strip().lstrip("@"))
             elif k == "priority":
-                prios.extend(p for p in _priorities(value) if p not in prios)
+                prios.extend(p for p in vocabulary.priorities(value) if p not in prios)
             elif k == "age":
-                lo, hi = _age(value)
+                lo, hi = vocabulary.age(value)
                 if lo is not None:
                     f["min_age"] = lo
                 if hi is not None:
                     f["max_age"] = hi
             elif k == "older":
-                f["min_age"] = parse_duration(value)
+                f["min_age"] = vocabulary.duration(value)
             elif k == "newer":
-                f["max_age"] = parse_duration(value)
+                f["max_age"] = vocabulary.duration(value)
             elif k == "sort":
                 try:
                     f["sort"] = QueueSort(value.strip().lower())
                 except ValueError:
-                    sugg = _suggest(value, [s.value for s in QueueSort])
-                    raise InvalidFilter(f"'{value}' is not a sort order.", hint=_did_you_mean(sugg, "sort:") +
+                    sugg = vocabulary.suggest(value, [s.value for s in QueueSort])
+                    raise InvalidFilter(f"'{value}' is not a sort order.", hint=vocabulary.did_you_mean(sugg, "sort:") +
                                         "Sorts: " + ", ".join(s.value for s in QueueSort) + ".",
                                         suggestions=sugg) from None
             else:
@@ -282,11 +222,11 @@ def parse_filters(text: str) -> ListTickets:
             _once(f, "assignee", low)
         elif low == "breaching":
             f["breaching"] = True
-        elif low in ("open", "closed", "all", "resolved", "waiting", "new"):
-            stages.extend(s for s in STAGE_WORDS[low] if s not in stages)
-        elif low in PRIORITY_WORDS and low in ("critical", "high", "medium", "low", "p1", "p2", "p3", "p4"):
-            if PRIORITY_WORDS[low] not in prios:
-                prios.append(PRIORITY_WORDS[low])
+        elif low in BARE_STAGES:
+            stages.extend(s for s in vocabulary.STAGE_WORDS[low] if s not in stages)
+        elif low in BARE_PRIORITIES:
+            if vocabulary.PRIORITY_WORDS[low] not in prios:
+                prios.append(vocabulary.PRIORITY_WORDS[low])
         else:
             free.append(word)
     if stages:
@@ -344,9 +284,9 @@ def _parse_admin(text: str) -> Command:
                                "/deskbridge bind dispatch or /deskbridge bind sla.")
         kind = args[0].lower()
         if kind not in BIND_KINDS:
-            sugg = _suggest(kind, list(BIND_KINDS))
+            sugg = vocabulary.suggest(kind, list(BIND_KINDS))
             raise InvalidFilter(f"'{args[0]}' is not a channel kind.",
-                                hint=_did_you_mean(sugg) + "Kinds: customer, dispatch, sla.", suggestions=sugg)
+                                hint=vocabulary.did_you_mean(sugg) + "Kinds: customer, dispatch, sla.", suggestions=sugg)
         rest = list(args[1:])
         shared = bool(rest) and rest[-1].lower() in ("shared", "--shared")
         if shared:
@@ -377,9 +317,9 @@ def _parse_admin(text: str) -> Command:
         return Outbox("list" if action == "dead" else action, op_id)
     if sub in ("settings", "setting", "set"):
         return SettingsCmd(args[0] if args else None, " ".join(args[1:]) or None)
-    sugg = _suggest(sub, list(ADMIN_TOPICS), cutoff=0.7)
+    sugg = vocabulary.suggest(sub, list(ADMIN_TOPICS), cutoff=0.7)
     raise InvalidFilter(f"'{sub}' is not a /deskbridge command.",
-                        hint=_did_you_mean(sugg, "/deskbridge ") + "Commands: " + ", ".join(ADMIN_TOPICS) + ".",
+                        hint=vocabulary.did_you_mean(sugg, "/deskbridge ") + "Commands: " + ", ".join(ADMIN_TOPICS) + ".",
                         suggestions=sugg)
 
 

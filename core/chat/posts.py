@@ -5,7 +5,8 @@ becomes readable by a customer (bound `shared`, or shared with another organisat
 posts there that hold internal content (internal notes, technician cards with SLA and time, failed-write
 details, SLA warnings) or anything of another customer's tickets must go. Surfaces record each post
 (`ChatPosts.record`); `redactions` says, from the rule `redaction_for`, what to do with each; the surface
-deletes or re-renders, then calls `done`.
+deletes or re-renders, then calls `done`. The rule itself is pure and lives with the other visibility
+rules (core/chat/visibility.py).
 """
 
 from __future__ import annotations
@@ -17,13 +18,11 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from core.chat import ChannelInfo
+from core.chat.models import ChannelInfo
+from core.chat.visibility import DELETE, redaction_for
 from store.db import Database, Scope
 from store.tables import ChatLink, ChatPost, Ticket
 from store.types import utcnow
-
-DELETE = "delete"
-CUSTOMER_CARD = "customer_card"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,21 +55,6 @@ class RedactionPlan:
     # Threads of other customers' tickets in the channel: people's own messages in them stay (a bot cannot
     # delete what a person wrote), so an admin is told to review them.
     foreign_threads: int
-
-
-def redaction_for(info: ChannelInfo, *, customer_id: int | None, kind: str, audience: str) -> str | None:
-    """What must happen to a bot post in a channel as it is read now (None: it may stay).
-
-    Outsiders read the channel: anything of a ticket that is not their customer's goes, and so does every
-    internal post of their own tickets; a technician's card of their ticket becomes the customer's card.
-    """
-    if info.visibility != "customer":
-        return None
-    if info.customer_id is None or customer_id != info.customer_id:
-        return DELETE
-    if audience == "customer":
-        return None
-    return CUSTOMER_CARD if kind == "card" else DELETE
 
 
 class ChatPosts:

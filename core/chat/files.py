@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from core import commands as c
+from core.chat import grammar as c
 from core.errors import InvalidInput, NotFound
 
 
@@ -72,11 +72,3 @@ async def fetch_file(f: ChatFile, limit: int | None) -> bytes:
     if not content:
         raise InvalidInput(f"{f.name} is empty, so it was not attached.", hint="Share a file with content.")
     return content
-
-
-def thread_what(what: str | None, files: int) -> str:
-    """What was written, for the confirmation: e.g. `Internal note and 2 files`, `1 file`."""
-    attached = f"{files} file{'s' if files != 1 else ''}" if files else ""
-    if what and attached:
-        return f"{what} and {attached}"
-    return what or attached

@@ -1,0 +1,65 @@
+"""Slash commands: /tickets, /ticket and /deskbridge (parsed by core's one grammar)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.slack import blocks as bk
+from bot.slack import urgency
+from bot.slack.context import SlackContext
+from bot.slack.install import WORKSPACE_KEY
+from bot.slack.listeners.common import answer, bound, is_shared
+from core.chat import audience, grammar
+from core.errors import DeskbridgeError
+from core.views import FormView
+
+ADMIN_COMMANDS = (grammar.Bind, grammar.Unbind, grammar.Bindings, grammar.Outbox, grammar.SettingsCmd, grammar.Link)
+COMMANDS = ("/tickets", "/ticket", "/deskbridge")
+
+
+def register(app: AsyncApp, sc: SlackContext) -> None:
+    for name in COMMANDS:
+        app.command(name)(sc.after_ack(bound(run_command, sc), urgent=urgency.command_opens_modal))
+
+
+async def run_command(sc: SlackContext, body: dict[str, Any], context: Any, client: Any, respond: Any) -> None:
+    channel = body.get("channel_id")
+    user = sc.chat_user(context, body, channel)
+    try:
+        cmd = grammar.parse(body.get("command", ""), body.get("text", ""))
+        actor, info = await sc.actor(context, user, client, need_admin=isinstance(cmd, ADMIN_COMMANDS))
+        ws = int(context[WORKSPACE_KEY])
+        if isinstance(cmd, grammar.NewTicket):
+            new_cmd = cmd
+
+            async def build() -> FormView:
+                form = await sc.commands.run(actor, user, info, new_cmd)
+                assert isinstance(form, FormView)
+                return form
+
+            await sc.open_form(client, body["trigger_id"], build,
+                               {"channel": channel, "response_url": body.get("response_url")}, title="New ticket")
+            return
+        if isinstance(cmd, grammar.ShowTicket):
+            view = await sc.views.ticket(actor, cmd.ref, audience=audience(actor, info))
+            if user.is_dm or not channel:
+                await respond(text=bk.ticket_fallback(view), blocks=bk.ticket_blocks(view),
+                              response_type="ephemeral")
+            else:
+                await sc.post_card(client, ws, user.team_id, channel, view, respond=respond)
+            return
+        email = await sc.email_of(client, user.user_id) if isinstance(cmd, grammar.Link) else None
+        shared = False
+        if isinstance(cmd, grammar.Bind) and channel:
+            shared = await is_shared(sc, client, channel)
+        view = await sc.commands.run(actor, user, info, cmd, verified_email=email, shared_channel=shared)
+        await answer(view, body, client, respond, {"channel": channel})
+        if isinstance(cmd, grammar.Bind) and channel:
+            async def tell(text: str) -> None:
+                await respond(text=text, response_type="ephemeral", replace_original=False)
+
+            await sc.redact_if_customer_reads(client, ws, user.team_id, channel, tell)
+    except DeskbridgeError as exc:
+        await sc.reply_error(respond, exc)

@@ -1,0 +1,177 @@
+"""The ticket card every chat surface renders: conversation (public vs internal marked), history, time,
+files, links into the PSA and RMM, and the actions a technician may take.
+
+A card for a customer (`audience="customer"`, or any non-technician) leaves out everything internal
+(core/chat/visibility.py `for_customer`). SLA figures come from an `SlaInfo` provider (core/chat/sla_info.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from string import Formatter
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from connectors.base import Capabilities, Feature
+from core import alert_webhooks
+from core.chat.sla_info import SlaInfo
+from core.chat.visibility import for_customer
+from core.connections import ConnectionService
+from core.context import Actor
+from core.ticket_lookup import load_ticket_by_id
+from core.tickets import DEFAULT_CAPABILITIES, TicketService
+from core.views import ConversationItem, ExternalLink, TicketDetail, TicketView, ViewAction
+from store.db import Database
+from store.enums import NOTE_KINDS, EntryKind
+from store.tables import PsaConnection, Workspace
+
+log = logging.getLogger(__name__)
+
+
+class TicketCards:
+    """Builds ticket cards (TicketView) from the ticket service, the PSA connection and the SLA figures."""
+
+    def __init__(self, db: Database, *, tickets: TicketService, connections: ConnectionService,
+                 capabilities: Callable[[str], Capabilities], sla: SlaInfo, clock: Callable[[], datetime]) -> None:
+        self.db = db
+        self.tickets = tickets
+        self.connections = connections
+        self._capabilities = capabilities
+        self.sla = sla
+        self._clock = clock
+        self._url_cache: dict[int, Any] = {}
+
+    async def _connection(self, actor: Actor, connection_id: int | None) -> PsaConnection | None:
+        if connection_id is None:
+            return None
+        async with self.db.read(actor.scope) as session:
+            return await session.get(PsaConnection, connection_id)
+
+    async def psa_url(self, actor: Actor, connection_id: int | None, external_id: str | None) -> str | None:
+        """Deep link into the PSA's own UI (None while the ticket is not yet created there)."""
+        if connection_id is None or not external_id:
+            return None
+        connector = self._url_cache.get(connection_id)
+        try:
+            if connector is None:
+                conn = await self._connection(actor, connection_id)
+                if conn is None:
+                    return None
+                connector = self.connections.build(conn)
+                self._url_cache[connection_id] = connector
+            return str(connector.ticket_url(external_id))
+        except Exception:  # noqa: BLE001 - a link is optional; a broken connector never breaks the card
+            log.warning("ticket_url failed", extra={"connection_id": connection_id}, exc_info=True)
+            return None
+
+    async def caps_for(self, actor: Actor, connection_id: int | None) -> Capabilities:
+        conn = await self._connection(actor, connection_id)
+        return self._capabilities(conn.kind) if conn else DEFAULT_CAPABILITIES
+
+    async def _workspace_settings(self, actor: Actor) -> dict[str, Any]:
+        async with self.db.read(actor.scope) as session:
+            ws = await session.get(Workspace, actor.workspace_id)
+        return dict(ws.settings) if ws else {}
+
+    async def ticket(self, actor: Actor, ref: int | str, *, audience: str = "tech",
+                     notice: str | None = None) -> TicketView:
+        """The ticket card: conversation (public vs internal marked), history, time, files, links, actions."""
+        detail = await self.tickets.get(actor, ref)
+        return await self.ticket_from_detail(actor, detail, audience=audience, notice=notice)
+
+    async def ticket_by_id(self, actor: Actor, ticket_id: int) -> TicketView | None:
+        """The card of a ticket known by its id (events carry ids); None while it has no number yet."""
+        async with self.db.read(actor.scope) as session:
+            ticket = await load_ticket_by_id(session, actor, ticket_id)
+        if ticket.number is None:
+            return None
+        return await self.ticket(actor, ticket.number)
+
+    async def ticket_from_detail(self, actor: Actor, detail: TicketDetail, *, audience: str = "tech",
+                                 notice: str | None = None) -> TicketView:
+        now = self._clock()
+        customer_view = audience == "customer" or not actor.is_member
+        items = [i for i in detail.timeline if not (customer_view and i.is_internal)]
+        conversation = tuple(
+            ConversationItem(author=i.author_name or "someone", body=i.body, at=i.occurred_at,
+                             visibility=i.kind.value.removeprefix("note_"), origin=i.origin,
+                             queued=i.write == "pending", failed=i.failed)
+            for i in items if i.kind in NOTE_KINDS)
+        status_history = tuple(i for i in items if i.kind == EntryKind.STATUS_CHANGE)
+        time_entries = tuple(i for i in items if i.kind == EntryKind.TIME_ENTRY)
+        attachments = tuple(i for i in items if i.kind == EntryKind.ATTACHMENT)
+        s = detail.summary
+        url = await self.psa_url(actor, s.connection_id, detail.external_id)
+        settings = await self._workspace_settings(actor)
+        links = []
+        if url:
+            links.append(ExternalLink(kind="psa", label="Open in PSA", url=url))
+        if detail.device_ref:
+            links.append(ExternalLink(kind="device", label="Device", ref=detail.device_ref,
+                                      url=_template(settings.get("rmm_device_url"), ref=detail.device_ref)))
+        if detail.alert_ref:
+            links.append(ExternalLink(kind="alert", label="Alert", ref=detail.alert_ref,
+                                      url=_template(settings.get("rmm_alert_url"), ref=detail.alert_ref)))
+        if detail.contract_ref and not customer_view:
+            links.append(ExternalLink(kind="contract", label="Contract", ref=detail.contract_ref))
+        runbook = _template(settings.get("runbook_url"), ref=detail.type_name or "",
+                            customer=s.customer_name or "")
+        if runbook and not customer_view:
+            links.append(ExternalLink(kind="runbook", label="Runbook", url=runbook))
+        caps = await self.caps_for(actor, s.connection_id)
+        sla = (await self.sla.remaining(actor.workspace_id, [s.id], now)).get(s.id)
+        actions = () if customer_view else _ticket_actions(actor, detail, caps, links,
+                                                           alert_webhook=alert_webhooks.configured(settings))
+        view = TicketView(
+            detail=detail, now=now, conversation=conversation, status_history=status_history,
+            time_entries=() if customer_view else time_entries, attachments=attachments, links=tuple(links),
+            actions=actions, total_minutes=sum(int(i.data.get("minutes", 0)) for i in time_entries if not i.failed),
+            sla_remaining_s=sla, audience="customer" if customer_view else "tech", notice=notice,
+        )
+        return for_customer(view) if customer_view else view
+
+
+def _template(template: Any, **values: str) -> str | None:
+    """A workspace URL template (core/workspaces.URL_TEMPLATES) filled with URL-encoded values; None when unset,
+    when a placeholder it uses has no value for this ticket, or when it does not give an http(s) URL."""
+    if not isinstance(template, str) or not template:
+        return None
+    try:
+        used = {name for _, name, _, _ in Formatter().parse(template) if name is not None}
+        if any(not values.get(name) for name in used):
+            return None
+        filled = template.format(**{k: quote(v, safe="") for k, v in values.items()})
+    except (KeyError, IndexError, ValueError):
+        return None
+    return filled if urlsplit(filled).scheme in ("https", "http") else None
+
+
+def _ticket_actions(actor: Actor, detail: TicketDetail, caps: Capabilities, links: list[ExternalLink], *,
+                    alert_webhook: bool = False) -> tuple[ViewAction, ...]:
+    s = detail.summary
+    ref = s.ref
+    acts = [ViewAction(action="reply", label="Reply", value=ref, style="primary"),
+            ViewAction(action="note", label="Internal note", value=ref),
+            ViewAction(action="status", label="Change status", value=ref)]
+    # A card drawn for no one in particular (the system actor: dispatch posts, refreshed channel cards) is
+    # seen by every technician there, so it offers "Assign to me"; a technician's own view hides it from
+    # the assignee.
+    if actor.member_id is None or s.assignee_id != actor.member_id:
+        acts.append(ViewAction(action="assign_me", label="Assign to me", value=ref))
+    if caps.has(Feature.TIME_ENTRIES) or s.connection_id is None:
+        acts.append(ViewAction(action="time", label="Add time", value=ref))
+    # Only with an alert webhook to send them to (core/alert_webhooks.py); without one the alert stays a
+    # reference or link on the card: a button that always fails is worse than none.
+    if detail.alert_ref and alert_webhook:
+        acts.append(ViewAction(action="alert_ack", label="Acknowledge alert", value=ref))
+        acts.append(ViewAction(action="alert_resolve", label="Resolve alert", value=ref, style="danger"))
+    for link in links:
+        if link.kind == "psa" and link.url:
+            acts.append(ViewAction(action="open_psa", label="Open in PSA", value=ref, url=link.url))
+        elif link.kind == "device" and link.url:
+            acts.append(ViewAction(action="open_rmm", label="Open device in RMM", value=ref, url=link.url))
+        elif link.kind == "runbook" and link.url:
+            acts.append(ViewAction(action="open_runbook", label="Open runbook", value=ref, url=link.url))
+    return tuple(acts)

@@ -1,0 +1,57 @@
+"""Ticket threads: where each ticket's card was posted, and which ticket a thread belongs to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import select
+
+from core.chat.cache import TTLCache
+from core.chat.models import ThreadPost
+from store.db import Database, Scope
+from store.tables import ChatLink, Ticket
+
+
+class Threads:
+    """The `chat_link` rows: one per ticket card that starts a thread."""
+
+    def __init__(self, db: Database, *, cache: TTLCache) -> None:
+        self.db = db
+        self._cache = cache
+
+    async def record_post(self, workspace_id: int, *, ticket_id: int, platform: str, team_id: str,
+                          channel_id: str, message_ts: str, ref: dict[str, Any] | None = None) -> None:
+        """Remember where a ticket card was posted (its thread)."""
+        async with self.db.write(Scope.workspace(workspace_id)) as session:
+            exists = (await session.exec(select(ChatLink).where(
+                ChatLink.platform == platform, ChatLink.channel_id == channel_id,
+                ChatLink.message_ts == message_ts))).first()
+            if exists is None:
+                session.add(ChatLink(workspace_id=workspace_id, ticket_id=ticket_id, platform=platform,
+                                     team_id=team_id, channel_id=channel_id, message_ts=message_ts,
+                                     conversation_ref=ref or {}))
+
+    async def ticket_for_thread(self, workspace_id: int, platform: str, channel_id: str,
+                                thread_ts: str) -> int | None:
+        """The ticket whose card started this thread, if any."""
+        key = ("thread", workspace_id, platform, channel_id, thread_ts)
+        hit, value = self._cache.get(key)
+        if hit and value is not None:
+            return value  # type: ignore[no-any-return]
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            row = (await session.exec(select(ChatLink.ticket_id).where(
+                ChatLink.platform == platform, ChatLink.channel_id == channel_id,
+                ChatLink.message_ts == thread_ts))).first()
+        if row is not None:
+            self._cache.put(key, row)
+        return row
+
+    async def posts_for_ticket(self, workspace_id: int, ticket_id: int, platform: str) -> list[ThreadPost]:
+        """Every thread of this ticket on a platform (root ts and the ts of the card to update)."""
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            rows = (await session.exec(select(ChatLink, Ticket.customer_id).join(
+                Ticket, Ticket.id == ChatLink.ticket_id).where(  # type: ignore[arg-type]
+                ChatLink.ticket_id == ticket_id, ChatLink.platform == platform).order_by(ChatLink.id))).all()
+        return [ThreadPost(team_id=r.team_id, channel_id=r.channel_id, thread_ts=r.message_ts,
+                           card_ts=str((r.conversation_ref or {}).get("card_ts") or r.message_ts),
+                           customer_id=customer_id) for r, customer_id in rows]

@@ -1,0 +1,217 @@
+"""Forms submitted from chat, messages in a ticket's thread and one-click card actions, written through
+the ticket service (and so queued for the PSA by the outbox)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import select
+
+from core import alert_webhooks
+from core.chat import grammar as c
+from core.chat.files import ChatFile, fetch_file, files_only
+from core.chat.forms import NO_CHANGE
+from core.chat.service import ChatViews
+from core.chat.text import queued, thread_what
+from core.context import Actor
+from core.errors import DeskbridgeError, InvalidInput, PermissionDenied
+from core.outbox.ops import AlertAction, enqueue
+from core.ticket_lookup import load_ticket
+from core.tickets import TicketService
+from core.views import TicketView
+from store.db import Database
+from store.tables import Customer, PsaConnection, Workspace
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """A form or thread write: the updated card and a one-line confirmation ("queued")."""
+
+    view: TicketView
+    confirmation: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadWrite:
+    """What became of a thread message: the card and confirmation if anything was written, and one error
+    per part that was not (a file too large for the PSA, a failed download, a note that was refused)."""
+
+    view: TicketView | None
+    confirmation: str | None
+    problems: tuple[DeskbridgeError, ...] = ()
+
+
+class ChatWrites:
+    """What a chat user writes: submitted forms, thread messages, card actions."""
+
+    def __init__(self, db: Database, *, views: ChatViews, tickets: TicketService) -> None:
+        self.db = db
+        self.views = views
+        self.tickets = tickets
+
+    async def submit(self, actor: Actor, form: str, values: dict[str, str], *,
+                     ticket_ref: str | None = None, audience: str = "tech", source: str | None = None) -> Submitted:
+        """Apply a submitted form (new_ticket, reply, status, time); the write is queued for the PSA.
+        `source` is the chat thread the form was opened from (its notes are not echoed there)."""
+        if form == "new_ticket":
+            detail = await self.tickets.create(
+                actor, subject=values.get("subject", ""), description=values.get("description", ""),
+                customer_id=_form_id(values.get("customer"), "customer"), contact_email=values.get("contact") or None,
+                priority=values.get("priority") or "medium", board_external_id=values.get("board") or None,
+                type_external_id=values.get("type") or None, type_name=values.get("type") or None)
+            return Submitted(await self.views.ticket_from_detail(actor, detail, audience=audience),
+                             queued("Ticket", detail.summary.connection_id))
+        if ticket_ref is None:
+            raise InvalidInput("That form lost its ticket.", hint="Open the ticket again and retry.")
+        if form == "reply":
+            status = values.get("status") or None
+            status = None if status == NO_CHANGE else status
+            vis = values.get("visibility") or "internal"
+            detail = await self.tickets.comment(actor, ticket_ref, values.get("text", ""), visibility=vis, source=source,
+                                                status=status)
+            what = "Public reply" if vis == "public" else f"{vis.capitalize()} note"
+            if status:
+                what += f" and status → {detail.summary.status_name}"
+        elif form == "status":
+            text = (values.get("text") or "").strip()
+            if text:
+                detail = await self.tickets.comment(actor, ticket_ref, text, status=values.get("status"), source=source,
+                                                    visibility=values.get("visibility") or "public")
+                what = f"Status → {detail.summary.status_name} with a {values.get('visibility') or 'public'} reply"
+            else:
+                detail = await self.tickets.change_status(actor, ticket_ref, values.get("status") or "")
+                what = f"Status → {detail.summary.status_name}"
+        elif form == "time":
+            minutes = c.parse_minutes(values.get("minutes") or "")
+            detail = await self.tickets.log_time(actor, ticket_ref, minutes, notes=values.get("notes", ""),
+                                                 billable=str(values.get("billable", "true")).lower()
+                                                 in ("true", "on", "1", "yes", "billable"))
+            what = f"{minutes} min logged"
+        else:
+            raise InvalidInput(f"Unknown form '{form}'.")
+        return Submitted(await self.views.ticket_from_detail(actor, detail, audience=audience),
+                         queued(what, detail.summary.connection_id))
+
+    async def thread_message(self, actor: Actor, ticket_id: int, text: str,
+                             files: Sequence[ChatFile] = (), *, customer_reads: bool = False,
+                             source: str | None = None) -> ThreadWrite | None:
+        """A technician's message in a ticket's thread: internal note by default, `!public` for a reply,
+        `!time 30m …` for time; each file in it becomes an attachment.
+
+        None when the message is not for the ticket: not from a technician (only technicians' thread
+        messages are written; customers talk in shared threads too), `!skip` chatter, or nothing in it.
+        Nothing is downloaded before that is decided. Each part is written on its own, so a refused file
+        never loses the text or the other files; a text-only message that cannot be written raises.
+        """
+        if not actor.is_member:
+            return None
+        problems: list[DeskbridgeError] = []
+        defaulted = False
+        try:
+            reply = c.parse_thread_message(text, default="public" if customer_reads else "internal")
+            plain = c.parse_thread_message(text) if customer_reads else reply
+            # Public only because the customer read it in chat already: no PSA e-mail repeating it to them.
+            defaulted = reply is not None and plain is not None and reply.visibility != plain.visibility
+        except DeskbridgeError as exc:
+            if not files:
+                raise
+            reply = None
+            problems.append(exc)
+        else:
+            if reply is None and not (files and files_only(text)):
+                return None
+        number = f"id:{ticket_id}"  # also a ticket whose PSA create is still queued (the outbox keeps the order)
+        detail, what = None, None
+        if reply is not None:
+            try:
+                if reply.minutes is not None:
+                    detail = await self.tickets.log_time(actor, number, reply.minutes, notes=reply.text)
+                    what = f"Logged {reply.minutes} min"
+                else:
+                    detail = await self.tickets.comment(actor, number, reply.text, visibility=reply.visibility,
+                                                        source=source, email_contact=False if defaulted else None)
+                    what = "Public reply (the customer sees it)" if reply.visibility == "public" else "Internal note"
+            except DeskbridgeError as exc:
+                if not files:
+                    raise
+                problems.append(exc)
+        attached = 0
+        if files:
+            limit = await self.tickets.attachment_limit(actor, number)
+            # A file is as public as where it was shared: a thread the customer reads, or a public reply.
+            first = (text.strip().split() or [""])[0].lower()
+            public = customer_reads or first in c.PUBLIC_MARKERS or (reply is not None and reply.visibility == "public")
+            shown = "public" if public else "internal"
+            for f in files:
+                try:
+                    content = await fetch_file(f, limit)
+                    detail = await self.tickets.attach(actor, number, filename=f.name, content=content,
+                                                       content_type=f.content_type or "application/octet-stream",
+                                                       visibility=shown)
+                    attached += 1
+                except DeskbridgeError as exc:
+                    problems.append(exc)
+        if detail is None:
+            return ThreadWrite(None, None, tuple(problems))
+        return ThreadWrite(await self.views.ticket_from_detail(actor, detail),
+                           queued(thread_what(what, attached), detail.summary.connection_id), tuple(problems))
+
+    async def action(self, actor: Actor, action: str, ref: str) -> Submitted:
+        """One-click card actions: assign_me, alert_ack, alert_resolve."""
+        if action == "assign_me":
+            if actor.member_id is None:
+                raise PermissionDenied("You are not linked to a technician.", hint="Run /deskbridge link first.")
+            detail = await self.tickets.assign(actor, ref, actor.member_id)
+            return Submitted(await self.views.ticket_from_detail(actor, detail),
+                             queued("Assigned to you", detail.summary.connection_id))
+        if action in ("alert_ack", "alert_resolve"):
+            if not actor.is_member:
+                raise PermissionDenied("Only technicians can act on alerts.")
+            verb = "acknowledge" if action == "alert_ack" else "resolve"
+            async with self.db.write(actor.scope) as session:
+                ws = await session.get(Workspace, actor.workspace_id)
+                if not alert_webhooks.configured(ws.settings if ws else None):
+                    raise InvalidInput(f"Alert actions are not set up here, so the alert was not {verb}d.",
+                                       hint="Handle the alert in your RMM. An admin can connect Deskbridge to it "
+                                            "with `deskbridge rmm set-webhook`.")
+                ticket = await load_ticket(session, actor, ref)
+                if not ticket.alert_ref:
+                    raise InvalidInput("This ticket has no linked alert.")
+                # Delivered through the outbox (retries, audit, dead letters), which files ops under a PSA
+                # connection: the ticket's, else the workspace's default.
+                connection_id = ticket.connection_id or await _default_connection_id(session)
+                if connection_id is None:
+                    raise InvalidInput("Alert actions need a PSA connection in this workspace; nothing was sent.",
+                                       hint="Handle the alert in your RMM, or add a connection with "
+                                            "`deskbridge connection add`.")
+                customer = await session.get(Customer, ticket.customer_id) if ticket.customer_id else None
+                enqueue(session, workspace_id=actor.workspace_id, connection_id=connection_id,
+                        payload=AlertAction(action=verb, alert_ref=ticket.alert_ref,  # type: ignore[arg-type]
+                                            device_ref=ticket.device_ref, ticket_number=ticket.number,
+                                            customer=customer.identifier if customer else None,
+                                            actor=actor.display),
+                        ticket_id=ticket.id, actor=actor.display)
+            view = await self.views.ticket(actor, ref)
+            return Submitted(view, f"Alert {verb} queued for your RMM's alert webhook. If it fails, "
+                                   "`/deskbridge outbox` shows why.")
+        raise InvalidInput(f"Unknown action '{action}'.")
+
+
+def _form_id(value: str | None, field: str) -> int | None:
+    """An id a form's dropdown sent back; anything else (a crafted payload) is a field error, not a crash."""
+    if not value:
+        return None
+    v = value.strip()
+    if not (v.isascii() and v.isdigit() and len(v) <= 9):
+        raise InvalidInput(f"That {field} choice was not understood.", hint=f"Pick the {field} from the list again.",
+                           field=field)
+    return int(v)
+
+
+async def _default_connection_id(session: Any) -> int | None:
+    row = (await session.exec(select(PsaConnection.id).where(PsaConnection.is_default == sa.true(),
+                                                             PsaConnection.enabled == sa.true()))).first()
+    return int(row) if row is not None else None
