@@ -93,3 +93,21 @@ class AlertReceipt(WorkspaceOwned, table=True):
     ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
     received_at: datetime = created_field()
     applied_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class MailReceipt(WorkspaceOwned, table=True):
+    """Every e-mail taken from a mailbox, once (unique Message-ID per workspace), with what became of it;
+    the raw message is kept (size-capped) so a parse can be replayed."""
+
+    __tablename__ = "mail_receipt"
+    __table_args__ = (sa.UniqueConstraint("workspace_id", "message_id", name="uq_mail_receipt"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(max_length=255)
+    sender: str = Field(max_length=254)
+    subject: str = Field(default="", max_length=255)
+    outcome: str = Field(max_length=16)  # created, replied, ignored, triage
+    reason: str | None = Field(default=None, max_length=200)
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
+    raw: bytes = Field(default=b"", sa_type=sa.LargeBinary)
+    received_at: datetime = created_field()
