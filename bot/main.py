@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.settings import Settings
 from connectors.alert_webhook import AlertWebhookClient
 from connectors.halopsa.budget import RequestBudgets
+from connectors.mail import build_reader as build_mail_reader
 from connectors.registry import Registry
 from connectors.rmm import PARSERS as ALERT_PARSERS
 from connectors.rmm import datto
@@ -30,6 +31,8 @@ from core.context import Actor
 from core.errors import Conflict, NotFound
 from core.idempotency import IdempotencyService
 from core.intake.alerts import AlertIntake
+from core.intake.mail import MailIntake
+from core.intake.mailbox import MailboxService
 from core.intake.sources import AlertSourceService
 from core.notify import FanoutNotifier
 from core.outbox.admin import OutboxAdmin
@@ -82,6 +85,7 @@ class Deskbridge:
     alert_webhooks: AlertWebhookService  # acknowledge/resolve RMM alerts through the MSP's own webhook
     alert_sources: AlertSourceService  # alert intake: sources, secrets, customer mapping rules, triage
     alert_intake: AlertIntake  # POST /webhooks/alerts/{key}: alerts become tickets (core/intake)
+    mailboxes: MailboxService  # the support mailbox (IMAP or Graph), polled each minute into MailIntake
     sync: SyncService  # ticket sync, picklists, reconcile, webhooks, mappings
     sla: SlaService  # clocks and figures
     sla_config: SlaConfigService  # calendars and policies
@@ -167,6 +171,8 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     chat = ChatService(db, cipher=cipher, workspaces=workspaces, directory=directory)
     alert_sources = AlertSourceService(db, cipher=cipher)
     alert_intake = AlertIntake(db, sources=alert_sources, tickets=tickets, parsers=ALERT_PARSERS)
+    mailboxes = MailboxService(db, cipher=cipher, intake=MailIntake(db, tickets=tickets),
+                               readers=lambda kind, config: build_mail_reader(kind, config, transport=transport))
     chat_views = ChatViews(db, tickets=tickets, connections=connections, capabilities=registry.capabilities, sla=sla)
     container = Deskbridge(
         settings=settings,
@@ -187,6 +193,7 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         alert_webhooks=alert_webhooks,
         alert_sources=alert_sources,
         alert_intake=alert_intake,
+        mailboxes=mailboxes,
         alert_templates={"datto-trigger": datto.TRIGGER_TEMPLATE, "datto-resolve": datto.RESOLVE_TEMPLATE},
         sync=SyncService(SyncEngine(db, connections, notifier, instance_id=settings.instance_id)),
         sla=sla,

@@ -6,6 +6,9 @@ A secret is printed only by `add-source` and `rotate-secret`; nothing else shows
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 
 from bot.cli.common import WORKSPACE, fail, run, run_in
@@ -115,3 +118,72 @@ def template(name: str = typer.Argument(..., help="datto-trigger or datto-resolv
 
 async def _templates(c: Deskbridge) -> dict[str, str]:
     return dict(c.alert_templates)
+
+
+# ---------------------------------------------------------------- mail
+
+MAIL_SECRET_ENV = "DESKBRIDGE_MAIL_SECRET"  # noqa: S105 - the variable's name
+
+
+def _mail_secret(from_stdin: bool) -> str:
+    """The mailbox password or client secret: stdin or the environment, never the command line."""
+    value = sys.stdin.readline().strip() if from_stdin else os.environ.get(MAIL_SECRET_ENV, "").strip()
+    if not value:
+        raise fail("No password or client secret given.",
+                   f"Pipe it in with --secret-stdin, or set {MAIL_SECRET_ENV}.")
+    return value
+
+
+@app.command("mail-set")
+def mail_set(
+    kind: str = typer.Argument(..., help="imap or graph"),
+    host: str = typer.Option("", help="IMAP host"),
+    port: int = typer.Option(993, help="IMAP port"),
+    username: str = typer.Option("", help="IMAP user name"),
+    no_tls: bool = typer.Option(False, "--no-tls", help="Plain IMAP (only for a local test server)"),
+    mailbox: str = typer.Option("", help="Graph: the mailbox address (e.g. help@msp.example)"),
+    tenant: str = typer.Option("", help="Graph: the Entra tenant id"),
+    client_id: str = typer.Option("", help="Graph: the app's client id"),
+    graph_url: str = typer.Option("", help="Graph: API base (default Microsoft's)"),
+    login_url: str = typer.Option("", help="Graph: login base (default Microsoft's)"),
+    own: list[str] = typer.Option([], help="Our own sender addresses (never ingested); repeatable"),
+    secret_stdin: bool = typer.Option(False, "--secret-stdin", help=f"Read the password/secret from stdin "
+                                      f"(else {MAIL_SECRET_ENV})"),
+    workspace: str | None = WORKSPACE,
+) -> None:
+    """Set the support mailbox; it is read once to check it before anything is saved (secret encrypted)."""
+    secret = _mail_secret(secret_stdin)
+    if kind == "imap":
+        config: dict[str, object] = {"host": host, "port": port, "username": username, "password": secret,
+                                     "tls": not no_tls}
+    else:
+        config = {"mailbox": mailbox, "tenant": tenant, "client_id": client_id, "client_secret": secret}
+        config.update({k: v for k, v in (("graph_url", graph_url), ("login_url", login_url)) if v})
+    display = run_in(workspace, lambda c, ws: c.mailboxes.configure(ws, kind, config, own_addresses=tuple(own)))
+    typer.echo(f"Mailbox {display} ({kind}) is read each minute; new mail becomes tickets.")
+
+
+@app.command("mail-test")
+def mail_test(workspace: str | None = WORKSPACE) -> None:
+    """Read the configured mailbox once (nothing is taken) and say whether it works."""
+    display = run_in(workspace, lambda c, ws: c.mailboxes.test(ws))
+    typer.echo(f"Mailbox {display} can be read.")
+
+
+@app.command("mail-poll")
+def mail_poll(workspace: str | None = WORKSPACE) -> None:
+    """Take new mail now (what the scheduler does each minute)."""
+    result = run_in(workspace, lambda c, ws: c.mailboxes.poll(ws))
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(result.outcomes.items())) or "no new mail"
+    typer.echo(f"{result.taken} message(s): {counts}.")
+
+
+@app.command("mail-psa-handles")
+def mail_psa_handles(value: str = typer.Argument(..., help="on: the PSA's own mail connector takes the mail "
+                                                 "(Deskbridge stops polling); off: Deskbridge polls"),
+                     workspace: str | None = WORKSPACE) -> None:
+    """Say whether the PSA is the mail system of record, so mail is never ingested twice."""
+    if value not in ("on", "off"):
+        raise fail(f"'{value}' is not on or off.", "Use on or off.")
+    run_in(workspace, lambda c, ws: c.mailboxes.set_psa_handles_mail(ws, value == "on"))
+    typer.echo("Deskbridge no longer polls the mailbox." if value == "on" else "Deskbridge polls the mailbox again.")

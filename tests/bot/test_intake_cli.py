@@ -40,3 +40,34 @@ def test_sources_secrets_settings_mappings_and_templates(env):
     assert "Triage is empty" in ok("intake", "triage")
     assert '"dedup_key": "datto:[alert_uid]"' in ok("intake", "template", "datto-trigger")
     assert '"event_action": "resolve"' in ok("intake", "template", "datto-resolve")
+
+
+def test_mail_set_checks_first_polls_and_switches_off(env, monkeypatch):
+    import asyncio
+    import threading
+
+    from tests.core.intake.test_mail import message
+    from tests.fakes.imap_server import FakeImap
+
+    server, loop = FakeImap(), asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    asyncio.run_coroutine_threadsafe(server.start(), loop).result(5)
+    try:
+        ok("workspace", "list")  # bootstraps the default workspace
+        base = ["intake", "mail-set", "imap", "--host", "127.0.0.1", "--port", str(server.port), "--username",
+                server.username, "--no-tls", "--secret-stdin"]
+        bad = runner.invoke(app, base, input="wrong\n")
+        assert bad.exit_code == 1 and "refused the login" in bad.output and "wrong" not in bad.output
+        bad = runner.invoke(app, ["intake", "mail-test"])
+        assert bad.exit_code == 1 and "No mailbox is configured" in bad.output
+        assert runner.invoke(app, base, input=server.password + "\n").exit_code == 0
+        assert "can be read" in ok("intake", "mail-test")
+        server.deliver(message(sender="nobody@unknown.example"))
+        server.deliver(message(mid="<x2@x>", Auto_Submitted="auto-replied"))
+        assert "2 message(s): 1 ignored, 1 triage." in ok("intake", "mail-poll")
+        assert "no longer polls" in ok("intake", "mail-psa-handles", "on")
+        server.deliver(message(mid="<x3@x>"))
+        assert "0 message(s): no new mail." in ok("intake", "mail-poll")
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
