@@ -16,7 +16,7 @@ import asyncio
 import logging
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +36,12 @@ from store.tables.base import WorkspaceOwned
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+COMMIT_TOPICS = "commit_topics"  # session.info key: topics whose listeners run after this write commits
+
+
+def mark_commit(session: Any, topic: str) -> None:
+    """Have `Database.listen(topic, …)` listeners called once this write transaction has committed."""
+    session.info.setdefault(COMMIT_TOPICS, set()).add(topic)
 
 
 class ScopeError(RuntimeError):
@@ -190,6 +196,7 @@ class Database:
         # SQLite has one writer: writers of this process queue here, in order, instead of polling SQLite's
         # busy handler (which sleeps up to 100 ms per try, so under load some waited past busy_timeout).
         self._write_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._listeners: dict[str, list[Callable[[], None]]] = {}
         if self.is_sqlite:
             self._write_locks = weakref.WeakKeyDictionary()
             self._write_engine = _sqlite_engine(aurl, immediate=True, echo=echo)
@@ -234,6 +241,19 @@ class Database:
         finally:
             if lock is not None:
                 lock.release()
+        for topic in session.info.get(COMMIT_TOPICS, ()):  # reached only after a commit
+            for fn in list(self._listeners.get(topic, ())):
+                fn()
+
+    def listen(self, topic: str, fn: Callable[[], None]) -> None:
+        """Call `fn` (in this process, synchronously) after each commit of a write that marked `topic` with
+        `mark_commit(session, topic)`, e.g. the outbox worker polls at once when an op was enqueued."""
+        self._listeners.setdefault(topic, []).append(fn)
+
+    def unlisten(self, topic: str, fn: Callable[[], None]) -> None:
+        fns = self._listeners.get(topic, [])
+        if fn in fns:
+            fns.remove(fn)
 
     async def _write_turn(self) -> asyncio.Lock | None:
         """SQLite: wait for this process's writers ahead of us (FIFO). Past busy_timeout we go on without the

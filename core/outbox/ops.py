@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from store.db import mark_commit
 from store.enums import OutboxStatus
 from store.tables import OutboxOp
 
@@ -112,6 +113,9 @@ def parse_payload(data: dict[str, object]) -> CreateTicket | UpdateTicket | AddN
     return _Envelope.model_validate({"payload": data}).payload
 
 
+OUTBOX_TOPIC = "outbox"  # Database.listen topic: an op was enqueued and committed
+
+
 def new_marker() -> str:
     """A dedupe marker: 32 hex chars, fits every PSA's marker field."""
     return uuid.uuid4().hex
@@ -143,4 +147,5 @@ def enqueue(
         max_attempts=max_attempts,
     )
     session.add(op)
+    mark_commit(session, OUTBOX_TOPIC)  # a worker of this process polls as soon as the transaction commits
     return op

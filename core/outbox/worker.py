@@ -45,7 +45,7 @@ from core.outbox.delivery import (
     request_summary,
 )
 from core.outbox.journal import LeaseLost, OpJournal
-from core.outbox.ops import OpKind
+from core.outbox.ops import OUTBOX_TOPIC, OpKind
 from core.outbox.queries import Claim
 from core.outbox.ratelimit import BudgetExhausted, ConnectionBudget, limits_for
 from core.outbox.recorder import AttemptResult, record
@@ -122,6 +122,7 @@ class OutboxWorker:
         inflight: set[asyncio.Task[None]] = set()
         log.info("outbox worker started", extra={"worker": self.name, "slots": self.config.concurrency})
         idle = IDLE_MIN
+        self.db.listen(OUTBOX_TOPIC, self.wake)  # an op enqueued in this process: claim it now, not at the next poll
         try:
             while not self._stopping.is_set():
                 free = self.config.concurrency - len(inflight)
@@ -148,6 +149,7 @@ class OutboxWorker:
                     w.cancel()
                 idle = min(idle * 2, self.config.poll_seconds)
         finally:
+            self.db.unlisten(OUTBOX_TOPIC, self.wake)
             if inflight:
                 _, pending = await asyncio.wait(inflight, timeout=self.config.grace_seconds)
                 for t in pending:
