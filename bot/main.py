@@ -236,7 +236,7 @@ def connector_options(settings: Settings, db: Database, cipher: CredentialCipher
     every instance shares (a new Halo token may invalidate the old one) and this process's request budget
     per tenant (sync, outbox and webhooks' re-reads draw on one budget)."""
     timeout = settings.psa_request_timeout_seconds
-    return {"connectwise": {"timeout": timeout},
+    return {"connectwise": {"timeout": timeout}, "autotask": {"timeout": timeout},
             "halopsa": {"timeout": timeout, "budgets": RequestBudgets(),
                         "token_cache": DatabaseTokenCache(db, cipher, holder=settings.instance_id)}}
 
