@@ -49,6 +49,10 @@ class Registry:
     def capabilities(self, kind: str) -> Capabilities:
         return connector_class(kind).CAPABILITIES  # type: ignore[no-any-return]
 
+    def admin_notes(self, kind: str) -> tuple[str, ...]:
+        """What the MSP must configure in this PSA for Deskbridge to work as expected (connector's words)."""
+        return tuple(getattr(connector_class(kind), "ADMIN_NOTES", ()))
+
     async def check(self, kind: str, settings: Mapping[str, Any], credentials: Mapping[str, Any]) -> AccountInfo:
         """Check credentials with a throwaway connector (before a connection is saved)."""
         connector = self.build(ConnectionConfig(connection_id=0, workspace_id=0, kind=kind, settings=settings,
