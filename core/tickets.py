@@ -150,6 +150,7 @@ class TicketService:
             payload=payload,  # type: ignore[arg-type]
             ticket_id=ticket.id,
             actor=actor.display,
+            author_member_id=actor.member_id,
             timeline_entry_id=entry.id if entry else None,
             marker=marker,
         )
