@@ -21,9 +21,10 @@ console: $(STAMP)  ## the terminal surface
 test: $(STAMP)  ## the whole suite (SQLite; PostgreSQL too when DESKBRIDGE_TEST_DATABASE_URL is set)
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff, the import-linter layer contracts, mypy
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core.chat.bindings import Bindings
 from core.chat.cache import TTLCache
@@ -51,7 +51,7 @@ class Identities:
         key = ("member", workspace_id, user.platform, user.home_team, user.user_id)
         hit, value = self._cache.get(key)
         if hit:
-            return value  # type: ignore[no-any-return]
+            return value
         member = await self.directory.member_for_chat_user(workspace_id, platform=user.platform,
                                                            team_id=user.home_team, user_id=user.user_id)
         self._cache.put(key, member)
@@ -97,7 +97,7 @@ class Identities:
                                                             MemberChatIdentity.platform == platform)
             if team_id is not None:
                 stmt = stmt.where(MemberChatIdentity.team_id == team_id)
-            return (await session.exec(stmt.order_by(MemberChatIdentity.id))).first()
+            return (await session.exec(stmt.order_by(col(MemberChatIdentity.id)))).first()
 
     async def has_admin(self, workspace_id: int) -> bool:
         """Whether the workspace has an active Deskbridge admin (a technician marked admin); cached briefly."""
