@@ -3,6 +3,7 @@ database first (core/scheduling.py), so with several instances every tick runs e
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,8 @@ def claimed(container: Deskbridge, name: str, every: timedelta, body: JobBody) -
             return
         try:
             await body()
+        except asyncio.CancelledError:  # shutdown (Ctrl-C) mid-job: one line, not a traceback from the scheduler
+            log.info("scheduled job stopped by shutdown", extra={"job": name})
         except Exception:
             log.exception("scheduled job failed", extra={"job": name})
         finally:
@@ -56,6 +59,9 @@ def build_scheduler(container: Deskbridge) -> AsyncIOScheduler:
     add_job(scheduler, container, "housekeeping", timedelta(hours=1), housekeeping)
     # SLA clocks and threshold warnings, each minute
     add_job(scheduler, container, "sla_monitor", timedelta(minutes=1), container.sla_monitor.sweep)
+    # Intake: new mail of every configured mailbox; alert events a crashed processor left half applied
+    add_job(scheduler, container, "mail_poll", timedelta(minutes=1), container.mailboxes.poll_all)
+    add_job(scheduler, container, "alert_sweep", timedelta(minutes=1), container.alert_intake.sweep)
     register_sync(scheduler, container)
     return scheduler
 

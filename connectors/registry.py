@@ -15,6 +15,7 @@ _CONNECTORS: dict[str, str] = {
     "sandbox": "connectors.sandbox.connector:SandboxConnector",
     "connectwise": "connectors.connectwise.connector:ConnectWiseConnector",
     "halopsa": "connectors.halopsa.connector:HaloPsaConnector",
+    "autotask": "connectors.autotask.connector:AutotaskConnector",
 }
 
 

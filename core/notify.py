@@ -75,6 +75,7 @@ class SlaWarningEvent(DomainEvent):
     metric: str  # first_response | resolution
     threshold: int  # percent of the target used (e.g. 75, 90, 100 = breached)
     remaining_s: float
+    used_pct: float | None = None  # the share actually used when posted (>= threshold; 100 once breached)
     due_at: datetime | None
     customer_id: int | None = None
     subject: str = ""

@@ -12,13 +12,14 @@ import functools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col
 
+from core import ticket_refs
 from core.context import Actor
 from core.errors import InvalidFilter
 from core.ticket_lookup import MAX_ID, summary_from
@@ -84,7 +85,7 @@ def _sort_columns(sort: QueueSort) -> list[tuple[Any, bool]]:
 _ROW_COLUMNS = tuple(col(c) for c in (
     Ticket.id, Ticket.number, Ticket.subject, Ticket.customer_id, Ticket.priority, Ticket.priority_rank,
     Ticket.stage, Ticket.psa_status_name, Ticket.assignee_member_id, Ticket.created_at, Ticket.updated_at,
-    Ticket.connection_id))
+    Ticket.connection_id, Ticket.external_id))
 
 
 def _encode_cursor(sort: QueueSort, values: Sequence[Any]) -> str:
@@ -102,11 +103,27 @@ def _decode_cursor(cursor: str, sort: QueueSort) -> list[Any]:
             raise ValueError
         values: list[Any] = []
         for (col, _), v in zip(cols, raw[1:], strict=True):
-            values.append(datetime.fromisoformat(v) if col.key in ("created_at", "updated_at") else int(v))
+            if col.key in ("created_at", "updated_at"):
+                when = datetime.fromisoformat(v)
+                if when.tzinfo is None:  # we only ever write aware instants: this one was made by hand
+                    raise ValueError
+                values.append(when.astimezone(UTC))  # OverflowError at the calendar's edges: refused too
+            elif isinstance(v, int) and not isinstance(v, bool) and -MAX_ID <= v <= MAX_ID:
+                values.append(v)
+            else:  # ids and ranks are 32-bit integers; anything else was not written by us
+                raise ValueError
         return values
-    except (ValueError, TypeError, IndexError, KeyError, binascii.Error, json.JSONDecodeError) as exc:
+    except (ValueError, TypeError, IndexError, KeyError, OverflowError, binascii.Error, json.JSONDecodeError) as exc:
         raise InvalidFilter("That page link is invalid or from a different sort order.",
                             hint="Start again from the first page.") from exc
+
+
+def _ago(now: datetime, age: timedelta) -> datetime:
+    """`now - age`, held at the earliest representable instant for ages longer than the calendar (999999w)."""
+    try:
+        return now - age
+    except OverflowError:
+        return datetime(1, 1, 2, tzinfo=UTC)
 
 
 def _escape_like(text: str) -> str:
@@ -196,16 +213,16 @@ class QueueService:
             params["priorities"] = [p.value for p in f.priorities]
         now = self._clock()
         if f.min_age is not None:
-            params["created_max"] = now - f.min_age
+            params["created_max"] = _ago(now, f.min_age)
         if f.max_age is not None:
-            params["created_min"] = now - f.max_age
+            params["created_min"] = _ago(now, f.max_age)
         if f.ticket_ids is not None:
             params["ticket_ids"] = list(f.ticket_ids) or [-1]
         text = f.text.replace("\x00", "").strip()[:MAX_TEXT_CHARS] if f.text else ""
         if text:
             params["pattern"] = f"%{_escape_like(text.lower())}%"
             digits = text.lstrip("#")
-            if digits.isdigit() and 0 < int(digits) <= MAX_ID:
+            if digits.isascii() and digits.isdigit() and 0 < int(digits) <= MAX_ID:  # '²'.isdigit() but int() refuses
                 params["number"] = int(digits)
         shape = (denied, frozenset(params), f.assignee == UNASSIGNED, bool(f.stages) or f.include_closed,
                  f.sort, keyset)
@@ -228,8 +245,10 @@ class QueueService:
                 base, base_params = self._statement(actor, f)
                 count = base.with_only_columns(sa.func.count(col(Ticket.id))).order_by(None).limit(None)
                 total = (await session.execute(count, base_params)).scalar_one()
+            prefixes = await ticket_refs.prefixes(session, actor.workspace_id)
         page, more = rows[:limit], len(rows) > limit
-        items = tuple(summary_from(r, r.customer_name, r.member_name) for r in page)  # type: ignore[arg-type]
+        items = tuple(summary_from(r, r.customer_name, r.member_name, prefixes)  # type: ignore[arg-type]
+                      for r in page)
         next_cursor = None
         if more and page:
             last = page[-1]

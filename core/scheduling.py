@@ -77,6 +77,13 @@ async def mark_event_processed(db: Database, source: str, event_id: str, workspa
         return (await session.execute(stmt.returning(ProcessedEvent.id))).first() is not None
 
 
+async def forget_event(db: Database, source: str, event_id: str) -> None:
+    """Undo `mark_event_processed` for work that was refused (so a corrected retry is taken)."""
+    async with db.write(Scope.system_wide()) as session:
+        await session.execute(sa.delete(ProcessedEvent).where(col(ProcessedEvent.source) == source[:64],
+                                                              col(ProcessedEvent.event_id) == event_id[:200]))
+
+
 async def prune(db: Database, now: datetime, *, events_older_than: timedelta = timedelta(days=7),
                 ticks_older_than: timedelta = timedelta(days=2)) -> dict[str, int]:
     """Housekeeping: drop old processed-event ids and tick rows."""

@@ -7,7 +7,7 @@ transaction, so nothing is half-written and no PSA write is lost. Nothing here c
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,7 +29,7 @@ from core.outbox.ops import (
     enqueue,
     new_marker,
 )
-from core.status import parse_priority, psa_priority_for, resolve_status
+from core.status import ResolvedStatus, parse_priority, psa_priority_for, resolve_status
 from core.ticket_lookup import build_detail, load_ticket
 from core.views import TicketDetail, TimelineItem
 from store.db import Database
@@ -52,6 +52,7 @@ MAX_DESCRIPTION_CHARS = 100_000
 MAX_NOTE_CHARS = 30_000
 MAX_TIME_MINUTES = 24 * 60
 STANDALONE_MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
+KEEP: Any = object()  # update(): leave the assignee as it is
 DEFAULT_CAPABILITIES = Capabilities(
     features=frozenset({Feature.RESOLUTION_NOTES, Feature.TIME_ENTRIES, Feature.ATTACHMENTS, Feature.ASSIGNMENT}),
     max_attachment_bytes=STANDALONE_MAX_ATTACHMENT_BYTES,
@@ -208,9 +209,18 @@ class TicketService:
         type_external_id: str | None = None,
         alert_ref: str | None = None,
         device_ref: str | None = None,
+        extra_fields: Mapping[str, str] | None = None,
     ) -> TicketDetail:
         """Create a ticket: numbered locally when standalone, queued for the PSA when PSA-backed. Everything
-        the PSA requires is checked first (core/create_fields.py): a create is never accepted to go dead."""
+        the PSA requires is checked first (core/create_fields.py): a create is never accepted to go dead.
+        `extra_fields`: values for fields the chosen board makes mandatory that a ticket has no place for
+        (by the PSA's field name); only the chosen board's are sent."""
+        extras = {str(k).strip(): str(v).strip() for k, v in (extra_fields or {}).items()
+                  if str(k).strip() and str(v).strip()}
+        for name, value in extras.items():
+            if len(name) > 100 or len(value) > 1000:
+                raise InvalidInput(f"'{name[:40]}' is too long for the PSA.", hint="Shorten it and try again.",
+                                   field=f"custom:{name[:40]}")
         self._require_member(actor, "create tickets here") if actor.origin != Origin.API else None
         prio = parse_priority(priority)
         if actor.customer_scope_id is not None:
@@ -227,7 +237,8 @@ class TicketService:
             desc = _clean_text(description, field="description", limit=MAX_DESCRIPTION_CHARS, required=False)
             customer = await session.get(Customer, customer_id) if customer_id is not None else None
             if customer_id is not None and customer is None:
-                raise NotFound(f"Customer {customer_id} was not found.", hint="List customers with /deskbridge customers.")
+                raise NotFound(f"Customer {customer_id} was not found.",
+                               hint="Pick one from the customer list (API: GET /customers; chat: /deskbridge customers).")
             if customer is not None and not customer.active:
                 raise InvalidInput(f"Customer {customer.name} is inactive, so it cannot get new tickets.",
                                    hint="Pick an active customer, or reactivate this one in the PSA.", field="customer")
@@ -251,6 +262,7 @@ class TicketService:
                 given = {name for name, value in (("company_external_id", customer), ("contact_external_id", contact),
                                                   ("owner_external_id", assignee), ("description", desc),
                                                   ("priority_external_id", psa_prio)) if value}
+                given |= {f"custom:{name}" for name in extras}
                 target = await create_fields.resolve(session, conn, caps, board=board_external_id,
                                                      type_external_id=type_external_id, type_name=type_name,
                                                      given=frozenset(given))
@@ -297,6 +309,8 @@ class TicketService:
                         type_external_id=target.type_external_id if target else None,
                         priority_external_id=psa_prio[0] if psa_prio else None,
                         owner_external_id=assignee.external_id if assignee else None,
+                        extra_fields={k: v for k, v in extras.items()
+                                      if target is not None and f"custom:{k}" in target.requires},
                     ),
                     marker=ticket.marker,
                 )
@@ -328,16 +342,61 @@ class TicketService:
 
     async def change_status(self, actor: Actor, ref: int | str, status: str) -> TicketDetail:
         """Move a ticket to a status valid on its board (a PSA status name or a stage)."""
-        self._require_member(actor, "change a ticket's status")
+        return await self.update(actor, ref, status=status)
+
+    async def change_priority(self, actor: Actor, ref: int | str, priority: Priority | str) -> TicketDetail:
+        return await self.update(actor, ref, priority=priority)
+
+    async def assign(self, actor: Actor, ref: int | str, member_id: int | None) -> TicketDetail:
+        """Assign to a technician, or unassign with None (a standalone ticket's change is announced at once)."""
+        return await self.update(actor, ref, assignee_member_id=member_id)
+
+    async def update(self, actor: Actor, ref: int | str, *, status: str | None = None,
+                     priority: Priority | str | None = None, assignee_member_id: int | None | object = KEEP,
+                     ) -> TicketDetail:
+        """Change status, priority and/or assignee all or nothing: every value is checked before anything is
+        changed, then the row, one timeline entry per change and their outbox ops are written in one
+        transaction. A standalone ticket's reassignment is announced after the commit."""
+        if status is not None or priority is not None:
+            self._require_member(actor, "change a ticket's status or priority")
+        if assignee_member_id is not KEEP:
+            self._require_member(actor, "assign tickets")
+        prio = parse_priority(priority) if priority is not None else None
+        reassigned: tuple[int | None, int | None] | None = None
         async with self.db.write(actor.scope) as session:
             ticket = await load_ticket(session, actor, ref, for_update=True)
-            await self._apply_status(session, actor, ticket, status)
-            return await self._detail(session, actor, ticket)
+            # 1. Validate everything (nothing is changed until every value is known to be acceptable).
+            psa_prio = await self._priority_target(session, ticket, prio) if prio is not None else None
+            member, ext = (None, None)
+            if assignee_member_id is not KEEP and assignee_member_id != ticket.assignee_member_id:
+                member, ext = await self._assignee_target(session, ticket, assignee_member_id)  # type: ignore[arg-type]
+            resolved = None
+            if status is not None:
+                resolved = await resolve_status(session, connection_id=ticket.connection_id,
+                                                board_external_id=ticket.board_external_id, text=status)
+            # 2. Apply, in this one transaction.
+            if prio is not None and ticket.priority != prio.value:
+                await self._set_priority(session, actor, ticket, prio, psa_prio)
+            if assignee_member_id is not KEEP and assignee_member_id != ticket.assignee_member_id:
+                reassigned = (ticket.assignee_member_id, assignee_member_id)  # type: ignore[assignment]
+                await self._set_assignee(session, actor, ticket, member, ext)
+            if resolved is not None:
+                await self._set_status(session, actor, ticket, resolved)
+            detail = await self._detail(session, actor, ticket)
+        s = detail.summary
+        if reassigned is not None and s.connection_id is None and self.notifier is not None:
+            await self.notifier.notify(TicketChanged(
+                workspace_id=actor.workspace_id, ticket_id=s.id, ticket_number=s.number, origin=actor.origin.value,
+                occurred_at=self._clock(), changes={"assignee_member_id": reassigned}))
+        return detail
 
     async def _apply_status(self, session: AsyncSession, actor: Actor, ticket: Ticket, status: str) -> None:
         resolved = await resolve_status(
             session, connection_id=ticket.connection_id, board_external_id=ticket.board_external_id, text=status
         )
+        await self._set_status(session, actor, ticket, resolved)
+
+    async def _set_status(self, session: AsyncSession, actor: Actor, ticket: Ticket, resolved: ResolvedStatus) -> None:
         if resolved.psa_status_name == ticket.psa_status_name and resolved.stage.value == ticket.stage:
             return
         before = {"stage": ticket.stage, "status": ticket.psa_status_name}
@@ -354,72 +413,60 @@ class TicketService:
         await session.flush()
         self._enqueue(session, actor, ticket, UpdateTicket(status_external_id=resolved.psa_status_id), entry)
 
-    async def change_priority(self, actor: Actor, ref: int | str, priority: Priority | str) -> TicketDetail:
-        self._require_member(actor, "change a ticket's priority")
-        prio = parse_priority(priority)
-        async with self.db.write(actor.scope) as session:
-            ticket = await load_ticket(session, actor, ref, for_update=True)
-            if ticket.priority != prio.value:
-                before = ticket.priority
-                psa_prio = await psa_priority_for(session, ticket.connection_id, prio) if ticket.connection_id else None
-                if ticket.connection_id and psa_prio is None:
-                    raise InvalidInput(
-                        f"This PSA has no priority mapped to {prio.label}.",
-                        hint="Map one with `deskbridge connection map-priority`, or run a sync first.",
-                        field="priority",
-                    )
-                ticket.priority, ticket.priority_rank = prio.value, prio.rank
-                if psa_prio:
-                    ticket.psa_priority_id, ticket.psa_priority_name = psa_prio
-                self._touch(ticket)
-                entry = self._entry(actor, ticket, EntryKind.PRIORITY_CHANGE, data={"from": before, "to": prio.value})
-                session.add(entry)
-                await session.flush()
-                self._enqueue(session, actor, ticket,
-                              UpdateTicket(priority_external_id=psa_prio[0] if psa_prio else None), entry)
-            return await self._detail(session, actor, ticket)
+    async def _priority_target(self, session: AsyncSession, ticket: Ticket, prio: Priority) -> tuple[str, str] | None:
+        """The PSA's priority for `prio` (None when standalone or unchanged), or InvalidInput if it has none."""
+        if ticket.priority == prio.value or not ticket.connection_id:
+            return None
+        psa_prio = await psa_priority_for(session, ticket.connection_id, prio)
+        if psa_prio is None:
+            raise InvalidInput(
+                f"This PSA has no priority mapped to {prio.label}.",
+                hint="Map one with `deskbridge connection map-priority`, or run a sync first.",
+                field="priority",
+            )
+        return psa_prio
 
-    async def assign(self, actor: Actor, ref: int | str, member_id: int | None) -> TicketDetail:
-        """Assign to a technician, or unassign with None (a standalone ticket's change is announced at once)."""
-        before: list[int | None] = []
-        detail = await self._assign(actor, ref, member_id, before)
-        s = detail.summary
-        if s.connection_id is None and self.notifier is not None and before and before[0] != member_id:
-            await self.notifier.notify(TicketChanged(
-                workspace_id=actor.workspace_id, ticket_id=s.id, ticket_number=s.number, origin=actor.origin.value,
-                occurred_at=self._clock(), changes={"assignee_member_id": (before[0], member_id)}))
-        return detail
+    async def _set_priority(self, session: AsyncSession, actor: Actor, ticket: Ticket, prio: Priority,
+                            psa_prio: tuple[str, str] | None) -> None:
+        before = ticket.priority
+        ticket.priority, ticket.priority_rank = prio.value, prio.rank
+        if psa_prio:
+            ticket.psa_priority_id, ticket.psa_priority_name = psa_prio
+        self._touch(ticket)
+        entry = self._entry(actor, ticket, EntryKind.PRIORITY_CHANGE, data={"from": before, "to": prio.value})
+        session.add(entry)
+        await session.flush()
+        self._enqueue(session, actor, ticket, UpdateTicket(priority_external_id=psa_prio[0] if psa_prio else None),
+                      entry)
 
-    async def _assign(self, actor: Actor, ref: int | str, member_id: int | None,
-                      before_out: list[int | None]) -> TicketDetail:
-        self._require_member(actor, "assign tickets")
-        async with self.db.write(actor.scope) as session:
-            ticket = await load_ticket(session, actor, ref, for_update=True)
-            if ticket.assignee_member_id == member_id:
-                return await self._detail(session, actor, ticket)
-            member = await session.get(Member, member_id) if member_id is not None else None
-            if member_id is not None and (member is None or not member.active):
-                raise NotFound("That technician was not found or is inactive.", hint="Pick another technician.")
-            ext = None
-            if member is not None and ticket.connection_id is not None:
-                ext = await self._member_external_id(session, ticket, member.id)
-                if ext is None:
-                    raise InvalidInput(
-                        f"{member.name} has no account in this PSA, so the ticket cannot be assigned to them there.",
-                        hint="Map the technician's e-mail to a PSA member (run a sync), then try again.",
-                        field="assignee",
-                    )
-            before = ticket.assignee_member_id
-            before_out.append(before)
-            ticket.assignee_member_id = member_id
-            self._touch(ticket)
-            entry = self._entry(actor, ticket, EntryKind.ASSIGNMENT,
-                                data={"from": before, "to": member_id, "to_name": member.name if member else None})
-            session.add(entry)
-            await session.flush()
-            self._enqueue(session, actor, ticket,
-                          UpdateTicket(owner_external_id=ext, unassign=member_id is None), entry)
-            return await self._detail(session, actor, ticket)
+    async def _assignee_target(self, session: AsyncSession, ticket: Ticket,
+                               member_id: int | None) -> tuple[Member | None, str | None]:
+        """The member to assign (None unassigns) and their PSA id, or an error saying why they cannot be."""
+        member = await session.get(Member, member_id) if member_id is not None else None
+        if member_id is not None and (member is None or not member.active):
+            raise NotFound("That technician was not found or is inactive.", hint="Pick another technician.")
+        ext = None
+        if member is not None and ticket.connection_id is not None:
+            ext = await self._member_external_id(session, ticket, member.id)
+            if ext is None:
+                raise InvalidInput(
+                    f"{member.name} has no account in this PSA, so the ticket cannot be assigned to them there.",
+                    hint="Map the technician's e-mail to a PSA member (run a sync), then try again.",
+                    field="assignee",
+                )
+        return member, ext
+
+    async def _set_assignee(self, session: AsyncSession, actor: Actor, ticket: Ticket, member: Member | None,
+                            ext: str | None) -> None:
+        before = ticket.assignee_member_id
+        ticket.assignee_member_id = member.id if member else None
+        self._touch(ticket)
+        entry = self._entry(actor, ticket, EntryKind.ASSIGNMENT,
+                            data={"from": before, "to": ticket.assignee_member_id,
+                                  "to_name": member.name if member else None})
+        session.add(entry)
+        await session.flush()
+        self._enqueue(session, actor, ticket, UpdateTicket(owner_external_id=ext, unassign=member is None), entry)
 
     async def comment(
         self,
@@ -431,8 +478,10 @@ class TicketService:
         email_contact: bool | None = None,
         status: str | None = None,
         source: str | None = None,
+        contact_email: str | None = None,
     ) -> TicketDetail:
         """Add a note (public, internal or resolution); optionally change status in the same write.
+        `contact_email`: a customer's own reply, attributed to their PSA contact where one has that e-mail.
 
         Announced (NoteAdded, after the commit) so the ticket's other chat threads show it; `source` names
         the thread it was written in, which is left alone.
@@ -462,6 +511,7 @@ class TicketService:
                     visibility=visibility,
                     email_contact=public if email_contact is None else (email_contact and public),
                     author_member_external_id=await self._member_external_id(session, ticket, actor.member_id),
+                    author_contact_external_id=await self._contact_external_id(session, ticket, contact_email),
                 ),
                 entry, marker=marker,
             )
@@ -552,6 +602,26 @@ class TicketService:
         if ticket.connection_id and not caps.has(Feature.ATTACHMENTS):
             return None
         return caps.max_attachment_bytes
+
+    async def contact_reply(self, actor: Actor, ref: int | str, text: str, *, contact_email: str | None = None,
+                            source: str | None = None) -> TicketDetail:
+        """A customer's reply from their own chat channel: a public note, not e-mailed back to them (they wrote
+        it); a ticket waiting on the customer goes back to in progress, as the PSA does when they answer."""
+        detail = await self.comment(actor, ref, text, visibility="public", email_contact=False, source=source,
+                                    contact_email=contact_email)
+        if detail.summary.stage == Stage.WAITING.value:
+            system = Actor.system(actor.workspace_id)
+            detail = await self.update(system, f"id:{detail.summary.id}", status=Stage.IN_PROGRESS.value)
+            detail = await self.get(actor, f"id:{detail.summary.id}")
+        return detail
+
+    async def _contact_external_id(self, session: AsyncSession, ticket: Ticket, email: str | None) -> str | None:
+        if not email or ticket.connection_id is None:
+            return None
+        contact = (await session.exec(select(Contact).where(
+            Contact.connection_id == ticket.connection_id, Contact.customer_id == ticket.customer_id,
+            sa.func.lower(Contact.email) == email.strip().lower()))).first()
+        return contact.external_id if contact is not None else None
 
     async def attach(
         self, actor: Actor, ref: int | str, *, filename: str, content: bytes, content_type: str = "application/octet-stream",

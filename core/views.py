@@ -28,15 +28,21 @@ class TicketSummary:
     updated_at: datetime
     connection_id: int | None = None
     sla_remaining_s: float | None = None  # filled from the SLA figures where shown (negative = exceeded)
+    psa_name: str | None = None  # `cw-1002` where a workspace has several PSAs (core/ticket_refs.py)
 
     @property
     def display_number(self) -> str:
+        if self.psa_name is not None:
+            return self.psa_name
         return f"#{self.number}" if self.number is not None else "(pending)"
 
     @property
     def ref(self) -> str:
-        """How buttons and forms name this ticket: its number, or `id:N` while the PSA create is queued."""
-        return str(self.number) if self.number is not None else f"id:{self.id}"
+        """How buttons and forms name this ticket: its number, its PSA name when its number is taken by
+        another connection's ticket, or `id:N` while the PSA create is queued."""
+        if self.number is not None:
+            return str(self.number)
+        return self.psa_name or f"id:{self.id}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -211,6 +217,7 @@ class MessageView:
     hint: str | None = None
     suggestions: tuple[str, ...] = ()
     lines: tuple[str, ...] = ()
+    about_user: str | None = None  # a chat user the message is about: surfaces show them as a mention
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -224,15 +231,24 @@ class SlaWarningView:
     remaining_s: float
     due_at: datetime | None
     psa_url: str | None = None
+    used_pct: float | None = None  # the share actually used when posted (a late post says so)
 
     @property
     def breached(self) -> bool:
         return self.threshold >= 100 or self.remaining_s <= 0
 
+    @property
+    def used_text(self) -> str:
+        """'87% used': the share actually used, never less than the threshold announced."""
+        pct = self.threshold if self.used_pct is None else max(self.threshold, int(self.used_pct))
+        return f"{pct}% used"
+
 
 def human_duration(seconds: float) -> str:
-    """'45m', '3h 10m', '2d 4h' (for ages and SLA figures on every surface)."""
+    """'45s', '45m', '3h 10m', '2d 4h' (for ages and SLA figures on every surface)."""
     s = int(abs(seconds))
+    if s < 60:
+        return f"{s}s"
     d, rem = divmod(s, 86400)
     h, rem = divmod(rem, 3600)
     m = rem // 60

@@ -114,7 +114,7 @@ def work_cmd(
 ) -> None:
     """Run an outbox worker in this process (any number of them may run; SIGTERM stops it gracefully)."""
     settings = settings_from_env()
-    dlog.configure(settings.log_level, settings.log_format)
+    dlog.configure(settings.log_level, settings.log_format, levels=settings.log_levels)
 
     async def main() -> int:
         if settings.auto_migrate:

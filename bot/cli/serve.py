@@ -3,12 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
 
 import typer
 
+from bot import banner
 from bot import logging as dlog
 from bot.cli.common import app
-from bot.main import bootstrap, build, generate_key, settings_from_env
+from bot.main import Deskbridge, bootstrap, build, generate_key, settings_from_env
+
+Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
+
+
+def with_start_banner(lifespan: Lifespan, container: Deskbridge) -> Lifespan:
+    """The app's lifespan, then the start banner once everything is up, and a line when each first sync ends."""
+
+    @asynccontextmanager
+    async def run(app: Any) -> AsyncIterator[Any]:
+        async with lifespan(app) as state:
+            facts = await banner.announce(container, web=True, now=datetime.now(UTC))
+            watch = asyncio.create_task(banner.announce_first_syncs(container, facts), name="first-sync-banner")
+            try:
+                yield state
+            finally:
+                watch.cancel()
+                await asyncio.gather(watch, return_exceptions=True)
+
+    return run
 
 
 @app.command()
@@ -22,10 +46,11 @@ def serve(
     from bot.api.app import create_app
 
     settings = settings_from_env(host=host, port=port)
-    dlog.configure(settings.log_level, settings.log_format)
+    dlog.configure(settings.log_level, settings.log_format, levels=settings.log_levels)
     container = build(settings)
-    uvicorn.run(create_app(container, settle_gc=True), host=settings.host, port=settings.port, log_config=None,
-                access_log=False, lifespan="on")
+    web = create_app(container, settle_gc=True)
+    web.router.lifespan_context = with_start_banner(web.router.lifespan_context, container)
+    uvicorn.run(web, host=settings.host, port=settings.port, log_config=None, access_log=False, lifespan="on")
 
 
 @app.command()
@@ -40,7 +65,7 @@ def background() -> None:
     from bot import gctune, jobs
 
     settings = settings_from_env()
-    dlog.configure(settings.log_level, settings.log_format)
+    dlog.configure(settings.log_level, settings.log_format, levels=settings.log_levels)
 
     async def main() -> None:
         container = build(settings)
@@ -56,9 +81,12 @@ def background() -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         typer.echo("Deskbridge background work running (scheduler and outbox worker); Ctrl-C to stop.", err=True)
+        facts = await banner.announce(container, web=False, now=datetime.now(UTC))
+        watch = asyncio.create_task(banner.announce_first_syncs(container, facts), name="first-sync-banner")
         try:
             await stop.wait()
         finally:
+            watch.cancel()
             scheduler.shutdown(wait=False)
             worker.stop()
             await asyncio.gather(task, return_exceptions=True)

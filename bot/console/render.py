@@ -175,6 +175,7 @@ def render_event(event: DomainEvent) -> str | None:
     if isinstance(event, WriteDead):
         return f"!! {num} {event.kind.replace('_', ' ')} could not be delivered: {event.error}"
     if isinstance(event, SlaWarningEvent):
-        state = "BREACHED" if event.threshold >= 100 else f"{event.threshold}% used"
+        used = event.threshold if event.used_pct is None else max(event.threshold, int(event.used_pct))
+        state = "BREACHED" if event.threshold >= 100 else f"{used}% used"
         return f"⏰ {num} {event.metric.replace('_', ' ')} SLA {state}: {sla_text(event.remaining_s)}"
     return None

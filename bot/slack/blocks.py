@@ -7,6 +7,7 @@ subject cannot contain `<!channel>` or a disguised link.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -169,7 +170,8 @@ def ticket_fallback(view: TicketView) -> str:
 
 def message_blocks(view: MessageView) -> list[dict[str, Any]]:
     icon = {"error": ":warning: ", "success": ":white_check_mark: "}.get(view.kind, "")
-    blocks: list[dict[str, Any]] = [{"type": "section", "text": _md(icon + esc(view.text))}]
+    about = f"<@{view.about_user}> " if view.about_user and re.fullmatch(r"[UW][A-Z0-9_]{1,30}", view.about_user) else ""
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": _md(icon + about + esc(view.text))}]
     if view.lines:
         blocks.append({"type": "section", "text": _md("\n".join(f"• {line}" for line in view.lines))})
     if view.suggestions:
@@ -324,7 +326,7 @@ def home_error_view(message: str, hint: str | None) -> dict[str, Any]:
 
 
 def sla_blocks(w: SlaWarningView) -> list[dict[str, Any]]:
-    head = t.SLA_BREACHED if w.breached else f"{t.SLA_WARNING} ({w.threshold}% used)"
+    head = t.SLA_BREACHED if w.breached else f"{t.SLA_WARNING} ({w.used_text})"
     num = f"#{w.ticket_number}" if w.ticket_number is not None else "(new)"
     title = f"<{w.psa_url}|{num}>" if w.psa_url else num
     metric = w.metric.replace("_", " ")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from typing import Any
@@ -20,7 +22,7 @@ from bot.slack.install import WORKSPACE_KEY
 from bot.slack.outbound import Posted
 from bot.slack.poster import SlackPoster
 from bot.slack.redact import RedactionReport, Redactor
-from bot.slack.work import AfterAck
+from bot.slack.work import FILL, AfterAck
 from core.chat import (
     ChannelInfo,
     ChatCommands,
@@ -34,6 +36,7 @@ from core.chat import (
 )
 from core.context import Actor
 from core.errors import DeskbridgeError, PermissionDenied
+from core.markup import slack_plain, slack_user_ids
 from core.views import FormView, TicketView
 
 log = logging.getLogger("deskbridge.slack")
@@ -42,6 +45,15 @@ RESPONSE_HOSTS = frozenset({"hooks.slack.com", "hooks.slack-gov.com"})
 SLOW_WORKERS = 2
 SLOW_BACKLOG = 500
 FORM_BUDGET_S = 1.0  # build a form this long before showing "Loading…" (the trigger lives 3 s)
+NAME_TTL_S = 600.0  # a mentioned user's name is looked up again after this long
+TRIGGER_SAFE_S = 2.0  # past this age (since the ack) a trigger is used at once for "Loading…"
+_acked_at: contextvars.ContextVar[float | None] = contextvars.ContextVar("slack_acked_at", default=None)
+
+
+def trigger_age() -> float:
+    """Seconds since the request whose work is running was acked (0 outside such work)."""
+    acked = _acked_at.get()
+    return 0.0 if acked is None else time.monotonic() - acked
 
 
 class Overloaded(Exception):
@@ -65,6 +77,7 @@ class SlackContext:
         self.response_hosts = RESPONSE_HOSTS | {api.hostname or ""}
         self._plain_http_host = api.hostname if api.scheme == "http" else None  # a local fake only
         self.work = AfterAck()
+        self._names: dict[str, tuple[str, float]] = {}  # Slack user id -> (display name, valid until)
         # Long transfers (files a technician drops into a thread: up to 120 s each) get their own small pool,
         # so they never occupy the workers that open modals before a click's trigger expires.
         self.slow_work = AfterAck(workers=SLOW_WORKERS, max_backlog=SLOW_BACKLOG)
@@ -75,10 +88,12 @@ class SlackContext:
             coro.close()
 
     def after_ack(self, fn: Callable[..., Awaitable[Any]], *,
-                  slow: Callable[[dict[str, Any]], bool] | None = None) -> Callable[..., Awaitable[None]]:
+                  slow: Callable[[dict[str, Any]], bool] | None = None,
+                  urgent: Callable[[dict[str, Any]], bool] | None = None) -> Callable[..., Awaitable[None]]:
         """A bolt listener that acks at once and queues `fn` (taking any of body, context, client, respond).
 
-        Requests for which `slow(body)` is true go to the slow pool (long downloads).
+        Requests for which `slow(body)` is true go to the slow pool (long downloads); those for which
+        `urgent(body)` is true (they will open a modal on the request's trigger id) run ahead of the rest.
 
         Used instead of bolt's lazy listeners, which deep-copy every request (about 0.7 ms of CPU each) and
         start one unbounded task per request on the loop that must ack the next ones.
@@ -94,18 +109,21 @@ class SlackContext:
                     return
                 raise Overloaded("the post-ack work queue is full")  # bolt answers 500: Slack retries / warns
             await ack()
+            acked = time.monotonic()
             given = {"body": body, "context": context, "client": client, "respond": respond}
             kwargs = {n: given[n] for n in names}
-            pool.submit(lambda: self._run_reporting(fn, kwargs, body, respond, client))
+            pool.submit(lambda: self._run_reporting(fn, kwargs, body, respond, client, acked),
+                        urgent=urgent is not None and urgent(body))
 
         listener.__name__ = listener.__qualname__ = f"ack_then_{fn.__name__}"
         return listener
 
     async def _run_reporting(self, fn: Callable[..., Awaitable[Any]], kwargs: dict[str, Any], body: dict[str, Any],
-                             respond: Any, client: Any) -> None:
+                             respond: Any, client: Any, acked: float | None = None) -> None:
         """Run queued work; an unexpected failure is logged and told to the user where Slack lets us reach
         them (listeners answer DeskbridgeErrors themselves; this is for the rest, e.g. an expired trigger):
         through the response_url, else ephemerally in the thread the event came from, else on App Home."""
+        _acked_at.set(acked)
         try:
             await fn(**kwargs)
         except Exception as exc:
@@ -149,14 +167,21 @@ class SlackContext:
                          title: str = "Deskbridge", push: bool = False) -> None:
         """Open a modal without losing the trigger (it expires 3 s after the click).
 
-        The modal is built for up to FORM_BUDGET_S; if it is ready it opens as is (one call). If not, a
+        The modal is built for up to FORM_BUDGET_S (less when the trigger has already waited in the queue:
+        never past TRIGGER_SAFE_S of its age); if it is ready it opens as is (one call). If not, a
         "Loading…" modal opens at once on the trigger and `views.update` puts the modal (or the error) in it
         when it is ready, so a slow database or PSA-backed picklist never costs the user the click.
         `push` stacks the modal on an open one (a button inside a modal cannot open a new one).
         """
         show = client.views_push if push else client.views_open
+        if self.work.triggers_waiting:  # other clicks wait for a worker: use the trigger now, build later
+            opened = await show(trigger_id=trigger_id, view=bk.loading_modal(title))
+            self.work.submit(lambda: self._fill_modal(client, opened, asyncio.ensure_future(build()), title),
+                             rank=FILL)
+            return
         task = asyncio.ensure_future(build())
-        done, _ = await asyncio.wait({task}, timeout=FORM_BUDGET_S)
+        budget = max(0.0, min(FORM_BUDGET_S, TRIGGER_SAFE_S - trigger_age()))
+        done, _ = await asyncio.wait({task}, timeout=budget) if budget > 0 else (set(), set())
         if done:
             await show(trigger_id=trigger_id, view=task.result())
             return
@@ -165,6 +190,11 @@ class SlackContext:
         except BaseException:
             task.cancel()
             raise
+        await self._fill_modal(client, opened, task, title)
+
+    @staticmethod
+    async def _fill_modal(client: Any, opened: Any, task: asyncio.Future[dict[str, Any]], title: str) -> None:
+        """Put the built modal (or the error) into the "Loading…" modal the trigger opened."""
         view = opened.get("view") or {}
         try:
             update = await task
@@ -257,6 +287,24 @@ class SlackContext:
     async def _autolink(self, ws: int, user: ChatUser, client: Any) -> bool:
         """core decides whether and how often to link; Slack only supplies the verified e-mail."""
         return await self.chat.autolink(ws, user, lambda: self.email_of(client, user.user_id))
+
+    async def readable(self, client: Any, text: str) -> str:
+        """A message's text as the people in Slack read it (core/markup.py), mentioned users by name:
+        what is written to the PSA, and with `!public` mailed to the customer."""
+        names: dict[str, str] = {}
+        for user_id in slack_user_ids(text)[:20]:
+            hit = self._names.get(user_id)
+            if hit is not None and hit[1] > time.monotonic():
+                names[user_id] = hit[0]
+                continue
+            profile = await self._profile(client, user_id) or {}
+            detail = profile.get("profile") or {}
+            name = str(detail.get("display_name") or detail.get("real_name") or profile.get("real_name")
+                       or profile.get("name") or "")
+            if name:
+                self._names[user_id] = (name, time.monotonic() + NAME_TTL_S)
+                names[user_id] = name
+        return slack_plain(text, names)
 
     async def email_of(self, client: Any, user_id: str) -> str | None:
         profile = await self._profile(client, user_id)
@@ -355,6 +403,8 @@ class SlackContext:
             except Exception:  # noqa: BLE001 - the write is done; a lost confirmation must not look like a failure
                 log.warning("private confirmation not delivered", extra={"channel": channel_id}, exc_info=True)
         else:
+            if user_id:  # a shared thread: say who did it
+                msg = t.confirm_thread(confirmation, by=user_id)
             await self.poster.post(client, channel_id, text=msg, thread_ts=thread_ts,
                                    blocks=[{"type": "context", "elements": [{"type": "mrkdwn", "text": msg}]}],
                                    record=PostRecord(workspace_id=workspace_id, platform=PLATFORM, team_id=team_id,

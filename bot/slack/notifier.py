@@ -409,13 +409,24 @@ class SlackNotifier:
                 pass
         view = SlaWarningView(ticket_number=event.ticket_number, subject=event.subject, customer_name=customer_name,
                               priority=event.priority or "", metric=event.metric, threshold=event.threshold,
-                              remaining_s=event.remaining_s, due_at=event.due_at, psa_url=psa_url)
+                              remaining_s=event.remaining_s, due_at=event.due_at, psa_url=psa_url,
+                              used_pct=event.used_pct)
         for team_id, channel_id in targets:  # core decides which channels may see it (ChatService)
             client = await self._client(team_id)
             if client is None or await self.shared.is_shared(client, channel_id):
                 continue  # no token, or shared with outsiders since it was bound: SLA figures are internal
-            await self.poster.post(client, channel_id, text=bk.sla_fallback(view), blocks=bk.sla_blocks(view),
-                                   record=PostRecord(workspace_id=event.workspace_id, platform=PLATFORM,
-                                                     team_id=team_id, channel_id=channel_id, kind="sla",
-                                                     audience="tech", ticket_id=event.ticket_id,
-                                                     customer_id=event.customer_id))
+            # A technician's reply in the warning's thread goes to the ticket (recorded as a warning thread).
+            self.poster.post_then(client, channel_id, text=bk.sla_fallback(view), blocks=bk.sla_blocks(view),
+                                  then=self._warning_thread(event.workspace_id, event.ticket_id, team_id, channel_id),
+                                  record=PostRecord(workspace_id=event.workspace_id, platform=PLATFORM,
+                                                    team_id=team_id, channel_id=channel_id, kind="sla",
+                                                    audience="tech", ticket_id=event.ticket_id,
+                                                    customer_id=event.customer_id))
+
+    def _warning_thread(self, workspace_id: int, ticket_id: int | None, team_id: str,
+                        channel_id: str) -> Callable[[Posted], Awaitable[None]]:
+        async def record(result: Posted) -> None:
+            if result.ts is not None and ticket_id is not None:
+                await self.chat.record_post(workspace_id, ticket_id=ticket_id, platform=PLATFORM, team_id=team_id,
+                                            channel_id=channel_id, message_ts=result.ts, ref={"kind": "warning"})
+        return record

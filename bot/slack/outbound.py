@@ -16,6 +16,9 @@ never held up.
   updates of the same card still collapse into it.
 - HTTP 429 + Retry-After is retried by the client's own handler (poster.retry_handlers), inside the
   channel's drain task, so it delays that channel only.
+- A post whose answer was lost (the connection dropped after Slack may have accepted it) is never simply
+  sent again: every post carries message metadata with its own id, and the channel's recent history is
+  searched for that id first; only a post Slack does not have is sent again (once).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import asyncio
 import itertools
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -40,6 +44,8 @@ UPDATE_BURST = 20  # 20: waiting updates keep coalescing meanwhile, so a busy wo
 MAX_PER_CHANNEL = 200
 MAX_TOTAL = 5000
 QUEUE_FULL = "deskbridge_queue_full"  # the error reported for a post refused by the bounds
+POST_EVENT = "deskbridge_post"  # message metadata event type carrying a post's own id
+HISTORY_LOOKBACK = 100  # a lost post is looked for among the channel's (or thread's) newest messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +117,8 @@ class SlackOutbound:
              thread_ts: str | None = None, then: Then | None = None) -> asyncio.Future[Posted]:
         """Queue a chat.postMessage (never waits). The future gets the outcome; `then`, if given, runs with
         it in a task of its own (not in the channel's drain task, not in the caller)."""
-        args = {"text": text[:3000], "blocks": blocks, "thread_ts": thread_ts}
+        args = {"text": text[:3000], "blocks": blocks, "thread_ts": thread_ts,
+                "metadata": {"event_type": POST_EVENT, "event_payload": {"post_id": uuid.uuid4().hex}}}
         item = _Item("post", next(self._seq), client, channel, args,
                      asyncio.get_running_loop().create_future(), then)
         if not self._make_room(channel, item):
@@ -231,10 +238,7 @@ class SlackOutbound:
     async def _send(self, item: _Item) -> None:
         try:
             if item.kind == "post":
-                resp = await item.client.chat_postMessage(channel=item.channel, unfurl_links=False,
-                                                          unfurl_media=False, **item.args)
-                self._finish(item, Posted(str(resp["ts"]) if resp.get("ts") else None,
-                                          None if resp.get("ts") else "no_ts"))
+                self._finish(item, await self._post(item))
             else:
                 await item.client.chat_update(channel=item.channel, **item.args)
                 self._finish(item, True)
@@ -246,6 +250,46 @@ class SlackOutbound:
         except Exception:  # noqa: BLE001 - network trouble after the retries: logged, the channel goes on
             log.exception("Slack delivery failed", extra={"channel": item.channel, "kind": item.kind})
             self._finish(item, Posted(None, "delivery_failed") if item.kind == "post" else False)
+
+    async def _post(self, item: _Item) -> Posted:
+        """chat.postMessage; if the answer is lost, find the post in the channel before sending it again."""
+        for attempt in (1, 2):
+            try:
+                resp = await item.client.chat_postMessage(channel=item.channel, unfurl_links=False,
+                                                          unfurl_media=False, **item.args)
+                return Posted(str(resp["ts"]) if resp.get("ts") else None, None if resp.get("ts") else "no_ts")
+            except SlackApiError:
+                raise
+            except Exception:
+                if attempt == 2:
+                    raise
+                log.warning("Slack post answer lost; looking for it in the channel", extra={"channel": item.channel})
+                found = await self._find_post(item)
+                if found is not None:
+                    return Posted(found)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    async def _find_post(item: _Item) -> str | None:
+        """The ts of the message carrying this post's id, if Slack has it (thread replies are in the thread;
+        a channel's posts are paced one at a time, so the lost one is among the newest)."""
+        post_id = item.args["metadata"]["event_payload"]["post_id"]
+        thread = item.args.get("thread_ts")
+        try:
+            if thread:
+                resp = await item.client.conversations_replies(channel=item.channel, ts=thread, include_all_metadata=True,
+                                                               limit=HISTORY_LOOKBACK)
+            else:
+                resp = await item.client.conversations_history(channel=item.channel, include_all_metadata=True,
+                                                               limit=HISTORY_LOOKBACK)
+        except Exception:  # noqa: BLE001 - cannot look: the post is sent again (a duplicate beats a loss)
+            log.warning("could not look for a lost Slack post", extra={"channel": item.channel})
+            return None
+        for message in resp.get("messages") or []:
+            meta = message.get("metadata") or {}
+            if meta.get("event_type") == POST_EVENT and (meta.get("event_payload") or {}).get("post_id") == post_id:
+                return str(message.get("ts"))
+        return None
 
     def _finish(self, item: _Item, result: Any) -> None:
         if not item.future.done():

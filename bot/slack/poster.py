@@ -27,9 +27,20 @@ Recorder = Callable[[PostRecord, str], Awaitable[None]]
 log = logging.getLogger("deskbridge.slack")
 
 
+class ConnectionRetryExceptPosts(AsyncConnectionErrorRetryHandler):
+    """Connection errors are retried, except for chat.postMessage: a post whose answer was lost may have
+    landed, so the outbound queue looks for it before sending it again (outbound.py)."""
+
+    async def _can_retry_async(self, *, state: Any, request: Any, response: Any = None,
+                               error: Exception | None = None) -> bool:
+        if str(getattr(request, "url", "")).endswith("chat.postMessage"):
+            return False
+        return await super()._can_retry_async(state=state, request=request, response=response, error=error)
+
+
 def retry_handlers(max_429_retries: int = 3) -> list[Any]:
-    """Connection errors and 429s (waiting Retry-After) are retried; everything else is not."""
-    return [AsyncConnectionErrorRetryHandler(max_retry_count=1),
+    """Connection errors (not for posts) and 429s (waiting Retry-After) are retried; nothing else is."""
+    return [ConnectionRetryExceptPosts(max_retry_count=1),
             AsyncRateLimitErrorRetryHandler(max_retry_count=max_429_retries)]
 
 

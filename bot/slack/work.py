@@ -8,11 +8,16 @@ need one and for the scheduler. Acks also go first: a worker starts its next job
 request has been in progress for `quiet_s` (the surface reports them through `acking`), or after waiting
 `max_defer_s`, so work is delayed by a burst but never starved by steady traffic. A job that fails is
 logged; it never stops a worker.
+
+Deadlines first: a job that will use a trigger id (open or push a modal: Slack refuses the trigger 3 s
+after the click) is queued as urgent and starts before any job that can wait (response_url posts stay
+valid for 30 minutes, Web API posts have no deadline). Among jobs of one kind the order is FIFO.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -28,6 +33,7 @@ HEADROOM = 1_000  # queue slots kept for requests already past the door (see nea
 MAX_DEFER_S = 0.25  # a job waits at most this long for a quiet moment (views.open triggers expire in 3 s)
 
 Job = Callable[[], Awaitable[Any]]
+TRIGGER, FILL, LATER = 0, 1, 2  # ranks: uses a trigger id; fills a modal already open; can wait
 
 
 class AfterAck:
@@ -44,7 +50,9 @@ class AfterAck:
         self._clock = clock
         self._acking = 0
         self._last_ack = float("-inf")
-        self._queue: asyncio.Queue[Job] | None = None
+        self._queue: asyncio.PriorityQueue[tuple[int, int, Job]] | None = None
+        self._seq = itertools.count()
+        self._triggers = 0  # TRIGGER jobs queued and not yet started
         self._tasks: list[asyncio.Task[None]] = []
         self.refused = 0
 
@@ -61,18 +69,28 @@ class AfterAck:
                                                                                           self.max_backlog // 2)
 
     @property
+    def triggers_waiting(self) -> int:
+        """Jobs holding a trigger id that have not started yet."""
+        return self._triggers
+
+    @property
     def backlog(self) -> int:
         """Jobs queued and not yet started."""
         return self._queue.qsize() if self._queue is not None else 0
 
-    def submit(self, job: Job) -> bool:
-        """Queue a job (never waits); False if the backlog is full and the job was dropped."""
+    def submit(self, job: Job, *, urgent: bool = False, rank: int | None = None) -> bool:
+        """Queue a job (never waits); False if the backlog is full and the job was dropped. An urgent job
+        (it holds a trigger id) starts before every job that is not; a FILL job (the content of a modal
+        that opened as "Loading…") before those that can wait."""
         if self._queue is None:
-            self._queue = asyncio.Queue(self.max_backlog)
+            self._queue = asyncio.PriorityQueue(self.max_backlog)
             self._tasks = [asyncio.get_running_loop().create_task(self._worker(), name=f"slack-after-ack-{i}")
                            for i in range(self.workers)]
         try:
-            self._queue.put_nowait(job)
+            r = rank if rank is not None else TRIGGER if urgent else LATER
+            self._queue.put_nowait((r, next(self._seq), job))
+            if r == TRIGGER:
+                self._triggers += 1
         except asyncio.QueueFull:
             self.refused += 1
             log.error("Slack work after the ack refused: %d jobs already waiting", self.max_backlog)
@@ -101,9 +119,12 @@ class AfterAck:
     async def _worker(self) -> None:
         assert self._queue is not None
         while True:
-            job = await self._queue.get()
+            rank, _, job = await self._queue.get()
+            if rank == TRIGGER:
+                self._triggers -= 1
             try:
-                await self._quiet_moment()
+                if rank != TRIGGER:  # a job holding a trigger does not wait for the acks of a burst to end
+                    await self._quiet_moment()
                 await job()
             except Exception:  # noqa: BLE001 - one failed job must not stop the worker
                 log.exception("slack work after the ack failed")
@@ -124,4 +145,4 @@ class AfterAck:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks, self._queue = [], None
+        self._tasks, self._queue, self._triggers = [], None, 0

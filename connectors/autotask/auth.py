@@ -115,6 +115,15 @@ def zone_from_answer(data: Any) -> Zone | None:
 
 ZoneListener = Callable[[Zone | None, Zone], None]
 
+# Zones learned in this process, by API user name: only for building deep links (`known_zone`) where a
+# connector has not asked yet itself; requests always go through a ZoneDirectory and its TTL.
+_LEARNED: dict[str, Zone] = {}
+
+
+def known_zone(username: str) -> Zone | None:
+    """The zone this process last learned for the API user (None if it never looked)."""
+    return _LEARNED.get(username.lower())
+
 
 def same_zone(a: Zone, b: Zone) -> bool:
     """Whether two zone answers name the same REST root (letter case and trailing slash ignored)."""
@@ -172,6 +181,7 @@ class ZoneDirectory:
     async def _refresh(self) -> Zone:
         zone = await self._lookup()
         previous, self._zone, self._fetched_at = self._zone, zone, self.clock()
+        _LEARNED[self.username.lower()] = zone
         if previous is None or not same_zone(previous, zone):
             if previous is not None:
                 log.info("autotask zone changed", extra={"old": previous.url, "new": zone.url})

@@ -1,6 +1,6 @@
 """SandboxConnector: the PsaConnector for the built-in sandbox PSA (kind "sandbox").
 
-Settings: {"seed": 42, "state_path": ".deskbridge/sandbox-state.json"} (both optional; without a
+Settings: {"seed": 42, "state_path": ".deskbridge/sandbox.db"} (both optional; without a
 state_path the data lives in memory; "instance" separates in-memory sandboxes of the same seed;
 "ui_url" is the base of ticket deep links; "webhook_secret" signs pushes). Credentials:
 {"api_key": "sandbox"}: any other key is refused with PsaAuthError, so credential checks are real.
@@ -132,7 +132,7 @@ class SandboxConnector:
         self._secret = str(config.settings.get("webhook_secret") or "sandbox-webhook-secret")
 
     async def _call(self, fn: Callable[[], T], *, write: bool = False) -> T:
-        """One API request; with a state file it runs in a worker thread (file I/O never blocks the loop)."""
+        """One API request; with a state file it runs in a worker thread (SQLite I/O never blocks the loop)."""
         try:
             if self.server.path is None:
                 return self.server.call(self._api_key, fn, write=write)

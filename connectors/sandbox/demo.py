@@ -3,7 +3,7 @@
 Each helper changes the PSA the way a person using the PSA's own UI would (no API key, no faults), so
 the next sync (or a webhook from `server.drain_webhooks()`) brings the change into Deskbridge:
 
-    server = sandbox_server({"seed": 42, "state_path": ".deskbridge/sandbox-state.json"})
+    server = sandbox_server({"seed": 42, "state_path": ".deskbridge/sandbox.db"})
     customer_replies(server, "1234", "Still broken after the reboot")
     technician_changes_status(server, "1234", "Waiting Customer Response", technician="bob")
 """

@@ -2,8 +2,9 @@
 
 One `SandboxServer` per sandbox connection per process (see `server_for`): every connector instance of
 the same connection talks to the same server, as they would to one PSA tenant. With a `state_path`
-the records are written to that JSON file after every change (atomically) and re-read when another
-process changed the file, so `make run` keeps its writes across restarts; without one it is in memory.
+the records live in the sandbox's own SQLite file (store.py): every request is one transaction that
+first catches up on what other processes wrote, so any number of processes (`serve`, `outbox work`,
+the console) share one tenant and keep their writes across restarts; without one it is in memory.
 
 The server speaks its own small dialect (int ids, ISO timestamps, `SandboxApiError` with an HTTP-like
 status), and the connector translates, exactly as a real connector does with a real PSA.
@@ -20,11 +21,10 @@ People acting inside the PSA (customer replies, status changes): connectors/sand
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -35,6 +35,7 @@ from connectors.sandbox import seed as seed_data
 from connectors.sandbox import webhooks
 from connectors.sandbox.dialect import Record, SandboxApiError, iso, parse_ts
 from connectors.sandbox.rules import RulesMixin
+from connectors.sandbox.store import TABLES, SandboxStore, dump, open_store
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -60,12 +61,6 @@ class _FaultSlot:
     retry_after: float | None
 
 
-def _signature(path: Path) -> tuple[int, int, int]:
-    """Identifies one version of the state file (each save replaces the file: a new inode)."""
-    st = path.stat()
-    return st.st_ino, st.st_mtime_ns, st.st_size
-
-
 def _real_clock() -> datetime:
     return datetime.now(UTC)
 
@@ -73,18 +68,24 @@ def _real_clock() -> datetime:
 class SandboxServer(RulesMixin):
     """The in-process PSA tenant. Public methods outside `call` are test and demo controls."""
 
-    def __init__(self, data: dict[str, Any], *, path: Path | None = None, clock: Clock | None = None,
-                 webhook_secret: str = "sandbox-webhook-secret") -> None:
+    def __init__(self, data: dict[str, Any] | None = None, *, store: SandboxStore | None = None,
+                 clock: Clock | None = None, webhook_secret: str = "sandbox-webhook-secret") -> None:
+        if (data is None) == (store is None):
+            raise ValueError("a sandbox server has either its data in memory or a store")
         self._lock = threading.RLock()
-        self.path = path
+        self.store = store
         self.clock: Clock = clock or _real_clock
         self.webhook_secret = webhook_secret
         self.requests = 0
         self.write_requests = 0
         self._faults: list[_FaultSlot] = []
-        self._file_sig: tuple[int, int, int] | None = None
         self.events: list[Record] = []  # changes, newest last (bounded): what webhooks would announce
-        self._load(data)
+        self._version = -1  # the store version this process has caught up to
+        self._stored: dict[tuple[str, int], str] = {}  # (kind, id) -> JSON as last read or written
+        self._load(data if data is not None else {"next_id": 1, **{t: [] for t in TABLES}})
+        if store is not None:
+            with store.transaction(write=False):
+                self._catch_up()
 
     # ------------------------------------------------------------ state and persistence
 
@@ -92,27 +93,81 @@ class SandboxServer(RulesMixin):
         self.data = data
         self.by_id: dict[str, dict[int, Record]] = {
             name: {r["id"]: r for r in data[name]}
-            for name in ("companies", "contacts", "members", "boards", "statuses", "priorities", "types", "tickets")
-        }
+            for name in TABLES}
 
-    def save(self) -> None:
-        """Write the state file atomically (no-op in memory)."""
-        if self.path is None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.data, separators=(",", ":")))
-        os.replace(tmp, self.path)
-        self._file_sig = _signature(self.path)
+    @property
+    def path(self) -> Path | None:
+        """The sandbox's SQLite file (None in memory)."""
+        return None if self.store is None else self.store.path
 
-    def _refresh(self) -> None:
-        """Re-read the state file when another process changed it."""
-        if self.path is None or not self.path.exists():
+    def _catch_up(self) -> None:
+        """Apply the rows other processes wrote since we last looked (inside a store transaction)."""
+        assert self.store is not None
+        version = self.store.version()
+        if version is None or version == self._version:
             return
-        sig = _signature(self.path)
-        if sig != self._file_sig:
-            self._load(json.loads(self.path.read_text()))
-            self._file_sig = sig
+        if version < self._version:  # the file was replaced: start over
+            self._version, self._stored = -1, {}
+            self._load({"next_id": 1, **{t: [] for t in TABLES}})
+        replaced: set[str] = set()
+        for kind, record in self.store.rows_since(self._version):
+            # New dicts, never changed in place: a caller mapping a record it got earlier keeps a whole one.
+            if record["id"] in self.by_id[kind]:
+                replaced.add(kind)
+            else:
+                self.data[kind].append(record)
+            self.by_id[kind][record["id"]] = record
+            self._stored[(kind, record["id"])] = dump(record)
+        for kind in replaced:
+            self.data[kind] = [self.by_id[kind][r["id"]] for r in self.data[kind]]
+        self.data.update(self.store.scalars())
+        self._version = version
+
+    def _changed_rows(self) -> list[tuple[str, Record, str]]:
+        """Records that differ from what the store holds: (kind, record, JSON)."""
+        rows = []
+        for kind in TABLES:
+            for record in self.data[kind]:
+                body = dump(record)
+                if self._stored.get((kind, record["id"])) != body:
+                    rows.append((kind, record, body))
+        return rows
+
+    def _flush(self) -> None:
+        """Write what this request changed (inside the write transaction)."""
+        assert self.store is not None
+        rows = self._changed_rows()
+        version = self._version + 1
+        self.store.write(version, {k: v for k, v in self.data.items() if k not in TABLES},
+                         ((kind, record["id"], body) for kind, record, body in rows))
+        for kind, record, body in rows:
+            self._stored[(kind, record["id"])] = body
+            self.by_id[kind][record["id"]] = record
+        self._version = version
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[None]:
+        """One request against the store (nothing to do in memory): catch up, run, write what changed."""
+        if self.store is None:
+            yield
+            return
+        with self.store.transaction(write=write):
+            self._catch_up()
+            try:
+                yield
+            except BaseException:
+                if self._changed_rows():  # a request that failed half-way: drop its changes, re-read
+                    self._version, self._stored = -1, {}
+                    self._load({"next_id": 1, **{t: [] for t in TABLES}})
+                    self._catch_up()
+                raise
+            if write:
+                self._flush()
+
+    def refresh(self) -> None:
+        """Catch up on writes by other processes now (reads through `call` always do)."""
+        with self._lock, self._transaction(write=False):
+            pass
 
     # ------------------------------------------------------------ clock
 
@@ -181,7 +236,6 @@ class SandboxServer(RulesMixin):
         with self._lock:
             self.requests += 1
             self.write_requests += int(write)
-            self._refresh()
             fault = self._take_fault(write)
             if api_key != API_KEY or (fault is not None and fault.kind is Fault.AUTH):
                 raise SandboxApiError(401, "Unauthorized", "Invalid API key: this sandbox accepts the key 'sandbox'.")
@@ -190,20 +244,16 @@ class SandboxServer(RulesMixin):
                                       retry_after=fault.retry_after if fault.retry_after is not None else 1.0)
             if fault is not None and fault.kind is Fault.SERVER_ERROR:
                 raise SandboxApiError(500, "InternalError", "The sandbox had a (simulated) internal error.")
-            result = fn()
-            if write:
-                self.save()
+            with self._transaction(write=write):
+                result = fn()
             if fault is not None and fault.kind is Fault.LOST_RESPONSE:
                 raise SandboxApiError(504, "ResponseLost", "The write was applied but its response was lost.")
             return result
 
     def apply(self, fn: Callable[[], T]) -> T:
         """Change the PSA from "inside" (demo helpers, test seeding): no auth, no faults, then persist."""
-        with self._lock:
-            self._refresh()
-            result = fn()
-            self.save()
-            return result
+        with self._lock, self._transaction(write=True):
+            return fn()
 
 
 # ---------------------------------------------------------------- one server per connection per process
@@ -236,24 +286,16 @@ def server_for(settings: Mapping[str, Any], *, clock: Clock | None = None) -> Sa
 def _open(settings: Mapping[str, Any], clock: Clock | None) -> SandboxServer:
     seed = int(settings.get("seed", DEFAULT_SEED))
     secret = str(settings.get("webhook_secret") or "sandbox-webhook-secret")
+
+    def generate() -> dict[str, Any]:
+        anchor = (clock or _real_clock)().astimezone(UTC).replace(microsecond=0)
+        return seed_data.generate(seed, anchor, tickets=int(settings.get("tickets", 300)))
+
     raw_path = settings.get("state_path")
-    path = Path(raw_path).expanduser() if raw_path else None
-    if path is not None and path.exists():
-        try:
-            data = json.loads(path.read_text())
-            server = SandboxServer(data, path=path, clock=clock, webhook_secret=secret)
-            server._file_sig = _signature(path)
-            return server
-        except (ValueError, KeyError, TypeError):
-            aside = path.with_name(path.name + ".corrupt")
-            os.replace(path, aside)
-            log.warning("sandbox state file was unreadable; moved it aside and generated fresh demo data",
-                        extra={"path": str(path), "moved_to": str(aside)})
-    anchor = (clock or _real_clock)().astimezone(UTC).replace(microsecond=0)
-    data = seed_data.generate(seed, anchor, tickets=int(settings.get("tickets", 300)))
-    server = SandboxServer(data, path=path, clock=clock, webhook_secret=secret)
-    server.save()
-    return server
+    if not raw_path:
+        return SandboxServer(generate(), clock=clock, webhook_secret=secret)
+    store = open_store(Path(raw_path).expanduser(), generate)
+    return SandboxServer(store=store, clock=clock, webhook_secret=secret)
 
 
 def forget(settings: Mapping[str, Any] | None = None) -> None:

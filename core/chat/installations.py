@@ -13,7 +13,7 @@ from sqlmodel import col, select
 from core.chat.cache import TTLCache
 from core.chat.models import Installation
 from core.errors import Conflict
-from core.scheduling import mark_event_processed
+from core.scheduling import forget_event, mark_event_processed
 from core.workspaces import WorkspaceService
 from store.crypto import CredentialCipher
 from store.db import Database, Scope
@@ -101,6 +101,10 @@ class Installations:
     async def first_time(self, source: str, event_id: str) -> bool:
         """True the first time an event (or OAuth state nonce) is seen; retries and replays get False."""
         return await mark_event_processed(self.db, source, event_id)
+
+    async def not_done(self, source: str, event_id: str) -> None:
+        """Forget an event taken by `first_time` whose work was refused (a corrected retry is new work)."""
+        await forget_event(self.db, source, event_id)
 
     async def _workspace_for_new_team(self, platform: str, team_id: str, team_name: str | None) -> int:
         """A brand-new, empty workspace: an install never claims an existing MSP's workspace by itself

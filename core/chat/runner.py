@@ -111,7 +111,14 @@ class ChatRunner:
         return await self.views.new_ticket_form(r.actor, subject=r.cmd.subject)
 
     async def _help(self, r: Request) -> View:
-        return MessageView(text="Deskbridge commands", lines=HELP_LINES)
+        return self.help()
+
+    @staticmethod
+    def help() -> MessageView:
+        """The command list: for anyone, linked or not (it is how people find out how to link)."""
+        return MessageView(text="Deskbridge commands", lines=HELP_LINES,
+                           hint="New here? Technicians run /deskbridge link; setting Deskbridge up, a chat "
+                                "workspace admin runs /deskbridge link to become its first admin.")
 
     async def _link(self, r: Request) -> View:
         assert isinstance(r.cmd, c.Link)
@@ -221,10 +228,11 @@ class ChatRunner:
 
     async def thread_message(self, actor: Actor, ticket_id: int, text: str,
                              files: Sequence[ChatFile] = (), *, customer_reads: bool = False,
-                             source: str | None = None) -> ThreadWrite | None:
-        """A technician's message in a ticket's thread (see ChatWrites.thread_message)."""
+                             source: str | None = None, author_email: str | None = None) -> ThreadWrite | None:
+        """A message in a ticket's thread: a technician's, or a customer's in their own channel (see
+        ChatWrites.thread_message)."""
         return await self.writes.thread_message(actor, ticket_id, text, files, customer_reads=customer_reads,
-                                                source=source)
+                                                source=source, author_email=author_email)
 
     async def action(self, actor: Actor, action: str, ref: str) -> Submitted:
         """One-click card actions: assign_me, alert_ack, alert_resolve."""

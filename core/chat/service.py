@@ -72,6 +72,9 @@ class ChatService:
     async def first_time(self, source: str, event_id: str) -> bool:
         return await self.installations.first_time(source, event_id)
 
+    async def not_done(self, source: str, event_id: str) -> None:
+        await self.installations.not_done(source, event_id)
+
     async def preauthorize(self, platform: str, team_id: str, workspace_id: int) -> Installation:
         return await self.installations.preauthorize(platform, team_id, workspace_id)
 
@@ -95,6 +98,9 @@ class ChatService:
 
     async def has_admin(self, workspace_id: int) -> bool:
         return await self.identities.has_admin(workspace_id)
+
+    async def link_first_admin(self, workspace_id: int, user: ChatUser, email: str) -> tuple[Member, bool]:
+        return await self.identities.link_first_admin(workspace_id, user, email)
 
     async def link_user(self, workspace_id: int, user: ChatUser, email: str) -> Member:
         return await self.identities.link_user(workspace_id, user, email)

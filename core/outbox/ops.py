@@ -45,6 +45,7 @@ class CreateTicket(_Payload):
     priority_external_id: str | None = None
     type_external_id: str | None = None
     owner_external_id: str | None = None
+    extra_fields: dict[str, str] = Field(default_factory=dict)  # required board fields by the PSA's name
 
 
 class UpdateTicket(_Payload):
@@ -63,6 +64,8 @@ class AddNote(_Payload):
     visibility: Literal["public", "internal", "resolution"]
     email_contact: bool = False
     author_member_external_id: str | None = None
+    # A customer's own reply (written from their chat channel): their PSA contact, where the PSA records one.
+    author_contact_external_id: str | None = None
 
 
 class AddTimeEntry(_Payload):

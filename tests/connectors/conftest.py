@@ -16,6 +16,7 @@ import pytest
 from tests.connectors.contract import Harness, HarnessFactory
 
 HARNESSES: dict[str, str] = {
+    "autotask": "tests.fakes.autotask_harness:autotask_harness",
     "sandbox": "tests.connectors.sandbox_harness:sandbox_harness",
     "connectwise": "tests.fakes.connectwise_harness:connectwise_harness",
     "halopsa": "tests.fakes.halopsa_harness:halopsa_harness",

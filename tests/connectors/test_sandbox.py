@@ -3,8 +3,8 @@ faults, signed webhooks and the demo helpers."""
 
 from __future__ import annotations
 
-import asyncio
 import json
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -74,17 +74,41 @@ async def test_connectors_of_one_connection_share_one_server(settings: dict[str,
 
 
 async def test_state_file_survives_a_reload(tmp_path: Path) -> None:
-    settings: dict[str, Any] = {"seed": 5, "state_path": str(tmp_path / "state" / "sandbox.json")}
+    settings: dict[str, Any] = {"seed": 5, "state_path": str(tmp_path / "state" / "sandbox.db")}
     try:
         conn = connector(settings)
         tid = (await conn.list_changed_tickets(None)).items[0].external_id
         await conn.update_ticket(tid, TicketPatch(summary="Renamed before the restart"))
-        data = json.loads(await asyncio.to_thread(Path(settings["state_path"]).read_text))
-        assert data["seed"] == 5
+        with sqlite3.connect(settings["state_path"]) as db:  # the sandbox's own SQLite file, not our database
+            assert json.loads(db.execute("SELECT value FROM meta WHERE key = 'seed'").fetchone()[0]) == 5
+            (body,) = db.execute("SELECT body FROM records WHERE kind = 'tickets' AND id = ?", (int(tid),)).fetchone()
+            assert json.loads(body)["summary"] == "Renamed before the restart"
         forget(settings)  # as after a process restart
         reloaded = connector(settings)
         assert reloaded.server is not conn.server
         assert (await reloaded.get_ticket(tid)).summary == "Renamed before the restart"
+    finally:
+        forget(settings)
+
+
+async def test_a_json_state_file_is_migrated_once(tmp_path: Path) -> None:
+    legacy = tmp_path / "sandbox-state.json"
+    data = seed.generate(5, ANCHOR, tickets=20)
+    data["tickets"][0]["summary"] = "Written while the state was JSON"
+    legacy.write_text(json.dumps(data))
+    settings = {"seed": 5, "state_path": str(legacy)}  # the setting existing installations have
+    try:
+        conn = connector(settings)
+        first = str(data["tickets"][0]["id"])
+        assert (await conn.get_ticket(first)).summary == "Written while the state was JSON"
+        assert not legacy.exists() and (tmp_path / "sandbox-state.json.migrated").exists()
+        assert (tmp_path / "sandbox-state.db").exists()
+        await conn.update_ticket(first, TicketPatch(summary="Written after the move"))
+        legacy.write_text(json.dumps(data))  # a stale JSON file appearing again is not imported twice
+        forget(settings)
+        again = connector(settings)
+        assert (await again.get_ticket(first)).summary == "Written after the move"
+        assert len((await again.list_ticket_ids()).items) == 20
     finally:
         forget(settings)
 
@@ -101,15 +125,33 @@ async def test_unreadable_state_file_is_moved_aside(tmp_path: Path) -> None:
         forget(settings)
 
 
+async def test_a_file_that_is_not_a_database_is_moved_aside(tmp_path: Path) -> None:
+    path = tmp_path / "sandbox.db"
+    path.write_bytes(b"this is not SQLite" * 100)
+    settings = {"seed": 5, "state_path": str(path)}
+    try:
+        conn = connector(settings)
+        assert (await conn.check_credentials()).details["companies"] == "12"
+        assert (tmp_path / "sandbox.db.corrupt").read_bytes().startswith(b"this is not SQLite")
+    finally:
+        forget(settings)
+
+
 async def test_changes_by_another_process_are_picked_up(tmp_path: Path) -> None:
-    settings = {"seed": 5, "state_path": str(tmp_path / "sandbox.json")}
+    settings = {"seed": 5, "state_path": str(tmp_path / "sandbox.db")}
     try:
         ours = connector(settings)
         tid = (await ours.list_changed_tickets(None)).items[0].external_id
         forget(settings)
         theirs = connector(settings)  # a second server object on the same file, like another process
         await theirs.update_ticket(tid, TicketPatch(summary="Changed elsewhere"))
+        await theirs.add_note(NewNote(ticket_external_id=tid, text="from elsewhere", visibility=NoteVisibility.INTERNAL,
+                                      marker="m-elsewhere"))
         assert (await ours.get_ticket(tid)).summary == "Changed elsewhere"
+        assert "from elsewhere" in [n.text for n in await ours.list_notes(tid)]
+        await ours.add_note(NewNote(ticket_external_id=tid, text="ours", visibility=NoteVisibility.INTERNAL,
+                                    marker="m-ours"))  # on top of theirs: neither write is lost
+        assert [n.text for n in await theirs.list_notes(tid)][-2:] == ["from elsewhere", "ours"]
     finally:
         forget(settings)
 

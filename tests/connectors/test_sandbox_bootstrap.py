@@ -31,7 +31,7 @@ async def test_bootstrap_falls_back_to_the_sandbox_and_keeps_its_writes(db_url: 
     (conn,) = await container.connections.list(ws)
     assert conn.kind == "sandbox" and conn.is_default
     state = Path(conn.settings["state_path"])
-    assert state == tmp_path / "sandbox-state.json" and await asyncio.to_thread(state.exists)
+    assert state == tmp_path / "sandbox.db" and await asyncio.to_thread(state.exists)
     async with container.connections.open(conn) as psa:
         assert "Sandbox" in (await psa.check_credentials()).display_name
         ticket = (await psa.list_changed_tickets(None)).items[0]

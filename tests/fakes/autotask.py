@@ -34,7 +34,7 @@ answer 429 with Retry-After (seconds until the oldest counted call leaves the wi
 Test API:
     fake.clock                          FakeClock(`advance`, `set`); every change is stamped with clock()
     fake.add_company/add_contact/add_resource/add_ticket/add_note/edit_ticket/delete_ticket/bulk_tickets
-    fake.fail_next(status, times=1, match="POST /Tickets", retry_after=7)   fake.lose_next_response(match=…)
+    fake.fail_next(status, times=1, match="POST /Tickets", retry_after=7, message=None)   fake.lose_next_response(match=…)
     fake.slow(seconds, times=None, match=…)   fake.clear_faults()   fake.deny(match)  (permission 500s)
     fake.move_zone(n)  fake.revoke_auth()/restore_auth()  fake.lock_timesheet(resource_id, through=date)
     fake.read_lag = n                   new records stay invisible to the next n requests (replication lag)
@@ -55,6 +55,7 @@ from typing import Any
 import httpx
 
 from tests.fakes import autotask_children as children
+from tests.fakes import autotask_hooks as hooks
 from tests.fakes import autotask_routes as routes
 from tests.fakes import autotask_writes as writes
 from tests.fakes.autotask_http import (
@@ -96,6 +97,9 @@ class FakeAutotask(LimitsMixin):
         self.picklists = seed_picklists()
         self.udfs = seed_udfs()
         self.tables: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in SPECS}
+        self.webhooks: dict[str, dict[int, dict[str, Any]]] = {"TicketWebhooks": {}, "TicketNoteWebhooks": {}}
+        self.deliveries: list[tuple[str, dict[str, str], bytes]] = []  # callouts made (tests/fakes/autotask_hooks.py)
+        self.next_hook_id, self.hook_sequence = 100, 0
         self.created_at_seq: dict[tuple[str, int], int] = {}
         self.seq = 0
         self.acting = 0
@@ -252,6 +256,7 @@ class FakeAutotask(LimitsMixin):
         """Delete a ticket (and log it in DeletedTicketLogs, as Autotask does)."""
         with self.lock:
             t = self.tables["Tickets"].pop(ticket_id)
+            hooks.emit(self, "Tickets", "Delete", t)
             self.insert("DeletedTicketLogs", {"ticketID": ticket_id, "ticketNumber": t["ticketNumber"],
                                               "ticketTitle": t["title"], "deletedByResourceID": self.acting,
                                               "deletedDateTime": self.stamp()})
@@ -259,8 +264,9 @@ class FakeAutotask(LimitsMixin):
     # ------------------------------------------------------------ faults and tenant state
 
     def fail_next(self, status: int, times: int | None = 1, *, match: str | None = None,
-                  retry_after: float | None = None) -> None:
-        self.faults.append(Fault("status", times, match, status=status, retry_after=retry_after))
+                  retry_after: float | None = None, message: str | None = None) -> None:
+        """The next matching request(s) answer `status`; with `message`, in Autotask's `{"errors": [...]}`."""
+        self.faults.append(Fault("status", times, match, status=status, retry_after=retry_after, message=message))
 
     def lose_next_response(self, times: int | None = 1, *, match: str | None = "WRITE") -> None:
         self.faults.append(Fault("lose", times, match))
@@ -320,9 +326,10 @@ class FakeAutotask(LimitsMixin):
                     fault.use()
                     if fault.kind == "status":
                         hdrs = {"retry-after": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
-                        shape = "message" if fault.status in (401, 500) else "errors"
-                        text = {401: "Authorization has been denied for this request.",
-                                500: "An error has occurred."}.get(fault.status, f"fake fault {fault.status}")
+                        shape = "message" if fault.status in (401, 500) and not fault.message else "errors"
+                        text = fault.message or {401: "Authorization has been denied for this request.",
+                                                 500: "An error has occurred."}.get(fault.status,
+                                                                                     f"fake fault {fault.status}")
                         raise AtError(fault.status, text, headers=hdrs, shape=shape)
                     if fault.kind == "lose":
                         lose = True

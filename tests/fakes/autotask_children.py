@@ -10,6 +10,7 @@ import binascii
 import mimetypes
 from typing import TYPE_CHECKING, Any
 
+from tests.fakes import autotask_hooks as hooks
 from tests.fakes.autotask_http import FakeRequest, FakeResponse, rejected
 from tests.fakes.autotask_schema import SPECS, EntitySpec
 from tests.fakes.autotask_writes import accept, body_of, found, id_of, impersonator, item_answer, require
@@ -79,6 +80,7 @@ def create_note(fake: FakeAutotask, ticket_id: int, data: dict[str, Any]) -> int
         "createDateTime": now, "lastActivityDate": now, "creatorResourceID": None if by_contact else fake.acting,
         "impersonatorCreatorResourceID": impersonator(fake)}
     rid = fake.insert("TicketNotes", record)
+    hooks.emit(fake, "TicketNotes", "Create", record)
     ticket["lastActivityDate"] = now
     if data["publish"] == everyone:
         ticket["lastCustomerVisibleActivityDateTime"] = now

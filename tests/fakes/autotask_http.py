@@ -87,6 +87,7 @@ class Fault:
     status: int = 500
     retry_after: float | None = None
     seconds: float = 0.0
+    message: str | None = None  # an Autotask error text (answered as {"errors": [message]})
 
     def applies(self, key: str, write: bool) -> bool:
         if self.match == "WRITE":

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from tests.fakes import autotask_children as c
+from tests.fakes import autotask_hooks as hooks
 from tests.fakes import autotask_query as q
 from tests.fakes import autotask_writes as w
 from tests.fakes.autotask_http import AtError, FakeRequest, FakeResponse, json_response, rejected
@@ -74,6 +75,10 @@ def match(req: FakeRequest, rest: str) -> Route:
         return Route("/zoneInformation", zone_information, authenticated=False)
     if low == ["thresholdinformation"] and m == "GET":
         return Route("/ThresholdInformation", threshold_information, entity="ThresholdInformation")
+    hook = hooks.route(req, parts)
+    if hook is not None:
+        template, handler, write = hook
+        return Route(template, lambda fake, r: handler(fake, r), write=write, entity=template.split("/")[1])
     spec = _spec(parts[0])
     if spec is None:
         return _missing("/" + rest)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from tests.fakes import autotask_hooks as hooks
 from tests.fakes.autotask_http import AtError, FakeRequest, FakeResponse, json_response, rejected
 from tests.fakes.autotask_schema import SPECS, EntitySpec, fmt, fmt_date, parse
 
@@ -203,7 +204,9 @@ def create_ticket(fake: FakeAutotask, data: dict[str, Any]) -> int:
                   lastTrackedModificationDateTime=now, creatorResourceID=fake.acting, creatorType=1,
                   impersonatorCreatorResourceID=impersonator(fake), lastActivityResourceID=fake.acting,
                   lastActivityPersonType=1)
-    return fake.insert("Tickets", record)
+    rid = fake.insert("Tickets", record)
+    hooks.emit(fake, "Tickets", "Create", record)
+    return rid
 
 
 def update_root(fake: FakeAutotask, req: FakeRequest, spec: EntitySpec) -> FakeResponse:
@@ -237,10 +240,13 @@ def update_ticket(fake: FakeAutotask, record: dict[str, Any], data: dict[str, An
     merged = record | data
     now = fake.stamp()
     _check_ticket(fake, merged, now)
+    changed = {k for k, v in data.items() if record.get(k) != v}
     record.update(merged)
     if udfs:
         merge_udfs(record, udfs)
     record.update(lastTrackedModificationDateTime=now, lastActivityDate=now, lastActivityResourceID=fake.acting)
+    if changed or udfs:
+        hooks.emit(fake, "Tickets", "Update", record, changed)
 
 
 def _time_rules(fake: FakeAutotask, t: dict[str, Any], now: str) -> None:

@@ -86,6 +86,8 @@ class FakeSlackApi:
         self.users: dict[str, dict[str, Any]] = {}
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}  # (channel, ts) -> what chat.postMessage got
         self._failures: dict[str, list[_Failure]] = {}
+        self._lost: dict[str, int] = {}  # method -> answers to lose after doing the work
+        self._dropped: dict[str, int] = {}  # method -> requests to drop before doing any work
         self._ts = 1_700_000_000
         self.client_id: str | None = None  # set to check oauth.v2.access client credentials
         self.client_secret: str | None = None
@@ -108,6 +110,7 @@ class FakeSlackApi:
         self.downloads: list[Download] = []
         self._download_failures: dict[str, list[int]] = {}
         self.file_readers: set[str] | None = None  # tokens with files:read (None: every bot token)
+        self.scopes: set[str] | None = None  # what auth.test lists in X-OAuth-Scopes (None: no header)
 
     # ------------------------------------------------------------ control
 
@@ -120,6 +123,14 @@ class FakeSlackApi:
     def fail(self, method: str, *, status: int = 200, error: str | None = None, retry_after: int | None = None,
              times: int = 1) -> None:
         self._failures.setdefault(method, []).append(_Failure(status, error, retry_after, times))
+
+    def lose_answer(self, method: str, times: int = 1) -> None:
+        """Do the next call's work, then drop the connection before answering (a lost response)."""
+        self._lost[method] = self._lost.get(method, 0) + times
+
+    def drop_request(self, method: str, times: int = 1) -> None:
+        """Drop the connection of the next call before doing anything (Slack never got it)."""
+        self._dropped[method] = self._dropped.get(method, 0) + times
 
     def grant(self, code: str, *, team_id: str, team_name: str = "", token: str | None = None,
               installer: str = "U_INSTALLER", bot_user_id: str = "UBOT", bot_id: str = "BBOT",
@@ -222,6 +233,11 @@ class FakeSlackApi:
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ").strip() or args.get("token") or None
         self.calls.append(Call(method, args, token))
+        if self._dropped.get(method):
+            self._dropped[method] -= 1
+            assert request.transport is not None
+            request.transport.abort()
+            return web.json_response({})
         pending = self._failures.get(method)
         if pending:
             f = pending[0]
@@ -237,7 +253,14 @@ class FakeSlackApi:
             return web.json_response(self._connections_open(token))
         if token not in self.tokens:
             return web.json_response({"ok": False, "error": "invalid_auth"})
-        return web.json_response(self._answer(method, args, token))
+        answer = self._answer(method, args, token)
+        if self._lost.get(method):
+            self._lost[method] -= 1
+            assert request.transport is not None
+            request.transport.abort()  # the work is done; the client never hears of it
+        if method == "auth.test" and self.scopes is not None:  # as Slack: the token's scopes in a header
+            return web.json_response(answer, headers={"X-OAuth-Scopes": ",".join(sorted(self.scopes))})
+        return web.json_response(answer)
 
     def _next_ts(self) -> str:
         self._ts += 1
@@ -276,9 +299,32 @@ class FakeSlackApi:
         if method == "conversations.info":
             shared = args.get("channel") in self.shared_channels  # Slack Connect channels (another org reads them)
             return {"ok": True, "channel": {"id": args.get("channel"), "is_ext_shared": shared, "is_shared": shared}}
+        if method in ("conversations.history", "conversations.replies"):
+            return {"ok": True, "messages": self._history(args), "has_more": False}
         if method == "chat.getPermalink":
             return {"ok": True, "permalink": f"https://fake.slack.invalid/archives/{args.get('channel')}/p1"}
         return {"ok": True}
+
+    def _history(self, args: dict[str, Any]) -> list[dict[str, Any]]:
+        """A channel's top-level messages (history) or one thread (replies), newest first; message
+        metadata only with include_all_metadata, as Slack does."""
+        channel, oldest = str(args.get("channel")), float(args.get("oldest") or 0)
+        thread = args.get("ts") if "ts" in args else None
+        with_meta = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        out = []
+        for (ch, ts), m in self.messages.items():
+            if ch != channel or float(ts) < oldest:
+                continue
+            if thread is not None and ts != thread and m.get("thread_ts") != thread:
+                continue
+            if thread is None and m.get("thread_ts"):
+                continue
+            msg: dict[str, Any] = {"type": "message", "ts": ts, "text": m.get("text"), "bot_id": self.bot_id}
+            if with_meta and m.get("metadata"):
+                msg["metadata"] = m["metadata"]
+            out.append(msg)
+        out.sort(key=lambda x: float(x["ts"]), reverse=True)
+        return out[:int(args.get("limit") or 100)]
 
     def _client_ok(self, request: web.Request, args: dict[str, Any]) -> str | None:
         """The oauth.v2.access credential error, if any (HTTP Basic preferred, form fields accepted)."""

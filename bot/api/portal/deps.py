@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
@@ -13,7 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from bot.api import problems
 from core.apikeys import Principal, Unauthenticated
 from core.context import Actor
-from core.errors import DeskbridgeError, PermissionDenied
+from core.errors import Conflict, DeskbridgeError, PermissionDenied
 from core.idempotency import Claim, request_hash
 
 if TYPE_CHECKING:
@@ -48,11 +49,27 @@ async def _authenticate(request: Request,
     if creds is None or creds.scheme.lower() != "bearer":
         raise Unauthenticated("No API key was sent.",
                               hint="Send `Authorization: Bearer <key>` with a key from `deskbridge apikey create`.")
-    principal = await container.apikeys.authenticate(creds.credentials)
+    principal = container.apikeys.cached(creds.credentials)
+    if principal is None:
+        principal = await _verified(request, container, creds.credentials)
     wait = request.app.state.portal_limiter.take(principal.key_id)
     if wait > 0:
         raise problems.RateLimited(wait)
     return Caller(principal, container)
+
+
+async def _verified(request: Request, container: Deskbridge, token: str) -> Principal:
+    """Check the key against the database, within the client's budget of failed authentications."""
+    failures = request.app.state.portal_auth_failures
+    client = request.client.host if request.client else "unknown"
+    wait = failures.wait(client)
+    if wait > 0:
+        raise problems.RateLimited(wait, "Too many failed authentications from this address.")
+    try:
+        return await container.apikeys.authenticate(token)
+    except Unauthenticated:
+        failures.take(client)
+        raise
 
 
 def needs(scope: str) -> Callable[..., Awaitable[Caller]]:
@@ -76,8 +93,12 @@ IdemKey = Annotated[str | None, Header(
 
 
 async def idempotent(request: Request, caller: Caller, key: str | None, payload: Any,
-                     work: Callable[[], Awaitable[Result]]) -> JSONResponse:
-    """Run `work` once per Idempotency-Key (Stripe's semantics, see core/idempotency.py)."""
+                     work: Callable[[], Awaitable[Result]],
+                     rebuild: Callable[[dict[str, Any]], Awaitable[Result]]) -> JSONResponse:
+    """Run `work` once per Idempotency-Key (Stripe's semantics, see core/idempotency.py).
+
+    `rebuild(made)` answers a retry whose first attempt committed but died before its response was saved:
+    `made` holds the ids of the tickets and timeline entries that attempt created."""
     if key is None:
         status, body, headers = await work()
         return JSONResponse(body, status_code=status, headers=headers)
@@ -88,16 +109,26 @@ async def idempotent(request: Request, caller: Caller, key: str | None, payload:
         headers = {**saved.get("headers", {}), "Idempotent-Replayed": "true"}
         media = problems.MEDIA_TYPE if got.status >= 400 else "application/json"
         return JSONResponse(saved.get("body"), status_code=got.status, headers=headers, media_type=media)
+    if got.rebuild is not None:
+        status, body, headers = await rebuild(got.rebuild)  # a service error leaves the key to the next retry
+        await svc.complete(got, status, {"body": body, "headers": headers})
+        return JSONResponse(body, status_code=status, headers={**headers, "Idempotent-Replayed": "true"})
     try:
-        with svc.committed_with_work(got):
+        async with svc.held(got):
             status, body, headers = await work()
     except DeskbridgeError as exc:
         # The endpoint ran and refused: that answer is saved too, so a retry gets the same one.
         status, body, headers = problems.from_error(exc, request.url.path)
         await svc.complete(got, status, {"body": body, "headers": headers})
         return problems.response(status, body, headers)
-    except Exception:
-        await svc.release(got)  # the work failed before committing: a retry with this key runs again
+    except BaseException:
+        await asyncio.shield(svc.release(got))  # a retry runs the work again, or rebuilds what it committed
         raise
     await svc.complete(got, status, {"body": body, "headers": headers})
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def lost_result() -> Conflict:
+    """The first request's work committed but what it made cannot be found (e.g. deleted since)."""
+    return Conflict("The first request with this Idempotency-Key completed, but its result no longer exists.",
+                    hint="Look the result up (e.g. list recent tickets) instead of retrying.")

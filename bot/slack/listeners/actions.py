@@ -11,6 +11,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.slack import blocks as bk
 from bot.slack import text as t
+from bot.slack import urgency
 from bot.slack.context import SlackContext
 from bot.slack.install import WORKSPACE_KEY
 from bot.slack.listeners.common import bound, on_ephemeral
@@ -24,7 +25,7 @@ FORM_ACTIONS = ("reply", "note", "status", "time")
 
 
 def register(app: AsyncApp, sc: SlackContext) -> None:
-    app.action(re.compile(f"^{bk.ACTION_PREFIX}"))(sc.after_ack(bound(run_action, sc)))
+    app.action(re.compile(f"^{bk.ACTION_PREFIX}"))(sc.after_ack(bound(run_action, sc), urgent=urgency.action_opens_modal))
 
 
 async def run_action(sc: SlackContext, body: dict[str, Any], context: Any, client: Any, respond: Any) -> None:
@@ -114,7 +115,9 @@ async def _act(sc: SlackContext, name: str, body: dict[str, Any], context: Any, 
         await sc.open_form(client, body["trigger_id"], build, meta, title=t.FORM_TITLES[name], push=in_modal)
         return
     done = await sc.commands.action(actor, name, value)
-    if channel and meta["thread_ts"]:
+    if not done.changed and not in_modal and body.get("response_url"):  # a no-op: said to the clicker only
+        await respond(text=t.confirm_thread(done.confirmation), response_type="ephemeral", replace_original=False)
+    elif channel and meta["thread_ts"]:
         await sc.confirm_in_thread(client, int(context[WORKSPACE_KEY]), user.team_id, channel, meta["thread_ts"],
                                    meta["card_ts"], done.view, done.confirmation, user_id=user.user_id)
     elif in_modal:  # the ticket modal shows the new state and what was done

@@ -7,6 +7,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.slack import blocks as bk
+from bot.slack import urgency
 from bot.slack.context import SlackContext
 from bot.slack.install import WORKSPACE_KEY
 from bot.slack.listeners.common import answer, bound, is_shared
@@ -20,7 +21,7 @@ COMMANDS = ("/tickets", "/ticket", "/deskbridge")
 
 def register(app: AsyncApp, sc: SlackContext) -> None:
     for name in COMMANDS:
-        app.command(name)(sc.after_ack(bound(run_command, sc)))
+        app.command(name)(sc.after_ack(bound(run_command, sc), urgent=urgency.command_opens_modal))
 
 
 async def run_command(sc: SlackContext, body: dict[str, Any], context: Any, client: Any, respond: Any) -> None:
@@ -28,6 +29,11 @@ async def run_command(sc: SlackContext, body: dict[str, Any], context: Any, clie
     user = sc.chat_user(context, body, channel)
     try:
         cmd = grammar.parse(body.get("command", ""), body.get("text", ""))
+        if isinstance(cmd, grammar.Help):  # for everyone: help is how an unknown user learns to link
+            helped = sc.commands.help()
+            await respond(text=bk.message_fallback(helped), blocks=bk.message_blocks(helped),
+                          response_type="ephemeral")
+            return
         actor, info = await sc.actor(context, user, client, need_admin=isinstance(cmd, ADMIN_COMMANDS))
         ws = int(context[WORKSPACE_KEY])
         if isinstance(cmd, grammar.NewTicket):

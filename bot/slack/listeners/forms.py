@@ -4,6 +4,7 @@ within SUBMIT_BUDGET_S; a slower write turns the modal into "Saving…" and fini
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import re
@@ -43,14 +44,24 @@ async def submit_form(sc: SlackContext, ack: Any, body: dict[str, Any], context:
     user = sc.chat_user(context, body, channel)
     ws = int(context[WORKSPACE_KEY])
 
-    async def write() -> Submitted:
-        # Before the ack: database only (the user was resolved when the modal was opened).
-        actor, info = await sc.actor(context, user, client, slack_lookups=False)
-        thread = meta.get("thread_ts") or meta.get("card_ts")
-        return await sc.commands.submit(actor, form, values,
-                                        ticket_ref=str(meta["ticket"]) if meta.get("ticket") else None,
-                                        audience=audience(actor, info),
-                                        source=source(channel, thread) if channel and thread else None)
+    # One submission is one write: the same modal sent twice (a double click; Slack's view id and hash with
+    # the same values) is taken once. A refused submission is forgotten, so the corrected one is new work.
+    claim = (f"slack-view:{user.team_id}", f"{view.get('id')}:{view.get('hash')}:{values_digest(values)}")
+
+    async def write() -> Submitted | None:
+        if not await sc.chat.first_time(*claim):
+            return None
+        try:
+            # Before the ack: database only (the user was resolved when the modal was opened).
+            actor, info = await sc.actor(context, user, client, slack_lookups=False)
+            thread = meta.get("thread_ts") or meta.get("card_ts")
+            return await sc.commands.submit(actor, form, values,
+                                            ticket_ref=str(meta["ticket"]) if meta.get("ticket") else None,
+                                            audience=audience(actor, info),
+                                            source=source(channel, thread) if channel and thread else None)
+        except BaseException:
+            await sc.chat.not_done(*claim)
+            raise
 
     # The write normally takes milliseconds and a refused value becomes a field error in the modal. If the
     # database is slow (a long write lock), the ack cannot wait: Slack gives up after 3 s and the user, seeing
@@ -72,7 +83,27 @@ async def submit_form(sc: SlackContext, ack: Any, body: dict[str, Any], context:
         await ack(response_action="errors", errors={target: t.error_text(exc.message, exc.hint)[:2000]})
         return
     await ack()
+    if done is None:
+        log.info("a modal submitted twice was taken once", extra={"form": form})
+        return
     sc.background(_after_submit(sc, done, form, meta, user, ws, client))
+    sc.background(_refresh_modal_below(done, view, client))
+
+
+async def _refresh_modal_below(done: Submitted, view: dict[str, Any], client: Any) -> None:
+    """A form pushed over the ticket modal (App Home): once it closes, the ticket modal it was pushed on
+    shows the ticket as it is now and says what was done."""
+    below = view.get("previous_view_id")
+    if not below or below == view.get("id") or done.view is None:
+        return
+    try:
+        await client.views_update(view_id=below, view=bk.ticket_modal(replace(done.view, notice=done.confirmation)))
+    except SlackApiError:
+        log.info("the ticket modal under a submitted form was already closed")
+
+
+def values_digest(values: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:24]
 
 
 async def _after_submit(sc: SlackContext, done: Submitted, form: str, meta: dict[str, Any], user: ChatUser,
@@ -99,7 +130,7 @@ async def _after_submit(sc: SlackContext, done: Submitted, form: str, meta: dict
                             replace_original=True)
 
 
-async def _finish_slow_submit(sc: SlackContext, task: asyncio.Future[Submitted], view: dict[str, Any],
+async def _finish_slow_submit(sc: SlackContext, task: asyncio.Future[Submitted | None], view: dict[str, Any],
                               values: dict[str, str], meta: dict[str, Any], user: ChatUser, ws: int,
                               client: Any) -> None:
     form = str(view.get("callback_id", "")).removeprefix(bk.FORM_PREFIX)
@@ -119,8 +150,11 @@ async def _finish_slow_submit(sc: SlackContext, task: asyncio.Future[Submitted],
                 await client.chat_postEphemeral(channel=meta["channel"], user=user.user_id,
                                                 text=t.submit_failed(message, hint, values))
         return
+    if done is None:  # a second copy of a submission already taken: the first one answers
+        return
     try:
         await client.views_update(view_id=view.get("id"), view=bk.submit_done_modal(view, done.confirmation))
     except SlackApiError:
         log.info("slow form's modal was closed before it finished")
     await _after_submit(sc, done, form, meta, user, ws, client)
+    await _refresh_modal_below(done, view, client)

@@ -7,6 +7,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.slack import text as t
+from bot.slack import urgency
 from bot.slack.context import SlackContext
 from bot.slack.listeners.common import bound
 from core.errors import DeskbridgeError, PermissionDenied
@@ -15,7 +16,7 @@ SHORTCUT_ID = "create_ticket_from_message"
 
 
 def register(app: AsyncApp, sc: SlackContext) -> None:
-    app.shortcut(SHORTCUT_ID)(sc.after_ack(bound(ticket_from_message, sc)))
+    app.shortcut(SHORTCUT_ID)(sc.after_ack(bound(ticket_from_message, sc), urgent=urgency.shortcut_opens_modal))
 
 
 async def ticket_from_message(sc: SlackContext, body: dict[str, Any], context: Any, client: Any,
@@ -27,7 +28,7 @@ async def ticket_from_message(sc: SlackContext, body: dict[str, Any], context: A
         actor, _ = await sc.actor(context, user, client)
         if not actor.is_member:
             raise PermissionDenied("Only technicians can create tickets from messages.")
-        text = str(msg.get("text") or "")
+        text = await sc.readable(client, str(msg.get("text") or ""))  # as people read it, not mrkdwn
         subject = text.strip().splitlines()[0] if text.strip() else ""  # the form fits it to the PSA
         root = msg.get("thread_ts") or msg.get("ts")
         await sc.open_form(client, body["trigger_id"],

@@ -48,7 +48,8 @@ class Api:
 
 def api_settings(db_url: str, tmp_path: Path, **overrides: Any) -> Any:
     overrides.setdefault("sandbox", "off")
-    return settings_from_env(database_url=db_url, secret_key=generate_key(),
+    overrides.setdefault("secret_key", generate_key())
+    return settings_from_env(database_url=db_url,
                              secret_key_file=tmp_path / "secret.key", run_scheduler=False,
                              run_outbox_worker=False, **overrides)
 

@@ -10,8 +10,7 @@ import pytest
 from sqlmodel import select
 
 from core.context import Actor
-from core.errors import Conflict
-from core.idempotency import Claim, IdempotencyService, Replay, request_hash
+from core.idempotency import Claim, IdempotencyService, KeyBusy, Replay, request_hash
 from core.tickets import TicketService
 from store.db import Scope
 from store.enums import Origin
@@ -107,36 +106,103 @@ async def test_concurrent_requests_with_one_key_create_one_ticket(api: Api):
 
 async def test_claim_flips_to_committed_inside_the_work_transaction(api: Api):
     clock = [utcnow()]
-    svc = IdempotencyService(api.container.db, clock=lambda: clock[0], lock_timeout=timedelta(seconds=60))
+    svc = IdempotencyService(api.container.db, clock=lambda: clock[0], lease=timedelta(seconds=10))
     tickets = TicketService(api.container.db)
     actor = Actor(workspace_id=api.ws, origin=Origin.API, display="apikey:test")
 
-    async def state(key: str) -> str | None:
+    async def row(key: str) -> IdempotencyKey | None:
         async with api.container.db.read(Scope.workspace(api.ws)) as s:
-            row = (await s.exec(select(IdempotencyKey).where(IdempotencyKey.key == key))).first()
-        return row.state if row else None
+            return (await s.exec(select(IdempotencyKey).where(IdempotencyKey.key == key))).first()
 
     crashed = await svc.claim(api.ws, "died-before-commit", "h1")
     assert isinstance(crashed, Claim)
-    with svc.committed_with_work(crashed), pytest.raises(RuntimeError):
-        async with api.container.db.write(actor.scope):
+    with pytest.raises(RuntimeError):
+        async with svc.held(crashed), api.container.db.write(actor.scope):
             raise RuntimeError("process died mid-transaction")
-    assert await state("died-before-commit") == "inflight"
+    assert (await row("died-before-commit")).state == "inflight"  # type: ignore[union-attr]
 
     done = await svc.claim(api.ws, "committed-then-died", "h2")
     assert isinstance(done, Claim)
-    with svc.committed_with_work(done):
-        await tickets.create(actor, subject="landed")
-    assert await state("committed-then-died") == "committed"
+    async with svc.held(done):
+        made = await tickets.create(actor, subject="landed")
+    committed = await row("committed-then-died")
+    assert committed is not None and committed.state == "committed"
+    assert committed.response_body == {"rebuild": {"tickets": [made.summary.id], "entries": []}}
 
-    clock[0] += timedelta(minutes=2)  # both attempts are now stale
+    # While the lease runs, a retry is told to wait, with how long.
+    with pytest.raises(KeyBusy) as busy:
+        await svc.claim(api.ws, "committed-then-died", "h2")
+    assert busy.value.retry_after == 10 and "being recorded" in busy.value.message
+    clock[0] += timedelta(seconds=4)
+    with pytest.raises(KeyBusy) as busy:
+        await svc.claim(api.ws, "died-before-commit", "h1")
+    assert busy.value.retry_after == 6
+
+    clock[0] += timedelta(seconds=7)  # both leases lapsed: their instances are gone
     again = await svc.claim(api.ws, "died-before-commit", "h1")
-    assert isinstance(again, Claim) and again.record_id == crashed.record_id  # safe to run: nothing committed
-    with pytest.raises(Conflict, match="completed"):
-        await svc.claim(api.ws, "committed-then-died", "h2")  # never run twice
+    assert again == Claim(api.ws, crashed.record_id, "died-before-commit")  # nothing committed: the work runs
+    rebuilt = await svc.claim(api.ws, "committed-then-died", "h2")
+    assert isinstance(rebuilt, Claim) and rebuilt.rebuild == {"tickets": [made.summary.id], "entries": []}
+    with pytest.raises(KeyBusy):  # the rebuild is taken by one retry at a time
+        await svc.claim(api.ws, "committed-then-died", "h2")
 
-    await svc.complete(done, 201, {"body": {"ok": True}, "headers": {}})
+    await svc.complete(rebuilt, 201, {"body": {"ok": True}, "headers": {}})
     assert await svc.claim(api.ws, "committed-then-died", "h2") == Replay(201, {"body": {"ok": True}, "headers": {}})
+
+
+async def test_the_lease_is_renewed_while_the_work_runs(api: Api):
+    svc = IdempotencyService(api.container.db, lease=timedelta(seconds=0.3))
+    claim = await svc.claim(api.ws, "slow-work", "h")
+    assert isinstance(claim, Claim)
+    async with svc.held(claim):
+        await asyncio.sleep(0.8)  # longer than the lease: the heartbeat keeps it
+        with pytest.raises(KeyBusy):
+            await svc.claim(api.ws, "slow-work", "h")
+    await asyncio.sleep(0.4)  # no heartbeat any more: a dead holder's key is free once the lease lapses
+    assert isinstance(await svc.claim(api.ws, "slow-work", "h"), Claim)
+
+
+async def test_in_flight_409_carries_retry_after(api: Api):
+    svc: IdempotencyService = api.container.idempotency
+    body = {"subject": "slow"}
+    assert isinstance(await svc.claim(api.ws, "busy-2", request_hash("POST", "/api/msp-portal/tickets", body)), Claim)
+    r = await api.post("/tickets", body, headers={"Idempotency-Key": "busy-2"})
+    problem = assert_problem(r, 409)
+    assert 1 <= int(r.headers["retry-after"]) <= 10 and problem["retry_after"] == int(r.headers["retry-after"])
+
+
+async def test_a_retry_after_a_crash_between_commit_and_response_replays_over_http(api: Api):
+    """The first attempt's work committed but its instance died before saving the response: each endpoint's
+    retry answers what the first attempt would have, and nothing is written twice."""
+    svc: IdempotencyService = api.container.idempotency
+    svc.lease = timedelta(seconds=0.2)
+    n = (await api.ticket())["number"]
+
+    async def crash_after_commit(method: str, path: str, body: dict, key: str, run) -> None:  # noqa: ANN001
+        claim = await svc.claim(api.ws, key, request_hash(method, "/api/msp-portal" + path, body))
+        assert isinstance(claim, Claim)
+        async with svc.held(claim):
+            await run()  # ... and the process dies here: no complete(), no release()
+
+    actor = Actor(workspace_id=api.ws, origin=Origin.API, display="apikey:write-key")
+    await crash_after_commit("POST", "/tickets", {"subject": "Crashy"}, "k-create",
+                             lambda: api.container.tickets.create(actor, subject="Crashy"))
+    await crash_after_commit("POST", f"/tickets/{n}/comments", {"body": "hi"}, "k-comment",
+                             lambda: api.container.tickets.comment(actor, n, "hi"))
+    await crash_after_commit("PUT", f"/tickets/{n}", {"priority": "high"}, "k-put",
+                             lambda: api.container.tickets.update(actor, n, priority="high"))
+    await asyncio.sleep(0.3)
+    created = await api.post("/tickets", {"subject": "Crashy"}, headers={"Idempotency-Key": "k-create"})
+    assert created.status_code == 201 and created.headers["idempotent-replayed"] == "true"
+    assert created.json()["subject"] == "Crashy" and created.headers["location"].endswith(f"/id:{created.json()['id']}")
+    again = await api.post("/tickets", {"subject": "Crashy"}, headers={"Idempotency-Key": "k-create"})
+    assert again.json() == created.json()  # saved now: a plain replay
+    comment = await api.post(f"/tickets/{n}/comments", {"body": "hi"}, headers={"Idempotency-Key": "k-comment"})
+    assert comment.status_code == 201 and comment.json()["body"] == "hi"
+    put = await api.put(f"/tickets/{n}", {"priority": "high"}, headers={"Idempotency-Key": "k-put"})
+    assert put.status_code == 200 and put.json()["priority"] == "high"
+    assert await _count(api) == 2  # the first ticket and "Crashy": nothing twice
+    assert len((await api.get(f"/tickets/{n}")).json()["comments"]) == 1
 
 
 async def test_prune_keeps_keys_at_least_24_hours(api: Api):

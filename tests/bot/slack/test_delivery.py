@@ -172,6 +172,39 @@ async def test_a_slack_error_is_reported_to_the_caller_and_the_channel_goes_on()
     assert [r.error for r in seen] == ["not_in_channel"]  # the follow-up ran (post_card tells the user)
 
 
+async def test_a_post_whose_answer_was_lost_is_found_in_the_channel_not_posted_twice():
+    """The connection drops after Slack accepted a post: the post is looked up by the id in its message
+    metadata (a card in the channel, a reply in a thread) and its ts used; nothing is posted twice. A post
+    Slack never got is sent again once."""
+    from bot.slack.poster import make_client
+    from tests.fakes.slack_api import FakeSlackApi
+
+    fake = await FakeSlackApi(team_id=TEAM).start()
+    try:
+        client = make_client(fake.api_url, "xoxb-test-token")
+        out = SlackOutbound(post_interval=0)
+        fake.lose_answer("chat.postMessage")
+        root = out.post(client, "C_A", text="card", blocks=card(0))
+        await out.drain()
+        (posted,) = fake.messages  # Slack has it once
+        assert root.result().ts == posted[1] and root.result().error is None
+        fake.lose_answer("chat.postMessage")
+        reply = out.post(client, "C_A", text="in thread", blocks=card(1), thread_ts=posted[1])
+        await out.drain()
+        assert len(fake.messages) == 2 and reply.result().ts is not None
+        assert fake.messages[("C_A", reply.result().ts)]["text"] == "in thread"
+        looked = [c.method for c in fake.calls if c.method.startswith("conversations.")]
+        assert looked == ["conversations.history", "conversations.replies"]
+        # a post whose connection dropped before Slack did anything is sent again, once
+        fake.drop_request("chat.postMessage")
+        again = out.post(client, "C_A", text="second try", blocks=card(2))
+        await out.drain()
+        assert again.result().ts is not None and len(fake.messages) == 3
+        assert [m["text"] for m in fake.messages.values()].count("second try") == 1
+    finally:
+        await fake.stop()
+
+
 # ---------------------------------------------------------------- the notifier's own queue
 
 

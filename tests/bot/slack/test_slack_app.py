@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -117,6 +118,30 @@ async def thread_message(h, text, *, event_id, user=TECH, thread_ts, extra=None,
                          event_id=event_id, extra=extra)
 
 
+async def test_a_modal_submitted_twice_writes_once_and_a_corrected_resubmission_is_taken(slack):
+    """Same view id, hash and values (a double click, or both copies at once): one note. A refused
+    submission is not remembered, so the corrected one (the same view, new values) is written."""
+    await slack.interactive(slack.action_payload("note", "5001", message_ts="1.1"))
+    view = {**slack.last_view(), "id": "V_DUP", "hash": "h-dup"}
+
+    def submission(text: str, minutes: str | None = None) -> dict:
+        values = {"text": {"v": {"type": "plain_text_input", "value": text}}}
+        return {"type": "view_submission", "team": {"id": TEAM}, "user": {"id": TECH, "team_id": TEAM},
+                "view": {**view, "state": {"values": values}}}
+
+    same = submission("Replaced the toner.")
+    await asyncio.gather(slack.interactive(same, settle=False), slack.interactive(same, settle=False))
+    await slack.interactive(same)  # and once more after both were answered
+    assert [o.payload["text"] for o in await ops(slack)] == ["Replaced the toner."]
+    # a refused submission (empty text) is forgotten: fixing it and sending again writes
+    refused = await slack.interactive(submission(""))
+    assert refused.json()["response_action"] == "errors"
+    again = await slack.interactive(submission(""))  # the same refused values: refused again, not swallowed
+    assert again.json()["response_action"] == "errors"
+    await slack.interactive(submission("Toner replaced, printer tested."))
+    assert [o.payload["text"] for o in await ops(slack)] == ["Replaced the toner.", "Toner replaced, printer tested."]
+
+
 async def test_thread_messages_become_notes_and_retries_are_absorbed(slack):
     await slack.slash("/ticket", "5001")
     root = slack.fake.of("chat.postMessage")[-1]
@@ -135,6 +160,20 @@ async def test_thread_messages_become_notes_and_retries_are_absorbed(slack):
         ("add_note", "internal", "looked at the firewall"), ("add_note", "public", "We are on it")]
     confirms = [c.args["text"] for c in slack.fake.of("chat.postMessage") if c.args.get("thread_ts") == thread_ts]
     assert "Internal note" in confirms[0] and "Public reply" in confirms[1]
+
+
+async def test_slack_markup_never_reaches_the_psa(slack):
+    """A thread message is written as people read it in Slack: mentions by name, links as text and URL,
+    channels by name, entities decoded (with !public this text is what the customer's e-mail says)."""
+    slack.fake.add_user("W222", email="ana@acme-msp.example", name="Ana Tech")
+    await slack.slash("/ticket", "5001")
+    thread_ts = f"{slack.fake._ts}.000100"
+    await thread_message(slack, "!public <@W222> checked <https://status.example.com/i/7|the status page> "
+                                "in <#C9|it-ops>: R&amp;D &lt;prod&gt; is back", event_id="EvMk", thread_ts=thread_ts)
+    (op,) = await ops(slack)
+    assert op.payload["visibility"] == "public"
+    assert op.payload["text"] == ("@Ana Tech checked the status page (https://status.example.com/i/7) in #it-ops: "
+                                  "R&D <prod> is back")
 
 
 async def test_bot_messages_and_non_thread_messages_are_ignored(slack):

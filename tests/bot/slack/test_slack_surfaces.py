@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import timedelta
 
 from slack_sdk.models.blocks import Block
@@ -61,8 +62,25 @@ async def test_assign_on_an_ephemeral_card_updates_that_card(slack):
     for b in blocks:
         Block.parse(b).validate_json()
     text = json.dumps(blocks)
-    assert "Assigned to you" in text and "Bob Tech" in text
+    assert "Assigned to Bob Tech" in text
     assert slack.fake.of("chat.postMessage") == []  # nothing posted in the channel
+
+
+async def test_assign_to_me_twice_changes_nothing_and_says_so_privately(slack):
+    """The second click on an assigned ticket queues nothing and posts nothing in the thread: the clicker
+    alone is told. The first click's confirmation in the shared thread names who did it."""
+    await slack.slash("/ticket", "5003")
+    ts = f"{slack.fake._ts}.000100"
+    await slack.interactive(slack.action_payload("assign_me", "5003", message_ts=ts))
+    (op,) = await ops(slack)
+    posts = [c for c in slack.fake.of("chat.postMessage") if c.args.get("thread_ts") == ts]
+    assert len(posts) == 1 and f"<@{TECH}>" in posts[0].args["text"] and "Assigned to Bob Tech" in posts[0].args["text"]
+    for _ in range(3):
+        await slack.interactive(slack.action_payload("assign_me", "5003", message_ts=ts))
+    assert len(await ops(slack)) == 1  # nothing more queued
+    assert [c for c in slack.fake.of("chat.postMessage") if c.args.get("thread_ts") == ts] == posts
+    told = slack.fake.webhooks[-3:]
+    assert all(w["response_type"] == "ephemeral" and "already assigned to you" in w["text"] for w in told)
 
 
 async def test_a_form_opened_from_an_ephemeral_card_updates_that_card_when_sent(slack):
@@ -108,7 +126,7 @@ async def test_buttons_in_a_ticket_opened_from_app_home_work_in_the_modal(slack)
     await slack.interactive(click)
     (update,) = slack.fake.of("views.update")
     assert update.args["view_id"] == "VTICKET"
-    assert "Assigned to you" in json.dumps(update.args["view"])
+    assert "Assigned to Bob Tech" in json.dumps(update.args["view"])
     (op,) = await ops(slack)
     assert op.kind == "update_ticket"
     # a form from inside the modal is stacked on it (views.open is refused while a modal is open)
@@ -118,6 +136,18 @@ async def test_buttons_in_a_ticket_opened_from_app_home_work_in_the_modal(slack)
     form_click["view"] = {"id": "VTICKET", "type": "modal", "hash": "h3"}
     await slack.interactive(form_click)
     assert slack.fake.of("views.push")[-1].args["view"]["callback_id"] == "db_form_time"
+    # submitting the pushed form: it closes, and the ticket modal below shows the new state and what was done
+    pushed = slack.fake.of("views.push")[-1].args["view"]
+    slack.fake.clear()
+    await slack.interactive({"type": "view_submission", "team": {"id": TEAM}, "user": {"id": TECH, "team_id": TEAM},
+                             "view": {**pushed, "id": "VFORM", "hash": "h4", "previous_view_id": "VTICKET",
+                                      "root_view_id": "VTICKET", "state": {"values": {
+                                          "minutes": {"v": {"type": "plain_text_input", "value": "25"}},
+                                          "notes": {"v": {"type": "plain_text_input", "value": "cleaned rollers"}}}}}})
+    (below,) = [u for u in slack.fake.of("views.update") if u.args["view_id"] == "VTICKET"]
+    shown = json.dumps(below.args["view"])
+    assert "25" in shown and "queued" in shown.lower()
+    View(**below.args["view"]).validate_json()
 
 
 # ---------------------------------------------------------------- slow forms and writes
@@ -139,6 +169,32 @@ async def test_a_slow_form_opens_loading_at_once_then_fills_in(slack, monkeypatc
     (update,) = slack.fake.of("views.update")
     assert update.args["view_id"] == "V0001" and update.args["view"]["callback_id"] == "db_form_status"
     View(**update.args["view"]).validate_json()
+
+
+async def test_a_burst_of_clicks_uses_every_trigger_at_once_and_fills_the_forms_after(slack, monkeypatch):
+    """Deadlines first: with more clicks than workers, a click whose turn comes while other clicks wait
+    opens "Loading…" on its trigger at once and builds its form afterwards, so no trigger waits for the
+    forms built ahead of it (Slack refuses a trigger 3 s after the click)."""
+    views = slack.c.slack.context.views
+    real = views.status_form
+
+    async def slow(*a, **kw):
+        await asyncio.sleep(1.0)
+        return await real(*a, **kw)
+
+    monkeypatch.setattr(views, "status_form", slow)
+    clicks = [slack.action_payload("status", "5001", message_ts="1700000000.000100") for _ in range(16)]
+    started = time.monotonic()
+    await asyncio.gather(*(slack.interactive(c, settle=False) for c in clicks))
+    await slack.settle()
+    opened = slack.fake.of("views.open")
+    assert sorted(c.args["trigger_id"] for c in opened) == sorted(c["trigger_id"] for c in clicks)
+    # built one after another on 4 workers, the last four would open after three builds (3 s)
+    assert max(c.at for c in opened) - started < 2.5, [round(c.at - started, 2) for c in opened]
+    loading = {c.args["trigger_id"] for c in opened if "Loading" in json.dumps(c.args["view"])}
+    assert loading  # the clicks that waited used their trigger for "Loading…" ...
+    updates = [u for u in slack.fake.of("views.update") if u.args["view"].get("callback_id") == "db_form_status"]
+    assert len(updates) == len(loading)  # ... and got their form afterwards
 
 
 async def test_a_slow_form_that_fails_shows_the_reason_in_its_modal(slack, monkeypatch):

@@ -94,3 +94,44 @@ async def test_the_door_sheds_load_before_the_queue_is_full():
     for _ in range(5):
         assert work.submit(asyncio.sleep)
     assert work.full and not work.submit(asyncio.sleep) and work.refused == 1
+
+
+async def test_jobs_holding_a_trigger_run_before_jobs_that_can_wait():
+    """Deadlines first: 100 slash-command answers queued ahead of 100 modal opens no longer make the
+    modals wait for them (Slack refuses a trigger id 3 s after the click)."""
+    work = AfterAck(workers=2, quiet_s=0.0005)
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    async def job(name: str) -> None:
+        if name == "blocker":
+            await gate.wait()
+        order.append(name)
+
+    work.submit(lambda: job("blocker"))
+    work.submit(lambda: job("blocker"))
+    await asyncio.sleep(0.01)  # both workers are busy
+    for i in range(100):
+        work.submit(lambda i=i: job(f"post{i}"))
+        work.submit(lambda i=i: job(f"modal{i}"), urgent=True)
+    gate.set()
+    await work.drain()
+    await work.close()
+    done = [n for n in order if n != "blocker"]
+    assert done[:100] == [f"modal{i}" for i in range(100)]  # every modal first, in arrival order
+    assert done[100:] == [f"post{i}" for i in range(100)]
+
+
+def test_which_requests_will_open_a_modal():
+    from bot.slack import urgency
+
+    def action(name: str, **extra: object) -> dict[str, object]:
+        return {"trigger_id": "t.1", "actions": [{"action_id": f"db_{name}"}], **extra}
+
+    assert urgency.command_opens_modal({"command": "/ticket", "text": "new printer jammed", "trigger_id": "t"})
+    assert not urgency.command_opens_modal({"command": "/tickets", "text": "mine", "trigger_id": "t"})
+    assert not urgency.command_opens_modal({"command": "/tickets", "text": "stage:bogus", "trigger_id": "t"})
+    assert all(urgency.action_opens_modal(action(n)) for n in ("reply", "note", "status", "time"))
+    assert not urgency.action_opens_modal(action("assign_me"))
+    assert urgency.action_opens_modal(action("assign_me", view={"type": "modal"}))  # answered inside the modal
+    assert not urgency.action_opens_modal({"actions": [{"action_id": "db_reply"}]})  # no trigger, nothing to open

@@ -64,4 +64,4 @@ async def sla(db: Database, workspace_id: int) -> Sla:
     notifier = RecordingNotifier()
     return Sla(db=db, ws=workspace_id, clock=clock, tickets=TicketService(db, clock=clock),
                config=SlaConfigService(db, clock=clock), sla=service,
-               monitor=SlaMonitor(db, service, notifier, clock=clock), notifier=notifier, tech=tech)
+               monitor=SlaMonitor(db, service, notifier, clock=clock, plan_ahead_s=0), notifier=notifier, tech=tech)

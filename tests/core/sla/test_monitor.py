@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from core.notify import RecordingNotifier, SlaWarningEvent
+from core.sla.config import SlaConfigService
 from core.sla.monitor import SlaMonitor
 from core.sla.service import SlaService
+from core.tickets import TicketService
+from core.views import SlaWarningView, human_duration, sla_text
 from core.workspaces import DirectoryService
 from store.db import Database
 from tests.core.sla.conftest import Sla
@@ -73,7 +76,7 @@ async def test_two_monitors_racing_post_each_threshold_once(sla: Sla, db_url: st
     other_db = Database(db_url)
     notifiers = [sla.notifier, RecordingNotifier()]
     monitors = [sla.monitor, SlaMonitor(other_db, SlaService(other_db, clock=sla.clock), notifiers[1],
-                                        clock=sla.clock)]
+                                        clock=sla.clock, plan_ahead_s=0)]
     try:
         for _ in range(12):  # 12 steps of 6 h: every ticket crosses every threshold of both metrics
             sla.clock.advance(hours=6)
@@ -86,3 +89,71 @@ async def test_two_monitors_racing_post_each_threshold_once(sla: Sla, db_url: st
     assert all((t.summary.id, "resolution", 100) in counts for t in tickets)  # every ticket breached once
     rows = [r for t in tickets for r in await sla.monitor.warnings(sla.ws, t.summary.id)]
     assert sum(r.posted for r in rows) == len(events)
+
+
+class RealClock:
+    """Wall time (the timers sleep in real time)."""
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC)
+
+
+async def test_each_threshold_is_announced_at_its_instant_with_the_share_actually_used(sla: Sla):
+    """One sweep plans the thresholds due before the next sweep; each is posted within a fraction of a
+    second of its instant (a per-minute sweep alone skipped 90% and posted 'breached' up to 60 s late)."""
+    clock = RealClock()
+    service = SlaService(sla.db, clock=clock)
+    monitor = SlaMonitor(sla.db, service, sla.notifier, clock=clock)
+    tickets = TicketService(sla.db, clock=clock)
+    await SlaConfigService(sla.db, clock=clock).set_policy(sla.ws, {
+        "mode": "calendar", "thresholds": [50, 75, 90, 100],
+        "targets": {"critical": {"first_response": 2, "resolution": "4h"}}})
+    try:
+        t = await tickets.create(sla.tech, subject="Server down", priority="critical")
+        created = t.summary.created_at.timestamp()
+        report = await monitor.sweep()
+        assert report.posted == [] and [tid for _, _, tid in report.upcoming] == [t.summary.id]
+        assert abs(report.upcoming[0][0] - (created + 1.0)) < 0.05  # 50% of 2 s
+        for _ in range(60):
+            if len(sla.notifier.of(SlaWarningEvent)) == 4:
+                break
+            await asyncio.sleep(0.1)
+        events = sla.notifier.of(SlaWarningEvent)
+        assert [(e.metric, e.threshold) for e in events] == [("first_response", th) for th in (50, 75, 90, 100)]
+        for e in events:
+            due = created + 2.0 * e.threshold / 100
+            assert -0.01 <= e.occurred_at.timestamp() - due < 0.75, (e.threshold, e.occurred_at.timestamp() - due)
+            assert e.used_pct is not None and e.threshold <= e.used_pct < e.threshold + 40
+        assert events[-1].remaining_s <= 0 and monitor.timers.pending == 0
+    finally:
+        await monitor.aclose()
+
+
+async def test_a_threshold_the_calendar_postpones_is_not_posted_early(sla: Sla):
+    """The re-check at the earliest possible instant finds the clock paused by a status change: nothing
+    is posted, and the paused clock plans nothing more."""
+    clock = RealClock()
+    service = SlaService(sla.db, clock=clock)
+    monitor = SlaMonitor(sla.db, service, sla.notifier, clock=clock)
+    tickets = TicketService(sla.db, clock=clock)
+    await SlaConfigService(sla.db, clock=clock).set_policy(sla.ws, {
+        "mode": "calendar", "thresholds": [100], "targets": {"critical": {"first_response": "1h",
+                                                                           "resolution": 1}}})
+    try:
+        t = await tickets.create(sla.tech, subject="Printer", priority="critical")
+        await tickets.comment(sla.tech, t.summary.number, "on it", visibility="public")
+        report = await monitor.sweep()
+        assert [tid for _, _, tid in report.upcoming] == [t.summary.id]
+        await tickets.change_status(sla.tech, t.summary.number, "waiting")  # resolution clock pauses
+        await asyncio.sleep(1.3)
+        assert sla.notifier.of(SlaWarningEvent) == [] and monitor.timers.pending == 0
+    finally:
+        await monitor.aclose()
+
+
+def test_short_durations_are_shown_in_seconds_not_as_zero_minutes():
+    assert human_duration(39) == "39s" and sla_text(39) == "39s left" and sla_text(-5) == "exceeded by 5s"
+    assert human_duration(61) == "1m"
+    view = SlaWarningView(ticket_number=1, subject="x", customer_name=None, priority="high", metric="resolution",
+                          threshold=75, remaining_s=39, due_at=None, used_pct=87.4)
+    assert view.used_text == "87% used"
