@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core.alert_webhooks import is_local_host, public_settings
 from core.errors import Conflict, InvalidInput, NotFound
@@ -109,7 +109,7 @@ class WorkspaceService:
 
     async def list(self) -> list[Workspace]:
         async with self.db.read(Scope.system_wide()) as session:
-            return list((await session.exec(select(Workspace).order_by(Workspace.id))).all())
+            return list((await session.exec(select(Workspace).order_by(col(Workspace.id)))).all())
 
     async def by_slug(self, slug: str) -> Workspace:
         async with self.db.read(Scope.system_wide()) as session:

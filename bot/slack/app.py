@@ -100,7 +100,9 @@ class SlackSurface:
         # (otherwise bolt runs it as a separate task and polls for the ack every 10 ms). Listeners only ack
         # and queue their work (SlackContext.after_ack), so nothing slow ever runs before the response.
         self.authorize = DeskbridgeAuthorize(container.chat)
-        self.app = AsyncApp(signing_secret=signing, client=self.client, authorize=self.authorize,
+        # bolt types `authorize` as a callable returning AuthorizeResult, while its own AsyncAuthorize base
+        # class (ours) may return None: the ignore covers bolt's annotation only.
+        self.app = AsyncApp(signing_secret=signing, client=self.client, authorize=self.authorize,  # type: ignore[arg-type]
                             oauth_settings=oauth, user_facing_authorize_error_message=t.UNKNOWN_WORKSPACE,
                             logger=bolt_log, name=bolt_log.name, process_before_response=True,
                             request_verification_enabled=False)

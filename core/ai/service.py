@@ -22,6 +22,8 @@ from sqlmodel import col, select
 
 from core.ai import categorize, drafts, resolution, similar
 from core.ai import settings as ai_settings
+from core.ai.similar import Doc as SimilarDoc
+from core.ai.similar import SimilarIndex
 from core.ai.text import ticket_text
 from core.context import Actor
 from core.errors import InvalidInput, NotFound, PermissionDenied
@@ -217,7 +219,7 @@ class AiService:
                             exclude=() if ticket_id is None else (ticket_id,))
         return SimilarAnswer(tuple(hits), resolution.suggest(hits), allowed is None)
 
-    async def _index(self, workspace_id: int) -> similar.SimilarIndex:
+    async def _index(self, workspace_id: int) -> SimilarIndex:  # (the method `similar` hides the module here)
         entry = self._indexes.setdefault(workspace_id, _WorkspaceIndex())
         async with entry.lock:
             docs = await self._closed_since(workspace_id, entry.watermark)
@@ -232,9 +234,9 @@ class AiService:
                     d.closed_at for d in docs) else entry.watermark
             return entry.index
 
-    async def _closed_since(self, workspace_id: int, since: datetime | None) -> list[similar.Doc]:
-        query = select(Ticket.id, Ticket.customer_id, Ticket.number, Ticket.subject, Ticket.description,
-                       Ticket.closed_at).where(col(Ticket.stage).in_(CLOSED), col(Ticket.deleted_at).is_(None))
+    async def _closed_since(self, workspace_id: int, since: datetime | None) -> list[SimilarDoc]:
+        query = sa.select(col(Ticket.id), col(Ticket.customer_id), col(Ticket.number), col(Ticket.subject),
+                          col(Ticket.description), col(Ticket.closed_at)).where(col(Ticket.stage).in_(CLOSED), col(Ticket.deleted_at).is_(None))
         if since is not None:  # `>=`: tickets closed in the same instant are re-read; the index skips known ids
             query = query.where(col(Ticket.closed_at) >= since)
         async with self.db.read(Scope.workspace(workspace_id)) as session:

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import select
 
+from core.alert_webhooks import AlertWebhookService
 from core.chat import grammar as c
 from core.chat.admin import ChatAdmin
 from core.chat.files import ChatFile
@@ -56,7 +57,7 @@ Handler = Callable[[Request], Awaitable[View]]
 class ChatRunner:
     def __init__(self, db: Database, *, chat: ChatService, views: ChatViews, queue: QueueService,
                  tickets: TicketService, directory: DirectoryService, workspaces: WorkspaceService,
-                 outbox_admin: OutboxAdmin | None = None, clock: Callable[[], datetime] | None = None) -> None:
+                 alerts: AlertWebhookService, outbox_admin: OutboxAdmin | None = None, clock: Callable[[], datetime] | None = None) -> None:
         self.db = db
         self.chat = chat
         self.views = views
@@ -65,7 +66,7 @@ class ChatRunner:
         self.directory = directory
         self.workspaces = workspaces
         self.admin = ChatAdmin(db, chat=chat, workspaces=workspaces, outbox_admin=outbox_admin)
-        self.writes = ChatWrites(db, views=views, tickets=tickets)
+        self.writes = ChatWrites(db, views=views, tickets=tickets, alerts=alerts)
         self._handlers: dict[type[Any], Handler] = {
             c.ListTickets: self._list_tickets,
             c.ShowTicket: self._show_ticket,
