@@ -19,7 +19,12 @@ from sqlalchemy.exc import IntegrityError
 from bot.settings import Settings
 from connectors.alert_webhook import AlertWebhookClient
 from connectors.halopsa.budget import RequestBudgets
+from connectors.mail import build_reader as build_mail_reader
 from connectors.registry import Registry
+from connectors.rmm import PARSERS as ALERT_PARSERS
+from connectors.rmm import datto
+from core.ai.drafts import LlmConfig
+from core.ai.service import AiService
 from core.alert_webhooks import AlertWebhookService
 from core.apikeys import ApiKeyService
 from core.chat import ChatCommands, ChatPosts, ChatService, ChatViews
@@ -27,6 +32,10 @@ from core.connections import ConnectionService
 from core.context import Actor
 from core.errors import Conflict, NotFound
 from core.idempotency import IdempotencyService
+from core.intake.alerts import AlertIntake
+from core.intake.mail import MailIntake
+from core.intake.mailbox import MailboxService
+from core.intake.sources import AlertSourceService
 from core.notify import FanoutNotifier
 from core.outbox.admin import OutboxAdmin
 from core.outbox.backoff import BackoffPolicy
@@ -77,10 +86,14 @@ class Deskbridge:
     outbox_admin: OutboxAdmin
     outbox_worker: OutboxWorker  # delivers outbox ops (run by `serve`, `background` and the console)
     alert_webhooks: AlertWebhookService  # acknowledge/resolve RMM alerts through the MSP's own webhook
+    alert_sources: AlertSourceService  # alert intake: sources, secrets, customer mapping rules, triage
+    alert_intake: AlertIntake  # POST /webhooks/alerts/{key}: alerts become tickets (core/intake)
+    mailboxes: MailboxService  # the support mailbox (IMAP or Graph), polled each minute into MailIntake
     sync: SyncService  # ticket sync, picklists, reconcile, webhooks, mappings
     sla: SlaService  # clocks and figures
     sla_config: SlaConfigService  # calendars and policies
     sla_monitor: SlaMonitor  # the per-minute warning sweep
+    ai: AiService  # categorisation, similar tickets, suggested resolutions (core/ai)
     # Chat, shared by Slack, Teams and the console: bindings/identities, view builders, the command runner.
     chat: ChatService
     chat_posts: ChatPosts
@@ -88,6 +101,8 @@ class Deskbridge:
     chat_commands: ChatCommands
     slack: SlackSurface | None = None  # only when Slack is configured (settings.slack_enabled)
     teams: TeamsSurface | None = None  # only when Teams is configured (settings.teams_enabled)
+    # Body templates an admin pastes into an RMM (`deskbridge intake template datto`): name -> text.
+    alert_templates: dict[str, str] = field(default_factory=dict)
     banner: list[str] = field(default_factory=list)
     settle_gc: bool = False  # a long-running server process: bot/gctune.py settings (not in tests)
     _workspace_id: int | None = field(default=None, init=False, repr=False)
@@ -161,6 +176,10 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         transport=transport, timeout=min(settings.psa_request_timeout_seconds, 15.0)))
     sla = SlaService(db)
     chat = ChatService(db, cipher=cipher, workspaces=workspaces, directory=directory)
+    alert_sources = AlertSourceService(db, cipher=cipher)
+    alert_intake = AlertIntake(db, sources=alert_sources, tickets=tickets, parsers=ALERT_PARSERS)
+    mailboxes = MailboxService(db, cipher=cipher, intake=MailIntake(db, tickets=tickets),
+                               readers=lambda kind, config: build_mail_reader(kind, config, transport=transport))
     chat_views = ChatViews(db, tickets=tickets, connections=connections, capabilities=registry.capabilities, sla=sla)
     container = Deskbridge(
         settings=settings,
@@ -179,10 +198,18 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         outbox_worker=OutboxWorker(db, connections, notifier, config=outbox_worker_config(settings),
                                    name=settings.instance_id, alerts=alert_webhooks),
         alert_webhooks=alert_webhooks,
+        alert_sources=alert_sources,
+        alert_intake=alert_intake,
+        mailboxes=mailboxes,
+        alert_templates={"datto-trigger": datto.TRIGGER_TEMPLATE, "datto-resolve": datto.RESOLVE_TEMPLATE},
         sync=SyncService(SyncEngine(db, connections, notifier, instance_id=settings.instance_id)),
         sla=sla,
         sla_config=SlaConfigService(db),
         sla_monitor=SlaMonitor(db, sla, notifier),
+        ai=AiService(db, llm=LlmConfig(
+            base_url=settings.llm_base_url, model=settings.llm_model, timeout=settings.llm_timeout,
+            api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else "local",
+        ) if settings.llm_base_url else None),
         chat=chat,
         chat_posts=ChatPosts(db),
         chat_views=chat_views,
@@ -209,7 +236,7 @@ def connector_options(settings: Settings, db: Database, cipher: CredentialCipher
     every instance shares (a new Halo token may invalidate the old one) and this process's request budget
     per tenant (sync, outbox and webhooks' re-reads draw on one budget)."""
     timeout = settings.psa_request_timeout_seconds
-    return {"connectwise": {"timeout": timeout},
+    return {"connectwise": {"timeout": timeout}, "autotask": {"timeout": timeout},
             "halopsa": {"timeout": timeout, "budgets": RequestBudgets(),
                         "token_cache": DatabaseTokenCache(db, cipher, holder=settings.instance_id)}}
 

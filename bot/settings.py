@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     api_rate_burst: int = Field(60, ge=1, description="Burst size of each API key's token bucket")
     api_max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted request body")
 
+    # AI reply drafts (core/ai/drafts.py): an OpenAI-compatible endpoint; unset = template drafts only
+    llm_base_url: str | None = Field(None, description="e.g. http://127.0.0.1:8080/v1 (llama-server, Ollama)")
+    llm_model: str = Field("local", description="Model name sent to the LLM endpoint")
+    llm_api_key: SecretStr | None = Field(None, description="Bearer key of the LLM endpoint (any text for local)")
+    llm_timeout: float = Field(30.0, gt=0, le=300, description="Seconds to wait for a draft")
+
     # Slack
     slack_bot_token: SecretStr | None = Field(None, description="xoxb- token (single-workspace mode)")
     slack_signing_secret: SecretStr | None = Field(None, description="Verifies Slack requests")

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core import ticket_refs
 from core.context import Actor
 from core.errors import InvalidInput, NotFound
 from core.views import TicketDetail, TicketSummary, TimelineItem
@@ -18,8 +19,9 @@ from store.tables import Contact, Customer, Member, OutboxOp, Ticket, TimelineEn
 
 _REF = re.compile(r"^\s*#?\s*([0-9]{1,18})\s*$")
 _ID_REF = re.compile(r"^\s*id:\s*([0-9]{1,18})\s*$", re.IGNORECASE)
+_PSA_REF = re.compile(r"^\s*([a-z][a-z0-9]{0,9})-([0-9a-z][0-9a-z_.]{0,63})\s*$", re.IGNORECASE)
 MAX_ID = 2**31 - 1  # ids and numbers are 32-bit integer columns; larger ones cannot exist
-REF_FORMS = "the ticket number (1042 or #1042) or its stable id (id:17)"
+REF_FORMS = "the ticket number (1042 or #1042), its PSA name (cw-1042) or its stable id (id:17)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,18 +32,27 @@ class TicketRef:
                       ticket whose PSA create is still queued has none yet
         id:17         its stable id, which it has from the moment it exists and keeps for good
 
-    Exactly one of `number` and `id` is set. (Per-connection names such as `cw-1002` are to come here too.)
+        cw-1002       its PSA name: the connection's prefix and the PSA's id, unambiguous where a workspace
+                      has several PSAs whose numbers collide (core/ticket_refs.py)
+
+    Exactly one of `number`, `id` and (`prefix`, `external_id`) is set.
     """
 
     number: int | None = None
     id: int | None = None
+    prefix: str | None = None
+    external_id: str | None = None
 
     def __str__(self) -> str:
+        if self.prefix is not None:
+            return f"{self.prefix}-{self.external_id}"
         return f"#{self.number}" if self.number is not None else f"id:{self.id}"
 
 
 def parse_ticket_ref(ref: int | str) -> TicketRef:
     """The one parser of ticket names (see TicketRef); InvalidInput (field `ticket`) for anything else."""
+    if isinstance(ref, str) and (named := _PSA_REF.match(ref)) and named.group(1).lower() != "id":
+        return TicketRef(prefix=named.group(1).lower(), external_id=named.group(2))
     if isinstance(ref, int) and not isinstance(ref, bool):
         m, kind = _REF.match(str(ref)), "number"
     elif isinstance(ref, str):
@@ -84,7 +95,17 @@ async def load_ticket(session: AsyncSession, actor: Actor, ref: int | str, *, fo
     number = parsed.number
     if (parsed.number or parsed.id or 0) > MAX_ID:  # no such row can exist (and the database would refuse it)
         raise not_found(number) if number is not None else _id_not_found(parsed)
-    key = Ticket.id == parsed.id if parsed.id is not None else Ticket.number == parsed.number
+    if parsed.prefix is not None:
+        conn = await ticket_refs.connection_for(session, actor.workspace_id, parsed.prefix)
+        if conn is None:
+            names = ", ".join(sorted((await ticket_refs.prefixes(session, actor.workspace_id)).values()))
+            raise NotFound(f"No PSA connection is named '{parsed.prefix}' here, so {parsed} names no ticket.",
+                           hint=f"Connections here: {names}." if names else "Name the ticket by its number.")
+        key = sa.and_(Ticket.connection_id == conn, Ticket.external_id == parsed.external_id)
+    elif parsed.id is not None:
+        key = Ticket.id == parsed.id
+    else:
+        key = Ticket.number == parsed.number
     stmt = select(Ticket).where(key, Ticket.deleted_at.is_(None))  # type: ignore[union-attr,arg-type]
     if actor.customer_scope_id is not None:
         stmt = stmt.where(Ticket.customer_id == actor.customer_scope_id)
@@ -106,7 +127,8 @@ async def load_ticket_by_id(session: AsyncSession, actor: Actor, ticket_id: int)
     return ticket
 
 
-def summary_from(ticket: Ticket, customer_name: str | None, assignee_name: str | None) -> TicketSummary:
+def summary_from(ticket: Ticket, customer_name: str | None, assignee_name: str | None,
+                 prefixes: dict[int, str] | None = None) -> TicketSummary:
     stage = Stage(ticket.stage)
     return TicketSummary(
         id=ticket.id,  # type: ignore[arg-type]
@@ -122,6 +144,8 @@ def summary_from(ticket: Ticket, customer_name: str | None, assignee_name: str |
         created_at=ticket.created_at,
         updated_at=ticket.updated_at,
         connection_id=ticket.connection_id,
+        psa_name=ticket_refs.psa_name(prefixes or {}, number=ticket.number, connection_id=ticket.connection_id,
+                                      external_id=getattr(ticket, "external_id", None)),
     )
 
 
@@ -191,6 +215,7 @@ async def build_detail(session: AsyncSession, ticket: Ticket, *, internal: bool)
             ticket,
             customers.get(ticket.customer_id) if ticket.customer_id else None,
             members.get(ticket.assignee_member_id) if ticket.assignee_member_id else None,
+            await ticket_refs.prefixes(session, ticket.workspace_id),
         ),
         description=ticket.description,
         contact_name=contact.name if contact else None,

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
 from bot import gctune, jobs
-from bot.api import portal, webhooks
+from bot.api import intake, portal, webhooks
 from bot.main import Deskbridge, bootstrap
 
 log = logging.getLogger("deskbridge.api")
@@ -59,6 +59,7 @@ def create_app(container: Deskbridge, *, start_background: bool = True, settle_g
     app.state.container = container
     app.state.ready = False
     portal.install(app, container)  # REST API under /api/msp-portal (bot/api/portal)
+    intake.install(app)  # alert intake: POST /webhooks/alerts/{key} (core/intake), before the PSA route
     webhooks.install(app)  # PSA webhook receivers: POST /webhooks/{connection_id}/{token} (core/sync)
     if container.slack is not None:
         app.include_router(container.slack.router())  # /slack/events, /slack/install, /slack/oauth_redirect

@@ -13,6 +13,7 @@ from core.chat.text import shown
 from core.chat.visibility import require_admin
 from core.context import Actor
 from core.errors import InvalidInput, PermissionDenied
+from core.outbox.admin import OutboxAdmin
 from core.views import MessageView
 from core.workspaces import TEMPLATE_EXAMPLES, URL_TEMPLATES, WORKSPACE_OPTIONS, WorkspaceService
 from store.db import Database
@@ -23,7 +24,7 @@ class ChatAdmin:
     """`/deskbridge link|bind|unbind|bindings|outbox|settings`."""
 
     def __init__(self, db: Database, *, chat: ChatService, workspaces: WorkspaceService,
-                 outbox_admin: Any | None = None) -> None:
+                 outbox_admin: OutboxAdmin | None = None) -> None:
         self.db = db
         self.chat = chat
         self.workspaces = workspaces
@@ -57,14 +58,25 @@ class ChatAdmin:
                 raise InvalidInput("Whose e-mail?", hint="Use /deskbridge link @someone their@email.")
             other = replace(user, user_id=cmd.user, user_team_id=None, name=None)
             member = await self.chat.link_user(actor.workspace_id, other, cmd.email)
-            return MessageView(text=f"Linked <@{cmd.user}> to technician {member.name}.", kind="success")
-        email = verified_email
-        if cmd.email and cmd.email != (verified_email or "").lower():
-            raise PermissionDenied("You can only link yourself with the e-mail of your own chat profile.",
-                                   hint="Run /deskbridge link without an address, or ask an admin.")
+            return MessageView(text=f"Linked to technician {member.name}.", kind="success", about_user=cmd.user)
+        email = (verified_email or "").lower() or None
+        if cmd.email and cmd.email.lower() != email:
+            if not actor.is_admin:  # anyone else links only with the e-mail their chat platform verified
+                raise PermissionDenied("You can only link yourself with the e-mail of your own chat profile.",
+                                       hint="Run /deskbridge link without an address, or ask an admin.")
+            email = cmd.email.lower()  # an admin's PSA address may differ from their chat profile's
         if not email:
             raise InvalidInput("Your chat profile has no e-mail I can read.",
-                               hint="Ask an admin to run /deskbridge link @you your@email.")
+                               hint="Run /deskbridge link you@your-psa-address, or ask an admin.")
+        if actor.is_admin and not await self.chat.has_admin(actor.workspace_id):
+            # the chat workspace's admin, before Deskbridge has an admin: becomes the first one
+            member, created = await self.chat.link_first_admin(actor.workspace_id, user, email)
+            made = " (created as a technician: there is no PSA yet)" if created else ""
+            return MessageView(text=f"You are linked to technician {member.name}{made} and are Deskbridge's first "
+                                    "admin.", kind="success",
+                               hint="Next: /deskbridge link @someone their@email for colleagues (people whose chat "
+                                    "e-mail matches a technician are linked on their first command), /deskbridge "
+                                    "bind customer ACME in a customer's channel, /deskbridge bind sla for warnings.")
         member = await self.chat.link_user(actor.workspace_id, user, email)
         return MessageView(text=f"You are linked to technician {member.name}. Try /tickets mine.", kind="success")
 
@@ -75,23 +87,25 @@ class ChatAdmin:
             raise InvalidInput("The outbox admin is not available in this build.",
                                hint="Use the `deskbridge outbox` command line instead.")
         if cmd.action == "list":
-            page = await self.outbox_admin.list(actor, limit=20)
+            page = await self.outbox_admin.list_ops(actor.workspace_id, "dead", limit=20)
             lines = tuple(f"op {o.id} · {o.kind} · ticket #{o.ticket_number} · {o.attempts}/{o.max_attempts} "
                           f"attempts · {o.last_error or ''}".rstrip(" ·") for o in page.items)
             return MessageView(text=f"{len(lines)} dead write(s)." if lines else "No dead writes.", lines=lines,
                                hint="Redrive one with /deskbridge outbox redrive <op>." if lines else None)
         assert cmd.op_id is not None
         if cmd.action == "show":
-            op, audits = await self.outbox_admin.show(actor, cmd.op_id)
+            detail = await self.outbox_admin.get_op(actor.workspace_id, cmd.op_id)
             lines = tuple(f"attempt {a.attempt}: {a.outcome} {a.response_status or ''} {a.error or ''}".strip()
-                          for a in audits)
-            return MessageView(text=f"op {op.id} · {op.kind} · {op.status} · ticket #{op.ticket_number}",
+                          for a in detail.audit)
+            shown = detail.op
+            return MessageView(text=f"op {shown.id} · {shown.kind} · {shown.status} · ticket #{shown.ticket_number}",
                                lines=lines)
         require_admin(actor, f"{cmd.action} outbox writes")
         if cmd.action == "redrive":
-            op = await self.outbox_admin.redrive(actor, cmd.op_id)
+            op = await self.outbox_admin.redrive(actor.workspace_id, cmd.op_id, actor)
             return MessageView(text=f"op {op.id} is queued again.", kind="success")
-        op = await self.outbox_admin.discard(actor, cmd.op_id, f"discarded from chat by {actor.display}")
+        op = await self.outbox_admin.discard(actor.workspace_id, cmd.op_id, actor,
+                                             f"discarded from chat by {actor.display}")
         return MessageView(text=f"op {op.id} was discarded; it will not be sent.", kind="success")
 
     async def settings(self, actor: Actor, cmd: c.SettingsCmd) -> MessageView:

@@ -88,6 +88,9 @@ class TicketSummaryOut(BaseModel):
     id: int = Field(description="The stable id, from creation on: name the ticket `id:<id>` wherever a ticket is named")
     number: int | None = Field(description="The ticket number (null while a PSA create is still queued; set when the "
                                            "PSA has the ticket)")
+    psa_name: str | None = Field(default=None, description="Where the workspace has several PSAs, the ticket's name "
+                                 "with its connection's prefix (`cw-1042`): unambiguous when their numbers collide; "
+                                 "accepted wherever a ticket is named")
     subject: str
     customer_id: int | None
     customer_name: str | None
@@ -244,7 +247,7 @@ class OutboxPageOut(BaseModel):
 def summary_out(s: TicketSummary) -> dict[str, Any]:
     return TicketSummaryOut(
         id=s.id, number=s.number, subject=s.subject, customer_id=s.customer_id, customer_name=s.customer_name,
-        priority=s.priority, stage=s.stage, status=s.status_name, assignee_id=s.assignee_id,
+        psa_name=s.psa_name, priority=s.priority, stage=s.stage, status=s.status_name, assignee_id=s.assignee_id,
         assignee_name=s.assignee_name, created_at=s.created_at, updated_at=s.updated_at,
     ).model_dump(mode="json")
 

@@ -26,26 +26,39 @@ from bot.api.portal.models import (
     page_out,
     ticket_out,
 )
+from core import vocabulary
 from core.errors import InvalidInput
+from core.views import Priority, Stage
 
 router = APIRouter(tags=["tickets"])
 TicketRef = Annotated[str, Path(
-    alias="ticketId", pattern=r"^(id:)?[1-9][0-9]{0,17}$", max_length=21, examples=["1042", "id:17"],
-    description="The ticket number people see (1042; a ticket whose PSA create is still queued has none yet) or "
-                "the ticket's stable id as `id:17` (the `id` of every ticket response, valid from creation on)")]
+    alias="ticketId", pattern=r"^((id:)?[1-9][0-9]{0,17}|[a-zA-Z][a-zA-Z0-9]{0,9}-[0-9a-zA-Z][0-9a-zA-Z_.]{0,63})$",
+    max_length=75, examples=["1042", "id:17", "cw-1042"],
+    description="The ticket number people see (1042; a ticket whose PSA create is still queued has none yet), "
+                "its PSA name `cw-1042` (the connection's prefix and the PSA's id: unambiguous where a workspace "
+                "has several PSAs; the `psa_name` of a ticket response) or its stable id as `id:17` (the `id` of "
+                "every ticket response, valid from creation on)")]
 CSV = "Comma-separated or repeated"
+# The chat grammar's words (core/vocabulary.py), so `stage=pending&priority=p1&age=>1w2d` means what
+# `/tickets stage:pending priority:p1 age:>1w2d` means in chat.
+STAGE_DOC = "Words (as in chat): " + "; ".join(
+    f"{stage.value}: " + ", ".join(w for w, st in vocabulary.STAGE_WORDS.items() if st == (stage,))
+    for stage in Stage) + "; open (default): every open stage; all: every stage, closed ones included."
+PRIORITY_DOC = "Words (as in chat): " + "; ".join(
+    f"{p.value}: " + ", ".join(w for w, v in vocabulary.PRIORITY_WORDS.items() if v == p) for p in Priority) + "."
+AGE_DOC = ("`>2d` (or `2d`) older than, `<4h` newer than; durations in m h d w, combined as in chat: `>1w2d`, "
+           "`<1d12h`.")
 
 
 @router.get("/tickets", response_model=TicketPage, summary="List tickets (a queue)")
 async def list_tickets(
     caller: Reader,
-    stage: Annotated[list[str] | None, Query(description=f"{CSV}: new, in_progress, waiting, resolved, closed, "
-                                             "open (default), all")] = None,
+    stage: Annotated[list[str] | None, Query(description=f"{CSV}. {STAGE_DOC}")] = None,
     status: Annotated[list[str] | None, Query(description=f"{CSV} PSA status names")] = None,
     customer: Annotated[str | None, Query(max_length=200, description="Customer id, identifier or name")] = None,
     assignee: Annotated[str | None, Query(max_length=20, description="Member id, unassigned or mine")] = None,
-    priority: Annotated[list[str] | None, Query(description=f"{CSV}: critical, high, medium, low")] = None,
-    age: Annotated[list[str] | None, Query(description="`>2d` older than, `<4h` newer than (m h d w)")] = None,
+    priority: Annotated[list[str] | None, Query(description=f"{CSV}. {PRIORITY_DOC}")] = None,
+    age: Annotated[list[str] | None, Query(description=AGE_DOC)] = None,
     q: Annotated[str | None, Query(max_length=200, description="Words in the subject, or #number")] = None,
     sort: Annotated[str | None, Query(description="oldest (default), newest, priority, updated")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,

@@ -72,3 +72,15 @@ async def test_docs_need_no_cdn(api: Api):
 async def test_hints_name_api_calls(api: Api):
     body = assert_problem(await api.post("/tickets", {"subject": "x", "customer_id": 424242}), 404)
     assert "GET /customers" in body["hint"]
+
+
+async def test_filter_words_are_the_chat_words_and_documented(api: Api):
+    await api.ticket("Urgent one", priority="critical")
+    params = {p["name"]: p.get("description", "") for p in
+              (await api.client.get("/openapi.json")).json()["paths"][PREFIX + "/tickets"]["get"]["parameters"]}
+    assert "p1" in params["priority"] and "urgent" in params["priority"]
+    assert "pending" in params["stage"] and ">1w2d" in params["age"]
+    for query in ("priority=p1", "priority=urgent", "stage=pending,new", "age=<1w2d", "stage=waiting_on_customer"):
+        r = await api.get(f"/tickets?{query}")
+        assert r.status_code == 200, (query, r.text)
+    assert [t["subject"] for t in (await api.get("/tickets?priority=p1")).json()["items"]] == ["Urgent one"]
