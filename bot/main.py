@@ -160,7 +160,12 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         transport=transport, timeout=min(settings.psa_request_timeout_seconds, 15.0)))
     sla = SlaService(db)
     chat = ChatService(db, cipher=cipher, workspaces=workspaces, directory=directory)
-    chat_views = ChatViews(db, tickets=tickets, connections=connections, capabilities=registry.capabilities, sla=sla)
+    ai = AiService(db, llm=LlmConfig(
+        base_url=settings.llm_base_url, model=settings.llm_model, timeout=settings.llm_timeout,
+        api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else "local",
+    ) if settings.llm_base_url else None)
+    chat_views = ChatViews(db, tickets=tickets, connections=connections, capabilities=registry.capabilities, sla=sla,
+                           ai=ai.suggestions)
     container = Deskbridge(
         settings=settings,
         db=db,
@@ -182,10 +187,7 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         sla=sla,
         sla_config=SlaConfigService(db),
         sla_monitor=SlaMonitor(db, sla, notifier),
-        ai=AiService(db, llm=LlmConfig(
-            base_url=settings.llm_base_url, model=settings.llm_model, timeout=settings.llm_timeout,
-            api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else "local",
-        ) if settings.llm_base_url else None),
+        ai=ai,
         chat=chat,
         chat_posts=ChatPosts(db),
         chat_views=chat_views,

@@ -25,6 +25,7 @@ from core.ai import settings as ai_settings
 from core.ai.text import ticket_text
 from core.context import Actor
 from core.errors import InvalidInput, NotFound, PermissionDenied
+from core.views import AiCategoryView, AiResolutionView, AiSimilarView, AiSuggestionsView
 from store.db import Database, Scope
 from store.enums import EntryKind, Stage
 from store.tables import AiModel, Ticket, TimelineEntry, Workspace
@@ -211,6 +212,8 @@ class AiService:
             return SimilarAnswer((), resolution.Resolutions((), False), False)
         query = ticket_text(ticket.subject, ticket.description) if ticket else (text or "")
         if not query.strip():
+            if ticket is not None:  # a ticket with no searchable words: nothing is similar
+                return SimilarAnswer((), resolution.Resolutions((), False), allowed is None)
             raise InvalidInput("Nothing to search for.", hint="Give a ticket or a few words.")
         index = await self._index(actor.workspace_id)
         hits = index.search(query, customers=allowed, k=k, floor=opts["similar_floor"],
@@ -253,6 +256,30 @@ class AiService:
                             closed_at=r[5], resolution=notes.get(r[0], ("", None))[0],
                             resolved_by=notes.get(r[0], ("", None))[1]) for r in rows]
 
+
+    async def suggestions(self, actor: Actor, ticket_id: int) -> AiSuggestionsView | None:
+        """Everything AI assist offers on a technician's card of this ticket (None for anyone else, or when
+        there is nothing to offer)."""
+        if not actor.is_member or actor.customer_scope_id is not None:
+            return None
+        decision = await self.categorise(actor, ticket_id)
+        category = None
+        if decision is not None and decision.label is not None:
+            category = AiCategoryView(
+                label=decision.label, confidence=decision.confidence, action=decision.action,
+                reason=decision.reason, confidence_word=decision.confidence_word,
+                alternatives=tuple((p.label, p.probability) for p in decision.top[1:]))
+        found = await self.similar(actor, ticket_id=ticket_id)
+        view = AiSuggestionsView(
+            category=category,
+            similar=tuple(AiSimilarView(
+                ticket_id=h.doc.ticket_id, number=h.doc.number, score=h.score, closed_at=h.doc.closed_at,
+                ref=f"#{h.doc.number}" if h.doc.number is not None else f"id:{h.doc.ticket_id}",
+                subject=h.doc.text.split("\n", 1)[0][:120]) for h in found.hits),
+            resolutions=tuple(AiResolutionView(text=r.text, attribution=r.attribution)
+                              for r in found.resolutions.items),
+            disagree=found.resolutions.disagree, cross_customer=found.cross_customer)
+        return None if view.empty else view
 
     async def draft(self, actor: Actor, ticket_id: int, *, requester: str | None = None) -> drafts.Draft:
         """A reply draft for a technician to review (never sent by itself). The LLM endpoint is used only
