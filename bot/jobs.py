@@ -59,6 +59,9 @@ def build_scheduler(container: Deskbridge) -> AsyncIOScheduler:
     add_job(scheduler, container, "housekeeping", timedelta(hours=1), housekeeping)
     # SLA clocks and threshold warnings, each minute
     add_job(scheduler, container, "sla_monitor", timedelta(minutes=1), container.sla_monitor.sweep)
+    # Intake: new mail of every configured mailbox; alert events a crashed processor left half applied
+    add_job(scheduler, container, "mail_poll", timedelta(minutes=1), container.mailboxes.poll_all)
+    add_job(scheduler, container, "alert_sweep", timedelta(minutes=1), container.alert_intake.sweep)
     register_sync(scheduler, container)
     return scheduler
 

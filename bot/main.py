@@ -19,7 +19,10 @@ from sqlalchemy.exc import IntegrityError
 from bot.settings import Settings
 from connectors.alert_webhook import AlertWebhookClient
 from connectors.halopsa.budget import RequestBudgets
+from connectors.mail import build_reader as build_mail_reader
 from connectors.registry import Registry
+from connectors.rmm import PARSERS as ALERT_PARSERS
+from connectors.rmm import datto
 from core.ai.drafts import LlmConfig
 from core.ai.service import AiService
 from core.alert_webhooks import AlertWebhookService
@@ -29,6 +32,10 @@ from core.connections import ConnectionService
 from core.context import Actor
 from core.errors import Conflict, NotFound
 from core.idempotency import IdempotencyService
+from core.intake.alerts import AlertIntake
+from core.intake.mail import MailIntake
+from core.intake.mailbox import MailboxService
+from core.intake.sources import AlertSourceService
 from core.notify import FanoutNotifier
 from core.outbox.admin import OutboxAdmin
 from core.outbox.backoff import BackoffPolicy
@@ -48,6 +55,7 @@ from store.db import Database
 
 if TYPE_CHECKING:
     from bot.slack.app import SlackSurface
+    from bot.teams.app import TeamsSurface
 
 log = logging.getLogger("deskbridge")
 
@@ -78,6 +86,9 @@ class Deskbridge:
     outbox_admin: OutboxAdmin
     outbox_worker: OutboxWorker  # delivers outbox ops (run by `serve`, `background` and the console)
     alert_webhooks: AlertWebhookService  # acknowledge/resolve RMM alerts through the MSP's own webhook
+    alert_sources: AlertSourceService  # alert intake: sources, secrets, customer mapping rules, triage
+    alert_intake: AlertIntake  # POST /webhooks/alerts/{key}: alerts become tickets (core/intake)
+    mailboxes: MailboxService  # the support mailbox (IMAP or Graph), polled each minute into MailIntake
     sync: SyncService  # ticket sync, picklists, reconcile, webhooks, mappings
     sla: SlaService  # clocks and figures
     sla_config: SlaConfigService  # calendars and policies
@@ -89,6 +100,9 @@ class Deskbridge:
     chat_views: ChatViews
     chat_commands: ChatCommands
     slack: SlackSurface | None = None  # only when Slack is configured (settings.slack_enabled)
+    teams: TeamsSurface | None = None  # only when Teams is configured (settings.teams_enabled)
+    # Body templates an admin pastes into an RMM (`deskbridge intake template datto`): name -> text.
+    alert_templates: dict[str, str] = field(default_factory=dict)
     banner: list[str] = field(default_factory=list)
     settle_gc: bool = False  # a long-running server process: bot/gctune.py settings (not in tests)
     _workspace_id: int | None = field(default=None, init=False, repr=False)
@@ -117,6 +131,8 @@ class Deskbridge:
     async def aclose(self) -> None:
         if self.slack is not None:  # Slack deliveries queued by the outbox worker / SLA monitor go out first
             await self.slack.flush()
+        if self.teams is not None:
+            await self.teams.stop()
         await self.sla_monitor.aclose()
         await self.connections.aclose()
         await self.alert_webhooks.aclose()
@@ -160,6 +176,10 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         transport=transport, timeout=min(settings.psa_request_timeout_seconds, 15.0)))
     sla = SlaService(db)
     chat = ChatService(db, cipher=cipher, workspaces=workspaces, directory=directory)
+    alert_sources = AlertSourceService(db, cipher=cipher)
+    alert_intake = AlertIntake(db, sources=alert_sources, tickets=tickets, parsers=ALERT_PARSERS)
+    mailboxes = MailboxService(db, cipher=cipher, intake=MailIntake(db, tickets=tickets),
+                               readers=lambda kind, config: build_mail_reader(kind, config, transport=transport))
     ai = AiService(db, llm=LlmConfig(
         base_url=settings.llm_base_url, model=settings.llm_model, timeout=settings.llm_timeout,
         api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else "local",
@@ -183,6 +203,10 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         outbox_worker=OutboxWorker(db, connections, notifier, config=outbox_worker_config(settings),
                                    name=settings.instance_id, alerts=alert_webhooks),
         alert_webhooks=alert_webhooks,
+        alert_sources=alert_sources,
+        alert_intake=alert_intake,
+        mailboxes=mailboxes,
+        alert_templates={"datto-trigger": datto.TRIGGER_TEMPLATE, "datto-resolve": datto.RESOLVE_TEMPLATE},
         sync=SyncService(SyncEngine(db, connections, notifier, instance_id=settings.instance_id)),
         sla=sla,
         sla_config=SlaConfigService(db),
@@ -199,6 +223,11 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
 
         container.slack = SlackSurface(container)
         notifier.add(container.slack.notifier)
+    if settings.teams_enabled:
+        from bot.teams.app import TeamsSurface  # the Teams SDK is imported only when Teams is configured
+
+        container.teams = TeamsSurface(container)
+        notifier.add(container.teams.notifier)
     if note:
         container.banner.append(note)
     return container

@@ -227,7 +227,8 @@ class TicketService:
             desc = _clean_text(description, field="description", limit=MAX_DESCRIPTION_CHARS, required=False)
             customer = await session.get(Customer, customer_id) if customer_id is not None else None
             if customer_id is not None and customer is None:
-                raise NotFound(f"Customer {customer_id} was not found.", hint="List customers with /deskbridge customers.")
+                raise NotFound(f"Customer {customer_id} was not found.",
+                               hint="Pick one from the customer list (API: GET /customers; chat: /deskbridge customers).")
             if customer is not None and not customer.active:
                 raise InvalidInput(f"Customer {customer.name} is inactive, so it cannot get new tickets.",
                                    hint="Pick an active customer, or reactivate this one in the PSA.", field="customer")

@@ -27,6 +27,7 @@ from core.chat.visibility import audience
 from core.chat.writes import ChatWrites, Submitted, ThreadWrite
 from core.context import Actor
 from core.errors import InvalidFilter, InvalidInput, NotFound, PermissionDenied
+from core.outbox.admin import OutboxAdmin
 from core.queue import UNASSIGNED, QueueFilter, QueueService
 from core.tickets import TicketService
 from core.views import QUEUE_COLUMNS, FormView, MessageView, QueueView, TicketView
@@ -55,7 +56,7 @@ Handler = Callable[[Request], Awaitable[View]]
 class ChatRunner:
     def __init__(self, db: Database, *, chat: ChatService, views: ChatViews, queue: QueueService,
                  tickets: TicketService, directory: DirectoryService, workspaces: WorkspaceService,
-                 outbox_admin: Any | None = None, clock: Callable[[], datetime] | None = None) -> None:
+                 outbox_admin: OutboxAdmin | None = None, clock: Callable[[], datetime] | None = None) -> None:
         self.db = db
         self.chat = chat
         self.views = views
@@ -79,7 +80,7 @@ class ChatRunner:
         }
 
     @property
-    def outbox_admin(self) -> Any | None:
+    def outbox_admin(self) -> OutboxAdmin | None:
         return self.admin.outbox_admin
 
     # ------------------------------------------------------------ commands

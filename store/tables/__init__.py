@@ -4,6 +4,8 @@ from store.tables.ai import AiModel
 from store.tables.api import ApiKey, IdempotencyKey
 from store.tables.base import WorkspaceOwned
 from store.tables.connection import PicklistItem, PriorityMapping, PsaConnection, StatusMapping
+from store.tables.conversation import ChatConversation
+from store.tables.intake import Alert, AlertMapping, AlertReceipt, AlertSource, MailReceipt
 from store.tables.outbox import AuditLog, OutboxOp
 from store.tables.sla import SlaCalendar, SlaClock, SlaPolicy, SlaWarning
 from store.tables.sync import JobTick, Lease, ProcessedEvent, SyncCursor, SyncRun
@@ -21,10 +23,15 @@ from store.tables.workspace import (
 
 __all__ = [
     "AiModel",
+    "Alert",
+    "AlertMapping",
+    "AlertReceipt",
+    "AlertSource",
     "ApiKey",
     "AttachmentBlob",
     "AuditLog",
     "ChannelBinding",
+    "ChatConversation",
     "ChatInstallation",
     "ChatLink",
     "ChatPost",
@@ -33,6 +40,7 @@ __all__ = [
     "IdempotencyKey",
     "JobTick",
     "Lease",
+    "MailReceipt",
     "Member",
     "MemberChatIdentity",
     "OutboxOp",

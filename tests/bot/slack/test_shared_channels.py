@@ -100,6 +100,34 @@ async def test_an_sla_channel_shared_later_gets_no_sla_warnings(slack):
     assert not [p for p in slack.fake.of("chat.postMessage") if p.args["channel"] == "C_SLA"]
 
 
+async def test_a_reply_in_an_sla_warnings_thread_goes_to_the_ticket(slack):
+    """The warning in the SLA channel takes replies for its ticket; the ticket's notes and card updates do not
+    go into the warning's thread (it is not a card)."""
+    from store.tables import OutboxOp
+
+    await slack.slash("/deskbridge", "bind sla", user=ADMIN, channel="C_SLA2")
+    t = await _ticket(slack, 5001)
+    now = datetime.now(UTC)
+    await slack.c.notifier.notify(SlaWarningEvent(
+        workspace_id=slack.ws, ticket_id=t.id, ticket_number=t.number, origin="system", occurred_at=now,
+        metric="resolution", threshold=90, remaining_s=300, due_at=now, customer_id=t.customer_id,
+        subject=t.subject, priority="high", used_pct=91.0))
+    await slack.settle()
+    (warning,) = [p for p in slack.fake.of("chat.postMessage") if p.args["channel"] == "C_SLA2"]
+    assert "91% used" in json.dumps(warning.args["blocks"])
+    ts = next(ts for (ch, ts) in slack.fake.messages if ch == "C_SLA2")
+    await slack.event({"type": "message", "channel": "C_SLA2", "user": TECH, "text": "calling them now",
+                       "ts": "1799999990.000100", "thread_ts": ts}, event_id="EvSlaReply")
+    async with slack.c.db.read(Scope.workspace(slack.ws)) as s:
+        ops = (await s.exec(select(OutboxOp))).all()
+    assert [(o.kind, o.ticket_id, o.payload["text"]) for o in ops] == [("add_note", t.id, "calling them now")]
+    assert not [u for u in slack.fake.of("chat.update") if u.args["ts"] == ts]  # the warning stays a warning
+    slack.fake.clear()
+    await slack.c.notifier.notify(_note(slack, t, "public", "from the PSA"))
+    await slack.settle()
+    assert not [p for p in slack.fake.of("chat.postMessage") if p.args.get("thread_ts") == ts]
+
+
 async def test_unbinding_a_shared_channel_keeps_its_threads_customer_only(slack):
     slack.fake.shared_channels.add("C_ACME_X")
     await slack.slash("/deskbridge", "bind customer ACME", user=ADMIN, channel="C_ACME_X")

@@ -1,0 +1,153 @@
+"""E-mail intake: one raw message at a time (from any mailbox reader) becomes a ticket, a reply on its
+ticket, triage, or nothing (noise), exactly once per Message-ID.
+
+A reply joins its ticket by In-Reply-To/References against the Message-IDs taken before, then by a
+`[DB-123]` subject token when the sender belongs to that ticket's customer. A new message goes to the
+sender's contact and customer (by address, then by a domain only one customer's contacts use); an
+unknown sender waits in triage with the raw message (never dropped). Attachments over the ticket's cap are
+refused with a note on the ticket saying so. A message whose processing was interrupted is taken again
+after LEASE by the next poll; one that finished is never processed twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import select
+
+from core.context import Actor
+from core.errors import DeskbridgeError
+from core.intake.mailparse import Mail, clean_subject, parse, ticket_token
+from core.tickets import TicketService
+from store.db import Database, Scope
+from store.enums import Origin
+from store.sql import dialect_insert
+from store.tables import Contact, MailReceipt, Ticket
+from store.types import utcnow
+
+MAX_RAW_BYTES = 512 * 1024
+LEASE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class MailOutcome:
+    message_id: str
+    outcome: str  # created, replied, ignored, triage, duplicate, busy
+    ticket_id: int | None = None
+    reason: str | None = None
+
+
+class MailIntake:
+    def __init__(self, db: Database, *, tickets: TicketService, clock: Callable[[], datetime] = utcnow) -> None:
+        self.db, self.tickets, self._clock = db, tickets, clock
+
+    async def ingest(self, workspace_id: int, raw: bytes, *, own_addresses: frozenset[str] = frozenset()) -> MailOutcome:
+        """Take one raw message (see module doc); safe to call again with the same message."""
+        mail = parse(raw, own_addresses=own_addresses)
+        claimed = await self._claim(workspace_id, mail, raw)
+        if claimed is not None:
+            return claimed
+        if mail.noise:
+            return await self._finish(workspace_id, mail, "ignored", None, mail.noise)
+        try:
+            ticket_id = await self._thread(workspace_id, mail)
+            if ticket_id is not None:
+                await self._reply(workspace_id, mail, ticket_id)
+                return await self._finish(workspace_id, mail, "replied", ticket_id)
+            contact_id, customer_id = await self._sender(workspace_id, mail.sender)
+            if customer_id is None:
+                return await self._finish(workspace_id, mail, "triage", None, "unknown sender")
+            actor = Actor(workspace_id=workspace_id, origin=Origin.EMAIL, display=f"email:{mail.sender}")
+            detail = await self.tickets.create(
+                actor, subject=clean_subject(mail.subject)[:255] or f"E-mail from {mail.sender}",
+                description=mail.text, customer_id=customer_id, contact_id=contact_id)
+            await self._attachments(actor, detail.summary.id, mail)
+            return await self._finish(workspace_id, mail, "created", detail.summary.id)
+        except DeskbridgeError as exc:  # kept in triage with the reason, never lost
+            return await self._finish(workspace_id, mail, "triage", None, exc.message[:200])
+
+    async def _claim(self, ws: int, mail: Mail, raw: bytes) -> MailOutcome | None:
+        """None when this call owns the message; else what to answer (duplicate, or busy elsewhere)."""
+        now = self._clock()
+        stmt = dialect_insert(self.db.dialect, MailReceipt).values(
+            workspace_id=ws, message_id=mail.message_id, sender=mail.sender[:254], subject=mail.subject[:255],
+            outcome="processing", raw=raw[:MAX_RAW_BYTES], received_at=now,
+        ).on_conflict_do_nothing(index_elements=["workspace_id", "message_id"]).returning(MailReceipt.id)
+        async with self.db.write(Scope.workspace(ws)) as session:
+            if (await session.execute(stmt)).scalar_one_or_none() is not None:
+                return None
+            row = (await session.exec(select(MailReceipt).where(MailReceipt.message_id == mail.message_id))).one()
+            if row.outcome != "processing":
+                return MailOutcome(mail.message_id, "duplicate", row.ticket_id)
+            if row.received_at > now - LEASE:
+                return MailOutcome(mail.message_id, "busy")
+            row.received_at = now  # the earlier attempt stopped half way: take it over
+            return None
+
+    async def _finish(self, ws: int, mail: Mail, outcome: str, ticket_id: int | None,
+                      reason: str | None = None) -> MailOutcome:
+        async with self.db.write(Scope.workspace(ws)) as session:
+            await session.execute(sa.update(MailReceipt).where(MailReceipt.message_id == mail.message_id)  # type: ignore[arg-type]
+                                  .values(outcome=outcome, ticket_id=ticket_id, reason=reason))
+        return MailOutcome(mail.message_id, outcome, ticket_id, reason)
+
+    async def _thread(self, ws: int, mail: Mail) -> int | None:
+        async with self.db.read(Scope.workspace(ws)) as session:
+            if mail.references:
+                hit = (await session.exec(select(MailReceipt.ticket_id).where(  # type: ignore[call-overload]
+                    MailReceipt.message_id.in_(mail.references), MailReceipt.ticket_id.is_not(None))  # type: ignore[attr-defined,union-attr]
+                    .order_by(MailReceipt.id.desc()).limit(1))).first()  # type: ignore[union-attr]
+                if hit:
+                    return int(hit)
+            number = ticket_token(mail.subject)
+            if number is None:
+                return None
+            ticket = (await session.exec(select(Ticket).where(Ticket.number == number))).first()
+        if ticket is None:
+            return None
+        _, customer_id = await self._sender(ws, mail.sender)
+        return ticket.id if customer_id is not None and customer_id == ticket.customer_id else None
+
+    async def _reply(self, ws: int, mail: Mail, ticket_id: int) -> None:
+        async with self.db.read(Scope.workspace(ws)) as session:
+            ticket = await session.get(Ticket, ticket_id)
+        actor = Actor(workspace_id=ws, origin=Origin.EMAIL, display=f"email:{mail.sender}", is_member=False,
+                      customer_scope_id=ticket.customer_id if ticket else None)
+        text = mail.text or "(The reply had no new text above the quoted message.)"
+        await self.tickets.comment(actor, f"id:{ticket_id}", f"E-mail from {mail.sender}:\n{text}", visibility="public")
+        await self._attachments(actor, ticket_id, mail)
+
+    async def _attachments(self, actor: Actor, ticket_id: int, mail: Mail) -> None:
+        if not mail.attachments:
+            return
+        system = Actor(workspace_id=actor.workspace_id, origin=Origin.EMAIL, display=actor.display)
+        limit = await self.tickets.attachment_limit(system, f"id:{ticket_id}")
+        refused = []
+        for att in mail.attachments:
+            if limit is None or len(att.content) > limit:
+                refused.append(f"{att.filename} ({len(att.content):,} bytes)")
+                continue
+            await self.tickets.attach(system, f"id:{ticket_id}", filename=att.filename, content=att.content,
+                                      content_type=att.content_type, visibility="public")
+        if refused:
+            cap = "this PSA takes no files" if limit is None else f"the limit is {limit:,} bytes"
+            await self.tickets.comment(system, f"id:{ticket_id}", "Not kept from the e-mail of "
+                                       f"{mail.sender} ({cap}): " + ", ".join(refused)
+                                       + ". Ask the sender to share them another way.", visibility="internal")
+
+    async def _sender(self, ws: int, sender: str) -> tuple[int | None, int | None]:
+        """(contact id, customer id) by exact address, else the customer by a domain only it uses."""
+        if "@" not in sender:
+            return None, None
+        async with self.db.read(Scope.workspace(ws)) as session:
+            contact = (await session.exec(select(Contact).where(sa.func.lower(Contact.email) == sender))).first()
+            if contact is not None and contact.customer_id is not None:
+                return contact.id, contact.customer_id
+            domain = sender.rsplit("@", 1)[1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            same_domain = sa.func.lower(Contact.email).like(f"%@{domain}", escape="\\")
+            rows = (await session.exec(select(Contact.customer_id).where(  # type: ignore[call-overload]
+                same_domain, Contact.customer_id.is_not(None)).distinct().limit(2))).all()  # type: ignore[union-attr]
+        return (None, int(rows[0])) if len(rows) == 1 else (None, None)

@@ -1,0 +1,129 @@
+"""Pure e-mail rules (stdlib `email` only): what a message is, whether it is noise, which ticket it names,
+and the new text of a reply (quoted history and signature stripped).
+
+Noise (RFC 3834 and common practice): `Auto-Submitted` other than `no`, `Precedence: bulk|junk|list`,
+`List-Id`/`List-Unsubscribe`, `X-Autoreply`/`X-Autorespond`, `X-Auto-Response-Suppress`-style Exchange
+auto-replies, an empty `Return-Path <>`, MAILER-DAEMON/postmaster senders, and our own addresses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import parseaddr
+
+TOKEN = re.compile(r"\[DB-(\d{1,12})\]", re.IGNORECASE)
+_PREFIX = re.compile(r"^\s*((re|fw|fwd|aw|wg|sv|vs|antw|rif|tr)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
+_QUOTE_HEADERS = (
+    re.compile(r"^\s*On .{0,200}wrote:\s*$", re.IGNORECASE),
+    re.compile(r"^\s*Am .{0,200}schrieb.{0,100}:\s*$", re.IGNORECASE),
+    re.compile(r"^\s*Le .{0,200}a écrit\s*:\s*$", re.IGNORECASE),
+    re.compile(r"^\s*-{2,}\s*Original Message\s*-{2,}\s*$", re.IGNORECASE),
+    re.compile(r"^\s*_{10,}\s*$"),
+    re.compile(r"^\s*From:\s.+$", re.IGNORECASE),  # Outlook's quoted header block
+)
+_SIGNATURE = (re.compile(r"^-- ?$"), re.compile(r"^\s*Sent from my \w+", re.IGNORECASE),
+              re.compile(r"^\s*Get Outlook for ", re.IGNORECASE))
+_DAEMONS = ("mailer-daemon", "postmaster", "noreply-dmarc", "bounce")
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    filename: str
+    content_type: str
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Mail:
+    message_id: str
+    sender: str  # lower-case address
+    sender_name: str
+    subject: str
+    text: str  # the new text only
+    references: tuple[str, ...]  # In-Reply-To first, then References (newest last)
+    noise: str | None  # why it is ignored, or None
+    attachments: tuple[Attachment, ...] = field(default=())
+
+
+def _ids(value: str | None) -> list[str]:
+    return re.findall(r"<[^<>\s]+>", value or "")
+
+
+def clean_subject(subject: str) -> str:
+    """The subject without reply/forward prefixes (RE:, AW:, SV: ...)."""
+    return _PREFIX.sub("", subject or "").strip()
+
+
+def ticket_token(subject: str) -> int | None:
+    """The ticket number of a `[DB-123]` token in the subject."""
+    m = TOKEN.search(subject or "")
+    return int(m.group(1)) if m else None
+
+
+def strip_reply(text: str) -> str:
+    """The new part of a reply: up to the first quote header or quoted block, without the signature."""
+    out: list[str] = []
+    for line in (text or "").replace("\r\n", "\n").split("\n"):
+        if line.startswith(">") or any(p.match(line) for p in _QUOTE_HEADERS):
+            break
+        if any(p.match(line) for p in _SIGNATURE):
+            break
+        out.append(line)
+    return "\n".join(out).strip()
+
+
+def noise_reason(msg: EmailMessage, sender: str, own: frozenset[str]) -> str | None:
+    """Why this message must not become a ticket or get a reply (None: a person wrote it)."""
+    auto = (msg.get("Auto-Submitted") or "").strip().lower()
+    if auto and auto != "no":
+        return f"Auto-Submitted: {auto}"
+    precedence = (msg.get("Precedence") or "").strip().lower()
+    if precedence in ("bulk", "junk", "list", "auto_reply"):
+        return f"Precedence: {precedence}"
+    for header in ("List-Id", "List-Unsubscribe", "X-Autoreply", "X-Autorespond", "X-Auto-Reply"):
+        if msg.get(header) is not None:
+            return header
+    if (msg.get("X-Auto-Response-Suppress") or "").strip() and (msg.get("Auto-Submitted") or msg.get("X-Autoreply")):
+        return "X-Auto-Response-Suppress"
+    if (msg.get("Return-Path") or "").strip() == "<>":
+        return "empty Return-Path (bounce)"
+    local = sender.split("@", 1)[0]
+    if any(local.startswith(d) for d in _DAEMONS):
+        return f"sender {sender}"
+    if sender in own:
+        return "our own address"
+    return None
+
+
+def _body(msg: EmailMessage) -> str:
+    part = msg.get_body(preferencelist=("plain", "html"))
+    if part is None:
+        return ""
+    content = part.get_content()
+    if part.get_content_type() == "text/html":
+        content = re.sub(r"<(br|/p|/div)[^>]*>", "\n", content, flags=re.IGNORECASE)
+        content = re.sub(r"<[^>]+>", "", content)
+    return str(content)
+
+
+def parse(raw: bytes, *, own_addresses: frozenset[str] = frozenset()) -> Mail:
+    """One raw RFC 5322 message as a Mail (a message without a Message-ID gets one from its bytes)."""
+    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    assert isinstance(msg, EmailMessage)
+    name, addr = parseaddr(str(msg.get("From") or ""))
+    sender = addr.strip().lower()
+    mid = (_ids(str(msg.get("Message-ID") or "")) or [""])[0]
+    if not mid:
+        mid = f"<sha256.{hashlib.sha256(raw).hexdigest()[:40]}@deskbridge.invalid>"
+    refs = _ids(str(msg.get("In-Reply-To") or "")) + list(reversed(_ids(str(msg.get("References") or ""))))
+    attachments = tuple(
+        Attachment(part.get_filename() or "attachment", part.get_content_type(), part.get_payload(decode=True) or b"")
+        for part in msg.iter_attachments())
+    return Mail(message_id=mid[:255], sender=sender, sender_name=name.strip(), subject=str(msg.get("Subject") or ""),
+                text=strip_reply(_body(msg)), references=tuple(refs),
+                noise=noise_reason(msg, sender, own_addresses), attachments=attachments)

@@ -1,0 +1,73 @@
+"""`deskbridge intake ...`: a source's secret is shown once, settings and mappings are listed, the Datto
+template is printed, and bad input says what to do."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from bot.cli import app
+
+runner = CliRunner()
+
+
+def ok(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_sources_secrets_settings_mappings_and_templates(env):
+    out = ok("intake", "add-source", "ninja-main", "--kind", "ninjaone")
+    [secret] = [line for line in out.splitlines() if line.startswith("dbwhsec_")]
+    assert "/webhooks/alerts/ninjaone-" in out
+    listed = ok("intake", "sources")
+    assert "ninja-main" in listed and "/webhooks/alerts/ninjaone-" in listed and secret not in listed
+    ok("intake", "set", "ninja-main", "on_resolve", "resolve")
+    ok("intake", "set", "ninja-main", "severity.warning", "high")
+    listed = ok("intake", "sources")
+    assert "on_resolve=resolve" in listed and "'warning': 'high'" in listed
+    rotated = ok("intake", "rotate-secret", "ninja-main")
+    assert secret not in rotated and "dbwhsec_" in rotated
+
+    bad = runner.invoke(app, ["intake", "set", "ninja-main", "on_resolve", "explode"])
+    assert bad.exit_code == 1 and "note" in bad.output
+    bad = runner.invoke(app, ["intake", "map", "org", "id", "7", "Nobody"])
+    assert bad.exit_code == 1 and "No active customer" in bad.output
+    bad = runner.invoke(app, ["intake", "add-source", "x", "--kind", "zabbix"])
+    assert bad.exit_code == 1 and "events_v2" in bad.output
+
+    assert "No mapping rules" in ok("intake", "mappings")
+    assert "Triage is empty" in ok("intake", "triage")
+    assert '"dedup_key": "datto:[alert_uid]"' in ok("intake", "template", "datto-trigger")
+    assert '"event_action": "resolve"' in ok("intake", "template", "datto-resolve")
+
+
+def test_mail_set_checks_first_polls_and_switches_off(env, monkeypatch):
+    import asyncio
+    import threading
+
+    from tests.core.intake.test_mail import message
+    from tests.fakes.imap_server import FakeImap
+
+    server, loop = FakeImap(), asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    asyncio.run_coroutine_threadsafe(server.start(), loop).result(5)
+    try:
+        ok("workspace", "list")  # bootstraps the default workspace
+        base = ["intake", "mail-set", "imap", "--host", "127.0.0.1", "--port", str(server.port), "--username",
+                server.username, "--no-tls", "--secret-stdin"]
+        bad = runner.invoke(app, base, input="wrong\n")
+        assert bad.exit_code == 1 and "refused the login" in bad.output and "wrong" not in bad.output
+        bad = runner.invoke(app, ["intake", "mail-test"])
+        assert bad.exit_code == 1 and "No mailbox is configured" in bad.output
+        assert runner.invoke(app, base, input=server.password + "\n").exit_code == 0
+        assert "can be read" in ok("intake", "mail-test")
+        server.deliver(message(sender="nobody@unknown.example"))
+        server.deliver(message(mid="<x2@x>", Auto_Submitted="auto-replied"))
+        assert "2 message(s): 1 ignored, 1 triage." in ok("intake", "mail-poll")
+        assert "no longer polls" in ok("intake", "mail-psa-handles", "on")
+        server.deliver(message(mid="<x3@x>"))
+        assert "0 message(s): no new mail." in ok("intake", "mail-poll")
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)

@@ -1,0 +1,118 @@
+"""E-mail intake in core: new tickets by contact and domain, triage, threading by headers and by token,
+reply stripping, loop/noise protection, attachments over the cap, and exactly-once per Message-ID."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+import pytest
+from sqlmodel import select
+
+from core.intake.mail import MailIntake
+from core.intake.mailparse import strip_reply
+from store.db import Scope
+from store.tables import Contact, Customer, MailReceipt, Ticket, TimelineEntry
+
+
+def message(subject: str = "Printer on 2nd floor jams", body: str = "It jams on every page.\n\nThanks, Ann",
+            sender: str = "Ann Lee <ann@acme.example>", mid: str = "<m1@acme.example>", **headers: str) -> bytes:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = sender, "help@msp.example", subject, mid
+    for k, v in headers.items():
+        msg[k.replace("_", "-")] = v
+    msg.set_content(body)
+    return bytes(msg)
+
+
+@pytest.fixture
+async def mail(intake):
+    async with intake.db.write(Scope.workspace(intake.ws)) as s:
+        acme = (await s.exec(select(Customer).where(Customer.identifier == "ACME"))).one()
+        s.add(Contact(workspace_id=intake.ws, customer_id=acme.id, name="Ann Lee", email="ann@acme.example"))
+    intake.mail = MailIntake(intake.db, tickets=intake.tickets, clock=intake.clock)
+    intake.acme = acme.id
+    return intake
+
+
+async def _tickets(m) -> list[Ticket]:
+    return await m.tickets_()
+
+
+async def test_new_message_creates_a_ticket_for_the_contact_and_a_redelivery_does_not(mail):
+    out = await mail.mail.ingest(mail.ws, message())
+    assert out.outcome == "created"
+    [t] = await _tickets(mail)
+    assert t.customer_id == mail.acme and t.contact_id is not None and t.source == "email"
+    assert t.subject == "Printer on 2nd floor jams" and "jams on every page" in t.description
+    again = await mail.mail.ingest(mail.ws, message())
+    assert again.outcome == "duplicate" and len(await _tickets(mail)) == 1
+
+
+async def test_domain_match_and_unknown_sender_goes_to_triage_with_the_raw_message(mail):
+    r = await mail.mail.ingest(mail.ws, message(sender="bob@acme.example", mid="<m2@x>"))
+    assert r.outcome == "created" and (await _tickets(mail))[0].contact_id is None
+    r = await mail.mail.ingest(mail.ws, message(sender="eve@unknown.example", mid="<m3@x>"))
+    assert r.outcome == "triage" and r.reason == "unknown sender"
+    async with mail.db.read(Scope.workspace(mail.ws)) as s:
+        row = (await s.exec(select(MailReceipt).where(MailReceipt.message_id == "<m3@x>"))).one()
+    assert b"eve@unknown.example" in row.raw
+
+
+async def test_replies_join_by_headers_and_by_token_with_quotes_and_signature_stripped(mail):
+    await mail.mail.ingest(mail.ws, message())
+    [t] = await _tickets(mail)
+    reply = message(subject="RE: Printer on 2nd floor jams", mid="<m4@acme.example>",
+                    body="Still broken after the restart.\n-- \nAnn Lee\nAcme\n\nOn Mon, Ann wrote:\n> It jams",
+                    In_Reply_To="<m1@acme.example>")
+    r = await mail.mail.ingest(mail.ws, reply)
+    assert r.outcome == "replied" and r.ticket_id == t.id
+    by_token = message(subject=f"AW: [DB-{t.number}] Printer", mid="<m5@acme.example>",
+                       body="Works now!\n\n-----Original Message-----\nFrom: help")
+    assert (await mail.mail.ingest(mail.ws, by_token)).outcome == "replied"
+    notes = await mail.notes(t.id)
+    assert notes == ["E-mail from ann@acme.example:\nStill broken after the restart.",
+                     "E-mail from ann@acme.example:\nWorks now!"]
+    async with mail.db.read(Scope.workspace(mail.ws)) as s:
+        kinds = {e.kind for e in (await s.exec(select(TimelineEntry))).all()}
+    assert kinds == {"note_public"}
+    stranger = message(subject=f"[DB-{t.number}] hello", sender="eve@other.example", mid="<m6@x>")
+    assert (await mail.mail.ingest(mail.ws, stranger)).outcome == "triage"  # a token alone is not trusted
+
+
+@pytest.mark.parametrize("headers", [
+    {"Auto_Submitted": "auto-replied"}, {"Precedence": "bulk"}, {"List_Id": "<news.acme.example>"},
+    {"X_Autoreply": "yes"}, {"Return_Path": "<>"},
+])
+async def test_auto_replies_bounces_and_lists_are_not_ingested(mail, headers):
+    r = await mail.mail.ingest(mail.ws, message(**headers))
+    assert r.outcome == "ignored" and r.reason and await _tickets(mail) == []
+
+
+async def test_mailer_daemon_and_our_own_messages_are_ignored(mail):
+    r = await mail.mail.ingest(mail.ws, message(sender="MAILER-DAEMON@acme.example", mid="<b1@x>"))
+    assert r.outcome == "ignored"
+    r = await mail.mail.ingest(mail.ws, message(sender="help@msp.example", mid="<b2@x>"),
+                               own_addresses=frozenset({"help@msp.example"}))
+    assert r.reason == "our own address" and await _tickets(mail) == []
+    assert (await mail.mail.ingest(mail.ws, message(Auto_Submitted="no", mid="<b3@x>"))).outcome == "created"
+
+
+async def test_attachments_within_the_cap_are_kept_and_oversized_ones_refused_with_a_note(mail):
+    msg = EmailMessage()
+    msg["From"], msg["Subject"], msg["Message-ID"] = "ann@acme.example", "Screenshots", "<a1@acme.example>"
+    msg.set_content("See attached.")
+    msg.add_attachment(b"small-png-bytes", maintype="image", subtype="png", filename="error.png")
+    msg.add_attachment(b"x" * (26 * 1024 * 1024), maintype="application", subtype="zip", filename="logs.zip")
+    r = await mail.mail.ingest(mail.ws, bytes(msg))
+    assert r.outcome == "created"
+    async with mail.db.read(Scope.workspace(mail.ws)) as s:
+        entries = (await s.exec(select(TimelineEntry).where(TimelineEntry.ticket_id == r.ticket_id))).all()
+    files = [e.data.get("filename") for e in entries if e.kind == "attachment"]
+    notes = [e.body for e in entries if e.kind == "note_internal"]
+    assert files == ["error.png"] and len(notes) == 1 and "logs.zip" in notes[0] and "another way" in notes[0]
+
+
+def test_reply_stripping_keeps_only_the_new_text():
+    assert strip_reply("Yes, go ahead.\n\nSent from my iPhone\n\n> quoted") == "Yes, go ahead."
+    assert strip_reply("Fine\r\n\r\nAm 1. Dez. schrieb Bob <b@x>:\r\n> alt") == "Fine"
+    assert strip_reply("> only a quote") == ""
