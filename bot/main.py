@@ -216,7 +216,7 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         chat_posts=ChatPosts(db),
         chat_views=chat_views,
         chat_commands=ChatCommands(db, chat=chat, views=chat_views, queue=queue, tickets=tickets,
-                                   directory=directory, workspaces=workspaces, outbox_admin=outbox_admin),
+                                   directory=directory, workspaces=workspaces, outbox_admin=outbox_admin, ai=ai),
     )
     if settings.slack_enabled:
         from bot.slack.app import SlackSurface  # slack_bolt is imported only when Slack is configured

@@ -56,3 +56,47 @@ async def test_a_failing_ai_never_breaks_the_card(container, workspace_id, tech)
     container.chat_views.cards._ai = broken
     view = await container.chat_views.ticket(tech, 9003)
     assert view.ai is None and view.summary.number == 9003
+
+
+async def test_deskbridge_ai_commands_in_chat(container, workspace_id, tech):
+    import asyncio
+
+    from core.chat import grammar
+    from core.chat.models import ChannelInfo, ChatUser
+    from core.errors import InvalidInput, PermissionDenied
+
+    customer, _ = await seed(container.db, workspace_id)
+    user = ChatUser(platform="slack", team_id="T1", user_id="U1")
+    tech_channel = ChannelInfo()
+
+    async def say(actor, text, info=tech_channel):
+        return await container.chat_commands.run(actor, user, info, grammar.parse("/deskbridge", text))
+
+    assert (await say(tech, "ai")).text == "No category model yet."
+    with pytest.raises(PermissionDenied):
+        await say(tech, "ai train")
+    with pytest.raises(PermissionDenied):
+        await say(tech, "ai set cross_customer on")
+    admin = Actor.system(workspace_id)
+    started = await say(admin, "ai train")
+    assert started.text == "Training started."  # answered before the model is fitted
+    for _ in range(600):
+        if (await say(tech, "ai")).text.startswith("Category model v1"):
+            break
+        await asyncio.sleep(0.1)
+    status = await say(tech, "ai")
+    assert status.text == "Category model v1" and "on 330 tickets" in status.lines[0]
+    assert "Held-out accuracy: " in status.lines[1]
+    assert (await say(admin, "ai set fill_threshold 0.9")).text == "AI setting fill_threshold is now 0.9."
+    assert "fill_threshold: 0.9" in (await say(tech, "ai settings")).lines
+    with pytest.raises(InvalidInput, match="between 0 and 1"):
+        await say(admin, "ai set change_threshold high")
+    # Free-text search across customers needs the workspace's permission; never in a customer's channel.
+    with pytest.raises(InvalidInput, match="cross_customer"):
+        await say(tech, "ai similar vpn tunnel drops")
+    customer_channel = ChannelInfo(customer_id=customer, visibility="customer")
+    with pytest.raises(PermissionDenied):
+        await say(tech, "ai similar vpn tunnel drops", customer_channel)
+    await say(admin, "ai set cross_customer on")
+    found = await say(tech, "ai similar vpn tunnel drops")
+    assert any(line.startswith("#9001") for line in found.lines) and any(line.startswith("#9002") for line in found.lines)
