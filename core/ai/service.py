@@ -132,6 +132,33 @@ class AiService:
             self._models[workspace_id] = (row.version, model)
             return ModelStatus(CATEGORY, row.version, row.trained_on, row.created_at, metrics)
 
+    async def labelled_count(self, workspace_id: int) -> int:
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            return int((await session.execute(
+                select(sa.func.count()).select_from(Ticket)
+                .where(col(Ticket.stage).in_(CLOSED), col(Ticket.type_name).is_not(None),
+                       col(Ticket.type_name) != "", col(Ticket.deleted_at).is_(None)))).scalar() or 0)
+
+    async def retrain_due(self) -> list[int]:
+        """The scheduled retrain: every workspace with categorisation on whose labelled history grew by 5%
+        (at least 20 tickets) since its model, or that has enough for a first one. Returns who was trained."""
+        async with self.db.read(Scope.system_wide()) as session:
+            workspaces = (await session.execute(select(Workspace.id, Workspace.settings))).all()
+        trained = []
+        for ws, stored in workspaces:
+            if not ai_settings.effective(stored)["categorize"]:
+                continue
+            count, status = await self.labelled_count(ws), await self.status(ws)
+            base = status.trained_on if status else 0
+            if count < categorize.MIN_TRAINING or count - base < max(20, base // 20):
+                continue
+            try:
+                await self.train(ws)
+                trained.append(ws)
+            except InvalidInput:  # one category only, or a run already under way: next time
+                continue
+        return trained
+
     async def status(self, workspace_id: int) -> ModelStatus | None:
         """The newest category model of the workspace (None before the first training)."""
         async with self.db.read(Scope.workspace(workspace_id)) as session:
