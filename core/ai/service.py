@@ -20,8 +20,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from core.ai import categorize, drafts, resolution, similar
+from core.ai import categorize, drafts, resolution
 from core.ai import settings as ai_settings
+from core.ai.similar import Doc, Hit, SimilarIndex
 from core.ai.text import ticket_text
 from core.context import Actor
 from core.errors import InvalidInput, NotFound, PermissionDenied
@@ -46,7 +47,7 @@ class ModelStatus:
 
 @dataclass(frozen=True, slots=True)
 class SimilarAnswer:
-    hits: tuple[similar.Hit, ...]
+    hits: tuple[Hit, ...]
     resolutions: resolution.Resolutions
     cross_customer: bool
 
@@ -247,7 +248,7 @@ class AiService:
                             exclude=() if ticket_id is None else (ticket_id,))
         return SimilarAnswer(tuple(hits), resolution.suggest(hits), allowed is None)
 
-    async def _index(self, workspace_id: int) -> similar.SimilarIndex:
+    async def _index(self, workspace_id: int) -> SimilarIndex:
         entry = self._indexes.setdefault(workspace_id, _WorkspaceIndex())
         async with entry.lock:
             docs = await self._closed_since(workspace_id, entry.watermark)
@@ -255,16 +256,16 @@ class AiService:
                 grow = len(entry.index) == 0 or len(docs) > len(entry.index) // 2
                 if grow:  # a new vocabulary once the index has grown by half
                     all_docs = [*entry.index.docs, *docs]
-                    entry.index = await asyncio.to_thread(similar.SimilarIndex().build, all_docs)
+                    entry.index = await asyncio.to_thread(SimilarIndex().build, all_docs)
                 else:
                     await asyncio.to_thread(entry.index.add, docs)
                 entry.watermark = max(d.closed_at for d in docs if d.closed_at) if any(
                     d.closed_at for d in docs) else entry.watermark
             return entry.index
 
-    async def _closed_since(self, workspace_id: int, since: datetime | None) -> list[similar.Doc]:
-        query = select(Ticket.id, Ticket.customer_id, Ticket.number, Ticket.subject, Ticket.description,
-                       Ticket.closed_at).where(col(Ticket.stage).in_(CLOSED), col(Ticket.deleted_at).is_(None))
+    async def _closed_since(self, workspace_id: int, since: datetime | None) -> list[Doc]:
+        query = sa.select(col(Ticket.id), col(Ticket.customer_id), col(Ticket.number), col(Ticket.subject),
+                          col(Ticket.description), col(Ticket.closed_at)).where(col(Ticket.stage).in_(CLOSED), col(Ticket.deleted_at).is_(None))
         if since is not None:  # `>=`: tickets closed in the same instant are re-read; the index skips known ids
             query = query.where(col(Ticket.closed_at) >= since)
         async with self.db.read(Scope.workspace(workspace_id)) as session:
@@ -279,7 +280,7 @@ class AiService:
                                    TimelineEntry.kind == EntryKind.NOTE_RESOLUTION.value)
                             .order_by(col(TimelineEntry.occurred_at), col(TimelineEntry.id)))).all():
                         notes[tid] = (body, author)  # the latest resolution note wins
-        return [similar.Doc(ticket_id=r[0], customer_id=r[1], number=r[2], text=f"{r[3]}\n{r[4]}",
+        return [Doc(ticket_id=r[0], customer_id=r[1], number=r[2], text=f"{r[3]}\n{r[4]}",
                             closed_at=r[5], resolution=notes.get(r[0], ("", None))[0],
                             resolved_by=notes.get(r[0], ("", None))[1]) for r in rows]
 
@@ -329,6 +330,6 @@ class AiService:
 
 class _WorkspaceIndex:
     def __init__(self) -> None:
-        self.index = similar.SimilarIndex()
+        self.index = SimilarIndex()
         self.watermark: datetime | None = None
         self.lock = asyncio.Lock()
