@@ -180,7 +180,12 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     alert_intake = AlertIntake(db, sources=alert_sources, tickets=tickets, parsers=ALERT_PARSERS)
     mailboxes = MailboxService(db, cipher=cipher, intake=MailIntake(db, tickets=tickets),
                                readers=lambda kind, config: build_mail_reader(kind, config, transport=transport))
-    chat_views = ChatViews(db, tickets=tickets, connections=connections, capabilities=registry.capabilities, sla=sla)
+    ai = AiService(db, llm=LlmConfig(
+        base_url=settings.llm_base_url, model=settings.llm_model, timeout=settings.llm_timeout,
+        api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else "local",
+    ) if settings.llm_base_url else None)
+    chat_views = ChatViews(db, tickets=tickets, connections=connections, capabilities=registry.capabilities, sla=sla,
+                           ai=ai.suggestions)
     container = Deskbridge(
         settings=settings,
         db=db,
@@ -206,16 +211,13 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         sla=sla,
         sla_config=SlaConfigService(db),
         sla_monitor=SlaMonitor(db, sla, notifier),
-        ai=AiService(db, llm=LlmConfig(
-            base_url=settings.llm_base_url, model=settings.llm_model, timeout=settings.llm_timeout,
-            api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else "local",
-        ) if settings.llm_base_url else None),
+        ai=ai,
         chat=chat,
         chat_posts=ChatPosts(db),
         chat_views=chat_views,
         chat_commands=ChatCommands(db, chat=chat, views=chat_views, queue=queue, tickets=tickets,
                                    directory=directory, workspaces=workspaces, alerts=alert_webhooks,
-                                   outbox_admin=outbox_admin),
+                                   outbox_admin=outbox_admin, ai=ai),
     )
     if settings.slack_enabled:
         from bot.slack.app import SlackSurface  # slack_bolt is imported only when Slack is configured

@@ -17,7 +17,7 @@ from connectors.base import Capabilities
 from core.chat import visibility
 from core.chat.bindings import Bindings
 from core.chat.cache import CACHE_TTL_S, TTLCache
-from core.chat.cards import TicketCards
+from core.chat.cards import AiSuggester, TicketCards
 from core.chat.forms import TicketForms
 from core.chat.identity import Identities
 from core.chat.installations import Installations
@@ -162,7 +162,7 @@ class ChatViews:
 
     def __init__(self, db: Database, *, tickets: TicketService, connections: ConnectionService,
                  capabilities: Callable[[str], Capabilities] | None = None, sla: SlaInfo | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, ai: AiSuggester | None = None) -> None:
         self.db = db
         self.tickets = tickets
         self.connections = connections
@@ -170,7 +170,7 @@ class ChatViews:
         self._clock = clock
         caps = capabilities or (lambda kind: DEFAULT_CAPABILITIES)
         self.cards = TicketCards(db, tickets=tickets, connections=connections, capabilities=caps, sla=self.sla,
-                                 clock=clock)
+                                 clock=clock, ai=ai)
         self.forms = TicketForms(db, tickets=tickets, cards=self.cards, capabilities=caps)
 
     def now(self) -> datetime:
