@@ -82,9 +82,9 @@ def render(f: StartFacts, now: datetime) -> str:
         row("PSA", "none: add one with `deskbridge connection add`")
     for p in f.psa:
         state = ("disabled" if not p.enabled else f"synced {_ago(p.synced_at, now)}" if p.synced_at
-                 else "first sync not finished yet (runs now; `deskbridge sync status`)")
-        demo = ", the built-in demo PSA: add yours with `deskbridge connection add`" if p.kind == "sandbox" else ""
-        row("PSA" if p is f.psa[0] else "", f"{p.name} ({p.kind}{demo}): {state}")
+                 else "first sync running (`deskbridge sync status`)")
+        kind = "built-in demo PSA; add yours: `deskbridge connection add`" if p.kind == "sandbox" else p.kind
+        row("PSA" if p is f.psa[0] else "", f"{p.name} ({kind}): {state}")
     if f.slack is None:
         row("Slack", "off (set DESKBRIDGE_SLACK_BOT_TOKEN and DESKBRIDGE_SLACK_SIGNING_SECRET)")
     else:

@@ -89,7 +89,8 @@ class TextFormatter(logging.Formatter):
 
 class LevelGate(logging.Filter):
     """Third-party records below WARNING are dropped (whatever level their library set) unless `levels`
-    names the logger or a parent of it; ours pass at our level."""
+    names the logger or a parent of it; ours pass at our level. A filter on the handler, so that a
+    test's or another handler's logger levels are never changed behind its back."""
 
     def __init__(self, ours: int, levels: dict[str, int]) -> None:
         super().__init__()
@@ -161,9 +162,9 @@ def configure(level: str = "INFO", fmt: str = "auto", *, levels: str = "", strea
     handler.addFilter(RedactingFilter())
     handler.setFormatter(JsonFormatter() if chosen == "json" else TextFormatter(color=wants_color(out)))
     root.addHandler(handler)
-    root.setLevel(max(logging.WARNING, ours))  # third-party loggers inherit this
-    for name in OURS:
-        logging.getLogger(name).setLevel(ours)
+    # The root level lets our records through; the gate on the handler holds other libraries at WARNING.
+    # (Package loggers keep their own levels: nothing here outlives a reconfiguration.)
+    root.setLevel(min([ours, *asked.values()]))
     for name, number in asked.items():
         logging.getLogger(name).setLevel(number)
     return chosen

@@ -23,6 +23,8 @@ from connectors.mail import build_reader as build_mail_reader
 from connectors.registry import Registry
 from connectors.rmm import PARSERS as ALERT_PARSERS
 from connectors.rmm import datto
+from core.ai.drafts import LlmConfig
+from core.ai.service import AiService
 from core.alert_webhooks import AlertWebhookService
 from core.apikeys import ApiKeyService
 from core.chat import ChatCommands, ChatPosts, ChatService, ChatViews
@@ -54,6 +56,7 @@ from store.db import Database
 
 if TYPE_CHECKING:
     from bot.slack.app import SlackSurface
+    from bot.teams.app import TeamsSurface
 
 log = logging.getLogger("deskbridge")
 
@@ -92,12 +95,14 @@ class Deskbridge:
     sla: SlaService  # clocks and figures
     sla_config: SlaConfigService  # calendars and policies
     sla_monitor: SlaMonitor  # the per-minute warning sweep
+    ai: AiService  # categorisation, similar tickets, suggested resolutions (core/ai)
     # Chat, shared by Slack, Teams and the console: bindings/identities, view builders, the command runner.
     chat: ChatService
     chat_posts: ChatPosts
     chat_views: ChatViews
     chat_commands: ChatCommands
     slack: SlackSurface | None = None  # only when Slack is configured (settings.slack_enabled)
+    teams: TeamsSurface | None = None  # only when Teams is configured (settings.teams_enabled)
     # Body templates an admin pastes into an RMM (`deskbridge intake template datto`): name -> text.
     alert_templates: dict[str, str] = field(default_factory=dict)
     banner: list[str] = field(default_factory=list)
@@ -128,6 +133,8 @@ class Deskbridge:
     async def aclose(self) -> None:
         if self.slack is not None:  # Slack deliveries queued by the outbox worker / SLA monitor go out first
             await self.slack.flush()
+        if self.teams is not None:
+            await self.teams.stop()
         await self.sla_monitor.aclose()
         await self.connections.aclose()
         await self.alert_webhooks.aclose()
@@ -202,6 +209,10 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         sla=sla,
         sla_config=SlaConfigService(db),
         sla_monitor=SlaMonitor(db, sla, notifier),
+        ai=AiService(db, llm=LlmConfig(
+            base_url=settings.llm_base_url, model=settings.llm_model, timeout=settings.llm_timeout,
+            api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else "local",
+        ) if settings.llm_base_url else None),
         chat=chat,
         chat_posts=ChatPosts(db),
         chat_views=chat_views,
@@ -213,6 +224,11 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
 
         container.slack = SlackSurface(container)
         notifier.add(container.slack.notifier)
+    if settings.teams_enabled:
+        from bot.teams.app import TeamsSurface  # the Teams SDK is imported only when Teams is configured
+
+        container.teams = TeamsSurface(container)
+        notifier.add(container.teams.notifier)
     if note:
         container.banner.append(note)
     return container

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     api_rate_burst: int = Field(60, ge=1, description="Burst size of each API key's token bucket")
     api_max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted request body")
 
+    # AI reply drafts (core/ai/drafts.py): an OpenAI-compatible endpoint; unset = template drafts only
+    llm_base_url: str | None = Field(None, description="e.g. http://127.0.0.1:8080/v1 (llama-server, Ollama)")
+    llm_model: str = Field("local", description="Model name sent to the LLM endpoint")
+    llm_api_key: SecretStr | None = Field(None, description="Bearer key of the LLM endpoint (any text for local)")
+    llm_timeout: float = Field(30.0, gt=0, le=300, description="Seconds to wait for a draft")
+
     # Slack
     slack_bot_token: SecretStr | None = Field(None, description="xoxb- token (single-workspace mode)")
     slack_signing_secret: SecretStr | None = Field(None, description="Verifies Slack requests")
@@ -85,6 +91,32 @@ class Settings(BaseSettings):
     slack_client_secret: SecretStr | None = Field(None, description="OAuth install (multi-workspace)")
     slack_app_token: SecretStr | None = Field(None, description="xapp- token, enables Socket Mode")
     slack_api_url: str = Field("https://slack.com/api/", description="Slack Web API base (tests, GovSlack)")
+
+    # Microsoft Teams (bot/teams): one single-tenant Azure Bot registration per MSP
+    teams_app_id: str | None = Field(None, description="The bot's Microsoft App ID (Entra application id)")
+    teams_app_secret: SecretStr | None = Field(None, description="Client secret of that app registration")
+    teams_certificate_file: Path | None = Field(
+        None, description="PEM file with the app's certificate and private key (instead of a secret)")
+    teams_tenant_id: str | None = Field(None, description="Entra tenant of the bot registration (single-tenant)")
+    teams_single_tenant: bool = Field(True, description="Single-tenant bot: only activities of teams_tenant_id")
+    teams_cloud: Literal["public", "usgov", "usgovdod", "china"] = Field(
+        "public", description="Which Microsoft cloud the bot lives in")
+    teams_openid_metadata_url: str | None = Field(
+        None, description="Override of the Bot Framework OpenID metadata URL (signing keys; a local stand-in)")
+    teams_token_issuer: str | None = Field(None, description="Override of the expected inbound token issuer")
+    teams_login_url: str | None = Field(
+        None, description="Override of the Entra login base URL the outbound token is requested from")
+    teams_service_url: str = Field("https://smba.trafficmanager.net/teams/",
+                                   description="Bot Connector base used when no conversation names its own")
+
+    @field_validator("teams_tenant_id")
+    @classmethod
+    def _tenant(cls, v: str | None) -> str | None:
+        v = (v or "").strip() or None
+        if v is not None and v.lower() in {"common", "organizations", "botframework.com"}:
+            raise ValueError("teams_tenant_id must be your own tenant id (a GUID), not 'common': single-tenant "
+                             "bots take their token from their own tenant")
+        return v
 
     @field_validator("database_url")
     @classmethod
@@ -101,6 +133,24 @@ class Settings(BaseSettings):
 
         parse_levels(v)
         return v
+
+    @property
+    def teams_enabled(self) -> bool:
+        return self.teams_app_id is not None and (
+            self.teams_app_secret is not None or self.teams_certificate_file is not None)
+
+    def teams_problems(self) -> list[str]:
+        """What is missing for Teams to start, one line per setting (empty when Teams is off or complete)."""
+        if not self.teams_enabled:
+            return []
+        out = []
+        if self.teams_single_tenant and not self.teams_tenant_id:
+            out.append("DESKBRIDGE_TEAMS_TENANT_ID: a single-tenant bot needs its tenant id (Azure portal -> "
+                       "the bot's app registration -> Directory (tenant) ID), or the token request goes to the "
+                       "wrong tenant")
+        if self.teams_app_secret is not None and self.teams_certificate_file is not None:
+            out.append("DESKBRIDGE_TEAMS_APP_SECRET and DESKBRIDGE_TEAMS_CERTIFICATE_FILE: set one of them, not both")
+        return out
 
     @property
     def slack_enabled(self) -> bool:

@@ -310,6 +310,8 @@ class NewNote:
     marker: str
     author_member_external_id: str | None = None
     email_contact: bool = False  # public replies only; internal notes never e-mail anyone
+    # A customer's own reply (from their chat channel): their contact, where the PSA records who wrote a note.
+    author_contact_external_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import select
 
+from core import ticket_refs
 from core.context import Actor
 from core.errors import InvalidFilter
 from core.ticket_lookup import MAX_ID, summary_from
@@ -83,7 +84,7 @@ def _sort_columns(sort: QueueSort) -> list[tuple[Any, bool]]:
 # The columns a queue row needs (rows, not ORM objects: a page is read-only and this halves its cost).
 _ROW_COLUMNS = (Ticket.id, Ticket.number, Ticket.subject, Ticket.customer_id, Ticket.priority, Ticket.priority_rank,
                 Ticket.stage, Ticket.psa_status_name, Ticket.assignee_member_id, Ticket.created_at,
-                Ticket.updated_at, Ticket.connection_id)
+                Ticket.updated_at, Ticket.connection_id, Ticket.external_id)
 
 
 def _encode_cursor(sort: QueueSort, values: Sequence[Any]) -> str:
@@ -243,8 +244,10 @@ class QueueService:
                 base, base_params = self._statement(actor, f)
                 count = base.with_only_columns(sa.func.count(Ticket.id)).order_by(None).limit(None)
                 total = (await session.execute(count, base_params)).scalar_one()
+            prefixes = await ticket_refs.prefixes(session, actor.workspace_id)
         page, more = rows[:limit], len(rows) > limit
-        items = tuple(summary_from(r, r.customer_name, r.member_name) for r in page)  # type: ignore[arg-type]
+        items = tuple(summary_from(r, r.customer_name, r.member_name, prefixes)  # type: ignore[arg-type]
+                      for r in page)
         next_cursor = None
         if more and page:
             last = page[-1]

@@ -4,30 +4,74 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core import ticket_refs
 from core.context import Actor
 from core.errors import InvalidInput, NotFound
 from core.views import TicketDetail, TicketSummary, TimelineItem
 from store.enums import EntryKind, OutboxStatus, Priority, Stage
 from store.tables import Contact, Customer, Member, OutboxOp, Ticket, TimelineEntry
 
-_REF = re.compile(r"^\s*#?\s*(\d{1,18})\s*$")
-_ID_REF = re.compile(r"^\s*id:(\d{1,18})\s*$")
+_REF = re.compile(r"^\s*#?\s*([0-9]{1,18})\s*$")
+_ID_REF = re.compile(r"^\s*id:\s*([0-9]{1,18})\s*$", re.IGNORECASE)
+_PSA_REF = re.compile(r"^\s*([a-z][a-z0-9]{0,9})-([0-9a-z][0-9a-z_.]{0,63})\s*$", re.IGNORECASE)
 MAX_ID = 2**31 - 1  # ids and numbers are 32-bit integer columns; larger ones cannot exist
+REF_FORMS = "the ticket number (1042 or #1042), its PSA name (cw-1042) or its stable id (id:17)"
+
+
+@dataclass(frozen=True, slots=True)
+class TicketRef:
+    """How a ticket is named, on every surface (chat, REST, console):
+
+        1042, #1042   its number: the PSA's ticket number, or the local number of a standalone ticket; a
+                      ticket whose PSA create is still queued has none yet
+        id:17         its stable id, which it has from the moment it exists and keeps for good
+
+        cw-1002       its PSA name: the connection's prefix and the PSA's id, unambiguous where a workspace
+                      has several PSAs whose numbers collide (core/ticket_refs.py)
+
+    Exactly one of `number`, `id` and (`prefix`, `external_id`) is set.
+    """
+
+    number: int | None = None
+    id: int | None = None
+    prefix: str | None = None
+    external_id: str | None = None
+
+    def __str__(self) -> str:
+        if self.prefix is not None:
+            return f"{self.prefix}-{self.external_id}"
+        return f"#{self.number}" if self.number is not None else f"id:{self.id}"
+
+
+def parse_ticket_ref(ref: int | str) -> TicketRef:
+    """The one parser of ticket names (see TicketRef); InvalidInput (field `ticket`) for anything else."""
+    if isinstance(ref, str) and (named := _PSA_REF.match(ref)) and named.group(1).lower() != "id":
+        return TicketRef(prefix=named.group(1).lower(), external_id=named.group(2))
+    if isinstance(ref, int) and not isinstance(ref, bool):
+        m, kind = _REF.match(str(ref)), "number"
+    elif isinstance(ref, str):
+        m, kind = (_ID_REF.match(ref), "id") if _ID_REF.match(ref) else (_REF.match(ref), "number")
+    else:
+        m, kind = None, "number"
+    value = int(m.group(1)) if m else -1  # ASCII digits only: '²' is a digit to str.isdigit() but not to int()
+    if value <= 0:  # a value above MAX_ID is well formed but names no ticket (load_ticket: NotFound)
+        raise InvalidInput(f"'{ref}' is not a ticket number or id.", hint=f"Name a ticket by {REF_FORMS}.",
+                           field="ticket")
+    return TicketRef(number=value) if kind == "number" else TicketRef(id=value)
 
 
 def parse_ref(ref: int | str) -> int:
-    """A ticket number from what a person typed: 123, '#123', ' 123 '."""
-    m = None if isinstance(ref, bool) else _REF.match(str(ref))
-    number = int(m.group(1)) if m else -1
-    if not 0 < number <= MAX_ID:
-        raise InvalidInput(f"'{ref}' is not a ticket number.", hint="Use the number, e.g. /ticket 1042.",
-                           field="ticket")
-    return number
+    """A ticket number from what a person typed: 123, '#123', ' 123 ' (InvalidInput for an `id:` ref)."""
+    parsed = parse_ticket_ref(ref)
+    if parsed.number is None or parsed.number > MAX_ID:
+        raise InvalidInput(f"'{ref}' is not a ticket number.", hint="Use the number, e.g. 1042.", field="ticket")
+    return parsed.number
 
 
 def not_found(number: int) -> NotFound:
@@ -37,30 +81,39 @@ def not_found(number: int) -> NotFound:
     )
 
 
-async def load_ticket(session: AsyncSession, actor: Actor, ref: int | str, *, for_update: bool = False) -> Ticket:
-    """The ticket numbered `ref` inside the actor's workspace and customer scope, or NotFound.
+def _id_not_found(ref: TicketRef) -> NotFound:
+    return NotFound(f"Ticket {ref} was not found.", hint="It may have been deleted in the PSA; list the queue to find it.")
 
-    `id:N` names a ticket by its local id: buttons on a ticket whose PSA create is still queued (it has no
-    number yet) carry that, so a technician can already reply or log time; the outbox delivers in order.
+
+async def load_ticket(session: AsyncSession, actor: Actor, ref: int | str, *, for_update: bool = False) -> Ticket:
+    """The ticket named by `ref` (see TicketRef) inside the actor's workspace and customer scope, or NotFound.
+
+    `id:N` works from the moment a ticket exists: buttons and API clients of a ticket whose PSA create is still
+    queued (it has no number yet) can already reply, change or log time; the outbox delivers in order.
     """
-    by_id = _ID_REF.match(ref) if isinstance(ref, str) else None
-    if by_id:
-        ticket_id = int(by_id.group(1))
-        if not 0 < ticket_id <= MAX_ID:
-            raise InvalidInput(f"'{ref}' is not a ticket reference.", hint="Open the ticket again.", field="ticket")
-        stmt = select(Ticket).where(Ticket.id == ticket_id, Ticket.deleted_at.is_(None))  # type: ignore[union-attr]
-        number = None
+    parsed = parse_ticket_ref(ref)
+    number = parsed.number
+    if (parsed.number or parsed.id or 0) > MAX_ID:  # no such row can exist (and the database would refuse it)
+        raise not_found(number) if number is not None else _id_not_found(parsed)
+    if parsed.prefix is not None:
+        conn = await ticket_refs.connection_for(session, actor.workspace_id, parsed.prefix)
+        if conn is None:
+            names = ", ".join(sorted((await ticket_refs.prefixes(session, actor.workspace_id)).values()))
+            raise NotFound(f"No PSA connection is named '{parsed.prefix}' here, so {parsed} names no ticket.",
+                           hint=f"Connections here: {names}." if names else "Name the ticket by its number.")
+        key = sa.and_(Ticket.connection_id == conn, Ticket.external_id == parsed.external_id)
+    elif parsed.id is not None:
+        key = Ticket.id == parsed.id
     else:
-        number = parse_ref(ref)
-        stmt = select(Ticket).where(Ticket.number == number, Ticket.deleted_at.is_(None))  # type: ignore[union-attr]
+        key = Ticket.number == parsed.number
+    stmt = select(Ticket).where(key, Ticket.deleted_at.is_(None))  # type: ignore[union-attr,arg-type]
     if actor.customer_scope_id is not None:
         stmt = stmt.where(Ticket.customer_id == actor.customer_scope_id)
     if for_update and session.bind is not None and session.bind.dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     ticket = (await session.exec(stmt)).first()
     if ticket is None:
-        raise not_found(number) if number is not None else NotFound(
-            "That ticket was not found.", hint="It may have been deleted in the PSA. Run /tickets to see the queue.")
+        raise not_found(number) if number is not None else _id_not_found(parsed)
     return ticket
 
 
@@ -74,7 +127,8 @@ async def load_ticket_by_id(session: AsyncSession, actor: Actor, ticket_id: int)
     return ticket
 
 
-def summary_from(ticket: Ticket, customer_name: str | None, assignee_name: str | None) -> TicketSummary:
+def summary_from(ticket: Ticket, customer_name: str | None, assignee_name: str | None,
+                 prefixes: dict[int, str] | None = None) -> TicketSummary:
     stage = Stage(ticket.stage)
     return TicketSummary(
         id=ticket.id,  # type: ignore[arg-type]
@@ -90,6 +144,8 @@ def summary_from(ticket: Ticket, customer_name: str | None, assignee_name: str |
         created_at=ticket.created_at,
         updated_at=ticket.updated_at,
         connection_id=ticket.connection_id,
+        psa_name=ticket_refs.psa_name(prefixes or {}, number=ticket.number, connection_id=ticket.connection_id,
+                                      external_id=getattr(ticket, "external_id", None)),
     )
 
 
@@ -159,6 +215,7 @@ async def build_detail(session: AsyncSession, ticket: Ticket, *, internal: bool)
             ticket,
             customers.get(ticket.customer_id) if ticket.customer_id else None,
             members.get(ticket.assignee_member_id) if ticket.assignee_member_id else None,
+            await ticket_refs.prefixes(session, ticket.workspace_id),
         ),
         description=ticket.description,
         contact_name=contact.name if contact else None,

@@ -227,7 +227,8 @@ class TicketService:
             desc = _clean_text(description, field="description", limit=MAX_DESCRIPTION_CHARS, required=False)
             customer = await session.get(Customer, customer_id) if customer_id is not None else None
             if customer_id is not None and customer is None:
-                raise NotFound(f"Customer {customer_id} was not found.", hint="List customers with /deskbridge customers.")
+                raise NotFound(f"Customer {customer_id} was not found.",
+                               hint="Pick one from the customer list (API: GET /customers; chat: /deskbridge customers).")
             if customer is not None and not customer.active:
                 raise InvalidInput(f"Customer {customer.name} is inactive, so it cannot get new tickets.",
                                    hint="Pick an active customer, or reactivate this one in the PSA.", field="customer")
@@ -464,8 +465,10 @@ class TicketService:
         email_contact: bool | None = None,
         status: str | None = None,
         source: str | None = None,
+        contact_email: str | None = None,
     ) -> TicketDetail:
         """Add a note (public, internal or resolution); optionally change status in the same write.
+        `contact_email`: a customer's own reply, attributed to their PSA contact where one has that e-mail.
 
         Announced (NoteAdded, after the commit) so the ticket's other chat threads show it; `source` names
         the thread it was written in, which is left alone.
@@ -495,6 +498,7 @@ class TicketService:
                     visibility=visibility,  # type: ignore[arg-type]
                     email_contact=public if email_contact is None else (email_contact and public),
                     author_member_external_id=await self._member_external_id(session, ticket, actor.member_id),
+                    author_contact_external_id=await self._contact_external_id(session, ticket, contact_email),
                 ),
                 entry, marker=marker,
             )
@@ -585,6 +589,26 @@ class TicketService:
         if ticket.connection_id and not caps.has(Feature.ATTACHMENTS):
             return None
         return caps.max_attachment_bytes
+
+    async def contact_reply(self, actor: Actor, ref: int | str, text: str, *, contact_email: str | None = None,
+                            source: str | None = None) -> TicketDetail:
+        """A customer's reply from their own chat channel: a public note, not e-mailed back to them (they wrote
+        it); a ticket waiting on the customer goes back to in progress, as the PSA does when they answer."""
+        detail = await self.comment(actor, ref, text, visibility="public", email_contact=False, source=source,
+                                    contact_email=contact_email)
+        if detail.summary.stage == Stage.WAITING.value:
+            system = Actor.system(actor.workspace_id)
+            detail = await self.update(system, f"id:{detail.summary.id}", status=Stage.IN_PROGRESS.value)
+            detail = await self.get(actor, f"id:{detail.summary.id}")
+        return detail
+
+    async def _contact_external_id(self, session: AsyncSession, ticket: Ticket, email: str | None) -> str | None:
+        if not email or ticket.connection_id is None:
+            return None
+        contact = (await session.exec(select(Contact).where(
+            Contact.connection_id == ticket.connection_id, Contact.customer_id == ticket.customer_id,
+            sa.func.lower(Contact.email) == email.strip().lower()))).first()
+        return contact.external_id if contact is not None else None
 
     async def attach(
         self, actor: Actor, ref: int | str, *, filename: str, content: bytes, content_type: str = "application/octet-stream",

@@ -28,15 +28,21 @@ class TicketSummary:
     updated_at: datetime
     connection_id: int | None = None
     sla_remaining_s: float | None = None  # filled from the SLA figures where shown (negative = exceeded)
+    psa_name: str | None = None  # `cw-1002` where a workspace has several PSAs (core/ticket_refs.py)
 
     @property
     def display_number(self) -> str:
+        if self.psa_name is not None:
+            return self.psa_name
         return f"#{self.number}" if self.number is not None else "(pending)"
 
     @property
     def ref(self) -> str:
-        """How buttons and forms name this ticket: its number, or `id:N` while the PSA create is queued."""
-        return str(self.number) if self.number is not None else f"id:{self.id}"
+        """How buttons and forms name this ticket: its number, its PSA name when its number is taken by
+        another connection's ticket, or `id:N` while the PSA create is queued."""
+        if self.number is not None:
+            return str(self.number)
+        return self.psa_name or f"id:{self.id}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

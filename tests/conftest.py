@@ -110,3 +110,29 @@ async def tech(db: Database, workspace_id: int) -> Actor:
     """A technician acting from Slack."""
     member = await DirectoryService(db).add_member(workspace_id, name="Ana Tech", email="ana@acme-msp.example")
     return Actor(workspace_id=workspace_id, origin=Origin.SLACK, member_id=member.id, display="slack:U1 (Ana)")
+
+
+@pytest.fixture(autouse=True)
+def _logging_state() -> Iterator[None]:
+    """Every test starts from the logging state it found: code under test that configures logging (the
+    server's start, `deskbridge` commands) must not leave our loggers at ERROR or the root at WARNING for
+    the tests that read the logs after it."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    names = [n for n in logging.root.manager.loggerDict if isinstance(logging.getLogger(n), logging.Logger)]
+    levels = {n: logging.getLogger(n).level for n in names}
+    yield
+    for h in list(root.handlers):
+        if h not in handlers:
+            root.removeHandler(h)
+    for h in handlers:
+        if h not in root.handlers:
+            root.addHandler(h)
+    root.setLevel(level)
+    for n, lv in levels.items():
+        logging.getLogger(n).setLevel(lv)
+    for n in logging.root.manager.loggerDict:  # loggers created during the test: back to inheriting
+        if n not in levels and isinstance(logging.root.manager.loggerDict[n], logging.Logger):
+            logging.getLogger(n).setLevel(logging.NOTSET)

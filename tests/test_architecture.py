@@ -20,8 +20,26 @@ def test_import_contracts_hold():
 def test_contracts_cover_every_rule():
     text = (ROOT / "pyproject.toml").read_text()
     for rule in ('layers = ["bot", "core", "store | connectors"]', 'source_modules = ["bot"]',
-                 'source_modules = ["core"]', 'modules = ["store", "connectors"]', 'containers = ["bot.cli"]'):
+                 'source_modules = ["core"]', 'modules = ["store", "connectors"]', 'containers = ["bot.cli"]',
+                 'containers = ["core.chat"]'):
         assert rule in text
+
+
+PLATFORM_PACKAGES = ("slack_sdk", "slack_bolt", "botbuilder", "botframework", "microsoft_teams", "msal", "bot")
+
+
+def test_chat_core_knows_no_platform():
+    """Everything in core/chat/ is shared by Slack, Teams and the console: no module there may import a chat
+    platform's SDK or a surface (bot.*), not even lazily inside a function."""
+    offenders = []
+    for path in sorted((ROOT / "core" / "chat").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            offenders += [f"{path.name}:{node.lineno} {n}" for n in names
+                          if n.split(".")[0] in PLATFORM_PACKAGES]
+    assert offenders == []
+    assert len(list((ROOT / "core" / "chat").glob("*.py"))) > 10  # the package is really there
 
 
 def test_nothing_reads_settings_or_builds_engines_at_import_time():

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from bot import gctune, jobs
 from bot.api import intake, portal, webhooks
@@ -26,6 +27,8 @@ def create_app(container: Deskbridge, *, start_background: bool = True, settle_g
         slack = container.slack
         if slack is not None:
             await slack.start()
+        if container.teams is not None:
+            await container.teams.start()
         scheduler = None
         container.settle_gc = settle_gc  # sync jobs settle the collector again after their first run
         if start_background and container.settings.run_scheduler:
@@ -51,7 +54,8 @@ def create_app(container: Deskbridge, *, start_background: bool = True, settle_g
                 await asyncio.gather(outbox_task, return_exceptions=True)
             await container.aclose()
 
-    app = FastAPI(title="Deskbridge", version=_version(), lifespan=lifespan)
+    # Swagger UI (/docs) and ReDoc (/redoc) from assets the fastapi-offline package ships: they work offline.
+    app = FastAPIOffline(title="Deskbridge", version=_version(), lifespan=lifespan)
     app.state.container = container
     app.state.ready = False
     portal.install(app, container)  # REST API under /api/msp-portal (bot/api/portal)
@@ -59,6 +63,8 @@ def create_app(container: Deskbridge, *, start_background: bool = True, settle_g
     webhooks.install(app)  # PSA webhook receivers: POST /webhooks/{connection_id}/{token} (core/sync)
     if container.slack is not None:
         app.include_router(container.slack.router())  # /slack/events, /slack/install, /slack/oauth_redirect
+    if container.teams is not None:
+        app.include_router(container.teams.router())  # POST /api/messages (bot/teams/frontdoor.py)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -65,10 +66,9 @@ class Problem(BaseModel):
 
 
 class RateLimited(StarletteHTTPException):
-    def __init__(self, retry_after: float) -> None:
+    def __init__(self, retry_after: float, detail: str = "Too many requests for this API key.") -> None:
         self.retry_after = max(1, math.ceil(retry_after))
-        super().__init__(429, "Too many requests for this API key.",
-                         headers={"Retry-After": str(self.retry_after)})
+        super().__init__(429, detail, headers={"Retry-After": str(self.retry_after)})
 
 
 class PayloadTooLarge(StarletteHTTPException):
@@ -92,7 +92,7 @@ _HTTP_TITLES = {400: "Bad request", 401: "Unauthenticated", 403: "Forbidden", 40
                 405: "Method not allowed", 409: "Conflict", 413: "Request body too large",
                 415: "Unsupported media type", 422: "Invalid input", 429: "Too many requests",
                 500: "Internal error", 503: "Service unavailable"}
-_HTTP_HINTS = {404: "Check the path against /openapi.json.", 405: "See /openapi.json for the allowed methods.",
+_HTTP_HINTS = {400: "Send a JSON body with Content-Type: application/json (see /openapi.json).", 404: "Check the path against /openapi.json.", 405: "See /openapi.json for the allowed methods.",
                413: "Send a smaller body (put large text in an attachment).",
                429: "Wait for Retry-After seconds, then retry; spread requests out."}
 
@@ -131,6 +131,20 @@ def error_response(exc: DeskbridgeError, request: Request) -> JSONResponse:
     return response(status, body, headers)
 
 
+def _allowed_methods(request: Request) -> str:
+    """The methods the OpenAPI document lists for the request's path (every route of it, not the first)."""
+    methods: set[str] = set()
+    for template, item in request.app.openapi().get("paths", {}).items():
+        if re.fullmatch(re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)), request.url.path):
+            methods |= {m.upper() for m in item if m in _HTTP_METHODS}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
+_HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
+
+
 def install(app: FastAPI, prefix: str) -> None:
     """Register the handlers; requests outside `prefix` keep FastAPI's default error bodies."""
 
@@ -167,7 +181,11 @@ def install(app: FastAPI, prefix: str) -> None:
                 "hint": _HTTP_HINTS.get(status)}
         if isinstance(exc, RateLimited):
             body["retry_after"] = exc.retry_after
-        return response(status, _compact(body), dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if status == 405:  # Starlette names only the first route matching the path; every route's methods count
+            headers["Allow"] = _allowed_methods(request)
+            body["hint"] = f"This path accepts {headers['Allow']}; see /openapi.json."
+        return response(status, _compact(body), headers)
 
     async def on_crash(request: Request, exc: Exception) -> Any:
         log.exception("unhandled error in %s %s", request.method, request.url.path)

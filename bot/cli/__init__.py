@@ -9,7 +9,8 @@ from __future__ import annotations
 import typer
 from pydantic import ValidationError
 
-from bot.cli import apikey, connection, console, db, intake, outbox, rmm, sla, sync, workspace
+from bot.cli import ai, apikey, connection, console, db, intake, outbox, rmm, sla, sync, teams, workspace
+from bot.cli import doctor as doctor  # `doctor` sits on the root app too
 from bot.cli import serve as serve  # `serve`, `background` and `secret-key` sit on the root app itself
 from bot.cli.common import app
 
@@ -24,6 +25,8 @@ app.add_typer(outbox.app, name="outbox")
 app.add_typer(sync.app, name="sync")
 app.add_typer(sla.app, name="sla")
 app.add_typer(rmm.app, name="rmm")
+app.add_typer(teams.app, name="teams")
+app.add_typer(ai.app, name="ai")
 app.add_typer(intake.app, name="intake")
 
 

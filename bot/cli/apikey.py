@@ -39,6 +39,6 @@ def revoke(
     key: str = typer.Argument(..., help="The key's name or id"),
     workspace: str | None = WORKSPACE,
 ) -> None:
-    """Revoke a key; requests with it get 401 from then on."""
+    """Revoke a key; every running instance refuses it (401) within 5 seconds."""
     info = run_in(workspace, lambda c, ws: c.apikeys.revoke(ws, key))
-    typer.echo(f"Revoked API key '{info.name}' ({info.key_id}).")
+    typer.echo(f"Revoked API key '{info.name}' ({info.key_id}); every running instance refuses it within 5 s.")

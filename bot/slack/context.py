@@ -406,6 +406,8 @@ class SlackContext:
             except Exception:  # noqa: BLE001 - the write is done; a lost confirmation must not look like a failure
                 log.warning("private confirmation not delivered", extra={"channel": channel_id}, exc_info=True)
         else:
+            if user_id:  # a shared thread: say who did it
+                msg = t.confirm_thread(confirmation, by=user_id)
             await self.poster.post(client, channel_id, text=msg, thread_ts=thread_ts,
                                    blocks=[{"type": "context", "elements": [{"type": "mrkdwn", "text": msg}]}],
                                    record=PostRecord(workspace_id=workspace_id, platform=PLATFORM, team_id=team_id,

@@ -413,8 +413,18 @@ class SlackNotifier:
             client = await self._client(team_id)
             if client is None or await self.shared.is_shared(client, channel_id):
                 continue  # no token, or shared with outsiders since it was bound: SLA figures are internal
-            await self.poster.post(client, channel_id, text=bk.sla_fallback(view), blocks=bk.sla_blocks(view),
-                                   record=PostRecord(workspace_id=event.workspace_id, platform=PLATFORM,
-                                                     team_id=team_id, channel_id=channel_id, kind="sla",
-                                                     audience="tech", ticket_id=event.ticket_id,
-                                                     customer_id=event.customer_id))
+            # A technician's reply in the warning's thread goes to the ticket (recorded as a warning thread).
+            self.poster.post_then(client, channel_id, text=bk.sla_fallback(view), blocks=bk.sla_blocks(view),
+                                  then=self._warning_thread(event.workspace_id, event.ticket_id, team_id, channel_id),
+                                  record=PostRecord(workspace_id=event.workspace_id, platform=PLATFORM,
+                                                    team_id=team_id, channel_id=channel_id, kind="sla",
+                                                    audience="tech", ticket_id=event.ticket_id,
+                                                    customer_id=event.customer_id))
+
+    def _warning_thread(self, workspace_id: int, ticket_id: int, team_id: str,
+                        channel_id: str) -> Callable[[Posted], Awaitable[None]]:
+        async def record(result: Posted) -> None:
+            if result.ts is not None:
+                await self.chat.record_post(workspace_id, ticket_id=ticket_id, platform=PLATFORM, team_id=team_id,
+                                            channel_id=channel_id, message_ts=result.ts, ref={"kind": "warning"})
+        return record

@@ -55,9 +55,9 @@ OP_NAMES = {"create_ticket": "new ticket", "update_ticket": "ticket change", "ad
             "add_time_entry": "time entry", "upload_attachment": "attachment", "alert_action": "alert action"}
 
 
-def confirm_thread(confirmation: str) -> str:
-    """The bot's reply in a thread after a technician's message was written back."""
-    return f":memo: {confirmation}"
+def confirm_thread(confirmation: str, *, by: str | None = None) -> str:
+    """The bot's reply in a thread after a write; in a thread others read, it names who (`by`: user id)."""
+    return f":memo: <@{by}> · {confirmation}" if by else f":memo: {confirmation}"
 
 
 def error_text(message: str, hint: str | None) -> str:

@@ -31,7 +31,6 @@ import asyncio
 import base64
 import binascii
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,118 +50,25 @@ from connectors.autotask.auth import (
     write_headers,
 )
 from connectors.autotask.limits import Throttle
+from connectors.autotask.problems import (  # noqa: F401 - re-exported: the client's error table
+    error_messages,
+    fields_named,
+    translate_response,
+    translate_transport,
+)
 from connectors.errors import (
-    PsaAuthError,
-    PsaError,
     PsaNotFound,
     PsaRateLimited,
-    PsaTimeout,
-    PsaTooLarge,
     PsaUnavailable,
     PsaValidationError,
 )
-from connectors.http import make_client, parse_retry_after
+from connectors.http import make_client
 
 log = logging.getLogger("deskbridge.psa.autotask")
 
 THRESHOLD = "ThresholdInformation"
+THREAD_RETRIES, THREAD_WAIT = 3, 0.2  # a read refused by the thread limit waits for a slot (seconds, growing)
 PER_ENDPOINT = 3  # Autotask: 3 concurrent requests per object endpoint and tracking identifier
-_PERMISSION = re.compile(r"adequate permission|does not have (the )?(required )?permissions? to|not authori[sz]ed",
-                         re.I)
-_THROTTLE = re.compile(r"itgenatr005|thread threshold|request threshold|upload threshold", re.I)
-_NOT_FOUND = re.compile(r"no matching records found", re.I)
-_TOO_LARGE = re.compile(r"exceeds the maximum file size|file is too large", re.I)
-_BAD_LOGIN = re.compile(r"unable to authenticate|integration code is not valid|user name is not valid", re.I)
-_REFUSAL = re.compile(r"required|does not reference|invalid|must |cannot|can not|exceeds|not valid|does not match"
-                      r"|does not belong|is inactive|unable to find|limited to|only when|not allowed|timesheet|not a valid", re.I)
-_FIELD_HINTS = (re.compile(r"\bfor (?:field )?'?([A-Za-z][A-Za-z0-9]*)'?\s*\.?\s*$"),
-                re.compile(r"\bfield:?\s+'?([A-Za-z][A-Za-z0-9]*)'?"),
-                re.compile(r"^Missing required field:\s*([A-Za-z][A-Za-z0-9]*)", re.I))
-_CAMEL = re.compile(r"\b([a-z]+(?:[A-Z][a-z0-9]*|ID)+)\b")  # assignedResourceRoleID, taskType: Autotask field names
-
-
-def error_messages(response: httpx.Response) -> tuple[list[str], bool]:
-    """(messages, whether the body was Autotask's own `{"errors": [...]}`) of an error answer."""
-    try:
-        data = response.json()
-    except ValueError:
-        text = response.text.strip()
-        return ([text[:300]] if text and not text.startswith("<") else []), False
-    if isinstance(data, Mapping):
-        errors = data.get("errors")
-        if isinstance(errors, list) and errors:
-            return [str(e)[:500] for e in errors], True
-        for key in ("Message", "message", "error"):
-            if data.get(key):
-                return [str(data[key])[:500]], False
-    if isinstance(data, str) and data:
-        return [data[:500]], False
-    return [], False
-
-
-def fields_named(messages: Sequence[str], body_keys: Sequence[str] = ()) -> dict[str, str]:
-    """Field names a refusal mentions: by Autotask's phrasing, camelCase names, or body fields named in it."""
-    found: dict[str, str] = {}
-    for message in messages:
-        for pattern in _FIELD_HINTS:
-            m = pattern.search(message)
-            if m:
-                found.setdefault(m.group(1), message)
-        for name in _CAMEL.findall(message):
-            found.setdefault(name, message)
-        for key in body_keys:
-            if re.search(rf"\b{re.escape(key)}\b", message, re.I):
-                found.setdefault(key, message)
-    return found
-
-
-def translate_response(response: httpx.Response, *, write: bool, body_keys: Sequence[str] = ()) -> PsaError:
-    """The PsaError for a non-2xx Autotask answer."""
-    status = response.status_code
-    messages, vendor = error_messages(response)
-    text = "; ".join(messages)
-    retry_after = parse_retry_after(response.headers.get("retry-after"))
-    if status == 401:
-        return PsaAuthError(f"Autotask refused the API user's credentials ({text or 'no reason given'}): check the "
-                            "user name, secret and API tracking identifier.", status=401, code="Unauthorized")
-    if status == 403 or _PERMISSION.search(text):
-        return PsaAuthError(text or "The API user's security level does not allow this.", status=status,
-                            code="Permission")
-    if status == 429 or (status >= 500 and _THROTTLE.search(text)):
-        thread = bool(re.search(r"itgenatr005|thread", text, re.I))
-        # a thread limit clears as soon as one of our requests ends: a second, unless Autotask said otherwise
-        return PsaRateLimited(text or "Autotask is throttling requests.", status=status,
-                              retry_after=retry_after or (1.0 if thread else None),
-                              code="ThreadLimit" if thread else "Threshold")
-    if status == 404:
-        return PsaNotFound(text or "Autotask has no such resource.", status=404)
-    if status == 413 or _TOO_LARGE.search(text):
-        return PsaTooLarge(text or "Autotask refused the upload as too large.", status=status)
-    if status >= 500 and vendor and _BAD_LOGIN.search(text):
-        return PsaAuthError(text, status=status, code="Unauthorized")
-    if status >= 500 and vendor and _NOT_FOUND.search(text):
-        return PsaNotFound(text, status=status)
-    if status >= 500 and vendor and _REFUSAL.search(text):
-        return PsaValidationError(text, status=status, fields=fields_named(messages, body_keys),
-                                  details={"errors": messages})
-    if status >= 500:
-        return PsaUnavailable(text or f"Autotask had a server error (HTTP {status}).", status=status,
-                              outcome_unknown=write)
-    return PsaValidationError(text or f"Autotask refused the request (HTTP {status}).", status=status,
-                              fields=fields_named(messages, body_keys))
-
-
-def translate_transport(exc: httpx.HTTPError, *, write: bool) -> PsaError:
-    """The PsaError for a request that got no HTTP answer."""
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        return PsaUnavailable("Could not connect to Autotask.")  # nothing was sent
-    if isinstance(exc, httpx.TimeoutException):
-        return PsaTimeout("Autotask did not answer in time.", outcome_unknown=write)
-    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
-        return PsaTimeout("The connection to Autotask dropped before it answered.", outcome_unknown=write)
-    return PsaUnavailable(f"Autotask request failed ({type(exc).__name__}).", outcome_unknown=write)
-
-
 @dataclass(frozen=True, slots=True)
 class QueryPage:
     """One keyset page: `last_id` to pass as `after_id` next; `done` when the page was not full."""
@@ -228,28 +134,34 @@ class AtClient:
         keys = list(json) if isinstance(json, Mapping) else []
         if self.throttle is not None and path != THRESHOLD and self.throttle.needs_reading():
             await self.refresh_reading()
-        for attempt in (1, 2):
+        moved_once, thread_retries = False, 0
+        while True:
             if self.throttle is not None:
                 await self.throttle.spend(write=write)
             async with self._gate(path):
                 resp = await self._send(method, zone.api_base + path.lstrip("/"), json=json, headers=headers,
                                         write=write)
-            if resp.status_code == 401 and attempt == 1:
+            if resp.status_code == 401 and not moved_once:
+                moved_once = True
                 moved = await self.zones.rediscover(zone)
                 if moved is not None:
                     zone = moved
                     continue  # the database moved: the old zone refused before doing anything
             self._note_date(resp)
-            if resp.status_code >= 400:
-                error = translate_response(resp, write=write, body_keys=keys)
-                if isinstance(error, PsaRateLimited) and self.throttle is not None:
-                    # nothing goes to this database until Retry-After has passed (60 s when unsaid)
-                    self.throttle.cool_down(error.retry_after)
-                log.info("autotask refused", extra={"method": method, "entity": path.split("/", 1)[0],
-                                                    "status": resp.status_code, "error": type(error).__name__})
-                raise error
-            return resp
-        raise AssertionError("unreachable")  # pragma: no cover
+            if resp.status_code < 400:
+                return resp
+            error = translate_response(resp, write=write, body_keys=keys)
+            if isinstance(error, PsaRateLimited) and error.code == "ThreadLimit":
+                if not write and thread_retries < THREAD_RETRIES:  # refused before doing anything: a read waits
+                    thread_retries += 1
+                    await asyncio.sleep(THREAD_WAIT * thread_retries)
+                    continue
+            elif isinstance(error, PsaRateLimited) and self.throttle is not None:
+                # the database's threshold: nothing goes to it until Retry-After has passed (60 s when unsaid)
+                self.throttle.cool_down(error.retry_after)
+            log.info("autotask refused", extra={"method": method, "entity": path.split("/", 1)[0],
+                                                "status": resp.status_code, "error": type(error).__name__})
+            raise error
 
     def _note_date(self, resp: httpx.Response) -> None:
         try:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
@@ -33,7 +34,7 @@ from connectors.autotask import query as aq
 from connectors.autotask import webhooks as wh
 from connectors.autotask.auth import DISCOVERY_URL, credentials_from, known_zone
 from connectors.autotask.client import AtClient
-from connectors.autotask.limits import Throttles, policy_from, write_priority
+from connectors.autotask.limits import Throttles, policy_from, process_throttles, write_priority
 from connectors.autotask.picklists import publish_visibility
 from connectors.autotask.reads import TICKET_FIELDS, ChildBatch, TicketScan, decode, encode
 from connectors.autotask.tenant import RESOURCE_FIELDS, TenantData, is_api_member
@@ -70,11 +71,14 @@ from connectors.base import (
 from connectors.errors import PsaNotFound, PsaRateLimited, PsaTooLarge, PsaValidationError
 
 MAX_PAGE = 500
+_GONE = re.compile(r"does not reference an existing entity for (ticketID|parentID)", re.I)
 READ_LAG_TRIES = (0.2, 0.5, 1.0)  # seconds between GETs of a record just created (replication lag)
 UPLOAD_WINDOW, UPLOAD_BYTES = 300.0, 10_000_000  # the API's attachment budget: bytes per 5 minutes
 EMAIL_NOTE = ("Autotask's API cannot send its notification e-mails: to e-mail contacts about replies written in "
               "chat, add a workflow rule (Admin > Workflow Rules) on 'Ticket Note Added' with publish = All "
               "Autotask Users and created by the API user, that notifies the ticket contact.")
+EMAIL_SHORT = ("Autotask's API sends no e-mails: to e-mail contacts about chat replies add a workflow rule, see "
+               "README 'Connecting Autotask'")
 COMPANY_FIELDS = ["id", "companyName", "companyNumber", "isActive"]
 CONTACT_FIELDS = ["id", "firstName", "lastName", "companyID", "emailAddress", "phone", "mobilePhone", "isActive"]
 
@@ -87,6 +91,16 @@ def _tid(value: str) -> int:
     if number <= 0:
         raise PsaNotFound(f"Autotask has no ticket {value!r}.")
     return number
+
+
+def _after(cursor: str | None) -> int | None:
+    """The last id a keyset cursor saw (PsaValidationError for a cursor this connector did not make)."""
+    if not cursor:
+        return None
+    key = str(decode(cursor).get("k", ""))
+    if not key.isdigit():
+        raise PsaValidationError("The page cursor is not one this connector made.", fields={"cursor": "invalid"})
+    return int(key)
 
 
 class AutotaskConnector:
@@ -106,8 +120,9 @@ class AutotaskConnector:
         s = config.settings
         self.creds = credentials_from(s, config.credentials)
         self.policy = policy_from(s)
-        key = f"{self.creds.username.lower()}:{self.creds.integration_code}"
-        self.throttle = (throttles or Throttles(clock=clock)).get(key, self.policy)
+        lookup = str(s.get("zone_url") or s.get("zone_lookup_url") or DISCOVERY_URL)
+        key = f"{self.creds.username.lower()}:{self.creds.integration_code}:{lookup}"  # one database
+        self.throttle = (throttles or process_throttles(transport)).get(key, self.policy)
         self.client = AtClient(self.creds, transport=transport, timeout=timeout,
                                discovery_url=str(s.get("zone_lookup_url") or DISCOVERY_URL),
                                zone_url=str(s["zone_url"]) if s.get("zone_url") else None, throttle=self.throttle)
@@ -138,7 +153,8 @@ class AutotaskConnector:
         self.throttle.record_reading(threshold.limit or 10_000, threshold.used)
         resource = await self.data.api_resource()
         name = " ".join(str(resource.get(k) or "") for k in ("firstName", "lastName")).strip() or self.creds.username
-        return AccountInfo(display_name=f"{zone.name or zone.url} (Autotask, acting as {name})", details={
+        # the admin sees this line at `connection add|check|reauth`: the one thing the API cannot do is said there
+        return AccountInfo(display_name=f"{zone.name or zone.url} (Autotask, acting as {name}; {EMAIL_SHORT})", details={
             "zone": zone.url, "web_url": zone.web_url, "api_resource_id": str(resource["id"]),
             "threshold": f"{threshold.used:,} of {threshold.limit:,} requests this hour",
             "email_to_contacts": EMAIL_NOTE})
@@ -157,8 +173,7 @@ class AutotaskConnector:
 
     async def list_ticket_ids(self, cursor: str | None = None) -> Page[str]:
         """Every live ticket id, 500 a call by `id >` (ids only)."""
-        after = int(decode(cursor)["k"]) if cursor else None
-        page = await self.client.query_page("Tickets", after_id=after, include_fields=["id"])
+        page = await self.client.query_page("Tickets", after_id=_after(cursor), include_fields=["id"])
         ids = [str(r["id"]) for r in page.items]
         return Page(ids, None if page.done or page.last_id is None else encode({"k": page.last_id}))
 
@@ -204,6 +219,20 @@ class AutotaskConnector:
         await self.client.update("Tickets", m.ticket_patch_body(str(tid), patch, owner_role_id=role))
         return await self.get_ticket(external_id)
 
+    async def _child_write(self, tid: int, write: Awaitable[int]) -> int:
+        """A note, time entry or file write; Autotask refuses one on a deleted ticket as a bad reference
+        (HTTP 500), which is told as what it is: the ticket is gone (PsaNotFound), once a GET confirms it."""
+        try:
+            return await write
+        except PsaValidationError as exc:
+            if not _GONE.search(exc.message):
+                raise
+            try:
+                await self.client.get_item(f"Tickets/{tid}")
+            except PsaNotFound:
+                raise PsaNotFound(f"Autotask ticket {tid} was deleted in Autotask.", code="TicketDeleted") from exc
+            raise
+
     # ------------------------------------------------------------ notes and time
 
     async def list_notes(self, ticket_external_id: str) -> Sequence[PsaNote]:
@@ -223,7 +252,7 @@ class AutotaskConnector:
         body = m.note_body(note, picks)
         self.children.forget(note.ticket_external_id)
         author = note.author_member_external_id
-        nid = await self.client.create(f"Tickets/{tid}/Notes", body, impersonate=author)
+        nid = await self._child_write(tid, self.client.create(f"Tickets/{tid}/Notes", body, impersonate=author))
         return PsaNote(external_id=str(nid), ticket_external_id=note.ticket_external_id, text=note.text,
                        visibility=m.note_visibility(body, picks), author=Ref(author or await self.data.api_resource_id()),
                        created_at=self.client.server_time)
@@ -238,7 +267,7 @@ class AutotaskConnector:
         resource = entry.member_external_id or await self.data.api_resource_id()
         body = m.time_entry_body(entry, resource_id=resource, role_id=await self.data.default_role(resource))
         self.children.forget(entry.ticket_external_id)
-        eid = await self.client.create("TimeEntries", body)
+        eid = await self._child_write(int(entry.ticket_external_id), self.client.create("TimeEntries", body))
         return dataclasses.replace(m.time_entry({**body, "id": eid}), member=Ref(resource))
 
     # ------------------------------------------------------------ attachments
@@ -271,7 +300,7 @@ class AutotaskConnector:
         body = m.attachment_body(attachment, picks, visibility=attachment.visibility)
         self._reserve_upload(size)
         self.children.forget(attachment.ticket_external_id)
-        aid = await self.client.create(f"Tickets/{tid}/Attachments", body)
+        aid = await self._child_write(tid, self.client.create(f"Tickets/{tid}/Attachments", body))
         return PsaAttachment(external_id=str(aid), ticket_external_id=attachment.ticket_external_id,
                              filename=attachment.filename, size=size, content_type=attachment.content_type,
                              created_at=self.client.server_time,
@@ -292,8 +321,7 @@ class AutotaskConnector:
         return [dataclasses.replace(m.member(r), api=is_api_member(r, self.creds.username)) for r in rows]
 
     async def _paged(self, entity: str, include: list[str], cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
-        after = int(decode(cursor)["k"]) if cursor else None
-        page = await self.client.query_page(entity, after_id=after, page_size=self.page_size, include_fields=include)
+        page = await self.client.query_page(entity, after_id=_after(cursor), page_size=self.page_size, include_fields=include)
         return page.items, (None if page.done or page.last_id is None else encode({"k": page.last_id}))
 
     async def list_companies(self, cursor: str | None = None) -> Page[PsaCompany]:

@@ -5,8 +5,8 @@ tenant; past it, every integration fails until usage drops, and from 50% each ca
 itself. So Deskbridge spends from two limits at once:
 
 - its own allowance (`hourly_request_budget`, 3,000 by default): a sliding-window log of our requests. The
-  sync and the outbox of a connection draw on the same `Throttle` (one per database in a process, kept by a
-  `Throttles` registry the composition root hands to every Autotask connector).
+  sync and the outbox of a connection draw on the same `Throttle`: one per database in a process, kept by
+  the `Throttles` registry handed to the connector, else by `process_throttles()`.
 - the tenant's usage, read from `ThresholdInformation` every `check_every` requests or `check_seconds`
   (whichever first; the call counts against the budget too) and estimated in between as the last reading
   plus what we sent since. Reads stop at `read_stop_share` (80%) and writes at `write_stop_share` (95%):
@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
@@ -112,8 +113,11 @@ class Throttle:
         self.cool_until = 0.0
         self.requests = self.refused = self.readings = 0
         self.paced = 0.0
-        self.gates: dict[str, asyncio.Semaphore] = {}  # 3 concurrent per endpoint, shared by sync and outbox
-        self._reading_lock = asyncio.Lock()
+        # 3 concurrent per endpoint, shared by sync and outbox; asyncio primitives per event loop (a process-wide
+        # throttle may outlive a loop: CLI commands, tests)
+        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[dict[str, asyncio.Semaphore],
+                                                                                     asyncio.Lock]] = \
+            weakref.WeakKeyDictionary()
 
     def _trim(self, now: float) -> None:
         while self.sent and now - self.sent[0] >= WINDOW:
@@ -171,15 +175,23 @@ class Throttle:
         if self.reading is not None:
             self.reading.sent_since += 1
 
+    def _loop_state(self) -> tuple[dict[str, asyncio.Semaphore], asyncio.Lock]:
+        loop = asyncio.get_running_loop()
+        state = self._per_loop.get(loop)
+        if state is None:
+            state = self._per_loop[loop] = ({}, asyncio.Lock())
+        return state
+
     def gate(self, entity: str, per_endpoint: int) -> asyncio.Semaphore:
-        gate = self.gates.get(entity)
+        gates = self._loop_state()[0]
+        gate = gates.get(entity)
         if gate is None:
-            gate = self.gates[entity] = asyncio.Semaphore(per_endpoint)
+            gate = gates[entity] = asyncio.Semaphore(per_endpoint)
         return gate
 
     @property
     def reading_lock(self) -> asyncio.Lock:
-        return self._reading_lock
+        return self._loop_state()[1]
 
 
 class Throttles:
@@ -196,3 +208,19 @@ class Throttles:
             throttle = self._throttles[key] = Throttle(policy, clock=self.clock, sleep=self.sleep)
         throttle.policy = policy
         return throttle
+
+
+_PROCESS = Throttles()
+_BY_TRANSPORT: weakref.WeakKeyDictionary[Any, Throttles] = weakref.WeakKeyDictionary()
+
+
+def process_throttles(transport: Any = None) -> Throttles:
+    """The registry a connector uses when none is handed in: one per process, so the sync's and the outbox's
+    connectors of a database share one budget without the composition root doing anything; with an injected
+    transport (tests, benchmarks), one per transport, so separate fakes never share a budget."""
+    if transport is None:
+        return _PROCESS
+    try:
+        return _BY_TRANSPORT.setdefault(transport, Throttles())
+    except TypeError:  # a transport that cannot be weakly referenced: its own registry
+        return Throttles()

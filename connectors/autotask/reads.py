@@ -83,12 +83,12 @@ class TicketScan:
 
     async def page(self, since: datetime | None, cursor: str | None, size: int
                    ) -> tuple[list[dict[str, Any]], str | None]:
-        state = decode(cursor) if cursor else {"s": aq.format_dt(since) if since else None}
+        state: dict[str, Any] = decode(cursor) if cursor else {"s": aq.format_dt(since) if since else None}
         key = str(state.get("s"))
         after: Key | None = None
         if state.get("t") is not None:
             stamp = parse_dt(state["t"])
-            if stamp is None:
+            if stamp is None or not str(state.get("k", "")).isdigit():
                 raise PsaValidationError("The page cursor is not one this connector made.", fields={"cursor": "invalid"})
             after = (stamp, int(state["k"]))
         if self._key != key or not cursor:

@@ -23,6 +23,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +33,7 @@ from connectors.autotask.client import AtClient
 from connectors.base import WebhookEvent
 from connectors.errors import WebhookRejected
 
+log = logging.getLogger("deskbridge.psa.autotask")
 HEADER = "x-hook-signature"
 NAME_PREFIX = "Deskbridge"
 SPECIAL = frozenset("&<>'\"`+")
@@ -119,6 +121,9 @@ def parse(body: bytes, headers: Mapping[str, str], *, secret: str) -> WebhookEve
     event_id = f"autotask:{guid}:{seq}" if guid and seq is not None else \
         "autotask:" + hashlib.sha256(body).hexdigest()[:40]
     if action not in ACTIONS:  # the deactivation notice, or something new: nothing to re-read
+        if "deactivat" in action:
+            log.warning("autotask webhook deactivated after repeated failed deliveries: run `deskbridge connection "
+                        "callbacks <name>` once the endpoint is reachable", extra={"entity_type": entity_type})
         return WebhookEvent(event_id=event_id, entity="webhook", action=action or "unknown",
                             ticket_external_id=None, verified=True)
     if "note" in entity_type:

@@ -268,6 +268,10 @@ def note_body(n: NewNote) -> dict[str, Any]:
         body["processNotifications"] = False
     if n.author_member_external_id:
         body["member"] = _id(n.author_member_external_id)
+    if n.author_contact_external_id and n.visibility is NoteVisibility.PUBLIC:
+        # the customer's own words, as ConnectWise records a reply from its e-mail connector
+        body["contact"] = _id(n.author_contact_external_id)
+        body["customerUpdatedFlag"] = True
     return body
 
 

@@ -55,6 +55,7 @@ def ticket(t: Record, lookup: Lookup) -> PsaTicket:
         source=t.get("source"),
         created_at=parse_ts(t["created_at"]), updated_at=parse_ts(t["updated_at"]),
         closed_at=parse_ts(t["closed_at"]) if t.get("closed_at") else None,
+        responded_at=parse_ts(t["responded_at"]) if t.get("responded_at") else None,
         marker=t.get("marker"),
     )
 

@@ -13,6 +13,7 @@ from core.chat.text import shown
 from core.chat.visibility import require_admin
 from core.context import Actor
 from core.errors import InvalidInput, PermissionDenied
+from core.outbox.admin import OutboxAdmin
 from core.views import MessageView
 from core.workspaces import TEMPLATE_EXAMPLES, URL_TEMPLATES, WORKSPACE_OPTIONS, WorkspaceService
 from store.db import Database
@@ -23,7 +24,7 @@ class ChatAdmin:
     """`/deskbridge link|bind|unbind|bindings|outbox|settings`."""
 
     def __init__(self, db: Database, *, chat: ChatService, workspaces: WorkspaceService,
-                 outbox_admin: Any | None = None) -> None:
+                 outbox_admin: OutboxAdmin | None = None) -> None:
         self.db = db
         self.chat = chat
         self.workspaces = workspaces
@@ -75,23 +76,25 @@ class ChatAdmin:
             raise InvalidInput("The outbox admin is not available in this build.",
                                hint="Use the `deskbridge outbox` command line instead.")
         if cmd.action == "list":
-            page = await self.outbox_admin.list(actor, limit=20)
+            page = await self.outbox_admin.list_ops(actor.workspace_id, "dead", limit=20)
             lines = tuple(f"op {o.id} · {o.kind} · ticket #{o.ticket_number} · {o.attempts}/{o.max_attempts} "
                           f"attempts · {o.last_error or ''}".rstrip(" ·") for o in page.items)
             return MessageView(text=f"{len(lines)} dead write(s)." if lines else "No dead writes.", lines=lines,
                                hint="Redrive one with /deskbridge outbox redrive <op>." if lines else None)
         assert cmd.op_id is not None
         if cmd.action == "show":
-            op, audits = await self.outbox_admin.show(actor, cmd.op_id)
+            detail = await self.outbox_admin.get_op(actor.workspace_id, cmd.op_id)
             lines = tuple(f"attempt {a.attempt}: {a.outcome} {a.response_status or ''} {a.error or ''}".strip()
-                          for a in audits)
-            return MessageView(text=f"op {op.id} · {op.kind} · {op.status} · ticket #{op.ticket_number}",
+                          for a in detail.audit)
+            shown = detail.op
+            return MessageView(text=f"op {shown.id} · {shown.kind} · {shown.status} · ticket #{shown.ticket_number}",
                                lines=lines)
         require_admin(actor, f"{cmd.action} outbox writes")
         if cmd.action == "redrive":
-            op = await self.outbox_admin.redrive(actor, cmd.op_id)
+            op = await self.outbox_admin.redrive(actor.workspace_id, cmd.op_id, actor)
             return MessageView(text=f"op {op.id} is queued again.", kind="success")
-        op = await self.outbox_admin.discard(actor, cmd.op_id, f"discarded from chat by {actor.display}")
+        op = await self.outbox_admin.discard(actor.workspace_id, cmd.op_id, actor,
+                                             f"discarded from chat by {actor.display}")
         return MessageView(text=f"op {op.id} was discarded; it will not be sent.", kind="success")
 
     async def settings(self, actor: Actor, cmd: c.SettingsCmd) -> MessageView:

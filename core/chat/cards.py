@@ -82,12 +82,13 @@ class TicketCards:
         return await self.ticket_from_detail(actor, detail, audience=audience, notice=notice)
 
     async def ticket_by_id(self, actor: Actor, ticket_id: int) -> TicketView | None:
-        """The card of a ticket known by its id (events carry ids); None while it has no number yet."""
+        """The card of a ticket known by its id (events carry ids); None while its PSA create is queued (a
+        ticket whose PSA number another connection holds has a card: it is named `cw-1002`)."""
         async with self.db.read(actor.scope) as session:
             ticket = await load_ticket_by_id(session, actor, ticket_id)
-        if ticket.number is None:
+        if ticket.number is None and ticket.external_id is None:
             return None
-        return await self.ticket(actor, ticket.number)
+        return await self.ticket(actor, f"id:{ticket_id}")
 
     async def ticket_from_detail(self, actor: Actor, detail: TicketDetail, *, audience: str = "tech",
                                  notice: str | None = None) -> TicketView:

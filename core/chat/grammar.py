@@ -253,9 +253,13 @@ def parse(command: str, text: str = "") -> Command:
             raise InvalidInput("Which ticket?", hint="Use /ticket 1042 to open one, or /ticket new to create one.")
         if first.lower() in ("new", "create"):
             return NewTicket(subject=rest.strip()[:255])
+        if re.fullmatch(r"[a-zA-Z][a-zA-Z0-9]{0,9}-[0-9a-zA-Z][0-9a-zA-Z_.]{0,63}", first) and \
+                not first.lower().startswith("id-"):
+            return ShowTicket(first.lower())  # a PSA name where a workspace has several PSAs: cw-1002
         if not re.fullmatch(r"#?\d{1,18}", first):
             raise InvalidInput(f"'{first}' is not a ticket number.",
-                               hint="Use /ticket 1042 to open one, or /ticket new to create one.")
+                               hint="Use /ticket 1042 (or cw-1042 where you have several PSAs) to open one, or "
+                                    "/ticket new to create one.")
         return ShowTicket(first.lstrip("#"))
     if name == "deskbridge":
         return _parse_admin(text)

@@ -27,6 +27,7 @@ from core.chat.visibility import audience
 from core.chat.writes import ChatWrites, Submitted, ThreadWrite
 from core.context import Actor
 from core.errors import InvalidFilter, InvalidInput, NotFound, PermissionDenied
+from core.outbox.admin import OutboxAdmin
 from core.queue import UNASSIGNED, QueueFilter, QueueService
 from core.tickets import TicketService
 from core.views import QUEUE_COLUMNS, FormView, MessageView, QueueView, TicketView
@@ -55,7 +56,7 @@ Handler = Callable[[Request], Awaitable[View]]
 class ChatRunner:
     def __init__(self, db: Database, *, chat: ChatService, views: ChatViews, queue: QueueService,
                  tickets: TicketService, directory: DirectoryService, workspaces: WorkspaceService,
-                 outbox_admin: Any | None = None, clock: Callable[[], datetime] | None = None) -> None:
+                 outbox_admin: OutboxAdmin | None = None, clock: Callable[[], datetime] | None = None) -> None:
         self.db = db
         self.chat = chat
         self.views = views
@@ -79,7 +80,7 @@ class ChatRunner:
         }
 
     @property
-    def outbox_admin(self) -> Any | None:
+    def outbox_admin(self) -> OutboxAdmin | None:
         return self.admin.outbox_admin
 
     # ------------------------------------------------------------ commands
@@ -219,10 +220,11 @@ class ChatRunner:
 
     async def thread_message(self, actor: Actor, ticket_id: int, text: str,
                              files: Sequence[ChatFile] = (), *, customer_reads: bool = False,
-                             source: str | None = None) -> ThreadWrite | None:
-        """A technician's message in a ticket's thread (see ChatWrites.thread_message)."""
+                             source: str | None = None, author_email: str | None = None) -> ThreadWrite | None:
+        """A message in a ticket's thread: a technician's, or a customer's in their own channel (see
+        ChatWrites.thread_message)."""
         return await self.writes.thread_message(actor, ticket_id, text, files, customer_reads=customer_reads,
-                                                source=source)
+                                                source=source, author_email=author_email)
 
     async def action(self, actor: Actor, action: str, ref: str) -> Submitted:
         """One-click card actions: assign_me, alert_ack, alert_resolve."""

@@ -52,6 +52,9 @@ class Threads:
             rows = (await session.exec(select(ChatLink, Ticket.customer_id).join(
                 Ticket, Ticket.id == ChatLink.ticket_id).where(  # type: ignore[arg-type]
                 ChatLink.ticket_id == ticket_id, ChatLink.platform == platform).order_by(ChatLink.id))).all()
+        # A warning's thread (an SLA post) takes replies for the ticket but is not one of its card threads:
+        # no card to update there, no notes mirrored into it.
+        rows = [(r, c) for r, c in rows if (r.conversation_ref or {}).get("kind") != "warning"]
         return [ThreadPost(team_id=r.team_id, channel_id=r.channel_id, thread_ts=r.message_ts,
                            card_ts=str((r.conversation_ref or {}).get("card_ts") or r.message_ts),
                            customer_id=customer_id) for r, customer_id in rows]

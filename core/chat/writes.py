@@ -32,6 +32,7 @@ class Submitted:
 
     view: TicketView
     confirmation: str
+    changed: bool = True  # False: nothing needed doing (say so to the person only, never in a shared thread)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +98,7 @@ class ChatWrites:
 
     async def thread_message(self, actor: Actor, ticket_id: int, text: str,
                              files: Sequence[ChatFile] = (), *, customer_reads: bool = False,
-                             source: str | None = None) -> ThreadWrite | None:
+                             source: str | None = None, author_email: str | None = None) -> ThreadWrite | None:
         """A technician's message in a ticket's thread: internal note by default, `!public` for a reply,
         `!time 30m …` for time; each file in it becomes an attachment.
 
@@ -107,7 +108,16 @@ class ChatWrites:
         never loses the text or the other files; a text-only message that cannot be written raises.
         """
         if not actor.is_member:
-            return None
+            if not customer_reads or actor.customer_scope_id is None or actor.customer_scope_id < 0:
+                return None
+            return await self.contact_reply(actor, ticket_id, text, files, author_email=author_email,
+                                            source=source)
+        head = (text.strip().split() or [""])[0].lower()
+        if customer_reads and head in c.INTERNAL_MARKERS:
+            raise InvalidInput("The customer reads this thread, so your message cannot become an internal note: "
+                               "they have seen it already. Nothing was written to the ticket.",
+                               hint="Delete it here if it was not meant for them, and write internal notes with "
+                                    "the card's Note button (or in the PSA).")
         problems: list[DeskbridgeError] = []
         defaulted = False
         try:
@@ -159,14 +169,55 @@ class ChatWrites:
         return ThreadWrite(await self.views.ticket_from_detail(actor, detail),
                            queued(thread_what(what, attached), detail.summary.connection_id), tuple(problems))
 
+    async def contact_reply(self, actor: Actor, ticket_id: int, text: str, files: Sequence[ChatFile] = (), *,
+                            author_email: str | None = None, source: str | None = None) -> ThreadWrite | None:
+        """A customer's message in their ticket's thread (a channel bound to their company): written as
+        their public reply, word for word, attributed to their contact where the PSA allows; a ticket that
+        was waiting on them goes back to work, as the PSA does when a customer answers. Their files are
+        attached as public. Never dropped: what cannot be written is returned as a problem to tell them."""
+        number = f"id:{ticket_id}"
+        problems: list[DeskbridgeError] = []
+        detail = None
+        body = text.strip()
+        if body:
+            try:
+                detail = await self.tickets.contact_reply(actor, number, body, contact_email=author_email,
+                                                          source=source)
+            except DeskbridgeError as exc:
+                if not files:
+                    raise
+                problems.append(exc)
+        attached = 0
+        if files:
+            limit = await self.tickets.attachment_limit(actor, number)
+            for f in files:
+                try:
+                    content = await fetch_file(f, limit)
+                    detail = await self.tickets.attach(actor, number, filename=f.name, content=content,
+                                                       content_type=f.content_type or "application/octet-stream",
+                                                       visibility="public")
+                    attached += 1
+                except DeskbridgeError as exc:
+                    problems.append(exc)
+        if detail is None:
+            return ThreadWrite(None, None, tuple(problems)) if problems else None
+        what = "Your reply was added to the ticket" if body else None
+        return ThreadWrite(await self.views.ticket_from_detail(actor, detail),
+                           thread_what(what, attached), tuple(problems))
+
     async def action(self, actor: Actor, action: str, ref: str) -> Submitted:
         """One-click card actions: assign_me, alert_ack, alert_resolve."""
         if action == "assign_me":
             if actor.member_id is None:
                 raise PermissionDenied("You are not linked to a technician.", hint="Run /deskbridge link first.")
+            current = await self.views.ticket(actor, ref)
+            if current.summary.assignee_id == actor.member_id:
+                return Submitted(current, "This ticket is already assigned to you; nothing was changed.",
+                                 changed=False)
             detail = await self.tickets.assign(actor, ref, actor.member_id)
+            who = detail.summary.assignee_name or "you"
             return Submitted(await self.views.ticket_from_detail(actor, detail),
-                             queued("Assigned to you", detail.summary.connection_id))
+                             queued(f"Assigned to {who}", detail.summary.connection_id))
         if action in ("alert_ack", "alert_resolve"):
             if not actor.is_member:
                 raise PermissionDenied("Only technicians can act on alerts.")

@@ -174,7 +174,8 @@ async def _write(connector: PsaConnector, payload: object, marker: str, inp: Del
     if isinstance(payload, AddNote):
         note = NewNote(ticket_external_id=_ticket(inp), text=payload.text, visibility=NoteVisibility(payload.visibility),
                        marker=marker, author_member_external_id=payload.author_member_external_id,
-                       email_contact=payload.email_contact)
+                       email_contact=payload.email_contact,
+                       author_contact_external_id=payload.author_contact_external_id)
         made = await _call(lambda: connector.add_note(note, journal), "add_note", gate, log)
         return Delivered("add_note", made.external_id)
     if isinstance(payload, AddTimeEntry):

@@ -63,6 +63,8 @@ class AddNote(_Payload):
     visibility: Literal["public", "internal", "resolution"]
     email_contact: bool = False
     author_member_external_id: str | None = None
+    # A customer's own reply (written from their chat channel): their PSA contact, where the PSA records one.
+    author_contact_external_id: str | None = None
 
 
 class AddTimeEntry(_Payload):

@@ -1,8 +1,10 @@
 """All tables; importing this module registers them on SQLModel.metadata (for Alembic and tests)."""
 
+from store.tables.ai import AiModel
 from store.tables.api import ApiKey, IdempotencyKey
 from store.tables.base import WorkspaceOwned
 from store.tables.connection import PicklistItem, PriorityMapping, PsaConnection, StatusMapping
+from store.tables.conversation import ChatConversation
 from store.tables.intake import Alert, AlertMapping, AlertReceipt, AlertSource, MailReceipt
 from store.tables.outbox import AuditLog, OutboxOp
 from store.tables.sla import SlaCalendar, SlaClock, SlaPolicy, SlaWarning
@@ -20,6 +22,7 @@ from store.tables.workspace import (
 )
 
 __all__ = [
+    "AiModel",
     "Alert",
     "AlertMapping",
     "AlertReceipt",
@@ -28,6 +31,7 @@ __all__ = [
     "AttachmentBlob",
     "AuditLog",
     "ChannelBinding",
+    "ChatConversation",
     "ChatInstallation",
     "ChatLink",
     "ChatPost",

@@ -36,8 +36,8 @@ def test_a_first_start_says_what_runs_and_how_to_try_it() -> None:
     lines = text.splitlines()
     assert lines[0] == "Deskbridge is running on http://127.0.0.1:8080"
     assert "  Database SQLite ./deskbridge.db" in lines
-    assert any(line.startswith("  PSA      sandbox (sandbox, the built-in demo PSA") and
-               line.endswith("first sync not finished yet (runs now; `deskbridge sync status`)") for line in lines)
+    assert "  PSA      sandbox (built-in demo PSA; add yours: `deskbridge connection add`): first sync running " \
+           "(`deskbridge sync status`)" in lines
     assert any(line.startswith("  Slack    off (set DESKBRIDGE_SLACK_BOT_TOKEN") for line in lines)
     assert "  Teams    off" in lines
     assert "  URLs     API docs        http://127.0.0.1:8080/docs" in lines
@@ -53,7 +53,7 @@ def test_a_live_setup_lists_every_url_to_configure_without_tokens() -> None:
     text = render(_facts(psa=[cw, halo], slack="HTTP", slack_teams=["Acme IT"], teams=True,
                          public_url="https://desk.example.com/"), NOW)
     assert "cw (connectwise): synced 3 min ago" in text
-    assert "halo (halopsa): first sync not finished yet" in text
+    assert "halo (halopsa): first sync running" in text
     assert "Slack    on, HTTP, workspace: Acme IT" in text
     assert "Teams    on" in text
     assert "Slack requests  https://desk.example.com/slack/events" in text
@@ -92,7 +92,7 @@ async def test_serve_logs_the_banner_once_everything_is_up(db_url: str, tmp_path
         records = [r for r in caplog.records if r.getMessage().startswith("Deskbridge is running")]
         assert len(records) == 1
         text = records[0].getMessage()
-        assert "SQLite" in text and "sandbox (sandbox" in text and "first sync not finished" in text
+        assert describe_database(db_url) in text and "sandbox (built-in demo PSA" in text and "first sync running" in text
         assert "Slack    off" in text and "/docs" in text
         # JSON logs carry the same facts, structured, under "start".
         handler_out = io.StringIO()
@@ -102,7 +102,7 @@ async def test_serve_logs_the_banner_once_everything_is_up(db_url: str, tmp_path
         handler.handle(records[0])
         line = json.loads(handler_out.getvalue())
         assert line["start"]["psa"][0]["name"] == "sandbox" and line["start"]["slack"] is None
-        assert line["start"]["database"].startswith("SQLite")
+        assert line["start"]["database"] == describe_database(db_url)
 
         # After the first sync the banner says when it synced, and the watcher says it once.
         container = build(settings)
@@ -119,7 +119,7 @@ async def test_serve_logs_the_banner_once_everything_is_up(db_url: str, tmp_path
                 "sandbox: first sync finished (300 tickets); try `deskbridge console`"]
             again = await banner.gather(container, web=True)
             assert again.psa[0].synced_at is not None
-            assert "sandbox (sandbox, the built-in demo PSA: add yours with `deskbridge connection add`): synced" \
+            assert "sandbox (built-in demo PSA; add yours: `deskbridge connection add`): synced just now" \
                 in render(again, datetime.now(UTC))
     finally:
         forget()

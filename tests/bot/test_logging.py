@@ -119,7 +119,7 @@ def test_third_party_loggers_are_at_warning_unless_asked(restore_logging: None) 
     chatty = logging.getLogger("httpx")
     chatty.setLevel(logging.DEBUG)  # a library that turned itself up is still held at WARNING
     chatty.debug("HTTP Request: GET /")
-    logging.getLogger("uvicorn.error").warning("port in use")
+    logging.getLogger("aiohttp.server").warning("port in use")  # a third-party logger that propagates
     logging.getLogger("core.outbox.worker").debug("claimed 3 ops")
     msgs = [json.loads(x)["msg"] for x in out.getvalue().splitlines()]
     assert msgs == ["port in use", "claimed 3 ops"]

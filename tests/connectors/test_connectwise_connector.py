@@ -130,6 +130,22 @@ async def test_note_flags(fake: FakeConnectWise, cw: ConnectWiseConnector, vis: 
     assert note.visibility is vis and fake.emails == []
 
 
+async def test_a_customers_reply_is_recorded_as_theirs(fake: FakeConnectWise, cw: ConnectWiseConnector) -> None:
+    """A customer's reply from their chat channel carries their contact and the customer-updated flag, as
+    ConnectWise records a reply from its e-mail connector; nothing is mailed back to them."""
+    tid = await _new(cw, fake)
+    contact = min(fake.contacts)
+    await cw.add_note(NewNote(ticket_external_id=tid, text="It works again", visibility=NoteVisibility.PUBLIC,
+                              marker="c1", author_contact_external_id=str(contact)))
+    body = [r for r in fake.requests if r.key == "POST /service/tickets/{id}/notes"][-1].json()
+    assert body["contact"] == {"id": contact} and body["customerUpdatedFlag"] is True
+    assert body["text"] == "It works again" and body["processNotifications"] is False and fake.emails == []
+    await cw.add_note(NewNote(ticket_external_id=tid, text="internal", visibility=NoteVisibility.INTERNAL,
+                              marker="c2", author_contact_external_id=str(contact)))
+    body = [r for r in fake.requests if r.key == "POST /service/tickets/{id}/notes"][-1].json()
+    assert "contact" not in body and body["customerUpdatedFlag"] is False  # only a public reply is theirs
+
+
 async def test_public_reply_emails_contact_but_internal_never(fake: FakeConnectWise, cw: ConnectWiseConnector) -> None:
     tid = await _new(cw, fake)
     await cw.add_note(NewNote(ticket_external_id=tid, text="Secret", visibility=NoteVisibility.INTERNAL,

@@ -47,7 +47,7 @@ async def _open_ops(db: Database) -> int:
 @pytest.mark.slow
 async def test_two_worker_processes_and_this_one_lose_and_duplicate_nothing(
         db: Database, db_url: str, workspace_id: int, tmp_path: Path) -> None:
-    settings = {"seed": 11, "tickets": 80, "state_path": str(tmp_path / "sandbox.db")}
+    settings = {"seed": 11, "tickets": 150, "state_path": str(tmp_path / "sandbox.db")}
     server = server_for(settings)
     open_ids = [t["id"] for t in server.data["tickets"] if not t["closed_at"]][:TICKETS]
     assert len(open_ids) == TICKETS

@@ -110,6 +110,7 @@ class FakeSlackApi:
         self.downloads: list[Download] = []
         self._download_failures: dict[str, list[int]] = {}
         self.file_readers: set[str] | None = None  # tokens with files:read (None: every bot token)
+        self.scopes: set[str] | None = None  # what auth.test lists in X-OAuth-Scopes (None: no header)
 
     # ------------------------------------------------------------ control
 
@@ -257,6 +258,8 @@ class FakeSlackApi:
             self._lost[method] -= 1
             assert request.transport is not None
             request.transport.abort()  # the work is done; the client never hears of it
+        if method == "auth.test" and self.scopes is not None:  # as Slack: the token's scopes in a header
+            return web.json_response(answer, headers={"X-OAuth-Scopes": ",".join(sorted(self.scopes))})
         return web.json_response(answer)
 
     def _next_ts(self) -> str:

@@ -12,7 +12,7 @@ from fastapi import APIRouter, FastAPI
 
 from bot.api import problems
 from bot.api.portal import admin, tickets
-from bot.api.portal.limits import BodyLimit, RateLimiter
+from bot.api.portal.limits import AUTH_FAILURE_BURST, AUTH_FAILURE_RATE, BodyLimit, RateLimiter
 
 if TYPE_CHECKING:
     from bot.main import Deskbridge
@@ -28,7 +28,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (409, "Conflict, or the same Idempotency-Key is still in flight (retry after Retry-After seconds)"),
         (413, "Request body too large"),
         (422, "Invalid input, an unknown filter value, or an Idempotency-Key reused with another body"),
-        (429, "Rate limit of this key exceeded; see Retry-After"),
+        (400, "The body could not be read as JSON; send Content-Type: application/json"),
+        (429, "Rate limit of this key (or of failed authentications from this address) exceeded; see Retry-After"),
         (503, "The PSA connection is unusable"),
     )
 }
@@ -45,6 +46,7 @@ def install(app: FastAPI, container: Deskbridge) -> None:
     """Mount the API on `app`, with the rate and size limits of the container's settings."""
     s = container.settings
     app.state.portal_limiter = RateLimiter(s.api_rate_per_second, s.api_rate_burst)
+    app.state.portal_auth_failures = RateLimiter(AUTH_FAILURE_RATE, AUTH_FAILURE_BURST)
     app.include_router(router())
     app.add_middleware(BodyLimit, prefix=PREFIX, max_bytes=s.api_max_body_bytes)
     problems.install(app, PREFIX)

@@ -10,31 +10,51 @@ from fastapi.responses import JSONResponse
 from bot.api.portal.deps import Admin, Caller, IdemKey, Reader, Result, idempotent
 from bot.api.portal.models import (
     CustomerOut,
+    CustomerPage,
     Discard,
     MemberOut,
+    MemberPage,
     OutboxOpDetail,
     OutboxOpOut,
     OutboxPageOut,
     audit_out,
     op_out,
 )
+from core import directory_pages
 
 router = APIRouter()
 OpId = Annotated[int, Path(alias="opId", ge=1, le=2_147_483_647)]
 
 
-@router.get("/customers", response_model=list[CustomerOut], tags=["directory"], summary="Customers")
-async def customers(caller: Reader) -> JSONResponse:
-    rows = await caller.container.directory.customers(caller.principal.workspace_id)
-    return JSONResponse([CustomerOut(id=c.id, identifier=c.identifier, name=c.name, active=c.active)
-                         .model_dump(mode="json") for c in rows])
+Cursor = Annotated[str | None, Query(max_length=10, pattern=r"^[0-9]{1,10}$",
+                                     description="next_cursor of the previous page")]
+Limit = Annotated[int, Query(ge=1, le=directory_pages.MAX_PAGE)]
 
 
-@router.get("/members", response_model=list[MemberOut], tags=["directory"], summary="Technicians")
-async def members(caller: Reader) -> JSONResponse:
-    rows = await caller.container.directory.members(caller.principal.workspace_id)
-    return JSONResponse([MemberOut(id=m.id, name=m.name, email=m.email, identifier=m.identifier, active=m.active,
-                                   is_admin=m.is_admin).model_dump(mode="json") for m in rows])
+def _after(cursor: str | None) -> int:
+    return min(int(cursor), 2_147_483_647) if cursor else 0  # ids are 32-bit: past the last one is an empty page
+
+
+def _next(after: int | None) -> str | None:
+    return str(after) if after is not None else None
+
+
+@router.get("/customers", response_model=CustomerPage, tags=["directory"], summary="Customers, in id order")
+async def customers(caller: Reader, limit: Limit = 100, cursor: Cursor = None) -> JSONResponse:
+    page = await directory_pages.customers(caller.container.db, caller.principal.workspace_id, after=_after(cursor),
+                                           limit=limit)
+    items = [CustomerOut(id=c.id, identifier=c.identifier, name=c.name, active=c.active).model_dump(mode="json")
+             for c in page.items]
+    return JSONResponse({"items": items, "next_cursor": _next(page.next_after)})
+
+
+@router.get("/members", response_model=MemberPage, tags=["directory"], summary="Technicians, in id order")
+async def members(caller: Reader, limit: Limit = 100, cursor: Cursor = None) -> JSONResponse:
+    page = await directory_pages.members(caller.container.db, caller.principal.workspace_id, after=_after(cursor),
+                                         limit=limit)
+    items = [MemberOut(id=m.id, name=m.name, email=m.email, identifier=m.identifier, active=m.active,
+                       is_admin=m.is_admin).model_dump(mode="json") for m in page.items]
+    return JSONResponse({"items": items, "next_cursor": _next(page.next_after)})
 
 
 @router.get("/outbox", response_model=OutboxPageOut, tags=["outbox"],

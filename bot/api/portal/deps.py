@@ -49,11 +49,27 @@ async def _authenticate(request: Request,
     if creds is None or creds.scheme.lower() != "bearer":
         raise Unauthenticated("No API key was sent.",
                               hint="Send `Authorization: Bearer <key>` with a key from `deskbridge apikey create`.")
-    principal = await container.apikeys.authenticate(creds.credentials)
+    principal = container.apikeys.cached(creds.credentials)
+    if principal is None:
+        principal = await _verified(request, container, creds.credentials)
     wait = request.app.state.portal_limiter.take(principal.key_id)
     if wait > 0:
         raise problems.RateLimited(wait)
     return Caller(principal, container)
+
+
+async def _verified(request: Request, container: Deskbridge, token: str) -> Principal:
+    """Check the key against the database, within the client's budget of failed authentications."""
+    failures = request.app.state.portal_auth_failures
+    client = request.client.host if request.client else "unknown"
+    wait = failures.wait(client)
+    if wait > 0:
+        raise problems.RateLimited(wait, "Too many failed authentications from this address.")
+    try:
+        return await container.apikeys.authenticate(token)
+    except Unauthenticated:
+        failures.take(client)
+        raise
 
 
 def needs(scope: str) -> Callable[..., Awaitable[Caller]]:

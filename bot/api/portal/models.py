@@ -35,7 +35,9 @@ class TicketCreate(_In):
         {"subject": "Printer on 2nd floor jams", "description": "Since this morning.", "customer_id": 12,
          "priority": "high"}]})
 
-    subject: str = Field(min_length=1, max_length=255)
+    subject: str = Field(min_length=1, max_length=255, description=(
+        "At most 255 characters; the PSA may take fewer (ConnectWise 100, HaloPSA 250, standalone 255): a longer "
+        "subject is a 422 naming the limit"))
     description: str = Field("", max_length=100_000)
     customer_id: int | None = Field(None, ge=1, le=INT32, description="From GET /customers")
     priority: Priority = Priority.MEDIUM
@@ -79,11 +81,16 @@ class Discard(_In):
 
 class TicketSummaryOut(BaseModel):
     model_config = _examples({
-        "number": 1042, "subject": "Printer on 2nd floor jams", "customer_id": 12, "customer_name": "Acme Corp",
-        "priority": "high", "stage": "in_progress", "status": "In Progress", "assignee_id": 7,
+        "id": 17, "number": 1042, "subject": "Printer on 2nd floor jams", "customer_id": 12,
+        "customer_name": "Acme Corp", "priority": "high", "stage": "in_progress", "status": "In Progress", "assignee_id": 7,
         "assignee_name": "Ana Tech", "created_at": _TS, "updated_at": _TS})
 
-    number: int | None = Field(description="The ticket number (null while a PSA create is still queued)")
+    id: int = Field(description="The stable id, from creation on: name the ticket `id:<id>` wherever a ticket is named")
+    number: int | None = Field(description="The ticket number (null while a PSA create is still queued; set when the "
+                                           "PSA has the ticket)")
+    psa_name: str | None = Field(default=None, description="Where the workspace has several PSAs, the ticket's name "
+                                 "with its connection's prefix (`cw-1042`): unambiguous when their numbers collide; "
+                                 "accepted wherever a ticket is named")
     subject: str
     customer_id: int | None
     customer_name: str | None
@@ -124,8 +131,8 @@ class ActivityOut(BaseModel):
 
 class TicketOut(TicketSummaryOut):
     model_config = _examples({
-        "number": 1042, "subject": "Printer on 2nd floor jams", "customer_id": 12, "customer_name": "Acme Corp",
-        "priority": "high", "stage": "new", "status": "New", "assignee_id": None, "assignee_name": None,
+        "id": 17, "number": 1042, "subject": "Printer on 2nd floor jams", "customer_id": 12,
+        "customer_name": "Acme Corp", "priority": "high", "stage": "new", "status": "New", "assignee_id": None, "assignee_name": None,
         "created_at": _TS, "updated_at": _TS, "description": "Since this morning.", "contact_name": None,
         "board_name": None, "type_name": None, "external_id": None, "pending_writes": 0, "dead_writes": 0,
         "closed_at": None, "comments": [], "activity": []})
@@ -161,6 +168,11 @@ class CustomerOut(BaseModel):
     active: bool
 
 
+class CustomerPage(BaseModel):
+    items: list[CustomerOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
+
+
 class MemberOut(BaseModel):
     model_config = _examples({"id": 7, "name": "Ana Tech", "email": "ana@msp.example", "identifier": "ana",
                               "active": True, "is_admin": False})
@@ -171,6 +183,11 @@ class MemberOut(BaseModel):
     identifier: str | None
     active: bool
     is_admin: bool
+
+
+class MemberPage(BaseModel):
+    items: list[MemberOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
 
 
 class OutboxOpOut(BaseModel):
@@ -229,8 +246,8 @@ class OutboxPageOut(BaseModel):
 
 def summary_out(s: TicketSummary) -> dict[str, Any]:
     return TicketSummaryOut(
-        number=s.number, subject=s.subject, customer_id=s.customer_id, customer_name=s.customer_name,
-        priority=s.priority, stage=s.stage, status=s.status_name, assignee_id=s.assignee_id,
+        id=s.id, number=s.number, subject=s.subject, customer_id=s.customer_id, customer_name=s.customer_name,
+        psa_name=s.psa_name, priority=s.priority, stage=s.stage, status=s.status_name, assignee_id=s.assignee_id,
         assignee_name=s.assignee_name, created_at=s.created_at, updated_at=s.updated_at,
     ).model_dump(mode="json")
 

@@ -115,7 +115,9 @@ async def _act(sc: SlackContext, name: str, body: dict[str, Any], context: Any, 
         await sc.open_form(client, body["trigger_id"], build, meta, title=t.FORM_TITLES[name], push=in_modal)
         return
     done = await sc.commands.action(actor, name, value)
-    if channel and meta["thread_ts"]:
+    if not done.changed and not in_modal and body.get("response_url"):  # a no-op: said to the clicker only
+        await respond(text=t.confirm_thread(done.confirmation), response_type="ephemeral", replace_original=False)
+    elif channel and meta["thread_ts"]:
         await sc.confirm_in_thread(client, int(context[WORKSPACE_KEY]), user.team_id, channel, meta["thread_ts"],
                                    meta["card_ts"], done.view, done.confirmation, user_id=user.user_id)
     elif in_modal:  # the ticket modal shows the new state and what was done

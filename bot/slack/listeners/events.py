@@ -59,7 +59,9 @@ async def on_message(sc: SlackContext, body: dict[str, Any], context: Any, clien
         async with SlackFiles(str(client.base_url), str(context.bot_token or client.token or "")) as slack_files:
             customer_reads = await sc.shared.customer_reads(sc.chat, client, ws, team, channel)
             text = await sc.readable(client, str(event.get("text") or ""))  # as people read it, not mrkdwn
-            done = await sc.commands.thread_message(actor, ticket_id, text,
+            # a customer's reply is attributed to their PSA contact by their (Slack-verified) e-mail
+            email = None if actor.is_member else await sc.email_of(client, user.user_id)
+            done = await sc.commands.thread_message(actor, ticket_id, text, author_email=email,
                                                     files=slack_files.describe(event.get("files")),
                                                     customer_reads=customer_reads,
                                                     source=source(channel, str(thread_ts)))

@@ -23,6 +23,11 @@ async def test_every_ticket_route_is_404_across_workspaces(api: Api):
     assert_problem(await api.put(f"/tickets/{number}", {"status": "closed"}, "other"), 404)
     assert_problem(await api.put(f"/tickets/{number}", {"assignee_id": None}, "other"), 404)
     assert_problem(await api.post(f"/tickets/{number}/comments", {"body": "hi", "visibility": "public"}, "other"), 404)
+    own = (await api.get(f"/tickets/{number}")).json()["id"]  # by stable id: the same 404 as a missing one
+    by_id = assert_problem(await api.get(f"/tickets/id:{own}", "other"), 404)
+    assert by_id["title"] == assert_problem(await api.get("/tickets/id:999999", "other"), 404)["title"]
+    assert_problem(await api.put(f"/tickets/id:{own}", {"priority": "low"}, "other"), 404)
+    assert_problem(await api.post(f"/tickets/id:{own}/comments", {"body": "hi"}, "other"), 404)
     # Nothing changed in A.
     t = (await api.get(f"/tickets/{number}")).json()
     assert (t["priority"], t["stage"], len(t["comments"]), t["assignee_id"] is not None) == ("medium", "new", 1, True)

@@ -96,7 +96,7 @@ async def test_sigkill_between_commit_and_response_every_retry_replays(db_url: s
             first[key] = r.json()
             if key.startswith("create"):  # committed before the crash: rebuilt, not run again
                 assert r.headers["idempotent-replayed"] == "true" and r.json()["subject"] == body["subject"]
-                assert r.headers["location"].endswith(f"/tickets/{r.json()['number']}")
+                assert r.headers["location"].endswith(f"/tickets/id:{r.json()['id']}")
             else:  # never committed: runs now, once
                 assert r.json()["body"] == body["body"]
         for method, path, body, key in requests:  # and from now on every retry is a plain replay

@@ -1,5 +1,6 @@
-"""Property-based conformance of the REST API to its own OpenAPI (schemathesis): no 5xx, every status code
-documented, every response matching its schema and media type, and never a byte of another workspace's data. Runs against a real uvicorn on loopback
+"""Property-based conformance of the REST API to its own OpenAPI with every check schemathesis has (no 5xx,
+documented status codes, headers and media types, response schemas, schema-valid data accepted and invalid data
+rejected, auth not ignored, Allow headers, …), and never a byte of another workspace's data. Runs against a real uvicorn on loopback
 (one event loop owns the database pool), bootstrapped by the app's own lifespan."""
 
 from __future__ import annotations
@@ -16,19 +17,29 @@ import pytest
 import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
+from schemathesis.config import SchemathesisConfig
 
 from bot.api.app import create_app
+from bot.api.portal.limits import RateLimiter
 from bot.main import bootstrap, build
 from core.context import Actor
 from tests.bot.api.conftest import PREFIX, api_settings
 
 OTHER_MARKER = "zz-other-workspace-only"
+# Schema-valid requests that may still be 422, as documented: values checked against the workspace's own data
+# (PSA status names of the ticket's board, boards and types, customers by name, queue filter words), and an
+# Idempotency-Key the fuzzer reuses for a different request (the IETF draft's answer). Every other operation
+# must accept every schema-valid request.
+_WORKSPACE_CHECKED = ["GET /api/msp-portal/tickets", "POST /api/msp-portal/tickets",
+                      "PUT /api/msp-portal/tickets/{ticketId}", "POST /api/msp-portal/tickets/{ticketId}/comments",
+                      "GET /api/msp-portal/outbox", "POST /api/msp-portal/outbox/{opId}/retry",
+                      "POST /api/msp-portal/outbox/{opId}/discard"]
+CONFIG = "\n".join(
+    f"""[[operations]]
+include-name = "{name}"
+[operations.checks.positive_data_acceptance]
+expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
+""" for name in _WORKSPACE_CHECKED)
 
 
 @dataclass
@@ -69,7 +80,9 @@ def live(db_url: str, tmp_path: Path) -> Iterator[Live]:
 
     token = asyncio.run(prepare())
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(build(s), start_background=False), host="127.0.0.1",
+    app = create_app(build(s), start_background=False)
+    app.state.portal_auth_failures = RateLimiter(100_000.0, 100_000)  # fuzzing sends bad keys on purpose
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1",
                                            port=port, log_config=None, access_log=False, lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -79,7 +92,8 @@ def live(db_url: str, tmp_path: Path) -> Iterator[Live]:
         time.sleep(0.05)
     base = f"http://127.0.0.1:{port}"
     try:
-        schema = schemathesis.openapi.from_url(f"{base}/openapi.json").include(path_regex=f"^{PREFIX}")
+        config = SchemathesisConfig.from_str(CONFIG)
+        schema = schemathesis.openapi.from_url(f"{base}/openapi.json", config=config).include(path_regex=f"^{PREFIX}")
         yield Live(base, token, schema)
     finally:
         server.should_exit = True
@@ -88,16 +102,16 @@ def live(db_url: str, tmp_path: Path) -> Iterator[Live]:
 
 @pytest.mark.slow
 def test_api_conforms_to_its_openapi(live: Live):
-    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
     headers = {"Authorization": f"Bearer {live.token}"}
-    operations = [result.ok() for result in live.schema.get_all_operations()]  # type: ignore[attr-defined]
+    operations = [op for op in (result.ok() for result in live.schema.get_all_operations())  # type: ignore[attr-defined]
+                  if op.label.split(" ", 1)[1].startswith(PREFIX)]
     assert len(operations) == 11
     for operation in operations:
 
         @given(case=operation.as_strategy())
         @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def conforms(case) -> None:
-            response = case.call_and_validate(base_url=live.base_url, headers=headers, checks=checks)
+            response = case.call_and_validate(base_url=live.base_url, headers=headers)
             assert OTHER_MARKER not in response.text, "another workspace's data leaked"
 
         conforms()

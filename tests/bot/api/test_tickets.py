@@ -23,7 +23,7 @@ async def test_create_then_read_with_timeline(api: Api):
                                     "priority": "high", "assignee_id": ana})
     assert r.status_code == 201, r.text
     t = r.json()
-    assert r.headers["location"] == f"{PREFIX}/tickets/{t['number']}"
+    assert r.headers["location"] == f"{PREFIX}/tickets/id:{t['id']}"
     assert (t["subject"], t["priority"], t["stage"], t["customer_name"], t["assignee_name"]) == (
         "Printer jams", "high", "new", "Acme Corp", "Ana Tech")
     await api.post(f"/tickets/{t['number']}/comments", {"body": "Customer called", "visibility": "public"})
@@ -146,11 +146,18 @@ async def test_validation_errors_are_problems_and_unknown_fields_are_refused(api
 async def test_customers_and_members(api: Api):
     acme, _, ana = await _directory(api)
     customers = (await api.get("/customers")).json()
-    assert [(c["identifier"], c["name"]) for c in customers] == [("ACME", "Acme Corp"), ("GLOBEX", "Globex")]
-    members = (await api.get("/members")).json()
+    assert [(c["identifier"], c["name"]) for c in customers["items"]] == [("ACME", "Acme Corp"), ("GLOBEX", "Globex")]
+    assert customers["next_cursor"] is None
+    members = (await api.get("/members")).json()["items"]
     assert [(m["id"], m["name"], m["email"]) for m in members] == [(ana, "Ana Tech", "ana@msp.example")]
-    assert (await api.get("/customers", "other")).json() == []
-    assert (await api.get("/members", "other")).json() == []
+    assert (await api.get("/customers", "other")).json() == {"items": [], "next_cursor": None}
+    assert (await api.get("/members", "other")).json() == {"items": [], "next_cursor": None}
+    first = (await api.get("/customers?limit=1")).json()
+    second = (await api.get(f"/customers?limit=1&cursor={first['next_cursor']}")).json()
+    assert [c["identifier"] for c in first["items"] + second["items"]] == ["ACME", "GLOBEX"]
+    assert second["next_cursor"] is None
+    assert_problem(await api.get("/customers?cursor=abc"), 422)
+    assert (await api.get("/members?cursor=9999999999")).json() == {"items": [], "next_cursor": None}
 
 
 async def test_a_create_on_the_sandbox_is_valid_when_accepted_and_reaches_the_psa(db_url, tmp_path):
@@ -166,7 +173,7 @@ async def test_a_create_on_the_sandbox_is_valid_when_accepted_and_reaches_the_ps
         async with api.container.db.read(Scope.workspace(api.ws)) as s:
             conn = (await s.exec(select(PsaConnection))).one()
         await api.container.sync.run(conn.id)  # picklists, customers and tickets, as the first sync does
-        customers = (await api.get("/customers")).json()
+        customers = (await api.get("/customers")).json()["items"]
         cust = customers[0]["id"]
         bad = assert_problem(await api.post("/tickets", {"subject": "x", "customer_id": cust, "board": "Nope"}), 422)
         assert bad["field"] == "board" and "Service Desk" in bad["hint"]

@@ -100,6 +100,34 @@ async def test_an_sla_channel_shared_later_gets_no_sla_warnings(slack):
     assert not [p for p in slack.fake.of("chat.postMessage") if p.args["channel"] == "C_SLA"]
 
 
+async def test_a_reply_in_an_sla_warnings_thread_goes_to_the_ticket(slack):
+    """The warning in the SLA channel takes replies for its ticket; the ticket's notes and card updates do not
+    go into the warning's thread (it is not a card)."""
+    from store.tables import OutboxOp
+
+    await slack.slash("/deskbridge", "bind sla", user=ADMIN, channel="C_SLA2")
+    t = await _ticket(slack, 5001)
+    now = datetime.now(UTC)
+    await slack.c.notifier.notify(SlaWarningEvent(
+        workspace_id=slack.ws, ticket_id=t.id, ticket_number=t.number, origin="system", occurred_at=now,
+        metric="resolution", threshold=90, remaining_s=300, due_at=now, customer_id=t.customer_id,
+        subject=t.subject, priority="high", used_pct=91.0))
+    await slack.settle()
+    (warning,) = [p for p in slack.fake.of("chat.postMessage") if p.args["channel"] == "C_SLA2"]
+    assert "91% used" in json.dumps(warning.args["blocks"])
+    ts = next(ts for (ch, ts) in slack.fake.messages if ch == "C_SLA2")
+    await slack.event({"type": "message", "channel": "C_SLA2", "user": TECH, "text": "calling them now",
+                       "ts": "1799999990.000100", "thread_ts": ts}, event_id="EvSlaReply")
+    async with slack.c.db.read(Scope.workspace(slack.ws)) as s:
+        ops = (await s.exec(select(OutboxOp))).all()
+    assert [(o.kind, o.ticket_id, o.payload["text"]) for o in ops] == [("add_note", t.id, "calling them now")]
+    assert not [u for u in slack.fake.of("chat.update") if u.args["ts"] == ts]  # the warning stays a warning
+    slack.fake.clear()
+    await slack.c.notifier.notify(_note(slack, t, "public", "from the PSA"))
+    await slack.settle()
+    assert not [p for p in slack.fake.of("chat.postMessage") if p.args.get("thread_ts") == ts]
+
+
 async def test_unbinding_a_shared_channel_keeps_its_threads_customer_only(slack):
     slack.fake.shared_channels.add("C_ACME_X")
     await slack.slash("/deskbridge", "bind customer ACME", user=ADMIN, channel="C_ACME_X")
@@ -115,25 +143,74 @@ async def test_unbinding_a_shared_channel_keeps_its_threads_customer_only(slack)
 
 
 async def test_an_unlinked_colleague_is_told_why_their_thread_message_was_not_written(slack):
+    """In a channel only the MSP reads, someone Deskbridge does not know is told how to link, and nothing is
+    written. (In a channel the customer reads, their words are the customer's reply: see below.)"""
     from tests.bot.slack.conftest import STRANGER
 
-    for channel, shared in (("C_ACME_INT", False), ("C_ACME_EXT", True)):
-        if shared:
-            slack.fake.shared_channels.add(channel)
-        await slack.slash("/deskbridge", "bind customer ACME", user=ADMIN, channel=channel)
-        await slack.slash("/ticket", "5001", channel=channel)
-        thread = await _thread_of(slack, channel)
-        slack.fake.clear()
-        await slack.event({"type": "message", "channel": channel, "user": STRANGER, "text": "I rebooted it",
-                           "ts": "1799999980.000100", "thread_ts": thread.message_ts}, event_id=f"Ev{channel}")
-        told = slack.fake.of("chat.postEphemeral")
-        if shared:  # the customer's own people talk in shared threads: they are not lectured
-            assert told == []
-        else:
-            assert told[0].args["user"] == STRANGER and "/deskbridge link" in told[0].args["text"]
+    await slack.slash("/deskbridge", "bind customer ACME", user=ADMIN, channel="C_ACME_INT")
+    await slack.slash("/ticket", "5001", channel="C_ACME_INT")
+    thread = await _thread_of(slack, "C_ACME_INT")
+    slack.fake.clear()
+    await slack.event({"type": "message", "channel": "C_ACME_INT", "user": STRANGER, "text": "I rebooted it",
+                       "ts": "1799999980.000100", "thread_ts": thread.message_ts}, event_id="EvC_ACME_INT")
+    told = slack.fake.of("chat.postEphemeral")
+    assert told[0].args["user"] == STRANGER and "/deskbridge link" in told[0].args["text"]
     async with slack.c.db.read(Scope.workspace(slack.ws)) as s:
         from store.tables import OutboxOp
 
+        assert (await s.exec(select(OutboxOp))).all() == []
+
+
+async def test_a_customers_reply_in_their_channel_is_written_as_their_reply_and_resumes_the_ticket(slack):
+    """Customer words are never dropped: in a channel bound to their company (and read by them), a
+    customer's message in their ticket's thread becomes their public reply, word for word, attributed to
+    their PSA contact (matched by e-mail), not mailed back to them; a ticket waiting on them goes back to in
+    progress. They are told privately that it was added."""
+    from store.enums import Stage
+    from store.tables import Contact, OutboxOp
+    from tests.bot.slack.conftest import STRANGER
+
+    t = await _ticket(slack, 5001)
+    async with slack.c.db.write(Scope.workspace(slack.ws)) as s:
+        s.add(Contact(workspace_id=slack.ws, connection_id=t.connection_id, customer_id=t.customer_id,
+                      external_id="77", name="Someone", email="Someone@Customer.example"))
+        row = await s.get(Ticket, t.id)
+        row.stage = Stage.WAITING.value
+    slack.fake.shared_channels.add("C_ACME_EXT")
+    await slack.slash("/deskbridge", "bind customer ACME", user=ADMIN, channel="C_ACME_EXT")
+    await slack.slash("/ticket", "5001", channel="C_ACME_EXT")
+    thread = await _thread_of(slack, "C_ACME_EXT")
+    slack.fake.clear()
+    await slack.event({"type": "message", "channel": "C_ACME_EXT", "user": STRANGER,
+                       "text": "I rebooted it & it works <https://x.example/p|see photo>",
+                       "ts": "1799999981.000100", "thread_ts": thread.message_ts}, event_id="EvCustReply")
+    async with slack.c.db.read(Scope.workspace(slack.ws)) as s:
+        ops = (await s.exec(select(OutboxOp).order_by(OutboxOp.id))).all()
+        stage = (await s.get(Ticket, t.id)).stage
+    note = ops[0].payload
+    assert note["kind"] == "add_note" and note["visibility"] == "public" and note["email_contact"] is False
+    assert note["text"] == "I rebooted it & it works see photo (https://x.example/p)"
+    assert note["author_contact_external_id"] == "77"
+    assert stage == Stage.IN_PROGRESS.value and [o.kind for o in ops][1:] == ["update_ticket"]
+    told = slack.fake.of("chat.postEphemeral")
+    assert told and told[0].args["user"] == STRANGER and "added to the ticket" in told[0].args["text"]
+
+
+async def test_another_customers_ticket_thread_takes_nothing_from_a_customer(slack):
+    """A customer's message in a thread of a ticket outside their company's scope is not written."""
+    from store.tables import OutboxOp
+    from tests.bot.slack.conftest import STRANGER
+
+    await slack.slash("/ticket", "5002", channel="C_ACME_EXT2")  # posted while the channel was internal
+    thread = await _thread_of(slack, "C_ACME_EXT2")
+    other = await _ticket(slack, 5002)
+    slack.fake.shared_channels.add("C_ACME_EXT2")
+    await slack.slash("/deskbridge", "bind customer ACME", user=ADMIN, channel="C_ACME_EXT2")
+    acme = await _ticket(slack, 5001)
+    assert other.customer_id != acme.customer_id
+    await slack.event({"type": "message", "channel": "C_ACME_EXT2", "user": STRANGER, "text": "what about this",
+                       "ts": "1799999982.000100", "thread_ts": thread.message_ts}, event_id="EvCustOther")
+    async with slack.c.db.read(Scope.workspace(slack.ws)) as s:
         assert (await s.exec(select(OutboxOp))).all() == []
 
 
@@ -186,8 +263,11 @@ async def test_in_a_thread_the_customer_reads_a_plain_message_is_a_public_reply(
                            "ts": f"179999995{i}.000100", "thread_ts": thread.message_ts}, event_id=f"EvPub{i}")
     async with slack.c.db.read(Scope.workspace(slack.ws)) as s:
         notes = [(o.payload["visibility"], o.payload["text"]) for o in (await s.exec(select(OutboxOp))).all()]
-    assert notes == [("public", "The fix is rolling out now"), ("internal", "customer seems annoyed")]
-    assert "Public reply" in slack.fake.of("chat.postEphemeral")[0].args["text"]  # told privately which it was
+    # the customer has read the second message already: it is refused as an internal note, with the way out
+    assert notes == [("public", "The fix is rolling out now")]
+    told = [c.args["text"] for c in slack.fake.of("chat.postEphemeral")]
+    assert "Public reply" in told[0]  # told privately which it was
+    assert "cannot become an internal note" in told[1] and "Note button" in told[1]
 
 
 async def test_a_reply_written_in_one_thread_appears_in_the_tickets_other_threads_without_echo(slack):

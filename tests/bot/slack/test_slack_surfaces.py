@@ -62,8 +62,25 @@ async def test_assign_on_an_ephemeral_card_updates_that_card(slack):
     for b in blocks:
         Block.parse(b).validate_json()
     text = json.dumps(blocks)
-    assert "Assigned to you" in text and "Bob Tech" in text
+    assert "Assigned to Bob Tech" in text
     assert slack.fake.of("chat.postMessage") == []  # nothing posted in the channel
+
+
+async def test_assign_to_me_twice_changes_nothing_and_says_so_privately(slack):
+    """The second click on an assigned ticket queues nothing and posts nothing in the thread: the clicker
+    alone is told. The first click's confirmation in the shared thread names who did it."""
+    await slack.slash("/ticket", "5003")
+    ts = f"{slack.fake._ts}.000100"
+    await slack.interactive(slack.action_payload("assign_me", "5003", message_ts=ts))
+    (op,) = await ops(slack)
+    posts = [c for c in slack.fake.of("chat.postMessage") if c.args.get("thread_ts") == ts]
+    assert len(posts) == 1 and f"<@{TECH}>" in posts[0].args["text"] and "Assigned to Bob Tech" in posts[0].args["text"]
+    for _ in range(3):
+        await slack.interactive(slack.action_payload("assign_me", "5003", message_ts=ts))
+    assert len(await ops(slack)) == 1  # nothing more queued
+    assert [c for c in slack.fake.of("chat.postMessage") if c.args.get("thread_ts") == ts] == posts
+    told = slack.fake.webhooks[-3:]
+    assert all(w["response_type"] == "ephemeral" and "already assigned to you" in w["text"] for w in told)
 
 
 async def test_a_form_opened_from_an_ephemeral_card_updates_that_card_when_sent(slack):
@@ -109,7 +126,7 @@ async def test_buttons_in_a_ticket_opened_from_app_home_work_in_the_modal(slack)
     await slack.interactive(click)
     (update,) = slack.fake.of("views.update")
     assert update.args["view_id"] == "VTICKET"
-    assert "Assigned to you" in json.dumps(update.args["view"])
+    assert "Assigned to Bob Tech" in json.dumps(update.args["view"])
     (op,) = await ops(slack)
     assert op.kind == "update_ticket"
     # a form from inside the modal is stacked on it (views.open is refused while a modal is open)

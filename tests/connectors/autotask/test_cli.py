@@ -55,7 +55,8 @@ def test_good_keys_are_checked_then_saved_encrypted(env: dict[str, str]) -> None
     with fake.serve() as root:
         result = runner.invoke(app, _args(fake, fake.discovery_url(root)))
     assert result.exit_code == 0, result.output
-    assert "Connected to Test Zone 2 (Autotask, acting as Deskbridge API)" in result.output
+    assert "Connected to Test Zone 2 (Autotask, acting as Deskbridge API;" in result.output
+    assert "workflow rule" in result.output  # what the API cannot do (e-mail contacts) is said when connecting
     assert "DESKBRIDGE_PUBLIC_URL" in result.output  # told how to get webhooks
     [row] = _rows(env["DESKBRIDGE_DATABASE_URL"])
     assert row.kind == "autotask" and row.settings == {"username": fake.username,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from connectors.autotask.connector import AutotaskConnector
-from connectors.autotask.limits import Throttles
+from connectors.autotask.limits import Throttles, policy_from
 from connectors.base import NewAttachment, NewNote, NewTicket, NoteVisibility, TicketPatch
 from connectors.errors import PsaNotFound, PsaRateLimited, PsaValidationError
 from tests.connectors.autotask.conftest import T0
@@ -252,3 +252,67 @@ async def test_time_entry_uses_the_resources_default_role(fake: FakeAutotask, co
     [row] = fake.tables["TimeEntries"].values()
     assert row["roleID"] == 29683461 and row["summaryNotes"] == "Fixed" and entry.minutes == 30
     assert ("TimeEntries", "hoursToBill", "read-only") not in fake.ignored_fields
+
+
+async def test_a_write_to_a_ticket_deleted_in_autotask_says_so(fake: FakeAutotask, conn: AutotaskConnector) -> None:
+    from connectors.base import NewTimeEntry
+
+    tid = fake.add_ticket("Deleted while we typed", companyID=ACME)["id"]
+    await conn.picklists()
+    fake.delete_ticket(tid)
+    for write in (conn.add_note(NewNote(ticket_external_id=str(tid), text="hello", visibility=NoteVisibility.INTERNAL,
+                                        marker="d1")),
+                  conn.add_time_entry(NewTimeEntry(ticket_external_id=str(tid), minutes=15, started_at=T0,
+                                                   marker="d2")),
+                  conn.upload_attachment(NewAttachment(ticket_external_id=str(tid), filename="a.txt", content=b"a",
+                                                       marker="d3"))):
+        with pytest.raises(PsaNotFound) as caught:
+            await write
+        assert caught.value.code == "TicketDeleted" and "deleted in Autotask" in caught.value.message
+    tid2 = fake.add_ticket("Still here", companyID=ACME)["id"]
+    fake.note_title_required = True
+    with pytest.raises(PsaValidationError):  # other refusals stay what they are
+        await conn.add_note(NewNote(ticket_external_id=str(tid2), text="", visibility=NoteVisibility.INTERNAL,
+                                    marker="d4"))
+
+
+async def test_a_cursor_from_elsewhere_is_refused_clearly(conn: AutotaskConnector) -> None:
+    for call in (conn.list_changed_tickets(None, "not-a-cursor"), conn.list_ticket_ids("eyJrIjoieCJ9"),
+                 conn.list_companies("eyJrIjoieCJ9")):
+        with pytest.raises(PsaValidationError) as caught:
+            await call
+        assert caught.value.fields == {"cursor": "invalid"}
+
+
+async def test_connectors_of_one_process_share_the_databases_budget(fake: FakeAutotask) -> None:
+    from connectors.registry import Registry
+
+    registry = Registry(transport=fake.transport())  # as the composition root builds the sync's and outbox's
+    cfg = config(fake)
+    sync, outbox = registry.build(cfg), registry.build(cfg)
+    assert sync.throttle is outbox.throttle  # type: ignore[attr-defined]
+    assert _make(fake).throttle is not sync.throttle  # type: ignore[attr-defined]  # another transport: a test's
+    other_db = registry.build(config(fake, zone_url="https://webservices5.autotask.net/ATServicesRest/"))
+    assert other_db.throttle is not sync.throttle  # type: ignore[attr-defined]
+    for c in (sync, outbox, other_db):
+        await c.aclose()
+
+
+def test_a_process_wide_throttle_serves_one_event_loop_after_another() -> None:
+    import asyncio
+
+    throttle = Throttles().get("db", policy_from({}))
+
+    async def busy() -> None:
+        gate = throttle.gate("tickets", 1)
+
+        async def one() -> None:
+            async with gate:
+                await asyncio.sleep(0.005)
+
+        await asyncio.gather(one(), one(), one())  # contention: the gate's waiters belong to this loop
+        async with throttle.reading_lock:
+            pass
+
+    asyncio.run(busy())
+    asyncio.run(busy())  # a CLI command after another, in one process

@@ -71,7 +71,16 @@ async def test_the_client_stays_under_the_thread_limit(fake: FakeAutotask, creds
     assert fake.max_inflight["Companies"] == 3
     ungated = AtClient(creds, transport=fake.transport(), per_endpoint=8)
     results = await asyncio.gather(*(ungated.get_item("Companies/175") for _ in range(8)), return_exceptions=True)
-    limited = [r for r in results if isinstance(r, PsaRateLimited)]
+    # reads refused by the thread limit (nothing was done) wait for a slot and are sent again
+    assert all(isinstance(r, dict) for r in results) and fake.count("GET /Companies/{id}") > 16
+    assert fake.max_inflight["Companies"] == 3  # the fake refused the fourth, never served it
+    fake.clear_faults()
+    fake.slow(0.03, match="POST /Companies")
+    writes = await asyncio.gather(*(ungated.create("Companies", {"companyName": f"C{i}", "companyType": 1,
+                                                                 "ownerResourceID": fake.api_resource_id,
+                                                                 "phone": "1"}) for i in range(8)),
+                                  return_exceptions=True)
+    limited = [r for r in writes if isinstance(r, PsaRateLimited)]  # writes are the outbox's to retry
     assert limited and all(r.code == "ThreadLimit" and "Itgenatr005" in r.message for r in limited)
     await gated.aclose()
     await ungated.aclose()

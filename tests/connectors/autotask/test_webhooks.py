@@ -96,10 +96,13 @@ def test_escaping_matches_autotasks_form() -> None:
                                b'\\u0022c\\u0022 \\u00e9 \\ud83d\\ude00", "n": 1}')
 
 
-async def test_a_deactivation_notice_names_no_ticket(conn: AutotaskConnector) -> None:
+async def test_a_deactivation_notice_names_no_ticket_and_tells_the_operator(conn: AutotaskConnector,
+                                                                            caplog: pytest.LogCaptureFixture) -> None:
     headers, body = delivery(WEBHOOK_SECRET, "Ticket", "Deactivated", {"id": 0}, guid="g", sequence=9)
-    event = await conn.parse_webhook(headers, body)
+    with caplog.at_level("WARNING", logger="deskbridge.psa.autotask"):
+        event = await conn.parse_webhook(headers, body)
     assert (event.entity, event.action, event.ticket_external_id) == ("webhook", "deactivated", None)
+    assert "connection callbacks" in caplog.text and WEBHOOK_SECRET not in caplog.text
 
 
 async def test_without_a_webhook_secret_one_is_derived_and_never_the_api_secret(fake: FakeAutotask) -> None:

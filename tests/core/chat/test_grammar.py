@@ -1,4 +1,4 @@
-"""The chat command grammar (pure) and the runner that resolves names inside the actor's scope."""
+"""The chat command grammar (pure): text in, a frozen command out, or an error saying what would work."""
 
 from __future__ import annotations
 

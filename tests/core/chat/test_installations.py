@@ -37,14 +37,3 @@ async def test_reserved_team_installs_into_its_workspace(container):
     other = await container.workspaces.create(slug="second-msp", name="Second")
     with pytest.raises(Conflict, match="another workspace"):
         await container.chat.preauthorize("slack", "T_MSP", other.id)
-
-
-def test_what_a_channel_may_see_is_decided_in_core():
-    from core.chat import ChannelInfo, card_audience, failures_visible_in, note_visible_in
-
-    shared = ChannelInfo(kinds=frozenset({"customer"}), customer_id=1, customer_name="Acme", visibility="customer")
-    internal = ChannelInfo(kinds=frozenset({"customer"}), customer_id=1, customer_name="Acme", visibility="tech")
-    assert [note_visible_in(shared, v) for v in ("public", "internal", "resolution")] == [True, False, False]
-    assert all(note_visible_in(internal, v) for v in ("public", "internal", "resolution"))
-    assert not failures_visible_in(shared) and failures_visible_in(internal) and failures_visible_in(ChannelInfo())
-    assert card_audience(shared) == "customer" and card_audience(internal) == card_audience(ChannelInfo()) == "tech"

@@ -1,0 +1,105 @@
+"""`deskbridge ai train|status|settings|set|similar`: the workspace's AI assist from the terminal.
+
+Training runs in a worker thread of this process (core/ai/service.py), so a server process doing the
+same keeps answering requests meanwhile.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from bot.cli.common import WORKSPACE, fail, run_in
+from bot.main import Deskbridge
+from core.ai.service import ModelStatus, SimilarAnswer
+from core.context import Actor
+
+app = typer.Typer(help="AI assist: train the category model, model status, AI settings.", no_args_is_help=True)
+
+
+def _print_status(status: ModelStatus | None) -> None:
+    if status is None:
+        typer.echo("No category model yet. Run `deskbridge ai train` once closed tickets carry a category.")
+        return
+    m = status.metrics
+    acc = m.get("holdout_accuracy")
+    held = f"{acc:.1%} on {m.get('holdout_size')} held-out tickets" if acc is not None else "not measured (too few)"
+    typer.echo(f"Category model v{status.version}: trained {status.created_at:%Y-%m-%d %H:%M} UTC on "
+               f"{status.trained_on} tickets, {len(m.get('labels', []))} categories")
+    typer.echo(f"  held-out accuracy: {held}")
+    if m.get("cold"):
+        typer.echo("  cold start: suggestions are shown as low confidence and never applied")
+    if "seconds" in m:
+        typer.echo(f"  training took {m['seconds']} s (scikit-learn {m.get('sklearn')})")
+
+
+@app.command("train")
+def train(workspace: str | None = WORKSPACE, seed: int = typer.Option(0, help="Random seed (split, model)")) -> None:
+    """Train a new version of the workspace's category model from its closed tickets."""
+
+    async def work(c: Deskbridge, ws: int) -> ModelStatus:
+        return await c.ai.train(ws, seed=seed)
+
+    _print_status(run_in(workspace, work))
+
+
+@app.command("status")
+def status(workspace: str | None = WORKSPACE) -> None:
+    """The newest category model: when, on how many tickets, held-out accuracy."""
+
+    async def work(c: Deskbridge, ws: int) -> ModelStatus | None:
+        return await c.ai.status(ws)
+
+    _print_status(run_in(workspace, work))
+
+
+@app.command("settings")
+def settings(workspace: str | None = WORKSPACE) -> None:
+    """Every AI setting with its value."""
+
+    async def work(c: Deskbridge, ws: int) -> dict:
+        return await c.ai.settings(ws)
+
+    for key, value in run_in(workspace, work).items():
+        shown = ", ".join(value) or "(none)" if isinstance(value, list) else \
+            ("on" if value else "off") if isinstance(value, bool) else value
+        typer.echo(f"{key}: {shown}")
+
+
+@app.command("set")
+def set_(name: str = typer.Argument(..., help="Setting name (see `deskbridge ai settings`)"),
+         value: str = typer.Argument(..., help="New value: on/off, a threshold like 0.8, or a list"),
+         workspace: str | None = WORKSPACE) -> None:
+    """Change one AI setting (as the workspace admin)."""
+
+    async def work(c: Deskbridge, ws: int) -> dict:
+        return await c.ai.set_setting(Actor.system(ws), name, value)
+
+    result = run_in(workspace, work)
+    key = name.strip().lower().replace("-", "_")
+    typer.echo(f"{key} is now {result[key]}")
+
+
+@app.command("similar")
+def similar(text: str = typer.Argument(..., help="Words to search closed tickets for"),
+            customer: str | None = typer.Option(None, help="Only this customer's tickets"),
+            workspace: str | None = WORKSPACE) -> None:
+    """Similar closed tickets for some text (all customers only where `cross_customer` is on)."""
+
+    async def work(c: Deskbridge, ws: int) -> SimilarAnswer:
+        actor = Actor.system(ws)
+        if customer is not None:
+            actor = actor.scoped_to_customer((await c.directory.find_customer(ws, customer)).id)
+        return await c.ai.similar(actor, text=text)
+
+    answer = run_in(workspace, work)
+    if not answer.hits:
+        raise fail("No similar closed ticket above the similarity floor.",
+                   "Try other words, or lower it with `deskbridge ai set similar_floor 0.2`.", code=0)
+    for h in answer.hits:
+        ref = f"#{h.doc.number}" if h.doc.number is not None else f"id:{h.doc.ticket_id}"
+        when = f"{h.doc.closed_at:%Y-%m-%d}" if h.doc.closed_at else "-"
+        typer.echo(f"{ref}  {h.score:.2f}  {when}  {h.doc.text.splitlines()[0][:80]}")
+    for r in answer.resolutions.items:
+        typer.echo(f"Suggested resolution ({r.attribution}): {r.text}")
+    if answer.resolutions.disagree:
+        typer.echo("Note: these resolutions disagree; compare them before using one.")

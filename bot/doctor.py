@@ -1,0 +1,215 @@
+"""`deskbridge doctor`: check a configuration before going live, one line per check with what to do next.
+
+    checks = await diagnose(container)   # never changes anything (no migration, no sandbox, no sync)
+
+Marks: ✓ fine, ✗ broken (the command exits 1), ! works but needs attention (e.g. a key only on disk).
+Checks: the database and its migrations; the secret key; per PSA connection its credentials and
+reachability, picklists, last sync and callbacks; Slack (token, scopes against the manifest, request
+URL reachable from outside when a public URL is set); Teams; the alert action webhook when set.
+No secret is ever printed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from bot.banner import describe_database
+from bot.main import Deskbridge
+from core.connection_health import check_connection
+from core.errors import NotFound
+
+OK, FAIL, WARN = "✓", "✗", "!"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    area: str  # "database", "secret key", "psa:cw", "slack", "teams", "alerts"
+    mark: str  # OK, FAIL or WARN
+    text: str
+    fix: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.mark != FAIL}
+
+
+async def _database(c: Deskbridge) -> list[Check]:
+    url = c.settings.database_url
+    ready = await c.readiness()
+    if not ready["database"]:
+        return [Check("database", FAIL, f"{describe_database(url)} does not answer",
+                      "Check DESKBRIDGE_DATABASE_URL and that the database server is running.")]
+    out = [Check("database", OK, f"{describe_database(url)} answers")]
+    if ready["migrations"]:
+        out.append(Check("migrations", OK, "schema is current"))
+    else:
+        out.append(Check("migrations", FAIL, "schema is behind this version",
+                         "Run `deskbridge db upgrade` (or start with DESKBRIDGE_AUTO_MIGRATE=true)."))
+    return out
+
+
+def _secret_key(c: Deskbridge) -> Check:
+    s = c.settings
+    if s.secret_key is not None:
+        old = f" (+{len(s.secret_keys_old)} old for rotation)" if s.secret_keys_old else ""
+        return Check("secret key", OK, f"set in DESKBRIDGE_SECRET_KEY{old}")
+    return Check("secret key", WARN, f"only in the file {s.secret_key_file}: losing it loses every PSA credential",
+                 "Back the file up, or put its content in DESKBRIDGE_SECRET_KEY from your secret store.")
+
+
+async def _psa(c: Deskbridge, ws: int) -> list[Check]:
+    conns = await c.connections.list(ws)
+    if not conns:
+        return [Check("psa", WARN, "no PSA connection (the sandbox stands in when `serve` starts)",
+                      "Add yours with `deskbridge connection add connectwise|halopsa|autotask ...`.")]
+    status = {st.connection_id: st for st in await c.sync.status(ws)}
+    public = c.settings.public_url
+    out: list[Check] = []
+    for conn in conns:
+        area = f"psa:{conn.name}"
+        if not conn.enabled:
+            out.append(Check(area, WARN, f"{conn.kind} connection is disabled"))
+            continue
+        health = await check_connection(c.connections, conn)
+        if not health.ok:
+            out.append(Check(area, FAIL, health.problem or "the check failed", health.fix))
+            continue
+        out.append(Check(area, OK, f"{conn.kind}: credentials accepted ({health.display_name})"))
+        st = status.get(conn.id or 0)
+        picklists = next((r for r in (st.runs if st else []) if r.kind == "picklists"), None)
+        if picklists is not None and picklists.status not in ("ok", "running"):
+            out.append(Check(area, FAIL if picklists.status == "failed" else WARN,
+                             f"picklists {picklists.status}: {(picklists.error or '')[:160]}",
+                             f"`deskbridge sync picklists {conn.name}`; `deskbridge sync status` shows what failed."))
+        if st is None or st.last_ok_at is None:
+            out.append(Check(area, WARN, "never synced", f"Run `deskbridge sync run {conn.name}` (or start `serve`)."))
+        else:
+            ago = (datetime.now(UTC) - st.last_ok_at).total_seconds() / 60
+            out.append(Check(area, OK, f"last sync {ago:.0f} min ago"))
+        if conn.kind == "sandbox" or not health.registers_callbacks:
+            continue
+        if (conn.settings or {}).get("webhook_token") and public:
+            out.append(Check(area, OK, f"callbacks registered to {public.rstrip('/')}/webhooks/{conn.id}/…"))
+        elif public:
+            out.append(Check(area, FAIL, "callbacks not registered: changes arrive only with each sync",
+                             f"Run `deskbridge connection callbacks {conn.name}`."))
+        else:
+            out.append(Check(area, WARN, "no callbacks without DESKBRIDGE_PUBLIC_URL: changes arrive with each sync",
+                             "Set DESKBRIDGE_PUBLIC_URL, then run `deskbridge connection callbacks "
+                             f"{conn.name}`."))
+    return out
+
+
+async def _reachable(url: str) -> str | None:
+    """None when `url` answers 200, else what went wrong."""
+    try:
+        async with httpx.AsyncClient(timeout=5, follow_redirects=False) as client:
+            r = await client.get(url)
+        return None if r.status_code == 200 else f"answered HTTP {r.status_code}"
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"[:160]
+
+
+async def _slack(c: Deskbridge) -> list[Check]:
+    s = c.settings
+    if not s.slack_enabled:
+        return [Check("slack", WARN, "off: no Slack credentials",
+                      "Set DESKBRIDGE_SLACK_BOT_TOKEN and DESKBRIDGE_SLACK_SIGNING_SECRET (see README, Slack).")]
+    from slack_sdk.errors import SlackApiError
+
+    from bot.slack.app import BOT_SCOPES
+    from bot.slack.poster import make_client
+
+    out: list[Check] = []
+    if s.slack_bot_token is not None:
+        try:
+            auth = await make_client(s.slack_api_url, s.slack_bot_token.get_secret_value()).auth_test()
+        except SlackApiError as exc:
+            return [Check("slack", FAIL, f"the bot token was refused: {exc.response.get('error')}",
+                          "Copy the Bot User OAuth Token (xoxb-…) of the installed app into DESKBRIDGE_SLACK_BOT_TOKEN.")]
+        except Exception as exc:  # noqa: BLE001 - any transport failure is a line, not a traceback
+            return [Check("slack", FAIL, f"Slack did not answer: {type(exc).__name__}",
+                          "Check this machine's outbound HTTPS to slack.com.")]
+        out.append(Check("slack", OK, f"bot token valid for workspace {auth.get('team')} ({auth.get('team_id')})"))
+        granted = {x.strip() for x in str(auth.headers.get("x-oauth-scopes", "")).split(",") if x.strip()}
+        missing = sorted(set(BOT_SCOPES) - granted)
+        if not granted:
+            out.append(Check("slack", WARN, "Slack did not list the token's scopes; cannot compare with the manifest"))
+        elif missing:
+            out.append(Check("slack", FAIL, "missing scopes: " + ", ".join(missing),
+                             "Update the app from manifests/slack/manifest.yaml and reinstall it to the workspace."))
+        else:
+            out.append(Check("slack", OK, "scopes match manifests/slack/manifest.yaml"))
+    else:
+        out.append(Check("slack", OK, "OAuth install mode (each workspace installs through /slack/install)"))
+    if s.slack_app_token is not None:
+        out.append(Check("slack", OK, "Socket Mode: no public request URL needed"))
+    elif s.public_url:
+        url = f"{s.public_url.rstrip('/')}/slack/events"
+        problem = await _reachable(f"{s.public_url.rstrip('/')}/healthz")
+        out.append(Check("slack", OK, f"request URL {url} reachable") if problem is None else
+                   Check("slack", FAIL, f"{s.public_url} is not reachable ({problem})",
+                         "Check DNS, TLS and the proxy in front of Deskbridge; Slack needs this URL."))
+    else:
+        out.append(Check("slack", FAIL, "no DESKBRIDGE_PUBLIC_URL: Slack cannot deliver requests",
+                         "Set DESKBRIDGE_PUBLIC_URL to this instance's https URL, or use Socket Mode "
+                         "(DESKBRIDGE_SLACK_APP_TOKEN)."))
+    return out
+
+
+def _teams(c: Deskbridge) -> Check:
+    app_id = getattr(c.settings, "teams_app_id", None)  # DESKBRIDGE_TEAMS_APP_ID, once the Teams surface lands
+    if not app_id:
+        return Check("teams", WARN, "off: no DESKBRIDGE_TEAMS_APP_ID")
+    if not c.settings.public_url:
+        return Check("teams", FAIL, f"app {app_id}: no DESKBRIDGE_PUBLIC_URL for the messaging endpoint",
+                     "Set DESKBRIDGE_PUBLIC_URL; the bot's messaging endpoint is {public url}/api/messages.")
+    return Check("teams", OK, f"app {app_id}; messaging endpoint {c.settings.public_url.rstrip('/')}/api/messages")
+
+
+async def _alerts(c: Deskbridge, ws: int) -> list[Check]:
+    info = await c.alert_webhooks.get(ws)
+    if info is None:
+        return []
+    try:
+        status = await c.alert_webhooks.ping(ws)
+    except Exception as exc:  # noqa: BLE001 - PsaError (what the endpoint answered) or DeskbridgeError: one line
+        return [Check("alerts", FAIL, f"alert webhook {info.display_url}: {getattr(exc, 'message', exc)}",
+                      "Fix the endpoint or set it again with `deskbridge rmm set-webhook`.")]
+    return [Check("alerts", OK, f"alert webhook {info.display_url} answered the signed ping ({status})")]
+
+
+async def diagnose(c: Deskbridge) -> list[Check]:
+    """Every check, in the order a newcomer fixes things; nothing is changed."""
+    checks = await _database(c)
+    checks.append(_secret_key(c))
+    if checks[0].mark == FAIL:
+        return checks
+    try:
+        ws = (await c.workspaces.by_slug(c.settings.workspace_slug)).id
+    except NotFound:
+        ws = None
+    if ws is None:
+        checks.append(Check("workspace", FAIL, f"no workspace '{c.settings.workspace_slug}' yet",
+                            "Start Deskbridge once (`make run` / `deskbridge serve`) or check DESKBRIDGE_WORKSPACE_SLUG."))
+    else:
+        checks += await _psa(c, ws)
+        checks += await _alerts(c, ws)
+    checks += await _slack(c)
+    checks.append(_teams(c))
+    return checks
+
+
+def render(checks: list[Check]) -> str:
+    """One line per check (and its fix, indented), then a summary line."""
+    lines = []
+    for ch in checks:
+        lines.append(f"{ch.mark} {ch.area:<14} {ch.text}")
+        if ch.fix and ch.mark != OK:
+            lines.append(f"  {'':<14} → {ch.fix}")
+    failed = sum(ch.mark == FAIL for ch in checks)
+    lines.append("All good." if not failed else f"{failed} problem{'s' if failed > 1 else ''} to fix before going live.")
+    return "\n".join(lines)

@@ -1,0 +1,172 @@
+"""The Teams surface: the Teams SDK's `App` behind our own `POST /api/messages`, configured explicitly.
+
+Every SDK option is passed here (the SDK would otherwise read CLIENT_ID, CLIENT_SECRET, TENANT_ID, CLOUD,
+SERVICE_URL and DANGEROUSLY_ALLOW_UNAUTHENTICATED_REQUESTS from the environment and `.env`); its outbound
+calls take their token from `OutboundTokens` (ours, so a stand-in can serve it); its own HTTP route is
+never mounted (bot/teams/frontdoor.py checks each request and hands the activity to the SDK's router).
+Handlers answer at once; whatever touches the database beyond one small write runs after the answer, on
+the same bounded pool as Slack's (bot/slack/work.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from fastapi import APIRouter
+from microsoft_teams.api import ActivityTypeAdapter, TokenCredentials
+from microsoft_teams.api.auth.cloud_environment import CHINA, PUBLIC, US_GOV, US_GOV_DOD, CloudEnvironment
+from microsoft_teams.api.auth.json_web_token import JsonWebToken
+from microsoft_teams.apps import App
+from microsoft_teams.apps.events import ActivityEvent, CoreActivity
+from microsoft_teams.common import ClientOptions, LocalStorage
+from pydantic import ValidationError
+
+from bot.slack.work import AfterAck
+from bot.teams import frontdoor
+from bot.teams.auth import InboundVerifier, KeySet, TokenRefused
+from bot.teams.poster import TeamsPoster
+from bot.teams.tokens import Certificate, OutboundTokens, TeamsTokenError
+from core.conversation_refs import ConversationRefs
+
+if TYPE_CHECKING:
+    from bot.main import Deskbridge
+    from bot.settings import Settings
+
+log = logging.getLogger("deskbridge.teams")
+
+PLATFORM = "teams"
+CLOUDS = {"public": PUBLIC, "usgov": US_GOV, "usgovdod": US_GOV_DOD, "china": CHINA}
+
+
+def cloud_for(settings: Settings) -> CloudEnvironment:
+    """The Microsoft cloud of the bot, with the stand-in overrides of settings applied."""
+    cloud = CLOUDS[settings.teams_cloud]
+    overrides: dict[str, str] = {}
+    if settings.teams_openid_metadata_url:
+        overrides["openid_metadata_url"] = settings.teams_openid_metadata_url
+    if settings.teams_token_issuer:
+        overrides["token_issuer"] = settings.teams_token_issuer
+    if settings.teams_login_url:
+        overrides["login_endpoint"] = settings.teams_login_url.rstrip("/")
+    return replace(cloud, **overrides) if overrides else cloud
+
+
+class _NoServer:
+    """The SDK's HttpServerAdapter, minus the server: we run uvicorn and own the route (frontdoor.py)."""
+
+    def register_route(self, method: str, path: str, handler: Any) -> None:
+        return None
+
+    def serve_static(self, path: str, directory: str) -> None:
+        return None
+
+    async def start(self, port: int) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+class TeamsSurface:
+    def __init__(self, container: Deskbridge, *, http: httpx.AsyncClient | None = None) -> None:
+        s = container.settings
+        problems = s.teams_problems()
+        if problems:
+            raise TeamsTokenError("Teams is not fully configured:\n  " + "\n  ".join(problems))
+        assert s.teams_app_id is not None
+        self.container = container
+        self.settings = s
+        self.app_id = s.teams_app_id
+        self.tenant_id = s.teams_tenant_id
+        self.cloud = cloud_for(s)
+        self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False)
+        tenant = s.teams_tenant_id or self.cloud.login_tenant
+        self.tokens = OutboundTokens(
+            app_id=s.teams_app_id, tenant_id=tenant, login_url=self.cloud.login_endpoint, http=self.http,
+            secret=s.teams_app_secret,
+            certificate=Certificate(s.teams_certificate_file) if s.teams_certificate_file else None)
+        self.keys = KeySet(self.cloud.openid_metadata_url, self.http)
+        self.verifier = InboundVerifier(app_id=s.teams_app_id, issuer=self.cloud.token_issuer, keys=self.keys)
+        self.work = AfterAck()
+        self.sdk = App(
+            client_id=s.teams_app_id, client_secret=None, tenant_id=s.teams_tenant_id, token=self.tokens,
+            managed_identity_client_id=None, cloud=self.cloud, service_url=s.teams_service_url,
+            http_server_adapter=_NoServer(), messaging_endpoint=frontdoor.ENDPOINT,
+            dangerously_allow_unauthenticated_requests=False, storage=LocalStorage(), state=False,
+            fetch_user_token=False, plugins=[], client=ClientOptions(timeout=15.0))
+        if not isinstance(self.sdk.credentials, TokenCredentials):
+            # The SDK prefers CLIENT_SECRET from the environment over our token provider.
+            raise TeamsTokenError("The Teams SDK picked up other credentials from the environment (CLIENT_SECRET "
+                                  "or a managed identity). Unset CLIENT_SECRET; Deskbridge reads "
+                                  "DESKBRIDGE_TEAMS_* only.")
+        self.poster = TeamsPoster(self.sdk.api)
+        self.refs = ConversationRefs(container.db, platform=PLATFORM)
+        from bot.teams import listeners  # handlers need the surface built
+        from bot.teams.notifier import TeamsNotifier
+
+        self.notifier = TeamsNotifier(self)
+
+        self.listeners = listeners.register(self)
+        self._started = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        await self.sdk.initialize()
+        await self.keys.refresh()  # before the first activity; a failure is retried on demand
+        self._started = True
+
+    async def drain(self) -> None:
+        """Wait for the work after the acks and the deliveries it caused."""
+        for _ in range(3):  # work queues events, events may queue nothing further
+            await self.work.drain()
+            await self.notifier.drain()
+
+    async def stop(self) -> None:
+        await self.work.close()
+        await self.notifier.close()
+        await self.http.aclose()
+
+    def router(self) -> APIRouter:
+        return frontdoor.router(self)
+
+    # ------------------------------------------------------------ requests
+
+    def tenant_allowed(self, tenant: str | None) -> bool:
+        if not self.settings.teams_single_tenant:
+            return tenant is not None
+        return tenant is not None and tenant == self.tenant_id
+
+    async def token_looks_valid(self, authorization: str | None) -> bool:
+        """Signature, issuer, audience and expiry (for a body too broken to name its serviceUrl)."""
+        try:
+            await self.verifier.verify(authorization, service_url=None, channel_id=None, partial=True)
+            return True
+        except TokenRefused:
+            return False
+
+    async def dispatch(self, body: dict[str, Any], raw_token: str) -> tuple[int, Any]:
+        """Hand one checked activity to the SDK's router; (status, JSON body or None) for the response."""
+        try:
+            ActivityTypeAdapter.validate_python(body)
+        except ValidationError as exc:
+            first = exc.errors()[0] if exc.errors() else {}
+            where = ".".join(str(p) for p in first.get("loc", ()))[:80]
+            raise frontdoor.BadActivity(f"The activity is not a valid {str(body.get('type'))[:32]} activity "
+                                        f"({where or 'shape'}: {first.get('msg', 'invalid')})") from None
+        activity_id = body.get("id")
+        if activity_id:  # Teams redelivers when it saw no answer in time: each activity is processed once
+            key = f"{body['conversation']['id']}|{activity_id}"[-200:]
+            if not await self.container.chat.first_time("teams-activity", key):
+                return 200, None
+        event = ActivityEvent(body=CoreActivity.model_validate(body), token=JsonWebToken(raw_token))
+        assert self.sdk.server.on_request is not None, "start() the Teams surface first"
+        with self.work.acking():
+            result = await self.sdk.server.on_request(event)
+        out = result.model_dump(mode="json", by_alias=True, exclude_none=True) if result is not None else {}
+        return int(out.get("status") or 200), out.get("body")

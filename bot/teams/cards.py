@@ -1,0 +1,179 @@
+"""Adaptive Card 1.5 rendering of the core views: pure functions, no I/O.
+
+Buttons are `Action.Execute` (verb `deskbridge`, data `{action, ref}`), answered in place by the
+`adaptiveCard/action` handler; forms are inline inputs whose submit button carries `submit: true`. At most
+6 actions per set (Teams' host config); links out are `Action.OpenUrl`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.views import FormView, MessageView, QueueView, SlaWarningView, TicketView, sla_text
+
+CARD = "application/vnd.microsoft.card.adaptive"
+VERSION = "1.5"
+SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
+VERB = "deskbridge"
+MAX_ACTIONS = 6
+URL_ACTIONS = ("open_psa", "open_rmm", "open_runbook")
+CARD_ACTIONS = ("reply", "note", "status", "assign_me", "time", "alert_ack", "alert_resolve", "open")
+
+
+def _card(body: list[dict[str, Any]], actions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    card: dict[str, Any] = {"type": "AdaptiveCard", "$schema": SCHEMA, "version": VERSION, "body": body}
+    if actions:
+        card["actions"] = actions[:MAX_ACTIONS]
+    return card
+
+
+def _text(text: str, **kw: Any) -> dict[str, Any]:
+    return {"type": "TextBlock", "text": text or " ", "wrap": True, **kw}
+
+
+def execute(title: str, action: str, ref: str = "", **data: Any) -> dict[str, Any]:
+    return {"type": "Action.Execute", "title": title, "verb": VERB, "data": {"action": action, "ref": ref, **data}}
+
+
+def message_card(view: MessageView) -> dict[str, Any]:
+    color = {"error": "Attention", "success": "Good"}.get(view.kind, "Default")
+    body = [_text(view.text, weight="Bolder", color=color)]
+    body += [_text(line, spacing="Small") for line in view.lines]
+    if view.hint:
+        body.append(_text(view.hint, isSubtle=True, spacing="Small"))
+    if view.suggestions:
+        body.append(_text("Try: " + " · ".join(view.suggestions), isSubtle=True, spacing="Small"))
+    return _card(body)
+
+
+def ticket_card(view: TicketView, *, max_notes: int = 6) -> dict[str, Any]:
+    s, d = view.summary, view.detail
+    facts = [{"title": "Customer", "value": s.customer_name or "—"},
+             {"title": "Priority", "value": s.priority.label},
+             {"title": "Status", "value": s.status_name},
+             {"title": "Assignee", "value": s.assignee_name or "—"}]
+    if view.sla_remaining_s is not None:
+        facts.append({"title": "SLA", "value": sla_text(view.sla_remaining_s)})
+    if d.board_name:
+        facts.append({"title": "Board", "value": d.board_name})
+    body: list[dict[str, Any]] = [_text(f"{s.display_number} {s.subject}", size="Medium", weight="Bolder"),
+                                  {"type": "FactSet", "facts": facts}]
+    if d.description:
+        body.append(_text(d.description[:1200]))
+    for n in view.conversation[-max_notes:]:
+        state = " · not in the PSA (refused)" if n.failed else " · queued" if n.queued else ""
+        body.append({"type": "Container", "separator": True, "items": [
+            _text(f"{n.visibility.capitalize()} · {n.author}{state}", isSubtle=True, size="Small"),
+            _text(n.body[:1500], spacing="None")]})
+    status = []
+    if d.dead_writes:
+        status.append(f"{d.dead_writes} write(s) could not be delivered to the PSA (`outbox`).")
+    elif d.pending_writes:
+        status.append(f"{d.pending_writes} write(s) queued for the PSA.")
+    if view.notice:
+        status.append(view.notice)
+    body += [_text(line, isSubtle=True, size="Small") for line in status]
+    links = [{"type": "Action.OpenUrl", "title": a.label, "url": a.url} for a in view.actions if a.url]
+    if links:  # links out get their own row: the card's own row holds the (at most 6) buttons
+        body.append({"type": "ActionSet", "actions": links[:MAX_ACTIONS]})
+    actions = [execute(a.label, a.action, a.value or s.ref) for a in view.actions
+               if not a.url and a.action in CARD_ACTIONS]
+    card = _card(body, actions)
+    card["refresh"] = {"action": execute("Refresh", "open", s.ref)}  # Teams redraws it per user on open
+    return card
+
+
+def queue_card(view: QueueView) -> dict[str, Any]:
+    body: list[dict[str, Any]] = [_text(view.title + (f" ({view.total})" if view.total is not None else ""),
+                                        weight="Bolder", size="Medium")]
+    if view.scope_note:
+        body.append(_text(view.scope_note, isSubtle=True, spacing="Small"))
+    if view.filters_text:
+        body.append(_text(f"Filters: {view.filters_text}", isSubtle=True, spacing="Small"))
+    if not view.rows:
+        body.append(_text(view.empty_text))
+    show_sla = any(key == "sla" for key, _ in view.columns)
+    for t in view.rows:
+        extra = f" · SLA {sla_text(t.sla_remaining_s)}" if show_sla and t.sla_remaining_s is not None else ""
+        body.append({"type": "Container", "separator": True, "selectAction": execute("Open", "open", t.ref),
+                     "items": [_text(f"{t.display_number} {t.subject}", weight="Bolder"),
+                               _text(f"{t.customer_name or '—'} · {t.priority.label} · {t.status_name} · "
+                                     f"{t.assignee_name or 'unassigned'}{extra}", isSubtle=True, spacing="None")]})
+    actions = []
+    if view.next_cursor:
+        actions.append(execute("Next page", "page", filters=view.filters_text, cursor=view.next_cursor))
+    return _card(body, actions)
+
+
+def form_card(view: FormView, *, values: dict[str, Any] | None = None, error: str | None = None,
+              error_field: str | None = None) -> dict[str, Any]:
+    """A form as inline inputs. Given back after a refused write: filled in with what was sent, the reason under
+    the field it concerns (or at the top)."""
+    body: list[dict[str, Any]] = [_text(view.title, weight="Bolder", size="Medium")]
+    names = {f.name for f in view.fields}
+    if error and error_field not in names:
+        body.append(_text(error, color="Attention"))
+    for f in view.fields:
+        label = f.label + ("" if f.required else " (optional)")
+        if f.kind in ("select", "search_select") and f.options:
+            el: dict[str, Any] = {"type": "Input.ChoiceSet", "id": f.name, "label": label, "style": "compact",
+                                  "choices": [{"title": o.label[:75], "value": o.value} for o in f.options[:100]]}
+        elif f.kind == "checkbox":
+            el = {"type": "Input.Toggle", "id": f.name, "title": f.label, "valueOn": "true", "valueOff": "false"}
+        else:
+            el = {"type": "Input.Text", "id": f.name, "label": label, "isMultiline": f.kind == "textarea"}
+            if f.max_length:
+                el["maxLength"] = f.max_length
+        sent = (values or {}).get(f.name)
+        if sent is not None:
+            el["value"] = str(sent)
+        elif f.initial is not None:
+            el["value"] = f.initial
+        if f.required:
+            el["isRequired"] = True
+            el["errorMessage"] = f"{f.label} is required."
+        body.append(el)
+        if error and error_field == f.name:
+            body.append(_text(error, color="Attention", size="Small", spacing="None"))
+        if f.hint:
+            body.append(_text(f.hint, isSubtle=True, size="Small", spacing="None"))
+    submit = execute(view.submit_label, view.form, view.ticket_ref or "", submit=True)
+    return _card(body, [submit])
+
+
+def sla_card(w: SlaWarningView) -> dict[str, Any]:
+    """An SLA warning for a technicians' channel (never sent where the customer reads)."""
+    head = "SLA breached" if w.breached else f"SLA warning ({w.used_text})"
+    num = f"#{w.ticket_number}" if w.ticket_number is not None else "(new)"
+    body = [_text(f"{head} · {w.metric.replace('_', ' ')}", weight="Bolder",
+                  color="Attention" if w.breached else "Warning"),
+            _text(f"{num} {w.subject[:200]}"),
+            _text(f"{w.customer_name or 'no customer'} · {w.priority.capitalize()} · {sla_text(w.remaining_s)}",
+                  isSubtle=True, spacing="Small")]
+    actions = []
+    if w.ticket_number is not None:
+        actions.append(execute("Open ticket", "open", str(w.ticket_number)))
+    if w.psa_url:
+        actions.append({"type": "Action.OpenUrl", "title": "Open in PSA", "url": w.psa_url})
+    return _card(body, actions)
+
+
+def any_card(view: Any) -> dict[str, Any]:
+    if isinstance(view, TicketView):
+        return ticket_card(view)
+    if isinstance(view, QueueView):
+        return queue_card(view)
+    if isinstance(view, FormView):
+        return form_card(view)
+    return message_card(view)
+
+
+def fallback(view: Any) -> str:
+    """The notification text sent beside a card."""
+    if isinstance(view, TicketView):
+        return f"{view.summary.display_number} {view.summary.subject}"
+    if isinstance(view, QueueView):
+        return view.title
+    if isinstance(view, FormView):
+        return view.title
+    return str(getattr(view, "text", ""))

@@ -1,0 +1,340 @@
+"""Teams SDK handlers. Each answers at once; the work runs after the answer (surface.work).
+
+Messages to the bot (`@Deskbridge tickets mine`) run through the same grammar and runner as Slack
+(core/mentions.py, ChatCommands). A message in a ticket's reply chain is that ticket's thread message
+(ChatCommands.thread_message decides what is written). Card buttons are Action.Execute invokes: their one
+local write runs before the answer, so the card the clicker gets back already says "queued".
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from microsoft_teams.api import AdaptiveCardActionCardResponse, AdaptiveCardActionMessageResponse
+
+from bot.teams import cards
+from bot.teams.poster import PostRefused, Target, message
+from core.chat import (
+    ChannelInfo,
+    ChatUser,
+    audience,
+    card_audience,
+    error_view,
+    grammar,
+    may_post_ticket,
+    seen_with,
+)
+from core.context import Actor
+from core.errors import DeskbridgeError, InvalidInput, PermissionDenied
+from core.markup import teams_plain
+from core.mentions import parse_mention
+from core.views import FormView, MessageView, QueueView, TicketView
+
+if TYPE_CHECKING:
+    from bot.teams.app import TeamsSurface
+
+log = logging.getLogger("deskbridge.teams")
+
+PLATFORM = "teams"
+ADMIN_COMMANDS = (grammar.Bind, grammar.Unbind, grammar.Bindings, grammar.Outbox, grammar.SettingsCmd, grammar.Link)
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """What one activity tells us about where it came from."""
+
+    tenant: str
+    user: ChatUser
+    aad_id: str
+    service_url: str
+    conversation_id: str  # as received (a channel reply chain ends with ;messageid=<root>)
+    base_conversation: str  # the channel/chat itself
+    thread_root: str | None  # the reply chain's root activity id, in channels
+    conversation_type: str  # personal | groupChat | channel
+    team_id: str | None  # the team (channels only)
+    shared: bool  # a shared channel (people of other organisations may read it)
+
+    @property
+    def target(self) -> Target:
+        return Target(self.conversation_id, self.service_url)
+
+
+def message_text(activity: dict[str, Any]) -> str:
+    """What the sender wrote, as a person reads it: the bot's own @mention removed (only the bot's: other
+    people's mentions stay, as `@Name`), Teams' HTML turned into text (core.markup)."""
+    text = str(activity.get("text") or "")
+    bot_id = str((activity.get("recipient") or {}).get("id") or "")
+    for entity in activity.get("entities") or []:
+        if not isinstance(entity, dict) or entity.get("type") != "mention":
+            continue
+        if str((entity.get("mentioned") or {}).get("id") or "") == bot_id and entity.get("text"):
+            text = text.replace(str(entity["text"]), "", 1)
+    return teams_plain(text, str(activity.get("textFormat") or "plain")).strip()
+
+
+def incoming(activity: dict[str, Any]) -> Incoming:
+    conv = activity.get("conversation") or {}
+    data = activity.get("channelData") or {}
+    sender = activity.get("from") or {}
+    cid = str(conv.get("id") or "")
+    base, _, root = cid.partition(";messageid=")
+    ctype = str(conv.get("conversationType") or ("channel" if data.get("channel") else "personal"))
+    channel = str((data.get("channel") or {}).get("id") or base)
+    tenant = str(conv.get("tenantId") or (data.get("tenant") or {}).get("id") or "")
+    aad = str(sender.get("aadObjectId") or sender.get("id") or "")
+    sender_tenant = str(sender.get("tenantId") or "") or None
+    membership = str((data.get("channel") or {}).get("membershipType") or "")
+    user = ChatUser(platform=PLATFORM, team_id=tenant, user_id=aad, channel_id=channel,
+                    user_team_id=sender_tenant if sender_tenant and sender_tenant != tenant else None,
+                    name=sender.get("name"), is_dm=ctype == "personal")
+    return Incoming(tenant=tenant, user=user, aad_id=aad, service_url=str(activity.get("serviceUrl") or ""),
+                    conversation_id=cid, base_conversation=base, thread_root=root or None, conversation_type=ctype,
+                    team_id=str((data.get("team") or {}).get("id") or "") or None, shared=membership == "shared")
+
+
+class Listeners:
+    def __init__(self, surface: TeamsSurface) -> None:
+        self.s = surface
+        self.c = surface.container
+
+    # ------------------------------------------------------------ context
+
+    async def workspace(self, inc: Incoming) -> int:
+        """The workspace of the bot's tenant (one registration per MSP): recorded on first contact."""
+        inst = await self.c.chat.installation(PLATFORM, inc.tenant)
+        if inst is None:
+            inst = await self.c.chat.save_installation(platform=PLATFORM, team_id=inc.tenant, bot_token=None,
+                                                       bot_user_id=self.s.app_id,
+                                                       workspace_id=self.c.default_workspace_id)
+        return inst.workspace_id
+
+    async def remember(self, ws: int, inc: Incoming) -> None:
+        await self.s.refs.remember(ws, tenant_id=inc.tenant, conversation_id=inc.base_conversation,
+                                   service_url=inc.service_url, conversation_type=inc.conversation_type,
+                                   team_id=inc.team_id, channel_id=inc.user.channel_id, shared=inc.shared)
+
+    async def actor(self, ws: int, inc: Incoming) -> tuple[Actor, ChannelInfo]:
+        """The acting technician/contact; an unknown user gets core's auto-link attempt by their Teams e-mail."""
+        try:
+            actor, info = await self.c.chat.actor_for(ws, inc.user)
+        except PermissionDenied:
+            if not await self.c.chat.autolink(ws, inc.user, lambda: self.email_of(inc)):
+                raise
+            actor, info = await self.c.chat.actor_for(ws, inc.user)
+        else:
+            if not actor.is_member and not inc.user.is_external and await self.c.chat.autolink(
+                    ws, inc.user, lambda: self.email_of(inc)):
+                actor, info = await self.c.chat.actor_for(ws, inc.user)
+        return actor, seen_with(info, shared=inc.shared)  # a shared channel is read by outsiders, bound or not
+
+    async def email_of(self, inc: Incoming) -> str | None:
+        """The sender's e-mail as Teams reports it (the roster of the conversation)."""
+        try:
+            member = await self.s.sdk.api.conversations.members(inc.base_conversation).get(inc.aad_id)
+        except Exception:  # noqa: BLE001 - no roster access: linking says what to do instead
+            log.info("Teams member lookup failed", exc_info=True)
+            return None
+        email = getattr(member, "email", None) or getattr(member, "user_principal_name", None)
+        return str(email).lower() if email else None
+
+    # ------------------------------------------------------------ messages
+
+    async def on_message(self, activity: dict[str, Any]) -> None:
+        inc = incoming(activity)
+        ws = await self.workspace(inc)
+        await self.remember(ws, inc)
+        value = activity.get("value")
+        if isinstance(value, dict) and value.get("action") and not (activity.get("text") or "").strip():
+            await self.on_submit_message(ws, inc, value)  # Action.Submit from an older client
+            return
+        text = message_text(activity)
+        if inc.thread_root:
+            ticket_id = await self.c.chat.ticket_for_thread(ws, PLATFORM, inc.user.channel_id or "", inc.thread_root)
+            if ticket_id is not None and text.lower() != "help":
+                await self.thread_message(ws, inc, ticket_id, text)
+                return
+        await self.command(ws, inc, text)
+
+    async def command(self, ws: int, inc: Incoming, text: str) -> None:
+        try:
+            cmd = parse_mention(text)
+            actor, info = await self.actor(ws, inc)
+            if isinstance(cmd, grammar.ShowTicket):
+                view = await self.c.chat_views.ticket(actor, cmd.ref, audience=audience(actor, info))
+                if inc.conversation_type == "channel":
+                    await self.post_ticket(ws, inc, view)
+                else:
+                    await self.s.poster.post(inc.target, message(cards.fallback(view), cards.ticket_card(view)))
+                return
+            email = await self.email_of(inc) if isinstance(cmd, grammar.Link) else None
+            view = await self.c.chat_commands.run(actor, inc.user, info, cmd, verified_email=email,
+                                                  shared_channel=inc.shared)
+        except DeskbridgeError as exc:
+            view = error_view(exc)
+        await self.answer(inc, view)
+
+    async def answer(self, inc: Incoming, view: Any) -> None:
+        if isinstance(view, QueueView):
+            card = cards.queue_card(view)
+        elif isinstance(view, TicketView):
+            card = cards.ticket_card(view)
+        elif isinstance(view, FormView):
+            card = cards.form_card(view)
+        else:
+            assert isinstance(view, MessageView)
+            card = cards.message_card(view)
+        await self.s.poster.post(inc.target, message(cards.fallback(view), card))
+
+    async def post_ticket(self, ws: int, inc: Incoming, view: TicketView) -> None:
+        """A ticket card as a new channel post: its reply chain is the ticket's thread."""
+        info = seen_with(await self.c.chat.channel(ws, PLATFORM, inc.tenant, inc.user.channel_id), shared=inc.shared)
+        if not may_post_ticket(info, view.summary.customer_id):
+            await self.answer(inc, MessageView(text="That ticket cannot be shown in this channel.", kind="error",
+                                               hint="Open it in a channel of its customer, or in a chat with me."))
+            return
+        if card_audience(info) == "customer" and view.audience != "customer":
+            view = await self.c.chat_views.ticket(self.c.system_actor(), view.summary.ref, audience="customer")
+        root = await self.s.poster.post(Target(inc.base_conversation, inc.service_url),
+                                        message(cards.fallback(view), cards.ticket_card(view)))
+        await self.c.chat.record_post(ws, ticket_id=view.summary.id, platform=PLATFORM, team_id=inc.tenant,
+                                      channel_id=inc.user.channel_id or inc.base_conversation, message_ts=root,
+                                      ref={"conversation_id": inc.base_conversation, "service_url": inc.service_url,
+                                           "audience": view.audience})
+
+    async def thread_message(self, ws: int, inc: Incoming, ticket_id: int, text: str) -> None:
+        """A reply in a ticket's reply chain: written to the PSA by ChatCommands' rules; refusals are told."""
+        try:
+            actor, info = await self.actor(ws, inc)
+            source = f"{PLATFORM}:{inc.user.channel_id}:{inc.thread_root}"
+            customer_reads = info.visibility == "customer"
+            # A customer's words in their own thread are theirs: core attributes them by their e-mail.
+            email = await self.email_of(inc) if customer_reads and not actor.is_member else None
+            out = await self.c.chat_commands.thread_message(actor, ticket_id, text, customer_reads=customer_reads,
+                                                            source=source, author_email=email)
+        except DeskbridgeError as exc:
+            await self.answer(inc, error_view(exc))
+            return
+        if out is None:
+            return
+        for problem in out.problems:
+            await self.answer(inc, error_view(problem))
+        if out.confirmation:
+            await self.answer(inc, MessageView(text=out.confirmation, kind="success"))
+        if out.view is not None:  # the card above the thread shows the queued write
+            await self.s.notifier.refresh_cards(ws, ticket_id)
+
+    # ------------------------------------------------------------ card actions
+
+    async def on_execute(self, activity: dict[str, Any]) -> Any:
+        """An Action.Execute click: the write runs now (local, queued for the PSA); the refreshed card returns."""
+        inc = incoming(activity)
+        action = ((activity.get("value") or {}).get("action") or {})
+        data = action.get("data") if isinstance(action.get("data"), dict) else {}
+        try:
+            ws = await self.workspace(inc)
+            view = await self.card_action(ws, inc, data)
+        except DeskbridgeError as exc:
+            view = error_view(exc)
+            if data.get("submit") and data.get("action") in ("reply", "status", "time"):
+                form = await self._form_again(ws, inc, data, exc)
+                if form is not None:
+                    return AdaptiveCardActionCardResponse.model_validate({"statusCode": 200, "value": form})
+        if isinstance(view, MessageView):
+            return AdaptiveCardActionMessageResponse(value=cards.fallback(view))
+        return AdaptiveCardActionCardResponse.model_validate({"statusCode": 200, "value": cards.any_card(view)})
+
+    async def _form_again(self, ws: int, inc: Incoming, data: dict[str, Any],
+                          exc: DeskbridgeError) -> dict[str, Any] | None:
+        """The refused form, filled in with what was sent and the reason under its field (nothing is lost)."""
+        try:
+            form = await self.card_action(ws, inc, {k: v for k, v in data.items() if k != "submit"})
+        except DeskbridgeError:
+            return None
+        if not isinstance(form, FormView):
+            return None
+        reason = exc.message + (f" {exc.hint}" if exc.hint else "")
+        return cards.form_card(form, values=data, error=reason, error_field=getattr(exc, "field", None))
+
+    async def on_submit_message(self, ws: int, inc: Incoming, data: dict[str, Any]) -> None:
+        try:
+            view = await self.card_action(ws, inc, data)
+        except DeskbridgeError as exc:
+            view = error_view(exc)
+        await self.answer(inc, view)
+
+    async def card_action(self, ws: int, inc: Incoming, data: dict[str, Any]) -> Any:
+        name, ref = str(data.get("action") or ""), str(data.get("ref") or "")
+        actor, info = await self.actor(ws, inc)
+        aud = audience(actor, info)
+        if name == "open":
+            return await self.c.chat_views.ticket(actor, ref, audience=aud)
+        if name in ("assign_me", "alert_ack", "alert_resolve"):
+            return (await self.c.chat_commands.action(actor, name, ref)).view
+        if data.get("submit") and name in ("reply", "status", "time", "new_ticket"):
+            values = {k: str(v) for k, v in data.items() if k not in ("action", "ref", "submit") and v is not None}
+            source = f"{PLATFORM}:{inc.user.channel_id}:{inc.thread_root}" if inc.thread_root else None
+            return (await self.c.chat_commands.submit(actor, name, values, ticket_ref=ref or None, audience=aud,
+                                                      source=source)).view
+        if name == "status":
+            return await self.c.chat_views.status_form(actor, ref)
+        if name == "time":
+            return await self.c.chat_views.time_form(actor, ref)
+        if name in ("reply", "note"):
+            return await self.c.chat_views.reply_form(actor, ref, visibility="public" if name == "reply" else "internal")
+        if name == "page":
+            cmd = grammar.parse_filters(str(data.get("filters") or ""))
+            return await self.c.chat_commands.queue(actor, replace(cmd, cursor=data.get("cursor")), info=info)
+        raise InvalidInput(f"'{name[:40]}' is not something this card can do.", hint="Open the ticket again.")
+
+    # ------------------------------------------------------------ install / uninstall
+
+    async def on_installation(self, activity: dict[str, Any], *, added: bool) -> None:
+        inc = incoming(activity)
+        ws = await self.workspace(inc)
+        if added:
+            await self.remember(ws, inc)
+            await self.answer(inc, MessageView(
+                text="Deskbridge is here. Technicians: mention me with `link` to link your account, then "
+                     "`tickets mine`. Admins: `bind customer ACME` makes a channel that customer's.",
+                kind="success"))
+        else:
+            await self.s.refs.forget(ws, tenant_id=inc.tenant, conversation_id=inc.base_conversation)
+
+
+def register(surface: TeamsSurface) -> Listeners:
+    ls = Listeners(surface)
+    app = surface.sdk
+
+    def later(job: Any) -> None:
+        if not surface.work.submit(job):
+            log.error("Teams activity dropped: the work queue is full")
+
+    @app.on_message
+    async def _message(ctx: Any) -> None:
+        body = ctx.activity.model_dump(mode="json", by_alias=True, exclude_none=True)
+        later(lambda: _safely(ls.on_message(body)))
+
+    @app.on_card_action_execute
+    async def _execute(ctx: Any) -> Any:
+        return await ls.on_execute(ctx.activity.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+    @app.on_install_add
+    async def _installed(ctx: Any) -> None:
+        body = ctx.activity.model_dump(mode="json", by_alias=True, exclude_none=True)
+        later(lambda: _safely(ls.on_installation(body, added=True)))
+
+    @app.on_install_remove
+    async def _uninstalled(ctx: Any) -> None:
+        body = ctx.activity.model_dump(mode="json", by_alias=True, exclude_none=True)
+        later(lambda: _safely(ls.on_installation(body, added=False)))
+
+    return ls
+
+
+async def _safely(coro: Any) -> None:
+    try:
+        await coro
+    except PostRefused as exc:
+        log.error("Teams post refused: %s", exc)

@@ -1,0 +1,230 @@
+"""TeamsNotifier: core's domain events, delivered into Teams ticket threads (a card's reply chain).
+
+- NoteAdded -> a reply in every Teams thread of the ticket except the one it was written in (`source`: no
+  echo); what a channel may get is core's rule (`may_post_ticket`, `note_visible_in`): a channel the customer
+  reads gets public notes only, a channel bound to another customer nothing. The text is posted as plain text,
+  exactly as written.
+- WriteDelivered / TicketChanged (not from Teams) -> the ticket's cards are redrawn in place, for the
+  channel's audience (`card_audience`), so "queued" turns into delivered.
+- WriteDead -> the thread says the write failed and what an admin can do, only where failures may be told
+  (`failures_visible_in`).
+- TicketCreated, and WriteDelivered of a ticket created here -> the ticket's card as a new post in each
+  channel bound `dispatch` that may see it (core decides: ChatService.dispatch_channels); the post's reply
+  chain becomes the ticket's thread.
+- SlaWarningEvent -> the channels core names (ChatService.sla_warning_channels), each once per warning (the
+  SLA monitor emits each threshold once); never a shared channel.
+Proactive posts use the conversation references stored in our database (ConversationRefs).
+
+`notify` queues and returns (the outbox worker and sync call it inline); one worker keeps each ticket's
+events in order. Posts go through the paced poster; a refused post is logged as an error, never silent.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from bot.slack.work import AfterAck
+from bot.teams import cards
+from bot.teams.poster import PostRefused, Target, message
+from core.chat import (
+    ChannelInfo,
+    ThreadPost,
+    card_audience,
+    failures_visible_in,
+    may_post_ticket,
+    note_visible_in,
+    seen_with,
+)
+from core.context import Actor
+from core.errors import DeskbridgeError
+from core.notify import (
+    DomainEvent,
+    NoteAdded,
+    SlaWarningEvent,
+    TicketChanged,
+    TicketCreated,
+    WriteDead,
+    WriteDelivered,
+)
+from core.views import SlaWarningView
+
+if TYPE_CHECKING:
+    from bot.teams.app import TeamsSurface
+
+log = logging.getLogger("deskbridge.teams")
+PLATFORM = "teams"
+VISIBILITY_LABEL = {"public": "Public reply", "internal": "Internal note", "resolution": "Resolution"}
+
+
+class TeamsNotifier:
+    def __init__(self, surface: TeamsSurface) -> None:
+        self.s = surface
+        self.c = surface.container
+        self.queue = AfterAck(workers=1, quiet_s=0.0, max_defer_s=0.0)
+
+    async def notify(self, event: DomainEvent) -> None:
+        if event.ticket_id is None and not isinstance(event, SlaWarningEvent):
+            return
+        if not self.queue.submit(lambda: self._handle(event)):
+            log.error("Teams event dropped: the queue is full", extra={"event": type(event).__name__})
+
+    async def drain(self) -> None:
+        await self.queue.drain()
+
+    async def close(self) -> None:
+        await self.queue.close()
+
+    async def _handle(self, event: DomainEvent) -> None:
+        try:
+            if isinstance(event, NoteAdded):
+                await self._note(event)
+            elif isinstance(event, WriteDead):
+                await self._dead(event)
+            elif isinstance(event, WriteDelivered):
+                await self.refresh_cards(event.workspace_id, event.ticket_id)
+                if event.kind == "create_ticket":  # created in chat or the API: no TicketCreated is emitted
+                    await self._dispatch(event.workspace_id, event.ticket_id)
+            elif isinstance(event, TicketChanged) and event.origin != PLATFORM:
+                await self.refresh_cards(event.workspace_id, event.ticket_id)
+            elif isinstance(event, TicketCreated):
+                await self._dispatch(event.workspace_id, event.ticket_id)
+            elif isinstance(event, SlaWarningEvent):
+                await self._sla(event)
+        except PostRefused as exc:
+            log.error("Teams delivery refused: %s", exc, extra={"event": type(event).__name__})
+        except Exception:  # noqa: BLE001 - a notifier logs delivery failures, never raises
+            log.exception("teams notify failed", extra={"event": type(event).__name__})
+
+    async def _seen(self, workspace_id: int, team_id: str, channel_id: str) -> ChannelInfo:
+        """The channel's binding, and whether Teams says outsiders read it (a shared channel)."""
+        info = await self.c.chat.channel(workspace_id, PLATFORM, team_id, channel_id)
+        ref = await self.s.refs.get(workspace_id, tenant_id=team_id, conversation_id=channel_id)
+        return seen_with(info, shared=bool(ref and ref.shared))
+
+    async def _threads(self, event: DomainEvent) -> list[ThreadPost]:
+        assert event.ticket_id is not None
+        return await self.c.chat.posts_for_ticket(event.workspace_id, event.ticket_id, PLATFORM)
+
+    async def _target(self, workspace_id: int, post: ThreadPost, *, thread: bool) -> Target | None:
+        ref = await self.s.refs.get(workspace_id, tenant_id=post.team_id, conversation_id=post.channel_id)
+        if ref is None:
+            return None  # the app was removed from that conversation
+        conv = f"{ref.conversation_id};messageid={post.thread_ts}" if thread else ref.conversation_id
+        return Target(conv, ref.service_url)
+
+    async def _note(self, event: NoteAdded) -> None:
+        for post in await self._threads(event):
+            if event.source == f"{PLATFORM}:{post.channel_id}:{post.thread_ts}":
+                continue  # written in this very thread: no echo
+            info = await self._seen(event.workspace_id, post.team_id, post.channel_id)
+            if not may_post_ticket(info, post.customer_id) or not note_visible_in(info, event.visibility):
+                continue
+            target = await self._target(event.workspace_id, post, thread=True)
+            if target is None:
+                continue
+            label = VISIBILITY_LABEL.get(event.visibility, event.visibility)
+            head = f"{label} · {event.author_name or 'PSA'}" + (" (from the PSA)" if event.origin == "psa" else "")
+            act = message(f"{head}\n\n{event.body}")
+            act.text_format = "plain"  # exactly what was written: no markdown or HTML interpretation
+            await self.s.poster.post(target, act)
+        await self.refresh_cards(event.workspace_id, event.ticket_id)
+
+    async def _dead(self, event: WriteDead) -> None:
+        for post in await self._threads(event):
+            info = await self._seen(event.workspace_id, post.team_id, post.channel_id)
+            if not may_post_ticket(info, post.customer_id) or not failures_visible_in(info):
+                continue
+            target = await self._target(event.workspace_id, post, thread=True)
+            if target is not None:
+                act = message(f"A {event.kind.replace('_', ' ')} could not be delivered to the PSA: "
+                              f"{event.error[:300]}\nAn admin can retry it: `@Deskbridge outbox redrive {event.op_id}`.")
+                act.text_format = "plain"
+                await self.s.poster.post(target, act)
+        await self.refresh_cards(event.workspace_id, event.ticket_id)
+
+    async def refresh_cards(self, workspace_id: int, ticket_id: int | None) -> None:
+        """Redraw every Teams card of the ticket, each for its channel's audience."""
+        if ticket_id is None:
+            return
+        posts = await self.c.chat.posts_for_ticket(workspace_id, ticket_id, PLATFORM)
+        if not posts:
+            return
+        actor = Actor.system(workspace_id)
+        try:
+            view = await self.c.chat_views.ticket_by_id(actor, ticket_id)
+        except DeskbridgeError:
+            return
+        if view is None:
+            return
+        for post in posts:
+            info = await self._seen(workspace_id, post.team_id, post.channel_id)
+            if not may_post_ticket(info, view.summary.customer_id):
+                continue  # an old thread in a channel since bound to another customer: nothing of it, ever
+            target = await self._target(workspace_id, post, thread=False)
+            if target is None:
+                continue
+            shown = view
+            if card_audience(info) == "customer":
+                shown = await self.c.chat_views.ticket_from_detail(actor, view.detail, audience="customer")
+            await self.s.poster.update(target, post.card_ts, message(cards.fallback(shown), cards.ticket_card(shown)))
+
+    async def _channel_target(self, workspace_id: int, team_id: str, channel_id: str) -> Target | None:
+        ref = await self.s.refs.get(workspace_id, tenant_id=team_id, conversation_id=channel_id)
+        return Target(ref.conversation_id, ref.service_url) if ref is not None else None
+
+    async def _dispatch(self, workspace_id: int, ticket_id: int | None) -> None:
+        """A new ticket's card in each dispatch channel that may see it, once per channel."""
+        if ticket_id is None:
+            return
+        actor = Actor.system(workspace_id)
+        try:
+            tech = await self.c.chat_views.ticket_by_id(actor, ticket_id)
+        except DeskbridgeError:
+            return
+        if tech is None:
+            return  # no number yet: its delivery dispatches it
+        targets = await self.c.chat.dispatch_channels(workspace_id, PLATFORM, customer_id=tech.summary.customer_id)
+        threads = {p.channel_id for p in await self.c.chat.posts_for_ticket(workspace_id, ticket_id, PLATFORM)}
+        for team_id, channel_id, aud in targets:
+            if channel_id in threads:
+                continue  # the ticket already has a thread there
+            info = await self._seen(workspace_id, team_id, channel_id)
+            if not may_post_ticket(info, tech.summary.customer_id):
+                continue
+            target = await self._channel_target(workspace_id, team_id, channel_id)
+            if target is None:
+                continue
+            view = tech
+            if aud == "customer" or card_audience(info) == "customer":
+                view = await self.c.chat_views.ticket_from_detail(actor, tech.detail, audience="customer")
+            root = await self.s.poster.post(target, message(cards.fallback(view), cards.ticket_card(view)))
+            await self.c.chat.record_post(workspace_id, ticket_id=ticket_id, platform=PLATFORM, team_id=team_id,
+                                          channel_id=channel_id, message_ts=root,
+                                          ref={"conversation_id": target.conversation_id,
+                                               "service_url": target.service_url, "audience": view.audience})
+
+    async def _sla(self, event: SlaWarningEvent) -> None:
+        targets = await self.c.chat.sla_warning_channels(event.workspace_id, PLATFORM, customer_id=event.customer_id)
+        if not targets:
+            return
+        actor = Actor.system(event.workspace_id)
+        psa_url = customer_name = None
+        if event.ticket_number is not None:
+            try:
+                detail = await self.c.tickets.get(actor, event.ticket_number)
+                psa_url = await self.c.chat_views.psa_url(actor, detail.summary.connection_id, detail.external_id)
+                customer_name = detail.summary.customer_name
+            except DeskbridgeError:
+                pass
+        view = SlaWarningView(ticket_number=event.ticket_number, subject=event.subject, customer_name=customer_name,
+                              priority=event.priority or "", metric=event.metric, threshold=event.threshold,
+                              remaining_s=event.remaining_s, due_at=event.due_at, psa_url=psa_url,
+                              used_pct=event.used_pct)
+        for team_id, channel_id in targets:  # core decides which channels may see it
+            ref = await self.s.refs.get(event.workspace_id, tenant_id=team_id, conversation_id=channel_id)
+            if ref is None or ref.shared:
+                continue  # removed, or shared with outsiders since it was bound: SLA figures are internal
+            target = Target(ref.conversation_id, ref.service_url)
+            text = f"SLA {'breached' if view.breached else 'warning'}: #{view.ticket_number} {view.subject}"
+            await self.s.poster.post(target, message(text[:200], cards.sla_card(view)))

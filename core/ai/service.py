@@ -1,0 +1,280 @@
+"""AiService: the workspace-facing side of core/ai (settings, training, model status, suggestions).
+
+Rules live here, not in surfaces: who may see which customers' tickets (a customer-scoped actor only its
+own customer; a technician other customers only where the workspace allows `cross_customer`), what the
+category gate allows, and that training runs in a worker thread (`asyncio.to_thread`) one at a time per
+workspace, so requests are never blocked by it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import pickle  # noqa: S403 - our own model bytes from our own database, checked against a stored sha256
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+
+from core.ai import categorize, drafts, resolution, similar
+from core.ai import settings as ai_settings
+from core.ai.text import ticket_text
+from core.context import Actor
+from core.errors import InvalidInput, NotFound, PermissionDenied
+from store.db import Database, Scope
+from store.enums import EntryKind, Stage
+from store.tables import AiModel, Ticket, TimelineEntry, Workspace
+
+CATEGORY = "category"
+MAX_TRAINING = 50_000  # newest labelled tickets used per training run (a time and memory budget)
+CLOSED = (Stage.RESOLVED.value, Stage.CLOSED.value)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelStatus:
+    kind: str
+    version: int
+    trained_on: int
+    created_at: datetime
+    metrics: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SimilarAnswer:
+    hits: tuple[similar.Hit, ...]
+    resolutions: resolution.Resolutions
+    cross_customer: bool
+
+
+def _dump(model: Any) -> bytes:
+    buf = io.BytesIO()
+    pickle.dump(model, buf, protocol=pickle.HIGHEST_PROTOCOL)
+    return buf.getvalue()
+
+
+def _versions() -> dict[str, str]:
+    import numpy
+    import sklearn
+
+    return {"sklearn": sklearn.__version__, "numpy": numpy.__version__}
+
+
+class AiService:
+    def __init__(self, db: Database, *, llm: drafts.LlmConfig | None = None,
+                 llm_transport: Any = None) -> None:
+        self.db = db
+        self.llm, self._llm_transport = llm, llm_transport
+        self._train_locks: dict[int, asyncio.Lock] = {}
+        self._models: dict[int, tuple[int, categorize.CategoryModel]] = {}
+        self._indexes: dict[int, _WorkspaceIndex] = {}
+
+    # --- settings ---------------------------------------------------------------------------------
+    async def settings(self, workspace_id: int) -> dict[str, Any]:
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            ws = await session.get(Workspace, workspace_id)
+        if ws is None:
+            raise NotFound(f"Workspace {workspace_id} was not found.")
+        return ai_settings.effective(ws.settings)
+
+    async def set_setting(self, actor: Actor, name: str, raw: str) -> dict[str, Any]:
+        """Change one AI setting (admins only); returns every AI setting."""
+        if not actor.is_admin:
+            raise PermissionDenied("Only a workspace admin can change AI settings.")
+        key, value = ai_settings.parse(name, raw)
+        async with self.db.write(actor.scope) as session:
+            ws = await session.get(Workspace, actor.workspace_id)
+            if ws is None:
+                raise NotFound(f"Workspace {actor.workspace_id} was not found.")
+            own = dict(ws.settings.get(ai_settings.SETTINGS_KEY) or {})
+            own[key] = value
+            ws.settings = {**ws.settings, ai_settings.SETTINGS_KEY: own}
+            return ai_settings.effective(ws.settings)
+
+    # --- training and status ------------------------------------------------------------------------
+    async def training_data(self, workspace_id: int) -> tuple[list[str], list[str]]:
+        """(texts, labels) of the workspace's closed tickets that carry a category, newest first."""
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            rows = (await session.execute(
+                select(Ticket.subject, Ticket.description, Ticket.type_name)
+                .where(col(Ticket.stage).in_(CLOSED), col(Ticket.type_name).is_not(None),
+                       col(Ticket.type_name) != "", col(Ticket.deleted_at).is_(None))
+                .order_by(col(Ticket.id).desc()).limit(MAX_TRAINING))).all()
+        return [ticket_text(s, d) for s, d, _ in rows], [str(t) for _, _, t in rows]
+
+    async def train(self, workspace_id: int, *, seed: int = 0) -> ModelStatus:
+        """Train a new category model version from closed tickets (in a worker thread) and store it."""
+        lock = self._train_locks.setdefault(workspace_id, asyncio.Lock())
+        if lock.locked():
+            raise InvalidInput("A training run for this workspace is already under way.",
+                               hint="Wait for it to finish, then check `deskbridge ai status`.")
+        async with lock:
+            texts, labels = await self.training_data(workspace_id)
+            started = time.monotonic()
+            try:
+                model = await asyncio.to_thread(categorize.train, texts, labels, seed=seed)
+            except categorize.NotEnoughData as exc:
+                raise InvalidInput(str(exc)) from None
+            data = await asyncio.to_thread(_dump, model)
+            metrics = {**model.summary(), "seconds": round(time.monotonic() - started, 2), **_versions()}
+            async with self.db.write(Scope.workspace(workspace_id)) as session:
+                latest = (await session.execute(
+                    select(sa.func.max(AiModel.version)).where(AiModel.kind == CATEGORY))).scalar()
+                row = AiModel(workspace_id=workspace_id, kind=CATEGORY, version=(latest or 0) + 1,
+                              trained_on=model.trained_on, metrics=metrics,
+                              sha256=hashlib.sha256(data).hexdigest(), data=data)
+                session.add(row)
+                await session.flush()
+            self._models[workspace_id] = (row.version, model)
+            return ModelStatus(CATEGORY, row.version, row.trained_on, row.created_at, metrics)
+
+    async def status(self, workspace_id: int) -> ModelStatus | None:
+        """The newest category model of the workspace (None before the first training)."""
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            row = (await session.execute(
+                select(AiModel.version, AiModel.trained_on, AiModel.created_at, AiModel.metrics)
+                .where(AiModel.kind == CATEGORY).order_by(col(AiModel.version).desc()).limit(1))).first()
+        if row is None:
+            return None
+        return ModelStatus(CATEGORY, row[0], row[1], row[2], dict(row[3]))
+
+    async def _category_model(self, workspace_id: int) -> categorize.CategoryModel | None:
+        status = await self.status(workspace_id)
+        if status is None:
+            return None
+        cached = self._models.get(workspace_id)
+        if cached and cached[0] == status.version:
+            return cached[1]
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            row = (await session.execute(select(AiModel).where(
+                AiModel.kind == CATEGORY, AiModel.version == status.version))).scalar_one()
+        if hashlib.sha256(row.data).hexdigest() != row.sha256:
+            raise InvalidInput(f"Stored category model v{row.version} is damaged (checksum mismatch).",
+                               hint="Run `deskbridge ai train` to store a new version.")
+        if row.metrics.get("sklearn") != _versions()["sklearn"]:
+            raise InvalidInput(f"Category model v{row.version} was trained with scikit-learn "
+                               f"{row.metrics.get('sklearn')}; this install has {_versions()['sklearn']}.",
+                               hint="Run `deskbridge ai train` to retrain it with this version.")
+        model = await asyncio.to_thread(pickle.loads, row.data)  # noqa: S301 - checked bytes we stored
+        self._models[workspace_id] = (row.version, model)
+        return model
+
+    # --- suggestions ------------------------------------------------------------------------------------
+    async def _ticket(self, actor: Actor, ticket_id: int) -> Ticket:
+        async with self.db.read(actor.scope) as session:
+            ticket = await session.get(Ticket, ticket_id)
+        if ticket is None or ticket.deleted_at is not None or (
+                actor.customer_scope_id is not None and ticket.customer_id != actor.customer_scope_id):
+            raise NotFound(f"Ticket id:{ticket_id} was not found.")
+        return ticket
+
+    async def categorise(self, actor: Actor, ticket_id: int) -> categorize.CategoryDecision | None:
+        """The category gate's answer for one ticket (technicians only; None when categorisation is off
+        or no model exists yet)."""
+        if not actor.is_member or actor.customer_scope_id is not None:
+            raise PermissionDenied("Category suggestions are for technicians.")
+        ticket = await self._ticket(actor, ticket_id)
+        opts = await self.settings(actor.workspace_id)
+        if not opts["categorize"]:
+            return None
+        model = await self._category_model(actor.workspace_id)
+        if model is None:
+            return None
+        top = await asyncio.to_thread(model.top, ticket_text(ticket.subject, ticket.description), 3)
+        return categorize.decide(
+            top, current=ticket.type_name or None, set_by_technician=bool(ticket.type_name), cold=model.cold,
+            thresholds=categorize.Thresholds(opts["fill_threshold"], opts["change_threshold"]),
+            auto_apply=opts["auto_apply"], excluded=frozenset(opts["excluded"]))
+
+    def _allowed_customers(self, actor: Actor, ticket: Ticket | None, cross: bool) -> frozenset[int | None] | None:
+        if actor.customer_scope_id is not None:
+            return frozenset({actor.customer_scope_id})
+        if not actor.is_member:
+            raise PermissionDenied("Similar tickets are shown to technicians or within a customer's own scope.")
+        if cross:
+            return None
+        if ticket is None:
+            raise InvalidInput("Searching by text across customers is off in this workspace.",
+                               hint="Ask from a ticket, or have an admin set `ai cross_customer on`.")
+        return frozenset({ticket.customer_id})
+
+    async def similar(self, actor: Actor, *, ticket_id: int | None = None, text: str | None = None,
+                      k: int = 3) -> SimilarAnswer:
+        """The top-k similar closed tickets the actor may see, with their resolutions verbatim."""
+        opts = await self.settings(actor.workspace_id)
+        ticket = await self._ticket(actor, ticket_id) if ticket_id is not None else None
+        allowed = self._allowed_customers(actor, ticket, bool(opts["cross_customer"]))
+        if not opts["similar"]:
+            return SimilarAnswer((), resolution.Resolutions((), False), False)
+        query = ticket_text(ticket.subject, ticket.description) if ticket else (text or "")
+        if not query.strip():
+            raise InvalidInput("Nothing to search for.", hint="Give a ticket or a few words.")
+        index = await self._index(actor.workspace_id)
+        hits = index.search(query, customers=allowed, k=k, floor=opts["similar_floor"],
+                            exclude=() if ticket_id is None else (ticket_id,))
+        return SimilarAnswer(tuple(hits), resolution.suggest(hits), allowed is None)
+
+    async def _index(self, workspace_id: int) -> similar.SimilarIndex:
+        entry = self._indexes.setdefault(workspace_id, _WorkspaceIndex())
+        async with entry.lock:
+            docs = await self._closed_since(workspace_id, entry.watermark)
+            if docs:
+                grow = len(entry.index) == 0 or len(docs) > len(entry.index) // 2
+                if grow:  # a new vocabulary once the index has grown by half
+                    all_docs = [*entry.index.docs, *docs]
+                    entry.index = await asyncio.to_thread(similar.SimilarIndex().build, all_docs)
+                else:
+                    await asyncio.to_thread(entry.index.add, docs)
+                entry.watermark = max(d.closed_at for d in docs if d.closed_at) if any(
+                    d.closed_at for d in docs) else entry.watermark
+            return entry.index
+
+    async def _closed_since(self, workspace_id: int, since: datetime | None) -> list[similar.Doc]:
+        query = select(Ticket.id, Ticket.customer_id, Ticket.number, Ticket.subject, Ticket.description,
+                       Ticket.closed_at).where(col(Ticket.stage).in_(CLOSED), col(Ticket.deleted_at).is_(None))
+        if since is not None:  # `>=`: tickets closed in the same instant are re-read; the index skips known ids
+            query = query.where(col(Ticket.closed_at) >= since)
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            rows = (await session.execute(query)).all()
+            notes: dict[int, tuple[str, str | None]] = {}
+            if rows:
+                ids = [r[0] for r in rows]
+                for start in range(0, len(ids), 500):
+                    for tid, body, author in (await session.execute(
+                            select(TimelineEntry.ticket_id, TimelineEntry.body, TimelineEntry.author_name)
+                            .where(col(TimelineEntry.ticket_id).in_(ids[start:start + 500]),
+                                   TimelineEntry.kind == EntryKind.NOTE_RESOLUTION.value)
+                            .order_by(col(TimelineEntry.occurred_at), col(TimelineEntry.id)))).all():
+                        notes[tid] = (body, author)  # the latest resolution note wins
+        return [similar.Doc(ticket_id=r[0], customer_id=r[1], number=r[2], text=f"{r[3]}\n{r[4]}",
+                            closed_at=r[5], resolution=notes.get(r[0], ("", None))[0],
+                            resolved_by=notes.get(r[0], ("", None))[1]) for r in rows]
+
+
+    async def draft(self, actor: Actor, ticket_id: int, *, requester: str | None = None) -> drafts.Draft:
+        """A reply draft for a technician to review (never sent by itself). The LLM endpoint is used only
+        when one is configured and the workspace allows remote drafts; otherwise the template draft."""
+        if not actor.is_member or actor.customer_scope_id is not None:
+            raise PermissionDenied("Reply drafts are for technicians.")
+        opts = await self.settings(actor.workspace_id)
+        if not opts["drafts"]:
+            raise InvalidInput("Reply drafts are off in this workspace.",
+                               hint="An admin can turn them on with `ai drafts on`.")
+        ticket = await self._ticket(actor, ticket_id)
+        found = await self.similar(actor, ticket_id=ticket_id)
+        args = dict(subject=ticket.subject, requester=requester, category=ticket.type_name,
+                    resolutions=found.resolutions)
+        if self.llm is not None and opts["remote_llm"]:
+            return await drafts.llm_draft(self.llm, body=ticket.description, transport=self._llm_transport,
+                                          **args)  # type: ignore[arg-type]
+        return drafts.template_draft(**args)  # type: ignore[arg-type]
+
+
+class _WorkspaceIndex:
+    def __init__(self) -> None:
+        self.index = similar.SimilarIndex()
+        self.watermark: datetime | None = None
+        self.lock = asyncio.Lock()

@@ -1,0 +1,34 @@
+"""Where a chat bot may post on its own: a stored conversation reference (Teams needs one per conversation)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field
+
+from store.tables.base import WorkspaceOwned, created_field, updated_field
+from store.types import JSONType
+
+
+class ChatConversation(WorkspaceOwned, table=True):
+    """A conversation the bot was installed in or heard from: enough to post into it later (SLA warnings,
+    dispatch, notes into a ticket's thread) after any restart. Kept when the app is removed (`installed`
+    false), so a reinstall finds its threads."""
+
+    __tablename__ = "chat_conversation"
+    __table_args__ = (sa.UniqueConstraint("platform", "tenant_id", "conversation_id", name="uq_chat_conversation"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    tenant_id: str = Field(max_length=64)
+    conversation_id: str = Field(max_length=255)  # the channel or chat itself (no ;messageid=)
+    service_url: str = Field(max_length=255)
+    conversation_type: str = Field(max_length=16)  # personal | groupChat | channel
+    team_id: str | None = Field(default=None, max_length=255)
+    channel_id: str | None = Field(default=None, max_length=255)
+    installed: bool = Field(default=True)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    created_at: datetime = created_field()
+    updated_at: datetime = updated_field()

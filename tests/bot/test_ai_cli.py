@@ -1,0 +1,59 @@
+"""`deskbridge ai train|status|settings|set|similar` against a real database."""
+
+from __future__ import annotations
+
+import asyncio
+
+from typer.testing import CliRunner
+
+from bot.cli import app
+from core.workspaces import WorkspaceService
+from store.db import Database
+from tests.core.ai.test_service import seed
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def _seed(env) -> None:
+    async def go() -> None:
+        db = Database(env["DESKBRIDGE_DATABASE_URL"])
+        try:
+            [ws] = await WorkspaceService(db).list()
+            await seed(db, ws.id)
+        finally:
+            await db.dispose()
+
+    asyncio.run(go())
+
+
+def test_status_train_settings_and_similar(env):
+    first = invoke("ai", "status")
+    assert first.exit_code == 0 and "No category model yet" in first.stdout
+    refused = invoke("ai", "train")
+    assert refused.exit_code == 1 and "Close more tickets" in refused.output
+    _seed(env)
+    trained = invoke("ai", "train")
+    assert trained.exit_code == 0, trained.output
+    assert "Category model v1" in trained.stdout and "on 330 tickets, 3 categories" in trained.stdout
+    assert "held-out accuracy: " in trained.stdout
+    assert "Category model v2" in invoke("ai", "train").stdout
+    assert "Category model v2" in invoke("ai", "status").stdout
+
+    bad = invoke("ai", "set", "fill_threshold", "2")
+    assert bad.exit_code == 1 and "at most 1" in bad.output
+    assert "fill_threshold is now 0.9" in invoke("ai", "set", "fill_threshold", "0.9").stdout
+    assert "fill_threshold: 0.9" in invoke("ai", "settings").stdout
+
+    # A workspace-wide text search needs cross-customer on; a customer's own search does not.
+    off = invoke("ai", "similar", "vpn tunnel drops")
+    assert off.exit_code == 1 and "cross_customer" in off.output
+    own = invoke("ai", "similar", "vpn tunnel drops", "--customer", "GLOBEX")
+    assert own.exit_code == 0 and "#9002" in own.stdout and "#9001" not in own.stdout
+    assert "GLOBEX-ONLY: rebooted their firewall fw01." in own.stdout
+    invoke("ai", "set", "cross_customer", "on")
+    both = invoke("ai", "similar", "vpn tunnel drops")
+    assert "#9001" in both.stdout and "#9002" in both.stdout and "disagree" in both.stdout
