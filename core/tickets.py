@@ -7,7 +7,7 @@ transaction, so nothing is half-written and no PSA write is lost. Nothing here c
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -208,9 +208,18 @@ class TicketService:
         type_external_id: str | None = None,
         alert_ref: str | None = None,
         device_ref: str | None = None,
+        extra_fields: Mapping[str, str] | None = None,
     ) -> TicketDetail:
         """Create a ticket: numbered locally when standalone, queued for the PSA when PSA-backed. Everything
-        the PSA requires is checked first (core/create_fields.py): a create is never accepted to go dead."""
+        the PSA requires is checked first (core/create_fields.py): a create is never accepted to go dead.
+        `extra_fields`: values for fields the chosen board makes mandatory that a ticket has no place for
+        (by the PSA's field name); only the chosen board's are sent."""
+        extras = {str(k).strip(): str(v).strip() for k, v in (extra_fields or {}).items()
+                  if str(k).strip() and str(v).strip()}
+        for name, value in extras.items():
+            if len(name) > 100 or len(value) > 1000:
+                raise InvalidInput(f"'{name[:40]}' is too long for the PSA.", hint="Shorten it and try again.",
+                                   field=f"custom:{name[:40]}")
         self._require_member(actor, "create tickets here") if actor.origin != Origin.API else None
         prio = parse_priority(priority)
         if actor.customer_scope_id is not None:
@@ -252,6 +261,7 @@ class TicketService:
                 given = {name for name, value in (("company_external_id", customer), ("contact_external_id", contact),
                                                   ("owner_external_id", assignee), ("description", desc),
                                                   ("priority_external_id", psa_prio)) if value}
+                given |= {f"custom:{name}" for name in extras}
                 target = await create_fields.resolve(session, conn, caps, board=board_external_id,
                                                      type_external_id=type_external_id, type_name=type_name,
                                                      given=frozenset(given))
@@ -298,6 +308,8 @@ class TicketService:
                         type_external_id=target.type_external_id if target else None,
                         priority_external_id=psa_prio[0] if psa_prio else None,
                         owner_external_id=assignee.external_id if assignee else None,
+                        extra_fields={k: v for k, v in extras.items()
+                                      if target is not None and f"custom:{k}" in target.requires},
                     ),
                     marker=ticket.marker,
                 )

@@ -217,6 +217,7 @@ class MessageView:
     hint: str | None = None
     suggestions: tuple[str, ...] = ()
     lines: tuple[str, ...] = ()
+    about_user: str | None = None  # a chat user the message is about: surfaces show them as a mention
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -7,6 +7,7 @@ subject cannot contain `<!channel>` or a disguised link.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -169,7 +170,8 @@ def ticket_fallback(view: TicketView) -> str:
 
 def message_blocks(view: MessageView) -> list[dict[str, Any]]:
     icon = {"error": ":warning: ", "success": ":white_check_mark: "}.get(view.kind, "")
-    blocks: list[dict[str, Any]] = [{"type": "section", "text": _md(icon + esc(view.text))}]
+    about = f"<@{view.about_user}> " if view.about_user and re.fullmatch(r"[UW][A-Z0-9_]{1,30}", view.about_user) else ""
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": _md(icon + about + esc(view.text))}]
     if view.lines:
         blocks.append({"type": "section", "text": _md("\n".join(f"• {line}" for line in view.lines))})
     if view.suggestions:

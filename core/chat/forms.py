@@ -94,6 +94,17 @@ class TicketForms:
         if needs_contact:
             fields.append(FormField(name="contact", label="Contact e-mail", kind="text", required=False,
                                     max_length=254, hint="Required on " + ", ".join(needs_contact) + " tickets."))
+        # Fields a board makes mandatory that a ticket has no place for (a Halo type's category, an Autotask
+        # UDF): asked for by the PSA's name, sent only with a board that requires it.
+        extra: dict[str, list[str]] = {}
+        for b in boards:
+            for need in sorted((b.data or {}).get("requires") or ()):
+                if need.startswith("custom:"):
+                    extra.setdefault(need, []).append(b.name)
+        for need, names in extra.items():
+            fields.append(FormField(name=need, label=need.removeprefix("custom:").replace("_", " ").capitalize(),
+                                    kind="text", required=False, max_length=200,
+                                    hint="Required on " + ", ".join(names) + " tickets."))
         fields.append(FormField(name="priority", label="Priority", kind="select", required=True,
                                 options=tuple(FormOption(value=p.value, label=p.label) for p in Priority),
                                 initial=Priority.MEDIUM.value))

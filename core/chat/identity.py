@@ -27,7 +27,7 @@ from core.singleflight import SingleFlight
 from core.workspaces import DirectoryService
 from store.db import Database, Scope
 from store.enums import EntryKind, Origin
-from store.tables import Member, MemberChatIdentity, OutboxOp, Ticket, TimelineEntry
+from store.tables import Member, MemberChatIdentity, OutboxOp, PsaConnection, Ticket, TimelineEntry
 
 AUTOLINK_RETRY_S = 600.0  # an unknown chat user is matched by e-mail at most this often
 # Ticket fields shown in a queue row (TicketChanged keys): a change re-renders the assignee's App Home.
@@ -80,10 +80,12 @@ class Identities:
             # A chat workspace admin who is not linked yet may set up bindings and links, nothing else.
             return Actor(workspace_id=workspace_id, origin=origin, display=display, is_member=False,
                          is_admin=True, customer_scope_id=-1), info
+        setup = "" if await self.has_admin(workspace_id) else (
+            " Setting Deskbridge up? A chat workspace admin runs /deskbridge link to become its first admin.")
         raise PermissionDenied(
             "Deskbridge does not know you yet, and this channel is not bound to a customer.",
             hint="Technicians: run /deskbridge link to link your account by e-mail. Customers: ask your MSP "
-                 "to bind this channel to your company.",
+                 "to bind this channel to your company." + setup,
         )
 
     async def write_author(self, workspace_id: int, op_id: int, platform: str) -> str | None:
@@ -117,6 +119,32 @@ class Identities:
                                             team_id=user.home_team, user_id=user.user_id)
         self.invalidate()
         return member
+
+    async def link_first_admin(self, workspace_id: int, user: ChatUser, email: str) -> tuple[Member, bool]:
+        """The chat platform's admin sets Deskbridge up from chat alone: linked to the technician with this
+        e-mail and made Deskbridge's first admin. In a workspace without a PSA (standalone) and without that
+        technician, the technician is created from the chat profile. Returns (member, created)."""
+        if user.is_external:
+            raise PermissionDenied("Accounts from another organisation cannot be linked to a technician.")
+        member = await self.directory.member_by_email(workspace_id, email)
+        created = False
+        if member is None:
+            async with self.db.read(Scope.workspace(workspace_id)) as session:
+                has_psa = (await session.exec(select(PsaConnection.id).limit(1))).first() is not None
+            if has_psa:
+                raise NotFound(f"No technician in your PSA has the e-mail {email}.",
+                               hint="Run /deskbridge link you@your-psa-address with the e-mail your PSA has for "
+                                    "you, or wait for the first sync to bring the technicians.")
+            name = (user.name or email.split("@", 1)[0]).strip() or email
+            member = await self.directory.add_member(workspace_id, name=name, email=email, is_admin=True)
+            created = True
+        else:
+            member = await self.directory.set_admin(workspace_id, email, True)
+        await self.directory.link_chat_user(workspace_id, member.id, platform=user.platform,  # type: ignore[arg-type]
+                                            team_id=user.home_team, user_id=user.user_id)
+        self.invalidate()
+        self._cache.put(("has_admin", workspace_id), True)
+        return member, created
 
     async def autolink(self, workspace_id: int, user: ChatUser,
                        verified_email: Callable[[], Awaitable[str | None]]) -> bool:

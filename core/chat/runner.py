@@ -110,7 +110,14 @@ class ChatRunner:
         return await self.views.new_ticket_form(r.actor, subject=r.cmd.subject)
 
     async def _help(self, r: Request) -> View:
-        return MessageView(text="Deskbridge commands", lines=HELP_LINES)
+        return self.help()
+
+    @staticmethod
+    def help() -> MessageView:
+        """The command list: for anyone, linked or not (it is how people find out how to link)."""
+        return MessageView(text="Deskbridge commands", lines=HELP_LINES,
+                           hint="New here? Technicians run /deskbridge link; setting Deskbridge up, a chat "
+                                "workspace admin runs /deskbridge link to become its first admin.")
 
     async def _link(self, r: Request) -> View:
         assert isinstance(r.cmd, c.Link)

@@ -98,6 +98,9 @@ class ChatService:
     async def has_admin(self, workspace_id: int) -> bool:
         return await self.identities.has_admin(workspace_id)
 
+    async def link_first_admin(self, workspace_id: int, user: ChatUser, email: str) -> tuple[Member, bool]:
+        return await self.identities.link_first_admin(workspace_id, user, email)
+
     async def link_user(self, workspace_id: int, user: ChatUser, email: str) -> Member:
         return await self.identities.link_user(workspace_id, user, email)
 

@@ -62,7 +62,8 @@ class ChatWrites:
                 actor, subject=values.get("subject", ""), description=values.get("description", ""),
                 customer_id=_form_id(values.get("customer"), "customer"), contact_email=values.get("contact") or None,
                 priority=values.get("priority") or "medium", board_external_id=values.get("board") or None,
-                type_external_id=values.get("type") or None, type_name=values.get("type") or None)
+                type_external_id=values.get("type") or None, type_name=values.get("type") or None,
+                extra_fields={k.removeprefix("custom:"): v for k, v in values.items() if k.startswith("custom:")})
             return Submitted(await self.views.ticket_from_detail(actor, detail, audience=audience),
                              queued("Ticket", detail.summary.connection_id))
         if ticket_ref is None:

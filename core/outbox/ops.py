@@ -45,6 +45,7 @@ class CreateTicket(_Payload):
     priority_external_id: str | None = None
     type_external_id: str | None = None
     owner_external_id: str | None = None
+    extra_fields: dict[str, str] = Field(default_factory=dict)  # required board fields by the PSA's name
 
 
 class UpdateTicket(_Payload):

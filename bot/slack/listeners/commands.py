@@ -29,6 +29,10 @@ async def run_command(sc: SlackContext, body: dict[str, Any], context: Any, clie
     user = sc.chat_user(context, body, channel)
     try:
         cmd = grammar.parse(body.get("command", ""), body.get("text", ""))
+        if isinstance(cmd, grammar.Help):  # for everyone: help is how an unknown user learns to link
+            view = sc.commands.help()
+            await respond(text=bk.message_fallback(view), blocks=bk.message_blocks(view), response_type="ephemeral")
+            return
         actor, info = await sc.actor(context, user, client, need_admin=isinstance(cmd, ADMIN_COMMANDS))
         ws = int(context[WORKSPACE_KEY])
         if isinstance(cmd, grammar.NewTicket):
