@@ -35,6 +35,7 @@ from core.idempotency import IdempotencyService
 from core.intake.alerts import AlertIntake
 from core.intake.mail import MailIntake
 from core.intake.mailbox import MailboxService
+from core.intake.requests import EndUserRequests
 from core.intake.sources import AlertSourceService
 from core.notify import FanoutNotifier
 from core.outbox.admin import OutboxAdmin
@@ -89,6 +90,7 @@ class Deskbridge:
     alert_sources: AlertSourceService  # alert intake: sources, secrets, customer mapping rules, triage
     alert_intake: AlertIntake  # POST /webhooks/alerts/{key}: alerts become tickets (core/intake)
     mailboxes: MailboxService  # the support mailbox (IMAP or Graph), polled each minute into MailIntake
+    end_user_requests: EndUserRequests  # end users asking for help in customer channels
     sync: SyncService  # ticket sync, picklists, reconcile, webhooks, mappings
     sla: SlaService  # clocks and figures
     sla_config: SlaConfigService  # calendars and policies
@@ -206,6 +208,7 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         alert_sources=alert_sources,
         alert_intake=alert_intake,
         mailboxes=mailboxes,
+        end_user_requests=EndUserRequests(db, tickets=tickets),
         alert_templates={"datto-trigger": datto.TRIGGER_TEMPLATE, "datto-resolve": datto.RESOLVE_TEMPLATE},
         sync=SyncService(SyncEngine(db, connections, notifier, instance_id=settings.instance_id)),
         sla=sla,

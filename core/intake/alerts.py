@@ -181,11 +181,11 @@ class AlertIntake:
             try:
                 while True:
                     batch = await self._pending(workspace_id, source_id)
-                    if not batch:
-                        break
                     for receipt_id in batch:
                         await self.correlator.apply(workspace_id, receipt_id)
                         applied += 1
+                    if len(batch) < BATCH:  # drained (what arrives meanwhile is found after the release)
+                        break
                     await self._claim(workspace_id, source_id, token, renew=True)
             finally:
                 await self._release(workspace_id, source_id, token)
