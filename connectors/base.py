@@ -276,6 +276,9 @@ class NewTicket:
     priority_external_id: str | None = None
     type_external_id: str | None = None
     owner_external_id: str | None = None
+    # Fields the board (e.g. a Halo ticket type, an Autotask UDF) makes mandatory that have no place above:
+    # the PSA's field name -> the value the technician filled in on the create form.
+    extra_fields: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.base import Capabilities
@@ -26,12 +26,13 @@ class CreateTarget:
     board_name: str | None
     type_external_id: str | None
     type_name: str | None
+    requires: frozenset[str] = frozenset()  # what the board makes mandatory (NewTicket names, custom:<name>)
 
 
 async def _items(session: AsyncSession, connection_id: int, kind: str) -> list[PicklistItem]:
     return list((await session.exec(select(PicklistItem).where(
         PicklistItem.connection_id == connection_id, PicklistItem.kind == kind,
-        PicklistItem.active == sa.true()).order_by(PicklistItem.sort_order, PicklistItem.name))).all())
+        PicklistItem.active == sa.true()).order_by(col(PicklistItem.sort_order), col(PicklistItem.name)))).all())
 
 
 async def default_board(session: AsyncSession, conn: PsaConnection) -> PicklistItem | None:
@@ -74,8 +75,8 @@ def check_board_requires(conn: PsaConnection, board: PicklistItem | None, given:
             continue
         if need.startswith("custom:") or need not in FORM_FIELDS:
             label = need.removeprefix("custom:")
-            raise InvalidInput(f"{board.name} tickets in {conn.name} need '{label}', which Deskbridge cannot fill in "
-                               "yet.", hint="Pick another board, or create this ticket in the PSA.", field="board")
+            raise InvalidInput(f"{board.name} tickets in {conn.name} need '{label}'.",
+                               hint=f"Fill in {label} on the form and try again.", field=f"custom:{label}")
         form_field, what = FORM_FIELDS[need]
         raise InvalidInput(f"{board.name} tickets in {conn.name} need {what}.",
                            hint=f"Fill in the {form_field} and try again.", field=form_field)
@@ -125,4 +126,5 @@ async def resolve(session: AsyncSession, conn: PsaConnection, caps: Capabilities
         check_board_requires(conn, board_item, given)
     return CreateTarget(board_external_id=board_id, board_name=board_item.name if board_item else None,
                         type_external_id=type_item.external_id if type_item else None,
-                        type_name=type_item.name if type_item else None)
+                        type_name=type_item.name if type_item else None,
+                        requires=frozenset((board_item.data or {}).get("requires") or ()) if board_item else frozenset())

@@ -7,12 +7,12 @@ transaction, so nothing is half-written and no PSA write is lost. Nothing here c
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.base import Capabilities, Feature
@@ -151,6 +151,7 @@ class TicketService:
             payload=payload,  # type: ignore[arg-type]
             ticket_id=ticket.id,
             actor=actor.display,
+            author_member_id=actor.member_id,
             timeline_entry_id=entry.id if entry else None,
             marker=marker,
         )
@@ -208,9 +209,18 @@ class TicketService:
         type_external_id: str | None = None,
         alert_ref: str | None = None,
         device_ref: str | None = None,
+        extra_fields: Mapping[str, str] | None = None,
     ) -> TicketDetail:
         """Create a ticket: numbered locally when standalone, queued for the PSA when PSA-backed. Everything
-        the PSA requires is checked first (core/create_fields.py): a create is never accepted to go dead."""
+        the PSA requires is checked first (core/create_fields.py): a create is never accepted to go dead.
+        `extra_fields`: values for fields the chosen board makes mandatory that a ticket has no place for
+        (by the PSA's field name); only the chosen board's are sent."""
+        extras = {str(k).strip(): str(v).strip() for k, v in (extra_fields or {}).items()
+                  if str(k).strip() and str(v).strip()}
+        for name, value in extras.items():
+            if len(name) > 100 or len(value) > 1000:
+                raise InvalidInput(f"'{name[:40]}' is too long for the PSA.", hint="Shorten it and try again.",
+                                   field=f"custom:{name[:40]}")
         self._require_member(actor, "create tickets here") if actor.origin != Origin.API else None
         prio = parse_priority(priority)
         if actor.customer_scope_id is not None:
@@ -252,6 +262,7 @@ class TicketService:
                 given = {name for name, value in (("company_external_id", customer), ("contact_external_id", contact),
                                                   ("owner_external_id", assignee), ("description", desc),
                                                   ("priority_external_id", psa_prio)) if value}
+                given |= {f"custom:{name}" for name in extras}
                 target = await create_fields.resolve(session, conn, caps, board=board_external_id,
                                                      type_external_id=type_external_id, type_name=type_name,
                                                      given=frozenset(given))
@@ -298,6 +309,8 @@ class TicketService:
                         type_external_id=target.type_external_id if target else None,
                         priority_external_id=psa_prio[0] if psa_prio else None,
                         owner_external_id=assignee.external_id if assignee else None,
+                        extra_fields={k: v for k, v in extras.items()
+                                      if target is not None and f"custom:{k}" in target.requires},
                     ),
                     marker=ticket.marker,
                 )
@@ -318,9 +331,9 @@ class TicketService:
     async def _next_number(self, session: AsyncSession, workspace_id: int) -> int:
         stmt = (
             sa.update(Workspace)
-            .where(Workspace.id == workspace_id)  # type: ignore[arg-type]
-            .values(next_ticket_number=Workspace.next_ticket_number + 1)
-            .returning(Workspace.next_ticket_number)
+            .where(col(Workspace.id) == workspace_id)
+            .values(next_ticket_number=col(Workspace.next_ticket_number) + 1)
+            .returning(col(Workspace.next_ticket_number))
         )
         value = (await session.execute(stmt)).scalar_one()
         return int(value) - 1
@@ -495,7 +508,7 @@ class TicketService:
                 session, actor, ticket,
                 AddNote(
                     text=body,
-                    visibility=visibility,  # type: ignore[arg-type]
+                    visibility=visibility,
                     email_contact=public if email_contact is None else (email_contact and public),
                     author_member_external_id=await self._member_external_id(session, ticket, actor.member_id),
                     author_contact_external_id=await self._contact_external_id(session, ticket, contact_email),
@@ -648,7 +661,7 @@ class TicketService:
             self._touch(ticket)
             await session.flush()
             self._enqueue(session, actor, ticket,
-                          UploadAttachment(blob_id=blob.id, filename=name, content_type=content_type,  # type: ignore[arg-type]
+                          UploadAttachment(blob_id=blob.id, filename=name, content_type=content_type,
                                            size=len(content), visibility=visibility),
                           entry, marker=marker)
             return await self._detail(session, actor, ticket)

@@ -7,6 +7,7 @@ subject cannot contain `<!channel>` or a disguised link.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ from core.views import (
     TicketSummary,
     TicketView,
     ViewAction,
+    ai_lines,
     human_duration,
     sla_text,
 )
@@ -140,6 +142,10 @@ def ticket_blocks(view: TicketView, *, max_notes: int = 8) -> list[dict[str, Any
                                                      else esc(link.ref)))
     if extra:
         blocks.append(_context(*extra))
+    if view.ai is not None and not view.ai.empty:
+        blocks.append({"type": "section", "text": _md(
+            ":bulb: *AI suggestions*\n" + "\n".join(esc(_cut(line, 600)) for line in ai_lines(view.ai)))})
+        blocks.append(_context(esc(view.ai.source)))
     status = []
     if d.dead_writes:
         status.append(f":x: {d.dead_writes} write(s) could not be delivered to the PSA (`/deskbridge outbox`)")
@@ -169,7 +175,8 @@ def ticket_fallback(view: TicketView) -> str:
 
 def message_blocks(view: MessageView) -> list[dict[str, Any]]:
     icon = {"error": ":warning: ", "success": ":white_check_mark: "}.get(view.kind, "")
-    blocks: list[dict[str, Any]] = [{"type": "section", "text": _md(icon + esc(view.text))}]
+    about = f"<@{view.about_user}> " if view.about_user and re.fullmatch(r"[UW][A-Z0-9_]{1,30}", view.about_user) else ""
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": _md(icon + about + esc(view.text))}]
     if view.lines:
         blocks.append({"type": "section", "text": _md("\n".join(f"• {line}" for line in view.lines))})
     if view.suggestions:

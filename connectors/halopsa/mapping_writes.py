@@ -81,6 +81,11 @@ def new_ticket_body(t: NewTicket, *, site_id: int | None = None, team_name: str 
     if quiet:
         body["_dont_fire_automations"] = True
     body.update(_marker_field(marker_field_id, t.marker))
+    for name, value in t.extra_fields.items():  # a ticket type's mandatory fields, by Halo's field name
+        if name.upper().startswith("CF"):  # Halo's custom fields are named CF…
+            body.setdefault("customfields", []).append({"name": name, "value": value})
+        elif name not in body:
+            body[name] = value
     return body
 
 

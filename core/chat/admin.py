@@ -58,14 +58,25 @@ class ChatAdmin:
                 raise InvalidInput("Whose e-mail?", hint="Use /deskbridge link @someone their@email.")
             other = replace(user, user_id=cmd.user, user_team_id=None, name=None)
             member = await self.chat.link_user(actor.workspace_id, other, cmd.email)
-            return MessageView(text=f"Linked <@{cmd.user}> to technician {member.name}.", kind="success")
-        email = verified_email
-        if cmd.email and cmd.email != (verified_email or "").lower():
-            raise PermissionDenied("You can only link yourself with the e-mail of your own chat profile.",
-                                   hint="Run /deskbridge link without an address, or ask an admin.")
+            return MessageView(text=f"Linked to technician {member.name}.", kind="success", about_user=cmd.user)
+        email = (verified_email or "").lower() or None
+        if cmd.email and cmd.email.lower() != email:
+            if not actor.is_admin:  # anyone else links only with the e-mail their chat platform verified
+                raise PermissionDenied("You can only link yourself with the e-mail of your own chat profile.",
+                                       hint="Run /deskbridge link without an address, or ask an admin.")
+            email = cmd.email.lower()  # an admin's PSA address may differ from their chat profile's
         if not email:
             raise InvalidInput("Your chat profile has no e-mail I can read.",
-                               hint="Ask an admin to run /deskbridge link @you your@email.")
+                               hint="Run /deskbridge link you@your-psa-address, or ask an admin.")
+        if actor.is_admin and not await self.chat.has_admin(actor.workspace_id):
+            # the chat workspace's admin, before Deskbridge has an admin: becomes the first one
+            member, created = await self.chat.link_first_admin(actor.workspace_id, user, email)
+            made = " (created as a technician: there is no PSA yet)" if created else ""
+            return MessageView(text=f"You are linked to technician {member.name}{made} and are Deskbridge's first "
+                                    "admin.", kind="success",
+                               hint="Next: /deskbridge link @someone their@email for colleagues (people whose chat "
+                                    "e-mail matches a technician are linked on their first command), /deskbridge "
+                                    "bind customer ACME in a customer's channel, /deskbridge bind sla for warnings.")
         member = await self.chat.link_user(actor.workspace_id, user, email)
         return MessageView(text=f"You are linked to technician {member.name}. Try /tickets mine.", kind="success")
 

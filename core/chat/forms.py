@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from connectors.base import Capabilities, Feature
 from core import create_fields
@@ -52,9 +52,10 @@ class TicketForms:
             stmt = select(PicklistItem).where(PicklistItem.connection_id == connection_id,
                                               PicklistItem.kind == kind, PicklistItem.active == sa.true())
             if parent is not None:
-                stmt = stmt.where(sa.or_(PicklistItem.parent_external_id == parent,
-                                         PicklistItem.parent_external_id == ""))
-            return list((await session.exec(stmt.order_by(PicklistItem.sort_order, PicklistItem.name))).all())
+                stmt = stmt.where(sa.or_(col(PicklistItem.parent_external_id) == parent,
+                                         col(PicklistItem.parent_external_id) == ""))
+            return list((await session.exec(stmt.order_by(col(PicklistItem.sort_order),
+                                                          col(PicklistItem.name)))).all())
 
     async def default_connection(self, actor: Actor) -> PsaConnection | None:
         async with self.db.read(actor.scope) as session:
@@ -94,6 +95,17 @@ class TicketForms:
         if needs_contact:
             fields.append(FormField(name="contact", label="Contact e-mail", kind="text", required=False,
                                     max_length=254, hint="Required on " + ", ".join(needs_contact) + " tickets."))
+        # Fields a board makes mandatory that a ticket has no place for (a Halo type's category, an Autotask
+        # UDF): asked for by the PSA's name, sent only with a board that requires it.
+        extra: dict[str, list[str]] = {}
+        for b in boards:
+            for need in sorted((b.data or {}).get("requires") or ()):
+                if need.startswith("custom:"):
+                    extra.setdefault(need, []).append(b.name)
+        for need, names in extra.items():
+            fields.append(FormField(name=need, label=need.removeprefix("custom:").replace("_", " ").capitalize(),
+                                    kind="text", required=False, max_length=200,
+                                    hint="Required on " + ", ".join(names) + " tickets."))
         fields.append(FormField(name="priority", label="Priority", kind="select", required=True,
                                 options=tuple(FormOption(value=p.value, label=p.label) for p in Priority),
                                 initial=Priority.MEDIUM.value))

@@ -10,13 +10,12 @@ Also: linking chat users to technicians (by verified e-mail), and whose App Home
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core.chat.bindings import Bindings
 from core.chat.cache import TTLCache
@@ -27,7 +26,7 @@ from core.singleflight import SingleFlight
 from core.workspaces import DirectoryService
 from store.db import Database, Scope
 from store.enums import EntryKind, Origin
-from store.tables import Member, MemberChatIdentity, OutboxOp, Ticket, TimelineEntry
+from store.tables import Member, MemberChatIdentity, OutboxOp, PsaConnection, Ticket, TimelineEntry
 
 AUTOLINK_RETRY_S = 600.0  # an unknown chat user is matched by e-mail at most this often
 # Ticket fields shown in a queue row (TicketChanged keys): a change re-renders the assignee's App Home.
@@ -52,7 +51,7 @@ class Identities:
         key = ("member", workspace_id, user.platform, user.home_team, user.user_id)
         hit, value = self._cache.get(key)
         if hit:
-            return value  # type: ignore[no-any-return]
+            return value
         member = await self.directory.member_for_chat_user(workspace_id, platform=user.platform,
                                                            team_id=user.home_team, user_id=user.user_id)
         self._cache.put(key, member)
@@ -80,18 +79,27 @@ class Identities:
             # A chat workspace admin who is not linked yet may set up bindings and links, nothing else.
             return Actor(workspace_id=workspace_id, origin=origin, display=display, is_member=False,
                          is_admin=True, customer_scope_id=-1), info
+        setup = "" if await self.has_admin(workspace_id) else (
+            " Setting Deskbridge up? A chat workspace admin runs /deskbridge link to become its first admin.")
         raise PermissionDenied(
             "Deskbridge does not know you yet, and this channel is not bound to a customer.",
             hint="Technicians: run /deskbridge link to link your account by e-mail. Customers: ask your MSP "
-                 "to bind this channel to your company.",
+                 "to bind this channel to your company." + setup,
         )
 
-    async def write_author(self, workspace_id: int, op_id: int, platform: str) -> str | None:
-        """The chat user id of whoever made an outbox write from this platform (its audit actor), if any."""
+    async def write_author(self, workspace_id: int, op_id: int, platform: str,
+                           team_id: str | None = None) -> str | None:
+        """The chat user id (on `team_id`, when given) of the technician who made an outbox write, if they
+        have one on this platform: the op names its author (`OutboxOp.author_member_id`)."""
         async with self.db.read(Scope.workspace(workspace_id)) as session:
             op = await session.get(OutboxOp, op_id)
-        m = re.match(rf"^{re.escape(platform)}:([^\s(]+)", (op.actor if op else "") or "")
-        return m.group(1) if m else None
+            if op is None or op.author_member_id is None:
+                return None
+            stmt = select(MemberChatIdentity.user_id).where(MemberChatIdentity.member_id == op.author_member_id,
+                                                            MemberChatIdentity.platform == platform)
+            if team_id is not None:
+                stmt = stmt.where(MemberChatIdentity.team_id == team_id)
+            return (await session.exec(stmt.order_by(col(MemberChatIdentity.id)))).first()
 
     async def has_admin(self, workspace_id: int) -> bool:
         """Whether the workspace has an active Deskbridge admin (a technician marked admin); cached briefly."""
@@ -117,6 +125,32 @@ class Identities:
                                             team_id=user.home_team, user_id=user.user_id)
         self.invalidate()
         return member
+
+    async def link_first_admin(self, workspace_id: int, user: ChatUser, email: str) -> tuple[Member, bool]:
+        """The chat platform's admin sets Deskbridge up from chat alone: linked to the technician with this
+        e-mail and made Deskbridge's first admin. In a workspace without a PSA (standalone) and without that
+        technician, the technician is created from the chat profile. Returns (member, created)."""
+        if user.is_external:
+            raise PermissionDenied("Accounts from another organisation cannot be linked to a technician.")
+        member = await self.directory.member_by_email(workspace_id, email)
+        created = False
+        if member is None:
+            async with self.db.read(Scope.workspace(workspace_id)) as session:
+                has_psa = (await session.exec(select(PsaConnection.id).limit(1))).first() is not None
+            if has_psa:
+                raise NotFound(f"No technician in your PSA has the e-mail {email}.",
+                               hint="Run /deskbridge link you@your-psa-address with the e-mail your PSA has for "
+                                    "you, or wait for the first sync to bring the technicians.")
+            name = (user.name or email.split("@", 1)[0]).strip() or email
+            member = await self.directory.add_member(workspace_id, name=name, email=email, is_admin=True)
+            created = True
+        else:
+            member = await self.directory.set_admin(workspace_id, email, True)
+        await self.directory.link_chat_user(workspace_id, member.id, platform=user.platform,  # type: ignore[arg-type]
+                                            team_id=user.home_team, user_id=user.user_id)
+        self.invalidate()
+        self._cache.put(("has_admin", workspace_id), True)
+        return member, created
 
     async def autolink(self, workspace_id: int, user: ChatUser,
                        verified_email: Callable[[], Awaitable[str | None]]) -> bool:

@@ -87,6 +87,19 @@ async def submit_form(sc: SlackContext, ack: Any, body: dict[str, Any], context:
         log.info("a modal submitted twice was taken once", extra={"form": form})
         return
     sc.background(_after_submit(sc, done, form, meta, user, ws, client))
+    sc.background(_refresh_modal_below(done, view, client))
+
+
+async def _refresh_modal_below(done: Submitted, view: dict[str, Any], client: Any) -> None:
+    """A form pushed over the ticket modal (App Home): once it closes, the ticket modal it was pushed on
+    shows the ticket as it is now and says what was done."""
+    below = view.get("previous_view_id")
+    if not below or below == view.get("id") or done.view is None:
+        return
+    try:
+        await client.views_update(view_id=below, view=bk.ticket_modal(replace(done.view, notice=done.confirmation)))
+    except SlackApiError:
+        log.info("the ticket modal under a submitted form was already closed")
 
 
 def values_digest(values: dict[str, str]) -> str:
@@ -144,3 +157,4 @@ async def _finish_slow_submit(sc: SlackContext, task: asyncio.Future[Submitted |
     except SlackApiError:
         log.info("slow form's modal was closed before it finished")
     await _after_submit(sc, done, form, meta, user, ws, client)
+    await _refresh_modal_below(done, view, client)

@@ -61,8 +61,9 @@ async def test_a_technicians_day_against_halo(container, fake: FakeHalo, workspa
         "!public We replaced the VPN gateway; please try again.",         # a public reply (e-mails the user)
         "4", "45m", "Replaced the gateway", "y",                          # time
         "3", "2", "", "",                                                 # status -> In Progress
-        *new_ticket, "", "", "", "",                                      # no contact: refused, nothing queued
-        *new_ticket, "pat@acme.example", "", "", "Starts Monday.",        # the contact the type requires
+        *new_ticket, "", "", "", "", "",                                  # no contact: refused, nothing queued
+        *new_ticket, "pat@acme.example", "", "", "", "Starts Monday.",    # the contact the type requires
+                                                                          # (category: only Change needs it)
         "quit"])
     await ConsoleSession(container, read=script, write=out.append, as_email="bob@msp.example").run()
     text = "\n".join(out)
@@ -106,3 +107,48 @@ async def test_the_slack_create_modal_asks_for_the_contact_a_halo_type_requires(
     assert "Service Request" in str(contact)
     state = {"contact": {"v": {"type": "plain_text_input", "value": "pat@acme.example"}}}
     assert form_values(state) == {"contact": "pat@acme.example"}
+
+
+async def test_a_type_with_a_mandatory_category_gets_it_from_the_create_form(container, fake: FakeHalo,  # type: ignore[no-untyped-def]
+                                                                             workspace_id: int) -> None:
+    """Halo's Change type makes category_1 mandatory: the create form asks for it (named, with the types that
+    need it), a create without it is refused on that field with nothing queued, and with it the ticket reaches
+    Halo with the category set; a type that does not need it never gets the value."""
+    from sqlmodel import select
+
+    from bot.slack.blocks import form_modal
+    from core.context import Actor
+    from core.errors import InvalidInput
+    from core.outbox.ops import CreateTicket
+    from store.db import Scope
+    from store.tables import Member, OutboxOp
+
+    conn, _ = await container.connections.add(workspace_id, kind="halopsa", name="halo", settings=fake.settings(),
+                                              credentials=fake.credentials())
+    assert (await container.sync.run(conn.id)).ok
+    async with container.db.read(Scope.workspace(workspace_id)) as s:
+        bob = (await s.exec(select(Member).where(Member.email == "bob@msp.example"))).one()
+    actor = Actor(workspace_id=workspace_id, origin=Actor.system(workspace_id).origin, member_id=bob.id,
+                  display="console:bob")
+    form = await container.chat_views.new_ticket_form(actor)
+    [field] = [f for f in form.fields if f.name == "custom:category_1"]
+    assert field.label == "Category 1" and field.hint == "Required on Change tickets."
+    assert any(b.get("block_id") == "custom:category_1" for b in form_modal(form, {"form": "new_ticket"})["blocks"])
+    base = {"subject": "Upgrade the firewall firmware", "customer": str(min(
+        c.value for c in next(f for f in form.fields if f.name == "customer").options)), "board": "3",
+        "priority": "medium"}
+    with pytest.raises(InvalidInput) as refused:
+        await container.chat_commands.submit(actor, "new_ticket", base)
+    assert refused.value.field == "custom:category_1" and "category_1" in refused.value.message
+    async with container.db.read(Scope.workspace(workspace_id)) as s:
+        assert (await s.exec(select(OutboxOp))).all() == []
+    await container.chat_commands.submit(actor, "new_ticket", {**base, "custom:category_1": "Network"})
+    await container.chat_commands.submit(actor, "new_ticket", {**base, "board": "1", "subject": "Incident",
+                                                               "custom:category_1": "Hardware"})
+    async with container.db.read(Scope.workspace(workspace_id)) as s:
+        payloads = [CreateTicket.model_validate(o.payload) for o in (await s.exec(select(OutboxOp))).all()]
+    assert [p.extra_fields for p in payloads] == [{"category_1": "Network"}, {}]  # Incident does not require it
+    for _ in range(3):
+        await container.outbox_worker.drain()
+    [made] = [t for t in fake.tickets.values() if t["summary"] == "Upgrade the firewall firmware"]
+    assert made["tickettype_id"] == 3 and made["category_1"] == "Network"

@@ -136,6 +136,18 @@ async def test_buttons_in_a_ticket_opened_from_app_home_work_in_the_modal(slack)
     form_click["view"] = {"id": "VTICKET", "type": "modal", "hash": "h3"}
     await slack.interactive(form_click)
     assert slack.fake.of("views.push")[-1].args["view"]["callback_id"] == "db_form_time"
+    # submitting the pushed form: it closes, and the ticket modal below shows the new state and what was done
+    pushed = slack.fake.of("views.push")[-1].args["view"]
+    slack.fake.clear()
+    await slack.interactive({"type": "view_submission", "team": {"id": TEAM}, "user": {"id": TECH, "team_id": TEAM},
+                             "view": {**pushed, "id": "VFORM", "hash": "h4", "previous_view_id": "VTICKET",
+                                      "root_view_id": "VTICKET", "state": {"values": {
+                                          "minutes": {"v": {"type": "plain_text_input", "value": "25"}},
+                                          "notes": {"v": {"type": "plain_text_input", "value": "cleaned rollers"}}}}}})
+    (below,) = [u for u in slack.fake.of("views.update") if u.args["view_id"] == "VTICKET"]
+    shown = json.dumps(below.args["view"])
+    assert "25" in shown and "queued" in shown.lower()
+    View(**below.args["view"]).validate_json()
 
 
 # ---------------------------------------------------------------- slow forms and writes
