@@ -96,6 +96,7 @@ async def chat_to_psa(rig: Rig, *, bursts: int, psa_latency_s: float, gap_s: flo
     signer = Signer()
     conns = [Conn(HOST, rig.port) for _ in range(BURST)]
     targets = list(rig.carded)
+    assigned: set[int] = set()
     rows: list[dict[str, Any]] = []
     acks: list[float] = []
     healthz: list[float] = []
@@ -110,8 +111,12 @@ async def chat_to_psa(rig: Rig, *, bursts: int, psa_latency_s: float, gap_s: flo
         raws: list[bytes] = []
         for i in range(BURST):
             tid = targets[(b * BURST + i) % len(targets)]
+            fresh = [t for t in targets if t not in assigned]  # "Assign to me" on a ticket already mine writes nothing
+            if i % 2 and fresh:
+                tid = fresh[0]
+                assigned.add(tid)
             thread = rig.threads[tid]
-            if i % 2:
+            if i % 2 and tid in assigned:
                 batch.append({"kind": "assign", "id": tid, "thread": thread})
                 raws.append(signer.assign_me(thread))
             else:
