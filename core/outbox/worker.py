@@ -129,6 +129,7 @@ class OutboxWorker:
                 if free <= 0:
                     await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
                     continue
+                self._wake.clear()  # before claiming: a wake-up during the claim is not lost
                 try:
                     claims = await self._claim(free)
                 except Exception:  # noqa: BLE001 - e.g. the database is briefly unavailable; try again
@@ -141,7 +142,6 @@ class OutboxWorker:
                 if claims:
                     idle = IDLE_MIN
                     continue
-                self._wake.clear()
                 waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._wake.wait()), *inflight}
                 done, _ = await asyncio.wait(waiters, timeout=idle * (0.5 + self._rng.random()),
                                              return_when=asyncio.FIRST_COMPLETED)
