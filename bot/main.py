@@ -7,6 +7,8 @@ needs from the `Deskbridge` container built here.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import os
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from connectors.mail import build_reader as build_mail_reader
 from connectors.registry import Registry
 from connectors.rmm import PARSERS as ALERT_PARSERS
 from connectors.rmm import datto
+from core.admin_links import AdminLinkService
 from core.ai.drafts import LlmConfig
 from core.ai.service import AiService
 from core.alert_webhooks import AlertWebhookService
@@ -99,11 +102,14 @@ class Deskbridge:
     chat_posts: ChatPosts
     chat_views: ChatViews
     chat_commands: ChatCommands
+    admin_links: AdminLinkService  # one-time sign-in links to the admin pages (`deskbridge admin link`)
     slack: SlackSurface | None = None  # only when Slack is configured (settings.slack_enabled)
     teams: TeamsSurface | None = None  # only when Teams is configured (settings.teams_enabled)
     # Body templates an admin pastes into an RMM (`deskbridge intake template datto`): name -> text.
     alert_templates: dict[str, str] = field(default_factory=dict)
     banner: list[str] = field(default_factory=list)
+    # Signs admin-page session cookies; derived from the instance's secret key (bot/admin/session.py).
+    admin_session_key: bytes = field(default=b"", repr=False)
     settle_gc: bool = False  # a long-running server process: bot/gctune.py settings (not in tests)
     _workspace_id: int | None = field(default=None, init=False, repr=False)
 
@@ -139,8 +145,9 @@ class Deskbridge:
         await self.db.dispose()
 
 
-def _load_cipher(settings: Settings) -> tuple[CredentialCipher, str | None]:
-    """The credential cipher; creates a local key file when no key is configured (and says so)."""
+def _load_keys(settings: Settings) -> tuple[CredentialCipher, str | None, bytes]:
+    """The credential cipher (creating a local key file, and a note saying so, when no key is configured) and
+    the admin session signing key: an HMAC of the primary secret key with a fixed label, never the key itself."""
     note = None
     if settings.secret_key is not None:
         primary = settings.secret_key.get_secret_value()
@@ -155,14 +162,15 @@ def _load_cipher(settings: Settings) -> tuple[CredentialCipher, str | None]:
                     "Back it up, or set DESKBRIDGE_SECRET_KEY in production.")
         primary = path.read_text().strip()
     old = [k.get_secret_value() for k in settings.secret_keys_old]
-    return CredentialCipher.from_keys([primary, *old]), note
+    session_key = hmac.new(primary.encode(), b"deskbridge admin session v1", hashlib.sha256).digest()
+    return CredentialCipher.from_keys([primary, *old]), note, session_key
 
 
 def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
           registry: Registry | None = None) -> Deskbridge:
     """Wire every service for these settings (no I/O beyond reading the key file)."""
     db = Database(settings.database_url)
-    cipher, note = _load_cipher(settings)
+    cipher, note, session_key = _load_keys(settings)
     # The outbox's settle delay must exceed the connectors' real request timeout: one setting for both.
     registry = registry or Registry(transport=transport, options=connector_options(settings, db, cipher))
     notifier = FanoutNotifier()
@@ -215,6 +223,8 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         chat_views=chat_views,
         chat_commands=ChatCommands(db, chat=chat, views=chat_views, queue=queue, tickets=tickets,
                                    directory=directory, workspaces=workspaces, outbox_admin=outbox_admin),
+        admin_links=AdminLinkService(db),
+        admin_session_key=session_key,
     )
     if settings.slack_enabled:
         from bot.slack.app import SlackSurface  # slack_bolt is imported only when Slack is configured

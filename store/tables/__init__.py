@@ -1,5 +1,6 @@
 """All tables; importing this module registers them on SQLModel.metadata (for Alembic and tests)."""
 
+from store.tables.admin import AdminLoginLink
 from store.tables.ai import AiModel
 from store.tables.api import ApiKey, IdempotencyKey
 from store.tables.base import WorkspaceOwned
@@ -22,6 +23,7 @@ from store.tables.workspace import (
 )
 
 __all__ = [
+    "AdminLoginLink",
     "AiModel",
     "Alert",
     "AlertMapping",
