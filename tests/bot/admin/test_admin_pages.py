@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import select
 from typer.testing import CliRunner
 
@@ -19,7 +20,7 @@ from bot.cli import app as cli
 from core.admin_links import AdminLinkService, hash_token
 from store.db import Scope
 from store.enums import OutboxStatus
-from store.tables import AdminLoginLink, AuditLog, OutboxOp, PsaConnection, SyncRun
+from store.tables import AdminLoginLink, AuditLog, OutboxOp, PsaConnection, SyncRun, Ticket
 from store.types import utcnow
 from tests.bot.api.conftest import Api, make_api
 from tests.factories import psa_backed
@@ -260,3 +261,29 @@ def test_cli_link_redeems_once(env, tmp_path: Path):
             await made.container.aclose()
 
     assert asyncio.run(redeem_twice()) == (303, 401)
+
+
+async def test_overview_counts_tickets_whose_sla_is_at_risk(api: Api):
+    await sign_in(api)
+    late = await api.ticket("Server down", priority="critical")
+    await api.ticket("Printer jams", priority="low")
+    async with api.container.db.write(Scope.workspace(api.ws)) as s:
+        await s.execute(sa.update(Ticket).where(Ticket.id == late["id"]).values(
+            created_at=utcnow() - timedelta(days=30), updated_at=utcnow() - timedelta(days=30)))
+    assert 'id="sla-at-risk">1<' in (await api.client.get("/admin")).text
+
+
+async def test_dead_letters_are_paginated(api: Api):
+    first = await dead_op(api, api.ws)
+    async with api.container.db.write(Scope.workspace(api.ws)) as s:
+        model = (await s.exec(select(OutboxOp).where(OutboxOp.id == first))).one()
+        for i in range(55):
+            s.add(OutboxOp(workspace_id=api.ws, connection_id=model.connection_id, kind="add_note", payload={},
+                           marker=f"{i:032d}", status=OutboxStatus.DEAD.value, next_attempt_at=utcnow()))
+    await sign_in(api)
+    page1 = (await api.client.get("/admin/dead-letters")).text
+    older = re.search(r'href="(/admin/dead-letters\?cursor=\d+)"', page1)
+    assert older is not None and page1.count('<tr><td><a href="/admin/dead-letters/') == 50
+    page2 = (await api.client.get(older.group(1))).text
+    assert page2.count('<tr><td><a href="/admin/dead-letters/') == 6 and "cursor=" not in page2
+    assert f'href="/admin/dead-letters/{first}"' in page2
