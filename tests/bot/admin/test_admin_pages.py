@@ -287,3 +287,11 @@ async def test_dead_letters_are_paginated(api: Api):
     page2 = (await api.client.get(older.group(1))).text
     assert page2.count('<tr><td><a href="/admin/dead-letters/') == 6 and "cursor=" not in page2
     assert f'href="/admin/dead-letters/{first}"' in page2
+
+
+async def test_sign_out_clears_the_cookie(api: Api):
+    csrf = await sign_in(api)
+    r = await api.client.post("/admin/logout", data={"csrf": csrf})
+    assert r.status_code == 303 and r.headers["location"] == "/admin/signin"
+    assert f'{sessions.COOKIE}=""' in r.headers["set-cookie"] and "Max-Age=0" in r.headers["set-cookie"]
+    assert (await api.client.get("/admin")).status_code == 303

@@ -1,0 +1,41 @@
+"""One-time admin sign-in links: stored hashed, single use even under a race, expiry, bounds on the lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from core.admin_links import AdminLinkService, LinkRefused, hash_token
+from core.errors import InvalidInput
+from store.db import Database, Scope
+from store.tables import AdminLoginLink
+from store.types import utcnow
+
+
+async def test_two_racing_redeems_of_one_link_sign_in_once(db: Database, workspace_id: int):
+    links = AdminLinkService(db)
+    token, expires = await links.create(workspace_id)
+    assert timedelta(minutes=14) < expires - utcnow() <= timedelta(minutes=15)
+    results = await asyncio.gather(links.redeem(token), links.redeem(token), return_exceptions=True)
+    assert sorted(type(r).__name__ for r in results) == ["LinkRefused", "int"]
+    assert workspace_id in results
+    async with db.read(Scope.workspace(workspace_id)) as s:
+        row = (await s.exec(select(AdminLoginLink))).one()
+    assert row.token_hash == hash_token(token) and row.used_at is not None
+
+
+async def test_link_expires_and_lifetime_is_bounded(db: Database, workspace_id: int):
+    now = [utcnow()]
+    links = AdminLinkService(db, clock=lambda: now[0])
+    token, _ = await links.create(workspace_id, ttl=timedelta(minutes=5))
+    now[0] += timedelta(minutes=5)
+    with pytest.raises(LinkRefused):
+        await links.redeem(token)
+    for ttl in (timedelta(0), timedelta(hours=25)):
+        with pytest.raises(InvalidInput):
+            await links.create(workspace_id, ttl=ttl)
+    with pytest.raises(LinkRefused):
+        await links.redeem(token.replace("dbl_", "xyz_"))
