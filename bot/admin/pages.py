@@ -93,10 +93,19 @@ def install(app: FastAPI, container: Deskbridge) -> None:
     @router.get("/login")
     async def login_form(token: str = "") -> HTMLResponse:
         # Redeemed only by the POST below: link previews and prefetchers that GET the link do not use it up.
-        return render("login.html", session=None, token=token)
+        # The form's CSRF token is double-submitted: the same random value in a cookie and in the form.
+        csrf = sessions.new_session(0).csrf
+        response = render("login.html", session=None, token=token, csrf=csrf)
+        response.set_cookie(sessions.LOGIN_COOKIE, csrf, max_age=900, path="/admin/login", httponly=True,
+                            samesite="lax", secure=secure)
+        return response
 
     @router.post("/login")
-    async def login(token: str = Form("")) -> Response:
+    async def login(request: Request, token: str = Form(""), csrf: str = Form("")) -> Response:
+        expected = request.cookies.get(sessions.LOGIN_COOKIE, "")
+        if not expected or not sessions.csrf_ok(sessions.AdminSession(0, expected, 0), csrf):
+            return render("error.html", 403, session=None, message="This sign-in form did not come from this site.",
+                          hint="Open your sign-in link again.")
         try:
             workspace_id = await container.admin_links.redeem(token)
         except LinkRefused as exc:
@@ -105,6 +114,8 @@ def install(app: FastAPI, container: Deskbridge) -> None:
         response.set_cookie(sessions.COOKIE, sessions.sign(sessions.new_session(workspace_id), key),
                             max_age=sessions.SESSION_SECONDS, path="/admin", httponly=True, samesite="lax",
                             secure=secure)
+        response.delete_cookie(sessions.LOGIN_COOKIE, path="/admin/login", httponly=True, samesite="lax",
+                               secure=secure)
         return response
 
     @router.post("/logout")

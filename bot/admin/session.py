@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 COOKIE = "deskbridge_admin"
+LOGIN_COOKIE = "deskbridge_admin_login"  # the sign-in form's double-submitted CSRF token
 SESSION_SECONDS = 8 * 3600
 
 

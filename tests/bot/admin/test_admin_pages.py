@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlmodel import select
@@ -39,10 +40,17 @@ async def api(db_url: str, tmp_path: Path) -> AsyncIterator[Api]:
         await made.container.aclose()
 
 
+async def login(client: httpx.AsyncClient, token: str) -> httpx.Response:
+    """Open a sign-in link and press its button (the form's CSRF token comes with the page)."""
+    form = await client.get("/admin/login", params={"token": token})
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+    return await client.post("/admin/login", data={"token": token, "csrf": csrf})
+
+
 async def sign_in(api: Api) -> str:
     """Sign in through a fresh link; returns the session's CSRF token."""
     token, _ = await api.container.admin_links.create(api.ws)
-    r = await api.client.post("/admin/login", data={"token": token})
+    r = await login(api.client, token)
     assert r.status_code == 303 and r.headers["location"] == "/admin", r.text
     page = await api.client.get("/admin/dead-letters")
     assert page.status_code == 200
@@ -88,7 +96,10 @@ async def test_link_works_once_sets_a_hardened_cookie_and_is_stored_hashed(api: 
     token, _ = await api.container.admin_links.create(api.ws)
     form = await api.client.get(f"/admin/login?token={token}")  # a GET (link preview) does not use it up
     assert form.status_code == 200 and 'action="/admin/login"' in form.text
-    first = await api.client.post("/admin/login", data={"token": token})
+    for csrf in ("", "forged"):  # the sign-in form's own CSRF check: refused, and the link is not used up
+        forged = await api.client.post("/admin/login", data={"token": token, "csrf": csrf})
+        assert forged.status_code == 403 and sessions.COOKIE not in forged.headers.get("set-cookie", "")
+    first = await login(api.client, token)
     assert first.status_code == 303
     cookie = first.headers["set-cookie"]
     assert cookie.startswith(f"{sessions.COOKIE}=") and "HttpOnly" in cookie and "SameSite=lax" in cookie
@@ -97,7 +108,7 @@ async def test_link_works_once_sets_a_hardened_cookie_and_is_stored_hashed(api: 
     assert overview.status_code == 200 and "<h1>Overview</h1>" in overview.text
 
     api.client.cookies.clear()
-    again = await api.client.post("/admin/login", data={"token": token})
+    again = await login(api.client, token)
     assert again.status_code == 401 and "set-cookie" not in again.headers
     assert "already used, has expired" in again.text
     async with api.container.db.read(Scope.system_wide()) as s:
@@ -108,9 +119,10 @@ async def test_link_works_once_sets_a_hardened_cookie_and_is_stored_hashed(api: 
 async def test_expired_or_unknown_link_is_refused(api: Api):
     past = AdminLinkService(api.container.db, clock=lambda: utcnow() - timedelta(hours=1))
     old, _ = await past.create(api.ws, ttl=timedelta(minutes=15))
-    for token in (old, "dbl_" + "x" * 43, "", "<script>"):
-        r = await api.client.post("/admin/login", data={"token": token})
-        assert r.status_code == 401 and "set-cookie" not in r.headers, token
+    assert "This link has no token" in (await api.client.get("/admin/login")).text
+    for token in (old, "dbl_" + "x" * 43, "<script>"):
+        r = await login(api.client, token)
+        assert r.status_code == 401 and sessions.COOKIE + "=" not in r.headers.get("set-cookie", ""), token
         assert "<script>" not in r.text
     assert (await api.client.get("/admin")).status_code == 303
 
@@ -119,7 +131,8 @@ async def test_cookie_is_secure_behind_an_https_public_url(db_url: str, tmp_path
     made, _ = await make_api(db_url, tmp_path, public_url="https://desk.example.com")
     try:
         token, _ = await made.container.admin_links.create(made.ws)
-        r = await made.client.post("/admin/login", data={"token": token})
+        made.client.base_url = httpx.URL("https://deskbridge.test")  # Secure cookies go back over https only
+        r = await login(made.client, token)
         assert r.status_code == 303 and "Secure" in r.headers["set-cookie"]
     finally:
         await made.client.aclose()
@@ -207,7 +220,8 @@ async def test_security_headers_on_every_admin_response(api: Api):
     op_id = await dead_op(api, api.ws)
     responses = [await api.client.get(p) for p in ("/admin", "/admin/signin", "/admin/login?token=x",
                                                    "/admin/static/admin.css")]
-    responses.append(await api.client.post("/admin/login", data={"token": "nope"}))
+    responses.append(await api.client.post("/admin/login", data={"token": "nope"}))  # no CSRF: 403
+    responses.append(await login(api.client, "nope"))  # 401
     csrf = await sign_in(api)
     for p in ("/admin", "/admin/dead-letters", f"/admin/dead-letters/{op_id}", "/admin/dead-letters/abc",
               "/admin/dead-letters?cursor=zz", "/admin/nope"):
@@ -253,9 +267,9 @@ def test_cli_link_redeems_once(env, tmp_path: Path):
     async def redeem_twice() -> tuple[int, int]:
         made, _ = await make_api(env["DESKBRIDGE_DATABASE_URL"], tmp_path, secret_key=env["DESKBRIDGE_SECRET_KEY"])
         try:
-            first = (await made.client.post("/admin/login", data={"token": token})).status_code
+            first = (await login(made.client, token)).status_code
             made.client.cookies.clear()
-            return first, (await made.client.post("/admin/login", data={"token": token})).status_code
+            return first, (await login(made.client, token)).status_code
         finally:
             await made.client.aclose()
             await made.container.aclose()
