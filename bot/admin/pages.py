@@ -16,6 +16,7 @@ from bot.main import Deskbridge
 from core import connection_report
 from core.admin_links import LinkRefused, admin_actor
 from core.errors import Conflict, DeskbridgeError, InvalidInput, NotFound, PermissionDenied
+from core.redact import redact_text
 
 HERE = Path(__file__).parent
 SIGNIN = "/admin/signin"
@@ -32,6 +33,7 @@ _STATUS = {NotFound: 404, Conflict: 409, InvalidInput: 400, PermissionDenied: 40
 
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                           undefined=jinja2.StrictUndefined)
+_env.filters["redact"] = redact_text  # stored error text is masked when written; masked again when shown
 
 
 class SecurityHeaders:
@@ -196,6 +198,8 @@ def install(app: FastAPI, container: Deskbridge) -> None:
         s = current(request)
         if s is None:
             return to_signin()
+        if rest == "":  # /admin/
+            return RedirectResponse("/admin", status_code=303)
         return render("error.html", 404, session=s, message="There is no such admin page.", hint=None)
 
     app.include_router(router)

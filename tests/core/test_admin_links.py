@@ -10,6 +10,7 @@ from sqlmodel import select
 
 from core.admin_links import AdminLinkService, LinkRefused, hash_token
 from core.errors import InvalidInput
+from core.redact import redact_text
 from store.db import Database, Scope
 from store.tables import AdminLoginLink
 from store.types import utcnow
@@ -39,3 +40,9 @@ async def test_link_expires_and_lifetime_is_bounded(db: Database, workspace_id: 
             await links.create(workspace_id, ttl=ttl)
     with pytest.raises(LinkRefused):
         await links.redeem(token.replace("dbl_", "xyz_"))
+
+
+async def test_a_link_is_masked_in_logs_and_error_text(db: Database, workspace_id: int):
+    token, _ = await AdminLinkService(db).create(workspace_id)
+    assert redact_text(f"GET /admin/login?token={token} 200") == "GET /admin/login?token=[redacted] 200"
+    assert redact_text(f"the link ({token}) was pasted") == "the link (dbl_[redacted]) was pasted"

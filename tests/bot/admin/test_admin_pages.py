@@ -75,7 +75,7 @@ async def dead_op(api: Api, ws: int) -> int:
         s.add(AuditLog(workspace_id=ws, op_id=op.id, connection_id=setup.connection_id, attempt=8,
                        action="add_note", outcome="dead", response_status=400, error="note too long"))
         s.add(SyncRun(workspace_id=ws, connection_id=setup.connection_id, kind="incremental", status="failed",
-                      finished_at=now, error="PSA answered 503"))
+                      finished_at=now, error=f"PSA answered 503 to Authorization: Basic {CRED_SECRET}"))
         return op.id  # type: ignore[return-value]
 
 
@@ -85,7 +85,7 @@ async def op_row(api: Api, op_id: int) -> OutboxOp:
 
 
 async def test_unauthenticated_goes_to_a_page_saying_how_to_get_a_link(api: Api):
-    for path in ("/admin", "/admin/dead-letters", "/admin/dead-letters/1", "/admin/nope"):
+    for path in ("/admin", "/admin/", "/admin/dead-letters", "/admin/dead-letters/1", "/admin/nope"):
         r = await api.client.get(path)
         assert r.status_code == 303 and r.headers["location"] == "/admin/signin", path
     page = await api.client.get("/admin/signin")
@@ -214,6 +214,7 @@ async def test_overview_shows_connections_outbox_and_dead_letters(api: Api):
     page = (await api.client.get("/admin")).text
     assert 'id="dead-count">1<' in page and 'id="sla-at-risk">0<' in page
     assert "sandbox-test" in page and "PSA answered 503" in page and "<td>dead</td><td>1</td>" in page
+    assert CRED_SECRET not in page and "[redacted]" in page  # error text shown masked
 
 
 async def test_security_headers_on_every_admin_response(api: Api):
