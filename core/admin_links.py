@@ -24,6 +24,7 @@ from store.types import utcnow
 
 LINK_TTL = timedelta(minutes=15)
 MAX_TTL = timedelta(hours=24)
+KEEP_DEAD = timedelta(days=7)  # used or expired links stay on record this long, then `create` deletes them
 PREFIX = "dbl_"
 
 
@@ -52,6 +53,8 @@ class AdminLinkService:
         token = PREFIX + secrets.token_urlsafe(32)
         expires = self._clock() + ttl
         async with self.db.write(Scope.workspace(workspace_id)) as session:
+            await session.execute(sa.delete(AdminLoginLink).where(  # housekeeping: links long dead
+                AdminLoginLink.expires_at < expires - ttl - KEEP_DEAD))  # type: ignore[arg-type]
             session.add(AdminLoginLink(workspace_id=workspace_id, token_hash=hash_token(token),
                                        created_by=created_by[:200], expires_at=expires))
         return token, expires

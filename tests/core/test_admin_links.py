@@ -46,3 +46,15 @@ async def test_a_link_is_masked_in_logs_and_error_text(db: Database, workspace_i
     token, _ = await AdminLinkService(db).create(workspace_id)
     assert redact_text(f"GET /admin/login?token={token} 200") == "GET /admin/login?token=[redacted] 200"
     assert redact_text(f"the link ({token}) was pasted") == "the link (dbl_[redacted]) was pasted"
+
+
+async def test_links_dead_for_a_week_are_deleted_when_a_new_one_is_made(db: Database, workspace_id: int):
+    now = [utcnow() - timedelta(days=8)]
+    links = AdminLinkService(db, clock=lambda: now[0])
+    await links.create(workspace_id)
+    now[0] += timedelta(days=6)
+    await links.create(workspace_id)
+    now[0] += timedelta(days=2)
+    await links.create(workspace_id)
+    async with db.read(Scope.workspace(workspace_id)) as s:
+        assert len((await s.exec(select(AdminLoginLink))).all()) == 2
