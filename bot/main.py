@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.settings import Settings
 from connectors.alert_webhook import AlertWebhookClient
 from connectors.halopsa.budget import RequestBudgets
+from connectors.m365 import admin_consent_url
 from connectors.mail import build_reader as build_mail_reader
 from connectors.registry import Registry
 from connectors.rmm import PARSERS as ALERT_PARSERS
@@ -36,6 +38,7 @@ from core.intake.alerts import AlertIntake
 from core.intake.mail import MailIntake
 from core.intake.mailbox import MailboxService
 from core.intake.sources import AlertSourceService
+from core.m365_tenants import M365TenantService
 from core.notify import FanoutNotifier
 from core.outbox.admin import OutboxAdmin
 from core.outbox.backoff import BackoffPolicy
@@ -94,6 +97,7 @@ class Deskbridge:
     sla_config: SlaConfigService  # calendars and policies
     sla_monitor: SlaMonitor  # the per-minute warning sweep
     ai: AiService  # categorisation, similar tickets, suggested resolutions (core/ai)
+    m365: M365TenantService  # which M365 tenant each customer has (issue 23)
     # Chat, shared by Slack, Teams and the console: bindings/identities, view builders, the command runner.
     chat: ChatService
     chat_posts: ChatPosts
@@ -210,6 +214,7 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
             base_url=settings.llm_base_url, model=settings.llm_model, timeout=settings.llm_timeout,
             api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else "local",
         ) if settings.llm_base_url else None),
+        m365=M365TenantService(db, consent_url=_consent_url(settings)),
         chat=chat,
         chat_posts=ChatPosts(db),
         chat_views=chat_views,
@@ -229,6 +234,15 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     if note:
         container.banner.append(note)
     return container
+
+
+def _consent_url(settings: Settings) -> Callable[[str], str] | None:
+    """The admin-consent link maker of the configured multi-tenant M365 app (None when there is none)."""
+    client_id = settings.m365_client_id
+    if not client_id:
+        return None
+    return lambda tenant: admin_consent_url(tenant, client_id, login_url=settings.m365_login_url,
+                                            redirect_uri=settings.m365_consent_redirect_uri)
 
 
 def connector_options(settings: Settings, db: Database, cipher: CredentialCipher) -> dict[str, dict[str, Any]]:

@@ -9,7 +9,21 @@ from __future__ import annotations
 import typer
 from pydantic import ValidationError
 
-from bot.cli import ai, apikey, connection, console, db, intake, outbox, rmm, sla, sync, teams, workspace
+from bot.cli import (
+    ai,
+    apikey,
+    connection,
+    console,
+    customer,
+    db,
+    intake,
+    outbox,
+    rmm,
+    sla,
+    sync,
+    teams,
+    workspace,
+)
 from bot.cli import doctor as doctor  # `doctor` sits on the root app too
 from bot.cli import serve as serve  # `serve`, `background` and `secret-key` sit on the root app itself
 from bot.cli.common import app
@@ -28,6 +42,7 @@ app.add_typer(rmm.app, name="rmm")
 app.add_typer(teams.app, name="teams")
 app.add_typer(ai.app, name="ai")
 app.add_typer(intake.app, name="intake")
+app.add_typer(customer.app, name="customer")
 
 
 def main() -> None:
