@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.settings import Settings
 from connectors.alert_webhook import AlertWebhookClient
 from connectors.halopsa.budget import RequestBudgets
-from connectors.m365 import admin_consent_url
+from connectors.m365 import DirectoryPool, admin_consent_url
 from connectors.mail import build_reader as build_mail_reader
 from connectors.registry import Registry
 from connectors.rmm import PARSERS as ALERT_PARSERS
@@ -50,6 +50,7 @@ from core.sla.monitor import SlaMonitor
 from core.sla.service import SlaService
 from core.sync.engine import SyncEngine
 from core.sync.service import SyncService
+from core.tenant_context import TenantContextService
 from core.tickets import TicketService
 from core.workspaces import DirectoryService, WorkspaceService
 from store import migrate
@@ -98,6 +99,7 @@ class Deskbridge:
     sla_monitor: SlaMonitor  # the per-minute warning sweep
     ai: AiService  # categorisation, similar tickets, suggested resolutions (core/ai)
     m365: M365TenantService  # which M365 tenant each customer has (issue 23)
+    tenant_context: TenantContextService  # M365 user quick view beside a ticket (issue 23)
     # Chat, shared by Slack, Teams and the console: bindings/identities, view builders, the command runner.
     chat: ChatService
     chat_posts: ChatPosts
@@ -140,6 +142,7 @@ class Deskbridge:
         await self.sla_monitor.aclose()
         await self.connections.aclose()
         await self.alert_webhooks.aclose()
+        await self.tenant_context.aclose()
         await self.db.dispose()
 
 
@@ -179,6 +182,11 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     alert_webhooks = AlertWebhookService(db, cipher=cipher, poster=AlertWebhookClient(
         transport=transport, timeout=min(settings.psa_request_timeout_seconds, 15.0)))
     sla = SlaService(db)
+    m365 = M365TenantService(db, consent_url=_consent_url(settings))
+    m365_pool = DirectoryPool(
+        client_id=settings.m365_client_id, client_secret=settings.m365_client_secret.get_secret_value(),
+        graph_url=settings.m365_graph_url, login_url=settings.m365_login_url, transport=transport,
+    ) if settings.m365_client_id and settings.m365_client_secret else None
     chat = ChatService(db, cipher=cipher, workspaces=workspaces, directory=directory)
     alert_sources = AlertSourceService(db, cipher=cipher)
     alert_intake = AlertIntake(db, sources=alert_sources, tickets=tickets, parsers=ALERT_PARSERS)
@@ -214,7 +222,8 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
             base_url=settings.llm_base_url, model=settings.llm_model, timeout=settings.llm_timeout,
             api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else "local",
         ) if settings.llm_base_url else None),
-        m365=M365TenantService(db, consent_url=_consent_url(settings)),
+        m365=m365,
+        tenant_context=TenantContextService(db, tenants=m365, directories=m365_pool),
         chat=chat,
         chat_posts=ChatPosts(db),
         chat_views=chat_views,

@@ -2,5 +2,6 @@
 
 from connectors.m365.client import GraphClient
 from connectors.m365.directory import M365Directory, admin_consent_url
+from connectors.m365.pool import DirectoryPool
 
-__all__ = ["GraphClient", "M365Directory", "admin_consent_url"]
+__all__ = ["DirectoryPool", "GraphClient", "M365Directory", "admin_consent_url"]
