@@ -37,6 +37,7 @@ from core.idempotency import IdempotencyService
 from core.intake.alerts import AlertIntake
 from core.intake.mail import MailIntake
 from core.intake.mailbox import MailboxService
+from core.intake.requests import EndUserRequests
 from core.intake.sources import AlertSourceService
 from core.m365_tenants import M365TenantService
 from core.notify import FanoutNotifier
@@ -93,6 +94,7 @@ class Deskbridge:
     alert_sources: AlertSourceService  # alert intake: sources, secrets, customer mapping rules, triage
     alert_intake: AlertIntake  # POST /webhooks/alerts/{key}: alerts become tickets (core/intake)
     mailboxes: MailboxService  # the support mailbox (IMAP or Graph), polled each minute into MailIntake
+    end_user_requests: EndUserRequests  # end users asking for help in customer channels
     sync: SyncService  # ticket sync, picklists, reconcile, webhooks, mappings
     sla: SlaService  # clocks and figures
     sla_config: SlaConfigService  # calendars and policies
@@ -192,7 +194,12 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     alert_intake = AlertIntake(db, sources=alert_sources, tickets=tickets, parsers=ALERT_PARSERS)
     mailboxes = MailboxService(db, cipher=cipher, intake=MailIntake(db, tickets=tickets),
                                readers=lambda kind, config: build_mail_reader(kind, config, transport=transport))
-    chat_views = ChatViews(db, tickets=tickets, connections=connections, capabilities=registry.capabilities, sla=sla)
+    ai = AiService(db, llm=LlmConfig(
+        base_url=settings.llm_base_url, model=settings.llm_model, timeout=settings.llm_timeout,
+        api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else "local",
+    ) if settings.llm_base_url else None)
+    chat_views = ChatViews(db, tickets=tickets, connections=connections, capabilities=registry.capabilities, sla=sla,
+                           ai=ai.suggestions)
     container = Deskbridge(
         settings=settings,
         db=db,
@@ -213,22 +220,21 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         alert_sources=alert_sources,
         alert_intake=alert_intake,
         mailboxes=mailboxes,
+        end_user_requests=EndUserRequests(db, tickets=tickets),
         alert_templates={"datto-trigger": datto.TRIGGER_TEMPLATE, "datto-resolve": datto.RESOLVE_TEMPLATE},
         sync=SyncService(SyncEngine(db, connections, notifier, instance_id=settings.instance_id)),
         sla=sla,
         sla_config=SlaConfigService(db),
         sla_monitor=SlaMonitor(db, sla, notifier),
-        ai=AiService(db, llm=LlmConfig(
-            base_url=settings.llm_base_url, model=settings.llm_model, timeout=settings.llm_timeout,
-            api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else "local",
-        ) if settings.llm_base_url else None),
+        ai=ai,
         m365=m365,
         tenant_context=TenantContextService(db, tenants=m365, directories=m365_pool),
         chat=chat,
         chat_posts=ChatPosts(db),
         chat_views=chat_views,
         chat_commands=ChatCommands(db, chat=chat, views=chat_views, queue=queue, tickets=tickets,
-                                   directory=directory, workspaces=workspaces, outbox_admin=outbox_admin),
+                                   directory=directory, workspaces=workspaces, alerts=alert_webhooks,
+                                   outbox_admin=outbox_admin, ai=ai),
     )
     if settings.slack_enabled:
         from bot.slack.app import SlackSurface  # slack_bolt is imported only when Slack is configured
@@ -259,7 +265,7 @@ def connector_options(settings: Settings, db: Database, cipher: CredentialCipher
     every instance shares (a new Halo token may invalidate the old one) and this process's request budget
     per tenant (sync, outbox and webhooks' re-reads draw on one budget)."""
     timeout = settings.psa_request_timeout_seconds
-    return {"connectwise": {"timeout": timeout},
+    return {"connectwise": {"timeout": timeout}, "autotask": {"timeout": timeout},
             "halopsa": {"timeout": timeout, "budgets": RequestBudgets(),
                         "token_cache": DatabaseTokenCache(db, cipher, holder=settings.instance_id)}}
 
