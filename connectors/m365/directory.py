@@ -11,6 +11,7 @@ from urllib.parse import quote, urlencode
 
 from connectors.m365.client import LOGIN_URL, SCOPE, GraphClient
 from connectors.tenant import (
+    DirectoryNotFound,
     DirectoryUser,
     Licence,
     LicenceMissing,
@@ -82,8 +83,19 @@ class M365Directory:
         self.tenant_id = client.tenant_id
 
     async def user(self, key: str) -> DirectoryUser:
-        """The user by UPN or object id (Graph resolves both on /users/{key})."""
-        u = await self.client.get(f"/users/{quote(key, safe='@')}", {"$select": USER_FIELDS})
+        """The user by UPN or object id (Graph resolves both on /users/{key}); an e-mail address that is not
+        a UPN is then looked up by `mail` (a contact's address often differs from the sign-in name)."""
+        try:
+            u = await self.client.get(f"/users/{quote(key, safe='@')}", {"$select": USER_FIELDS})
+        except DirectoryNotFound:
+            if "@" not in key:
+                raise
+            escaped = key.replace("'", "''")
+            rows = (await self.client.get("/users", {"$filter": f"mail eq '{escaped}'",
+                                                     "$select": USER_FIELDS})).get("value") or []
+            if len(rows) != 1:
+                raise
+            u = rows[0]
         return DirectoryUser(id=str(u["id"]), display_name=str(u.get("displayName") or ""),
                              upn=str(u.get("userPrincipalName") or ""), mail=u.get("mail"),
                              enabled=bool(u.get("accountEnabled")),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -129,10 +130,19 @@ class FakeGraph:
                             "Neither tenant is B2C or tenant doesn't have premium license")
             found = t.registration.get(parts[3])
             return httpx.Response(200, json=found) if found else _err(404, "Request_ResourceNotFound", "Not found")
-        if parts[0] != "users" or len(parts) < 2:
+        if parts[0] != "users":
             return _err(400, "BadRequest", "Unsupported in fake")
         if "User.Read.All" not in t.permissions:
             return denied
+        if len(parts) == 1:  # /users?$filter=mail eq '...' (a default-supported filter)
+            found = re.fullmatch(r"mail eq '((?:[^']|'')*)'", params.get("$filter", ""))
+            if not found:
+                return _err(400, "Request_UnsupportedQuery", "Unsupported query.")
+            mail = found.group(1).replace("''", "'").lower()
+            select = params.get("$select", "").split(",")
+            rows = [{k: v for k, v in u.items() if k in select or k == "id"} for u in t.users
+                    if (u.get("mail") or "").lower() == mail]
+            return self._page(rows, path, params)
         user = next((u for u in t.users if parts[1].lower() in (u["id"], u["userPrincipalName"].lower())), None)
         if user is None:
             return _err(404, "Request_ResourceNotFound", f"Resource '{parts[1]}' does not exist.")
@@ -172,6 +182,8 @@ def seed_acme(graph: FakeGraph, tenant_id: str = "acme-tenant-0001", **kw: Any) 
          "signInActivity": {"lastSignInDateTime": "2026-12-06T08:15:00Z"}},
         {"id": "u-bob", "displayName": "Bob Roe", "userPrincipalName": "bob@acme.example", "mail": "bob@acme.example",
          "accountEnabled": False, "onPremisesSyncEnabled": True, "signInActivity": {}},
+        {"id": "u-carol", "displayName": "Carol Poe", "userPrincipalName": "carol.poe@acmecorp.onmicrosoft.com",
+         "mail": "carol@acme.example", "accountEnabled": True, "onPremisesSyncEnabled": False},
     ]
     t.registration["u-jane"] = {"id": "u-jane", "isMfaRegistered": True, "isMfaCapable": True,
                                 "methodsRegistered": ["microsoftAuthenticatorPush", "mobilePhone"],

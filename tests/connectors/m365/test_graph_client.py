@@ -94,6 +94,11 @@ async def test_user_is_mapped(graph: FakeGraph) -> None:
     assert await d.last_sign_in("u-bob") is None
     with pytest.raises(DirectoryNotFound):
         await d.user("nobody@acme.example")
+    carol = await d.user("Carol@acme.example")  # not her UPN: found by mail
+    assert (carol.id, carol.upn) == ("u-carol", "carol.poe@acmecorp.onmicrosoft.com")
+    assert graph.calls[-2:] == [("GET", "/v1.0/users/Carol@acme.example"), ("GET", "/v1.0/users")]
+    with pytest.raises(DirectoryNotFound):
+        await d.user("o'brien@acme.example")  # quoted safely, and still not found
 
 
 async def test_paging_follows_next_link_to_the_end(graph: FakeGraph) -> None:
