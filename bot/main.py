@@ -188,6 +188,7 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     m365_pool = DirectoryPool(
         client_id=settings.m365_client_id, client_secret=settings.m365_client_secret.get_secret_value(),
         graph_url=settings.m365_graph_url, login_url=settings.m365_login_url, transport=transport,
+        token_cache=DatabaseTokenCache(db, cipher, holder=settings.instance_id),  # one token per tenant, all instances
     ) if settings.m365_client_id and settings.m365_client_secret else None
     chat = ChatService(db, cipher=cipher, workspaces=workspaces, directory=directory)
     alert_sources = AlertSourceService(db, cipher=cipher)

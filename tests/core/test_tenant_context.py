@@ -177,3 +177,25 @@ async def test_a_ticket_of_another_workspace_is_not_found(db, workspace_id, othe
 
     with pytest.raises(NotFound):
         await service.user_view(outsider, ticket)
+
+
+async def test_tokens_are_shared_by_instances_through_the_database(db, workspace_id, tech, setup) -> None:
+    from core.psa_tokens import DatabaseTokenCache
+    from store.crypto import CredentialCipher, generate_key
+
+    graph, _, _, customers = setup
+    cipher = CredentialCipher.from_keys([generate_key()])
+    ticket = await _ticket(db, workspace_id, customers["ACME"], "jane@acme.example")
+    instances = []
+    for name in ("a", "b"):  # two instances: own pools and caches, one database
+        pool = DirectoryPool(client_id=graph.client_id, client_secret=graph.client_secret, graph_url=GRAPH,
+                             login_url=LOGIN, transport=graph.transport,
+                             token_cache=DatabaseTokenCache(db, cipher, holder=name))
+        instances.append(TenantContextService(db, tenants=M365TenantService(db), directories=pool))
+    try:
+        views = await asyncio.gather(*(i.user_view(tech, ticket) for i in instances))
+        assert all(v.user is not None for v in views)
+        assert graph.token_requests == 1
+    finally:
+        for i in instances:
+            await i.aclose()
