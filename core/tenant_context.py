@@ -40,6 +40,7 @@ from store.db import Database
 from store.tables import Contact, Ticket
 
 T = TypeVar("T")
+CACHE_MAX = 2000  # views kept per process
 DirectoryFactory = Callable[[str], TenantDirectory]  # tenant id -> that tenant's directory (bot/main.py)
 
 PERMISSIONS = {  # what each piece needs, named in the note when Graph says a permission is missing
@@ -72,6 +73,8 @@ def _note(label: str, exc: DirectoryError) -> tuple[str, bool]:
     if isinstance(exc, PermissionMissing):
         return f"{label}: the Deskbridge app lacks the Graph permission {PERMISSIONS.get(label, '')}.".replace(
             " .", "."), True
+    if isinstance(exc, DirectoryNotFound):
+        return f"{label}: not available for this user.", True
     if isinstance(exc, DirectoryAuthError):
         return f"{label}: no access to this tenant (has the customer's admin consented?).", True
     return f"{label}: Microsoft 365 did not answer; try again shortly.", False
@@ -122,7 +125,12 @@ class TenantContextService:
             return hit[1]
         view = await self._flight.run(key, lambda: self._fetch(tenant, email))
         if view.complete:
-            self._cache[key] = (self._clock() + self.ttl, view)
+            now = self._clock()
+            if len(self._cache) >= CACHE_MAX:  # drop expired entries, then the oldest, so it stays small
+                self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+                while len(self._cache) >= CACHE_MAX:
+                    self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = (now + self.ttl, view)
         return view
 
     async def _fetch(self, tenant: str, email: str) -> UserQuickView:

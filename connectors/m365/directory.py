@@ -107,10 +107,10 @@ class M365Directory:
         return _when((u.get("signInActivity") or {}).get("lastSignInDateTime"))
 
     async def mfa(self, user_id: str) -> MfaStatus:
-        """The registration report (P1); without P1, or without AuditLog.Read.All, the methods list."""
+        """The registration report (P1); without P1 or AuditLog.Read.All, or not yet in it, the methods list."""
         try:
             d = await self.client.get(f"/reports/authenticationMethods/userRegistrationDetails/{quote(user_id)}")
-        except (LicenceMissing, PermissionMissing):
+        except (LicenceMissing, PermissionMissing, DirectoryNotFound):  # no P1, no permission, not in the report
             methods = await self.client.get_all(f"/users/{quote(user_id)}/authentication/methods")
             names = tuple(sorted({METHOD_TYPES[m["@odata.type"]] for m in methods
                                   if m.get("@odata.type") in METHOD_TYPES}))

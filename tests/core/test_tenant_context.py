@@ -199,3 +199,20 @@ async def test_tokens_are_shared_by_instances_through_the_database(db, workspace
     finally:
         for i in instances:
             await i.aclose()
+
+
+async def test_the_cache_stays_bounded(db, workspace_id, tech, setup, monkeypatch) -> None:
+    import core.tenant_context as tc
+
+    graph, service, _, customers = setup
+    monkeypatch.setattr(tc, "CACHE_MAX", 2)
+    tickets = [await _ticket(db, workspace_id, customers["ACME"], email, number=n)
+               for n, email in enumerate(("jane@acme.example", "bob@acme.example", "carol@acme.example"), 1)]
+    for t in tickets:
+        await service.user_view(tech, t)
+    assert len(service._cache) == 2
+    calls = len(graph.calls)
+    await service.user_view(tech, tickets[2])  # the newest is still cached
+    assert len(graph.calls) == calls
+    await service.user_view(tech, tickets[0])  # the oldest was dropped
+    assert len(graph.calls) > calls

@@ -162,6 +162,8 @@ async def test_tenant_without_intune_is_licence_missing(graph: FakeGraph) -> Non
 async def test_mfa_report(graph: FakeGraph) -> None:
     mfa = await M365Directory(make(graph)).mfa("u-jane")
     assert mfa.registered is True and mfa.methods == ("microsoftAuthenticatorPush", "mobilePhone")
+    carol = await M365Directory(make(graph)).mfa("u-carol")  # not in the report yet: the methods list
+    assert (carol.registered, carol.methods) == (None, ())
 
 
 def test_admin_consent_url() -> None:
