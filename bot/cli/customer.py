@@ -9,6 +9,8 @@ from __future__ import annotations
 import typer
 
 from bot.cli.common import WORKSPACE, run_in
+from bot.main import Deskbridge
+from core.m365_tenants import M365Link
 
 app = typer.Typer(help="Customers: their Microsoft 365 tenant (tenant context beside tickets).", no_args_is_help=True)
 
@@ -21,7 +23,7 @@ def connect_m365(
 ) -> None:
     """Record the customer's M365 tenant and print the admin-consent link for its Global Admin."""
 
-    async def work(c, ws):  # type: ignore[no-untyped-def]
+    async def work(c: Deskbridge, ws: int) -> M365Link:
         found = await c.directory.find_customer(ws, customer)
         return await c.m365.connect(ws, found, tenant)
 
@@ -40,8 +42,9 @@ def show_m365(customer: str = typer.Argument(..., help="Customer identifier or e
               workspace: str | None = WORKSPACE) -> None:
     """The customer's M365 tenant, if any."""
 
-    async def work(c, ws):  # type: ignore[no-untyped-def]
+    async def work(c: Deskbridge, ws: int) -> tuple[str, str | None]:
         found = await c.directory.find_customer(ws, customer)
+        assert found.id is not None
         return found.identifier, await c.m365.tenant_of(ws, found.id)
 
     ident, tenant_id = run_in(workspace, work)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -22,7 +23,7 @@ class DirectoryPool:
         self._graph_url, self._login_url, self._transport = graph_url, login_url, transport
         self._tokens = token_cache or InMemoryTokenCache()
         self._dirs: dict[str, M365Directory] = {}
-        self._extra = {"sleep": sleep} if sleep is not None else {}
+        self._sleep = sleep or asyncio.sleep
 
     def __repr__(self) -> str:
         return f"DirectoryPool(tenants={len(self._dirs)})"
@@ -33,7 +34,7 @@ class DirectoryPool:
             found = self._dirs[tenant_id] = M365Directory(GraphClient(
                 tenant_id=tenant_id, client_id=self._client_id, client_secret=self._secret,
                 graph_url=self._graph_url, login_url=self._login_url, transport=self._transport,
-                token_cache=self._tokens, **self._extra))
+                token_cache=self._tokens, sleep=self._sleep))
         return found
 
     async def aclose(self) -> None:
