@@ -62,6 +62,8 @@ def build_scheduler(container: Deskbridge) -> AsyncIOScheduler:
     # Intake: new mail of every configured mailbox; alert events a crashed processor left half applied
     add_job(scheduler, container, "mail_poll", timedelta(minutes=1), container.mailboxes.poll_all)
     add_job(scheduler, container, "alert_sweep", timedelta(minutes=1), container.alert_intake.sweep)
+    # AI categorisation models follow each workspace's closed tickets (training runs in a worker thread).
+    add_job(scheduler, container, "ai_retrain", timedelta(hours=6), container.ai.retrain_due)
     register_sync(scheduler, container)
     return scheduler
 

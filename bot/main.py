@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.settings import Settings
 from connectors.alert_webhook import AlertWebhookClient
 from connectors.halopsa.budget import RequestBudgets
+from connectors.m365 import DirectoryPool, admin_consent_url
 from connectors.mail import build_reader as build_mail_reader
 from connectors.registry import Registry
 from connectors.rmm import PARSERS as ALERT_PARSERS
@@ -38,7 +40,9 @@ from core.idempotency import IdempotencyService
 from core.intake.alerts import AlertIntake
 from core.intake.mail import MailIntake
 from core.intake.mailbox import MailboxService
+from core.intake.requests import EndUserRequests
 from core.intake.sources import AlertSourceService
+from core.m365_tenants import M365TenantService
 from core.notify import FanoutNotifier
 from core.outbox.admin import OutboxAdmin
 from core.outbox.backoff import BackoffPolicy
@@ -50,6 +54,7 @@ from core.sla.monitor import SlaMonitor
 from core.sla.service import SlaService
 from core.sync.engine import SyncEngine
 from core.sync.service import SyncService
+from core.tenant_context import TenantContextService
 from core.tickets import TicketService
 from core.workspaces import DirectoryService, WorkspaceService
 from store import migrate
@@ -92,11 +97,14 @@ class Deskbridge:
     alert_sources: AlertSourceService  # alert intake: sources, secrets, customer mapping rules, triage
     alert_intake: AlertIntake  # POST /webhooks/alerts/{key}: alerts become tickets (core/intake)
     mailboxes: MailboxService  # the support mailbox (IMAP or Graph), polled each minute into MailIntake
+    end_user_requests: EndUserRequests  # end users asking for help in customer channels
     sync: SyncService  # ticket sync, picklists, reconcile, webhooks, mappings
     sla: SlaService  # clocks and figures
     sla_config: SlaConfigService  # calendars and policies
     sla_monitor: SlaMonitor  # the per-minute warning sweep
     ai: AiService  # categorisation, similar tickets, suggested resolutions (core/ai)
+    m365: M365TenantService  # which M365 tenant each customer has (issue 23)
+    tenant_context: TenantContextService  # M365 user quick view beside a ticket (issue 23)
     # Chat, shared by Slack, Teams and the console: bindings/identities, view builders, the command runner.
     chat: ChatService
     chat_posts: ChatPosts
@@ -142,6 +150,7 @@ class Deskbridge:
         await self.sla_monitor.aclose()
         await self.connections.aclose()
         await self.alert_webhooks.aclose()
+        await self.tenant_context.aclose()
         await self.db.dispose()
 
 
@@ -183,12 +192,23 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     alert_webhooks = AlertWebhookService(db, cipher=cipher, poster=AlertWebhookClient(
         transport=transport, timeout=min(settings.psa_request_timeout_seconds, 15.0)))
     sla = SlaService(db)
+    m365 = M365TenantService(db, consent_url=_consent_url(settings))
+    m365_pool = DirectoryPool(
+        client_id=settings.m365_client_id, client_secret=settings.m365_client_secret.get_secret_value(),
+        graph_url=settings.m365_graph_url, login_url=settings.m365_login_url, transport=transport,
+        token_cache=DatabaseTokenCache(db, cipher, holder=settings.instance_id),  # one token per tenant, all instances
+    ) if settings.m365_client_id and settings.m365_client_secret else None
     chat = ChatService(db, cipher=cipher, workspaces=workspaces, directory=directory)
     alert_sources = AlertSourceService(db, cipher=cipher)
     alert_intake = AlertIntake(db, sources=alert_sources, tickets=tickets, parsers=ALERT_PARSERS)
     mailboxes = MailboxService(db, cipher=cipher, intake=MailIntake(db, tickets=tickets),
                                readers=lambda kind, config: build_mail_reader(kind, config, transport=transport))
-    chat_views = ChatViews(db, tickets=tickets, connections=connections, capabilities=registry.capabilities, sla=sla)
+    ai = AiService(db, llm=LlmConfig(
+        base_url=settings.llm_base_url, model=settings.llm_model, timeout=settings.llm_timeout,
+        api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else "local",
+    ) if settings.llm_base_url else None)
+    chat_views = ChatViews(db, tickets=tickets, connections=connections, capabilities=registry.capabilities, sla=sla,
+                           ai=ai.suggestions)
     container = Deskbridge(
         settings=settings,
         db=db,
@@ -209,20 +229,21 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         alert_sources=alert_sources,
         alert_intake=alert_intake,
         mailboxes=mailboxes,
+        end_user_requests=EndUserRequests(db, tickets=tickets),
         alert_templates={"datto-trigger": datto.TRIGGER_TEMPLATE, "datto-resolve": datto.RESOLVE_TEMPLATE},
         sync=SyncService(SyncEngine(db, connections, notifier, instance_id=settings.instance_id)),
         sla=sla,
         sla_config=SlaConfigService(db),
         sla_monitor=SlaMonitor(db, sla, notifier),
-        ai=AiService(db, llm=LlmConfig(
-            base_url=settings.llm_base_url, model=settings.llm_model, timeout=settings.llm_timeout,
-            api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else "local",
-        ) if settings.llm_base_url else None),
+        ai=ai,
+        m365=m365,
+        tenant_context=TenantContextService(db, tenants=m365, directories=m365_pool),
         chat=chat,
         chat_posts=ChatPosts(db),
         chat_views=chat_views,
         chat_commands=ChatCommands(db, chat=chat, views=chat_views, queue=queue, tickets=tickets,
-                                   directory=directory, workspaces=workspaces, outbox_admin=outbox_admin),
+                                   directory=directory, workspaces=workspaces, alerts=alert_webhooks,
+                                   outbox_admin=outbox_admin, ai=ai),
         admin_links=AdminLinkService(db),
         admin_session_key=session_key,
     )
@@ -239,6 +260,15 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     if note:
         container.banner.append(note)
     return container
+
+
+def _consent_url(settings: Settings) -> Callable[[str], str] | None:
+    """The admin-consent link maker of the configured multi-tenant M365 app (None when there is none)."""
+    client_id = settings.m365_client_id
+    if not client_id:
+        return None
+    return lambda tenant: admin_consent_url(tenant, client_id, login_url=settings.m365_login_url,
+                                            redirect_uri=settings.m365_consent_redirect_uri)
 
 
 def connector_options(settings: Settings, db: Database, cipher: CredentialCipher) -> dict[str, dict[str, Any]]:

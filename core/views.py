@@ -156,6 +156,72 @@ class ExternalLink:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AiCategoryView:
+    """A category suggestion: the best label, how sure, what the gate did (apply/suggest/keep/low_confidence)."""
+
+    label: str
+    confidence: float
+    action: str
+    reason: str
+    confidence_word: str
+    alternatives: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AiSimilarView:
+    ticket_id: int
+    ref: str  # "#4821" (or "id:N" before the PSA numbered it)
+    number: int | None
+    subject: str
+    score: float
+    closed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AiResolutionView:
+    text: str  # verbatim resolution note
+    attribution: str  # "from #4821, 12 Mar 2026, by Ana, 0.71"
+
+
+AI_SOURCE = "Deskbridge AI: offline models trained on this workspace's own tickets"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AiSuggestionsView:
+    """What AI assist offers on a technician's ticket card; each part names its source and confidence."""
+
+    category: AiCategoryView | None = None
+    similar: tuple[AiSimilarView, ...] = ()
+    resolutions: tuple[AiResolutionView, ...] = ()
+    disagree: bool = False
+    cross_customer: bool = False
+    source: str = AI_SOURCE
+
+    @property
+    def empty(self) -> bool:
+        return self.category is None and not self.similar and not self.resolutions
+
+
+def ai_lines(view: AiSuggestionsView) -> list[str]:
+    """The suggestions as plain lines (surfaces escape and style them)."""
+    out: list[str] = []
+    c = view.category
+    if c is not None:
+        head = {"apply": "Category set by AI", "keep": "Category confirmed by AI"}.get(c.action, "Suggested category")
+        alts = ", ".join(f"{label} {p:.0%}" for label, p in c.alternatives)
+        out.append(f"{head}: {c.label} ({c.confidence:.0%}, {c.confidence_word})" + (f"; also {alts}" if alts else "")
+                   + f" - {c.reason}")
+    for h in view.similar:
+        when = f", closed {h.closed_at:%d %b %Y}" if h.closed_at else ""
+        out.append(f"Similar: {h.ref} {h.subject} ({h.score:.2f}{when})")
+    for r in view.resolutions:
+        out.append(f"Suggested resolution ({r.attribution}): {r.text}")
+    if view.disagree:
+        out.append("These resolutions disagree: compare them before using one.")
+    return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TicketView:
     detail: TicketDetail
     now: datetime
@@ -169,6 +235,7 @@ class TicketView:
     sla_remaining_s: float | None = None
     audience: str = "tech"  # tech | customer (customer views never show internal notes or time)
     notice: str | None = None  # e.g. "Queued: reply (internal). It goes to the PSA in a moment."
+    ai: AiSuggestionsView | None = None  # technicians only (core/ai); never on a customer's view
 
     @property
     def summary(self) -> TicketSummary:

@@ -15,6 +15,7 @@ from bot.cli import (
     apikey,
     connection,
     console,
+    customer,
     db,
     intake,
     outbox,
@@ -43,6 +44,7 @@ app.add_typer(rmm.app, name="rmm")
 app.add_typer(teams.app, name="teams")
 app.add_typer(ai.app, name="ai")
 app.add_typer(intake.app, name="intake")
+app.add_typer(customer.app, name="customer")
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from core.views import (
     TicketSummary,
     TicketView,
     ViewAction,
+    ai_lines,
     human_duration,
     sla_text,
 )
@@ -107,6 +108,9 @@ def render_ticket(view: TicketView) -> tuple[str, list[ViewAction]]:
         lines.append("  Files: " + ", ".join(a.body for a in view.attachments[-5:]))
     for link in view.links:
         lines.append(f"  {link.label}: {link.url or link.ref}")
+    if view.ai is not None and not view.ai.empty:
+        lines.append(f"  AI suggestions ({view.ai.source}):")
+        lines += [f"   {_cut(line, 300)}" for line in ai_lines(view.ai)]
     if view.notice:
         lines.append(f"  ✓ {view.notice}")
     buttons = list(view.actions)

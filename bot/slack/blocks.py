@@ -22,6 +22,7 @@ from core.views import (
     TicketSummary,
     TicketView,
     ViewAction,
+    ai_lines,
     human_duration,
     sla_text,
 )
@@ -141,6 +142,10 @@ def ticket_blocks(view: TicketView, *, max_notes: int = 8) -> list[dict[str, Any
                                                      else esc(link.ref)))
     if extra:
         blocks.append(_context(*extra))
+    if view.ai is not None and not view.ai.empty:
+        blocks.append({"type": "section", "text": _md(
+            ":bulb: *AI suggestions*\n" + "\n".join(esc(_cut(line, 600)) for line in ai_lines(view.ai)))})
+        blocks.append(_context(esc(view.ai.source)))
     status = []
     if d.dead_writes:
         status.append(f":x: {d.dead_writes} write(s) could not be delivered to the PSA (`/deskbridge outbox`)")

@@ -20,11 +20,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from core.ai import categorize, drafts, resolution, similar
+from core.ai import categorize, drafts, resolution
 from core.ai import settings as ai_settings
+from core.ai.similar import Doc, Hit, SimilarIndex
 from core.ai.text import ticket_text
 from core.context import Actor
 from core.errors import InvalidInput, NotFound, PermissionDenied
+from core.views import AiCategoryView, AiResolutionView, AiSimilarView, AiSuggestionsView
 from store.db import Database, Scope
 from store.enums import EntryKind, Stage
 from store.tables import AiModel, Ticket, TimelineEntry, Workspace
@@ -45,7 +47,7 @@ class ModelStatus:
 
 @dataclass(frozen=True, slots=True)
 class SimilarAnswer:
-    hits: tuple[similar.Hit, ...]
+    hits: tuple[Hit, ...]
     resolutions: resolution.Resolutions
     cross_customer: bool
 
@@ -131,6 +133,33 @@ class AiService:
             self._models[workspace_id] = (row.version, model)
             return ModelStatus(CATEGORY, row.version, row.trained_on, row.created_at, metrics)
 
+    async def labelled_count(self, workspace_id: int) -> int:
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            return int((await session.execute(
+                select(sa.func.count()).select_from(Ticket)
+                .where(col(Ticket.stage).in_(CLOSED), col(Ticket.type_name).is_not(None),
+                       col(Ticket.type_name) != "", col(Ticket.deleted_at).is_(None)))).scalar() or 0)
+
+    async def retrain_due(self) -> list[int]:
+        """The scheduled retrain: every workspace with categorisation on whose labelled history grew by 5%
+        (at least 20 tickets) since its model, or that has enough for a first one. Returns who was trained."""
+        async with self.db.read(Scope.system_wide()) as session:
+            workspaces = (await session.execute(select(Workspace.id, Workspace.settings))).all()
+        trained = []
+        for ws, stored in workspaces:
+            if not ai_settings.effective(stored)["categorize"]:
+                continue
+            count, status = await self.labelled_count(ws), await self.status(ws)
+            base = status.trained_on if status else 0
+            if count < categorize.MIN_TRAINING or count - base < max(20, base // 20):
+                continue
+            try:
+                await self.train(ws)
+                trained.append(ws)
+            except InvalidInput:  # one category only, or a run already under way: next time
+                continue
+        return trained
+
     async def status(self, workspace_id: int) -> ModelStatus | None:
         """The newest category model of the workspace (None before the first training)."""
         async with self.db.read(Scope.workspace(workspace_id)) as session:
@@ -211,13 +240,15 @@ class AiService:
             return SimilarAnswer((), resolution.Resolutions((), False), False)
         query = ticket_text(ticket.subject, ticket.description) if ticket else (text or "")
         if not query.strip():
+            if ticket is not None:  # a ticket with no searchable words: nothing is similar
+                return SimilarAnswer((), resolution.Resolutions((), False), allowed is None)
             raise InvalidInput("Nothing to search for.", hint="Give a ticket or a few words.")
         index = await self._index(actor.workspace_id)
         hits = index.search(query, customers=allowed, k=k, floor=opts["similar_floor"],
                             exclude=() if ticket_id is None else (ticket_id,))
         return SimilarAnswer(tuple(hits), resolution.suggest(hits), allowed is None)
 
-    async def _index(self, workspace_id: int) -> similar.SimilarIndex:
+    async def _index(self, workspace_id: int) -> SimilarIndex:
         entry = self._indexes.setdefault(workspace_id, _WorkspaceIndex())
         async with entry.lock:
             docs = await self._closed_since(workspace_id, entry.watermark)
@@ -225,16 +256,16 @@ class AiService:
                 grow = len(entry.index) == 0 or len(docs) > len(entry.index) // 2
                 if grow:  # a new vocabulary once the index has grown by half
                     all_docs = [*entry.index.docs, *docs]
-                    entry.index = await asyncio.to_thread(similar.SimilarIndex().build, all_docs)
+                    entry.index = await asyncio.to_thread(SimilarIndex().build, all_docs)
                 else:
                     await asyncio.to_thread(entry.index.add, docs)
                 entry.watermark = max(d.closed_at for d in docs if d.closed_at) if any(
                     d.closed_at for d in docs) else entry.watermark
             return entry.index
 
-    async def _closed_since(self, workspace_id: int, since: datetime | None) -> list[similar.Doc]:
-        query = select(Ticket.id, Ticket.customer_id, Ticket.number, Ticket.subject, Ticket.description,
-                       Ticket.closed_at).where(col(Ticket.stage).in_(CLOSED), col(Ticket.deleted_at).is_(None))
+    async def _closed_since(self, workspace_id: int, since: datetime | None) -> list[Doc]:
+        query = sa.select(col(Ticket.id), col(Ticket.customer_id), col(Ticket.number), col(Ticket.subject),
+                          col(Ticket.description), col(Ticket.closed_at)).where(col(Ticket.stage).in_(CLOSED), col(Ticket.deleted_at).is_(None))
         if since is not None:  # `>=`: tickets closed in the same instant are re-read; the index skips known ids
             query = query.where(col(Ticket.closed_at) >= since)
         async with self.db.read(Scope.workspace(workspace_id)) as session:
@@ -249,10 +280,34 @@ class AiService:
                                    TimelineEntry.kind == EntryKind.NOTE_RESOLUTION.value)
                             .order_by(col(TimelineEntry.occurred_at), col(TimelineEntry.id)))).all():
                         notes[tid] = (body, author)  # the latest resolution note wins
-        return [similar.Doc(ticket_id=r[0], customer_id=r[1], number=r[2], text=f"{r[3]}\n{r[4]}",
+        return [Doc(ticket_id=r[0], customer_id=r[1], number=r[2], text=f"{r[3]}\n{r[4]}",
                             closed_at=r[5], resolution=notes.get(r[0], ("", None))[0],
                             resolved_by=notes.get(r[0], ("", None))[1]) for r in rows]
 
+
+    async def suggestions(self, actor: Actor, ticket_id: int) -> AiSuggestionsView | None:
+        """Everything AI assist offers on a technician's card of this ticket (None for anyone else, or when
+        there is nothing to offer)."""
+        if not actor.is_member or actor.customer_scope_id is not None:
+            return None
+        decision = await self.categorise(actor, ticket_id)
+        category = None
+        if decision is not None and decision.label is not None:
+            category = AiCategoryView(
+                label=decision.label, confidence=decision.confidence, action=decision.action,
+                reason=decision.reason, confidence_word=decision.confidence_word,
+                alternatives=tuple((p.label, p.probability) for p in decision.top[1:]))
+        found = await self.similar(actor, ticket_id=ticket_id)
+        view = AiSuggestionsView(
+            category=category,
+            similar=tuple(AiSimilarView(
+                ticket_id=h.doc.ticket_id, number=h.doc.number, score=h.score, closed_at=h.doc.closed_at,
+                ref=f"#{h.doc.number}" if h.doc.number is not None else f"id:{h.doc.ticket_id}",
+                subject=h.doc.text.split("\n", 1)[0][:120]) for h in found.hits),
+            resolutions=tuple(AiResolutionView(text=r.text, attribution=r.attribution)
+                              for r in found.resolutions.items),
+            disagree=found.resolutions.disagree, cross_customer=found.cross_customer)
+        return None if view.empty else view
 
     async def draft(self, actor: Actor, ticket_id: int, *, requester: str | None = None) -> drafts.Draft:
         """A reply draft for a technician to review (never sent by itself). The LLM endpoint is used only
@@ -275,6 +330,6 @@ class AiService:
 
 class _WorkspaceIndex:
     def __init__(self) -> None:
-        self.index = similar.SimilarIndex()
+        self.index = SimilarIndex()
         self.watermark: datetime | None = None
         self.lock = asyncio.Lock()

@@ -8,7 +8,7 @@ A card for a customer (`audience="customer"`, or any non-technician) leaves out 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from string import Formatter
 from typing import Any
@@ -22,20 +22,25 @@ from core.connections import ConnectionService
 from core.context import Actor
 from core.ticket_lookup import load_ticket_by_id
 from core.tickets import DEFAULT_CAPABILITIES, TicketService
-from core.views import ConversationItem, ExternalLink, TicketDetail, TicketView, ViewAction
+from core.views import AiSuggestionsView, ConversationItem, ExternalLink, TicketDetail, TicketView, ViewAction
 from store.db import Database
 from store.enums import NOTE_KINDS, EntryKind
 from store.tables import PsaConnection, Workspace
 
 log = logging.getLogger(__name__)
 
+# AI assist on technicians' cards (core/ai AiService.suggestions): (actor, ticket id) -> suggestions or None.
+AiSuggester = Callable[[Actor, int], Awaitable[AiSuggestionsView | None]]
+
 
 class TicketCards:
     """Builds ticket cards (TicketView) from the ticket service, the PSA connection and the SLA figures."""
 
     def __init__(self, db: Database, *, tickets: TicketService, connections: ConnectionService,
-                 capabilities: Callable[[str], Capabilities], sla: SlaInfo, clock: Callable[[], datetime]) -> None:
+                 capabilities: Callable[[str], Capabilities], sla: SlaInfo, clock: Callable[[], datetime],
+                 ai: AiSuggester | None = None) -> None:
         self.db = db
+        self._ai = ai
         self.tickets = tickets
         self.connections = connections
         self._capabilities = capabilities
@@ -130,8 +135,18 @@ class TicketCards:
             time_entries=() if customer_view else time_entries, attachments=attachments, links=tuple(links),
             actions=actions, total_minutes=sum(int(i.data.get("minutes", 0)) for i in time_entries if not i.failed),
             sla_remaining_s=sla, audience="customer" if customer_view else "tech", notice=notice,
+            ai=None if customer_view else await self._suggestions(actor, s.id),
         )
         return for_customer(view) if customer_view else view
+
+    async def _suggestions(self, actor: Actor, ticket_id: int) -> AiSuggestionsView | None:
+        if self._ai is None:
+            return None
+        try:
+            return await self._ai(actor, ticket_id)
+        except Exception:  # noqa: BLE001 - AI assist is optional; it never breaks a card
+            log.warning("AI suggestions failed", extra={"ticket_id": ticket_id}, exc_info=True)
+            return None
 
 
 def _template(template: Any, **values: str) -> str | None:

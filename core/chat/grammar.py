@@ -41,7 +41,7 @@ BARE_PRIORITIES = ("critical", "high", "medium", "low", "p1", "p2", "p3", "p4")
 BARE_WORDS = ("mine", "unassigned", "breaching", "open", "closed", "all", "critical", "high", "medium", "low")
 _TIME = re.compile(r"^(?:(\d+)h)?\s*(?:(\d+)m(?:in)?)?$")
 
-ADMIN_TOPICS = ("help", "link", "bind", "unbind", "bindings", "outbox", "settings")
+ADMIN_TOPICS = ("help", "link", "bind", "unbind", "bindings", "outbox", "settings", "ai")
 BIND_KINDS = ("customer", "dispatch", "sla")
 
 
@@ -121,7 +121,15 @@ class SettingsCmd:
     value: str | None = None
 
 
-Command = ListTickets | ShowTicket | NewTicket | Help | Link | Bind | Unbind | Bindings | Outbox | SettingsCmd
+@dataclass(frozen=True, slots=True)
+class AiCmd:
+    action: str = "status"  # status | settings | set | train | similar
+    name: str | None = None
+    value: str | None = None
+
+
+Command = (ListTickets | ShowTicket | NewTicket | Help | Link | Bind | Unbind | Bindings | Outbox | SettingsCmd
+           | AiCmd)
 
 
 # ---------------------------------------------------------------- helpers
@@ -171,6 +179,7 @@ def parse_filters(text: str) -> ListTickets:
     free: list[str] = []
     stages: list[Stage] = []
     prios: list[Priority] = []
+    statuses: list[str] = []
     for word in _split(text):
         key, sep, value = word.partition(":")
         if sep and key and not key.isdigit():
@@ -189,7 +198,7 @@ def parse_filters(text: str) -> ListTickets:
             if k == "stage":
                 stages.extend(s for s in vocabulary.stages(value) if s not in stages)
             elif k == "status":
-                f["statuses"] = (*f.get("statuses", ()), value.strip())  # type: ignore[arg-type]
+                statuses.append(value.strip())
             elif k == "customer":
                 _once(f, "customer", value.strip())
             elif k == "assignee":
@@ -233,6 +242,8 @@ def parse_filters(text: str) -> ListTickets:
         f["stages"] = tuple(stages)
     if prios:
         f["priorities"] = tuple(prios)
+    if statuses:
+        f["statuses"] = tuple(statuses)
     if free:
         f["text"] = " ".join(free)[:200]
     return ListTickets(**f)  # type: ignore[arg-type]
@@ -321,6 +332,13 @@ def _parse_admin(text: str) -> Command:
         return Outbox("list" if action == "dead" else action, op_id)
     if sub in ("settings", "setting", "set"):
         return SettingsCmd(args[0] if args else None, " ".join(args[1:]) or None)
+    if sub == "ai":
+        action = args[0].lower() if args else "status"
+        if action == "set":
+            return AiCmd("set", args[1] if len(args) > 1 else None, " ".join(args[2:]) or None)
+        if action == "similar":
+            return AiCmd("similar", value=" ".join(args[1:]) or None)
+        return AiCmd(action)
     sugg = vocabulary.suggest(sub, list(ADMIN_TOPICS), cutoff=0.7)
     raise InvalidFilter(f"'{sub}' is not a /deskbridge command.",
                         hint=vocabulary.did_you_mean(sugg, "/deskbridge ") + "Commands: " + ", ".join(ADMIN_TOPICS) + ".",

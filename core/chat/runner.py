@@ -17,8 +17,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import select
 
+from core.ai.service import AiService
+from core.alert_webhooks import AlertWebhookService
 from core.chat import grammar as c
 from core.chat.admin import ChatAdmin
+from core.chat.ai_admin import ChatAi
 from core.chat.files import ChatFile
 from core.chat.models import ChannelInfo, ChatUser
 from core.chat.service import ChatService, ChatViews
@@ -56,8 +59,10 @@ Handler = Callable[[Request], Awaitable[View]]
 class ChatRunner:
     def __init__(self, db: Database, *, chat: ChatService, views: ChatViews, queue: QueueService,
                  tickets: TicketService, directory: DirectoryService, workspaces: WorkspaceService,
-                 outbox_admin: OutboxAdmin | None = None, clock: Callable[[], datetime] | None = None) -> None:
+                 alerts: AlertWebhookService, outbox_admin: OutboxAdmin | None = None,
+                 clock: Callable[[], datetime] | None = None, ai: AiService | None = None) -> None:
         self.db = db
+        self.ai = ChatAi(ai) if ai is not None else None
         self.chat = chat
         self.views = views
         self.queue_service = queue
@@ -65,7 +70,7 @@ class ChatRunner:
         self.directory = directory
         self.workspaces = workspaces
         self.admin = ChatAdmin(db, chat=chat, workspaces=workspaces, outbox_admin=outbox_admin)
-        self.writes = ChatWrites(db, views=views, tickets=tickets)
+        self.writes = ChatWrites(db, views=views, tickets=tickets, alerts=alerts)
         self._handlers: dict[type[Any], Handler] = {
             c.ListTickets: self._list_tickets,
             c.ShowTicket: self._show_ticket,
@@ -77,6 +82,7 @@ class ChatRunner:
             c.Bindings: self._bindings,
             c.Outbox: self._outbox,
             c.SettingsCmd: self._settings,
+            c.AiCmd: self._ai,
         }
 
     @property
@@ -141,6 +147,12 @@ class ChatRunner:
     async def _settings(self, r: Request) -> View:
         assert isinstance(r.cmd, c.SettingsCmd)
         return await self.admin.settings(r.actor, r.cmd)
+
+    async def _ai(self, r: Request) -> View:
+        assert isinstance(r.cmd, c.AiCmd)
+        if self.ai is None:
+            raise InvalidInput("AI assist is not available on this server.")
+        return await self.ai.run(r.actor, r.info, r.cmd)
 
     # ------------------------------------------------------------ queue
 

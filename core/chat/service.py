@@ -17,7 +17,7 @@ from connectors.base import Capabilities
 from core.chat import visibility
 from core.chat.bindings import Bindings
 from core.chat.cache import CACHE_TTL_S, TTLCache
-from core.chat.cards import TicketCards
+from core.chat.cards import AiSuggester, TicketCards
 from core.chat.forms import TicketForms
 from core.chat.identity import Identities
 from core.chat.installations import Installations
@@ -92,8 +92,9 @@ class ChatService:
     async def member_actor(self, workspace_id: int, platform: str, team_id: str, user_id: str) -> Actor | None:
         return await self.identities.member_actor(workspace_id, platform, team_id, user_id)
 
-    async def write_author(self, workspace_id: int, op_id: int, platform: str) -> str | None:
-        return await self.identities.write_author(workspace_id, op_id, platform)
+    async def write_author(self, workspace_id: int, op_id: int, platform: str,
+                           team_id: str | None = None) -> str | None:
+        return await self.identities.write_author(workspace_id, op_id, platform, team_id)
 
     async def has_admin(self, workspace_id: int) -> bool:
         return await self.identities.has_admin(workspace_id)
@@ -161,7 +162,7 @@ class ChatViews:
 
     def __init__(self, db: Database, *, tickets: TicketService, connections: ConnectionService,
                  capabilities: Callable[[str], Capabilities] | None = None, sla: SlaInfo | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, ai: AiSuggester | None = None) -> None:
         self.db = db
         self.tickets = tickets
         self.connections = connections
@@ -169,7 +170,7 @@ class ChatViews:
         self._clock = clock
         caps = capabilities or (lambda kind: DEFAULT_CAPABILITIES)
         self.cards = TicketCards(db, tickets=tickets, connections=connections, capabilities=caps, sla=self.sla,
-                                 clock=clock)
+                                 clock=clock, ai=ai)
         self.forms = TicketForms(db, tickets=tickets, cards=self.cards, capabilities=caps)
 
     def now(self) -> datetime:

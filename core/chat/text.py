@@ -19,6 +19,8 @@ HELP_LINES = (
     "`bind dispatch` · `unbind` · `bindings` (admins)",
     "`/deskbridge outbox` writes waiting or dead · `outbox redrive 12` · `outbox discard 12` (admins)",
     "`/deskbridge settings` · `/deskbridge settings first_reply_moves_to_in_progress on` (admins)",
+    "`/deskbridge ai` model status · `ai settings` · `ai set fill_threshold 0.8` · `ai train` (admins) · "
+    "`ai similar vpn drops`",
 )
 
 

@@ -90,7 +90,7 @@ def for_customer(view: TicketView) -> TicketView:
                      device_ref=None, alert_ref=None, contract_ref=None, pending_writes=0, dead_writes=0,
                      psa_url=None, psa_respond_by=None, psa_resolve_by=None)
     return replace(view, detail=detail, sla_remaining_s=None, links=(), actions=(), time_entries=(),
-                   total_minutes=0, audience="customer")
+                   total_minutes=0, audience="customer", ai=None)
 
 
 def redaction_for(info: ChannelInfo, *, customer_id: int | None, kind: str, audience: str) -> str | None:

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from bot.api.portal import filters
+from bot.api.portal.ai import TicketAiOut, ai_out
 from bot.api.portal.deps import IdemKey, Reader, Result, Writer, idempotent, lost_result
 from bot.api.portal.models import (
     NOTE_KINDS,
@@ -95,9 +96,16 @@ async def create_ticket(request: Request, caller: Writer, body: TicketCreate, id
                             rebuild)
 
 
-@router.get("/tickets/{ticketId}", response_model=TicketOut, summary="A ticket with its comments and activity")
-async def get_ticket(caller: Reader, ref: TicketRef) -> JSONResponse:
-    return JSONResponse(ticket_out(await caller.container.tickets.get(caller.actor, ref)))
+@router.get("/tickets/{ticketId}", response_model=TicketAiOut, summary="A ticket with its comments and activity")
+async def get_ticket(
+    caller: Reader, ref: TicketRef,
+    ai: Annotated[bool, Query(description="Add AI suggestions (category, similar tickets, resolutions)")] = False,
+) -> JSONResponse:
+    detail = await caller.container.tickets.get(caller.actor, ref)
+    out = ticket_out(detail)
+    if ai:
+        out["ai"] = ai_out(await caller.container.ai.suggestions(caller.actor, detail.summary.id))
+    return JSONResponse(out)
 
 
 @router.put("/tickets/{ticketId}", response_model=TicketOut, summary="Change status, priority or assignee")

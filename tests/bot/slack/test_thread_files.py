@@ -281,7 +281,7 @@ async def test_a_psa_without_attachments_gets_the_text_and_a_clear_refusal(slack
     c = slack.c
     no_files = TicketService(c.db, capabilities=lambda kind: Capabilities(features=frozenset({Feature.TIME_ENTRIES})))
     commands = ChatCommands(c.db, chat=c.chat, views=c.chat_views, queue=c.queue, tickets=no_files,
-                            directory=c.directory, workspaces=c.workspaces)
+                            directory=c.directory, workspaces=c.workspaces, alerts=c.alert_webhooks)
 
     async def must_not_fetch(limit):
         raise AssertionError("downloaded a file the PSA cannot take")

@@ -197,3 +197,23 @@ async def test_drafts_are_off_by_default_and_never_carry_another_customers_resol
     assert "GLOBEX" not in json.dumps(sent) and "#9001" in sent[0]
     with pytest.raises(PermissionDenied):
         await ai.draft(tech.scoped_to_customer(customer), open_id)
+
+
+async def test_scheduled_retrain_follows_the_growth_of_each_workspace(ai, workspace_id, other_workspace_id):
+    await seed(ai.db, workspace_id)
+    assert await ai.retrain_due() == [workspace_id]  # other_workspace has nothing to learn from
+    assert await ai.retrain_due() == []  # nothing new since
+    texts, labels = corpus(7, seed=5)
+    async with ai.db.write(Scope.workspace(workspace_id)) as s:
+        for i, (text, label) in enumerate(zip(texts, labels, strict=True)):
+            s.add(Ticket(workspace_id=workspace_id, number=20_000 + i, subject=text, priority="low",
+                         stage=Stage.CLOSED.value, type_name=label))
+    assert await ai.retrain_due() == [workspace_id]
+    status = await ai.status(workspace_id)
+    assert status is not None and status.version == 2 and status.trained_on == 351
+    await ai.set_setting(Actor.system(workspace_id), "categorize", "off")
+    async with ai.db.write(Scope.workspace(workspace_id)) as s:
+        for i, (text, label) in enumerate(zip(texts, labels, strict=True)):
+            s.add(Ticket(workspace_id=workspace_id, number=30_000 + i, subject=text, priority="low",
+                         stage=Stage.CLOSED.value, type_name=label))
+    assert await ai.retrain_due() == []  # categorisation off: no training

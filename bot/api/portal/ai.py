@@ -1,0 +1,63 @@
+"""AI assist in the REST ticket detail (`GET /tickets/{ticketId}?ai=true`): the same suggestions as the
+ticket card, each with its source and confidence. Technicians' keys only; null for anyone else."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from bot.api.portal.models import TicketOut
+from core.views import AiSuggestionsView
+
+
+class AiCategoryOut(BaseModel):
+    label: str
+    confidence: float = Field(description="Probability of the label (0..1)")
+    action: str = Field(description="apply, suggest, keep or low_confidence: what the admin's thresholds allow")
+    reason: str
+    alternatives: list[tuple[str, float]]
+
+
+class AiSimilarOut(BaseModel):
+    ticket_id: int
+    number: int | None
+    ref: str
+    subject: str
+    score: float = Field(description="Cosine similarity (0..1); nothing below the workspace's floor is listed")
+    closed_at: datetime | None
+
+
+class AiResolutionOut(BaseModel):
+    text: str = Field(description="The resolution note, verbatim")
+    attribution: str = Field(description='Where it comes from, e.g. "from #4821, 12 Mar 2026, by Ana, 0.71"')
+
+
+class AiOut(BaseModel):
+    source: str
+    category: AiCategoryOut | None
+    similar: list[AiSimilarOut]
+    resolutions: list[AiResolutionOut]
+    resolutions_disagree: bool
+    cross_customer: bool = Field(description="Similar tickets may come from other customers (workspace setting)")
+
+
+class TicketAiOut(TicketOut):
+    ai: AiOut | None = Field(None, description="Only with ?ai=true; null when there is nothing to suggest "
+                                               "or the key is not a technician's")
+
+
+def ai_out(view: AiSuggestionsView | None) -> dict[str, Any] | None:
+    if view is None:
+        return None
+    c = view.category
+    return AiOut(
+        source=view.source,
+        category=AiCategoryOut(label=c.label, confidence=round(c.confidence, 4), action=c.action, reason=c.reason,
+                               alternatives=[(lbl, round(p, 4)) for lbl, p in c.alternatives]) if c else None,
+        similar=[AiSimilarOut(ticket_id=s.ticket_id, number=s.number, ref=s.ref, subject=s.subject,
+                              score=round(s.score, 4), closed_at=s.closed_at) for s in view.similar],
+        resolutions=[AiResolutionOut(text=r.text, attribution=r.attribution) for r in view.resolutions],
+        resolutions_disagree=view.disagree, cross_customer=view.cross_customer,
+    ).model_dump(mode="json")

@@ -1,0 +1,98 @@
+"""`/deskbridge ai …` from chat: model status, AI settings (admins change them), training, similar tickets.
+
+Training is started in the background and answered at once ("training started"): it runs in a worker
+thread (core/ai/service.py) and never holds up the chat worker; `/deskbridge ai` shows the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from core.ai.service import AiService
+from core.chat import grammar as c
+from core.chat.models import ChannelInfo
+from core.context import Actor
+from core.errors import DeskbridgeError, InvalidInput, PermissionDenied
+from core.views import MessageView
+
+log = logging.getLogger(__name__)
+
+AI_HELP = ("Use /deskbridge ai (status) · ai settings · ai set <name> <value> (admins) · ai train (admins) · "
+           "ai similar <words>")
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, list):
+        return ", ".join(value) or "(none)"
+    return str(value)
+
+
+class ChatAi:
+    def __init__(self, ai: AiService) -> None:
+        self.ai = ai
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    async def run(self, actor: Actor, info: ChannelInfo, cmd: c.AiCmd) -> MessageView:
+        if not actor.is_member or actor.customer_scope_id is not None or info.visibility == "customer":
+            raise PermissionDenied("AI settings and suggestions are for technicians, outside customer channels.")
+        if cmd.action == "status":
+            return await self._status(actor)
+        if cmd.action == "settings":
+            opts = await self.ai.settings(actor.workspace_id)
+            return MessageView(text="AI settings", lines=tuple(f"{k}: {_shown(v)}" for k, v in opts.items()),
+                               hint="Change one with /deskbridge ai set <name> <value> (admins).")
+        if cmd.action == "set":
+            if not cmd.name or cmd.value is None:
+                raise InvalidInput("Which setting, and what value?", hint=AI_HELP)
+            opts = await self.ai.set_setting(actor, cmd.name, cmd.value)
+            key = cmd.name.strip().lower().replace("-", "_")
+            return MessageView(text=f"AI setting {key} is now {_shown(opts[key])}.", kind="success")
+        if cmd.action == "train":
+            if not actor.is_admin:
+                raise PermissionDenied("Only a workspace admin can train the AI model.")
+            return self._train(actor.workspace_id)
+        if cmd.action == "similar":
+            if not cmd.value:
+                raise InvalidInput("Similar to what?", hint="Use /deskbridge ai similar <a few words>.")
+            found = await self.ai.similar(actor, text=cmd.value)
+            lines = [f"{'#' + str(h.doc.number) if h.doc.number is not None else 'id:' + str(h.doc.ticket_id)} "
+                     f"{h.doc.text.splitlines()[0][:80]} ({h.score:.2f})" for h in found.hits]
+            lines += [f"Suggested resolution ({r.attribution}): {r.text}" for r in found.resolutions.items]
+            return MessageView(text="Similar closed tickets" if found.hits else "No similar closed ticket.",
+                               lines=tuple(lines))
+        raise InvalidInput(f"'{cmd.action}' is not an AI command.", hint=AI_HELP)
+
+    async def _status(self, actor: Actor) -> MessageView:
+        status = await self.ai.status(actor.workspace_id)
+        if status is None:
+            return MessageView(text="No category model yet.",
+                               hint="An admin can train one with /deskbridge ai train once closed tickets "
+                                    "carry a category.")
+        m = status.metrics
+        acc = m.get("holdout_accuracy")
+        lines = [f"Trained {status.created_at:%Y-%m-%d %H:%M} UTC on {status.trained_on} tickets, "
+                 f"{len(m.get('labels', []))} categories",
+                 "Held-out accuracy: " + (f"{acc:.1%} on {m.get('holdout_size')} tickets" if acc is not None
+                                          else "not measured (too few tickets)")]
+        if m.get("cold"):
+            lines.append("Cold start: suggestions are marked low confidence and never applied.")
+        return MessageView(text=f"Category model v{status.version}", lines=tuple(lines))
+
+    def _train(self, workspace_id: int) -> MessageView:
+        async def train() -> object:
+            try:
+                return await self.ai.train(workspace_id)
+            except DeskbridgeError as exc:
+                log.info("AI training refused: %s", exc.message)
+            except Exception:
+                log.exception("AI training failed")
+            return None
+
+        task = asyncio.get_running_loop().create_task(train())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return MessageView(text="Training started.", kind="success",
+                           hint="It runs in the background; /deskbridge ai shows the new model when it is done.")

@@ -1,0 +1,31 @@
+"""REST ticket detail with AI suggestions (`?ai=true`): source and confidence, the ticket's own customer only
+unless the workspace allows more, nothing without asking, and another workspace's key gets a 404."""
+
+from __future__ import annotations
+
+from core.context import Actor
+from tests.bot.api.conftest import Api, assert_problem
+from tests.core.ai.test_service import seed
+
+
+async def test_ticket_detail_with_ai_suggestions(api: Api):
+    await seed(api.container.db, api.ws)
+    await api.container.ai.train(api.ws)
+    plain = (await api.get("/tickets/9003")).json()
+    assert "ai" not in plain
+    body = (await api.get("/tickets/9003?ai=true")).json()
+    ai = body["ai"]
+    assert "trained on this workspace" in ai["source"]
+    assert ai["category"]["action"] in ("suggest", "low_confidence") and 0 < ai["category"]["confidence"] <= 1
+    numbers = [s["number"] for s in ai["similar"]]
+    assert numbers[0] == 9001 and 9002 not in numbers and not ai["cross_customer"]
+    assert ai["resolutions"][0] == {"text": "Raised the VPN keepalive to 60 s.",
+                                    "attribution": ai["resolutions"][0]["attribution"]}
+    assert ai["resolutions"][0]["attribution"].startswith("from #9001")
+    assert "GLOBEX-ONLY" not in str(body)
+
+    await api.container.ai.set_setting(Actor.system(api.ws), "cross_customer", "on")
+    ai = (await api.get("/tickets/9003?ai=true")).json()["ai"]
+    assert {9001, 9002} <= {s["number"] for s in ai["similar"]} and ai["cross_customer"]
+
+    assert_problem(await api.get("/tickets/9003?ai=true", "other"), 404)

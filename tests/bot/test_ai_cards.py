@@ -1,0 +1,102 @@
+"""AI suggestions on the ticket card (core views -> Slack Block Kit and console text): shown to technicians
+with their source and confidence, never on a customer's card, and never breaking a card when they fail."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bot.console.render import render_ticket
+from bot.main import build
+from bot.settings import Settings
+from bot.slack.blocks import ticket_blocks
+from core.context import Actor
+from store.crypto import generate_key
+from store.enums import Origin
+from tests.core.ai.test_service import seed
+
+
+@pytest.fixture
+async def container(db_url, tmp_path, workspace_id):
+    c = build(Settings(database_url=db_url, secret_key=generate_key(), sandbox="off", auto_migrate=False,
+                       secret_key_file=tmp_path / "k"))
+    c.default_workspace_id = workspace_id
+    yield c
+    await c.aclose()
+
+
+async def test_technician_card_shows_suggestions_with_source_and_confidence(container, workspace_id, tech):
+    customer, _ = await seed(container.db, workspace_id)
+    await container.ai.train(workspace_id)
+    view = await container.chat_views.ticket(tech, 9003)
+    assert view.ai is not None and view.ai.category is not None
+    assert view.ai.category.action == "suggest" and 0 < view.ai.category.confidence <= 1
+    assert [s.number for s in view.ai.similar][:1] == [9001] and 9002 not in {s.number for s in view.ai.similar}
+    slack = json.dumps(ticket_blocks(view))
+    assert "AI suggestions" in slack and "Suggested resolution (from #9001" in slack
+    assert "Raised the VPN keepalive to 60 s." in slack and "trained on this workspace" in slack
+    assert "GLOBEX-ONLY" not in slack
+    text, _ = render_ticket(view)
+    assert "Suggested category: " in text and "%" in text and "Similar: #9001" in text
+
+    as_customer = Actor(workspace_id=workspace_id, origin=Origin.SLACK, is_member=False, customer_scope_id=customer)
+    customer_card = await container.chat_views.ticket(as_customer, 9003)
+    assert customer_card.ai is None and "AI suggestions" not in json.dumps(ticket_blocks(customer_card))
+    tech_in_shared_channel = await container.chat_views.ticket(tech, 9003, audience="customer")
+    assert tech_in_shared_channel.ai is None
+
+
+async def test_a_failing_ai_never_breaks_the_card(container, workspace_id, tech):
+    await seed(container.db, workspace_id)
+
+    async def broken(actor, ticket_id):
+        raise RuntimeError("model file unreadable")
+
+    container.chat_views.cards._ai = broken
+    view = await container.chat_views.ticket(tech, 9003)
+    assert view.ai is None and view.summary.number == 9003
+
+
+async def test_deskbridge_ai_commands_in_chat(container, workspace_id, tech):
+    import asyncio
+
+    from core.chat import grammar
+    from core.chat.models import ChannelInfo, ChatUser
+    from core.errors import InvalidInput, PermissionDenied
+
+    customer, _ = await seed(container.db, workspace_id)
+    user = ChatUser(platform="slack", team_id="T1", user_id="U1")
+    tech_channel = ChannelInfo()
+
+    async def say(actor, text, info=tech_channel):
+        return await container.chat_commands.run(actor, user, info, grammar.parse("/deskbridge", text))
+
+    assert (await say(tech, "ai")).text == "No category model yet."
+    with pytest.raises(PermissionDenied):
+        await say(tech, "ai train")
+    with pytest.raises(PermissionDenied):
+        await say(tech, "ai set cross_customer on")
+    admin = Actor.system(workspace_id)
+    started = await say(admin, "ai train")
+    assert started.text == "Training started."  # answered before the model is fitted
+    for _ in range(600):
+        if (await say(tech, "ai")).text.startswith("Category model v1"):
+            break
+        await asyncio.sleep(0.1)
+    status = await say(tech, "ai")
+    assert status.text == "Category model v1" and "on 330 tickets" in status.lines[0]
+    assert "Held-out accuracy: " in status.lines[1]
+    assert (await say(admin, "ai set fill_threshold 0.9")).text == "AI setting fill_threshold is now 0.9."
+    assert "fill_threshold: 0.9" in (await say(tech, "ai settings")).lines
+    with pytest.raises(InvalidInput, match="between 0 and 1"):
+        await say(admin, "ai set change_threshold high")
+    # Free-text search across customers needs the workspace's permission; never in a customer's channel.
+    with pytest.raises(InvalidInput, match="cross_customer"):
+        await say(tech, "ai similar vpn tunnel drops")
+    customer_channel = ChannelInfo(customer_id=customer, visibility="customer")
+    with pytest.raises(PermissionDenied):
+        await say(tech, "ai similar vpn tunnel drops", customer_channel)
+    await say(admin, "ai set cross_customer on")
+    found = await say(tech, "ai similar vpn tunnel drops")
+    assert any(line.startswith("#9001") for line in found.lines) and any(line.startswith("#9002") for line in found.lines)
