@@ -7,8 +7,11 @@ needs from the `Deskbridge` container built here.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,10 +22,12 @@ from sqlalchemy.exc import IntegrityError
 from bot.settings import Settings
 from connectors.alert_webhook import AlertWebhookClient
 from connectors.halopsa.budget import RequestBudgets
+from connectors.m365 import DirectoryPool, admin_consent_url
 from connectors.mail import build_reader as build_mail_reader
 from connectors.registry import Registry
 from connectors.rmm import PARSERS as ALERT_PARSERS
 from connectors.rmm import datto
+from core.admin_links import AdminLinkService
 from core.ai.drafts import LlmConfig
 from core.ai.service import AiService
 from core.alert_webhooks import AlertWebhookService
@@ -37,6 +42,7 @@ from core.intake.mail import MailIntake
 from core.intake.mailbox import MailboxService
 from core.intake.requests import EndUserRequests
 from core.intake.sources import AlertSourceService
+from core.m365_tenants import M365TenantService
 from core.notify import FanoutNotifier
 from core.outbox.admin import OutboxAdmin
 from core.outbox.backoff import BackoffPolicy
@@ -48,6 +54,7 @@ from core.sla.monitor import SlaMonitor
 from core.sla.service import SlaService
 from core.sync.engine import SyncEngine
 from core.sync.service import SyncService
+from core.tenant_context import TenantContextService
 from core.tickets import TicketService
 from core.workspaces import DirectoryService, WorkspaceService
 from store import migrate
@@ -96,16 +103,21 @@ class Deskbridge:
     sla_config: SlaConfigService  # calendars and policies
     sla_monitor: SlaMonitor  # the per-minute warning sweep
     ai: AiService  # categorisation, similar tickets, suggested resolutions (core/ai)
+    m365: M365TenantService  # which M365 tenant each customer has (issue 23)
+    tenant_context: TenantContextService  # M365 user quick view beside a ticket (issue 23)
     # Chat, shared by Slack, Teams and the console: bindings/identities, view builders, the command runner.
     chat: ChatService
     chat_posts: ChatPosts
     chat_views: ChatViews
     chat_commands: ChatCommands
+    admin_links: AdminLinkService  # one-time sign-in links to the admin pages (`deskbridge admin link`)
     slack: SlackSurface | None = None  # only when Slack is configured (settings.slack_enabled)
     teams: TeamsSurface | None = None  # only when Teams is configured (settings.teams_enabled)
     # Body templates an admin pastes into an RMM (`deskbridge intake template datto`): name -> text.
     alert_templates: dict[str, str] = field(default_factory=dict)
     banner: list[str] = field(default_factory=list)
+    # Signs admin-page session cookies; derived from the instance's secret key (bot/admin/session.py).
+    admin_session_key: bytes = field(default=b"", repr=False)
     settle_gc: bool = False  # a long-running server process: bot/gctune.py settings (not in tests)
     _workspace_id: int | None = field(default=None, init=False, repr=False)
 
@@ -138,11 +150,13 @@ class Deskbridge:
         await self.sla_monitor.aclose()
         await self.connections.aclose()
         await self.alert_webhooks.aclose()
+        await self.tenant_context.aclose()
         await self.db.dispose()
 
 
-def _load_cipher(settings: Settings) -> tuple[CredentialCipher, str | None]:
-    """The credential cipher; creates a local key file when no key is configured (and says so)."""
+def _load_keys(settings: Settings) -> tuple[CredentialCipher, str | None, bytes]:
+    """The credential cipher (creating a local key file, and a note saying so, when no key is configured) and
+    the admin session signing key: an HMAC of the primary secret key with a fixed label, never the key itself."""
     note = None
     if settings.secret_key is not None:
         primary = settings.secret_key.get_secret_value()
@@ -157,14 +171,15 @@ def _load_cipher(settings: Settings) -> tuple[CredentialCipher, str | None]:
                     "Back it up, or set DESKBRIDGE_SECRET_KEY in production.")
         primary = path.read_text().strip()
     old = [k.get_secret_value() for k in settings.secret_keys_old]
-    return CredentialCipher.from_keys([primary, *old]), note
+    session_key = hmac.new(primary.encode(), b"deskbridge admin session v1", hashlib.sha256).digest()
+    return CredentialCipher.from_keys([primary, *old]), note, session_key
 
 
 def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
           registry: Registry | None = None) -> Deskbridge:
     """Wire every service for these settings (no I/O beyond reading the key file)."""
     db = Database(settings.database_url)
-    cipher, note = _load_cipher(settings)
+    cipher, note, session_key = _load_keys(settings)
     # The outbox's settle delay must exceed the connectors' real request timeout: one setting for both.
     registry = registry or Registry(transport=transport, options=connector_options(settings, db, cipher))
     notifier = FanoutNotifier()
@@ -177,6 +192,12 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     alert_webhooks = AlertWebhookService(db, cipher=cipher, poster=AlertWebhookClient(
         transport=transport, timeout=min(settings.psa_request_timeout_seconds, 15.0)))
     sla = SlaService(db)
+    m365 = M365TenantService(db, consent_url=_consent_url(settings))
+    m365_pool = DirectoryPool(
+        client_id=settings.m365_client_id, client_secret=settings.m365_client_secret.get_secret_value(),
+        graph_url=settings.m365_graph_url, login_url=settings.m365_login_url, transport=transport,
+        token_cache=DatabaseTokenCache(db, cipher, holder=settings.instance_id),  # one token per tenant, all instances
+    ) if settings.m365_client_id and settings.m365_client_secret else None
     chat = ChatService(db, cipher=cipher, workspaces=workspaces, directory=directory)
     alert_sources = AlertSourceService(db, cipher=cipher)
     alert_intake = AlertIntake(db, sources=alert_sources, tickets=tickets, parsers=ALERT_PARSERS)
@@ -215,12 +236,16 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         sla_config=SlaConfigService(db),
         sla_monitor=SlaMonitor(db, sla, notifier),
         ai=ai,
+        m365=m365,
+        tenant_context=TenantContextService(db, tenants=m365, directories=m365_pool),
         chat=chat,
         chat_posts=ChatPosts(db),
         chat_views=chat_views,
         chat_commands=ChatCommands(db, chat=chat, views=chat_views, queue=queue, tickets=tickets,
                                    directory=directory, workspaces=workspaces, alerts=alert_webhooks,
                                    outbox_admin=outbox_admin, ai=ai),
+        admin_links=AdminLinkService(db),
+        admin_session_key=session_key,
     )
     if settings.slack_enabled:
         from bot.slack.app import SlackSurface  # slack_bolt is imported only when Slack is configured
@@ -235,6 +260,15 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     if note:
         container.banner.append(note)
     return container
+
+
+def _consent_url(settings: Settings) -> Callable[[str], str] | None:
+    """The admin-consent link maker of the configured multi-tenant M365 app (None when there is none)."""
+    client_id = settings.m365_client_id
+    if not client_id:
+        return None
+    return lambda tenant: admin_consent_url(tenant, client_id, login_url=settings.m365_login_url,
+                                            redirect_uri=settings.m365_consent_redirect_uri)
 
 
 def connector_options(settings: Settings, db: Database, cipher: CredentialCipher) -> dict[str, dict[str, Any]]:

@@ -109,6 +109,14 @@ class Settings(BaseSettings):
     teams_service_url: str = Field("https://smba.trafficmanager.net/teams/",
                                    description="Bot Connector base used when no conversation names its own")
 
+    # Microsoft 365 tenant context (issue 23): one multi-tenant Entra app each customer's admin consents to
+    m365_client_id: str | None = Field(None, description="Application (client) id of the multi-tenant Entra app")
+    m365_client_secret: SecretStr | None = Field(None, description="Client secret of that app (never shown)")
+    m365_graph_url: str = Field("https://graph.microsoft.com/v1.0", description="Microsoft Graph base (tests)")
+    m365_login_url: str = Field("https://login.microsoftonline.com", description="Entra login base (tests)")
+    m365_consent_redirect_uri: str | None = Field(
+        None, description="Where the admin-consent page returns to (must be a redirect URI of the app)")
+
     @field_validator("teams_tenant_id")
     @classmethod
     def _tenant(cls, v: str | None) -> str | None:

@@ -1,4 +1,5 @@
-"""The FastAPI app: health/readiness, the REST API (bot/api/portal), PSA webhooks and the Slack routes."""
+"""The FastAPI app: health/readiness, the REST API (bot/api/portal), PSA webhooks, the admin pages (bot/admin) and
+the Slack routes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
-from bot import gctune, jobs
+from bot import admin, gctune, jobs
 from bot.api import intake, portal, webhooks
 from bot.main import Deskbridge, bootstrap
 
@@ -61,6 +62,7 @@ def create_app(container: Deskbridge, *, start_background: bool = True, settle_g
     portal.install(app, container)  # REST API under /api/msp-portal (bot/api/portal)
     intake.install(app)  # alert intake: POST /webhooks/alerts/{key} (core/intake), before the PSA route
     webhooks.install(app)  # PSA webhook receivers: POST /webhooks/{connection_id}/{token} (core/sync)
+    admin.install(app, container)  # admin pages under /admin (bot/admin): sign-in link, overview, dead letters
     if container.slack is not None:
         app.include_router(container.slack.router())  # /slack/events, /slack/install, /slack/oauth_redirect
     if container.teams is not None:

@@ -9,7 +9,22 @@ from __future__ import annotations
 import typer
 from pydantic import ValidationError
 
-from bot.cli import ai, apikey, connection, console, db, intake, outbox, rmm, sla, sync, teams, workspace
+from bot.cli import (
+    admin,
+    ai,
+    apikey,
+    connection,
+    console,
+    customer,
+    db,
+    intake,
+    outbox,
+    rmm,
+    sla,
+    sync,
+    teams,
+    workspace,
+)
 from bot.cli import doctor as doctor  # `doctor` sits on the root app too
 from bot.cli import serve as serve  # `serve`, `background` and `secret-key` sit on the root app itself
 from bot.cli.common import app
@@ -20,6 +35,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(workspace.app, name="workspace")
 app.add_typer(connection.app, name="connection")
 app.add_typer(apikey.app, name="apikey")
+app.add_typer(admin.app, name="admin")
 app.add_typer(console.app, name="console")
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(sync.app, name="sync")
@@ -28,6 +44,7 @@ app.add_typer(rmm.app, name="rmm")
 app.add_typer(teams.app, name="teams")
 app.add_typer(ai.app, name="ai")
 app.add_typer(intake.app, name="intake")
+app.add_typer(customer.app, name="customer")
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.console import render
+from bot.console.context import render_user_context
 from core.chat import ChatUser, grammar
 from core.context import Actor
 from core.errors import DeskbridgeError, NotFound
@@ -24,7 +25,7 @@ InputFn = Callable[[str], Awaitable[str | None]]
 OutputFn = Callable[[str], None]
 
 GREETING = ("Deskbridge console — the same commands as in Slack. Try /tickets, /tickets mine, /ticket <n>, "
-            "/ticket new, /deskbridge help. Type a number to press a button; 'quit' to leave.")
+            "/ticket new, context, /deskbridge help. Type a number to press a button; 'quit' to leave.")
 COMMANDS = ("tickets", "ticket", "deskbridge", "queue", "q")
 SEARCH_SHOWN = 10  # matches listed for a searched field (customers): type more to narrow
 
@@ -106,6 +107,9 @@ class ConsoleSession:
                 await self._press(int(text))
                 return
             word, _, rest = text.lstrip("/").partition(" ")
+            if word.lower() == "context":
+                await self._context(rest.strip())
+                return
             if word.lower() in COMMANDS or text.startswith("/"):
                 await self._command(word, rest)
                 return
@@ -124,6 +128,16 @@ class ConsoleSession:
             self._show_ticket(done.view, notice=done.confirmation)
         except DeskbridgeError as exc:
             self.write(render.render_message(_error(exc)))
+
+    async def _context(self, ref: str) -> None:
+        """`context [ticket]`: the M365 quick view of the ticket's contact (the open ticket by default)."""
+        ref = ref.lstrip("#") or (self.current_ticket or "")
+        if not ref:
+            self.write("No ticket is open. Use context <ticket number>.")
+            return
+        actor, _ = await self.actor()
+        ticket_id = (await self.c.tickets.get(actor, ref)).summary.id
+        self.write(render_user_context(await self.c.tenant_context.user_view(actor, ticket_id)))
 
     async def _command(self, word: str, rest: str) -> None:
         cmd = grammar.parse(word, rest)

@@ -1,11 +1,13 @@
 """All tables; importing this module registers them on SQLModel.metadata (for Alembic and tests)."""
 
+from store.tables.admin import AdminLoginLink
 from store.tables.ai import AiModel
 from store.tables.api import ApiKey, IdempotencyKey
 from store.tables.base import WorkspaceOwned
 from store.tables.connection import PicklistItem, PriorityMapping, PsaConnection, StatusMapping
 from store.tables.conversation import ChatConversation
 from store.tables.intake import Alert, AlertMapping, AlertReceipt, AlertSource, MailReceipt
+from store.tables.m365 import CustomerM365Tenant
 from store.tables.outbox import AuditLog, OutboxOp
 from store.tables.sla import SlaCalendar, SlaClock, SlaPolicy, SlaWarning
 from store.tables.sync import JobTick, Lease, ProcessedEvent, SyncCursor, SyncRun
@@ -22,6 +24,7 @@ from store.tables.workspace import (
 )
 
 __all__ = [
+    "AdminLoginLink",
     "AiModel",
     "Alert",
     "AlertMapping",
@@ -37,6 +40,7 @@ __all__ = [
     "ChatPost",
     "Contact",
     "Customer",
+    "CustomerM365Tenant",
     "IdempotencyKey",
     "JobTick",
     "Lease",

@@ -1,0 +1,85 @@
+"""One-time sign-in links to the admin pages, made by `deskbridge admin link` for a workspace's first admin.
+
+A link carries 256 bits of randomness; only its SHA-256 is stored (a fast hash is right: nothing to
+brute-force). Redeeming is one conditional UPDATE (unused and unexpired), so a link works once even when two
+requests race, and an expired, used or unknown link is refused with no hint of which it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import select
+
+from core.context import Actor
+from core.errors import DeskbridgeError, InvalidInput
+from store.db import Database, Scope
+from store.enums import Origin
+from store.tables import AdminLoginLink
+from store.types import utcnow
+
+LINK_TTL = timedelta(minutes=15)
+MAX_TTL = timedelta(hours=24)
+KEEP_DEAD = timedelta(days=7)  # used or expired links stay on record this long, then `create` deletes them
+PREFIX = "dbl_"
+
+
+class LinkRefused(DeskbridgeError):
+    """The link is unknown, already used or expired (the caller is told no more than that)."""
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a link's token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class AdminLinkService:
+    """Create and redeem one-time admin sign-in links."""
+
+    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.db = db
+        self._clock = clock
+
+    async def create(self, workspace_id: int, *, created_by: str = "cli",
+                     ttl: timedelta = LINK_TTL) -> tuple[str, datetime]:
+        """A new link token (shown once) and when it expires."""
+        if not timedelta(0) < ttl <= MAX_TTL:
+            raise InvalidInput("A sign-in link lives between 1 second and 24 hours.",
+                               hint="Use e.g. --minutes 15.", field="ttl")
+        token = PREFIX + secrets.token_urlsafe(32)
+        expires = self._clock() + ttl
+        async with self.db.write(Scope.workspace(workspace_id)) as session:
+            await session.execute(sa.delete(AdminLoginLink).where(  # housekeeping: links long dead
+                AdminLoginLink.expires_at < expires - ttl - KEEP_DEAD))  # type: ignore[arg-type]
+            session.add(AdminLoginLink(workspace_id=workspace_id, token_hash=hash_token(token),
+                                       created_by=created_by[:200], expires_at=expires))
+        return token, expires
+
+    async def redeem(self, token: str) -> int:
+        """Use up a link; returns its workspace. LinkRefused when unknown, used or expired."""
+        refused = LinkRefused("This sign-in link is not valid: it was already used, has expired or never existed.",
+                              hint="Ask for a new one on the server: `deskbridge admin link`.")
+        if not token.startswith(PREFIX) or len(token) > 100:
+            raise refused
+        digest, now = hash_token(token), self._clock()
+        async with self.db.write(Scope.system_wide()) as session:
+            row = (await session.exec(select(AdminLoginLink).where(AdminLoginLink.token_hash == digest))).first()
+            if row is None:
+                raise refused
+            done = await session.execute(
+                sa.update(AdminLoginLink)
+                .where(AdminLoginLink.id == row.id, AdminLoginLink.used_at.is_(None),  # type: ignore[union-attr,arg-type]
+                       AdminLoginLink.expires_at > now)  # type: ignore[arg-type]
+                .values(used_at=now))
+            if done.rowcount != 1:  # type: ignore[attr-defined]
+                raise refused
+            return row.workspace_id
+
+
+def admin_actor(workspace_id: int) -> Actor:
+    """Who an admin-page session acts as (audit rows say `admin-page`)."""
+    return Actor(workspace_id=workspace_id, origin=Origin.API, display="admin-page", is_admin=True)

@@ -1,0 +1,199 @@
+"""An httpx-transport fake of Microsoft Graph and the v2.0 token endpoint for several customer tenants.
+
+Behaves like Graph where our client depends on it: client-credentials tokens per tenant (400 invalid_client for
+a wrong secret, 400 AADSTS700016-style for a tenant that never consented), bearer tokens bound to their tenant
+(401 otherwise), application permissions per tenant (403 Authorization_RequestDenied when one is missing),
+signInActivity and the MFA registration report refused on a tenant without Entra ID P1 (403
+Authentication_RequestFromNonPremiumTenantOrB2CTenant), managedDevices refused without Intune ("Request not
+applicable to target tenant."), collections paged by `page_size` with absolute `@odata.nextLink`s, and
+`throttle(n, retry_after)` answering 429 with Retry-After n times. `calls` records (method, path) per request;
+`delay` (seconds) makes every Graph call that slow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+import httpx
+
+ALL_PERMISSIONS = frozenset({"User.Read.All", "AuditLog.Read.All", "UserAuthenticationMethod.Read.All",
+                             "DeviceManagementManagedDevices.Read.All"})
+GRAPH = "https://graph.fake/v1.0"
+LOGIN = "https://login.fake"
+
+
+@dataclass
+class FakeTenant:
+    tenant_id: str
+    users: list[dict] = field(default_factory=list)
+    registration: dict[str, dict] = field(default_factory=dict)  # user id -> userRegistrationDetails
+    methods: dict[str, list[dict]] = field(default_factory=dict)  # user id -> authentication methods
+    licences: dict[str, list[str]] = field(default_factory=dict)  # user id -> skuPartNumbers
+    devices: dict[str, list[dict]] = field(default_factory=dict)  # user id -> managedDevices
+    permissions: set[str] = field(default_factory=lambda: set(ALL_PERMISSIONS))
+    premium: bool = True  # Entra ID P1
+    intune: bool = True
+    consented: bool = True
+
+
+def _err(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.Response(status, json={"error": {"code": code, "message": message}}, headers=headers)
+
+
+@dataclass
+class FakeGraph:
+    client_id: str = "deskbridge-app"
+    client_secret: str = "s3cret-value"
+    tenants: dict[str, FakeTenant] = field(default_factory=dict)
+    page_size: int = 2
+    delay: float = 0.0
+    expires_in: int = 3599
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    token_requests: int = 0
+    _tokens: dict[str, str] = field(default_factory=dict)  # token -> tenant id
+    _throttle: list[str] = field(default_factory=list)
+
+    def tenant(self, tenant_id: str, **kw: Any) -> FakeTenant:
+        self.tenants[tenant_id] = FakeTenant(tenant_id, **kw)
+        return self.tenants[tenant_id]
+
+    def throttle(self, times: int, retry_after: str = "2") -> None:
+        self._throttle.extend([retry_after] * times)
+
+    def expire_tokens(self) -> None:
+        self._tokens.clear()
+
+    @property
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        base = f"{url.scheme}://{url.host}"
+        if base == LOGIN:
+            return self._token(request)
+        if base + "/v1.0" != GRAPH or not url.path.startswith("/v1.0/"):
+            return _err(404, "NotFound", "unknown host or path")
+        self.calls.append((request.method, url.path))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        auth = request.headers.get("Authorization", "")
+        tenant = self.tenants.get(self._tokens.get(auth.removeprefix("Bearer "), ""))
+        if not auth.startswith("Bearer ") or tenant is None:
+            return _err(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
+        if self._throttle:
+            return _err(429, "TooManyRequests", "Too many requests.", {"Retry-After": self._throttle.pop(0)})
+        return self._graph(request, tenant, url.path.removeprefix("/v1.0"), {k: v for k, v in url.params.items()})
+
+    def _token(self, request: httpx.Request) -> httpx.Response:
+        self.token_requests += 1
+        parts = request.url.path.strip("/").split("/")
+        form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
+        tenant = self.tenants.get(unquote(parts[0]))
+        if parts[1:] != ["oauth2", "v2.0", "token"] or form.get("grant_type") != "client_credentials":
+            return httpx.Response(400, json={"error": "unsupported_grant_type"})
+        if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
+            return httpx.Response(401, json={"error": "invalid_client", "error_description":
+                                             "AADSTS7000215: Invalid client secret provided."})
+        if tenant is None or not tenant.consented:
+            return httpx.Response(400, json={"error": "unauthorized_client", "error_description":
+                                             "AADSTS700016: Application not found in the directory."})
+        if form.get("scope") != "https://graph.microsoft.com/.default":
+            return httpx.Response(400, json={"error": "invalid_scope"})
+        token = secrets.token_hex(12)
+        self._tokens[token] = tenant.tenant_id
+        return httpx.Response(200, json={"token_type": "Bearer", "expires_in": self.expires_in,
+                                         "ext_expires_in": self.expires_in, "access_token": token})
+
+    def _page(self, items: list[dict], path: str, params: dict[str, str]) -> httpx.Response:
+        skip = int(params.pop("$skiptoken", "0"))
+        body: dict[str, Any] = {"value": items[skip:skip + self.page_size]}
+        if skip + self.page_size < len(items):
+            query = "&".join(f"{k}={v}" for k, v in params.items())
+            body["@odata.nextLink"] = f"{GRAPH}{path}?{query + '&' if query else ''}$skiptoken={skip + self.page_size}"
+        return httpx.Response(200, content=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+
+    def _graph(self, request: httpx.Request, t: FakeTenant, path: str, params: dict[str, str]) -> httpx.Response:
+        denied = _err(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+        parts = [unquote(p) for p in path.strip("/").split("/")]
+        if parts[:3] == ["reports", "authenticationMethods", "userRegistrationDetails"] and len(parts) == 4:
+            if "AuditLog.Read.All" not in t.permissions:
+                return denied
+            if not t.premium:
+                return _err(403, "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+                            "Neither tenant is B2C or tenant doesn't have premium license")
+            found = t.registration.get(parts[3])
+            return httpx.Response(200, json=found) if found else _err(404, "Request_ResourceNotFound", "Not found")
+        if parts[0] != "users":
+            return _err(400, "BadRequest", "Unsupported in fake")
+        if "User.Read.All" not in t.permissions:
+            return denied
+        if len(parts) == 1:  # /users?$filter=mail eq '...' (a default-supported filter)
+            found = re.fullmatch(r"mail eq '((?:[^']|'')*)'", params.get("$filter", ""))
+            if not found:
+                return _err(400, "Request_UnsupportedQuery", "Unsupported query.")
+            mail = found.group(1).replace("''", "'").lower()
+            select = params.get("$select", "").split(",")
+            rows = [{k: v for k, v in u.items() if k in select or k == "id"} for u in t.users
+                    if (u.get("mail") or "").lower() == mail]
+            return self._page(rows, path, params)
+        user = next((u for u in t.users if parts[1].lower() in (u["id"], u["userPrincipalName"].lower())), None)
+        if user is None:
+            return _err(404, "Request_ResourceNotFound", f"Resource '{parts[1]}' does not exist.")
+        rest = parts[2:]
+        if not rest:
+            select = params.get("$select", "").split(",")
+            if "signInActivity" in select:
+                if "AuditLog.Read.All" not in t.permissions:
+                    return denied
+                if not t.premium:
+                    return _err(403, "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+                                "Neither tenant is B2C or tenant doesn't have premium license")
+            return httpx.Response(200, json={k: v for k, v in user.items() if k in select or k == "id"})
+        if rest == ["licenseDetails"]:
+            rows = [{"id": f"lic-{i}", "skuPartNumber": s, "servicePlans": []}
+                    for i, s in enumerate(t.licences.get(user["id"], []))]
+            return self._page(rows, path, params)
+        if rest == ["authentication", "methods"]:
+            if "UserAuthenticationMethod.Read.All" not in t.permissions:
+                return denied
+            return self._page(t.methods.get(user["id"], []), path, params)
+        if rest == ["managedDevices"]:
+            if "DeviceManagementManagedDevices.Read.All" not in t.permissions:
+                return denied
+            if not t.intune:
+                return _err(400, "BadRequest", "Request not applicable to target tenant.")
+            return self._page(t.devices.get(user["id"], []), path, params)
+        return _err(400, "BadRequest", "Unsupported in fake")
+
+
+def seed_acme(graph: FakeGraph, tenant_id: str = "acme-tenant-0001", **kw: Any) -> FakeTenant:
+    """A tenant with Jane (cloud, MFA, two licences, three devices) and Bob (synced, no MFA, no devices)."""
+    t = graph.tenant(tenant_id, **kw)
+    t.users += [
+        {"id": "u-jane", "displayName": "Jane Doe", "userPrincipalName": "jane@acme.example", "mail": "jane@acme.example",
+         "accountEnabled": True, "onPremisesSyncEnabled": None,
+         "signInActivity": {"lastSignInDateTime": "2026-12-06T08:15:00Z"}},
+        {"id": "u-bob", "displayName": "Bob Roe", "userPrincipalName": "bob@acme.example", "mail": "bob@acme.example",
+         "accountEnabled": False, "onPremisesSyncEnabled": True, "signInActivity": {}},
+        {"id": "u-carol", "displayName": "Carol Poe", "userPrincipalName": "carol.poe@acmecorp.onmicrosoft.com",
+         "mail": "carol@acme.example", "accountEnabled": True, "onPremisesSyncEnabled": False},
+    ]
+    t.registration["u-jane"] = {"id": "u-jane", "isMfaRegistered": True, "isMfaCapable": True,
+                                "methodsRegistered": ["microsoftAuthenticatorPush", "mobilePhone"],
+                                "defaultMfaMethod": "microsoftAuthenticatorPush"}
+    t.registration["u-bob"] = {"id": "u-bob", "isMfaRegistered": False, "methodsRegistered": []}
+    t.methods["u-jane"] = [{"@odata.type": "#microsoft.graph.passwordAuthenticationMethod", "id": "p"},
+                           {"@odata.type": "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod", "id": "a"}]
+    t.licences["u-jane"] = ["SPB", "POWER_BI_STANDARD", "WEIRD_NEW_SKU"]
+    t.devices["u-jane"] = [
+        {"id": f"d-{i}", "deviceName": f"ACME-LT-{i}", "operatingSystem": "Windows", "osVersion": "10.0.22631.4460",
+         "complianceState": "compliant" if i != 2 else "noncompliant",
+         "lastSyncDateTime": f"2026-12-0{i + 1}T10:00:00Z", "isEncrypted": i != 2} for i in range(3)]
+    return t
