@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench console clean
+.PHONY: run test lint typecheck bench console clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,12 @@ console: $(STAMP)  ## the terminal surface
 test: $(STAMP)  ## the whole suite (SQLite; PostgreSQL too when DESKBRIDGE_TEST_DATABASE_URL is set)
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff and the import-linter layer contracts (add typecheck once bot/teams is mypy-clean)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+
+typecheck: $(STAMP)  ## mypy over bot, core, connectors and store
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'

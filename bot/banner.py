@@ -130,7 +130,7 @@ async def gather(container: Deskbridge, *, web: bool) -> StartFacts:
     host = "127.0.0.1" if s.host in ("0.0.0.0", "::", "") else s.host
     return StartFacts(
         database=describe_database(s.database_url), psa=psa, slack=slack, slack_teams=teams,
-        teams=bool(getattr(s, "teams_app_id", None)),  # DESKBRIDGE_TEAMS_APP_ID, once the Teams surface lands
+        teams=s.teams_enabled,
         local_url=f"http://{host}:{s.port}" if web else None, public_url=s.public_url,
         notes=[n for n in container.banner if n not in (SANDBOX_NOTE, NO_SLACK_NOTE)])  # those have their own lines
 

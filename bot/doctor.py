@@ -160,14 +160,20 @@ async def _slack(c: Deskbridge) -> list[Check]:
     return out
 
 
-def _teams(c: Deskbridge) -> Check:
-    app_id = getattr(c.settings, "teams_app_id", None)  # DESKBRIDGE_TEAMS_APP_ID, once the Teams surface lands
-    if not app_id:
-        return Check("teams", WARN, "off: no DESKBRIDGE_TEAMS_APP_ID")
-    if not c.settings.public_url:
-        return Check("teams", FAIL, f"app {app_id}: no DESKBRIDGE_PUBLIC_URL for the messaging endpoint",
-                     "Set DESKBRIDGE_PUBLIC_URL; the bot's messaging endpoint is {public url}/api/messages.")
-    return Check("teams", OK, f"app {app_id}; messaging endpoint {c.settings.public_url.rstrip('/')}/api/messages")
+def _teams(c: Deskbridge) -> list[Check]:
+    s = c.settings
+    if not s.teams_app_id:
+        return [Check("teams", WARN, "off: no DESKBRIDGE_TEAMS_APP_ID")]
+    if not s.teams_enabled:
+        return [Check("teams", FAIL, f"app {s.teams_app_id} has no credential",
+                      "Set DESKBRIDGE_TEAMS_APP_SECRET (or DESKBRIDGE_TEAMS_CERTIFICATE_FILE).")]
+    out = [Check("teams", FAIL, problem, "Fix it in the environment and restart.") for problem in s.teams_problems()]
+    if not s.public_url:
+        out.append(Check("teams", FAIL, f"app {s.teams_app_id}: no DESKBRIDGE_PUBLIC_URL for the messaging endpoint",
+                         "Set DESKBRIDGE_PUBLIC_URL; the bot's messaging endpoint is {public url}/api/messages."))
+    elif not out:
+        out.append(Check("teams", OK, f"app {s.teams_app_id}; messaging endpoint {s.public_url.rstrip('/')}/api/messages"))
+    return out
 
 
 async def _alerts(c: Deskbridge, ws: int) -> list[Check]:
@@ -199,7 +205,7 @@ async def diagnose(c: Deskbridge) -> list[Check]:
         checks += await _psa(c, ws)
         checks += await _alerts(c, ws)
     checks += await _slack(c)
-    checks.append(_teams(c))
+    checks += _teams(c)
     return checks
 
 

@@ -35,6 +35,7 @@ from core.idempotency import IdempotencyService
 from core.intake.alerts import AlertIntake
 from core.intake.mail import MailIntake
 from core.intake.mailbox import MailboxService
+from core.intake.requests import EndUserRequests
 from core.intake.sources import AlertSourceService
 from core.notify import FanoutNotifier
 from core.outbox.admin import OutboxAdmin
@@ -89,6 +90,7 @@ class Deskbridge:
     alert_sources: AlertSourceService  # alert intake: sources, secrets, customer mapping rules, triage
     alert_intake: AlertIntake  # POST /webhooks/alerts/{key}: alerts become tickets (core/intake)
     mailboxes: MailboxService  # the support mailbox (IMAP or Graph), polled each minute into MailIntake
+    end_user_requests: EndUserRequests  # end users asking for help in customer channels
     sync: SyncService  # ticket sync, picklists, reconcile, webhooks, mappings
     sla: SlaService  # clocks and figures
     sla_config: SlaConfigService  # calendars and policies
@@ -206,6 +208,7 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         alert_sources=alert_sources,
         alert_intake=alert_intake,
         mailboxes=mailboxes,
+        end_user_requests=EndUserRequests(db, tickets=tickets),
         alert_templates={"datto-trigger": datto.TRIGGER_TEMPLATE, "datto-resolve": datto.RESOLVE_TEMPLATE},
         sync=SyncService(SyncEngine(db, connections, notifier, instance_id=settings.instance_id)),
         sla=sla,
@@ -216,7 +219,8 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         chat_posts=ChatPosts(db),
         chat_views=chat_views,
         chat_commands=ChatCommands(db, chat=chat, views=chat_views, queue=queue, tickets=tickets,
-                                   directory=directory, workspaces=workspaces, outbox_admin=outbox_admin, ai=ai),
+                                   directory=directory, workspaces=workspaces, alerts=alert_webhooks,
+                                   outbox_admin=outbox_admin, ai=ai),
     )
     if settings.slack_enabled:
         from bot.slack.app import SlackSurface  # slack_bolt is imported only when Slack is configured
@@ -238,7 +242,7 @@ def connector_options(settings: Settings, db: Database, cipher: CredentialCipher
     every instance shares (a new Halo token may invalidate the old one) and this process's request budget
     per tenant (sync, outbox and webhooks' re-reads draw on one budget)."""
     timeout = settings.psa_request_timeout_seconds
-    return {"connectwise": {"timeout": timeout},
+    return {"connectwise": {"timeout": timeout}, "autotask": {"timeout": timeout},
             "halopsa": {"timeout": timeout, "budgets": RequestBudgets(),
                         "token_cache": DatabaseTokenCache(db, cipher, holder=settings.instance_id)}}
 

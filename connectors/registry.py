@@ -29,7 +29,7 @@ def connector_class(kind: str) -> type[Any]:
     except KeyError as exc:
         raise KeyError(f"unknown PSA kind {kind!r}; known: {', '.join(sorted(_CONNECTORS))}") from exc
     module, _, cls = target.partition(":")
-    return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module), cls)
 
 
 class Registry:
@@ -44,10 +44,14 @@ class Registry:
 
     def build(self, config: ConnectionConfig) -> PsaConnector:
         cls = connector_class(config.kind)
-        return cls(config, transport=self.transport, **self.options.get(config.kind, {}))  # type: ignore[no-any-return]
+        return cls(config, transport=self.transport, **self.options.get(config.kind, {}))
 
     def capabilities(self, kind: str) -> Capabilities:
-        return connector_class(kind).CAPABILITIES  # type: ignore[no-any-return]
+        return connector_class(kind).CAPABILITIES
+
+    def admin_notes(self, kind: str) -> tuple[str, ...]:
+        """What the MSP must configure in this PSA for Deskbridge to work as expected (connector's words)."""
+        return tuple(getattr(connector_class(kind), "ADMIN_NOTES", ()))
 
     async def check(self, kind: str, settings: Mapping[str, Any], credentials: Mapping[str, Any]) -> AccountInfo:
         """Check credentials with a throwaway connector (before a connection is saved)."""

@@ -5,7 +5,7 @@ bridge, Rewst, n8n, Power Automate…) that receives a signed JSON POST (connect
 documents the request). The URL and the signing secret are stored encrypted (CredentialCipher, bound to
 the workspace) in the workspace's settings; only a display form of the URL (no query) is kept in clear.
 The click is an outbox op (core/outbox/ops.AlertAction), so it is retried, audited and dead-lettered like
-every PSA write.
+every PSA write; `AlertWebhookService.request` queues it, for a chat button, the console and the API alike.
 """
 
 from __future__ import annotations
@@ -15,15 +15,21 @@ import ipaddress
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
+import sqlalchemy as sa
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from connectors.errors import PsaError, PsaUnsupported, PsaValidationError
-from core.errors import InvalidInput, NotFound
-from core.outbox.ops import AlertAction
+from core.context import Actor
+from core.errors import InvalidInput, NotFound, PermissionDenied
+from core.outbox.ops import AlertAction, enqueue
+from core.ticket_lookup import load_ticket
 from store.crypto import CredentialCipher, CredentialError
 from store.db import Database, Scope
-from store.tables import Workspace
+from store.tables import Customer, PsaConnection, Workspace
 from store.types import utcnow
 
 SETTINGS_KEY = "alert_webhook"  # in Workspace.settings; not a WORKSPACE_OPTIONS entry (set through this service)
@@ -180,6 +186,40 @@ class AlertWebhookService:
                                      code="AlertWebhookUnreadable") from None
         return str(data["url"]), str(data["secret"])
 
+    async def request(self, actor: Actor, ref: str, action: Literal["acknowledge", "resolve"]) -> int:
+        """Queue an action on a ticket's linked RMM alert for the webhook; the outbox op's id.
+
+        Delivered through the outbox (retries, audit, dead letters), which files ops under a PSA connection:
+        the ticket's, else the workspace's default. Only technicians act on alerts, and only where a webhook
+        is configured (a button that always fails is worse than none).
+        """
+        if not actor.is_member:
+            raise PermissionDenied("Only technicians can act on alerts.")
+        async with self.db.write(actor.scope) as session:
+            ws = await session.get(Workspace, actor.workspace_id)
+            if not configured(ws.settings if ws else None):
+                raise InvalidInput(f"Alert actions are not set up here, so the alert was not {action}d.",
+                                   hint="Handle the alert in your RMM. An admin can connect Deskbridge to it "
+                                        "with `deskbridge rmm set-webhook`.")
+            ticket = await load_ticket(session, actor, ref)
+            if not ticket.alert_ref:
+                raise InvalidInput("This ticket has no linked alert.")
+            connection_id = ticket.connection_id or await _default_connection_id(session)
+            if connection_id is None:
+                raise InvalidInput("Alert actions need a PSA connection in this workspace; nothing was sent.",
+                                   hint="Handle the alert in your RMM, or add a connection with "
+                                        "`deskbridge connection add`.")
+            customer = await session.get(Customer, ticket.customer_id) if ticket.customer_id else None
+            op = enqueue(session, workspace_id=actor.workspace_id, connection_id=connection_id,
+                         payload=AlertAction(action=action, alert_ref=ticket.alert_ref, device_ref=ticket.device_ref,
+                                             ticket_number=ticket.number,
+                                             customer=customer.identifier if customer else None,
+                                             actor=actor.display),
+                         ticket_id=ticket.id, actor=actor.display, author_member_id=actor.member_id)
+            await session.flush()
+            assert op.id is not None
+            return op.id
+
     async def send(self, workspace_id: int, action: AlertAction, idempotency_key: str) -> int:
         """POST one alert action (raises connectors.errors.PsaError when it did not land)."""
         target = await self._target(workspace_id)
@@ -212,6 +252,12 @@ class AlertWebhookService:
     async def aclose(self) -> None:
         if self.poster is not None:
             await self.poster.aclose()
+
+
+async def _default_connection_id(session: AsyncSession) -> int | None:
+    row = (await session.exec(select(PsaConnection.id).where(PsaConnection.is_default == sa.true(),
+                                                             PsaConnection.enabled == sa.true()))).first()
+    return int(row) if row is not None else None
 
 
 def body(action: AlertAction, idempotency_key: str) -> dict[str, Any]:

@@ -10,10 +10,10 @@ import secrets
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from connectors.base import (
     AccountInfo,
@@ -193,13 +193,13 @@ class ConnectionService:
 
     async def list(self, workspace_id: int) -> list[PsaConnection]:
         async with self.db.read(Scope.workspace(workspace_id)) as session:
-            return list((await session.exec(select(PsaConnection).order_by(PsaConnection.id))).all())
+            return list((await session.exec(select(PsaConnection).order_by(col(PsaConnection.id)))).all())
 
     async def all_enabled(self) -> builtins.list[PsaConnection]:  # `list` is a method of this class
         """Every enabled connection of every workspace (for the scheduler and the outbox worker)."""
         async with self.db.read(Scope.system_wide()) as session:
             return list((await session.exec(
-                select(PsaConnection).where(PsaConnection.enabled == sa.true()).order_by(PsaConnection.id))).all())
+                select(PsaConnection).where(PsaConnection.enabled == sa.true()).order_by(col(PsaConnection.id)))).all())
 
     def config_for(self, conn: PsaConnection) -> ConnectionConfig:
         """Decrypt a connection's credentials into a config for its connector."""
@@ -225,12 +225,12 @@ class ConnectionService:
         ).hexdigest()
         cached = self._shared.get(conn.id)  # type: ignore[arg-type]
         if cached is not None and cached[0] == fingerprint:
-            return cached[1]
+            return cast("PsaConnector", cached[1])  # a proxy: every attribute is the connector's
         if cached is not None:
             self._retired.append(cached[1].inner)
         proxy = _Shared(self.build(conn))
         self._shared[conn.id] = (fingerprint, proxy)  # type: ignore[index]
-        return proxy
+        return cast("PsaConnector", proxy)
 
     async def aclose(self) -> None:
         """Close every shared connector (at shutdown)."""

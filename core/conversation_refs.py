@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from store.db import Database, Scope
 from store.tables import ChatConversation
@@ -91,5 +91,5 @@ class ConversationRefs:
             row = (await session.exec(select(ChatConversation).where(
                 ChatConversation.platform == self.platform, ChatConversation.tenant_id == tenant_id,
                 (ChatConversation.conversation_id == conversation_id)
-                | (ChatConversation.channel_id == conversation_id)).order_by(ChatConversation.id))).first()
+                | (ChatConversation.channel_id == conversation_id)).order_by(col(ChatConversation.id)))).first()
         return _ref(row) if row is not None and row.installed else None

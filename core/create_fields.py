@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.base import Capabilities
@@ -32,7 +32,7 @@ class CreateTarget:
 async def _items(session: AsyncSession, connection_id: int, kind: str) -> list[PicklistItem]:
     return list((await session.exec(select(PicklistItem).where(
         PicklistItem.connection_id == connection_id, PicklistItem.kind == kind,
-        PicklistItem.active == sa.true()).order_by(PicklistItem.sort_order, PicklistItem.name))).all())
+        PicklistItem.active == sa.true()).order_by(col(PicklistItem.sort_order), col(PicklistItem.name)))).all())
 
 
 async def default_board(session: AsyncSession, conn: PsaConnection) -> PicklistItem | None:

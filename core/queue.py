@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col
 
 from core import ticket_refs
 from core.context import Actor
@@ -82,9 +82,10 @@ def _sort_columns(sort: QueueSort) -> list[tuple[Any, bool]]:
 
 
 # The columns a queue row needs (rows, not ORM objects: a page is read-only and this halves its cost).
-_ROW_COLUMNS = (Ticket.id, Ticket.number, Ticket.subject, Ticket.customer_id, Ticket.priority, Ticket.priority_rank,
-                Ticket.stage, Ticket.psa_status_name, Ticket.assignee_member_id, Ticket.created_at,
-                Ticket.updated_at, Ticket.connection_id, Ticket.external_id)
+_ROW_COLUMNS = tuple(col(c) for c in (
+    Ticket.id, Ticket.number, Ticket.subject, Ticket.customer_id, Ticket.priority, Ticket.priority_rank,
+    Ticket.stage, Ticket.psa_status_name, Ticket.assignee_member_id, Ticket.created_at, Ticket.updated_at,
+    Ticket.connection_id, Ticket.external_id))
 
 
 def _encode_cursor(sort: QueueSort, values: Sequence[Any]) -> str:
@@ -132,9 +133,9 @@ def _escape_like(text: str) -> str:
 def _keyset(cols: list[tuple[Any, bool]], values: list[Any]) -> Any:
     """Rows strictly after `values` in the sort order (a OR-chain that indexes well on both databases)."""
     clauses = []
-    for i, (col, desc) in enumerate(cols):
+    for i, (column, desc) in enumerate(cols):
         eqs = [c == v for (c, _), v in zip(cols[:i], values[:i], strict=True)]
-        cmp = col < values[i] if desc else col > values[i]
+        cmp = column < values[i] if desc else column > values[i]
         clauses.append(sa.and_(*eqs, cmp))
     return sa.or_(*clauses)
 
@@ -145,7 +146,7 @@ def _shaped_statement(shape: tuple[Any, ...]) -> Any:
     denied, names, unassigned, stage_given, sort, keyset = shape
     bp = sa.bindparam
     stmt = (
-        select(*_ROW_COLUMNS, Customer.name.label("customer_name"), Member.name.label("member_name"))
+        sa.select(*_ROW_COLUMNS, col(Customer.name).label("customer_name"), col(Member.name).label("member_name"))
         .outerjoin(Customer, Customer.id == Ticket.customer_id)  # type: ignore[arg-type]
         .outerjoin(Member, Member.id == Ticket.assignee_member_id)  # type: ignore[arg-type]
         .where(Ticket.deleted_at.is_(None))  # type: ignore[union-attr]
@@ -153,18 +154,18 @@ def _shaped_statement(shape: tuple[Any, ...]) -> Any:
     if denied:
         stmt = stmt.where(sa.false())
     if "customer_id" in names:
-        stmt = stmt.where(Ticket.customer_id == bp("customer_id"))
+        stmt = stmt.where(col(Ticket.customer_id) == bp("customer_id"))
     if "stages" in names:
         stmt = stmt.where(Ticket.stage.in_(bp("stages", expanding=True)))  # type: ignore[attr-defined]
     elif not stage_given:
         # The database derives is_open from stage; the open-queue indexes are ordered on it.
-        stmt = stmt.where(Ticket.is_open == sa.true())
+        stmt = stmt.where(col(Ticket.is_open) == sa.true())
     if "statuses" in names:
         stmt = stmt.where(sa.func.lower(Ticket.psa_status_name).in_(bp("statuses", expanding=True)))
     if unassigned:
         stmt = stmt.where(Ticket.assignee_member_id.is_(None))  # type: ignore[union-attr]
     if "assignee" in names:
-        stmt = stmt.where(Ticket.assignee_member_id == bp("assignee"))
+        stmt = stmt.where(col(Ticket.assignee_member_id) == bp("assignee"))
     if "priorities" in names:
         stmt = stmt.where(Ticket.priority.in_(bp("priorities", expanding=True)))  # type: ignore[attr-defined]
     if "created_max" in names:
@@ -174,9 +175,9 @@ def _shaped_statement(shape: tuple[Any, ...]) -> Any:
     if "ticket_ids" in names:
         stmt = stmt.where(Ticket.id.in_(bp("ticket_ids", expanding=True)))  # type: ignore[union-attr]
     if "pattern" in names:
-        cond = sa.func.lower(Ticket.subject).like(bp("pattern"), escape="\\")
+        cond: sa.ColumnElement[bool] = sa.func.lower(Ticket.subject).like(bp("pattern"), escape="\\")
         if "number" in names:
-            cond = sa.or_(cond, Ticket.number == bp("number"))
+            cond = sa.or_(cond, col(Ticket.number) == bp("number"))
         stmt = stmt.where(cond)
     cols = _sort_columns(sort)
     if keyset:
@@ -242,7 +243,7 @@ class QueueService:
             total = None
             if with_total:
                 base, base_params = self._statement(actor, f)
-                count = base.with_only_columns(sa.func.count(Ticket.id)).order_by(None).limit(None)
+                count = base.with_only_columns(sa.func.count(col(Ticket.id))).order_by(None).limit(None)
                 total = (await session.execute(count, base_params)).scalar_one()
             prefixes = await ticket_refs.prefixes(session, actor.workspace_id)
         page, more = rows[:limit], len(rows) > limit

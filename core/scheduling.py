@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+from sqlmodel import col
 
 from store.db import Database, Scope
-from store.sql import dialect_insert
+from store.sql import dialect_insert, rowcount
 from store.tables import JobTick, Lease, ProcessedEvent
 
 
@@ -26,7 +27,7 @@ def period_start(now: datetime, every: timedelta) -> datetime:
 
 
 def _insert(db: Database, table: type) -> sa.Insert:
-    return dialect_insert(db.dialect, table)  # type: ignore[no-any-return]
+    return dialect_insert(db.dialect, table)
 
 
 async def claim_tick(db: Database, job: str, start: datetime, instance: str) -> bool:
@@ -42,7 +43,7 @@ async def claim_tick(db: Database, job: str, start: datetime, instance: str) -> 
 
 async def finish_tick(db: Database, job: str, start: datetime) -> None:
     async with db.write(Scope.system_wide()) as session:
-        await session.execute(sa.update(JobTick).where(JobTick.job == job, JobTick.period_start == start)
+        await session.execute(sa.update(JobTick).where(col(JobTick.job) == job, col(JobTick.period_start) == start)
                               .values(finished_at=datetime.now(UTC)))
 
 
@@ -56,15 +57,15 @@ async def acquire_lease(db: Database, name: str, holder: str, ttl: timedelta, no
             return True
         res = await session.execute(
             sa.update(Lease)
-            .where(Lease.name == name, sa.or_(Lease.holder == holder, Lease.until < now))
+            .where(col(Lease.name) == name, sa.or_(col(Lease.holder) == holder, col(Lease.until) < now))
             .values(holder=holder, until=until)
         )
-        return bool(res.rowcount)
+        return bool(rowcount(res))
 
 
 async def release_lease(db: Database, name: str, holder: str) -> None:
     async with db.write(Scope.system_wide()) as session:
-        await session.execute(sa.delete(Lease).where(Lease.name == name, Lease.holder == holder))
+        await session.execute(sa.delete(Lease).where(col(Lease.name) == name, col(Lease.holder) == holder))
 
 
 async def mark_event_processed(db: Database, source: str, event_id: str, workspace_id: int | None = None) -> bool:
@@ -79,14 +80,15 @@ async def mark_event_processed(db: Database, source: str, event_id: str, workspa
 async def forget_event(db: Database, source: str, event_id: str) -> None:
     """Undo `mark_event_processed` for work that was refused (so a corrected retry is taken)."""
     async with db.write(Scope.system_wide()) as session:
-        await session.execute(sa.delete(ProcessedEvent).where(ProcessedEvent.source == source[:64],
-                                                              ProcessedEvent.event_id == event_id[:200]))
+        await session.execute(sa.delete(ProcessedEvent).where(col(ProcessedEvent.source) == source[:64],
+                                                              col(ProcessedEvent.event_id) == event_id[:200]))
 
 
 async def prune(db: Database, now: datetime, *, events_older_than: timedelta = timedelta(days=7),
                 ticks_older_than: timedelta = timedelta(days=2)) -> dict[str, int]:
     """Housekeeping: drop old processed-event ids and tick rows."""
     async with db.write(Scope.system_wide()) as session:
-        ev = await session.execute(sa.delete(ProcessedEvent).where(ProcessedEvent.received_at < now - events_older_than))
-        ti = await session.execute(sa.delete(JobTick).where(JobTick.claimed_at < now - ticks_older_than))
-    return {"events": ev.rowcount or 0, "ticks": ti.rowcount or 0}
+        ev = await session.execute(sa.delete(ProcessedEvent).where(
+            col(ProcessedEvent.received_at) < now - events_older_than))
+        ti = await session.execute(sa.delete(JobTick).where(col(JobTick.claimed_at) < now - ticks_older_than))
+    return {"events": rowcount(ev) or 0, "ticks": rowcount(ti) or 0}

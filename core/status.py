@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core import vocabulary
@@ -83,9 +83,9 @@ async def board_statuses(
                 PicklistItem.connection_id == connection_id,
                 PicklistItem.kind == "status",
                 PicklistItem.active == sa.true(),
-                sa.or_(PicklistItem.parent_external_id == board, PicklistItem.parent_external_id == ""),
+                sa.or_(col(PicklistItem.parent_external_id) == board, col(PicklistItem.parent_external_id) == ""),
             )
-            .order_by(PicklistItem.sort_order, PicklistItem.id)
+            .order_by(col(PicklistItem.sort_order), col(PicklistItem.id))
         )
     ).all()
     maps = {
@@ -154,7 +154,7 @@ async def psa_priority_for(session: AsyncSession, connection_id: int, priority: 
         await session.exec(
             select(PicklistItem)
             .where(PicklistItem.connection_id == connection_id, PicklistItem.kind == "priority")
-            .order_by(PicklistItem.sort_order)
+            .order_by(col(PicklistItem.sort_order))
         )
     ).all()
     for item in items:

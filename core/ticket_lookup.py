@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core import ticket_refs
@@ -101,12 +101,12 @@ async def load_ticket(session: AsyncSession, actor: Actor, ref: int | str, *, fo
             names = ", ".join(sorted((await ticket_refs.prefixes(session, actor.workspace_id)).values()))
             raise NotFound(f"No PSA connection is named '{parsed.prefix}' here, so {parsed} names no ticket.",
                            hint=f"Connections here: {names}." if names else "Name the ticket by its number.")
-        key = sa.and_(Ticket.connection_id == conn, Ticket.external_id == parsed.external_id)
+        key = sa.and_(col(Ticket.connection_id) == conn, col(Ticket.external_id) == parsed.external_id)
     elif parsed.id is not None:
-        key = Ticket.id == parsed.id
+        key = col(Ticket.id) == parsed.id
     else:
-        key = Ticket.number == parsed.number
-    stmt = select(Ticket).where(key, Ticket.deleted_at.is_(None))  # type: ignore[union-attr,arg-type]
+        key = col(Ticket.number) == parsed.number
+    stmt = select(Ticket).where(key, col(Ticket.deleted_at).is_(None))
     if actor.customer_scope_id is not None:
         stmt = stmt.where(Ticket.customer_id == actor.customer_scope_id)
     if for_update and session.bind is not None and session.bind.dialect.name == "postgresql":

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import time
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store.tables import PsaConnection
@@ -36,11 +36,13 @@ async def prefixes(session: AsyncSession, workspace_id: int) -> dict[int, str]:
     hit = _cache.get(workspace_id)
     if hit is not None and hit[0] > time.monotonic():
         return hit[1]
-    rows = (await session.exec(select(PsaConnection.id, PsaConnection.kind, PsaConnection.settings)
-                               .order_by(PsaConnection.id))).all()  # type: ignore[arg-type]
+    rows = (await session.exec(select(col(PsaConnection.id), col(PsaConnection.kind), col(PsaConnection.settings))
+                               .order_by(col(PsaConnection.id)))).all()
     out: dict[int, str] = {}
     used: set[str] = set()
     for conn_id, kind, settings in rows:
+        if conn_id is None:
+            continue
         wanted = str((settings or {}).get("ref_prefix") or "").lower()
         base = wanted if valid_prefix(wanted) else KIND_PREFIX.get(kind, re.sub(r"[^a-z0-9]", "", kind.lower())[:6] or "psa")
         name, n = base, 1

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.base import Capabilities, Feature
@@ -151,6 +151,7 @@ class TicketService:
             payload=payload,  # type: ignore[arg-type]
             ticket_id=ticket.id,
             actor=actor.display,
+            author_member_id=actor.member_id,
             timeline_entry_id=entry.id if entry else None,
             marker=marker,
         )
@@ -330,9 +331,9 @@ class TicketService:
     async def _next_number(self, session: AsyncSession, workspace_id: int) -> int:
         stmt = (
             sa.update(Workspace)
-            .where(Workspace.id == workspace_id)  # type: ignore[arg-type]
-            .values(next_ticket_number=Workspace.next_ticket_number + 1)
-            .returning(Workspace.next_ticket_number)
+            .where(col(Workspace.id) == workspace_id)
+            .values(next_ticket_number=col(Workspace.next_ticket_number) + 1)
+            .returning(col(Workspace.next_ticket_number))
         )
         value = (await session.execute(stmt)).scalar_one()
         return int(value) - 1
@@ -507,7 +508,7 @@ class TicketService:
                 session, actor, ticket,
                 AddNote(
                     text=body,
-                    visibility=visibility,  # type: ignore[arg-type]
+                    visibility=visibility,
                     email_contact=public if email_contact is None else (email_contact and public),
                     author_member_external_id=await self._member_external_id(session, ticket, actor.member_id),
                     author_contact_external_id=await self._contact_external_id(session, ticket, contact_email),
@@ -660,7 +661,7 @@ class TicketService:
             self._touch(ticket)
             await session.flush()
             self._enqueue(session, actor, ticket,
-                          UploadAttachment(blob_id=blob.id, filename=name, content_type=content_type,  # type: ignore[arg-type]
+                          UploadAttachment(blob_id=blob.id, filename=name, content_type=content_type,
                                            size=len(content), visibility=visibility),
                           entry, marker=marker)
             return await self._detail(session, actor, ticket)

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core.alert_webhooks import is_local_host, public_settings
 from core.errors import Conflict, InvalidInput, NotFound
@@ -23,7 +23,10 @@ WORKSPACE_OPTIONS: dict[str, tuple[type, Any]] = {
     "rmm_device_url": (str, None),
     "rmm_alert_url": (str, None),
     "runbook_url": (str, None),
+    # An end user's message in a customer channel: offer a ticket, create one at once, or off (core/intake/requests)
+    "end_user_requests": (str, "offer"),
 }
+CHOICES: dict[str, tuple[str, ...]] = {"end_user_requests": ("offer", "create", "off")}
 
 # URL templates shown as links on ticket cards: (placeholders allowed, at least one of these required).
 # Values are URL-encoded when filled in (core/chat/cards.py `_template`).
@@ -109,7 +112,7 @@ class WorkspaceService:
 
     async def list(self) -> list[Workspace]:
         async with self.db.read(Scope.system_wide()) as session:
-            return list((await session.exec(select(Workspace).order_by(Workspace.id))).all())
+            return list((await session.exec(select(Workspace).order_by(col(Workspace.id)))).all())
 
     async def by_slug(self, slug: str) -> Workspace:
         async with self.db.read(Scope.system_wide()) as session:
@@ -128,6 +131,10 @@ class WorkspaceService:
             if low not in ("true", "false", "on", "off", "yes", "no", "1", "0"):
                 raise InvalidInput(f"'{value}' is not on/off.", hint="Use on or off.")
             new = low in ("true", "on", "yes", "1")
+        elif key in CHOICES:
+            new = str(value).strip().lower()
+            if new not in CHOICES[key]:
+                raise InvalidInput(f"'{value}' is not a choice for {key}.", hint="Use " + ", ".join(CHOICES[key]) + ".")
         elif typ is str:
             text = str(value).strip()
             if text.lower() in CLEAR_WORDS:

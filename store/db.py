@@ -12,7 +12,9 @@ never take the write lock.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -185,7 +187,11 @@ class Database:
         self.url = url
         self.dialect = make_url(url).get_backend_name()
         aurl = async_url(url)
+        # SQLite has one writer: writers of this process queue here, in order, instead of polling SQLite's
+        # busy handler (which sleeps up to 100 ms per try, so under load some waited past busy_timeout).
+        self._write_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         if self.is_sqlite:
+            self._write_locks = weakref.WeakKeyDictionary()
             self._write_engine = _sqlite_engine(aurl, immediate=True, echo=echo)
             self._read_engine = _sqlite_engine(aurl, immediate=False, echo=echo)
         else:
@@ -221,8 +227,30 @@ class Database:
     @asynccontextmanager
     async def write(self, scope: Scope) -> AsyncIterator[AsyncSession]:
         """One write transaction: committed when the block ends, rolled back on any exception."""
-        async with self._session(scope, read_only=False) as session, session.begin():
-            yield session
+        lock = await self._write_turn()
+        try:
+            async with self._session(scope, read_only=False) as session, session.begin():
+                yield session
+        finally:
+            if lock is not None:
+                lock.release()
+
+    async def _write_turn(self) -> asyncio.Lock | None:
+        """SQLite: wait for this process's writers ahead of us (FIFO). Past busy_timeout we go on without the
+        turn (SQLite's own lock still serializes), so a write opened inside another one fails as before
+        instead of waiting forever."""
+        if self._write_locks is None:
+            return None
+        loop = asyncio.get_running_loop()
+        lock = self._write_locks.get(loop)
+        if lock is None:
+            lock = self._write_locks[loop] = asyncio.Lock()
+        try:
+            await asyncio.wait_for(lock.acquire(), SQLITE_BUSY_TIMEOUT_MS / 1000)
+        except TimeoutError:
+            log.warning("waited past busy_timeout for this process's SQLite write turn; writing anyway")
+            return None
+        return lock
 
     async def ping(self) -> bool:
         """True when the database answers."""

@@ -1,4 +1,4 @@
-"""The layer rules of DESIGN.md §1, as import-linter contracts (pyproject.toml), checked on every run."""
+"""The layer rules (README, Architecture), as import-linter contracts (pyproject.toml), checked on every run."""
 
 from __future__ import annotations
 

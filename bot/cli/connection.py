@@ -9,6 +9,8 @@ import typer
 
 from bot.cli.common import WORKSPACE, fail, run, run_in, run_on, workspace_id
 from bot.main import Deskbridge
+from core import connection_report
+from core.connection_report import ConnectionReport
 from core.connections import CallbackSetup
 from core.errors import ConnectionProblem, DeskbridgeError
 
@@ -85,6 +87,33 @@ def conn_callbacks(name: str, workspace: str | None = WORKSPACE) -> None:
     """Register the PSA's callbacks (webhooks) to this Deskbridge, one per type, removing stale ones."""
     setup = run_on(name, workspace, lambda c, ws, cid: c.connections.install_callbacks(ws, cid, c.settings.public_url))
     typer.echo(_callbacks_text(setup))
+
+
+@app.command("show")
+def conn_show(name: str, workspace: str | None = WORKSPACE) -> None:
+    """One connection: settings (never a secret), credential names, its last sync runs, and what the MSP must
+    configure in the PSA."""
+
+    async def work(c: Deskbridge) -> ConnectionReport:
+        ws = await workspace_id(c, workspace)
+        kind = (await c.connections.by_name(ws, name)).kind
+        return await connection_report.describe(c.db, c.connections, ws, name, c.registry.admin_notes(kind))
+
+    r = run(work)
+    flags = ", ".join(f for f, on in (("default", r.default), ("disabled", not r.enabled)) if on)
+    typer.echo(f"{r.name} ({r.kind}, id {r.id}{', ' + flags if flags else ''}); tickets named {r.ticket_prefix}-<id> "
+               "where a workspace has several PSAs")
+    for k, v in r.settings.items():
+        typer.echo(f"  {k} = {v}")
+    typer.echo(f"  credentials: {', '.join(r.credential_names) or 'none'} (stored encrypted; values never shown)")
+    if not r.runs:
+        typer.echo("  no sync has run yet (it starts with `deskbridge serve`, or run `deskbridge sync run`)")
+    for run_line in r.runs:
+        when = run_line.finished_at or run_line.started_at
+        err = f": {run_line.error.splitlines()[0][:160]}" if run_line.error else ""
+        typer.echo(f"  last {run_line.kind}: {run_line.status} at {when:%Y-%m-%d %H:%M} UTC{err}")
+    for note in r.notes:
+        typer.echo(f"  note: {note}")
 
 
 @app.command("list")

@@ -100,7 +100,9 @@ class SlackSurface:
         # (otherwise bolt runs it as a separate task and polls for the ack every 10 ms). Listeners only ack
         # and queue their work (SlackContext.after_ack), so nothing slow ever runs before the response.
         self.authorize = DeskbridgeAuthorize(container.chat)
-        self.app = AsyncApp(signing_secret=signing, client=self.client, authorize=self.authorize,
+        # bolt types `authorize` as a callable returning AuthorizeResult, while its own AsyncAuthorize base
+        # class (ours) may return None: the ignore covers bolt's annotation only.
+        self.app = AsyncApp(signing_secret=signing, client=self.client, authorize=self.authorize,  # type: ignore[arg-type]
                             oauth_settings=oauth, user_facing_authorize_error_message=t.UNKNOWN_WORKSPACE,
                             logger=bolt_log, name=bolt_log.name, process_before_response=True,
                             request_verification_enabled=False)
@@ -109,7 +111,8 @@ class SlackSurface:
                                  shared=self.shared, outbound=self.poster.outbound)
         self.context = SlackContext(chat=container.chat, views=container.chat_views,
                                     commands=container.chat_commands, poster=self.poster,
-                                    api_url=s.slack_api_url, shared=self.shared, redactor=self.redactor)
+                                    api_url=s.slack_api_url, shared=self.shared, redactor=self.redactor,
+                                    requests=container.end_user_requests)
         register(self.app, self.context)
         # Events from sync, the outbox and the SLA monitor: queued by notify() and delivered by the notifier's
         # own workers, so those callers never wait for Slack; posts and updates are paced per channel.

@@ -36,6 +36,7 @@ from core.chat import (
 )
 from core.context import Actor
 from core.errors import DeskbridgeError, PermissionDenied
+from core.intake.requests import EndUserRequests
 from core.markup import slack_plain, slack_user_ids
 from core.views import FormView, TicketView
 
@@ -65,8 +66,10 @@ class SlackContext:
 
     def __init__(self, *, chat: ChatService, views: ChatViews, commands: ChatCommands,
                  poster: SlackPoster, api_url: str = "https://slack.com/api/",
-                 shared: SharedChannels | None = None, redactor: Redactor | None = None) -> None:
+                 shared: SharedChannels | None = None, redactor: Redactor | None = None,
+                 requests: EndUserRequests | None = None) -> None:
         self.chat = chat
+        self.requests = requests  # end users asking for help in customer channels (core/intake/requests.py)
         self.redactor = redactor
         self.views = views
         self.commands = commands

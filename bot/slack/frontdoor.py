@@ -61,8 +61,8 @@ class Admitted:
     @property
     def team_id(self) -> str | None:
         p = self.payload
-        team = p.get("team") if isinstance(p.get("team"), dict) else {}
-        user = p.get("user") if isinstance(p.get("user"), dict) else {}
+        team: dict[str, Any] = p["team"] if isinstance(p.get("team"), dict) else {}
+        user: dict[str, Any] = p["user"] if isinstance(p.get("user"), dict) else {}
         found = p.get("team_id") or team.get("id") or user.get("team_id")
         return str(found) if found else None
 

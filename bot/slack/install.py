@@ -90,7 +90,7 @@ class DbInstallationStore(AsyncInstallationStore):
         if inst is None:
             return None
         return Bot(app_id=inst.data.get("app_id"), enterprise_id=inst.enterprise_id, team_id=inst.team_id,
-                   bot_token=inst.bot_token, bot_id=inst.bot_id or "", bot_user_id=inst.bot_user_id or "",
+                   bot_token=inst.bot_token or "", bot_id=inst.bot_id or "", bot_user_id=inst.bot_user_id or "",
                    bot_scopes=inst.data.get("bot_scopes", ""), installed_at=time.time())
 
     async def async_find_installation(self, *, enterprise_id: str | None, team_id: str | None,
@@ -100,7 +100,7 @@ class DbInstallationStore(AsyncInstallationStore):
         if inst is None:
             return None
         return Installation(app_id=inst.data.get("app_id"), enterprise_id=inst.enterprise_id, team_id=inst.team_id,
-                            bot_token=inst.bot_token, bot_id=inst.bot_id, bot_user_id=inst.bot_user_id,
+                            bot_token=inst.bot_token or "", bot_id=inst.bot_id, bot_user_id=inst.bot_user_id,
                             bot_scopes=inst.data.get("bot_scopes", ""),
                             user_id=user_id or inst.data.get("installer_user_id") or "")
 

@@ -255,7 +255,7 @@ class SlackNotifier:
         template = t.WRITE_DEAD_CAUSE.get(event.cause, t.WRITE_DEAD)
         msg = template.format(what=what, error=bk.esc(event.error[:300]), op_id=event.op_id,
                               connection=bk.esc(event.connection or "<connection>"))
-        author: str | None = None  # looked up once, when a customer-read thread needs it
+        authors: dict[str, str | None] = {}  # per team, looked up when a customer-read thread needs it
         for post in await self._threads(event):
             client = await self._client(post.team_id)
             if client is None:
@@ -265,8 +265,10 @@ class SlackNotifier:
                 continue
             if not failures_visible_in(info):
                 # The PSA's error is the MSP's business, not the customer's: the author alone is told, there.
-                if author is None:
-                    author = await self.chat.write_author(event.workspace_id, event.op_id, PLATFORM) or ""
+                if post.team_id not in authors:
+                    authors[post.team_id] = await self.chat.write_author(event.workspace_id, event.op_id,
+                                                                         PLATFORM, post.team_id)
+                author = authors[post.team_id]
                 if author:
                     try:
                         await client.chat_postEphemeral(channel=post.channel_id, user=author,
@@ -421,10 +423,10 @@ class SlackNotifier:
                                                     audience="tech", ticket_id=event.ticket_id,
                                                     customer_id=event.customer_id))
 
-    def _warning_thread(self, workspace_id: int, ticket_id: int, team_id: str,
+    def _warning_thread(self, workspace_id: int, ticket_id: int | None, team_id: str,
                         channel_id: str) -> Callable[[Posted], Awaitable[None]]:
         async def record(result: Posted) -> None:
-            if result.ts is not None:
+            if result.ts is not None and ticket_id is not None:
                 await self.chat.record_post(workspace_id, ticket_id=ticket_id, platform=PLATFORM, team_id=team_id,
                                             channel_id=channel_id, message_ts=result.ts, ref={"kind": "warning"})
         return record

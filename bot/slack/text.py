@@ -84,3 +84,15 @@ def redaction_report(redacted: int, failed: int, foreign_threads: int) -> str:
                      "posts nothing more in them, but a bot cannot delete what people wrote there: review "
                      "those threads and delete what the customer must not read.")
     return " ".join(parts)
+
+# End users asking for help in a customer channel (bot/slack/listeners/requests.py)
+REQUEST_OFFER = "Would you like a ticket for this? Our technicians will follow up in its thread."
+REQUEST_OPEN_BUTTON = "Open a ticket"
+REQUEST_NO_BUTTON = "No thanks"
+REQUEST_ALREADY = "A ticket was already opened for that message; follow it in the message's thread."
+
+
+def request_opened(number: int | None, subject: str) -> str:
+    """The private confirmation once an end user's ticket is opened."""
+    ref = f"#{number}" if number else "Your ticket"
+    return f"{ref} opened: {subject}. Replies from our technicians appear in your message's thread."

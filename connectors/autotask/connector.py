@@ -105,6 +105,7 @@ def _after(cursor: str | None) -> int | None:
 
 class AutotaskConnector:
     kind: ClassVar[str] = "autotask"
+    ADMIN_NOTES: ClassVar[tuple[str, ...]] = (EMAIL_NOTE,)  # shown by `deskbridge connection show`
     CAPABILITIES: ClassVar[Capabilities] = Capabilities(
         features=frozenset(Feature) - {Feature.BOARD_SCOPED_STATUSES, Feature.EMAIL_ON_PUBLIC_NOTE,
                                         Feature.RESOLUTION_NOTES},

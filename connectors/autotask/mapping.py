@@ -240,8 +240,11 @@ def new_ticket_body(t: NewTicket, picks: AtPicklists, *, marker_udf: str | None 
             body[key] = _int(value, key)
     if t.owner_external_id:
         body.update(_assignment(t.owner_external_id, owner_role_id))
+    udfs = [{"name": name, "value": value} for name, value in t.extra_fields.items()]  # required UDFs, as filled
+    if udfs:
+        body["userDefinedFields"] = udfs
     if marker_udf:
-        body["userDefinedFields"] = [{"name": marker_udf, "value": t.marker}]
+        body["userDefinedFields"] = [*udfs, {"name": marker_udf, "value": t.marker}]
     else:
         if len(t.marker) > EXTERNAL_ID_MAX:
             raise PsaValidationError("The marker is too long for externalID.", fields={"marker": "max 50"})

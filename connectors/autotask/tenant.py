@@ -86,8 +86,9 @@ class TenantData:
         return replace(out, boards=boards, problems=dict(self.problems), complete=complete)
 
     def required_udfs(self) -> frozenset[str]:
-        """Ticket UDFs the tenant makes mandatory: "custom:<label>" (core asks for them or refuses up front)."""
-        return frozenset(f"custom:{u.get('label') or u.get('name')}" for u in self.udfs or ()
+        """Ticket UDFs the tenant makes mandatory: "custom:<name>" (the create form asks for them by the UDF's
+        name, which is what a create writes; core refuses a create without them up front)."""
+        return frozenset(f"custom:{u.get('name')}" for u in self.udfs or ()
                          if u.get("isRequired") and str(u.get("name")).lower() != "deskbridge ref")
 
     def udf_exists(self, name: str) -> bool:

@@ -66,7 +66,7 @@ class GraphReader:
         url = watermark or (f"{self.graph_url}/users/{quote(self.mailbox)}/mailFolders('Inbox')/messages/delta"
                             "?$select=id,internetMessageId")
         page = (await self._request("GET", url, headers={"Prefer": f"odata.maxpagesize={max(1, limit)}"})).json()
-        items = []
+        items: list[MailItem] = []
         for entry in page.get("value", []):
             if "@removed" in entry or not entry.get("id"):
                 continue

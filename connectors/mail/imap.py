@@ -55,7 +55,7 @@ class ImapReader:
             last = 0
             if watermark and watermark.split(":", 1)[0] == validity_text:
                 last = int(watermark.split(":", 1)[1])
-            status, data = conn.uid("SEARCH", None, f"UID {last + 1}:*")
+            status, data = conn.uid("SEARCH", f"UID {last + 1}:*")
             uids = sorted(int(u) for u in (data[0] or b"").split() if int(u) > last) if status == "OK" else []
             todo, items, failed = uids[:limit], [], False
             for uid in todo:

@@ -61,7 +61,7 @@ def event(body: Mapping[str, Any], raw: bytes, *, vendor_severity: bool) -> Aler
             links.append((text(link.get("href"), 2000) or "", text(link.get("text"), 200) or ""))
     return AlertEvent(
         action=action,  # type: ignore[arg-type]
-        dedup_key=dedup,  # type: ignore[arg-type]
+        dedup_key=dedup,
         occurrence=body_hash(raw),
         summary=summary or f"Alert {action}d",
         severity=severity(sev_raw),

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core.chat.cache import TTLCache
 from core.chat.models import ChannelInfo, ChatUser
@@ -20,6 +20,7 @@ from core.errors import InvalidInput
 from core.workspaces import DirectoryService
 from store.db import Database, Scope
 from store.enums import BindingKind
+from store.sql import rowcount
 from store.tables import ChannelBinding, Customer
 from store.types import utcnow
 
@@ -47,7 +48,7 @@ class Bindings:
         key = ("chan", workspace_id, platform, team_id, channel_id)
         hit, value = self._cache.get(key)
         if hit:
-            return value  # type: ignore[no-any-return]
+            return value
         async with self.db.read(Scope.workspace(workspace_id)) as session:
             rows = (await session.exec(select(ChannelBinding).where(
                 ChannelBinding.platform == platform, ChannelBinding.team_id == team_id,
@@ -85,8 +86,9 @@ class Bindings:
             if bkind == BindingKind.CUSTOMER:
                 # One customer per channel: rebinding replaces the old customer.
                 await session.execute(sa.delete(ChannelBinding).where(
-                    ChannelBinding.platform == user.platform, ChannelBinding.team_id == user.team_id,
-                    ChannelBinding.channel_id == user.channel_id, ChannelBinding.kind == BindingKind.CUSTOMER))
+                    col(ChannelBinding.platform) == user.platform, col(ChannelBinding.team_id) == user.team_id,
+                    col(ChannelBinding.channel_id) == user.channel_id,
+                    col(ChannelBinding.kind) == BindingKind.CUSTOMER))
             row = (await session.exec(select(ChannelBinding).where(
                 ChannelBinding.platform == user.platform, ChannelBinding.team_id == user.team_id,
                 ChannelBinding.channel_id == user.channel_id, ChannelBinding.kind == bkind))).first()
@@ -104,14 +106,14 @@ class Bindings:
     async def unbind(self, actor: Actor, user: ChatUser, kind: str | None = None) -> int:
         require_admin(actor, "unbind channels")
         stmt = sa.delete(ChannelBinding).where(
-            ChannelBinding.platform == user.platform, ChannelBinding.team_id == user.team_id,
-            ChannelBinding.channel_id == user.channel_id)
+            col(ChannelBinding.platform) == user.platform, col(ChannelBinding.team_id) == user.team_id,
+            col(ChannelBinding.channel_id) == user.channel_id)
         if kind:
             if kind not in BINDING_KINDS:
                 raise InvalidInput(f"'{kind}' is not a channel kind.", hint="Use customer, dispatch or sla.")
-            stmt = stmt.where(ChannelBinding.kind == BINDING_KINDS[kind])
+            stmt = stmt.where(col(ChannelBinding.kind) == BINDING_KINDS[kind])
         async with self.db.write(actor.scope) as session:
-            n = (await session.execute(stmt)).rowcount or 0
+            n = rowcount(await session.execute(stmt)) or 0
         self.invalidate()
         return n
 

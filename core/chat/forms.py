@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from connectors.base import Capabilities, Feature
 from core import create_fields
@@ -52,9 +52,10 @@ class TicketForms:
             stmt = select(PicklistItem).where(PicklistItem.connection_id == connection_id,
                                               PicklistItem.kind == kind, PicklistItem.active == sa.true())
             if parent is not None:
-                stmt = stmt.where(sa.or_(PicklistItem.parent_external_id == parent,
-                                         PicklistItem.parent_external_id == ""))
-            return list((await session.exec(stmt.order_by(PicklistItem.sort_order, PicklistItem.name))).all())
+                stmt = stmt.where(sa.or_(col(PicklistItem.parent_external_id) == parent,
+                                         col(PicklistItem.parent_external_id) == ""))
+            return list((await session.exec(stmt.order_by(col(PicklistItem.sort_order),
+                                                          col(PicklistItem.name)))).all())
 
     async def default_connection(self, actor: Actor) -> PsaConnection | None:
         async with self.db.read(actor.scope) as session:

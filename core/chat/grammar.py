@@ -179,6 +179,7 @@ def parse_filters(text: str) -> ListTickets:
     free: list[str] = []
     stages: list[Stage] = []
     prios: list[Priority] = []
+    statuses: list[str] = []
     for word in _split(text):
         key, sep, value = word.partition(":")
         if sep and key and not key.isdigit():
@@ -197,7 +198,7 @@ def parse_filters(text: str) -> ListTickets:
             if k == "stage":
                 stages.extend(s for s in vocabulary.stages(value) if s not in stages)
             elif k == "status":
-                f["statuses"] = (*f.get("statuses", ()), value.strip())  # type: ignore[arg-type]
+                statuses.append(value.strip())
             elif k == "customer":
                 _once(f, "customer", value.strip())
             elif k == "assignee":
@@ -241,6 +242,8 @@ def parse_filters(text: str) -> ListTickets:
         f["stages"] = tuple(stages)
     if prios:
         f["priorities"] = tuple(prios)
+    if statuses:
+        f["statuses"] = tuple(statuses)
     if free:
         f["text"] = " ".join(free)[:200]
     return ListTickets(**f)  # type: ignore[arg-type]

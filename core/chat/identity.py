@@ -10,13 +10,12 @@ Also: linking chat users to technicians (by verified e-mail), and whose App Home
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core.chat.bindings import Bindings
 from core.chat.cache import TTLCache
@@ -52,7 +51,7 @@ class Identities:
         key = ("member", workspace_id, user.platform, user.home_team, user.user_id)
         hit, value = self._cache.get(key)
         if hit:
-            return value  # type: ignore[no-any-return]
+            return value
         member = await self.directory.member_for_chat_user(workspace_id, platform=user.platform,
                                                            team_id=user.home_team, user_id=user.user_id)
         self._cache.put(key, member)
@@ -88,12 +87,19 @@ class Identities:
                  "to bind this channel to your company." + setup,
         )
 
-    async def write_author(self, workspace_id: int, op_id: int, platform: str) -> str | None:
-        """The chat user id of whoever made an outbox write from this platform (its audit actor), if any."""
+    async def write_author(self, workspace_id: int, op_id: int, platform: str,
+                           team_id: str | None = None) -> str | None:
+        """The chat user id (on `team_id`, when given) of the technician who made an outbox write, if they
+        have one on this platform: the op names its author (`OutboxOp.author_member_id`)."""
         async with self.db.read(Scope.workspace(workspace_id)) as session:
             op = await session.get(OutboxOp, op_id)
-        m = re.match(rf"^{re.escape(platform)}:([^\s(]+)", (op.actor if op else "") or "")
-        return m.group(1) if m else None
+            if op is None or op.author_member_id is None:
+                return None
+            stmt = select(MemberChatIdentity.user_id).where(MemberChatIdentity.member_id == op.author_member_id,
+                                                            MemberChatIdentity.platform == platform)
+            if team_id is not None:
+                stmt = stmt.where(MemberChatIdentity.team_id == team_id)
+            return (await session.exec(stmt.order_by(col(MemberChatIdentity.id)))).first()
 
     async def has_admin(self, workspace_id: int) -> bool:
         """Whether the workspace has an active Deskbridge admin (a technician marked admin); cached briefly."""

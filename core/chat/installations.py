@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core.chat.cache import TTLCache
 from core.chat.models import Installation
@@ -41,7 +41,7 @@ class Installations:
         key = ("inst", platform, team_id, enterprise_id)
         hit, value = self._cache.get(key)
         if hit:
-            return value  # type: ignore[no-any-return]
+            return value
         # Cross-workspace lookup by design: the request's team id is what tells us the workspace.
         async with self.db.read(Scope.system_wide()) as session:
             stmt = select(ChatInstallation).where(ChatInstallation.platform == platform)
@@ -130,7 +130,7 @@ class Installations:
             return False
         async with self.db.write(Scope.workspace(inst.workspace_id)) as session:
             await session.execute(sa.update(ChatInstallation).where(
-                ChatInstallation.platform == platform, ChatInstallation.external_team_id == team_id,
+                col(ChatInstallation.platform) == platform, col(ChatInstallation.external_team_id) == team_id,
             ).values(bot_token_ciphertext=None))
         self.invalidate()
         return True

@@ -96,6 +96,8 @@ class ChatPosts:
                 items.append(Redaction(message_ts=p.message_ts, action=action, ticket_id=p.ticket_id, post_id=p.id))
         foreign = 0
         for link, customer_id in links:
+            if (link.conversation_ref or {}).get("kind") == "warning":
+                continue  # an SLA warning's thread: its post is recorded (and redacted) as a post
             if info.customer_id is None or customer_id != info.customer_id:
                 foreign += 1
             card_ts = str((link.conversation_ref or {}).get("card_ts") or link.message_ts)

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from core.ai.service import AiService
+from core.alert_webhooks import AlertWebhookService
 from core.chat import grammar as c
 from core.chat.admin import ChatAdmin
 from core.chat.ai_admin import ChatAi
@@ -58,8 +59,8 @@ Handler = Callable[[Request], Awaitable[View]]
 class ChatRunner:
     def __init__(self, db: Database, *, chat: ChatService, views: ChatViews, queue: QueueService,
                  tickets: TicketService, directory: DirectoryService, workspaces: WorkspaceService,
-                 outbox_admin: OutboxAdmin | None = None, clock: Callable[[], datetime] | None = None,
-                 ai: AiService | None = None) -> None:
+                 alerts: AlertWebhookService, outbox_admin: OutboxAdmin | None = None,
+                 clock: Callable[[], datetime] | None = None, ai: AiService | None = None) -> None:
         self.db = db
         self.ai = ChatAi(ai) if ai is not None else None
         self.chat = chat
@@ -69,7 +70,7 @@ class ChatRunner:
         self.directory = directory
         self.workspaces = workspaces
         self.admin = ChatAdmin(db, chat=chat, workspaces=workspaces, outbox_admin=outbox_admin)
-        self.writes = ChatWrites(db, views=views, tickets=tickets)
+        self.writes = ChatWrites(db, views=views, tickets=tickets, alerts=alerts)
         self._handlers: dict[type[Any], Handler] = {
             c.ListTickets: self._list_tickets,
             c.ShowTicket: self._show_ticket,

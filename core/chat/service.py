@@ -92,8 +92,9 @@ class ChatService:
     async def member_actor(self, workspace_id: int, platform: str, team_id: str, user_id: str) -> Actor | None:
         return await self.identities.member_actor(workspace_id, platform, team_id, user_id)
 
-    async def write_author(self, workspace_id: int, op_id: int, platform: str) -> str | None:
-        return await self.identities.write_author(workspace_id, op_id, platform)
+    async def write_author(self, workspace_id: int, op_id: int, platform: str,
+                           team_id: str | None = None) -> str | None:
+        return await self.identities.write_author(workspace_id, op_id, platform, team_id)
 
     async def has_admin(self, workspace_id: int) -> bool:
         return await self.identities.has_admin(workspace_id)

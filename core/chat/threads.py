@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core.chat.cache import TTLCache
 from core.chat.models import ThreadPost
@@ -37,7 +37,7 @@ class Threads:
         key = ("thread", workspace_id, platform, channel_id, thread_ts)
         hit, value = self._cache.get(key)
         if hit and value is not None:
-            return value  # type: ignore[no-any-return]
+            return value
         async with self.db.read(Scope.workspace(workspace_id)) as session:
             row = (await session.exec(select(ChatLink.ticket_id).where(
                 ChatLink.platform == platform, ChatLink.channel_id == channel_id,
@@ -49,9 +49,9 @@ class Threads:
     async def posts_for_ticket(self, workspace_id: int, ticket_id: int, platform: str) -> list[ThreadPost]:
         """Every thread of this ticket on a platform (root ts and the ts of the card to update)."""
         async with self.db.read(Scope.workspace(workspace_id)) as session:
-            rows = (await session.exec(select(ChatLink, Ticket.customer_id).join(
-                Ticket, Ticket.id == ChatLink.ticket_id).where(  # type: ignore[arg-type]
-                ChatLink.ticket_id == ticket_id, ChatLink.platform == platform).order_by(ChatLink.id))).all()
+            rows = (await session.exec(select(ChatLink, col(Ticket.customer_id)).join(
+                Ticket, col(Ticket.id) == ChatLink.ticket_id).where(
+                ChatLink.ticket_id == ticket_id, ChatLink.platform == platform).order_by(col(ChatLink.id)))).all()
         # A warning's thread (an SLA post) takes replies for the ticket but is not one of its card threads:
         # no card to update there, no notes mirrored into it.
         rows = [(r, c) for r, c in rows if (r.conversation_ref or {}).get("kind") != "warning"]

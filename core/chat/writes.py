@@ -5,12 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
-import sqlalchemy as sa
-from sqlmodel import select
-
-from core import alert_webhooks
+from core.alert_webhooks import AlertWebhookService
 from core.chat import grammar as c
 from core.chat.files import ChatFile, fetch_file, files_only
 from core.chat.forms import NO_CHANGE
@@ -18,12 +15,9 @@ from core.chat.service import ChatViews
 from core.chat.text import queued, thread_what
 from core.context import Actor
 from core.errors import DeskbridgeError, InvalidInput, PermissionDenied
-from core.outbox.ops import AlertAction, enqueue
-from core.ticket_lookup import load_ticket
 from core.tickets import TicketService
 from core.views import TicketView
 from store.db import Database
-from store.tables import Customer, PsaConnection, Workspace
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +42,12 @@ class ThreadWrite:
 class ChatWrites:
     """What a chat user writes: submitted forms, thread messages, card actions."""
 
-    def __init__(self, db: Database, *, views: ChatViews, tickets: TicketService) -> None:
+    def __init__(self, db: Database, *, views: ChatViews, tickets: TicketService,
+                 alerts: AlertWebhookService) -> None:
         self.db = db
         self.views = views
         self.tickets = tickets
+        self.alerts = alerts
 
     async def submit(self, actor: Actor, form: str, values: dict[str, str], *,
                      ticket_ref: str | None = None, audience: str = "tech", source: str | None = None) -> Submitted:
@@ -220,32 +216,8 @@ class ChatWrites:
             return Submitted(await self.views.ticket_from_detail(actor, detail),
                              queued(f"Assigned to {who}", detail.summary.connection_id))
         if action in ("alert_ack", "alert_resolve"):
-            if not actor.is_member:
-                raise PermissionDenied("Only technicians can act on alerts.")
-            verb = "acknowledge" if action == "alert_ack" else "resolve"
-            async with self.db.write(actor.scope) as session:
-                ws = await session.get(Workspace, actor.workspace_id)
-                if not alert_webhooks.configured(ws.settings if ws else None):
-                    raise InvalidInput(f"Alert actions are not set up here, so the alert was not {verb}d.",
-                                       hint="Handle the alert in your RMM. An admin can connect Deskbridge to it "
-                                            "with `deskbridge rmm set-webhook`.")
-                ticket = await load_ticket(session, actor, ref)
-                if not ticket.alert_ref:
-                    raise InvalidInput("This ticket has no linked alert.")
-                # Delivered through the outbox (retries, audit, dead letters), which files ops under a PSA
-                # connection: the ticket's, else the workspace's default.
-                connection_id = ticket.connection_id or await _default_connection_id(session)
-                if connection_id is None:
-                    raise InvalidInput("Alert actions need a PSA connection in this workspace; nothing was sent.",
-                                       hint="Handle the alert in your RMM, or add a connection with "
-                                            "`deskbridge connection add`.")
-                customer = await session.get(Customer, ticket.customer_id) if ticket.customer_id else None
-                enqueue(session, workspace_id=actor.workspace_id, connection_id=connection_id,
-                        payload=AlertAction(action=verb, alert_ref=ticket.alert_ref,  # type: ignore[arg-type]
-                                            device_ref=ticket.device_ref, ticket_number=ticket.number,
-                                            customer=customer.identifier if customer else None,
-                                            actor=actor.display),
-                        ticket_id=ticket.id, actor=actor.display)
+            verb: Literal["acknowledge", "resolve"] = "acknowledge" if action == "alert_ack" else "resolve"
+            await self.alerts.request(actor, ref, verb)
             view = await self.views.ticket(actor, ref)
             return Submitted(view, f"Alert {verb} queued for your RMM's alert webhook. If it fails, "
                                    "`/deskbridge outbox` shows why.")
@@ -261,9 +233,3 @@ def _form_id(value: str | None, field: str) -> int | None:
         raise InvalidInput(f"That {field} choice was not understood.", hint=f"Pick the {field} from the list again.",
                            field=field)
     return int(v)
-
-
-async def _default_connection_id(session: Any) -> int | None:
-    row = (await session.exec(select(PsaConnection.id).where(PsaConnection.is_default == sa.true(),
-                                                             PsaConnection.enabled == sa.true()))).first()
-    return int(row) if row is not None else None

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from connectors.alerts import AlertEvent, AlertFormatError, AlertParser
 from core.errors import DeskbridgeError, InvalidInput
@@ -181,11 +181,11 @@ class AlertIntake:
             try:
                 while True:
                     batch = await self._pending(workspace_id, source_id)
-                    if not batch:
-                        break
                     for receipt_id in batch:
                         await self.correlator.apply(workspace_id, receipt_id)
                         applied += 1
+                    if len(batch) < BATCH:  # drained (what arrives meanwhile is found after the release)
+                        break
                     await self._claim(workspace_id, source_id, token, renew=True)
             finally:
                 await self._release(workspace_id, source_id, token)
@@ -225,8 +225,8 @@ class AlertIntake:
 
     async def _claim(self, ws: int, sid: int, token: str, *, renew: bool = False) -> bool:
         now = self._clock()
-        cond = (AlertSource.claimed_by == token) if renew else sa.or_(
-            AlertSource.claimed_until.is_(None), AlertSource.claimed_until < now)  # type: ignore[union-attr,operator]
+        cond = (col(AlertSource.claimed_by) == token) if renew else sa.or_(
+            col(AlertSource.claimed_until).is_(None), col(AlertSource.claimed_until) < now)
         async with self.db.write(Scope.workspace(ws)) as session:
             res = await session.execute(sa.update(AlertSource).where(AlertSource.id == sid, cond)  # type: ignore[arg-type]
                                         .values(claimed_by=token, claimed_until=now + LEASE))

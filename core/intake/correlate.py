@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.alerts import AlertEvent
@@ -70,8 +70,8 @@ class Correlator:
         ids = [t for t in ticket_ids if t]
         if not ids:
             return {}
-        rows = (await session.exec(select(Ticket.id, Ticket.number).where(Ticket.id.in_(ids)))).all()  # type: ignore[union-attr,call-overload]
-        return {int(i): n for i, n in rows}
+        rows = (await session.exec(select(col(Ticket.id), col(Ticket.number)).where(col(Ticket.id).in_(ids)))).all()
+        return {int(i): n for i, n in rows if i is not None}
 
     async def apply(self, ws: int, receipt_id: int) -> None:
         """Apply one receipt (see module doc) and mark it applied."""
@@ -127,8 +127,8 @@ class Correlator:
                 changes["status"] = "triage"
                 return "triage", None
             group = await self._group_target(session, source, settings, alert, ev, customer_id)
-            existing = (await session.exec(select(Ticket.id).where(  # type: ignore[call-overload]
-                Ticket.alert_ref == alert_ref(source, ev.dedup_key), Ticket.stage.in_(_OPEN)))).first()  # type: ignore[attr-defined]
+            existing = (await session.exec(select(col(Ticket.id)).where(
+                col(Ticket.alert_ref) == alert_ref(source, ev.dedup_key), col(Ticket.stage).in_(_OPEN)))).first()
         if existing:  # created before a crash, not yet linked
             changes["ticket_id"] = existing
             return "created", int(existing)
@@ -168,7 +168,7 @@ class Correlator:
         candidates = mapping_candidates(ev)
         if candidates:
             rows = (await session.exec(select(AlertMapping).where(sa.or_(*(
-                sa.and_(AlertMapping.scope == s, AlertMapping.by == b, AlertMapping.value == v)
+                sa.and_(col(AlertMapping.scope) == s, col(AlertMapping.by) == b, col(AlertMapping.value) == v)
                 for s, b, v in candidates))))).all()
             found = {(r.scope, r.by, r.value): r.customer_id for r in rows}
             for cand in candidates:
@@ -176,25 +176,26 @@ class Correlator:
                     return found[cand]
         for name in name_candidates(ev):
             same = sa.or_(sa.func.lower(Customer.name) == name, sa.func.lower(Customer.identifier) == name)
-            stmt = select(Customer.id).where(Customer.active == sa.true(), same).limit(2)  # type: ignore[call-overload]
+            stmt = select(col(Customer.id)).where(col(Customer.active) == sa.true(), same).limit(2)
             hits = (await session.exec(stmt)).all()
-            if len(hits) == 1:
+            if len(hits) == 1 and hits[0] is not None:
                 return int(hits[0])
         return None
 
     async def _group_target(self, session: AsyncSession, source: AlertSource, settings: SourceSettings,
                             alert: Alert, ev: AlertEvent, customer_id: int) -> int | None:
         """An open ticket this new alert joins: the same device's, or the customer's newest in a storm."""
-        open_ticket = sa.and_(Ticket.id == Alert.ticket_id, Ticket.stage.in_(_OPEN))  # type: ignore[attr-defined]
+        open_ticket = sa.and_(col(Ticket.id) == col(Alert.ticket_id), col(Ticket.stage).in_(_OPEN))
         if ev.device_key:
-            same_device = (await session.exec(select(Alert.ticket_id).join(Ticket, open_ticket).where(  # type: ignore[call-overload]
-                Alert.source_id == source.id, Alert.device_key == ev.device_key, Alert.id != alert.id)
-                .order_by(Alert.ticket_id.desc()).limit(1))).first()  # type: ignore[union-attr]
+            same_device = (await session.exec(select(col(Alert.ticket_id)).join(Ticket, open_ticket).where(
+                col(Alert.source_id) == source.id, col(Alert.device_key) == ev.device_key, col(Alert.id) != alert.id)
+                .order_by(col(Alert.ticket_id).desc()).limit(1))).first()
             if same_device:
                 return int(same_device)
         since = self._clock() - timedelta(minutes=settings.group_window_minutes)
-        recent = list((await session.exec(select(Alert.ticket_id).join(Ticket, open_ticket).where(  # type: ignore[call-overload]
-            Alert.customer_id == customer_id, Alert.first_at >= since, Alert.id != alert.id).distinct())).all())
+        recent = [t for t in (await session.exec(select(col(Alert.ticket_id)).join(Ticket, open_ticket).where(
+            col(Alert.customer_id) == customer_id, col(Alert.first_at) >= since, col(Alert.id) != alert.id)
+            .distinct())).all() if t is not None]
         if len(recent) >= settings.storm_threshold:
             return int(max(recent))
         return None

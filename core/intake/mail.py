@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core.context import Actor
 from core.errors import DeskbridgeError
@@ -97,9 +97,9 @@ class MailIntake:
     async def _thread(self, ws: int, mail: Mail) -> int | None:
         async with self.db.read(Scope.workspace(ws)) as session:
             if mail.references:
-                hit = (await session.exec(select(MailReceipt.ticket_id).where(  # type: ignore[call-overload]
-                    MailReceipt.message_id.in_(mail.references), MailReceipt.ticket_id.is_not(None))  # type: ignore[attr-defined,union-attr]
-                    .order_by(MailReceipt.id.desc()).limit(1))).first()  # type: ignore[union-attr]
+                hit = (await session.exec(select(col(MailReceipt.ticket_id)).where(
+                    col(MailReceipt.message_id).in_(mail.references), col(MailReceipt.ticket_id).is_not(None))
+                    .order_by(col(MailReceipt.id).desc()).limit(1))).first()
                 if hit:
                     return int(hit)
             number = ticket_token(mail.subject)
@@ -148,6 +148,6 @@ class MailIntake:
                 return contact.id, contact.customer_id
             domain = sender.rsplit("@", 1)[1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             same_domain = sa.func.lower(Contact.email).like(f"%@{domain}", escape="\\")
-            rows = (await session.exec(select(Contact.customer_id).where(  # type: ignore[call-overload]
-                same_domain, Contact.customer_id.is_not(None)).distinct().limit(2))).all()  # type: ignore[union-attr]
+            rows = [c for c in (await session.exec(select(col(Contact.customer_id)).where(
+                same_domain, col(Contact.customer_id).is_not(None)).distinct().limit(2))).all() if c is not None]
         return (None, int(rows[0])) if len(rows) == 1 else (None, None)

@@ -15,6 +15,7 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import parseaddr
+from typing import Any
 
 TOKEN = re.compile(r"\[DB-(\d{1,12})\]", re.IGNORECASE)
 _PREFIX = re.compile(r"^\s*((re|fw|fwd|aw|wg|sv|vs|antw|rif|tr)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
@@ -100,6 +101,12 @@ def noise_reason(msg: EmailMessage, sender: str, own: frozenset[str]) -> str | N
     return None
 
 
+def _payload(part: Any) -> bytes:
+    """An attachment's bytes (decoded from its transfer encoding); empty when it has none."""
+    data = part.get_payload(decode=True)
+    return data if isinstance(data, bytes) else b""
+
+
 def _body(msg: EmailMessage) -> str:
     part = msg.get_body(preferencelist=("plain", "html"))
     if part is None:
@@ -122,7 +129,7 @@ def parse(raw: bytes, *, own_addresses: frozenset[str] = frozenset()) -> Mail:
         mid = f"<sha256.{hashlib.sha256(raw).hexdigest()[:40]}@deskbridge.invalid>"
     refs = _ids(str(msg.get("In-Reply-To") or "")) + list(reversed(_ids(str(msg.get("References") or ""))))
     attachments = tuple(
-        Attachment(part.get_filename() or "attachment", part.get_content_type(), part.get_payload(decode=True) or b"")
+        Attachment(part.get_filename() or "attachment", part.get_content_type(), _payload(part))
         for part in msg.iter_attachments())
     return Mail(message_id=mid[:255], sender=sender, sender_name=name.strip(), subject=str(msg.get("Subject") or ""),
                 text=strip_reply(_body(msg)), references=tuple(refs),

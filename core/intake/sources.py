@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core.alert_webhooks import generate_secret
 from core.errors import Conflict, InvalidInput, NotFound
@@ -164,18 +164,18 @@ class AlertSourceService:
     async def mappings(self, workspace_id: int) -> list[MappingInfo]:
         async with self.db.read(Scope.workspace(workspace_id)) as session:
             rows = (await session.exec(
-                select(AlertMapping, Customer).join(Customer, Customer.id == AlertMapping.customer_id)
-                .order_by(AlertMapping.scope, AlertMapping.by, AlertMapping.value))).all()
+                select(AlertMapping, Customer).join(Customer, col(Customer.id) == AlertMapping.customer_id)
+                .order_by(col(AlertMapping.scope), col(AlertMapping.by), col(AlertMapping.value)))).all()
             return [MappingInfo(m.id, m.scope, m.by, m.value, c.name) for m, c in rows]  # type: ignore[arg-type]
 
     async def triage(self, workspace_id: int, limit: int = 100) -> list[TriageItem]:
         """Alerts no rule could place with a customer (kept, waiting for a mapping)."""
         async with self.db.read(Scope.workspace(workspace_id)) as session:
             rows = (await session.exec(
-                select(Alert, AlertSource).join(AlertSource, AlertSource.id == Alert.source_id)
-                .where(Alert.customer_id.is_(None), Alert.ticket_id.is_(None))  # type: ignore[union-attr]
-                .where(Alert.status.in_(("triage", "triage_resolved")))  # type: ignore[attr-defined]
-                .order_by(Alert.first_at).limit(limit))).all()
+                select(Alert, AlertSource).join(AlertSource, col(AlertSource.id) == Alert.source_id)
+                .where(col(Alert.customer_id).is_(None), col(Alert.ticket_id).is_(None))
+                .where(col(Alert.status).in_(("triage", "triage_resolved")))
+                .order_by(col(Alert.first_at)).limit(limit))).all()
             return [TriageItem(a.id, s.name, a.summary, a.device_name, a.status, a.first_at)  # type: ignore[arg-type]
                     for a, s in rows]
 

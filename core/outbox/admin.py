@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.context import Actor
@@ -86,15 +86,17 @@ async def _context(session: AsyncSession, ops: list[OutboxOp]) -> tuple[dict[int
     behind: dict[int, int] = {}
     if waiting:
         tickets = sorted({o.ticket_id for o in waiting})  # type: ignore[type-var]
-        rows = (await session.exec(select(OutboxOp.id, OutboxOp.ticket_id, OutboxOp.kind).where(
-            OutboxOp.ticket_id.in_(tickets),  # type: ignore[union-attr]
-            OutboxOp.status.notin_(queries.FINISHED)).order_by(OutboxOp.id))).all()  # type: ignore[attr-defined]
+        rows = (await session.exec(select(col(OutboxOp.id), col(OutboxOp.ticket_id), col(OutboxOp.kind)).where(
+            col(OutboxOp.ticket_id).in_(tickets),
+            col(OutboxOp.status).notin_(queries.FINISHED)).order_by(col(OutboxOp.id)))).all()
         for o in waiting:
+            if o.id is None:
+                continue
             alert = o.kind == queries.ALERT_KIND
-            earlier = [r.id for r in rows if r.ticket_id == o.ticket_id and r.id < o.id  # type: ignore[operator]
-                       and (r.kind == queries.ALERT_KIND) == alert]
+            earlier = [rid for rid, ticket_id, kind in rows if rid is not None and ticket_id == o.ticket_id
+                       and rid < o.id and (kind == queries.ALERT_KIND) == alert]
             if earlier:
-                behind[o.id] = earlier[-1] if o.status == OutboxStatus.PENDING.value else earlier[0]  # type: ignore[index]
+                behind[o.id] = earlier[-1] if o.status == OutboxStatus.PENDING.value else earlier[0]
     ids = sorted({o.connection_id for o in ops})
     names = dict((await session.exec(select(PsaConnection.id, PsaConnection.name).where(
         PsaConnection.id.in_(ids)))).all()) if ids else {}  # type: ignore[union-attr]

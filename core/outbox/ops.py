@@ -126,11 +126,13 @@ def enqueue(
     payload: _Payload,
     ticket_id: int | None,
     actor: str,
+    author_member_id: int | None = None,
     timeline_entry_id: int | None = None,
     marker: str | None = None,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> OutboxOp:
-    """Add an op to the caller's transaction: it commits (or not) with the local change."""
+    """Add an op to the caller's transaction: it commits (or not) with the local change. `actor` names who
+    triggered it for the audit log; `author_member_id` is the technician who made it (told if it fails)."""
     op = OutboxOp(
         workspace_id=workspace_id,
         connection_id=connection_id,
@@ -141,6 +143,7 @@ def enqueue(
         marker=marker or new_marker(),
         status=OutboxStatus.PENDING,
         actor=actor[:200],
+        author_member_id=author_member_id,
         max_attempts=max_attempts,
     )
     session.add(op)

@@ -107,7 +107,7 @@ async def claim(db: Database, *, now: datetime, lease: timedelta, limit: int = 1
                                          .where(TICKET.id.in_(ticket_ids)))
             tickets = {r.id: (r.external_id, r.number) for r in rows}
     ops.sort(key=lambda o: (o.next_attempt_at, o.id))
-    return [Claim(op, *tickets.get(op.ticket_id, (None, None))) for op in ops]  # type: ignore[arg-type]
+    return [Claim(op, *tickets.get(op.ticket_id, (None, None))) for op in ops]
 
 
 async def _park_unsafe_takeovers(db: Database, now: datetime, unsafe: timedelta) -> None:

@@ -133,7 +133,7 @@ async def _apply_delivery(session: AsyncSession, op: OutboxOp, d: Delivered, num
     if ticket is not None and d.external_id and ticket.external_id is None:
         taken = (await session.exec(select(Ticket.id).where(
             Ticket.connection_id == ticket.connection_id, Ticket.external_id == d.external_id,
-            Ticket.id != ticket.id))).first()  # type: ignore[arg-type]
+            Ticket.id != ticket.id))).first()
         if taken is None:  # (a sync that already imported it by marker keeps its own row)
             ticket.external_id = d.external_id
             if d.external_id.isdigit() and ticket.number is None:

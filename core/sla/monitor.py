@@ -237,7 +237,7 @@ class SlaMonitor:
                 ins = dialect_insert(dialect, SlaWarning)
                 stmt = ins.values(values).on_conflict_do_nothing(
                     index_elements=["ticket_id", "metric", "cycle", "threshold"]
-                ).returning(SlaWarning.ticket_id, SlaWarning.metric, SlaWarning.cycle,  # type: ignore[call-overload]
+                ).returning(SlaWarning.ticket_id, SlaWarning.metric, SlaWarning.cycle,
                             SlaWarning.threshold, SlaWarning.posted)
                 for a, b, c, d, posted in (await session.execute(stmt)).all():
                     if posted:

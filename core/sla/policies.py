@@ -136,7 +136,7 @@ def _enum(cls: type[StrEnum], value: Any, what: str) -> Any:
     try:
         return cls(str(value).strip().lower().replace(" ", "_"))
     except ValueError:
-        choices = ", ".join(m.value for m in cls)  # type: ignore[attr-defined]
+        choices = ", ".join(m.value for m in cls)
         raise PolicyError(f"'{value}' is not a {what} (use {choices}).") from None
 
 

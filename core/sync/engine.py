@@ -328,6 +328,42 @@ class SyncEngine:
                 if own:
                     await psa.aclose()
 
+    async def refresh_tickets(self, connection_id: int, external_ids: Sequence[str], *,
+                              connector: PsaConnector | None = None) -> dict[str, Exception]:
+        """Re-read several tickets now and write them in one transaction (one SyncRun), as callbacks that
+        arrive together are; returns the ids that could not be refreshed, with why. Gone ones are marked deleted."""
+        conn = await self.connection(connection_id)
+        failed: dict[str, Exception] = {}
+        async with self.recorded(conn, RunKind.WEBHOOK) as run:
+            own = connector is None
+            psa = connector or self.connections.shared(conn)
+            gate = asyncio.Semaphore(self.child_concurrency)
+            gone: list[str] = []
+
+            async def read(ext: str) -> PsaTicket | None:
+                try:
+                    async with gate:
+                        return await self.call(run.counts, psa.get_ticket, ext)
+                except PsaNotFound:
+                    gone.append(ext)
+                except PsaError as exc:
+                    failed[ext] = exc
+                return None
+
+            try:
+                got = await asyncio.gather(*(read(ext) for ext in dict.fromkeys(external_ids)))
+                tickets = [t for t in got if t is not None]
+                if gone:
+                    run.counts["deleted"] = await self.mark_deleted(conn, gone)
+                result = await self.process(psa, self.target(conn, psa), tickets, run.counts, emit=True, force=True)
+                run.counts["bad"] = len(result.bad)
+                run.counts["failed"] = len(failed)
+                await run.finish(RunStatus.PARTIAL if result.bad or failed else RunStatus.OK)
+            finally:
+                if own:
+                    await psa.aclose()
+        return failed
+
     async def mark_deleted(self, conn: PsaConnection, external_ids: Sequence[str]) -> int:
         """Set deleted_at on tickets gone from the PSA; emits TicketChanged(deleted) for each."""
         assert conn.id is not None

@@ -9,7 +9,7 @@ Items that disappear from the PSA are marked inactive, never deleted (tickets st
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
@@ -62,12 +62,14 @@ async def refresh_picklists(engine: SyncEngine, connection_id: int) -> SyncOutco
                         for st in pl.statuses])
                     await ensure_priority_mappings(s, ws, connection_id,
                                                    {p.external_id: p.name for p in pl.priorities})
-            for name, rows, store in (("members", members, _store_members), ("companies", companies, _store_companies),
-                                      ("contacts", contacts, _store_contacts)):
+            stores: list[tuple[str, Sequence[Any] | None, Callable[[AsyncSession, int, int, Any], Awaitable[int]]]] = [
+                ("members", members, _store_members), ("companies", companies, _store_companies),
+                ("contacts", contacts, _store_contacts)]
+            for name, rows, store in stores:
                 if rows is None:
                     continue
                 async with engine.db.write(Scope.workspace(ws)) as s:
-                    counts[name] = await store(s, ws, connection_id, rows)  # type: ignore[operator]
+                    counts[name] = await store(s, ws, connection_id, rows)
         except Exception as exc:
             failed = await run.fail(exc)
             log.warning("picklist refresh failed", extra={"connection_id": connection_id, "error": str(exc)})

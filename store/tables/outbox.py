@@ -34,7 +34,8 @@ class OutboxOp(WorkspaceOwned, table=True):
     last_error: str | None = Field(default=None, sa_type=sa.Text)
     last_status_code: int | None = None
     outcome_unknown: bool = Field(default=False)  # last attempt may have landed: reconcile first
-    actor: str = Field(default="system", max_length=200)  # who triggered it
+    actor: str = Field(default="system", max_length=200)  # who triggered it, as the audit log names them
+    author_member_id: int | None = None  # the technician who made the write (None: the system, an API key)
     result: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
     # What an attempt changed on the way and must undo (connectors.base.WriteJournal), saved before the change
     journal: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)

@@ -107,3 +107,21 @@ async def test_a_slack_token_missing_a_scope_is_named(db_url: str, tmp_path: Pat
     missing = next(c for c in checks if c.text == "missing scopes: files:read")
     assert missing.fix == "Update the app from manifests/slack/manifest.yaml and reinstall it to the workspace."
     assert "xoxb-test-token" not in render(checks)
+
+
+def test_teams_lines_name_the_messaging_endpoint_or_what_is_missing(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from bot.doctor import _teams
+
+    def run(**kw: object) -> list[tuple[str, str]]:
+        settings = settings_from_env(secret_key_file=tmp_path / "k", **kw)
+        return [(c.mark, c.text) for c in _teams(SimpleNamespace(settings=settings))]  # type: ignore[arg-type]
+
+    assert run() == [(WARN, "off: no DESKBRIDGE_TEAMS_APP_ID")]
+    assert run(teams_app_id="app-1") == [(FAIL, "app app-1 has no credential")]
+    assert run(teams_app_id="app-1", teams_app_secret="s3cret-value", teams_tenant_id="t1") == [
+        (FAIL, "app app-1: no DESKBRIDGE_PUBLIC_URL for the messaging endpoint")]
+    live = run(teams_app_id="app-1", teams_app_secret="s3cret-value", teams_tenant_id="t1",
+               public_url="https://desk.example.com/")
+    assert live == [(OK, "app app-1; messaging endpoint https://desk.example.com/api/messages")]

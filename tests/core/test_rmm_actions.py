@@ -205,6 +205,27 @@ async def test_ack_is_delivered_signed_once_with_a_key_stable_across_retries(rmm
         assert leak not in stored and leak not in logged
 
 
+async def test_the_alert_service_queues_an_action_for_any_surface(rmm, db, workspace_id, tech):
+    """Chat buttons call it; so can the console or the API: one method, one outbox op with a typed author."""
+    c, receiver, worker, clock, _ = rmm
+    from core.context import Actor
+    from core.errors import PermissionDenied
+    from store.enums import Origin
+
+    contact = Actor(workspace_id=workspace_id, origin=Origin.API, display="portal:someone", is_member=False)
+    with pytest.raises(PermissionDenied):
+        await c.alert_webhooks.request(contact, "7001", "acknowledge")
+    with pytest.raises(InvalidInput, match="not set up"):
+        await c.alert_webhooks.request(tech, "7001", "acknowledge")
+    await c.alert_webhooks.configure(workspace_id, url=receiver.url, secret=SECRET)
+    op_id = await c.alert_webhooks.request(tech, "7001", "resolve")
+    [op] = await _ops(db)
+    assert (op.id, op.kind, op.payload["action"], op.author_member_id, op.actor) == (
+        op_id, "alert_action", "resolve", tech.member_id, tech.display)
+    await _run(worker, clock, db)
+    assert receiver.acted[op.marker]["action"] == "resolve"
+
+
 async def test_429_waits_for_retry_after_then_delivers(rmm, db, workspace_id, tech):
     c, receiver, worker, clock, _ = rmm
     await c.alert_webhooks.configure(workspace_id, url=receiver.url, secret=SECRET)

@@ -30,8 +30,9 @@ async def run_command(sc: SlackContext, body: dict[str, Any], context: Any, clie
     try:
         cmd = grammar.parse(body.get("command", ""), body.get("text", ""))
         if isinstance(cmd, grammar.Help):  # for everyone: help is how an unknown user learns to link
-            view = sc.commands.help()
-            await respond(text=bk.message_fallback(view), blocks=bk.message_blocks(view), response_type="ephemeral")
+            helped = sc.commands.help()
+            await respond(text=bk.message_fallback(helped), blocks=bk.message_blocks(helped),
+                          response_type="ephemeral")
             return
         actor, info = await sc.actor(context, user, client, need_admin=isinstance(cmd, ADMIN_COMMANDS))
         ws = int(context[WORKSPACE_KEY])
@@ -47,12 +48,12 @@ async def run_command(sc: SlackContext, body: dict[str, Any], context: Any, clie
                                {"channel": channel, "response_url": body.get("response_url")}, title="New ticket")
             return
         if isinstance(cmd, grammar.ShowTicket):
-            view = await sc.views.ticket(actor, cmd.ref, audience=audience(actor, info))
+            card = await sc.views.ticket(actor, cmd.ref, audience=audience(actor, info))
             if user.is_dm or not channel:
-                await respond(text=bk.ticket_fallback(view), blocks=bk.ticket_blocks(view),
+                await respond(text=bk.ticket_fallback(card), blocks=bk.ticket_blocks(card),
                               response_type="ephemeral")
             else:
-                await sc.post_card(client, ws, user.team_id, channel, view, respond=respond)
+                await sc.post_card(client, ws, user.team_id, channel, card, respond=respond)
             return
         email = await sc.email_of(client, user.user_id) if isinstance(cmd, grammar.Link) else None
         shared = False

@@ -11,6 +11,7 @@ from bot.slack import text as t
 from bot.slack.context import PLATFORM, SlackContext
 from bot.slack.files import SlackFiles
 from bot.slack.install import WORKSPACE_KEY
+from bot.slack.listeners import requests
 from bot.slack.listeners.common import bound, has_files, source
 from core.chat import card_audience
 from core.errors import DeskbridgeError
@@ -29,10 +30,16 @@ async def on_message(sc: SlackContext, body: dict[str, Any], context: Any, clien
     """A message in a ticket's thread: written to the ticket (core decides whether it is the ticket's)."""
     event = body.get("event") or {}
     thread_ts, ts = event.get("thread_ts"), event.get("ts")
-    if (event.get("bot_id") or event.get("subtype") not in (None, "thread_broadcast", "file_share") or not thread_ts
-            or thread_ts == ts or not event.get("user")):
+    top_level = not thread_ts and event.get("subtype") is None and event.get("channel_type") != "im"
+    if (event.get("bot_id") or event.get("subtype") not in (None, "thread_broadcast", "file_share")
+            or not (thread_ts or top_level) or (thread_ts and thread_ts == ts) or not event.get("user")):
         return
     team = str(context.team_id or body.get("team_id") or "")
+    if top_level:  # an end user asking for help in a customer channel (bot/slack/listeners/requests.py)
+        user = sc.chat_user(context, {"user": {"id": event.get("user"), "team_id": event.get("user_team")}},
+                            str(event.get("channel")))
+        await requests.on_top_level(sc, body, context, client, user)
+        return
     if not await sc.chat.first_time(f"slack:{team}", str(body.get("event_id") or ts)):
         return  # a retry of an event we already took
     ws = int(context[WORKSPACE_KEY])

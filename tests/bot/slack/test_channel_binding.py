@@ -23,9 +23,12 @@ async def _ticket(h, number):
 
 
 async def _thread(h, ticket, channel=CH):
+    """The ticket's card thread in the channel (an SLA warning's reply-only thread is not one)."""
     async with h.c.db.read(Scope.workspace(h.ws)) as s:
-        return (await s.exec(select(ChatLink).where(ChatLink.channel_id == channel,
-                                                    ChatLink.ticket_id == ticket.id))).one()
+        rows = (await s.exec(select(ChatLink).where(ChatLink.channel_id == channel,
+                                                    ChatLink.ticket_id == ticket.id))).all()
+    (card,) = [r for r in rows if (r.conversation_ref or {}).get("kind") != "warning"]
+    return card
 
 
 def _now():

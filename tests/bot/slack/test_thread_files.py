@@ -170,7 +170,9 @@ async def test_external_deleted_and_foreign_host_files_get_a_clear_message_and_n
     assert "x.txt is not on a Slack file server" in lines
 
 
-async def test_a_non_technicians_file_share_writes_and_downloads_nothing(slack):
+async def test_a_customers_file_share_in_their_channel_is_their_public_reply(slack):
+    """A customer's words and files in their own (shared) channel's ticket thread are theirs: a public reply
+    and a public attachment; they alone are told it was added (nothing posted in the shared thread)."""
     cust = "C_ACME"
     await slack.slash("/deskbridge", "bind customer ACME shared", user=ADMIN, channel=cust)
     thread_ts = await card_thread(slack, channel=cust)
@@ -178,8 +180,21 @@ async def test_a_non_technicians_file_share_writes_and_downloads_nothing(slack):
     f = slack.fake.add_file("invoice.pdf", b"%PDF-1.7", mimetype="application/pdf")
     await file_share(slack, [f], text="here is the invoice", event_id="EvF10", thread_ts=thread_ts, user=STRANGER,
                      channel=cust)
+    written = await ops(slack)
+    assert [(o.kind, o.payload.get("visibility")) for o in written] == [("add_note", "public"),
+                                                                         ("upload_attachment", "public")]
+    assert written[0].payload["text"] == "here is the invoice" and len(slack.fake.downloads) == 1
+    assert thread_posts(slack, thread_ts) == [] and ephemerals(slack)[0]["user"] == STRANGER
+
+
+async def test_a_strangers_file_share_in_an_internal_channel_writes_and_downloads_nothing(slack):
+    await slack.slash("/deskbridge", "bind customer ACME", user=ADMIN, channel="C_ACME_INTERNAL")
+    thread_ts = await card_thread(slack, channel="C_ACME_INTERNAL")
+    slack.fake.clear()
+    f = slack.fake.add_file("invoice.pdf", b"%PDF-1.7", mimetype="application/pdf")
+    await file_share(slack, [f], text="here is the invoice", event_id="EvF11", thread_ts=thread_ts, user=STRANGER,
+                     channel="C_ACME_INTERNAL")
     assert await ops(slack) == [] and slack.fake.downloads == []
-    assert ephemerals(slack) == [] and thread_posts(slack, thread_ts) == []
 
 
 async def test_core_refuses_non_members_before_any_download(slack):
@@ -266,7 +281,7 @@ async def test_a_psa_without_attachments_gets_the_text_and_a_clear_refusal(slack
     c = slack.c
     no_files = TicketService(c.db, capabilities=lambda kind: Capabilities(features=frozenset({Feature.TIME_ENTRIES})))
     commands = ChatCommands(c.db, chat=c.chat, views=c.chat_views, queue=c.queue, tickets=no_files,
-                            directory=c.directory, workspaces=c.workspaces)
+                            directory=c.directory, workspaces=c.workspaces, alerts=c.alert_webhooks)
 
     async def must_not_fetch(limit):
         raise AssertionError("downloaded a file the PSA cannot take")

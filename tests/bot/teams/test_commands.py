@@ -213,3 +213,18 @@ async def test_queue_pages_in_place(teams):
     shown1 = {line.split()[0] for line in first_page.splitlines() if line.startswith("#")}
     shown2 = {line.split()[0] for line in second.splitlines() if line.startswith("#")}
     assert shown1 and shown2 and not shown1 & shown2  # the next rows, none repeated
+
+
+async def test_ticket_new_form_creates_one_ticket(teams):
+    await teams.say("ticket new Printer on fire")
+    (form,) = cards_in(teams.posted()[-1])
+    fields = {b["id"]: b for b in form["body"] if "id" in b}
+    assert fields["subject"]["value"] == "Printer on fire"
+    submit = form["actions"][0]["data"]
+    customer = next(c["value"] for c in fields["customer"]["choices"] if c["title"].startswith("Acme"))
+    data = {**submit, "subject": "Printer on fire", "customer": customer, "priority": "high",
+            "description": "Smoke from tray 2"}
+    body, resp = await invoke(teams, data)
+    assert resp.status_code == 200 and "Printer on fire" in text_of({"value": resp.json()["value"]})
+    await teams.send(body)  # redelivered
+    assert [op.kind for op in await outbox_ops(teams)] == ["create_ticket"]

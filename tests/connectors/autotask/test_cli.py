@@ -65,6 +65,22 @@ def test_good_keys_are_checked_then_saved_encrypted(env: dict[str, str]) -> None
     assert fake.count("GET /ThresholdInformation") == 1  # the check read the tenant's usage
 
 
+def test_connection_show_says_what_the_msp_must_configure_and_never_a_secret(env: dict[str, str]) -> None:
+    fake = FakeAutotask()
+    with fake.serve() as root:
+        assert runner.invoke(app, _args(fake, fake.discovery_url(root))).exit_code == 0
+        shown = runner.invoke(app, ["connection", "show", "autotask"])
+    assert shown.exit_code == 0, shown.output
+    out = shown.output
+    assert "autotask (autotask, id 1, default)" in out and "tickets named at-<id>" in out
+    assert f"username = {fake.username}" in out and "credentials: integration_code, secret" in out
+    assert fake.secret not in out and fake.integration_code not in out
+    assert "no sync has run yet" in out
+    assert "note: Autotask's API cannot send its notification e-mails" in out and "Workflow Rules" in out
+    missing = runner.invoke(app, ["connection", "show", "nope"])
+    assert missing.exit_code != 0 and "nope" in missing.output
+
+
 def test_each_failure_is_told_as_what_it_is_and_nothing_is_saved(env: dict[str, str]) -> None:
     fake = FakeAutotask()
     with fake.serve() as root:

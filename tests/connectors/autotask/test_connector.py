@@ -141,6 +141,11 @@ async def test_required_ticket_udfs_are_asked_for_on_create(fake: FakeAutotask, 
     fake.udfs["Tickets"][1].required = True  # "Customer PO"
     picks = await conn.picklists()
     assert all("custom:Customer PO" in b.create_requires for b in picks.boards)
+    # what the form asked for is written as the UDF, beside our marker
+    made = await conn.create_ticket(NewTicket(summary="Toner", marker="udf-1", company_external_id=str(ACME),
+                                              extra_fields={"Customer PO": "PO-778"}))
+    udfs = {u["name"]: u["value"] for u in fake.tables["Tickets"][int(made.external_id)]["userDefinedFields"]}
+    assert udfs["Customer PO"] == "PO-778"
 
 
 async def test_the_api_user_is_not_a_technician(fake: FakeAutotask, conn: AutotaskConnector) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from sqlmodel import select
 
 from core.chat import ChatService
 from core.errors import NotFound, PermissionDenied
+from store.db import Scope
+from store.tables import Ticket
 from tests.core.chat.conftest import ChatEnv
 
 
@@ -102,6 +105,38 @@ async def test_whose_app_home_a_change_touches(env: ChatEnv, db) -> None:  # typ
     assert await targets(env.ws, "slack", ticket_id=None) == []
     assert await env.chat.member_ids_for_chat(env.ws, "slack") == {env.tech.id: ("T1", "U_TECH"),
                                                                     env.admin.id: ("T1", "U_ADMIN")}
+
+
+async def test_the_chat_author_of_an_outbox_write_is_the_ops_typed_author(env: ChatEnv, db) -> None:  # type: ignore[no-untyped-def]
+    from core.context import Actor
+    from core.tickets import TicketService
+    from store.enums import Origin
+    from store.tables import OutboxOp
+    from tests.factories import psa_backed
+
+    setup = await psa_backed(db, env.ws)
+    await env.directory.link_chat_user(env.ws, setup.member_id, platform="slack", team_id="T1", user_id="U_BOB")
+    await env.directory.link_chat_user(env.ws, setup.member_id, platform="slack", team_id="T2", user_id="U_BOB2")
+    async with db.write(Scope.workspace(env.ws)) as s:
+        t = Ticket(workspace_id=env.ws, number=77, external_id="77", connection_id=setup.connection_id,
+                   subject="VPN", priority="high", stage="new")
+        s.add(t)
+    # Written from the console (its audit name says nothing about Slack): still Bob, on each Slack team.
+    bob = Actor(workspace_id=env.ws, origin=Origin.CONSOLE, member_id=setup.member_id, display="console:bob")
+    await TicketService(db).comment(bob, "77", "checked the logs")
+    async with db.read(Scope.workspace(env.ws)) as s:
+        op = (await s.exec(select(OutboxOp))).one()
+    assert op.author_member_id == setup.member_id
+    assert await env.chat.write_author(env.ws, op.id, "slack", "T1") == "U_BOB"  # type: ignore[arg-type]
+    assert await env.chat.write_author(env.ws, op.id, "slack", "T2") == "U_BOB2"  # type: ignore[arg-type]
+    assert await env.chat.write_author(env.ws, op.id, "slack", "T9") is None  # type: ignore[arg-type]
+    assert await env.chat.write_author(env.ws, op.id, "teams") is None  # type: ignore[arg-type]
+    system = Actor.system(env.ws)
+    await TicketService(db).comment(system, "77", "from a rule")
+    async with db.read(Scope.workspace(env.ws)) as s:
+        last = (await s.exec(select(OutboxOp).order_by(OutboxOp.id.desc()))).first()  # type: ignore[union-attr]
+    assert last is not None and last.author_member_id is None
+    assert await env.chat.write_author(env.ws, last.id, "slack", "T1") is None  # type: ignore[arg-type]
 
 
 def test_the_facade_and_the_parts_share_one_cache(env: ChatEnv) -> None:

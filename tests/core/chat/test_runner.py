@@ -76,7 +76,8 @@ async def test_admin_commands_through_the_console(container, db, workspace_id) -
     assert "Removed 1 binding(s) from this channel." in text
     assert "No dead writes." in text
     assert "Workspace settings" in text and "alert action webhook = (not set" in text
-    assert "You can only link yourself with the e-mail of your own chat profile." in text
+    # an admin may link herself to her PSA address; an address no technician has is refused, saying so
+    assert "No technician in your PSA has the e-mail someone@acme-msp.example." in text
 
 
 async def test_dead_writes_are_listed_shown_and_redriven_from_chat(container, db, workspace_id) -> None:  # type: ignore[no-untyped-def]

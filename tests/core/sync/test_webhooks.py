@@ -143,3 +143,38 @@ async def test_internal_error_during_refetch_unmarks_the_event_so_the_retry_is_p
     assert (await env.tickets())[str(ids[2])].subject == "edited before the push"
     async with env.db.read(Scope.system_wide()) as s:
         assert len((await s.exec(select(ProcessedEvent))).all()) == 1
+
+
+async def test_callbacks_arriving_together_are_refreshed_in_one_batch_each_answered_for_its_ticket(
+        env: SyncEnv, client: httpx.AsyncClient):
+    import asyncio
+
+    from store.tables import SyncRun
+
+    ids = await _synced(env)
+    for i in ids:
+        env.fake.edit_ticket(i, summary=f"burst edit {i}")
+    from tests.fakes.connectwise_http import HttpError
+
+    handle = env.fake.handle
+
+    def flaky(req):  # the first ticket's re-read fails (503 on every try); the others must still land
+        if req.method == "GET" and req.path.endswith(f"/service/tickets/{ids[0]}"):
+            return HttpError(503, "ServiceUnavailable", "down").response()
+        return handle(req)
+
+    env.fake.handle = flaky
+    calls = [env.fake.signed_callback("ticket", "updated", i) for i in ids] + [
+        env.fake.signed_callback("ticket", "updated", ids[1])]  # a second push for one ticket
+    async with env.db.read(Scope.system_wide()) as s:
+        runs_before = len((await s.exec(select(SyncRun))).all())
+    answers = await asyncio.gather(*(client.post(f"/webhooks/{env.connection_id}/cw", content=b, headers=h)
+                                     for h, b in calls))
+    assert [r.status_code for r in answers] == [503] + [200] * (len(calls) - 1)
+    stored = await env.tickets()
+    assert stored[str(ids[0])].subject == "Ticket 0"  # not refreshed: its callback was answered 503
+    assert [stored[str(i)].subject for i in ids[1:]] == [f"burst edit {i}" for i in ids[1:]]
+    async with env.db.read(Scope.system_wide()) as s:
+        runs = len((await s.exec(select(SyncRun))).all()) - runs_before
+    assert 1 <= runs < len(calls)  # batched: fewer refresh runs than callbacks
+    assert env.sync.webhooks.batches_run == runs

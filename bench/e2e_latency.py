@@ -1,0 +1,259 @@
+"""End to end latency a technician feels (issue 20): PSA -> chat freshness and chat -> PSA writes.
+
+Processes and wiring, all on 127.0.0.1:
+  - the fake ConnectWise in a child process (bench/_cw_proc.py); edits are made there as a technician or a
+    customer would make them in the PSA, and it records when each write from Deskbridge arrived;
+  - the fake Slack Web API (tests/fakes/slack_api.py) on its own event loop in a thread; it stamps every call;
+  - Deskbridge itself: the real container (bot.main.build) and FastAPI app under uvicorn in this process's
+    loop, SQLite, outbox worker on, the scheduler off (the "sync interval" mode runs `SyncService.run` every
+    `--interval` s, as the scheduled job does). Callbacks are POSTed to /webhooks/{connection}/{token} over
+    loopback with bench/_http.py, the moment each edit is made (ConnectWise sends them within a second or so).
+Every ticket is carded in a dispatch channel (one channel per customer, `--customers` of them).
+
+PSA -> chat: edits at `--rate` per second for `--seconds`, cycling status change, new public note (a customer
+reply), reassignment, new ticket. Freshness of one edit = time from the edit in the PSA to the first Slack
+call that shows it: the card's chat.update with the new status / assignee, the thread post with the note,
+the dispatch post with the new ticket. Modes, in one run: callbacks at 1 edit/s (the baseline: nothing
+queued), callbacks at `--rate`, and no callbacks (the scheduled sync) at `--rate`.
+
+Chat -> PSA: `--bursts` bursts of 20 signed Slack requests written at once (half thread replies that become
+notes, half "Assign to me" clicks), the PSA answering each write 50 ms late. Latency = request written ->
+the write applied in the PSA; then the card's "in the PSA" update: write applied -> the card's next
+chat.update. Baseline: GET /healthz round trips in the same run.
+
+Slack's own limits stay on (bot/slack/outbound.py): ~1 post/s per channel and chat.update ~50/min per
+workspace with a burst of 20; card figures above that budget measure Slack's limit, not Deskbridge (said so
+in the results).
+
+    .venv/bin/python bench/e2e_latency.py [--seconds 60] [--rate 20] [--interval 10] [--bursts 3]
+    .venv/bin/python bench/e2e_latency.py --quick      # ~1 minute: --seconds 15 --bursts 2 --customers 10
+
+Writes bench/results/e2e_latency.json (unless --no-write).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import multiprocessing as mp  # noqa: E402
+import os  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from typing import Any  # noqa: E402
+
+from bench._e2e_chat import chat_to_psa  # noqa: E402
+from bench._e2e_setup import HOST, Rig  # noqa: E402
+from bench._http import Conn, build_request  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+KINDS = ("status", "note", "assign", "new")
+STATUSES = ("In Progress", "Waiting Customer", "New")
+OWNERS = {"bob": "Bob", "ana": "Ana"}  # member identifier -> a word of the name the card shows
+
+
+def pct(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))], 3)
+
+
+def stats(values: list[float]) -> dict[str, Any]:
+    return {"n": len(values), "p50_s": pct(values, 50), "p95_s": pct(values, 95), "p99_s": pct(values, 99),
+            "max_s": round(max(values), 3) if values else None}
+
+
+class Edits:
+    """Makes edits in the PSA at a fixed rate and remembers what each should look like in Slack."""
+
+    def __init__(self, rig: Rig) -> None:
+        self.rig = rig
+        self.n = 0
+        self.rows: list[dict[str, Any]] = []
+
+    async def one(self, kind: str, callbacks: bool, conns: asyncio.Queue[Conn], cb_ms: list[float]) -> None:
+        rig, self.n = self.rig, self.n + 1
+        n = self.n
+        if kind == "new":
+            summary = f"E2E new ticket n{n}x"
+            got = await rig.ask("new", (n, summary))
+            row = {"kind": kind, "at": got["at"], "id": got["id"], "method": "chat.postMessage", "needles": [summary]}
+        else:
+            tid = rig.carded[n % len(rig.carded)]
+            token = rig.token[tid]
+            if kind == "status":
+                value = STATUSES[(n // len(KINDS)) % len(STATUSES)]
+                got = await rig.ask("status", {"id": tid, "status": value})
+                row = {"method": "chat.update", "needles": [token, value]}
+            elif kind == "assign":
+                owner = ("bob", "ana")[(n // len(KINDS)) % 2]
+                got = await rig.ask("assign", {"id": tid, "owner": owner})
+                row = {"method": "chat.update", "needles": [token, OWNERS[owner]]}
+            else:
+                text = f"customer reply n{n}x"
+                got = await rig.ask("note", {"id": tid, "text": text})
+                row = {"method": "chat.postMessage", "needles": [text]}
+            row.update(kind=kind, at=got["at"], id=tid)
+        self.rows.append(row)
+        if callbacks:
+            headers, body = got["callback"]
+            raw = build_request("POST", rig.webhook_path, HOST, headers, body)
+            conn = await conns.get()
+            try:
+                t = time.perf_counter()
+                try:
+                    status, _ = await conn.send(raw)
+                except (OSError, asyncio.IncompleteReadError):  # uvicorn closed a socket idle for 5 s
+                    await conn.close()
+                    t = time.perf_counter()
+                    status, _ = await conn.send(raw)
+                cb_ms.append((time.perf_counter() - t) * 1000)
+                if status != 200:
+                    row["callback_status"] = status
+            finally:
+                conns.put_nowait(conn)
+
+
+async def psa_to_chat(rig: Rig, *, rate: float, seconds: float, callbacks: bool, interval: float,
+                      drain_s: float) -> dict[str, Any]:
+    """One mode: edits at `rate`/s for `seconds`, then wait (bounded) until Slack shows them all."""
+    await rig.settle()
+    edits = Edits(rig)
+    conns: asyncio.Queue[Conn] = asyncio.Queue()
+    for _ in range(16):
+        conns.put_nowait(Conn(HOST, rig.port))
+    cb_ms: list[float] = []
+    tasks: set[asyncio.Task[None]] = set()
+    syncer = None if callbacks else asyncio.create_task(rig.sync_every(interval))
+    start = time.monotonic()
+    total = int(rate * seconds)
+    for i in range(total):
+        due = start + i / rate
+        if due > time.monotonic():
+            await asyncio.sleep(due - time.monotonic())
+        task = asyncio.create_task(edits.one(KINDS[i % len(KINDS)], callbacks, conns, cb_ms))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    if tasks:
+        await asyncio.gather(*tasks)
+    offered = total / max(time.monotonic() - start, 1e-9)
+    deadline = time.monotonic() + drain_s
+    while time.monotonic() < deadline and rig.unseen(edits.rows):  # noqa: ASYNC110 - polls another thread's fake
+        await asyncio.sleep(0.25)
+    if syncer is not None:
+        syncer.cancel()
+        await asyncio.gather(syncer, return_exceptions=True)
+    while not conns.empty():
+        await conns.get_nowait().close()
+    by_kind: dict[str, list[float]] = {k: [] for k in KINDS}
+    missing: dict[str, int] = {k: 0 for k in KINDS}
+    for row in edits.rows:
+        seen = rig.seen_at(row)
+        if seen is None:
+            missing[row["kind"]] += 1
+        else:
+            by_kind[row["kind"]].append(seen - row["at"])
+    every = [v for vs in by_kind.values() for v in vs]
+    out: dict[str, Any] = {
+        "mode": "callbacks" if callbacks else f"scheduled sync every {interval:g} s, no callbacks",
+        "edits": len(edits.rows), "offered_rate_per_s": round(offered, 1), "all": stats(every),
+        "by_kind": {k: stats(v) for k, v in by_kind.items()},
+        "not_seen_within_drain": missing, "drain_s": drain_s,
+        "callback_errors": sum(1 for r in edits.rows if "callback_status" in r)}
+    if callbacks:
+        out["callback_http_ms"] = {k: (None if v is None else round(v * 1000, 1)) for k, v in
+                                   stats([x / 1000 for x in cb_ms]).items() if k != "n"} | {"n": len(cb_ms)}
+    return out
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="e2e_latency_"))
+    rig = Rig(tmp, customers=args.customers, cards_per_customer=args.cards)
+    await rig.start()
+    try:
+        load_before = os.getloadavg()[0]
+        chat = await chat_to_psa(rig, bursts=args.bursts, psa_latency_s=0.05, gap_s=args.burst_gap)
+        base = await psa_to_chat(rig, rate=1.0, seconds=min(args.seconds, 12), callbacks=True,
+                                 interval=args.interval, drain_s=args.drain)
+        hot = await psa_to_chat(rig, rate=args.rate, seconds=args.seconds, callbacks=True, interval=args.interval,
+                                drain_s=args.drain)
+        poll = await psa_to_chat(rig, rate=args.rate, seconds=args.seconds, callbacks=False, interval=args.interval,
+                                 drain_s=args.drain + args.interval)
+        counts = rig.slack_counts()
+    finally:
+        await rig.stop()
+
+    def ratio(a: dict[str, Any], b: dict[str, Any], key: str) -> float | None:
+        return round(a[key] / b[key], 2) if a.get(key) and b.get(key) else None
+
+    return {
+        "benchmark": "e2e_latency", "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpu_count": os.cpu_count(), "load_average_1m_before": round(load_before, 2),
+        "load_average_1m_after": round(os.getloadavg()[0], 2),
+        "setup": {"psa": "fake ConnectWise, child process, HTTP on 127.0.0.1",
+                  "slack": "fake Slack Web API (aiohttp, thread), Slack's limits kept: ~1 post/s per channel, "
+                           "chat.update ~50/min per workspace (burst 20)",
+                  "server": "bot.main.build + FastAPI under uvicorn in the orchestrator's loop, SQLite, outbox "
+                            "worker on", "customers_and_dispatch_channels": args.customers,
+                  "carded_tickets": len(rig.carded)},
+        "psa_to_chat": {
+            "targets": {"callbacks_p95_s": 5.0, "no_callbacks_p95_s": f"<= interval + 5 = {args.interval + 5:g}"},
+            "baseline_callbacks_1_per_s": base, "callbacks": hot, "no_callbacks": poll,
+            "ratio_p95_callbacks_vs_baseline": ratio(hot["all"], base["all"], "p95_s"),
+            "ratio_p95_sync_vs_interval": round(poll["all"]["p95_s"] / args.interval, 2)
+            if poll["all"]["p95_s"] else None,
+            "meets": {"callbacks": bool(hot["all"]["p95_s"] is not None and hot["all"]["p95_s"] < 5.0
+                                        and not sum(hot["not_seen_within_drain"].values())),
+                      "no_callbacks": bool(poll["all"]["p95_s"] is not None
+                                           and poll["all"]["p95_s"] <= args.interval + 5
+                                           and not sum(poll["not_seen_within_drain"].values()))},
+            "note": "status and reassignment are card updates (chat.update), which Slack allows ~50/min per "
+                    "workspace: at more than ~0.8 card changes/s the card figures measure that budget (updates "
+                    "of one card waiting collapse into the newest); notes and new tickets are posts (1/s per "
+                    "channel)"},
+        "chat_to_psa": chat, "slack_calls": counts,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=60.0, help="seconds of edits per PSA -> chat mode")
+    ap.add_argument("--rate", type=float, default=20.0, help="PSA edits per second")
+    ap.add_argument("--interval", type=float, default=10.0, help="sync interval of the no-callback mode (s)")
+    ap.add_argument("--customers", type=int, default=20, help="customers, one dispatch channel each")
+    ap.add_argument("--cards", type=int, default=3, help="carded tickets per customer (edited in turn)")
+    ap.add_argument("--bursts", type=int, default=3, help="bursts of 20 Slack writes")
+    ap.add_argument("--burst-gap", type=float, default=8.0, help="seconds between bursts")
+    ap.add_argument("--drain", type=float, default=60.0, help="longest wait for Slack to show every edit (s)")
+    ap.add_argument("--quick", action="store_true", help="about a minute: --seconds 15 --bursts 2 --customers 10")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave bench/results alone")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "e2e_latency.json"))
+    args = ap.parse_args()
+    if args.quick:
+        args.seconds, args.bursts, args.customers, args.drain = 15.0, 2, 10, 30.0
+    result = asyncio.run(run(args))
+    text = json.dumps(result, indent=2)
+    if not args.no_write:
+        Path(args.out).write_text(text + "\n")
+    p = result["psa_to_chat"]
+    for key in ("baseline_callbacks_1_per_s", "callbacks", "no_callbacks"):
+        m = p[key]
+        kinds = ", ".join(f"{k} p95 {v['p95_s']}" for k, v in m["by_kind"].items())
+        print(f"PSA->chat {key:<27} p50 {m['all']['p50_s']} s p95 {m['all']['p95_s']} s ({kinds}); "
+              f"not seen {sum(m['not_seen_within_drain'].values())}")
+    c = result["chat_to_psa"]
+    print(f"chat->PSA write p99 {c['write']['p99_s']} s (target 2), card 'in the PSA' p99 "
+          f"{c['card_after_write']['p99_s']} s (target 1); healthz p99 {c['baseline_healthz']['p99_s']} s")
+
+
+if __name__ == "__main__":
+    mp.set_start_method("spawn", force=True)
+    main()

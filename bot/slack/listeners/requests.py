@@ -1,0 +1,106 @@
+"""End users asking for help in a customer channel (rules in core/intake/requests.py; this only translates).
+
+A top-level message there from someone who is not a technician either gets a private offer ("Open a ticket"
+/ "No thanks") or, when the workspace chose `create`, a ticket at once; the ticket's card is posted in the
+message's thread, which becomes the ticket's thread. A message too long to carry in the offer's button is
+opened at once (its words are never cut).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.slack import text as t
+from bot.slack.context import PLATFORM, SlackContext
+from bot.slack.install import WORKSPACE_KEY
+from bot.slack.listeners.common import bound
+from core.chat import ChatUser
+from core.context import Actor
+from core.errors import DeskbridgeError
+
+OPEN, DISMISS = "dbreq:open", "dbreq:dismiss"
+MAX_VALUE = 1900  # Slack caps a button value at 2,000 characters
+
+
+def register(app: AsyncApp, sc: SlackContext) -> None:
+    app.action(OPEN)(sc.after_ack(bound(on_open, sc)))
+    app.action(DISMISS)(sc.after_ack(bound(on_dismiss, sc)))
+
+
+async def _who(client: Any, user_id: str) -> tuple[str | None, str | None]:
+    """The person's e-mail and name as Slack has them (for matching a contact)."""
+    try:
+        info = await client.users_info(user=user_id)
+    except Exception:  # noqa: BLE001 - matching by e-mail is a nicety; the ticket is opened without it
+        return None, None
+    profile = (info.get("user") or {}).get("profile") or {}
+    return profile.get("email"), profile.get("real_name") or profile.get("display_name")
+
+
+async def on_top_level(sc: SlackContext, body: dict[str, Any], context: Any, client: Any, user: ChatUser) -> None:
+    """A message outside any thread, in any channel the bot is in."""
+    event = body.get("event") or {}
+    channel, ts = str(event.get("channel")), str(event.get("ts"))
+    requests = sc.requests
+    ws, team = int(context[WORKSPACE_KEY]), str(context.team_id or "")
+    if requests is None or (await sc.chat.channel(ws, PLATFORM, team, channel)).customer_id is None:
+        return  # only customer channels (a cached lookup: no Slack call for ordinary channel chatter)
+    if not await sc.chat.first_time(f"slack:{team}", str(body.get("event_id") or ts)):
+        return  # a retry of an event we already took
+    try:
+        actor, info = await sc.actor(context, user, client)
+    except DeskbridgeError:
+        return  # an unbound channel and a person Deskbridge does not know: not a customer channel
+    text = await sc.readable(client, str(event.get("text") or ""))
+    decision = await requests.on_channel_message(actor, customer_id=info.customer_id, text=text, in_thread=False)
+    if decision.kind == "ignore":
+        return
+    if decision.kind == "create" or len(text) > MAX_VALUE:
+        await _open_and_post(sc, context, client, actor, user, channel, ts, text)
+        return
+    value = json.dumps({"ts": ts, "text": text})
+    await client.chat_postEphemeral(channel=channel, user=user.user_id, text=t.REQUEST_OFFER, blocks=[
+        {"type": "section", "text": {"type": "mrkdwn", "text": t.REQUEST_OFFER}},
+        {"type": "actions", "elements": [
+            {"type": "button", "action_id": OPEN, "text": {"type": "plain_text", "text": t.REQUEST_OPEN_BUTTON},
+             "style": "primary", "value": value},
+            {"type": "button", "action_id": DISMISS, "text": {"type": "plain_text", "text": t.REQUEST_NO_BUTTON},
+             "value": ts}]}])
+
+
+async def _open_and_post(sc: SlackContext, context: Any, client: Any, actor: Actor, user: ChatUser, channel: str,
+                         ts: str, text: str) -> str:
+    """Open the ticket (once per message) and post its card in the message's thread; the line to tell the user."""
+    assert sc.requests is not None
+    ws, team = int(context[WORKSPACE_KEY]), str(context.team_id or "")
+    email, name = await _who(client, user.user_id)
+    opened = await sc.requests.open(actor, text, message_key=f"{PLATFORM}:{channel}:{ts}", email=email,
+                                    name=name or user.name)
+    if opened.ticket_id is None:
+        return t.REQUEST_ALREADY
+    view = await sc.views.ticket(actor, f"id:{opened.ticket_id}", audience="customer")
+    await sc.post_card(client, ws, team, channel, view, thread_ts=ts)
+    return t.request_opened(opened.number, opened.subject)
+
+
+async def on_open(sc: SlackContext, body: dict[str, Any], context: Any, client: Any, respond: Any) -> None:
+    """The person accepted the offer."""
+    action = (body.get("actions") or [{}])[0]
+    channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or "")
+    user = sc.chat_user(context, body, channel)
+    try:
+        data = json.loads(str(action.get("value") or "{}"))
+        actor, _ = await sc.actor(context, user, client)
+        line = await _open_and_post(sc, context, client, actor, user, channel, str(data["ts"]), str(data["text"]))
+    except DeskbridgeError as exc:
+        line = t.error_text(exc.message, exc.hint)
+    except (ValueError, KeyError, TypeError):
+        line = t.error_text("That button's data was not understood.", "Write your message again.")
+    await respond(text=line, replace_original=True, response_type="ephemeral")
+
+
+async def on_dismiss(sc: SlackContext, body: dict[str, Any], context: Any, respond: Any) -> None:
+    await respond(delete_original=True)
