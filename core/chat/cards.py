@@ -7,6 +7,7 @@ A card for a customer (`audience="customer"`, or any non-technician) leaves out 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -29,6 +30,7 @@ from store.tables import PsaConnection, Workspace
 
 log = logging.getLogger(__name__)
 
+AI_BUDGET_S = 0.5  # a card waits at most this long for AI suggestions
 # AI assist on technicians' cards (core/ai AiService.suggestions): (actor, ticket id) -> suggestions or None.
 AiSuggester = Callable[[Actor, int], Awaitable[AiSuggestionsView | None]]
 
@@ -140,13 +142,27 @@ class TicketCards:
         return for_customer(view) if customer_view else view
 
     async def _suggestions(self, actor: Actor, ticket_id: int) -> AiSuggestionsView | None:
+        """AI assist for the card, within AI_BUDGET_S: it never slows a card down. Work that takes longer
+        (the first card of a workspace builds its similar-ticket index, tens of seconds on 100k tickets)
+        goes on in the background and the card is shown without it; the next card has it."""
         if self._ai is None:
             return None
+        work = asyncio.ensure_future(self._ai(actor, ticket_id))
+        work.add_done_callback(_consume)
         try:
-            return await self._ai(actor, ticket_id)
+            return await asyncio.wait_for(asyncio.shield(work), AI_BUDGET_S)
+        except TimeoutError:
+            log.info("AI suggestions not ready in time; card shown without them", extra={"ticket_id": ticket_id})
+            return None
         except Exception:  # noqa: BLE001 - AI assist is optional; it never breaks a card
             log.warning("AI suggestions failed", extra={"ticket_id": ticket_id}, exc_info=True)
             return None
+
+
+def _consume(fut: asyncio.Future[Any]) -> None:
+    """Retrieve a background AI task's outcome (an exception nobody awaited is logged once, not warned)."""
+    if not fut.cancelled() and fut.exception() is not None:
+        log.debug("background AI suggestions failed", exc_info=fut.exception())
 
 
 def _template(template: Any, **values: str) -> str | None:

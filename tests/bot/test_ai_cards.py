@@ -26,7 +26,11 @@ async def container(db_url, tmp_path, workspace_id):
     await c.aclose()
 
 
-async def test_technician_card_shows_suggestions_with_source_and_confidence(container, workspace_id, tech):
+async def test_technician_card_shows_suggestions_with_source_and_confidence(container, workspace_id, tech,
+                                                                          monkeypatch):
+    from core.chat import cards
+
+    monkeypatch.setattr(cards, "AI_BUDGET_S", 60.0)  # this test reads the suggestions, however loaded the machine
     customer, _ = await seed(container.db, workspace_id)
     await container.ai.train(workspace_id)
     view = await container.chat_views.ticket(tech, 9003)
@@ -100,3 +104,28 @@ async def test_deskbridge_ai_commands_in_chat(container, workspace_id, tech):
     await say(admin, "ai set cross_customer on")
     found = await say(tech, "ai similar vpn tunnel drops")
     assert any(line.startswith("#9001") for line in found.lines) and any(line.startswith("#9002") for line in found.lines)
+
+
+async def test_slow_ai_never_slows_the_card_and_finishes_in_the_background(container, workspace_id, tech):
+    """The first card of a workspace may wait for its similar-ticket index to be built (tens of seconds on 100k
+    tickets): the card is shown within the AI budget without suggestions; the work goes on and is not lost."""
+    import asyncio
+    import time
+
+    from core.chat import cards
+
+    await seed(container.db, workspace_id)
+    finished = asyncio.Event()
+
+    async def slow(actor, ticket_id):
+        await asyncio.sleep(1.5)
+        finished.set()
+        return None
+
+    container.chat_views.cards._ai = slow
+    started = time.monotonic()
+    view = await container.chat_views.ticket(tech, 9003)
+    assert view.ai is None and view.summary.number == 9003
+    assert time.monotonic() - started < 1.5  # the card did not wait for the slow AI work
+    await asyncio.wait_for(finished.wait(), 5)  # which went on in the background
+    assert cards.AI_BUDGET_S < 1.5
