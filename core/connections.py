@@ -32,6 +32,7 @@ from connectors.errors import (
     PsaUnavailable,
     PsaValidationError,
 )
+from core import ticket_refs
 from core.errors import Conflict, ConnectionProblem, InvalidInput, NotFound
 from store.crypto import CredentialCipher, CredentialError
 from store.db import Database, Scope
@@ -131,6 +132,7 @@ class ConnectionService:
                 last_checked_at=utcnow(),
             )
             session.add(conn)
+        ticket_refs.forget(workspace_id)  # ticket names gain (or change) their connection prefix
         log.info("psa connection saved", extra={"workspace_id": workspace_id, "kind": kind, "connection": name})
         return conn, info
 

@@ -24,7 +24,7 @@ from store.tables import PsaConnection
 KIND_PREFIX = {"connectwise": "cw", "autotask": "at", "halopsa": "halo", "sandbox": "sb"}
 PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")
 CACHE_S = 5.0
-_cache: dict[int, tuple[float, dict[int, str]]] = {}
+_cache: dict[tuple[str, int], tuple[float, dict[int, str]]] = {}  # (database, workspace) -> (until, prefixes)
 
 
 def valid_prefix(prefix: str) -> bool:
@@ -33,7 +33,8 @@ def valid_prefix(prefix: str) -> bool:
 
 async def prefixes(session: AsyncSession, workspace_id: int) -> dict[int, str]:
     """connection id -> prefix for every connection of the workspace (active or not: old tickets keep names)."""
-    hit = _cache.get(workspace_id)
+    key = (str(session.bind.url) if session.bind is not None else "", workspace_id)
+    hit = _cache.get(key)
     if hit is not None and hit[0] > time.monotonic():
         return hit[1]
     rows = (await session.exec(select(col(PsaConnection.id), col(PsaConnection.kind), col(PsaConnection.settings))
@@ -51,13 +52,14 @@ async def prefixes(session: AsyncSession, workspace_id: int) -> dict[int, str]:
             name = f"{base}{n}"
         used.add(name)
         out[conn_id] = name
-    _cache[workspace_id] = (time.monotonic() + CACHE_S, out)
+    _cache[key] = (time.monotonic() + CACHE_S, out)
     return out
 
 
 def forget(workspace_id: int) -> None:
-    """Drop the cached prefixes (a connection was added, removed or renamed)."""
-    _cache.pop(workspace_id, None)
+    """Drop the cached prefixes of a workspace (a connection was added, removed or renamed)."""
+    for key in [k for k in _cache if k[1] == workspace_id]:
+        _cache.pop(key, None)
 
 
 def psa_name(prefixes: dict[int, str], *, number: int | None, connection_id: int | None,
