@@ -30,6 +30,7 @@ WORKERS = 4  # below the database pool's size (5): acks and the scheduler always
 MAX_BACKLOG = 10_000  # jobs waiting; beyond it new work is refused (logged), never memory without bound
 QUIET_S = 0.005  # no Slack request for this long: the burst is over, start the next job
 HEADROOM = 1_000  # queue slots kept for requests already past the door (see nearly_full)
+TRIGGER_DEFER_S = 0.05  # ... and a job holding a trigger at most this long
 MAX_DEFER_S = 0.25  # a job waits at most this long for a quiet moment (views.open triggers expire in 3 s)
 
 Job = Callable[[], Awaitable[Any]]
@@ -111,8 +112,8 @@ class AfterAck:
     def _busy(self) -> bool:
         return self._acking > 0 or self._clock() - self._last_ack < self.quiet_s
 
-    async def _quiet_moment(self) -> None:
-        deadline = self._clock() + self.max_defer_s
+    async def _quiet_moment(self, max_defer_s: float | None = None) -> None:
+        deadline = self._clock() + (self.max_defer_s if max_defer_s is None else max_defer_s)
         while self._busy() and self._clock() < deadline:  # noqa: ASYNC110 - a quiet period is a time, not an event
             await asyncio.sleep(self.quiet_s)
 
@@ -123,8 +124,8 @@ class AfterAck:
             if rank == TRIGGER:
                 self._triggers -= 1
             try:
-                if rank != TRIGGER:  # a job holding a trigger does not wait for the acks of a burst to end
-                    await self._quiet_moment()
+                # a job holding a trigger waits for a burst's acks only briefly (its trigger is ageing)
+                await self._quiet_moment(TRIGGER_DEFER_S if rank == TRIGGER else None)
                 await job()
             except Exception:  # noqa: BLE001 - one failed job must not stop the worker
                 log.exception("slack work after the ack failed")
