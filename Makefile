@@ -21,9 +21,10 @@ console: $(STAMP)  ## the terminal surface
 test: $(STAMP)  ## the whole suite (SQLite; PostgreSQL too when DESKBRIDGE_TEST_DATABASE_URL is set)
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)  ## ruff and the import-linter layer contracts (add typecheck once bot/teams is mypy-clean)
+lint: $(STAMP)  ## ruff, the import-linter layer contracts and mypy (bot, core, connectors, store)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 typecheck: $(STAMP)  ## mypy over bot, core, connectors and store
 	$(BIN)/mypy

@@ -33,7 +33,8 @@ def valid_prefix(prefix: str) -> bool:
 
 async def prefixes(session: AsyncSession, workspace_id: int) -> dict[int, str]:
     """connection id -> prefix for every connection of the workspace (active or not: old tickets keep names)."""
-    key = (str(session.bind.url) if session.bind is not None else "", workspace_id)
+    bind = session.bind
+    key = (str(getattr(bind, "url", "") or getattr(getattr(bind, "engine", None), "url", "")), workspace_id)
     hit = _cache.get(key)
     if hit is not None and hit[0] > time.monotonic():
         return hit[1]

@@ -155,10 +155,11 @@ class TeamsSurface:
         try:
             ActivityTypeAdapter.validate_python(body)
         except ValidationError as exc:
-            first = exc.errors()[0] if exc.errors() else {}
-            where = ".".join(str(p) for p in first.get("loc", ()))[:80]
+            errors = exc.errors()
+            where = ".".join(str(p) for p in errors[0].get("loc", ()))[:80] if errors else ""
+            why = str(errors[0].get("msg", "invalid")) if errors else "invalid"
             raise frontdoor.BadActivity(f"The activity is not a valid {str(body.get('type'))[:32]} activity "
-                                        f"({where or 'shape'}: {first.get('msg', 'invalid')})") from None
+                                        f"({where or 'shape'}: {why})") from None
         activity_id = body.get("id")
         if activity_id:  # Teams redelivers when it saw no answer in time: each activity is processed once
             key = f"{body['conversation']['id']}|{activity_id}"[-200:]

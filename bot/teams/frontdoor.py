@@ -72,7 +72,7 @@ def parse_activity(raw: bytes) -> dict[str, Any]:
 
 def tenant_of(body: dict[str, Any]) -> str | None:
     conv = body.get("conversation") or {}
-    data = body.get("channelData") if isinstance(body.get("channelData"), dict) else {}
+    data: dict[str, Any] = body["channelData"] if isinstance(body.get("channelData"), dict) else {}
     tenant = (data.get("tenant") or {}) if isinstance(data.get("tenant"), dict) else {}
     value = conv.get("tenantId") or tenant.get("id")
     return str(value) if value else None

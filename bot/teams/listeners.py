@@ -12,7 +12,10 @@ import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from microsoft_teams.api import AdaptiveCardActionCardResponse, AdaptiveCardActionMessageResponse
+from microsoft_teams.api.models.adaptive_card.adaptive_card_action_response import (
+    AdaptiveCardActionCardResponse,
+    AdaptiveCardActionMessageResponse,
+)
 
 from bot.teams import cards
 from bot.teams.poster import PostRefused, Target, message
@@ -162,11 +165,11 @@ class Listeners:
             cmd = parse_mention(text)
             actor, info = await self.actor(ws, inc)
             if isinstance(cmd, grammar.ShowTicket):
-                view = await self.c.chat_views.ticket(actor, cmd.ref, audience=audience(actor, info))
+                card = await self.c.chat_views.ticket(actor, cmd.ref, audience=audience(actor, info))
                 if inc.conversation_type == "channel":
-                    await self.post_ticket(ws, inc, view)
+                    await self.post_ticket(ws, inc, card)
                 else:
-                    await self.s.poster.post(inc.target, message(cards.fallback(view), cards.ticket_card(view)))
+                    await self.s.poster.post(inc.target, message(cards.fallback(card), cards.ticket_card(card)))
                 return
             email = await self.email_of(inc) if isinstance(cmd, grammar.Link) else None
             view = await self.c.chat_commands.run(actor, inc.user, info, cmd, verified_email=email,
@@ -231,7 +234,7 @@ class Listeners:
         """An Action.Execute click: the write runs now (local, queued for the PSA); the refreshed card returns."""
         inc = incoming(activity)
         action = ((activity.get("value") or {}).get("action") or {})
-        data = action.get("data") if isinstance(action.get("data"), dict) else {}
+        data: dict[str, Any] = action["data"] if isinstance(action.get("data"), dict) else {}
         try:
             ws = await self.workspace(inc)
             view = await self.card_action(ws, inc, data)

@@ -35,7 +35,8 @@ def _template_dir() -> Path:
 
 
 def template() -> dict[str, Any]:
-    return json.loads((_template_dir() / "manifest.json").read_text())  # type: ignore[no-any-return]
+    data: dict[str, Any] = json.loads((_template_dir() / "manifest.json").read_text())
+    return data
 
 
 def build(app_id: str, public_url: str, *, version: str = "1.0.0") -> dict[str, Any]:
@@ -55,7 +56,8 @@ def build(app_id: str, public_url: str, *, version: str = "1.0.0") -> dict[str, 
     m["validDomains"] = [host]
     m["webApplicationInfo"] = {"id": app_id, "resource": f"api://{host}/{app_id}"}
     text = json.dumps(m).replace(PLACEHOLDER_HOST, host)
-    return json.loads(text)  # type: ignore[no-any-return]
+    out: dict[str, Any] = json.loads(text)
+    return out
 
 
 def package(app_id: str, public_url: str, out: Path, *, version: str = "1.0.0") -> Path:

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from microsoft_teams.api import ApiClient, Attachment, MessageActivityInput
+from microsoft_teams.api import ApiClient
+from microsoft_teams.api.activities.message.message import MessageActivityInput
+from microsoft_teams.api.models.attachment.attachment import Attachment
 
 log = logging.getLogger("deskbridge.teams")
 
