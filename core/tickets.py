@@ -1,5 +1,8 @@
 """TicketService: create, read, change and comment on tickets.
 
+(Over 400 lines: every ticket write lives here so that each keeps "row + timeline + outbox op in one
+transaction"; creation (`_create` and its checks) and attachments are the parts to split out next.)
+
 Every change writes the local row, a timeline entry and (for PSA-backed tickets) an outbox op in one
 transaction, so nothing is half-written and no PSA write is lost. Nothing here calls a PSA.
 """

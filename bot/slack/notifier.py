@@ -1,5 +1,7 @@
 """SlackNotifier: domain events from sync, the outbox and the SLA monitor, delivered into Slack.
 
+(Over 400 lines: one handler per event kind; App Home refreshes (HomeRefresher) are the part to move out.)
+
 - NoteAdded (from the PSA via sync, or written here: chat, console, API) -> a post in every thread of the
   ticket except the one it was written in (`source`: no echo); channels the customer reads only get public
   notes. The bot's own posts are never read back as messages (no loops).

@@ -1,5 +1,8 @@
 """The outbox worker: claims due ops, delivers them through the connection's connector, records outcomes.
 
+(Over 400 lines: claiming, leases with heartbeat and fencing, and outcome recording are one state machine
+whose pieces share the lease; split along claim / attempt / record if it grows further.)
+
 - Claims one op per free slot in a short transaction with a lease and an attempt counter
   (core/outbox/queries.py); holds no database lock during HTTP; finishes fenced by `attempts`.
 - Leases are short and renewed by a heartbeat while an attempt works, so a dead worker's ops are taken
