@@ -10,7 +10,9 @@ from store.db import Database, Scope, mark_commit
 from store.tables import Customer
 
 
-async def test_concurrent_writers_take_turns_and_all_commit(db: Database, workspace_id: int):
+async def test_concurrent_writers_take_turns_and_all_commit(db: Database, workspace_id: int, database_backend: str):
+    """SQLite has one writer at a time: writers of a process queue in order instead of fighting over its lock.
+    PostgreSQL writers run concurrently (row locks), so there only the commits are checked."""
     inside: list[int] = []
     overlaps: list[int] = []
 
@@ -24,7 +26,8 @@ async def test_concurrent_writers_take_turns_and_all_commit(db: Database, worksp
             inside.remove(i)
 
     await asyncio.gather(*(writer(i) for i in range(12)))
-    assert overlaps == []
+    if database_backend == "sqlite":
+        assert overlaps == []
     async with db.read(Scope.workspace(workspace_id)) as s:
         from sqlmodel import select
 
