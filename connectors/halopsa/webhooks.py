@@ -21,7 +21,7 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -119,9 +119,12 @@ def hook_body(url: str, *, mode: str, secret: str | None, header_name: str = "To
     return body
 
 
-def plan(existing: Sequence[Mapping[str, Any]], url: str) -> tuple[str | None, list[str]]:
-    """(the id of our webhook to keep and update, ids of duplicates to delete) among the tenant's webhooks."""
-    ours = sorted(str(h["id"]) for h in existing if str(h.get("name") or "") == hook_name(url) and h.get("id"))
+def plan(existing: Sequence[Mapping[str, Any]], url: str, subscribed: Collection[str] = ()
+         ) -> tuple[str | None, list[str]]:
+    """(the id of our webhook to keep and update, ids of duplicates to delete) among the tenant's webhooks.
+    The one already subscribed to events is kept (its notifications go with it), else the lowest id."""
+    ours = sorted((str(h["id"]) for h in existing if str(h.get("name") or "") == hook_name(url) and h.get("id")),
+                  key=lambda i: (i.lower() not in subscribed, i))
     return (ours[0] if ours else None), ours[1:]
 
 
@@ -136,7 +139,8 @@ async def ensure(client: HaloClient, url: str, *, mode: str, secret: str | None,
                  ) -> dict[str, Any]:
     """Our webhook at `url` exactly once on the tenant (created or updated, duplicates deleted), subscribed to
     the ticket events it lacks."""
-    keep, delete = plan(await client.get_list(WEBHOOK), url)
+    subscribed = {str(n.get("webhook_id") or "").lower() for n in await client.get_list(NOTIFICATION)}
+    keep, delete = plan(await client.get_list(WEBHOOK), url, subscribed)
     body = hook_body(url, mode=mode, secret=secret, header_name=header_name, existing_id=keep)
     hook_id = str((await client.post_one(WEBHOOK, body))["id"]).lower()
     for old in delete:

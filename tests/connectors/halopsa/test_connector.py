@@ -128,9 +128,10 @@ async def test_webhook_registration_is_reconciled_by_name(fake: FakeHalo, halo: 
     assert sorted(n["eventno"] for n in fake.notifications.values()) == [3, 61]  # subscribed once
     hook = fake.webhooks[first["webhook_id"]]
     assert (hook["authentication_type"], hook["authentication_header"], hook["basic_password"]) == (3, "Token", "s3cret")
-    fake.webhooks["dup"] = {**hook, "id": "dup"}  # a duplicate left by an earlier run
+    # a duplicate left by an earlier run, with an id sorting before any GUID: the subscribed one is kept
+    fake.webhooks["0-dup"] = {**hook, "id": "0-dup"}
     fake.webhooks["theirs"] = {"id": "theirs", "name": "Their integration", "url": "https://else.example"}
     third = await halo.ensure_callbacks(url)
-    assert third["deleted"] == ["dup"] and "theirs" in fake.webhooks
+    assert third["deleted"] == ["0-dup"] and "theirs" in fake.webhooks and not third["subscribed"]
     assert await halo.remove_callbacks(url) == [first["webhook_id"]] and set(fake.webhooks) == {"theirs"}
     assert halo.ticket_url("2001") == "https://acme.halopsa.com/ticket?id=2001"
