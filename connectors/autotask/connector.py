@@ -137,7 +137,7 @@ class AutotaskConnector:
         self.source_id = str(s["source_id"]) if s.get("source_id") else None
         self.ui_url = str(s.get("ui_url") or "").rstrip("/") or None
         self._webhook_secret = str(config.credentials.get("webhook_secret") or "") or None
-        include = TICKET_FIELDS + (["userDefinedFields"] if self.marker_udf else [])
+        include = [*TICKET_FIELDS, "userDefinedFields"]  # UDFs: the marker's, and those admins show on cards
         self.scan = TicketScan(self.client, include)
         self.children = ChildBatch(self.client, clock=clock)
         self._uploads: list[tuple[float, int]] = []
@@ -217,7 +217,9 @@ class AutotaskConnector:
         if patch.is_empty():
             return await self.get_ticket(external_id)
         role = await self.data.default_role(patch.owner_external_id) if patch.owner_external_id else None
-        await self.client.update("Tickets", m.ticket_patch_body(str(tid), patch, owner_role_id=role))
+        picks = await self.data.picks() if patch.category_external_id is not None or \
+            patch.subcategory_external_id is not None else None
+        await self.client.update("Tickets", m.ticket_patch_body(str(tid), patch, owner_role_id=role, picks=picks))
         return await self.get_ticket(external_id)
 
     async def _child_write(self, tid: int, write: Awaitable[int]) -> int:
