@@ -287,6 +287,14 @@ class WebhookEvent:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DeletedTicket:
+    """A ticket the PSA's deletion log says was deleted (DeletionLog)."""
+
+    external_id: str
+    deleted_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FoundWrite:
     """A write found again by its marker."""
 
@@ -528,6 +536,17 @@ class CallbackRegistrar(Protocol):
 
     async def remove_callbacks(self, url: str) -> Sequence[Any]:
         """Delete every callback pointing at `url`'s host (the connection is going away)."""
+        ...
+
+
+@runtime_checkable
+class DeletionLog(Protocol):
+    """A connector whose PSA logs ticket deletions (Autotask `DeletedTicketLogs`): each sync reads the log
+    since its own watermark, so a deleted ticket leaves the local copy within one sync; the id-listing
+    reconcile (`list_ticket_ids`) stays as the periodic fallback."""
+
+    async def list_deleted_tickets(self, since: datetime | None, cursor: str | None = None) -> Page[DeletedTicket]:
+        """Tickets deleted at or after `since` (all the log holds when None), one page, oldest log entry first."""
         ...
 
 

@@ -14,7 +14,9 @@ notes, time entries and attachments have no hidden field and are found again by 
 visibility, author = the impersonated resource or the API user, made after the op, not already someone
 else's). The REST API cannot send Autotask's notification e-mails: a public note reaches the contact only
 through a workflow rule the MSP configures (`EMAIL_NOTE`, shown by `deskbridge connection show`). No write
-changes a ticket setting on the way, so `recover` has nothing to undo.
+changes a ticket setting on the way, so `recover` has nothing to undo. Deletions are read from
+`DeletedTicketLogs` by every sync (DeletionLog); issue type / sub-issue type are the seam's category pair
+and ticket UDFs with a value its custom fields.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from connectors.base import (
     AccountInfo,
     Capabilities,
     ConnectionConfig,
+    DeletedTicket,
     Feature,
     FoundWrite,
     NewAttachment,
@@ -79,6 +82,7 @@ EMAIL_NOTE = ("Autotask's API cannot send its notification e-mails: to e-mail co
               "Autotask Users and created by the API user, that notifies the ticket contact.")
 EMAIL_SHORT = ("Autotask's API sends no e-mails: to e-mail contacts about chat replies add a workflow rule, see "
                "README 'Connecting Autotask'")
+DELETED_FIELDS = ["id", "ticketID", "deletedDateTime"]
 COMPANY_FIELDS = ["id", "companyName", "companyNumber", "isActive"]
 CONTACT_FIELDS = ["id", "firstName", "lastName", "companyID", "emailAddress", "phone", "mobilePhone", "isActive"]
 
@@ -177,6 +181,18 @@ class AutotaskConnector:
         page = await self.client.query_page("Tickets", after_id=_after(cursor), include_fields=["id"])
         ids = [str(r["id"]) for r in page.items]
         return Page(ids, None if page.done or page.last_id is None else encode({"k": page.last_id}))
+
+    async def list_deleted_tickets(self, since: datetime | None, cursor: str | None = None) -> Page[DeletedTicket]:
+        """`DeletedTicketLogs` with `deletedDateTime >= since`, 500 a call by `id >` (DeletionLog)."""
+        filters = [aq.gte("deletedDateTime", since)] if since is not None else []
+        page = await self.client.query_page("DeletedTicketLogs", filters, after_id=_after(cursor),
+                                            page_size=self.page_size, include_fields=DELETED_FIELDS)
+        items = []
+        for row in page.items:
+            when = m.parse_dt(row.get("deletedDateTime"))
+            if row.get("ticketID") is not None and when is not None:
+                items.append(DeletedTicket(external_id=str(row["ticketID"]), deleted_at=when))
+        return Page(items, None if page.done or page.last_id is None else encode({"k": page.last_id}))
 
     async def get_ticket(self, external_id: str) -> PsaTicket:
         return await self._ticket(await self.client.get_item(f"Tickets/{_tid(external_id)}"))
