@@ -9,6 +9,7 @@ nothing is queued for the PSA. Values are matched by id or by name (letter case 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -26,6 +27,19 @@ class ResolvedCategory:
     category_name: str | None
     subcategory_external_id: str | None
     subcategory_name: str | None
+
+    def columns(self) -> dict[str, Any]:
+        """The ticket columns it sets."""
+        return {"category_external_id": self.category_external_id, "category_name": self.category_name,
+                "subcategory_external_id": self.subcategory_external_id, "subcategory_name": self.subcategory_name}
+
+    def ids(self) -> dict[str, Any]:
+        """The create op's fields (None: not set)."""
+        return {"category_external_id": self.category_external_id,
+                "subcategory_external_id": self.subcategory_external_id}
+
+
+NONE = ResolvedCategory(None, None, None, None)
 
 
 def _pick(items: list[PicklistItem], text: str) -> PicklistItem | None:
@@ -48,6 +62,14 @@ async def _items(session: AsyncSession, connection_id: int, kind: str, parent: s
     return list(rows.all())
 
 
+async def resolve_given(session: AsyncSession, conn: PsaConnection | None, caps: Capabilities, *,
+                        category: str | None, subcategory: str | None) -> ResolvedCategory:
+    """`resolve` when a category or subcategory was given, else NONE (a create that names neither)."""
+    if not (category or "").strip() and not (subcategory or "").strip():
+        return NONE
+    return await resolve(session, conn, caps, category=category, subcategory=subcategory)
+
+
 async def resolve(session: AsyncSession, conn: PsaConnection | None, caps: Capabilities, *,
                   category: str | None, subcategory: str | None) -> ResolvedCategory:
     """The category pair for a create or update, or InvalidInput saying what is valid. An empty category
@@ -61,7 +83,7 @@ async def resolve(session: AsyncSession, conn: PsaConnection | None, caps: Capab
         if (subcategory or "").strip():
             raise InvalidInput("A subcategory needs its category.", hint="Give the category too.",
                                field="category")
-        return ResolvedCategory(None, None, None, None)
+        return NONE
     tops = await _items(session, conn.id, "category")
     if not tops:
         raise InvalidInput(f"No categories are known for {conn.name} yet.",
