@@ -166,3 +166,29 @@ async def test_the_pair_is_checked_before_a_write_is_accepted_and_delivered_as_s
     assert (await container.sync.run(local.connection_id)).ok  # the PSA's answer agrees with what we showed
     synced = await _ticket(container, workspace_id, raw["id"])
     assert (synced.category_name, synced.subcategory_name) == ("Software", "E-mail")
+
+
+async def test_the_chat_new_ticket_form_offers_the_pairs_and_creates_with_the_chosen_one(  # type: ignore[no-untyped-def]
+        container, fake: FakeAutotask, workspace_id: int) -> None:
+    await _connect(container, fake, workspace_id)
+    actor = Actor.system(workspace_id)
+    form = await container.chat_views.new_ticket_form(actor)
+    [field] = [f for f in form.fields if f.name == "category"]
+    assert [(o.value, o.label) for o in field.options] == [
+        ("11", "Hardware"), ("11/101", "Hardware › Printer"), ("11/102", "Hardware › Laptop"),
+        ("12", "Software"), ("12/201", "Software › E-mail"), ("12/202", "Software › Office")]
+    async with container.db.read(Scope.workspace(workspace_id)) as s:
+        acme = (await s.exec(select(Customer).where(Customer.external_id == str(ACME)))).one()
+    writes = container.chat_commands.writes
+    with pytest.raises(InvalidInput) as bad:  # a pair typed by hand that Autotask would refuse
+        await writes.submit(actor, "new_ticket", {"subject": "Laptop", "customer": str(acme.id),
+                                                  "category": "Software › Laptop"})
+    assert bad.value.hint == "Valid subcategories of Software: E-mail, Office."
+    done = await writes.submit(actor, "new_ticket", {"subject": "Laptop for Sam", "customer": str(acme.id),
+                                                     "category": "11/102"})
+    assert done.view.facts[0] == ("Category", "Hardware › Laptop")
+    for _ in range(3):
+        await container.outbox_worker.drain()
+    [made] = [t for t in fake.tables["Tickets"].values() if t["title"] == "Laptop for Sam"]
+    assert (made["issueType"], made["subIssueType"]) == (HARDWARE, LAPTOP)
+    assert [t for t in fake.tables["Tickets"].values() if t["title"] == "Laptop"] == []
