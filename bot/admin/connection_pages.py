@@ -66,7 +66,7 @@ def register(router: APIRouter, pages: Pages) -> None:
         except DeskbridgeError as exc:  # the form comes back empty: what was typed is never echoed
             return await page(ctx, connection_id, status=400 if isinstance(exc, InvalidInput) else 422,
                               problem=exc)
-        await container.audit.record(ctx.actor, "connection.reauth", {"credentials": sorted(creds)},
+        await container.audit.record(ctx.actor, "connection.reauth", {"replaced": sorted(creds)},
                                      connection_id=connection_id)  # the names only
         return done(f"/admin/connections/{connection_id}", "reauthed")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -43,7 +44,7 @@ _STATUS = {NotFound: 404, Conflict: 409, InvalidInput: 400, PermissionDenied: 40
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                           undefined=jinja2.StrictUndefined)
 _env.filters["redact"] = redact_text  # stored error text is masked when written; masked again when shown
-_env.filters["when"] = lambda d: d.isoformat(sep=" ", timespec="seconds") if d else ""
+_env.filters["when"] = lambda d: d.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if d else ""
 
 
 def render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
