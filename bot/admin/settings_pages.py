@@ -26,6 +26,7 @@ def register(router: APIRouter, pages: Pages) -> None:
     _sla(router, pages)
     _ai(router, pages)
     _intake(router, pages)
+    _intake_rules_and_mail(router, pages)
 
 
 def _sla(router: APIRouter, pages: Pages) -> None:
@@ -122,17 +123,23 @@ def _ai(router: APIRouter, pages: Pages) -> None:
         return done("/admin/ai", "ai")
 
 
+async def _intake_page(pages: Pages, ctx: Ctx, *, status: int = 200, **extra: Any) -> Response:
+    container = pages.container
+    extra.setdefault("flash", None)
+    extra.setdefault("problem", None)
+    extra.setdefault("secret", None)
+    return render("intake.html", status, session=ctx, sources=await container.alert_sources.sources(ctx.ws),
+                  rules=await container.alert_sources.mappings(ctx.ws),
+                  triage=await container.alert_sources.triage(ctx.ws, limit=50),
+                  mailbox=await container.mailboxes.describe(ctx.ws), kinds=SOURCE_KINDS, **extra)
+
+
 def _intake(router: APIRouter, pages: Pages) -> None:
+    """Alert sources (secrets shown once) and the page itself."""
     container = pages.container
 
     async def page(ctx: Ctx, *, status: int = 200, **extra: Any) -> Response:
-        extra.setdefault("flash", None)
-        extra.setdefault("problem", None)
-        extra.setdefault("secret", None)
-        return render("intake.html", status, session=ctx, sources=await container.alert_sources.sources(ctx.ws),
-                      rules=await container.alert_sources.mappings(ctx.ws),
-                      triage=await container.alert_sources.triage(ctx.ws, limit=50),
-                      mailbox=await container.mailboxes.describe(ctx.ws), kinds=SOURCE_KINDS, **extra)
+        return await _intake_page(pages, ctx, status=status, **extra)
 
     @router.get("/intake")
     async def show(done: str | None = None, ctx: Ctx = Depends(pages.signed_in)) -> Response:
@@ -163,6 +170,14 @@ def _intake(router: APIRouter, pages: Pages) -> None:
             return await page(ctx, status=400, problem=exc)
         await container.audit.record(ctx.actor, "intake.source.set", {"name": name, option.strip(): value.strip()})
         return done("/admin/intake", "source")
+
+
+def _intake_rules_and_mail(router: APIRouter, pages: Pages) -> None:
+    """Customer mapping rules and the support mailbox."""
+    container = pages.container
+
+    async def page(ctx: Ctx, *, status: int = 200, **extra: Any) -> Response:
+        return await _intake_page(pages, ctx, status=status, **extra)
 
     @router.post("/intake/rules")
     async def add_rule(scope: str = Form(""), by: str = Form(""), value: str = Form(""), customer: str = Form(""),
