@@ -89,6 +89,14 @@ class MailboxService:
                 raise NotFound("No mailbox is configured.", hint="Set one with `deskbridge intake mail-set`.")
             ws.settings = {**ws.settings, SETTINGS_KEY: {**entry, "psa_handles_mail": value}}
 
+    async def entry(self, workspace_id: int) -> dict[str, Any] | None:
+        """The configured mailbox without its credentials (kind, display, psa_handles_mail, …), or None."""
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            ws = await session.get(Workspace, workspace_id)
+        entry = dict((ws.settings if ws else {}).get(SETTINGS_KEY) or {})
+        entry.pop("ciphertext", None)
+        return entry or None
+
     async def _stored(self, workspace_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
         async with self.db.read(Scope.workspace(workspace_id)) as session:
             ws = await session.get(Workspace, workspace_id)
