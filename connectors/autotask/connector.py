@@ -162,6 +162,7 @@ class AutotaskConnector:
         return AccountInfo(display_name=f"{zone.name or zone.url} (Autotask, acting as {name}; {EMAIL_SHORT})", details={
             "zone": zone.url, "web_url": zone.web_url, "api_resource_id": str(resource["id"]),
             "threshold": f"{threshold.used:,} of {threshold.limit:,} requests this hour",
+            "requests_used": str(threshold.used), "requests_limit": str(threshold.limit),  # `doctor`'s headroom
             "email_to_contacts": EMAIL_NOTE})
 
     # ------------------------------------------------------------ tickets
