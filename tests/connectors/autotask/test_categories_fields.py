@@ -1,6 +1,7 @@
 """Issue type / sub-issue type (the seam's category pair) and ticket UDFs, against the fake Autotask: read by
 the connector, synced into the local ticket, shown on technicians' cards (UDFs only where an admin chose
-them, never to customers), and set on create and update with the pair checked before anything is queued."""
+them, never to customers), and set on create and update (UDF values on update) with what is written checked
+before anything is queued."""
 
 from __future__ import annotations
 
@@ -76,6 +77,9 @@ async def test_the_connector_reads_the_pair_and_udfs_and_checks_the_pair_before_
                                                            subcategory_external_id=""))
         assert (fake.tables["Tickets"][raw["id"]]["issueType"], fake.tables["Tickets"][raw["id"]]["subIssueType"]) \
             == (SOFTWARE, None)
+        await at.update_ticket(str(raw["id"]), TicketPatch(custom_fields={"Customer PO": ""}))
+        assert {u["name"]: u["value"] for u in fake.tables["Tickets"][raw["id"]]["userDefinedFields"]}[
+            "Customer PO"] is None  # "" clears it
         with pytest.raises(PsaValidationError, match="valid: E-mail, Office"):
             await at.update_ticket(str(raw["id"]), TicketPatch(category_external_id=str(SOFTWARE),
                                                                subcategory_external_id=str(LAPTOP)))
@@ -225,10 +229,20 @@ async def test_the_rest_api_sets_the_pair_on_create_and_update(db_url, tmp_path,
         assert (moved.json()["category_name"], moved.json()["subcategory_name"]) == ("Hardware", None)
         refused = await client.put(f"{PREFIX}/tickets/{ref}", json={"subcategory": "Office"}, headers=auth)
         assert assert_problem(refused, 422)["hint"] == "Valid subcategories of Hardware: Printer, Laptop."
+        unknown = await client.put(f"{PREFIX}/tickets/{ref}", json={"custom_fields": {"Deskbridge Ref": "x"}},
+                                   headers=auth)
+        assert assert_problem(unknown, 422)["hint"] == "Fields you can set: Customer PO."  # never our marker
+        po = await client.put(f"{PREFIX}/tickets/{ref}", json={"custom_fields": {"customer po": " PO-99 "}},
+                              headers=auth)
+        assert po.status_code == 200, po.text
         for _ in range(3):
             await c.outbox_worker.drain()
         [t] = [t for t in fake.tables["Tickets"].values() if t["title"] == "Mail down"]
         assert (t["issueType"], t["subIssueType"]) == (HARDWARE, None)  # created as Software/E-mail, then moved
+        assert {u["name"]: u["value"] for u in t["userDefinedFields"]}["Customer PO"] == "PO-99"
+        async with c.db.read(Scope.workspace(ws)) as s:
+            local = (await s.exec(select(Ticket).where(Ticket.external_id == str(t["id"])))).one()
+        assert local.custom_fields == {"Customer PO": "PO-99"}
     finally:
         await client.aclose()
         await c.aclose()
