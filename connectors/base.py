@@ -44,6 +44,7 @@ class Feature(StrEnum):
     WEBHOOK_SIGNATURES = "webhook_signatures"
     DELETE_DETECTION = "delete_detection"  # list_ticket_ids for full reconciliation
     ASSIGNMENT = "assignment"
+    SET_TYPE = "set_type"  # a ticket's type (category) can be changed after it was created (TicketPatch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,9 +292,11 @@ class TicketPatch:
     board_external_id: str | None = None
     owner_external_id: str | None = None
     unassign: bool = False
+    type_external_id: str | None = None  # only where Feature.SET_TYPE; a type valid on the ticket's board
+    clear_type: bool = False  # only where Feature.SET_TYPE: the ticket has no type afterwards
 
     def is_empty(self) -> bool:
-        return not self.unassign and all(
+        return not self.unassign and not self.clear_type and all(
             v is None
             for v in (
                 self.summary,
@@ -301,6 +304,7 @@ class TicketPatch:
                 self.priority_external_id,
                 self.board_external_id,
                 self.owner_external_id,
+                self.type_external_id,
             )
         )
 

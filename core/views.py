@@ -65,8 +65,8 @@ class TimelineItem:
 
     @property
     def is_internal(self) -> bool:
-        """Internal notes and time entries never reach customer-facing views."""
-        return self.kind in (EntryKind.NOTE_INTERNAL, EntryKind.TIME_ENTRY)
+        """Internal notes, time entries and category changes never reach customer-facing views."""
+        return self.kind in (EntryKind.NOTE_INTERNAL, EntryKind.TIME_ENTRY, EntryKind.CATEGORY_CHANGE)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,7 +157,9 @@ class ExternalLink:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AiCategoryView:
-    """A category suggestion: the best label, how sure, what the gate did (apply/suggest/keep/low_confidence)."""
+    """A category suggestion: the best label, how sure, what the gate did (applied: the AI set it and a
+    technician may undo it; apply: above the threshold, applied on the AI's next pass; suggest; keep;
+    low_confidence)."""
 
     label: str
     confidence: float
@@ -196,6 +198,9 @@ class AiSuggestionsView:
     disagree: bool = False
     cross_customer: bool = False
     source: str = AI_SOURCE
+    # One-click: "ai_undo_category" (the AI set the category), "ai_accept_category" (use the suggestion),
+    # draft approve/edit/discard. Technicians only, like the whole view.
+    actions: tuple[ViewAction, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -207,7 +212,7 @@ def ai_lines(view: AiSuggestionsView) -> list[str]:
     out: list[str] = []
     c = view.category
     if c is not None:
-        head = {"apply": "Category set by AI", "keep": "Category confirmed by AI"}.get(c.action, "Suggested category")
+        head = {"applied": "Category set by AI", "keep": "Category confirmed by AI"}.get(c.action, "Suggested category")
         alts = ", ".join(f"{label} {p:.0%}" for label, p in c.alternatives)
         out.append(f"{head}: {c.label} ({c.confidence:.0%}, {c.confidence_word})" + (f"; also {alts}" if alts else "")
                    + f" - {c.reason}")

@@ -57,6 +57,8 @@ class UpdateTicket(_Payload):
     board_external_id: str | None = None
     owner_external_id: str | None = None
     unassign: bool = False
+    type_external_id: str | None = None  # the ticket's type (category), where the PSA can change it
+    clear_type: bool = False
 
 
 class AddNote(_Payload):

@@ -46,6 +46,8 @@ _PROTECT = {
     "owner_external_id": ("assignee_member_id",),
     "unassign": ("assignee_member_id",),
     "board_external_id": ("board_external_id", "board_name"),
+    "type_external_id": ("type_name",),
+    "clear_type": ("type_name",),
 }
 _UNDELIVERED = (OutboxStatus.PENDING.value, OutboxStatus.INFLIGHT.value, OutboxStatus.BLOCKED.value)
 _EVENT_FIELDS = {"stage": "stage", "psa_status_name": "status", "priority": "priority",
