@@ -64,6 +64,8 @@ def build_scheduler(container: Deskbridge) -> AsyncIOScheduler:
     add_job(scheduler, container, "alert_sweep", timedelta(minutes=1), container.alert_intake.sweep)
     # AI categorisation models follow each workspace's closed tickets (training runs in a worker thread).
     add_job(scheduler, container, "ai_retrain", timedelta(hours=6), container.ai.retrain_due)
+    # ...and apply categories to open tickets where the admin turned auto-apply on (through the outbox).
+    add_job(scheduler, container, "ai_categorise", timedelta(minutes=2), container.ai.auto_categorise_all)
     register_sync(scheduler, container)
     return scheduler
 

@@ -203,7 +203,7 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     alert_intake = AlertIntake(db, sources=alert_sources, tickets=tickets, parsers=ALERT_PARSERS)
     mailboxes = MailboxService(db, cipher=cipher, intake=MailIntake(db, tickets=tickets),
                                readers=lambda kind, config: build_mail_reader(kind, config, transport=transport))
-    ai = AiService(db, llm=LlmConfig(
+    ai = AiService(db, capabilities=registry.capabilities, llm=LlmConfig(
         base_url=settings.llm_base_url, model=settings.llm_model, timeout=settings.llm_timeout,
         api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else "local",
     ) if settings.llm_base_url else None)

@@ -113,7 +113,7 @@ def render_ticket(view: TicketView) -> tuple[str, list[ViewAction]]:
         lines += [f"   {_cut(line, 300)}" for line in ai_lines(view.ai)]
     if view.notice:
         lines.append(f"  ✓ {view.notice}")
-    buttons = list(view.actions)
+    buttons = list(view.actions) + list(view.ai.actions if view.ai is not None else ())
     if buttons:
         lines.append("  " + "  ".join(f"[{i}] {a.label}" for i, a in enumerate(buttons, 1)))
         lines.append("  (type a number, or write a message: an internal note; start with !public to reply)")

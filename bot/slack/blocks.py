@@ -146,6 +146,9 @@ def ticket_blocks(view: TicketView, *, max_notes: int = 8) -> list[dict[str, Any
         blocks.append({"type": "section", "text": _md(
             ":bulb: *AI suggestions*\n" + "\n".join(esc(_cut(line, 600)) for line in ai_lines(view.ai)))})
         blocks.append(_context(esc(view.ai.source)))
+        if view.ai.actions:
+            blocks.append({"type": "actions", "block_id": f"ai_{s.number or s.id}",
+                           "elements": [_button(a) for a in view.ai.actions[:5]]})
     status = []
     if d.dead_writes:
         status.append(f":x: {d.dead_writes} write(s) could not be delivered to the PSA (`/deskbridge outbox`)")

@@ -7,6 +7,7 @@ thread (core/ai/service.py) and never holds up the chat worker; `/deskbridge ai`
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 from core.ai.service import AiService
@@ -80,6 +81,21 @@ class ChatAi:
         if m.get("cold"):
             lines.append("Cold start: suggestions are marked low confidence and never applied.")
         return MessageView(text=f"Category model v{status.version}", lines=tuple(lines))
+
+    async def card_action(self, actor: Actor, action: str, value: str) -> tuple[str, str, bool]:
+        """A one-click AI button on a technician's card: (ticket ref, confirmation, changed)."""
+        if action == "ai_undo_category":
+            now = await self.ai.category_writes.undo(actor, value)
+            return value, f"AI category undone: the type is {now or 'empty'} again. The AI will leave it alone.", True
+        if action == "ai_accept_category":
+            try:
+                data = json.loads(value)
+                ref, label = str(data["t"]), str(data["l"])
+            except (ValueError, KeyError, TypeError):
+                raise InvalidInput("That button's data was not understood.", hint="Open the ticket again.") from None
+            changed = await self.ai.category_writes.accept(actor, ref, label)
+            return ref, (f"Category set to {label}." if changed else f"The category is already {label}."), changed
+        raise InvalidInput(f"Unknown AI action '{action}'.")
 
     def _train(self, workspace_id: int) -> MessageView:
         async def train() -> object:

@@ -246,7 +246,15 @@ class ChatRunner:
                                                 source=source, author_email=author_email)
 
     async def action(self, actor: Actor, action: str, ref: str) -> Submitted:
-        """One-click card actions: assign_me, alert_ack, alert_resolve."""
+        """One-click card actions: assign_me, alert_ack, alert_resolve, and AI assist's (ai_…)."""
+        if action.startswith("ai_"):
+            if self.ai is None:
+                raise InvalidInput("AI assist is not running on this instance.")
+            ticket, confirmation, changed = await self.ai.card_action(actor, action, ref)
+            view = await self.views.ticket(actor, ticket)
+            if changed and view.summary.connection_id is not None:
+                confirmation += " It goes to the PSA in a moment."
+            return Submitted(view, confirmation, changed=changed)
         return await self.writes.action(actor, action, ref)
 
 
