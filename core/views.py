@@ -185,6 +185,15 @@ class AiResolutionView:
     attribution: str  # "from #4821, 12 Mar 2026, by Ana, 0.71"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AiRiskView:
+    """An open ticket's escalation risk, shown only at or above the admin's threshold, with its top reasons."""
+
+    score: float
+    threshold: float
+    reasons: tuple[str, ...] = ()
+
+
 AI_SOURCE = "Deskbridge AI: offline models trained on this workspace's own tickets"
 
 
@@ -197,6 +206,7 @@ class AiSuggestionsView:
     resolutions: tuple[AiResolutionView, ...] = ()
     disagree: bool = False
     cross_customer: bool = False
+    risk: AiRiskView | None = None
     source: str = AI_SOURCE
     # One-click: "ai_undo_category" (the AI set the category), "ai_accept_category" (use the suggestion),
     # draft approve/edit/discard. Technicians only, like the whole view.
@@ -204,12 +214,16 @@ class AiSuggestionsView:
 
     @property
     def empty(self) -> bool:
-        return self.category is None and not self.similar and not self.resolutions
+        return self.category is None and not self.similar and not self.resolutions and self.risk is None
 
 
 def ai_lines(view: AiSuggestionsView) -> list[str]:
     """The suggestions as plain lines (surfaces escape and style them)."""
     out: list[str] = []
+    if view.risk is not None:
+        why = ", ".join(view.risk.reasons)
+        out.append(f"Escalation risk {view.risk.score:.0%} (at or above {view.risk.threshold:.0%})"
+                   + (f": {why}" if why else ""))
     c = view.category
     if c is not None:
         head = {"applied": "Category set by AI", "keep": "Category confirmed by AI"}.get(c.action, "Suggested category")

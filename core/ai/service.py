@@ -29,11 +29,19 @@ from connectors.base import Capabilities
 from core.ai import categorize, drafts, resolution
 from core.ai import settings as ai_settings
 from core.ai.category_writes import CategoryWrites, ai_owned
+from core.ai.risk import RiskService
 from core.ai.similar import Doc, Hit, SimilarIndex
 from core.ai.text import ticket_text
 from core.context import Actor
 from core.errors import InvalidInput, NotFound, PermissionDenied
-from core.views import AiCategoryView, AiResolutionView, AiSimilarView, AiSuggestionsView, ViewAction
+from core.views import (
+    AiCategoryView,
+    AiResolutionView,
+    AiRiskView,
+    AiSimilarView,
+    AiSuggestionsView,
+    ViewAction,
+)
 from store.db import Database, Scope
 from store.enums import EntryKind, Stage
 from store.tables import AiCategoryApply, AiModel, Ticket, TimelineEntry, Workspace
@@ -80,6 +88,7 @@ class AiService:
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.db = db
         self.category_writes = CategoryWrites(db, capabilities=capabilities, clock=clock)
+        self.risk = RiskService(db, clock=clock)
         self.llm, self._llm_transport = llm, llm_transport
         self._train_locks: dict[int, asyncio.Lock] = {}
         self._models: dict[int, tuple[int, categorize.CategoryModel]] = {}
@@ -368,8 +377,17 @@ class AiService:
                 subject=h.doc.text.split("\n", 1)[0][:120]) for h in found.hits),
             resolutions=tuple(AiResolutionView(text=r.text, attribution=r.attribution)
                               for r in found.resolutions.items),
-            disagree=found.resolutions.disagree, cross_customer=found.cross_customer, actions=actions)
+            disagree=found.resolutions.disagree, cross_customer=found.cross_customer, actions=actions,
+            risk=await self._risk_view(actor, ticket_id))
         return None if view.empty else view
+
+    async def _risk_view(self, actor: Actor, ticket_id: int) -> AiRiskView | None:
+        """The card's risk chip: only at or above the admin's threshold."""
+        found = await self.risk.at_risk(actor, ticket_ids=[ticket_id], limit=1)
+        if not found:
+            return None
+        opts = await self.settings(actor.workspace_id)
+        return AiRiskView(score=found[0].score, threshold=opts["risk_threshold"], reasons=found[0].reasons)
 
     async def _category_view(self, actor: Actor, ticket_id: int) -> tuple[AiCategoryView | None, tuple[ViewAction, ...]]:
         """The category part of a card: the AI's own category with its confidence and an Undo, or the gate's

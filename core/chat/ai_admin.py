@@ -19,8 +19,9 @@ from core.views import MessageView
 
 log = logging.getLogger(__name__)
 
+AT_RISK_LIMIT = 15
 AI_HELP = ("Use /deskbridge ai (status) · ai settings · ai set <name> <value> (admins) · ai train (admins) · "
-           "ai similar <words>")
+           "ai similar <words> · tickets at-risk")
 
 
 def _shown(value: object) -> str:
@@ -41,6 +42,8 @@ class ChatAi:
             raise PermissionDenied("AI settings and suggestions are for technicians, outside customer channels.")
         if cmd.action == "status":
             return await self._status(actor)
+        if cmd.action == "at_risk":
+            return await self._at_risk(actor)
         if cmd.action == "settings":
             opts = await self.ai.settings(actor.workspace_id)
             return MessageView(text="AI settings", lines=tuple(f"{k}: {_shown(v)}" for k, v in opts.items()),
@@ -65,6 +68,25 @@ class ChatAi:
             return MessageView(text="Similar closed tickets" if found.hits else "No similar closed ticket.",
                                lines=tuple(lines))
         raise InvalidInput(f"'{cmd.action}' is not an AI command.", hint=AI_HELP)
+
+    async def _at_risk(self, actor: Actor) -> MessageView:
+        found = await self.ai.risk.at_risk(actor, limit=AT_RISK_LIMIT)
+        opts = await self.ai.settings(actor.workspace_id)
+        if not opts["risk"]:
+            return MessageView(text="Escalation risk is off in this workspace.",
+                               hint="An admin can turn it on with /deskbridge ai set risk on.")
+        if not found:
+            return MessageView(text=f"No open ticket is at or above the risk threshold ({opts['risk_threshold']:.0%}).",
+                               hint="Scores follow the open tickets every minute; an admin sets the threshold with "
+                                    "/deskbridge ai set risk_threshold 0.5.")
+        lines = tuple(
+            f"{'#' + str(f.number) if f.number is not None else 'id:' + str(f.ticket_id)} {f.subject[:80]} · "
+            f"{f.customer or 'no customer'} · {f.priority} · risk {f.score:.0%}"
+            + (f": {', '.join(f.reasons)}" if f.reasons else "") for f in found)
+        return MessageView(text=f"Open tickets at risk of escalation (risk at or above {opts['risk_threshold']:.0%}, "
+                                "riskiest first)", lines=lines,
+                           hint="Scored by Deskbridge AI from this workspace's own closed tickets; the reasons are "
+                                "what pushed each score up.")
 
     async def _status(self, actor: Actor) -> MessageView:
         status = await self.ai.status(actor.workspace_id)
@@ -99,6 +121,12 @@ class ChatAi:
 
     def _train(self, workspace_id: int) -> MessageView:
         async def train() -> object:
+            try:
+                await self.ai.risk.train(workspace_id)
+            except DeskbridgeError as exc:
+                log.info("Escalation-risk training refused: %s", exc.message)
+            except Exception:
+                log.exception("Escalation-risk training failed")
             try:
                 return await self.ai.train(workspace_id)
             except DeskbridgeError as exc:
