@@ -32,6 +32,7 @@ from core.context import Actor
 from core.errors import InvalidInput, PermissionDenied
 from store.db import Database, Scope
 from store.enums import EntryKind, Stage
+from store.sql import table_of
 from store.tables import AiModel, AiRisk, Customer, SlaClock, Ticket, TimelineEntry, Workspace
 from store.types import utcnow
 
@@ -248,7 +249,7 @@ class RiskService:
             facts = [self._facts(r, now, events.get(r[0], []), history) for r in due]
             feats = [f.features() for f in facts]
             scores = await asyncio.to_thread(model.score, feats)
-            reasons = await asyncio.to_thread(lambda: [model.reasons(f, 3) for f in feats])
+            reasons = await asyncio.to_thread(model.reasons_many, feats, 3)
         open_ids = {r[0] for r in rows}
         async with self.db.write(Scope.workspace(workspace_id)) as session:
             gone = [tid for tid in seen if tid not in open_ids]
@@ -258,7 +259,7 @@ class RiskService:
                 ids = [r[0] for r in due]
                 for start in range(0, len(ids), 1000):
                     await session.execute(sa.delete(AiRisk).where(col(AiRisk.ticket_id).in_(ids[start:start + 1000])))
-                await session.execute(sa.insert(AiRisk), [
+                await session.execute(sa.insert(table_of(AiRisk)), [
                     {"workspace_id": workspace_id, "ticket_id": r[0], "score": float(s), "model_version": version,
                      "reasons": [list(x) for x in why], "ticket_version": r[10], "scored_at": now}
                     for r, s, why in zip(due, scores, reasons, strict=True)])
