@@ -194,6 +194,18 @@ class AiRiskView:
     reasons: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AiDraftView:
+    """A reply draft as one technician sees it: the exact text (what Approve sends), its label ("template
+    draft: review before sending"), and Approve / Edit / Discard."""
+
+    draft_id: int
+    ticket_ref: str
+    text: str
+    label: str
+    actions: tuple[ViewAction, ...]
+
+
 AI_SOURCE = "Deskbridge AI: offline models trained on this workspace's own tickets"
 
 
@@ -214,7 +226,8 @@ class AiSuggestionsView:
 
     @property
     def empty(self) -> bool:
-        return self.category is None and not self.similar and not self.resolutions and self.risk is None
+        return (self.category is None and not self.similar and not self.resolutions and self.risk is None
+                and not self.actions)
 
 
 def ai_lines(view: AiSuggestionsView) -> list[str]:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from core.notify import DomainEvent, NoteAdded, SlaWarningEvent, WriteDead, WriteDelivered
 from core.views import (
+    AiDraftView,
     FormField,
     FormOption,
     FormView,
@@ -118,6 +119,13 @@ def render_ticket(view: TicketView) -> tuple[str, list[ViewAction]]:
         lines.append("  " + "  ".join(f"[{i}] {a.label}" for i, a in enumerate(buttons, 1)))
         lines.append("  (type a number, or write a message: an internal note; start with !public to reply)")
     return "\n".join(lines), buttons
+
+
+def render_draft(view: AiDraftView) -> tuple[str, list[ViewAction]]:
+    """A reply draft: its exact text (what Approve sends), its label, and the choices as numbered buttons."""
+    lines = ["Reply draft (only you see this):", *(f"  | {line}" for line in view.text.splitlines()),
+             f"  ({view.label})", "  " + "  ".join(f"[{i}] {a.label}" for i, a in enumerate(view.actions, 1))]
+    return "\n".join(lines), list(view.actions)
 
 
 def render_message(view: MessageView) -> str:

@@ -368,6 +368,8 @@ class AiService:
         if not actor.is_member or actor.customer_scope_id is not None:
             return None
         category, actions = await self._category_view(actor, ticket_id)
+        if (await self.settings(actor.workspace_id))["drafts"]:
+            actions += (ViewAction(action="ai_draft", label="Draft a reply", value=f"id:{ticket_id}"),)
         found = await self.similar(actor, ticket_id=ticket_id)
         view = AiSuggestionsView(
             category=category,

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 
+from core.ai.draft_choices import DraftChoices
 from core.ai.service import AiService
 from core.chat import grammar as c
 from core.chat.models import ChannelInfo
@@ -32,9 +33,17 @@ def _shown(value: object) -> str:
     return str(value)
 
 
+def _draft_id(value: str) -> int:
+    v = value.strip()
+    if not (v.isascii() and v.isdigit() and len(v) <= 12):
+        raise InvalidInput("That draft button's data was not understood.", hint="Ask for a new draft.")
+    return int(v)
+
+
 class ChatAi:
-    def __init__(self, ai: AiService) -> None:
+    def __init__(self, ai: AiService, *, drafts: DraftChoices | None = None) -> None:
         self.ai = ai
+        self.drafts = drafts
         self._tasks: set[asyncio.Task[object]] = set()
 
     async def run(self, actor: Actor, info: ChannelInfo, cmd: c.AiCmd) -> MessageView:
@@ -117,6 +126,13 @@ class ChatAi:
                 raise InvalidInput("That button's data was not understood.", hint="Open the ticket again.") from None
             changed = await self.ai.category_writes.accept(actor, ref, label)
             return ref, (f"Category set to {label}." if changed else f"The category is already {label}."), changed
+        if action in ("ai_draft_approve", "ai_draft_discard") and self.drafts is not None:
+            draft_id = _draft_id(value)
+            if action == "ai_draft_approve":
+                detail = await self.drafts.approve(actor, draft_id)
+                return f"id:{detail.summary.id}", "Draft approved: sent as your public reply.", True
+            ref = await self.drafts.discard(actor, draft_id)
+            return ref, "Draft discarded; nothing was sent.", False
         raise InvalidInput(f"Unknown AI action '{action}'.")
 
     def _train(self, workspace_id: int) -> MessageView:

@@ -68,3 +68,21 @@ class AiRisk(WorkspaceOwned, table=True):
     model_version: int
     ticket_version: int = 0  # the ticket's version when scored: a changed ticket is scored again
     scored_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class AiDraft(WorkspaceOwned, table=True):
+    """A reply draft shown to a technician, exactly as shown, and what they chose: approve (sent as their
+    public reply), edit (opened in the reply form), discard. The choice is the acceptance metric."""
+
+    __tablename__ = "ai_draft"
+    __table_args__ = (sa.Index("ix_ai_draft_ticket", "ticket_id", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id")
+    member_id: int | None = Field(default=None, foreign_key="member.id")  # who asked for it
+    kind: str = Field(max_length=16)  # template | llm
+    text: str = Field(sa_type=sa.Text)  # exactly what was shown, and what Approve sends
+    status: str = Field(default="offered", max_length=16)  # offered | approved | edited | discarded
+    decided_by: str | None = Field(default=None, max_length=200)
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = created_field()

@@ -29,6 +29,11 @@ async def ops(h):
 @pytest.fixture
 async def trained(slack, monkeypatch):
     monkeypatch.setattr(cards, "AI_BUDGET_S", 60.0)  # these tests read the suggestions, however loaded the machine
+    return await train_workspace(slack)
+
+
+async def train_workspace(slack):
+    """Closed labelled history, the board's types in the picklist, ticket 5004 to categorise; a trained model."""
     ws, setup = slack.ws, slack.setup
     texts, labels = corpus(110)
     t0 = datetime(2026, 3, 1, tzinfo=UTC)
