@@ -133,8 +133,8 @@ def ticket_blocks(view: TicketView, *, max_notes: int = 8) -> list[dict[str, Any
         hist = " → ".join(esc((i.data.get("to") or {}).get("status", "?")) for i in view.status_history[-5:])
         extra.append(f"Status history: {hist}")
     if view.time_entries:
-        n = len(view.time_entries)
-        extra.append(f"Time: {view.total_minutes} min ({n} {'entry' if n == 1 else 'entries'})")
+        count = len(view.time_entries)
+        extra.append(f"Time: {view.total_minutes} min ({count} {'entry' if count == 1 else 'entries'})")
     if view.attachments:
         extra.append("Files: " + ", ".join(esc(a.body) for a in view.attachments[-5:]))
     for link in view.links:
