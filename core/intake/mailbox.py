@@ -97,6 +97,15 @@ class MailboxService:
         entry.pop("ciphertext", None)
         return entry or None
 
+    async def describe(self, workspace_id: int) -> dict[str, Any] | None:
+        """What the admin pages show of the mailbox: kind, display, own addresses, psa_handles_mail."""
+        entry = await self.entry(workspace_id)
+        if not entry:
+            return None
+        return {"kind": entry.get("kind"), "display": entry.get("display"),
+                "own_addresses": list(entry.get("own_addresses") or []),
+                "psa_handles_mail": bool(entry.get("psa_handles_mail"))}
+
     async def _stored(self, workspace_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
         async with self.db.read(Scope.workspace(workspace_id)) as session:
             ws = await session.get(Workspace, workspace_id)
