@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-<<<<<<< HEAD
 from core.views import (
     AiDraftView,
     AiSuggestionsView,
+    FormField,
     FormView,
     MessageView,
     QueueView,
@@ -21,9 +21,6 @@ from core.views import (
     ai_lines,
     sla_text,
 )
-=======
-from core.views import FormField, FormView, MessageView, QueueView, SlaWarningView, TicketView, sla_text
->>>>>>> main
 
 CARD = "application/vnd.microsoft.card.adaptive"
 VERSION = "1.5"
