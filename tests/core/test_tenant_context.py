@@ -132,7 +132,8 @@ async def test_pieces_are_fetched_in_parallel_and_cached_briefly(db, workspace_i
     elapsed = time.perf_counter() - start
     # user (0.2) then four pieces side by side (~0.4 with the devices' second page), not 0.2 * 7 one by one
     assert elapsed < 0.9, elapsed
-    assert first is second  # the concurrent request joined the same fetch
+    assert first == second and first.user is second.user  # the concurrent request joined the same fetch
+    assert sum(1 for c in graph.calls if c[1].endswith("/jane@acme.example")) == 1
     calls = len(graph.calls)
     await service.user_view(tech, ticket)
     assert len(graph.calls) == calls  # cached
