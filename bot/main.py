@@ -54,6 +54,7 @@ from core.sla.monitor import SlaMonitor
 from core.sla.service import SlaService
 from core.sync.engine import SyncEngine
 from core.sync.service import SyncService
+from core.tenant_actions import QuickActions
 from core.tenant_context import TenantContextService
 from core.tickets import TicketService
 from core.workspaces import DirectoryService, WorkspaceService
@@ -105,6 +106,7 @@ class Deskbridge:
     ai: AiService  # categorisation, similar tickets, suggested resolutions (core/ai)
     m365: M365TenantService  # which M365 tenant each customer has (issue 23)
     tenant_context: TenantContextService  # M365 user quick view beside a ticket (issue 23)
+    quick_actions: QuickActions  # M365 reset password / revoke sessions / sync device through the outbox
     # Chat, shared by Slack, Teams and the console: bindings/identities, view builders, the command runner.
     chat: ChatService
     chat_posts: ChatPosts
@@ -198,6 +200,8 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         graph_url=settings.m365_graph_url, login_url=settings.m365_login_url, transport=transport,
         token_cache=DatabaseTokenCache(db, cipher, holder=settings.instance_id),  # one token per tenant, all instances
     ) if settings.m365_client_id and settings.m365_client_secret else None
+    tenant_context = TenantContextService(db, tenants=m365, directories=m365_pool)
+    quick_actions = QuickActions(db, context=tenant_context, cipher=cipher, tickets=tickets)
     chat = ChatService(db, cipher=cipher, workspaces=workspaces, directory=directory)
     alert_sources = AlertSourceService(db, cipher=cipher)
     alert_intake = AlertIntake(db, sources=alert_sources, tickets=tickets, parsers=ALERT_PARSERS)
@@ -224,7 +228,8 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         idempotency=IdempotencyService(db),
         outbox_admin=outbox_admin,
         outbox_worker=OutboxWorker(db, connections, notifier, config=outbox_worker_config(settings),
-                                   name=settings.instance_id, alerts=alert_webhooks),
+                                   name=settings.instance_id, alerts=alert_webhooks,
+                                   tenant=quick_actions.sender if m365_pool is not None else None),
         alert_webhooks=alert_webhooks,
         alert_sources=alert_sources,
         alert_intake=alert_intake,
@@ -237,7 +242,8 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         sla_monitor=SlaMonitor(db, sla, notifier),
         ai=ai,
         m365=m365,
-        tenant_context=TenantContextService(db, tenants=m365, directories=m365_pool),
+        tenant_context=tenant_context,
+        quick_actions=quick_actions,
         chat=chat,
         chat_posts=ChatPosts(db),
         chat_views=chat_views,
