@@ -21,7 +21,10 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.settings import Settings
 from connectors.alert_webhook import AlertWebhookClient
+from connectors.docs import DocsPlatform
 from connectors.halopsa.budget import RequestBudgets
+from connectors.hudu import HuduDocs
+from connectors.itglue import ItGlueDocs
 from connectors.m365 import DirectoryPool, admin_consent_url
 from connectors.mail import build_reader as build_mail_reader
 from connectors.registry import Registry
@@ -35,6 +38,7 @@ from core.apikeys import ApiKeyService
 from core.chat import ChatCommands, ChatPosts, ChatService, ChatViews
 from core.connections import ConnectionService
 from core.context import Actor
+from core.docs_links import DocsService
 from core.errors import Conflict, NotFound
 from core.idempotency import IdempotencyService
 from core.intake.alerts import AlertIntake
@@ -107,6 +111,7 @@ class Deskbridge:
     m365: M365TenantService  # which M365 tenant each customer has (issue 23)
     tenant_context: TenantContextService  # M365 user quick view beside a ticket (issue 23)
     quick_actions: QuickActions  # M365 reset password / revoke sessions / sync device through the outbox
+    docs: DocsService  # Hudu / IT Glue links on technicians' cards (issue 23)
     # Chat, shared by Slack, Teams and the console: bindings/identities, view builders, the command runner.
     chat: ChatService
     chat_posts: ChatPosts
@@ -153,6 +158,7 @@ class Deskbridge:
         await self.connections.aclose()
         await self.alert_webhooks.aclose()
         await self.tenant_context.aclose()
+        await self.docs.aclose()
         await self.db.dispose()
 
 
@@ -202,6 +208,7 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     ) if settings.m365_client_id and settings.m365_client_secret else None
     tenant_context = TenantContextService(db, tenants=m365, directories=m365_pool)
     quick_actions = QuickActions(db, context=tenant_context, cipher=cipher, tickets=tickets)
+    docs = DocsService(db, cipher=cipher, factory=_docs_factory(transport))
     chat = ChatService(db, cipher=cipher, workspaces=workspaces, directory=directory)
     alert_sources = AlertSourceService(db, cipher=cipher)
     alert_intake = AlertIntake(db, sources=alert_sources, tickets=tickets, parsers=ALERT_PARSERS)
@@ -212,7 +219,8 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else "local",
     ) if settings.llm_base_url else None)
     chat_views = ChatViews(db, tickets=tickets, connections=connections, capabilities=registry.capabilities, sla=sla,
-                           ai=ai.suggestions)
+                           ai=ai.suggestions, tenant_context=tenant_context.available if m365_pool else None,
+                           docs=docs.card_links)
     container = Deskbridge(
         settings=settings,
         db=db,
@@ -244,6 +252,7 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         m365=m365,
         tenant_context=tenant_context,
         quick_actions=quick_actions,
+        docs=docs,
         chat=chat,
         chat_posts=ChatPosts(db),
         chat_views=chat_views,
@@ -266,6 +275,15 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     if note:
         container.banner.append(note)
     return container
+
+
+def _docs_factory(transport: httpx.AsyncBaseTransport | None) -> Callable[[str, str, str], DocsPlatform]:
+    """Documentation clients by kind (core/docs_links.py asks for them with the stored URL and key)."""
+    def make(kind: str, base_url: str, api_key: str) -> DocsPlatform:
+        cls = HuduDocs if kind == "hudu" else ItGlueDocs
+        return cls(base_url, api_key, transport=transport)
+
+    return make
 
 
 def _consent_url(settings: Settings) -> Callable[[str], str] | None:

@@ -219,7 +219,7 @@ class QuickActions:
             return self._accepted(existing, repeated=True)
         accepted = self._accepted(op, password=password)
         try:
-            await self.tickets.comment(actor, f"id:{ticket_id}", _note_text(actor, payload), visibility="internal")
+            await self.tickets.comment(actor, f"id:{ticket_id}", _note_text(payload), visibility="internal")
         except Exception:  # noqa: BLE001 - the action is queued; a missing note must not make it look refused
             log.warning("quick action note failed", extra={"ticket_id": ticket_id, "op_id": op.id}, exc_info=True)
         return accepted
@@ -274,12 +274,11 @@ class QuickActions:
         return f"graph {payload.action}"
 
 
-def _note_text(actor: Actor, p: TenantAction) -> str:
-    who = actor.display.split("(")[-1].rstrip(")") if "(" in actor.display else actor.display
+def _note_text(p: TenantAction) -> str:
+    """The internal note (its author is the technician who asked): what was done, never the password."""
     if p.action == "reset_password":
-        return (f"{who} reset the Microsoft 365 password of {p.user_label} (temporary password given to the "
+        return (f"Microsoft 365 quick action: password of {p.user_label} reset (temporary password given to the "
                 "technician; must be changed at next sign-in).")
     if p.action == "revoke_sessions":
-        return f"{who} revoked the Microsoft 365 sign-in sessions of {p.user_label}."
-    return f"{who} asked Intune to sync {p.device_label or p.device_id} ({p.user_label})."
-
+        return f"Microsoft 365 quick action: sign-in sessions of {p.user_label} revoked."
+    return f"Microsoft 365 quick action: Intune sync asked for {p.device_label or p.device_id} ({p.user_label})."

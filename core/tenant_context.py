@@ -47,6 +47,7 @@ from core.context import Actor
 from core.errors import InvalidInput, NotFound, PermissionDenied
 from core.m365_tenants import M365TenantService
 from core.singleflight import SingleFlight
+from core.ticket_lookup import load_ticket
 from store.db import Database
 from store.tables import Contact, Ticket, TicketM365Subject
 
@@ -149,6 +150,19 @@ class TenantContextService:
         if not actor.is_member or actor.customer_scope_id is not None or audience == "customer":
             raise PermissionDenied("Tenant context is only for technicians, and never in a customer channel.",
                                    hint="Open the ticket in a technicians' channel or a direct message.")
+
+    async def ticket_id(self, actor: Actor, ref: int | str) -> int:
+        """The id of the ticket a surface names (number, prefixed ref or id:N), in the actor's scope."""
+        async with self.db.read(actor.scope) as session:
+            ticket = await load_ticket(session, actor, ref)
+        assert ticket.id is not None
+        return ticket.id
+
+    async def available(self, workspace_id: int, customer_id: int | None) -> bool:
+        """Whether a card should offer Context: Microsoft 365 is configured and the customer has a tenant."""
+        if self._directories is None or customer_id is None:
+            return False
+        return await self.tenants.tenant_of(workspace_id, customer_id) is not None
 
     def directory(self, tenant: str) -> TenantDirectory:
         if self._directories is None:

@@ -16,7 +16,7 @@ VERSION = "1.5"
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 VERB = "deskbridge"
 MAX_ACTIONS = 6
-URL_ACTIONS = ("open_psa", "open_rmm", "open_runbook")
+URL_ACTIONS = ("open_psa", "open_rmm", "open_runbook", "open_docs")
 CARD_ACTIONS = ("reply", "note", "status", "assign_me", "time", "alert_ack", "alert_resolve", "open")
 
 

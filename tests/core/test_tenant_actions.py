@@ -91,7 +91,7 @@ async def test_reset_password_flow(env, db, workspace_id, tech, graph):
     assert op.payload["user_id"] == "u-jane" and op.payload["tenant_id"] == TENANT
     async with db.read(Scope.workspace(workspace_id)) as s:
         notes = (await s.exec(select(TimelineEntry).where(TimelineEntry.ticket_id == tickets[6001]))).all()
-    assert [n.body for n in notes] == ["Ana reset the Microsoft 365 password of jane@acme.example (temporary "
+    assert [n.body for n in notes] == ["Microsoft 365 quick action: password of jane@acme.example reset (temporary "
                                        "password given to the technician; must be changed at next sign-in)."]
     assert notes[0].kind == "note_internal" and pw not in notes[0].body
     await _drain(c)

@@ -87,6 +87,10 @@ class FakeGraph:
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
 
+    def routed_transport(self) -> httpx.AsyncBaseTransport:
+        """This fake for Graph and its login host; real HTTP for every other host (e.g. loopback fakes)."""
+        return _Routed(self.transport, httpx.AsyncHTTPTransport())
+
     async def handle(self, request: httpx.Request) -> httpx.Response:
         url = request.url
         base = f"{url.scheme}://{url.host}"
@@ -267,6 +271,18 @@ class FakeGraph:
             t.writes.append(("passwordProfile", user["id"], profile))
             return httpx.Response(204)
         return _err(405, "MethodNotAllowed", "Unsupported in fake")
+
+
+class _Routed(httpx.AsyncBaseTransport):
+    def __init__(self, graph: httpx.AsyncBaseTransport, other: httpx.AsyncBaseTransport) -> None:
+        self.graph, self.other = graph, other
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        fake = f"{request.url.scheme}://{request.url.host}" in (LOGIN, GRAPH.removesuffix("/v1.0"))
+        return await (self.graph if fake else self.other).handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.other.aclose()
 
 
 def seed_acme(graph: FakeGraph, tenant_id: str = "acme-tenant-0001", **kw: Any) -> FakeTenant:
