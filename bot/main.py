@@ -201,11 +201,7 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         transport=transport, timeout=min(settings.psa_request_timeout_seconds, 15.0)))
     sla = SlaService(db)
     m365 = M365TenantService(db, consent_url=_consent_url(settings))
-    m365_pool = DirectoryPool(
-        client_id=settings.m365_client_id, client_secret=settings.m365_client_secret.get_secret_value(),
-        graph_url=settings.m365_graph_url, login_url=settings.m365_login_url, transport=transport,
-        token_cache=DatabaseTokenCache(db, cipher, holder=settings.instance_id),  # one token per tenant, all instances
-    ) if settings.m365_client_id and settings.m365_client_secret else None
+    m365_pool = _m365_pool(settings, db, cipher, transport)
     tenant_context = TenantContextService(db, tenants=m365, directories=m365_pool)
     quick_actions = QuickActions(db, context=tenant_context, cipher=cipher, tickets=tickets)
     docs = DocsService(db, cipher=cipher, factory=_docs_factory(transport))
@@ -214,10 +210,7 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     alert_intake = AlertIntake(db, sources=alert_sources, tickets=tickets, parsers=ALERT_PARSERS)
     mailboxes = MailboxService(db, cipher=cipher, intake=MailIntake(db, tickets=tickets),
                                readers=lambda kind, config: build_mail_reader(kind, config, transport=transport))
-    ai = AiService(db, llm=LlmConfig(
-        base_url=settings.llm_base_url, model=settings.llm_model, timeout=settings.llm_timeout,
-        api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else "local",
-    ) if settings.llm_base_url else None)
+    ai = AiService(db, llm=_llm_config(settings))
     chat_views = ChatViews(db, tickets=tickets, connections=connections, capabilities=registry.capabilities, sla=sla,
                            ai=ai.suggestions, tenant_context=tenant_context.available if m365_pool else None,
                            docs=docs.card_links)
@@ -262,16 +255,7 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         admin_links=AdminLinkService(db),
         admin_session_key=session_key,
     )
-    if settings.slack_enabled:
-        from bot.slack.app import SlackSurface  # slack_bolt is imported only when Slack is configured
-
-        container.slack = SlackSurface(container)
-        notifier.add(container.slack.notifier)
-    if settings.teams_enabled:
-        from bot.teams.app import TeamsSurface  # the Teams SDK is imported only when Teams is configured
-
-        container.teams = TeamsSurface(container)
-        notifier.add(container.teams.notifier)
+    _add_surfaces(container, notifier)
     if note:
         container.banner.append(note)
     return container
@@ -284,6 +268,40 @@ def _docs_factory(transport: httpx.AsyncBaseTransport | None) -> Callable[[str, 
         return cls(base_url, api_key, transport=transport)
 
     return make
+
+
+def _m365_pool(settings: Settings, db: Database, cipher: CredentialCipher, transport: httpx.AsyncBaseTransport | None
+               ) -> DirectoryPool | None:
+    """Graph clients per customer tenant, when the MSP's multi-tenant app is configured."""
+    if not (settings.m365_client_id and settings.m365_client_secret):
+        return None
+    return DirectoryPool(
+        client_id=settings.m365_client_id, client_secret=settings.m365_client_secret.get_secret_value(),
+        graph_url=settings.m365_graph_url, login_url=settings.m365_login_url, transport=transport,
+        token_cache=DatabaseTokenCache(db, cipher, holder=settings.instance_id),  # one token per tenant, all instances
+    )
+
+
+def _llm_config(settings: Settings) -> LlmConfig | None:
+    """The OpenAI-compatible endpoint for remote drafts, when one is configured."""
+    if not settings.llm_base_url:
+        return None
+    return LlmConfig(base_url=settings.llm_base_url, model=settings.llm_model, timeout=settings.llm_timeout,
+                     api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else "local")
+
+
+def _add_surfaces(container: Deskbridge, notifier: FanoutNotifier) -> None:
+    """The chat surfaces that are configured; each platform's SDK is imported only then."""
+    if container.settings.slack_enabled:
+        from bot.slack.app import SlackSurface
+
+        container.slack = SlackSurface(container)
+        notifier.add(container.slack.notifier)
+    if container.settings.teams_enabled:
+        from bot.teams.app import TeamsSurface
+
+        container.teams = TeamsSurface(container)
+        notifier.add(container.teams.notifier)
 
 
 def _consent_url(settings: Settings) -> Callable[[str], str] | None:

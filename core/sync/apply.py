@@ -142,17 +142,7 @@ async def _apply_once(s: AsyncSession, target: SyncTarget, tickets: Sequence[Psa
     ws, cid = target.workspace_id, target.connection_id
     existing = await _existing(s, target, [t.external_id for t in tickets])
     await _link_by_marker(s, target, tickets, existing)
-    plan: list[PsaTicket] = []
-    for t in tickets:
-        old = existing.get(t.external_id)
-        h = content_hash(t)
-        if old is not None and not force and old["psa_hash"] == h and old["deleted_at"] is None:
-            result.add("unchanged")
-            continue
-        if (old is not None and old["psa_updated_at"] and t.updated_at and old["psa_updated_at"] > t.updated_at):
-            result.add("stale")  # a newer copy is already stored (a webhook refresh won the race)
-            continue
-        plan.append(t)
+    plan = _to_write(tickets, existing, force=force, result=result)
 
     # Directory rows and mappings for everything we are about to write.
     every = plan
@@ -193,27 +183,7 @@ async def _apply_once(s: AsyncSession, target: SyncTarget, tickets: Sequence[Psa
         result.add("fenced_gave_up", len(fenced))
         result.retry.update(fenced)
         fenced = set()
-    for row in rows:
-        ext = row["external_id"]
-        if ext not in written.written:
-            continue
-        old = existing.get(ext)
-        if old is None:
-            result.add("created")
-            if emit:
-                result.events.append(TicketCreated(workspace_id=ws, ticket_id=written.written[ext],
-                                                   ticket_number=row["number"], origin=Origin.PSA.value,
-                                                   occurred_at=now, subject=row["subject"],
-                                                   customer_id=row["customer_id"]))
-        else:
-            result.add("updated")
-            changes = {name: (old[col], row[col]) for col, name in _EVENT_FIELDS.items() if old[col] != row[col]}
-            if old["deleted_at"] is not None:
-                changes["deleted"] = (True, False)
-            if changes and emit:
-                result.events.append(TicketChanged(workspace_id=ws, ticket_id=written.written[ext],
-                                                   ticket_number=row["number"], origin=Origin.PSA.value,
-                                                   occurred_at=now, changes=changes))
+    _count_written(ws, rows, existing, written.written, now=now, emit=emit, result=result)
 
     ticket_ids = {ext: o["id"] for ext, o in existing.items()} | written.written
     numbers = {ext: o["number"] for ext, o in existing.items()} | {r["external_id"]: r["number"] for r in rows}
@@ -221,6 +191,48 @@ async def _apply_once(s: AsyncSession, target: SyncTarget, tickets: Sequence[Psa
     await apply_children(s, target, live, ticket_ids, numbers, member_ids, contact_ids, now=now, emit=emit,
                           result=result)
     return fenced
+
+
+def _to_write(tickets: Sequence[PsaTicket], existing: Mapping[str, dict[str, Any]], *, force: bool,
+              result: BatchResult) -> list[PsaTicket]:
+    """The tickets whose content changed (all with `force`), skipping copies older than the one stored."""
+    plan: list[PsaTicket] = []
+    for t in tickets:
+        old = existing.get(t.external_id)
+        if old is not None and not force and old["psa_hash"] == content_hash(t) and old["deleted_at"] is None:
+            result.add("unchanged")
+            continue
+        if (old is not None and old["psa_updated_at"] and t.updated_at and old["psa_updated_at"] > t.updated_at):
+            result.add("stale")  # a newer copy is already stored (a webhook refresh won the race)
+            continue
+        plan.append(t)
+    return plan
+
+
+def _count_written(ws: int, rows: Sequence[dict[str, Any]], existing: Mapping[str, dict[str, Any]],
+                   written: Mapping[str, int], *, now: datetime, emit: bool, result: BatchResult) -> None:
+    """Count created/updated tickets and, when emitting, add their events."""
+    for row in rows:
+        ext = row["external_id"]
+        if ext not in written:
+            continue
+        old = existing.get(ext)
+        if old is None:
+            result.add("created")
+            if emit:
+                result.events.append(TicketCreated(workspace_id=ws, ticket_id=written[ext],
+                                                   ticket_number=row["number"], origin=Origin.PSA.value,
+                                                   occurred_at=now, subject=row["subject"],
+                                                   customer_id=row["customer_id"]))
+            continue
+        result.add("updated")
+        changes = {name: (old[col], row[col]) for col, name in _EVENT_FIELDS.items() if old[col] != row[col]}
+        if old["deleted_at"] is not None:
+            changes["deleted"] = (True, False)
+        if changes and emit:
+            result.events.append(TicketChanged(workspace_id=ws, ticket_id=written[ext],
+                                               ticket_number=row["number"], origin=Origin.PSA.value,
+                                               occurred_at=now, changes=changes))
 
 
 def _board_key(target: SyncTarget, t: PsaTicket) -> str:
