@@ -34,6 +34,7 @@ KINDS = {"hudu": "Hudu", "itglue": "IT Glue"}
 # (kind, base URL, API key) -> a client (bot/main.py builds connectors.hudu / connectors.itglue).
 DocsFactory = Callable[[str, str, str], DocsPlatform]
 CACHE_MAX = 2000
+ROWS_TTL = 30.0  # seconds: another instance's new platform shows up on cards within this
 
 
 class DocsService:
@@ -44,6 +45,7 @@ class DocsService:
         self.db, self.cipher, self._factory, self.ttl, self._clock = db, cipher, factory, ttl, clock
         self._clients: dict[tuple[int, str], tuple[str, DocsPlatform]] = {}  # (ws, kind) -> (key digest, client)
         self._cache: dict[tuple[int, int, str], tuple[float, tuple[DocLink, ...]]] = {}
+        self._rows: dict[int, tuple[float, list[DocPlatform]]] = {}  # workspace -> its platforms, briefly
 
     async def aclose(self) -> None:
         for _, client in self._clients.values():
@@ -79,6 +81,18 @@ class DocsService:
             row.base_url, row.credentials_ciphertext = url, blob
             session.add(row)
         self._cache = {k: v for k, v in self._cache.items() if k[0] != actor.workspace_id}
+        self._rows.pop(actor.workspace_id, None)
+
+    async def _platform_rows(self, actor: Actor) -> list[DocPlatform]:
+        """The workspace's platforms, re-read at most every ROWS_TTL seconds (a card pays no read for them)."""
+        hit = self._rows.get(actor.workspace_id)
+        if hit is not None and hit[0] > self._clock():
+            return hit[1]
+        async with self.db.read(actor.scope) as session:
+            rows = list((await session.exec(select(DocPlatform).where(
+                DocPlatform.workspace_id == actor.workspace_id))).all())
+        self._rows[actor.workspace_id] = (self._clock() + ROWS_TTL, rows)
+        return rows
 
     async def platforms(self, actor: Actor) -> list[tuple[str, str]]:
         """(kind, base URL) of the configured platforms (never the key)."""
@@ -91,13 +105,14 @@ class DocsService:
         """The ticket's documentation links from every configured platform (empty when there are none)."""
         if not actor.is_member or actor.customer_scope_id is not None:
             raise PermissionDenied("Documentation links are for technicians only.")
+        rows = await self._platform_rows(actor)
+        if not rows:
+            return ()
         async with self.db.read(actor.scope) as session:
             ticket = await session.get(Ticket, ticket_id)
             if ticket is None or ticket.workspace_id != actor.workspace_id:
                 raise NotFound(f"No ticket {ticket_id}.")
             customer = await session.get(Customer, ticket.customer_id) if ticket.customer_id else None
-            rows = list((await session.exec(select(DocPlatform).where(
-                DocPlatform.workspace_id == actor.workspace_id))).all())
         if customer is None or customer.id is None or not rows:
             return ()
         device = ticket.device_ref or ""

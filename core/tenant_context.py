@@ -137,6 +137,7 @@ class TenantContextService:
         self.ttl, self._clock = ttl, clock
         self._cache: dict[tuple[int, str, str], tuple[float, UserQuickView]] = {}
         self._flight: SingleFlight[UserQuickView] = SingleFlight()
+        self._has_tenant: dict[tuple[int, int], tuple[float, bool]] = {}
 
     async def aclose(self) -> None:
         """Close the directories' HTTP clients (when the factory owns any)."""
@@ -159,10 +160,19 @@ class TenantContextService:
         return ticket.id
 
     async def available(self, workspace_id: int, customer_id: int | None) -> bool:
-        """Whether a card should offer Context: Microsoft 365 is configured and the customer has a tenant."""
+        """Whether a card should offer Context: Microsoft 365 is configured and the customer has a tenant
+        (remembered for `ttl` seconds, so a card pays no database read for it most of the time)."""
         if self._directories is None or customer_id is None:
             return False
-        return await self.tenants.tenant_of(workspace_id, customer_id) is not None
+        key, now = (workspace_id, customer_id), self._clock()
+        hit = self._has_tenant.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        found = await self.tenants.tenant_of(workspace_id, customer_id) is not None
+        if len(self._has_tenant) >= CACHE_MAX:
+            self._has_tenant.clear()
+        self._has_tenant[key] = (now + self.ttl, found)
+        return found
 
     def directory(self, tenant: str) -> TenantDirectory:
         if self._directories is None:
