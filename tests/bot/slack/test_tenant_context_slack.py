@@ -233,3 +233,18 @@ async def test_documentation_links_on_technicians_cards_only(slack):
         assert "acme-corp" not in json.dumps([c.args for c in slack.fake.calls] + slack.fake.webhooks)
     finally:
         await hudu.stop()
+
+
+async def test_a_refused_action_is_explained_in_the_ticket_thread(slack, graph):
+    await _grant(slack)
+    view = await _open_context(slack)
+    graph.tenants[TENANT].permissions.discard("User.RevokeSessions.All")
+    revoke = _buttons(view["blocks"])["db_ctx_revoke"]
+    await slack.interactive(_modal_payload(slack, "ctx_revoke", revoke["value"], view))
+    slack.fake.clear()
+    await slack.c.outbox_worker.drain()
+    await slack.settle()
+    [said] = [c.args["text"] for c in slack.fake.of("chat.postMessage")
+              if "Microsoft 365 quick action not done" in c.args["text"]]
+    assert "lacks the application permission User.RevokeSessions.All" in said and "Ask the customer's admin" in said
+    assert "credentials" not in said and "reauth" not in said and graph.tenants[TENANT].writes == []
