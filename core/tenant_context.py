@@ -112,6 +112,7 @@ class Subject:
     device_id: str | None = None
     chosen: bool = False
     note: str | None = None
+    device_ref: str | None = None  # the ticket's RMM/PSA device name: its Intune device when names match
 
 
 def _note(label: str, exc: DirectoryError) -> tuple[str, bool]:
@@ -199,11 +200,12 @@ class TenantContextService:
         if tenant is None:
             return Subject(ticket_id, None, email or None, note=(
                 "No Microsoft 365 tenant for this customer (`deskbridge customer connect-m365`)."))
+        ref = ticket.device_ref or None
         if chosen is not None:
-            return Subject(ticket_id, tenant, chosen.user_key, chosen.device_id, chosen=True)
+            return Subject(ticket_id, tenant, chosen.user_key, chosen.device_id, chosen=True, device_ref=ref)
         if not email:
             return Subject(ticket_id, tenant, None, note="The ticket's contact has no e-mail address.")
-        return Subject(ticket_id, tenant, email)
+        return Subject(ticket_id, tenant, email, device_ref=ref)
 
     async def user_view(self, actor: Actor, ticket_id: int, *, audience: str = "tech") -> UserQuickView:
         """The quick view of the Microsoft 365 account the ticket is about."""
@@ -215,6 +217,8 @@ class TenantContextService:
             return UserQuickView(sub.tenant_id, sub.key, notes=(
                 "Microsoft 365 is not configured on this Deskbridge.",), **extra)  # type: ignore[arg-type]
         view = await self._cached(actor.workspace_id, sub.tenant_id, sub.key)
+        if extra["device_id"] is None and sub.device_ref and view.devices:  # the RMM/PSA device, by its name
+            extra["device_id"] = next((d.id for d in view.devices if d.name.lower() == sub.device_ref.lower()), None)
         return replace(view, **extra)  # type: ignore[arg-type]
 
     async def _cached(self, ws: int, tenant: str, email: str) -> UserQuickView:
