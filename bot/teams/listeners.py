@@ -17,7 +17,7 @@ from microsoft_teams.api.models.adaptive_card.adaptive_card_action_response impo
     AdaptiveCardActionMessageResponse,
 )
 
-from bot.teams import cards
+from bot.teams import cards, tenant
 from bot.teams.poster import PostRefused, Target, message
 from core.chat import (
     ChannelInfo,
@@ -246,6 +246,8 @@ class Listeners:
                     return AdaptiveCardActionCardResponse.model_validate({"statusCode": 200, "value": form})
         if isinstance(view, MessageView):
             return AdaptiveCardActionMessageResponse(value=cards.fallback(view))
+        if isinstance(view, dict):  # a card built by its own renderer (Microsoft 365 context)
+            return AdaptiveCardActionCardResponse.model_validate({"statusCode": 200, "value": view})
         return AdaptiveCardActionCardResponse.model_validate({"statusCode": 200, "value": cards.any_card(view)})
 
     async def _form_again(self, ws: int, inc: Incoming, data: dict[str, Any],
@@ -271,6 +273,10 @@ class Listeners:
         name, ref = str(data.get("action") or ""), str(data.get("ref") or "")
         actor, info = await self.actor(ws, inc)
         aud = audience(actor, info)
+        if tenant.handles(name):  # Microsoft 365 context: a card for the clicking technician only
+            label = (await self.c.chat_views.ticket(actor, ref, audience=aud)).summary.display_number
+            return await tenant.answer(self.c.tenant_context, self.c.quick_actions, actor, aud, name, ref, data,
+                                       ticket_label=label)
         if name == "open":
             return await self.c.chat_views.ticket(actor, ref, audience=aud)
         if name in ("assign_me", "alert_ack", "alert_resolve"):
