@@ -31,10 +31,12 @@ from connectors.registry import Registry
 from connectors.rmm import PARSERS as ALERT_PARSERS
 from connectors.rmm import datto
 from core.admin_links import AdminLinkService
+from core.admin_sessions import AdminSessionService
 from core.ai.drafts import LlmConfig
 from core.ai.service import AiService
 from core.alert_webhooks import AlertWebhookService
 from core.apikeys import ApiKeyService
+from core.audit_search import AuditSearch
 from core.chat import ChatCommands, ChatPosts, ChatService, ChatViews
 from core.connections import ConnectionService
 from core.context import Actor
@@ -118,6 +120,8 @@ class Deskbridge:
     chat_views: ChatViews
     chat_commands: ChatCommands
     admin_links: AdminLinkService  # one-time sign-in links to the admin pages (`deskbridge admin link`)
+    admin_sessions: AdminSessionService  # admin-page sessions (server-side: sign-out ends them everywhere)
+    audit: AuditSearch  # the audit log: search (admin pages) and admin changes recorded
     slack: SlackSurface | None = None  # only when Slack is configured (settings.slack_enabled)
     teams: TeamsSurface | None = None  # only when Teams is configured (settings.teams_enabled)
     # Body templates an admin pastes into an RMM (`deskbridge intake template datto`): name -> text.
@@ -253,6 +257,8 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
                                    directory=directory, workspaces=workspaces, alerts=alert_webhooks,
                                    outbox_admin=outbox_admin, ai=ai),
         admin_links=AdminLinkService(db),
+        admin_sessions=AdminSessionService(db),
+        audit=AuditSearch(db),
         admin_session_key=session_key,
     )
     _add_surfaces(container, notifier)
