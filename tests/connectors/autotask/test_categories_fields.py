@@ -29,6 +29,7 @@ from store.tables import Customer, OutboxOp, Ticket
 from tests.bot.api.conftest import PREFIX, api_settings, assert_problem
 from tests.fakes.autotask import FakeAutotask, FakeClock
 from tests.fakes.autotask_harness import config
+from tests.fakes.autotask_schema import Udf
 
 ACME = 175
 HARDWARE, PRINTER, LAPTOP, SOFTWARE, EMAIL, OFFICE = 11, 101, 102, 12, 201, 202
@@ -211,6 +212,7 @@ async def test_the_rest_api_sets_the_pair_on_create_and_update(db_url, tmp_path,
     await bootstrap(c)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(c, start_background=False)),
                                base_url="http://deskbridge.test")
+    fake.udfs["Tickets"].append(Udf("Margin", "Margin", read_only=True))
     try:
         ws = c.default_workspace_id
         await _connect(c, fake, ws)
@@ -232,6 +234,9 @@ async def test_the_rest_api_sets_the_pair_on_create_and_update(db_url, tmp_path,
         unknown = await client.put(f"{PREFIX}/tickets/{ref}", json={"custom_fields": {"Deskbridge Ref": "x"}},
                                    headers=auth)
         assert assert_problem(unknown, 422)["hint"] == "Fields you can set: Customer PO."  # never our marker
+        computed = await client.put(f"{PREFIX}/tickets/{ref}", json={"custom_fields": {"Margin": "1"}},
+                                    headers=auth)
+        assert "is computed by the PSA" in assert_problem(computed, 422)["detail"]
         po = await client.put(f"{PREFIX}/tickets/{ref}", json={"custom_fields": {"customer po": " PO-99 "}},
                               headers=auth)
         assert po.status_code == 200, po.text
