@@ -19,7 +19,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.base import Capabilities, Feature
-from core import create_fields
+from core import categories, create_fields
 from core.context import Actor
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.notify import NoteAdded, Notifier, TicketChanged, TicketCreated
@@ -213,6 +213,7 @@ class TicketService:
         alert_ref: str | None = None,
         device_ref: str | None = None,
         extra_fields: Mapping[str, str] | None = None,
+        category: str | None = None, subcategory: str | None = None,  # core/categories.py
     ) -> TicketDetail:
         """Create a ticket: numbered locally when standalone, queued for the PSA when PSA-backed. Everything
         the PSA requires is checked first (core/create_fields.py): a create is never accepted to go dead.
@@ -249,6 +250,7 @@ class TicketService:
                                                      given=frozenset(given | {f"custom:{name}" for name in extras}))
                 board_external_id, type_name = target.board_external_id, target.type_name or type_name
                 _require_priority(conn, caps, psa_prio, prio)
+            cat = await categories.resolve_given(session, conn, caps, category=category, subcategory=subcategory)
             now = self._clock()
             ticket = Ticket(
                 workspace_id=actor.workspace_id, connection_id=conn.id if conn else None,
@@ -258,7 +260,7 @@ class TicketService:
                 stage=Stage.NEW.value, psa_status_name=Stage.NEW.label,
                 assignee_member_id=assignee.id if assignee else None, source=actor.origin.value,
                 board_external_id=board_external_id, board_name=target.board_name if target else None,
-                type_name=type_name, alert_ref=alert_ref, device_ref=device_ref,
+                type_name=type_name, alert_ref=alert_ref, device_ref=device_ref, **cat.columns(),
                 created_at=now, updated_at=now, marker=new_marker() if conn else None,
             )
             session.add(ticket)
@@ -272,6 +274,7 @@ class TicketService:
                     type_external_id=target.type_external_id if target else None,
                     priority_external_id=psa_prio[0] if psa_prio else None,
                     owner_external_id=assignee.external_id if assignee else None,
+                    **cat.ids(),
                     extra_fields={k: v for k, v in extras.items() if target is not None and f"custom:{k}" in target.requires},
                 ), marker=ticket.marker)
             return await self._detail(session, actor, ticket)
@@ -313,11 +316,12 @@ class TicketService:
 
     async def update(self, actor: Actor, ref: int | str, *, status: str | None = None,
                      priority: Priority | str | None = None, assignee_member_id: int | None | object = KEEP,
-                     ) -> TicketDetail:
-        """Change status, priority and/or assignee all or nothing: every value is checked before anything is
-        changed, then the row, one timeline entry per change and their outbox ops are written in one
-        transaction. A standalone ticket's reassignment is announced after the commit."""
-        if status is not None or priority is not None:
+                     category: str | None = None, subcategory: str | None = None) -> TicketDetail:
+        """Change status, priority, assignee and/or category all or nothing: every value is checked before
+        anything is changed, then the row, one timeline entry per change and their outbox ops are written in
+        one transaction. A standalone ticket's reassignment is announced after the commit. A category change
+        names its subcategory too (none given: the subcategory is cleared); "" clears both."""
+        if status is not None or priority is not None or category is not None or subcategory is not None:
             self._require_member(actor, "change a ticket's status or priority")
         if assignee_member_id is not KEEP:
             self._require_member(actor, "assign tickets")
@@ -334,6 +338,13 @@ class TicketService:
             if status is not None:
                 resolved = await resolve_status(session, connection_id=ticket.connection_id,
                                                 board_external_id=ticket.board_external_id, text=status)
+            cat = None
+            if category is not None or subcategory is not None:
+                conn = await session.get(PsaConnection, ticket.connection_id) if ticket.connection_id else None
+                caps = self._capabilities(conn.kind) if conn else DEFAULT_CAPABILITIES
+                cat = await categories.resolve(
+                    session, conn, caps, subcategory=subcategory,
+                    category=ticket.category_external_id if category is None else category)
             # 2. Apply, in this one transaction.
             if prio is not None and ticket.priority != prio.value:
                 await self._set_priority(session, actor, ticket, prio, psa_prio)
@@ -342,6 +353,8 @@ class TicketService:
                 await self._set_assignee(session, actor, ticket, member, ext)
             if resolved is not None:
                 await self._set_status(session, actor, ticket, resolved)
+            if cat is not None:
+                self._set_category(session, actor, ticket, cat)
             detail = await self._detail(session, actor, ticket)
         s = detail.summary
         if reassigned is not None and s.connection_id is None and self.notifier is not None:
@@ -349,6 +362,18 @@ class TicketService:
                 workspace_id=actor.workspace_id, ticket_id=s.id, ticket_number=s.number, origin=actor.origin.value,
                 occurred_at=self._clock(), changes={"assignee_member_id": reassigned}))
         return detail
+
+    def _set_category(self, session: AsyncSession, actor: Actor, ticket: Ticket, cat: categories.ResolvedCategory
+                      ) -> None:
+        """The category pair, written and queued together (the PSA checks the pair as one)."""
+        if (ticket.category_external_id, ticket.subcategory_external_id) == (cat.category_external_id,
+                                                                           cat.subcategory_external_id):
+            return
+        ticket.category_external_id, ticket.category_name = cat.category_external_id, cat.category_name
+        ticket.subcategory_external_id, ticket.subcategory_name = cat.subcategory_external_id, cat.subcategory_name
+        self._touch(ticket)
+        self._enqueue(session, actor, ticket, UpdateTicket(category_external_id=cat.category_external_id or "",
+                                                           subcategory_external_id=cat.subcategory_external_id or ""))
 
     async def _apply_status(self, session: AsyncSession, actor: Actor, ticket: Ticket, status: str) -> None:
         resolved = await resolve_status(

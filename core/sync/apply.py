@@ -46,7 +46,10 @@ _PROTECT = {
     "owner_external_id": ("assignee_member_id",),
     "unassign": ("assignee_member_id",),
     "board_external_id": ("board_external_id", "board_name"),
+    "category_external_id": ("category_external_id", "category_name", "subcategory_external_id", "subcategory_name"),
+    "subcategory_external_id": ("subcategory_external_id", "subcategory_name"),
 }
+_NEW_KEYS = ("category", "subcategory", "custom_fields")  # left out of the hash while empty (hashes stay stable)
 _UNDELIVERED = (OutboxStatus.PENDING.value, OutboxStatus.INFLIGHT.value, OutboxStatus.BLOCKED.value)
 _EVENT_FIELDS = {"stage": "stage", "psa_status_name": "status", "priority": "priority",
                  "assignee_member_id": "assignee_member_id", "subject": "subject", "customer_id": "customer_id"}
@@ -85,7 +88,11 @@ class BatchResult:
 
 def content_hash(t: PsaTicket) -> str:
     """Hash of everything we store from a PSA ticket (its change time included)."""
-    blob = json.dumps(asdict(t), sort_keys=True, default=str, separators=(",", ":"))
+    data = asdict(t)
+    for key in _NEW_KEYS:
+        if not data.get(key):
+            data.pop(key, None)
+    blob = json.dumps(data, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -95,7 +102,7 @@ def validate(t: PsaTicket) -> None:
         raise BadRecord(f"ticket id {t.external_id!r} is not usable")
     if not isinstance(t.summary, str):
         raise BadRecord(f"ticket {t.external_id}: summary is missing")
-    for name in ("company", "contact", "board", "status", "priority", "type", "owner"):
+    for name in ("company", "contact", "board", "status", "priority", "type", "owner", "category", "subcategory"):
         ref = getattr(t, name)
         if ref is not None and (not isinstance(ref.id, str) or not ref.id or len(ref.id) > 64):
             raise BadRecord(f"ticket {t.external_id}: {name} id {str(ref.id)[:20]!r}… is not usable")
@@ -364,6 +371,11 @@ def _row(target: SyncTarget, t: PsaTicket, old: Mapping[str, Any] | None, stages
         "board_external_id": t.board.id if t.board else None,
         "board_name": (t.board.name or "")[:100] if t.board else None,
         "type_name": (t.type.name or "")[:100] if t.type else None,
+        "category_external_id": t.category.id[:64] if t.category else None,
+        "category_name": (t.category.name or "")[:100] if t.category else None,
+        "subcategory_external_id": t.subcategory.id[:64] if t.subcategory else None,
+        "subcategory_name": (t.subcategory.name or "")[:100] if t.subcategory else None,
+        "custom_fields": {str(k)[:100]: str(v)[:1000] for k, v in dict(t.custom_fields or {}).items()},
         "assignee_member_id": members.get(t.owner.id) if t.owner else None,
         "source": Origin.PSA.value, "alert_ref": t.alert_ref, "device_ref": t.device_ref,
         "psa_respond_by": t.respond_by, "psa_resolve_by": t.resolve_by, "first_response_at": t.responded_at,
