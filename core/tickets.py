@@ -222,13 +222,9 @@ class TicketService:
         extras = _clean_extras(extra_fields)
         self._require_member(actor, "create tickets here") if actor.origin != Origin.API else None
         prio = parse_priority(priority)
-        if actor.customer_scope_id is not None:
-            if customer_id not in (None, actor.customer_scope_id):
-                raise PermissionDenied("This channel is bound to one customer; tickets go to that customer.")
-            customer_id = actor.customer_scope_id
+        customer_id = _scoped_customer(actor, customer_id)
         async with self.db.write(actor.scope) as session:
-            ws = await session.get(Workspace, actor.workspace_id)
-            if ws is None:
+            if await session.get(Workspace, actor.workspace_id) is None:
                 raise NotFound(f"Workspace {actor.workspace_id} does not exist.")
             conn = await self._connection(session, actor, connection_id)
             caps = self._capabilities(conn.kind) if conn else DEFAULT_CAPABILITIES
@@ -671,6 +667,15 @@ async def _contact_by_email(session: AsyncSession, customer: Customer | None, em
         raise InvalidInput(f"{customer.name} has no contact with the e-mail {email.strip()}.",
                            hint="Check the address, or sync the PSA's contacts first.", field="contact")
     return match.id  # type: ignore[return-value]
+
+
+def _scoped_customer(actor: Actor, customer_id: int | None) -> int | None:
+    """In a channel bound to one customer every ticket is that customer's; naming another is refused."""
+    if actor.customer_scope_id is None:
+        return customer_id
+    if customer_id not in (None, actor.customer_scope_id):
+        raise PermissionDenied("This channel is bound to one customer; tickets go to that customer.")
+    return actor.customer_scope_id
 
 
 def _clean_extras(extra_fields: Mapping[str, str] | None) -> dict[str, str]:

@@ -137,6 +137,7 @@ class QueueView:
     total: int | None = None
     empty_text: str = "No tickets match."
     columns: tuple[tuple[str, str], ...] = QUEUE_COLUMNS
+    kind: str = "queue"  # queue (filters as typed) | my_queue (the technician's own: App Home, Teams personal chat)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
