@@ -56,6 +56,7 @@ def ticket_card(view: TicketView, *, max_notes: int = 6) -> dict[str, Any]:
         facts.append({"title": "SLA", "value": sla_text(view.sla_remaining_s)})
     if d.board_name:
         facts.append({"title": "Board", "value": d.board_name})
+    facts += [{"title": label, "value": value} for label, value in view.facts]
     body: list[dict[str, Any]] = [_text(f"{s.display_number} {s.subject}", size="Medium", weight="Bolder"),
                                   {"type": "FactSet", "facts": facts}]
     if d.description:
