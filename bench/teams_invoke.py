@@ -25,8 +25,12 @@ at once, `--rounds` times; whether each burst overlapped a sync run is read from
 
     .venv/bin/python bench/teams_invoke.py [--n 200] [--rounds 3] [--sync-interval 5]
 
-Loopback only, bounded (a minute or two). Writes bench/results/teams_invoke.json. Not measured here: the
-time until cards refreshed after a write reach the connector (the outbox delivery path).
+Loopback only, bounded (a few minutes). Writes bench/results/teams_invoke.json.
+
+Writes pattern (after the others): ticket cards of up to `--writes` open tickets (the sandbox has about 40 not
+assigned to the bench technician) posted in `--channels` channels, then one "Assign to me" click per card, all
+at once (one write each): the invoke latency of a write, and the time until every card, redrawn after the
+outbox delivered its write to the (sandbox) PSA, reached the connector.
 """
 
 from __future__ import annotations
@@ -100,17 +104,34 @@ class FakeThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
-def activity(fake: Any, number: str) -> dict[str, Any]:
-    """An `adaptiveCard/action` invoke as Teams sends it: the "open" (refresh) button of a ticket card."""
-    return {"type": "invoke", "name": "adaptiveCard/action", "id": f"f:bench-{next(_ids)}",
-            "timestamp": datetime.now(UTC).isoformat(), "serviceUrl": fake.service_url, "channelId": "msteams",
+def activity(fake: Any, number: str, *, action: str = "open", channel: str = CHANNEL,
+             reply_to: str | None = None) -> dict[str, Any]:
+    """An `adaptiveCard/action` invoke as Teams sends it: a ticket card's button ("open" is its refresh)."""
+    body = envelope(fake, "invoke", channel)
+    body.update(name="adaptiveCard/action", value={"action": {"type": "Action.Execute", "verb": "deskbridge",
+                                                              "data": {"action": action, "ref": number}},
+                                                   "trigger": "manual"})
+    if reply_to:
+        body["replyToId"] = reply_to
+    return body
+
+
+def envelope(fake: Any, kind: str, channel: str) -> dict[str, Any]:
+    return {"type": kind, "id": f"f:bench-{next(_ids)}", "timestamp": datetime.now(UTC).isoformat(),
+            "serviceUrl": fake.service_url, "channelId": "msteams",
             "from": {"id": f"29:{TECH}", "aadObjectId": TECH, "name": "Bench Tech"},
-            "conversation": {"id": CHANNEL, "conversationType": "channel", "tenantId": TENANT, "isGroup": True},
+            "conversation": {"id": channel, "conversationType": "channel", "tenantId": TENANT, "isGroup": True},
             "recipient": {"id": f"28:{APP_ID}", "name": "Deskbridge"},
             "channelData": {"tenant": {"id": TENANT}, "team": {"id": "19:team@thread.tacv2"},
-                            "channel": {"id": CHANNEL}},
-            "value": {"action": {"type": "Action.Execute", "verb": "deskbridge",
-                                 "data": {"action": "open", "ref": number}}, "trigger": "manual"}}
+                            "channel": {"id": channel}}}
+
+
+def mention(fake: Any, text: str, channel: str) -> dict[str, Any]:
+    """`@Deskbridge <text>` posted in a channel."""
+    body = envelope(fake, "message", channel)
+    body.update(text=f"<at>Deskbridge</at> {text}", entities=[
+        {"type": "mention", "text": "<at>Deskbridge</at>", "mentioned": {"id": f"28:{APP_ID}", "name": "Deskbridge"}}])
+    return body
 
 
 def raw_invoke(fake: Any, body: dict[str, Any]) -> bytes:
@@ -125,7 +146,7 @@ HEALTHZ = build_request("GET", "/healthz", HOST)
 
 
 def check(status: int, body: bytes, kind: str) -> None:
-    if status != 200 or (kind == "invoke" and b"application/vnd.microsoft.card.adaptive" not in body):
+    if status not in (200, 201, 202) or (kind == "invoke" and b"application/vnd.microsoft.card.adaptive" not in body):
         raise SystemExit(f"a {kind} request failed: {status} {body[:300]!r}")
 
 
@@ -162,6 +183,64 @@ async def burst(port: int, raws: list[bytes], kind: str) -> tuple[list[float], f
     for c in conns:
         await c.close()
     return out, start, end
+
+
+async def writes(port: int, fake: Any, db: Path, email: str, n_cards: int, channels: int) -> dict[str, Any]:
+    """Cards that update after a write: ticket cards of up to `n_cards` open tickets not assigned to the bench
+    technician, posted in `channels` channels (`@Deskbridge ticket N`), then one "Assign to me" click per card,
+    all at once (one write each). Times each invoke's answer (the card saying "queued") and, per card, when a
+    redraw with nothing queued (the write delivered to the PSA by the outbox) reached the connector."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT t.number FROM ticket t LEFT JOIN member m ON m.id = t.assignee_member_id "
+                            "WHERE t.number IS NOT NULL AND t.stage IN ('new','in_progress','waiting') AND "
+                            "(m.email IS NULL OR m.email != ?) ORDER BY t.number LIMIT ?", (email, n_cards)).fetchall()
+    numbers = [str(r[0]) for r in rows]
+    n = len(numbers)
+    if n < 10:
+        raise SystemExit(f"only {n} open tickets to post cards of")
+    chans = [f"19:bench-writes-{i}@thread.tacv2" for i in range(channels)]
+    where = {num: chans[i % channels] for i, num in enumerate(numbers)}
+    posted_from = len(fake.calls)
+    conn_ = Conn(HOST, port)
+    for num in numbers:
+        body = mention(fake, f"ticket {num}", where[num])
+        status, resp = await conn_.send(raw_invoke(fake, body))
+        check(status, resp, "message")
+    await conn_.close()
+    cards: dict[str, str] = {}  # number -> the card's activity id in its channel
+    deadline = time.monotonic() + 300
+    while len(cards) < n and time.monotonic() < deadline:
+        for num in numbers:
+            for aid, posted in list(fake.conversations.get(where[num], {}).items()):
+                if num not in cards and str(posted.get("text", "")).startswith(f"#{num} "):
+                    cards[num] = aid  # the card's activity id (the root of the ticket's thread)
+        await asyncio.sleep(0.2)
+    if len(cards) < n:
+        seen = [(c.op, c.conversation_id, json.dumps(c.body)[:300]) for c in list(fake.calls)[posted_from:]][:3]
+        raise SystemExit(f"only {len(cards)} of {n} ticket cards were posted; the connector saw {seen}")
+    await asyncio.sleep(2.0)  # let the card posts' own follow-ups settle
+    raws = [raw_invoke(fake, activity(fake, num, action="assign_me", channel=where[num], reply_to=cards[num]))
+            for num in numbers]
+    ms, start, end = await burst(port, raws, "invoke")
+    first: dict[str, float] = {}  # card -> its first redraw after the click (may still say "queued")
+    delivered: dict[str, float] = {}  # card -> its first redraw with nothing queued (the write is in the PSA)
+    deadline = time.monotonic() + 180
+    ids = set(cards.values())
+    while len(delivered) < n and time.monotonic() < deadline:
+        for call in list(fake.calls):
+            if call.op == "update" and call.at >= start and call.activity_id in ids:
+                first.setdefault(str(call.activity_id), call.at)
+                if "queued" not in json.dumps(call.body):
+                    delivered.setdefault(str(call.activity_id), call.at)
+        await asyncio.sleep(0.2)
+
+    def after(times: dict[str, float]) -> dict[str, Any]:
+        done = sorted(t - start for t in times.values())
+        return {"cards": len(done), "p50_s": round(done[len(done) // 2], 2) if done else None,
+                "all_s": round(done[-1], 2) if len(done) == n else None}
+
+    return {"clicks": n, "cards": n, "channels": channels, "invoke": summary(ms), "overlapped_sync": sync_overlap(db, start, end),
+            "first_redraw_after_click": after(first), "delivered_redraw_after_click": after(delivered)}
 
 
 # ---------------------------------------------------------------------------------------------- server
@@ -329,6 +408,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                "invoke_p99_under_target": pct(i_ms, 99) < TARGET_P99_MS})
                 await asyncio.sleep(1.0)
             out["burst_rounds"] = bursts
+            if args.writes:
+                out["writes"] = await writes(port, fake, db, email, args.writes, args.channels)
         finally:
             await direct.close()
     finally:
@@ -365,6 +446,9 @@ def main() -> None:
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--sync-interval", type=int, default=5)
+    p.add_argument("--writes", type=int, default=200, help="cards (and clicks) of the writes pattern, at most the "
+                   "open tickets not assigned to the bench technician (0: skip)")
+    p.add_argument("--channels", type=int, default=10, help="channels the writes pattern's cards are posted in")
     args = p.parse_args()
     result = asyncio.run(run(args))
     result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
