@@ -195,8 +195,14 @@ class TicketService:
                 occurred_at=self._clock(), subject=s.subject, customer_id=s.customer_id))
         return detail
 
-    async def _create(
+    async def _create(self, actor: Actor, **fields: Any) -> TicketDetail:
+        async with self.db.write(actor.scope) as session:
+            ticket = await self.create_in(session, actor, **fields)
+            return await self._detail(session, actor, ticket)
+
+    async def create_in(
         self,
+        session: AsyncSession,
         actor: Actor,
         *,
         subject: str,
@@ -213,8 +219,9 @@ class TicketService:
         alert_ref: str | None = None,
         device_ref: str | None = None,
         extra_fields: Mapping[str, str] | None = None,
-    ) -> TicketDetail:
-        """Create a ticket: numbered locally when standalone, queued for the PSA when PSA-backed. Everything
+    ) -> Ticket:
+        """Create a ticket in the caller's write transaction (`create` opens one; core/ticket_batch.py shares
+        one): numbered locally when standalone, queued for the PSA when PSA-backed. Everything
         the PSA requires is checked first (core/create_fields.py): a create is never accepted to go dead.
         `extra_fields`: values for fields the chosen board makes mandatory that a ticket has no place for
         (by the PSA's field name); only the chosen board's are sent."""
@@ -230,94 +237,93 @@ class TicketService:
             if customer_id not in (None, actor.customer_scope_id):
                 raise PermissionDenied("This channel is bound to one customer; tickets go to that customer.")
             customer_id = actor.customer_scope_id
-        async with self.db.write(actor.scope) as session:
-            ws = await session.get(Workspace, actor.workspace_id)
-            if ws is None:
-                raise NotFound(f"Workspace {actor.workspace_id} does not exist.")
-            conn = await self._connection(session, actor, connection_id)
-            caps = self._capabilities(conn.kind) if conn else DEFAULT_CAPABILITIES
-            subject_clean = _clean_text(subject, field="subject", limit=min(MAX_SUBJECT_CHARS, caps.max_summary_chars))
-            desc = _clean_text(description, field="description", limit=MAX_DESCRIPTION_CHARS, required=False)
-            customer = await session.get(Customer, customer_id) if customer_id is not None else None
-            if customer_id is not None and customer is None:
-                raise NotFound(f"Customer {customer_id} was not found.",
-                               hint="Pick one from the customer list (API: GET /customers; chat: /deskbridge customers).")
-            if customer is not None and not customer.active:
-                raise InvalidInput(f"Customer {customer.name} is inactive, so it cannot get new tickets.",
-                                   hint="Pick an active customer, or reactivate this one in the PSA.", field="customer")
-            if conn and "company_external_id" in caps.create_requires and (customer is None or not customer.external_id):
-                raise InvalidInput(
-                    f"{conn.name} needs a customer on every new ticket.", hint="Pick the customer and try again.",
-                    field="customer",
-                )
-            if contact_id is None and (contact_email or "").strip():
-                contact_id = await _contact_by_email(session, customer, contact_email or "")
-            contact = await session.get(Contact, contact_id) if contact_id is not None else None
-            if contact_id is not None and (contact is None or (customer and contact.customer_id not in (None, customer.id))):
-                raise NotFound("That contact was not found for this customer.", hint="Pick one of the customer's contacts.")
-            assignee = await session.get(Member, assignee_member_id) if assignee_member_id else None
-            if assignee_member_id and (assignee is None or not assignee.active):
-                raise NotFound("That technician was not found or is inactive.", hint="Pick another technician.")
-            target = None
-            psa_prio = None
-            if conn:
-                psa_prio = await psa_priority_for(session, conn.id, prio)  # type: ignore[arg-type]
-                given = {name for name, value in (("company_external_id", customer), ("contact_external_id", contact),
-                                                  ("owner_external_id", assignee), ("description", desc),
-                                                  ("priority_external_id", psa_prio)) if value}
-                given |= {f"custom:{name}" for name in extras}
-                target = await create_fields.resolve(session, conn, caps, board=board_external_id,
-                                                     type_external_id=type_external_id, type_name=type_name,
-                                                     given=frozenset(given))
-                board_external_id, type_name = target.board_external_id, target.type_name or type_name
-                if psa_prio is None and "priority_external_id" in caps.create_requires:
-                    raise InvalidInput(f"{conn.name} has no priority that maps to {prio.label}.",
-                                       hint="Pick another priority, or map one with `deskbridge connection mappings`.",
-                                       field="priority")
-            now = self._clock()
-            ticket = Ticket(
-                workspace_id=actor.workspace_id,
-                number=None if conn else await self._next_number(session, actor.workspace_id),
-                connection_id=conn.id if conn else None,
-                customer_id=customer.id if customer else None,
-                contact_id=contact_id,
-                subject=subject_clean,
-                description=desc,
-                priority=prio.value,
-                priority_rank=prio.rank,
-                stage=Stage.NEW.value,
-                psa_status_name=Stage.NEW.label,
-                assignee_member_id=assignee.id if assignee else None,
-                source=actor.origin.value,
-                board_external_id=board_external_id,
-                board_name=target.board_name if target else None,
-                type_name=type_name,
-                alert_ref=alert_ref,
-                device_ref=device_ref,
-                created_at=now,
-                updated_at=now,
-                marker=new_marker() if conn else None,
+        ws = await session.get(Workspace, actor.workspace_id)
+        if ws is None:
+            raise NotFound(f"Workspace {actor.workspace_id} does not exist.")
+        conn = await self._connection(session, actor, connection_id)
+        caps = self._capabilities(conn.kind) if conn else DEFAULT_CAPABILITIES
+        subject_clean = _clean_text(subject, field="subject", limit=min(MAX_SUBJECT_CHARS, caps.max_summary_chars))
+        desc = _clean_text(description, field="description", limit=MAX_DESCRIPTION_CHARS, required=False)
+        customer = await session.get(Customer, customer_id) if customer_id is not None else None
+        if customer_id is not None and customer is None:
+            raise NotFound(f"Customer {customer_id} was not found.",
+                           hint="Pick one from the customer list (API: GET /customers; chat: /deskbridge customers).")
+        if customer is not None and not customer.active:
+            raise InvalidInput(f"Customer {customer.name} is inactive, so it cannot get new tickets.",
+                               hint="Pick an active customer, or reactivate this one in the PSA.", field="customer")
+        if conn and "company_external_id" in caps.create_requires and (customer is None or not customer.external_id):
+            raise InvalidInput(
+                f"{conn.name} needs a customer on every new ticket.", hint="Pick the customer and try again.",
+                field="customer",
             )
-            session.add(ticket)
-            await session.flush()
-            if conn:
-                self._enqueue(
-                    session, actor, ticket,
-                    CreateTicket(
-                        summary=subject_clean,
-                        description=desc,
-                        company_external_id=customer.external_id if customer else None,
-                        contact_external_id=contact.external_id if contact else None,
-                        board_external_id=board_external_id,
-                        type_external_id=target.type_external_id if target else None,
-                        priority_external_id=psa_prio[0] if psa_prio else None,
-                        owner_external_id=assignee.external_id if assignee else None,
-                        extra_fields={k: v for k, v in extras.items()
-                                      if target is not None and f"custom:{k}" in target.requires},
-                    ),
-                    marker=ticket.marker,
-                )
-            return await self._detail(session, actor, ticket)
+        if contact_id is None and (contact_email or "").strip():
+            contact_id = await _contact_by_email(session, customer, contact_email or "")
+        contact = await session.get(Contact, contact_id) if contact_id is not None else None
+        if contact_id is not None and (contact is None or (customer and contact.customer_id not in (None, customer.id))):
+            raise NotFound("That contact was not found for this customer.", hint="Pick one of the customer's contacts.")
+        assignee = await session.get(Member, assignee_member_id) if assignee_member_id else None
+        if assignee_member_id and (assignee is None or not assignee.active):
+            raise NotFound("That technician was not found or is inactive.", hint="Pick another technician.")
+        target = None
+        psa_prio = None
+        if conn:
+            psa_prio = await psa_priority_for(session, conn.id, prio)  # type: ignore[arg-type]
+            given = {name for name, value in (("company_external_id", customer), ("contact_external_id", contact),
+                                              ("owner_external_id", assignee), ("description", desc),
+                                              ("priority_external_id", psa_prio)) if value}
+            given |= {f"custom:{name}" for name in extras}
+            target = await create_fields.resolve(session, conn, caps, board=board_external_id,
+                                                 type_external_id=type_external_id, type_name=type_name,
+                                                 given=frozenset(given))
+            board_external_id, type_name = target.board_external_id, target.type_name or type_name
+            if psa_prio is None and "priority_external_id" in caps.create_requires:
+                raise InvalidInput(f"{conn.name} has no priority that maps to {prio.label}.",
+                                   hint="Pick another priority, or map one with `deskbridge connection mappings`.",
+                                   field="priority")
+        now = self._clock()
+        ticket = Ticket(
+            workspace_id=actor.workspace_id,
+            number=None if conn else await self._next_number(session, actor.workspace_id),
+            connection_id=conn.id if conn else None,
+            customer_id=customer.id if customer else None,
+            contact_id=contact_id,
+            subject=subject_clean,
+            description=desc,
+            priority=prio.value,
+            priority_rank=prio.rank,
+            stage=Stage.NEW.value,
+            psa_status_name=Stage.NEW.label,
+            assignee_member_id=assignee.id if assignee else None,
+            source=actor.origin.value,
+            board_external_id=board_external_id,
+            board_name=target.board_name if target else None,
+            type_name=type_name,
+            alert_ref=alert_ref,
+            device_ref=device_ref,
+            created_at=now,
+            updated_at=now,
+            marker=new_marker() if conn else None,
+        )
+        session.add(ticket)
+        await session.flush()
+        if conn:
+            self._enqueue(
+                session, actor, ticket,
+                CreateTicket(
+                    summary=subject_clean,
+                    description=desc,
+                    company_external_id=customer.external_id if customer else None,
+                    contact_external_id=contact.external_id if contact else None,
+                    board_external_id=board_external_id,
+                    type_external_id=target.type_external_id if target else None,
+                    priority_external_id=psa_prio[0] if psa_prio else None,
+                    owner_external_id=assignee.external_id if assignee else None,
+                    extra_fields={k: v for k, v in extras.items()
+                                  if target is not None and f"custom:{k}" in target.requires},
+                ),
+                marker=ticket.marker,
+            )
+        return ticket
 
     async def _connection(self, session: AsyncSession, actor: Actor, connection_id: int | None) -> PsaConnection | None:
         if connection_id is not None:
