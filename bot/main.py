@@ -28,10 +28,12 @@ from connectors.registry import Registry
 from connectors.rmm import PARSERS as ALERT_PARSERS
 from connectors.rmm import datto
 from core.admin_links import AdminLinkService
+from core.admin_sessions import AdminSessionService
 from core.ai.drafts import LlmConfig
 from core.ai.service import AiService
 from core.alert_webhooks import AlertWebhookService
 from core.apikeys import ApiKeyService
+from core.audit_search import AuditSearch
 from core.chat import ChatCommands, ChatPosts, ChatService, ChatViews
 from core.connections import ConnectionService
 from core.context import Actor
@@ -111,6 +113,8 @@ class Deskbridge:
     chat_views: ChatViews
     chat_commands: ChatCommands
     admin_links: AdminLinkService  # one-time sign-in links to the admin pages (`deskbridge admin link`)
+    admin_sessions: AdminSessionService  # admin-page sessions (server-side: sign-out ends them everywhere)
+    audit: AuditSearch  # the audit log: search (admin pages) and admin changes recorded
     slack: SlackSurface | None = None  # only when Slack is configured (settings.slack_enabled)
     teams: TeamsSurface | None = None  # only when Teams is configured (settings.teams_enabled)
     # Body templates an admin pastes into an RMM (`deskbridge intake template datto`): name -> text.
@@ -193,20 +197,13 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         transport=transport, timeout=min(settings.psa_request_timeout_seconds, 15.0)))
     sla = SlaService(db)
     m365 = M365TenantService(db, consent_url=_consent_url(settings))
-    m365_pool = DirectoryPool(
-        client_id=settings.m365_client_id, client_secret=settings.m365_client_secret.get_secret_value(),
-        graph_url=settings.m365_graph_url, login_url=settings.m365_login_url, transport=transport,
-        token_cache=DatabaseTokenCache(db, cipher, holder=settings.instance_id),  # one token per tenant, all instances
-    ) if settings.m365_client_id and settings.m365_client_secret else None
+    m365_pool = _m365_pool(settings, db, cipher, transport)
     chat = ChatService(db, cipher=cipher, workspaces=workspaces, directory=directory)
     alert_sources = AlertSourceService(db, cipher=cipher)
     alert_intake = AlertIntake(db, sources=alert_sources, tickets=tickets, parsers=ALERT_PARSERS)
     mailboxes = MailboxService(db, cipher=cipher, intake=MailIntake(db, tickets=tickets),
                                readers=lambda kind, config: build_mail_reader(kind, config, transport=transport))
-    ai = AiService(db, llm=LlmConfig(
-        base_url=settings.llm_base_url, model=settings.llm_model, timeout=settings.llm_timeout,
-        api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else "local",
-    ) if settings.llm_base_url else None)
+    ai = AiService(db, llm=_llm_config(settings))
     chat_views = ChatViews(db, tickets=tickets, connections=connections, capabilities=registry.capabilities, sla=sla,
                            ai=ai.suggestions)
     container = Deskbridge(
@@ -245,21 +242,48 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
                                    directory=directory, workspaces=workspaces, alerts=alert_webhooks,
                                    outbox_admin=outbox_admin, ai=ai),
         admin_links=AdminLinkService(db),
+        admin_sessions=AdminSessionService(db),
+        audit=AuditSearch(db),
         admin_session_key=session_key,
     )
-    if settings.slack_enabled:
-        from bot.slack.app import SlackSurface  # slack_bolt is imported only when Slack is configured
-
-        container.slack = SlackSurface(container)
-        notifier.add(container.slack.notifier)
-    if settings.teams_enabled:
-        from bot.teams.app import TeamsSurface  # the Teams SDK is imported only when Teams is configured
-
-        container.teams = TeamsSurface(container)
-        notifier.add(container.teams.notifier)
+    _add_surfaces(container, notifier)
     if note:
         container.banner.append(note)
     return container
+
+
+def _m365_pool(settings: Settings, db: Database, cipher: CredentialCipher, transport: httpx.AsyncBaseTransport | None
+               ) -> DirectoryPool | None:
+    """Graph clients per customer tenant, when the MSP's multi-tenant app is configured."""
+    if not (settings.m365_client_id and settings.m365_client_secret):
+        return None
+    return DirectoryPool(
+        client_id=settings.m365_client_id, client_secret=settings.m365_client_secret.get_secret_value(),
+        graph_url=settings.m365_graph_url, login_url=settings.m365_login_url, transport=transport,
+        token_cache=DatabaseTokenCache(db, cipher, holder=settings.instance_id),  # one token per tenant, all instances
+    )
+
+
+def _llm_config(settings: Settings) -> LlmConfig | None:
+    """The OpenAI-compatible endpoint for remote drafts, when one is configured."""
+    if not settings.llm_base_url:
+        return None
+    return LlmConfig(base_url=settings.llm_base_url, model=settings.llm_model, timeout=settings.llm_timeout,
+                     api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else "local")
+
+
+def _add_surfaces(container: Deskbridge, notifier: FanoutNotifier) -> None:
+    """The chat surfaces that are configured; each platform's SDK is imported only then."""
+    if container.settings.slack_enabled:
+        from bot.slack.app import SlackSurface
+
+        container.slack = SlackSurface(container)
+        notifier.add(container.slack.notifier)
+    if container.settings.teams_enabled:
+        from bot.teams.app import TeamsSurface
+
+        container.teams = TeamsSurface(container)
+        notifier.add(container.teams.notifier)
 
 
 def _consent_url(settings: Settings) -> Callable[[str], str] | None:

@@ -3,6 +3,7 @@ renderings of these; nothing here knows about a platform."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -88,6 +89,10 @@ class TicketDetail:
     psa_resolve_by: datetime | None = None
     first_response_at: datetime | None = None
     closed_at: datetime | None = None
+    # The PSA's category pair and its own fields (UDF values): the MSP's internal data (never a customer's).
+    category_name: str | None = None
+    subcategory_name: str | None = None
+    custom_fields: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +137,7 @@ class QueueView:
     total: int | None = None
     empty_text: str = "No tickets match."
     columns: tuple[tuple[str, str], ...] = QUEUE_COLUMNS
+    kind: str = "queue"  # queue (filters as typed) | my_queue (the technician's own: App Home, Teams personal chat)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -236,6 +242,9 @@ class TicketView:
     audience: str = "tech"  # tech | customer (customer views never show internal notes or time)
     notice: str | None = None  # e.g. "Queued: reply (internal). It goes to the PSA in a moment."
     ai: AiSuggestionsView | None = None  # technicians only (core/ai); never on a customer's view
+    # (label, value) lines for technicians: the category and the PSA fields an admin chose to show
+    # (`deskbridge connection card-fields`); never on a customer's view.
+    facts: tuple[tuple[str, str], ...] = ()
 
     @property
     def summary(self) -> TicketSummary:

@@ -86,6 +86,7 @@ def render_ticket(view: TicketView) -> tuple[str, list[ViewAction]]:
         lines.append(f"  SLA: {sla_text(view.sla_remaining_s)}")
     if d.contact_name:
         lines.append(f"  Contact: {d.contact_name}")
+    lines += [f"  {label}: {value}" for label, value in view.facts]
     if d.description:
         lines.append("  " + _cut(d.description, 300))
     if d.dead_writes:

@@ -117,6 +117,9 @@ def ticket_blocks(view: TicketView, *, max_notes: int = 8) -> list[dict[str, Any
     if d.contact_name:
         fields.append(f"*Contact*\n{esc(d.contact_name)}")
     blocks.append({"type": "section", "fields": [_md(f, 2000) for f in fields[:10]]})
+    if view.facts:  # technicians only (core builds none for a customer): Slack takes 10 fields a section
+        blocks.append({"type": "section", "fields": [_md(f"*{esc(label)}*\n{esc(value)}", 2000)
+                                                     for label, value in view.facts[:10]]})
     if d.description:
         blocks.append({"type": "section", "text": _md(esc(_cut(d.description, 1200)))})
     notes = view.conversation[-max_notes:]

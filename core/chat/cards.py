@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from string import Formatter
 from typing import Any
@@ -17,6 +17,7 @@ from urllib.parse import quote, urlsplit
 
 from connectors.base import Capabilities, Feature
 from core import alert_webhooks
+from core.card_fields import card_field_names
 from core.chat.sla_info import SlaInfo
 from core.chat.visibility import for_customer
 from core.connections import ConnectionService
@@ -30,6 +31,7 @@ from store.tables import PsaConnection, Workspace
 
 log = logging.getLogger(__name__)
 
+MAX_FACT_CHARS = 200
 AI_BUDGET_S = 0.5  # a card waits at most this long for AI suggestions
 # AI assist on technicians' cards (core/ai AiService.suggestions): (actor, ticket id) -> suggestions or None.
 AiSuggester = Callable[[Actor, int], Awaitable[AiSuggestionsView | None]]
@@ -128,7 +130,8 @@ class TicketCards:
                             customer=s.customer_name or "")
         if runbook and not customer_view:
             links.append(ExternalLink(kind="runbook", label="Runbook", url=runbook))
-        caps = await self.caps_for(actor, s.connection_id)
+        conn = await self._connection(actor, s.connection_id)
+        caps = self._capabilities(conn.kind) if conn else DEFAULT_CAPABILITIES
         sla = (await self.sla.remaining(actor.workspace_id, [s.id], now)).get(s.id)
         actions = () if customer_view else _ticket_actions(actor, detail, caps, links,
                                                            alert_webhook=alert_webhooks.configured(settings))
@@ -138,6 +141,7 @@ class TicketCards:
             actions=actions, total_minutes=sum(int(i.data.get("minutes", 0)) for i in time_entries if not i.failed),
             sla_remaining_s=sla, audience="customer" if customer_view else "tech", notice=notice,
             ai=None if customer_view else await self._suggestions(actor, s.id),
+            facts=() if customer_view else card_facts(detail, (conn.settings or {}) if conn else {}),
         )
         return for_customer(view) if customer_view else view
 
@@ -157,6 +161,21 @@ class TicketCards:
         except Exception:  # noqa: BLE001 - AI assist is optional; it never breaks a card
             log.warning("AI suggestions failed", extra={"ticket_id": ticket_id}, exc_info=True)
             return None
+
+
+def card_facts(detail: TicketDetail, settings: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """Technicians' lines: the PSA category ("Hardware › Printer"), then each PSA field the admin chose
+    (connection setting `card_fields`, in that order) that has a value on this ticket."""
+    facts: list[tuple[str, str]] = []
+    if detail.category_name:
+        sub = f" › {detail.subcategory_name}" if detail.subcategory_name else ""
+        facts.append(("Category", f"{detail.category_name}{sub}"))
+    values = {k.lower(): (k, v) for k, v in detail.custom_fields.items()}
+    for name in card_field_names(settings):
+        hit = values.get(name.lower())
+        if hit and hit[1].strip():
+            facts.append((hit[0], hit[1].strip()[:MAX_FACT_CHARS]))
+    return tuple(facts)
 
 
 def _consume(fut: asyncio.Future[Any]) -> None:

@@ -123,10 +123,30 @@ class TicketForms:
                                     options=tuple(FormOption(value=t.external_id, label=label(t))
                                                   for t in types[:100]),
                                     hint="The type must be one of the chosen board's." if several else None))
+        fields += await self._category_fields(actor, conn, caps)
         fields.append(FormField(name="description", label="Description", kind="textarea",
                                 initial=description or None, max_length=3000))
         return FormView(form="new_ticket", title="New ticket", submit_label="Create", fields=tuple(fields),
                         context=dict(context or {}))
+
+    async def _category_fields(self, actor: Actor, conn: PsaConnection | None, caps: Capabilities) -> list[FormField]:
+        """The PSA's category pair (Autotask issue / sub-issue type) as one choice: "Hardware" or "Hardware ›
+        Printer" (a subcategory is only offered under its own category). Typed as text past a select's 100."""
+        if conn is None or not caps.has(Feature.TICKET_CATEGORIES):
+            return []
+        tops = await self._picklist(actor, conn.id, "category")
+        subs: dict[str, list[PicklistItem]] = {}
+        for sub in await self._picklist(actor, conn.id, "subcategory"):
+            subs.setdefault(sub.parent_external_id, []).append(sub)
+        options = [o for t in tops for o in (FormOption(value=t.external_id, label=t.name), *(
+            FormOption(value=f"{t.external_id}/{s.external_id}", label=f"{t.name} › {s.name}")
+            for s in subs.get(t.external_id, ())))]
+        if not options:
+            return []
+        if len(options) > self.CHOICES_MAX:
+            return [FormField(name="category", label="Category", kind="text", required=False, max_length=200,
+                              hint=f"Category › subcategory as {conn.name} names them, e.g. {options[1].label}.")]
+        return [FormField(name="category", label="Category", kind="select", required=False, options=tuple(options))]
 
     async def customer_options(self, actor: Actor, query: str, limit: int = CHOICES_MAX) -> list[FormOption]:
         """Active customers whose name or identifier contains `query` (any case), best match first.

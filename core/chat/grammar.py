@@ -41,7 +41,7 @@ BARE_PRIORITIES = ("critical", "high", "medium", "low", "p1", "p2", "p3", "p4")
 BARE_WORDS = ("mine", "unassigned", "breaching", "open", "closed", "all", "critical", "high", "medium", "low")
 _TIME = re.compile(r"^(?:(\d+)h)?\s*(?:(\d+)m(?:in)?)?$")
 
-ADMIN_TOPICS = ("help", "link", "bind", "unbind", "bindings", "outbox", "settings", "ai")
+ADMIN_TOPICS = ("help", "home", "link", "bind", "unbind", "bindings", "outbox", "settings", "ai")
 BIND_KINDS = ("customer", "dispatch", "sla")
 
 
@@ -82,6 +82,13 @@ class NewTicket:
 @dataclass(frozen=True, slots=True)
 class Help:
     topic: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MyQueue:
+    """`my queue` (or `home`): the technician's own open tickets, highest priority first (Slack's App Home)."""
+
+    cursor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +135,8 @@ class AiCmd:
     value: str | None = None
 
 
-Command = (ListTickets | ShowTicket | NewTicket | Help | Link | Bind | Unbind | Bindings | Outbox | SettingsCmd
-           | AiCmd)
+Command = (ListTickets | ShowTicket | NewTicket | Help | MyQueue | Link | Bind | Unbind | Bindings | Outbox
+           | SettingsCmd | AiCmd)
 
 
 # ---------------------------------------------------------------- helpers
@@ -284,6 +291,8 @@ def _parse_admin(text: str) -> Command:
     sub, args = words[0].lower(), words[1:]
     if sub == "help":
         return Help(args[0].lower() if args else None)
+    if sub in ("home", "myqueue") or (sub == "my" and [a.lower() for a in args] == ["queue"]):
+        return MyQueue()
     if sub == "link":
         if not args:
             return Link()

@@ -25,7 +25,7 @@ from core.chat.ai_admin import ChatAi
 from core.chat.files import ChatFile
 from core.chat.models import ChannelInfo, ChatUser
 from core.chat.service import ChatService, ChatViews
-from core.chat.text import HELP_LINES, filters_text
+from core.chat.text import SLASH, CommandStyle, filters_text, help_lines
 from core.chat.visibility import audience
 from core.chat.writes import ChatWrites, Submitted, ThreadWrite
 from core.context import Actor
@@ -51,6 +51,7 @@ class Request:
     cmd: c.Command
     verified_email: str | None = None
     shared_channel: bool = False
+    style: CommandStyle = SLASH
 
 
 Handler = Callable[[Request], Awaitable[View]]
@@ -76,6 +77,7 @@ class ChatRunner:
             c.ShowTicket: self._show_ticket,
             c.NewTicket: self._new_ticket,
             c.Help: self._help,
+            c.MyQueue: self._my_queue,
             c.Link: self._link,
             c.Bind: self._bind,
             c.Unbind: self._unbind,
@@ -92,13 +94,14 @@ class ChatRunner:
     # ------------------------------------------------------------ commands
 
     async def run(self, actor: Actor, user: ChatUser, info: ChannelInfo, cmd: c.Command, *,
-                  verified_email: str | None = None, shared_channel: bool = False) -> View:
-        """Run one parsed command; surfaces render whatever comes back."""
+                  verified_email: str | None = None, shared_channel: bool = False,
+                  style: CommandStyle = SLASH) -> View:
+        """Run one parsed command; surfaces render whatever comes back (help in the surface's command `style`)."""
         handler = self._handlers.get(type(cmd))
         if handler is None:
-            raise InvalidInput("I don't know that command.", hint="Try /deskbridge help.")
+            raise InvalidInput("I don't know that command.", hint=style.restyle("Try /deskbridge help."))
         return await handler(Request(actor=actor, user=user, info=info, cmd=cmd, verified_email=verified_email,
-                                     shared_channel=shared_channel))
+                                     shared_channel=shared_channel, style=style))
 
     async def _list_tickets(self, r: Request) -> View:
         assert isinstance(r.cmd, c.ListTickets)
@@ -116,14 +119,22 @@ class ChatRunner:
         return await self.views.new_ticket_form(r.actor, subject=r.cmd.subject)
 
     async def _help(self, r: Request) -> View:
-        return self.help()
+        return self.help(r.style)
 
     @staticmethod
-    def help() -> MessageView:
-        """The command list: for anyone, linked or not (it is how people find out how to link)."""
-        return MessageView(text="Deskbridge commands", lines=HELP_LINES,
-                           hint="New here? Technicians run /deskbridge link; setting Deskbridge up, a chat "
-                                "workspace admin runs /deskbridge link to become its first admin.")
+    def help(style: CommandStyle = SLASH) -> MessageView:
+        """The command list: for anyone, linked or not (it is how people find out how to link), written as the
+        surface's users type commands (`/deskbridge link` in Slack, `@Deskbridge link` in Teams)."""
+        return MessageView(text="Deskbridge commands", lines=help_lines(style),
+                           hint=style.restyle("New here? Technicians run /deskbridge link; setting Deskbridge up, a "
+                                              "chat workspace admin runs /deskbridge link to become its first admin."))
+
+    async def _my_queue(self, r: Request) -> View:
+        assert isinstance(r.cmd, c.MyQueue)
+        if r.actor.member_id is None:
+            raise InvalidFilter("Deskbridge doesn't know which technician you are yet, so you have no queue.",
+                                hint=r.style.restyle("Run /deskbridge link to link your chat account by e-mail."))
+        return await self.my_queue(r.actor, cursor=r.cmd.cursor)
 
     async def _link(self, r: Request) -> View:
         assert isinstance(r.cmd, c.Link)
@@ -195,10 +206,11 @@ class ChatRunner:
                          next_cursor=page.next_cursor, total=page.total, columns=columns,
                          empty_text="No tickets match." if filters_text(cmd) else "No open tickets. Nice.")
 
-    async def my_queue(self, actor: Actor, limit: int = 20) -> QueueView:
-        """The technician's own open tickets (App Home)."""
-        return await self.queue(actor, c.ListTickets(assignee="mine", sort=c.QueueSort.PRIORITY), limit=limit,
-                                title="My tickets")
+    async def my_queue(self, actor: Actor, limit: int = 20, *, cursor: str | None = None) -> QueueView:
+        """The technician's own open tickets, most urgent first (Slack's App Home, Teams' personal chat)."""
+        view = await self.queue(actor, c.ListTickets(assignee="mine", sort=c.QueueSort.PRIORITY, cursor=cursor),
+                                limit=limit, title="My tickets")
+        return replace(view, kind="my_queue", empty_text="No open tickets are assigned to you. Nice.")
 
     async def _customer_id(self, actor: Actor, text: str) -> int:
         try:

@@ -46,6 +46,8 @@ class CreateTicket(_Payload):
     priority_external_id: str | None = None
     type_external_id: str | None = None
     owner_external_id: str | None = None
+    category_external_id: str | None = None  # Feature.TICKET_CATEGORIES (core/categories.py)
+    subcategory_external_id: str | None = None
     extra_fields: dict[str, str] = Field(default_factory=dict)  # required board fields by the PSA's name
 
 
@@ -57,6 +59,8 @@ class UpdateTicket(_Payload):
     board_external_id: str | None = None
     owner_external_id: str | None = None
     unassign: bool = False
+    category_external_id: str | None = None  # "" clears; always sent with its subcategory
+    subcategory_external_id: str | None = None
 
 
 class AddNote(_Payload):

@@ -1,6 +1,6 @@
 """All tables; importing this module registers them on SQLModel.metadata (for Alembic and tests)."""
 
-from store.tables.admin import AdminLoginLink
+from store.tables.admin import AdminLoginLink, AdminSession
 from store.tables.ai import AiModel
 from store.tables.api import ApiKey, IdempotencyKey
 from store.tables.base import WorkspaceOwned
@@ -25,6 +25,7 @@ from store.tables.workspace import (
 
 __all__ = [
     "AdminLoginLink",
+    "AdminSession",
     "AiModel",
     "Alert",
     "AlertMapping",
