@@ -157,7 +157,12 @@ def write_json(view: TicketView) -> None:
 
 
 def kept_view() -> TicketView:
-    view: TicketView = decode(TicketView, json.loads((OUT / "ticket-view.json").read_text()))
+    """The view the kept pictures were drawn from (docs/pictures/ticket-view.json)."""
+    try:
+        view: TicketView = decode(TicketView, json.loads((OUT / "ticket-view.json").read_text()))
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"docs/pictures/ticket-view.json no longer fits core.views ({exc}): run "
+                         "`.venv/bin/python scripts/readme_pictures.py` (a fresh desk) and commit docs/pictures/") from exc
     return view
 
 

@@ -29,7 +29,9 @@ from scripts.view_codec import decode, encode
 
 ROOT = Path(__file__).resolve().parents[1]
 PICTURES = ROOT / "docs" / "pictures"
-REGENERATE = "the card builders changed: run `.venv/bin/python scripts/readme_pictures.py` and commit docs/pictures/"
+REGENERATE = ("the card builders changed, so the README pictures are stale: run `.venv/bin/python "
+              "scripts/readme_pictures.py --from-data` (same ticket; needs node, npm and chromium, see the script) "
+              "and commit docs/pictures/")
 # Types only modals and App Home use: never part of a message card, so not drawn.
 NOT_IN_MESSAGES = {"modal", "home", "input", "plain_text_input", "static_select", "external_select", "checkboxes"}
 
@@ -120,6 +122,16 @@ def test_every_emoji_the_slack_surface_writes_is_drawn() -> None:
         used |= set(re.findall(r"(?<![\w/]):([a-z0-9_]+):", path.read_text()))
     assert {"rotating_light", "lock", "speech_balloon"} <= used  # the scan finds them
     assert used - set(EMOJI) == set()
+
+
+def test_a_kept_view_that_no_longer_fits_the_views_says_how_to_redraw(monkeypatch: pytest.MonkeyPatch,
+                                                                       tmp_path: Path) -> None:
+    data = json.loads((PICTURES / "ticket-view.json").read_text())
+    del data["detail"]["summary"]["subject"]  # as if core.views had gained a required field
+    (tmp_path / "ticket-view.json").write_text(json.dumps(data))
+    monkeypatch.setattr(rp, "OUT", tmp_path)
+    with pytest.raises(ValueError, match=r"no longer fits core.views .*scripts/readme_pictures.py"):
+        rp.kept_view()
 
 
 def test_the_view_codec_round_trips_and_refuses_unknown_fields() -> None:

@@ -24,10 +24,11 @@ from tests.fakes.imap_server import FakeImap
 
 
 @asynccontextmanager
-async def desk(db_url: str, tmp_path: Path, *, key: str | None = None, **kw: Any) -> AsyncIterator[Deskbridge]:
+async def desk(db_url: str, tmp_path: Path, *, key: str | None = None, transport: Any = None,
+               **kw: Any) -> AsyncIterator[Deskbridge]:
     settings = settings_from_env(database_url=db_url, sandbox="off", secret_key=key or generate_key(),
                                  secret_key_file=tmp_path / "k", run_scheduler=False, run_outbox_worker=False, **kw)
-    container = build(settings)
+    container = build(settings, transport=transport)
     try:
         await bootstrap(container)
         yield container
@@ -195,3 +196,23 @@ async def test_alert_sources_secret_url_events_and_triage(db_url: str, tmp_path:
     assert fix_of(lost, "source pd-main") == ("Give it a new secret with `deskbridge intake rotate-secret pd-main` "
                                               "and paste it into the sender's webhook.")
     assert secret not in render(later) and secret not in render(lost) and key not in render(lost)
+
+
+async def test_halopsa_tenant_limit_429s_name_the_tenant_wide_budget(db_url: str, tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from tests.fakes.halopsa import FakeHalo
+    from tests.fakes.halopsa_http import HaloClock
+
+    fake = FakeHalo(clock=HaloClock(datetime.now(UTC)))  # in-process transport: real httpx, the fake's answers
+    fake.add_ticket("VPN drops every hour", client_id=12, user_id=501)
+    async with desk(db_url, tmp_path, transport=fake.transport()) as c:
+        conn, _ = await c.connections.add(c.default_workspace_id, kind="halopsa", name="halo",
+                                          settings=fake.settings(), credentials=fake.credentials())
+        assert conn.id is not None
+        fake.fail_next(429, times=1, match="GET /api/Tickets", retry_after=0)
+        assert (await c.sync.run(conn.id)).ok  # retried after Retry-After
+        checks = await diagnose(c)
+    hit = next(ch for ch in checks if ch.area == "psa:halo" and ch.text.startswith("rate limited"))
+    assert hit.mark == WARN and hit.text.startswith("rate limited 1 time(s) in the last 24 h (1 during syncs; last at")
+    assert hit.fix == ADVICE["halopsa"] and "300 requests per 5 minutes" in hit.fix
