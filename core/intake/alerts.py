@@ -164,7 +164,7 @@ class AlertIntake:
                     severity=ev.severity, device_key=ev.device_key, device_name=ev.device_name, triggers=0,
                     first_at=now)
                 ins = ins.on_conflict_do_update(  # a no-op update, so that RETURNING names the existing alert
-                    index_elements=["source_id", "dedup_key"], set_={"dedup_key": ins.excluded.dedup_key})
+                    index_elements=["source_id", "dedup_key"], set_={"dedup_key": ev.dedup_key})
                 alert_id = (await session.execute(ins.returning(Alert.id))).scalar_one()
                 rec = dialect_insert(self.db.dialect, AlertReceipt).values(
                     workspace_id=ws, source_id=sid, alert_id=alert_id, dedup_key=ev.dedup_key, action=ev.action,
