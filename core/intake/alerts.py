@@ -34,6 +34,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.alerts import AlertEvent, AlertFormatError, AlertParser
+from core.context import Actor
 from core.errors import DeskbridgeError, InvalidInput
 from core.intake.correlate import LEASE, Applied, Correlator
 from core.intake.sources import AlertSourceService
@@ -227,6 +228,11 @@ class AlertIntake:
         for ws, sid in pairs:
             total += await self.process(int(ws), int(sid))
         return total
+
+    async def create_ticket(self, actor: Actor, alert_id: int, customer_id: int | None = None) -> tuple[int, int | None]:
+        """"Create ticket from this alert" (correlate.py `create_for`): (ticket id, number)."""
+        ticket = await self.correlator.create_for(actor, alert_id, customer_id)
+        return int(ticket.id), ticket.number  # type: ignore[arg-type]
 
     async def retry_triage(self, workspace_id: int) -> int:
         """Apply triaged alerts again (after a mapping was added); returns how many were retried."""

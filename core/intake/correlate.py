@@ -31,7 +31,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.alerts import AlertEvent
 from core.context import Actor
-from core.errors import DeskbridgeError
+from core.errors import Conflict, DeskbridgeError, InvalidInput, NotFound, PermissionDenied
 from core.intake.rules import SourceSettings, mapping_candidates, name_candidates, source_settings
 from core.ticket_batch import TicketBatch, ticket_batch
 from core.tickets import TicketService
@@ -147,6 +147,40 @@ class Correlator:
                     col(AlertSource.id) == source_id, col(AlertSource.claimed_by) == token)
                     .values(claimed_by=None, claimed_until=None))
         return done, drained
+
+    async def create_for(self, actor: Actor, alert_id: int, customer_id: int | None = None) -> Ticket:
+        """"Create ticket from this alert" (a technician): for an alert in triage or without an open ticket,
+        one ticket prefilled from its latest event, linked to it, in one transaction (TicketService's checks
+        and outbox op as always). A second click finds the alert on its open ticket: Conflict, nothing twice."""
+        if not actor.is_member:
+            raise PermissionDenied("Only technicians can create tickets from alerts.")
+        async with ticket_batch(self.tickets, actor) as batch:
+            s = batch.session
+            alert = await s.get(Alert, alert_id, with_for_update=True)
+            if alert is None:
+                raise NotFound(f"There is no alert {alert_id}.", hint="`deskbridge intake triage` lists them.")
+            current = await s.get(Ticket, alert.ticket_id) if alert.ticket_id else None
+            if current is not None and current.stage in _OPEN:
+                raise Conflict(f"This alert is already on ticket {current.number or f'id:{current.id}'}.",
+                               hint="Open that ticket; nothing new was created.")
+            customer = customer_id or alert.customer_id
+            if customer is None:
+                raise InvalidInput("This alert has no customer yet.", field="customer",
+                                   hint="Name the customer, or map its device, site or organisation "
+                                        "(`deskbridge intake map`) so its alerts find it.")
+            source = await s.get(AlertSource, alert.source_id)
+            assert source is not None
+            receipt = (await s.exec(select(AlertReceipt).where(col(AlertReceipt.alert_id) == alert_id)
+                                    .order_by(col(AlertReceipt.id).desc()).limit(1))).first()
+            ev = _event(receipt.event) if receipt is not None else None
+            ticket = await batch.create(
+                subject=alert.summary[:255] or f"Alert {alert.dedup_key}"[:255],
+                description=_describe(source, ev) if ev else alert.summary, customer_id=customer,
+                priority=source_settings(source.settings).priority(alert.severity),
+                alert_ref=alert_ref(source, alert.dedup_key), device_ref=alert.device_name)
+            alert.ticket_id, alert.customer_id = ticket.id, customer
+            alert.status = {"triage": "triggered", "triage_resolved": "resolved"}.get(alert.status, alert.status)
+        return ticket
 
     async def _apply(self, chunk: _Chunk, receipt: AlertReceipt, alert: Alert) -> Applied:
         """Apply one receipt (see module doc) and mark it applied, in the chunk's transaction."""

@@ -11,10 +11,12 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
+from core.context import Actor
+from core.errors import Conflict, InvalidInput, PermissionDenied
 from core.notify import DomainEvent, NoteAdded, TicketCreated
 from core.tickets import TicketService
 from store.db import Scope
-from store.tables import AlertSource, OutboxOp, TimelineEntry
+from store.tables import AlertSource, Customer, OutboxOp, TimelineEntry
 from tests.core.intake.conftest import ninja
 from tests.factories import psa_backed
 
@@ -126,3 +128,37 @@ async def test_surfaces_hear_of_each_note_and_standalone_ticket_after_the_commit
     assert isinstance(created, TicketCreated) and isinstance(note, NoteAdded)
     assert note.visibility == "internal" and note.body.startswith("Alert resolved in ninja")
     assert note.ticket_id == created.ticket_id and note.origin == "alert" and note.author_name == "alert:ninja"
+
+
+async def test_create_ticket_from_an_alert_in_triage_prefilled_linked_and_once(intake):
+    await intake.source("pd", kind="events_v2")
+    r = await intake.send("pd", {"event_action": "trigger", "dedup_key": "nas-backup", "links": [
+        {"href": "https://rmm.example/a/9", "text": "Open in RMM"}], "payload": {
+        "summary": "Backup failed on NAS", "source": "nas-01", "severity": "critical"}})
+    assert r.events[0].outcome == "triage"
+    [alert] = await intake.alerts()
+    tech = Actor.system(intake.ws)
+    with pytest.raises(InvalidInput, match="no customer") as err:
+        await intake.intake.create_ticket(tech, alert.id)
+    assert "intake map" in (err.value.hint or "")
+    end_user = Actor(workspace_id=intake.ws, origin=tech.origin, is_member=False, customer_scope_id=None)
+    with pytest.raises(PermissionDenied):
+        await intake.intake.create_ticket(end_user, alert.id)
+    async with intake.db.read(Scope.workspace(intake.ws)) as s:
+        acme = (await s.exec(select(Customer).where(Customer.identifier == "ACME"))).one()
+    ticket_id, number = await intake.intake.create_ticket(tech, alert.id, acme.id)
+    [ticket] = await intake.tickets_()
+    assert ticket.id == ticket_id and ticket.number == number and ticket.customer_id == acme.id
+    assert ticket.subject == "Backup failed on NAS" and ticket.priority == "critical"
+    assert "Link: Open in RMM https://rmm.example/a/9" in ticket.description and ticket.alert_ref.endswith(":nas-backup")
+    [alert] = await intake.alerts()
+    assert alert.ticket_id == ticket_id and alert.customer_id == acme.id and alert.status == "triggered"
+    assert await intake.sources.triage(intake.ws) == []
+    with pytest.raises(Conflict, match="already on ticket"):  # a second click: nothing twice
+        await intake.intake.create_ticket(tech, alert.id, acme.id)
+    assert len(await intake.tickets_()) == 1
+    assert await intake.intake.retry_triage(intake.ws) == 0  # no longer triage: a mapping adds nothing later
+    again = await intake.send("pd", {"event_action": "trigger", "dedup_key": "nas-backup", "payload": {
+        "summary": "Backup failed on NAS", "source": "nas-01", "severity": "critical",
+        "timestamp": "2026-12-07T10:00:00Z"}})
+    assert again.events[0].outcome == "noted" and again.events[0].ticket_id == ticket_id
