@@ -5,6 +5,8 @@ told how to get in."""
 
 from __future__ import annotations
 
+import json
+
 import sqlalchemy as sa
 
 from store.db import Scope
@@ -57,3 +59,22 @@ async def test_mine_in_a_chat_with_the_bot_lists_only_the_contacts_tickets(teams
 async def test_someone_who_is_no_contact_is_still_told_how_to_get_in(teams):
     await teams.say("tickets mine", user=STRANGER, ctype="personal", conversation="a:personal-stranger")
     assert "does not know you yet" in teams.last_text()
+
+
+async def test_a_ticket_cards_alert_chips_render_in_teams_for_technicians(teams):
+    from dataclasses import replace
+
+    from bot.teams import cards
+    from core.context import Actor
+    from core.views import AlertChip
+    from tests.bot.teams.test_commands import assert_valid_card
+
+    view = await teams.c.chat_views.ticket(Actor.system(teams.ws), "5001")
+    chips = (AlertChip(source="ninja", severity="critical", state="triggered", summary="Disk C: 97% full",
+                       triggers=3, url="https://rmm.example/alerts/9"),
+             AlertChip(source="ninja", severity="warning", state="resolved", summary="CPU pegged"))
+    card = cards.ticket_card(replace(view, alerts=chips))
+    assert_valid_card(card)
+    text = json.dumps(card, ensure_ascii=False)
+    assert "[Alert · ninja · critical · triggered ×3 · Disk C: 97% full](https://rmm.example/alerts/9)" in text
+    assert "Alert · ninja · warning · resolved · CPU pegged" in text
