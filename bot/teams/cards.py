@@ -27,8 +27,8 @@ VERSION = "1.5"
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 VERB = "deskbridge"
 MAX_ACTIONS = 6
-URL_ACTIONS = ("open_psa", "open_rmm", "open_runbook")
-CARD_ACTIONS = ("reply", "note", "status", "assign_me", "time", "alert_ack", "alert_resolve", "open")
+URL_ACTIONS = ("open_psa", "open_rmm", "open_runbook", "open_docs")
+CARD_ACTIONS = ("reply", "note", "status", "assign_me", "time", "alert_ack", "alert_resolve", "open", "context")
 
 
 def _card(body: list[dict[str, Any]], actions: list[dict[str, Any]] | None = None) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from store.tables.base import WorkspaceOwned
 from store.tables.connection import PicklistItem, PriorityMapping, PsaConnection, StatusMapping
 from store.tables.conversation import ChatConversation
 from store.tables.intake import Alert, AlertMapping, AlertReceipt, AlertSource, MailReceipt
-from store.tables.m365 import CustomerM365Tenant
+from store.tables.m365 import CustomerM365Tenant, DocPlatform, M365ActionGrant, TicketM365Subject
 from store.tables.outbox import AuditLog, OutboxOp
 from store.tables.sla import SlaCalendar, SlaClock, SlaPolicy, SlaWarning
 from store.tables.sync import JobTick, Lease, ProcessedEvent, SyncCursor, SyncRun
@@ -45,6 +45,9 @@ __all__ = [
     "Contact",
     "Customer",
     "CustomerM365Tenant",
+    "DocPlatform",
+    "M365ActionGrant",
+    "TicketM365Subject",
     "IdempotencyKey",
     "JobTick",
     "Lease",

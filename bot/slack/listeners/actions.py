@@ -14,13 +14,14 @@ from bot.slack import text as t
 from bot.slack import urgency
 from bot.slack.context import SlackContext
 from bot.slack.install import WORKSPACE_KEY
+from bot.slack.listeners import tenant
 from bot.slack.listeners.common import bound, on_ephemeral
 from core.chat import ChannelInfo, ChatUser, audience, grammar
 from core.context import Actor
 from core.errors import DeskbridgeError, InvalidInput
 from core.views import FormView
 
-URL_ACTIONS = ("open_psa", "open_rmm", "open_runbook")
+URL_ACTIONS = ("open_psa", "open_rmm", "open_runbook", "open_docs")
 FORM_ACTIONS = ("reply", "note", "status", "time")
 
 
@@ -39,6 +40,9 @@ async def run_action(sc: SlackContext, body: dict[str, Any], context: Any, clien
     from_home = (body.get("view") or {}).get("type") == "home"
     in_modal = (body.get("view") or {}).get("type") == "modal"  # a ticket opened from App Home
     try:
+        if tenant.handles(name):  # Microsoft 365 context (it resolves the actor for the channel it was opened in)
+            await tenant.run(sc, name, body, context, client, channel, in_modal)
+            return
         actor, info = await sc.actor(context, user, client)
         if name in URL_ACTIONS:
             if not action.get("url"):
