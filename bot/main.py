@@ -214,7 +214,7 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     alert_intake = AlertIntake(db, sources=alert_sources, tickets=tickets, parsers=ALERT_PARSERS)
     mailboxes = MailboxService(db, cipher=cipher, intake=MailIntake(db, tickets=tickets),
                                readers=lambda kind, config: build_mail_reader(kind, config, transport=transport))
-    ai = AiService(db, llm=_llm_config(settings))
+    ai = AiService(db, capabilities=registry.capabilities, llm=_llm_config(settings))
     chat_views = ChatViews(db, tickets=tickets, connections=connections, capabilities=registry.capabilities, sla=sla,
                            ai=ai.suggestions, tenant_context=tenant_context.available if m365_pool else None,
                            docs=docs.card_links)

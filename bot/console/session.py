@@ -217,7 +217,13 @@ class ConsoleSession:
             await self._fill(await views.status_form(actor, b.value))
         elif b.action == "time":
             await self._fill(await views.time_form(actor, b.value))
-        elif b.action in ("assign_me", "alert_ack", "alert_resolve"):
+        elif b.action == "ai_draft":
+            draft = await cmds.draft_offer(actor, b.value)
+            text, self.buttons = render.render_draft(draft)
+            self.write(text)
+        elif b.action == "ai_draft_edit":
+            await self._fill(await cmds.draft_edit(actor, b.value))
+        elif b.action in ("assign_me", "alert_ack", "alert_resolve") or b.action.startswith("ai_"):
             done = await cmds.action(actor, b.action, b.value)
             self._show_ticket(done.view, notice=done.confirmation)
         elif b.url:

@@ -315,6 +315,17 @@ class Listeners:
             return await self.c.chat_views.ticket(actor, ref, audience=aud)
         if name in ("assign_me", "alert_ack", "alert_resolve"):
             return (await self.c.chat_commands.action(actor, name, ref)).view
+        if name.startswith("ai_draft") and inc.conversation_type != "personal":
+            raise InvalidInput("A reply draft is shown only to you, so it opens in your chat with Deskbridge.",
+                               hint=f"Message Deskbridge `ticket {ref.removeprefix('id:')}` in that chat and "
+                                    "ask there." if name == "ai_draft" else "Ask for the draft in that chat.")
+        if name == "ai_draft":
+            return await self.c.chat_commands.draft_offer(actor, ref)
+        if name == "ai_draft_edit":
+            return await self.c.chat_commands.draft_edit(actor, ref)
+        if name.startswith("ai_"):
+            done = await self.c.chat_commands.action(actor, name, ref)
+            return replace(done.view, notice=done.confirmation)
         if data.get("submit") and name in ("reply", "status", "time", "new_ticket"):
             values = {k: str(v) for k, v in data.items() if k not in ("action", "ref", "submit") and v is not None}
             source = f"{PLATFORM}:{inc.user.channel_id}:{inc.thread_root}" if inc.thread_root else None

@@ -211,8 +211,8 @@ class ChatViews:
         return await self.forms.customer_options(actor, query, limit)
 
     async def reply_form(self, actor: Actor, ref: int | str, *, visibility: str = "public",
-                         context: dict[str, Any] | None = None) -> FormView:
-        return await self.forms.reply_form(actor, ref, visibility=visibility, context=context)
+                         context: dict[str, Any] | None = None, text: str | None = None) -> FormView:
+        return await self.forms.reply_form(actor, ref, visibility=visibility, context=context, text=text)
 
     async def status_form(self, actor: Actor, ref: int | str, *, context: dict[str, Any] | None = None) -> FormView:
         return await self.forms.status_form(actor, ref, context=context)

@@ -60,8 +60,11 @@ class UpdateTicket(_Payload):
     board_external_id: str | None = None
     owner_external_id: str | None = None
     unassign: bool = False
+    type_external_id: str | None = None  # the ticket's type (category), where the PSA can change it
+    clear_type: bool = False
     category_external_id: str | None = None  # "" clears; always sent with its subcategory
     subcategory_external_id: str | None = None
+    custom_fields: dict[str, str] | None = None  # the PSA's own fields by name ("" clears one)
 
 
 class AddNote(_Payload):

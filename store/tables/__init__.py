@@ -1,7 +1,7 @@
 """All tables; importing this module registers them on SQLModel.metadata (for Alembic and tests)."""
 
 from store.tables.admin import AdminLoginLink, AdminSession
-from store.tables.ai import AiModel
+from store.tables.ai import AiCategoryApply, AiDraft, AiModel, AiRisk
 from store.tables.api import ApiKey, IdempotencyKey
 from store.tables.base import WorkspaceOwned
 from store.tables.connection import PicklistItem, PriorityMapping, PsaConnection, StatusMapping
@@ -26,7 +26,10 @@ from store.tables.workspace import (
 __all__ = [
     "AdminLoginLink",
     "AdminSession",
+    "AiCategoryApply",
+    "AiDraft",
     "AiModel",
+    "AiRisk",
     "Alert",
     "AlertMapping",
     "AlertReceipt",

@@ -48,7 +48,13 @@ async def run_action(sc: SlackContext, body: dict[str, Any], context: Any, clien
             if not action.get("url"):
                 await respond(text=t.NO_LINK, response_type="ephemeral", replace_original=False)
             return
-        if name == "open":
+        if name == "ai_draft":  # a draft for the clicker alone; sent only by their Approve
+            view = await sc.commands.draft_offer(actor, _value(body))
+            await respond(text="Reply draft", blocks=bk.draft_blocks(view), response_type="ephemeral",
+                          replace_original=False)
+        elif name == "ai_draft_edit":
+            await _edit_draft(sc, body, client, actor, channel, in_modal)
+        elif name == "open":
             await _open(sc, body, context, client, respond, actor, info, user, channel, in_modal)
         elif name == "page":
             await _page(sc, body, client, respond, actor, info, user, from_home)
@@ -83,6 +89,19 @@ async def _open(sc: SlackContext, body: dict[str, Any], context: Any, client: An
         return bk.ticket_modal(await sc.views.ticket(actor, value, audience=audience(actor, info)))
 
     await sc.open_modal(client, body["trigger_id"], ticket_modal, title="Ticket", push=in_modal)
+
+
+async def _edit_draft(sc: SlackContext, body: dict[str, Any], client: Any, actor: Actor, channel: str | None,
+                      in_modal: bool) -> None:
+    """`ai_draft_edit`: the normal reply form, prefilled with the draft (it is sent like any reply)."""
+    meta: dict[str, Any] = {"channel": channel, "card_ts": None, "thread_ts": None}
+    if body.get("response_url"):
+        meta["response_url"] = body["response_url"]  # the ephemeral draft message becomes the updated card
+
+    async def build() -> FormView:
+        return await sc.commands.draft_edit(actor, _value(body), context=meta)
+
+    await sc.open_form(client, body["trigger_id"], build, meta, title=t.FORM_TITLES["reply"], push=in_modal)
 
 
 async def _page(sc: SlackContext, body: dict[str, Any], client: Any, respond: Any, actor: Actor,
