@@ -697,7 +697,8 @@ def _scoped_customer(actor: Actor, customer_id: int | None) -> int | None:
     if actor.customer_scope_id is None:
         return customer_id
     if customer_id not in (None, actor.customer_scope_id):
-        raise PermissionDenied("This channel is bound to one customer; tickets go to that customer.")
+        raise PermissionDenied("This channel is bound to one customer; tickets go to that customer.",
+                               hint="Leave the customer out here, or create the ticket in a technicians' channel.")
     return actor.customer_scope_id
 
 
