@@ -491,6 +491,16 @@ class CallbackRegistrar(Protocol):
         ...
 
 
+@runtime_checkable
+class ChildPrefetch(Protocol):
+    """A connector that reads the children of many tickets together where its PSA allows (Autotask:
+    `ticketID in [...]`, one query per kind), used when a sync reads the histories of many tickets."""
+
+    def expect_children(self, external_ids: Sequence[str]) -> None:
+        """The next list_notes / list_time_entries / list_attachments calls are for these tickets."""
+        ...
+
+
 ConnectorFactory = Callable[[ConnectionConfig], PsaConnector]
 """Builds a connector for a connection; handed to core/ by the composition root."""
 

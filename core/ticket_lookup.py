@@ -232,4 +232,5 @@ async def build_detail(session: AsyncSession, ticket: Ticket, *, internal: bool)
         psa_resolve_by=ticket.psa_resolve_by,
         first_response_at=ticket.first_response_at,
         closed_at=ticket.closed_at,
+        history_unread=ticket.external_id is not None and ticket.history_at is None,
     )

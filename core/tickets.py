@@ -4,13 +4,17 @@
 transaction"; creation (`_create` and its checks) and attachments are the parts to split out next.)
 
 Every change writes the local row, a timeline entry and (for PSA-backed tickets) an outbox op in one
-transaction, so nothing is half-written and no PSA write is lost. Nothing here calls a PSA.
+transaction, so nothing is half-written and no PSA write is lost. Nothing here calls a PSA; opening a PSA
+ticket whose history was never read (a closed ticket after a first sync) asks the injected `history` reader
+(core/sync/history.py) for it first, and shows what is stored if the PSA cannot answer in time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -83,6 +87,13 @@ def _clean_text(value: str, *, field: str, limit: int, required: bool = True) ->
     return text
 
 
+log = logging.getLogger(__name__)
+
+HistoryReader = Callable[[int, str], Awaitable[bool]]
+"""(connection id, PSA ticket id) -> read that ticket's notes, time entries and documents now (SyncService)."""
+HISTORY_WAIT_S = 10.0
+
+
 class TicketService:
     """All ticket operations every surface calls."""
 
@@ -93,8 +104,10 @@ class TicketService:
         capabilities: Callable[[str], Capabilities] | None = None,
         clock: Callable[[], datetime] = utcnow,
         notifier: Notifier | None = None,
+        history: HistoryReader | None = None,
     ) -> None:
         self.db = db
+        self._history = history
         self._capabilities = capabilities or (lambda kind: DEFAULT_CAPABILITIES)
         self._clock = clock
         # Standalone tickets (no PSA) have no sync or outbox delivery to announce them: their creation and
@@ -168,10 +181,21 @@ class TicketService:
     # ------------------------------------------------------------ reads
 
     async def get(self, actor: Actor, ref: int | str) -> TicketDetail:
-        """One ticket with its timeline (internal entries hidden from non-members)."""
+        """One ticket with its timeline (internal entries hidden from non-members); a PSA ticket whose
+        history was never read has it read first (at most HISTORY_WAIT_S, then what is stored is shown)."""
         async with self.db.read(actor.scope) as session:
             ticket = await load_ticket(session, actor, ref)
-            return await self._detail(session, actor, ticket)
+            if self._history is None or ticket.history_at is not None or ticket.connection_id is None \
+                    or ticket.external_id is None:
+                return await self._detail(session, actor, ticket)
+            unread = (ticket.connection_id, ticket.external_id)
+        try:
+            await asyncio.wait_for(self._history(*unread), HISTORY_WAIT_S)
+        except Exception:  # noqa: BLE001 - the PSA is down or slow: show what is stored, read it next time
+            log.warning("could not read a ticket's history from the PSA; showing what is stored",
+                        extra={"connection_id": unread[0], "external_id": unread[1]}, exc_info=True)
+        async with self.db.read(actor.scope) as session:
+            return await self._detail(session, actor, await load_ticket(session, actor, ref))
 
     async def timeline(self, actor: Actor, ref: int | str) -> tuple[TimelineItem, ...]:
         return (await self.get(actor, ref)).timeline
@@ -297,6 +321,7 @@ class TicketService:
                 created_at=now,
                 updated_at=now,
                 marker=new_marker() if conn else None,
+                history_at=now if conn else None,  # born here: its whole history is ours already
             )
             session.add(ticket)
             await session.flush()

@@ -88,6 +88,7 @@ class TicketDetail:
     psa_resolve_by: datetime | None = None
     first_response_at: datetime | None = None
     closed_at: datetime | None = None
+    history_unread: bool = False  # a PSA ticket whose notes/time/documents could not be read yet
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from connectors.base import PsaAttachment, PsaNote, PsaTicket, PsaTimeEntry
 from core.notify import DomainEvent, TicketChanged, TicketCreated
 from core.sync.mapping import SeenStatus, ensure_priority_mappings, ensure_status_mappings
-from core.sync.timeline import apply_children
+from core.sync.timeline import apply_children, mark_history_read
 from core.sync.upsert import ensure_directory, upsert_tickets
 from store.db import Database, Scope
 from store.enums import Origin, OutboxStatus, Priority, Stage
@@ -117,17 +117,20 @@ def _ref_rows(refs: Mapping[str, str | None], **extra: Any) -> dict[str, dict[st
 
 
 async def apply_batch(db: Database, target: SyncTarget, tickets: Sequence[PsaTicket],
-                      children: Mapping[str, Children], *, now: datetime, emit: bool, force: bool = False) -> BatchResult:
+                      children: Mapping[str, Children], *, now: datetime, emit: bool, force: bool = False,
+                      quiet: frozenset[str] = frozenset()) -> BatchResult:
     """Write one batch; returns counts, bad records and the events to send after the commit.
 
-    `force` re-plans tickets even when their content hash is unchanged (webhook refreshes).
+    `force` re-plans tickets even when their content hash is unchanged (webhook refreshes). Tickets given
+    children count as having their history read (core/sync/history.py); those in `quiet` had never had it
+    read, so their notes are the past and announce nothing.
     """
     result = BatchResult()
     pending = list(tickets)
     for attempt in range(MAX_FENCE_RETRIES + 1):
         async with db.write(Scope.workspace(target.workspace_id)) as s:
             fenced = await _apply_once(s, target, pending, children, now=now, emit=emit, force=force,
-                                       result=result, last=attempt == MAX_FENCE_RETRIES)
+                                       result=result, last=attempt == MAX_FENCE_RETRIES, quiet=quiet)
         if not fenced:
             break
         result.add("fenced_retries")
@@ -138,7 +141,7 @@ async def apply_batch(db: Database, target: SyncTarget, tickets: Sequence[PsaTic
 
 async def _apply_once(s: AsyncSession, target: SyncTarget, tickets: Sequence[PsaTicket],
                       children: Mapping[str, Children], *, now: datetime, emit: bool, force: bool,
-                      result: BatchResult, last: bool) -> set[str]:
+                      result: BatchResult, last: bool, quiet: frozenset[str]) -> set[str]:
     ws, cid = target.workspace_id, target.connection_id
     existing = await _existing(s, target, [t.external_id for t in tickets])
     await _link_by_marker(s, target, tickets, existing)
@@ -219,7 +222,8 @@ async def _apply_once(s: AsyncSession, target: SyncTarget, tickets: Sequence[Psa
     numbers = {ext: o["number"] for ext, o in existing.items()} | {r["external_id"]: r["number"] for r in rows}
     live = {ext: c for ext, c in children.items() if ext in ticket_ids and ext not in fenced and ext not in result.bad}
     await apply_children(s, target, live, ticket_ids, numbers, member_ids, contact_ids, now=now, emit=emit,
-                          result=result)
+                          result=result, quiet=quiet)
+    await mark_history_read(s, ws, [ticket_ids[ext] for ext in live if ext not in result.bad], now)
     return fenced
 
 

@@ -34,7 +34,7 @@ from core import scheduling, ticket_gone
 from core.connections import ConnectionService
 from core.errors import NotFound
 from core.notify import DomainEvent, Notifier, NullNotifier
-from core.sync import runs
+from core.sync import history, runs
 from core.sync.apply import BadRecord, BatchResult, Children, SyncTarget, apply_batch, content_hash, validate
 from core.sync.runs import RecordedRun, RunKind, RunStatus, SyncOutcome
 from store.db import Database, Scope
@@ -58,9 +58,15 @@ class LeaseLost(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Progress:
+    """Where a run is: phase "tickets" (pages listed, tickets read and written), then phase "history"
+    (histories of open tickets read so far, of how many; core/sync/history.py)."""
+
     pages: int
     seen: int
     changed: int
+    phase: str = history.PHASE_TICKETS
+    histories_done: int = 0
+    histories_total: int = 0
 
 
 ProgressFn = Callable[[Progress], None]
@@ -231,6 +237,15 @@ class SyncEngine:
         cursor_after = runs.format_cursor(watermark) if watermark else cursor_before
         if cursor_after and cursor_after != cursor_before:
             await runs.set_cursor(self.db, ws, cid, cursor_after, self.clock())
+        # Phase 2: the histories of open tickets not read yet (the queue is already whole and current).
+        try:
+            bad.update(await history.read_open(self, conn, connector, target, counts, progress=progress, lost=lost))
+        except (PsaError, LeaseLost) as exc:
+            counts["bad"] = len(bad)
+            counts["history_interrupted"] = 1
+            log.warning("sync: reading histories stopped; the next run resumes",
+                        extra={"connection_id": cid, "error": str(exc)})
+            return await run.finish(RunStatus.PARTIAL, error=f"histories: {exc}", cursor_after=cursor_after)
         counts["bad"] = len(bad)
         status = RunStatus.PARTIAL if bad else RunStatus.OK
         error = "; ".join(f"{k}: {v}" for k, v in list(bad.items())[:10]) or None
@@ -251,13 +266,19 @@ class SyncEngine:
             except BadRecord as exc:
                 bad[str(getattr(t, "external_id", "?"))] = str(exc)
                 log.warning("sync: bad ticket record skipped", extra={"error": str(exc)})
-        changed = good if force else await self._changed(target, good)
-        children, vanished = await self.fetch_children(connector, changed, counts)
+        changed, read, unread = await self._changed(target, good, force=force)
+        # Children now for tickets whose history is read (or, after the first sync, new to us); the rest
+        # wait for phase 2 (open) or for someone to open them (closed). A forced re-read takes them all.
+        ids = {t.external_id for t in changed}
+        later = set() if force else (ids - read if not emit else unread & ids)
+        counts["history_deferred"] = counts.get("history_deferred", 0) + len(later)
+        children, vanished = await self.fetch_children(
+            connector, [t.external_id for t in changed if t.external_id not in later], counts)
         for ext in vanished:
             bad.pop(ext, None)
         counts["vanished"] = counts.get("vanished", 0) + len(vanished)
         result = await apply_batch(self.db, target, [t for t in changed if t.external_id not in vanished], children,
-                                   now=self.clock(), emit=emit, force=force)
+                                   now=self.clock(), emit=emit, force=force, quiet=frozenset(unread))
         result.bad.update(bad)
         counts["unchanged"] = counts.get("unchanged", 0) + (len(good) - len(changed))
         for k, v in result.counts.items():
@@ -265,23 +286,27 @@ class SyncEngine:
         await self.emit(result.events)
         return result
 
-    async def _changed(self, target: SyncTarget, items: Sequence[PsaTicket]) -> list[PsaTicket]:
-        """Tickets whose content hash differs from the stored one (or that are new, or marked deleted)."""
+    async def _changed(self, target: SyncTarget, items: Sequence[PsaTicket], *, force: bool = False
+                       ) -> tuple[list[PsaTicket], set[str], set[str]]:
+        """Tickets whose content hash differs from the stored one (or that are new, or marked deleted; all
+        of them when forced), and which stored ones have their history read and which not."""
         if not items:
-            return []
+            return [], set(), set()
         t = table_of(Ticket)
         async with self.db.read(Scope.workspace(target.workspace_id)) as s:
-            res = await s.execute(sa.select(t.c.external_id, t.c.psa_hash, t.c.deleted_at).where(
-                t.c.workspace_id == target.workspace_id, t.c.connection_id == target.connection_id, t.c.external_id.in_([i.external_id for i in items])))
-            stored = {ext: (h, d) for ext, h, d in res.all()}
+            res = await s.execute(sa.select(t.c.external_id, t.c.psa_hash, t.c.deleted_at, t.c.history_at).where(
+                t.c.workspace_id == target.workspace_id, t.c.connection_id == target.connection_id,
+                t.c.external_id.in_([i.external_id for i in items])))
+            stored = {ext: (h, d, seen) for ext, h, d, seen in res.all()}
         out = []
         for item in items:
             got = stored.get(item.external_id)
-            if got is None or got[1] is not None or got[0] != content_hash(item):
+            if force or got is None or got[1] is not None or got[0] != content_hash(item):
                 out.append(item)
-        return out
+        return (out, {ext for ext, v in stored.items() if v[2] is not None},
+                {ext for ext, v in stored.items() if v[2] is None})
 
-    async def fetch_children(self, connector: PsaConnector, tickets: Sequence[PsaTicket], counts: dict[str, int]
+    async def fetch_children(self, connector: PsaConnector, external_ids: Sequence[str], counts: dict[str, int]
                              ) -> tuple[dict[str, Children], set[str]]:
         """Notes, time entries and attachments of each ticket (bounded concurrency); ids gone at the PSA."""
         caps = connector.capabilities
@@ -303,7 +328,7 @@ class SyncEngine:
                 return None
             return ext, Children(tuple(notes), tuple(times), tuple(files))
 
-        got = await asyncio.gather(*(one(t.external_id) for t in tickets))
+        got = await asyncio.gather(*(one(ext) for ext in external_ids))
         return dict(x for x in got if x is not None), vanished
 
     # ------------------------------------------------------------ targeted refresh (webhooks)

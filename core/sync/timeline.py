@@ -45,8 +45,9 @@ _FAMILY = {EntryKind.NOTE_PUBLIC: "note", EntryKind.NOTE_INTERNAL: "note", Entry
 async def apply_children(s: AsyncSession, target: SyncTarget, children: Mapping[str, Children],
                          ticket_ids: Mapping[str, int], numbers: Mapping[str, int | None],
                          member_ids: Mapping[str, int], contact_ids: Mapping[str, int], *, now: datetime,
-                         emit: bool, result: BatchResult) -> None:
-    """Insert new notes/time entries/attachments, update changed ones, link our own writes coming back."""
+                         emit: bool, result: BatchResult, quiet: frozenset[str] = frozenset()) -> None:
+    """Insert new notes/time entries/attachments, update changed ones, link our own writes coming back.
+    Tickets in `quiet` (their history was never read: it is their past, not news) emit no NoteAdded."""
     if not children:
         return
     tl = table_of(TimelineEntry)
@@ -150,13 +151,21 @@ async def apply_children(s: AsyncSession, target: SyncTarget, children: Mapping[
         fam = _FAMILY[EntryKind(kind_value)]
         result.add({"note": "notes_added", "time": "time_entries_added", "attachment": "attachments_added"}[fam])
         meta = note_meta.get((tid, kind_value, ext))
-        if meta is not None and emit:
+        if meta is not None and emit and by_ticket[tid] not in quiet:
             note, body = meta
             result.events.append(NoteAdded(
                 workspace_id=target.workspace_id, ticket_id=tid, ticket_number=numbers.get(by_ticket[tid]),
                 origin=Origin.PSA.value, occurred_at=note.created_at or now, entry_id=entry_id,
                 visibility=NoteVisibility(note.visibility).value, author_name=note.author.name if note.author else None,
                 body=body))
+
+
+async def mark_history_read(s: AsyncSession, ws: int, ticket_ids: Sequence[int], now: datetime) -> None:
+    """These tickets' notes, time entries and documents have been read from the PSA (core/sync/history.py)."""
+    t = table_of(Ticket)  # Core: filters workspace_id itself
+    for i in range(0, len(ticket_ids), 5000):
+        await s.execute(sa.update(t).where(t.c.workspace_id == ws, t.c.id.in_(ticket_ids[i : i + 5000]))
+                        .values(history_at=now))
 
 
 async def _timeline_per_ticket(s: AsyncSession, ws: int, updates: Sequence[dict[str, Any]],
