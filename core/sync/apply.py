@@ -17,7 +17,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from connectors.base import PsaAttachment, PsaNote, PsaTicket, PsaTimeEntry
+from connectors.base import PsaAttachment, PsaNote, PsaTicket, PsaTimeEntry, Ref
 from core.notify import DomainEvent, TicketChanged, TicketCreated
 from core.sync.mapping import SeenStatus, ensure_priority_mappings, ensure_status_mappings
 from core.sync.timeline import apply_children, mark_history_read
@@ -83,9 +83,29 @@ class BatchResult:
         self.counts[key] = self.counts.get(key, 0) + n
 
 
+_TICKET_FIELDS = tuple(f.name for f in fields(PsaTicket))
+_PLAIN = (str, int, float, bool, datetime, type(None))
+
+
 def content_hash(t: PsaTicket) -> str:
-    """Hash of everything we store from a PSA ticket (its change time included)."""
-    blob = json.dumps(asdict(t), sort_keys=True, default=str, separators=(",", ":"))
+    """Hash of everything we store from a PSA ticket (its change time included).
+
+    The same value as hashing `asdict(t)` (stored hashes stay valid) without its deep copies, which cost
+    more than the rest of a first sync's phase 1 (issue 20); anything but plain values and Refs (a
+    connector's own subclass) takes the asdict path."""
+    doc: dict[str, Any] = {}
+    for name in _TICKET_FIELDS:
+        value = getattr(t, name)
+        if isinstance(value, Ref):
+            doc[name] = {"id": value.id, "name": value.name}
+        elif isinstance(value, _PLAIN):
+            doc[name] = value
+        else:
+            doc = asdict(t)
+            break
+    if type(t) is not PsaTicket:
+        doc = asdict(t)
+    blob = json.dumps(doc, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

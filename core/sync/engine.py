@@ -1,5 +1,8 @@
 """The sync engine: per connection, pull what changed since the cursor and apply it (DESIGN.md §4).
 
+(Just over 400 lines: the run loop, targeted refreshes and child reads share one retry and lease plumbing;
+reading histories apart from tickets lives in core/sync/history.py.)
+
     run(connection)          incremental (or full) ticket sync under a per-connection lease
     refresh_ticket(conn, id) targeted re-fetch of one ticket (webhooks), no cursor involved
     refresh_picklists(conn)  core/sync/picklists.py
@@ -20,15 +23,15 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from connectors.base import Feature, PsaConnector, PsaTicket
+from connectors.base import Feature, Page, PsaConnector, PsaTicket
 from connectors.errors import PsaError, PsaNotFound, PsaRateLimited, PsaUnavailable
 from core import scheduling, ticket_gone
 from core.connections import ConnectionService
@@ -78,7 +81,8 @@ class SyncEngine:
     def __init__(self, db: Database, connections: ConnectionService, notifier: Notifier | None = None, *,
                  instance_id: str = "local", clock: Callable[[], datetime] = utcnow,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, overlap: timedelta = DEFAULT_OVERLAP,
-                 lease_ttl: timedelta = DEFAULT_LEASE_TTL, child_concurrency: int = 8) -> None:
+                 lease_ttl: timedelta = DEFAULT_LEASE_TTL, child_concurrency: int = 8,
+                 eager_history: bool = False) -> None:
         self.db = db
         self.connections = connections
         self.notifier = notifier or NullNotifier()
@@ -88,6 +92,9 @@ class SyncEngine:
         self.overlap = overlap
         self.lease_ttl = lease_ttl
         self.child_concurrency = child_concurrency
+        # Read every changed ticket's history inline, closed ones too, as before phases existed
+        # (core/sync/history.py): bench/first_sync.py's baseline.
+        self.eager_history = eager_history
 
     # ------------------------------------------------------------ plumbing
 
@@ -200,30 +207,26 @@ class SyncEngine:
         hold: datetime | None = None  # the oldest change time of a record this run could not write
         target = self.target(conn, connector)
         try:
-            page_cursor: str | None = None
-            while True:
-                page = await self.call(counts, connector.list_changed_tickets, since, page_cursor)
-                counts["pages"] += 1
-                counts["seen"] += len(page.items)
-                result = await self.process(connector, target, page.items, counts, emit=emit)
-                bad.update(result.bad)
-                unwritten = set(result.bad) | result.retry
-                for t in page.items:
-                    stamp = t.updated_at if isinstance(t.updated_at, datetime) and t.updated_at.tzinfo else None
-                    if stamp is None:
-                        continue
-                    if str(getattr(t, "external_id", "?")) in unwritten:
-                        hold = stamp if hold is None else min(hold, stamp)
-                    elif watermark is None or stamp > watermark:
-                        watermark = stamp
-                if progress:
-                    progress(Progress(counts["pages"], counts["seen"], counts.get("created", 0)
-                                      + counts.get("updated", 0)))
-                if lost.is_set():
-                    raise LeaseLost("the sync lease was lost (another instance took over); stopping")
-                page_cursor = page.next_cursor
-                if not page_cursor:
-                    break
+            async with aclosing(self._listed(connector, since, counts, ahead=not emit)) as pages:
+                async for page in pages:
+                    counts["pages"] += 1
+                    counts["seen"] += len(page.items)
+                    result = await self.process(connector, target, page.items, counts, emit=emit)
+                    bad.update(result.bad)
+                    unwritten = set(result.bad) | result.retry
+                    for t in page.items:
+                        stamp = t.updated_at if isinstance(t.updated_at, datetime) and t.updated_at.tzinfo else None
+                        if stamp is None:
+                            continue
+                        if str(getattr(t, "external_id", "?")) in unwritten:
+                            hold = stamp if hold is None else min(hold, stamp)
+                        elif watermark is None or stamp > watermark:
+                            watermark = stamp
+                    if progress:
+                        progress(Progress(counts["pages"], counts["seen"], counts.get("created", 0)
+                                          + counts.get("updated", 0)))
+                    if lost.is_set():
+                        raise LeaseLost("the sync lease was lost (another instance took over); stopping")
         except (PsaError, LeaseLost) as exc:
             counts["bad"] = len(bad)
             failed = await run.fail(exc)
@@ -254,6 +257,27 @@ class SyncEngine:
                                              "counts": dict(counts)})
         return outcome
 
+    async def _listed(self, connector: PsaConnector, since: datetime | None, counts: dict[str, int], *,
+                      ahead: bool) -> AsyncGenerator[Page[PsaTicket], None]:
+        """The pages changed since `since`. With `ahead` (a first sync: its pages need no child reads) the next
+        page is read while the caller writes this one."""
+        cursor: str | None = None
+        pending: asyncio.Future[Page[PsaTicket]] | None = None
+        try:
+            while True:
+                page = await (pending or self.call(counts, connector.list_changed_tickets, since, cursor))
+                pending, cursor = None, page.next_cursor
+                if cursor and ahead:
+                    pending = asyncio.ensure_future(self.call(counts, connector.list_changed_tickets, since, cursor))
+                yield page
+                if not cursor:
+                    return
+        finally:
+            if pending is not None:
+                pending.cancel()
+                if pending.done() and not pending.cancelled():
+                    pending.exception()  # retrieved: the run already stopped for its own reason
+
     async def process(self, connector: PsaConnector, target: SyncTarget, items: Sequence[PsaTicket],
                       counts: dict[str, int], *, emit: bool, force: bool = False) -> BatchResult:
         """Apply one page: skip unchanged rows, fetch children of the rest, write, then notify."""
@@ -270,7 +294,7 @@ class SyncEngine:
         # Children now for tickets whose history is read (or, after the first sync, new to us); the rest
         # wait for phase 2 (open) or for someone to open them (closed). A forced re-read takes them all.
         ids = {t.external_id for t in changed}
-        later = set() if force else (ids - read if not emit else unread & ids)
+        later = set() if force or self.eager_history else (ids - read if not emit else unread & ids)
         counts["history_deferred"] = counts.get("history_deferred", 0) + len(later)
         children, vanished = await self.fetch_children(
             connector, [t.external_id for t in changed if t.external_id not in later], counts)
