@@ -173,8 +173,7 @@ async def load_one(engine: SyncEngine, connection_id: int, external_id: str) -> 
         counts: dict[str, int] = {}
         children, vanished = await engine.fetch_children(connector, [external_id], counts)
         if vanished:
-            await engine.mark_deleted(conn, [external_id])
-            return False
+            return False  # gone at the PSA: the sync's reconcile settles deletions, not a read
         result = await apply_history(engine.db, target, children, now=engine.clock())
         return not result.bad
     finally:
