@@ -4,9 +4,11 @@
 
 Marks: ✓ fine, ✗ broken (the command exits 1), ! works but needs attention (e.g. a key only on disk).
 Checks: the database and its migrations; the secret key; per PSA connection its credentials and
-reachability, picklists, last sync and callbacks; Slack (token, scopes against the manifest, request
-URL reachable from outside when a public URL is set); Teams; the alert action webhook when set.
-No secret is ever printed.
+reachability, rate-limit headroom (429s of the last 24 h; Autotask's hourly usage), picklists, last sync and
+callbacks; e-mail intake (the mailbox can be read, mail in triage) and alert intake (each source's secret,
+last event, events not applied, alerts in triage) when configured; Slack (token, scopes against the
+manifest, request URL reachable from outside when a public URL is set); Teams; the alert action webhook
+when set. No secret is ever printed; nothing is taken from the mailbox.
 """
 
 from __future__ import annotations
@@ -19,15 +21,18 @@ import httpx
 
 from bot.banner import describe_database
 from bot.main import Deskbridge
-from core.connection_health import check_connection
+from core.connection_health import ConnectionHealth, check_connection
 from core.errors import NotFound
+from core.intake.health import IntakeHealth, intake_health
+from core.rate_headroom import autotask_headroom, hits_headroom, rate_limit_hits
 
 OK, FAIL, WARN = "✓", "✗", "!"
+MARK = {"ok": OK, "warn": WARN, "fail": FAIL}
 
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    area: str  # "database", "secret key", "psa:cw", "slack", "teams", "alerts"
+    area: str  # "database", "secret key", "psa:cw", "mail intake", "alert intake", "slack", "teams", "alerts"
     mark: str  # OK, FAIL or WARN
     text: str
     fix: str | None = None
@@ -78,6 +83,7 @@ async def _psa(c: Deskbridge, ws: int) -> list[Check]:
             out.append(Check(area, FAIL, health.problem or "the check failed", health.fix))
             continue
         out.append(Check(area, OK, f"{conn.kind}: credentials accepted ({health.display_name})"))
+        out += await _headroom(c, ws, conn, health)
         st = status.get(conn.id or 0)
         picklists = next((r for r in (st.runs if st else []) if r.kind == "picklists"), None)
         if picklists is not None and picklists.status not in ("ok", "running"):
@@ -100,6 +106,20 @@ async def _psa(c: Deskbridge, ws: int) -> list[Check]:
             out.append(Check(area, WARN, "no callbacks without DESKBRIDGE_PUBLIC_URL: changes arrive with each sync",
                              "Set DESKBRIDGE_PUBLIC_URL, then run `deskbridge connection callbacks "
                              f"{conn.name}`."))
+    return out
+
+
+async def _headroom(c: Deskbridge, ws: int, conn: Any, health: ConnectionHealth) -> list[Check]:
+    """How close this connection runs to the PSA's request limits (nothing for the sandbox: it has none)."""
+    if conn.kind == "sandbox":
+        return []
+    area, out = f"psa:{conn.name}", []
+    if conn.kind == "autotask":
+        usage = autotask_headroom(health.details, conn.settings or {})
+        if usage is not None:
+            out.append(Check(area, MARK[usage.level], usage.text, usage.fix))
+    hits = hits_headroom(conn.kind, await rate_limit_hits(c.db, ws, conn.id, datetime.now(UTC)))
+    out.append(Check(area, MARK[hits.level], hits.text, hits.fix))
     return out
 
 
@@ -188,6 +208,67 @@ async def _alerts(c: Deskbridge, ws: int) -> list[Check]:
     return [Check("alerts", OK, f"alert webhook {info.display_url} answered the signed ping ({status})")]
 
 
+def _mail(h: IntakeHealth) -> list[Check]:
+    m = h.mailbox
+    if m is None:
+        return []
+    name = f"mailbox {m.display} ({m.kind})"
+    if m.psa_handles_mail:
+        out = [Check("mail intake", OK, f"{name}: the PSA's own mail connector takes the mail; Deskbridge does not poll")]
+    elif m.problem:
+        out = [Check("mail intake", FAIL, f"{name} cannot be read: {m.problem}",
+                     (f"{m.hint} " if m.hint else "") + "Set it again with `deskbridge intake mail-set`, then "
+                     "`deskbridge intake mail-test`.")]
+    else:
+        out = [Check("mail intake", OK, f"{name} can be read; new mail becomes tickets each minute")]
+    if m.triage:
+        out.append(Check("mail intake", WARN, f"{m.triage} e-mail(s) of the last 30 days wait in triage "
+                                              "(unknown sender, or refused)",
+                         "Each is kept with its raw message; add the senders as contacts in the PSA so their next "
+                         "mail becomes a ticket."))
+    return out
+
+
+def _alert_sources(c: Deskbridge, h: IntakeHealth) -> list[Check]:
+    out: list[Check] = []
+    public = (c.settings.public_url or "").rstrip("/")
+    for src in h.sources:
+        name = f"source {src.name} ({src.kind})"
+        if src.secret_problem:
+            out.append(Check("alert intake", FAIL, f"{name}: {src.secret_problem}",
+                             f"Give it a new secret with `deskbridge intake rotate-secret {src.name}` and paste it "
+                             "into the sender's webhook."))
+            continue
+        if not src.enabled:
+            out.append(Check("alert intake", WARN, f"{name} is disabled: its alerts are refused",
+                             f"`deskbridge intake set {src.name} enabled on` when it should take alerts again."))
+            continue
+        last = (f"last event {_ago(src.last_event_at)}" if src.last_event_at else "no event received yet")
+        out.append(Check("alert intake", OK, f"{name}: secret set; posts to {public or '{public url}'}{src.path}; {last}"))
+        if src.stuck:
+            out.append(Check("alert intake", WARN, f"{name}: {src.stuck} event(s) received over 10 min ago not applied",
+                             "The scheduler applies them each minute: check that `deskbridge serve` runs, and its log."))
+    if h.sources and not public:
+        out.append(Check("alert intake", FAIL, "no DESKBRIDGE_PUBLIC_URL: senders cannot reach /webhooks/alerts/…",
+                         "Set DESKBRIDGE_PUBLIC_URL to this instance's https URL."))
+    if h.alert_triage:
+        out.append(Check("alert intake", WARN, f"{h.alert_triage} alert(s) wait in triage: no rule placed them with "
+                                               "a customer",
+                         "`deskbridge intake triage` lists them; `deskbridge intake map …` adds a rule and applies "
+                         "them at once."))
+    return out
+
+
+def _ago(when: datetime) -> str:
+    minutes = max(0, int((datetime.now(UTC) - when).total_seconds() // 60))
+    return f"{minutes} min ago" if minutes < 120 else f"{minutes // 60} h ago"
+
+
+async def _intake(c: Deskbridge, ws: int) -> list[Check]:
+    h = await intake_health(c.db, c.mailboxes, c.alert_sources, ws, datetime.now(UTC))
+    return _mail(h) + _alert_sources(c, h)
+
+
 async def diagnose(c: Deskbridge) -> list[Check]:
     """Every check, in the order a newcomer fixes things; nothing is changed."""
     checks = await _database(c)
@@ -203,6 +284,7 @@ async def diagnose(c: Deskbridge) -> list[Check]:
                             "Start Deskbridge once (`make run` / `deskbridge serve`) or check DESKBRIDGE_WORKSPACE_SLUG."))
     else:
         checks += await _psa(c, ws)
+        checks += await _intake(c, ws)
         checks += await _alerts(c, ws)
     checks += await _slack(c)
     checks += _teams(c)

@@ -21,20 +21,26 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.settings import Settings
 from connectors.alert_webhook import AlertWebhookClient
+from connectors.docs import DocsPlatform
 from connectors.halopsa.budget import RequestBudgets
+from connectors.hudu import HuduDocs
+from connectors.itglue import ItGlueDocs
 from connectors.m365 import DirectoryPool, admin_consent_url
 from connectors.mail import build_reader as build_mail_reader
 from connectors.registry import Registry
 from connectors.rmm import PARSERS as ALERT_PARSERS
 from connectors.rmm import datto
 from core.admin_links import AdminLinkService
+from core.admin_sessions import AdminSessionService
 from core.ai.drafts import LlmConfig
 from core.ai.service import AiService
 from core.alert_webhooks import AlertWebhookService
 from core.apikeys import ApiKeyService
+from core.audit_search import AuditSearch
 from core.chat import ChatCommands, ChatPosts, ChatService, ChatViews
 from core.connections import ConnectionService
 from core.context import Actor
+from core.docs_links import DocsService
 from core.errors import Conflict, NotFound
 from core.idempotency import IdempotencyService
 from core.intake.alerts import AlertIntake
@@ -54,6 +60,7 @@ from core.sla.monitor import SlaMonitor
 from core.sla.service import SlaService
 from core.sync.engine import SyncEngine
 from core.sync.service import SyncService
+from core.tenant_actions import QuickActions
 from core.tenant_context import TenantContextService
 from core.tickets import TicketService
 from core.workspaces import DirectoryService, WorkspaceService
@@ -105,12 +112,16 @@ class Deskbridge:
     ai: AiService  # categorisation, similar tickets, suggested resolutions (core/ai)
     m365: M365TenantService  # which M365 tenant each customer has (issue 23)
     tenant_context: TenantContextService  # M365 user quick view beside a ticket (issue 23)
+    quick_actions: QuickActions  # M365 reset password / revoke sessions / sync device through the outbox
+    docs: DocsService  # Hudu / IT Glue links on technicians' cards (issue 23)
     # Chat, shared by Slack, Teams and the console: bindings/identities, view builders, the command runner.
     chat: ChatService
     chat_posts: ChatPosts
     chat_views: ChatViews
     chat_commands: ChatCommands
     admin_links: AdminLinkService  # one-time sign-in links to the admin pages (`deskbridge admin link`)
+    admin_sessions: AdminSessionService  # admin-page sessions (server-side: sign-out ends them everywhere)
+    audit: AuditSearch  # the audit log: search (admin pages) and admin changes recorded
     slack: SlackSurface | None = None  # only when Slack is configured (settings.slack_enabled)
     teams: TeamsSurface | None = None  # only when Teams is configured (settings.teams_enabled)
     # Body templates an admin pastes into an RMM (`deskbridge intake template datto`): name -> text.
@@ -151,6 +162,7 @@ class Deskbridge:
         await self.connections.aclose()
         await self.alert_webhooks.aclose()
         await self.tenant_context.aclose()
+        await self.docs.aclose()
         await self.db.dispose()
 
 
@@ -195,22 +207,19 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         transport=transport, timeout=min(settings.psa_request_timeout_seconds, 15.0)))
     sla = SlaService(db)
     m365 = M365TenantService(db, consent_url=_consent_url(settings))
-    m365_pool = DirectoryPool(
-        client_id=settings.m365_client_id, client_secret=settings.m365_client_secret.get_secret_value(),
-        graph_url=settings.m365_graph_url, login_url=settings.m365_login_url, transport=transport,
-        token_cache=DatabaseTokenCache(db, cipher, holder=settings.instance_id),  # one token per tenant, all instances
-    ) if settings.m365_client_id and settings.m365_client_secret else None
+    m365_pool = _m365_pool(settings, db, cipher, transport)
+    tenant_context = TenantContextService(db, tenants=m365, directories=m365_pool)
+    quick_actions = QuickActions(db, context=tenant_context, cipher=cipher, tickets=tickets)
+    docs = DocsService(db, cipher=cipher, factory=_docs_factory(transport))
     chat = ChatService(db, cipher=cipher, workspaces=workspaces, directory=directory)
     alert_sources = AlertSourceService(db, cipher=cipher)
     alert_intake = AlertIntake(db, sources=alert_sources, tickets=tickets, parsers=ALERT_PARSERS)
     mailboxes = MailboxService(db, cipher=cipher, intake=MailIntake(db, tickets=tickets),
                                readers=lambda kind, config: build_mail_reader(kind, config, transport=transport))
-    ai = AiService(db, llm=LlmConfig(
-        base_url=settings.llm_base_url, model=settings.llm_model, timeout=settings.llm_timeout,
-        api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else "local",
-    ) if settings.llm_base_url else None)
+    ai = AiService(db, capabilities=registry.capabilities, llm=_llm_config(settings))
     chat_views = ChatViews(db, tickets=tickets, connections=connections, capabilities=registry.capabilities, sla=sla,
-                           ai=ai.suggestions)
+                           ai=ai.suggestions, tenant_context=tenant_context.available if m365_pool else None,
+                           docs=docs.card_links)
     container = Deskbridge(
         settings=settings,
         db=db,
@@ -226,7 +235,8 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         idempotency=IdempotencyService(db),
         outbox_admin=outbox_admin,
         outbox_worker=OutboxWorker(db, connections, notifier, config=outbox_worker_config(settings),
-                                   name=settings.instance_id, alerts=alert_webhooks),
+                                   name=settings.instance_id, alerts=alert_webhooks,
+                                   tenant=quick_actions.sender if m365_pool is not None else None),
         alert_webhooks=alert_webhooks,
         alert_sources=alert_sources,
         alert_intake=alert_intake,
@@ -239,7 +249,9 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         sla_monitor=SlaMonitor(db, sla, notifier),
         ai=ai,
         m365=m365,
-        tenant_context=TenantContextService(db, tenants=m365, directories=m365_pool),
+        tenant_context=tenant_context,
+        quick_actions=quick_actions,
+        docs=docs,
         chat=chat,
         chat_posts=ChatPosts(db),
         chat_views=chat_views,
@@ -247,21 +259,57 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
                                    directory=directory, workspaces=workspaces, alerts=alert_webhooks,
                                    outbox_admin=outbox_admin, ai=ai),
         admin_links=AdminLinkService(db),
+        admin_sessions=AdminSessionService(db),
+        audit=AuditSearch(db),
         admin_session_key=session_key,
     )
-    if settings.slack_enabled:
-        from bot.slack.app import SlackSurface  # slack_bolt is imported only when Slack is configured
-
-        container.slack = SlackSurface(container)
-        notifier.add(container.slack.notifier)
-    if settings.teams_enabled:
-        from bot.teams.app import TeamsSurface  # the Teams SDK is imported only when Teams is configured
-
-        container.teams = TeamsSurface(container)
-        notifier.add(container.teams.notifier)
+    _add_surfaces(container, notifier)
     if note:
         container.banner.append(note)
     return container
+
+
+def _docs_factory(transport: httpx.AsyncBaseTransport | None) -> Callable[[str, str, str], DocsPlatform]:
+    """Documentation clients by kind (core/docs_links.py asks for them with the stored URL and key)."""
+    def make(kind: str, base_url: str, api_key: str) -> DocsPlatform:
+        cls = HuduDocs if kind == "hudu" else ItGlueDocs
+        return cls(base_url, api_key, transport=transport)
+
+    return make
+
+
+def _m365_pool(settings: Settings, db: Database, cipher: CredentialCipher, transport: httpx.AsyncBaseTransport | None
+               ) -> DirectoryPool | None:
+    """Graph clients per customer tenant, when the MSP's multi-tenant app is configured."""
+    if not (settings.m365_client_id and settings.m365_client_secret):
+        return None
+    return DirectoryPool(
+        client_id=settings.m365_client_id, client_secret=settings.m365_client_secret.get_secret_value(),
+        graph_url=settings.m365_graph_url, login_url=settings.m365_login_url, transport=transport,
+        token_cache=DatabaseTokenCache(db, cipher, holder=settings.instance_id),  # one token per tenant, all instances
+    )
+
+
+def _llm_config(settings: Settings) -> LlmConfig | None:
+    """The OpenAI-compatible endpoint for remote drafts, when one is configured."""
+    if not settings.llm_base_url:
+        return None
+    return LlmConfig(base_url=settings.llm_base_url, model=settings.llm_model, timeout=settings.llm_timeout,
+                     api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else "local")
+
+
+def _add_surfaces(container: Deskbridge, notifier: FanoutNotifier) -> None:
+    """The chat surfaces that are configured; each platform's SDK is imported only then."""
+    if container.settings.slack_enabled:
+        from bot.slack.app import SlackSurface
+
+        container.slack = SlackSurface(container)
+        notifier.add(container.slack.notifier)
+    if container.settings.teams_enabled:
+        from bot.teams.app import TeamsSurface
+
+        container.teams = TeamsSurface(container)
+        notifier.add(container.teams.notifier)
 
 
 def _consent_url(settings: Settings) -> Callable[[str], str] | None:

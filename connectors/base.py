@@ -44,6 +44,10 @@ class Feature(StrEnum):
     WEBHOOK_SIGNATURES = "webhook_signatures"
     DELETE_DETECTION = "delete_detection"  # list_ticket_ids for full reconciliation
     ASSIGNMENT = "assignment"
+    SET_TYPE = "set_type"  # a ticket's type (category) can be changed after it was created (TicketPatch)
+    # A two-level ticket category (Autotask issue type / sub-issue type): read, and settable on create and
+    # update through NewTicket/TicketPatch `category_external_id`/`subcategory_external_id`.
+    TICKET_CATEGORIES = "ticket_categories"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +111,12 @@ class PsaTicket:
     marker: str | None = None  # our dedupe marker, when the ticket carries one
     alert_ref: str | None = None
     device_ref: str | None = None
+    # A two-level category where the PSA has one beside its type (Autotask issue / sub-issue type); the
+    # subcategory belongs to the category (Picklists.categories, `parent_external_id`).
+    category: Ref | None = None
+    subcategory: Ref | None = None
+    # The PSA's own extra fields (Autotask UDFs) with a value: name -> value as text. Internal to the MSP.
+    custom_fields: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -212,6 +222,28 @@ class PsaTicketType:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PsaCategory:
+    """A ticket category (parent None) or subcategory (parent = its category's id)."""
+
+    external_id: str
+    name: str
+    parent_external_id: str | None = None
+    active: bool = True
+    sort_order: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PsaCustomField:
+    """A ticket field the PSA tenant defines itself (an Autotask UDF): what an admin may show on cards."""
+
+    name: str
+    label: str
+    required: bool = False
+    active: bool = True
+    customer_visible: bool = False  # the PSA shows it in its customer portal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Picklists:
     """Every picklist the connector could read. One that failed (a board whose types 404, say) is named in
     `problems` with the reason, and the others are still returned: callers keep the last good value of
@@ -221,6 +253,8 @@ class Picklists:
     statuses: Sequence[PsaStatus] = ()
     priorities: Sequence[PsaPriority] = ()
     types: Sequence[PsaTicketType] = ()
+    categories: Sequence[PsaCategory] = ()  # Feature.TICKET_CATEGORIES: categories and their subcategories
+    custom_fields: Sequence[PsaCustomField] = ()
     problems: Mapping[str, str] = field(default_factory=dict)  # what could not be read -> why
     incomplete_boards: frozenset[str] = frozenset()
     complete: frozenset[str] = frozenset({"board", "status", "priority", "type"})  # kinds read in full
@@ -254,6 +288,14 @@ class WebhookEvent:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DeletedTicket:
+    """A ticket the PSA's deletion log says was deleted (DeletionLog)."""
+
+    external_id: str
+    deleted_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FoundWrite:
     """A write found again by its marker."""
 
@@ -276,6 +318,8 @@ class NewTicket:
     priority_external_id: str | None = None
     type_external_id: str | None = None
     owner_external_id: str | None = None
+    category_external_id: str | None = None  # Feature.TICKET_CATEGORIES
+    subcategory_external_id: str | None = None
     # Fields the board (e.g. a Halo ticket type, an Autotask UDF) makes mandatory that have no place above:
     # the PSA's field name -> the value the technician filled in on the create form.
     extra_fields: dict[str, str] = field(default_factory=dict)
@@ -291,9 +335,14 @@ class TicketPatch:
     board_external_id: str | None = None
     owner_external_id: str | None = None
     unassign: bool = False
+    type_external_id: str | None = None  # only where Feature.SET_TYPE; a type valid on the ticket's board
+    clear_type: bool = False  # only where Feature.SET_TYPE: the ticket has no type afterwards
+    # Feature.TICKET_CATEGORIES: a category change always names the subcategory too ("" clears it).
+    category_external_id: str | None = None
+    subcategory_external_id: str | None = None
 
     def is_empty(self) -> bool:
-        return not self.unassign and all(
+        return not self.unassign and not self.clear_type and all(
             v is None
             for v in (
                 self.summary,
@@ -301,6 +350,9 @@ class TicketPatch:
                 self.priority_external_id,
                 self.board_external_id,
                 self.owner_external_id,
+                self.type_external_id,
+                self.category_external_id,
+                self.subcategory_external_id,
             )
         )
 
@@ -498,6 +550,17 @@ class ChildPrefetch(Protocol):
 
     def expect_children(self, external_ids: Sequence[str]) -> None:
         """The next list_notes / list_time_entries / list_attachments calls are for these tickets."""
+        ...
+
+
+@runtime_checkable
+class DeletionLog(Protocol):
+    """A connector whose PSA logs ticket deletions (Autotask `DeletedTicketLogs`): each sync reads the log
+    since its own watermark, so a deleted ticket leaves the local copy within one sync; the id-listing
+    reconcile (`list_ticket_ids`) stays as the periodic fallback."""
+
+    async def list_deleted_tickets(self, since: datetime | None, cursor: str | None = None) -> Page[DeletedTicket]:
+        """Tickets deleted at or after `since` (all the log holds when None), one page, oldest log entry first."""
         ...
 
 

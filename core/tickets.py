@@ -23,7 +23,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.base import Capabilities, Feature
-from core import create_fields
+from core import categories, create_fields
 from core.context import Actor
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.notify import NoteAdded, Notifier, TicketChanged, TicketCreated
@@ -237,51 +237,27 @@ class TicketService:
         alert_ref: str | None = None,
         device_ref: str | None = None,
         extra_fields: Mapping[str, str] | None = None,
+        category: str | None = None, subcategory: str | None = None,  # core/categories.py
     ) -> TicketDetail:
         """Create a ticket: numbered locally when standalone, queued for the PSA when PSA-backed. Everything
         the PSA requires is checked first (core/create_fields.py): a create is never accepted to go dead.
         `extra_fields`: values for fields the chosen board makes mandatory that a ticket has no place for
         (by the PSA's field name); only the chosen board's are sent."""
-        extras = {str(k).strip(): str(v).strip() for k, v in (extra_fields or {}).items()
-                  if str(k).strip() and str(v).strip()}
-        for name, value in extras.items():
-            if len(name) > 100 or len(value) > 1000:
-                raise InvalidInput(f"'{name[:40]}' is too long for the PSA.", hint="Shorten it and try again.",
-                                   field=f"custom:{name[:40]}")
+        extras = _clean_extras(extra_fields)
         self._require_member(actor, "create tickets here") if actor.origin != Origin.API else None
         prio = parse_priority(priority)
-        if actor.customer_scope_id is not None:
-            if customer_id not in (None, actor.customer_scope_id):
-                raise PermissionDenied("This channel is bound to one customer; tickets go to that customer.")
-            customer_id = actor.customer_scope_id
+        customer_id = _scoped_customer(actor, customer_id)
         async with self.db.write(actor.scope) as session:
-            ws = await session.get(Workspace, actor.workspace_id)
-            if ws is None:
+            if await session.get(Workspace, actor.workspace_id) is None:
                 raise NotFound(f"Workspace {actor.workspace_id} does not exist.")
             conn = await self._connection(session, actor, connection_id)
             caps = self._capabilities(conn.kind) if conn else DEFAULT_CAPABILITIES
             subject_clean = _clean_text(subject, field="subject", limit=min(MAX_SUBJECT_CHARS, caps.max_summary_chars))
             desc = _clean_text(description, field="description", limit=MAX_DESCRIPTION_CHARS, required=False)
-            customer = await session.get(Customer, customer_id) if customer_id is not None else None
-            if customer_id is not None and customer is None:
-                raise NotFound(f"Customer {customer_id} was not found.",
-                               hint="Pick one from the customer list (API: GET /customers; chat: /deskbridge customers).")
-            if customer is not None and not customer.active:
-                raise InvalidInput(f"Customer {customer.name} is inactive, so it cannot get new tickets.",
-                                   hint="Pick an active customer, or reactivate this one in the PSA.", field="customer")
-            if conn and "company_external_id" in caps.create_requires and (customer is None or not customer.external_id):
-                raise InvalidInput(
-                    f"{conn.name} needs a customer on every new ticket.", hint="Pick the customer and try again.",
-                    field="customer",
-                )
-            if contact_id is None and (contact_email or "").strip():
-                contact_id = await _contact_by_email(session, customer, contact_email or "")
-            contact = await session.get(Contact, contact_id) if contact_id is not None else None
-            if contact_id is not None and (contact is None or (customer and contact.customer_id not in (None, customer.id))):
-                raise NotFound("That contact was not found for this customer.", hint="Pick one of the customer's contacts.")
-            assignee = await session.get(Member, assignee_member_id) if assignee_member_id else None
-            if assignee_member_id and (assignee is None or not assignee.active):
-                raise NotFound("That technician was not found or is inactive.", hint="Pick another technician.")
+            customer, contact, assignee = await _parties(
+                session, conn, caps, customer_id=customer_id, contact_id=contact_id, contact_email=contact_email,
+                assignee_member_id=assignee_member_id)
+            contact_id = contact.id if contact else None
             target = None
             psa_prio = None
             if conn:
@@ -289,59 +265,39 @@ class TicketService:
                 given = {name for name, value in (("company_external_id", customer), ("contact_external_id", contact),
                                                   ("owner_external_id", assignee), ("description", desc),
                                                   ("priority_external_id", psa_prio)) if value}
-                given |= {f"custom:{name}" for name in extras}
                 target = await create_fields.resolve(session, conn, caps, board=board_external_id,
                                                      type_external_id=type_external_id, type_name=type_name,
-                                                     given=frozenset(given))
+                                                     given=frozenset(given | {f"custom:{name}" for name in extras}))
                 board_external_id, type_name = target.board_external_id, target.type_name or type_name
-                if psa_prio is None and "priority_external_id" in caps.create_requires:
-                    raise InvalidInput(f"{conn.name} has no priority that maps to {prio.label}.",
-                                       hint="Pick another priority, or map one with `deskbridge connection mappings`.",
-                                       field="priority")
+                _require_priority(conn, caps, psa_prio, prio)
+            cat = await categories.resolve_given(session, conn, caps, category=category, subcategory=subcategory)
             now = self._clock()
             ticket = Ticket(
-                workspace_id=actor.workspace_id,
+                workspace_id=actor.workspace_id, connection_id=conn.id if conn else None,
                 number=None if conn else await self._next_number(session, actor.workspace_id),
-                connection_id=conn.id if conn else None,
-                customer_id=customer.id if customer else None,
-                contact_id=contact_id,
-                subject=subject_clean,
-                description=desc,
-                priority=prio.value,
-                priority_rank=prio.rank,
-                stage=Stage.NEW.value,
-                psa_status_name=Stage.NEW.label,
-                assignee_member_id=assignee.id if assignee else None,
-                source=actor.origin.value,
-                board_external_id=board_external_id,
-                board_name=target.board_name if target else None,
-                type_name=type_name,
-                alert_ref=alert_ref,
-                device_ref=device_ref,
-                created_at=now,
-                updated_at=now,
-                marker=new_marker() if conn else None,
+                customer_id=customer.id if customer else None, contact_id=contact_id,
+                subject=subject_clean, description=desc, priority=prio.value, priority_rank=prio.rank,
+                stage=Stage.NEW.value, psa_status_name=Stage.NEW.label,
+                assignee_member_id=assignee.id if assignee else None, source=actor.origin.value,
+                board_external_id=board_external_id, board_name=target.board_name if target else None,
+                type_name=type_name, alert_ref=alert_ref, device_ref=device_ref, **cat.columns(),
+                created_at=now, updated_at=now, marker=new_marker() if conn else None,
                 history_at=now if conn else None,  # born here: its whole history is ours already
             )
             session.add(ticket)
             await session.flush()
             if conn:
-                self._enqueue(
-                    session, actor, ticket,
-                    CreateTicket(
-                        summary=subject_clean,
-                        description=desc,
-                        company_external_id=customer.external_id if customer else None,
-                        contact_external_id=contact.external_id if contact else None,
-                        board_external_id=board_external_id,
-                        type_external_id=target.type_external_id if target else None,
-                        priority_external_id=psa_prio[0] if psa_prio else None,
-                        owner_external_id=assignee.external_id if assignee else None,
-                        extra_fields={k: v for k, v in extras.items()
-                                      if target is not None and f"custom:{k}" in target.requires},
-                    ),
-                    marker=ticket.marker,
-                )
+                self._enqueue(session, actor, ticket, CreateTicket(
+                    summary=subject_clean, description=desc,
+                    company_external_id=customer.external_id if customer else None,
+                    contact_external_id=contact.external_id if contact else None,
+                    board_external_id=board_external_id,
+                    type_external_id=target.type_external_id if target else None,
+                    priority_external_id=psa_prio[0] if psa_prio else None,
+                    owner_external_id=assignee.external_id if assignee else None,
+                    **cat.ids(),
+                    extra_fields={k: v for k, v in extras.items() if target is not None and f"custom:{k}" in target.requires},
+                ), marker=ticket.marker)
             return await self._detail(session, actor, ticket)
 
     async def _connection(self, session: AsyncSession, actor: Actor, connection_id: int | None) -> PsaConnection | None:
@@ -381,11 +337,12 @@ class TicketService:
 
     async def update(self, actor: Actor, ref: int | str, *, status: str | None = None,
                      priority: Priority | str | None = None, assignee_member_id: int | None | object = KEEP,
-                     ) -> TicketDetail:
-        """Change status, priority and/or assignee all or nothing: every value is checked before anything is
-        changed, then the row, one timeline entry per change and their outbox ops are written in one
-        transaction. A standalone ticket's reassignment is announced after the commit."""
-        if status is not None or priority is not None:
+                     category: str | None = None, subcategory: str | None = None) -> TicketDetail:
+        """Change status, priority, assignee and/or category all or nothing: every value is checked before
+        anything is changed, then the row, one timeline entry per change and their outbox ops are written in
+        one transaction. A standalone ticket's reassignment is announced after the commit. A category change
+        names its subcategory too (none given: the subcategory is cleared); "" clears both."""
+        if status is not None or priority is not None or category is not None or subcategory is not None:
             self._require_member(actor, "change a ticket's status or priority")
         if assignee_member_id is not KEEP:
             self._require_member(actor, "assign tickets")
@@ -402,6 +359,13 @@ class TicketService:
             if status is not None:
                 resolved = await resolve_status(session, connection_id=ticket.connection_id,
                                                 board_external_id=ticket.board_external_id, text=status)
+            cat = None
+            if category is not None or subcategory is not None:
+                conn = await session.get(PsaConnection, ticket.connection_id) if ticket.connection_id else None
+                caps = self._capabilities(conn.kind) if conn else DEFAULT_CAPABILITIES
+                cat = await categories.resolve(
+                    session, conn, caps, subcategory=subcategory,
+                    category=ticket.category_external_id if category is None else category)
             # 2. Apply, in this one transaction.
             if prio is not None and ticket.priority != prio.value:
                 await self._set_priority(session, actor, ticket, prio, psa_prio)
@@ -410,6 +374,8 @@ class TicketService:
                 await self._set_assignee(session, actor, ticket, member, ext)
             if resolved is not None:
                 await self._set_status(session, actor, ticket, resolved)
+            if cat is not None:
+                self._set_category(session, actor, ticket, cat)
             detail = await self._detail(session, actor, ticket)
         s = detail.summary
         if reassigned is not None and s.connection_id is None and self.notifier is not None:
@@ -417,6 +383,18 @@ class TicketService:
                 workspace_id=actor.workspace_id, ticket_id=s.id, ticket_number=s.number, origin=actor.origin.value,
                 occurred_at=self._clock(), changes={"assignee_member_id": reassigned}))
         return detail
+
+    def _set_category(self, session: AsyncSession, actor: Actor, ticket: Ticket, cat: categories.ResolvedCategory
+                      ) -> None:
+        """The category pair, written and queued together (the PSA checks the pair as one)."""
+        if (ticket.category_external_id, ticket.subcategory_external_id) == (cat.category_external_id,
+                                                                           cat.subcategory_external_id):
+            return
+        ticket.category_external_id, ticket.category_name = cat.category_external_id, cat.category_name
+        ticket.subcategory_external_id, ticket.subcategory_name = cat.subcategory_external_id, cat.subcategory_name
+        self._touch(ticket)
+        self._enqueue(session, actor, ticket, UpdateTicket(category_external_id=cat.category_external_id or "",
+                                                           subcategory_external_id=cat.subcategory_external_id or ""))
 
     async def _apply_status(self, session: AsyncSession, actor: Actor, ticket: Ticket, status: str) -> None:
         resolved = await resolve_status(
@@ -714,3 +692,58 @@ async def _contact_by_email(session: AsyncSession, customer: Customer | None, em
         raise InvalidInput(f"{customer.name} has no contact with the e-mail {email.strip()}.",
                            hint="Check the address, or sync the PSA's contacts first.", field="contact")
     return match.id  # type: ignore[return-value]
+
+
+def _scoped_customer(actor: Actor, customer_id: int | None) -> int | None:
+    """In a channel bound to one customer every ticket is that customer's; naming another is refused."""
+    if actor.customer_scope_id is None:
+        return customer_id
+    if customer_id not in (None, actor.customer_scope_id):
+        raise PermissionDenied("This channel is bound to one customer; tickets go to that customer.")
+    return actor.customer_scope_id
+
+
+def _clean_extras(extra_fields: Mapping[str, str] | None) -> dict[str, str]:
+    """Values for board-required fields a ticket has no place for, trimmed; too long for any PSA is refused."""
+    extras = {str(k).strip(): str(v).strip() for k, v in (extra_fields or {}).items()
+              if str(k).strip() and str(v).strip()}
+    for name, value in extras.items():
+        if len(name) > 100 or len(value) > 1000:
+            raise InvalidInput(f"'{name[:40]}' is too long for the PSA.", hint="Shorten it and try again.",
+                               field=f"custom:{name[:40]}")
+    return extras
+
+
+def _require_priority(conn: PsaConnection, caps: Capabilities, psa_prio: Any, prio: Priority) -> None:
+    """A PSA that needs a priority on every ticket gets one that maps to the chosen one, or the create is refused."""
+    if psa_prio is None and "priority_external_id" in caps.create_requires:
+        raise InvalidInput(f"{conn.name} has no priority that maps to {prio.label}.",
+                           hint="Pick another priority, or map one with `deskbridge connection mappings`.",
+                           field="priority")
+
+
+async def _parties(session: AsyncSession, conn: PsaConnection | None, caps: Capabilities, *,
+                   customer_id: int | None, contact_id: int | None, contact_email: str | None,
+                   assignee_member_id: int | None) -> tuple[Customer | None, Contact | None, Member | None]:
+    """The new ticket's customer, contact and assignee, each checked (exists, active, belongs together)."""
+    customer = await session.get(Customer, customer_id) if customer_id is not None else None
+    if customer_id is not None and customer is None:
+        raise NotFound(f"Customer {customer_id} was not found.",
+                       hint="Pick one from the customer list (API: GET /customers; chat: /deskbridge customers).")
+    if customer is not None and not customer.active:
+        raise InvalidInput(f"Customer {customer.name} is inactive, so it cannot get new tickets.",
+                           hint="Pick an active customer, or reactivate this one in the PSA.", field="customer")
+    if conn and "company_external_id" in caps.create_requires and (customer is None or not customer.external_id):
+        raise InvalidInput(
+            f"{conn.name} needs a customer on every new ticket.", hint="Pick the customer and try again.",
+            field="customer",
+        )
+    if contact_id is None and (contact_email or "").strip():
+        contact_id = await _contact_by_email(session, customer, contact_email or "")
+    contact = await session.get(Contact, contact_id) if contact_id is not None else None
+    if contact_id is not None and (contact is None or (customer and contact.customer_id not in (None, customer.id))):
+        raise NotFound("That contact was not found for this customer.", hint="Pick one of the customer's contacts.")
+    assignee = await session.get(Member, assignee_member_id) if assignee_member_id else None
+    if assignee_member_id and (assignee is None or not assignee.active):
+        raise NotFound("That technician was not found or is inactive.", hint="Pick another technician.")
+    return customer, contact, assignee

@@ -14,13 +14,15 @@ import asyncio
 import re
 import sys
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "scripts"]
 
 from bot.console.session import ConsoleSession  # noqa: E402
-from bot.main import bootstrap, build, settings_from_env  # noqa: E402
+from bot.main import Deskbridge, bootstrap, build, settings_from_env  # noqa: E402
 from connectors.sandbox.server import forget  # noqa: E402
 from store.crypto import generate_key  # noqa: E402
 
@@ -28,9 +30,9 @@ COMMANDS = ["/tickets", "/ticket 1300"]
 START, END = "<!-- console:start -->", "<!-- console:end -->"
 
 
-async def transcript() -> str:
-    """The console's answers to COMMANDS against a fresh sandbox desk."""
-    out: list[str] = []
+@asynccontextmanager
+async def sandbox_desk() -> AsyncIterator[Deskbridge]:
+    """A container on a throwaway database with the sandbox desk generated now and synced (used by the pictures too)."""
     with tempfile.TemporaryDirectory() as tmp:
         settings = settings_from_env(database_url=f"sqlite:///{tmp}/readme.db", sandbox="on",
                                      secret_key=generate_key(), secret_key_file=Path(tmp) / "k",
@@ -41,19 +43,26 @@ async def transcript() -> str:
             for conn in await container.connections.list(container.default_workspace_id):
                 assert conn.id is not None
                 await container.sync.run(conn.id)
-            queue = iter(COMMANDS)
-
-            async def read(prompt: str) -> str | None:
-                line = next(queue, None)
-                if line is not None:
-                    out.append(f"{prompt}{line}")
-                return line
-
-            session = ConsoleSession(container, read=read, write=out.append, user_id="readme")
-            await session.run()
+            yield container
         finally:
             await container.aclose()
             forget()
+
+
+async def transcript() -> str:
+    """The console's answers to COMMANDS against a fresh sandbox desk."""
+    out: list[str] = []
+    async with sandbox_desk() as container:
+        queue = iter(COMMANDS)
+
+        async def read(prompt: str) -> str | None:
+            line = next(queue, None)
+            if line is not None:
+                out.append(f"{prompt}{line}")
+            return line
+
+        session = ConsoleSession(container, read=read, write=out.append, user_id="readme")
+        await session.run()
     lines = "\n".join(out).splitlines()
     keep = [line.rstrip() for line in lines if not line.startswith(("Deskbridge console", "You are", "Bye."))]
     return "\n".join(line for line in keep if line.strip() and line.strip() != "deskbridge>")

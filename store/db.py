@@ -265,8 +265,12 @@ class Database:
         lock = self._write_locks.get(loop)
         if lock is None:
             lock = self._write_locks[loop] = asyncio.Lock()
+        if not lock.locked():  # the common case: no task, no timer, no extra loop iteration
+            await lock.acquire()
+            return lock
         try:
-            await asyncio.wait_for(lock.acquire(), SQLITE_BUSY_TIMEOUT_MS / 1000)
+            async with asyncio.timeout(SQLITE_BUSY_TIMEOUT_MS / 1000):
+                await lock.acquire()
         except TimeoutError:
             log.warning("waited past busy_timeout for this process's SQLite write turn; writing anyway")
             return None

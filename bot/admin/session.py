@@ -1,6 +1,7 @@
-"""Admin-page sessions: a signed cookie (HMAC-SHA256, key derived from the instance's secret key) holding the
-workspace, an expiry and the session's CSRF token. Nothing else is stored; forging or editing it fails the
-signature check, and an expired one is refused."""
+"""Admin-page session cookies: signed (HMAC-SHA256, key derived from the instance's secret key), holding the
+workspace, the server-side session's id (core/admin_sessions.py: signing out revokes it there), an expiry and
+the session's CSRF token. Forging or editing one fails the signature check; an expired one is refused; a
+well-signed one whose server-side session has ended is refused by the page guard (bot/admin/web.py)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ class AdminSession:
     workspace_id: int
     csrf: str
     expires: int
+    sid: str = ""  # the server-side session's id ("" for the sign-in form's throwaway CSRF holder)
 
 
 def _b64(data: bytes) -> str:
@@ -32,15 +34,16 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def new_session(workspace_id: int, *, now: float | None = None) -> AdminSession:
-    """A fresh session (new CSRF token) for a workspace's admin."""
+def new_session(workspace_id: int, sid: str = "", *, now: float | None = None) -> AdminSession:
+    """A fresh cookie session (new CSRF token) for a workspace's admin and a server-side session id."""
     start = int(now if now is not None else time.time())
-    return AdminSession(workspace_id, secrets.token_urlsafe(32), start + SESSION_SECONDS)
+    return AdminSession(workspace_id, secrets.token_urlsafe(32), start + SESSION_SECONDS, sid)
 
 
 def sign(session: AdminSession, key: bytes) -> str:
     """The cookie value: base64(JSON).base64(HMAC)."""
-    body = _b64(json.dumps({"ws": session.workspace_id, "csrf": session.csrf, "exp": session.expires},
+    body = _b64(json.dumps({"ws": session.workspace_id, "sid": session.sid, "csrf": session.csrf,
+                            "exp": session.expires},
                            separators=(",", ":")).encode())
     mac = hmac.new(key, body.encode(), hashlib.sha256).digest()
     return f"{body}.{_b64(mac)}"
@@ -56,7 +59,7 @@ def verify(value: str | None, key: bytes, *, now: float | None = None) -> AdminS
         if not hmac.compare_digest(expected, _unb64(mac)):
             return None
         data = json.loads(_unb64(body))
-        session = AdminSession(int(data["ws"]), str(data["csrf"]), int(data["exp"]))
+        session = AdminSession(int(data["ws"]), str(data["csrf"]), int(data["exp"]), str(data["sid"]))
     except (ValueError, KeyError, TypeError):
         return None
     if session.expires <= (now if now is not None else time.time()):

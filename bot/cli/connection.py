@@ -1,5 +1,5 @@
-"""`deskbridge connection add|list|check|reauth|callbacks|map-status|map-priority|mappings`: PSA connections and how
-their statuses and priorities map to ours."""
+"""`deskbridge connection add|list|check|reauth|callbacks|map-status|map-priority|mappings|card-fields`: PSA
+connections, how their statuses and priorities map to ours, and which PSA fields cards show."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 
 from bot.cli.common import WORKSPACE, fail, run, run_in, run_on, workspace_id
 from bot.main import Deskbridge
-from core import connection_report
+from core import card_fields, connection_report
 from core.connection_report import ConnectionReport
 from core.connections import CallbackSetup
 from core.errors import ConnectionProblem, DeskbridgeError
@@ -188,3 +188,19 @@ def mappings(connection: str, workspace: str | None = WORKSPACE) -> None:
         typer.echo(f"status   {board}{m.psa_status_name:<30} -> {m.stage}{' *' if m.overridden else ''}")
     for p in priorities:
         typer.echo(f"priority {p.psa_priority_name:<30} -> {p.priority}{' *' if p.overridden else ''}")
+
+
+@app.command("card-fields")
+def conn_card_fields(
+    connection: str = typer.Argument(..., help="Connection name"),
+    fields: list[str] = typer.Argument(None, help="The PSA's ticket fields (Autotask UDF names), in card order"),
+    clear: bool = typer.Option(False, "--clear", help="Show none of the PSA's own fields on cards"),
+    workspace: str | None = WORKSPACE,
+) -> None:
+    """Choose which of the PSA's own ticket fields technicians see on ticket cards (never customers)."""
+    if not fields and not clear:
+        raise fail("Name the fields to show, or --clear to show none.",
+                   "e.g. deskbridge connection card-fields autotask \"Customer PO\"")
+    names = [] if clear else list(fields)
+    stored = run_on(connection, workspace, lambda c, ws, cid: card_fields.set_card_fields(c.db, ws, cid, names))
+    typer.echo(f"Cards show: {', '.join(stored)}" if stored else "Cards show none of the PSA's own fields.")

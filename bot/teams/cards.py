@@ -9,15 +9,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.views import FormView, MessageView, QueueView, SlaWarningView, TicketView, sla_text
+from core.views import (
+    AiDraftView,
+    AiSuggestionsView,
+    FormField,
+    FormView,
+    MessageView,
+    QueueView,
+    SlaWarningView,
+    TicketView,
+    ai_lines,
+    sla_text,
+)
 
 CARD = "application/vnd.microsoft.card.adaptive"
 VERSION = "1.5"
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 VERB = "deskbridge"
 MAX_ACTIONS = 6
-URL_ACTIONS = ("open_psa", "open_rmm", "open_runbook")
-CARD_ACTIONS = ("reply", "note", "status", "assign_me", "time", "alert_ack", "alert_resolve", "open")
+URL_ACTIONS = ("open_psa", "open_rmm", "open_runbook", "open_docs")
+CARD_ACTIONS = ("reply", "note", "status", "assign_me", "time", "alert_ack", "alert_resolve", "open", "context")
 
 
 def _card(body: list[dict[str, Any]], actions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -56,6 +67,7 @@ def ticket_card(view: TicketView, *, max_notes: int = 6) -> dict[str, Any]:
         facts.append({"title": "SLA", "value": sla_text(view.sla_remaining_s)})
     if d.board_name:
         facts.append({"title": "Board", "value": d.board_name})
+    facts += [{"title": label, "value": value} for label, value in view.facts]
     body: list[dict[str, Any]] = [_text(f"{s.display_number} {s.subject}", size="Medium", weight="Bolder"),
                                   {"type": "FactSet", "facts": facts}]
     if d.description:
@@ -73,6 +85,8 @@ def ticket_card(view: TicketView, *, max_notes: int = 6) -> dict[str, Any]:
     if view.notice:
         status.append(view.notice)
     body += [_text(line, isSubtle=True, size="Small") for line in status]
+    if view.ai is not None and not view.ai.empty:
+        body.append(_ai_container(view.ai))
     links = [{"type": "Action.OpenUrl", "title": a.label, "url": a.url} for a in view.actions if a.url]
     if links:  # links out get their own row: the card's own row holds the (at most 6) buttons
         body.append({"type": "ActionSet", "actions": links[:MAX_ACTIONS]})
@@ -83,26 +97,57 @@ def ticket_card(view: TicketView, *, max_notes: int = 6) -> dict[str, Any]:
     return card
 
 
+def _ai_container(ai: AiSuggestionsView) -> dict[str, Any]:
+    """AI assist on a technician's card: each suggestion with its confidence, the source, its own buttons."""
+    items: list[dict[str, Any]] = [_text("AI suggestions", weight="Bolder", size="Small")]
+    items += [_text(line[:600], size="Small", spacing="None") for line in ai_lines(ai)]
+    items.append(_text(ai.source, isSubtle=True, size="Small"))
+    if ai.actions:
+        items.append({"type": "ActionSet", "actions": [execute(a.label, a.action, a.value)
+                                                       for a in ai.actions[:MAX_ACTIONS]]})
+    return {"type": "Container", "separator": True, "items": items}
+
+
+def draft_card(view: AiDraftView) -> dict[str, Any]:
+    """A reply draft for the technician who asked (their 1:1 chat): the exact text Approve sends, its label."""
+    body = [_text("Reply draft", size="Medium", weight="Bolder"), _text(view.text[:3000]),
+            _text(view.label, isSubtle=True, size="Small")]
+    return _card(body, [execute(a.label, a.action, a.value) for a in view.actions])
+
+
 def queue_card(view: QueueView) -> dict[str, Any]:
+    """A page of a queue; each row opens its ticket. The technician's own queue (`my queue`, kind my_queue) pages
+    and refreshes as itself, and its rows open the ticket as a new message below it (the queue stays, as Slack's
+    App Home stays behind its ticket modal)."""
+    mine = view.kind == "my_queue"
     body: list[dict[str, Any]] = [_text(view.title + (f" ({view.total})" if view.total is not None else ""),
                                         weight="Bolder", size="Medium")]
     if view.scope_note:
         body.append(_text(view.scope_note, isSubtle=True, spacing="Small"))
-    if view.filters_text:
+    if view.filters_text and not mine:
         body.append(_text(f"Filters: {view.filters_text}", isSubtle=True, spacing="Small"))
     if not view.rows:
         body.append(_text(view.empty_text))
     show_sla = any(key == "sla" for key, _ in view.columns)
+    opened = {"from": "my_queue"} if mine else {}
     for t in view.rows:
         extra = f" · SLA {sla_text(t.sla_remaining_s)}" if show_sla and t.sla_remaining_s is not None else ""
-        body.append({"type": "Container", "separator": True, "selectAction": execute("Open", "open", t.ref),
+        body.append({"type": "Container", "separator": True, "selectAction": execute("Open", "open", t.ref, **opened),
                      "items": [_text(f"{t.display_number} {t.subject}", weight="Bolder"),
                                _text(f"{t.customer_name or '—'} · {t.priority.label} · {t.status_name} · "
                                      f"{t.assignee_name or 'unassigned'}{extra}", isSubtle=True, spacing="None")]})
     actions = []
     if view.next_cursor:
-        actions.append(execute("Next page", "page", filters=view.filters_text, cursor=view.next_cursor))
-    return _card(body, actions)
+        if mine:
+            actions.append(execute("Next page", "my_queue", cursor=view.next_cursor))
+        else:
+            actions.append(execute("Next page", "page", filters=view.filters_text, cursor=view.next_cursor))
+    if mine:
+        actions.append(execute("Refresh", "my_queue"))
+    card = _card(body, actions)
+    if mine:  # Teams asks again whenever the technician looks at it: the queue shown is the queue now
+        card["refresh"] = {"action": execute("Refresh", "my_queue")}
+    return card
 
 
 def form_card(view: FormView, *, values: dict[str, Any] | None = None, error: str | None = None,
@@ -115,8 +160,10 @@ def form_card(view: FormView, *, values: dict[str, Any] | None = None, error: st
         body.append(_text(error, color="Attention"))
     for f in view.fields:
         label = f.label + ("" if f.required else " (optional)")
-        if f.kind in ("select", "search_select") and f.options:
-            el: dict[str, Any] = {"type": "Input.ChoiceSet", "id": f.name, "label": label, "style": "compact",
+        if f.kind == "search_select" and f.source:
+            el: dict[str, Any] = search_choice_set(f, label)
+        elif f.kind in ("select", "search_select") and f.options:
+            el = {"type": "Input.ChoiceSet", "id": f.name, "label": label, "style": "compact",
                                   "choices": [{"title": o.label[:75], "value": o.value} for o in f.options[:100]]}
         elif f.kind == "checkbox":
             el = {"type": "Input.Toggle", "id": f.name, "title": f.label, "valueOn": "true", "valueOff": "false"}
@@ -139,6 +186,16 @@ def form_card(view: FormView, *, values: dict[str, Any] | None = None, error: st
             body.append(_text(f.hint, isSubtle=True, size="Small", spacing="None"))
     submit = execute(view.submit_label, view.form, view.ticket_ref or "", submit=True)
     return _card(body, [submit])
+
+
+def search_choice_set(f: FormField, label: str) -> dict[str, Any]:
+    """A choice set that asks us as the user types (Teams' dynamic typeahead: `choices.data` is a `Data.Query`
+    on the field's source, answered by the `application/search` invoke). Its static choices are the initial
+    one only; a client without dynamic typeahead shows those (the hint says to type the name)."""
+    return {"type": "Input.ChoiceSet", "id": f.name, "label": label, "style": "filtered",
+            "choices": [{"title": o.label[:75], "value": o.value} for o in f.options[:1]],
+            "choices.data": {"type": "Data.Query", "dataset": f.source},
+            "placeholder": "Type part of the name or identifier"}
 
 
 def sla_card(w: SlaWarningView) -> dict[str, Any]:
@@ -165,6 +222,8 @@ def any_card(view: Any) -> dict[str, Any]:
         return queue_card(view)
     if isinstance(view, FormView):
         return form_card(view)
+    if isinstance(view, AiDraftView):
+        return draft_card(view)
     return message_card(view)
 
 
@@ -176,4 +235,6 @@ def fallback(view: Any) -> str:
         return view.title
     if isinstance(view, FormView):
         return view.title
+    if isinstance(view, AiDraftView):
+        return "Reply draft"
     return str(getattr(view, "text", ""))

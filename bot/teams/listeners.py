@@ -4,6 +4,9 @@ Messages to the bot (`@Deskbridge tickets mine`) run through the same grammar an
 (core/mentions.py, ChatCommands). A message in a ticket's reply chain is that ticket's thread message
 (ChatCommands.thread_message decides what is written). Card buttons are Action.Execute invokes: their one
 local write runs before the answer, so the card the clicker gets back already says "queued".
+
+(Over 400 lines: messages, card actions and installs share the activity parsing here; the card actions
+(`card_action`, `on_execute`, `_form_again`) are the next piece to move into their own module.)
 """
 
 from __future__ import annotations
@@ -16,8 +19,13 @@ from microsoft_teams.api.models.adaptive_card.adaptive_card_action_response impo
     AdaptiveCardActionCardResponse,
     AdaptiveCardActionMessageResponse,
 )
+from microsoft_teams.api.models.search.search_response import (
+    SearchInvokeResponseValue,
+    SearchInvokeResult,
+    SearchResponse,
+)
 
-from bot.teams import cards
+from bot.teams import cards, tenant
 from bot.teams.poster import PostRefused, Target, message
 from core.chat import (
     ChannelInfo,
@@ -29,11 +37,12 @@ from core.chat import (
     may_post_ticket,
     seen_with,
 )
+from core.chat.text import MENTION
 from core.context import Actor
 from core.errors import DeskbridgeError, InvalidInput, PermissionDenied
 from core.markup import teams_plain
 from core.mentions import parse_mention
-from core.views import FormView, MessageView, QueueView, TicketView
+from core.views import FormOption, FormView, MessageView, QueueView, TicketView
 
 if TYPE_CHECKING:
     from bot.teams.app import TeamsSurface
@@ -41,6 +50,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("deskbridge.teams")
 
 PLATFORM = "teams"
+SEARCH_TOP, SEARCH_TOP_MAX = 15, 50  # typeahead results per request: Teams' default page, and our ceiling
+STYLE = MENTION  # Teams users type `@Deskbridge tickets mine`: help and hints say so
 ADMIN_COMMANDS = (grammar.Bind, grammar.Unbind, grammar.Bindings, grammar.Outbox, grammar.SettingsCmd, grammar.Link)
 
 
@@ -62,6 +73,15 @@ class Incoming:
     @property
     def target(self) -> Target:
         return Target(self.conversation_id, self.service_url)
+
+
+def styled(view: Any) -> Any:
+    """A message's hint (and an error's text) in Teams' command form: core writes them once, in Slack's slash
+    form. Other texts are left as they are (a quoted note is shown exactly as written)."""
+    if not isinstance(view, MessageView):
+        return view
+    text = STYLE.restyle(view.text) if view.kind == "error" else view.text
+    return replace(view, text=text, hint=STYLE.restyle(view.hint) if view.hint else view.hint)
 
 
 def message_text(activity: dict[str, Any]) -> str:
@@ -135,7 +155,7 @@ class Listeners:
     async def email_of(self, inc: Incoming) -> str | None:
         """The sender's e-mail as Teams reports it (the roster of the conversation)."""
         try:
-            member = await self.s.sdk.api.conversations.members(inc.base_conversation).get(inc.aad_id)
+            member = await self.s.sdk.api.conversations.get_member_by_id(inc.base_conversation, inc.aad_id)
         except Exception:  # noqa: BLE001 - no roster access: linking says what to do instead
             log.info("Teams member lookup failed", exc_info=True)
             return None
@@ -173,12 +193,13 @@ class Listeners:
                 return
             email = await self.email_of(inc) if isinstance(cmd, grammar.Link) else None
             view = await self.c.chat_commands.run(actor, inc.user, info, cmd, verified_email=email,
-                                                  shared_channel=inc.shared)
+                                                  shared_channel=inc.shared, style=STYLE)
         except DeskbridgeError as exc:
             view = error_view(exc)
         await self.answer(inc, view)
 
     async def answer(self, inc: Incoming, view: Any) -> None:
+        view = styled(view)
         if isinstance(view, QueueView):
             card = cards.queue_card(view)
         elif isinstance(view, TicketView):
@@ -237,6 +258,8 @@ class Listeners:
         data: dict[str, Any] = action["data"] if isinstance(action.get("data"), dict) else {}
         try:
             ws = await self.workspace(inc)
+            if data.get("from") == "my_queue" and data.get("action") == "open":
+                return await self._open_from_my_queue(ws, inc, data)
             view = await self.card_action(ws, inc, data)
         except DeskbridgeError as exc:
             view = error_view(exc)
@@ -245,8 +268,21 @@ class Listeners:
                 if form is not None:
                     return AdaptiveCardActionCardResponse.model_validate({"statusCode": 200, "value": form})
         if isinstance(view, MessageView):
-            return AdaptiveCardActionMessageResponse(value=cards.fallback(view))
+            view = styled(view)
+            return AdaptiveCardActionMessageResponse(
+                value=cards.fallback(view) + (f" {view.hint}" if view.hint and view.kind == "error" else ""))
+        if isinstance(view, dict):  # a card built by its own renderer (Microsoft 365 context)
+            return AdaptiveCardActionCardResponse.model_validate({"statusCode": 200, "value": view})
         return AdaptiveCardActionCardResponse.model_validate({"statusCode": 200, "value": cards.any_card(view)})
+
+    async def _open_from_my_queue(self, ws: int, inc: Incoming, data: dict[str, Any]) -> Any:
+        """A row of `my queue`: the ticket card is posted below (after the answer); the queue, refreshed, stays."""
+        ticket = await self.card_action(ws, inc, {"action": "open", "ref": data.get("ref")})
+        queue = await self.card_action(ws, inc, {"action": "my_queue"})
+        if not self.s.work.submit(lambda: _safely(self.s.poster.post(
+                inc.target, message(cards.fallback(ticket), cards.ticket_card(ticket))))):
+            raise InvalidInput("Deskbridge is too busy to open that ticket right now.", hint="Try again in a moment.")
+        return AdaptiveCardActionCardResponse.model_validate({"statusCode": 200, "value": cards.queue_card(queue)})
 
     async def _form_again(self, ws: int, inc: Incoming, data: dict[str, Any],
                           exc: DeskbridgeError) -> dict[str, Any] | None:
@@ -271,10 +307,25 @@ class Listeners:
         name, ref = str(data.get("action") or ""), str(data.get("ref") or "")
         actor, info = await self.actor(ws, inc)
         aud = audience(actor, info)
+        if tenant.handles(name):  # Microsoft 365 context: a card for the clicking technician only
+            label = (await self.c.chat_views.ticket(actor, ref, audience=aud)).summary.display_number
+            return await tenant.answer(self.c.tenant_context, self.c.quick_actions, actor, aud, name, ref, data,
+                                       ticket_label=label)
         if name == "open":
             return await self.c.chat_views.ticket(actor, ref, audience=aud)
         if name in ("assign_me", "alert_ack", "alert_resolve"):
             return (await self.c.chat_commands.action(actor, name, ref)).view
+        if name.startswith("ai_draft") and inc.conversation_type != "personal":
+            raise InvalidInput("A reply draft is shown only to you, so it opens in your chat with Deskbridge.",
+                               hint=f"Message Deskbridge `ticket {ref.removeprefix('id:')}` in that chat and "
+                                    "ask there." if name == "ai_draft" else "Ask for the draft in that chat.")
+        if name == "ai_draft":
+            return await self.c.chat_commands.draft_offer(actor, ref)
+        if name == "ai_draft_edit":
+            return await self.c.chat_commands.draft_edit(actor, ref)
+        if name.startswith("ai_"):
+            done = await self.c.chat_commands.action(actor, name, ref)
+            return replace(done.view, notice=done.confirmation)
         if data.get("submit") and name in ("reply", "status", "time", "new_ticket"):
             values = {k: str(v) for k, v in data.items() if k not in ("action", "ref", "submit") and v is not None}
             source = f"{PLATFORM}:{inc.user.channel_id}:{inc.thread_root}" if inc.thread_root else None
@@ -286,24 +337,67 @@ class Listeners:
             return await self.c.chat_views.time_form(actor, ref)
         if name in ("reply", "note"):
             return await self.c.chat_views.reply_form(actor, ref, visibility="public" if name == "reply" else "internal")
+        if name == "my_queue":
+            return await self.c.chat_commands.run(actor, inc.user, info, grammar.MyQueue(cursor=data.get("cursor")),
+                                                  style=STYLE)
         if name == "page":
             cmd = grammar.parse_filters(str(data.get("filters") or ""))
             return await self.c.chat_commands.queue(actor, replace(cmd, cursor=data.get("cursor")), info=info)
         raise InvalidInput(f"'{name[:40]}' is not something this card can do.", hint="Open the ticket again.")
+
+    # ------------------------------------------------------------ typeahead
+
+    async def on_search(self, activity: dict[str, Any]) -> SearchResponse:
+        """`application/search` from a Data.Query choice set (the new-ticket form's customer above 100 customers),
+        answered in the invoke response. The searcher is resolved from our database only (no roster call per
+        keystroke), in the conversation the card is in: whoever may not pick customers gets nothing, a customer
+        channel only its own customer; only this workspace's customers are ever searched."""
+        raw = activity.get("value")
+        value: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        options: dict[str, Any] = value["queryOptions"] if isinstance(value.get("queryOptions"), dict) else {}
+        try:
+            skip = max(0, int(options.get("skip") or 0))
+            top = min(max(1, int(options.get("top") or SEARCH_TOP)), SEARCH_TOP_MAX)
+        except (TypeError, ValueError):
+            skip, top = 0, SEARCH_TOP
+        found: list[FormOption] = []
+        inc = incoming(activity)
+        try:
+            ws = await self.workspace(inc)
+            if value.get("dataset") == "customers":
+                actor, _ = await self.c.chat.actor_for(ws, inc.user)
+                found = (await self.c.chat_views.customer_options(actor, str(value.get("queryText") or ""),
+                                                                   limit=skip + top))[skip:]
+        except DeskbridgeError:
+            found = []
+        return SearchResponse(value=SearchInvokeResponseValue(
+            results=[SearchInvokeResult(title=o.label[:120], value=o.value) for o in found[:top]]))
 
     # ------------------------------------------------------------ install / uninstall
 
     async def on_installation(self, activity: dict[str, Any], *, added: bool) -> None:
         inc = incoming(activity)
         ws = await self.workspace(inc)
-        if added:
-            await self.remember(ws, inc)
+        if not added:
+            await self.s.refs.forget(ws, tenant_id=inc.tenant, conversation_id=inc.base_conversation)
+            return
+        await self.remember(ws, inc)
+        if inc.conversation_type != "personal":
             await self.answer(inc, MessageView(
                 text="Deskbridge is here. Technicians: mention me with `link` to link your account, then "
                      "`tickets mine`. Admins: `bind customer ACME` makes a channel that customer's.",
                 kind="success"))
-        else:
-            await self.s.refs.forget(ws, tenant_id=inc.tenant, conversation_id=inc.base_conversation)
+            return
+        # The personal app is the technician's own desk (Slack's App Home): their queue, or how to get one.
+        try:
+            actor, info = await self.actor(ws, inc)
+            view = await self.c.chat_commands.run(actor, inc.user, info, grammar.MyQueue(), style=STYLE)
+        except DeskbridgeError as exc:
+            view = error_view(exc)
+        await self.answer(inc, MessageView(
+            text="Deskbridge is here. Say `my queue` any time for your own open tickets, `help` for the rest.",
+            kind="success"))
+        await self.answer(inc, view)
 
 
 def register(surface: TeamsSurface) -> Listeners:
@@ -322,6 +416,10 @@ def register(surface: TeamsSurface) -> Listeners:
     @app.on_card_action_execute
     async def _execute(ctx: Any) -> Any:
         return await ls.on_execute(ctx.activity.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+    @app.on_card_search
+    async def _search(ctx: Any) -> Any:
+        return await ls.on_search(ctx.activity.model_dump(mode="json", by_alias=True, exclude_none=True))
 
     @app.on_install_add
     async def _installed(ctx: Any) -> None:

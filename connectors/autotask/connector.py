@@ -14,7 +14,9 @@ notes, time entries and attachments have no hidden field and are found again by 
 visibility, author = the impersonated resource or the API user, made after the op, not already someone
 else's). The REST API cannot send Autotask's notification e-mails: a public note reaches the contact only
 through a workflow rule the MSP configures (`EMAIL_NOTE`, shown by `deskbridge connection show`). No write
-changes a ticket setting on the way, so `recover` has nothing to undo.
+changes a ticket setting on the way, so `recover` has nothing to undo. Deletions are read from
+`DeletedTicketLogs` by every sync (DeletionLog); issue type / sub-issue type are the seam's category pair
+and ticket UDFs with a value its custom fields.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from connectors.base import (
     AccountInfo,
     Capabilities,
     ConnectionConfig,
+    DeletedTicket,
     Feature,
     FoundWrite,
     NewAttachment,
@@ -79,6 +82,7 @@ EMAIL_NOTE = ("Autotask's API cannot send its notification e-mails: to e-mail co
               "Autotask Users and created by the API user, that notifies the ticket contact.")
 EMAIL_SHORT = ("Autotask's API sends no e-mails: to e-mail contacts about chat replies add a workflow rule, see "
                "README 'Connecting Autotask'")
+DELETED_FIELDS = ["id", "ticketID", "deletedDateTime"]
 COMPANY_FIELDS = ["id", "companyName", "companyNumber", "isActive"]
 CONTACT_FIELDS = ["id", "firstName", "lastName", "companyID", "emailAddress", "phone", "mobilePhone", "isActive"]
 
@@ -108,7 +112,7 @@ class AutotaskConnector:
     ADMIN_NOTES: ClassVar[tuple[str, ...]] = (EMAIL_NOTE,)  # shown by `deskbridge connection show`
     CAPABILITIES: ClassVar[Capabilities] = Capabilities(
         features=frozenset(Feature) - {Feature.BOARD_SCOPED_STATUSES, Feature.EMAIL_ON_PUBLIC_NOTE,
-                                        Feature.RESOLUTION_NOTES},
+                                        Feature.RESOLUTION_NOTES, Feature.SET_TYPE},
         max_attachment_bytes=m.API_ATTACHMENT_CAP, max_summary_chars=m.TITLE_MAX, max_note_chars=32_000,
         page_size=MAX_PAGE, create_requires=frozenset({"company_external_id"}))
 
@@ -137,7 +141,7 @@ class AutotaskConnector:
         self.source_id = str(s["source_id"]) if s.get("source_id") else None
         self.ui_url = str(s.get("ui_url") or "").rstrip("/") or None
         self._webhook_secret = str(config.credentials.get("webhook_secret") or "") or None
-        include = TICKET_FIELDS + (["userDefinedFields"] if self.marker_udf else [])
+        include = [*TICKET_FIELDS, "userDefinedFields"]  # UDFs: the marker's, and those admins show on cards
         self.scan = TicketScan(self.client, include)
         self.children = ChildBatch(self.client, clock=clock)
         self._uploads: list[tuple[float, int]] = []
@@ -158,6 +162,7 @@ class AutotaskConnector:
         return AccountInfo(display_name=f"{zone.name or zone.url} (Autotask, acting as {name}; {EMAIL_SHORT})", details={
             "zone": zone.url, "web_url": zone.web_url, "api_resource_id": str(resource["id"]),
             "threshold": f"{threshold.used:,} of {threshold.limit:,} requests this hour",
+            "requests_used": str(threshold.used), "requests_limit": str(threshold.limit),  # `doctor`'s headroom
             "email_to_contacts": EMAIL_NOTE})
 
     # ------------------------------------------------------------ tickets
@@ -181,6 +186,18 @@ class AutotaskConnector:
         page = await self.client.query_page("Tickets", after_id=_after(cursor), include_fields=["id"])
         ids = [str(r["id"]) for r in page.items]
         return Page(ids, None if page.done or page.last_id is None else encode({"k": page.last_id}))
+
+    async def list_deleted_tickets(self, since: datetime | None, cursor: str | None = None) -> Page[DeletedTicket]:
+        """`DeletedTicketLogs` with `deletedDateTime >= since`, 500 a call by `id >` (DeletionLog)."""
+        filters = [aq.gte("deletedDateTime", since)] if since is not None else []
+        page = await self.client.query_page("DeletedTicketLogs", filters, after_id=_after(cursor),
+                                            page_size=self.page_size, include_fields=DELETED_FIELDS)
+        items = []
+        for row in page.items:
+            when = m.parse_dt(row.get("deletedDateTime"))
+            if row.get("ticketID") is not None and when is not None:
+                items.append(DeletedTicket(external_id=str(row["ticketID"]), deleted_at=when))
+        return Page(items, None if page.done or page.last_id is None else encode({"k": page.last_id}))
 
     async def get_ticket(self, external_id: str) -> PsaTicket:
         return await self._ticket(await self.client.get_item(f"Tickets/{_tid(external_id)}"))
@@ -221,7 +238,9 @@ class AutotaskConnector:
         if patch.is_empty():
             return await self.get_ticket(external_id)
         role = await self.data.default_role(patch.owner_external_id) if patch.owner_external_id else None
-        await self.client.update("Tickets", m.ticket_patch_body(str(tid), patch, owner_role_id=role))
+        picks = await self.data.picks() if patch.category_external_id is not None or \
+            patch.subcategory_external_id is not None else None
+        await self.client.update("Tickets", m.ticket_patch_body(str(tid), patch, owner_role_id=role, picks=picks))
         return await self.get_ticket(external_id)
 
     async def _child_write(self, tid: int, write: Awaitable[int]) -> int:

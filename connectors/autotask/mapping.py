@@ -91,9 +91,23 @@ def issue_refs(data: J, picks: AtPicklists) -> tuple[Ref | None, Ref | None]:
             _ref(data.get("subIssueType"), t.label("subIssueType", data.get("subIssueType"))))
 
 
+def udf_values(data: J, *, skip: str | None = None) -> dict[str, str]:
+    """Every UDF with a value, by name (our marker's UDF `skip` left out: it is plumbing, not the MSP's data)."""
+    out: dict[str, str] = {}
+    for item in data.get("userDefinedFields") or []:
+        if not isinstance(item, Mapping) or item.get("value") in (None, ""):
+            continue
+        name = str(item.get("name") or "").strip()
+        if name and (skip is None or name.lower() != skip.lower()):
+            out[name] = str(item["value"])
+    return out
+
+
 def ticket(data: J, picks: AtPicklists, *, marker_udf: str | None = None) -> PsaTicket:
-    """A Tickets item; `marker_udf` names the UDF holding our marker (else `externalID` holds it)."""
+    """A Tickets item; `marker_udf` names the UDF holding our marker (else `externalID` holds it). Issue type and
+    sub-issue type are the seam's category and subcategory; UDFs with a value are its custom fields."""
     t = picks.ticket
+    category, subcategory = issue_refs(data, picks)
     status = _id(data.get("status"))
     marker = udf_value(data, marker_udf) if marker_udf else (str(data["externalID"]) if data.get("externalID")
                                                               else None)
@@ -114,7 +128,8 @@ def ticket(data: J, picks: AtPicklists, *, marker_udf: str | None = None) -> Psa
         resolve_by=parse_dt(data.get("resolvedDueDateTime")),
         responded_at=parse_dt(data.get("firstResponseDateTime")),
         marker=marker, alert_ref=str(data["rmmAlertID"]) if data.get("rmmAlertID") else None,
-        device_ref=_id(data.get("configurationItemID")))
+        device_ref=_id(data.get("configurationItemID")), category=category, subcategory=subcategory,
+        custom_fields=udf_values(data, skip=marker_udf or "Deskbridge Ref"))
 
 
 def note_visibility(data: J, picks: AtPicklists) -> NoteVisibility:
@@ -223,6 +238,30 @@ def _picked(picks: FieldPicklists, name: str, value: str | None, seam_name: str)
     return _int(value, seam_name)
 
 
+def issue_pair(picks: AtPicklists, category: str | None, subcategory: str | None) -> dict[str, int | None]:
+    """`issueType`/`subIssueType` for a category (issue type) and subcategory (sub-issue type), checked against
+    the tenant's picklists (a sub-issue type must have the issue type as its `parentValue`); "" clears."""
+    t = picks.ticket
+    if not category:
+        if subcategory:
+            raise PsaValidationError("A sub-issue type needs its issue type.", fields={"category": "required"})
+        return {"issueType": None, "subIssueType": None}
+    issue = t.get("issueType", category)
+    if issue is None or not issue.active:
+        names = ", ".join(p.label for p in t.of("issueType") if p.active) or "none"
+        raise PsaValidationError(f"Autotask has no active issue type {category!r}; valid: {names}.",
+                                 fields={"category": "unknown"})
+    if not subcategory:
+        return {"issueType": int(issue.value), "subIssueType": None}
+    valid = [p for p in t.children("subIssueType", issue.value) if p.active]
+    sub = next((p for p in valid if p.value == str(subcategory)), None)
+    if sub is None:
+        names = ", ".join(p.label for p in valid) or "none"
+        raise PsaValidationError(f"'{subcategory}' is not a sub-issue type of {issue.label}; valid: {names}.",
+                                 fields={"subcategory": "not under the issue type"})
+    return {"issueType": int(issue.value), "subIssueType": int(sub.value)}
+
+
 def new_ticket_body(t: NewTicket, picks: AtPicklists, *, marker_udf: str | None = None,
                     owner_role_id: str | None = None, source: str | None = None) -> dict[str, Any]:
     """POST /Tickets body; our marker goes to `externalID`, or to the UDF `marker_udf`."""
@@ -240,6 +279,9 @@ def new_ticket_body(t: NewTicket, picks: AtPicklists, *, marker_udf: str | None 
             body[key] = _int(value, key)
     if t.owner_external_id:
         body.update(_assignment(t.owner_external_id, owner_role_id))
+    if t.category_external_id or t.subcategory_external_id:
+        body.update({k: v for k, v in issue_pair(picks, t.category_external_id, t.subcategory_external_id).items()
+                     if v is not None})
     udfs = [{"name": name, "value": value} for name, value in t.extra_fields.items()]  # required UDFs, as filled
     if udfs:
         body["userDefinedFields"] = udfs
@@ -260,9 +302,13 @@ def _assignment(owner: str, role: str | None) -> dict[str, Any]:
             "assignedResourceRoleID": _int(role, "assignedResourceRoleID")}
 
 
-def ticket_patch_body(ticket_id: str, p: TicketPatch, *, owner_role_id: str | None = None) -> dict[str, Any]:
-    """PATCH /Tickets body: `id` plus only the changed fields (unassign clears resource and role together)."""
+def ticket_patch_body(ticket_id: str, p: TicketPatch, *, owner_role_id: str | None = None,
+                      picks: AtPicklists | None = None) -> dict[str, Any]:
+    """PATCH /Tickets body: `id` plus only the changed fields (unassign clears resource and role together; a
+    category change sends the issue type and its sub-issue type together, checked against `picks`)."""
     body: dict[str, Any] = {"id": _int(ticket_id, "ticket_external_id")}
+    if p.category_external_id is not None or p.subcategory_external_id is not None:
+        body.update(issue_pair(picks or AtPicklists(), p.category_external_id, p.subcategory_external_id))
     if p.summary is not None:
         body["title"] = p.summary[:TITLE_MAX]
     for key, value in (("status", p.status_external_id), ("priority", p.priority_external_id),

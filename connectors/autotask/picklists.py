@@ -14,7 +14,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.base import NoteVisibility, Picklists, PsaBoard, PsaPriority, PsaStatus, PsaTicketType
+from connectors.base import (
+    NoteVisibility,
+    Picklists,
+    PsaBoard,
+    PsaCategory,
+    PsaPriority,
+    PsaStatus,
+    PsaTicketType,
+)
 from connectors.errors import PsaValidationError
 
 J = Mapping[str, Any]
@@ -113,7 +121,8 @@ def publish_value(picks: FieldPicklists, visibility: NoteVisibility) -> int:
 
 
 def canonical_picklists(picks: AtPicklists) -> Picklists:
-    """Boards (queues), statuses, priorities and ticket types in the seam's shape."""
+    """Boards (queues), statuses, priorities, ticket types and categories (issue / sub-issue types) in the seam's
+    shape."""
     t = picks.ticket
     return Picklists(
         boards=[PsaBoard(external_id=p.value, name=p.label, active=p.active) for p in t.of("queueID")],
@@ -121,6 +130,10 @@ def canonical_picklists(picks: AtPicklists) -> Picklists:
                             active=p.active, sort_order=p.sort_order) for p in t.of("status")],
         priorities=[PsaPriority(external_id=p.value, name=p.label, sort_order=p.sort_order, default=p.default)
                     for p in t.of("priority") if p.active],
-        types=[PsaTicketType(external_id=p.value, name=p.label) for p in t.of("ticketType") if p.active])
+        types=[PsaTicketType(external_id=p.value, name=p.label) for p in t.of("ticketType") if p.active],
+        categories=[*(PsaCategory(external_id=p.value, name=p.label, active=p.active, sort_order=p.sort_order)
+                      for p in t.of("issueType")),
+                    *(PsaCategory(external_id=p.value, name=p.label, parent_external_id=p.parent, active=p.active,
+                                  sort_order=p.sort_order) for p in t.of("subIssueType") if p.parent)])
 
 

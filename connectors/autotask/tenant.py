@@ -23,7 +23,7 @@ from connectors.autotask.picklists import (
     canonical_picklists,
     picklists_from_fields,
 )
-from connectors.base import Picklists, PsaNote, Ref
+from connectors.base import Picklists, PsaCustomField, PsaNote, Ref
 from connectors.errors import PsaError, PsaRateLimited, PsaValidationError
 
 PICKLIST_TTL = 900.0  # seconds: picklists change rarely; a sync refreshes them explicitly
@@ -82,8 +82,14 @@ class TenantData:
         out = canonical_picklists(picks)
         required = self.required_udfs()
         boards = [replace(b, create_requires=required) for b in out.boards] if required else list(out.boards)
-        complete = frozenset({"board", "status", "priority", "type"}) if "ticket" in self.parts else frozenset()
-        return replace(out, boards=boards, problems=dict(self.problems), complete=complete)
+        complete = frozenset({"board", "status", "priority", "type", "category"}) if "ticket" in self.parts \
+            else frozenset()
+        if "udf" not in self.problems and self.udfs is not None:
+            complete |= {"custom_field"}
+        fields = [PsaCustomField(name=str(u.get("name")), label=str(u.get("label") or u.get("name")),
+                                 required=bool(u.get("isRequired")), active=u.get("isActive") is not False)
+                  for u in self.udfs or () if u.get("name") and str(u.get("name")).lower() != "deskbridge ref"]
+        return replace(out, boards=boards, problems=dict(self.problems), complete=complete, custom_fields=fields)
 
     def required_udfs(self) -> frozenset[str]:
         """Ticket UDFs the tenant makes mandatory: "custom:<name>" (the create form asks for them by the UDF's

@@ -93,7 +93,7 @@ def _decode(cursor: str) -> dict[str, Any]:
 class ConnectWiseConnector:
     kind: ClassVar[str] = "connectwise"
     CAPABILITIES: ClassVar[Capabilities] = Capabilities(
-        features=frozenset(Feature), max_attachment_bytes=10 * 1024 * 1024, max_summary_chars=100,
+        features=frozenset(Feature) - {Feature.TICKET_CATEGORIES}, max_attachment_bytes=10 * 1024 * 1024, max_summary_chars=100,
         max_note_chars=30_000, page_size=MAX_PAGE, create_requires=frozenset({"company_external_id"}))
 
     def __init__(self, config: ConnectionConfig, *, transport: httpx.AsyncBaseTransport | None = None,

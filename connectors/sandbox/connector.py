@@ -116,7 +116,7 @@ class SandboxConnector:
 
     kind: ClassVar[str] = "sandbox"
     CAPABILITIES: ClassVar[Capabilities] = Capabilities(
-        features=frozenset(Feature), max_attachment_bytes=MAX_ATTACHMENT_BYTES, max_summary_chars=MAX_SUMMARY,
+        features=frozenset(Feature) - {Feature.TICKET_CATEGORIES}, max_attachment_bytes=MAX_ATTACHMENT_BYTES, max_summary_chars=MAX_SUMMARY,
         max_note_chars=MAX_NOTE, page_size=100,
         create_requires=frozenset({"company_external_id", "board_external_id"}))
 
@@ -261,12 +261,15 @@ class SandboxConnector:
         if patch.summary is not None:
             changes["summary"] = patch.summary
         for attr, key in (("status_external_id", "status_id"), ("priority_external_id", "priority_id"),
-                          ("board_external_id", "board_id"), ("owner_external_id", "owner_id")):
+                          ("board_external_id", "board_id"), ("owner_external_id", "owner_id"),
+                          ("type_external_id", "type_id")):
             value = getattr(patch, attr)
             if value is not None:
                 changes[key] = _optional_id(value, key.removesuffix("_id"))
         if patch.unassign:
             changes["owner_id"] = None
+        if patch.clear_type:
+            changes["type_id"] = None
         if not changes:
             return await self.get_ticket(external_id)
         return self._ticket(await self._call(lambda: self.server.update_ticket(tid, changes), write=True))

@@ -7,6 +7,7 @@ One place answers every routing question from the `channel_binding` rows: the bi
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -16,13 +17,29 @@ from core.chat.cache import TTLCache
 from core.chat.models import ChannelInfo, ChatUser
 from core.chat.visibility import require_admin
 from core.context import Actor
-from core.errors import InvalidInput
+from core.errors import InvalidInput, NotFound
 from core.workspaces import DirectoryService
 from store.db import Database, Scope
 from store.enums import BindingKind
 from store.sql import rowcount
 from store.tables import ChannelBinding, Customer
 from store.types import utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class BindingInfo:
+    """One binding as an admin page lists it."""
+
+    id: int
+    platform: str
+    team_id: str
+    channel_id: str
+    kind: str
+    customer: str | None
+    visibility: str
+    created_by: str | None
+    created_at: datetime
+
 
 BINDING_KINDS = {"customer": BindingKind.CUSTOMER, "dispatch": BindingKind.DISPATCH, "sla": BindingKind.SLA_ALERTS,
                  "sla_alerts": BindingKind.SLA_ALERTS}
@@ -116,6 +133,32 @@ class Bindings:
             n = rowcount(await session.execute(stmt)) or 0
         self.invalidate()
         return n
+
+    async def page(self, workspace_id: int, *, limit: int = 50,
+                   after: int | None = None) -> tuple[list[BindingInfo], int | None]:
+        """Bindings by id (keyset: `after` the last id shown); returns them and the next page's `after`."""
+        stmt = select(ChannelBinding, Customer.name).join(
+            Customer, col(Customer.id) == col(ChannelBinding.customer_id), isouter=True)
+        if after is not None:
+            stmt = stmt.where(col(ChannelBinding.id) > after)
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            rows = (await session.exec(stmt.order_by(col(ChannelBinding.id)).limit(limit + 1))).all()
+        items = [BindingInfo(b.id, b.platform, b.team_id, b.channel_id, b.kind, name, b.visibility,  # type: ignore[arg-type]
+                             b.created_by, b.created_at) for b, name in rows[:limit]]
+        return items, (items[-1].id if len(rows) > limit else None)
+
+    async def remove(self, actor: Actor, binding_id: int) -> BindingInfo:
+        """Remove one binding by id (the admin pages' unbind); NotFound when not in the actor's workspace."""
+        require_admin(actor, "unbind channels")
+        async with self.db.write(actor.scope) as session:
+            row = (await session.exec(select(ChannelBinding).where(ChannelBinding.id == binding_id))).first()
+            if row is None:
+                raise NotFound(f"There is no binding {binding_id}.", hint="Reload the list of bindings.")
+            info = BindingInfo(binding_id, row.platform, row.team_id, row.channel_id, row.kind, None, row.visibility,
+                               row.created_by, row.created_at)
+            await session.delete(row)
+        self.invalidate()
+        return info
 
     async def sla_warning_channels(self, workspace_id: int, platform: str, *,
                                    customer_id: int | None) -> list[tuple[str, str]]:

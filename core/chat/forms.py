@@ -123,10 +123,30 @@ class TicketForms:
                                     options=tuple(FormOption(value=t.external_id, label=label(t))
                                                   for t in types[:100]),
                                     hint="The type must be one of the chosen board's." if several else None))
+        fields += await self._category_fields(actor, conn, caps)
         fields.append(FormField(name="description", label="Description", kind="textarea",
                                 initial=description or None, max_length=3000))
         return FormView(form="new_ticket", title="New ticket", submit_label="Create", fields=tuple(fields),
                         context=dict(context or {}))
+
+    async def _category_fields(self, actor: Actor, conn: PsaConnection | None, caps: Capabilities) -> list[FormField]:
+        """The PSA's category pair (Autotask issue / sub-issue type) as one choice: "Hardware" or "Hardware ›
+        Printer" (a subcategory is only offered under its own category). Typed as text past a select's 100."""
+        if conn is None or not caps.has(Feature.TICKET_CATEGORIES):
+            return []
+        tops = await self._picklist(actor, conn.id, "category")
+        subs: dict[str, list[PicklistItem]] = {}
+        for sub in await self._picklist(actor, conn.id, "subcategory"):
+            subs.setdefault(sub.parent_external_id, []).append(sub)
+        options = [o for t in tops for o in (FormOption(value=t.external_id, label=t.name), *(
+            FormOption(value=f"{t.external_id}/{s.external_id}", label=f"{t.name} › {s.name}")
+            for s in subs.get(t.external_id, ())))]
+        if not options:
+            return []
+        if len(options) > self.CHOICES_MAX:
+            return [FormField(name="category", label="Category", kind="text", required=False, max_length=200,
+                              hint=f"Category › subcategory as {conn.name} names them, e.g. {options[1].label}.")]
+        return [FormField(name="category", label="Category", kind="select", required=False, options=tuple(options))]
 
     async def customer_options(self, actor: Actor, query: str, limit: int = CHOICES_MAX) -> list[FormOption]:
         """Active customers whose name or identifier contains `query` (any case), best match first.
@@ -171,14 +191,14 @@ class TicketForms:
         return tuple(FormOption(value=item.name, label=item.name) for item, _ in pairs[:100])
 
     async def reply_form(self, actor: Actor, ref: int | str, *, visibility: str = "public",
-                         context: dict[str, Any] | None = None) -> FormView:
-        """Reply or note, with an optional status change in the same submission."""
+                         context: dict[str, Any] | None = None, text: str | None = None) -> FormView:
+        """Reply or note, with an optional status change in the same submission (`text` prefills it)."""
         detail = await self.tickets.get(actor, ref)
         caps = await self.cards.caps_for(actor, detail.summary.connection_id)
         vis = ["public", "internal"] + (["resolution"] if caps.has(Feature.RESOLUTION_NOTES) else [])
         statuses = await self._status_options(actor, detail)
         fields = (
-            FormField(name="text", label="Message", kind="textarea", required=True, max_length=3000),
+            FormField(name="text", label="Message", kind="textarea", required=True, max_length=3000, initial=text),
             FormField(name="visibility", label="Visibility", kind="select", required=True,
                       options=tuple(FormOption(value=v, label=VISIBILITY_LABEL[v]) for v in vis), initial=visibility),
             FormField(name="status", label="Change status (optional)", kind="select",

@@ -8,6 +8,7 @@
                             anything else is free text (subject or ticket number)
     /ticket N               one ticket
     /ticket new [subject]   new-ticket form
+    /tickets at-risk        open tickets by escalation risk (also /deskbridge tickets at-risk)
     /deskbridge help|link|bind|unbind|bindings|outbox|settings …
 
 Parsing is pure: it turns text into a frozen command and never looks anything up. Names (customers,
@@ -27,6 +28,7 @@ from core.queue import QueueSort
 from store.enums import Priority, Stage
 
 MAX_COMMAND_CHARS = 2000
+AT_RISK_WORDS = ("at-risk", "at_risk", "atrisk", "risk")  # /tickets at-risk, /deskbridge tickets at-risk
 
 FILTER_KEYS = ("stage", "status", "customer", "assignee", "priority", "age", "older", "newer", "sort", "text")
 KEY_ALIASES = {
@@ -41,7 +43,7 @@ BARE_PRIORITIES = ("critical", "high", "medium", "low", "p1", "p2", "p3", "p4")
 BARE_WORDS = ("mine", "unassigned", "breaching", "open", "closed", "all", "critical", "high", "medium", "low")
 _TIME = re.compile(r"^(?:(\d+)h)?\s*(?:(\d+)m(?:in)?)?$")
 
-ADMIN_TOPICS = ("help", "link", "bind", "unbind", "bindings", "outbox", "settings", "ai")
+ADMIN_TOPICS = ("help", "home", "link", "bind", "unbind", "bindings", "outbox", "settings", "ai")
 BIND_KINDS = ("customer", "dispatch", "sla")
 
 
@@ -85,6 +87,13 @@ class Help:
 
 
 @dataclass(frozen=True, slots=True)
+class MyQueue:
+    """`my queue` (or `home`): the technician's own open tickets, highest priority first (Slack's App Home)."""
+
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Link:
     """Link my chat account to a technician (by my e-mail, or `link <email>` for admins linking others)."""
 
@@ -123,13 +132,13 @@ class SettingsCmd:
 
 @dataclass(frozen=True, slots=True)
 class AiCmd:
-    action: str = "status"  # status | settings | set | train | similar
+    action: str = "status"  # status | settings | set | train | similar | at_risk
     name: str | None = None
     value: str | None = None
 
 
-Command = (ListTickets | ShowTicket | NewTicket | Help | Link | Bind | Unbind | Bindings | Outbox | SettingsCmd
-           | AiCmd)
+Command = (ListTickets | ShowTicket | NewTicket | Help | MyQueue | Link | Bind | Unbind | Bindings | Outbox
+           | SettingsCmd | AiCmd)
 
 
 # ---------------------------------------------------------------- helpers
@@ -257,6 +266,8 @@ def parse(command: str, text: str = "") -> Command:
     name = command.strip().lstrip("/").lower()
     text = (text or "").strip()
     if name in ("tickets", "queue", "q"):
+        if text.lower() in AT_RISK_WORDS:
+            return AiCmd("at_risk")
         return parse_filters(text)
     if name == "ticket":
         first, _, rest = text.partition(" ")
@@ -284,6 +295,8 @@ def _parse_admin(text: str) -> Command:
     sub, args = words[0].lower(), words[1:]
     if sub == "help":
         return Help(args[0].lower() if args else None)
+    if sub in ("home", "myqueue") or (sub == "my" and [a.lower() for a in args] == ["queue"]):
+        return MyQueue()
     if sub == "link":
         if not args:
             return Link()
@@ -332,8 +345,12 @@ def _parse_admin(text: str) -> Command:
         return Outbox("list" if action == "dead" else action, op_id)
     if sub in ("settings", "setting", "set"):
         return SettingsCmd(args[0] if args else None, " ".join(args[1:]) or None)
+    if sub == "tickets" and args and args[0].lower() in AT_RISK_WORDS:
+        return AiCmd("at_risk")
     if sub == "ai":
         action = args[0].lower() if args else "status"
+        if action in AT_RISK_WORDS:
+            return AiCmd("at_risk")
         if action == "set":
             return AiCmd("set", args[1] if len(args) > 1 else None, " ".join(args[2:]) or None)
         if action == "similar":

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import select
 
+from core.ai.draft_choices import DraftChoices
 from core.ai.service import AiService
 from core.alert_webhooks import AlertWebhookService
 from core.chat import grammar as c
@@ -25,7 +26,7 @@ from core.chat.ai_admin import ChatAi
 from core.chat.files import ChatFile
 from core.chat.models import ChannelInfo, ChatUser
 from core.chat.service import ChatService, ChatViews
-from core.chat.text import HELP_LINES, filters_text
+from core.chat.text import SLASH, CommandStyle, filters_text, help_lines
 from core.chat.visibility import audience
 from core.chat.writes import ChatWrites, Submitted, ThreadWrite
 from core.context import Actor
@@ -33,7 +34,7 @@ from core.errors import InvalidFilter, InvalidInput, NotFound, PermissionDenied
 from core.outbox.admin import OutboxAdmin
 from core.queue import UNASSIGNED, QueueFilter, QueueService
 from core.tickets import TicketService
-from core.views import QUEUE_COLUMNS, FormView, MessageView, QueueView, TicketView
+from core.views import QUEUE_COLUMNS, AiDraftView, FormView, MessageView, QueueView, TicketView
 from core.workspaces import DirectoryService, WorkspaceService
 from store.db import Database
 from store.tables import Member
@@ -51,6 +52,7 @@ class Request:
     cmd: c.Command
     verified_email: str | None = None
     shared_channel: bool = False
+    style: CommandStyle = SLASH
 
 
 Handler = Callable[[Request], Awaitable[View]]
@@ -62,7 +64,7 @@ class ChatRunner:
                  alerts: AlertWebhookService, outbox_admin: OutboxAdmin | None = None,
                  clock: Callable[[], datetime] | None = None, ai: AiService | None = None) -> None:
         self.db = db
-        self.ai = ChatAi(ai) if ai is not None else None
+        self.ai = ChatAi(ai, drafts=DraftChoices(db, ai=ai, tickets=tickets)) if ai is not None else None
         self.chat = chat
         self.views = views
         self.queue_service = queue
@@ -76,6 +78,7 @@ class ChatRunner:
             c.ShowTicket: self._show_ticket,
             c.NewTicket: self._new_ticket,
             c.Help: self._help,
+            c.MyQueue: self._my_queue,
             c.Link: self._link,
             c.Bind: self._bind,
             c.Unbind: self._unbind,
@@ -92,13 +95,14 @@ class ChatRunner:
     # ------------------------------------------------------------ commands
 
     async def run(self, actor: Actor, user: ChatUser, info: ChannelInfo, cmd: c.Command, *,
-                  verified_email: str | None = None, shared_channel: bool = False) -> View:
-        """Run one parsed command; surfaces render whatever comes back."""
+                  verified_email: str | None = None, shared_channel: bool = False,
+                  style: CommandStyle = SLASH) -> View:
+        """Run one parsed command; surfaces render whatever comes back (help in the surface's command `style`)."""
         handler = self._handlers.get(type(cmd))
         if handler is None:
-            raise InvalidInput("I don't know that command.", hint="Try /deskbridge help.")
+            raise InvalidInput("I don't know that command.", hint=style.restyle("Try /deskbridge help."))
         return await handler(Request(actor=actor, user=user, info=info, cmd=cmd, verified_email=verified_email,
-                                     shared_channel=shared_channel))
+                                     shared_channel=shared_channel, style=style))
 
     async def _list_tickets(self, r: Request) -> View:
         assert isinstance(r.cmd, c.ListTickets)
@@ -116,14 +120,22 @@ class ChatRunner:
         return await self.views.new_ticket_form(r.actor, subject=r.cmd.subject)
 
     async def _help(self, r: Request) -> View:
-        return self.help()
+        return self.help(r.style)
 
     @staticmethod
-    def help() -> MessageView:
-        """The command list: for anyone, linked or not (it is how people find out how to link)."""
-        return MessageView(text="Deskbridge commands", lines=HELP_LINES,
-                           hint="New here? Technicians run /deskbridge link; setting Deskbridge up, a chat "
-                                "workspace admin runs /deskbridge link to become its first admin.")
+    def help(style: CommandStyle = SLASH) -> MessageView:
+        """The command list: for anyone, linked or not (it is how people find out how to link), written as the
+        surface's users type commands (`/deskbridge link` in Slack, `@Deskbridge link` in Teams)."""
+        return MessageView(text="Deskbridge commands", lines=help_lines(style),
+                           hint=style.restyle("New here? Technicians run /deskbridge link; setting Deskbridge up, a "
+                                              "chat workspace admin runs /deskbridge link to become its first admin."))
+
+    async def _my_queue(self, r: Request) -> View:
+        assert isinstance(r.cmd, c.MyQueue)
+        if r.actor.member_id is None:
+            raise InvalidFilter("Deskbridge doesn't know which technician you are yet, so you have no queue.",
+                                hint=r.style.restyle("Run /deskbridge link to link your chat account by e-mail."))
+        return await self.my_queue(r.actor, cursor=r.cmd.cursor)
 
     async def _link(self, r: Request) -> View:
         assert isinstance(r.cmd, c.Link)
@@ -195,10 +207,11 @@ class ChatRunner:
                          next_cursor=page.next_cursor, total=page.total, columns=columns,
                          empty_text="No tickets match." if filters_text(cmd) else "No open tickets. Nice.")
 
-    async def my_queue(self, actor: Actor, limit: int = 20) -> QueueView:
-        """The technician's own open tickets (App Home)."""
-        return await self.queue(actor, c.ListTickets(assignee="mine", sort=c.QueueSort.PRIORITY), limit=limit,
-                                title="My tickets")
+    async def my_queue(self, actor: Actor, limit: int = 20, *, cursor: str | None = None) -> QueueView:
+        """The technician's own open tickets, most urgent first (Slack's App Home, Teams' personal chat)."""
+        view = await self.queue(actor, c.ListTickets(assignee="mine", sort=c.QueueSort.PRIORITY, cursor=cursor),
+                                limit=limit, title="My tickets")
+        return replace(view, kind="my_queue", empty_text="No open tickets are assigned to you. Nice.")
 
     async def _customer_id(self, actor: Actor, text: str) -> int:
         try:
@@ -245,8 +258,30 @@ class ChatRunner:
         return await self.writes.thread_message(actor, ticket_id, text, files, customer_reads=customer_reads,
                                                 source=source, author_email=author_email)
 
+    def _drafts(self) -> DraftChoices:
+        if self.ai is None or self.ai.drafts is None:
+            raise InvalidInput("AI assist is not running on this instance.")
+        return self.ai.drafts
+
+    async def draft_offer(self, actor: Actor, ref: str) -> AiDraftView:
+        """A reply draft for the ticket, shown to the technician who asked (Approve / Edit / Discard)."""
+        return await self._drafts().offer(actor, ref)
+
+    async def draft_edit(self, actor: Actor, draft_id: str, *, context: dict[str, Any] | None = None) -> FormView:
+        """The reply form with the draft's text in it (the choice "edited" is logged)."""
+        ref, text = await self._drafts().edit(actor, int(draft_id) if draft_id.strip().isdigit() else -1)
+        return await self.views.reply_form(actor, ref, visibility="public", context=context, text=text)
+
     async def action(self, actor: Actor, action: str, ref: str) -> Submitted:
-        """One-click card actions: assign_me, alert_ack, alert_resolve."""
+        """One-click card actions: assign_me, alert_ack, alert_resolve, and AI assist's (ai_…)."""
+        if action.startswith("ai_"):
+            if self.ai is None:
+                raise InvalidInput("AI assist is not running on this instance.")
+            ticket, confirmation, changed = await self.ai.card_action(actor, action, ref)
+            view = await self.views.ticket(actor, ticket)
+            if changed and view.summary.connection_id is not None:
+                confirmation += " It goes to the PSA in a moment."
+            return Submitted(view, confirmation, changed=changed)
         return await self.writes.action(actor, action, ref)
 
 

@@ -2,26 +2,62 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any
 
 from core.chat import grammar as c
 from core.errors import DeskbridgeError
 from core.views import MessageView
 
-HELP_LINES = (
-    "`/tickets` open tickets · `/tickets mine` · `/tickets unassigned high` · `/tickets breaching`",
-    "`/tickets customer:ACME stage:waiting age:>2d sort:priority` · free text searches subjects",
-    "`/ticket 1042` open a ticket · `/ticket new Printer on fire` create one",
-    "In a ticket's thread: your message becomes an internal note; start with `!public` to reply to the "
-    "customer, `!time 30m what you did` to log time",
-    "`/deskbridge link` link your chat account to your technician account (by e-mail)",
-    "`/deskbridge bind customer ACME` (add `shared` if the customer's people are in it) · `bind sla` · "
-    "`bind dispatch` · `unbind` · `bindings` (admins)",
-    "`/deskbridge outbox` writes waiting or dead · `outbox redrive 12` · `outbox discard 12` (admins)",
-    "`/deskbridge settings` · `/deskbridge settings first_reply_moves_to_in_progress on` (admins)",
-    "`/deskbridge ai` model status · `ai settings` · `ai set fill_threshold 0.8` · `ai train` (admins) · "
-    "`ai similar vpn drops`",
-)
+
+@dataclass(frozen=True, slots=True)
+class CommandStyle:
+    """How a surface's users type commands: Slack's slash commands, or a mention of the bot (Teams).
+
+    Help and the hints under errors are written once in the slash form (core's wording); a surface whose users
+    type `@Deskbridge tickets mine` passes MENTION and gets them in its own form (`restyle`).
+    """
+
+    queue: str  # the queue command: `/tickets`, `@Deskbridge tickets`
+    ticket: str  # one ticket: `/ticket`, `@Deskbridge ticket`
+    admin: str  # everything else: `/deskbridge link`, `@Deskbridge link`
+
+    def restyle(self, text: str) -> str:
+        """Core's slash forms in `text` (a hint, a help line) as this surface's users type them."""
+        if self == SLASH or not text:
+            return text
+        words = {"/tickets": self.queue, "/ticket": self.ticket, "/deskbridge": self.admin}
+        return _SLASH_FORM.sub(lambda m: m.group(1) + words[m.group(2).lower()], text)
+
+
+SLASH = CommandStyle(queue="/tickets", ticket="/ticket", admin="/deskbridge")
+MENTION = CommandStyle(queue="@Deskbridge tickets", ticket="@Deskbridge ticket", admin="@Deskbridge")
+# A slash command at the start, after a space, a backtick or an opening bracket/quote; never inside a URL or path.
+_SLASH_FORM = re.compile(r"(^|[\s`(\"'])(/tickets|/ticket|/deskbridge)\b", re.IGNORECASE)
+
+
+def help_lines(style: CommandStyle = SLASH) -> tuple[str, ...]:
+    """The command list in the form the surface's users type."""
+    q, t, a = style.queue, style.ticket, style.admin
+    return (
+        f"`{q}` open tickets · `{q} mine` · `{q} unassigned high` · `{q} breaching`",
+        f"`{q} customer:ACME stage:waiting age:>2d sort:priority` · free text searches subjects",
+        f"`{t} 1042` open a ticket · `{t} new Printer on fire` create one",
+        f"`{a} my queue` your own open tickets, most urgent first",
+        "In a ticket's thread: your message becomes an internal note; start with `!public` to reply to the "
+        "customer, `!time 30m what you did` to log time",
+        f"`{a} link` link your chat account to your technician account (by e-mail)",
+        f"`{a} bind customer ACME` (add `shared` if the customer's people are in it) · `bind sla` · "
+        "`bind dispatch` · `unbind` · `bindings` (admins)",
+        f"`{a} outbox` writes waiting or dead · `outbox redrive 12` · `outbox discard 12` (admins)",
+        f"`{a} settings` · `{a} settings first_reply_moves_to_in_progress on` (admins)",
+        f"`{a} ai` model status · `ai settings` · `ai set fill_threshold 0.8` · `ai train` (admins) · "
+        "`ai similar vpn drops`",
+    )
+
+
+HELP_LINES = help_lines(SLASH)
 
 
 def error_view(exc: DeskbridgeError) -> MessageView:

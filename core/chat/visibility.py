@@ -82,15 +82,16 @@ def for_customer(view: TicketView) -> TicketView:
     """What a customer may see of a ticket card: the conversation they are part of, status and who works on it.
 
     Everything that is the MSP's own business goes: internal notes and time (already left out), SLA figures,
-    the board, devices, alerts, contracts, the PSA's deep link and runbooks, and the write plumbing (queued or
+    the board, the PSA's category and custom fields (card facts), devices, alerts, contracts, the PSA's deep link and runbooks, and the write plumbing (queued or
     dead writes and their errors). Applied last, so a field added to the card later stays internal by default
     only if it is added here too: keep this list in step with TicketView.
     """
     detail = replace(view.detail, summary=replace(view.summary, sla_remaining_s=None), board_name=None,
                      device_ref=None, alert_ref=None, contract_ref=None, pending_writes=0, dead_writes=0,
-                     psa_url=None, psa_respond_by=None, psa_resolve_by=None)
+                     psa_url=None, psa_respond_by=None, psa_resolve_by=None, category_name=None,
+                     subcategory_name=None, custom_fields={})
     return replace(view, detail=detail, sla_remaining_s=None, links=(), actions=(), time_entries=(),
-                   total_minutes=0, audience="customer", ai=None)
+                   total_minutes=0, audience="customer", ai=None, facts=())
 
 
 def redaction_for(info: ChannelInfo, *, customer_id: int | None, kind: str, audience: str) -> str | None:

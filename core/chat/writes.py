@@ -59,7 +59,8 @@ class ChatWrites:
                 customer_id=_form_id(values.get("customer"), "customer"), contact_email=values.get("contact") or None,
                 priority=values.get("priority") or "medium", board_external_id=values.get("board") or None,
                 type_external_id=values.get("type") or None, type_name=values.get("type") or None,
-                extra_fields={k.removeprefix("custom:"): v for k, v in values.items() if k.startswith("custom:")})
+                extra_fields={k.removeprefix("custom:"): v for k, v in values.items() if k.startswith("custom:")},
+                **category_pair(values.get("category")))
             return Submitted(await self.views.ticket_from_detail(actor, detail, audience=audience),
                              queued("Ticket", detail.summary.connection_id))
         if ticket_ref is None:
@@ -233,3 +234,16 @@ def _form_id(value: str | None, field: str) -> int | None:
         raise InvalidInput(f"That {field} choice was not understood.", hint=f"Pick the {field} from the list again.",
                            field=field)
     return int(v)
+
+
+def category_pair(value: str | None) -> dict[str, str | None]:
+    """The new-ticket form's category choice ("12/201" from the select, or "Software › E-mail" typed) as
+    core's category and subcategory (checked there against the PSA's picklists)."""
+    text = (value or "").strip()
+    if not text:
+        return {}
+    for sep in ("/", "›", ">"):
+        if sep in text:
+            top, _, sub = text.partition(sep)
+            return {"category": top.strip(), "subcategory": sub.strip() or None}
+    return {"category": text, "subcategory": None}

@@ -89,6 +89,23 @@ class MailboxService:
                 raise NotFound("No mailbox is configured.", hint="Set one with `deskbridge intake mail-set`.")
             ws.settings = {**ws.settings, SETTINGS_KEY: {**entry, "psa_handles_mail": value}}
 
+    async def entry(self, workspace_id: int) -> dict[str, Any] | None:
+        """The configured mailbox without its credentials (kind, display, psa_handles_mail, …), or None."""
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            ws = await session.get(Workspace, workspace_id)
+        entry = dict((ws.settings if ws else {}).get(SETTINGS_KEY) or {})
+        entry.pop("ciphertext", None)
+        return entry or None
+
+    async def describe(self, workspace_id: int) -> dict[str, Any] | None:
+        """What the admin pages show of the mailbox: kind, display, own addresses, psa_handles_mail."""
+        entry = await self.entry(workspace_id)
+        if not entry:
+            return None
+        return {"kind": entry.get("kind"), "display": entry.get("display"),
+                "own_addresses": list(entry.get("own_addresses") or []),
+                "psa_handles_mail": bool(entry.get("psa_handles_mail"))}
+
     async def _stored(self, workspace_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
         async with self.db.read(Scope.workspace(workspace_id)) as session:
             ws = await session.get(Workspace, workspace_id)

@@ -46,7 +46,12 @@ _PROTECT = {
     "owner_external_id": ("assignee_member_id",),
     "unassign": ("assignee_member_id",),
     "board_external_id": ("board_external_id", "board_name"),
+    "type_external_id": ("type_name",),
+    "clear_type": ("type_name",),
+    "category_external_id": ("category_external_id", "category_name", "subcategory_external_id", "subcategory_name"),
+    "subcategory_external_id": ("subcategory_external_id", "subcategory_name"),
 }
+_NEW_KEYS = ("category", "subcategory", "custom_fields")  # left out of the hash while empty (hashes stay stable)
 _UNDELIVERED = (OutboxStatus.PENDING.value, OutboxStatus.INFLIGHT.value, OutboxStatus.BLOCKED.value)
 _EVENT_FIELDS = {"stage": "stage", "psa_status_name": "status", "priority": "priority",
                  "assignee_member_id": "assignee_member_id", "subject": "subject", "customer_id": "customer_id"}
@@ -90,9 +95,9 @@ _PLAIN = (str, int, float, bool, datetime, type(None))
 def content_hash(t: PsaTicket) -> str:
     """Hash of everything we store from a PSA ticket (its change time included).
 
-    The same value as hashing `asdict(t)` (stored hashes stay valid) without its deep copies, which cost
-    more than the rest of a first sync's phase 1 (issue 20); anything but plain values and Refs (a
-    connector's own subclass) takes the asdict path."""
+    The value of hashing `asdict(t)` with the newer keys left out while empty (stored hashes stay valid),
+    without asdict's deep copies, which cost more than the rest of a first sync's phase 1 (issue 20);
+    anything else than plain values, Refs and text maps (a connector's own subclass) takes the asdict path."""
     doc: dict[str, Any] = {}
     for name in _TICKET_FIELDS:
         value = getattr(t, name)
@@ -100,11 +105,16 @@ def content_hash(t: PsaTicket) -> str:
             doc[name] = {"id": value.id, "name": value.name}
         elif isinstance(value, _PLAIN):
             doc[name] = value
+        elif isinstance(value, Mapping) and all(type(k) is str and type(v) is str for k, v in value.items()):
+            doc[name] = dict(value)
         else:
             doc = asdict(t)
             break
     if type(t) is not PsaTicket:
         doc = asdict(t)
+    for key in _NEW_KEYS:
+        if not doc.get(key):
+            doc.pop(key, None)
     blob = json.dumps(doc, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -115,7 +125,7 @@ def validate(t: PsaTicket) -> None:
         raise BadRecord(f"ticket id {t.external_id!r} is not usable")
     if not isinstance(t.summary, str):
         raise BadRecord(f"ticket {t.external_id}: summary is missing")
-    for name in ("company", "contact", "board", "status", "priority", "type", "owner"):
+    for name in ("company", "contact", "board", "status", "priority", "type", "owner", "category", "subcategory"):
         ref = getattr(t, name)
         if ref is not None and (not isinstance(ref.id, str) or not ref.id or len(ref.id) > 64):
             raise BadRecord(f"ticket {t.external_id}: {name} id {str(ref.id)[:20]!r}… is not usable")
@@ -165,17 +175,7 @@ async def _apply_once(s: AsyncSession, target: SyncTarget, tickets: Sequence[Psa
     ws, cid = target.workspace_id, target.connection_id
     existing = await _existing(s, target, [t.external_id for t in tickets])
     await _link_by_marker(s, target, tickets, existing)
-    plan: list[PsaTicket] = []
-    for t in tickets:
-        old = existing.get(t.external_id)
-        h = content_hash(t)
-        if old is not None and not force and old["psa_hash"] == h and old["deleted_at"] is None:
-            result.add("unchanged")
-            continue
-        if (old is not None and old["psa_updated_at"] and t.updated_at and old["psa_updated_at"] > t.updated_at):
-            result.add("stale")  # a newer copy is already stored (a webhook refresh won the race)
-            continue
-        plan.append(t)
+    plan = _to_write(tickets, existing, force=force, result=result)
 
     # Directory rows and mappings for everything we are about to write.
     every = plan
@@ -216,27 +216,7 @@ async def _apply_once(s: AsyncSession, target: SyncTarget, tickets: Sequence[Psa
         result.add("fenced_gave_up", len(fenced))
         result.retry.update(fenced)
         fenced = set()
-    for row in rows:
-        ext = row["external_id"]
-        if ext not in written.written:
-            continue
-        old = existing.get(ext)
-        if old is None:
-            result.add("created")
-            if emit:
-                result.events.append(TicketCreated(workspace_id=ws, ticket_id=written.written[ext],
-                                                   ticket_number=row["number"], origin=Origin.PSA.value,
-                                                   occurred_at=now, subject=row["subject"],
-                                                   customer_id=row["customer_id"]))
-        else:
-            result.add("updated")
-            changes = {name: (old[col], row[col]) for col, name in _EVENT_FIELDS.items() if old[col] != row[col]}
-            if old["deleted_at"] is not None:
-                changes["deleted"] = (True, False)
-            if changes and emit:
-                result.events.append(TicketChanged(workspace_id=ws, ticket_id=written.written[ext],
-                                                   ticket_number=row["number"], origin=Origin.PSA.value,
-                                                   occurred_at=now, changes=changes))
+    _count_written(ws, rows, existing, written.written, now=now, emit=emit, result=result)
 
     ticket_ids = {ext: o["id"] for ext, o in existing.items()} | written.written
     numbers = {ext: o["number"] for ext, o in existing.items()} | {r["external_id"]: r["number"] for r in rows}
@@ -245,6 +225,48 @@ async def _apply_once(s: AsyncSession, target: SyncTarget, tickets: Sequence[Psa
                           result=result, quiet=quiet)
     await mark_history_read(s, ws, [ticket_ids[ext] for ext in live if ext not in result.bad], now)
     return fenced
+
+
+def _to_write(tickets: Sequence[PsaTicket], existing: Mapping[str, dict[str, Any]], *, force: bool,
+              result: BatchResult) -> list[PsaTicket]:
+    """The tickets whose content changed (all with `force`), skipping copies older than the one stored."""
+    plan: list[PsaTicket] = []
+    for t in tickets:
+        old = existing.get(t.external_id)
+        if old is not None and not force and old["psa_hash"] == content_hash(t) and old["deleted_at"] is None:
+            result.add("unchanged")
+            continue
+        if (old is not None and old["psa_updated_at"] and t.updated_at and old["psa_updated_at"] > t.updated_at):
+            result.add("stale")  # a newer copy is already stored (a webhook refresh won the race)
+            continue
+        plan.append(t)
+    return plan
+
+
+def _count_written(ws: int, rows: Sequence[dict[str, Any]], existing: Mapping[str, dict[str, Any]],
+                   written: Mapping[str, int], *, now: datetime, emit: bool, result: BatchResult) -> None:
+    """Count created/updated tickets and, when emitting, add their events."""
+    for row in rows:
+        ext = row["external_id"]
+        if ext not in written:
+            continue
+        old = existing.get(ext)
+        if old is None:
+            result.add("created")
+            if emit:
+                result.events.append(TicketCreated(workspace_id=ws, ticket_id=written[ext],
+                                                   ticket_number=row["number"], origin=Origin.PSA.value,
+                                                   occurred_at=now, subject=row["subject"],
+                                                   customer_id=row["customer_id"]))
+            continue
+        result.add("updated")
+        changes = {name: (old[col], row[col]) for col, name in _EVENT_FIELDS.items() if old[col] != row[col]}
+        if old["deleted_at"] is not None:
+            changes["deleted"] = (True, False)
+        if changes and emit:
+            result.events.append(TicketChanged(workspace_id=ws, ticket_id=written[ext],
+                                               ticket_number=row["number"], origin=Origin.PSA.value,
+                                               occurred_at=now, changes=changes))
 
 
 def _board_key(target: SyncTarget, t: PsaTicket) -> str:
@@ -376,6 +398,11 @@ def _row(target: SyncTarget, t: PsaTicket, old: Mapping[str, Any] | None, stages
         "board_external_id": t.board.id if t.board else None,
         "board_name": (t.board.name or "")[:100] if t.board else None,
         "type_name": (t.type.name or "")[:100] if t.type else None,
+        "category_external_id": t.category.id[:64] if t.category else None,
+        "category_name": (t.category.name or "")[:100] if t.category else None,
+        "subcategory_external_id": t.subcategory.id[:64] if t.subcategory else None,
+        "subcategory_name": (t.subcategory.name or "")[:100] if t.subcategory else None,
+        "custom_fields": {str(k)[:100]: str(v)[:1000] for k, v in dict(t.custom_fields or {}).items()},
         "assignee_member_id": members.get(t.owner.id) if t.owner else None,
         "source": Origin.PSA.value, "alert_ref": t.alert_ref, "device_ref": t.device_ref,
         "psa_respond_by": t.respond_by, "psa_resolve_by": t.resolve_by, "first_response_at": t.responded_at,

@@ -7,6 +7,7 @@ reading histories apart from tickets lives in core/sync/history.py.)
     refresh_ticket(conn, id) targeted re-fetch of one ticket (webhooks), no cursor involved
     refresh_picklists(conn)  core/sync/picklists.py
     reconcile(conn)          core/sync/reconcile.py
+    deletions.read_log(…)    each run, where the PSA logs deletions: core/sync/deletions.py
 
 A run lists tickets changed since `cursor - overlap` (so nothing on the boundary is missed), skips rows
 whose content hash is unchanged, fetches the notes, time entries and attachments of changed tickets,
@@ -37,7 +38,7 @@ from core import scheduling, ticket_gone
 from core.connections import ConnectionService
 from core.errors import NotFound
 from core.notify import DomainEvent, Notifier, NullNotifier
-from core.sync import history, runs
+from core.sync import deletions, history, runs
 from core.sync.apply import BadRecord, BatchResult, Children, SyncTarget, apply_batch, content_hash, validate
 from core.sync.runs import RecordedRun, RunKind, RunStatus, SyncOutcome
 from store.db import Database, Scope
@@ -240,18 +241,19 @@ class SyncEngine:
         cursor_after = runs.format_cursor(watermark) if watermark else cursor_before
         if cursor_after and cursor_after != cursor_before:
             await runs.set_cursor(self.db, ws, cid, cursor_after, self.clock())
+        deletions_error = await deletions.read_log(self, conn, connector, counts,
+                                                   before=runs.parse_cursor(cursor_before), after=watermark)
         # Phase 2: the histories of open tickets not read yet (the queue is already whole and current).
         try:
             bad.update(await history.read_open(self, conn, connector, target, counts, progress=progress, lost=lost))
         except (PsaError, LeaseLost) as exc:
-            counts["bad"] = len(bad)
-            counts["history_interrupted"] = 1
-            log.warning("sync: reading histories stopped; the next run resumes",
-                        extra={"connection_id": cid, "error": str(exc)})
-            return await run.finish(RunStatus.PARTIAL, error=f"histories: {exc}", cursor_after=cursor_after)
+            counts["history_interrupted"] = 1  # what is written stays written; the next run resumes
+            log.warning("sync: reading histories stopped", extra={"connection_id": cid, "error": str(exc)})
+            deletions_error = "; ".join(filter(None, [f"histories: {exc}", deletions_error]))
         counts["bad"] = len(bad)
-        status = RunStatus.PARTIAL if bad else RunStatus.OK
-        error = "; ".join(f"{k}: {v}" for k, v in list(bad.items())[:10]) or None
+        status = RunStatus.PARTIAL if bad or deletions_error else RunStatus.OK
+        error = "; ".join([*(f"{k}: {v}" for k, v in list(bad.items())[:10]),
+                           *([deletions_error] if deletions_error else [])]) or None
         outcome = await run.finish(status, error=error, cursor_after=cursor_after)
         log.info("sync run finished", extra={"connection_id": cid, "kind": run.kind, "status": status,
                                              "counts": dict(counts)})

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from core.sync.engine import SyncEngine
 
 log = logging.getLogger(__name__)
-PICKLIST_KINDS = ("board", "status", "priority", "type")
+PICKLIST_KINDS = ("board", "status", "priority", "type", "category", "subcategory", "custom_field")
 T = TypeVar("T")
 
 
@@ -143,6 +143,12 @@ async def _store_items(s: AsyncSession, ws: int, cid: int, pl: Picklists, engine
         add("priority", p.external_id, p.name, order=p.sort_order, data={"default": p.default})
     for ty in pl.types:
         add("type", ty.external_id, ty.name, parent=ty.board_external_id or "")
+    for c in pl.categories:
+        add("subcategory" if c.parent_external_id else "category", c.external_id, c.name,
+            parent=c.parent_external_id or "", active=c.active, order=c.sort_order)
+    for f in pl.custom_fields:  # the PSA's own ticket fields, by name: what admins may show on cards
+        add("custom_field", f.name[:64], f.label, active=f.active,
+            data={"required": f.required, "customer_visible": f.customer_visible})
     t = table_of(PicklistItem)
     for chunk in chunks(rows, 11):
         ins = dialect_insert(s, t).values(list(chunk))
@@ -152,7 +158,9 @@ async def _store_items(s: AsyncSession, ws: int, cid: int, pl: Picklists, engine
     # Whatever the PSA no longer lists is inactive now (kept: tickets may still reference it). Only for what
     # was read in full: a board whose statuses or types could not be read keeps its last good ones.
     for kind in PICKLIST_KINDS:
-        if kind not in pl.complete or not any(r["kind"] == kind for r in rows):
+        if kind not in pl.complete and not (kind in ("category", "subcategory") and "category" in pl.complete):
+            continue
+        if not any(r["kind"] == kind for r in rows):
             continue  # an empty list is more likely a PSA hiccup than every item deleted
         stale = sa.and_(t.c.workspace_id == ws, t.c.connection_id == cid, t.c.kind == kind, t.c.fetched_at < now)
         if kind in ("status", "type") and pl.incomplete_boards:

@@ -50,12 +50,35 @@ async def apply_children(s: AsyncSession, target: SyncTarget, children: Mapping[
     Tickets in `quiet` (their history was never read: it is their past, not news) emit no NoteAdded."""
     if not children:
         return
-    tl = table_of(TimelineEntry)
+    ws = target.workspace_id  # Core statements below: they filter workspace_id themselves
     tids = [ticket_ids[ext] for ext in children]
     markers = sorted({m for c in children.values() for m in _markers(c) if m})
+    known, by_marker = await _local_entries(s, ws, tids, markers)
+    plan = _Plan(ws, now, known, by_marker, await _sent_unlinked(s, ws, tids), result)
+    for ext, c in children.items():
+        plan.add_children(ticket_ids[ext], c, member_ids)
+    by_ticket = {tid: ext for ext, tid in ticket_ids.items()}
+    inserted = await _write_plan(s, plan, by_ticket, result)
+    for entry_id, tid, kind_value, ext in inserted:
+        fam = _FAMILY[EntryKind(kind_value)]
+        result.add({"note": "notes_added", "time": "time_entries_added", "attachment": "attachments_added"}[fam])
+        meta = plan.note_meta.get((tid, kind_value, ext))
+        if meta is not None and emit and by_ticket[tid] not in quiet:
+            note, body = meta
+            result.events.append(NoteAdded(
+                workspace_id=target.workspace_id, ticket_id=tid, ticket_number=numbers.get(by_ticket[tid]),
+                origin=Origin.PSA.value, occurred_at=note.created_at or now, entry_id=entry_id,
+                visibility=NoteVisibility(note.visibility).value, author_name=note.author.name if note.author else None,
+                body=body))
+
+
+async def _local_entries(s: AsyncSession, ws: int, tids: Sequence[int], markers: Sequence[str]
+                         ) -> tuple[dict[tuple[int, str, str], dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """(local entries already linked to a PSA record, by (ticket, family, external id); local entries of this
+    workspace carrying each marker)."""
+    tl = table_of(TimelineEntry)
     known: dict[tuple[int, str, str], dict[str, Any]] = {}
-    by_marker: dict[str, list[dict[str, Any]]] = {}  # marker -> local entries of this workspace carrying it
-    ws = target.workspace_id  # Core statements below: they filter workspace_id themselves
+    by_marker: dict[str, list[dict[str, Any]]] = {}
     for i in range(0, len(tids), 2000):
         res = await s.execute(sa.select(tl.c.id, tl.c.ticket_id, tl.c.kind, tl.c.external_id, tl.c.marker,
                                         tl.c.body).where(tl.c.workspace_id == ws, tl.c.ticket_id.in_(tids[i : i + 2000]),
@@ -67,97 +90,99 @@ async def apply_children(s: AsyncSession, target: SyncTarget, children: Mapping[
             tl.c.workspace_id == ws, tl.c.marker.in_(markers[i : i + 2000])).order_by(tl.c.id))
         for r in res:
             by_marker.setdefault(r.marker, []).append(dict(r._mapping))
-    pending = await _sent_unlinked(s, ws, tids)
+    return known, by_marker
 
-    inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
-    entry_ticket: dict[int, int] = {}  # entry id -> ticket id, for the updates
-    note_meta: dict[tuple[int, str, str], tuple[PsaNote, str]] = {}
 
-    def place(tid: int, kind: EntryKind, ext: str, marker: str | None, text: str, *, linkable: bool = True,
-              author_ext: str | None = None, **cols: Any) -> str | None:
-        """Update, link or queue one PSA child; returns the body when it is inserted as a new entry."""
-        fam = _FAMILY[kind]
-        text = text.replace("\x00", "")  # PostgreSQL text cannot hold NUL
-        holders = by_marker.get(marker, []) if marker else []
-        # The marker names a local entry that this record cannot be (or a contact wrote it): not ours, so
-        # its text is kept as received, tag included. A marker nobody here holds is stripped as before.
-        foreign = bool(marker) and kind != EntryKind.ATTACHMENT and (bool(holders) or not linkable)
-        received = _as_received(text, marker) if foreign and marker else text
-        old = known.get((tid, fam, ext))
-        if old is not None:
-            body = text if marker and old["marker"] == marker else received
-            if old["kind"] != kind.value or old["body"] != body:
-                updates.append({"id": old["id"], "kind": kind.value, "body": body})
-                entry_ticket[old["id"]] = tid
-            return None
-        mine = next((h for h in holders if h["ticket_id"] == tid and h["external_id"] in (None, ext)), None)
-        if mine is None and not marker and linkable:
-            mine = _ours(pending.get(tid, []), kind, text, cols, author_ext)
-        if mine is not None and linkable:
-            # Our own write coming back from the PSA (same ticket, not yet linked elsewhere): link it, no echo.
-            if mine["external_id"] is None:
-                updates.append({"id": mine["id"], "external_id": ext})
-                entry_ticket[mine["id"]] = tid
-                mine["external_id"] = ext  # claimed: a second PSA record with this marker is someone else's
-            result.add("linked")
-            return None
-        # Someone else's record (a quoted reply, a pasted note, another ticket's marker): kept as received.
-        inserts.append({"workspace_id": ws, "ticket_id": tid, "kind": kind.value,
-                        "origin": Origin.PSA.value, "external_id": ext, "marker": None, "body": received,
-                        "recorded_at": now, **cols})
-        return received
+class _Plan:
+    """The timeline rows one batch will insert or update, each PSA child placed once."""
 
-    for ext, c in children.items():
-        tid = ticket_ids[ext]
+    def __init__(self, ws: int, now: datetime, known: dict[tuple[int, str, str], dict[str, Any]],
+                 by_marker: dict[str, list[dict[str, Any]]], pending: dict[int, list[dict[str, Any]]],
+                 result: BatchResult) -> None:
+        self.ws, self.now, self.known, self.by_marker, self.pending, self.result = ws, now, known, by_marker, pending, result
+        self.inserts: list[dict[str, Any]] = []
+        self.updates: list[dict[str, Any]] = []
+        self.entry_ticket: dict[int, int] = {}  # entry id -> ticket id, for the updates
+        self.note_meta: dict[tuple[int, str, str], tuple[PsaNote, str]] = {}
+
+    def add_children(self, tid: int, c: Children, member_ids: Mapping[str, int]) -> None:
+        """Place one ticket's notes, time entries and attachments."""
+        now = self.now
         for n in c.notes:
             author = n.author
             kind = _NOTE_KIND.get(NoteVisibility(n.visibility), EntryKind.NOTE_INTERNAL)
             # A note a contact wrote is never our write, whatever tag its (quoted) text carries.
-            body = place(tid, kind, n.external_id, n.marker, n.text, linkable=not n.author_is_contact,
-                         author_ext=author.id if author else None,
-                         author_member_id=member_ids.get(author.id) if author and not n.author_is_contact else None,
-                         author_name=(author.name[:200] if author and author.name else None),
-                         author_is_contact=n.author_is_contact, data={}, occurred_at=n.created_at or now)
+            body = self.place(tid, kind, n.external_id, n.marker, n.text, linkable=not n.author_is_contact,
+                              author_ext=author.id if author else None,
+                              author_member_id=member_ids.get(author.id) if author and not n.author_is_contact else None,
+                              author_name=(author.name[:200] if author and author.name else None),
+                              author_is_contact=n.author_is_contact, data={}, occurred_at=n.created_at or now)
             if body is not None:
-                note_meta[(tid, kind.value, n.external_id)] = (n, body)
+                self.note_meta[(tid, kind.value, n.external_id)] = (n, body)
         for e in c.time_entries:
-            place(tid, EntryKind.TIME_ENTRY, e.external_id, e.marker, e.notes or "",
-                  author_ext=e.member.id if e.member else None,
-                  author_member_id=member_ids.get(e.member.id) if e.member else None,
-                  author_name=(e.member.name or "")[:200] or None if e.member else None, author_is_contact=False,
-                  data={"minutes": e.minutes, "billable": e.billable,
-                        "started_at": e.started_at.isoformat() if e.started_at else None},
-                  occurred_at=e.started_at or now)
+            self.place(tid, EntryKind.TIME_ENTRY, e.external_id, e.marker, e.notes or "",
+                       author_ext=e.member.id if e.member else None,
+                       author_member_id=member_ids.get(e.member.id) if e.member else None,
+                       author_name=(e.member.name or "")[:200] or None if e.member else None, author_is_contact=False,
+                       data={"minutes": e.minutes, "billable": e.billable,
+                             "started_at": e.started_at.isoformat() if e.started_at else None},
+                       occurred_at=e.started_at or now)
         for a in c.attachments:
-            place(tid, EntryKind.ATTACHMENT, a.external_id, a.marker, a.filename, author_member_id=None,
-                  author_name=None, author_is_contact=False,
-                  data={"filename": a.filename, "size": a.size, "content_type": a.content_type},
-                  occurred_at=a.created_at or now)
+            self.place(tid, EntryKind.ATTACHMENT, a.external_id, a.marker, a.filename, author_member_id=None,
+                       author_name=None, author_is_contact=False,
+                       data={"filename": a.filename, "size": a.size, "content_type": a.content_type},
+                       occurred_at=a.created_at or now)
 
-    for row in inserts:
+    def place(self, tid: int, kind: EntryKind, ext: str, marker: str | None, text: str, *, linkable: bool = True,
+              author_ext: str | None = None, **cols: Any) -> str | None:
+        """Update, link or queue one PSA child; returns the body when it is inserted as a new entry."""
+        fam = _FAMILY[kind]
+        text = text.replace("\x00", "")  # PostgreSQL text cannot hold NUL
+        holders = self.by_marker.get(marker, []) if marker else []
+        # The marker names a local entry that this record cannot be (or a contact wrote it): not ours, so
+        # its text is kept as received, tag included. A marker nobody here holds is stripped as before.
+        foreign = bool(marker) and kind != EntryKind.ATTACHMENT and (bool(holders) or not linkable)
+        received = _as_received(text, marker) if foreign and marker else text
+        old = self.known.get((tid, fam, ext))
+        if old is not None:
+            body = text if marker and old["marker"] == marker else received
+            if old["kind"] != kind.value or old["body"] != body:
+                self.updates.append({"id": old["id"], "kind": kind.value, "body": body})
+                self.entry_ticket[old["id"]] = tid
+            return None
+        mine = next((h for h in holders if h["ticket_id"] == tid and h["external_id"] in (None, ext)), None)
+        if mine is None and not marker and linkable:
+            mine = _ours(self.pending.get(tid, []), kind, text, cols, author_ext)
+        if mine is not None and linkable:
+            # Our own write coming back from the PSA (same ticket, not yet linked elsewhere): link it, no echo.
+            if mine["external_id"] is None:
+                self.updates.append({"id": mine["id"], "external_id": ext})
+                self.entry_ticket[mine["id"]] = tid
+                mine["external_id"] = ext  # claimed: a second PSA record with this marker is someone else's
+            self.result.add("linked")
+            return None
+        # Someone else's record (a quoted reply, a pasted note, another ticket's marker): kept as received.
+        self.inserts.append({"workspace_id": self.ws, "ticket_id": tid, "kind": kind.value,
+                             "origin": Origin.PSA.value, "external_id": ext, "marker": None, "body": received,
+                             "recorded_at": self.now, **cols})
+        return received
+
+
+async def _write_plan(s: AsyncSession, plan: _Plan, by_ticket: Mapping[int, str], result: BatchResult
+                      ) -> list[tuple[int, int, str, str]]:
+    """Store the plan in one savepoint, or ticket by ticket when that fails; (entry id, ticket id, kind,
+    external id) of each inserted entry."""
+    for row in plan.inserts:
         for col in TIMELINE_COLUMNS:
             row.setdefault(col, None)
-    by_ticket = {tid: ext for ext, tid in ticket_ids.items()}
     try:
         async with s.begin_nested():
-            if updates:
-                await update_timeline(s, updates)
-            inserted = await insert_timeline(s, inserts) if inserts else []
+            if plan.updates:
+                await update_timeline(s, plan.updates)
+            return await insert_timeline(s, plan.inserts) if plan.inserts else []
     except (DBAPIError, ValueError, TypeError) as exc:
         log.warning("sync: timeline write failed; retrying ticket by ticket", extra={"error": str(exc)[:300]})
-        inserted = await _timeline_per_ticket(s, ws, updates, inserts, entry_ticket, by_ticket, result)
-    for entry_id, tid, kind_value, ext in inserted:
-        fam = _FAMILY[EntryKind(kind_value)]
-        result.add({"note": "notes_added", "time": "time_entries_added", "attachment": "attachments_added"}[fam])
-        meta = note_meta.get((tid, kind_value, ext))
-        if meta is not None and emit and by_ticket[tid] not in quiet:
-            note, body = meta
-            result.events.append(NoteAdded(
-                workspace_id=target.workspace_id, ticket_id=tid, ticket_number=numbers.get(by_ticket[tid]),
-                origin=Origin.PSA.value, occurred_at=note.created_at or now, entry_id=entry_id,
-                visibility=NoteVisibility(note.visibility).value, author_name=note.author.name if note.author else None,
-                body=body))
+        return await _timeline_per_ticket(s, plan.ws, plan.updates, plan.inserts, plan.entry_ticket, by_ticket, result)
 
 
 async def mark_history_read(s: AsyncSession, ws: int, ticket_ids: Sequence[int], now: datetime) -> None:

@@ -31,7 +31,8 @@ MAX_PARAMS = 30_000
 TICKET_COLUMNS = (
     "workspace_id", "number", "connection_id", "external_id", "customer_id", "contact_id", "subject",
     "description", "priority", "priority_rank", "stage", "psa_status_id", "psa_status_name", "psa_priority_id",
-    "psa_priority_name", "board_external_id", "board_name", "type_name", "assignee_member_id", "source",
+    "psa_priority_name", "board_external_id", "board_name", "type_name", "category_external_id",
+    "category_name", "subcategory_external_id", "subcategory_name", "custom_fields", "assignee_member_id", "source",
     "alert_ref", "device_ref", "psa_respond_by", "psa_resolve_by", "first_response_at", "created_at",
     "updated_at", "closed_at", "psa_updated_at", "psa_hash", "deleted_at", "marker", "version",
 )

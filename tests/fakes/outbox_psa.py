@@ -114,7 +114,7 @@ class FakePsa:
 
 class FakeConnector:
     kind: ClassVar[str] = "fake"
-    capabilities = Capabilities(features=frozenset(Feature))
+    capabilities = Capabilities(features=frozenset(Feature) - {Feature.TICKET_CATEGORIES})
 
     def __init__(self, psa: FakePsa, config: ConnectionConfig | None = None) -> None:
         self.psa = psa

@@ -48,6 +48,11 @@ class TicketCreate(_In):
     type: str | None = Field(None, min_length=1, max_length=100,
                              description="The ticket type, by id or name; it must belong to the board")
     contact_id: int | None = Field(None, ge=1, le=INT32, description="A contact of the customer")
+    category: str | None = Field(None, min_length=1, max_length=100, description=(
+        "The PSA's ticket category by id or name (Autotask: issue type); only where the PSA has categories"))
+    subcategory: str | None = Field(None, min_length=1, max_length=100, description=(
+        "A subcategory of `category` by id or name (Autotask: sub-issue type); an invalid pair is a 422 naming "
+        "the valid ones"))
 
 
 class TicketUpdate(_In):
@@ -58,6 +63,10 @@ class TicketUpdate(_In):
                                description="A status of the ticket's board, or a stage (new, in progress, …)")
     priority: Priority | None = None
     assignee_id: int | None = Field(None, ge=1, le=INT32, description="A member id; null unassigns")
+    category: str | None = Field(None, max_length=100, description=(
+        "The PSA's ticket category by id or name (Autotask: issue type); \"\" clears it and its subcategory"))
+    subcategory: str | None = Field(None, max_length=100, description=(
+        "A subcategory of the (new or current) category; a category change without one clears the subcategory"))
 
 
 class CommentCreate(_In):
@@ -134,13 +143,16 @@ class TicketOut(TicketSummaryOut):
         "id": 17, "number": 1042, "subject": "Printer on 2nd floor jams", "customer_id": 12,
         "customer_name": "Acme Corp", "priority": "high", "stage": "new", "status": "New", "assignee_id": None, "assignee_name": None,
         "created_at": _TS, "updated_at": _TS, "description": "Since this morning.", "contact_name": None,
-        "board_name": None, "type_name": None, "external_id": None, "pending_writes": 0, "dead_writes": 0,
+        "board_name": None, "type_name": None, "category_name": None, "subcategory_name": None, "external_id": None,
+        "pending_writes": 0, "dead_writes": 0,
         "closed_at": None, "comments": [], "activity": []})
 
     description: str
     contact_name: str | None
     board_name: str | None
     type_name: str | None
+    category_name: str | None = None  # the PSA's category pair (Autotask issue / sub-issue type); members only
+    subcategory_name: str | None = None
     external_id: str | None = Field(description="The ticket's id in the PSA, once known")
     pending_writes: int = Field(description="Changes not yet delivered to the PSA")
     dead_writes: int = Field(description="Changes the PSA refused for good (see /outbox)")
@@ -263,7 +275,8 @@ def ticket_out(d: TicketDetail) -> dict[str, Any]:
                             data=i.data, occurred_at=i.occurred_at) for i in d.timeline if i.kind not in NOTE_KINDS]
     return TicketOut(
         **summary_out(d.summary), description=d.description, contact_name=d.contact_name, board_name=d.board_name,
-        type_name=d.type_name, external_id=d.external_id, pending_writes=d.pending_writes,
+        type_name=d.type_name, category_name=d.category_name, subcategory_name=d.subcategory_name,
+        external_id=d.external_id, pending_writes=d.pending_writes,
         dead_writes=d.dead_writes, closed_at=d.closed_at, comments=comments, activity=activity,
     ).model_dump(mode="json")
 

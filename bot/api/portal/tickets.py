@@ -82,7 +82,8 @@ async def create_ticket(request: Request, caller: Writer, body: TicketCreate, id
         detail = await caller.container.tickets.create(
             caller.actor, subject=body.subject, description=body.description, customer_id=body.customer_id,
             priority=body.priority, assignee_member_id=body.assignee_id, board_external_id=body.board,
-            type_external_id=body.type, type_name=body.type, contact_id=body.contact_id)
+            type_external_id=body.type, type_name=body.type, contact_id=body.contact_id, category=body.category,
+            subcategory=body.subcategory)
         out = ticket_out(detail)
         return 201, out, {"Location": f"{request.url.path}/id:{out['id']}"}
 
@@ -108,12 +109,12 @@ async def get_ticket(
     return JSONResponse(out)
 
 
-@router.put("/tickets/{ticketId}", response_model=TicketOut, summary="Change status, priority or assignee")
+@router.put("/tickets/{ticketId}", response_model=TicketOut, summary="Change status, priority, assignee or category")
 async def update_ticket(request: Request, caller: Writer, ref: TicketRef, body: TicketUpdate,
                         idempotency_key: IdemKey = None) -> JSONResponse:
     given = body.model_fields_set
     if not given:
-        raise InvalidInput("Nothing to change.", hint="Send at least one of status, priority, assignee_id.")
+        raise InvalidInput("Nothing to change.", hint="Send at least one of status, priority, assignee_id, category, subcategory.")
     if "priority" in given and body.priority is None:
         raise InvalidInput("priority cannot be null.", hint="Use critical, high, medium or low.", field="priority")
     if "status" in given and body.status is None:
@@ -123,7 +124,8 @@ async def update_ticket(request: Request, caller: Writer, ref: TicketRef, body: 
         # One transaction: every value is checked first, then all of it is written (or none of it).
         changes = {"assignee_member_id": body.assignee_id} if "assignee_id" in given else {}
         detail = await caller.container.tickets.update(caller.actor, ref, status=body.status,
-                                                       priority=body.priority, **changes)
+                                                       priority=body.priority, category=body.category,
+                                                       subcategory=body.subcategory, **changes)
         return 200, ticket_out(detail), {}
 
     async def rebuild(made: dict[str, Any]) -> Result:

@@ -21,8 +21,9 @@ from bot.cli import app as cli
 from core.admin_links import AdminLinkService, hash_token
 from store.db import Scope
 from store.enums import OutboxStatus
-from store.tables import AdminLoginLink, AuditLog, OutboxOp, PsaConnection, SyncRun, Ticket
+from store.tables import AdminLoginLink, AdminSession, AuditLog, OutboxOp, PsaConnection, SyncRun, Ticket
 from store.types import utcnow
+from tests.bot.admin.helpers import login, sign_in
 from tests.bot.api.conftest import Api, make_api
 from tests.factories import psa_backed
 
@@ -38,23 +39,6 @@ async def api(db_url: str, tmp_path: Path) -> AsyncIterator[Api]:
     finally:
         await made.client.aclose()
         await made.container.aclose()
-
-
-async def login(client: httpx.AsyncClient, token: str) -> httpx.Response:
-    """Open a sign-in link and press its button (the form's CSRF token comes with the page)."""
-    form = await client.get("/admin/login", params={"token": token})
-    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
-    return await client.post("/admin/login", data={"token": token, "csrf": csrf})
-
-
-async def sign_in(api: Api) -> str:
-    """Sign in through a fresh link; returns the session's CSRF token."""
-    token, _ = await api.container.admin_links.create(api.ws)
-    r = await login(api.client, token)
-    assert r.status_code == 303 and r.headers["location"] == "/admin", r.text
-    page = await api.client.get("/admin/dead-letters")
-    assert page.status_code == 200
-    return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
 
 
 async def dead_op(api: Api, ws: int) -> int:
@@ -141,13 +125,17 @@ async def test_cookie_is_secure_behind_an_https_public_url(db_url: str, tmp_path
 
 async def test_forged_tampered_or_expired_cookie_is_refused(api: Api):
     key = api.container.admin_session_key
-    good = sessions.new_session(api.ws)
+    sid, _ = await api.container.admin_sessions.start(api.ws, "link")
+    good = sessions.new_session(api.ws, sid)
     forged = sessions.sign(good, b"not-the-key" * 3)
     body, mac = sessions.sign(good, key).split(".")
-    other = sessions.sign(sessions.AdminSession(api.other_ws, good.csrf, good.expires), b"x")
-    tampered = f"{sessions.sign(sessions.AdminSession(api.other_ws, good.csrf, good.expires), key).split('.')[0]}.{mac}"
-    expired = sessions.sign(sessions.new_session(api.ws, now=time.time() - sessions.SESSION_SECONDS - 5), key)
-    for value in (forged, tampered, other, expired, "garbage", f"{body}.", body):
+    other = sessions.sign(sessions.AdminSession(api.other_ws, good.csrf, good.expires, sid), b"x")
+    tampered = f"{sessions.sign(sessions.AdminSession(api.other_ws, good.csrf, good.expires, sid), key).split('.')[0]}.{mac}"
+    expired = sessions.sign(sessions.new_session(api.ws, sid, now=time.time() - sessions.SESSION_SECONDS - 5), key)
+    # Well signed, but naming no live server-side session: another workspace's, a made-up id.
+    moved = sessions.sign(sessions.AdminSession(api.other_ws, good.csrf, good.expires, sid), key)
+    made_up = sessions.sign(sessions.new_session(api.ws, "x" * 43), key)
+    for value in (forged, tampered, other, expired, moved, made_up, "garbage", f"{body}.", body):
         api.client.cookies.set(sessions.COOKIE, value, path="/admin")
         r = await api.client.get("/admin")
         assert r.status_code == 303 and r.headers["location"] == "/admin/signin", value
@@ -183,7 +171,7 @@ async def test_redrive_from_the_page_queues_the_op_again(api: Api):
     assert (row.status, row.attempts, row.marker) == (OutboxStatus.PENDING.value, 0, "m" * 32)
     async with api.container.db.read(Scope.workspace(api.ws)) as s:
         audit = (await s.exec(select(AuditLog).where(AuditLog.op_id == op_id).order_by(AuditLog.id))).all()
-    assert [(a.outcome, a.actor) for a in audit][-1] == ("redriven", "admin-page")
+    assert [(a.outcome, a.actor) for a in audit][-1] == ("redriven", "admin-page:link")
     again = await api.client.post(f"/admin/dead-letters/{op_id}/redrive", data={"csrf": csrf})
     assert again.status_code == 409 and "only dead writes can be retried" in again.text
 
@@ -196,7 +184,7 @@ async def test_discard_needs_a_reason_and_records_it(api: Api):
     r = await api.client.post(f"/admin/dead-letters/{op_id}/discard", data={"csrf": csrf, "reason": "duplicate"})
     assert r.status_code == 303
     row = await op_row(api, op_id)
-    assert row.status == OutboxStatus.DISCARDED.value and row.last_error == "discarded by admin-page: duplicate"
+    assert row.status == OutboxStatus.DISCARDED.value and row.last_error == "discarded by admin-page:link: duplicate"
 
 
 async def test_another_workspaces_dead_letters_are_not_found(api: Api):
@@ -229,7 +217,7 @@ async def test_security_headers_on_every_admin_response(api: Api):
         responses.append(await api.client.get(p))
     responses.append(await api.client.post(f"/admin/dead-letters/{op_id}/redrive", data={"csrf": "x"}))
     responses.append(await api.client.post(f"/admin/dead-letters/{op_id}/redrive", data={"csrf": csrf}))
-    assert {r.status_code for r in responses} >= {200, 303, 400, 401, 403, 404, 422}
+    assert {r.status_code for r in responses} >= {200, 303, 400, 401, 403, 404}
     for r in responses:
         csp = r.headers.get("content-security-policy", "")
         assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp, r.url
@@ -304,9 +292,29 @@ async def test_dead_letters_are_paginated(api: Api):
     assert f'href="/admin/dead-letters/{first}"' in page2
 
 
-async def test_sign_out_clears_the_cookie(api: Api):
+async def test_sign_out_ends_the_session_even_for_a_copied_cookie(api: Api):
     csrf = await sign_in(api)
+    copied = api.client.cookies.get(sessions.COOKIE, path="/admin")
+    assert copied
     r = await api.client.post("/admin/logout", data={"csrf": csrf})
     assert r.status_code == 303 and r.headers["location"] == "/admin/signin"
     assert f'{sessions.COOKIE}=""' in r.headers["set-cookie"] and "Max-Age=0" in r.headers["set-cookie"]
+    assert (await api.client.get("/admin")).status_code == 303
+    # Someone who copied the cookie before the sign-out: the server no longer knows the session.
+    async with httpx.AsyncClient(transport=api.client._transport, base_url=api.client.base_url) as thief:
+        thief.cookies.set(sessions.COOKIE, copied, path="/admin")
+        assert (await thief.get("/admin")).status_code == 303
+        assert (await thief.post("/admin/logout", data={"csrf": csrf})).status_code == 303  # no session: sign-in
+    async with api.container.db.read(Scope.workspace(api.ws)) as s:
+        row = (await s.exec(select(AdminSession))).one()
+    assert row.revoked_at is not None and row.who == "link" and copied not in row.sid_hash
+
+
+async def test_a_session_of_an_admin_who_is_no_longer_one_dies(api: Api):
+    member = await api.container.directory.add_member(api.ws, name="Ana", email="ana@msp.example", is_admin=True)
+    sid, _ = await api.container.admin_sessions.start(api.ws, "slack:U1 ana@msp.example", member.id)
+    api.client.cookies.set(sessions.COOKIE, sessions.sign(sessions.new_session(api.ws, sid),
+                                                          api.container.admin_session_key), path="/admin")
+    assert (await api.client.get("/admin")).status_code == 200
+    await api.container.directory.set_admin(api.ws, "ana@msp.example", False)
     assert (await api.client.get("/admin")).status_code == 303

@@ -90,7 +90,16 @@ async def test_unknown_ticket_and_bad_words_say_what_to_do(teams):
 async def test_help_for_everyone_who_is_known(teams):
     await teams.say("help")
     text = teams.last_text()
-    assert "Deskbridge commands" in text and "/tickets mine" in text
+    assert "Deskbridge commands" in text and "`@Deskbridge tickets mine`" in text
+    assert "`@Deskbridge ticket 1042`" in text and "`@Deskbridge bind customer ACME`" in text
+    assert "`@Deskbridge my queue`" in text and "@Deskbridge link" in text  # the hint too
+    assert "/tickets" not in text and "/deskbridge" not in text and "/ticket " not in text  # no Slack forms
+
+
+async def test_hints_under_errors_use_the_teams_form(teams):
+    await teams.say("frobnicate")  # not a command: the hint names one the user can type here
+    text = teams.last_text()
+    assert "@Deskbridge" in text and "/deskbridge" not in text
 
 
 async def test_a_stranger_in_an_unbound_channel_is_told_how_to_get_in(teams):

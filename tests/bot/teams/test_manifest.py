@@ -51,7 +51,12 @@ def test_the_schema_really_checks():
 def test_commands_and_rsc():
     m = template()
     titles = {c["title"] for cl in m["bots"][0]["commandLists"] for c in cl["commands"]}
-    assert {"tickets mine", "ticket", "help", "link", "bind customer"} <= titles
+    assert {"tickets mine", "ticket", "help", "link", "bind customer", "my queue"} <= titles
+    lists = {tuple(cl["scopes"]): [c["title"] for c in cl["commands"]] for cl in m["bots"][0]["commandLists"]}
+    assert lists[("personal",)][0] == "my queue"  # the personal chat is the technician's own queue
+    assert "bind customer" not in lists[("personal",)]  # binding is for channels
+    tabs = {t["entityId"]: t["scopes"] for t in m["staticTabs"]}
+    assert tabs == {"conversations": ["personal"], "about": ["personal"]}  # the personal app opens on the chat
     rsc = m["authorization"]["permissions"]["resourceSpecific"]
     assert {"name": "ChannelMessage.Read.Group", "type": "Application"} in rsc
 

@@ -123,3 +123,23 @@ def test_conflicting_single_value_filters_are_pointed_out():
         with pytest.raises(InvalidFilter, match="Two (assignee|customer) filters"):
             parse_filters(text)
     assert parse_filters("mine mine").assignee == "mine"  # the same twice is no conflict
+
+
+def test_my_queue_words():
+    assert c.parse("deskbridge", "my queue") == c.MyQueue()
+    assert c.parse("deskbridge", "home") == c.MyQueue()
+    with pytest.raises(InvalidFilter):
+        c.parse("deskbridge", "my tickets please")
+
+
+def test_help_and_hints_in_each_surfaces_command_form():
+    from core.chat.text import MENTION, SLASH, help_lines
+
+    assert help_lines(SLASH)[0].startswith("`/tickets`") and "`/deskbridge link`" in "\n".join(help_lines(SLASH))
+    mention = "\n".join(help_lines(MENTION))
+    assert "`@Deskbridge tickets mine`" in mention and "`@Deskbridge ticket 1042`" in mention
+    assert "/tickets" not in mention and "/deskbridge" not in mention
+    hint = "Try /tickets, /ticket or /deskbridge help; see https://psa.example/ticket/5 and `/deskbridge link`."
+    assert SLASH.restyle(hint) == hint
+    assert MENTION.restyle(hint) == ("Try @Deskbridge tickets, @Deskbridge ticket or @Deskbridge help; see "
+                                     "https://psa.example/ticket/5 and `@Deskbridge link`.")

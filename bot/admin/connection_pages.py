@@ -1,0 +1,104 @@
+"""A PSA connection's page: health and sync lag, last errors, re-authenticate (credentials are written, never
+shown back), register callbacks, and its status/priority mappings. Everything through ConnectionService,
+connection_report, check_connection and SyncService, as the CLI does."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import Response
+
+from bot.admin.web import Ctx, Pages, done, flash, render
+from core import connection_report
+from core.connection_health import check_connection
+from core.errors import DeskbridgeError, InvalidInput
+from core.views import Priority, Stage
+
+STAGES = [s.value for s in Stage]
+PRIORITIES = [p.value for p in Priority]
+CREDENTIAL_FIELD = "cred_"  # form fields of the re-authenticate form: cred_<name>
+
+
+def _lag_seconds(runs: tuple[connection_report.RunLine, ...], now: datetime) -> float | None:
+    """Seconds since the newest sync run that brought changes (ok or partial), None when there was none."""
+    good = [r.finished_at for r in runs if r.status in ("ok", "partial") and r.finished_at is not None
+            and r.kind in ("incremental", "full", "webhook")]
+    return (now - max(good)).total_seconds() if good else None
+
+
+def register(router: APIRouter, pages: Pages) -> None:
+    container = pages.container
+
+    async def page(ctx: Ctx, connection_id: int, *, status: int = 200, **extra: object) -> Response:
+        conn = await container.connections.get(ctx.ws, connection_id)
+        report = await connection_report.describe(container.db, container.connections, ctx.ws, conn.name,
+                                                  container.registry.admin_notes(conn.kind))
+        statuses, priorities = await container.sync.mappings.list(ctx.ws, connection_id)
+        extra.setdefault("flash", None)
+        extra.setdefault("health", None)
+        extra.setdefault("problem", None)
+        extra.setdefault("callback_url", None)
+        return render("connection.html", status, session=ctx, r=report, conn=conn,
+                      lag=_lag_seconds(report.runs, datetime.now(UTC)), statuses=statuses, priorities=priorities,
+                      stages=STAGES, priority_values=PRIORITIES, **extra)
+
+    @router.get("/connections/{connection_id}")
+    async def show(connection_id: int, done: str | None = None, ctx: Ctx = Depends(pages.signed_in)) -> Response:
+        return await page(ctx, connection_id, flash=flash(done))
+
+    @router.post("/connections/{connection_id}/check")
+    async def check(connection_id: int, ctx: Ctx = Depends(pages.posted)) -> Response:
+        conn = await container.connections.get(ctx.ws, connection_id)
+        return await page(ctx, connection_id, health=await check_connection(container.connections, conn))
+
+    @router.post("/connections/{connection_id}/reauth")
+    async def reauth(connection_id: int, request: Request, ctx: Ctx = Depends(pages.posted)) -> Response:
+        form = await request.form()
+        creds = {k[len(CREDENTIAL_FIELD):]: str(v) for k, v in form.items()
+                 if k.startswith(CREDENTIAL_FIELD) and len(k) > len(CREDENTIAL_FIELD)}
+        empty = sorted(k for k, v in creds.items() if not v.strip())
+        try:
+            if not creds or empty:
+                raise InvalidInput("Every credential is needed: " + (", ".join(empty) or "none was sent") + " is empty.",
+                                   hint="Fill in every field of the form (values are never shown back) and save.")
+            await container.connections.reauth(ctx.ws, connection_id, creds)
+        except DeskbridgeError as exc:  # the form comes back empty: what was typed is never echoed
+            return await page(ctx, connection_id, status=400 if isinstance(exc, InvalidInput) else 422,
+                              problem=exc)
+        await container.audit.record(ctx.actor, "connection.reauth", {"replaced": sorted(creds)},
+                                     connection_id=connection_id)  # the names only
+        return done(f"/admin/connections/{connection_id}", "reauthed")
+
+    @router.post("/connections/{connection_id}/callbacks")
+    async def callbacks(connection_id: int, ctx: Ctx = Depends(pages.posted)) -> Response:
+        try:
+            setup = await container.connections.install_callbacks(ctx.ws, connection_id,
+                                                                  container.settings.public_url)
+        except DeskbridgeError as exc:
+            return await page(ctx, connection_id, status=400, problem=exc)
+        await container.audit.record(ctx.actor, "connection.callbacks", {"registered": setup.registered},
+                                     connection_id=connection_id)
+        if not setup.registered:  # the admin pastes it into the PSA: shown on this answer only
+            return await page(ctx, connection_id, callback_url=setup.url)
+        return done(f"/admin/connections/{connection_id}", "callbacks")
+
+    @router.post("/connections/{connection_id}/map-status")
+    async def map_status(connection_id: int, status: str = Form(""), stage: str = Form(""), board: str = Form(""),
+                         ctx: Ctx = Depends(pages.posted)) -> Response:
+        await container.connections.get(ctx.ws, connection_id)  # NotFound for another workspace's connection
+        changes = await container.sync.map_status(ctx.ws, connection_id, status, stage, board or None)
+        await container.audit.record(ctx.actor, "mapping.status", {
+            "status": status, "board": board, "stage": stage, "tickets": sum(c.tickets_updated for c in changes)},
+            connection_id=connection_id)
+        return done(f"/admin/connections/{connection_id}", "mapped")
+
+    @router.post("/connections/{connection_id}/map-priority")
+    async def map_priority(connection_id: int, psa_priority: str = Form(""), priority: str = Form(""),
+                           ctx: Ctx = Depends(pages.posted)) -> Response:
+        await container.connections.get(ctx.ws, connection_id)
+        change = await container.sync.map_priority(ctx.ws, connection_id, psa_priority, priority)
+        await container.audit.record(ctx.actor, "mapping.priority", {
+            "priority": change.psa_name, "value": change.value, "tickets": change.tickets_updated},
+            connection_id=connection_id)
+        return done(f"/admin/connections/{connection_id}", "mapped")

@@ -1,0 +1,103 @@
+"""A ticket's two-level PSA category (Autotask issue type / sub-issue type; Feature.TICKET_CATEGORIES).
+
+The choices come from the connection's cached picklists (kind "category", and "subcategory" whose parent is
+its category), so a create or update naming a category is checked before it is accepted: an unknown
+category, or a subcategory that does not belong to the category, is refused naming the valid ones, and
+nothing is queued for the PSA. Values are matched by id or by name (letter case ignored).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from connectors.base import Capabilities, Feature
+from core.errors import InvalidInput
+from store.tables import PicklistItem, PsaConnection
+
+MAX_LISTED = 25  # valid choices named in an error
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedCategory:
+    category_external_id: str | None
+    category_name: str | None
+    subcategory_external_id: str | None
+    subcategory_name: str | None
+
+    def columns(self) -> dict[str, Any]:
+        """The ticket columns it sets."""
+        return {"category_external_id": self.category_external_id, "category_name": self.category_name,
+                "subcategory_external_id": self.subcategory_external_id, "subcategory_name": self.subcategory_name}
+
+    def ids(self) -> dict[str, Any]:
+        """The create op's fields (None: not set)."""
+        return {"category_external_id": self.category_external_id,
+                "subcategory_external_id": self.subcategory_external_id}
+
+
+NONE = ResolvedCategory(None, None, None, None)
+
+
+def _pick(items: list[PicklistItem], text: str) -> PicklistItem | None:
+    wanted = text.strip().lower()
+    return next((i for i in items if i.external_id == text.strip()), None) or \
+        next((i for i in items if i.name.strip().lower() == wanted), None)
+
+
+def _names(items: list[PicklistItem]) -> str:
+    names = [i.name for i in items[:MAX_LISTED]]
+    more = f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
+    return (", ".join(names) + more) if names else "none"
+
+
+async def _items(session: AsyncSession, connection_id: int, kind: str, parent: str = "") -> list[PicklistItem]:
+    rows = await session.exec(select(PicklistItem).where(
+        PicklistItem.connection_id == connection_id, PicklistItem.kind == kind,
+        PicklistItem.parent_external_id == parent, col(PicklistItem.active).is_(True))
+        .order_by(col(PicklistItem.sort_order), col(PicklistItem.name)))
+    return list(rows.all())
+
+
+async def resolve_given(session: AsyncSession, conn: PsaConnection | None, caps: Capabilities, *,
+                        category: str | None, subcategory: str | None) -> ResolvedCategory:
+    """`resolve` when a category or subcategory was given, else NONE (a create that names neither)."""
+    if not (category or "").strip() and not (subcategory or "").strip():
+        return NONE
+    return await resolve(session, conn, caps, category=category, subcategory=subcategory)
+
+
+async def resolve(session: AsyncSession, conn: PsaConnection | None, caps: Capabilities, *,
+                  category: str | None, subcategory: str | None) -> ResolvedCategory:
+    """The category pair for a create or update, or InvalidInput saying what is valid. An empty category
+    clears both; a subcategory alone is refused (it only means something under its category)."""
+    if conn is None or not caps.has(Feature.TICKET_CATEGORIES):
+        where = conn.name if conn is not None else "A ticket without a PSA"
+        raise InvalidInput(f"{where} has no ticket categories to set.",
+                           hint="Leave the category out for this connection.", field="category")
+    assert conn.id is not None  # a stored row
+    if not (category or "").strip():
+        if (subcategory or "").strip():
+            raise InvalidInput("A subcategory needs its category.", hint="Give the category too.",
+                               field="category")
+        return NONE
+    tops = await _items(session, conn.id, "category")
+    if not tops:
+        raise InvalidInput(f"No categories are known for {conn.name} yet.",
+                           hint="Run `deskbridge sync run` (it reads the PSA's picklists), then try again.",
+                           field="category")
+    top = _pick(tops, category or "")
+    if top is None:
+        raise InvalidInput(f"{conn.name} has no category '{(category or '').strip()[:60]}'.",
+                           hint=f"Valid categories: {_names(tops)}.", field="category")
+    if not (subcategory or "").strip():
+        return ResolvedCategory(top.external_id, top.name, None, None)
+    subs = await _items(session, conn.id, "subcategory", top.external_id)
+    sub = _pick(subs, subcategory or "")
+    if sub is None:
+        raise InvalidInput(f"'{(subcategory or '').strip()[:60]}' is not a subcategory of {top.name}.",
+                           hint=f"Valid subcategories of {top.name}: {_names(subs)}.", field="subcategory")
+    return ResolvedCategory(top.external_id, top.name, sub.external_id, sub.name)
