@@ -23,7 +23,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.base import Capabilities, Feature
-from core import categories, create_fields
+from core import categories, create_fields, ticket_refs
 from core.context import Actor
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.notify import NoteAdded, Notifier, TicketChanged, TicketCreated
@@ -37,8 +37,8 @@ from core.outbox.ops import (
     new_marker,
 )
 from core.status import ResolvedStatus, parse_priority, psa_priority_for, resolve_status
-from core.ticket_lookup import build_detail, load_ticket
-from core.views import TicketDetail, TimelineItem
+from core.ticket_lookup import build_detail, load_ticket, names_for, summary_from
+from core.views import TicketDetail, TicketHeader, TimelineItem
 from store.db import Database
 from store.enums import EntryKind, Origin, Priority, Stage
 from store.tables import (
@@ -196,6 +196,16 @@ class TicketService:
                         extra={"connection_id": unread[0], "external_id": unread[1]}, exc_info=True)
         async with self.db.read(actor.scope) as session:
             return await self._detail(session, actor, await load_ticket(session, actor, ref))
+
+    async def header(self, actor: Actor, ref: int | str) -> TicketHeader:
+        """A ticket's summary and board only (forms): one ticket query and its names, no timeline, no PSA."""
+        async with self.db.read(actor.scope) as session:
+            ticket = await load_ticket(session, actor, ref)
+            customers, members = await names_for(session, [ticket])
+            summary = summary_from(ticket, customers.get(ticket.customer_id) if ticket.customer_id else None,
+                                   members.get(ticket.assignee_member_id) if ticket.assignee_member_id else None,
+                                   await ticket_refs.prefixes(session, ticket.workspace_id))
+            return TicketHeader(summary=summary, board_external_id=ticket.board_external_id)
 
     async def timeline(self, actor: Actor, ref: int | str) -> tuple[TimelineItem, ...]:
         return (await self.get(actor, ref)).timeline

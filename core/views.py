@@ -97,6 +97,14 @@ class TicketDetail:
 
 
 @dataclass(frozen=True, slots=True)
+class TicketHeader:
+    """A ticket's summary and board, without its timeline: what a form needs (TicketService.header)."""
+
+    summary: TicketSummary
+    board_external_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class QueuePage:
     items: tuple[TicketSummary, ...]
     next_cursor: str | None = None

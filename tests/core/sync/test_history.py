@@ -171,3 +171,21 @@ async def test_an_outage_while_reading_histories_keeps_the_queue_and_the_next_ru
     assert again.counts["histories_read"] == len(unread)
     assert env.fake.count("GET /service/tickets/{id}/notes") == len(unread)
     assert all(t.history_at is not None for t in (await env.tickets()).values() if t.is_open)
+
+
+async def test_a_form_reads_only_the_ticket_header_never_the_psa(env: SyncEnv) -> None:
+    seed(env.fake)
+    assert (await env.sync.run(env.connection_id)).ok
+    closed = next(t for t in (await env.tickets()).values() if not t.is_open)
+    asked: list[tuple[int, str]] = []
+
+    async def reader(connection_id: int, external_id: str) -> bool:
+        asked.append((connection_id, external_id))
+        return True
+
+    service = TicketService(env.db, history=reader)
+    head = await service.header(tech(env), closed.number)  # type: ignore[arg-type]
+    assert head.summary.number == closed.number and head.board_external_id == closed.board_external_id
+    assert head.summary.customer_name and not asked
+    await service.get(tech(env), closed.number)  # type: ignore[arg-type]
+    assert asked == [(env.connection_id, closed.external_id)]
