@@ -241,6 +241,7 @@ class PsaCustomField:
     required: bool = False
     active: bool = True
     customer_visible: bool = False  # the PSA shows it in its customer portal
+    read_only: bool = False  # the PSA computes it: never written
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -340,9 +341,11 @@ class TicketPatch:
     # Feature.TICKET_CATEGORIES: a category change always names the subcategory too ("" clears it).
     category_external_id: str | None = None
     subcategory_external_id: str | None = None
+    # The PSA's own fields to change, by the names in Picklists.custom_fields ("" clears one).
+    custom_fields: Mapping[str, str] | None = None
 
     def is_empty(self) -> bool:
-        return not self.unassign and not self.clear_type and all(
+        return not self.unassign and not self.clear_type and not self.custom_fields and all(
             v is None
             for v in (
                 self.summary,

@@ -23,7 +23,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.base import Capabilities, Feature
-from core import categories, create_fields, ticket_refs
+from core import card_fields, categories, create_fields, ticket_refs
 from core.context import Actor
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.notify import NoteAdded, Notifier, TicketChanged, TicketCreated
@@ -347,12 +347,14 @@ class TicketService:
 
     async def update(self, actor: Actor, ref: int | str, *, status: str | None = None,
                      priority: Priority | str | None = None, assignee_member_id: int | None | object = KEEP,
-                     category: str | None = None, subcategory: str | None = None) -> TicketDetail:
+                     category: str | None = None, subcategory: str | None = None,
+                     custom_fields: Mapping[str, str] | None = None) -> TicketDetail:
         """Change status, priority, assignee and/or category all or nothing: every value is checked before
         anything is changed, then the row, one timeline entry per change and their outbox ops are written in
         one transaction. A standalone ticket's reassignment is announced after the commit. A category change
         names its subcategory too (none given: the subcategory is cleared); "" clears both."""
-        if status is not None or priority is not None or category is not None or subcategory is not None:
+        if status is not None or priority is not None or category is not None or subcategory is not None or \
+                custom_fields:
             self._require_member(actor, "change a ticket's status or priority")
         if assignee_member_id is not KEEP:
             self._require_member(actor, "assign tickets")
@@ -369,9 +371,11 @@ class TicketService:
             if status is not None:
                 resolved = await resolve_status(session, connection_id=ticket.connection_id,
                                                 board_external_id=ticket.board_external_id, text=status)
-            cat = None
+            cat, fields = None, None
+            conn = await session.get(PsaConnection, ticket.connection_id) if ticket.connection_id else None
+            if custom_fields:
+                fields = await card_fields.check_values(session, conn, custom_fields)
             if category is not None or subcategory is not None:
-                conn = await session.get(PsaConnection, ticket.connection_id) if ticket.connection_id else None
                 caps = self._capabilities(conn.kind) if conn else DEFAULT_CAPABILITIES
                 cat = await categories.resolve(
                     session, conn, caps, subcategory=subcategory,
@@ -386,6 +390,8 @@ class TicketService:
                 await self._set_status(session, actor, ticket, resolved)
             if cat is not None:
                 self._set_category(session, actor, ticket, cat)
+            if fields:
+                self._set_custom_fields(session, actor, ticket, fields)
             detail = await self._detail(session, actor, ticket)
         s = detail.summary
         if reassigned is not None and s.connection_id is None and self.notifier is not None:
@@ -405,6 +411,17 @@ class TicketService:
         self._touch(ticket)
         self._enqueue(session, actor, ticket, UpdateTicket(category_external_id=cat.category_external_id or "",
                                                            subcategory_external_id=cat.subcategory_external_id or ""))
+
+    def _set_custom_fields(self, session: AsyncSession, actor: Actor, ticket: Ticket, fields: dict[str, str]
+                           ) -> None:
+        """The PSA's own fields that change (checked by card_fields.check_values), in one op."""
+        current = {str(k): str(v) for k, v in (ticket.custom_fields or {}).items()}
+        changed = {k: v for k, v in fields.items() if current.get(k, "") != v}
+        if not changed:
+            return
+        ticket.custom_fields = {k: v for k, v in {**current, **changed}.items() if v}
+        self._touch(ticket)
+        self._enqueue(session, actor, ticket, UpdateTicket(custom_fields=changed))
 
     async def _apply_status(self, session: AsyncSession, actor: Actor, ticket: Ticket, status: str) -> None:
         resolved = await resolve_status(

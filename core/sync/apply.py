@@ -50,6 +50,7 @@ _PROTECT = {
     "clear_type": ("type_name",),
     "category_external_id": ("category_external_id", "category_name", "subcategory_external_id", "subcategory_name"),
     "subcategory_external_id": ("subcategory_external_id", "subcategory_name"),
+    "custom_fields": ("custom_fields",),
 }
 _NEW_KEYS = ("category", "subcategory", "custom_fields")  # left out of the hash while empty (hashes stay stable)
 _UNDELIVERED = (OutboxStatus.PENDING.value, OutboxStatus.INFLIGHT.value, OutboxStatus.BLOCKED.value)

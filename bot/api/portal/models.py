@@ -67,6 +67,9 @@ class TicketUpdate(_In):
         "The PSA's ticket category by id or name (Autotask: issue type); \"\" clears it and its subcategory"))
     subcategory: str | None = Field(None, max_length=100, description=(
         "A subcategory of the (new or current) category; a category change without one clears the subcategory"))
+    custom_fields: dict[str, str] | None = Field(None, max_length=50, description=(
+        "The PSA's own ticket fields by name (Autotask UDFs), e.g. {\"Customer PO\": \"PO-78\"}; \"\" clears one. "
+        "An unknown or computed field is a 422 naming the ones you can set"))
 
 
 class CommentCreate(_In):
