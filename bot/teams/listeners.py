@@ -286,7 +286,7 @@ class Listeners:
         if tenant.handles(name):  # Microsoft 365 context: a card for the clicking technician only
             label = (await self.c.chat_views.ticket(actor, ref, audience=aud)).summary.display_number
             return await tenant.answer(self.c.tenant_context, self.c.quick_actions, actor, aud, name, ref, data,
-                                       ticket_label=label)
+                                       ticket_label=label, personal=inc.conversation_type == "personal")
         if name == "open":
             return await self.c.chat_views.ticket(actor, ref, audience=aud)
         if name in ("assign_me", "alert_ack", "alert_resolve"):

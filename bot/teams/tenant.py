@@ -22,8 +22,15 @@ def handles(name: str) -> bool:
 
 
 async def answer(ctx: TenantContextService, quick: QuickActions, actor: Actor, aud: str, name: str, ref: str,
-                 data: dict[str, Any], *, ticket_label: str) -> dict[str, Any]:
-    """The card that answers one Context click."""
+                 data: dict[str, Any], *, ticket_label: str, personal: bool) -> dict[str, Any]:
+    """The card that answers one Context click. A password reset answers with the temporary password, so it runs
+    only in the technician's own chat with Deskbridge: an answer card in a channel or group chat may be redrawn
+    for everyone there (Teams refreshes cards for all members of conversations up to 60)."""
+    if name == "ctx_reset" and not personal:
+        raise InvalidInput("A password reset shows the temporary password, so it runs only in your own chat with "
+                           "Deskbridge, never where others can see it.",
+                           hint=f"Message Deskbridge `ticket {ref.removeprefix('id:')}` in your chat with it, then "
+                                "Context › Reset password there.")
     ticket_id = await ctx.ticket_id(actor, ref)
     device = str(data.get("device") or "") or None
 

@@ -12,6 +12,7 @@ from sqlmodel import select
 
 from bot.api.app import create_app
 from bot.main import build
+from bot.teams.cards import VERB
 from core.context import Actor
 from store.db import Scope
 from store.tables import Contact, Customer, Member, OutboxOp, Ticket
@@ -95,12 +96,22 @@ async def test_context_activity_apps_and_a_confirmed_reset(teams):
     assert "Recent sign-ins" in text_of({"value": activity}) and "Reset user password" in text_of({"value": activity})
     apps = await _card(teams, acts["ctx_apps:d-0"]["data"])
     assert "7-Zip 23.01" in text_of({"value": apps})
-    confirm = await _card(teams, acts["ctx_reset:"]["data"])  # first the confirmation: nothing queued
+    _, refused = await invoke(teams, acts["ctx_reset:"]["data"])  # in a channel others may see the answer card
+    assert "only in your own chat" in json.dumps(refused.json()) and "Temporary password" not in json.dumps(refused.json())
+
+    async def personal(data):
+        body = teams.activity(kind="invoke", name="adaptiveCard/action", ctype="personal", conversation="a:personal-bob",
+                              value={"action": {"type": "Action.Execute", "verb": VERB, "data": data}, "trigger": "manual"})
+        return body, await teams.send(body)
+
+    _, resp = await personal(acts["ctx_reset:"]["data"])  # in the technician's own chat: first the confirmation
+    confirm = resp.json()["value"]
+    assert_valid_card(confirm)
     assert "Reset jane@acme.example's password?" in text_of({"value": confirm})
     async with teams.c.db.read(Scope.workspace(teams.ws)) as s:
         assert (await s.exec(select(OutboxOp).where(OutboxOp.kind == "tenant_action"))).all() == []
     yes = _actions(confirm)["ctx_reset:"]["data"]
-    body, resp = await invoke(teams, yes)
+    body, resp = await personal(yes)
     done = resp.json()["value"]
     assert_valid_card(done)
     pw = next(b["text"] for b in done["body"] if b["text"].startswith("Temporary password: ")).split(": ")[1]
