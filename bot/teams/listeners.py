@@ -92,9 +92,13 @@ class Listeners:
         """The acting technician/contact; an unknown user gets core's auto-link attempt by their Teams e-mail."""
         try:
             actor, info = await self.c.chat.actor_for(ws, inc.user)
-        except PermissionDenied:
+        except PermissionDenied as unknown:
             if not await self.c.chat.autolink(ws, inc.user, lambda: self.email_of(inc)):
-                raise
+                try:  # a customer's contact, by the e-mail Teams reports (core/chat/end_users.py)
+                    actor, info = await self.c.chat.end_user_actor(ws, inc.user, await self.email_of(inc))
+                except PermissionDenied:
+                    raise unknown from None
+                return actor, seen_with(info, shared=inc.shared)
             actor, info = await self.c.chat.actor_for(ws, inc.user)
         else:
             if not actor.is_member and not inc.user.is_external and await self.c.chat.autolink(
@@ -136,12 +140,15 @@ class Listeners:
             actor, info = await self.actor(ws, inc)
             if isinstance(cmd, grammar.ShowTicket):
                 card = await self.c.chat_views.ticket(actor, cmd.ref, audience=audience(actor, info))
-                if inc.conversation_type == "channel":
+                if inc.conversation_type == "channel" and (actor.is_member or info.is_customer_channel):
                     await self.post_ticket(ws, inc, card)
                 else:
                     await self.s.poster.post(inc.target, message(cards.fallback(card), cards.ticket_card(card)))
                 return
-            email = await self.email_of(inc) if isinstance(cmd, grammar.Link) else None
+            # verified e-mail: linking a technician, or an end user's own tickets ("mine", by their contact)
+            wants_email = isinstance(cmd, grammar.Link) or (
+                isinstance(cmd, grammar.ListTickets) and cmd.assignee == "mine" and not actor.is_member)
+            email = await self.email_of(inc) if wants_email else None
             view = await self.c.chat_commands.run(actor, inc.user, info, cmd, verified_email=email,
                                                   shared_channel=inc.shared, style=STYLE)
         except DeskbridgeError as exc:
@@ -183,10 +190,12 @@ class Listeners:
             actor, info = await self.actor(ws, inc)
             source = f"{PLATFORM}:{inc.user.channel_id}:{inc.thread_root}"
             customer_reads = info.visibility == "customer"
+            # a contact recognised by e-mail outside their customer's channels (core/chat/end_users.py)
+            as_contact = not actor.is_member and not info.is_customer_channel
             # A customer's words in their own thread are theirs: core attributes them by their e-mail.
-            email = await self.email_of(inc) if customer_reads and not actor.is_member else None
+            email = await self.email_of(inc) if (customer_reads or as_contact) and not actor.is_member else None
             out = await self.c.chat_commands.thread_message(actor, ticket_id, text, customer_reads=customer_reads,
-                                                            source=source, author_email=email)
+                                                            source=source, author_email=email, as_contact=as_contact)
         except DeskbridgeError as exc:
             await self.answer(inc, error_view(exc))
             return
