@@ -143,11 +143,23 @@ class DocsService:
             cached = self._clients[(workspace_id, row.kind)] = (digest, self._factory(row.kind, row.base_url,
                                                                                         str(secret["api_key"])))
         try:
-            return await cached[1].links(query)
+            found = await cached[1].links(query)
         except DocsError as exc:
             log.warning("documentation links not available", extra={"platform": row.kind, "error": exc.message})
             return None
+        # A record's URL is the platform's data: only web links become buttons (a chat platform refuses a whole
+        # card over one bad button URL, and a `javascript:` link must never reach a technician's click).
+        return tuple(link for link in found if _web_url(link.url))
 
     async def card_links(self, actor: Actor, ticket_id: int) -> tuple[tuple[str, str], ...]:
         """(title, url) pairs for a technician's card (core/chat/cards.py renders them as link buttons)."""
         return tuple((link.title, link.url) for link in await self.links(actor, ticket_id))
+
+
+def _web_url(url: str) -> bool:
+    """An absolute http(s) URL with a host."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return False
+    return parts.scheme in ("https", "http") and bool(parts.hostname)

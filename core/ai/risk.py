@@ -16,6 +16,7 @@ import asyncio
 import bisect
 import hashlib
 import io
+import logging
 import pickle  # noqa: S403 - our own model bytes from our own database, checked against a stored sha256
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -36,6 +37,7 @@ from store.sql import table_of
 from store.tables import AiModel, AiRisk, Customer, SlaClock, Ticket, TimelineEntry, Workspace
 from store.types import utcnow
 
+log = logging.getLogger("deskbridge.ai.risk")
 KIND = "escalation"
 SNAPSHOT = timedelta(hours=1)  # closed tickets are learned from as they stood this long after opening
 MIN_TRAINING = 50
@@ -289,8 +291,8 @@ class RiskService:
                 try:
                     await self.train(ws)
                     done.append(ws)
-                except InvalidInput:
-                    continue
+                except InvalidInput as exc:  # not enough history yet: said in the log, tried again next time
+                    log.info("escalation risk not trained: %s", exc.message, extra={"workspace_id": ws})
         return done
 
     async def _settings(self, workspace_id: int) -> dict[str, Any]:

@@ -89,3 +89,16 @@ async def test_links_from_both_platforms_cached_and_tolerant(env, workspace_id, 
     with pytest.raises(PermissionDenied) as denied:
         await c.docs.links(tech.scoped_to_customer(1), ticket_id)
     assert "technicians' channel" in (denied.value.hint or "")
+
+
+async def test_only_web_links_reach_the_card(env, workspace_id, tech):
+    """A platform record's URL is its data: a `javascript:` or relative one is left out, the others still shown."""
+    c, hudu, _, ticket_id = env
+    hudu.procedures[0]["url"] = "javascript:alert(1)"
+    hudu.procedures[1]["url"] = "/kba/relative"
+    await c.docs.configure(Actor.system(workspace_id), "hudu", hudu.url, hudu.api_key)
+    links = await c.docs.links(tech, ticket_id)
+    urls = [x.url for x in links]
+    assert urls and all(u.startswith(hudu.url) for u in urls), urls
+    assert "Hudu: Backup restore" in [x.title for x in links]  # the third runbook, still shown
+    assert not any("Onboarding" in x.title or "VPN" in x.title for x in links)

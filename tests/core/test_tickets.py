@@ -357,7 +357,7 @@ async def test_a_create_the_psa_needs_a_board_for_is_refused_with_a_field_error(
     svc = TicketService(db, capabilities=lambda kind: SandboxConnector.CAPABILITIES)
     with pytest.raises(InvalidInput) as refused:
         await svc.create(tech, subject="No board", customer_id=setup.customer_id)
-    assert refused.value.field == "board" and "connection defaults" in (refused.value.hint or "")
+    assert refused.value.field == "board" and "--set default_board_id=" in (refused.value.hint or "")
     with pytest.raises(InvalidInput) as bad:
         await svc.create(tech, subject="Wrong board", customer_id=setup.customer_id, board_external_id="99")
     assert bad.value.field == "board" and "Alerts" in (bad.value.hint or "")

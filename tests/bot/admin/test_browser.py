@@ -61,6 +61,8 @@ def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
         options.add_argument(arg)
     browser = webdriver.Chrome(service=Service(DRIVER), options=options)  # no driver download: Debian's
+    browser.implicitly_wait(15)  # finds wait for the element: a loaded CI machine may render slowly
+    browser.set_page_load_timeout(60)
     try:
         yield browser
     finally:
@@ -105,7 +107,7 @@ async def click(driver: WebDriver, find: Callable[[], WebElement]) -> None:
     def go() -> None:
         element = find()
         element.click()
-        WebDriverWait(driver, 10).until(expected_conditions.staleness_of(element))
+        WebDriverWait(driver, 30).until(expected_conditions.staleness_of(element))
 
     await step(go)
 
