@@ -229,8 +229,14 @@ class TicketService:
                 occurred_at=self._clock(), subject=s.subject, customer_id=s.customer_id))
         return detail
 
-    async def _create(
+    async def _create(self, actor: Actor, **fields: Any) -> TicketDetail:
+        async with self.db.write(actor.scope) as session:
+            ticket = await self.create_in(session, actor, **fields)
+            return await self._detail(session, actor, ticket)
+
+    async def create_in(
         self,
+        session: AsyncSession,
         actor: Actor,
         *,
         subject: str,
@@ -248,67 +254,65 @@ class TicketService:
         device_ref: str | None = None,
         extra_fields: Mapping[str, str] | None = None,
         category: str | None = None, subcategory: str | None = None,  # core/categories.py
-    ) -> TicketDetail:
-        """Create a ticket: numbered locally when standalone, queued for the PSA when PSA-backed. Everything
-        the PSA requires is checked first (core/create_fields.py): a create is never accepted to go dead.
-        `extra_fields`: values for fields the chosen board makes mandatory that a ticket has no place for
-        (by the PSA's field name); only the chosen board's are sent."""
+    ) -> Ticket:
+        """Create a ticket in the caller's write transaction (`create` opens one; core/ticket_batch.py shares one):
+        numbered locally when standalone, queued for the PSA when PSA-backed, everything the PSA requires checked
+        first (core/create_fields.py). `extra_fields`: values for board-required fields a ticket has no place for."""
         extras = _clean_extras(extra_fields)
         self._require_member(actor, "create tickets here") if actor.origin != Origin.API else None
         prio = parse_priority(priority)
         customer_id = _scoped_customer(actor, customer_id)
-        async with self.db.write(actor.scope) as session:
-            if await session.get(Workspace, actor.workspace_id) is None:
-                raise NotFound(f"Workspace {actor.workspace_id} does not exist.")
-            conn = await self._connection(session, actor, connection_id)
-            caps = self._capabilities(conn.kind) if conn else DEFAULT_CAPABILITIES
-            subject_clean = _clean_text(subject, field="subject", limit=min(MAX_SUBJECT_CHARS, caps.max_summary_chars))
-            desc = _clean_text(description, field="description", limit=MAX_DESCRIPTION_CHARS, required=False)
-            customer, contact, assignee = await _parties(
-                session, conn, caps, customer_id=customer_id, contact_id=contact_id, contact_email=contact_email,
-                assignee_member_id=assignee_member_id)
-            contact_id = contact.id if contact else None
-            target = None
-            psa_prio = None
-            if conn:
-                psa_prio = await psa_priority_for(session, conn.id, prio)  # type: ignore[arg-type]
-                given = {name for name, value in (("company_external_id", customer), ("contact_external_id", contact),
-                                                  ("owner_external_id", assignee), ("description", desc),
-                                                  ("priority_external_id", psa_prio)) if value}
-                target = await create_fields.resolve(session, conn, caps, board=board_external_id,
-                                                     type_external_id=type_external_id, type_name=type_name,
-                                                     given=frozenset(given | {f"custom:{name}" for name in extras}))
-                board_external_id, type_name = target.board_external_id, target.type_name or type_name
-                _require_priority(conn, caps, psa_prio, prio)
-            cat = await categories.resolve_given(session, conn, caps, category=category, subcategory=subcategory)
-            now = self._clock()
-            ticket = Ticket(
-                workspace_id=actor.workspace_id, connection_id=conn.id if conn else None,
-                number=None if conn else await self._next_number(session, actor.workspace_id),
-                customer_id=customer.id if customer else None, contact_id=contact_id,
-                subject=subject_clean, description=desc, priority=prio.value, priority_rank=prio.rank,
-                stage=Stage.NEW.value, psa_status_name=Stage.NEW.label,
-                assignee_member_id=assignee.id if assignee else None, source=actor.origin.value,
-                board_external_id=board_external_id, board_name=target.board_name if target else None,
-                type_name=type_name, alert_ref=alert_ref, device_ref=device_ref, **cat.columns(),
-                created_at=now, updated_at=now, marker=new_marker() if conn else None,
-                history_at=now if conn else None,  # born here: its whole history is ours already
-            )
-            session.add(ticket)
-            await session.flush()
-            if conn:
-                self._enqueue(session, actor, ticket, CreateTicket(
-                    summary=subject_clean, description=desc,
-                    company_external_id=customer.external_id if customer else None,
-                    contact_external_id=contact.external_id if contact else None,
-                    board_external_id=board_external_id,
-                    type_external_id=target.type_external_id if target else None,
-                    priority_external_id=psa_prio[0] if psa_prio else None,
-                    owner_external_id=assignee.external_id if assignee else None,
-                    **cat.ids(),
-                    extra_fields={k: v for k, v in extras.items() if target is not None and f"custom:{k}" in target.requires},
-                ), marker=ticket.marker)
-            return await self._detail(session, actor, ticket)
+        if await session.get(Workspace, actor.workspace_id) is None:
+            raise NotFound(f"Workspace {actor.workspace_id} does not exist.")
+        conn = await self._connection(session, actor, connection_id)
+        caps = self._capabilities(conn.kind) if conn else DEFAULT_CAPABILITIES
+        subject_clean = _clean_text(subject, field="subject", limit=min(MAX_SUBJECT_CHARS, caps.max_summary_chars))
+        desc = _clean_text(description, field="description", limit=MAX_DESCRIPTION_CHARS, required=False)
+        customer, contact, assignee = await _parties(
+            session, conn, caps, customer_id=customer_id, contact_id=contact_id, contact_email=contact_email,
+            assignee_member_id=assignee_member_id)
+        contact_id = contact.id if contact else None
+        target = None
+        psa_prio = None
+        if conn:
+            psa_prio = await psa_priority_for(session, conn.id, prio)  # type: ignore[arg-type]
+            given = {name for name, value in (("company_external_id", customer), ("contact_external_id", contact),
+                                              ("owner_external_id", assignee), ("description", desc),
+                                              ("priority_external_id", psa_prio)) if value}
+            target = await create_fields.resolve(session, conn, caps, board=board_external_id,
+                                                 type_external_id=type_external_id, type_name=type_name,
+                                                 given=frozenset(given | {f"custom:{name}" for name in extras}))
+            board_external_id, type_name = target.board_external_id, target.type_name or type_name
+            _require_priority(conn, caps, psa_prio, prio)
+        cat = await categories.resolve_given(session, conn, caps, category=category, subcategory=subcategory)
+        now = self._clock()
+        ticket = Ticket(
+            workspace_id=actor.workspace_id, connection_id=conn.id if conn else None,
+            number=None if conn else await self._next_number(session, actor.workspace_id),
+            customer_id=customer.id if customer else None, contact_id=contact_id,
+            subject=subject_clean, description=desc, priority=prio.value, priority_rank=prio.rank,
+            stage=Stage.NEW.value, psa_status_name=Stage.NEW.label,
+            assignee_member_id=assignee.id if assignee else None, source=actor.origin.value,
+            board_external_id=board_external_id, board_name=target.board_name if target else None,
+            type_name=type_name, alert_ref=alert_ref, device_ref=device_ref, **cat.columns(),
+            created_at=now, updated_at=now, marker=new_marker() if conn else None,
+            history_at=now if conn else None,  # born here: its whole history is ours already
+        )
+        session.add(ticket)
+        await session.flush()
+        if conn:
+            self._enqueue(session, actor, ticket, CreateTicket(
+                summary=subject_clean, description=desc,
+                company_external_id=customer.external_id if customer else None,
+                contact_external_id=contact.external_id if contact else None,
+                board_external_id=board_external_id,
+                type_external_id=target.type_external_id if target else None,
+                priority_external_id=psa_prio[0] if psa_prio else None,
+                owner_external_id=assignee.external_id if assignee else None,
+                **cat.ids(),
+                extra_fields={k: v for k, v in extras.items() if target is not None and f"custom:{k}" in target.requires},
+            ), marker=ticket.marker)
+        return ticket
 
     async def _connection(self, session: AsyncSession, actor: Actor, connection_id: int | None) -> PsaConnection | None:
         if connection_id is not None:
@@ -726,7 +730,8 @@ def _scoped_customer(actor: Actor, customer_id: int | None) -> int | None:
     if actor.customer_scope_id is None:
         return customer_id
     if customer_id not in (None, actor.customer_scope_id):
-        raise PermissionDenied("This channel is bound to one customer; tickets go to that customer.")
+        raise PermissionDenied("This channel is bound to one customer; tickets go to that customer.",
+                               hint="Leave the customer out here, or create the ticket in a technicians' channel.")
     return actor.customer_scope_id
 
 

@@ -171,6 +171,18 @@ class ExternalLink:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AlertChip:
+    """An RMM alert linked to a ticket (technicians only): where from, how bad, its state, a link to it."""
+
+    source: str  # the alert source's name
+    severity: str  # critical | error | warning | info
+    state: str  # triggered | acknowledged | resolved | triage…
+    summary: str
+    triggers: int = 0
+    url: str | None = None  # the event's own link (the RMM's), else the workspace's rmm_alert_url template
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AiCategoryView:
     """A category suggestion: the best label, how sure, what the gate did (applied: the AI set it and a
     technician may undo it; apply: above the threshold, applied on the AI's next pass; suggest; keep;
@@ -286,6 +298,7 @@ class TicketView:
     # (label, value) lines for technicians: the category and the PSA fields an admin chose to show
     # (`deskbridge connection card-fields`); never on a customer's view.
     facts: tuple[tuple[str, str], ...] = ()
+    alerts: tuple[AlertChip, ...] = ()  # linked RMM alerts (core/chat/alert_chips.py); never on a customer's view
 
     @property
     def summary(self) -> TicketSummary:

@@ -180,6 +180,19 @@ class TicketForms:
             rows = (await session.exec(stmt.limit(max(1, min(int(limit), 1000))))).all()
         return [FormOption(value=str(c.id), label=f"{c.name} ({c.identifier})") for c in rows]
 
+    async def customer_choice(self, actor: Actor, value: str) -> FormOption | None:
+        """The picker's option for a customer id already chosen (a refused form given back keeps its choice), under
+        the same rules as `customer_options`: None if the actor may not pick it."""
+        if not actor.is_member or not str(value or "").isdigit():
+            return None
+        cols = sa.inspect(Customer).c
+        stmt = select(Customer).where(cols.id == int(value), cols.active == sa.true())
+        if actor.customer_scope_id is not None:
+            stmt = stmt.where(cols.id == actor.customer_scope_id)
+        async with self.db.read(actor.scope) as session:
+            c = (await session.exec(stmt)).first()
+        return FormOption(value=str(c.id), label=f"{c.name} ({c.identifier})") if c is not None else None
+
     async def _status_options(self, actor: Actor, head: TicketHeader) -> tuple[FormOption, ...]:
         s = head.summary
         if s.connection_id is None:

@@ -44,7 +44,7 @@ class TicketCreate(_In):
     assignee_id: int | None = Field(None, ge=1, le=INT32, description="A member id from GET /members")
     board: str | None = Field(None, min_length=1, max_length=100,
                               description="The PSA board (queue) by id or name; default: the connection's default "
-                                          "board (`deskbridge connection defaults`)")
+                                          "board (connection setting `default_board_id`)")
     type: str | None = Field(None, min_length=1, max_length=100,
                              description="The ticket type, by id or name; it must belong to the board")
     contact_id: int | None = Field(None, ge=1, le=INT32, description="A contact of the customer")
