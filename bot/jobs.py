@@ -64,6 +64,12 @@ def build_scheduler(container: Deskbridge) -> AsyncIOScheduler:
     add_job(scheduler, container, "alert_sweep", timedelta(minutes=1), container.alert_intake.sweep)
     # AI categorisation models follow each workspace's closed tickets (training runs in a worker thread).
     add_job(scheduler, container, "ai_retrain", timedelta(hours=6), container.ai.retrain_due)
+    # ...and apply categories to open tickets where the admin turned auto-apply on (through the outbox).
+    add_job(scheduler, container, "ai_categorise", timedelta(minutes=2), container.ai.auto_categorise_all)
+    # Escalation risk: a model per workspace every 6 h; open tickets scored each minute (changed ones, and
+    # every ticket again after 10 minutes as its time since the last update grows).
+    add_job(scheduler, container, "ai_risk_train", timedelta(hours=6), container.ai.risk.train_due)
+    add_job(scheduler, container, "ai_risk_score", timedelta(minutes=1), container.ai.risk.score_all)
     register_sync(scheduler, container)
     return scheduler
 

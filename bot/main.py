@@ -21,7 +21,10 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.settings import Settings
 from connectors.alert_webhook import AlertWebhookClient
+from connectors.docs import DocsPlatform
 from connectors.halopsa.budget import RequestBudgets
+from connectors.hudu import HuduDocs
+from connectors.itglue import ItGlueDocs
 from connectors.m365 import DirectoryPool, admin_consent_url
 from connectors.mail import build_reader as build_mail_reader
 from connectors.registry import Registry
@@ -37,6 +40,7 @@ from core.audit_search import AuditSearch
 from core.chat import ChatCommands, ChatPosts, ChatService, ChatViews
 from core.connections import ConnectionService
 from core.context import Actor
+from core.docs_links import DocsService
 from core.errors import Conflict, NotFound
 from core.idempotency import IdempotencyService
 from core.intake.alerts import AlertIntake
@@ -56,6 +60,7 @@ from core.sla.monitor import SlaMonitor
 from core.sla.service import SlaService
 from core.sync.engine import SyncEngine
 from core.sync.service import SyncService
+from core.tenant_actions import QuickActions
 from core.tenant_context import TenantContextService
 from core.tickets import TicketService
 from core.workspaces import DirectoryService, WorkspaceService
@@ -107,6 +112,8 @@ class Deskbridge:
     ai: AiService  # categorisation, similar tickets, suggested resolutions (core/ai)
     m365: M365TenantService  # which M365 tenant each customer has (issue 23)
     tenant_context: TenantContextService  # M365 user quick view beside a ticket (issue 23)
+    quick_actions: QuickActions  # M365 reset password / revoke sessions / sync device through the outbox
+    docs: DocsService  # Hudu / IT Glue links on technicians' cards (issue 23)
     # Chat, shared by Slack, Teams and the console: bindings/identities, view builders, the command runner.
     chat: ChatService
     chat_posts: ChatPosts
@@ -155,6 +162,7 @@ class Deskbridge:
         await self.connections.aclose()
         await self.alert_webhooks.aclose()
         await self.tenant_context.aclose()
+        await self.docs.aclose()
         await self.db.dispose()
 
 
@@ -198,14 +206,18 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     sla = SlaService(db)
     m365 = M365TenantService(db, consent_url=_consent_url(settings))
     m365_pool = _m365_pool(settings, db, cipher, transport)
+    tenant_context = TenantContextService(db, tenants=m365, directories=m365_pool)
+    quick_actions = QuickActions(db, context=tenant_context, cipher=cipher, tickets=tickets)
+    docs = DocsService(db, cipher=cipher, factory=_docs_factory(transport))
     chat = ChatService(db, cipher=cipher, workspaces=workspaces, directory=directory)
     alert_sources = AlertSourceService(db, cipher=cipher)
     alert_intake = AlertIntake(db, sources=alert_sources, tickets=tickets, parsers=ALERT_PARSERS)
     mailboxes = MailboxService(db, cipher=cipher, intake=MailIntake(db, tickets=tickets),
                                readers=lambda kind, config: build_mail_reader(kind, config, transport=transport))
-    ai = AiService(db, llm=_llm_config(settings))
+    ai = AiService(db, capabilities=registry.capabilities, llm=_llm_config(settings))
     chat_views = ChatViews(db, tickets=tickets, connections=connections, capabilities=registry.capabilities, sla=sla,
-                           ai=ai.suggestions)
+                           ai=ai.suggestions, tenant_context=tenant_context.available if m365_pool else None,
+                           docs=docs.card_links)
     container = Deskbridge(
         settings=settings,
         db=db,
@@ -221,7 +233,8 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         idempotency=IdempotencyService(db),
         outbox_admin=outbox_admin,
         outbox_worker=OutboxWorker(db, connections, notifier, config=outbox_worker_config(settings),
-                                   name=settings.instance_id, alerts=alert_webhooks),
+                                   name=settings.instance_id, alerts=alert_webhooks,
+                                   tenant=quick_actions.sender if m365_pool is not None else None),
         alert_webhooks=alert_webhooks,
         alert_sources=alert_sources,
         alert_intake=alert_intake,
@@ -234,7 +247,9 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         sla_monitor=SlaMonitor(db, sla, notifier),
         ai=ai,
         m365=m365,
-        tenant_context=TenantContextService(db, tenants=m365, directories=m365_pool),
+        tenant_context=tenant_context,
+        quick_actions=quick_actions,
+        docs=docs,
         chat=chat,
         chat_posts=ChatPosts(db),
         chat_views=chat_views,
@@ -250,6 +265,15 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     if note:
         container.banner.append(note)
     return container
+
+
+def _docs_factory(transport: httpx.AsyncBaseTransport | None) -> Callable[[str, str, str], DocsPlatform]:
+    """Documentation clients by kind (core/docs_links.py asks for them with the stored URL and key)."""
+    def make(kind: str, base_url: str, api_key: str) -> DocsPlatform:
+        cls = HuduDocs if kind == "hudu" else ItGlueDocs
+        return cls(base_url, api_key, transport=transport)
+
+    return make
 
 
 def _m365_pool(settings: Settings, db: Database, cipher: CredentialCipher, transport: httpx.AsyncBaseTransport | None

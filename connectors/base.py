@@ -44,6 +44,7 @@ class Feature(StrEnum):
     WEBHOOK_SIGNATURES = "webhook_signatures"
     DELETE_DETECTION = "delete_detection"  # list_ticket_ids for full reconciliation
     ASSIGNMENT = "assignment"
+    SET_TYPE = "set_type"  # a ticket's type (category) can be changed after it was created (TicketPatch)
     # A two-level ticket category (Autotask issue type / sub-issue type): read, and settable on create and
     # update through NewTicket/TicketPatch `category_external_id`/`subcategory_external_id`.
     TICKET_CATEGORIES = "ticket_categories"
@@ -334,12 +335,14 @@ class TicketPatch:
     board_external_id: str | None = None
     owner_external_id: str | None = None
     unassign: bool = False
+    type_external_id: str | None = None  # only where Feature.SET_TYPE; a type valid on the ticket's board
+    clear_type: bool = False  # only where Feature.SET_TYPE: the ticket has no type afterwards
     # Feature.TICKET_CATEGORIES: a category change always names the subcategory too ("" clears it).
     category_external_id: str | None = None
     subcategory_external_id: str | None = None
 
     def is_empty(self) -> bool:
-        return not self.unassign and all(
+        return not self.unassign and not self.clear_type and all(
             v is None
             for v in (
                 self.summary,
@@ -347,6 +350,7 @@ class TicketPatch:
                 self.priority_external_id,
                 self.board_external_id,
                 self.owner_external_id,
+                self.type_external_id,
                 self.category_external_id,
                 self.subcategory_external_id,
             )

@@ -7,9 +7,12 @@ strings (which can carry credentials).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 
@@ -23,14 +26,33 @@ async def _on_request(request: httpx.Request) -> None:
     request.extensions["deskbridge_start"] = time.perf_counter()
 
 
-async def _on_response(response: httpx.Response) -> None:
-    start = response.request.extensions.get("deskbridge_start")
-    ms = int((time.perf_counter() - start) * 1000) if start else None
-    log.debug(
-        "psa request",
-        extra={"method": response.request.method, "host": response.request.url.host,
-               "path": response.request.url.path, "status": response.status_code, "duration_ms": ms},
-    )
+def _response_hook(path_for_log: Callable[[str], str] | None) -> Callable[[httpx.Response], Awaitable[None]]:
+    async def on_response(response: httpx.Response) -> None:
+        start = response.request.extensions.get("deskbridge_start")
+        ms = int((time.perf_counter() - start) * 1000) if start else None
+        path = response.request.url.path
+        log.debug(
+            "psa request",
+            extra={"method": response.request.method, "host": response.request.url.host,
+                   "path": path_for_log(path) if path_for_log else path, "status": response.status_code,
+                   "duration_ms": ms},
+        )
+
+    return on_response
+
+
+_on_response = _response_hook(None)
+
+
+def redact_addresses(path: str) -> str:
+    """A URL path with every segment that holds an e-mail address or UPN replaced by a short hash of it
+    (personal data stays out of logs; equal addresses still hash alike, so a log can be followed)."""
+    def seg(part: str) -> str:
+        if "@" not in unquote(part):
+            return part
+        return "upn-" + hashlib.sha256(unquote(part).lower().encode()).hexdigest()[:10]
+
+    return "/".join(seg(p) for p in path.split("/"))
 
 
 def make_client(
@@ -41,9 +63,11 @@ def make_client(
     transport: httpx.AsyncBaseTransport | None = None,
     timeout: httpx.Timeout | float | None = None,
     limits: httpx.Limits | None = None,
+    path_for_log: Callable[[str], str] | None = None,
     **kw: Any,
 ) -> httpx.AsyncClient:
-    """An AsyncClient for one PSA tenant."""
+    """An AsyncClient for one PSA tenant; `path_for_log` rewrites the path the debug log shows (e.g.
+    `redact_addresses` where paths name people)."""
     return httpx.AsyncClient(
         base_url=base_url,
         headers=headers,
@@ -52,7 +76,8 @@ def make_client(
         timeout=timeout if timeout is not None else DEFAULT_TIMEOUT,
         limits=limits or DEFAULT_LIMITS,
         follow_redirects=False,
-        event_hooks={"request": [_on_request], "response": [_on_response]},
+        event_hooks={"request": [_on_request],
+                     "response": [_response_hook(path_for_log) if path_for_log else _on_response]},
         **kw,
     )
 

@@ -97,6 +97,32 @@ class ManagedDevice:
     encrypted: bool | None
 
 
+@dataclass(frozen=True, slots=True)
+class SignIn:
+    at: datetime | None
+    app: str
+    ip: str
+    location: str  # "City, CC" or ""
+    ok: bool
+    failure: str  # Graph's failureReason when not ok
+    client: str  # clientAppUsed / device OS
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    at: datetime | None
+    activity: str  # activityDisplayName, e.g. "Reset user password"
+    by: str  # initiating user's UPN or app name
+    result: str  # success, failure ...
+
+
+@dataclass(frozen=True, slots=True)
+class DetectedApp:
+    name: str
+    version: str
+    publisher: str
+
+
 class TenantDirectory(Protocol):
     """Reads about one user in one customer tenant (one instance per tenant)."""
 
@@ -120,4 +146,28 @@ class TenantDirectory(Protocol):
 
     async def devices(self, user_id: str) -> tuple[ManagedDevice, ...]:
         """The user's Intune managed devices."""
+        ...
+
+    async def sign_ins(self, user_id: str, top: int = 10) -> tuple[SignIn, ...]:
+        """The user's latest sign-ins, newest first (Entra ID P1 and AuditLog.Read.All)."""
+        ...
+
+    async def audits(self, user_id: str, top: int = 10) -> tuple[AuditEvent, ...]:
+        """The latest directory audit events that targeted the user, newest first (AuditLog.Read.All)."""
+        ...
+
+    async def detected_apps(self, device_id: str) -> tuple[DetectedApp, ...]:
+        """Apps Intune detected on a managed device (Intune and DeviceManagementManagedDevices.Read.All)."""
+        ...
+
+    async def reset_password(self, user_id: str, password: str) -> None:
+        """Set a temporary password that must be changed at next sign-in (cloud-only users)."""
+        ...
+
+    async def revoke_sessions(self, user_id: str) -> None:
+        """Invalidate the user's refresh tokens and session cookies."""
+        ...
+
+    async def sync_device(self, device_id: str) -> None:
+        """Ask Intune to make the device check in now."""
         ...

@@ -1,4 +1,7 @@
-"""Tenant context beside a ticket: the Microsoft 365 user quick view for the ticket's contact.
+"""Tenant context beside a ticket: the Microsoft 365 user quick view of the user the ticket is about (the one a
+technician chose for it, else the ticket contact's e-mail), their recent activity, and a device's installed apps.
+
+(Over 400 lines? No: quick actions live in core/tenant_actions.py.)
 
 Rules (all here, not in the surfaces):
 - Technicians only: an end user (`Actor.is_member` False) or anyone in a customer channel (a server-side
@@ -7,6 +10,9 @@ Rules (all here, not in the surfaces):
   refused, and the cache is keyed by (workspace, tenant, e-mail), so one customer's data never serves another.
 - Each piece (sign-in, MFA, licences, devices) is fetched in parallel once the user is known, and a missing
   permission or licence, throttling or an outage becomes a short note on the view, never a failure.
+- A surface passes the channel's audience: "customer" (a customer or shared channel) is refused like an end user.
+- Recent sign-ins need Entra ID P1 (Graph refuses them without it): the activity view says so and still shows
+  the directory audit events, which every tenant has (7 days kept without P1, 30 with it).
 - Views are cached for `ttl` seconds (only complete ones: a view with a transient gap is fetched again),
   and concurrent requests for the same user share one fetch.
 """
@@ -16,11 +22,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TypeVar
 
+from sqlmodel import select
+
 from connectors.tenant import (
+    AuditEvent,
+    DetectedApp,
     DirectoryAuthError,
     DirectoryError,
     DirectoryNotFound,
@@ -30,14 +40,16 @@ from connectors.tenant import (
     ManagedDevice,
     MfaStatus,
     PermissionMissing,
+    SignIn,
     TenantDirectory,
 )
 from core.context import Actor
-from core.errors import NotFound, PermissionDenied
+from core.errors import InvalidInput, NotFound, PermissionDenied
 from core.m365_tenants import M365TenantService
 from core.singleflight import SingleFlight
+from core.ticket_lookup import load_ticket
 from store.db import Database
-from store.tables import Contact, Ticket
+from store.tables import Contact, Ticket, TicketM365Subject
 
 T = TypeVar("T")
 CACHE_MAX = 2000  # views kept per process
@@ -48,7 +60,11 @@ PERMISSIONS = {  # what each piece needs, named in the note when Graph says a pe
     "MFA": "AuditLog.Read.All or UserAuthenticationMethod.Read.All",
     "Licences": "User.Read.All",
     "Devices": "DeviceManagementManagedDevices.Read.All",
+    "Sign-ins": "AuditLog.Read.All and Directory.Read.All",
+    "Audit events": "AuditLog.Read.All",
+    "Installed apps": "DeviceManagementManagedDevices.Read.All",
 }
+ACTIVITY_TOP = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +80,39 @@ class UserQuickView:
     devices: tuple[ManagedDevice, ...] | None = None
     notes: tuple[str, ...] = ()
     complete: bool = field(default=True, compare=False)  # False: a transient gap (not cached)
+    ticket_id: int | None = None
+    device_id: str | None = None  # the device the ticket is about, when a technician chose one
+    chosen: bool = False  # True: a technician picked the user (else: the ticket contact's e-mail)
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityView:
+    """The user's latest sign-ins and the directory audit events that targeted them."""
+
+    user_label: str
+    sign_ins: tuple[SignIn, ...] | None
+    audits: tuple[AuditEvent, ...] | None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AppsView:
+    device_name: str
+    apps: tuple[DetectedApp, ...] | None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """Whom a ticket is about, in which tenant (None fields: unknown, `note` says why)."""
+
+    ticket_id: int
+    tenant_id: str | None
+    key: str | None  # UPN, e-mail or object id
+    device_id: str | None = None
+    chosen: bool = False
+    note: str | None = None
+    device_ref: str | None = None  # the ticket's RMM/PSA device name: its Intune device when names match
 
 
 def _note(label: str, exc: DirectoryError) -> tuple[str, bool]:
@@ -89,6 +138,7 @@ class TenantContextService:
         self.ttl, self._clock = ttl, clock
         self._cache: dict[tuple[int, str, str], tuple[float, UserQuickView]] = {}
         self._flight: SingleFlight[UserQuickView] = SingleFlight()
+        self._has_tenant: dict[tuple[int, int], tuple[float, bool]] = {}
 
     async def aclose(self) -> None:
         """Close the directories' HTTP clients (when the factory owns any)."""
@@ -96,29 +146,82 @@ class TenantContextService:
         if closer is not None:
             await closer()
 
-    async def user_view(self, actor: Actor, ticket_id: int) -> UserQuickView:
-        """The quick view of the ticket contact's Microsoft 365 account."""
-        if not actor.is_member or actor.customer_scope_id is not None:
-            raise PermissionDenied("Tenant context is only for technicians, and never in a customer channel.")
-        ws = actor.workspace_id
+    @staticmethod
+    def check_actor(actor: Actor, audience: str = "tech") -> None:
+        """Technicians only, never in a customer channel (a bound one, or any channel outsiders read)."""
+        if not actor.is_member or actor.customer_scope_id is not None or audience == "customer":
+            raise PermissionDenied("Tenant context is only for technicians, and never in a customer channel.",
+                                   hint="Open the ticket in a technicians' channel or a direct message.")
+
+    async def ticket_id(self, actor: Actor, ref: int | str) -> int:
+        """The id of the ticket a surface names (number, prefixed ref or id:N), in the actor's scope."""
+        async with self.db.read(actor.scope) as session:
+            ticket = await load_ticket(session, actor, ref)
+        assert ticket.id is not None
+        return ticket.id
+
+    async def available(self, workspace_id: int, customer_id: int | None) -> bool:
+        """Whether a card should offer Context: Microsoft 365 is configured and the customer has a tenant
+        (remembered for `ttl` seconds, so a card pays no database read for it most of the time)."""
+        if self._directories is None or customer_id is None:
+            return False
+        key, now = (workspace_id, customer_id), self._clock()
+        hit = self._has_tenant.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        found = await self.tenants.tenant_of(workspace_id, customer_id) is not None
+        if len(self._has_tenant) >= CACHE_MAX:
+            self._has_tenant.clear()
+        self._has_tenant[key] = (now + self.ttl, found)
+        return found
+
+    def directory(self, tenant: str) -> TenantDirectory:
+        if self._directories is None:
+            raise InvalidInput("Microsoft 365 is not configured on this Deskbridge.",
+                               hint="Set DESKBRIDGE_M365_CLIENT_ID and DESKBRIDGE_M365_CLIENT_SECRET.")
+        return self._directories(tenant)
+
+    async def subject(self, actor: Actor, ticket_id: int, *, audience: str = "tech") -> Subject:
+        """Which user (and device) the ticket is about, in its customer's tenant; refuses non-technicians."""
+        self.check_actor(actor, audience)
         async with self.db.read(actor.scope) as session:
             ticket = await session.get(Ticket, ticket_id)
-            if ticket is None:
+            if ticket is None or ticket.workspace_id != actor.workspace_id:
                 raise NotFound(f"No ticket {ticket_id}.")
             contact = await session.get(Contact, ticket.contact_id) if ticket.contact_id else None
+            chosen = (await session.exec(select(TicketM365Subject).where(
+                TicketM365Subject.ticket_id == ticket_id))).first()
         if ticket.customer_id is None:
-            return UserQuickView(None, None, notes=("This ticket has no customer.",))
+            return Subject(ticket_id, None, None, note="This ticket has no customer.")
         if contact is not None and contact.customer_id not in (None, ticket.customer_id):
             raise PermissionDenied("The ticket's contact belongs to another customer; no tenant context is shown.")
         email = (contact.email or "").strip().lower() if contact else ""
-        tenant = await self.tenants.tenant_of(ws, ticket.customer_id)
+        tenant = await self.tenants.tenant_of(actor.workspace_id, ticket.customer_id)
         if tenant is None:
-            return UserQuickView(None, email or None, notes=(
-                "No Microsoft 365 tenant for this customer (`deskbridge customer connect-m365`).",))
+            return Subject(ticket_id, None, email or None, note=(
+                "No Microsoft 365 tenant for this customer (`deskbridge customer connect-m365`)."))
+        ref = ticket.device_ref or None
+        if chosen is not None:
+            return Subject(ticket_id, tenant, chosen.user_key, chosen.device_id, chosen=True, device_ref=ref)
         if not email:
-            return UserQuickView(tenant, None, notes=("The ticket's contact has no e-mail address.",))
+            return Subject(ticket_id, tenant, None, note="The ticket's contact has no e-mail address.")
+        return Subject(ticket_id, tenant, email, device_ref=ref)
+
+    async def user_view(self, actor: Actor, ticket_id: int, *, audience: str = "tech") -> UserQuickView:
+        """The quick view of the Microsoft 365 account the ticket is about."""
+        sub = await self.subject(actor, ticket_id, audience=audience)
+        extra = {"ticket_id": ticket_id, "device_id": sub.device_id, "chosen": sub.chosen}
+        if sub.note is not None or sub.tenant_id is None or sub.key is None:
+            return UserQuickView(sub.tenant_id, sub.key, notes=(sub.note or "",), **extra)  # type: ignore[arg-type]
         if self._directories is None:
-            return UserQuickView(tenant, email, notes=("Microsoft 365 is not configured on this Deskbridge.",))
+            return UserQuickView(sub.tenant_id, sub.key, notes=(
+                "Microsoft 365 is not configured on this Deskbridge.",), **extra)  # type: ignore[arg-type]
+        view = await self._cached(actor.workspace_id, sub.tenant_id, sub.key)
+        if extra["device_id"] is None and sub.device_ref and view.devices:  # the RMM/PSA device, by its name
+            extra["device_id"] = next((d.id for d in view.devices if d.name.lower() == sub.device_ref.lower()), None)
+        return replace(view, **extra)  # type: ignore[arg-type]
+
+    async def _cached(self, ws: int, tenant: str, email: str) -> UserQuickView:
         key = (ws, tenant, email)
         hit = self._cache.get(key)
         if hit is not None and hit[0] > self._clock():
@@ -132,6 +235,75 @@ class TenantContextService:
                     self._cache.pop(next(iter(self._cache)))
             self._cache[key] = (now + self.ttl, view)
         return view
+
+    async def choose(self, actor: Actor, ticket_id: int, user_key: str, *, device_id: str | None = None,
+                     audience: str = "tech") -> UserQuickView:
+        """Record which user (and device) the ticket is about, after checking they exist in its tenant."""
+        key = (user_key or "").strip().lower()
+        if not key or len(key) > 254 or any(c.isspace() for c in key):
+            raise InvalidInput(f"'{user_key}' is not a user name.", field="user",
+                               hint="Give the user's sign-in name (UPN) or e-mail, e.g. jane@contoso.com.")
+        sub = await self.subject(actor, ticket_id, audience=audience)
+        if sub.tenant_id is None:
+            raise InvalidInput(sub.note or "This ticket has no Microsoft 365 tenant.",
+                               hint="Connect the customer's tenant with `deskbridge customer connect-m365`.")
+        directory = self.directory(sub.tenant_id)
+        try:
+            user = await directory.user(key)
+            if device_id and device_id not in {d.id for d in await directory.devices(user.id)}:
+                raise InvalidInput("That device is not one of the user's Intune devices.", field="device",
+                                   hint="Pick one of the devices listed for the user.")
+        except DirectoryNotFound:
+            raise InvalidInput(f"No user {key} in the customer's Microsoft 365 tenant.", field="user",
+                               hint="Check the spelling; use the sign-in name (UPN) or primary e-mail.") from None
+        except DirectoryError as exc:
+            raise InvalidInput(_note("User", exc)[0], hint="Nothing was changed; try again shortly.") from None
+        async with self.db.write(actor.scope) as session:
+            row = (await session.exec(select(TicketM365Subject).where(
+                TicketM365Subject.ticket_id == ticket_id))).first() or TicketM365Subject(
+                workspace_id=actor.workspace_id, ticket_id=ticket_id, user_key=key)
+            row.user_key, row.device_id, row.chosen_by = user.upn.lower() or key, device_id, actor.display[:200]
+            session.add(row)
+        return await self.user_view(actor, ticket_id, audience=audience)
+
+    async def activity(self, actor: Actor, ticket_id: int, *, audience: str = "tech") -> ActivityView:
+        """The user's latest sign-ins and directory audit events (fetched together, never cached)."""
+        sub = await self.subject(actor, ticket_id, audience=audience)
+        if sub.tenant_id is None or sub.key is None:
+            return ActivityView(sub.key or "", None, None, notes=(sub.note or "",))
+        directory = self.directory(sub.tenant_id)
+        try:
+            user = await directory.user(sub.key)
+        except DirectoryError as exc:
+            return ActivityView(sub.key, None, None, notes=(_note("User", exc)[0],))
+        notes: list[str] = []
+
+        async def piece(label: str, call: Awaitable[T]) -> T | None:
+            try:
+                return await call
+            except DirectoryError as exc:
+                notes.append(_note(label, exc)[0])
+                return None
+
+        sign_ins, audits = await asyncio.gather(piece("Sign-ins", directory.sign_ins(user.id, ACTIVITY_TOP)),
+                                                piece("Audit events", directory.audits(user.id, ACTIVITY_TOP)))
+        return ActivityView(user.upn or sub.key, sign_ins, audits, notes=tuple(sorted(notes, reverse=True)))
+
+    async def apps(self, actor: Actor, ticket_id: int, device_id: str, *, audience: str = "tech") -> AppsView:
+        """Apps Intune detected on one of the ticket user's devices (any other device is refused)."""
+        sub = await self.subject(actor, ticket_id, audience=audience)
+        if sub.tenant_id is None or sub.key is None:
+            return AppsView("", None, notes=(sub.note or "",))
+        directory = self.directory(sub.tenant_id)
+        try:
+            user = await directory.user(sub.key)
+            device = next((d for d in await directory.devices(user.id) if d.id == device_id), None)
+            if device is None:
+                raise PermissionDenied("That device is not one of this ticket's user's devices.",
+                                       hint="Open the context of the ticket the device belongs to.")
+            return AppsView(device.name, await directory.detected_apps(device_id))
+        except DirectoryError as exc:
+            return AppsView("", None, notes=(_note("Installed apps", exc)[0],))
 
     async def _fetch(self, tenant: str, email: str) -> UserQuickView:
         assert self._directories is not None

@@ -66,8 +66,8 @@ class TimelineItem:
 
     @property
     def is_internal(self) -> bool:
-        """Internal notes and time entries never reach customer-facing views."""
-        return self.kind in (EntryKind.NOTE_INTERNAL, EntryKind.TIME_ENTRY)
+        """Internal notes, time entries and category changes never reach customer-facing views."""
+        return self.kind in (EntryKind.NOTE_INTERNAL, EntryKind.TIME_ENTRY, EntryKind.CATEGORY_CHANGE)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -163,7 +163,9 @@ class ExternalLink:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AiCategoryView:
-    """A category suggestion: the best label, how sure, what the gate did (apply/suggest/keep/low_confidence)."""
+    """A category suggestion: the best label, how sure, what the gate did (applied: the AI set it and a
+    technician may undo it; apply: above the threshold, applied on the AI's next pass; suggest; keep;
+    low_confidence)."""
 
     label: str
     confidence: float
@@ -189,6 +191,27 @@ class AiResolutionView:
     attribution: str  # "from #4821, 12 Mar 2026, by Ana, 0.71"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AiRiskView:
+    """An open ticket's escalation risk, shown only at or above the admin's threshold, with its top reasons."""
+
+    score: float
+    threshold: float
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AiDraftView:
+    """A reply draft as one technician sees it: the exact text (what Approve sends), its label ("template
+    draft: review before sending"), and Approve / Edit / Discard."""
+
+    draft_id: int
+    ticket_ref: str
+    text: str
+    label: str
+    actions: tuple[ViewAction, ...]
+
+
 AI_SOURCE = "Deskbridge AI: offline models trained on this workspace's own tickets"
 
 
@@ -201,19 +224,28 @@ class AiSuggestionsView:
     resolutions: tuple[AiResolutionView, ...] = ()
     disagree: bool = False
     cross_customer: bool = False
+    risk: AiRiskView | None = None
     source: str = AI_SOURCE
+    # One-click: "ai_undo_category" (the AI set the category), "ai_accept_category" (use the suggestion),
+    # draft approve/edit/discard. Technicians only, like the whole view.
+    actions: tuple[ViewAction, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return self.category is None and not self.similar and not self.resolutions
+        return (self.category is None and not self.similar and not self.resolutions and self.risk is None
+                and not self.actions)
 
 
 def ai_lines(view: AiSuggestionsView) -> list[str]:
     """The suggestions as plain lines (surfaces escape and style them)."""
     out: list[str] = []
+    if view.risk is not None:
+        why = ", ".join(view.risk.reasons)
+        out.append(f"Escalation risk {view.risk.score:.0%} (at or above {view.risk.threshold:.0%})"
+                   + (f": {why}" if why else ""))
     c = view.category
     if c is not None:
-        head = {"apply": "Category set by AI", "keep": "Category confirmed by AI"}.get(c.action, "Suggested category")
+        head = {"applied": "Category set by AI", "keep": "Category confirmed by AI"}.get(c.action, "Suggested category")
         alts = ", ".join(f"{label} {p:.0%}" for label, p in c.alternatives)
         out.append(f"{head}: {c.label} ({c.confidence:.0%}, {c.confidence_word})" + (f"; also {alts}" if alts else "")
                    + f" - {c.reason}")

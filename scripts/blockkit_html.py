@@ -20,9 +20,9 @@ ELEMENTS = frozenset({"button", "mrkdwn", "plain_text", "image"})
 
 # Every :emoji: the Slack surface writes (the test checks bot/slack for names missing here); others stay text.
 EMOJI = {
-    "alarm_clock": "⏰", "broom": "🧹", "bulb": "💡", "eyes": "👀", "hourglass": "⌛",
+    "alarm_clock": "⏰", "broom": "🧹", "bulb": "💡", "bust_in_silhouette": "👤", "computer": "💻", "eyes": "👀", "hourglass": "⌛",
     "hourglass_flowing_sand": "⏳", "inbox_tray": "📥", "large_orange_circle": "🟠", "large_yellow_circle": "🟡",
-    "lock": "🔒", "memo": "📝", "new": "🆕", "red_circle": "🔴", "rotating_light": "🚨", "speech_balloon": "💬",
+    "lock": "🔒", "memo": "📝", "new": "🆕", "no_entry": "⛔", "pushpin": "📌", "red_circle": "🔴", "rotating_light": "🚨", "speech_balloon": "💬",
     "tada": "🎉", "warning": "⚠️", "white_check_mark": "✅", "white_circle": "⚪", "x": "❌",
 }
 

@@ -73,6 +73,7 @@ class EntryKind(StrEnum):
     ASSIGNMENT = "assignment"
     TIME_ENTRY = "time_entry"
     ATTACHMENT = "attachment"
+    CATEGORY_CHANGE = "category_change"  # the ticket's type; internal (the AI's changes and their undo)
 
 
 NOTE_KINDS = (EntryKind.NOTE_PUBLIC, EntryKind.NOTE_INTERNAL, EntryKind.NOTE_RESOLUTION)

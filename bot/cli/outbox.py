@@ -122,7 +122,8 @@ def work_cmd(
         c = build(settings)
         cfg = outbox_worker_config(settings, concurrency=concurrency)
         worker = OutboxWorker(c.db, c.connections, c.notifier, config=cfg, name=settings.instance_id,
-                              alerts=c.alert_webhooks)  # alert actions go to the MSP's webhook from here too
+                              alerts=c.alert_webhooks,  # alert actions go to the MSP's webhook from here too
+                              tenant=c.outbox_worker.tenant)  # and Microsoft 365 quick actions to Graph
         try:
             if once:
                 n = await worker.drain()

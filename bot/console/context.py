@@ -1,10 +1,19 @@
-"""The console's `context` command text: the M365 user quick view of the open ticket's contact (pure)."""
+"""The console's `context` command text: the M365 user quick view of the open ticket's user, recent activity,
+installed apps and quick-action results (pure)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from core.tenant_context import UserQuickView
+from core.tenant_actions import QuickActionAccepted
+from core.tenant_context import ActivityView, AppsView, UserQuickView
+
+CONTEXT_WORDS = ("activity", "apps", "user", "reset", "revoke", "sync")
+CONTEXT_CONFIRM = {
+    "reset": "Reset this user's Microsoft 365 password? They must choose a new one at next sign-in.",
+    "revoke": "Sign this user out of every Microsoft 365 session?",
+    "sync": "Ask Intune to sync this device now?",
+}
 
 
 def _when(value: datetime | None) -> str:
@@ -38,4 +47,34 @@ def render_user_context(view: UserQuickView) -> str:
                 lines.append(f"    {d.name}  {d.os} {d.os_version}  {d.compliance}  {enc}  "
                              f"last check-in {_when(d.last_sync)}")
     lines += [f"  Note: {n}" for n in view.notes]
+    return "\n".join(lines)
+
+
+def render_activity(view: ActivityView) -> str:
+    """Recent sign-ins and directory audit events; a piece the tenant cannot give is a note."""
+    lines = [f"Recent activity — {view.user_label}"]
+    if view.sign_ins is not None:
+        lines.append("  Sign-ins:" if view.sign_ins else "  Sign-ins: none")
+        lines += [f"    {_when(x.at)}  {'ok    ' if x.ok else 'FAILED'}  {x.app}  {x.ip}  {x.location}"
+                  + (f"  ({x.failure})" if not x.ok else "") for x in view.sign_ins]
+    if view.audits is not None:
+        lines.append("  Audit events:" if view.audits else "  Audit events: none")
+        lines += [f"    {_when(a.at)}  {a.activity}  by {a.by or 'unknown'}  {a.result}" for a in view.audits]
+    lines += [f"  Note: {n}" for n in view.notes if n]
+    return "\n".join(lines)
+
+
+def render_apps(view: AppsView) -> str:
+    lines = [f"Installed apps on {view.device_name or 'the device'}"]
+    if view.apps is not None:
+        lines += [f"  {a.name} {a.version}" + (f" ({a.publisher})" if a.publisher else "") for a in view.apps]
+        lines.append(f"  {len(view.apps)} app(s) detected by Intune")
+    lines += [f"  Note: {n}" for n in view.notes if n]
+    return "\n".join(lines)
+
+
+def render_accepted(done: QuickActionAccepted) -> str:
+    lines = [done.confirmation]
+    if done.temporary_password:
+        lines.append(f"Temporary password (shown once, only here): {done.temporary_password}")
     return "\n".join(lines)

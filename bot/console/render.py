@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from core.notify import DomainEvent, NoteAdded, SlaWarningEvent, WriteDead, WriteDelivered
 from core.views import (
+    AiDraftView,
     FormField,
     FormOption,
     FormView,
@@ -114,11 +115,18 @@ def render_ticket(view: TicketView) -> tuple[str, list[ViewAction]]:
         lines += [f"   {_cut(line, 300)}" for line in ai_lines(view.ai)]
     if view.notice:
         lines.append(f"  ✓ {view.notice}")
-    buttons = list(view.actions)
+    buttons = list(view.actions) + list(view.ai.actions if view.ai is not None else ())
     if buttons:
         lines.append("  " + "  ".join(f"[{i}] {a.label}" for i, a in enumerate(buttons, 1)))
         lines.append("  (type a number, or write a message: an internal note; start with !public to reply)")
     return "\n".join(lines), buttons
+
+
+def render_draft(view: AiDraftView) -> tuple[str, list[ViewAction]]:
+    """A reply draft: its exact text (what Approve sends), its label, and the choices as numbered buttons."""
+    lines = ["Reply draft (only you see this):", *(f"  | {line}" for line in view.text.splitlines()),
+             f"  ({view.label})", "  " + "  ".join(f"[{i}] {a.label}" for i, a in enumerate(view.actions, 1))]
+    return "\n".join(lines), list(view.actions)
 
 
 def render_message(view: MessageView) -> str:

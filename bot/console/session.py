@@ -10,11 +10,19 @@ from __future__ import annotations
 import asyncio
 import difflib
 import getpass
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.console import render
-from bot.console.context import render_user_context
+from bot.console.context import (
+    CONTEXT_CONFIRM,
+    CONTEXT_WORDS,
+    render_accepted,
+    render_activity,
+    render_apps,
+    render_user_context,
+)
 from core.chat import ChatUser, grammar
 from core.context import Actor
 from core.errors import DeskbridgeError, NotFound
@@ -129,15 +137,35 @@ class ConsoleSession:
         except DeskbridgeError as exc:
             self.write(render.render_message(_error(exc)))
 
-    async def _context(self, ref: str) -> None:
-        """`context [ticket]`: the M365 quick view of the ticket's contact (the open ticket by default)."""
-        ref = ref.lstrip("#") or (self.current_ticket or "")
+    async def _context(self, rest: str) -> None:
+        """`context [ticket]`: the M365 quick view of the ticket's user (the open ticket by default);
+        `context activity|apps DEVICE|user UPN|reset|revoke|sync DEVICE` on the open ticket (actions confirmed)."""
+        word, _, arg = rest.partition(" ")
+        sub = word.lower() if word.lower() in CONTEXT_WORDS else ""
+        ref = (rest if not sub else "").lstrip("#") or (self.current_ticket or "")
         if not ref:
             self.write("No ticket is open. Use context <ticket number>.")
             return
         actor, _ = await self.actor()
-        ticket_id = (await self.c.tickets.get(actor, ref)).summary.id
-        self.write(render_user_context(await self.c.tenant_context.user_view(actor, ticket_id)))
+        ticket_id = await self.c.tenant_context.ticket_id(actor, ref)
+        ctx, arg = self.c.tenant_context, arg.strip()
+        if sub == "activity":
+            self.write(render_activity(await ctx.activity(actor, ticket_id)))
+        elif sub == "apps":
+            self.write(render_apps(await ctx.apps(actor, ticket_id, arg)))
+        elif sub == "user":
+            self.write(render_user_context(await ctx.choose(actor, ticket_id, arg)))
+        elif sub in ("reset", "revoke", "sync"):
+            action = {"reset": "reset_password", "revoke": "revoke_sessions", "sync": "sync_device"}[sub]
+            answer = await self.read(f"{CONTEXT_CONFIRM[sub]} Type yes to go on: ")
+            if (answer or "").strip().lower() != "yes":
+                self.write("Nothing was done.")
+                return
+            done = await self.c.quick_actions.request(actor, ticket_id, action, device_id=arg or None,
+                                                      intent=f"console:{self.user.user_id}:{uuid.uuid4().hex}")
+            self.write(render_accepted(done))
+        else:
+            self.write(render_user_context(await ctx.user_view(actor, ticket_id)))
 
     async def _command(self, word: str, rest: str) -> None:
         cmd = grammar.parse(word, rest)
@@ -189,7 +217,13 @@ class ConsoleSession:
             await self._fill(await views.status_form(actor, b.value))
         elif b.action == "time":
             await self._fill(await views.time_form(actor, b.value))
-        elif b.action in ("assign_me", "alert_ack", "alert_resolve"):
+        elif b.action == "ai_draft":
+            draft = await cmds.draft_offer(actor, b.value)
+            text, self.buttons = render.render_draft(draft)
+            self.write(text)
+        elif b.action == "ai_draft_edit":
+            await self._fill(await cmds.draft_edit(actor, b.value))
+        elif b.action in ("assign_me", "alert_ack", "alert_resolve") or b.action.startswith("ai_"):
             done = await cmds.action(actor, b.action, b.value)
             self._show_ticket(done.view, notice=done.confirmation)
         elif b.url:

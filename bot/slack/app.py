@@ -112,7 +112,8 @@ class SlackSurface:
         self.context = SlackContext(chat=container.chat, views=container.chat_views,
                                     commands=container.chat_commands, poster=self.poster,
                                     api_url=s.slack_api_url, shared=self.shared, redactor=self.redactor,
-                                    requests=container.end_user_requests)
+                                    requests=container.end_user_requests, tenant=container.tenant_context,
+                                    quick_actions=container.quick_actions)
         register(self.app, self.context)
         # Events from sync, the outbox and the SLA monitor: queued by notify() and delivered by the notifier's
         # own workers, so those callers never wait for Slack; posts and updates are paced per channel.

@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.slack import text as t
 from core.views import (
+    AiDraftView,
     FormField,
     FormOption,
     FormView,
@@ -150,6 +151,9 @@ def ticket_blocks(view: TicketView, *, max_notes: int = 8) -> list[dict[str, Any
         blocks.append({"type": "section", "text": _md(
             ":bulb: *AI suggestions*\n" + "\n".join(esc(_cut(line, 600)) for line in ai_lines(view.ai)))})
         blocks.append(_context(esc(view.ai.source)))
+        if view.ai.actions:
+            blocks.append({"type": "actions", "block_id": f"ai_{s.number or s.id}",
+                           "elements": [_button(a) for a in view.ai.actions[:5]]})
     status = []
     if d.dead_writes:
         status.append(f":x: {d.dead_writes} write(s) could not be delivered to the PSA (`/deskbridge outbox`)")
@@ -169,6 +173,15 @@ def ticket_modal(view: TicketView) -> dict[str, Any]:
     """A ticket card as a modal (opened from App Home, which has no channel to post into)."""
     return {"type": "modal", "title": _plain(f"Ticket {view.summary.display_number}", 24),
             "close": _plain("Close", 24), "blocks": ticket_blocks(view)[:MAX_VIEW_BLOCKS]}
+
+
+def draft_blocks(view: AiDraftView) -> list[dict[str, Any]]:
+    """A reply draft for the technician who asked: the exact text Approve sends, its label, the choices."""
+    return [
+        {"type": "section", "text": _md(":memo: *Reply draft* (only you can see this)\n" + esc(_cut(view.text, 2800)))},
+        _context(esc(view.label)),
+        {"type": "actions", "block_id": f"draft_{view.draft_id}", "elements": [_button(a) for a in view.actions]},
+    ]
 
 
 def ticket_fallback(view: TicketView) -> str:

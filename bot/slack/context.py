@@ -41,6 +41,8 @@ from core.context import Actor
 from core.errors import DeskbridgeError, PermissionDenied
 from core.intake.requests import EndUserRequests
 from core.markup import slack_plain, slack_user_ids
+from core.tenant_actions import QuickActions
+from core.tenant_context import TenantContextService
 from core.views import FormView, TicketView
 
 log = logging.getLogger("deskbridge.slack")
@@ -70,8 +72,11 @@ class SlackContext:
     def __init__(self, *, chat: ChatService, views: ChatViews, commands: ChatCommands,
                  poster: SlackPoster, api_url: str = "https://slack.com/api/",
                  shared: SharedChannels | None = None, redactor: Redactor | None = None,
-                 requests: EndUserRequests | None = None) -> None:
+                 requests: EndUserRequests | None = None, tenant: TenantContextService | None = None,
+                 quick_actions: QuickActions | None = None) -> None:
         self.chat = chat
+        self.tenant = tenant  # Microsoft 365 context beside a ticket (bot/slack/listeners/tenant.py)
+        self.quick_actions = quick_actions
         self.requests = requests  # end users asking for help in customer channels (core/intake/requests.py)
         self.redactor = redactor
         self.views = views

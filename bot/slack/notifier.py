@@ -254,7 +254,8 @@ class SlackNotifier:
 
     async def _dead(self, event: WriteDead) -> None:
         what = t.OP_NAMES.get(event.kind, event.kind)
-        template = t.WRITE_DEAD_CAUSE.get(event.cause, t.WRITE_DEAD)
+        template = (t.TENANT_ACTION_DEAD if event.kind == "tenant_action"
+                    else t.WRITE_DEAD_CAUSE.get(event.cause, t.WRITE_DEAD))
         msg = template.format(what=what, error=bk.esc(event.error[:300]), op_id=event.op_id,
                               connection=bk.esc(event.connection or "<connection>"))
         authors: dict[str, str | None] = {}  # per team, looked up when a customer-read thread needs it

@@ -45,6 +45,10 @@ WRITE_DEAD_CAUSE = {
                 "there), so nothing more can be written to it. An admin can drop it: "
                 "`/deskbridge outbox discard {op_id}`."),
 }
+# A Microsoft 365 quick action Graph refused: its error says what the customer's admin must grant (never the PSA's).
+TENANT_ACTION_DEAD = (":x: *Microsoft 365 quick action not done:* {error} An admin can retry it with "
+                      "`/deskbridge outbox redrive {op_id}` once that is fixed, or drop it with "
+                      "`/deskbridge outbox discard {op_id}`.")
 SLA_BREACHED = ":rotating_light: *SLA breached*"
 SLA_WARNING = ":alarm_clock: *SLA warning*"
 NEW_TICKET = ":new: New ticket"
@@ -52,7 +56,8 @@ NEW_TICKET = ":new: New ticket"
 VISIBILITY_BADGE = {"public": ":speech_balloon: *Public*", "internal": ":lock: *Internal*",
                     "resolution": ":white_check_mark: *Resolution*"}
 OP_NAMES = {"create_ticket": "new ticket", "update_ticket": "ticket change", "add_note": "note",
-            "add_time_entry": "time entry", "upload_attachment": "attachment", "alert_action": "alert action"}
+            "add_time_entry": "time entry", "upload_attachment": "attachment", "alert_action": "alert action",
+            "tenant_action": "Microsoft 365 quick action"}
 
 
 def confirm_thread(confirmation: str, *, by: str | None = None) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from bot.slack import blocks as bk
 from core.chat import grammar
 
-FORM_ACTIONS = frozenset({"reply", "note", "status", "time", "open"})  # `open` opens the ticket modal off-channel
+FORM_ACTIONS = frozenset({"reply", "note", "status", "time", "open", "ai_draft_edit", "context"})  # `open`: the ticket modal off-channel; `context`: the M365 context
 
 
 def command_opens_modal(body: dict[str, Any]) -> bool:

@@ -9,15 +9,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.views import FormField, FormView, MessageView, QueueView, SlaWarningView, TicketView, sla_text
+from core.views import (
+    AiDraftView,
+    AiSuggestionsView,
+    FormField,
+    FormView,
+    MessageView,
+    QueueView,
+    SlaWarningView,
+    TicketView,
+    ai_lines,
+    sla_text,
+)
 
 CARD = "application/vnd.microsoft.card.adaptive"
 VERSION = "1.5"
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 VERB = "deskbridge"
 MAX_ACTIONS = 6
-URL_ACTIONS = ("open_psa", "open_rmm", "open_runbook")
-CARD_ACTIONS = ("reply", "note", "status", "assign_me", "time", "alert_ack", "alert_resolve", "open")
+URL_ACTIONS = ("open_psa", "open_rmm", "open_runbook", "open_docs")
+CARD_ACTIONS = ("reply", "note", "status", "assign_me", "time", "alert_ack", "alert_resolve", "open", "context")
 
 
 def _card(body: list[dict[str, Any]], actions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -74,6 +85,8 @@ def ticket_card(view: TicketView, *, max_notes: int = 6) -> dict[str, Any]:
     if view.notice:
         status.append(view.notice)
     body += [_text(line, isSubtle=True, size="Small") for line in status]
+    if view.ai is not None and not view.ai.empty:
+        body.append(_ai_container(view.ai))
     links = [{"type": "Action.OpenUrl", "title": a.label, "url": a.url} for a in view.actions if a.url]
     if links:  # links out get their own row: the card's own row holds the (at most 6) buttons
         body.append({"type": "ActionSet", "actions": links[:MAX_ACTIONS]})
@@ -82,6 +95,24 @@ def ticket_card(view: TicketView, *, max_notes: int = 6) -> dict[str, Any]:
     card = _card(body, actions)
     card["refresh"] = {"action": execute("Refresh", "open", s.ref)}  # Teams redraws it per user on open
     return card
+
+
+def _ai_container(ai: AiSuggestionsView) -> dict[str, Any]:
+    """AI assist on a technician's card: each suggestion with its confidence, the source, its own buttons."""
+    items: list[dict[str, Any]] = [_text("AI suggestions", weight="Bolder", size="Small")]
+    items += [_text(line[:600], size="Small", spacing="None") for line in ai_lines(ai)]
+    items.append(_text(ai.source, isSubtle=True, size="Small"))
+    if ai.actions:
+        items.append({"type": "ActionSet", "actions": [execute(a.label, a.action, a.value)
+                                                       for a in ai.actions[:MAX_ACTIONS]]})
+    return {"type": "Container", "separator": True, "items": items}
+
+
+def draft_card(view: AiDraftView) -> dict[str, Any]:
+    """A reply draft for the technician who asked (their 1:1 chat): the exact text Approve sends, its label."""
+    body = [_text("Reply draft", size="Medium", weight="Bolder"), _text(view.text[:3000]),
+            _text(view.label, isSubtle=True, size="Small")]
+    return _card(body, [execute(a.label, a.action, a.value) for a in view.actions])
 
 
 def queue_card(view: QueueView) -> dict[str, Any]:
@@ -191,6 +222,8 @@ def any_card(view: Any) -> dict[str, Any]:
         return queue_card(view)
     if isinstance(view, FormView):
         return form_card(view)
+    if isinstance(view, AiDraftView):
+        return draft_card(view)
     return message_card(view)
 
 
@@ -202,4 +235,6 @@ def fallback(view: Any) -> str:
         return view.title
     if isinstance(view, FormView):
         return view.title
+    if isinstance(view, AiDraftView):
+        return "Reply draft"
     return str(getattr(view, "text", ""))

@@ -4,6 +4,9 @@ Messages to the bot (`@Deskbridge tickets mine`) run through the same grammar an
 (core/mentions.py, ChatCommands). A message in a ticket's reply chain is that ticket's thread message
 (ChatCommands.thread_message decides what is written). Card buttons are Action.Execute invokes: their one
 local write runs before the answer, so the card the clicker gets back already says "queued".
+
+(Over 400 lines: messages, card actions and installs share the activity parsing here; the card actions
+(`card_action`, `on_execute`, `_form_again`) are the next piece to move into their own module.)
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from microsoft_teams.api.models.search.search_response import (
     SearchResponse,
 )
 
-from bot.teams import cards
+from bot.teams import cards, tenant
 from bot.teams.poster import PostRefused, Target, message
 from core.chat import (
     ChannelInfo,
@@ -268,6 +271,8 @@ class Listeners:
             view = styled(view)
             return AdaptiveCardActionMessageResponse(
                 value=cards.fallback(view) + (f" {view.hint}" if view.hint and view.kind == "error" else ""))
+        if isinstance(view, dict):  # a card built by its own renderer (Microsoft 365 context)
+            return AdaptiveCardActionCardResponse.model_validate({"statusCode": 200, "value": view})
         return AdaptiveCardActionCardResponse.model_validate({"statusCode": 200, "value": cards.any_card(view)})
 
     async def _open_from_my_queue(self, ws: int, inc: Incoming, data: dict[str, Any]) -> Any:
@@ -302,10 +307,25 @@ class Listeners:
         name, ref = str(data.get("action") or ""), str(data.get("ref") or "")
         actor, info = await self.actor(ws, inc)
         aud = audience(actor, info)
+        if tenant.handles(name):  # Microsoft 365 context: a card for the clicking technician only
+            label = (await self.c.chat_views.ticket(actor, ref, audience=aud)).summary.display_number
+            return await tenant.answer(self.c.tenant_context, self.c.quick_actions, actor, aud, name, ref, data,
+                                       ticket_label=label)
         if name == "open":
             return await self.c.chat_views.ticket(actor, ref, audience=aud)
         if name in ("assign_me", "alert_ack", "alert_resolve"):
             return (await self.c.chat_commands.action(actor, name, ref)).view
+        if name.startswith("ai_draft") and inc.conversation_type != "personal":
+            raise InvalidInput("A reply draft is shown only to you, so it opens in your chat with Deskbridge.",
+                               hint=f"Message Deskbridge `ticket {ref.removeprefix('id:')}` in that chat and "
+                                    "ask there." if name == "ai_draft" else "Ask for the draft in that chat.")
+        if name == "ai_draft":
+            return await self.c.chat_commands.draft_offer(actor, ref)
+        if name == "ai_draft_edit":
+            return await self.c.chat_commands.draft_edit(actor, ref)
+        if name.startswith("ai_"):
+            done = await self.c.chat_commands.action(actor, name, ref)
+            return replace(done.view, notice=done.confirmation)
         if data.get("submit") and name in ("reply", "status", "time", "new_ticket"):
             values = {k: str(v) for k, v in data.items() if k not in ("action", "ref", "submit") and v is not None}
             source = f"{PLATFORM}:{inc.user.channel_id}:{inc.thread_root}" if inc.thread_root else None

@@ -137,8 +137,10 @@ class TeamsNotifier:
                 continue
             target = await self._target(event.workspace_id, post, thread=True)
             if target is not None:
-                act = message(f"A {event.kind.replace('_', ' ')} could not be delivered to the PSA: "
-                              f"{event.error[:300]}\nAn admin can retry it: `@Deskbridge outbox redrive {event.op_id}`.")
+                what = ("A Microsoft 365 quick action was not done" if event.kind == "tenant_action"
+                        else f"A {event.kind.replace('_', ' ')} could not be delivered to the PSA")
+                act = message(f"{what}: {event.error[:300]}\nAn admin can retry it: "
+                              f"`@Deskbridge outbox redrive {event.op_id}`.")
                 act.text_format = "plain"
                 await self.s.poster.post(target, act)
         await self.refresh_cards(event.workspace_id, event.ticket_id)

@@ -244,6 +244,10 @@ def patch_ops(p: TicketPatch) -> list[dict[str, Any]]:
         ops.append({"op": "replace", "path": "status", "value": _id(p.status_external_id)})
     if p.priority_external_id is not None:
         ops.append({"op": "replace", "path": "priority", "value": _id(p.priority_external_id)})
+    if p.clear_type:
+        ops.append({"op": "remove", "path": "type"})
+    elif p.type_external_id is not None:  # types are board-scoped: after the board, like the status
+        ops.append({"op": "replace", "path": "type", "value": _id(p.type_external_id)})
     if p.summary is not None:
         ops.append({"op": "replace", "path": "summary", "value": p.summary})
     if p.unassign:

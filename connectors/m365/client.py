@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import httpx
 
-from connectors.http import make_client, parse_retry_after
+from connectors.http import make_client, parse_retry_after, redact_addresses
 from connectors.tenant import (
     DirectoryAuthError,
     DirectoryError,
@@ -36,7 +36,7 @@ NON_PREMIUM = "Authentication_RequestFromNonPremiumTenantOrB2CTenant"
 
 
 class GraphClient:
-    """GET-only Graph access for one tenant (quick views read; actions arrive with the outbox)."""
+    """Graph access for one tenant: reads for the quick views, and the few writes quick actions make."""
 
     def __init__(self, *, tenant_id: str, client_id: str, client_secret: str,
                  graph_url: str = GRAPH_URL, login_url: str = LOGIN_URL,
@@ -46,7 +46,7 @@ class GraphClient:
                  clock: Callable[[], float] = time.time) -> None:
         self.tenant_id, self.client_id, self._secret = tenant_id, client_id, client_secret
         self.graph_url, self.login_url = graph_url.rstrip("/"), login_url.rstrip("/")
-        self._http = make_client(self.graph_url, transport=transport, timeout=20.0)
+        self._http = make_client(self.graph_url, transport=transport, timeout=20.0, path_for_log=redact_addresses)
         self._tokens = token_cache or InMemoryTokenCache(clock)
         self._key = f"m365:{client_id}:{tenant_id}"
         self._max_retries, self._max_wait, self._sleep, self._clock = max_retries, max_wait, sleep, clock
@@ -87,13 +87,19 @@ class GraphClient:
 
     async def get(self, path_or_url: str, params: dict[str, str] | None = None) -> dict[str, Any]:
         """One GET (a path under the Graph base URL, or an absolute nextLink) as JSON."""
+        return await self.request("GET", path_or_url, params=params)
+
+    async def request(self, method: str, path_or_url: str, *, params: dict[str, str] | None = None,
+                      json: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One call as JSON ({} for 202/204). Writes retried here (429, 401 once) are the quick actions,
+        each idempotent in effect (the same password set again, sessions revoked again, a sync asked again)."""
         reauthed = False
         attempt = 0
         while True:
             token = await self._token()
             try:
-                r = await self._http.get(path_or_url, params=params,
-                                         headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+                r = await self._http.request(method, path_or_url, params=params, json=json,
+                                             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
             except httpx.HTTPError as exc:
                 raise DirectoryUnavailable(f"Microsoft Graph could not be reached ({type(exc).__name__}).") from None
             if r.status_code == 401 and not reauthed:
@@ -110,6 +116,8 @@ class GraphClient:
                 continue
             if r.status_code >= 400:
                 raise _translate(r)
+            if r.status_code in (202, 204) or not r.content:
+                return {}
             return _json(r)
 
     async def get_all(self, path: str, params: dict[str, str] | None = None, *, limit: int = 500) -> list[dict]:

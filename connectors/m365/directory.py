@@ -1,7 +1,9 @@
 """TenantDirectory over Microsoft Graph: maps Graph JSON to connectors.tenant dataclasses (it never leaves here).
 
-Permissions (application): User.Read.All, AuditLog.Read.All (sign-in activity, MFA report),
-UserAuthenticationMethod.Read.All (MFA fallback), DeviceManagementManagedDevices.Read.All.
+Permissions (application): User.Read.All, AuditLog.Read.All (sign-in activity, sign-ins, directory audits, MFA
+report), UserAuthenticationMethod.Read.All (MFA fallback), DeviceManagementManagedDevices.Read.All (devices,
+detected apps). Quick actions: User-PasswordProfile.ReadWrite.All plus the User Administrator role on the app's
+service principal (reset password), User.RevokeSessions.All, DeviceManagementManagedDevices.PrivilegedOperations.All.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from urllib.parse import quote, urlencode
 
 from connectors.m365.client import LOGIN_URL, SCOPE, GraphClient
 from connectors.tenant import (
+    AuditEvent,
+    DetectedApp,
     DirectoryNotFound,
     DirectoryUser,
     Licence,
@@ -18,6 +22,7 @@ from connectors.tenant import (
     ManagedDevice,
     MfaStatus,
     PermissionMissing,
+    SignIn,
 )
 
 USER_FIELDS = "id,displayName,userPrincipalName,mail,accountEnabled,onPremisesSyncEnabled"
@@ -132,3 +137,55 @@ class M365Directory:
             id=str(d["id"]), name=str(d.get("deviceName") or ""), os=str(d.get("operatingSystem") or ""),
             os_version=str(d.get("osVersion") or ""), compliance=str(d.get("complianceState") or "unknown"),
             last_sync=_when(d.get("lastSyncDateTime")), encrypted=d.get("isEncrypted")) for d in rows)
+
+    async def sign_ins(self, user_id: str, top: int = 10) -> tuple[SignIn, ...]:
+        """/auditLogs/signIns for the user (one page of `top`, Graph returns newest first)."""
+        page = await self.client.get("/auditLogs/signIns", {"$filter": f"userId eq '{_odata(user_id)}'",
+                                                            "$top": str(top)})
+        out = []
+        for r in (page.get("value") or [])[:top]:
+            status, loc = r.get("status") or {}, r.get("location") or {}
+            code = status.get("errorCode") or 0
+            out.append(SignIn(
+                at=_when(r.get("createdDateTime")), app=str(r.get("appDisplayName") or ""),
+                ip=str(r.get("ipAddress") or ""),
+                location=", ".join(str(x) for x in (loc.get("city"), loc.get("countryOrRegion")) if x),
+                ok=code == 0, failure="" if code == 0 else str(status.get("failureReason") or f"error {code}"),
+                client=str((r.get("deviceDetail") or {}).get("operatingSystem") or r.get("clientAppUsed") or "")))
+        return tuple(out)
+
+    async def audits(self, user_id: str, top: int = 10) -> tuple[AuditEvent, ...]:
+        """/auditLogs/directoryAudits whose target is the user (one page of `top`)."""
+        page = await self.client.get("/auditLogs/directoryAudits", {
+            "$filter": f"targetResources/any(t:t/id eq '{_odata(user_id)}')", "$top": str(top)})
+        out = []
+        for r in (page.get("value") or [])[:top]:
+            by = r.get("initiatedBy") or {}
+            who = (by.get("user") or {}).get("userPrincipalName") or (by.get("app") or {}).get("displayName") or ""
+            out.append(AuditEvent(at=_when(r.get("activityDateTime")), activity=str(r.get("activityDisplayName") or ""),
+                                  by=str(who), result=str(r.get("result") or "")))
+        return tuple(out)
+
+    async def detected_apps(self, device_id: str) -> tuple[DetectedApp, ...]:
+        """Intune's detectedApps of one managed device, every page, sorted by name."""
+        rows = await self.client.get_all(f"/deviceManagement/managedDevices/{quote(device_id)}/detectedApps",
+                                         limit=1000)
+        apps = {(str(r.get("displayName") or ""), str(r.get("version") or ""), str(r.get("publisher") or ""))
+                for r in rows}
+        return tuple(DetectedApp(n, v, p) for n, v, p in sorted(apps, key=lambda a: (a[0].lower(), a[1])) if n)
+
+    async def reset_password(self, user_id: str, password: str) -> None:
+        """App-only reset: PATCH passwordProfile, forced change at next sign-in."""
+        await self.client.request("PATCH", f"/users/{quote(user_id)}", json={"passwordProfile": {
+            "password": password, "forceChangePasswordNextSignIn": True}})
+
+    async def revoke_sessions(self, user_id: str) -> None:
+        await self.client.request("POST", f"/users/{quote(user_id)}/revokeSignInSessions")
+
+    async def sync_device(self, device_id: str) -> None:
+        await self.client.request("POST", f"/deviceManagement/managedDevices/{quote(device_id)}/syncDevice")
+
+
+def _odata(value: str) -> str:
+    """A value inside an OData string literal ('' escapes ')."""
+    return value.replace("'", "''")

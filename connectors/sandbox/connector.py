@@ -261,12 +261,15 @@ class SandboxConnector:
         if patch.summary is not None:
             changes["summary"] = patch.summary
         for attr, key in (("status_external_id", "status_id"), ("priority_external_id", "priority_id"),
-                          ("board_external_id", "board_id"), ("owner_external_id", "owner_id")):
+                          ("board_external_id", "board_id"), ("owner_external_id", "owner_id"),
+                          ("type_external_id", "type_id")):
             value = getattr(patch, attr)
             if value is not None:
                 changes[key] = _optional_id(value, key.removesuffix("_id"))
         if patch.unassign:
             changes["owner_id"] = None
+        if patch.clear_type:
+            changes["type_id"] = None
         if not changes:
             return await self.get_ticket(external_id)
         return self._ticket(await self._call(lambda: self.server.update_ticket(tid, changes), write=True))

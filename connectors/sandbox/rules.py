@@ -170,6 +170,9 @@ class RulesMixin:
             status = self.default_status(board_id)  # moving boards resets the status, as PSAs do
         else:
             status = self.by_id["statuses"][ticket["status_id"]]
+        type_id = changes.get("type_id")
+        if type_id is not None and (self.get("types", type_id) or {}).get("board_id") != board_id:
+            raise _invalid("type", f"type {type_id} is not valid on board '{self.by_id['boards'][board_id]['name']}'")
         if "summary" in changes:
             summary = str(changes["summary"] or "").strip()
             if not summary or len(summary) > MAX_SUMMARY:

@@ -54,6 +54,19 @@ class RiskModel:
         return [(str(names[i]), round(float(contrib[i]), 3)) for i in order if contrib[i] > 0]
 
 
+    def reasons_many(self, rows: Sequence[Features], k: int = 3) -> list[list[tuple[str, float]]]:
+        """`reasons` for many rows at once (one sparse product instead of a dense row each)."""
+        x = self.vectorizer.transform(list(rows)).tocsr().multiply(self.classifier.coef_[0]).tocsr()
+        names = self.vectorizer.get_feature_names_out()
+        out = []
+        for i in range(x.shape[0]):
+            start, end = x.indptr[i], x.indptr[i + 1]
+            cols, vals = x.indices[start:end], x.data[start:end]
+            order = np.argsort(-vals)[:k]
+            out.append([(str(names[cols[j]]), round(float(vals[j]), 3)) for j in order if vals[j] > 0])
+        return out
+
+
 def train(rows: Sequence[Features], labels: Sequence[bool], *, c: float = 0.3, seed: int = 0) -> RiskModel:
     """Fit the risk model; `labels` are True for tickets that escalated (missed their SLA)."""
     from sklearn.feature_extraction import DictVectorizer

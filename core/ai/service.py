@@ -1,5 +1,8 @@
 """AiService: the workspace-facing side of core/ai (settings, training, model status, suggestions).
 
+(Over 400 lines: the category gate, its automatic pass and the card's category view share the applied-row
+lookups here; similar-ticket indexing is the part to split out next.)
+
 Rules live here, not in surfaces: who may see which customers' tickets (a customer-scoped actor only its
 own customer; a technician other customers only where the workspace allows `cross_customer`), what the
 category gate allows, and that training runs in a worker thread (`asyncio.to_thread`) one at a time per
@@ -11,27 +14,41 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import json
 import pickle  # noqa: S403 - our own model bytes from our own database, checked against a stored sha256
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from connectors.base import Capabilities
 from core.ai import categorize, drafts, resolution
 from core.ai import settings as ai_settings
+from core.ai.category_writes import CategoryWrites, ai_owned
+from core.ai.risk import RiskService
 from core.ai.similar import Doc, Hit, SimilarIndex
 from core.ai.text import ticket_text
 from core.context import Actor
 from core.errors import InvalidInput, NotFound, PermissionDenied
-from core.views import AiCategoryView, AiResolutionView, AiSimilarView, AiSuggestionsView
+from core.views import (
+    AiCategoryView,
+    AiResolutionView,
+    AiRiskView,
+    AiSimilarView,
+    AiSuggestionsView,
+    ViewAction,
+)
 from store.db import Database, Scope
 from store.enums import EntryKind, Stage
-from store.tables import AiModel, Ticket, TimelineEntry, Workspace
+from store.tables import AiCategoryApply, AiModel, Ticket, TimelineEntry, Workspace
+from store.types import utcnow
 
 CATEGORY = "category"
+AUTO_BATCH = 500  # open tickets looked at per workspace per auto-categorise pass (newest first)
 MAX_TRAINING = 50_000  # newest labelled tickets used per training run (a time and memory budget)
 CLOSED = (Stage.RESOLVED.value, Stage.CLOSED.value)
 
@@ -67,8 +84,11 @@ def _versions() -> dict[str, str]:
 
 class AiService:
     def __init__(self, db: Database, *, llm: drafts.LlmConfig | None = None,
-                 llm_transport: Any = None) -> None:
+                 llm_transport: Any = None, capabilities: Callable[[str], Capabilities] | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
         self.db = db
+        self.category_writes = CategoryWrites(db, capabilities=capabilities, clock=clock)
+        self.risk = RiskService(db, clock=clock)
         self.llm, self._llm_transport = llm, llm_transport
         self._train_locks: dict[int, asyncio.Lock] = {}
         self._models: dict[int, tuple[int, categorize.CategoryModel]] = {}
@@ -212,11 +232,68 @@ class AiService:
         model = await self._category_model(actor.workspace_id)
         if model is None:
             return None
+        rows = await self._applied_rows(actor.workspace_id, [ticket_id])
         top = await asyncio.to_thread(model.top, ticket_text(ticket.subject, ticket.description), 3)
-        return categorize.decide(
-            top, current=ticket.type_name or None, set_by_technician=bool(ticket.type_name), cold=model.cold,
-            thresholds=categorize.Thresholds(opts["fill_threshold"], opts["change_threshold"]),
-            auto_apply=opts["auto_apply"], excluded=frozenset(opts["excluded"]))
+        return self._gate(top, ticket.type_name, rows.get(ticket_id), model, opts)
+
+    @staticmethod
+    def _gate(top: list[categorize.Prediction], current: str | None, row: AiCategoryApply | None,
+              model: categorize.CategoryModel, opts: dict[str, Any]) -> categorize.CategoryDecision:
+        """The admin's gate for one ticket: a type only the AI set may be changed (above the change threshold);
+        any other type is a person's; after a technician undid the AI here it only ever suggests."""
+        undone = row is not None and row.undone_at is not None
+        decision = categorize.decide(
+            top, current=current or None, set_by_technician=bool(current) and not ai_owned(current, row),
+            cold=model.cold, thresholds=categorize.Thresholds(opts["fill_threshold"], opts["change_threshold"]),
+            auto_apply=opts["auto_apply"] and not undone, excluded=frozenset(opts["excluded"]))
+        if undone and decision.action == "suggest":
+            return replace(decision, reason="a technician undid the AI's category here; offered only")
+        return decision
+
+    async def _applied_rows(self, workspace_id: int, ticket_ids: list[int]) -> dict[int, AiCategoryApply]:
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            rows = (await session.execute(select(AiCategoryApply).where(
+                col(AiCategoryApply.ticket_id).in_(ticket_ids)))).scalars().all()
+        return {r.ticket_id: r for r in rows}
+
+    async def auto_categorise(self, workspace_id: int, *, limit: int = AUTO_BATCH) -> int:
+        """Apply categories to open tickets where the admin allows it and the gate says "apply" (each through
+        the outbox, re-checked under the ticket's lock). Returns how many were applied."""
+        opts = await self.settings(workspace_id)
+        if not (opts["categorize"] and opts["auto_apply"]):
+            return 0
+        model = await self._category_model(workspace_id)
+        status = await self.status(workspace_id)
+        if model is None or status is None or model.cold:
+            return 0
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            tickets = (await session.execute(
+                select(Ticket.id, Ticket.subject, Ticket.description, Ticket.type_name)
+                .where(col(Ticket.is_open).is_(True), col(Ticket.deleted_at).is_(None))
+                .order_by(col(Ticket.id).desc()).limit(limit))).all()
+        if not tickets:
+            return 0
+        rows = await self._applied_rows(workspace_id, [t[0] for t in tickets])
+        tops = await asyncio.to_thread(model.top_many, [ticket_text(t[1], t[2]) for t in tickets], 3)
+        applied = 0
+        for (tid, _, _, current), top in zip(tickets, tops, strict=True):
+            decision = self._gate(top, current, rows.get(tid), model, opts)
+            if decision.action == "apply" and decision.label is not None and await self.category_writes.apply_ai(
+                    workspace_id, tid, label=decision.label, confidence=decision.confidence,
+                    model_version=status.version, decided_over=current or None):
+                applied += 1
+        return applied
+
+    async def auto_categorise_all(self) -> int:
+        """The scheduled pass over every workspace (nothing happens where auto-apply is off)."""
+        async with self.db.read(Scope.system_wide()) as session:
+            workspaces = (await session.execute(select(Workspace.id, Workspace.settings))).all()
+        total = 0
+        for ws, stored in workspaces:
+            opts = ai_settings.effective(stored)
+            if opts["categorize"] and opts["auto_apply"]:
+                total += await self.auto_categorise(ws)
+        return total
 
     def _allowed_customers(self, actor: Actor, ticket: Ticket | None, cross: bool) -> frozenset[int | None] | None:
         if actor.customer_scope_id is not None:
@@ -290,13 +367,9 @@ class AiService:
         there is nothing to offer)."""
         if not actor.is_member or actor.customer_scope_id is not None:
             return None
-        decision = await self.categorise(actor, ticket_id)
-        category = None
-        if decision is not None and decision.label is not None:
-            category = AiCategoryView(
-                label=decision.label, confidence=decision.confidence, action=decision.action,
-                reason=decision.reason, confidence_word=decision.confidence_word,
-                alternatives=tuple((p.label, p.probability) for p in decision.top[1:]))
+        category, actions = await self._category_view(actor, ticket_id)
+        if (await self.settings(actor.workspace_id))["drafts"]:
+            actions += (ViewAction(action="ai_draft", label="Draft a reply", value=f"id:{ticket_id}"),)
         found = await self.similar(actor, ticket_id=ticket_id)
         view = AiSuggestionsView(
             category=category,
@@ -306,8 +379,42 @@ class AiService:
                 subject=h.doc.text.split("\n", 1)[0][:120]) for h in found.hits),
             resolutions=tuple(AiResolutionView(text=r.text, attribution=r.attribution)
                               for r in found.resolutions.items),
-            disagree=found.resolutions.disagree, cross_customer=found.cross_customer)
+            disagree=found.resolutions.disagree, cross_customer=found.cross_customer, actions=actions,
+            risk=await self._risk_view(actor, ticket_id))
         return None if view.empty else view
+
+    async def _risk_view(self, actor: Actor, ticket_id: int) -> AiRiskView | None:
+        """The card's risk chip: only at or above the admin's threshold."""
+        found = await self.risk.at_risk(actor, ticket_ids=[ticket_id], limit=1)
+        if not found:
+            return None
+        opts = await self.settings(actor.workspace_id)
+        return AiRiskView(score=found[0].score, threshold=opts["risk_threshold"], reasons=found[0].reasons)
+
+    async def _category_view(self, actor: Actor, ticket_id: int) -> tuple[AiCategoryView | None, tuple[ViewAction, ...]]:
+        """The category part of a card: the AI's own category with its confidence and an Undo, or the gate's
+        suggestion with a one-click "Use"."""
+        decision = await self.categorise(actor, ticket_id)
+        if decision is None or decision.label is None:
+            return None, ()
+        ticket = await self._ticket(actor, ticket_id)
+        row = (await self._applied_rows(actor.workspace_id, [ticket_id])).get(ticket_id)
+        alternatives = tuple((p.label, p.probability) for p in decision.top if p.label != decision.label)[:2]
+        if ai_owned(ticket.type_name, row) and row is not None:
+            word = "high" if row.confidence >= 0.8 else "medium" if row.confidence >= 0.5 else "low"
+            view = AiCategoryView(label=row.label, confidence=row.confidence, action="applied",
+                                  reason=f"set by the AI (model v{row.model_version}); undo puts back "
+                                         f"{row.previous or 'no category'}", confidence_word=word,
+                                  alternatives=alternatives)
+            return view, (ViewAction(action="ai_undo_category", label="Undo AI category", value=f"id:{ticket_id}"),)
+        reason = ("above the admin's threshold: the AI applies it on its next pass (within minutes)"
+                  if decision.action == "apply" else decision.reason)
+        view = AiCategoryView(label=decision.label, confidence=decision.confidence, action=decision.action,
+                              reason=reason, confidence_word=decision.confidence_word, alternatives=alternatives)
+        if decision.action in ("apply", "suggest", "low_confidence") and decision.label != ticket.type_name:
+            value = json.dumps({"t": f"id:{ticket_id}", "l": decision.label})
+            return view, (ViewAction(action="ai_accept_category", label=f"Use {decision.label}"[:75], value=value),)
+        return view, ()
 
     async def draft(self, actor: Actor, ticket_id: int, *, requester: str | None = None) -> drafts.Draft:
         """A reply draft for a technician to review (never sent by itself). The LLM endpoint is used only

@@ -46,6 +46,8 @@ OPTIONS: dict[str, tuple[Callable[[str], Any], Any, str]] = {
     "similar": (_flag, True, "show similar past tickets and their resolutions"),
     "cross_customer": (_flag, False, "technicians see similar tickets of other customers"),
     "similar_floor": (_ratio, 0.25, "lowest similarity shown"),
+    "risk": (_flag, True, "score open tickets' escalation risk (at-risk list, chips on cards)"),
+    "risk_threshold": (_ratio, 0.60, "risk from which a ticket is listed at risk and its card shows a chip"),
     "drafts": (_flag, False, "offer reply drafts"),
     "remote_llm": (_flag, False, "send (redacted) ticket text to the configured LLM endpoint for drafts"),
 }

@@ -7,8 +7,10 @@ thread (core/ai/service.py) and never holds up the chat worker; `/deskbridge ai`
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
+from core.ai.draft_choices import DraftChoices
 from core.ai.service import AiService
 from core.chat import grammar as c
 from core.chat.models import ChannelInfo
@@ -18,8 +20,9 @@ from core.views import MessageView
 
 log = logging.getLogger(__name__)
 
+AT_RISK_LIMIT = 15
 AI_HELP = ("Use /deskbridge ai (status) · ai settings · ai set <name> <value> (admins) · ai train (admins) · "
-           "ai similar <words>")
+           "ai similar <words> · tickets at-risk")
 
 
 def _shown(value: object) -> str:
@@ -30,9 +33,17 @@ def _shown(value: object) -> str:
     return str(value)
 
 
+def _draft_id(value: str) -> int:
+    v = value.strip()
+    if not (v.isascii() and v.isdigit() and len(v) <= 12):
+        raise InvalidInput("That draft button's data was not understood.", hint="Ask for a new draft.")
+    return int(v)
+
+
 class ChatAi:
-    def __init__(self, ai: AiService) -> None:
+    def __init__(self, ai: AiService, *, drafts: DraftChoices | None = None) -> None:
         self.ai = ai
+        self.drafts = drafts
         self._tasks: set[asyncio.Task[object]] = set()
 
     async def run(self, actor: Actor, info: ChannelInfo, cmd: c.AiCmd) -> MessageView:
@@ -40,6 +51,8 @@ class ChatAi:
             raise PermissionDenied("AI settings and suggestions are for technicians, outside customer channels.")
         if cmd.action == "status":
             return await self._status(actor)
+        if cmd.action == "at_risk":
+            return await self._at_risk(actor)
         if cmd.action == "settings":
             opts = await self.ai.settings(actor.workspace_id)
             return MessageView(text="AI settings", lines=tuple(f"{k}: {_shown(v)}" for k, v in opts.items()),
@@ -65,6 +78,25 @@ class ChatAi:
                                lines=tuple(lines))
         raise InvalidInput(f"'{cmd.action}' is not an AI command.", hint=AI_HELP)
 
+    async def _at_risk(self, actor: Actor) -> MessageView:
+        found = await self.ai.risk.at_risk(actor, limit=AT_RISK_LIMIT)
+        opts = await self.ai.settings(actor.workspace_id)
+        if not opts["risk"]:
+            return MessageView(text="Escalation risk is off in this workspace.",
+                               hint="An admin can turn it on with /deskbridge ai set risk on.")
+        if not found:
+            return MessageView(text=f"No open ticket is at or above the risk threshold ({opts['risk_threshold']:.0%}).",
+                               hint="Scores follow the open tickets every minute; an admin sets the threshold with "
+                                    "/deskbridge ai set risk_threshold 0.5.")
+        lines = tuple(
+            f"{'#' + str(f.number) if f.number is not None else 'id:' + str(f.ticket_id)} {f.subject[:80]} · "
+            f"{f.customer or 'no customer'} · {f.priority} · risk {f.score:.0%}"
+            + (f": {', '.join(f.reasons)}" if f.reasons else "") for f in found)
+        return MessageView(text=f"Open tickets at risk of escalation (risk at or above {opts['risk_threshold']:.0%}, "
+                                "riskiest first)", lines=lines,
+                           hint="Scored by Deskbridge AI from this workspace's own closed tickets; the reasons are "
+                                "what pushed each score up.")
+
     async def _status(self, actor: Actor) -> MessageView:
         status = await self.ai.status(actor.workspace_id)
         if status is None:
@@ -81,8 +113,36 @@ class ChatAi:
             lines.append("Cold start: suggestions are marked low confidence and never applied.")
         return MessageView(text=f"Category model v{status.version}", lines=tuple(lines))
 
+    async def card_action(self, actor: Actor, action: str, value: str) -> tuple[str, str, bool]:
+        """A one-click AI button on a technician's card: (ticket ref, confirmation, changed)."""
+        if action == "ai_undo_category":
+            now = await self.ai.category_writes.undo(actor, value)
+            return value, f"AI category undone: the type is {now or 'empty'} again. The AI will leave it alone.", True
+        if action == "ai_accept_category":
+            try:
+                data = json.loads(value)
+                ref, label = str(data["t"]), str(data["l"])
+            except (ValueError, KeyError, TypeError):
+                raise InvalidInput("That button's data was not understood.", hint="Open the ticket again.") from None
+            changed = await self.ai.category_writes.accept(actor, ref, label)
+            return ref, (f"Category set to {label}." if changed else f"The category is already {label}."), changed
+        if action in ("ai_draft_approve", "ai_draft_discard") and self.drafts is not None:
+            draft_id = _draft_id(value)
+            if action == "ai_draft_approve":
+                detail = await self.drafts.approve(actor, draft_id)
+                return f"id:{detail.summary.id}", "Draft approved: sent as your public reply.", True
+            ref = await self.drafts.discard(actor, draft_id)
+            return ref, "Draft discarded; nothing was sent.", False
+        raise InvalidInput(f"Unknown AI action '{action}'.")
+
     def _train(self, workspace_id: int) -> MessageView:
         async def train() -> object:
+            try:
+                await self.ai.risk.train(workspace_id)
+            except DeskbridgeError as exc:
+                log.info("Escalation-risk training refused: %s", exc.message)
+            except Exception:
+                log.exception("Escalation-risk training failed")
             try:
                 return await self.ai.train(workspace_id)
             except DeskbridgeError as exc:

@@ -35,6 +35,11 @@ MAX_FACT_CHARS = 200
 AI_BUDGET_S = 0.5  # a card waits at most this long for AI suggestions
 # AI assist on technicians' cards (core/ai AiService.suggestions): (actor, ticket id) -> suggestions or None.
 AiSuggester = Callable[[Actor, int], Awaitable[AiSuggestionsView | None]]
+# Whether a ticket's customer has Microsoft 365 tenant context (core/tenant_context.py): (workspace, customer).
+ContextCheck = Callable[[int, int | None], Awaitable[bool]]
+# Documentation links for a technician's card (core/docs_links.py): (actor, ticket id) -> (title, url) pairs.
+DocsLinks = Callable[[Actor, int], Awaitable[tuple[tuple[str, str], ...]]]
+DOCS_BUDGET_S = 0.3  # a card waits at most this long for documentation links (the next card has them, cached)
 
 
 class TicketCards:
@@ -42,9 +47,12 @@ class TicketCards:
 
     def __init__(self, db: Database, *, tickets: TicketService, connections: ConnectionService,
                  capabilities: Callable[[str], Capabilities], sla: SlaInfo, clock: Callable[[], datetime],
-                 ai: AiSuggester | None = None) -> None:
+                 ai: AiSuggester | None = None, tenant_context: ContextCheck | None = None,
+                 docs: DocsLinks | None = None) -> None:
         self.db = db
+        self._docs = docs
         self._ai = ai
+        self._tenant_context = tenant_context
         self.tickets = tickets
         self.connections = connections
         self._capabilities = capabilities
@@ -135,6 +143,13 @@ class TicketCards:
         sla = (await self.sla.remaining(actor.workspace_id, [s.id], now)).get(s.id)
         actions = () if customer_view else _ticket_actions(actor, detail, caps, links,
                                                            alert_webhook=alert_webhooks.configured(settings))
+        # Technicians only, never in a customer-bound channel: Microsoft 365 user/device context.
+        if (not customer_view and actor.customer_scope_id is None and self._tenant_context is not None
+                and await self._tenant_context(actor.workspace_id, s.customer_id)):
+            actions += (ViewAction(action="context", label="Context", value=s.ref),)
+        if not customer_view and actor.customer_scope_id is None and self._docs is not None:
+            actions += tuple(ViewAction(action="open_docs", label=title, value=s.ref, url=url)
+                             for title, url in await _within(self._docs(actor, s.id), DOCS_BUDGET_S, "docs") or ())
         view = TicketView(
             detail=detail, now=now, conversation=conversation, status_history=status_history,
             time_entries=() if customer_view else time_entries, attachments=attachments, links=tuple(links),
@@ -161,6 +176,20 @@ class TicketCards:
         except Exception:  # noqa: BLE001 - AI assist is optional; it never breaks a card
             log.warning("AI suggestions failed", extra={"ticket_id": ticket_id}, exc_info=True)
             return None
+
+
+async def _within(call: Awaitable[Any], budget: float, what: str) -> Any:
+    """`call`'s result if it is ready within `budget` seconds, else None (it goes on in the background, so a
+    cache behind it is warm for the next card); a failure is logged, never raised."""
+    work = asyncio.ensure_future(call)
+    work.add_done_callback(_consume)
+    try:
+        return await asyncio.wait_for(asyncio.shield(work), budget)
+    except TimeoutError:
+        log.info("card extra not ready in time; card shown without it", extra={"what": what})
+    except Exception:  # noqa: BLE001 - optional on a card
+        log.warning("card extra failed", extra={"what": what}, exc_info=True)
+    return None
 
 
 def card_facts(detail: TicketDetail, settings: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:

@@ -191,14 +191,14 @@ class TicketForms:
         return tuple(FormOption(value=item.name, label=item.name) for item, _ in pairs[:100])
 
     async def reply_form(self, actor: Actor, ref: int | str, *, visibility: str = "public",
-                         context: dict[str, Any] | None = None) -> FormView:
-        """Reply or note, with an optional status change in the same submission."""
+                         context: dict[str, Any] | None = None, text: str | None = None) -> FormView:
+        """Reply or note, with an optional status change in the same submission (`text` prefills it)."""
         detail = await self.tickets.get(actor, ref)
         caps = await self.cards.caps_for(actor, detail.summary.connection_id)
         vis = ["public", "internal"] + (["resolution"] if caps.has(Feature.RESOLUTION_NOTES) else [])
         statuses = await self._status_options(actor, detail)
         fields = (
-            FormField(name="text", label="Message", kind="textarea", required=True, max_length=3000),
+            FormField(name="text", label="Message", kind="textarea", required=True, max_length=3000, initial=text),
             FormField(name="visibility", label="Visibility", kind="select", required=True,
                       options=tuple(FormOption(value=v, label=VISIBILITY_LABEL[v]) for v in vis), initial=visibility),
             FormField(name="status", label="Change status (optional)", kind="select",

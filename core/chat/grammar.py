@@ -8,6 +8,7 @@
                             anything else is free text (subject or ticket number)
     /ticket N               one ticket
     /ticket new [subject]   new-ticket form
+    /tickets at-risk        open tickets by escalation risk (also /deskbridge tickets at-risk)
     /deskbridge help|link|bind|unbind|bindings|outbox|settings …
 
 Parsing is pure: it turns text into a frozen command and never looks anything up. Names (customers,
@@ -27,6 +28,7 @@ from core.queue import QueueSort
 from store.enums import Priority, Stage
 
 MAX_COMMAND_CHARS = 2000
+AT_RISK_WORDS = ("at-risk", "at_risk", "atrisk", "risk")  # /tickets at-risk, /deskbridge tickets at-risk
 
 FILTER_KEYS = ("stage", "status", "customer", "assignee", "priority", "age", "older", "newer", "sort", "text")
 KEY_ALIASES = {
@@ -130,7 +132,7 @@ class SettingsCmd:
 
 @dataclass(frozen=True, slots=True)
 class AiCmd:
-    action: str = "status"  # status | settings | set | train | similar
+    action: str = "status"  # status | settings | set | train | similar | at_risk
     name: str | None = None
     value: str | None = None
 
@@ -264,6 +266,8 @@ def parse(command: str, text: str = "") -> Command:
     name = command.strip().lstrip("/").lower()
     text = (text or "").strip()
     if name in ("tickets", "queue", "q"):
+        if text.lower() in AT_RISK_WORDS:
+            return AiCmd("at_risk")
         return parse_filters(text)
     if name == "ticket":
         first, _, rest = text.partition(" ")
@@ -341,8 +345,12 @@ def _parse_admin(text: str) -> Command:
         return Outbox("list" if action == "dead" else action, op_id)
     if sub in ("settings", "setting", "set"):
         return SettingsCmd(args[0] if args else None, " ".join(args[1:]) or None)
+    if sub == "tickets" and args and args[0].lower() in AT_RISK_WORDS:
+        return AiCmd("at_risk")
     if sub == "ai":
         action = args[0].lower() if args else "status"
+        if action in AT_RISK_WORDS:
+            return AiCmd("at_risk")
         if action == "set":
             return AiCmd("set", args[1] if len(args) > 1 else None, " ".join(args[2:]) or None)
         if action == "similar":

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import select
 
+from core.ai.draft_choices import DraftChoices
 from core.ai.service import AiService
 from core.alert_webhooks import AlertWebhookService
 from core.chat import grammar as c
@@ -33,7 +34,7 @@ from core.errors import InvalidFilter, InvalidInput, NotFound, PermissionDenied
 from core.outbox.admin import OutboxAdmin
 from core.queue import UNASSIGNED, QueueFilter, QueueService
 from core.tickets import TicketService
-from core.views import QUEUE_COLUMNS, FormView, MessageView, QueueView, TicketView
+from core.views import QUEUE_COLUMNS, AiDraftView, FormView, MessageView, QueueView, TicketView
 from core.workspaces import DirectoryService, WorkspaceService
 from store.db import Database
 from store.tables import Member
@@ -63,7 +64,7 @@ class ChatRunner:
                  alerts: AlertWebhookService, outbox_admin: OutboxAdmin | None = None,
                  clock: Callable[[], datetime] | None = None, ai: AiService | None = None) -> None:
         self.db = db
-        self.ai = ChatAi(ai) if ai is not None else None
+        self.ai = ChatAi(ai, drafts=DraftChoices(db, ai=ai, tickets=tickets)) if ai is not None else None
         self.chat = chat
         self.views = views
         self.queue_service = queue
@@ -257,8 +258,30 @@ class ChatRunner:
         return await self.writes.thread_message(actor, ticket_id, text, files, customer_reads=customer_reads,
                                                 source=source, author_email=author_email)
 
+    def _drafts(self) -> DraftChoices:
+        if self.ai is None or self.ai.drafts is None:
+            raise InvalidInput("AI assist is not running on this instance.")
+        return self.ai.drafts
+
+    async def draft_offer(self, actor: Actor, ref: str) -> AiDraftView:
+        """A reply draft for the ticket, shown to the technician who asked (Approve / Edit / Discard)."""
+        return await self._drafts().offer(actor, ref)
+
+    async def draft_edit(self, actor: Actor, draft_id: str, *, context: dict[str, Any] | None = None) -> FormView:
+        """The reply form with the draft's text in it (the choice "edited" is logged)."""
+        ref, text = await self._drafts().edit(actor, int(draft_id) if draft_id.strip().isdigit() else -1)
+        return await self.views.reply_form(actor, ref, visibility="public", context=context, text=text)
+
     async def action(self, actor: Actor, action: str, ref: str) -> Submitted:
-        """One-click card actions: assign_me, alert_ack, alert_resolve."""
+        """One-click card actions: assign_me, alert_ack, alert_resolve, and AI assist's (ai_…)."""
+        if action.startswith("ai_"):
+            if self.ai is None:
+                raise InvalidInput("AI assist is not running on this instance.")
+            ticket, confirmation, changed = await self.ai.card_action(actor, action, ref)
+            view = await self.views.ticket(actor, ticket)
+            if changed and view.summary.connection_id is not None:
+                confirmation += " It goes to the PSA in a moment."
+            return Submitted(view, confirmation, changed=changed)
         return await self.writes.action(actor, action, ref)
 
 

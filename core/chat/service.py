@@ -17,7 +17,7 @@ from connectors.base import Capabilities
 from core.chat import visibility
 from core.chat.bindings import Bindings
 from core.chat.cache import CACHE_TTL_S, TTLCache
-from core.chat.cards import AiSuggester, TicketCards
+from core.chat.cards import AiSuggester, ContextCheck, DocsLinks, TicketCards
 from core.chat.forms import TicketForms
 from core.chat.identity import Identities
 from core.chat.installations import Installations
@@ -162,7 +162,8 @@ class ChatViews:
 
     def __init__(self, db: Database, *, tickets: TicketService, connections: ConnectionService,
                  capabilities: Callable[[str], Capabilities] | None = None, sla: SlaInfo | None = None,
-                 clock: Callable[[], datetime] = utcnow, ai: AiSuggester | None = None) -> None:
+                 clock: Callable[[], datetime] = utcnow, ai: AiSuggester | None = None,
+                 tenant_context: ContextCheck | None = None, docs: DocsLinks | None = None) -> None:
         self.db = db
         self.tickets = tickets
         self.connections = connections
@@ -170,7 +171,8 @@ class ChatViews:
         self._clock = clock
         caps = capabilities or (lambda kind: DEFAULT_CAPABILITIES)
         self.cards = TicketCards(db, tickets=tickets, connections=connections, capabilities=caps, sla=self.sla,
-                                 clock=clock, ai=ai)
+                                 clock=clock, ai=ai, tenant_context=tenant_context,
+                                 docs=docs)
         self.forms = TicketForms(db, tickets=tickets, cards=self.cards, capabilities=caps)
 
     def now(self) -> datetime:
@@ -209,8 +211,8 @@ class ChatViews:
         return await self.forms.customer_options(actor, query, limit)
 
     async def reply_form(self, actor: Actor, ref: int | str, *, visibility: str = "public",
-                         context: dict[str, Any] | None = None) -> FormView:
-        return await self.forms.reply_form(actor, ref, visibility=visibility, context=context)
+                         context: dict[str, Any] | None = None, text: str | None = None) -> FormView:
+        return await self.forms.reply_form(actor, ref, visibility=visibility, context=context, text=text)
 
     async def status_form(self, actor: Actor, ref: int | str, *, context: dict[str, Any] | None = None) -> FormView:
         return await self.forms.status_form(actor, ref, context=context)

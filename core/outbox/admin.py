@@ -92,9 +92,9 @@ async def _context(session: AsyncSession, ops: list[OutboxOp]) -> tuple[dict[int
         for o in waiting:
             if o.id is None:
                 continue
-            alert = o.kind == queries.ALERT_KIND
+            lane = queries.lane_of(o.kind)
             earlier = [rid for rid, ticket_id, kind in rows if rid is not None and ticket_id == o.ticket_id
-                       and rid < o.id and (kind == queries.ALERT_KIND) == alert]
+                       and rid < o.id and queries.lane_of(kind) == lane]
             if earlier:
                 behind[o.id] = earlier[-1] if o.status == OutboxStatus.PENDING.value else earlier[0]
     ids = sorted({o.connection_id for o in ops})

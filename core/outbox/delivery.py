@@ -38,6 +38,7 @@ from core.outbox.ops import (
     AlertAction,
     CreateTicket,
     OpKind,
+    TenantAction,
     UpdateTicket,
     UploadAttachment,
     parse_payload,
@@ -53,6 +54,9 @@ async def _no_mark() -> None:
 # Sends an alert action to the workspace's alert webhook (core/alert_webhooks.py), bound to the op's workspace:
 # (payload, idempotency key) -> HTTP status; raises PsaError.
 AlertSend = Callable[[AlertAction, str], Awaitable[int]]
+# Runs a Microsoft 365 quick action (core/tenant_actions.py), bound to the op's workspace: (payload, marker) ->
+# what was done, for the audit row; raises PsaError (Graph's refusals translated, explained).
+TenantSend = Callable[[TenantAction, str], Awaitable[str]]
 
 _WRITE_KIND = {
     OpKind.CREATE_TICKET: WriteKind.TICKET,
@@ -114,11 +118,13 @@ def reconcilable(kind: str) -> bool:
 async def deliver(connector: PsaConnector | None, kind: str, payload_data: dict[str, Any], marker: str,
                   inp: DeliveryInput, *, reconcile: bool, gate: Gate, log: AttemptLog,
                   alerts: AlertSend | None = None, journal: WriteJournal | None = None,
-                  mark: Mark = _no_mark) -> Delivered:
+                  mark: Mark = _no_mark, tenant: TenantSend | None = None) -> Delivered:
     """Deliver one op; raises connectors.errors.PsaError (or NotReady) when it did not land."""
     payload = parse_payload(payload_data)
     if isinstance(payload, AlertAction):
         return await _alert(payload, marker, alerts, log)
+    if isinstance(payload, TenantAction):
+        return await _tenant(payload, marker, tenant, log)
     assert connector is not None, "a PSA write needs its connection's connector"
     journal = journal if journal is not None else MemoryJournal()
     if any(v for v in getattr(journal, "data", {}).values()):
@@ -207,6 +213,17 @@ async def _alert(payload: AlertAction, marker: str, alerts: AlertSend | None, lo
     status = await alerts(payload, marker)
     log.calls[-1] = f"alert_webhook {status}"
     return Delivered("alert_webhook")
+
+
+async def _tenant(payload: TenantAction, marker: str, send: TenantSend | None, log: AttemptLog) -> Delivered:
+    """To Microsoft Graph, not the PSA (no PSA gate). Each action is idempotent in effect, so a retry after an
+    unknown outcome simply asks again."""
+    if send is None:
+        raise PsaUnsupported("Microsoft 365 quick actions cannot be sent by this process (Microsoft 365 is not "
+                             "configured here).", code="NoM365")
+    log.calls.append(f"graph {payload.action}")
+    log.wrote = True
+    return Delivered(await send(payload, marker))
 
 
 def _marking(gate: Gate, mark: Mark) -> Gate:

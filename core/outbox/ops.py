@@ -29,6 +29,7 @@ class OpKind(StrEnum):
     ADD_TIME_ENTRY = "add_time_entry"
     UPLOAD_ATTACHMENT = "upload_attachment"
     ALERT_ACTION = "alert_action"
+    TENANT_ACTION = "tenant_action"
 
 
 class _Payload(BaseModel):
@@ -59,6 +60,8 @@ class UpdateTicket(_Payload):
     board_external_id: str | None = None
     owner_external_id: str | None = None
     unassign: bool = False
+    type_external_id: str | None = None  # the ticket's type (category), where the PSA can change it
+    clear_type: bool = False
     category_external_id: str | None = None  # "" clears; always sent with its subcategory
     subcategory_external_id: str | None = None
 
@@ -103,8 +106,27 @@ class AlertAction(_Payload):
     actor: str | None = None
 
 
+class TenantAction(_Payload):
+    """A Microsoft 365 quick action (core/tenant_actions.py), sent to Graph, not the PSA."""
+
+    kind: Literal[OpKind.TENANT_ACTION] = OpKind.TENANT_ACTION
+    action: Literal["reset_password", "revoke_sessions", "sync_device"]
+    tenant_id: str
+    user_id: str
+    user_label: str  # the UPN, for the note and the audit log
+    device_id: str | None = None
+    device_label: str | None = None
+    # reset_password only: the temporary password, encrypted with the workspace's credential key (never plain
+    # in the database, redacted from the audit log by its key name, erased once the op is finished).
+    password_ciphertext: str | None = None
+
+
+# Ops sent somewhere other than the PSA: each kind forms its own lane per ticket, and a paused PSA connection
+# does not hold them.
+SIDE_KINDS = (OpKind.ALERT_ACTION.value, OpKind.TENANT_ACTION.value)
+
 OpPayload = Annotated[
-    CreateTicket | UpdateTicket | AddNote | AddTimeEntry | UploadAttachment | AlertAction,
+    CreateTicket | UpdateTicket | AddNote | AddTimeEntry | UploadAttachment | AlertAction | TenantAction,
     Field(discriminator="kind"),
 ]
 
@@ -113,7 +135,8 @@ class _Envelope(BaseModel):
     payload: OpPayload
 
 
-def parse_payload(data: dict[str, object]) -> CreateTicket | UpdateTicket | AddNote | AddTimeEntry | UploadAttachment | AlertAction:
+def parse_payload(data: dict[str, object]) -> (CreateTicket | UpdateTicket | AddNote | AddTimeEntry | UploadAttachment
+                                                | AlertAction | TenantAction):
     """Validate a stored payload back into its model."""
     return _Envelope.model_validate({"payload": data}).payload
 

@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.outbox.ops import OpKind
+from core.outbox.ops import SIDE_KINDS, OpKind
 from store.db import Database, Scope
 from store.enums import OutboxStatus
 from store.tables import OutboxOp, PsaConnection, Ticket, TimelineEntry
@@ -31,18 +31,25 @@ TICKET = Ticket.__table__.c  # type: ignore[attr-defined]
 
 
 ALERT_KIND = OpKind.ALERT_ACTION.value
+TENANT_KIND = OpKind.TENANT_ACTION.value
 
 
-def _lane(kind: Any, alert: bool) -> Any:
-    """A ticket's ops form two independent queues: PSA writes, and alert actions (sent to the MSP's alert
-    webhook, not the PSA), so a dead alert action never holds a reply to the customer, nor the reverse."""
-    return kind == ALERT_KIND if alert else kind != ALERT_KIND
+def lane_of(kind: str) -> str:
+    """A ticket's queue an op of this kind waits in: "psa", or its own kind for ops sent elsewhere."""
+    return kind if kind in SIDE_KINDS else "psa"
+
+
+def _lane(kind: Any, lane: str) -> Any:
+    return kind.notin_(SIDE_KINDS) if lane == "psa" else kind == lane
 
 
 def _earlier_unfinished() -> sa.Exists:
+    """A ticket's ops form independent queues: PSA writes, alert actions (sent to the MSP's alert webhook) and
+    Microsoft 365 quick actions (sent to Graph), so a dead one of a kind never holds another kind, nor the reverse."""
     o2 = OUTBOX.alias("earlier")
-    same_lane = sa.or_(sa.and_(_lane(o2.c.kind, True), _lane(OP.kind, True)),
-                       sa.and_(_lane(o2.c.kind, False), _lane(OP.kind, False)))
+    # Quick actions are independent of each other (a refused reset must not hold a session revoke): no order.
+    same_lane = sa.or_(sa.and_(o2.c.kind.in_(SIDE_KINDS), o2.c.kind == OP.kind, OP.kind != TENANT_KIND),
+                       sa.and_(o2.c.kind.notin_(SIDE_KINDS), OP.kind.notin_(SIDE_KINDS)))
     return sa.select(o2.c.id).where(o2.c.ticket_id == OP.ticket_id, o2.c.id < OP.id,
                                     o2.c.status.notin_(FINISHED), same_lane).exists()
 
@@ -78,8 +85,8 @@ async def claim(db: Database, *, now: datetime, lease: timedelta, limit: int = 1
         .limit(limit)
     )
     if exclude_connections:
-        # (alert actions go to the MSP's alert webhook: a paused PSA connection does not hold them)
-        pick = pick.where(sa.or_(OP.kind == ALERT_KIND, OP.connection_id.notin_(list(exclude_connections))))
+        # (alert and Microsoft 365 actions do not go to the PSA: a paused PSA connection does not hold them)
+        pick = pick.where(sa.or_(OP.kind.in_(SIDE_KINDS), OP.connection_id.notin_(list(exclude_connections))))
     if not db.is_sqlite:
         pick = pick.with_for_update(skip_locked=True, of=OUTBOX)
     stmt = (
@@ -135,11 +142,11 @@ async def finish(session: AsyncSession, op_id: int, attempt: int, **values: Any)
 
 async def block_followers(session: AsyncSession, op: OutboxOp) -> int:
     """Hold the ticket's later pending ops (of the same lane, see `_lane`) behind a dead op (status blocked)."""
-    if op.ticket_id is None:
+    if op.ticket_id is None or op.kind == TENANT_KIND:  # quick actions hold nothing (see _earlier_unfinished)
         return 0
     res = await session.execute(
         sa.update(OUTBOX).where(OP.ticket_id == op.ticket_id, OP.id > op.id, OP.status == OutboxStatus.PENDING.value,
-                                _lane(OP.kind, op.kind == ALERT_KIND))
+                                _lane(OP.kind, lane_of(op.kind)))
         .values(status=OutboxStatus.BLOCKED.value)
     )
     return int(res.rowcount or 0)  # type: ignore[attr-defined]
@@ -150,10 +157,10 @@ async def release_followers(session: AsyncSession, ticket_id: int | None, now: d
     if ticket_id is None:
         return 0
     released = 0
-    for alert in (False, True):
+    for lane in ("psa", *SIDE_KINDS):
         first_dead = (await session.execute(sa.select(sa.func.min(OP.id)).where(
-            OP.ticket_id == ticket_id, OP.status == OutboxStatus.DEAD.value, _lane(OP.kind, alert)))).scalar()
-        cond = [OP.ticket_id == ticket_id, OP.status == OutboxStatus.BLOCKED.value, _lane(OP.kind, alert)]
+            OP.ticket_id == ticket_id, OP.status == OutboxStatus.DEAD.value, _lane(OP.kind, lane)))).scalar()
+        cond = [OP.ticket_id == ticket_id, OP.status == OutboxStatus.BLOCKED.value, _lane(OP.kind, lane)]
         if first_dead is not None:
             cond.append(OP.id < first_dead)
         res = await session.execute(

@@ -121,6 +121,9 @@ async def _finish(session: AsyncSession, op: OutboxOp, res: AttemptResult, now: 
                   "next_attempt_at": res.next_attempt_at or now}
     else:  # pragma: no cover - the worker only records the outcomes above
         raise ValueError(f"cannot record outcome {res.outcome}")
+    if values["status"] in (OutboxStatus.DONE.value, OutboxStatus.DEAD.value) and (op.payload or {}).get(
+            "password_ciphertext"):  # a temporary password is kept only until its reset is finished
+        values["payload"] = {**op.payload, "password_ciphertext": None}
     return await queries.finish(session, op.id, op.attempts, **values)
 
 

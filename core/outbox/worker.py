@@ -43,12 +43,13 @@ from core.outbox.delivery import (
     AttemptLog,
     DeliveryInput,
     NotReady,
+    TenantSend,
     deliver,
     reconcilable,
     request_summary,
 )
 from core.outbox.journal import LeaseLost, OpJournal
-from core.outbox.ops import OUTBOX_TOPIC, OpKind
+from core.outbox.ops import OUTBOX_TOPIC, SIDE_KINDS, OpKind
 from core.outbox.queries import Claim
 from core.outbox.ratelimit import BudgetExhausted, ConnectionBudget, limits_for
 from core.outbox.recorder import AttemptResult, record
@@ -96,9 +97,11 @@ class OutboxWorker:
     def __init__(self, db: Database, connections: ConnectionService, notifier: Notifier, *,
                  config: WorkerConfig | None = None, clock: Callable[[], datetime] = utcnow,
                  monotonic: Callable[[], float] = time.monotonic, rng: random.Random | None = None,
-                 name: str = "outbox", alerts: AlertWebhookService | None = None) -> None:
+                 name: str = "outbox", alerts: AlertWebhookService | None = None,
+                 tenant: Callable[[int], TenantSend] | None = None) -> None:
         self.db = db
         self.alerts = alerts  # alert actions go to the workspace's alert webhook, not the PSA
+        self.tenant = tenant  # Microsoft 365 quick actions go to Graph: workspace id -> sender
         self.connections = connections
         self.notifier = notifier
         self.config = config or WorkerConfig()
@@ -221,7 +224,7 @@ class OutboxWorker:
                                                  next_attempt_at=now_wall + timedelta(seconds=60)))
             return
         breaker = self._breaker(conn.row)
-        alert = op.kind == OpKind.ALERT_ACTION  # to the MSP's alert webhook: the PSA's breaker does not apply
+        alert = op.kind in SIDE_KINDS  # to the MSP's alert webhook or to Graph: the PSA's breaker does not apply
         if not alert and not breaker.allow(now_wall.timestamp()):
             until = datetime.fromtimestamp(breaker.open_until, now_wall.tzinfo)
             await self._record(op, AttemptResult(Outcome.PARKED, "breaker", error=f"breaker open: {breaker.reason}",
@@ -242,7 +245,8 @@ class OutboxWorker:
                 delivered = await deliver(connector, op.kind, op.payload, op.marker, inp, reconcile=reconcile,
                                           gate=lambda: budget.request(deadline), log=attempt,
                                           alerts=self._alert_send(op), journal=OpJournal(self.db, op),
-                                          mark=lambda: self._mark_sent(op))
+                                          mark=lambda: self._mark_sent(op),
+                                          tenant=self.tenant(op.workspace_id) if self.tenant else None)
         except Exception as exc:  # noqa: BLE001 - classified below; PsaError is the connector contract
             if isinstance(exc, PsaNotFound) and not alert and claim.ticket_external_id:
                 exc = await self._ticket_gone(conn, op, claim.ticket_external_id, exc)
@@ -306,7 +310,7 @@ class OutboxWorker:
         # Unknown if a write may have landed: this attempt's write was ambiguous, or an earlier
         # ambiguous write was not yet checked for (the marker lookup itself failed).
         unknown_before = op.outcome_unknown and not attempt.reconcile_checked
-        if op.kind == OpKind.ALERT_ACTION:  # the MSP's webhook, not the PSA: never touches the PSA's breaker
+        if op.kind in SIDE_KINDS:  # the MSP's webhook or Graph, not the PSA: never touches the PSA's breaker
             return self._alert_failed(op, exc, action)
         if isinstance(exc, BudgetExhausted):
             breaker.release()
@@ -353,7 +357,8 @@ class OutboxWorker:
 
     def _alert_failed(self, op: OutboxOp, exc: Exception, action: str) -> AttemptResult:
         """4xx (and no webhook) is final; 429 (Retry-After as the floor), 5xx, timeouts are retried. The receiver
-        dedupes on the idempotency key, so an ambiguous attempt needs no settle delay."""
+        dedupes on the idempotency key (Graph's quick actions are idempotent in effect), so an ambiguous attempt
+        needs no settle delay."""
         if not isinstance(exc, PsaError):
             log.exception("alert webhook delivery raised a non-PSA error", extra={"op_id": op.id})
             exc = PsaError(f"internal error: {type(exc).__name__}: {exc}")

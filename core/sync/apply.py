@@ -46,6 +46,8 @@ _PROTECT = {
     "owner_external_id": ("assignee_member_id",),
     "unassign": ("assignee_member_id",),
     "board_external_id": ("board_external_id", "board_name"),
+    "type_external_id": ("type_name",),
+    "clear_type": ("type_name",),
     "category_external_id": ("category_external_id", "category_name", "subcategory_external_id", "subcategory_name"),
     "subcategory_external_id": ("subcategory_external_id", "subcategory_name"),
 }

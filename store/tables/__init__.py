@@ -1,13 +1,13 @@
 """All tables; importing this module registers them on SQLModel.metadata (for Alembic and tests)."""
 
 from store.tables.admin import AdminLoginLink, AdminSession
-from store.tables.ai import AiModel
+from store.tables.ai import AiCategoryApply, AiDraft, AiModel, AiRisk
 from store.tables.api import ApiKey, IdempotencyKey
 from store.tables.base import WorkspaceOwned
 from store.tables.connection import PicklistItem, PriorityMapping, PsaConnection, StatusMapping
 from store.tables.conversation import ChatConversation
 from store.tables.intake import Alert, AlertMapping, AlertReceipt, AlertSource, MailReceipt
-from store.tables.m365 import CustomerM365Tenant
+from store.tables.m365 import CustomerM365Tenant, DocPlatform, M365ActionGrant, TicketM365Subject
 from store.tables.outbox import AuditLog, OutboxOp
 from store.tables.sla import SlaCalendar, SlaClock, SlaPolicy, SlaWarning
 from store.tables.sync import JobTick, Lease, ProcessedEvent, SyncCursor, SyncRun
@@ -26,7 +26,10 @@ from store.tables.workspace import (
 __all__ = [
     "AdminLoginLink",
     "AdminSession",
+    "AiCategoryApply",
+    "AiDraft",
     "AiModel",
+    "AiRisk",
     "Alert",
     "AlertMapping",
     "AlertReceipt",
@@ -42,6 +45,9 @@ __all__ = [
     "Contact",
     "Customer",
     "CustomerM365Tenant",
+    "DocPlatform",
+    "M365ActionGrant",
+    "TicketM365Subject",
     "IdempotencyKey",
     "JobTick",
     "Lease",

@@ -129,3 +129,37 @@ async def test_slow_ai_never_slows_the_card_and_finishes_in_the_background(conta
     assert time.monotonic() - started < 1.5  # the card did not wait for the slow AI work
     await asyncio.wait_for(finished.wait(), 5)  # which went on in the background
     assert cards.AI_BUDGET_S < 1.5
+
+
+async def test_tickets_at_risk_in_chat_and_console_and_the_risk_chip_on_the_card(container, workspace_id, tech,
+                                                                                  monkeypatch):
+    from bot.console.render import render_message
+    from core.chat import cards, grammar
+    from core.chat.models import ChannelInfo, ChatUser
+    from core.errors import PermissionDenied
+    from tests.core.ai.test_risk import seed as seed_risk
+
+    monkeypatch.setattr(cards, "AI_BUDGET_S", 60.0)
+    ids = await seed_risk(container.db, workspace_id)
+    user = ChatUser(platform="slack", team_id="T1", user_id="U1")
+    run = container.chat_commands.run
+    empty = await run(tech, user, ChannelInfo(), grammar.parse("/tickets", "at-risk"))
+    assert empty.text.startswith("No open ticket is at or above the risk threshold (60%)")
+    await container.ai.risk.train(workspace_id)
+    assert await container.ai.risk.score(workspace_id) == 3
+    for command, text in (("/tickets", "at-risk"), ("/deskbridge", "tickets at-risk")):
+        view = await run(tech, user, ChannelInfo(), grammar.parse(command, text))
+        assert view.text.startswith("Open tickets at risk of escalation (risk at or above 60%")
+        assert len(view.lines) == 1 and view.lines[0].startswith("#1001 open 1001 · Globex · critical · risk ")
+        assert "priority critical" in view.lines[0] or "customer GLOBEX" in view.lines[0]
+        assert "#1001 open 1001" in render_message(view)
+    with pytest.raises(PermissionDenied):
+        await run(tech, user, ChannelInfo(customer_id=ids["globex"], visibility="customer"),
+                  grammar.parse("/tickets", "at-risk"))
+    card = await container.chat_views.ticket(tech, 1001)
+    assert card.ai is not None and card.ai.risk is not None
+    assert "Escalation risk " in json.dumps(ticket_blocks(card)) and "(at or above 60%)" in json.dumps(ticket_blocks(card))
+    calm = await container.chat_views.ticket(tech, 1002)
+    assert calm.ai is None or calm.ai.risk is None
+    as_customer = Actor(workspace_id=workspace_id, origin=Origin.SLACK, is_member=False, customer_scope_id=ids["globex"])
+    assert (await container.chat_views.ticket(as_customer, 1001)).ai is None

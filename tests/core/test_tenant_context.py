@@ -12,7 +12,7 @@ import pytest
 
 from connectors.m365 import DirectoryPool
 from core.context import Actor
-from core.errors import PermissionDenied
+from core.errors import InvalidInput, PermissionDenied
 from core.m365_tenants import M365TenantService
 from core.tenant_context import TenantContextService
 from store.db import Database, Scope
@@ -132,7 +132,8 @@ async def test_pieces_are_fetched_in_parallel_and_cached_briefly(db, workspace_i
     elapsed = time.perf_counter() - start
     # user (0.2) then four pieces side by side (~0.4 with the devices' second page), not 0.2 * 7 one by one
     assert elapsed < 0.9, elapsed
-    assert first is second  # the concurrent request joined the same fetch
+    assert first == second and first.user is second.user  # the concurrent request joined the same fetch
+    assert sum(1 for c in graph.calls if c[1].endswith("/jane@acme.example")) == 1
     calls = len(graph.calls)
     await service.user_view(tech, ticket)
     assert len(graph.calls) == calls  # cached
@@ -216,3 +217,22 @@ async def test_the_cache_stays_bounded(db, workspace_id, tech, setup, monkeypatc
     assert len(graph.calls) == calls
     await service.user_view(tech, tickets[0])  # the oldest was dropped
     assert len(graph.calls) > calls
+
+
+async def test_the_tickets_device_reference_picks_its_intune_device_and_a_choice_overrides(
+        db, workspace_id, tech, setup) -> None:
+    _, service, _, customers = setup
+    ticket = await _ticket(db, workspace_id, customers["ACME"], "jane@acme.example")
+    async with db.write(Scope.workspace(workspace_id)) as s:
+        t = await s.get(Ticket, ticket)
+        t.device_ref = "acme-lt-1"  # as the RMM names it
+        s.add(t)
+    view = await service.user_view(tech, ticket)
+    assert view.device_id == "d-1" and not view.chosen
+    chosen = await service.choose(tech, ticket, "jane@acme.example", device_id="d-2")
+    assert chosen.device_id == "d-2" and chosen.chosen
+    with pytest.raises(InvalidInput, match="not one of the user's Intune devices"):
+        await service.choose(tech, ticket, "jane@acme.example", device_id="d-9")
+    with pytest.raises(InvalidInput, match="No user ghost@acme.example"):
+        await service.choose(tech, ticket, "ghost@acme.example")
+    assert (await service.user_view(tech, ticket)).device_id == "d-2"  # refusals changed nothing

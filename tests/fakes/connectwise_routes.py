@@ -346,7 +346,10 @@ def patch_ticket(fake: FakeConnectWise, tid: int, ops: Any, *, updated_by: str =
                 c = _resolve(fake, "contact", value)
                 work["contact"] = {"id": c["id"], "name": f"{c['firstName']} {c['lastName']}"}
         elif name == "type":
-            work["type"] = ref(_resolve(fake, "type", value, board["id"]))
+            if value is None:
+                work.pop("type", None)
+            else:
+                work["type"] = ref(_resolve(fake, "type", value, board["id"]))
         elif value is None:
             work.pop(name, None)
         else:

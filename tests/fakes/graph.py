@@ -8,6 +8,13 @@ Authentication_RequestFromNonPremiumTenantOrB2CTenant), managedDevices refused w
 applicable to target tenant."), collections paged by `page_size` with absolute `@odata.nextLink`s, and
 `throttle(n, retry_after)` answering 429 with Retry-After n times. `calls` records (method, path) per request;
 `delay` (seconds) makes every Graph call that slow.
+
+Also: /auditLogs/signIns (403 without Entra ID P1, like Graph) and /auditLogs/directoryAudits filtered by user,
+newest first, `$top` honoured; a managed device's detectedApps (paged); and the three quick-action writes with
+their own permissions: PATCH /users/{id} passwordProfile (User-PasswordProfile.ReadWrite.All *and* the User
+Administrator role on the service principal, else 403; 400 for a synced user or a password that fails
+complexity), POST revokeSignInSessions (User.RevokeSessions.All), POST syncDevice (204;
+DeviceManagementManagedDevices.PrivilegedOperations.All). `writes` records each applied write.
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ from urllib.parse import parse_qs, unquote
 import httpx
 
 ALL_PERMISSIONS = frozenset({"User.Read.All", "AuditLog.Read.All", "UserAuthenticationMethod.Read.All",
-                             "DeviceManagementManagedDevices.Read.All"})
+                             "DeviceManagementManagedDevices.Read.All", "User-PasswordProfile.ReadWrite.All",
+                             "User.RevokeSessions.All", "DeviceManagementManagedDevices.PrivilegedOperations.All"})
+ADMIN_ROLE = "User Administrator"
 GRAPH = "https://graph.fake/v1.0"
 LOGIN = "https://login.fake"
 
@@ -36,6 +45,11 @@ class FakeTenant:
     methods: dict[str, list[dict]] = field(default_factory=dict)  # user id -> authentication methods
     licences: dict[str, list[str]] = field(default_factory=dict)  # user id -> skuPartNumbers
     devices: dict[str, list[dict]] = field(default_factory=dict)  # user id -> managedDevices
+    sign_ins: list[dict] = field(default_factory=list)  # signIn resources (userId says whose)
+    audits: list[dict] = field(default_factory=list)  # directoryAudit resources (targetResources[].id)
+    apps: dict[str, list[dict]] = field(default_factory=dict)  # device id -> detectedApps
+    roles: set[str] = field(default_factory=lambda: {ADMIN_ROLE})  # Entra roles of our service principal
+    writes: list[tuple[str, str, dict]] = field(default_factory=list)  # (what, target id, body) per applied write
     permissions: set[str] = field(default_factory=lambda: set(ALL_PERMISSIONS))
     premium: bool = True  # Entra ID P1
     intune: bool = True
@@ -72,6 +86,10 @@ class FakeGraph:
     @property
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
+
+    def routed_transport(self) -> httpx.AsyncBaseTransport:
+        """This fake for Graph and its login host; real HTTP for every other host (e.g. loopback fakes)."""
+        return _Routed(self.transport, httpx.AsyncHTTPTransport())
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         url = request.url
@@ -122,6 +140,12 @@ class FakeGraph:
     def _graph(self, request: httpx.Request, t: FakeTenant, path: str, params: dict[str, str]) -> httpx.Response:
         denied = _err(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
         parts = [unquote(p) for p in path.strip("/").split("/")]
+        if parts[0] == "auditLogs":
+            return self._audit_logs(t, parts, params)
+        if parts[0] == "deviceManagement":
+            return self._device_management(request, t, parts, path, params)
+        if request.method != "GET":
+            return self._user_write(request, t, parts)
         if parts[:3] == ["reports", "authenticationMethods", "userRegistrationDetails"] and len(parts) == 4:
             if "AuditLog.Read.All" not in t.permissions:
                 return denied
@@ -173,6 +197,94 @@ class FakeGraph:
         return _err(400, "BadRequest", "Unsupported in fake")
 
 
+    def _audit_logs(self, t: FakeTenant, parts: list[str], params: dict[str, str]) -> httpx.Response:
+        if "AuditLog.Read.All" not in t.permissions:
+            return _err(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+        top = int(params.get("$top", "50"))
+        if parts[1:] == ["signIns"]:
+            if not t.premium:
+                return _err(403, "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+                            "Neither tenant is B2C or tenant doesn't have premium license")
+            found = re.fullmatch(r"userId eq '([^']*)'", params.get("$filter", ""))
+            if not found:
+                return _err(400, "Request_UnsupportedQuery", "Unsupported query.")
+            rows = sorted((r for r in t.sign_ins if r.get("userId") == found.group(1)),
+                          key=lambda r: r["createdDateTime"], reverse=True)
+            return httpx.Response(200, json={"value": rows[:top]})
+        if parts[1:] == ["directoryAudits"]:
+            found = re.fullmatch(r"targetResources/any\(t:t/id eq '([^']*)'\)", params.get("$filter", ""))
+            if not found:
+                return _err(400, "Request_UnsupportedQuery", "Unsupported query.")
+            rows = sorted((r for r in t.audits if any(x.get("id") == found.group(1)
+                                                      for x in r.get("targetResources", []))),
+                          key=lambda r: r["activityDateTime"], reverse=True)
+            return httpx.Response(200, json={"value": rows[:top]})
+        return _err(400, "BadRequest", "Unsupported in fake")
+
+    def _device_management(self, request: httpx.Request, t: FakeTenant, parts: list[str], path: str,
+                           params: dict[str, str]) -> httpx.Response:
+        denied = _err(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+        if not t.intune:
+            return _err(400, "BadRequest", "Request not applicable to target tenant.")
+        if parts[1:2] != ["managedDevices"] or len(parts) != 4:
+            return _err(400, "BadRequest", "Unsupported in fake")
+        device_id = parts[2]
+        if not any(d["id"] == device_id for ds in t.devices.values() for d in ds):
+            return _err(404, "ResourceNotFound", f"Resource not found for the segment '{device_id}'.")
+        if parts[3] == "detectedApps" and request.method == "GET":
+            if "DeviceManagementManagedDevices.Read.All" not in t.permissions:
+                return denied
+            return self._page(t.apps.get(device_id, []), path, params)
+        if parts[3] == "syncDevice" and request.method == "POST":
+            if "DeviceManagementManagedDevices.PrivilegedOperations.All" not in t.permissions:
+                return denied
+            t.writes.append(("syncDevice", device_id, {}))
+            return httpx.Response(204)
+        return _err(405, "MethodNotAllowed", "Unsupported in fake")
+
+    def _user_write(self, request: httpx.Request, t: FakeTenant, parts: list[str]) -> httpx.Response:
+        denied = _err(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+        user = next((u for u in t.users if len(parts) >= 2 and parts[1] in (u["id"], u["userPrincipalName"])), None)
+        if parts[0] != "users" or user is None:
+            return _err(404, "Request_ResourceNotFound", "Resource does not exist.")
+        if request.method == "POST" and parts[2:] == ["revokeSignInSessions"]:
+            if "User.RevokeSessions.All" not in t.permissions:
+                return denied
+            t.writes.append(("revokeSignInSessions", user["id"], {}))
+            return httpx.Response(200, json={"@odata.context": "...$metadata#Edm.Boolean", "value": True})
+        if request.method == "PATCH" and len(parts) == 2:
+            body = json.loads(request.content or b"{}")
+            profile = body.get("passwordProfile") or {}
+            if set(body) != {"passwordProfile"} or not profile.get("password"):
+                return _err(400, "Request_BadRequest", "Unsupported in fake")
+            if "User-PasswordProfile.ReadWrite.All" not in t.permissions or ADMIN_ROLE not in t.roles:
+                return denied
+            if user.get("onPremisesSyncEnabled"):
+                return _err(400, "Request_BadRequest", "Unable to update the specified properties for on-premises "
+                                                        "mastered Directory Sync objects or objects currently "
+                                                        "undergoing migration.")
+            pw = str(profile["password"])
+            classes = sum(bool(re.search(x, pw)) for x in (r"[a-z]", r"[A-Z]", r"[0-9]", r"[^a-zA-Z0-9]"))
+            if len(pw) < 8 or classes < 3:
+                return _err(400, "Request_BadRequest", "The specified password does not comply with password "
+                                                        "complexity requirements. Please provide a different password.")
+            t.writes.append(("passwordProfile", user["id"], profile))
+            return httpx.Response(204)
+        return _err(405, "MethodNotAllowed", "Unsupported in fake")
+
+
+class _Routed(httpx.AsyncBaseTransport):
+    def __init__(self, graph: httpx.AsyncBaseTransport, other: httpx.AsyncBaseTransport) -> None:
+        self.graph, self.other = graph, other
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        fake = f"{request.url.scheme}://{request.url.host}" in (LOGIN, GRAPH.removesuffix("/v1.0"))
+        return await (self.graph if fake else self.other).handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.other.aclose()
+
+
 def seed_acme(graph: FakeGraph, tenant_id: str = "acme-tenant-0001", **kw: Any) -> FakeTenant:
     """A tenant with Jane (cloud, MFA, two licences, three devices) and Bob (synced, no MFA, no devices)."""
     t = graph.tenant(tenant_id, **kw)
@@ -196,4 +308,27 @@ def seed_acme(graph: FakeGraph, tenant_id: str = "acme-tenant-0001", **kw: Any) 
         {"id": f"d-{i}", "deviceName": f"ACME-LT-{i}", "operatingSystem": "Windows", "osVersion": "10.0.22631.4460",
          "complianceState": "compliant" if i != 2 else "noncompliant",
          "lastSyncDateTime": f"2026-12-0{i + 1}T10:00:00Z", "isEncrypted": i != 2} for i in range(3)]
+    t.sign_ins += [
+        {"id": f"si-{i}", "userId": "u-jane", "createdDateTime": f"2026-12-06T0{i}:00:00Z", "appDisplayName": "Outlook",
+         "ipAddress": f"203.0.113.{i}", "clientAppUsed": "Browser",
+         "location": {"city": "Leeds", "countryOrRegion": "GB"}, "deviceDetail": {"operatingSystem": "Windows10"},
+         "status": {"errorCode": 0 if i % 3 else 50126,
+                    "failureReason": "" if i % 3 else "Invalid username or password."}} for i in range(6)]
+    t.sign_ins.append({"id": "si-bob", "userId": "u-bob", "createdDateTime": "2026-12-06T09:00:00Z",
+                       "appDisplayName": "Teams", "ipAddress": "198.51.100.7", "status": {"errorCode": 0}})
+    t.audits += [
+        {"id": "a-1", "activityDateTime": "2026-12-05T11:00:00Z", "activityDisplayName": "Update user",
+         "result": "success", "initiatedBy": {"user": {"userPrincipalName": "admin@acme.example"}},
+         "targetResources": [{"id": "u-jane", "type": "User"}]},
+        {"id": "a-2", "activityDateTime": "2026-12-06T07:30:00Z", "activityDisplayName": "Reset user password",
+         "result": "success", "initiatedBy": {"app": {"displayName": "Deskbridge"}},
+         "targetResources": [{"id": "u-jane", "type": "User"}]},
+        {"id": "a-3", "activityDateTime": "2026-12-06T08:00:00Z", "activityDisplayName": "Disable account",
+         "result": "success", "initiatedBy": {"user": {"userPrincipalName": "admin@acme.example"}},
+         "targetResources": [{"id": "u-bob", "type": "User"}]},
+    ]
+    t.apps["d-0"] = [{"id": f"app-{i}", "displayName": name, "version": ver, "publisher": pub}
+                     for i, (name, ver, pub) in enumerate([("Microsoft Teams", "24295.605", "Microsoft"),
+                                                           ("7-Zip", "23.01", "Igor Pavlov"),
+                                                           ("Google Chrome", "131.0.6778.86", "Google LLC")])]
     return t

@@ -14,13 +14,14 @@ from bot.slack import text as t
 from bot.slack import urgency
 from bot.slack.context import SlackContext
 from bot.slack.install import WORKSPACE_KEY
+from bot.slack.listeners import tenant
 from bot.slack.listeners.common import bound, on_ephemeral
 from core.chat import ChannelInfo, ChatUser, audience, grammar
 from core.context import Actor
 from core.errors import DeskbridgeError, InvalidInput
 from core.views import FormView
 
-URL_ACTIONS = ("open_psa", "open_rmm", "open_runbook")
+URL_ACTIONS = ("open_psa", "open_rmm", "open_runbook", "open_docs")
 FORM_ACTIONS = ("reply", "note", "status", "time")
 
 
@@ -39,12 +40,21 @@ async def run_action(sc: SlackContext, body: dict[str, Any], context: Any, clien
     from_home = (body.get("view") or {}).get("type") == "home"
     in_modal = (body.get("view") or {}).get("type") == "modal"  # a ticket opened from App Home
     try:
+        if tenant.handles(name):  # Microsoft 365 context (it resolves the actor for the channel it was opened in)
+            await tenant.run(sc, name, body, context, client, channel, in_modal)
+            return
         actor, info = await sc.actor(context, user, client)
         if name in URL_ACTIONS:
             if not action.get("url"):
                 await respond(text=t.NO_LINK, response_type="ephemeral", replace_original=False)
             return
-        if name == "open":
+        if name == "ai_draft":  # a draft for the clicker alone; sent only by their Approve
+            view = await sc.commands.draft_offer(actor, _value(body))
+            await respond(text="Reply draft", blocks=bk.draft_blocks(view), response_type="ephemeral",
+                          replace_original=False)
+        elif name == "ai_draft_edit":
+            await _edit_draft(sc, body, client, actor, channel, in_modal)
+        elif name == "open":
             await _open(sc, body, context, client, respond, actor, info, user, channel, in_modal)
         elif name == "page":
             await _page(sc, body, client, respond, actor, info, user, from_home)
@@ -79,6 +89,19 @@ async def _open(sc: SlackContext, body: dict[str, Any], context: Any, client: An
         return bk.ticket_modal(await sc.views.ticket(actor, value, audience=audience(actor, info)))
 
     await sc.open_modal(client, body["trigger_id"], ticket_modal, title="Ticket", push=in_modal)
+
+
+async def _edit_draft(sc: SlackContext, body: dict[str, Any], client: Any, actor: Actor, channel: str | None,
+                      in_modal: bool) -> None:
+    """`ai_draft_edit`: the normal reply form, prefilled with the draft (it is sent like any reply)."""
+    meta: dict[str, Any] = {"channel": channel, "card_ts": None, "thread_ts": None}
+    if body.get("response_url"):
+        meta["response_url"] = body["response_url"]  # the ephemeral draft message becomes the updated card
+
+    async def build() -> FormView:
+        return await sc.commands.draft_edit(actor, _value(body), context=meta)
+
+    await sc.open_form(client, body["trigger_id"], build, meta, title=t.FORM_TITLES["reply"], push=in_modal)
 
 
 async def _page(sc: SlackContext, body: dict[str, Any], client: Any, respond: Any, actor: Actor,

@@ -87,3 +87,51 @@ def test_render_with_gaps():
     assert "last sign-in never" in render_user_context(
         UserQuickView("t", "a", user=DirectoryUser("u", "A", "a", None, True, False),
                       last_sign_in=None))
+
+
+async def test_console_activity_apps_change_user_and_confirmed_reset(container, db, workspace_id, graph):
+    from sqlmodel import select
+
+    from store.tables import OutboxOp
+    from tests.factories import psa_backed
+
+    setup = await psa_backed(db, workspace_id)
+    async with db.write(Scope.workspace(workspace_id)) as s:
+        acme = await s.get(Customer, setup.customer_id)
+        jane = Contact(workspace_id=workspace_id, customer_id=acme.id, name="Jane", email="jane@acme.example")
+        s.add(jane)
+        await s.flush()
+        s.add(Ticket(workspace_id=workspace_id, number=7002, external_id="7002", customer_id=acme.id,
+                     contact_id=jane.id, connection_id=setup.connection_id, subject="Locked out", priority="high",
+                     priority_rank=1, stage="new", psa_status_id="10", psa_status_name="New"))
+    await container.m365.connect(workspace_id, acme, TENANT)
+    out: list[str] = []
+    answers = iter(["no", "yes"])
+
+    async def read(_: str) -> str | None:
+        return next(answers)
+
+    console = ConsoleSession(container, read=read, write=out.append, user_id="U1")
+    await console.start()
+    actor, _ = await console.actor()
+    if not actor.is_admin:  # the console's user runs quick actions only when granted
+        await container.quick_actions.grant(container.system_actor(), actor.member_id)
+    await console.handle("/ticket 7002")
+    await console.handle("context activity")
+    assert "Recent activity — jane@acme.example" in out[-1] and "FAILED  Outlook" in out[-1]
+    assert "Reset user password  by Deskbridge" in out[-1]
+    await console.handle("context apps d-0")
+    assert "7-Zip 23.01 (Igor Pavlov)" in out[-1] and "3 app(s) detected by Intune" in out[-1]
+    await console.handle("context reset")
+    assert out[-1] == "Nothing was done." and graph.tenants[TENANT].writes == []
+    await console.handle("context reset")
+    assert "Password reset for jane@acme.example queued" in out[-1]
+    pw = out[-1].split("only here): ")[1]
+    await container.outbox_worker.drain()
+    assert graph.tenants[TENANT].writes[0][2]["password"] == pw
+    async with db.read(Scope.workspace(workspace_id)) as s:
+        assert len((await s.exec(select(OutboxOp).where(OutboxOp.kind == "tenant_action"))).all()) == 1
+    await console.handle("context user carol@acme.example")
+    assert "Microsoft 365 — Carol Poe <carol.poe@acmecorp.onmicrosoft.com>" in out[-1]
+    await console.handle("context user nobody@acme.example")
+    assert "No user nobody@acme.example" in out[-1]

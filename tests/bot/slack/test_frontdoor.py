@@ -268,5 +268,7 @@ async def test_a_20mb_unsigned_body_is_refused_fast_while_a_signed_command_is_ac
         server.should_exit = True
         await serving
     assert s_unsigned in (401, None) and s_forged in (413, None)
-    assert t_unsigned < 1.0 and t_forged < 1.0, (t_unsigned, t_forged)
-    assert s_cmd == 200 and t_cmd < 1.0, t_cmd
+    # Before the fix the unsigned 20 MB held the ack 4.3 s, past Slack's 3 s deadline; bounds with room for a
+    # loaded machine (the streamed refusal takes milliseconds when the machine is quiet).
+    assert t_unsigned < 2.0 and t_forged < 2.0, (t_unsigned, t_forged)
+    assert s_cmd == 200 and t_cmd < 2.0, t_cmd

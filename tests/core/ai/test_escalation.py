@@ -46,3 +46,16 @@ def test_one_class_only_is_refused():
     r, _ = rows(30)
     with pytest.raises(ValueError, match="both escalated and non-escalated"):
         risk.train(r, [False] * 30)
+
+
+def test_reasons_for_many_rows_match_one_at_a_time():
+    from datetime import UTC, datetime
+
+    from core.ai import escalation as esc
+
+    rows = [esc.ticket_features(priority=p, customer=c, category=None, channel="email",
+                                opened_at=datetime(2026, 3, 2, h, tzinfo=UTC), reassignments=r)
+            for p, c, h, r in (("critical", "A", 3, 2), ("low", "B", 10, 0), ("high", "A", 22, 5), ("low", "B", 9, 0))]
+    model = esc.train(rows * 5, [True, False, True, False] * 5)
+    assert model.reasons_many(rows, 3) == [model.reasons(r, 3) for r in rows]
+    assert model.reasons_many(rows, 3)[0]  # the risky row has reasons

@@ -1,0 +1,169 @@
+"""Category writes: the AI applying a category, a technician undoing it, a technician accepting a suggestion.
+
+Each is one transaction holding the ticket row, an internal timeline entry (EntryKind.CATEGORY_CHANGE, never
+on a customer's view) and, for a PSA-backed ticket, an outbox op (UpdateTicket with the PSA's type id), so
+the change reaches the PSA through the one write path: delivered once whatever the retries, every attempt
+audited, a dead letter if the PSA keeps refusing. Nothing is accepted that the PSA cannot take: the label
+must be an active type of the ticket's board in the PSA's own picklist, and the connector must be able to
+change a type (Feature.SET_TYPE); otherwise the AI only suggests and a technician is told why.
+
+Whose category is it: a type the AI wrote (its `AiCategoryApply` row still names the ticket's type) is the
+AI's; any other type came from a person (in Deskbridge or in the PSA) and the AI never changes it. Once a
+technician undid the AI on a ticket, the AI never applies a category to that ticket again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from connectors.base import Capabilities, Feature
+from core.context import Actor
+from core.errors import Conflict, InvalidInput, PermissionDenied
+from core.outbox.ops import UpdateTicket, enqueue
+from core.ticket_lookup import load_ticket
+from store.db import Database, Scope
+from store.enums import EntryKind, Origin, Stage
+from store.tables import AiCategoryApply, PicklistItem, PsaConnection, Ticket, TimelineEntry
+from store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+AI_AUTHOR = "Deskbridge AI"
+
+
+def ai_owned(ticket_type: str | None, row: AiCategoryApply | None) -> bool:
+    """Whether the ticket's current type is the AI's own (it may change it again above the change threshold)."""
+    return bool(ticket_type) and row is not None and row.undone_at is None and row.label == ticket_type
+
+
+class CategoryWrites:
+    def __init__(self, db: Database, *, capabilities: Callable[[str], Capabilities] | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.db = db
+        self._capabilities = capabilities
+        self._clock = clock
+
+    async def _psa_type(self, session: AsyncSession, ticket: Ticket, label: str) -> str | None:
+        """The PSA's id of type `label` on the ticket's board (None for a standalone ticket), or InvalidInput
+        saying why the PSA could not take it."""
+        if ticket.connection_id is None:
+            return None
+        conn = await session.get(PsaConnection, ticket.connection_id)
+        if conn is None or self._capabilities is None or not self._capabilities(conn.kind).has(Feature.SET_TYPE):
+            raise InvalidInput(f"Deskbridge cannot change a ticket's type in this PSA ({conn.kind if conn else '?'}) "
+                               "yet.", hint="Set the type in the PSA itself.", field="type")
+        rows = (await session.execute(
+            select(PicklistItem.external_id, PicklistItem.parent_external_id).where(
+                PicklistItem.connection_id == ticket.connection_id, PicklistItem.kind == "type",
+                col(PicklistItem.active).is_(True), sa.func.lower(PicklistItem.name) == label.lower()))).all()
+        for ext, parent in rows:
+            if parent in ("", ticket.board_external_id or ""):
+                return str(ext)
+        board = ticket.board_name or ticket.board_external_id or "its board"
+        raise InvalidInput(f"'{label}' is not an active type on {board} in the PSA.",
+                           hint="Pick a type of that board, or run a picklist sync if it was just added.",
+                           field="type")
+
+    def _write(self, session: AsyncSession, actor: Actor, ticket: Ticket, label: str | None, ext: str | None,
+               data: dict[str, object], author: str) -> tuple[TimelineEntry, str | None, bool]:
+        before = ticket.type_name
+        ticket.type_name = label
+        ticket.updated_at = self._clock()
+        ticket.version += 1
+        entry = TimelineEntry(workspace_id=ticket.workspace_id, ticket_id=ticket.id,  # type: ignore[arg-type]
+                              kind=EntryKind.CATEGORY_CHANGE, origin=actor.origin, author_member_id=actor.member_id,
+                              author_name=author, data={"from": before, "to": label, **data},
+                              occurred_at=self._clock())
+        session.add(entry)
+        return entry, ext, label is None
+
+    @staticmethod
+    async def _enqueue(session: AsyncSession, actor: Actor, ticket: Ticket,
+                       written: tuple[TimelineEntry, str | None, bool], who: str) -> None:
+        entry, ext, clear = written
+        await session.flush()
+        if ticket.connection_id is not None:
+            enqueue(session, workspace_id=ticket.workspace_id, connection_id=ticket.connection_id,
+                    payload=UpdateTicket(type_external_id=ext, clear_type=clear), ticket_id=ticket.id,
+                    actor=who, author_member_id=actor.member_id, timeline_entry_id=entry.id)
+
+    async def apply_ai(self, workspace_id: int, ticket_id: int, *, label: str, confidence: float,
+                       model_version: int, decided_over: str | None) -> bool:
+        """Apply the AI's category (the gate already said "apply"). Re-checked under the row lock: the ticket is
+        still open with the type the decision saw, that type is empty or the AI's own, and no technician undid
+        the AI here. True when written; False when there is nothing to do or the PSA could not take it."""
+        actor = Actor(workspace_id=workspace_id, origin=Origin.SYSTEM, display=AI_AUTHOR)
+        async with self.db.write(Scope.workspace(workspace_id)) as session:
+            ticket = await load_ticket(session, actor, f"id:{ticket_id}", for_update=True)
+            row = (await session.execute(select(AiCategoryApply).where(
+                AiCategoryApply.ticket_id == ticket_id))).scalar_one_or_none()
+            if (not Stage(ticket.stage).is_open or ticket.type_name != decided_over or ticket.type_name == label
+                    or (row is not None and row.undone_at is not None)
+                    or (ticket.type_name and not ai_owned(ticket.type_name, row))):
+                return False
+            try:
+                ext = await self._psa_type(session, ticket, label)
+            except InvalidInput as exc:
+                log.info("AI category not applied: %s", exc.message, extra={"ticket_id": ticket_id})
+                return False
+            written = self._write(session, actor, ticket, label, ext,
+                                  {"by_ai": True, "confidence": round(confidence, 4), "model_version": model_version},
+                                  AI_AUTHOR)
+            if row is None:
+                session.add(AiCategoryApply(workspace_id=workspace_id, ticket_id=ticket_id, label=label,
+                                            previous=decided_over or None, confidence=confidence,
+                                            model_version=model_version, applied_at=self._clock()))
+            else:  # the AI changes its own earlier value; `previous` stays what a person had left
+                row.label, row.confidence, row.model_version, row.applied_at = (
+                    label, confidence, model_version, self._clock())
+            await self._enqueue(session, actor, ticket, written, f"ai:category v{model_version} ({confidence:.2f})")
+            return True
+
+    async def undo(self, actor: Actor, ref: int | str) -> str:
+        """A technician undoes the AI's category: the ticket gets back what it had before (through the outbox),
+        and the AI leaves this ticket's category alone from now on. Returns what the type is now."""
+        _require_technician(actor)
+        async with self.db.write(actor.scope) as session:
+            ticket = await load_ticket(session, actor, ref, for_update=True)
+            row = (await session.execute(select(AiCategoryApply).where(
+                AiCategoryApply.ticket_id == ticket.id))).scalar_one_or_none()
+            if row is None or row.undone_at is not None:
+                raise Conflict("The AI has not set this ticket's category, so there is nothing to undo.",
+                               hint="Change the type in the PSA, or pick a suggested one.")
+            if ticket.type_name != row.label:
+                raise Conflict(f"The category is now {ticket.type_name or 'empty'}, not the AI's {row.label}: "
+                               "someone changed it since, so nothing was undone.", hint="Change it in the PSA.")
+            ext = await self._psa_type(session, ticket, row.previous) if row.previous else None
+            written = self._write(session, actor, ticket, row.previous, ext, {"undo_ai": True}, actor.display)
+            row.undone_at, row.undone_by = self._clock(), actor.display[:200]
+            await self._enqueue(session, actor, ticket, written, actor.display)
+            return row.previous or ""
+
+    async def accept(self, actor: Actor, ref: int | str, label: str) -> bool:
+        """A technician sets the ticket's category to `label` (one click on a suggestion): their choice, which
+        the AI never changes. False when the ticket already has it."""
+        _require_technician(actor)
+        label = label.strip()
+        if not label:
+            raise InvalidInput("Which category?", hint="Pick one of the suggested categories.", field="type")
+        async with self.db.write(actor.scope) as session:
+            ticket = await load_ticket(session, actor, ref, for_update=True)
+            if ticket.type_name == label:
+                return False
+            ext = await self._psa_type(session, ticket, label)
+            written = self._write(session, actor, ticket, label, ext, {"accepted_ai_suggestion": True},
+                                  actor.display)
+            await self._enqueue(session, actor, ticket, written, actor.display)
+            return True
+
+
+def _require_technician(actor: Actor) -> None:
+    if not actor.is_member or actor.customer_scope_id is not None:
+        raise PermissionDenied("Only technicians can change a ticket's category.",
+                               hint="Ask your MSP's technician to do this for you.")

@@ -1,0 +1,198 @@
+"""Microsoft 365 quick actions through the real container (QuickActions -> outbox op -> OutboxWorker -> GraphClient)
+against the httpx-transport Graph fake, on the test database (SQLite or PostgreSQL): grants, validation before
+anything is queued, one op per intent, the temporary password (encrypted, erased when done, never audited), the
+internal note, Graph's refusals explained in the dead letter, and 429 Retry-After retried."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from bot.main import build
+from bot.settings import Settings
+from core.context import Actor
+from core.errors import InvalidInput, PermissionDenied
+from store.crypto import generate_key
+from store.db import Scope
+from store.enums import OutboxStatus
+from store.tables import AuditLog, Contact, Customer, OutboxOp, Ticket, TimelineEntry
+from store.types import utcnow
+from tests.factories import psa_backed
+from tests.fakes.graph import GRAPH, LOGIN, FakeGraph, seed_acme
+
+TENANT = "0b5d8f4e-1c2a-4c3b-9d8e-7f6a5b4c3d2e"
+GLOBEX_TENANT = "globex.onmicrosoft.com"
+
+
+@pytest.fixture
+def graph() -> FakeGraph:
+    g = FakeGraph()
+    seed_acme(g, TENANT)
+    globex = g.tenant(GLOBEX_TENANT)
+    globex.users.append({"id": "g-jane", "displayName": "Jane at Globex", "userPrincipalName": "jane@acme.example",
+                         "mail": "jane@acme.example", "accountEnabled": True, "onPremisesSyncEnabled": False})
+    return g
+
+
+@pytest.fixture
+async def env(db_url, db, tmp_path, workspace_id, graph, tech):
+    c = build(Settings(database_url=db_url, secret_key=generate_key(), sandbox="off", auto_migrate=False,
+                       secret_key_file=tmp_path / "k", m365_client_id=graph.client_id,
+                       m365_client_secret=graph.client_secret, m365_graph_url=GRAPH, m365_login_url=LOGIN,
+                       run_scheduler=False, run_outbox_worker=False),
+              transport=graph.transport)
+    c.default_workspace_id = workspace_id
+    setup = await psa_backed(db, workspace_id)
+    tickets = {}
+    async with db.write(Scope.workspace(workspace_id)) as s:
+        for number, cust, email in ((6001, setup.customer_id, "jane@acme.example"),
+                                    (6002, setup.customer_id, "bob@acme.example"),
+                                    (6003, setup.other_customer_id, "jane@acme.example")):
+            contact = Contact(workspace_id=workspace_id, customer_id=cust, name="C", email=email)
+            s.add(contact)
+            await s.flush()
+            t = Ticket(workspace_id=workspace_id, number=number, external_id=str(number), customer_id=cust,
+                       connection_id=setup.connection_id, contact_id=contact.id, subject="Locked out",
+                       priority="high", priority_rank=1, stage="new", psa_status_id="10", psa_status_name="New")
+            s.add(t)
+            await s.flush()
+            tickets[number] = t.id
+    async with db.read(Scope.workspace(workspace_id)) as s:
+        acme = await s.get(Customer, setup.customer_id)
+        globex = await s.get(Customer, setup.other_customer_id)
+    await c.m365.connect(workspace_id, acme, TENANT)
+    await c.m365.connect(workspace_id, globex, GLOBEX_TENANT)
+    admin = Actor(workspace_id=workspace_id, origin=tech.origin, display="slack:U9 (Ada)", is_admin=True)
+    await c.quick_actions.grant(admin, tech.member_id)
+    yield c, tickets, admin
+    await c.aclose()
+
+
+async def _ops(db, ws):
+    async with db.read(Scope.workspace(ws)) as s:
+        return list((await s.exec(select(OutboxOp).where(OutboxOp.kind == "tenant_action")
+                                  .order_by(OutboxOp.id))).all())
+
+
+async def _drain(c) -> None:
+    await c.outbox_worker.drain()
+
+
+async def test_reset_password_flow(env, db, workspace_id, tech, graph):
+    c, tickets, _ = env
+    done = await c.quick_actions.request(tech, tickets[6001], "reset_password", intent="click-1")
+    pw = done.temporary_password
+    assert pw and len(pw) == 16 and "must be changed at next sign-in" in done.confirmation
+    [op] = await _ops(db, workspace_id)
+    assert pw not in json.dumps(op.payload) and op.payload["password_ciphertext"]  # encrypted at rest
+    assert op.payload["user_id"] == "u-jane" and op.payload["tenant_id"] == TENANT
+    async with db.read(Scope.workspace(workspace_id)) as s:
+        notes = (await s.exec(select(TimelineEntry).where(TimelineEntry.ticket_id == tickets[6001]))).all()
+    assert [n.body for n in notes] == ["Microsoft 365 quick action: password of jane@acme.example reset (temporary "
+                                       "password given to the technician; must be changed at next sign-in)."]
+    assert notes[0].kind == "note_internal" and pw not in notes[0].body
+    await _drain(c)
+    assert graph.tenants[TENANT].writes == [("passwordProfile", "u-jane",
+                                             {"password": pw, "forceChangePasswordNextSignIn": True})]
+    [op] = await _ops(db, workspace_id)
+    assert op.status == OutboxStatus.DONE.value and op.payload["password_ciphertext"] is None  # erased
+    async with db.read(Scope.workspace(workspace_id)) as s:
+        audits = (await s.exec(select(AuditLog).where(AuditLog.op_id == op.id))).all()
+    assert [a.outcome for a in audits] == ["ok"] and audits[0].action == "graph reset_password"
+    assert pw not in json.dumps(audits[0].request) and op.actor == "slack:U1 (Ana)"
+
+
+async def test_one_write_per_intent(env, db, workspace_id, tech, graph):
+    c, tickets, _ = env
+    first = await c.quick_actions.request(tech, tickets[6001], "revoke_sessions", intent="click-7")
+    again = await c.quick_actions.request(tech, tickets[6001], "revoke_sessions", intent="click-7")
+    assert again.repeated and again.op_id == first.op_id and "Already asked" in again.confirmation
+    assert len(await _ops(db, workspace_id)) == 1
+    await _drain(c)
+    await c.quick_actions.request(tech, tickets[6001], "revoke_sessions", intent="click-7")
+    await _drain(c)
+    assert graph.tenants[TENANT].writes == [("revokeSignInSessions", "u-jane", {})]
+    await c.quick_actions.request(tech, tickets[6001], "revoke_sessions", intent="click-8")  # a new click: a new op
+    assert len(await _ops(db, workspace_id)) == 2
+
+
+async def test_who_may_act(env, db, workspace_id, tech, graph):
+    c, tickets, admin = env
+    await c.quick_actions.grant(admin, tech.member_id, allow=False)
+    with pytest.raises(PermissionDenied, match="not allowed"):
+        await c.quick_actions.request(tech, tickets[6001], "revoke_sessions", intent="x1")
+    with pytest.raises(PermissionDenied, match="Only an admin"):
+        await c.quick_actions.grant(tech, tech.member_id)
+    await c.quick_actions.grant(admin, tech.member_id)
+    with pytest.raises(PermissionDenied, match="never in a customer channel"):
+        await c.quick_actions.request(tech.scoped_to_customer(1), tickets[6001], "revoke_sessions", intent="x2")
+    with pytest.raises(PermissionDenied, match="never in a customer channel"):
+        await c.quick_actions.request(tech, tickets[6001], "revoke_sessions", intent="x3", audience="customer")
+    end_user = Actor(workspace_id=workspace_id, origin=tech.origin, is_member=False, display="contact")
+    with pytest.raises(PermissionDenied):
+        await c.quick_actions.request(end_user, tickets[6001], "revoke_sessions", intent="x4")
+    assert await _ops(db, workspace_id) == [] and graph.tenants[TENANT].writes == []
+
+
+async def test_validated_before_anything_is_queued(env, db, workspace_id, tech, graph):
+    c, tickets, _ = env
+    with pytest.raises(InvalidInput, match="synced from on-premises") as e:
+        await c.quick_actions.request(tech, tickets[6002], "reset_password", intent="v1")
+    assert "Active Directory" in (e.value.hint or "")
+    with pytest.raises(InvalidInput, match="not one of the user's Intune devices"):
+        await c.quick_actions.request(tech, tickets[6001], "sync_device", device_id="d-other", intent="v2")
+    with pytest.raises(InvalidInput, match="not a quick action"):
+        await c.quick_actions.request(tech, tickets[6001], "delete_user", intent="v3")
+    assert await _ops(db, workspace_id) == []
+    done = await c.quick_actions.request(tech, tickets[6001], "sync_device", device_id="d-1", intent="v4")
+    assert done.confirmation == "Sync asked for ACME-LT-1."
+    await _drain(c)
+    assert graph.tenants[TENANT].writes == [("syncDevice", "d-1", {})]
+
+
+async def test_another_customers_tenant_is_never_touched(env, db, workspace_id, tech, graph):
+    c, tickets, _ = env
+    # Ticket 6003 is Globex's: its contact's address names jane@acme.example, but the tenant is Globex's.
+    await c.quick_actions.request(tech, tickets[6003], "revoke_sessions", intent="g1")
+    await _drain(c)
+    assert graph.tenants[TENANT].writes == []
+    assert graph.tenants[GLOBEX_TENANT].writes == [("revokeSignInSessions", "g-jane", {})]
+    with pytest.raises(InvalidInput, match="not one of the user's Intune devices"):  # Acme's device, Globex ticket
+        await c.quick_actions.request(tech, tickets[6003], "sync_device", device_id="d-0", intent="g2")
+
+
+async def test_graph_refusals_are_explained_in_the_dead_letter(env, db, workspace_id, tech, graph):
+    c, tickets, _ = env
+    graph.tenants[TENANT].roles.clear()  # the app has the permission but not the User Administrator role
+    await c.quick_actions.request(tech, tickets[6001], "reset_password", intent="p1")
+    graph.tenants[TENANT].permissions.discard("User.RevokeSessions.All")
+    await c.quick_actions.request(tech, tickets[6001], "revoke_sessions", intent="p2")
+    await _drain(c)
+    reset, revoke = await _ops(db, workspace_id)
+    assert reset.status == revoke.status == OutboxStatus.DEAD.value
+    assert "lacks the application permission User-PasswordProfile.ReadWrite.All and the User Administrator role" \
+        in (reset.last_error or "")
+    assert "Ask the customer's admin" in (reset.last_error or "") and reset.payload["password_ciphertext"] is None
+    assert "User.RevokeSessions.All" in (revoke.last_error or "")
+    assert graph.tenants[TENANT].writes == []
+
+
+async def test_throttled_action_is_retried_after_retry_after(env, db, workspace_id, tech, graph):
+    c, tickets, _ = env
+    await c.quick_actions.request(tech, tickets[6001], "revoke_sessions", intent="t1")
+    graph.throttle(4, "0")  # the client's own retries (3) use them up; the op is then retried by the outbox
+    await _drain(c)
+    [op] = await _ops(db, workspace_id)
+    assert op.status == OutboxStatus.PENDING.value and "throttling" in (op.last_error or "")
+    assert graph.tenants[TENANT].writes == []
+    async with db.write(Scope.workspace(workspace_id)) as s:
+        row = await s.get(OutboxOp, op.id)
+        row.next_attempt_at = utcnow() - timedelta(seconds=1)
+        s.add(row)
+    await _drain(c)
+    [op] = await _ops(db, workspace_id)
+    assert op.status == OutboxStatus.DONE.value and op.attempts == 2
+    assert graph.tenants[TENANT].writes == [("revokeSignInSessions", "u-jane", {})]
