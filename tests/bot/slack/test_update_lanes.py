@@ -7,19 +7,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from bot.slack.outbound import SlackOutbound
 from bot.slack.poster import make_client
+from core.notify import TicketChanged, WriteDelivered
+from tests.bot.slack.conftest import CHANNEL, TEAM
+from tests.bot.slack.test_delivery import ticket_id_of
 from tests.fakes.slack_api import FakeSlackApi
 
 RATE_PER_S, BURST = 10.0, 8  # reserve for urgent updates: 8 // 4 = 2 tokens
 
 
 @pytest.fixture
-async def slack() -> AsyncIterator[FakeSlackApi]:
+async def slack_api() -> AsyncIterator[FakeSlackApi]:
     fake = await FakeSlackApi().start()
     try:
         yield fake
@@ -42,42 +46,70 @@ async def wait_for(fake: FakeSlackApi, n: int, within: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_the_card_someone_acted_on_goes_before_bulk_refreshes(slack: FakeSlackApi):
-    out = SlackOutbound(updates_per_minute=RATE_PER_S * 60, update_burst=BURST, update_interval=0.2)
-    client = make_client(slack.api_url, "xoxb-test-token")
+async def test_the_card_someone_acted_on_goes_before_bulk_refreshes(slack_api: FakeSlackApi):
+    now = [1000.0]  # the budget's clock stands still unless the test moves it: no refill by accident
+
+    async def poll(_seconds: float) -> None:  # the queues look again often; time moves only below
+        await asyncio.sleep(0.01)
+
+    out = SlackOutbound(updates_per_minute=RATE_PER_S * 60, update_burst=BURST, update_interval=0.2,
+                        clock=lambda: now[0], sleep=poll)
+    client = make_client(slack_api.api_url, "xoxb-test-token")
     for i in range(12):  # a PSA-side storm: 12 cards in 12 channels refreshed at once
         out.update(client, f"C{i}", f"{i}.1", text=f"bulk {i}", blocks=blocks(f"bulk {i}"))
-    await wait_for(slack, BURST - 2)
-    await asyncio.sleep(0.05)
-    assert len(slack.of("chat.update")) == BURST - 2  # bulk stops at the reserve: the budget is spent for it
+    await wait_for(slack_api, BURST - 2)
+    await asyncio.sleep(0.2)
+    assert len(slack_api.of("chat.update")) == BURST - 2  # bulk stops at the reserve: spent, as far as it goes
     out.update(client, "C11", "11.1", text="bulk 11 newer", blocks=blocks("v2"))  # still waiting: collapses
-    t0 = time.monotonic()
     # A technician clicks: their card in a channel with nothing queued, and a card whose bulk refresh waits.
     out.update(client, "C20", "20.1", text="clicked", blocks=blocks("clicked"), urgent=True)
     out.update(client, "C9", "9.1", text="bulk 9 in the PSA", blocks=blocks("in the PSA"), urgent=True)
-    await wait_for(slack, BURST)
-    assert time.monotonic() - t0 < 0.3  # from the reserve, at once (the queued bulk ones wait ~0.1 s each)
-    assert sorted(sent(slack)[BURST - 2:]) == ["bulk 9 in the PSA", "clicked"]  # before any waiting bulk one
+    await wait_for(slack_api, BURST)  # from the reserve, with no time passing
+    await asyncio.sleep(0.2)
+    assert sorted(sent(slack_api)[BURST - 2:]) == ["bulk 9 in the PSA", "clicked"]  # and no bulk one
+    now[0] += 0.25  # 2.5 tokens: still below the bulk floor (1 + reserve), so nothing more goes
+    await asyncio.sleep(0.2)
+    assert len(slack_api.of("chat.update")) == BURST
+    now[0] += 10.0  # the budget refills: the deferred bulk refreshes go, one per card, newest content
     await out.drain()
-    texts = sent(slack)
+    texts = sent(slack_api)
     assert sorted(texts[BURST:]) == sorted(["bulk 6", "bulk 7", "bulk 8", "bulk 10", "bulk 11 newer"])
-    assert "bulk 9" not in texts and "bulk 11" not in texts  # one update per card, with its newest content
+    assert "bulk 9" not in texts and "bulk 11" not in texts
     assert out.queued == 0 and out.dropped_updates == 0
-    # Within the budget throughout: k updates span at least (k - burst) / rate seconds (SAFETY-free bucket).
-    at = [c.at for c in slack.of("chat.update")]
-    for i in range(len(at)):
-        for j in range(i + BURST, len(at)):
-            assert at[j] - at[i] >= (j - i + 1 - BURST) / RATE_PER_S - 0.05
 
 
-async def test_an_urgent_update_waits_its_channels_pace_but_not_behind_its_bulk_updates(slack: FakeSlackApi):
-    out = SlackOutbound(updates_per_minute=RATE_PER_S * 60, update_burst=BURST, update_interval=0.5)
-    client = make_client(slack.api_url, "xoxb-test-token")
-    for i in range(4):  # four bulk refreshes of cards in one channel: one each 0.5 s
+async def test_an_urgent_update_waits_its_channels_pace_but_not_behind_its_bulk_updates(slack_api: FakeSlackApi):
+    out = SlackOutbound(updates_per_minute=RATE_PER_S * 60, update_burst=BURST, update_interval=1.0)
+    client = make_client(slack_api.api_url, "xoxb-test-token")
+    for i in range(4):  # four bulk refreshes of cards in one channel: one a second
         out.update(client, "C1", f"{i}.1", text=f"bulk {i}", blocks=blocks(f"bulk {i}"))
-    await wait_for(slack, 1)
+    await wait_for(slack_api, 1)
     out.update(client, "C1", "9.1", text="clicked", blocks=blocks("clicked"), urgent=True)
     await out.drain()
-    assert sent(slack) == ["bulk 0", "clicked", "bulk 1", "bulk 2", "bulk 3"]
-    gaps = [b.at - a.at for a, b in zip(slack.of("chat.update"), slack.of("chat.update")[1:], strict=False)]
-    assert min(gaps) >= 0.5 - 0.02  # the channel's pace is kept for both lanes
+    assert sent(slack_api) == ["bulk 0", "clicked", "bulk 1", "bulk 2", "bulk 3"]
+    gaps = [b.at - a.at for a, b in zip(slack_api.of("chat.update"), slack_api.of("chat.update")[1:], strict=False)]
+    assert min(gaps) >= 1.0 - 0.02  # the channel's pace is kept for both lanes
+
+
+async def test_a_writes_outcome_is_urgent_and_a_psa_change_is_bulk(slack, monkeypatch: pytest.MonkeyPatch):
+    """The notifier's choice of lane: the "in the PSA" refresh after someone's write goes urgent, a change
+    made in the PSA refreshes the same card in the bulk lane."""
+    ticket_id = await ticket_id_of(slack, 5001)
+    await slack.c.chat.record_post(slack.ws, ticket_id=ticket_id, platform="slack", team_id=TEAM, channel_id=CHANNEL,
+                                   message_ts="1700000000.000700")
+    outbound = slack.c.slack.poster.outbound
+    lanes: list[tuple[str, bool]] = []
+    real = outbound.update
+
+    def spy(client: Any, channel: str, ts: str, *, urgent: bool = False, **kw: Any) -> Any:
+        lanes.append((ts, urgent))
+        return real(client, channel, ts, urgent=urgent, **kw)
+
+    monkeypatch.setattr(outbound, "update", spy)
+    common = {"workspace_id": slack.ws, "ticket_id": ticket_id, "ticket_number": 5001,
+              "occurred_at": datetime.now(UTC)}
+    await slack.c.notifier.notify(TicketChanged(**common, origin="psa", changes={"subject": ("a", "b")}))
+    await slack.settle()
+    await slack.c.notifier.notify(WriteDelivered(**common, origin="slack", op_id=1, kind="add_note"))
+    await slack.settle()
+    assert lanes == [("1700000000.000700", False), ("1700000000.000700", True)]
