@@ -24,6 +24,8 @@ never held up.
   So when the budget is spent, bulk refreshes are deferred (and keep collapsing per card) while
   someone's own click still shows at once. An urgent update of a card with a bulk one waiting takes its
   place (one update, newest content, urgent). A sleeping channel is woken when urgent work arrives.
+  A bulk update deferred `bulk_max_defer` seconds stops yielding: more urgent work than the budget
+  (a storm of clicks) must not hide the PSA's changes indefinitely.
 - HTTP 429 + Retry-After is retried by the client's own handler (poster.retry_handlers), inside the
   channel's drain task, so it delays that channel only.
 - A post whose answer was lost (the connection dropped after Slack may have accepted it) is never simply
@@ -52,6 +54,7 @@ UPDATE_INTERVAL_S = 1.0  # chat.update: at most one per second per channel ...
 UPDATES_PER_MINUTE = 50.0  # ... and, per workspace (bot token), Slack's tier 3 (~50/min), with a burst of
 UPDATE_BURST = 20  # 20: waiting updates keep coalescing meanwhile, so a busy workspace loses no final state
 URGENT_RESERVE = 5  # of the burst, kept for urgent updates (bulk ones spend only above it); at most burst/4
+BULK_MAX_DEFER_S = 10.0  # a bulk update deferred this long competes like an urgent one (no starvation)
 MAX_PER_CHANNEL = 200
 MAX_TOTAL = 5000
 QUEUE_FULL = "deskbridge_queue_full"  # the error reported for a post refused by the bounds
@@ -81,6 +84,7 @@ class _Item:
     then: Then | None = None
     dropped: bool = False
     urgent: bool = False  # an update of a card someone just acted on (see the module docstring)
+    queued_at: float = 0.0  # when a bulk update was queued (how long it has been deferred)
 
 
 @dataclass(slots=True)
@@ -97,7 +101,7 @@ class SlackOutbound:
     def __init__(self, *, post_interval: float = POST_INTERVAL_S, update_interval: float = UPDATE_INTERVAL_S,
                  max_per_channel: int = MAX_PER_CHANNEL, max_total: int = MAX_TOTAL,
                  updates_per_minute: float = UPDATES_PER_MINUTE, update_burst: int = UPDATE_BURST,
-                 urgent_reserve: int = URGENT_RESERVE, clock: Callable[[], float] = time.monotonic,
+                 urgent_reserve: int = URGENT_RESERVE, bulk_max_defer: float = BULK_MAX_DEFER_S, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
         self.intervals = {"post": post_interval, "update": update_interval}
         self.max_per_channel = max_per_channel
@@ -111,6 +115,7 @@ class SlackOutbound:
         self._budgets: dict[str, tuple[float, float]] = {}  # workspace token -> (tokens, when counted)
         self._reserve = float(max(0, min(urgent_reserve, int(update_burst) // 4)))
         self._urgent: dict[str, int] = {}  # workspace token -> urgent updates queued
+        self._max_defer = bulk_max_defer
         self._follow_ups: set[asyncio.Task[Any]] = set()
         self._seq = itertools.count()
         self._total = 0
@@ -161,7 +166,7 @@ class SlackOutbound:
                 ch.wake.set()
             return waiting.future
         item = _Item("update", next(self._seq), client, channel, args, asyncio.get_running_loop().create_future(),
-                     urgent=urgent)
+                     urgent=urgent, queued_at=self._clock())
         if not self._make_room(channel, item):
             self.dropped_updates += 1
             log.warning("Slack card update dropped: the delivery queue is full", extra={"channel": channel})
@@ -292,7 +297,7 @@ class SlackOutbound:
         """Seconds until the workspace's budget lets this update go (0: now); nothing is taken."""
         key = self._key(item.client)
         tokens = self._tokens(key)
-        if item.urgent:
+        if item.urgent or self._clock() - item.queued_at >= self._max_defer:
             return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self._update_rate
         if self._urgent.get(key):  # someone's own card waits in this workspace: it goes first
             return max(1.0 - tokens, 0.0) / self._update_rate + 1.0 / self._update_rate

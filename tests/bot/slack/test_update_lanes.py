@@ -113,3 +113,29 @@ async def test_a_writes_outcome_is_urgent_and_a_psa_change_is_bulk(slack, monkey
     await slack.c.notifier.notify(WriteDelivered(**common, origin="slack", op_id=1, kind="add_note"))
     await slack.settle()
     assert lanes == [("1700000000.000700", False), ("1700000000.000700", True)]
+
+
+async def test_more_urgent_work_than_budget_does_not_hide_a_bulk_refresh_for_ever(slack_api: FakeSlackApi):
+    now = [1000.0]
+
+    async def poll(_seconds: float) -> None:
+        await asyncio.sleep(0.01)
+
+    out = SlackOutbound(updates_per_minute=60, update_burst=4, update_interval=0, bulk_max_defer=3.0,
+                        clock=lambda: now[0], sleep=poll)
+    client = make_client(slack_api.api_url, "xoxb-test-token")
+    out.update(client, "C_PSA", "1.1", text="changed in the PSA", blocks=blocks("psa"))  # spends 1 of 4
+    for i in range(12):  # then a storm of clicks: far more than the budget
+        out.update(client, f"C{i}", f"{i}.9", text=f"click {i}", blocks=blocks(f"click {i}"), urgent=True)
+    await wait_for(slack_api, 4)
+    out.update(client, "C_PSA", "1.1", text="changed again in the PSA", blocks=blocks("psa 2"))  # deferred
+    bulk_sent_at = None
+    for _ in range(12):  # one token a second
+        now[0] += 1.0
+        await asyncio.sleep(0.15)
+        if bulk_sent_at is None and "changed again in the PSA" in sent(slack_api):
+            bulk_sent_at = now[0]
+    assert bulk_sent_at is not None, sent(slack_api)
+    assert bulk_sent_at >= 1003.0  # it yielded to the clicks while it could
+    assert sent(slack_api).index("changed again in the PSA") < len(sent(slack_api)) - 1  # not last: it competed
+    await out.close(1)
