@@ -19,8 +19,8 @@ never held up.
   updates of the same card still collapse into it.
 - Two lanes for updates. *Urgent* ones are cards a technician just acted on (their click's card, the
   "in the PSA" confirmation of their write); the rest are *bulk* refreshes (a change made in the PSA).
-  Within a channel an urgent update goes before waiting bulk ones; in a workspace, bulk updates leave
-  the last `urgent_reserve` tokens of the budget to urgent ones and wait while any urgent update waits.
+  Within a channel an urgent update goes before waiting bulk ones; in a workspace, bulk updates wait
+  while any urgent update waits (and, if `urgent_reserve` is set, leave that many tokens to them).
   So when the budget is spent, bulk refreshes are deferred (and keep collapsing per card) while
   someone's own click still shows at once. An urgent update of a card with a bulk one waiting takes its
   place (one update, newest content, urgent). A sleeping channel is woken when urgent work arrives.
@@ -53,7 +53,9 @@ POST_INTERVAL_S = 1.0  # chat.postMessage: ~1 per second per channel
 UPDATE_INTERVAL_S = 1.0  # chat.update: at most one per second per channel ...
 UPDATES_PER_MINUTE = 50.0  # ... and, per workspace (bot token), Slack's tier 3 (~50/min), with a burst of
 UPDATE_BURST = 20  # 20: waiting updates keep coalescing meanwhile, so a busy workspace loses no final state
-URGENT_RESERVE = 5  # of the burst, kept for urgent updates (bulk ones spend only above it); at most burst/4
+# Of the burst, tokens kept for urgent updates (bulk ones spend only above them; at most burst/4). Off by
+# default: with 5 kept, every PSA change after a saturated minute waited ~6 s more (bench/e2e_latency.py).
+URGENT_RESERVE = 0
 BULK_MAX_DEFER_S = 5.0  # a bulk update deferred this long competes like an urgent one (the PSA -> chat target)
 MAX_PER_CHANNEL = 200
 MAX_TOTAL = 5000

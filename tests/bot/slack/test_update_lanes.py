@@ -19,7 +19,7 @@ from tests.bot.slack.conftest import CHANNEL, TEAM
 from tests.bot.slack.test_delivery import ticket_id_of
 from tests.fakes.slack_api import FakeSlackApi
 
-RATE_PER_S, BURST = 10.0, 8  # reserve for urgent updates: 8 // 4 = 2 tokens
+RATE_PER_S, BURST = 10.0, 8  # with urgent_reserve=2: bulk ones leave 2 tokens to urgent ones
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ async def test_the_card_someone_acted_on_goes_before_bulk_refreshes(slack_api: F
         await asyncio.sleep(0.01)
 
     out = SlackOutbound(updates_per_minute=RATE_PER_S * 60, update_burst=BURST, update_interval=0.2,
-                        clock=lambda: now[0], sleep=poll)
+                        urgent_reserve=2, clock=lambda: now[0], sleep=poll)
     client = make_client(slack_api.api_url, "xoxb-test-token")
     for i in range(12):  # a PSA-side storm: 12 cards in 12 channels refreshed at once
         out.update(client, f"C{i}", f"{i}.1", text=f"bulk {i}", blocks=blocks(f"bulk {i}"))
