@@ -139,3 +139,29 @@ async def test_more_urgent_work_than_budget_does_not_hide_a_bulk_refresh_for_eve
     assert bulk_sent_at >= 1003.0  # it yielded to the clicks while it could
     assert sent(slack_api).index("changed again in the PSA") < len(sent(slack_api)) - 1  # not last: it competed
     await out.close(1)
+
+
+async def test_with_the_default_budget_the_next_token_goes_to_the_waiting_click(slack_api: FakeSlackApi):
+    now = [1000.0]
+
+    async def poll(_seconds: float) -> None:
+        await asyncio.sleep(0.01)
+
+    out = SlackOutbound(updates_per_minute=60, update_burst=2, clock=lambda: now[0], sleep=poll)  # no reserve
+    client = make_client(slack_api.api_url, "xoxb-test-token")
+    for i in range(12):  # twelve PSA-side refreshes: two go, ten wait for the budget
+        out.update(client, f"C{i}", f"{i}.1", text=f"bulk {i}", blocks=blocks(f"bulk {i}"))
+    await wait_for(slack_api, 2)
+    out.update(client, "C99", "99.1", text="clicked", blocks=blocks("clicked"), urgent=True)
+    for n in (3, 4):  # one token a second
+        now[0] += 1.0
+        await wait_for(slack_api, n)
+        await asyncio.sleep(0.1)
+        assert len(slack_api.of("chat.update")) == n  # one per token, no more
+    assert sent(slack_api)[2] == "clicked"  # the first token after the click went to it, not to a bulk one
+    for _ in range(12):  # the budget refills a token a second: the rest go
+        now[0] += 1.0
+        await asyncio.sleep(0.05)
+    await wait_for(slack_api, 13)
+    assert sorted(sent(slack_api)[3:]) == sorted(f"bulk {i}" for i in range(2, 12))
+    await out.close(1)
