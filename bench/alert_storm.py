@@ -7,7 +7,12 @@ sent twice (a sender's retry), 8 senders in parallel. Checks: every event applie
 (one per device until the customer's storm threshold of 3, then grouped), no alert on two tickets, no
 ticket twice; reports the time (target: under 10 s on this machine).
 
-    .venv/bin/python bench/alert_storm.py [--events 1000] [--db sqlite|postgres]
+Same-run baseline: the same storm first with `chunk=1` (each receipt applied in its own transaction, the
+shape of the path before batching, though with its lighter note writes), then with the default chunk;
+the ratios are baseline / batched for wall seconds and for this process's CPU seconds (all its threads;
+less sensitive to the other work on a shared machine). The 1-minute load average is recorded with each.
+
+    .venv/bin/python bench/alert_storm.py [--events 1000] [--db sqlite|postgres] [--no-baseline]
 
 Writes bench/results/alert_storm.json.
 """
@@ -68,7 +73,7 @@ def events(total: int, seed: int = 7) -> list[dict[str, Any]]:
     return out
 
 
-async def run(db_kind: str, total: int, senders: int = 8) -> dict[str, Any]:
+async def run(db_kind: str, total: int, senders: int = 8, chunk: int | None = None) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp())
     if db_kind == "postgres":
         name = f"bench_storm_{uuid.uuid4().hex[:8]}"
@@ -83,6 +88,8 @@ async def run(db_kind: str, total: int, senders: int = 8) -> dict[str, Any]:
     container = build(settings_from_env(database_url=url, sandbox="off", secret_key=generate_key(),
                                         secret_key_file=tmp / "k", run_scheduler=False, run_outbox_worker=False))
     await bootstrap(container)
+    if chunk is not None:
+        container.alert_intake.chunk = chunk
     ws = container.default_workspace_id
     for org in range(1, 6):
         await container.directory.add_customer(ws, identifier=f"CUST{org}", name=f"Customer {org}")
@@ -104,10 +111,10 @@ async def run(db_kind: str, total: int, senders: int = 8) -> dict[str, Any]:
             statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         await asyncio.gather(*(sender(client) for _ in range(senders)))
         await container.alert_intake.sweep()
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     async with container.db.read(Scope.workspace(ws)) as s:
         tickets = (await s.exec(sa.select(Ticket.id, Ticket.customer_id, Ticket.alert_ref))).all()
         pending = (await s.exec(sa.select(sa.func.count()).select_from(AlertReceipt)
@@ -119,8 +126,8 @@ async def run(db_kind: str, total: int, senders: int = 8) -> dict[str, Any]:
     for _, cust, _ in tickets:
         per_customer[cust] = per_customer.get(cust, 0) + 1
     refs = [r for _, _, r in tickets]
-    result = {"db": db_kind, "senders": senders, "events": len(bodies), "deliveries": len(deliveries), "http": statuses,
-              "seconds": round(elapsed, 2), "events_per_s": round(len(deliveries) / elapsed, 1),
+    result = {"db": db_kind, "senders": senders, "chunk": container.alert_intake.chunk, "events": len(bodies), "deliveries": len(deliveries), "http": statuses,
+              "seconds": round(elapsed, 2), "cpu_seconds": round(cpu, 2), "events_per_s": round(len(deliveries) / elapsed, 1),
               "tickets": len(tickets), "tickets_per_customer": sorted(per_customer.values()),
               "receipts": receipts, "pending_after": pending,
               "alerts_without_ticket": sum(1 for (t,) in alerts if t is None),
@@ -138,8 +145,14 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--db", default="sqlite", choices=("sqlite", "postgres"))
     parser.add_argument("--senders", type=int, default=8)
+    parser.add_argument("--no-baseline", action="store_true", help="skip the chunk=1 baseline run")
     args = parser.parse_args()
+    baseline = None if args.no_baseline else asyncio.run(run(args.db, args.events, args.senders, chunk=1))
     result = asyncio.run(run(args.db, args.events, args.senders))
+    if baseline is not None:
+        result["baseline_chunk1"] = baseline
+        result["speedup_vs_baseline"] = round(baseline["seconds"] / result["seconds"], 2)
+        result["cpu_ratio_vs_baseline"] = round(baseline["cpu_seconds"] / result["cpu_seconds"], 2)
     RESULTS.parent.mkdir(exist_ok=True)
     existing = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     existing[args.db] = result

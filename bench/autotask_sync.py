@@ -17,9 +17,12 @@ attachments of every ticket on the page (8 at a time).
 Minimum calls: ceil(N/500) ticket queries, ceil(rows/500) queries for each child entity, the three picklist
 reads and the UDF definitions. Then the outbox at a throttled tenant: other integrations have used 90% of the
 hour; the outbox, given `hourly_request_budget`, writes notes until it is refused locally: it never sends more
-than its budget and Autotask never answers 429 (0 threshold breaches). Results: bench/results/autotask_sync.json.
+than its budget and Autotask never answers 429 (0 threshold breaches). Last, deletions: 50 tickets deleted, found
+from `DeletedTicketLogs` since a watermark (what every sync now does) against listing every live id (the
+reconcile), both in this run (alone, cheaply: `--deletions-only`, written to bench/results/autotask_deletions.json).
+Results: bench/results/autotask_sync.json.
 
-    .venv/bin/python bench/autotask_sync.py [--tickets 20000] [--changed 200]
+    .venv/bin/python bench/autotask_sync.py [--tickets 20000] [--changed 200] [--deleted 50] [--deletions-only]
 """
 
 from __future__ import annotations
@@ -198,16 +201,62 @@ async def throttled_outbox(fake: FakeAutotask, root: str, budget: int, notes: in
             "tenant_usage_after": fake.usage(), "sync_read_while_busy": sync_read}
 
 
+async def deletions(fake: FakeAutotask, root: str, deleted: int) -> dict[str, Any]:
+    """Tickets deleted in Autotask, found by reading `DeletedTicketLogs` since a watermark (ours, every sync) and
+    by listing every live ticket id and comparing (the reconcile, baseline) in the same run on the same tenant."""
+    known = {str(i) for i in fake.tables["Tickets"]}
+    since = fake.clock.now
+    fake.clock.advance(60)
+    victims = sorted(fake.tables["Tickets"])[11::max(1, len(known) // deleted)][:deleted]
+    for tid in victims:
+        fake.delete_ticket(tid)
+    fake._budget.clear()
+    conn = AutotaskConnector(config(fake, root), throttles=Throttles())
+    out: dict[str, Any] = {"tickets_before": len(known), "deleted": len(victims)}
+    for variant in ("ours", "baseline"):
+        fake.reset_counts()
+        found: set[str] = set()
+        cursor: str | None = None
+        live: set[str] = set()
+        while True:
+            if variant == "ours":
+                page = await conn.list_deleted_tickets(since - OVERLAP, cursor)
+                found |= {d.external_id for d in page.items}
+            else:
+                ids = await conn.list_ticket_ids(cursor)
+                live |= set(ids.items)
+                page = ids  # type: ignore[assignment]
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        if variant == "baseline":
+            found = known - live
+        out[variant] = {"api_calls": sum(calls(fake).values()), "by_route": calls(fake), "found": len(found),
+                        "exact": found == {str(v) for v in victims}}
+    await conn.aclose()
+    out["calls_ratio_baseline_over_ours"] = round(out["baseline"]["api_calls"] / max(1, out["ours"]["api_calls"]), 1)
+    return out
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tickets", type=int, default=20_000)
     ap.add_argument("--changed", type=int, default=200)
     ap.add_argument("--outbox-budget", type=int, default=300)
     ap.add_argument("--outbox-notes", type=int, default=400)
+    ap.add_argument("--deleted", type=int, default=50)
+    ap.add_argument("--deletions-only", action="store_true",
+                    help="only the deletions comparison (cheap): bench/results/autotask_deletions.json")
     args = ap.parse_args()
     t = time.perf_counter()
     fake, counts = seed(args.tickets)
     print(f"seeded {args.tickets} tickets, {counts} in {time.perf_counter() - t:.1f}s", file=sys.stderr)
+    if args.deletions_only:
+        with fake.serve() as root:
+            gone = await deletions(fake, root, args.deleted)
+        (ROOT / "bench" / "results" / "autotask_deletions.json").write_text(json.dumps(gone, indent=2) + "\n")
+        print(json.dumps(gone, indent=2))
+        return
     statuses: list[int] = []
     original = fake.handle
 
@@ -226,13 +275,14 @@ async def main() -> None:
         statuses.clear()
         out = await throttled_outbox(fake, root, args.outbox_budget, args.outbox_notes)
         out["threshold_breaches_429"] = statuses.count(429)
+        gone = await deletions(fake, root, args.deleted)
     ours["first"]["responses_429"], base["first"]["responses_429"] = ours_429, base_429
     n = args.tickets
     minimum = (math.ceil(n / 500) + sum(math.ceil(v / 500) for v in counts.values()) + 4)
     result = {
         "tickets": n, "children": counts, "threshold": "10,000 requests per rolling hour per database, shared",
         "minimum_first_sync_calls": minimum,
-        "ours": ours, "baseline": base, "throttled_outbox": out,
+        "ours": ours, "baseline": base, "throttled_outbox": out, "deletions": gone,
         "first_sync_calls_vs_minimum": round(ours["first"]["api_calls"] / minimum, 3),
         "baseline_calls_needed_estimate": math.ceil(n / 500) + 3 * n + 4,
         "note": ("over loopback; Autotask's added latency is off (counts, not times). The baseline is given the "

@@ -241,6 +241,7 @@ class PsaCustomField:
     required: bool = False
     active: bool = True
     customer_visible: bool = False  # the PSA shows it in its customer portal
+    read_only: bool = False  # the PSA computes it: never written
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -340,9 +341,11 @@ class TicketPatch:
     # Feature.TICKET_CATEGORIES: a category change always names the subcategory too ("" clears it).
     category_external_id: str | None = None
     subcategory_external_id: str | None = None
+    # The PSA's own fields to change, by the names in Picklists.custom_fields ("" clears one).
+    custom_fields: Mapping[str, str] | None = None
 
     def is_empty(self) -> bool:
-        return not self.unassign and not self.clear_type and all(
+        return not self.unassign and not self.clear_type and not self.custom_fields and all(
             v is None
             for v in (
                 self.summary,
@@ -540,6 +543,16 @@ class CallbackRegistrar(Protocol):
 
     async def remove_callbacks(self, url: str) -> Sequence[Any]:
         """Delete every callback pointing at `url`'s host (the connection is going away)."""
+        ...
+
+
+@runtime_checkable
+class ChildPrefetch(Protocol):
+    """A connector that reads the children of many tickets together where its PSA allows (Autotask:
+    `ticketID in [...]`, one query per kind), used when a sync reads the histories of many tickets."""
+
+    def expect_children(self, external_ids: Sequence[str]) -> None:
+        """The next list_notes / list_time_entries / list_attachments calls are for these tickets."""
         ...
 
 

@@ -2,7 +2,7 @@
 
 A create that the PSA will refuse must be refused here, with a field error the user can act on, never
 accepted and then left dead in the outbox. The board comes from the user, else the connection's default
-(`default_board_id`, set with `deskbridge connection defaults`), else the board most of the connection's
+(`default_board_id`, set with `deskbridge connection add … --set default_board_id=<id>`), else the board most of the connection's
 tickets are on (an MSP's main desk, never simply the first in the alphabet). A type must belong to that
 board. Every choice the user made is resolved to the PSA's own id so it reaches the PSA.
 """
@@ -100,8 +100,9 @@ async def resolve(session: AsyncSession, conn: PsaConnection, caps: Capabilities
     board_id = board_item.external_id if board_item else (board or None)
     if board_id is None and "board_external_id" in caps.create_requires:
         raise InvalidInput(f"{conn.name} needs a board on every new ticket.",
-                           hint=f"Pick a board, or set a default with `deskbridge connection defaults {conn.name} "
-                                "--board <name>`.", field="board")
+                           hint=f"Pick a board, or give {conn.name} a default one: `deskbridge connection add "
+                                f"{conn.kind} --name {conn.name} --set default_board_id=<board id>` (with its "
+                                "credentials again; it replaces the connection in place).", field="board")
     types = [t for t in await _items(session, conn.id, "type")  # type: ignore[arg-type]
              if t.parent_external_id in ((board_id or ""), "")]
     type_item: PicklistItem | None = None

@@ -127,11 +127,13 @@ class QuickActions:
     async def grant(self, actor: Actor, member_id: int, *, allow: bool = True) -> None:
         """Give (or take back) a technician the quick-action role; admins only."""
         if not actor.is_admin:
-            raise PermissionDenied("Only an admin can grant Microsoft 365 quick actions.")
+            raise PermissionDenied("Only an admin can grant Microsoft 365 quick actions.",
+                                   hint="Ask a Deskbridge admin: `deskbridge customer m365-grant EMAIL`.")
         async with self.db.write(actor.scope) as session:
             member = await session.get(Member, member_id)
             if member is None or member.workspace_id != actor.workspace_id:
-                raise NotFound("No such technician in this workspace.")
+                raise NotFound("No such technician in this workspace.",
+                               hint="Technicians come from the PSA sync; check the e-mail or run a sync first.")
             row = (await session.exec(select(M365ActionGrant).where(M365ActionGrant.member_id == member_id))).first()
             if allow and row is None:
                 session.add(M365ActionGrant(workspace_id=actor.workspace_id, member_id=member_id,
@@ -163,7 +165,7 @@ class QuickActions:
         self.context.check_actor(actor, audience)
         if not await self.allowed(actor):
             raise PermissionDenied("You are not allowed to run Microsoft 365 quick actions.",
-                                   hint="Ask a Deskbridge admin: `deskbridge customer m365-actions grant EMAIL`.")
+                                   hint="Ask a Deskbridge admin: `deskbridge customer m365-grant EMAIL`.")
         if not intent:
             raise InvalidInput("A quick action needs the id of the click that asked for it.")
         sub = await self.context.subject(actor, ticket_id, audience=audience)

@@ -4,13 +4,17 @@
 transaction"; creation (`_create` and its checks) and attachments are the parts to split out next.)
 
 Every change writes the local row, a timeline entry and (for PSA-backed tickets) an outbox op in one
-transaction, so nothing is half-written and no PSA write is lost. Nothing here calls a PSA.
+transaction, so nothing is half-written and no PSA write is lost. Nothing here calls a PSA; opening a PSA
+ticket whose history was never read (a closed ticket after a first sync) asks the injected `history` reader
+(core/sync/history.py) for it first, and shows what is stored if the PSA cannot answer in time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,7 +23,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.base import Capabilities, Feature
-from core import categories, create_fields
+from core import card_fields, categories, create_fields, ticket_refs
 from core.context import Actor
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.notify import NoteAdded, Notifier, TicketChanged, TicketCreated
@@ -33,8 +37,8 @@ from core.outbox.ops import (
     new_marker,
 )
 from core.status import ResolvedStatus, parse_priority, psa_priority_for, resolve_status
-from core.ticket_lookup import build_detail, load_ticket
-from core.views import TicketDetail, TimelineItem
+from core.ticket_lookup import build_detail, load_ticket, names_for, summary_from
+from core.views import TicketDetail, TicketHeader, TimelineItem
 from store.db import Database
 from store.enums import EntryKind, Origin, Priority, Stage
 from store.tables import (
@@ -83,6 +87,13 @@ def _clean_text(value: str, *, field: str, limit: int, required: bool = True) ->
     return text
 
 
+log = logging.getLogger(__name__)
+
+HistoryReader = Callable[[int, str], Awaitable[bool]]
+"""(connection id, PSA ticket id) -> read that ticket's notes, time entries and documents now (SyncService)."""
+HISTORY_WAIT_S = 10.0
+
+
 class TicketService:
     """All ticket operations every surface calls."""
 
@@ -93,8 +104,10 @@ class TicketService:
         capabilities: Callable[[str], Capabilities] | None = None,
         clock: Callable[[], datetime] = utcnow,
         notifier: Notifier | None = None,
+        history: HistoryReader | None = None,
     ) -> None:
         self.db = db
+        self._history = history
         self._capabilities = capabilities or (lambda kind: DEFAULT_CAPABILITIES)
         self._clock = clock
         # Standalone tickets (no PSA) have no sync or outbox delivery to announce them: their creation and
@@ -168,10 +181,31 @@ class TicketService:
     # ------------------------------------------------------------ reads
 
     async def get(self, actor: Actor, ref: int | str) -> TicketDetail:
-        """One ticket with its timeline (internal entries hidden from non-members)."""
+        """One ticket with its timeline (internal entries hidden from non-members); a PSA ticket whose
+        history was never read has it read first (at most HISTORY_WAIT_S, then what is stored is shown)."""
         async with self.db.read(actor.scope) as session:
             ticket = await load_ticket(session, actor, ref)
-            return await self._detail(session, actor, ticket)
+            if self._history is None or ticket.history_at is not None or ticket.connection_id is None \
+                    or ticket.external_id is None:
+                return await self._detail(session, actor, ticket)
+            unread = (ticket.connection_id, ticket.external_id)
+        try:
+            await asyncio.wait_for(self._history(*unread), HISTORY_WAIT_S)
+        except Exception:  # noqa: BLE001 - the PSA is down or slow: show what is stored, read it next time
+            log.warning("could not read a ticket's history from the PSA; showing what is stored",
+                        extra={"connection_id": unread[0], "external_id": unread[1]}, exc_info=True)
+        async with self.db.read(actor.scope) as session:
+            return await self._detail(session, actor, await load_ticket(session, actor, ref))
+
+    async def header(self, actor: Actor, ref: int | str) -> TicketHeader:
+        """A ticket's summary and board only (forms): one ticket query and its names, no timeline, no PSA."""
+        async with self.db.read(actor.scope) as session:
+            ticket = await load_ticket(session, actor, ref)
+            customers, members = await names_for(session, [ticket])
+            summary = summary_from(ticket, customers.get(ticket.customer_id) if ticket.customer_id else None,
+                                   members.get(ticket.assignee_member_id) if ticket.assignee_member_id else None,
+                                   await ticket_refs.prefixes(session, ticket.workspace_id))
+            return TicketHeader(summary=summary, board_external_id=ticket.board_external_id)
 
     async def timeline(self, actor: Actor, ref: int | str) -> tuple[TimelineItem, ...]:
         return (await self.get(actor, ref)).timeline
@@ -195,8 +229,14 @@ class TicketService:
                 occurred_at=self._clock(), subject=s.subject, customer_id=s.customer_id))
         return detail
 
-    async def _create(
+    async def _create(self, actor: Actor, **fields: Any) -> TicketDetail:
+        async with self.db.write(actor.scope) as session:
+            ticket = await self.create_in(session, actor, **fields)
+            return await self._detail(session, actor, ticket)
+
+    async def create_in(
         self,
+        session: AsyncSession,
         actor: Actor,
         *,
         subject: str,
@@ -214,66 +254,65 @@ class TicketService:
         device_ref: str | None = None,
         extra_fields: Mapping[str, str] | None = None,
         category: str | None = None, subcategory: str | None = None,  # core/categories.py
-    ) -> TicketDetail:
-        """Create a ticket: numbered locally when standalone, queued for the PSA when PSA-backed. Everything
-        the PSA requires is checked first (core/create_fields.py): a create is never accepted to go dead.
-        `extra_fields`: values for fields the chosen board makes mandatory that a ticket has no place for
-        (by the PSA's field name); only the chosen board's are sent."""
+    ) -> Ticket:
+        """Create a ticket in the caller's write transaction (`create` opens one; core/ticket_batch.py shares one):
+        numbered locally when standalone, queued for the PSA when PSA-backed, everything the PSA requires checked
+        first (core/create_fields.py). `extra_fields`: values for board-required fields a ticket has no place for."""
         extras = _clean_extras(extra_fields)
         self._require_member(actor, "create tickets here") if actor.origin != Origin.API else None
         prio = parse_priority(priority)
         customer_id = _scoped_customer(actor, customer_id)
-        async with self.db.write(actor.scope) as session:
-            if await session.get(Workspace, actor.workspace_id) is None:
-                raise NotFound(f"Workspace {actor.workspace_id} does not exist.")
-            conn = await self._connection(session, actor, connection_id)
-            caps = self._capabilities(conn.kind) if conn else DEFAULT_CAPABILITIES
-            subject_clean = _clean_text(subject, field="subject", limit=min(MAX_SUBJECT_CHARS, caps.max_summary_chars))
-            desc = _clean_text(description, field="description", limit=MAX_DESCRIPTION_CHARS, required=False)
-            customer, contact, assignee = await _parties(
-                session, conn, caps, customer_id=customer_id, contact_id=contact_id, contact_email=contact_email,
-                assignee_member_id=assignee_member_id)
-            contact_id = contact.id if contact else None
-            target = None
-            psa_prio = None
-            if conn:
-                psa_prio = await psa_priority_for(session, conn.id, prio)  # type: ignore[arg-type]
-                given = {name for name, value in (("company_external_id", customer), ("contact_external_id", contact),
-                                                  ("owner_external_id", assignee), ("description", desc),
-                                                  ("priority_external_id", psa_prio)) if value}
-                target = await create_fields.resolve(session, conn, caps, board=board_external_id,
-                                                     type_external_id=type_external_id, type_name=type_name,
-                                                     given=frozenset(given | {f"custom:{name}" for name in extras}))
-                board_external_id, type_name = target.board_external_id, target.type_name or type_name
-                _require_priority(conn, caps, psa_prio, prio)
-            cat = await categories.resolve_given(session, conn, caps, category=category, subcategory=subcategory)
-            now = self._clock()
-            ticket = Ticket(
-                workspace_id=actor.workspace_id, connection_id=conn.id if conn else None,
-                number=None if conn else await self._next_number(session, actor.workspace_id),
-                customer_id=customer.id if customer else None, contact_id=contact_id,
-                subject=subject_clean, description=desc, priority=prio.value, priority_rank=prio.rank,
-                stage=Stage.NEW.value, psa_status_name=Stage.NEW.label,
-                assignee_member_id=assignee.id if assignee else None, source=actor.origin.value,
-                board_external_id=board_external_id, board_name=target.board_name if target else None,
-                type_name=type_name, alert_ref=alert_ref, device_ref=device_ref, **cat.columns(),
-                created_at=now, updated_at=now, marker=new_marker() if conn else None,
-            )
-            session.add(ticket)
-            await session.flush()
-            if conn:
-                self._enqueue(session, actor, ticket, CreateTicket(
-                    summary=subject_clean, description=desc,
-                    company_external_id=customer.external_id if customer else None,
-                    contact_external_id=contact.external_id if contact else None,
-                    board_external_id=board_external_id,
-                    type_external_id=target.type_external_id if target else None,
-                    priority_external_id=psa_prio[0] if psa_prio else None,
-                    owner_external_id=assignee.external_id if assignee else None,
-                    **cat.ids(),
-                    extra_fields={k: v for k, v in extras.items() if target is not None and f"custom:{k}" in target.requires},
-                ), marker=ticket.marker)
-            return await self._detail(session, actor, ticket)
+        if await session.get(Workspace, actor.workspace_id) is None:
+            raise NotFound(f"Workspace {actor.workspace_id} does not exist.")
+        conn = await self._connection(session, actor, connection_id)
+        caps = self._capabilities(conn.kind) if conn else DEFAULT_CAPABILITIES
+        subject_clean = _clean_text(subject, field="subject", limit=min(MAX_SUBJECT_CHARS, caps.max_summary_chars))
+        desc = _clean_text(description, field="description", limit=MAX_DESCRIPTION_CHARS, required=False)
+        customer, contact, assignee = await _parties(
+            session, conn, caps, customer_id=customer_id, contact_id=contact_id, contact_email=contact_email,
+            assignee_member_id=assignee_member_id)
+        contact_id = contact.id if contact else None
+        target = None
+        psa_prio = None
+        if conn:
+            psa_prio = await psa_priority_for(session, conn.id, prio)  # type: ignore[arg-type]
+            given = {name for name, value in (("company_external_id", customer), ("contact_external_id", contact),
+                                              ("owner_external_id", assignee), ("description", desc),
+                                              ("priority_external_id", psa_prio)) if value}
+            target = await create_fields.resolve(session, conn, caps, board=board_external_id,
+                                                 type_external_id=type_external_id, type_name=type_name,
+                                                 given=frozenset(given | {f"custom:{name}" for name in extras}))
+            board_external_id, type_name = target.board_external_id, target.type_name or type_name
+            _require_priority(conn, caps, psa_prio, prio)
+        cat = await categories.resolve_given(session, conn, caps, category=category, subcategory=subcategory)
+        now = self._clock()
+        ticket = Ticket(
+            workspace_id=actor.workspace_id, connection_id=conn.id if conn else None,
+            number=None if conn else await self._next_number(session, actor.workspace_id),
+            customer_id=customer.id if customer else None, contact_id=contact_id,
+            subject=subject_clean, description=desc, priority=prio.value, priority_rank=prio.rank,
+            stage=Stage.NEW.value, psa_status_name=Stage.NEW.label,
+            assignee_member_id=assignee.id if assignee else None, source=actor.origin.value,
+            board_external_id=board_external_id, board_name=target.board_name if target else None,
+            type_name=type_name, alert_ref=alert_ref, device_ref=device_ref, **cat.columns(),
+            created_at=now, updated_at=now, marker=new_marker() if conn else None,
+            history_at=now if conn else None,  # born here: its whole history is ours already
+        )
+        session.add(ticket)
+        await session.flush()
+        if conn:
+            self._enqueue(session, actor, ticket, CreateTicket(
+                summary=subject_clean, description=desc,
+                company_external_id=customer.external_id if customer else None,
+                contact_external_id=contact.external_id if contact else None,
+                board_external_id=board_external_id,
+                type_external_id=target.type_external_id if target else None,
+                priority_external_id=psa_prio[0] if psa_prio else None,
+                owner_external_id=assignee.external_id if assignee else None,
+                **cat.ids(),
+                extra_fields={k: v for k, v in extras.items() if target is not None and f"custom:{k}" in target.requires},
+            ), marker=ticket.marker)
+        return ticket
 
     async def _connection(self, session: AsyncSession, actor: Actor, connection_id: int | None) -> PsaConnection | None:
         if connection_id is not None:
@@ -312,12 +351,14 @@ class TicketService:
 
     async def update(self, actor: Actor, ref: int | str, *, status: str | None = None,
                      priority: Priority | str | None = None, assignee_member_id: int | None | object = KEEP,
-                     category: str | None = None, subcategory: str | None = None) -> TicketDetail:
+                     category: str | None = None, subcategory: str | None = None,
+                     custom_fields: Mapping[str, str] | None = None) -> TicketDetail:
         """Change status, priority, assignee and/or category all or nothing: every value is checked before
         anything is changed, then the row, one timeline entry per change and their outbox ops are written in
         one transaction. A standalone ticket's reassignment is announced after the commit. A category change
         names its subcategory too (none given: the subcategory is cleared); "" clears both."""
-        if status is not None or priority is not None or category is not None or subcategory is not None:
+        if status is not None or priority is not None or category is not None or subcategory is not None or \
+                custom_fields:
             self._require_member(actor, "change a ticket's status or priority")
         if assignee_member_id is not KEEP:
             self._require_member(actor, "assign tickets")
@@ -334,9 +375,11 @@ class TicketService:
             if status is not None:
                 resolved = await resolve_status(session, connection_id=ticket.connection_id,
                                                 board_external_id=ticket.board_external_id, text=status)
-            cat = None
+            cat, fields = None, None
+            conn = await session.get(PsaConnection, ticket.connection_id) if ticket.connection_id else None
+            if custom_fields:
+                fields = await card_fields.check_values(session, conn, custom_fields)
             if category is not None or subcategory is not None:
-                conn = await session.get(PsaConnection, ticket.connection_id) if ticket.connection_id else None
                 caps = self._capabilities(conn.kind) if conn else DEFAULT_CAPABILITIES
                 cat = await categories.resolve(
                     session, conn, caps, subcategory=subcategory,
@@ -351,6 +394,8 @@ class TicketService:
                 await self._set_status(session, actor, ticket, resolved)
             if cat is not None:
                 self._set_category(session, actor, ticket, cat)
+            if fields:
+                self._set_custom_fields(session, actor, ticket, fields)
             detail = await self._detail(session, actor, ticket)
         s = detail.summary
         if reassigned is not None and s.connection_id is None and self.notifier is not None:
@@ -370,6 +415,17 @@ class TicketService:
         self._touch(ticket)
         self._enqueue(session, actor, ticket, UpdateTicket(category_external_id=cat.category_external_id or "",
                                                            subcategory_external_id=cat.subcategory_external_id or ""))
+
+    def _set_custom_fields(self, session: AsyncSession, actor: Actor, ticket: Ticket, fields: dict[str, str]
+                           ) -> None:
+        """The PSA's own fields that change (checked by card_fields.check_values), in one op."""
+        current = {str(k): str(v) for k, v in (ticket.custom_fields or {}).items()}
+        changed = {k: v for k, v in fields.items() if current.get(k, "") != v}
+        if not changed:
+            return
+        ticket.custom_fields = {k: v for k, v in {**current, **changed}.items() if v}
+        self._touch(ticket)
+        self._enqueue(session, actor, ticket, UpdateTicket(custom_fields=changed))
 
     async def _apply_status(self, session: AsyncSession, actor: Actor, ticket: Ticket, status: str) -> None:
         resolved = await resolve_status(
@@ -674,7 +730,8 @@ def _scoped_customer(actor: Actor, customer_id: int | None) -> int | None:
     if actor.customer_scope_id is None:
         return customer_id
     if customer_id not in (None, actor.customer_scope_id):
-        raise PermissionDenied("This channel is bound to one customer; tickets go to that customer.")
+        raise PermissionDenied("This channel is bound to one customer; tickets go to that customer.",
+                               hint="Leave the customer out here, or create the ticket in a technicians' channel.")
     return actor.customer_scope_id
 
 

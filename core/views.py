@@ -89,10 +89,19 @@ class TicketDetail:
     psa_resolve_by: datetime | None = None
     first_response_at: datetime | None = None
     closed_at: datetime | None = None
+    history_unread: bool = False  # a PSA ticket whose notes/time/documents could not be read yet
     # The PSA's category pair and its own fields (UDF values): the MSP's internal data (never a customer's).
     category_name: str | None = None
     subcategory_name: str | None = None
     custom_fields: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketHeader:
+    """A ticket's summary and board, without its timeline: what a form needs (TicketService.header)."""
+
+    summary: TicketSummary
+    board_external_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +168,18 @@ class ExternalLink:
     label: str
     ref: str | None = None
     url: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertChip:
+    """An RMM alert linked to a ticket (technicians only): where from, how bad, its state, a link to it."""
+
+    source: str  # the alert source's name
+    severity: str  # critical | error | warning | info
+    state: str  # triggered | acknowledged | resolved | triage…
+    summary: str
+    triggers: int = 0
+    url: str | None = None  # the event's own link (the RMM's), else the workspace's rmm_alert_url template
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -277,6 +298,7 @@ class TicketView:
     # (label, value) lines for technicians: the category and the PSA fields an admin chose to show
     # (`deskbridge connection card-fields`); never on a customer's view.
     facts: tuple[tuple[str, str], ...] = ()
+    alerts: tuple[AlertChip, ...] = ()  # linked RMM alerts (core/chat/alert_chips.py); never on a customer's view
 
     @property
     def summary(self) -> TicketSummary:

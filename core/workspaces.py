@@ -25,6 +25,8 @@ WORKSPACE_OPTIONS: dict[str, tuple[type, Any]] = {
     "runbook_url": (str, None),
     # An end user's message in a customer channel: offer a ticket, create one at once, or off (core/intake/requests)
     "end_user_requests": (str, "offer"),
+    # Tickets one end user may open from chat per hour; past it their words join their open ticket (0: no limit)
+    "end_user_requests_per_hour": (int, 5),
 }
 CHOICES: dict[str, tuple[str, ...]] = {"end_user_requests": ("offer", "create", "off")}
 
@@ -121,12 +123,17 @@ class WorkspaceService:
             raise NotFound(f"Workspace '{slug}' was not found.", hint="List them with `deskbridge workspace list`.")
         return ws
 
-    async def set_option(self, workspace_id: int, key: str, value: str | bool) -> dict[str, Any]:
+    async def set_option(self, workspace_id: int, key: str, value: str | bool | int) -> dict[str, Any]:
         if key not in WORKSPACE_OPTIONS:
             raise InvalidInput(f"Unknown setting '{key}'.", hint="Known settings: " + ", ".join(WORKSPACE_OPTIONS))
         typ, _ = WORKSPACE_OPTIONS[key]
-        new: str | bool | None = value
-        if typ is bool and isinstance(value, str):
+        new: str | bool | int | None = value
+        if typ is int:
+            text = str(value).strip()
+            if not (text.isascii() and text.isdigit() and int(text) <= 10_000):
+                raise InvalidInput(f"'{value}' is not a whole number for {key}.", hint="Use a number from 0 to 10000.")
+            new = int(text)
+        elif typ is bool and isinstance(value, str):
             low = value.strip().lower()
             if low not in ("true", "false", "on", "off", "yes", "no", "1", "0"):
                 raise InvalidInput(f"'{value}' is not on/off.", hint="Use on or off.")

@@ -25,6 +25,19 @@ def test_contracts_cover_every_rule():
         assert rule in text
 
 
+def test_core_is_forbidden_every_vendor_package():
+    """Every vendor package under connectors/ (one folder per PSA, RMM, docs platform, Graph) and the shared HTTP
+    plumbing is in the "services see only the connector seam" contract, so a new one is not left reachable."""
+    import tomllib
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    (seam,) = [c for c in contracts if c.get("source_modules") == ["core"] and c["type"] == "forbidden"]
+    packages = {f"connectors.{p.name}" for p in (ROOT / "connectors").iterdir() if (p / "__init__.py").exists()}
+    plumbing = {"connectors.http", "connectors.docs_http", "connectors.registry", "connectors.alert_webhook"}
+    assert packages, "no vendor packages found"
+    assert sorted((packages | plumbing) - set(seam["forbidden_modules"])) == []
+
+
 PLATFORM_PACKAGES = ("slack_sdk", "slack_bolt", "botbuilder", "botframework", "microsoft_teams", "msal", "bot")
 
 
@@ -83,3 +96,25 @@ def test_functions_stay_short():
                         long.add((path.relative_to(ROOT).as_posix(), node.name))
     assert long <= LONG_FUNCTIONS_TO_SPLIT, sorted(long - LONG_FUNCTIONS_TO_SPLIT)
     assert long == LONG_FUNCTIONS_TO_SPLIT, f"split already, drop from the list: {sorted(LONG_FUNCTIONS_TO_SPLIT - long)}"
+
+
+def test_hints_name_only_real_cli_commands():
+    """Every `deskbridge GROUP COMMAND` a message or docstring tells someone to run exists in the CLI (chat's
+    `/deskbridge …` and `@Deskbridge …` forms are other commands and are not checked here)."""
+    import re
+
+    import typer.main
+
+    from bot.cli import app
+
+    groups = {name: set(getattr(g, "commands", {})) for name, g in typer.main.get_command(app).commands.items()}
+    said = re.compile(r"(?<![/@A-Za-z])`deskbridge ([a-z][a-z0-9-]*)(?: ([a-z][a-z0-9-]*))?")
+    wrong = []
+    for package in ("bot", "core", "connectors"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                for m in said.finditer(line):
+                    group, command = m.group(1), m.group(2)
+                    if group not in groups or (groups[group] and command and command not in groups[group]):
+                        wrong.append(f"{path.relative_to(ROOT)}:{n}: {m.group(0)}")
+    assert groups and wrong == []

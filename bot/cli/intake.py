@@ -13,6 +13,7 @@ import typer
 
 from bot.cli.common import WORKSPACE, fail, run, run_in
 from bot.main import Deskbridge
+from core.context import Actor
 
 app = typer.Typer(help="Ticket intake: RMM alert sources, customer mapping rules and triage.", no_args_is_help=True)
 
@@ -105,6 +106,32 @@ def triage(workspace: str | None = WORKSPACE) -> None:
         typer.echo("Triage is empty.")
     for t in rows:
         typer.echo(f"{t.alert_id:>6}  {t.source:<16} {t.device or '-':<20} {t.status:<16} {t.summary}")
+
+
+@app.command("create-ticket")
+def create_ticket(alert_id: int, customer: str | None = typer.Option(
+        None, help="The customer (id, identifier or name); required for an alert in triage"),
+        workspace: str | None = WORKSPACE) -> None:
+    """Create a ticket from an alert (one in triage, or one without an open ticket), prefilled and linked."""
+
+    async def work(c: Deskbridge, ws: int) -> tuple[int, int | None]:
+        cust = (await c.directory.find_customer(ws, customer)).id if customer else None
+        return await c.alert_intake.create_ticket(Actor.system(ws), alert_id, cust)
+
+    ticket_id, number = run_in(workspace, work)
+    typer.echo(f"Ticket {f'#{number}' if number else f'id:{ticket_id} (queued for the PSA)'} created from alert "
+               f"{alert_id}.")
+
+
+@app.command("held")
+def held(workspace: str | None = WORKSPACE) -> None:
+    """End users' chat messages kept for a technician (past their hourly limit, with no open ticket)."""
+    rows = run_in(workspace, lambda c, ws: c.end_user_requests.held(ws))
+    if not rows:
+        typer.echo("Nothing is held.")
+    for h in rows:
+        typer.echo(f"{h.id:>6}  {h.created_at:%Y-%m-%d %H:%M}  customer {h.customer_id or '-'}  {h.user_key}\n"
+                   f"        {h.text}")
 
 
 @app.command("template")

@@ -14,6 +14,7 @@ from typing import Any
 from bot.slack import text as t
 from core.views import (
     AiDraftView,
+    AlertChip,
     FormField,
     FormOption,
     FormView,
@@ -54,6 +55,18 @@ def _plain(value: str, n: int = 75) -> dict[str, Any]:
 
 def _md(value: str, n: int = MAX_SECTION) -> dict[str, Any]:
     return {"type": "mrkdwn", "text": _cut(value, n) or " "}
+
+
+ALERT_ICON = {"critical": ":red_circle:", "error": ":large_orange_circle:", "warning": ":large_yellow_circle:"}
+
+
+def alert_chip(a: AlertChip) -> str:
+    """One linked RMM alert: icon, source, severity, state (and repeats), summary linked to the alert."""
+    icon = ":white_check_mark:" if a.state == "resolved" else ALERT_ICON.get(a.severity, ":white_circle:")
+    repeats = f" ×{a.triggers}" if a.triggers > 1 else ""
+    summary = esc(_cut(a.summary, 120))
+    return (f"{icon} {esc(a.source)} · {esc(a.severity)} · {esc(a.state)}{repeats} · "
+            + (f"<{a.url}|{summary}>" if a.url else summary))
 
 
 def _context(*parts: str) -> dict[str, Any]:
@@ -147,6 +160,8 @@ def ticket_blocks(view: TicketView, *, max_notes: int = 8) -> list[dict[str, Any
                                                      else esc(link.ref)))
     if extra:
         blocks.append(_context(*extra))
+    if view.alerts:  # technicians only (core builds none for a customer)
+        blocks.append(_context(*(alert_chip(a) for a in view.alerts[:10])))
     if view.ai is not None and not view.ai.empty:
         blocks.append({"type": "section", "text": _md(
             ":bulb: *AI suggestions*\n" + "\n".join(esc(_cut(line, 600)) for line in ai_lines(view.ai)))})
@@ -182,6 +197,12 @@ def draft_blocks(view: AiDraftView) -> list[dict[str, Any]]:
         _context(esc(view.label)),
         {"type": "actions", "block_id": f"draft_{view.draft_id}", "elements": [_button(a) for a in view.actions]},
     ]
+
+
+def draft_modal(view: AiDraftView) -> dict[str, Any]:
+    """The draft where there is no message to answer in (App Home, a ticket modal)."""
+    return {"type": "modal", "title": _plain("Reply draft", 24), "close": _plain("Close", 24),
+            "blocks": draft_blocks(view)}
 
 
 def ticket_fallback(view: TicketView) -> str:

@@ -293,7 +293,13 @@ class SlackContext:
             profile = await self._profile(client, user.user_id)
             if profile and (profile.get("is_admin") or profile.get("is_owner")):
                 return await self.chat.actor_for(ws, replace(user, platform_admin=True))
-        return await self.chat.actor_for(ws, user)  # raises PermissionDenied again
+        try:
+            return await self.chat.actor_for(ws, user)
+        except PermissionDenied as unknown:
+            try:  # a customer's contact, by their Slack-verified e-mail (core/chat/end_users.py)
+                return await self.chat.end_user_actor(ws, user, await self.email_of(client, user.user_id))
+            except PermissionDenied:
+                raise unknown from None  # its hint speaks to technicians and customers alike
 
     async def _autolink(self, ws: int, user: ChatUser, client: Any) -> bool:
         """core decides whether and how often to link; Slack only supplies the verified e-mail."""

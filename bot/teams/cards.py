@@ -85,6 +85,10 @@ def ticket_card(view: TicketView, *, max_notes: int = 6) -> dict[str, Any]:
     if view.notice:
         status.append(view.notice)
     body += [_text(line, isSubtle=True, size="Small") for line in status]
+    for a in view.alerts[:10]:  # linked RMM alerts, technicians only (core builds none for a customer)
+        repeats = f" ×{a.triggers}" if a.triggers > 1 else ""
+        line = f"Alert · {a.source} · {a.severity} · {a.state}{repeats} · {a.summary[:120]}"
+        body.append(_text(f"[{line}]({a.url})" if a.url else line, isSubtle=True, size="Small"))
     if view.ai is not None and not view.ai.empty:
         body.append(_ai_container(view.ai))
     links = [{"type": "Action.OpenUrl", "title": a.label, "url": a.url} for a in view.actions if a.url]

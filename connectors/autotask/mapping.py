@@ -315,6 +315,8 @@ def ticket_patch_body(ticket_id: str, p: TicketPatch, *, owner_role_id: str | No
                        ("queueID", p.board_external_id)):
         if value is not None:
             body[key] = _int(value, key)
+    if p.custom_fields:
+        body["userDefinedFields"] = [{"name": k, "value": v or None} for k, v in p.custom_fields.items()]
     if p.unassign:
         body["assignedResourceID"] = body["assignedResourceRoleID"] = None
     elif p.owner_external_id is not None:

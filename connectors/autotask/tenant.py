@@ -87,7 +87,8 @@ class TenantData:
         if "udf" not in self.problems and self.udfs is not None:
             complete |= {"custom_field"}
         fields = [PsaCustomField(name=str(u.get("name")), label=str(u.get("label") or u.get("name")),
-                                 required=bool(u.get("isRequired")), active=u.get("isActive") is not False)
+                                 required=bool(u.get("isRequired")), active=u.get("isActive") is not False,
+                                 read_only=bool(u.get("isReadOnly")))
                   for u in self.udfs or () if u.get("name") and str(u.get("name")).lower() != "deskbridge ref"]
         return replace(out, boards=boards, problems=dict(self.problems), complete=complete, custom_fields=fields)
 

@@ -16,6 +16,7 @@ import asyncio
 import bisect
 import hashlib
 import io
+import logging
 import pickle  # noqa: S403 - our own model bytes from our own database, checked against a stored sha256
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -36,6 +37,7 @@ from store.sql import table_of
 from store.tables import AiModel, AiRisk, Customer, SlaClock, Ticket, TimelineEntry, Workspace
 from store.types import utcnow
 
+log = logging.getLogger("deskbridge.ai.risk")
 KIND = "escalation"
 SNAPSHOT = timedelta(hours=1)  # closed tickets are learned from as they stood this long after opening
 MIN_TRAINING = 50
@@ -206,6 +208,14 @@ class RiskService:
         self._models[workspace_id] = (row.version, model)
         return row.version, metrics
 
+    async def status(self, workspace_id: int) -> tuple[int, int, dict[str, Any]] | None:
+        """(version, trained on, metrics) of the newest escalation model, or None before the first."""
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            row = (await session.execute(
+                sa.select(col(AiModel.version), col(AiModel.trained_on), col(AiModel.metrics))
+                .where(col(AiModel.kind) == KIND).order_by(col(AiModel.version).desc()).limit(1))).first()
+        return None if row is None else (int(row[0]), int(row[1]), dict(row[2]))
+
     async def _model(self, workspace_id: int) -> tuple[int, escalation.RiskModel] | None:
         async with self.db.read(Scope.workspace(workspace_id)) as session:
             version = (await session.execute(select(sa.func.max(AiModel.version)).where(AiModel.kind == KIND))).scalar()
@@ -281,8 +291,8 @@ class RiskService:
                 try:
                     await self.train(ws)
                     done.append(ws)
-                except InvalidInput:
-                    continue
+                except InvalidInput as exc:  # not enough history yet: said in the log, tried again next time
+                    log.info("escalation risk not trained: %s", exc.message, extra={"workspace_id": ws})
         return done
 
     async def _settings(self, workspace_id: int) -> dict[str, Any]:

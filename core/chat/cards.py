@@ -18,6 +18,7 @@ from urllib.parse import quote, urlsplit
 from connectors.base import Capabilities, Feature
 from core import alert_webhooks
 from core.card_fields import card_field_names
+from core.chat.alert_chips import alert_chips
 from core.chat.sla_info import SlaInfo
 from core.chat.visibility import for_customer
 from core.connections import ConnectionService
@@ -157,6 +158,8 @@ class TicketCards:
             sla_remaining_s=sla, audience="customer" if customer_view else "tech", notice=notice,
             ai=None if customer_view else await self._suggestions(actor, s.id),
             facts=() if customer_view else card_facts(detail, (conn.settings or {}) if conn else {}),
+            alerts=() if customer_view else await alert_chips(
+                self.db, actor, s.id, lambda ref: _template(settings.get("rmm_alert_url"), ref=ref)),
         )
         return for_customer(view) if customer_view else view
 

@@ -72,7 +72,7 @@ class ChatRunner:
         self.directory = directory
         self.workspaces = workspaces
         self.admin = ChatAdmin(db, chat=chat, workspaces=workspaces, outbox_admin=outbox_admin)
-        self.writes = ChatWrites(db, views=views, tickets=tickets, alerts=alerts)
+        self.writes = ChatWrites(db, views=views, tickets=tickets, alerts=alerts, end_users=chat.end_users)
         self._handlers: dict[type[Any], Handler] = {
             c.ListTickets: self._list_tickets,
             c.ShowTicket: self._show_ticket,
@@ -106,6 +106,13 @@ class ChatRunner:
 
     async def _list_tickets(self, r: Request) -> View:
         assert isinstance(r.cmd, c.ListTickets)
+        if r.cmd.assignee == "mine" and not r.actor.is_member:  # an end user's own tickets, by their contact
+            if not r.verified_email:
+                raise InvalidFilter("Your e-mail could not be read, so your own tickets cannot be found.",
+                                    hint="Leave out 'mine' to see your company's open tickets here.")
+            ids = await self.chat.end_users.their_tickets(r.actor, r.verified_email)
+            return await self.queue(r.actor, replace(r.cmd, assignee=None), info=r.info, only_ids=ids,
+                                    title="Your tickets")
         return await self.queue(r.actor, r.cmd, info=r.info)
 
     async def _show_ticket(self, r: Request) -> View:
@@ -169,7 +176,7 @@ class ChatRunner:
     # ------------------------------------------------------------ queue
 
     async def queue(self, actor: Actor, cmd: c.ListTickets, *, info: ChannelInfo | None = None,
-                    limit: int = 15, title: str = "Tickets") -> QueueView:
+                    limit: int = 15, title: str = "Tickets", only_ids: tuple[int, ...] | None = None) -> QueueView:
         """A page of the queue for the parsed filters; names resolved inside the actor's scope."""
         now = self.views.now()
         customer_id = None
@@ -191,6 +198,8 @@ class ChatRunner:
                                    hint="Leave it out to see this channel's open tickets.")
         if cmd.breaching:
             ids = tuple(await self.views.sla.breaching_ids(actor.workspace_id, now))
+        if only_ids is not None:
+            ids = tuple(i for i in only_ids if ids is None or i in ids)
         f = QueueFilter(stages=cmd.stages, statuses=cmd.statuses, customer_id=customer_id, assignee=assignee,
                         priorities=cmd.priorities, min_age=cmd.min_age, max_age=cmd.max_age, text=cmd.text,
                         ticket_ids=ids, sort=cmd.sort, include_closed=cmd.include_closed)
@@ -252,11 +261,12 @@ class ChatRunner:
 
     async def thread_message(self, actor: Actor, ticket_id: int, text: str,
                              files: Sequence[ChatFile] = (), *, customer_reads: bool = False,
-                             source: str | None = None, author_email: str | None = None) -> ThreadWrite | None:
-        """A message in a ticket's thread: a technician's, or a customer's in their own channel (see
-        ChatWrites.thread_message)."""
+                             source: str | None = None, author_email: str | None = None,
+                             as_contact: bool = False) -> ThreadWrite | None:
+        """A message in a ticket's thread: a technician's, or a customer's in their own channel or, as a
+        contact recognised by e-mail, in any thread of their customer's ticket (see ChatWrites.thread_message)."""
         return await self.writes.thread_message(actor, ticket_id, text, files, customer_reads=customer_reads,
-                                                source=source, author_email=author_email)
+                                                source=source, author_email=author_email, as_contact=as_contact)
 
     def _drafts(self) -> DraftChoices:
         if self.ai is None or self.ai.drafts is None:

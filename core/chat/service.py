@@ -18,6 +18,7 @@ from core.chat import visibility
 from core.chat.bindings import Bindings
 from core.chat.cache import CACHE_TTL_S, TTLCache
 from core.chat.cards import AiSuggester, ContextCheck, DocsLinks, TicketCards
+from core.chat.end_users import EndUsers
 from core.chat.forms import TicketForms
 from core.chat.identity import Identities
 from core.chat.installations import Installations
@@ -50,6 +51,7 @@ class ChatService:
         self.bindings = Bindings(db, directory=directory, cache=self._cache, clock=clock)
         self.identities = Identities(db, directory=directory, bindings=self.bindings, cache=self._cache)
         self.threads = Threads(db, cache=self._cache)
+        self.end_users = EndUsers(db, bindings=self.bindings)  # contacts outside their customer's channels
 
     def invalidate(self) -> None:
         """Forget cached installations, identities and bindings (after an admin change)."""
@@ -88,6 +90,11 @@ class ChatService:
 
     async def actor_for(self, workspace_id: int, user: ChatUser) -> tuple[Actor, ChannelInfo]:
         return await self.identities.actor_for(workspace_id, user)
+
+    async def end_user_actor(self, workspace_id: int, user: ChatUser,
+                             email: str | None) -> tuple[Actor, ChannelInfo]:
+        """A contact (by verified e-mail) outside a customer channel (end_users.py); PermissionDenied if none."""
+        return await self.end_users.actor_for(workspace_id, user, email)
 
     async def member_actor(self, workspace_id: int, platform: str, team_id: str, user_id: str) -> Actor | None:
         return await self.identities.member_actor(workspace_id, platform, team_id, user_id)
@@ -209,6 +216,9 @@ class ChatViews:
 
     async def customer_options(self, actor: Actor, query: str, limit: int = CHOICES_MAX) -> list[FormOption]:
         return await self.forms.customer_options(actor, query, limit)
+
+    async def customer_choice(self, actor: Actor, value: str) -> FormOption | None:
+        return await self.forms.customer_choice(actor, value)
 
     async def reply_form(self, actor: Actor, ref: int | str, *, visibility: str = "public",
                          context: dict[str, Any] | None = None, text: str | None = None) -> FormView:

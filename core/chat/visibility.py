@@ -91,7 +91,7 @@ def for_customer(view: TicketView) -> TicketView:
                      psa_url=None, psa_respond_by=None, psa_resolve_by=None, category_name=None,
                      subcategory_name=None, custom_fields={})
     return replace(view, detail=detail, sla_remaining_s=None, links=(), actions=(), time_entries=(),
-                   total_minutes=0, audience="customer", ai=None, facts=())
+                   total_minutes=0, audience="customer", ai=None, facts=(), alerts=())
 
 
 def redaction_for(info: ChannelInfo, *, customer_id: int | None, kind: str, audience: str) -> str | None:

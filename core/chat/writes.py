@@ -9,6 +9,7 @@ from typing import Literal
 
 from core.alert_webhooks import AlertWebhookService
 from core.chat import grammar as c
+from core.chat.end_users import EndUsers
 from core.chat.files import ChatFile, fetch_file, files_only
 from core.chat.forms import NO_CHANGE
 from core.chat.service import ChatViews
@@ -43,8 +44,9 @@ class ChatWrites:
     """What a chat user writes: submitted forms, thread messages, card actions."""
 
     def __init__(self, db: Database, *, views: ChatViews, tickets: TicketService,
-                 alerts: AlertWebhookService) -> None:
+                 alerts: AlertWebhookService, end_users: EndUsers) -> None:
         self.db = db
+        self.end_users = end_users
         self.views = views
         self.tickets = tickets
         self.alerts = alerts
@@ -96,7 +98,8 @@ class ChatWrites:
 
     async def thread_message(self, actor: Actor, ticket_id: int, text: str,
                              files: Sequence[ChatFile] = (), *, customer_reads: bool = False,
-                             source: str | None = None, author_email: str | None = None) -> ThreadWrite | None:
+                             source: str | None = None, author_email: str | None = None,
+                             as_contact: bool = False) -> ThreadWrite | None:
         """A technician's message in a ticket's thread: internal note by default, `!public` for a reply,
         `!time 30m …` for time; each file in it becomes an attachment.
 
@@ -104,9 +107,16 @@ class ChatWrites:
         messages are written; customers talk in shared threads too), `!skip` chatter, or nothing in it.
         Nothing is downloaded before that is decided. Each part is written on its own, so a refused file
         never loses the text or the other files; a text-only message that cannot be written raises.
+        `as_contact`: the actor is a contact recognised by e-mail (core/chat/end_users.py), whose message in a
+        thread of their customer's ticket is their reply wherever the thread is.
         """
         if not actor.is_member:
-            if not customer_reads or actor.customer_scope_id is None or actor.customer_scope_id < 0:
+            if actor.customer_scope_id is None or actor.customer_scope_id < 0:
+                return None
+            if as_contact:
+                if not await self.end_users.is_their_customers(actor, ticket_id):
+                    return None
+            elif not customer_reads:
                 return None
             return await self.contact_reply(actor, ticket_id, text, files, author_email=author_email,
                                             source=source)

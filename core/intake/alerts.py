@@ -5,11 +5,17 @@
          constant time with the decrypted stored one; unknown key and wrong secret are the same refusal;
       2. the body parsed by the source's format (connectors/rmm, handed in) into canonical AlertEvents;
       3. one transaction records every event as an AlertReceipt, unique on (source, dedup key, action,
-         occurrence): a sender's retry of a delivery is a duplicate and changes nothing;
-      4. pending receipts of the source are applied in order by one processor at a time (a lease on the
-         source row, so several instances never apply the same alert twice; a request that finds the lease
-         taken leaves its receipts to the holder, which looks again after releasing it).
-Applying (correlate.py) creates or updates tickets through TicketService, so the outbox syncs them to the PSA.
+         occurrence): a sender's retry of a delivery is a duplicate and changes nothing. The same
+         transaction tries to take the source's lease (one processor per source, any instance);
+      4. the lease holder applies the source's pending receipts in chunks, each chunk one transaction
+         (correlate.py), and releases the lease in the commit of the chunk that drains the source. A request
+         that finds the lease taken answers "queued": the holder sees its receipts (below).
+Why no receipt is left behind: a recording transaction and a chunk both start by locking the source row
+(SQLite: one writer; PostgreSQL: SELECT … FOR UPDATE / the lease UPDATE), so a recording either commits
+before a chunk looks for pending receipts (the chunk sees them) or after it (then the lease is free, or
+held by a processor whose next chunk sees them). `sweep` (scheduler) applies what a crashed holder left
+once its lease expires.
+Applying creates or updates tickets through TicketService, so the outbox syncs them to the PSA.
 """
 
 from __future__ import annotations
@@ -20,15 +26,17 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.alerts import AlertEvent, AlertFormatError, AlertParser
+from core.context import Actor
 from core.errors import DeskbridgeError, InvalidInput
-from core.intake.correlate import Correlator
+from core.intake.correlate import LEASE, Applied, Correlator
 from core.intake.sources import AlertSourceService
 from core.tickets import TicketService
 from store.db import Database, Scope
@@ -39,8 +47,7 @@ from store.types import utcnow
 log = logging.getLogger("deskbridge.intake.alerts")
 
 SECRET_HEADER = "x-deskbridge-secret"  # noqa: S105 - a header name
-LEASE = timedelta(seconds=60)
-BATCH = 200
+CHUNK = 50  # receipts per apply transaction (SQLite's write lock is held for one chunk)
 
 
 class AlertRefused(DeskbridgeError):
@@ -85,8 +92,11 @@ class AlertIntake:
     """Receives alert webhooks and turns them into tickets (see module doc)."""
 
     def __init__(self, db: Database, *, sources: AlertSourceService, tickets: TicketService,
-                 parsers: Mapping[str, AlertParser], clock: Callable[[], datetime] = utcnow) -> None:
+                 parsers: Mapping[str, AlertParser], clock: Callable[[], datetime] = utcnow,
+                 chunk: int = CHUNK) -> None:
         self.db, self.sources, self.parsers, self._clock = db, sources, dict(parsers), clock
+        self.chunk = chunk  # receipts per apply transaction (bench/alert_storm.py measures 1 as its baseline)
+        self._secrets: dict[tuple[int, bytes], str] = {}
         self.correlator = Correlator(db, tickets=tickets, clock=clock)
 
     # ------------------------------------------------------------ ingest
@@ -107,11 +117,11 @@ class AlertIntake:
             raise InvalidInput(exc.message, hint=exc.hint or None) from None
         if not events:
             return IngestResult("ignored")
-        recorded = await self.record(source, events)
-        await self.process(source.workspace_id, source.id)  # type: ignore[arg-type]
-        outcomes = await self._outcomes(source.workspace_id, recorded)
+        token = uuid.uuid4().hex[:16]
+        recorded, claimed = await self.record(source, events, claim=token)
+        done = await self._drain(source, token) if claimed else {}
         status = "duplicate" if all(rid is None for rid, _ in recorded) else "accepted"
-        return IngestResult(status, tuple(outcomes))
+        return IngestResult(status, tuple(self._outcomes(recorded, done)))
 
     async def _authenticate(self, key: str, headers: Mapping[str, str]) -> AlertSource:
         refused = AlertRefused("Unknown alert source or wrong secret.",
@@ -122,27 +132,41 @@ class AlertIntake:
             source = (await session.exec(select(AlertSource).where(AlertSource.key == key[:64]))).first()
         if source is None or not given:
             raise refused
-        if not hmac.compare_digest(given.encode(), self.sources.secret_of(source).encode()):
+        if not hmac.compare_digest(given.encode(), self._secret(source).encode()):
             raise refused
         if not source.enabled:
             raise AlertRefused(f"The alert source '{source.name}' is disabled.",
                                hint="Enable it with `deskbridge intake set <source> enabled on`.")
         return source
 
-    async def record(self, source: AlertSource, events: list[AlertEvent]) -> list[tuple[int | None, AlertEvent]]:
-        """Record events as receipts in one transaction; (receipt id or None for a duplicate, event)."""
+    def _secret(self, source: AlertSource) -> str:
+        """The source's secret, decrypted once per stored ciphertext (a rotation stores a new one)."""
+        key = (int(source.id), bytes(source.secret_ciphertext))  # type: ignore[arg-type]
+        if key not in self._secrets:
+            if len(self._secrets) > 1000:
+                self._secrets.clear()
+            self._secrets[key] = self.sources.secret_of(source)
+        return self._secrets[key]
+
+    async def record(self, source: AlertSource, events: list[AlertEvent], *,
+                     claim: str | None = None) -> tuple[list[tuple[int | None, AlertEvent]], bool]:
+        """Record events as receipts in one transaction: ([(receipt id or None for a duplicate, event)], whether
+        the source's lease was taken with `claim` in the same transaction)."""
         ws, sid = source.workspace_id, source.id
         now = self._clock()
         out: list[tuple[int | None, AlertEvent]] = []
         async with self.db.write(Scope.workspace(ws)) as session:
+            if not self.db.is_sqlite:  # SQLite's one writer already serializes this with chunks (module doc)
+                await session.execute(sa.select(AlertSource.id).where(  # type: ignore[call-overload]
+                    AlertSource.id == sid).with_for_update())
             for ev in events:
                 ins = dialect_insert(self.db.dialect, Alert).values(
                     workspace_id=ws, source_id=sid, dedup_key=ev.dedup_key, status="new", summary=ev.summary[:1024],
                     severity=ev.severity, device_key=ev.device_key, device_name=ev.device_name, triggers=0,
-                    first_at=now).on_conflict_do_nothing(index_elements=["source_id", "dedup_key"])
-                await session.execute(ins)
-                alert_id = (await session.execute(sa.select(Alert.id).where(  # type: ignore[call-overload]
-                    Alert.source_id == sid, Alert.dedup_key == ev.dedup_key))).scalar_one()
+                    first_at=now)
+                ins = ins.on_conflict_do_update(  # a no-op update, so that RETURNING names the existing alert
+                    index_elements=["source_id", "dedup_key"], set_={"dedup_key": ev.dedup_key})
+                alert_id = (await session.execute(ins.returning(Alert.id))).scalar_one()
                 rec = dialect_insert(self.db.dialect, AlertReceipt).values(
                     workspace_id=ws, source_id=sid, alert_id=alert_id, dedup_key=ev.dedup_key, action=ev.action,
                     occurrence=ev.occurrence[:64], occurred_at=ev.occurred_at, event=event_record(ev),
@@ -150,47 +174,49 @@ class AlertIntake:
                 ).on_conflict_do_nothing(
                     index_elements=["source_id", "dedup_key", "action", "occurrence"]).returning(AlertReceipt.id)
                 out.append(((await session.execute(rec)).scalar_one_or_none(), ev))
-        return out
+            claimed = await self._claim_in(session, sid, claim) if claim else False  # type: ignore[arg-type]
+        return out, claimed
 
-    async def _outcomes(self, ws: int, recorded: list[tuple[int | None, AlertEvent]]) -> list[EventOutcome]:
-        ids = [rid for rid, _ in recorded if rid is not None]
-        async with self.db.read(Scope.workspace(ws)) as session:
-            rows = {r.id: r for r in (await session.exec(
-                select(AlertReceipt).where(AlertReceipt.id.in_(ids)))).all()} if ids else {}  # type: ignore[union-attr]
-            numbers = await self.correlator.numbers(session, {r.ticket_id for r in rows.values() if r.ticket_id})
+    @staticmethod
+    def _outcomes(recorded: list[tuple[int | None, AlertEvent]], done: Mapping[int, Applied]) -> list[EventOutcome]:
+        """Each event's outcome: what this request applied, "queued" for what the lease holder will apply."""
         out = []
         for rid, ev in recorded:
-            row = rows.get(rid) if rid is not None else None
-            if row is None:
+            if rid is None:
                 out.append(EventOutcome(ev.dedup_key, ev.action, "duplicate"))
-                continue
-            outcome = row.outcome if row.applied_at else "queued"
-            out.append(EventOutcome(ev.dedup_key, ev.action, outcome or "recorded", row.ticket_id,
-                                    numbers.get(row.ticket_id) if row.ticket_id else None))
+            elif rid in done:
+                d = done[rid]
+                out.append(EventOutcome(ev.dedup_key, ev.action, d.outcome, d.ticket_id, d.ticket_number))
+            else:
+                out.append(EventOutcome(ev.dedup_key, ev.action, "queued"))
         return out
 
     # ------------------------------------------------------------ apply
 
     async def process(self, workspace_id: int, source_id: int) -> int:
         """Apply the source's pending receipts if no one else is; returns how many this call applied."""
-        applied = 0
-        while True:
-            token = uuid.uuid4().hex[:16]
-            if not await self._claim(workspace_id, source_id, token):
-                return applied
-            try:
-                while True:
-                    batch = await self._pending(workspace_id, source_id)
-                    for receipt_id in batch:
-                        await self.correlator.apply(workspace_id, receipt_id)
-                        applied += 1
-                    if len(batch) < BATCH:  # drained (what arrives meanwhile is found after the release)
-                        break
-                    await self._claim(workspace_id, source_id, token, renew=True)
-            finally:
-                await self._release(workspace_id, source_id, token)
-            if not await self._pending(workspace_id, source_id, limit=1):
-                return applied
+        token = uuid.uuid4().hex[:16]
+        async with self.db.write(Scope.workspace(workspace_id)) as session:
+            source = await session.get(AlertSource, source_id)
+            if source is None or not await self._claim_in(session, source_id, token):
+                return 0
+        return len(await self._drain(source, token))
+
+    async def _drain(self, source: AlertSource, token: str) -> dict[int, Applied]:
+        """Holding the lease `token`: apply chunks until one drains the source (and releases the lease)."""
+        ws, sid = source.workspace_id, int(source.id)  # type: ignore[arg-type]
+        done: dict[int, Applied] = {}
+        try:
+            while True:
+                chunk = await self.correlator.apply_chunk(ws, sid, source.name, token, self.chunk)
+                if chunk is None:  # the lease expired and someone else holds it now
+                    return done
+                done.update((a.receipt_id, a) for a in chunk[0])
+                if chunk[1]:
+                    return done
+        except BaseException:
+            await self._release(ws, sid, token)  # what is left is applied by the next request or the sweep
+            raise
 
     async def sweep(self) -> int:
         """Apply what a crashed processor left (scheduler job): every source with pending receipts."""
@@ -202,6 +228,11 @@ class AlertIntake:
         for ws, sid in pairs:
             total += await self.process(int(ws), int(sid))
         return total
+
+    async def create_ticket(self, actor: Actor, alert_id: int, customer_id: int | None = None) -> tuple[int, int | None]:
+        """"Create ticket from this alert" (correlate.py `create_for`): (ticket id, number)."""
+        ticket = await self.correlator.create_for(actor, alert_id, customer_id)
+        return int(ticket.id), ticket.number  # type: ignore[arg-type]
 
     async def retry_triage(self, workspace_id: int) -> int:
         """Apply triaged alerts again (after a mapping was added); returns how many were retried."""
@@ -216,21 +247,12 @@ class AlertIntake:
             await self.process(workspace_id, sid)
         return len(rows)
 
-    async def _pending(self, ws: int, sid: int, limit: int = BATCH) -> list[int]:
-        async with self.db.read(Scope.workspace(ws)) as session:
-            return list((await session.exec(
-                select(AlertReceipt.id).where(AlertReceipt.source_id == sid,
-                                              AlertReceipt.applied_at.is_(None))  # type: ignore[union-attr]
-                .order_by(AlertReceipt.id).limit(limit))).all())  # type: ignore[arg-type]
-
-    async def _claim(self, ws: int, sid: int, token: str, *, renew: bool = False) -> bool:
+    async def _claim_in(self, session: AsyncSession, sid: int, token: str) -> bool:
         now = self._clock()
-        cond = (col(AlertSource.claimed_by) == token) if renew else sa.or_(
-            col(AlertSource.claimed_until).is_(None), col(AlertSource.claimed_until) < now)
-        async with self.db.write(Scope.workspace(ws)) as session:
-            res = await session.execute(sa.update(AlertSource).where(AlertSource.id == sid, cond)  # type: ignore[arg-type]
-                                        .values(claimed_by=token, claimed_until=now + LEASE))
-            return bool(res.rowcount)  # type: ignore[attr-defined]
+        free = sa.or_(col(AlertSource.claimed_until).is_(None), col(AlertSource.claimed_until) < now)
+        res = await session.execute(sa.update(AlertSource).where(AlertSource.id == sid, free)  # type: ignore[arg-type]
+                                    .values(claimed_by=token, claimed_until=now + LEASE))
+        return bool(res.rowcount)  # type: ignore[attr-defined]
 
     async def _release(self, ws: int, sid: int, token: str) -> None:
         async with self.db.write(Scope.workspace(ws)) as session:

@@ -1,4 +1,4 @@
-"""Applying one recorded alert event: which ticket it creates or joins, and what is written there.
+"""Applying recorded alert events: which ticket each creates or joins, and what is written there.
 
 Trigger: a repeat of an alert with an open ticket adds a note to it (flap suppression); a new alert joins
 an open ticket of the same device, or, in a storm (the customer already got `storm_threshold` alert
@@ -8,15 +8,20 @@ older than the alert's last resolve (out of order) is recorded as stale.
 Resolve: a note on the alert's ticket; with `on_resolve=resolve` the ticket is resolved once every alert
 it carries is resolved. A resolve older than the last trigger is stale. Acknowledge: a note.
 
-Ticket writes go through TicketService (origin `alert`), each its own transaction, then the receipt is
-marked applied. A crash between the two can repeat one note, never create a second ticket: a create is
-first looked up by the ticket's alert reference.
+A chunk of pending receipts is applied in ONE write transaction (core/ticket_batch.py, origin `alert`):
+each event in order sees what the earlier ones did (the session flushes before each query), its ticket
+writes are the usual row + timeline entry + outbox op, and its receipt is marked applied in the same
+commit. So a crash repeats nothing (no second note, no second ticket), and an alert storm costs one
+transaction per chunk instead of about ten per event. The chunk starts by renewing the source's lease
+(which also locks the source row on PostgreSQL, serializing it with recorders, see alerts.py) and, when
+it drains the source, releases the lease in the same commit.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,16 +31,18 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.alerts import AlertEvent
 from core.context import Actor
-from core.errors import DeskbridgeError
+from core.errors import Conflict, DeskbridgeError, InvalidInput, NotFound, PermissionDenied
 from core.intake.rules import SourceSettings, mapping_candidates, name_candidates, source_settings
+from core.ticket_batch import TicketBatch, ticket_batch
 from core.tickets import TicketService
-from store.db import Database, Scope
+from store.db import Database
 from store.enums import OPEN_STAGES, Origin
 from store.tables import Alert, AlertMapping, AlertReceipt, AlertSource, Customer, Ticket
 
 log = logging.getLogger("deskbridge.intake.correlate")
 
 _OPEN = tuple(s.value for s in OPEN_STAGES)
+LEASE = timedelta(seconds=60)
 
 
 def _event(data: dict[str, Any]) -> AlertEvent:
@@ -62,6 +69,41 @@ def _describe(source: AlertSource, ev: AlertEvent) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What one receipt did."""
+
+    receipt_id: int
+    outcome: str
+    ticket_id: int | None
+    ticket_number: int | None
+
+
+@dataclass
+class _Chunk:
+    """One chunk's state: its batch, the source, and the tickets it has seen (by id)."""
+
+    batch: TicketBatch
+    source: AlertSource
+    settings: SourceSettings
+    tickets: dict[int, Ticket]
+    customers: dict[tuple[Any, ...], int | None] = field(default_factory=dict)  # mapping answers, this chunk
+
+    @property
+    def session(self) -> AsyncSession:
+        return self.batch.session
+
+    async def ticket(self, ticket_id: int | None) -> Ticket | None:
+        if ticket_id is None:
+            return None
+        if ticket_id not in self.tickets:  # locked like every ticket write (PostgreSQL; SQLite has one writer)
+            found = await self.session.get(Ticket, ticket_id, with_for_update=True)
+            if found is None:
+                return None
+            self.tickets[ticket_id] = found
+        return self.tickets[ticket_id]
+
+
 class Correlator:
     def __init__(self, db: Database, *, tickets: TicketService, clock: Callable[[], datetime]) -> None:
         self.db, self.tickets, self._clock = db, tickets, clock
@@ -73,93 +115,155 @@ class Correlator:
         rows = (await session.exec(select(col(Ticket.id), col(Ticket.number)).where(col(Ticket.id).in_(ids)))).all()
         return {int(i): n for i, n in rows if i is not None}
 
-    async def apply(self, ws: int, receipt_id: int) -> None:
-        """Apply one receipt (see module doc) and mark it applied."""
-        async with self.db.read(Scope.workspace(ws)) as session:
-            receipt = await session.get(AlertReceipt, receipt_id)
-            if receipt is None or receipt.applied_at is not None:
-                return
-            alert = await session.get(Alert, receipt.alert_id)
-            source = await session.get(AlertSource, receipt.source_id)
-            assert alert is not None and source is not None
-            ticket = await session.get(Ticket, alert.ticket_id) if alert.ticket_id else None
+    async def apply_chunk(self, ws: int, source_id: int, name: str, token: str,
+                          limit: int) -> tuple[list[Applied], bool] | None:
+        """Apply up to `limit` pending receipts of the source in one transaction while holding its lease
+        `token` (see module doc). Returns (what each did, drained: the lease was released in the same commit),
+        or None when the lease is no longer ours."""
+        actor = Actor(workspace_id=ws, origin=Origin.ALERT, display=f"alert:{name}")
+        async with ticket_batch(self.tickets, actor) as batch:
+            session = batch.session
+            now = self._clock()
+            held = await session.execute(sa.update(AlertSource).where(
+                col(AlertSource.id) == source_id, col(AlertSource.claimed_by) == token)
+                .values(claimed_until=now + LEASE))
+            if not held.rowcount:  # type: ignore[attr-defined]
+                return None
+            receipts = (await session.exec(select(AlertReceipt).where(
+                col(AlertReceipt.source_id) == source_id, col(AlertReceipt.applied_at).is_(None))
+                .order_by(col(AlertReceipt.id)).limit(limit))).all()
+            source = await session.get(AlertSource, source_id)
+            assert source is not None
+            alerts = {a.id: a for a in (await session.exec(select(Alert).where(
+                col(Alert.id).in_({r.alert_id for r in receipts})))).all()} if receipts else {}
+            ticket_ids = {a.ticket_id for a in alerts.values() if a.ticket_id}
+            tickets = {t.id: t for t in (await session.exec(select(Ticket).where(
+                col(Ticket.id).in_(ticket_ids)).order_by(col(Ticket.id)).with_for_update())).all()} if ticket_ids else {}
+            chunk = _Chunk(batch, source, source_settings(source.settings), tickets)  # type: ignore[arg-type]
+            done = [await self._apply(chunk, r, alerts[r.alert_id]) for r in receipts]
+            drained = len(receipts) < limit
+            if drained:
+                await session.execute(sa.update(AlertSource).where(
+                    col(AlertSource.id) == source_id, col(AlertSource.claimed_by) == token)
+                    .values(claimed_by=None, claimed_until=None))
+        return done, drained
+
+    async def create_for(self, actor: Actor, alert_id: int, customer_id: int | None = None) -> Ticket:
+        """"Create ticket from this alert" (a technician): for an alert in triage or without an open ticket,
+        one ticket prefilled from its latest event, linked to it, in one transaction (TicketService's checks
+        and outbox op as always). A second click finds the alert on its open ticket: Conflict, nothing twice."""
+        if not actor.is_member:
+            raise PermissionDenied("Only technicians can create tickets from alerts.")
+        async with ticket_batch(self.tickets, actor) as batch:
+            s = batch.session
+            alert = await s.get(Alert, alert_id, with_for_update=True)
+            if alert is None:
+                raise NotFound(f"There is no alert {alert_id}.", hint="`deskbridge intake triage` lists them.")
+            current = await s.get(Ticket, alert.ticket_id) if alert.ticket_id else None
+            if current is not None and current.stage in _OPEN:
+                raise Conflict(f"This alert is already on ticket {current.number or f'id:{current.id}'}.",
+                               hint="Open that ticket; nothing new was created.")
+            customer = customer_id or alert.customer_id
+            if customer is None:
+                raise InvalidInput("This alert has no customer yet.", field="customer",
+                                   hint="Name the customer, or map its device, site or organisation "
+                                        "(`deskbridge intake map`) so its alerts find it.")
+            source = await s.get(AlertSource, alert.source_id)
+            assert source is not None
+            receipt = (await s.exec(select(AlertReceipt).where(col(AlertReceipt.alert_id) == alert_id)
+                                    .order_by(col(AlertReceipt.id).desc()).limit(1))).first()
+            ev = _event(receipt.event) if receipt is not None else None
+            ticket = await batch.create(
+                subject=alert.summary[:255] or f"Alert {alert.dedup_key}"[:255],
+                description=_describe(source, ev) if ev else alert.summary, customer_id=customer,
+                priority=source_settings(source.settings).priority(alert.severity),
+                alert_ref=alert_ref(source, alert.dedup_key), device_ref=alert.device_name)
+            alert.ticket_id, alert.customer_id = ticket.id, customer
+            alert.status = {"triage": "triggered", "triage_resolved": "resolved"}.get(alert.status, alert.status)
+        return ticket
+
+    async def _apply(self, chunk: _Chunk, receipt: AlertReceipt, alert: Alert) -> Applied:
+        """Apply one receipt (see module doc) and mark it applied, in the chunk's transaction."""
         ev = _event(receipt.event)
-        settings = source_settings(source.settings)
-        actor = Actor(workspace_id=ws, origin=Origin.ALERT, display=f"alert:{source.name}")
+        ticket = await chunk.ticket(alert.ticket_id)
         changes: dict[str, Any] = {}
         try:
             if ev.action == "trigger":
-                outcome, ticket_id = await self._trigger(actor, source, settings, alert, ticket, ev, changes)
+                outcome, ticket_id = await self._trigger(chunk, alert, ticket, ev, changes)
             elif ev.action == "resolve":
-                outcome, ticket_id = await self._resolve(actor, source, settings, alert, ticket, ev, changes)
+                outcome, ticket_id = await self._resolve(chunk, alert, ticket, ev, changes)
             else:
                 changes["status"] = "acknowledged" if alert.status != "resolved" else alert.status
                 ticket_id = ticket.id if ticket and ticket.stage in _OPEN else None
-                if ticket_id:
-                    await self._note(actor, ticket_id, f"Alert acknowledged in {source.name}: {ev.summary}")
+                if ticket and ticket_id:
+                    await chunk.batch.note(ticket, f"Alert acknowledged in {chunk.source.name}: {ev.summary}")
                 outcome = "noted" if ticket_id else "recorded"
         except DeskbridgeError as exc:  # e.g. the PSA refuses this customer: kept in triage with the reason
-            log.warning("alert could not become a ticket", extra={"receipt": receipt_id, "reason": exc.message})
+            log.warning("alert could not become a ticket", extra={"receipt": receipt.id, "reason": exc.message})
             outcome, ticket_id = "triage", None
-            changes["status"] = "triage"
-            changes["_error"] = f"{exc.message} {exc.hint or ''}".strip()
-        await self._mark(ws, receipt_id, alert.id, outcome, ticket_id, changes)  # type: ignore[arg-type]
+            changes = {"status": "triage"}
+            receipt.event = {**receipt.event, "error": f"{exc.message} {exc.hint or ''}".strip()}
+        for name, value in changes.items():
+            setattr(alert, name, value)
+        receipt.applied_at, receipt.outcome, receipt.ticket_id = self._clock(), outcome, ticket_id
+        number = chunk.tickets[ticket_id].number if ticket_id in chunk.tickets else None
+        return Applied(receipt.id, outcome, ticket_id, number)  # type: ignore[arg-type]
 
-    async def _note(self, actor: Actor, ticket_id: int, text: str) -> None:
-        await self.tickets.comment(actor, f"id:{ticket_id}", text, visibility="internal")
-
-    async def _trigger(self, actor: Actor, source: AlertSource, settings: SourceSettings, alert: Alert,
-                       ticket: Ticket | None, ev: AlertEvent, changes: dict[str, Any]) -> tuple[str, int | None]:
+    async def _trigger(self, chunk: _Chunk, alert: Alert, ticket: Ticket | None, ev: AlertEvent,
+                       changes: dict[str, Any]) -> tuple[str, int | None]:
+        source, batch = chunk.source, chunk.batch
         if ev.occurred_at and alert.resolved_at and ev.occurred_at <= alert.resolved_at:
             if ticket and ticket.stage in _OPEN:
-                await self._note(actor, ticket.id, f"Late trigger (already resolved): {ev.summary}")  # type: ignore[arg-type]
+                await batch.note(ticket, f"Late trigger (already resolved): {ev.summary}")
             return "stale", ticket.id if ticket else None
         count = alert.triggers + 1
         changes.update(triggers=count, status="triggered", last_trigger_at=ev.occurred_at or self._clock(),
                        resolved_at=None, summary=ev.summary[:1024], severity=ev.severity)
         if ticket and ticket.stage in _OPEN:
-            await self._note(actor, ticket.id, f"Alert triggered again ({count} times): {ev.summary}")  # type: ignore[arg-type]
+            await batch.note(ticket, f"Alert triggered again ({count} times): {ev.summary}")
             return "noted", ticket.id
-        async with self.db.read(actor.scope) as session:
-            customer_id = await self._customer(session, ev)
-            changes["customer_id"] = customer_id
-            if customer_id is None:
-                changes["status"] = "triage"
-                return "triage", None
-            group = await self._group_target(session, source, settings, alert, ev, customer_id)
-            existing = (await session.exec(select(col(Ticket.id)).where(
-                col(Ticket.alert_ref) == alert_ref(source, ev.dedup_key), col(Ticket.stage).in_(_OPEN)))).first()
-        if existing:  # created before a crash, not yet linked
-            changes["ticket_id"] = existing
-            return "created", int(existing)
+        key = (tuple(mapping_candidates(ev)), tuple(name_candidates(ev)))
+        if key not in chunk.customers:
+            chunk.customers[key] = await self._customer(chunk.session, ev)
+        customer_id = chunk.customers[key]
+        changes["customer_id"] = customer_id
+        if customer_id is None:
+            changes["status"] = "triage"
+            return "triage", None
+        group = await chunk.ticket(await self._group_target(chunk.session, source, chunk.settings, alert, ev,
+                                                            customer_id))
         if group is not None:
             where = f" on {ev.device_name}" if ev.device_name else ""
-            await self._note(actor, group, f"Another alert{where} ({source.name}, {ev.severity}): {ev.summary}")
-            changes["ticket_id"] = group
-            return "grouped", group
-        detail = await self.tickets.create(
-            actor, subject=ev.summary[:255], description=_describe(source, ev), customer_id=customer_id,
-            priority=settings.priority(ev.severity), alert_ref=alert_ref(source, ev.dedup_key),
+            await batch.note(group, f"Another alert{where} ({source.name}, {ev.severity}): {ev.summary}")
+            changes["ticket_id"] = group.id
+            return "grouped", group.id
+        created = await batch.create(
+            subject=ev.summary[:255], description=_describe(source, ev), customer_id=customer_id,
+            priority=chunk.settings.priority(ev.severity), alert_ref=alert_ref(source, ev.dedup_key),
             device_ref=(ev.device_name or ev.device_id or None))
-        changes["ticket_id"] = detail.summary.id
-        return "created", detail.summary.id
+        chunk.tickets[created.id] = created  # type: ignore[index]
+        changes["ticket_id"] = created.id
+        return "created", created.id
 
-    async def _resolve(self, actor: Actor, source: AlertSource, settings: SourceSettings, alert: Alert,
-                       ticket: Ticket | None, ev: AlertEvent, changes: dict[str, Any]) -> tuple[str, int | None]:
+    async def _resolve(self, chunk: _Chunk, alert: Alert, ticket: Ticket | None, ev: AlertEvent,
+                       changes: dict[str, Any]) -> tuple[str, int | None]:
         if ev.occurred_at and alert.last_trigger_at and ev.occurred_at < alert.last_trigger_at:
             return "stale", ticket.id if ticket else None  # ends an earlier flap; the alert is triggered again
         changes["resolved_at"] = ev.occurred_at or self._clock()
         changes["status"] = "triage_resolved" if alert.status == "triage" else "resolved"
         if ticket is None or ticket.stage not in _OPEN:
             return "recorded", ticket.id if ticket else None
-        await self._note(actor, ticket.id, f"Alert resolved in {source.name}: {ev.summary}")  # type: ignore[arg-type]
-        if settings.on_resolve == "resolve":
-            async with self.db.read(actor.scope) as session:
-                others = (await session.exec(select(sa.func.count()).select_from(Alert).where(
-                    Alert.ticket_id == ticket.id, Alert.id != alert.id,
-                    Alert.status.in_(("triggered", "acknowledged"))))).one()  # type: ignore[attr-defined]
+        await chunk.batch.note(ticket, f"Alert resolved in {chunk.source.name}: {ev.summary}")
+        if chunk.settings.on_resolve == "resolve":
+            others = (await chunk.session.exec(select(sa.func.count()).select_from(Alert).where(
+                col(Alert.ticket_id) == ticket.id, col(Alert.id) != alert.id,
+                col(Alert.status).in_(("triggered", "acknowledged"))))).one()
             if not others:
-                await self.tickets.change_status(actor, f"id:{ticket.id}", "resolved")
+                try:
+                    await chunk.batch.status(ticket, "resolved")
+                except DeskbridgeError as exc:  # the note stands; the ticket stays open for a technician
+                    log.warning("alert ticket not resolved", extra={"ticket": ticket.id, "reason": exc.message})
+                    return "noted", ticket.id
                 return "resolved", ticket.id
         return "noted", ticket.id
 
@@ -199,16 +303,3 @@ class Correlator:
         if len(recent) >= settings.storm_threshold:
             return int(max(recent))
         return None
-
-    async def _mark(self, ws: int, receipt_id: int, alert_id: int, outcome: str, ticket_id: int | None,
-                    changes: dict[str, Any]) -> None:
-        error = changes.pop("_error", None)
-        async with self.db.write(Scope.workspace(ws)) as session:
-            receipt = await session.get(AlertReceipt, receipt_id)
-            alert = await session.get(Alert, alert_id)
-            assert receipt is not None and alert is not None
-            receipt.applied_at, receipt.outcome, receipt.ticket_id = self._clock(), outcome, ticket_id
-            if error:
-                receipt.event = {**receipt.event, "error": error}
-            for name, value in changes.items():
-                setattr(alert, name, value)

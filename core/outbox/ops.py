@@ -64,6 +64,7 @@ class UpdateTicket(_Payload):
     clear_type: bool = False
     category_external_id: str | None = None  # "" clears; always sent with its subcategory
     subcategory_external_id: str | None = None
+    custom_fields: dict[str, str] | None = None  # the PSA's own fields by name ("" clears one)
 
 
 class AddNote(_Payload):

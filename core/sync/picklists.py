@@ -148,7 +148,7 @@ async def _store_items(s: AsyncSession, ws: int, cid: int, pl: Picklists, engine
             parent=c.parent_external_id or "", active=c.active, order=c.sort_order)
     for f in pl.custom_fields:  # the PSA's own ticket fields, by name: what admins may show on cards
         add("custom_field", f.name[:64], f.label, active=f.active,
-            data={"required": f.required, "customer_visible": f.customer_visible})
+            data={"required": f.required, "customer_visible": f.customer_visible, "read_only": f.read_only})
     t = table_of(PicklistItem)
     for chunk in chunks(rows, 11):
         ins = dialect_insert(s, t).values(list(chunk))

@@ -6,7 +6,7 @@ from store.tables.api import ApiKey, IdempotencyKey
 from store.tables.base import WorkspaceOwned
 from store.tables.connection import PicklistItem, PriorityMapping, PsaConnection, StatusMapping
 from store.tables.conversation import ChatConversation
-from store.tables.intake import Alert, AlertMapping, AlertReceipt, AlertSource, MailReceipt
+from store.tables.intake import Alert, AlertMapping, AlertReceipt, AlertSource, EndUserRequest, MailReceipt
 from store.tables.m365 import CustomerM365Tenant, DocPlatform, M365ActionGrant, TicketM365Subject
 from store.tables.outbox import AuditLog, OutboxOp
 from store.tables.sla import SlaCalendar, SlaClock, SlaPolicy, SlaWarning
@@ -46,6 +46,7 @@ __all__ = [
     "Customer",
     "CustomerM365Tenant",
     "DocPlatform",
+    "EndUserRequest",
     "M365ActionGrant",
     "TicketM365Subject",
     "IdempotencyKey",

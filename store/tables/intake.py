@@ -111,3 +111,24 @@ class MailReceipt(WorkspaceOwned, table=True):
     ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
     raw: bytes = Field(default=b"", sa_type=sa.LargeBinary)
     received_at: datetime = created_field()
+
+
+class EndUserRequest(WorkspaceOwned, table=True):
+    """What an end user asked for in chat (a customer channel or a DM), once per chat message: the ticket it
+    opened, the open ticket it was added to (over their hourly limit), or, with nowhere to go, kept here with
+    their words (`held`) for a technician. Also what the per-person hourly limit counts."""
+
+    __tablename__ = "end_user_request"
+    __table_args__ = (
+        sa.UniqueConstraint("workspace_id", "message_key", name="uq_end_user_request"),
+        sa.Index("ix_end_user_request_user", "workspace_id", "user_key", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_key: str = Field(max_length=200)  # platform:home team:user id (also for people who are not contacts)
+    message_key: str = Field(max_length=200)
+    outcome: str = Field(max_length=16)  # opened, added, held
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
+    customer_id: int | None = Field(default=None, foreign_key="customer.id")
+    text: str = Field(default="", sa_type=sa.Text)  # kept only when held (nowhere else has their words)
+    created_at: datetime = created_field()

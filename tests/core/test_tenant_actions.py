@@ -14,7 +14,7 @@ from sqlmodel import select
 from bot.main import build
 from bot.settings import Settings
 from core.context import Actor
-from core.errors import InvalidInput, PermissionDenied
+from core.errors import InvalidInput, NotFound, PermissionDenied
 from store.crypto import generate_key
 from store.db import Scope
 from store.enums import OutboxStatus
@@ -122,10 +122,18 @@ async def test_one_write_per_intent(env, db, workspace_id, tech, graph):
 async def test_who_may_act(env, db, workspace_id, tech, graph):
     c, tickets, admin = env
     await c.quick_actions.grant(admin, tech.member_id, allow=False)
-    with pytest.raises(PermissionDenied, match="not allowed"):
+    with pytest.raises(PermissionDenied, match="not allowed") as not_granted:
         await c.quick_actions.request(tech, tickets[6001], "revoke_sessions", intent="x1")
-    with pytest.raises(PermissionDenied, match="Only an admin"):
+    from bot.cli.customer import app as customer_cli  # the hint names a command that exists
+
+    assert "m365-grant" in {cmd.name for cmd in customer_cli.registered_commands}
+    assert "`deskbridge customer m365-grant EMAIL`" in (not_granted.value.hint or "")
+    with pytest.raises(PermissionDenied, match="Only an admin") as refused:
         await c.quick_actions.grant(tech, tech.member_id)
+    assert "m365-grant" in (refused.value.hint or "")  # every refusal says what to do next
+    with pytest.raises(NotFound, match="No such technician") as missing:
+        await c.quick_actions.grant(admin, 999_999)
+    assert "PSA sync" in (missing.value.hint or "")
     await c.quick_actions.grant(admin, tech.member_id)
     with pytest.raises(PermissionDenied, match="never in a customer channel"):
         await c.quick_actions.request(tech.scoped_to_customer(1), tickets[6001], "revoke_sessions", intent="x2")

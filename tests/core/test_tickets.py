@@ -168,6 +168,15 @@ async def test_customer_scope_hides_other_customers_tickets(svc, tech, db, works
     assert (await svc.get(tech.scoped_to_customer(setup.customer_id), 100)).summary.number == 100
 
 
+async def test_customer_channel_refuses_another_customer_and_says_what_to_do(svc, tech, db, workspace_id):
+    setup = await psa_backed(db, workspace_id)
+    with pytest.raises(PermissionDenied, match="bound to one customer") as e:
+        await svc.create(tech.scoped_to_customer(setup.customer_id), subject="Printer",
+                         customer_id=setup.other_customer_id)
+    assert "technicians' channel" in (e.value.hint or "")  # every refusal says what to do next
+    assert await _ops(db, workspace_id) == []  # nothing was queued
+
+
 # ------------------------------------------------------------------ PSA-backed
 
 
@@ -348,7 +357,7 @@ async def test_a_create_the_psa_needs_a_board_for_is_refused_with_a_field_error(
     svc = TicketService(db, capabilities=lambda kind: SandboxConnector.CAPABILITIES)
     with pytest.raises(InvalidInput) as refused:
         await svc.create(tech, subject="No board", customer_id=setup.customer_id)
-    assert refused.value.field == "board" and "connection defaults" in (refused.value.hint or "")
+    assert refused.value.field == "board" and "--set default_board_id=" in (refused.value.hint or "")
     with pytest.raises(InvalidInput) as bad:
         await svc.create(tech, subject="Wrong board", customer_id=setup.customer_id, board_external_id="99")
     assert bad.value.field == "board" and "Alerts" in (bad.value.hint or "")

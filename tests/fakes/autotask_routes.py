@@ -267,7 +267,7 @@ def entity_information(fake: FakeAutotask, req: FakeRequest, spec: EntitySpec, w
     if which == "userdefinedfields":
         return json_response(200, {"fields": [
             {"name": u.name, "label": u.label, "type": u.data_type, "length": u.length, "description": "",
-             "isRequired": u.required, "isReadOnly": False, "isQueryable": True, "isReference": False,
+             "isRequired": u.required, "isReadOnly": u.read_only, "isQueryable": True, "isReference": False,
              "isPickList": False, "picklistValues": None, "picklistParentValueField": "",
              "referenceEntityType": "", "defaultValue": None, "isSupportedWebhookField": True}
             for u in fake.udfs.get(spec.name, [])]})

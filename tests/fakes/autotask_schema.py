@@ -210,6 +210,7 @@ class Udf:
     length: int = 100
     required: bool = False
     visible_to_portal: bool = False
+    read_only: bool = False  # computed by the tenant (e.g. a formula UDF): listed with isReadOnly
 
 
 def seed_udfs() -> dict[str, list[Udf]]:

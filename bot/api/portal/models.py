@@ -44,7 +44,7 @@ class TicketCreate(_In):
     assignee_id: int | None = Field(None, ge=1, le=INT32, description="A member id from GET /members")
     board: str | None = Field(None, min_length=1, max_length=100,
                               description="The PSA board (queue) by id or name; default: the connection's default "
-                                          "board (`deskbridge connection defaults`)")
+                                          "board (connection setting `default_board_id`)")
     type: str | None = Field(None, min_length=1, max_length=100,
                              description="The ticket type, by id or name; it must belong to the board")
     contact_id: int | None = Field(None, ge=1, le=INT32, description="A contact of the customer")
@@ -67,6 +67,9 @@ class TicketUpdate(_In):
         "The PSA's ticket category by id or name (Autotask: issue type); \"\" clears it and its subcategory"))
     subcategory: str | None = Field(None, max_length=100, description=(
         "A subcategory of the (new or current) category; a category change without one clears the subcategory"))
+    custom_fields: dict[str, str] | None = Field(None, max_length=50, description=(
+        "The PSA's own ticket fields by name (Autotask UDFs), e.g. {\"Customer PO\": \"PO-78\"}; \"\" clears one. "
+        "An unknown or computed field is a 422 naming the ones you can set"))
 
 
 class CommentCreate(_In):

@@ -114,7 +114,7 @@ async def update_ticket(request: Request, caller: Writer, ref: TicketRef, body: 
                         idempotency_key: IdemKey = None) -> JSONResponse:
     given = body.model_fields_set
     if not given:
-        raise InvalidInput("Nothing to change.", hint="Send at least one of status, priority, assignee_id, category, subcategory.")
+        raise InvalidInput("Nothing to change.", hint="Send at least one of status, priority, assignee_id, category, subcategory, custom_fields.")
     if "priority" in given and body.priority is None:
         raise InvalidInput("priority cannot be null.", hint="Use critical, high, medium or low.", field="priority")
     if "status" in given and body.status is None:
@@ -122,10 +122,11 @@ async def update_ticket(request: Request, caller: Writer, ref: TicketRef, body: 
 
     async def work() -> Result:
         # One transaction: every value is checked first, then all of it is written (or none of it).
-        changes = {"assignee_member_id": body.assignee_id} if "assignee_id" in given else {}
+        changes: dict[str, Any] = {"assignee_member_id": body.assignee_id} if "assignee_id" in given else {}
         detail = await caller.container.tickets.update(caller.actor, ref, status=body.status,
                                                        priority=body.priority, category=body.category,
-                                                       subcategory=body.subcategory, **changes)
+                                                       subcategory=body.subcategory,
+                                                       custom_fields=body.custom_fields, **changes)
         return 200, ticket_out(detail), {}
 
     async def rebuild(made: dict[str, Any]) -> Result:

@@ -49,13 +49,16 @@ async def run_command(sc: SlackContext, body: dict[str, Any], context: Any, clie
             return
         if isinstance(cmd, grammar.ShowTicket):
             card = await sc.views.ticket(actor, cmd.ref, audience=audience(actor, info))
-            if user.is_dm or not channel:
+            if user.is_dm or not channel or not (actor.is_member or info.is_customer_channel):
                 await respond(text=bk.ticket_fallback(card), blocks=bk.ticket_blocks(card),
                               response_type="ephemeral")
             else:
                 await sc.post_card(client, ws, user.team_id, channel, card, respond=respond)
             return
-        email = await sc.email_of(client, user.user_id) if isinstance(cmd, grammar.Link) else None
+        # verified e-mail: linking a technician, or an end user's own tickets ("mine", by their contact)
+        wants_email = isinstance(cmd, grammar.Link) or (
+            isinstance(cmd, grammar.ListTickets) and cmd.assignee == "mine" and not actor.is_member)
+        email = await sc.email_of(client, user.user_id) if wants_email else None
         shared = False
         if isinstance(cmd, grammar.Bind) and channel:
             shared = await is_shared(sc, client, channel)

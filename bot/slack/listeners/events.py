@@ -30,15 +30,18 @@ async def on_message(sc: SlackContext, body: dict[str, Any], context: Any, clien
     """A message in a ticket's thread: written to the ticket (core decides whether it is the ticket's)."""
     event = body.get("event") or {}
     thread_ts, ts = event.get("thread_ts"), event.get("ts")
-    top_level = not thread_ts and event.get("subtype") is None and event.get("channel_type") != "im"
+    top_level = not thread_ts and event.get("subtype") is None
     if (event.get("bot_id") or event.get("subtype") not in (None, "thread_broadcast", "file_share")
             or not (thread_ts or top_level) or (thread_ts and thread_ts == ts) or not event.get("user")):
         return
     team = str(context.team_id or body.get("team_id") or "")
-    if top_level:  # an end user asking for help in a customer channel (bot/slack/listeners/requests.py)
+    if top_level:  # an end user asking for help in a customer channel or a DM (bot/slack/listeners/requests.py)
         user = sc.chat_user(context, {"user": {"id": event.get("user"), "team_id": event.get("user_team")}},
                             str(event.get("channel")))
-        await requests.on_top_level(sc, body, context, client, user)
+        if event.get("channel_type") == "im":
+            await requests.on_direct_message(sc, body, context, client, user)
+        else:
+            await requests.on_top_level(sc, body, context, client, user)
         return
     if not await sc.chat.first_time(f"slack:{team}", str(body.get("event_id") or ts)):
         return  # a retry of an event we already took
@@ -54,7 +57,9 @@ async def on_message(sc: SlackContext, body: dict[str, Any], context: Any, clien
                                         text=text)
 
     try:
-        actor, _ = await sc.actor(context, user, client)
+        actor, info = await sc.actor(context, user, client)
+        # a contact recognised by e-mail outside their customer's channels (core/chat/end_users.py)
+        as_contact = not actor.is_member and not info.is_customer_channel
         # Core decides whether the message is the ticket's (only technicians' are) before any download.
         async with SlackFiles(str(client.base_url), str(context.bot_token or client.token or "")) as slack_files:
             customer_reads = await sc.shared.customer_reads(sc.chat, client, ws, team, channel)
@@ -64,7 +69,7 @@ async def on_message(sc: SlackContext, body: dict[str, Any], context: Any, clien
             done = await sc.commands.thread_message(actor, ticket_id, text, author_email=email,
                                                     files=slack_files.describe(event.get("files")),
                                                     customer_reads=customer_reads,
-                                                    source=source(channel, str(thread_ts)))
+                                                    source=source(channel, str(thread_ts)), as_contact=as_contact)
         if done is None:
             if not actor.is_member and not user.is_external and card_audience(
                     await sc.seen(client, ws, team, channel)) == "tech":

@@ -3,7 +3,10 @@
 A top-level message there from someone who is not a technician either gets a private offer ("Open a ticket"
 / "No thanks") or, when the workspace chose `create`, a ticket at once; the ticket's card is posted in the
 message's thread, which becomes the ticket's thread. A message too long to carry in the offer's button is
-opened at once (its words are never cut).
+opened at once (its words are never cut). A DM with the bot from a contact (recognised by their Slack
+e-mail; core/chat/end_users.py binds the DM to their customer) works the same way; anyone else is told
+whom to ask. Past the person's hourly limit their words go to their open ticket or are held (core), and
+they are told which.
 """
 
 from __future__ import annotations
@@ -55,11 +58,40 @@ async def on_top_level(sc: SlackContext, body: dict[str, Any], context: Any, cli
     except DeskbridgeError:
         return  # an unbound channel and a person Deskbridge does not know: not a customer channel
     text = await sc.readable(client, str(event.get("text") or ""))
-    decision = await requests.on_channel_message(actor, customer_id=info.customer_id, text=text, in_thread=False)
+    await _request(sc, context, client, actor, user, channel, ts, info.customer_id, text)
+
+
+async def on_direct_message(sc: SlackContext, body: dict[str, Any], context: Any, client: Any,
+                            user: ChatUser) -> None:
+    """A message to the bot in a DM: a contact's request, as in their customer's channel."""
+    event = body.get("event") or {}
+    channel, ts = str(event.get("channel")), str(event.get("ts"))
+    team = str(context.team_id or "")
+    if sc.requests is None or not await sc.chat.first_time(f"slack:{team}", str(body.get("event_id") or ts)):
+        return
+    try:
+        actor, info = await sc.actor(context, user, client)
+    except DeskbridgeError:
+        await client.chat_postMessage(channel=channel, thread_ts=ts,
+                                      text=t.error_text(t.DM_NOT_A_CONTACT, t.DM_NOT_A_CONTACT_HINT))
+        return
+    if actor.is_member or not info.is_customer_channel:
+        return  # technicians' DMs are theirs (commands answer them); only a contact's DM is bound
+    text = await sc.readable(client, str(event.get("text") or ""))
+    await _request(sc, context, client, actor, user, channel, ts, info.customer_id, text)
+
+
+async def _request(sc: SlackContext, context: Any, client: Any, actor: Actor, user: ChatUser, channel: str,
+                   ts: str, customer_id: int | None, text: str) -> None:
+    """Offer a ticket, or open one at once (see module doc)."""
+    assert sc.requests is not None
+    decision = await sc.requests.on_channel_message(actor, customer_id=customer_id, text=text, in_thread=False)
     if decision.kind == "ignore":
         return
     if decision.kind == "create" or len(text) > MAX_VALUE:
-        await _open_and_post(sc, context, client, actor, user, channel, ts, text)
+        line, card = await _open_and_post(sc, context, client, actor, user, channel, ts, text)
+        if not card:  # no card in their thread to show what happened: say it to them
+            await client.chat_postEphemeral(channel=channel, user=user.user_id, text=line)
         return
     value = json.dumps({"ts": ts, "text": text})
     await client.chat_postEphemeral(channel=channel, user=user.user_id, text=t.REQUEST_OFFER, blocks=[
@@ -72,18 +104,21 @@ async def on_top_level(sc: SlackContext, body: dict[str, Any], context: Any, cli
 
 
 async def _open_and_post(sc: SlackContext, context: Any, client: Any, actor: Actor, user: ChatUser, channel: str,
-                         ts: str, text: str) -> str:
-    """Open the ticket (once per message) and post its card in the message's thread; the line to tell the user."""
+                         ts: str, text: str) -> tuple[str, bool]:
+    """Open the ticket (once per message) and post its card in the message's thread: (the line to tell the
+    user, whether a card was posted)."""
     assert sc.requests is not None
     ws, team = int(context[WORKSPACE_KEY]), str(context.team_id or "")
     email, name = await _who(client, user.user_id)
     opened = await sc.requests.open(actor, text, message_key=f"{PLATFORM}:{channel}:{ts}", email=email,
-                                    name=name or user.name)
+                                    name=name or user.name, user_key=f"{PLATFORM}:{user.home_team}:{user.user_id}")
+    if opened.outcome != "opened":
+        return t.request_over_limit(opened.outcome, opened.number, opened.limit), False
     if opened.ticket_id is None:
-        return t.REQUEST_ALREADY
+        return t.REQUEST_ALREADY, False
     view = await sc.views.ticket(actor, f"id:{opened.ticket_id}", audience="customer")
     await sc.post_card(client, ws, team, channel, view, thread_ts=ts)
-    return t.request_opened(opened.number, opened.subject)
+    return t.request_opened(opened.number, opened.subject), True
 
 
 async def on_open(sc: SlackContext, body: dict[str, Any], context: Any, client: Any, respond: Any) -> None:
@@ -94,7 +129,8 @@ async def on_open(sc: SlackContext, body: dict[str, Any], context: Any, client: 
     try:
         data = json.loads(str(action.get("value") or "{}"))
         actor, _ = await sc.actor(context, user, client)
-        line = await _open_and_post(sc, context, client, actor, user, channel, str(data["ts"]), str(data["text"]))
+        line, _ = await _open_and_post(sc, context, client, actor, user, channel, str(data["ts"]),
+                                       str(data["text"]))
     except DeskbridgeError as exc:
         line = t.error_text(exc.message, exc.hint)
     except (ValueError, KeyError, TypeError):

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 
 from bot.slack import blocks as bk
 from bot.slack import tenant_blocks as tb
@@ -24,6 +26,7 @@ from core.chat import audience
 from core.context import Actor
 from core.errors import DeskbridgeError, InvalidInput
 
+log = logging.getLogger("deskbridge.slack")
 ACTIONS = {"ctx_reset": "reset_password", "ctx_revoke": "revoke_sessions", "ctx_sync": "sync_device"}
 CHOOSE_BUDGET_S = 2.0  # the change-user check waits this long before the ack (Slack allows 3 s)
 
@@ -63,7 +66,7 @@ async def run(sc: SlackContext, name: str, body: dict[str, Any], context: Any, c
     if name in ACTIONS:
         done = await sc.quick_actions.request(actor, ticket_id, ACTIONS[name], device_id=device_id, audience=aud,
                                               intent=f"slack:{user.team_id}:{user.user_id}:{action.get('action_ts')}")
-        await client.views_push(trigger_id=body["trigger_id"], view=tb.accepted_modal(done))
+        await _show_done(client, body, view, tb.accepted_modal(done))
     elif name == "ctx_apps":
         apps = await sc.tenant.apps(actor, ticket_id, str(device_id), audience=aud)
         await client.views_push(trigger_id=body["trigger_id"], view=tb.apps_modal(apps))
@@ -96,6 +99,19 @@ async def _redraw(sc: SlackContext, client: Any, view: dict[str, Any], actor: Ac
                   channel: str | None, **kw: Any) -> None:
     await client.views_update(view_id=view.get("id"), hash=view.get("hash"),
                               view=await _modal(sc, actor, ticket_id, aud, channel, **kw))
+
+
+async def _show_done(client: Any, body: dict[str, Any], view: dict[str, Any], modal: dict[str, Any]) -> None:
+    """Push what a quick action did over the context modal. The action is already queued, so this must reach the
+    technician (a reset's temporary password is shown nowhere else): when Slack refuses the push (the click's
+    trigger lasts 3 s, and Graph may have been slow), the context modal itself is replaced instead."""
+    try:
+        await client.views_push(trigger_id=body["trigger_id"], view=modal)
+    except SlackApiError as exc:
+        if not view.get("id"):
+            raise
+        log.info("quick action shown in place: views.push refused", extra={"error": exc.response.get("error")})
+        await client.views_update(view_id=view["id"], view=modal)
 
 
 def _json(text: Any) -> dict[str, Any]:

@@ -23,7 +23,7 @@ SCRIPT = [
     "!public We replaced the VPN gateway & the <PSU>; please try again.",  # a public reply
     "4", "45m", "Replaced the gateway", "y",                          # time
     "3", "2", "", "",                                                 # status -> In Progress
-    "/ticket new", "New starter: laptop for Sam", "1", "2", "", "3", "Starts Monday.",  # Acme, Level II, Incident
+    "/ticket new", "New starter: laptop for Sam", "1", "2", "", "3", "", "Starts Monday.",  # Acme, Level II, Incident, no category
     "quit"]
 
 

@@ -8,8 +8,9 @@ import json
 import pytest
 from sqlmodel import select
 
+from core.context import Actor
 from store.db import Scope
-from store.tables import ChatLink, OutboxOp, Ticket
+from store.tables import Alert, ChatLink, OutboxOp, Ticket
 from tests.bot.slack.conftest import ADMIN, TECH
 from tests.bot.slack.test_slack_app import assert_valid_blocks
 from tests.fakes.alert_receiver import FakeAlertReceiver
@@ -123,3 +124,36 @@ async def test_acknowledge_goes_through_the_outbox_to_the_signed_webhook(slack, 
     assert req.signature_ok and req.headers["Idempotency-Key"] == op.marker
     assert req.body == {"action": "acknowledge", "alert_ref": "AL-9#x", "device_ref": "WS 01/a", "ticket_number": 5001,
                         "customer": "ACME", "actor": op.actor, "idempotency_key": op.marker}
+
+
+async def test_linked_alerts_show_as_chips_to_technicians_and_never_in_the_customers_channel(slack):
+    info, secret = await slack.c.alert_sources.add(slack.ws, name="pd", kind="events_v2")
+    for key, summary, severity in (("k-disk", "Disk C: 97% full", "critical"), ("k-cpu", "CPU pegged", "warning")):
+        body = {"event_action": "trigger", "dedup_key": key, "links": [
+            {"href": f"https://rmm.example/alerts/{key}", "text": "Open in RMM"}],
+            "payload": {"summary": summary, "source": "srv-01", "severity": severity}}
+        await slack.c.alert_intake.ingest(info.key, {"x-deskbridge-secret": secret}, json.dumps(body).encode())
+    [disk, cpu] = await slack.c.alert_sources.triage(slack.ws)
+    ticket_id, _ = await slack.c.alert_intake.create_ticket(Actor.system(slack.ws), disk.alert_id,
+                                                            slack.setup.customer_id)
+    async with slack.c.db.write(Scope.workspace(slack.ws)) as s:  # the second alert grouped onto the ticket
+        (await s.get(Alert, cpu.alert_id)).ticket_id = ticket_id
+        t = await s.get(Ticket, ticket_id)
+        t.number, t.external_id = 7001, "7001"  # the PSA numbered it
+    tech = await slack.c.chat_views.ticket(Actor.system(slack.ws), "7001")
+    assert [(a.source, a.severity, a.state) for a in tech.alerts] == [("pd", "warning", "triage"),
+                                                                       ("pd", "critical", "triggered")]
+    assert tech.alerts[1].url == "https://rmm.example/alerts/k-disk"
+    await slack.slash("/ticket", "7001")
+    card = json.dumps(slack.fake.of("chat.postMessage")[-1].args["blocks"], ensure_ascii=False)
+    assert "<https://rmm.example/alerts/k-disk|Disk C: 97% full>" in card and "critical · triggered" in card
+    slack.fake.shared_channels.add("C_ACME")  # Slack Connect: the customer's people read it
+    await slack.slash("/deskbridge", "bind customer ACME", user=ADMIN, channel="C_ACME")
+    await slack.settle()
+    await slack.slash("/ticket", "7001", channel="C_ACME")
+    await slack.settle()
+    posted = [c for c in slack.fake.of("chat.postMessage") if c.args["channel"] == "C_ACME"]
+    customer_card = json.dumps(posted[-1].args["blocks"], ensure_ascii=False)
+    assert "Disk C: 97% full" in customer_card  # the ticket's subject, as the customer knows it
+    assert "<https://rmm.example/alerts/k-disk|" not in customer_card and "critical · triggered" not in customer_card
+    assert "CPU pegged" not in customer_card  # the other alert on the ticket: a chip, technicians only

@@ -150,6 +150,21 @@ async def test_technician_opens_context_and_resets_a_password(slack, graph, capl
     assert not [p for p in graph_logs if "@" in p] and pw not in caplog.text.split("views.push")[0]
 
 
+async def test_reset_password_still_shown_when_the_click_trigger_expired(slack, graph):
+    """Graph was slow, so Slack refuses the push (a trigger lasts 3 s): the reset is queued all the same, and its
+    temporary password replaces the context modal instead of being lost."""
+    await _grant(slack)
+    view = await _open_context(slack)
+    reset = _buttons(view["blocks"])["db_ctx_reset"]
+    slack.fake.clear()
+    slack.fake.fail("views.push", error="expired_trigger_id")
+    await slack.interactive(_modal_payload(slack, "ctx_reset", reset["value"], view))
+    (update,) = [c for c in slack.fake.of("views.update") if "Temporary password" in json.dumps(c.args)]
+    assert update.args["view_id"] == "V1"
+    async with slack.c.db.read(Scope.workspace(slack.ws)) as s:
+        assert len((await s.exec(select(OutboxOp).where(OutboxOp.kind == "tenant_action"))).all()) == 1
+
+
 async def test_never_in_customer_channels(slack, graph):
     await slack.slash("/deskbridge", "bind customer ACME", user=ADMIN, channel="C_ACME")
     slack.fake.clear()

@@ -1,17 +1,22 @@
 """Issue type / sub-issue type (the seam's category pair) and ticket UDFs, against the fake Autotask: read by
 the connector, synced into the local ticket, shown on technicians' cards (UDFs only where an admin chose
-them, never to customers), and set on create and update with the pair checked before anything is queued."""
+them, never to customers), and set on create and update (UDF values on update) with what is written checked
+before anything is queued."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 from sqlmodel import select
 
-from bot.main import build
+from bot.api.app import create_app
+from bot.console.render import render_ticket
+from bot.main import bootstrap, build
 from bot.settings import Settings
 from bot.slack.blocks import ticket_blocks
+from bot.teams.cards import ticket_card
 from connectors.autotask.connector import AutotaskConnector
 from connectors.base import NewTicket, PsaCategory, TicketPatch
 from connectors.errors import PsaValidationError
@@ -21,8 +26,10 @@ from core.errors import InvalidInput
 from store.crypto import generate_key
 from store.db import Scope
 from store.tables import Customer, OutboxOp, Ticket
+from tests.bot.api.conftest import PREFIX, api_settings, assert_problem
 from tests.fakes.autotask import FakeAutotask, FakeClock
 from tests.fakes.autotask_harness import config
+from tests.fakes.autotask_schema import Udf
 
 ACME = 175
 HARDWARE, PRINTER, LAPTOP, SOFTWARE, EMAIL, OFFICE = 11, 101, 102, 12, 201, 202
@@ -71,6 +78,9 @@ async def test_the_connector_reads_the_pair_and_udfs_and_checks_the_pair_before_
                                                            subcategory_external_id=""))
         assert (fake.tables["Tickets"][raw["id"]]["issueType"], fake.tables["Tickets"][raw["id"]]["subIssueType"]) \
             == (SOFTWARE, None)
+        await at.update_ticket(str(raw["id"]), TicketPatch(custom_fields={"Customer PO": ""}))
+        assert {u["name"]: u["value"] for u in fake.tables["Tickets"][raw["id"]]["userDefinedFields"]}[
+            "Customer PO"] is None  # "" clears it
         with pytest.raises(PsaValidationError, match="valid: E-mail, Office"):
             await at.update_ticket(str(raw["id"]), TicketPatch(category_external_id=str(SOFTWARE),
                                                                subcategory_external_id=str(LAPTOP)))
@@ -122,10 +132,12 @@ async def test_synced_pair_and_chosen_udfs_show_on_technicians_cards_only(contai
 
     card = await container.chat_views.ticket(actor, f"id:{local.id}")
     assert card.facts == (("Category", "Hardware › Printer"), ("Customer PO", "PO-77"))
-    assert "PO-77" in str(ticket_blocks(card))
+    assert "PO-77" in str(ticket_blocks(card)) and "PO-77" in str(ticket_card(card))
+    assert "  Customer PO: PO-77" in render_ticket(card)[0].splitlines()
     customer = await container.chat_views.ticket(actor, f"id:{local.id}", audience="customer")
     assert customer.facts == () and customer.detail.custom_fields == {} and customer.detail.category_name is None
-    assert "PO-77" not in str(ticket_blocks(customer)) and "Printer" not in str(ticket_blocks(customer))
+    for drawn in (str(ticket_blocks(customer)), str(ticket_card(customer)), render_ticket(customer)[0]):
+        assert "PO-77" not in drawn and "Printer" not in drawn
 
     fake.edit_ticket(raw["id"], userDefinedFields=[{"name": "Customer PO", "value": "PO-78"}])
     assert (await container.sync.run(cid)).ok
@@ -192,3 +204,50 @@ async def test_the_chat_new_ticket_form_offers_the_pairs_and_creates_with_the_ch
     [made] = [t for t in fake.tables["Tickets"].values() if t["title"] == "Laptop for Sam"]
     assert (made["issueType"], made["subIssueType"]) == (HARDWARE, LAPTOP)
     assert [t for t in fake.tables["Tickets"].values() if t["title"] == "Laptop"] == []
+
+
+async def test_the_rest_api_sets_the_pair_on_create_and_update(db_url, tmp_path, fake: FakeAutotask) -> None:  # type: ignore[no-untyped-def]
+    c = build(api_settings(db_url, tmp_path, api_rate_per_second=10_000.0, api_rate_burst=10_000),
+              transport=fake.transport())
+    await bootstrap(c)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(c, start_background=False)),
+                               base_url="http://deskbridge.test")
+    fake.udfs["Tickets"].append(Udf("Margin", "Margin", read_only=True))
+    try:
+        ws = c.default_workspace_id
+        await _connect(c, fake, ws)
+        auth = {"Authorization": f"Bearer {(await c.apikeys.create(ws, name='w', scopes=['write']))[1]}"}
+        async with c.db.read(Scope.workspace(ws)) as s:
+            acme = (await s.exec(select(Customer).where(Customer.external_id == str(ACME)))).one()
+        body = {"subject": "Mail down", "customer_id": acme.id, "category": "Software", "subcategory": "Printer"}
+        bad = assert_problem(await client.post(PREFIX + "/tickets", json=body, headers=auth), 422)
+        assert bad["hint"] == "Valid subcategories of Software: E-mail, Office."
+        made = await client.post(PREFIX + "/tickets", json={**body, "subcategory": "e-mail"}, headers=auth)
+        assert made.status_code == 201, made.text
+        assert (made.json()["category_name"], made.json()["subcategory_name"]) == ("Software", "E-mail")
+        ref = made.headers["Location"].rsplit("/", 1)[1]
+        moved = await client.put(f"{PREFIX}/tickets/{ref}", json={"category": "Hardware"}, headers=auth)
+        assert moved.status_code == 200, moved.text
+        assert (moved.json()["category_name"], moved.json()["subcategory_name"]) == ("Hardware", None)
+        refused = await client.put(f"{PREFIX}/tickets/{ref}", json={"subcategory": "Office"}, headers=auth)
+        assert assert_problem(refused, 422)["hint"] == "Valid subcategories of Hardware: Printer, Laptop."
+        unknown = await client.put(f"{PREFIX}/tickets/{ref}", json={"custom_fields": {"Deskbridge Ref": "x"}},
+                                   headers=auth)
+        assert assert_problem(unknown, 422)["hint"] == "Fields you can set: Customer PO."  # never our marker
+        computed = await client.put(f"{PREFIX}/tickets/{ref}", json={"custom_fields": {"Margin": "1"}},
+                                    headers=auth)
+        assert "is computed by the PSA" in assert_problem(computed, 422)["detail"]
+        po = await client.put(f"{PREFIX}/tickets/{ref}", json={"custom_fields": {"customer po": " PO-99 "}},
+                              headers=auth)
+        assert po.status_code == 200, po.text
+        for _ in range(3):
+            await c.outbox_worker.drain()
+        [t] = [t for t in fake.tables["Tickets"].values() if t["title"] == "Mail down"]
+        assert (t["issueType"], t["subIssueType"]) == (HARDWARE, None)  # created as Software/E-mail, then moved
+        assert {u["name"]: u["value"] for u in t["userDefinedFields"]}["Customer PO"] == "PO-99"
+        async with c.db.read(Scope.workspace(ws)) as s:
+            local = (await s.exec(select(Ticket).where(Ticket.external_id == str(t["id"])))).one()
+        assert local.custom_fields == {"Customer PO": "PO-99"}
+    finally:
+        await client.aclose()
+        await c.aclose()

@@ -117,3 +117,14 @@ async def test_risk_is_for_technicians_and_its_chip_shows_only_above_the_thresho
     assert await ai.suggestions(tech.scoped_to_customer(ids["globex"]), ids["1001"]) is None
     await ai.set_setting(Actor.system(workspace_id), "risk", "off")
     assert await ai.risk.at_risk(tech) == [] and await ai.risk.score(workspace_id, changed_only=False) == 0
+
+
+async def test_scheduled_training_says_why_a_workspace_was_skipped(ai, workspace_id, caplog):
+    """Too little history is not an error for the 6-hourly retrain, but it is never silent: the log says why."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="deskbridge.ai.risk")
+    assert workspace_id not in await ai.risk.train_due()
+    skipped = [r for r in caplog.records if r.name == "deskbridge.ai.risk" and getattr(r, "workspace_id", None)
+               == workspace_id]
+    assert skipped and "closed tickets with a known SLA outcome" in skipped[0].getMessage()

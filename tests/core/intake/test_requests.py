@@ -78,3 +78,40 @@ def test_subject_is_the_first_line_cut_on_a_word():
     assert subject_of("\n\nVPN down\nmore") == "VPN down"
     long = "word " * 40
     assert subject_of(long).endswith("…") and len(subject_of(long)) <= 120 and "wor…" not in subject_of(long)
+
+
+async def test_past_the_hourly_limit_words_join_their_open_ticket_or_are_held_never_lost(req):
+    await WorkspaceService(req.db).set_option(req.ws, "end_user_requests_per_hour", "2")
+    requests = EndUserRequests(req.db, tickets=req.tickets, clock=req.clock)
+    ask = dict(email="ann@acme.example", name="Ann", user_key="slack:T1:U9")
+    first = await requests.open(req.user, "VPN down", message_key="C1:1", **ask)
+    second = await requests.open(req.user, "Printer jammed", message_key="C1:2", **ask)
+    third = await requests.open(req.user, "And now Outlook too", message_key="C1:3", **ask)
+    assert [first.outcome, second.outcome] == ["opened", "opened"]
+    assert third.outcome == "added" and third.ticket_id == second.ticket_id and third.limit == 2
+    assert len(await req.tickets_()) == 2
+    assert "And now Outlook too" in await req.notes(second.ticket_id)  # their reply, word for word
+    others = await requests.open(req.user, "Someone else", message_key="C1:4", email=None, name="Bo",
+                                 user_key="slack:T1:U10")  # the limit is per person
+    assert others.outcome == "opened"
+    await req.tickets.change_status(Actor.system(req.ws), f"id:{first.ticket_id}", "resolved")
+    await req.tickets.change_status(Actor.system(req.ws), f"id:{second.ticket_id}", "resolved")
+    held = await requests.open(req.user, "Still broken", message_key="C1:5", **ask)
+    assert held.outcome == "held" and held.ticket_id is None
+    [kept] = await requests.held(req.ws)
+    assert kept.text == "Still broken" and kept.customer_id == req.acme and kept.user_key == "slack:T1:U9"
+    req.clock.advance(hours=1, seconds=1)  # an hour later they may open tickets again
+    assert (await requests.open(req.user, "New issue", message_key="C1:6", **ask)).outcome == "opened"
+    again = await requests.open(req.user, "New issue", message_key="C1:6", **ask)
+    assert again.again and len(await req.tickets_()) == 4
+
+
+async def test_the_limit_is_a_whole_number_setting(req):
+    ws = WorkspaceService(req.db)
+    with pytest.raises(InvalidInput, match="whole number"):
+        await ws.set_option(req.ws, "end_user_requests_per_hour", "lots")
+    assert (await ws.set_option(req.ws, "end_user_requests_per_hour", "0"))["end_user_requests_per_hour"] == 0
+    requests = EndUserRequests(req.db, tickets=req.tickets, clock=req.clock)
+    outcomes = [(await requests.open(req.user, f"issue {i}", message_key=f"k{i}", email=None, name=None,
+                                     user_key="slack:T1:U9")).outcome for i in range(7)]
+    assert outcomes == ["opened"] * 7  # 0: no limit
