@@ -433,4 +433,4 @@ class SlackContext:
                 view = await self.views.ticket_from_detail(Actor.system(workspace_id), view.detail,
                                                            audience="customer")
             await self.poster.update(client, channel_id, card_ts, text=bk.ticket_fallback(view),
-                                     blocks=bk.ticket_blocks(view))
+                                     blocks=bk.ticket_blocks(view), urgent=True)  # the card they just acted on

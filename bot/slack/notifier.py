@@ -207,8 +207,8 @@ class SlackNotifier:
             elif isinstance(event, TicketCreated):
                 await self._dispatch(event.workspace_id, event.ticket_id)
                 await self._homes(event.workspace_id, event.ticket_id, created=True)
-            elif isinstance(event, WriteDelivered):
-                await self.refresh_cards(event.workspace_id, event.ticket_id)
+            elif isinstance(event, WriteDelivered):  # someone's write is "in the PSA": show it first
+                await self.refresh_cards(event.workspace_id, event.ticket_id, urgent=True)
                 if event.kind == "create_ticket":  # created in chat or the API: no TicketCreated is emitted
                     await self._dispatch(event.workspace_id, event.ticket_id)
                 await self._homes(event.workspace_id, event.ticket_id, op_id=event.op_id)
@@ -284,7 +284,7 @@ class SlackNotifier:
             await self.poster.post(client, post.channel_id, text=msg, blocks=[
                 {"type": "section", "text": {"type": "mrkdwn", "text": msg}}], thread_ts=post.thread_ts,
                 record=self._record(event.workspace_id, post, "dead", "tech"))
-        await self.refresh_cards(event.workspace_id, event.ticket_id)
+        await self.refresh_cards(event.workspace_id, event.ticket_id, urgent=True)
 
     @staticmethod
     def _record(workspace_id: int, post: ThreadPost, kind: str, audience: str) -> PostRecord:
@@ -295,9 +295,10 @@ class SlackNotifier:
     async def _seen(self, client: Any, workspace_id: int, team_id: str, channel_id: str) -> ChannelInfo:
         return await self.shared.seen(self.chat, client, workspace_id, team_id, channel_id)
 
-    async def refresh_cards(self, workspace_id: int, ticket_id: int | None) -> int:
+    async def refresh_cards(self, workspace_id: int, ticket_id: int | None, *, urgent: bool = False) -> int:
         """Re-render every card of a ticket (pending/delivered/dead state, new notes, status); returns how
-        many updates were queued (they are paced and coalesced per channel)."""
+        many updates were queued (they are paced and coalesced per channel). `urgent`: the outcome of
+        someone's own write (before bulk refreshes of PSA changes when Slack's budget is short)."""
         if ticket_id is None:
             return 0
         posts = await self.chat.posts_for_ticket(workspace_id, ticket_id, PLATFORM)
@@ -322,7 +323,7 @@ class SlackNotifier:
             if card_audience(info) == "customer":
                 view = await self.views.ticket_from_detail(actor, tech.detail, audience="customer")
             await self.poster.update(client, post.channel_id, post.card_ts, text=bk.ticket_fallback(view),
-                                     blocks=bk.ticket_blocks(view))
+                                     blocks=bk.ticket_blocks(view), urgent=urgent)
             done += 1
         return done
 

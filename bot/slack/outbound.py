@@ -1,5 +1,8 @@
 """Per-channel delivery queues for chat.postMessage and chat.update (chat-platforms.md §2.4).
 
+(Over 400 lines: pacing, the workspace budget with its two lanes, bounds and lost-post recovery share
+the queue state of a channel; split the budget/lanes out if it grows further.)
+
 Slack allows about one message per second per channel. Waiting for that inside whoever posts (a
 post-ack worker, the outbox worker, the SLA monitor) would let one busy channel hold up everything
 else, e.g. another technician's `views.open` past its 3 s trigger. So posts and updates are only
@@ -14,6 +17,15 @@ never held up.
   if only posts are queued the new post is refused and logged as an error.
 - chat.update also spends a per-workspace budget (tier 3, ~50/min): while an update waits for it, later
   updates of the same card still collapse into it.
+- Two lanes for updates. *Urgent* ones are cards a technician just acted on (their click's card, the
+  "in the PSA" confirmation of their write); the rest are *bulk* refreshes (a change made in the PSA).
+  Within a channel an urgent update goes before waiting bulk ones; in a workspace, bulk updates wait
+  while any urgent update waits (and, if `urgent_reserve` is set, leave that many tokens to them).
+  So when the budget is spent, bulk refreshes are deferred (and keep collapsing per card) while
+  someone's own click still shows at once. An urgent update of a card with a bulk one waiting takes its
+  place (one update, newest content, urgent). A sleeping channel is woken when urgent work arrives.
+  A bulk update deferred `bulk_max_defer` seconds stops yielding: more urgent work than the budget
+  (a storm of clicks) must not hide the PSA's changes indefinitely.
 - HTTP 429 + Retry-After is retried by the client's own handler (poster.retry_handlers), inside the
   channel's drain task, so it delays that channel only.
 - A post whose answer was lost (the connection dropped after Slack may have accepted it) is never simply
@@ -41,6 +53,10 @@ POST_INTERVAL_S = 1.0  # chat.postMessage: ~1 per second per channel
 UPDATE_INTERVAL_S = 1.0  # chat.update: at most one per second per channel ...
 UPDATES_PER_MINUTE = 50.0  # ... and, per workspace (bot token), Slack's tier 3 (~50/min), with a burst of
 UPDATE_BURST = 20  # 20: waiting updates keep coalescing meanwhile, so a busy workspace loses no final state
+# Of the burst, tokens kept for urgent updates (bulk ones spend only above them; at most burst/4). Off by
+# default: with 5 kept, every PSA change after a saturated minute waited ~6 s more (bench/e2e_latency.py).
+URGENT_RESERVE = 0
+BULK_MAX_DEFER_S = 5.0  # a bulk update deferred this long competes like an urgent one (the PSA -> chat target)
 MAX_PER_CHANNEL = 200
 MAX_TOTAL = 5000
 QUEUE_FULL = "deskbridge_queue_full"  # the error reported for a post refused by the bounds
@@ -69,6 +85,8 @@ class _Item:
     future: asyncio.Future[Any]
     then: Then | None = None
     dropped: bool = False
+    urgent: bool = False  # an update of a card someone just acted on (see the module docstring)
+    queued_at: float = 0.0  # when a bulk update was queued (how long it has been deferred)
 
 
 @dataclass(slots=True)
@@ -76,6 +94,7 @@ class _Channel:
     items: deque[_Item] = field(default_factory=deque)
     updates: dict[str, _Item] = field(default_factory=dict)  # message ts -> its queued update
     task: asyncio.Task[None] | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)  # urgent work arrived: stop sleeping
 
 
 class SlackOutbound:
@@ -84,7 +103,7 @@ class SlackOutbound:
     def __init__(self, *, post_interval: float = POST_INTERVAL_S, update_interval: float = UPDATE_INTERVAL_S,
                  max_per_channel: int = MAX_PER_CHANNEL, max_total: int = MAX_TOTAL,
                  updates_per_minute: float = UPDATES_PER_MINUTE, update_burst: int = UPDATE_BURST,
-                 clock: Callable[[], float] = time.monotonic,
+                 urgent_reserve: int = URGENT_RESERVE, bulk_max_defer: float = BULK_MAX_DEFER_S, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
         self.intervals = {"post": post_interval, "update": update_interval}
         self.max_per_channel = max_per_channel
@@ -96,6 +115,9 @@ class SlackOutbound:
         self._update_rate = updates_per_minute / 60.0
         self._update_burst = float(update_burst)
         self._budgets: dict[str, tuple[float, float]] = {}  # workspace token -> (tokens, when counted)
+        self._reserve = float(max(0, min(urgent_reserve, int(update_burst) // 4)))
+        self._urgent: dict[str, int] = {}  # workspace token -> urgent updates queued
+        self._max_defer = bulk_max_defer
         self._follow_ups: set[asyncio.Task[Any]] = set()
         self._seq = itertools.count()
         self._total = 0
@@ -130,17 +152,23 @@ class SlackOutbound:
         self._enqueue(item)
         return item.future
 
-    def update(self, client: Any, channel: str, ts: str, *, text: str,
-               blocks: list[dict[str, Any]]) -> asyncio.Future[bool]:
-        """Queue a chat.update (never waits); a queued update of the same message is replaced by this one."""
+    def update(self, client: Any, channel: str, ts: str, *, text: str, blocks: list[dict[str, Any]],
+               urgent: bool = False) -> asyncio.Future[bool]:
+        """Queue a chat.update (never waits); a queued update of the same message is replaced by this one.
+        `urgent`: a card someone just acted on, sent before bulk refreshes (module docstring)."""
         args = {"ts": ts, "text": text[:3000], "blocks": blocks}
         ch = self._channels.get(channel)
         waiting = ch.updates.get(ts) if ch else None
-        if waiting is not None:  # coalesce: keep the queue position, send the newest content
+        if waiting is not None and ch is not None:  # coalesce: keep the queue position, send the newest content
             waiting.args = args
             waiting.client = client
+            if urgent and not waiting.urgent:
+                waiting.urgent = True
+                self._count_urgent(waiting, 1)
+                ch.wake.set()
             return waiting.future
-        item = _Item("update", next(self._seq), client, channel, args, asyncio.get_running_loop().create_future())
+        item = _Item("update", next(self._seq), client, channel, args, asyncio.get_running_loop().create_future(),
+                     urgent=urgent, queued_at=self._clock())
         if not self._make_room(channel, item):
             self.dropped_updates += 1
             log.warning("Slack card update dropped: the delivery queue is full", extra={"channel": channel})
@@ -154,6 +182,9 @@ class SlackOutbound:
         ch.items.append(item)
         if item.kind == "update":
             ch.updates[item.args["ts"]] = item
+            if item.urgent:
+                self._count_urgent(item, 1)
+                ch.wake.set()
         self._total += 1
         if ch.task is None:
             ch.task = asyncio.get_running_loop().create_task(self._drain_channel(item.channel, ch),
@@ -172,12 +203,15 @@ class SlackOutbound:
         return True
 
     def _drop_update(self, ch: _Channel) -> bool:
-        victim = next((i for i in ch.items if i.kind == "update"), None)
+        victim = next((i for i in ch.items if i.kind == "update" and not i.urgent), None) \
+            or next((i for i in ch.items if i.kind == "update"), None)
         if victim is None:
             return False
         ch.items.remove(victim)
         ch.updates.pop(victim.args["ts"], None)
         self._total -= 1
+        if victim.urgent:
+            self._count_urgent(victim, -1)
         self.dropped_updates += 1
         log.warning("Slack card update dropped to make room (the queue is full)", extra={"channel": victim.channel})
         victim.dropped = True
@@ -190,29 +224,15 @@ class SlackOutbound:
     async def _drain_channel(self, channel: str, ch: _Channel) -> None:
         try:
             while ch.items:
-                head = ch.items[0]
-                due = self._next_at.get((channel, head.kind), float("-inf"))
-                now = self._clock()
-                if due > now:
-                    await self._sleep(due - now)
-                    continue  # the head may have been dropped or coalesced meanwhile: look again
-                if head.kind == "update":
-                    wait = self._spend_update(head.client)
-                    if wait > 0:  # the workspace's update budget is spent: a post behind it need not wait
-                        post = next((i for i in ch.items if i.kind == "post"), None)
-                        post_due = self._next_at.get((channel, "post"), float("-inf"))
-                        if post is not None and post_due <= now:
-                            ch.items.remove(post)
-                            self._total -= 1
-                            self._next_at[(channel, "post")] = now + self.intervals["post"]
-                            await self._send(post)
-                            continue
-                        await self._sleep(wait if post is None else min(wait, post_due - now))
-                        continue
-                item = ch.items.popleft()
+                item, wait = self._pick(channel, ch)
+                if item is None:
+                    await self._nap(ch, wait)
+                    continue  # items may have been dropped, coalesced or added meanwhile: look again
+                ch.items.remove(item)
                 self._total -= 1
                 if item.kind == "update":
                     ch.updates.pop(item.args["ts"], None)
+                    self._take_update(item)
                 self._next_at[(channel, item.kind)] = self._clock() + self.intervals[item.kind]
                 await self._send(item)
         finally:
@@ -223,17 +243,75 @@ class SlackOutbound:
                 now = self._clock()
                 self._next_at = {k: v for k, v in self._next_at.items() if v > now}
 
-    def _spend_update(self, client: Any) -> float:
-        """Take one chat.update from the workspace's budget: 0, or the seconds until one is available."""
-        key = str(getattr(client, "token", None) or id(client))
+    def _pick(self, channel: str, ch: _Channel) -> tuple[_Item | None, float]:
+        """The item to send now, or None and how long to wait: the oldest post and the oldest update (an
+        urgent one before any bulk one), whichever is due (channel pacing; for an update, the budget),
+        the older first when both are."""
+        now = self._clock()
+        post = next((i for i in ch.items if i.kind == "post"), None)
+        update = next((i for i in ch.items if i.kind == "update" and i.urgent), None) \
+            or next((i for i in ch.items if i.kind == "update"), None)
+        ready: list[_Item] = []
+        wait = float("inf")
+        for item in (post, update):
+            if item is None:
+                continue
+            due = self._next_at.get((channel, item.kind), float("-inf")) - now
+            if item.kind == "update":
+                due = max(due, self._update_wait(item))
+            if due <= 0:
+                ready.append(item)
+            wait = min(wait, due)
+        return (min(ready, key=lambda i: i.seq), 0.0) if ready else (None, wait)
+
+    async def _nap(self, ch: _Channel, seconds: float) -> None:
+        """Sleep up to `seconds`; urgent work arriving in this channel ends it early."""
+        ch.wake.clear()
+        nap = asyncio.ensure_future(self._sleep(seconds))
+        woken = asyncio.ensure_future(ch.wake.wait())
+        try:
+            await asyncio.wait({nap, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (nap, woken):
+                t.cancel()
+            await asyncio.gather(nap, woken, return_exceptions=True)
+
+    @staticmethod
+    def _key(client: Any) -> str:
+        return str(getattr(client, "token", None) or id(client))
+
+    def _count_urgent(self, item: _Item, delta: int) -> None:
+        key = self._key(item.client)
+        left = self._urgent.get(key, 0) + delta
+        if left > 0:
+            self._urgent[key] = left
+        else:
+            self._urgent.pop(key, None)
+
+    def _tokens(self, key: str) -> float:
         now = self._clock()
         tokens, at = self._budgets.get(key, (self._update_burst, now))
         tokens = min(self._update_burst, tokens + (now - at) * self._update_rate)
-        if tokens >= 1.0:
-            self._budgets[key] = (tokens - 1.0, now)
-            return 0.0
         self._budgets[key] = (tokens, now)
-        return (1.0 - tokens) / self._update_rate
+        return tokens
+
+    def _update_wait(self, item: _Item) -> float:
+        """Seconds until the workspace's budget lets this update go (0: now); nothing is taken."""
+        key = self._key(item.client)
+        tokens = self._tokens(key)
+        if item.urgent or self._clock() - item.queued_at >= self._max_defer:
+            return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self._update_rate
+        if self._urgent.get(key):  # someone's own card waits in this workspace: it goes first
+            return max(1.0 - tokens, 0.0) / self._update_rate + 1.0 / self._update_rate
+        floor = 1.0 + self._reserve
+        return 0.0 if tokens >= floor else (floor - tokens) / self._update_rate
+
+    def _take_update(self, item: _Item) -> None:
+        key = self._key(item.client)
+        tokens, at = self._budgets[key]
+        self._budgets[key] = (tokens - 1.0, at)
+        if item.urgent:
+            self._count_urgent(item, -1)
 
     async def _send(self, item: _Item) -> None:
         try:

@@ -85,6 +85,7 @@ class SlackPoster:
         return recorded
 
     async def update(self, client: AsyncWebClient, channel: str, ts: str, *, text: str,
-                     blocks: list[dict[str, Any]]) -> None:
-        """Queue a card update and return at once; queued updates of the same card collapse into the last."""
-        self.outbound.update(client, channel, ts, text=text, blocks=blocks)
+                     blocks: list[dict[str, Any]], urgent: bool = False) -> None:
+        """Queue a card update and return at once; queued updates of the same card collapse into the last.
+        `urgent`: a card someone just acted on; it goes before bulk refreshes (bot/slack/outbound.py)."""
+        self.outbound.update(client, channel, ts, text=text, blocks=blocks, urgent=urgent)

@@ -6,6 +6,13 @@ HaloPSA about 1 request/second. The outbox takes only a share of the shared budg
 people's own integrations keep theirs. Every number can be overridden in the connection's settings:
 `rate_limit_per_hour` | `rate_limit_per_minute` | `rate_limit_per_second`, `rate_burst`, `max_concurrency`.
 
+The burst is what people feel: technicians' clicks come in bursts (a shift start, a storm), and a
+burst within the bucket goes out at once, limited only by the concurrency gate. ConnectWise has no
+rate quota to protect, only concurrency (psa-apis.md §2.8), so its bucket holds 20: a burst of 20
+writes leaves at once (at most 4 in flight), while sustained load stays at 5/s. The published
+quotas (Autotask's per hour, Halo's rolling 5 minutes) keep small bursts. A 429 still pauses the
+whole connection for its Retry-After whatever the bucket holds.
+
 The budget is per worker process; with several worker processes, divide the rate between them.
 """
 
@@ -28,9 +35,9 @@ class RateLimits:
 
 # The outbox's default share of each PSA's published budget.
 DEFAULT_LIMITS: dict[str, RateLimits] = {
-    "autotask": RateLimits(per_second=5_000 / 3600, burst=5, concurrency=3),  # half of 10,000/h shared
-    "connectwise": RateLimits(per_second=5.0, burst=10, concurrency=4),
-    "halopsa": RateLimits(per_second=0.8, burst=2, concurrency=2),
+    "autotask": RateLimits(per_second=5_000 / 3600, burst=2, concurrency=3),  # half of 10,000/h shared
+    "connectwise": RateLimits(per_second=5.0, burst=20, concurrency=4),  # no published quota: burst freely
+    "halopsa": RateLimits(per_second=0.8, burst=1, concurrency=2),  # 300 per rolling 5 min: no bursts
     "sandbox": RateLimits(per_second=200.0, burst=50, concurrency=8),
 }
 FALLBACK_LIMITS = RateLimits(per_second=2.0, burst=4, concurrency=2)
@@ -39,12 +46,13 @@ FALLBACK_LIMITS = RateLimits(per_second=2.0, burst=4, concurrency=2)
 def limits_for(kind: str, settings: Mapping[str, Any]) -> RateLimits:
     """The budget for one connection: its settings override the defaults of its PSA kind."""
     base = DEFAULT_LIMITS.get(kind, FALLBACK_LIMITS)
-    rate = base.per_second
+    rate, burst = base.per_second, base.burst
     for key, per in (("rate_limit_per_second", 1.0), ("rate_limit_per_minute", 60.0), ("rate_limit_per_hour", 3600.0)):
         if settings.get(key) not in (None, ""):
             rate = float(settings[key]) / per
+            burst = min(base.burst, max(1.0, rate))  # a lowered rate is not undone by the default burst
             break
-    burst = float(settings.get("rate_burst") or min(base.burst, max(1.0, rate)))
+    burst = float(settings.get("rate_burst") or burst)
     concurrency = int(settings.get("max_concurrency") or base.concurrency)
     if rate <= 0 or burst < 1 or concurrency < 1:
         raise ValueError("rate limits must be positive (rate > 0, burst >= 1, max_concurrency >= 1)")

@@ -108,6 +108,7 @@ class RecordedRequest:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.monotonic)  # when the fake received it (time.monotonic)
 
     @property
     def key(self) -> str:

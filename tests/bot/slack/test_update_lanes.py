@@ -1,0 +1,167 @@
+"""Card updates in two lanes under a spent chat.update budget, against the fake Slack Web API (real
+AsyncWebClient, real time, a small budget so the test is quick): the card a technician just acted on goes
+before bulk refreshes of other cards, which wait (collapsing per card) and are never lost."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from bot.slack.outbound import SlackOutbound
+from bot.slack.poster import make_client
+from core.notify import TicketChanged, WriteDelivered
+from tests.bot.slack.conftest import CHANNEL, TEAM
+from tests.bot.slack.test_delivery import ticket_id_of
+from tests.fakes.slack_api import FakeSlackApi
+
+RATE_PER_S, BURST = 10.0, 8  # with urgent_reserve=2: bulk ones leave 2 tokens to urgent ones
+
+
+@pytest.fixture
+async def slack_api() -> AsyncIterator[FakeSlackApi]:
+    fake = await FakeSlackApi().start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+def blocks(text: str) -> list[dict[str, Any]]:
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+
+
+def sent(fake: FakeSlackApi) -> list[str]:
+    return [c.args["text"] for c in fake.of("chat.update")]
+
+
+async def wait_for(fake: FakeSlackApi, n: int, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while len(fake.of("chat.update")) < n:
+        assert time.monotonic() < deadline, f"only {len(fake.of('chat.update'))} of {n} updates arrived"
+        await asyncio.sleep(0.01)
+
+
+async def test_the_card_someone_acted_on_goes_before_bulk_refreshes(slack_api: FakeSlackApi):
+    now = [1000.0]  # the budget's clock stands still unless the test moves it: no refill by accident
+
+    async def poll(_seconds: float) -> None:  # the queues look again often; time moves only below
+        await asyncio.sleep(0.01)
+
+    out = SlackOutbound(updates_per_minute=RATE_PER_S * 60, update_burst=BURST, update_interval=0.2,
+                        urgent_reserve=2, clock=lambda: now[0], sleep=poll)
+    client = make_client(slack_api.api_url, "xoxb-test-token")
+    for i in range(12):  # a PSA-side storm: 12 cards in 12 channels refreshed at once
+        out.update(client, f"C{i}", f"{i}.1", text=f"bulk {i}", blocks=blocks(f"bulk {i}"))
+    await wait_for(slack_api, BURST - 2)
+    await asyncio.sleep(0.2)
+    assert len(slack_api.of("chat.update")) == BURST - 2  # bulk stops at the reserve: spent, as far as it goes
+    out.update(client, "C11", "11.1", text="bulk 11 newer", blocks=blocks("v2"))  # still waiting: collapses
+    # A technician clicks: their card in a channel with nothing queued, and a card whose bulk refresh waits.
+    out.update(client, "C20", "20.1", text="clicked", blocks=blocks("clicked"), urgent=True)
+    out.update(client, "C9", "9.1", text="bulk 9 in the PSA", blocks=blocks("in the PSA"), urgent=True)
+    await wait_for(slack_api, BURST)  # from the reserve, with no time passing
+    await asyncio.sleep(0.2)
+    assert sorted(sent(slack_api)[BURST - 2:]) == ["bulk 9 in the PSA", "clicked"]  # and no bulk one
+    now[0] += 0.25  # 2.5 tokens: still below the bulk floor (1 + reserve), so nothing more goes
+    await asyncio.sleep(0.2)
+    assert len(slack_api.of("chat.update")) == BURST
+    now[0] += 10.0  # the budget refills: the deferred bulk refreshes go, one per card, newest content
+    await out.drain()
+    texts = sent(slack_api)
+    assert sorted(texts[BURST:]) == sorted(["bulk 6", "bulk 7", "bulk 8", "bulk 10", "bulk 11 newer"])
+    assert "bulk 9" not in texts and "bulk 11" not in texts
+    assert out.queued == 0 and out.dropped_updates == 0
+
+
+async def test_an_urgent_update_waits_its_channels_pace_but_not_behind_its_bulk_updates(slack_api: FakeSlackApi):
+    out = SlackOutbound(updates_per_minute=RATE_PER_S * 60, update_burst=BURST, update_interval=1.0)
+    client = make_client(slack_api.api_url, "xoxb-test-token")
+    for i in range(4):  # four bulk refreshes of cards in one channel: one a second
+        out.update(client, "C1", f"{i}.1", text=f"bulk {i}", blocks=blocks(f"bulk {i}"))
+    await wait_for(slack_api, 1)
+    out.update(client, "C1", "9.1", text="clicked", blocks=blocks("clicked"), urgent=True)
+    await out.drain()
+    assert sent(slack_api) == ["bulk 0", "clicked", "bulk 1", "bulk 2", "bulk 3"]
+    gaps = [b.at - a.at for a, b in zip(slack_api.of("chat.update"), slack_api.of("chat.update")[1:], strict=False)]
+    assert min(gaps) >= 1.0 - 0.02  # the channel's pace is kept for both lanes
+
+
+async def test_a_writes_outcome_is_urgent_and_a_psa_change_is_bulk(slack, monkeypatch: pytest.MonkeyPatch):
+    """The notifier's choice of lane: the "in the PSA" refresh after someone's write goes urgent, a change
+    made in the PSA refreshes the same card in the bulk lane."""
+    ticket_id = await ticket_id_of(slack, 5001)
+    await slack.c.chat.record_post(slack.ws, ticket_id=ticket_id, platform="slack", team_id=TEAM, channel_id=CHANNEL,
+                                   message_ts="1700000000.000700")
+    outbound = slack.c.slack.poster.outbound
+    lanes: list[tuple[str, bool]] = []
+    real = outbound.update
+
+    def spy(client: Any, channel: str, ts: str, *, urgent: bool = False, **kw: Any) -> Any:
+        lanes.append((ts, urgent))
+        return real(client, channel, ts, urgent=urgent, **kw)
+
+    monkeypatch.setattr(outbound, "update", spy)
+    common = {"workspace_id": slack.ws, "ticket_id": ticket_id, "ticket_number": 5001,
+              "occurred_at": datetime.now(UTC)}
+    await slack.c.notifier.notify(TicketChanged(**common, origin="psa", changes={"subject": ("a", "b")}))
+    await slack.settle()
+    await slack.c.notifier.notify(WriteDelivered(**common, origin="slack", op_id=1, kind="add_note"))
+    await slack.settle()
+    assert lanes == [("1700000000.000700", False), ("1700000000.000700", True)]
+
+
+async def test_more_urgent_work_than_budget_does_not_hide_a_bulk_refresh_for_ever(slack_api: FakeSlackApi):
+    now = [1000.0]
+
+    async def poll(_seconds: float) -> None:
+        await asyncio.sleep(0.01)
+
+    out = SlackOutbound(updates_per_minute=60, update_burst=4, update_interval=0, bulk_max_defer=3.0,
+                        clock=lambda: now[0], sleep=poll)
+    client = make_client(slack_api.api_url, "xoxb-test-token")
+    out.update(client, "C_PSA", "1.1", text="changed in the PSA", blocks=blocks("psa"))  # spends 1 of 4
+    for i in range(12):  # then a storm of clicks: far more than the budget
+        out.update(client, f"C{i}", f"{i}.9", text=f"click {i}", blocks=blocks(f"click {i}"), urgent=True)
+    await wait_for(slack_api, 4)
+    out.update(client, "C_PSA", "1.1", text="changed again in the PSA", blocks=blocks("psa 2"))  # deferred
+    bulk_sent_at = None
+    for _ in range(12):  # one token a second
+        now[0] += 1.0
+        await asyncio.sleep(0.15)
+        if bulk_sent_at is None and "changed again in the PSA" in sent(slack_api):
+            bulk_sent_at = now[0]
+    assert bulk_sent_at is not None, sent(slack_api)
+    assert bulk_sent_at >= 1003.0  # it yielded to the clicks while it could
+    assert sent(slack_api).index("changed again in the PSA") < len(sent(slack_api)) - 1  # not last: it competed
+    await out.close(1)
+
+
+async def test_with_the_default_budget_the_next_token_goes_to_the_waiting_click(slack_api: FakeSlackApi):
+    now = [1000.0]
+
+    async def poll(_seconds: float) -> None:
+        await asyncio.sleep(0.01)
+
+    out = SlackOutbound(updates_per_minute=60, update_burst=2, clock=lambda: now[0], sleep=poll)  # no reserve
+    client = make_client(slack_api.api_url, "xoxb-test-token")
+    for i in range(12):  # twelve PSA-side refreshes: two go, ten wait for the budget
+        out.update(client, f"C{i}", f"{i}.1", text=f"bulk {i}", blocks=blocks(f"bulk {i}"))
+    await wait_for(slack_api, 2)
+    out.update(client, "C99", "99.1", text="clicked", blocks=blocks("clicked"), urgent=True)
+    for n in (3, 4):  # one token a second
+        now[0] += 1.0
+        await wait_for(slack_api, n)
+        await asyncio.sleep(0.1)
+        assert len(slack_api.of("chat.update")) == n  # one per token, no more
+    assert sent(slack_api)[2] == "clicked"  # the first token after the click went to it, not to a bulk one
+    for _ in range(12):  # the budget refills a token a second: the rest go
+        now[0] += 1.0
+        await asyncio.sleep(0.05)
+    await wait_for(slack_api, 13)
+    assert sorted(sent(slack_api)[3:]) == sorted(f"bulk {i}" for i in range(2, 12))
+    await out.close(1)
