@@ -198,8 +198,10 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     workspaces, directory = WorkspaceService(db), DirectoryService(db)
     connections = ConnectionService(db, cipher=cipher, checker=registry.check, factory=registry.build,
                                     known_kinds=registry.kinds())
-    # Standalone tickets (no PSA) are announced by TicketService itself.
-    tickets = TicketService(db, capabilities=registry.capabilities, notifier=notifier)
+    sync = SyncService(SyncEngine(db, connections, notifier, instance_id=settings.instance_id))
+    # Standalone tickets (no PSA) are announced by TicketService itself; a PSA ticket whose history a first
+    # sync left unread (closed ones) has it read when someone opens it.
+    tickets = TicketService(db, capabilities=registry.capabilities, notifier=notifier, history=sync.load_history)
     queue, outbox_admin = QueueService(db), OutboxAdmin(db)
     alert_webhooks = AlertWebhookService(db, cipher=cipher, poster=AlertWebhookClient(
         transport=transport, timeout=min(settings.psa_request_timeout_seconds, 15.0)))
@@ -241,7 +243,7 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         mailboxes=mailboxes,
         end_user_requests=EndUserRequests(db, tickets=tickets),
         alert_templates={"datto-trigger": datto.TRIGGER_TEMPLATE, "datto-resolve": datto.RESOLVE_TEMPLATE},
-        sync=SyncService(SyncEngine(db, connections, notifier, instance_id=settings.instance_id)),
+        sync=sync,
         sla=sla,
         sla_config=SlaConfigService(db),
         sla_monitor=SlaMonitor(db, sla, notifier),

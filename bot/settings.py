@@ -117,6 +117,17 @@ class Settings(BaseSettings):
     m365_consent_redirect_uri: str | None = Field(
         None, description="Where the admin-consent page returns to (must be a redirect URI of the app)")
 
+    # Admin pages' "Sign in with Slack / Microsoft" (bot/admin/oidc.py). Each defaults to the Slack app's
+    # OAuth client (slack_client_id) or the Teams bot's Entra app (teams_app_id); the redirect URI to register
+    # with the provider is <public_url>/admin/oidc/slack/callback (or /microsoft/callback).
+    admin_slack_client_id: str | None = Field(None, description="Slack app client id for admin sign-in")
+    admin_slack_client_secret: SecretStr | None = Field(None, description="Its client secret (never shown)")
+    slack_oidc_url: str = Field("https://slack.com", description="Slack OpenID Connect base (issuer; tests)")
+    admin_microsoft_client_id: str | None = Field(None, description="Entra app (client) id for admin sign-in")
+    admin_microsoft_client_secret: SecretStr | None = Field(None, description="Its client secret (never shown)")
+    admin_microsoft_tenant: str | None = Field(
+        None, description="Entra tenant admins sign in from (default: teams_tenant_id, else 'organizations')")
+
     @field_validator("teams_tenant_id")
     @classmethod
     def _tenant(cls, v: str | None) -> str | None:

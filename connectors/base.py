@@ -547,6 +547,16 @@ class CallbackRegistrar(Protocol):
 
 
 @runtime_checkable
+class ChildPrefetch(Protocol):
+    """A connector that reads the children of many tickets together where its PSA allows (Autotask:
+    `ticketID in [...]`, one query per kind), used when a sync reads the histories of many tickets."""
+
+    def expect_children(self, external_ids: Sequence[str]) -> None:
+        """The next list_notes / list_time_entries / list_attachments calls are for these tickets."""
+        ...
+
+
+@runtime_checkable
 class DeletionLog(Protocol):
     """A connector whose PSA logs ticket deletions (Autotask `DeletedTicketLogs`): each sync reads the log
     since its own watermark, so a deleted ticket leaves the local copy within one sync; the id-listing

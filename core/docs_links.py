@@ -55,7 +55,8 @@ class DocsService:
     async def configure(self, actor: Actor, kind: str, base_url: str, api_key: str) -> None:
         """Save (or replace) a platform after one successful call with these settings."""
         if not actor.is_admin:
-            raise PermissionDenied("Only a Deskbridge admin can set up documentation platforms.")
+            raise PermissionDenied("Only a Deskbridge admin can set up documentation platforms.",
+                                   hint="Ask an admin, or on the server: `deskbridge customer docs-platform`.")
         if kind not in KINDS:
             raise InvalidInput(f"'{kind}' is not a documentation platform.", field="kind", hint="Use hudu or itglue.")
         url = (base_url or "").strip().rstrip("/")
@@ -65,7 +66,8 @@ class DocsService:
             raise InvalidInput(f"'{base_url}' is not an https URL.", field="url",
                                hint="e.g. https://acme.huducloud.com or https://api.itglue.com (api.eu.itglue.com).")
         if not api_key or not api_key.strip():
-            raise InvalidInput("An API key is needed.", field="api_key")
+            raise InvalidInput("An API key is needed.", field="api_key",
+                               hint=f"Create one in {KINDS[kind]} (Admin > API keys) and give it; nothing was saved.")
         client = self._factory(kind, url, api_key.strip())
         try:
             await client.check()
@@ -104,7 +106,8 @@ class DocsService:
     async def links(self, actor: Actor, ticket_id: int) -> tuple[DocLink, ...]:
         """The ticket's documentation links from every configured platform (empty when there are none)."""
         if not actor.is_member or actor.customer_scope_id is not None:
-            raise PermissionDenied("Documentation links are for technicians only.")
+            raise PermissionDenied("Documentation links are for technicians only.",
+                                   hint="Open the ticket in a technicians' channel or a direct message.")
         rows = await self._platform_rows(actor)
         if not rows:
             return ()

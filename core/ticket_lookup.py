@@ -232,6 +232,7 @@ async def build_detail(session: AsyncSession, ticket: Ticket, *, internal: bool)
         psa_resolve_by=ticket.psa_resolve_by,
         first_response_at=ticket.first_response_at,
         closed_at=ticket.closed_at,
+        history_unread=ticket.external_id is not None and ticket.history_at is None,
         category_name=ticket.category_name if internal else None,
         subcategory_name=ticket.subcategory_name if internal else None,
         custom_fields={str(k): str(v) for k, v in (ticket.custom_fields or {}).items()} if internal else {},

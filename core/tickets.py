@@ -4,13 +4,17 @@
 transaction"; creation (`_create` and its checks) and attachments are the parts to split out next.)
 
 Every change writes the local row, a timeline entry and (for PSA-backed tickets) an outbox op in one
-transaction, so nothing is half-written and no PSA write is lost. Nothing here calls a PSA.
+transaction, so nothing is half-written and no PSA write is lost. Nothing here calls a PSA; opening a PSA
+ticket whose history was never read (a closed ticket after a first sync) asks the injected `history` reader
+(core/sync/history.py) for it first, and shows what is stored if the PSA cannot answer in time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,7 +23,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.base import Capabilities, Feature
-from core import card_fields, categories, create_fields
+from core import card_fields, categories, create_fields, ticket_refs
 from core.context import Actor
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.notify import NoteAdded, Notifier, TicketChanged, TicketCreated
@@ -33,8 +37,8 @@ from core.outbox.ops import (
     new_marker,
 )
 from core.status import ResolvedStatus, parse_priority, psa_priority_for, resolve_status
-from core.ticket_lookup import build_detail, load_ticket
-from core.views import TicketDetail, TimelineItem
+from core.ticket_lookup import build_detail, load_ticket, names_for, summary_from
+from core.views import TicketDetail, TicketHeader, TimelineItem
 from store.db import Database
 from store.enums import EntryKind, Origin, Priority, Stage
 from store.tables import (
@@ -83,6 +87,13 @@ def _clean_text(value: str, *, field: str, limit: int, required: bool = True) ->
     return text
 
 
+log = logging.getLogger(__name__)
+
+HistoryReader = Callable[[int, str], Awaitable[bool]]
+"""(connection id, PSA ticket id) -> read that ticket's notes, time entries and documents now (SyncService)."""
+HISTORY_WAIT_S = 10.0
+
+
 class TicketService:
     """All ticket operations every surface calls."""
 
@@ -93,8 +104,10 @@ class TicketService:
         capabilities: Callable[[str], Capabilities] | None = None,
         clock: Callable[[], datetime] = utcnow,
         notifier: Notifier | None = None,
+        history: HistoryReader | None = None,
     ) -> None:
         self.db = db
+        self._history = history
         self._capabilities = capabilities or (lambda kind: DEFAULT_CAPABILITIES)
         self._clock = clock
         # Standalone tickets (no PSA) have no sync or outbox delivery to announce them: their creation and
@@ -168,10 +181,31 @@ class TicketService:
     # ------------------------------------------------------------ reads
 
     async def get(self, actor: Actor, ref: int | str) -> TicketDetail:
-        """One ticket with its timeline (internal entries hidden from non-members)."""
+        """One ticket with its timeline (internal entries hidden from non-members); a PSA ticket whose
+        history was never read has it read first (at most HISTORY_WAIT_S, then what is stored is shown)."""
         async with self.db.read(actor.scope) as session:
             ticket = await load_ticket(session, actor, ref)
-            return await self._detail(session, actor, ticket)
+            if self._history is None or ticket.history_at is not None or ticket.connection_id is None \
+                    or ticket.external_id is None:
+                return await self._detail(session, actor, ticket)
+            unread = (ticket.connection_id, ticket.external_id)
+        try:
+            await asyncio.wait_for(self._history(*unread), HISTORY_WAIT_S)
+        except Exception:  # noqa: BLE001 - the PSA is down or slow: show what is stored, read it next time
+            log.warning("could not read a ticket's history from the PSA; showing what is stored",
+                        extra={"connection_id": unread[0], "external_id": unread[1]}, exc_info=True)
+        async with self.db.read(actor.scope) as session:
+            return await self._detail(session, actor, await load_ticket(session, actor, ref))
+
+    async def header(self, actor: Actor, ref: int | str) -> TicketHeader:
+        """A ticket's summary and board only (forms): one ticket query and its names, no timeline, no PSA."""
+        async with self.db.read(actor.scope) as session:
+            ticket = await load_ticket(session, actor, ref)
+            customers, members = await names_for(session, [ticket])
+            summary = summary_from(ticket, customers.get(ticket.customer_id) if ticket.customer_id else None,
+                                   members.get(ticket.assignee_member_id) if ticket.assignee_member_id else None,
+                                   await ticket_refs.prefixes(session, ticket.workspace_id))
+            return TicketHeader(summary=summary, board_external_id=ticket.board_external_id)
 
     async def timeline(self, actor: Actor, ref: int | str) -> tuple[TimelineItem, ...]:
         return (await self.get(actor, ref)).timeline
@@ -221,11 +255,9 @@ class TicketService:
         extra_fields: Mapping[str, str] | None = None,
         category: str | None = None, subcategory: str | None = None,  # core/categories.py
     ) -> Ticket:
-        """Create a ticket in the caller's write transaction (`create` opens one; core/ticket_batch.py shares
-        one): numbered locally when standalone, queued for the PSA when PSA-backed. Everything
-        the PSA requires is checked first (core/create_fields.py): a create is never accepted to go dead.
-        `extra_fields`: values for fields the chosen board makes mandatory that a ticket has no place for
-        (by the PSA's field name); only the chosen board's are sent."""
+        """Create a ticket in the caller's write transaction (`create` opens one; core/ticket_batch.py shares one):
+        numbered locally when standalone, queued for the PSA when PSA-backed, everything the PSA requires checked
+        first (core/create_fields.py). `extra_fields`: values for board-required fields a ticket has no place for."""
         extras = _clean_extras(extra_fields)
         self._require_member(actor, "create tickets here") if actor.origin != Origin.API else None
         prio = parse_priority(priority)
@@ -264,6 +296,7 @@ class TicketService:
             board_external_id=board_external_id, board_name=target.board_name if target else None,
             type_name=type_name, alert_ref=alert_ref, device_ref=device_ref, **cat.columns(),
             created_at=now, updated_at=now, marker=new_marker() if conn else None,
+            history_at=now if conn else None,  # born here: its whole history is ours already
         )
         session.add(ticket)
         await session.flush()
@@ -697,7 +730,8 @@ def _scoped_customer(actor: Actor, customer_id: int | None) -> int | None:
     if actor.customer_scope_id is None:
         return customer_id
     if customer_id not in (None, actor.customer_scope_id):
-        raise PermissionDenied("This channel is bound to one customer; tickets go to that customer.")
+        raise PermissionDenied("This channel is bound to one customer; tickets go to that customer.",
+                               hint="Leave the customer out here, or create the ticket in a technicians' channel.")
     return actor.customer_scope_id
 
 

@@ -89,10 +89,19 @@ class TicketDetail:
     psa_resolve_by: datetime | None = None
     first_response_at: datetime | None = None
     closed_at: datetime | None = None
+    history_unread: bool = False  # a PSA ticket whose notes/time/documents could not be read yet
     # The PSA's category pair and its own fields (UDF values): the MSP's internal data (never a customer's).
     category_name: str | None = None
     subcategory_name: str | None = None
     custom_fields: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketHeader:
+    """A ticket's summary and board, without its timeline: what a form needs (TicketService.header)."""
+
+    summary: TicketSummary
+    board_external_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

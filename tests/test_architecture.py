@@ -25,6 +25,19 @@ def test_contracts_cover_every_rule():
         assert rule in text
 
 
+def test_core_is_forbidden_every_vendor_package():
+    """Every vendor package under connectors/ (one folder per PSA, RMM, docs platform, Graph) and the shared HTTP
+    plumbing is in the "services see only the connector seam" contract, so a new one is not left reachable."""
+    import tomllib
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    (seam,) = [c for c in contracts if c.get("source_modules") == ["core"] and c["type"] == "forbidden"]
+    packages = {f"connectors.{p.name}" for p in (ROOT / "connectors").iterdir() if (p / "__init__.py").exists()}
+    plumbing = {"connectors.http", "connectors.docs_http", "connectors.registry", "connectors.alert_webhook"}
+    assert packages, "no vendor packages found"
+    assert sorted((packages | plumbing) - set(seam["forbidden_modules"])) == []
+
+
 PLATFORM_PACKAGES = ("slack_sdk", "slack_bolt", "botbuilder", "botframework", "microsoft_teams", "msal", "bot")
 
 

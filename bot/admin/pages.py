@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Depends, FastAPI, Form
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from bot.admin import auth, connection_pages, oidc_routes, record_pages, settings_pages
 from bot.admin.web import HERE, PAGE, AdminRoute, Ctx, Pages, SecurityHeaders, done, flash, render
 from bot.main import Deskbridge
 from core import connection_report
+from core.errors import Conflict, InvalidInput, NotFound
 
 SLA_AT_RISK_PCT = 20.0  # "at risk": breached, or less than this share of the target left
 
@@ -50,14 +51,38 @@ def _register(router: APIRouter, pages: Pages) -> None:
         reports = [await connection_report.describe(container.db, container.connections, ws, conn.name)
                    for conn in await container.connections.list(ws)]
         counts = await container.outbox_admin.counts(ws)
-        at_risk = await container.sla.breaching_ids(ws, datetime.now(UTC), within_pct=SLA_AT_RISK_PCT)
+        at_risk = await container.sla.at_risk_count(ws, datetime.now(UTC), within_pct=SLA_AT_RISK_PCT)
         return render("overview.html", session=ctx, reports=reports, counts=counts, dead=counts.get("dead", 0),
-                      at_risk=len(at_risk), at_risk_pct=int(SLA_AT_RISK_PCT))
+                      at_risk=at_risk, at_risk_pct=int(SLA_AT_RISK_PCT))
 
     @router.get("/dead-letters")
-    async def dead_letters(cursor: str | None = None, ctx: Ctx = Depends(pages.signed_in)) -> Response:
+    async def dead_letters(cursor: str | None = None, done: str | None = None, n: int = 0,
+                           ctx: Ctx = Depends(pages.signed_in)) -> Response:
         page = await container.outbox_admin.list_ops(ctx.ws, "dead", limit=PAGE, cursor=cursor)
-        return render("dead_letters.html", session=ctx, page=page)
+        told = f"{n} write(s) queued again." if done == "redriven" else flash(done)
+        return render("dead_letters.html", session=ctx, page=page, flash=told,
+                      connections=await container.connections.list(ctx.ws))
+
+    @router.post("/dead-letters/redrive")
+    async def redrive_many(request: Request, ctx: Ctx = Depends(pages.posted)) -> Response:
+        """The ticked ones, or every dead letter (of one connection) with `all`."""
+        form = await request.form()
+        if form.get("all"):
+            conn = str(form.get("connection") or "")
+            n = await container.outbox_admin.redrive_all(ctx.ws, ctx.actor,
+                                                         connection_id=int(conn) if conn.isdigit() else None)
+        else:
+            ids = [int(str(v)) for v in form.getlist("op") if str(v).isdigit()]
+            if not ids:
+                raise InvalidInput("No write was ticked.", hint="Tick the writes to retry, or use Retry all.")
+            n = 0
+            for op_id in ids:
+                try:
+                    await container.outbox_admin.redrive(ctx.ws, op_id, ctx.actor)
+                    n += 1
+                except (Conflict, NotFound):
+                    pass  # already retried (another tab), or not this workspace's: not counted
+        return RedirectResponse(f"/admin/dead-letters?done=redriven&n={n}", status_code=303)
 
     @router.get("/dead-letters/{op_id}")
     async def dead_letter(op_id: int, done: str | None = None, ctx: Ctx = Depends(pages.signed_in)) -> Response:

@@ -1,4 +1,4 @@
-"""`deskbridge ai train|status|settings|set|similar`: the workspace's AI assist from the terminal.
+"""`deskbridge ai train|status|settings|set|similar|train-risk|at-risk`: the workspace's AI assist from the terminal.
 
 Training runs in a worker thread of this process (core/ai/service.py), so a server process doing the
 same keeps answering requests meanwhile.
@@ -103,3 +103,33 @@ def similar(text: str = typer.Argument(..., help="Words to search closed tickets
         typer.echo(f"Suggested resolution ({r.attribution}): {r.text}")
     if answer.resolutions.disagree:
         typer.echo("Note: these resolutions disagree; compare them before using one.")
+
+
+@app.command("train-risk")
+def train_risk(workspace: str | None = WORKSPACE) -> None:
+    """Train the escalation-risk model from closed tickets with a known SLA outcome."""
+
+    async def work(c: Deskbridge, ws: int) -> tuple[int, dict]:
+        return await c.ai.risk.train(ws)
+
+    version, metrics = run_in(workspace, work)
+    typer.echo(f"Escalation model v{version}: trained on {metrics['trained_on']} closed tickets "
+               f"(breach rate {metrics['base_rate']:.0%}), as they stood {metrics['snapshot_hours']:g} h after opening")
+
+
+@app.command("at-risk")
+def at_risk(workspace: str | None = WORKSPACE, limit: int = typer.Option(15, help="How many to list")) -> None:
+    """Open tickets at or above the risk threshold, riskiest first, with what pushed each score up."""
+
+    async def work(c: Deskbridge, ws: int) -> list:
+        await c.ai.risk.score(ws)
+        return await c.ai.risk.at_risk(Actor.system(ws), limit=limit)
+
+    found = run_in(workspace, work)
+    if not found:
+        raise fail("No open ticket is at or above the risk threshold.",
+                   "Train a model with `deskbridge ai train-risk`, or lower `ai set risk_threshold 0.5`.", code=0)
+    for f in found:
+        ref = f"#{f.number}" if f.number is not None else f"id:{f.ticket_id}"
+        typer.echo(f"{ref}  {f.score:.0%}  {f.priority:<8}  {(f.customer or '-')[:20]:<20}  {f.subject[:60]}"
+                   + (f"  ({', '.join(f.reasons)})" if f.reasons else ""))

@@ -54,8 +54,12 @@ def run_sync(
             task = bar.add_task(f"{connection}: listing changed tickets…", total=None)
 
             def show(p: Progress) -> None:
-                bar.update(task, description=f"{connection}: page {p.pages}, {p.seen:,} tickets read, "
-                                             f"{p.changed:,} written")
+                if p.phase == "history":
+                    bar.update(task, description=f"{connection}: 2/2 history of open tickets "
+                                                 f"{p.histories_done:,}/{p.histories_total:,} (queue ready)")
+                else:
+                    bar.update(task, description=f"{connection}: 1/2 tickets, page {p.pages}, {p.seen:,} read, "
+                                                 f"{p.changed:,} written")
 
             return await c.sync.run(cid, full=full, progress=show)
 

@@ -199,6 +199,12 @@ def draft_blocks(view: AiDraftView) -> list[dict[str, Any]]:
     ]
 
 
+def draft_modal(view: AiDraftView) -> dict[str, Any]:
+    """The draft where there is no message to answer in (App Home, a ticket modal)."""
+    return {"type": "modal", "title": _plain("Reply draft", 24), "close": _plain("Close", 24),
+            "blocks": draft_blocks(view)}
+
+
 def ticket_fallback(view: TicketView) -> str:
     """The notification/accessibility text sent beside the blocks."""
     s = view.summary

@@ -4,15 +4,19 @@ Messages to the bot (`@Deskbridge tickets mine`) run through the same grammar an
 (core/mentions.py, ChatCommands). A message in a ticket's reply chain is that ticket's thread message
 (ChatCommands.thread_message decides what is written). Card buttons are Action.Execute invokes: their one
 local write runs before the answer, so the card the clicker gets back already says "queued".
+The personal chat is the technician's own desk: `my queue` (Slack's App Home, core's my_queue), shown on
+install too. A Data.Query choice set's typeahead (`application/search`) is answered in the invoke response.
+Help and hints are shown in Teams' `@Deskbridge …` form (core/chat/text.py MENTION). The activity parsing is
+in bot/teams/incoming.py.
 
-(Over 400 lines: messages, card actions and installs share the activity parsing here; the card actions
+(Over 400 lines: messages, card actions, typeahead and installs share one Listeners object; the card actions
 (`card_action`, `on_execute`, `_form_again`) are the next piece to move into their own module.)
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from microsoft_teams.api.models.adaptive_card.adaptive_card_action_response import (
@@ -26,10 +30,10 @@ from microsoft_teams.api.models.search.search_response import (
 )
 
 from bot.teams import cards, tenant
+from bot.teams.incoming import Incoming, incoming, message_text
 from bot.teams.poster import PostRefused, Target, message
 from core.chat import (
     ChannelInfo,
-    ChatUser,
     audience,
     card_audience,
     error_view,
@@ -40,7 +44,6 @@ from core.chat import (
 from core.chat.text import MENTION
 from core.context import Actor
 from core.errors import DeskbridgeError, InvalidInput, PermissionDenied
-from core.markup import teams_plain
 from core.mentions import parse_mention
 from core.views import FormOption, FormView, MessageView, QueueView, TicketView
 
@@ -55,26 +58,6 @@ STYLE = MENTION  # Teams users type `@Deskbridge tickets mine`: help and hints s
 ADMIN_COMMANDS = (grammar.Bind, grammar.Unbind, grammar.Bindings, grammar.Outbox, grammar.SettingsCmd, grammar.Link)
 
 
-@dataclass(frozen=True, slots=True)
-class Incoming:
-    """What one activity tells us about where it came from."""
-
-    tenant: str
-    user: ChatUser
-    aad_id: str
-    service_url: str
-    conversation_id: str  # as received (a channel reply chain ends with ;messageid=<root>)
-    base_conversation: str  # the channel/chat itself
-    thread_root: str | None  # the reply chain's root activity id, in channels
-    conversation_type: str  # personal | groupChat | channel
-    team_id: str | None  # the team (channels only)
-    shared: bool  # a shared channel (people of other organisations may read it)
-
-    @property
-    def target(self) -> Target:
-        return Target(self.conversation_id, self.service_url)
-
-
 def styled(view: Any) -> Any:
     """A message's hint (and an error's text) in Teams' command form: core writes them once, in Slack's slash
     form. Other texts are left as they are (a quoted note is shown exactly as written)."""
@@ -82,39 +65,6 @@ def styled(view: Any) -> Any:
         return view
     text = STYLE.restyle(view.text) if view.kind == "error" else view.text
     return replace(view, text=text, hint=STYLE.restyle(view.hint) if view.hint else view.hint)
-
-
-def message_text(activity: dict[str, Any]) -> str:
-    """What the sender wrote, as a person reads it: the bot's own @mention removed (only the bot's: other
-    people's mentions stay, as `@Name`), Teams' HTML turned into text (core.markup)."""
-    text = str(activity.get("text") or "")
-    bot_id = str((activity.get("recipient") or {}).get("id") or "")
-    for entity in activity.get("entities") or []:
-        if not isinstance(entity, dict) or entity.get("type") != "mention":
-            continue
-        if str((entity.get("mentioned") or {}).get("id") or "") == bot_id and entity.get("text"):
-            text = text.replace(str(entity["text"]), "", 1)
-    return teams_plain(text, str(activity.get("textFormat") or "plain")).strip()
-
-
-def incoming(activity: dict[str, Any]) -> Incoming:
-    conv = activity.get("conversation") or {}
-    data = activity.get("channelData") or {}
-    sender = activity.get("from") or {}
-    cid = str(conv.get("id") or "")
-    base, _, root = cid.partition(";messageid=")
-    ctype = str(conv.get("conversationType") or ("channel" if data.get("channel") else "personal"))
-    channel = str((data.get("channel") or {}).get("id") or base)
-    tenant = str(conv.get("tenantId") or (data.get("tenant") or {}).get("id") or "")
-    aad = str(sender.get("aadObjectId") or sender.get("id") or "")
-    sender_tenant = str(sender.get("tenantId") or "") or None
-    membership = str((data.get("channel") or {}).get("membershipType") or "")
-    user = ChatUser(platform=PLATFORM, team_id=tenant, user_id=aad, channel_id=channel,
-                    user_team_id=sender_tenant if sender_tenant and sender_tenant != tenant else None,
-                    name=sender.get("name"), is_dm=ctype == "personal")
-    return Incoming(tenant=tenant, user=user, aad_id=aad, service_url=str(activity.get("serviceUrl") or ""),
-                    conversation_id=cid, base_conversation=base, thread_root=root or None, conversation_type=ctype,
-                    team_id=str((data.get("team") or {}).get("id") or "") or None, shared=membership == "shared")
 
 
 class Listeners:
@@ -272,7 +222,7 @@ class Listeners:
             view = await self.card_action(ws, inc, data)
         except DeskbridgeError as exc:
             view = error_view(exc)
-            if data.get("submit") and data.get("action") in ("reply", "status", "time"):
+            if data.get("submit") and data.get("action") in ("reply", "status", "time", "new_ticket"):
                 form = await self._form_again(ws, inc, data, exc)
                 if form is not None:
                     return AdaptiveCardActionCardResponse.model_validate({"statusCode": 200, "value": form})
@@ -295,15 +245,32 @@ class Listeners:
 
     async def _form_again(self, ws: int, inc: Incoming, data: dict[str, Any],
                           exc: DeskbridgeError) -> dict[str, Any] | None:
-        """The refused form, filled in with what was sent and the reason under its field (nothing is lost)."""
+        """The refused form, filled in with what was sent and the reason under its field (nothing is lost; a
+        customer picked by typeahead keeps its name)."""
+        values = dict(data)
         try:
             form = await self.card_action(ws, inc, {k: v for k, v in data.items() if k != "submit"})
+            if isinstance(form, FormView):
+                form = await self._keep_choices(ws, inc, form, values)
         except DeskbridgeError:
             return None
         if not isinstance(form, FormView):
             return None
         reason = exc.message + (f" {exc.hint}" if exc.hint else "")
-        return cards.form_card(form, values=data, error=reason, error_field=getattr(exc, "field", None))
+        return cards.form_card(form, values=values, error=reason, error_field=getattr(exc, "field", None))
+
+    async def _keep_choices(self, ws: int, inc: Incoming, form: FormView, values: dict[str, Any]) -> FormView:
+        """A typeahead field's chosen value becomes its one static choice (so the card shows its name); a value
+        the user may not pick is dropped from `values`."""
+        fields = list(form.fields)
+        for i, f in enumerate(fields):
+            if f.kind == "search_select" and f.source == "customers" and values.get(f.name):
+                actor, _ = await self.actor(ws, inc)
+                choice = await self.c.chat_views.customer_choice(actor, str(values[f.name]))
+                fields[i] = replace(f, options=(choice,) if choice else ())
+                if choice is None:
+                    values.pop(f.name)
+        return replace(form, fields=tuple(fields))
 
     async def on_submit_message(self, ws: int, inc: Incoming, data: dict[str, Any]) -> None:
         try:
@@ -340,6 +307,8 @@ class Listeners:
             source = f"{PLATFORM}:{inc.user.channel_id}:{inc.thread_root}" if inc.thread_root else None
             return (await self.c.chat_commands.submit(actor, name, values, ticket_ref=ref or None, audience=aud,
                                                       source=source)).view
+        if name == "new_ticket":  # the form again (a refused submission is given back filled in)
+            return await self.c.chat_commands.run(actor, inc.user, info, grammar.NewTicket(), style=STYLE)
         if name == "status":
             return await self.c.chat_views.status_form(actor, ref)
         if name == "time":

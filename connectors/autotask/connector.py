@@ -177,6 +177,10 @@ class AutotaskConnector:
         self.children.reset([t.external_id for t in tickets])
         return Page(tickets, nxt)
 
+    def expect_children(self, external_ids: Sequence[str]) -> None:
+        """ChildPrefetch: the next child reads are these tickets' (one query per kind per 500 tickets)."""
+        self.children.reset(list(external_ids))
+
     async def list_ticket_ids(self, cursor: str | None = None) -> Page[str]:
         """Every live ticket id, 500 a call by `id >` (ids only)."""
         page = await self.client.query_page("Tickets", after_id=_after(cursor), include_fields=["id"])

@@ -182,3 +182,46 @@ def decide(top: Sequence[Prediction], *, current: str | None, set_by_technician:
     why = "automatic apply is off" if not auto_apply else \
         f"confidence {best.probability:.2f} is below the threshold {need:.2f}"
     return CategoryDecision("suggest", best.label, best.probability, shown, why)
+
+
+# ---------------------------------------------------------------- two levels (PSA category › subcategory)
+
+SEP = " › "  # a two-level label: "Hardware › Printer" (as the card shows the PSA's pair)
+
+
+def split(label: str) -> tuple[str, str | None]:
+    """("Hardware", "Printer") of "Hardware › Printer"; ("Hardware", None) of "Hardware"."""
+    top, _, sub = label.partition(SEP)
+    return top, (sub or None)
+
+
+def decide_two_step(preds: Sequence[Prediction], *, current: str | None, set_by_technician: bool, cold: bool,
+                    thresholds: Thresholds, auto_apply: bool, excluded: frozenset[str] = frozenset()
+                    ) -> CategoryDecision:
+    """The gate for a PSA whose categories nest (Autotask issue type › sub-issue type), in two steps, so no
+    invalid pair is ever chosen: first the category, on the summed probability of its labels (the usual
+    gate); then, inside that category only, its best subcategory, kept only when the pair's own probability
+    also clears the same threshold; otherwise the category alone (its subcategory left empty).
+    `preds` covers every label the model knows; `excluded` may name categories or whole pairs."""
+    totals: dict[str, float] = {}
+    for p in preds:
+        top = split(p.label)[0]
+        totals[top] = totals.get(top, 0.0) + p.probability
+    tops = [Prediction(k, v) for k, v in sorted(totals.items(), key=lambda kv: -kv[1])]
+    current_top = split(current)[0] if current else None
+    step1 = decide(tops[:3], current=current_top, set_by_technician=set_by_technician, cold=cold,
+                   thresholds=thresholds, auto_apply=auto_apply, excluded=excluded)
+    if step1.label is None or step1.action in ("none", "keep"):
+        return step1
+    subs = sorted((p for p in preds if split(p.label)[0] == step1.label and split(p.label)[1] is not None
+                   and p.label not in excluded), key=lambda p: -p.probability)
+    need = thresholds.change if current is not None else thresholds.fill
+    if subs and (subs[0].probability >= need or (step1.action != "apply" and subs[0].probability >= step1.confidence / 2)):
+        best = subs[0]
+        reason = step1.reason + f"; subcategory {split(best.label)[1]} at {best.probability:.2f}"
+        return CategoryDecision(step1.action, best.label, best.probability if step1.action == "apply"
+                                else step1.confidence, step1.top, reason)
+    if subs:
+        reason = step1.reason + f"; no subcategory is sure enough (best {subs[0].probability:.2f}), category only"
+        return CategoryDecision(step1.action, step1.label, step1.confidence, step1.top, reason)
+    return step1

@@ -23,6 +23,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.base import Capabilities, Feature
+from core import categories
+from core.ai.categorize import SEP, split
 from core.context import Actor
 from core.errors import Conflict, InvalidInput, PermissionDenied
 from core.outbox.ops import UpdateTicket, enqueue
@@ -35,6 +37,20 @@ from store.types import utcnow
 log = logging.getLogger(__name__)
 
 AI_AUTHOR = "Deskbridge AI"
+
+
+def label_of(ticket: Ticket, two_level: bool) -> str | None:
+    """The ticket's category as the model names it: its type, or where the PSA nests categories, the pair
+    ("Hardware › Printer", or "Hardware" without a subcategory)."""
+    return label_from(ticket.type_name, ticket.category_name, ticket.subcategory_name, two_level)
+
+
+def label_from(type_name: str | None, category: str | None, subcategory: str | None, two_level: bool) -> str | None:
+    if not two_level:
+        return type_name or None
+    if not category:
+        return None
+    return category + (SEP + subcategory if subcategory else "")
 
 
 def ai_owned(ticket_type: str | None, row: AiCategoryApply | None) -> bool:
@@ -70,10 +86,40 @@ class CategoryWrites:
                            hint="Pick a type of that board, or run a picklist sync if it was just added.",
                            field="type")
 
-    def _write(self, session: AsyncSession, actor: Actor, ticket: Ticket, label: str | None, ext: str | None,
-               data: dict[str, object], author: str) -> tuple[TimelineEntry, str | None, bool]:
-        before = ticket.type_name
-        ticket.type_name = label
+    async def _two_level(self, session: AsyncSession, ticket: Ticket) -> bool:
+        """Whether the ticket's PSA nests categories (category › subcategory) instead of a single type."""
+        if ticket.connection_id is None or self._capabilities is None:
+            return False
+        conn = await session.get(PsaConnection, ticket.connection_id)
+        return conn is not None and self._capabilities(conn.kind).has(Feature.TICKET_CATEGORIES)
+
+    async def _target(self, session: AsyncSession, ticket: Ticket, label: str | None,
+                      two_level: bool) -> tuple[Callable[[], None], UpdateTicket]:
+        """How to set `label` (None: clear) on the ticket, and the op for its PSA; InvalidInput if the PSA
+        could not take it (checked against its picklists before anything is written)."""
+        if two_level:
+            top, sub = split(label) if label else ("", None)
+            conn = await session.get(PsaConnection, ticket.connection_id)
+            caps = self._capabilities(conn.kind) if conn is not None and self._capabilities else None
+            cat = await categories.resolve(session, conn, caps or Capabilities(frozenset()), category=top,
+                                           subcategory=sub)
+
+            def set_pair() -> None:
+                for k, v in cat.columns().items():
+                    setattr(ticket, k, v)
+            return set_pair, UpdateTicket(category_external_id=cat.category_external_id or "",
+                                          subcategory_external_id=cat.subcategory_external_id or "")
+        ext = await self._psa_type(session, ticket, label) if label else None
+
+        def set_type() -> None:
+            ticket.type_name = label
+        return set_type, UpdateTicket(type_external_id=ext, clear_type=label is None)
+
+    def _write(self, session: AsyncSession, actor: Actor, ticket: Ticket, two_level: bool, label: str | None,
+               change: tuple[Callable[[], None], UpdateTicket], data: dict[str, object], author: str
+               ) -> tuple[TimelineEntry, UpdateTicket]:
+        before = label_of(ticket, two_level)
+        change[0]()
         ticket.updated_at = self._clock()
         ticket.version += 1
         entry = TimelineEntry(workspace_id=ticket.workspace_id, ticket_id=ticket.id,  # type: ignore[arg-type]
@@ -81,17 +127,17 @@ class CategoryWrites:
                               author_name=author, data={"from": before, "to": label, **data},
                               occurred_at=self._clock())
         session.add(entry)
-        return entry, ext, label is None
+        return entry, change[1]
 
     @staticmethod
     async def _enqueue(session: AsyncSession, actor: Actor, ticket: Ticket,
-                       written: tuple[TimelineEntry, str | None, bool], who: str) -> None:
-        entry, ext, clear = written
+                       written: tuple[TimelineEntry, UpdateTicket], who: str) -> None:
+        entry, payload = written
         await session.flush()
         if ticket.connection_id is not None:
             enqueue(session, workspace_id=ticket.workspace_id, connection_id=ticket.connection_id,
-                    payload=UpdateTicket(type_external_id=ext, clear_type=clear), ticket_id=ticket.id,
-                    actor=who, author_member_id=actor.member_id, timeline_entry_id=entry.id)
+                    payload=payload, ticket_id=ticket.id, actor=who, author_member_id=actor.member_id,
+                    timeline_entry_id=entry.id)
 
     async def apply_ai(self, workspace_id: int, ticket_id: int, *, label: str, confidence: float,
                        model_version: int, decided_over: str | None) -> bool:
@@ -103,16 +149,18 @@ class CategoryWrites:
             ticket = await load_ticket(session, actor, f"id:{ticket_id}", for_update=True)
             row = (await session.execute(select(AiCategoryApply).where(
                 AiCategoryApply.ticket_id == ticket_id))).scalar_one_or_none()
-            if (not Stage(ticket.stage).is_open or ticket.type_name != decided_over or ticket.type_name == label
+            two = await self._two_level(session, ticket)
+            current = label_of(ticket, two)
+            if (not Stage(ticket.stage).is_open or current != decided_over or current == label
                     or (row is not None and row.undone_at is not None)
-                    or (ticket.type_name and not ai_owned(ticket.type_name, row))):
+                    or (current and not ai_owned(current, row))):
                 return False
             try:
-                ext = await self._psa_type(session, ticket, label)
+                change = await self._target(session, ticket, label, two)
             except InvalidInput as exc:
                 log.info("AI category not applied: %s", exc.message, extra={"ticket_id": ticket_id})
                 return False
-            written = self._write(session, actor, ticket, label, ext,
+            written = self._write(session, actor, ticket, two, label, change,
                                   {"by_ai": True, "confidence": round(confidence, 4), "model_version": model_version},
                                   AI_AUTHOR)
             if row is None:
@@ -136,11 +184,14 @@ class CategoryWrites:
             if row is None or row.undone_at is not None:
                 raise Conflict("The AI has not set this ticket's category, so there is nothing to undo.",
                                hint="Change the type in the PSA, or pick a suggested one.")
-            if ticket.type_name != row.label:
-                raise Conflict(f"The category is now {ticket.type_name or 'empty'}, not the AI's {row.label}: "
+            two = await self._two_level(session, ticket)
+            current = label_of(ticket, two)
+            if current != row.label:
+                raise Conflict(f"The category is now {current or 'empty'}, not the AI's {row.label}: "
                                "someone changed it since, so nothing was undone.", hint="Change it in the PSA.")
-            ext = await self._psa_type(session, ticket, row.previous) if row.previous else None
-            written = self._write(session, actor, ticket, row.previous, ext, {"undo_ai": True}, actor.display)
+            change = await self._target(session, ticket, row.previous, two)
+            written = self._write(session, actor, ticket, two, row.previous, change, {"undo_ai": True},
+                                  actor.display)
             row.undone_at, row.undone_by = self._clock(), actor.display[:200]
             await self._enqueue(session, actor, ticket, written, actor.display)
             return row.previous or ""
@@ -154,10 +205,11 @@ class CategoryWrites:
             raise InvalidInput("Which category?", hint="Pick one of the suggested categories.", field="type")
         async with self.db.write(actor.scope) as session:
             ticket = await load_ticket(session, actor, ref, for_update=True)
-            if ticket.type_name == label:
+            two = await self._two_level(session, ticket)
+            if label_of(ticket, two) == label:
                 return False
-            ext = await self._psa_type(session, ticket, label)
-            written = self._write(session, actor, ticket, label, ext, {"accepted_ai_suggestion": True},
+            change = await self._target(session, ticket, label, two)
+            written = self._write(session, actor, ticket, two, label, change, {"accepted_ai_suggestion": True},
                                   actor.display)
             await self._enqueue(session, actor, ticket, written, actor.display)
             return True

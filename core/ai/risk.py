@@ -206,6 +206,14 @@ class RiskService:
         self._models[workspace_id] = (row.version, model)
         return row.version, metrics
 
+    async def status(self, workspace_id: int) -> tuple[int, int, dict[str, Any]] | None:
+        """(version, trained on, metrics) of the newest escalation model, or None before the first."""
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            row = (await session.execute(
+                sa.select(col(AiModel.version), col(AiModel.trained_on), col(AiModel.metrics))
+                .where(col(AiModel.kind) == KIND).order_by(col(AiModel.version).desc()).limit(1))).first()
+        return None if row is None else (int(row[0]), int(row[1]), dict(row[2]))
+
     async def _model(self, workspace_id: int) -> tuple[int, escalation.RiskModel] | None:
         async with self.db.read(Scope.workspace(workspace_id)) as session:
             version = (await session.execute(select(sa.func.max(AiModel.version)).where(AiModel.kind == KIND))).scalar()

@@ -25,10 +25,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from connectors.base import Capabilities
+from connectors.base import Capabilities, Feature
 from core.ai import categorize, drafts, resolution
 from core.ai import settings as ai_settings
-from core.ai.category_writes import CategoryWrites, ai_owned
+from core.ai.category_writes import CategoryWrites, ai_owned, label_from
 from core.ai.risk import RiskService
 from core.ai.similar import Doc, Hit, SimilarIndex
 from core.ai.text import ticket_text
@@ -44,7 +44,7 @@ from core.views import (
 )
 from store.db import Database, Scope
 from store.enums import EntryKind, Stage
-from store.tables import AiCategoryApply, AiModel, Ticket, TimelineEntry, Workspace
+from store.tables import AiCategoryApply, AiModel, PsaConnection, Ticket, TimelineEntry, Workspace
 from store.types import utcnow
 
 CATEGORY = "category"
@@ -87,6 +87,7 @@ class AiService:
                  llm_transport: Any = None, capabilities: Callable[[str], Capabilities] | None = None,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.db = db
+        self._capabilities = capabilities
         self.category_writes = CategoryWrites(db, capabilities=capabilities, clock=clock)
         self.risk = RiskService(db, clock=clock)
         self.llm, self._llm_transport = llm, llm_transport
@@ -117,15 +118,32 @@ class AiService:
             return ai_settings.effective(ws.settings)
 
     # --- training and status ------------------------------------------------------------------------
-    async def training_data(self, workspace_id: int) -> tuple[list[str], list[str]]:
-        """(texts, labels) of the workspace's closed tickets that carry a category, newest first."""
+    def _two_level(self, kind: str | None) -> bool:
+        """Whether tickets of this PSA kind carry a nested category pair (labels "Category › Subcategory")."""
+        return kind is not None and self._capabilities is not None and \
+            self._capabilities(kind).has(Feature.TICKET_CATEGORIES)
+
+    async def _labelled(self, workspace_id: int, where: Any, limit: int) -> list[tuple[int, str, str, str | None, bool]]:
+        """(id, subject, description, current label, two-level) of tickets, newest first."""
         async with self.db.read(Scope.workspace(workspace_id)) as session:
             rows = (await session.execute(
-                select(Ticket.subject, Ticket.description, Ticket.type_name)
-                .where(col(Ticket.stage).in_(CLOSED), col(Ticket.type_name).is_not(None),
-                       col(Ticket.type_name) != "", col(Ticket.deleted_at).is_(None))
-                .order_by(col(Ticket.id).desc()).limit(MAX_TRAINING))).all()
-        return [ticket_text(s, d) for s, d, _ in rows], [str(t) for _, _, t in rows]
+                sa.select(col(Ticket.id), col(Ticket.subject), col(Ticket.description), col(Ticket.type_name),
+                          col(Ticket.category_name), col(Ticket.subcategory_name), col(PsaConnection.kind))
+                .join(PsaConnection, col(PsaConnection.id) == Ticket.connection_id, isouter=True)
+                .where(where, col(Ticket.deleted_at).is_(None))
+                .order_by(col(Ticket.id).desc()).limit(limit))).all()
+        out = []
+        for tid, subject, description, type_name, cat, sub, kind in rows:
+            two = self._two_level(kind)
+            out.append((tid, subject, description, label_from(type_name, cat, sub, two), two))
+        return out
+
+    async def training_data(self, workspace_id: int) -> tuple[list[str], list[str]]:
+        """(texts, labels) of the workspace's closed tickets that carry a category (their type, or their
+        category pair where the PSA nests them), newest first."""
+        rows = await self._labelled(workspace_id, col(Ticket.stage).in_(CLOSED), MAX_TRAINING * 2)
+        labelled = [(ticket_text(s, d), label) for _, s, d, label, _ in rows if label][:MAX_TRAINING]
+        return [t for t, _ in labelled], [str(label) for _, label in labelled]
 
     async def train(self, workspace_id: int, *, seed: int = 0) -> ModelStatus:
         """Train a new category model version from closed tickets (in a worker thread) and store it."""
@@ -154,11 +172,7 @@ class AiService:
             return ModelStatus(CATEGORY, row.version, row.trained_on, row.created_at, metrics)
 
     async def labelled_count(self, workspace_id: int) -> int:
-        async with self.db.read(Scope.workspace(workspace_id)) as session:
-            return int((await session.execute(
-                select(sa.func.count()).select_from(Ticket)
-                .where(col(Ticket.stage).in_(CLOSED), col(Ticket.type_name).is_not(None),
-                       col(Ticket.type_name) != "", col(Ticket.deleted_at).is_(None)))).scalar() or 0)
+        return len((await self.training_data(workspace_id))[1])
 
     async def retrain_due(self) -> list[int]:
         """The scheduled retrain: every workspace with categorisation on whose labelled history grew by 5%
@@ -233,17 +247,22 @@ class AiService:
         if model is None:
             return None
         rows = await self._applied_rows(actor.workspace_id, [ticket_id])
-        top = await asyncio.to_thread(model.top, ticket_text(ticket.subject, ticket.description), 3)
-        return self._gate(top, ticket.type_name, rows.get(ticket_id), model, opts)
+        [(_, _, _, current, two)] = await self._labelled(actor.workspace_id, col(Ticket.id) == ticket_id, 1)
+        top = await asyncio.to_thread(model.top, ticket_text(ticket.subject, ticket.description),
+                                      len(model.labels) if two else 3)
+        return self._gate(top, current, rows.get(ticket_id), model, opts, two)
 
     @staticmethod
     def _gate(top: list[categorize.Prediction], current: str | None, row: AiCategoryApply | None,
-              model: categorize.CategoryModel, opts: dict[str, Any]) -> categorize.CategoryDecision:
-        """The admin's gate for one ticket: a type only the AI set may be changed (above the change threshold);
-        any other type is a person's; after a technician undid the AI here it only ever suggests."""
+              model: categorize.CategoryModel, opts: dict[str, Any], two: bool = False) -> categorize.CategoryDecision:
+        """The admin's gate for one ticket: a category only the AI set may be changed (above the change
+        threshold); any other is a person's; after a technician undid the AI here it only ever suggests. Where
+        the PSA nests categories, two steps: the category, then a subcategory inside it."""
         undone = row is not None and row.undone_at is not None
-        decision = categorize.decide(
-            top, current=current or None, set_by_technician=bool(current) and not ai_owned(current, row),
+        gate = categorize.decide_two_step if two else categorize.decide
+        decision = gate(
+            top if two else top[:3], current=current or None,
+            set_by_technician=bool(current) and not ai_owned(current, row),
             cold=model.cold, thresholds=categorize.Thresholds(opts["fill_threshold"], opts["change_threshold"]),
             auto_apply=opts["auto_apply"] and not undone, excluded=frozenset(opts["excluded"]))
         if undone and decision.action == "suggest":
@@ -266,18 +285,14 @@ class AiService:
         status = await self.status(workspace_id)
         if model is None or status is None or model.cold:
             return 0
-        async with self.db.read(Scope.workspace(workspace_id)) as session:
-            tickets = (await session.execute(
-                select(Ticket.id, Ticket.subject, Ticket.description, Ticket.type_name)
-                .where(col(Ticket.is_open).is_(True), col(Ticket.deleted_at).is_(None))
-                .order_by(col(Ticket.id).desc()).limit(limit))).all()
+        tickets = await self._labelled(workspace_id, col(Ticket.is_open).is_(True), limit)
         if not tickets:
             return 0
         rows = await self._applied_rows(workspace_id, [t[0] for t in tickets])
-        tops = await asyncio.to_thread(model.top_many, [ticket_text(t[1], t[2]) for t in tickets], 3)
+        tops = await asyncio.to_thread(model.top_many, [ticket_text(t[1], t[2]) for t in tickets], len(model.labels))
         applied = 0
-        for (tid, _, _, current), top in zip(tickets, tops, strict=True):
-            decision = self._gate(top, current, rows.get(tid), model, opts)
+        for (tid, _, _, current, two), top in zip(tickets, tops, strict=True):
+            decision = self._gate(top, current, rows.get(tid), model, opts, two)
             if decision.action == "apply" and decision.label is not None and await self.category_writes.apply_ai(
                     workspace_id, tid, label=decision.label, confidence=decision.confidence,
                     model_version=status.version, decided_over=current or None):
@@ -397,10 +412,10 @@ class AiService:
         decision = await self.categorise(actor, ticket_id)
         if decision is None or decision.label is None:
             return None, ()
-        ticket = await self._ticket(actor, ticket_id)
+        [(_, _, _, current, _)] = await self._labelled(actor.workspace_id, col(Ticket.id) == ticket_id, 1)
         row = (await self._applied_rows(actor.workspace_id, [ticket_id])).get(ticket_id)
         alternatives = tuple((p.label, p.probability) for p in decision.top if p.label != decision.label)[:2]
-        if ai_owned(ticket.type_name, row) and row is not None:
+        if ai_owned(current, row) and row is not None:
             word = "high" if row.confidence >= 0.8 else "medium" if row.confidence >= 0.5 else "low"
             view = AiCategoryView(label=row.label, confidence=row.confidence, action="applied",
                                   reason=f"set by the AI (model v{row.model_version}); undo puts back "
@@ -411,7 +426,7 @@ class AiService:
                   if decision.action == "apply" else decision.reason)
         view = AiCategoryView(label=decision.label, confidence=decision.confidence, action=decision.action,
                               reason=reason, confidence_word=decision.confidence_word, alternatives=alternatives)
-        if decision.action in ("apply", "suggest", "low_confidence") and decision.label != ticket.type_name:
+        if decision.action in ("apply", "suggest", "low_confidence") and decision.label != current:
             value = json.dumps({"t": f"id:{ticket_id}", "l": decision.label})
             return view, (ViewAction(action="ai_accept_category", label=f"Use {decision.label}"[:75], value=value),)
         return view, ()

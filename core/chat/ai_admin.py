@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import replace
 
 from core.ai.draft_choices import DraftChoices
 from core.ai.service import AiService
@@ -98,6 +99,13 @@ class ChatAi:
                                 "what pushed each score up.")
 
     async def _status(self, actor: Actor) -> MessageView:
+        view = await self._category_status(actor)
+        risk = await self.ai.risk.status(actor.workspace_id)
+        line = (f"Escalation model v{risk[0]}: trained on {risk[1]} closed tickets with a known SLA outcome"
+                if risk else "No escalation model yet (it needs closed tickets with a known SLA outcome).")
+        return replace(view, lines=(*view.lines, line))
+
+    async def _category_status(self, actor: Actor) -> MessageView:
         status = await self.ai.status(actor.workspace_id)
         if status is None:
             return MessageView(text="No category model yet.",

@@ -18,10 +18,10 @@ from core.chat.cards import TicketCards
 from core.context import Actor
 from core.status import board_statuses
 from core.tickets import DEFAULT_CAPABILITIES, TicketService
-from core.views import FormField, FormOption, FormView, TicketDetail
+from core.views import FormField, FormOption, FormView, TicketHeader
 from store.db import Database
 from store.enums import Priority, Stage
-from store.tables import Customer, PicklistItem, PsaConnection, Ticket
+from store.tables import Customer, PicklistItem, PsaConnection
 
 NO_CHANGE = "__same__"
 VISIBILITY_LABEL = {"public": "Public reply (customer sees it)", "internal": "Internal note",
@@ -180,20 +180,31 @@ class TicketForms:
             rows = (await session.exec(stmt.limit(max(1, min(int(limit), 1000))))).all()
         return [FormOption(value=str(c.id), label=f"{c.name} ({c.identifier})") for c in rows]
 
-    async def _status_options(self, actor: Actor, detail: TicketDetail) -> tuple[FormOption, ...]:
-        s = detail.summary
+    async def customer_choice(self, actor: Actor, value: str) -> FormOption | None:
+        """The picker's option for a customer id already chosen (a refused form given back keeps its choice), under
+        the same rules as `customer_options`: None if the actor may not pick it."""
+        if not actor.is_member or not str(value or "").isdigit():
+            return None
+        cols = sa.inspect(Customer).c
+        stmt = select(Customer).where(cols.id == int(value), cols.active == sa.true())
+        if actor.customer_scope_id is not None:
+            stmt = stmt.where(cols.id == actor.customer_scope_id)
+        async with self.db.read(actor.scope) as session:
+            c = (await session.exec(stmt)).first()
+        return FormOption(value=str(c.id), label=f"{c.name} ({c.identifier})") if c is not None else None
+
+    async def _status_options(self, actor: Actor, head: TicketHeader) -> tuple[FormOption, ...]:
+        s = head.summary
         if s.connection_id is None:
             return tuple(FormOption(value=st.value, label=st.label) for st in Stage)
         async with self.db.read(actor.scope) as session:
-            ticket = await session.get(Ticket, s.id)
-            board = ticket.board_external_id if ticket else None
-            pairs = await board_statuses(session, s.connection_id, board)
+            pairs = await board_statuses(session, s.connection_id, head.board_external_id)
         return tuple(FormOption(value=item.name, label=item.name) for item, _ in pairs[:100])
 
     async def reply_form(self, actor: Actor, ref: int | str, *, visibility: str = "public",
                          context: dict[str, Any] | None = None, text: str | None = None) -> FormView:
         """Reply or note, with an optional status change in the same submission (`text` prefills it)."""
-        detail = await self.tickets.get(actor, ref)
+        detail = await self.tickets.header(actor, ref)  # no timeline: a form needs none
         caps = await self.cards.caps_for(actor, detail.summary.connection_id)
         vis = ["public", "internal"] + (["resolution"] if caps.has(Feature.RESOLUTION_NOTES) else [])
         statuses = await self._status_options(actor, detail)
@@ -213,7 +224,7 @@ class TicketForms:
 
     async def status_form(self, actor: Actor, ref: int | str, *, context: dict[str, Any] | None = None) -> FormView:
         """The PSA's own statuses for the ticket's board, plus an optional public reply."""
-        detail = await self.tickets.get(actor, ref)
+        detail = await self.tickets.header(actor, ref)  # no timeline: a form needs none
         statuses = await self._status_options(actor, detail)
         fields = (
             FormField(name="status", label="New status", kind="select", required=True, options=statuses,

@@ -217,6 +217,9 @@ class ChatViews:
     async def customer_options(self, actor: Actor, query: str, limit: int = CHOICES_MAX) -> list[FormOption]:
         return await self.forms.customer_options(actor, query, limit)
 
+    async def customer_choice(self, actor: Actor, value: str) -> FormOption | None:
+        return await self.forms.customer_choice(actor, value)
+
     async def reply_form(self, actor: Actor, ref: int | str, *, visibility: str = "public",
                          context: dict[str, Any] | None = None, text: str | None = None) -> FormView:
         return await self.forms.reply_form(actor, ref, visibility=visibility, context=context, text=text)

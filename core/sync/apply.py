@@ -17,7 +17,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -25,10 +25,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from connectors.base import PsaAttachment, PsaNote, PsaTicket, PsaTimeEntry
+from connectors.base import PsaAttachment, PsaNote, PsaTicket, PsaTimeEntry, Ref
 from core.notify import DomainEvent, TicketChanged, TicketCreated
 from core.sync.mapping import SeenStatus, ensure_priority_mappings, ensure_status_mappings
-from core.sync.timeline import apply_children
+from core.sync.timeline import apply_children, mark_history_read
 from core.sync.upsert import ensure_directory, upsert_tickets
 from store.db import Database, Scope
 from store.enums import Origin, OutboxStatus, Priority, Stage
@@ -89,13 +89,34 @@ class BatchResult:
         self.counts[key] = self.counts.get(key, 0) + n
 
 
+_TICKET_FIELDS = tuple(f.name for f in fields(PsaTicket))
+_PLAIN = (str, int, float, bool, datetime, type(None))
+
+
 def content_hash(t: PsaTicket) -> str:
-    """Hash of everything we store from a PSA ticket (its change time included)."""
-    data = asdict(t)
+    """Hash of everything we store from a PSA ticket (its change time included).
+
+    The value of hashing `asdict(t)` with the newer keys left out while empty (stored hashes stay valid),
+    without asdict's deep copies, which cost more than the rest of a first sync's phase 1 (issue 20);
+    anything else than plain values, Refs and text maps (a connector's own subclass) takes the asdict path."""
+    doc: dict[str, Any] = {}
+    for name in _TICKET_FIELDS:
+        value = getattr(t, name)
+        if isinstance(value, Ref):
+            doc[name] = {"id": value.id, "name": value.name}
+        elif isinstance(value, _PLAIN):
+            doc[name] = value
+        elif isinstance(value, Mapping) and all(type(k) is str and type(v) is str for k, v in value.items()):
+            doc[name] = dict(value)
+        else:
+            doc = asdict(t)
+            break
+    if type(t) is not PsaTicket:
+        doc = asdict(t)
     for key in _NEW_KEYS:
-        if not data.get(key):
-            data.pop(key, None)
-    blob = json.dumps(data, sort_keys=True, default=str, separators=(",", ":"))
+        if not doc.get(key):
+            doc.pop(key, None)
+    blob = json.dumps(doc, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -127,17 +148,20 @@ def _ref_rows(refs: Mapping[str, str | None], **extra: Any) -> dict[str, dict[st
 
 
 async def apply_batch(db: Database, target: SyncTarget, tickets: Sequence[PsaTicket],
-                      children: Mapping[str, Children], *, now: datetime, emit: bool, force: bool = False) -> BatchResult:
+                      children: Mapping[str, Children], *, now: datetime, emit: bool, force: bool = False,
+                      quiet: frozenset[str] = frozenset()) -> BatchResult:
     """Write one batch; returns counts, bad records and the events to send after the commit.
 
-    `force` re-plans tickets even when their content hash is unchanged (webhook refreshes).
+    `force` re-plans tickets even when their content hash is unchanged (webhook refreshes). Tickets given
+    children count as having their history read (core/sync/history.py); those in `quiet` had never had it
+    read, so their notes are the past and announce nothing.
     """
     result = BatchResult()
     pending = list(tickets)
     for attempt in range(MAX_FENCE_RETRIES + 1):
         async with db.write(Scope.workspace(target.workspace_id)) as s:
             fenced = await _apply_once(s, target, pending, children, now=now, emit=emit, force=force,
-                                       result=result, last=attempt == MAX_FENCE_RETRIES)
+                                       result=result, last=attempt == MAX_FENCE_RETRIES, quiet=quiet)
         if not fenced:
             break
         result.add("fenced_retries")
@@ -148,7 +172,7 @@ async def apply_batch(db: Database, target: SyncTarget, tickets: Sequence[PsaTic
 
 async def _apply_once(s: AsyncSession, target: SyncTarget, tickets: Sequence[PsaTicket],
                       children: Mapping[str, Children], *, now: datetime, emit: bool, force: bool,
-                      result: BatchResult, last: bool) -> set[str]:
+                      result: BatchResult, last: bool, quiet: frozenset[str]) -> set[str]:
     ws, cid = target.workspace_id, target.connection_id
     existing = await _existing(s, target, [t.external_id for t in tickets])
     await _link_by_marker(s, target, tickets, existing)
@@ -199,7 +223,8 @@ async def _apply_once(s: AsyncSession, target: SyncTarget, tickets: Sequence[Psa
     numbers = {ext: o["number"] for ext, o in existing.items()} | {r["external_id"]: r["number"] for r in rows}
     live = {ext: c for ext, c in children.items() if ext in ticket_ids and ext not in fenced and ext not in result.bad}
     await apply_children(s, target, live, ticket_ids, numbers, member_ids, contact_ids, now=now, emit=emit,
-                          result=result)
+                          result=result, quiet=quiet)
+    await mark_history_read(s, ws, [ticket_ids[ext] for ext in live if ext not in result.bad], now)
     return fenced
 
 

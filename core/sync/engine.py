@@ -1,5 +1,8 @@
 """The sync engine: per connection, pull what changed since the cursor and apply it (DESIGN.md §4).
 
+(Just over 400 lines: the run loop, targeted refreshes and child reads share one retry and lease plumbing;
+reading histories apart from tickets lives in core/sync/history.py.)
+
     run(connection)          incremental (or full) ticket sync under a per-connection lease
     refresh_ticket(conn, id) targeted re-fetch of one ticket (webhooks), no cursor involved
     refresh_picklists(conn)  core/sync/picklists.py
@@ -21,21 +24,21 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from connectors.base import Feature, PsaConnector, PsaTicket
+from connectors.base import Feature, Page, PsaConnector, PsaTicket
 from connectors.errors import PsaError, PsaNotFound, PsaRateLimited, PsaUnavailable
 from core import scheduling, ticket_gone
 from core.connections import ConnectionService
 from core.errors import NotFound
 from core.notify import DomainEvent, Notifier, NullNotifier
-from core.sync import deletions, runs
+from core.sync import deletions, history, runs
 from core.sync.apply import BadRecord, BatchResult, Children, SyncTarget, apply_batch, content_hash, validate
 from core.sync.runs import RecordedRun, RunKind, RunStatus, SyncOutcome
 from store.db import Database, Scope
@@ -59,9 +62,15 @@ class LeaseLost(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Progress:
+    """Where a run is: phase "tickets" (pages listed, tickets read and written), then phase "history"
+    (histories of open tickets read so far, of how many; core/sync/history.py)."""
+
     pages: int
     seen: int
     changed: int
+    phase: str = history.PHASE_TICKETS
+    histories_done: int = 0
+    histories_total: int = 0
 
 
 ProgressFn = Callable[[Progress], None]
@@ -73,7 +82,8 @@ class SyncEngine:
     def __init__(self, db: Database, connections: ConnectionService, notifier: Notifier | None = None, *,
                  instance_id: str = "local", clock: Callable[[], datetime] = utcnow,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, overlap: timedelta = DEFAULT_OVERLAP,
-                 lease_ttl: timedelta = DEFAULT_LEASE_TTL, child_concurrency: int = 8) -> None:
+                 lease_ttl: timedelta = DEFAULT_LEASE_TTL, child_concurrency: int = 8,
+                 eager_history: bool = False) -> None:
         self.db = db
         self.connections = connections
         self.notifier = notifier or NullNotifier()
@@ -83,6 +93,9 @@ class SyncEngine:
         self.overlap = overlap
         self.lease_ttl = lease_ttl
         self.child_concurrency = child_concurrency
+        # Read every changed ticket's history inline, closed ones too, as before phases existed
+        # (core/sync/history.py): bench/first_sync.py's baseline.
+        self.eager_history = eager_history
 
     # ------------------------------------------------------------ plumbing
 
@@ -195,30 +208,26 @@ class SyncEngine:
         hold: datetime | None = None  # the oldest change time of a record this run could not write
         target = self.target(conn, connector)
         try:
-            page_cursor: str | None = None
-            while True:
-                page = await self.call(counts, connector.list_changed_tickets, since, page_cursor)
-                counts["pages"] += 1
-                counts["seen"] += len(page.items)
-                result = await self.process(connector, target, page.items, counts, emit=emit)
-                bad.update(result.bad)
-                unwritten = set(result.bad) | result.retry
-                for t in page.items:
-                    stamp = t.updated_at if isinstance(t.updated_at, datetime) and t.updated_at.tzinfo else None
-                    if stamp is None:
-                        continue
-                    if str(getattr(t, "external_id", "?")) in unwritten:
-                        hold = stamp if hold is None else min(hold, stamp)
-                    elif watermark is None or stamp > watermark:
-                        watermark = stamp
-                if progress:
-                    progress(Progress(counts["pages"], counts["seen"], counts.get("created", 0)
-                                      + counts.get("updated", 0)))
-                if lost.is_set():
-                    raise LeaseLost("the sync lease was lost (another instance took over); stopping")
-                page_cursor = page.next_cursor
-                if not page_cursor:
-                    break
+            async with aclosing(self._listed(connector, since, counts, ahead=not emit)) as pages:
+                async for page in pages:
+                    counts["pages"] += 1
+                    counts["seen"] += len(page.items)
+                    result = await self.process(connector, target, page.items, counts, emit=emit)
+                    bad.update(result.bad)
+                    unwritten = set(result.bad) | result.retry
+                    for t in page.items:
+                        stamp = t.updated_at if isinstance(t.updated_at, datetime) and t.updated_at.tzinfo else None
+                        if stamp is None:
+                            continue
+                        if str(getattr(t, "external_id", "?")) in unwritten:
+                            hold = stamp if hold is None else min(hold, stamp)
+                        elif watermark is None or stamp > watermark:
+                            watermark = stamp
+                    if progress:
+                        progress(Progress(counts["pages"], counts["seen"], counts.get("created", 0)
+                                          + counts.get("updated", 0)))
+                    if lost.is_set():
+                        raise LeaseLost("the sync lease was lost (another instance took over); stopping")
         except (PsaError, LeaseLost) as exc:
             counts["bad"] = len(bad)
             failed = await run.fail(exc)
@@ -234,6 +243,13 @@ class SyncEngine:
             await runs.set_cursor(self.db, ws, cid, cursor_after, self.clock())
         deletions_error = await deletions.read_log(self, conn, connector, counts,
                                                    before=runs.parse_cursor(cursor_before), after=watermark)
+        # Phase 2: the histories of open tickets not read yet (the queue is already whole and current).
+        try:
+            bad.update(await history.read_open(self, conn, connector, target, counts, progress=progress, lost=lost))
+        except (PsaError, LeaseLost) as exc:
+            counts["history_interrupted"] = 1  # what is written stays written; the next run resumes
+            log.warning("sync: reading histories stopped", extra={"connection_id": cid, "error": str(exc)})
+            deletions_error = "; ".join(filter(None, [f"histories: {exc}", deletions_error]))
         counts["bad"] = len(bad)
         status = RunStatus.PARTIAL if bad or deletions_error else RunStatus.OK
         error = "; ".join([*(f"{k}: {v}" for k, v in list(bad.items())[:10]),
@@ -242,6 +258,27 @@ class SyncEngine:
         log.info("sync run finished", extra={"connection_id": cid, "kind": run.kind, "status": status,
                                              "counts": dict(counts)})
         return outcome
+
+    async def _listed(self, connector: PsaConnector, since: datetime | None, counts: dict[str, int], *,
+                      ahead: bool) -> AsyncGenerator[Page[PsaTicket], None]:
+        """The pages changed since `since`. With `ahead` (a first sync: its pages need no child reads) the next
+        page is read while the caller writes this one."""
+        cursor: str | None = None
+        pending: asyncio.Future[Page[PsaTicket]] | None = None
+        try:
+            while True:
+                page = await (pending or self.call(counts, connector.list_changed_tickets, since, cursor))
+                pending, cursor = None, page.next_cursor
+                if cursor and ahead:
+                    pending = asyncio.ensure_future(self.call(counts, connector.list_changed_tickets, since, cursor))
+                yield page
+                if not cursor:
+                    return
+        finally:
+            if pending is not None:
+                pending.cancel()
+                if pending.done() and not pending.cancelled():
+                    pending.exception()  # retrieved: the run already stopped for its own reason
 
     async def process(self, connector: PsaConnector, target: SyncTarget, items: Sequence[PsaTicket],
                       counts: dict[str, int], *, emit: bool, force: bool = False) -> BatchResult:
@@ -255,13 +292,19 @@ class SyncEngine:
             except BadRecord as exc:
                 bad[str(getattr(t, "external_id", "?"))] = str(exc)
                 log.warning("sync: bad ticket record skipped", extra={"error": str(exc)})
-        changed = good if force else await self._changed(target, good)
-        children, vanished = await self.fetch_children(connector, changed, counts)
+        changed, read, unread = await self._changed(target, good, force=force)
+        # Children now for tickets whose history is read (or, after the first sync, new to us); the rest
+        # wait for phase 2 (open) or for someone to open them (closed). A forced re-read takes them all.
+        ids = {t.external_id for t in changed}
+        later = set() if force or self.eager_history else (ids - read if not emit else unread & ids)
+        counts["history_deferred"] = counts.get("history_deferred", 0) + len(later)
+        children, vanished = await self.fetch_children(
+            connector, [t.external_id for t in changed if t.external_id not in later], counts)
         for ext in vanished:
             bad.pop(ext, None)
         counts["vanished"] = counts.get("vanished", 0) + len(vanished)
         result = await apply_batch(self.db, target, [t for t in changed if t.external_id not in vanished], children,
-                                   now=self.clock(), emit=emit, force=force)
+                                   now=self.clock(), emit=emit, force=force, quiet=frozenset(unread))
         result.bad.update(bad)
         counts["unchanged"] = counts.get("unchanged", 0) + (len(good) - len(changed))
         for k, v in result.counts.items():
@@ -269,23 +312,27 @@ class SyncEngine:
         await self.emit(result.events)
         return result
 
-    async def _changed(self, target: SyncTarget, items: Sequence[PsaTicket]) -> list[PsaTicket]:
-        """Tickets whose content hash differs from the stored one (or that are new, or marked deleted)."""
+    async def _changed(self, target: SyncTarget, items: Sequence[PsaTicket], *, force: bool = False
+                       ) -> tuple[list[PsaTicket], set[str], set[str]]:
+        """Tickets whose content hash differs from the stored one (or that are new, or marked deleted; all
+        of them when forced), and which stored ones have their history read and which not."""
         if not items:
-            return []
+            return [], set(), set()
         t = table_of(Ticket)
         async with self.db.read(Scope.workspace(target.workspace_id)) as s:
-            res = await s.execute(sa.select(t.c.external_id, t.c.psa_hash, t.c.deleted_at).where(
-                t.c.workspace_id == target.workspace_id, t.c.connection_id == target.connection_id, t.c.external_id.in_([i.external_id for i in items])))
-            stored = {ext: (h, d) for ext, h, d in res.all()}
+            res = await s.execute(sa.select(t.c.external_id, t.c.psa_hash, t.c.deleted_at, t.c.history_at).where(
+                t.c.workspace_id == target.workspace_id, t.c.connection_id == target.connection_id,
+                t.c.external_id.in_([i.external_id for i in items])))
+            stored = {ext: (h, d, seen) for ext, h, d, seen in res.all()}
         out = []
         for item in items:
             got = stored.get(item.external_id)
-            if got is None or got[1] is not None or got[0] != content_hash(item):
+            if force or got is None or got[1] is not None or got[0] != content_hash(item):
                 out.append(item)
-        return out
+        return (out, {ext for ext, v in stored.items() if v[2] is not None},
+                {ext for ext, v in stored.items() if v[2] is None})
 
-    async def fetch_children(self, connector: PsaConnector, tickets: Sequence[PsaTicket], counts: dict[str, int]
+    async def fetch_children(self, connector: PsaConnector, external_ids: Sequence[str], counts: dict[str, int]
                              ) -> tuple[dict[str, Children], set[str]]:
         """Notes, time entries and attachments of each ticket (bounded concurrency); ids gone at the PSA."""
         caps = connector.capabilities
@@ -307,7 +354,7 @@ class SyncEngine:
                 return None
             return ext, Children(tuple(notes), tuple(times), tuple(files))
 
-        got = await asyncio.gather(*(one(t.external_id) for t in tickets))
+        got = await asyncio.gather(*(one(ext) for ext in external_ids))
         return dict(x for x in got if x is not None), vanished
 
     # ------------------------------------------------------------ targeted refresh (webhooks)

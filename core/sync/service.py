@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from core.sync import picklists, reconcile, runs
+from core.singleflight import SingleFlight
+from core.sync import history, picklists, reconcile, runs
 from core.sync.engine import ProgressFn, SyncEngine
 from core.sync.mapping import MappingChange, MappingService
 from core.sync.runs import SyncOutcome
@@ -17,6 +18,7 @@ class SyncService:
         self.engine = engine
         self.mappings = MappingService(engine.db)
         self.webhooks = WebhookService(engine)
+        self._histories: SingleFlight[bool] = SingleFlight()
 
     async def run(self, connection_id: int, *, full: bool = False, progress: ProgressFn | None = None) -> SyncOutcome:
         """Incremental (or full) ticket sync of one connection; picklists first if none are cached yet."""
@@ -39,6 +41,12 @@ class SyncService:
 
     async def refresh_ticket(self, connection_id: int, external_id: str) -> SyncOutcome:
         return await self.engine.refresh_ticket(connection_id, external_id)
+
+    async def load_history(self, connection_id: int, external_id: str) -> bool:
+        """Read a ticket's notes, time entries and documents now if they were never read (someone opened a
+        closed ticket after a first sync); callers opening the same ticket at once share one read."""
+        return await self._histories.run((connection_id, external_id),
+                                         lambda: history.load_one(self.engine, connection_id, external_id))
 
     async def ingest_webhook(self, connection_id: int, path_token: str, headers: Mapping[str, str],
                              body: bytes) -> WebhookResult:

@@ -45,8 +45,9 @@ _FAMILY = {EntryKind.NOTE_PUBLIC: "note", EntryKind.NOTE_INTERNAL: "note", Entry
 async def apply_children(s: AsyncSession, target: SyncTarget, children: Mapping[str, Children],
                          ticket_ids: Mapping[str, int], numbers: Mapping[str, int | None],
                          member_ids: Mapping[str, int], contact_ids: Mapping[str, int], *, now: datetime,
-                         emit: bool, result: BatchResult) -> None:
-    """Insert new notes/time entries/attachments, update changed ones, link our own writes coming back."""
+                         emit: bool, result: BatchResult, quiet: frozenset[str] = frozenset()) -> None:
+    """Insert new notes/time entries/attachments, update changed ones, link our own writes coming back.
+    Tickets in `quiet` (their history was never read: it is their past, not news) emit no NoteAdded."""
     if not children:
         return
     ws = target.workspace_id  # Core statements below: they filter workspace_id themselves
@@ -62,7 +63,7 @@ async def apply_children(s: AsyncSession, target: SyncTarget, children: Mapping[
         fam = _FAMILY[EntryKind(kind_value)]
         result.add({"note": "notes_added", "time": "time_entries_added", "attachment": "attachments_added"}[fam])
         meta = plan.note_meta.get((tid, kind_value, ext))
-        if meta is not None and emit:
+        if meta is not None and emit and by_ticket[tid] not in quiet:
             note, body = meta
             result.events.append(NoteAdded(
                 workspace_id=target.workspace_id, ticket_id=tid, ticket_number=numbers.get(by_ticket[tid]),
@@ -182,6 +183,14 @@ async def _write_plan(s: AsyncSession, plan: _Plan, by_ticket: Mapping[int, str]
     except (DBAPIError, ValueError, TypeError) as exc:
         log.warning("sync: timeline write failed; retrying ticket by ticket", extra={"error": str(exc)[:300]})
         return await _timeline_per_ticket(s, plan.ws, plan.updates, plan.inserts, plan.entry_ticket, by_ticket, result)
+
+
+async def mark_history_read(s: AsyncSession, ws: int, ticket_ids: Sequence[int], now: datetime) -> None:
+    """These tickets' notes, time entries and documents have been read from the PSA (core/sync/history.py)."""
+    t = table_of(Ticket)  # Core: filters workspace_id itself
+    for i in range(0, len(ticket_ids), 5000):
+        await s.execute(sa.update(t).where(t.c.workspace_id == ws, t.c.id.in_(ticket_ids[i : i + 5000]))
+                        .values(history_at=now))
 
 
 async def _timeline_per_ticket(s: AsyncSession, ws: int, updates: Sequence[dict[str, Any]],

@@ -26,6 +26,7 @@ class Ticket(WorkspaceOwned, table=True):
         sa.Index("ix_ticket_customer_stage", "workspace_id", "customer_id", "stage", "created_at", "id"),
         sa.Index("ix_ticket_stage", "workspace_id", "stage", "created_at", "id"),
         sa.Index("ix_ticket_psa_updated", "connection_id", "psa_updated_at"),
+        sa.Index("ix_ticket_history", "connection_id", "history_at"),  # histories still to fetch (core/sync/history.py)
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -75,6 +76,9 @@ class Ticket(WorkspaceOwned, table=True):
     psa_updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     psa_hash: str | None = Field(default=None, max_length=64)  # content hash of the last synced PSA record
     deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # gone from the PSA
+    # When this PSA ticket's notes, time entries and documents were last read; None: not read yet (a first
+    # sync lists every ticket before any history; closed tickets' histories are read when someone opens one).
+    history_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     marker: str | None = Field(default=None, max_length=64, index=True)  # dedupe marker of our create
     version: int = Field(default=1)
 

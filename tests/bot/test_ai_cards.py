@@ -91,6 +91,7 @@ async def test_deskbridge_ai_commands_in_chat(container, workspace_id, tech):
     status = await say(tech, "ai")
     assert status.text == "Category model v1" and "on 330 tickets" in status.lines[0]
     assert "Held-out accuracy: " in status.lines[1]
+    assert status.lines[-1].startswith("No escalation model yet")
     assert (await say(admin, "ai set fill_threshold 0.9")).text == "AI setting fill_threshold is now 0.9."
     assert "fill_threshold: 0.9" in (await say(tech, "ai settings")).lines
     with pytest.raises(InvalidInput, match="between 0 and 1"):
@@ -147,6 +148,8 @@ async def test_tickets_at_risk_in_chat_and_console_and_the_risk_chip_on_the_card
     assert empty.text.startswith("No open ticket is at or above the risk threshold (60%)")
     await container.ai.risk.train(workspace_id)
     assert await container.ai.risk.score(workspace_id) == 3
+    status = await run(tech, user, ChannelInfo(), grammar.parse("/deskbridge", "ai"))
+    assert "Escalation model v1: trained on 240 closed tickets with a known SLA outcome" in status.lines
     for command, text in (("/tickets", "at-risk"), ("/deskbridge", "tickets at-risk")):
         view = await run(tech, user, ChannelInfo(), grammar.parse(command, text))
         assert view.text.startswith("Open tickets at risk of escalation (risk at or above 60%")

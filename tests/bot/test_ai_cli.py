@@ -57,3 +57,28 @@ def test_status_train_settings_and_similar(env):
     invoke("ai", "set", "cross_customer", "on")
     both = invoke("ai", "similar", "vpn tunnel drops")
     assert "#9001" in both.stdout and "#9002" in both.stdout and "disagree" in both.stdout
+
+
+def test_train_risk_and_at_risk(env):
+    from tests.core.ai.test_risk import seed as seed_risk
+
+    assert invoke("ai", "status").exit_code == 0  # creates the default workspace
+    none = invoke("ai", "at-risk")
+    assert none.exit_code == 0 and "No open ticket is at or above the risk threshold" in none.output
+
+    async def go() -> None:
+        db = Database(env["DESKBRIDGE_DATABASE_URL"])
+        try:
+            [ws] = await WorkspaceService(db).list()
+            await seed_risk(db, ws.id)
+        finally:
+            await db.dispose()
+
+    asyncio.run(go())
+    trained = invoke("ai", "train-risk")
+    assert trained.exit_code == 0 and "Escalation model v1: trained on 240 closed tickets" in trained.stdout
+    listed = invoke("ai", "at-risk")
+    assert listed.exit_code == 0
+    lines = listed.stdout.strip().splitlines()
+    assert lines[0].startswith("#1001 ") and "critical" in lines[0] and "Globex" in lines[0]
+    assert not any(line.startswith("#1002 ") for line in lines)

@@ -77,3 +77,45 @@ def test_without_an_app_the_tenant_is_stored_and_the_setting_named(env):
     assert r.exit_code == 0, r.output
     assert "DESKBRIDGE_M365_CLIENT_ID" in r.stdout and "adminconsent" not in r.stdout
     assert _stored(env, "ACME") == TENANT
+
+
+def test_m365_grant_and_revoke_and_a_docs_platform_that_refuses(env, monkeypatch):
+    _setup(env)
+
+    async def add_member() -> None:
+        db = Database(env["DESKBRIDGE_DATABASE_URL"])
+        try:
+            [w] = await WorkspaceService(db).list()
+            await DirectoryService(db).add_member(w.id, name="Ana Tech", email="ana@msp.example")
+        finally:
+            await db.dispose()
+
+    def granted() -> bool:
+        async def read() -> bool:
+            db = Database(env["DESKBRIDGE_DATABASE_URL"])
+            try:
+                from sqlmodel import select
+
+                from store.db import Scope
+                from store.tables import M365ActionGrant
+                [w] = await WorkspaceService(db).list()
+                async with db.read(Scope.workspace(w.id)) as s:
+                    return (await s.exec(select(M365ActionGrant))).first() is not None
+            finally:
+                await db.dispose()
+
+        return asyncio.run(read())
+
+    asyncio.run(add_member())
+    r = invoke("customer", "m365-grant", "ana@msp.example")
+    assert r.exit_code == 0 and "Ana Tech may now run Microsoft 365 quick actions." in r.stdout and granted()
+    r = invoke("customer", "m365-grant", "nobody@msp.example")
+    assert r.exit_code == 1 and "No technician with e-mail nobody@msp.example" in r.output
+    r = invoke("customer", "m365-revoke", "ana@msp.example")
+    assert r.exit_code == 0 and not granted()
+
+    # No Hudu answers at this address: nothing is saved, and the key never appears in the output
+    monkeypatch.setenv("DESKBRIDGE_DOCS_API_KEY", "hudu-secret-key-123")
+    r = invoke("customer", "docs-platform", "hudu", "--url", "http://127.0.0.1:9")
+    assert r.exit_code == 1 and "Hudu did not accept these settings" in r.output and "Nothing was saved" in r.output
+    assert "hudu-secret-key-123" not in r.output

@@ -51,8 +51,12 @@ async def test_configure_tests_first_and_encrypts(env, db, workspace_id, caplog)
     assert "Nothing was saved" in (e.value.hint or "")
     with pytest.raises(InvalidInput, match="not an https URL"):
         await c.docs.configure(admin, "hudu", "http://hudu.example.com", hudu.api_key)
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(PermissionDenied) as denied:
         await c.docs.configure(Actor(workspace_id=workspace_id, origin=admin.origin), "hudu", hudu.url, hudu.api_key)
+    assert "deskbridge customer docs-platform" in (denied.value.hint or "")  # every refusal says what to do next
+    with pytest.raises(InvalidInput, match="An API key is needed") as empty:
+        await c.docs.configure(admin, "hudu", hudu.url, "  ")
+    assert "nothing was saved" in (empty.value.hint or "")
     async with db.read(Scope.workspace(workspace_id)) as s:
         assert (await s.exec(select(DocPlatform))).all() == []
     await c.docs.configure(admin, "hudu", hudu.url, hudu.api_key)
@@ -82,5 +86,6 @@ async def test_links_from_both_platforms_cached_and_tolerant(env, workspace_id, 
     itglue.throttle(10, "0")  # IT Glue keeps refusing: its links are left out, Hudu's still shown
     partial = await c.docs.links(tech, ticket_id)
     assert [x.title for x in partial] == [t for t in titles if t.startswith("Hudu")]
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(PermissionDenied) as denied:
         await c.docs.links(tech.scoped_to_customer(1), ticket_id)
+    assert "technicians' channel" in (denied.value.hint or "")

@@ -168,6 +168,15 @@ async def test_customer_scope_hides_other_customers_tickets(svc, tech, db, works
     assert (await svc.get(tech.scoped_to_customer(setup.customer_id), 100)).summary.number == 100
 
 
+async def test_customer_channel_refuses_another_customer_and_says_what_to_do(svc, tech, db, workspace_id):
+    setup = await psa_backed(db, workspace_id)
+    with pytest.raises(PermissionDenied, match="bound to one customer") as e:
+        await svc.create(tech.scoped_to_customer(setup.customer_id), subject="Printer",
+                         customer_id=setup.other_customer_id)
+    assert "technicians' channel" in (e.value.hint or "")  # every refusal says what to do next
+    assert await _ops(db, workspace_id) == []  # nothing was queued
+
+
 # ------------------------------------------------------------------ PSA-backed
 
 

@@ -17,6 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes import loopback
+
 
 @dataclass
 class Received:
@@ -92,14 +94,9 @@ class FakeAlertReceiver:
         """Listen on `port` (0: any free one), e.g. again on the same address after `stop()`."""
         app = web.Application()
         app.router.add_post("/hooks/deskbridge", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await loopback.serve(app, port)
         return self
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await loopback.stop(self._runner)
+        self._runner = None

@@ -269,17 +269,20 @@ class FakeConnectWise:
             body = {"summary": summary, "company": {"id": min(self.companies)}, **fields}
             return routes.create_ticket(self, body)
 
-    def bulk_tickets(self, n: int, *, company_id: int | None = None) -> None:
-        """Add `n` tickets quickly (benchmarks); each gets its own lastUpdated second."""
+    def bulk_tickets(self, n: int, *, company_id: int | None = None, open_every: int = 1) -> None:
+        """Add `n` tickets quickly (benchmarks); each gets its own lastUpdated second. With `open_every` k,
+        only every k-th ticket is open (the board's default status), the others closed."""
         with self.lock:
             board = self.boards[min(self.boards)]
             status = next(s for s in self.board_statuses(board["id"]) if s["defaultFlag"])
+            closed = next(s for s in self.board_statuses(board["id"]) if s["closedStatus"])
             company = self.companies[company_id or min(self.companies)]
             prio = self.priorities[min(self.priorities)]
             for i in range(n):
                 tid = self.next_id("ticket", 1000)
                 stamp = self.now()
-                self.tickets[tid] = routes.ticket_record(self, tid, f"Bulk ticket {i}", board, status, company,
+                self.tickets[tid] = routes.ticket_record(self, tid, f"Bulk ticket {i}", board,
+                                                         status if i % open_every == 0 else closed, company,
                                                          prio, stamp)
             self.touch()
 

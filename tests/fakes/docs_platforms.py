@@ -16,6 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes import loopback
+
 
 @dataclass
 class _Loopback:
@@ -35,17 +37,12 @@ class _Loopback:
     async def start(self) -> Any:
         app = web.Application()
         app.router.add_get("/{tail:.*}", self._entry)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await loopback.serve(app)
         return self
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await loopback.stop(self._runner)
+        self._runner = None
 
     async def _entry(self, request: web.Request) -> web.StreamResponse:
         query = dict(request.query)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from tests.fakes import loopback
+
 
 @dataclass
 class FakeGraphMail:
@@ -40,15 +42,10 @@ class FakeGraphMail:
         app.router.add_post("/login/{tenant}/oauth2/v2.0/token", self._token)
         app.router.add_get("/v1.0/users/{mbx}/mailFolders('Inbox')/messages/delta", self._delta)
         app.router.add_get("/v1.0/users/{mbx}/messages/{id}/$value", self._value)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await loopback.serve(app, access_log=True)
 
     async def stop(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
+        await loopback.stop(self._runner)
 
     async def _token(self, request: web.Request) -> web.Response:
         form = await request.post()

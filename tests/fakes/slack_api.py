@@ -34,6 +34,8 @@ from urllib.parse import parse_qsl, quote
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes import loopback
+
 
 @dataclass
 class Call:
@@ -195,18 +197,13 @@ class FakeSlackApi:
         app.router.add_get("/", self._sign_in)
         self._socket_changed = asyncio.Condition()
         self.socket_closed = asyncio.Event()
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await loopback.serve(app)
         return self
 
     async def stop(self) -> None:
         if self._ws is not None and not self._ws.closed:
             await self._ws.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await loopback.stop(self._runner)
 
     async def _args(self, request: web.Request) -> dict[str, Any]:
         raw = await request.read()

@@ -33,6 +33,8 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.fakes import loopback
+
 ISSUER = "https://api.botframework.com"
 KID = "test-key-1"
 
@@ -138,17 +140,12 @@ class FakeBotFramework:
         app.router.add_put("/v3/conversations/{cid}/activities/{aid}", self._activity)
         app.router.add_delete("/v3/conversations/{cid}/activities/{aid}", self._activity)
         app.router.add_get("/v3/conversations/{cid}/members/{uid}", self._member)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, port = await loopback.serve(app, access_log=True)
         self.base_url = f"http://127.0.0.1:{port}"
         return self
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await loopback.stop(self._runner)
 
     async def _openid(self, request: web.Request) -> web.Response:
         return web.json_response({"issuer": ISSUER, "jwks_uri": self.base_url + "/v1/.well-known/keys",

@@ -15,7 +15,8 @@ from core.views import AiSuggestionsView
 class AiCategoryOut(BaseModel):
     label: str
     confidence: float = Field(description="Probability of the label (0..1)")
-    action: str = Field(description="apply, suggest, keep or low_confidence: what the admin's thresholds allow")
+    action: str = Field(description="applied (the AI set it; a technician may undo it), apply (above the "
+                                    "threshold: applied on the AI's next pass), suggest, keep or low_confidence")
     reason: str
     alternatives: list[tuple[str, float]]
 
@@ -34,6 +35,12 @@ class AiResolutionOut(BaseModel):
     attribution: str = Field(description='Where it comes from, e.g. "from #4821, 12 Mar 2026, by Ana, 0.71"')
 
 
+class AiRiskOut(BaseModel):
+    score: float = Field(description="Escalation risk (0..1), shown only at or above the admin's threshold")
+    threshold: float
+    reasons: list[str] = Field(description="What pushed the score up the most")
+
+
 class AiOut(BaseModel):
     source: str
     category: AiCategoryOut | None
@@ -41,6 +48,7 @@ class AiOut(BaseModel):
     resolutions: list[AiResolutionOut]
     resolutions_disagree: bool
     cross_customer: bool = Field(description="Similar tickets may come from other customers (workspace setting)")
+    risk: AiRiskOut | None = None
 
 
 class TicketAiOut(TicketOut):
@@ -60,4 +68,6 @@ def ai_out(view: AiSuggestionsView | None) -> dict[str, Any] | None:
                               score=round(s.score, 4), closed_at=s.closed_at) for s in view.similar],
         resolutions=[AiResolutionOut(text=r.text, attribution=r.attribution) for r in view.resolutions],
         resolutions_disagree=view.disagree, cross_customer=view.cross_customer,
+        risk=AiRiskOut(score=round(view.risk.score, 4), threshold=view.risk.threshold, reasons=list(view.risk.reasons))
+        if view.risk else None,
     ).model_dump(mode="json")

@@ -50,8 +50,13 @@ async def run_action(sc: SlackContext, body: dict[str, Any], context: Any, clien
             return
         if name == "ai_draft":  # a draft for the clicker alone; sent only by their Approve
             view = await sc.commands.draft_offer(actor, _value(body))
-            await respond(text="Reply draft", blocks=bk.draft_blocks(view), response_type="ephemeral",
-                          replace_original=False)
+            if body.get("response_url"):
+                await respond(text="Reply draft", blocks=bk.draft_blocks(view), response_type="ephemeral",
+                              replace_original=False)
+            elif in_modal:  # no message to answer in: the draft goes on top of the ticket modal
+                await client.views_push(trigger_id=body["trigger_id"], view=bk.draft_modal(view))
+            else:  # App Home
+                await client.views_open(trigger_id=body["trigger_id"], view=bk.draft_modal(view))
         elif name == "ai_draft_edit":
             await _edit_draft(sc, body, client, actor, channel, in_modal)
         elif name == "open":

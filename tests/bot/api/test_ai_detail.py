@@ -29,3 +29,15 @@ async def test_ticket_detail_with_ai_suggestions(api: Api):
     assert {9001, 9002} <= {s["number"] for s in ai["similar"]} and ai["cross_customer"]
 
     assert_problem(await api.get("/tickets/9003?ai=true", "other"), 404)
+
+
+async def test_ticket_detail_carries_the_risk_chip_above_the_threshold(api: Api):
+    from tests.core.ai.test_risk import seed as seed_risk
+
+    await seed_risk(api.container.db, api.ws)
+    await api.container.ai.risk.train(api.ws)
+    await api.container.ai.risk.score(api.ws)
+    risky = (await api.get("/tickets/1001?ai=true")).json()["ai"]
+    assert risky["risk"]["score"] >= 0.6 and risky["risk"]["threshold"] == 0.6 and risky["risk"]["reasons"]
+    calm = (await api.get("/tickets/1002?ai=true")).json()["ai"]
+    assert calm is None or calm["risk"] is None

@@ -15,7 +15,7 @@ from core.context import Actor
 from core.errors import PermissionDenied
 from store.db import Scope
 from store.enums import Origin
-from store.tables import AiDraft
+from store.tables import AiDraft, Ticket
 from tests.bot.slack.test_ai_actions import _button, _card, ops, train_workspace
 from tests.bot.slack.test_slack_surfaces import ephemeral_click, note_values, submission
 
@@ -120,3 +120,32 @@ async def test_a_draft_is_for_technicians_only(trained):
             continue
         raise AssertionError("a customer reached a draft")
     assert (await drafts(h))[-1].status == "offered"
+
+
+async def test_a_draft_asked_for_in_a_ticket_modal_opens_on_top_and_approve_sends_it(trained):
+    from slack_sdk.models.views import View
+
+    h = trained
+    await h.c.ai.set_setting(Actor.system(h.ws), "drafts", "on")
+    async with h.c.db.read(Scope.workspace(h.ws)) as s:
+        tid = (await s.exec(select(Ticket.id).where(Ticket.number == 5004))).one()
+    click = h.action_payload("ai_draft", f"id:{tid}", channel=None)
+    click.pop("channel")
+    click.pop("response_url")
+    click["container"] = {"type": "view", "view_id": "VTICKET"}
+    click["view"] = {"id": "VTICKET", "type": "modal", "hash": "h2"}
+    await h.interactive(click)
+    (pushed,) = h.fake.of("views.push")
+    View(**pushed.args["view"]).validate_json()
+    row = (await drafts(h))[-1]
+    assert "Thank you for reporting: password reset account locked cannot login." in json.dumps(pushed.args["view"])
+    before = len(await ops(h))
+    approve = h.action_payload("ai_draft_approve", str(row.id), channel=None)
+    approve.pop("channel")
+    approve.pop("response_url")
+    approve["container"] = {"type": "view", "view_id": "VDRAFT"}
+    approve["view"] = {"id": "VDRAFT", "type": "modal", "hash": "h3"}
+    await h.interactive(approve)
+    new = (await ops(h))[before:]
+    assert len(new) == 1 and new[0].payload["text"] == row.text
+    assert any("Draft approved" in json.dumps(c.args) for c in h.fake.of("views.update"))

@@ -121,3 +121,26 @@ async def test_the_chosen_customer_is_the_ticket_s_customer(teams):
     async with teams.c.db.read(Scope.workspace(teams.ws)) as s:
         ticket = (await s.exec(sa.select(Ticket).where(Ticket.subject == "Printer on fire"))).scalar_one()
     assert str(ticket.customer_id) == value
+
+
+async def test_a_refused_new_ticket_comes_back_with_its_chosen_customer_named(teams):
+    await many_customers(teams)
+    ((_, value),) = results(await search(teams, "CUST042"))
+    data = {"action": "new_ticket", "ref": "", "submit": True, "subject": "   ", "customer": value,
+            "priority": "high", "description": "Smoke from tray 2"}
+    _, resp = await invoke(teams, data)
+    out = resp.json()
+    assert resp.status_code == 200 and out["type"] == "application/vnd.microsoft.card.adaptive", out
+    form = out["value"]
+    assert_valid_card(typeahead_checked(form))
+    fields = {b["id"]: b for b in form["body"] if "id" in b}
+    assert fields["customer"]["value"] == value
+    assert fields["customer"]["choices"] == [{"title": "Customer 042 (CUST042)", "value": value}]
+    assert fields["description"]["value"] == "Smoke from tray 2"  # nothing the user wrote is lost
+    assert "subject" in text_of({"value": form}).lower()
+    assert await outbox_ops(teams) == []
+    # a customer the user may not pick is not put back
+    data["customer"] = "999999"
+    _, resp = await invoke(teams, data)
+    fields = {b["id"]: b for b in resp.json()["value"]["body"] if "id" in b}
+    assert "value" not in fields["customer"] and fields["customer"]["choices"] == []

@@ -102,10 +102,13 @@ async def test_first_sync_reads_the_conversation_in_a_few_requests(env: AtEnv) -
                      (EntryKind.NOTE_PUBLIC, "customer says 0")]
     assert next(e for e in entries if e.kind == EntryKind.NOTE_PUBLIC).author_is_contact
     assert [e.data["minutes"] for e in entries if e.kind == EntryKind.TIME_ENTRY] == [30]
-    # one scan for 24 tickets (pages of 10 served from it), one query per child kind per page
+    # one scan for 24 tickets (pages of 10 served from it); then the histories of the 18 open tickets, one
+    # query per child kind for all of them (ChildPrefetch); the 6 complete ones wait until someone opens one
+    assert len([t for t in tickets.values() if t.is_open]) == 18
     assert env.fake.count("POST /Tickets/query") == 1
-    assert env.fake.count("POST /TicketNotes/query") == 3 and env.fake.count("POST /TimeEntries/query") == 3
-    assert env.fake.count("POST /TicketAttachments/query") == 3
+    assert env.fake.count("POST /TicketNotes/query") == 1 and env.fake.count("POST /TimeEntries/query") == 1
+    assert env.fake.count("POST /TicketAttachments/query") == 1
+    assert all((t.history_at is not None) == bool(t.is_open) for t in tickets.values())
 
 
 async def test_incremental_reads_only_what_changed(env: AtEnv) -> None:

@@ -103,3 +103,31 @@ def test_auto_apply_off_suggests_and_excluded_categories_are_never_offered():
 def test_thresholds_are_validated():
     with pytest.raises(ValueError, match="at most 1"):
         Thresholds(fill=1.5)
+
+
+def test_two_step_picks_the_category_first_then_a_subcategory_inside_it_only_when_sure():
+    from core.ai.categorize import decide_two_step
+
+    preds = [Prediction("Hardware › Printer", 0.50), Prediction("Hardware › Laptop", 0.40),
+             Prediction("Software › Printer driver", 0.10)]
+    t = Thresholds(0.8, 0.85)
+    # Hardware is 0.90 in total: applied; but neither of its subcategories reaches 0.80: the category alone.
+    d = decide_two_step(preds, current=None, set_by_technician=False, cold=False, thresholds=t, auto_apply=True)
+    assert d.action == "apply" and d.label == "Hardware" and abs(d.confidence - 0.90) < 1e-9
+    assert "category only" in d.reason
+    sure = [Prediction("Hardware › Printer", 0.86), Prediction("Hardware › Laptop", 0.04),
+            Prediction("Software › Printer driver", 0.10)]
+    d = decide_two_step(sure, current=None, set_by_technician=False, cold=False, thresholds=t, auto_apply=True)
+    assert d.action == "apply" and d.label == "Hardware › Printer" and d.confidence == 0.86
+    # A subcategory is never taken from another category, however likely on its own.
+    odd = [Prediction("Software › Outlook", 0.45), Prediction("Hardware › Printer", 0.30),
+           Prediction("Hardware › Laptop", 0.25)]
+    d = decide_two_step(odd, current=None, set_by_technician=False, cold=False, thresholds=t, auto_apply=True)
+    assert d.action == "suggest" and d.label == "Hardware › Printer"  # Hardware 0.55 wins step one
+    # A technician's category stays; below the threshold nothing is applied.
+    d = decide_two_step(sure, current="Software › Outlook", set_by_technician=True, cold=False, thresholds=t,
+                        auto_apply=True)
+    assert d.action == "suggest"
+    d = decide_two_step(preds, current=None, set_by_technician=False, cold=False, thresholds=Thresholds(0.95, 0.95),
+                        auto_apply=True)
+    assert d.action == "suggest"

@@ -201,6 +201,24 @@ async def test_queue_figures_and_breaching_query(sla: Sla):
     assert await sla.sla.breaching_ids(sla.ws, sla.clock.now) == []
 
 
+async def test_at_risk_count_from_stored_clocks_matches_the_full_derivation(sla: Sla):
+    """The admin overview's count (stored clocks, exact figures only for clocks that could be close) agrees with
+    deriving every open ticket's clocks."""
+    await calendar_time(sla)
+    a = await sla.tickets.create(sla.tech, subject="A", priority="critical")  # 15 m / 4 h: breached
+    await sla.tickets.create(sla.tech, subject="B", priority="low")  # 24 h / 72 h: far
+    c = await sla.tickets.create(sla.tech, subject="C", priority="high")  # 1 h / 8 h
+    await sla.tickets.comment(sla.tech, c.summary.number, "hello", visibility="public")
+    sla.clock.advance(minutes=50)
+    await sla.sla.refresh(sla.ws)  # what the monitor does each minute
+    for pct in (0.0, 20.0, 90.0, 97.0):
+        full = await sla.sla.breaching_ids(sla.ws, sla.clock.now, within_pct=pct)
+        assert await sla.sla.at_risk_count(sla.ws, sla.clock.now, within_pct=pct) == len(full), pct
+    assert await sla.sla.at_risk_count(sla.ws, sla.clock.now, within_pct=90.0) == 2
+    await sla.tickets.change_status(sla.tech, a.summary.number, "closed")
+    assert await sla.sla.at_risk_count(sla.ws, sla.clock.now, within_pct=0.0) == 0
+
+
 async def test_explain_shows_windows_holidays_pauses_and_the_psa(sla: Sla):
     from core.sla.explain import explain
 

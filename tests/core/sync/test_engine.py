@@ -66,7 +66,9 @@ async def test_first_full_sync(env: SyncEnv):
     # watermark = the max lastUpdated the PSA reported, not our clock
     cursor = parse_cursor(await get_cursor(env.db, env.workspace_id, env.connection_id))
     assert cursor == max(t.psa_updated_at for t in tickets.values())
-    assert outcome.counts["created"] == 25 and outcome.counts["notes_added"] == 50 and outcome.counts["pages"] == 3
+    # The 19 open tickets' notes are read in the same run; the 6 resolved ones' wait until someone opens one.
+    assert outcome.counts["created"] == 25 and outcome.counts["notes_added"] == 38 and outcome.counts["pages"] == 3
+    assert outcome.counts["history_closed_on_demand"] == 6 and outcome.counts["histories_read"] == 19
     assert env.notifier.events == []  # the first import is silent: no flood of chat messages
     async with env.db.read(Scope.workspace(env.workspace_id)) as s:
         kinds = [r.kind for r in (await s.exec(select(SyncRun).order_by(SyncRun.id))).all()]

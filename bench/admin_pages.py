@@ -1,0 +1,160 @@
+"""Admin pages' render time on a big workspace (issue 25): 100,000 tickets and 10,000 dead letters (each with an
+audit row) in SQLite, the real app driven in-process (httpx ASGI transport, one signed-in admin, one request at a
+time, so the figure is the server's own time per page, not queueing).
+
+Before measuring, one SLA monitor pass stores every open ticket's clocks (as the monitor does each minute); the
+overview counts SLA risk from those (SlaService.at_risk_count).
+
+Baseline measured in the same run: `GET /healthz` on the same transport (the framework floor). The target is a
+p95 under 100 ms per page; the ratio to the baseline is reported beside it.
+
+    .venv/bin/python bench/admin_pages.py [--tickets 100000] [--dead 10000] [--rounds 40]
+
+Figures go to bench/results/admin_pages.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import shutil
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from bench.api import pct, seed  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "admin_pages.json"
+WORKDIR = Path("/tmp/deskbridge-bench-admin")
+TARGET_P95_MS = 100.0
+
+
+async def add_outbox(container, ws: int, dead: int) -> tuple[int, int]:
+    """A connection with mappings, `dead` dead letters on existing tickets, one audit row each."""
+    from store.db import Scope
+    from store.enums import OutboxStatus
+    from store.tables import AuditLog, OutboxOp, PsaConnection, StatusMapping, SyncRun
+
+    now = datetime.now(UTC)
+    async with container.db.write(Scope.workspace(ws)) as s:
+        conn = PsaConnection(workspace_id=ws, kind="sandbox", name="bench", is_default=True)
+        s.add(conn)
+        await s.flush()
+        for i, stage in enumerate(("new", "in_progress", "waiting", "resolved", "closed")):
+            s.add(StatusMapping(workspace_id=ws, connection_id=conn.id, board_external_id="1", psa_status_id=str(i),
+                                psa_status_name=stage.title(), stage=stage))
+        for kind in ("incremental", "full", "picklists"):
+            s.add(SyncRun(workspace_id=ws, connection_id=conn.id, kind=kind, status="ok",
+                          started_at=now - timedelta(minutes=3), finished_at=now - timedelta(minutes=2)))
+    for start in range(0, dead, 2000):
+        async with container.db.write(Scope.workspace(ws)) as s:
+            ops = [OutboxOp(workspace_id=ws, connection_id=conn.id, ticket_id=1 + (i * 7) % 50_000, kind="add_note",
+                            payload={"kind": "add_note", "text": f"note {i}"}, marker=f"{i:032d}",
+                            status=OutboxStatus.DEAD.value, attempts=8, last_error="400 Bad Request: note too long",
+                            last_status_code=400, next_attempt_at=now, finished_at=now)
+                   for i in range(start, min(dead, start + 2000))]
+            s.add_all(ops)
+            await s.flush()
+            s.add_all([AuditLog(workspace_id=ws, op_id=o.id, connection_id=conn.id, attempt=8, action="add_note",
+                                outcome="dead", response_status=400, error="note too long", actor="slack:U1 (Ana)")
+                       for o in ops])
+    return conn.id, ops[-1].id  # type: ignore[return-value]
+
+
+def fresh_database(db: Path, url: str, tickets: int) -> None:
+    from store import migrate
+
+    shutil.rmtree(WORKDIR, ignore_errors=True)
+    WORKDIR.mkdir(parents=True)
+    migrate.upgrade(url)
+    seed(db, tickets, customers=200, members=40)
+
+
+async def measure(client: httpx.AsyncClient, path: str, rounds: int) -> dict:
+    for _ in range(3):  # warm-up (template compile, caches)
+        r = await client.get(path)
+        assert r.status_code == 200, (path, r.status_code, r.text[:300])
+    lat = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        r = await client.get(path)
+        lat.append((time.perf_counter() - t0) * 1000)
+        assert r.status_code == 200, path
+    return {"p50_ms": round(statistics.median(lat), 2), "p95_ms": round(pct(lat, 0.95), 2),
+            "max_ms": round(max(lat), 2), "requests": rounds}
+
+
+async def main(args: argparse.Namespace) -> dict:
+    from bot.api.app import create_app
+    from bot.main import bootstrap, build, settings_from_env
+
+    db = WORKDIR / "bench.db"
+    url = f"sqlite:///{db}"
+    t0 = time.perf_counter()
+    await asyncio.to_thread(fresh_database, db, url, args.tickets)
+    settings = settings_from_env(database_url=url, sandbox="off", secret_key_file=WORKDIR / "secret.key",
+                                 run_scheduler=False, run_outbox_worker=False, workspace_slug="default",
+                                 log_level="WARNING")
+    container = build(settings)
+    await bootstrap(container)
+    ws = container.default_workspace_id
+    conn_id, some_op = await add_outbox(container, ws, args.dead)
+    seeded_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    await container.sla.refresh(ws)  # the SLA monitor's minute pass: every open ticket's clocks stored
+    sla_pass_s = time.perf_counter() - t1
+    app = create_app(container, start_background=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench.test") as client:
+        token, _ = await container.admin_links.create(ws)
+        form = await client.get("/admin/login", params={"token": token})
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+        assert (await client.post("/admin/login", data={"token": token, "csrf": csrf})).status_code == 303
+        pages = {
+            "overview": "/admin",
+            "dead_letters": "/admin/dead-letters",
+            "dead_letters_deep_page": f"/admin/dead-letters?cursor={some_op // 2}",
+            "dead_letter": f"/admin/dead-letters/{some_op}",
+            "audit": "/admin/audit",
+            "audit_by_ticket": "/admin/audit?ticket=8",
+            "audit_by_outcome_and_user": "/admin/audit?outcome=dead&actor=ana",
+            "connection": f"/admin/connections/{conn_id}",
+            "sla": "/admin/sla",
+            "bindings": "/admin/bindings",
+            "api_keys": "/admin/api-keys",
+            "ai": "/admin/ai",
+            "intake": "/admin/intake",
+        }
+        baseline = await measure(client, "/healthz", args.rounds)
+        results = {}
+        for name, path in pages.items():
+            results[name] = await measure(client, path, args.rounds)
+            print(name, results[name], flush=True)
+    await container.aclose()
+    for r in results.values():
+        r["ratio_to_healthz_p95"] = round(r["p95_ms"] / max(baseline["p95_ms"], 0.01), 1)
+        r["target_met"] = r["p95_ms"] < TARGET_P95_MS
+    return {"when": datetime.now(UTC).isoformat(timespec="seconds"), "tickets": args.tickets, "dead_letters": args.dead,
+            "database": "sqlite", "seed_seconds": round(seeded_s, 1),
+            "sla_monitor_pass_seconds": round(sla_pass_s, 1), "target_p95_ms": TARGET_P95_MS,
+            "baseline_healthz": baseline, "pages": results,
+            "all_met": all(r["target_met"] for r in results.values())}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tickets", type=int, default=100_000)
+    parser.add_argument("--dead", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=40)
+    out = asyncio.run(main(parser.parse_args()))
+    RESULTS.write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out, indent=2))

@@ -1,0 +1,145 @@
+"""Post-ack throughput: Slack jobs finished per second by one process (issue 20 item 4).
+
+In one process, as in the tests' harness: the real bolt app inside the real FastAPI app (ASGI transport),
+SQLite file, the fake Slack Web API on loopback. `--jobs` signed requests are acked as fast as they come
+(half "Change status" button clicks, which open a status form with views.open; half `/tickets mine`,
+answered on the response_url), then the clock runs until the post-ack queue (bot/slack/work.py) has
+drained. jobs/s = jobs / (last job done - first request sent). Rounds repeat for the spread; `--profile`
+writes a cProfile of one round.
+
+    .venv/bin/python bench/post_ack.py [--jobs 400] [--rounds 3] [--profile /tmp/post_ack.prof]
+
+Figures go to bench/results/post_ack.json (pass --label to keep a before/after pair in one file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+
+from bot.api.app import create_app  # noqa: E402
+from bot.main import build  # noqa: E402
+from bot.settings import Settings  # noqa: E402
+from core.workspaces import WorkspaceService  # noqa: E402
+from store import migrate  # noqa: E402
+from store.crypto import generate_key  # noqa: E402
+from store.db import Database, Scope  # noqa: E402
+from store.tables import Ticket  # noqa: E402
+from tests.bot.slack.conftest import SIGNING_SECRET, TEAM, TECH, SlackHarness  # noqa: E402
+from tests.factories import BOARD, psa_backed  # noqa: E402
+from tests.fakes.slack_api import FakeSlackApi  # noqa: E402
+
+TARGET_JOBS_PER_S = 300.0
+
+
+async def _seed(url: str, tickets: int) -> tuple[int, Any]:
+    migrate.upgrade(url)
+    db = Database(url)
+    ws = await WorkspaceService(db).create(slug="acme-msp", name="Acme MSP")
+    assert ws.id is not None
+    setup = await psa_backed(db, ws.id)
+    now = datetime.now(UTC)
+    async with db.write(Scope.workspace(ws.id)) as s:
+        for n in range(tickets):
+            s.add(Ticket(workspace_id=ws.id, number=5001 + n, external_id=str(5001 + n), connection_id=setup.connection_id,
+                         customer_id=setup.customer_id, subject=f"Ticket {n}", priority="medium", priority_rank=2,
+                         stage="new", psa_status_id="10", psa_status_name="New", board_external_id=BOARD,
+                         board_name="Service Desk", source="psa", assignee_member_id=setup.member_id,
+                         history_at=now))
+    await db.dispose()
+    return ws.id, setup
+
+
+async def _round(h: SlackHarness, jobs: int, tickets: int) -> dict[str, Any]:
+    bodies = []
+    for k in range(jobs):
+        if k % 2:
+            bodies.append(("slash", None))
+        else:
+            bodies.append(("click", h.action_payload("status", str(5001 + k % tickets))))
+    h.fake.clear()
+    start = time.perf_counter()
+    acks = []
+    for kind, payload in bodies:
+        t0 = time.perf_counter()
+        if kind == "slash":
+            resp = await h.slash("/tickets", "mine", settle=False)
+        else:
+            resp = await h.interactive(payload, settle=False)
+        acks.append(time.perf_counter() - t0)
+        assert resp.status_code == 200, resp.text
+    acked = time.perf_counter() - start
+    await asyncio.wait_for(h.c.slack.drain(), 600)
+    wall = time.perf_counter() - start
+    opened = len([c for c in h.fake.calls if c.method == "views.open"])
+    posted = len(h.fake.webhooks)
+    acks.sort()
+    return {"jobs": jobs, "acked_in_s": round(acked, 2), "drained_in_s": round(wall, 2),
+            "jobs_per_s": round(jobs / wall, 1), "ack_p99_ms": round(acks[int(len(acks) * 0.99) - 1] * 1000, 1),
+            "views_opened": opened, "response_url_posts": posted}
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--jobs", type=int, default=400)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--tickets", type=int, default=200)
+    ap.add_argument("--profile", help="cProfile the last round into this file")
+    ap.add_argument("--label", default="run", help="key of this run in the results file (e.g. before, after)")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "post_ack.json"))
+    args = ap.parse_args()
+    load_before = os.getloadavg()
+    fake = await FakeSlackApi(team_id=TEAM).start()
+    fake.add_user(TECH, email="bob@acme-msp.example", name="Bob Tech")
+    with tempfile.TemporaryDirectory() as d:
+        url = f"sqlite:///{Path(d) / 'post_ack.db'}"
+        ws, setup = await _seed(url, args.tickets)
+        settings = Settings(database_url=url, secret_key=generate_key(), sandbox="off", auto_migrate=False,
+                            secret_key_file=Path(d) / "k", workspace_slug="acme-msp", run_scheduler=False,
+                            run_outbox_worker=False, slack_bot_token="xoxb-test-token",  # noqa: S106 - the fake's
+                            slack_signing_secret=SIGNING_SECRET, slack_api_url=fake.api_url)
+        container = build(settings)
+        container.default_workspace_id = ws
+        await container.slack.start()
+        h = SlackHarness(create_app(container, start_background=False), container, fake, ws, setup)
+        await h.slash("/tickets", "mine")  # warm: installation, identity link, caches
+        rounds = []
+        for r in range(args.rounds):
+            prof = cProfile.Profile() if args.profile and r == args.rounds - 1 else None
+            if prof:
+                prof.enable()
+            rounds.append(await _round(h, args.jobs, args.tickets))
+            if prof:
+                prof.disable()
+                prof.dump_stats(args.profile)
+            print(f"round {r + 1}: {rounds[-1]}", flush=True)
+        await h.http.aclose()
+        await container.aclose()
+    await fake.stop()
+    rates = [r["jobs_per_s"] for r in rounds]
+    result = {"jobs_per_s_median": statistics.median(rates), "jobs_per_s": rates, "rounds": rounds,
+              "target_jobs_per_s": TARGET_JOBS_PER_S, "load_average_before": [round(x, 2) for x in load_before],
+              "load_average_after": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
+              "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    out = Path(args.out)
+    doc = json.loads(out.read_text()) if out.exists() else {"benchmark": "post_ack"}  # noqa: ASYNC240
+    doc[args.label] = result
+    out.write_text(json.dumps(doc, indent=2) + "\n")  # noqa: ASYNC240 - once, at the end
+    print(f"{args.label}: median {result['jobs_per_s_median']} jobs/s (target {TARGET_JOBS_PER_S}); wrote {out}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
