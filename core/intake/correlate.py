@@ -175,9 +175,11 @@ class Correlator:
             ev = _event(receipt.event) if receipt is not None else None
             ticket = await batch.create(
                 subject=alert.summary[:255] or f"Alert {alert.dedup_key}"[:255],
-                description=_describe(source, ev) if ev else alert.summary, customer_id=customer,
+                description=alert.summary, customer_id=customer,
                 priority=source_settings(source.settings).priority(alert.severity),
                 alert_ref=alert_ref(source, alert.dedup_key), device_ref=alert.device_name)
+            if ev is not None:  # the RMM's details (device, site, links) are the MSP's: an internal note
+                await batch.note(ticket, _describe(source, ev))
             alert.ticket_id, alert.customer_id = ticket.id, customer
             alert.status = {"triage": "triggered", "triage_resolved": "resolved"}.get(alert.status, alert.status)
         return ticket
@@ -238,9 +240,12 @@ class Correlator:
             changes["ticket_id"] = group.id
             return "grouped", group.id
         created = await batch.create(
-            subject=ev.summary[:255], description=_describe(source, ev), customer_id=customer_id,
+            subject=ev.summary[:255], description=ev.summary, customer_id=customer_id,
             priority=chunk.settings.priority(ev.severity), alert_ref=alert_ref(source, ev.dedup_key),
             device_ref=(ev.device_name or ev.device_id or None))
+        # The description is what the customer reads of the ticket; the RMM's details (source, device, site,
+        # organisation, links) are the MSP's business: an internal note, the ticket's first.
+        await batch.note(created, _describe(source, ev))
         chunk.tickets[created.id] = created  # type: ignore[index]
         changes["ticket_id"] = created.id
         return "created", created.id

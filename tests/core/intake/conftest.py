@@ -57,11 +57,18 @@ class Intake:
         async with self.db.read(Scope.workspace(self.ws)) as s:
             return list((await s.exec(select(Ticket).order_by(Ticket.id))).all())
 
-    async def notes(self, ticket_id: int) -> list[str]:
+    async def notes(self, ticket_id: int, *, with_details: bool = False) -> list[str]:
+        """The ticket's notes in order; an alert ticket's first one (the RMM's details, internal) is checked
+        to be there and left out unless `with_details`."""
         async with self.db.read(Scope.workspace(self.ws)) as s:
             rows = (await s.exec(select(TimelineEntry).where(TimelineEntry.ticket_id == ticket_id)
                                  .order_by(TimelineEntry.id))).all()
-            return [r.body for r in rows if r.kind.startswith("note")]
+            ticket = await s.get(Ticket, ticket_id)
+        notes = [r for r in rows if r.kind.startswith("note")]
+        if with_details or ticket is None or not ticket.alert_ref:
+            return [r.body for r in notes]
+        assert notes and notes[0].kind == "note_internal" and "\nSource: " in notes[0].body, "no details note"
+        return [r.body for r in notes[1:]]
 
     async def alerts(self) -> list[Alert]:
         async with self.db.read(Scope.workspace(self.ws)) as s:

@@ -99,9 +99,11 @@ async def test_a_psa_gets_note_then_resolve_in_the_order_they_were_made(intake):
     async with intake.db.read(Scope.workspace(intake.ws)) as s:
         ops = (await s.exec(select(OutboxOp).order_by(OutboxOp.id))).all()
         entries = (await s.exec(select(TimelineEntry).order_by(TimelineEntry.id))).all()
-    assert [op.kind for op in ops] == ["create_ticket", "add_note", "update_ticket", "create_ticket"]
-    assert ops[1].payload["visibility"] == "internal" and ops[1].payload["email_contact"] is False
-    assert ops[1].timeline_entry_id == entries[0].id and ops[1].ticket_id == ops[0].ticket_id
+    assert [op.kind for op in ops] == ["create_ticket", "add_note", "add_note", "update_ticket", "create_ticket",
+                                       "add_note"]  # each create is followed by its details note
+    assert ops[2].payload["visibility"] == "internal" and ops[2].payload["email_contact"] is False
+    assert ops[2].timeline_entry_id == entries[1].id and ops[2].ticket_id == ops[0].ticket_id
+    assert ops[2].payload["text"].startswith("Alert resolved in ninja")
     first, second = await intake.tickets_()
     assert first.stage == "resolved" and second.stage == "new" and first.version > 1
 
@@ -124,8 +126,9 @@ async def test_surfaces_hear_of_each_note_and_standalone_ticket_after_the_commit
     assert recorder.events == []
     intake.clock.advance(seconds=61)
     await intake.intake.sweep()
-    created, note = recorder.events
+    created, details, note = recorder.events
     assert isinstance(created, TicketCreated) and isinstance(note, NoteAdded)
+    assert isinstance(details, NoteAdded) and details.visibility == "internal" and "Source: ninja" in details.body
     assert note.visibility == "internal" and note.body.startswith("Alert resolved in ninja")
     assert note.ticket_id == created.ticket_id and note.origin == "alert" and note.author_name == "alert:ninja"
 
@@ -150,7 +153,9 @@ async def test_create_ticket_from_an_alert_in_triage_prefilled_linked_and_once(i
     [ticket] = await intake.tickets_()
     assert ticket.id == ticket_id and ticket.number == number and ticket.customer_id == acme.id
     assert ticket.subject == "Backup failed on NAS" and ticket.priority == "critical"
-    assert "Link: Open in RMM https://rmm.example/a/9" in ticket.description and ticket.alert_ref.endswith(":nas-backup")
+    assert ticket.description == "Backup failed on NAS" and ticket.alert_ref.endswith(":nas-backup")
+    [details] = await intake.notes(ticket.id, with_details=True)  # the RMM's details: internal
+    assert "Link: Open in RMM https://rmm.example/a/9" in details
     [alert] = await intake.alerts()
     assert alert.ticket_id == ticket_id and alert.customer_id == acme.id and alert.status == "triggered"
     assert await intake.sources.triage(intake.ws) == []

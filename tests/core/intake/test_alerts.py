@@ -25,11 +25,13 @@ async def test_ninja_trigger_creates_one_ticket_and_a_replay_changes_nothing(int
     assert ticket.subject == "Disk C: 95% full" and ticket.priority == "high" and ticket.source == "alert"
     assert ticket.alert_ref.endswith(":s-1") and ticket.device_ref == "srv-42"
     assert ticket.number == first.events[0].ticket_number and ticket.customer_id is not None
-    assert "Organization: Acme Corp" in ticket.description
+    assert ticket.description == "Disk C: 95% full"  # what the customer reads: no device, site or RMM link
+    [details] = await intake.notes(ticket.id, with_details=True)  # those are the MSP's: an internal note
+    assert "Organization: Acme Corp" in details and "Device: srv-42" in details
     again = await intake.send("ninja", body)  # the sender retries the same delivery
     assert again.status == "duplicate" and again.events[0].outcome == "duplicate"
     assert len(await intake.tickets_()) == 1 and len(await intake.receipts()) == 1
-    assert await intake.notes(ticket.id) == []
+    assert await intake.notes(ticket.id) == []  # a replay adds nothing after the details note
 
 
 async def test_flapping_alert_updates_one_ticket_with_a_note_per_event(intake):
@@ -185,7 +187,8 @@ async def test_psa_backed_alert_tickets_and_notes_go_through_the_outbox(intake):
     await intake.send("ninja", ninja("RESET", org_name="Globex", activity=2, at=1100))
     async with intake.db.read(Scope.workspace(intake.ws)) as s:
         ops = (await s.exec(select(OutboxOp).order_by(OutboxOp.id))).all()
-    assert [op.kind for op in ops] == ["create_ticket", "add_note"]
+    assert [op.kind for op in ops] == ["create_ticket", "add_note", "add_note"]  # details, then the resolve
+    assert ops[1].payload["visibility"] == "internal" and "Source: ninja" in ops[1].payload["text"]
     assert ops[0].payload["company_external_id"] == "251" and ops[0].payload["priority_external_id"] == "2"
 
 
