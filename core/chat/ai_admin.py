@@ -141,7 +141,7 @@ class ChatAi:
                 return f"id:{detail.summary.id}", "Draft approved: sent as your public reply.", True
             ref = await self.drafts.discard(actor, draft_id)
             return ref, "Draft discarded; nothing was sent.", False
-        raise InvalidInput(f"Unknown AI action '{action}'.")
+        raise InvalidInput(f"Unknown AI action '{action[:40]}'.", hint="Open the ticket again and use its buttons.")
 
     def _train(self, workspace_id: int) -> MessageView:
         async def train() -> object:

@@ -270,7 +270,8 @@ class ChatRunner:
 
     def _drafts(self) -> DraftChoices:
         if self.ai is None or self.ai.drafts is None:
-            raise InvalidInput("AI assist is not running on this instance.")
+            raise InvalidInput("AI assist is not running on this instance.",
+                               hint="Ask an admin to check `deskbridge ai status`; until then, write the reply yourself.")
         return self.ai.drafts
 
     async def draft_offer(self, actor: Actor, ref: str) -> AiDraftView:
@@ -286,7 +287,8 @@ class ChatRunner:
         """One-click card actions: assign_me, alert_ack, alert_resolve, and AI assist's (ai_…)."""
         if action.startswith("ai_"):
             if self.ai is None:
-                raise InvalidInput("AI assist is not running on this instance.")
+                raise InvalidInput("AI assist is not running on this instance.",
+                               hint="Ask an admin to check `deskbridge ai status`; until then, write the reply yourself.")
             ticket, confirmation, changed = await self.ai.card_action(actor, action, ref)
             view = await self.views.ticket(actor, ticket)
             if changed and view.summary.connection_id is not None:
