@@ -60,6 +60,13 @@ log = logging.getLogger("deskbridge.tenant_actions")
 Action = Literal["reset_password", "revoke_sessions", "sync_device"]
 ACTIONS: tuple[Action, ...] = ("reset_password", "revoke_sessions", "sync_device")
 LABELS = {"reset_password": "Reset password", "revoke_sessions": "Revoke sessions", "sync_device": "Sync device"}
+# What a technician confirms before each action runs (every surface asks the same question).
+CONFIRM = {
+    "reset_password": "Reset {user}'s password? They are signed out and must choose a new one at next sign-in; "
+                      "you get a temporary password to give them.",
+    "revoke_sessions": "Sign {user} out of every Microsoft 365 session? It takes Microsoft a few minutes.",
+    "sync_device": "Ask Intune to sync {device} now?",
+}
 CIPHER_KIND = "m365-temp-password"
 # What each action needs in the customer's tenant, said when Graph refuses it.
 NEEDS = {

@@ -12,17 +12,11 @@ from datetime import datetime
 from typing import Any
 
 from bot.slack.blocks import ACTION_PREFIX, MAX_VIEW_BLOCKS, _context, _cut, _md, _plain, esc
-from core.tenant_actions import LABELS, QuickActionAccepted
+from core.tenant_actions import CONFIRM, LABELS, QuickActionAccepted
 from core.tenant_context import ActivityView, AppsView, UserQuickView
 
 CHOOSE_CALLBACK = "db_ctx_choose"  # the change-user modal's callback_id
 MAX_DEVICES = 10
-CONFIRM = {
-    "reset_password": "Reset {user}'s password? They are signed out and must choose a new one at next sign-in; "
-                      "you get a temporary password to give them.",
-    "revoke_sessions": "Sign {user} out of every session? Microsoft 365 takes a few minutes.",
-    "sync_device": "Ask Intune to sync {device} now?",
-}
 
 
 def _when(value: datetime | None) -> str:

@@ -14,7 +14,7 @@ from core.errors import InvalidInput
 from core.tenant_actions import QuickActions
 from core.tenant_context import TenantContextService
 
-ACTIONS = {"ctx_reset": "reset_password", "ctx_revoke": "revoke_sessions", "ctx_sync": "sync_device"}
+ACTIONS = tc.ACTION_OF
 
 
 def handles(name: str) -> bool:

@@ -13,16 +13,11 @@ from datetime import datetime
 from typing import Any
 
 from bot.teams.cards import SCHEMA, VERSION, execute
-from core.tenant_actions import LABELS, QuickActionAccepted
+from core.tenant_actions import CONFIRM, LABELS, QuickActionAccepted
 from core.tenant_context import ActivityView, AppsView, UserQuickView
 
 MAX_DEVICES = 10
-CONFIRM_TEXT = {
-    "ctx_reset": "Reset {user}'s password? They are signed out and must choose a new one at next sign-in; you get a "
-                 "temporary password to give them.",
-    "ctx_revoke": "Sign {user} out of every Microsoft 365 session? It takes Microsoft a few minutes.",
-    "ctx_sync": "Ask Intune to sync {device} now?",
-}
+ACTION_OF = {"ctx_reset": "reset_password", "ctx_revoke": "revoke_sessions", "ctx_sync": "sync_device"}  # card verb -> action
 
 
 def _when(value: datetime | None) -> str:
@@ -118,7 +113,7 @@ def context_card(view: UserQuickView, *, ticket_label: str, can_act: bool, activ
 def confirm_card(name: str, ticket_id: int, *, user: str, device: str | None = None,
                  device_id: str | None = None) -> dict[str, Any]:
     """The confirmation step: Yes carries a fresh intent id (one op however often Teams redelivers it)."""
-    text = CONFIRM_TEXT[name].format(user=user, device=device or device_id or "the device")
+    text = CONFIRM[ACTION_OF[name]].format(user=user, device=device or device_id or "the device")
     yes = execute("Yes", name, f"id:{ticket_id}", confirm=True, intent=uuid.uuid4().hex,
                   **({"device": device_id} if device_id else {}))
     return _card([_t(text, weight="Bolder")], [yes, execute("Cancel", "context", f"id:{ticket_id}")])
