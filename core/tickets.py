@@ -393,9 +393,9 @@ class TicketService:
             if resolved is not None:
                 await self._set_status(session, actor, ticket, resolved)
             if cat is not None:
-                self._set_category(session, actor, ticket, cat)
+                await self._set_category(session, actor, ticket, cat)
             if fields:
-                self._set_custom_fields(session, actor, ticket, fields)
+                await self._set_custom_fields(session, actor, ticket, fields)
             detail = await self._detail(session, actor, ticket)
         s = detail.summary
         if reassigned is not None and s.connection_id is None and self.notifier is not None:
@@ -404,28 +404,41 @@ class TicketService:
                 occurred_at=self._clock(), changes={"assignee_member_id": reassigned}))
         return detail
 
-    def _set_category(self, session: AsyncSession, actor: Actor, ticket: Ticket, cat: categories.ResolvedCategory
-                      ) -> None:
-        """The category pair, written and queued together (the PSA checks the pair as one)."""
+    async def _set_category(self, session: AsyncSession, actor: Actor, ticket: Ticket,
+                            cat: categories.ResolvedCategory) -> None:
+        """The category pair, written with one internal timeline entry (CATEGORY_CHANGE, "from"/"to" labelled as
+        the card shows them) and queued together (the PSA checks the pair as one)."""
         if (ticket.category_external_id, ticket.subcategory_external_id) == (cat.category_external_id,
                                                                            cat.subcategory_external_id):
             return
+        before = _category_label(ticket.category_name, ticket.subcategory_name)
         ticket.category_external_id, ticket.category_name = cat.category_external_id, cat.category_name
         ticket.subcategory_external_id, ticket.subcategory_name = cat.subcategory_external_id, cat.subcategory_name
         self._touch(ticket)
+        entry = self._entry(actor, ticket, EntryKind.CATEGORY_CHANGE, data={
+            "fields": ["category", "subcategory"], "from": before,
+            "to": _category_label(cat.category_name, cat.subcategory_name)})
+        session.add(entry)
+        await session.flush()
         self._enqueue(session, actor, ticket, UpdateTicket(category_external_id=cat.category_external_id or "",
-                                                           subcategory_external_id=cat.subcategory_external_id or ""))
+                                                           subcategory_external_id=cat.subcategory_external_id or ""),
+                      entry)
 
-    def _set_custom_fields(self, session: AsyncSession, actor: Actor, ticket: Ticket, fields: dict[str, str]
-                           ) -> None:
-        """The PSA's own fields that change (checked by card_fields.check_values), in one op."""
+    async def _set_custom_fields(self, session: AsyncSession, actor: Actor, ticket: Ticket, fields: dict[str, str]
+                                 ) -> None:
+        """The PSA's own fields that change (checked by card_fields.check_values), in one op with one internal
+        timeline entry (FIELD_CHANGE: the fields named, each one's value before and after; "" is empty)."""
         current = {str(k): str(v) for k, v in (ticket.custom_fields or {}).items()}
         changed = {k: v for k, v in fields.items() if current.get(k, "") != v}
         if not changed:
             return
         ticket.custom_fields = {k: v for k, v in {**current, **changed}.items() if v}
         self._touch(ticket)
-        self._enqueue(session, actor, ticket, UpdateTicket(custom_fields=changed))
+        entry = self._entry(actor, ticket, EntryKind.FIELD_CHANGE, data={
+            "fields": sorted(changed), "from": {k: current.get(k, "") for k in changed}, "to": dict(changed)})
+        session.add(entry)
+        await session.flush()
+        self._enqueue(session, actor, ticket, UpdateTicket(custom_fields=changed), entry)
 
     async def _apply_status(self, session: AsyncSession, actor: Actor, ticket: Ticket, status: str) -> None:
         resolved = await resolve_status(
@@ -779,3 +792,10 @@ async def _parties(session: AsyncSession, conn: PsaConnection | None, caps: Capa
     if assignee_member_id and (assignee is None or not assignee.active):
         raise NotFound("That technician was not found or is inactive.", hint="Pick another technician.")
     return customer, contact, assignee
+
+
+def _category_label(category: str | None, subcategory: str | None) -> str | None:
+    """A category pair as the card (and the AI's CATEGORY_CHANGE entries) name it: "Hardware › Printer"."""
+    if not category:
+        return None
+    return category + (f" › {subcategory}" if subcategory else "")

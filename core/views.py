@@ -66,8 +66,9 @@ class TimelineItem:
 
     @property
     def is_internal(self) -> bool:
-        """Internal notes, time entries and category changes never reach customer-facing views."""
-        return self.kind in (EntryKind.NOTE_INTERNAL, EntryKind.TIME_ENTRY, EntryKind.CATEGORY_CHANGE)
+        """Internal notes, time entries, category and PSA field changes never reach customer-facing views."""
+        return self.kind in (EntryKind.NOTE_INTERNAL, EntryKind.TIME_ENTRY, EntryKind.CATEGORY_CHANGE,
+                             EntryKind.FIELD_CHANGE)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -73,7 +73,8 @@ class EntryKind(StrEnum):
     ASSIGNMENT = "assignment"
     TIME_ENTRY = "time_entry"
     ATTACHMENT = "attachment"
-    CATEGORY_CHANGE = "category_change"  # the ticket's type; internal (the AI's changes and their undo)
+    CATEGORY_CHANGE = "category_change"  # the ticket's type or category pair; internal (people's and the AI's)
+    FIELD_CHANGE = "field_change"  # the PSA's own fields (UDF values); internal. Kinds are stored as plain strings
 
 
 NOTE_KINDS = (EntryKind.NOTE_PUBLIC, EntryKind.NOTE_INTERNAL, EntryKind.NOTE_RESOLUTION)

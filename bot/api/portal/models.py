@@ -133,7 +133,8 @@ class ActivityOut(BaseModel):
                               "occurred_at": _TS})
 
     id: int
-    kind: str = Field(description="status_change, priority_change, assignment, time_entry, attachment")
+    kind: str = Field(description="status_change, priority_change, assignment, time_entry, attachment, "
+                      "category_change, field_change (the last three only for technicians)")
     origin: str
     author_name: str | None
     body: str

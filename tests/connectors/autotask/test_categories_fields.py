@@ -25,6 +25,7 @@ from core.context import Actor
 from core.errors import InvalidInput
 from store.crypto import generate_key
 from store.db import Scope
+from store.enums import EntryKind, Origin
 from store.tables import Customer, OutboxOp, Ticket
 from tests.bot.api.conftest import PREFIX, api_settings, assert_problem
 from tests.fakes.autotask import FakeAutotask, FakeClock
@@ -178,6 +179,46 @@ async def test_the_pair_is_checked_before_a_write_is_accepted_and_delivered_as_s
     assert (await container.sync.run(local.connection_id)).ok  # the PSA's answer agrees with what we showed
     synced = await _ticket(container, workspace_id, raw["id"])
     assert (synced.category_name, synced.subcategory_name) == ("Software", "E-mail")
+
+
+async def test_a_category_or_field_change_is_on_the_technicians_timeline_only(container, fake: FakeAutotask,  # type: ignore[no-untyped-def]
+                                                                              workspace_id: int) -> None:
+    raw = fake.add_ticket("Toner low", companyID=ACME, issueType=HARDWARE, subIssueType=PRINTER,
+                          userDefinedFields=_udfs("PO-77"))
+    await _connect(container, fake, workspace_id)
+    local = await _ticket(container, workspace_id, raw["id"])
+    ref = f"id:{local.id}"
+    ana = Actor(workspace_id=workspace_id, origin=Origin.SLACK, display="slack:U1 (Ana)")
+    await container.tickets.update(ana, ref, category="Software", subcategory="E-mail",
+                                   custom_fields={"Customer PO": "PO-90"})
+    await container.tickets.update(ana, ref, category="Software", subcategory="E-mail",
+                                   custom_fields={"Customer PO": "PO-90"})  # unchanged: no entry, no op
+    detail = await container.tickets.update(ana, ref, custom_fields={"Customer PO": ""})
+    changes = [i for i in detail.timeline if i.kind in (EntryKind.CATEGORY_CHANGE, EntryKind.FIELD_CHANGE)]
+    assert [(i.kind, i.author_name, i.data) for i in changes] == [
+        (EntryKind.CATEGORY_CHANGE, "slack:U1 (Ana)",
+         {"fields": ["category", "subcategory"], "from": "Hardware › Printer", "to": "Software › E-mail"}),
+        (EntryKind.FIELD_CHANGE, "slack:U1 (Ana)",
+         {"fields": ["Customer PO"], "from": {"Customer PO": "PO-77"}, "to": {"Customer PO": "PO-90"}}),
+        (EntryKind.FIELD_CHANGE, "slack:U1 (Ana)",
+         {"fields": ["Customer PO"], "from": {"Customer PO": "PO-90"}, "to": {"Customer PO": ""}})]
+    async with container.db.read(Scope.workspace(workspace_id)) as s:
+        ops = (await s.exec(select(OutboxOp).order_by(OutboxOp.id))).all()  # type: ignore[arg-type]
+    assert [op.timeline_entry_id for op in ops] == [i.id for i in changes]  # each op names its entry
+
+    await container.tickets.comment(ana, ref, "New toner is on its way.", visibility="public")
+    contact = Actor(workspace_id=workspace_id, origin=Origin.API, is_member=False, display="portal")
+    seen = await container.tickets.get(contact, ref)
+    assert [(i.kind, i.body) for i in seen.timeline] == [(EntryKind.NOTE_PUBLIC, "New toner is on its way.")]
+    customer = await container.chat_views.ticket(ana, ref, audience="customer")
+    assert [c.body for c in customer.conversation] == ["New toner is on its way."]
+    for drawn in (str(ticket_blocks(customer)), str(ticket_card(customer)), render_ticket(customer)[0]):
+        assert "PO-9" not in drawn and "E-mail" not in drawn and "Printer" not in drawn
+    for _ in range(3):
+        await container.outbox_worker.drain()
+    after = fake.tables["Tickets"][raw["id"]]
+    assert (after["issueType"], after["subIssueType"]) == (SOFTWARE, EMAIL)
+    assert {u["name"]: u["value"] for u in after["userDefinedFields"]}.get("Customer PO") in (None, "")
 
 
 async def test_the_chat_new_ticket_form_offers_the_pairs_and_creates_with_the_chosen_one(  # type: ignore[no-untyped-def]
