@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from core.tenant_actions import QuickActionAccepted
+from core.tenant_actions import CONFIRM, QuickActionAccepted
 from core.tenant_context import ActivityView, AppsView, UserQuickView
 
 CONTEXT_WORDS = ("activity", "apps", "user", "reset", "revoke", "sync")
-CONTEXT_CONFIRM = {
-    "reset": "Reset this user's Microsoft 365 password? They must choose a new one at next sign-in.",
-    "revoke": "Sign this user out of every Microsoft 365 session?",
-    "sync": "Ask Intune to sync this device now?",
-}
+# The same questions as Slack and Teams ask (core/tenant_actions.py), about the open ticket's user.
+CONTEXT_CONFIRM = {word: CONFIRM[action].format(user="this user", device="this device")
+                   for word, action in (("reset", "reset_password"), ("revoke", "revoke_sessions"),
+                                        ("sync", "sync_device"))}
 
 
 def _when(value: datetime | None) -> str:

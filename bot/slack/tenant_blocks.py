@@ -12,7 +12,15 @@ from datetime import datetime
 from typing import Any
 
 from bot.slack.blocks import ACTION_PREFIX, MAX_VIEW_BLOCKS, _context, _cut, _md, _plain, esc
-from core.tenant_actions import CONFIRM, LABELS, QuickActionAccepted
+from core.tenant_actions import (
+    CONFIRM,
+    LABELS,
+    NOT_SHOWN_AGAIN,
+    RESET_AGAIN_LABEL,
+    SHOWN_ONCE,
+    AskAgain,
+    QuickActionAccepted,
+)
 from core.tenant_context import ActivityView, AppsView, UserQuickView
 
 CHOOSE_CALLBACK = "db_ctx_choose"  # the change-user modal's callback_id
@@ -28,8 +36,13 @@ def meta(ticket_id: int, channel: str | None) -> str:
     return json.dumps({"t": ticket_id, "c": channel}, separators=(",", ":"))
 
 
-def _value(ticket_id: int, device_id: str | None = None) -> str:
-    return json.dumps({"t": ticket_id, "d": device_id} if device_id else {"t": ticket_id}, separators=(",", ":"))
+def _value(ticket_id: int, device_id: str | None = None, *, again: bool = False) -> str:
+    data: dict[str, Any] = {"t": ticket_id}
+    if device_id:
+        data["d"] = device_id
+    if again:  # the technician confirmed a second reset of a user reset moments ago
+        data["again"] = 1
+    return json.dumps(data, separators=(",", ":"))
 
 
 def _btn(action: str, label: str, value: str, *, style: str | None = None,
@@ -171,10 +184,18 @@ def accepted_modal(done: QuickActionAccepted) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [{"type": "section", "text": _md(":white_check_mark: " + esc(done.confirmation))}]
     if done.temporary_password:
         blocks.append({"type": "section", "text": _md(f"*Temporary password:* `{esc(done.temporary_password)}`")})
-        blocks.append(_context("Only you see this, and only now: Deskbridge does not show it again. Give it to the "
-                               "user by phone or in person; they must change it at next sign-in. If Microsoft 365 "
-                               "refuses the reset, the ticket's thread says so."))
+        blocks.append(_context(SHOWN_ONCE))
     elif done.repeated:
-        blocks.append(_context("A temporary password is shown only to the click that asked for it."))
+        blocks.append(_context(NOT_SHOWN_AGAIN))
     return {"type": "modal", "title": _plain(_cut(LABELS[done.action], 24), 24), "close": _plain("Done", 24),
             "blocks": blocks}
+
+
+def ask_again_modal(refusal: AskAgain, ticket_id: int, channel: str | None) -> dict[str, Any]:
+    """The user was reset moments ago and nothing was done for this click: a second reset needs this button."""
+    return {"type": "modal", "title": _plain(LABELS["reset_password"], 24), "close": _plain("Cancel", 24),
+            "private_metadata": meta(ticket_id, channel),
+            "blocks": [{"type": "section", "text": _md(":warning: " + esc(refusal.message))},
+                       {"type": "section", "text": _md(esc(refusal.question))},
+                       {"type": "actions", "elements": [
+                           _btn("ctx_reset", RESET_AGAIN_LABEL, _value(ticket_id, again=True), style="danger")]}]}

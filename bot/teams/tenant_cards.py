@@ -13,7 +13,15 @@ from datetime import datetime
 from typing import Any
 
 from bot.teams.cards import SCHEMA, VERSION, execute
-from core.tenant_actions import CONFIRM, LABELS, QuickActionAccepted
+from core.tenant_actions import (
+    CONFIRM,
+    LABELS,
+    NOT_SHOWN_AGAIN,
+    RESET_AGAIN_LABEL,
+    SHOWN_ONCE,
+    AskAgain,
+    QuickActionAccepted,
+)
 from core.tenant_context import ActivityView, AppsView, UserQuickView
 
 MAX_DEVICES = 10
@@ -119,13 +127,20 @@ def confirm_card(name: str, ticket_id: int, *, user: str, device: str | None = N
     return _card([_t(text, weight="Bolder")], [yes, execute("Cancel", "context", f"id:{ticket_id}")])
 
 
+def ask_again_card(refusal: AskAgain, ticket_id: int) -> dict[str, Any]:
+    """The user was reset moments ago and nothing was done: a second reset needs this Yes (its own intent id)."""
+    yes = execute(RESET_AGAIN_LABEL, "ctx_reset", f"id:{ticket_id}", confirm=True, again=True, intent=uuid.uuid4().hex)
+    return _card([_t(refusal.message, color="Warning", weight="Bolder"), _t(refusal.question)],
+                 [yes, execute("Cancel", "context", f"id:{ticket_id}")])
+
+
 def accepted_card(done: QuickActionAccepted, ticket_id: int) -> dict[str, Any]:
     body = [_t(done.confirmation, color="Good", weight="Bolder")]
     if done.temporary_password:
         body += [_t(f"Temporary password: {done.temporary_password}", fontType="Monospace", size="Large"),
-                 _t("Only you see this, and only now: Deskbridge does not show it again. Give it to the user by phone "
-                    "or in person; they must change it at next sign-in. If Microsoft 365 refuses the reset, the "
-                    "ticket's thread says so.", isSubtle=True)]
+                 _t(SHOWN_ONCE, isSubtle=True)]
+    elif done.repeated:
+        body.append(_t(NOT_SHOWN_AGAIN, isSubtle=True))
     return _card(body, [execute("Back to context", "context", f"id:{ticket_id}")])
 
 
