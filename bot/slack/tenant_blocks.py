@@ -21,7 +21,7 @@ from core.tenant_actions import (
     AskAgain,
     QuickActionAccepted,
 )
-from core.tenant_context import ActivityView, AppsView, UserQuickView
+from core.tenant_context import SIGN_IN_SCAN, ActivityView, AppsView, UserQuickView
 
 CHOOSE_CALLBACK = "db_ctx_choose"  # the change-user modal's callback_id
 MAX_DEVICES = 10
@@ -113,6 +113,15 @@ def _activity_blocks(activity: ActivityView) -> list[dict[str, Any]]:
         lines = [f"{_when(a.at)} · {esc(a.activity)} · by {esc(a.by or 'unknown')} · {esc(a.result)}"
                  for a in activity.audits]
         blocks.append({"type": "section", "text": _md("*Directory audit events*\n" + ("\n".join(lines) or "none"))})
+    if activity.device is not None:
+        d = activity.device
+        lines = [f"{'✅' if s.ok else '❌'} {_when(s.at)} · {esc(s.app)} · {esc(s.ip)}"
+                 for s in activity.device_sign_ins or ()]
+        seen = ("\n".join(lines) or f"none among the user's last {SIGN_IN_SCAN}") \
+            if activity.device_sign_ins is not None else "not available"
+        blocks.append({"type": "section", "text": _md(
+            f":computer: *{esc(d.name)}* (this ticket's device) · last check-in {_when(d.last_sync)} · enrolled "
+            f"{_when(d.enrolled)}\n*Sign-ins from it*\n{seen}")})
     if activity.notes:
         blocks.append(_context(*(esc(n) for n in activity.notes)))
     return blocks

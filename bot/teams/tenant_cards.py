@@ -22,7 +22,7 @@ from core.tenant_actions import (
     AskAgain,
     QuickActionAccepted,
 )
-from core.tenant_context import ActivityView, AppsView, UserQuickView
+from core.tenant_context import SIGN_IN_SCAN, ActivityView, AppsView, UserQuickView
 
 MAX_DEVICES = 10
 ACTION_OF = {"ctx_reset": "reset_password", "ctx_revoke": "revoke_sessions", "ctx_sync": "sync_device"}  # card verb -> action
@@ -90,6 +90,14 @@ def _activity(activity: ActivityView) -> list[dict[str, Any]]:
     if activity.audits is not None:
         lines = [f"{_when(a.at)} · {a.activity} · by {a.by or 'unknown'} · {a.result}" for a in activity.audits]
         out += [_t("Directory audit events", weight="Bolder", separator=True), _t("\n\n".join(lines) or "none")]
+    if activity.device is not None:
+        d = activity.device
+        lines = [f"{'ok' if s.ok else 'FAILED'} · {_when(s.at)} · {s.app} · {s.ip}" for s in activity.device_sign_ins or ()]
+        seen = ("\n\n".join(lines) or f"none among the user's last {SIGN_IN_SCAN}") \
+            if activity.device_sign_ins is not None else "not available"
+        out += [_t(f"{d.name} (this ticket's device)", weight="Bolder", separator=True),
+                _t(f"Last check-in {_when(d.last_sync)} · enrolled {_when(d.enrolled)}", isSubtle=True),
+                _t("Sign-ins from it:\n\n" + seen)]
     out += [_t(n, isSubtle=True) for n in activity.notes if n]
     return out
 

@@ -298,3 +298,23 @@ async def test_a_second_reset_click_asks_again_before_a_second_reset(slack, grap
     writes = graph.tenants[TENANT].writes
     assert [w[:2] for w in writes] == [("passwordProfile", "u-jane")] * 2
     assert writes[1][2]["password"] in done and writes[0][2]["password"] not in done
+
+
+async def test_device_activity_in_the_modal(slack, graph):
+    """The ticket names a device (its RMM name here): the context pins it, and Recent activity shows its last
+    check-in and the user's sign-ins made from it."""
+    async with slack.c.db.write(Scope.workspace(slack.ws)) as s:
+        t = (await s.exec(select(Ticket).where(Ticket.number == 5001))).one()
+        t.device_ref = "acme-lt-1"
+        s.add(t)
+    view = await _open_context(slack)
+    assert "ACME-LT-1* :pushpin: _this ticket's device_" in json.dumps(view)
+    slack.fake.clear()
+    await slack.interactive(_modal_payload(slack, "ctx_activity", _buttons(view["blocks"])["db_ctx_activity"]["value"],
+                                           view))
+    redrawn = slack.fake.of("views.update")[-1].args["view"]
+    assert_valid_blocks(redrawn["blocks"], 100)
+    device = next(b["text"]["text"] for b in redrawn["blocks"] if "(this ticket's device)" in
+                  (b.get("text") or {}).get("text", ""))
+    assert "last check-in 2026-12-02 10:00 UTC · enrolled 2026-01-05 09:00 UTC" in device
+    assert device.split("*Sign-ins from it*\n")[1].count("203.0.113.") == 3 and "203.0.113.2" not in device

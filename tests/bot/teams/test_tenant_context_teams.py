@@ -128,6 +128,18 @@ async def test_context_activity_apps_and_a_confirmed_reset(teams):
     assert "Carol Poe" in text_of({"value": chosen}) and "chosen for this ticket" in text_of({"value": chosen})
 
 
+async def test_device_activity_on_the_context_card(teams):
+    async with teams.c.db.write(Scope.workspace(teams.ws)) as s:
+        t = (await s.exec(select(Ticket).where(Ticket.number == 5001))).one()
+        t.device_ref = "ACME-LT-1"
+        s.add(t)
+    ctx = await _card(teams, {"action": "context", "ref": "5001"})
+    assert "ACME-LT-1 (this ticket's device)" in text_of({"value": ctx})
+    activity = text_of({"value": await _card(teams, _actions(ctx)["ctx_activity:"]["data"])})
+    assert "Last check-in 2026-12-02 10:00 UTC · enrolled 2026-01-05 09:00 UTC" in activity
+    assert activity.split("Sign-ins from it:")[1].count("203.0.113.") == 3
+
+
 async def test_nothing_in_a_customer_channel(teams):
     async with teams.c.db.write(Scope.workspace(teams.ws)) as s:
         bob = await s.get(Member, teams.setup.member_id)
