@@ -24,7 +24,7 @@ import hmac
 import json
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -38,6 +38,7 @@ from core.context import Actor
 from core.errors import DeskbridgeError, InvalidInput
 from core.intake.correlate import LEASE, Applied, Correlator
 from core.intake.sources import AlertSourceService
+from core.notify import AlertNeedsTicket
 from core.tickets import TicketService
 from store.db import Database, Scope
 from store.sql import dialect_insert
@@ -212,11 +213,22 @@ class AlertIntake:
                 if chunk is None:  # the lease expired and someone else holds it now
                     return done
                 done.update((a.receipt_id, a) for a in chunk[0])
+                await self._tell(a.needs_ticket for a in chunk[0])
                 if chunk[1]:
                     return done
         except BaseException:
             await self._release(ws, sid, token)  # what is left is applied by the next request or the sweep
             raise
+
+    async def _tell(self, events: Iterable[AlertNeedsTicket | None]) -> None:
+        """Alerts that made no ticket, told to the chat surfaces after their chunk committed (never raises)."""
+        notifier = self.correlator.tickets.notifier
+        for event in events:
+            if event is not None and notifier is not None:
+                try:
+                    await notifier.notify(event)
+                except Exception:  # noqa: BLE001 - the alert is in triage whatever chat does with the news
+                    log.exception("alert triage notice failed")
 
     async def sweep(self) -> int:
         """Apply what a crashed processor left (scheduler job): every source with pending receipts."""
