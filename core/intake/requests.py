@@ -6,8 +6,8 @@ is asked, privately, whether to open a ticket), `create` (a ticket is opened at 
 threads, bots, technicians, unbound channels and empty messages are left alone.
 
 The ticket goes to the channel's customer, whatever anyone types; the person is matched to a contact of
-that customer by e-mail, and otherwise named in the description for a technician to confirm. Their words
-are the ticket's description in full (the subject is the first line, shortened). Opening is idempotent on
+that customer by e-mail; who asked (and, for someone who is not a known contact, a request to confirm them)
+is the ticket's first internal note. Their words, and nothing else, are the ticket's description in full (the subject is the first line, shortened). Opening is idempotent on
 the chat message: a second click or a redelivered event never opens a second ticket. A DM with the bot
 from a linked contact is handled the same way (core/chat/end_users.py binds the DM to their customer).
 
@@ -29,6 +29,7 @@ from sqlmodel import col, select
 from core.context import Actor
 from core.errors import InvalidInput, PermissionDenied
 from core.scheduling import forget_event, mark_event_processed
+from core.ticket_batch import ticket_batch
 from core.tickets import TicketService
 from store.db import Database, Scope
 from store.enums import OPEN_STAGES
@@ -133,21 +134,25 @@ class EndUserRequests:
                 return await self._over_limit(actor, body, key, user_key, email, contact is not None, limit,
                                               source=source)
             who = f"{name or 'someone'}" + (f" <{email}>" if email else "")
-            footer = (f"\n\n— Asked in chat by {who}." if contact else
-                      f"\n\n— Asked in chat by {who}, who is not a known contact of this customer: confirm the "
-                      "contact.")
+            # Who asked, and a technician's to-do, are the MSP's business: an internal note, never the
+            # description (the customer reads it here, in the PSA's portal and in its e-mails).
+            provenance = (f"Asked in chat by {who}." if contact else
+                          f"Asked in chat by {who}, who is not a known contact of this customer: confirm the "
+                          "contact.")
             # Opened on the customer's behalf: the ticket service lets only technicians create from chat, and
             # this rule (a customer channel, the channel's own customer) is what allows it here.
             opener = replace(actor, is_member=True, member_id=None)
-            detail = await self.tickets.create(opener, subject=subject_of(body), description=body + footer,
-                                               customer_id=customer_id, contact_id=contact.id if contact else None)
+            async with ticket_batch(self.tickets, opener) as batch:
+                made = await batch.create(subject=subject_of(body), description=body, customer_id=customer_id,
+                                          contact_id=contact.id if contact else None)
+                await batch.note(made, provenance)
         except Exception:
             await forget_event(self.db, SOURCE, key)  # refused: asking again may work (after the cause is fixed)
             raise
-        s = detail.summary
+        assert made.id is not None
         if user_key:
-            await self._record(actor, user_key, key, "opened", s.id)
-        return Opened(s.id, s.number, s.subject, contact is not None)
+            await self._record(actor, user_key, key, "opened", made.id)
+        return Opened(made.id, made.number, made.subject, contact is not None)
 
     async def _limit(self, workspace_id: int) -> int:
         async with self.db.read(Scope.workspace(workspace_id)) as session:
