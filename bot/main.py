@@ -258,7 +258,7 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         chat_views=chat_views,
         chat_commands=ChatCommands(db, chat=chat, views=chat_views, queue=queue, tickets=tickets,
                                    directory=directory, workspaces=workspaces, alerts=alert_webhooks,
-                                   outbox_admin=outbox_admin, ai=ai),
+                                   outbox_admin=outbox_admin, ai=ai, quick_actions=quick_actions),
         admin_links=AdminLinkService(db),
         admin_sessions=AdminSessionService(db),
         audit=AuditSearch(db),
