@@ -109,9 +109,10 @@ class EndUserRequests:
                            mode=await self.mode(actor.workspace_id))
 
     async def open(self, actor: Actor, text: str, *, message_key: str, email: str | None,
-                   name: str | None, user_key: str | None = None) -> Opened:
+                   name: str | None, user_key: str | None = None, source: str | None = None) -> Opened:
         """Open a ticket for an end user's message under the channel's customer (see module doc); past the
-        person's hourly limit (`user_key`: their chat identity) the words go to their open ticket or are held."""
+        person's hourly limit (`user_key`: their chat identity) the words go to their open ticket or are held
+        (`source`: where they were written, so a surface does not echo them back there)."""
         customer_id = actor.customer_scope_id
         if actor.is_member or customer_id is None or customer_id < 0:
             raise PermissionDenied("Tickets are opened here for the customer of this channel only.",
@@ -130,7 +131,8 @@ class EndUserRequests:
         try:
             limit = await self._limit(actor.workspace_id)
             if user_key and limit and await self._opened_within_hour(actor, user_key) >= limit:
-                return await self._over_limit(actor, body, key, user_key, email, contact is not None, limit)
+                return await self._over_limit(actor, body, key, user_key, email, contact is not None, limit,
+                                              source=source)
             who = f"{name or 'someone'}" + (f" <{email}>" if email else "")
             # Who asked, and a technician's to-do, are the MSP's business: an internal note, never the
             # description (the customer reads it here, in the PSA's portal and in its e-mails).
@@ -166,7 +168,7 @@ class EndUserRequests:
                 col(EndUserRequest.created_at) >= since))).one())
 
     async def _over_limit(self, actor: Actor, body: str, key: str, user_key: str, email: str | None,
-                          contact_known: bool, limit: int) -> Opened:
+                          contact_known: bool, limit: int, *, source: str | None = None) -> Opened:
         """Past the limit: their words join the newest open ticket they opened here, else are held."""
         async with self.db.read(actor.scope) as session:
             target = (await session.exec(select(Ticket).join(
@@ -174,7 +176,8 @@ class EndUserRequests:
                 col(EndUserRequest.user_key) == user_key[:200], col(Ticket.customer_id) == actor.customer_scope_id,
                 col(Ticket.stage).in_(_OPEN)).order_by(col(Ticket.id).desc()).limit(1))).first()
         if target is not None:
-            detail = await self.tickets.contact_reply(actor, f"id:{target.id}", body, contact_email=email)
+            detail = await self.tickets.contact_reply(actor, f"id:{target.id}", body, contact_email=email,
+                                                      source=source)
             await self._record(actor, user_key, key, "added", target.id)
             return Opened(target.id, detail.summary.number, detail.summary.subject, contact_known,
                           outcome="added", limit=limit)
