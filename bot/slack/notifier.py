@@ -27,6 +27,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -53,13 +54,14 @@ from core.errors import DeskbridgeError
 from core.notify import (
     DomainEvent,
     NoteAdded,
+    RiskAlertEvent,
     SlaWarningEvent,
     TicketChanged,
     TicketCreated,
     WriteDead,
     WriteDelivered,
 )
-from core.views import SlaWarningView
+from core.views import RiskAlertView, SlaWarningView
 
 log = logging.getLogger("deskbridge.slack")
 PLATFORM = "slack"
@@ -218,6 +220,8 @@ class SlackNotifier:
                 await self._homes(event.workspace_id, event.ticket_id, changes=event.changes)
             elif isinstance(event, SlaWarningEvent):
                 await self._sla(event)
+            elif isinstance(event, RiskAlertEvent):
+                await self._risk(event)
         except Exception:  # noqa: BLE001 - a notifier logs delivery failures, never raises
             log.exception("slack notify failed", extra={"event": type(event).__name__})
 
@@ -424,6 +428,33 @@ class SlackNotifier:
                                   then=self._warning_thread(event.workspace_id, event.ticket_id, team_id, channel_id),
                                   record=PostRecord(workspace_id=event.workspace_id, platform=PLATFORM,
                                                     team_id=team_id, channel_id=channel_id, kind="sla",
+                                                    audience="tech", ticket_id=event.ticket_id,
+                                                    customer_id=event.customer_id))
+
+    async def _risk(self, event: RiskAlertEvent) -> None:
+        """A ticket newly at risk: to the workspace's SLA/dispatch channels core names, never a shared one."""
+        targets = await self.chat.risk_alert_channels(event.workspace_id, PLATFORM, customer_id=event.customer_id)
+        if not targets:
+            return
+        view = RiskAlertView(ticket_number=event.ticket_number, subject=event.subject, customer_name=None,
+                             priority=event.priority, score=event.score, threshold=event.threshold,
+                             reasons=event.reasons)
+        if event.ticket_number is not None:
+            try:
+                actor = Actor.system(event.workspace_id)
+                detail = await self.views.tickets.get(actor, event.ticket_number)
+                view = replace(view, customer_name=detail.summary.customer_name,
+                               psa_url=await self.views.psa_url(actor, detail.summary.connection_id, detail.external_id))
+            except DeskbridgeError:
+                pass
+        for team_id, channel_id in targets:
+            client = await self._client(team_id)
+            if client is None or await self.shared.is_shared(client, channel_id):
+                continue  # no token, or shared with outsiders since it was bound: risk is internal
+            self.poster.post_then(client, channel_id, text=bk.risk_fallback(view), blocks=bk.risk_blocks(view),
+                                  then=self._warning_thread(event.workspace_id, event.ticket_id, team_id, channel_id),
+                                  record=PostRecord(workspace_id=event.workspace_id, platform=PLATFORM,
+                                                    team_id=team_id, channel_id=channel_id, kind="risk",
                                                     audience="tech", ticket_id=event.ticket_id,
                                                     customer_id=event.customer_id))
 
