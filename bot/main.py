@@ -208,7 +208,7 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     sla = SlaService(db)
     m365 = M365TenantService(db, consent_url=_consent_url(settings))
     m365_pool = _m365_pool(settings, db, cipher, transport)
-    tenant_context = TenantContextService(db, tenants=m365, directories=m365_pool)
+    tenant_context = TenantContextService(db, tenants=m365, directories=m365_pool, connections=connections)
     quick_actions = QuickActions(db, context=tenant_context, cipher=cipher, tickets=tickets)
     docs = DocsService(db, cipher=cipher, factory=_docs_factory(transport))
     chat = ChatService(db, cipher=cipher, workspaces=workspaces, directory=directory)

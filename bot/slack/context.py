@@ -52,6 +52,9 @@ SLOW_WORKERS = 2
 SLOW_BACKLOG = 500
 FORM_BUDGET_S = 1.0  # build a form this long before showing "Loading…" (the trigger lives 3 s)
 NAME_TTL_S = 600.0  # a mentioned user's name is looked up again after this long
+# After a write from chat, the thread's confirmation says "queued" at once; the card waits this long for the
+# write's outcome (chat.update is ~50/min per workspace: one update per action instead of two).
+ACTION_CARD_HOLD_S = 2.0
 TRIGGER_SAFE_S = 2.0  # past this age (since the ack) a trigger is used at once for "Loading…"
 _acked_at: contextvars.ContextVar[float | None] = contextvars.ContextVar("slack_acked_at", default=None)
 
@@ -432,5 +435,8 @@ class SlackContext:
             if card_audience(info) == "customer":
                 view = await self.views.ticket_from_detail(Actor.system(workspace_id), view.detail,
                                                            audience="customer")
+            # The card they just acted on. While its write is on the way to the PSA the card waits (up to
+            # ACTION_CARD_HOLD_S) for the outcome, so one chat.update shows "in the PSA" instead of two.
+            hold = ACTION_CARD_HOLD_S if view.detail.pending_writes else 0.0
             await self.poster.update(client, channel_id, card_ts, text=bk.ticket_fallback(view),
-                                     blocks=bk.ticket_blocks(view), urgent=True)  # the card they just acted on
+                                     blocks=bk.ticket_blocks(view), urgent=True, hold=hold)

@@ -114,13 +114,14 @@ class TeamsNotifier:
         ref = await self.s.refs.get(workspace_id, tenant_id=post.team_id, conversation_id=post.channel_id)
         if ref is None:
             return None  # the app was removed from that conversation
-        conv = f"{ref.conversation_id};messageid={post.thread_ts}" if thread else ref.conversation_id
+        chain = thread and ref.conversation_type == "channel"  # chats have no reply chains: the chat itself
+        conv = f"{ref.conversation_id};messageid={post.thread_ts}" if chain else ref.conversation_id
         return Target(conv, ref.service_url)
 
     async def _note(self, event: NoteAdded) -> None:
         for post in await self._threads(event):
-            if event.source == f"{PLATFORM}:{post.channel_id}:{post.thread_ts}":
-                continue  # written in this very thread: no echo
+            if event.source in (f"{PLATFORM}:{post.channel_id}:{post.thread_ts}", f"{PLATFORM}:{post.channel_id}:"):
+                continue  # written in this very thread (or chat, which has no reply chains): no echo
             info = await self._seen(event.workspace_id, post.team_id, post.channel_id)
             if not may_post_ticket(info, post.customer_id) or not note_visible_in(info, event.visibility):
                 continue
@@ -167,7 +168,8 @@ class TeamsNotifier:
             info = await self._seen(workspace_id, post.team_id, post.channel_id)
             if not may_post_ticket(info, view.summary.customer_id):
                 continue  # an old thread in a channel since bound to another customer: nothing of it, ever
-            target = await self._target(workspace_id, post, thread=False)
+            # a card that is a reply in a chain (an end user's request: its root is their message) is updated there
+            target = await self._target(workspace_id, post, thread=post.card_ts != post.thread_ts)
             if target is None:
                 continue
             shown = view

@@ -263,3 +263,58 @@ async def test_a_refused_action_is_explained_in_the_ticket_thread(slack, graph):
               if "Microsoft 365 quick action not done" in c.args["text"]]
     assert "lacks the application permission User.RevokeSessions.All" in said and "Ask the customer's admin" in said
     assert "credentials" not in said and "reauth" not in said and graph.tenants[TENANT].writes == []
+
+
+async def test_a_second_reset_click_asks_again_before_a_second_reset(slack, graph):
+    """One intent, one write: a second click of Reset password (after Slack's own confirm) does nothing but ask once
+    more; only its "Reset again" button resets a second time. A replayed click stays the first op."""
+    await _grant(slack)
+    view = await _open_context(slack)
+    reset = _buttons(view["blocks"])["db_ctx_reset"]
+    first_click = _modal_payload(slack, "ctx_reset", reset["value"], view)
+    await slack.interactive(first_click)
+    assert "Temporary password" in json.dumps(slack.fake.of("views.push")[-1].args["view"])
+    slack.fake.clear()
+    await slack.interactive(_modal_payload(slack, "ctx_reset", reset["value"], view))  # a second click
+    asked = slack.fake.of("views.push")[-1].args["view"]
+    assert_valid_blocks(asked["blocks"], 100)
+    text = json.dumps(asked)
+    assert "Temporary password" not in text and "password is being reset: asked less than a minute ago" in text
+    assert "Nothing was done for this click" in text and "Reset again?" in text
+    again = _buttons(asked["blocks"])["db_ctx_reset"]
+    assert again["text"]["text"] == "Reset again" and json.loads(again["value"])["again"] == 1
+    assert json.loads(asked["private_metadata"]) == json.loads(view["private_metadata"])  # same origin channel
+    pushes = len(slack.fake.of("views.push"))
+    await slack.interactive(first_click)  # the first click, delivered again: still its one op, no password
+    replayed = [json.dumps(c.args) for c in slack.fake.of("views.push")[pushes:]]
+    assert not [r for r in replayed if "Temporary password" in r]
+    async with slack.c.db.read(Scope.workspace(slack.ws)) as s:
+        assert len((await s.exec(select(OutboxOp).where(OutboxOp.kind == "tenant_action"))).all()) == 1
+    slack.fake.clear()
+    await slack.interactive(_modal_payload(slack, "ctx_reset", again["value"], {**asked, "id": "V2"}))
+    done = json.dumps(slack.fake.of("views.push")[-1].args["view"])
+    assert "Temporary password" in done
+    await slack.c.outbox_worker.drain()
+    writes = graph.tenants[TENANT].writes
+    assert [w[:2] for w in writes] == [("passwordProfile", "u-jane")] * 2
+    assert writes[1][2]["password"] in done and writes[0][2]["password"] not in done
+
+
+async def test_device_activity_in_the_modal(slack, graph):
+    """The ticket names a device (its RMM name here): the context pins it, and Recent activity shows its last
+    check-in and the user's sign-ins made from it."""
+    async with slack.c.db.write(Scope.workspace(slack.ws)) as s:
+        t = (await s.exec(select(Ticket).where(Ticket.number == 5001))).one()
+        t.device_ref = "acme-lt-1"
+        s.add(t)
+    view = await _open_context(slack)
+    assert "ACME-LT-1* :pushpin: _this ticket's device_" in json.dumps(view)
+    slack.fake.clear()
+    await slack.interactive(_modal_payload(slack, "ctx_activity", _buttons(view["blocks"])["db_ctx_activity"]["value"],
+                                           view))
+    redrawn = slack.fake.of("views.update")[-1].args["view"]
+    assert_valid_blocks(redrawn["blocks"], 100)
+    device = next(b["text"]["text"] for b in redrawn["blocks"] if "(this ticket's device)" in
+                  (b.get("text") or {}).get("text", ""))
+    assert "last check-in 2026-12-02 10:00 UTC · enrolled 2026-01-05 09:00 UTC" in device
+    assert device.split("*Sign-ins from it*\n")[1].count("203.0.113.") == 3 and "203.0.113.2" not in device
