@@ -2,11 +2,12 @@
 ticket, triage, or nothing (noise), exactly once per Message-ID.
 
 A reply joins its ticket by In-Reply-To/References against the Message-IDs taken before, then by a
-`[DB-123]` subject token when the sender belongs to that ticket's customer. A new message goes to the
+`[DB-123]` subject token or a plus-addressed recipient (`support+db-123@…`) when the sender belongs to that
+ticket's customer. A new message goes to the
 sender's contact and customer (by address, then by a domain only one customer's contacts use); an
 unknown sender waits in triage with the raw message (never dropped), and so does a new message from a sender who
-opened `mail_tickets_per_sender_per_hour` tickets (workspace option, default 10, 0: no limit) in the last
-hour (a loop or a flood: a technician decides). Attachments over the ticket's cap are
+opened `mail_tickets_per_sender_per_hour` tickets (workspace option, default 50, 0: no limit) in the last
+hour (a loop or a flood: a technician decides; an RMM mailing its alerts may need more, or 0). Attachments over the ticket's cap are
 refused with a note on the ticket saying so. A message whose processing was interrupted is taken again
 after LEASE by the next poll; one that finished is never processed twice.
 """
@@ -31,7 +32,7 @@ from store.tables import Contact, MailReceipt, Ticket, Workspace
 from store.types import utcnow
 
 MAX_RAW_BYTES = 512 * 1024
-SENDER_LIMIT_OPTION, SENDER_LIMIT = "mail_tickets_per_sender_per_hour", 10
+SENDER_LIMIT_OPTION, SENDER_LIMIT = "mail_tickets_per_sender_per_hour", 50
 LEASE = timedelta(minutes=5)
 
 
@@ -122,7 +123,7 @@ class MailIntake:
                     .order_by(col(MailReceipt.id).desc()).limit(1))).first()
                 if hit:
                     return int(hit)
-            number = ticket_token(mail.subject)
+            number = ticket_token(mail.subject) or mail.plus_token
             if number is None:
                 return None
             ticket = (await session.exec(select(Ticket).where(Ticket.number == number))).first()

@@ -131,3 +131,24 @@ async def test_a_sender_past_the_hourly_limit_waits_in_triage_and_nothing_is_los
     assert b"Issue 2" in row.raw  # kept whole for a technician
     mail.clock.advance(seconds=3601)
     assert (await mail.mail.ingest(mail.ws, message(subject="Next day", mid="<flood3@x>"))).outcome == "created"
+
+
+async def test_a_reply_to_a_plus_address_joins_its_ticket_when_the_sender_is_its_customers(mail):
+    from email import message_from_bytes, policy
+
+    await mail.mail.ingest(mail.ws, message())
+    [t] = await _tickets(mail)
+
+    def to_plus(raw: bytes, to: str) -> bytes:
+        msg = message_from_bytes(raw, policy=policy.default)
+        msg.replace_header("To", to)
+        return bytes(msg)
+
+    plus = to_plus(message(subject="the printer", mid="<p1@acme.example>", body="Tray 2 now too."),
+                   f"Help Desk <help+db-{t.number}@msp.example>")
+    r = await mail.mail.ingest(mail.ws, plus)
+    assert (r.outcome, r.ticket_id) == ("replied", t.id)
+    assert (await mail.notes(t.id))[-1] == "Tray 2 now too."
+    stranger = to_plus(message(subject="hi", sender="eve@other.example", mid="<p2@x>"),
+                       f"help+db-{t.number}@msp.example")
+    assert (await mail.mail.ingest(mail.ws, stranger)).outcome == "triage"  # an address alone is not trusted
