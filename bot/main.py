@@ -218,7 +218,7 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     alert_intake = AlertIntake(db, sources=alert_sources, tickets=tickets, parsers=ALERT_PARSERS)
     mailboxes = MailboxService(db, cipher=cipher, intake=MailIntake(db, tickets=tickets),
                                readers=lambda kind, config: build_mail_reader(kind, config, transport=transport))
-    ai = AiService(db, capabilities=registry.capabilities, llm=_llm_config(settings))
+    ai = _ai(settings, db, registry, docs, notifier)
     chat_views = ChatViews(db, tickets=tickets, connections=connections, capabilities=registry.capabilities, sla=sla,
                            ai=ai.suggestions, tenant_context=tenant_context.available if m365_pool else None,
                            docs=docs.card_links)
@@ -258,7 +258,7 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         chat_views=chat_views,
         chat_commands=ChatCommands(db, chat=chat, views=chat_views, queue=queue, tickets=tickets,
                                    directory=directory, workspaces=workspaces, alerts=alert_webhooks,
-                                   outbox_admin=outbox_admin, ai=ai),
+                                   outbox_admin=outbox_admin, ai=ai, quick_actions=quick_actions),
         admin_links=AdminLinkService(db),
         admin_sessions=AdminSessionService(db),
         audit=AuditSearch(db),
@@ -268,6 +268,12 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     if note:
         container.banner.append(note)
     return container
+
+
+def _ai(settings: Settings, db: Database, registry: Registry, docs: DocsService, notifier: FanoutNotifier) -> AiService:
+    """AI assist: KB articles read through the documentation platforms, at-risk posts through the notifier."""
+    return AiService(db, capabilities=registry.capabilities, llm=_llm_config(settings), kb_reader=docs.kb_articles,
+                     notifier=notifier)
 
 
 def _docs_factory(transport: httpx.AsyncBaseTransport | None) -> Callable[[str, str, str], DocsPlatform]:

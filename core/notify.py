@@ -94,6 +94,19 @@ class SlaWarningEvent(DomainEvent):
     priority: str = ""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiskAlertEvent(DomainEvent):
+    """An open ticket's escalation risk rose over the workspace's threshold (core/ai/risk.py): once per rise, for
+    the SLA/dispatch channels that technicians only read (never a channel shared with a customer)."""
+
+    score: float
+    threshold: float
+    reasons: tuple[str, ...] = ()
+    customer_id: int | None = None
+    subject: str = ""
+    priority: str = ""
+
+
 @runtime_checkable
 class Notifier(Protocol):
     async def notify(self, event: DomainEvent) -> None:

@@ -29,6 +29,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -58,13 +59,14 @@ from core.notify import (
     AlertNeedsTicket,
     DomainEvent,
     NoteAdded,
+    RiskAlertEvent,
     SlaWarningEvent,
     TicketChanged,
     TicketCreated,
     WriteDead,
     WriteDelivered,
 )
-from core.views import SlaWarningView
+from core.views import RiskAlertView, SlaWarningView
 
 log = logging.getLogger("deskbridge.slack")
 PLATFORM = "slack"
@@ -227,6 +229,8 @@ class SlackNotifier:
                 await self._sla(event)
             elif isinstance(event, AlertNeedsTicket):
                 await self._alert_offer(event)
+            elif isinstance(event, RiskAlertEvent):
+                await self._risk(event)
         except Exception:  # noqa: BLE001 - a notifier logs delivery failures, never raises
             log.exception("slack notify failed", extra={"event": type(event).__name__})
 
@@ -425,7 +429,7 @@ class SlackNotifier:
                               remaining_s=event.remaining_s, due_at=event.due_at, psa_url=psa_url,
                               used_pct=event.used_pct)
         for team_id, channel_id in targets:  # core decides which channels may see it (ChatService)
-            client = await self._client(team_id)
+            client = await self._client(team_id, event.workspace_id)
             if client is None or await self.shared.is_shared(client, channel_id):
                 continue  # no token, or shared with outsiders since it was bound: SLA figures are internal
             # A technician's reply in the warning's thread goes to the ticket (recorded as a warning thread).
@@ -448,6 +452,33 @@ class SlackNotifier:
                 continue  # no token, or shared with outsiders since it was bound: the RMM's details are internal
             self.poster.post_then(client, channel_id, text=ab.alert_offer_fallback(view),
                                   blocks=ab.alert_offer_blocks(view), then=_nothing)
+
+    async def _risk(self, event: RiskAlertEvent) -> None:
+        """A ticket newly at risk: to the workspace's SLA/dispatch channels core names, never a shared one."""
+        targets = await self.chat.risk_alert_channels(event.workspace_id, PLATFORM, customer_id=event.customer_id)
+        if not targets:
+            return
+        view = RiskAlertView(ticket_number=event.ticket_number, subject=event.subject, customer_name=None,
+                             priority=event.priority, score=event.score, threshold=event.threshold,
+                             reasons=event.reasons)
+        if event.ticket_number is not None:
+            try:
+                actor = Actor.system(event.workspace_id)
+                detail = await self.views.tickets.get(actor, event.ticket_number)
+                view = replace(view, customer_name=detail.summary.customer_name,
+                               psa_url=await self.views.psa_url(actor, detail.summary.connection_id, detail.external_id))
+            except DeskbridgeError:
+                pass
+        for team_id, channel_id in targets:
+            client = await self._client(team_id, event.workspace_id)
+            if client is None or await self.shared.is_shared(client, channel_id):
+                continue  # no token, or shared with outsiders since it was bound: risk is internal
+            self.poster.post_then(client, channel_id, text=bk.risk_fallback(view), blocks=bk.risk_blocks(view),
+                                  then=self._warning_thread(event.workspace_id, event.ticket_id, team_id, channel_id),
+                                  record=PostRecord(workspace_id=event.workspace_id, platform=PLATFORM,
+                                                    team_id=team_id, channel_id=channel_id, kind="risk",
+                                                    audience="tech", ticket_id=event.ticket_id,
+                                                    customer_id=event.customer_id))
 
     def _warning_thread(self, workspace_id: int, ticket_id: int | None, team_id: str,
                         channel_id: str) -> Callable[[Posted], Awaitable[None]]:

@@ -17,6 +17,7 @@ from core.views import (
     FormView,
     MessageView,
     QueueView,
+    RiskAlertView,
     SlaWarningView,
     TicketView,
     ai_lines,
@@ -229,6 +230,21 @@ def sla_card(w: SlaWarningView) -> dict[str, Any]:
         actions.append(execute("Open ticket", "open", str(w.ticket_number)))
     if w.psa_url:
         actions.append({"type": "Action.OpenUrl", "title": "Open in PSA", "url": w.psa_url})
+    return _card(body, actions)
+
+
+def risk_card(r: RiskAlertView) -> dict[str, Any]:
+    """A ticket newly at risk of escalation, for a technicians' SLA/dispatch channel, with its top reasons."""
+    num = f"#{r.ticket_number}" if r.ticket_number is not None else "(new)"
+    body = [_text(r.headline, weight="Bolder", color="Warning"), _text(f"{num} {r.subject[:200]}"),
+            _text(f"{r.customer_name or 'no customer'} · {r.priority.capitalize()}", isSubtle=True, spacing="Small"),
+            _text(r.why[:400], size="Small"),
+            _text("Deskbridge AI: escalation model trained on this workspace's tickets", isSubtle=True, size="Small")]
+    actions = []
+    if r.ticket_number is not None:
+        actions.append(execute("Open ticket", "open", str(r.ticket_number)))
+    if r.psa_url:
+        actions.append({"type": "Action.OpenUrl", "title": "Open in PSA", "url": r.psa_url})
     return _card(body, actions)
 
 

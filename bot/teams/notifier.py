@@ -24,6 +24,7 @@ events in order. Posts go through the paced poster; a refused post is logged as 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from bot.slack.work import AfterAck
@@ -44,13 +45,14 @@ from core.notify import (
     AlertNeedsTicket,
     DomainEvent,
     NoteAdded,
+    RiskAlertEvent,
     SlaWarningEvent,
     TicketChanged,
     TicketCreated,
     WriteDead,
     WriteDelivered,
 )
-from core.views import SlaWarningView
+from core.views import RiskAlertView, SlaWarningView
 
 if TYPE_CHECKING:
     from bot.teams.app import TeamsSurface
@@ -96,6 +98,8 @@ class TeamsNotifier:
                 await self._sla(event)
             elif isinstance(event, AlertNeedsTicket):
                 await self._alert_offer(event)
+            elif isinstance(event, RiskAlertEvent):
+                await self._risk(event)
         except PostRefused as exc:
             log.error("Teams delivery refused: %s", exc, extra={"event": type(event).__name__})
         except Exception:  # noqa: BLE001 - a notifier logs delivery failures, never raises
@@ -212,6 +216,30 @@ class TeamsNotifier:
                                           channel_id=channel_id, message_ts=root,
                                           ref={"conversation_id": target.conversation_id,
                                                "service_url": target.service_url, "audience": view.audience})
+
+    async def _risk(self, event: RiskAlertEvent) -> None:
+        """A ticket newly at risk: to the workspace's SLA/dispatch channels core names, never a shared one."""
+        targets = await self.c.chat.risk_alert_channels(event.workspace_id, PLATFORM, customer_id=event.customer_id)
+        if not targets:
+            return
+        view = RiskAlertView(ticket_number=event.ticket_number, subject=event.subject, customer_name=None,
+                             priority=event.priority, score=event.score, threshold=event.threshold,
+                             reasons=event.reasons)
+        if event.ticket_number is not None:
+            try:
+                actor = Actor.system(event.workspace_id)
+                detail = await self.c.tickets.get(actor, event.ticket_number)
+                view = replace(view, customer_name=detail.summary.customer_name, psa_url=await self.c.chat_views.psa_url(
+                    actor, detail.summary.connection_id, detail.external_id))
+            except DeskbridgeError:
+                pass
+        for team_id, channel_id in targets:
+            ref = await self.s.refs.get(event.workspace_id, tenant_id=team_id, conversation_id=channel_id)
+            if ref is None or ref.shared:
+                continue  # removed, or shared with outsiders since it was bound: risk is internal
+            text = f"At risk ({view.score:.0%}): #{view.ticket_number} {view.subject}"
+            await self.s.poster.post(Target(ref.conversation_id, ref.service_url), message(text[:200],
+                                                                                           cards.risk_card(view)))
 
     async def _sla(self, event: SlaWarningEvent) -> None:
         targets = await self.c.chat.sla_warning_channels(event.workspace_id, PLATFORM, customer_id=event.customer_id)
