@@ -117,7 +117,8 @@ class MailIntake:
         actor = Actor(workspace_id=ws, origin=Origin.EMAIL, display=f"email:{mail.sender}", is_member=False,
                       customer_scope_id=ticket.customer_id if ticket else None)
         text = mail.text or "(The reply had no new text above the quoted message.)"
-        await self.tickets.comment(actor, f"id:{ticket_id}", f"E-mail from {mail.sender}:\n{text}", visibility="public")
+        # The customer's own reply: word for word, attributed to their contact, not e-mailed back to them.
+        await self.tickets.contact_reply(actor, f"id:{ticket_id}", text, contact_email=mail.sender)
         await self._attachments(actor, ticket_id, mail)
 
     async def _attachments(self, actor: Actor, ticket_id: int, mail: Mail) -> None:
