@@ -29,13 +29,16 @@ from connectors.base import Capabilities, Feature
 from core.ai import categorize, drafts, resolution
 from core.ai import settings as ai_settings
 from core.ai.category_writes import CategoryWrites, ai_owned, label_from
+from core.ai.knowledge import ArticleReader, KnowledgeBase, source_name
 from core.ai.risk import RiskService
 from core.ai.similar import Doc, Hit, SimilarIndex
 from core.ai.text import ticket_text
 from core.context import Actor
 from core.errors import InvalidInput, NotFound, PermissionDenied
+from core.notify import Notifier
 from core.views import (
     AiCategoryView,
+    AiKbView,
     AiResolutionView,
     AiRiskView,
     AiSimilarView,
@@ -85,11 +88,13 @@ def _versions() -> dict[str, str]:
 class AiService:
     def __init__(self, db: Database, *, llm: drafts.LlmConfig | None = None,
                  llm_transport: Any = None, capabilities: Callable[[str], Capabilities] | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, kb_reader: ArticleReader | None = None,
+                 notifier: Notifier | None = None) -> None:
         self.db = db
+        self.kb = KnowledgeBase(db, read_platforms=kb_reader)
         self._capabilities = capabilities
         self.category_writes = CategoryWrites(db, capabilities=capabilities, clock=clock)
-        self.risk = RiskService(db, clock=clock)
+        self.risk = RiskService(db, clock=clock, notifier=notifier)  # at-risk posts go through `notifier`
         self.llm, self._llm_transport = llm, llm_transport
         self._train_locks: dict[int, asyncio.Lock] = {}
         self._models: dict[int, tuple[int, categorize.CategoryModel]] = {}
@@ -395,7 +400,10 @@ class AiService:
             resolutions=tuple(AiResolutionView(text=r.text, attribution=r.attribution)
                               for r in found.resolutions.items),
             disagree=found.resolutions.disagree, cross_customer=found.cross_customer, actions=actions,
-            risk=await self._risk_view(actor, ticket_id))
+            risk=await self._risk_view(actor, ticket_id),
+            kb=tuple(AiKbView(title=a.article.title, source=source_name(a.article.source), score=a.score,
+                              paragraph=a.paragraph[:400], heading=a.heading, url=a.article.url)
+                     for a in await self.kb.links(actor, ticket_id)))
         return None if view.empty else view
 
     async def _risk_view(self, actor: Actor, ticket_id: int) -> AiRiskView | None:
@@ -442,8 +450,9 @@ class AiService:
                                hint="An admin can turn them on with `ai drafts on`.")
         ticket = await self._ticket(actor, ticket_id)
         found = await self.similar(actor, ticket_id=ticket_id)
+        guides = tuple((a.article.title, a.paragraph) for a in await self.kb.links(actor, ticket_id, k=1))
         args = dict(subject=ticket.subject, requester=requester, category=ticket.type_name,
-                    resolutions=found.resolutions)
+                    resolutions=found.resolutions, kb=guides)
         if self.llm is not None and opts["remote_llm"]:
             return await drafts.llm_draft(self.llm, body=ticket.description, transport=self._llm_transport,
                                           **args)  # type: ignore[arg-type]
