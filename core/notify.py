@@ -71,6 +71,18 @@ class WriteDead(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AlertNeedsTicket(DomainEvent):
+    """An RMM alert that made no ticket (no customer found for it: it waits in triage). Surfaces post it, with a
+    "Create ticket" button, to the technicians' channels core names (core/chat/alert_offers.py)."""
+
+    alert_id: int
+    source_name: str
+    summary: str
+    severity: str
+    device: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SlaWarningEvent(DomainEvent):
     metric: str  # first_response | resolution
     threshold: int  # percent of the target used (e.g. 75, 90, 100 = breached)

@@ -187,6 +187,17 @@ class AlertChip:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AlertOfferView:
+    """An alert that made no ticket, offered to technicians with a "Create ticket" button (core/intake/offers.py)."""
+
+    alert_id: int
+    title: str
+    lines: tuple[str, ...] = ()
+    hint: str = ""
+    customers: tuple[FormOption, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AiCategoryView:
     """A category suggestion: the best label, how sure, what the gate did (applied: the AI set it and a
     technician may undo it; apply: above the threshold, applied on the AI's next pass; suggest; keep;

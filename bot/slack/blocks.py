@@ -413,3 +413,4 @@ def psa_note_blocks(author: str | None, visibility: str, body: str, *,
     badge = t.VISIBILITY_BADGE.get(visibility, visibility)
     return [{"type": "section", "text": _md(f"{prefix} · {badge} · {esc(author or 'PSA')}\n"
                                             f"{esc(_cut(body, 2800))}")}]
+

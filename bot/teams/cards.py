@@ -12,6 +12,7 @@ from typing import Any
 from core.views import (
     AiDraftView,
     AiSuggestionsView,
+    AlertOfferView,
     FormField,
     FormView,
     MessageView,
@@ -100,6 +101,18 @@ def ticket_card(view: TicketView, *, max_notes: int = 6) -> dict[str, Any]:
     card = _card(body, actions)
     card["refresh"] = {"action": execute("Refresh", "open", s.ref)}  # Teams redraws it per user on open
     return card
+
+
+def alert_offer_card(view: AlertOfferView) -> dict[str, Any]:
+    """An alert that made no ticket: what it is, a customer choice and "Create ticket" (core/intake/offers.py)."""
+    body = [_text(view.title[:300], weight="Bolder")]
+    body += [_text(line, isSubtle=True, spacing="Small") for line in view.lines]
+    if view.hint:
+        body.append(_text(view.hint, isSubtle=True, spacing="Small"))
+    if view.customers:
+        body.append({"type": "Input.ChoiceSet", "id": "customer", "label": "Customer", "placeholder": "Customer",
+                     "choices": [{"title": o.label[:120], "value": o.value} for o in view.customers[:100]]})
+    return _card(body, [execute("Create ticket", "alert_create", alert=str(view.alert_id))])
 
 
 def _ai_container(ai: AiSuggestionsView) -> dict[str, Any]:

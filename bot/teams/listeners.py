@@ -29,7 +29,7 @@ from microsoft_teams.api.models.search.search_response import (
     SearchResponse,
 )
 
-from bot.teams import cards, requests, tenant
+from bot.teams import alerts, cards, requests, tenant
 from bot.teams.incoming import Incoming, incoming, message_text
 from bot.teams.poster import PostRefused, Target, message
 from bot.teams.requests import TeamsRequests
@@ -228,6 +228,8 @@ class Listeners:
             ws = await self.workspace(inc)
             if data.get("action") in requests.ACTIONS:
                 return await self.requests.on_click(ws, inc, data)
+            if data.get("action") == alerts.CREATE:
+                return await alerts.create(self, ws, inc, data)
             if data.get("from") == "my_queue" and data.get("action") == "open":
                 return await self._open_from_my_queue(ws, inc, data)
             view = await self.card_action(ws, inc, data)

@@ -11,6 +11,8 @@
 - TicketCreated, and WriteDelivered of a ticket created here -> the ticket's card as a new post in each
   channel bound `dispatch` that may see it (core decides: ChatService.dispatch_channels); the post's reply
   chain becomes the ticket's thread.
+- AlertNeedsTicket -> the alert with a customer choice and "Create ticket" in the technicians' channels core
+  names (core/intake/offers.py; bot/teams/alerts.py takes the click); never a shared channel.
 - SlaWarningEvent -> the channels core names (ChatService.sla_warning_channels), each once per warning (the
   SLA monitor emits each threshold once); never a shared channel.
 Proactive posts use the conversation references stored in our database (ConversationRefs).
@@ -40,6 +42,7 @@ from core.chat import (
 from core.context import Actor
 from core.errors import DeskbridgeError
 from core.notify import (
+    AlertNeedsTicket,
     DomainEvent,
     NoteAdded,
     RiskAlertEvent,
@@ -66,7 +69,7 @@ class TeamsNotifier:
         self.queue = AfterAck(workers=1, quiet_s=0.0, max_defer_s=0.0)
 
     async def notify(self, event: DomainEvent) -> None:
-        if event.ticket_id is None and not isinstance(event, SlaWarningEvent):
+        if event.ticket_id is None and not isinstance(event, SlaWarningEvent | AlertNeedsTicket):
             return
         if not self.queue.submit(lambda: self._handle(event)):
             log.error("Teams event dropped: the queue is full", extra={"event": type(event).__name__})
@@ -93,6 +96,8 @@ class TeamsNotifier:
                 await self._dispatch(event.workspace_id, event.ticket_id)
             elif isinstance(event, SlaWarningEvent):
                 await self._sla(event)
+            elif isinstance(event, AlertNeedsTicket):
+                await self._alert_offer(event)
             elif isinstance(event, RiskAlertEvent):
                 await self._risk(event)
         except PostRefused as exc:
@@ -260,3 +265,14 @@ class TeamsNotifier:
             target = Target(ref.conversation_id, ref.service_url)
             text = f"SLA {'breached' if view.breached else 'warning'}: #{view.ticket_number} {view.subject}"
             await self.s.poster.post(target, message(text[:200], cards.sla_card(view)))
+
+    async def _alert_offer(self, event: AlertNeedsTicket) -> None:
+        offers = self.c.alert_offers
+        targets = await offers.channels(event.workspace_id, PLATFORM)
+        view = await offers.view(event) if targets else None
+        for team_id, channel_id in targets:
+            ref = await self.s.refs.get(event.workspace_id, tenant_id=team_id, conversation_id=channel_id)
+            if view is None or ref is None or ref.shared:
+                continue  # removed, or shared with outsiders since it was bound: the RMM's details are internal
+            await self.s.poster.post(Target(ref.conversation_id, ref.service_url),
+                                     message(view.title[:200], cards.alert_offer_card(view)))

@@ -232,7 +232,8 @@ class ChatWrites:
             view = await self.views.ticket(actor, ref)
             return Submitted(view, f"Alert {verb} queued for your RMM's alert webhook. If it fails, "
                                    "`/deskbridge outbox` shows why.")
-        raise InvalidInput(f"Unknown action '{action}'.")
+        raise InvalidInput(f"This button ('{action[:40]}') is not one this Deskbridge knows: the card is from another "
+                           "version.", hint=f"Open the ticket again (/ticket {ref[:30]}) for its current buttons.")
 
 
 def _form_id(value: str | None, field: str) -> int | None:
