@@ -174,6 +174,15 @@ class QuickActions:
             elif not allow and row is not None:
                 await session.delete(row)
 
+    async def grants(self, actor: Actor) -> list[tuple[Member, M365ActionGrant]]:
+        """The technicians granted the quick-action role (admins may act without a grant), by name."""
+        self.context.check_actor(actor)
+        async with self.db.read(actor.scope) as session:
+            rows = (await session.exec(select(Member, M365ActionGrant).join(
+                M365ActionGrant, M365ActionGrant.member_id == Member.id)  # type: ignore[arg-type]
+                .order_by(Member.name))).all()
+        return [(m, g) for m, g in rows]
+
     async def allowed(self, actor: Actor) -> bool:
         """Whether this technician may run quick actions (an admin, or granted)."""
         if not actor.is_member or actor.customer_scope_id is not None:

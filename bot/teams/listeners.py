@@ -29,7 +29,7 @@ from microsoft_teams.api.models.search.search_response import (
     SearchResponse,
 )
 
-from bot.teams import cards, requests, tenant
+from bot.teams import alerts, cards, requests, tenant
 from bot.teams.incoming import Incoming, incoming, message_text
 from bot.teams.poster import PostRefused, Target, message
 from bot.teams.requests import TeamsRequests
@@ -228,6 +228,8 @@ class Listeners:
             ws = await self.workspace(inc)
             if data.get("action") in requests.ACTIONS:
                 return await self.requests.on_click(ws, inc, data)
+            if data.get("action") == alerts.CREATE:
+                return await alerts.create(self, ws, inc, data)
             if data.get("from") == "my_queue" and data.get("action") == "open":
                 return await self._open_from_my_queue(ws, inc, data)
             view = await self.card_action(ws, inc, data)
@@ -298,8 +300,8 @@ class Listeners:
             label = (await self.c.chat_views.ticket(actor, ref, audience=aud)).summary.display_number
             return await tenant.answer(self.c.tenant_context, self.c.quick_actions, actor, aud, name, ref, data,
                                        ticket_label=label, personal=inc.conversation_type == "personal")
-        if name == "open":
-            return await self.c.chat_views.ticket(actor, ref, audience=aud)
+        if name == "open":  # a card's refresh (Teams asks each time someone looks): a kept card will do
+            return await self.c.chat_views.ticket(actor, ref, audience=aud, kept=True)
         if name in ("assign_me", "alert_ack", "alert_resolve"):
             return (await self.c.chat_commands.action(actor, name, ref)).view
         if name.startswith("ai_draft") and inc.conversation_type != "personal":
