@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from string import Formatter
 from typing import Any
@@ -190,7 +191,7 @@ class TicketCards:
         work = asyncio.ensure_future(self._ai(actor, ticket_id))
         work.add_done_callback(_consume)
         try:
-            return await asyncio.wait_for(asyncio.shield(work), AI_BUDGET_S)
+            return await self._linked(actor, await asyncio.wait_for(asyncio.shield(work), AI_BUDGET_S))
         except TimeoutError:
             log.info("AI suggestions not ready in time; card shown without them", extra={"ticket_id": ticket_id})
             missed.append("ai")
@@ -199,6 +200,13 @@ class TicketCards:
             log.warning("AI suggestions failed", extra={"ticket_id": ticket_id}, exc_info=True)
             missed.append("ai")
             return None
+
+    async def _linked(self, actor: Actor, view: AiSuggestionsView | None) -> AiSuggestionsView | None:
+        """Similar tickets with their link into the PSA (where they live in one)."""
+        if view is None or not view.similar:
+            return view
+        return replace(view, similar=tuple([replace(h, url=await self.psa_url(actor, h.connection_id, h.external_id))
+                                            for h in view.similar]))
 
 
 async def _within(call: Awaitable[Any], budget: float, what: str, missed: list[str]) -> Any:

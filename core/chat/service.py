@@ -144,6 +144,10 @@ class ChatService:
                                    customer_id: int | None) -> list[tuple[str, str]]:
         return await self.bindings.sla_warning_channels(workspace_id, platform, customer_id=customer_id)
 
+    async def risk_alert_channels(self, workspace_id: int, platform: str, *,
+                                  customer_id: int | None) -> list[tuple[str, str]]:
+        return await self.bindings.risk_alert_channels(workspace_id, platform, customer_id=customer_id)
+
     async def dispatch_channels(self, workspace_id: int, platform: str, *,
                                 customer_id: int | None) -> list[tuple[str, str, str]]:
         return await self.bindings.dispatch_channels(workspace_id, platform, customer_id=customer_id)
