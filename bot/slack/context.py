@@ -39,6 +39,7 @@ from core.chat import (
 )
 from core.context import Actor
 from core.errors import DeskbridgeError, PermissionDenied
+from core.intake.offers import AlertOffers
 from core.intake.requests import EndUserRequests
 from core.markup import slack_plain, slack_user_ids
 from core.tenant_actions import QuickActions
@@ -76,8 +77,9 @@ class SlackContext:
                  poster: SlackPoster, api_url: str = "https://slack.com/api/",
                  shared: SharedChannels | None = None, redactor: Redactor | None = None,
                  requests: EndUserRequests | None = None, tenant: TenantContextService | None = None,
-                 quick_actions: QuickActions | None = None) -> None:
+                 quick_actions: QuickActions | None = None, alert_offers: AlertOffers | None = None) -> None:
         self.chat = chat
+        self.alert_offers = alert_offers  # "Create ticket" for alerts that made none (core/intake/offers.py)
         self.tenant = tenant  # Microsoft 365 context beside a ticket (bot/slack/listeners/tenant.py)
         self.quick_actions = quick_actions
         self.requests = requests  # end users asking for help in customer channels (core/intake/requests.py)
