@@ -306,7 +306,10 @@ def _llm_config(settings: Settings) -> LlmConfig | None:
 
 
 def _add_surfaces(container: Deskbridge, notifier: FanoutNotifier) -> None:
-    """The chat surfaces that are configured; each platform's SDK is imported only then."""
+    """The chat surfaces that are configured; each platform's SDK is imported only then. Kept ticket cards
+    (core/chat/card_cache.py) are dropped on their ticket's events before any surface redraws one."""
+    if container.chat_views.cards.cache is not None:
+        notifier.add(container.chat_views.cards.cache)
     if container.settings.slack_enabled:
         from bot.slack.app import SlackSurface
 
