@@ -32,7 +32,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlmodel import select
 
@@ -59,12 +59,22 @@ from core.errors import InvalidInput, NotFound, PermissionDenied
 from core.m365_tenants import M365TenantService
 from core.singleflight import SingleFlight
 from core.ticket_lookup import load_ticket
+from core.views import AiSimilarView
 from store.db import Database
 from store.tables import Contact, Ticket, TicketM365Subject
 
 T = TypeVar("T")
 CACHE_MAX = 2000  # views kept per process
 DirectoryFactory = Callable[[str], TenantDirectory]  # tenant id -> that tenant's directory (bot/main.py)
+SIMILAR_BUDGET_S = 0.5  # the context waits at most this long for similar tickets (like a card for AI assist)
+SIMILAR_TOP = 3
+
+
+class SimilarSource(Protocol):
+    """core/ai/service.py AiService: closed tickets similar to a ticket (the actor's scope and AI settings)."""
+
+    async def similar(self, actor: Actor, *, ticket_id: int | None = None, text: str | None = None,
+                      k: int = 3) -> Any: ...
 
 PERMISSIONS = {  # what each piece needs, named in the note when Graph says a permission is missing
     "Sign-in": "AuditLog.Read.All",
@@ -150,9 +160,11 @@ class TenantContextService:
 
     def __init__(self, db: Database, *, tenants: M365TenantService, directories: DirectoryFactory | None,
                  ttl: float = 120.0, clock: Callable[[], float] = time.monotonic,
-                 connections: ConnectionService | None = None) -> None:
+                 connections: ConnectionService | None = None, ai: SimilarSource | None = None) -> None:
         self.db, self.tenants, self._directories, self.connections = db, tenants, directories, connections
         self._items: dict[tuple[int, str], tuple[float, ConfigurationItem | None]] = {}
+        self.ai = ai  # AI assist: similar tickets beside the context
+        self.similar_budget = SIMILAR_BUDGET_S
         self.ttl, self._clock = ttl, clock
         self._cache: dict[tuple[int, str, str], tuple[float, UserQuickView]] = {}
         self._flight: SingleFlight[UserQuickView] = SingleFlight()
@@ -355,6 +367,26 @@ class TenantContextService:
         return ActivityView(user.upn or sub.key, sign_ins[:ACTIVITY_TOP] if sign_ins is not None else None, audits,
                             notes=tuple(sorted(notes, reverse=True)), device=device,
                             device_sign_ins=from_device[:ACTIVITY_TOP] if from_device is not None else None)
+
+    async def similar(self, actor: Actor, ticket_id: int, *, audience: str = "tech") -> tuple[AiSimilarView, ...]:
+        """Closed tickets like this one (AI assist, within the actor's customers and the workspace's AI settings),
+        beside the context; () when AI assist is off or not ready within `similar_budget` (it goes on warming)."""
+        self.check_actor(actor, audience)
+        if self.ai is None:
+            return ()
+        work = asyncio.ensure_future(self.ai.similar(actor, ticket_id=ticket_id, k=SIMILAR_TOP))
+        work.add_done_callback(lambda f: f.cancelled() or f.exception())
+        try:
+            found = await asyncio.wait_for(asyncio.shield(work), self.similar_budget)
+        except TimeoutError:
+            return ()
+        except Exception:  # noqa: BLE001 - optional beside the context; never breaks it
+            log.warning("similar tickets failed", extra={"ticket_id": ticket_id}, exc_info=True)
+            return ()
+        return tuple(AiSimilarView(
+            ticket_id=h.doc.ticket_id, number=h.doc.number, score=h.score, closed_at=h.doc.closed_at,
+            ref=f"#{h.doc.number}" if h.doc.number is not None else f"id:{h.doc.ticket_id}",
+            subject=h.doc.text.split("\n", 1)[0][:120]) for h in found.hits)
 
     async def apps(self, actor: Actor, ticket_id: int, device_id: str, *, audience: str = "tech") -> AppsView:
         """Apps Intune detected on one of the ticket user's devices (any other device is refused)."""

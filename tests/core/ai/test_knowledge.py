@@ -174,3 +174,34 @@ async def test_the_template_draft_quotes_the_linked_article(env, workspace_id, t
     draft = await c.ai.draft(tech, ticket_id)
     assert 'Our guide "VPN tunnel drops" says:' in draft.text
     assert "raise the keepalive to 60 s on the Acme firewall" in draft.text and "/kba/" not in draft.text
+
+
+async def test_a_similar_ticket_on_the_card_links_into_the_psa(env, db, workspace_id, tech, monkeypatch):
+    from core.chat import cards
+
+    monkeypatch.setattr(cards, "AI_BUDGET_S", 60.0)
+    c, _, setup = env
+    async with db.write(Scope.workspace(workspace_id)) as s:
+        s.add(Ticket(workspace_id=workspace_id, number=7001, external_id="7001", connection_id=setup.connection_id,
+                     customer_id=setup.customer_id, subject="VPN tunnel drops every hour", priority="low",
+                     priority_rank=3, stage="closed"))
+    view = await c.chat_views.ticket(tech, 8001)
+    assert view.ai is not None
+    [similar] = view.ai.similar
+    assert similar.ref == "#7001" and similar.url is not None and similar.url.endswith("7001")
+    assert similar.url in json.dumps(ticket_blocks(view)) and similar.url in render_ticket(view)[0]
+
+
+async def test_deskbridge_ai_says_how_many_kb_articles_there_are(env, workspace_id, tech):
+    from core.chat import grammar
+    from core.chat.models import ChannelInfo, ChatUser
+
+    c, _, _ = env
+    user = ChatUser(platform="slack", team_id="T1", user_id="U1")
+
+    async def status():
+        return (await c.chat_commands.run(tech, user, ChannelInfo(), grammar.parse("/deskbridge", "ai"))).lines
+
+    assert any("No KB articles yet" in line and "deskbridge ai kb-import" in line for line in await status())
+    await c.ai.kb.refresh(workspace_id)
+    assert "KB articles for links: 34 from Hudu" in await status()
