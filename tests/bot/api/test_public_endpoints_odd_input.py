@@ -28,3 +28,21 @@ async def test_a_body_too_large_for_the_api_says_a_way_the_api_offers(api: Api):
         assert r.status_code == 413, r.text
         hint = r.json()["hint"]
         assert "attachment" not in hint and "100,000 characters" in hint, hint
+
+
+@pytest.mark.parametrize("ref", ["abc", "id:abc", "12-", "%00", "1.5"])
+async def test_a_path_that_names_no_ticket_says_how_tickets_are_named(api: Api, ref: str):
+    r = await api.get(f"/tickets/{ref}")
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert "pattern" not in body["detail"] and "does not name a ticket" in body["detail"]
+    assert "1042" in body["hint"] and "id:17" in body["hint"] and "cw-1042" in body["hint"]
+
+
+@pytest.mark.parametrize(("content", "ctype"), [(b"{", "application/json"), (b"[]", "application/json"),
+                                                (b"subject=x", "application/x-www-form-urlencoded")])
+async def test_a_body_that_is_not_a_json_object_says_to_send_one(api: Api, content: bytes, ctype: str):
+    r = await api.client.post("/api/msp-portal/tickets", content=content,
+                              headers={**api.auth(), "content-type": ctype})
+    assert r.status_code in (400, 422), r.text
+    assert "JSON object" in r.json()["hint"], r.json()
