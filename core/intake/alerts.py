@@ -130,7 +130,7 @@ class AlertIntake:
         source, cached = await self._authenticate(key, headers)
         try:
             decoded = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: nested too deep
             raise InvalidInput("The body is not JSON.", hint="Send one alert event as a JSON object.") from None
         parser = self.parsers.get(source.kind)
         if parser is None:
