@@ -136,7 +136,8 @@ class AlertIntake:
             raise refused
         if not source.enabled:
             raise AlertRefused(f"The alert source '{source.name}' is disabled.",
-                               hint="Enable it with `deskbridge intake set <source> enabled on`.")
+                               hint="Enable it on the admin page Intake (/admin/intake) or with "
+                                    "`deskbridge intake set <source> enabled on`.")
         return source
 
     def _secret(self, source: AlertSource) -> str:
