@@ -210,15 +210,15 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     sla = SlaService(db)
     m365 = M365TenantService(db, consent_url=_consent_url(settings))
     m365_pool = _m365_pool(settings, db, cipher, transport)
-    tenant_context = TenantContextService(db, tenants=m365, directories=m365_pool, connections=connections)
-    quick_actions = QuickActions(db, context=tenant_context, cipher=cipher, tickets=tickets)
     docs = DocsService(db, cipher=cipher, factory=_docs_factory(transport))
+    ai = _ai(settings, db, registry, docs, notifier)
+    tenant_context = TenantContextService(db, tenants=m365, directories=m365_pool, connections=connections, ai=ai)
+    quick_actions = QuickActions(db, context=tenant_context, cipher=cipher, tickets=tickets)
     chat = ChatService(db, cipher=cipher, workspaces=workspaces, directory=directory)
     alert_sources = AlertSourceService(db, cipher=cipher)
     alert_intake = AlertIntake(db, sources=alert_sources, tickets=tickets, parsers=ALERT_PARSERS)
     mailboxes = MailboxService(db, cipher=cipher, intake=MailIntake(db, tickets=tickets),
                                readers=lambda kind, config: build_mail_reader(kind, config, transport=transport))
-    ai = _ai(settings, db, registry, docs, notifier)
     chat_views = ChatViews(db, tickets=tickets, connections=connections, capabilities=registry.capabilities, sla=sla,
                            ai=ai.suggestions, tenant_context=tenant_context.available if m365_pool else None,
                            docs=docs.card_links)
@@ -306,7 +306,10 @@ def _llm_config(settings: Settings) -> LlmConfig | None:
 
 
 def _add_surfaces(container: Deskbridge, notifier: FanoutNotifier) -> None:
-    """The chat surfaces that are configured; each platform's SDK is imported only then."""
+    """The chat surfaces that are configured; each platform's SDK is imported only then. Kept ticket cards
+    (core/chat/card_cache.py) are dropped on their ticket's events before any surface redraws one."""
+    if container.chat_views.cards.cache is not None:
+        notifier.add(container.chat_views.cards.cache)
     if container.settings.slack_enabled:
         from bot.slack.app import SlackSurface
 

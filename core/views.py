@@ -219,6 +219,9 @@ class AiSimilarView:
     subject: str
     score: float
     closed_at: datetime | None
+    connection_id: int | None = None
+    external_id: str | None = None
+    url: str | None = None  # the ticket in the PSA's own UI (chat cards fill it in; core/chat/cards.py)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -301,7 +304,7 @@ def ai_lines(view: AiSuggestionsView) -> list[str]:
                    + f" - {c.reason}")
     for h in view.similar:
         when = f", closed {h.closed_at:%d %b %Y}" if h.closed_at else ""
-        out.append(f"Similar: {h.ref} {h.subject} ({h.score:.2f}{when})")
+        out.append(f"Similar: {h.ref} {h.subject} ({h.score:.2f}{when})" + (f" {h.url}" if h.url else ""))
     for r in view.resolutions:
         out.append(f"Suggested resolution ({r.attribution}): {r.text}")
     if view.disagree:

@@ -22,6 +22,7 @@ from core.tenant_actions import (
     QuickActionAccepted,
 )
 from core.tenant_context import SIGN_IN_SCAN, ActivityView, AppsView, UserQuickView
+from core.views import AiSimilarView
 
 CHOOSE_CALLBACK = "db_ctx_choose"  # the change-user modal's callback_id
 MAX_DEVICES = 10
@@ -127,8 +128,17 @@ def _activity_blocks(activity: ActivityView) -> list[dict[str, Any]]:
     return blocks
 
 
+def _similar_blocks(similar: tuple[AiSimilarView, ...]) -> list[dict[str, Any]]:
+    if not similar:
+        return []
+    lines = [f"{esc(h.ref)} {esc(h.subject)} ({h.score:.2f}" + (f", closed {h.closed_at:%d %b %Y}" if h.closed_at
+                                                                 else "") + ")" for h in similar]
+    return [{"type": "section", "text": _md("*Similar closed tickets*\n" + "\n".join(lines))}]
+
+
 def context_modal(view: UserQuickView, *, ticket_label: str, channel: str | None, can_act: bool,
-                  activity: ActivityView | None = None, notice: str | None = None) -> dict[str, Any]:
+                  activity: ActivityView | None = None, notice: str | None = None,
+                  similar: tuple[AiSimilarView, ...] = ()) -> dict[str, Any]:
     """The ticket's Microsoft 365 context: user, devices, activity on request, and the quick actions."""
     assert view.ticket_id is not None
     t = view.ticket_id
@@ -140,6 +150,7 @@ def context_modal(view: UserQuickView, *, ticket_label: str, channel: str | None
     notes = [esc(n) for n in view.notes if n]
     if notes:
         blocks.append(_context(*notes))
+    blocks += _similar_blocks(similar)
     row = [_btn("ctx_change", "Change user", _value(t))]
     if view.user is not None:
         row.insert(0, _btn("ctx_activity", "Recent activity", _value(t)))

@@ -300,8 +300,8 @@ class Listeners:
             label = (await self.c.chat_views.ticket(actor, ref, audience=aud)).summary.display_number
             return await tenant.answer(self.c.tenant_context, self.c.quick_actions, actor, aud, name, ref, data,
                                        ticket_label=label, personal=inc.conversation_type == "personal")
-        if name == "open":
-            return await self.c.chat_views.ticket(actor, ref, audience=aud)
+        if name == "open":  # a card's refresh (Teams asks each time someone looks): a kept card will do
+            return await self.c.chat_views.ticket(actor, ref, audience=aud, kept=True)
         if name in ("assign_me", "alert_ack", "alert_resolve"):
             return (await self.c.chat_commands.action(actor, name, ref)).view
         if name.startswith("ai_draft") and inc.conversation_type != "personal":

@@ -191,13 +191,16 @@ class TeamsNotifier:
         if ticket_id is None:
             return
         actor = Actor.system(workspace_id)
-        try:
+        try:  # the light header first: a sync creating thousands of tickets builds no card nobody is sent
+            head = await self.c.tickets.header(actor, f"id:{ticket_id}")
+            targets = await self.c.chat.dispatch_channels(workspace_id, PLATFORM, customer_id=head.summary.customer_id)
+            if not targets:
+                return
             tech = await self.c.chat_views.ticket_by_id(actor, ticket_id)
         except DeskbridgeError:
             return
         if tech is None:
             return  # no number yet: its delivery dispatches it
-        targets = await self.c.chat.dispatch_channels(workspace_id, PLATFORM, customer_id=tech.summary.customer_id)
         threads = {p.channel_id for p in await self.c.chat.posts_for_ticket(workspace_id, ticket_id, PLATFORM)}
         for team_id, channel_id, aud in targets:
             if channel_id in threads:

@@ -6,6 +6,7 @@ listener for every invoke; core refuses end users and customer channels whatever
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from bot.teams import tenant_cards as tc
@@ -35,8 +36,10 @@ async def answer(ctx: TenantContextService, quick: QuickActions, actor: Actor, a
     device = str(data.get("device") or "") or None
 
     async def context(**kw: Any) -> dict[str, Any]:
-        view = await ctx.user_view(actor, ticket_id, audience=aud)
-        return tc.context_card(view, ticket_label=ticket_label, can_act=await quick.allowed(actor), **kw)
+        view, similar = await asyncio.gather(ctx.user_view(actor, ticket_id, audience=aud),
+                                             ctx.similar(actor, ticket_id, audience=aud))
+        return tc.context_card(view, ticket_label=ticket_label, can_act=await quick.allowed(actor), similar=similar,
+                               **kw)
 
     if name == "context":
         return await context()

@@ -23,6 +23,7 @@ from core.tenant_actions import (
     QuickActionAccepted,
 )
 from core.tenant_context import SIGN_IN_SCAN, ActivityView, AppsView, UserQuickView
+from core.views import AiSimilarView
 
 MAX_DEVICES = 10
 ACTION_OF = {"ctx_reset": "reset_password", "ctx_revoke": "revoke_sessions", "ctx_sync": "sync_device"}  # card verb -> action
@@ -103,7 +104,7 @@ def _activity(activity: ActivityView) -> list[dict[str, Any]]:
 
 
 def context_card(view: UserQuickView, *, ticket_label: str, can_act: bool, activity: ActivityView | None = None,
-                 notice: str | None = None) -> dict[str, Any]:
+                 notice: str | None = None, similar: tuple[AiSimilarView, ...] = ()) -> dict[str, Any]:
     """The ticket's Microsoft 365 context for the technician who asked."""
     assert view.ticket_id is not None
     t = view.ticket_id
@@ -112,6 +113,11 @@ def context_card(view: UserQuickView, *, ticket_label: str, can_act: bool, activ
         body.append(_t(notice, color="Good"))
     body += _user(view) + _devices(view, t, can_act and view.user is not None)
     body += [_t(n, isSubtle=True) for n in view.notes if n]
+    if similar:
+        body += [_t("Similar closed tickets", weight="Bolder", separator=True),
+                 _t("\n\n".join(f"{h.ref} {h.subject} ({h.score:.2f}"
+                                  + (f", closed {h.closed_at:%d %b %Y}" if h.closed_at else "") + ")"
+                                  for h in similar))]
     body.append({"type": "Input.Text", "id": "user", "placeholder": "Another user: jane@contoso.com",
                  "maxLength": 254})
     actions = [execute("Use this user", "ctx_choose", f"id:{t}")]

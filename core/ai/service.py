@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from connectors.base import Capabilities, Feature
+from core.admin_audit import record_change
 from core.ai import categorize, drafts, resolution
 from core.ai import settings as ai_settings
 from core.ai.category_writes import CategoryWrites, ai_owned, label_from
@@ -120,6 +121,7 @@ class AiService:
             own = dict(ws.settings.get(ai_settings.SETTINGS_KEY) or {})
             own[key] = value
             ws.settings = {**ws.settings, ai_settings.SETTINGS_KEY: own}
+            record_change(session, actor, actor.workspace_id, "ai.setting", {"name": key, "value": value})
             return ai_settings.effective(ws.settings)
 
     # --- training and status ------------------------------------------------------------------------
@@ -362,7 +364,8 @@ class AiService:
 
     async def _closed_since(self, workspace_id: int, since: datetime | None) -> list[Doc]:
         query = sa.select(col(Ticket.id), col(Ticket.customer_id), col(Ticket.number), col(Ticket.subject),
-                          col(Ticket.description), col(Ticket.closed_at)).where(col(Ticket.stage).in_(CLOSED), col(Ticket.deleted_at).is_(None))
+                          col(Ticket.description), col(Ticket.closed_at), col(Ticket.connection_id),
+                          col(Ticket.external_id)).where(col(Ticket.stage).in_(CLOSED), col(Ticket.deleted_at).is_(None))
         if since is not None:  # `>=`: tickets closed in the same instant are re-read; the index skips known ids
             query = query.where(col(Ticket.closed_at) >= since)
         async with self.db.read(Scope.workspace(workspace_id)) as session:
@@ -379,7 +382,8 @@ class AiService:
                         notes[tid] = (body, author)  # the latest resolution note wins
         return [Doc(ticket_id=r[0], customer_id=r[1], number=r[2], text=f"{r[3]}\n{r[4]}",
                             closed_at=r[5], resolution=notes.get(r[0], ("", None))[0],
-                            resolved_by=notes.get(r[0], ("", None))[1]) for r in rows]
+                            resolved_by=notes.get(r[0], ("", None))[1], connection_id=r[6], external_id=r[7])
+                for r in rows]
 
 
     async def suggestions(self, actor: Actor, ticket_id: int) -> AiSuggestionsView | None:
@@ -396,7 +400,8 @@ class AiService:
             similar=tuple(AiSimilarView(
                 ticket_id=h.doc.ticket_id, number=h.doc.number, score=h.score, closed_at=h.doc.closed_at,
                 ref=f"#{h.doc.number}" if h.doc.number is not None else f"id:{h.doc.ticket_id}",
-                subject=h.doc.text.split("\n", 1)[0][:120]) for h in found.hits),
+                subject=h.doc.text.split("\n", 1)[0][:120], connection_id=h.doc.connection_id,
+                external_id=h.doc.external_id) for h in found.hits),
             resolutions=tuple(AiResolutionView(text=r.text, attribution=r.attribution)
                               for r in found.resolutions.items),
             disagree=found.resolutions.disagree, cross_customer=found.cross_customer, actions=actions,

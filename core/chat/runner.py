@@ -182,7 +182,8 @@ class ChatRunner:
     async def _ai(self, r: Request) -> View:
         assert isinstance(r.cmd, c.AiCmd)
         if self.ai is None:
-            raise InvalidInput("AI assist is not available on this server.")
+            raise InvalidInput("AI assist is not available on this server.",
+                               hint="Ask the admin who runs Deskbridge; the rest of the commands work as usual.")
         return await self.ai.run(r.actor, r.info, r.cmd)
 
     # ------------------------------------------------------------ queue
@@ -249,7 +250,8 @@ class ChatRunner:
 
     async def _member_id(self, actor: Actor, text: str) -> int:
         if not actor.is_member:
-            raise PermissionDenied("Only technicians can filter by assignee.")
+            raise PermissionDenied("Only technicians can filter by assignee.",
+                                   hint="Leave out assignee: (or mine) to see this channel's tickets.")
         q = text.strip().lower()
         async with self.db.read(actor.scope) as session:
             members = list((await session.exec(select(Member).where(Member.active == sa.true()))).all())

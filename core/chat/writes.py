@@ -92,7 +92,7 @@ class ChatWrites:
                                                  in ("true", "on", "1", "yes", "billable"))
             what = f"{minutes} min logged"
         else:
-            raise InvalidInput(f"Unknown form '{form}'.")
+            raise InvalidInput(f"Unknown form '{form[:40]}'.", hint="Open the ticket again and use its buttons.")
         return Submitted(await self.views.ticket_from_detail(actor, detail, audience=audience),
                          queued(what, detail.summary.connection_id))
 

@@ -122,7 +122,7 @@ class AlertIntake:
         source = await self._authenticate(key, headers)
         try:
             decoded = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: nested too deep
             raise InvalidInput("The body is not JSON.", hint="Send one alert event as a JSON object.") from None
         parser = self.parsers.get(source.kind)
         if parser is None:
@@ -156,7 +156,8 @@ class AlertIntake:
             raise refused
         if not source.enabled:
             raise AlertRefused(f"The alert source '{source.name}' is disabled.",
-                               hint="Enable it with `deskbridge intake set <source> enabled on`.")
+                               hint="Enable it on the admin page Intake (/admin/intake) or with "
+                                    "`deskbridge intake set <source> enabled on`.")
         return source
 
     def _secret(self, source: AlertSource) -> str:

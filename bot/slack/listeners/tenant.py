@@ -98,9 +98,10 @@ async def run(sc: SlackContext, name: str, body: dict[str, Any], context: Any, c
 async def _modal(sc: SlackContext, actor: Actor, ticket_id: int, aud: str, channel: str | None,
                  **kw: Any) -> dict[str, Any]:
     assert sc.tenant is not None and sc.quick_actions is not None
-    quick = await sc.tenant.user_view(actor, ticket_id, audience=aud)
+    quick, similar = await asyncio.gather(sc.tenant.user_view(actor, ticket_id, audience=aud),
+                                          sc.tenant.similar(actor, ticket_id, audience=aud))
     label = (await sc.views.ticket(actor, f"id:{ticket_id}", audience=aud)).summary.display_number
-    return tb.context_modal(quick, ticket_label=label, channel=channel,
+    return tb.context_modal(quick, ticket_label=label, channel=channel, similar=similar,
                             can_act=await sc.quick_actions.allowed(actor), **kw)
 
 

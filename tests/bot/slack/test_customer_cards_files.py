@@ -47,3 +47,27 @@ async def test_a_file_the_psa_did_not_say_is_public_stays_off_a_customer_card(sl
     assert "server-rack-photo" not in json.dumps(slack.fake.of("chat.postMessage")[-1].args["blocks"])
     await slack.slash("/ticket", "5001", user=TECH, channel="C_TECH2")
     assert "server-rack-photo.jpg" in json.dumps(slack.fake.of("chat.postMessage")[-1].args["blocks"])
+
+
+async def test_a_customer_card_shows_replies_without_the_write_plumbing(slack):
+    """Queued or refused is the MSP's business (the technician's card says it): the customer reads the reply."""
+    from sqlmodel import select
+
+    from store.db import Scope
+    from store.enums import OutboxStatus
+    from store.tables import OutboxOp
+    tech = Actor.system(slack.ws)
+    await slack.c.tickets.comment(tech, 5001, "We replaced the VPN certificate.", visibility="public")
+    await slack.c.tickets.comment(tech, 5001, "Please restart your laptop.", visibility="public")
+    async with slack.c.db.write(Scope.workspace(slack.ws)) as s:
+        first = (await s.exec(select(OutboxOp).order_by(OutboxOp.id))).first()
+        first.status, first.last_error = OutboxStatus.DEAD, "HTTP 400 from the PSA"
+    await slack.slash("/deskbridge", "bind customer ACME", user=ADMIN, channel="C_ACME")
+    await slack.slash("/ticket", "5001", user=STRANGER, channel="C_ACME")
+    text = json.dumps(slack.fake.of("chat.postMessage")[-1].args["blocks"])
+    assert "We replaced the VPN certificate." in text and "Please restart your laptop." in text
+    for plumbing in ("not in the PSA", "refused", "queued"):
+        assert plumbing not in text, plumbing
+    await slack.slash("/ticket", "5001", user=TECH, channel="C_TECH2")
+    tech_text = json.dumps(slack.fake.of("chat.postMessage")[-1].args["blocks"])
+    assert "not in the PSA (refused)" in tech_text and "queued" in tech_text  # technicians still see both

@@ -347,3 +347,28 @@ async def test_admins_grant_quick_actions_from_chat(slack, graph):
     await slack.slash("/deskbridge", f"m365 revoke <@{TECH}>", user=ADMIN)
     assert "may no longer run" in slack.fake.webhooks[-1]["text"]
     assert "db_ctx_reset" not in _buttons((await _open_context(slack))["blocks"])
+
+
+async def test_similar_closed_tickets_beside_the_context(slack):
+    """AI assist's similar closed tickets (this customer's, per the workspace's AI settings) in the context modal."""
+    from datetime import UTC, datetime
+
+    async with slack.c.db.write(Scope.workspace(slack.ws)) as s:
+        for number, subject in ((4001, "VPN down after the firewall update"), (4002, "VPN down at the Leeds office"),
+                                (4003, "Printer out of toner")):
+            s.add(Ticket(workspace_id=slack.ws, number=number, external_id=str(number),
+                         connection_id=slack.setup.connection_id, customer_id=slack.setup.customer_id,
+                         subject=subject, priority="medium", priority_rank=2, stage="closed",
+                         closed_at=datetime(2026, 11, 3, 9, 0, tzinfo=UTC), psa_status_id="5",
+                         psa_status_name="Closed"))
+        ticket_id = (await s.exec(select(Ticket.id).where(Ticket.number == 5001))).one()
+    tech = Actor(workspace_id=slack.ws, origin=Origin.SLACK, display="t", member_id=slack.setup.member_id)
+    await slack.c.ai.similar(tech, ticket_id=ticket_id)  # the workspace's index is built (as after a card)
+    slack.c.tenant_context.similar_budget = 30.0  # (the 0.5 s budget is for production; this machine is loaded)
+    view = await _open_context(slack)
+    section = next(b["text"]["text"] for b in view["blocks"]
+                   if "Similar closed tickets" in (b.get("text") or {}).get("text", ""))
+    assert "#4001 VPN down after the firewall update" in section and "#4002 VPN down at the Leeds office" in section
+    assert "closed 03 Nov 2026" in section and "Printer" not in section
+    await slack.c.ai.set_setting(Actor.system(slack.ws), "similar", "off")  # an admin turned it off: none shown
+    assert "Similar closed tickets" not in json.dumps(await _open_context(slack))
