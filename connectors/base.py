@@ -452,21 +452,23 @@ class ConnectionConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConfigurationItem:
-    """The device a ticket names through the PSA (Autotask configuration item), as far as the PSA knows it:
-    what it takes to find the same device in Intune (its serial number, host name or name)."""
+    """The device a ticket names through the PSA (Autotask configuration item, HaloPSA asset), as far as the PSA
+    knows it: what it takes to find the same device in Intune (its Intune id, serial number, host name or name)."""
 
     external_id: str
     name: str = ""
     serial: str = ""
     hostname: str = ""
+    intune_id: str = ""  # HaloPSA's Intune integration records the managed device's id on the asset
 
 
 class ConfigurationItems(Protocol):
-    """Optional beside PsaConnector: a connector that can read the configuration item a ticket's `device_ref`
-    holds (core looks for the method; a connector without it leaves the device to names)."""
+    """Optional beside PsaConnector: a connector that can read the device a ticket is about (core looks for the
+    method; a connector without it leaves the device to names)."""
 
-    async def configuration_item(self, external_id: str) -> ConfigurationItem | None:
-        """The item, or None when the PSA has no such item (PsaError when the PSA cannot answer)."""
+    async def ticket_device(self, ticket_external_id: str, device_ref: str | None) -> ConfigurationItem | None:
+        """The ticket's device (from its `device_ref` or the PSA's own link), or None when it has none (PsaError
+        when the PSA cannot answer)."""
         ...
 
 

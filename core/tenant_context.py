@@ -138,7 +138,8 @@ class Subject:
     chosen: bool = False
     note: str | None = None
     device_ref: str | None = None  # the ticket's RMM device name or PSA configuration item id
-    connection_id: int | None = None  # the ticket's PSA connection (which reads the configuration item)
+    connection_id: int | None = None  # the ticket's PSA connection (which may say the ticket's device)
+    external_id: str | None = None  # the ticket's id in that PSA
 
 
 def _note(label: str, exc: DirectoryError) -> tuple[str, bool]:
@@ -230,13 +231,13 @@ class TenantContextService:
         if tenant is None:
             return Subject(ticket_id, None, email or None, note=(
                 "No Microsoft 365 tenant for this customer (`deskbridge customer connect-m365`)."))
-        ref, conn = ticket.device_ref or None, ticket.connection_id
+        psa: dict[str, Any] = {"device_ref": ticket.device_ref or None, "connection_id": ticket.connection_id,
+                               "external_id": ticket.external_id}
         if chosen is not None:
-            return Subject(ticket_id, tenant, chosen.user_key, chosen.device_id, chosen=True, device_ref=ref,
-                           connection_id=conn)
+            return Subject(ticket_id, tenant, chosen.user_key, chosen.device_id, chosen=True, **psa)
         if not email:
             return Subject(ticket_id, tenant, None, note="The ticket's contact has no e-mail address.")
-        return Subject(ticket_id, tenant, email, device_ref=ref, connection_id=conn)
+        return Subject(ticket_id, tenant, email, **psa)
 
     async def user_view(self, actor: Actor, ticket_id: int, *, audience: str = "tech") -> UserQuickView:
         """The quick view of the Microsoft 365 account the ticket is about."""
@@ -248,7 +249,7 @@ class TenantContextService:
             return UserQuickView(sub.tenant_id, sub.key, notes=(
                 "Microsoft 365 is not configured on this Deskbridge.",), **extra)
         view = await self._cached(actor.workspace_id, sub.tenant_id, sub.key)
-        if extra["device_id"] is None and sub.device_ref and view.devices is not None:
+        if extra["device_id"] is None and (sub.device_ref or sub.external_id) and view.devices is not None:
             device, note = await self._ticket_device(actor, sub, view.devices)
             extra["device_id"] = device.id if device else None
             if note:
@@ -257,33 +258,35 @@ class TenantContextService:
 
     async def _ticket_device(self, actor: Actor, sub: Subject,
                              devices: tuple[ManagedDevice, ...]) -> tuple[ManagedDevice | None, str | None]:
-        """The user's Intune device the ticket's device reference names, and a note when none matches."""
-        assert sub.device_ref is not None
-        item = await self._configuration_item(actor, sub.connection_id, sub.device_ref)
-        keys = [("serial", item.serial), ("name", item.hostname), ("name", item.name)] if item else []
-        keys.append(("name", sub.device_ref))
+        """The user's Intune device the ticket's device (PSA item or RMM name) is, and a note when none is."""
+        item = await self._configuration_item(actor, sub)
+        if item is None and not sub.device_ref:
+            return None, None
+        keys = [("id", item.intune_id), ("serial", item.serial), ("name", item.hostname),
+                ("name", item.name)] if item else []
+        keys.append(("name", sub.device_ref or ""))
         for attr, want in keys:
             found = next((d for d in devices if want and getattr(d, attr).lower() == want.strip().lower()), None)
             if found is not None:
                 return found, None
         label = f"{item.name or item.hostname or item.serial} (the PSA's configuration item)" if item else \
-            sub.device_ref
+            str(sub.device_ref)
         return None, f"Device: the ticket's device {label} is not one of this user's Intune devices."
 
-    async def _configuration_item(self, actor: Actor, connection_id: int | None,
-                                  ref: str) -> ConfigurationItem | None:
-        """The PSA's configuration item a ticket's device_ref names (cached `ttl`); None when the connector
-        reads none, has no such item, or cannot answer now (the reference is then matched as a name)."""
-        if self.connections is None or connection_id is None:
+    async def _configuration_item(self, actor: Actor, sub: Subject) -> ConfigurationItem | None:
+        """The ticket's device as its PSA knows it (cached `ttl`); None when the connector reads none, the ticket
+        has none, or the PSA cannot answer now (a device_ref is then matched as a name)."""
+        connection_id = sub.connection_id
+        if self.connections is None or connection_id is None or not sub.external_id:
             return None
-        key, now = (connection_id, ref), self._clock()
+        key, now = (connection_id, f"{sub.external_id}|{sub.device_ref or ''}"), self._clock()
         hit = self._items.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
         try:
             conn = await self.connections.get(actor.workspace_id, connection_id)
-            reader = getattr(self.connections.shared(conn), "configuration_item", None)
-            item = await reader(ref) if reader is not None else None
+            reader = getattr(self.connections.shared(conn), "ticket_device", None)
+            item = await reader(sub.external_id, sub.device_ref) if reader is not None else None
         except (PsaError, NotFound) as exc:
             log.info("configuration item not read", extra={"connection_id": connection_id, "error": str(exc)})
             return None

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from core.tenant_actions import CONFIRM, QuickActionAccepted
 from core.tenant_context import SIGN_IN_SCAN, ActivityView, AppsView, UserQuickView
+from core.views import AiSimilarView
 
 CONTEXT_WORDS = ("activity", "apps", "user", "reset", "revoke", "sync")
 # The same questions as Slack and Teams ask (core/tenant_actions.py), about the open ticket's user.
@@ -19,8 +20,8 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else "never"
 
 
-def render_user_context(view: UserQuickView) -> str:
-    """The quick view as lines of text; gaps are listed as notes."""
+def render_user_context(view: UserQuickView, similar: tuple[AiSimilarView, ...] = ()) -> str:
+    """The quick view as lines of text (the ticket's device marked, similar closed tickets last); gaps are notes."""
     lines: list[str] = []
     u = view.user
     if u is None:
@@ -43,9 +44,14 @@ def render_user_context(view: UserQuickView) -> str:
             lines.append(f"  Devices ({len(view.devices)}):" if view.devices else "  Devices: none in Intune")
             for d in view.devices:
                 enc = {True: "encrypted", False: "NOT encrypted", None: "encryption unknown"}[d.encrypted]
+                pin = "  (this ticket's device)" if d.id == view.device_id else ""
                 lines.append(f"    {d.name}  {d.os} {d.os_version}  {d.compliance}  {enc}  "
-                             f"last check-in {_when(d.last_sync)}")
-    lines += [f"  Note: {n}" for n in view.notes]
+                             f"last check-in {_when(d.last_sync)}{pin}")
+    lines += [f"  Note: {n}" for n in view.notes if n]
+    if similar:
+        lines.append("  Similar closed tickets:")
+        lines += [f"    {h.ref} {h.subject} ({h.score:.2f}" + (f", closed {h.closed_at:%d %b %Y}" if h.closed_at
+                                                               else "") + ")" for h in similar]
     return "\n".join(lines)
 
 

@@ -165,7 +165,8 @@ class ConsoleSession:
             done = await self._quick_action(actor, ticket_id, action, arg or None)
             self.write(render_accepted(done) if done is not None else "Nothing was done.")
         else:
-            self.write(render_user_context(await ctx.user_view(actor, ticket_id)))
+            view, similar = await asyncio.gather(ctx.user_view(actor, ticket_id), ctx.similar(actor, ticket_id))
+            self.write(render_user_context(view, similar))
 
     async def _quick_action(self, actor: Actor, ticket_id: int, action: str,
                             device: str | None) -> QuickActionAccepted | None:

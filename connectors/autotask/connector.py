@@ -203,14 +203,16 @@ class AutotaskConnector:
     async def get_ticket(self, external_id: str) -> PsaTicket:
         return await self._ticket(await self.client.get_item(f"Tickets/{_tid(external_id)}"))
 
-    async def configuration_item(self, external_id: str) -> ConfigurationItem | None:
-        """The ticket's configurationItemID as a device: referenceTitle (its name), serialNumber, and the RMM
-        audit's host name (Datto RMM fills it)."""
+    async def ticket_device(self, ticket_external_id: str, device_ref: str | None) -> ConfigurationItem | None:
+        """The ticket's configurationItemID (synced as its device_ref) as a device: referenceTitle (its name),
+        serialNumber, and the RMM audit's host name (Datto RMM fills it)."""
+        if not device_ref:
+            return None
         try:
-            row = await self.client.get_item(f"ConfigurationItems/{_tid(external_id)}")
+            row = await self.client.get_item(f"ConfigurationItems/{_tid(device_ref)}")
         except PsaNotFound:
             return None
-        return ConfigurationItem(external_id=str(row.get("id") or external_id),
+        return ConfigurationItem(external_id=str(row.get("id") or device_ref),
                                  name=str(row.get("referenceTitle") or ""), serial=str(row.get("serialNumber") or ""),
                                  hostname=str(row.get("rmmDeviceAuditHostname") or ""))
 

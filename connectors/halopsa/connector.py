@@ -44,6 +44,7 @@ import httpx
 from connectors.base import (
     AccountInfo,
     Capabilities,
+    ConfigurationItem,
     ConnectionConfig,
     Feature,
     FoundWrite,
@@ -235,6 +236,11 @@ class HaloPsaConnector:
         if row.get("deleted") is True:
             raise PsaNotFound(f"HaloPSA ticket {external_id} was deleted.")
         return self._ticket(row, await self.data.closed_ids())
+
+    async def ticket_device(self, ticket_external_id: str, device_ref: str | None) -> ConfigurationItem | None:
+        """The ticket's first linked asset (`assets` of the full record), with the Intune id Halo keeps for it."""
+        row = await self.client.get_record(TICKETS, _tid(ticket_external_id), queries.ticket(details=True))
+        return None if row.get("deleted") is True else m.ticket_device(row)
 
     async def create_ticket(self, ticket: NewTicket) -> PsaTicket:
         if not ticket.summary.strip() or len(ticket.summary) > self.capabilities.max_summary_chars:

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.base import (
+    ConfigurationItem,
     NoteVisibility,
     PsaAttachment,
     PsaBoard,
@@ -380,3 +381,14 @@ def hours(minutes: int) -> float:
 def duration(minutes: int) -> timedelta:
     """Minutes as a timedelta (for start/end pairs)."""
     return timedelta(minutes=minutes)
+
+
+def ticket_device(data: J) -> ConfigurationItem | None:
+    """The first asset linked to a ticket (`Faults.assets`, a list of `Device_List`), as a device: its main field
+    (`key_field`, usually the asset's name or tag) and the Intune id Halo's Intune integration records."""
+    assets = [a for a in (data.get("assets") or []) if isinstance(a, dict) and a.get("id") is not None]
+    if not assets:
+        return None
+    a = assets[0]
+    return ConfigurationItem(external_id=str(a["id"]), name=_text(a.get("key_field") or a.get("inventory_number")),
+                             intune_id=_text(a.get("intune_id")))

@@ -178,7 +178,8 @@ class AlertIntake:
             raise refused
         if not source.enabled:
             raise AlertRefused(f"The alert source '{source.name}' is disabled.",
-                               hint="Enable it with `deskbridge intake set <source> enabled on`.")
+                               hint="Enable it on the admin page Intake (/admin/intake) or with "
+                                    "`deskbridge intake set <source> enabled on`.")
         if len(self._sources) > 1000:
             self._sources.clear()
         self._sources[key] = source

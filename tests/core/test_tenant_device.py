@@ -93,3 +93,46 @@ async def test_device_activity_check_in_and_sign_ins_from_it(env):
     activity = await c.tenant_context.activity(tech, ids["serial"])
     assert activity.device is not None and activity.device_sign_ins is None and activity.sign_ins is None
     assert "Sign-ins: needs Entra ID P1 in this tenant." in activity.notes
+
+
+async def test_a_halopsa_asset_names_the_intune_device(db_url, tmp_path, workspace_id):
+    """HaloPSA links assets to a ticket (`Faults.assets`, `Device_List` with `intune_id` from Halo's Intune
+    integration): the asset's Intune id picks the device, else its main field as a name."""
+    from tests.fakes.halopsa import FakeHalo
+    from tests.fakes.halopsa_http import HaloClock
+
+    graph, halo = FakeGraph(), FakeHalo(clock=HaloClock(datetime.now(UTC)))
+    seed_acme(graph, TENANT)
+    halo.users[501]["emailaddress"] = "jane@acme.example"  # Acme's end user is Jane
+    by_intune = halo.add_ticket("Laptop slow", client_id=12, user_id=501)["id"]
+    halo.add_asset(12, "Asset 77", intune_id="d-0", ticket_id=by_intune)
+    by_name = halo.add_ticket("Screen flickers", client_id=12, user_id=501)["id"]
+    halo.add_asset(12, "ACME-LT-2", ticket_id=by_name)
+    elsewhere = halo.add_ticket("Dock broken", client_id=12, user_id=501)["id"]
+    halo.add_asset(12, "Reception dock", ticket_id=elsewhere)
+    plain = halo.add_ticket("Password expired", client_id=12, user_id=501)["id"]
+    c = build(Settings(database_url=db_url, secret_key=generate_key(), sandbox="off", auto_migrate=False,
+                       secret_key_file=tmp_path / "k", m365_client_id=graph.client_id,
+                       m365_client_secret=graph.client_secret, m365_graph_url=GRAPH, m365_login_url=LOGIN,
+                       run_scheduler=False, run_outbox_worker=False),
+              transport=_Routed(graph.transport, halo.transport()))
+    try:
+        conn, _ = await c.connections.add(workspace_id, kind="halopsa", name="halo", settings=halo.settings(),
+                                          credentials=halo.credentials())
+        assert (await c.sync.run(conn.id)).ok
+        async with c.db.read(Scope.workspace(workspace_id)) as s:
+            ids = {ext: (await s.exec(select(Ticket.id).where(Ticket.external_id == str(ext)))).one()
+                   for ext in (by_intune, by_name, elsewhere, plain)}
+            customer = await s.get(Customer, (await s.get(Ticket, ids[plain])).customer_id)
+        await c.m365.connect(workspace_id, customer, TENANT)
+        tech = Actor(workspace_id=workspace_id, origin=Origin.SLACK, display="slack:U1 (Ana)", is_admin=True)
+        ctx = c.tenant_context
+        assert (await ctx.user_view(tech, ids[by_intune])).device_id == "d-0"
+        assert (await ctx.user_view(tech, ids[by_name])).device_id == "d-2"
+        other = await ctx.user_view(tech, ids[elsewhere])
+        assert other.device_id is None and "Device: the ticket's device Reception dock (the PSA's configuration " \
+                                          "item) is not one of this user's Intune devices." in other.notes
+        none = await ctx.user_view(tech, ids[plain])
+        assert none.user is not None and none.device_id is None and not [n for n in none.notes if "Device:" in n]
+    finally:
+        await c.aclose()

@@ -135,6 +135,7 @@ class FakeHalo(HaloRules):
         self.outcomes: dict[int, dict[str, Any]] = {}
         self.custom_fields: dict[int, dict[str, Any]] = {}
         self.tickets: dict[int, dict[str, Any]] = {}
+        self.assets: dict[int, dict[str, Any]] = {}  # Device_List rows (id, key_field, intune_id, client_id, ...)
         self.actions: dict[int, dict[int, dict[str, Any]]] = {}
         self.attachments: dict[int, dict[str, Any]] = {}
         self.attachment_content: dict[int, bytes] = {}
@@ -219,6 +220,18 @@ class FakeHalo(HaloRules):
     def add_ticket(self, summary: str = "Printer on fire", **fields: Any) -> dict[str, Any]:
         """Create a ticket directly (`fields` are Halo JSON, e.g. client_id=12, status_id=2)."""
         return self.tickets[self._post("/api/Tickets", [{"summary": summary, **fields}])["id"]]
+
+    def add_asset(self, client_id: int, key_field: str, *, intune_id: str | None = None,
+                  ticket_id: int | None = None) -> int:
+        """An asset of a client (as Halo's asset list shows it), optionally linked to a ticket (`Faults.assets`)."""
+        with self.lock:
+            asset_id = 2000 + len(self.assets) + 1
+            self.assets[asset_id] = {"id": asset_id, "inventory_number": f"INV-{asset_id}", "key_field": key_field,
+                                     "client_id": client_id, "client_name": self.clients.get(client_id, {}).get("name"),
+                                     "intune_id": intune_id, "assettype_name": "Laptop", "inactive": False}
+            if ticket_id is not None:
+                self.tickets[ticket_id].setdefault("_assets", []).append(asset_id)
+            return asset_id
 
     def edit_ticket(self, ticket_id: int, **fields: Any) -> dict[str, Any]:
         """Change a ticket as an agent in Halo would (bumps last_update)."""

@@ -54,6 +54,7 @@ def ticket_out(fake: FakeHalo, t: dict[str, Any], *, full: bool = False, post: b
                attachment_count=sum(1 for a in fake.attachments.values() if a["ticket_id"] == t["id"]))
     if full:
         out["customfields"] = fake.customfields_out(t.get("_cf") or {}, "ticket")
+        out["assets"] = [dict(fake.assets[a]) for a in t.get("_assets") or () if a in fake.assets]
     if post:
         out["lastupdate"] = out.pop("last_update")  # djpsa: the key differs on POST answers
     return out

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from bot.console.context import render_user_context
@@ -46,8 +48,13 @@ async def test_context_shows_the_contacts_m365_user(container, db, workspace_id,
         s.add(jane)
         await s.flush()
         s.add(Ticket(workspace_id=workspace_id, number=7001, customer_id=acme.id, contact_id=jane.id,
-                     subject="Laptop not compliant", priority="high", priority_rank=1, stage="new"))
+                     subject="Laptop not compliant", priority="high", priority_rank=1, stage="new",
+                     device_ref="ACME-LT-2"))
+        s.add(Ticket(workspace_id=workspace_id, number=6990, customer_id=acme.id, subject="Laptop not compliant "
+                     "after the update", priority="high", priority_rank=1, stage="closed",
+                     closed_at=datetime(2026, 11, 3, tzinfo=UTC)))
     await container.m365.connect(workspace_id, acme, TENANT)
+    container.tenant_context.similar_budget = 30.0  # (0.5 s in production; this machine is loaded)
     out: list[str] = []
 
     async def no_input(_: str) -> str | None:
@@ -63,7 +70,10 @@ async def test_context_shows_the_contacts_m365_user(container, db, workspace_id,
     assert "Account: enabled · cloud-only · last sign-in 2026-12-06 08:15 UTC" in text
     assert "MFA: registered (microsoftAuthenticatorPush, mobilePhone; default microsoftAuthenticatorPush)" in text
     assert "Licences: Microsoft 365 Business Premium, Power BI (free), WEIRD_NEW_SKU" in text
-    assert "ACME-LT-2  Windows 10.0.22631.4460  noncompliant  NOT encrypted" in text
+    assert "ACME-LT-2  Windows 10.0.22631.4460  noncompliant  NOT encrypted  last check-in 2026-12-03 10:00 UTC  " \
+           "(this ticket's device)" in text and text.count("(this ticket's device)") == 1
+    assert "  Similar closed tickets:\n    #6990 Laptop not compliant after the update (" in text
+    assert "closed 03 Nov 2026)" in text
     assert graph.token_requests == 1 and graph.client_secret not in "\n".join(out)
 
 
