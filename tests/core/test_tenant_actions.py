@@ -271,6 +271,7 @@ async def test_two_reset_clicks_at_the_same_instant_make_one_reset(env, db, work
     import asyncio
 
     c, tickets, admin = env
+    graph.delay = 0.05  # every click waits on Graph side by side, so all three reach the check together
     results = await asyncio.gather(
         *(c.quick_actions.request(who, tickets[6001], "reset_password", intent=f"same-instant-{i}")
           for i, who in enumerate((tech, admin, tech))), return_exceptions=True)
