@@ -8,9 +8,10 @@ Baselines measured in the same run, so the figures are ratios:
   - the same queue pages through QueueService directly, without HTTP: per kind with one caller, and with
     the same 50 callers in a closed loop (the service's own ceiling on this database).
 
-    .venv/bin/python bench/api.py [--tickets 100000] [--clients 50] [--seconds 15]
+    .venv/bin/python bench/api.py [--tickets 100000] [--clients 50] [--seconds 15] [--label after]
+                                  [--py-spy /tmp/x.txt]   (sample the server during the list load)
 
-Figures go to bench/results/api.json.
+Figures go to bench/results/api.json (one entry per `--label`; the newest run of a label replaces it).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import socket
 import sqlite3
 import statistics
@@ -38,7 +40,7 @@ import httpx  # noqa: E402
 from bench._http import Conn  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "api.json"
-WORKDIR = Path("/tmp/deskbridge-bench-api")
+WORKDIR = Path(f"/tmp/deskbridge-bench-api-{os.getpid()}")
 STAGES = ["new", "in_progress", "waiting", "resolved", "closed", "closed", "closed", "resolved"]
 PRIOS = [("critical", 0), ("high", 1), ("medium", 2), ("low", 3)]
 WORDS = ["VPN", "printer", "email", "laptop", "Outlook", "backup", "firewall", "Teams"]
@@ -135,13 +137,13 @@ async def load(host: str, port: int, token: str, make_path, clients: int, second
     """`clients` concurrent closed-loop clients for `seconds` (after `warmup`); latencies seen by the client."""
     lat: list[float] = []
     by_kind: dict[str, list[float]] = {}
-    errors = 0
+    errors = answered = 0
     start = time.perf_counter()
     measure_from = start + warmup
     stop = measure_from + seconds
 
     async def worker(seed: int) -> None:
-        nonlocal errors
+        nonlocal errors, answered
         rnd = random.Random(seed)
         conn = Conn(host, port, token)
         try:
@@ -154,6 +156,7 @@ async def load(host: str, port: int, token: str, make_path, clients: int, second
                 if status == 200 and path.startswith("/api/") and not body.startswith(b'{"items":'):
                     status = 599
                 done = time.perf_counter()
+                answered += 1
                 if t >= measure_from:
                     errors += status != 200
                     lat.append(done - t)
@@ -163,6 +166,7 @@ async def load(host: str, port: int, token: str, make_path, clients: int, second
 
     await asyncio.gather(*(worker(i) for i in range(clients)))
     out = summary(lat, seconds, errors)
+    out["answered"] = answered
     if len(by_kind) > 1:
         out["by_kind_p50_ms"] = {k: round(statistics.median(v) * 1000, 2) for k, v in sorted(by_kind.items())}
     return out
@@ -207,6 +211,12 @@ async def direct_baseline(db_url: str, customers: int, members: int, iterations:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -246,6 +256,9 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--label", default="latest", help="results entry for this run (e.g. before/after a change)")
+    ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--py-spy", dest="py_spy", help="record the server with py-spy (raw collapsed stacks) here")
     ap.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve is not None:
@@ -285,12 +298,26 @@ def main() -> None:
         wait_up(base, proc)
         health = asyncio.run(load("127.0.0.1", port, token, lambda rnd: ("healthz", "/healthz"), args.clients,
                                   args.seconds / 2, args.warmup))
+        health.pop("answered")
         print(f"  /healthz           p50 {health['p50_ms']:7.2f} ms  p99 {health['p99_ms']:7.2f} ms  "
               f"{health['rps']:7.1f} req/s", flush=True)
+        spy = None
+        if args.py_spy:
+            spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(proc.pid),
+                                    "--format", "raw", "--threads", "--rate", "250", "--nonblocking",
+                                    "--duration", str(int(args.seconds + args.warmup)), "-o", args.py_spy],
+                                   stdout=subprocess.DEVNULL)
+        cpu0 = cpu_seconds(proc.pid)
         listing = asyncio.run(load("127.0.0.1", port, token, lambda rnd: queries(args.customers, args.members, rnd),
                                    args.clients, args.seconds, args.warmup))
+        # CPU per request: the server's CPU time over the whole load phase (warm-up included) per answer
+        listing["server_cpu_ms_per_request"] = round((cpu_seconds(proc.pid) - cpu0) * 1000
+                                                     / max(1, listing.pop("answered")), 3)
         print(f"  GET /tickets       p50 {listing['p50_ms']:7.2f} ms  p99 {listing['p99_ms']:7.2f} ms  "
-              f"{listing['rps']:7.1f} req/s  errors {listing['errors']}", flush=True)
+              f"{listing['rps']:7.1f} req/s  errors {listing['errors']}  "
+              f"server CPU {listing['server_cpu_ms_per_request']} ms/request", flush=True)
+        if spy is not None:
+            spy.wait(timeout=60)
     finally:
         proc.terminate()
         try:
@@ -319,9 +346,17 @@ def main() -> None:
                 "client-side and includes queueing behind the other 49 clients; server and load generator share "
                 "the machine's cores",
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"ratios: {result['ratios']}\nwritten to {RESULTS.relative_to(ROOT)}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        old = json.loads(out.read_text())
+        runs = old.get("runs") or ({"session3": old} if "list" in old else {})
+    except (OSError, ValueError):
+        runs = {}
+    runs[args.label] = result
+    out.write_text(json.dumps({"benchmark": "api", "runs": runs}, indent=2) + "\n")
+    print(f"ratios: {result['ratios']}\nwritten to {out} as {args.label!r}")
+    shutil.rmtree(WORKDIR, ignore_errors=True)
 
 
 if __name__ == "__main__":

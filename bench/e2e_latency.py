@@ -183,7 +183,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     await rig.start()
     try:
         load_before = os.getloadavg()[0]
+        before = rig.slack_counts()
         chat = await chat_to_psa(rig, bursts=args.bursts, psa_latency_s=0.05, gap_s=args.burst_gap)
+        after = rig.slack_counts()
+        actions = chat["write"]["n"] + chat["writes_not_seen"]
+        chat["slack_calls_in_this_phase"] = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+        chat["chat_update_per_action"] = round(chat["slack_calls_in_this_phase"].get("chat.update", 0) / actions, 2)
         base = await psa_to_chat(rig, rate=1.0, seconds=min(args.seconds, 12), callbacks=True,
                                  interval=args.interval, drain_s=args.drain)
         hot = await psa_to_chat(rig, rate=args.rate, seconds=args.seconds, callbacks=True, interval=args.interval,
@@ -237,12 +242,21 @@ def main() -> None:
     ap.add_argument("--burst-gap", type=float, default=8.0, help="seconds between bursts")
     ap.add_argument("--drain", type=float, default=60.0, help="longest wait for Slack to show every edit (s)")
     ap.add_argument("--quick", action="store_true", help="about a minute: --seconds 15 --bursts 2 --customers 10")
+    ap.add_argument("--no-hold", action="store_true",
+                    help="A/B: the clicked card is updated at once (\"queued\"), not held for the write's outcome")
     ap.add_argument("--no-write", action="store_true", help="print only; leave bench/results alone")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "e2e_latency.json"))
     args = ap.parse_args()
     if args.quick:
         args.seconds, args.bursts, args.customers, args.drain = 15.0, 2, 10, 30.0
+    if args.no_hold:
+        import bot.slack.context
+
+        bot.slack.context.ACTION_CARD_HOLD_S = 0.0
     result = asyncio.run(run(args))
+    import bot.slack.context as ctx
+
+    result["action_card_hold_s"] = ctx.ACTION_CARD_HOLD_S
     text = json.dumps(result, indent=2)
     if not args.no_write:
         Path(args.out).write_text(text + "\n")
@@ -253,8 +267,10 @@ def main() -> None:
         print(f"PSA->chat {key:<27} p50 {m['all']['p50_s']} s p95 {m['all']['p95_s']} s ({kinds}); "
               f"not seen {sum(m['not_seen_within_drain'].values())}")
     c = result["chat_to_psa"]
-    print(f"chat->PSA write p99 {c['write']['p99_s']} s (target 2), card 'in the PSA' p99 "
-          f"{c['card_after_write']['p99_s']} s (target 1); healthz p99 {c['baseline_healthz']['p99_s']} s")
+    print(f"chat->PSA write p99 {c['write']['p99_s']} s (target 2), card 'in the PSA' p50 "
+          f"{c['card_after_write']['p50_s']} p99 {c['card_after_write']['p99_s']} s (target 1), "
+          f"{c['chat_update_per_action']} chat.update per action; healthz p99 {c['baseline_healthz']['p99_s']} s; "
+          f"load {result['load_average_1m_before']} -> {result['load_average_1m_after']}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ calls by route against pages + open x 3, the store's counts; the phased mode als
 (latency, calls). Ratios phased/baseline go in the results.
 
     .venv/bin/python bench/first_sync.py [--tickets 50000] [--open-every 10] [--notes 2] [--concurrency 16]
+                                         [--baseline-budget-s 150]  (0: run the old path to the end)
 
 Figures go to bench/results/first_sync.json.
 """
@@ -131,7 +132,7 @@ async def _mode(label: str, tmp: Path, wiring: dict[str, Any], ask: Any, args: a
         progress(p)
 
     task = asyncio.ensure_future(sync.engine.run(conn.id, progress=counting))  # type: ignore[arg-type]
-    budget = args.baseline_budget_s if eager else None
+    budget = (args.baseline_budget_s or None) if eager else None
     done, _ = await asyncio.wait([task], timeout=budget)
     if not done:  # the old path at this size takes far longer than the bench may: stop, extrapolate linearly
         task.cancel()
@@ -208,9 +209,9 @@ async def main() -> None:
     ap.add_argument("--notes", type=int, default=2, help="notes per ticket in the fake")
     ap.add_argument("--concurrency", type=int, default=16, help="child fetches in flight")
     ap.add_argument("--opens", type=int, default=50, help="closed tickets opened after the phased sync")
-    ap.add_argument("--baseline-budget-s", type=float, default=None,
+    ap.add_argument("--baseline-budget-s", type=float, default=150.0,
                     help="stop the baseline after this many seconds and extrapolate (its 50,000-ticket run takes "
-                         "~30 min on a loaded machine)")
+                         "~30 min on a loaded machine); 0 runs it to the end")
     ap.add_argument("--profile", help="write a cProfile of the phased run to this file")
     ap.add_argument("--skip-baseline", action="store_true", help="phased mode only (no ratio)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "first_sync.json"))

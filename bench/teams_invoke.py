@@ -27,10 +27,11 @@ at once, `--rounds` times; whether each burst overlapped a sync run is read from
 
 Loopback only, bounded (a few minutes). Writes bench/results/teams_invoke.json.
 
-Writes pattern (after the others): ticket cards of up to `--writes` open tickets (the sandbox has about 40 not
-assigned to the bench technician) posted in `--channels` channels, then one "Assign to me" click per card, all
-at once (one write each): the invoke latency of a write, and the time until every card, redrawn after the
-outbox delivered its write to the (sandbox) PSA, reached the connector.
+Writes pattern (after the others): `--writes` ticket cards (default 200) of the open tickets not assigned to the
+bench technician (the sandbox has about 40), each ticket's card posted in as many of `--channels` channels as
+it takes, then one click per card, all at once, each one write ("Add time" 15m by default; "Assign to me" gives
+one card per ticket): the invoke latency of a write, and the time until every card, redrawn after the outbox
+delivered its ticket's writes to the (sandbox) PSA, reached the connector.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ import asyncio  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import signal  # noqa: E402
 import socket  # noqa: E402
 import sqlite3  # noqa: E402
 import statistics  # noqa: E402
@@ -185,46 +187,59 @@ async def burst(port: int, raws: list[bytes], kind: str) -> tuple[list[float], f
     return out, start, end
 
 
-async def writes(port: int, fake: Any, db: Path, email: str, n_cards: int, channels: int) -> dict[str, Any]:
-    """Cards that update after a write: ticket cards of up to `n_cards` open tickets not assigned to the bench
-    technician, posted in `channels` channels (`@Deskbridge ticket N`), then one "Assign to me" click per card,
-    all at once (one write each). Times each invoke's answer (the card saying "queued") and, per card, when a
-    redraw with nothing queued (the write delivered to the PSA by the outbox) reached the connector."""
+WRITE_DATA = {"assign_me": {}, "time": {"submit": True, "minutes": "15m", "notes": "bench: checked the logs",
+                                        "billable": "true"}}
+
+
+async def writes(port: int, fake: Any, db: Path, email: str, n_cards: int, channels: int,
+                 action: str = "assign_me") -> dict[str, Any]:
+    """Cards that update after a write: ticket cards of open tickets not assigned to the bench technician,
+    each ticket posted in several channels (`@Deskbridge ticket N`) until there are `n_cards` cards, then one
+    click per card, all at once, each one write: "Assign to me" (one card per ticket: a second assign of the
+    same ticket writes nothing) or "Add time" 15m (any number per ticket). Times each invoke's answer (the card
+    saying "queued") and, per card, when a redraw with nothing queued (every write of its ticket delivered to
+    the PSA by the outbox) reached the connector."""
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT t.number FROM ticket t LEFT JOIN member m ON m.id = t.assignee_member_id "
                             "WHERE t.number IS NOT NULL AND t.stage IN ('new','in_progress','waiting') AND "
                             "(m.email IS NULL OR m.email != ?) ORDER BY t.number LIMIT ?", (email, n_cards)).fetchall()
     numbers = [str(r[0]) for r in rows]
-    n = len(numbers)
-    if n < 10:
-        raise SystemExit(f"only {n} open tickets to post cards of")
+    if len(numbers) < 10:
+        raise SystemExit(f"only {len(numbers)} open tickets to post cards of")
+    # cards per ticket: as few as make `n_cards` (each in another channel)
+    per_ticket = 1 if action == "assign_me" else min(channels, -(-n_cards // len(numbers)))
+    numbers = numbers[: -(-n_cards // per_ticket)]
     chans = [f"19:bench-writes-{i}@thread.tacv2" for i in range(channels)]
-    where = {num: chans[i % channels] for i, num in enumerate(numbers)}
+    # (ticket, channel) of each card: each ticket in `per_ticket` different channels
+    spots = [(num, chans[(i + k) % channels]) for k in range(per_ticket) for i, num in enumerate(numbers)][:n_cards]
+    n = len(spots)
     posted_from = len(fake.calls)
     conn_ = Conn(HOST, port)
-    for num in numbers:
-        body = mention(fake, f"ticket {num}", where[num])
-        status, resp = await conn_.send(raw_invoke(fake, body))
+    for num, chan in spots:
+        status, resp = await conn_.send(raw_invoke(fake, mention(fake, f"ticket {num}", chan)))
         check(status, resp, "message")
     await conn_.close()
-    cards: dict[str, str] = {}  # number -> the card's activity id in its channel
+    cards: dict[tuple[str, str], str] = {}  # (ticket, channel) -> the card's activity id in that channel
     deadline = time.monotonic() + 300
     while len(cards) < n and time.monotonic() < deadline:
-        for num in numbers:
-            for aid, posted in list(fake.conversations.get(where[num], {}).items()):
-                if num not in cards and str(posted.get("text", "")).startswith(f"#{num} "):
-                    cards[num] = aid  # the card's activity id (the root of the ticket's thread)
+        for num, chan in spots:
+            for aid, posted in list(fake.conversations.get(chan, {}).items()):
+                if (num, chan) not in cards and str(posted.get("text", "")).startswith(f"#{num} "):
+                    cards[(num, chan)] = aid  # the card's activity id (the root of the ticket's thread)
         await asyncio.sleep(0.2)
     if len(cards) < n:
         seen = [(c.op, c.conversation_id, json.dumps(c.body)[:300]) for c in list(fake.calls)[posted_from:]][:3]
         raise SystemExit(f"only {len(cards)} of {n} ticket cards were posted; the connector saw {seen}")
     await asyncio.sleep(2.0)  # let the card posts' own follow-ups settle
-    raws = [raw_invoke(fake, activity(fake, num, action="assign_me", channel=where[num], reply_to=cards[num]))
-            for num in numbers]
+    raws = []
+    for (num, chan), aid in cards.items():
+        body = activity(fake, num, action=action, channel=chan, reply_to=aid)
+        body["value"]["action"]["data"].update(WRITE_DATA[action])
+        raws.append(raw_invoke(fake, body))
     ms, start, end = await burst(port, raws, "invoke")
     first: dict[str, float] = {}  # card -> its first redraw after the click (may still say "queued")
-    delivered: dict[str, float] = {}  # card -> its first redraw with nothing queued (the write is in the PSA)
-    deadline = time.monotonic() + 180
+    delivered: dict[str, float] = {}  # card -> its first redraw with nothing queued (the writes are in the PSA)
+    deadline = time.monotonic() + 300
     ids = set(cards.values())
     while len(delivered) < n and time.monotonic() < deadline:
         for call in list(fake.calls):
@@ -239,7 +254,8 @@ async def writes(port: int, fake: Any, db: Path, email: str, n_cards: int, chann
         return {"cards": len(done), "p50_s": round(done[len(done) // 2], 2) if done else None,
                 "all_s": round(done[-1], 2) if len(done) == n else None}
 
-    return {"clicks": n, "cards": n, "channels": channels, "invoke": summary(ms), "overlapped_sync": sync_overlap(db, start, end),
+    return {"action": action, "clicks": n, "cards": n, "tickets": len({num for num, _ in spots}),
+            "channels": channels, "invoke": summary(ms), "overlapped_sync": sync_overlap(db, start, end),
             "first_redraw_after_click": after(first), "delivered_redraw_after_click": after(delivered)}
 
 
@@ -258,9 +274,12 @@ def teams_env(fake: Any) -> dict[str, str]:
             "DESKBRIDGE_TEAMS_LOGIN_URL": fake.login_url, "DESKBRIDGE_TEAMS_SERVICE_URL": fake.service_url}
 
 
-def start_server(tmp: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen([str(Path(sys.executable).parent / "deskbridge"), "serve", "--host", HOST,
-                               "--port", str(port)], cwd=tmp, env={**os.environ, **env},
+def start_server(tmp: Path, port: int, env: dict[str, str], profile: Path | None = None) -> subprocess.Popen[bytes]:
+    """`deskbridge serve`; with `profile`, under cProfile (the stats are written when the server stops)."""
+    cmd = [str(Path(sys.executable).parent / "deskbridge")]
+    if profile is not None:
+        cmd = [sys.executable, "-m", "cProfile", "-o", str(profile.resolve()), "-m", "bot.cli"]
+    server = subprocess.Popen([*cmd, "serve", "--host", HOST, "--port", str(port)], cwd=tmp, env={**os.environ, **env},
                               stdout=subprocess.DEVNULL, stderr=(tmp / "server.log").open("wb"))
     for _ in range(600):
         if server.poll() is not None:
@@ -376,9 +395,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
            "DESKBRIDGE_SANDBOX": "on", "DESKBRIDGE_SYNC_INTERVAL_SECONDS": str(args.sync_interval),
            **teams_env(fake)}
     load_before = os.getloadavg()
-    server = start_server(tmp, port, env)
+    server = start_server(tmp, port, env, args.profile)
     try:
-        for _ in range(600):  # the first (full) sandbox sync brings tickets a couple of seconds after start
+        for _ in range(3000):  # the first (full) sandbox sync brings tickets a few seconds after start (minutes when loaded)
             try:
                 email, number = member_and_ticket(db)
                 break
@@ -409,12 +428,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await asyncio.sleep(1.0)
             out["burst_rounds"] = bursts
             if args.writes:
-                out["writes"] = await writes(port, fake, db, email, args.writes, args.channels)
+                out["writes"] = await writes(port, fake, db, email, args.writes, args.channels, args.write_action)
         finally:
             await direct.close()
     finally:
-        server.terminate()
-        server.wait(30)
+        if args.profile is not None:  # uvicorn re-raises SIGTERM after shutting down: no stats. SIGINT ends in a
+            server.send_signal(signal.SIGINT)  # KeyboardInterrupt, after which cProfile still writes them.
+        else:
+            server.terminate()
+        server.wait(60)
     ft.stop()
     load_after = os.getloadavg()
     seq: dict[str, Any] = out["sequential"]
@@ -446,15 +468,23 @@ def main() -> None:
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--sync-interval", type=int, default=5)
-    p.add_argument("--writes", type=int, default=200, help="cards (and clicks) of the writes pattern, at most the "
-                   "open tickets not assigned to the bench technician (0: skip)")
+    p.add_argument("--writes", type=int, default=200, help="cards (and clicks) of the writes pattern (0: skip); with "
+                   "assign_me at most the open tickets not assigned to the bench technician")
+    p.add_argument("--profile", type=Path, default=None, help="run the server under cProfile, stats to this file "
+                   "(figures are then not comparable: nothing is written to bench/results)")
+    p.add_argument("--write-action", choices=sorted(WRITE_DATA), default="time",
+                   help="the writes pattern's click: time (Add time 15m, any number of cards per ticket) or assign_me "
+                        "(one card per ticket)")
     p.add_argument("--channels", type=int, default=10, help="channels the writes pattern's cards are posted in")
     args = p.parse_args()
     result = asyncio.run(run(args))
     result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     out = ROOT / "bench" / "results" / "teams_invoke.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: result[k] for k in ("sequential", "ratios", "target", "machine")}, indent=2))
+    if args.profile is None:
+        out.write_text(json.dumps(result, indent=2) + "\n")
+    shown = {k: result[k] for k in ("sequential", "ratios", "target", "machine", "writes") if k in result}
+    shown["burst_p99_ms"] = [{k: r[k]["p99_ms"] for k in ("healthz", "invoke", "direct")} for r in result["burst_rounds"]]
+    print(json.dumps(shown, indent=2))
 
 
 if __name__ == "__main__":

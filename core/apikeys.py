@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import select
 
+from core.admin_audit import Who, record_change
 from core.context import Actor
 from core.errors import Conflict, DeskbridgeError, InvalidInput, NotFound
 from store.db import Database, Scope
@@ -105,7 +106,7 @@ class ApiKeyService:
         self._cache: dict[str, tuple[str, Principal, datetime]] = {}
 
     async def create(self, workspace_id: int, *, name: str, scopes: Iterable[str],
-                     created_by: str = "cli") -> tuple[KeyInfo, str]:
+                     created_by: str = "cli", actor: Who = None) -> tuple[KeyInfo, str]:
         """Create a key; returns its info and the key itself, which is never shown again."""
         clean = name.strip()
         if not _NAME.match(clean):
@@ -122,23 +123,33 @@ class ApiKeyService:
             row = ApiKey(workspace_id=workspace_id, key_id=key_id, secret_hash=hash_key(token), name=clean,
                          scopes=",".join(scope_list), created_by=created_by[:200], created_at=self._clock())
             session.add(row)
+            record_change(session, actor or created_by, workspace_id, "apikey.create",
+                          {"name": clean, "key_id": key_id, "scopes": scope_list})
         return _info(row), token
 
-    async def list(self, workspace_id: int) -> list[KeyInfo]:
-        """Every key of the workspace, revoked ones included."""
+    async def list(self, workspace_id: int, *, limit: int | None = None, after: str | None = None) -> list[KeyInfo]:
+        """The workspace's keys, revoked ones included: all, oldest first; or `limit` of them by name after `after`
+        (keyset pages; names are unique)."""
+        stmt = select(ApiKey)
+        if limit is None:
+            stmt = stmt.order_by(ApiKey.created_at, ApiKey.id)  # type: ignore[arg-type]
+        else:
+            stmt = stmt.where(ApiKey.name > after) if after else stmt
+            stmt = stmt.order_by(ApiKey.name).limit(limit)
         async with self.db.read(Scope.workspace(workspace_id)) as session:
-            rows = (await session.exec(select(ApiKey).order_by(ApiKey.created_at, ApiKey.id))).all()  # type: ignore[arg-type]
+            rows = (await session.exec(stmt)).all()
         return [_info(r) for r in rows]
 
-    async def revoke(self, workspace_id: int, ref: str) -> KeyInfo:
+    async def revoke(self, workspace_id: int, ref: str, *, actor: Who = None) -> KeyInfo:
         """Revoke a key by name or key id: every instance refuses it within AUTH_CACHE_TTL (5 s), this one at once."""
         async with self.db.write(Scope.workspace(workspace_id)) as session:
             row = (await session.exec(select(ApiKey).where(
                 sa.or_(ApiKey.name == ref.strip(), ApiKey.key_id == ref.strip())))).first()  # type: ignore[arg-type]
             if row is None:
-                raise NotFound(f"No API key named '{ref}'.", hint="List keys with `deskbridge apikey list`.")
+                raise NotFound(f"No API key named '{ref}'.", hint="See them on the admin page API keys (/admin/api-keys) or with `deskbridge apikey list`.")
             if row.revoked_at is None:
                 row.revoked_at = self._clock()
+                record_change(session, actor, workspace_id, "apikey.revoke", {"name": row.name, "key_id": row.key_id})
             self._cache.pop(row.key_id, None)
             return _info(row)
 

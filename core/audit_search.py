@@ -1,5 +1,5 @@
-"""Searching the audit log (every PSA attempt, operator action and admin-page change), and recording admin
-changes in it.
+"""Searching the audit log (every PSA attempt, operator action and admin change; the services record the
+changes themselves, core/admin_audit.py).
 
 Filters: ticket number, who (a substring of the actor), outcome, a time range; newest first, keyset pages
 by id. Rows were redacted when written; what is returned is redacted again (request and error text), so a
@@ -8,22 +8,22 @@ secret that slipped into an old row is still not shown.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 
 from sqlmodel import col, select
 
-from core.context import Actor
+from core.admin_audit import CHANGED
 from core.errors import InvalidInput
-from core.outbox.audit import Outcome, audit_row, redact, redact_text
+from core.outbox.audit import Outcome, redact, redact_text
 from store.db import Database, Scope
 from store.tables import AuditLog, OutboxOp, PsaConnection, Ticket
 from store.types import utcnow
 
 MAX_PAGE = 200
-OUTCOMES = tuple(o.value for o in Outcome) + ("changed",)  # "changed": an admin changed a setting
+OUTCOMES = tuple(o.value for o in Outcome) + (CHANGED,)  # "changed": an admin changed a setting
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +67,7 @@ def _like(text: str) -> str:
 
 
 class AuditSearch:
-    """Read one workspace's audit log; record admin changes into it."""
+    """Read one workspace's audit log."""
 
     def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.db = db
@@ -109,11 +109,3 @@ class AuditSearch:
                             a.response_status, redact_text(a.error) if a.error else None, redact(a.request or {}))
                  for a, number_, conn in rows[:limit]]
         return AuditPage(items, str(items[-1].id) if len(rows) > limit else None)
-
-    async def record(self, actor: Actor, action: str, details: Mapping[str, Any] | None = None, *,
-                     connection_id: int | None = None) -> None:
-        """An admin changed something (a mapping, a key, a setting): one row, details redacted."""
-        async with self.db.write(actor.scope) as session:
-            session.add(audit_row(workspace_id=actor.workspace_id, op_id=None, connection_id=connection_id,
-                                  attempt=0, action=action, outcome="changed", actor=actor.display,
-                                  request=dict(details or {}), at=self._clock()))

@@ -44,7 +44,7 @@ async def set_card_fields(db: Database, workspace_id: int, connection_id: int, n
         conn = await s.get(PsaConnection, connection_id)
         if conn is None or conn.workspace_id != workspace_id:
             raise NotFound(f"Connection {connection_id} was not found.",
-                           hint="List connections with `deskbridge connection list`.")
+                           hint="See them on the admin overview (/admin) or with `deskbridge connection list`.")
         rows = (await s.exec(select(PicklistItem).where(
             PicklistItem.connection_id == connection_id, PicklistItem.kind == "custom_field",
             col(PicklistItem.active).is_(True)).order_by(col(PicklistItem.external_id)))).all()

@@ -26,7 +26,8 @@ class ConnectionHealth:
 
 def _fix(name: str, kind: str, exc: PsaError) -> str:
     if isinstance(exc, PsaAuthError):
-        return f"Enter working credentials with `deskbridge connection reauth {name}`."
+        return (f"Enter working credentials on the connection's admin page (Re-authenticate) or with "
+                f"`deskbridge connection reauth {name}`.")
     if isinstance(exc, (PsaUnavailable, PsaTimeout)):
         return "Check the site/URL setting, DNS and that this machine may reach the PSA, then check again."
     if isinstance(exc, PsaRateLimited):
@@ -46,5 +47,6 @@ async def check_connection(connections: ConnectionService, conn: PsaConnection) 
                                 _fix(conn.name, conn.kind, exc), False)
     except DeskbridgeError as exc:  # credentials unreadable with this key, unknown kind
         return ConnectionHealth(False, None, exc.message,
-                                exc.hint or f"Re-enter them with `deskbridge connection reauth {conn.name}`.", False)
+                                exc.hint or (f"Re-enter them on the connection's admin page (Re-authenticate) or with "
+                                                            f"`deskbridge connection reauth {conn.name}`."), False)
     return ConnectionHealth(True, info.display_name, None, None, registrar, dict(info.details))

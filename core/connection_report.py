@@ -5,15 +5,16 @@ about what the MSP must configure in the PSA (e.g. Autotask sends no e-mails thr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlmodel import select
+import sqlalchemy as sa
+from sqlmodel import col, select
 
 from core import ticket_refs
 from core.connections import ConnectionService
 from store.db import Database, Scope
-from store.tables import SyncRun
+from store.tables import PicklistItem, SyncRun
 
 SECRET_WORDS = ("secret", "password", "token", "key", "private")
 
@@ -39,6 +40,37 @@ class ConnectionReport:
     credential_names: tuple[str, ...]
     runs: tuple[RunLine, ...]  # the last run of each kind
     notes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PicklistLine:
+    """One kind of cached PSA picklist (boards, statuses, priorities …): how many values and when they came."""
+
+    kind: str
+    values: int
+    active: int
+    refreshed_at: datetime | None  # the newest fetch of any of its values
+
+
+async def picklists(db: Database, workspace_id: int, connection_id: int) -> list[PicklistLine]:
+    """The connection's cached picklists by kind (one grouped query)."""
+    async with db.read(Scope.workspace(workspace_id)) as session:
+        rows = (await session.execute(
+            sa.select(col(PicklistItem.kind), sa.func.count(), sa.func.sum(sa.case((col(PicklistItem.active), 1),
+                                                                                   else_=0)),
+                      sa.func.max(col(PicklistItem.fetched_at)))
+            .where(col(PicklistItem.connection_id) == connection_id)
+            .group_by(col(PicklistItem.kind)).order_by(col(PicklistItem.kind)))).all()
+    return [PicklistLine(kind, int(n), int(active or 0), _aware(at)) for kind, n, active, at in rows]
+
+
+def _aware(value: Any) -> datetime | None:
+    """max() over a UTC column comes back as the dialect's raw value (a string or naive datetime on SQLite)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 async def describe(db: Database, connections: ConnectionService, workspace_id: int, name: str,

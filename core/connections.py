@@ -33,6 +33,8 @@ from connectors.errors import (
     PsaValidationError,
 )
 from core import ticket_refs
+from core.admin_audit import record_change
+from core.context import Actor
 from core.errors import Conflict, ConnectionProblem, InvalidInput, NotFound
 from store.crypto import CredentialCipher, CredentialError
 from store.db import Database, Scope
@@ -136,7 +138,8 @@ class ConnectionService:
         log.info("psa connection saved", extra={"workspace_id": workspace_id, "kind": kind, "connection": name})
         return conn, info
 
-    async def reauth(self, workspace_id: int, connection_id: int, credentials: Mapping[str, Any]) -> AccountInfo:
+    async def reauth(self, workspace_id: int, connection_id: int, credentials: Mapping[str, Any], *,
+                     actor: Actor | None = None) -> AccountInfo:
         """Replace a connection's credentials (checked first); its tickets, cursors and mappings stay."""
         conn = await self.get(workspace_id, connection_id)
         info = await self._check(conn.kind, conn.settings, credentials)
@@ -148,16 +151,20 @@ class ConnectionService:
             row.last_checked_at = utcnow()
             row.last_error = None
             row.enabled = True
+            record_change(session, actor, workspace_id, "connection.reauth", {"replaced": sorted(credentials)},
+                          connection_id=connection_id)  # which credentials, never their values
         return info
 
-    async def install_callbacks(self, workspace_id: int, connection_id: int, public_url: str | None) -> CallbackSetup:
+    async def install_callbacks(self, workspace_id: int, connection_id: int, public_url: str | None, *,
+                                actor: Actor | None = None) -> CallbackSetup:
         """Register the PSA's callbacks to this instance itself (housekeeping included: one per type, stale
         ones pointing at our host removed). The URL carries a token of the connection's, made on first use."""
         conn = await self.get(workspace_id, connection_id)
         if not public_url or not public_url.lower().startswith(("https://", "http://")):
             raise InvalidInput("Deskbridge does not know its public URL, so the PSA cannot reach it.",
-                               hint="Set DESKBRIDGE_PUBLIC_URL (e.g. https://deskbridge.example.com), then run "
-                                    f"`deskbridge connection callbacks {conn.name}` again.")
+                               hint="Set DESKBRIDGE_PUBLIC_URL (e.g. https://deskbridge.example.com), then "
+                                    f"register the callbacks again (the connection's admin page, or "
+                                    f"`deskbridge connection callbacks {conn.name}`).")
         token = str((conn.settings or {}).get("webhook_token") or "")
         if not token:
             token = secrets.token_urlsafe(24)
@@ -169,20 +176,25 @@ class ConnectionService:
         url = f"{public_url.rstrip('/')}/webhooks/{conn.id}/{token}"
         async with self.open(conn) as connector:
             if not isinstance(connector, CallbackRegistrar):
-                return CallbackSetup(url=url, registered=False, changes={})
-            try:
-                changes = await connector.ensure_callbacks(url)
-            except PsaError as exc:
-                message, hint = check_failure(conn.kind, exc)
-                raise ConnectionProblem(f"Could not register the callbacks: {message}", hint=hint) from exc
-        return CallbackSetup(url=url, registered=True, changes=dict(changes))
+                setup = CallbackSetup(url=url, registered=False, changes={})
+            else:
+                try:
+                    setup = CallbackSetup(url=url, registered=True, changes=dict(await connector.ensure_callbacks(url)))
+                except PsaError as exc:
+                    message, hint = check_failure(conn.kind, exc)
+                    raise ConnectionProblem(f"Could not register the callbacks: {message}", hint=hint) from exc
+        async with self.db.write(Scope.workspace(workspace_id)) as session:
+            record_change(session, actor, workspace_id, "connection.callbacks",
+                          {"registered": setup.registered, "changes": sorted(setup.changes)},
+                          connection_id=connection_id)  # the URL carries the token: never recorded
+        return setup
 
     async def get(self, workspace_id: int, connection_id: int) -> PsaConnection:
         async with self.db.read(Scope.workspace(workspace_id)) as session:
             conn = await session.get(PsaConnection, connection_id)
         if conn is None or conn.workspace_id != workspace_id:
             raise NotFound(f"Connection {connection_id} was not found.",
-                           hint="List connections with `deskbridge connection list`.")
+                           hint="See them on the admin overview (/admin) or with `deskbridge connection list`.")
         return conn
 
     async def by_name(self, workspace_id: int, name: str) -> PsaConnection:
@@ -190,7 +202,7 @@ class ConnectionService:
             conn = (await session.exec(select(PsaConnection).where(PsaConnection.name == name))).first()
         if conn is None:
             raise NotFound(f"Connection '{name}' was not found.",
-                           hint="List connections with `deskbridge connection list`.")
+                           hint="See them on the admin overview (/admin) or with `deskbridge connection list`.")
         return conn
 
     async def list(self, workspace_id: int) -> list[PsaConnection]:

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
 from bot.admin.web import Ctx, Pages, done, flash, render
-from core import connection_report
-from core.connection_health import check_connection
+from core import connection_report, rate_headroom
+from core.connection_health import ConnectionHealth, check_connection
 from core.errors import DeskbridgeError, InvalidInput
 from core.views import Priority, Stage
 
@@ -35,13 +35,21 @@ def register(router: APIRouter, pages: Pages) -> None:
         report = await connection_report.describe(container.db, container.connections, ctx.ws, conn.name,
                                                   container.registry.admin_notes(conn.kind))
         statuses, priorities = await container.sync.mappings.list(ctx.ws, connection_id)
+        health = extra.get("health")
+        headroom = [] if conn.kind == "sandbox" else [  # the sandbox has no limits (as in `deskbridge doctor`)
+            rate_headroom.hits_headroom(conn.kind, await rate_headroom.rate_limit_hits(
+                container.db, ctx.ws, connection_id, datetime.now(UTC)))]
+        if conn.kind == "autotask" and isinstance(health, ConnectionHealth):  # Autotask's own reading, when checked
+            usage = rate_headroom.autotask_headroom(health.details, conn.settings or {})
+            headroom += [usage] if usage is not None else []
         extra.setdefault("flash", None)
         extra.setdefault("health", None)
         extra.setdefault("problem", None)
         extra.setdefault("callback_url", None)
         return render("connection.html", status, session=ctx, r=report, conn=conn,
                       lag=_lag_seconds(report.runs, datetime.now(UTC)), statuses=statuses, priorities=priorities,
-                      stages=STAGES, priority_values=PRIORITIES, **extra)
+                      stages=STAGES, priority_values=PRIORITIES, headroom=headroom,
+                      picklists=await connection_report.picklists(container.db, ctx.ws, connection_id), **extra)
 
     @router.get("/connections/{connection_id}")
     async def show(connection_id: int, done: str | None = None, ctx: Ctx = Depends(pages.signed_in)) -> Response:
@@ -62,23 +70,19 @@ def register(router: APIRouter, pages: Pages) -> None:
             if not creds or empty:
                 raise InvalidInput("Every credential is needed: " + (", ".join(empty) or "none was sent") + " is empty.",
                                    hint="Fill in every field of the form (values are never shown back) and save.")
-            await container.connections.reauth(ctx.ws, connection_id, creds)
+            await container.connections.reauth(ctx.ws, connection_id, creds, actor=ctx.actor)
         except DeskbridgeError as exc:  # the form comes back empty: what was typed is never echoed
             return await page(ctx, connection_id, status=400 if isinstance(exc, InvalidInput) else 422,
                               problem=exc)
-        await container.audit.record(ctx.actor, "connection.reauth", {"replaced": sorted(creds)},
-                                     connection_id=connection_id)  # the names only
         return done(f"/admin/connections/{connection_id}", "reauthed")
 
     @router.post("/connections/{connection_id}/callbacks")
     async def callbacks(connection_id: int, ctx: Ctx = Depends(pages.posted)) -> Response:
         try:
             setup = await container.connections.install_callbacks(ctx.ws, connection_id,
-                                                                  container.settings.public_url)
+                                                                  container.settings.public_url, actor=ctx.actor)
         except DeskbridgeError as exc:
             return await page(ctx, connection_id, status=400, problem=exc)
-        await container.audit.record(ctx.actor, "connection.callbacks", {"registered": setup.registered},
-                                     connection_id=connection_id)
         if not setup.registered:  # the admin pastes it into the PSA: shown on this answer only
             return await page(ctx, connection_id, callback_url=setup.url)
         return done(f"/admin/connections/{connection_id}", "callbacks")
@@ -87,18 +91,12 @@ def register(router: APIRouter, pages: Pages) -> None:
     async def map_status(connection_id: int, status: str = Form(""), stage: str = Form(""), board: str = Form(""),
                          ctx: Ctx = Depends(pages.posted)) -> Response:
         await container.connections.get(ctx.ws, connection_id)  # NotFound for another workspace's connection
-        changes = await container.sync.map_status(ctx.ws, connection_id, status, stage, board or None)
-        await container.audit.record(ctx.actor, "mapping.status", {
-            "status": status, "board": board, "stage": stage, "tickets": sum(c.tickets_updated for c in changes)},
-            connection_id=connection_id)
+        await container.sync.map_status(ctx.ws, connection_id, status, stage, board or None, actor=ctx.actor)
         return done(f"/admin/connections/{connection_id}", "mapped")
 
     @router.post("/connections/{connection_id}/map-priority")
     async def map_priority(connection_id: int, psa_priority: str = Form(""), priority: str = Form(""),
                            ctx: Ctx = Depends(pages.posted)) -> Response:
         await container.connections.get(ctx.ws, connection_id)
-        change = await container.sync.map_priority(ctx.ws, connection_id, psa_priority, priority)
-        await container.audit.record(ctx.actor, "mapping.priority", {
-            "priority": change.psa_name, "value": change.value, "tickets": change.tickets_updated},
-            connection_id=connection_id)
+        await container.sync.map_priority(ctx.ws, connection_id, psa_priority, priority, actor=ctx.actor)
         return done(f"/admin/connections/{connection_id}", "mapped")

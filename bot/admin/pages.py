@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -12,6 +13,7 @@ from bot.admin.web import HERE, PAGE, AdminRoute, Ctx, Pages, SecurityHeaders, d
 from bot.main import Deskbridge
 from core import connection_report
 from core.errors import Conflict, InvalidInput, NotFound
+from core.outbox.admin import OP_KINDS
 
 SLA_AT_RISK_PCT = 20.0  # "at risk": breached, or less than this share of the target left
 
@@ -57,12 +59,23 @@ def _register(router: APIRouter, pages: Pages) -> None:
                       at_risk=at_risk, at_risk_pct=int(SLA_AT_RISK_PCT))
 
     @router.get("/dead-letters")
-    async def dead_letters(cursor: str | None = None, done: str | None = None, n: int = 0,
-                           ctx: Ctx = Depends(pages.signed_in)) -> Response:
-        page = await container.outbox_admin.list_ops(ctx.ws, "dead", limit=PAGE, cursor=cursor)
+    async def dead_letters(cursor: str | None = None, done: str | None = None, n: int = 0, connection: str = "",
+                           kind: str = "", ticket: str = "", ctx: Ctx = Depends(pages.signed_in)) -> Response:
+        """Newest first, narrowed by connection, kind of write and ticket number; pages keep the filters."""
+        filters = {"connection": connection.strip(), "kind": kind.strip(), "ticket": ticket.strip().lstrip("#")}
+        for name in ("connection", "ticket"):
+            if filters[name] and not (filters[name].isdigit() and len(filters[name]) <= 18):
+                raise InvalidInput(f"'{filters[name]}' is not a {name} number.",
+                                   hint="Pick a connection from the list; write a ticket number like 1042.")
+        page = await container.outbox_admin.list_ops(
+            ctx.ws, "dead", limit=PAGE, cursor=cursor, kind=filters["kind"] or None,
+            connection_id=int(filters["connection"]) if filters["connection"] else None,
+            ticket_number=int(filters["ticket"]) if filters["ticket"] else None)
         told = f"{n} write(s) queued again." if done == "redriven" else flash(done)
-        return render("dead_letters.html", session=ctx, page=page, flash=told,
-                      connections=await container.connections.list(ctx.ws))
+        kept = urlencode({k: v for k, v in filters.items() if v})
+        return render("dead_letters.html", session=ctx, page=page, flash=told, filters=filters, kinds=OP_KINDS,
+                      next_url=f"/admin/dead-letters?{kept + '&' if kept else ''}cursor={page.next_cursor}"
+                      if page.next_cursor else None, connections=await container.connections.list(ctx.ws))
 
     @router.post("/dead-letters/redrive")
     async def redrive_many(request: Request, ctx: Ctx = Depends(pages.posted)) -> Response:

@@ -32,16 +32,19 @@ def register(router: APIRouter, pages: Pages) -> None:
         return render("audit.html", session=ctx, page=page, problem=None, outcomes=OUTCOMES, next_url=next_url,
                       **filters)
 
-    async def keys_page(ctx: Ctx, *, status: int = 200, **extra: Any) -> Response:
+    async def keys_page(ctx: Ctx, *, status: int = 200, after: str = "", **extra: Any) -> Response:
+        """Keys by name, a page at a time (`after`: the last name of the page before)."""
         extra.setdefault("flash", None)
         extra.setdefault("problem", None)
         extra.setdefault("created", None)
-        return render("api_keys.html", status, session=ctx, keys=await container.apikeys.list(ctx.ws),
-                      scopes=SCOPES, **extra)
+        keys = await container.apikeys.list(ctx.ws, limit=PAGE + 1, after=after or None)
+        next_url = f"/admin/api-keys?{query(after=keys[PAGE - 1].name)}" if len(keys) > PAGE else None
+        return render("api_keys.html", status, session=ctx, keys=keys[:PAGE], scopes=SCOPES, next_url=next_url,
+                      **extra)
 
     @router.get("/api-keys")
-    async def keys(done: str | None = None, ctx: Ctx = Depends(pages.signed_in)) -> Response:
-        return await keys_page(ctx, flash=flash(done))
+    async def keys(done: str | None = None, after: str = "", ctx: Ctx = Depends(pages.signed_in)) -> Response:
+        return await keys_page(ctx, flash=flash(done), after=after[:200])
 
     @router.post("/api-keys")
     async def create_key(name: str = Form(""), scope: str = Form("read"), ctx: Ctx = Depends(pages.posted)) -> Response:
@@ -49,17 +52,14 @@ def register(router: APIRouter, pages: Pages) -> None:
             if not name.strip():
                 raise InvalidInput("A key needs a name.", hint="Name it after what uses it, e.g. the billing sync.")
             info, token = await container.apikeys.create(ctx.ws, name=name.strip(), scopes=[scope],
-                                                         created_by=ctx.actor.display)
+                                                         created_by=ctx.actor.display, actor=ctx.actor)
         except DeskbridgeError as exc:
             return await keys_page(ctx, status=400, problem=exc)
-        await container.audit.record(ctx.actor, "apikey.create", {"name": info.name, "key_id": info.key_id,
-                                                                  "scopes": list(info.scopes)})
         return await keys_page(ctx, created=(info, token))  # the only time the key is shown
 
     @router.post("/api-keys/{key_id}/revoke")
     async def revoke_key(key_id: str, ctx: Ctx = Depends(pages.posted)) -> Response:
-        info = await container.apikeys.revoke(ctx.ws, key_id)
-        await container.audit.record(ctx.actor, "apikey.revoke", {"name": info.name, "key_id": info.key_id})
+        await container.apikeys.revoke(ctx.ws, key_id, actor=ctx.actor)
         return done("/admin/api-keys", "revoked")
 
     @router.get("/bindings")
@@ -72,7 +72,5 @@ def register(router: APIRouter, pages: Pages) -> None:
 
     @router.post("/bindings/{binding_id}/delete")
     async def unbind(binding_id: int, ctx: Ctx = Depends(pages.posted)) -> Response:
-        info = await container.chat.bindings.remove(ctx.actor, binding_id)
-        await container.audit.record(ctx.actor, "binding.remove", {"platform": info.platform, "team": info.team_id,
-                                                                   "channel": info.channel_id, "kind": info.kind})
+        await container.chat.bindings.remove(ctx.actor, binding_id)
         return done("/admin/bindings", "unbound")

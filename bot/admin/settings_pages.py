@@ -11,9 +11,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Form
 from fastapi.responses import Response
 
-from bot.admin.web import Ctx, Pages, done, flash, render
+from bot.admin.web import PAGE, Ctx, Pages, done, flash, query, render
 from core.ai import settings as ai_settings
 from core.errors import DeskbridgeError, InvalidInput
+from core.sla.config import holidays_in
 from core.sla.explain import explain as explain_ticket
 
 PRIORITIES = ("critical", "high", "medium", "low")
@@ -37,7 +38,7 @@ def _sla(router: APIRouter, pages: Pages) -> None:
         policy, own = await container.sla_config.policy(ctx.ws, cid)
         calendars = await container.sla_config.calendars(ctx.ws)
         year = datetime.now(UTC).year
-        holidays = {c.name: await container.sla_config.holidays(ctx.ws, c.name, year) for c in calendars}
+        holidays = {c.name: holidays_in(c, year) for c in calendars}
         extra.setdefault("flash", None)
         extra.setdefault("problem", None)
         extra.setdefault("explained", None)
@@ -76,10 +77,9 @@ def _sla(router: APIRouter, pages: Pages) -> None:
                 raise InvalidInput("Nothing to change.", hint="Fill in a target duration, or change the mode, "
                                                               "calendar or thresholds.")
             cid = (await container.directory.find_customer(ctx.ws, customer)).id if customer else None
-            await container.sla_config.set_policy(ctx.ws, settings, customer_id=cid)
+            await container.sla_config.set_policy(ctx.ws, settings, customer_id=cid, actor=ctx.actor)
         except InvalidInput as exc:
             return await page(ctx, customer, status=400, problem=exc)
-        await container.audit.record(ctx.actor, "sla.policy", {"customer": customer or None, **settings})
         return done("/admin/sla" + (f"?customer={customer}" if customer else ""), "policy")
 
     @router.post("/sla/calendar")
@@ -91,12 +91,9 @@ def _sla(router: APIRouter, pages: Pages) -> None:
                 ctx.ws, name, timezone=tz.strip() or None, windows=hours.strip() or None,
                 country=country.strip() or None, subdiv=subdiv.strip() or None,
                 add_holidays=[add_holiday] if add_holiday.strip() else [],
-                remove_holidays=[remove_holiday] if remove_holiday.strip() else [])
+                remove_holidays=[remove_holiday] if remove_holiday.strip() else [], actor=ctx.actor)
         except InvalidInput as exc:
             return await page(ctx, status=400, problem=exc)
-        await container.audit.record(ctx.actor, "sla.calendar", {
-            "name": name, "tz": tz, "hours": hours, "country": country, "subdiv": subdiv, "add_holiday": add_holiday,
-            "remove_holiday": remove_holiday})
         return done("/admin/sla", "calendar")
 
 
@@ -119,18 +116,29 @@ def _ai(router: APIRouter, pages: Pages) -> None:
             await container.ai.set_setting(ctx.actor, name, value)
         except InvalidInput as exc:
             return await page(ctx, status=400, problem=exc)
-        await container.audit.record(ctx.actor, "ai.setting", {"name": name, "value": value})
         return done("/admin/ai", "ai")
 
 
-async def _intake_page(pages: Pages, ctx: Ctx, *, status: int = 200, **extra: Any) -> Response:
+async def _intake_page(pages: Pages, ctx: Ctx, *, status: int = 200, at: dict[str, str] | None = None,
+                       **extra: Any) -> Response:
+    """Sources, rules and triage, each paged on its own (`at`: where each list starts; the others stay put)."""
     container = pages.container
+    at = {k: v for k, v in (at or {}).items() if v}
+    for key in ("rules", "triage"):
+        if at.get(key) and not (at[key].isdigit() and len(at[key]) <= 18):
+            raise InvalidInput("This page link is broken.", hint="Start again from the first page.")
     extra.setdefault("flash", None)
     extra.setdefault("problem", None)
     extra.setdefault("secret", None)
-    return render("intake.html", status, session=ctx, sources=await container.alert_sources.sources(ctx.ws),
-                  rules=await container.alert_sources.mappings(ctx.ws),
-                  triage=await container.alert_sources.triage(ctx.ws, limit=50),
+    sources = await container.alert_sources.sources(ctx.ws, limit=PAGE + 1, after=at.get("sources"))
+    rules = await container.alert_sources.mappings(ctx.ws, limit=PAGE + 1, after=int(at.get("rules", 0)))
+    triage = await container.alert_sources.triage(ctx.ws, limit=PAGE + 1, after=int(at.get("triage", 0)))
+    more = {"sources": sources[PAGE - 1].name if len(sources) > PAGE else None,
+            "rules": str(rules[PAGE - 1].id) if len(rules) > PAGE else None,
+            "triage": str(triage[PAGE - 1].alert_id) if len(triage) > PAGE else None}
+    next_urls = {k: f"/admin/intake?{query(**{**at, k: v})}" if v else None for k, v in more.items()}
+    return render("intake.html", status, session=ctx, sources=sources[:PAGE], rules=rules[:PAGE],
+                  triage=triage[:PAGE], next_urls=next_urls, paged=bool(at),
                   mailbox=await container.mailboxes.describe(ctx.ws), kinds=SOURCE_KINDS, **extra)
 
 
@@ -142,33 +150,32 @@ def _intake(router: APIRouter, pages: Pages) -> None:
         return await _intake_page(pages, ctx, status=status, **extra)
 
     @router.get("/intake")
-    async def show(done: str | None = None, ctx: Ctx = Depends(pages.signed_in)) -> Response:
-        return await page(ctx, flash=flash(done))
+    async def show(done: str | None = None, sources: str = "", rules: str = "", triage: str = "",
+                   ctx: Ctx = Depends(pages.signed_in)) -> Response:
+        return await _intake_page(pages, ctx, flash=flash(done),
+                                  at={"sources": sources[:100], "rules": rules, "triage": triage})
 
     @router.post("/intake/sources")
     async def add_source(name: str = Form(""), kind: str = Form(""), ctx: Ctx = Depends(pages.posted)) -> Response:
         try:
-            info, secret = await container.alert_sources.add(ctx.ws, name=name.strip(), kind=kind)
+            info, secret = await container.alert_sources.add(ctx.ws, name=name.strip(), kind=kind, actor=ctx.actor)
         except DeskbridgeError as exc:
             return await page(ctx, status=400, problem=exc)
-        await container.audit.record(ctx.actor, "intake.source.add", {"name": info.name, "kind": info.kind})
         return await page(ctx, secret=(info.name, info.path, secret))  # shown on this answer only
 
     @router.post("/intake/sources/{name}/rotate")
     async def rotate(name: str, ctx: Ctx = Depends(pages.posted)) -> Response:
-        secret = await container.alert_sources.rotate_secret(ctx.ws, name)
+        secret = await container.alert_sources.rotate_secret(ctx.ws, name, actor=ctx.actor)
         info = next(s for s in await container.alert_sources.sources(ctx.ws) if s.name == name)
-        await container.audit.record(ctx.actor, "intake.source.rotate", {"name": name})
         return await page(ctx, secret=(info.name, info.path, secret))
 
     @router.post("/intake/sources/{name}/set")
     async def set_source(name: str, option: str = Form(""), value: str = Form(""),
                          ctx: Ctx = Depends(pages.posted)) -> Response:
         try:
-            await container.alert_sources.set_option(ctx.ws, name, option.strip(), value.strip())
+            await container.alert_sources.set_option(ctx.ws, name, option.strip(), value.strip(), actor=ctx.actor)
         except InvalidInput as exc:
             return await page(ctx, status=400, problem=exc)
-        await container.audit.record(ctx.actor, "intake.source.set", {"name": name, option.strip(): value.strip()})
         return done("/admin/intake", "source")
 
 
@@ -183,18 +190,16 @@ def _intake_rules_and_mail(router: APIRouter, pages: Pages) -> None:
     async def add_rule(scope: str = Form(""), by: str = Form(""), value: str = Form(""), customer: str = Form(""),
                        ctx: Ctx = Depends(pages.posted)) -> Response:
         try:
-            rule = await container.alert_sources.map(ctx.ws, scope=scope, by=by, value=value, customer=customer)
+            await container.alert_sources.map(ctx.ws, scope=scope, by=by, value=value, customer=customer,
+                                              actor=ctx.actor)
         except DeskbridgeError as exc:
             return await page(ctx, status=400, problem=exc)
-        await container.audit.record(ctx.actor, "intake.rule.add", {"scope": scope, "by": by, "value": rule.value,
-                                                                    "customer": rule.customer})
         await container.alert_intake.retry_triage(ctx.ws)  # triaged alerts the rule places become tickets
         return done("/admin/intake", "rule")
 
     @router.post("/intake/rules/{rule_id}/delete")
     async def delete_rule(rule_id: int, ctx: Ctx = Depends(pages.posted)) -> Response:
-        await container.alert_sources.unmap(ctx.ws, rule_id)
-        await container.audit.record(ctx.actor, "intake.rule.remove", {"rule": rule_id})
+        await container.alert_sources.unmap(ctx.ws, rule_id, actor=ctx.actor)
         return done("/admin/intake", "unmapped")
 
     @router.post("/intake/mailbox")
@@ -212,10 +217,10 @@ def _intake_rules_and_mail(router: APIRouter, pages: Pages) -> None:
                 config = {"mailbox": mailbox.strip(), "tenant": tenant.strip(), "client_id": client_id.strip(),
                           "client_secret": secret}
             await container.mailboxes.configure(ctx.ws, kind, config,
-                                                own_addresses=tuple(a for a in own.replace(",", " ").split() if a))
+                                                own_addresses=tuple(a for a in own.replace(",", " ").split() if a),
+                                                actor=ctx.actor)
         except DeskbridgeError as exc:  # the password is never put back into the form
             return await page(ctx, status=400, problem=exc)
-        await container.audit.record(ctx.actor, "intake.mailbox", {"kind": kind})  # never the secret
         return done("/admin/intake", "mailbox")
 
     @router.post("/intake/mailbox/psa-handles")
@@ -223,6 +228,5 @@ def _intake_rules_and_mail(router: APIRouter, pages: Pages) -> None:
         if value not in ("on", "off"):
             return await page(ctx, status=400, problem=InvalidInput(f"'{value}' is not on or off.",
                                                                     hint="Choose on or off."))
-        await container.mailboxes.set_psa_handles_mail(ctx.ws, value == "on")
-        await container.audit.record(ctx.actor, "intake.mailbox.psa_handles", {"value": value})
+        await container.mailboxes.set_psa_handles_mail(ctx.ws, value == "on", actor=ctx.actor)
         return done("/admin/intake", "mail_mode")

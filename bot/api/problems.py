@@ -38,6 +38,24 @@ MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "urn:deskbridge:problem:"
 
 
+JSON_HINT = "Send a JSON object (Content-Type: application/json); see /docs for its fields."
+
+
+def _plain_words(error: Any) -> tuple[str | None, str | None]:
+    """What to say instead of the validator's words for the refusals people meet most: a path that names no
+    ticket, and a body that is not a JSON object. (None, None): the validator's words stand."""
+    loc = tuple(str(p) for p in error.get("loc", ()))
+    if loc == ("path", "ticketId"):
+        value = str(error.get("input", ""))[:80]
+        return (f"'{value}' does not name a ticket.",
+                "Name a ticket by its number (1042), its stable id (id:17) or its PSA name (cw-1042).")
+    if error.get("type") == "json_invalid":
+        return "The body is not valid JSON.", JSON_HINT
+    if loc == ("body",) and error.get("type") in ("model_attributes_type", "dict_type", "missing"):
+        return "The body is not a JSON object.", JSON_HINT
+    return None, None
+
+
 class FieldError(BaseModel):
     """One invalid value in the request."""
 
@@ -164,10 +182,11 @@ def install(app: FastAPI, prefix: str) -> None:
         errors = [FieldError(location=".".join(str(p) for p in e.get("loc", ())), message=str(e.get("msg", "")))
                   .model_dump() for e in exc.errors()]
         first = errors[0] if errors else None
+        detail, hint = _plain_words(exc.errors()[0] if exc.errors() else {})
         body = {"type": TYPE_BASE + "invalid-input", "title": "Invalid input", "status": 422,
-                "detail": f"{first['location']}: {first['message']}" if first else "The request is invalid.",
-                "instance": request.url.path, "hint": "Fix the values listed in `errors`; see /docs for the schema.",
-                "errors": errors}
+                "detail": detail or (f"{first['location']}: {first['message']}" if first else "The request is invalid."),
+                "instance": request.url.path,
+                "hint": hint or "Fix the values listed in `errors`; see /docs for the schema.", "errors": errors}
         return response(422, body)
 
     async def on_http(request: Request, exc: Exception) -> Any:

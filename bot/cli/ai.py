@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from bot.cli.common import WORKSPACE, fail, run_in
+from bot.cli.common import WORKSPACE, cli_actor, fail, run_in
 from bot.main import Deskbridge
 from core.ai.service import ModelStatus, SimilarAnswer
 from core.context import Actor
@@ -73,7 +73,7 @@ def set_(name: str = typer.Argument(..., help="Setting name (see `deskbridge ai 
     """Change one AI setting (as the workspace admin)."""
 
     async def work(c: Deskbridge, ws: int) -> dict:
-        return await c.ai.set_setting(Actor.system(ws), name, value)
+        return await c.ai.set_setting(cli_actor(ws), name, value)
 
     result = run_in(workspace, work)
     key = name.strip().lower().replace("-", "_")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from bot.cli.common import WORKSPACE, run_in
+from bot.cli.common import WORKSPACE, cli_actor, run_in
 
 app = typer.Typer(help="REST API keys (/api/msp-portal).", no_args_is_help=True)
 
@@ -16,7 +16,8 @@ def create(
     workspace: str | None = WORKSPACE,
 ) -> None:
     """Create a key and print it once; only its hash is stored."""
-    info, token = run_in(workspace, lambda c, ws: c.apikeys.create(ws, name=name, scopes=scope, created_by="cli"))
+    info, token = run_in(workspace, lambda c, ws: c.apikeys.create(ws, name=name, scopes=scope, created_by="cli",
+                                                                 actor=cli_actor(ws)))
     typer.echo(f"Created API key '{info.name}' (id {info.key_id}, scopes {', '.join(info.scopes)}).")
     typer.echo("Copy it now; it is not shown again:")
     typer.echo(token)
@@ -40,5 +41,5 @@ def revoke(
     workspace: str | None = WORKSPACE,
 ) -> None:
     """Revoke a key; every running instance refuses it (401) within 5 seconds."""
-    info = run_in(workspace, lambda c, ws: c.apikeys.revoke(ws, key))
+    info = run_in(workspace, lambda c, ws: c.apikeys.revoke(ws, key, actor=cli_actor(ws)))
     typer.echo(f"Revoked API key '{info.name}' ({info.key_id}); every running instance refuses it within 5 s.")

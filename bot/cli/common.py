@@ -9,18 +9,31 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TypeVar
 
 import typer
 
 from bot import logging as dlog
 from bot.main import Deskbridge, bootstrap, build, settings_from_env
+from core.context import Actor
 from core.errors import DeskbridgeError
 
 T = TypeVar("T")
 
 app = typer.Typer(help="Deskbridge: chat-ops service desk for MSPs.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
+
+def cli_actor(workspace_id: int) -> Actor:
+    """Who a command acts as: an admin named after the shell user, as the audit log records it ("cli:root")."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        user = "unknown"
+    return replace(Actor.system(workspace_id), display=f"cli:{user}"[:128])
+
 
 # The `--workspace` option of every command that acts on one workspace (default: DESKBRIDGE_WORKSPACE_SLUG).
 WORKSPACE = typer.Option(None, help="Workspace slug")

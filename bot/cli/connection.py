@@ -7,7 +7,7 @@ import os
 
 import typer
 
-from bot.cli.common import WORKSPACE, fail, run, run_in, run_on, workspace_id
+from bot.cli.common import WORKSPACE, cli_actor, fail, run, run_in, run_on, workspace_id
 from bot.main import Deskbridge
 from core import card_fields, connection_report
 from core.connection_report import ConnectionReport
@@ -68,7 +68,7 @@ async def _callbacks_after_add(c: Deskbridge, ws: int, connection_id: int) -> st
         return ("PSA callbacks are not registered (no DESKBRIDGE_PUBLIC_URL): changes arrive with each sync. "
                 "Set it and run `deskbridge connection callbacks <name>` for changes within seconds.")
     try:
-        setup = await c.connections.install_callbacks(ws, connection_id, c.settings.public_url)
+        setup = await c.connections.install_callbacks(ws, connection_id, c.settings.public_url, actor=cli_actor(ws))
     except DeskbridgeError as exc:
         return f"PSA callbacks were not registered: {exc.message} {exc.hint or ''}".strip()
     return _callbacks_text(setup)
@@ -85,7 +85,8 @@ def _callbacks_text(setup: CallbackSetup) -> str:
 @app.command("callbacks")
 def conn_callbacks(name: str, workspace: str | None = WORKSPACE) -> None:
     """Register the PSA's callbacks (webhooks) to this Deskbridge, one per type, removing stale ones."""
-    setup = run_on(name, workspace, lambda c, ws, cid: c.connections.install_callbacks(ws, cid, c.settings.public_url))
+    setup = run_on(name, workspace, lambda c, ws, cid: c.connections.install_callbacks(
+        ws, cid, c.settings.public_url, actor=cli_actor(ws)))
     typer.echo(_callbacks_text(setup))
 
 
@@ -148,7 +149,7 @@ def conn_reauth(
 ) -> None:
     """Replace a connection's credentials in place (checked first); tickets and mappings stay."""
     secrets_map = _pairs(secret, "secret")
-    info = run_on(name, workspace, lambda c, ws, cid: c.connections.reauth(ws, cid, secrets_map))
+    info = run_on(name, workspace, lambda c, ws, cid: c.connections.reauth(ws, cid, secrets_map, actor=cli_actor(ws)))
     typer.echo(f"Credentials updated: {info.display_name}")
 
 
@@ -161,7 +162,8 @@ def map_status(
     workspace: str | None = WORKSPACE,
 ) -> None:
     """Map a PSA status to a stage (sync never changes an admin's mapping)."""
-    changes = run_on(connection, workspace, lambda c, ws, cid: c.sync.map_status(ws, cid, psa_status, stage, board))
+    changes = run_on(connection, workspace, lambda c, ws, cid: c.sync.map_status(
+        ws, cid, psa_status, stage, board, actor=cli_actor(ws)))
     for ch in changes:
         where = f" (board {ch.board})" if ch.board else ""
         typer.echo(f"'{ch.psa_name}'{where} -> {ch.value}; {ch.tickets_updated} ticket(s) updated")
@@ -175,7 +177,8 @@ def map_priority(
     workspace: str | None = WORKSPACE,
 ) -> None:
     """Map a PSA priority to Critical/High/Medium/Low (sync never changes an admin's mapping)."""
-    ch = run_on(connection, workspace, lambda c, ws, cid: c.sync.map_priority(ws, cid, psa_priority, priority))
+    ch = run_on(connection, workspace, lambda c, ws, cid: c.sync.map_priority(
+        ws, cid, psa_priority, priority, actor=cli_actor(ws)))
     typer.echo(f"'{ch.psa_name}' -> {ch.value}; {ch.tickets_updated} ticket(s) updated")
 
 

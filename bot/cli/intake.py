@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from bot.cli.common import WORKSPACE, fail, run, run_in
+from bot.cli.common import WORKSPACE, cli_actor, fail, run, run_in
 from bot.main import Deskbridge
 from core.context import Actor
 
@@ -25,7 +25,8 @@ def add_source(
     workspace: str | None = WORKSPACE,
 ) -> None:
     """Add an alert source: prints its URL path and its secret (shown once, stored encrypted)."""
-    info, secret = run_in(workspace, lambda c, ws: c.alert_sources.add(ws, name=name, kind=kind))
+    info, secret = run_in(workspace, lambda c, ws: c.alert_sources.add(ws, name=name, kind=kind,
+                                                                             actor=cli_actor(ws)))
     typer.echo(f"Alert source '{info.name}' ({info.kind}) receives POSTs at {info.path}")
     typer.echo("Secret (shown once; send it in the X-Deskbridge-Secret header or as 'Authorization: Bearer …'):")
     typer.echo(secret)
@@ -36,7 +37,7 @@ def add_source(
 @app.command("rotate-secret")
 def rotate_secret(name: str, workspace: str | None = WORKSPACE) -> None:
     """A new secret for the source (shown once); the old one stops working at once."""
-    secret = run_in(workspace, lambda c, ws: c.alert_sources.rotate_secret(ws, name))
+    secret = run_in(workspace, lambda c, ws: c.alert_sources.rotate_secret(ws, name, actor=cli_actor(ws)))
     typer.echo(f"New secret for '{name}' (shown once; update the sender now):")
     typer.echo(secret)
 
@@ -57,7 +58,7 @@ def sources(workspace: str | None = WORKSPACE) -> None:
 def set_option(name: str, option: str, value: str, workspace: str | None = WORKSPACE) -> None:
     """Change a source setting: on_resolve note|resolve, group_window_minutes N, storm_threshold N,
     severity.<critical|error|warning|info> <priority>, enabled on|off."""
-    run_in(workspace, lambda c, ws: c.alert_sources.set_option(ws, name, option, value))
+    run_in(workspace, lambda c, ws: c.alert_sources.set_option(ws, name, option, value, actor=cli_actor(ws)))
     typer.echo(f"{name}: {option} = {value}")
 
 
@@ -72,7 +73,8 @@ def map_rule(
     """Alerts whose device/site/org has this id or name belong to the customer; triaged alerts are retried."""
 
     async def work(c: Deskbridge, ws: int) -> tuple[object, int]:
-        rule = await c.alert_sources.map(ws, scope=scope, by=by, value=value, customer=customer)
+        rule = await c.alert_sources.map(ws, scope=scope, by=by, value=value, customer=customer,
+                                         actor=cli_actor(ws))
         return rule, await c.alert_intake.retry_triage(ws)
 
     rule, retried = run_in(workspace, work)
@@ -84,7 +86,7 @@ def map_rule(
 @app.command("unmap")
 def unmap(mapping_id: int, workspace: str | None = WORKSPACE) -> None:
     """Remove a mapping rule (by the id `deskbridge intake mappings` shows)."""
-    run_in(workspace, lambda c, ws: c.alert_sources.unmap(ws, mapping_id))
+    run_in(workspace, lambda c, ws: c.alert_sources.unmap(ws, mapping_id, actor=cli_actor(ws)))
     typer.echo(f"Mapping {mapping_id} removed.")
 
 
@@ -186,7 +188,8 @@ def mail_set(
     else:
         config = {"mailbox": mailbox, "tenant": tenant, "client_id": client_id, "client_secret": secret}
         config.update({k: v for k, v in (("graph_url", graph_url), ("login_url", login_url)) if v})
-    display = run_in(workspace, lambda c, ws: c.mailboxes.configure(ws, kind, config, own_addresses=tuple(own)))
+    display = run_in(workspace, lambda c, ws: c.mailboxes.configure(
+        ws, kind, config, own_addresses=tuple(own), actor=cli_actor(ws)))
     typer.echo(f"Mailbox {display} ({kind}) is read each minute; new mail becomes tickets.")
 
 
@@ -212,5 +215,5 @@ def mail_psa_handles(value: str = typer.Argument(..., help="on: the PSA's own ma
     """Say whether the PSA is the mail system of record, so mail is never ingested twice."""
     if value not in ("on", "off"):
         raise fail(f"'{value}' is not on or off.", "Use on or off.")
-    run_in(workspace, lambda c, ws: c.mailboxes.set_psa_handles_mail(ws, value == "on"))
+    run_in(workspace, lambda c, ws: c.mailboxes.set_psa_handles_mail(ws, value == "on", actor=cli_actor(ws)))
     typer.echo("Deskbridge no longer polls the mailbox." if value == "on" else "Deskbridge polls the mailbox again.")

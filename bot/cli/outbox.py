@@ -10,7 +10,7 @@ from datetime import datetime
 import typer
 
 from bot import logging as dlog
-from bot.cli.common import WORKSPACE, echo_json, fail, run_in
+from bot.cli.common import WORKSPACE, cli_actor, echo_json, fail, run_in
 from bot.main import Deskbridge, build, migrate, outbox_worker_config, settings_from_env
 from core.outbox.views import OutboxOpView, OutboxPage
 from core.outbox.worker import OutboxWorker
@@ -89,13 +89,13 @@ def retry(
 ) -> None:
     """Send a dead write back to the PSA (same dedupe marker; writes blocked behind it follow)."""
     if all_dead:
-        n = run_in(workspace, lambda c, ws: c.outbox_admin.redrive_all(ws, c.system_actor()))
+        n = run_in(workspace, lambda c, ws: c.outbox_admin.redrive_all(ws, cli_actor(ws)))
         typer.echo(f"Queued {n} dead writes again.")
         return
     if op_id is None:
         raise fail("Name the write to retry, or pass --all-dead.", "List them with `deskbridge outbox list`.")
     one = op_id
-    out = run_in(workspace, lambda c, ws: c.outbox_admin.redrive(ws, one, c.system_actor()))
+    out = run_in(workspace, lambda c, ws: c.outbox_admin.redrive(ws, one, cli_actor(ws)))
     typer.echo(f"Queued write {out.id} again ({out.kind}).")
 
 
@@ -103,7 +103,7 @@ def retry(
 def discard(op_id: int, reason: str = typer.Option(..., help="Why it is dropped (kept in the audit log)"),
             workspace: str | None = WORKSPACE) -> None:
     """Drop a dead (or waiting) write for good, with a reason; writes blocked behind it go ahead."""
-    out = run_in(workspace, lambda c, ws: c.outbox_admin.discard(ws, op_id, c.system_actor(), reason))
+    out = run_in(workspace, lambda c, ws: c.outbox_admin.discard(ws, op_id, cli_actor(ws), reason))
     typer.echo(f"Discarded write {out.id} ({out.kind}).")
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from bot.cli.common import WORKSPACE, fail, run, run_in
+from bot.cli.common import WORKSPACE, cli_actor, fail, run, run_in
 from bot.main import Deskbridge
 from core.context import Actor
 from core.sla.config import CalendarInfo
@@ -113,7 +113,7 @@ def policy_set(
 
     async def work(c: Deskbridge, ws: int) -> tuple[Policy, dict[str, Any]]:
         cid = await _customer_id(c, ws, customer)
-        await c.sla_config.set_policy(ws, settings, customer_id=cid, replace=replace)
+        await c.sla_config.set_policy(ws, settings, customer_id=cid, replace=replace, actor=cli_actor(ws))
         return await c.sla_config.policy(ws, cid)
 
     policy, own = run_in(workspace, work)
@@ -160,7 +160,7 @@ def calendar_set(
 
     _print_calendar(run_in(workspace, lambda c, ws: c.sla_config.set_calendar(
         ws, name, timezone=tz, windows=hours, country=country, subdiv=subdiv, add_holidays=holiday,
-        remove_holidays=remove_holiday, clear_country=no_country)))
+        remove_holidays=remove_holiday, clear_country=no_country, actor=cli_actor(ws))))
 
 
 @calendar_app.command("holidays")

@@ -18,6 +18,7 @@ import logging
 import time
 from typing import Any
 
+import aiohttp
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler, to_starlette_response
@@ -125,6 +126,7 @@ class SlackSurface:
         self._refused_logged_at = float("-inf")
         self._socket: Any = None
         self._connecting: asyncio.Task[None] | None = None
+        self.http: aiohttp.ClientSession | None = None  # shared by every Slack call once started (start)
 
     async def start(self) -> None:
         """Token mode: record the token's team; Socket Mode: connect. Failures are logged, not fatal.
@@ -133,10 +135,13 @@ class SlackSurface:
         `apps.connections.open` forever (every 10 s, logged), which must not hold up the start.
         """
         s = self.settings
+        if self.http is None or self.http.closed:  # one HTTP session for every Web API call and response_url post
+            self.http = aiohttp.ClientSession()
+            self.client.session = self.notifier.session = self.context.session = self.http
         if s.slack_bot_token is not None:
             token = s.slack_bot_token.get_secret_value()
             try:
-                auth = await make_client(s.slack_api_url, token).auth_test()
+                auth = await make_client(s.slack_api_url, token, self.http).auth_test()
                 await self.container.chat.save_installation(
                     platform="slack", team_id=str(auth["team_id"]), bot_token=token,
                     bot_user_id=auth.get("user_id"), bot_id=auth.get("bot_id"), enterprise_id=auth.get("enterprise_id"),
@@ -172,6 +177,8 @@ class SlackSurface:
         """
         await self.notifier.close()
         await self.poster.outbound.close()
+        if self.http is not None:  # a call after this opens its own session (slack_sdk's fallback)
+            await self.http.close()
 
     async def drain(self) -> None:
         """Wait until work after acks, queued events and queued posts/updates are all done (tests)."""

@@ -93,6 +93,7 @@ class SlackContext:
         self.response_hosts = RESPONSE_HOSTS | {api.hostname or ""}
         self._plain_http_host = api.hostname if api.scheme == "http" else None  # a local fake only
         self.work = AfterAck()
+        self.session: Any = None  # the surface's shared aiohttp session, once started (SlackSurface.start)
         self._names: dict[str, tuple[str, float]] = {}  # Slack user id -> (display name, valid until)
         # Long transfers (files a technician drops into a thread: up to 120 s each) get their own small pool,
         # so they never occupy the workers that open modals before a click's trigger expires.
@@ -226,7 +227,7 @@ class SlackContext:
             log.warning("response_url with an unexpected host ignored", extra={"host": parts.hostname})
             return False
         try:
-            resp = await AsyncWebhookClient(response_url, timeout=10).send(**message)
+            resp = await AsyncWebhookClient(response_url, timeout=10, session=self.session).send(**message)
         except Exception:  # noqa: BLE001 - a stale response_url: the card just isn't updated
             log.warning("response_url could not be reached", exc_info=True)
             return False

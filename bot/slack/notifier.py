@@ -153,6 +153,7 @@ class SlackNotifier:
         self._dispatched: set[tuple[int, str]] = set()  # (ticket, channel) cards queued, not yet recorded
         self.dropped = 0
         self._in_flight = 0
+        self.session: Any = None  # the surface's shared aiohttp session, once started (SlackSurface.start)
 
     # ------------------------------------------------------------ queueing
 
@@ -240,7 +241,7 @@ class SlackNotifier:
             return None
         if workspace_id is not None and inst.workspace_id != workspace_id:
             return None  # a team of another workspace never gets this workspace's tickets
-        return make_client(self.api_url, inst.bot_token)
+        return make_client(self.api_url, inst.bot_token, self.session)
 
     async def _threads(self, event: DomainEvent) -> list[ThreadPost]:
         if event.ticket_id is None:

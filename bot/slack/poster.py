@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -44,9 +45,11 @@ def retry_handlers(max_429_retries: int = 3) -> list[Any]:
             AsyncRateLimitErrorRetryHandler(max_retry_count=max_429_retries)]
 
 
-def make_client(base_url: str, token: str | None = None) -> AsyncWebClient:
-    """A Web API client for our base URL (Slack, GovSlack or a test fake) with our retry policy."""
-    return AsyncWebClient(token=token, base_url=base_url, retry_handlers=retry_handlers(), timeout=10)
+def make_client(base_url: str, token: str | None = None, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
+    """A Web API client for our base URL (Slack, GovSlack or a test fake) with our retry policy. `session`: the
+    process's shared HTTP session (kept-alive connections); without one (or once it is closed) slack_sdk opens a
+    session, and a connection with its TLS handshake, for every call."""
+    return AsyncWebClient(token=token, base_url=base_url, retry_handlers=retry_handlers(), timeout=10, session=session)
 
 
 class SlackPoster:

@@ -104,7 +104,11 @@ def request_opened(number: int | None, subject: str) -> str:
 
 
 def request_over_limit(outcome: str, number: int | None, limit: int) -> str:
-    """Past an end user's hourly limit: where their words went instead, and what to do next."""
+    """Past an end user's hourly limit (or a ticket that cannot be opened for them: `kept`): where their words
+    went instead, and what to do next."""
+    if outcome == "kept":
+        return ("Your message was kept for a technician, who will open the ticket and get back to you. "
+                "Something urgent? Call your MSP's support line.")
     head = f"You have opened {limit} tickets in the last hour, so no new one was opened."
     if outcome == "added":
         ref = f"#{number}" if number else "your open ticket"

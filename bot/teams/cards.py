@@ -2,7 +2,8 @@
 
 Buttons are `Action.Execute` (verb `deskbridge`, data `{action, ref}`), answered in place by the
 `adaptiveCard/action` handler; forms are inline inputs whose submit button carries `submit: true`. At most
-6 actions per set (Teams' host config); links out are `Action.OpenUrl`.
+6 actions per set (Teams' host config), a ticket card's first 3 as buttons and the rest in its "…" menu
+(`mode: secondary`); links out are `Action.OpenUrl`. scripts/card_previews.py draws every kind and checks it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ VERSION = "1.5"
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 VERB = "deskbridge"
 MAX_ACTIONS = 6
+PRIMARY_ACTIONS = 3  # buttons shown on a ticket card; the rest are in its overflow menu (docs/cards/ticket.png)
 URL_ACTIONS = ("open_psa", "open_rmm", "open_runbook", "open_docs")
 CARD_ACTIONS = ("reply", "note", "status", "assign_me", "time", "alert_ack", "alert_resolve", "open", "context")
 
@@ -98,6 +100,8 @@ def ticket_card(view: TicketView, *, max_notes: int = 6) -> dict[str, Any]:
         body.append({"type": "ActionSet", "actions": links[:MAX_ACTIONS]})
     actions = [execute(a.label, a.action, a.value or s.ref) for a in view.actions
                if not a.url and a.action in CARD_ACTIONS]
+    for extra in actions[PRIMARY_ACTIONS:]:  # in Teams' "…" menu: a row of six buttons cuts every title short
+        extra["mode"] = "secondary"
     card = _card(body, actions)
     card["refresh"] = {"action": execute("Refresh", "open", s.ref)}  # Teams redraws it per user on open
     return card
@@ -177,7 +181,7 @@ def form_card(view: FormView, *, values: dict[str, Any] | None = None, error: st
     if error and error_field not in names:
         body.append(_text(error, color="Attention"))
     for f in view.fields:
-        label = f.label + ("" if f.required else " (optional)")
+        label = f.label + ("" if f.required or "(optional)" in f.label else " (optional)")  # core may say so
         if f.kind == "search_select" and f.source:
             el: dict[str, Any] = search_choice_set(f, label)
         elif f.kind in ("select", "search_select") and f.options:

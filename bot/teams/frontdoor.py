@@ -52,7 +52,7 @@ def parse_activity(raw: bytes) -> dict[str, Any]:
     """The activity as a dict with the fields we rely on, or BadActivity naming the first one missing."""
     try:
         body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
         raise BadActivity("The body is not JSON.") from None
     if not isinstance(body, dict):
         raise BadActivity("The body is not a JSON object.")

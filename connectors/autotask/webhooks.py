@@ -111,7 +111,7 @@ def parse(body: bytes, headers: Mapping[str, str], *, secret: str) -> WebhookEve
     verify(secret, headers, body)
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         raise WebhookRejected("The Autotask webhook body is not JSON.") from None
     if not isinstance(data, Mapping):
         raise WebhookRejected("The Autotask webhook body is not a JSON object.")

@@ -49,7 +49,7 @@ def parse_callback(body: bytes) -> Callback:
     """Parse a callback body (WebhookRejected when it is not a ConnectWise callback)."""
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         raise WebhookRejected("The callback body is not JSON.") from None
     if not isinstance(data, Mapping) or "Action" not in data or "Type" not in data:
         raise WebhookRejected("The callback body has no Action/Type.")

@@ -82,7 +82,7 @@ def parse(body: bytes, headers: Mapping[str, str], *, mode: str, secret: str | N
         _verify(mode, secret, header_name, headers, body)
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         raise WebhookRejected("The webhook body is not JSON.") from None
     if not isinstance(data, Mapping):
         raise WebhookRejected("The webhook body is not a JSON object.")

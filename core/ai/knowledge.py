@@ -111,11 +111,12 @@ class KnowledgeBase:
                     continue
                 seen.add(a.external_id)
                 body = html_to_text(a.body) if a.html else a.body
+                url = a.url if a.url and len(a.url) <= 2000 else None  # the column's width: no link rather than an error
                 row = existing.get(a.external_id) or KbArticle(
                     workspace_id=workspace_id, source=source, external_id=a.external_id[:300], title="", body="")
-                if (row.title, row.body, row.url, row.customer_id) != (a.title[:300], body, a.url, customer_id):
+                if (row.title, row.body, row.url, row.customer_id) != (a.title[:300], body, url, customer_id):
                     row.title, row.body, row.url, row.customer_id, row.updated_at = (
-                        a.title[:300], body, a.url, customer_id, now)
+                        a.title[:300], body, url, customer_id, now)
                     session.add(row)
             for ext, row in existing.items():
                 if ext not in seen:

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from connectors.base import Capabilities, Feature
+from core.admin_audit import record_change
 from core.ai import categorize, drafts, resolution
 from core.ai import settings as ai_settings
 from core.ai.category_writes import CategoryWrites, ai_owned, label_from
@@ -120,6 +121,7 @@ class AiService:
             own = dict(ws.settings.get(ai_settings.SETTINGS_KEY) or {})
             own[key] = value
             ws.settings = {**ws.settings, ai_settings.SETTINGS_KEY: own}
+            record_change(session, actor, actor.workspace_id, "ai.setting", {"name": key, "value": value})
             return ai_settings.effective(ws.settings)
 
     # --- training and status ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from core.admin_audit import record_change
 from core.chat.cache import TTLCache
 from core.chat.models import ChannelInfo, ChatUser
 from core.chat.visibility import require_admin
@@ -117,6 +118,9 @@ class Bindings:
                 row.updated_at = self._clock()
             row.customer_id = customer.id if customer else None
             row.visibility = "customer" if shared else "tech"
+            record_change(session, actor, actor.workspace_id, "binding.add", {
+                "platform": user.platform, "team": user.team_id, "channel": user.channel_id, "kind": str(bkind),
+                "customer": customer.identifier if customer else None, "visibility": row.visibility})
         self.invalidate()
         return await self.channel(actor.workspace_id, user.platform, user.team_id, user.channel_id)
 
@@ -131,6 +135,10 @@ class Bindings:
             stmt = stmt.where(col(ChannelBinding.kind) == BINDING_KINDS[kind])
         async with self.db.write(actor.scope) as session:
             n = rowcount(await session.execute(stmt)) or 0
+            if n:
+                record_change(session, actor, actor.workspace_id, "binding.remove", {
+                    "platform": user.platform, "team": user.team_id, "channel": user.channel_id, "kind": kind or "all",
+                    "removed": n})
         self.invalidate()
         return n
 
@@ -157,6 +165,8 @@ class Bindings:
             info = BindingInfo(binding_id, row.platform, row.team_id, row.channel_id, row.kind, None, row.visibility,
                                row.created_by, row.created_at)
             await session.delete(row)
+            record_change(session, actor, actor.workspace_id, "binding.remove", {
+                "platform": row.platform, "team": row.team_id, "channel": row.channel_id, "kind": row.kind})
         self.invalidate()
         return info
 

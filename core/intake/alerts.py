@@ -130,7 +130,7 @@ class AlertIntake:
         source, cached = await self._authenticate(key, headers)
         try:
             decoded = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: nested too deep
             raise InvalidInput("The body is not JSON.", hint="Send one alert event as a JSON object.") from None
         parser = self.parsers.get(source.kind)
         if parser is None:
@@ -178,7 +178,8 @@ class AlertIntake:
             raise refused
         if not source.enabled:
             raise AlertRefused(f"The alert source '{source.name}' is disabled.",
-                               hint="Enable it with `deskbridge intake set <source> enabled on`.")
+                               hint="Enable it on the admin page Intake (/admin/intake) or with "
+                                    "`deskbridge intake set <source> enabled on`.")
         if len(self._sources) > 1000:
             self._sources.clear()
         self._sources[key] = source

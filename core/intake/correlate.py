@@ -160,7 +160,8 @@ class Correlator:
             s = batch.session
             alert = await s.get(Alert, alert_id, with_for_update=True)
             if alert is None:
-                raise NotFound(f"There is no alert {alert_id}.", hint="`deskbridge intake triage` lists them.")
+                raise NotFound(f"There is no alert {alert_id}.", hint="The admin page Intake (/admin/intake) and "
+                                                                              "`deskbridge intake triage` list them.")
             current = await s.get(Ticket, alert.ticket_id) if alert.ticket_id else None
             if current is not None and current.stage in _OPEN:
                 raise Conflict(f"This alert is already on ticket {current.number or f'id:{current.id}'}.",
@@ -169,7 +170,7 @@ class Correlator:
             if customer is None:
                 raise InvalidInput("This alert has no customer yet.", field="customer",
                                    hint="Name the customer, or map its device, site or organisation "
-                                        "(`deskbridge intake map`) so its alerts find it.")
+                                        "(admin page Intake, or `deskbridge intake map`) so its alerts find it.")
             source = await s.get(AlertSource, alert.source_id)
             assert source is not None
             receipt = (await s.exec(select(AlertReceipt).where(col(AlertReceipt.alert_id) == alert_id)

@@ -17,6 +17,7 @@ from typing import Any
 from sqlmodel import select
 
 from connectors.mailbox import MailboxError, MailboxReader
+from core.admin_audit import Who, record_change
 from core.errors import ConnectionProblem, InvalidInput, NotFound
 from core.intake.mail import MailIntake
 from store.crypto import CredentialCipher
@@ -45,7 +46,7 @@ class MailboxService:
         self.db, self.cipher, self.intake, self.readers = db, cipher, intake, readers
 
     async def configure(self, workspace_id: int, kind: str, config: Mapping[str, Any], *,
-                        own_addresses: tuple[str, ...] = ()) -> str:
+                        own_addresses: tuple[str, ...] = (), actor: Who = None) -> str:
         """Check the mailbox can be read, then store it (credentials encrypted); returns its display name."""
         missing = [k for k in REQUIRED.get(kind, ()) if not str(config.get(k) or "").strip()]
         if kind not in REQUIRED:
@@ -63,6 +64,8 @@ class MailboxService:
             ws.settings = {**ws.settings, SETTINGS_KEY: {
                 "kind": kind, "ciphertext": base64.b64encode(blob).decode(), "display": display,
                 "own_addresses": own, "watermark": None, "psa_handles_mail": False}}
+            record_change(session, actor, workspace_id, "intake.mailbox",
+                          {"kind": kind, "mailbox": display, "own_addresses": own})  # never the secret
         return display
 
     async def _check(self, kind: str, config: Mapping[str, Any]) -> None:
@@ -80,14 +83,15 @@ class MailboxService:
         await self._check(entry["kind"], config)
         return str(entry["display"])
 
-    async def set_psa_handles_mail(self, workspace_id: int, value: bool) -> None:
+    async def set_psa_handles_mail(self, workspace_id: int, value: bool, *, actor: Who = None) -> None:
         async with self.db.write(Scope.workspace(workspace_id)) as session:
             ws = await session.get(Workspace, workspace_id)
             assert ws is not None
             entry = dict(ws.settings.get(SETTINGS_KEY) or {})
             if not entry:
-                raise NotFound("No mailbox is configured.", hint="Set one with `deskbridge intake mail-set`.")
+                raise NotFound("No mailbox is configured.", hint="Set one on the admin page Intake (/admin/intake) or with `deskbridge intake mail-set`.")
             ws.settings = {**ws.settings, SETTINGS_KEY: {**entry, "psa_handles_mail": value}}
+            record_change(session, actor, workspace_id, "intake.mailbox.psa_handles", {"value": value})
 
     async def entry(self, workspace_id: int) -> dict[str, Any] | None:
         """The configured mailbox without its credentials (kind, display, psa_handles_mail, …), or None."""
@@ -111,7 +115,7 @@ class MailboxService:
             ws = await session.get(Workspace, workspace_id)
         entry = dict((ws.settings if ws else {}).get(SETTINGS_KEY) or {})
         if not entry:
-            raise NotFound("No mailbox is configured.", hint="Set one with `deskbridge intake mail-set`.")
+            raise NotFound("No mailbox is configured.", hint="Set one on the admin page Intake (/admin/intake) or with `deskbridge intake mail-set`.")
         blob = base64.b64decode(entry["ciphertext"])
         return entry, self.cipher.decrypt(blob, workspace_id=workspace_id, kind=CIPHER_KIND)
 

@@ -14,7 +14,9 @@ from a linked contact is handled the same way (core/chat/end_users.py binds the 
 Sender limit: one person (their chat identity, contact or not) opens at most `end_user_requests_per_hour`
 tickets per hour (0: no limit). Past it nothing is lost: their words are added to the newest open ticket
 they opened (as their reply), or, with none open, kept (`held`, `deskbridge intake held`) for a
-technician; the answer says which and what to do next.
+technician; the answer says which and what to do next. A ticket the PSA would refuse (its board needs a
+contact and the person is not one) is not opened: their words are held the same way, with the reason
+(outcome `kept`).
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ class Opened:
     subject: str
     contact_known: bool
     again: bool = False
-    outcome: str = "opened"  # opened; over the hourly limit: added (to `ticket_id`, their open ticket) or held
+    outcome: str = "opened"  # opened; over the hourly limit: added (to `ticket_id`, their open ticket) or held;
+    # kept: a ticket the PSA would refuse (e.g. its board needs a contact), the words held for a technician
     limit: int = 0
 
 
@@ -142,10 +145,16 @@ class EndUserRequests:
             # Opened on the customer's behalf: the ticket service lets only technicians create from chat, and
             # this rule (a customer channel, the channel's own customer) is what allows it here.
             opener = replace(actor, is_member=True, member_id=None)
-            async with ticket_batch(self.tickets, opener) as batch:
-                made = await batch.create(subject=subject_of(body), description=body, customer_id=customer_id,
-                                          contact_id=contact.id if contact else None)
-                await batch.note(made, provenance)
+            try:
+                async with ticket_batch(self.tickets, opener) as batch:
+                    made = await batch.create(subject=subject_of(body), description=body, customer_id=customer_id,
+                                              contact_id=contact.id if contact else None)
+                    await batch.note(made, provenance)
+            except InvalidInput as exc:  # the PSA would refuse this ticket (e.g. its board needs a contact):
+                # their words are kept for a technician, with the reason; never dropped
+                await self._record(actor, user_key or "", key, "held", None,
+                                   text=f"{body}\n\n(Not opened as a ticket: {exc.message} {provenance})")
+                return Opened(None, None, subject_of(body), contact is not None, outcome="kept")
         except Exception:
             await forget_event(self.db, SOURCE, key)  # refused: asking again may work (after the cause is fixed)
             raise

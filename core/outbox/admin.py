@@ -22,6 +22,7 @@ from core.context import Actor
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.outbox import queries
 from core.outbox.audit import Outcome, audit_row, redact
+from core.outbox.ops import OpKind
 from core.outbox.views import OutboxAuditView, OutboxOpDetail, OutboxOpView, OutboxPage
 from core.ticket_lookup import MAX_ID
 from store.db import Database, Scope
@@ -41,15 +42,18 @@ def explain(op: OutboxOp, *, waiting_on: int | None = None, connection: str | No
     code = op.last_status_code
     if op.status == OutboxStatus.DEAD.value:
         if code in (401, 403):
-            return (f"The PSA refused the connection's credentials. Re-enter them with `deskbridge connection "
-                    f"reauth {conn}`, then retry: `deskbridge outbox retry {op.id}` (or `--all-dead`).")
+            return (f"The PSA refused the connection's credentials. Re-enter them (the connection's admin page, or "
+                    f"`deskbridge connection reauth {conn}`), then retry it on the Dead letters page or with "
+                    f"`deskbridge outbox retry {op.id}` (or `--all-dead`).")
         if code == 404 or "deleted in the PSA" in (op.last_error or ""):
             return (f"The ticket is no longer in the PSA (deleted or merged there). Nothing can be written to it: "
+                    f"discard it with a reason on the Dead letters page or with "
                     f"`deskbridge outbox discard {op.id} --reason 'deleted in the PSA'`.")
         if code is not None and 400 <= code < 500:
             return (f"The PSA refused this write (HTTP {code}). Fix what it names in the PSA, then retry it "
-                    f"(`deskbridge outbox retry {op.id}`), or discard it with a reason.")
-        return f"Gave up after {op.attempts} attempts. Retry it (`deskbridge outbox retry {op.id}`) or discard it."
+                    f"(Dead letters page, or `deskbridge outbox retry {op.id}`), or discard it with a reason.")
+        return (f"Gave up after {op.attempts} attempts. Retry it (Dead letters page, or "
+                f"`deskbridge outbox retry {op.id}`) or discard it.")
     if op.status == OutboxStatus.BLOCKED.value:
         first = f"#{waiting_on}" if waiting_on else "an earlier write"
         return (f"Held behind {first} of the same ticket, which failed: writes of a ticket go in order. Retry or "
@@ -132,6 +136,9 @@ def _require_admin(actor: Actor | str, what: str) -> None:
         raise PermissionDenied(f"Only workspace admins can {what}.", hint="Ask an admin of your workspace.")
 
 
+OP_KINDS = tuple(k.value for k in OpKind)
+
+
 class OutboxAdmin:
     """Operator actions on the outbox of one workspace at a time."""
 
@@ -140,8 +147,10 @@ class OutboxAdmin:
         self._clock = clock
 
     async def list_ops(self, workspace_id: int, status: str | None = None, limit: int = 50,
-                       cursor: str | None = None, *, ticket_id: int | None = None) -> OutboxPage:
-        """Ops newest first; `status` is one status or a comma list ("dead,blocked"); keyset `cursor`."""
+                       cursor: str | None = None, *, ticket_id: int | None = None, connection_id: int | None = None,
+                       kind: str | None = None, ticket_number: int | None = None) -> OutboxPage:
+        """Ops newest first; `status` is one status or a comma list ("dead,blocked"); keyset `cursor`; narrowed to
+        a ticket (by id or number), a connection, or a kind of write."""
         limit = max(1, min(int(limit), MAX_PAGE))
         stmt = select(OutboxOp, Ticket.number).join(Ticket, Ticket.id == OutboxOp.ticket_id, isouter=True)  # type: ignore[arg-type]
         wanted = _statuses(status)
@@ -149,6 +158,15 @@ class OutboxAdmin:
             stmt = stmt.where(OutboxOp.status.in_(wanted))  # type: ignore[attr-defined]
         if ticket_id is not None:
             stmt = stmt.where(OutboxOp.ticket_id == ticket_id)
+        if ticket_number is not None:
+            stmt = stmt.where(Ticket.number == ticket_number)
+        if connection_id is not None:
+            stmt = stmt.where(OutboxOp.connection_id == connection_id)
+        if kind:
+            if kind not in OP_KINDS:
+                raise InvalidInput(f"'{kind}' is not a kind of write.", hint="Use one of: " + ", ".join(OP_KINDS) + ".",
+                                   field="kind")
+            stmt = stmt.where(OutboxOp.kind == kind)
         if cursor:
             try:
                 before = int(cursor)
@@ -185,7 +203,8 @@ class OutboxAdmin:
             op = await self._load(session, op_id)
             if op.status not in REDRIVABLE:
                 raise Conflict(f"Write {op_id} is {op.status}; only dead writes can be retried.",
-                               hint="List dead writes with `deskbridge outbox list --status dead`.")
+                               hint="See them on the admin page Dead letters (/admin/dead-letters) or with "
+                                    "`deskbridge outbox list --status dead`.")
             previous = op.attempts
             op.status, op.attempts, op.next_attempt_at = OutboxStatus.PENDING.value, 0, now
             op.lease_until, op.finished_at, op.updated_at = None, None, now
@@ -246,5 +265,6 @@ class OutboxAdmin:
     async def _load(session: AsyncSession, op_id: int) -> OutboxOp:
         op = (await session.exec(select(OutboxOp).where(OutboxOp.id == op_id))).first()
         if op is None:
-            raise NotFound(f"Write {op_id} was not found.", hint="List writes with `deskbridge outbox list`.")
+            raise NotFound(f"Write {op_id} was not found.", hint="See dead ones on the admin page Dead letters (/admin/dead-letters), "
+                                                                   "every one with `deskbridge outbox list`.")
         return op

@@ -21,6 +21,7 @@ from typing import Any
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.admin_audit import Who, record_change
 from core.errors import InvalidInput, NotFound
 from core.sla.calendars import (
     CalendarError,
@@ -166,6 +167,14 @@ async def ensure_default_calendar(session: AsyncSession, cfg: WorkspaceSla) -> N
     cfg.calendars[DEFAULT_CALENDAR] = spec_from_row(row)
 
 
+def holidays_in(info: CalendarInfo, year: int) -> list[tuple[date, str]]:
+    """The holidays a calendar observes in a year, by date (country/subdivision and custom dates)."""
+    spec = CalendarSpec(tz=info.timezone, windows=parse_windows(info.windows), holiday_country=info.holiday_country,
+                        holiday_subdiv=info.holiday_subdiv, custom_holidays=frozenset(info.custom_holidays),
+                        name=info.name)
+    return sorted(holiday_dates(spec, date(year, 1, 1), date(year, 12, 31)).items())
+
+
 @dataclass(frozen=True, slots=True)
 class CalendarInfo:
     name: str
@@ -191,21 +200,26 @@ class SlaConfigService:
         self._clock = clock
 
     async def calendars(self, workspace_id: int) -> list[CalendarInfo]:
-        async with self.db.write(Scope.workspace(workspace_id)) as session:
+        """Every calendar, by name (a write only the first time, to create the default one)."""
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
             cfg = await load_config(session, workspace_id)
-            await ensure_default_calendar(session, cfg)
-            return [_info(s) for s in sorted(cfg.calendars.values(), key=lambda s: s.name)]
+        if DEFAULT_CALENDAR not in cfg.calendars:
+            async with self.db.write(Scope.workspace(workspace_id)) as session:
+                cfg = await load_config(session, workspace_id)
+                await ensure_default_calendar(session, cfg)
+        return [_info(s) for s in sorted(cfg.calendars.values(), key=lambda s: s.name)]
 
     async def calendar(self, workspace_id: int, name: str) -> CalendarInfo:
         for info in await self.calendars(workspace_id):
             if info.name == name:
                 return info
-        raise NotFound(f"There is no SLA calendar named '{name}'.", hint="List them with `deskbridge sla calendar show`.")
+        raise NotFound(f"There is no SLA calendar named '{name}'.", hint="See them on the admin page SLA (/admin/sla) or with "
+                                                                           "`deskbridge sla calendar show`.")
 
     async def set_calendar(self, workspace_id: int, name: str, *, timezone: str | None = None,
                            windows: str | None = None, country: str | None = None, subdiv: str | None = None,
                            add_holidays: Iterable[str] = (), remove_holidays: Iterable[str] = (),
-                           clear_country: bool = False) -> CalendarInfo:
+                           clear_country: bool = False, actor: Who = None) -> CalendarInfo:
         """Create or change a calendar; validated before anything is saved."""
         name = name.strip()
         if not name or len(name) > 64:
@@ -235,20 +249,21 @@ class SlaConfigService:
                 row.custom_holidays = sorted(d.isoformat() for d in dates)
                 validate(spec_from_row(row))
             except CalendarError as exc:
-                raise InvalidInput(str(exc), hint="See `deskbridge sla calendar set --help` for the formats.",
+                raise InvalidInput(str(exc), hint="Hours look like 'mon-fri 08:00-17:00', dates like 2026-12-24 "
+                                        "(admin page SLA, or `deskbridge sla calendar set --help`).",
                                    field="calendar") from None
             row.version += 1
             row.updated_at = self._clock()
             await session.flush()
-            return _info(spec_from_row(row))
+            info = _info(spec_from_row(row))
+            record_change(session, actor, workspace_id, "sla.calendar", {
+                "name": info.name, "tz": info.timezone, "hours": info.windows, "country": info.holiday_country,
+                "subdiv": info.holiday_subdiv, "holidays": list(info.custom_holidays), "version": info.version})
+            return info
 
     async def holidays(self, workspace_id: int, name: str, year: int) -> list[tuple[date, str]]:
         """The holidays a calendar observes in a year (country/subdivision and custom dates)."""
-        info = await self.calendar(workspace_id, name)
-        spec = CalendarSpec(tz=info.timezone, windows=parse_windows(info.windows),
-                            holiday_country=info.holiday_country, holiday_subdiv=info.holiday_subdiv,
-                            custom_holidays=frozenset(info.custom_holidays), name=info.name)
-        return sorted(holiday_dates(spec, date(year, 1, 1), date(year, 12, 31)).items())
+        return holidays_in(await self.calendar(workspace_id, name), year)
 
     async def policy(self, workspace_id: int, customer_id: int | None = None) -> tuple[Policy, dict[str, Any]]:
         """The effective policy and the overrides stored at this level."""
@@ -260,12 +275,13 @@ class SlaConfigService:
         return cfg.policy_for(customer_id), dict(own)
 
     async def set_policy(self, workspace_id: int, settings: dict[str, Any], *, customer_id: int | None = None,
-                         replace: bool = False) -> Policy:
+                         replace: bool = False, actor: Who = None) -> Policy:
         """Merge (or, with replace, set) overrides at workspace or customer level."""
         try:
             clean = validate_overrides(settings)
         except (PolicyError, TypeError, ValueError) as exc:
-            raise InvalidInput(str(exc), hint="See `deskbridge sla policy set --help`.", field="policy") from None
+            raise InvalidInput(str(exc), hint="Durations look like 30m, 4h or 2d (admin page SLA, or "
+                                                                     "`deskbridge sla policy set --help`).", field="policy") from None
         async with self.db.write(Scope.workspace(workspace_id)) as session:
             if customer_id is not None and await session.get(Customer, customer_id) is None:
                 raise NotFound(f"Customer {customer_id} was not found.")
@@ -281,7 +297,10 @@ class SlaConfigService:
             policy = cfg.policy_for(customer_id)
             if policy.business_hours and policy.calendar != DEFAULT_CALENDAR and policy.calendar not in cfg.calendars:
                 raise NotFound(f"There is no SLA calendar named '{policy.calendar}'.",
-                               hint="Create it first with `deskbridge sla calendar set NAME --tz ... --hours ...`.")
+                               hint="Create it first on the admin page SLA (/admin/sla) or with "
+                                    "`deskbridge sla calendar set NAME --tz ... --hours ...`.")
+            record_change(session, actor, workspace_id, "sla.policy",
+                          {"scope": key, "replace": replace, "settings": clean})
             return policy
 
 

@@ -105,7 +105,7 @@ class SyncEngine:
             conn = await s.get(PsaConnection, connection_id)
         if conn is None:
             raise NotFound(f"Connection {connection_id} was not found.",
-                           hint="List connections with `deskbridge connection list`.")
+                           hint="See them on the admin overview (/admin) or with `deskbridge connection list`.")
         return conn
 
     @staticmethod

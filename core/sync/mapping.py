@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.admin_audit import record_change
+from core.context import Actor
 from core.errors import InvalidInput, NotFound
 from core.status import default_priority, default_stage, parse_priority, parse_stage
 from core.sync.upsert import dialect_insert
@@ -110,7 +112,7 @@ class MappingService:
         self.db = db
 
     async def set_status(self, workspace_id: int, connection_id: int, status: str, stage: str,
-                         board: str | None = None) -> list[MappingChange]:
+                         board: str | None = None, *, actor: Actor | None = None) -> list[MappingChange]:
         """Map a PSA status (by name or id, on one board or every board that has it) to a stage."""
         target = parse_stage(stage)
         if target is None:
@@ -128,10 +130,13 @@ class MappingService:
                 ).values(stage=target.value))
                 changes.append(MappingChange(m.psa_status_name, m.board_external_id, target.value,
                                              rowcount(res) or 0))
+            record_change(s, actor, workspace_id, "mapping.status", {
+                "status": status, "board": board or "", "stage": target.value,
+                "tickets": sum(c.tickets_updated for c in changes)}, connection_id=connection_id)
             return changes
 
     async def set_priority(self, workspace_id: int, connection_id: int, psa_priority: str,
-                           priority: str) -> MappingChange:
+                           priority: str, *, actor: Actor | None = None) -> MappingChange:
         """Map a PSA priority (by name or id) to Critical/High/Medium/Low."""
         target = parse_priority(priority)
         async with self.db.write(Scope.workspace(workspace_id)) as s:
@@ -157,7 +162,11 @@ class MappingService:
             res = await s.execute(sa.update(Ticket).where(
                 col(Ticket.connection_id) == connection_id, col(Ticket.psa_priority_id) == m.psa_priority_id,
             ).values(priority=target.value, priority_rank=target.rank))
-            return MappingChange(m.psa_priority_name, "", target.value, rowcount(res) or 0)
+            change = MappingChange(m.psa_priority_name, "", target.value, rowcount(res) or 0)
+            record_change(s, actor, workspace_id, "mapping.priority", {
+                "priority": change.psa_name, "value": change.value, "tickets": change.tickets_updated},
+                connection_id=connection_id)
+            return change
 
     async def list(self, workspace_id: int, connection_id: int
                    ) -> tuple[builtins.list[StatusMapping], builtins.list[PriorityMapping]]:

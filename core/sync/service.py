@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
+from core.context import Actor
 from core.singleflight import SingleFlight
 from core.sync import history, picklists, reconcile, runs
 from core.sync.engine import ProgressFn, SyncEngine
@@ -57,9 +58,11 @@ class SyncService:
         return await runs.sync_status(self.engine.db, workspace_id, now or self.engine.clock())
 
     async def map_status(self, workspace_id: int, connection_id: int, status: str, stage: str,
-                         board: str | None = None) -> list[MappingChange]:
-        return await self.mappings.set_status(workspace_id, connection_id, status, stage, board)
+                         board: str | None = None, *, actor: Actor | None = None) -> list[MappingChange]:
+        """An admin's status override (audited as `actor`); the connection's tickets move at once."""
+        return await self.mappings.set_status(workspace_id, connection_id, status, stage, board, actor=actor)
 
     async def map_priority(self, workspace_id: int, connection_id: int, psa_priority: str,
-                           priority: str) -> MappingChange:
-        return await self.mappings.set_priority(workspace_id, connection_id, psa_priority, priority)
+                           priority: str, *, actor: Actor | None = None) -> MappingChange:
+        """An admin's priority override (audited as `actor`)."""
+        return await self.mappings.set_priority(workspace_id, connection_id, psa_priority, priority, actor=actor)

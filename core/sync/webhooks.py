@@ -159,7 +159,7 @@ def _check_body(headers: Mapping[str, str], body: bytes) -> None:
         return  # let the connector judge other encodings
     try:
         data = json.loads(body or b"")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than any callback is
         data = None
     if not isinstance(data, dict):
         raise InvalidInput("Malformed webhook body: expected a JSON object.",

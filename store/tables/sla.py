@@ -63,6 +63,7 @@ class SlaClock(WorkspaceOwned, table=True):
     stopped_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     stop_reason: str | None = Field(default=None, max_length=16)  # first_response | stage
     breached_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # stays once set (per cycle)
+    paused_used_s: float | None = Field(default=None)  # business seconds used, while paused (risk as a query)
     last_at: datetime = Field(sa_type=UTCDateTime)  # time of the last transition applied
     # What the clock has seen of the ticket: changes after these are replayed on the next pass.
     seen_entry_id: int = Field(default=0)

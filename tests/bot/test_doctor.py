@@ -76,7 +76,8 @@ async def test_a_wrong_connectwise_key_fails_with_the_reauth_command(db_url: str
     cw = [c for c in checks if c.area == "psa:cw"]
     assert [c.mark for c in cw] == [FAIL]
     assert "refused these credentials" in cw[0].text
-    assert cw[0].fix == "Enter working credentials with `deskbridge connection reauth cw`."
+    assert cw[0].fix == ("Enter working credentials on the connection's admin page (Re-authenticate) or with "
+                         "`deskbridge connection reauth cw`.")
     text = render(checks)
     assert "rotated-by-someone-else" not in text and fake.public_key not in text
     assert text.splitlines()[-1] == "1 problem to fix before going live."

@@ -87,7 +87,7 @@ def _indexed(records: list[dict[str, Any]], conditions: str | None, order: str) 
         return type(exc)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(_records(), _conditions(), st.sampled_from([TICKET_ORDER, "id asc", "lastUpdated asc, id asc",
                                                    "_info/lastUpdated desc, id asc", "summary asc, id asc",
                                                    "id desc"]))
@@ -138,3 +138,26 @@ async def test_keyset_paging_over_http_sees_every_ticket_once_while_tickets_chan
             break
     assert sorted(seen[:-1]) == sorted(str(t) for t in fake.tickets)  # each once before the edit moved one
     assert seen[-1] == str(first) and seen.count(str(first)) == 2
+
+
+def test_every_bound_the_index_decides_against_the_definition_with_ties() -> None:
+    """Exhaustive over a fixed set with many equal stamps: each bound form, each operator, each tie position."""
+    records = [{"id": tid, "closedFlag": tid % 3 == 0, "_info": {"lastUpdated": _stamp(tid % 7)}}
+               for tid in (5, 1, 9, 12, 3, 7, 2, 11, 8, 4, 10, 6, 13, 20, 15)]
+    orders = [TICKET_ORDER, "lastUpdated asc, id asc", "id asc"]
+    indexes = {order: SortedIndex(records, order) for order in orders}
+    checked = 0
+    for second in range(-1, 8):
+        t = T0 + timedelta(seconds=second)
+        for k in (0, 4, 5, 6, 13, 21):
+            for op in (">", ">="):
+                since = cond("lastUpdated", op, t)
+                for tie in (">", ">="):
+                    keyset = or_(cond("lastUpdated", ">", t), and_(cond("lastUpdated", "=", t), cond("id", tie, k)))
+                    for conditions in (since, keyset, and_(since, keyset), and_(keyset, "closedFlag=false"),
+                                       cond("id", op, k), and_(cond("id", op, k), since)):
+                        for order in orders:
+                            got = indexes[order].select(parse_conditions(conditions))
+                            assert got == _expected(records, conditions, order), (conditions, order)
+                            checked += 1
+    assert checked == 9 * 6 * 2 * 2 * 6 * 3

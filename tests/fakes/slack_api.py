@@ -43,6 +43,7 @@ class Call:
     args: dict[str, Any]
     token: str | None
     at: float = field(default_factory=time.monotonic)
+    peer: Any = None  # the client's (host, port): calls over one kept-alive connection share it
 
 
 @dataclass
@@ -229,7 +230,8 @@ class FakeSlackApi:
         args = await self._args(request)
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ").strip() or args.get("token") or None
-        self.calls.append(Call(method, args, token))
+        self.calls.append(Call(method, args, token, peer=request.transport.get_extra_info("peername")
+                               if request.transport is not None else None))
         if self._dropped.get(method):
             self._dropped[method] -= 1
             assert request.transport is not None

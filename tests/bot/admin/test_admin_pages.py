@@ -346,3 +346,45 @@ async def test_redrive_the_ticked_ones_or_all_of_a_connection(api: Api):
     assert (await op_row(api, first)).status == "pending" and (await op_row(api, theirs)).status == "dead"
     forged = await api.client.post("/admin/dead-letters/redrive", data={"csrf": "x", "all": "1"})
     assert forged.status_code == 403
+
+
+async def test_dead_letters_filter_by_connection_kind_and_ticket_and_pages_keep_the_filters(api: Api):
+    first = await dead_op(api, api.ws)  # add_note on connection A, no ticket
+    async with api.container.db.write(Scope.workspace(api.ws)) as s:
+        a = (await s.exec(select(OutboxOp).where(OutboxOp.id == first))).one().connection_id
+        other = PsaConnection(workspace_id=api.ws, kind="sandbox", name="other-psa")
+        ticket = Ticket(workspace_id=api.ws, number=4242, subject="Printer", priority="low", priority_rank=3,
+                        stage="new", source="psa")
+        s.add_all([other, ticket])
+        await s.flush()
+
+        def dead(kind: str, conn: int | None, ticket_id: int | None, i: int) -> OutboxOp:
+            return OutboxOp(workspace_id=api.ws, connection_id=conn, ticket_id=ticket_id, kind=kind, payload={},
+                            marker=f"f{i:031d}", status=OutboxStatus.DEAD.value, next_attempt_at=utcnow())
+
+        s.add_all([dead("update_ticket", a, None, i) for i in range(53)])
+        s.add_all([dead("add_note", a, ticket.id, 100 + i) for i in range(2)])
+        s.add(dead("add_note", other.id, None, 200))
+        s.add(OutboxOp(workspace_id=api.ws, connection_id=a, ticket_id=ticket.id, kind="add_note", payload={},
+                       marker="p" * 32, status=OutboxStatus.PENDING.value, next_attempt_at=utcnow()))  # not dead
+        other_id = other.id
+    await sign_in(api)
+
+    async def rows(query: str) -> tuple[int, str | None, str]:
+        text = (await api.client.get("/admin/dead-letters" + query)).text
+        nxt = re.search(r'rel="next" href="([^"]+)"', text)
+        return text.count('name="op" value='), nxt.group(1).replace("&amp;", "&") if nxt else None, text
+
+    n, nxt, _ = await rows("?kind=update_ticket")
+    assert n == 50 and nxt is not None and "kind=update_ticket" in nxt and "cursor=" in nxt
+    n, nxt, text = await rows(nxt[len("/admin/dead-letters"):])
+    assert n == 3 and nxt is None and "add_note" not in text.split('id="dead-letters"')[1]
+    assert (await rows("?ticket=4242"))[0] == 2 and (await rows("?ticket=%234242"))[0] == 2
+    assert (await rows(f"?connection={other_id}"))[0] == 1
+    assert (await rows(f"?kind=add_note&connection={a}"))[0] == 3
+    n, _, text = await rows("?ticket=999")
+    assert n == 0 and "No dead letter matches these filters." in text and 'value="999"' in text
+    for query, words in (("?ticket=abc", "write a ticket number like 1042"), ("?connection=x", "Pick a connection"),
+                         ("?kind=explode", "is not a kind of write")):
+        r = await api.client.get("/admin/dead-letters" + query)
+        assert r.status_code == 400 and words in r.text, query

@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import select
 
 from store.db import Scope
-from store.tables import AuditLog, PsaConnection, StatusMapping, SyncRun, Ticket
+from store.tables import AuditLog, PicklistItem, PsaConnection, StatusMapping, SyncRun, Ticket
 from store.types import utcnow
 from tests.bot.admin.helpers import csrf_of, sign_in
 from tests.bot.api.conftest import Api, make_api
@@ -162,3 +162,29 @@ async def test_another_workspaces_connection_is_not_found(api: Api):
         m = (await s.exec(select(StatusMapping).where(StatusMapping.psa_status_id == "11"))).one()
     assert (m.stage, m.overridden) == ("in_progress", False)
     assert csrf_of((await api.client.get("/admin")).text) == csrf
+
+
+async def test_picklists_with_their_last_refresh_and_rate_limit_headroom(api: Api):
+    setup = await psa_backed(api.container.db, api.ws, kind="connectwise")
+    fetched = utcnow() - timedelta(hours=3)
+    async with api.container.db.write(Scope.workspace(api.ws)) as s:
+        board = (await s.exec(select(PicklistItem).where(PicklistItem.kind == "board"))).one()
+        board.fetched_at = fetched
+        board.active = False
+        s.add(AuditLog(workspace_id=api.ws, op_id=None, connection_id=setup.connection_id, attempt=1,
+                       action="add_note", outcome="retry", response_status=429, error="Too Many Requests"))
+    await sign_in(api)
+    page = (await api.client.get(f"/admin/connections/{setup.connection_id}")).text
+    table = page.split('id="picklists"')[1].split("</table>")[0]
+    assert "<td>board</td><td>1</td><td>0</td>" in table and fetched.strftime("%Y-%m-%d %H:%M") in table
+    assert "<td>priority</td><td>4</td><td>4</td>" in table and "<td>status</td>" in table
+    headroom = page.split('id="headroom"')[1].split("</ul>")[0]
+    assert "rate limited 1 time(s) in the last 24 h (1 on writes" in headroom
+    assert "ConnectWise publishes no quota" in headroom  # what to do about it
+    async with api.container.db.write(Scope.workspace(api.ws)) as s:
+        quiet = PsaConnection(workspace_id=api.ws, kind="halopsa", name="halo")
+        s.add(quiet)
+        await s.flush()
+        quiet_id = quiet.id
+    page = (await api.client.get(f"/admin/connections/{quiet_id}")).text
+    assert "no 429 (too many requests) answer in the last 24 h" in page and "None cached yet" in page

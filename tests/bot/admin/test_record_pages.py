@@ -120,7 +120,8 @@ async def test_api_key_is_shown_once_works_and_dies_when_revoked(api: Api):
     bad = await api.client.post("/admin/api-keys", data={"csrf": csrf, "name": "x", "scope": "root"})
     assert bad.status_code == 400 and "Use read, write or admin" in bad.text
     async with api.container.db.read(Scope.workspace(api.ws)) as s:
-        audit = (await s.exec(select(AuditLog).where(AuditLog.action.startswith("apikey.")))).all()  # type: ignore[attr-defined]
+        audit = (await s.exec(select(AuditLog).where(AuditLog.action.startswith("apikey."),  # type: ignore[attr-defined]
+                                                     AuditLog.actor.startswith("admin-page:")))).all()  # type: ignore[attr-defined]
     assert [a.action for a in audit] == ["apikey.create", "apikey.revoke"] and all(key not in str(a.request)
                                                                                    for a in audit)
     searched = await api.client.get("/admin/audit", params={"outcome": "changed"})
@@ -160,3 +161,16 @@ async def test_bindings_are_listed_paged_and_unbound(api: Api):
     assert (await api.client.post(f"/admin/bindings/{theirs_id}/delete", data={"csrf": csrf})).status_code == 404
     async with api.container.db.read(Scope.workspace(api.other_ws)) as s:
         assert (await s.get(ChannelBinding, theirs_id)) is not None
+
+
+async def test_api_keys_are_paged_by_name(api: Api):
+    for i in range(52):
+        await api.container.apikeys.create(api.ws, name=f"key-{i:02d}", scopes=["read"])
+    await sign_in(api)
+    first = (await api.client.get("/admin/api-keys")).text
+    more = re.search(r'rel="next" href="([^"]+)"', first)
+    assert more is not None and first.count("/revoke") == 50
+    second = (await api.client.get(more.group(1).replace("&amp;", "&"))).text
+    one, two = (re.findall(r"<td>(key-\d\d)</td>", page) for page in (first, second))
+    assert two and not set(one) & set(two) and 'rel="next"' not in second  # (the fixture's own keys count too)
+    assert sorted(one + two) == [f"key-{i:02d}" for i in range(52)] and max(one) < min(two)

@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from core.intake.mailbox import SETTINGS_KEY as MAILBOX_KEY
 from store.db import Scope
-from store.tables import AlertSource, AuditLog, Workspace
+from store.tables import Alert, AlertMapping, AlertSource, AuditLog, Workspace
 from tests.bot.admin.helpers import sign_in
 from tests.bot.api.conftest import Api, make_api
 from tests.factories import psa_backed
@@ -30,9 +30,11 @@ async def api(db_url: str, tmp_path: Path) -> AsyncIterator[Api]:
 
 
 async def _actions(api: Api) -> list[str]:
+    """Changes made on the pages, in order (the fixture's own set-up is recorded as "cli"/"system")."""
     async with api.container.db.read(Scope.workspace(api.ws)) as s:
-        return [a.action for a in (await s.exec(select(AuditLog).where(AuditLog.outcome == "changed")
-                                                .order_by(AuditLog.id))).all()]
+        return [a.action for a in (await s.exec(select(AuditLog).where(
+            AuditLog.outcome == "changed", AuditLog.actor.startswith("admin-page:"))  # type: ignore[attr-defined]
+            .order_by(AuditLog.id))).all()]
 
 
 async def test_sla_target_and_mode_set_on_the_page(api: Api):
@@ -177,3 +179,35 @@ async def test_mailbox_that_cannot_be_read_is_not_saved_and_its_password_not_ech
         ws = await s.get(Workspace, api.ws)
     assert MAILBOX_KEY not in ws.settings  # type: ignore[union-attr]
     assert 'id="mailbox">No mailbox configured' in (await api.client.get("/admin/intake")).text
+
+
+async def test_sources_rules_and_triage_are_paged_each_on_its_own(api: Api):
+    setup = await psa_backed(api.container.db, api.ws)
+    async with api.container.db.write(Scope.workspace(api.ws)) as s:
+        sources = [AlertSource(workspace_id=api.ws, key=f"k{i:03d}", name=f"src-{i:03d}", kind="ninjaone",
+                               secret_ciphertext=b"x") for i in range(53)]
+        s.add_all(sources)
+        await s.flush()
+        s.add_all([AlertMapping(workspace_id=api.ws, scope="device", by="id", value=f"dev-{i}",
+                                customer_id=setup.customer_id) for i in range(51)])
+        s.add_all([Alert(workspace_id=api.ws, source_id=sources[0].id, dedup_key=f"d{i}", status="triage",  # type: ignore[arg-type]
+                         summary=f"Disk full {i:03d}") for i in range(57)])
+    await sign_in(api)
+
+    async def get(url: str) -> tuple[str, dict[str, str]]:
+        text = (await api.client.get(url)).text
+        links = {m.group(1): m.group(2).replace("&amp;", "&")
+                 for m in re.finditer(r'id="more-(\w+)" href="([^"]+)"', text)}
+        return text, links
+
+    text, links = await get("/admin/intake")
+    assert set(links) == {"sources", "rules", "triage"}
+    assert text.count("/rotate") == 50 and text.count("/delete") == 50 and text.count("Disk full") == 50
+    text, more = await get(links["sources"])
+    assert text.count("/rotate") == 3 and "<td>src-052</td>" in text and "<td>src-000</td><td>ninjaone" not in text
+    assert text.count("/delete") == 50 and "sources" not in more  # the other lists stay on their first page
+    text, more = await get(links["triage"])
+    assert text.count("Disk full") == 7 and "Disk full 056" in text and "Disk full 000" not in text
+    text, _ = await get(more["rules"])  # still on triage's second page, rules move on
+    assert text.count("/delete") == 1 and text.count("Disk full") == 7
+    assert (await api.client.get("/admin/intake?rules=x")).status_code == 400

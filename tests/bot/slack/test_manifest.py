@@ -53,4 +53,10 @@ def test_manifest_matches_the_app(manifest):
     # (files:read is there to copy files dropped into ticket threads to the PSA)
     assert not {"chat:write.public", "chat:write.customize", "files:write", "channels:join"} & set(BOT_SCOPES)
     assert "files:read" in BOT_SCOPES
-    assert "user" not in manifest["oauth_config"]["scopes"]
+    # the only user scopes are Sign in with Slack's (who the admin is; no API call on the user's behalf)
+    assert sorted(manifest["oauth_config"]["scopes"]["user"]) == ["email", "openid", "profile"]
+    assert any(u.endswith("/admin/oidc/slack/callback") for u in manifest["oauth_config"]["redirect_urls"])
+    from bot.admin.oidc import slack_provider
+
+    asked = slack_provider("https://slack.com", "id", "secret").scope.split()
+    assert set(asked) <= set(manifest["oauth_config"]["scopes"]["user"])  # what sign-in asks for, the app declares

@@ -10,6 +10,7 @@ import json
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from slack_sdk.models.blocks import Block
 from sqlmodel import col, select
 
 from core.ai.risk_posts import RISE_MARGIN
@@ -64,6 +65,9 @@ async def test_a_rise_is_posted_once_to_sla_and_dispatch_channels_only(slack):
         text = json.dumps(post["blocks"])
         assert "At risk of escalation: 82%" in text and "#5001" in text and "VPN down" in text
         assert "priority high" in text and "time since the last update" in text
+        for block in post["blocks"]:  # valid Block Kit
+            Block.parse(block).validate_json()
+        assert post["text"].startswith("At risk (82%): #5001")
     for channel in (ACME_SHARED, ACME_INTERNAL, GLOBEX_SLA):  # customer channels; Globex's sla channel
         assert _posts(slack, channel) == []
 

@@ -136,6 +136,10 @@ async def test_a_ticket_newly_at_risk_is_posted_to_the_sla_channel_once_and_neve
     [post] = [c for c in teams.fake.of("create") if c.conversation_id == CHANNEL]
     text = text_of(post.body)
     assert "At risk of escalation: 77%" in text and "#5002 Printer jammed" in text and "reassigned so far" in text
+    from tests.bot.teams.test_commands import assert_valid_card
+
+    [attachment] = post.body["attachments"]
+    assert_valid_card(attachment["content"])
     await teams.say("unbind")
     await teams.say("bind customer GLOBEX shared")
     await teams.say("bind sla")

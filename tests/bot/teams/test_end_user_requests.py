@@ -100,6 +100,7 @@ async def test_an_offer_in_the_chain_only_the_asker_accepts_once_and_the_chain_i
     updates = teams.fake.of("update")
     assert updates and {(u.conversation_id, u.activity_id) for u in updates} == {(chain, card_id(teams, chain))}
     assert "Still jammed" in text_of(updates[-1].body) and "overloading" not in text_of(updates[-1].body)
+    assert "teams:" not in text_of(updates[-1].body)  # their note's author is their name, not their chat id
 
 
 def card_id(h, chain: str) -> str:

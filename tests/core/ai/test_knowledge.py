@@ -43,6 +43,8 @@ def seed_articles(h: FakeHudu) -> None:
          "url": f"{base}/kba/5"},
         {"id": 6, "name": "Bad link", "content": "<p>Password reset steps for locked accounts.</p>",
          "company_id": None, "url": "javascript:alert(1)"},
+        {"id": 7, "name": "Long link", "content": "<p>Long link article.</p>", "company_id": None,
+         "url": f"{base}/kba/7?" + "x" * 2100},
     ]
     h.articles += [{"id": 100 + i, "name": f"Filler {i}", "content": f"<p>Filler article {i} about topic{i}.</p>",
                     "company_id": None, "url": f"{base}/kba/{100 + i}"} for i in range(30)]  # more than a page
@@ -78,13 +80,14 @@ async def _rows(db, ws):
 async def test_hudu_articles_are_read_and_matched_to_customers(env, db, workspace_id):
     c, hudu, setup = env
     report = await c.ai.kb.refresh(workspace_id)
-    assert report.sources == {"hudu": 34} and report.skipped == {}
+    assert report.sources == {"hudu": 35} and report.skipped == {}
     rows = await _rows(db, workspace_id)
     assert rows["1"].customer_id == setup.customer_id  # by PSA id (id_in_integration 250)
     assert rows["3"].customer_id == setup.other_customer_id  # by name
     assert rows["2"].customer_id is None
     assert "4" not in rows and "5" not in rows  # a draft; a company that is none of our customers
     assert rows["6"].url is None  # not a web link: kept as text, never as a link
+    assert rows["7"].url is None and rows["7"].title == "Long link"  # too long to keep: no link, no error
     assert rows["1"].body.startswith("# VPN troubleshooting") and "## Tunnel drops every hour" in rows["1"].body
     assert any(p == "/api/v1/articles" and q.get("page") == "2" for p, q in hudu.requests)
 
@@ -133,7 +136,7 @@ async def test_a_failing_platform_keeps_its_articles_and_a_deleted_article_goes(
     hudu.api_key = "rotated"  # every call now answers 401
     report = await c.ai.kb.refresh(workspace_id)
     assert report.sources == {} and "hudu" in report.skipped
-    assert len(await _rows(db, workspace_id)) == 34
+    assert len(await _rows(db, workspace_id)) == 35
     hudu.api_key = "docs-key-0123456789"
     hudu.articles = [a for a in hudu.articles if a["id"] != 2]
     await c.ai.kb.refresh(workspace_id)
@@ -204,4 +207,4 @@ async def test_deskbridge_ai_says_how_many_kb_articles_there_are(env, workspace_
 
     assert any("No KB articles yet" in line and "deskbridge ai kb-import" in line for line in await status())
     await c.ai.kb.refresh(workspace_id)
-    assert "KB articles for links: 34 from Hudu" in await status()
+    assert "KB articles for links: 35 from Hudu" in await status()

@@ -202,7 +202,7 @@ async def test_queue_figures_and_breaching_query(sla: Sla):
 
 
 async def test_at_risk_count_from_stored_clocks_matches_the_full_derivation(sla: Sla):
-    """The admin overview's count (stored clocks, exact figures only for clocks that could be close) agrees with
+    """The admin overview's count (stored clocks; exact figures only for clocks that could be close) agrees with
     deriving every open ticket's clocks."""
     await calendar_time(sla)
     a = await sla.tickets.create(sla.tech, subject="A", priority="critical")  # 15 m / 4 h: breached
@@ -217,6 +217,36 @@ async def test_at_risk_count_from_stored_clocks_matches_the_full_derivation(sla:
     assert await sla.sla.at_risk_count(sla.ws, sla.clock.now, within_pct=90.0) == 2
     await sla.tickets.change_status(sla.tech, a.summary.number, "closed")
     assert await sla.sla.at_risk_count(sla.ws, sla.clock.now, within_pct=0.0) == 0
+
+
+async def test_at_risk_count_counts_paused_clocks_from_what_they_used(sla: Sla):
+    """A paused clock is counted from the business time it used before the pause (stored by the pass), a ticket
+    changed since the last pass or created after it is derived; business hours and both metrics, every share."""
+    sla.clock.set(datetime(2026, 12, 7, 9, 0, tzinfo=NY))  # Monday 09:00, default calendar 08:00-17:00
+    paused = await sla.tickets.create(sla.tech, subject="Paused late", priority="high")  # 1 h / 8 h
+    early = await sla.tickets.create(sla.tech, subject="Paused early", priority="low")  # 24 h / 72 h
+    running = await sla.tickets.create(sla.tech, subject="Running", priority="medium")  # 4 h / 24 h
+    sla.clock.advance(minutes=30)
+    await sla.tickets.change_status(sla.tech, early.summary.number, "waiting")  # used 30 m of 24 h
+    sla.clock.advance(minutes=25)
+    await sla.tickets.change_status(sla.tech, paused.summary.number, "waiting")  # used 55 m of 1 h
+    sla.clock.set(datetime(2026, 12, 8, 7, 0, tzinfo=NY))  # next morning, before opening: nothing ran overnight
+    await sla.sla.refresh(sla.ws)
+    async with sla.db.read(Scope.workspace(sla.ws)) as s:
+        used = dict((await s.execute(sa.text(
+            "SELECT ticket_id, paused_used_s FROM sla_clock WHERE metric = 'first_response'"))).all())
+    assert used[paused.summary.id] == 55 * 60 and used[early.summary.id] == 30 * 60
+    assert used[running.summary.id] is None  # running: not stored, it grows
+    late = await sla.tickets.create(sla.tech, subject="After the pass", priority="critical")  # no stored clock
+    await sla.tickets.change_status(sla.tech, early.summary.number, "in_progress")  # changed since the pass
+    sla.clock.set(datetime(2026, 12, 8, 8, 10, tzinfo=NY))
+    # Left at 08:10: Running's first response is exceeded (8 h 10 m used of 4 h); Paused late has 5 m of its
+    # hour (8.3%), After the pass 5 m of 15 m (33%), Paused early 23 h 20 m of 24 h (97.2%).
+    expected = {0.0: 1, 10.0: 2, 50.0: 3, 90.0: 3, 99.0: 4}
+    for pct, n in expected.items():
+        full = await sla.sla.breaching_ids(sla.ws, sla.clock.now, within_pct=pct)
+        assert await sla.sla.at_risk_count(sla.ws, sla.clock.now, within_pct=pct) == len(full) == n, pct
+    assert late.summary.id in await sla.sla.breaching_ids(sla.ws, sla.clock.now, within_pct=50.0)
 
 
 async def test_explain_shows_windows_holidays_pauses_and_the_psa(sla: Sla):
