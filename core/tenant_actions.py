@@ -53,6 +53,7 @@ from connectors.tenant import (
     LicenceMissing,
     PermissionMissing,
 )
+from core.admin_audit import record_change
 from core.context import Actor
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.outbox.delivery import TenantSend
@@ -173,6 +174,10 @@ class QuickActions:
                                             granted_by=actor.display[:200]))
             elif not allow and row is not None:
                 await session.delete(row)
+            else:
+                return  # nothing changed: no audit row
+            record_change(session, actor, actor.workspace_id, "m365.grant" if allow else "m365.revoke",
+                          {"member": member_id, "email": member.email})
 
     async def grants(self, actor: Actor) -> list[tuple[Member, M365ActionGrant]]:
         """The technicians granted the quick-action role (admins may act without a grant), by name."""

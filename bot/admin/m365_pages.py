@@ -1,7 +1,7 @@
 """Microsoft 365 quick actions in the admin pages (/admin/m365): which technicians may reset passwords, revoke
 sessions and sync devices. The same QuickActions service as `deskbridge customer m365-grant` and `/deskbridge m365
-grant` decides (admins only); every change lands in the audit log. Kept in its own module (the admin pages' owner
-works on the others)."""
+grant` decides (admins only) and records every change in the audit log. Kept in its own module (the
+admin pages' owner works on the others)."""
 
 from __future__ import annotations
 
@@ -38,11 +38,9 @@ def register(router: APIRouter, pages: Pages) -> None:
                 f"No technician with the e-mail '{email.strip()[:80]}' in this workspace.",
                 hint="Use the e-mail of their technician account (as the PSA sync brought it in)."))
         await container.quick_actions.grant(ctx.actor, member.id)
-        await container.audit.record(ctx.actor, "m365.grant", {"member": member.id, "email": member.email})
         return done("/admin/m365", "m365_granted")
 
     @router.post("/m365/revoke")
     async def revoke(member: int = Form(...), ctx: Ctx = Depends(pages.posted)) -> Response:
         await container.quick_actions.grant(ctx.actor, member, allow=False)
-        await container.audit.record(ctx.actor, "m365.revoke", {"member": member})
         return done("/admin/m365", "m365_revoked")
