@@ -77,14 +77,28 @@ def _command(fake: TimedFake, cmd: str, arg: Any, members: dict[str, int], board
         at = time.monotonic()
         return {"id": t["id"], "at": at, "callback": fake.signed_callback("ticket", "added", t["id"])}
     tid = int(arg["id"])
-    if cmd == "status":
-        fake.edit_ticket(tid, status={"id": statuses[arg["status"]]})
+    value = None
+    if cmd == "status":  # an edit always changes something: a status the ticket already has is not an edit
+        value = _differs(arg["status"], statuses, fake.tickets[tid]["status"]["id"], arg.get("choices"))
+        fake.edit_ticket(tid, status={"id": statuses[value]})
     elif cmd == "assign":
-        fake.edit_ticket(tid, owner={"id": members[arg["owner"]]})
+        value = _differs(arg["owner"], members, (fake.tickets[tid].get("owner") or {}).get("id"), arg.get("choices"))
+        fake.edit_ticket(tid, owner={"id": members[value]})
     elif cmd == "note":  # a customer's e-mailed reply (public: it goes into the ticket's threads)
         company = fake.tickets[tid]["company"]["id"]
         fake.add_note(tid, arg["text"], contact_id=contacts.get(company))
     else:
         raise ValueError(cmd)
     at = time.monotonic()
-    return {"id": tid, "at": at, "callback": fake.signed_callback("ticket", "updated", tid)}
+    return {"id": tid, "at": at, "value": value, "callback": fake.signed_callback("ticket", "updated", tid)}
+
+
+def _differs(wanted: str, ids: dict[str, int], current: int | None, choices: list[str] | None) -> str:
+    """`wanted`, or the next of `choices` (default: every name of `ids`) whose id is not `current`: setting a field to the value it
+    already has changes nothing in the PSA, so Slack has nothing to show (the bench would count it as lost)."""
+    names = list(choices or ids)
+    start = names.index(wanted)
+    for name in names[start:] + names[:start]:
+        if ids[name] != current:
+            return name
+    raise ValueError(f"every choice equals the current value {current}")

@@ -184,7 +184,8 @@ def main() -> None:
     t0 = time.perf_counter()
     result = asyncio.run(run(users, rounds))
     result.update({"rounds": rounds, "wall_s": round(time.perf_counter() - t0, 1), "python": platform.python_version(),
-                   "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores"})
+                   "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
+                   "load_avg_1_5_15": [round(x, 1) for x in __import__("os").getloadavg()]})
     out = ROOT / "bench" / "results" / "context_card.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -11,7 +11,8 @@ Processes and wiring, all on 127.0.0.1:
 Every ticket is carded in a dispatch channel (one channel per customer, `--customers` of them).
 
 PSA -> chat: edits at `--rate` per second for `--seconds`, cycling status change, new public note (a customer
-reply), reassignment, new ticket. Freshness of one edit = time from the edit in the PSA to the first Slack
+reply), reassignment, new ticket. A status or owner the ticket already has is replaced by the next one
+(`edits_redirected` counts them): such an edit changes nothing, so Slack never shows it. Freshness of one edit = time from the edit in the PSA to the first Slack
 call that shows it: the card's chat.update with the new status / assignee, the thread post with the note,
 the dispatch post with the new ticket. Modes, in one run: callbacks at 1 edit/s (the baseline: nothing
 queued), callbacks at `--rate`, and no callbacks (the scheduled sync) at `--rate`.
@@ -91,12 +92,13 @@ class Edits:
             token = rig.token[tid]
             if kind == "status":
                 value = STATUSES[(n // len(KINDS)) % len(STATUSES)]
-                got = await rig.ask("status", {"id": tid, "status": value})
-                row = {"method": "chat.update", "needles": [token, value]}
+                got = await rig.ask("status", {"id": tid, "status": value, "choices": STATUSES})
+                row = {"method": "chat.update", "needles": [token, got["value"]], "redirected": got["value"] != value}
             elif kind == "assign":
                 owner = ("bob", "ana")[(n // len(KINDS)) % 2]
-                got = await rig.ask("assign", {"id": tid, "owner": owner})
-                row = {"method": "chat.update", "needles": [token, OWNERS[owner]]}
+                got = await rig.ask("assign", {"id": tid, "owner": owner, "choices": list(OWNERS)})
+                row = {"method": "chat.update", "needles": [token, OWNERS[got["value"]]],
+                       "redirected": got["value"] != owner}
             else:
                 text = f"customer reply n{n}x"
                 got = await rig.ask("note", {"id": tid, "text": text})
@@ -167,6 +169,7 @@ async def psa_to_chat(rig: Rig, *, rate: float, seconds: float, callbacks: bool,
         "edits": len(edits.rows), "offered_rate_per_s": round(offered, 1), "all": stats(every),
         "by_kind": {k: stats(v) for k, v in by_kind.items()},
         "not_seen_within_drain": missing, "drain_s": drain_s,
+        "edits_redirected": sum(1 for r in edits.rows if r.get("redirected")),
         "callback_errors": sum(1 for r in edits.rows if "callback_status" in r)}
     if callbacks:
         out["callback_http_ms"] = {k: (None if v is None else round(v * 1000, 1)) for k, v in

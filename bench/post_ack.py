@@ -8,6 +8,10 @@ drained. jobs/s = jobs / (last job done - first request sent). Rounds repeat for
 writes a cProfile of one round.
 
     .venv/bin/python bench/post_ack.py [--jobs 400] [--rounds 3] [--profile /tmp/post_ack.prof]
+    .venv/bin/python bench/post_ack.py --compare     # same-run baseline: rounds alternate without/with the caches
+
+`--compare` alternates rounds in one process: "without" (SLA setup and board statuses read per request, every
+event claim its own write transaction: the code before issue 20 item 4) and "with" (cached, claims batched).
 
 Figures go to bench/results/post_ack.json (pass --label to keep a before/after pair in one file).
 """
@@ -33,6 +37,7 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != 
 from bot.api.app import create_app  # noqa: E402
 from bot.main import build  # noqa: E402
 from bot.settings import Settings  # noqa: E402
+from core.scheduling import EventClaims, mark_event_processed  # noqa: E402
 from core.workspaces import WorkspaceService  # noqa: E402
 from store import migrate  # noqa: E402
 from store.crypto import generate_key  # noqa: E402
@@ -43,6 +48,25 @@ from tests.factories import BOARD, psa_backed  # noqa: E402
 from tests.fakes.slack_api import FakeSlackApi  # noqa: E402
 
 TARGET_JOBS_PER_S = 300.0
+
+
+class LoneClaims:
+    """The old dedupe: one write transaction per claim (the "without" rounds of --compare)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.transactions = 0
+
+    async def claim(self, source: str, event_id: str, workspace_id: int | None = None) -> bool:
+        self.transactions += 1
+        return await mark_event_processed(self.db, source, event_id, workspace_id)
+
+
+def _switch(c: Any, on: bool) -> None:
+    """Item 4's caches and batched claims on or off in a built container (ttl 0: every read loads)."""
+    c.sla.configs.ttl = 10.0 if on else 0.0
+    c.chat_views.forms.statuses.ttl = 10.0 if on else 0.0
+    c.chat.installations.claims = EventClaims(c.db) if on else LoneClaims(c.db)
 
 
 async def _seed(url: str, tickets: int) -> tuple[int, Any]:
@@ -98,6 +122,7 @@ async def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--tickets", type=int, default=200)
     ap.add_argument("--profile", help="cProfile the last round into this file")
+    ap.add_argument("--compare", action="store_true", help="alternate rounds without/with item 4's caches")
     ap.add_argument("--label", default="run", help="key of this run in the results file (e.g. before, after)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "post_ack.json"))
     args = ap.parse_args()
@@ -117,11 +142,20 @@ async def main() -> None:
         h = SlackHarness(create_app(container, start_background=False), container, fake, ws, setup)
         await h.slash("/tickets", "mine")  # warm: installation, identity link, caches
         rounds = []
-        for r in range(args.rounds):
+        for r in range(args.rounds * (2 if args.compare else 1)):
+            mode = ("without", "with")[r % 2] if args.compare else "as built"
+            if args.compare:
+                _switch(container, mode == "with")
             prof = cProfile.Profile() if args.profile and r == args.rounds - 1 else None
             if prof:
                 prof.enable()
-            rounds.append(await _round(h, args.jobs, args.tickets))
+            claims = container.chat.installations.claims
+            before = (claims.transactions, container.sla.configs.loads, container.chat_views.forms.statuses.loads)
+            rounds.append({"mode": mode, **await _round(h, args.jobs, args.tickets),
+                           "claim_transactions": claims.transactions - before[0],
+                           "sla_config_loads": container.sla.configs.loads - before[1],
+                           "status_option_loads": container.chat_views.forms.statuses.loads - before[2],
+                           "load_average_1m": round(os.getloadavg()[0], 2)})
             if prof:
                 prof.disable()
                 prof.dump_stats(args.profile)
@@ -130,7 +164,11 @@ async def main() -> None:
         await container.aclose()
     await fake.stop()
     rates = [r["jobs_per_s"] for r in rounds]
+    by_mode = {m: [r["jobs_per_s"] for r in rounds if r["mode"] == m] for m in dict.fromkeys(r["mode"] for r in rounds)}
+    medians = {m: statistics.median(v) for m, v in by_mode.items()}
     result = {"jobs_per_s_median": statistics.median(rates), "jobs_per_s": rates, "rounds": rounds,
+              "jobs_per_s_median_by_mode": medians,
+              "ratio_with_vs_without": round(medians["with"] / medians["without"], 2) if args.compare else None,
               "target_jobs_per_s": TARGET_JOBS_PER_S, "load_average_before": [round(x, 2) for x in load_before],
               "load_average_after": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
               "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}

@@ -70,6 +70,8 @@ def build_scheduler(container: Deskbridge) -> AsyncIOScheduler:
     # every ticket again after 10 minutes as its time since the last update grows).
     add_job(scheduler, container, "ai_risk_train", timedelta(hours=6), container.ai.risk.train_due)
     add_job(scheduler, container, "ai_risk_score", timedelta(minutes=1), container.ai.risk.score_all)
+    # KB linking: the connected documentation platforms' articles, re-read hourly (a failing one keeps its own).
+    add_job(scheduler, container, "ai_kb_refresh", timedelta(hours=1), container.ai.kb.refresh_all)
     register_sync(scheduler, container)
     return scheduler
 

@@ -46,6 +46,7 @@ from core.idempotency import IdempotencyService
 from core.intake.alerts import AlertIntake
 from core.intake.mail import MailIntake
 from core.intake.mailbox import MailboxService
+from core.intake.offers import AlertOffers
 from core.intake.requests import EndUserRequests
 from core.intake.sources import AlertSourceService
 from core.m365_tenants import M365TenantService
@@ -105,6 +106,7 @@ class Deskbridge:
     alert_intake: AlertIntake  # POST /webhooks/alerts/{key}: alerts become tickets (core/intake)
     mailboxes: MailboxService  # the support mailbox (IMAP or Graph), polled each minute into MailIntake
     end_user_requests: EndUserRequests  # end users asking for help in customer channels
+    alert_offers: AlertOffers  # "Create ticket" from chat for alerts that made no ticket
     sync: SyncService  # ticket sync, picklists, reconcile, webhooks, mappings
     sla: SlaService  # clocks and figures
     sla_config: SlaConfigService  # calendars and policies
@@ -208,15 +210,15 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     sla = SlaService(db)
     m365 = M365TenantService(db, consent_url=_consent_url(settings))
     m365_pool = _m365_pool(settings, db, cipher, transport)
-    tenant_context = TenantContextService(db, tenants=m365, directories=m365_pool)
-    quick_actions = QuickActions(db, context=tenant_context, cipher=cipher, tickets=tickets)
     docs = DocsService(db, cipher=cipher, factory=_docs_factory(transport))
+    ai = _ai(settings, db, registry, docs, notifier)
+    tenant_context = TenantContextService(db, tenants=m365, directories=m365_pool, connections=connections, ai=ai)
+    quick_actions = QuickActions(db, context=tenant_context, cipher=cipher, tickets=tickets)
     chat = ChatService(db, cipher=cipher, workspaces=workspaces, directory=directory)
     alert_sources = AlertSourceService(db, cipher=cipher)
     alert_intake = AlertIntake(db, sources=alert_sources, tickets=tickets, parsers=ALERT_PARSERS)
     mailboxes = MailboxService(db, cipher=cipher, intake=MailIntake(db, tickets=tickets),
                                readers=lambda kind, config: build_mail_reader(kind, config, transport=transport))
-    ai = AiService(db, capabilities=registry.capabilities, llm=_llm_config(settings))
     chat_views = ChatViews(db, tickets=tickets, connections=connections, capabilities=registry.capabilities, sla=sla,
                            ai=ai.suggestions, tenant_context=tenant_context.available if m365_pool else None,
                            docs=docs.card_links)
@@ -238,10 +240,9 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
                                    name=settings.instance_id, alerts=alert_webhooks,
                                    tenant=quick_actions.sender if m365_pool is not None else None),
         alert_webhooks=alert_webhooks,
-        alert_sources=alert_sources,
-        alert_intake=alert_intake,
-        mailboxes=mailboxes,
+        alert_sources=alert_sources, alert_intake=alert_intake, mailboxes=mailboxes,
         end_user_requests=EndUserRequests(db, tickets=tickets),
+        alert_offers=AlertOffers(chat=chat, views=chat_views, intake=alert_intake),
         alert_templates={"datto-trigger": datto.TRIGGER_TEMPLATE, "datto-resolve": datto.RESOLVE_TEMPLATE},
         sync=sync,
         sla=sla,
@@ -257,7 +258,7 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
         chat_views=chat_views,
         chat_commands=ChatCommands(db, chat=chat, views=chat_views, queue=queue, tickets=tickets,
                                    directory=directory, workspaces=workspaces, alerts=alert_webhooks,
-                                   outbox_admin=outbox_admin, ai=ai),
+                                   outbox_admin=outbox_admin, ai=ai, quick_actions=quick_actions),
         admin_links=AdminLinkService(db),
         admin_sessions=AdminSessionService(db),
         audit=AuditSearch(db),
@@ -267,6 +268,12 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     if note:
         container.banner.append(note)
     return container
+
+
+def _ai(settings: Settings, db: Database, registry: Registry, docs: DocsService, notifier: FanoutNotifier) -> AiService:
+    """AI assist: KB articles read through the documentation platforms, at-risk posts through the notifier."""
+    return AiService(db, capabilities=registry.capabilities, llm=_llm_config(settings), kb_reader=docs.kb_articles,
+                     notifier=notifier)
 
 
 def _docs_factory(transport: httpx.AsyncBaseTransport | None) -> Callable[[str, str, str], DocsPlatform]:
@@ -299,7 +306,10 @@ def _llm_config(settings: Settings) -> LlmConfig | None:
 
 
 def _add_surfaces(container: Deskbridge, notifier: FanoutNotifier) -> None:
-    """The chat surfaces that are configured; each platform's SDK is imported only then."""
+    """The chat surfaces that are configured; each platform's SDK is imported only then. Kept ticket cards
+    (core/chat/card_cache.py) are dropped on their ticket's events before any surface redraws one."""
+    if container.chat_views.cards.cache is not None:
+        notifier.add(container.chat_views.cards.cache)
     if container.settings.slack_enabled:
         from bot.slack.app import SlackSurface
 

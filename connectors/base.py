@@ -450,6 +450,26 @@ class ConnectionConfig:
     credentials: Mapping[str, Any]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigurationItem:
+    """The device a ticket names through the PSA (Autotask configuration item), as far as the PSA knows it:
+    what it takes to find the same device in Intune (its serial number, host name or name)."""
+
+    external_id: str
+    name: str = ""
+    serial: str = ""
+    hostname: str = ""
+
+
+class ConfigurationItems(Protocol):
+    """Optional beside PsaConnector: a connector that can read the configuration item a ticket's `device_ref`
+    holds (core looks for the method; a connector without it leaves the device to names)."""
+
+    async def configuration_item(self, external_id: str) -> ConfigurationItem | None:
+        """The item, or None when the PSA has no such item (PsaError when the PSA cannot answer)."""
+        ...
+
+
 @runtime_checkable
 class PsaConnector(Protocol):
     """One PSA tenant. Every method raises only connectors.errors.PsaError subclasses."""

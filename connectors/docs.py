@@ -52,11 +52,30 @@ class DocsQuery:
     device_psa_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class DocArticle:
+    """One knowledge-base article for KB linking (core/ai/knowledge.py): its HTML or Markdown body and, for a
+    customer's own article, that customer's PSA id and name as the platform knows them (None: a general one)."""
+
+    external_id: str
+    title: str
+    body: str
+    url: str | None = None
+    html: bool = True
+    customer_psa_id: str | None = None
+    customer_name: str | None = None
+
+
 class DocsPlatform(Protocol):
     kind: str
 
     async def links(self, query: DocsQuery) -> tuple[DocLink, ...]:
         """The customer's page, the device's asset/configuration and a few runbooks/articles (may be empty)."""
+        ...
+
+    async def articles(self) -> tuple[DocArticle, ...] | None:
+        """Every published KB article the key may read (general and per customer), or None when this platform's
+        API offers no article text to index."""
         ...
 
     async def check(self) -> None:

@@ -93,8 +93,11 @@ class ManagedDevice:
     os: str
     os_version: str
     compliance: str  # compliant, noncompliant, inGracePeriod, unknown ...
-    last_sync: datetime | None
+    last_sync: datetime | None  # its last check-in with Intune
     encrypted: bool | None
+    serial: str = ""  # serialNumber: how a PSA configuration item or RMM device finds it
+    aad_device_id: str = ""  # azureADDeviceId: what a sign-in's deviceDetail.deviceId names
+    enrolled: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,7 @@ class SignIn:
     ok: bool
     failure: str  # Graph's failureReason when not ok
     client: str  # clientAppUsed / device OS
+    device_id: str = ""  # deviceDetail.deviceId: the Entra device signed in from ("" when unregistered)
 
 
 @dataclass(frozen=True, slots=True)

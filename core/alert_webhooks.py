@@ -101,7 +101,8 @@ def check_webhook_url(url: str) -> str:
     if not url:
         raise InvalidInput("The webhook needs a URL.", hint="Use --url https://your-bridge.example.com/deskbridge.")
     if len(url) > 2000 or any(ch.isspace() for ch in url):
-        raise InvalidInput("That webhook URL is not valid (too long or has spaces).", field="url")
+        raise InvalidInput("That webhook URL is not valid (too long or has spaces).", field="url",
+                           hint="Use a full URL of up to 2,000 characters, e.g. https://your-bridge.example.com/deskbridge.")
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -119,7 +120,8 @@ def check_webhook_url(url: str) -> str:
         raise InvalidInput("Do not put a user name or password in the webhook URL.", field="url",
                            hint="Deskbridge signs every request with the webhook secret instead.")
     if parts.fragment:
-        raise InvalidInput("The webhook URL must not have a #fragment.", field="url")
+        raise InvalidInput("The webhook URL must not have a #fragment.", field="url",
+                           hint="Leave out the # and what follows it.")
     return url
 
 
@@ -151,7 +153,8 @@ class AlertWebhookService:
         async with self.db.write(Scope.workspace(workspace_id)) as session:
             ws = await session.get(Workspace, workspace_id)
             if ws is None:
-                raise NotFound(f"Workspace {workspace_id} was not found.")
+                raise NotFound(f"Workspace {workspace_id} was not found.",
+                               hint="List workspaces with `deskbridge workspace list`.")
             ws.settings = {**ws.settings, SETTINGS_KEY: entry}
         return WebhookInfo(display_url=entry["display_url"], set_at=entry["set_at"])
 
@@ -160,7 +163,8 @@ class AlertWebhookService:
         async with self.db.write(Scope.workspace(workspace_id)) as session:
             ws = await session.get(Workspace, workspace_id)
             if ws is None:
-                raise NotFound(f"Workspace {workspace_id} was not found.")
+                raise NotFound(f"Workspace {workspace_id} was not found.",
+                               hint="List workspaces with `deskbridge workspace list`.")
             had = SETTINGS_KEY in ws.settings
             ws.settings = {k: v for k, v in ws.settings.items() if k != SETTINGS_KEY}
         return had
@@ -194,7 +198,8 @@ class AlertWebhookService:
         is configured (a button that always fails is worse than none).
         """
         if not actor.is_member:
-            raise PermissionDenied("Only technicians can act on alerts.")
+            raise PermissionDenied("Only technicians can act on alerts.",
+                                   hint="Technicians: link your chat account with /deskbridge link. Customers: ask your MSP.")
         async with self.db.write(actor.scope) as session:
             ws = await session.get(Workspace, actor.workspace_id)
             if not configured(ws.settings if ws else None):
@@ -203,7 +208,8 @@ class AlertWebhookService:
                                         "with `deskbridge rmm set-webhook`.")
             ticket = await load_ticket(session, actor, ref)
             if not ticket.alert_ref:
-                raise InvalidInput("This ticket has no linked alert.")
+                raise InvalidInput("This ticket has no linked alert.",
+                                   hint="Act on the alert in your RMM; this card's buttons are for alert tickets.")
             connection_id = ticket.connection_id or await _default_connection_id(session)
             if connection_id is None:
                 raise InvalidInput("Alert actions need a PSA connection in this workspace; nothing was sent.",

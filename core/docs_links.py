@@ -17,15 +17,16 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 from sqlmodel import select
 
-from connectors.docs import DocLink, DocsError, DocsPlatform, DocsQuery
+from connectors.docs import DocArticle, DocLink, DocsError, DocsPlatform, DocsQuery
 from core.context import Actor
 from core.errors import InvalidInput, NotFound, PermissionDenied
 from store.crypto import CredentialCipher
-from store.db import Database
+from store.db import Database, Scope
 from store.tables import Customer, DocPlatform, Ticket
 
 log = logging.getLogger("deskbridge.docs")
@@ -133,7 +134,7 @@ class DocsService:
             self._cache[key] = (self._clock() + self.ttl, links)
         return links
 
-    async def _ask(self, workspace_id: int, row: DocPlatform, query: DocsQuery) -> tuple[DocLink, ...] | None:
+    async def _client(self, workspace_id: int, row: DocPlatform) -> DocsPlatform:
         digest = hashlib.sha256(row.credentials_ciphertext + row.base_url.encode()).hexdigest()
         cached = self._clients.get((workspace_id, row.kind))
         if cached is None or cached[0] != digest:
@@ -142,14 +143,37 @@ class DocsService:
             secret = self.cipher.decrypt(row.credentials_ciphertext, workspace_id=workspace_id, kind=f"docs-{row.kind}")
             cached = self._clients[(workspace_id, row.kind)] = (digest, self._factory(row.kind, row.base_url,
                                                                                         str(secret["api_key"])))
+        return cached[1]
+
+    async def _ask(self, workspace_id: int, row: DocPlatform, query: DocsQuery) -> tuple[DocLink, ...] | None:
+        client = await self._client(workspace_id, row)
         try:
-            found = await cached[1].links(query)
+            found = await client.links(query)
         except DocsError as exc:
             log.warning("documentation links not available", extra={"platform": row.kind, "error": exc.message})
             return None
         # A record's URL is the platform's data: only web links become buttons (a chat platform refuses a whole
         # card over one bad button URL, and a `javascript:` link must never reach a technician's click).
         return tuple(link for link in found if _web_url(link.url))
+
+    async def kb_articles(self, workspace_id: int) -> dict[str, tuple[DocArticle, ...] | None]:
+        """Each configured platform's knowledge-base articles (core/ai/knowledge.py indexes them): None for a
+        platform that failed (logged without its key) or offers no article text; an article's URL is kept
+        only when it is a web link."""
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            rows = list((await session.exec(select(DocPlatform).where(
+                DocPlatform.workspace_id == workspace_id))).all())
+        out: dict[str, tuple[DocArticle, ...] | None] = {}
+        for row in rows:
+            client = await self._client(workspace_id, row)
+            try:
+                found = await client.articles()
+            except DocsError as exc:
+                log.warning("knowledge-base articles not available", extra={"platform": row.kind, "error": exc.message})
+                found = None
+            out[row.kind] = None if found is None else tuple(
+                a if a.url is None or _web_url(a.url) else replace(a, url=None) for a in found)
+        return out
 
     async def card_links(self, actor: Actor, ticket_id: int) -> tuple[tuple[str, str], ...]:
         """(title, url) pairs for a technician's card (core/chat/cards.py renders them as link buttons)."""

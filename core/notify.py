@@ -71,12 +71,37 @@ class WriteDead(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AlertNeedsTicket(DomainEvent):
+    """An RMM alert that made no ticket (no customer found for it: it waits in triage). Surfaces post it, with a
+    "Create ticket" button, to the technicians' channels core names (core/chat/alert_offers.py)."""
+
+    alert_id: int
+    source_name: str
+    summary: str
+    severity: str
+    device: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SlaWarningEvent(DomainEvent):
     metric: str  # first_response | resolution
     threshold: int  # percent of the target used (e.g. 75, 90, 100 = breached)
     remaining_s: float
     used_pct: float | None = None  # the share actually used when posted (>= threshold; 100 once breached)
     due_at: datetime | None
+    customer_id: int | None = None
+    subject: str = ""
+    priority: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiskAlertEvent(DomainEvent):
+    """An open ticket's escalation risk rose over the workspace's threshold (core/ai/risk.py): once per rise, for
+    the SLA/dispatch channels that technicians only read (never a channel shared with a customer)."""
+
+    score: float
+    threshold: float
+    reasons: tuple[str, ...] = ()
     customer_id: int | None = None
     subject: str = ""
     priority: str = ""

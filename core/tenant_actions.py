@@ -12,6 +12,11 @@ Rules (all here, not in the surfaces):
 - A reset's temporary password is generated here, returned once to the surface (shown only to the clicking
   technician), and kept encrypted in the op until it is finished (core/outbox/recorder.py erases it).
 - An internal note on the ticket says who asked for what (never a password).
+- A second reset of the same user within `REPEAT_WINDOW` (another click, another technician) is not queued
+  until the technician confirms that one too (`again=True`): `request` raises `AskAgain`, whose message says
+  who reset it when, and each surface asks once more. A redelivered click is still the op it made.
+- What a surface tells the technician about a quick action (confirmations, the password notice) is worded here
+  once, so Slack, Teams and the console say the same.
 - Graph's refusals are explained: which application permission or Entra role the app lacks in that tenant.
 """
 
@@ -22,10 +27,13 @@ import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.errors import (
     PsaAuthError,
@@ -45,15 +53,18 @@ from connectors.tenant import (
     LicenceMissing,
     PermissionMissing,
 )
+from core.admin_audit import record_change
 from core.context import Actor
-from core.errors import InvalidInput, NotFound, PermissionDenied
+from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.outbox.delivery import TenantSend
-from core.outbox.ops import TenantAction, enqueue
+from core.outbox.ops import OpKind, TenantAction, enqueue
 from core.tenant_context import TenantContextService
 from core.tickets import TicketService
 from store.crypto import CredentialCipher
 from store.db import Database
-from store.tables import M365ActionGrant, Member, OutboxOp, Ticket
+from store.enums import OutboxStatus
+from store.tables import M365ActionGrant, Member, OutboxOp, PsaConnection, Ticket
+from store.types import utcnow
 
 log = logging.getLogger("deskbridge.tenant_actions")
 
@@ -67,6 +78,13 @@ CONFIRM = {
     "revoke_sessions": "Sign {user} out of every Microsoft 365 session? It takes Microsoft a few minutes.",
     "sync_device": "Ask Intune to sync {device} now?",
 }
+# Under the temporary password, wherever it is shown (once, to the technician who asked).
+SHOWN_ONCE = ("Only you see this, and only now: Deskbridge does not show it again. Give it to the user by phone or "
+              "in person; they must change it at next sign-in. If Microsoft 365 refuses the reset, the ticket's "
+              "thread says so.")
+NOT_SHOWN_AGAIN = "A temporary password is shown only to the click that asked for it."
+REPEAT_WINDOW = timedelta(minutes=15)  # a reset of the same user this recent needs its own confirmation
+RESET_AGAIN_LABEL = "Reset again"
 CIPHER_KIND = "m365-temp-password"
 # What each action needs in the customer's tenant, said when Graph refuses it.
 NEEDS = {
@@ -75,6 +93,15 @@ NEEDS = {
     "revoke_sessions": "the application permission User.RevokeSessions.All",
     "sync_device": "the application permission DeviceManagementManagedDevices.PrivilegedOperations.All",
 }
+
+
+class AskAgain(Conflict):
+    """The user's password was reset (or is being reset) moments ago: nothing was queued for this click. The
+    surface asks the technician once more (`question`) and, on yes, calls `request(..., again=True)`."""
+
+    def __init__(self, message: str, *, question: str) -> None:
+        super().__init__(message, hint=question)
+        self.question = question
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +174,17 @@ class QuickActions:
                                             granted_by=actor.display[:200]))
             elif not allow and row is not None:
                 await session.delete(row)
+            record_change(session, actor, actor.workspace_id, "m365.grant" if allow else "m365.revoke",
+                          {"member": member_id, "email": member.email})
+
+    async def grants(self, actor: Actor) -> list[tuple[Member, M365ActionGrant]]:
+        """The technicians granted the quick-action role (admins may act without a grant), by name."""
+        self.context.check_actor(actor)
+        async with self.db.read(actor.scope) as session:
+            rows = (await session.exec(select(Member, M365ActionGrant).join(
+                M365ActionGrant, M365ActionGrant.member_id == Member.id)  # type: ignore[arg-type]
+                .order_by(Member.name))).all()
+        return [(m, g) for m, g in rows]
 
     async def allowed(self, actor: Actor) -> bool:
         """Whether this technician may run quick actions (an admin, or granted)."""
@@ -164,8 +202,9 @@ class QuickActions:
     # ------------------------------------------------------------ asking
 
     async def request(self, actor: Actor, ticket_id: int, action: str, *, intent: str, device_id: str | None = None,
-                      audience: str = "tech") -> QuickActionAccepted:
-        """Validate and queue one quick action on the ticket's user (or one of their devices)."""
+                      audience: str = "tech", again: bool = False) -> QuickActionAccepted:
+        """Validate and queue one quick action on the ticket's user (or one of their devices). A reset of a user
+        reset within REPEAT_WINDOW raises AskAgain unless `again` (the technician confirmed that second reset)."""
         if action not in ACTIONS:
             raise InvalidInput(f"'{action}' is not a quick action.", hint="Use reset_password, revoke_sessions "
                                                                           "or sync_device.")
@@ -198,15 +237,17 @@ class QuickActions:
                                "that password.", hint="Reset it in Active Directory (or enable password writeback).")
         return await self._enqueue(actor, ticket_id, action, intent, TenantAction(
             action=action, tenant_id=sub.tenant_id, user_id=user.id, user_label=user.upn,
-            device_id=device_id if action == "sync_device" else None, device_label=device_label))
+            device_id=device_id if action == "sync_device" else None, device_label=device_label), again=again)
 
     async def _enqueue(self, actor: Actor, ticket_id: int, action: Action, intent: str,
-                       payload: TenantAction) -> QuickActionAccepted:
+                       payload: TenantAction, *, again: bool = False) -> QuickActionAccepted:
         marker = hashlib.sha256(f"m365:{actor.workspace_id}:{ticket_id}:{action}:{payload.user_id}:"
                                 f"{payload.device_id}:{intent}".encode()).hexdigest()[:32]
         existing = await self._by_marker(actor, marker)
         if existing is not None:
             return self._accepted(existing, repeated=True)
+        if action == "reset_password" and not again:
+            await self._refuse_recent_reset(actor, payload)
         password = temporary_password() if action == "reset_password" else None
         if password is not None:
             blob = self.cipher.encrypt({"password": password}, workspace_id=actor.workspace_id, kind=CIPHER_KIND)
@@ -214,10 +255,13 @@ class QuickActions:
         try:
             async with self.db.write(actor.scope) as session:
                 ticket = await session.get(Ticket, ticket_id)
-                if ticket is None or ticket.connection_id is None:
-                    raise InvalidInput("Quick actions are queued with the ticket's PSA connection, and this ticket "
-                                       "has none.", hint="Run the action in the Microsoft 365 admin center.")
-                op = enqueue(session, workspace_id=actor.workspace_id, connection_id=ticket.connection_id,
+                connection_id = ticket and (ticket.connection_id or await _default_connection_id(session))
+                if ticket is None or not connection_id:
+                    raise InvalidInput("Quick actions are queued in the outbox, which needs a PSA connection in "
+                                       "this workspace; nothing was done.",
+                                       hint="Run the action in the Microsoft 365 admin center, or add a connection "
+                                            "with `deskbridge connection add`.")
+                op = enqueue(session, workspace_id=actor.workspace_id, connection_id=connection_id,
                              payload=payload, ticket_id=ticket_id, actor=actor.display,
                              author_member_id=actor.member_id, marker=marker, max_attempts=6)
                 await session.flush()
@@ -232,6 +276,25 @@ class QuickActions:
         except Exception:  # noqa: BLE001 - the action is queued; a missing note must not make it look refused
             log.warning("quick action note failed", extra={"ticket_id": ticket_id, "op_id": op.id}, exc_info=True)
         return accepted
+
+    async def _refuse_recent_reset(self, actor: Actor, payload: TenantAction) -> None:
+        """AskAgain when this user's password was reset (asked, queued or done) within REPEAT_WINDOW."""
+        since = utcnow() - REPEAT_WINDOW
+        async with self.db.read(actor.scope) as session:
+            recent = (await session.exec(select(OutboxOp).where(
+                OutboxOp.kind == OpKind.TENANT_ACTION.value, OutboxOp.created_at >= since,
+                OutboxOp.status.notin_([OutboxStatus.DEAD.value, OutboxStatus.DISCARDED.value]))  # type: ignore[attr-defined]
+                .order_by(OutboxOp.id.desc()))).all()  # type: ignore[union-attr]
+        for op in recent:
+            p = op.payload or {}
+            if (p.get("action"), p.get("user_id"), p.get("tenant_id")) == ("reset_password", payload.user_id,
+                                                                            payload.tenant_id):
+                minutes = max(0, int((utcnow() - op.created_at).total_seconds() // 60))
+                ago = "less than a minute ago" if minutes == 0 else f"{minutes} min ago"
+                state = "was reset" if op.status == OutboxStatus.DONE.value else "is being reset"
+                raise AskAgain(f"{payload.user_label}'s password {state}: asked {ago} by {op.actor}. Nothing was "
+                               "done for this click.",
+                               question=f"{RESET_AGAIN_LABEL}? The temporary password given then stops working.")
 
     async def _by_marker(self, actor: Actor, marker: str) -> OutboxOp | None:
         async with self.db.read(actor.scope) as session:
@@ -281,6 +344,14 @@ class QuickActions:
         except DirectoryError as exc:
             raise explain(payload.action, exc) from None
         return f"graph {payload.action}"
+
+
+async def _default_connection_id(session: AsyncSession) -> int | None:
+    """Where a standalone ticket's quick action is queued: the workspace's default PSA connection (the op never
+    goes to the PSA; the outbox files ops by connection)."""
+    row = (await session.exec(select(PsaConnection.id).where(PsaConnection.is_default == sa.true(),
+                                                             PsaConnection.enabled == sa.true()))).first()
+    return int(row) if row is not None else None
 
 
 def _note_text(p: TenantAction) -> str:

@@ -1,7 +1,8 @@
 """Tenant context beside a ticket: the Microsoft 365 user quick view of the user the ticket is about (the one a
 technician chose for it, else the ticket contact's e-mail), their recent activity, and a device's installed apps.
 
-(Over 400 lines? No: quick actions live in core/tenant_actions.py.)
+(Over 400 lines: which user and device a ticket is about, and the views built on that, share one cache and one
+set of rules; quick actions live in core/tenant_actions.py.)
 
 Rules (all here, not in the surfaces):
 - Technicians only: an end user (`Actor.is_member` False) or anyone in a customer channel (a server-side
@@ -15,19 +16,28 @@ Rules (all here, not in the surfaces):
   the directory audit events, which every tenant has (7 days kept without P1, 30 with it).
 - Views are cached for `ttl` seconds (only complete ones: a view with a transient gap is fetched again),
   and concurrent requests for the same user share one fetch.
+- The device a ticket is about: the one a technician chose, else the ticket's `device_ref` matched to one of the
+  user's Intune devices. Where the PSA connector reads configuration items (Autotask: `configurationItemID`),
+  the item's serial number, then its RMM host name and its name are matched; otherwise the ref as a device name.
+  An unmatched reference is said on the view.
+- Device activity (with the user's activity): that device's last Intune check-in and enrolment, and the user's
+  recent sign-ins made from it (matched on the Entra device id; Graph has no check-in history).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlmodel import select
 
+from connectors.base import ConfigurationItem
+from connectors.errors import PsaError
 from connectors.tenant import (
     AuditEvent,
     DetectedApp,
@@ -43,17 +53,28 @@ from connectors.tenant import (
     SignIn,
     TenantDirectory,
 )
+from core.connections import ConnectionService
 from core.context import Actor
 from core.errors import InvalidInput, NotFound, PermissionDenied
 from core.m365_tenants import M365TenantService
 from core.singleflight import SingleFlight
 from core.ticket_lookup import load_ticket
+from core.views import AiSimilarView
 from store.db import Database
 from store.tables import Contact, Ticket, TicketM365Subject
 
 T = TypeVar("T")
 CACHE_MAX = 2000  # views kept per process
 DirectoryFactory = Callable[[str], TenantDirectory]  # tenant id -> that tenant's directory (bot/main.py)
+SIMILAR_BUDGET_S = 0.5  # the context waits at most this long for similar tickets (like a card for AI assist)
+SIMILAR_TOP = 3
+
+
+class SimilarSource(Protocol):
+    """core/ai/service.py AiService: closed tickets similar to a ticket (the actor's scope and AI settings)."""
+
+    async def similar(self, actor: Actor, *, ticket_id: int | None = None, text: str | None = None,
+                      k: int = 3) -> Any: ...
 
 PERMISSIONS = {  # what each piece needs, named in the note when Graph says a permission is missing
     "Sign-in": "AuditLog.Read.All",
@@ -65,6 +86,8 @@ PERMISSIONS = {  # what each piece needs, named in the note when Graph says a pe
     "Installed apps": "DeviceManagementManagedDevices.Read.All",
 }
 ACTIVITY_TOP = 10
+SIGN_IN_SCAN = 50  # the user's sign-ins read to find those made from the ticket's device
+log = logging.getLogger("deskbridge.tenant_context")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +116,8 @@ class ActivityView:
     sign_ins: tuple[SignIn, ...] | None
     audits: tuple[AuditEvent, ...] | None
     notes: tuple[str, ...] = ()
+    device: ManagedDevice | None = None  # the ticket's device (its check-in and enrolment are shown)
+    device_sign_ins: tuple[SignIn, ...] | None = None  # the user's recent sign-ins made from that device
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +137,8 @@ class Subject:
     device_id: str | None = None
     chosen: bool = False
     note: str | None = None
-    device_ref: str | None = None  # the ticket's RMM/PSA device name: its Intune device when names match
+    device_ref: str | None = None  # the ticket's RMM device name or PSA configuration item id
+    connection_id: int | None = None  # the ticket's PSA connection (which reads the configuration item)
 
 
 def _note(label: str, exc: DirectoryError) -> tuple[str, bool]:
@@ -133,8 +159,12 @@ class TenantContextService:
     """Builds user quick views for tickets (technicians only, the ticket customer's tenant only)."""
 
     def __init__(self, db: Database, *, tenants: M365TenantService, directories: DirectoryFactory | None,
-                 ttl: float = 120.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.db, self.tenants, self._directories = db, tenants, directories
+                 ttl: float = 120.0, clock: Callable[[], float] = time.monotonic,
+                 connections: ConnectionService | None = None, ai: SimilarSource | None = None) -> None:
+        self.db, self.tenants, self._directories, self.connections = db, tenants, directories, connections
+        self._items: dict[tuple[int, str], tuple[float, ConfigurationItem | None]] = {}
+        self.ai = ai  # AI assist: similar tickets beside the context
+        self.similar_budget = SIMILAR_BUDGET_S
         self.ttl, self._clock = ttl, clock
         self._cache: dict[tuple[int, str, str], tuple[float, UserQuickView]] = {}
         self._flight: SingleFlight[UserQuickView] = SingleFlight()
@@ -200,26 +230,67 @@ class TenantContextService:
         if tenant is None:
             return Subject(ticket_id, None, email or None, note=(
                 "No Microsoft 365 tenant for this customer (`deskbridge customer connect-m365`)."))
-        ref = ticket.device_ref or None
+        ref, conn = ticket.device_ref or None, ticket.connection_id
         if chosen is not None:
-            return Subject(ticket_id, tenant, chosen.user_key, chosen.device_id, chosen=True, device_ref=ref)
+            return Subject(ticket_id, tenant, chosen.user_key, chosen.device_id, chosen=True, device_ref=ref,
+                           connection_id=conn)
         if not email:
             return Subject(ticket_id, tenant, None, note="The ticket's contact has no e-mail address.")
-        return Subject(ticket_id, tenant, email, device_ref=ref)
+        return Subject(ticket_id, tenant, email, device_ref=ref, connection_id=conn)
 
     async def user_view(self, actor: Actor, ticket_id: int, *, audience: str = "tech") -> UserQuickView:
         """The quick view of the Microsoft 365 account the ticket is about."""
         sub = await self.subject(actor, ticket_id, audience=audience)
-        extra = {"ticket_id": ticket_id, "device_id": sub.device_id, "chosen": sub.chosen}
+        extra: dict[str, Any] = {"ticket_id": ticket_id, "device_id": sub.device_id, "chosen": sub.chosen}
         if sub.note is not None or sub.tenant_id is None or sub.key is None:
-            return UserQuickView(sub.tenant_id, sub.key, notes=(sub.note or "",), **extra)  # type: ignore[arg-type]
+            return UserQuickView(sub.tenant_id, sub.key, notes=(sub.note or "",), **extra)
         if self._directories is None:
             return UserQuickView(sub.tenant_id, sub.key, notes=(
-                "Microsoft 365 is not configured on this Deskbridge.",), **extra)  # type: ignore[arg-type]
+                "Microsoft 365 is not configured on this Deskbridge.",), **extra)
         view = await self._cached(actor.workspace_id, sub.tenant_id, sub.key)
-        if extra["device_id"] is None and sub.device_ref and view.devices:  # the RMM/PSA device, by its name
-            extra["device_id"] = next((d.id for d in view.devices if d.name.lower() == sub.device_ref.lower()), None)
-        return replace(view, **extra)  # type: ignore[arg-type]
+        if extra["device_id"] is None and sub.device_ref and view.devices is not None:
+            device, note = await self._ticket_device(actor, sub, view.devices)
+            extra["device_id"] = device.id if device else None
+            if note:
+                extra["notes"] = (*view.notes, note)
+        return replace(view, **extra)
+
+    async def _ticket_device(self, actor: Actor, sub: Subject,
+                             devices: tuple[ManagedDevice, ...]) -> tuple[ManagedDevice | None, str | None]:
+        """The user's Intune device the ticket's device reference names, and a note when none matches."""
+        assert sub.device_ref is not None
+        item = await self._configuration_item(actor, sub.connection_id, sub.device_ref)
+        keys = [("serial", item.serial), ("name", item.hostname), ("name", item.name)] if item else []
+        keys.append(("name", sub.device_ref))
+        for attr, want in keys:
+            found = next((d for d in devices if want and getattr(d, attr).lower() == want.strip().lower()), None)
+            if found is not None:
+                return found, None
+        label = f"{item.name or item.hostname or item.serial} (the PSA's configuration item)" if item else \
+            sub.device_ref
+        return None, f"Device: the ticket's device {label} is not one of this user's Intune devices."
+
+    async def _configuration_item(self, actor: Actor, connection_id: int | None,
+                                  ref: str) -> ConfigurationItem | None:
+        """The PSA's configuration item a ticket's device_ref names (cached `ttl`); None when the connector
+        reads none, has no such item, or cannot answer now (the reference is then matched as a name)."""
+        if self.connections is None or connection_id is None:
+            return None
+        key, now = (connection_id, ref), self._clock()
+        hit = self._items.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        try:
+            conn = await self.connections.get(actor.workspace_id, connection_id)
+            reader = getattr(self.connections.shared(conn), "configuration_item", None)
+            item = await reader(ref) if reader is not None else None
+        except (PsaError, NotFound) as exc:
+            log.info("configuration item not read", extra={"connection_id": connection_id, "error": str(exc)})
+            return None
+        if len(self._items) >= CACHE_MAX:
+            self._items.clear()
+        self._items[key] = (now + self.ttl, item)
+        return item
 
     async def _cached(self, ws: int, tenant: str, email: str) -> UserQuickView:
         key = (ws, tenant, email)
@@ -267,15 +338,17 @@ class TenantContextService:
         return await self.user_view(actor, ticket_id, audience=audience)
 
     async def activity(self, actor: Actor, ticket_id: int, *, audience: str = "tech") -> ActivityView:
-        """The user's latest sign-ins and directory audit events (fetched together, never cached)."""
+        """The user's latest sign-ins and directory audit events (fetched together, never cached), and the ticket's
+        device: its last check-in and the user's sign-ins made from it."""
         sub = await self.subject(actor, ticket_id, audience=audience)
         if sub.tenant_id is None or sub.key is None:
             return ActivityView(sub.key or "", None, None, notes=(sub.note or "",))
         directory = self.directory(sub.tenant_id)
-        try:
-            user = await directory.user(sub.key)
-        except DirectoryError as exc:
-            return ActivityView(sub.key, None, None, notes=(_note("User", exc)[0],))
+        view = await self.user_view(actor, ticket_id, audience=audience)
+        user = view.user
+        if user is None:
+            return ActivityView(sub.key, None, None, notes=tuple(n for n in view.notes if n))
+        device = next((d for d in view.devices or () if d.id == view.device_id), None)
         notes: list[str] = []
 
         async def piece(label: str, call: Awaitable[T]) -> T | None:
@@ -285,9 +358,35 @@ class TenantContextService:
                 notes.append(_note(label, exc)[0])
                 return None
 
-        sign_ins, audits = await asyncio.gather(piece("Sign-ins", directory.sign_ins(user.id, ACTIVITY_TOP)),
+        top = SIGN_IN_SCAN if device is not None else ACTIVITY_TOP
+        sign_ins, audits = await asyncio.gather(piece("Sign-ins", directory.sign_ins(user.id, top)),
                                                 piece("Audit events", directory.audits(user.id, ACTIVITY_TOP)))
-        return ActivityView(user.upn or sub.key, sign_ins, audits, notes=tuple(sorted(notes, reverse=True)))
+        from_device = None
+        if device is not None and sign_ins is not None:
+            from_device = tuple(x for x in sign_ins if device.aad_device_id and x.device_id == device.aad_device_id)
+        return ActivityView(user.upn or sub.key, sign_ins[:ACTIVITY_TOP] if sign_ins is not None else None, audits,
+                            notes=tuple(sorted(notes, reverse=True)), device=device,
+                            device_sign_ins=from_device[:ACTIVITY_TOP] if from_device is not None else None)
+
+    async def similar(self, actor: Actor, ticket_id: int, *, audience: str = "tech") -> tuple[AiSimilarView, ...]:
+        """Closed tickets like this one (AI assist, within the actor's customers and the workspace's AI settings),
+        beside the context; () when AI assist is off or not ready within `similar_budget` (it goes on warming)."""
+        self.check_actor(actor, audience)
+        if self.ai is None:
+            return ()
+        work = asyncio.ensure_future(self.ai.similar(actor, ticket_id=ticket_id, k=SIMILAR_TOP))
+        work.add_done_callback(lambda f: f.cancelled() or f.exception())
+        try:
+            found = await asyncio.wait_for(asyncio.shield(work), self.similar_budget)
+        except TimeoutError:
+            return ()
+        except Exception:  # noqa: BLE001 - optional beside the context; never breaks it
+            log.warning("similar tickets failed", extra={"ticket_id": ticket_id}, exc_info=True)
+            return ()
+        return tuple(AiSimilarView(
+            ticket_id=h.doc.ticket_id, number=h.doc.number, score=h.score, closed_at=h.doc.closed_at,
+            ref=f"#{h.doc.number}" if h.doc.number is not None else f"id:{h.doc.ticket_id}",
+            subject=h.doc.text.split("\n", 1)[0][:120]) for h in found.hits)
 
     async def apps(self, actor: Actor, ticket_id: int, device_id: str, *, audience: str = "tech") -> AppsView:
         """Apps Intune detected on one of the ticket user's devices (any other device is refused)."""

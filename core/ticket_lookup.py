@@ -123,7 +123,8 @@ async def load_ticket_by_id(session: AsyncSession, actor: Actor, ticket_id: int)
         stmt = stmt.where(Ticket.customer_id == actor.customer_scope_id)
     ticket = (await session.exec(stmt)).first()
     if ticket is None:
-        raise NotFound(f"Ticket {ticket_id} was not found.")
+        raise NotFound(f"Ticket {ticket_id} was not found.",
+                       hint="It may have been deleted in the PSA; list the queue to find it.")
     return ticket
 
 

@@ -263,7 +263,8 @@ class TicketService:
         prio = parse_priority(priority)
         customer_id = _scoped_customer(actor, customer_id)
         if await session.get(Workspace, actor.workspace_id) is None:
-            raise NotFound(f"Workspace {actor.workspace_id} does not exist.")
+            raise NotFound(f"Workspace {actor.workspace_id} does not exist.",
+                           hint="List workspaces with `deskbridge workspace list`.")
         conn = await self._connection(session, actor, connection_id)
         caps = self._capabilities(conn.kind) if conn else DEFAULT_CAPABILITIES
         subject_clean = _clean_text(subject, field="subject", limit=min(MAX_SUBJECT_CHARS, caps.max_summary_chars))
@@ -318,7 +319,8 @@ class TicketService:
         if connection_id is not None:
             conn = await session.get(PsaConnection, connection_id)
             if conn is None:
-                raise NotFound(f"Connection {connection_id} was not found.")
+                raise NotFound(f"Connection {connection_id} was not found.",
+                               hint="List connections with `deskbridge connection list`.")
             return conn
         return (
             await session.exec(
@@ -603,12 +605,14 @@ class TicketService:
             ticket = await load_ticket(session, actor, ref, for_update=True)
             caps = await self._caps(session, ticket)
             if ticket.connection_id and not caps.has(Feature.TIME_ENTRIES):
-                raise InvalidInput("This PSA does not accept time entries from Deskbridge.")
+                raise InvalidInput("This PSA does not accept time entries from Deskbridge.",
+                                   hint="Log the time in the PSA itself; a note here can say what you did.")
             await self._time_allowed(session, ticket)
             note = _clean_text(notes, field="time note", limit=MAX_NOTE_CHARS, required=False)
             start = started_at or (self._clock() - timedelta(minutes=minutes))
             if start.tzinfo is None:
-                raise InvalidInput("The start time needs a time zone.", field="started_at")
+                raise InvalidInput("The start time needs a time zone.", field="started_at",
+                                   hint="Give it with an offset, e.g. 2026-12-07T09:00:00Z.")
             marker = new_marker() if ticket.connection_id else None
             entry = self._entry(actor, ticket, EntryKind.TIME_ENTRY, body=note, marker=marker,
                                 data={"minutes": minutes, "billable": billable, "started_at": start.isoformat()},
@@ -687,7 +691,8 @@ class TicketService:
             ticket = await load_ticket(session, actor, ref, for_update=True)
             caps = await self._caps(session, ticket)
             if ticket.connection_id and not caps.has(Feature.ATTACHMENTS):
-                raise InvalidInput("This PSA does not accept attachments from Deskbridge.")
+                raise InvalidInput("This PSA does not accept attachments from Deskbridge.",
+                                   hint="Attach the file in the PSA itself, or share a link to it in a note.")
             if len(content) == 0:
                 raise InvalidInput("The file is empty.", hint="Attach a file with content.", field="file")
             if len(content) > caps.max_attachment_bytes:
@@ -728,7 +733,8 @@ async def _contact_by_email(session: AsyncSession, customer: Customer | None, em
     """The id of the customer's contact with this e-mail (create forms ask for it where the PSA's board
     makes the contact mandatory); a field error when there is none."""
     if customer is None:
-        raise InvalidInput("Pick the customer first: the contact is one of its people.", field="customer")
+        raise InvalidInput("Pick the customer first: the contact is one of its people.", field="customer",
+                           hint="Choose the customer, then the contact's e-mail.")
     wanted = email.strip().lower()
     rows = (await session.exec(select(Contact).where(Contact.customer_id == customer.id))).all()
     match = next((c for c in rows if (c.email or "").strip().lower() == wanted), None)

@@ -187,6 +187,17 @@ class AlertChip:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AlertOfferView:
+    """An alert that made no ticket, offered to technicians with a "Create ticket" button (core/intake/offers.py)."""
+
+    alert_id: int
+    title: str
+    lines: tuple[str, ...] = ()
+    hint: str = ""
+    customers: tuple[FormOption, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AiCategoryView:
     """A category suggestion: the best label, how sure, what the gate did (applied: the AI set it and a
     technician may undo it; apply: above the threshold, applied on the AI's next pass; suggest; keep;
@@ -208,6 +219,9 @@ class AiSimilarView:
     subject: str
     score: float
     closed_at: datetime | None
+    connection_id: int | None = None
+    external_id: str | None = None
+    url: str | None = None  # the ticket in the PSA's own UI (chat cards fill it in; core/chat/cards.py)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -223,6 +237,19 @@ class AiRiskView:
     score: float
     threshold: float
     reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AiKbView:
+    """A knowledge-base article that matches the ticket: where it comes from, how well it matches, and the
+    matching paragraph verbatim (technicians only, like the whole AI view)."""
+
+    title: str
+    source: str  # "Hudu", "Markdown folder"
+    score: float
+    paragraph: str
+    heading: str = ""
+    url: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -250,6 +277,7 @@ class AiSuggestionsView:
     disagree: bool = False
     cross_customer: bool = False
     risk: AiRiskView | None = None
+    kb: tuple[AiKbView, ...] = ()
     source: str = AI_SOURCE
     # One-click: "ai_undo_category" (the AI set the category), "ai_accept_category" (use the suggestion),
     # draft approve/edit/discard. Technicians only, like the whole view.
@@ -258,7 +286,7 @@ class AiSuggestionsView:
     @property
     def empty(self) -> bool:
         return (self.category is None and not self.similar and not self.resolutions and self.risk is None
-                and not self.actions)
+                and not self.actions and not self.kb)
 
 
 def ai_lines(view: AiSuggestionsView) -> list[str]:
@@ -276,11 +304,15 @@ def ai_lines(view: AiSuggestionsView) -> list[str]:
                    + f" - {c.reason}")
     for h in view.similar:
         when = f", closed {h.closed_at:%d %b %Y}" if h.closed_at else ""
-        out.append(f"Similar: {h.ref} {h.subject} ({h.score:.2f}{when})")
+        out.append(f"Similar: {h.ref} {h.subject} ({h.score:.2f}{when})" + (f" {h.url}" if h.url else ""))
     for r in view.resolutions:
         out.append(f"Suggested resolution ({r.attribution}): {r.text}")
     if view.disagree:
         out.append("These resolutions disagree: compare them before using one.")
+    for a in view.kb:
+        where = f" > {a.heading}" if a.heading and a.heading != a.title else ""
+        out.append(f"KB article ({a.source}, match {a.score:.2f}): {a.title}{where}" + (f" {a.url}" if a.url else "")
+                   + (f" - \"{a.paragraph}\"" if a.paragraph else ""))
     return out
 
 
@@ -376,6 +408,28 @@ class SlaWarningView:
         """'87% used': the share actually used, never less than the threshold announced."""
         pct = self.threshold if self.used_pct is None else max(self.threshold, int(self.used_pct))
         return f"{pct}% used"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiskAlertView:
+    """A ticket whose escalation risk rose over the threshold, for the SLA/dispatch channels (technicians only)."""
+
+    ticket_number: int | None
+    subject: str
+    customer_name: str | None
+    priority: str
+    score: float
+    threshold: float
+    reasons: tuple[str, ...] = ()
+    psa_url: str | None = None
+
+    @property
+    def headline(self) -> str:
+        return f"At risk of escalation: {self.score:.0%} (threshold {self.threshold:.0%})"
+
+    @property
+    def why(self) -> str:
+        return ("Why: " + ", ".join(self.reasons)) if self.reasons else "Why: no single factor stands out"
 
 
 def human_duration(seconds: float) -> str:

@@ -27,6 +27,8 @@ WORKSPACE_OPTIONS: dict[str, tuple[type, Any]] = {
     "end_user_requests": (str, "offer"),
     # Tickets one end user may open from chat per hour; past it their words join their open ticket (0: no limit)
     "end_user_requests_per_hour": (int, 5),
+    # New tickets one e-mail sender may open per hour; past it their mail waits in triage (0: no limit)
+    "mail_tickets_per_sender_per_hour": (int, 50),
 }
 CHOICES: dict[str, tuple[str, ...]] = {"end_user_requests": ("offer", "create", "off")}
 

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 COMMIT_TOPICS = "commit_topics"  # session.info key: topics whose listeners run after this write commits
+TABLE_TOPIC = "table:"  # every write marks "table:<name>" for each table it wrote (Database.on_table_change)
 
 
 def mark_commit(session: Any, topic: str) -> None:
@@ -75,6 +76,10 @@ def _apply_scope(state: ORMExecuteState) -> None:
     scope: Scope | None = state.session.info.get("scope")
     if scope is None:
         raise ScopeError("session has no scope; open it with Database.read(scope) or Database.write(scope)")
+    if state.is_insert or state.is_update or state.is_delete:
+        table = getattr(state.statement, "table", None)
+        if table is not None:  # listeners of `table:<name>` (Database.on_table_change) run after the commit
+            mark_commit(state.session, TABLE_TOPIC + str(getattr(table, "name", table)))
     if scope.system or state.is_column_load or state.is_relationship_load:
         return
     if state.is_select or state.is_update or state.is_delete:
@@ -133,9 +138,12 @@ def _check_flush(session: Session, flush_context: Any, instances: Any) -> None:
     scope: Scope | None = session.info.get("scope")
     if scope is None:
         raise ScopeError("session has no scope")
-    if scope.system:
-        return
     for obj in list(session.new) + list(session.dirty) + list(session.deleted):
+        name = getattr(obj, "__tablename__", None)
+        if name is not None:
+            mark_commit(session, TABLE_TOPIC + str(name))
+        if scope.system:
+            continue
         if isinstance(obj, WorkspaceOwned):
             if obj.workspace_id is None:
                 obj.workspace_id = scope.workspace_id
@@ -249,6 +257,12 @@ class Database:
         """Call `fn` (in this process, synchronously) after each commit of a write that marked `topic` with
         `mark_commit(session, topic)`, e.g. the outbox worker polls at once when an op was enqueued."""
         self._listeners.setdefault(topic, []).append(fn)
+
+    def on_table_change(self, table: str, fn: Callable[[], None]) -> None:
+        """Call `fn` after each commit (in this process) of a write that inserted, updated or deleted rows of
+        `table`, through the ORM or a DML statement (caches drop what they hold; other processes' writes are
+        not seen here: such caches also expire)."""
+        self.listen(TABLE_TOPIC + table, fn)
 
     def unlisten(self, topic: str, fn: Callable[[], None]) -> None:
         fns = self._listeners.get(topic, [])

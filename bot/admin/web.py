@@ -91,6 +91,14 @@ def error_page(exc: DeskbridgeError, ctx: Ctx | None) -> HTMLResponse:
     return render("error.html", status, session=ctx, message=exc.message, hint=exc.hint)
 
 
+MAX_ID = 2_147_483_647  # ids are 32-bit integers on PostgreSQL
+
+
+def _beyond_any_id(value: object) -> bool:
+    """A path value of digits too large to be any row's id."""
+    return isinstance(value, str) and value.isascii() and value.isdigit() and (len(value) > 10 or int(value) > MAX_ID)
+
+
 class AdminRoute(APIRoute):
     """Routes whose failures are pages: guards' responses, services' errors, malformed requests."""
 
@@ -98,6 +106,11 @@ class AdminRoute(APIRoute):
         inner = super().get_route_handler()
 
         async def handler(request: Request) -> Response:
+            huge = next((k for k, v in request.path_params.items() if _beyond_any_id(v)), None)
+            if huge is not None:  # the database cannot even look it up (SQLite: OverflowError; PostgreSQL: out of range)
+                return render("error.html", 404, session=getattr(request.state, "admin", None),
+                              message=f"There is no such record ({huge} {request.path_params[huge]}).",
+                              hint="Use the links and forms on the pages.")
             try:
                 return await inner(request)
             except PageError as exc:

@@ -93,7 +93,7 @@ _HTTP_TITLES = {400: "Bad request", 401: "Unauthenticated", 403: "Forbidden", 40
                 415: "Unsupported media type", 422: "Invalid input", 429: "Too many requests",
                 500: "Internal error", 503: "Service unavailable"}
 _HTTP_HINTS = {400: "Send a JSON body with Content-Type: application/json (see /openapi.json).", 404: "Check the path against /openapi.json.", 405: "See /openapi.json for the allowed methods.",
-               413: "Send a smaller body (put large text in an attachment).",
+               413: "Send a smaller body: a description takes up to 100,000 characters, a comment 30,000 (files go on the ticket in chat or in the PSA).",
                429: "Wait for Retry-After seconds, then retry; spread requests out."}
 
 

@@ -32,9 +32,25 @@ def _error(status: int, message: str, hint: str | None = None) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
+MAX_ID = 2_147_483_647  # ids are 32-bit on PostgreSQL; a larger one names no connection
+
+
+def _connection_id(raw: str) -> int | None:
+    """The connection id of the path, or None when it cannot name one (not ASCII digits, 0, too large)."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
+        return None
+    value = int(raw)
+    return value if 0 < value <= MAX_ID else None
+
+
 @router.post("/webhooks/{connection_id}/{token}")
-async def receive(connection_id: int, token: str, request: Request) -> JSONResponse:
+async def receive(connection_id: str, token: str, request: Request) -> JSONResponse:
     """Receive one PSA push; the ticket it names is refreshed before the response."""
+    conn_id = _connection_id(connection_id)
+    if conn_id is None:
+        return _error(404, f"Connection {connection_id[:20]} was not found.",
+                      "List connections with `deskbridge connection list`; `deskbridge connection callbacks` "
+                      "registers the right URL in the PSA.")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         return _error(413, "Webhook body too large.")
@@ -44,14 +60,14 @@ async def receive(connection_id: int, token: str, request: Request) -> JSONRespo
     sync: SyncService = request.app.state.container.sync
     headers = {k.lower(): v for k, v in request.headers.items()}
     try:
-        result = await sync.ingest_webhook(connection_id, token, headers, body)
+        result = await sync.ingest_webhook(conn_id, token, headers, body)
     except NotFound as exc:
         return _error(404, exc.message, exc.hint)
     except WebhookRefused as exc:
-        log.warning("webhook refused", extra={"connection_id": connection_id, "reason": exc.message})
+        log.warning("webhook refused", extra={"connection_id": conn_id, "reason": exc.message})
         return _error(401, exc.message, exc.hint)
     except InvalidInput as exc:
-        log.info("malformed webhook", extra={"connection_id": connection_id, "reason": exc.message})
+        log.info("malformed webhook", extra={"connection_id": conn_id, "reason": exc.message})
         return _error(400, exc.message, exc.hint)
     except WebhookUnavailable as exc:
         return _error(503, exc.message, exc.hint)

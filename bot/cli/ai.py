@@ -1,4 +1,5 @@
-"""`deskbridge ai train|status|settings|set|similar|train-risk|at-risk`: the workspace's AI assist from the terminal.
+"""`deskbridge ai train|status|settings|set|similar|train-risk|at-risk|kb|kb-import|kb-refresh`: the workspace's
+AI assist from the terminal.
 
 Training runs in a worker thread of this process (core/ai/service.py), so a server process doing the
 same keeps answering requests meanwhile.
@@ -133,3 +134,54 @@ def at_risk(workspace: str | None = WORKSPACE, limit: int = typer.Option(15, hel
         ref = f"#{f.number}" if f.number is not None else f"id:{f.ticket_id}"
         typer.echo(f"{ref}  {f.score:.0%}  {f.priority:<8}  {(f.customer or '-')[:20]:<20}  {f.subject[:60]}"
                    + (f"  ({', '.join(f.reasons)})" if f.reasons else ""))
+
+
+@app.command("kb-import")
+def kb_import(folder: str = typer.Argument(..., help="Folder of Markdown files, one article per file"),
+              workspace: str | None = WORKSPACE) -> None:
+    """Make the workspace's Markdown KB articles the .md files under FOLDER (replaces the last import)."""
+
+    async def work(c: Deskbridge, ws: int) -> int:
+        return await c.ai.kb.import_folder(Actor.system(ws), folder)
+
+    typer.echo(f"Imported {run_in(workspace, work)} Markdown article(s); technicians' cards link them from now on.")
+
+
+@app.command("kb-refresh")
+def kb_refresh(workspace: str | None = WORKSPACE) -> None:
+    """Re-read the KB articles of the connected documentation platforms now (the server does it hourly)."""
+
+    async def work(c: Deskbridge, ws: int) -> tuple:
+        report = await c.ai.kb.refresh(ws)
+        return report, await c.ai.kb.count(ws)
+
+    report, counts = run_in(workspace, work)
+    for source, n in report.sources.items():
+        typer.echo(f"{source}: {n} article(s)")
+    for source, why in report.skipped.items():
+        typer.echo(f"{source}: unchanged ({why})")
+    if not counts:
+        raise fail("No KB articles yet.", "Connect Hudu with `deskbridge customer docs-platform`, or import a folder "
+                   "with `deskbridge ai kb-import FOLDER`.", code=0)
+    typer.echo("In the KB now: " + ", ".join(f"{s} {n}" for s, n in sorted(counts.items())))
+
+
+@app.command("kb")
+def kb(text: str = typer.Argument(..., help="Ticket words to find KB articles for"),
+       customer: str | None = typer.Option(None, help="Also this customer's own articles"),
+       workspace: str | None = WORKSPACE) -> None:
+    """The KB articles that match some text, with source, score and the matching paragraph."""
+
+    async def work(c: Deskbridge, ws: int) -> tuple:
+        cid = (await c.directory.find_customer(ws, customer)).id if customer else None
+        threshold = (await c.ai.settings(ws))["kb_threshold"]
+        return await c.ai.kb.search(ws, text, customer_id=cid, k=3, threshold=threshold)
+
+    links = run_in(workspace, work)
+    if not links:
+        raise fail("No KB article matches above kb_threshold.",
+                   "Try other words, or lower it with `deskbridge ai set kb_threshold 0.2`.", code=0)
+    for link in links:
+        where = f" > {link.heading}" if link.heading and link.heading != link.article.title else ""
+        typer.echo(f"{link.score:.2f}  {link.article.title}{where}  ({link.article.url or link.article.source})")
+        typer.echo(f"      {link.paragraph[:300]}")

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from core.tenant_actions import QuickActionAccepted
-from core.tenant_context import ActivityView, AppsView, UserQuickView
+from core.tenant_actions import CONFIRM, QuickActionAccepted
+from core.tenant_context import SIGN_IN_SCAN, ActivityView, AppsView, UserQuickView
 
 CONTEXT_WORDS = ("activity", "apps", "user", "reset", "revoke", "sync")
-CONTEXT_CONFIRM = {
-    "reset": "Reset this user's Microsoft 365 password? They must choose a new one at next sign-in.",
-    "revoke": "Sign this user out of every Microsoft 365 session?",
-    "sync": "Ask Intune to sync this device now?",
-}
+# The same questions as Slack and Teams ask (core/tenant_actions.py), about the open ticket's user.
+CONTEXT_CONFIRM = {word: CONFIRM[action].format(user="this user", device="this device")
+                   for word, action in (("reset", "reset_password"), ("revoke", "revoke_sessions"),
+                                        ("sync", "sync_device"))}
 
 
 def _when(value: datetime | None) -> str:
@@ -60,6 +59,15 @@ def render_activity(view: ActivityView) -> str:
     if view.audits is not None:
         lines.append("  Audit events:" if view.audits else "  Audit events: none")
         lines += [f"    {_when(a.at)}  {a.activity}  by {a.by or 'unknown'}  {a.result}" for a in view.audits]
+    if view.device is not None:
+        d = view.device
+        lines.append(f"  {d.name} (this ticket's device): last check-in {_when(d.last_sync)}, enrolled "
+                     f"{_when(d.enrolled)}")
+        if view.device_sign_ins is not None:
+            lines.append("    Sign-ins from it:" if view.device_sign_ins else
+                         f"    Sign-ins from it: none among the user's last {SIGN_IN_SCAN}")
+            lines += [f"      {_when(x.at)}  {'ok    ' if x.ok else 'FAILED'}  {x.app}  {x.ip}"
+                      for x in view.device_sign_ins]
     lines += [f"  Note: {n}" for n in view.notes if n]
     return "\n".join(lines)
 

@@ -142,8 +142,9 @@ def render_message(view: MessageView) -> str:
 
 def render_field_prompt(f: FormField) -> str:
     """The prompt for one form field (selects list numbered options)."""
+    label = f.label.removesuffix(" (optional)")  # a label that says it already: said once, here
     req = "" if f.required else " (optional, Enter to skip)"
-    head = f"{f.label}{req}"
+    head = f"{label}{req}"
     if f.initial and f.kind != "select":
         head += f" [{f.initial}]"
     if f.kind == "select":

@@ -27,6 +27,7 @@ from core.chat import ChatUser, grammar
 from core.context import Actor
 from core.errors import DeskbridgeError, NotFound
 from core.notify import DomainEvent
+from core.tenant_actions import AskAgain, QuickActionAccepted
 from core.views import FormField, FormOption, FormView, MessageView, QueueView, TicketView, ViewAction
 
 InputFn = Callable[[str], Awaitable[str | None]]
@@ -161,11 +162,23 @@ class ConsoleSession:
             if (answer or "").strip().lower() != "yes":
                 self.write("Nothing was done.")
                 return
-            done = await self.c.quick_actions.request(actor, ticket_id, action, device_id=arg or None,
-                                                      intent=f"console:{self.user.user_id}:{uuid.uuid4().hex}")
-            self.write(render_accepted(done))
+            done = await self._quick_action(actor, ticket_id, action, arg or None)
+            self.write(render_accepted(done) if done is not None else "Nothing was done.")
         else:
             self.write(render_user_context(await ctx.user_view(actor, ticket_id)))
+
+    async def _quick_action(self, actor: Actor, ticket_id: int, action: str,
+                            device: str | None) -> QuickActionAccepted | None:
+        """One confirmed quick action; a reset of a user reset moments ago is asked about once more."""
+        try:
+            return await self.c.quick_actions.request(actor, ticket_id, action, device_id=device,
+                                                      intent=f"console:{self.user.user_id}:{uuid.uuid4().hex}")
+        except AskAgain as exc:
+            self.write(exc.message)
+            if ((await self.read(f"{exc.question} Type yes to go on: ")) or "").strip().lower() != "yes":
+                return None
+            return await self.c.quick_actions.request(actor, ticket_id, action, device_id=device, again=True,
+                                                      intent=f"console:{self.user.user_id}:{uuid.uuid4().hex}")
 
     async def _command(self, word: str, rest: str) -> None:
         cmd = grammar.parse(word, rest)

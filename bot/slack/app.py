@@ -113,13 +113,13 @@ class SlackSurface:
                                     commands=container.chat_commands, poster=self.poster,
                                     api_url=s.slack_api_url, shared=self.shared, redactor=self.redactor,
                                     requests=container.end_user_requests, tenant=container.tenant_context,
-                                    quick_actions=container.quick_actions)
+                                    quick_actions=container.quick_actions, alert_offers=container.alert_offers)
         register(self.app, self.context)
         # Events from sync, the outbox and the SLA monitor: queued by notify() and delivered by the notifier's
         # own workers, so those callers never wait for Slack; posts and updates are paced per channel.
         self.notifier = SlackNotifier(chat=container.chat, views=container.chat_views, poster=self.poster,
                                       api_url=s.slack_api_url, commands=container.chat_commands,
-                                      shared=self.shared)
+                                      shared=self.shared, offers=container.alert_offers)
         self.handler = AsyncSlackRequestHandler(self.app)
         self.refused = 0  # requests shed because the post-ack queue was full
         self._refused_logged_at = float("-inf")

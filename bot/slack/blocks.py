@@ -2,6 +2,9 @@
 
 PSA text is untrusted: every piece of it passes through `esc` before it lands in mrkdwn, so a ticket
 subject cannot contain `<!channel>` or a disguised link.
+
+(Over 400 lines: one small pure renderer per core view, read together because they share the escaping and
+cutting helpers; the ticket card's parts are the ones to split out next.)
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from core.views import (
     FormView,
     MessageView,
     QueueView,
+    RiskAlertView,
     SlaWarningView,
     TicketSummary,
     TicketView,
@@ -382,6 +386,24 @@ def sla_blocks(w: SlaWarningView) -> list[dict[str, Any]]:
     return blocks
 
 
+def risk_blocks(r: RiskAlertView) -> list[dict[str, Any]]:
+    """A ticket newly at risk of escalation, for a technicians' SLA/dispatch channel, with its top reasons."""
+    num = f"#{r.ticket_number}" if r.ticket_number is not None else "(new)"
+    title = f"<{r.psa_url}|{num}>" if r.psa_url else num
+    body = (f":warning: *{esc(r.headline)}*\n{title} {esc(_cut(r.subject, 200))}\n"
+            f"{esc(r.customer_name or 'no customer')} · {esc(r.priority.capitalize())}\n{esc(_cut(r.why, 400))}")
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": _md(body)},
+                                    _context(esc("Deskbridge AI: escalation model trained on this workspace's tickets"))]
+    if r.ticket_number is not None:
+        blocks.append({"type": "actions", "elements": [_button(ViewAction(action="open", label="Open ticket",
+                                                                          value=str(r.ticket_number)))]})
+    return blocks
+
+
+def risk_fallback(r: RiskAlertView) -> str:
+    return esc(f"At risk ({r.score:.0%}): #{r.ticket_number} {r.subject}")
+
+
 def sla_fallback(w: SlaWarningView) -> str:
     return esc(f"SLA {'breached' if w.breached else 'warning'}: #{w.ticket_number} {w.subject}")
 
@@ -391,3 +413,4 @@ def psa_note_blocks(author: str | None, visibility: str, body: str, *,
     badge = t.VISIBILITY_BADGE.get(visibility, visibility)
     return [{"type": "section", "text": _md(f"{prefix} · {badge} · {esc(author or 'PSA')}\n"
                                             f"{esc(_cut(body, 2800))}")}]
+

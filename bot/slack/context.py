@@ -39,6 +39,7 @@ from core.chat import (
 )
 from core.context import Actor
 from core.errors import DeskbridgeError, PermissionDenied
+from core.intake.offers import AlertOffers
 from core.intake.requests import EndUserRequests
 from core.markup import slack_plain, slack_user_ids
 from core.tenant_actions import QuickActions
@@ -52,6 +53,9 @@ SLOW_WORKERS = 2
 SLOW_BACKLOG = 500
 FORM_BUDGET_S = 1.0  # build a form this long before showing "Loading…" (the trigger lives 3 s)
 NAME_TTL_S = 600.0  # a mentioned user's name is looked up again after this long
+# After a write from chat, the thread's confirmation says "queued" at once; the card waits this long for the
+# write's outcome (chat.update is ~50/min per workspace: one update per action instead of two).
+ACTION_CARD_HOLD_S = 2.0
 TRIGGER_SAFE_S = 2.0  # past this age (since the ack) a trigger is used at once for "Loading…"
 _acked_at: contextvars.ContextVar[float | None] = contextvars.ContextVar("slack_acked_at", default=None)
 
@@ -73,8 +77,9 @@ class SlackContext:
                  poster: SlackPoster, api_url: str = "https://slack.com/api/",
                  shared: SharedChannels | None = None, redactor: Redactor | None = None,
                  requests: EndUserRequests | None = None, tenant: TenantContextService | None = None,
-                 quick_actions: QuickActions | None = None) -> None:
+                 quick_actions: QuickActions | None = None, alert_offers: AlertOffers | None = None) -> None:
         self.chat = chat
+        self.alert_offers = alert_offers  # "Create ticket" for alerts that made none (core/intake/offers.py)
         self.tenant = tenant  # Microsoft 365 context beside a ticket (bot/slack/listeners/tenant.py)
         self.quick_actions = quick_actions
         self.requests = requests  # end users asking for help in customer channels (core/intake/requests.py)
@@ -432,5 +437,8 @@ class SlackContext:
             if card_audience(info) == "customer":
                 view = await self.views.ticket_from_detail(Actor.system(workspace_id), view.detail,
                                                            audience="customer")
+            # The card they just acted on. While its write is on the way to the PSA the card waits (up to
+            # ACTION_CARD_HOLD_S) for the outcome, so one chat.update shows "in the PSA" instead of two.
+            hold = ACTION_CARD_HOLD_S if view.detail.pending_writes else 0.0
             await self.poster.update(client, channel_id, card_ts, text=bk.ticket_fallback(view),
-                                     blocks=bk.ticket_blocks(view), urgent=True)  # the card they just acted on
+                                     blocks=bk.ticket_blocks(view), urgent=True, hold=hold)

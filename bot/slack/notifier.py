@@ -15,6 +15,8 @@
 - WriteDead -> the thread says the write failed and how an admin can redrive it (where the customer reads
   the thread, only the write's author is told, privately).
 - SlaWarningEvent -> the channels bound to SLA alerts, and tech channels bound to that customer.
+- AlertNeedsTicket -> the alert with a customer picker and "Create ticket" in the technicians' channels core
+  names (core/intake/offers.py; bot/slack/listeners/alerts.py takes the click).
 
 `notify` only queues the event and returns: the outbox worker and the SLA monitor call it inline and
 must never wait for Slack. A small pool of our own (not the post-ack one) does the database and view
@@ -27,10 +29,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
+from bot.slack import alert_blocks as ab
 from bot.slack import blocks as bk
 from bot.slack import text as t
 from bot.slack.channels import SharedChannels
@@ -50,16 +54,19 @@ from core.chat import (
 )
 from core.context import Actor
 from core.errors import DeskbridgeError
+from core.intake.offers import AlertOffers
 from core.notify import (
+    AlertNeedsTicket,
     DomainEvent,
     NoteAdded,
+    RiskAlertEvent,
     SlaWarningEvent,
     TicketChanged,
     TicketCreated,
     WriteDead,
     WriteDelivered,
 )
-from core.views import SlaWarningView
+from core.views import RiskAlertView, SlaWarningView
 
 log = logging.getLogger("deskbridge.slack")
 PLATFORM = "slack"
@@ -129,8 +136,10 @@ class SlackNotifier:
 
     def __init__(self, *, chat: ChatService, views: ChatViews, poster: SlackPoster, api_url: str,
                  commands: ChatCommands | None = None, workers: int = WORKERS, max_backlog: int = MAX_BACKLOG,
-                 home_interval: float = HOME_INTERVAL_S, shared: SharedChannels | None = None) -> None:
+                 home_interval: float = HOME_INTERVAL_S, shared: SharedChannels | None = None,
+                 offers: AlertOffers | None = None) -> None:
         self.chat = chat
+        self.offers = offers  # alerts that made no ticket, offered to technicians (core/intake/offers.py)
         self.shared = shared or SharedChannels()
         self.views = views
         self.poster = poster
@@ -218,6 +227,10 @@ class SlackNotifier:
                 await self._homes(event.workspace_id, event.ticket_id, changes=event.changes)
             elif isinstance(event, SlaWarningEvent):
                 await self._sla(event)
+            elif isinstance(event, AlertNeedsTicket):
+                await self._alert_offer(event)
+            elif isinstance(event, RiskAlertEvent):
+                await self._risk(event)
         except Exception:  # noqa: BLE001 - a notifier logs delivery failures, never raises
             log.exception("slack notify failed", extra={"event": type(event).__name__})
 
@@ -416,7 +429,7 @@ class SlackNotifier:
                               remaining_s=event.remaining_s, due_at=event.due_at, psa_url=psa_url,
                               used_pct=event.used_pct)
         for team_id, channel_id in targets:  # core decides which channels may see it (ChatService)
-            client = await self._client(team_id)
+            client = await self._client(team_id, event.workspace_id)
             if client is None or await self.shared.is_shared(client, channel_id):
                 continue  # no token, or shared with outsiders since it was bound: SLA figures are internal
             # A technician's reply in the warning's thread goes to the ticket (recorded as a warning thread).
@@ -427,6 +440,46 @@ class SlackNotifier:
                                                     audience="tech", ticket_id=event.ticket_id,
                                                     customer_id=event.customer_id))
 
+    async def _alert_offer(self, event: AlertNeedsTicket) -> None:
+        """An alert that made no ticket, with "Create ticket", in the channels core names (technicians' only)."""
+        if self.offers is None:
+            return
+        targets = await self.offers.channels(event.workspace_id, PLATFORM)
+        view = await self.offers.view(event) if targets else None
+        for team_id, channel_id in targets:
+            client = await self._client(team_id, event.workspace_id)
+            if view is None or client is None or await self.shared.is_shared(client, channel_id):
+                continue  # no token, or shared with outsiders since it was bound: the RMM's details are internal
+            self.poster.post_then(client, channel_id, text=ab.alert_offer_fallback(view),
+                                  blocks=ab.alert_offer_blocks(view), then=_nothing)
+
+    async def _risk(self, event: RiskAlertEvent) -> None:
+        """A ticket newly at risk: to the workspace's SLA/dispatch channels core names, never a shared one."""
+        targets = await self.chat.risk_alert_channels(event.workspace_id, PLATFORM, customer_id=event.customer_id)
+        if not targets:
+            return
+        view = RiskAlertView(ticket_number=event.ticket_number, subject=event.subject, customer_name=None,
+                             priority=event.priority, score=event.score, threshold=event.threshold,
+                             reasons=event.reasons)
+        if event.ticket_number is not None:
+            try:
+                actor = Actor.system(event.workspace_id)
+                detail = await self.views.tickets.get(actor, event.ticket_number)
+                view = replace(view, customer_name=detail.summary.customer_name,
+                               psa_url=await self.views.psa_url(actor, detail.summary.connection_id, detail.external_id))
+            except DeskbridgeError:
+                pass
+        for team_id, channel_id in targets:
+            client = await self._client(team_id, event.workspace_id)
+            if client is None or await self.shared.is_shared(client, channel_id):
+                continue  # no token, or shared with outsiders since it was bound: risk is internal
+            self.poster.post_then(client, channel_id, text=bk.risk_fallback(view), blocks=bk.risk_blocks(view),
+                                  then=self._warning_thread(event.workspace_id, event.ticket_id, team_id, channel_id),
+                                  record=PostRecord(workspace_id=event.workspace_id, platform=PLATFORM,
+                                                    team_id=team_id, channel_id=channel_id, kind="risk",
+                                                    audience="tech", ticket_id=event.ticket_id,
+                                                    customer_id=event.customer_id))
+
     def _warning_thread(self, workspace_id: int, ticket_id: int | None, team_id: str,
                         channel_id: str) -> Callable[[Posted], Awaitable[None]]:
         async def record(result: Posted) -> None:
@@ -434,3 +487,7 @@ class SlackNotifier:
                 await self.chat.record_post(workspace_id, ticket_id=ticket_id, platform=PLATFORM, team_id=team_id,
                                             channel_id=channel_id, message_ts=result.ts, ref={"kind": "warning"})
         return record
+
+
+async def _nothing(_: Posted) -> None:
+    """An offer needs no record: its button carries the alert."""

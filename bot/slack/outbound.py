@@ -26,6 +26,11 @@ never held up.
   place (one update, newest content, urgent). A sleeping channel is woken when urgent work arrives.
   A bulk update deferred `bulk_max_defer` seconds stops yielding: more urgent work than the budget
   (a storm of clicks) must not hide the PSA's changes indefinitely.
+- Held updates. The card of a write still on its way to the PSA (the technician's click or reply: the
+  thread's confirmation already says "queued") may be held up to `hold` seconds: if the write's outcome
+  arrives meanwhile, its urgent update replaces the held one and goes at once, so the action costs one
+  chat.update of the workspace's budget instead of two ("queued", then "in the PSA"). A bulk refresh
+  arriving meanwhile joins the held update (newest content) without ending the hold.
 - HTTP 429 + Retry-After is retried by the client's own handler (poster.retry_handlers), inside the
   channel's drain task, so it delays that channel only.
 - A post whose answer was lost (the connection dropped after Slack may have accepted it) is never simply
@@ -87,6 +92,7 @@ class _Item:
     dropped: bool = False
     urgent: bool = False  # an update of a card someone just acted on (see the module docstring)
     queued_at: float = 0.0  # when a bulk update was queued (how long it has been deferred)
+    not_before: float = 0.0  # a held update (the card of a write on its way to the PSA) waits until then
 
 
 @dataclass(slots=True)
@@ -117,6 +123,7 @@ class SlackOutbound:
         self._budgets: dict[str, tuple[float, float]] = {}  # workspace token -> (tokens, when counted)
         self._reserve = float(max(0, min(urgent_reserve, int(update_burst) // 4)))
         self._urgent: dict[str, int] = {}  # workspace token -> urgent updates queued
+        self._held: dict[str, set[_Item]] = {}  # workspace token -> urgent updates queued with a hold
         self._max_defer = bulk_max_defer
         self._follow_ups: set[asyncio.Task[Any]] = set()
         self._seq = itertools.count()
@@ -153,29 +160,46 @@ class SlackOutbound:
         return item.future
 
     def update(self, client: Any, channel: str, ts: str, *, text: str, blocks: list[dict[str, Any]],
-               urgent: bool = False) -> asyncio.Future[bool]:
+               urgent: bool = False, hold: float = 0.0) -> asyncio.Future[bool]:
         """Queue a chat.update (never waits); a queued update of the same message is replaced by this one.
-        `urgent`: a card someone just acted on, sent before bulk refreshes (module docstring)."""
+        `urgent`: a card someone just acted on, sent before bulk refreshes (module docstring). `hold`: wait up
+        to this long for a newer state of the card (module docstring: held updates)."""
         args = {"ts": ts, "text": text[:3000], "blocks": blocks}
+        now = self._clock()
         ch = self._channels.get(channel)
         waiting = ch.updates.get(ts) if ch else None
         if waiting is not None and ch is not None:  # coalesce: keep the queue position, send the newest content
             waiting.args = args
             waiting.client = client
+            if hold > 0:
+                waiting.not_before = max(waiting.not_before, now + hold)
+            elif urgent and waiting.not_before > now:  # the state the hold waited for: send it now
+                waiting.not_before = 0.0
+                ch.wake.set()
             if urgent and not waiting.urgent:
                 waiting.urgent = True
                 self._count_urgent(waiting, 1)
                 ch.wake.set()
+            self._note_held(waiting)
             return waiting.future
         item = _Item("update", next(self._seq), client, channel, args, asyncio.get_running_loop().create_future(),
-                     urgent=urgent, queued_at=self._clock())
+                     urgent=urgent, queued_at=now, not_before=now + hold if hold > 0 else 0.0)
         if not self._make_room(channel, item):
             self.dropped_updates += 1
             log.warning("Slack card update dropped: the delivery queue is full", extra={"channel": channel})
             item.future.set_result(False)
             return item.future
         self._enqueue(item)
+        self._note_held(item)
         return item.future
+
+    def _note_held(self, item: _Item) -> None:
+        """Held urgent updates are not yet waiting for the budget: bulk updates need not yield to them."""
+        held = self._held.setdefault(self._key(item.client), set())
+        if item.urgent and item.not_before > self._clock():
+            held.add(item)
+        else:
+            held.discard(item)
 
     def _enqueue(self, item: _Item) -> None:
         ch = self._channels.setdefault(item.channel, _Channel())
@@ -210,6 +234,7 @@ class SlackOutbound:
         ch.items.remove(victim)
         ch.updates.pop(victim.args["ts"], None)
         self._total -= 1
+        self._held.get(self._key(victim.client), set()).discard(victim)
         if victim.urgent:
             self._count_urgent(victim, -1)
         self.dropped_updates += 1
@@ -249,10 +274,11 @@ class SlackOutbound:
         the older first when both are."""
         now = self._clock()
         post = next((i for i in ch.items if i.kind == "post"), None)
-        update = next((i for i in ch.items if i.kind == "update" and i.urgent), None) \
-            or next((i for i in ch.items if i.kind == "update"), None)
+        free = [i for i in ch.items if i.kind == "update" and i.not_before <= now]
+        update = next((i for i in free if i.urgent), None) or (free[0] if free else None)
+        held = [i.not_before - now for i in ch.items if i.kind == "update" and i.not_before > now]
         ready: list[_Item] = []
-        wait = float("inf")
+        wait = min(held, default=float("inf"))
         for item in (post, update):
             if item is None:
                 continue
@@ -301,7 +327,9 @@ class SlackOutbound:
         tokens = self._tokens(key)
         if item.urgent or self._clock() - item.queued_at >= self._max_defer:
             return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self._update_rate
-        if self._urgent.get(key):  # someone's own card waits in this workspace: it goes first
+        now = self._clock()
+        held = sum(1 for i in self._held.get(key, ()) if i.not_before > now)
+        if self._urgent.get(key, 0) > held:  # someone's own card waits in this workspace: it goes first
             return max(1.0 - tokens, 0.0) / self._update_rate + 1.0 / self._update_rate
         floor = 1.0 + self._reserve
         return 0.0 if tokens >= floor else (floor - tokens) / self._update_rate
@@ -310,6 +338,7 @@ class SlackOutbound:
         key = self._key(item.client)
         tokens, at = self._budgets[key]
         self._budgets[key] = (tokens - 1.0, at)
+        self._held.get(key, set()).discard(item)
         if item.urgent:
             self._count_urgent(item, -1)
 

@@ -85,7 +85,8 @@ class SlackPoster:
         return recorded
 
     async def update(self, client: AsyncWebClient, channel: str, ts: str, *, text: str,
-                     blocks: list[dict[str, Any]], urgent: bool = False) -> None:
+                     blocks: list[dict[str, Any]], urgent: bool = False, hold: float = 0.0) -> None:
         """Queue a card update and return at once; queued updates of the same card collapse into the last.
-        `urgent`: a card someone just acted on; it goes before bulk refreshes (bot/slack/outbound.py)."""
-        self.outbound.update(client, channel, ts, text=text, blocks=blocks, urgent=urgent)
+        `urgent`: a card someone just acted on; it goes before bulk refreshes (bot/slack/outbound.py).
+        `hold`: wait up to this long for a newer state (the outcome of a write) and send only that."""
+        self.outbound.update(client, channel, ts, text=text, blocks=blocks, urgent=urgent, hold=hold)

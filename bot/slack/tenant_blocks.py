@@ -12,8 +12,17 @@ from datetime import datetime
 from typing import Any
 
 from bot.slack.blocks import ACTION_PREFIX, MAX_VIEW_BLOCKS, _context, _cut, _md, _plain, esc
-from core.tenant_actions import CONFIRM, LABELS, QuickActionAccepted
-from core.tenant_context import ActivityView, AppsView, UserQuickView
+from core.tenant_actions import (
+    CONFIRM,
+    LABELS,
+    NOT_SHOWN_AGAIN,
+    RESET_AGAIN_LABEL,
+    SHOWN_ONCE,
+    AskAgain,
+    QuickActionAccepted,
+)
+from core.tenant_context import SIGN_IN_SCAN, ActivityView, AppsView, UserQuickView
+from core.views import AiSimilarView
 
 CHOOSE_CALLBACK = "db_ctx_choose"  # the change-user modal's callback_id
 MAX_DEVICES = 10
@@ -28,8 +37,13 @@ def meta(ticket_id: int, channel: str | None) -> str:
     return json.dumps({"t": ticket_id, "c": channel}, separators=(",", ":"))
 
 
-def _value(ticket_id: int, device_id: str | None = None) -> str:
-    return json.dumps({"t": ticket_id, "d": device_id} if device_id else {"t": ticket_id}, separators=(",", ":"))
+def _value(ticket_id: int, device_id: str | None = None, *, again: bool = False) -> str:
+    data: dict[str, Any] = {"t": ticket_id}
+    if device_id:
+        data["d"] = device_id
+    if again:  # the technician confirmed a second reset of a user reset moments ago
+        data["again"] = 1
+    return json.dumps(data, separators=(",", ":"))
 
 
 def _btn(action: str, label: str, value: str, *, style: str | None = None,
@@ -100,13 +114,31 @@ def _activity_blocks(activity: ActivityView) -> list[dict[str, Any]]:
         lines = [f"{_when(a.at)} · {esc(a.activity)} · by {esc(a.by or 'unknown')} · {esc(a.result)}"
                  for a in activity.audits]
         blocks.append({"type": "section", "text": _md("*Directory audit events*\n" + ("\n".join(lines) or "none"))})
+    if activity.device is not None:
+        d = activity.device
+        lines = [f"{'✅' if s.ok else '❌'} {_when(s.at)} · {esc(s.app)} · {esc(s.ip)}"
+                 for s in activity.device_sign_ins or ()]
+        seen = ("\n".join(lines) or f"none among the user's last {SIGN_IN_SCAN}") \
+            if activity.device_sign_ins is not None else "not available"
+        blocks.append({"type": "section", "text": _md(
+            f":computer: *{esc(d.name)}* (this ticket's device) · last check-in {_when(d.last_sync)} · enrolled "
+            f"{_when(d.enrolled)}\n*Sign-ins from it*\n{seen}")})
     if activity.notes:
         blocks.append(_context(*(esc(n) for n in activity.notes)))
     return blocks
 
 
+def _similar_blocks(similar: tuple[AiSimilarView, ...]) -> list[dict[str, Any]]:
+    if not similar:
+        return []
+    lines = [f"{esc(h.ref)} {esc(h.subject)} ({h.score:.2f}" + (f", closed {h.closed_at:%d %b %Y}" if h.closed_at
+                                                                 else "") + ")" for h in similar]
+    return [{"type": "section", "text": _md("*Similar closed tickets*\n" + "\n".join(lines))}]
+
+
 def context_modal(view: UserQuickView, *, ticket_label: str, channel: str | None, can_act: bool,
-                  activity: ActivityView | None = None, notice: str | None = None) -> dict[str, Any]:
+                  activity: ActivityView | None = None, notice: str | None = None,
+                  similar: tuple[AiSimilarView, ...] = ()) -> dict[str, Any]:
     """The ticket's Microsoft 365 context: user, devices, activity on request, and the quick actions."""
     assert view.ticket_id is not None
     t = view.ticket_id
@@ -118,6 +150,7 @@ def context_modal(view: UserQuickView, *, ticket_label: str, channel: str | None
     notes = [esc(n) for n in view.notes if n]
     if notes:
         blocks.append(_context(*notes))
+    blocks += _similar_blocks(similar)
     row = [_btn("ctx_change", "Change user", _value(t))]
     if view.user is not None:
         row.insert(0, _btn("ctx_activity", "Recent activity", _value(t)))
@@ -171,10 +204,18 @@ def accepted_modal(done: QuickActionAccepted) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [{"type": "section", "text": _md(":white_check_mark: " + esc(done.confirmation))}]
     if done.temporary_password:
         blocks.append({"type": "section", "text": _md(f"*Temporary password:* `{esc(done.temporary_password)}`")})
-        blocks.append(_context("Only you see this, and only now: Deskbridge does not show it again. Give it to the "
-                               "user by phone or in person; they must change it at next sign-in. If Microsoft 365 "
-                               "refuses the reset, the ticket's thread says so."))
+        blocks.append(_context(SHOWN_ONCE))
     elif done.repeated:
-        blocks.append(_context("A temporary password is shown only to the click that asked for it."))
+        blocks.append(_context(NOT_SHOWN_AGAIN))
     return {"type": "modal", "title": _plain(_cut(LABELS[done.action], 24), 24), "close": _plain("Done", 24),
             "blocks": blocks}
+
+
+def ask_again_modal(refusal: AskAgain, ticket_id: int, channel: str | None) -> dict[str, Any]:
+    """The user was reset moments ago and nothing was done for this click: a second reset needs this button."""
+    return {"type": "modal", "title": _plain(LABELS["reset_password"], 24), "close": _plain("Cancel", 24),
+            "private_metadata": meta(ticket_id, channel),
+            "blocks": [{"type": "section", "text": _md(":warning: " + esc(refusal.message))},
+                       {"type": "section", "text": _md(esc(refusal.question))},
+                       {"type": "actions", "elements": [
+                           _btn("ctx_reset", RESET_AGAIN_LABEL, _value(ticket_id, again=True), style="danger")]}]}

@@ -54,6 +54,34 @@ def cloud_for(settings: Settings) -> CloudEnvironment:
     return replace(cloud, **overrides) if overrides else cloud
 
 
+READ_ACTIONS = frozenset({"open", "my_queue", "page"})  # card buttons that change nothing (no post, no write)
+
+
+def is_read(body: dict[str, Any]) -> bool:
+    """An invoke that only reads: a card's refresh or "open", a queue page, a typeahead search. It writes
+    nothing, so it is not recorded as processed: a redelivery is answered with the card again (an invoke
+    answered with nothing shows the clicker an error), and a burst of refreshes costs no database write."""
+    if body.get("type") != "invoke":
+        return False
+    if body.get("name") == "application/search":
+        return True
+    value = body.get("value")
+    action = value.get("action") if isinstance(value, dict) else None
+    data = action.get("data") if isinstance(action, dict) else None
+    return (body.get("name") == "adaptiveCard/action" and isinstance(data, dict)
+            and data.get("action") in READ_ACTIONS and not data.get("submit") and not data.get("from"))
+
+
+def without_automatic_trigger(body: dict[str, Any]) -> dict[str, Any]:
+    """Teams sends `value.trigger: "automatic"` when it refreshes a card by itself (the card's `refresh`) and
+    "manual" on a click; the SDK 2.1's model accepts "manual" only and would refuse every automatic refresh. The
+    trigger is dropped for it (it is optional there, and nothing of ours reads it)."""
+    value = body.get("value")
+    if body.get("type") != "invoke" or not isinstance(value, dict) or value.get("trigger") != "automatic":
+        return body
+    return {**body, "value": {k: v for k, v in value.items() if k != "trigger"}}
+
+
 class _NoServer:
     """The SDK's HttpServerAdapter, minus the server: we run uvicorn and own the route (frontdoor.py)."""
 
@@ -152,6 +180,7 @@ class TeamsSurface:
 
     async def dispatch(self, body: dict[str, Any], raw_token: str) -> tuple[int, Any]:
         """Hand one checked activity to the SDK's router; (status, JSON body or None) for the response."""
+        body = without_automatic_trigger(body)
         try:
             ActivityTypeAdapter.validate_python(body)
         except ValidationError as exc:
@@ -161,7 +190,7 @@ class TeamsSurface:
             raise frontdoor.BadActivity(f"The activity is not a valid {str(body.get('type'))[:32]} activity "
                                         f"({where or 'shape'}: {why})") from None
         activity_id = body.get("id")
-        if activity_id:  # Teams redelivers when it saw no answer in time: each activity is processed once
+        if activity_id and not is_read(body):  # Teams redelivers when it saw no answer in time: once each
             key = f"{body['conversation']['id']}|{activity_id}"[-200:]
             if not await self.container.chat.first_time("teams-activity", key):
                 return 200, None

@@ -12,10 +12,12 @@ from typing import Any
 from core.views import (
     AiDraftView,
     AiSuggestionsView,
+    AlertOfferView,
     FormField,
     FormView,
     MessageView,
     QueueView,
+    RiskAlertView,
     SlaWarningView,
     TicketView,
     ai_lines,
@@ -99,6 +101,18 @@ def ticket_card(view: TicketView, *, max_notes: int = 6) -> dict[str, Any]:
     card = _card(body, actions)
     card["refresh"] = {"action": execute("Refresh", "open", s.ref)}  # Teams redraws it per user on open
     return card
+
+
+def alert_offer_card(view: AlertOfferView) -> dict[str, Any]:
+    """An alert that made no ticket: what it is, a customer choice and "Create ticket" (core/intake/offers.py)."""
+    body = [_text(view.title[:300], weight="Bolder")]
+    body += [_text(line, isSubtle=True, spacing="Small") for line in view.lines]
+    if view.hint:
+        body.append(_text(view.hint, isSubtle=True, spacing="Small"))
+    if view.customers:
+        body.append({"type": "Input.ChoiceSet", "id": "customer", "label": "Customer", "placeholder": "Customer",
+                     "choices": [{"title": o.label[:120], "value": o.value} for o in view.customers[:100]]})
+    return _card(body, [execute("Create ticket", "alert_create", alert=str(view.alert_id))])
 
 
 def _ai_container(ai: AiSuggestionsView) -> dict[str, Any]:
@@ -216,6 +230,21 @@ def sla_card(w: SlaWarningView) -> dict[str, Any]:
         actions.append(execute("Open ticket", "open", str(w.ticket_number)))
     if w.psa_url:
         actions.append({"type": "Action.OpenUrl", "title": "Open in PSA", "url": w.psa_url})
+    return _card(body, actions)
+
+
+def risk_card(r: RiskAlertView) -> dict[str, Any]:
+    """A ticket newly at risk of escalation, for a technicians' SLA/dispatch channel, with its top reasons."""
+    num = f"#{r.ticket_number}" if r.ticket_number is not None else "(new)"
+    body = [_text(r.headline, weight="Bolder", color="Warning"), _text(f"{num} {r.subject[:200]}"),
+            _text(f"{r.customer_name or 'no customer'} · {r.priority.capitalize()}", isSubtle=True, spacing="Small"),
+            _text(r.why[:400], size="Small"),
+            _text("Deskbridge AI: escalation model trained on this workspace's tickets", isSubtle=True, size="Small")]
+    actions = []
+    if r.ticket_number is not None:
+        actions.append(execute("Open ticket", "open", str(r.ticket_number)))
+    if r.psa_url:
+        actions.append({"type": "Action.OpenUrl", "title": "Open in PSA", "url": r.psa_url})
     return _card(body, actions)
 
 

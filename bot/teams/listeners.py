@@ -29,9 +29,10 @@ from microsoft_teams.api.models.search.search_response import (
     SearchResponse,
 )
 
-from bot.teams import cards, tenant
+from bot.teams import alerts, cards, requests, tenant
 from bot.teams.incoming import Incoming, incoming, message_text
 from bot.teams.poster import PostRefused, Target, message
+from bot.teams.requests import TeamsRequests
 from core.chat import (
     ChannelInfo,
     audience,
@@ -71,6 +72,7 @@ class Listeners:
     def __init__(self, surface: TeamsSurface) -> None:
         self.s = surface
         self.c = surface.container
+        self.requests = TeamsRequests(self)  # end users asking for help
 
     # ------------------------------------------------------------ context
 
@@ -132,12 +134,19 @@ class Listeners:
             if ticket_id is not None and text.lower() != "help":
                 await self.thread_message(ws, inc, ticket_id, text)
                 return
-        await self.command(ws, inc, text)
+        await self.command(ws, inc, text, str(activity.get("id") or ""))
 
-    async def command(self, ws: int, inc: Incoming, text: str) -> None:
+    async def command(self, ws: int, inc: Incoming, text: str, activity_id: str = "") -> None:
         try:
-            cmd = parse_mention(text)
+            try:
+                cmd: grammar.Command | None = parse_mention(text)
+            except InvalidInput as not_a_command:
+                cmd, unknown = None, not_a_command
             actor, info = await self.actor(ws, inc)
+            if await self.requests.take(ws, inc, activity_id, actor, info, cmd, text):
+                return  # an end user asking for help (bot/teams/requests.py)
+            if cmd is None:
+                raise unknown
             if isinstance(cmd, grammar.ShowTicket):
                 card = await self.c.chat_views.ticket(actor, cmd.ref, audience=audience(actor, info))
                 if inc.conversation_type == "channel" and (actor.is_member or info.is_customer_channel):
@@ -217,6 +226,10 @@ class Listeners:
         data: dict[str, Any] = action["data"] if isinstance(action.get("data"), dict) else {}
         try:
             ws = await self.workspace(inc)
+            if data.get("action") in requests.ACTIONS:
+                return await self.requests.on_click(ws, inc, data)
+            if data.get("action") == alerts.CREATE:
+                return await alerts.create(self, ws, inc, data)
             if data.get("from") == "my_queue" and data.get("action") == "open":
                 return await self._open_from_my_queue(ws, inc, data)
             view = await self.card_action(ws, inc, data)
@@ -287,8 +300,8 @@ class Listeners:
             label = (await self.c.chat_views.ticket(actor, ref, audience=aud)).summary.display_number
             return await tenant.answer(self.c.tenant_context, self.c.quick_actions, actor, aud, name, ref, data,
                                        ticket_label=label, personal=inc.conversation_type == "personal")
-        if name == "open":
-            return await self.c.chat_views.ticket(actor, ref, audience=aud)
+        if name == "open":  # a card's refresh (Teams asks each time someone looks): a kept card will do
+            return await self.c.chat_views.ticket(actor, ref, audience=aud, kept=True)
         if name in ("assign_me", "alert_ack", "alert_resolve"):
             return (await self.c.chat_commands.action(actor, name, ref)).view
         if name.startswith("ai_draft") and inc.conversation_type != "personal":

@@ -11,6 +11,8 @@
 - TicketCreated, and WriteDelivered of a ticket created here -> the ticket's card as a new post in each
   channel bound `dispatch` that may see it (core decides: ChatService.dispatch_channels); the post's reply
   chain becomes the ticket's thread.
+- AlertNeedsTicket -> the alert with a customer choice and "Create ticket" in the technicians' channels core
+  names (core/intake/offers.py; bot/teams/alerts.py takes the click); never a shared channel.
 - SlaWarningEvent -> the channels core names (ChatService.sla_warning_channels), each once per warning (the
   SLA monitor emits each threshold once); never a shared channel.
 Proactive posts use the conversation references stored in our database (ConversationRefs).
@@ -22,6 +24,7 @@ events in order. Posts go through the paced poster; a refused post is logged as 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from bot.slack.work import AfterAck
@@ -39,15 +42,17 @@ from core.chat import (
 from core.context import Actor
 from core.errors import DeskbridgeError
 from core.notify import (
+    AlertNeedsTicket,
     DomainEvent,
     NoteAdded,
+    RiskAlertEvent,
     SlaWarningEvent,
     TicketChanged,
     TicketCreated,
     WriteDead,
     WriteDelivered,
 )
-from core.views import SlaWarningView
+from core.views import RiskAlertView, SlaWarningView
 
 if TYPE_CHECKING:
     from bot.teams.app import TeamsSurface
@@ -64,7 +69,7 @@ class TeamsNotifier:
         self.queue = AfterAck(workers=1, quiet_s=0.0, max_defer_s=0.0)
 
     async def notify(self, event: DomainEvent) -> None:
-        if event.ticket_id is None and not isinstance(event, SlaWarningEvent):
+        if event.ticket_id is None and not isinstance(event, SlaWarningEvent | AlertNeedsTicket):
             return
         if not self.queue.submit(lambda: self._handle(event)):
             log.error("Teams event dropped: the queue is full", extra={"event": type(event).__name__})
@@ -91,6 +96,10 @@ class TeamsNotifier:
                 await self._dispatch(event.workspace_id, event.ticket_id)
             elif isinstance(event, SlaWarningEvent):
                 await self._sla(event)
+            elif isinstance(event, AlertNeedsTicket):
+                await self._alert_offer(event)
+            elif isinstance(event, RiskAlertEvent):
+                await self._risk(event)
         except PostRefused as exc:
             log.error("Teams delivery refused: %s", exc, extra={"event": type(event).__name__})
         except Exception:  # noqa: BLE001 - a notifier logs delivery failures, never raises
@@ -110,13 +119,14 @@ class TeamsNotifier:
         ref = await self.s.refs.get(workspace_id, tenant_id=post.team_id, conversation_id=post.channel_id)
         if ref is None:
             return None  # the app was removed from that conversation
-        conv = f"{ref.conversation_id};messageid={post.thread_ts}" if thread else ref.conversation_id
+        chain = thread and ref.conversation_type == "channel"  # chats have no reply chains: the chat itself
+        conv = f"{ref.conversation_id};messageid={post.thread_ts}" if chain else ref.conversation_id
         return Target(conv, ref.service_url)
 
     async def _note(self, event: NoteAdded) -> None:
         for post in await self._threads(event):
-            if event.source == f"{PLATFORM}:{post.channel_id}:{post.thread_ts}":
-                continue  # written in this very thread: no echo
+            if event.source in (f"{PLATFORM}:{post.channel_id}:{post.thread_ts}", f"{PLATFORM}:{post.channel_id}:"):
+                continue  # written in this very thread (or chat, which has no reply chains): no echo
             info = await self._seen(event.workspace_id, post.team_id, post.channel_id)
             if not may_post_ticket(info, post.customer_id) or not note_visible_in(info, event.visibility):
                 continue
@@ -163,7 +173,8 @@ class TeamsNotifier:
             info = await self._seen(workspace_id, post.team_id, post.channel_id)
             if not may_post_ticket(info, view.summary.customer_id):
                 continue  # an old thread in a channel since bound to another customer: nothing of it, ever
-            target = await self._target(workspace_id, post, thread=False)
+            # a card that is a reply in a chain (an end user's request: its root is their message) is updated there
+            target = await self._target(workspace_id, post, thread=post.card_ts != post.thread_ts)
             if target is None:
                 continue
             shown = view
@@ -180,13 +191,16 @@ class TeamsNotifier:
         if ticket_id is None:
             return
         actor = Actor.system(workspace_id)
-        try:
+        try:  # the light header first: a sync creating thousands of tickets builds no card nobody is sent
+            head = await self.c.tickets.header(actor, f"id:{ticket_id}")
+            targets = await self.c.chat.dispatch_channels(workspace_id, PLATFORM, customer_id=head.summary.customer_id)
+            if not targets:
+                return
             tech = await self.c.chat_views.ticket_by_id(actor, ticket_id)
         except DeskbridgeError:
             return
         if tech is None:
             return  # no number yet: its delivery dispatches it
-        targets = await self.c.chat.dispatch_channels(workspace_id, PLATFORM, customer_id=tech.summary.customer_id)
         threads = {p.channel_id for p in await self.c.chat.posts_for_ticket(workspace_id, ticket_id, PLATFORM)}
         for team_id, channel_id, aud in targets:
             if channel_id in threads:
@@ -205,6 +219,30 @@ class TeamsNotifier:
                                           channel_id=channel_id, message_ts=root,
                                           ref={"conversation_id": target.conversation_id,
                                                "service_url": target.service_url, "audience": view.audience})
+
+    async def _risk(self, event: RiskAlertEvent) -> None:
+        """A ticket newly at risk: to the workspace's SLA/dispatch channels core names, never a shared one."""
+        targets = await self.c.chat.risk_alert_channels(event.workspace_id, PLATFORM, customer_id=event.customer_id)
+        if not targets:
+            return
+        view = RiskAlertView(ticket_number=event.ticket_number, subject=event.subject, customer_name=None,
+                             priority=event.priority, score=event.score, threshold=event.threshold,
+                             reasons=event.reasons)
+        if event.ticket_number is not None:
+            try:
+                actor = Actor.system(event.workspace_id)
+                detail = await self.c.tickets.get(actor, event.ticket_number)
+                view = replace(view, customer_name=detail.summary.customer_name, psa_url=await self.c.chat_views.psa_url(
+                    actor, detail.summary.connection_id, detail.external_id))
+            except DeskbridgeError:
+                pass
+        for team_id, channel_id in targets:
+            ref = await self.s.refs.get(event.workspace_id, tenant_id=team_id, conversation_id=channel_id)
+            if ref is None or ref.shared:
+                continue  # removed, or shared with outsiders since it was bound: risk is internal
+            text = f"At risk ({view.score:.0%}): #{view.ticket_number} {view.subject}"
+            await self.s.poster.post(Target(ref.conversation_id, ref.service_url), message(text[:200],
+                                                                                           cards.risk_card(view)))
 
     async def _sla(self, event: SlaWarningEvent) -> None:
         targets = await self.c.chat.sla_warning_channels(event.workspace_id, PLATFORM, customer_id=event.customer_id)
@@ -230,3 +268,14 @@ class TeamsNotifier:
             target = Target(ref.conversation_id, ref.service_url)
             text = f"SLA {'breached' if view.breached else 'warning'}: #{view.ticket_number} {view.subject}"
             await self.s.poster.post(target, message(text[:200], cards.sla_card(view)))
+
+    async def _alert_offer(self, event: AlertNeedsTicket) -> None:
+        offers = self.c.alert_offers
+        targets = await offers.channels(event.workspace_id, PLATFORM)
+        view = await offers.view(event) if targets else None
+        for team_id, channel_id in targets:
+            ref = await self.s.refs.get(event.workspace_id, tenant_id=team_id, conversation_id=channel_id)
+            if view is None or ref is None or ref.shared:
+                continue  # removed, or shared with outsiders since it was bound: the RMM's details are internal
+            await self.s.poster.post(Target(ref.conversation_id, ref.service_url),
+                                     message(view.title[:200], cards.alert_offer_card(view)))

@@ -6,12 +6,13 @@ listener for every invoke; core refuses end users and customer channels whatever
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from bot.teams import tenant_cards as tc
 from core.context import Actor
 from core.errors import InvalidInput
-from core.tenant_actions import QuickActions
+from core.tenant_actions import AskAgain, QuickActions
 from core.tenant_context import TenantContextService
 
 ACTIONS = tc.ACTION_OF
@@ -35,8 +36,10 @@ async def answer(ctx: TenantContextService, quick: QuickActions, actor: Actor, a
     device = str(data.get("device") or "") or None
 
     async def context(**kw: Any) -> dict[str, Any]:
-        view = await ctx.user_view(actor, ticket_id, audience=aud)
-        return tc.context_card(view, ticket_label=ticket_label, can_act=await quick.allowed(actor), **kw)
+        view, similar = await asyncio.gather(ctx.user_view(actor, ticket_id, audience=aud),
+                                             ctx.similar(actor, ticket_id, audience=aud))
+        return tc.context_card(view, ticket_label=ticket_label, can_act=await quick.allowed(actor), similar=similar,
+                               **kw)
 
     if name == "context":
         return await context()
@@ -52,10 +55,15 @@ async def answer(ctx: TenantContextService, quick: QuickActions, actor: Actor, a
         if not data.get("confirm"):
             view = await ctx.user_view(actor, ticket_id, audience=aud)
             if view.user is None:
-                raise InvalidInput("This ticket has no Microsoft 365 user.", hint="Choose the user first.")
+                raise InvalidInput("This ticket has no Microsoft 365 user.",
+                                   hint="Type the user's sign-in name in the context card and choose Use this user.")
             label = next((d.name for d in view.devices or () if d.id == device), None)
             return tc.confirm_card(name, ticket_id, user=view.user.upn, device=label, device_id=device)
-        done = await quick.request(actor, ticket_id, ACTIONS[name], device_id=device, audience=aud,
-                                   intent=f"teams:{actor.workspace_id}:{data.get('intent')}")
+        try:
+            done = await quick.request(actor, ticket_id, ACTIONS[name], device_id=device, audience=aud,
+                                       intent=f"teams:{actor.workspace_id}:{data.get('intent')}",
+                                       again=bool(data.get("again")))
+        except AskAgain as exc:  # a reset moments ago: nothing done; a second one only with its own Yes
+            return tc.ask_again_card(exc, ticket_id)
         return tc.accepted_card(done, ticket_id)
     raise InvalidInput(f"'{name[:40]}' is not something this card can do.", hint="Open the ticket again.")

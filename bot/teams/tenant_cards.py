@@ -13,8 +13,17 @@ from datetime import datetime
 from typing import Any
 
 from bot.teams.cards import SCHEMA, VERSION, execute
-from core.tenant_actions import CONFIRM, LABELS, QuickActionAccepted
-from core.tenant_context import ActivityView, AppsView, UserQuickView
+from core.tenant_actions import (
+    CONFIRM,
+    LABELS,
+    NOT_SHOWN_AGAIN,
+    RESET_AGAIN_LABEL,
+    SHOWN_ONCE,
+    AskAgain,
+    QuickActionAccepted,
+)
+from core.tenant_context import SIGN_IN_SCAN, ActivityView, AppsView, UserQuickView
+from core.views import AiSimilarView
 
 MAX_DEVICES = 10
 ACTION_OF = {"ctx_reset": "reset_password", "ctx_revoke": "revoke_sessions", "ctx_sync": "sync_device"}  # card verb -> action
@@ -82,12 +91,20 @@ def _activity(activity: ActivityView) -> list[dict[str, Any]]:
     if activity.audits is not None:
         lines = [f"{_when(a.at)} · {a.activity} · by {a.by or 'unknown'} · {a.result}" for a in activity.audits]
         out += [_t("Directory audit events", weight="Bolder", separator=True), _t("\n\n".join(lines) or "none")]
+    if activity.device is not None:
+        d = activity.device
+        lines = [f"{'ok' if s.ok else 'FAILED'} · {_when(s.at)} · {s.app} · {s.ip}" for s in activity.device_sign_ins or ()]
+        seen = ("\n\n".join(lines) or f"none among the user's last {SIGN_IN_SCAN}") \
+            if activity.device_sign_ins is not None else "not available"
+        out += [_t(f"{d.name} (this ticket's device)", weight="Bolder", separator=True),
+                _t(f"Last check-in {_when(d.last_sync)} · enrolled {_when(d.enrolled)}", isSubtle=True),
+                _t("Sign-ins from it:\n\n" + seen)]
     out += [_t(n, isSubtle=True) for n in activity.notes if n]
     return out
 
 
 def context_card(view: UserQuickView, *, ticket_label: str, can_act: bool, activity: ActivityView | None = None,
-                 notice: str | None = None) -> dict[str, Any]:
+                 notice: str | None = None, similar: tuple[AiSimilarView, ...] = ()) -> dict[str, Any]:
     """The ticket's Microsoft 365 context for the technician who asked."""
     assert view.ticket_id is not None
     t = view.ticket_id
@@ -96,6 +113,11 @@ def context_card(view: UserQuickView, *, ticket_label: str, can_act: bool, activ
         body.append(_t(notice, color="Good"))
     body += _user(view) + _devices(view, t, can_act and view.user is not None)
     body += [_t(n, isSubtle=True) for n in view.notes if n]
+    if similar:
+        body += [_t("Similar closed tickets", weight="Bolder", separator=True),
+                 _t("\n\n".join(f"{h.ref} {h.subject} ({h.score:.2f}"
+                                  + (f", closed {h.closed_at:%d %b %Y}" if h.closed_at else "") + ")"
+                                  for h in similar))]
     body.append({"type": "Input.Text", "id": "user", "placeholder": "Another user: jane@contoso.com",
                  "maxLength": 254})
     actions = [execute("Use this user", "ctx_choose", f"id:{t}")]
@@ -119,13 +141,20 @@ def confirm_card(name: str, ticket_id: int, *, user: str, device: str | None = N
     return _card([_t(text, weight="Bolder")], [yes, execute("Cancel", "context", f"id:{ticket_id}")])
 
 
+def ask_again_card(refusal: AskAgain, ticket_id: int) -> dict[str, Any]:
+    """The user was reset moments ago and nothing was done: a second reset needs this Yes (its own intent id)."""
+    yes = execute(RESET_AGAIN_LABEL, "ctx_reset", f"id:{ticket_id}", confirm=True, again=True, intent=uuid.uuid4().hex)
+    return _card([_t(refusal.message, color="Warning", weight="Bolder"), _t(refusal.question)],
+                 [yes, execute("Cancel", "context", f"id:{ticket_id}")])
+
+
 def accepted_card(done: QuickActionAccepted, ticket_id: int) -> dict[str, Any]:
     body = [_t(done.confirmation, color="Good", weight="Bolder")]
     if done.temporary_password:
         body += [_t(f"Temporary password: {done.temporary_password}", fontType="Monospace", size="Large"),
-                 _t("Only you see this, and only now: Deskbridge does not show it again. Give it to the user by phone "
-                    "or in person; they must change it at next sign-in. If Microsoft 365 refuses the reset, the "
-                    "ticket's thread says so.", isSubtle=True)]
+                 _t(SHOWN_ONCE, isSubtle=True)]
+    elif done.repeated:
+        body.append(_t(NOT_SHOWN_AGAIN, isSubtle=True))
     return _card(body, [execute("Back to context", "context", f"id:{ticket_id}")])
 
 

@@ -44,6 +44,7 @@ from connectors.base import (
     CLOCK_SKEW,
     AccountInfo,
     Capabilities,
+    ConfigurationItem,
     ConnectionConfig,
     DeletedTicket,
     Feature,
@@ -201,6 +202,17 @@ class AutotaskConnector:
 
     async def get_ticket(self, external_id: str) -> PsaTicket:
         return await self._ticket(await self.client.get_item(f"Tickets/{_tid(external_id)}"))
+
+    async def configuration_item(self, external_id: str) -> ConfigurationItem | None:
+        """The ticket's configurationItemID as a device: referenceTitle (its name), serialNumber, and the RMM
+        audit's host name (Datto RMM fills it)."""
+        try:
+            row = await self.client.get_item(f"ConfigurationItems/{_tid(external_id)}")
+        except PsaNotFound:
+            return None
+        return ConfigurationItem(external_id=str(row.get("id") or external_id),
+                                 name=str(row.get("referenceTitle") or ""), serial=str(row.get("serialNumber") or ""),
+                                 hostname=str(row.get("rmmDeviceAuditHostname") or ""))
 
     async def _read_back(self, path: str) -> dict[str, Any] | None:
         """A record just written, tolerating Autotask's read lag (None when it never showed: never re-create)."""

@@ -11,12 +11,13 @@ from typing import Any
 
 import httpx
 
-from connectors.docs import DocLink, DocsError, DocsQuery
+from connectors.docs import DocArticle, DocLink, DocsError, DocsQuery
 from connectors.docs_http import DocsHttp
 
 PAGE = 25
 MAX_PAGES = 8
 MAX_LINKS = 3  # runbooks and articles shown per card
+MAX_KB_PAGES = 80  # articles (and companies) read per KB refresh: 2,000 each
 
 
 class HuduDocs:
@@ -35,9 +36,9 @@ class HuduDocs:
     async def check(self) -> None:
         await self.http.get("/companies", {"page": "1", "page_size": "1"})
 
-    async def _all(self, path: str, key: str, params: dict[str, str]) -> list[dict[str, Any]]:
+    async def _all(self, path: str, key: str, params: dict[str, str], *, pages: int = MAX_PAGES) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        for page in range(1, MAX_PAGES + 1):
+        for page in range(1, pages + 1):
             body = await self.http.get(path, {**params, "page": str(page)})
             rows = body.get(key) if isinstance(body, dict) else None
             if not isinstance(rows, list):
@@ -70,3 +71,26 @@ class HuduDocs:
         links += [DocLink("runbook", f"Hudu: {p.get('name')}", str(p["url"])) for p in procedures[:MAX_LINKS]
                   if p.get("url")]
         return tuple(links)
+
+    async def articles(self) -> tuple[DocArticle, ...]:
+        """The knowledge base (`GET /articles`, general and per company; drafts left out), each company article
+        with its company's PSA id (`id_in_integration`) and name so the caller can match its customer."""
+        rows = await self._all("/articles", "articles", {}, pages=MAX_KB_PAGES)
+        companies: dict[str, dict[str, Any]] = {}
+        if any(r.get("company_id") is not None for r in rows):
+            companies = {str(c.get("id")): c for c in await self._all("/companies", "companies", {},
+                                                                        pages=MAX_KB_PAGES)}
+        out = []
+        for r in rows:
+            if r.get("draft") or r.get("id") is None:
+                continue
+            company = companies.get(str(r["company_id"])) if r.get("company_id") is not None else None
+            if r.get("company_id") is not None and company is None:
+                continue  # a company article whose company we cannot name is never shown as general
+            out.append(DocArticle(
+                external_id=str(r["id"]), title=str(r.get("name") or ""), body=str(r.get("content") or ""),
+                url=str(r["url"]) if r.get("url") else None,
+                customer_psa_id=str(company["id_in_integration"]) if company and company.get("id_in_integration")
+                else None,
+                customer_name=str(company.get("name") or "") if company else None))
+        return tuple(out)

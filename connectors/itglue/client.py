@@ -83,6 +83,11 @@ class ItGlueDocs:
                 links.append(DocLink("article", f"IT Glue: {a.get('name')}", str(a["resource-url"])))
         return tuple(links)
 
+    async def articles(self) -> None:
+        """None: IT Glue's documents keep their text in document sections, which the API reference we build
+        against (reference/teams-graph-intake.md §5) does not describe; KB linking does not read IT Glue yet."""
+        return None
+
 
 def _path(link: str) -> str:
     """A `links.next` URL as a path + query on our base URL (IT Glue answers absolute links)."""

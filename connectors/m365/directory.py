@@ -26,7 +26,8 @@ from connectors.tenant import (
 )
 
 USER_FIELDS = "id,displayName,userPrincipalName,mail,accountEnabled,onPremisesSyncEnabled"
-DEVICE_FIELDS = ("id,deviceName,operatingSystem,osVersion,complianceState,lastSyncDateTime,isEncrypted")
+DEVICE_FIELDS = ("id,deviceName,operatingSystem,osVersion,complianceState,lastSyncDateTime,isEncrypted,serialNumber,"
+                 "azureADDeviceId,enrolledDateTime")
 
 # skuPartNumber -> the name admins know (Microsoft's "Product names and service plan identifiers" list).
 SKU_NAMES = {
@@ -136,7 +137,9 @@ class M365Directory:
         return tuple(ManagedDevice(
             id=str(d["id"]), name=str(d.get("deviceName") or ""), os=str(d.get("operatingSystem") or ""),
             os_version=str(d.get("osVersion") or ""), compliance=str(d.get("complianceState") or "unknown"),
-            last_sync=_when(d.get("lastSyncDateTime")), encrypted=d.get("isEncrypted")) for d in rows)
+            last_sync=_when(d.get("lastSyncDateTime")), encrypted=d.get("isEncrypted"),
+            serial=str(d.get("serialNumber") or ""), aad_device_id=str(d.get("azureADDeviceId") or ""),
+            enrolled=_when(d.get("enrolledDateTime"))) for d in rows)
 
     async def sign_ins(self, user_id: str, top: int = 10) -> tuple[SignIn, ...]:
         """/auditLogs/signIns for the user (one page of `top`, Graph returns newest first)."""
@@ -151,7 +154,8 @@ class M365Directory:
                 ip=str(r.get("ipAddress") or ""),
                 location=", ".join(str(x) for x in (loc.get("city"), loc.get("countryOrRegion")) if x),
                 ok=code == 0, failure="" if code == 0 else str(status.get("failureReason") or f"error {code}"),
-                client=str((r.get("deviceDetail") or {}).get("operatingSystem") or r.get("clientAppUsed") or "")))
+                client=str((r.get("deviceDetail") or {}).get("operatingSystem") or r.get("clientAppUsed") or ""),
+                device_id=str((r.get("deviceDetail") or {}).get("deviceId") or "")))
         return tuple(out)
 
     async def audits(self, user_id: str, top: int = 10) -> tuple[AuditEvent, ...]:

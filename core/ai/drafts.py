@@ -56,8 +56,10 @@ class Draft:
 
 
 def template_draft(*, requester: str | None, subject: str, category: str | None,
-                   resolutions: Resolutions) -> Draft:
-    """The deterministic draft: greeting, restated issue, the best resolution verbatim, questions, sign-off."""
+                   resolutions: Resolutions, kb: Sequence[tuple[str, str]] = ()) -> Draft:
+    """The deterministic draft: greeting, restated issue, the best resolution verbatim, the best KB article's
+    matching paragraph verbatim (`kb`: (title, paragraph), best first; its link is internal and stays out),
+    questions, sign-off."""
     parts: list[Sentence] = [Sentence(f"Hello {requester}," if requester else "Hello,", "template"),
                              Sentence(f"Thank you for reporting: {subject.strip()}.", "ticket subject")]
     cited: list[int] = []
@@ -68,6 +70,10 @@ def template_draft(*, requester: str | None, subject: str, category: str | None,
         parts.append(Sentence(best.text.strip(), f"resolution {ref}"))
         if best.number is not None:
             cited.append(best.number)
+    for title, paragraph in kb[:1]:
+        if paragraph.strip():
+            parts.append(Sentence(f'Our guide "{title.strip()}" says:', "template"))
+            parts.append(Sentence(paragraph.strip(), f"kb {title.strip()}"))
     questions = CHECKLISTS.get((category or "").strip().lower(), GENERIC)
     parts.append(Sentence("To help us further, could you tell us:", "template"))
     parts.extend(Sentence(f"- {q}", "template") for q in questions)
@@ -102,24 +108,28 @@ SYSTEM = ("You draft replies for an IT service desk technician to review. Be bri
           "like #123. Answer in the customer's language.")
 
 
-def _messages(subject: str, body: str, requester: str | None, resolutions: Resolutions) -> list[dict[str, str]]:
+def _messages(subject: str, body: str, requester: str | None, resolutions: Resolutions,
+              kb: Sequence[tuple[str, str]] = ()) -> list[dict[str, str]]:
     refs = "\n".join(f"#{r.number}: {r.text}" for r in resolutions.items if r.number is not None) or "(none)"
+    guides = "\n".join(f'"{title}": {paragraph}' for title, paragraph in kb) or "(none)"
     user = (f"Requester: {requester or 'unknown'}\nTicket subject: {subject}\nTicket text: {body}\n\n"
-            f"Resolutions of similar resolved tickets:\n{refs}")
+            f"Resolutions of similar resolved tickets:\n{refs}\n\nMatching knowledge-base paragraphs:\n{guides}")
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": redact_for_remote(user)}]
 
 
 async def llm_draft(config: LlmConfig, *, subject: str, body: str, requester: str | None, category: str | None,
-                    resolutions: Resolutions, transport: httpx.AsyncBaseTransport | None = None) -> Draft:
+                    resolutions: Resolutions, transport: httpx.AsyncBaseTransport | None = None,
+                    kb: Sequence[tuple[str, str]] = ()) -> Draft:
     """A draft from the configured endpoint, or the template draft with the reason it could not be."""
-    fallback = template_draft(requester=requester, subject=subject, category=category, resolutions=resolutions)
+    fallback = template_draft(requester=requester, subject=subject, category=category, resolutions=resolutions,
+                              kb=kb)
     allowed = {r.number for r in resolutions.items if r.number is not None}
     try:
         async with httpx.AsyncClient(base_url=config.base_url.rstrip("/") + "/", timeout=config.timeout,
                                      transport=transport) as client:
             resp = await client.post("chat/completions", headers={"Authorization": f"Bearer {config.api_key}"},
                                      json={"model": config.model, "temperature": 0.2, "max_tokens": config.max_tokens,
-                                           "messages": _messages(subject, body, requester, resolutions)})
+                                           "messages": _messages(subject, body, requester, resolutions, kb)})
         resp.raise_for_status()
         content = resp.json()["choices"][0]["message"]["content"]
         if not isinstance(content, str) or not content.strip():
@@ -145,12 +155,13 @@ def _fell_back(draft: Draft, reason: str) -> Draft:
 
 
 _TEMPLATE_LINE = re.compile(r"(Hello( [^,\n]+)?,|A similar issue \((#|id:)\d+\) was resolved like this:|"
-                            r"To help us further, could you tell us:|Kind regards,|- .+\?)")
+                            r"Our guide \"[^\"\n]+\" says:|To help us further, could you tell us:|Kind regards,|- .+\?)")
 
 
 def traces(draft: Draft, sources: Sequence[str]) -> bool:
     """The rubric of a template draft: its text is exactly its sentences, each one either template wording
-    or taken verbatim from one of `sources` (the ticket subject, the resolution notes it was given)."""
+    or taken verbatim from one of `sources` (the ticket subject, the resolution notes and KB paragraphs it was
+    given)."""
     if "\n".join(s.text for s in draft.sentences) != draft.text:
         return False
     given = [src.strip() for src in sources if src.strip()]

@@ -29,8 +29,10 @@ from sqlmodel import col, select
 
 from core.ai import escalation
 from core.ai import settings as ai_settings
+from core.ai.risk_posts import RiskPosts
 from core.context import Actor
 from core.errors import InvalidInput, PermissionDenied
+from core.notify import Notifier
 from store.db import Database, Scope
 from store.enums import EntryKind, Stage
 from store.sql import table_of
@@ -87,9 +89,11 @@ def _loads(data: bytes) -> escalation.RiskModel:
 
 
 class RiskService:
-    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow,
+                 notifier: Notifier | None = None) -> None:
         self.db = db
         self._clock = clock
+        self.posts = RiskPosts(db, self, notifier, clock=clock) if notifier is not None else None
         self._models: dict[int, tuple[int, escalation.RiskModel]] = {}
 
     # --- facts ----------------------------------------------------------------------------------------
@@ -276,10 +280,19 @@ class RiskService:
         return len(due)
 
     async def score_all(self) -> int:
-        """The scheduled pass: every workspace with risk on and a model."""
+        """The scheduled pass: every workspace with risk on and a model; then tickets that newly rose over the
+        threshold are posted (`announce`)."""
         async with self.db.read(Scope.system_wide()) as session:
             workspaces = (await session.execute(select(Workspace.id))).scalars().all()
-        return sum([await self.score(ws) for ws in workspaces])
+        scored = 0
+        for ws in workspaces:
+            scored += await self.score(ws)
+            await self.announce(ws)
+        return scored
+
+    async def announce(self, workspace_id: int) -> list[int]:
+        """Post the tickets that newly rose over the threshold (core/ai/risk_posts.py); [] without a notifier."""
+        return await self.posts.announce(workspace_id) if self.posts is not None else []
 
     async def train_due(self) -> list[int]:
         """Train a risk model where risk is on and there is enough history (the 6-hourly retrain)."""

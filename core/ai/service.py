@@ -30,13 +30,16 @@ from core.admin_audit import record_change
 from core.ai import categorize, drafts, resolution
 from core.ai import settings as ai_settings
 from core.ai.category_writes import CategoryWrites, ai_owned, label_from
+from core.ai.knowledge import ArticleReader, KnowledgeBase, source_name
 from core.ai.risk import RiskService
 from core.ai.similar import Doc, Hit, SimilarIndex
 from core.ai.text import ticket_text
 from core.context import Actor
 from core.errors import InvalidInput, NotFound, PermissionDenied
+from core.notify import Notifier
 from core.views import (
     AiCategoryView,
+    AiKbView,
     AiResolutionView,
     AiRiskView,
     AiSimilarView,
@@ -86,11 +89,13 @@ def _versions() -> dict[str, str]:
 class AiService:
     def __init__(self, db: Database, *, llm: drafts.LlmConfig | None = None,
                  llm_transport: Any = None, capabilities: Callable[[str], Capabilities] | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, kb_reader: ArticleReader | None = None,
+                 notifier: Notifier | None = None) -> None:
         self.db = db
+        self.kb = KnowledgeBase(db, read_platforms=kb_reader)
         self._capabilities = capabilities
         self.category_writes = CategoryWrites(db, capabilities=capabilities, clock=clock)
-        self.risk = RiskService(db, clock=clock)
+        self.risk = RiskService(db, clock=clock, notifier=notifier)  # at-risk posts go through `notifier`
         self.llm, self._llm_transport = llm, llm_transport
         self._train_locks: dict[int, asyncio.Lock] = {}
         self._models: dict[int, tuple[int, categorize.CategoryModel]] = {}
@@ -359,7 +364,8 @@ class AiService:
 
     async def _closed_since(self, workspace_id: int, since: datetime | None) -> list[Doc]:
         query = sa.select(col(Ticket.id), col(Ticket.customer_id), col(Ticket.number), col(Ticket.subject),
-                          col(Ticket.description), col(Ticket.closed_at)).where(col(Ticket.stage).in_(CLOSED), col(Ticket.deleted_at).is_(None))
+                          col(Ticket.description), col(Ticket.closed_at), col(Ticket.connection_id),
+                          col(Ticket.external_id)).where(col(Ticket.stage).in_(CLOSED), col(Ticket.deleted_at).is_(None))
         if since is not None:  # `>=`: tickets closed in the same instant are re-read; the index skips known ids
             query = query.where(col(Ticket.closed_at) >= since)
         async with self.db.read(Scope.workspace(workspace_id)) as session:
@@ -376,7 +382,8 @@ class AiService:
                         notes[tid] = (body, author)  # the latest resolution note wins
         return [Doc(ticket_id=r[0], customer_id=r[1], number=r[2], text=f"{r[3]}\n{r[4]}",
                             closed_at=r[5], resolution=notes.get(r[0], ("", None))[0],
-                            resolved_by=notes.get(r[0], ("", None))[1]) for r in rows]
+                            resolved_by=notes.get(r[0], ("", None))[1], connection_id=r[6], external_id=r[7])
+                for r in rows]
 
 
     async def suggestions(self, actor: Actor, ticket_id: int) -> AiSuggestionsView | None:
@@ -393,11 +400,15 @@ class AiService:
             similar=tuple(AiSimilarView(
                 ticket_id=h.doc.ticket_id, number=h.doc.number, score=h.score, closed_at=h.doc.closed_at,
                 ref=f"#{h.doc.number}" if h.doc.number is not None else f"id:{h.doc.ticket_id}",
-                subject=h.doc.text.split("\n", 1)[0][:120]) for h in found.hits),
+                subject=h.doc.text.split("\n", 1)[0][:120], connection_id=h.doc.connection_id,
+                external_id=h.doc.external_id) for h in found.hits),
             resolutions=tuple(AiResolutionView(text=r.text, attribution=r.attribution)
                               for r in found.resolutions.items),
             disagree=found.resolutions.disagree, cross_customer=found.cross_customer, actions=actions,
-            risk=await self._risk_view(actor, ticket_id))
+            risk=await self._risk_view(actor, ticket_id),
+            kb=tuple(AiKbView(title=a.article.title, source=source_name(a.article.source), score=a.score,
+                              paragraph=a.paragraph[:400], heading=a.heading, url=a.article.url)
+                     for a in await self.kb.links(actor, ticket_id)))
         return None if view.empty else view
 
     async def _risk_view(self, actor: Actor, ticket_id: int) -> AiRiskView | None:
@@ -444,8 +455,9 @@ class AiService:
                                hint="An admin can turn them on with `ai drafts on`.")
         ticket = await self._ticket(actor, ticket_id)
         found = await self.similar(actor, ticket_id=ticket_id)
+        guides = tuple((a.article.title, a.paragraph) for a in await self.kb.links(actor, ticket_id, k=1))
         args = dict(subject=ticket.subject, requester=requester, category=ticket.type_name,
-                    resolutions=found.resolutions)
+                    resolutions=found.resolutions, kb=guides)
         if self.llm is not None and opts["remote_llm"]:
             return await drafts.llm_draft(self.llm, body=ticket.description, transport=self._llm_transport,
                                           **args)  # type: ignore[arg-type]

@@ -34,6 +34,8 @@ class Doc:
     closed_at: datetime | None = None
     resolution: str = ""  # the resolution note, verbatim
     resolved_by: str | None = None
+    connection_id: int | None = None  # where the ticket lives in the PSA (for its link)
+    external_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

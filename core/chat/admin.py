@@ -46,7 +46,8 @@ class ChatAdmin:
     @staticmethod
     def bindings(actor: Actor, info: ChannelInfo) -> MessageView:
         if not actor.is_member and not actor.is_admin:
-            raise PermissionDenied("Only technicians can see this channel's bindings.")
+            raise PermissionDenied("Only technicians can see this channel's bindings.",
+                                   hint="Technicians: link your chat account with /deskbridge link. Customers: ask your MSP.")
         kinds = ", ".join(sorted(info.kinds)) or "nothing"
         cust = f" (customer: {info.customer_name}, {info.visibility} visibility)" if info.customer_name else ""
         return MessageView(text=f"This channel is bound to {kinds}{cust}.")
@@ -82,7 +83,8 @@ class ChatAdmin:
 
     async def outbox(self, actor: Actor, cmd: c.Outbox) -> MessageView:
         if not actor.is_member:
-            raise PermissionDenied("Only technicians can see the outbox.")
+            raise PermissionDenied("Only technicians can see the outbox.",
+                                   hint="Technicians: link your chat account with /deskbridge link. Customers: ask your MSP.")
         if self.outbox_admin is None:
             raise InvalidInput("The outbox admin is not available in this build.",
                                hint="Use the `deskbridge outbox` command line instead.")
@@ -110,7 +112,8 @@ class ChatAdmin:
 
     async def settings(self, actor: Actor, cmd: c.SettingsCmd) -> MessageView:
         if not actor.is_member and not actor.is_admin:  # link templates and the webhook's host are internal
-            raise PermissionDenied("Only technicians can see Deskbridge's settings.")
+            raise PermissionDenied("Only technicians can see Deskbridge's settings.",
+                                   hint="Technicians: link your chat account with /deskbridge link. Customers: ask your MSP.")
         if cmd.key is None:
             current = await self.workspaces.settings(actor.workspace_id)
             lines = [f"{k} = {shown(current.get(k))}" for k in WORKSPACE_OPTIONS]

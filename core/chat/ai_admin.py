@@ -12,6 +12,7 @@ import logging
 from dataclasses import replace
 
 from core.ai.draft_choices import DraftChoices
+from core.ai.knowledge import source_name
 from core.ai.service import AiService
 from core.chat import grammar as c
 from core.chat.models import ChannelInfo
@@ -103,7 +104,11 @@ class ChatAi:
         risk = await self.ai.risk.status(actor.workspace_id)
         line = (f"Escalation model v{risk[0]}: trained on {risk[1]} closed tickets with a known SLA outcome"
                 if risk else "No escalation model yet (it needs closed tickets with a known SLA outcome).")
-        return replace(view, lines=(*view.lines, line))
+        kb = await self.ai.kb.count(actor.workspace_id)
+        kb_line = ("KB articles for links: " + ", ".join(f"{n} from {source_name(s)}" for s, n in sorted(kb.items()))
+                   if kb else "No KB articles yet (connect Hudu, or import a Markdown folder with "
+                              "`deskbridge ai kb-import`).")
+        return replace(view, lines=(*view.lines, line, kb_line))
 
     async def _category_status(self, actor: Actor) -> MessageView:
         status = await self.ai.status(actor.workspace_id)

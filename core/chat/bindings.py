@@ -196,6 +196,30 @@ class Bindings:
             out.append(key)
         return out
 
+    async def risk_alert_channels(self, workspace_id: int, platform: str, *,
+                                  customer_id: int | None) -> list[tuple[str, str]]:
+        """(team, channel) pairs bound `sla` or `dispatch` that get an at-risk post for a ticket of `customer_id`.
+
+        Escalation risk is internal: a channel shared with a customer never gets one, nor does a customer channel
+        that is neither `sla` nor `dispatch`. A channel also bound to customers gets their tickets only.
+        """
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            rows = (await session.exec(select(ChannelBinding).where(ChannelBinding.platform == platform))).all()
+        channels: dict[tuple[str, str], list[ChannelBinding]] = {}
+        for r in rows:
+            channels.setdefault((r.team_id, r.channel_id), []).append(r)
+        out = []
+        for key, bindings in channels.items():
+            if not any(b.kind in (BindingKind.SLA_ALERTS, BindingKind.DISPATCH) for b in bindings):
+                continue
+            if any(b.visibility == "customer" for b in bindings):
+                continue
+            bound = {b.customer_id for b in bindings if b.customer_id is not None}
+            if bound and customer_id not in bound:
+                continue
+            out.append(key)
+        return out
+
     async def dispatch_channels(self, workspace_id: int, platform: str, *,
                                 customer_id: int | None) -> list[tuple[str, str, str]]:
         """(team, channel, audience) for each channel bound `dispatch` that gets a new ticket of `customer_id`.

@@ -3,6 +3,8 @@ files, links into the PSA and RMM, and the actions a technician may take.
 
 A card for a customer (`audience="customer"`, or any non-technician) leaves out everything internal
 (core/chat/visibility.py `for_customer`). SLA figures come from an `SlaInfo` provider (core/chat/sla_info.py).
+A card asked for again while its ticket is unchanged comes from core/chat/card_cache.py (per viewer, ticket and
+audience); a card whose AI suggestions or documentation links were not ready in time is not kept.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from string import Formatter
 from typing import Any
@@ -19,6 +22,7 @@ from connectors.base import Capabilities, Feature
 from core import alert_webhooks
 from core.card_fields import card_field_names
 from core.chat.alert_chips import alert_chips
+from core.chat.card_cache import CardCache
 from core.chat.sla_info import SlaInfo
 from core.chat.visibility import for_customer
 from core.connections import ConnectionService
@@ -49,8 +53,9 @@ class TicketCards:
     def __init__(self, db: Database, *, tickets: TicketService, connections: ConnectionService,
                  capabilities: Callable[[str], Capabilities], sla: SlaInfo, clock: Callable[[], datetime],
                  ai: AiSuggester | None = None, tenant_context: ContextCheck | None = None,
-                 docs: DocsLinks | None = None) -> None:
+                 docs: DocsLinks | None = None, cache: CardCache | None = None) -> None:
         self.db = db
+        self.cache = cache
         self._docs = docs
         self._ai = ai
         self._tenant_context = tenant_context
@@ -94,10 +99,21 @@ class TicketCards:
         return dict(ws.settings) if ws else {}
 
     async def ticket(self, actor: Actor, ref: int | str, *, audience: str = "tech",
-                     notice: str | None = None) -> TicketView:
-        """The ticket card: conversation (public vs internal marked), history, time, files, links, actions."""
-        detail = await self.tickets.get(actor, ref)
-        return await self.ticket_from_detail(actor, detail, audience=audience, notice=notice)
+                     notice: str | None = None, kept: bool = False) -> TicketView:
+        """The ticket card: conversation (public vs internal marked), history, time, files, links, actions.
+        `kept`: a card kept for this viewer, ticket and audience may be the answer while the ticket is
+        unchanged (core/chat/card_cache.py; a card's refresh, asked for each time someone looks at it)."""
+        if self.cache is None or notice is not None or not kept:
+            detail = await self.tickets.get(actor, ref)
+            return await self.ticket_from_detail(actor, detail, audience=audience, notice=notice)
+        aud = "customer" if audience == "customer" or not actor.is_member else "tech"
+        fp = await self.cache.fingerprint(actor, ref)
+
+        async def build(incomplete: list[str]) -> TicketView:
+            return await self.ticket_from_detail(actor, await self.tickets.get(actor, ref), audience=aud,
+                                                 incomplete=incomplete)
+
+        return await self.cache.card(actor, fp, aud, build)
 
     async def ticket_by_id(self, actor: Actor, ticket_id: int) -> TicketView | None:
         """The card of a ticket known by its id (events carry ids); None while its PSA create is queued (a
@@ -109,8 +125,10 @@ class TicketCards:
         return await self.ticket(actor, f"id:{ticket_id}")
 
     async def ticket_from_detail(self, actor: Actor, detail: TicketDetail, *, audience: str = "tech",
-                                 notice: str | None = None) -> TicketView:
+                                 notice: str | None = None, incomplete: list[str] | None = None) -> TicketView:
+        """The card of a loaded ticket; `incomplete` collects the extras not ready in time (AI, docs)."""
         now = self._clock()
+        missed = incomplete if incomplete is not None else []
         customer_view = audience == "customer" or not actor.is_member
         items = [i for i in detail.timeline if not (customer_view and i.is_internal)]
         conversation = tuple(
@@ -150,20 +168,21 @@ class TicketCards:
             actions += (ViewAction(action="context", label="Context", value=s.ref),)
         if not customer_view and actor.customer_scope_id is None and self._docs is not None:
             actions += tuple(ViewAction(action="open_docs", label=title, value=s.ref, url=url)
-                             for title, url in await _within(self._docs(actor, s.id), DOCS_BUDGET_S, "docs") or ())
+                             for title, url in await _within(self._docs(actor, s.id), DOCS_BUDGET_S, "docs",
+                                                             missed) or ())
         view = TicketView(
             detail=detail, now=now, conversation=conversation, status_history=status_history,
             time_entries=() if customer_view else time_entries, attachments=attachments, links=tuple(links),
             actions=actions, total_minutes=sum(int(i.data.get("minutes", 0)) for i in time_entries if not i.failed),
             sla_remaining_s=sla, audience="customer" if customer_view else "tech", notice=notice,
-            ai=None if customer_view else await self._suggestions(actor, s.id),
+            ai=None if customer_view else await self._suggestions(actor, s.id, missed),
             facts=() if customer_view else card_facts(detail, (conn.settings or {}) if conn else {}),
             alerts=() if customer_view else await alert_chips(
                 self.db, actor, s.id, lambda ref: _template(settings.get("rmm_alert_url"), ref=ref)),
         )
         return for_customer(view) if customer_view else view
 
-    async def _suggestions(self, actor: Actor, ticket_id: int) -> AiSuggestionsView | None:
+    async def _suggestions(self, actor: Actor, ticket_id: int, missed: list[str]) -> AiSuggestionsView | None:
         """AI assist for the card, within AI_BUDGET_S: it never slows a card down. Work that takes longer
         (the first card of a workspace builds its similar-ticket index, tens of seconds on 100k tickets)
         goes on in the background and the card is shown without it; the next card has it."""
@@ -172,18 +191,28 @@ class TicketCards:
         work = asyncio.ensure_future(self._ai(actor, ticket_id))
         work.add_done_callback(_consume)
         try:
-            return await asyncio.wait_for(asyncio.shield(work), AI_BUDGET_S)
+            return await self._linked(actor, await asyncio.wait_for(asyncio.shield(work), AI_BUDGET_S))
         except TimeoutError:
             log.info("AI suggestions not ready in time; card shown without them", extra={"ticket_id": ticket_id})
+            missed.append("ai")
             return None
         except Exception:  # noqa: BLE001 - AI assist is optional; it never breaks a card
             log.warning("AI suggestions failed", extra={"ticket_id": ticket_id}, exc_info=True)
+            missed.append("ai")
             return None
 
+    async def _linked(self, actor: Actor, view: AiSuggestionsView | None) -> AiSuggestionsView | None:
+        """Similar tickets with their link into the PSA (where they live in one)."""
+        if view is None or not view.similar:
+            return view
+        return replace(view, similar=tuple([replace(h, url=await self.psa_url(actor, h.connection_id, h.external_id))
+                                            for h in view.similar]))
 
-async def _within(call: Awaitable[Any], budget: float, what: str) -> Any:
+
+async def _within(call: Awaitable[Any], budget: float, what: str, missed: list[str]) -> Any:
     """`call`'s result if it is ready within `budget` seconds, else None (it goes on in the background, so a
-    cache behind it is warm for the next card); a failure is logged, never raised."""
+    cache behind it is warm for the next card); a failure is logged, never raised. `missed` names what was
+    not ready (such a card is not kept)."""
     work = asyncio.ensure_future(call)
     work.add_done_callback(_consume)
     try:
@@ -192,6 +221,7 @@ async def _within(call: Awaitable[Any], budget: float, what: str) -> Any:
         log.info("card extra not ready in time; card shown without it", extra={"what": what})
     except Exception:  # noqa: BLE001 - optional on a card
         log.warning("card extra failed", extra={"what": what}, exc_info=True)
+    missed.append(what)
     return None
 
 

@@ -14,6 +14,7 @@ from sqlmodel import col, select
 
 from connectors.base import Capabilities, Feature
 from core import create_fields
+from core.cache import ConfigCache
 from core.chat.cards import TicketCards
 from core.context import Actor
 from core.status import board_statuses
@@ -24,6 +25,7 @@ from store.enums import Priority, Stage
 from store.tables import Customer, PicklistItem, PsaConnection
 
 NO_CHANGE = "__same__"
+STATUS_TABLES = ("picklist_item", "status_mapping")  # what a board's status options are read from
 VISIBILITY_LABEL = {"public": "Public reply (customer sees it)", "internal": "Internal note",
                     "resolution": "Resolution note"}
 
@@ -43,6 +45,9 @@ class TicketForms:
         self.tickets = tickets
         self.cards = cards
         self._capabilities = capabilities
+        # A board's statuses for every status/reply form; the picklist refresh (sync) or an admin's mapping edit in
+        # this process drops them at once, another process's within the TTL.
+        self.statuses: ConfigCache[tuple[FormOption, ...]] = ConfigCache(db, STATUS_TABLES)
 
     async def _picklist(self, actor: Actor, connection_id: int | None, kind: str,
                         parent: str | None = None) -> list[PicklistItem]:
@@ -197,9 +202,14 @@ class TicketForms:
         s = head.summary
         if s.connection_id is None:
             return tuple(FormOption(value=st.value, label=st.label) for st in Stage)
-        async with self.db.read(actor.scope) as session:
-            pairs = await board_statuses(session, s.connection_id, head.board_external_id)
-        return tuple(FormOption(value=item.name, label=item.name) for item, _ in pairs[:100])
+        connection_id, board = s.connection_id, head.board_external_id
+
+        async def load() -> tuple[FormOption, ...]:
+            async with self.db.read(actor.scope) as session:
+                pairs = await board_statuses(session, connection_id, board)
+            return tuple(FormOption(value=item.name, label=item.name) for item, _ in pairs[:100])
+
+        return await self.statuses.get((actor.workspace_id, connection_id, board), load)
 
     async def reply_form(self, actor: Actor, ref: int | str, *, visibility: str = "public",
                          context: dict[str, Any] | None = None, text: str | None = None) -> FormView:

@@ -9,7 +9,9 @@
     /ticket N               one ticket
     /ticket new [subject]   new-ticket form
     /tickets at-risk        open tickets by escalation risk (also /deskbridge tickets at-risk)
-    /deskbridge help|link|bind|unbind|bindings|outbox|settings …
+    /deskbridge help|link|bind|unbind|bindings|outbox|settings|ai|m365 …
+
+(Over 400 lines: every command's words live in this one module, so that every surface parses them alike.)
 
 Parsing is pure: it turns text into a frozen command and never looks anything up. Names (customers,
 technicians) are resolved later, inside the actor's scope (core/chat/runner.py).
@@ -43,7 +45,7 @@ BARE_PRIORITIES = ("critical", "high", "medium", "low", "p1", "p2", "p3", "p4")
 BARE_WORDS = ("mine", "unassigned", "breaching", "open", "closed", "all", "critical", "high", "medium", "low")
 _TIME = re.compile(r"^(?:(\d+)h)?\s*(?:(\d+)m(?:in)?)?$")
 
-ADMIN_TOPICS = ("help", "home", "link", "bind", "unbind", "bindings", "outbox", "settings", "ai")
+ADMIN_TOPICS = ("help", "home", "link", "bind", "unbind", "bindings", "outbox", "settings", "ai", "m365")
 BIND_KINDS = ("customer", "dispatch", "sla")
 
 
@@ -137,8 +139,16 @@ class AiCmd:
     value: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class M365Cmd:
+    """Who may run Microsoft 365 quick actions: list them, or (admins) grant / revoke one technician."""
+
+    action: str = "grants"  # grants | grant | revoke
+    who: str | None = None  # a chat mention (<@U123>) or an e-mail, as typed
+
+
 Command = (ListTickets | ShowTicket | NewTicket | Help | MyQueue | Link | Bind | Unbind | Bindings | Outbox
-           | SettingsCmd | AiCmd)
+           | SettingsCmd | AiCmd | M365Cmd)
 
 
 # ---------------------------------------------------------------- helpers
@@ -356,10 +366,26 @@ def _parse_admin(text: str) -> Command:
         if action == "similar":
             return AiCmd("similar", value=" ".join(args[1:]) or None)
         return AiCmd(action)
+    if sub == "m365":
+        return _parse_m365(args)
     sugg = vocabulary.suggest(sub, list(ADMIN_TOPICS), cutoff=0.7)
     raise InvalidFilter(f"'{sub}' is not a /deskbridge command.",
                         hint=vocabulary.did_you_mean(sugg, "/deskbridge ") + "Commands: " + ", ".join(ADMIN_TOPICS) + ".",
                         suggestions=sugg)
+
+
+def _parse_m365(args: list[str]) -> M365Cmd:
+    action = args[0].lower() if args else "grants"
+    if action in ("grants", "list", "who"):
+        return M365Cmd("grants")
+    if action not in ("grant", "revoke"):
+        raise InvalidInput(f"'{args[0]}' is not an m365 command.",
+                           hint="Use /deskbridge m365 (who may run quick actions), m365 grant @someone or "
+                                "m365 revoke @someone (admins; an e-mail works too).")
+    if len(args) < 2:
+        raise InvalidInput(f"Whom should I {action}?", hint=f"Use /deskbridge m365 {action} @someone or "
+                                                            f"/deskbridge m365 {action} ana@msp.example.")
+    return M365Cmd(action, args[1])
 
 
 @dataclass(frozen=True, slots=True)

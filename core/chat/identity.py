@@ -116,7 +116,8 @@ class Identities:
     async def link_user(self, workspace_id: int, user: ChatUser, email: str) -> Member:
         """Link a chat user to the technician with this e-mail (the platform's verified e-mail)."""
         if user.is_external:
-            raise PermissionDenied("Accounts from another organisation cannot be linked to a technician.")
+            raise PermissionDenied("Accounts from another organisation cannot be linked to a technician.",
+                                   hint="Link from an account of your MSP's own workspace or tenant.")
         member = await self.directory.member_by_email(workspace_id, email)
         if member is None:
             raise NotFound(f"No technician has the e-mail {email}.",
@@ -131,7 +132,8 @@ class Identities:
         e-mail and made Deskbridge's first admin. In a workspace without a PSA (standalone) and without that
         technician, the technician is created from the chat profile. Returns (member, created)."""
         if user.is_external:
-            raise PermissionDenied("Accounts from another organisation cannot be linked to a technician.")
+            raise PermissionDenied("Accounts from another organisation cannot be linked to a technician.",
+                                   hint="Link from an account of your MSP's own workspace or tenant.")
         member = await self.directory.member_by_email(workspace_id, email)
         created = False
         if member is None:

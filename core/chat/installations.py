@@ -13,7 +13,7 @@ from sqlmodel import col, select
 from core.chat.cache import TTLCache
 from core.chat.models import Installation
 from core.errors import Conflict
-from core.scheduling import forget_event, mark_event_processed
+from core.scheduling import EventClaims, forget_event
 from core.workspaces import WorkspaceService
 from store.crypto import CredentialCipher
 from store.db import Database, Scope
@@ -31,6 +31,7 @@ class Installations:
         self.workspaces = workspaces
         self._cache = cache
         self._clock = clock
+        self.claims = EventClaims(db)  # every chat event/click claims its id: in batches under load
 
     def invalidate(self) -> None:
         self._cache.clear()
@@ -100,7 +101,7 @@ class Installations:
 
     async def first_time(self, source: str, event_id: str) -> bool:
         """True the first time an event (or OAuth state nonce) is seen; retries and replays get False."""
-        return await mark_event_processed(self.db, source, event_id)
+        return await self.claims.claim(source, event_id)
 
     async def not_done(self, source: str, event_id: str) -> None:
         """Forget an event taken by `first_time` whose work was refused (a corrected retry is new work)."""

@@ -24,6 +24,7 @@ from core.chat import grammar as c
 from core.chat.admin import ChatAdmin
 from core.chat.ai_admin import ChatAi
 from core.chat.files import ChatFile
+from core.chat.m365_admin import ChatM365
 from core.chat.models import ChannelInfo, ChatUser
 from core.chat.service import ChatService, ChatViews
 from core.chat.text import SLASH, CommandStyle, filters_text, help_lines
@@ -33,6 +34,7 @@ from core.context import Actor
 from core.errors import InvalidFilter, InvalidInput, NotFound, PermissionDenied
 from core.outbox.admin import OutboxAdmin
 from core.queue import UNASSIGNED, QueueFilter, QueueService
+from core.tenant_actions import QuickActions
 from core.tickets import TicketService
 from core.views import QUEUE_COLUMNS, AiDraftView, FormView, MessageView, QueueView, TicketView
 from core.workspaces import DirectoryService, WorkspaceService
@@ -62,8 +64,10 @@ class ChatRunner:
     def __init__(self, db: Database, *, chat: ChatService, views: ChatViews, queue: QueueService,
                  tickets: TicketService, directory: DirectoryService, workspaces: WorkspaceService,
                  alerts: AlertWebhookService, outbox_admin: OutboxAdmin | None = None,
-                 clock: Callable[[], datetime] | None = None, ai: AiService | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None, ai: AiService | None = None,
+                 quick_actions: QuickActions | None = None) -> None:
         self.db = db
+        self.m365 = ChatM365(quick_actions, directory) if quick_actions is not None else None
         self.ai = ChatAi(ai, drafts=DraftChoices(db, ai=ai, tickets=tickets)) if ai is not None else None
         self.chat = chat
         self.views = views
@@ -86,6 +90,7 @@ class ChatRunner:
             c.Outbox: self._outbox,
             c.SettingsCmd: self._settings,
             c.AiCmd: self._ai,
+            c.M365Cmd: self._m365,
         }
 
     @property
@@ -144,6 +149,13 @@ class ChatRunner:
                                 hint=r.style.restyle("Run /deskbridge link to link your chat account by e-mail."))
         return await self.my_queue(r.actor, cursor=r.cmd.cursor)
 
+    async def _m365(self, r: Request) -> View:
+        assert isinstance(r.cmd, c.M365Cmd)
+        if self.m365 is None:
+            raise InvalidInput("Microsoft 365 quick actions are not set up on this Deskbridge.",
+                               hint="Grant them with `deskbridge customer m365-grant EMAIL` where it runs.")
+        return await self.m365.run(r.actor, r.user, r.info, r.cmd)
+
     async def _link(self, r: Request) -> View:
         assert isinstance(r.cmd, c.Link)
         return await self.admin.link(r.actor, r.user, r.cmd, r.verified_email)
@@ -170,7 +182,8 @@ class ChatRunner:
     async def _ai(self, r: Request) -> View:
         assert isinstance(r.cmd, c.AiCmd)
         if self.ai is None:
-            raise InvalidInput("AI assist is not available on this server.")
+            raise InvalidInput("AI assist is not available on this server.",
+                               hint="Ask the admin who runs Deskbridge; the rest of the commands work as usual.")
         return await self.ai.run(r.actor, r.info, r.cmd)
 
     # ------------------------------------------------------------ queue
@@ -237,7 +250,8 @@ class ChatRunner:
 
     async def _member_id(self, actor: Actor, text: str) -> int:
         if not actor.is_member:
-            raise PermissionDenied("Only technicians can filter by assignee.")
+            raise PermissionDenied("Only technicians can filter by assignee.",
+                                   hint="Leave out assignee: (or mine) to see this channel's tickets.")
         q = text.strip().lower()
         async with self.db.read(actor.scope) as session:
             members = list((await session.exec(select(Member).where(Member.active == sa.true()))).all())

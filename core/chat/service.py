@@ -17,6 +17,7 @@ from connectors.base import Capabilities
 from core.chat import visibility
 from core.chat.bindings import Bindings
 from core.chat.cache import CACHE_TTL_S, TTLCache
+from core.chat.card_cache import CardCache
 from core.chat.cards import AiSuggester, ContextCheck, DocsLinks, TicketCards
 from core.chat.end_users import EndUsers
 from core.chat.forms import TicketForms
@@ -143,6 +144,10 @@ class ChatService:
                                    customer_id: int | None) -> list[tuple[str, str]]:
         return await self.bindings.sla_warning_channels(workspace_id, platform, customer_id=customer_id)
 
+    async def risk_alert_channels(self, workspace_id: int, platform: str, *,
+                                  customer_id: int | None) -> list[tuple[str, str]]:
+        return await self.bindings.risk_alert_channels(workspace_id, platform, customer_id=customer_id)
+
     async def dispatch_channels(self, workspace_id: int, platform: str, *,
                                 customer_id: int | None) -> list[tuple[str, str, str]]:
         return await self.bindings.dispatch_channels(workspace_id, platform, customer_id=customer_id)
@@ -179,7 +184,7 @@ class ChatViews:
         caps = capabilities or (lambda kind: DEFAULT_CAPABILITIES)
         self.cards = TicketCards(db, tickets=tickets, connections=connections, capabilities=caps, sla=self.sla,
                                  clock=clock, ai=ai, tenant_context=tenant_context,
-                                 docs=docs)
+                                 docs=docs, cache=CardCache(db))
         self.forms = TicketForms(db, tickets=tickets, cards=self.cards, capabilities=caps)
 
     def now(self) -> datetime:
@@ -195,8 +200,8 @@ class ChatViews:
         return await self.cards.caps_for(actor, connection_id)
 
     async def ticket(self, actor: Actor, ref: int | str, *, audience: str = "tech",
-                     notice: str | None = None) -> TicketView:
-        return await self.cards.ticket(actor, ref, audience=audience, notice=notice)
+                     notice: str | None = None, kept: bool = False) -> TicketView:
+        return await self.cards.ticket(actor, ref, audience=audience, notice=notice, kept=kept)
 
     async def ticket_by_id(self, actor: Actor, ticket_id: int) -> TicketView | None:
         return await self.cards.ticket_by_id(actor, ticket_id)

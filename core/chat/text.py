@@ -54,6 +54,7 @@ def help_lines(style: CommandStyle = SLASH) -> tuple[str, ...]:
         f"`{a} settings` · `{a} settings first_reply_moves_to_in_progress on` (admins)",
         f"`{a} ai` model status · `ai settings` · `ai set fill_threshold 0.8` · `ai train` (admins) · "
         "`ai similar vpn drops`",
+        f"`{a} m365` who may run Microsoft 365 quick actions · `m365 grant @ana` · `m365 revoke @ana` (admins)",
     )
 
 

@@ -83,15 +83,18 @@ def for_customer(view: TicketView) -> TicketView:
 
     Everything that is the MSP's own business goes: internal notes and time (already left out), SLA figures,
     the board, the PSA's category and custom fields (card facts), devices, alerts, contracts, the PSA's deep link and runbooks, and the write plumbing (queued or
-    dead writes and their errors). Applied last, so a field added to the card later stays internal by default
+    dead writes and their errors, and a reply's own "queued" / "not in the PSA" mark). Files: only those that are public (a technician's file in an internal thread
+    is internal; a PSA file whose visibility the PSA does not tell stays internal too). Applied last, so a field added to the card later stays internal by default
     only if it is added here too: keep this list in step with TicketView.
     """
     detail = replace(view.detail, summary=replace(view.summary, sla_remaining_s=None), board_name=None,
                      device_ref=None, alert_ref=None, contract_ref=None, pending_writes=0, dead_writes=0,
                      psa_url=None, psa_respond_by=None, psa_resolve_by=None, category_name=None,
                      subcategory_name=None, custom_fields={})
-    return replace(view, detail=detail, sla_remaining_s=None, links=(), actions=(), time_entries=(),
-                   total_minutes=0, audience="customer", ai=None, facts=(), alerts=())
+    files = tuple(a for a in view.attachments if a.data.get("visibility") == "public")
+    said = tuple(replace(c, queued=False, failed=False) for c in view.conversation)  # what was written, no plumbing
+    return replace(view, detail=detail, sla_remaining_s=None, links=(), actions=(), time_entries=(), attachments=files,
+                   conversation=said, total_minutes=0, audience="customer", ai=None, facts=(), alerts=())
 
 
 def redaction_for(info: ChannelInfo, *, customer_id: int | None, kind: str, audience: str) -> str | None:

@@ -92,7 +92,7 @@ class ChatWrites:
                                                  in ("true", "on", "1", "yes", "billable"))
             what = f"{minutes} min logged"
         else:
-            raise InvalidInput(f"Unknown form '{form}'.")
+            raise InvalidInput(f"Unknown form '{form[:40]}'.", hint="Open the ticket again and use its buttons.")
         return Submitted(await self.views.ticket_from_detail(actor, detail, audience=audience),
                          queued(what, detail.summary.connection_id))
 
@@ -232,7 +232,8 @@ class ChatWrites:
             view = await self.views.ticket(actor, ref)
             return Submitted(view, f"Alert {verb} queued for your RMM's alert webhook. If it fails, "
                                    "`/deskbridge outbox` shows why.")
-        raise InvalidInput(f"Unknown action '{action}'.")
+        raise InvalidInput(f"This button ('{action[:40]}') is not one this Deskbridge knows: the card is from another "
+                           "version.", hint=f"Open the ticket again (/ticket {ref[:30]}) for its current buttons.")
 
 
 def _form_id(value: str | None, field: str) -> int | None:

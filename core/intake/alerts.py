@@ -24,7 +24,7 @@ import hmac
 import json
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -38,9 +38,10 @@ from core.context import Actor
 from core.errors import DeskbridgeError, InvalidInput
 from core.intake.correlate import LEASE, Applied, Correlator
 from core.intake.sources import AlertSourceService
+from core.notify import AlertNeedsTicket
 from core.tickets import TicketService
 from store.db import Database, Scope
-from store.sql import dialect_insert
+from store.sql import dialect_insert, table_of
 from store.tables import Alert, AlertReceipt, AlertSource
 from store.types import utcnow
 
@@ -88,6 +89,25 @@ def event_record(event: AlertEvent) -> dict[str, Any]:
     return data
 
 
+class SourceChanged(Exception):
+    """The cached source was disabled or got a new secret: nothing was recorded; authenticate again."""
+
+
+def _record_statements(dialect: str) -> tuple[Any, Any, Any]:
+    """`record`'s statements, built once (each delivery only binds its values): the alert upsert returning its
+    id (a no-op update on conflict, so that RETURNING names the existing alert), the receipt insert returning
+    its id or nothing for a duplicate, and the source as it is now."""
+    alerts, receipts, sources = table_of(Alert), table_of(AlertReceipt), table_of(AlertSource)
+    upsert = dialect_insert(dialect, alerts)
+    upsert = upsert.on_conflict_do_update(index_elements=["source_id", "dedup_key"],
+                                          set_={"dedup_key": upsert.excluded.dedup_key}).returning(alerts.c.id)
+    receipt = dialect_insert(dialect, receipts).on_conflict_do_nothing(
+        index_elements=["source_id", "dedup_key", "action", "occurrence"]).returning(receipts.c.id)
+    source_now = sa.select(sources.c.enabled, sources.c.secret_ciphertext).where(
+        sources.c.id == sa.bindparam("sid"))
+    return upsert, receipt, source_now
+
+
 class AlertIntake:
     """Receives alert webhooks and turns them into tickets (see module doc)."""
 
@@ -97,13 +117,17 @@ class AlertIntake:
         self.db, self.sources, self.parsers, self._clock = db, sources, dict(parsers), clock
         self.chunk = chunk  # receipts per apply transaction (bench/alert_storm.py measures 1 as its baseline)
         self._secrets: dict[tuple[int, bytes], str] = {}
+        # Sources by key, as last read: a delivery whose secret matches skips the read (record() checks the
+        # source again, as it is now, in its own transaction before writing anything).
+        self._sources: dict[str, AlertSource] = {}
+        self._statements = _record_statements(db.dialect)
         self.correlator = Correlator(db, tickets=tickets, clock=clock)
 
     # ------------------------------------------------------------ ingest
 
     async def ingest(self, key: str, headers: Mapping[str, str], body: bytes) -> IngestResult:
         """Authenticate, parse, record and apply one delivery (see module doc)."""
-        source = await self._authenticate(key, headers)
+        source, cached = await self._authenticate(key, headers)
         try:
             decoded = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError):
@@ -116,21 +140,39 @@ class AlertIntake:
         except AlertFormatError as exc:
             raise InvalidInput(exc.message, hint=exc.hint or None) from None
         if not events:
+            if cached:  # nothing to record: the source is checked as it is now by reading it
+                await self._authenticate(key, headers, cache=False)
             return IngestResult("ignored")
         token = uuid.uuid4().hex[:16]
-        recorded, claimed = await self.record(source, events, claim=token)
+        try:
+            recorded, claimed = await self.record(source, events, claim=token)
+        except SourceChanged:  # disabled or rotated since it was cached: nothing was written; ask again
+            source, _ = await self._authenticate(key, headers, cache=False)
+            try:
+                recorded, claimed = await self.record(source, events, claim=token)
+            except SourceChanged:
+                raise AlertRefused("The alert source changed while this delivery was read.",
+                                   hint="Send it again.") from None
         done = await self._drain(source, token) if claimed else {}
         status = "duplicate" if all(rid is None for rid, _ in recorded) else "accepted"
         return IngestResult(status, tuple(self._outcomes(recorded, done)))
 
-    async def _authenticate(self, key: str, headers: Mapping[str, str]) -> AlertSource:
+    async def _authenticate(self, key: str, headers: Mapping[str, str], *,
+                            cache: bool = True) -> tuple[AlertSource, bool]:
+        """The source the request names, if its secret is right: (source, whether it came from the cache)."""
         refused = AlertRefused("Unknown alert source or wrong secret.",
                                hint=f"Send the source's secret in the {SECRET_HEADER} header to its own URL "
                                     "(`deskbridge intake sources` lists them).")
         given = _secret_from(headers)
+        if not given:
+            raise refused
+        cached = self._sources.get(key) if cache else None
+        if cached is not None and hmac.compare_digest(given.encode(), self._secret(cached).encode()):
+            return cached, True  # checked again as it is now inside the recording transaction (`record`)
+        self._sources.pop(key, None)
         async with self.db.read(Scope.system_wide()) as session:  # the key names the workspace
             source = (await session.exec(select(AlertSource).where(AlertSource.key == key[:64]))).first()
-        if source is None or not given:
+        if source is None:
             raise refused
         if not hmac.compare_digest(given.encode(), self._secret(source).encode()):
             raise refused
@@ -138,7 +180,10 @@ class AlertIntake:
             raise AlertRefused(f"The alert source '{source.name}' is disabled.",
                                hint="Enable it on the admin page Intake (/admin/intake) or with "
                                     "`deskbridge intake set <source> enabled on`.")
-        return source
+        if len(self._sources) > 1000:
+            self._sources.clear()
+        self._sources[key] = source
+        return source, False
 
     def _secret(self, source: AlertSource) -> str:
         """The source's secret, decrypted once per stored ciphertext (a rotation stores a new one)."""
@@ -152,29 +197,29 @@ class AlertIntake:
     async def record(self, source: AlertSource, events: list[AlertEvent], *,
                      claim: str | None = None) -> tuple[list[tuple[int | None, AlertEvent]], bool]:
         """Record events as receipts in one transaction: ([(receipt id or None for a duplicate, event)], whether
-        the source's lease was taken with `claim` in the same transaction)."""
+        the source's lease was taken with `claim` in the same transaction). The source is first checked as it
+        is now (enabled, same secret): a source authenticated from the cache and since disabled or rotated is
+        refused here, before anything is written (`SourceChanged`)."""
         ws, sid = source.workspace_id, source.id
         now = self._clock()
         out: list[tuple[int | None, AlertEvent]] = []
+        alert_ins, receipt_ins, source_now = self._statements
         async with self.db.write(Scope.workspace(ws)) as session:
-            if not self.db.is_sqlite:  # SQLite's one writer already serializes this with chunks (module doc)
-                await session.execute(sa.select(AlertSource.id).where(  # type: ignore[call-overload]
-                    AlertSource.id == sid).with_for_update())
+            # PostgreSQL: the source row locked (SQLite's one writer already serializes this with chunks)
+            row = (await session.execute(source_now.with_for_update() if not self.db.is_sqlite else source_now,
+                                         {"sid": sid})).first()
+            if row is None or not row.enabled or bytes(row.secret_ciphertext) != bytes(source.secret_ciphertext):
+                raise SourceChanged()
             for ev in events:
-                ins = dialect_insert(self.db.dialect, Alert).values(
-                    workspace_id=ws, source_id=sid, dedup_key=ev.dedup_key, status="new", summary=ev.summary[:1024],
-                    severity=ev.severity, device_key=ev.device_key, device_name=ev.device_name, triggers=0,
-                    first_at=now)
-                ins = ins.on_conflict_do_update(  # a no-op update, so that RETURNING names the existing alert
-                    index_elements=["source_id", "dedup_key"], set_={"dedup_key": ev.dedup_key})
-                alert_id = (await session.execute(ins.returning(Alert.id))).scalar_one()
-                rec = dialect_insert(self.db.dialect, AlertReceipt).values(
-                    workspace_id=ws, source_id=sid, alert_id=alert_id, dedup_key=ev.dedup_key, action=ev.action,
-                    occurrence=ev.occurrence[:64], occurred_at=ev.occurred_at, event=event_record(ev),
-                    received_at=now,
-                ).on_conflict_do_nothing(
-                    index_elements=["source_id", "dedup_key", "action", "occurrence"]).returning(AlertReceipt.id)
-                out.append(((await session.execute(rec)).scalar_one_or_none(), ev))
+                alert_id = (await session.execute(alert_ins, {
+                    "workspace_id": ws, "source_id": sid, "dedup_key": ev.dedup_key, "status": "new",
+                    "summary": ev.summary[:1024], "severity": ev.severity, "device_key": ev.device_key,
+                    "device_name": ev.device_name, "triggers": 0, "first_at": now})).scalar_one()
+                rid = (await session.execute(receipt_ins, {
+                    "workspace_id": ws, "source_id": sid, "alert_id": alert_id, "dedup_key": ev.dedup_key,
+                    "action": ev.action, "occurrence": ev.occurrence[:64], "occurred_at": ev.occurred_at,
+                    "event": event_record(ev), "received_at": now})).scalar_one_or_none()
+                out.append((rid, ev))
             claimed = await self._claim_in(session, sid, claim) if claim else False  # type: ignore[arg-type]
         return out, claimed
 
@@ -213,11 +258,22 @@ class AlertIntake:
                 if chunk is None:  # the lease expired and someone else holds it now
                     return done
                 done.update((a.receipt_id, a) for a in chunk[0])
+                await self._tell(a.needs_ticket for a in chunk[0])
                 if chunk[1]:
                     return done
         except BaseException:
             await self._release(ws, sid, token)  # what is left is applied by the next request or the sweep
             raise
+
+    async def _tell(self, events: Iterable[AlertNeedsTicket | None]) -> None:
+        """Alerts that made no ticket, told to the chat surfaces after their chunk committed (never raises)."""
+        notifier = self.correlator.tickets.notifier
+        for event in events:
+            if event is not None and notifier is not None:
+                try:
+                    await notifier.notify(event)
+                except Exception:  # noqa: BLE001 - the alert is in triage whatever chat does with the news
+                    log.exception("alert triage notice failed")
 
     async def sweep(self) -> int:
         """Apply what a crashed processor left (scheduler job): every source with pending receipts."""

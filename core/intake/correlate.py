@@ -33,6 +33,7 @@ from connectors.alerts import AlertEvent
 from core.context import Actor
 from core.errors import Conflict, DeskbridgeError, InvalidInput, NotFound, PermissionDenied
 from core.intake.rules import SourceSettings, mapping_candidates, name_candidates, source_settings
+from core.notify import AlertNeedsTicket
 from core.ticket_batch import TicketBatch, ticket_batch
 from core.tickets import TicketService
 from store.db import Database
@@ -77,6 +78,7 @@ class Applied:
     outcome: str
     ticket_id: int | None
     ticket_number: int | None
+    needs_ticket: AlertNeedsTicket | None = None  # told after the commit: the alert went to triage just now
 
 
 @dataclass
@@ -190,6 +192,7 @@ class Correlator:
         ev = _event(receipt.event)
         ticket = await chunk.ticket(alert.ticket_id)
         changes: dict[str, Any] = {}
+        was_triage = alert.status in ("triage", "triage_resolved")
         try:
             if ev.action == "trigger":
                 outcome, ticket_id = await self._trigger(chunk, alert, ticket, ev, changes)
@@ -210,7 +213,14 @@ class Correlator:
             setattr(alert, name, value)
         receipt.applied_at, receipt.outcome, receipt.ticket_id = self._clock(), outcome, ticket_id
         number = chunk.tickets[ticket_id].number if ticket_id in chunk.tickets else None
-        return Applied(receipt.id, outcome, ticket_id, number)  # type: ignore[arg-type]
+        needs = self._needs_ticket(chunk, alert, ev) if outcome == "triage" and not was_triage else None
+        return Applied(receipt.id, outcome, ticket_id, number, needs)  # type: ignore[arg-type]
+
+    def _needs_ticket(self, chunk: _Chunk, alert: Alert, ev: AlertEvent) -> AlertNeedsTicket:
+        return AlertNeedsTicket(workspace_id=chunk.source.workspace_id, ticket_id=None, ticket_number=None,
+                                origin=Origin.ALERT.value, occurred_at=self._clock(), alert_id=int(alert.id or 0),
+                                source_name=chunk.source.name, summary=ev.summary[:500], severity=ev.severity,
+                                device=(ev.device_name or ev.device_id or None))
 
     async def _trigger(self, chunk: _Chunk, alert: Alert, ticket: Ticket | None, ev: AlertEvent,
                        changes: dict[str, Any]) -> tuple[str, int | None]:

@@ -2,9 +2,12 @@
 ticket, triage, or nothing (noise), exactly once per Message-ID.
 
 A reply joins its ticket by In-Reply-To/References against the Message-IDs taken before, then by a
-`[DB-123]` subject token when the sender belongs to that ticket's customer. A new message goes to the
+`[DB-123]` subject token or a plus-addressed recipient (`support+db-123@…`) when the sender belongs to that
+ticket's customer. A new message goes to the
 sender's contact and customer (by address, then by a domain only one customer's contacts use); an
-unknown sender waits in triage with the raw message (never dropped). Attachments over the ticket's cap are
+unknown sender waits in triage with the raw message (never dropped), and so does a new message from a sender who
+opened `mail_tickets_per_sender_per_hour` tickets (workspace option, default 50, 0: no limit) in the last
+hour (a loop or a flood: a technician decides; an RMM mailing its alerts may need more, or 0). Attachments over the ticket's cap are
 refused with a note on the ticket saying so. A message whose processing was interrupted is taken again
 after LEASE by the next poll; one that finished is never processed twice.
 """
@@ -25,10 +28,11 @@ from core.tickets import TicketService
 from store.db import Database, Scope
 from store.enums import Origin
 from store.sql import dialect_insert
-from store.tables import Contact, MailReceipt, Ticket
+from store.tables import Contact, MailReceipt, Ticket, Workspace
 from store.types import utcnow
 
 MAX_RAW_BYTES = 512 * 1024
+SENDER_LIMIT_OPTION, SENDER_LIMIT = "mail_tickets_per_sender_per_hour", 50
 LEASE = timedelta(minutes=5)
 
 
@@ -60,6 +64,10 @@ class MailIntake:
             contact_id, customer_id = await self._sender(workspace_id, mail.sender)
             if customer_id is None:
                 return await self._finish(workspace_id, mail, "triage", None, "unknown sender")
+            limit = await self._sender_limit(workspace_id)
+            if limit and await self._created_within_hour(workspace_id, mail.sender) >= limit:
+                return await self._finish(workspace_id, mail, "triage", None,
+                                          f"over {limit} new tickets from this sender within an hour")
             actor = Actor(workspace_id=workspace_id, origin=Origin.EMAIL, display=f"email:{mail.sender}")
             detail = await self.tickets.create(
                 actor, subject=clean_subject(mail.subject)[:255] or f"E-mail from {mail.sender}",
@@ -68,6 +76,19 @@ class MailIntake:
             return await self._finish(workspace_id, mail, "created", detail.summary.id)
         except DeskbridgeError as exc:  # kept in triage with the reason, never lost
             return await self._finish(workspace_id, mail, "triage", None, exc.message[:200])
+
+    async def _sender_limit(self, ws: int) -> int:
+        async with self.db.read(Scope.workspace(ws)) as session:
+            row = await session.get(Workspace, ws)
+        value = (row.settings if row else {}).get(SENDER_LIMIT_OPTION, SENDER_LIMIT)
+        return int(value) if isinstance(value, int) and value >= 0 else SENDER_LIMIT
+
+    async def _created_within_hour(self, ws: int, sender: str) -> int:
+        since = self._clock() - timedelta(hours=1)
+        async with self.db.read(Scope.workspace(ws)) as session:
+            return int((await session.exec(select(sa.func.count()).select_from(MailReceipt).where(
+                col(MailReceipt.sender) == sender[:254], col(MailReceipt.outcome) == "created",
+                col(MailReceipt.received_at) >= since))).one())
 
     async def _claim(self, ws: int, mail: Mail, raw: bytes) -> MailOutcome | None:
         """None when this call owns the message; else what to answer (duplicate, or busy elsewhere)."""
@@ -102,7 +123,7 @@ class MailIntake:
                     .order_by(col(MailReceipt.id).desc()).limit(1))).first()
                 if hit:
                     return int(hit)
-            number = ticket_token(mail.subject)
+            number = ticket_token(mail.subject) or mail.plus_token
             if number is None:
                 return None
             ticket = (await session.exec(select(Ticket).where(Ticket.number == number))).first()
@@ -117,7 +138,8 @@ class MailIntake:
         actor = Actor(workspace_id=ws, origin=Origin.EMAIL, display=f"email:{mail.sender}", is_member=False,
                       customer_scope_id=ticket.customer_id if ticket else None)
         text = mail.text or "(The reply had no new text above the quoted message.)"
-        await self.tickets.comment(actor, f"id:{ticket_id}", f"E-mail from {mail.sender}:\n{text}", visibility="public")
+        # The customer's own reply: word for word, attributed to their contact, not e-mailed back to them.
+        await self.tickets.contact_reply(actor, f"id:{ticket_id}", text, contact_email=mail.sender)
         await self._attachments(actor, ticket_id, mail)
 
     async def _attachments(self, actor: Actor, ticket_id: int, mail: Mail) -> None:

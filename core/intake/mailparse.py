@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
-from email.utils import parseaddr
+from email.utils import getaddresses, parseaddr
 from typing import Any
 
 TOKEN = re.compile(r"\[DB-(\d{1,12})\]", re.IGNORECASE)
@@ -49,6 +49,7 @@ class Mail:
     references: tuple[str, ...]  # In-Reply-To first, then References (newest last)
     noise: str | None  # why it is ignored, or None
     attachments: tuple[Attachment, ...] = field(default=())
+    plus_token: int | None = None  # the ticket number of a `support+db-123@…` recipient address
 
 
 def _ids(value: str | None) -> list[str]:
@@ -58,6 +59,20 @@ def _ids(value: str | None) -> list[str]:
 def clean_subject(subject: str) -> str:
     """The subject without reply/forward prefixes (RE:, AW:, SV: ...)."""
     return _PREFIX.sub("", subject or "").strip()
+
+
+PLUS = re.compile(r"\+db-?(\d{1,12})@", re.IGNORECASE)
+
+
+def plus_token(msg: EmailMessage) -> int | None:
+    """The ticket number of a plus-addressed recipient (`support+db-123@msp.example`, as our replies' Reply-To
+    may name it), from To, Cc or Delivered-To."""
+    for header in ("To", "Cc", "Delivered-To"):
+        for _, addr in getaddresses([str(v) for v in msg.get_all(header) or []]):
+            m = PLUS.search(addr or "")
+            if m:
+                return int(m.group(1))
+    return None
 
 
 def ticket_token(subject: str) -> int | None:
@@ -133,4 +148,4 @@ def parse(raw: bytes, *, own_addresses: frozenset[str] = frozenset()) -> Mail:
         for part in msg.iter_attachments())
     return Mail(message_id=mid[:255], sender=sender, sender_name=name.strip(), subject=str(msg.get("Subject") or ""),
                 text=strip_reply(_body(msg)), references=tuple(refs),
-                noise=noise_reason(msg, sender, own_addresses), attachments=attachments)
+                noise=noise_reason(msg, sender, own_addresses), attachments=attachments, plus_token=plus_token(msg))

@@ -6,8 +6,8 @@ is asked, privately, whether to open a ticket), `create` (a ticket is opened at 
 threads, bots, technicians, unbound channels and empty messages are left alone.
 
 The ticket goes to the channel's customer, whatever anyone types; the person is matched to a contact of
-that customer by e-mail, and otherwise named in the description for a technician to confirm. Their words
-are the ticket's description in full (the subject is the first line, shortened). Opening is idempotent on
+that customer by e-mail; who asked (and, for someone who is not a known contact, a request to confirm them)
+is the ticket's first internal note. Their words, and nothing else, are the ticket's description in full (the subject is the first line, shortened). Opening is idempotent on
 the chat message: a second click or a redelivered event never opens a second ticket. A DM with the bot
 from a linked contact is handled the same way (core/chat/end_users.py binds the DM to their customer).
 
@@ -29,6 +29,7 @@ from sqlmodel import col, select
 from core.context import Actor
 from core.errors import InvalidInput, PermissionDenied
 from core.scheduling import forget_event, mark_event_processed
+from core.ticket_batch import ticket_batch
 from core.tickets import TicketService
 from store.db import Database, Scope
 from store.enums import OPEN_STAGES
@@ -108,9 +109,10 @@ class EndUserRequests:
                            mode=await self.mode(actor.workspace_id))
 
     async def open(self, actor: Actor, text: str, *, message_key: str, email: str | None,
-                   name: str | None, user_key: str | None = None) -> Opened:
+                   name: str | None, user_key: str | None = None, source: str | None = None) -> Opened:
         """Open a ticket for an end user's message under the channel's customer (see module doc); past the
-        person's hourly limit (`user_key`: their chat identity) the words go to their open ticket or are held."""
+        person's hourly limit (`user_key`: their chat identity) the words go to their open ticket or are held
+        (`source`: where they were written, so a surface does not echo them back there)."""
         customer_id = actor.customer_scope_id
         if actor.is_member or customer_id is None or customer_id < 0:
             raise PermissionDenied("Tickets are opened here for the customer of this channel only.",
@@ -129,23 +131,28 @@ class EndUserRequests:
         try:
             limit = await self._limit(actor.workspace_id)
             if user_key and limit and await self._opened_within_hour(actor, user_key) >= limit:
-                return await self._over_limit(actor, body, key, user_key, email, contact is not None, limit)
+                return await self._over_limit(actor, body, key, user_key, email, contact is not None, limit,
+                                              source=source)
             who = f"{name or 'someone'}" + (f" <{email}>" if email else "")
-            footer = (f"\n\n— Asked in chat by {who}." if contact else
-                      f"\n\n— Asked in chat by {who}, who is not a known contact of this customer: confirm the "
-                      "contact.")
+            # Who asked, and a technician's to-do, are the MSP's business: an internal note, never the
+            # description (the customer reads it here, in the PSA's portal and in its e-mails).
+            provenance = (f"Asked in chat by {who}." if contact else
+                          f"Asked in chat by {who}, who is not a known contact of this customer: confirm the "
+                          "contact.")
             # Opened on the customer's behalf: the ticket service lets only technicians create from chat, and
             # this rule (a customer channel, the channel's own customer) is what allows it here.
             opener = replace(actor, is_member=True, member_id=None)
-            detail = await self.tickets.create(opener, subject=subject_of(body), description=body + footer,
-                                               customer_id=customer_id, contact_id=contact.id if contact else None)
+            async with ticket_batch(self.tickets, opener) as batch:
+                made = await batch.create(subject=subject_of(body), description=body, customer_id=customer_id,
+                                          contact_id=contact.id if contact else None)
+                await batch.note(made, provenance)
         except Exception:
             await forget_event(self.db, SOURCE, key)  # refused: asking again may work (after the cause is fixed)
             raise
-        s = detail.summary
+        assert made.id is not None
         if user_key:
-            await self._record(actor, user_key, key, "opened", s.id)
-        return Opened(s.id, s.number, s.subject, contact is not None)
+            await self._record(actor, user_key, key, "opened", made.id)
+        return Opened(made.id, made.number, made.subject, contact is not None)
 
     async def _limit(self, workspace_id: int) -> int:
         async with self.db.read(Scope.workspace(workspace_id)) as session:
@@ -161,7 +168,7 @@ class EndUserRequests:
                 col(EndUserRequest.created_at) >= since))).one())
 
     async def _over_limit(self, actor: Actor, body: str, key: str, user_key: str, email: str | None,
-                          contact_known: bool, limit: int) -> Opened:
+                          contact_known: bool, limit: int, *, source: str | None = None) -> Opened:
         """Past the limit: their words join the newest open ticket they opened here, else are held."""
         async with self.db.read(actor.scope) as session:
             target = (await session.exec(select(Ticket).join(
@@ -169,7 +176,8 @@ class EndUserRequests:
                 col(EndUserRequest.user_key) == user_key[:200], col(Ticket.customer_id) == actor.customer_scope_id,
                 col(Ticket.stage).in_(_OPEN)).order_by(col(Ticket.id).desc()).limit(1))).first()
         if target is not None:
-            detail = await self.tickets.contact_reply(actor, f"id:{target.id}", body, contact_email=email)
+            detail = await self.tickets.contact_reply(actor, f"id:{target.id}", body, contact_email=email,
+                                                      source=source)
             await self._record(actor, user_key, key, "added", target.id)
             return Opened(target.id, detail.summary.number, detail.summary.subject, contact_known,
                           outcome="added", limit=limit)

@@ -12,6 +12,7 @@ a new ticket always uses the current policy.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -61,7 +62,9 @@ def spec_from_row(row: SlaCalendar) -> CalendarSpec:
         name=row.name, calendar_id=row.id, version=row.version)
 
 
+@functools.lru_cache(maxsize=256)
 def default_spec(tz: str) -> CalendarSpec:
+    """The default calendar in a time zone (frozen: one per zone is shared; parsed once)."""
     return CalendarSpec(tz=tz, windows=parse_windows(DEFAULT_WINDOWS), name=DEFAULT_CALENDAR)
 
 

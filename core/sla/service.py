@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.cache import ConfigCache
 from core.sla.clock import evaluate
 from core.sla.config import TableCache, WorkspaceSla, ensure_default_calendar, load_config
 from core.sla.policies import Metric, Policy, RunState
@@ -33,6 +34,7 @@ from store.sql import dialect_insert
 from store.tables import SlaClock, Ticket, TimelineEntry
 from store.types import utcnow
 
+CONFIG_TABLES, CONFIG_TTL_S = ("workspace", "sla_policy", "sla_calendar"), 10.0  # what `load_config` reads
 PSA_TOLERANCE_S = 300.0  # our due date and the PSA's "agree" within 5 minutes
 CHUNK = 500
 Key = tuple[int, str]
@@ -154,6 +156,7 @@ class SlaService:
         self.db = db
         self._clock = clock
         self.tables = tables or TableCache()
+        self.configs: ConfigCache[WorkspaceSla] = ConfigCache(db, CONFIG_TABLES, ttl=CONFIG_TTL_S)  # read paths
         self.psa_tolerance_s = psa_tolerance_s
 
     def now(self) -> datetime:
@@ -302,7 +305,7 @@ class SlaService:
         """The workspace's SLA setup and clock results derived in memory (nothing written)."""
         now = now or self._clock()
         async with self.db.read(Scope.workspace(workspace_id)) as session:
-            cfg = await load_config(session, workspace_id)
+            cfg = await self.configs.get(workspace_id, lambda: load_config(session, workspace_id))
             tickets = await self._tickets(session, ticket_ids)
             results, _ = await self._pass(session, cfg, tickets, now)
         return cfg, results

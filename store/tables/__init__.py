@@ -1,7 +1,7 @@
 """All tables; importing this module registers them on SQLModel.metadata (for Alembic and tests)."""
 
 from store.tables.admin import AdminLoginLink, AdminSession
-from store.tables.ai import AiCategoryApply, AiDraft, AiModel, AiRisk
+from store.tables.ai import AiCategoryApply, AiDraft, AiModel, AiRisk, AiRiskAlert, KbArticle
 from store.tables.api import ApiKey, IdempotencyKey
 from store.tables.base import WorkspaceOwned
 from store.tables.connection import PicklistItem, PriorityMapping, PsaConnection, StatusMapping
@@ -30,6 +30,7 @@ __all__ = [
     "AiDraft",
     "AiModel",
     "AiRisk",
+    "AiRiskAlert",
     "Alert",
     "AlertMapping",
     "AlertReceipt",
@@ -50,6 +51,7 @@ __all__ = [
     "M365ActionGrant",
     "TicketM365Subject",
     "IdempotencyKey",
+    "KbArticle",
     "JobTick",
     "Lease",
     "MailReceipt",

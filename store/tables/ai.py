@@ -86,3 +86,35 @@ class AiDraft(WorkspaceOwned, table=True):
     decided_by: str | None = Field(default=None, max_length=200)
     decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = created_field()
+
+
+class KbArticle(WorkspaceOwned, table=True):
+    """A knowledge-base article KB linking may point a technician to (core/ai/knowledge.py): read from the
+    workspace's documentation platform (Hudu) or imported from a folder of Markdown. `customer_id` None: a
+    general article; otherwise only that customer's tickets link it."""
+
+    __tablename__ = "kb_article"
+    __table_args__ = (sa.UniqueConstraint("workspace_id", "source", "external_id", name="uq_kb_article_source"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=16)  # hudu | markdown
+    external_id: str = Field(max_length=300)  # the platform's id, or the file's path inside the folder
+    customer_id: int | None = Field(default=None, foreign_key="customer.id")
+    title: str = Field(max_length=300)
+    url: str | None = Field(default=None, max_length=2000)
+    body: str = Field(sa_type=sa.Text)  # text with `#` headings (HTML converted on the way in)
+    updated_at: datetime = created_field()
+
+
+class AiRiskAlert(WorkspaceOwned, table=True):
+    """An open ticket whose escalation risk rose over the threshold and was posted to the SLA/dispatch
+    channels: one row per rise. The row goes when the risk falls back under the threshold (or the ticket
+    closes), so the next rise is posted again."""
+
+    __tablename__ = "ai_risk_alert"
+    __table_args__ = (sa.UniqueConstraint("ticket_id", name="uq_ai_risk_alert_ticket"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id")
+    score: float
+    posted_at: datetime = Field(sa_type=UTCDateTime)

@@ -91,7 +91,7 @@ async def test_deskbridge_ai_commands_in_chat(container, workspace_id, tech):
     status = await say(tech, "ai")
     assert status.text == "Category model v1" and "on 330 tickets" in status.lines[0]
     assert "Held-out accuracy: " in status.lines[1]
-    assert status.lines[-1].startswith("No escalation model yet")
+    assert status.lines[-2].startswith("No escalation model yet") and status.lines[-1].startswith("No KB articles yet")
     assert (await say(admin, "ai set fill_threshold 0.9")).text == "AI setting fill_threshold is now 0.9."
     assert "fill_threshold: 0.9" in (await say(tech, "ai settings")).lines
     with pytest.raises(InvalidInput, match="between 0 and 1"):

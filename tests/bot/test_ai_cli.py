@@ -82,3 +82,22 @@ def test_train_risk_and_at_risk(env):
     lines = listed.stdout.strip().splitlines()
     assert lines[0].startswith("#1001 ") and "critical" in lines[0] and "Globex" in lines[0]
     assert not any(line.startswith("#1002 ") for line in lines)
+
+
+def test_kb_import_search_and_refresh(env, tmp_path):
+    empty = invoke("ai", "kb-refresh")
+    assert empty.exit_code == 0 and "No KB articles yet" in empty.output and "kb-import" in empty.output
+    missing = invoke("ai", "kb-import", str(tmp_path / "nope"))
+    assert missing.exit_code == 1 and "is not a folder" in missing.output and "nothing was imported" in missing.output
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    (folder / "printer.md").write_text("# Printer queue stuck\n\nRestart the print spooler service, then clear "
+                                       "the spool folder.\n")
+    imported = invoke("ai", "kb-import", str(folder))
+    assert imported.exit_code == 0 and "Imported 1 Markdown article" in imported.output
+    found = invoke("ai", "kb", "printer queue stuck again")
+    assert found.exit_code == 0 and "Printer queue stuck" in found.output and "print spooler" in found.output
+    none = invoke("ai", "kb", "new laptop for the intern")
+    assert none.exit_code == 0 and "No KB article matches" in none.output
+    refreshed = invoke("ai", "kb-refresh")
+    assert refreshed.exit_code == 0 and "In the KB now: markdown 1" in refreshed.output

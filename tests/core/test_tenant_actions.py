@@ -15,10 +15,11 @@ from bot.main import build
 from bot.settings import Settings
 from core.context import Actor
 from core.errors import InvalidInput, NotFound, PermissionDenied
+from core.tenant_actions import AskAgain
 from store.crypto import generate_key
 from store.db import Scope
 from store.enums import OutboxStatus
-from store.tables import AuditLog, Contact, Customer, OutboxOp, Ticket, TimelineEntry
+from store.tables import AuditLog, Contact, Customer, OutboxOp, PsaConnection, Ticket, TimelineEntry
 from store.types import utcnow
 from tests.factories import psa_backed
 from tests.fakes.graph import GRAPH, LOGIN, FakeGraph, seed_acme
@@ -191,10 +192,12 @@ async def test_graph_refusals_are_explained_in_the_dead_letter(env, db, workspac
 async def test_throttled_action_is_retried_after_retry_after(env, db, workspace_id, tech, graph):
     c, tickets, _ = env
     await c.quick_actions.request(tech, tickets[6001], "revoke_sessions", intent="t1")
-    graph.throttle(4, "0")  # the client's own retries (3) use them up; the op is then retried by the outbox
+    graph.throttle(3, "0")  # the client's own retries (3) use them up; the op is then retried by the outbox,
+    graph.throttle(1, "30")  # no sooner than the last answer's Retry-After (a fixed time: not a jitter race)
     await _drain(c)
     [op] = await _ops(db, workspace_id)
     assert op.status == OutboxStatus.PENDING.value and "throttling" in (op.last_error or "")
+    assert op.next_attempt_at >= utcnow() + timedelta(seconds=20)
     assert graph.tenants[TENANT].writes == []
     async with db.write(Scope.workspace(workspace_id)) as s:
         row = await s.get(OutboxOp, op.id)
@@ -204,3 +207,59 @@ async def test_throttled_action_is_retried_after_retry_after(env, db, workspace_
     [op] = await _ops(db, workspace_id)
     assert op.status == OutboxStatus.DONE.value and op.attempts == 2
     assert graph.tenants[TENANT].writes == [("revokeSignInSessions", "u-jane", {})]
+
+
+async def test_a_second_reset_needs_its_own_confirmation(env, db, workspace_id, tech, graph):
+    """One intent, one write: another click on Reset moments later (any technician) queues nothing until the
+    technician confirms that second reset; a redelivered click is still the first op; a dead reset asks nothing."""
+    c, tickets, admin = env
+    first = await c.quick_actions.request(tech, tickets[6001], "reset_password", intent="r1")
+    assert first.temporary_password
+    with pytest.raises(AskAgain, match="jane@acme.example's password is being reset: asked less than a minute ago "
+                                       r"by slack:U1 \(Ana\). Nothing was done") as asked:
+        await c.quick_actions.request(admin, tickets[6001], "reset_password", intent="r2")
+    assert asked.value.question.startswith("Reset again?") and asked.value.hint == asked.value.question
+    again = await c.quick_actions.request(tech, tickets[6001], "reset_password", intent="r1")  # redelivered
+    assert again.repeated and again.op_id == first.op_id and again.temporary_password is None
+    assert len(await _ops(db, workspace_id)) == 1
+    await _drain(c)
+    with pytest.raises(AskAgain, match="password was reset: asked"):  # done now: still asked, still nothing queued
+        await c.quick_actions.request(tech, tickets[6001], "reset_password", intent="r3")
+    assert len(await _ops(db, workspace_id)) == 1 and len(graph.tenants[TENANT].writes) == 1
+    second = await c.quick_actions.request(tech, tickets[6001], "reset_password", intent="r3", again=True)
+    assert second.temporary_password and second.temporary_password != first.temporary_password
+    await _drain(c)
+    assert [w[2]["password"] for w in graph.tenants[TENANT].writes] == [first.temporary_password,
+                                                                       second.temporary_password]
+    # Other actions and other users are not held back; nor is a reset after the window, or after a dead one.
+    await c.quick_actions.request(tech, tickets[6001], "revoke_sessions", intent="r4")
+    await c.quick_actions.request(tech, tickets[6003], "reset_password", intent="r5")  # Globex's jane
+    async with db.write(Scope.workspace(workspace_id)) as s:
+        for op in await _ops(db, workspace_id):
+            row = await s.get(OutboxOp, op.id)
+            row.created_at = utcnow() - timedelta(minutes=16)
+            s.add(row)
+    assert (await c.quick_actions.request(tech, tickets[6001], "reset_password", intent="r6")).temporary_password
+    graph.tenants[TENANT].roles.clear()
+    await _drain(c)  # r6 dies (no User Administrator role): a dead reset does not hold the next one
+    assert (await c.quick_actions.request(tech, tickets[6001], "reset_password", intent="r7")).temporary_password
+
+
+async def test_a_standalone_ticket_uses_the_default_connection(env, db, workspace_id, tech, graph):
+    c, tickets, _ = env
+    async with db.write(Scope.workspace(workspace_id)) as s:
+        row = await s.get(Ticket, tickets[6001])
+        row.connection_id, row.external_id = None, None
+        s.add(row)
+    done = await c.quick_actions.request(tech, tickets[6001], "revoke_sessions", intent="s1")
+    await _drain(c)
+    [op] = await _ops(db, workspace_id)
+    assert op.id == done.op_id and op.status == OutboxStatus.DONE.value and op.connection_id is not None
+    assert graph.tenants[TENANT].writes == [("revokeSignInSessions", "u-jane", {})]
+    async with db.write(Scope.workspace(workspace_id)) as s:
+        for conn in (await s.exec(select(PsaConnection))).all():
+            conn.is_default = False
+            s.add(conn)
+    with pytest.raises(InvalidInput, match="needs a PSA connection in this workspace; nothing was done") as e:
+        await c.quick_actions.request(tech, tickets[6001], "revoke_sessions", intent="s2")
+    assert "`deskbridge connection add`" in (e.value.hint or "")

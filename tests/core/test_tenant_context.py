@@ -236,3 +236,36 @@ async def test_the_tickets_device_reference_picks_its_intune_device_and_a_choice
     with pytest.raises(InvalidInput, match="No user ghost@acme.example"):
         await service.choose(tech, ticket, "ghost@acme.example")
     assert (await service.user_view(tech, ticket)).device_id == "d-2"  # refusals changed nothing
+
+
+async def test_similar_tickets_never_hold_up_the_context(db: Database, workspace_id: int, tech: Actor) -> None:
+    """Similar tickets come from AI assist within a budget: slow or failing, the context gets none (and no error);
+    a customer channel gets nothing, before AI assist is asked."""
+    from types import SimpleNamespace
+
+    service = TenantContextService(db, tenants=M365TenantService(db), directories=None)
+    assert await service.similar(tech, 1) == ()  # AI assist not built
+    asked: list[int | None] = []
+
+    class Ai:
+        delay, fail = 0.0, False
+
+        async def similar(self, actor, *, ticket_id=None, text=None, k=3):  # type: ignore[no-untyped-def]
+            asked.append(ticket_id)
+            await asyncio.sleep(self.delay)
+            if self.fail:
+                raise RuntimeError("index broken")
+            doc = SimpleNamespace(ticket_id=9, number=4001, closed_at=None, text="VPN down again\nbody")
+            return SimpleNamespace(hits=(SimpleNamespace(doc=doc, score=0.61),))
+
+    service.ai = ai = Ai()
+    [hit] = await service.similar(tech, 1)
+    assert (hit.ref, hit.subject, hit.score) == ("#4001", "VPN down again", 0.61) and asked == [1]
+    ai.delay, service.similar_budget = 5.0, 0.05
+    started = time.monotonic()
+    assert await service.similar(tech, 1) == () and time.monotonic() - started < 1.0
+    ai.delay, ai.fail = 0.0, True
+    assert await service.similar(tech, 1) == ()
+    with pytest.raises(PermissionDenied):
+        await service.similar(tech.scoped_to_customer(1), 1)
+    assert len(asked) == 3

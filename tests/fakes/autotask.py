@@ -23,7 +23,7 @@ unknown user name or integration code answers 500, as reported); writes may carr
     GET|POST Tickets/{id}/Attachments  GET|DELETE Tickets/{id}/Attachments/{id} (GET answers {"items": [..data]})
     GET|POST|PATCH Companies/{id}/Contacts   GET ThresholdInformation
     entities: Tickets TicketNotes TimeEntries TicketAttachments Companies Contacts Resources
-              ResourceServiceDeskRoles DeletedTicketLogs (query filters: tests/fakes/autotask_query.py)
+              ResourceServiceDeskRoles DeletedTicketLogs ConfigurationItems (query filters: tests/fakes/autotask_query.py)
 
 Request budget: `threshold` requests per `threshold_minutes` (10,000 per 60) over a rolling window on the
 fake clock, shared with "other integrations" (`use_budget(n)`). From 50% every answer is delayed
@@ -106,7 +106,7 @@ class FakeAutotask(LimitsMixin):
         self._ids: dict[str, int] = {"Tickets": 7000, "TicketNotes": 31000, "TimeEntries": 52000,
                                      "TicketAttachments": 900, "Companies": 173, "Contacts": 30682800,
                                      "Resources": 29682884, "ResourceServiceDeskRoles": 400,
-                                     "DeletedTicketLogs": 10}
+                                     "DeletedTicketLogs": 10, "ConfigurationItems": 29683300}
         self.api_resource_id = 0
         self.tech_id: int | None = None  # the technician direct mutations act as
         if seed:
@@ -219,6 +219,15 @@ class FakeAutotask(LimitsMixin):
                 "companyID": company_id, "firstName": first, "lastName": last, "emailAddress": email,
                 "isActive": 1 if active else 0, "createDate": now, "lastActivityDate": now,
                 "lastModifiedDate": now})
+
+    def add_configuration_item(self, company_id: int, title: str, *, serial: str = "", hostname: str = "") -> int:
+        """A device of a company as Autotask's configuration items hold it (read-only here, as for Deskbridge)."""
+        with self.lock:
+            now = self.stamp()
+            return self.insert("ConfigurationItems", self.blank("ConfigurationItems") | {
+                "companyID": company_id, "referenceTitle": title, "serialNumber": serial or None,
+                "rmmDeviceAuditHostname": hostname or None, "isActive": True, "configurationItemType": 1,
+                "createDate": now, "lastModifiedTime": now})
 
     def add_ticket(self, title: str = "Printer on fire", **fields: Any) -> dict[str, Any]:
         """Create a ticket as a technician would in the UI; `fields` are Autotask JSON names."""

@@ -69,6 +69,9 @@ _RESOURCES = (
     "officeExtension:s officePhone:s payrollType:i resourceType:s suffix:i surveyResourceRating:f timeFormat:s "
     "title:s travelAvailabilityPct:s userName:s userType:i")
 _ROLES = "id:i isActive:b isDefault:b resourceID:i roleID:i"
+_CONFIGURATION_ITEMS = ("companyID:i configurationItemType:i contactID:i createDate:d id:i isActive:b "
+                        "lastModifiedTime:d productID:i referenceNumber:s referenceTitle:s rmmDeviceAuditHostname:s "
+                        "serialNumber:s")
 _DELETED = "deletedByResourceID:i deletedDateTime:d id:i ticketID:i ticketNumber:s ticketTitle:s"
 
 DATA_TYPES = {"i": "integer", "f": "double", "b": "boolean", "d": "datetime", "s": "string", "u": "userDefinedFields",
@@ -143,6 +146,7 @@ SPECS: dict[str, EntitySpec] = {s.name: s for s in (
                read_only=_STAMPS | {"userName", "licenseType", "userType", "resourceType"}),
     EntitySpec("ResourceServiceDeskRoles", "ResourceServiceDeskRole", _fields(_ROLES)),
     EntitySpec("DeletedTicketLogs", "DeletedTicketLog", _fields(_DELETED)),
+    EntitySpec("ConfigurationItems", "ConfigurationItem", _fields(_CONFIGURATION_ITEMS)),
 )}
 
 

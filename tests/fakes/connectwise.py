@@ -150,7 +150,7 @@ class FakeConnectWise:
         self.callbacks: dict[int, dict[str, Any]] = {}
         self.signing_keys: dict[int, str] = {1: "fake-signing-key-" + uuid.uuid4().hex}
         self.version = 0
-        self.list_cache: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        self.list_cache: dict[tuple[Any, ...], Any] = {}  # filtered lists and their SortedIndex
         self._ids: Counter[str] = Counter()
         self.api_member_id = 0
         if seed:

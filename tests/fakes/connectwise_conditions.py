@@ -16,7 +16,8 @@ fake reads naive ones as UTC). A malformed query raises `ConditionError` (the fa
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -80,7 +81,7 @@ def resolve(record: Record, path: str) -> Any:
     path = ALIASES.get(path.lower(), path)
     value: Any = record
     for part in path.split("/"):
-        if not isinstance(value, Mapping):
+        if type(value) is not dict and not isinstance(value, Mapping):
             return None
         # ConnectWise field names in conditions are not case-sensitive.
         if part in value:
@@ -122,6 +123,37 @@ def _compare(op: str, left: Any, right: Any) -> bool:
         raise ConditionError(f"cannot compare {left!r} {op} {right!r}") from exc
 
 
+@dataclass(frozen=True)
+class Cmp:
+    """`path op value` (`negate`: `path not op value` is not in the grammar; set by `not in` only)."""
+
+    path: str
+    op: str
+    value: Any
+    negate: bool = False
+
+
+@dataclass(frozen=True)
+class In:
+    path: str
+    values: tuple[Any, ...]
+    negate: bool = False
+
+
+@dataclass(frozen=True)
+class Not:
+    inner: Node
+
+
+@dataclass(frozen=True)
+class BoolOp:
+    kind: str  # "and" | "or"
+    parts: tuple[Node, ...]
+
+
+Node = Cmp | In | Not | BoolOp
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.toks = _tokens(text)
@@ -141,31 +173,30 @@ class _Parser:
         tok = self.peek()
         return tok is not None and tok[0] == "word" and tok[1].lower() == word
 
-    def parse(self) -> Predicate:
-        pred = self.expr()
+    def parse(self) -> Node:
+        node = self.expr()
         if self.peek() is not None:
             raise ConditionError(f"unexpected {self.peek()[1]!r} in conditions")  # type: ignore[index]
-        return pred
+        return node
 
-    def expr(self) -> Predicate:
+    def expr(self) -> Node:
         parts = [self.term()]
         while self.is_word("or"):
             self.take()
             parts.append(self.term())
-        return parts[0] if len(parts) == 1 else (lambda r, ps=tuple(parts): any(p(r) for p in ps))
+        return parts[0] if len(parts) == 1 else BoolOp("or", tuple(parts))
 
-    def term(self) -> Predicate:
+    def term(self) -> Node:
         parts = [self.factor()]
         while self.is_word("and"):
             self.take()
             parts.append(self.factor())
-        return parts[0] if len(parts) == 1 else (lambda r, ps=tuple(parts): all(p(r) for p in ps))
+        return parts[0] if len(parts) == 1 else BoolOp("and", tuple(parts))
 
-    def factor(self) -> Predicate:
+    def factor(self) -> Node:
         if self.is_word("not"):
             self.take()
-            inner = self.factor()
-            return lambda r: not inner(r)
+            return Not(self.factor())
         tok = self.peek()
         if tok is not None and tok[0] == "lp":
             self.take()
@@ -189,14 +220,13 @@ class _Parser:
                 values.append(self.value())
             if t[0] != "rp":
                 raise ConditionError("missing ')' after in list")
-            return lambda r: (any(_compare("=", resolve(r, path), v) for v in values)) != negate
+            return In(path, tuple(values), negate)
         op_kind, op = self.take()
         if op_kind == "word" and op.lower() in ("contains", "like"):
             op = op.lower()
         elif op_kind != "op":
             raise ConditionError(f"expected an operator after {path}, got {op!r}")
-        literal = self.value()
-        return lambda r: _compare(op, resolve(r, path), literal) != negate
+        return Cmp(path, op, self.value(), negate)
 
     def value(self) -> Any:
         kind, text = self.take()
@@ -213,15 +243,38 @@ class _Parser:
         raise ConditionError(f"bad value {text!r} (strings need double quotes, dates [brackets])")
 
 
-def compile_conditions(text: str | None) -> Predicate:
-    """A predicate for a conditions string (everything matches when empty)."""
+def predicate(node: Node) -> Predicate:
+    """The record test a parsed condition stands for."""
+    if isinstance(node, BoolOp):
+        parts = tuple(predicate(p) for p in node.parts)
+        if node.kind == "or":
+            return lambda r: any(p(r) for p in parts)
+        return lambda r: all(p(r) for p in parts)
+    if isinstance(node, Not):
+        inner = predicate(node.inner)
+        return lambda r: not inner(r)
+    if isinstance(node, In):
+        path, values, negate = node.path, node.values, node.negate
+        return lambda r: (any(_compare("=", resolve(r, path), v) for v in values)) != negate
+    path, op, literal, negate = node.path, node.op, node.value, node.negate
+    return lambda r: _compare(op, resolve(r, path), literal) != negate
+
+
+def parse_conditions(text: str | None) -> Node | None:
+    """The parsed conditions (None when empty); raises ConditionError like ConnectWise's 400."""
     if not text or not text.strip():
-        return lambda r: True
+        return None
     return _Parser(text).parse()
 
 
-def sort_records(records: list[Record], order_by: str | None) -> list[Record]:
-    """Sort by `path [asc|desc], ...` (stable; default `id asc`)."""
+def compile_conditions(text: str | None) -> Predicate:
+    """A predicate for a conditions string (everything matches when empty)."""
+    node = parse_conditions(text)
+    return (lambda r: True) if node is None else predicate(node)
+
+
+def order_keys(order_by: str | None) -> list[tuple[str, bool]]:
+    """`path [asc|desc], ...` as (path, descending) pairs (default `id asc`)."""
     keys: list[tuple[str, bool]] = []
     for part in (order_by or "id asc").split(","):
         bits = part.split()
@@ -230,8 +283,13 @@ def sort_records(records: list[Record], order_by: str | None) -> list[Record]:
         if len(bits) > 2 or (len(bits) == 2 and bits[1].lower() not in ("asc", "desc")):
             raise ConditionError(f"bad orderBy {part!r}")
         keys.append((bits[0], len(bits) == 2 and bits[1].lower() == "desc"))
-    out = list(records)
-    for path, desc in reversed(keys):
+    return keys
+
+
+def sort_records(records: Sequence[Record], order_by: str | None) -> list[Record]:
+    """Sort by `path [asc|desc], ...` (stable; default `id asc`)."""
+    out: list[Record] = list(records)
+    for path, desc in reversed(order_keys(order_by)):
         out.sort(key=lambda r, p=path: _sort_key(resolve(r, p)), reverse=desc)
     return out
 

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
-from tests.fakes.connectwise_conditions import ConditionError, compile_conditions, project, sort_records
+from tests.fakes.connectwise_conditions import ConditionError, compile_conditions, parse_conditions, project
 from tests.fakes.connectwise_http import FakeRequest, FakeResponse, HttpError, invalid, json_response
+from tests.fakes.connectwise_index import SortedIndex
 
 if TYPE_CHECKING:
     from tests.fakes.connectwise import FakeConnectWise
@@ -116,9 +117,15 @@ def listing(fake: FakeConnectWise, req: FakeRequest, name: str, records: Callabl
         key = (name, q.get("conditions"), q.get("orderby"), fake.version)
         rows = fake.list_cache.get(key)
         if rows is None:
-            pred = compile_conditions(q.get("conditions"))
-            rows = sort_records([r for r in records() if pred(r)], q.get("orderby"))
-            fake.list_cache[key] = rows  # type: ignore[assignment]
+            node = parse_conditions(q.get("conditions"))
+            items = records()
+            index_key = ("index", name, q.get("orderby"), fake.version, len(items))
+            index = fake.list_cache.get(index_key)
+            if index is None:
+                index = SortedIndex(items, q.get("orderby"))
+                fake.list_cache[index_key] = index
+            rows = index.select(node)
+            fake.list_cache[key] = rows
         size = min(max(int(q.get("pagesize", 25)), 1), 1000)
         page = max(int(q.get("page", 1)), 1)
     except ConditionError as exc:

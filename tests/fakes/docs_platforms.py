@@ -1,7 +1,8 @@
 """Loopback fakes of Hudu and IT Glue (aiohttp on 127.0.0.1, an ephemeral port), as the reference describes them.
 
 Hudu: `x-api-key` (401 otherwise), `/api/v1/companies?id_in_integration=|name=`, `/api/v1/assets?company_id=&name=`,
-`/api/v1/procedures?company_id=`, `/api/v1/asset_passwords` (403 for a key without password access); lists of
+`/api/v1/procedures?company_id=`, `/api/v1/articles[?company_id=]` (the KB: general articles have no company),
+`/api/v1/asset_passwords` (403 for a key without password access); lists of
 exactly 25 per `page` with no next link; records carry `url`.
 IT Glue: `x-api-key`, JSON:API `{"data": [...], "links": {"next": ...}, "meta": {...}}` with `page[size]` (at most
 1,000) and `page[number]`, `filter[psa_id]`/`filter[name]`/`filter[organization_id]`; records carry
@@ -63,6 +64,7 @@ class FakeHudu(_Loopback):
     companies: list[dict] = field(default_factory=list)
     assets: list[dict] = field(default_factory=list)
     procedures: list[dict] = field(default_factory=list)
+    articles: list[dict] = field(default_factory=list)  # {"id", "name", "content" (HTML), "company_id", "url", "draft"}
     password_access: bool = False
 
     def route(self, path: str, query: dict[str, str]) -> web.StreamResponse:
@@ -79,6 +81,9 @@ class FakeHudu(_Loopback):
         if path == "/api/v1/procedures":
             rows = [p for p in self.procedures if str(p["company_id"]) == query.get("company_id")]
             return self._page("procedures", rows, page)
+        if path == "/api/v1/articles":
+            rows = [a for a in self.articles if "company_id" not in query or str(a["company_id"]) == query["company_id"]]
+            return self._page("articles", rows, page)
         if path == "/api/v1/asset_passwords":
             if not self.password_access:
                 return web.json_response({"error": "This API key does not have password access"}, status=403)

@@ -193,7 +193,10 @@ class FakeGraph:
                 return denied
             if not t.intune:
                 return _err(400, "BadRequest", "Request not applicable to target tenant.")
-            return self._page(t.devices.get(user["id"], []), path, params)
+            select = [f for f in params.get("$select", "").split(",") if f]
+            rows = [{k: v for k, v in d.items() if not select or k in select or k == "id"}
+                    for d in t.devices.get(user["id"], [])]
+            return self._page(rows, path, params)
         return _err(400, "BadRequest", "Unsupported in fake")
 
 
@@ -307,11 +310,12 @@ def seed_acme(graph: FakeGraph, tenant_id: str = "acme-tenant-0001", **kw: Any) 
     t.devices["u-jane"] = [
         {"id": f"d-{i}", "deviceName": f"ACME-LT-{i}", "operatingSystem": "Windows", "osVersion": "10.0.22631.4460",
          "complianceState": "compliant" if i != 2 else "noncompliant",
-         "lastSyncDateTime": f"2026-12-0{i + 1}T10:00:00Z", "isEncrypted": i != 2} for i in range(3)]
+         "lastSyncDateTime": f"2026-12-0{i + 1}T10:00:00Z", "isEncrypted": i != 2, "serialNumber": f"5CG{i}41ACME",
+         "azureADDeviceId": f"aad-{i}", "enrolledDateTime": "2026-01-05T09:00:00Z"} for i in range(3)]
     t.sign_ins += [
         {"id": f"si-{i}", "userId": "u-jane", "createdDateTime": f"2026-12-06T0{i}:00:00Z", "appDisplayName": "Outlook",
          "ipAddress": f"203.0.113.{i}", "clientAppUsed": "Browser",
-         "location": {"city": "Leeds", "countryOrRegion": "GB"}, "deviceDetail": {"operatingSystem": "Windows10"},
+         "location": {"city": "Leeds", "countryOrRegion": "GB"}, "deviceDetail": {"operatingSystem": "Windows10", "deviceId": "aad-1" if i % 2 else ""},
          "status": {"errorCode": 0 if i % 3 else 50126,
                     "failureReason": "" if i % 3 else "Invalid username or password."}} for i in range(6)]
     t.sign_ins.append({"id": "si-bob", "userId": "u-bob", "createdDateTime": "2026-12-06T09:00:00Z",

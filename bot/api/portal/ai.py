@@ -41,6 +41,16 @@ class AiRiskOut(BaseModel):
     reasons: list[str] = Field(description="What pushed the score up the most")
 
 
+class AiKbOut(BaseModel):
+    title: str
+    source: str = Field(description='Where the article comes from, e.g. "Hudu" or "Markdown folder"')
+    score: float = Field(description="How well it matches the ticket (0..1); nothing under the workspace's "
+                                     "kb_threshold is listed")
+    heading: str
+    paragraph: str = Field(description="The article's paragraph that matches the ticket best, verbatim")
+    url: str | None
+
+
 class AiOut(BaseModel):
     source: str
     category: AiCategoryOut | None
@@ -49,6 +59,7 @@ class AiOut(BaseModel):
     resolutions_disagree: bool
     cross_customer: bool = Field(description="Similar tickets may come from other customers (workspace setting)")
     risk: AiRiskOut | None = None
+    kb: list[AiKbOut] = Field(default_factory=list, description="Knowledge-base articles that match the ticket")
 
 
 class TicketAiOut(TicketOut):
@@ -70,4 +81,6 @@ def ai_out(view: AiSuggestionsView | None) -> dict[str, Any] | None:
         resolutions_disagree=view.disagree, cross_customer=view.cross_customer,
         risk=AiRiskOut(score=round(view.risk.score, 4), threshold=view.risk.threshold, reasons=list(view.risk.reasons))
         if view.risk else None,
+        kb=[AiKbOut(title=a.title, source=a.source, score=round(a.score, 4), heading=a.heading, paragraph=a.paragraph,
+                    url=a.url) for a in view.kb],
     ).model_dump(mode="json")

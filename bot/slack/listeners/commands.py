@@ -10,9 +10,10 @@ from bot.slack import blocks as bk
 from bot.slack import urgency
 from bot.slack.context import SlackContext
 from bot.slack.install import WORKSPACE_KEY
+from bot.slack.listeners import requests
 from bot.slack.listeners.common import answer, bound, is_shared
 from core.chat import audience, grammar
-from core.errors import DeskbridgeError
+from core.errors import DeskbridgeError, InvalidInput
 from core.views import FormView
 
 ADMIN_COMMANDS = (grammar.Bind, grammar.Unbind, grammar.Bindings, grammar.Outbox, grammar.SettingsCmd, grammar.Link)
@@ -36,6 +37,16 @@ async def run_command(sc: SlackContext, body: dict[str, Any], context: Any, clie
             return
         actor, info = await sc.actor(context, user, client, need_admin=isinstance(cmd, ADMIN_COMMANDS))
         ws = int(context[WORKSPACE_KEY])
+        if isinstance(cmd, grammar.NewTicket) and not actor.is_member and info.is_customer_channel and channel:
+            # an end user asking for help in their customer's channel (bot/slack/listeners/requests.py)
+            if not cmd.subject.strip():
+                raise InvalidInput("Write what you need help with after /ticket new.",
+                                   hint="For example: /ticket new The printer on floor 2 is jammed")
+            line = await requests.from_words(sc, context, client, actor, user, channel, cmd.subject, ts=None,
+                                             key=f"slack:{channel}:cmd:{body.get('trigger_id')}")
+            if line is not None:
+                await respond(text=line, response_type="ephemeral")
+                return
         if isinstance(cmd, grammar.NewTicket):
             new_cmd = cmd
 

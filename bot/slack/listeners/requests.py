@@ -104,13 +104,13 @@ async def _request(sc: SlackContext, context: Any, client: Any, actor: Actor, us
 
 
 async def _open_and_post(sc: SlackContext, context: Any, client: Any, actor: Actor, user: ChatUser, channel: str,
-                         ts: str, text: str) -> tuple[str, bool]:
-    """Open the ticket (once per message) and post its card in the message's thread: (the line to tell the
-    user, whether a card was posted)."""
+                         ts: str | None, text: str, *, key: str | None = None) -> tuple[str, bool]:
+    """Open the ticket (once per message, or per `key`) and post its card in the message's thread (`ts`; no
+    message: in the channel): (the line to tell the user, whether a card was posted)."""
     assert sc.requests is not None
     ws, team = int(context[WORKSPACE_KEY]), str(context.team_id or "")
     email, name = await _who(client, user.user_id)
-    opened = await sc.requests.open(actor, text, message_key=f"{PLATFORM}:{channel}:{ts}", email=email,
+    opened = await sc.requests.open(actor, text, message_key=key or f"{PLATFORM}:{channel}:{ts}", email=email,
                                     name=name or user.name, user_key=f"{PLATFORM}:{user.home_team}:{user.user_id}")
     if opened.outcome != "opened":
         return t.request_over_limit(opened.outcome, opened.number, opened.limit), False
@@ -119,6 +119,21 @@ async def _open_and_post(sc: SlackContext, context: Any, client: Any, actor: Act
     view = await sc.views.ticket(actor, f"id:{opened.ticket_id}", audience="customer")
     await sc.post_card(client, ws, team, channel, view, thread_ts=ts)
     return t.request_opened(opened.number, opened.subject), True
+
+
+async def from_words(sc: SlackContext, context: Any, client: Any, actor: Actor, user: ChatUser, channel: str,
+                     text: str, *, ts: str | None, key: str | None = None) -> str | None:
+    """An end user's `/ticket new …` (no message: `key` names the command) or message shortcut (`ts`: the
+    message, whose thread gets the card) in a customer channel: their request, as if they had written it.
+    None when the workspace does not take requests from chat (the caller then refuses as before)."""
+    if sc.requests is None:
+        return None
+    decision = await sc.requests.on_channel_message(actor, customer_id=actor.customer_scope_id, text=text,
+                                                    in_thread=False)
+    if decision.kind == "ignore":
+        return None
+    line, _ = await _open_and_post(sc, context, client, actor, user, channel, ts, text, key=key)
+    return line
 
 
 async def on_open(sc: SlackContext, body: dict[str, Any], context: Any, client: Any, respond: Any) -> None:

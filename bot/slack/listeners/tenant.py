@@ -25,6 +25,7 @@ from bot.slack.listeners.common import bound
 from core.chat import audience
 from core.context import Actor
 from core.errors import DeskbridgeError, InvalidInput
+from core.tenant_actions import AskAgain
 
 log = logging.getLogger("deskbridge.slack")
 ACTIONS = {"ctx_reset": "reset_password", "ctx_revoke": "revoke_sessions", "ctx_sync": "sync_device"}
@@ -43,7 +44,9 @@ async def run(sc: SlackContext, name: str, body: dict[str, Any], context: Any, c
               channel: str | None, in_modal: bool) -> None:
     """One Context click (raises DeskbridgeError for the caller to show)."""
     if sc.tenant is None or sc.quick_actions is None:
-        raise InvalidInput("Microsoft 365 context is not available on this Deskbridge.")
+        raise InvalidInput("Microsoft 365 context is not available on this Deskbridge.",
+                           hint="An admin sets DESKBRIDGE_M365_CLIENT_ID and DESKBRIDGE_M365_CLIENT_SECRET, then "
+                                "connects the customer with `deskbridge customer connect-m365`.")
     action = (body.get("actions") or [{}])[0]
     view = body.get("view") or {}
     if name == "context":
@@ -64,8 +67,13 @@ async def run(sc: SlackContext, name: str, body: dict[str, Any], context: Any, c
     value = _json(action.get("value"))
     ticket_id, device_id = int(value["t"]), value.get("d")
     if name in ACTIONS:
-        done = await sc.quick_actions.request(actor, ticket_id, ACTIONS[name], device_id=device_id, audience=aud,
-                                              intent=f"slack:{user.team_id}:{user.user_id}:{action.get('action_ts')}")
+        try:
+            done = await sc.quick_actions.request(
+                actor, ticket_id, ACTIONS[name], device_id=device_id, audience=aud, again=bool(value.get("again")),
+                intent=f"slack:{user.team_id}:{user.user_id}:{action.get('action_ts')}")
+        except AskAgain as exc:  # a reset moments ago: nothing done; a second one only with its own click
+            await _show_done(client, body, view, tb.ask_again_modal(exc, ticket_id, opened_in))
+            return
         await _show_done(client, body, view, tb.accepted_modal(done))
     elif name == "ctx_apps":
         apps = await sc.tenant.apps(actor, ticket_id, str(device_id), audience=aud)
@@ -76,7 +84,8 @@ async def run(sc: SlackContext, name: str, body: dict[str, Any], context: Any, c
     elif name == "ctx_device":
         quick = await sc.tenant.user_view(actor, ticket_id, audience=aud)
         if quick.user is None:
-            raise InvalidInput("This ticket has no Microsoft 365 user to pick a device of.")
+            raise InvalidInput("This ticket has no Microsoft 365 user to pick a device of.",
+                               hint="Choose the user first (Context › Change user), then the device.")
         await sc.tenant.choose(actor, ticket_id, quick.user.upn, device_id=device_id, audience=aud)
         await _redraw(sc, client, view, actor, ticket_id, aud, opened_in, notice="This ticket is now about that device.")
     elif name == "ctx_activity":
@@ -89,9 +98,10 @@ async def run(sc: SlackContext, name: str, body: dict[str, Any], context: Any, c
 async def _modal(sc: SlackContext, actor: Actor, ticket_id: int, aud: str, channel: str | None,
                  **kw: Any) -> dict[str, Any]:
     assert sc.tenant is not None and sc.quick_actions is not None
-    quick = await sc.tenant.user_view(actor, ticket_id, audience=aud)
+    quick, similar = await asyncio.gather(sc.tenant.user_view(actor, ticket_id, audience=aud),
+                                          sc.tenant.similar(actor, ticket_id, audience=aud))
     label = (await sc.views.ticket(actor, f"id:{ticket_id}", audience=aud)).summary.display_number
-    return tb.context_modal(quick, ticket_label=label, channel=channel,
+    return tb.context_modal(quick, ticket_label=label, channel=channel, similar=similar,
                             can_act=await sc.quick_actions.allowed(actor), **kw)
 
 

@@ -106,7 +106,7 @@ async def test_console_activity_apps_change_user_and_confirmed_reset(container, 
                      priority_rank=1, stage="new", psa_status_id="10", psa_status_name="New"))
     await container.m365.connect(workspace_id, acme, TENANT)
     out: list[str] = []
-    answers = iter(["no", "yes"])
+    answers = iter(["no", "yes", "yes", "no", "yes", "yes"])
 
     async def read(_: str) -> str | None:
         return next(answers)
@@ -131,6 +131,12 @@ async def test_console_activity_apps_change_user_and_confirmed_reset(container, 
     assert graph.tenants[TENANT].writes[0][2]["password"] == pw
     async with db.read(Scope.workspace(workspace_id)) as s:
         assert len((await s.exec(select(OutboxOp).where(OutboxOp.kind == "tenant_action"))).all()) == 1
+    await console.handle("context reset")  # a second reset moments later: asked again, and declined
+    assert "password was reset: asked less than a minute ago" in out[-2] and out[-1] == "Nothing was done."
+    await console.handle("context reset")  # asked again, and confirmed: a second reset
+    assert "Password reset for jane@acme.example queued" in out[-1] and pw not in out[-1]
+    async with db.read(Scope.workspace(workspace_id)) as s:
+        assert len((await s.exec(select(OutboxOp).where(OutboxOp.kind == "tenant_action"))).all()) == 2
     await console.handle("context user carol@acme.example")
     assert "Microsoft 365 — Carol Poe <carol.poe@acmecorp.onmicrosoft.com>" in out[-1]
     await console.handle("context user nobody@acme.example")

@@ -149,3 +149,29 @@ async def test_a_draft_asked_for_in_a_ticket_modal_opens_on_top_and_approve_send
     new = (await ops(h))[before:]
     assert len(new) == 1 and new[0].payload["text"] == row.text
     assert any("Draft approved" in json.dumps(c.args) for c in h.fake.of("views.update"))
+
+
+async def test_a_refused_approve_sends_nothing_says_why_and_leaves_the_draft_offered(trained):
+    """The reply itself is refused (here the ticket was deleted in the PSA meanwhile): no op, the refusal is
+    shown, and the draft goes back to "offered", so an Approve after the ticket is back sends it once."""
+    from store.types import utcnow
+
+    h = trained
+    await h.c.ai.set_setting(Actor.system(h.ws), "drafts", "on")
+    row, hook = await _offer(h)
+    approve = next(e for b in hook["blocks"] for e in b.get("elements", []) if e.get("action_id") == "db_ai_draft_approve")
+    async with h.c.db.write(Scope.workspace(h.ws)) as s:
+        (await s.get(Ticket, row.ticket_id)).deleted_at = utcnow()
+    before = len(await ops(h))
+    h.fake.webhooks.clear()
+    await h.interactive(ephemeral_click(h, "ai_draft_approve", approve["value"]))
+    assert len(await ops(h)) == before
+    assert any("not found" in json.dumps(w).lower() for w in h.fake.webhooks)
+    (kept,) = await drafts(h)
+    assert kept.status == "offered" and kept.decided_by is None
+    async with h.c.db.write(Scope.workspace(h.ws)) as s:
+        (await s.get(Ticket, row.ticket_id)).deleted_at = None
+    await h.interactive(ephemeral_click(h, "ai_draft_approve", approve["value"]))
+    new = (await ops(h))[before:]
+    assert len(new) == 1 and new[0].payload["text"] == row.text
+    assert (await drafts(h))[0].status == "approved"

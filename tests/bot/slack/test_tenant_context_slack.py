@@ -18,7 +18,7 @@ from core.context import Actor
 from store.crypto import generate_key
 from store.db import Scope
 from store.enums import Origin
-from store.tables import Contact, Customer, OutboxOp, Ticket, TicketM365Subject, TimelineEntry
+from store.tables import Contact, Customer, Member, OutboxOp, Ticket, TicketM365Subject, TimelineEntry
 from tests.bot.slack.conftest import ADMIN, CHANNEL, SIGNING_SECRET, TECH, SlackHarness, seed_tickets
 from tests.bot.slack.test_slack_app import assert_valid_blocks
 from tests.factories import psa_backed
@@ -263,3 +263,112 @@ async def test_a_refused_action_is_explained_in_the_ticket_thread(slack, graph):
               if "Microsoft 365 quick action not done" in c.args["text"]]
     assert "lacks the application permission User.RevokeSessions.All" in said and "Ask the customer's admin" in said
     assert "credentials" not in said and "reauth" not in said and graph.tenants[TENANT].writes == []
+
+
+async def test_a_second_reset_click_asks_again_before_a_second_reset(slack, graph):
+    """One intent, one write: a second click of Reset password (after Slack's own confirm) does nothing but ask once
+    more; only its "Reset again" button resets a second time. A replayed click stays the first op."""
+    await _grant(slack)
+    view = await _open_context(slack)
+    reset = _buttons(view["blocks"])["db_ctx_reset"]
+    first_click = _modal_payload(slack, "ctx_reset", reset["value"], view)
+    await slack.interactive(first_click)
+    assert "Temporary password" in json.dumps(slack.fake.of("views.push")[-1].args["view"])
+    slack.fake.clear()
+    await slack.interactive(_modal_payload(slack, "ctx_reset", reset["value"], view))  # a second click
+    asked = slack.fake.of("views.push")[-1].args["view"]
+    assert_valid_blocks(asked["blocks"], 100)
+    text = json.dumps(asked)
+    assert "Temporary password" not in text and "password is being reset: asked less than a minute ago" in text
+    assert "Nothing was done for this click" in text and "Reset again?" in text
+    again = _buttons(asked["blocks"])["db_ctx_reset"]
+    assert again["text"]["text"] == "Reset again" and json.loads(again["value"])["again"] == 1
+    assert json.loads(asked["private_metadata"]) == json.loads(view["private_metadata"])  # same origin channel
+    pushes = len(slack.fake.of("views.push"))
+    await slack.interactive(first_click)  # the first click, delivered again: still its one op, no password
+    replayed = [json.dumps(c.args) for c in slack.fake.of("views.push")[pushes:]]
+    assert not [r for r in replayed if "Temporary password" in r]
+    async with slack.c.db.read(Scope.workspace(slack.ws)) as s:
+        assert len((await s.exec(select(OutboxOp).where(OutboxOp.kind == "tenant_action"))).all()) == 1
+    slack.fake.clear()
+    await slack.interactive(_modal_payload(slack, "ctx_reset", again["value"], {**asked, "id": "V2"}))
+    done = json.dumps(slack.fake.of("views.push")[-1].args["view"])
+    assert "Temporary password" in done
+    await slack.c.outbox_worker.drain()
+    writes = graph.tenants[TENANT].writes
+    assert [w[:2] for w in writes] == [("passwordProfile", "u-jane")] * 2
+    assert writes[1][2]["password"] in done and writes[0][2]["password"] not in done
+
+
+async def test_device_activity_in_the_modal(slack, graph):
+    """The ticket names a device (its RMM name here): the context pins it, and Recent activity shows its last
+    check-in and the user's sign-ins made from it."""
+    async with slack.c.db.write(Scope.workspace(slack.ws)) as s:
+        t = (await s.exec(select(Ticket).where(Ticket.number == 5001))).one()
+        t.device_ref = "acme-lt-1"
+        s.add(t)
+    view = await _open_context(slack)
+    assert "ACME-LT-1* :pushpin: _this ticket's device_" in json.dumps(view)
+    slack.fake.clear()
+    await slack.interactive(_modal_payload(slack, "ctx_activity", _buttons(view["blocks"])["db_ctx_activity"]["value"],
+                                           view))
+    redrawn = slack.fake.of("views.update")[-1].args["view"]
+    assert_valid_blocks(redrawn["blocks"], 100)
+    device = next(b["text"]["text"] for b in redrawn["blocks"] if "(this ticket's device)" in
+                  (b.get("text") or {}).get("text", ""))
+    assert "last check-in 2026-12-02 10:00 UTC · enrolled 2026-01-05 09:00 UTC" in device
+    assert device.split("*Sign-ins from it*\n")[1].count("203.0.113.") == 3 and "203.0.113.2" not in device
+
+
+async def test_admins_grant_quick_actions_from_chat(slack, graph):
+    """`/deskbridge m365 grant|revoke @someone` (admins) and `/deskbridge m365` (who may): the Reset button follows."""
+    view = await _open_context(slack)  # Bob has used Deskbridge: his chat account is linked
+    assert "db_ctx_reset" not in _buttons(view["blocks"])
+    await slack.slash("/deskbridge", f"m365 grant <@{TECH}>", user=TECH)
+    said = slack.fake.webhooks[-1]["text"]
+    assert "Only a Deskbridge admin can grant" in said and "/deskbridge m365 grant @you" in said
+    async with slack.c.db.write(Scope.workspace(slack.ws)) as s:  # Ada: a Deskbridge admin (linked by e-mail)
+        s.add(Member(workspace_id=slack.ws, name="Ada Admin", email="admin@acme-msp.example", is_admin=True))
+    await slack.slash("/deskbridge", f"m365 grant <@{TECH}|bob>", user=ADMIN)
+    assert "may now run Microsoft 365 quick actions" in slack.fake.webhooks[-1]["text"]
+    assert "db_ctx_reset" in _buttons((await _open_context(slack))["blocks"])
+    await slack.slash("/deskbridge", "m365", user=TECH)
+    listed = json.dumps(slack.fake.webhooks[-1])
+    assert "1 granted technician(s)" in listed and "granted by slack:" in listed
+    await slack.slash("/deskbridge", "m365 revoke nobody@acme-msp.example", user=ADMIN)
+    said = slack.fake.webhooks[-1]["text"]
+    assert "No technician 'nobody@acme-msp.example'" in said and "Mention them" in said
+    await slack.slash("/deskbridge", "m365 grant", user=ADMIN)
+    assert "Whom should I grant?" in slack.fake.webhooks[-1]["text"]
+    await slack.slash("/deskbridge", "bind customer ACME", user=ADMIN, channel="C_ACME")
+    await slack.slash("/deskbridge", f"m365 revoke <@{TECH}>", user=ADMIN, channel="C_ACME")
+    assert "outside customer channels" in slack.fake.webhooks[-1]["text"]
+    assert "db_ctx_reset" in _buttons((await _open_context(slack))["blocks"])  # still granted
+    await slack.slash("/deskbridge", f"m365 revoke <@{TECH}>", user=ADMIN)
+    assert "may no longer run" in slack.fake.webhooks[-1]["text"]
+    assert "db_ctx_reset" not in _buttons((await _open_context(slack))["blocks"])
+
+
+async def test_similar_closed_tickets_beside_the_context(slack):
+    """AI assist's similar closed tickets (this customer's, per the workspace's AI settings) in the context modal."""
+    from datetime import UTC, datetime
+
+    async with slack.c.db.write(Scope.workspace(slack.ws)) as s:
+        for number, subject in ((4001, "VPN down after the firewall update"), (4002, "VPN down at the Leeds office"),
+                                (4003, "Printer out of toner")):
+            s.add(Ticket(workspace_id=slack.ws, number=number, external_id=str(number),
+                         connection_id=slack.setup.connection_id, customer_id=slack.setup.customer_id,
+                         subject=subject, priority="medium", priority_rank=2, stage="closed",
+                         closed_at=datetime(2026, 11, 3, 9, 0, tzinfo=UTC), psa_status_id="5",
+                         psa_status_name="Closed"))
+        ticket_id = (await s.exec(select(Ticket.id).where(Ticket.number == 5001))).one()
+    tech = Actor(workspace_id=slack.ws, origin=Origin.SLACK, display="t", member_id=slack.setup.member_id)
+    await slack.c.ai.similar(tech, ticket_id=ticket_id)  # the workspace's index is built (as after a card)
+    slack.c.tenant_context.similar_budget = 30.0  # (the 0.5 s budget is for production; this machine is loaded)
+    view = await _open_context(slack)
+    section = next(b["text"]["text"] for b in view["blocks"]
+                   if "Similar closed tickets" in (b.get("text") or {}).get("text", ""))
+    assert "#4001 VPN down after the firewall update" in section and "#4002 VPN down at the Leeds office" in section
+    assert "closed 03 Nov 2026" in section and "Printer" not in section
+    await slack.c.ai.set_setting(Actor.system(slack.ws), "similar", "off")  # an admin turned it off: none shown
+    assert "Similar closed tickets" not in json.dumps(await _open_context(slack))

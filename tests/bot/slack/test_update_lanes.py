@@ -165,3 +165,47 @@ async def test_with_the_default_budget_the_next_token_goes_to_the_waiting_click(
     await wait_for(slack_api, 13)
     assert sorted(sent(slack_api)[3:]) == sorted(f"bulk {i}" for i in range(2, 12))
     await out.close(1)
+
+
+def _held_outbound() -> tuple[SlackOutbound, list[float]]:
+    now = [1000.0]
+
+    async def poll(_seconds: float) -> None:  # the queues look again often; time moves only when the test says
+        await asyncio.sleep(0.01)
+
+    return SlackOutbound(update_interval=0.0, clock=lambda: now[0], sleep=poll), now
+
+
+async def test_a_held_card_sends_only_the_outcome_when_it_arrives_within_the_hold(slack_api: FakeSlackApi):
+    """Issue 20 item 2: a click's card ("queued") waits for the write's outcome; one chat.update, not two."""
+    out, now = _held_outbound()
+    client = make_client(slack_api.api_url, "xoxb-test-token")
+    out.update(client, CHANNEL, "1.1", text="queued", blocks=blocks("queued"), urgent=True, hold=2.0)
+    await asyncio.sleep(0.1)
+    assert sent(slack_api) == []  # held: nothing yet
+    out.update(client, CHANNEL, "1.1", text="bulk refresh", blocks=blocks("bulk"))  # e.g. the note's refresh
+    now[0] += 1.0
+    await asyncio.sleep(0.1)
+    assert sent(slack_api) == []  # a bulk refresh joins the held update without ending the hold
+    out.update(client, CHANNEL, "1.1", text="in the PSA", blocks=blocks("in the PSA"), urgent=True)  # delivered
+    await wait_for(slack_api, 1)
+    await out.drain()
+    assert sent(slack_api) == ["in the PSA"]  # at once, before the hold ends; "queued" never went out
+    assert now[0] < 1002.0
+
+
+async def test_a_held_card_is_sent_when_the_hold_ends_without_an_outcome(slack_api: FakeSlackApi):
+    out, now = _held_outbound()
+    client = make_client(slack_api.api_url, "xoxb-test-token")
+    out.update(client, CHANNEL, "1.1", text="queued", blocks=blocks("queued"), urgent=True, hold=2.0)
+    out.update(client, "C_OTHER", "2.1", text="psa change", blocks=blocks("psa change"))  # bulk, elsewhere
+    await wait_for(slack_api, 1)
+    assert sent(slack_api) == ["psa change"]  # bulk work does not wait behind a held card
+    now[0] += 1.9
+    await asyncio.sleep(0.1)
+    assert sent(slack_api) == ["psa change"]
+    now[0] += 0.2
+    await wait_for(slack_api, 2)
+    await out.drain()
+    assert sent(slack_api) == ["psa change", "queued"]  # never lost: the slow write's card shows "queued"
+    assert out.queued == 0

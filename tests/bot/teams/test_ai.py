@@ -109,3 +109,40 @@ async def test_approve_in_the_1to1_chat_sends_exactly_the_draft(trained):
     new = (await ops(h))[before:]
     assert len(new) == 1 and new[0].kind == "add_note"
     assert new[0].payload["text"] == draft.text and new[0].payload["visibility"] == "public"
+
+
+async def test_a_ticket_newly_at_risk_is_posted_to_the_sla_channel_once_and_never_where_the_customer_reads(teams):
+    """core/ai/risk_posts.py through the real Teams notifier: the sla channel gets one card per rise with the
+    score and reasons; a channel shared with the customer gets nothing."""
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+
+    from store.db import Scope
+    from store.tables import AiRisk, Ticket
+    from tests.bot.teams.conftest import CHANNEL, text_of
+    from tests.bot.teams.test_threads import make_admin
+
+    await make_admin(teams)
+    await teams.say("bind sla")
+    async with teams.c.db.write(Scope.workspace(teams.ws)) as s:
+        tid = (await s.exec(sa.select(Ticket.id).where(Ticket.number == 5002))).scalar_one()
+        s.add(AiRisk(workspace_id=teams.ws, ticket_id=tid, score=0.77, model_version=1, ticket_version=0,
+                     reasons=[["priority=low", 0.2], ["reassignments", 0.5]], scored_at=datetime.now(UTC)))
+    teams.fake.clear()
+    assert await teams.c.ai.risk.announce(teams.ws) == [tid]
+    assert await teams.c.ai.risk.announce(teams.ws) == []
+    await teams.settle()
+    [post] = [c for c in teams.fake.of("create") if c.conversation_id == CHANNEL]
+    text = text_of(post.body)
+    assert "At risk of escalation: 77%" in text and "#5002 Printer jammed" in text and "reassigned so far" in text
+    await teams.say("unbind")
+    await teams.say("bind customer GLOBEX shared")
+    await teams.say("bind sla")
+    assert "bound to sla alerts" in teams.last_text() and "customer's people read this channel" in teams.last_text()
+    async with teams.c.db.write(Scope.workspace(teams.ws)) as s:
+        await s.execute(sa.text("DELETE FROM ai_risk_alert"))
+    teams.fake.clear()
+    assert await teams.c.ai.risk.announce(teams.ws) == [tid]  # a new rise, but the channel is the customer's
+    await teams.settle()
+    assert [c for c in teams.fake.of("create") if c.conversation_id == CHANNEL] == []

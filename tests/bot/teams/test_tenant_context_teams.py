@@ -128,6 +128,18 @@ async def test_context_activity_apps_and_a_confirmed_reset(teams):
     assert "Carol Poe" in text_of({"value": chosen}) and "chosen for this ticket" in text_of({"value": chosen})
 
 
+async def test_device_activity_on_the_context_card(teams):
+    async with teams.c.db.write(Scope.workspace(teams.ws)) as s:
+        t = (await s.exec(select(Ticket).where(Ticket.number == 5001))).one()
+        t.device_ref = "ACME-LT-1"
+        s.add(t)
+    ctx = await _card(teams, {"action": "context", "ref": "5001"})
+    assert "ACME-LT-1 (this ticket's device)" in text_of({"value": ctx})
+    activity = text_of({"value": await _card(teams, _actions(ctx)["ctx_activity:"]["data"])})
+    assert "Last check-in 2026-12-02 10:00 UTC · enrolled 2026-01-05 09:00 UTC" in activity
+    assert activity.split("Sign-ins from it:")[1].count("203.0.113.") == 3
+
+
 async def test_nothing_in_a_customer_channel(teams):
     async with teams.c.db.write(Scope.workspace(teams.ws)) as s:
         bob = await s.get(Member, teams.setup.member_id)
@@ -145,3 +157,42 @@ async def test_nothing_in_a_customer_channel(teams):
     assert len(teams.graph.calls) == calls and teams.graph.tenants[M365].writes == []
     async with teams.c.db.read(Scope.workspace(teams.ws)) as s:
         assert (await s.exec(sa.select(OutboxOp).where(OutboxOp.kind == "tenant_action"))).scalars().all() == []
+
+
+async def test_a_second_reset_asks_again_before_a_second_reset(teams):
+    """One intent, one write: a second Reset (confirmed with its Yes) moments after the first does nothing but ask
+    once more; only "Reset again" resets a second time, once however often Teams redelivers that invoke."""
+    admin = Actor(workspace_id=teams.ws, origin=Actor.system(teams.ws).origin, display="admin", is_admin=True)
+    await teams.c.quick_actions.grant(admin, teams.setup.member_id)
+    ctx = await _card(teams, {"action": "context", "ref": "5001"})
+
+    async def personal(data):
+        body = teams.activity(kind="invoke", name="adaptiveCard/action", ctype="personal", conversation="a:personal-bob",
+                              value={"action": {"type": "Action.Execute", "verb": VERB, "data": data}, "trigger": "manual"})
+        resp = await teams.send(body)
+        assert resp.status_code == 200
+        card = resp.json()["value"]
+        assert_valid_card(card)
+        return body, card
+
+    async def ops():
+        async with teams.c.db.read(Scope.workspace(teams.ws)) as s:
+            return (await s.exec(select(OutboxOp).where(OutboxOp.kind == "tenant_action"))).all()
+
+    _, confirm = await personal(_actions(ctx)["ctx_reset:"]["data"])
+    _, first = await personal(_actions(confirm)["ctx_reset:"]["data"])
+    assert "Temporary password: " in text_of({"value": first})
+    _, confirm = await personal(_actions(ctx)["ctx_reset:"]["data"])  # a second Reset, and its Yes
+    _, asked = await personal(_actions(confirm)["ctx_reset:"]["data"])
+    text = text_of({"value": asked})
+    assert "Temporary password" not in text and "password is being reset: asked less than a minute ago" in text
+    assert "Reset again? The temporary password given then stops working." in text and len(await ops()) == 1
+    again = _actions(asked)["ctx_reset:"]
+    assert again["title"] == "Reset again" and again["data"]["again"] is True and again["data"]["confirm"] is True
+    body, second = await personal(again["data"])
+    pw = next(b["text"] for b in second["body"] if b["text"].startswith("Temporary password: ")).split(": ")[1]
+    await teams.send(body)  # redelivered: still that one op
+    assert len(await ops()) == 2
+    await teams.c.outbox_worker.drain()
+    writes = teams.graph.tenants[M365].writes
+    assert len(writes) == 2 and writes[1][2]["password"] == pw

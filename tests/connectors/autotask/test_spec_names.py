@@ -33,7 +33,7 @@ pytestmark = pytest.mark.skipif(not INDEX_PATH.exists(), reason="the Autotask RE
 MODELS = {"Tickets": "TicketModel", "TicketNotes": "TicketNoteModel", "TimeEntries": "TimeEntryModel",
           "TicketAttachments": "TicketAttachmentModel", "Companies": "CompanyModel", "Contacts": "ContactModel",
           "Resources": "ResourceModel", "ResourceServiceDeskRoles": "ResourceServiceDeskRoleModel",
-          "DeletedTicketLogs": "DeletedTicketLogModel"}
+          "DeletedTicketLogs": "DeletedTicketLogModel", "ConfigurationItems": "ConfigurationItemModel"}
 CHILD_ROUTES = {"/tickets/{id}/notes": "TicketNotes", "/tickets/{id}/attachments": "TicketAttachments",
                 "/companies/{id}/contacts": "Contacts"}
 RESPONSE_MODELS = ("QueryActionResultTicketModelTicket", "ItemQueryResultModelTicketModelTicket", "OperationResultModel",

@@ -113,3 +113,26 @@ async def test_failures_fall_back_to_the_template_draft_with_the_reason(handler,
 def test_redaction_masks_credentials_emails_phones_and_ips():
     out = redact_for_remote("call +44 20 7946 0958, mail a.b@c.example, host 192.168.0.10, api_key=abc123")
     assert out == "call [phone], mail [email], host [ip], api_key=[redacted]"
+
+
+def test_a_template_draft_quotes_the_best_kb_paragraph_verbatim_and_never_its_link():
+    paragraph = "Set both IKE lifetimes to 28800 s and enable dead peer detection with a keepalive of 60 s."
+    draft = template_draft(requester="Sam", subject="VPN drops", category=None, resolutions=resolutions(None),
+                           kb=[("VPN tunnel disconnects", paragraph), ("Second guide", "Not used.")])
+    assert 'Our guide "VPN tunnel disconnects" says:' in draft.text and paragraph in draft.text
+    assert "Not used." not in draft.text and "http" not in draft.text
+    assert traces(draft, ["VPN drops", paragraph])
+    assert not traces(draft, ["VPN drops"])  # the paragraph must be one of the sources given
+
+
+async def test_the_llm_is_given_the_kb_paragraph_too():
+    seen = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen["body"] = json.loads(request.content)
+        return httpx.Response(200, json=completion("Hi Sam, please restart the client."))
+
+    await llm_draft(CONFIG, subject="VPN drops", body="it drops", requester="Sam", category=None,
+                    resolutions=resolutions(None), kb=[("VPN tunnel disconnects", "Raise the keepalive to 60 s.")],
+                    transport=httpx.MockTransport(handler))
+    assert '\\"VPN tunnel disconnects\\": Raise the keepalive to 60 s.' in json.dumps(seen["body"])

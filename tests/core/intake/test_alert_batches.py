@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from core.context import Actor
 from core.errors import Conflict, InvalidInput, PermissionDenied
-from core.notify import DomainEvent, NoteAdded, TicketCreated
+from core.notify import AlertNeedsTicket, DomainEvent, NoteAdded, TicketCreated
 from core.tickets import TicketService
 from store.db import Scope
 from store.tables import AlertSource, Customer, OutboxOp, TimelineEntry
@@ -167,3 +167,18 @@ async def test_create_ticket_from_an_alert_in_triage_prefilled_linked_and_once(i
         "summary": "Backup failed on NAS", "source": "nas-01", "severity": "critical",
         "timestamp": "2026-12-07T10:00:00Z"}})
     assert again.events[0].outcome == "noted" and again.events[0].ticket_id == ticket_id
+
+
+async def test_an_alert_that_goes_to_triage_is_told_once_after_the_commit(intake):
+    recorder = _Recorder([])
+    intake.intake.correlator.tickets = TicketService(intake.db, clock=intake.clock, notifier=recorder)
+    await intake.source("pd", kind="events_v2")
+    for minute in (0, 5):  # the alert, then a real repeat of it (still no customer)
+        r = await intake.send("pd", {"event_action": "trigger", "dedup_key": "nas-backup", "payload": {
+            "summary": "Backup failed on NAS", "source": "nas-01", "severity": "critical",
+            "timestamp": f"2026-12-07T10:0{minute}:00Z"}})
+        assert r.events[0].outcome == "triage"
+    [told] = [e for e in recorder.events if isinstance(e, AlertNeedsTicket)]
+    [alert] = await intake.alerts()
+    assert (told.alert_id, told.source_name, told.severity, told.device) == (alert.id, "pd", "critical", "nas-01")
+    assert told.summary == "Backup failed on NAS" and told.ticket_id is None

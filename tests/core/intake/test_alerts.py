@@ -4,6 +4,7 @@ mapping rules, triage, storms, and the PSA outbox (real SQLite/PostgreSQL, real 
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from sqlmodel import select
@@ -201,3 +202,19 @@ async def test_simultaneous_deliveries_of_one_alert_make_one_ticket(intake):
     assert len(receipts) == 12 and all(r.applied_at is not None for r in receipts)
     assert sorted(r.outcome for r in receipts).count("created") == 1
     assert sum(e.outcome in ("created", "noted", "queued") for r in results for e in r.events) == 12
+
+
+async def test_a_source_disabled_or_rotated_after_it_was_cached_records_nothing(intake):
+    key = await intake.source("ninja")
+    secret = intake.keys["ninja"][1]
+    assert (await intake.send("ninja", ninja(activity=1))).status == "accepted"  # the source is now cached
+    new = await intake.sources.rotate_secret(intake.ws, "ninja")
+    with pytest.raises(AlertRefused):  # the old secret: refused before anything is written
+        await intake.intake.ingest(key, {"x-deskbridge-secret": secret}, json.dumps(ninja(activity=2)).encode())
+    assert len(await intake.receipts()) == 1
+    assert (await intake.intake.ingest(key, {"x-deskbridge-secret": new},
+                                       json.dumps(ninja(activity=3)).encode())).status == "accepted"
+    await intake.sources.set_option(intake.ws, "ninja", "enabled", "off")
+    with pytest.raises(AlertRefused, match="disabled"):
+        await intake.intake.ingest(key, {"x-deskbridge-secret": new}, json.dumps(ninja(activity=4)).encode())
+    assert len(await intake.receipts()) == 2

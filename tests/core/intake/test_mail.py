@@ -70,8 +70,7 @@ async def test_replies_join_by_headers_and_by_token_with_quotes_and_signature_st
                        body="Works now!\n\n-----Original Message-----\nFrom: help")
     assert (await mail.mail.ingest(mail.ws, by_token)).outcome == "replied"
     notes = await mail.notes(t.id)
-    assert notes == ["E-mail from ann@acme.example:\nStill broken after the restart.",
-                     "E-mail from ann@acme.example:\nWorks now!"]
+    assert notes == ["Still broken after the restart.", "Works now!"]  # their words (test_mail_reply_echo.py)
     async with mail.db.read(Scope.workspace(mail.ws)) as s:
         kinds = {e.kind for e in (await s.exec(select(TimelineEntry))).all()}
     assert kinds == {"note_public"}
@@ -116,3 +115,40 @@ def test_reply_stripping_keeps_only_the_new_text():
     assert strip_reply("Yes, go ahead.\n\nSent from my iPhone\n\n> quoted") == "Yes, go ahead."
     assert strip_reply("Fine\r\n\r\nAm 1. Dez. schrieb Bob <b@x>:\r\n> alt") == "Fine"
     assert strip_reply("> only a quote") == ""
+
+
+async def test_a_sender_past_the_hourly_limit_waits_in_triage_and_nothing_is_lost(mail):
+    from store.tables import Workspace
+
+    async with mail.db.write(Scope.workspace(mail.ws)) as s:
+        ws = await s.get(Workspace, mail.ws)
+        ws.settings = {**(ws.settings or {}), "mail_tickets_per_sender_per_hour": 2}
+    outcomes = [(await mail.mail.ingest(mail.ws, message(subject=f"Issue {i}", mid=f"<flood{i}@x>"))) for i in range(3)]
+    assert [o.outcome for o in outcomes] == ["created", "created", "triage"]
+    assert outcomes[2].reason == "over 2 new tickets from this sender within an hour"
+    async with mail.db.read(Scope.workspace(mail.ws)) as s:
+        row = (await s.exec(select(MailReceipt).where(MailReceipt.message_id == "<flood2@x>"))).one()
+    assert b"Issue 2" in row.raw  # kept whole for a technician
+    mail.clock.advance(seconds=3601)
+    assert (await mail.mail.ingest(mail.ws, message(subject="Next day", mid="<flood3@x>"))).outcome == "created"
+
+
+async def test_a_reply_to_a_plus_address_joins_its_ticket_when_the_sender_is_its_customers(mail):
+    from email import message_from_bytes, policy
+
+    await mail.mail.ingest(mail.ws, message())
+    [t] = await _tickets(mail)
+
+    def to_plus(raw: bytes, to: str) -> bytes:
+        msg = message_from_bytes(raw, policy=policy.default)
+        msg.replace_header("To", to)
+        return bytes(msg)
+
+    plus = to_plus(message(subject="the printer", mid="<p1@acme.example>", body="Tray 2 now too."),
+                   f"Help Desk <help+db-{t.number}@msp.example>")
+    r = await mail.mail.ingest(mail.ws, plus)
+    assert (r.outcome, r.ticket_id) == ("replied", t.id)
+    assert (await mail.notes(t.id))[-1] == "Tray 2 now too."
+    stranger = to_plus(message(subject="hi", sender="eve@other.example", mid="<p2@x>"),
+                       f"help+db-{t.number}@msp.example")
+    assert (await mail.mail.ingest(mail.ws, stranger)).outcome == "triage"  # an address alone is not trusted

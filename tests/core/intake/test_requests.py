@@ -11,8 +11,8 @@ from core.errors import InvalidInput, PermissionDenied
 from core.intake.requests import EndUserRequests, subject_of
 from core.workspaces import WorkspaceService
 from store.db import Scope
-from store.enums import Origin
-from store.tables import Contact, Customer
+from store.enums import EntryKind, Origin
+from store.tables import Contact, Customer, TimelineEntry
 
 
 @pytest.fixture
@@ -25,6 +25,12 @@ async def req(intake):
     intake.user = Actor(workspace_id=intake.ws, origin=Origin.SLACK, display="slack:U9 (Ann)", is_member=False,
                         customer_scope_id=acme.id)
     return intake
+
+
+async def _internal_notes(req, ticket_id: int) -> list[str]:
+    async with req.db.read(Scope.workspace(req.ws)) as s:
+        return [e.body for e in (await s.exec(select(TimelineEntry).where(
+            TimelineEntry.ticket_id == ticket_id, TimelineEntry.kind == EntryKind.NOTE_INTERNAL))).all()]
 
 
 async def test_who_and_where_decide_and_the_workspace_picks_the_mode(req, tech):
@@ -51,7 +57,8 @@ async def test_opening_uses_the_channels_customer_keeps_every_word_and_happens_o
     [t] = await req.tickets_()
     assert t.id == opened.ticket_id and t.customer_id == req.acme and t.contact_id is not None and opened.contact_known
     assert t.subject == opened.subject and t.subject.endswith("…") and len(t.subject) <= 120
-    assert t.description.startswith(words) and "Asked in chat by Ann <ANN@acme.example>." in t.description
+    assert t.description == words  # their words only: who asked is an internal note
+    assert await _internal_notes(req, t.id) == ["Asked in chat by Ann <ANN@acme.example>."]
     again = await req.requests.open(req.user, words, message_key="C1:1700.1", email="ann@acme.example", name="Ann")
     assert again.again and again.ticket_id is None and len(await req.tickets_()) == 1
 
@@ -61,7 +68,9 @@ async def test_unknown_people_still_get_help_and_a_technician_is_asked_to_confir
                                      name="Temp")
     [t] = await req.tickets_()
     assert not opened.contact_known and t.contact_id is None and t.customer_id == req.acme
-    assert "not a known contact of this customer: confirm the contact" in t.description
+    assert t.description == "Printer offline"
+    [note] = await _internal_notes(req, t.id)
+    assert "not a known contact of this customer: confirm the contact" in note
 
 
 async def test_only_end_users_of_a_customer_channel_open_tickets_this_way(req, tech):

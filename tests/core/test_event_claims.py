@@ -1,0 +1,69 @@
+"""Event claims in batches (issue 20 item 4): one write per intent across concurrent duplicates, retries in
+another process and restarts, in fewer write transactions than claims."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import sqlalchemy as sa
+
+from core.scheduling import EventClaims, mark_event_processed
+from store.db import Database, Scope
+from store.tables import ProcessedEvent
+
+
+async def _rows(db: Database) -> int:
+    async with db.read(Scope.system_wide()) as s:
+        return int((await s.execute(sa.select(sa.func.count()).select_from(ProcessedEvent))).scalar_one())
+
+
+async def test_a_burst_of_claims_with_duplicates_wins_once_per_event_in_few_transactions(db: Database):
+    claims = EventClaims(db)
+    ids = [f"ev{i % 30}" for i in range(60)]  # 30 events, each delivered twice, all at once
+    got = await asyncio.gather(*(claims.claim("slack:T1", e) for e in ids))
+    won = [e for e, ok in zip(ids, got, strict=True) if ok]
+    assert sorted(won) == sorted({*ids}) and len(won) == 30
+    assert await _rows(db) == 30
+    assert claims.transactions < 10  # 60 claims: one lone transaction, then the rest together
+
+
+async def test_a_claim_is_committed_before_it_returns_so_retries_elsewhere_and_after_a_restart_lose(
+        db: Database, db_url: str):
+    claims = EventClaims(db)
+    assert await claims.claim("slack-action:T1", "1.2:trig") is True
+    other = Database(db_url)  # another process (or this one after a restart): nothing shared in memory
+    try:
+        assert await EventClaims(other).claim("slack-action:T1", "1.2:trig") is False
+        assert await mark_event_processed(other, "slack-action:T1", "1.2:trig") is False
+        assert await EventClaims(other).claim("slack-action:T1", "1.3:trig") is True
+    finally:
+        await other.dispose()
+    assert await claims.claim("slack-action:T1", "1.3:trig") is False  # and back: the other one's row counts
+    assert await claims.claim("slack-action:T2", "1.2:trig") is True  # the source is part of the key
+
+
+async def test_sources_and_long_ids_are_cut_like_mark_event_processed(db: Database):
+    claims = EventClaims(db)
+    long_id = "x" * 300
+    assert await claims.claim("s" * 80, long_id) is True
+    assert await mark_event_processed(db, "s" * 80, long_id) is False
+
+
+async def test_a_failed_batch_fails_every_claim_in_it_and_claims_nothing(db: Database, monkeypatch: pytest.MonkeyPatch):
+    claims = EventClaims(db)
+    real = claims._write
+    calls = 0
+
+    async def broken(rows):
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("database is locked")
+        return await real(rows)
+
+    monkeypatch.setattr(claims, "_write", broken)
+    results = await asyncio.gather(claims.claim("s", "a"), return_exceptions=True)
+    assert isinstance(results[0], RuntimeError)
+    assert await _rows(db) == 0
+    assert await claims.claim("s", "a") is True  # the retry of a failed claim is taken (it was never written)
