@@ -17,8 +17,9 @@ Rules (all here, not in the surfaces):
 - Views are cached for `ttl` seconds (only complete ones: a view with a transient gap is fetched again),
   and concurrent requests for the same user share one fetch.
 - The device a ticket is about: the one a technician chose, else the ticket's `device_ref` matched to one of the
-  user's Intune devices. Where the PSA connector reads configuration items (Autotask: `configurationItemID`),
-  the item's serial number, then its RMM host name and its name are matched; otherwise the ref as a device name.
+  user's Intune devices. Where the PSA connector reads configuration items (Autotask: `configurationItemID`;
+  ConnectWise: the ticket's first attached configuration; HaloPSA: the ticket's first asset), the item's Intune
+  id, serial number, then its RMM host name and its name are matched; otherwise the ref as a device name.
   An unmatched reference is said on the view.
 - Device activity (with the user's activity): that device's last Intune check-in and enrolment, and the user's
   recent sign-ins made from it (matched on the Entra device id; Graph has no check-in history).

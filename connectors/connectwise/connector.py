@@ -26,6 +26,7 @@ import httpx
 from connectors.base import (
     AccountInfo,
     Capabilities,
+    ConfigurationItem,
     ConnectionConfig,
     Feature,
     FoundWrite,
@@ -64,6 +65,7 @@ from connectors.connectwise.conditions import and_, cond, or_
 from connectors.errors import (
     PsaAuthError,
     PsaError,
+    PsaNotFound,
     PsaRateLimited,
     PsaTimeout,
     PsaTooLarge,
@@ -172,6 +174,21 @@ class ConnectWiseConnector:
     async def get_ticket(self, external_id: str) -> PsaTicket:
         data, _ = await self.client.json("GET", f"service/tickets/{int(external_id)}")
         return m.ticket(data)
+
+    async def ticket_device(self, ticket_external_id: str, device_ref: str | None) -> ConfigurationItem | None:
+        """The first configuration attached to the ticket (`/service/tickets/{id}/configurations`, in the order
+        they were attached), read from `/company/configurations/{id}` for its name and serial number; None when
+        the ticket has none or it was deleted since. `device_ref` is not needed: CW links devices itself."""
+        refs, _ = await self.client.get_list(f"service/tickets/{int(ticket_external_id)}/configurations",
+                                             {"pageSize": 1, "page": 1})
+        if not refs or not isinstance(refs[0], dict) or refs[0].get("id") is None:
+            return None
+        try:
+            row, _ = await self.client.json("GET", f"company/configurations/{int(refs[0]['id'])}",
+                                            params={"fields": "id,name,serialNumber,deviceIdentifier"})
+        except PsaNotFound:
+            return None
+        return m.configuration_item(row or {})
 
     async def create_ticket(self, ticket: NewTicket) -> PsaTicket:
         if not ticket.company_external_id:

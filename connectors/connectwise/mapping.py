@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.base import (
+    ConfigurationItem,
     NewAttachment,
     NewNote,
     NewTicket,
@@ -299,3 +300,10 @@ def document_form(a: NewAttachment) -> dict[str, str]:
     sent (`privateFlag`): a tenant's default may publish an internal screenshot in the customer portal."""
     return {"recordType": "Ticket", "recordId": str(int(a.ticket_external_id)), "title": a.filename[:100],
             "privateFlag": "false" if a.visibility is NoteVisibility.PUBLIC else "true"}
+
+
+def configuration_item(data: J) -> ConfigurationItem:
+    """A CW configuration as the device a ticket names: its name (for workstations, the host name the RMM
+    integration gives it) and serial number."""
+    return ConfigurationItem(external_id=str(data.get("id") or ""), name=str(data.get("name") or ""),
+                             serial=str(data.get("serialNumber") or ""))

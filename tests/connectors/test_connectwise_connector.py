@@ -21,6 +21,7 @@ from connectors.base import (
 from connectors.connectwise.connector import EMAIL_FLAG, ConnectWiseConnector
 from connectors.errors import (
     PsaAuthError,
+    PsaNotFound,
     PsaRateLimited,
     PsaTimeout,
     PsaTooLarge,
@@ -389,3 +390,22 @@ async def test_restore_failing_after_the_note_reports_an_unknown_outcome(fake: F
     await cw.recover(journal)  # what the outbox's next attempt does first
     assert fake.tickets[int(tid)]["automaticEmailContactFlag"] is False
     assert [n["text"] for n in fake.notes.values()].count("Sent?") == 1
+
+
+async def test_ticket_device_is_the_first_attached_configuration(fake: FakeConnectWise,
+                                                                  cw: ConnectWiseConnector) -> None:
+    tid = fake.add_ticket("Laptop slow")["id"]
+    first = fake.add_configuration("ACME-LT-7", serial="5CG741ACME", device_identifier="rmm-7", ticket_id=tid)
+    fake.add_configuration("Dock", serial="D-1", ticket_id=tid)
+    item = await cw.ticket_device(str(tid), None)
+    assert item is not None and (item.external_id, item.name, item.serial) == (str(first["id"]), "ACME-LT-7",
+                                                                               "5CG741ACME")
+    bare = fake.add_ticket("No device")["id"]
+    assert await cw.ticket_device(str(bare), None) is None
+    del fake.configurations[first["id"]]  # deleted in CW since it was attached: the next one is read
+    item = await cw.ticket_device(str(tid), None)
+    assert item is not None and item.name == "Dock"
+    fake.configurations.clear()
+    assert await cw.ticket_device(str(tid), None) is None
+    with pytest.raises(PsaNotFound):
+        await cw.ticket_device("999999", None)

@@ -136,3 +136,50 @@ async def test_a_halopsa_asset_names_the_intune_device(db_url, tmp_path, workspa
         assert none.user is not None and none.device_id is None and not [n for n in none.notes if "Device:" in n]
     finally:
         await c.aclose()
+
+
+async def test_a_connectwise_configuration_names_the_intune_device(db_url, tmp_path, workspace_id):
+    """ConnectWise links configurations to a ticket (`/service/tickets/{id}/configurations`, read in full from
+    `/company/configurations/{id}`): the first one's serial number, else its name, picks the Intune device."""
+    from tests.fakes.connectwise import FakeConnectWise
+
+    graph, cw = FakeGraph(), FakeConnectWise()
+    seed_acme(graph, TENANT)
+    acme = next(cid for cid, c in cw.companies.items() if c["name"] == "Acme Corp")
+    jane = cw.add_contact(acme, "Jane", "Doe", "jane@acme.example")
+    made = {name: cw.add_ticket(f"{name} ticket", company={"id": acme}, contact={"id": jane})["id"]
+            for name in ("serial", "name", "elsewhere", "plain")}
+    cw.add_configuration("Jane's laptop", serial="5cg141acme", company_id=acme, ticket_id=made["serial"])
+    cw.add_configuration("Spare dock", serial="DOCK-9", company_id=acme, ticket_id=made["serial"])  # not the first
+    cw.add_configuration("ACME-LT-2", company_id=acme, ticket_id=made["name"])
+    gone = cw.add_configuration("Reception dock", company_id=acme, ticket_id=made["elsewhere"])
+    c = build(Settings(database_url=db_url, secret_key=generate_key(), sandbox="off", auto_migrate=False,
+                       secret_key_file=tmp_path / "k", m365_client_id=graph.client_id,
+                       m365_client_secret=graph.client_secret, m365_graph_url=GRAPH, m365_login_url=LOGIN,
+                       run_scheduler=False, run_outbox_worker=False),
+              transport=_Routed(graph.transport, cw.transport()))
+    try:
+        conn, _ = await c.connections.add(workspace_id, kind="connectwise", name="cw", settings=cw.settings(),
+                                          credentials=cw.credentials())
+        assert (await c.sync.run(conn.id)).ok
+        async with c.db.read(Scope.workspace(workspace_id)) as s:
+            ids = {name: (await s.exec(select(Ticket.id).where(Ticket.external_id == str(ext)))).one()
+                   for name, ext in made.items()}
+            customer = (await s.exec(select(Customer).where(Customer.name == "Acme Corp"))).one()
+        await c.m365.connect(workspace_id, customer, TENANT)
+        tech = Actor(workspace_id=workspace_id, origin=Origin.SLACK, display="slack:U1 (Ana)", is_admin=True)
+        ctx = c.tenant_context
+        assert (await ctx.user_view(tech, ids["serial"])).device_id == "d-1"  # by serial number, any case
+        assert (await ctx.user_view(tech, ids["name"])).device_id == "d-2"  # by name (the host name)
+        other = await ctx.user_view(tech, ids["elsewhere"])
+        assert other.device_id is None and "Device: the ticket's device Reception dock (the PSA's configuration " \
+                                          "item) is not one of this user's Intune devices." in other.notes
+        none = await ctx.user_view(tech, ids["plain"])
+        assert none.user is not None and none.device_id is None and not [n for n in none.notes if "Device:" in n]
+        assert gone["id"] in cw.configurations
+        reads = [r for r in cw.requests if r.route == "/company/configurations/{id}"]
+        assert {r.query.get("fields") for r in reads} == {"id,name,serialNumber,deviceIdentifier"}
+        assert len(reads) == cw.count("GET /company/configurations/{id}") == 3  # the plain ticket: its list only
+        assert cw.count("GET /service/tickets/{id}/configurations") == 4
+    finally:
+        await c.aclose()

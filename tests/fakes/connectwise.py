@@ -148,6 +148,8 @@ class FakeConnectWise:
         self.documents: dict[int, dict[str, Any]] = {}
         self.document_content: dict[int, bytes] = {}
         self.callbacks: dict[int, dict[str, Any]] = {}
+        self.configurations: dict[int, dict[str, Any]] = {}  # company/configurations (devices)
+        self.ticket_configurations: dict[int, list[int]] = {}  # ticket id -> configuration ids, as attached
         self.signing_keys: dict[int, str] = {1: "fake-signing-key-" + uuid.uuid4().hex}
         self.version = 0
         self.list_cache: dict[tuple[Any, ...], Any] = {}  # filtered lists and their SortedIndex
@@ -285,6 +287,24 @@ class FakeConnectWise:
                                                          status if i % open_every == 0 else closed, company,
                                                          prio, stamp)
             self.touch()
+
+    def add_configuration(self, name: str, *, serial: str = "", device_identifier: str = "",
+                          company_id: int | None = None, ticket_id: int | None = None) -> dict[str, Any]:
+        """A configuration (device) of a company as CW keeps it, attached to `ticket_id` when given."""
+        with self.lock:
+            cid = self.next_id("configuration", 300)
+            company = self.companies[company_id or min(self.companies)]
+            self.configurations[cid] = {
+                "id": cid, "name": name, "type": {"id": 1, "name": "Managed Workstation"},
+                "status": {"id": 1, "name": "Active"}, "company": {"id": company["id"],
+                                                                   "identifier": company["identifier"],
+                                                                   "name": company["name"]},
+                "serialNumber": serial, "deviceIdentifier": device_identifier, "activeFlag": True,
+                "_info": {"lastUpdated": self.now()}}
+            if ticket_id is not None:
+                self.ticket_configurations.setdefault(ticket_id, []).append(cid)
+            self.touch()
+            return self.configurations[cid]
 
     def edit_ticket(self, ticket_id: int, **changes: Any) -> dict[str, Any]:
         """Change a ticket as a technician in CW would (bumps lastUpdated)."""

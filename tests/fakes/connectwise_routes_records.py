@@ -1,4 +1,5 @@
-"""Fake ConnectWise handlers for time entries, documents and callbacks (see tests/fakes/connectwise.py)."""
+"""Fake ConnectWise handlers for time entries, documents, callbacks and configurations (see
+tests/fakes/connectwise.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from typing import TYPE_CHECKING, Any
 
-from tests.fakes.connectwise_conditions import parse_datetime
+from tests.fakes.connectwise_conditions import parse_datetime, project
 from tests.fakes.connectwise_http import FakeRequest, FakeResponse, HttpError, invalid, json_response
 from tests.fakes.connectwise_routes import _body, _resolve, listing, member_ref, route
 
@@ -179,3 +180,26 @@ def callback_key(fake: FakeConnectWise, req: FakeRequest, id: int) -> FakeRespon
     if id not in fake.signing_keys:
         raise HttpError(404, "NotFound", "Unknown key.")
     return json_response(200, {"signing_key": fake.signing_keys[id]})
+
+
+# ---------------------------------------------------------------- configurations (devices) on tickets
+
+
+@route("GET", "/service/tickets/{id}/configurations")
+def list_ticket_configurations(fake: FakeConnectWise, req: FakeRequest, id: int) -> FakeResponse:
+    """ConfigurationReference rows ({id, deviceIdentifier, _info}) in the order they were attached."""
+    if id not in fake.tickets:
+        raise HttpError(404, "NotFound", f"Ticket {id} was not found.")
+
+    def refs() -> list[dict[str, Any]]:
+        return [{"id": cid, "deviceIdentifier": fake.configurations[cid].get("deviceIdentifier", ""),
+                 "_info": {"configuration_href": f"/company/configurations/{cid}"}}
+                for cid in fake.ticket_configurations.get(id, []) if cid in fake.configurations]
+    return listing(fake, req, f"ticket_configurations:{id}", refs)
+
+
+@route("GET", "/company/configurations/{id}")
+def get_configuration(fake: FakeConnectWise, req: FakeRequest, id: int) -> FakeResponse:
+    if id not in fake.configurations:
+        raise HttpError(404, "NotFound", f"Configuration {id} was not found.")
+    return json_response(200, project(fake.configurations[id], req.query.get("fields")))
