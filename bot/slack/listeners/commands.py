@@ -43,7 +43,7 @@ async def run_command(sc: SlackContext, body: dict[str, Any], context: Any, clie
                 raise InvalidInput("Write what you need help with after /ticket new.",
                                    hint="For example: /ticket new The printer on floor 2 is jammed")
             line = await requests.from_words(sc, context, client, actor, user, channel, cmd.subject, ts=None,
-                                             key=f"slack:{channel}:cmd:{body.get('trigger_id')}")
+                                             key=f"slack:{channel}:command-{body.get('trigger_id')}")
             if line is not None:
                 await respond(text=line, response_type="ephemeral")
                 return
