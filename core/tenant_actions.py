@@ -175,7 +175,7 @@ class QuickActions:
             elif not allow and row is not None:
                 await session.delete(row)
             else:
-                return  # nothing changed, nothing to audit
+                return  # nothing changed: no audit row
             record_change(session, actor, actor.workspace_id, "m365.grant" if allow else "m365.revoke",
                           {"member": member_id, "email": member.email})
 
@@ -248,15 +248,17 @@ class QuickActions:
         existing = await self._by_marker(actor, marker)
         if existing is not None:
             return self._accepted(existing, repeated=True)
-        if action == "reset_password" and not again:
-            await self._refuse_recent_reset(actor, payload)
         password = temporary_password() if action == "reset_password" else None
         if password is not None:
             blob = self.cipher.encrypt({"password": password}, workspace_id=actor.workspace_id, kind=CIPHER_KIND)
             payload = payload.model_copy(update={"password_ciphertext": base64.b64encode(blob).decode()})
         try:
             async with self.db.write(actor.scope) as session:
-                ticket = await session.get(Ticket, ticket_id)
+                # The ticket row is locked (PostgreSQL; SQLite writes one at a time), so two clicks on Reset at
+                # the same instant cannot both pass the check below.
+                ticket = await session.get(Ticket, ticket_id, with_for_update=True)
+                if action == "reset_password" and not again:
+                    await _refuse_recent_reset(session, payload)
                 connection_id = ticket and (ticket.connection_id or await _default_connection_id(session))
                 if ticket is None or not connection_id:
                     raise InvalidInput("Quick actions are queued in the outbox, which needs a PSA connection in "
@@ -278,25 +280,6 @@ class QuickActions:
         except Exception:  # noqa: BLE001 - the action is queued; a missing note must not make it look refused
             log.warning("quick action note failed", extra={"ticket_id": ticket_id, "op_id": op.id}, exc_info=True)
         return accepted
-
-    async def _refuse_recent_reset(self, actor: Actor, payload: TenantAction) -> None:
-        """AskAgain when this user's password was reset (asked, queued or done) within REPEAT_WINDOW."""
-        since = utcnow() - REPEAT_WINDOW
-        async with self.db.read(actor.scope) as session:
-            recent = (await session.exec(select(OutboxOp).where(
-                OutboxOp.kind == OpKind.TENANT_ACTION.value, OutboxOp.created_at >= since,
-                OutboxOp.status.notin_([OutboxStatus.DEAD.value, OutboxStatus.DISCARDED.value]))  # type: ignore[attr-defined]
-                .order_by(OutboxOp.id.desc()))).all()  # type: ignore[union-attr]
-        for op in recent:
-            p = op.payload or {}
-            if (p.get("action"), p.get("user_id"), p.get("tenant_id")) == ("reset_password", payload.user_id,
-                                                                            payload.tenant_id):
-                minutes = max(0, int((utcnow() - op.created_at).total_seconds() // 60))
-                ago = "less than a minute ago" if minutes == 0 else f"{minutes} min ago"
-                state = "was reset" if op.status == OutboxStatus.DONE.value else "is being reset"
-                raise AskAgain(f"{payload.user_label}'s password {state}: asked {ago} by {op.actor}. Nothing was "
-                               "done for this click.",
-                               question=f"{RESET_AGAIN_LABEL}? The temporary password given then stops working.")
 
     async def _by_marker(self, actor: Actor, marker: str) -> OutboxOp | None:
         async with self.db.read(actor.scope) as session:
@@ -346,6 +329,25 @@ class QuickActions:
         except DirectoryError as exc:
             raise explain(payload.action, exc) from None
         return f"graph {payload.action}"
+
+
+async def _refuse_recent_reset(session: AsyncSession, payload: TenantAction) -> None:
+    """AskAgain when this user's password was reset (asked, queued or done) within REPEAT_WINDOW."""
+    since = utcnow() - REPEAT_WINDOW
+    recent = (await session.exec(select(OutboxOp).where(
+        OutboxOp.kind == OpKind.TENANT_ACTION.value, OutboxOp.created_at >= since,
+        OutboxOp.status.notin_([OutboxStatus.DEAD.value, OutboxStatus.DISCARDED.value]))  # type: ignore[attr-defined]
+        .order_by(OutboxOp.id.desc()))).all()  # type: ignore[union-attr]
+    for op in recent:
+        p = op.payload or {}
+        if (p.get("action"), p.get("user_id"), p.get("tenant_id")) == ("reset_password", payload.user_id,
+                                                                        payload.tenant_id):
+            minutes = max(0, int((utcnow() - op.created_at).total_seconds() // 60))
+            ago = "less than a minute ago" if minutes == 0 else f"{minutes} min ago"
+            state = "was reset" if op.status == OutboxStatus.DONE.value else "is being reset"
+            raise AskAgain(f"{payload.user_label}'s password {state}: asked {ago} by {op.actor}. Nothing was "
+                           "done for this click.",
+                           question=f"{RESET_AGAIN_LABEL}? The temporary password given then stops working.")
 
 
 async def _default_connection_id(session: AsyncSession) -> int | None:

@@ -269,3 +269,19 @@ async def test_a_standalone_ticket_uses_the_default_connection(env, db, workspac
     with pytest.raises(InvalidInput, match="needs a PSA connection in this workspace; nothing was done") as e:
         await c.quick_actions.request(tech, tickets[6001], "revoke_sessions", intent="s2")
     assert "`deskbridge connection add`" in (e.value.hint or "")
+
+
+async def test_two_reset_clicks_at_the_same_instant_make_one_reset(env, db, workspace_id, tech, graph):
+    """The check and the insert are one transaction on the locked ticket row: of two simultaneous first clicks
+    (two technicians), one resets and the other is asked again."""
+    import asyncio
+
+    c, tickets, admin = env
+    graph.delay = 0.05  # every click waits on Graph side by side, so all three reach the check together
+    results = await asyncio.gather(
+        *(c.quick_actions.request(who, tickets[6001], "reset_password", intent=f"same-instant-{i}")
+          for i, who in enumerate((tech, admin, tech))), return_exceptions=True)
+    accepted = [r for r in results if not isinstance(r, BaseException)]
+    asked = [r for r in results if isinstance(r, AskAgain)]
+    assert len(accepted) == 1 and len(asked) == 2 and accepted[0].temporary_password
+    assert len(await _ops(db, workspace_id)) == 1

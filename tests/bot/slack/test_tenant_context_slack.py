@@ -18,7 +18,16 @@ from core.context import Actor
 from store.crypto import generate_key
 from store.db import Scope
 from store.enums import Origin
-from store.tables import Contact, Customer, Member, OutboxOp, Ticket, TicketM365Subject, TimelineEntry
+from store.tables import (
+    AuditLog,
+    Contact,
+    Customer,
+    Member,
+    OutboxOp,
+    Ticket,
+    TicketM365Subject,
+    TimelineEntry,
+)
 from tests.bot.slack.conftest import ADMIN, CHANNEL, SIGNING_SECRET, TECH, SlackHarness, seed_tickets
 from tests.bot.slack.test_slack_app import assert_valid_blocks
 from tests.factories import psa_backed
@@ -347,6 +356,10 @@ async def test_admins_grant_quick_actions_from_chat(slack, graph):
     await slack.slash("/deskbridge", f"m365 revoke <@{TECH}>", user=ADMIN)
     assert "may no longer run" in slack.fake.webhooks[-1]["text"]
     assert "db_ctx_reset" not in _buttons((await _open_context(slack))["blocks"])
+    async with slack.c.db.read(Scope.workspace(slack.ws)) as s:  # each change audited, with who made it
+        rows = (await s.exec(select(AuditLog).where(AuditLog.outcome == "changed").order_by(AuditLog.id))).all()
+    assert [(r.action, r.actor) for r in rows if r.action.startswith("m365.")] == [
+        ("m365.grant", "slack:U_ADMIN (u_admin)"), ("m365.revoke", "slack:U_ADMIN (u_admin)")]
 
 
 async def test_similar_closed_tickets_beside_the_context(slack):
