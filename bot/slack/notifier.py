@@ -348,15 +348,16 @@ class SlackNotifier:
         if ticket_id is None:
             return
         actor = Actor.system(workspace_id)
-        try:
+        try:  # the light header first: a sync creating thousands of tickets builds no card nobody is sent
+            head = await self.views.tickets.header(actor, f"id:{ticket_id}")
+            targets = await self.chat.dispatch_channels(workspace_id, PLATFORM, customer_id=head.summary.customer_id)
+            if not targets:
+                return
             tech = await self.views.ticket_by_id(actor, ticket_id)
         except DeskbridgeError:
             return
         if tech is None:
             return  # no number yet (a create still on its way to the PSA): its delivery dispatches it
-        targets = await self.chat.dispatch_channels(workspace_id, PLATFORM, customer_id=tech.summary.customer_id)
-        if not targets:
-            return
         threads = {p.channel_id for p in await self.chat.posts_for_ticket(workspace_id, ticket_id, PLATFORM)}
         customer_view = None
         for team_id, channel_id, audience in targets:

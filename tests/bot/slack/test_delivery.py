@@ -503,3 +503,30 @@ async def test_a_post_overtakes_an_update_waiting_for_the_workspace_budget():
     ft.gate.set()
     await out.drain()
     assert [kw["text"] for _, kw in client.calls][-1] == "card 2"
+
+
+async def test_new_tickets_build_no_card_when_no_channel_takes_them(day, monkeypatch):
+    """A sync bringing new tickets into a workspace with no dispatch channel reads only their headers: no ticket
+    card (timeline, SLA, AI, context) is built for a post nobody gets."""
+    h, c = day, day.c
+    server = sandbox_server(h.conn.settings)
+    built: list[int] = []
+    real = c.chat_views.ticket_by_id
+
+    async def counting(actor: Actor, ticket_id: int, **kw: Any) -> Any:
+        built.append(ticket_id)
+        return await real(actor, ticket_id, **kw)
+
+    monkeypatch.setattr(c.chat_views, "ticket_by_id", counting)
+    h.fake.clear()
+    for n in range(3):
+        customer_opens_ticket(server, server.data["companies"][0]["identifier"], f"Nobody dispatches this {n}")
+    await c.sync.run(h.conn.id)
+    await h.settle()
+    assert built == [] and h.fake.of("chat.postMessage") == []
+    await c.chat.bind(Actor.system(h.ws), ChatUser(platform="slack", team_id=TEAM, user_id="U1",
+                                                   channel_id="C_DISPATCH"), "dispatch", None)
+    customer_opens_ticket(server, server.data["companies"][0]["identifier"], "Now a channel takes it")
+    await c.sync.run(h.conn.id)
+    await h.settle()
+    assert len(built) == 1 and [p.args["channel"] for p in h.fake.of("chat.postMessage")] == ["C_DISPATCH"]
