@@ -14,7 +14,6 @@ class Actor:
     origin: Origin
     member_id: int | None = None
     display: str = "system"  # for the audit log: "slack:U123 (Ana)", "apikey:ci-bot", "system"
-    name: str | None = None  # an end user's own name: their notes' author where customers read (never ids)
     is_admin: bool = False
     is_member: bool = True  # False for end users/contacts (customer channels, portal)
     # Set from a channel binding on the server, never from what the user typed.

@@ -146,7 +146,7 @@ class TicketService:
             origin=actor.origin,
             marker=marker,
             author_member_id=actor.member_id,
-            author_name=author.name if author else _shown(actor),
+            author_name=author.name if author else actor.display,
             body=body,
             data=data or {},
             occurred_at=self._clock(),
@@ -578,7 +578,7 @@ class TicketService:
             detail = await self._detail(session, actor, ticket)
             note = NoteAdded(workspace_id=actor.workspace_id, ticket_id=ticket.id, ticket_number=ticket.number,
                              origin=actor.origin.value, occurred_at=self._clock(), entry_id=entry.id,  # type: ignore[arg-type]
-                             visibility=visibility, author_name=author.name if author else _shown(actor),
+                             visibility=visibility, author_name=author.name if author else actor.display,
                              body=body, source=source)
         if self.notifier is not None:
             await self.notifier.notify(note)
@@ -806,10 +806,3 @@ def _category_label(category: str | None, subcategory: str | None) -> str | None
         return None
     return category + (f" › {subcategory}" if subcategory else "")
 
-
-def _shown(actor: Actor) -> str:
-    """A note's author when no technician wrote it: an end user by their name, never their chat id (customers
-    read it); anyone else as the audit log names them."""
-    if not actor.is_member:
-        return (actor.name or "Customer")[:255]
-    return actor.display

@@ -66,7 +66,7 @@ class EndUsers:
         origin = Origin(user.platform) if user.platform in {o.value for o in Origin} else Origin.SYSTEM
         display = f"{user.platform}:{user.user_id}" + (f" ({user.name})" if user.name else "")
         return Actor(workspace_id=workspace_id, origin=origin, display=display, is_member=False,
-                     customer_scope_id=customer_id, name=user.name), info
+                     customer_scope_id=customer_id), info
 
     async def _bind_dm(self, workspace_id: int, user: ChatUser, customer_id: int) -> ChannelInfo:
         """The DM becomes a channel the customer reads, bound to their customer (one binding per DM)."""

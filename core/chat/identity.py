@@ -74,7 +74,7 @@ class Identities:
             return actor, info
         if info.customer_id is not None:
             return Actor(workspace_id=workspace_id, origin=origin, display=display, is_member=False,
-                         is_admin=bootstrap_admin, customer_scope_id=info.customer_id, name=user.name), info
+                         is_admin=bootstrap_admin, customer_scope_id=info.customer_id), info
         if bootstrap_admin:
             # A chat workspace admin who is not linked yet may set up bindings and links, nothing else.
             return Actor(workspace_id=workspace_id, origin=origin, display=display, is_member=False,
