@@ -175,7 +175,7 @@ class QuickActions:
             elif not allow and row is not None:
                 await session.delete(row)
             else:
-                return  # nothing changed: no audit row
+                return  # nothing changed, nothing to audit
             record_change(session, actor, actor.workspace_id, "m365.grant" if allow else "m365.revoke",
                           {"member": member_id, "email": member.email})
 

@@ -136,6 +136,12 @@ async def test_who_may_act(env, db, workspace_id, tech, graph):
         await c.quick_actions.grant(admin, 999_999)
     assert "PSA sync" in (missing.value.hint or "")
     await c.quick_actions.grant(admin, tech.member_id)
+    await c.quick_actions.grant(admin, tech.member_id)  # already granted: nothing changes, nothing audited
+    async with db.read(Scope.workspace(workspace_id)) as s:  # every surface's grant is audited by the service
+        rows = [r for r in (await s.exec(select(AuditLog).order_by(AuditLog.id))).all() if r.action.startswith("m365.")]
+    assert [(r.action, r.outcome, r.actor) for r in rows] == [
+        ("m365.grant", "changed", admin.display), ("m365.revoke", "changed", admin.display),
+        ("m365.grant", "changed", admin.display)]
     with pytest.raises(PermissionDenied, match="never in a customer channel"):
         await c.quick_actions.request(tech.scoped_to_customer(1), tickets[6001], "revoke_sessions", intent="x2")
     with pytest.raises(PermissionDenied, match="never in a customer channel"):

@@ -53,7 +53,7 @@ async def test_body_over_the_limit_is_413(api: Api):
 
 @pytest.fixture
 async def limited(db_url: str, tmp_path: Path) -> AsyncIterator[Api]:
-    made, _ = await make_api(db_url, tmp_path, api_rate_per_second=0.5, api_rate_burst=3)
+    made, _ = await make_api(db_url, tmp_path, api_rate_per_second=0.05, api_rate_burst=3)  # no refill within a slow machine's 4 requests
     try:
         yield made
     finally:
