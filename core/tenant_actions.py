@@ -175,7 +175,7 @@ class QuickActions:
             elif not allow and row is not None:
                 await session.delete(row)
             else:
-                return  # nothing changed, nothing to audit
+                return  # nothing changed: no audit row
             record_change(session, actor, actor.workspace_id, "m365.grant" if allow else "m365.revoke",
                           {"member": member_id, "email": member.email})
 

@@ -7,7 +7,8 @@
    (the one the README picture shows, chosen the same way) as a technician sees it;
 2. builds each card kind from what core returns for it and bot/teams/cards.py: the ticket card (technician and
    customer), the queue and "my queue", the reply, status, time and new-ticket forms, a refused reply given
-   back filled in, help, an error with its hint, and an SLA warning;
+   back filled in, help, an error with its hint, an SLA warning, an escalation-risk alert and an alert offered
+   as a ticket;
 3. draws each with the official Adaptive Cards renderer in headless Chromium (scripts/pictures/card-preview.html,
    the same renderer, host config and browser as scripts/readme_pictures.py) and checks the drawing: nothing
    past the card's edge, no text cut short, no empty text block, fact, label or button. A card with a problem
@@ -39,12 +40,12 @@ from core.chat import ChannelInfo, ChatUser, error_view  # noqa: E402
 from core.chat.text import MENTION  # noqa: E402
 from core.errors import NotFound  # noqa: E402
 from core.mentions import parse_mention  # noqa: E402
-from core.views import SlaWarningView  # noqa: E402
+from core.views import AlertOfferView, FormOption, RiskAlertView, SlaWarningView  # noqa: E402
 from scripts.readme_pictures import HERE, _script_safe, chromium, npm_cache  # noqa: E402
 
 OUT = ROOT / "docs" / "cards"
 KINDS = ("ticket", "ticket-customer", "queue", "my-queue", "reply-form", "status-form", "time-form",
-         "new-ticket-form", "reply-refused", "help", "error", "sla-warning")
+         "new-ticket-form", "reply-refused", "help", "error", "sla-warning", "risk-alert", "alert-offer")
 
 
 async def build_cards() -> dict[str, dict[str, Any]]:
@@ -90,6 +91,15 @@ async def build_cards() -> dict[str, dict[str, Any]]:
                 "Ticket #99999 was not found.",
                 hint="Check the number. In a customer channel only that customer's tickets can be opened.")))),
             "sla-warning": cards.sla_card(warning),
+            "risk-alert": cards.risk_card(RiskAlertView(
+                ticket_number=ticket.summary.number, subject=ticket.summary.subject,
+                customer_name=ticket.summary.customer_name, priority=ticket.summary.priority.value, score=0.72,
+                threshold=0.6, reasons=("priority critical", "no reply for 3 business hours"))),
+            "alert-offer": cards.alert_offer_card(AlertOfferView(
+                alert_id=7, title="Disk space low on ACME-FS01 (C: 4% free)",
+                lines=("RMM alert · warning · raised 09:12", "No alert rule makes tickets of it."),
+                hint="Choose the customer and create a ticket, or leave it.",
+                customers=(FormOption(value="1", label=ticket.summary.customer_name or "Acme"),))),
         }
 
 

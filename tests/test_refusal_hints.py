@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 REFUSALS = {"InvalidInput", "NotFound", "PermissionDenied", "Conflict"}
 MODULES = ["core/tickets.py", "core/ticket_lookup.py", "core/alert_webhooks.py", "core/chat/admin.py",
-           "core/chat/identity.py", "core/chat/writes.py", "core/chat/runner.py"]
+           "core/chat/identity.py", "core/chat/writes.py", "core/chat/runner.py", "core/ai/knowledge.py"]
 
 
 def _hintless(path: Path) -> list[str]:

@@ -1,7 +1,7 @@
 """Microsoft 365 quick actions in the admin pages (/admin/m365): which technicians may reset passwords, revoke
 sessions and sync devices. The same QuickActions service as `deskbridge customer m365-grant` and `/deskbridge m365
-grant` decides (admins only); the service writes every change to the audit log. Kept in its own module (the admin pages' owner
-works on the others)."""
+grant` decides (admins only) and records every change in the audit log. Kept in its own module (the
+admin pages' owner works on the others)."""
 
 from __future__ import annotations
 

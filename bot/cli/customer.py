@@ -13,7 +13,7 @@ import os
 
 import typer
 
-from bot.cli.common import WORKSPACE, fail, run_in
+from bot.cli.common import WORKSPACE, cli_actor, fail, run_in
 from bot.main import Deskbridge
 from core.context import Actor
 from core.m365_tenants import M365Link
@@ -62,7 +62,7 @@ def _grant(email: str, workspace: str | None, allow: bool) -> str:
         member = await c.directory.member_by_email(ws, email)
         if member is None or member.id is None:
             raise fail(f"No technician with e-mail {email}.", "Technicians come from the PSA sync (or `deskbridge console` for the sandbox); check the address.")
-        await c.quick_actions.grant(Actor.system(ws), member.id, allow=allow)
+        await c.quick_actions.grant(cli_actor(ws), member.id, allow=allow)
         return member.name
 
     return run_in(workspace, work)

@@ -48,6 +48,7 @@ from core.chat import (
     PostRecord,
     ThreadPost,
     card_audience,
+    customer_author,
     failures_visible_in,
     may_post_ticket,
     note_visible_in,
@@ -258,9 +259,10 @@ class SlackNotifier:
             info = await self._seen(client, event.workspace_id, post.team_id, post.channel_id)
             if not may_post_ticket(info, post.customer_id) or not note_visible_in(info, event.visibility):
                 continue
-            body = bk.psa_note_blocks(event.author_name, event.visibility, event.body,
+            who = customer_author(event.author_name) if card_audience(info) == "customer" else event.author_name
+            body = bk.psa_note_blocks(who, event.visibility, event.body,
                                       prefix=t.THREAD_PSA_PREFIX if event.origin == "psa" else t.THREAD_CHAT_PREFIX)
-            await self.poster.post(client, post.channel_id, text=f"{event.author_name or 'PSA'}: {event.body[:200]}",
+            await self.poster.post(client, post.channel_id, text=f"{who or 'PSA'}: {event.body[:200]}",
                                    blocks=body, thread_ts=post.thread_ts,
                                    record=self._record(event.workspace_id, post, "note",
                                                        "customer" if event.visibility == "public" else "tech"))

@@ -34,6 +34,7 @@ from core.chat import (
     ChannelInfo,
     ThreadPost,
     card_audience,
+    customer_author,
     failures_visible_in,
     may_post_ticket,
     note_visible_in,
@@ -134,7 +135,8 @@ class TeamsNotifier:
             if target is None:
                 continue
             label = VISIBILITY_LABEL.get(event.visibility, event.visibility)
-            head = f"{label} · {event.author_name or 'PSA'}" + (" (from the PSA)" if event.origin == "psa" else "")
+            who = customer_author(event.author_name) if card_audience(info) == "customer" else event.author_name
+            head = f"{label} · {who or 'PSA'}" + (" (from the PSA)" if event.origin == "psa" else "")
             act = message(f"{head}\n\n{event.body}")
             act.text_format = "plain"  # exactly what was written: no markdown or HTML interpretation
             await self.s.poster.post(target, act)

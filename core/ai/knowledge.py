@@ -127,7 +127,8 @@ class KnowledgeBase:
         """Make the workspace's Markdown articles the `.md` files under `path` (admins only). Each file is one
         article: its first `#` heading (or file name) is the title, its path inside the folder the source."""
         if not actor.is_admin:
-            raise PermissionDenied("Only a workspace admin can import knowledge-base articles.")
+            raise PermissionDenied("Only a workspace admin can import knowledge-base articles.",
+                                   hint="Ask an admin, or on the server: `deskbridge ai kb-import FOLDER`.")
         articles = await asyncio.to_thread(_read_folder, path)
         return await self._replace(actor.workspace_id, MARKDOWN, [(a, None) for a in articles])
 
@@ -157,12 +158,14 @@ class KnowledgeBase:
         """The articles that answer this ticket, best first (technicians only; empty when off or none clears the
         threshold)."""
         if not actor.is_member or actor.customer_scope_id is not None:
-            raise PermissionDenied("Knowledge-base links are for technicians.")
+            raise PermissionDenied("Knowledge-base links are for technicians.",
+                                   hint="Ask your MSP's technician; they see the matching articles on the ticket.")
         async with self.db.read(actor.scope) as session:
             ticket = await session.get(Ticket, ticket_id)
             ws = await session.get(Workspace, actor.workspace_id)
         if ticket is None or ticket.deleted_at is not None or ws is None:
-            raise NotFound(f"Ticket id:{ticket_id} was not found.")
+            raise NotFound(f"Ticket id:{ticket_id} was not found.", hint="Check the number with /tickets, "
+                                                                          "or open the ticket from its card.")
         opts = ai_settings.effective(ws.settings)
         if not opts["kb"]:
             return ()

@@ -27,6 +27,7 @@ from core.chat.visibility import (
     DELETE,
     audience,
     card_audience,
+    customer_author,
     failures_visible_in,
     for_customer,
     may_post_ticket,
@@ -43,6 +44,6 @@ __all__ = [
     "CUSTOMER_CARD", "DELETE", "ChannelInfo", "ChatCommands", "ChatFile", "ChatPosts", "ChatRunner", "ChatService",
     "ChatUser", "ChatViews", "Installation", "PostRecord", "PsaDueDates", "Redaction", "RedactionPlan", "SlaInfo",
     "Submitted", "ThreadPost", "ThreadWrite", "View", "audience", "card_audience", "error_view",
-    "failures_visible_in", "for_customer", "grammar", "may_post_ticket", "may_show_tickets", "note_visible_in",
+    "customer_author", "failures_visible_in", "for_customer", "grammar", "may_post_ticket", "may_show_tickets", "note_visible_in",
     "redaction_for", "require_admin", "seen_with", "with_scope",
 ]

@@ -78,6 +78,24 @@ def with_scope(actor: Actor, info: ChannelInfo) -> Actor:
     return replace(actor, customer_scope_id=info.customer_id)
 
 
+SUPPORT = "Support"  # what a customer reads as the author of the MSP's own automated writes
+_CHAT = ("slack:", "teams:")
+
+
+def customer_author(name: str | None) -> str:
+    """An author's name as a customer may read it: a person's name, never a chat user id ("slack:U123 (Ann)"
+    -> "Ann") or an API key's, the system's or the AI's name (-> "Support"). An e-mail sender stays their address."""
+    name = (name or "").strip()
+    if name.startswith(_CHAT):
+        inner = name[name.find("(") + 1:-1].strip() if name.endswith(")") and "(" in name else ""
+        return inner or "Someone from your team"
+    if name.startswith("email:"):
+        return name.removeprefix("email:") or SUPPORT
+    if not name or name == "system" or name.startswith(("apikey:", "ai:", "api:", "system:")):
+        return SUPPORT
+    return name
+
+
 def for_customer(view: TicketView) -> TicketView:
     """What a customer may see of a ticket card: the conversation they are part of, status and who works on it.
 
@@ -92,7 +110,8 @@ def for_customer(view: TicketView) -> TicketView:
                      psa_url=None, psa_respond_by=None, psa_resolve_by=None, category_name=None,
                      subcategory_name=None, custom_fields={})
     files = tuple(a for a in view.attachments if a.data.get("visibility") == "public")
-    said = tuple(replace(c, queued=False, failed=False) for c in view.conversation)  # what was written, no plumbing
+    said = tuple(replace(c, queued=False, failed=False, author=customer_author(c.author))  # no plumbing, no ids
+                 for c in view.conversation)
     return replace(view, detail=detail, sla_remaining_s=None, links=(), actions=(), time_entries=(), attachments=files,
                    conversation=said, total_minutes=0, audience="customer", ai=None, facts=(), alerts=())
 

@@ -89,23 +89,18 @@ def event_record(event: AlertEvent) -> dict[str, Any]:
     return data
 
 
-class SourceChanged(Exception):
-    """The cached source was disabled or got a new secret: nothing was recorded; authenticate again."""
-
-
 def _record_statements(dialect: str) -> tuple[Any, Any, Any]:
     """`record`'s statements, built once (each delivery only binds its values): the alert upsert returning its
     id (a no-op update on conflict, so that RETURNING names the existing alert), the receipt insert returning
-    its id or nothing for a duplicate, and the source as it is now."""
+    its id or nothing for a duplicate, and the source row locked (PostgreSQL)."""
     alerts, receipts, sources = table_of(Alert), table_of(AlertReceipt), table_of(AlertSource)
     upsert = dialect_insert(dialect, alerts)
     upsert = upsert.on_conflict_do_update(index_elements=["source_id", "dedup_key"],
                                           set_={"dedup_key": upsert.excluded.dedup_key}).returning(alerts.c.id)
     receipt = dialect_insert(dialect, receipts).on_conflict_do_nothing(
         index_elements=["source_id", "dedup_key", "action", "occurrence"]).returning(receipts.c.id)
-    source_now = sa.select(sources.c.enabled, sources.c.secret_ciphertext).where(
-        sources.c.id == sa.bindparam("sid"))
-    return upsert, receipt, source_now
+    source_row = sa.select(sources.c.id).where(sources.c.id == sa.bindparam("sid")).with_for_update()
+    return upsert, receipt, source_row
 
 
 class AlertIntake:
@@ -117,9 +112,6 @@ class AlertIntake:
         self.db, self.sources, self.parsers, self._clock = db, sources, dict(parsers), clock
         self.chunk = chunk  # receipts per apply transaction (bench/alert_storm.py measures 1 as its baseline)
         self._secrets: dict[tuple[int, bytes], str] = {}
-        # Sources by key, as last read: a delivery whose secret matches skips the read (record() checks the
-        # source again, as it is now, in its own transaction before writing anything).
-        self._sources: dict[str, AlertSource] = {}
         self._statements = _record_statements(db.dialect)
         self.correlator = Correlator(db, tickets=tickets, clock=clock)
 
@@ -127,7 +119,7 @@ class AlertIntake:
 
     async def ingest(self, key: str, headers: Mapping[str, str], body: bytes) -> IngestResult:
         """Authenticate, parse, record and apply one delivery (see module doc)."""
-        source, cached = await self._authenticate(key, headers)
+        source = await self._authenticate(key, headers)
         try:
             decoded = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: nested too deep
@@ -140,36 +132,22 @@ class AlertIntake:
         except AlertFormatError as exc:
             raise InvalidInput(exc.message, hint=exc.hint or None) from None
         if not events:
-            if cached:  # nothing to record: the source is checked as it is now by reading it
-                await self._authenticate(key, headers, cache=False)
             return IngestResult("ignored")
         token = uuid.uuid4().hex[:16]
-        try:
-            recorded, claimed = await self.record(source, events, claim=token)
-        except SourceChanged:  # disabled or rotated since it was cached: nothing was written; ask again
-            source, _ = await self._authenticate(key, headers, cache=False)
-            try:
-                recorded, claimed = await self.record(source, events, claim=token)
-            except SourceChanged:
-                raise AlertRefused("The alert source changed while this delivery was read.",
-                                   hint="Send it again.") from None
+        recorded, claimed = await self.record(source, events, claim=token)
         done = await self._drain(source, token) if claimed else {}
         status = "duplicate" if all(rid is None for rid, _ in recorded) else "accepted"
         return IngestResult(status, tuple(self._outcomes(recorded, done)))
 
-    async def _authenticate(self, key: str, headers: Mapping[str, str], *,
-                            cache: bool = True) -> tuple[AlertSource, bool]:
-        """The source the request names, if its secret is right: (source, whether it came from the cache)."""
+    async def _authenticate(self, key: str, headers: Mapping[str, str]) -> AlertSource:
+        """The source the request names, if its secret is right (read each time: a rotation or a disable
+        takes effect at once)."""
         refused = AlertRefused("Unknown alert source or wrong secret.",
                                hint=f"Send the source's secret in the {SECRET_HEADER} header to its own URL "
                                     "(`deskbridge intake sources` lists them).")
         given = _secret_from(headers)
         if not given:
             raise refused
-        cached = self._sources.get(key) if cache else None
-        if cached is not None and hmac.compare_digest(given.encode(), self._secret(cached).encode()):
-            return cached, True  # checked again as it is now inside the recording transaction (`record`)
-        self._sources.pop(key, None)
         async with self.db.read(Scope.system_wide()) as session:  # the key names the workspace
             source = (await session.exec(select(AlertSource).where(AlertSource.key == key[:64]))).first()
         if source is None:
@@ -180,10 +158,7 @@ class AlertIntake:
             raise AlertRefused(f"The alert source '{source.name}' is disabled.",
                                hint="Enable it on the admin page Intake (/admin/intake) or with "
                                     "`deskbridge intake set <source> enabled on`.")
-        if len(self._sources) > 1000:
-            self._sources.clear()
-        self._sources[key] = source
-        return source, False
+        return source
 
     def _secret(self, source: AlertSource) -> str:
         """The source's secret, decrypted once per stored ciphertext (a rotation stores a new one)."""
@@ -197,19 +172,14 @@ class AlertIntake:
     async def record(self, source: AlertSource, events: list[AlertEvent], *,
                      claim: str | None = None) -> tuple[list[tuple[int | None, AlertEvent]], bool]:
         """Record events as receipts in one transaction: ([(receipt id or None for a duplicate, event)], whether
-        the source's lease was taken with `claim` in the same transaction). The source is first checked as it
-        is now (enabled, same secret): a source authenticated from the cache and since disabled or rotated is
-        refused here, before anything is written (`SourceChanged`)."""
+        the source's lease was taken with `claim` in the same transaction)."""
         ws, sid = source.workspace_id, source.id
         now = self._clock()
         out: list[tuple[int | None, AlertEvent]] = []
-        alert_ins, receipt_ins, source_now = self._statements
+        alert_ins, receipt_ins, source_row = self._statements
         async with self.db.write(Scope.workspace(ws)) as session:
-            # PostgreSQL: the source row locked (SQLite's one writer already serializes this with chunks)
-            row = (await session.execute(source_now.with_for_update() if not self.db.is_sqlite else source_now,
-                                         {"sid": sid})).first()
-            if row is None or not row.enabled or bytes(row.secret_ciphertext) != bytes(source.secret_ciphertext):
-                raise SourceChanged()
+            if not self.db.is_sqlite:  # SQLite's one writer already serializes this with chunks (module doc)
+                await session.execute(source_row, {"sid": sid})
             for ev in events:
                 alert_id = (await session.execute(alert_ins, {
                     "workspace_id": ws, "source_id": sid, "dedup_key": ev.dedup_key, "status": "new",

@@ -71,3 +71,29 @@ async def test_a_customer_card_shows_replies_without_the_write_plumbing(slack):
     await slack.slash("/ticket", "5001", user=TECH, channel="C_TECH2")
     tech_text = json.dumps(slack.fake.of("chat.postMessage")[-1].args["blocks"])
     assert "not in the PSA (refused)" in tech_text and "queued" in tech_text  # technicians still see both
+
+
+async def test_customers_see_people_not_chat_ids_or_api_key_names(slack):
+    """Who wrote a reply, as a customer reads it: a person's name or the MSP's support, never a chat user id
+    ("slack:U_ANN (Ann)") or an API key's name ("apikey:portal-sync")."""
+    from core.context import Actor as A
+    from store.enums import Origin
+    api = A(workspace_id=slack.ws, origin=Origin.API, display="apikey:portal-sync")
+    contact = A(workspace_id=slack.ws, origin=Origin.SLACK, display="slack:U_ANN99 (Ann Lee)", is_member=False,
+                customer_scope_id=slack.setup.customer_id)
+    await slack.c.tickets.comment(api, 5001, "Your new laptop ships today.", visibility="public")
+    await slack.c.tickets.contact_reply(contact, 5001, "Great, thanks!")
+    await slack.slash("/deskbridge", "bind customer ACME shared", user=ADMIN, channel="C_ACME")
+    await slack.slash("/ticket", "5001", user=STRANGER, channel="C_ACME")
+    post = slack.fake.of("chat.postMessage")[-1].args
+    text = json.dumps(post["blocks"])
+    assert "Your new laptop ships today." in text and "Ann Lee" in text
+    for internal in ("apikey", "portal-sync", "U_ANN99", "slack:"):
+        assert internal not in text, internal
+    # a public note mirrored into the customer's thread (a channel shared with them) names its author the same way
+    slack.fake.clear()
+    await slack.c.tickets.comment(api, 5001, "Tracking number 1Z999.", visibility="public")
+    await slack.settle()
+    mirrored = [json.dumps(c.args) for c in slack.fake.of("chat.postMessage") if "1Z999" in json.dumps(c.args)
+                and c.args.get("channel") == "C_ACME"]
+    assert mirrored and all("apikey" not in m and "portal-sync" not in m for m in mirrored), mirrored
