@@ -55,12 +55,20 @@ def _live() -> Any:
     return sa.and_(_open(), col(SlaClock.stopped_at).is_(None), col(SlaClock.target_s) > 0, _current())
 
 
+def _clock_counts() -> Any:
+    """Clocks stored per ticket, grouped once (a correlated count per ticket made SQLite rescan the whole
+    table for each of 37,500 open tickets on the 100k bench desk)."""
+    return select(col(SlaClock.ticket_id).label("ticket_id"), func.count().label("n")).group_by(
+        col(SlaClock.ticket_id)).subquery()
+
+
 async def _not_current(session: AsyncSession) -> list[int]:
     """Open tickets whose stored clocks are behind the ticket, or missing."""
     joined = select(SlaClock.ticket_id).join(Ticket, col(Ticket.id) == col(SlaClock.ticket_id))
     behind = joined.where(_open(), sa.not_(_current()))
-    count = select(func.count()).where(col(SlaClock.ticket_id) == col(Ticket.id)).scalar_subquery()
-    missing = select(Ticket.id).where(_open(), count < len(Metric))
+    counts = _clock_counts()
+    missing = select(Ticket.id).outerjoin(counts, counts.c.ticket_id == col(Ticket.id)).where(
+        _open(), sa.or_(counts.c.n.is_(None), counts.c.n < len(Metric)))
     ids = {int(i) for i in (await session.exec(behind)).all()} | {int(i) for i in (await session.exec(missing)).all()
                                                                   if i is not None}
     return sorted(ids)
@@ -73,9 +81,9 @@ def _excluding(ids: Sequence[int]) -> Any:
         return col(SlaClock.ticket_id).not_in(ids)
     behind = select(SlaClock.ticket_id).join(Ticket, col(Ticket.id) == col(SlaClock.ticket_id)).where(
         _open(), sa.not_(_current()))
+    counts = _clock_counts()
     return sa.and_(col(SlaClock.ticket_id).not_in(behind),
-                   select(func.count()).where(col(SlaClock.ticket_id) == col(Ticket.id)).scalar_subquery()
-                   >= len(Metric))
+                   col(SlaClock.ticket_id).not_in(select(counts.c.ticket_id).where(counts.c.n < len(Metric))))
 
 
 def _stored_at_risk(share: float) -> Any:
