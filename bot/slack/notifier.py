@@ -29,7 +29,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -67,7 +66,7 @@ from core.notify import (
     WriteDead,
     WriteDelivered,
 )
-from core.views import RiskAlertView, SlaWarningView
+from core.views import SlaWarningView
 
 log = logging.getLogger("deskbridge.slack")
 PLATFORM = "slack"
@@ -462,17 +461,7 @@ class SlackNotifier:
         targets = await self.chat.risk_alert_channels(event.workspace_id, PLATFORM, customer_id=event.customer_id)
         if not targets:
             return
-        view = RiskAlertView(ticket_number=event.ticket_number, subject=event.subject, customer_name=None,
-                             priority=event.priority, score=event.score, threshold=event.threshold,
-                             reasons=event.reasons)
-        if event.ticket_number is not None:
-            try:
-                actor = Actor.system(event.workspace_id)
-                detail = await self.views.tickets.get(actor, event.ticket_number)
-                view = replace(view, customer_name=detail.summary.customer_name,
-                               psa_url=await self.views.psa_url(actor, detail.summary.connection_id, detail.external_id))
-            except DeskbridgeError:
-                pass
+        view = await self.views.risk_alert(event)
         for team_id, channel_id in targets:
             client = await self._client(team_id, event.workspace_id)
             if client is None or await self.shared.is_shared(client, channel_id):

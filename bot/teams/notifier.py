@@ -24,7 +24,6 @@ events in order. Posts go through the paced poster; a refused post is logged as 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from bot.slack.work import AfterAck
@@ -53,7 +52,7 @@ from core.notify import (
     WriteDead,
     WriteDelivered,
 )
-from core.views import RiskAlertView, SlaWarningView
+from core.views import SlaWarningView
 
 if TYPE_CHECKING:
     from bot.teams.app import TeamsSurface
@@ -227,17 +226,7 @@ class TeamsNotifier:
         targets = await self.c.chat.risk_alert_channels(event.workspace_id, PLATFORM, customer_id=event.customer_id)
         if not targets:
             return
-        view = RiskAlertView(ticket_number=event.ticket_number, subject=event.subject, customer_name=None,
-                             priority=event.priority, score=event.score, threshold=event.threshold,
-                             reasons=event.reasons)
-        if event.ticket_number is not None:
-            try:
-                actor = Actor.system(event.workspace_id)
-                detail = await self.c.tickets.get(actor, event.ticket_number)
-                view = replace(view, customer_name=detail.summary.customer_name, psa_url=await self.c.chat_views.psa_url(
-                    actor, detail.summary.connection_id, detail.external_id))
-            except DeskbridgeError:
-                pass
+        view = await self.c.chat_views.risk_alert(event)
         for team_id, channel_id in targets:
             ref = await self.s.refs.get(event.workspace_id, tenant_id=team_id, conversation_id=channel_id)
             if ref is None or ref.shared:

@@ -29,6 +29,7 @@ from bot.teams import cards
 from bot.teams.incoming import Incoming
 from bot.teams.poster import Target, message
 from core.chat import ChannelInfo, grammar
+from core.chat.text import over_limit_text
 from core.context import Actor
 from core.errors import DeskbridgeError, InvalidInput, PermissionDenied
 from core.views import MessageView
@@ -61,19 +62,6 @@ def opened_line(number: int | None, subject: str, *, in_channel: bool) -> str:
     return f"{ref} opened: {subject}. {where}"
 
 
-def over_limit_line(outcome: str, number: int | None, limit: int) -> str:
-    """Past an end user's hourly limit (or a ticket that cannot be opened for them: `kept`): where their words
-    went instead, and what to do next."""
-    if outcome == "kept":
-        return ("Your message was kept for a technician, who will open the ticket and get back to you. "
-                "Something urgent? Call your MSP's support line.")
-    head = f"You have opened {limit} tickets in the last hour, so no new one was opened."
-    if outcome == "added":
-        ref = f"#{number}" if number else "your open ticket"
-        return (f"{head} Your message was added to {ref} as your reply; a technician will see it there. "
-                "Something new and urgent? Call your MSP's support line.")
-    return (f"{head} Your message was kept for a technician, who will get back to you. "
-            "Something urgent? Call your MSP's support line.")
 
 
 def offer_card(key: str, text: str, by: str) -> dict[str, Any]:
@@ -138,7 +126,7 @@ class TeamsRequests:
             name=inc.user.name, user_key=f"{PLATFORM}:{inc.tenant}:{inc.aad_id}",
             source=None if inc.conversation_type == "channel" else chat_source(inc.base_conversation))
         if opened.outcome != "opened":
-            return over_limit_line(opened.outcome, opened.number, opened.limit), None
+            return over_limit_text(opened.outcome, opened.number, opened.limit), None
         if opened.ticket_id is None:
             return ALREADY, None
         return opened_line(opened.number, opened.subject, in_channel=inc.conversation_type == "channel"), \

@@ -10,6 +10,7 @@ that owns it):
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -28,8 +29,10 @@ from core.chat.sla_info import PsaDueDates, SlaInfo
 from core.chat.threads import Threads
 from core.connections import ConnectionService
 from core.context import Actor
+from core.errors import DeskbridgeError
+from core.notify import RiskAlertEvent
 from core.tickets import DEFAULT_CAPABILITIES, TicketService
-from core.views import FormOption, FormView, TicketDetail, TicketView
+from core.views import FormOption, FormView, RiskAlertView, TicketDetail, TicketView
 from core.workspaces import DirectoryService, WorkspaceService
 from store.crypto import CredentialCipher
 from store.db import Database
@@ -195,6 +198,22 @@ class ChatViews:
     async def psa_url(self, actor: Actor, connection_id: int | None, external_id: str | None) -> str | None:
         """Deep link into the PSA's own UI (None while the ticket is not yet created there)."""
         return await self.cards.psa_url(actor, connection_id, external_id)
+
+    async def risk_alert(self, event: RiskAlertEvent) -> RiskAlertView:
+        """An at-risk post's view: the event's figures, with the customer's name and the PSA link where the ticket
+        has them (a ticket that cannot be read now is posted with the figures alone)."""
+        view = RiskAlertView(ticket_number=event.ticket_number, subject=event.subject, customer_name=None,
+                             priority=event.priority, score=event.score, threshold=event.threshold,
+                             reasons=event.reasons)
+        if event.ticket_number is None:
+            return view
+        actor = Actor.system(event.workspace_id)
+        try:
+            detail = await self.tickets.get(actor, event.ticket_number)
+            return replace(view, customer_name=detail.summary.customer_name,
+                           psa_url=await self.psa_url(actor, detail.summary.connection_id, detail.external_id))
+        except DeskbridgeError:
+            return view
 
     async def caps_for(self, actor: Actor, connection_id: int | None) -> Capabilities:
         return await self.cards.caps_for(actor, connection_id)

@@ -123,3 +123,18 @@ def thread_what(what: str | None, files: int) -> str:
     if what and attached:
         return f"{what} and {attached}"
     return what or attached
+
+
+def over_limit_text(outcome: str, number: int | None, limit: int) -> str:
+    """Past an end user's hourly limit (or a ticket that cannot be opened for them: `kept`): where their words
+    went instead, and what to do next (the same on every surface)."""
+    if outcome == "kept":
+        return ("Your message was kept for a technician, who will open the ticket and get back to you. "
+                "Something urgent? Call your MSP's support line.")
+    head = f"You have opened {limit} tickets in the last hour, so no new one was opened."
+    if outcome == "added":
+        ref = f"#{number}" if number else "your open ticket"
+        return (f"{head} Your message was added to {ref} as your reply; a technician will see it there. "
+                "Something new and urgent? Call your MSP's support line.")
+    return (f"{head} Your message was kept for a technician, who will get back to you. "
+            "Something urgent? Call your MSP's support line.")

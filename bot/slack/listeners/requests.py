@@ -21,6 +21,7 @@ from bot.slack.context import PLATFORM, SlackContext
 from bot.slack.install import WORKSPACE_KEY
 from bot.slack.listeners.common import bound
 from core.chat import ChatUser
+from core.chat.text import over_limit_text
 from core.context import Actor
 from core.errors import DeskbridgeError
 
@@ -113,7 +114,7 @@ async def _open_and_post(sc: SlackContext, context: Any, client: Any, actor: Act
     opened = await sc.requests.open(actor, text, message_key=key or f"{PLATFORM}:{channel}:{ts}", email=email,
                                     name=name or user.name, user_key=f"{PLATFORM}:{user.home_team}:{user.user_id}")
     if opened.outcome != "opened":
-        return t.request_over_limit(opened.outcome, opened.number, opened.limit), False
+        return over_limit_text(opened.outcome, opened.number, opened.limit), False
     if opened.ticket_id is None:
         return t.REQUEST_ALREADY, False
     view = await sc.views.ticket(actor, f"id:{opened.ticket_id}", audience="customer")

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from bot.teams.requests import over_limit_line
+from core.chat.text import over_limit_text
 
 
 def test_kept_words_are_told_as_kept_not_as_a_limit():
-    line = over_limit_line("kept", None, 0)
+    line = over_limit_text("kept", None, 0)
     assert "kept for a technician" in line and "last hour" not in line and "0 tickets" not in line
-    assert "last hour" in over_limit_line("held", None, 5)
+    assert "last hour" in over_limit_text("held", None, 5)
