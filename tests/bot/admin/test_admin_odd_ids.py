@@ -3,24 +3,10 @@ scanner sends): a page saying there is no such record, never a 500."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from tests.bot.admin.helpers import sign_in
-from tests.bot.api.conftest import Api, make_api
-
-
-@pytest.fixture
-async def api(db_url: str, tmp_path: Path) -> AsyncIterator[Api]:
-    made, _ = await make_api(db_url, tmp_path)
-    try:
-        yield made
-    finally:
-        await made.client.aclose()
-        await made.container.aclose()
-
+from tests.bot.api.conftest import Api
 
 HUGE = ["99999999999999999999", "9223372036854775808", "2147483648"]
 

@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
-import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 from typer.testing import CliRunner
@@ -30,15 +28,6 @@ from tests.factories import psa_backed
 CRED_SECRET = "cw-private-key-Zq81xTT"
 PAYLOAD_SECRET = "hunter2-payload-pw"
 
-
-@pytest.fixture
-async def api(db_url: str, tmp_path: Path) -> AsyncIterator[Api]:
-    made, _ = await make_api(db_url, tmp_path)
-    try:
-        yield made
-    finally:
-        await made.client.aclose()
-        await made.container.aclose()
 
 
 async def dead_op(api: Api, ws: int) -> int:

@@ -4,11 +4,9 @@ and another workspace's connection out of reach."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from sqlmodel import select
 
 from store.db import Scope
@@ -18,16 +16,6 @@ from tests.bot.admin.helpers import csrf_of, sign_in
 from tests.bot.api.conftest import Api, make_api
 from tests.factories import psa_backed
 from tests.fakes.connectwise import FakeConnectWise
-
-
-@pytest.fixture
-async def api(db_url: str, tmp_path: Path) -> AsyncIterator[Api]:
-    made, _ = await make_api(db_url, tmp_path)
-    try:
-        yield made
-    finally:
-        await made.client.aclose()
-        await made.container.aclose()
 
 
 async def _ticket(api: Api, connection_id: int, status_id: str, number: int) -> int:

@@ -4,10 +4,7 @@ e-mail refused with what to type, each change in the audit log; what the page gr
 from __future__ import annotations
 
 import html
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
 from sqlmodel import select
 
 from core.context import Actor
@@ -15,18 +12,8 @@ from store.db import Scope
 from store.enums import Origin
 from store.tables import AuditLog
 from tests.bot.admin.helpers import sign_in
-from tests.bot.api.conftest import Api, make_api
+from tests.bot.api.conftest import Api
 from tests.factories import psa_backed
-
-
-@pytest.fixture
-async def api(db_url: str, tmp_path: Path) -> AsyncIterator[Api]:
-    made, _ = await make_api(db_url, tmp_path)
-    try:
-        yield made
-    finally:
-        await made.client.aclose()
-        await made.container.aclose()
 
 
 async def test_grant_and_take_back_quick_actions_on_the_page(api: Api):

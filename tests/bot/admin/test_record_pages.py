@@ -4,11 +4,8 @@ once that then works (and stops working when revoked) on the REST API, unbinding
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 from sqlmodel import select
 
 from store.db import Scope
@@ -16,18 +13,8 @@ from store.enums import OutboxStatus
 from store.tables import AuditLog, ChannelBinding, OutboxOp, Ticket
 from store.types import utcnow
 from tests.bot.admin.helpers import sign_in
-from tests.bot.api.conftest import Api, make_api
+from tests.bot.api.conftest import Api
 from tests.factories import psa_backed
-
-
-@pytest.fixture
-async def api(db_url: str, tmp_path: Path) -> AsyncIterator[Api]:
-    made, _ = await make_api(db_url, tmp_path)
-    try:
-        yield made
-    finally:
-        await made.client.aclose()
-        await made.container.aclose()
 
 
 async def _audit_rows(api: Api, ws: int) -> None:

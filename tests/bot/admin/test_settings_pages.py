@@ -5,8 +5,6 @@ never, and every change lands in the audit log."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlmodel import select
@@ -15,18 +13,8 @@ from core.intake.mailbox import SETTINGS_KEY as MAILBOX_KEY
 from store.db import Scope
 from store.tables import Alert, AlertMapping, AlertSource, AuditLog, Workspace
 from tests.bot.admin.helpers import sign_in
-from tests.bot.api.conftest import Api, make_api
+from tests.bot.api.conftest import Api
 from tests.factories import psa_backed
-
-
-@pytest.fixture
-async def api(db_url: str, tmp_path: Path) -> AsyncIterator[Api]:
-    made, _ = await make_api(db_url, tmp_path)
-    try:
-        yield made
-    finally:
-        await made.client.aclose()
-        await made.container.aclose()
 
 
 async def _actions(api: Api) -> list[str]:
