@@ -95,6 +95,20 @@ async def test_device_activity_check_in_and_sign_ins_from_it(env):
     assert "Sign-ins: needs Entra ID P1 in this tenant." in activity.notes
 
 
+async def _synced(db_url, tmp_path, workspace_id, graph, psa, kind):
+    """The real composition root on the test database with Graph and `psa` on httpx transports, the PSA added
+    as a connection and synced once."""
+    c = build(Settings(database_url=db_url, secret_key=generate_key(), sandbox="off", auto_migrate=False,
+                       secret_key_file=tmp_path / "k", m365_client_id=graph.client_id,
+                       m365_client_secret=graph.client_secret, m365_graph_url=GRAPH, m365_login_url=LOGIN,
+                       run_scheduler=False, run_outbox_worker=False),
+              transport=_Routed(graph.transport, psa.transport()))
+    conn, _ = await c.connections.add(workspace_id, kind=kind, name=kind, settings=psa.settings(),
+                                      credentials=psa.credentials())
+    assert (await c.sync.run(conn.id)).ok
+    return c
+
+
 async def test_a_halopsa_asset_names_the_intune_device(db_url, tmp_path, workspace_id):
     """HaloPSA links assets to a ticket (`Faults.assets`, `Device_List` with `intune_id` from Halo's Intune
     integration): the asset's Intune id picks the device, else its main field as a name."""
@@ -111,15 +125,8 @@ async def test_a_halopsa_asset_names_the_intune_device(db_url, tmp_path, workspa
     elsewhere = halo.add_ticket("Dock broken", client_id=12, user_id=501)["id"]
     halo.add_asset(12, "Reception dock", ticket_id=elsewhere)
     plain = halo.add_ticket("Password expired", client_id=12, user_id=501)["id"]
-    c = build(Settings(database_url=db_url, secret_key=generate_key(), sandbox="off", auto_migrate=False,
-                       secret_key_file=tmp_path / "k", m365_client_id=graph.client_id,
-                       m365_client_secret=graph.client_secret, m365_graph_url=GRAPH, m365_login_url=LOGIN,
-                       run_scheduler=False, run_outbox_worker=False),
-              transport=_Routed(graph.transport, halo.transport()))
+    c = await _synced(db_url, tmp_path, workspace_id, graph, halo, "halopsa")
     try:
-        conn, _ = await c.connections.add(workspace_id, kind="halopsa", name="halo", settings=halo.settings(),
-                                          credentials=halo.credentials())
-        assert (await c.sync.run(conn.id)).ok
         async with c.db.read(Scope.workspace(workspace_id)) as s:
             ids = {ext: (await s.exec(select(Ticket.id).where(Ticket.external_id == str(ext)))).one()
                    for ext in (by_intune, by_name, elsewhere, plain)}
@@ -153,15 +160,8 @@ async def test_a_connectwise_configuration_names_the_intune_device(db_url, tmp_p
     cw.add_configuration("Spare dock", serial="DOCK-9", company_id=acme, ticket_id=made["serial"])  # not the first
     cw.add_configuration("ACME-LT-2", company_id=acme, ticket_id=made["name"])
     gone = cw.add_configuration("Reception dock", company_id=acme, ticket_id=made["elsewhere"])
-    c = build(Settings(database_url=db_url, secret_key=generate_key(), sandbox="off", auto_migrate=False,
-                       secret_key_file=tmp_path / "k", m365_client_id=graph.client_id,
-                       m365_client_secret=graph.client_secret, m365_graph_url=GRAPH, m365_login_url=LOGIN,
-                       run_scheduler=False, run_outbox_worker=False),
-              transport=_Routed(graph.transport, cw.transport()))
+    c = await _synced(db_url, tmp_path, workspace_id, graph, cw, "connectwise")
     try:
-        conn, _ = await c.connections.add(workspace_id, kind="connectwise", name="cw", settings=cw.settings(),
-                                          credentials=cw.credentials())
-        assert (await c.sync.run(conn.id)).ok
         async with c.db.read(Scope.workspace(workspace_id)) as s:
             ids = {name: (await s.exec(select(Ticket.id).where(Ticket.external_id == str(ext)))).one()
                    for name, ext in made.items()}
