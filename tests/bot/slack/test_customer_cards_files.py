@@ -79,7 +79,7 @@ async def test_customers_see_people_not_chat_ids_or_api_key_names(slack):
     from core.context import Actor as A
     from store.enums import Origin
     api = A(workspace_id=slack.ws, origin=Origin.API, display="apikey:portal-sync")
-    contact = A(workspace_id=slack.ws, origin=Origin.SLACK, display="slack:U_ANN99 (Ann Lee)", name="Ann Lee", is_member=False,
+    contact = A(workspace_id=slack.ws, origin=Origin.SLACK, display="slack:U_ANN99 (Ann Lee)", is_member=False,
                 customer_scope_id=slack.setup.customer_id)
     await slack.c.tickets.comment(api, 5001, "Your new laptop ships today.", visibility="public")
     await slack.c.tickets.contact_reply(contact, 5001, "Great, thanks!")
