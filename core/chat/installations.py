@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from core.chat.cache import TTLCache
@@ -82,6 +83,23 @@ class Installations:
         extra = {k: v for k, v in (data or {}).items() if "token" not in k and "secret" not in k}
         if bot_id:
             extra["bot_id"] = bot_id
+        try:
+            await self._write(ws_id, platform, team_id, bot_token, bot_user_id, enterprise_id, extra)
+        except IntegrityError:
+            # A first contact of the same team at the same moment (20 Teams refreshes of a new tenant on
+            # PostgreSQL) inserted it first: update that row, in its workspace.
+            self.invalidate()
+            winner = await self.installation(platform, team_id)
+            if winner is None:
+                raise
+            await self._write(winner.workspace_id, platform, team_id, bot_token, bot_user_id, enterprise_id, extra)
+        self.invalidate()
+        inst = await self.installation(platform, team_id)
+        assert inst is not None
+        return inst
+
+    async def _write(self, ws_id: int, platform: str, team_id: str, bot_token: str | None, bot_user_id: str | None,
+                     enterprise_id: str | None, extra: dict[str, Any]) -> None:
         async with self.db.write(Scope.workspace(ws_id)) as session:
             row = (await session.exec(select(ChatInstallation).where(
                 ChatInstallation.platform == platform, ChatInstallation.external_team_id == team_id))).first()
@@ -94,10 +112,6 @@ class Installations:
             row.bot_token_ciphertext = (self.cipher.encrypt({"bot_token": bot_token}, workspace_id=ws_id,
                                                             kind=f"chat:{platform}") if bot_token else None)
             row.installed_at = self._clock()
-        self.invalidate()
-        inst = await self.installation(platform, team_id)
-        assert inst is not None
-        return inst
 
     async def first_time(self, source: str, event_id: str) -> bool:
         """True the first time an event (or OAuth state nonce) is seen; retries and replays get False."""

@@ -37,3 +37,30 @@ async def test_reserved_team_installs_into_its_workspace(container):
     other = await container.workspaces.create(slug="second-msp", name="Second")
     with pytest.raises(Conflict, match="another workspace"):
         await container.chat.preauthorize("slack", "T_MSP", other.id)
+
+
+
+async def test_simultaneous_first_contacts_of_one_team_record_it_once(container, db_url, tmp_path):
+    """Activities of a new Teams tenant at once on two instances (Teams refreshes a card for every viewer): one
+    installation, every caller answered with it (on PostgreSQL a loser's insert hits the unique constraint and
+    updates the winner's row instead)."""
+    import asyncio
+
+    from sqlmodel import select
+
+    from store.db import Scope
+    from store.tables import ChatInstallation
+
+    other = build(settings_from_env(database_url=db_url, sandbox="off", secret_key=container.settings.secret_key,
+                                    secret_key_file=tmp_path / "k2", run_scheduler=False, auto_migrate=False))
+    ws, team = container.default_workspace_id, "11111111-2222-4333-8444-555555555555"
+    try:
+        got = await asyncio.gather(*[c.chat.save_installation(platform="teams", team_id=team, bot_token=None,
+                                                              bot_user_id="bot", workspace_id=ws)
+                                     for _ in range(10) for c in (container, other)])
+    finally:
+        await other.aclose()
+    assert {i.workspace_id for i in got} == {ws} and {i.team_id for i in got} == {team}
+    async with container.db.read(Scope.system_wide()) as s:
+        rows = (await s.exec(select(ChatInstallation).where(ChatInstallation.platform == "teams"))).all()
+    assert len(rows) == 1
