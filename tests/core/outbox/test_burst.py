@@ -148,11 +148,12 @@ async def test_sustained_writes_stay_within_the_connections_rate(db: Database, w
     assert len(times) == n
     # A token bucket's promise: any k consecutive requests span at least (k - burst) / rate seconds. They
     # are timed on arrival, so a request whose connection set-up or scheduling ran late can arrive closer
-    # to the next one than it left: 150 ms of slack (1.5 requests at this rate; unlimited, all 30 would
-    # arrive within a few hundred ms).
+    # to the next one than it left: 250 ms of slack (2.5 requests at this rate; 165 ms of such lateness was
+    # seen with the PostgreSQL suite running beside this one; unlimited, all 30 would arrive within a few
+    # hundred ms, and the whole run must still take the bucket's time).
     for i in range(n):
         for j in range(i + burst, n):
-            assert times[j] - times[i] >= (j - i + 1 - burst) / rate - 0.15, (i, j, times[j] - times[i])
+            assert times[j] - times[i] >= (j - i + 1 - burst) / rate - 0.25, (i, j, times[j] - times[i])
     assert times[-1] - times[0] >= (n - burst) / rate - 0.15
     assert sum(budget_waits) >= (n - burst) / rate * 0.9  # the budget, not the machine, made them wait
 
