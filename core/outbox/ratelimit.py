@@ -125,8 +125,11 @@ class ConnectionBudget:
         return max(self.paused_until - now, self.bucket.wait_time(now))
 
     @asynccontextmanager
-    async def request(self, deadline: float | None = None) -> AsyncIterator[None]:
-        """Hold a concurrency slot and one token for one PSA request; BudgetExhausted past `deadline`."""
+    async def request(self, deadline: float | None = None) -> AsyncIterator[float]:
+        """Hold a concurrency slot and one token for one PSA request; BudgetExhausted past `deadline`.
+
+        Yields the time (on this budget's clock) the bucket scheduled the request for: the bucket's promise,
+        which a late wake-up can only delay."""
         async with self.gate:
             now = self._clock()
             wait = max(self.paused_until - now, 0.0)
@@ -137,4 +140,4 @@ class ConnectionBudget:
                 raise BudgetExhausted(wait)
             if wait > 0:
                 await self._sleep(wait)
-            yield
+            yield now + wait

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import select
@@ -87,7 +87,9 @@ async def rmm(db, db_url, workspace_id, tmp_path):
     container = build(settings)
     container.default_workspace_id = workspace_id
     receiver = await FakeAlertReceiver(SECRET).start()
-    clock, notifier = FakeClock(), RecordingNotifier()
+    # Ops the container enqueues carry real-now times, so the worker's clock must stay ahead of real time for the
+    # whole test: FakeClock's 5 s lead ran out on a loaded PostgreSQL run (the alert ops were not yet due).
+    clock, notifier = FakeClock(datetime.now(UTC) + timedelta(minutes=2)), RecordingNotifier()
     worker = OutboxWorker(db, container.connections, notifier, config=TEST_CONFIG, clock=clock,
                           monotonic=lambda: clock().timestamp(), rng=random.Random(3),
                           alerts=container.alert_webhooks)

@@ -111,17 +111,32 @@ def test_connectwise_default_budget_holds_a_burst_of_twenty():
     assert limits_for("halopsa", {}).burst == 1  # rolling 5-minute quota: no bursts
 
 
+class BudgetWaits(list[float]):
+    """Every wait the worker's rate budgets impose (they still sleep for real), and when each request was
+    scheduled to leave."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scheduled: list[float] = []
+
+
 @pytest.fixture
-def budget_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Every wait the worker's rate budgets impose (they still sleep for real)."""
-    waits: list[float] = []
+def budget_waits(monkeypatch: pytest.MonkeyPatch) -> BudgetWaits:
+    waits = BudgetWaits()
 
     async def sleep(seconds: float) -> None:
         waits.append(seconds)
         await asyncio.sleep(seconds)
 
+    class Recording(ConnectionBudget):
+        @asynccontextmanager
+        async def request(self, deadline: float | None = None) -> AsyncIterator[float]:
+            async with super().request(deadline) as at:
+                waits.scheduled.append(at)
+                yield at
+
     def budget(limits: RateLimits, **kw: Any) -> ConnectionBudget:
-        return ConnectionBudget(limits, **kw, sleep=sleep)
+        return Recording(limits, **kw, sleep=sleep)
 
     monkeypatch.setattr(worker_module, "ConnectionBudget", budget)
     return waits
@@ -139,22 +154,24 @@ async def test_a_burst_of_twenty_writes_goes_out_at_once(db: Database, workspace
 
 
 async def test_sustained_writes_stay_within_the_connections_rate(db: Database, workspace_id: int,
-                                                                 budget_waits: list[float]):
+                                                                 budget_waits: BudgetWaits):
     rate, burst, n = 10.0, 5, 30
     async with served(db, workspace_id, n, rate_limit_per_second=rate, rate_burst=burst) as srv:
         await deliver_all(db, srv)
         times = srv.note_times()
         assert len(texts(srv.fake)) == n
     assert len(times) == n
-    # A token bucket's promise: any k consecutive requests span at least (k - burst) / rate seconds. They
-    # are timed on arrival, so a request whose connection set-up or scheduling ran late can arrive closer
-    # to the next one than it left: 250 ms of slack (2.5 requests at this rate; 165 ms of such lateness was
-    # seen with the PostgreSQL suite running beside this one; unlimited, all 30 would arrive within a few
-    # hundred ms, and the whole run must still take the bucket's time).
+    # A token bucket's promise: any k consecutive requests are scheduled at least (k - burst) / rate apart.
+    # It is checked where the bucket makes it, on the times it scheduled: arrival at the fake adds the
+    # machine's scheduling jitter (a request that left 300 ms late arrived with the next eight under a loaded
+    # CI run), which the bucket's 3% safety margin absorbs at the PSA but a pairwise test cannot.
+    scheduled = sorted(budget_waits.scheduled)
+    assert len(scheduled) == n  # every request went through the budget
     for i in range(n):
         for j in range(i + burst, n):
-            assert times[j] - times[i] >= (j - i + 1 - burst) / rate - 0.25, (i, j, times[j] - times[i])
-    assert times[-1] - times[0] >= (n - burst) / rate - 0.15
+            assert scheduled[j] - scheduled[i] >= (j - i + 1 - burst) / rate - 1e-6, (i, j)
+    # On arrival, the whole run still takes the bucket's time (unlimited, all 30 arrive within a few hundred ms).
+    assert times[-1] - times[0] >= (n - burst) / rate - 0.5
     assert sum(budget_waits) >= (n - burst) / rate * 0.9  # the budget, not the machine, made them wait
 
 
