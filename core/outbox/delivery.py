@@ -44,7 +44,7 @@ from core.outbox.ops import (
     parse_payload,
 )
 
-Gate = Callable[[], AbstractAsyncContextManager[None]]
+Gate = Callable[[], AbstractAsyncContextManager[Any]]
 # Records (fenced) that a PSA write is about to start; raises if the attempt no longer owns the op.
 Mark = Callable[[], Awaitable[None]]
 
