@@ -115,7 +115,7 @@ class ConnectionService:
         if kind not in self.known_kinds:
             raise InvalidInput(f"Unknown PSA kind '{kind}'.", hint="Known kinds: " + ", ".join(sorted(self.known_kinds)))
         if not name.strip():
-            raise InvalidInput("A connection needs a name.", field="name")
+            raise InvalidInput("A connection needs a name.", hint="Give it a short name, e.g. cw or autotask.", field="name")
         info = await self._check(kind, settings, credentials)
         async with self.db.write(Scope.workspace(workspace_id)) as session:
             if (await session.exec(select(PsaConnection).where(PsaConnection.name == name))).first():
@@ -222,7 +222,8 @@ class ConnectionService:
             try:
                 creds = self.cipher.decrypt(conn.credentials_ciphertext, workspace_id=conn.workspace_id, kind=conn.kind)
             except CredentialError as exc:
-                raise ConnectionProblem(f"Connection '{conn.name}': {exc}") from exc
+                raise ConnectionProblem(f"Connection '{conn.name}': {exc}",
+                                        hint=f"Re-enter them with `deskbridge connection reauth {conn.name}`.") from exc
         return ConnectionConfig(connection_id=conn.id, workspace_id=conn.workspace_id,  # type: ignore[arg-type]
                                 kind=conn.kind, settings=dict(conn.settings), credentials=creds)
 

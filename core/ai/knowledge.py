@@ -29,7 +29,8 @@ from core.ai import settings as ai_settings
 from core.ai.kb import Article, KbIndex, KbLink, html_to_text
 from core.ai.text import ticket_text
 from core.context import Actor
-from core.errors import InvalidInput, NotFound, PermissionDenied
+from core.errors import InvalidInput, PermissionDenied
+from core.ticket_lookup import ticket_id_not_found
 from store.db import Database, Scope
 from store.tables import Customer, KbArticle, Ticket, Workspace
 from store.types import utcnow
@@ -164,8 +165,7 @@ class KnowledgeBase:
             ticket = await session.get(Ticket, ticket_id)
             ws = await session.get(Workspace, actor.workspace_id)
         if ticket is None or ticket.deleted_at is not None or ws is None:
-            raise NotFound(f"Ticket id:{ticket_id} was not found.", hint="Check the number with /tickets, "
-                                                                          "or open the ticket from its card.")
+            raise ticket_id_not_found(ticket_id)
         opts = ai_settings.effective(ws.settings)
         if not opts["kb"]:
             return ()
