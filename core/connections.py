@@ -235,7 +235,8 @@ class ConnectionService:
             try:
                 creds = self.cipher.decrypt(conn.credentials_ciphertext, workspace_id=conn.workspace_id, kind=conn.kind)
             except CredentialError as exc:
-                raise ConnectionProblem(f"Connection '{conn.name}': {exc}") from exc
+                raise ConnectionProblem(f"Connection '{conn.name}': {exc}",
+                                        hint=f"Re-enter them with `deskbridge connection reauth {conn.name}`.") from exc
         return ConnectionConfig(connection_id=conn.id, workspace_id=conn.workspace_id,  # type: ignore[arg-type]
                                 kind=conn.kind, settings=dict(conn.settings), credentials=creds)
 

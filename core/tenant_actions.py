@@ -215,7 +215,8 @@ class QuickActions:
             raise PermissionDenied("You are not allowed to run Microsoft 365 quick actions.",
                                    hint="Ask a Deskbridge admin: `deskbridge customer m365-grant EMAIL`.")
         if not intent:
-            raise InvalidInput("A quick action needs the id of the click that asked for it.")
+            raise InvalidInput("A quick action needs the id of the click that asked for it.",
+                               hint="Open the ticket again (/ticket NUMBER) and use the action on its Context view.")
         sub = await self.context.subject(actor, ticket_id, audience=audience)
         if sub.tenant_id is None or sub.key is None:
             raise InvalidInput(sub.note or "This ticket has no Microsoft 365 user.",
