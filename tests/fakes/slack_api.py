@@ -19,6 +19,10 @@ at it. Behaves like Slack where our code depends on it (chat-platforms.md §2.4,
   as Slack does, a 302 to the workspace's sign-in page (HTML, HTTP 200); `fail_download(...)` scripts
   an HTTP error; `chunk_delay_s` makes a download slow; `chunked=True` omits Content-Length;
   `downloads` records every request (authorized or not, bytes sent, whether the client went away).
+- pins: `pins.add` / `pins.remove` / `pins.list` of messages with Slack's errors (`already_pinned`,
+  `message_not_found`, `no_pin`; `missing_scope` when `scopes` is set without pins:write); `pins` holds
+  each channel's pinned ts. `delete_message` is a person deleting a message: `chat.update` of a deleted
+  message then answers `message_not_found`, as Slack does.
 """
 
 from __future__ import annotations
@@ -88,6 +92,8 @@ class FakeSlackApi:
         self.shared_channels: set[str] = set()
         self.users: dict[str, dict[str, Any]] = {}
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}  # (channel, ts) -> what chat.postMessage got
+        self.deleted: set[tuple[str, str]] = set()  # messages deleted (by the bot, or by people: `delete_message`)
+        self.pins: dict[str, list[str]] = {}  # channel -> pinned message ts, in pin order
         self._failures: dict[str, list[_Failure]] = {}
         self._lost: dict[str, int] = {}  # method -> answers to lose after doing the work
         self._dropped: dict[str, int] = {}  # method -> requests to drop before doing any work
@@ -167,6 +173,13 @@ class FakeSlackApi:
             obj.update(is_external=True, external_type="gdrive", url_private="https://drive.google.invalid/x")
             obj.pop("url_private_download")
         return {**obj, **extra}
+
+    def delete_message(self, channel: str, ts: str) -> None:
+        """Someone in the channel deleted a message (its pin goes with it, as in Slack)."""
+        self.messages.pop((channel, ts), None)
+        self.deleted.add((channel, ts))
+        if ts in self.pins.get(channel, []):
+            self.pins[channel].remove(ts)
 
     def fail_download(self, file_id: str, *, status: int = 500, times: int = 1) -> None:
         self._download_failures.setdefault(file_id, []).extend([status] * times)
@@ -281,17 +294,22 @@ class FakeSlackApi:
                     "message": {"text": args.get("text"), "ts": ts, "bot_id": self.bot_id,
                                 "thread_ts": args.get("thread_ts")}}
         if method == "chat.delete":  # a bot may delete its own messages; others' are not ours to delete
-            if self.messages.pop((str(args.get("channel")), str(args.get("ts"))), None) is None:
+            if self.messages.get((str(args.get("channel")), str(args.get("ts")))) is None:
                 return {"ok": False, "error": "message_not_found"}
+            self.delete_message(str(args.get("channel")), str(args.get("ts")))
             return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts")}
         if method == "chat.update":
             key = (str(args.get("channel")), str(args.get("ts")))
+            if key in self.deleted:
+                return {"ok": False, "error": "message_not_found"}
             if key in self.messages:  # what the channel shows now
                 self.messages[key] = {**self.messages[key], **args}
             return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts"), "text": args.get("text")}
         if method in ("views.open", "views.publish", "views.update", "views.push"):
             view = args.get("view") or {}
             return {"ok": True, "view": {**(view if isinstance(view, dict) else {}), "id": "V0001", "hash": "h1"}}
+        if method.startswith("pins."):
+            return self._pins(method, args)
         if method == "users.info":
             user = self.users.get(str(args.get("user")))
             return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}
@@ -302,6 +320,32 @@ class FakeSlackApi:
             return {"ok": True, "messages": self._history(args), "has_more": False}
         if method == "chat.getPermalink":
             return {"ok": True, "permalink": f"https://fake.slack.invalid/archives/{args.get('channel')}/p1"}
+        return {"ok": True}
+
+    def _pins(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        """pins.add / pins.remove / pins.list of messages, with Slack's errors (no file pins)."""
+        channel, ts = str(args.get("channel") or ""), str(args.get("timestamp") or "")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        if self.scopes is not None and method != "pins.list" and "pins:write" not in self.scopes:
+            return {"ok": False, "error": "missing_scope", "needed": "pins:write",
+                    "provided": ",".join(sorted(self.scopes))}
+        pinned = self.pins.setdefault(channel, [])
+        if method == "pins.list":
+            return {"ok": True, "items": [{"type": "message", "channel": channel, "message": {"ts": p}}
+                                          for p in reversed(pinned)]}
+        if not ts:
+            return {"ok": False, "error": "no_item_specified"}
+        if method == "pins.add":
+            if (channel, ts) not in self.messages:
+                return {"ok": False, "error": "message_not_found"}
+            if ts in pinned:
+                return {"ok": False, "error": "already_pinned"}
+            pinned.append(ts)
+            return {"ok": True}
+        if ts not in pinned:
+            return {"ok": False, "error": "no_pin"}
+        pinned.remove(ts)
         return {"ok": True}
 
     def _history(self, args: dict[str, Any]) -> list[dict[str, Any]]:
