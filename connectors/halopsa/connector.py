@@ -129,7 +129,8 @@ def _tid(value: str) -> int:
 class HaloPsaConnector:
     kind: ClassVar[str] = "halopsa"
     CAPABILITIES: ClassVar[Capabilities] = Capabilities(
-        features=frozenset(Feature) - {Feature.RESOLUTION_NOTES, Feature.SET_TYPE, Feature.TICKET_CATEGORIES},
+        features=frozenset(Feature) - {Feature.RESOLUTION_NOTES, Feature.SET_TYPE, Feature.TICKET_CATEGORIES,
+                                       Feature.TYPE_SUBTYPES},
         max_attachment_bytes=MAX_ATTACHMENT,
         max_summary_chars=250, max_note_chars=100_000, page_size=MAX_PAGE,
         create_requires=frozenset({"company_external_id", "board_external_id"}))

@@ -116,7 +116,7 @@ class SandboxConnector:
 
     kind: ClassVar[str] = "sandbox"
     CAPABILITIES: ClassVar[Capabilities] = Capabilities(
-        features=frozenset(Feature) - {Feature.TICKET_CATEGORIES}, max_attachment_bytes=MAX_ATTACHMENT_BYTES, max_summary_chars=MAX_SUMMARY,
+        features=frozenset(Feature) - {Feature.TICKET_CATEGORIES, Feature.TYPE_SUBTYPES}, max_attachment_bytes=MAX_ATTACHMENT_BYTES, max_summary_chars=MAX_SUMMARY,
         max_note_chars=MAX_NOTE, page_size=100,
         create_requires=frozenset({"company_external_id", "board_external_id"}))
 

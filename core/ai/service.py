@@ -25,11 +25,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from connectors.base import Capabilities, Feature
+from connectors.base import Capabilities
 from core.admin_audit import record_change
 from core.ai import categorize, drafts, resolution
 from core.ai import settings as ai_settings
-from core.ai.category_writes import CategoryWrites, ai_owned, label_from
+from core.ai.category_writes import TYPE, CategoryWrites, ai_owned, label_from, levels
 from core.ai.knowledge import ArticleReader, KnowledgeBase, source_name
 from core.ai.risk import RiskService
 from core.ai.similar import Doc, Hit, SimilarIndex
@@ -129,10 +129,9 @@ class AiService:
             return ai_settings.effective(ws.settings)
 
     # --- training and status ------------------------------------------------------------------------
-    def _two_level(self, kind: str | None) -> bool:
-        """Whether tickets of this PSA kind carry a nested category pair (labels "Category › Subcategory")."""
-        return kind is not None and self._capabilities is not None and \
-            self._capabilities(kind).has(Feature.TICKET_CATEGORIES)
+    def _levels(self, kind: str | None) -> str:
+        """What the model's labels are for tickets of this PSA kind (category_writes.levels)."""
+        return levels(self._capabilities(kind) if kind is not None and self._capabilities is not None else None)
 
     async def _labelled(self, workspace_id: int, where: Any, limit: int) -> list[tuple[int, str, str, str | None, bool]]:
         """(id, subject, description, current label, two-level) of tickets, newest first."""
@@ -145,8 +144,8 @@ class AiService:
                 .order_by(col(Ticket.id).desc()).limit(limit))).all()
         out = []
         for tid, subject, description, type_name, cat, sub, kind in rows:
-            two = self._two_level(kind)
-            out.append((tid, subject, description, label_from(type_name, cat, sub, two), two))
+            how = self._levels(kind)
+            out.append((tid, subject, description, label_from(type_name, cat, sub, how), how != TYPE))
         return out
 
     async def training_data(self, workspace_id: int) -> tuple[list[str], list[str]]:

@@ -26,6 +26,7 @@ from core.cache import ConfigCache
 from core.sla.clock import evaluate
 from core.sla.config import TableCache, WorkspaceSla, ensure_default_calendar, load_config
 from core.sla.policies import Metric, Policy, RunState
+from core.sla.risk import at_risk_count, clear_deleted, risk_instants
 from core.sla.state import Change, ClockState, TicketFacts, advance
 from core.views import QueuePage, SlaMetricView, SlaView
 from store.db import Database, Scope
@@ -271,10 +272,13 @@ class SlaService:
             await ensure_default_calendar(session, cfg)
             tickets = await self._tickets(session, ticket_ids)
             results, clocks = await self._pass(session, cfg, tickets, now)
+            if ticket_ids is None:
+                await clear_deleted(session)
             new: list[dict[str, Any]] = []
-            for r in results:
+            for r, risk_from in zip(results, risk_instants(self.tables, cfg, results, now), strict=True):
                 values = row_values(r.state)
                 values["paused_used_s"] = paused_used(r)
+                values["risk_from"] = dt(risk_from)
                 row = clocks.get((r.ticket.id, r.metric.value))
                 if row is None:
                     new.append({**values, "workspace_id": workspace_id, "ticket_id": r.ticket.id,
@@ -363,12 +367,10 @@ class SlaService:
         """Open tickets with a running or paused clock that is breached or within `within_pct`% of its target."""
         return await self.breaching_ids_of(workspace_id, None, now, within_pct=within_pct)
 
-    async def at_risk_count(self, workspace_id: int, now: datetime, *, within_pct: float) -> int:
-        """How many open tickets have a clock breached or within `within_pct`% of its target, from the stored
-        clocks (core/sla/risk.py): a few queries, whatever the size of the desk. For the admin overview."""
-        from core.sla.risk import at_risk_count
-
-        return await at_risk_count(self, workspace_id, now, within_pct=within_pct)
+    async def at_risk_count(self, workspace_id: int, now: datetime) -> int:
+        """How many open tickets have a clock breached or within `RISK_PCT`% of its target, as of the last pass
+        (core/sla/risk.py): one indexed count, whatever the size of the desk. For the admin overview."""
+        return await at_risk_count(self, workspace_id, now)
 
     async def breaching_ids_of(self, workspace_id: int, ticket_ids: Sequence[int] | None, now: datetime, *,
                                within_pct: float = 0.0) -> list[int]:

@@ -114,7 +114,7 @@ class FakePsa:
 
 class FakeConnector:
     kind: ClassVar[str] = "fake"
-    capabilities = Capabilities(features=frozenset(Feature) - {Feature.TICKET_CATEGORIES})
+    capabilities = Capabilities(features=frozenset(Feature) - {Feature.TICKET_CATEGORIES, Feature.TYPE_SUBTYPES})
 
     def __init__(self, psa: FakePsa, config: ConnectionConfig | None = None) -> None:
         self.psa = psa
