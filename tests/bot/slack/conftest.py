@@ -140,10 +140,10 @@ class SlackHarness:
 
 
 # What the code under test waits for before it takes its slow path (a "Loading…" modal, a "Saving…" modal, a
-# card without its AI or documentation part) is a fraction of a second to 2 s in production: on a loaded machine
-# a test that only reads the normal path then failed now and then (load 15, session 6). The harness gives these waits a length a
-# loaded machine meets; the tests of the slow paths set their own (short) ones, and those that check production's
-# figures read PRODUCTION_BUDGETS.
+# card without its AI or documentation part) is a fraction of a second to 2 s in production: on a loaded
+# machine a test that only reads the normal path then failed now and then (load 15, session 6). The harness
+# gives these waits a length a loaded machine meets; the tests of the slow paths set their own (short) ones,
+# and those that check production's figures read PRODUCTION_BUDGETS.
 PRODUCTION_BUDGETS = {
     (slack_context, "FORM_BUDGET_S"): slack_context.FORM_BUDGET_S,
     (slack_context, "TRIGGER_SAFE_S"): slack_context.TRIGGER_SAFE_S,
