@@ -92,7 +92,7 @@ async def test_autotask_workers_killed_with_sigkill_deliver_every_note_exactly_o
             for p in procs:
                 if p.returncode is None:
                     p.send_signal(signal.SIGTERM)
-            errors = [(await asyncio.wait_for(p.communicate(), 20))[1].decode() for p in procs]
+            errors = [(await asyncio.wait_for(p.communicate(), 90))[1].decode() for p in procs]  # SIGTERM: a graceful stop, slow under load
 
     took = time.monotonic() - started
     assert kills >= 8, "the test must actually kill workers"
