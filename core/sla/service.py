@@ -28,7 +28,7 @@ from core.cache import ConfigCache
 from core.sla.clock import evaluate
 from core.sla.config import TableCache, WorkspaceSla, ensure_default_calendar, load_config
 from core.sla.policies import Metric, Policy, RunState
-from core.sla.risk import at_risk_count, clear_deleted, risk_instants
+from core.sla.risk import at_risk_count, clear_deleted, risk_instants, ticket_risk_instants
 from core.sla.state import Change, ClockState, TicketFacts, advance
 from core.views import QueuePage, SlaMetricView, SlaView
 from store.db import Database, Scope
@@ -293,10 +293,11 @@ class SlaService:
             if ticket_ids is None:
                 await clear_deleted(session)
             new: list[dict[str, Any]] = []
-            for r, risk_from in zip(results, risk_instants(self.tables, cfg, results, now), strict=True):
+            risks = risk_instants(self.tables, cfg, results, now)
+            for r, risk_from, ticket_risk in zip(results, risks, ticket_risk_instants(results, risks), strict=True):
                 values = row_values(r.state)
                 values["paused_used_s"] = paused_used(r)
-                values["risk_from"] = dt(risk_from)
+                values["risk_from"], values["ticket_risk_from"] = dt(risk_from), dt(ticket_risk)
                 row = clocks.get((r.ticket.id, r.metric.value))
                 if row is None:
                     new.append({**values, "workspace_id": workspace_id, "ticket_id": r.ticket.id,
