@@ -10,6 +10,11 @@ Baselines measured in the same run, so the figures are ratios:
 
     .venv/bin/python bench/api.py [--tickets 100000] [--clients 50] [--seconds 15] [--label after]
                                   [--py-spy /tmp/x.txt]   (sample the server during the list load)
+                                  [--baseline-ref main --rounds 3]
+
+`--baseline-ref REF` adds a same-run baseline of the code itself: REF's tree (`git archive`) serves the same
+database from a second server process, and list rounds alternate REF / this tree (`--rounds` each), so the
+ratio "this tree over REF" (req/s, p99, server CPU per request) is measured under the same machine load.
 
 Figures go to bench/results/api.json (one entry per `--label`; the newest run of a label replaces it).
 """
@@ -223,6 +228,100 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+async def make_key(env: dict[str, str]) -> str:
+    """A read key in the database `env` names (built by this tree's code; migrations are not run here)."""
+    from bot.main import build, settings_from_env
+
+    os.environ.update(env)
+    c = build(settings_from_env())
+    try:
+        return (await c.apikeys.create(1, name="bench", scopes=["read"]))[1]
+    finally:
+        await c.aclose()
+
+
+def export_tree(ref: str, dest: Path) -> Path:
+    """REF's files (git archive) in `dest`, to run the baseline server from."""
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def start_server(tree: Path, env: dict[str, str]) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(tree / "bench" / "api.py"), "--serve", str(port)], env=env, cwd=tree)
+    try:
+        wait_up(f"http://127.0.0.1:{port}", proc)
+    except BaseException:
+        stop_server(proc)
+        raise
+    return proc, port
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def baseline_database(tree: Path, args: argparse.Namespace) -> tuple[dict[str, str], str]:
+    """The same seeded data in a database migrated by the baseline tree's own migrations (its schema and
+    indexes, not this tree's), and a key for it."""
+    path = WORKDIR / "baseline.db"
+    url = f"sqlite:///{path}"
+    subprocess.run([sys.executable, "-c", f"from store import migrate; migrate.upgrade({url!r})"], cwd=tree,
+                   env={**os.environ, "PYTHONPATH": str(tree)}, check=True)
+    seed(path, args.tickets, args.customers, args.members)
+    env = {**_env(url), "DESKBRIDGE_AUTO_MIGRATE": "false"}
+    return env, asyncio.run(make_key(env))
+
+
+def list_round(tree: Path, env: dict[str, str], token: str, args: argparse.Namespace) -> dict:
+    """One list load against a fresh server from `tree`, with its CPU per answered request."""
+    proc, port = start_server(tree, env)
+    try:
+        cpu0 = cpu_seconds(proc.pid)
+        out = asyncio.run(load("127.0.0.1", port, token, lambda rnd: queries(args.customers, args.members, rnd),
+                               args.clients, args.seconds, args.warmup))
+        out["server_cpu_ms_per_request"] = round((cpu_seconds(proc.pid) - cpu0) * 1000 / max(1, out.pop("answered")), 3)
+        out["load_average_1m"] = round(os.getloadavg()[0], 2)
+    finally:
+        stop_server(proc)
+    return out
+
+
+def compare(ref: str, env: dict[str, str], token: str, args: argparse.Namespace) -> dict:
+    """Rounds alternating REF's tree and this one; medians per side and the ratios of this tree over REF."""
+    if args.baseline_env:  # the same code and database, other settings
+        knobs = dict(kv.split("=", 1) for kv in args.baseline_env)
+        sides = {"baseline": (ROOT, {**env, **knobs}, token), "this": (ROOT, env, token)}
+    else:
+        base_tree = export_tree(ref, WORKDIR / "baseline")
+        sides = {"baseline": (base_tree, *baseline_database(base_tree, args)), "this": (ROOT, env, token)}
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", ref], capture_output=True, text=True)
+    rounds: dict[str, list[dict]] = {"baseline": [], "this": []}
+    for r in range(args.rounds):
+        for side, (tree, side_env, side_token) in sides.items():
+            rounds[side].append(list_round(tree, side_env, side_token, args))
+            x = rounds[side][-1]
+            print(f"  round {r + 1} {side:8} {x['rps']:7.1f} req/s  p50 {x['p50_ms']:7.2f}  p99 {x['p99_ms']:7.2f} ms  "
+                  f"server CPU {x['server_cpu_ms_per_request']} ms/request  load {x['load_average_1m']}", flush=True)
+
+    def med(side: str, key: str) -> float:
+        return round(statistics.median(x[key] for x in rounds[side]), 3)
+
+    keys = ("rps", "p50_ms", "p99_ms", "server_cpu_ms_per_request")
+    medians = {side: {k: med(side, k) for k in keys} for side in rounds}
+    return {"baseline_ref": ref, "baseline_commit": commit.stdout.strip(),
+            "baseline_database": "same seed, migrated by the baseline tree's own migrations",
+            "baseline_env": args.baseline_env,
+            "rounds": rounds, "medians": medians,
+            "this_over_baseline": {k: round(medians["this"][k] / medians["baseline"][k], 3) for k in keys}}
+
+
 def serve(port: int) -> None:
     """Subprocess mode: the real app on 127.0.0.1 (settings from the environment set by the parent)."""
     import uvicorn
@@ -259,13 +358,16 @@ def main() -> None:
     ap.add_argument("--label", default="latest", help="results entry for this run (e.g. before/after a change)")
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--py-spy", dest="py_spy", help="record the server with py-spy (raw collapsed stacks) here")
+    ap.add_argument("--baseline-ref", help="git ref whose code serves alternate list rounds (same-run baseline)")
+    ap.add_argument("--rounds", type=int, default=3, help="list rounds per side with --baseline-ref")
+    ap.add_argument("--baseline-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="with --baseline-ref HEAD: the baseline is this code with these settings (A/B of a knob)")
     ap.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve is not None:
         serve(args.serve)
         return
 
-    from bot.main import build, settings_from_env
     from store import migrate
 
     WORKDIR.mkdir(parents=True, exist_ok=True)
@@ -281,15 +383,7 @@ def main() -> None:
 
     env = _env(db_url)
 
-    async def make_key() -> str:
-        os.environ.update(env)
-        c = build(settings_from_env())
-        try:
-            return (await c.apikeys.create(1, name="bench", scopes=["read"]))[1]
-        finally:
-            await c.aclose()
-
-    token = asyncio.run(make_key())
+    token = asyncio.run(make_key(env))
     direct = asyncio.run(direct_baseline(db_url, args.customers, args.members, 300, args.clients, args.seconds / 2))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -324,6 +418,7 @@ def main() -> None:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+    versus = compare(args.baseline_ref, env, token, args) if args.baseline_ref else None
     dc = direct["concurrent"]
     print(f"  QueueService direct p50 {dc['p50_ms']:7.2f} ms  p99 {dc['p99_ms']:7.2f} ms  {dc['rps']:7.1f} calls/s "
           f"(no HTTP, {args.clients} callers)")
@@ -336,6 +431,7 @@ def main() -> None:
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "cpu_count": os.cpu_count(),
         "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         "list": listing, "baseline_healthz": health, "baseline_queue_service_direct": direct,
+        "versus_baseline_code": versus,
         "ratios": {
             "list_p50_over_healthz_p50": round(listing["p50_ms"] / health["p50_ms"], 2),
             "list_rps_over_healthz_rps": round(listing["rps"] / health["rps"], 3),
@@ -355,6 +451,8 @@ def main() -> None:
         runs = {}
     runs[args.label] = result
     out.write_text(json.dumps({"benchmark": "api", "runs": runs}, indent=2) + "\n")
+    if versus:
+        print(f"this tree over {args.baseline_ref}: {versus['this_over_baseline']} (medians {versus['medians']})")
     print(f"ratios: {result['ratios']}\nwritten to {out} as {args.label!r}")
     shutil.rmtree(WORKDIR, ignore_errors=True)
 

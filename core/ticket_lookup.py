@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -13,7 +15,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core import ticket_refs
 from core.context import Actor
 from core.errors import InvalidInput, NotFound
-from core.views import TicketDetail, TicketSummary, TimelineItem
+from core.hints import TICKET_HINT, TICKET_NOT_FOUND
+from core.views import TicketDetail, TicketHeader, TicketSummary, TimelineItem
+from store.db import Database
 from store.enums import EntryKind, OutboxStatus, Priority, Stage
 from store.tables import Contact, Customer, Member, OutboxOp, Ticket, TimelineEntry
 
@@ -21,6 +25,7 @@ _REF = re.compile(r"^\s*#?\s*([0-9]{1,18})\s*$")
 _ID_REF = re.compile(r"^\s*id:\s*([0-9]{1,18})\s*$", re.IGNORECASE)
 _PSA_REF = re.compile(r"^\s*([a-z][a-z0-9]{0,9})-([0-9a-z][0-9a-z_.]{0,63})\s*$", re.IGNORECASE)
 MAX_ID = 2**31 - 1  # ids and numbers are 32-bit integer columns; larger ones cannot exist
+GONE_HINT = "It may have been deleted in the PSA; list the queue (/tickets) to find it."
 REF_FORMS = "the ticket number (1042 or #1042), its PSA name (cw-1042) or its stable id (id:17)"
 
 
@@ -75,14 +80,16 @@ def parse_ref(ref: int | str) -> int:
 
 
 def not_found(number: int) -> NotFound:
-    return NotFound(
-        f"Ticket #{number} was not found.",
-        hint="Check the number. In a customer channel only that customer's tickets can be opened.",
-    )
+    return NotFound(f"Ticket #{number} was not found.", hint=TICKET_HINT, reason=TICKET_NOT_FOUND)
 
 
 def _id_not_found(ref: TicketRef) -> NotFound:
-    return NotFound(f"Ticket {ref} was not found.", hint="It may have been deleted in the PSA; list the queue to find it.")
+    return NotFound(f"Ticket {ref} was not found.", hint=GONE_HINT, reason=TICKET_NOT_FOUND)
+
+
+def ticket_id_not_found(ticket_id: int) -> NotFound:
+    """A ticket named by its stable id (a button, a card, an API path) that is gone or outside the actor's scope."""
+    return _id_not_found(TicketRef(id=ticket_id))
 
 
 async def load_ticket(session: AsyncSession, actor: Actor, ref: int | str, *, for_update: bool = False) -> Ticket:
@@ -117,14 +124,55 @@ async def load_ticket(session: AsyncSession, actor: Actor, ref: int | str, *, fo
     return ticket
 
 
+_HEADER_COLUMNS = tuple(col(c) for c in (
+    Ticket.id, Ticket.number, Ticket.subject, Ticket.customer_id, Ticket.priority, Ticket.stage,
+    Ticket.psa_status_name, Ticket.assignee_member_id, Ticket.created_at, Ticket.updated_at, Ticket.connection_id,
+    Ticket.external_id, Ticket.board_external_id))
+
+
+@functools.lru_cache(maxsize=8)
+def _header_statement(by_id: bool, customer_scoped: bool) -> Any:
+    """A ticket's header row with its customer's and assignee's names: one statement (values are bind parameters,
+    so the statement and its scoped form are built once)."""
+    stmt = (sa.select(*_HEADER_COLUMNS, col(Customer.name).label("customer_name"), col(Member.name).label("member_name"))
+            .outerjoin(Customer, col(Customer.id) == col(Ticket.customer_id))
+            .outerjoin(Member, col(Member.id) == col(Ticket.assignee_member_id))
+            .where((col(Ticket.id) if by_id else col(Ticket.number)) == sa.bindparam("key"),
+                   col(Ticket.deleted_at).is_(None)))
+    if customer_scoped:
+        stmt = stmt.where(col(Ticket.customer_id) == sa.bindparam("customer"))
+    return stmt
+
+
+async def load_header(db: Database, actor: Actor, ref: int | str) -> TicketHeader | None:
+    """The header a form needs (summary and board) in one one-hop read (Database.rows), or NotFound exactly as
+    `load_ticket` says it; None for a PSA name (`cw-1002`), which the caller reads through `load_ticket`."""
+    parsed = parse_ticket_ref(ref)
+    if parsed.prefix is not None:
+        return None
+    number = parsed.number
+    if (parsed.number or parsed.id or 0) > MAX_ID:
+        raise not_found(number) if number is not None else _id_not_found(parsed)
+    params: dict[str, Any] = {"key": parsed.id if parsed.id is not None else parsed.number}
+    if actor.customer_scope_id is not None:
+        params["customer"] = actor.customer_scope_id
+    rows = await db.rows(actor.scope, _header_statement(parsed.id is not None, actor.customer_scope_id is not None),
+                         params)
+    if not rows:
+        raise not_found(number) if number is not None else _id_not_found(parsed)
+    row = rows[0]
+    summary = summary_from(row, row.customer_name, row.member_name,  # type: ignore[arg-type]
+                           await ticket_refs.prefixes_of(db, actor.workspace_id))
+    return TicketHeader(summary=summary, board_external_id=row.board_external_id)
+
+
 async def load_ticket_by_id(session: AsyncSession, actor: Actor, ticket_id: int) -> Ticket:
     stmt = select(Ticket).where(Ticket.id == ticket_id, Ticket.deleted_at.is_(None))  # type: ignore[union-attr]
     if actor.customer_scope_id is not None:
         stmt = stmt.where(Ticket.customer_id == actor.customer_scope_id)
     ticket = (await session.exec(stmt)).first()
     if ticket is None:
-        raise NotFound(f"Ticket {ticket_id} was not found.",
-                       hint="It may have been deleted in the PSA; list the queue to find it.")
+        raise ticket_id_not_found(ticket_id)
     return ticket
 
 

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
+from typing import Any
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from store.db import Database, Scope
 from store.tables import PsaConnection
 
 KIND_PREFIX = {"connectwise": "cw", "autotask": "at", "halopsa": "halo", "sandbox": "sb"}
@@ -31,6 +34,10 @@ def valid_prefix(prefix: str) -> bool:
     return bool(PREFIX_RE.match(prefix))
 
 
+_PREFIX_QUERY = select(col(PsaConnection.id), col(PsaConnection.kind), col(PsaConnection.settings)).order_by(
+    col(PsaConnection.id))
+
+
 async def prefixes(session: AsyncSession, workspace_id: int) -> dict[int, str]:
     """connection id -> prefix for every connection of the workspace (active or not: old tickets keep names)."""
     bind = session.bind
@@ -38,8 +45,19 @@ async def prefixes(session: AsyncSession, workspace_id: int) -> dict[int, str]:
     hit = _cache.get(key)
     if hit is not None and hit[0] > time.monotonic():
         return hit[1]
-    rows = (await session.exec(select(col(PsaConnection.id), col(PsaConnection.kind), col(PsaConnection.settings))
-                               .order_by(col(PsaConnection.id)))).all()
+    return _remember(key, (await session.exec(_PREFIX_QUERY)).all())
+
+
+async def prefixes_of(db: Database, workspace_id: int) -> dict[int, str]:
+    """`prefixes` for callers without a session (the one-hop reads of queue pages)."""
+    key = ("db:" + db.url, workspace_id)
+    hit = _cache.get(key)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    return _remember(key, await db.rows(Scope.workspace(workspace_id), _PREFIX_QUERY))
+
+
+def _remember(key: tuple[str, int], rows: Sequence[Any]) -> dict[int, str]:
     out: dict[int, str] = {}
     used: set[str] = set()
     for conn_id, kind, settings in rows:

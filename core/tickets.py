@@ -26,6 +26,7 @@ from connectors.base import Capabilities, Feature
 from core import card_fields, categories, create_fields, ticket_refs
 from core.context import Actor
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from core.hints import CUSTOMER_NOT_FOUND, MEMBER_NOT_FOUND
 from core.notify import NoteAdded, Notifier, TicketChanged, TicketCreated
 from core.outbox.ops import (
     AddNote,
@@ -37,7 +38,7 @@ from core.outbox.ops import (
     new_marker,
 )
 from core.status import ResolvedStatus, parse_priority, psa_priority_for, resolve_status
-from core.ticket_lookup import build_detail, load_ticket, names_for, summary_from
+from core.ticket_lookup import build_detail, load_header, load_ticket, names_for, summary_from
 from core.views import TicketDetail, TicketHeader, TimelineItem
 from store.db import Database
 from store.enums import EntryKind, Origin, Priority, Stage
@@ -198,8 +199,11 @@ class TicketService:
             return await self._detail(session, actor, await load_ticket(session, actor, ref))
 
     async def header(self, actor: Actor, ref: int | str) -> TicketHeader:
-        """A ticket's summary and board only (forms): one ticket query and its names, no timeline, no PSA."""
-        async with self.db.read(actor.scope) as session:
+        """A ticket's summary and board only (forms): one one-hop query with its names, no timeline, no PSA."""
+        header = await load_header(self.db, actor, ref)
+        if header is not None:
+            return header
+        async with self.db.read(actor.scope) as session:  # a PSA name (cw-1002): resolved through its connection
             ticket = await load_ticket(session, actor, ref)
             customers, members = await names_for(session, [ticket])
             summary = summary_from(ticket, customers.get(ticket.customer_id) if ticket.customer_id else None,
@@ -496,7 +500,8 @@ class TicketService:
         """The member to assign (None unassigns) and their PSA id, or an error saying why they cannot be."""
         member = await session.get(Member, member_id) if member_id is not None else None
         if member_id is not None and (member is None or not member.active):
-            raise NotFound("That technician was not found or is inactive.", hint="Pick another technician.")
+            raise NotFound("That technician was not found or is inactive.", hint="Pick another technician.",
+                           reason=MEMBER_NOT_FOUND)
         ext = None
         if member is not None and ticket.connection_id is not None:
             ext = await self._member_external_id(session, ticket, member.id)
@@ -779,8 +784,8 @@ async def _parties(session: AsyncSession, conn: PsaConnection | None, caps: Capa
     """The new ticket's customer, contact and assignee, each checked (exists, active, belongs together)."""
     customer = await session.get(Customer, customer_id) if customer_id is not None else None
     if customer_id is not None and customer is None:
-        raise NotFound(f"Customer {customer_id} was not found.",
-                       hint="Pick one from the customer list (API: GET /customers; chat: /deskbridge customers).")
+        raise NotFound(f"Customer {customer_id} was not found.", reason=CUSTOMER_NOT_FOUND,
+                       hint="Pick the customer from the form's list (its PSA identifier, e.g. ACME).")
     if customer is not None and not customer.active:
         raise InvalidInput(f"Customer {customer.name} is inactive, so it cannot get new tickets.",
                            hint="Pick an active customer, or reactivate this one in the PSA.", field="customer")
@@ -796,7 +801,8 @@ async def _parties(session: AsyncSession, conn: PsaConnection | None, caps: Capa
         raise NotFound("That contact was not found for this customer.", hint="Pick one of the customer's contacts.")
     assignee = await session.get(Member, assignee_member_id) if assignee_member_id else None
     if assignee_member_id and (assignee is None or not assignee.active):
-        raise NotFound("That technician was not found or is inactive.", hint="Pick another technician.")
+        raise NotFound("That technician was not found or is inactive.", hint="Pick another technician.",
+                       reason=MEMBER_NOT_FOUND)
     return customer, contact, assignee
 
 
