@@ -17,8 +17,6 @@ Needs `pip install wordllama==0.4.0.post1` (not a project dependency). Writes be
 from __future__ import annotations
 
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -30,6 +28,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._ai_data import SPLIT_TICKETS, TICKETS, chance_same_class, load_now, machine, need, verified  # noqa: E402
 from core.ai.similar import Doc, SimilarIndex  # noqa: E402
 from core.ai.text import normalise  # noqa: E402
 
@@ -41,10 +40,8 @@ def load() -> tuple[list[str], list[str]]:
     import csv
     import gzip
 
-    path = ROOT.parent / "shared" / "datasets" / "it-service-tickets" / "it_service_tickets.csv.gz"
-    if not path.exists():
-        raise SystemExit(f"{path} is missing (see ../shared/datasets/README.md)")
-    with gzip.open(path, "rt", newline="") as fh:
+    need(TICKETS)
+    with gzip.open(TICKETS, "rt", newline="") as fh:
         rows = list(csv.reader(fh))[1:]
     return [r[0] for r in rows], [r[1] for r in rows]
 
@@ -54,7 +51,9 @@ def main() -> None:
     from sklearn.model_selection import train_test_split
     from wordllama import WordLlama
 
+    data = verified(TICKETS)
     texts, labels = load()
+    started = machine()
     idx = np.arange(len(texts))
     tr, te = train_test_split(idx, test_size=0.2, stratify=labels, random_state=SEED)
     rng = np.random.default_rng(SEED)
@@ -72,6 +71,7 @@ def main() -> None:
     pos = {int(t): n for n, t in enumerate(tr)}
 
     queries = rng.choice(te, size=min(N_QUERIES * 2, len(te)), replace=False)
+    used: list[str] = []
     rel: dict[str, list[list[bool]]] = {"lexical": [], "dense": [], "hybrid": []}
     lat: dict[str, list[float]] = {"lexical": [], "dense": []}
     dropped = 0
@@ -97,6 +97,7 @@ def main() -> None:
         hybrid = sorted(fused, key=lambda r: -fused[r])[:5]
         for name, rows in (("lexical", lex_rows[:5]), ("dense", top[:5].tolist()), ("hybrid", hybrid)):
             rel[name].append([bool(train_labels[r] == labels[q]) for r in rows])
+        used.append(labels[q])
         if len(rel["lexical"]) == N_QUERIES:
             break
 
@@ -108,14 +109,18 @@ def main() -> None:
 
     result = {
         "what": "similar tickets: lexical (shipped) vs a WordLlama dense leg vs RRF hybrid, same run",
+        "data": data,
+        "split": {**SPLIT_TICKETS, "index": f"the training 80% ({len(tr)} tickets)",
+                  "queries": "test tickets drawn with seed 42, near-duplicates of the index dropped"},
+        "baseline": "lexical (what ships) and chance (random training tickets), on the same queries in this run",
+        "baseline_chance_p_at_k": chance_same_class(list(train_labels), used),
         "queries": len(rel["lexical"]), "near_duplicates_removed": dropped, "relevance": "same Topic_group (proxy)",
         "p_at_1": {k: p(k, 1) for k in rel}, "p_at_5": {k: p(k, 5) for k in rel},
         "index_docs_per_s": {"lexical": round(len(tr) / lex_build), "dense_wordllama": round(len(tr) / dense_build)},
         "wordllama_load_seconds": round(load_s, 2),
         "query_ms": {k: {"p50": ms(v, 50), "p99": ms(v, 99)} for k, v in lat.items()},
         "index_size": len(tr),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "load_avg_1m": round(os.getloadavg()[0], 2)},
+        "machine": {**started, "load_avg_1m_at_end": load_now()},
     }
     OUT.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

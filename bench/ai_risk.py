@@ -130,6 +130,9 @@ async def run(n_open: int, n_closed: int, rounds: int) -> dict:
     per10k = 10_000 / n_open
     return {
         "what": "escalation-risk scoring of open tickets (core/ai/risk.py), SQLite, median of rounds",
+        "data": "synthetic tickets made by this script (seeded): a speed figure only; the model's quality is "
+                "measured on the UCI incident log in bench/results/ai.json (escalation)",
+        "split": "none needed: nothing here is scored against a label",
         "open_tickets": n_open, "closed_history": n_closed, "rounds": rounds,
         "model": {"version": version, "trained_on": metrics["trained_on"], "train_seconds": round(train_s, 2)},
         "seconds_per_10k_open": {k: round(v * per10k, 3) for k, v in med.items()},

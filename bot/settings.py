@@ -35,7 +35,7 @@ class Settings(BaseSettings):
 
     # Web server
     host: str = Field("127.0.0.1", description="Address `serve` listens on")
-    port: int = Field(8080, ge=1, le=65535, description="Port `serve` listens on")
+    port: int = Field(8080, ge=0, le=65535, description="Port `serve` listens on (0: one the system picks)")
     public_url: str | None = Field(None, description="External base URL (OAuth redirects, webhooks)")
 
     # Logging

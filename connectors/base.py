@@ -48,6 +48,22 @@ class Feature(StrEnum):
     # A two-level ticket category (Autotask issue type / sub-issue type): read, and settable on create and
     # update through NewTicket/TicketPatch `category_external_id`/`subcategory_external_id`.
     TICKET_CATEGORIES = "ticket_categories"
+    # The board's type carries a subtype and an item, in the combinations the board allows (ConnectWise
+    # type > subtype > item, `Picklists.associations`). The seam's category pair then holds the ticket's
+    # subtype (category) and item (subcategory); TicketPatch `category_external_id` sets the subtype ("" clears
+    # it) and `subcategory_external_id` the item (None: the item is left as it is).
+    TYPE_SUBTYPES = "type_subtypes"
+
+
+@dataclass(frozen=True, slots=True)
+class SetupFields:
+    """What an admin types to add a connection of a kind (the admin page's form; `--set`/`--secret` on the CLI).
+    The connector's credential check still decides: these only lay out the form."""
+
+    settings: tuple[str, ...] = ()  # required, not secret
+    credentials: tuple[str, ...] = ()  # required, secret: encrypted at rest, never shown back
+    optional_settings: tuple[str, ...] = ()
+    optional_credentials: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +249,20 @@ class PsaCategory:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PsaTypeAssociation:
+    """One combination a board allows (Feature.TYPE_SUBTYPES): its type, a subtype, and an item or none."""
+
+    board_external_id: str
+    type_external_id: str
+    subtype_external_id: str
+    subtype_name: str
+    item_external_id: str | None = None
+    item_name: str | None = None
+    active: bool = True  # False when the subtype is inactive in the PSA
+    item_active: bool = True  # False when the item is
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PsaCustomField:
     """A ticket field the PSA tenant defines itself (an Autotask UDF): what an admin may show on cards."""
 
@@ -255,6 +285,7 @@ class Picklists:
     priorities: Sequence[PsaPriority] = ()
     types: Sequence[PsaTicketType] = ()
     categories: Sequence[PsaCategory] = ()  # Feature.TICKET_CATEGORIES: categories and their subcategories
+    associations: Sequence[PsaTypeAssociation] = ()  # Feature.TYPE_SUBTYPES: each board's type > subtype > item
     custom_fields: Sequence[PsaCustomField] = ()
     problems: Mapping[str, str] = field(default_factory=dict)  # what could not be read -> why
     incomplete_boards: frozenset[str] = frozenset()

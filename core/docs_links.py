@@ -24,7 +24,8 @@ from sqlmodel import select
 
 from connectors.docs import DocArticle, DocLink, DocsError, DocsPlatform, DocsQuery
 from core.context import Actor
-from core.errors import InvalidInput, NotFound, PermissionDenied
+from core.errors import InvalidInput, PermissionDenied
+from core.ticket_lookup import ticket_id_not_found
 from store.crypto import CredentialCipher
 from store.db import Database, Scope
 from store.tables import Customer, DocPlatform, Ticket
@@ -115,7 +116,7 @@ class DocsService:
         async with self.db.read(actor.scope) as session:
             ticket = await session.get(Ticket, ticket_id)
             if ticket is None or ticket.workspace_id != actor.workspace_id:
-                raise NotFound(f"No ticket {ticket_id}.")
+                raise ticket_id_not_found(ticket_id)
             customer = await session.get(Customer, ticket.customer_id) if ticket.customer_id else None
         if customer is None or customer.id is None or not rows:
             return ()

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 
 class DeskbridgeError(Exception):
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, reason: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.reason = reason
 
     def __str__(self) -> str:
         return f"{self.message} {self.hint}" if self.hint else self.message
@@ -27,8 +28,9 @@ class NotFound(DeskbridgeError):
 
 
 class InvalidInput(DeskbridgeError):
-    def __init__(self, message: str, *, hint: str | None = None, field: str | None = None) -> None:
-        super().__init__(message, hint=hint)
+    def __init__(self, message: str, *, hint: str | None = None, field: str | None = None,
+                 reason: str | None = None) -> None:
+        super().__init__(message, hint=hint, reason=reason)
         self.field = field
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlmodel import select
 
 from core.errors import ConnectionProblem, InvalidInput, NotFound
+from core.hints import CUSTOMER_HINT
 from store.db import Database, Scope
 from store.tables import Customer, CustomerM365Tenant
 
@@ -54,7 +55,7 @@ class M365TenantService:
         """Record (or change) the customer's tenant; the result carries the admin-consent link."""
         tenant_id = check_tenant_id(tenant)
         if customer.id is None or customer.workspace_id != workspace_id:
-            raise NotFound("No such customer in this workspace.")
+            raise NotFound("No such customer in this workspace.", hint=CUSTOMER_HINT)
         async with self.db.write(Scope.workspace(workspace_id)) as session:
             taken = (await session.exec(select(CustomerM365Tenant).where(
                 CustomerM365Tenant.tenant_id == tenant_id, CustomerM365Tenant.customer_id != customer.id))).first()

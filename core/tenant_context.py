@@ -59,7 +59,7 @@ from core.context import Actor
 from core.errors import InvalidInput, NotFound, PermissionDenied
 from core.m365_tenants import M365TenantService
 from core.singleflight import SingleFlight
-from core.ticket_lookup import load_ticket
+from core.ticket_lookup import load_ticket, ticket_id_not_found
 from core.views import AiSimilarView
 from store.db import Database
 from store.tables import Contact, Ticket, TicketM365Subject
@@ -219,14 +219,16 @@ class TenantContextService:
         async with self.db.read(actor.scope) as session:
             ticket = await session.get(Ticket, ticket_id)
             if ticket is None or ticket.workspace_id != actor.workspace_id:
-                raise NotFound(f"No ticket {ticket_id}.")
+                raise ticket_id_not_found(ticket_id)
             contact = await session.get(Contact, ticket.contact_id) if ticket.contact_id else None
             chosen = (await session.exec(select(TicketM365Subject).where(
                 TicketM365Subject.ticket_id == ticket_id))).first()
         if ticket.customer_id is None:
             return Subject(ticket_id, None, None, note="This ticket has no customer.")
         if contact is not None and contact.customer_id not in (None, ticket.customer_id):
-            raise PermissionDenied("The ticket's contact belongs to another customer; no tenant context is shown.")
+            raise PermissionDenied("The ticket's contact belongs to another customer; no tenant context is shown.",
+                                   hint="Set the ticket's contact to one of its customer's users in the PSA, then "
+                                        "open the context again.")
         email = (contact.email or "").strip().lower() if contact else ""
         tenant = await self.tenants.tenant_of(actor.workspace_id, ticket.customer_id)
         if tenant is None:

@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core import ticket_refs
 from core.context import Actor
 from core.errors import InvalidInput, NotFound
+from core.hints import TICKET_HINT, TICKET_NOT_FOUND
 from core.views import TicketDetail, TicketHeader, TicketSummary, TimelineItem
 from store.db import Database
 from store.enums import EntryKind, OutboxStatus, Priority, Stage
@@ -24,6 +25,7 @@ _REF = re.compile(r"^\s*#?\s*([0-9]{1,18})\s*$")
 _ID_REF = re.compile(r"^\s*id:\s*([0-9]{1,18})\s*$", re.IGNORECASE)
 _PSA_REF = re.compile(r"^\s*([a-z][a-z0-9]{0,9})-([0-9a-z][0-9a-z_.]{0,63})\s*$", re.IGNORECASE)
 MAX_ID = 2**31 - 1  # ids and numbers are 32-bit integer columns; larger ones cannot exist
+GONE_HINT = "It may have been deleted in the PSA; list the queue (/tickets) to find it."
 REF_FORMS = "the ticket number (1042 or #1042), its PSA name (cw-1042) or its stable id (id:17)"
 
 
@@ -78,14 +80,16 @@ def parse_ref(ref: int | str) -> int:
 
 
 def not_found(number: int) -> NotFound:
-    return NotFound(
-        f"Ticket #{number} was not found.",
-        hint="Check the number. In a customer channel only that customer's tickets can be opened.",
-    )
+    return NotFound(f"Ticket #{number} was not found.", hint=TICKET_HINT, reason=TICKET_NOT_FOUND)
 
 
 def _id_not_found(ref: TicketRef) -> NotFound:
-    return NotFound(f"Ticket {ref} was not found.", hint="It may have been deleted in the PSA; list the queue to find it.")
+    return NotFound(f"Ticket {ref} was not found.", hint=GONE_HINT, reason=TICKET_NOT_FOUND)
+
+
+def ticket_id_not_found(ticket_id: int) -> NotFound:
+    """A ticket named by its stable id (a button, a card, an API path) that is gone or outside the actor's scope."""
+    return _id_not_found(TicketRef(id=ticket_id))
 
 
 async def load_ticket(session: AsyncSession, actor: Actor, ref: int | str, *, for_update: bool = False) -> Ticket:
@@ -168,8 +172,7 @@ async def load_ticket_by_id(session: AsyncSession, actor: Actor, ticket_id: int)
         stmt = stmt.where(Ticket.customer_id == actor.customer_scope_id)
     ticket = (await session.exec(stmt)).first()
     if ticket is None:
-        raise NotFound(f"Ticket {ticket_id} was not found.",
-                       hint="It may have been deleted in the PSA; list the queue to find it.")
+        raise ticket_id_not_found(ticket_id)
     return ticket
 
 

@@ -26,6 +26,7 @@ from connectors.base import Capabilities, Feature
 from core import card_fields, categories, create_fields, ticket_refs
 from core.context import Actor
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from core.hints import CUSTOMER_NOT_FOUND, MEMBER_NOT_FOUND
 from core.notify import NoteAdded, Notifier, TicketChanged, TicketCreated
 from core.outbox.ops import (
     AddNote,
@@ -499,7 +500,8 @@ class TicketService:
         """The member to assign (None unassigns) and their PSA id, or an error saying why they cannot be."""
         member = await session.get(Member, member_id) if member_id is not None else None
         if member_id is not None and (member is None or not member.active):
-            raise NotFound("That technician was not found or is inactive.", hint="Pick another technician.")
+            raise NotFound("That technician was not found or is inactive.", hint="Pick another technician.",
+                           reason=MEMBER_NOT_FOUND)
         ext = None
         if member is not None and ticket.connection_id is not None:
             ext = await self._member_external_id(session, ticket, member.id)
@@ -782,8 +784,8 @@ async def _parties(session: AsyncSession, conn: PsaConnection | None, caps: Capa
     """The new ticket's customer, contact and assignee, each checked (exists, active, belongs together)."""
     customer = await session.get(Customer, customer_id) if customer_id is not None else None
     if customer_id is not None and customer is None:
-        raise NotFound(f"Customer {customer_id} was not found.",
-                       hint="Pick one from the customer list (API: GET /customers; chat: /deskbridge customers).")
+        raise NotFound(f"Customer {customer_id} was not found.", reason=CUSTOMER_NOT_FOUND,
+                       hint="Pick the customer from the form's list (its PSA identifier, e.g. ACME).")
     if customer is not None and not customer.active:
         raise InvalidInput(f"Customer {customer.name} is inactive, so it cannot get new tickets.",
                            hint="Pick an active customer, or reactivate this one in the PSA.", field="customer")
@@ -799,7 +801,8 @@ async def _parties(session: AsyncSession, conn: PsaConnection | None, caps: Capa
         raise NotFound("That contact was not found for this customer.", hint="Pick one of the customer's contacts.")
     assignee = await session.get(Member, assignee_member_id) if assignee_member_id else None
     if assignee_member_id and (assignee is None or not assignee.active):
-        raise NotFound("That technician was not found or is inactive.", hint="Pick another technician.")
+        raise NotFound("That technician was not found or is inactive.", hint="Pick another technician.",
+                       reason=MEMBER_NOT_FOUND)
     return customer, contact, assignee
 
 

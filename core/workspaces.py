@@ -12,6 +12,7 @@ from sqlmodel import col, select
 
 from core.alert_webhooks import is_local_host, public_settings
 from core.errors import Conflict, InvalidInput, NotFound
+from core.hints import WORKSPACE_HINT
 from store.db import Database, Scope
 from store.tables import Customer, Member, MemberChatIdentity, Workspace
 
@@ -109,7 +110,8 @@ class WorkspaceService:
             raise InvalidInput(f"'{timezone}' is not a time zone.", hint="Use an IANA name, e.g. Europe/Berlin.") from exc
         async with self.db.write(Scope.system_wide()) as session:
             if (await session.exec(select(Workspace).where(Workspace.slug == slug))).first():
-                raise Conflict(f"Workspace '{slug}' already exists.")
+                raise Conflict(f"Workspace '{slug}' already exists.",
+                               hint="Pick another slug, or use that one (`deskbridge workspace list`).")
             ws = Workspace(slug=slug, name=name.strip()[:200] or slug, timezone=timezone)
             session.add(ws)
         return ws
@@ -153,7 +155,7 @@ class WorkspaceService:
         async with self.db.write(Scope.workspace(workspace_id)) as session:
             ws = await session.get(Workspace, workspace_id)
             if ws is None:
-                raise NotFound(f"Workspace {workspace_id} was not found.")
+                raise NotFound(f"Workspace {workspace_id} was not found.", hint=WORKSPACE_HINT)
             if new is None:  # cleared: the card shows the reference without a link
                 ws.settings = {k: v for k, v in ws.settings.items() if k != key}
             else:
@@ -165,7 +167,7 @@ class WorkspaceService:
         async with self.db.read(Scope.workspace(workspace_id)) as session:
             ws = await session.get(Workspace, workspace_id)
         if ws is None:
-            raise NotFound(f"Workspace {workspace_id} was not found.")
+            raise NotFound(f"Workspace {workspace_id} was not found.", hint=WORKSPACE_HINT)
         return {k: ws.settings.get(k, default) for k, (_, default) in WORKSPACE_OPTIONS.items()}
 
 
@@ -178,7 +180,8 @@ class DirectoryService:
     async def add_customer(self, workspace_id: int, *, identifier: str, name: str) -> Customer:
         ident = identifier.strip()
         if not ident or len(ident) > 100:
-            raise InvalidInput("A customer needs a short identifier (1-100 characters).", field="identifier")
+            raise InvalidInput("A customer needs a short identifier (1-100 characters).",
+                               hint="Use the PSA's short name for the customer, e.g. ACME.", field="identifier")
         async with self.db.write(Scope.workspace(workspace_id)) as session:
             c = Customer(workspace_id=workspace_id, identifier=ident, name=name.strip()[:200] or ident)
             session.add(c)
@@ -225,7 +228,8 @@ class DirectoryService:
                              user_id: str) -> None:
         async with self.db.write(Scope.workspace(workspace_id)) as session:
             if await session.get(Member, member_id) is None:
-                raise NotFound(f"Member {member_id} was not found.")
+                raise NotFound(f"Member {member_id} was not found.",
+                               hint="Run a PSA sync (`deskbridge sync run`) to refresh the technicians, then try again.")
             existing = (await session.exec(select(MemberChatIdentity).where(
                 MemberChatIdentity.platform == platform, MemberChatIdentity.team_id == team_id,
                 MemberChatIdentity.user_id == user_id))).first()

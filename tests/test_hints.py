@@ -54,3 +54,41 @@ def test_the_check_would_catch_a_wrong_command():
     assert _resolves("connection map-status|map-priority", root)
     assert not _resolves("connection reauthenticate cw", root) and not _resolves("tickets purge", root)
     assert not _resolves("connection map-status|map-prio", root)
+
+
+CHAT_NAMED = re.compile(r"(?<![\w/.:-])/deskbridge(?: +([a-z][a-z0-9_-]*(?: [a-z][a-z0-9_-]*)?))?")
+PROSE = {"and", "or", "command", "commands"}  # "/tickets, /ticket, /deskbridge and ...": the command itself
+
+
+def _chat_named() -> list[tuple[str, str]]:
+    out = []
+    for folder in ("bot", "core"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for m in CHAT_NAMED.finditer(path.read_text()):
+                if m.group(1) and m.group(1).split()[0] not in PROSE:
+                    out.append((f"{path.relative_to(ROOT)}:{m.group(0)}", m.group(1)))
+    return out
+
+
+def _chat_command_exists(word: str) -> bool:
+    """`/deskbridge WORD ...` is a chat command the grammar knows (its arguments may still be missing)."""
+    from core.chat import grammar
+    from core.errors import InvalidInput
+
+    try:
+        grammar.parse("deskbridge", word)
+    except InvalidInput as exc:
+        return "is not a /deskbridge command" not in exc.message
+    return True
+
+
+def test_every_named_chat_command_exists():
+    named = _chat_named()
+    assert len(named) > 20
+    missing = sorted({where for where, word in named if not _chat_command_exists(word)})
+    assert missing == [], "hints name /deskbridge commands chat does not have"
+
+
+def test_the_chat_check_would_catch_a_wrong_command():
+    assert _chat_command_exists("link") and _chat_command_exists("outbox") and _chat_command_exists("m365")
+    assert not _chat_command_exists("customers") and not _chat_command_exists("purge")

@@ -14,8 +14,7 @@ from bot.main import Deskbridge
 from core import connection_report
 from core.errors import Conflict, InvalidInput, NotFound
 from core.outbox.admin import OP_KINDS
-
-SLA_AT_RISK_PCT = 20.0  # "at risk": breached, or less than this share of the target left
+from core.sla.risk import RISK_PCT
 
 
 def install(app: FastAPI, container: Deskbridge) -> None:
@@ -54,9 +53,9 @@ def _register(router: APIRouter, pages: Pages) -> None:
         reports = [await connection_report.describe(container.db, container.connections, ws, conn.name)
                    for conn in await container.connections.list(ws)]
         counts = await container.outbox_admin.counts(ws)
-        at_risk = await container.sla.at_risk_count(ws, datetime.now(UTC), within_pct=SLA_AT_RISK_PCT)
+        at_risk = await container.sla.at_risk_count(ws, datetime.now(UTC))
         return render("overview.html", session=ctx, reports=reports, counts=counts, dead=counts.get("dead", 0),
-                      at_risk=at_risk, at_risk_pct=int(SLA_AT_RISK_PCT))
+                      at_risk=at_risk, at_risk_pct=int(RISK_PCT))
 
     @router.get("/dead-letters")
     async def dead_letters(cursor: str | None = None, done: str | None = None, n: int = 0, connection: str = "",

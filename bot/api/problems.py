@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core import hints
 from core.apikeys import Unauthenticated
 from core.errors import (
     Conflict,
@@ -115,6 +116,21 @@ _HTTP_HINTS = {400: "Send a JSON body with Content-Type: application/json (see /
                429: "Wait for Retry-After seconds, then retry; spread requests out."}
 
 
+# The REST API's own words for refusals whose core hint speaks chat (core/errors.py `reason`): endpoints and fields.
+API_HINTS = {
+    hints.TICKET_NOT_FOUND: "Check the ticket's number, id (id:17) or PSA name (cw-1042); GET /tickets lists the "
+                            "tickets this key can see.",
+    hints.CUSTOMER_NOT_FOUND: "Send a customer id from GET /customers in customer_id.",
+    hints.MEMBER_NOT_FOUND: "Send an active technician's id from GET /members in assignee_id.",
+    hints.TECHNICIANS_ONLY: "Use a workspace API key (`deskbridge apikey create`); this is not shown to customers.",
+}
+
+
+def api_hint(exc: DeskbridgeError) -> str | None:
+    """The hint in REST words: the surface's own wording for the error's reason, else core's hint."""
+    return API_HINTS.get(exc.reason, exc.hint) if exc.reason else exc.hint
+
+
 def from_error(exc: DeskbridgeError, instance: str | None = None) -> tuple[int, dict[str, Any], dict[str, str]]:
     """Status, problem body and headers for a service error."""
     status, slug, title = 400, "bad-request", "Bad request"
@@ -123,7 +139,7 @@ def from_error(exc: DeskbridgeError, instance: str | None = None) -> tuple[int, 
             status, slug, title = st, sl, ti
             break
     body: dict[str, Any] = {"type": TYPE_BASE + slug, "title": title, "status": status, "detail": exc.message,
-                            "instance": instance, "hint": exc.hint}
+                            "instance": instance, "hint": api_hint(exc)}
     if isinstance(exc, InvalidInput) and exc.field:
         body["field"] = exc.field
     if isinstance(exc, InvalidFilter) and exc.suggestions:

@@ -63,6 +63,7 @@ from connectors.base import (
     PsaTicket,
     PsaTimeEntry,
     Ref,
+    SetupFields,
     TicketPatch,
     WebhookEvent,
     WriteJournal,
@@ -109,11 +110,15 @@ def _after(cursor: str | None) -> int | None:
 
 
 class AutotaskConnector:
+    SETUP: ClassVar[SetupFields] = SetupFields(
+        settings=("username",), credentials=("integration_code", "secret"),
+        optional_settings=("default_board_id", "impersonation_resource_id", "ui_url"),
+        optional_credentials=("webhook_secret",))
     kind: ClassVar[str] = "autotask"
     ADMIN_NOTES: ClassVar[tuple[str, ...]] = (EMAIL_NOTE,)  # shown by `deskbridge connection show`
     CAPABILITIES: ClassVar[Capabilities] = Capabilities(
         features=frozenset(Feature) - {Feature.BOARD_SCOPED_STATUSES, Feature.EMAIL_ON_PUBLIC_NOTE,
-                                        Feature.RESOLUTION_NOTES, Feature.SET_TYPE},
+                                        Feature.RESOLUTION_NOTES, Feature.SET_TYPE, Feature.TYPE_SUBTYPES},
         max_attachment_bytes=m.API_ATTACHMENT_CAP, max_summary_chars=m.TITLE_MAX, max_note_chars=32_000,
         page_size=MAX_PAGE, create_requires=frozenset({"company_external_id"}))
 

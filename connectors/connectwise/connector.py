@@ -48,6 +48,8 @@ from connectors.base import (
     PsaTicket,
     PsaTicketType,
     PsaTimeEntry,
+    PsaTypeAssociation,
+    SetupFields,
     TicketPatch,
     WebhookEvent,
     WriteJournal,
@@ -93,6 +95,9 @@ def _decode(cursor: str) -> dict[str, Any]:
 
 
 class ConnectWiseConnector:
+    SETUP: ClassVar[SetupFields] = SetupFields(
+        settings=("site", "company_id", "client_id"), credentials=("public_key", "private_key"),
+        optional_settings=("codebase", "api_base_url", "api_version", "default_board_id"))  # README "A PSA"
     kind: ClassVar[str] = "connectwise"
     CAPABILITIES: ClassVar[Capabilities] = Capabilities(
         features=frozenset(Feature) - {Feature.TICKET_CATEGORIES}, max_attachment_bytes=10 * 1024 * 1024, max_summary_chars=100,
@@ -299,6 +304,8 @@ class ConnectWiseConnector:
         boards = [m.board(b) for b in await self.client.get_all("service/boards", {"orderBy": "id asc"})]
         statuses: list[PsaStatus] = []
         types: list[PsaTicketType] = []
+        associations: list[PsaTypeAssociation] = []
+        partial_associations = False
         problems: dict[str, str] = {}
         incomplete: set[str] = set()
         for b in boards:
@@ -321,7 +328,14 @@ class ConnectWiseConnector:
             except PsaError as exc:
                 problems[f"types of board {b.name} ({b.external_id})"] = str(exc)
                 incomplete.add(b.external_id)
-        complete = {"board", "status", "type"}
+            try:
+                associations += await self._associations(path, b.external_id)
+            except (PsaAuthError, PsaRateLimited):
+                raise
+            except PsaError as exc:
+                problems[f"subtypes and items of board {b.name} ({b.external_id})"] = str(exc)
+                partial_associations = True
+        complete = {"board", "status", "type"} | (set() if partial_associations else {"subtype", "item"})
         prios: list[PsaPriority] = []
         try:
             prios = sorted((m.priority(p) for p in await self.client.get_all("service/priorities",
@@ -333,7 +347,17 @@ class ConnectWiseConnector:
         except PsaError as exc:
             problems["priorities"] = str(exc)
         return Picklists(boards=boards, statuses=statuses, priorities=prios, types=types, problems=problems,
-                         incomplete_boards=frozenset(incomplete), complete=frozenset(complete))
+                         associations=associations, incomplete_boards=frozenset(incomplete),
+                         complete=frozenset(complete))
+
+    async def _associations(self, path: str, board_id: str) -> list[PsaTypeAssociation]:
+        """The board's type > subtype > item combinations (`typeSubTypeItemAssociations`), with the subtypes'
+        and items' own `inactiveFlag` (`/subtypes`, `/items`): three paged reads."""
+        order = {"orderBy": "id asc"}
+        off_subtypes = m.inactive_ids(await self.client.get_all(f"{path}/subtypes", order))
+        off_items = m.inactive_ids(await self.client.get_all(f"{path}/items", order))
+        rows = await self.client.get_all(f"{path}/typeSubTypeItemAssociations", order)
+        return m.associations(rows, board_id, off_subtypes, off_items)
 
     async def list_members(self) -> Sequence[PsaMember]:
         """Members, with the API members (`system/apiMembers`, whose keys integrations use) marked as such:

@@ -24,6 +24,7 @@ from connectors.base import (
     PsaTicket,
     PsaTicketType,
     PsaTimeEntry,
+    PsaTypeAssociation,
     Ref,
     TicketPatch,
     split_marker,
@@ -78,6 +79,8 @@ def ticket(data: J) -> PsaTicket:
         status_closed=bool(data["closedFlag"]) if "closedFlag" in data else None,
         priority=ref(data.get("priority")),
         type=ref(data.get("type")),
+        category=ref(data.get("subType")),  # Feature.TYPE_SUBTYPES: the seam's pair is subtype and item
+        subcategory=ref(data.get("item")),
         owner=ref(data.get("owner"), "name"),
         source=str(source.get("name")) if isinstance(source, Mapping) and source.get("name") else None,
         created_at=parse_dt(info.get("dateEntered")),
@@ -211,6 +214,29 @@ def ticket_type(data: J, board_id: str) -> PsaTicketType:
     return PsaTicketType(external_id=str(data["id"]), name=str(data.get("name") or ""), board_external_id=board_id)
 
 
+def associations(rows: list[J], board_id: str, inactive_subtypes: set[str], inactive_items: set[str]
+                 ) -> list[PsaTypeAssociation]:
+    """A board's `typeSubTypeItemAssociations` ({type, subType, item}: references; item may be absent), as the
+    combinations a ticket of that board may carry. One without a type or subtype says nothing and is skipped;
+    a subtype or item switched off on the board is kept, marked inactive."""
+    out = []
+    for row in rows:
+        ty, sub, item = ref(row.get("type")), ref(row.get("subType")), ref(row.get("item"))
+        if ty is None or sub is None:
+            continue
+        out.append(PsaTypeAssociation(
+            board_external_id=board_id, type_external_id=ty.id, subtype_external_id=sub.id,
+            subtype_name=sub.name or sub.id, item_external_id=item.id if item else None,
+            item_name=(item.name or item.id) if item else None,
+            active=sub.id not in inactive_subtypes, item_active=item is None or item.id not in inactive_items))
+    return out
+
+
+def inactive_ids(rows: list[J]) -> set[str]:
+    """Ids of a board's subtypes or items that are switched off (`inactiveFlag`)."""
+    return {str(r["id"]) for r in rows if _inactive(r)}
+
+
 # ---------------------------------------------------------------- write bodies
 
 
@@ -249,6 +275,12 @@ def patch_ops(p: TicketPatch) -> list[dict[str, Any]]:
         ops.append({"op": "remove", "path": "type"})
     elif p.type_external_id is not None:  # types are board-scoped: after the board, like the status
         ops.append({"op": "replace", "path": "type", "value": _id(p.type_external_id)})
+    # subtype and item after their type (the board's associations are checked against it); "" removes one
+    for path, value in (("subType", p.category_external_id), ("item", p.subcategory_external_id)):
+        if value == "":
+            ops.append({"op": "remove", "path": path})
+        elif value is not None:
+            ops.append({"op": "replace", "path": path, "value": _id(value)})
     if p.summary is not None:
         ops.append({"op": "replace", "path": "summary", "value": p.summary})
     if p.unassign:

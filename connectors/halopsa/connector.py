@@ -63,6 +63,7 @@ from connectors.base import (
     PsaTicket,
     PsaTimeEntry,
     Ref,
+    SetupFields,
     TicketPatch,
     WebhookEvent,
     WriteJournal,
@@ -127,9 +128,13 @@ def _tid(value: str) -> int:
 
 
 class HaloPsaConnector:
+    SETUP: ClassVar[SetupFields] = SetupFields(
+        settings=("url",), credentials=("client_id", "client_secret"),
+        optional_settings=("tenant", "auth_url", "scope", "default_board_id"), optional_credentials=("webhook_secret",))
     kind: ClassVar[str] = "halopsa"
     CAPABILITIES: ClassVar[Capabilities] = Capabilities(
-        features=frozenset(Feature) - {Feature.RESOLUTION_NOTES, Feature.SET_TYPE, Feature.TICKET_CATEGORIES},
+        features=frozenset(Feature) - {Feature.RESOLUTION_NOTES, Feature.SET_TYPE, Feature.TICKET_CATEGORIES,
+                                       Feature.TYPE_SUBTYPES},
         max_attachment_bytes=MAX_ATTACHMENT,
         max_summary_chars=250, max_note_chars=100_000, page_size=MAX_PAGE,
         create_requires=frozenset({"company_external_id", "board_external_id"}))

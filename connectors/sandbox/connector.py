@@ -42,6 +42,7 @@ from connectors.base import (
     PsaNote,
     PsaTicket,
     PsaTimeEntry,
+    SetupFields,
     TicketPatch,
     WebhookEvent,
     WriteJournal,
@@ -113,10 +114,11 @@ def _translate(exc: SandboxApiError) -> errors.PsaError:
 
 class SandboxConnector:
     """The built-in sandbox PSA as a PsaConnector (every feature, including webhooks and delete detection)."""
+    SETUP: ClassVar[SetupFields] = SetupFields(credentials=("api_key",), optional_settings=("ui_url",))
 
     kind: ClassVar[str] = "sandbox"
     CAPABILITIES: ClassVar[Capabilities] = Capabilities(
-        features=frozenset(Feature) - {Feature.TICKET_CATEGORIES}, max_attachment_bytes=MAX_ATTACHMENT_BYTES, max_summary_chars=MAX_SUMMARY,
+        features=frozenset(Feature) - {Feature.TICKET_CATEGORIES, Feature.TYPE_SUBTYPES}, max_attachment_bytes=MAX_ATTACHMENT_BYTES, max_summary_chars=MAX_SUMMARY,
         max_note_chars=MAX_NOTE, page_size=100,
         create_requires=frozenset({"company_external_id", "board_external_id"}))
 

@@ -5,7 +5,10 @@ on a customer's view) and, for a PSA-backed ticket, an outbox op (UpdateTicket w
 the change reaches the PSA through the one write path: delivered once whatever the retries, every attempt
 audited, a dead letter if the PSA keeps refusing. Nothing is accepted that the PSA cannot take: the label
 must be an active type of the ticket's board in the PSA's own picklist, and the connector must be able to
-change a type (Feature.SET_TYPE); otherwise the AI only suggests and a technician is told why.
+change a type (Feature.SET_TYPE); otherwise the AI only suggests and a technician is told why. Where the PSA
+nests categories the label is a pair, checked likewise: Autotask's issue type › sub-issue type
+(Feature.TICKET_CATEGORIES), or ConnectWise's type › subtype, which the board's type/subtype/item
+associations must allow (Feature.TYPE_SUBTYPES); the ConnectWise item is left as it is and must still fit.
 
 Whose category is it: a type the AI wrote (its `AiCategoryApply` row still names the ticket's type) is the
 AI's; any other type came from a person (in Deskbridge or in the PSA) and the AI never changes it. Once a
@@ -39,14 +42,30 @@ log = logging.getLogger(__name__)
 AI_AUTHOR = "Deskbridge AI"
 
 
-def label_of(ticket: Ticket, two_level: bool) -> str | None:
+TYPE, PAIR, TYPED = "type", "pair", "typed"  # what the model's labels are, by PSA (`levels`)
+
+
+def levels(caps: Capabilities | None) -> str:
+    """What a category is on this PSA: its ticket type alone (TYPE), a category pair beside the type
+    (PAIR: Autotask issue type › sub-issue type), or the type with the subtype the board allows under it
+    (TYPED: ConnectWise type › subtype; the item is a technician's and never predicted)."""
+    if caps is not None and caps.has(Feature.TICKET_CATEGORIES):
+        return PAIR
+    if caps is not None and caps.has(Feature.TYPE_SUBTYPES):
+        return TYPED
+    return TYPE
+
+
+def label_of(ticket: Ticket, how: str) -> str | None:
     """The ticket's category as the model names it: its type, or where the PSA nests categories, the pair
     ("Hardware › Printer", or "Hardware" without a subcategory)."""
-    return label_from(ticket.type_name, ticket.category_name, ticket.subcategory_name, two_level)
+    return label_from(ticket.type_name, ticket.category_name, ticket.subcategory_name, how)
 
 
-def label_from(type_name: str | None, category: str | None, subcategory: str | None, two_level: bool) -> str | None:
-    if not two_level:
+def label_from(type_name: str | None, category: str | None, subcategory: str | None, how: str) -> str | None:
+    if how == TYPED:  # category_* hold the ConnectWise subtype
+        return (type_name + (SEP + category if category else "")) if type_name else None
+    if how != PAIR:
         return type_name or None
     if not category:
         return None
@@ -86,18 +105,70 @@ class CategoryWrites:
                            hint="Pick a type of that board, or run a picklist sync if it was just added.",
                            field="type")
 
-    async def _two_level(self, session: AsyncSession, ticket: Ticket) -> bool:
-        """Whether the ticket's PSA nests categories (category › subcategory) instead of a single type."""
+    async def _levels(self, session: AsyncSession, ticket: Ticket) -> str:
+        """What a category is on the ticket's PSA (TYPE, PAIR or TYPED; TYPE for a standalone ticket)."""
         if ticket.connection_id is None or self._capabilities is None:
-            return False
+            return TYPE
         conn = await session.get(PsaConnection, ticket.connection_id)
-        return conn is not None and self._capabilities(conn.kind).has(Feature.TICKET_CATEGORIES)
+        return levels(self._capabilities(conn.kind)) if conn is not None else TYPE
+
+    async def _subtype(self, session: AsyncSession, ticket: Ticket, type_ext: str, type_name: str,
+                       subtype: str) -> tuple[str, str]:
+        """(id, name) of the subtype `subtype` that the board allows under the type (cached associations), or
+        InvalidInput naming the valid ones."""
+        rows = (await session.execute(select(PicklistItem.external_id, PicklistItem.name).where(
+            PicklistItem.connection_id == ticket.connection_id, PicklistItem.kind == "subtype",
+            PicklistItem.parent_external_id == type_ext, col(PicklistItem.active).is_(True))
+            .order_by(col(PicklistItem.name)))).all()
+        hit = next(((str(e), str(n)) for e, n in rows if str(n).lower() == subtype.strip().lower()), None)
+        if hit is None:
+            valid = ", ".join(str(n) for _, n in rows[:categories.MAX_LISTED]) or "none"
+            raise InvalidInput(f"'{subtype}' is not a subtype the board allows under {type_name}.",
+                               hint=f"Valid subtypes of {type_name}: {valid}. Run a picklist sync if it was "
+                                    "just added.", field="subtype")
+        return hit
+
+    async def _item_fits(self, session: AsyncSession, ticket: Ticket, type_ext: str | None,
+                         sub_ext: str | None) -> None:
+        """The ticket's item (a technician's; never changed here) must stay valid under the new type and
+        subtype, or nothing is written: InvalidInput saying to change it in the PSA."""
+        item = ticket.subcategory_external_id
+        if not item:
+            return
+        ok = type_ext is not None and sub_ext is not None and (await session.execute(
+            select(PicklistItem.id).where(
+                PicklistItem.connection_id == ticket.connection_id, PicklistItem.kind == "item",
+                PicklistItem.parent_external_id == f"{type_ext}:{sub_ext}", PicklistItem.external_id == item,
+                col(PicklistItem.active).is_(True)).limit(1))).first() is not None
+        if not ok:
+            raise InvalidInput(f"The ticket's item {ticket.subcategory_name or item} does not go with that type "
+                               "and subtype, and the item is a technician's choice.",
+                               hint="Change the type, subtype and item together in the PSA.", field="item")
+
+    async def _typed(self, session: AsyncSession, ticket: Ticket, label: str | None
+                     ) -> tuple[Callable[[], None], UpdateTicket]:
+        """TYPED: the type (by name, on the ticket's board) and the subtype the board allows under it, as one
+        op; the item stays as it is and must fit."""
+        top, sub = split(label) if label else ("", None)
+        type_ext = await self._psa_type(session, ticket, top) if top else None
+        sub_ext, sub_name = await self._subtype(session, ticket, type_ext, top, sub) if (sub and type_ext) \
+            else (None, None)
+        await self._item_fits(session, ticket, type_ext, sub_ext)
+
+        def set_typed() -> None:
+            ticket.type_name = top or None
+            ticket.category_external_id, ticket.category_name = sub_ext, sub_name
+        clear_sub = "" if ticket.category_external_id else None
+        return set_typed, UpdateTicket(type_external_id=type_ext, clear_type=not top,
+                                       category_external_id=sub_ext or clear_sub)
 
     async def _target(self, session: AsyncSession, ticket: Ticket, label: str | None,
-                      two_level: bool) -> tuple[Callable[[], None], UpdateTicket]:
+                      how: str) -> tuple[Callable[[], None], UpdateTicket]:
         """How to set `label` (None: clear) on the ticket, and the op for its PSA; InvalidInput if the PSA
         could not take it (checked against its picklists before anything is written)."""
-        if two_level:
+        if how == TYPED:
+            return await self._typed(session, ticket, label)
+        if how == PAIR:
             top, sub = split(label) if label else ("", None)
             conn = await session.get(PsaConnection, ticket.connection_id)
             caps = self._capabilities(conn.kind) if conn is not None and self._capabilities else None
@@ -115,10 +186,10 @@ class CategoryWrites:
             ticket.type_name = label
         return set_type, UpdateTicket(type_external_id=ext, clear_type=label is None)
 
-    def _write(self, session: AsyncSession, actor: Actor, ticket: Ticket, two_level: bool, label: str | None,
+    def _write(self, session: AsyncSession, actor: Actor, ticket: Ticket, how: str, label: str | None,
                change: tuple[Callable[[], None], UpdateTicket], data: dict[str, object], author: str
                ) -> tuple[TimelineEntry, UpdateTicket]:
-        before = label_of(ticket, two_level)
+        before = label_of(ticket, how)
         change[0]()
         ticket.updated_at = self._clock()
         ticket.version += 1
@@ -149,18 +220,18 @@ class CategoryWrites:
             ticket = await load_ticket(session, actor, f"id:{ticket_id}", for_update=True)
             row = (await session.execute(select(AiCategoryApply).where(
                 AiCategoryApply.ticket_id == ticket_id))).scalar_one_or_none()
-            two = await self._two_level(session, ticket)
-            current = label_of(ticket, two)
+            how = await self._levels(session, ticket)
+            current = label_of(ticket, how)
             if (not Stage(ticket.stage).is_open or current != decided_over or current == label
                     or (row is not None and row.undone_at is not None)
                     or (current and not ai_owned(current, row))):
                 return False
             try:
-                change = await self._target(session, ticket, label, two)
+                change = await self._target(session, ticket, label, how)
             except InvalidInput as exc:
                 log.info("AI category not applied: %s", exc.message, extra={"ticket_id": ticket_id})
                 return False
-            written = self._write(session, actor, ticket, two, label, change,
+            written = self._write(session, actor, ticket, how, label, change,
                                   {"by_ai": True, "confidence": round(confidence, 4), "model_version": model_version},
                                   AI_AUTHOR)
             if row is None:
@@ -184,13 +255,13 @@ class CategoryWrites:
             if row is None or row.undone_at is not None:
                 raise Conflict("The AI has not set this ticket's category, so there is nothing to undo.",
                                hint="Change the type in the PSA, or pick a suggested one.")
-            two = await self._two_level(session, ticket)
-            current = label_of(ticket, two)
+            how = await self._levels(session, ticket)
+            current = label_of(ticket, how)
             if current != row.label:
                 raise Conflict(f"The category is now {current or 'empty'}, not the AI's {row.label}: "
                                "someone changed it since, so nothing was undone.", hint="Change it in the PSA.")
-            change = await self._target(session, ticket, row.previous, two)
-            written = self._write(session, actor, ticket, two, row.previous, change, {"undo_ai": True},
+            change = await self._target(session, ticket, row.previous, how)
+            written = self._write(session, actor, ticket, how, row.previous, change, {"undo_ai": True},
                                   actor.display)
             row.undone_at, row.undone_by = self._clock(), actor.display[:200]
             await self._enqueue(session, actor, ticket, written, actor.display)
@@ -205,11 +276,11 @@ class CategoryWrites:
             raise InvalidInput("Which category?", hint="Pick one of the suggested categories.", field="type")
         async with self.db.write(actor.scope) as session:
             ticket = await load_ticket(session, actor, ref, for_update=True)
-            two = await self._two_level(session, ticket)
-            if label_of(ticket, two) == label:
+            how = await self._levels(session, ticket)
+            if label_of(ticket, how) == label:
                 return False
-            change = await self._target(session, ticket, label, two)
-            written = self._write(session, actor, ticket, two, label, change, {"accepted_ai_suggestion": True},
+            change = await self._target(session, ticket, label, how)
+            written = self._write(session, actor, ticket, how, label, change, {"accepted_ai_suggestion": True},
                                   actor.display)
             await self._enqueue(session, actor, ticket, written, actor.display)
             return True

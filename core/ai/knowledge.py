@@ -2,12 +2,12 @@
 
 Sources (each replaces only its own articles, and only after a complete read):
 - the documentation platforms already connected for doc links (core/docs_links.py): Hudu's `/articles`, general
-  ones and per company, the company matched to our customer by its PSA id, then its name (an article whose
-  company matches no customer is left out: it is never shown as a general one);
+  ones and per company, and IT Glue's published documents with the text of their sections, per organization;
+  the company or organization matched to our customer by its PSA id, then its name (an article whose company
+  matches no customer is left out: it is never shown as a general one);
 - a folder of Markdown files an admin imports (`deskbridge ai kb-import`), general articles.
 
-IT Glue offers no article text through the API we build against (connectors/itglue); the PSAs' own knowledge
-bases are not read yet. Linking is technicians' only (never a customer's view), scoped to general articles and
+The PSAs' own knowledge bases are not read yet. Linking is technicians' only (never a customer's view), scoped to general articles and
 the ticket's own customer's, shown with its source, the matching paragraph and the score, and only above the
 workspace's `kb_threshold`: no link is a valid answer.
 """
@@ -29,7 +29,8 @@ from core.ai import settings as ai_settings
 from core.ai.kb import Article, KbIndex, KbLink, html_to_text
 from core.ai.text import ticket_text
 from core.context import Actor
-from core.errors import InvalidInput, NotFound, PermissionDenied
+from core.errors import InvalidInput, PermissionDenied
+from core.ticket_lookup import ticket_id_not_found
 from store.db import Database, Scope
 from store.tables import Customer, KbArticle, Ticket, Workspace
 from store.types import utcnow
@@ -164,8 +165,7 @@ class KnowledgeBase:
             ticket = await session.get(Ticket, ticket_id)
             ws = await session.get(Workspace, actor.workspace_id)
         if ticket is None or ticket.deleted_at is not None or ws is None:
-            raise NotFound(f"Ticket id:{ticket_id} was not found.", hint="Check the number with /tickets, "
-                                                                          "or open the ticket from its card.")
+            raise ticket_id_not_found(ticket_id)
         opts = ai_settings.effective(ws.settings)
         if not opts["kb"]:
             return ()

@@ -32,6 +32,7 @@ from core.ai import settings as ai_settings
 from core.ai.risk_posts import RiskPosts
 from core.context import Actor
 from core.errors import InvalidInput, PermissionDenied
+from core.hints import TECH_ONLY_HINT
 from core.notify import Notifier
 from store.db import Database, Scope
 from store.enums import EntryKind, Stage
@@ -319,7 +320,8 @@ class RiskService:
         """Open tickets at or above the admin's risk threshold, riskiest first, with their top reasons in words
         (technicians only). `ticket_ids` restricts to those tickets (a card's chip)."""
         if not actor.is_member or actor.customer_scope_id is not None:
-            raise PermissionDenied("Escalation risk is for technicians.")
+            raise PermissionDenied("Escalation risk is for technicians.",
+                                   hint=TECH_ONLY_HINT)
         opts = ai_settings.effective(await self._settings(actor.workspace_id))
         if not opts["risk"]:
             return []

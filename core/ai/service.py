@@ -25,18 +25,20 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from connectors.base import Capabilities, Feature
+from connectors.base import Capabilities
 from core.admin_audit import record_change
 from core.ai import categorize, drafts, resolution
 from core.ai import settings as ai_settings
-from core.ai.category_writes import CategoryWrites, ai_owned, label_from
+from core.ai.category_writes import TYPE, CategoryWrites, ai_owned, label_from, levels
 from core.ai.knowledge import ArticleReader, KnowledgeBase, source_name
 from core.ai.risk import RiskService
 from core.ai.similar import Doc, Hit, SimilarIndex
 from core.ai.text import ticket_text
 from core.context import Actor
 from core.errors import InvalidInput, NotFound, PermissionDenied
+from core.hints import TECH_ONLY_HINT, WORKSPACE_HINT
 from core.notify import Notifier
+from core.ticket_lookup import ticket_id_not_found
 from core.views import (
     AiCategoryView,
     AiKbView,
@@ -106,18 +108,20 @@ class AiService:
         async with self.db.read(Scope.workspace(workspace_id)) as session:
             ws = await session.get(Workspace, workspace_id)
         if ws is None:
-            raise NotFound(f"Workspace {workspace_id} was not found.")
+            raise NotFound(f"Workspace {workspace_id} was not found.", hint=WORKSPACE_HINT)
         return ai_settings.effective(ws.settings)
 
     async def set_setting(self, actor: Actor, name: str, raw: str) -> dict[str, Any]:
         """Change one AI setting (admins only); returns every AI setting."""
         if not actor.is_admin:
-            raise PermissionDenied("Only a workspace admin can change AI settings.")
+            raise PermissionDenied("Only a workspace admin can change AI settings.",
+                                   hint="Ask a Deskbridge admin to change it (`deskbridge ai set NAME VALUE`, or "
+                                        "/deskbridge ai set in chat).")
         key, value = ai_settings.parse(name, raw)
         async with self.db.write(actor.scope) as session:
             ws = await session.get(Workspace, actor.workspace_id)
             if ws is None:
-                raise NotFound(f"Workspace {actor.workspace_id} was not found.")
+                raise NotFound(f"Workspace {actor.workspace_id} was not found.", hint=WORKSPACE_HINT)
             own = dict(ws.settings.get(ai_settings.SETTINGS_KEY) or {})
             own[key] = value
             ws.settings = {**ws.settings, ai_settings.SETTINGS_KEY: own}
@@ -125,10 +129,9 @@ class AiService:
             return ai_settings.effective(ws.settings)
 
     # --- training and status ------------------------------------------------------------------------
-    def _two_level(self, kind: str | None) -> bool:
-        """Whether tickets of this PSA kind carry a nested category pair (labels "Category › Subcategory")."""
-        return kind is not None and self._capabilities is not None and \
-            self._capabilities(kind).has(Feature.TICKET_CATEGORIES)
+    def _levels(self, kind: str | None) -> str:
+        """What the model's labels are for tickets of this PSA kind (category_writes.levels)."""
+        return levels(self._capabilities(kind) if kind is not None and self._capabilities is not None else None)
 
     async def _labelled(self, workspace_id: int, where: Any, limit: int) -> list[tuple[int, str, str, str | None, bool]]:
         """(id, subject, description, current label, two-level) of tickets, newest first."""
@@ -141,8 +144,8 @@ class AiService:
                 .order_by(col(Ticket.id).desc()).limit(limit))).all()
         out = []
         for tid, subject, description, type_name, cat, sub, kind in rows:
-            two = self._two_level(kind)
-            out.append((tid, subject, description, label_from(type_name, cat, sub, two), two))
+            how = self._levels(kind)
+            out.append((tid, subject, description, label_from(type_name, cat, sub, how), how != TYPE))
         return out
 
     async def training_data(self, workspace_id: int) -> tuple[list[str], list[str]]:
@@ -164,7 +167,8 @@ class AiService:
             try:
                 model = await asyncio.to_thread(categorize.train, texts, labels, seed=seed)
             except categorize.NotEnoughData as exc:
-                raise InvalidInput(str(exc)) from None
+                raise InvalidInput(str(exc), hint="Give more closed tickets a type (category) in the PSA, run a sync "
+                                   "(`deskbridge sync run`), then train again.") from None
             data = await asyncio.to_thread(_dump, model)
             metrics = {**model.summary(), "seconds": round(time.monotonic() - started, 2), **_versions()}
             async with self.db.write(Scope.workspace(workspace_id)) as session:
@@ -238,14 +242,14 @@ class AiService:
             ticket = await session.get(Ticket, ticket_id)
         if ticket is None or ticket.deleted_at is not None or (
                 actor.customer_scope_id is not None and ticket.customer_id != actor.customer_scope_id):
-            raise NotFound(f"Ticket id:{ticket_id} was not found.")
+            raise ticket_id_not_found(ticket_id)
         return ticket
 
     async def categorise(self, actor: Actor, ticket_id: int) -> categorize.CategoryDecision | None:
         """The category gate's answer for one ticket (technicians only; None when categorisation is off
         or no model exists yet)."""
         if not actor.is_member or actor.customer_scope_id is not None:
-            raise PermissionDenied("Category suggestions are for technicians.")
+            raise PermissionDenied("Category suggestions are for technicians.", hint=TECH_ONLY_HINT)
         ticket = await self._ticket(actor, ticket_id)
         opts = await self.settings(actor.workspace_id)
         if not opts["categorize"]:
@@ -321,7 +325,8 @@ class AiService:
         if actor.customer_scope_id is not None:
             return frozenset({actor.customer_scope_id})
         if not actor.is_member:
-            raise PermissionDenied("Similar tickets are shown to technicians or within a customer's own scope.")
+            raise PermissionDenied("Similar tickets are shown to technicians or within a customer's own scope.",
+                                   hint=TECH_ONLY_HINT)
         if cross:
             return None
         if ticket is None:
@@ -448,7 +453,7 @@ class AiService:
         """A reply draft for a technician to review (never sent by itself). The LLM endpoint is used only
         when one is configured and the workspace allows remote drafts; otherwise the template draft."""
         if not actor.is_member or actor.customer_scope_id is not None:
-            raise PermissionDenied("Reply drafts are for technicians.")
+            raise PermissionDenied("Reply drafts are for technicians.", hint=TECH_ONLY_HINT)
         opts = await self.settings(actor.workspace_id)
         if not opts["drafts"]:
             raise InvalidInput("Reply drafts are off in this workspace.",

@@ -71,4 +71,6 @@ def parse(name: str, raw: str) -> tuple[str, Any]:
     try:
         return key, parser(raw)
     except ValueError as exc:
-        raise InvalidInput(f"'{raw}' is not a valid value for {key}: {exc}.", field=key) from None
+        raise InvalidInput(f"'{raw}' is not a valid value for {key}: {exc}.",
+                           hint=f"{key}: {OPTIONS[key][2]}. See every value with /deskbridge ai settings.",
+                           field=key) from None

@@ -18,6 +18,7 @@ from core.chat import grammar as c
 from core.chat.models import ChannelInfo
 from core.context import Actor
 from core.errors import DeskbridgeError, InvalidInput, PermissionDenied
+from core.hints import TECH_ONLY_HINT
 from core.views import MessageView
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,8 @@ class ChatAi:
 
     async def run(self, actor: Actor, info: ChannelInfo, cmd: c.AiCmd) -> MessageView:
         if not actor.is_member or actor.customer_scope_id is not None or info.visibility == "customer":
-            raise PermissionDenied("AI settings and suggestions are for technicians, outside customer channels.")
+            raise PermissionDenied("AI settings and suggestions are for technicians, outside customer channels.",
+                                   hint=TECH_ONLY_HINT)
         if cmd.action == "status":
             return await self._status(actor)
         if cmd.action == "at_risk":
@@ -67,7 +69,8 @@ class ChatAi:
             return MessageView(text=f"AI setting {key} is now {_shown(opts[key])}.", kind="success")
         if cmd.action == "train":
             if not actor.is_admin:
-                raise PermissionDenied("Only a workspace admin can train the AI model.")
+                raise PermissionDenied("Only a workspace admin can train the AI model.",
+                                       hint="Ask a Deskbridge admin to run /deskbridge ai train (or `deskbridge ai train`).")
             return self._train(actor.workspace_id)
         if cmd.action == "similar":
             if not cmd.value:

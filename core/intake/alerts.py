@@ -126,7 +126,9 @@ class AlertIntake:
             raise InvalidInput("The body is not JSON.", hint="Send one alert event as a JSON object.") from None
         parser = self.parsers.get(source.kind)
         if parser is None:
-            raise InvalidInput(f"This server cannot read the '{source.kind}' format.")
+            raise InvalidInput(f"This server cannot read the '{source.kind}' format.",
+                               hint="Add a source of a kind it reads (events_v2, ninjaone or datto) with "
+                                    "`deskbridge intake add-source NAME --kind KIND` and send there.")
         try:
             events = parser(decoded, body)
         except AlertFormatError as exc:

@@ -32,6 +32,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from connectors.alerts import AlertEvent
 from core.context import Actor
 from core.errors import Conflict, DeskbridgeError, InvalidInput, NotFound, PermissionDenied
+from core.hints import LINK_FIRST_HINT
 from core.intake.rules import SourceSettings, mapping_candidates, name_candidates, source_settings
 from core.notify import AlertNeedsTicket
 from core.ticket_batch import TicketBatch, ticket_batch
@@ -155,7 +156,7 @@ class Correlator:
         one ticket prefilled from its latest event, linked to it, in one transaction (TicketService's checks
         and outbox op as always). A second click finds the alert on its open ticket: Conflict, nothing twice."""
         if not actor.is_member:
-            raise PermissionDenied("Only technicians can create tickets from alerts.")
+            raise PermissionDenied("Only technicians can create tickets from alerts.", hint=LINK_FIRST_HINT)
         async with ticket_batch(self.tickets, actor) as batch:
             s = batch.session
             alert = await s.get(Alert, alert_id, with_for_update=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from core.chat.service import ChatService, ChatViews
 from core.context import Actor
 from core.errors import Conflict, InvalidInput, PermissionDenied
+from core.hints import LINK_FIRST_HINT
 from core.intake.alerts import AlertIntake
 from core.notify import AlertNeedsTicket
 from core.views import AlertOfferView
@@ -57,7 +58,7 @@ class AlertOffers:
     async def create(self, actor: Actor, alert_id: int, customer: str | None) -> Created:
         """The offer's button: one ticket for the alert under the chosen customer (see module doc)."""
         if not actor.is_member:
-            raise PermissionDenied("Only technicians can create tickets from alerts.")
+            raise PermissionDenied("Only technicians can create tickets from alerts.", hint=LINK_FIRST_HINT)
         customer_id = None
         if customer:
             choice = await self.views.customer_choice(actor, customer)

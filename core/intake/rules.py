@@ -48,7 +48,9 @@ def check_setting(name: str, value: str) -> Any:
         return value
     if name in ("group_window_minutes", "storm_threshold"):
         if not value.isdigit() or not 0 < int(value) <= 10_000:
-            raise InvalidInput(f"{name} must be a whole number from 1 to 10000.", field=name)
+            raise InvalidInput(f"{name} must be a whole number from 1 to 10000.",
+                               hint=f"e.g. `deskbridge intake set SOURCE {name} {10 if name == 'group_window_minutes' else 50}`.",
+                               field=name)
         return int(value)
     if name.startswith("severity."):
         severity = name.split(".", 1)[1]

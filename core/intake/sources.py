@@ -132,7 +132,7 @@ class AlertSourceService:
             record_change(session, actor, workspace_id, "intake.source.set", {"name": row.name, option: value})
             if option == "enabled":
                 if value not in ("on", "off"):
-                    raise InvalidInput("enabled is on or off.", field=option)
+                    raise InvalidInput("enabled is on or off.", hint="Use on or off.", field=option)
                 row.enabled = value == "on"
                 return _info(row)
             stored = check_setting(option, value)
@@ -155,7 +155,8 @@ class AlertSourceService:
             raise InvalidInput(f"'{by}' is not a match kind.", hint="Use id (the RMM's id) or name.")
         value = value.strip().lower() if by == "name" else value.strip()
         if not value or len(value) > 200:
-            raise InvalidInput("The value to match is empty or longer than 200 characters.")
+            raise InvalidInput("The value to match is empty or longer than 200 characters.",
+                               hint="Give the RMM's id or name of the device, site or organisation.", field="value")
         async with self.db.write(Scope.workspace(workspace_id)) as session:
             target = await _customer(session, customer)
             existing = (await session.exec(select(AlertMapping).where(

@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.admin_audit import Who, record_change
 from core.errors import InvalidInput, NotFound
+from core.hints import CUSTOMER_HINT, WORKSPACE_HINT
 from core.sla.calendars import (
     CalendarError,
     CalendarSpec,
@@ -138,7 +139,7 @@ async def load_config(session: AsyncSession, workspace_id: int) -> WorkspaceSla:
     """Policies and calendars of one workspace (the session's scope must cover it)."""
     ws = await session.get(Workspace, workspace_id)
     if ws is None:
-        raise NotFound(f"Workspace {workspace_id} was not found.")
+        raise NotFound(f"Workspace {workspace_id} was not found.", hint=WORKSPACE_HINT)
     pol_rows = (await session.exec(select(SlaPolicy).where(SlaPolicy.workspace_id == workspace_id))).all()
     cal_rows = (await session.exec(select(SlaCalendar).where(SlaCalendar.workspace_id == workspace_id))).all()
     ws_over: dict[str, Any] = {}
@@ -223,7 +224,8 @@ class SlaConfigService:
         """Create or change a calendar; validated before anything is saved."""
         name = name.strip()
         if not name or len(name) > 64:
-            raise InvalidInput("A calendar name is 1-64 characters.", field="name")
+            raise InvalidInput("A calendar name is 1-64 characters.", hint="Give it a short name, e.g. office-hours.",
+                               field="name")
         async with self.db.write(Scope.workspace(workspace_id)) as session:
             cfg = await load_config(session, workspace_id)
             row = (await session.exec(select(SlaCalendar).where(SlaCalendar.name == name))).first()
@@ -270,7 +272,7 @@ class SlaConfigService:
         async with self.db.read(Scope.workspace(workspace_id)) as session:
             cfg = await load_config(session, workspace_id)
             if customer_id is not None and await session.get(Customer, customer_id) is None:
-                raise NotFound(f"Customer {customer_id} was not found.")
+                raise NotFound(f"Customer {customer_id} was not found.", hint=CUSTOMER_HINT)
         own = cfg.workspace_overrides if customer_id is None else cfg.customer_overrides.get(customer_id, {})
         return cfg.policy_for(customer_id), dict(own)
 
@@ -284,7 +286,7 @@ class SlaConfigService:
                                                                      "`deskbridge sla policy set --help`).", field="policy") from None
         async with self.db.write(Scope.workspace(workspace_id)) as session:
             if customer_id is not None and await session.get(Customer, customer_id) is None:
-                raise NotFound(f"Customer {customer_id} was not found.")
+                raise NotFound(f"Customer {customer_id} was not found.", hint=CUSTOMER_HINT)
             key = scope_key(customer_id)
             await session.execute(_insert(session, SlaPolicy).values(
                 workspace_id=workspace_id, scope_key=key, customer_id=customer_id, settings={},

@@ -28,6 +28,7 @@ from core.cache import ConfigCache
 from core.sla.clock import evaluate
 from core.sla.config import TableCache, WorkspaceSla, ensure_default_calendar, load_config
 from core.sla.policies import Metric, Policy, RunState
+from core.sla.risk import at_risk_count, clear_deleted, risk_instants, ticket_risk_instants
 from core.sla.state import Change, ClockState, TicketFacts, advance
 from core.views import QueuePage, SlaMetricView, SlaView
 from store.db import Database, Scope
@@ -289,10 +290,14 @@ class SlaService:
             await ensure_default_calendar(session, cfg)
             loaded = await session.run_sync(self._load, ticket_ids)  # type: ignore[arg-type]  # a sqlmodel Session
             results, clocks = self._pass(cfg, loaded, now), loaded.clocks
+            if ticket_ids is None:
+                await clear_deleted(session)
             new: list[dict[str, Any]] = []
-            for r in results:
+            risks = risk_instants(self.tables, cfg, results, now)
+            for r, risk_from, ticket_risk in zip(results, risks, ticket_risk_instants(results, risks), strict=True):
                 values = row_values(r.state)
                 values["paused_used_s"] = paused_used(r)
+                values["risk_from"], values["ticket_risk_from"] = dt(risk_from), dt(ticket_risk)
                 row = clocks.get((r.ticket.id, r.metric.value))
                 if row is None:
                     new.append({**values, "workspace_id": workspace_id, "ticket_id": r.ticket.id,
@@ -383,12 +388,10 @@ class SlaService:
         """Open tickets with a running or paused clock that is breached or within `within_pct`% of its target."""
         return await self.breaching_ids_of(workspace_id, None, now, within_pct=within_pct)
 
-    async def at_risk_count(self, workspace_id: int, now: datetime, *, within_pct: float) -> int:
-        """How many open tickets have a clock breached or within `within_pct`% of its target, from the stored
-        clocks (core/sla/risk.py): a few queries, whatever the size of the desk. For the admin overview."""
-        from core.sla.risk import at_risk_count
-
-        return await at_risk_count(self, workspace_id, now, within_pct=within_pct)
+    async def at_risk_count(self, workspace_id: int, now: datetime) -> int:
+        """How many open tickets have a clock breached or within `RISK_PCT`% of its target, as of the last pass
+        (core/sla/risk.py): one indexed count, whatever the size of the desk. For the admin overview."""
+        return await at_risk_count(self, workspace_id, now)
 
     async def breaching_ids_of(self, workspace_id: int, ticket_ids: Sequence[int] | None, now: datetime, *,
                                within_pct: float = 0.0) -> list[int]:

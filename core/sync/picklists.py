@@ -29,7 +29,11 @@ if TYPE_CHECKING:
     from core.sync.engine import SyncEngine
 
 log = logging.getLogger(__name__)
-PICKLIST_KINDS = ("board", "status", "priority", "type", "category", "subcategory", "custom_field")
+# "subtype": a subtype its type allows (parent: the type's id; Feature.TYPE_SUBTYPES); "item": an item that
+# type and subtype allow (parent "type:subtype"). ConnectWise's types are board records, so the type's id
+# also names its board.
+PICKLIST_KINDS = ("board", "status", "priority", "type", "category", "subcategory", "subtype", "item",
+                  "custom_field")
 T = TypeVar("T")
 
 
@@ -146,6 +150,15 @@ async def _store_items(s: AsyncSession, ws: int, cid: int, pl: Picklists, engine
     for c in pl.categories:
         add("subcategory" if c.parent_external_id else "category", c.external_id, c.name,
             parent=c.parent_external_id or "", active=c.active, order=c.sort_order)
+    subtypes: dict[tuple[str, str], tuple[str, bool, str]] = {}  # any combination naming it allows the pair
+    for a in pl.associations:
+        key = (a.type_external_id, a.subtype_external_id)
+        subtypes[key] = (a.subtype_name, a.active, a.board_external_id)
+        if a.item_external_id is not None:
+            add("item", a.item_external_id, a.item_name or a.item_external_id, parent=":".join(key),
+                active=a.active and a.item_active, data={"board": a.board_external_id})
+    for (type_id, sub_id), (name, active, board) in subtypes.items():
+        add("subtype", sub_id, name, parent=type_id, active=active, data={"board": board})
     for f in pl.custom_fields:  # the PSA's own ticket fields, by name: what admins may show on cards
         add("custom_field", f.name[:64], f.label, active=f.active,
             data={"required": f.required, "customer_visible": f.customer_visible, "read_only": f.read_only})

@@ -97,7 +97,7 @@ class KbArticle(WorkspaceOwned, table=True):
     __table_args__ = (sa.UniqueConstraint("workspace_id", "source", "external_id", name="uq_kb_article_source"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    source: str = Field(max_length=16)  # hudu | markdown
+    source: str = Field(max_length=16)  # hudu | itglue | markdown
     external_id: str = Field(max_length=300)  # the platform's id, or the file's path inside the folder
     customer_id: int | None = Field(default=None, foreign_key="customer.id")
     title: str = Field(max_length=300)

@@ -21,6 +21,10 @@ Endpoints (all under `/{codebase}apis/3.0/` unless noted; Basic auth `company+pu
     GET|POST time/entries   GET time/entries/{id}
     GET|POST system/documents (multipart only, else 415)   GET system/documents/{id}/download
     GET  service/boards, service/boards/{id}/statuses, service/boards/{id}/types, service/priorities
+    GET  service/boards/{id}/subtypes, /items, /typeSubTypeItemAssociations  (the board's service catalogue:
+         subtypes {id, name, inactiveFlag, typeAssociationIds, board}, items {id, name, inactiveFlag, board},
+         associations {id, type, subType, item|absent, board}; a ticket's `subType`/`item` must form an
+         association with its `type` on its board, else 400 InvalidObject naming the field)
     GET  system/members, company/companies, company/contacts
     GET|POST system/callbacks   DELETE system/callbacks/{id}
     GET  system/callbackkeys/{id}  (no auth; `{"signing_key": …}`: the fake's `Metadata.key_url` target)
@@ -39,6 +43,7 @@ included (the gotcha in jundis/CWSlack-SlashCommands#40).
 Test API:
     fake.clock                      FakeClock (`advance(seconds)`, `set(dt)`); every change stamps clock()
     fake.add_company/add_contact/add_member/add_board/add_ticket(...)     direct data (no request counted)
+    fake.add_catalogue(board_id, type, subtype, item=None)  a type > subtype (> item) combination of a board
     fake.edit_ticket(id, **fields), fake.add_note(ticket_id, text, contact_id=…, internal=…),
     fake.delete_ticket(id), fake.bulk_tickets(n)                          mutate as the PSA/customer would
     fake.fail_next(status, times=1, match="POST /service/tickets", retry_after=7)   429/500/… answers
@@ -141,6 +146,9 @@ class FakeConnectWise:
         self.boards: dict[int, dict[str, Any]] = {}
         self.statuses: dict[int, dict[str, Any]] = {}
         self.types: dict[int, dict[str, Any]] = {}
+        self.subtypes: dict[int, dict[str, Any]] = {}  # board-scoped, like types
+        self.items: dict[int, dict[str, Any]] = {}
+        self.associations: dict[int, dict[str, Any]] = {}  # typeSubTypeItemAssociations
         self.priorities: dict[int, dict[str, Any]] = {}
         self.tickets: dict[int, dict[str, Any]] = {}
         self.notes: dict[int, dict[str, Any]] = {}
@@ -209,6 +217,10 @@ class FakeConnectWise:
                                         ("Closed", True, False), ("Cancelled - No Time", True, False, True)],
                        types=["Incident", "Request"])
         self.add_board("Projects", [("Open", False, True), ("Done", True, False)], types=["Task"])
+        desk = min(self.boards)
+        for combo in (("Incident", "Email", None), ("Incident", "Email", "Outlook"), ("Incident", "Network", "VPN"),
+                      ("Request", "Access", None)):
+            self.add_catalogue(desk, *combo)
         for name, order in (("Priority 1 - Critical", 1), ("Priority 2 - High", 2),
                             ("Priority 3 - Medium", 3), ("Priority 4 - Low", 4)):
             pid = self.next_id("priority")
@@ -256,6 +268,33 @@ class FakeConnectWise:
             self.types[tid] = {"id": tid, "name": tname, "board": {"id": bid, "name": name}, "inactiveFlag": False}
         self.touch()
         return bid
+
+    def add_catalogue(self, board_id: int, type_name: str, subtype: str, item: str | None = None) -> int:
+        """Allow `type_name` > `subtype` (> `item`) on the board (its type must exist); the subtype and item are
+        made on first use, like ConnectWise's board setup. Returns the association's id."""
+        board = self.boards[board_id]
+        bref = {"id": board_id, "name": board["name"]}
+        ty = next(t for t in self.types.values() if t["board"]["id"] == board_id and t["name"] == type_name)
+
+        def record(table: dict[int, dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+            hit = next((r for r in table.values() if r["board"]["id"] == board_id and r["name"] == name), None)
+            if hit is None:
+                rid = self.next_id(kind, 70)
+                hit = table[rid] = {"id": rid, "name": name, "inactiveFlag": False, "board": bref,
+                                    "_info": {"lastUpdated": self.now()}}
+            return hit
+
+        sub = record(self.subtypes, "subtype", subtype)
+        sub.setdefault("typeAssociationIds", [])
+        if ty["id"] not in sub["typeAssociationIds"]:
+            sub["typeAssociationIds"].append(ty["id"])
+        aid = self.next_id("association", 900)
+        row: dict[str, Any] = {"id": aid, "type": routes.ref(ty), "subType": routes.ref(sub), "board": bref}
+        if item is not None:
+            row["item"] = routes.ref(record(self.items, "item", item))
+        self.associations[aid] = row
+        self.touch()
+        return aid
 
     def board_statuses(self, board_id: int) -> list[dict[str, Any]]:
         return [s for s in self.statuses.values() if s["board"]["id"] == board_id]

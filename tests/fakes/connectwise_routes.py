@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 Handler = Callable[..., FakeResponse]
 API = re.compile(r"^/(?P<codebase>[^/]+/)apis/3\.0/(?P<rest>.*?)/?$")
-TICKET_PATCHABLE = {"summary", "status", "priority", "board", "owner", "company", "contact", "type", "externalXRef",
+TICKET_PATCHABLE = {"summary", "status", "priority", "board", "owner", "company", "contact", "type", "subType", "item",
+                    "externalXRef",
                     "automaticEmailContactFlag", "automaticEmailResourceFlag", "automaticEmailCcFlag",
                     "automaticEmailCc", "severity", "impact", "customerUpdatedFlag", "skipCallback"}
 
@@ -214,6 +215,59 @@ def list_types(fake: FakeConnectWise, req: FakeRequest, id: int) -> FakeResponse
     return listing(fake, req, f"types:{id}", lambda: [t for t in fake.types.values() if t["board"]["id"] == id])
 
 
+@route("GET", "/service/boards/{id}/subtypes")
+def list_subtypes(fake: FakeConnectWise, req: FakeRequest, id: int) -> FakeResponse:
+    _board_exists(fake, id)
+    return listing(fake, req, f"subtypes:{id}", lambda: [r for r in fake.subtypes.values() if r["board"]["id"] == id])
+
+
+@route("GET", "/service/boards/{id}/items")
+def list_items(fake: FakeConnectWise, req: FakeRequest, id: int) -> FakeResponse:
+    _board_exists(fake, id)
+    return listing(fake, req, f"items:{id}", lambda: [r for r in fake.items.values() if r["board"]["id"] == id])
+
+
+@route("GET", "/service/boards/{id}/typeSubTypeItemAssociations")
+def list_associations(fake: FakeConnectWise, req: FakeRequest, id: int) -> FakeResponse:
+    _board_exists(fake, id)
+    return listing(fake, req, f"associations:{id}",
+                   lambda: [r for r in fake.associations.values() if r["board"]["id"] == id])
+
+
+def _board_exists(fake: FakeConnectWise, board_id: int) -> None:
+    if board_id not in fake.boards:
+        raise HttpError(404, "NotFound", f"Board {board_id} was not found.")
+
+
+def _catalogue(fake: FakeConnectWise, ticket: dict[str, Any], changes: dict[str, Any]) -> None:
+    """Apply `subType`/`item` changes (a reference, or None to remove), then check the ticket's type > subtype >
+    item against its board's associations: a subtype or item the board lacks, or a combination it does not
+    allow, is a 400 naming the field (nothing is changed)."""
+    board_id = ticket["board"]["id"]
+    for name, table in (("subType", fake.subtypes), ("item", fake.items)):
+        if name not in changes:
+            continue
+        if changes[name] is None:
+            ticket.pop(name, None)
+            continue
+        value = changes[name]
+        hit = next((r for r in table.values() if r["board"]["id"] == board_id and isinstance(value, dict) and (
+            r["id"] == value.get("id") or r["name"] == value.get("name"))), None)
+        if hit is None:
+            raise invalid("ServiceTicket", name, f"The {name} {value} is not valid on board {board_id}.",
+                          code="InvalidReference")
+        ticket[name] = ref(hit)
+    sub, item, ty = ticket.get("subType"), ticket.get("item"), ticket.get("type")
+    if sub is None and item is None:
+        return
+    pairs = [a for a in fake.associations.values() if a["board"]["id"] == board_id and ty is not None
+             and sub is not None and a["type"]["id"] == ty["id"] and a["subType"]["id"] == sub["id"]]
+    field = "subType" if not pairs else "item"
+    if not pairs or (item is not None and not any((a.get("item") or {}).get("id") == item["id"] for a in pairs)):
+        raise invalid("ServiceTicket", field, "The type, subtype and item combination is not valid on this board.",
+                      code="InvalidReference")
+
+
 @route("GET", "/service/priorities")
 def list_priorities(fake: FakeConnectWise, req: FakeRequest) -> FakeResponse:
     return listing(fake, req, "priorities", lambda: list(fake.priorities.values()))
@@ -292,6 +346,7 @@ def create_ticket(fake: FakeConnectWise, body: dict[str, Any]) -> dict[str, Any]
         ticket["owner"] = member_ref(_resolve(fake, "owner", body["owner"]))
     if "type" in body:
         ticket["type"] = ref(_resolve(fake, "type", body["type"], board["id"]))
+    _catalogue(fake, ticket, {k: body[k] for k in ("subType", "item") if k in body})
     for flag in ("externalXRef", "automaticEmailContactFlag", "automaticEmailResourceFlag", "automaticEmailCcFlag"):
         if flag in body:
             ticket[flag] = body[flag]
@@ -357,10 +412,13 @@ def patch_ticket(fake: FakeConnectWise, tid: int, ops: Any, *, updated_by: str =
                 work.pop("type", None)
             else:
                 work["type"] = ref(_resolve(fake, "type", value, board["id"]))
+        elif name in ("subType", "item"):
+            continue  # after the type and board: checked together against the board's associations
         elif value is None:
             work.pop(name, None)
         else:
             work[name] = value
+    _catalogue(fake, work, {k: v for k, v in changes.items() if k in ("subType", "item")})
     work["_info"] = {**ticket["_info"], "lastUpdated": stamp, "updatedBy": updated_by}
     fake.tickets[tid] = work
     fake.touch()

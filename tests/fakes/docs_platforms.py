@@ -6,7 +6,12 @@ Hudu: `x-api-key` (401 otherwise), `/api/v1/companies?id_in_integration=|name=`,
 exactly 25 per `page` with no next link; records carry `url`.
 IT Glue: `x-api-key`, JSON:API `{"data": [...], "links": {"next": ...}, "meta": {...}}` with `page[size]` (at most
 1,000) and `page[number]`, `filter[psa_id]`/`filter[name]`/`filter[organization_id]`; records carry
-`attributes.resource-url`.
+`attributes.resource-url`. An organization's documents (`/organizations/{id}/relationships/documents`) are the
+root folder's only unless `filter[document_folder_id]` is `null` (every folder) or a folder id, as IT Glue
+answers; documents carry `document-folder-id`, `archived`, `published`, `restricted`, `updated-at`.
+`/documents/{id}/relationships/sections` lists a document's sections (`resource-type` Document::Text |
+Document::Heading (`level`) | Document::Step | Document::Gallery, `content` HTML, `sort`), 404 for an unknown
+document.
 Both: `throttle(n, retry_after)` answers 429 with Retry-After n times; `requests` records (path, query) per call.
 """
 
@@ -112,6 +117,7 @@ class FakeItGlue(_Loopback):
     organizations: list[dict] = field(default_factory=list)
     configurations: list[dict] = field(default_factory=list)
     documents: dict[str, list[dict]] = field(default_factory=dict)  # organization id -> documents
+    sections: dict[str, list[dict]] = field(default_factory=dict)  # document id -> sections
 
     def route(self, path: str, query: dict[str, str]) -> web.StreamResponse:
         size = int(query.get("page[size]", "50"))
@@ -130,7 +136,15 @@ class FakeItGlue(_Loopback):
             return self._page(path, rows, query, size)
         parts = path.strip("/").split("/")
         if len(parts) == 4 and parts[0] == "organizations" and parts[2:] == ["relationships", "documents"]:
-            return self._page(path, self.documents.get(parts[1], []), query, size)
+            folder = query.get("filter[document_folder_id]")
+            rows = [d for d in self.documents.get(parts[1], []) if folder == "null" or str(
+                d["attributes"].get("document-folder-id") or "") == (folder or "")]
+            return self._page(path, rows, query, size)
+        if len(parts) == 4 and parts[0] == "documents" and parts[2:] == ["relationships", "sections"]:
+            if not any(d["id"] == parts[1] for docs in self.documents.values() for d in docs):
+                return web.json_response({"errors": [{"status": "404", "title": "Record not found"}]}, status=404)
+            rows = sorted(self.sections.get(parts[1], []), key=lambda r: r["attributes"]["sort"])
+            return self._page(path, rows, query, size)
         return web.json_response({"errors": [{"status": "404", "title": "Not found"}]}, status=404)
 
     def _page(self, path: str, rows: list[dict], query: dict[str, str], size: int) -> web.StreamResponse:
@@ -156,3 +170,16 @@ def seed_itglue(g: FakeItGlue, *, psa_id: str = "250", orgs: int = 120) -> None:
                                                                                 "psa-id": str(77 + i)})
                          for i in range(3)]
     g.documents["4242"] = [rec("documents", 3000 + i, name=f"Runbook {i}") for i in range(5)]
+
+
+def itglue_section(g: FakeItGlue, document_id: int | str, kind: str, content: str, *, level: int | None = None) -> dict:
+    """Append a section to a document (`kind` Text | Heading | Step | Gallery), in order."""
+    rows = g.sections.setdefault(str(document_id), [])
+    attrs: dict[str, Any] = {"resource-type": f"Document::{kind}", "content": content, "sort": len(rows),
+                             "document-id": int(document_id)}
+    if level is not None:
+        attrs["level"] = level
+    row = {"id": str(800_000 + sum(len(v) for v in g.sections.values())), "type": "document-sections",
+           "attributes": attrs}
+    rows.append(row)
+    return row

@@ -217,7 +217,8 @@ class OutboxOpOut(BaseModel):
     kind: str
     status: str
     ticket_number: int | None
-    connection_id: int
+    connection_id: int | None = Field(description="The PSA connection; null for an action that never goes to a PSA "
+                                                  "(a Microsoft 365 or alert action of a standalone ticket)")
     attempts: int
     max_attempts: int
     next_attempt_at: datetime

@@ -36,7 +36,9 @@ async def ticket_from_message(sc: SlackContext, body: dict[str, Any], context: A
                 await respond(text=line, response_type="ephemeral")
                 return
         if not actor.is_member:
-            raise PermissionDenied("Only technicians can create tickets from messages.")
+            raise PermissionDenied("Only technicians can create tickets from messages.",
+                                   hint="Technicians: link your chat account with /deskbridge link. Customers: "
+                                        "ask your MSP.")
         subject = text.strip().splitlines()[0] if text.strip() else ""  # the form fits it to the PSA
         root = msg.get("thread_ts") or msg.get("ts")
         await sc.open_form(client, body["trigger_id"],

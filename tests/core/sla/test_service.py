@@ -9,9 +9,10 @@ import pytest
 import sqlalchemy as sa
 
 from core.errors import InvalidInput, NotFound
+from core.sla.risk import RISK_PCT
 from core.views import QueuePage
 from store.db import Scope
-from store.tables import Ticket
+from store.tables import SlaClock, Ticket
 from tests.core.sla.conftest import NY, Sla
 
 H = 3600.0
@@ -201,52 +202,88 @@ async def test_queue_figures_and_breaching_query(sla: Sla):
     assert await sla.sla.breaching_ids(sla.ws, sla.clock.now) == []
 
 
-async def test_at_risk_count_from_stored_clocks_matches_the_full_derivation(sla: Sla):
-    """The admin overview's count (stored clocks; exact figures only for clocks that could be close) agrees with
-    deriving every open ticket's clocks."""
+async def risk_from(sla: Sla) -> dict[tuple[int, str], datetime | None]:
+    async with sla.db.read(Scope.workspace(sla.ws)) as s:
+        rows = (await s.execute(sa.select(SlaClock.ticket_id, SlaClock.metric, SlaClock.risk_from))).all()
+    return {(t, m): r for t, m, r in rows}
+
+
+async def agrees(sla: Sla) -> int:
+    """After a pass, the overview's count equals deriving every open ticket's clocks (at RISK_PCT)."""
+    await sla.sla.refresh(sla.ws)  # what the monitor does each minute
+    full = await sla.sla.breaching_ids(sla.ws, sla.clock.now, within_pct=RISK_PCT)
+    n = await sla.sla.at_risk_count(sla.ws, sla.clock.now)
+    assert n == len(full), (n, full)
+    return n
+
+
+async def test_at_risk_count_is_the_stored_instant_and_follows_the_time(sla: Sla):
+    """Each clock stores the instant it reaches RISK_PCT% left; between passes the count moves with the time."""
     await calendar_time(sla)
-    a = await sla.tickets.create(sla.tech, subject="A", priority="critical")  # 15 m / 4 h: breached
-    await sla.tickets.create(sla.tech, subject="B", priority="low")  # 24 h / 72 h: far
+    start = sla.clock.now
+    a = await sla.tickets.create(sla.tech, subject="A", priority="critical")  # 15 m / 4 h
+    await sla.tickets.create(sla.tech, subject="B", priority="low")  # 24 h / 72 h
     c = await sla.tickets.create(sla.tech, subject="C", priority="high")  # 1 h / 8 h
     await sla.tickets.comment(sla.tech, c.summary.number, "hello", visibility="public")
-    sla.clock.advance(minutes=50)
-    await sla.sla.refresh(sla.ws)  # what the monitor does each minute
-    for pct in (0.0, 20.0, 90.0, 97.0):
-        full = await sla.sla.breaching_ids(sla.ws, sla.clock.now, within_pct=pct)
-        assert await sla.sla.at_risk_count(sla.ws, sla.clock.now, within_pct=pct) == len(full), pct
-    assert await sla.sla.at_risk_count(sla.ws, sla.clock.now, within_pct=90.0) == 2
+    assert await agrees(sla) == 0
+    stored = await risk_from(sla)
+    assert stored[(a.summary.id, "first_response")] == start + timedelta(minutes=12)  # 80% of 15 m used
+    assert stored[(a.summary.id, "resolution")] == start + timedelta(minutes=192)  # 80% of 4 h
+    assert stored[(c.summary.id, "first_response")] is None  # stopped by the reply
+    async with sla.db.read(Scope.workspace(sla.ws)) as s:  # the ticket's earliest, on its resolution row only
+        rows = dict((await s.execute(sa.select(SlaClock.metric, SlaClock.ticket_risk_from).where(
+            SlaClock.ticket_id == a.summary.id))).all())
+    assert rows == {"resolution": start + timedelta(minutes=12), "first_response": None}
+    sla.clock.advance(minutes=11, seconds=59)
+    assert await sla.sla.at_risk_count(sla.ws, sla.clock.now) == 0  # no pass in between: the instant decides
+    sla.clock.advance(seconds=1)
+    assert await sla.sla.at_risk_count(sla.ws, sla.clock.now) == 1
+    sla.clock.advance(hours=7)  # C's resolution 8 h: 80% at 6 h 24 m; B's first response 24 h: not yet
+    assert await sla.sla.at_risk_count(sla.ws, sla.clock.now) == 2
+    assert await agrees(sla) == 2
     await sla.tickets.change_status(sla.tech, a.summary.number, "closed")
-    assert await sla.sla.at_risk_count(sla.ws, sla.clock.now, within_pct=0.0) == 0
+    assert await agrees(sla) == 1  # closing stops both clocks: cleared by the pass
 
 
-async def test_at_risk_count_counts_paused_clocks_from_what_they_used(sla: Sla):
-    """A paused clock is counted from the business time it used before the pause (stored by the pass), a ticket
-    changed since the last pass or created after it is derived; business hours and both metrics, every share."""
+async def test_every_change_of_a_clock_moves_its_risk_instant(sla: Sla):
+    """Pause, resume, first response, priority change, calendar edit and deletion each reach the stored instant
+    at the next pass, and after each the count equals the full derivation (business hours, both metrics)."""
     sla.clock.set(datetime(2026, 12, 7, 9, 0, tzinfo=NY))  # Monday 09:00, default calendar 08:00-17:00
-    paused = await sla.tickets.create(sla.tech, subject="Paused late", priority="high")  # 1 h / 8 h
-    early = await sla.tickets.create(sla.tech, subject="Paused early", priority="low")  # 24 h / 72 h
-    running = await sla.tickets.create(sla.tech, subject="Running", priority="medium")  # 4 h / 24 h
-    sla.clock.advance(minutes=30)
-    await sla.tickets.change_status(sla.tech, early.summary.number, "waiting")  # used 30 m of 24 h
-    sla.clock.advance(minutes=25)
-    await sla.tickets.change_status(sla.tech, paused.summary.number, "waiting")  # used 55 m of 1 h
-    sla.clock.set(datetime(2026, 12, 8, 7, 0, tzinfo=NY))  # next morning, before opening: nothing ran overnight
-    await sla.sla.refresh(sla.ws)
-    async with sla.db.read(Scope.workspace(sla.ws)) as s:
-        used = dict((await s.execute(sa.text(
-            "SELECT ticket_id, paused_used_s FROM sla_clock WHERE metric = 'first_response'"))).all())
-    assert used[paused.summary.id] == 55 * 60 and used[early.summary.id] == 30 * 60
-    assert used[running.summary.id] is None  # running: not stored, it grows
-    late = await sla.tickets.create(sla.tech, subject="After the pass", priority="critical")  # no stored clock
-    await sla.tickets.change_status(sla.tech, early.summary.number, "in_progress")  # changed since the pass
-    sla.clock.set(datetime(2026, 12, 8, 8, 10, tzinfo=NY))
-    # Left at 08:10: Running's first response is exceeded (8 h 10 m used of 4 h); Paused late has 5 m of its
-    # hour (8.3%), After the pass 5 m of 15 m (33%), Paused early 23 h 20 m of 24 h (97.2%).
-    expected = {0.0: 1, 10.0: 2, 50.0: 3, 90.0: 3, 99.0: 4}
-    for pct, n in expected.items():
-        full = await sla.sla.breaching_ids(sla.ws, sla.clock.now, within_pct=pct)
-        assert await sla.sla.at_risk_count(sla.ws, sla.clock.now, within_pct=pct) == len(full) == n, pct
-    assert late.summary.id in await sla.sla.breaching_ids(sla.ws, sla.clock.now, within_pct=50.0)
+    t = await sla.tickets.create(sla.tech, subject="Printer", priority="high")  # 1 h / 8 h
+    key = (t.summary.id, "resolution")
+    assert await agrees(sla) == 0
+    assert (await risk_from(sla))[key] == datetime(2026, 12, 7, 15, 24, tzinfo=NY)  # 6 h 24 m of business time
+    sla.clock.advance(minutes=50)  # first response: 50 of 60 m used
+    await sla.tickets.change_status(sla.tech, t.summary.number, "waiting")  # pause
+    sla.clock.advance(hours=2)
+    assert await agrees(sla) == 1  # paused with 10 m (16.7%) of the first response left
+    stored = await risk_from(sla)
+    assert stored[(t.summary.id, "first_response")] == datetime(2026, 12, 7, 9, 50, tzinfo=NY)  # the pause
+    assert stored[key] is None  # paused far from its share: never while paused
+    await sla.tickets.change_status(sla.tech, t.summary.number, "in progress")  # resume at 11:50
+    assert await agrees(sla) == 1  # the first response's 48 m + the 2 h pause: at risk since 11:48
+    # 6 h 24 m of work from 09:00 plus the 2 h pause: 8 h 24 m, so past Monday's 17:00, 24 m into Tuesday.
+    assert (await risk_from(sla))[key] == datetime(2026, 12, 8, 8, 24, tzinfo=NY)
+    await sla.tickets.comment(sla.tech, t.summary.number, "On it", visibility="public")  # first response
+    assert await agrees(sla) == 0
+    assert (await risk_from(sla))[(t.summary.id, "first_response")] is None
+    await sla.tickets.change_priority(sla.tech, t.summary.number, "critical")  # resolution 4 h: 80% is 3 h 12 m
+    assert await agrees(sla) == 0
+    assert (await risk_from(sla))[key] == datetime(2026, 12, 7, 14, 12, tzinfo=NY)  # 09:00 + 3 h 12 m + the pause
+    await sla.config.set_calendar(sla.ws, "default", windows="mon-fri 08:00-13:00")  # calendar edit
+    assert await agrees(sla) == 0
+    # 5 h 12 m from 09:00 on 08:00-13:00: 4 h on Monday, 1 h 12 m on Tuesday.
+    assert (await risk_from(sla))[key] == datetime(2026, 12, 8, 9, 12, tzinfo=NY)
+    sla.clock.set(datetime(2026, 12, 8, 9, 11, tzinfo=NY))
+    assert await sla.sla.at_risk_count(sla.ws, sla.clock.now) == 0
+    sla.clock.set(datetime(2026, 12, 8, 9, 12, tzinfo=NY))
+    assert await sla.sla.at_risk_count(sla.ws, sla.clock.now) == 1
+    assert await agrees(sla) == 1
+    async with sla.db.write(Scope.workspace(sla.ws)) as s:  # the PSA deleted it (core/ticket_gone.py does this)
+        await s.execute(sa.update(Ticket).where(Ticket.id == t.summary.id).values(
+            deleted_at=sla.clock.now, version=Ticket.version + 1))
+    assert await agrees(sla) == 0
+    assert (await risk_from(sla))[key] is None
 
 
 async def test_explain_shows_windows_holidays_pauses_and_the_psa(sla: Sla):
