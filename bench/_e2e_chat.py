@@ -124,6 +124,7 @@ async def chat_to_psa(rig: Rig, *, bursts: int, psa_latency_s: float, gap_s: flo
                 batch.append({"kind": "note", "id": tid, "thread": thread, "text": text})
                 raws.append(signer.reply(thread, text))
         sent, a, bad = await _burst(conns, raws)
+        rig.burst_times.append(sent)
         acks += a
         errors += bad
         for row in batch:

@@ -54,6 +54,7 @@ class Rig:
         self._lock = asyncio.Lock()
         self._scanned: dict[str, list[tuple[float, str, dict[str, Any]]]] = {}
         self._seen_n = 0
+        self.burst_times: list[float] = []  # when each chat -> PSA burst was written (bench/_e2e_trace.py)
 
     # ------------------------------------------------------------ the PSA child process
 

@@ -55,6 +55,7 @@ from bench._e2e_setup import HOST, Rig  # noqa: E402
 from bench._http import Conn, build_request  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = str(ROOT / "bench" / "results" / "e2e_latency.json")
 KINDS = ("status", "note", "assign", "new")
 STATUSES = ("In Progress", "Waiting Customer", "New")
 OWNERS = {"bob": "Bob", "ana": "Ana"}  # member identifier -> a word of the name the card shows
@@ -135,6 +136,7 @@ async def psa_to_chat(rig: Rig, *, rate: float, seconds: float, callbacks: bool,
     cb_ms: list[float] = []
     tasks: set[asyncio.Task[None]] = set()
     syncer = None if callbacks else asyncio.create_task(rig.sync_every(interval))
+    cpu = time.process_time()
     start = time.monotonic()
     total = int(rate * seconds)
     for i in range(total):
@@ -153,6 +155,7 @@ async def psa_to_chat(rig: Rig, *, rate: float, seconds: float, callbacks: bool,
     if syncer is not None:
         syncer.cancel()
         await asyncio.gather(syncer, return_exceptions=True)
+    cpu = time.process_time() - cpu
     while not conns.empty():
         await conns.get_nowait().close()
     by_kind: dict[str, list[float]] = {k: [] for k in KINDS}
@@ -170,7 +173,8 @@ async def psa_to_chat(rig: Rig, *, rate: float, seconds: float, callbacks: bool,
         "by_kind": {k: stats(v) for k, v in by_kind.items()},
         "not_seen_within_drain": missing, "drain_s": drain_s,
         "edits_redirected": sum(1 for r in edits.rows if r.get("redirected")),
-        "callback_errors": sum(1 for r in edits.rows if "callback_status" in r)}
+        "callback_errors": sum(1 for r in edits.rows if "callback_status" in r),
+        "cpu_ms_per_edit": round(cpu * 1000 / max(len(edits.rows), 1), 1)}
     if callbacks:
         out["callback_http_ms"] = {k: (None if v is None else round(v * 1000, 1)) for k, v in
                                    stats([x / 1000 for x in cb_ms]).items() if k != "n"} | {"n": len(cb_ms)}
@@ -184,11 +188,38 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         load_before = os.getloadavg()[0]
         before = rig.slack_counts()
+        trace = None
+        if args.trace:
+            from bench._e2e_trace import Trace
+
+            trace = Trace()
+            trace.install()
+            trace.on = True
+        prof = None
+        if args.profile:
+            import cProfile
+
+            prof = cProfile.Profile(time.thread_time)  # this thread's CPU (the fake Slack has its own thread)
+            prof.enable()
+        cpu = time.process_time()
         chat = await chat_to_psa(rig, bursts=args.bursts, psa_latency_s=0.05, gap_s=args.burst_gap)
+        cpu = time.process_time() - cpu
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(args.profile)
+        if trace is not None:
+            trace.on = False
+            trace.uninstall()
+            trace.bursts = rig.burst_times
+            chat["trace"] = trace.summary()
         after = rig.slack_counts()
         actions = chat["write"]["n"] + chat["writes_not_seen"]
+        chat["cpu_ms_per_action"] = round(cpu * 1000 / max(actions, 1), 1)
         chat["slack_calls_in_this_phase"] = {k: after.get(k, 0) - before.get(k, 0) for k in after}
         chat["chat_update_per_action"] = round(chat["slack_calls_in_this_phase"].get("chat.update", 0) / actions, 2)
+        if args.chat_only:
+            return {"benchmark": "e2e_latency", "chat_only": True, "load_average_1m_before": round(load_before, 2),
+                    "load_average_1m_after": round(os.getloadavg()[0], 2), "chat_to_psa": chat}
         base = await psa_to_chat(rig, rate=1.0, seconds=min(args.seconds, 12), callbacks=True,
                                  interval=args.interval, drain_s=args.drain)
         hot = await psa_to_chat(rig, rate=args.rate, seconds=args.seconds, callbacks=True, interval=args.interval,
@@ -244,8 +275,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="about a minute: --seconds 15 --bursts 2 --customers 10")
     ap.add_argument("--no-hold", action="store_true",
                     help="A/B: the clicked card is updated at once (\"queued\"), not held for the write's outcome")
+    ap.add_argument("--chat-only", action="store_true", help="only the chat -> PSA phase (profiling; implies --no-write "
+                    "unless --out is given)")
+    ap.add_argument("--profile", help="chat -> PSA: cProfile (this thread's CPU) of the phase, written to this file")
+    ap.add_argument("--trace", action="store_true",
+                    help="chat -> PSA: time per outbox stage and per SQLite write transaction (bench/_e2e_trace.py)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave bench/results alone")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "e2e_latency.json"))
+    ap.add_argument("--out", default=DEFAULT_OUT)
     args = ap.parse_args()
     if args.quick:
         args.seconds, args.bursts, args.customers, args.drain = 15.0, 2, 10, 30.0
@@ -258,19 +294,24 @@ def main() -> None:
 
     result["action_card_hold_s"] = ctx.ACTION_CARD_HOLD_S
     text = json.dumps(result, indent=2)
+    if args.chat_only and args.out == DEFAULT_OUT:
+        args.no_write = True
     if not args.no_write:
         Path(args.out).write_text(text + "\n")
+    c = result["chat_to_psa"]
+    print(f"chat->PSA write p99 {c['write']['p99_s']} s (target 2), card 'in the PSA' p50 "
+          f"{c['card_after_write']['p50_s']} p99 {c['card_after_write']['p99_s']} s (target 1), "
+          f"{c['chat_update_per_action']} chat.update per action, {c['cpu_ms_per_action']} ms CPU per action; "
+          f"healthz p99 {c['baseline_healthz']['p99_s']} s; "
+          f"load {result['load_average_1m_before']} -> {result['load_average_1m_after']}")
+    if args.chat_only:
+        return
     p = result["psa_to_chat"]
     for key in ("baseline_callbacks_1_per_s", "callbacks", "no_callbacks"):
         m = p[key]
         kinds = ", ".join(f"{k} p95 {v['p95_s']}" for k, v in m["by_kind"].items())
         print(f"PSA->chat {key:<27} p50 {m['all']['p50_s']} s p95 {m['all']['p95_s']} s ({kinds}); "
               f"not seen {sum(m['not_seen_within_drain'].values())}")
-    c = result["chat_to_psa"]
-    print(f"chat->PSA write p99 {c['write']['p99_s']} s (target 2), card 'in the PSA' p50 "
-          f"{c['card_after_write']['p50_s']} p99 {c['card_after_write']['p99_s']} s (target 1), "
-          f"{c['chat_update_per_action']} chat.update per action; healthz p99 {c['baseline_healthz']['p99_s']} s; "
-          f"load {result['load_average_1m_before']} -> {result['load_average_1m_after']}")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -45,6 +45,7 @@ from store.sqlite_driver import async_creator
 from store.tables.base import WorkspaceOwned
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 COMMIT_TOPICS = "commit_topics"  # session.info key: topics whose listeners run after this write commits
@@ -106,21 +107,61 @@ def _scoped(statement: Any, ws: int) -> Any:
     if hit is not None and hit[0] is statement:
         _SCOPED.move_to_end(key)
         return hit[1]
-    owned = _owned_tables()
-    classes = {owned[t] for t in find_tables(statement, include_selects=True, include_crud=True) if t in owned}
+    classes = _owned_classes(statement)
     scoped = statement
     if classes:
-        scoped = statement.options(
-            *(with_loader_criteria(cls, col(cls.workspace_id) == ws, include_aliases=True) for cls in classes)
-        )
+        scoped = statement.options(*(_criteria(cls, ws) for cls in classes))
     _SCOPED[key] = (statement, scoped)
     if len(_SCOPED) > _SCOPED_MAX:
         _SCOPED.popitem(last=False)
     return scoped
 
 
+def _owned_classes(statement: Any) -> tuple[type[WorkspaceOwned], ...]:
+    """The workspace-owned classes whose tables `statement` touches. Walking a statement for its tables
+    (find_tables) took ~28% of the main thread's CPU in bench/e2e_latency.py (notes/session7-e2e.md), and
+    most statements are built afresh per call with the same shape. So the answer is remembered per
+    SQLAlchemy cache key: statements with equal cache keys compile to the same SQL (only bound values
+    differ), hence touch the same tables. A statement without a usable cache key is walked every time."""
+    try:
+        ck = statement._generate_cache_key()
+        shape = None if ck is None else ck.key
+        hit = _CLASSES.get(shape) if shape is not None else None
+    except TypeError:  # an unhashable element in the key: no memo for this statement
+        shape, hit = None, None
+    if hit is not None:
+        _CLASSES.move_to_end(shape)
+        return hit
+    owned = _owned_tables()
+    found = {owned[t] for t in find_tables(statement, include_selects=True, include_crud=True) if t in owned}
+    classes = tuple(sorted(found, key=lambda c: c.__name__))
+    if shape is not None:
+        _CLASSES[shape] = classes
+        if len(_CLASSES) > _CLASSES_MAX:
+            _CLASSES.popitem(last=False)
+    return classes
+
+
+def _criteria(cls: type[WorkspaceOwned], ws: int) -> Any:
+    """`workspace_id = ws` on `cls` (aliases included) as a loader option, built once per class and workspace."""
+    key = (cls, ws)
+    opt = _CRITERIA.get(key)
+    if opt is None:
+        opt = with_loader_criteria(cls, col(cls.workspace_id) == ws, include_aliases=True)
+        _CRITERIA[key] = opt
+        if len(_CRITERIA) > _CRITERIA_MAX:
+            _CRITERIA.popitem(last=False)
+    else:
+        _CRITERIA.move_to_end(key)
+    return opt
+
+
 _SCOPED: OrderedDict[tuple[int, int], tuple[Any, Any]] = OrderedDict()
 _SCOPED_MAX = 1024
+_CLASSES: OrderedDict[Any, tuple[type[WorkspaceOwned], ...]] = OrderedDict()
+_CLASSES_MAX = 4096
+_CRITERIA: OrderedDict[tuple[type[WorkspaceOwned], int], Any] = OrderedDict()
+_CRITERIA_MAX = 4096
 
 
 def _owned_tables() -> dict[sa.Table, type[WorkspaceOwned]]:
@@ -301,6 +342,25 @@ class Database:
         def run() -> Sequence[sa.Row[Any]]:
             with engine.connect() as conn:  # BEGIN (deferred) ... ROLLBACK on return to the pool
                 return conn.execute(scoped, dict(params or {})).all()
+
+        return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+
+    async def read_sync(self, scope: Scope, fn: Callable[[Session], T]) -> T:
+        """`fn(session)` with a read-only scoped *sync* session, every statement in one snapshot: on SQLite the
+        whole of it in one reader-thread call (one hop however many statements), elsewhere inside an ordinary
+        read session (`run_sync`). `fn` must not touch the event loop; what it returns is detached."""
+        if not isinstance(scope, Scope):
+            raise TypeError("a Scope is required to read")
+        if self._readers is None or self._sync_read_engine is None:
+            async with self.read(scope) as session:
+                return await session.run_sync(fn)  # type: ignore[arg-type]  # its sync session is a _ScopedSession
+        engine = self._sync_read_engine
+
+        def run() -> T:
+            with _ScopedSession(engine, expire_on_commit=False) as session:  # closed: rolled back, returned
+                session.info["scope"] = scope
+                session.info["read_only"] = True
+                return fn(session)
 
         return await asyncio.get_running_loop().run_in_executor(self._readers, run)
 

@@ -218,10 +218,10 @@ class ChatWrites:
         if action == "assign_me":
             if actor.member_id is None:
                 raise PermissionDenied("You are not linked to a technician.", hint="Run /deskbridge link first.")
-            current = await self.views.ticket(actor, ref)
-            if current.summary.assignee_id == actor.member_id:
-                return Submitted(current, "This ticket is already assigned to you; nothing was changed.",
-                                 changed=False)
+            head = await self.tickets.header(actor, ref)  # the light read: the card is built once, after the write
+            if head.summary.assignee_id == actor.member_id:
+                return Submitted(await self.views.ticket(actor, ref),
+                                 "This ticket is already assigned to you; nothing was changed.", changed=False)
             detail = await self.tickets.assign(actor, ref, actor.member_id)
             who = detail.summary.assignee_name or "you"
             return Submitted(await self.views.ticket_from_detail(actor, detail),

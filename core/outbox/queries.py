@@ -71,8 +71,6 @@ async def claim(db: Database, *, now: datetime, lease: timedelta, limit: int = 1
     started a PSA write less than `unsafe` (client timeout + settle) ago: that write may still land, so
     the op waits, pending with its outcome unknown, until it no longer can, and then looks before writing.
     """
-    if unsafe > timedelta(0):
-        await _park_unsafe_takeovers(db, now, unsafe)
     due = sa.or_(
         sa.and_(OP.status == OutboxStatus.PENDING.value, OP.next_attempt_at <= now),
         sa.and_(OP.status == OutboxStatus.INFLIGHT.value, OP.lease_until < now),
@@ -80,7 +78,8 @@ async def claim(db: Database, *, now: datetime, lease: timedelta, limit: int = 1
     enabled = sa.select(CONN.id).where(CONN.enabled == sa.true())
     pick = (
         sa.select(OP.id)
-        .where(due, ~_earlier_unfinished(), OP.connection_id.in_(enabled))
+        .where(due, ~_earlier_unfinished(),
+               sa.or_(OP.connection_id.in_(enabled), sa.and_(OP.connection_id.is_(None), OP.kind.in_(SIDE_KINDS))))
         .order_by(OP.next_attempt_at, OP.id)
         .limit(limit)
     )
@@ -102,8 +101,12 @@ async def claim(db: Database, *, now: datetime, lease: timedelta, limit: int = 1
         )
         .returning(*OP)
     )
+    if db.is_sqlite and not await _anything_due(db, due):
+        return []  # an idle poll (or a wake-up whose op another claim took) costs no write turn
     # System scope: the worker serves every workspace; each op is then finished in its own workspace scope.
     async with db.write(Scope.system_wide()) as session:
+        if unsafe > timedelta(0):  # in the claim's transaction: one write turn per claim, not two
+            await _park_unsafe_takeovers(session, now, unsafe)
         ops = [OutboxOp(**dict(row._mapping)) for row in (await session.execute(stmt)).all()]
         if not ops:
             return []
@@ -117,18 +120,24 @@ async def claim(db: Database, *, now: datetime, lease: timedelta, limit: int = 1
     return [Claim(op, *tickets.get(op.ticket_id, (None, None))) for op in ops]
 
 
-async def _park_unsafe_takeovers(db: Database, now: datetime, unsafe: timedelta) -> None:
+async def _anything_due(db: Database, due: Any) -> bool:
+    """SQLite: is any op due or lapsed (a read, no write turn)? A claim that would find nothing then skips its
+    write transaction; an op committed just after this read wakes the worker again (Database.listen)."""
+    async with db.read(Scope.system_wide()) as session:
+        return (await session.execute(sa.select(OP.id).where(due).limit(1))).first() is not None
+
+
+async def _park_unsafe_takeovers(session: AsyncSession, now: datetime, unsafe: timedelta) -> None:
     """Lapsed leases whose worker started a write less than `unsafe` ago: pending until it cannot land."""
     lapsed = sa.and_(OP.status == OutboxStatus.INFLIGHT.value, OP.lease_until < now, OP.sent_at.is_not(None),
                      OP.sent_at > now - unsafe)
-    async with db.write(Scope.system_wide()) as session:
-        rows = (await session.execute(sa.select(OP.id, OP.attempts, OP.sent_at).where(lapsed))).all()
-        for r in rows:  # each still as read (fenced by attempts): a worker racing us keeps its claim
-            await session.execute(sa.update(OUTBOX).where(
-                OP.id == r.id, OP.attempts == r.attempts, OP.status == OutboxStatus.INFLIGHT.value,
-                OP.lease_until < now,
-            ).values(status=OutboxStatus.PENDING.value, outcome_unknown=sa.true(), lease_until=None,
-                     next_attempt_at=r.sent_at + unsafe, updated_at=now))
+    rows = (await session.execute(sa.select(OP.id, OP.attempts, OP.sent_at).where(lapsed))).all()
+    for r in rows:  # each still as read (fenced by attempts): a worker racing us keeps its claim
+        await session.execute(sa.update(OUTBOX).where(
+            OP.id == r.id, OP.attempts == r.attempts, OP.status == OutboxStatus.INFLIGHT.value,
+            OP.lease_until < now,
+        ).values(status=OutboxStatus.PENDING.value, outcome_unknown=sa.true(), lease_until=None,
+                 next_attempt_at=r.sent_at + unsafe, updated_at=now))
 
 
 async def finish(session: AsyncSession, op_id: int, attempt: int, **values: Any) -> bool:

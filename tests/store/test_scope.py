@@ -93,3 +93,36 @@ async def test_datetimes_round_trip_as_aware_utc(db: Database, workspace_id: int
             s.add(Ticket(workspace_id=workspace_id, number=6, subject="naive", priority="low", stage="new",
                          created_at=datetime(2026, 1, 1)))  # noqa: DTZ001
     assert UTC is not None
+
+
+async def test_statements_of_one_shape_are_scoped_for_each_workspace(db: Database, workspace_id: int,
+                                                                      other_workspace_id: int):
+    """The tables of a statement are remembered per shape (store/db.py _owned_classes): a statement built
+    afresh with the same shape, other values and another workspace is still scoped to that workspace,
+    subqueries included, and a statement of another shape is analysed on its own."""
+    import store.db as store_db
+
+    await _seed(db, workspace_id, "ACME")
+    await _seed(db, other_workspace_id, "GLOBEX")
+
+    def shaped(ident: str) -> sa.Select:  # a fresh object every call, the same shape
+        owner = select(Customer.id).where(Customer.identifier == ident).scalar_subquery()
+        return select(Ticket.subject).where(Ticket.customer_id == owner)
+
+    def every() -> sa.Select:
+        return select(Ticket.subject).where(Ticket.number == 1)
+
+    store_db._CLASSES.clear()
+    async with db.read(Scope.workspace(workspace_id)) as s:
+        assert (await s.execute(shaped("ACME"))).scalars().all() == ["ACME printer"]
+        assert (await s.execute(shaped("GLOBEX"))).scalars().all() == []  # the other's customer: not here
+        assert (await s.execute(every())).scalars().all() == ["ACME printer"]
+    memo = len(store_db._CLASSES)
+    assert memo == 2  # two shapes, each analysed once
+    assert sorted(c.__name__ for c in store_db._CLASSES[shaped("x")._generate_cache_key().key]) == \
+        ["Customer", "Ticket"]  # the subquery's table was found
+    async with db.read(Scope.workspace(other_workspace_id)) as s:
+        assert (await s.execute(shaped("ACME"))).scalars().all() == []
+        assert (await s.execute(shaped("GLOBEX"))).scalars().all() == ["GLOBEX printer"]
+        assert (await s.execute(every())).scalars().all() == ["GLOBEX printer"]
+    assert len(store_db._CLASSES) == memo  # served from the memo, scoped to this session's workspace
