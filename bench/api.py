@@ -295,8 +295,12 @@ def list_round(tree: Path, env: dict[str, str], token: str, args: argparse.Names
 
 def compare(ref: str, env: dict[str, str], token: str, args: argparse.Namespace) -> dict:
     """Rounds alternating REF's tree and this one; medians per side and the ratios of this tree over REF."""
-    base_tree = export_tree(ref, WORKDIR / "baseline")
-    sides = {"baseline": (base_tree, *baseline_database(base_tree, args)), "this": (ROOT, env, token)}
+    if args.baseline_env:  # the same code and database, other settings
+        knobs = dict(kv.split("=", 1) for kv in args.baseline_env)
+        sides = {"baseline": (ROOT, {**env, **knobs}, token), "this": (ROOT, env, token)}
+    else:
+        base_tree = export_tree(ref, WORKDIR / "baseline")
+        sides = {"baseline": (base_tree, *baseline_database(base_tree, args)), "this": (ROOT, env, token)}
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", ref], capture_output=True, text=True)
     rounds: dict[str, list[dict]] = {"baseline": [], "this": []}
     for r in range(args.rounds):
@@ -313,6 +317,7 @@ def compare(ref: str, env: dict[str, str], token: str, args: argparse.Namespace)
     medians = {side: {k: med(side, k) for k in keys} for side in rounds}
     return {"baseline_ref": ref, "baseline_commit": commit.stdout.strip(),
             "baseline_database": "same seed, migrated by the baseline tree's own migrations",
+            "baseline_env": args.baseline_env,
             "rounds": rounds, "medians": medians,
             "this_over_baseline": {k: round(medians["this"][k] / medians["baseline"][k], 3) for k in keys}}
 
@@ -355,6 +360,8 @@ def main() -> None:
     ap.add_argument("--py-spy", dest="py_spy", help="record the server with py-spy (raw collapsed stacks) here")
     ap.add_argument("--baseline-ref", help="git ref whose code serves alternate list rounds (same-run baseline)")
     ap.add_argument("--rounds", type=int, default=3, help="list rounds per side with --baseline-ref")
+    ap.add_argument("--baseline-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="with --baseline-ref HEAD: the baseline is this code with these settings (A/B of a knob)")
     ap.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve is not None:

@@ -3,6 +3,10 @@
 A link carries 256 bits of randomness; only its SHA-256 is stored (a fast hash is right: nothing to
 brute-force). Redeeming is one conditional UPDATE (unused and unexpired), so a link works once even when two
 requests race, and an expired, used or unknown link is refused with no hint of which it was.
+
+The link's address is the one the running app serves: `deskbridge serve` records its base URL (the public URL when
+set, else the address it bound) in the database it shares with the CLI, so a command run in another shell with
+other environment variables still prints a link that opens.
 """
 
 from __future__ import annotations
@@ -13,19 +17,27 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core.context import Actor
 from core.errors import DeskbridgeError, InvalidInput
 from store.db import Database, Scope
 from store.enums import Origin
-from store.tables import AdminLoginLink
+from store.tables import AdminLoginLink, WebAddress
 from store.types import utcnow
 
 LINK_TTL = timedelta(minutes=15)
 MAX_TTL = timedelta(hours=24)
 KEEP_DEAD = timedelta(days=7)  # used or expired links stay on record this long, then `create` deletes them
 PREFIX = "dbl_"
+
+
+def served_base_url(public_url: str | None, host: str, port: int) -> str:
+    """The base URL people open: the public URL when set, else the address bound (a wildcard as loopback)."""
+    if public_url:
+        return public_url.rstrip("/")
+    shown = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
 
 
 class LinkRefused(DeskbridgeError):
@@ -78,6 +90,24 @@ class AdminLinkService:
             if done.rowcount != 1:  # type: ignore[attr-defined]
                 raise refused
             return row.workspace_id
+
+    async def record_address(self, instance_id: str, base_url: str) -> None:
+        """This instance's web app serves `base_url` (replaces what the instance recorded before)."""
+        async with self.db.write(Scope.system_wide()) as session:
+            await session.execute(sa.delete(WebAddress).where(col(WebAddress.instance_id) == instance_id))
+            session.add(WebAddress(instance_id=instance_id[:200], base_url=base_url.rstrip("/")[:2000],
+                                   started_at=self._clock()))
+
+    async def forget_address(self, instance_id: str) -> None:
+        """The instance's web app stopped."""
+        async with self.db.write(Scope.system_wide()) as session:
+            await session.execute(sa.delete(WebAddress).where(col(WebAddress.instance_id) == instance_id))
+
+    async def served_address(self) -> tuple[str, datetime] | None:
+        """The base URL of the most recently started web app that is still recorded, and when it started."""
+        async with self.db.read(Scope.system_wide()) as session:
+            row = (await session.exec(select(WebAddress).order_by(col(WebAddress.started_at).desc()))).first()
+        return (row.base_url, row.started_at) if row is not None else None
 
 
 def admin_actor(workspace_id: int) -> Actor:

@@ -18,10 +18,6 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-import sqlalchemy as sa
-from sqlmodel import select
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from connectors.errors import PsaError, PsaUnsupported, PsaValidationError
 from core.context import Actor
 from core.errors import InvalidInput, NotFound, PermissionDenied
@@ -29,7 +25,7 @@ from core.outbox.ops import AlertAction, enqueue
 from core.ticket_lookup import load_ticket
 from store.crypto import CredentialCipher, CredentialError
 from store.db import Database, Scope
-from store.tables import Customer, PsaConnection, Workspace
+from store.tables import Customer, Workspace
 from store.types import utcnow
 
 SETTINGS_KEY = "alert_webhook"  # in Workspace.settings; not a WORKSPACE_OPTIONS entry (set through this service)
@@ -210,13 +206,9 @@ class AlertWebhookService:
             if not ticket.alert_ref:
                 raise InvalidInput("This ticket has no linked alert.",
                                    hint="Act on the alert in your RMM; this card's buttons are for alert tickets.")
-            connection_id = ticket.connection_id or await _default_connection_id(session)
-            if connection_id is None:
-                raise InvalidInput("Alert actions need a PSA connection in this workspace; nothing was sent.",
-                                   hint="Handle the alert in your RMM, or add a connection with "
-                                        "`deskbridge connection add`.")
             customer = await session.get(Customer, ticket.customer_id) if ticket.customer_id else None
-            op = enqueue(session, workspace_id=actor.workspace_id, connection_id=connection_id,
+            # A standalone ticket's alert action has no PSA connection: it goes to the MSP's webhook only.
+            op = enqueue(session, workspace_id=actor.workspace_id, connection_id=ticket.connection_id,
                          payload=AlertAction(action=action, alert_ref=ticket.alert_ref, device_ref=ticket.device_ref,
                                              ticket_number=ticket.number,
                                              customer=customer.identifier if customer else None,
@@ -259,11 +251,6 @@ class AlertWebhookService:
         if self.poster is not None:
             await self.poster.aclose()
 
-
-async def _default_connection_id(session: AsyncSession) -> int | None:
-    row = (await session.exec(select(PsaConnection.id).where(PsaConnection.is_default == sa.true(),
-                                                             PsaConnection.enabled == sa.true()))).first()
-    return int(row) if row is not None else None
 
 
 def body(action: AlertAction, idempotency_key: str) -> dict[str, Any]:

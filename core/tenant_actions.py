@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
-import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -59,11 +58,12 @@ from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.outbox.delivery import TenantSend
 from core.outbox.ops import OpKind, TenantAction, enqueue
 from core.tenant_context import TenantContextService
+from core.ticket_lookup import ticket_id_not_found
 from core.tickets import TicketService
 from store.crypto import CredentialCipher
 from store.db import Database
 from store.enums import OutboxStatus
-from store.tables import M365ActionGrant, Member, OutboxOp, PsaConnection, Ticket
+from store.tables import M365ActionGrant, Member, OutboxOp, Ticket
 from store.types import utcnow
 
 log = logging.getLogger("deskbridge.tenant_actions")
@@ -260,13 +260,11 @@ class QuickActions:
                 ticket = await session.get(Ticket, ticket_id, with_for_update=True)
                 if action == "reset_password" and not again:
                     await _refuse_recent_reset(session, payload)
-                connection_id = ticket and (ticket.connection_id or await _default_connection_id(session))
-                if ticket is None or not connection_id:
-                    raise InvalidInput("Quick actions are queued in the outbox, which needs a PSA connection in "
-                                       "this workspace; nothing was done.",
-                                       hint="Run the action in the Microsoft 365 admin center, or add a connection "
-                                            "with `deskbridge connection add`.")
-                op = enqueue(session, workspace_id=actor.workspace_id, connection_id=connection_id,
+                if ticket is None:
+                    raise ticket_id_not_found(ticket_id)
+                # A PSA ticket's action is filed under its connection (the operator's filters); a standalone
+                # ticket's has none: it goes to Graph, never to a PSA, in a workspace with or without one.
+                op = enqueue(session, workspace_id=actor.workspace_id, connection_id=ticket.connection_id,
                              payload=payload, ticket_id=ticket_id, actor=actor.display,
                              author_member_id=actor.member_id, marker=marker, max_attempts=6)
                 await session.flush()
@@ -350,13 +348,6 @@ async def _refuse_recent_reset(session: AsyncSession, payload: TenantAction) -> 
                            "done for this click.",
                            question=f"{RESET_AGAIN_LABEL}? The temporary password given then stops working.")
 
-
-async def _default_connection_id(session: AsyncSession) -> int | None:
-    """Where a standalone ticket's quick action is queued: the workspace's default PSA connection (the op never
-    goes to the PSA; the outbox files ops by connection)."""
-    row = (await session.exec(select(PsaConnection.id).where(PsaConnection.is_default == sa.true(),
-                                                             PsaConnection.enabled == sa.true()))).first()
-    return int(row) if row is not None else None
 
 
 def _note_text(p: TenantAction) -> str:

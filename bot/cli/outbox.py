@@ -69,7 +69,8 @@ def show(op_id: int, workspace: str | None = WORKSPACE,
         return
     v = detail.op
     typer.echo(_line(v))
-    typer.echo(f"  marker {v.marker}  by {v.actor}  created {_when(v.created_at)}  connection {v.connection_id}")
+    typer.echo(f"  marker {v.marker}  by {v.actor}  created {_when(v.created_at)}  "
+               + (f"connection {v.connection_id}" if v.connection_id is not None else "no PSA connection"))
     if v.last_error:
         typer.echo(f"  last error: {v.last_error}")
     if v.why:

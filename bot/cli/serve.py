@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
@@ -14,16 +15,21 @@ from bot import banner
 from bot import logging as dlog
 from bot.cli.common import app
 from bot.main import Deskbridge, bootstrap, build, generate_key, settings_from_env
+from core.admin_links import served_base_url
 
 Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
 
 
-def with_start_banner(lifespan: Lifespan, container: Deskbridge) -> Lifespan:
-    """The app's lifespan, then the start banner once everything is up, and a line when each first sync ends."""
+def with_start_banner(lifespan: Lifespan, container: Deskbridge, base_url: str | None = None) -> Lifespan:
+    """The app's lifespan, then the start banner once everything is up, and a line when each first sync ends.
+    `base_url` (what the app serves) is recorded for `deskbridge admin link` while the app runs."""
 
     @asynccontextmanager
     async def run(app: Any) -> AsyncIterator[Any]:
         async with lifespan(app) as state:
+            instance = container.settings.instance_id
+            if base_url:
+                await container.admin_links.record_address(instance, base_url)
             facts = await banner.announce(container, web=True, now=datetime.now(UTC))
             watch = asyncio.create_task(banner.announce_first_syncs(container, facts), name="first-sync-banner")
             try:
@@ -31,6 +37,8 @@ def with_start_banner(lifespan: Lifespan, container: Deskbridge) -> Lifespan:
             finally:
                 watch.cancel()
                 await asyncio.gather(watch, return_exceptions=True)
+                if base_url:
+                    await container.admin_links.forget_address(instance)
 
     return run
 
@@ -47,10 +55,20 @@ def serve(
 
     settings = settings_from_env(host=host, port=port)
     dlog.configure(settings.log_level, settings.log_format, levels=settings.log_levels)
+    # Bound before anything starts, so the banner and the address recorded for `deskbridge admin link` are the
+    # ones that answer (port 0: the one the system picked).
+    sock = socket.create_server((settings.host, settings.port), family=_family(settings.host))
+    settings = settings.model_copy(update={"port": sock.getsockname()[1]})
     container = build(settings)
     web = create_app(container, settle_gc=True)
-    web.router.lifespan_context = with_start_banner(web.router.lifespan_context, container)
-    uvicorn.run(web, host=settings.host, port=settings.port, log_config=None, access_log=False, lifespan="on")
+    web.router.lifespan_context = with_start_banner(web.router.lifespan_context, container,
+                                                    served_base_url(settings.public_url, settings.host, settings.port))
+    config = uvicorn.Config(web, log_config=None, access_log=False, lifespan="on")
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 @app.command()

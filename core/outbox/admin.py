@@ -101,10 +101,15 @@ async def _context(session: AsyncSession, ops: list[OutboxOp]) -> tuple[dict[int
                        and rid < o.id and queries.lane_of(kind) == lane]
             if earlier:
                 behind[o.id] = earlier[-1] if o.status == OutboxStatus.PENDING.value else earlier[0]
-    ids = sorted({o.connection_id for o in ops})
+    ids = sorted({o.connection_id for o in ops if o.connection_id is not None})  # None: no PSA (side ops)
     names = dict((await session.exec(select(PsaConnection.id, PsaConnection.name).where(
         PsaConnection.id.in_(ids)))).all()) if ids else {}  # type: ignore[union-attr]
     return behind, names  # type: ignore[return-value]
+
+
+def _name(names: dict[int, str], op: OutboxOp) -> str | None:
+    """The op's connection by name; an op without one never goes to a PSA (a quick or alert action)."""
+    return None if op.connection_id is None else names.get(op.connection_id)
 
 
 def audit_view(row: AuditLog) -> OutboxAuditView:
@@ -180,7 +185,7 @@ class OutboxAdmin:
         async with self.db.read(Scope.workspace(workspace_id)) as session:
             rows = (await session.exec(stmt)).all()
             behind, names = await _context(session, [op for op, _ in rows[:limit]])
-        items = tuple(op_view(op, number, waiting_on=behind.get(op.id), connection=names.get(op.connection_id))  # type: ignore[arg-type]
+        items = tuple(op_view(op, number, waiting_on=behind.get(op.id), connection=_name(names, op))  # type: ignore[arg-type]
                       for op, number in rows[:limit])
         return OutboxPage(items, str(items[-1].id) if len(rows) > limit else None)
 
@@ -192,7 +197,7 @@ class OutboxAdmin:
             audit = (await session.exec(select(AuditLog).where(AuditLog.op_id == op_id)
                                         .order_by(AuditLog.id))).all()  # type: ignore[arg-type]
             behind, names = await _context(session, [op])
-        view = op_view(op, number, waiting_on=behind.get(op_id), connection=names.get(op.connection_id))
+        view = op_view(op, number, waiting_on=behind.get(op_id), connection=_name(names, op))
         return OutboxOpDetail(op=view, audit=tuple(audit_view(a) for a in audit))
 
     async def redrive(self, workspace_id: int, op_id: int, actor: Actor | str) -> OutboxOpView:

@@ -154,7 +154,7 @@ def enqueue(
     session: AsyncSession,
     *,
     workspace_id: int,
-    connection_id: int,
+    connection_id: int | None,
     payload: _Payload,
     ticket_id: int | None,
     actor: str,
@@ -164,7 +164,10 @@ def enqueue(
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> OutboxOp:
     """Add an op to the caller's transaction: it commits (or not) with the local change. `actor` names who
-    triggered it for the audit log; `author_member_id` is the technician who made it (told if it fails)."""
+    triggered it for the audit log; `author_member_id` is the technician who made it (told if it fails).
+    `connection_id` None: an op that never goes to a PSA (SIDE_KINDS only)."""
+    if connection_id is None and str(payload.kind) not in SIDE_KINDS:  # type: ignore[attr-defined]
+        raise ValueError(f"a {payload.kind} op goes to a PSA and needs its connection")  # type: ignore[attr-defined]
     op = OutboxOp(
         workspace_id=workspace_id,
         connection_id=connection_id,

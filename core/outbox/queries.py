@@ -78,7 +78,8 @@ async def claim(db: Database, *, now: datetime, lease: timedelta, limit: int = 1
     enabled = sa.select(CONN.id).where(CONN.enabled == sa.true())
     pick = (
         sa.select(OP.id)
-        .where(due, ~_earlier_unfinished(), OP.connection_id.in_(enabled))
+        .where(due, ~_earlier_unfinished(),
+               sa.or_(OP.connection_id.in_(enabled), sa.and_(OP.connection_id.is_(None), OP.kind.in_(SIDE_KINDS))))
         .order_by(OP.next_attempt_at, OP.id)
         .limit(limit)
     )

@@ -79,7 +79,7 @@ async def record(db: Database, op: OutboxOp, res: AttemptResult, now: datetime, 
                                   error=res.breaker_opened, at=now))
         if not applied:
             return False, None
-        if res.connection_error:
+        if res.connection_error and op.connection_id is not None:
             await session.execute(sa.update(PsaConnection).where(PsaConnection.id == op.connection_id)  # type: ignore[arg-type]
                                   .values(last_error=res.connection_error[:2000]))
         number = None
@@ -91,7 +91,7 @@ async def record(db: Database, op: OutboxOp, res: AttemptResult, now: datetime, 
         elif res.outcome == Outcome.DEAD:
             await queries.block_followers(session, op)
             ticket = await session.get(Ticket, op.ticket_id) if op.ticket_id else None
-            conn = await session.get(PsaConnection, op.connection_id)
+            conn = await session.get(PsaConnection, op.connection_id) if op.connection_id is not None else None
             event = WriteDead(workspace_id=op.workspace_id, ticket_id=op.ticket_id,
                               ticket_number=ticket.number if ticket else None, origin=Origin.SYSTEM.value,
                               occurred_at=now, op_id=op.id, kind=op.kind, error=res.error or "unknown error",

@@ -11,7 +11,7 @@ from typing import Any
 class OutboxOpView:
     id: int
     workspace_id: int
-    connection_id: int
+    connection_id: int | None  # None: a quick or alert action of a standalone ticket (never goes to a PSA)
     ticket_id: int | None
     ticket_number: int | None
     kind: str  # core.outbox.ops.OpKind

@@ -18,6 +18,7 @@ whose pieces share the lease; split along claim / attempt / record if it grows f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import random
@@ -42,6 +43,7 @@ from core.outbox.delivery import (
     AlertSend,
     AttemptLog,
     DeliveryInput,
+    Gate,
     NotReady,
     TenantSend,
     deliver,
@@ -218,14 +220,15 @@ class OutboxWorker:
         """Deliver one claimed op and record the outcome (never raises for PSA failures)."""
         op = claim.op
         now_wall, t0 = self._clock(), self._mono()
-        conn = await self._connection(op)
-        if conn is None:
+        alert = op.kind in SIDE_KINDS  # to the MSP's alert webhook or to Graph: the PSA's breaker does not apply
+        # A side op of a standalone ticket has no connection (there may be none in the workspace): it needs none.
+        conn = None if alert and op.connection_id is None else await self._connection(op)
+        if conn is None and not alert:
             await self._record(op, AttemptResult(Outcome.PARKED, "connection", error="connection disabled or missing",
                                                  next_attempt_at=now_wall + timedelta(seconds=60)))
             return
-        breaker = self._breaker(conn.row)
-        alert = op.kind in SIDE_KINDS  # to the MSP's alert webhook or to Graph: the PSA's breaker does not apply
-        if not alert and not breaker.allow(now_wall.timestamp()):
+        breaker = self._breaker(conn.row) if conn is not None else None
+        if breaker is not None and not alert and not breaker.allow(now_wall.timestamp()):
             until = datetime.fromtimestamp(breaker.open_until, now_wall.tzinfo)
             await self._record(op, AttemptResult(Outcome.PARKED, "breaker", error=f"breaker open: {breaker.reason}",
                                                  next_attempt_at=max(until, now_wall)))
@@ -238,21 +241,20 @@ class OutboxWorker:
             inp = DeliveryInput(claim.ticket_external_id, await self._blob(op), made_at=op.created_at,
                                 entry_external_id=linked, known_external_ids=known)
             # An alert action goes to the workspace's alert webhook: the PSA connector is not needed.
-            connector = None if alert else self._connector(conn)
-            budget = self._budget(conn.row)
-            deadline = t0 + self.config.lease_seconds  # waiting longer for the rate budget: park it instead
+            connector = None if alert or conn is None else self._connector(conn)
+            gate = self._gate(conn, t0 + self.config.lease_seconds)  # waiting longer for the budget: park instead
             async with self._heartbeat(op):
                 delivered = await deliver(connector, op.kind, op.payload, op.marker, inp, reconcile=reconcile,
-                                          gate=lambda: budget.request(deadline), log=attempt,
+                                          gate=gate, log=attempt,
                                           alerts=self._alert_send(op), journal=OpJournal(self.db, op),
                                           mark=lambda: self._mark_sent(op),
                                           tenant=self.tenant(op.workspace_id) if self.tenant else None)
         except Exception as exc:  # noqa: BLE001 - classified below; PsaError is the connector contract
-            if isinstance(exc, PsaNotFound) and not alert and claim.ticket_external_id:
+            if isinstance(exc, PsaNotFound) and conn is not None and not alert and claim.ticket_external_id:
                 exc = await self._ticket_gone(conn, op, claim.ticket_external_id, exc)
             res = self._failed(op, conn, exc, attempt)
         else:
-            if not alert:
+            if breaker is not None and not alert:
                 breaker.record_success(self._clock().timestamp())
             res = AttemptResult(Outcome.RECONCILED if delivered.reconciled else Outcome.OK, delivered.action,
                                 delivered=delivered)
@@ -268,6 +270,7 @@ class OutboxWorker:
         try:
             await self._connector(conn).get_ticket(external_id)
         except PsaNotFound:
+            assert op.connection_id is not None  # only PSA writes (which have a connection) come here
             events = await ticket_gone.mark_deleted(self.db, op.workspace_id, op.connection_id, [external_id],
                                                     self._clock())
             for event in events:
@@ -303,15 +306,15 @@ class OutboxWorker:
         if not await queries.mark_sent(self.db, op, now=self._clock()):
             raise LeaseLost(f"outbox op {op.id}: another attempt owns it now; this one sends nothing more")
 
-    def _failed(self, op: OutboxOp, conn: _Conn, exc: Exception, attempt: AttemptLog) -> AttemptResult:
+    def _failed(self, op: OutboxOp, conn: _Conn | None, exc: Exception, attempt: AttemptLog) -> AttemptResult:
         now = self._clock()
-        breaker = self._breaker(conn.row)
         action = attempt.calls[-1] if attempt.calls else op.kind
         # Unknown if a write may have landed: this attempt's write was ambiguous, or an earlier
         # ambiguous write was not yet checked for (the marker lookup itself failed).
         unknown_before = op.outcome_unknown and not attempt.reconcile_checked
-        if op.kind in SIDE_KINDS:  # the MSP's webhook or Graph, not the PSA: never touches the PSA's breaker
+        if op.kind in SIDE_KINDS or conn is None:  # the MSP's webhook or Graph, not the PSA: no PSA breaker
             return self._alert_failed(op, exc, action)
+        breaker = self._breaker(conn.row)
         if isinstance(exc, BudgetExhausted):
             breaker.release()
             return AttemptResult(Outcome.PARKED, "budget", error=str(exc),
@@ -434,7 +437,17 @@ class OutboxWorker:
                                                       clock=self._mono)
         return self._budgets[conn.id]
 
+    def _gate(self, conn: _Conn | None, deadline: float) -> Gate:
+        """The PSA's rate budget for a delivery's requests (none for an op without a connection: it never
+        calls a PSA)."""
+        if conn is None:
+            return contextlib.nullcontext  # an async context manager too
+        budget = self._budget(conn.row)
+        return lambda: budget.request(deadline)
+
     async def _connection(self, op: OutboxOp) -> _Conn | None:
+        if op.connection_id is None:
+            return None
         cached = self._conns.get(op.connection_id)
         if cached is not None and self._mono() - cached.fetched < self.config.connection_refresh_seconds:
             return cached

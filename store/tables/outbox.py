@@ -20,7 +20,9 @@ class OutboxOp(WorkspaceOwned, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    connection_id: int = Field(foreign_key="psa_connection.id", index=True)
+    # None: an op that never goes to a PSA (a quick or alert action of a standalone ticket; core/outbox/ops.py
+    # SIDE_KINDS), possibly in a workspace without any PSA connection
+    connection_id: int | None = Field(default=None, foreign_key="psa_connection.id", index=True)
     ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
     timeline_entry_id: int | None = Field(default=None, foreign_key="timeline_entry.id")
     kind: str = Field(max_length=32)  # core/outbox/ops.py

@@ -72,3 +72,14 @@ class Lease(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=200)
     holder: str = Field(max_length=200)
     until: datetime = Field(sa_type=UTCDateTime)
+
+
+class WebAddress(SQLModel, table=True):
+    """The base URL a running web app serves (`deskbridge serve` records it at start, removes it at stop), so a
+    command run in another shell (`deskbridge admin link`) prints the address the app really answers on."""
+
+    __tablename__ = "web_address"
+
+    instance_id: str = Field(primary_key=True, max_length=200)
+    base_url: str = Field(max_length=2000)
+    started_at: datetime = Field(sa_type=UTCDateTime)

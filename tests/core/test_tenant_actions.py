@@ -251,24 +251,42 @@ async def test_a_second_reset_needs_its_own_confirmation(env, db, workspace_id, 
     assert (await c.quick_actions.request(tech, tickets[6001], "reset_password", intent="r7")).temporary_password
 
 
-async def test_a_standalone_ticket_uses_the_default_connection(env, db, workspace_id, tech, graph):
+async def test_a_standalone_ticket_needs_no_psa_connection(env, db, workspace_id, tech, graph):
+    """Issue 23 follow-up: a standalone ticket's quick action is an op without a PSA connection (none is usable in
+    the workspace here: disabled, not the default), delivered to Graph, audited, and a dead one is listed, shown
+    and redriven by the operator's tools like any other."""
     c, tickets, _ = env
     async with db.write(Scope.workspace(workspace_id)) as s:
         row = await s.get(Ticket, tickets[6001])
         row.connection_id, row.external_id = None, None
         s.add(row)
+        for conn in (await s.exec(select(PsaConnection))).all():
+            conn.is_default, conn.enabled = False, False
+            s.add(conn)
     done = await c.quick_actions.request(tech, tickets[6001], "revoke_sessions", intent="s1")
     await _drain(c)
     [op] = await _ops(db, workspace_id)
-    assert op.id == done.op_id and op.status == OutboxStatus.DONE.value and op.connection_id is not None
+    assert op.id == done.op_id and op.status == OutboxStatus.DONE.value and op.connection_id is None
     assert graph.tenants[TENANT].writes == [("revokeSignInSessions", "u-jane", {})]
-    async with db.write(Scope.workspace(workspace_id)) as s:
-        for conn in (await s.exec(select(PsaConnection))).all():
-            conn.is_default = False
-            s.add(conn)
-    with pytest.raises(InvalidInput, match="needs a PSA connection in this workspace; nothing was done") as e:
-        await c.quick_actions.request(tech, tickets[6001], "revoke_sessions", intent="s2")
-    assert "`deskbridge connection add`" in (e.value.hint or "")
+    async with db.read(Scope.workspace(workspace_id)) as s:
+        audit = (await s.exec(select(AuditLog).where(AuditLog.op_id == op.id))).all()
+    assert [(a.outcome, a.connection_id) for a in audit] == [("ok", None)]
+
+    roles = set(graph.tenants[TENANT].roles)
+    graph.tenants[TENANT].roles.clear()  # the next one is refused by Graph: dead
+    dead = await c.quick_actions.request(tech, tickets[6001], "reset_password", intent="s2")
+    await _drain(c)
+    page = await c.outbox_admin.list_ops(workspace_id, status="dead")
+    assert [(v.id, v.connection_id) for v in page.items] == [(dead.op_id, None)]
+    shown = await c.outbox_admin.get_op(workspace_id, dead.op_id)
+    assert shown.op.connection_id is None and shown.audit and shown.op.why
+    assert (await c.outbox_admin.list_ops(workspace_id, status="dead", connection_id=1)).items == ()
+    graph.tenants[TENANT].roles.update(roles)  # the role is back: the operator redrives it; the worker claims it
+    await c.outbox_admin.redrive(workspace_id, dead.op_id, "cli:ops")
+    await _drain(c)  # and says why a reset cannot be made again (its password is not kept), not a missing connection
+    again = await c.outbox_admin.get_op(workspace_id, dead.op_id)
+    assert again.op.status == OutboxStatus.DEAD.value and len(again.audit) > len(shown.audit)
+    assert "ask for a new reset" in (again.op.last_error or "") and "connection" not in (again.op.last_error or "")
 
 
 async def test_two_reset_clicks_at_the_same_instant_make_one_reset(env, db, workspace_id, tech, graph):

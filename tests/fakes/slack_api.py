@@ -17,7 +17,8 @@ at it. Behaves like Slack where our code depends on it (chat-platforms.md §2.4,
 - files: `add_file(...)` stores bytes and returns the file object a `file_share` event carries;
   `url_private(_download)` serve the bytes only with `Authorization: Bearer <bot token>`; without it,
   as Slack does, a 302 to the workspace's sign-in page (HTML, HTTP 200); `fail_download(...)` scripts
-  an HTTP error; `chunk_delay_s` makes a download slow; `chunked=True` omits Content-Length;
+  an HTTP error; `chunk_delay_s` makes a download slow; `file_gate` (an Event) stalls every transfer after its
+  headers until the test sets it; `chunked=True` omits Content-Length;
   `downloads` records every request (authorized or not, bytes sent, whether the client went away).
 - pins: `pins.add` / `pins.remove` / `pins.list` of messages with Slack's errors (`already_pinned`,
   `message_not_found`, `no_pin`; `missing_scope` when `scopes` is set without pins:write); `pins` holds
@@ -39,6 +40,8 @@ from urllib.parse import parse_qsl, quote
 from aiohttp import WSMsgType, web
 
 from tests.fakes import loopback
+
+VIEW_ID, VIEW_HASH = "V0001", "h1"  # the id and hash every views.* call answers with
 
 
 @dataclass
@@ -108,6 +111,7 @@ class FakeSlackApi:
         self.port = 0
         self.app_tokens = set(app_tokens)
         self.app_id = app_id
+        self.file_gate: asyncio.Event | None = None  # set to an unset Event: every file body waits until it is set
         self.socket_received: list[dict[str, Any]] = []  # acks (and anything else) the client sent
         self.socket_connections = 0
         self._tickets: set[str] = set()
@@ -307,7 +311,7 @@ class FakeSlackApi:
             return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts"), "text": args.get("text")}
         if method in ("views.open", "views.publish", "views.update", "views.push"):
             view = args.get("view") or {}
-            return {"ok": True, "view": {**(view if isinstance(view, dict) else {}), "id": "V0001", "hash": "h1"}}
+            return {"ok": True, "view": {**(view if isinstance(view, dict) else {}), "id": VIEW_ID, "hash": VIEW_HASH}}
         if method.startswith("pins."):
             return self._pins(method, args)
         if method == "users.info":
@@ -436,6 +440,8 @@ class FakeSlackApi:
             resp.content_length = len(f.content)
         await resp.prepare(request)
         try:
+            if self.file_gate is not None:  # a stalled transfer: headers sent, the body waits for the test
+                await self.file_gate.wait()
             for i in range(0, len(f.content), f.chunk_size):
                 if f.chunk_delay_s:
                     await asyncio.sleep(f.chunk_delay_s)
@@ -487,13 +493,13 @@ class FakeSlackApi:
             change()
             self._socket_changed.notify_all()
 
-    async def wait_socket(self, predicate: Any, within_s: float = 3.0) -> Any:
+    async def wait_socket(self, predicate: Any, within_s: float = 30.0) -> Any:
         """Wait (up to `within_s`) until `predicate()` is truthy; returns its value."""
         assert self._socket_changed is not None
         async with self._socket_changed:
             return await asyncio.wait_for(self._socket_changed.wait_for(predicate), within_s)
 
-    async def wait_connected(self, within_s: float = 3.0) -> None:
+    async def wait_connected(self, within_s: float = 30.0) -> None:
         """Wait until a client is connected and has been sent `hello`."""
         await self.wait_socket(lambda: self._ws is not None and not self._ws.closed and self.socket_connections,
                                within_s)
@@ -504,7 +510,7 @@ class FakeSlackApi:
             raise AssertionError("no Socket Mode client is connected")
         await self._ws.send_json(envelope)
 
-    async def socket_ack(self, envelope_id: str, within_s: float = 3.0) -> dict[str, Any]:
+    async def socket_ack(self, envelope_id: str, within_s: float = 30.0) -> dict[str, Any]:
         """The client's acknowledgement of `envelope_id` (waiting up to `within_s` for it)."""
         def acked() -> dict[str, Any] | None:
             return next((m for m in self.socket_received if m.get("envelope_id") == envelope_id), None)

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 from bot.api import problems
 from bot.api.portal import admin, tickets
+from bot.api.portal.deps import PREFIX, known_query
 from bot.api.portal.limits import AUTH_FAILURE_BURST, AUTH_FAILURE_RATE, BodyLimit, RateLimiter
 
 if TYPE_CHECKING:
     from bot.main import Deskbridge
-
-PREFIX = "/api/msp-portal"
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": problems.Problem, "description": text}
@@ -36,7 +35,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def router() -> APIRouter:
-    r = APIRouter(prefix=PREFIX, responses=_ERRORS)
+    r = APIRouter(prefix=PREFIX, responses=_ERRORS, dependencies=[Depends(known_query)])
     r.include_router(tickets.router)
     r.include_router(admin.router)
     return r

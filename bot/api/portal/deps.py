@@ -14,12 +14,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from bot.api import problems
 from core.apikeys import Principal, Unauthenticated
 from core.context import Actor
-from core.errors import Conflict, DeskbridgeError, PermissionDenied
+from core.errors import Conflict, DeskbridgeError, InvalidInput, PermissionDenied
 from core.idempotency import Claim, request_hash
 
 if TYPE_CHECKING:
     from bot.main import Deskbridge
 
+PREFIX = "/api/msp-portal"
 bearer = HTTPBearer(auto_error=False, description="An API key from `deskbridge apikey create`")
 
 # (status, body, headers) of a successful endpoint run.
@@ -132,3 +133,27 @@ def lost_result() -> Conflict:
     """The first request's work committed but what it made cannot be found (e.g. deleted since)."""
     return Conflict("The first request with this Idempotency-Key completed, but its result no longer exists.",
                     hint="Look the result up (e.g. list recent tickets) instead of retrying.")
+
+
+async def known_query(request: Request, _: Annotated[Caller, Depends(_authenticate)]) -> None:
+    """A query parameter the route does not take is refused (422), not ignored: a misspelt filter (`priorty=high`)
+    would otherwise return every ticket as if filtered. Runs after authentication (401 first)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    known = sorted(_query_names(dependant))
+    unknown = [name for name in request.query_params if name not in known]
+    if unknown:
+        where = f"{request.method} {getattr(route, 'path', request.url.path).removeprefix(PREFIX)}"
+        takes = f"Parameters of {where}: {', '.join(known)}." if known else f"{where} takes no query parameters."
+        raise InvalidInput(f"'{unknown[0][:40]}' is not a parameter of {where}.", hint=f"{takes} See /docs.",
+                           field="query")
+
+
+def _query_names(dependant: Any) -> set[str]:
+    """The query parameters a route takes, its dependencies' included."""
+    names = {f.alias for f in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names

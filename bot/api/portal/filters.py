@@ -33,7 +33,8 @@ def _split(values: list[str] | None) -> list[str]:
 
 def _unknown(what: str, value: str, known: list[str]) -> InvalidFilter:
     close = difflib.get_close_matches(value.lower(), known, n=3, cutoff=0.5)
-    return InvalidFilter(f"'{value}' is not a {what}.", hint="Use one of: " + ", ".join(known),
+    article = "an" if what[:1] in "aeiou" else "a"
+    return InvalidFilter(f"'{value}' is not {article} {what}.", hint="Use one of: " + ", ".join(known),
                          suggestions=close)
 
 

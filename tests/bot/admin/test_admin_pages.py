@@ -241,7 +241,7 @@ def test_cli_link_redeems_once(env, tmp_path: Path):
     result = CliRunner().invoke(cli, ["admin", "link"])
     assert result.exit_code == 0, result.output
     token = re.search(r"token=(\S+)", result.stdout).group(1)  # type: ignore[union-attr]
-    assert "DESKBRIDGE_PUBLIC_URL is not set" in result.stdout
+    assert "No running `deskbridge serve`" in result.stdout and "DESKBRIDGE_PUBLIC_URL" in result.stdout
 
     async def redeem_twice() -> tuple[int, int]:
         made, _ = await make_api(env["DESKBRIDGE_DATABASE_URL"], tmp_path, secret_key=env["DESKBRIDGE_SECRET_KEY"])

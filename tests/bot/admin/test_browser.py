@@ -73,10 +73,11 @@ async def served(db_url: str, tmp_path: Path) -> AsyncIterator[tuple[Any, str]]:
     server = uvicorn.Server(uvicorn.Config(create_app(container, start_background=False), host="127.0.0.1",
                                            port=port, lifespan="off", log_level="warning"))
     serving = asyncio.create_task(server.serve())
-    for _ in range(500):  # noqa: ASYNC110 - uvicorn offers no event for "started"
+    for _ in range(6000):  # noqa: ASYNC110 - uvicorn offers no event for "started" ("eventually": 60 s, loaded)
         if server.started:
             break
         await asyncio.sleep(0.01)
+    assert server.started, "uvicorn did not start"
     try:
         yield container, base
     finally:

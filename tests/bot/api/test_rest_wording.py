@@ -51,3 +51,22 @@ async def test_chat_keeps_its_own_words_for_the_same_refusal():
     assert isinstance(exc, DeskbridgeError) and exc.reason == "ticket-not-found"
     view = error_view(exc)
     assert view.hint is not None and "/tickets" in view.hint and "GET /" not in view.hint
+
+
+@pytest.mark.parametrize("query", ["priorty=high", "stage=open&custmer=ACME", "older=2d", "page=2"])
+async def test_an_unknown_query_parameter_is_refused_not_ignored(api: Api, query: str):
+    """A misspelt filter used to be ignored: the client got every ticket and took it for the filtered list."""
+    await api.ticket()
+    r = await api.get(f"/tickets?{query}")
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert body["field"] == "query" and "is not a parameter of GET /tickets" in body["detail"]
+    assert "priority" in body["hint"] and "customer" in body["hint"] and "cursor" in body["hint"]
+    _rest_hint(r)
+    assert (await api.get("/tickets?priority=high&stage=open")).status_code == 200  # known ones still work
+    assert (await api.get("/customers?priorty=high")).status_code == 422  # every list endpoint
+
+
+async def test_an_unknown_filter_value_reads_well(api: Api):
+    r = await api.get("/tickets?assignee=nobody")
+    assert r.status_code == 422 and r.json()["detail"] == "'nobody' is not an assignee."
