@@ -228,6 +228,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+async def make_key(env: dict[str, str]) -> str:
+    """A read key in the database `env` names (built by this tree's code; migrations are not run here)."""
+    from bot.main import build, settings_from_env
+
+    os.environ.update(env)
+    c = build(settings_from_env())
+    try:
+        return (await c.apikeys.create(1, name="bench", scopes=["read"]))[1]
+    finally:
+        await c.aclose()
+
+
 def export_tree(ref: str, dest: Path) -> Path:
     """REF's files (git archive) in `dest`, to run the baseline server from."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -255,6 +267,18 @@ def stop_server(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
+def baseline_database(tree: Path, args: argparse.Namespace) -> tuple[dict[str, str], str]:
+    """The same seeded data in a database migrated by the baseline tree's own migrations (its schema and
+    indexes, not this tree's), and a key for it."""
+    path = WORKDIR / "baseline.db"
+    url = f"sqlite:///{path}"
+    subprocess.run([sys.executable, "-c", f"from store import migrate; migrate.upgrade({url!r})"], cwd=tree,
+                   env={**os.environ, "PYTHONPATH": str(tree)}, check=True)
+    seed(path, args.tickets, args.customers, args.members)
+    env = {**_env(url), "DESKBRIDGE_AUTO_MIGRATE": "false"}
+    return env, asyncio.run(make_key(env))
+
+
 def list_round(tree: Path, env: dict[str, str], token: str, args: argparse.Namespace) -> dict:
     """One list load against a fresh server from `tree`, with its CPU per answered request."""
     proc, port = start_server(tree, env)
@@ -271,12 +295,17 @@ def list_round(tree: Path, env: dict[str, str], token: str, args: argparse.Names
 
 def compare(ref: str, env: dict[str, str], token: str, args: argparse.Namespace) -> dict:
     """Rounds alternating REF's tree and this one; medians per side and the ratios of this tree over REF."""
-    base_tree = export_tree(ref, WORKDIR / "baseline")
+    if args.baseline_env:  # the same code and database, other settings
+        knobs = dict(kv.split("=", 1) for kv in args.baseline_env)
+        sides = {"baseline": (ROOT, {**env, **knobs}, token), "this": (ROOT, env, token)}
+    else:
+        base_tree = export_tree(ref, WORKDIR / "baseline")
+        sides = {"baseline": (base_tree, *baseline_database(base_tree, args)), "this": (ROOT, env, token)}
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", ref], capture_output=True, text=True)
     rounds: dict[str, list[dict]] = {"baseline": [], "this": []}
     for r in range(args.rounds):
-        for side, tree in (("baseline", base_tree), ("this", ROOT)):
-            rounds[side].append(list_round(tree, env, token, args))
+        for side, (tree, side_env, side_token) in sides.items():
+            rounds[side].append(list_round(tree, side_env, side_token, args))
             x = rounds[side][-1]
             print(f"  round {r + 1} {side:8} {x['rps']:7.1f} req/s  p50 {x['p50_ms']:7.2f}  p99 {x['p99_ms']:7.2f} ms  "
                   f"server CPU {x['server_cpu_ms_per_request']} ms/request  load {x['load_average_1m']}", flush=True)
@@ -286,7 +315,10 @@ def compare(ref: str, env: dict[str, str], token: str, args: argparse.Namespace)
 
     keys = ("rps", "p50_ms", "p99_ms", "server_cpu_ms_per_request")
     medians = {side: {k: med(side, k) for k in keys} for side in rounds}
-    return {"baseline_ref": ref, "baseline_commit": commit.stdout.strip(), "rounds": rounds, "medians": medians,
+    return {"baseline_ref": ref, "baseline_commit": commit.stdout.strip(),
+            "baseline_database": "same seed, migrated by the baseline tree's own migrations",
+            "baseline_env": args.baseline_env,
+            "rounds": rounds, "medians": medians,
             "this_over_baseline": {k: round(medians["this"][k] / medians["baseline"][k], 3) for k in keys}}
 
 
@@ -328,13 +360,14 @@ def main() -> None:
     ap.add_argument("--py-spy", dest="py_spy", help="record the server with py-spy (raw collapsed stacks) here")
     ap.add_argument("--baseline-ref", help="git ref whose code serves alternate list rounds (same-run baseline)")
     ap.add_argument("--rounds", type=int, default=3, help="list rounds per side with --baseline-ref")
+    ap.add_argument("--baseline-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="with --baseline-ref HEAD: the baseline is this code with these settings (A/B of a knob)")
     ap.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve is not None:
         serve(args.serve)
         return
 
-    from bot.main import build, settings_from_env
     from store import migrate
 
     WORKDIR.mkdir(parents=True, exist_ok=True)
@@ -350,15 +383,7 @@ def main() -> None:
 
     env = _env(db_url)
 
-    async def make_key() -> str:
-        os.environ.update(env)
-        c = build(settings_from_env())
-        try:
-            return (await c.apikeys.create(1, name="bench", scopes=["read"]))[1]
-        finally:
-            await c.aclose()
-
-    token = asyncio.run(make_key())
+    token = asyncio.run(make_key(env))
     direct = asyncio.run(direct_baseline(db_url, args.customers, args.members, 300, args.clients, args.seconds / 2))
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -10,6 +10,10 @@ writes a cProfile of one round.
     .venv/bin/python bench/post_ack.py [--jobs 400] [--rounds 3] [--profile /tmp/post_ack.prof]
     .venv/bin/python bench/post_ack.py --compare     # same-run baseline: rounds alternate without/with the caches
 
+`--baseline-ref REF` is the same-run baseline of the code itself: processes alternate between REF's tree (`git
+archive`) and this one, one round each, `--rounds` times; the figures per side are medians and the ratios are
+this tree over REF (jobs/s, CPU per job).
+
 `--compare` alternates rounds in one process: "without" (SLA setup and board statuses read per request, every
 event claim its own write transaction, an HTTP session per Slack call: the code before issue 20 item 4) and
 "with" (cached, claims batched, one shared HTTP session).
@@ -122,6 +126,32 @@ async def _round(h: SlackHarness, jobs: int, tickets: int) -> dict[str, Any]:
             "views_opened": opened, "response_url_posts": posted}
 
 
+def versus(ref: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Alternate processes: REF's tree, then this one, one round each, `args.rounds` times."""
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as d:
+        base = Path(d) / "baseline"
+        base.mkdir()
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+        rounds: dict[str, list[dict[str, Any]]] = {"baseline": [], "this": []}
+        for r in range(args.rounds):
+            for side, tree in (("baseline", base), ("this", ROOT)):
+                out = Path(d) / f"{side}{r}.json"
+                subprocess.run([sys.executable, str(tree / "bench" / "post_ack.py"), "--jobs", str(args.jobs),
+                                "--rounds", "1", "--tickets", str(args.tickets), "--out", str(out), "--label", side],
+                               cwd=tree, check=True, stdout=subprocess.DEVNULL)
+                rounds[side].append(json.loads(out.read_text())[side]["rounds"][0])
+                x = rounds[side][-1]
+                print(f"round {r + 1} {side:8} {x['jobs_per_s']:6.1f} jobs/s  CPU {x['cpu_ms_per_job']:6.2f} ms/job  "
+                      f"ack p99 {x['ack_p99_ms']} ms  load {x['load_average_1m']}", flush=True)
+    med = {side: {k: statistics.median(x[k] for x in rs) for k in ("jobs_per_s", "cpu_ms_per_job", "ack_p99_ms")}
+           for side, rs in rounds.items()}
+    return {"baseline_ref": ref, "rounds": rounds, "medians": med,
+            "this_over_baseline": {k: round(med["this"][k] / med["baseline"][k], 3) for k in med["this"]}}
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=400)
@@ -131,8 +161,20 @@ async def main() -> None:
     ap.add_argument("--compare", action="store_true", help="alternate rounds without/with item 4's caches")
     ap.add_argument("--label", default="run", help="key of this run in the results file (e.g. before, after)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "post_ack.json"))
+    ap.add_argument("--baseline-ref", help="alternate processes with this git ref's code (same-run baseline)")
     args = ap.parse_args()
     load_before = os.getloadavg()
+    if args.baseline_ref:
+        result = {**versus(args.baseline_ref, args), "load_average_before": [round(x, 2) for x in load_before],
+                  "load_average_after": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
+                  "jobs_per_round": args.jobs, "target_jobs_per_s": TARGET_JOBS_PER_S,
+                  "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        out = Path(args.out)
+        doc = json.loads(out.read_text()) if out.exists() else {"benchmark": "post_ack"}  # noqa: ASYNC240
+        doc[args.label] = result
+        out.write_text(json.dumps(doc, indent=2) + "\n")  # noqa: ASYNC240 - once, at the end
+        print(f"{args.label}: this over {args.baseline_ref}: {result['this_over_baseline']}; wrote {out}")
+        return
     fake = await FakeSlackApi(team_id=TEAM).start()
     fake.add_user(TECH, email="bob@acme-msp.example", name="Bob Tech")
     with tempfile.TemporaryDirectory() as d:

@@ -192,7 +192,7 @@ def _load_keys(settings: Settings) -> tuple[CredentialCipher, str | None, bytes]
 def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
           registry: Registry | None = None) -> Deskbridge:
     """Wire every service for these settings (no I/O beyond reading the key file)."""
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, read_threads=settings.database_read_threads)
     cipher, note, session_key = _load_keys(settings)
     # The outbox's settle delay must exceed the connectors' real request timeout: one setting for both.
     registry = registry or Registry(transport=transport, options=connector_options(settings, db, cipher))

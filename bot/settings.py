@@ -24,6 +24,8 @@ class Settings(BaseSettings):
 
     # Storage
     database_url: str = Field("sqlite:///./deskbridge.db", description="SQLite file or PostgreSQL URL")
+    database_read_threads: int = Field(4, ge=0, le=64, description="SQLite: reader threads for one-hop reads of "
+                                       "queue pages and SLA figures (0: every read through the async driver)")
     auto_migrate: bool = Field(True, description="Apply database migrations on start")
 
     # Credentials at rest (AES-GCM). Without a key, a local key file is created (single-host installs).

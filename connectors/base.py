@@ -56,6 +56,17 @@ class Feature(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class SetupFields:
+    """What an admin types to add a connection of a kind (the admin page's form; `--set`/`--secret` on the CLI).
+    The connector's credential check still decides: these only lay out the form."""
+
+    settings: tuple[str, ...] = ()  # required, not secret
+    credentials: tuple[str, ...] = ()  # required, secret: encrypted at rest, never shown back
+    optional_settings: tuple[str, ...] = ()
+    optional_credentials: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Capabilities:
     features: frozenset[Feature]
     max_attachment_bytes: int = 10 * 1024 * 1024

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from connectors.base import AccountInfo, Capabilities, ConnectionConfig, PsaConnector
+from connectors.base import AccountInfo, Capabilities, ConnectionConfig, PsaConnector, SetupFields
 
 # kind -> "module:Class"; imported lazily so a broken optional connector cannot stop the others.
 _CONNECTORS: dict[str, str] = {
@@ -48,6 +48,10 @@ class Registry:
 
     def capabilities(self, kind: str) -> Capabilities:
         return connector_class(kind).CAPABILITIES
+
+    def setup_fields(self, kind: str) -> SetupFields:
+        """The settings and credentials an admin fills in to add a connection of this kind."""
+        return getattr(connector_class(kind), "SETUP", SetupFields())
 
     def admin_notes(self, kind: str) -> tuple[str, ...]:
         """What the MSP must configure in this PSA for Deskbridge to work as expected (connector's words)."""

@@ -22,6 +22,7 @@ from sqlmodel import select
 from core.admin_audit import Who, record_change
 from core.context import Actor
 from core.errors import Conflict, DeskbridgeError, InvalidInput, NotFound
+from core.singleflight import SingleFlight
 from store.db import Database, Scope
 from store.enums import Origin
 from store.tables import ApiKey
@@ -104,6 +105,9 @@ class ApiKeyService:
         self._ttl = cache_ttl
         # key id -> (hash of the whole key, principal, checked at); only valid, unrevoked keys.
         self._cache: dict[str, tuple[str, Principal, datetime]] = {}
+        # A burst of requests with one uncached key (a client's first 50 at once) checks it once: one read and
+        # at most one last-used write, not 50 writes queued for SQLite's one write turn.
+        self._checks: SingleFlight[Principal] = SingleFlight()
 
     async def create(self, workspace_id: int, *, name: str, scopes: Iterable[str],
                      created_by: str = "cli", actor: Who = None) -> tuple[KeyInfo, str]:
@@ -171,11 +175,15 @@ class ApiKeyService:
         hit = self._cache.get(m.group(1))
         if hit is not None and now - hit[2] < self._ttl and hmac.compare_digest(hit[0], presented):
             return hit[1]
+        key_id = m.group(1)
+        return await self._checks.run((key_id, presented), lambda: self._check(key_id, presented, now))
+
+    async def _check(self, key_id: str, presented: str, now: datetime) -> Principal:
         # System scope: the workspace is what we are looking up; the key id alone selects one row.
         async with self.db.read(Scope.system_wide()) as session:
-            row = (await session.exec(select(ApiKey).where(ApiKey.key_id == m.group(1)))).first()
+            row = (await session.exec(select(ApiKey).where(ApiKey.key_id == key_id))).first()
         if row is None or row.revoked_at is not None or not hmac.compare_digest(row.secret_hash, presented):
-            self._cache.pop(m.group(1), None)
+            self._cache.pop(key_id, None)
             raise _denied()
         if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
             async with self.db.write(Scope.workspace(row.workspace_id)) as session:

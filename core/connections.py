@@ -42,6 +42,8 @@ from store.tables import PsaConnection
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
+TAKEN_HINT = ("Pick another name, or re-enter that connection's credentials on its admin page (open it from the "
+              "Overview, /admin) or with `deskbridge connection reauth NAME`.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +61,8 @@ def check_failure(kind: str, exc: PsaError) -> tuple[str, str]:
     if isinstance(exc, PsaValidationError) and exc.fields:
         names = ", ".join(sorted(exc.fields))
         return (f"The {kind} settings are incomplete or invalid ({names}): {exc.message}",
-                "Set them with --set NAME=VALUE (or --secret NAME) and try again. Nothing was saved.")
+                "Fill them in (the admin page's form, or --set NAME=VALUE / --secret NAME with "
+                "`deskbridge connection add`) and try again. Nothing was saved.")
     if isinstance(exc, PsaAuthError):
         return (f"The {kind} server refused these credentials: {exc.message}",
                 "Check the keys and the API member's role, then try again. Nothing was saved.")
@@ -110,23 +113,29 @@ class ConnectionService:
         settings: Mapping[str, Any],
         credentials: Mapping[str, Any],
         make_default: bool = True,
+        actor: Actor | None = None,
     ) -> tuple[PsaConnection, AccountInfo]:
-        """Check the credentials against the PSA, then save them encrypted (never before the check)."""
+        """Check the credentials against the PSA, then save them encrypted (never before the check); audited with
+        the kind, name and the names of the settings and credentials (never a credential's value)."""
         if kind not in self.known_kinds:
             raise InvalidInput(f"Unknown PSA kind '{kind}'.", hint="Known kinds: " + ", ".join(sorted(self.known_kinds)))
-        if not name.strip():
-            raise InvalidInput("A connection needs a name.", hint="Give it a short name, e.g. cw or autotask.", field="name")
+        name = name.strip()
+        if not name or len(name) > 100:
+            raise InvalidInput("A connection needs a name of 1-100 characters.", field="name",
+                               hint="Give it a short name people will recognise, e.g. 'cw' or 'halo'.")
+        async with self.db.read(Scope.workspace(workspace_id)) as session:  # before asking the PSA anything
+            if (await session.exec(select(PsaConnection.id).where(PsaConnection.name == name))).first():
+                raise Conflict(f"A connection named '{name}' already exists.", hint=TAKEN_HINT)
         info = await self._check(kind, settings, credentials)
         async with self.db.write(Scope.workspace(workspace_id)) as session:
             if (await session.exec(select(PsaConnection).where(PsaConnection.name == name))).first():
-                raise Conflict(f"A connection named '{name}' already exists.",
-                               hint="Pick another name, or re-enter its credentials with `connection reauth`.")
+                raise Conflict(f"A connection named '{name}' already exists.", hint=TAKEN_HINT)
             if make_default:
                 await session.execute(sa.update(PsaConnection).values(is_default=False))
             conn = PsaConnection(
                 workspace_id=workspace_id,
                 kind=kind,
-                name=name.strip(),
+                name=name,
                 settings=dict(settings),
                 credentials_ciphertext=self.cipher.encrypt(dict(credentials), workspace_id=workspace_id, kind=kind),
                 credentials_key_id=self.cipher.primary_key_id,
@@ -134,6 +143,10 @@ class ConnectionService:
                 last_checked_at=utcnow(),
             )
             session.add(conn)
+            await session.flush()
+            record_change(session, actor, workspace_id, "connection.add", {
+                "kind": kind, "name": name, "default": make_default, "settings": sorted(settings),
+                "stored_encrypted": sorted(credentials)}, connection_id=conn.id)  # names, never values
         ticket_refs.forget(workspace_id)  # ticket names gain (or change) their connection prefix
         log.info("psa connection saved", extra={"workspace_id": workspace_id, "kind": kind, "connection": name})
         return conn, info

@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import col
+from sqlmodel import Session, col
 
 from core import ticket_refs
 from core.context import Actor
@@ -240,18 +240,19 @@ class QueueService:
             params.update({f"k{i}": v for i, v in enumerate(_decode_cursor(cursor, f.sort))})
         page_params = {**params, "page_limit": limit + 1}
         total = None
-        if with_total:  # the page and its count in one read transaction (one snapshot)
-            async with self.db.read(actor.scope) as session:
-                rows = list((await session.execute(stmt, page_params)).all())
-                base, base_params = self._statement(actor, f)
-                count = base.with_only_columns(sa.func.count(col(Ticket.id))).order_by(None).limit(None)
-                total = (await session.execute(count, base_params)).scalar_one()
+        if with_total:  # the page and its count in one read transaction (one snapshot), one hop
+            base, base_params = self._statement(actor, f)
+            count = base.with_only_columns(sa.func.count(col(Ticket.id))).order_by(None).limit(None)
+
+            def read(session: Session) -> tuple[list[Any], int]:
+                return list(session.execute(stmt, page_params).all()), session.execute(count, base_params).scalar_one()
+
+            rows, total = await self.db.read_sync(actor.scope, read)
         else:  # the common case: one statement, read in one hop (store/db.py Database.rows)
             rows = list(await self.db.rows(actor.scope, stmt, page_params))
         prefixes = await ticket_refs.prefixes_of(self.db, actor.workspace_id)
         page, more = rows[:limit], len(rows) > limit
-        items = tuple(summary_from(r, r.customer_name, r.member_name, prefixes)  # type: ignore[arg-type]
-                      for r in page)
+        items = tuple(summary_from(r, r.customer_name, r.member_name, prefixes) for r in page)
         next_cursor = None
         if more and page:
             last = page[-1]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -14,7 +16,8 @@ from core import ticket_refs
 from core.context import Actor
 from core.errors import InvalidInput, NotFound
 from core.hints import TICKET_HINT, TICKET_NOT_FOUND
-from core.views import TicketDetail, TicketSummary, TimelineItem
+from core.views import TicketDetail, TicketHeader, TicketSummary, TimelineItem
+from store.db import Database
 from store.enums import EntryKind, OutboxStatus, Priority, Stage
 from store.tables import Contact, Customer, Member, OutboxOp, Ticket, TimelineEntry
 
@@ -119,6 +122,48 @@ async def load_ticket(session: AsyncSession, actor: Actor, ref: int | str, *, fo
     if ticket is None:
         raise not_found(number) if number is not None else _id_not_found(parsed)
     return ticket
+
+
+_HEADER_COLUMNS = tuple(col(c) for c in (
+    Ticket.id, Ticket.number, Ticket.subject, Ticket.customer_id, Ticket.priority, Ticket.stage,
+    Ticket.psa_status_name, Ticket.assignee_member_id, Ticket.created_at, Ticket.updated_at, Ticket.connection_id,
+    Ticket.external_id, Ticket.board_external_id))
+
+
+@functools.lru_cache(maxsize=8)
+def _header_statement(by_id: bool, customer_scoped: bool) -> Any:
+    """A ticket's header row with its customer's and assignee's names: one statement (values are bind parameters,
+    so the statement and its scoped form are built once)."""
+    stmt = (sa.select(*_HEADER_COLUMNS, col(Customer.name).label("customer_name"), col(Member.name).label("member_name"))
+            .outerjoin(Customer, col(Customer.id) == col(Ticket.customer_id))
+            .outerjoin(Member, col(Member.id) == col(Ticket.assignee_member_id))
+            .where((col(Ticket.id) if by_id else col(Ticket.number)) == sa.bindparam("key"),
+                   col(Ticket.deleted_at).is_(None)))
+    if customer_scoped:
+        stmt = stmt.where(col(Ticket.customer_id) == sa.bindparam("customer"))
+    return stmt
+
+
+async def load_header(db: Database, actor: Actor, ref: int | str) -> TicketHeader | None:
+    """The header a form needs (summary and board) in one one-hop read (Database.rows), or NotFound exactly as
+    `load_ticket` says it; None for a PSA name (`cw-1002`), which the caller reads through `load_ticket`."""
+    parsed = parse_ticket_ref(ref)
+    if parsed.prefix is not None:
+        return None
+    number = parsed.number
+    if (parsed.number or parsed.id or 0) > MAX_ID:
+        raise not_found(number) if number is not None else _id_not_found(parsed)
+    params: dict[str, Any] = {"key": parsed.id if parsed.id is not None else parsed.number}
+    if actor.customer_scope_id is not None:
+        params["customer"] = actor.customer_scope_id
+    rows = await db.rows(actor.scope, _header_statement(parsed.id is not None, actor.customer_scope_id is not None),
+                         params)
+    if not rows:
+        raise not_found(number) if number is not None else _id_not_found(parsed)
+    row = rows[0]
+    summary = summary_from(row, row.customer_name, row.member_name,  # type: ignore[arg-type]
+                           await ticket_refs.prefixes_of(db, actor.workspace_id))
+    return TicketHeader(summary=summary, board_external_id=row.board_external_id)
 
 
 async def load_ticket_by_id(session: AsyncSession, actor: Actor, ticket_id: int) -> Ticket:

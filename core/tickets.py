@@ -38,7 +38,7 @@ from core.outbox.ops import (
     new_marker,
 )
 from core.status import ResolvedStatus, parse_priority, psa_priority_for, resolve_status
-from core.ticket_lookup import build_detail, load_ticket, names_for, summary_from
+from core.ticket_lookup import build_detail, load_header, load_ticket, names_for, summary_from
 from core.views import TicketDetail, TicketHeader, TimelineItem
 from store.db import Database
 from store.enums import EntryKind, Origin, Priority, Stage
@@ -199,8 +199,11 @@ class TicketService:
             return await self._detail(session, actor, await load_ticket(session, actor, ref))
 
     async def header(self, actor: Actor, ref: int | str) -> TicketHeader:
-        """A ticket's summary and board only (forms): one ticket query and its names, no timeline, no PSA."""
-        async with self.db.read(actor.scope) as session:
+        """A ticket's summary and board only (forms): one one-hop query with its names, no timeline, no PSA."""
+        header = await load_header(self.db, actor, ref)
+        if header is not None:
+            return header
+        async with self.db.read(actor.scope) as session:  # a PSA name (cw-1002): resolved through its connection
             ticket = await load_ticket(session, actor, ref)
             customers, members = await names_for(session, [ticket])
             summary = summary_from(ticket, customers.get(ticket.customer_id) if ticket.customer_id else None,

@@ -4,10 +4,10 @@
 
 What it does: generates the sandbox desk now and syncs it into a throwaway database (scripts/readme_console.py),
 makes two of its writes dead letters (as a PSA refusing them would), serves the real app on loopback with
-uvicorn, signs in with a one-time link and screenshots the main pages in Debian's chromium driven through
-Debian's chromedriver (Selenium), the same pair the browser tests use.
+uvicorn, signs in with a one-time link and screenshots the main pages in Debian's chromium driven by Playwright
+(the PyPI package launching /usr/bin/chromium), as the browser tests do.
 
-Needs: `apt-get install -y chromium chromium-driver` (nothing is downloaded at run time).
+Needs: `apt-get install -y chromium` (nothing is downloaded at run time).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import asyncio
 import shutil
 import socket
 import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,9 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "scripts"]
 
 import uvicorn  # noqa: E402
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
+from playwright.async_api import async_playwright  # noqa: E402
 from sqlmodel import select  # noqa: E402
 
 from bot.api.app import create_app  # noqa: E402
@@ -42,6 +39,7 @@ PAGES = {  # file name -> path (after sign-in)
     "admin-dead-letters": "/admin/dead-letters",
     "admin-dead-letter": "/admin/dead-letters/{op}",
     "admin-connection": "/admin/connections/{conn}",
+    "admin-connection-new": "/admin/connections/new?kind=connectwise",
     "admin-audit": "/admin/audit",
     "admin-sla": "/admin/sla",
 }
@@ -79,34 +77,32 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def shoot(base: str, token: str, paths: dict[str, str]) -> None:
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    with tempfile.TemporaryDirectory() as profile:
-        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                    "--disable-quic", "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--hide-scrollbars", "--window-size=1280,1000", f"--user-data-dir={profile}"):
-            options.add_argument(arg)
-        driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"),
-                                  options=options)
+async def shoot(base: str, token: str, paths: dict[str, str]) -> None:
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    args = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--disable-quic",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium, headless=True, args=args)
         try:
-            driver.get(f"{base}/admin/login?token={token}")
-            driver.find_element(By.CSS_SELECTOR, "main form button").click()
-            driver.find_element(By.ID, "dead-count")  # the overview: signed in
+            page = await browser.new_page(viewport={"width": 1280, "height": 1000})
+            await page.goto(f"{base}/admin/login?token={token}")
+            await page.locator("main form button").click()
+            await page.locator("#dead-count").wait_for()  # the overview: signed in
             OUT.mkdir(parents=True, exist_ok=True)
             for name, path in paths.items():
-                driver.get(base + path)
-                height = driver.execute_script("return document.body.scrollHeight")
-                driver.set_window_size(1280, min(max(int(height), 600), 1600))
-                driver.save_screenshot(str(OUT / f"{name}.png"))
+                await page.goto(base + path)
+                height = await page.evaluate("document.body.scrollHeight")
+                await page.set_viewport_size({"width": 1280, "height": min(max(int(height), 600), 1600)})
+                await page.screenshot(path=str(OUT / f"{name}.png"))
                 print(f"wrote docs/pictures/{name}.png")
         finally:
-            driver.quit()
+            await browser.close()
 
 
 async def main() -> None:
     async with sandbox_desk() as container:
         op, conn = await dead_letters(container)
+        await container.sla.refresh(container.default_workspace_id)  # the SLA monitor's pass: the overview's count
         port = _free_port()
         server = uvicorn.Server(uvicorn.Config(create_app(container, start_background=False), host="127.0.0.1",
                                                port=port, lifespan="off", log_level="warning"))
@@ -116,7 +112,7 @@ async def main() -> None:
         try:
             token, _ = await container.admin_links.create(container.default_workspace_id)
             paths = {name: path.format(op=op, conn=conn) for name, path in PAGES.items()}
-            await asyncio.to_thread(shoot, f"http://127.0.0.1:{port}", token, paths)
+            await shoot(f"http://127.0.0.1:{port}", token, paths)
         finally:
             server.should_exit = True
             await serving

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -41,6 +41,7 @@ import store.tables  # noqa: F401  (every table registered before the first quer
 from store.tables.base import WorkspaceOwned
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 COMMIT_TOPICS = "commit_topics"  # session.info key: topics whose listeners run after this write commits
@@ -330,6 +331,25 @@ class Database:
         def run() -> Sequence[sa.Row[Any]]:
             with engine.connect() as conn:  # BEGIN (deferred) ... ROLLBACK on return to the pool
                 return conn.execute(scoped, dict(params or {})).all()
+
+        return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+
+    async def read_sync(self, scope: Scope, fn: Callable[[Session], T]) -> T:
+        """`fn(session)` with a read-only scoped *sync* session, every statement in one snapshot: on SQLite the
+        whole of it in one reader-thread call (one hop however many statements), elsewhere inside an ordinary
+        read session (`run_sync`). `fn` must not touch the event loop; what it returns is detached."""
+        if not isinstance(scope, Scope):
+            raise TypeError("a Scope is required to read")
+        if self._readers is None or self._sync_read_engine is None:
+            async with self.read(scope) as session:
+                return await session.run_sync(fn)  # type: ignore[arg-type]  # its sync session is a _ScopedSession
+        engine = self._sync_read_engine
+
+        def run() -> T:
+            with _ScopedSession(engine, expire_on_commit=False) as session:  # closed: rolled back, returned
+                session.info["scope"] = scope
+                session.info["read_only"] = True
+                return fn(session)
 
         return await asyncio.get_running_loop().run_in_executor(self._readers, run)
 

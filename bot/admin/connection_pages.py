@@ -1,9 +1,11 @@
 """A PSA connection's page: health and sync lag, last errors, re-authenticate (credentials are written, never
-shown back), register callbacks, and its status/priority mappings. Everything through ConnectionService,
-connection_report, check_connection and SyncService, as the CLI does."""
+shown back), register callbacks, and its status/priority mappings; and the form that adds a connection (the
+kind's settings and credentials, checked against the PSA before anything is saved). Everything through
+ConnectionService, connection_report, check_connection and SyncService, as the CLI does."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -12,12 +14,33 @@ from fastapi.responses import Response
 from bot.admin.web import Ctx, Pages, done, flash, render
 from core import connection_report, rate_headroom
 from core.connection_health import ConnectionHealth, check_connection
-from core.errors import DeskbridgeError, InvalidInput
+from core.errors import Conflict, DeskbridgeError, InvalidInput
 from core.views import Priority, Stage
 
 STAGES = [s.value for s in Stage]
 PRIORITIES = [p.value for p in Priority]
-CREDENTIAL_FIELD = "cred_"  # form fields of the re-authenticate form: cred_<name>
+CREDENTIAL_FIELD = "cred_"  # form fields of the re-authenticate and add forms: cred_<name>
+SETTING_FIELD = "set_"  # the add form's settings: set_<name>; more in the "more" box, one name=value a line
+
+
+def _prefixed(form: Mapping[str, object], prefix: str) -> dict[str, str]:
+    """Fields named prefix<name> with a value (blank ones are left out: the PSA check names what is missing)."""
+    return {k[len(prefix):]: str(v).strip() for k, v in form.items()
+            if k.startswith(prefix) and len(k) > len(prefix) and str(v).strip()}
+
+
+def _more_settings(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(f"Line {n} of the other settings, '{line.strip()[:60]}', is not name=value.",
+                               hint="Write one setting a line, like default_board_id=12 (the README lists them "
+                                    "per PSA); nothing was saved.", field="more")
+        out[key.strip()] = value.strip()
+    return out
 
 
 def _lag_seconds(runs: tuple[connection_report.RunLine, ...], now: datetime) -> float | None:
@@ -29,6 +52,7 @@ def _lag_seconds(runs: tuple[connection_report.RunLine, ...], now: datetime) -> 
 
 def register(router: APIRouter, pages: Pages) -> None:
     container = pages.container
+    _register_add(router, pages)
 
     async def page(ctx: Ctx, connection_id: int, *, status: int = 200, **extra: object) -> Response:
         conn = await container.connections.get(ctx.ws, connection_id)
@@ -100,3 +124,37 @@ def register(router: APIRouter, pages: Pages) -> None:
         await container.connections.get(ctx.ws, connection_id)
         await container.sync.map_priority(ctx.ws, connection_id, psa_priority, priority, actor=ctx.actor)
         return done(f"/admin/connections/{connection_id}", "mapped")
+
+
+def _register_add(router: APIRouter, pages: Pages) -> None:
+    """GET/POST /admin/connections/new (before /connections/{id}, so "new" is never read as an id)."""
+    container = pages.container
+
+    async def form_page(ctx: Ctx, kind: str, *, status: int = 200, problem: DeskbridgeError | None = None,
+                        values: Mapping[str, object] | None = None) -> Response:
+        kinds = sorted(container.registry.kinds())
+        fields = container.registry.setup_fields(kind) if kind in kinds else None
+        return render("connection_new.html", status, session=ctx, kinds=kinds, kind=kind, fields=fields,
+                      problem=problem, values=values or {"default": True}, flash=None)
+
+    @router.get("/connections/new")
+    async def new(kind: str = "", ctx: Ctx = Depends(pages.signed_in)) -> Response:
+        return await form_page(ctx, kind.strip())
+
+    @router.post("/connections/new")
+    async def add(request: Request, ctx: Ctx = Depends(pages.posted)) -> Response:
+        form = await request.form()
+        kind, name = str(form.get("kind") or "").strip(), str(form.get("name") or "").strip()
+        settings, more = _prefixed(form, SETTING_FIELD), str(form.get("more") or "")
+        default = form.get("default") == "on"
+        try:
+            settings = {**_more_settings(more), **settings}
+            conn, _ = await container.connections.add(
+                ctx.ws, kind=kind, name=name, settings=settings, credentials=_prefixed(form, CREDENTIAL_FIELD),
+                make_default=default, actor=ctx.actor)
+        except DeskbridgeError as exc:  # what was typed comes back, except the credentials (never echoed)
+            kept = {"name": name, "more": more, "default": default, **{SETTING_FIELD + k: v for k, v in
+                                                                          _prefixed(form, SETTING_FIELD).items()}}
+            return await form_page(ctx, kind, status=400 if isinstance(exc, (InvalidInput, Conflict)) else 422,
+                                   problem=exc, values=kept)
+        return done(f"/admin/connections/{conn.id}", "added")

@@ -170,6 +170,8 @@ class Pages:
 # What a page says after a change (POST, redirect, GET ?done=KEY): fixed texts, so a crafted link cannot
 # make a page say anything else.
 FLASH = {
+    "added": "Connected: the PSA accepted the credentials and the connection is saved. The first sync starts "
+             "within a minute; register the callbacks below for changes within seconds.",
     "redriven": "Queued again.", "discarded": "Discarded.", "reauthed": "Credentials checked and saved.",
     "callbacks": "Callbacks registered.", "mapped": "Mapping saved; tickets updated.", "revoked": "Key revoked.",
     "policy": "SLA policy saved.", "calendar": "Calendar saved.", "ai": "AI setting saved.",

@@ -51,7 +51,7 @@ def conn_add(
 
     async def work(c: Deskbridge, ws: int) -> tuple[str, str]:
         conn, info = await c.connections.add(ws, kind=kind, name=name, settings=settings_map,
-                                             credentials=secrets_map, make_default=default)
+                                             credentials=secrets_map, make_default=default, actor=cli_actor(ws))
         saved = f"Connected to {info.display_name}. Saved connection '{conn.name}' (id {conn.id})."
         return saved, await _callbacks_after_add(c, ws, conn.id)  # type: ignore[arg-type]
 

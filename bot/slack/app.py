@@ -45,6 +45,7 @@ REFUSED_LOG_EVERY_S = 5.0
 BOT_SCOPES = (
     "commands",  # /tickets, /ticket, /deskbridge and the message shortcut
     "chat:write",  # ticket cards, thread replies, SLA warnings
+    "pins:write",  # pin the "Get help" message in customer channels
     "channels:history",  # technicians' replies in ticket threads (public channels)
     "groups:history",  # the same in private customer channels
     "users:read",  # is the user a workspace admin (for /deskbridge bind)

@@ -39,6 +39,7 @@ from core.chat import (
 )
 from core.context import Actor
 from core.errors import DeskbridgeError, PermissionDenied
+from core.intake.help_post import HelpPosts
 from core.intake.offers import AlertOffers
 from core.intake.requests import EndUserRequests
 from core.markup import slack_plain, slack_user_ids
@@ -83,6 +84,7 @@ class SlackContext:
         self.tenant = tenant  # Microsoft 365 context beside a ticket (bot/slack/listeners/tenant.py)
         self.quick_actions = quick_actions
         self.requests = requests  # end users asking for help in customer channels (core/intake/requests.py)
+        self.help_posts = HelpPosts(requests.db) if requests is not None else None  # the pinned "Get help"
         self.redactor = redactor
         self.views = views
         self.commands = commands

@@ -63,6 +63,7 @@ from connectors.base import (
     PsaTicket,
     PsaTimeEntry,
     Ref,
+    SetupFields,
     TicketPatch,
     WebhookEvent,
     WriteJournal,
@@ -109,6 +110,10 @@ def _after(cursor: str | None) -> int | None:
 
 
 class AutotaskConnector:
+    SETUP: ClassVar[SetupFields] = SetupFields(
+        settings=("username",), credentials=("integration_code", "secret"),
+        optional_settings=("default_board_id", "impersonation_resource_id", "ui_url"),
+        optional_credentials=("webhook_secret",))
     kind: ClassVar[str] = "autotask"
     ADMIN_NOTES: ClassVar[tuple[str, ...]] = (EMAIL_NOTE,)  # shown by `deskbridge connection show`
     CAPABILITIES: ClassVar[Capabilities] = Capabilities(

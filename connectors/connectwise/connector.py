@@ -49,6 +49,7 @@ from connectors.base import (
     PsaTicketType,
     PsaTimeEntry,
     PsaTypeAssociation,
+    SetupFields,
     TicketPatch,
     WebhookEvent,
     WriteJournal,
@@ -94,6 +95,9 @@ def _decode(cursor: str) -> dict[str, Any]:
 
 
 class ConnectWiseConnector:
+    SETUP: ClassVar[SetupFields] = SetupFields(
+        settings=("site", "company_id", "client_id"), credentials=("public_key", "private_key"),
+        optional_settings=("codebase", "api_base_url", "api_version", "default_board_id"))  # README "A PSA"
     kind: ClassVar[str] = "connectwise"
     CAPABILITIES: ClassVar[Capabilities] = Capabilities(
         features=frozenset(Feature) - {Feature.TICKET_CATEGORIES}, max_attachment_bytes=10 * 1024 * 1024, max_summary_chars=100,

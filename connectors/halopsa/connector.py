@@ -63,6 +63,7 @@ from connectors.base import (
     PsaTicket,
     PsaTimeEntry,
     Ref,
+    SetupFields,
     TicketPatch,
     WebhookEvent,
     WriteJournal,
@@ -127,6 +128,9 @@ def _tid(value: str) -> int:
 
 
 class HaloPsaConnector:
+    SETUP: ClassVar[SetupFields] = SetupFields(
+        settings=("url",), credentials=("client_id", "client_secret"),
+        optional_settings=("tenant", "auth_url", "scope", "default_board_id"), optional_credentials=("webhook_secret",))
     kind: ClassVar[str] = "halopsa"
     CAPABILITIES: ClassVar[Capabilities] = Capabilities(
         features=frozenset(Feature) - {Feature.RESOLUTION_NOTES, Feature.SET_TYPE, Feature.TICKET_CATEGORIES,

@@ -42,6 +42,7 @@ from connectors.base import (
     PsaNote,
     PsaTicket,
     PsaTimeEntry,
+    SetupFields,
     TicketPatch,
     WebhookEvent,
     WriteJournal,
@@ -113,6 +114,7 @@ def _translate(exc: SandboxApiError) -> errors.PsaError:
 
 class SandboxConnector:
     """The built-in sandbox PSA as a PsaConnector (every feature, including webhooks and delete detection)."""
+    SETUP: ClassVar[SetupFields] = SetupFields(credentials=("api_key",), optional_settings=("ui_url",))
 
     kind: ClassVar[str] = "sandbox"
     CAPABILITIES: ClassVar[Capabilities] = Capabilities(

@@ -106,9 +106,11 @@ class SlaTimers:
     """One-shot re-checks at threshold instants (asyncio timers of this process)."""
 
     def __init__(self, check: Callable[[int, list[int], datetime], Awaitable[object]],
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow,
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
         self._check = check
         self._clock = clock
+        self._sleep = sleep  # tests pass one that moves with their clock
         self._planned: dict[tuple[int, int], float] = {}  # (workspace, ticket) -> instant planned
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -130,10 +132,15 @@ class SlaTimers:
     def pending(self) -> int:
         return len(self._planned)
 
+    @property
+    def running(self) -> int:
+        """Timers not finished: waiting for their instant, or re-checking."""
+        return len(self._tasks)
+
     async def _fire(self, at: float, ws: int, ticket: int) -> None:
         delay = at - self._clock().timestamp()
         if delay > 0:
-            await asyncio.sleep(delay + 0.05)  # just past the instant, so the threshold counts as reached
+            await self._sleep(delay + 0.05)  # just past the instant, so the threshold counts as reached
         if self._planned.get((ws, ticket)) != at:
             return  # superseded by an earlier plan, which has run
         del self._planned[(ws, ticket)]
@@ -151,14 +158,16 @@ class SlaTimers:
 
 class SlaMonitor:
     def __init__(self, db: Database, sla: SlaService, notifier: Notifier, *,
-                 clock: Callable[[], datetime] = utcnow, plan_ahead_s: float = PLAN_AHEAD_S) -> None:
-        """`plan_ahead_s=0` turns the precise timers off (sweeps only: for tests that drive a frozen clock)."""
+                 clock: Callable[[], datetime] = utcnow, plan_ahead_s: float = PLAN_AHEAD_S,
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+        """`plan_ahead_s=0` turns the precise timers off (sweeps only: for tests that drive a frozen clock);
+        `sleep` is what the timers wait with (tests pass one that moves with their clock)."""
         self.db = db
         self.plan_ahead_s = plan_ahead_s
         self.sla = sla
         self.notifier = notifier
         self._clock = clock
-        self.timers = SlaTimers(self._recheck, clock)
+        self.timers = SlaTimers(self._recheck, clock, sleep)
 
     async def _recheck(self, workspace_id: int, ticket_ids: list[int], now: datetime) -> None:
         await self.sweep_workspace(workspace_id, now, ticket_ids=ticket_ids)

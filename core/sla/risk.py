@@ -11,9 +11,13 @@ the pass has seen):
 - paused: the pause's start if it had already used that share, else none (a paused clock uses nothing);
 - stopped, without a target, or past the calendar's horizon: none (the next pass recomputes it).
 
-The count is then `risk_from <= now` on the index `ix_sla_clock_risk` (workspace, risk_from, ticket): exact for
-the passing of time, and as of the last pass for changes to tickets, calendars and policies (a change made
-less than a minute ago shows at the next pass). Deleted tickets' clocks are cleared by the full pass.
+The ticket's earliest instant is also stored on its resolution clock's row, `ticket_risk_from` (NULL on the other
+rows), so the count is `ticket_risk_from <= now` on the index `ix_sla_clock_ticket_risk` (workspace,
+ticket_risk_from): a plain count of one index range, no DISTINCT (migration 0012_admin_risk_ticket; with the
+per-clock column alone, counting distinct tickets over 54,000 at-risk clocks of the 100k bench desk took 16-28 ms
+in SQLite and ~60 ms through the service). Exact for the passing of time, and as of the last pass for changes to
+tickets, calendars and policies (a change made less than a minute ago shows at the next pass). Deleted tickets'
+clocks are cleared by the full pass.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import sqlalchemy as sa
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.sla.policies import Metric
 from store.db import Scope
 from store.tables import SlaClock, Ticket
 
@@ -62,11 +67,20 @@ def risk_instants(tables: TableCache, cfg: WorkspaceSla, results: Sequence[Clock
     return out
 
 
+def ticket_risk_instants(results: Sequence[ClockResult], risks: Sequence[float | None]) -> list[float | None]:
+    """Per result: on the resolution clock, the earliest risk instant of the ticket's clocks; None elsewhere."""
+    earliest: dict[int, float] = {}
+    for r, at in zip(results, risks, strict=True):
+        if at is not None:
+            earliest[r.ticket.id] = min(at, earliest.get(r.ticket.id, at))
+    return [earliest.get(r.ticket.id) if r.metric is Metric.RESOLUTION else None for r in results]
+
+
 async def at_risk_count(sla: SlaService, workspace_id: int, now: datetime) -> int:
     """Open tickets with a clock breached or within `RISK_PCT`% of its target, as of the last pass."""
     async with sla.db.read(Scope.workspace(workspace_id)) as session:
-        n = (await session.exec(select(func.count(sa.distinct(col(SlaClock.ticket_id)))).where(
-            col(SlaClock.risk_from) <= now))).one()
+        n = (await session.exec(select(func.count()).select_from(SlaClock).where(
+            col(SlaClock.ticket_risk_from) <= now))).one()
     return int(n)
 
 
@@ -74,4 +88,5 @@ async def clear_deleted(session: AsyncSession) -> None:
     """Deleted tickets leave the pass, so their clocks would keep counting as at risk: clear them."""
     gone = select(Ticket.id).where(col(Ticket.deleted_at).is_not(None))
     await session.execute(sa.update(SlaClock).where(
-        col(SlaClock.risk_from).is_not(None), col(SlaClock.ticket_id).in_(gone)).values(risk_from=None))
+        sa.or_(col(SlaClock.risk_from).is_not(None), col(SlaClock.ticket_risk_from).is_not(None)),
+        col(SlaClock.ticket_id).in_(gone)).values(risk_from=None, ticket_risk_from=None))

@@ -8,6 +8,9 @@ up with the ticket's current stage and priority (core/sla/state.py). So a pause 
 between two passes is still counted, with the entries' own times; a change a PSA sync made without a
 timeline entry is dated at the ticket's `updated_at`. Read paths (`views`, `remaining`,
 `breaching_ids`) derive the same state in memory without writing.
+
+(Over 400 lines: loading, the pass and the read/write entry points share the loaded state and stay together;
+the view builders (`view_of`, `views`) are the part to split out next.)
 """
 
 from __future__ import annotations
@@ -15,18 +18,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import sqlalchemy as sa
-from sqlmodel import select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel import Session, select
 
 from core.cache import ConfigCache
 from core.sla.clock import evaluate
 from core.sla.config import TableCache, WorkspaceSla, ensure_default_calendar, load_config
 from core.sla.policies import Metric, Policy, RunState
-from core.sla.risk import at_risk_count, clear_deleted, risk_instants
+from core.sla.risk import at_risk_count, clear_deleted, risk_instants, ticket_risk_instants
 from core.sla.state import Change, ClockState, TicketFacts, advance
 from core.views import QueuePage, SlaMetricView, SlaView
 from store.db import Database, Scope
@@ -53,6 +55,13 @@ def dt(value: float | None) -> datetime | None:
     if value is None or value != value:  # None or NaN
         return None
     return datetime.fromtimestamp(value, UTC)
+
+
+class _Loaded(NamedTuple):
+    tickets: list[TicketRow]
+    clocks: dict[Key, SlaClock]
+    changes: dict[int, list[Change]]
+    stale: set[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,32 +174,37 @@ class SlaService:
 
     # ------------------------------------------------------------ loading
 
-    async def _tickets(self, session: AsyncSession, ticket_ids: Sequence[int] | None) -> list[TicketRow]:
+    # Loading is synchronous (a sync session): the read paths run all of it in one reader-thread call
+    # (Database.read_sync), the write path through its async session's run_sync. Same statements both ways.
+    @staticmethod
+    def _tickets(session: Session, ticket_ids: Sequence[int] | None) -> list[TicketRow]:
         base = select(*_TICKET_COLS).where(Ticket.deleted_at.is_(None))  # type: ignore[call-overload, union-attr]
         rows: list[Any] = []
         if ticket_ids is None:
             live = select(SlaClock.ticket_id).where(SlaClock.stopped_at.is_(None))  # type: ignore[union-attr]
-            rows = list((await session.execute(base.where(sa.or_(
-                Ticket.stage.in_([s.value for s in OPEN_STAGES]), Ticket.id.in_(live))))).all())  # type: ignore[attr-defined, union-attr]
+            rows = list(session.execute(base.where(sa.or_(
+                Ticket.stage.in_([s.value for s in OPEN_STAGES]), Ticket.id.in_(live)))).all())  # type: ignore[attr-defined, union-attr]
         else:
             ids = list(dict.fromkeys(ticket_ids))
             for i in range(0, len(ids), CHUNK):
-                rows.extend((await session.execute(base.where(Ticket.id.in_(ids[i:i + CHUNK])))).all())  # type: ignore[union-attr]
+                rows.extend(session.execute(base.where(Ticket.id.in_(ids[i:i + CHUNK]))).all())  # type: ignore[union-attr]
         return [TicketRow(*r) for r in rows]
 
-    async def _clocks(self, session: AsyncSession, ticket_ids: list[int]) -> dict[Key, SlaClock]:
+    @staticmethod
+    def _clocks(session: Session, ticket_ids: list[int]) -> dict[Key, SlaClock]:
         out: dict[Key, SlaClock] = {}
         for i in range(0, len(ticket_ids), CHUNK):
-            for row in (await session.exec(select(SlaClock).where(
-                    SlaClock.ticket_id.in_(ticket_ids[i:i + CHUNK])))).all():  # type: ignore[attr-defined]
+            for row in session.exec(select(SlaClock).where(
+                    SlaClock.ticket_id.in_(ticket_ids[i:i + CHUNK]))).all():  # type: ignore[attr-defined]
                 out[(row.ticket_id, row.metric)] = row
         return out
 
-    async def _changes(self, session: AsyncSession, ticket_ids: list[int]) -> dict[int, list[Change]]:
+    @staticmethod
+    def _changes(session: Session, ticket_ids: list[int]) -> dict[int, list[Change]]:
         out: dict[int, list[Change]] = {}
         kinds = [EntryKind.STATUS_CHANGE.value, EntryKind.PRIORITY_CHANGE.value]
         for i in range(0, len(ticket_ids), CHUNK):
-            rows = await session.execute(
+            rows = session.execute(
                 select(TimelineEntry.id, TimelineEntry.ticket_id, TimelineEntry.kind,  # type: ignore[call-overload]
                        TimelineEntry.data, TimelineEntry.occurred_at)
                 .where(TimelineEntry.ticket_id.in_(ticket_ids[i:i + CHUNK]),  # type: ignore[attr-defined]
@@ -200,6 +214,14 @@ class SlaService:
                 if ch is not None:
                     out.setdefault(ticket_id, []).append(ch)
         return out
+
+    @classmethod
+    def _load(cls, session: Session, ticket_ids: Sequence[int] | None) -> _Loaded:
+        """The tickets, their stored clocks, and the timeline changes of those whose clocks are stale."""
+        tickets = cls._tickets(session, ticket_ids)
+        clocks = cls._clocks(session, [t.id for t in tickets])
+        stale = [t.id for t in tickets if cls._stale(t, clocks)]
+        return _Loaded(tickets, clocks, cls._changes(session, stale) if stale else {}, set(stale))
 
     # ------------------------------------------------------------ the pass
 
@@ -213,12 +235,8 @@ class SlaService:
                 return True
         return False
 
-    async def _pass(self, session: AsyncSession, cfg: WorkspaceSla, tickets: list[TicketRow], now: datetime
-                    ) -> tuple[list[ClockResult], dict[Key, SlaClock]]:
-        clocks = await self._clocks(session, [t.id for t in tickets])
-        stale = [t for t in tickets if self._stale(t, clocks)]
-        changes = await self._changes(session, [t.id for t in stale]) if stale else {}
-        stale_ids = {t.id for t in stale}
+    def _pass(self, cfg: WorkspaceSla, loaded: _Loaded, now: datetime) -> list[ClockResult]:
+        tickets, clocks, changes, stale_ids = loaded
         now_ts = now.timestamp()
         results: list[ClockResult] = []
         for t in tickets:
@@ -233,7 +251,7 @@ class SlaService:
                 results.append(ClockResult(ticket=t, metric=m, state=state, figures=Figures(0, 0, np.nan, None),
                                            policy=policy))
         self._evaluate(cfg, results, now)
-        return results, clocks
+        return results
 
     def _evaluate(self, cfg: WorkspaceSla, results: list[ClockResult], now: datetime) -> None:
         """One vectorised pass per calendar; records breach instants into the states."""
@@ -270,15 +288,16 @@ class SlaService:
         async with self.db.write(Scope.workspace(workspace_id)) as session:
             cfg = await load_config(session, workspace_id)
             await ensure_default_calendar(session, cfg)
-            tickets = await self._tickets(session, ticket_ids)
-            results, clocks = await self._pass(session, cfg, tickets, now)
+            loaded = await session.run_sync(self._load, ticket_ids)  # type: ignore[arg-type]  # a sqlmodel Session
+            results, clocks = self._pass(cfg, loaded, now), loaded.clocks
             if ticket_ids is None:
                 await clear_deleted(session)
             new: list[dict[str, Any]] = []
-            for r, risk_from in zip(results, risk_instants(self.tables, cfg, results, now), strict=True):
+            risks = risk_instants(self.tables, cfg, results, now)
+            for r, risk_from, ticket_risk in zip(results, risks, ticket_risk_instants(results, risks), strict=True):
                 values = row_values(r.state)
                 values["paused_used_s"] = paused_used(r)
-                values["risk_from"] = dt(risk_from)
+                values["risk_from"], values["ticket_risk_from"] = dt(risk_from), dt(ticket_risk)
                 row = clocks.get((r.ticket.id, r.metric.value))
                 if row is None:
                     new.append({**values, "workspace_id": workspace_id, "ticket_id": r.ticket.id,
@@ -308,11 +327,13 @@ class SlaService:
                      now: datetime | None = None) -> tuple[WorkspaceSla, list[ClockResult]]:
         """The workspace's SLA setup and clock results derived in memory (nothing written)."""
         now = now or self._clock()
+        cfg = await self.configs.get(workspace_id, lambda: self._config(workspace_id))
+        loaded = await self.db.read_sync(Scope.workspace(workspace_id), lambda s: self._load(s, ticket_ids))
+        return cfg, self._pass(cfg, loaded, now)
+
+    async def _config(self, workspace_id: int) -> WorkspaceSla:
         async with self.db.read(Scope.workspace(workspace_id)) as session:
-            cfg = await self.configs.get(workspace_id, lambda: load_config(session, workspace_id))
-            tickets = await self._tickets(session, ticket_ids)
-            results, _ = await self._pass(session, cfg, tickets, now)
-        return cfg, results
+            return await load_config(session, workspace_id)
 
     async def results(self, workspace_id: int, ticket_ids: Sequence[int] | None,
                       now: datetime | None = None) -> list[ClockResult]:

@@ -50,7 +50,7 @@ class SlaClock(WorkspaceOwned, table=True):
     __tablename__ = "sla_clock"
     __table_args__ = (
         sa.UniqueConstraint("ticket_id", "metric", name="uq_sla_clock_metric"),
-        sa.Index("ix_sla_clock_risk", "workspace_id", "risk_from", "ticket_id"),  # core/sla/risk.py: one range count
+        sa.Index("ix_sla_clock_ticket_risk", "workspace_id", "ticket_risk_from"),  # core/sla/risk.py: one range count
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -70,6 +70,8 @@ class SlaClock(WorkspaceOwned, table=True):
     # From when this clock has at most core/sla/risk.py RISK_PCT of its target left (None: not while it stays as
     # it is). Written by every pass from the state it derived; the admin overview counts `risk_from <= now`.
     risk_from: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # On the resolution clock's row only: the earliest risk_from of the ticket's clocks (one row per ticket to count).
+    ticket_risk_from: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_at: datetime = Field(sa_type=UTCDateTime)  # time of the last transition applied
     # What the clock has seen of the ticket: changes after these are replayed on the next pass.
     seen_entry_id: int = Field(default=0)

@@ -23,6 +23,10 @@ class Ticket(WorkspaceOwned, table=True):
         sa.Index("ix_ticket_open_customer", "workspace_id", "customer_id", "is_open", "created_at", "id"),
         sa.Index("ix_ticket_open_assignee", "workspace_id", "assignee_member_id", "is_open", "created_at", "id"),
         sa.Index("ix_ticket_open", "workspace_id", "is_open", "created_at", "id"),
+        # priority-sorted pages (a technician's queue, the open queue) read in index order (0011_speed)
+        sa.Index("ix_ticket_open_assignee_priority", "workspace_id", "assignee_member_id", "is_open", "priority_rank",
+                 "created_at", "id"),
+        sa.Index("ix_ticket_open_priority", "workspace_id", "is_open", "priority_rank", "created_at", "id"),
         sa.Index("ix_ticket_customer_stage", "workspace_id", "customer_id", "stage", "created_at", "id"),
         sa.Index("ix_ticket_stage", "workspace_id", "stage", "created_at", "id"),
         sa.Index("ix_ticket_psa_updated", "connection_id", "psa_updated_at"),

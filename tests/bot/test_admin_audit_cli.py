@@ -55,3 +55,14 @@ def test_cli_changes_are_audited_as_the_shell_user(env, db_url):
     text = " ".join(r for _, _, r in rows)
     for secret_value in (key, key.split("_", 2)[2], secret, new_secret):
         assert secret_value not in text
+
+
+def test_cli_connection_add_is_audited_without_its_keys(env, db_url):
+    """`connection add` goes through the same ConnectionService.add as the admin page: one row, key names only."""
+    ok("connection", "add", "sandbox", "--name", "sb-audit", "--secret", "api_key=sandbox", "--no-default")
+    refused = runner.invoke(app, ["connection", "add", "sandbox", "--name", "sb-audit"])
+    assert refused.exit_code != 0 and "already exists" in refused.output and "connection reauth" in refused.output
+    rows = [r for r in changes(db_url) if r[0] == "connection.add"]
+    assert len(rows) == 1 and rows[0][1] == f"cli:{getpass.getuser()}"
+    assert json.loads(rows[0][2]) == {"kind": "sandbox", "name": "sb-audit", "default": False, "settings": [],
+                                      "stored_encrypted": ["api_key"]}  # the key's name, not its value

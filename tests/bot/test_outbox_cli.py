@@ -99,7 +99,7 @@ async def test_serve_runs_the_worker_against_the_sandbox(db_url: str, tmp_path):
             s.add(customer)
         detail = await container.tickets.create(actor, subject="Queued from serve", customer_id=customer.id,
                                                 board_external_id=board.external_id)
-        for _ in range(200):
+        for _ in range(1200):  # "eventually" (it was 10 s: short for a loaded machine)
             async with container.db.read(Scope.system_wide()) as s:
                 op = (await s.exec(select(OutboxOp))).first()
             if op is not None and op.status == "done":

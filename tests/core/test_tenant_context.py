@@ -4,7 +4,6 @@ the quick view, graceful degradation per piece, parallel fetch, the brief cache,
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -127,11 +126,10 @@ async def test_pieces_are_fetched_in_parallel_and_cached_briefly(db, workspace_i
     graph, service, clock, customers = setup
     ticket = await _ticket(db, workspace_id, customers["ACME"], "jane@acme.example")
     graph.delay = 0.2
-    start = time.perf_counter()
     first, second = await asyncio.gather(service.user_view(tech, ticket), service.user_view(tech, ticket))
-    elapsed = time.perf_counter() - start
-    # user (0.2) then four pieces side by side (~0.4 with the devices' second page), not 0.2 * 7 one by one
-    assert elapsed < 0.9, elapsed
+    # the user, then four pieces side by side (Graph held four at once), not one by one. Counted, not timed: a
+    # 0.9 s stopwatch here failed on a loaded machine.
+    assert graph.max_inflight >= 4, graph.calls
     assert first == second and first.user is second.user  # the concurrent request joined the same fetch
     assert sum(1 for c in graph.calls if c[1].endswith("/jane@acme.example")) == 1
     calls = len(graph.calls)
@@ -261,9 +259,8 @@ async def test_similar_tickets_never_hold_up_the_context(db: Database, workspace
     service.ai = ai = Ai()
     [hit] = await service.similar(tech, 1)
     assert (hit.ref, hit.subject, hit.score) == ("#4001", "VPN down again", 0.61) and asked == [1]
-    ai.delay, service.similar_budget = 5.0, 0.05
-    started = time.monotonic()
-    assert await service.similar(tech, 1) == () and time.monotonic() - started < 1.0
+    ai.delay, service.similar_budget = 120.0, 0.05  # an AI far too slow: the budget gives up on it (waiting for it
+    assert await asyncio.wait_for(service.similar(tech, 1), 60) == ()  # would time out here; not a stopwatch)
     ai.delay, ai.fail = 0.0, True
     assert await service.similar(tech, 1) == ()
     with pytest.raises(PermissionDenied):

@@ -7,7 +7,7 @@ signInActivity and the MFA registration report refused on a tenant without Entra
 Authentication_RequestFromNonPremiumTenantOrB2CTenant), managedDevices refused without Intune ("Request not
 applicable to target tenant."), collections paged by `page_size` with absolute `@odata.nextLink`s, and
 `throttle(n, retry_after)` answering 429 with Retry-After n times. `calls` records (method, path) per request;
-`delay` (seconds) makes every Graph call that slow.
+`delay` (seconds) makes every Graph call that slow; `max_inflight` is the most calls it held at once.
 
 Also: /auditLogs/signIns (403 without Entra ID P1, like Graph) and /auditLogs/directoryAudits filtered by user,
 newest first, `$top` honoured; a managed device's detectedApps (paged); and the three quick-action writes with
@@ -70,6 +70,8 @@ class FakeGraph:
     expires_in: int = 3599
     calls: list[tuple[str, str]] = field(default_factory=list)
     token_requests: int = 0
+    inflight: int = 0  # Graph calls being answered now (counted while `delay` holds them)
+    max_inflight: int = 0  # the most at once
     _tokens: dict[str, str] = field(default_factory=dict)  # token -> tenant id
     _throttle: list[str] = field(default_factory=list)
 
@@ -100,7 +102,12 @@ class FakeGraph:
             return _err(404, "NotFound", "unknown host or path")
         self.calls.append((request.method, url.path))
         if self.delay:
-            await asyncio.sleep(self.delay)
+            self.inflight += 1
+            self.max_inflight = max(self.max_inflight, self.inflight)
+            try:
+                await asyncio.sleep(self.delay)
+            finally:
+                self.inflight -= 1
         auth = request.headers.get("Authorization", "")
         tenant = self.tenants.get(self._tokens.get(auth.removeprefix("Bearer "), ""))
         if not auth.startswith("Bearer ") or tenant is None:

@@ -178,8 +178,11 @@ class FakeConnector:
 class FakeClock:
     """Wall clock for tests: moves only when told to."""
 
-    # A little ahead of real time: rows written with real-now defaults are due at once.
-    now: datetime = field(default_factory=lambda: datetime.now(UTC) + timedelta(seconds=5))
+    # Ahead of real time by LEAD: rows written with real-now defaults (an op's next_attempt_at) are due at once,
+    # for as long as the test runs. The lead was 5 s and ran out on a loaded machine (ops enqueued later than 5 s
+    # after the clock was made were not due yet, and the test waited for a delivery that never came).
+    now: datetime = field(default_factory=lambda: datetime.now(UTC) + FakeClock.LEAD)
+    LEAD: ClassVar[timedelta] = timedelta(minutes=30)
 
     def __call__(self) -> datetime:
         return self.now

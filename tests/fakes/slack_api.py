@@ -17,8 +17,13 @@ at it. Behaves like Slack where our code depends on it (chat-platforms.md §2.4,
 - files: `add_file(...)` stores bytes and returns the file object a `file_share` event carries;
   `url_private(_download)` serve the bytes only with `Authorization: Bearer <bot token>`; without it,
   as Slack does, a 302 to the workspace's sign-in page (HTML, HTTP 200); `fail_download(...)` scripts
-  an HTTP error; `chunk_delay_s` makes a download slow; `chunked=True` omits Content-Length;
+  an HTTP error; `chunk_delay_s` makes a download slow; `file_gate` (an Event) stalls every transfer after its
+  headers until the test sets it; `chunked=True` omits Content-Length;
   `downloads` records every request (authorized or not, bytes sent, whether the client went away).
+- pins: `pins.add` / `pins.remove` / `pins.list` of messages with Slack's errors (`already_pinned`,
+  `message_not_found`, `no_pin`; `missing_scope` when `scopes` is set without pins:write); `pins` holds
+  each channel's pinned ts. `delete_message` is a person deleting a message: `chat.update` of a deleted
+  message then answers `message_not_found`, as Slack does.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from urllib.parse import parse_qsl, quote
 from aiohttp import WSMsgType, web
 
 from tests.fakes import loopback
+
+VIEW_ID, VIEW_HASH = "V0001", "h1"  # the id and hash every views.* call answers with
 
 
 @dataclass
@@ -88,6 +95,8 @@ class FakeSlackApi:
         self.shared_channels: set[str] = set()
         self.users: dict[str, dict[str, Any]] = {}
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}  # (channel, ts) -> what chat.postMessage got
+        self.deleted: set[tuple[str, str]] = set()  # messages deleted (by the bot, or by people: `delete_message`)
+        self.pins: dict[str, list[str]] = {}  # channel -> pinned message ts, in pin order
         self._failures: dict[str, list[_Failure]] = {}
         self._lost: dict[str, int] = {}  # method -> answers to lose after doing the work
         self._dropped: dict[str, int] = {}  # method -> requests to drop before doing any work
@@ -102,6 +111,7 @@ class FakeSlackApi:
         self.port = 0
         self.app_tokens = set(app_tokens)
         self.app_id = app_id
+        self.file_gate: asyncio.Event | None = None  # set to an unset Event: every file body waits until it is set
         self.socket_received: list[dict[str, Any]] = []  # acks (and anything else) the client sent
         self.socket_connections = 0
         self._tickets: set[str] = set()
@@ -167,6 +177,13 @@ class FakeSlackApi:
             obj.update(is_external=True, external_type="gdrive", url_private="https://drive.google.invalid/x")
             obj.pop("url_private_download")
         return {**obj, **extra}
+
+    def delete_message(self, channel: str, ts: str) -> None:
+        """Someone in the channel deleted a message (its pin goes with it, as in Slack)."""
+        self.messages.pop((channel, ts), None)
+        self.deleted.add((channel, ts))
+        if ts in self.pins.get(channel, []):
+            self.pins[channel].remove(ts)
 
     def fail_download(self, file_id: str, *, status: int = 500, times: int = 1) -> None:
         self._download_failures.setdefault(file_id, []).extend([status] * times)
@@ -281,17 +298,22 @@ class FakeSlackApi:
                     "message": {"text": args.get("text"), "ts": ts, "bot_id": self.bot_id,
                                 "thread_ts": args.get("thread_ts")}}
         if method == "chat.delete":  # a bot may delete its own messages; others' are not ours to delete
-            if self.messages.pop((str(args.get("channel")), str(args.get("ts"))), None) is None:
+            if self.messages.get((str(args.get("channel")), str(args.get("ts")))) is None:
                 return {"ok": False, "error": "message_not_found"}
+            self.delete_message(str(args.get("channel")), str(args.get("ts")))
             return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts")}
         if method == "chat.update":
             key = (str(args.get("channel")), str(args.get("ts")))
+            if key in self.deleted:
+                return {"ok": False, "error": "message_not_found"}
             if key in self.messages:  # what the channel shows now
                 self.messages[key] = {**self.messages[key], **args}
             return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts"), "text": args.get("text")}
         if method in ("views.open", "views.publish", "views.update", "views.push"):
             view = args.get("view") or {}
-            return {"ok": True, "view": {**(view if isinstance(view, dict) else {}), "id": "V0001", "hash": "h1"}}
+            return {"ok": True, "view": {**(view if isinstance(view, dict) else {}), "id": VIEW_ID, "hash": VIEW_HASH}}
+        if method.startswith("pins."):
+            return self._pins(method, args)
         if method == "users.info":
             user = self.users.get(str(args.get("user")))
             return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}
@@ -302,6 +324,32 @@ class FakeSlackApi:
             return {"ok": True, "messages": self._history(args), "has_more": False}
         if method == "chat.getPermalink":
             return {"ok": True, "permalink": f"https://fake.slack.invalid/archives/{args.get('channel')}/p1"}
+        return {"ok": True}
+
+    def _pins(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        """pins.add / pins.remove / pins.list of messages, with Slack's errors (no file pins)."""
+        channel, ts = str(args.get("channel") or ""), str(args.get("timestamp") or "")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        if self.scopes is not None and method != "pins.list" and "pins:write" not in self.scopes:
+            return {"ok": False, "error": "missing_scope", "needed": "pins:write",
+                    "provided": ",".join(sorted(self.scopes))}
+        pinned = self.pins.setdefault(channel, [])
+        if method == "pins.list":
+            return {"ok": True, "items": [{"type": "message", "channel": channel, "message": {"ts": p}}
+                                          for p in reversed(pinned)]}
+        if not ts:
+            return {"ok": False, "error": "no_item_specified"}
+        if method == "pins.add":
+            if (channel, ts) not in self.messages:
+                return {"ok": False, "error": "message_not_found"}
+            if ts in pinned:
+                return {"ok": False, "error": "already_pinned"}
+            pinned.append(ts)
+            return {"ok": True}
+        if ts not in pinned:
+            return {"ok": False, "error": "no_pin"}
+        pinned.remove(ts)
         return {"ok": True}
 
     def _history(self, args: dict[str, Any]) -> list[dict[str, Any]]:
@@ -392,6 +440,8 @@ class FakeSlackApi:
             resp.content_length = len(f.content)
         await resp.prepare(request)
         try:
+            if self.file_gate is not None:  # a stalled transfer: headers sent, the body waits for the test
+                await self.file_gate.wait()
             for i in range(0, len(f.content), f.chunk_size):
                 if f.chunk_delay_s:
                     await asyncio.sleep(f.chunk_delay_s)
@@ -443,13 +493,13 @@ class FakeSlackApi:
             change()
             self._socket_changed.notify_all()
 
-    async def wait_socket(self, predicate: Any, within_s: float = 3.0) -> Any:
+    async def wait_socket(self, predicate: Any, within_s: float = 30.0) -> Any:
         """Wait (up to `within_s`) until `predicate()` is truthy; returns its value."""
         assert self._socket_changed is not None
         async with self._socket_changed:
             return await asyncio.wait_for(self._socket_changed.wait_for(predicate), within_s)
 
-    async def wait_connected(self, within_s: float = 3.0) -> None:
+    async def wait_connected(self, within_s: float = 30.0) -> None:
         """Wait until a client is connected and has been sent `hello`."""
         await self.wait_socket(lambda: self._ws is not None and not self._ws.closed and self.socket_connections,
                                within_s)
@@ -460,7 +510,7 @@ class FakeSlackApi:
             raise AssertionError("no Socket Mode client is connected")
         await self._ws.send_json(envelope)
 
-    async def socket_ack(self, envelope_id: str, within_s: float = 3.0) -> dict[str, Any]:
+    async def socket_ack(self, envelope_id: str, within_s: float = 30.0) -> dict[str, Any]:
         """The client's acknowledgement of `envelope_id` (waiting up to `within_s` for it)."""
         def acked() -> dict[str, Any] | None:
             return next((m for m in self.socket_received if m.get("envelope_id") == envelope_id), None)

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from store.db import Database, Scope
+from store.db import Database, Scope, ScopeError
 from store.tables import Customer, Ticket
 
 
@@ -84,3 +84,29 @@ async def test_sqlite_rows_run_off_the_event_loop_in_one_call(db: Database, work
     assert threads and all(name.startswith("deskbridge-read") for name in threads)
     await db.dispose()  # the reader threads and their connections end with the database
     assert db._readers is None
+
+
+async def test_read_sync_runs_a_scoped_read_only_session(db: Database, workspace_id: int, other_workspace_id: int,
+                                                         database_backend: str):
+    await _seed(db, workspace_id, "ACME")
+    await _seed(db, other_workspace_id, "GLOBEX", tickets=3)
+    seen: list[str] = []
+
+    def read(session) -> tuple[list[str], int]:
+        seen.append(threading.current_thread().name)
+        subjects = [t.subject for t in session.exec(select(Ticket).order_by(col(Ticket.number))).all()]
+        return subjects, session.execute(select(sa.func.count()).select_from(Customer)).scalar_one()
+
+    subjects, customers = await db.read_sync(Scope.workspace(workspace_id), read)
+    assert (subjects, customers) == (["ACME printer 1", "ACME printer 2"], 1)
+    if database_backend == "sqlite":  # one reader-thread call for both statements
+        assert seen == [seen[0]] and seen[0].startswith("deskbridge-read")
+
+    def write(session) -> None:
+        session.add(Customer(workspace_id=workspace_id, identifier="X", name="X"))
+        session.flush()
+
+    with pytest.raises(ScopeError, match="read-only"):
+        await db.read_sync(Scope.workspace(workspace_id), write)
+    with pytest.raises(TypeError, match="Scope"):
+        await db.read_sync(None, read)  # type: ignore[arg-type]

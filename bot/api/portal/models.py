@@ -286,8 +286,24 @@ def ticket_out(d: TicketDetail) -> dict[str, Any]:
     ).model_dump(mode="json")
 
 
+def _json_time(value: datetime) -> str:
+    """A datetime as pydantic's JSON mode writes it (UTC as `Z`)."""
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def summary_json(s: TicketSummary) -> dict[str, Any]:
+    """`summary_out` without building a model per row (a list page has up to 100): the same dict, held to it by
+    tests/bot/api/test_list_json.py."""
+    return {"id": s.id, "number": s.number, "psa_name": s.psa_name, "subject": s.subject,
+            "customer_id": s.customer_id, "customer_name": s.customer_name, "priority": s.priority.value,
+            "stage": s.stage.value, "status": s.status_name, "assignee_id": s.assignee_id,
+            "assignee_name": s.assignee_name, "created_at": _json_time(s.created_at),
+            "updated_at": _json_time(s.updated_at)}
+
+
 def page_out(p: QueuePage) -> dict[str, Any]:
-    return {"items": [summary_out(s) for s in p.items], "next_cursor": p.next_cursor, "total": p.total,
+    return {"items": [summary_json(s) for s in p.items], "next_cursor": p.next_cursor, "total": p.total,
             "filters": p.filters}
 
 

@@ -11,7 +11,18 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.slack.context import SlackContext
-from bot.slack.listeners import actions, alerts, commands, events, forms, options, requests, shortcuts, tenant
+from bot.slack.listeners import (
+    actions,
+    alerts,
+    commands,
+    events,
+    forms,
+    get_help,
+    options,
+    requests,
+    shortcuts,
+    tenant,
+)
 from bot.slack.listeners.shortcuts import SHORTCUT_ID
 
 __all__ = ["SHORTCUT_ID", "register"]
@@ -19,5 +30,5 @@ __all__ = ["SHORTCUT_ID", "register"]
 
 def register(app: AsyncApp, sc: SlackContext) -> None:
     """Attach every listener to the app."""
-    for group in (commands, actions, alerts, forms, options, shortcuts, events, requests, tenant):
+    for group in (commands, actions, alerts, forms, options, shortcuts, events, requests, get_help, tenant):
         group.register(app, sc)

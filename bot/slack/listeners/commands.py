@@ -10,7 +10,7 @@ from bot.slack import blocks as bk
 from bot.slack import urgency
 from bot.slack.context import SlackContext
 from bot.slack.install import WORKSPACE_KEY
-from bot.slack.listeners import requests
+from bot.slack.listeners import get_help, requests
 from bot.slack.listeners.common import answer, bound, is_shared
 from core.chat import audience, grammar
 from core.errors import DeskbridgeError, InvalidInput
@@ -79,6 +79,10 @@ async def run_command(sc: SlackContext, body: dict[str, Any], context: Any, clie
             async def tell(text: str) -> None:
                 await respond(text=text, response_type="ephemeral", replace_original=False)
 
+            if cmd.kind == "customer":  # the pinned "Get help" message, before redaction looks at the posts
+                await get_help.ensure(sc, client, ws, user.team_id, channel, tell)
             await sc.redact_if_customer_reads(client, ws, user.team_id, channel, tell)
+        if isinstance(cmd, grammar.Unbind) and channel and cmd.kind in (None, "customer"):
+            await get_help.remove(sc, client, ws, user.team_id, channel)
     except DeskbridgeError as exc:
         await sc.reply_error(respond, exc)

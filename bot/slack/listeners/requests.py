@@ -90,7 +90,7 @@ async def _request(sc: SlackContext, context: Any, client: Any, actor: Actor, us
     if decision.kind == "ignore":
         return
     if decision.kind == "create" or len(text) > MAX_VALUE:
-        line, card = await _open_and_post(sc, context, client, actor, user, channel, ts, text)
+        line, card = await open_and_post(sc, context, client, actor, user, channel, ts, text)
         if not card:  # no card in their thread to show what happened: say it to them
             await client.chat_postEphemeral(channel=channel, user=user.user_id, text=line)
         return
@@ -104,7 +104,7 @@ async def _request(sc: SlackContext, context: Any, client: Any, actor: Actor, us
              "value": ts}]}])
 
 
-async def _open_and_post(sc: SlackContext, context: Any, client: Any, actor: Actor, user: ChatUser, channel: str,
+async def open_and_post(sc: SlackContext, context: Any, client: Any, actor: Actor, user: ChatUser, channel: str,
                          ts: str | None, text: str, *, key: str | None = None) -> tuple[str, bool]:
     """Open the ticket (once per message, or per `key`) and post its card in the message's thread (`ts`; no
     message: in the channel): (the line to tell the user, whether a card was posted)."""
@@ -133,7 +133,7 @@ async def from_words(sc: SlackContext, context: Any, client: Any, actor: Actor, 
                                                     in_thread=False)
     if decision.kind == "ignore":
         return None
-    line, _ = await _open_and_post(sc, context, client, actor, user, channel, ts, text, key=key)
+    line, _ = await open_and_post(sc, context, client, actor, user, channel, ts, text, key=key)
     return line
 
 
@@ -145,7 +145,7 @@ async def on_open(sc: SlackContext, body: dict[str, Any], context: Any, client: 
     try:
         data = json.loads(str(action.get("value") or "{}"))
         actor, _ = await sc.actor(context, user, client)
-        line, _ = await _open_and_post(sc, context, client, actor, user, channel, str(data["ts"]),
+        line, _ = await open_and_post(sc, context, client, actor, user, channel, str(data["ts"]),
                                        str(data["text"]))
     except DeskbridgeError as exc:
         line = t.error_text(exc.message, exc.hint)

@@ -1,21 +1,22 @@
-"""The admin pages in a real browser: headless Debian Chromium driven through chromedriver (Selenium), against the
-real app served by uvicorn on loopback. Sign in with a one-time link, redrive a dead letter, change a status
-mapping and see it on the ticket, sign out.
+"""The admin pages in a real browser: headless Debian Chromium driven by Playwright (the Python package from
+PyPI, launching /usr/bin/chromium through `executable_path`: no browser is downloaded), against the real app served
+by uvicorn on loopback. Sign in with a one-time link, redrive a dead letter, change a status mapping and see it on
+the ticket, add a PSA connection, sign out; a forged form is refused.
 
-Needs /usr/bin/chromium and /usr/bin/chromedriver (Debian's chromium and chromium-driver, installed by .ci/run).
-Without them the tests are skipped locally; under CI (CI=true) their absence fails the run unless .ci/run said
-why it could not install them (DESKBRIDGE_NO_BROWSER).
+Needs Debian's chromium (installed by .ci/run). Without it the tests are skipped locally; under CI (CI=true) its
+absence fails the run unless .ci/run said why it could not install it (DESKBRIDGE_NO_BROWSER).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import uvicorn
@@ -25,48 +26,36 @@ from bot.api.app import create_app
 from bot.main import bootstrap, build
 from store.db import Scope
 from store.enums import OutboxStatus
-from store.tables import OutboxOp, PsaConnection, StatusMapping, Ticket
+from store.tables import AuditLog, OutboxOp, PsaConnection, StatusMapping, Ticket
 from store.types import utcnow
 from tests.bot.api.conftest import api_settings
 from tests.factories import psa_backed
 
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-if not (CHROMIUM and DRIVER):
+CHROMIUM = shutil.which("chromium")
+if not CHROMIUM:
     WHY = os.environ.get("DESKBRIDGE_NO_BROWSER")
     if os.environ.get("CI") == "true" and not WHY:
-        raise RuntimeError("CI needs Debian's chromium and chromium-driver for the browser tests (see .ci/run)")
-    pytest.skip(WHY or "no chromium/chromedriver here (apt-get install chromium chromium-driver)",
-                allow_module_level=True)
+        raise RuntimeError("CI needs Debian's chromium for the browser tests (see .ci/run)")
+    pytest.skip(WHY or "no chromium here (apt-get install chromium)", allow_module_level=True)
 
-from selenium import webdriver  # noqa: E402 - only where a browser exists
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
-from selenium.webdriver.support import expected_conditions  # noqa: E402
-from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+from playwright.async_api import Page, async_playwright, expect  # noqa: E402 - only where a browser exists
 
 pytestmark = pytest.mark.slow
-T = TypeVar("T")
+# No background networking: this machine's network is closed, and the pages are on loopback.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--disable-extensions",
+                 "--disable-quic", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM  # type: ignore[assignment]
-    # No background networking: this machine's network is closed, and the pages are on loopback.
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                "--disable-extensions", "--disable-quic", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--window-size=1280,900",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
-        options.add_argument(arg)
-    browser = webdriver.Chrome(service=Service(DRIVER), options=options)  # no driver download: Debian's
-    browser.implicitly_wait(15)  # finds wait for the element: a loaded CI machine may render slowly
-    browser.set_page_load_timeout(60)
-    try:
-        yield browser
-    finally:
-        browser.quit()
+@pytest.fixture
+async def page() -> AsyncIterator[Page]:
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(viewport={"width": 1280, "height": 900})
+            context.set_default_timeout(30_000)  # a loaded CI machine may render slowly
+            yield await context.new_page()
+        finally:
+            await browser.close()
 
 
 def _free_port() -> int:
@@ -84,10 +73,11 @@ async def served(db_url: str, tmp_path: Path) -> AsyncIterator[tuple[Any, str]]:
     server = uvicorn.Server(uvicorn.Config(create_app(container, start_background=False), host="127.0.0.1",
                                            port=port, lifespan="off", log_level="warning"))
     serving = asyncio.create_task(server.serve())
-    for _ in range(500):  # noqa: ASYNC110 - uvicorn offers no event for "started"
+    for _ in range(6000):  # noqa: ASYNC110 - uvicorn offers no event for "started" ("eventually": 60 s, loaded)
         if server.started:
             break
         await asyncio.sleep(0.01)
+    assert server.started, "uvicorn did not start"
     try:
         yield container, base
     finally:
@@ -96,20 +86,11 @@ async def served(db_url: str, tmp_path: Path) -> AsyncIterator[tuple[Any, str]]:
         await container.aclose()
 
 
-async def step(fn: Callable[..., T], *args: Any) -> T:
-    """A blocking browser call, run off the loop that serves the app."""
-    return await asyncio.to_thread(fn, *args)
-
-
-async def click(driver: WebDriver, find: Callable[[], WebElement]) -> None:
-    """Click (a submit button or a link) and wait until the next page replaced this one."""
-
-    def go() -> None:
-        element = find()
-        element.click()
-        WebDriverWait(driver, 30).until(expected_conditions.staleness_of(element))
-
-    await step(go)
+async def sign_in(page: Page, container: Any, base: str) -> None:
+    token, _ = await container.admin_links.create(container.default_workspace_id)
+    await page.goto(f"{base}/admin/login?token={token}")
+    await page.locator("main form button").click()
+    await expect(page.locator("h1")).to_have_text("Overview")
 
 
 async def _dead_op(container: Any, ws: int) -> tuple[int, int]:
@@ -130,57 +111,76 @@ async def _dead_op(container: Any, ws: int) -> tuple[int, int]:
         return op.id, setup.connection_id  # type: ignore[return-value]
 
 
-async def test_sign_in_redrive_change_a_mapping_and_sign_out(driver: WebDriver, served: tuple[Any, str]):
+async def test_sign_in_redrive_change_a_mapping_and_sign_out(page: Page, served: tuple[Any, str]):
     container, base = served
     ws = container.default_workspace_id
     op_id, connection_id = await _dead_op(container, ws)
-    token, _ = await container.admin_links.create(ws)
+    await sign_in(page, container, base)
+    await expect(page.locator("#dead-count")).to_have_text("1")
 
-    await step(driver.get, f"{base}/admin/login?token={token}")
-    await click(driver, lambda: driver.find_element(By.CSS_SELECTOR, "main form button"))
-    assert await step(lambda: driver.find_element(By.TAG_NAME, "h1").text) == "Overview"
-    assert await step(lambda: driver.find_element(By.ID, "dead-count").text) == "1"
-
-    await click(driver, lambda: driver.find_element(By.LINK_TEXT, "dead letters"))
-    await click(driver, lambda: driver.find_element(By.LINK_TEXT, str(op_id)))
-    assert "The PSA refused this write" in await step(lambda: driver.find_element(By.ID, "why").text)
-    await click(driver, lambda: driver.find_element(By.XPATH, "//button[text()='Redrive']"))
-    assert await step(lambda: driver.find_element(By.ID, "flash").text) == "Queued again."
+    await page.get_by_role("link", name="dead letters", exact=True).click()
+    await page.get_by_role("link", name=str(op_id), exact=True).click()
+    await expect(page.locator("#why")).to_contain_text("The PSA refused this write")
+    await page.get_by_role("button", name="Redrive", exact=True).click()
+    await expect(page.locator("#flash")).to_have_text("Queued again.")
     async with container.db.read(Scope.workspace(ws)) as s:
         op = (await s.exec(select(OutboxOp).where(OutboxOp.id == op_id))).one()
     assert (op.status, op.attempts) == (OutboxStatus.PENDING.value, 0)
 
-    await step(driver.get, f"{base}/admin/connections/{connection_id}")
-
-    def choose_waiting() -> WebElement:
-        row = driver.find_element(By.XPATH, "//table[@id='status-mappings']//tr[td[2][text()='In Progress']]")
-        Select(row.find_element(By.NAME, "stage")).select_by_value("waiting")
-        return row.find_element(By.TAG_NAME, "button")
-
-    await click(driver, choose_waiting)
-    assert "Mapping saved" in await step(lambda: driver.find_element(By.ID, "flash").text)
+    await page.goto(f"{base}/admin/connections/{connection_id}")
+    row = page.locator("#status-mappings tr").filter(
+        has=page.locator("td:nth-child(2)", has_text=re.compile(r"^In Progress$")))
+    await row.locator("select[name=stage]").select_option("waiting")
+    await row.get_by_role("button", name="Save").click()
+    await expect(page.locator("#flash")).to_contain_text("Mapping saved")
     async with container.db.read(Scope.workspace(ws)) as s:
         mapping = (await s.exec(select(StatusMapping).where(StatusMapping.psa_status_id == "11"))).one()
         ticket = (await s.exec(select(Ticket).where(Ticket.number == 900))).one()
     assert (mapping.stage, mapping.overridden, ticket.stage) == ("waiting", True, "waiting")
 
-    await click(driver, lambda: driver.find_element(By.XPATH, "//button[text()='Sign out']"))
-    await step(driver.get, f"{base}/admin")
-    assert await step(lambda: driver.find_element(By.TAG_NAME, "h1").text) == "Sign in"
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.locator("h1")).to_have_text("Sign in")
+    await page.goto(f"{base}/admin")
+    await expect(page.locator("h1")).to_have_text("Sign in")
 
 
-async def test_a_forged_form_from_another_site_is_refused(driver: WebDriver, served: tuple[Any, str]):
+async def test_a_psa_connection_is_added_in_the_browser(page: Page, served: tuple[Any, str]):
+    """Pick the kind, fill in its fields; a refused key says so and keeps the name, the right one saves it."""
+    container, base = served
+    ws = container.default_workspace_id
+    await sign_in(page, container, base)
+    await page.locator("#add-connection-link").click()
+    await page.locator("#pick-kind select[name=kind]").select_option("sandbox")
+    await page.get_by_role("button", name="Show its fields").click()
+    form = page.locator("#add-connection")
+    await form.locator("input[name=name]").fill("sandbox-two")
+    await form.locator("input[name=cred_api_key]").fill("not-the-key")
+    await form.locator("input[name=default]").uncheck()
+    await form.get_by_role("button", name="Check and save").click()
+    await expect(page.locator("#problem")).to_contain_text("refused these credentials")
+    await expect(page.locator("#add-connection input[name=name]")).to_have_value("sandbox-two")
+    await expect(page.locator("#add-connection input[name=cred_api_key]")).to_have_value("")  # never echoed
+    await page.locator("#add-connection input[name=cred_api_key]").fill("sandbox")
+    await page.locator("#add-connection").get_by_role("button", name="Check and save").click()
+    await expect(page.locator("#flash")).to_contain_text("Connected")
+    await expect(page.locator("h1")).to_contain_text("sandbox-two")
+    conn = await container.connections.by_name(ws, "sandbox-two")
+    assert conn.kind == "sandbox" and not conn.is_default
+    async with container.db.read(Scope.workspace(ws)) as s:
+        rows = (await s.exec(select(AuditLog).where(AuditLog.action == "connection.add"))).all()
+    assert [r.actor.startswith("admin-page:") for r in rows] == [True]
+
+
+async def test_a_forged_form_from_another_site_is_refused(page: Page, served: tuple[Any, str]):
     container, base = served
     ws = container.default_workspace_id
     op_id, _ = await _dead_op(container, ws)
-    token, _ = await container.admin_links.create(ws)
-    await step(driver.get, f"{base}/admin/login?token={token}")
-    await click(driver, lambda: driver.find_element(By.CSS_SELECTOR, "main form button"))
+    await sign_in(page, container, base)
     # The page's own form, with its CSRF token replaced, as a cross-site page would have to post it.
-    await step(driver.get, f"{base}/admin/dead-letters/{op_id}")
-    await step(driver.execute_script, "document.querySelector(\"form[action$='/redrive'] input[name=csrf]\").value = 'forged'")
-    await click(driver, lambda: driver.find_element(By.XPATH, "//button[text()='Redrive']"))
-    assert "did not come from this site" in await step(lambda: driver.find_element(By.CSS_SELECTOR, "p.error").text)
+    await page.goto(f"{base}/admin/dead-letters/{op_id}")
+    await page.evaluate("document.querySelector(\"form[action$='/redrive'] input[name=csrf]\").value = 'forged'")
+    await page.get_by_role("button", name="Redrive", exact=True).click()
+    await expect(page.locator("p.error").first).to_contain_text("did not come from this site")
     async with container.db.read(Scope.workspace(ws)) as s:
         assert (await s.exec(select(OutboxOp).where(OutboxOp.id == op_id))).one().status == OutboxStatus.DEAD.value
         assert (await s.exec(select(PsaConnection))).first() is not None

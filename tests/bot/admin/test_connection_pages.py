@@ -176,3 +176,54 @@ async def test_picklists_with_their_last_refresh_and_rate_limit_headroom(api: Ap
         quiet_id = quiet.id
     page = (await api.client.get(f"/admin/connections/{quiet_id}")).text
     assert "no 429 (too many requests) answer in the last 24 h" in page and "None cached yet" in page
+
+
+async def test_a_connection_is_added_from_the_page_checked_first_and_encrypted(db_url: str, tmp_path: Path):
+    """The add form of each kind shows its fields; against a loopback ConnectWise a missing setting, refused keys
+    and a taken name each say what to fix and save nothing (keys never echoed, the other values kept); the saved
+    connection's keys are encrypted at rest and the audit row names the page's admin and no key."""
+    fake = FakeConnectWise()
+    with fake.serve() as root:
+        api, _ = await make_api(db_url, tmp_path)
+        try:
+            csrf = await sign_in(api)
+            assert 'href="/admin/connections/new"' in (await api.client.get("/admin")).text
+            halo = (await api.client.get("/admin/connections/new", params={"kind": "halopsa"})).text
+            assert 'name="set_url"' in halo and 'name="cred_client_secret"' in halo and 'type="password"' in halo
+            unknown = await api.client.get("/admin/connections/new", params={"kind": "nope"})
+            assert "There is no PSA kind" in unknown.text and 'id="add-connection"' not in unknown.text
+            form = {"csrf": csrf, "kind": "connectwise", "name": "cw", "set_site": root,
+                    "set_company_id": fake.company_id, "set_client_id": fake.client_id, "default": "on",
+                    "cred_public_key": fake.public_key, "cred_private_key": fake.private_key}
+            missing = await api.client.post("/admin/connections/new", data={**form, "set_client_id": " "})
+            assert missing.status_code == 422 and "client_id" in missing.text and "Fill them in" in missing.text
+            wrong = "typo-private-key-XY12"
+            refused = await api.client.post("/admin/connections/new", data={**form, "cred_private_key": wrong})
+            assert refused.status_code == 422 and "refused these credentials" in refused.text
+            assert wrong not in refused.text and fake.public_key not in refused.text
+            assert f'value="{fake.company_id}"' in refused.text  # the settings typed are kept
+            bad_more = await api.client.post("/admin/connections/new", data={**form, "more": "default_board_id 12"})
+            assert bad_more.status_code == 400 and "is not name=value" in bad_more.text
+            forged = await api.client.post("/admin/connections/new", data={**form, "csrf": "forged"})
+            assert forged.status_code == 403
+            assert await api.container.connections.list(api.ws) == []  # nothing saved by any of those
+            ok = await api.client.post("/admin/connections/new", data={**form, "more": "default_board_id=1\n"})
+            assert ok.status_code == 303 and ok.headers["location"].endswith("done=added"), ok.text
+            conn = await api.container.connections.by_name(api.ws, "cw")
+            assert ok.headers["location"].startswith(f"/admin/connections/{conn.id}")
+            assert conn.settings["default_board_id"] == "1" and conn.is_default
+            async with api.container.db.read(Scope.workspace(api.ws)) as s:
+                raw = (await s.exec(select(PsaConnection).where(PsaConnection.id == conn.id))).one()
+                rows = (await s.exec(select(AuditLog).where(AuditLog.action == "connection.add"))).all()
+            assert fake.private_key.encode() not in bytes(raw.credentials_ciphertext)
+            assert api.container.connections.config_for(conn).credentials["private_key"] == fake.private_key
+            assert len(rows) == 1 and rows[0].actor.startswith("admin-page:")
+            assert rows[0].request["stored_encrypted"] == ["private_key", "public_key"]
+            assert fake.private_key not in str(rows[0].request) and fake.public_key not in str(rows[0].request)
+            taken = await api.client.post("/admin/connections/new", data=form)
+            assert taken.status_code == 400 and "already exists" in taken.text and "reauth" in taken.text
+            page = await api.client.get(ok.headers["location"])
+            assert "Connected: the PSA accepted" in page.text and fake.private_key not in page.text
+        finally:
+            await api.client.aclose()
+            await api.container.aclose()

@@ -151,14 +151,29 @@ async def test_claim_flips_to_committed_inside_the_work_transaction(api: Api):
 
 
 async def test_the_lease_is_renewed_while_the_work_runs(api: Api):
-    svc = IdempotencyService(api.container.db, lease=timedelta(seconds=0.3))
+    # The service's clock moves only when the test moves it, each step shorter than the lease and followed by a
+    # heartbeat: with real time a heartbeat late by 0.3 s on a loaded machine lost the lease.
+    now = [utcnow()]
+    svc = IdempotencyService(api.container.db, clock=lambda: now[0], lease=timedelta(seconds=0.3))
     claim = await svc.claim(api.ws, "slow-work", "h")
     assert isinstance(claim, Claim)
+
+    async def heartbeat_seen() -> None:
+        for _ in range(3000):
+            async with api.container.db.read(Scope.workspace(api.ws)) as s:
+                row = (await s.exec(select(IdempotencyKey).where(IdempotencyKey.key == "slow-work"))).one()
+            if row.locked_at >= now[0]:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("the lease was not renewed")
+
     async with svc.held(claim):
-        await asyncio.sleep(0.8)  # longer than the lease: the heartbeat keeps it
+        for _ in range(4):  # 0.8 s of work, longer than the lease: the heartbeat keeps it
+            now[0] += timedelta(seconds=0.2)
+            await heartbeat_seen()
         with pytest.raises(KeyBusy):
             await svc.claim(api.ws, "slow-work", "h")
-    await asyncio.sleep(0.4)  # no heartbeat any more: a dead holder's key is free once the lease lapses
+    now[0] += timedelta(seconds=0.4)  # no heartbeat any more: a dead holder's key is free once the lease lapses
     assert isinstance(await svc.claim(api.ws, "slow-work", "h"), Claim)
 
 

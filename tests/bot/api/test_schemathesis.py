@@ -86,7 +86,7 @@ def live(db_url: str, tmp_path: Path) -> Iterator[Live]:
                                            port=port, log_config=None, access_log=False, lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # "eventually": the start runs the lifespan, slow on a loaded machine
     while not server.started:
         assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
         time.sleep(0.05)

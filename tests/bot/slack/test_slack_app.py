@@ -34,9 +34,12 @@ async def post_card(h, number="5001"):
 
 
 async def test_tickets_mine_answers_ephemeral_queue(slack):
-    t0 = time.perf_counter()
-    resp = await slack.slash("/tickets", "mine", settle=False)
-    assert resp.status_code == 200 and time.perf_counter() - t0 < 2.0  # well inside Slack's 3 s, on a loaded machine
+    # The ack never waits for the work (Slack allows 3 s): with every post-ack worker held, /tickets is still
+    # answered, and the queue follows once a worker is free. (A 2 s stopwatch here failed on a loaded machine;
+    # the ack's latency is measured in bench/slack_ack.py.)
+    async with slack.workers_held():
+        resp = await asyncio.wait_for(slack.slash("/tickets", "mine", settle=False), 60)
+        assert resp.status_code == 200 and slack.fake.webhooks == []
     await slack.settle()
     hook = slack.fake.webhooks[-1]
     assert hook["response_type"] == "ephemeral"

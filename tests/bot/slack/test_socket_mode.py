@@ -69,13 +69,14 @@ def message_envelope(text: str, *, event_id: str, thread_ts: str, retry: int = 0
                         "authorizations": [{"team_id": TEAM, "user_id": "UBOT", "is_bot": True}]}}
 
 
-async def push(h: SlackHarness, envelope: dict[str, Any]) -> dict[str, Any]:
-    """Send an envelope; the client must ack it within 3 s (Slack's deadline). Then let the work finish."""
-    t0 = time.perf_counter()
+async def push(h: SlackHarness, envelope: dict[str, Any], *, settle: bool = True) -> dict[str, Any]:
+    """Send an envelope and wait for the client's ack, then let the work finish. That the ack does not wait for
+    the work (Slack's deadline is 3 s) is shown with the workers held (below), not with a stopwatch: a 3 s bound
+    here is a latency figure on a loaded machine (bench/slack_ack.py measures it)."""
     await h.fake.socket_send(envelope)
-    ack = await h.fake.socket_ack(envelope["envelope_id"], within_s=3.0)
-    assert time.perf_counter() - t0 < 3.0
-    await h.settle()
+    ack = await h.fake.socket_ack(envelope["envelope_id"], within_s=60.0)
+    if settle:
+        await h.settle()
     return ack
 
 
@@ -93,8 +94,10 @@ async def test_lifespan_connects_with_the_app_token(socket):
 
 async def test_slash_command_is_acked_and_answered_through_response_url(socket):
     env = command_envelope(socket, "/tickets", "mine")
-    ack = await push(socket, env)
-    assert ack["envelope_id"] == env["envelope_id"]
+    async with socket.workers_held():  # the work cannot start: the ack comes before it, whatever the load
+        ack = await push(socket, env, settle=False)
+        assert ack["envelope_id"] == env["envelope_id"] and socket.fake.webhooks == []
+    await socket.settle()
     hook = socket.fake.webhooks[-1]
     assert hook["response_type"] == "ephemeral"
     text = json.dumps(hook["blocks"])
@@ -136,16 +139,19 @@ async def test_http_events_are_refused_without_a_signing_secret(socket):
 
 
 async def test_a_refused_app_token_does_not_hold_up_the_start(db, db_url, workspace_id, fake_slack, tmp_path):
+    """slack_sdk retries a refused apps.connections.open every 10 s, forever. Counted, not timed (3 s and 5 s
+    stopwatches here failed on a loaded machine): a start or stop that waited for the loop would never end (the
+    timeout), and one that waited for a retry would have asked twice."""
     app, container = socket_app(db_url, fake_slack.api_url, tmp_path, app_token="xapp-1-revoked")
-    t0 = time.perf_counter()
-    async with app.router.lifespan_context(app):
-        assert time.perf_counter() - t0 < 3.0
-        for _ in range(150):  # the background connect asks once, is refused, and waits to retry
-            if fake_slack.of("apps.connections.open"):
-                break
+    async with asyncio.timeout(120), app.router.lifespan_context(app):
+        assert len(fake_slack.of("apps.connections.open")) <= 1  # started without waiting for a retry
+        t0 = time.monotonic()
+        while not fake_slack.of("apps.connections.open"):  # the background connect asks once, is refused, waits
+            assert time.monotonic() - t0 < 60, "the background connect never asked"
             await asyncio.sleep(0.02)
         assert [c.token for c in fake_slack.of("apps.connections.open")] == ["xapp-1-revoked"]
         assert container.slack.client.base_url == fake_slack.api_url
         assert fake_slack.socket_connections == 0
         assert fake_slack.of("auth.test")  # the bot token was still checked and recorded
-    assert time.perf_counter() - t0 < 5.0  # and stopping does not wait for the retry loop
+    # and stopping did not wait for the retry loop (nor for its next attempt)
+    assert [c.token for c in fake_slack.of("apps.connections.open")] == ["xapp-1-revoked"]

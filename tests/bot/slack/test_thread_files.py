@@ -332,16 +332,23 @@ async def test_slow_downloads_never_hold_up_a_modal(slack):
     """Downloads run on their own pool: with more slow files in flight than there are post-ack workers, a
     technician's click still opens its modal at once (its trigger lives 3 s)."""
     thread_ts = await card_thread(slack)
+    # Every transfer stalls until the test lets it go, so the downloads are in flight for as long as it takes
+    # (a stopwatch on the modal, with 2 s downloads, failed on a loaded machine).
+    slack.fake.file_gate = asyncio.Event()
     for i in range(6):
-        slow = slack.fake.add_file(f"slow{i}.log", b"y" * (64 * 1024 * 20), mimetype="text/plain",
-                                   chunk_delay_s=0.1)
+        slow = slack.fake.add_file(f"slow{i}.log", b"y" * (64 * 1024 * 20), mimetype="text/plain")
         await file_share(slack, [slow], text=f"log {i}", event_id=f"EvSlow{i}", thread_ts=thread_ts, settle=False)
-    await asyncio.sleep(0.1)
-    assert slack.c.slack.context.slow_work.backlog > 0  # downloads are still waiting their turn
     t0 = time.monotonic()
-    await slack.interactive(slack.action_payload("time", "5001", message_ts=thread_ts), settle=False)
-    while not slack.fake.of("views.open"):
-        assert time.monotonic() - t0 < 1.5, "the modal waited behind the downloads"
+    while not slack.fake.downloads:  # the download workers are busy with stalled transfers
+        assert time.monotonic() - t0 < 60, "no download started"
         await asyncio.sleep(0.01)
+    assert slack.c.slack.context.slow_work.backlog > 0  # downloads are still waiting their turn
+    await slack.interactive(slack.action_payload("time", "5001", message_ts=thread_ts), settle=False)
+    t0 = time.monotonic()
+    while not slack.fake.of("views.open"):  # behind the downloads, it would never open: they wait for the gate
+        assert time.monotonic() - t0 < 60, "the modal waited behind the downloads"
+        await asyncio.sleep(0.01)
+    assert all(d.sent == 0 for d in slack.fake.downloads)  # it opened while every transfer was still stalled
+    slack.fake.file_gate.set()
     await slack.settle()
     assert [o.kind for o in await ops(slack)].count("upload_attachment") == 6

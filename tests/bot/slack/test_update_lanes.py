@@ -39,10 +39,10 @@ def sent(fake: FakeSlackApi) -> list[str]:
     return [c.args["text"] for c in fake.of("chat.update")]
 
 
-async def wait_for(fake: FakeSlackApi, n: int, within: float = 5.0) -> None:
+async def wait_for(fake: FakeSlackApi, n: int, within: float = 30.0) -> None:  # "eventually", on a loaded machine
     deadline = time.monotonic() + within
     while len(fake.of("chat.update")) < n:
-        assert time.monotonic() < deadline, f"only {len(fake.of('chat.update'))} of {n} updates arrived"
+        assert time.monotonic() < deadline, f"only {len(fake.of('chat.update'))} of {n} updates arrived: {sent(fake)}"
         await asyncio.sleep(0.01)
 
 
@@ -130,9 +130,9 @@ async def test_more_urgent_work_than_budget_does_not_hide_a_bulk_refresh_for_eve
     await wait_for(slack_api, 4)
     out.update(client, "C_PSA", "1.1", text="changed again in the PSA", blocks=blocks("psa 2"))  # deferred
     bulk_sent_at = None
-    for _ in range(12):  # one token a second
-        now[0] += 1.0
-        await asyncio.sleep(0.15)
+    for n in range(5, 14):  # one token a second, each spent before the clock moves on: on a loaded machine a fixed
+        now[0] += 1.0  # real-time pause let tokens pile up, and then the order is not what this test is about
+        await wait_for(slack_api, n)
         if bulk_sent_at is None and "changed again in the PSA" in sent(slack_api):
             bulk_sent_at = now[0]
     assert bulk_sent_at is not None, sent(slack_api)

@@ -12,11 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
+import core.chat.cards as chat_cards
 from bot.api.app import create_app
 from bot.main import build
 from bot.settings import Settings
 from store.crypto import generate_key
-from tests.bot.slack.conftest import seed_tickets
+from tests.bot.slack.conftest import budgets_a_loaded_machine_meets, seed_tickets
 from tests.factories import psa_backed
 from tests.fakes.teams_connector import FakeBotFramework
 
@@ -82,7 +83,7 @@ class TeamsHarness:
 
     async def settle(self) -> None:
         try:
-            await asyncio.wait_for(self.c.teams.drain(), 20)
+            await asyncio.wait_for(self.c.teams.drain(), 60)  # "eventually", on a loaded machine
         except TimeoutError:
             raise AssertionError("Teams work after the ack did not finish") from None
 
@@ -122,6 +123,13 @@ def teams_settings(db_url: str, tmp_path: Any, fake: FakeBotFramework, **over: A
         teams_service_url=fake.service_url)
     values.update(over)
     return Settings(**values)
+
+
+@pytest.fixture(autouse=True)
+def _loaded_machine_budgets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A card waits for its AI and documentation parts as long as a loaded machine needs (see the Slack
+    conftest): a card without them is not kept, and the card cache tests count what is kept."""
+    budgets_a_loaded_machine_meets(monkeypatch, modules=(chat_cards,))
 
 
 @pytest.fixture

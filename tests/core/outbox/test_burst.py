@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -81,8 +82,8 @@ async def served(db: Database, workspace_id: int, n: int, **settings: Any) -> As
                                              known_kinds=frozenset({"connectwise"})))
 
 
-async def deliver_all(db: Database, served: Served, config: WorkerConfig = CONFIG, within: float = 30) -> None:
-    """Run the real worker loop until every op is done (fails past `within` seconds)."""
+async def deliver_all(db: Database, served: Served, config: WorkerConfig = CONFIG, within: float = 120) -> None:
+    """Run the real worker loop until every op is done (fails past `within` seconds: "eventually", loaded)."""
     worker = OutboxWorker(db, served.connections, RecordingNotifier(), config=config)
     task = asyncio.create_task(worker.run())
     try:
@@ -118,6 +119,7 @@ class BudgetWaits(list[float]):
     def __init__(self) -> None:
         super().__init__()
         self.scheduled: list[float] = []
+        self.left: list[tuple[float, float]] = []  # (scheduled, when the request was let go), time.monotonic
 
 
 @pytest.fixture
@@ -133,6 +135,7 @@ def budget_waits(monkeypatch: pytest.MonkeyPatch) -> BudgetWaits:
         async def request(self, deadline: float | None = None) -> AsyncIterator[float]:
             async with super().request(deadline) as at:
                 waits.scheduled.append(at)
+                waits.left.append((at, time.monotonic()))
                 yield at
 
     def budget(limits: RateLimits, **kw: Any) -> ConnectionBudget:
@@ -172,7 +175,10 @@ async def test_sustained_writes_stay_within_the_connections_rate(db: Database, w
             assert scheduled[j] - scheduled[i] >= (j - i + 1 - burst) / rate - 1e-6, (i, j)
     # On arrival, the whole run still takes the bucket's time (unlimited, all 30 arrive within a few hundred ms).
     assert times[-1] - times[0] >= (n - burst) / rate - 0.5
-    assert sum(budget_waits) >= (n - burst) / rate * 0.9  # the budget, not the machine, made them wait
+    # The budget, not the machine, made them wait: none was let go before its scheduled time. (The sum of the
+    # budget's sleeps was checked here; on a loaded machine the requests come slower than the rate by themselves,
+    # so the bucket rightly waits less, and that check failed a correct worker.)
+    assert all(left >= at - 1e-6 for at, left in budget_waits.left), budget_waits.left
 
 
 async def test_a_429_still_pauses_the_connection_for_its_retry_after(db: Database, workspace_id: int):

