@@ -51,7 +51,7 @@ def test_mail_set_checks_first_polls_and_switches_off(env, monkeypatch):
 
     server, loop = FakeImap(), asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, daemon=True).start()
-    asyncio.run_coroutine_threadsafe(server.start(), loop).result(5)
+    asyncio.run_coroutine_threadsafe(server.start(), loop).result(30)  # "eventually", on a loaded machine
     try:
         ok("workspace", "list")  # bootstraps the default workspace
         base = ["intake", "mail-set", "imap", "--host", "127.0.0.1", "--port", str(server.port), "--username",
@@ -69,5 +69,5 @@ def test_mail_set_checks_first_polls_and_switches_off(env, monkeypatch):
         server.deliver(message(mid="<x3@x>"))
         assert "0 message(s): no new mail." in ok("intake", "mail-poll")
     finally:
-        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(5)
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)
