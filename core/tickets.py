@@ -76,7 +76,7 @@ _VISIBILITY_KIND = {
 }
 
 
-def _visible(text: str) -> bool:
+def visible(text: str) -> bool:
     """Whether the text shows anything: more than whitespace and format characters (zero-width space, joiner,
     BOM, soft hyphen: Unicode category Cf)."""
     return any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text)
@@ -84,7 +84,7 @@ def _visible(text: str) -> bool:
 
 def _clean_text(value: str, *, field: str, limit: int, required: bool = True) -> str:
     text = (value or "").replace("\x00", "").strip()
-    if required and not _visible(text):  # zero-width characters alone look blank wherever the text is shown
+    if required and not visible(text):  # zero-width characters alone look blank wherever the text is shown
         raise InvalidInput(f"The {field} is empty.", hint=f"Write a {field} and try again.", field=field)
     if len(text) > limit:
         raise InvalidInput(
