@@ -18,7 +18,8 @@ the same gate on TF-IDF + logistic regression (reference/ai.md §3's gated basel
 Similar tickets: core/ai/similar.py indexes the training 80%; 2,000 test queries (seed 42) after removing
 queries with a near-duplicate in the index (cosine >= 0.9, counted); a neighbour is relevant when it has the
 query's class (a proxy: the set has no human relevance judgments). Baselines on the same queries: a plain
-TF-IDF cosine (sklearn defaults, brute force) and chance (random training tickets). Latency: the index padded
+TF-IDF cosine (sklearn defaults, brute force) and chance (random training tickets). Near-duplicates are those
+either retriever scores >= 0.9 (a rule defined by ours alone kept the queries ours finds hardest). Latency: the index padded
 to 100,000 tickets by repeating the training tickets under new ids over 50 customers (stated; no larger real
 set exists), p50/p99 over 500 queries, both workspace-wide and scoped to one customer, against a brute-force
 sparse TF-IDF product over the same 100,000 tickets and queries.
@@ -135,17 +136,22 @@ def categorisation(texts: list[str], labels: list[str], tr: np.ndarray, te: np.n
 
 
 def retrieval(texts: list[str], labels: list[str], tr: np.ndarray, te: np.ndarray) -> dict:
+    """Ours against a plain TF-IDF cosine on the same queries. A query is dropped as a near-duplicate when
+    either retriever finds a training ticket at cosine >= NEAR_DUP: a rule defined by one retriever alone would
+    keep exactly the queries that retriever finds hardest."""
     rng = np.random.default_rng(SEED)
     docs = [Doc(int(i), None, texts[i]) for i in tr]
     t0 = time.perf_counter()
     index = SimilarIndex().build(docs)
     build_s = time.perf_counter() - t0
     label_of = {int(i): labels[i] for i in tr}
-    queries = rng.choice(te, size=min(N_QUERIES * 2, len(te)), replace=False)
-    p1, p5, dropped, used = [], [], 0, []
+    queries = [int(q) for q in rng.choice(te, size=min(N_QUERIES * 2, len(te)), replace=False)]
+    plain = PlainTfidf([texts[i] for i in tr], [labels[i] for i in tr])
+    p1, p5, base1, base5, dropped, used = [], [], [], [], 0, []
     for q in queries:
         hits = index.search(texts[q], customers=None, k=5, floor=0.0)
-        if hits and hits[0].score >= NEAR_DUP:
+        top, best = plain.top(texts[q])
+        if (hits and hits[0].score >= NEAR_DUP) or best >= NEAR_DUP:
             dropped += 1
             continue
         if not hits:
@@ -153,18 +159,25 @@ def retrieval(texts: list[str], labels: list[str], tr: np.ndarray, te: np.ndarra
         rel = [label_of[h.doc.ticket_id] == labels[q] for h in hits]
         p1.append(rel[0])
         p5.append(sum(rel[:5]) / 5)
-        used.append(int(q))
+        brel = [plain.labels[j] == labels[q] for j in top]
+        base1.append(brel[0])
+        base5.append(sum(brel) / 5)
+        used.append(q)
         if len(used) == N_QUERIES:
             break
+    train_labels = [labels[i] for i in tr]
     result = {
         "split": {**SPLIT_TICKETS, "index": f"the training 80% ({len(tr)} tickets)",
                   "queries": f"{len(used)} test tickets drawn with seed {SEED}, after dropping near-duplicates"},
         "relevance": "same Topic_group (proxy)", "queries": len(used),
-        "near_duplicates_removed": dropped, "near_duplicate_rule": f"top training neighbour cosine >= {NEAR_DUP}",
+        "near_duplicates_removed": dropped,
+        "near_duplicate_rule": f"a training neighbour at cosine >= {NEAR_DUP} under ours or the plain baseline",
         "p_at_1": round(float(np.mean(p1)), 4), "p_at_5": round(float(np.mean(p5)), 4),
-        "baseline_plain_tfidf_cosine": plain_tfidf(texts, labels, tr, used),
-        "baseline_chance": {"p_at_1": chance_same_class([labels[i] for i in tr], [labels[q] for q in used]),
-                            "p_at_5": chance_same_class([labels[i] for i in tr], [labels[q] for q in used])},
+        "baseline_plain_tfidf_cosine": {"what": "sklearn TfidfVectorizer defaults, raw text, brute-force cosine",
+                                        "p_at_1": round(float(np.mean(base1)), 4),
+                                        "p_at_5": round(float(np.mean(base5)), 4)},
+        "baseline_chance": {"p_at_1": chance_same_class(train_labels, [labels[q] for q in used]),
+                            "p_at_5": chance_same_class(train_labels, [labels[q] for q in used])},
         "reference_not_this_run": {"source": "reference/ai.md §3, 2,000 queries without near-duplicate removal",
                                    "tfidf_cosine_p_at_1": 0.722, "minilm_p_at_1": 0.806},
         "index_build_docs_per_s": round(len(docs) / build_s),
@@ -174,17 +187,21 @@ def retrieval(texts: list[str], labels: list[str], tr: np.ndarray, te: np.ndarra
     return result
 
 
-def plain_tfidf(texts: list[str], labels: list[str], tr: np.ndarray, queries: list[int]) -> dict:
-    """P@1/P@5 of sklearn's TfidfVectorizer with its defaults and brute-force cosine, on the same queries."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
+class PlainTfidf:
+    """The retrieval baseline: sklearn's TfidfVectorizer with its defaults on the raw text, brute-force cosine."""
 
-    vec = TfidfVectorizer()
-    x = vec.fit_transform([texts[i] for i in tr])
-    train_labels = np.array([labels[i] for i in tr])
-    sims = (vec.transform([texts[q] for q in queries]) @ x.T).toarray()
-    top = np.argsort(-sims, axis=1)[:, :5]
-    rel = train_labels[top] == np.array([labels[q] for q in queries])[:, None]
-    return {"p_at_1": round(float(rel[:, 0].mean()), 4), "p_at_5": round(float(rel.mean()), 4)}
+    def __init__(self, docs: list[str], labels: list[str]) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.vec = TfidfVectorizer()
+        self.x = self.vec.fit_transform(docs).T.tocsr()
+        self.labels = labels
+
+    def top(self, text: str, k: int = 5) -> tuple[list[int], float]:
+        sims = (self.vec.transform([text]) @ self.x).toarray().ravel()
+        top = np.argpartition(-sims, k)[:k]
+        top = top[np.argsort(-sims[top])]
+        return [int(j) for j in top], float(sims[top[0]])
 
 
 def latency(texts: list[str], tr: np.ndarray, te: np.ndarray, rng: np.random.Generator) -> dict:

@@ -73,6 +73,34 @@ def stats(values: list[float]) -> dict[str, Any]:
             "max_s": round(max(values), 3) if values else None}
 
 
+def newest_state(rows: list[dict[str, Any]], updates: dict[str, list[tuple[float, str]]],
+                 card_of: dict[int, str]) -> dict[int, float]:
+    """Card edits (status, owner): when the card first showed the edit *or a newer one of the same field*.
+
+    Updates of one card waiting for Slack's budget collapse into the newest state (bot/slack/outbound.py),
+    so a status set and changed again before the card's next chat.update is never shown as such; its card
+    is fresh once it shows that field's newest value. An update at time u counts for edit e when the newest
+    edit e' of e's field and ticket made by u (e' at or after e) is what it shows (its needles are in it).
+    `updates`: card ts -> (time, text of the chat.update) in time order. Returns row index -> when."""
+    seen: dict[int, float] = {}
+    by_field: dict[tuple[int, str], list[int]] = {}
+    for i, row in enumerate(rows):
+        if row["method"] == "chat.update":
+            by_field.setdefault((row["id"], row["kind"]), []).append(i)
+    for (tid, _), idx in by_field.items():
+        idx.sort(key=lambda i: rows[i]["at"])
+        calls = updates.get(card_of.get(tid, ""), [])
+        for n, i in enumerate(idx):
+            for at, text in calls:
+                if at < rows[i]["at"]:
+                    continue
+                newest = max((j for j in idx[n:] if rows[j]["at"] <= at), key=lambda j: rows[j]["at"])
+                if all(needle in text for needle in rows[newest]["needles"]):
+                    seen[i] = at
+                    break
+    return seen
+
+
 class Edits:
     """Makes edits in the PSA at a fixed rate and remembers what each should look like in Slack."""
 
@@ -167,11 +195,21 @@ async def psa_to_chat(rig: Rig, *, rate: float, seconds: float, callbacks: bool,
         else:
             by_kind[row["kind"]].append(seen - row["at"])
     every = [v for vs in by_kind.values() for v in vs]
+    updates: dict[str, list[tuple[float, str]]] = {}
+    for at, text, args in rig._calls("chat.update"):  # noqa: SLF001 - the rig's own scan
+        updates.setdefault(str(args.get("ts")), []).append((at, text))
+    card_of = {tid: str(th["card_ts"]) for tid, th in rig.threads.items()}
+    fresh = newest_state(edits.rows, updates, card_of)
+    card_rows = [i for i, r in enumerate(edits.rows) if r["method"] == "chat.update"]
+    newest = [fresh[i] - edits.rows[i]["at"] for i in card_rows if i in fresh]
+    others = [v for k in ("note", "new") for v in by_kind[k]]
     out: dict[str, Any] = {
         "mode": "callbacks" if callbacks else f"scheduled sync every {interval:g} s, no callbacks",
         "edits": len(edits.rows), "offered_rate_per_s": round(offered, 1), "all": stats(every),
         "by_kind": {k: stats(v) for k, v in by_kind.items()},
         "not_seen_within_drain": missing, "drain_s": drain_s,
+        "card_edits_newest_state": stats(newest) | {"stale_at_end": len(card_rows) - len(newest)},
+        "all_with_card_edits_as_newest_state": stats(newest + others),
         "edits_redirected": sum(1 for r in edits.rows if r.get("redirected")),
         "callback_errors": sum(1 for r in edits.rows if "callback_status" in r),
         "cpu_ms_per_edit": round(cpu * 1000 / max(len(edits.rows), 1), 1)}
@@ -311,7 +349,9 @@ def main() -> None:
         m = p[key]
         kinds = ", ".join(f"{k} p95 {v['p95_s']}" for k, v in m["by_kind"].items())
         print(f"PSA->chat {key:<27} p50 {m['all']['p50_s']} s p95 {m['all']['p95_s']} s ({kinds}); "
-              f"not seen {sum(m['not_seen_within_drain'].values())}")
+              f"not seen {sum(m['not_seen_within_drain'].values())}; card edits to the newest state p50 "
+              f"{m['card_edits_newest_state']['p50_s']} p95 {m['card_edits_newest_state']['p95_s']} s, stale at end "
+              f"{m['card_edits_newest_state']['stale_at_end']}; cpu {m['cpu_ms_per_edit']} ms/edit")
 
 
 if __name__ == "__main__":

@@ -147,6 +147,12 @@ HEALTHZ = build_request("GET", "/healthz", HOST)
 # ---------------------------------------------------------------------------------------------- load
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process `pid` has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def check(status: int, body: bytes, kind: str) -> None:
     if status not in (200, 201, 202) or (kind == "invoke" and b"application/vnd.microsoft.card.adaptive" not in body):
         raise SystemExit(f"a {kind} request failed: {status} {body[:300]!r}")
@@ -165,7 +171,10 @@ async def sequential(port: int, raws: list[bytes], kind: str) -> list[float]:
     return out
 
 
-async def burst(port: int, raws: list[bytes], kind: str) -> tuple[list[float], float, float]:
+async def burst(port: int, raws: list[bytes], kind: str, cpu_of: int | None = None,
+                cpu: list[float] | None = None) -> tuple[list[float], float, float]:
+    """`raws` written at once, one per connection; with `cpu_of` (a pid), that process's CPU seconds over the
+    timed part are appended to `cpu`."""
     conns = [Conn(HOST, port) for _ in raws]
     await asyncio.gather(*(c.send(HEALTHZ) for c in conns))  # open every socket before timing
     await asyncio.sleep(0.2)
@@ -177,9 +186,12 @@ async def burst(port: int, raws: list[bytes], kind: str) -> tuple[list[float], f
         results.append(await c.send(raw))
         out.append((time.perf_counter() - t) * 1000)
 
+    cpu0 = cpu_s(cpu_of) if cpu_of is not None else 0.0
     start = time.monotonic()
     await asyncio.gather(*(one(c, r) for c, r in zip(conns, raws, strict=True)))
     end = time.monotonic()
+    if cpu_of is not None and cpu is not None:
+        cpu.append(cpu_s(cpu_of) - cpu0)
     for status, body in results:
         check(status, body, kind)
     for c in conns:
@@ -416,13 +428,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             out: dict[str, Any] = {"ticket": number, "sequential": {k: summary(v) for k, v in timed.items()}}
             bursts: list[dict[str, Any]] = []
             for _ in range(args.rounds):
-                h_ms, _, _ = await burst(port, [HEALTHZ] * n, "healthz")
+                cpu: list[float] = []
+                h_ms, _, _ = await burst(port, [HEALTHZ] * n, "healthz", server.pid, cpu)
                 raws = [raw_invoke(fake, activity(fake, number)) for _ in range(n)]
-                i_ms, start, end = await burst(port, raws, "invoke")
+                i_ms, start, end = await burst(port, raws, "invoke", server.pid, cpu)
                 await asyncio.sleep(0.5)
                 d_ms = await direct.burst([activity(fake, number) for _ in range(n)])
                 bursts.append({"healthz": summary(h_ms), "invoke": summary(i_ms), "direct": summary(d_ms),
                                "invoke_last_answer_ms": round(max(i_ms), 1),
+                               # the server's CPU per request over the timed burst (a sync in the same window
+                               # adds to it: see overlapped_sync)
+                               "server_cpu_ms_per_request": {"healthz": round(cpu[0] * 1000 / n, 3),
+                                                             "invoke": round(cpu[1] * 1000 / n, 3)},
                                "overlapped_sync": sync_overlap(db, start, end),
                                "invoke_p99_under_target": pct(i_ms, 99) < TARGET_P99_MS})
                 await asyncio.sleep(1.0)
@@ -451,6 +468,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "burst_invoke_vs_direct_burst_best_round": ratios(best["invoke"], best["direct"]),
         "burst_invoke_vs_direct_burst_worst_round": ratios(worst["invoke"], worst["direct"]),
     }
+    cpu = [r["server_cpu_ms_per_request"] for r in bursts]
+    out["server_cpu_ms_per_request"] = {
+        "healthz_median": statistics.median(c["healthz"] for c in cpu),
+        "invoke_median": statistics.median(c["invoke"] for c in cpu),
+        "invoke_min": min(c["invoke"] for c in cpu),  # the round with least background work (sync, a card rebuild)
+        "invoke_vs_healthz_median": round(statistics.median(c["invoke"] / c["healthz"] for c in cpu if c["healthz"]), 2)
+        if any(c["healthz"] for c in cpu) else None}
     out["target"] = {"p99_ms": TARGET_P99_MS, "burst_rounds_met": sum(r["invoke_p99_under_target"] for r in bursts),
                      "rounds": len(bursts)}
     out["machine"] = {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load_before],
@@ -482,7 +506,8 @@ def main() -> None:
     out = ROOT / "bench" / "results" / "teams_invoke.json"
     if args.profile is None:
         out.write_text(json.dumps(result, indent=2) + "\n")
-    shown = {k: result[k] for k in ("sequential", "ratios", "target", "machine", "writes") if k in result}
+    shown = {k: result[k] for k in ("sequential", "ratios", "server_cpu_ms_per_request", "target", "machine", "writes")
+             if k in result}
     shown["burst_p99_ms"] = [{k: r[k]["p99_ms"] for k in ("healthz", "invoke", "direct")} for r in result["burst_rounds"]]
     print(json.dumps(shown, indent=2))
 

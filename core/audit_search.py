@@ -17,6 +17,7 @@ from sqlmodel import col, select
 
 from core.admin_audit import CHANGED
 from core.errors import InvalidInput
+from core.numbers import whole
 from core.outbox.audit import Outcome, redact, redact_text
 from store.db import Database, Scope
 from store.tables import AuditLog, OutboxOp, PsaConnection, Ticket
@@ -83,10 +84,10 @@ class AuditSearch:
                 .join(PsaConnection, col(PsaConnection.id) == col(AuditLog.connection_id), isouter=True))
         number = ticket.strip().lstrip("#")
         if number:
-            if not number.isdigit() or len(number) > 18:
-                raise InvalidInput(f"'{ticket}' is not a ticket number.", hint="Write the number, e.g. 1042.",
+            if whole(number) is None:
+                raise InvalidInput(f"'{ticket[:40]}' is not a ticket number.", hint="Write the number, e.g. 1042.",
                                    field="ticket")
-            stmt = stmt.where(col(Ticket.number) == int(number))
+            stmt = stmt.where(col(Ticket.number) == whole(number))
         if actor.strip():
             stmt = stmt.where(col(AuditLog.actor).ilike(_like(actor.strip()[:200]), escape="\\"))
         if outcome.strip():
@@ -100,9 +101,9 @@ class AuditSearch:
         if stop is not None:
             stmt = stmt.where(col(AuditLog.created_at) <= stop)
         if cursor:
-            if not cursor.isdigit():
+            if whole(cursor) is None:
                 raise InvalidInput("This page link is broken.", hint="Start again from the first page.", field="cursor")
-            stmt = stmt.where(col(AuditLog.id) < int(cursor))
+            stmt = stmt.where(col(AuditLog.id) < whole(cursor))
         async with self.db.read(Scope.workspace(workspace_id)) as session:
             rows = (await session.exec(stmt.order_by(col(AuditLog.id).desc()).limit(limit + 1))).all()
         items = [AuditEntry(a.id, a.created_at, a.action, a.outcome, a.actor, number_, a.op_id, conn,  # type: ignore[arg-type]

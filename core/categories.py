@@ -1,9 +1,14 @@
-"""A ticket's two-level PSA category (Autotask issue type / sub-issue type; Feature.TICKET_CATEGORIES).
+"""A ticket's two-level PSA category (Autotask issue type / sub-issue type; Feature.TICKET_CATEGORIES), and the
+subtype and item a ConnectWise board allows under a type (Feature.TYPE_SUBTYPES).
 
 The choices come from the connection's cached picklists (kind "category", and "subcategory" whose parent is
 its category), so a create or update naming a category is checked before it is accepted: an unknown
 category, or a subcategory that does not belong to the category, is refused naming the valid ones, and
 nothing is queued for the PSA. Values are matched by id or by name (letter case ignored).
+
+ConnectWise: kind "subtype" (parent: the type's id) and "item" (parent "type:subtype"), from the board's
+type/subtype/item associations (core/sync/picklists.py); `resolve_subtype` and `item_fits` check a change
+against them the same way.
 """
 
 from __future__ import annotations
@@ -101,3 +106,31 @@ async def resolve(session: AsyncSession, conn: PsaConnection | None, caps: Capab
         raise InvalidInput(f"'{(subcategory or '').strip()[:60]}' is not a subcategory of {top.name}.",
                            hint=f"Valid subcategories of {top.name}: {_names(subs)}.", field="subcategory")
     return ResolvedCategory(top.external_id, top.name, sub.external_id, sub.name)
+
+
+async def resolve_subtype(session: AsyncSession, connection_id: int, type_external_id: str, type_name: str,
+                          subtype: str) -> tuple[str, str]:
+    """(id, name) of the subtype named `subtype` (or its id) that the board allows under the type, or
+    InvalidInput naming the valid ones."""
+    subs = await _items(session, connection_id, "subtype", type_external_id)
+    hit = _pick(subs, subtype)
+    if hit is None:
+        raise InvalidInput(f"'{subtype.strip()[:60]}' is not a subtype the board allows under {type_name}.",
+                           hint=f"Valid subtypes of {type_name}: {_names(subs)}. Run `deskbridge sync run` if it was "
+                                "just added in the PSA.", field="subtype")
+    return hit.external_id, hit.name
+
+
+async def item_fits(session: AsyncSession, connection_id: int, type_external_id: str | None,
+                    subtype_external_id: str | None, *, item: str | None, item_name: str | None = None) -> None:
+    """A ticket's item (a technician's; never changed by a type or subtype change) must stay valid under the
+    new type and subtype: InvalidInput otherwise, saying to change them together in the PSA."""
+    if not item:
+        return
+    if type_external_id is not None and subtype_external_id is not None and any(
+            i.external_id == item for i in await _items(session, connection_id, "item",
+                                                         f"{type_external_id}:{subtype_external_id}")):
+        return
+    raise InvalidInput(f"The ticket's item {item_name or item} does not go with that type and subtype, and the "
+                       "item is a technician's choice.",
+                       hint="Change the type, subtype and item together in the PSA.", field="item")

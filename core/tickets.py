@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -75,9 +76,15 @@ _VISIBILITY_KIND = {
 }
 
 
+def visible(text: str) -> bool:
+    """Whether the text shows anything: more than whitespace and format characters (zero-width space, joiner,
+    BOM, soft hyphen: Unicode category Cf)."""
+    return any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text)
+
+
 def _clean_text(value: str, *, field: str, limit: int, required: bool = True) -> str:
     text = (value or "").replace("\x00", "").strip()
-    if required and not text:
+    if required and not visible(text):  # zero-width characters alone look blank wherever the text is shown
         raise InvalidInput(f"The {field} is empty.", hint=f"Write a {field} and try again.", field=field)
     if len(text) > limit:
         raise InvalidInput(

@@ -7,7 +7,8 @@ system jobs (outbox worker, scheduler) open `Scope.system()` sessions, and they 
 
 SQLite (the embedded default): WAL, busy_timeout, foreign keys, and `BEGIN IMMEDIATE` for every write
 transaction (reliability-sla.md §4); reads use a second engine with deferred transactions, so readers
-never take the write lock.
+never take the write lock. Every statement on either engine is one trip to its connection's thread, not
+aiosqlite's four (store/sqlite_driver.py: under load the hand-offs, not SQLite, were the alert storm's time).
 
 `Database.rows(scope, statement)` is the one-hop read for hot read-only pages (the REST list, chat queues): the
 same scoping (the statement gets the same workspace criteria a read session adds), but on SQLite the whole read
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -30,6 +32,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, with_loader_criteria
@@ -38,6 +41,7 @@ from sqlmodel import Session, col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 import store.tables  # noqa: F401  (every table registered before the first query)
+from store.sqlite_driver import async_creator
 from store.tables.base import WorkspaceOwned
 
 log = logging.getLogger(__name__)
@@ -223,7 +227,14 @@ def sync_url(url: str) -> str:
 
 
 def _sqlite_engine(url: str, *, immediate: bool, echo: bool) -> AsyncEngine:
-    engine = create_async_engine(url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    # One thread trip per statement (store/sqlite_driver.py); the same sqlite3 arguments SQLAlchemy would use.
+    args, kwargs = SQLiteDialect_aiosqlite().create_connect_args(make_url(url))
+    kwargs = {**kwargs, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(*args, **kwargs)  # type: ignore[call-overload]
+
+    engine = create_async_engine(url, echo=echo, async_creator=async_creator(connect))
     _sqlite_setup(engine.sync_engine, immediate=immediate)
     return engine
 

@@ -32,3 +32,28 @@ def test_an_edit_to_the_value_the_ticket_has_moves_to_the_next_one():
     got = _command(fake, "assign", {"id": tid, "owner": "bob", "choices": ["bob", "ana"]}, members, board, statuses,
                    [], {})
     assert got["value"] == "ana" and fake.tickets[tid]["owner"]["id"] == members["ana"]
+
+
+def test_a_card_edit_overtaken_before_the_card_changed_is_fresh_when_the_newest_value_shows():
+    """bench/e2e_latency.py newest_state: waiting card updates collapse into the newest state, so a status set
+    and changed again before the card's next update is shown only as the newer one. Both edits are fresh from
+    the update that shows the newer value; an update still showing an older value counts for neither."""
+    from bench.e2e_latency import newest_state
+
+    rows = [
+        {"kind": "status", "id": 7, "at": 10.0, "method": "chat.update", "needles": ["k1x", "In Progress"]},
+        {"kind": "assign", "id": 7, "at": 10.5, "method": "chat.update", "needles": ["k1x", "Ana"]},
+        {"kind": "status", "id": 7, "at": 11.0, "method": "chat.update", "needles": ["k1x", "Waiting Customer"]},
+        {"kind": "note", "id": 7, "at": 11.5, "method": "chat.postMessage", "needles": ["reply"]},
+        {"kind": "status", "id": 9, "at": 10.0, "method": "chat.update", "needles": ["k2x", "New"]},
+    ]
+    updates = {"C7": [(10.2, "k1x In Progress Bob"),  # before the owner edit, shows the first status
+                      (12.0, "k1x Waiting Customer Ana")],
+               "C9": [(10.1, "k2x In Progress")]}  # the other card never shows its edit
+    seen = newest_state(rows, updates, {7: "C7", 9: "C9"})
+    assert seen == {0: 10.2, 1: 12.0, 2: 12.0}
+    # without the first update, the first status edit is fresh only when the newer status shows
+    assert newest_state(rows, {"C7": updates["C7"][1:]}, {7: "C7"})[0] == 12.0
+    # an update still showing the older status after the newer edit counts for neither
+    stale = {"C7": [(11.2, "k1x In Progress Ana"), (13.0, "k1x Waiting Customer Ana")]}
+    assert newest_state(rows, stale, {7: "C7"}) == {0: 13.0, 1: 11.2, 2: 13.0}

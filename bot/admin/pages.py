@@ -13,6 +13,7 @@ from bot.admin.web import HERE, PAGE, AdminRoute, Ctx, Pages, SecurityHeaders, d
 from bot.main import Deskbridge
 from core import connection_report
 from core.errors import Conflict, InvalidInput, NotFound
+from core.numbers import whole
 from core.outbox.admin import OP_KINDS
 from core.sla.risk import RISK_PCT
 
@@ -63,7 +64,7 @@ def _register(router: APIRouter, pages: Pages) -> None:
         """Newest first, narrowed by connection, kind of write and ticket number; pages keep the filters."""
         filters = {"connection": connection.strip(), "kind": kind.strip(), "ticket": ticket.strip().lstrip("#")}
         for name in ("connection", "ticket"):
-            if filters[name] and not (filters[name].isdigit() and len(filters[name]) <= 18):
+            if filters[name] and whole(filters[name]) is None:
                 raise InvalidInput(f"'{filters[name]}' is not a {name} number.",
                                    hint="Pick a connection from the list; write a ticket number like 1042.")
         page = await container.outbox_admin.list_ops(
@@ -83,9 +84,9 @@ def _register(router: APIRouter, pages: Pages) -> None:
         if form.get("all"):
             conn = str(form.get("connection") or "")
             n = await container.outbox_admin.redrive_all(ctx.ws, ctx.actor,
-                                                         connection_id=int(conn) if conn.isdigit() else None)
+                                                         connection_id=whole(conn))
         else:
-            ids = [int(str(v)) for v in form.getlist("op") if str(v).isdigit()]
+            ids = [n for n in (whole(v) for v in form.getlist("op")) if n is not None]
             if not ids:
                 raise InvalidInput("No write was ticked.", hint="Tick the writes to retry, or use Retry all.")
             n = 0

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from bot.admin.web import PAGE, Ctx, Pages, done, flash, query, render
 from core.audit_search import OUTCOMES
 from core.errors import DeskbridgeError, InvalidInput
+from core.numbers import whole
 
 SCOPES = ("read", "write", "admin")
 
@@ -64,9 +65,9 @@ def register(router: APIRouter, pages: Pages) -> None:
 
     @router.get("/bindings")
     async def bindings(after: str = "", done: str | None = None, ctx: Ctx = Depends(pages.signed_in)) -> Response:
-        if after and not after.isdigit():
+        if after and whole(after) is None:
             raise InvalidInput("This page link is broken.", hint="Start again from the first page.")
-        rows, more = await container.chat.bindings.page(ctx.ws, limit=PAGE, after=int(after) if after else None)
+        rows, more = await container.chat.bindings.page(ctx.ws, limit=PAGE, after=whole(after) if after else None)
         return render("bindings.html", session=ctx, rows=rows, flash=flash(done),
                       next_url=f"/admin/bindings?after={more}" if more else None)
 

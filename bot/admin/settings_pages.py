@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from bot.admin.web import PAGE, Ctx, Pages, done, flash, query, render
 from core.ai import settings as ai_settings
 from core.errors import DeskbridgeError, InvalidInput
+from core.numbers import whole
 from core.sla.config import holidays_in
 from core.sla.explain import explain as explain_ticket
 
@@ -125,7 +126,7 @@ async def _intake_page(pages: Pages, ctx: Ctx, *, status: int = 200, at: dict[st
     container = pages.container
     at = {k: v for k, v in (at or {}).items() if v}
     for key in ("rules", "triage"):
-        if at.get(key) and not (at[key].isdigit() and len(at[key]) <= 18):
+        if at.get(key) and whole(at[key]) is None:
             raise InvalidInput("This page link is broken.", hint="Start again from the first page.")
     extra.setdefault("flash", None)
     extra.setdefault("problem", None)
@@ -209,7 +210,7 @@ def _intake_rules_and_mail(router: APIRouter, pages: Pages) -> None:
         config: dict[str, object]
         try:
             if kind == "imap":
-                if not port.strip().isdigit():
+                if not whole(port, max_value=65535):
                     raise InvalidInput(f"'{port}' is not a port number.", hint="IMAP over TLS is usually 993.")
                 config = {"host": host.strip(), "port": int(port), "username": username.strip(), "password": secret,
                           "tls": True}

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 
 from core.errors import InvalidInput
 from core.intake.alerts import AlertIntake, AlertRefused
+from core.numbers import whole
 
 log = logging.getLogger("deskbridge.api.intake")
 
@@ -35,7 +36,7 @@ def _error(status: int, message: str, hint: str | None = None) -> JSONResponse:
 async def receive_alert(key: str, request: Request) -> JSONResponse:
     """Receive one alert event (Events v2, NinjaOne or Datto, per the source's format)."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared and (whole(declared, max_value=2**62) or 0) > MAX_BODY_BYTES:  # malformed: the body says
         return _error(413, "Alert body too large.", f"Send one event of at most {MAX_BODY_BYTES // 1024} KiB.")
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:

@@ -15,6 +15,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from core.errors import InvalidInput, NotFound
+from core.numbers import whole
 from core.sync.service import SyncService
 from core.sync.webhooks import WebhookRefused, WebhookUnavailable
 
@@ -52,7 +53,7 @@ async def receive(connection_id: str, token: str, request: Request) -> JSONRespo
                       "List connections with `deskbridge connection list`; `deskbridge connection callbacks` "
                       "registers the right URL in the PSA.")
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared and (whole(declared, max_value=2**62) or 0) > MAX_BODY_BYTES:  # malformed: the body says
         return _error(413, "Webhook body too large.")
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:

@@ -37,6 +37,7 @@ from bot.slack.listeners import register
 from bot.slack.notifier import SlackNotifier
 from bot.slack.poster import SlackPoster, make_client
 from bot.slack.redact import Redactor
+from bot.slack.respond import shared_respond
 
 log = logging.getLogger("deskbridge.slack")
 REFUSED_LOG_EVERY_S = 5.0
@@ -108,6 +109,7 @@ class SlackSurface:
                             oauth_settings=oauth, user_facing_authorize_error_message=t.UNKNOWN_WORKSPACE,
                             logger=bolt_log, name=bolt_log.name, process_before_response=True,
                             request_verification_enabled=False)
+        self.app.middleware(shared_respond(lambda: self.http))  # response_url posts over the shared session
         self.shared = SharedChannels()  # is a channel shared with another org (asked of Slack, cached)
         self.redactor = Redactor(chat=container.chat, posts=container.chat_posts, views=container.chat_views,
                                  shared=self.shared, outbound=self.poster.outbound)

@@ -37,7 +37,7 @@ from bot.slack import alert_blocks as ab
 from bot.slack import blocks as bk
 from bot.slack import text as t
 from bot.slack.channels import SharedChannels
-from bot.slack.outbound import Posted
+from bot.slack.outbound import Posted, Render
 from bot.slack.poster import SlackPoster, make_client
 from core.chat import (
     ChannelInfo,
@@ -313,7 +313,11 @@ class SlackNotifier:
     async def refresh_cards(self, workspace_id: int, ticket_id: int | None, *, urgent: bool = False) -> int:
         """Re-render every card of a ticket (pending/delivered/dead state, new notes, status); returns how
         many updates were queued (they are paced and coalesced per channel). `urgent`: the outcome of
-        someone's own write (before bulk refreshes of PSA changes when Slack's budget is short)."""
+        someone's own write (before bulk refreshes of PSA changes when Slack's budget is short).
+
+        Only the light header is read now (whose customer the ticket is); each card is built when its update
+        is sent (bot/slack/outbound.py `render`), from the state of that moment: refreshes of a card waiting
+        for Slack's budget collapse into one build."""
         if ticket_id is None:
             return 0
         posts = await self.chat.posts_for_ticket(workspace_id, ticket_id, PLATFORM)
@@ -321,10 +325,8 @@ class SlackNotifier:
             return 0
         actor = Actor.system(workspace_id)
         try:
-            tech = await self.views.ticket_by_id(actor, ticket_id)
+            head = await self.views.tickets.header(actor, f"id:{ticket_id}")
         except DeskbridgeError:
-            return 0
-        if tech is None:
             return 0
         done = 0
         for post in posts:
@@ -332,15 +334,26 @@ class SlackNotifier:
             if client is None:
                 continue
             info = await self._seen(client, workspace_id, post.team_id, post.channel_id)
-            if not may_post_ticket(info, tech.summary.customer_id):
+            if not may_post_ticket(info, head.summary.customer_id):
                 continue  # an old thread in a channel since bound to another customer: nothing of it, ever
-            view = tech
-            if card_audience(info) == "customer":
-                view = await self.views.ticket_from_detail(actor, tech.detail, audience="customer")
-            await self.poster.update(client, post.channel_id, post.card_ts, text=bk.ticket_fallback(view),
-                                     blocks=bk.ticket_blocks(view), urgent=urgent)
+            await self.poster.update(client, post.channel_id, post.card_ts, urgent=urgent,
+                                     render=self._card(actor, ticket_id, info))
             done += 1
         return done
+
+    def _card(self, actor: Actor, ticket_id: int, info: ChannelInfo) -> Render:
+        """The ticket's card for one channel, built when its update is sent (None: nothing to show there now)."""
+        async def render() -> tuple[str, list[dict[str, Any]]] | None:
+            try:
+                view = await self.views.ticket_by_id(actor, ticket_id)
+            except DeskbridgeError:
+                return None
+            if view is None or not may_post_ticket(info, view.summary.customer_id):
+                return None  # gone, or moved to another customer since the refresh was asked for
+            if card_audience(info) == "customer":
+                view = await self.views.ticket_from_detail(actor, view.detail, audience="customer")
+            return bk.ticket_fallback(view), bk.ticket_blocks(view)
+        return render
 
     async def _dispatch(self, workspace_id: int, ticket_id: int | None) -> None:
         """A new ticket's card in each dispatch channel that may see it, once per channel."""

@@ -31,6 +31,10 @@ never held up.
   arrives meanwhile, its urgent update replaces the held one and goes at once, so the action costs one
   chat.update of the workspace's budget instead of two ("queued", then "in the PSA"). A bulk refresh
   arriving meanwhile joins the held update (newest content) without ending the hold.
+- Rendered when sent. An update may carry a `render` instead of its content: the card is built when its turn
+  comes, from the state of that moment. A burst of PSA changes to one card then costs one render and one
+  chat.update per budget slot, not a render per change, and the card never shows an older state than the
+  newest one at sending time (a queued eager update keeps the newest *arrival*).
 - HTTP 429 + Retry-After is retried by the client's own handler (poster.retry_handlers), inside the
   channel's drain task, so it delays that channel only.
 - A post whose answer was lost (the connection dropped after Slack may have accepted it) is never simply
@@ -78,6 +82,8 @@ class Posted:
 
 
 Then = Callable[[Posted], Awaitable[Any]]
+# A card's content built when its update is sent: (text, blocks), or None when there is nothing to show any more.
+Render = Callable[[], Awaitable[tuple[str, list[dict[str, Any]]] | None]]
 
 
 @dataclass(slots=True, eq=False)
@@ -93,6 +99,7 @@ class _Item:
     urgent: bool = False  # an update of a card someone just acted on (see the module docstring)
     queued_at: float = 0.0  # when a bulk update was queued (how long it has been deferred)
     not_before: float = 0.0  # a held update (the card of a write on its way to the PSA) waits until then
+    render: Render | None = None  # an update whose content is built when it is sent (the newest state)
 
 
 @dataclass(slots=True)
@@ -159,17 +166,22 @@ class SlackOutbound:
         self._enqueue(item)
         return item.future
 
-    def update(self, client: Any, channel: str, ts: str, *, text: str, blocks: list[dict[str, Any]],
-               urgent: bool = False, hold: float = 0.0) -> asyncio.Future[bool]:
+    def update(self, client: Any, channel: str, ts: str, *, text: str = "", blocks: list[dict[str, Any]] | None = None,
+               urgent: bool = False, hold: float = 0.0, render: Render | None = None) -> asyncio.Future[bool]:
         """Queue a chat.update (never waits); a queued update of the same message is replaced by this one.
         `urgent`: a card someone just acted on, sent before bulk refreshes (module docstring). `hold`: wait up
-        to this long for a newer state of the card (module docstring: held updates)."""
-        args = {"ts": ts, "text": text[:3000], "blocks": blocks}
+        to this long for a newer state of the card (module docstring: held updates). `render` (instead of
+        text and blocks): the content is built when the update is sent, so however many refreshes of the card
+        collapse while it waits for Slack's budget, it is built once, from the state of that moment."""
+        if render is None and blocks is None:
+            raise ValueError("an update needs its blocks or a render")
+        args = {"ts": ts, "text": text[:3000], "blocks": blocks or []}
         now = self._clock()
         ch = self._channels.get(channel)
         waiting = ch.updates.get(ts) if ch else None
         if waiting is not None and ch is not None:  # coalesce: keep the queue position, send the newest content
             waiting.args = args
+            waiting.render = render
             waiting.client = client
             if hold > 0:
                 waiting.not_before = max(waiting.not_before, now + hold)
@@ -183,7 +195,7 @@ class SlackOutbound:
             self._note_held(waiting)
             return waiting.future
         item = _Item("update", next(self._seq), client, channel, args, asyncio.get_running_loop().create_future(),
-                     urgent=urgent, queued_at=now, not_before=now + hold if hold > 0 else 0.0)
+                     urgent=urgent, queued_at=now, not_before=now + hold if hold > 0 else 0.0, render=render)
         if not self._make_room(channel, item):
             self.dropped_updates += 1
             log.warning("Slack card update dropped: the delivery queue is full", extra={"channel": channel})
@@ -347,6 +359,13 @@ class SlackOutbound:
             if item.kind == "post":
                 self._finish(item, await self._post(item))
             else:
+                if item.render is not None:
+                    content = await item.render()
+                    if content is None:  # nothing to show any more (e.g. the ticket left this channel)
+                        self._refund(item)
+                        self._finish(item, False)
+                        return
+                    item.args = {"ts": item.args["ts"], "text": content[0][:3000], "blocks": content[1]}
                 await item.client.chat_update(channel=item.channel, **item.args)
                 self._finish(item, True)
         except SlackApiError as exc:
@@ -357,6 +376,13 @@ class SlackOutbound:
         except Exception:  # noqa: BLE001 - network trouble after the retries: logged, the channel goes on
             log.exception("Slack delivery failed", extra={"channel": item.channel, "kind": item.kind})
             self._finish(item, Posted(None, "delivery_failed") if item.kind == "post" else False)
+
+    def _refund(self, item: _Item) -> None:
+        """An update not sent after all gives its token back to the workspace's budget."""
+        key = self._key(item.client)
+        if key in self._budgets:
+            tokens, at = self._budgets[key]
+            self._budgets[key] = (min(self._update_burst, tokens + 1.0), at)
 
     async def _post(self, item: _Item) -> Posted:
         """chat.postMessage; if the answer is lost, find the post in the channel before sending it again."""

@@ -20,7 +20,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.outbound import Posted, SlackOutbound, Then
+from bot.slack.outbound import Posted, Render, SlackOutbound, Then
 from core.chat import PostRecord
 
 Recorder = Callable[[PostRecord, str], Awaitable[None]]
@@ -87,9 +87,11 @@ class SlackPoster:
                 await then(result)
         return recorded
 
-    async def update(self, client: AsyncWebClient, channel: str, ts: str, *, text: str,
-                     blocks: list[dict[str, Any]], urgent: bool = False, hold: float = 0.0) -> None:
+    async def update(self, client: AsyncWebClient, channel: str, ts: str, *, text: str = "",
+                     blocks: list[dict[str, Any]] | None = None, urgent: bool = False, hold: float = 0.0,
+                     render: Render | None = None) -> None:
         """Queue a card update and return at once; queued updates of the same card collapse into the last.
         `urgent`: a card someone just acted on; it goes before bulk refreshes (bot/slack/outbound.py).
-        `hold`: wait up to this long for a newer state (the outcome of a write) and send only that."""
-        self.outbound.update(client, channel, ts, text=text, blocks=blocks, urgent=urgent, hold=hold)
+        `hold`: wait up to this long for a newer state (the outcome of a write) and send only that.
+        `render` instead of text and blocks: the card is built when the update is sent (the newest state)."""
+        self.outbound.update(client, channel, ts, text=text, blocks=blocks, urgent=urgent, hold=hold, render=render)

@@ -22,6 +22,7 @@ from bot.teams.incoming import Incoming
 from bot.teams.poster import Target, message
 from core.context import Actor
 from core.errors import InvalidInput
+from core.numbers import whole
 from core.views import MessageView
 
 if TYPE_CHECKING:
@@ -34,10 +35,10 @@ CREATE = "alert_create"
 async def create(ls: Listeners, ws: int, inc: Incoming, data: dict[str, Any]) -> Any:
     """The offer's button (see module doc). DeskbridgeError is answered by the caller, as any card action."""
     alert = str(data.get("alert") or "")
-    if not alert.isdigit():
+    if whole(alert) is None:
         raise InvalidInput("That button's data was not understood.", hint="Use `deskbridge intake triage`.")
     actor, _ = await ls.actor(ws, inc)
-    done = await ls.c.alert_offers.create(actor, int(alert), str(data.get("customer") or "") or None)
+    done = await ls.c.alert_offers.create(actor, whole(alert) or 0, str(data.get("customer") or "") or None)
     if done.again or done.ticket_id is None:
         return AdaptiveCardActionMessageResponse(value=done.line)  # the offer stays as it is
     ticket_id, root = done.ticket_id, inc.thread_root or ""

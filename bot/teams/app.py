@@ -138,6 +138,7 @@ class TeamsSurface:
         self.notifier = TeamsNotifier(self)
 
         self.listeners = listeners.register(self)
+        self.light_reads = True  # read-only card clicks without the SDK's turn (see dispatch); tests compare both
         self._started = False
 
     # ------------------------------------------------------------ lifecycle
@@ -179,16 +180,27 @@ class TeamsSurface:
             return False
 
     async def dispatch(self, body: dict[str, Any], raw_token: str) -> tuple[int, Any]:
-        """Hand one checked activity to the SDK's router; (status, JSON body or None) for the response."""
+        """Hand one checked activity to the SDK's router; (status, JSON body or None) for the response.
+
+        A card's refresh or other read-only card click (`is_read`) is answered by the same handler on the SDK's
+        validated activity, without the SDK's per-activity turn: Teams asks for a card's refresh each time someone
+        looks at it, and the turn (two API clients, a stream, tracing, a second dump-and-validate of the activity)
+        cost more CPU than the card (bench/teams_invoke.py, notes/session7-teams.md). It writes nothing, posts
+        nothing and reads nothing of the turn's context. Every other activity goes through the SDK's router."""
         body = without_automatic_trigger(body)
         try:
-            ActivityTypeAdapter.validate_python(body)
+            activity = ActivityTypeAdapter.validate_python(body)
         except ValidationError as exc:
             errors = exc.errors()
             where = ".".join(str(p) for p in errors[0].get("loc", ()))[:80] if errors else ""
             why = str(errors[0].get("msg", "invalid")) if errors else "invalid"
             raise frontdoor.BadActivity(f"The activity is not a valid {str(body.get('type'))[:32]} activity "
                                         f"({where or 'shape'}: {why})") from None
+        if self.light_reads and body.get("name") == "adaptiveCard/action" and is_read(body):
+            with self.work.acking():
+                answer = await self.listeners.on_execute(
+                    activity.model_dump(mode="json", by_alias=True, exclude_none=True))
+            return 200, answer.model_dump(mode="json", by_alias=True, exclude_none=True)
         activity_id = body.get("id")
         if activity_id and not is_read(body):  # Teams redelivers when it saw no answer in time: once each
             key = f"{body['conversation']['id']}|{activity_id}"[-200:]

@@ -9,6 +9,15 @@ A Teams activity arrives with `Authorization: Bearer <JWT>`. It is accepted only
   replies to another host).
 Keys are fetched with httpx on the event loop, cached, refreshed daily, and re-fetched (at most once a
 minute) when a token names a key we do not know yet (Microsoft rotates them).
+
+Verified tokens are kept (`VerifiedTokens`): the Bot Framework sends the same token with every activity until it
+expires, so its signature, issuer and audience are checked once per token, not once per activity (measured:
+about a tenth of a card refresh's CPU, bench/teams_invoke.py). A token is kept only after it passed every check,
+keyed by its exact string (a changed byte is another token, verified from scratch), until its expiry, at most
+`MAX_KEPT` of them. What depends on the request is checked on every request, kept or not: expiry (with the
+leeway), the `serviceurl` claim against the activity's serviceUrl, and the signing key's endorsements for the
+activity's channel; and the key must still be the one published under its id (a key Microsoft withdrew, or
+replaced, sends the token through the whole check again).
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +38,7 @@ log = logging.getLogger("deskbridge.teams")
 LEEWAY_S = 300
 REFRESH_S = 24 * 3600
 MIN_REFETCH_S = 60.0
+MAX_KEPT = 1024  # verified tokens kept (one per Bot Framework token in use; a few at a time in practice)
 
 
 class TokenRefused(Exception):
@@ -58,6 +69,10 @@ class KeySet:
         self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
 
+    def current(self, kid: str) -> _Key | None:
+        """The key published under `kid` now, without fetching."""
+        return self._keys.get(kid)
+
     async def get(self, kid: str) -> _Key | None:
         now = self._clock()
         stale = now - self._fetched_at > self.refresh_s
@@ -87,15 +102,82 @@ class KeySet:
             self._keys, self._fetched_at = keys, self._clock()
 
 
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    claims: dict[str, Any]
+    expires: float  # the token's `exp` (epoch seconds)
+    kid: str
+    key: _Key  # the key that verified the signature
+
+
+class VerifiedTokens:
+    """Tokens that passed the whole check, by their exact string, until they expire (at most `size`, the least
+    recently used dropped first). Only `InboundVerifier` adds to it, after a successful verification."""
+
+    def __init__(self, size: int = MAX_KEPT) -> None:
+        self.size = size
+        self._kept: OrderedDict[str, _Kept] = OrderedDict()
+        self.hits = 0
+
+    def get(self, raw: str) -> _Kept | None:
+        kept = self._kept.get(raw)
+        if kept is not None:
+            self._kept.move_to_end(raw)
+        return kept
+
+    def keep(self, raw: str, kept: _Kept) -> None:
+        self._kept[raw] = kept
+        self._kept.move_to_end(raw)
+        while len(self._kept) > self.size:
+            self._kept.popitem(last=False)
+
+    def drop(self, raw: str) -> None:
+        self._kept.pop(raw, None)
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+
 class InboundVerifier:
     """Checks one activity's bearer token (see the module docstring)."""
 
-    def __init__(self, *, app_id: str, issuer: str, keys: KeySet, leeway_s: int = LEEWAY_S) -> None:
+    def __init__(self, *, app_id: str, issuer: str, keys: KeySet, leeway_s: int = LEEWAY_S,
+                 kept: VerifiedTokens | None = None, clock: Callable[[], float] = time.time) -> None:
         self.app_id = app_id
         self.issuer = issuer
         self.keys = keys
         self.leeway_s = leeway_s
         self.audiences = [app_id, f"api://{app_id}", f"api://botid-{app_id}"]
+        self.kept = kept if kept is not None else VerifiedTokens()
+        self._clock = clock  # epoch seconds, as `exp`
+
+    def _per_request(self, claims: dict[str, Any], key: _Key, *, service_url: str | None,
+                     channel_id: str | None, partial: bool) -> dict[str, Any]:
+        """The checks that depend on the request (done for a kept token as for a new one)."""
+        if partial:
+            return claims
+        if key.endorsements and channel_id not in key.endorsements:
+            raise TokenRefused("signing key is not endorsed for this channel")
+        claimed = str(claims.get("serviceurl") or "").rstrip("/")
+        if not claimed or claimed != (service_url or "").rstrip("/"):
+            raise TokenRefused("token's serviceurl does not match the activity's serviceUrl")
+        return claims
+
+    def _kept_claims(self, raw: str, *, service_url: str | None, channel_id: str | None,
+                     partial: bool) -> dict[str, Any] | None:
+        """A kept token's claims after this request's checks; None when it is not kept (or no longer may be)."""
+        kept = self.kept.get(raw)
+        if kept is None:
+            return None
+        if self.keys.current(kept.kid) is not kept.key:  # the key was withdrawn or replaced: check it all again
+            self.kept.drop(raw)
+            return None
+        if self._clock() > kept.expires + self.leeway_s:
+            self.kept.drop(raw)
+            raise TokenRefused("token expired")
+        self.kept.hits += 1
+        return self._per_request(dict(kept.claims), kept.key, service_url=service_url, channel_id=channel_id,
+                                 partial=partial)
 
     async def verify(self, authorization: str | None, *, service_url: str | None,
                      channel_id: str | None, partial: bool = False) -> dict[str, Any]:
@@ -104,13 +186,17 @@ class InboundVerifier:
         if not authorization or not authorization.startswith("Bearer "):
             raise TokenRefused("no bearer token")
         raw = authorization.removeprefix("Bearer ").strip()
+        known = self._kept_claims(raw, service_url=service_url, channel_id=channel_id, partial=partial)
+        if known is not None:
+            return known
         try:
             header = jwt.get_unverified_header(raw)
         except jwt.PyJWTError:
             raise TokenRefused("token is not a JWT") from None
         if header.get("alg") != "RS256":
             raise TokenRefused(f"token algorithm {str(header.get('alg'))[:16]!r} is not RS256")
-        found = await self.keys.get(str(header.get("kid") or ""))
+        kid = str(header.get("kid") or "")
+        found = await self.keys.get(kid)
         if found is None:
             raise TokenRefused("token signed with a key the Bot Framework does not publish")
         if not partial and found.endorsements and channel_id not in found.endorsements:
@@ -127,9 +213,6 @@ class InboundVerifier:
             raise TokenRefused("token issuer is not the Bot Framework") from None
         except jwt.PyJWTError as exc:
             raise TokenRefused(f"token invalid: {type(exc).__name__}") from None
-        if partial:
-            return claims
-        claimed = str(claims.get("serviceurl") or "").rstrip("/")
-        if not claimed or claimed != (service_url or "").rstrip("/"):
-            raise TokenRefused("token's serviceurl does not match the activity's serviceUrl")
-        return claims
+        if isinstance(claims.get("exp"), int | float):  # signature, issuer, audience and expiry passed: kept
+            self.kept.keep(raw, _Kept(dict(claims), float(claims["exp"]), kid, found))
+        return self._per_request(claims, found, service_url=service_url, channel_id=channel_id, partial=partial)

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from bot.teams.auth import TokenRefused
+from core.numbers import whole
 
 if TYPE_CHECKING:
     from bot.teams.app import TeamsSurface
@@ -37,7 +38,7 @@ def _error(status: int, message: str) -> JSONResponse:
 
 async def _read_capped(request: Request) -> bytes | None:
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
+    if declared is not None and whole(declared, max_value=MAX_BODY) is None:
         return None
     chunks, size = [], 0
     async for chunk in request.stream():

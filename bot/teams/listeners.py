@@ -228,6 +228,8 @@ class Listeners:
             ws = await self.workspace(inc)
             if data.get("action") in requests.ACTIONS:
                 return await self.requests.on_click(ws, inc, data)
+            if data.get("action") == requests.REPLY:
+                return await self.requests.on_reply(ws, inc, data)
             if data.get("action") == alerts.CREATE:
                 return await alerts.create(self, ws, inc, data)
             if data.get("from") == "my_queue" and data.get("action") == "open":

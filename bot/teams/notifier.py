@@ -27,7 +27,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from bot.slack.work import AfterAck
-from bot.teams import cards
+from bot.teams import cards, requests
 from bot.teams.poster import PostRefused, Target, message
 from core.chat import (
     ChannelInfo,
@@ -123,6 +123,10 @@ class TeamsNotifier:
         conv = f"{ref.conversation_id};messageid={post.thread_ts}" if chain else ref.conversation_id
         return Target(conv, ref.service_url)
 
+    async def _conversation_type(self, workspace_id: int, post: ThreadPost) -> str | None:
+        ref = await self.s.refs.get(workspace_id, tenant_id=post.team_id, conversation_id=post.channel_id)
+        return ref.conversation_type if ref is not None else None
+
     async def _note(self, event: NoteAdded) -> None:
         for post in await self._threads(event):
             if event.source in (f"{PLATFORM}:{post.channel_id}:{post.thread_ts}", f"{PLATFORM}:{post.channel_id}:"):
@@ -136,7 +140,12 @@ class TeamsNotifier:
             label = VISIBILITY_LABEL.get(event.visibility, event.visibility)
             who = customer_author(event.author_name) if card_audience(info) == "customer" else event.author_name
             head = f"{label} · {who or 'PSA'}" + (" (from the PSA)" if event.origin == "psa" else "")
-            act = message(f"{head}\n\n{event.body}")
+            # A contact's own chat has no reply chains: a Reply button under the note keeps their answer on
+            # this ticket (bot/teams/requests.py). Channels' reply chains already do.
+            personal = (card_audience(info) == "customer" and event.ticket_id is not None
+                        and await self._conversation_type(event.workspace_id, post) == "personal")
+            act = message(f"{head}\n\n{event.body}",
+                          requests.reply_card(event.ticket_id, event.ticket_number) if personal else None)  # type: ignore[arg-type]
             act.text_format = "plain"  # exactly what was written: no markdown or HTML interpretation
             await self.s.poster.post(target, act)
         await self.refresh_cards(event.workspace_id, event.ticket_id)

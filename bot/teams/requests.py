@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 PLATFORM = "teams"
 OPEN, DISMISS = "request_open", "request_dismiss"
 ACTIONS = (OPEN, DISMISS)
+REPLY = "contact_reply"  # the Reply button under a note mirrored into a contact's own chat
 
 OFFER = "Would you like a ticket for this? Our technicians will follow up here."
 OPEN_BUTTON, NO_BUTTON = "Open a ticket", "No thanks"
@@ -47,6 +48,11 @@ ALREADY = "A ticket was already opened for that message; follow it in the messag
 DISMISSED = "No ticket was opened. Mention @Deskbridge again whenever you need help."
 NOT_YOURS = "Only the person who asked can open this ticket."
 NOT_YOURS_HINT = "Need help yourself? Mention @Deskbridge with what you need."
+REPLY_BUTTON, REPLY_SEND = "Reply", "Send"
+REPLY_PLACEHOLDER = "Your reply to this ticket"
+REPLY_EMPTY, REPLY_EMPTY_HINT = "Write your reply first.", "Type it in the box above Send."
+REPLY_NOT_YOURS = "That ticket is not one of your company's, so your reply was not added to it."
+REPLY_NOT_YOURS_HINT = "Write to me here without Reply and a new request is opened for you."
 
 
 def chat_source(conversation: str) -> str:
@@ -62,6 +68,20 @@ def opened_line(number: int | None, subject: str, *, in_channel: bool) -> str:
     return f"{ref} opened: {subject}. {where}"
 
 
+
+
+def reply_card(ticket_id: int, number: int | None) -> dict[str, Any]:
+    """What goes under a note mirrored into a contact's own chat (chats have no reply chains): a Reply button
+    opening a box whose words are their reply to that very ticket (`TeamsRequests.on_reply`)."""
+    about = f"Reply to ticket #{number}" if number else "Reply to this ticket"
+    return {"type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "version": "1.5",
+            "body": [{"type": "TextBlock", "text": about, "wrap": True, "isSubtle": True, "size": "Small"}],
+            "actions": [{"type": "Action.ShowCard", "title": REPLY_BUTTON, "card": {
+                "type": "AdaptiveCard", "version": "1.5",
+                "body": [{"type": "Input.Text", "id": "reply", "isMultiline": True, "maxLength": 4000,
+                          "placeholder": REPLY_PLACEHOLDER}],
+                "actions": [{"type": "Action.Execute", "title": REPLY_SEND, "verb": cards.VERB,
+                             "data": {"action": REPLY, "ticket": ticket_id}}]}}]}
 
 
 def offer_card(key: str, text: str, by: str) -> dict[str, Any]:
@@ -163,6 +183,36 @@ class TeamsRequests:
         if ticket_id is not None and not self.s.work.submit(lambda: self.post_card(ws, inc, actor, key, ticket_id)):
             line += " Its card could not be posted just now: mention @Deskbridge with `ticket N` to see it."
         return _card_answer(MessageView(text=line, kind="success"))
+
+
+    async def on_reply(self, ws: int, inc: Incoming, data: dict[str, Any]) -> Any:
+        """Reply under a note in a contact's chat: their words become their public reply on that ticket (as
+        in a channel's reply chain), if the ticket is their company's; the card says what happened. Refused
+        replies come back in the answer, so nothing they wrote is lost."""
+        text = str(data.get("reply") or "").strip()
+        if not text:
+            raise InvalidInput(REPLY_EMPTY, hint=REPLY_EMPTY_HINT)
+        try:
+            ticket_id = int(data.get("ticket") or 0)
+        except (TypeError, ValueError):
+            ticket_id = 0
+        actor, _ = await self.ls.actor(ws, inc)
+        try:
+            if actor.is_member or ticket_id <= 0:
+                raise PermissionDenied(REPLY_NOT_YOURS, hint=REPLY_NOT_YOURS_HINT)
+            out = await self.c.chat_commands.thread_message(
+                actor, ticket_id, text, customer_reads=True, source=chat_source(inc.base_conversation),
+                author_email=await self.ls.email_of(inc), as_contact=True)
+            if out is None:
+                raise PermissionDenied(REPLY_NOT_YOURS, hint=REPLY_NOT_YOURS_HINT)
+        except DeskbridgeError as exc:
+            return _card_answer(MessageView(text=exc.message, kind="error", hint=exc.hint,
+                                            lines=(f"What you wrote: {text}",)))
+        if out.view is not None:
+            self.s.work.submit(lambda: self.s.notifier.refresh_cards(ws, ticket_id))
+        return _card_answer(MessageView(text=f"Your reply was added to ticket #{out.view.summary.number}."
+                                        if out.view is not None and out.view.summary.number
+                                        else "Your reply was added to the ticket.", kind="success"))
 
 
 def _card_answer(view: MessageView) -> AdaptiveCardActionCardResponse:

@@ -29,6 +29,9 @@ MAX_DEVICES = 10
 ACTION_OF = {"ctx_reset": "reset_password", "ctx_revoke": "revoke_sessions", "ctx_sync": "sync_device"}  # card verb -> action
 
 
+CONTEXT_PRIMARY = 2  # buttons shown on the context card; quick actions go in its "…" menu
+
+
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else "never"
 
@@ -127,6 +130,8 @@ def context_card(view: UserQuickView, *, ticket_label: str, can_act: bool, activ
             actions.append(execute(LABELS["reset_password"], "ctx_reset", f"id:{t}"))
         if can_act:
             actions.append(execute(LABELS["revoke_sessions"], "ctx_revoke", f"id:{t}"))
+    for extra in actions[CONTEXT_PRIMARY:]:  # in the card's "…" menu: four buttons in a row cut every title short
+        extra["mode"] = "secondary"  # (docs/cards/m365-context.png, scripts/card_previews.py)
     if activity is not None:
         body += _activity(activity)
     return _card(body, actions)

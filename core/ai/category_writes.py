@@ -112,48 +112,17 @@ class CategoryWrites:
         conn = await session.get(PsaConnection, ticket.connection_id)
         return levels(self._capabilities(conn.kind)) if conn is not None else TYPE
 
-    async def _subtype(self, session: AsyncSession, ticket: Ticket, type_ext: str, type_name: str,
-                       subtype: str) -> tuple[str, str]:
-        """(id, name) of the subtype `subtype` that the board allows under the type (cached associations), or
-        InvalidInput naming the valid ones."""
-        rows = (await session.execute(select(PicklistItem.external_id, PicklistItem.name).where(
-            PicklistItem.connection_id == ticket.connection_id, PicklistItem.kind == "subtype",
-            PicklistItem.parent_external_id == type_ext, col(PicklistItem.active).is_(True))
-            .order_by(col(PicklistItem.name)))).all()
-        hit = next(((str(e), str(n)) for e, n in rows if str(n).lower() == subtype.strip().lower()), None)
-        if hit is None:
-            valid = ", ".join(str(n) for _, n in rows[:categories.MAX_LISTED]) or "none"
-            raise InvalidInput(f"'{subtype}' is not a subtype the board allows under {type_name}.",
-                               hint=f"Valid subtypes of {type_name}: {valid}. Run a picklist sync if it was "
-                                    "just added.", field="subtype")
-        return hit
-
-    async def _item_fits(self, session: AsyncSession, ticket: Ticket, type_ext: str | None,
-                         sub_ext: str | None) -> None:
-        """The ticket's item (a technician's; never changed here) must stay valid under the new type and
-        subtype, or nothing is written: InvalidInput saying to change it in the PSA."""
-        item = ticket.subcategory_external_id
-        if not item:
-            return
-        ok = type_ext is not None and sub_ext is not None and (await session.execute(
-            select(PicklistItem.id).where(
-                PicklistItem.connection_id == ticket.connection_id, PicklistItem.kind == "item",
-                PicklistItem.parent_external_id == f"{type_ext}:{sub_ext}", PicklistItem.external_id == item,
-                col(PicklistItem.active).is_(True)).limit(1))).first() is not None
-        if not ok:
-            raise InvalidInput(f"The ticket's item {ticket.subcategory_name or item} does not go with that type "
-                               "and subtype, and the item is a technician's choice.",
-                               hint="Change the type, subtype and item together in the PSA.", field="item")
-
     async def _typed(self, session: AsyncSession, ticket: Ticket, label: str | None
                      ) -> tuple[Callable[[], None], UpdateTicket]:
         """TYPED: the type (by name, on the ticket's board) and the subtype the board allows under it, as one
         op; the item stays as it is and must fit."""
         top, sub = split(label) if label else ("", None)
         type_ext = await self._psa_type(session, ticket, top) if top else None
-        sub_ext, sub_name = await self._subtype(session, ticket, type_ext, top, sub) if (sub and type_ext) \
-            else (None, None)
-        await self._item_fits(session, ticket, type_ext, sub_ext)
+        assert ticket.connection_id is not None  # TYPED: a PSA-backed ticket
+        sub_ext, sub_name = await categories.resolve_subtype(session, ticket.connection_id, type_ext, top, sub) \
+            if (sub and type_ext) else (None, None)
+        await categories.item_fits(session, ticket.connection_id, type_ext, sub_ext,
+                                   item=ticket.subcategory_external_id, item_name=ticket.subcategory_name)
 
         def set_typed() -> None:
             ticket.type_name = top or None

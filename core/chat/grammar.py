@@ -26,6 +26,7 @@ from datetime import timedelta
 
 from core import vocabulary
 from core.errors import InvalidFilter, InvalidInput
+from core.numbers import whole
 from core.queue import QueueSort
 from store.enums import Priority, Stage
 
@@ -349,9 +350,10 @@ def _parse_admin(text: str) -> Command:
             raise InvalidInput(f"'{action}' is not an outbox action.", hint="Use list, show N, redrive N or discard N.")
         op_id = None
         if action in ("show", "redrive", "discard"):
-            if len(args) < 2 or not args[1].isdigit():
-                raise InvalidInput(f"Which op should I {action}?", hint=f"Use /deskbridge outbox {action} <op id>.")
-            op_id = int(args[1])
+            op_id = whole(args[1]) if len(args) > 1 else None
+            if op_id is None:
+                raise InvalidInput(f"Which op should I {action}?", hint=f"Use /deskbridge outbox {action} <op id>, "
+                                   "e.g. /deskbridge outbox show 12 (the ids are in /deskbridge outbox).")
         return Outbox("list" if action == "dead" else action, op_id)
     if sub in ("settings", "setting", "set"):
         return SettingsCmd(args[0] if args else None, " ".join(args[1:]) or None)

@@ -32,6 +32,7 @@ from core.chat.visibility import audience
 from core.chat.writes import ChatWrites, Submitted, ThreadWrite
 from core.context import Actor
 from core.errors import InvalidFilter, InvalidInput, NotFound, PermissionDenied
+from core.numbers import whole
 from core.outbox.admin import OutboxAdmin
 from core.queue import UNASSIGNED, QueueFilter, QueueService
 from core.tenant_actions import QuickActions
@@ -294,7 +295,7 @@ class ChatRunner:
 
     async def draft_edit(self, actor: Actor, draft_id: str, *, context: dict[str, Any] | None = None) -> FormView:
         """The reply form with the draft's text in it (the choice "edited" is logged)."""
-        ref, text = await self._drafts().edit(actor, int(draft_id) if draft_id.strip().isdigit() else -1)
+        ref, text = await self._drafts().edit(actor, whole(draft_id) or -1)
         return await self.views.reply_form(actor, ref, visibility="public", context=context, text=text)
 
     async def action(self, actor: Actor, action: str, ref: str) -> Submitted:

@@ -2,11 +2,13 @@
 
     POST /webhooks/alerts/{key}  ->  AlertIntake.ingest(key, headers, body)
       1. the source by its public key; its secret (X-Deskbridge-Secret or Authorization: Bearer) compared in
-         constant time with the decrypted stored one; unknown key and wrong secret are the same refusal;
+         constant time with the decrypted stored one; unknown key and wrong secret are the same refusal. A
+         source once read is kept in memory, and step 3 checks it against its row (still enabled, same
+         secret) in the recording transaction, so a disable or a rotation refuses the next delivery;
       2. the body parsed by the source's format (connectors/rmm, handed in) into canonical AlertEvents;
-      3. one transaction records every event as an AlertReceipt, unique on (source, dedup key, action,
-         occurrence): a sender's retry of a delivery is a duplicate and changes nothing. The same
-         transaction tries to take the source's lease (one processor per source, any instance);
+      3. one transaction records every event as an AlertReceipt and tries to take the source's lease (one
+         processor per source, any instance); deliveries arriving together share that transaction (group
+         commit, recording.py);
       4. the lease holder applies the source's pending receipts in chunks, each chunk one transaction
          (correlate.py), and releases the lease in the commit of the chunk that drains the source. A request
          that finds the lease taken answers "queued": the holder sees its receipts (below).
@@ -25,34 +27,29 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel import select
 
 from connectors.alerts import AlertEvent, AlertFormatError, AlertParser
 from core.context import Actor
-from core.errors import DeskbridgeError, InvalidInput
-from core.intake.correlate import LEASE, Applied, Correlator
+from core.errors import InvalidInput
+from core.intake.correlate import Applied, Correlator
+from core.intake.recording import SECRET_HEADER, AlertRefused, Recorder, disabled, unknown_or_wrong
 from core.intake.sources import AlertSourceService
 from core.notify import AlertNeedsTicket
 from core.tickets import TicketService
 from store.db import Database, Scope
-from store.sql import dialect_insert, table_of
 from store.tables import Alert, AlertReceipt, AlertSource
 from store.types import utcnow
 
 log = logging.getLogger("deskbridge.intake.alerts")
 
-SECRET_HEADER = "x-deskbridge-secret"  # noqa: S105 - a header name
+__all__ = ["SECRET_HEADER", "AlertIntake", "AlertRefused", "EventOutcome", "IngestResult"]
+
 CHUNK = 50  # receipts per apply transaction (SQLite's write lock is held for one chunk)
-
-
-class AlertRefused(DeskbridgeError):
-    """The request is not from the source it names (unknown key, missing or wrong secret, disabled)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,29 +77,6 @@ def _secret_from(headers: Mapping[str, str]) -> str | None:
     return None
 
 
-def event_record(event: AlertEvent) -> dict[str, Any]:
-    """The canonical event as stored on its receipt (JSON-safe)."""
-    data = asdict(event)
-    data["occurred_at"] = event.occurred_at.isoformat() if event.occurred_at else None
-    data["links"] = [list(link) for link in event.links]
-    data["details"] = json.loads(json.dumps(dict(event.details), default=str))
-    return data
-
-
-def _record_statements(dialect: str) -> tuple[Any, Any, Any]:
-    """`record`'s statements, built once (each delivery only binds its values): the alert upsert returning its
-    id (a no-op update on conflict, so that RETURNING names the existing alert), the receipt insert returning
-    its id or nothing for a duplicate, and the source row locked (PostgreSQL)."""
-    alerts, receipts, sources = table_of(Alert), table_of(AlertReceipt), table_of(AlertSource)
-    upsert = dialect_insert(dialect, alerts)
-    upsert = upsert.on_conflict_do_update(index_elements=["source_id", "dedup_key"],
-                                          set_={"dedup_key": upsert.excluded.dedup_key}).returning(alerts.c.id)
-    receipt = dialect_insert(dialect, receipts).on_conflict_do_nothing(
-        index_elements=["source_id", "dedup_key", "action", "occurrence"]).returning(receipts.c.id)
-    source_row = sa.select(sources.c.id).where(sources.c.id == sa.bindparam("sid")).with_for_update()
-    return upsert, receipt, source_row
-
-
 class AlertIntake:
     """Receives alert webhooks and turns them into tickets (see module doc)."""
 
@@ -112,7 +86,7 @@ class AlertIntake:
         self.db, self.sources, self.parsers, self._clock = db, sources, dict(parsers), clock
         self.chunk = chunk  # receipts per apply transaction (bench/alert_storm.py measures 1 as its baseline)
         self._secrets: dict[tuple[int, bytes], str] = {}
-        self._statements = _record_statements(db.dialect)
+        self.recorder = Recorder(db, clock=clock)
         self.correlator = Correlator(db, tickets=tickets, clock=clock)
 
     # ------------------------------------------------------------ ingest
@@ -133,34 +107,41 @@ class AlertIntake:
             events = parser(decoded, body)
         except AlertFormatError as exc:
             raise InvalidInput(exc.message, hint=exc.hint or None) from None
-        if not events:
+        if not events:  # nothing is recorded, so nothing checks a kept source: read it now
+            await self._authenticate(key, headers, fresh=True)
             return IngestResult("ignored")
         token = uuid.uuid4().hex[:16]
-        recorded, claimed = await self.record(source, events, claim=token)
+        recorded, claimed = await self.recorder.together(source, events, token)
         done = await self._drain(source, token) if claimed else {}
         status = "duplicate" if all(rid is None for rid, _ in recorded) else "accepted"
         return IngestResult(status, tuple(self._outcomes(recorded, done)))
 
-    async def _authenticate(self, key: str, headers: Mapping[str, str]) -> AlertSource:
-        """The source the request names, if its secret is right (read each time: a rotation or a disable
-        takes effect at once)."""
-        refused = AlertRefused("Unknown alert source or wrong secret.",
-                               hint=f"Send the source's secret in the {SECRET_HEADER} header to its own URL "
-                                    "(`deskbridge intake sources` lists them).")
+    async def _authenticate(self, key: str, headers: Mapping[str, str], *, fresh: bool = False) -> AlertSource:
+        """The source the request names, if its secret is right. Known sources are kept in memory, so a storm
+        reads no source per delivery; the recording transaction checks the kept one against its row (enabled,
+        same secret) and refuses a delivery whose source was disabled or rotated meanwhile, so a disable or a
+        rotation takes effect at once, on every instance. A secret that does not match the kept source is
+        checked against a fresh read before it is refused (the source may have been rotated to it)."""
         given = _secret_from(headers)
         if not given:
-            raise refused
+            raise unknown_or_wrong()
+        kept = None if fresh else self.recorder.kept.get(key[:64])
+        if kept is not None and self._matches(kept, given):
+            return kept
         async with self.db.read(Scope.system_wide()) as session:  # the key names the workspace
             source = (await session.exec(select(AlertSource).where(AlertSource.key == key[:64]))).first()
-        if source is None:
-            raise refused
-        if not hmac.compare_digest(given.encode(), self._secret(source).encode()):
-            raise refused
+        self.recorder.kept.pop(key[:64], None)
+        if source is None or not self._matches(source, given):
+            raise unknown_or_wrong()
         if not source.enabled:
-            raise AlertRefused(f"The alert source '{source.name}' is disabled.",
-                               hint="Enable it on the admin page Intake (/admin/intake) or with "
-                                    "`deskbridge intake set <source> enabled on`.")
+            raise disabled(source)
+        if len(self.recorder.kept) > 1000:
+            self.recorder.kept.clear()
+        self.recorder.kept[key[:64]] = source
         return source
+
+    def _matches(self, source: AlertSource, given: str) -> bool:
+        return hmac.compare_digest(given.encode(), self._secret(source).encode())
 
     def _secret(self, source: AlertSource) -> str:
         """The source's secret, decrypted once per stored ciphertext (a rotation stores a new one)."""
@@ -170,30 +151,6 @@ class AlertIntake:
                 self._secrets.clear()
             self._secrets[key] = self.sources.secret_of(source)
         return self._secrets[key]
-
-    async def record(self, source: AlertSource, events: list[AlertEvent], *,
-                     claim: str | None = None) -> tuple[list[tuple[int | None, AlertEvent]], bool]:
-        """Record events as receipts in one transaction: ([(receipt id or None for a duplicate, event)], whether
-        the source's lease was taken with `claim` in the same transaction)."""
-        ws, sid = source.workspace_id, source.id
-        now = self._clock()
-        out: list[tuple[int | None, AlertEvent]] = []
-        alert_ins, receipt_ins, source_row = self._statements
-        async with self.db.write(Scope.workspace(ws)) as session:
-            if not self.db.is_sqlite:  # SQLite's one writer already serializes this with chunks (module doc)
-                await session.execute(source_row, {"sid": sid})
-            for ev in events:
-                alert_id = (await session.execute(alert_ins, {
-                    "workspace_id": ws, "source_id": sid, "dedup_key": ev.dedup_key, "status": "new",
-                    "summary": ev.summary[:1024], "severity": ev.severity, "device_key": ev.device_key,
-                    "device_name": ev.device_name, "triggers": 0, "first_at": now})).scalar_one()
-                rid = (await session.execute(receipt_ins, {
-                    "workspace_id": ws, "source_id": sid, "alert_id": alert_id, "dedup_key": ev.dedup_key,
-                    "action": ev.action, "occurrence": ev.occurrence[:64], "occurred_at": ev.occurred_at,
-                    "event": event_record(ev), "received_at": now})).scalar_one_or_none()
-                out.append((rid, ev))
-            claimed = await self._claim_in(session, sid, claim) if claim else False  # type: ignore[arg-type]
-        return out, claimed
 
     @staticmethod
     def _outcomes(recorded: list[tuple[int | None, AlertEvent]], done: Mapping[int, Applied]) -> list[EventOutcome]:
@@ -216,7 +173,7 @@ class AlertIntake:
         token = uuid.uuid4().hex[:16]
         async with self.db.write(Scope.workspace(workspace_id)) as session:
             source = await session.get(AlertSource, source_id)
-            if source is None or not await self._claim_in(session, source_id, token):
+            if source is None or not await self.recorder.claim_in(session, source_id, token):
                 return 0
         return len(await self._drain(source, token))
 
@@ -275,13 +232,6 @@ class AlertIntake:
         for sid in sources:
             await self.process(workspace_id, sid)
         return len(rows)
-
-    async def _claim_in(self, session: AsyncSession, sid: int, token: str) -> bool:
-        now = self._clock()
-        free = sa.or_(col(AlertSource.claimed_until).is_(None), col(AlertSource.claimed_until) < now)
-        res = await session.execute(sa.update(AlertSource).where(AlertSource.id == sid, free)  # type: ignore[arg-type]
-                                    .values(claimed_by=token, claimed_until=now + LEASE))
-        return bool(res.rowcount)  # type: ignore[attr-defined]
 
     async def _release(self, ws: int, sid: int, token: str) -> None:
         async with self.db.write(Scope.workspace(ws)) as session:

@@ -24,7 +24,7 @@ from sqlmodel import col, select
 from core.context import Actor
 from core.errors import DeskbridgeError
 from core.intake.mailparse import Mail, clean_subject, parse, ticket_token
-from core.tickets import TicketService
+from core.tickets import TicketService, visible
 from store.db import Database, Scope
 from store.enums import Origin
 from store.sql import dialect_insert
@@ -70,7 +70,7 @@ class MailIntake:
                                           f"over {limit} new tickets from this sender within an hour")
             actor = Actor(workspace_id=workspace_id, origin=Origin.EMAIL, display=f"email:{mail.sender}")
             detail = await self.tickets.create(
-                actor, subject=clean_subject(mail.subject)[:255] or f"E-mail from {mail.sender}",
+                actor, subject=_subject(mail),
                 description=mail.text, customer_id=customer_id, contact_id=contact_id)
             await self._attachments(actor, detail.summary.id, mail)
             return await self._finish(workspace_id, mail, "created", detail.summary.id)
@@ -173,3 +173,9 @@ class MailIntake:
             rows = [c for c in (await session.exec(select(col(Contact.customer_id)).where(
                 same_domain, col(Contact.customer_id).is_not(None)).distinct().limit(2))).all() if c is not None]
         return (None, int(rows[0])) if len(rows) == 1 else (None, None)
+
+
+def _subject(mail: Mail) -> str:
+    """The ticket's subject: the mail's without reply prefixes, or who sent it when it shows nothing."""
+    subject = clean_subject(mail.subject)[:255]
+    return subject if visible(subject) else f"E-mail from {mail.sender}"[:255]

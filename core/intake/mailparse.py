@@ -17,6 +17,8 @@ from email.parser import BytesParser
 from email.utils import getaddresses, parseaddr
 from typing import Any
 
+from core.numbers import whole
+
 TOKEN = re.compile(r"\[DB-(\d{1,12})\]", re.IGNORECASE)
 _PREFIX = re.compile(r"^\s*((re|fw|fwd|aw|wg|sv|vs|antw|rif|tr)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 _QUOTE_HEADERS = (
@@ -71,14 +73,14 @@ def plus_token(msg: EmailMessage) -> int | None:
         for _, addr in getaddresses([str(v) for v in msg.get_all(header) or []]):
             m = PLUS.search(addr or "")
             if m:
-                return int(m.group(1))
+                return whole(m.group(1))  # None above any ticket's number (the column's range)
     return None
 
 
 def ticket_token(subject: str) -> int | None:
     """The ticket number of a `[DB-123]` token in the subject."""
     m = TOKEN.search(subject or "")
-    return int(m.group(1)) if m else None
+    return whole(m.group(1)) if m else None  # None above any ticket's number (the column's range)
 
 
 def strip_reply(text: str) -> str:

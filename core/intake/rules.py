@@ -8,6 +8,7 @@ from typing import Any
 
 from connectors.alerts import AlertEvent
 from core.errors import InvalidInput
+from core.numbers import whole
 from store.enums import Priority
 
 SOURCE_KINDS = ("events_v2", "ninjaone", "datto")
@@ -47,7 +48,8 @@ def check_setting(name: str, value: str) -> Any:
                                "the ticket when all its alerts are resolved).", field=name)
         return value
     if name in ("group_window_minutes", "storm_threshold"):
-        if not value.isdigit() or not 0 < int(value) <= 10_000:
+        number = whole(value, max_value=10_000)
+        if not number:
             raise InvalidInput(f"{name} must be a whole number from 1 to 10000.",
                                hint=f"e.g. `deskbridge intake set SOURCE {name} {10 if name == 'group_window_minutes' else 50}`.",
                                field=name)

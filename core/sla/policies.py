@@ -14,6 +14,7 @@ Stored as partial overrides (store.tables.SlaPolicy.settings), merged defaults <
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -68,9 +69,13 @@ def parse_duration(value: str | int | float) -> int:
     if isinstance(value, bool):
         raise PolicyError(f"{value!r} is not a duration.")
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise PolicyError(f"{value!r} is not a duration like 15m, 4h or 1h30m.")
         seconds = int(value)
     else:
         text = value.strip().lower().replace(" ", "")
+        if not text.isascii() or len(text) > 40:  # '²' is a digit to isdigit() but not to int(); 5000 digits
+            raise PolicyError(f"'{value[:40]}' is not a duration like 15m, 4h or 1h30m.")
         if text.isdigit():
             seconds = int(text)
         else:

@@ -239,7 +239,8 @@ class FakeSlackApi:
 
     async def _webhook(self, request: web.Request) -> web.Response:
         body = await self._args(request)
-        self.webhooks.append({"name": request.match_info["name"], **body})
+        self.webhooks.append({"name": request.match_info["name"], **body,
+                              "_peer": request.transport.get_extra_info("peername") if request.transport else None})
         return web.Response(text="ok")
 
     async def _api(self, request: web.Request) -> web.Response:

@@ -70,3 +70,17 @@ async def test_an_unknown_query_parameter_is_refused_not_ignored(api: Api, query
 async def test_an_unknown_filter_value_reads_well(api: Api):
     r = await api.get("/tickets?assignee=nobody")
     assert r.status_code == 422 and r.json()["detail"] == "'nobody' is not an assignee."
+
+
+@pytest.mark.parametrize("text", ["\u200b", "\u200b\u200d \ufeff", "\u2060\n\u00ad"])
+async def test_text_of_invisible_characters_only_is_empty(api: Api, text: str):
+    """A subject or a public reply of zero-width characters only (pasted from a chat or a web page) looks blank
+    everywhere it is shown; it is refused as empty, and nothing is written."""
+    r = await api.post("/tickets", {"subject": text})
+    assert r.status_code == 422 and r.json()["detail"] == "The subject is empty." and r.json()["hint"]
+    ticket = await api.ticket()
+    r = await api.post(f"/tickets/{ticket['number']}/comments", {"body": text, "visibility": "public"})
+    assert r.status_code == 422 and r.json()["detail"] == "The note is empty."
+    page = (await api.get("/tickets?stage=all")).json()
+    assert [t["id"] for t in page["items"]] == [ticket["id"]]
+    assert (await api.post("/tickets", {"subject": "Printer\u200b jams"})).status_code == 201  # inside words: kept

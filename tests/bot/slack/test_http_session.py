@@ -19,3 +19,15 @@ async def test_web_api_calls_of_clicks_and_of_the_notifier_reuse_one_connection(
     peers = {c.peer for c in opened} | {slack.fake.of("chat.postMessage")[-1].peer}
     assert None not in peers and len(peers) == 1  # one kept-alive connection for all four calls
     assert client.session is slack.c.slack.http
+
+
+async def test_response_url_posts_reuse_the_shared_connection(slack: SlackHarness):
+    """bolt's respond() opened a session (and a connection) per post; now every answer of a command uses the
+    surface's session: three `/tickets` answers arrive over one connection, with bolt's message shape."""
+    for _ in range(3):
+        await slack.slash("/tickets", "mine")
+    posts = slack.fake.webhooks[-3:]
+    assert len(posts) == 3
+    assert all(p["response_type"] == "ephemeral" and p["blocks"] and p["text"] for p in posts)
+    peers = {p["_peer"] for p in posts}
+    assert None not in peers and len(peers) == 1

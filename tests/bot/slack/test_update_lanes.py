@@ -209,3 +209,87 @@ async def test_a_held_card_is_sent_when_the_hold_ends_without_an_outcome(slack_a
     await out.drain()
     assert sent(slack_api) == ["psa change", "queued"]  # never lost: the slow write's card shows "queued"
     assert out.queued == 0
+
+
+async def test_a_card_rendered_when_sent_shows_the_newest_state_once(slack_api: FakeSlackApi):
+    """Refreshes carrying a render (bot/slack/outbound.py) collapse while the card waits for the budget and
+    are built once, when the update goes: the final state is never dropped, and a burst of PSA changes
+    costs one build and one chat.update, not one per change. A render with nothing to show sends nothing
+    and gives its token back."""
+    now = [1000.0]
+
+    async def poll(_seconds: float) -> None:
+        await asyncio.sleep(0.01)
+
+    out = SlackOutbound(updates_per_minute=60.0, update_burst=1, update_interval=0.0, clock=lambda: now[0],
+                        sleep=poll)
+    client = make_client(slack_api.api_url, "xoxb-test-token")
+    out.update(client, "C1", "1.1", text="spends the token", blocks=blocks("x"))
+    await wait_for(slack_api, 1)
+    state = {"status": "New"}
+    builds: list[str] = []
+
+    async def card() -> tuple[str, list[dict[str, Any]]]:
+        builds.append(state["status"])
+        return f"card {state['status']}", blocks(state["status"])
+
+    for status in ("In Progress", "Waiting Customer", "Scheduled", "Closed"):  # four PSA changes, no token
+        state["status"] = status
+        out.update(client, "C2", "2.1", render=card)
+        await asyncio.sleep(0.03)
+    assert len(slack_api.of("chat.update")) == 1 and builds == []  # waiting: nothing built yet
+    state["status"] = "Closed, reopened"  # changed again after the last refresh was queued
+    now[0] += 1.0  # one token
+    await wait_for(slack_api, 2)
+    await out.drain()
+    assert sent(slack_api) == ["spends the token", "card Closed, reopened"]  # the state of the sending moment
+    assert builds == ["Closed, reopened"]
+
+    async def gone() -> None:
+        return None
+
+    now[0] += 1.0
+    out.update(client, "C3", "3.1", render=gone)  # e.g. the ticket moved to another customer meanwhile
+    await out.drain()
+    out.update(client, "C4", "4.1", text="next", blocks=blocks("next"))  # the token came back: no wait
+    await wait_for(slack_api, 3)
+    assert sent(slack_api)[2:] == ["next"]
+
+
+async def test_a_click_goes_before_waiting_rendered_bulk_refreshes(slack_api: FakeSlackApi):
+    """Bulk refreshes built when sent still wait behind a technician's own click: with the budget spent, the
+    next token goes to the click, and every deferred card is then built and sent once."""
+    now = [1000.0]
+
+    async def poll(_seconds: float) -> None:
+        await asyncio.sleep(0.01)
+
+    out = SlackOutbound(updates_per_minute=60.0, update_burst=2, update_interval=0.0, clock=lambda: now[0],
+                        sleep=poll)
+    client = make_client(slack_api.api_url, "xoxb-test-token")
+    builds: list[str] = []
+
+    def card(name: str) -> Any:
+        async def render() -> tuple[str, list[dict[str, Any]]]:
+            builds.append(name)
+            return name, blocks(name)
+        return render
+
+    for i in range(6):
+        out.update(client, f"C{i}", f"{i}.1", render=card(f"bulk {i}"))
+    await wait_for(slack_api, 2)
+    await asyncio.sleep(0.1)
+    assert len(slack_api.of("chat.update")) == 2  # the burst is spent
+    out.update(client, "C9", "9.1", text="clicked", blocks=blocks("clicked"), urgent=True)
+    now[0] += 1.0  # one token
+    await wait_for(slack_api, 3)
+    await asyncio.sleep(0.1)
+    assert sent(slack_api)[2] == "clicked" and len(slack_api.of("chat.update")) == 3
+    for _ in range(200):  # the budget refills, a token per second of its clock
+        if out.idle:
+            break
+        now[0] += 1.0
+        await asyncio.sleep(0.02)
+    await out.drain()
+    assert sorted(sent(slack_api)) == sorted(["clicked"] + [f"bulk {i}" for i in range(6)])
+    assert sorted(builds) == sorted(f"bulk {i}" for i in range(6))  # one build per card

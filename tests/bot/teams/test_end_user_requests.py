@@ -5,6 +5,7 @@ is the ticket's thread both ways; a contact's own chat with the bot; the hourly 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -175,3 +176,59 @@ async def test_someone_who_is_no_contact_is_told_whom_to_ask_in_their_chat(teams
     await teams.say("My laptop will not boot", user=STRANGER, ctype="personal", conversation=PERSONAL)
     assert "does not know you yet" in teams.last_text()
     assert await _tickets(teams, "laptop will not boot") == []
+
+
+def _reply_action(body: dict[str, Any]) -> dict[str, Any]:
+    """The Send action of the Reply box under a note in a chat (validated as a card)."""
+    (att,) = body["attachments"]
+    assert_valid_card(att["content"])
+    (show,) = att["content"]["actions"]
+    assert show["type"] == "Action.ShowCard" and show["title"] == requests.REPLY_BUTTON
+    (send,) = show["card"]["actions"]
+    assert send["type"] == "Action.Execute" and show["card"]["body"][0]["id"] == "reply"
+    return send["data"]
+
+
+async def test_a_note_in_a_contacts_chat_has_a_reply_button_that_lands_on_that_ticket(teams):
+    await _contact(teams)
+    await teams.c.workspaces.set_option(teams.ws, "end_user_requests", "create")
+    await teams.say("My laptop will not boot", user=STRANGER, ctype="personal", conversation=PERSONAL)
+    (ticket,) = await _tickets(teams, "laptop will not boot")
+    teams.fake.clear()
+    for visibility, body in (("internal", "Warranty expired, bill it"), ("public", "Is it plugged in?")):
+        await teams.c.notifier.notify(NoteAdded(workspace_id=teams.ws, ticket_id=ticket.id, ticket_number=ticket.number,
+                                                origin="psa", occurred_at=datetime.now(UTC), entry_id=1,
+                                                visibility=visibility, author_name="Pat PSA", body=body, source=None))
+    await teams.settle()
+    [note] = [c.body for c in teams.fake.calls if c.op == "create" and c.conversation_id == PERSONAL
+              and "Is it plugged in?" in text_of(c.body)]
+    assert not any("Warranty" in text_of(c.body) for c in teams.fake.calls)  # internal stays internal
+    data = _reply_action(note)
+    assert data == {"action": requests.REPLY, "ticket": ticket.id}
+    assert str(ticket.id) not in json.dumps(note["attachments"][0]["content"]["body"])  # no ids to read
+
+    empty = await _invoke(teams, {**data, "reply": "  "}, user=STRANGER, conversation=PERSONAL, ctype="personal")
+    assert requests.REPLY_EMPTY in json.dumps(empty)
+    teams.fake.clear()
+    done = await _invoke(teams, {**data, "reply": "Yes, it is plugged in."}, user=STRANGER, conversation=PERSONAL,
+                         ctype="personal")
+    assert "Your reply was added" in json.dumps(done)
+    async with teams.c.db.read(Scope.workspace(teams.ws)) as s:
+        [reply] = (await s.exec(sa.select(TimelineEntry).where(TimelineEntry.ticket_id == ticket.id,
+                                                               TimelineEntry.body == "Yes, it is plugged in."))).scalars()
+    assert reply.kind == "note_public" and str(reply.author_name).startswith(f"teams:{STRANGER}")  # theirs, there
+    await teams.settle()
+    assert not any("Yes, it is plugged in." in text_of(c.body) for c in teams.fake.calls
+                   if c.op == "create" and c.conversation_id == PERSONAL)  # their own words are not echoed back
+    assert await _tickets(teams, "plugged in") == []  # a reply, not a new request
+
+
+async def test_a_reply_to_a_ticket_that_is_not_theirs_is_refused_and_their_words_come_back(teams):
+    await _contact(teams)
+    async with teams.c.db.read(Scope.workspace(teams.ws)) as s:
+        other = (await s.exec(sa.select(Ticket).where(Ticket.customer_id == teams.setup.other_customer_id))).scalars().first()
+    assert other is not None
+    forged = {"action": requests.REPLY, "ticket": other.id, "reply": "Please close this"}
+    answer = json.dumps(await _invoke(teams, forged, user=STRANGER, conversation=PERSONAL, ctype="personal"))
+    assert requests.REPLY_NOT_YOURS in answer and "What you wrote: Please close this" in answer
+    assert "Please close this" not in await _public_notes(teams, int(other.id))

@@ -4,6 +4,8 @@ a ticket's writes in the order they were made (real SQLite/PostgreSQL, real pars
 
 from __future__ import annotations
 
+import asyncio
+import json
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -13,6 +15,7 @@ from sqlmodel import select
 
 from core.context import Actor
 from core.errors import Conflict, InvalidInput, PermissionDenied
+from core.intake.alerts import AlertRefused
 from core.notify import AlertNeedsTicket, DomainEvent, NoteAdded, TicketCreated
 from core.tickets import TicketService
 from store.db import Scope
@@ -182,3 +185,63 @@ async def test_an_alert_that_goes_to_triage_is_told_once_after_the_commit(intake
     [alert] = await intake.alerts()
     assert (told.alert_id, told.source_name, told.severity, told.device) == (alert.id, "pd", "critical", "nas-01")
     assert told.summary == "Backup failed on NAS" and told.ticket_id is None
+
+
+async def _queued_together(intake, sends):
+    """Start the deliveries while another recording holds the turn, so they wait and are recorded as one group."""
+    await intake.intake.recorder._group_turn.acquire()
+    tasks = [asyncio.ensure_future(s) for s in sends]
+    for _ in range(200):
+        if len(intake.intake.recorder._waiting) == len(tasks):
+            break
+        await asyncio.sleep(0.01)
+    assert len(intake.intake.recorder._waiting) == len(tasks)
+    intake.intake.recorder._group_turn.release()
+    return await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _commits(intake) -> list[int]:
+    seen: list[int] = []
+    sa.event.listen(intake.db.engine.sync_engine, "commit", lambda _conn: seen.append(1))
+    return seen
+
+
+async def test_deliveries_arriving_together_are_recorded_in_one_transaction_each_with_its_own_answer(intake):
+    await intake.source("ninja")
+    other = await intake.source("other")
+    await intake.send("other", ninja(series="o-1", activity=50))  # "other" is now known (kept in memory)
+    await _hold_lease(intake, "ninja")  # nothing is applied: only the recording is counted
+    await intake.sources.set_option(intake.ws, "other", "enabled", "off")  # disabled after it was kept
+    commits = _commits(intake)
+    dup = ninja(series="s-9", activity=9)
+    results = await _queued_together(intake, [
+        intake.send("ninja", ninja(series=f"s-{i}", activity=i)) for i in range(1, 5)] + [
+        intake.send("ninja", dup), intake.send("ninja", dup),  # a sender's retry, in the same group
+        intake.intake.ingest(other, {"x-deskbridge-secret": intake.keys["other"][1]},
+                             json.dumps(ninja(series="o-2", activity=51)).encode())])
+    assert len(commits) == 1  # one transaction for the whole group
+    assert [r.status for r in results[:4]] == ["accepted"] * 4
+    assert sorted(r.status for r in results[4:6]) == ["accepted", "duplicate"]  # whichever was recorded first
+    assert all(r.events[0].outcome == "queued" for r in results[:6] if r.status == "accepted")
+    assert isinstance(results[6], AlertRefused) and "disabled" in results[6].message  # checked in the transaction
+    receipts = await intake.receipts()
+    assert sorted(r.dedup_key for r in receipts if r.dedup_key.startswith("s-")) == [f"s-{i}" for i in (1, 2, 3, 4, 9)]
+    assert not [r for r in receipts if r.dedup_key == "o-2"]  # the disabled source recorded nothing
+
+
+async def test_a_group_whose_transaction_fails_records_each_delivery_alone(intake, monkeypatch):
+    await intake.source("ninja")
+    real = intake.intake.recorder._record_in
+
+    async def record_in(session, source, events):
+        if any(ev.dedup_key.endswith("bad") for ev in events):
+            raise RuntimeError("a row the database refuses")
+        return await real(session, source, events)
+
+    monkeypatch.setattr(intake.intake.recorder, "_record_in", record_in)
+    results = await _queued_together(intake, [intake.send("ninja", ninja(series=s, activity=i))
+                                              for i, s in enumerate(["s-1", "bad", "s-2"], start=1)])
+    assert isinstance(results[1], RuntimeError)  # only the bad delivery fails (its sender gets a 500, retries)
+    assert [results[0].status, results[2].status] == ["accepted", "accepted"]
+    assert sorted(r.dedup_key for r in await intake.receipts()) == ["s-1", "s-2"]
+    assert intake.intake.recorder._waiting == []

@@ -152,3 +152,29 @@ async def test_a_reply_to_a_plus_address_joins_its_ticket_when_the_sender_is_its
     stranger = to_plus(message(subject="hi", sender="eve@other.example", mid="<p2@x>"),
                        f"help+db-{t.number}@msp.example")
     assert (await mail.mail.ingest(mail.ws, stranger)).outcome == "triage"  # an address alone is not trusted
+
+
+@pytest.mark.parametrize("subject, to", [("Re: printer [DB-999999999999]", "help@msp.example"),
+                                         ("Re: printer", "help+db-999999999999@msp.example"),
+                                         ("Re: printer [DB-٣]", "help@msp.example")])
+async def test_a_token_naming_no_possible_ticket_opens_a_new_one_and_loses_nothing(mail, subject, to):
+    """A ticket number above any ticket's (a typo, a forged token) is no ticket: the customer's words start a new
+    ticket instead of failing the message (on PostgreSQL the number did not fit the column)."""
+    from email import message_from_bytes, policy
+
+    msg = message_from_bytes(message(subject=subject, mid="<big@acme.example>", body="Still broken."),
+                             policy=policy.default)
+    msg.replace_header("To", to)
+    r = await mail.mail.ingest(mail.ws, bytes(msg))
+    assert r.outcome == "created", r
+    [t] = await _tickets(mail)
+    assert "Still broken." in t.description
+
+
+async def test_a_subject_of_invisible_characters_still_opens_a_ticket(mail):
+    """A subject that shows nothing (zero-width characters only) is no subject: the ticket is named after the
+    sender, and the customer's words are all there."""
+    r = await mail.mail.ingest(mail.ws, message(subject="\u200b\u200d", mid="<zw@acme.example>", body="Help please."))
+    assert r.outcome == "created", r
+    [t] = await _tickets(mail)
+    assert t.subject.startswith("E-mail from") and "Help please." in t.description
