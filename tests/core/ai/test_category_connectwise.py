@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,9 +19,10 @@ from core.errors import Conflict, InvalidInput
 from core.notify import RecordingNotifier
 from store.db import Database, Scope
 from store.enums import OutboxStatus, Priority, Stage
-from store.tables import AuditLog, OutboxOp, PicklistItem, Ticket
+from store.tables import AuditLog, PicklistItem, Ticket
+from tests.core.ai.test_category_apply import Rig as ApplyRig
 from tests.core.outbox.conftest import make_worker
-from tests.core.sync.conftest import SyncEnv, make_env
+from tests.core.sync.conftest import make_env
 from tests.fakes.connectwise import FakeConnectWise
 from tests.fakes.outbox_psa import FakeClock
 
@@ -34,35 +34,8 @@ WORDS = {  # (type, subtype) -> what users write; the fake's seeded Service Desk
 }
 
 
-@dataclass
-class Rig:
-    env: SyncEnv
-    ai: AiService
-    worker: object
-    clock: FakeClock
-
-    @property
-    def fake(self) -> FakeConnectWise:
-        return self.env.fake
-
-    async def sync(self) -> None:
-        await self.env.sync.refresh_picklists(self.env.connection_id)
-        await self.env.sync.run(self.env.connection_id)
-
-    async def local(self, external_id: int) -> Ticket:
-        return (await self.env.tickets())[str(external_id)]
-
-    async def ops(self) -> list[OutboxOp]:
-        async with self.env.db.read(Scope.workspace(self.env.workspace_id)) as s:
-            return list((await s.exec(select(OutboxOp).order_by(OutboxOp.id))).all())
-
-    async def deliver(self) -> None:
-        for _ in range(30):
-            await self.worker.drain()  # type: ignore[attr-defined]
-            if all(o.status not in (OutboxStatus.PENDING.value, OutboxStatus.INFLIGHT.value) for o in await self.ops()):
-                return
-            self.clock.advance(30)
-        raise AssertionError("outbox did not settle")
+class Rig(ApplyRig):
+    """test_category_apply's rig, with tickets on the fake's Service Desk board."""
 
     def ticket(self, summary: str, **fields: object) -> int:
         desk = next(b for b in self.fake.boards.values() if b["name"] == "Service Desk")
