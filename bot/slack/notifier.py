@@ -269,7 +269,7 @@ class SlackNotifier:
             who = customer_author(event.author_name) if card_audience(info) == "customer" else event.author_name
             body = bk.psa_note_blocks(who, event.visibility, event.body,
                                       prefix=t.THREAD_PSA_PREFIX if event.origin == "psa" else t.THREAD_CHAT_PREFIX)
-            await self.poster.post(client, post.channel_id, text=f"{who or 'PSA'}: {event.body[:200]}",
+            await self.poster.post(client, post.channel_id, text=bk.esc(f"{who or 'PSA'}: {event.body[:200]}"),
                                    blocks=body, thread_ts=post.thread_ts,
                                    record=self._record(event.workspace_id, post, "note",
                                                        "customer" if event.visibility == "public" else "tech"))
