@@ -124,6 +124,7 @@ class SlackSurface:
         self.notifier = SlackNotifier(chat=container.chat, views=container.chat_views, poster=self.poster,
                                       api_url=s.slack_api_url, commands=container.chat_commands,
                                       shared=self.shared, offers=container.alert_offers)
+        self.context.homes = self.notifier.homes  # opening App Home (a listener) turns its refreshes on
         self.handler = AsyncSlackRequestHandler(self.app)
         self.refused = 0  # requests shed because the post-ack queue was full
         self._refused_logged_at = float("-inf")
