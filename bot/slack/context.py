@@ -22,6 +22,7 @@ from bot.slack import blocks as bk
 from bot.slack import text as t
 from bot.slack.channels import SharedChannels
 from bot.slack.confirm import Confirmations
+from bot.slack.home import HomeRefresher
 from bot.slack.install import WORKSPACE_KEY
 from bot.slack.outbound import Posted, Render
 from bot.slack.poster import SlackPoster
@@ -99,6 +100,7 @@ class SlackContext:
         self.response_hosts = RESPONSE_HOSTS | {api.hostname or ""}
         self._plain_http_host = api.hostname if api.scheme == "http" else None  # a local fake only
         self.work = AfterAck()
+        self.homes: HomeRefresher | None = None  # App Home refreshes (the notifier's): who has Home open
         self.session: Any = None  # the surface's shared aiohttp session, once started (SlackSurface.start)
         self._names: dict[str, tuple[str, float]] = {}  # Slack user id -> (display name, valid until)
         # Long transfers (files a technician drops into a thread: up to 120 s each) get their own small pool,

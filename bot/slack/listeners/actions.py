@@ -39,6 +39,11 @@ async def run_action(sc: SlackContext, body: dict[str, Any], context: Any, clien
     user = sc.chat_user(context, body, channel)
     from_home = (body.get("view") or {}).get("type") == "home"
     in_modal = (body.get("view") or {}).get("type") == "modal"  # a ticket opened from App Home
+    if from_home and sc.homes is not None:  # a click in Home: it is open (its refreshes go on)
+        sc.homes.opened(user.team_id, user.user_id)
+    card_ts = (body.get("container") or {}).get("message_ts")
+    if channel and card_ts:  # someone looks at this card: PSA changes to it go before other cards' (outbound.py)
+        sc.poster.outbound.watch(channel, str(card_ts))
     try:
         if tenant.handles(name):  # Microsoft 365 context (it resolves the actor for the channel it was opened in)
             await tenant.run(sc, name, body, context, client, channel, in_modal)
