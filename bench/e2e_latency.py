@@ -28,6 +28,10 @@ in the results).
 
     .venv/bin/python bench/e2e_latency.py [--seconds 60] [--rate 20] [--interval 10] [--bursts 3]
     .venv/bin/python bench/e2e_latency.py --quick      # ~1 minute: --seconds 15 --bursts 2 --customers 10
+    .venv/bin/python bench/e2e_latency.py --chat-only --ab main --rounds 3
+        # chat -> PSA only, A/B: `main`'s code (git archive of the ref, run with this tree's bench and fakes) and
+        # this tree's, alternating, each in its own process; results/e2e_chat_ab.json with per-run figures and
+        # the ratios of their medians
 
 Writes bench/results/e2e_latency.json (unless --no-write).
 """
@@ -39,6 +43,10 @@ from pathlib import Path
 
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if "--code" in sys.argv:  # another tree's product code with this tree's bench and fakes (the A/B baseline)
+    from bench._e2e_ab import shim
+
+    sys.path.insert(0, shim(sys.argv[sys.argv.index("--code") + 1]))
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
@@ -319,6 +327,9 @@ def main() -> None:
     ap.add_argument("--trace", action="store_true",
                     help="chat -> PSA: time per outbox stage and per SQLite write transaction (bench/_e2e_trace.py)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave bench/results alone")
+    ap.add_argument("--code", help="run this directory's product code (bot, core, store, ...) with this tree's bench")
+    ap.add_argument("--ab", metavar="REF", help="with --chat-only: A/B of REF's code (git archive) against this tree's")
+    ap.add_argument("--rounds", type=int, default=2, help="--ab: runs of each side, alternating")
     ap.add_argument("--out", default=DEFAULT_OUT)
     args = ap.parse_args()
     if args.quick:
@@ -327,6 +338,12 @@ def main() -> None:
         import bot.slack.context
 
         bot.slack.context.ACTION_CARD_HOLD_S = 0.0
+    if args.ab:
+        from bench._e2e_ab import ab
+
+        ab(args.ab, args.rounds, [a for a in sys.argv[1:] if a not in ("--ab", args.ab, "--rounds", str(args.rounds))],
+           ROOT / "bench" / "results" / "e2e_chat_ab.json")
+        return
     result = asyncio.run(run(args))
     import bot.slack.context as ctx
 
@@ -337,8 +354,10 @@ def main() -> None:
     if not args.no_write:
         Path(args.out).write_text(text + "\n")
     c = result["chat_to_psa"]
-    print(f"chat->PSA write p99 {c['write']['p99_s']} s (target 2), card 'in the PSA' p50 "
-          f"{c['card_after_write']['p50_s']} p99 {c['card_after_write']['p99_s']} s (target 1), "
+    print(f"chat->PSA write p50 {c['write']['p50_s']} p99 {c['write']['p99_s']} s (target 2), confirmed 'in the PSA' "
+          f"p50 {c['confirmed_after_write']['p50_s']} p99 {c['confirmed_after_write']['p99_s']} s (target 1; "
+          f"by {c['confirmed_by']}), card chat.update p50 "
+          f"{c['card_after_write']['p50_s']} p99 {c['card_after_write']['p99_s']} s, "
           f"{c['chat_update_per_action']} chat.update per action, {c['cpu_ms_per_action']} ms CPU per action; "
           f"healthz p99 {c['baseline_healthz']['p99_s']} s; "
           f"load {result['load_average_1m_before']} -> {result['load_average_1m_after']}")

@@ -37,6 +37,7 @@ from bot.slack import alert_blocks as ab
 from bot.slack import blocks as bk
 from bot.slack import text as t
 from bot.slack.channels import SharedChannels
+from bot.slack.confirm import Confirmations, react
 from bot.slack.outbound import Posted, Render
 from bot.slack.poster import SlackPoster, make_client
 from core.chat import (
@@ -137,8 +138,13 @@ class SlackNotifier:
     def __init__(self, *, chat: ChatService, views: ChatViews, poster: SlackPoster, api_url: str,
                  commands: ChatCommands | None = None, workers: int = WORKERS, max_backlog: int = MAX_BACKLOG,
                  home_interval: float = HOME_INTERVAL_S, shared: SharedChannels | None = None,
-                 offers: AlertOffers | None = None) -> None:
+                 offers: AlertOffers | None = None, confirmations: Confirmations | None = None,
+                 respond: Callable[..., Awaitable[bool]] | None = None) -> None:
         self.chat = chat
+        # A technician's own write confirmed without chat.update (bot/slack/confirm.py): the clicked card through
+        # its response_url (`respond`: SlackContext.respond_to), a thread message by a reaction.
+        self.confirmations = confirmations or Confirmations()
+        self.respond = respond
         self.offers = offers  # alerts that made no ticket, offered to technicians (core/intake/offers.py)
         self.shared = shared or SharedChannels()
         self.views = views
@@ -218,7 +224,9 @@ class SlackNotifier:
                 await self._dispatch(event.workspace_id, event.ticket_id)
                 await self._homes(event.workspace_id, event.ticket_id, created=True)
             elif isinstance(event, WriteDelivered):  # someone's write is "in the PSA": show it first
-                await self.refresh_cards(event.workspace_id, event.ticket_id, urgent=True)
+                # A thread message's write: its ✅ says so at once; the card then catches up as a bulk refresh.
+                reacted = await self._react(self.confirmations.outcome(event.entry_id, delivered=True))
+                await self.refresh_cards(event.workspace_id, event.ticket_id, urgent=not reacted, outcome=True)
                 if event.kind == "create_ticket":  # created in chat or the API: no TicketCreated is emitted
                     await self._dispatch(event.workspace_id, event.ticket_id)
                 await self._homes(event.workspace_id, event.ticket_id, op_id=event.op_id)
@@ -261,7 +269,7 @@ class SlackNotifier:
             who = customer_author(event.author_name) if card_audience(info) == "customer" else event.author_name
             body = bk.psa_note_blocks(who, event.visibility, event.body,
                                       prefix=t.THREAD_PSA_PREFIX if event.origin == "psa" else t.THREAD_CHAT_PREFIX)
-            await self.poster.post(client, post.channel_id, text=f"{who or 'PSA'}: {event.body[:200]}",
+            await self.poster.post(client, post.channel_id, text=bk.esc(f"{who or 'PSA'}: {event.body[:200]}"),
                                    blocks=body, thread_ts=post.thread_ts,
                                    record=self._record(event.workspace_id, post, "note",
                                                        "customer" if event.visibility == "public" else "tech"))
@@ -299,7 +307,8 @@ class SlackNotifier:
             await self.poster.post(client, post.channel_id, text=msg, blocks=[
                 {"type": "section", "text": {"type": "mrkdwn", "text": msg}}], thread_ts=post.thread_ts,
                 record=self._record(event.workspace_id, post, "dead", "tech"))
-        await self.refresh_cards(event.workspace_id, event.ticket_id, urgent=True)
+        self.confirmations.outcome(event.entry_id, delivered=False)  # never a ✅ for a refused write
+        await self.refresh_cards(event.workspace_id, event.ticket_id, urgent=True, outcome=True)
 
     @staticmethod
     def _record(workspace_id: int, post: ThreadPost, kind: str, audience: str) -> PostRecord:
@@ -310,10 +319,13 @@ class SlackNotifier:
     async def _seen(self, client: Any, workspace_id: int, team_id: str, channel_id: str) -> ChannelInfo:
         return await self.shared.seen(self.chat, client, workspace_id, team_id, channel_id)
 
-    async def refresh_cards(self, workspace_id: int, ticket_id: int | None, *, urgent: bool = False) -> int:
+    async def refresh_cards(self, workspace_id: int, ticket_id: int | None, *, urgent: bool = False,
+                            outcome: bool = False) -> int:
         """Re-render every card of a ticket (pending/delivered/dead state, new notes, status); returns how
         many updates were queued (they are paced and coalesced per channel). `urgent`: the outcome of
-        someone's own write (before bulk refreshes of PSA changes when Slack's budget is short).
+        someone's own write (before bulk refreshes of PSA changes when Slack's budget is short). `outcome`:
+        a write's outcome: a card clicked lately is replaced through the click's response_url instead
+        (bot/slack/confirm.py), at once and outside chat.update's budget.
 
         Only the light header is read now (whose customer the ticket is); each card is built when its update
         is sent (bot/slack/outbound.py `render`), from the state of that moment: refreshes of a card waiting
@@ -336,10 +348,35 @@ class SlackNotifier:
             info = await self._seen(client, workspace_id, post.team_id, post.channel_id)
             if not may_post_ticket(info, head.summary.customer_id):
                 continue  # an old thread in a channel since bound to another customer: nothing of it, ever
-            await self.poster.update(client, post.channel_id, post.card_ts, urgent=urgent,
-                                     render=self._card(actor, ticket_id, info))
+            render = self._card(actor, ticket_id, info)
+            if outcome and await self._replace_clicked(post.channel_id, post.card_ts, render):
+                done += 1
+                continue
+            await self.poster.update(client, post.channel_id, post.card_ts, urgent=urgent, render=render)
             done += 1
         return done
+
+    async def _replace_clicked(self, channel: str, card_ts: str, render: Render) -> bool:
+        """The card a technician clicked, replaced through the click's response_url; False: not possible."""
+        url = self.confirmations.response_url(channel, card_ts) if self.respond is not None else None
+        if url is None or self.respond is None:
+            return False
+        content = await render()
+        if content is None:
+            return False  # nothing to show there now: chat.update's render decides the same way
+        text, blocks = content
+        if await self.respond(url, text=text, blocks=blocks, replace_original=True):
+            return True
+        self.confirmations.refused(channel, card_ts)
+        return False
+
+    async def _react(self, message: tuple[str, str, str] | None) -> bool:
+        """✅ on a technician's thread message whose write is in the PSA; False if Slack would not."""
+        if message is None:
+            return False
+        team_id, channel, ts = message
+        client = await self._client(team_id)
+        return client is not None and await react(client, channel, ts)
 
     def _card(self, actor: Actor, ticket_id: int, info: ChannelInfo) -> Render:
         """The ticket's card for one channel, built when its update is sent (None: nothing to show there now)."""
