@@ -2,8 +2,8 @@
 indexes both through one ArticleReader).
 
 A connector that can read its PSA's knowledge base has `kb_articles()` returning DocArticles (HaloPSA:
-connectors/halopsa/kb.py). ConnectWise and Autotask have none yet: their knowledge-base APIs are not in our
-reference or specs (session 8 notes), so they are not read rather than read from a guess. Each PSA connection
+connectors/halopsa/kb.py; ConnectWise: connectors/connectwise/kb.py). Autotask has none: its REST API, as our
+spec index shows it, has no knowledge-base article entity (session 8 notes). Each PSA connection
 is its own source (`halo:<connection id>`; KbArticle.source is 16 characters), so one connection failing keeps
 its articles and never touches the others'; a customer-limited article is matched only to a customer of that
 same connection, by its company id (`connection_of`).
