@@ -34,3 +34,9 @@ async def test_a_message_that_shows_nothing_makes_no_ticket(slack, text: str):
     async with slack.c.db.read(Scope.workspace(slack.ws)) as s:
         [ticket] = (await s.exec(select(Ticket).where(Ticket.source == "slack"))).all()
     assert "Printer offline" in ticket.subject
+
+
+def test_the_subject_is_the_first_line_that_shows_something():
+    from core.intake.requests import subject_of
+
+    assert subject_of("\u200b\n\x07\x1b\n  Toner low on floor 3\nmore") == "Toner low on floor 3"
