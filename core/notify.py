@@ -66,7 +66,7 @@ class WriteDead(DomainEvent):
     op_id: int
     kind: str
     error: str
-    cause: str = "refused"  # credentials | deleted | refused | gave_up (what an admin can do differs)
+    cause: str = "refused"  # credentials | permission | deleted | refused | gave_up (what an admin can do differs)
     connection: str | None = None  # the connection's name (for `deskbridge connection reauth <name>`)
 
 
