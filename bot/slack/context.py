@@ -21,8 +21,10 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.slack import blocks as bk
 from bot.slack import text as t
 from bot.slack.channels import SharedChannels
+from bot.slack.confirm import Confirmations
+from bot.slack.home import HomeRefresher
 from bot.slack.install import WORKSPACE_KEY
-from bot.slack.outbound import Posted
+from bot.slack.outbound import Posted, Render
 from bot.slack.poster import SlackPoster
 from bot.slack.redact import RedactionReport, Redactor
 from bot.slack.work import FILL, AfterAck
@@ -78,8 +80,11 @@ class SlackContext:
                  poster: SlackPoster, api_url: str = "https://slack.com/api/",
                  shared: SharedChannels | None = None, redactor: Redactor | None = None,
                  requests: EndUserRequests | None = None, tenant: TenantContextService | None = None,
-                 quick_actions: QuickActions | None = None, alert_offers: AlertOffers | None = None) -> None:
+                 quick_actions: QuickActions | None = None, alert_offers: AlertOffers | None = None,
+                 confirmations: Confirmations | None = None) -> None:
         self.chat = chat
+        # clicks' response_urls and thread messages awaiting their write's outcome (shared with the notifier)
+        self.confirmations = confirmations or Confirmations()
         self.alert_offers = alert_offers  # "Create ticket" for alerts that made none (core/intake/offers.py)
         self.tenant = tenant  # Microsoft 365 context beside a ticket (bot/slack/listeners/tenant.py)
         self.quick_actions = quick_actions
@@ -95,6 +100,7 @@ class SlackContext:
         self.response_hosts = RESPONSE_HOSTS | {api.hostname or ""}
         self._plain_http_host = api.hostname if api.scheme == "http" else None  # a local fake only
         self.work = AfterAck()
+        self.homes: HomeRefresher | None = None  # App Home refreshes (the notifier's): who has Home open
         self.session: Any = None  # the surface's shared aiohttp session, once started (SlackSurface.start)
         self._names: dict[str, tuple[str, float]] = {}  # Slack user id -> (display name, valid until)
         # Long transfers (files a technician drops into a thread: up to 120 s each) get their own small pool,
@@ -108,11 +114,15 @@ class SlackContext:
 
     def after_ack(self, fn: Callable[..., Awaitable[Any]], *,
                   slow: Callable[[dict[str, Any]], bool] | None = None,
-                  urgent: Callable[[dict[str, Any]], bool] | None = None) -> Callable[..., Awaitable[None]]:
+                  urgent: Callable[[dict[str, Any]], bool] | None = None,
+                  claim: Callable[[dict[str, Any], Any], tuple[str, str]] | None = None,
+                  ) -> Callable[..., Awaitable[None]]:
         """A bolt listener that acks at once and queues `fn` (taking any of body, context, client, respond).
 
         Requests for which `slow(body)` is true go to the slow pool (long downloads); those for which
         `urgent(body)` is true (they will open a modal on the request's trigger id) run ahead of the rest.
+        `claim(body, context)` names the event id that `fn` claims first (`first_time`): the claim begins at the
+        ack, so a burst's claims are written in a few transactions while its work waits for the workers.
 
         Used instead of bolt's lazy listeners, which deep-copy every request (about 0.7 ms of CPU each) and
         start one unbounded task per request on the loop that must ack the next ones.
@@ -129,6 +139,8 @@ class SlackContext:
                 raise Overloaded("the post-ack work queue is full")  # bolt answers 500: Slack retries / warns
             await ack()
             acked = time.monotonic()
+            if claim is not None:
+                self.chat.claim_ahead(*claim(body, context))
             given = {"body": body, "context": context, "client": client, "respond": respond}
             kwargs = {n: given[n] for n in names}
             pool.submit(lambda: self._run_reporting(fn, kwargs, body, respond, client, acked),
@@ -419,6 +431,7 @@ class SlackContext:
 
         Where outsiders read the channel, the confirmation ("Internal note: queued…") goes to the author
         alone: it is about the MSP's own workflow, and the card they see is the customer's.
+        `view` may be the bare ticket (ChatViews.bare): the card is built when its update is sent.
         """
         info = await self.seen(client, workspace_id, team_id, channel_id)
         msg = t.confirm_thread(confirmation)
@@ -436,12 +449,29 @@ class SlackContext:
                                                      channel_id=channel_id, kind="notice", audience="tech",
                                                      ticket_id=view.summary.id,
                                                      customer_id=view.summary.customer_id, thread_ts=thread_ts))
-        if card_ts:
+        if not card_ts:
+            return
+        pending = view.detail.pending_writes > 0
+        if pending and self.confirmations.has_click(channel_id, card_ts):
+            return  # the write's outcome replaces this card through the click's response_url (SlackNotifier)
+        # The card they just acted on. While its write is on the way to the PSA the card waits (up to
+        # ACTION_CARD_HOLD_S) for the outcome, so one chat.update shows "in the PSA" instead of two; it is built
+        # when sent, so a burst's writes are never held up by card builds.
+        await self.poster.update(client, channel_id, card_ts, urgent=True, hold=ACTION_CARD_HOLD_S if pending else 0.0,
+                                 render=self.card_render(workspace_id, view.summary.id, info))
+
+    def card_render(self, workspace_id: int, ticket_id: int, info: ChannelInfo) -> Render:
+        """A ticket's card for a channel, built when its update is sent (None: nothing to show there now)."""
+        actor = Actor.system(workspace_id)
+
+        async def render() -> tuple[str, list[dict[str, Any]]] | None:
+            try:
+                view = await self.views.ticket_by_id(actor, ticket_id)
+            except DeskbridgeError:
+                return None
+            if view is None or not may_post_ticket(info, view.summary.customer_id):
+                return None
             if card_audience(info) == "customer":
-                view = await self.views.ticket_from_detail(Actor.system(workspace_id), view.detail,
-                                                           audience="customer")
-            # The card they just acted on. While its write is on the way to the PSA the card waits (up to
-            # ACTION_CARD_HOLD_S) for the outcome, so one chat.update shows "in the PSA" instead of two.
-            hold = ACTION_CARD_HOLD_S if view.detail.pending_writes else 0.0
-            await self.poster.update(client, channel_id, card_ts, text=bk.ticket_fallback(view),
-                                     blocks=bk.ticket_blocks(view), urgent=True, hold=hold)
+                view = await self.views.ticket_from_detail(actor, view.detail, audience="customer")
+            return bk.ticket_fallback(view), bk.ticket_blocks(view)
+        return render

@@ -1,6 +1,6 @@
 """SlackNotifier: domain events from sync, the outbox and the SLA monitor, delivered into Slack.
 
-(Over 400 lines: one handler per event kind; App Home refreshes (HomeRefresher) are the part to move out.)
+(Over 400 lines: one handler per event kind; App Home refreshes are paced in bot/slack/home.py.)
 
 - NoteAdded (from the PSA via sync, or written here: chat, console, API) -> a post in every thread of the
   ticket except the one it was written in (`source`: no echo); channels the customer reads only get public
@@ -11,7 +11,8 @@
   channel bound `dispatch` that may see it (core decides: ChatService.dispatch_channels); the post
   becomes the ticket's thread there.
 - Changes of who owns a ticket, or of what its queue row shows -> the App Home of the technicians
-  concerned is re-published (ChatService.app_home_targets), at most once per user per few seconds.
+  concerned who have it open is re-published (ChatService.app_home_targets; bot/slack/home.py: coalesced
+  per user, paced within Slack's tier 4 per team).
 - WriteDead -> the thread says the write failed and how an admin can redrive it (where the customer reads
   the thread, only the write's author is told, privately).
 - SlaWarningEvent -> the channels bound to SLA alerts, and tech channels bound to that customer.
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -37,6 +37,8 @@ from bot.slack import alert_blocks as ab
 from bot.slack import blocks as bk
 from bot.slack import text as t
 from bot.slack.channels import SharedChannels
+from bot.slack.confirm import Confirmations, react
+from bot.slack.home import HOME_INTERVAL_S, HomeRefresher
 from bot.slack.outbound import Posted, Render
 from bot.slack.poster import SlackPoster, make_client
 from core.chat import (
@@ -73,62 +75,6 @@ PLATFORM = "slack"
 NOT_MIRRORED = frozenset({"slack"})
 WORKERS = 2  # events of one ticket go to one worker (in order); Slack calls themselves are queued per channel
 MAX_BACKLOG = 5000  # events waiting per worker; beyond it an event is dropped and logged as an error
-HOME_INTERVAL_S = 5.0  # at most one App Home publish per user per this many seconds
-
-
-class HomeRefresher:
-    """Re-publishes technicians' App Homes, coalesced: at most one views.publish per user per `interval`.
-
-    The first request publishes at once; requests within the interval collapse into one publish at its
-    end, which renders the state of that moment.
-    """
-
-    def __init__(self, publish: Callable[[int, str, str], Awaitable[None]], *, interval: float = HOME_INTERVAL_S,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
-        self._publish = publish
-        self.interval = interval
-        self._clock = clock
-        self._sleep = sleep
-        self._last: dict[tuple[str, str], float] = {}
-        self._pending: set[tuple[str, str]] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def request(self, workspace_id: int, team_id: str, user_id: str) -> None:
-        key = (team_id, user_id)
-        if key in self._pending:
-            return  # a publish is already due: it will show this change too
-        self._pending.add(key)
-        task = asyncio.get_running_loop().create_task(self._run(workspace_id, key))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _run(self, workspace_id: int, key: tuple[str, str]) -> None:
-        wait = self._last.get(key, float("-inf")) + self.interval - self._clock()
-        if wait > 0:
-            await self._sleep(wait)
-        self._pending.discard(key)
-        self._last[key] = self._clock()
-        if len(self._last) > 5000:
-            cutoff = self._clock() - self.interval
-            self._last = {k: v for k, v in self._last.items() if v > cutoff}
-        try:
-            await self._publish(workspace_id, *key)
-        except Exception:  # noqa: BLE001 - a failed publish is logged; the next change publishes again
-            log.exception("App Home refresh failed")
-
-    @property
-    def idle(self) -> bool:
-        return not self._tasks
-
-    async def drain(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
 class SlackNotifier:
@@ -137,8 +83,13 @@ class SlackNotifier:
     def __init__(self, *, chat: ChatService, views: ChatViews, poster: SlackPoster, api_url: str,
                  commands: ChatCommands | None = None, workers: int = WORKERS, max_backlog: int = MAX_BACKLOG,
                  home_interval: float = HOME_INTERVAL_S, shared: SharedChannels | None = None,
-                 offers: AlertOffers | None = None) -> None:
+                 offers: AlertOffers | None = None, confirmations: Confirmations | None = None,
+                 respond: Callable[..., Awaitable[bool]] | None = None) -> None:
         self.chat = chat
+        # A technician's own write confirmed without chat.update (bot/slack/confirm.py): the clicked card through
+        # its response_url (`respond`: SlackContext.respond_to), a thread message by a reaction.
+        self.confirmations = confirmations or Confirmations()
+        self.respond = respond
         self.offers = offers  # alerts that made no ticket, offered to technicians (core/intake/offers.py)
         self.shared = shared or SharedChannels()
         self.views = views
@@ -218,7 +169,9 @@ class SlackNotifier:
                 await self._dispatch(event.workspace_id, event.ticket_id)
                 await self._homes(event.workspace_id, event.ticket_id, created=True)
             elif isinstance(event, WriteDelivered):  # someone's write is "in the PSA": show it first
-                await self.refresh_cards(event.workspace_id, event.ticket_id, urgent=True)
+                # A thread message's write: its ✅ says so at once; the card then catches up as a bulk refresh.
+                reacted = await self._react(self.confirmations.outcome(event.entry_id, delivered=True))
+                await self.refresh_cards(event.workspace_id, event.ticket_id, urgent=not reacted, outcome=True)
                 if event.kind == "create_ticket":  # created in chat or the API: no TicketCreated is emitted
                     await self._dispatch(event.workspace_id, event.ticket_id)
                 await self._homes(event.workspace_id, event.ticket_id, op_id=event.op_id)
@@ -299,7 +252,8 @@ class SlackNotifier:
             await self.poster.post(client, post.channel_id, text=msg, blocks=[
                 {"type": "section", "text": {"type": "mrkdwn", "text": msg}}], thread_ts=post.thread_ts,
                 record=self._record(event.workspace_id, post, "dead", "tech"))
-        await self.refresh_cards(event.workspace_id, event.ticket_id, urgent=True)
+        self.confirmations.outcome(event.entry_id, delivered=False)  # never a ✅ for a refused write
+        await self.refresh_cards(event.workspace_id, event.ticket_id, urgent=True, outcome=True)
 
     @staticmethod
     def _record(workspace_id: int, post: ThreadPost, kind: str, audience: str) -> PostRecord:
@@ -310,10 +264,13 @@ class SlackNotifier:
     async def _seen(self, client: Any, workspace_id: int, team_id: str, channel_id: str) -> ChannelInfo:
         return await self.shared.seen(self.chat, client, workspace_id, team_id, channel_id)
 
-    async def refresh_cards(self, workspace_id: int, ticket_id: int | None, *, urgent: bool = False) -> int:
+    async def refresh_cards(self, workspace_id: int, ticket_id: int | None, *, urgent: bool = False,
+                            outcome: bool = False) -> int:
         """Re-render every card of a ticket (pending/delivered/dead state, new notes, status); returns how
         many updates were queued (they are paced and coalesced per channel). `urgent`: the outcome of
-        someone's own write (before bulk refreshes of PSA changes when Slack's budget is short).
+        someone's own write (before bulk refreshes of PSA changes when Slack's budget is short). `outcome`:
+        a write's outcome: a card clicked lately is replaced through the click's response_url instead
+        (bot/slack/confirm.py), at once and outside chat.update's budget.
 
         Only the light header is read now (whose customer the ticket is); each card is built when its update
         is sent (bot/slack/outbound.py `render`), from the state of that moment: refreshes of a card waiting
@@ -336,10 +293,35 @@ class SlackNotifier:
             info = await self._seen(client, workspace_id, post.team_id, post.channel_id)
             if not may_post_ticket(info, head.summary.customer_id):
                 continue  # an old thread in a channel since bound to another customer: nothing of it, ever
-            await self.poster.update(client, post.channel_id, post.card_ts, urgent=urgent,
-                                     render=self._card(actor, ticket_id, info))
+            render = self._card(actor, ticket_id, info)
+            if outcome and await self._replace_clicked(post.channel_id, post.card_ts, render):
+                done += 1
+                continue
+            await self.poster.update(client, post.channel_id, post.card_ts, urgent=urgent, render=render)
             done += 1
         return done
+
+    async def _replace_clicked(self, channel: str, card_ts: str, render: Render) -> bool:
+        """The card a technician clicked, replaced through the click's response_url; False: not possible."""
+        url = self.confirmations.response_url(channel, card_ts) if self.respond is not None else None
+        if url is None or self.respond is None:
+            return False
+        content = await render()
+        if content is None:
+            return False  # nothing to show there now: chat.update's render decides the same way
+        text, blocks = content
+        if await self.respond(url, text=text, blocks=blocks, replace_original=True):
+            return True
+        self.confirmations.refused(channel, card_ts)
+        return False
+
+    async def _react(self, message: tuple[str, str, str] | None) -> bool:
+        """✅ on a technician's thread message whose write is in the PSA; False if Slack would not."""
+        if message is None:
+            return False
+        team_id, channel, ts = message
+        client = await self._client(team_id)
+        return client is not None and await react(client, channel, ts)
 
     def _card(self, actor: Actor, ticket_id: int, info: ChannelInfo) -> Render:
         """The ticket's card for one channel, built when its update is sent (None: nothing to show there now)."""

@@ -78,6 +78,10 @@ class ChatService:
     async def first_time(self, source: str, event_id: str) -> bool:
         return await self.installations.first_time(source, event_id)
 
+    def claim_ahead(self, source: str, event_id: str) -> None:
+        """Begin `first_time(source, event_id)` now, without waiting (surfaces call it as they ack)."""
+        self.installations.claim_ahead(source, event_id)
+
     async def not_done(self, source: str, event_id: str) -> None:
         await self.installations.not_done(source, event_id)
 
@@ -224,6 +228,10 @@ class ChatViews:
 
     async def ticket_by_id(self, actor: Actor, ticket_id: int) -> TicketView | None:
         return await self.cards.ticket_by_id(actor, ticket_id)
+
+    def bare(self, detail: TicketDetail) -> TicketView:
+        """The ticket as written, with no card built (no links, SLA, AI): for a surface that renders later."""
+        return TicketView(detail=detail, now=self.cards.now())
 
     async def ticket_from_detail(self, actor: Actor, detail: TicketDetail, *, audience: str = "tech",
                                  notice: str | None = None) -> TicketView:

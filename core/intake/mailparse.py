@@ -1,9 +1,10 @@
 """Pure e-mail rules (stdlib `email` only): what a message is, whether it is noise, which ticket it names,
 and the new text of a reply (quoted history and signature stripped).
 
-Noise (RFC 3834 and common practice): `Auto-Submitted` other than `no`, `Precedence: bulk|junk|list`,
-`List-Id`/`List-Unsubscribe`, `X-Autoreply`/`X-Autorespond`, `X-Auto-Response-Suppress`-style Exchange
-auto-replies, an empty `Return-Path <>`, MAILER-DAEMON/postmaster senders, and our own addresses.
+Noise (RFC 3834 and common practice): `Auto-Submitted` other than `no` (its keyword; comments and parameters
+after it do not count), `Precedence: bulk|junk|list`, `List-Id`/`List-Unsubscribe`, `X-Autoreply`/`X-Autorespond`,
+`X-Auto-Response-Suppress`-style Exchange auto-replies, an empty `Return-Path <>`, delivery/read reports
+(`multipart/report`), MAILER-DAEMON/postmaster senders, and our own addresses.
 """
 
 from __future__ import annotations
@@ -99,7 +100,9 @@ def strip_reply(text: str) -> str:
 def noise_reason(msg: EmailMessage, sender: str, own: frozenset[str]) -> str | None:
     """Why this message must not become a ticket or get a reply (None: a person wrote it)."""
     auto = (msg.get("Auto-Submitted") or "").strip().lower()
-    if auto and auto != "no":
+    # RFC 3834 §5: the keyword may be followed by comments and parameters ("no (typed by hand)",
+    # "auto-replied; owner-email=…"); only the keyword decides, and only "no" is a person.
+    if auto and re.split(r"[\s;(]", auto, maxsplit=1)[0] != "no":
         return f"Auto-Submitted: {auto}"
     precedence = (msg.get("Precedence") or "").strip().lower()
     if precedence in ("bulk", "junk", "list", "auto_reply"):
@@ -111,6 +114,8 @@ def noise_reason(msg: EmailMessage, sender: str, own: frozenset[str]) -> str | N
         return "X-Auto-Response-Suppress"
     if (msg.get("Return-Path") or "").strip() == "<>":
         return "empty Return-Path (bounce)"
+    if msg.get_content_type() == "multipart/report":  # a delivery or read report (RFC 6522), whoever sends it
+        return "delivery report"
     local = sender.split("@", 1)[0]
     if any(local.startswith(d) for d in _DAEMONS):
         return f"sender {sender}"
