@@ -28,6 +28,10 @@ in the results).
 
     .venv/bin/python bench/e2e_latency.py [--seconds 60] [--rate 20] [--interval 10] [--bursts 3]
     .venv/bin/python bench/e2e_latency.py --quick      # ~1 minute: --seconds 15 --bursts 2 --customers 10
+    .venv/bin/python bench/e2e_latency.py --chat-only --ab main --rounds 3
+        # chat -> PSA only, A/B: `main`'s code (git archive of the ref, run with this tree's bench and fakes) and
+        # this tree's, alternating, each in its own process; results/e2e_chat_ab.json with per-run figures and
+        # the ratios of their medians
 
 Writes bench/results/e2e_latency.json (unless --no-write).
 """
@@ -39,10 +43,15 @@ from pathlib import Path
 
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if "--code" in sys.argv:  # another tree's product code with this tree's bench and fakes (the A/B baseline)
+    from bench._e2e_ab import shim
+
+    sys.path.insert(0, shim(sys.argv[sys.argv.index("--code") + 1]))
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import json  # noqa: E402
+import logging  # noqa: E402
 import multiprocessing as mp  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
@@ -140,6 +149,20 @@ def limits(rows: list[dict[str, Any]], rate: float, seconds: float, rig: Rig, pu
                                    f"{int(5 * HOME_PER_MINUTE / 60)} Homes changing at once)"}}
 
 
+async def timed_syncs(rig: Rig, interval: float, runs: list[dict[str, Any]]) -> None:
+    """What the scheduler's sync job does every `interval` s (as Rig.sync_every), timing each run and its reads:
+    how long a run takes and how many PSA calls it makes bound the no-callback figures (interval + run)."""
+    nxt = time.monotonic()
+    while True:
+        nxt += interval
+        t, cpu = time.monotonic(), time.process_time()
+        outcome = await rig.c.sync.run(rig.conn_id)
+        counts = dict(getattr(outcome, "counts", None) or {})
+        runs.append({"s": round(time.monotonic() - t, 3), "cpu_s": round(time.process_time() - cpu, 3),
+                     "counts": counts})
+        await asyncio.sleep(max(0.0, nxt - time.monotonic()))
+
+
 class Edits:
     """Makes edits in the PSA at a fixed rate and remembers what each should look like in Slack."""
 
@@ -204,7 +227,8 @@ async def psa_to_chat(rig: Rig, *, rate: float, seconds: float, callbacks: bool,
         conns.put_nowait(Conn(HOST, rig.port))
     cb_ms: list[float] = []
     tasks: set[asyncio.Task[None]] = set()
-    syncer = None if callbacks else asyncio.create_task(rig.sync_every(interval))
+    sync_runs: list[dict[str, Any]] = []
+    syncer = None if callbacks else asyncio.create_task(timed_syncs(rig, interval, sync_runs))
     cpu = time.process_time()
     start = time.monotonic()
     total = int(rate * seconds)
@@ -265,6 +289,9 @@ async def psa_to_chat(rig: Rig, *, rate: float, seconds: float, callbacks: bool,
                          "superseded_before_shown": home["superseded"], "not_seen": home["not_seen"],
                          "views_publish": home["views_publish"]}},
         "slack_limits": limits(edits.rows, rate, seconds, rig, home["views_publish"], duration)}
+    if not callbacks:
+        out["sync_runs"] = {"n": len(sync_runs), "run_s": stats([r["s"] for r in sync_runs]),
+                            "runs": sync_runs[:20]}
     if callbacks:
         out["callback_http_ms"] = {k: (None if v is None else round(v * 1000, 1)) for k, v in
                                    stats([x / 1000 for x in cb_ms]).items() if k != "n"} | {"n": len(cb_ms)}
@@ -272,6 +299,9 @@ async def psa_to_chat(rig: Rig, *, rate: float, seconds: float, callbacks: bool,
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    # A root handler at WARNING first: a library that calls logging.basicConfig(level=INFO) on import (wordllama
+    # does, core/ai/dense.py imports it) would otherwise log every HTTP request of the run, costing CPU per edit.
+    logging.basicConfig(level=logging.WARNING)
     tmp = Path(tempfile.mkdtemp(prefix="e2e_latency_"))
     rig = Rig(tmp, customers=args.customers, cards_per_customer=args.cards)
     await rig.start()
@@ -384,6 +414,9 @@ def main() -> None:
     ap.add_argument("--trace", action="store_true",
                     help="chat -> PSA: time per outbox stage and per SQLite write transaction (bench/_e2e_trace.py)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave bench/results alone")
+    ap.add_argument("--code", help="run this directory's product code (bot, core, store, ...) with this tree's bench")
+    ap.add_argument("--ab", metavar="REF", help="with --chat-only: A/B of REF's code (git archive) against this tree's")
+    ap.add_argument("--rounds", type=int, default=2, help="--ab: runs of each side, alternating")
     ap.add_argument("--out", default=DEFAULT_OUT)
     args = ap.parse_args()
     if args.quick:
@@ -392,6 +425,12 @@ def main() -> None:
         import bot.slack.context
 
         bot.slack.context.ACTION_CARD_HOLD_S = 0.0
+    if args.ab:
+        from bench._e2e_ab import ab
+
+        ab(args.ab, args.rounds, [a for a in sys.argv[1:] if a not in ("--ab", args.ab, "--rounds", str(args.rounds))],
+           ROOT / "bench" / "results" / "e2e_chat_ab.json")
+        return
     result = asyncio.run(run(args))
     import bot.slack.context as ctx
 
@@ -402,8 +441,10 @@ def main() -> None:
     if not args.no_write:
         Path(args.out).write_text(text + "\n")
     c = result["chat_to_psa"]
-    print(f"chat->PSA write p99 {c['write']['p99_s']} s (target 2), card 'in the PSA' p50 "
-          f"{c['card_after_write']['p50_s']} p99 {c['card_after_write']['p99_s']} s (target 1), "
+    print(f"chat->PSA write p50 {c['write']['p50_s']} p99 {c['write']['p99_s']} s (target 2), confirmed 'in the PSA' "
+          f"p50 {c['confirmed_after_write']['p50_s']} p99 {c['confirmed_after_write']['p99_s']} s (target 1; "
+          f"by {c['confirmed_by']}), card chat.update p50 "
+          f"{c['card_after_write']['p50_s']} p99 {c['card_after_write']['p99_s']} s, "
           f"{c['chat_update_per_action']} chat.update per action, {c['cpu_ms_per_action']} ms CPU per action; "
           f"healthz p99 {c['baseline_healthz']['p99_s']} s; "
           f"load {result['load_average_1m_before']} -> {result['load_average_1m_after']}")

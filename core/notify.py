@@ -57,6 +57,7 @@ class WriteDelivered(DomainEvent):
     op_id: int
     kind: str
     external_id: str | None = None
+    entry_id: int | None = None  # the timeline entry the write carried (a note, an assignment), if any
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,6 +67,7 @@ class WriteDead(DomainEvent):
     op_id: int
     kind: str
     error: str
+    entry_id: int | None = None  # as WriteDelivered.entry_id
     cause: str = "refused"  # credentials | deleted | refused | gave_up (what an admin can do differs)
     connection: str | None = None  # the connection's name (for `deskbridge connection reauth <name>`)
 

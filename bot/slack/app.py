@@ -30,6 +30,7 @@ from slack_sdk.errors import SlackApiError
 from bot.slack import blocks as bk
 from bot.slack import text as t
 from bot.slack.channels import SharedChannels
+from bot.slack.confirm import Confirmations
 from bot.slack.context import SlackContext
 from bot.slack.frontdoor import Admitted, FrontDoor, NoBodies, Refusal, RefusalLog
 from bot.slack.install import DbInstallationStore, DeskbridgeAuthorize, SignedStateStore
@@ -47,6 +48,7 @@ BOT_SCOPES = (
     "commands",  # /tickets, /ticket, /deskbridge and the message shortcut
     "chat:write",  # ticket cards, thread replies, SLA warnings
     "pins:write",  # pin the "Get help" message in customer channels
+    "reactions:write",  # ✅ on a technician's thread message once its write is in the PSA (bot/slack/confirm.py)
     "channels:history",  # technicians' replies in ticket threads (public channels)
     "groups:history",  # the same in private customer channels
     "users:read",  # is the user a workspace admin (for /deskbridge bind)
@@ -113,17 +115,20 @@ class SlackSurface:
         self.shared = SharedChannels()  # is a channel shared with another org (asked of Slack, cached)
         self.redactor = Redactor(chat=container.chat, posts=container.chat_posts, views=container.chat_views,
                                  shared=self.shared, outbound=self.poster.outbound)
+        self.confirmations = Confirmations()  # "in the PSA" without chat.update (bot/slack/confirm.py)
         self.context = SlackContext(chat=container.chat, views=container.chat_views,
                                     commands=container.chat_commands, poster=self.poster,
                                     api_url=s.slack_api_url, shared=self.shared, redactor=self.redactor,
                                     requests=container.end_user_requests, tenant=container.tenant_context,
-                                    quick_actions=container.quick_actions, alert_offers=container.alert_offers)
+                                    quick_actions=container.quick_actions, alert_offers=container.alert_offers,
+                                    confirmations=self.confirmations)
         register(self.app, self.context)
         # Events from sync, the outbox and the SLA monitor: queued by notify() and delivered by the notifier's
         # own workers, so those callers never wait for Slack; posts and updates are paced per channel.
         self.notifier = SlackNotifier(chat=container.chat, views=container.chat_views, poster=self.poster,
                                       api_url=s.slack_api_url, commands=container.chat_commands,
-                                      shared=self.shared, offers=container.alert_offers)
+                                      shared=self.shared, offers=container.alert_offers,
+                                      confirmations=self.confirmations, respond=self.context.respond_to)
         self.context.homes = self.notifier.homes  # opening App Home (a listener) turns its refreshes on
         self.handler = AsyncSlackRequestHandler(self.app)
         self.refused = 0  # requests shed because the post-ack queue was full

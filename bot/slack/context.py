@@ -21,9 +21,10 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.slack import blocks as bk
 from bot.slack import text as t
 from bot.slack.channels import SharedChannels
+from bot.slack.confirm import Confirmations
 from bot.slack.home import HomeRefresher
 from bot.slack.install import WORKSPACE_KEY
-from bot.slack.outbound import Posted
+from bot.slack.outbound import Posted, Render
 from bot.slack.poster import SlackPoster
 from bot.slack.redact import RedactionReport, Redactor
 from bot.slack.work import FILL, AfterAck
@@ -79,8 +80,11 @@ class SlackContext:
                  poster: SlackPoster, api_url: str = "https://slack.com/api/",
                  shared: SharedChannels | None = None, redactor: Redactor | None = None,
                  requests: EndUserRequests | None = None, tenant: TenantContextService | None = None,
-                 quick_actions: QuickActions | None = None, alert_offers: AlertOffers | None = None) -> None:
+                 quick_actions: QuickActions | None = None, alert_offers: AlertOffers | None = None,
+                 confirmations: Confirmations | None = None) -> None:
         self.chat = chat
+        # clicks' response_urls and thread messages awaiting their write's outcome (shared with the notifier)
+        self.confirmations = confirmations or Confirmations()
         self.alert_offers = alert_offers  # "Create ticket" for alerts that made none (core/intake/offers.py)
         self.tenant = tenant  # Microsoft 365 context beside a ticket (bot/slack/listeners/tenant.py)
         self.quick_actions = quick_actions
@@ -421,6 +425,7 @@ class SlackContext:
 
         Where outsiders read the channel, the confirmation ("Internal note: queued…") goes to the author
         alone: it is about the MSP's own workflow, and the card they see is the customer's.
+        `view` may be the bare ticket (ChatViews.bare): the card is built when its update is sent.
         """
         info = await self.seen(client, workspace_id, team_id, channel_id)
         msg = t.confirm_thread(confirmation)
@@ -438,12 +443,29 @@ class SlackContext:
                                                      channel_id=channel_id, kind="notice", audience="tech",
                                                      ticket_id=view.summary.id,
                                                      customer_id=view.summary.customer_id, thread_ts=thread_ts))
-        if card_ts:
+        if not card_ts:
+            return
+        pending = view.detail.pending_writes > 0
+        if pending and self.confirmations.has_click(channel_id, card_ts):
+            return  # the write's outcome replaces this card through the click's response_url (SlackNotifier)
+        # The card they just acted on. While its write is on the way to the PSA the card waits (up to
+        # ACTION_CARD_HOLD_S) for the outcome, so one chat.update shows "in the PSA" instead of two; it is built
+        # when sent, so a burst's writes are never held up by card builds.
+        await self.poster.update(client, channel_id, card_ts, urgent=True, hold=ACTION_CARD_HOLD_S if pending else 0.0,
+                                 render=self.card_render(workspace_id, view.summary.id, info))
+
+    def card_render(self, workspace_id: int, ticket_id: int, info: ChannelInfo) -> Render:
+        """A ticket's card for a channel, built when its update is sent (None: nothing to show there now)."""
+        actor = Actor.system(workspace_id)
+
+        async def render() -> tuple[str, list[dict[str, Any]]] | None:
+            try:
+                view = await self.views.ticket_by_id(actor, ticket_id)
+            except DeskbridgeError:
+                return None
+            if view is None or not may_post_ticket(info, view.summary.customer_id):
+                return None
             if card_audience(info) == "customer":
-                view = await self.views.ticket_from_detail(Actor.system(workspace_id), view.detail,
-                                                           audience="customer")
-            # The card they just acted on. While its write is on the way to the PSA the card waits (up to
-            # ACTION_CARD_HOLD_S) for the outcome, so one chat.update shows "in the PSA" instead of two.
-            hold = ACTION_CARD_HOLD_S if view.detail.pending_writes else 0.0
-            await self.poster.update(client, channel_id, card_ts, text=bk.ticket_fallback(view),
-                                     blocks=bk.ticket_blocks(view), urgent=True, hold=hold)
+                view = await self.views.ticket_from_detail(actor, view.detail, audience="customer")
+            return bk.ticket_fallback(view), bk.ticket_blocks(view)
+        return render

@@ -37,6 +37,7 @@ from bot.slack import alert_blocks as ab
 from bot.slack import blocks as bk
 from bot.slack import text as t
 from bot.slack.channels import SharedChannels
+from bot.slack.confirm import Confirmations, react
 from bot.slack.home import HOME_INTERVAL_S, HomeRefresher
 from bot.slack.outbound import Posted, Render
 from bot.slack.poster import SlackPoster, make_client
@@ -82,8 +83,13 @@ class SlackNotifier:
     def __init__(self, *, chat: ChatService, views: ChatViews, poster: SlackPoster, api_url: str,
                  commands: ChatCommands | None = None, workers: int = WORKERS, max_backlog: int = MAX_BACKLOG,
                  home_interval: float = HOME_INTERVAL_S, shared: SharedChannels | None = None,
-                 offers: AlertOffers | None = None) -> None:
+                 offers: AlertOffers | None = None, confirmations: Confirmations | None = None,
+                 respond: Callable[..., Awaitable[bool]] | None = None) -> None:
         self.chat = chat
+        # A technician's own write confirmed without chat.update (bot/slack/confirm.py): the clicked card through
+        # its response_url (`respond`: SlackContext.respond_to), a thread message by a reaction.
+        self.confirmations = confirmations or Confirmations()
+        self.respond = respond
         self.offers = offers  # alerts that made no ticket, offered to technicians (core/intake/offers.py)
         self.shared = shared or SharedChannels()
         self.views = views
@@ -163,7 +169,9 @@ class SlackNotifier:
                 await self._dispatch(event.workspace_id, event.ticket_id)
                 await self._homes(event.workspace_id, event.ticket_id, created=True)
             elif isinstance(event, WriteDelivered):  # someone's write is "in the PSA": show it first
-                await self.refresh_cards(event.workspace_id, event.ticket_id, urgent=True)
+                # A thread message's write: its ✅ says so at once; the card then catches up as a bulk refresh.
+                reacted = await self._react(self.confirmations.outcome(event.entry_id, delivered=True))
+                await self.refresh_cards(event.workspace_id, event.ticket_id, urgent=not reacted, outcome=True)
                 if event.kind == "create_ticket":  # created in chat or the API: no TicketCreated is emitted
                     await self._dispatch(event.workspace_id, event.ticket_id)
                 await self._homes(event.workspace_id, event.ticket_id, op_id=event.op_id)
@@ -206,7 +214,7 @@ class SlackNotifier:
             who = customer_author(event.author_name) if card_audience(info) == "customer" else event.author_name
             body = bk.psa_note_blocks(who, event.visibility, event.body,
                                       prefix=t.THREAD_PSA_PREFIX if event.origin == "psa" else t.THREAD_CHAT_PREFIX)
-            await self.poster.post(client, post.channel_id, text=f"{who or 'PSA'}: {event.body[:200]}",
+            await self.poster.post(client, post.channel_id, text=bk.esc(f"{who or 'PSA'}: {event.body[:200]}"),
                                    blocks=body, thread_ts=post.thread_ts,
                                    record=self._record(event.workspace_id, post, "note",
                                                        "customer" if event.visibility == "public" else "tech"))
@@ -244,7 +252,8 @@ class SlackNotifier:
             await self.poster.post(client, post.channel_id, text=msg, blocks=[
                 {"type": "section", "text": {"type": "mrkdwn", "text": msg}}], thread_ts=post.thread_ts,
                 record=self._record(event.workspace_id, post, "dead", "tech"))
-        await self.refresh_cards(event.workspace_id, event.ticket_id, urgent=True)
+        self.confirmations.outcome(event.entry_id, delivered=False)  # never a ✅ for a refused write
+        await self.refresh_cards(event.workspace_id, event.ticket_id, urgent=True, outcome=True)
 
     @staticmethod
     def _record(workspace_id: int, post: ThreadPost, kind: str, audience: str) -> PostRecord:
@@ -255,10 +264,13 @@ class SlackNotifier:
     async def _seen(self, client: Any, workspace_id: int, team_id: str, channel_id: str) -> ChannelInfo:
         return await self.shared.seen(self.chat, client, workspace_id, team_id, channel_id)
 
-    async def refresh_cards(self, workspace_id: int, ticket_id: int | None, *, urgent: bool = False) -> int:
+    async def refresh_cards(self, workspace_id: int, ticket_id: int | None, *, urgent: bool = False,
+                            outcome: bool = False) -> int:
         """Re-render every card of a ticket (pending/delivered/dead state, new notes, status); returns how
         many updates were queued (they are paced and coalesced per channel). `urgent`: the outcome of
-        someone's own write (before bulk refreshes of PSA changes when Slack's budget is short).
+        someone's own write (before bulk refreshes of PSA changes when Slack's budget is short). `outcome`:
+        a write's outcome: a card clicked lately is replaced through the click's response_url instead
+        (bot/slack/confirm.py), at once and outside chat.update's budget.
 
         Only the light header is read now (whose customer the ticket is); each card is built when its update
         is sent (bot/slack/outbound.py `render`), from the state of that moment: refreshes of a card waiting
@@ -281,13 +293,39 @@ class SlackNotifier:
             info = await self._seen(client, workspace_id, post.team_id, post.channel_id)
             if not may_post_ticket(info, head.summary.customer_id):
                 continue  # an old thread in a channel since bound to another customer: nothing of it, ever
-            await self.poster.update(client, post.channel_id, post.card_ts, urgent=urgent,
-                                     render=self._card(actor, ticket_id, info))
+            render = self._card(actor, ticket_id, info)
+            if outcome and await self._replace_clicked(post.channel_id, post.card_ts, render):
+                done += 1
+                continue
+            await self.poster.update(client, post.channel_id, post.card_ts, urgent=urgent, render=render)
             done += 1
         return done
 
-    def _card(self, actor: Actor, ticket_id: int, info: ChannelInfo) -> Render:
-        """The ticket's card for one channel, built when its update is sent (None: nothing to show there now)."""
+    async def _replace_clicked(self, channel: str, card_ts: str, render: Render) -> bool:
+        """The card a technician clicked, replaced through the click's response_url; False: not possible."""
+        url = self.confirmations.response_url(channel, card_ts) if self.respond is not None else None
+        if url is None or self.respond is None:
+            return False
+        content = await render()
+        if content is None:
+            return False  # nothing to show there now: chat.update's render decides the same way
+        text, blocks = content
+        if await self.respond(url, text=text, blocks=blocks, replace_original=True):
+            return True
+        self.confirmations.refused(channel, card_ts)
+        return False
+
+    async def _react(self, message: tuple[str, str, str] | None) -> bool:
+        """✅ on a technician's thread message whose write is in the PSA; False if Slack would not."""
+        if message is None:
+            return False
+        team_id, channel, ts = message
+        client = await self._client(team_id)
+        return client is not None and await react(client, channel, ts)
+
+    def _card(self, actor: Actor, ticket_id: int, info: ChannelInfo, audience: str | None = None) -> Render:
+        """The ticket's card for one channel, built when its update (or dispatch post) is sent (None: nothing to
+        show there now). `audience`: "customer" for a customer's view whatever the channel says."""
         async def render() -> tuple[str, list[dict[str, Any]]] | None:
             try:
                 view = await self.views.ticket_by_id(actor, ticket_id)
@@ -295,13 +333,18 @@ class SlackNotifier:
                 return None
             if view is None or not may_post_ticket(info, view.summary.customer_id):
                 return None  # gone, or moved to another customer since the refresh was asked for
-            if card_audience(info) == "customer":
+            if card_audience(info) == "customer" or audience == "customer":
                 view = await self.views.ticket_from_detail(actor, view.detail, audience="customer")
             return bk.ticket_fallback(view), bk.ticket_blocks(view)
         return render
 
     async def _dispatch(self, workspace_id: int, ticket_id: int | None) -> None:
-        """A new ticket's card in each dispatch channel that may see it, once per channel."""
+        """A new ticket's card in each dispatch channel that may see it, once per channel.
+
+        Only the light header is read here; each card is built when its post's turn comes in its channel
+        (`render`), so a burst of new tickets never holds this worker (and the notes and refreshes queued
+        behind it) for the card builds (up to AI_BUDGET_S each, core/chat/cards.py). A ticket with no number
+        yet (a create still on its way to the PSA) renders nothing and is posted when its delivery dispatches it."""
         if ticket_id is None:
             return
         actor = Actor.system(workspace_id)
@@ -310,13 +353,9 @@ class SlackNotifier:
             targets = await self.chat.dispatch_channels(workspace_id, PLATFORM, customer_id=head.summary.customer_id)
             if not targets:
                 return
-            tech = await self.views.ticket_by_id(actor, ticket_id)
         except DeskbridgeError:
             return
-        if tech is None:
-            return  # no number yet (a create still on its way to the PSA): its delivery dispatches it
         threads = {p.channel_id for p in await self.chat.posts_for_ticket(workspace_id, ticket_id, PLATFORM)}
-        customer_view = None
         for team_id, channel_id, audience in targets:
             if channel_id in threads or (ticket_id, channel_id) in self._dispatched:
                 continue  # the ticket already has a thread there (or its card is on the way)
@@ -324,20 +363,15 @@ class SlackNotifier:
             if client is None:
                 continue
             info = await self._seen(client, workspace_id, team_id, channel_id)
-            if not may_post_ticket(info, tech.summary.customer_id):
+            if not may_post_ticket(info, head.summary.customer_id):
                 continue  # shared with outsiders since it was bound, and not bound to their customer
             if card_audience(info) == "customer":
                 audience = "customer"
-            view = tech
-            if audience == "customer":
-                customer_view = customer_view or await self.views.ticket_from_detail(actor, tech.detail,
-                                                                                     audience="customer")
-                view = customer_view
             self._dispatched.add((ticket_id, channel_id))
             record = PostRecord(workspace_id=workspace_id, platform=PLATFORM, team_id=team_id, channel_id=channel_id,
-                                kind="card", audience=view.audience, ticket_id=ticket_id,
-                                customer_id=tech.summary.customer_id)
-            self.poster.post_then(client, channel_id, text=bk.ticket_fallback(view), blocks=bk.ticket_blocks(view),
+                                kind="card", audience="customer" if audience == "customer" else "tech",
+                                ticket_id=ticket_id, customer_id=head.summary.customer_id)
+            self.poster.post_then(client, channel_id, render=self._card(actor, ticket_id, info, audience),
                                   then=self._recorder(workspace_id, ticket_id, team_id, channel_id), record=record)
 
     def _recorder(self, workspace_id: int, ticket_id: int, team_id: str,

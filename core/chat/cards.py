@@ -124,6 +124,9 @@ class TicketCards:
             return None
         return await self.ticket(actor, f"id:{ticket_id}")
 
+    def now(self) -> datetime:
+        return self._clock()
+
     async def ticket_from_detail(self, actor: Actor, detail: TicketDetail, *, audience: str = "tech",
                                  notice: str | None = None, incomplete: list[str] | None = None) -> TicketView:
         """The card of a loaded ticket; `incomplete` collects the extras not ready in time (AI, docs)."""

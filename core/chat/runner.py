@@ -277,11 +277,12 @@ class ChatRunner:
     async def thread_message(self, actor: Actor, ticket_id: int, text: str,
                              files: Sequence[ChatFile] = (), *, customer_reads: bool = False,
                              source: str | None = None, author_email: str | None = None,
-                             as_contact: bool = False) -> ThreadWrite | None:
+                             as_contact: bool = False, card: bool = True) -> ThreadWrite | None:
         """A message in a ticket's thread: a technician's, or a customer's in their own channel or, as a
         contact recognised by e-mail, in any thread of their customer's ticket (see ChatWrites.thread_message)."""
         return await self.writes.thread_message(actor, ticket_id, text, files, customer_reads=customer_reads,
-                                                source=source, author_email=author_email, as_contact=as_contact)
+                                                source=source, author_email=author_email, as_contact=as_contact,
+                                                card=card)
 
     def _drafts(self) -> DraftChoices:
         if self.ai is None or self.ai.drafts is None:
@@ -298,8 +299,9 @@ class ChatRunner:
         ref, text = await self._drafts().edit(actor, whole(draft_id) or -1)
         return await self.views.reply_form(actor, ref, visibility="public", context=context, text=text)
 
-    async def action(self, actor: Actor, action: str, ref: str) -> Submitted:
-        """One-click card actions: assign_me, alert_ack, alert_resolve, and AI assist's (ai_…)."""
+    async def action(self, actor: Actor, action: str, ref: str, *, card: bool = True) -> Submitted:
+        """One-click card actions: assign_me, alert_ack, alert_resolve, and AI assist's (ai_…); `card=False`:
+        see ChatWrites.thread_message."""
         if action.startswith("ai_"):
             if self.ai is None:
                 raise InvalidInput("AI assist is not running on this instance.",
@@ -309,7 +311,7 @@ class ChatRunner:
             if changed and view.summary.connection_id is not None:
                 confirmation += " It goes to the PSA in a moment."
             return Submitted(view, confirmation, changed=changed)
-        return await self.writes.action(actor, action, ref)
+        return await self.writes.action(actor, action, ref, card=card)
 
 
 # The name surfaces used before the package split.

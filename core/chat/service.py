@@ -225,6 +225,10 @@ class ChatViews:
     async def ticket_by_id(self, actor: Actor, ticket_id: int) -> TicketView | None:
         return await self.cards.ticket_by_id(actor, ticket_id)
 
+    def bare(self, detail: TicketDetail) -> TicketView:
+        """The ticket as written, with no card built (no links, SLA, AI): for a surface that renders later."""
+        return TicketView(detail=detail, now=self.cards.now())
+
     async def ticket_from_detail(self, actor: Actor, detail: TicketDetail, *, audience: str = "tech",
                                  notice: str | None = None) -> TicketView:
         return await self.cards.ticket_from_detail(actor, detail, audience=audience, notice=notice)

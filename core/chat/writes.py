@@ -17,7 +17,7 @@ from core.chat.text import queued, thread_what
 from core.context import Actor
 from core.errors import DeskbridgeError, InvalidInput, PermissionDenied
 from core.tickets import TicketService
-from core.views import TicketView
+from core.views import TicketDetail, TicketView
 from store.db import Database
 
 
@@ -28,6 +28,7 @@ class Submitted:
     view: TicketView
     confirmation: str
     changed: bool = True  # False: nothing needed doing (say so to the person only, never in a shared thread)
+    entry_id: int | None = None  # the timeline entry of the one write made (WriteDelivered/WriteDead name it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,7 @@ class ThreadWrite:
     view: TicketView | None
     confirmation: str | None
     problems: tuple[DeskbridgeError, ...] = ()
+    entry_id: int | None = None  # a message that made exactly one write: its timeline entry (see Submitted)
 
 
 class ChatWrites:
@@ -99,7 +101,7 @@ class ChatWrites:
     async def thread_message(self, actor: Actor, ticket_id: int, text: str,
                              files: Sequence[ChatFile] = (), *, customer_reads: bool = False,
                              source: str | None = None, author_email: str | None = None,
-                             as_contact: bool = False) -> ThreadWrite | None:
+                             as_contact: bool = False, card: bool = True) -> ThreadWrite | None:
         """A technician's message in a ticket's thread: internal note by default, `!public` for a reply,
         `!time 30m …` for time; each file in it becomes an attachment.
 
@@ -108,7 +110,7 @@ class ChatWrites:
         Nothing is downloaded before that is decided. Each part is written on its own, so a refused file
         never loses the text or the other files; a text-only message that cannot be written raises.
         `as_contact`: the actor is a contact recognised by e-mail (core/chat/end_users.py), whose message in a
-        thread of their customer's ticket is their reply wherever the thread is.
+        thread of their customer's ticket is their reply wherever the thread is. `card=False`: see _view.
         """
         if not actor.is_member:
             if actor.customer_scope_id is None or actor.customer_scope_id < 0:
@@ -120,8 +122,7 @@ class ChatWrites:
                 return None
             return await self.contact_reply(actor, ticket_id, text, files, author_email=author_email,
                                             source=source)
-        head = (text.strip().split() or [""])[0].lower()
-        if customer_reads and head in c.INTERNAL_MARKERS:
+        if customer_reads and (text.strip().split() or [""])[0].lower() in c.INTERNAL_MARKERS:
             raise InvalidInput("The customer reads this thread, so your message cannot become an internal note: "
                                "they have seen it already. Nothing was written to the ticket.",
                                hint="Delete it here if it was not meant for them, and write internal notes with "
@@ -174,8 +175,14 @@ class ChatWrites:
                     problems.append(exc)
         if detail is None:
             return ThreadWrite(None, None, tuple(problems))
-        return ThreadWrite(await self.views.ticket_from_detail(actor, detail),
-                           queued(thread_what(what, attached), detail.summary.connection_id), tuple(problems))
+        one = _newest_entry(detail) if what is not None and not files else None  # one write: the newest entry
+        return ThreadWrite(await self._view(actor, detail, card), queued(thread_what(what, attached),
+                           detail.summary.connection_id), tuple(problems), entry_id=one)
+
+    async def _view(self, actor: Actor, detail: TicketDetail, card: bool) -> TicketView:
+        """The card, or with `card=False` the bare ticket: the surface builds the card later, after the write
+        (so a burst's writes are not held up by card builds)."""
+        return await self.views.ticket_from_detail(actor, detail) if card else self.views.bare(detail)
 
     async def contact_reply(self, actor: Actor, ticket_id: int, text: str, files: Sequence[ChatFile] = (), *,
                             author_email: str | None = None, source: str | None = None) -> ThreadWrite | None:
@@ -213,8 +220,8 @@ class ChatWrites:
         return ThreadWrite(await self.views.ticket_from_detail(actor, detail),
                            thread_what(what, attached), tuple(problems))
 
-    async def action(self, actor: Actor, action: str, ref: str) -> Submitted:
-        """One-click card actions: assign_me, alert_ack, alert_resolve."""
+    async def action(self, actor: Actor, action: str, ref: str, *, card: bool = True) -> Submitted:
+        """One-click card actions: assign_me, alert_ack, alert_resolve (`card=False`: see _view)."""
         if action == "assign_me":
             if actor.member_id is None:
                 raise PermissionDenied("You are not linked to a technician.", hint="Run /deskbridge link first.")
@@ -224,8 +231,8 @@ class ChatWrites:
                                  "This ticket is already assigned to you; nothing was changed.", changed=False)
             detail = await self.tickets.assign(actor, ref, actor.member_id)
             who = detail.summary.assignee_name or "you"
-            return Submitted(await self.views.ticket_from_detail(actor, detail),
-                             queued(f"Assigned to {who}", detail.summary.connection_id))
+            return Submitted(await self._view(actor, detail, card), queued(f"Assigned to {who}", detail.summary.connection_id),
+                             entry_id=_newest_entry(detail) if detail.pending_writes else None)
         if action in ("alert_ack", "alert_resolve"):
             verb: Literal["acknowledge", "resolve"] = "acknowledge" if action == "alert_ack" else "resolve"
             await self.alerts.request(actor, ref, verb)
@@ -234,6 +241,11 @@ class ChatWrites:
                                    "`/deskbridge outbox` shows why.")
         raise InvalidInput(f"This button ('{action[:40]}') is not one this Deskbridge knows: the card is from another "
                            "version.", hint=f"Open the ticket again (/ticket {ref[:30]}) for its current buttons.")
+
+
+def _newest_entry(detail: TicketDetail) -> int | None:
+    """The entry a write just made: the ticket row is locked for the write, so no entry of it is newer."""
+    return max((i.id for i in detail.timeline), default=None)
 
 
 def _form_id(value: str | None, field: str) -> int | None:

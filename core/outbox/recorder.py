@@ -87,7 +87,7 @@ async def record(db: Database, op: OutboxOp, res: AttemptResult, now: datetime, 
             number = await _apply_delivery(session, op, res.delivered, ticket_number)
             event = WriteDelivered(workspace_id=op.workspace_id, ticket_id=op.ticket_id, ticket_number=number,
                                    origin=Origin.SYSTEM.value, occurred_at=now, op_id=op.id, kind=op.kind,
-                                   external_id=res.delivered.external_id)
+                                   external_id=res.delivered.external_id, entry_id=op.timeline_entry_id)
         elif res.outcome == Outcome.DEAD:
             await queries.block_followers(session, op)
             ticket = await session.get(Ticket, op.ticket_id) if op.ticket_id else None
@@ -95,6 +95,7 @@ async def record(db: Database, op: OutboxOp, res: AttemptResult, now: datetime, 
             event = WriteDead(workspace_id=op.workspace_id, ticket_id=op.ticket_id,
                               ticket_number=ticket.number if ticket else None, origin=Origin.SYSTEM.value,
                               occurred_at=now, op_id=op.id, kind=op.kind, error=res.error or "unknown error",
+                              entry_id=op.timeline_entry_id,
                               cause=dead_cause(res.status, res.error), connection=conn.name if conn else None)
     return True, event
 

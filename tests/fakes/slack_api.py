@@ -6,7 +6,12 @@ at it. Behaves like Slack where our code depends on it (chat-platforms.md §2.4,
 - `fail(method, status=429, retry_after=1)` scripts rate limiting (HTTP 429 + `Retry-After`), and
   `fail(method, error="channel_not_found")` scripts `ok:false` errors;
 - `chat.postMessage` hands out increasing `ts` values; `users.info` answers from `users`;
-- `/webhook/...` stands in for `response_url` and records what was posted there;
+- `/webhook/...` stands in for `response_url` and records what was posted there (with the time, `at`);
+  one made with `response_url(name, message=(channel, ts))` is the url of a click on that message:
+  `replace_original` replaces it (`messages`) and, as Slack's, it works 5 times (then HTTP 404 `used_url`,
+  [unverified] wording; urls made without `message` are not counted);
+- `reactions.add` keeps each message's reactions (`reactions`), `already_reacted` for the same one twice,
+  `missing_scope` when `scopes` is set without reactions:write;
 - `oauth.v2.access` exchanges a code scripted with `grant(...)` once (HTTP Basic client credentials, as
   slack_sdk sends them), answering like Slack (`invalid_code`, `code_already_used`, `bad_client_secret`,
   `bad_redirect_uri`); `auth.test` then names the granted token's own team;
@@ -97,6 +102,9 @@ class FakeSlackApi:
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}  # (channel, ts) -> what chat.postMessage got
         self.deleted: set[tuple[str, str]] = set()  # messages deleted (by the bot, or by people: `delete_message`)
         self.pins: dict[str, list[str]] = {}  # channel -> pinned message ts, in pin order
+        self.reactions: dict[tuple[str, str], list[str]] = {}  # (channel, ts) -> reaction names the bot added
+        self._webhook_messages: dict[str, tuple[str, str]] = {}  # response_url name -> the clicked message
+        self._webhook_uses: dict[str, int] = {}
         self._failures: dict[str, list[_Failure]] = {}
         self._lost: dict[str, int] = {}  # method -> answers to lose after doing the work
         self._dropped: dict[str, int] = {}  # method -> requests to drop before doing any work
@@ -199,7 +207,10 @@ class FakeSlackApi:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api/"
 
-    def response_url(self, name: str = "r1") -> str:
+    def response_url(self, name: str = "r1", *, message: tuple[str, str] | None = None) -> str:
+        """A response_url; `message` (channel, ts): the message whose button was clicked."""
+        if message is not None:
+            self._webhook_messages[name] = message
         return f"http://127.0.0.1:{self.port}/webhook/{name}"
 
     # ------------------------------------------------------------ server
@@ -239,8 +250,15 @@ class FakeSlackApi:
 
     async def _webhook(self, request: web.Request) -> web.Response:
         body = await self._args(request)
-        self.webhooks.append({"name": request.match_info["name"], **body,
+        name = request.match_info["name"]
+        self._webhook_uses[name] = self._webhook_uses.get(name, 0) + 1
+        if name in self._webhook_messages and self._webhook_uses[name] > 5:
+            return web.Response(status=404, text="used_url")
+        self.webhooks.append({"name": name, **body, "at": time.monotonic(),
                               "_peer": request.transport.get_extra_info("peername") if request.transport else None})
+        target = self._webhook_messages.get(name)
+        if target is not None and body.get("replace_original") in (True, "true") and target in self.messages:
+            self.messages[target] = {**self.messages[target], "text": body.get("text"), "blocks": body.get("blocks")}
         return web.Response(text="ok")
 
     async def _api(self, request: web.Request) -> web.Response:
@@ -315,6 +333,15 @@ class FakeSlackApi:
             return {"ok": True, "view": {**(view if isinstance(view, dict) else {}), "id": VIEW_ID, "hash": VIEW_HASH}}
         if method.startswith("pins."):
             return self._pins(method, args)
+        if method == "reactions.add":
+            if self.scopes is not None and "reactions:write" not in self.scopes:
+                return {"ok": False, "error": "missing_scope", "needed": "reactions:write",
+                        "provided": ",".join(sorted(self.scopes))}
+            names = self.reactions.setdefault((str(args.get("channel")), str(args.get("timestamp"))), [])
+            if args.get("name") in names:
+                return {"ok": False, "error": "already_reacted"}
+            names.append(str(args.get("name")))
+            return {"ok": True}
         if method == "users.info":
             user = self.users.get(str(args.get("user")))
             return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}

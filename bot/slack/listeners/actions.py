@@ -147,7 +147,10 @@ async def _act(sc: SlackContext, name: str, body: dict[str, Any], context: Any, 
 
         await sc.open_form(client, body["trigger_id"], build, meta, title=t.FORM_TITLES[name], push=in_modal)
         return
-    done = await sc.commands.action(actor, name, value)
+    if meta["card_ts"] and channel and body.get("response_url"):  # its write's outcome replaces the card through it
+        sc.confirmations.clicked(channel, str(meta["card_ts"]), str(body["response_url"]))
+    in_thread = bool(channel and meta["thread_ts"])  # the card there is built when its update is sent
+    done = await sc.commands.action(actor, name, value, card=not in_thread)
     if not done.changed and not in_modal and body.get("response_url"):  # a no-op: said to the clicker only
         await respond(text=t.confirm_thread(done.confirmation), response_type="ephemeral", replace_original=False)
     elif channel and meta["thread_ts"]:

@@ -8,6 +8,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.slack import blocks as bk
 from bot.slack import text as t
+from bot.slack.confirm import react
 from bot.slack.context import PLATFORM, SlackContext
 from bot.slack.files import SlackFiles
 from bot.slack.install import WORKSPACE_KEY
@@ -69,7 +70,8 @@ async def on_message(sc: SlackContext, body: dict[str, Any], context: Any, clien
             done = await sc.commands.thread_message(actor, ticket_id, text, author_email=email,
                                                     files=slack_files.describe(event.get("files")),
                                                     customer_reads=customer_reads,
-                                                    source=source(channel, str(thread_ts)), as_contact=as_contact)
+                                                    source=source(channel, str(thread_ts)), as_contact=as_contact,
+                                                    card=False)
         if done is None:
             if not actor.is_member and not user.is_external and card_audience(
                     await sc.seen(client, ws, team, channel)) == "tech":
@@ -79,6 +81,9 @@ async def on_message(sc: SlackContext, body: dict[str, Any], context: Any, clien
             await tell("\n".join(t.error_text(bk.esc(p.message), p.hint) for p in done.problems))
         if done.view is None or done.confirmation is None:
             return
+        if done.entry_id is not None and actor.is_member and not customer_reads:  # ✅ when it is in the PSA
+            if sc.confirmations.wrote(done.entry_id, team, channel, str(ts)):  # in the PSA already
+                await react(client, channel, str(ts))
         posts = await sc.chat.posts_for_ticket(ws, ticket_id, PLATFORM)
         card = next((p.card_ts for p in posts if p.channel_id == channel and p.thread_ts == thread_ts), None)
         await sc.confirm_in_thread(client, ws, team, channel, str(thread_ts), card, done.view, done.confirmation,

@@ -171,10 +171,11 @@ async def test_a_token_naming_no_possible_ticket_opens_a_new_one_and_loses_nothi
     assert "Still broken." in t.description
 
 
-async def test_a_subject_of_invisible_characters_still_opens_a_ticket(mail):
-    """A subject that shows nothing (zero-width characters only) is no subject: the ticket is named after the
-    sender, and the customer's words are all there."""
-    r = await mail.mail.ingest(mail.ws, message(subject="\u200b\u200d", mid="<zw@acme.example>", body="Help please."))
+@pytest.mark.parametrize("subject", ["\u200b\u200d", "\x07\x1b", "\u200b\x7f\x9b"])
+async def test_a_subject_of_invisible_characters_still_opens_a_ticket(mail, subject: str):
+    """A subject that shows nothing (zero-width or control characters only) is no subject: the ticket is named after
+    the sender, and the customer's words are all there."""
+    r = await mail.mail.ingest(mail.ws, message(subject=subject, mid="<zw@acme.example>", body="Help please."))
     assert r.outcome == "created", r
     [t] = await _tickets(mail)
     assert t.subject.startswith("E-mail from") and "Help please." in t.description
