@@ -179,7 +179,10 @@ class Edits:
             got = await rig.ask("new", (n, summary))
             row = {"kind": kind, "at": got["at"], "id": got["id"], "method": "chat.postMessage", "needles": [summary]}
         else:
-            tid = rig.carded[n % len(rig.carded)]
+            # one edit per carded ticket per round, the round shifted by one: every ticket gets every kind in turn
+            # (n % len alone gave status, note and reassignment to three disjoint quarters of the tickets, so no
+            # status change ever hit a ticket a technician with Home open owned)
+            tid = rig.carded[(n + n // len(rig.carded)) % len(rig.carded)]
             token = rig.token[tid]
             if kind == "status":
                 value = STATUSES[(n // len(KINDS)) % len(STATUSES)]
