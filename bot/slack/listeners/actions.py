@@ -26,15 +26,21 @@ FORM_ACTIONS = ("reply", "note", "status", "time")
 
 
 def register(app: AsyncApp, sc: SlackContext) -> None:
-    app.action(re.compile(f"^{bk.ACTION_PREFIX}"))(sc.after_ack(bound(run_action, sc), urgent=urgency.action_opens_modal))
+    app.action(re.compile(f"^{bk.ACTION_PREFIX}"))(sc.after_ack(bound(run_action, sc), urgent=urgency.action_opens_modal,
+                                                                 claim=action_claim))
+
+
+def action_claim(body: dict[str, Any], context: Any) -> tuple[str, str]:
+    """The event id a click is claimed by (one click is one intent, whatever Slack retries)."""
+    action = (body.get("actions") or [{}])[0]
+    return f"slack-action:{context.team_id or ''}", f"{action.get('action_ts')}:{body.get('trigger_id')}"
 
 
 async def run_action(sc: SlackContext, body: dict[str, Any], context: Any, client: Any, respond: Any) -> None:
     action = (body.get("actions") or [{}])[0]
     name = str(action.get("action_id", "")).removeprefix(bk.ACTION_PREFIX)
     channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
-    team = str(context.team_id or "")
-    if not await sc.chat.first_time(f"slack-action:{team}", f"{action.get('action_ts')}:{body.get('trigger_id')}"):
+    if not await sc.chat.first_time(*action_claim(body, context)):
         return
     user = sc.chat_user(context, body, channel)
     from_home = (body.get("view") or {}).get("type") == "home"
