@@ -323,8 +323,9 @@ class SlackNotifier:
         client = await self._client(team_id)
         return client is not None and await react(client, channel, ts)
 
-    def _card(self, actor: Actor, ticket_id: int, info: ChannelInfo) -> Render:
-        """The ticket's card for one channel, built when its update is sent (None: nothing to show there now)."""
+    def _card(self, actor: Actor, ticket_id: int, info: ChannelInfo, audience: str | None = None) -> Render:
+        """The ticket's card for one channel, built when its update (or dispatch post) is sent (None: nothing to
+        show there now). `audience`: "customer" for a customer's view whatever the channel says."""
         async def render() -> tuple[str, list[dict[str, Any]]] | None:
             try:
                 view = await self.views.ticket_by_id(actor, ticket_id)
@@ -332,13 +333,18 @@ class SlackNotifier:
                 return None
             if view is None or not may_post_ticket(info, view.summary.customer_id):
                 return None  # gone, or moved to another customer since the refresh was asked for
-            if card_audience(info) == "customer":
+            if card_audience(info) == "customer" or audience == "customer":
                 view = await self.views.ticket_from_detail(actor, view.detail, audience="customer")
             return bk.ticket_fallback(view), bk.ticket_blocks(view)
         return render
 
     async def _dispatch(self, workspace_id: int, ticket_id: int | None) -> None:
-        """A new ticket's card in each dispatch channel that may see it, once per channel."""
+        """A new ticket's card in each dispatch channel that may see it, once per channel.
+
+        Only the light header is read here; each card is built when its post's turn comes in its channel
+        (`render`), so a burst of new tickets never holds this worker (and the notes and refreshes queued
+        behind it) for the card builds (up to AI_BUDGET_S each, core/chat/cards.py). A ticket with no number
+        yet (a create still on its way to the PSA) renders nothing and is posted when its delivery dispatches it."""
         if ticket_id is None:
             return
         actor = Actor.system(workspace_id)
@@ -347,13 +353,9 @@ class SlackNotifier:
             targets = await self.chat.dispatch_channels(workspace_id, PLATFORM, customer_id=head.summary.customer_id)
             if not targets:
                 return
-            tech = await self.views.ticket_by_id(actor, ticket_id)
         except DeskbridgeError:
             return
-        if tech is None:
-            return  # no number yet (a create still on its way to the PSA): its delivery dispatches it
         threads = {p.channel_id for p in await self.chat.posts_for_ticket(workspace_id, ticket_id, PLATFORM)}
-        customer_view = None
         for team_id, channel_id, audience in targets:
             if channel_id in threads or (ticket_id, channel_id) in self._dispatched:
                 continue  # the ticket already has a thread there (or its card is on the way)
@@ -361,20 +363,15 @@ class SlackNotifier:
             if client is None:
                 continue
             info = await self._seen(client, workspace_id, team_id, channel_id)
-            if not may_post_ticket(info, tech.summary.customer_id):
+            if not may_post_ticket(info, head.summary.customer_id):
                 continue  # shared with outsiders since it was bound, and not bound to their customer
             if card_audience(info) == "customer":
                 audience = "customer"
-            view = tech
-            if audience == "customer":
-                customer_view = customer_view or await self.views.ticket_from_detail(actor, tech.detail,
-                                                                                     audience="customer")
-                view = customer_view
             self._dispatched.add((ticket_id, channel_id))
             record = PostRecord(workspace_id=workspace_id, platform=PLATFORM, team_id=team_id, channel_id=channel_id,
-                                kind="card", audience=view.audience, ticket_id=ticket_id,
-                                customer_id=tech.summary.customer_id)
-            self.poster.post_then(client, channel_id, text=bk.ticket_fallback(view), blocks=bk.ticket_blocks(view),
+                                kind="card", audience="customer" if audience == "customer" else "tech",
+                                ticket_id=ticket_id, customer_id=head.summary.customer_id)
+            self.poster.post_then(client, channel_id, render=self._card(actor, ticket_id, info, audience),
                                   then=self._recorder(workspace_id, ticket_id, team_id, channel_id), record=record)
 
     def _recorder(self, workspace_id: int, ticket_id: int, team_id: str,
