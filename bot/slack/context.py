@@ -84,6 +84,7 @@ class SlackContext:
         self.chat = chat
         # clicks' response_urls and thread messages awaiting their write's outcome (shared with the notifier)
         self.confirmations = confirmations or Confirmations()
+        self._held: set[asyncio.Task[None]] = set()  # clicked cards waiting ACTION_CARD_HOLD_S for their outcome
         self.alert_offers = alert_offers  # "Create ticket" for alerts that made none (core/intake/offers.py)
         self.tenant = tenant  # Microsoft 365 context beside a ticket (bot/slack/listeners/tenant.py)
         self.quick_actions = quick_actions
@@ -249,6 +250,9 @@ class SlackContext:
         return self.work.backlog + self.slow_work.backlog
 
     async def close(self) -> None:
+        for task in list(self._held):
+            task.cancel()
+        await asyncio.gather(*self._held, return_exceptions=True)
         await self.work.close()
         await self.slow_work.close()
 
@@ -444,13 +448,32 @@ class SlackContext:
         if not card_ts:
             return
         pending = view.detail.pending_writes > 0
+        render = self.card_render(workspace_id, view.summary.id, info)
         if pending and self.confirmations.has_click(channel_id, card_ts):
-            return  # the write's outcome replaces this card through the click's response_url (SlackNotifier)
+            # The write's outcome replaces this card through the click's response_url (SlackNotifier); if it
+            # is not there within ACTION_CARD_HOLD_S, the card shows "queued" the same way meanwhile.
+            task = asyncio.get_running_loop().create_task(self._queued_unless_done(client, channel_id, card_ts, render))
+            self._held.add(task)
+            task.add_done_callback(self._held.discard)
+            return
         # The card they just acted on. While its write is on the way to the PSA the card waits (up to
         # ACTION_CARD_HOLD_S) for the outcome, so one chat.update shows "in the PSA" instead of two; it is built
         # when sent, so a burst's writes are never held up by card builds.
         await self.poster.update(client, channel_id, card_ts, urgent=True, hold=ACTION_CARD_HOLD_S if pending else 0.0,
-                                 render=self.card_render(workspace_id, view.summary.id, info))
+                                 render=render)
+
+    async def _queued_unless_done(self, client: Any, channel_id: str, card_ts: str, render: Render) -> None:
+        await asyncio.sleep(ACTION_CARD_HOLD_S)
+
+        async def send(url: str) -> bool:
+            content = await render()
+            return content is not None and await self.respond_to(url, text=content[0], blocks=content[1],
+                                                                 replace_original=True)
+        try:
+            if await self.confirmations.replace(channel_id, card_ts, send, outcome=False) is False:
+                await self.poster.update(client, channel_id, card_ts, urgent=True, render=render)  # url refused
+        except Exception:  # noqa: BLE001 - the outcome still refreshes the card
+            log.warning("clicked card not shown as queued", extra={"channel": channel_id}, exc_info=True)
 
     def card_render(self, workspace_id: int, ticket_id: int, info: ChannelInfo) -> Render:
         """A ticket's card for a channel, built when its update is sent (None: nothing to show there now)."""
