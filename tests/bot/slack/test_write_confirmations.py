@@ -308,11 +308,23 @@ async def test_a_clicked_card_is_built_only_once_the_post_ack_writes_are_done(cw
 
     h = cw
     monkeypatch.setattr(notifier, "WRITES_FIRST_MAX_S", 60.0)
+    waiting, released, ended = asyncio.Event(), [False], []
+    gate = h.c.slack.notifier.writes_first
+
+    async def spied(max_wait_s: float) -> None:
+        waiting.set()
+        await gate(max_wait_s)
+        ended.append(released[0])  # did the wait outlast the running job?
+
+    monkeypatch.setattr(h.c.slack.notifier, "writes_first", spied)
     await _click_assign_me(h)
     async with h.workers_held():  # another technician's job still running
         await h.c.outbox_worker.drain()  # the click's write is in the PSA; its outcome is queued for Slack
-        await asyncio.sleep(0.3)
-        assert [w for w in h.fake.webhooks if w["name"] == "click1"] == []
+        await asyncio.wait_for(waiting.wait(), 60)  # the outcome's card waits for the jobs ...
+        await asyncio.sleep(0.2)
+        assert [w for w in h.fake.webhooks if w["name"] == "click1"] == []  # ... and is not built meanwhile
+        released[0] = True
     await h.settle()
+    assert ended == [True]
     replaced = [w for w in h.fake.webhooks if w["name"] == "click1"]
     assert len(replaced) == 1 and "Bob" in json.dumps(replaced[0]["blocks"])
