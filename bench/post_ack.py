@@ -12,7 +12,12 @@ writes a cProfile of one round.
 
 `--baseline-ref REF` is the same-run baseline of the code itself: processes alternate between REF's tree (`git
 archive`) and this one, one round each, `--rounds` times; the figures per side are medians and the ratios are
-this tree over REF (jobs/s, CPU per job).
+this tree over REF (jobs/s, CPU per job). Both sides run this script (its harness, seed and settings) on their
+own code (`--code DIR`), so only the code under test differs.
+
+The garbage collector is set up as `deskbridge serve` sets it (bot/gctune.py: collect and freeze what start-up
+left, higher generation-0 threshold) after the warm-up request; `--gc default` keeps CPython's defaults (how
+this bench ran before session 8: ~10% more CPU per job, every side alike).
 
 `--compare` alternates rounds in one process: "without" (SLA setup and board statuses read per request, every
 event claim its own write transaction, an HTTP session per Slack call: the code before issue 20 item 4) and
@@ -37,7 +42,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+# `--code DIR`: measure the code of another tree (a baseline's `git archive`) with this harness and these settings
+CODE = Path(sys.argv[sys.argv.index("--code") + 1]).resolve() if "--code" in sys.argv[:-1] else ROOT
+sys.path[:] = [str(CODE)] + [p for p in sys.path if Path(p or ".").resolve() not in (ROOT / "bench", ROOT)]
 
 from bot.api.app import create_app  # noqa: E402
 from bot.main import build  # noqa: E402
@@ -139,8 +146,9 @@ def versus(ref: str, args: argparse.Namespace) -> dict[str, Any]:
         for r in range(args.rounds):
             for side, tree in (("baseline", base), ("this", ROOT)):
                 out = Path(d) / f"{side}{r}.json"
-                subprocess.run([sys.executable, str(tree / "bench" / "post_ack.py"), "--jobs", str(args.jobs),
-                                "--rounds", "1", "--tickets", str(args.tickets), "--out", str(out), "--label", side],
+                subprocess.run([sys.executable, str(ROOT / "bench" / "post_ack.py"), "--jobs", str(args.jobs),
+                                "--rounds", "1", "--tickets", str(args.tickets), "--out", str(out), "--label", side,
+                                "--gc", args.gc, "--code", str(tree)],
                                cwd=tree, check=True, stdout=subprocess.DEVNULL)
                 rounds[side].append(json.loads(out.read_text())[side]["rounds"][0])
                 x = rounds[side][-1]
@@ -162,10 +170,13 @@ async def main() -> None:
     ap.add_argument("--label", default="run", help="key of this run in the results file (e.g. before, after)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "post_ack.json"))
     ap.add_argument("--baseline-ref", help="alternate processes with this git ref's code (same-run baseline)")
+    ap.add_argument("--code", help="the tree whose code is measured (default: this one); --baseline-ref sets it")
+    ap.add_argument("--gc", choices=("serve", "default"), default="serve",
+                    help="garbage collector as `deskbridge serve` sets it (default), or CPython's defaults")
     args = ap.parse_args()
     load_before = os.getloadavg()
     if args.baseline_ref:
-        result = {**versus(args.baseline_ref, args), "load_average_before": [round(x, 2) for x in load_before],
+        result = {**versus(args.baseline_ref, args), "gc": args.gc, "load_average_before": [round(x, 2) for x in load_before],
                   "load_average_after": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
                   "jobs_per_round": args.jobs, "target_jobs_per_s": TARGET_JOBS_PER_S,
                   "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
@@ -189,6 +200,10 @@ async def main() -> None:
         await container.slack.start()
         h = SlackHarness(create_app(container, start_background=False), container, fake, ws, setup)
         await h.slash("/tickets", "mine")  # warm: installation, identity link, caches
+        if args.gc == "serve":  # as `deskbridge serve` does once it has started (bot/cli/serve.py)
+            from bot import gctune
+
+            gctune.settle()
         rounds = []
         for r in range(args.rounds * (2 if args.compare else 1)):
             mode = ("without", "with")[r % 2] if args.compare else "as built"
@@ -218,7 +233,8 @@ async def main() -> None:
     result = {"jobs_per_s_median": statistics.median(rates), "jobs_per_s": rates, "rounds": rounds,
               "jobs_per_s_median_by_mode": medians, "cpu_ms_per_job_median_by_mode": cpu,
               "ratio_with_vs_without": round(medians["with"] / medians["without"], 2) if args.compare else None,
-              "target_jobs_per_s": TARGET_JOBS_PER_S, "load_average_before": [round(x, 2) for x in load_before],
+              "target_jobs_per_s": TARGET_JOBS_PER_S, "gc": args.gc, "code": str(CODE),
+              "load_average_before": [round(x, 2) for x in load_before],
               "load_average_after": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
               "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
     out = Path(args.out)

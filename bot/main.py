@@ -32,6 +32,7 @@ from connectors.rmm import PARSERS as ALERT_PARSERS
 from connectors.rmm import datto
 from core.admin_links import AdminLinkService
 from core.admin_sessions import AdminSessionService
+from core.ai import psa_kb
 from core.ai.drafts import LlmConfig
 from core.ai.service import AiService
 from core.alert_webhooks import AlertWebhookService
@@ -211,7 +212,7 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     m365 = M365TenantService(db, consent_url=_consent_url(settings))
     m365_pool = _m365_pool(settings, db, cipher, transport)
     docs = DocsService(db, cipher=cipher, factory=_docs_factory(transport))
-    ai = _ai(settings, db, registry, docs, notifier)
+    ai = _ai(settings, db, registry, docs, notifier, connections)
     tenant_context = TenantContextService(db, tenants=m365, directories=m365_pool, connections=connections, ai=ai)
     quick_actions = QuickActions(db, context=tenant_context, cipher=cipher, tickets=tickets)
     chat = ChatService(db, cipher=cipher, workspaces=workspaces, directory=directory)
@@ -270,10 +271,12 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     return container
 
 
-def _ai(settings: Settings, db: Database, registry: Registry, docs: DocsService, notifier: FanoutNotifier) -> AiService:
-    """AI assist: KB articles read through the documentation platforms, at-risk posts through the notifier."""
-    return AiService(db, capabilities=registry.capabilities, llm=_llm_config(settings), kb_reader=docs.kb_articles,
-                     notifier=notifier)
+def _ai(settings: Settings, db: Database, registry: Registry, docs: DocsService, notifier: FanoutNotifier,
+        connections: ConnectionService) -> AiService:
+    """AI assist: KB articles read through the documentation platforms and the PSAs' own knowledge bases,
+    at-risk posts through the notifier."""
+    return AiService(db, capabilities=registry.capabilities, llm=_llm_config(settings),
+                     kb_reader=psa_kb.combined(docs.kb_articles, psa_kb.psa_reader(connections)), notifier=notifier)
 
 
 def _docs_factory(transport: httpx.AsyncBaseTransport | None) -> Callable[[str, str, str], DocsPlatform]:

@@ -6,7 +6,8 @@ requests race, and an expired, used or unknown link is refused with no hint of w
 
 The link's address is the one the running app serves: `deskbridge serve` records its base URL (the public URL when
 set, else the address it bound) in the database it shares with the CLI, so a command run in another shell with
-other environment variables still prints a link that opens.
+other environment variables still prints a link that opens. It beats the row every ADDRESS_BEAT; a row that
+stopped beating (a crashed or killed app never removes its own) is ignored and dropped.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ LINK_TTL = timedelta(minutes=15)
 MAX_TTL = timedelta(hours=24)
 KEEP_DEAD = timedelta(days=7)  # used or expired links stay on record this long, then `create` deletes them
 PREFIX = "dbl_"
+ADDRESS_BEAT = timedelta(seconds=30)  # a running web app re-records its address this often
+ADDRESS_STALE = 4 * ADDRESS_BEAT  # a row not beaten for this long is a crashed app's: ignored, then dropped
 
 
 def served_base_url(public_url: str | None, host: str, port: int) -> str:
@@ -92,11 +95,25 @@ class AdminLinkService:
             return row.workspace_id
 
     async def record_address(self, instance_id: str, base_url: str) -> None:
-        """This instance's web app serves `base_url` (replaces what the instance recorded before)."""
+        """This instance's web app serves `base_url` (replaces what the instance recorded before); call it again
+        every ADDRESS_BEAT while the app runs. It also drops the rows of instances that stopped beating."""
+        now = self._clock()
         async with self.db.write(Scope.system_wide()) as session:
             await session.execute(sa.delete(WebAddress).where(col(WebAddress.instance_id) == instance_id))
+            await session.execute(sa.delete(WebAddress).where(_stale(now)))
             session.add(WebAddress(instance_id=instance_id[:200], base_url=base_url.rstrip("/")[:2000],
-                                   started_at=self._clock()))
+                                   started_at=now, seen_at=now))
+
+    async def beat_address(self, instance_id: str, base_url: str) -> None:
+        """This instance's web app still runs (its row is re-recorded if someone removed it)."""
+        now = self._clock()
+        async with self.db.write(Scope.system_wide()) as session:
+            done = await session.execute(sa.update(WebAddress).where(col(WebAddress.instance_id) == instance_id)
+                                         .values(seen_at=now))
+            await session.execute(sa.delete(WebAddress).where(_stale(now)))
+            if done.rowcount == 0:  # type: ignore[attr-defined]
+                session.add(WebAddress(instance_id=instance_id[:200], base_url=base_url.rstrip("/")[:2000],
+                                       started_at=now, seen_at=now))
 
     async def forget_address(self, instance_id: str) -> None:
         """The instance's web app stopped."""
@@ -104,10 +121,16 @@ class AdminLinkService:
             await session.execute(sa.delete(WebAddress).where(col(WebAddress.instance_id) == instance_id))
 
     async def served_address(self) -> tuple[str, datetime] | None:
-        """The base URL of the most recently started web app that is still recorded, and when it started."""
+        """The base URL of the most recently started web app that still beats, and when it started."""
         async with self.db.read(Scope.system_wide()) as session:
-            row = (await session.exec(select(WebAddress).order_by(col(WebAddress.started_at).desc()))).first()
+            row = (await session.exec(select(WebAddress).where(sa.not_(_stale(self._clock())))
+                                      .order_by(col(WebAddress.started_at).desc()))).first()
         return (row.base_url, row.started_at) if row is not None else None
+
+
+def _stale(now: datetime) -> sa.ColumnElement[bool]:
+    """Rows of web apps that missed ADDRESS_STALE of beats (crashed or killed: they never said they stopped)."""
+    return sa.func.coalesce(col(WebAddress.seen_at), col(WebAddress.started_at)) < now - ADDRESS_STALE
 
 
 def admin_actor(workspace_id: int) -> Actor:

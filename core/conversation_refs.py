@@ -1,7 +1,8 @@
 """Stored conversation references: where a chat surface may post on its own (Teams), kept in our database.
 
 Every activity refreshes its conversation's reference (service URLs can change); installing the app records
-one, removing it marks it uninstalled (kept, so a reinstall finds the ticket threads again). Nothing here is
+one, removing it marks it uninstalled (kept, so a reinstall finds the ticket threads again; adding or removing it
+in a team does so for every channel of the team we know, `team_installed`). Nothing here is
 held only in memory, so proactive posts work after a restart.
 """
 
@@ -93,3 +94,17 @@ class ConversationRefs:
                 (ChatConversation.conversation_id == conversation_id)
                 | (ChatConversation.channel_id == conversation_id)).order_by(col(ChatConversation.id)))).first()
         return _ref(row) if row is not None and row.installed else None
+
+    async def team_installed(self, workspace_id: int, *, tenant_id: str, team_id: str,
+                             installed: bool) -> list[ConversationRef]:
+        """The app added to (or removed from) a whole team: every channel of it we know may be posted in again
+        (or no longer); their references, as they are now."""
+        self._seen = {k: v for k, v in self._seen.items() if k[0] != tenant_id}
+        async with self.db.write(Scope.workspace(workspace_id)) as session:
+            rows = (await session.exec(select(ChatConversation).where(
+                ChatConversation.platform == self.platform, ChatConversation.tenant_id == tenant_id,
+                ChatConversation.team_id == team_id).order_by(col(ChatConversation.id)))).all()
+            for row in rows:
+                row.installed = installed
+                row.updated_at = self._clock()
+            return [_ref(row) for row in rows]

@@ -185,6 +185,13 @@ def _shaped_statement(shape: tuple[Any, ...]) -> Any:
     return stmt.order_by(*[c.desc() if d else c.asc() for c, d in cols]).limit(bp("page_limit"))
 
 
+@functools.lru_cache(maxsize=512)
+def _counted(page: Any) -> Any:
+    """The count statement of a page statement (built once per shape: a statement built per call pays its cache
+    keys and the workspace criteria again, issue 20 item 4)."""
+    return page.with_only_columns(sa.func.count(col(Ticket.id))).order_by(None).limit(None)
+
+
 class QueueService:
     def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.db = db
@@ -228,6 +235,11 @@ class QueueService:
                  f.sort, keyset)
         return _shaped_statement(shape), params
 
+    def _count_statement(self, actor: Actor, f: QueueFilter) -> tuple[Any, dict[str, Any]]:
+        """The count of the filter's rows, one cached statement per shape like the page's."""
+        base, params = self._statement(actor, f)
+        return _counted(base), params
+
     async def list(self, actor: Actor, f: QueueFilter | None = None, *, limit: int = 25,
                    cursor: str | None = None, with_total: bool = False) -> QueuePage:
         """One page of the queue, in the filter's sort order."""
@@ -241,8 +253,7 @@ class QueueService:
         page_params = {**params, "page_limit": limit + 1}
         total = None
         if with_total:  # the page and its count in one read transaction (one snapshot), one hop
-            base, base_params = self._statement(actor, f)
-            count = base.with_only_columns(sa.func.count(col(Ticket.id))).order_by(None).limit(None)
+            count, base_params = self._count_statement(actor, f)
 
             def read(session: Session) -> tuple[list[Any], int]:
                 return list(session.execute(stmt, page_params).all()), session.execute(count, base_params).scalar_one()

@@ -26,6 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from connectors.base import Capabilities, Feature
 from core import card_fields, categories, create_fields, ticket_refs
 from core.context import Actor
+from core.control_chars import drop_controls
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.hints import CUSTOMER_NOT_FOUND, MEMBER_NOT_FOUND
 from core.notify import NoteAdded, Notifier, TicketChanged, TicketCreated
@@ -76,14 +77,17 @@ _VISIBILITY_KIND = {
 }
 
 
+_ONE_LINE = frozenset({"subject", "file name"})  # one-line fields in every PSA
+
+
 def visible(text: str) -> bool:
-    """Whether the text shows anything: more than whitespace and format characters (zero-width space, joiner,
-    BOM, soft hyphen: Unicode category Cf)."""
-    return any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text)
+    """Whether the text shows anything: more than whitespace, format characters (zero-width space, joiner,
+    BOM, soft hyphen: Unicode category Cf) and control characters (Cc)."""
+    return any(not ch.isspace() and unicodedata.category(ch) not in ("Cf", "Cc") for ch in text)
 
 
 def _clean_text(value: str, *, field: str, limit: int, required: bool = True) -> str:
-    text = (value or "").replace("\x00", "").strip()
+    text = drop_controls(value or "", one_line=field in _ONE_LINE).strip()
     if required and not visible(text):  # zero-width characters alone look blank wherever the text is shown
         raise InvalidInput(f"The {field} is empty.", hint=f"Write a {field} and try again.", field=field)
     if len(text) > limit:

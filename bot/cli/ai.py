@@ -11,6 +11,7 @@ import typer
 
 from bot.cli.common import WORKSPACE, cli_actor, fail, run_in
 from bot.main import Deskbridge
+from core.ai import dense
 from core.ai.service import ModelStatus, SimilarAnswer
 from core.context import Actor
 
@@ -18,6 +19,7 @@ app = typer.Typer(help="AI assist: train the category model, model status, AI se
 
 
 def _print_status(status: ModelStatus | None) -> None:
+    typer.echo(f"Similar tickets: {dense.status()}")
     if status is None:
         typer.echo("No category model yet. Run `deskbridge ai train` once closed tickets carry a category.")
         return

@@ -217,3 +217,14 @@ def mail_psa_handles(value: str = typer.Argument(..., help="on: the PSA's own ma
         raise fail(f"'{value}' is not on or off.", "Use on or off.")
     run_in(workspace, lambda c, ws: c.mailboxes.set_psa_handles_mail(ws, value == "on", actor=cli_actor(ws)))
     typer.echo("Deskbridge no longer polls the mailbox." if value == "on" else "Deskbridge polls the mailbox again.")
+
+
+# `deskbridge intake mail test|set|poll|psa-handles`: the same commands as `mail-test` …, grouped (the issue's
+# and the admin page's wording); both spellings stay.
+mail_app = typer.Typer(help="The support mailbox: set it (checked first), test it, poll it, or leave mail to the PSA.",
+                       no_args_is_help=True)
+mail_app.command("set")(mail_set)
+mail_app.command("test")(mail_test)
+mail_app.command("poll")(mail_poll)
+mail_app.command("psa-handles")(mail_psa_handles)
+app.add_typer(mail_app, name="mail")

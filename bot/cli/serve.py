@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -15,8 +16,9 @@ from bot import banner
 from bot import logging as dlog
 from bot.cli.common import app
 from bot.main import Deskbridge, bootstrap, build, generate_key, settings_from_env
-from core.admin_links import served_base_url
+from core.admin_links import ADDRESS_BEAT, served_base_url
 
+log = logging.getLogger(__name__)
 Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
 
 
@@ -28,19 +30,33 @@ def with_start_banner(lifespan: Lifespan, container: Deskbridge, base_url: str |
     async def run(app: Any) -> AsyncIterator[Any]:
         async with lifespan(app) as state:
             instance = container.settings.instance_id
+            beat: asyncio.Task[None] | None = None
             if base_url:
                 await container.admin_links.record_address(instance, base_url)
+                beat = asyncio.create_task(_beat_address(container, instance, base_url), name="web-address-beat")
             facts = await banner.announce(container, web=True, now=datetime.now(UTC))
             watch = asyncio.create_task(banner.announce_first_syncs(container, facts), name="first-sync-banner")
             try:
                 yield state
             finally:
                 watch.cancel()
-                await asyncio.gather(watch, return_exceptions=True)
+                if beat is not None:
+                    beat.cancel()
+                await asyncio.gather(watch, *([beat] if beat else []), return_exceptions=True)
                 if base_url:
                     await container.admin_links.forget_address(instance)
 
     return run
+
+
+async def _beat_address(container: Deskbridge, instance: str, base_url: str) -> None:
+    """Tell the database this app still serves `base_url`, every ADDRESS_BEAT (a missed beat is tried again)."""
+    while True:
+        await asyncio.sleep(ADDRESS_BEAT.total_seconds())
+        try:
+            await container.admin_links.beat_address(instance, base_url)
+        except Exception:  # noqa: BLE001 - a busy or restarting database: the next beat tries again
+            log.warning("could not record this app's address heartbeat", exc_info=True)
 
 
 @app.command()

@@ -26,4 +26,4 @@ def alert_offer_blocks(view: AlertOfferView) -> list[dict[str, Any]]:
 
 
 def alert_offer_fallback(view: AlertOfferView) -> str:
-    return _cut(view.title, 300)
+    return esc(_cut(view.title, 300))

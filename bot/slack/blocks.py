@@ -36,6 +36,7 @@ from core.views import (
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
 MAX_SECTION = 2900
+MAX_BLOCKS = 50  # per message (chat-platforms.md 2.5; slack_sdk does not check it)
 ACTION_PREFIX = "db_"
 FORM_PREFIX = "db_form_"
 SEARCH_PREFIX = "search_"  # external_select action_id: search_<source>, answered by the block_suggestion listener
@@ -410,7 +411,34 @@ def sla_fallback(w: SlaWarningView) -> str:
 
 def psa_note_blocks(author: str | None, visibility: str, body: str, *,
                     prefix: str = t.THREAD_PSA_PREFIX) -> list[dict[str, Any]]:
+    """A note posted into a ticket's thread: a heading line, then every word of the body (a note reaches 30,000
+    characters; a section holds 3,000, a message 50 blocks), split at line ends where it can be."""
     badge = t.VISIBILITY_BADGE.get(visibility, visibility)
-    return [{"type": "section", "text": _md(f"{prefix} · {badge} · {esc(author or 'PSA')}\n"
-                                            f"{esc(_cut(body, 2800))}")}]
+    head = f"{prefix} · {badge} · {esc(author or 'PSA')}\n"
+    parts = _escaped_parts(body, MAX_SECTION, first=MAX_SECTION - len(head))
+    if len(parts) > MAX_BLOCKS:  # only a body of nearly all & < > gets here: keep the start, say where the rest is
+        parts = [*parts[:MAX_BLOCKS - 1], "… (the rest is longer than one Slack message: open the ticket for it)"]
+    parts[0] = head + parts[0]
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": part or " "}} for part in parts]
+
+
+def _escaped_parts(text: str, size: int, *, first: int) -> list[str]:
+    """`text` escaped for mrkdwn, in pieces of at most `size` characters (`first` for the first), never splitting
+    an entity, cut after a line end (else a space) in the piece's last quarter when there is one."""
+    parts: list[str] = []
+    rest = text
+    while rest:
+        room = first if not parts else size
+        take, used = 0, 0
+        while take < len(rest) and used + len(esc(rest[take])) <= room:
+            used += len(esc(rest[take]))
+            take += 1
+        if take < len(rest):
+            floor = take * 3 // 4
+            cut = rest.rfind("\n", floor, take)
+            cut = cut if cut >= 0 else rest.rfind(" ", floor, take)
+            take = cut + 1 if cut >= 0 else take
+        parts.append(esc(rest[:take]))
+        rest = rest[take:]
+    return parts or [""]
 

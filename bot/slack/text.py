@@ -44,6 +44,9 @@ WRITE_DEAD_CAUSE = {
     "deleted": (":x: *Could not deliver to the PSA:* {what}. The ticket is no longer in the PSA (deleted or merged "
                 "there), so nothing more can be written to it. An admin can drop it: "
                 "`/deskbridge outbox discard {op_id}`."),
+    "refused": (":x: *Could not deliver to the PSA:* {what} ({error}). Sent again as it is, it would be refused "
+                "again: fix what the PSA names (in the PSA, or write it again here), then an admin can retry it with "
+                "`/deskbridge outbox redrive {op_id}` or drop it with `/deskbridge outbox discard {op_id}`."),
 }
 # A Microsoft 365 quick action Graph refused: its error says what the customer's admin must grant (never the PSA's).
 TENANT_ACTION_DEAD = (":x: *Microsoft 365 quick action not done:* {error} An admin can retry it with "

@@ -63,7 +63,7 @@ def is_read(body: dict[str, Any]) -> bool:
     answered with nothing shows the clicker an error), and a burst of refreshes costs no database write."""
     if body.get("type") != "invoke":
         return False
-    if body.get("name") == "application/search":
+    if body.get("name") in ("application/search", "task/fetch"):  # a typeahead; a dialog's form (Get help)
         return True
     value = body.get("value")
     action = value.get("action") if isinstance(value, dict) else None

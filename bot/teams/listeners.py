@@ -30,6 +30,7 @@ from microsoft_teams.api.models.search.search_response import (
 )
 
 from bot.teams import alerts, cards, requests, tenant
+from bot.teams.get_help import TeamsHelp
 from bot.teams.incoming import Incoming, incoming, message_text
 from bot.teams.poster import PostRefused, Target, message
 from bot.teams.requests import TeamsRequests
@@ -73,6 +74,7 @@ class Listeners:
         self.s = surface
         self.c = surface.container
         self.requests = TeamsRequests(self)  # end users asking for help
+        self.help = TeamsHelp(self)  # the "Get help" welcome card in customer conversations, and its dialog
 
     # ------------------------------------------------------------ context
 
@@ -160,9 +162,25 @@ class Listeners:
             email = await self.email_of(inc) if wants_email else None
             view = await self.c.chat_commands.run(actor, inc.user, info, cmd, verified_email=email,
                                                   shared_channel=inc.shared, style=STYLE)
+            if isinstance(cmd, grammar.Bind | grammar.Unbind) and cmd.kind in (None, "customer"):
+                await self._help_card(ws, inc, bound=isinstance(cmd, grammar.Bind))
         except DeskbridgeError as exc:
             view = error_view(exc)
         await self.answer(inc, view)
+
+    async def _help_card(self, ws: int, inc: Incoming, *, bound: bool) -> None:
+        """After a customer bind or unbind: the conversation's Get help card (bot/teams/get_help.py), before the
+        admin's answer, so that the answer stays the newest message."""
+        channel = inc.user.channel_id or inc.base_conversation
+        try:
+            if bound:
+                await self.help.ensure(ws, inc.tenant, channel)
+            else:
+                await self.help.remove(ws, inc.tenant, channel)
+        except PostRefused as exc:
+            await self.answer(inc, MessageView(
+                text=f"The Get help card could not be {'posted' if bound else 'removed'} here ({exc}).",
+                kind="error", hint="Bind the channel again in a minute to retry."))
 
     async def answer(self, inc: Incoming, view: Any) -> None:
         view = styled(view)
@@ -373,13 +391,18 @@ class Listeners:
         ws = await self.workspace(inc)
         if not added:
             await self.s.refs.forget(ws, tenant_id=inc.tenant, conversation_id=inc.base_conversation)
+            if inc.conversation_type == "channel" and inc.team_id:  # removed from the team: all its channels
+                await self.s.refs.team_installed(ws, tenant_id=inc.tenant, team_id=inc.team_id, installed=False)
             return
         await self.remember(ws, inc)
         if inc.conversation_type != "personal":
-            await self.answer(inc, MessageView(
-                text="Deskbridge is here. Technicians: mention me with `link` to link your account, then "
-                     "`tickets mine`. Admins: `bind customer ACME` makes a channel that customer's.",
-                kind="success"))
+            info = await self.c.chat.channel(ws, PLATFORM, inc.tenant, inc.user.channel_id)
+            if not info.is_customer_channel:  # a customer's conversation gets its Get help card instead
+                await self.answer(inc, MessageView(
+                    text="Deskbridge is here. Technicians: mention me with `link` to link your account, then "
+                         "`tickets mine`. Admins: `bind customer ACME` makes a channel that customer's.",
+                    kind="success"))
+            await self.help.on_install(ws, inc)
             return
         # The personal app is the technician's own desk (Slack's App Home): their queue, or how to get one.
         try:
@@ -413,6 +436,14 @@ def register(surface: TeamsSurface) -> Listeners:
     @app.on_card_search
     async def _search(ctx: Any) -> Any:
         return await ls.on_search(ctx.activity.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+    @app.on_dialog_open
+    async def _dialog_open(ctx: Any) -> Any:  # the Get help card's button (bot/teams/get_help.py)
+        return await ls.help.open_dialog(ctx.activity.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+    @app.on_dialog_submit
+    async def _dialog_submit(ctx: Any) -> Any:
+        return await ls.help.submit(ctx.activity.model_dump(mode="json", by_alias=True, exclude_none=True))
 
     @app.on_install_add
     async def _installed(ctx: Any) -> None:

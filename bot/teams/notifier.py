@@ -62,6 +62,31 @@ PLATFORM = "teams"
 VISIBILITY_LABEL = {"public": "Public reply", "internal": "Internal note", "resolution": "Resolution"}
 
 
+# What a write that gave up is called, and the next step that can work for why it gave up (core/outbox/recorder.py
+# dead_cause): a retry cannot bring back a deleted ticket, nor fix refused content or credentials by itself.
+DEAD_WHAT = {"create_ticket": "A new ticket", "update_ticket": "A ticket change", "add_note": "A note",
+             "add_time_entry": "A time entry", "upload_attachment": "An attachment", "alert_action": "An alert action"}
+DEAD_NEXT = {
+    "credentials": ("The PSA refused Deskbridge's credentials, so nothing reaches it until an admin re-enters them "
+                    "(`deskbridge connection reauth {connection}`) and retries: `@Deskbridge outbox redrive {op_id}`."),
+    "deleted": ("The ticket is no longer in the PSA (deleted or merged there), so nothing more can be written to it. "
+                "An admin can drop it: `@Deskbridge outbox discard {op_id}`."),
+    "refused": ("Sent again as it is, it would be refused again: fix what the PSA names (in the PSA, or write it "
+                "again here), then an admin can retry it (`@Deskbridge outbox redrive {op_id}`) or drop it "
+                "(`@Deskbridge outbox discard {op_id}`)."),
+}
+DEAD_RETRY = "An admin can retry it: `@Deskbridge outbox redrive {op_id}`."
+
+
+def dead_text(event: WriteDead) -> str:
+    """A write that gave up, for a technicians' thread: what, the PSA's reason, and the step that can work."""
+    if event.kind == "tenant_action":
+        return f"A Microsoft 365 quick action was not done: {event.error[:300]}\n" + DEAD_RETRY.format(op_id=event.op_id)
+    what = DEAD_WHAT.get(event.kind, "A change")
+    step = DEAD_NEXT.get(event.cause, DEAD_RETRY).format(op_id=event.op_id, connection=event.connection or "NAME")
+    return f"{what} could not be delivered to the PSA: {event.error[:300]}\n{step}"
+
+
 class TeamsNotifier:
     def __init__(self, surface: TeamsSurface) -> None:
         self.s = surface
@@ -157,10 +182,7 @@ class TeamsNotifier:
                 continue
             target = await self._target(event.workspace_id, post, thread=True)
             if target is not None:
-                what = ("A Microsoft 365 quick action was not done" if event.kind == "tenant_action"
-                        else f"A {event.kind.replace('_', ' ')} could not be delivered to the PSA")
-                act = message(f"{what}: {event.error[:300]}\nAn admin can retry it: "
-                              f"`@Deskbridge outbox redrive {event.op_id}`.")
+                act = message(dead_text(event))
                 act.text_format = "plain"
                 await self.s.poster.post(target, act)
         await self.refresh_cards(event.workspace_id, event.ticket_id)

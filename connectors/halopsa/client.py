@@ -61,6 +61,7 @@ TICKETS, ACTIONS, ATTACHMENT, TIMESHEET_EVENT = "Tickets", "Actions", "Attachmen
 CLIENT, USERS, AGENT, TEAM = "Client", "Users", "Agent", "Team"
 STATUS, PRIORITY, TICKET_TYPE, OUTCOME = "Status", "Priority", "TicketType", "Outcome"
 WEBHOOK, NOTIFICATION = "Webhook", "Notification"
+CATEGORY = "Category"  # bare array of CategoryDetail (connectors/halopsa/categories.py)
 
 
 def _is_write(method: str) -> bool:

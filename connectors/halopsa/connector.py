@@ -73,10 +73,12 @@ from connectors.base import (
     match_note,
     match_time_entry,
 )
+from connectors.docs import DocArticle
 from connectors.errors import PsaError, PsaNotFound, PsaTooLarge, PsaValidationError
+from connectors.halopsa import categories as cats
+from connectors.halopsa import kb, queries
 from connectors.halopsa import mapping as m
 from connectors.halopsa import mapping_writes as w
-from connectors.halopsa import queries
 from connectors.halopsa import webhooks as wh
 from connectors.halopsa.auth import HaloAuth, cache_key, client_credentials, tenant_from_settings
 from connectors.halopsa.budget import RequestBudgets, budget_settings
@@ -133,8 +135,7 @@ class HaloPsaConnector:
         optional_settings=("tenant", "auth_url", "scope", "default_board_id"), optional_credentials=("webhook_secret",))
     kind: ClassVar[str] = "halopsa"
     CAPABILITIES: ClassVar[Capabilities] = Capabilities(
-        features=frozenset(Feature) - {Feature.RESOLUTION_NOTES, Feature.SET_TYPE, Feature.TICKET_CATEGORIES,
-                                       Feature.TYPE_SUBTYPES},
+        features=frozenset(Feature) - {Feature.RESOLUTION_NOTES, Feature.SET_TYPE, Feature.TYPE_SUBTYPES},
         max_attachment_bytes=MAX_ATTACHMENT,
         max_summary_chars=250, max_note_chars=100_000, page_size=MAX_PAGE,
         create_requires=frozenset({"company_external_id", "board_external_id"}))
@@ -255,15 +256,31 @@ class HaloPsaConnector:
             raise PsaValidationError("A ticket create needs our dedupe marker.", fields={"marker": "required"})
         if not ticket.board_external_id and not ticket.type_external_id and self.default_board:
             ticket = dataclasses.replace(ticket, board_external_id=self.default_board)
-        body = w.new_ticket_body(ticket, marker_field_id=self.marker_field)
+        category = await self._category(ticket.category_external_id, ticket.subcategory_external_id)
+        body = w.new_ticket_body(ticket, marker_field_id=self.marker_field, category=category)
         saved = await self.client.post_one(TICKETS, body)
         return self._ticket(saved, await self.data.closed_ids())
 
     async def update_ticket(self, external_id: str, patch: TicketPatch) -> PsaTicket:
         if patch.is_empty():
             return await self.get_ticket(external_id)
-        saved = await self.client.post_one(TICKETS, w.ticket_update_body(external_id, patch, quiet=True))
+        category = await self._category(patch.category_external_id, patch.subcategory_external_id)
+        saved = await self.client.post_one(TICKETS, w.ticket_update_body(external_id, patch, quiet=True,
+                                                                         category=category))
         return self._ticket(saved, await self.data.closed_ids())
+
+    async def _category(self, category: str | None, subcategory: str | None) -> str | None:
+        """The `category_1` text for a seam pair (None: not asked to change), checked against the tenant's
+        categories: a value Halo does not list is refused before anything is sent."""
+        if category is None and subcategory is None:
+            return None
+        if not category and not subcategory:
+            return ""
+        known = await self.data.category_values()
+        try:
+            return cats.value_for(category, subcategory, known)
+        except PsaValidationError:
+            return cats.value_for(category, subcategory, await self.data.category_values(fresh=True))
 
     # ------------------------------------------------------------ actions: notes and time
 
@@ -444,6 +461,10 @@ class HaloPsaConnector:
     async def remove_callbacks(self, url: str) -> list[str]:
         """Delete our webhooks for `url`'s host (when the connection is removed)."""
         return await wh.remove(self.client, url)
+
+    async def kb_articles(self) -> tuple[DocArticle, ...]:
+        """The tenant's knowledge base as KB-linking articles (connectors/halopsa/kb.py)."""
+        return await kb.articles(self.client, self.ui_root)
 
     def ticket_url(self, external_id: str) -> str:
         """The agent view of a ticket ([unverified] path, `/ticket?id=`)."""

@@ -40,6 +40,7 @@ from connectors.base import (
     PsaTimeEntry,
     Ref,
 )
+from connectors.halopsa import categories
 
 J = Mapping[str, Any]
 UNASSIGNED_AGENT_ID = 1
@@ -142,6 +143,7 @@ def ticket(data: J, *, closed_status_ids: Iterable[str] | None = None) -> PsaTic
     if closed_status_ids is not None and status is not None:
         closed = status.id in set(closed_status_ids)
     tt = _ref(data.get("tickettype_id"), data.get("tickettype_name"))
+    category, subcategory = categories.refs(data)
     return PsaTicket(
         external_id=str(data["id"]),
         summary=_text(data.get("summary")),
@@ -161,6 +163,8 @@ def ticket(data: J, *, closed_status_ids: Iterable[str] | None = None) -> PsaTic
         resolve_by=parse_dt(data.get("fixbydate")),
         responded_at=parse_dt(data.get("responsedate")),
         marker=marker_of(data.get("third_party_id_string")),
+        category=category,
+        subcategory=subcategory,
     )
 
 

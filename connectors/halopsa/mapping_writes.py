@@ -21,7 +21,10 @@ from typing import Any
 
 from connectors.base import NewAttachment, NewNote, NewTicket, NewTimeEntry, NoteVisibility, TicketPatch
 from connectors.errors import PsaValidationError
+from connectors.halopsa.categories import CATEGORY_FIELD
 from connectors.halopsa.mapping import UNASSIGNED_AGENT_ID, format_dt, hours, marker_value
+
+CATEGORY_KEY = f"category_{CATEGORY_FIELD}"
 
 
 def _int(value: str, name: str) -> int:
@@ -57,9 +60,12 @@ def ticket_type_id(board_external_id: str | None, type_external_id: str | None) 
 
 def new_ticket_body(t: NewTicket, *, site_id: int | None = None, team_name: str | None = None,
                     sendack: bool | None = None, quiet: bool = False,
-                    marker_field_id: int | None = None) -> dict[str, Any]:
-    """POST /Tickets item creating a ticket; `quiet` sets `_dont_fire_automations` (echo suppression)."""
+                    marker_field_id: int | None = None, category: str | None = None) -> dict[str, Any]:
+    """POST /Tickets item creating a ticket; `quiet` sets `_dont_fire_automations` (echo suppression);
+    `category` is the checked `category_1` text (categories.value_for)."""
     body: dict[str, Any] = {"summary": t.summary, "third_party_id_string": marker_value(t.marker)}
+    if category:
+        body[CATEGORY_KEY] = category
     if t.description:
         body["details"] = t.description
     tt = ticket_type_id(t.board_external_id, t.type_external_id)
@@ -90,9 +96,12 @@ def new_ticket_body(t: NewTicket, *, site_id: int | None = None, team_name: str 
 
 
 def ticket_update_body(external_id: str, p: TicketPatch, *, team_name: str | None = None,
-                       quiet: bool = False) -> dict[str, Any]:
-    """POST /Tickets item updating only the changed fields; always carries `id` (without it Halo creates)."""
+                       quiet: bool = False, category: str | None = None) -> dict[str, Any]:
+    """POST /Tickets item updating only the changed fields; always carries `id` (without it Halo creates).
+    `category` is the checked `category_1` text ("" clears it; None leaves it)."""
     body: dict[str, Any] = {"id": _int(external_id, "external_id")}
+    if category is not None:
+        body[CATEGORY_KEY] = category
     if p.summary is not None:
         body["summary"] = p.summary
     if p.board_external_id is not None:

@@ -150,6 +150,11 @@ def ticket_types(*, include_inactive: bool = False) -> Params:
     return {"showinactive": _bool(include_inactive)}
 
 
+def categories(field: int) -> Params:
+    """GET /Category parameters: the values of one of the ticket's four category fields (`type_id`)."""
+    return {"type_id": int(field)}
+
+
 def ticket_type(*, details: bool = True) -> Params:
     """GET /TicketType/{id} parameters (`includedetails`: fields and allowed statuses)."""
     return {"includedetails": _bool(details)}

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors.base import Picklists, PsaStatus
-from connectors.errors import PsaValidationError
+from connectors.errors import PsaError, PsaValidationError
+from connectors.halopsa import categories as cats
 from connectors.halopsa import mapping as m
 from connectors.halopsa import queries
-from connectors.halopsa.client import AGENT, OUTCOME, PRIORITY, STATUS, TICKET_TYPE, HaloClient
+from connectors.halopsa.client import AGENT, CATEGORY, OUTCOME, PRIORITY, STATUS, TICKET_TYPE, HaloClient
 
 TTL = 600.0  # seconds a learned lookup (closed statuses, outcomes) is trusted before it is read again
 OUTCOME_SETTINGS = {"public": "public_outcome_id", "internal": "internal_outcome_id", "time": "time_outcome_id",
@@ -50,6 +51,7 @@ class TenantData:
         self._agent: dict[str, Any] | None = None
         self._closed: tuple[float, frozenset[str]] | None = None
         self._outcomes: dict[str, int] | None = None
+        self._categories: tuple[float, list[str]] | None = None
         self._lock = asyncio.Lock()
 
     async def api_agent(self) -> dict[str, Any]:
@@ -110,9 +112,26 @@ class TenantData:
         types = [t for t in await self.client.get_list(TICKET_TYPE, queries.ticket_types()) if t.get("id")]
         infos = {str(t["id"]): await self.ticket_type(str(t["id"]), statuses, closed) for t in types}
         priorities = m.priorities(await self.client.get_list(PRIORITY, queries.priorities()))
+        problems: dict[str, str] = {}
+        complete = {"board", "status", "priority", "type", "category"}
+        try:
+            known = await self.category_values(fresh=True)
+        except PsaError as e:  # e.g. an API application without read:lookups: keep the last good categories
+            known, problems["category"] = [], str(e)
+            complete.discard("category")
         return Picklists(boards=[m.board(t, infos[str(t["id"])].required) for t in types],
                          statuses=[s for info in infos.values() for s in info.statuses],
-                         priorities=priorities, types=[m.ticket_type(t) for t in types]), infos
+                         priorities=priorities, types=[m.ticket_type(t) for t in types],
+                         categories=cats.picklist(known), problems=problems,
+                         complete=frozenset(complete)), infos
+
+    async def category_values(self, *, fresh: bool = False) -> list[str]:
+        """The tenant's `category_1` values (GET /Category?type_id=1, a bare array), cached for TTL."""
+        now = self.clock()
+        if fresh or self._categories is None or now - self._categories[0] > TTL:
+            rows = await self.client.get_list(CATEGORY, queries.categories(cats.CATEGORY_FIELD))
+            self._categories = (now, cats.values(rows))
+        return self._categories[1]
 
 
 def _opt_int(value: Any, name: str) -> int | None:

@@ -7,7 +7,10 @@ Sources (each replaces only its own articles, and only after a complete read):
   matches no customer is left out: it is never shown as a general one);
 - a folder of Markdown files an admin imports (`deskbridge ai kb-import`), general articles.
 
-The PSAs' own knowledge bases are not read yet. Linking is technicians' only (never a customer's view), scoped to general articles and
+- the PSAs' own knowledge bases where the connector reads one (HaloPSA, ConnectWise; core/ai/psa_kb.py), one source per
+  connection, a customer-limited article matched only to a customer of that connection.
+
+Linking is technicians' only (never a customer's view), scoped to general articles and
 the ticket's own customer's, shown with its source, the matching paragraph and the score, and only above the
 workspace's `kb_threshold`: no link is a valid answer.
 """
@@ -25,6 +28,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from connectors.docs import DocArticle
+from core.ai import psa_kb
 from core.ai import settings as ai_settings
 from core.ai.kb import Article, KbIndex, KbLink, html_to_text
 from core.ai.text import ticket_text
@@ -67,7 +71,8 @@ class KnowledgeBase:
             if articles is None:
                 skipped[source] = "not readable now, or no article text in its API"
                 continue
-            kept[source] = await self._replace(workspace_id, source, await self._scoped(workspace_id, articles))
+            scoped = await self._scoped(workspace_id, articles, connection_id=psa_kb.connection_of(source))
+            kept[source] = await self._replace(workspace_id, source, scoped)
         return RefreshReport(kept, skipped)
 
     async def refresh_all(self) -> int:
@@ -83,11 +88,15 @@ class KnowledgeBase:
                     log.exception("KB refresh failed", extra={"workspace_id": ws})
         return total
 
-    async def _scoped(self, workspace_id: int, articles: tuple[DocArticle, ...]) -> list[tuple[DocArticle, int | None]]:
-        """Each article with its customer (None: general); company articles matching no customer are dropped."""
+    async def _scoped(self, workspace_id: int, articles: tuple[DocArticle, ...], *, connection_id: int | None = None
+                      ) -> list[tuple[DocArticle, int | None]]:
+        """Each article with its customer (None: general); company articles matching no customer are dropped.
+        A PSA's article (`connection_id`) matches only that connection's customers."""
+        query = sa.select(col(Customer.id), col(Customer.external_id), col(Customer.name))
+        if connection_id is not None:
+            query = query.where(col(Customer.connection_id) == connection_id)
         async with self.db.read(Scope.workspace(workspace_id)) as session:
-            customers = (await session.execute(sa.select(col(Customer.id), col(Customer.external_id),
-                                                         col(Customer.name)))).all()
+            customers = (await session.execute(query)).all()
         by_psa = {str(ext): cid for cid, ext, _ in customers if ext}
         by_name = {str(name).strip().lower(): cid for cid, _, name in customers if name}
         out: list[tuple[DocArticle, int | None]] = []
@@ -187,7 +196,7 @@ class KnowledgeBase:
 
 
 def source_name(source: str) -> str:
-    return SOURCE_NAMES.get(source, source)
+    return SOURCE_NAMES.get(source) or psa_kb.source_name(source) or source
 
 
 def _read_folder(path: str) -> list[DocArticle]:

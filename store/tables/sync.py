@@ -75,11 +75,13 @@ class Lease(SQLModel, table=True):
 
 
 class WebAddress(SQLModel, table=True):
-    """The base URL a running web app serves (`deskbridge serve` records it at start, removes it at stop), so a
-    command run in another shell (`deskbridge admin link`) prints the address the app really answers on."""
+    """The base URL a running web app serves (`deskbridge serve` records it at start, beats `seen_at` while it runs,
+    removes it at stop), so a command run in another shell (`deskbridge admin link`) prints the address the app
+    really answers on; a crashed app's row stops beating and is ignored, then dropped."""
 
     __tablename__ = "web_address"
 
     instance_id: str = Field(primary_key=True, max_length=200)
     base_url: str = Field(max_length=2000)
     started_at: datetime = Field(sa_type=UTCDateTime)
+    seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # last heartbeat (None: started_at)

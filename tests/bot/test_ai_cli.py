@@ -33,6 +33,7 @@ def _seed(env) -> None:
 def test_status_train_settings_and_similar(env):
     first = invoke("ai", "status")
     assert first.exit_code == 0 and "No category model yet" in first.stdout
+    assert "Similar tickets: hybrid (lexical + wordllama" in first.stdout  # the packaged dense model runs
     refused = invoke("ai", "train")
     assert refused.exit_code == 1 and "Close more tickets" in refused.output
     _seed(env)

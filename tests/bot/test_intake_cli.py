@@ -58,10 +58,16 @@ def test_mail_set_checks_first_polls_and_switches_off(env, monkeypatch):
                 server.username, "--no-tls", "--secret-stdin"]
         bad = runner.invoke(app, base, input="wrong\n")
         assert bad.exit_code == 1 and "refused the login" in bad.output and "wrong" not in bad.output
-        bad = runner.invoke(app, ["intake", "mail-test"])
-        assert bad.exit_code == 1 and "No mailbox is configured" in bad.output
+        for test in (["intake", "mail-test"], ["intake", "mail", "test"]):  # both spellings
+            bad = runner.invoke(app, test)
+            assert bad.exit_code == 1 and "No mailbox is configured" in bad.output
         assert runner.invoke(app, base, input=server.password + "\n").exit_code == 0
         assert "can be read" in ok("intake", "mail-test")
+        assert f"Mailbox {server.username}@127.0.0.1 can be read." in ok("intake", "mail", "test")
+        server.password, old = "changed-by-the-mail-admin", server.password
+        bad = runner.invoke(app, ["intake", "mail", "test"])
+        assert bad.exit_code == 1 and "refused the login" in bad.output and "changed-by" not in bad.output
+        server.password = old
         server.deliver(message(sender="nobody@unknown.example"))
         server.deliver(message(mid="<x2@x>", Auto_Submitted="auto-replied"))
         assert "2 message(s): 1 ignored, 1 triage." in ok("intake", "mail-poll")

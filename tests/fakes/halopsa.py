@@ -29,7 +29,10 @@ Endpoints (under /api, case-insensitive; POSTs take JSON arrays, answer one obje
     GET Client[/{id}], Users[/{id}] (paged like tickets), Agent (bare array; Unassigned id 1 and API agents
         only on request), Agent/me, Agent/{id}, Team, Status (ticket and non-ticket statuses;
         tickettype_id, excludeclosed), Priority (Policy rows per SLA; slaid), TicketType[/{id}] (details:
-        fields with technew=2 mandatory, allowed_status), Outcome
+        fields with technew=2 mandatory, allowed_status), Outcome, Category[/{id}] (a bare array of
+        CategoryDetail; `type_id` = which of category_1..4, nesting written as "Hardware>Laptop" in `value`),
+        KBArticle (paged under `articles`; includeactive/includeinactive, search, client_id, order/orderdesc),
+        KBArticle/{id} (the full KBEntry with `kbentryclientaccess`)
     GET|POST Webhook, GET|DELETE Webhook/{guid}, POST Notification
 Error bodies use Halo's many shapes: .NET `{ClassName, Message}` (validation, 404s, faults), bare JSON
 strings, ASP.NET problem details for values that do not bind, OAuth errors on the token endpoint, plain
@@ -37,6 +40,8 @@ text for 429 and 413.
 
 Test API:
     fake.clock (HaloClock: now, stamp(), advance(s), set(dt), epoch())
+    fake.add_category(value, type_id=1) (a category as an admin adds it; the ticket's category_N is its value),
+    fake.add_kb_article(name, description, resolution=None, clients=(), inactive=False),
     fake.add_ticket(summary, **halo_fields), fake.edit_ticket(id, **halo_fields), fake.delete_ticket(id),
     fake.bulk_tickets(n), fake.add_reply(ticket_id, text, user_id=…) (an end-user e-mail reply),
     fake.add_note(ticket_id, text, agent_id=…, hidden=…)                    mutate as Halo/people would
@@ -67,7 +72,7 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 
 from connectors.base import ConnectionConfig
-from tests.fakes import halopsa_actions, halopsa_lookups, halopsa_tickets  # noqa: F401 - register routes
+from tests.fakes import halopsa_actions, halopsa_kb, halopsa_lookups, halopsa_tickets  # noqa: F401 - routes
 from tests.fakes import halopsa_routes as routes
 from tests.fakes.halopsa_http import (
     FakeRequest,
@@ -78,6 +83,7 @@ from tests.fakes.halopsa_http import (
     HaloHttpError,
     RecordedRequest,
     exception_error,
+    halo_date,
     serve_loopback,
 )
 from tests.fakes.halopsa_rules import HaloRules
@@ -134,6 +140,8 @@ class FakeHalo(HaloRules):
         self.ticket_types: dict[int, dict[str, Any]] = {}
         self.outcomes: dict[int, dict[str, Any]] = {}
         self.custom_fields: dict[int, dict[str, Any]] = {}
+        self.categories: dict[int, dict[str, Any]] = {}
+        self.kb: dict[int, dict[str, Any]] = {}  # KBEntry rows  # CategoryDetail rows (id, value, type_id, ...)
         self.tickets: dict[int, dict[str, Any]] = {}
         self.assets: dict[int, dict[str, Any]] = {}  # Device_List rows (id, key_field, intune_id, client_id, ...)
         self.actions: dict[int, dict[int, dict[str, Any]]] = {}
@@ -216,6 +224,31 @@ class FakeHalo(HaloRules):
             except HaloHttpError as exc:
                 raise AssertionError(f"fake rejected test data: {exc.response().body!r}") from None
         return json.loads(resp.body) if resp.body else None
+
+    def add_category(self, value: str, *, type_id: int = 1, **fields: Any) -> dict[str, Any]:
+        """A category of field `category_<type_id>`, as an admin adds it in Halo ("Hardware>Laptop" nests)."""
+        with self.lock:
+            cid = max(self.categories, default=0) + 1
+            row = {"id": cid, "guid": f"00000000-0000-0000-0000-{cid:012d}", "value": value, "type_id": type_id,
+                   "category_name": value, "sla_id": None, "priority_id": None, **fields}
+            self.categories[cid] = row
+            return row
+
+    def add_kb_article(self, name: str, description: str, *, resolution: str | None = None,
+                       clients: tuple[int, ...] = (), inactive: bool = False, html: bool = True) -> dict[str, Any]:
+        """A knowledge-base article; `clients` limits it to those clients (kbentryclientaccess)."""
+        with self.lock:
+            kid = max(self.kb, default=0) + 1
+            text = {"description_html": description, "resolution_html": resolution} if html else {
+                "description": description, "resolution": resolution}
+            row = {"id": kid, "name": name, "inactive": inactive, "date_created": halo_date(self.clock.now),
+                   "date_edited": halo_date(self.clock.stamp()), "view_count": 0, "type": 0, "tag_string": "",
+                   "description": None, "resolution": None, **text,
+                   "kbentryclientaccess": [{"id": kid * 100 + c, "kb_id": kid, "client_id": c,
+                                            "client_name": self.clients.get(c, {}).get("name", "Stranger Ltd")}
+                                           for c in clients]}
+            self.kb[kid] = row
+            return row
 
     def add_ticket(self, summary: str = "Printer on fire", **fields: Any) -> dict[str, Any]:
         """Create a ticket directly (`fields` are Halo JSON, e.g. client_id=12, status_id=2)."""

@@ -1,5 +1,5 @@
-"""Clients, end users, agents and the picklists (statuses, priorities, ticket types, teams, outcomes) of the
-fake HaloPSA server. Clients and users page like tickets (`clients`/`users` keys); the lookups answer with
+"""Clients, end users, agents and the picklists (statuses, priorities, ticket types, teams, outcomes,
+categories) of the fake HaloPSA server. Clients and users page like tickets (`clients`/`users` keys); the lookups answer with
 bare arrays, as the vendor's OpenAPI says ("List of TStatus", …).
 """
 
@@ -195,3 +195,18 @@ def get_ticket_type(fake: FakeHalo, req: FakeRequest, id: str) -> FakeResponse: 
 def list_outcomes(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
     """GET /Outcome (bare array)."""
     return json_response(sorted(fake.outcomes.values(), key=lambda o: o["sequence"]))
+
+
+@route("GET", "/api/Category")
+def list_categories(fake: FakeHalo, req: FakeRequest) -> FakeResponse:
+    """GET /Category: a bare array of CategoryDetail, unpaged; `type_id` keeps one of the four category
+    fields (connectors/halopsa/categories.py gives the evidence for this shape)."""
+    type_id = int_param(req, "type_id")
+    return json_response([dict(c) for c in sorted(fake.categories.values(), key=lambda c: c["id"])
+                          if type_id in (None, c["type_id"])])
+
+
+@route("GET", "/api/Category/{id}")
+def get_category(fake: FakeHalo, req: FakeRequest, id: str) -> FakeResponse:  # noqa: A002
+    """GET /Category/{id}."""
+    return json_response(dict(_one(fake.categories, id, "Category")))

@@ -13,6 +13,8 @@
     outcomes 1 Ticket Logged (system), 5 Email User (sendemail, visible), 6 Public Note, 7 Internal Note
              (hidden), 9 Time Entry (hidden), 10 Escalate (not allowed for the API agent),
              11 Email Received (end-user replies); the API agent may use 5, 6, 7, 9
+    categories (category_1) Hardware, Hardware>Laptop, Hardware>Printer, Software>E-mail, Software>Office;
+             (category_2) Resolved by phone
     custom fields 101 CFDeskbridgeRef (tickets and actions, onlyshowforagents), 102 CFSiteNotes (tickets)
 """
 
@@ -122,7 +124,14 @@ def _custom_fields(fake: FakeHalo) -> None:
                                "onlyshowforagents": False, "_usage": ("ticket",)}
 
 
+def _categories(fake: FakeHalo) -> None:
+    for value in ("Hardware", "Hardware>Laptop", "Hardware>Printer", "Software>E-mail", "Software>Office"):
+        fake.add_category(value, type_id=1)
+    fake.add_category("Resolved by phone", type_id=2)
+
+
 def seed(fake: FakeHalo) -> None:
     """Fill an empty fake tenant with the data described above."""
-    for step in (_agents, _teams, _clients, _statuses, _priorities, _ticket_types, _outcomes, _custom_fields):
+    for step in (_agents, _teams, _clients, _statuses, _priorities, _ticket_types, _outcomes, _custom_fields,
+                 _categories):
         step(fake)

@@ -163,6 +163,10 @@ def _path_id(raw: str) -> int:
 def _validate(fake: FakeHalo, item: dict[str, Any], i: int, current: dict[str, Any] | None) -> dict[str, Any]:
     """The changes an item asks for, checked against the tenant (400 .NET-style errors)."""
     changes: dict[str, Any] = {k: item[k] for k in TEXT_FIELDS if k in item}
+    if "category_1" in changes:  # the text is the category's whole `value`; its id follows ([unverified] for
+        text = str(changes["category_1"] or "")  # a value Halo does not list: kept as text, id 0)
+        changes["categoryid_1"] = next((c["id"] for c in fake.categories.values()
+                                        if c["type_id"] == 1 and c["value"] == text), 0) if text else 0
     for name in INT_FIELDS:
         value = as_int(item, name, i)
         if value is not None:

@@ -61,15 +61,17 @@ async def test_a_technicians_day_against_halo(container, fake: FakeHalo, workspa
         "!public We replaced the VPN gateway; please try again.",         # a public reply (e-mails the user)
         "4", "45m", "Replaced the gateway", "y",                          # time
         "3", "2", "", "",                                                 # status -> In Progress
-        *new_ticket, "", "", "", "", "",                                  # no contact: refused, nothing queued
-        *new_ticket, "pat@acme.example", "", "", "", "Starts Monday.",    # the contact the type requires
-                                                                          # (category: only Change needs it)
+        *new_ticket, "", "", "", "", "", "",                              # no contact: refused, nothing queued
+        *new_ticket, "pat@acme.example", "", "", "", "", "Starts Monday.",  # the contact the type requires
+                                                                          # (category, left empty: only Change
+                                                                          # needs it)
         "quit"])
     await ConsoleSession(container, read=script, write=out.append, as_email="bob@msp.example").run()
     text = "\n".join(out)
     prompts = "\n".join(script.prompts)
     assert "#2001     VPN down for the Leeds office" in text and "Printer jammed" not in text
     assert "[PUBLIC] Pat User-Acme: Still down this morning, please help!" in text  # Halo's conversation
+    assert "Hardware › Printer" in prompts  # Halo's own categories offered on create (category_1)
     assert "Contact e-mail" in prompts and "Required on Service Request tickets." in prompts
     assert "Service Request tickets in halo need a contact." in text
     assert "Status → In Progress" in text and "45 min logged" in text

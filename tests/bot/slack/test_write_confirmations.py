@@ -279,27 +279,23 @@ async def test_a_click_whose_write_is_slow_shows_queued_then_in_the_psa_on_its_c
     assert len(_writes(h, "PATCH", f"/service/tickets/{h.cw_ticket['id']}")) == 1
 
 
-async def test_a_held_queued_card_never_follows_the_outcome(cw, monkeypatch):
+async def test_a_held_queued_card_never_follows_the_outcome(cw):
+    """Once the outcome has replaced the clicked card, the click's held "queued" replace (its timer ends
+    later) sends nothing: the card never goes back to "queued"."""
     h = cw
-    monkeypatch.setattr(slack_context, "ACTION_CARD_HOLD_S", 0.5)
-    gate = asyncio.Event()
-    real = h.c.chat_commands.action
-
-    async def then_deliver(*a: Any, **kw: Any) -> Any:
-        done = await real(*a, **kw)
-        gate.set()
-        return done
-
-    monkeypatch.setattr(h.c.chat_commands, "action", then_deliver)
-    payload = h.action_payload("assign_me", str(h.number), user=CW_TECH, message_ts=CARD_TS)
-    url = h.fake.response_url("click1", message=(CHANNEL, CARD_TS))
-    await h.interactive({**payload, "response_url": url}, settle=False)
-    await asyncio.wait_for(gate.wait(), 60)
-    await h.c.outbox_worker.drain()  # the outcome, well before the hold ends
-    await h.settle()
-    await _held_done(h)
+    await _click_assign_me(h)  # the hold is long here: the outcome comes first by construction
+    await _deliver(h)
     replaced = [w for w in h.fake.webhooks if w["name"] == "click1"]
     assert len(replaced) == 1 and "queued" not in json.dumps(replaced[0]["blocks"])
+    sent: list[str] = []
+
+    async def send(url: str) -> bool:
+        sent.append(url)
+        return True
+
+    # what the held task does when its timer ends
+    assert await h.c.slack.context.confirmations.replace(CHANNEL, CARD_TS, send, outcome=False) is None
+    assert sent == [] and len([w for w in h.fake.webhooks if w["name"] == "click1"]) == 1
 
 
 async def test_a_clicked_card_is_built_only_once_the_post_ack_writes_are_done(cw, monkeypatch):

@@ -79,12 +79,36 @@ async def test_replies_join_by_headers_and_by_token_with_quotes_and_signature_st
 
 
 @pytest.mark.parametrize("headers", [
-    {"Auto_Submitted": "auto-replied"}, {"Precedence": "bulk"}, {"List_Id": "<news.acme.example>"},
-    {"X_Autoreply": "yes"}, {"Return_Path": "<>"},
+    {"Auto_Submitted": "auto-replied"}, {"Auto_Submitted": "auto-generated"}, {"Auto_Submitted": "auto-notified"},
+    {"Auto_Submitted": 'auto-replied; owner-email="ann@acme.example"'}, {"Auto_Submitted": "Auto-Replied (vacation)"},
+    {"Auto_Submitted": "auto-replied", "X_Auto_Response_Suppress": "All"},  # Exchange's out-of-office
+    {"Precedence": "bulk"}, {"Precedence": "junk"}, {"Precedence": "list"}, {"Precedence": "auto_reply"},
+    {"List_Id": "<news.acme.example>"}, {"List_Unsubscribe": "<mailto:leave@news.acme.example>"},
+    {"X_Autoreply": "yes"}, {"X_Autorespond": "yes"}, {"Return_Path": "<>"},
 ])
 async def test_auto_replies_bounces_and_lists_are_not_ingested(mail, headers):
     r = await mail.mail.ingest(mail.ws, message(**headers))
     assert r.outcome == "ignored" and r.reason and await _tickets(mail) == []
+
+
+@pytest.mark.parametrize("value", ["no", "No", "no (typed by a person)", "no; note=manual"])
+async def test_auto_submitted_no_with_comments_or_parameters_is_a_person(mail, value):
+    """RFC 3834 §5: only the keyword decides; a person's mail is never dropped as an auto-reply."""
+    r = await mail.mail.ingest(mail.ws, message(Auto_Submitted=value))
+    assert r.outcome == "created"
+
+
+async def test_delivery_reports_and_postmaster_mail_make_no_ticket_and_no_reply(mail):
+    report = EmailMessage()
+    report["From"], report["To"] = "Microsoft Outlook <MicrosoftExchange329e71ec88ae@acme.example>", "help@msp.example"
+    report["Subject"], report["Message-ID"] = "Undeliverable: Ticket #5001 update", "<ndr1@acme.example>"
+    report.set_content("Delivery has failed to these recipients or groups: gone@acme.example")
+    report.make_mixed()
+    report.replace_header("Content-Type", 'multipart/report; report-type=delivery-status; boundary="b1"')
+    r = await mail.mail.ingest(mail.ws, bytes(report))
+    assert r.outcome == "ignored" and r.reason == "delivery report"
+    r = await mail.mail.ingest(mail.ws, message(sender="postmaster@acme.example", mid="<pm1@acme.example>"))
+    assert r.outcome == "ignored" and await _tickets(mail) == []
 
 
 async def test_mailer_daemon_and_our_own_messages_are_ignored(mail):
@@ -171,10 +195,11 @@ async def test_a_token_naming_no_possible_ticket_opens_a_new_one_and_loses_nothi
     assert "Still broken." in t.description
 
 
-async def test_a_subject_of_invisible_characters_still_opens_a_ticket(mail):
-    """A subject that shows nothing (zero-width characters only) is no subject: the ticket is named after the
-    sender, and the customer's words are all there."""
-    r = await mail.mail.ingest(mail.ws, message(subject="\u200b\u200d", mid="<zw@acme.example>", body="Help please."))
+@pytest.mark.parametrize("subject", ["\u200b\u200d", "\x07\x1b", "\u200b\x7f\x9b"])
+async def test_a_subject_of_invisible_characters_still_opens_a_ticket(mail, subject: str):
+    """A subject that shows nothing (zero-width or control characters only) is no subject: the ticket is named after
+    the sender, and the customer's words are all there."""
+    r = await mail.mail.ingest(mail.ws, message(subject=subject, mid="<zw@acme.example>", body="Help please."))
     assert r.outcome == "created", r
     [t] = await _tickets(mail)
     assert t.subject.startswith("E-mail from") and "Help please." in t.description

@@ -1,0 +1,56 @@
+"""A write the PSA would not take, told in a Teams ticket thread: what failed (in words, not an op kind), why, and
+the next step that can work for that cause (a retry cannot bring back a deleted ticket, and cannot fix refused
+content or revoked credentials by itself)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from core.notify import WriteDead
+from core.outbox.recorder import dead_cause
+from tests.bot.teams.test_threads import in_thread, open_thread
+
+
+async def _dead(teams, tid: int, *, kind: str, status: int | None, error: str) -> str:
+    await teams.c.notifier.notify(WriteDead(
+        workspace_id=teams.ws, ticket_id=tid, ticket_number=5001, origin="system", occurred_at=datetime.now(UTC),
+        op_id=42, kind=kind, error=error, cause=dead_cause(status, error), connection="Acme CW"))
+    await teams.settle()
+    return str(in_thread(teams, await_thread(teams))[-1]["text"])
+
+
+def await_thread(teams) -> str:
+    return teams.thread
+
+
+@pytest.mark.parametrize("kind, words", [("add_note", "A note"), ("update_ticket", "A ticket change"),
+                                         ("add_time_entry", "A time entry"), ("upload_attachment", "An attachment"),
+                                         ("create_ticket", "A new ticket")])
+async def test_the_write_is_named_in_words(teams, kind: str, words: str):
+    teams.thread, tid = await open_thread(teams)
+    text = await _dead(teams, tid, kind=kind, status=500, error="ConnectWise answered 500")
+    assert text.startswith(f"{words} could not be delivered to the PSA"), text
+    assert "A add" not in text and "A update" not in text and "_" not in text.split(":")[0]
+
+
+async def test_a_deleted_ticket_is_not_offered_a_retry(teams):
+    teams.thread, tid = await open_thread(teams)
+    text = await _dead(teams, tid, kind="add_note", status=404, error="ticket 1042 not found")
+    assert "no longer in the PSA" in text and "outbox discard 42" in text
+    assert "redrive" not in text
+
+
+async def test_refused_credentials_name_the_reauth_command(teams):
+    teams.thread, tid = await open_thread(teams)
+    text = await _dead(teams, tid, kind="add_note", status=401, error="API member credentials rejected")
+    assert "deskbridge connection reauth Acme CW" in text and "outbox redrive 42" in text
+
+
+async def test_refused_content_says_to_fix_it_before_a_retry(teams):
+    teams.thread, tid = await open_thread(teams)
+    text = await _dead(teams, tid, kind="update_ticket", status=400,
+                       error="ConnectWise refused the change (HTTP 400) status: Needs a resolution note")
+    assert "Needs a resolution note" in text
+    assert "fix" in text.lower() and "outbox redrive 42" in text and "outbox discard 42" in text
