@@ -59,6 +59,9 @@ NAME_TTL_S = 600.0  # a mentioned user's name is looked up again after this long
 # After a write from chat, the thread's confirmation says "queued" at once; the card waits this long for the
 # write's outcome (chat.update is ~50/min per workspace: one update per action instead of two).
 ACTION_CARD_HOLD_S = 2.0
+# A clicked card confirmed through the click's response_url shows "queued" only when its write takes longer than
+# this (a PSA that is down or refusing for a while): a build in every slow burst would slow the writes further.
+CLICK_QUEUED_AFTER_S = 10.0
 TRIGGER_SAFE_S = 2.0  # past this age (since the ack) a trigger is used at once for "Loading…"
 _acked_at: contextvars.ContextVar[float | None] = contextvars.ContextVar("slack_acked_at", default=None)
 
@@ -85,7 +88,7 @@ class SlackContext:
         self.chat = chat
         # clicks' response_urls and thread messages awaiting their write's outcome (shared with the notifier)
         self.confirmations = confirmations or Confirmations()
-        self._held: set[asyncio.Task[None]] = set()  # clicked cards waiting ACTION_CARD_HOLD_S for their outcome
+        self._held: set[asyncio.Task[None]] = set()  # clicked cards waiting CLICK_QUEUED_AFTER_S for their outcome
         self.alert_offers = alert_offers  # "Create ticket" for alerts that made none (core/intake/offers.py)
         self.tenant = tenant  # Microsoft 365 context beside a ticket (bot/slack/listeners/tenant.py)
         self.quick_actions = quick_actions
@@ -459,7 +462,7 @@ class SlackContext:
         render = self.card_render(workspace_id, view.summary.id, info)
         if pending and self.confirmations.has_click(channel_id, card_ts):
             # The write's outcome replaces this card through the click's response_url (SlackNotifier); if it
-            # is not there within ACTION_CARD_HOLD_S, the card shows "queued" the same way meanwhile.
+            # is not there within CLICK_QUEUED_AFTER_S, the card shows "queued" the same way meanwhile.
             task = asyncio.get_running_loop().create_task(self._queued_unless_done(client, channel_id, card_ts, render))
             self._held.add(task)
             task.add_done_callback(self._held.discard)
@@ -471,7 +474,7 @@ class SlackContext:
                                  render=render)
 
     async def _queued_unless_done(self, client: Any, channel_id: str, card_ts: str, render: Render) -> None:
-        await asyncio.sleep(ACTION_CARD_HOLD_S)
+        await asyncio.sleep(CLICK_QUEUED_AFTER_S)
 
         async def send(url: str) -> bool:
             content = await render()

@@ -29,7 +29,7 @@ from tests.fakes.connectwise import FakeClock, FakeConnectWise
 
 CW_TECH = "U_CW_BOB"  # Bob in Slack; bob@msp.example is the fake ConnectWise's member "bob"
 CARD_TS = "1700000000.000500"
-PRODUCTION_HOLD_S = slack_context.ACTION_CARD_HOLD_S
+PRODUCTION_HOLD_S = slack_context.CLICK_QUEUED_AFTER_S
 
 
 @pytest.fixture
@@ -86,8 +86,8 @@ def _card_updates(h: SlackHarness) -> list[Any]:
 
 async def _click_assign_me(h: SlackHarness, url_name: str = "click1") -> str:
     """Click "Assign to me" on the card (its held "queued" replace is left out unless a test shortens the hold)."""
-    if slack_context.ACTION_CARD_HOLD_S == PRODUCTION_HOLD_S:
-        h.monkeypatch.setattr(slack_context, "ACTION_CARD_HOLD_S", 600.0)
+    if slack_context.CLICK_QUEUED_AFTER_S == PRODUCTION_HOLD_S:
+        h.monkeypatch.setattr(slack_context, "CLICK_QUEUED_AFTER_S", 600.0)
     payload = h.action_payload("assign_me", str(h.number), user=CW_TECH, message_ts=CARD_TS)
     url = h.fake.response_url(url_name, message=(CHANNEL, CARD_TS))
     await h.interactive({**payload, "response_url": url})
@@ -266,7 +266,7 @@ async def _held_done(h: SlackHarness) -> None:
 
 async def test_a_click_whose_write_is_slow_shows_queued_then_in_the_psa_on_its_card(cw, monkeypatch):
     h = cw
-    monkeypatch.setattr(slack_context, "ACTION_CARD_HOLD_S", 0.05)
+    monkeypatch.setattr(slack_context, "CLICK_QUEUED_AFTER_S", 0.05)
     await _click_assign_me(h)
     await _held_done(h)  # the outbox has not run: the write is still on its way
     replaced = [w for w in h.fake.webhooks if w["name"] == "click1"]
