@@ -22,6 +22,7 @@ from bot.slack import blocks as bk
 from bot.slack import text as t
 from bot.slack.channels import SharedChannels
 from bot.slack.confirm import Confirmations
+from bot.slack.home import HomeRefresher
 from bot.slack.install import WORKSPACE_KEY
 from bot.slack.outbound import Posted, Render
 from bot.slack.poster import SlackPoster
@@ -99,6 +100,7 @@ class SlackContext:
         self.response_hosts = RESPONSE_HOSTS | {api.hostname or ""}
         self._plain_http_host = api.hostname if api.scheme == "http" else None  # a local fake only
         self.work = AfterAck()
+        self.homes: HomeRefresher | None = None  # App Home refreshes (the notifier's): who has Home open
         self.session: Any = None  # the surface's shared aiohttp session, once started (SlackSurface.start)
         self._names: dict[str, tuple[str, float]] = {}  # Slack user id -> (display name, valid until)
         # Long transfers (files a technician drops into a thread: up to 120 s each) get their own small pool,
@@ -112,11 +114,15 @@ class SlackContext:
 
     def after_ack(self, fn: Callable[..., Awaitable[Any]], *,
                   slow: Callable[[dict[str, Any]], bool] | None = None,
-                  urgent: Callable[[dict[str, Any]], bool] | None = None) -> Callable[..., Awaitable[None]]:
+                  urgent: Callable[[dict[str, Any]], bool] | None = None,
+                  claim: Callable[[dict[str, Any], Any], tuple[str, str]] | None = None,
+                  ) -> Callable[..., Awaitable[None]]:
         """A bolt listener that acks at once and queues `fn` (taking any of body, context, client, respond).
 
         Requests for which `slow(body)` is true go to the slow pool (long downloads); those for which
         `urgent(body)` is true (they will open a modal on the request's trigger id) run ahead of the rest.
+        `claim(body, context)` names the event id that `fn` claims first (`first_time`): the claim begins at the
+        ack, so a burst's claims are written in a few transactions while its work waits for the workers.
 
         Used instead of bolt's lazy listeners, which deep-copy every request (about 0.7 ms of CPU each) and
         start one unbounded task per request on the loop that must ack the next ones.
@@ -133,6 +139,8 @@ class SlackContext:
                 raise Overloaded("the post-ack work queue is full")  # bolt answers 500: Slack retries / warns
             await ack()
             acked = time.monotonic()
+            if claim is not None:
+                self.chat.claim_ahead(*claim(body, context))
             given = {"body": body, "context": context, "client": client, "respond": respond}
             kwargs = {n: given[n] for n in names}
             pool.submit(lambda: self._run_reporting(fn, kwargs, body, respond, client, acked),

@@ -1,6 +1,6 @@
 """SlackNotifier: domain events from sync, the outbox and the SLA monitor, delivered into Slack.
 
-(Over 400 lines: one handler per event kind; App Home refreshes (HomeRefresher) are the part to move out.)
+(Over 400 lines: one handler per event kind; App Home refreshes are paced in bot/slack/home.py.)
 
 - NoteAdded (from the PSA via sync, or written here: chat, console, API) -> a post in every thread of the
   ticket except the one it was written in (`source`: no echo); channels the customer reads only get public
@@ -11,7 +11,8 @@
   channel bound `dispatch` that may see it (core decides: ChatService.dispatch_channels); the post
   becomes the ticket's thread there.
 - Changes of who owns a ticket, or of what its queue row shows -> the App Home of the technicians
-  concerned is re-published (ChatService.app_home_targets), at most once per user per few seconds.
+  concerned who have it open is re-published (ChatService.app_home_targets; bot/slack/home.py: coalesced
+  per user, paced within Slack's tier 4 per team).
 - WriteDead -> the thread says the write failed and how an admin can redrive it (where the customer reads
   the thread, only the write's author is told, privately).
 - SlaWarningEvent -> the channels bound to SLA alerts, and tech channels bound to that customer.
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -38,6 +38,7 @@ from bot.slack import blocks as bk
 from bot.slack import text as t
 from bot.slack.channels import SharedChannels
 from bot.slack.confirm import Confirmations, react
+from bot.slack.home import HOME_INTERVAL_S, HomeRefresher
 from bot.slack.outbound import Posted, Render
 from bot.slack.poster import SlackPoster, make_client
 from core.chat import (
@@ -74,62 +75,6 @@ PLATFORM = "slack"
 NOT_MIRRORED = frozenset({"slack"})
 WORKERS = 2  # events of one ticket go to one worker (in order); Slack calls themselves are queued per channel
 MAX_BACKLOG = 5000  # events waiting per worker; beyond it an event is dropped and logged as an error
-HOME_INTERVAL_S = 5.0  # at most one App Home publish per user per this many seconds
-
-
-class HomeRefresher:
-    """Re-publishes technicians' App Homes, coalesced: at most one views.publish per user per `interval`.
-
-    The first request publishes at once; requests within the interval collapse into one publish at its
-    end, which renders the state of that moment.
-    """
-
-    def __init__(self, publish: Callable[[int, str, str], Awaitable[None]], *, interval: float = HOME_INTERVAL_S,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
-        self._publish = publish
-        self.interval = interval
-        self._clock = clock
-        self._sleep = sleep
-        self._last: dict[tuple[str, str], float] = {}
-        self._pending: set[tuple[str, str]] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def request(self, workspace_id: int, team_id: str, user_id: str) -> None:
-        key = (team_id, user_id)
-        if key in self._pending:
-            return  # a publish is already due: it will show this change too
-        self._pending.add(key)
-        task = asyncio.get_running_loop().create_task(self._run(workspace_id, key))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _run(self, workspace_id: int, key: tuple[str, str]) -> None:
-        wait = self._last.get(key, float("-inf")) + self.interval - self._clock()
-        if wait > 0:
-            await self._sleep(wait)
-        self._pending.discard(key)
-        self._last[key] = self._clock()
-        if len(self._last) > 5000:
-            cutoff = self._clock() - self.interval
-            self._last = {k: v for k, v in self._last.items() if v > cutoff}
-        try:
-            await self._publish(workspace_id, *key)
-        except Exception:  # noqa: BLE001 - a failed publish is logged; the next change publishes again
-            log.exception("App Home refresh failed")
-
-    @property
-    def idle(self) -> bool:
-        return not self._tasks
-
-    async def drain(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
 class SlackNotifier:

@@ -16,6 +16,7 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import getaddresses, parseaddr
+from html.parser import HTMLParser
 from typing import Any
 
 from core.numbers import whole
@@ -135,9 +136,48 @@ def _body(msg: EmailMessage) -> str:
         return ""
     content = part.get_content()
     if part.get_content_type() == "text/html":
-        content = re.sub(r"<(br|/p|/div)[^>]*>", "\n", content, flags=re.IGNORECASE)
-        content = re.sub(r"<[^>]+>", "", content)
+        return html_text(str(content))
     return str(content)
+
+
+_HIDDEN = frozenset({"head", "style", "script", "title", "template"})
+_BLOCKS = frozenset({"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "hr",
+                     "table", "ul", "ol"})
+
+
+class _Text(HTMLParser):
+    """The text a reader of an HTML mail sees: no head, style or script; entities decoded; blocks on new lines."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _HIDDEN:
+            self.hidden += 1
+        elif tag in _BLOCKS:
+            self.out.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _HIDDEN:
+            self.hidden = max(0, self.hidden - 1)
+        elif tag in _BLOCKS:
+            self.out.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.hidden:
+            self.out.append(re.sub(r"[ \t\r\n]+", " ", data))  # HTML collapses source white space
+
+
+def html_text(markup: str) -> str:
+    """What the customer wrote in an HTML-only mail, as plain text (non-breaking spaces as spaces)."""
+    parser = _Text()
+    parser.feed(markup)
+    parser.close()
+    text = "".join(parser.out).replace("\u00a0", " ")
+    lines = [line.strip() for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 def parse(raw: bytes, *, own_addresses: frozenset[str] = frozenset()) -> Mail:
