@@ -18,6 +18,8 @@ from typing import Any
 from connectors.docs import DocArticle
 from connectors.errors import PsaError
 from core.connections import ConnectionService
+from core.errors import ConnectionProblem
+from store.tables import PsaConnection
 
 log = logging.getLogger("deskbridge.ai.kb")
 
@@ -41,6 +43,19 @@ def source_name(source: str) -> str | None:
     return NAMES.get(source.partition(":")[0]) if connection_of(source) is not None else None
 
 
+async def _read_one(connections: ConnectionService, conn: PsaConnection) -> tuple[DocArticle, ...] | None | bool:
+    """One connection's articles; None when the read failed (it keeps what it had); False: no knowledge base."""
+    try:
+        async with connections.open(conn) as connector:
+            reader: Any = getattr(connector, "kb_articles", None)
+            if reader is None:
+                return False
+            return tuple(await reader())
+    except (PsaError, ConnectionProblem) as exc:  # the messages hold no secret (connectors/errors.py)
+        log.warning("PSA knowledge base not available", extra={"connection_id": conn.id, "error": str(exc)})
+        return None
+
+
 def psa_reader(connections: ConnectionService) -> Reader:
     """Each enabled PSA connection's knowledge base, by source key (None: it failed; left out: it has none)."""
     async def read(workspace_id: int) -> dict[str, tuple[DocArticle, ...] | None]:
@@ -48,16 +63,9 @@ def psa_reader(connections: ConnectionService) -> Reader:
         for conn in await connections.list(workspace_id):
             if not conn.enabled or conn.id is None:
                 continue
-            async with connections.open(conn) as connector:
-                reader: Any = getattr(connector, "kb_articles", None)
-                if reader is None:
-                    continue
-                try:
-                    out[source_key(conn.kind, conn.id)] = tuple(await reader())
-                except PsaError as exc:  # keeps what it had (KnowledgeBase.refresh); the message holds no secret
-                    log.warning("PSA knowledge base not available", extra={"connection_id": conn.id,
-                                                                            "error": str(exc)})
-                    out[source_key(conn.kind, conn.id)] = None
+            found = await _read_one(connections, conn)
+            if found is not False:
+                out[source_key(conn.kind, conn.id)] = found if isinstance(found, tuple) else None
         return out
 
     return read
