@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from bench._e2e_home import HOME_TECHS
 from tests.fakes.connectwise import FakeClock, FakeConnectWise
 from tests.fakes.connectwise_http import FakeRequest, FakeResponse
 
@@ -39,6 +40,8 @@ def serve(pipe: Any, customers: int) -> None:
     """Child process entry: seed, serve on loopback, answer commands until "stop"."""
     fake = TimedFake(clock=WallClock())
     fake.record_bodies = False
+    for ident in HOME_TECHS:  # technicians with their App Home open (bench/_e2e_home.py)
+        fake.add_member(ident, ident.title(), "Tech", f"{ident}@msp.example")
     members = {m["identifier"]: mid for mid, m in fake.members.items()}
     board = min(fake.boards)
     statuses = {s["name"]: s["id"] for s in fake.board_statuses(board)}

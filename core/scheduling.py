@@ -8,6 +8,7 @@ instance's tick is simply lost for that period and the next period runs normally
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -95,24 +96,64 @@ class EventClaims:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._waiting: dict[Key, tuple[int | None, list[asyncio.Future[bool]]]] = {}
+        self._ahead: dict[Key, list[asyncio.Future[bool]]] = {}  # begun by `begin`, not yet taken by `claim`
         self._runner: asyncio.Task[None] | None = None
+        self._wanted: asyncio.Event | None = None  # set when some caller awaits a claim (see _run)
         self.transactions = 0  # claim transactions written (tests and benches look at it)
+
+    def begin(self, source: str, event_id: str, workspace_id: int | None = None) -> None:
+        """Start a claim now without waiting for it; the next `claim` of the same event takes its answer.
+
+        Surfaces call it when they ack (a burst of clicks is acked long before its work runs), so a burst's
+        claims are written together in a few transactions rather than a few at a time as the workers reach
+        them. Nothing changes for the work: it still calls `claim` first and gets True exactly once."""
+        key = (source[:64], event_id[:200])
+        fut = self._enqueue(key, workspace_id)
+        fut.add_done_callback(_retrieved)  # never awaited (work that did not run): no "never retrieved" warning
+        self._ahead.setdefault(key, []).append(fut)
+        while len(self._ahead) > MAX_AHEAD:  # work that never came to claim (a shutdown): forget the oldest
+            self._ahead.pop(next(iter(self._ahead)))
 
     async def claim(self, source: str, event_id: str, workspace_id: int | None = None) -> bool:
         """True the first time (source, event_id) is claimed anywhere; False for a retry or a duplicate."""
+        key = (source[:64], event_id[:200])
+        self._on_loop()
+        begun = self._ahead.get(key)
+        if begun:
+            fut = begun.pop(0)
+            if not begun:
+                del self._ahead[key]
+        else:
+            fut = self._enqueue(key, workspace_id)
+        if self._wanted is not None:
+            self._wanted.set()
+        return await asyncio.shield(fut)
+
+    def _on_loop(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()
         if self._runner is not None and self._runner.get_loop() is not loop:  # a new event loop (tests): start over
-            self._runner, self._waiting = None, {}
+            self._runner, self._waiting, self._ahead, self._wanted = None, {}, {}, None
+        if self._wanted is None:
+            self._wanted = asyncio.Event()
+        return loop
+
+    def _enqueue(self, key: Key, workspace_id: int | None) -> asyncio.Future[bool]:
+        loop = self._on_loop()
         fut: asyncio.Future[bool] = loop.create_future()
-        key = (source[:64], event_id[:200])
         entry = self._waiting.setdefault(key, (workspace_id, []))
         entry[1].append(fut)
         if self._runner is None or self._runner.done():
             self._runner = loop.create_task(self._run())
-        return await asyncio.shield(fut)
+        return fut
 
     async def _run(self) -> None:
+        wanted = self._wanted
         while self._waiting:
+            if wanted is not None and not wanted.is_set():  # only claims begun at acks: let the burst add to them
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wanted.wait(), AHEAD_WINDOW_S)
+            if wanted is not None:
+                wanted.clear()
             taken, self._waiting = self._waiting, {}
             keys = list(taken)
             try:
@@ -139,6 +180,15 @@ class EventClaims:
         async with self.db.write(Scope.system_wide()) as session:
             got = await session.execute(stmt.returning(ProcessedEvent.source, ProcessedEvent.event_id))
             return {(str(src), str(eid)) for src, eid in got.all()}
+
+
+AHEAD_WINDOW_S = 0.05  # claims nobody awaits yet wait this long for more of their burst (or until one is awaited)
+MAX_AHEAD = 10_000  # claims begun at an ack and not yet taken by their work (see EventClaims.begin)
+
+
+def _retrieved(fut: asyncio.Future[bool]) -> None:
+    if not fut.cancelled():
+        fut.exception()
 
 
 async def forget_event(db: Database, source: str, event_id: str) -> None:

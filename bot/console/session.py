@@ -25,6 +25,7 @@ from bot.console.context import (
 )
 from core.chat import ChatUser, grammar
 from core.context import Actor
+from core.control_chars import drop_controls
 from core.errors import DeskbridgeError, NotFound
 from core.notify import DomainEvent
 from core.tenant_actions import AskAgain, QuickActionAccepted
@@ -39,11 +40,17 @@ COMMANDS = ("tickets", "ticket", "deskbridge", "queue", "q")
 SEARCH_SHOWN = 10  # matches listed for a searched field (customers): type more to narrow
 
 
+def terminal_safe(output: OutputFn) -> OutputFn:
+    """`output` for text from outside (PSA subjects and notes, alert titles): a terminal gets its words, never a
+    control sequence (an ESC [2J clears the screen, ESC ]0; retitles the window); line breaks and tabs stay."""
+    return lambda text: output(drop_controls(text))
+
+
 class ConsoleNotifier:
     """Prints domain events (PSA notes, deliveries, SLA warnings) as they happen."""
 
     def __init__(self, output: OutputFn) -> None:
-        self.output = output
+        self.output = terminal_safe(output)
 
     async def notify(self, event: DomainEvent) -> None:
         line = render.render_event(event)
@@ -56,7 +63,7 @@ class ConsoleSession:
                  user_id: str | None = None) -> None:
         self.c = container
         self.read = read
-        self.write = write
+        self.write = terminal_safe(write)
         self.as_email = as_email
         self.user = ChatUser(platform="console", team_id="local", user_id=user_id or _os_user(),
                              channel_id="console", platform_admin=True)

@@ -22,6 +22,7 @@ from bot.slack import blocks as bk
 from bot.slack import text as t
 from bot.slack.channels import SharedChannels
 from bot.slack.confirm import Confirmations
+from bot.slack.home import HomeRefresher
 from bot.slack.install import WORKSPACE_KEY
 from bot.slack.outbound import Posted, Render
 from bot.slack.poster import SlackPoster
@@ -58,6 +59,9 @@ NAME_TTL_S = 600.0  # a mentioned user's name is looked up again after this long
 # After a write from chat, the thread's confirmation says "queued" at once; the card waits this long for the
 # write's outcome (chat.update is ~50/min per workspace: one update per action instead of two).
 ACTION_CARD_HOLD_S = 2.0
+# A clicked card confirmed through the click's response_url shows "queued" only when its write takes longer than
+# this (a PSA that is down or refusing for a while): a build in every slow burst would slow the writes further.
+CLICK_QUEUED_AFTER_S = 10.0
 TRIGGER_SAFE_S = 2.0  # past this age (since the ack) a trigger is used at once for "Loading…"
 _acked_at: contextvars.ContextVar[float | None] = contextvars.ContextVar("slack_acked_at", default=None)
 
@@ -84,6 +88,7 @@ class SlackContext:
         self.chat = chat
         # clicks' response_urls and thread messages awaiting their write's outcome (shared with the notifier)
         self.confirmations = confirmations or Confirmations()
+        self._held: set[asyncio.Task[None]] = set()  # clicked cards waiting CLICK_QUEUED_AFTER_S for their outcome
         self.alert_offers = alert_offers  # "Create ticket" for alerts that made none (core/intake/offers.py)
         self.tenant = tenant  # Microsoft 365 context beside a ticket (bot/slack/listeners/tenant.py)
         self.quick_actions = quick_actions
@@ -99,6 +104,7 @@ class SlackContext:
         self.response_hosts = RESPONSE_HOSTS | {api.hostname or ""}
         self._plain_http_host = api.hostname if api.scheme == "http" else None  # a local fake only
         self.work = AfterAck()
+        self.homes: HomeRefresher | None = None  # App Home refreshes (the notifier's): who has Home open
         self.session: Any = None  # the surface's shared aiohttp session, once started (SlackSurface.start)
         self._names: dict[str, tuple[str, float]] = {}  # Slack user id -> (display name, valid until)
         # Long transfers (files a technician drops into a thread: up to 120 s each) get their own small pool,
@@ -112,11 +118,15 @@ class SlackContext:
 
     def after_ack(self, fn: Callable[..., Awaitable[Any]], *,
                   slow: Callable[[dict[str, Any]], bool] | None = None,
-                  urgent: Callable[[dict[str, Any]], bool] | None = None) -> Callable[..., Awaitable[None]]:
+                  urgent: Callable[[dict[str, Any]], bool] | None = None,
+                  claim: Callable[[dict[str, Any], Any], tuple[str, str]] | None = None,
+                  ) -> Callable[..., Awaitable[None]]:
         """A bolt listener that acks at once and queues `fn` (taking any of body, context, client, respond).
 
         Requests for which `slow(body)` is true go to the slow pool (long downloads); those for which
         `urgent(body)` is true (they will open a modal on the request's trigger id) run ahead of the rest.
+        `claim(body, context)` names the event id that `fn` claims first (`first_time`): the claim begins at the
+        ack, so a burst's claims are written in a few transactions while its work waits for the workers.
 
         Used instead of bolt's lazy listeners, which deep-copy every request (about 0.7 ms of CPU each) and
         start one unbounded task per request on the loop that must ack the next ones.
@@ -133,6 +143,8 @@ class SlackContext:
                 raise Overloaded("the post-ack work queue is full")  # bolt answers 500: Slack retries / warns
             await ack()
             acked = time.monotonic()
+            if claim is not None:
+                self.chat.claim_ahead(*claim(body, context))
             given = {"body": body, "context": context, "client": client, "respond": respond}
             kwargs = {n: given[n] for n in names}
             pool.submit(lambda: self._run_reporting(fn, kwargs, body, respond, client, acked),
@@ -249,6 +261,9 @@ class SlackContext:
         return self.work.backlog + self.slow_work.backlog
 
     async def close(self) -> None:
+        for task in list(self._held):
+            task.cancel()
+        await asyncio.gather(*self._held, return_exceptions=True)
         await self.work.close()
         await self.slow_work.close()
 
@@ -444,13 +459,32 @@ class SlackContext:
         if not card_ts:
             return
         pending = view.detail.pending_writes > 0
+        render = self.card_render(workspace_id, view.summary.id, info)
         if pending and self.confirmations.has_click(channel_id, card_ts):
-            return  # the write's outcome replaces this card through the click's response_url (SlackNotifier)
+            # The write's outcome replaces this card through the click's response_url (SlackNotifier); if it
+            # is not there within CLICK_QUEUED_AFTER_S, the card shows "queued" the same way meanwhile.
+            task = asyncio.get_running_loop().create_task(self._queued_unless_done(client, channel_id, card_ts, render))
+            self._held.add(task)
+            task.add_done_callback(self._held.discard)
+            return
         # The card they just acted on. While its write is on the way to the PSA the card waits (up to
         # ACTION_CARD_HOLD_S) for the outcome, so one chat.update shows "in the PSA" instead of two; it is built
         # when sent, so a burst's writes are never held up by card builds.
         await self.poster.update(client, channel_id, card_ts, urgent=True, hold=ACTION_CARD_HOLD_S if pending else 0.0,
-                                 render=self.card_render(workspace_id, view.summary.id, info))
+                                 render=render)
+
+    async def _queued_unless_done(self, client: Any, channel_id: str, card_ts: str, render: Render) -> None:
+        await asyncio.sleep(CLICK_QUEUED_AFTER_S)
+
+        async def send(url: str) -> bool:
+            content = await render()
+            return content is not None and await self.respond_to(url, text=content[0], blocks=content[1],
+                                                                 replace_original=True)
+        try:
+            if await self.confirmations.replace(channel_id, card_ts, send, outcome=False) is False:
+                await self.poster.update(client, channel_id, card_ts, urgent=True, render=render)  # url refused
+        except Exception:  # noqa: BLE001 - the outcome still refreshes the card
+            log.warning("clicked card not shown as queued", extra={"channel": channel_id}, exc_info=True)
 
     def card_render(self, workspace_id: int, ticket_id: int, info: ChannelInfo) -> Render:
         """A ticket's card for a channel, built when its update is sent (None: nothing to show there now)."""

@@ -1,6 +1,6 @@
 """SlackNotifier: domain events from sync, the outbox and the SLA monitor, delivered into Slack.
 
-(Over 400 lines: one handler per event kind; App Home refreshes (HomeRefresher) are the part to move out.)
+(Over 400 lines: one handler per event kind; App Home refreshes are paced in bot/slack/home.py.)
 
 - NoteAdded (from the PSA via sync, or written here: chat, console, API) -> a post in every thread of the
   ticket except the one it was written in (`source`: no echo); channels the customer reads only get public
@@ -11,7 +11,8 @@
   channel bound `dispatch` that may see it (core decides: ChatService.dispatch_channels); the post
   becomes the ticket's thread there.
 - Changes of who owns a ticket, or of what its queue row shows -> the App Home of the technicians
-  concerned is re-published (ChatService.app_home_targets), at most once per user per few seconds.
+  concerned who have it open is re-published (ChatService.app_home_targets; bot/slack/home.py: coalesced
+  per user, paced within Slack's tier 4 per team).
 - WriteDead -> the thread says the write failed and how an admin can redrive it (where the customer reads
   the thread, only the write's author is told, privately).
 - SlaWarningEvent -> the channels bound to SLA alerts, and tech channels bound to that customer.
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -38,6 +38,7 @@ from bot.slack import blocks as bk
 from bot.slack import text as t
 from bot.slack.channels import SharedChannels
 from bot.slack.confirm import Confirmations, react
+from bot.slack.home import HOME_INTERVAL_S, HomeRefresher
 from bot.slack.outbound import Posted, Render
 from bot.slack.poster import SlackPoster, make_client
 from core.chat import (
@@ -72,64 +73,9 @@ from core.views import SlaWarningView
 log = logging.getLogger("deskbridge.slack")
 PLATFORM = "slack"
 NOT_MIRRORED = frozenset({"slack"})
+WRITES_FIRST_MAX_S = 0.3  # the longest a write's confirmation waits for the burst's other writes (target: 1 s)
 WORKERS = 2  # events of one ticket go to one worker (in order); Slack calls themselves are queued per channel
 MAX_BACKLOG = 5000  # events waiting per worker; beyond it an event is dropped and logged as an error
-HOME_INTERVAL_S = 5.0  # at most one App Home publish per user per this many seconds
-
-
-class HomeRefresher:
-    """Re-publishes technicians' App Homes, coalesced: at most one views.publish per user per `interval`.
-
-    The first request publishes at once; requests within the interval collapse into one publish at its
-    end, which renders the state of that moment.
-    """
-
-    def __init__(self, publish: Callable[[int, str, str], Awaitable[None]], *, interval: float = HOME_INTERVAL_S,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
-        self._publish = publish
-        self.interval = interval
-        self._clock = clock
-        self._sleep = sleep
-        self._last: dict[tuple[str, str], float] = {}
-        self._pending: set[tuple[str, str]] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def request(self, workspace_id: int, team_id: str, user_id: str) -> None:
-        key = (team_id, user_id)
-        if key in self._pending:
-            return  # a publish is already due: it will show this change too
-        self._pending.add(key)
-        task = asyncio.get_running_loop().create_task(self._run(workspace_id, key))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _run(self, workspace_id: int, key: tuple[str, str]) -> None:
-        wait = self._last.get(key, float("-inf")) + self.interval - self._clock()
-        if wait > 0:
-            await self._sleep(wait)
-        self._pending.discard(key)
-        self._last[key] = self._clock()
-        if len(self._last) > 5000:
-            cutoff = self._clock() - self.interval
-            self._last = {k: v for k, v in self._last.items() if v > cutoff}
-        try:
-            await self._publish(workspace_id, *key)
-        except Exception:  # noqa: BLE001 - a failed publish is logged; the next change publishes again
-            log.exception("App Home refresh failed")
-
-    @property
-    def idle(self) -> bool:
-        return not self._tasks
-
-    async def drain(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
 class SlackNotifier:
@@ -145,6 +91,9 @@ class SlackNotifier:
         # its response_url (`respond`: SlackContext.respond_to), a thread message by a reaction.
         self.confirmations = confirmations or Confirmations()
         self.respond = respond
+        # Before a clicked card is built to confirm its write: wait (bounded) for the post-ack jobs, so the
+        # rest of a burst's writes commit first (SlackContext.work.settled; None: no wait)
+        self.writes_first: Callable[[float], Awaitable[None]] | None = None
         self.offers = offers  # alerts that made no ticket, offered to technicians (core/intake/offers.py)
         self.shared = shared or SharedChannels()
         self.views = views
@@ -358,17 +307,21 @@ class SlackNotifier:
 
     async def _replace_clicked(self, channel: str, card_ts: str, render: Render) -> bool:
         """The card a technician clicked, replaced through the click's response_url; False: not possible."""
-        url = self.confirmations.response_url(channel, card_ts) if self.respond is not None else None
-        if url is None or self.respond is None:
+        if self.respond is None:
             return False
-        content = await render()
-        if content is None:
-            return False  # nothing to show there now: chat.update's render decides the same way
-        text, blocks = content
-        if await self.respond(url, text=text, blocks=blocks, replace_original=True):
-            return True
-        self.confirmations.refused(channel, card_ts)
-        return False
+        return bool(await self.confirmations.replace(channel, card_ts, self._sender(render), outcome=True))
+
+    def _sender(self, render: Render) -> Callable[[str], Awaitable[bool]]:
+        respond = self.respond
+
+        async def send(url: str) -> bool:
+            if self.writes_first is not None:
+                await self.writes_first(WRITES_FIRST_MAX_S)
+            content = await render()
+            if content is None or respond is None:
+                return False  # nothing to show there now: chat.update's render decides the same way
+            return await respond(url, text=content[0], blocks=content[1], replace_original=True)
+        return send
 
     async def _react(self, message: tuple[str, str, str] | None) -> bool:
         """✅ on a technician's thread message whose write is in the PSA; False if Slack would not."""
@@ -378,8 +331,9 @@ class SlackNotifier:
         client = await self._client(team_id)
         return client is not None and await react(client, channel, ts)
 
-    def _card(self, actor: Actor, ticket_id: int, info: ChannelInfo) -> Render:
-        """The ticket's card for one channel, built when its update is sent (None: nothing to show there now)."""
+    def _card(self, actor: Actor, ticket_id: int, info: ChannelInfo, audience: str | None = None) -> Render:
+        """The ticket's card for one channel, built when its update (or dispatch post) is sent (None: nothing to
+        show there now). `audience`: "customer" for a customer's view whatever the channel says."""
         async def render() -> tuple[str, list[dict[str, Any]]] | None:
             try:
                 view = await self.views.ticket_by_id(actor, ticket_id)
@@ -387,13 +341,18 @@ class SlackNotifier:
                 return None
             if view is None or not may_post_ticket(info, view.summary.customer_id):
                 return None  # gone, or moved to another customer since the refresh was asked for
-            if card_audience(info) == "customer":
+            if card_audience(info) == "customer" or audience == "customer":
                 view = await self.views.ticket_from_detail(actor, view.detail, audience="customer")
             return bk.ticket_fallback(view), bk.ticket_blocks(view)
         return render
 
     async def _dispatch(self, workspace_id: int, ticket_id: int | None) -> None:
-        """A new ticket's card in each dispatch channel that may see it, once per channel."""
+        """A new ticket's card in each dispatch channel that may see it, once per channel.
+
+        Only the light header is read here; each card is built when its post's turn comes in its channel
+        (`render`), so a burst of new tickets never holds this worker (and the notes and refreshes queued
+        behind it) for the card builds (up to AI_BUDGET_S each, core/chat/cards.py). A ticket with no number
+        yet (a create still on its way to the PSA) renders nothing and is posted when its delivery dispatches it."""
         if ticket_id is None:
             return
         actor = Actor.system(workspace_id)
@@ -402,13 +361,9 @@ class SlackNotifier:
             targets = await self.chat.dispatch_channels(workspace_id, PLATFORM, customer_id=head.summary.customer_id)
             if not targets:
                 return
-            tech = await self.views.ticket_by_id(actor, ticket_id)
         except DeskbridgeError:
             return
-        if tech is None:
-            return  # no number yet (a create still on its way to the PSA): its delivery dispatches it
         threads = {p.channel_id for p in await self.chat.posts_for_ticket(workspace_id, ticket_id, PLATFORM)}
-        customer_view = None
         for team_id, channel_id, audience in targets:
             if channel_id in threads or (ticket_id, channel_id) in self._dispatched:
                 continue  # the ticket already has a thread there (or its card is on the way)
@@ -416,20 +371,15 @@ class SlackNotifier:
             if client is None:
                 continue
             info = await self._seen(client, workspace_id, team_id, channel_id)
-            if not may_post_ticket(info, tech.summary.customer_id):
+            if not may_post_ticket(info, head.summary.customer_id):
                 continue  # shared with outsiders since it was bound, and not bound to their customer
             if card_audience(info) == "customer":
                 audience = "customer"
-            view = tech
-            if audience == "customer":
-                customer_view = customer_view or await self.views.ticket_from_detail(actor, tech.detail,
-                                                                                     audience="customer")
-                view = customer_view
             self._dispatched.add((ticket_id, channel_id))
             record = PostRecord(workspace_id=workspace_id, platform=PLATFORM, team_id=team_id, channel_id=channel_id,
-                                kind="card", audience=view.audience, ticket_id=ticket_id,
-                                customer_id=tech.summary.customer_id)
-            self.poster.post_then(client, channel_id, text=bk.ticket_fallback(view), blocks=bk.ticket_blocks(view),
+                                kind="card", audience="customer" if audience == "customer" else "tech",
+                                ticket_id=ticket_id, customer_id=head.summary.customer_id)
+            self.poster.post_then(client, channel_id, render=self._card(actor, ticket_id, info, audience),
                                   then=self._recorder(workspace_id, ticket_id, team_id, channel_id), record=record)
 
     def _recorder(self, workspace_id: int, ticket_id: int, team_id: str,

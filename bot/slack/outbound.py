@@ -26,11 +26,18 @@ never held up.
   place (one update, newest content, urgent). A sleeping channel is woken when urgent work arrives.
   A bulk update deferred `bulk_max_defer` seconds stops yielding: more urgent work than the budget
   (a storm of clicks) must not hide the PSA's changes indefinitely.
+- Which bulk update gets the workspace's next token (when there are more than the budget, e.g. a bulk change
+  in the PSA over many cards): one waiting longer than `bulk_starve` seconds first (oldest first: none
+  starves), then a card someone is watching (clicked in the last `watch_for` seconds, `watch`), then the
+  card changed most recently (its newest change first: what was just done in the PSA shows soonest). The
+  others yield to it (and wake its channel). Every card still shows its newest state when its turn comes.
 - Held updates. The card of a write still on its way to the PSA (the technician's click or reply: the
   thread's confirmation already says "queued") may be held up to `hold` seconds: if the write's outcome
   arrives meanwhile, its urgent update replaces the held one and goes at once, so the action costs one
   chat.update of the workspace's budget instead of two ("queued", then "in the PSA"). A bulk refresh
   arriving meanwhile joins the held update (newest content) without ending the hold.
+- Rendered when sent. A post (a new ticket's dispatch card) may carry a `render` too: it is built in its
+  channel's drain task when its turn comes, not by whoever queued it.
 - Rendered when sent. An update may carry a `render` instead of its content: the card is built when its turn
   comes, from the state of that moment. A burst of PSA changes to one card then costs one render and one
   chat.update per budget slot, not a render per change, and the card never shows an older state than the
@@ -66,9 +73,12 @@ UPDATE_BURST = 20  # 20: waiting updates keep coalescing meanwhile, so a busy wo
 # default: with 5 kept, every PSA change after a saturated minute waited ~6 s more (bench/e2e_latency.py).
 URGENT_RESERVE = 0
 BULK_MAX_DEFER_S = 5.0  # a bulk update deferred this long competes like an urgent one (the PSA -> chat target)
+BULK_STARVE_S = 30.0  # a bulk update waiting this long goes before fresher ones (oldest first)
+WATCH_S = 120.0  # a card clicked this recently is being looked at: its bulk refreshes go first
 MAX_PER_CHANNEL = 200
 MAX_TOTAL = 5000
 QUEUE_FULL = "deskbridge_queue_full"  # the error reported for a post refused by the bounds
+NOTHING_TO_POST = "deskbridge_nothing_to_post"  # a rendered post with nothing to show when its turn came
 POST_EVENT = "deskbridge_post"  # message metadata event type carrying a post's own id
 HISTORY_LOOKBACK = 100  # a lost post is looked for among the channel's (or thread's) newest messages
 
@@ -100,6 +110,7 @@ class _Item:
     queued_at: float = 0.0  # when a bulk update was queued (how long it has been deferred)
     not_before: float = 0.0  # a held update (the card of a write on its way to the PSA) waits until then
     render: Render | None = None  # an update whose content is built when it is sent (the newest state)
+    changed_at: float = 0.0  # when its newest content (or render) arrived
 
 
 @dataclass(slots=True)
@@ -116,7 +127,9 @@ class SlackOutbound:
     def __init__(self, *, post_interval: float = POST_INTERVAL_S, update_interval: float = UPDATE_INTERVAL_S,
                  max_per_channel: int = MAX_PER_CHANNEL, max_total: int = MAX_TOTAL,
                  updates_per_minute: float = UPDATES_PER_MINUTE, update_burst: int = UPDATE_BURST,
-                 urgent_reserve: int = URGENT_RESERVE, bulk_max_defer: float = BULK_MAX_DEFER_S, clock: Callable[[], float] = time.monotonic,
+                 urgent_reserve: int = URGENT_RESERVE, bulk_max_defer: float = BULK_MAX_DEFER_S,
+                 bulk_starve: float = BULK_STARVE_S, watch_for: float = WATCH_S,
+                 clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
         self.intervals = {"post": post_interval, "update": update_interval}
         self.max_per_channel = max_per_channel
@@ -132,6 +145,9 @@ class SlackOutbound:
         self._urgent: dict[str, int] = {}  # workspace token -> urgent updates queued
         self._held: dict[str, set[_Item]] = {}  # workspace token -> urgent updates queued with a hold
         self._max_defer = bulk_max_defer
+        self._starve = bulk_starve
+        self._watch_for = watch_for
+        self._watched: dict[tuple[str, str], float] = {}  # (channel, message ts) -> when someone clicked it
         self._follow_ups: set[asyncio.Task[Any]] = set()
         self._seq = itertools.count()
         self._total = 0
@@ -149,14 +165,19 @@ class SlackOutbound:
 
     # ------------------------------------------------------------ submitting
 
-    def post(self, client: Any, channel: str, *, text: str, blocks: list[dict[str, Any]],
-             thread_ts: str | None = None, then: Then | None = None) -> asyncio.Future[Posted]:
+    def post(self, client: Any, channel: str, *, text: str = "", blocks: list[dict[str, Any]] | None = None,
+             thread_ts: str | None = None, then: Then | None = None, render: Render | None = None
+             ) -> asyncio.Future[Posted]:
         """Queue a chat.postMessage (never waits). The future gets the outcome; `then`, if given, runs with
-        it in a task of its own (not in the channel's drain task, not in the caller)."""
-        args = {"text": text[:3000], "blocks": blocks, "thread_ts": thread_ts,
+        it in a task of its own (not in the channel's drain task, not in the caller). `render` instead of text
+        and blocks: the message is built when its turn comes (None then: nothing is posted, the outcome is
+        Posted(None, NOTHING_TO_POST))."""
+        if render is None and blocks is None:
+            raise ValueError("a post needs its blocks or a render")
+        args = {"text": text[:3000], "blocks": blocks or [], "thread_ts": thread_ts,
                 "metadata": {"event_type": POST_EVENT, "event_payload": {"post_id": uuid.uuid4().hex}}}
         item = _Item("post", next(self._seq), client, channel, args,
-                     asyncio.get_running_loop().create_future(), then)
+                     asyncio.get_running_loop().create_future(), then, render=render)
         if not self._make_room(channel, item):
             self.refused_posts += 1
             log.error("Slack post refused: the delivery queue is full",
@@ -183,6 +204,7 @@ class SlackOutbound:
             waiting.args = args
             waiting.render = render
             waiting.client = client
+            waiting.changed_at = now
             if hold > 0:
                 waiting.not_before = max(waiting.not_before, now + hold)
             elif urgent and waiting.not_before > now:  # the state the hold waited for: send it now
@@ -195,7 +217,8 @@ class SlackOutbound:
             self._note_held(waiting)
             return waiting.future
         item = _Item("update", next(self._seq), client, channel, args, asyncio.get_running_loop().create_future(),
-                     urgent=urgent, queued_at=now, not_before=now + hold if hold > 0 else 0.0, render=render)
+                     urgent=urgent, queued_at=now, not_before=now + hold if hold > 0 else 0.0, render=render,
+                     changed_at=now)
         if not self._make_room(channel, item):
             self.dropped_updates += 1
             log.warning("Slack card update dropped: the delivery queue is full", extra={"channel": channel})
@@ -204,6 +227,40 @@ class SlackOutbound:
         self._enqueue(item)
         self._note_held(item)
         return item.future
+
+    def watch(self, channel: str, ts: str) -> None:
+        """Someone clicked this card: while they look at it, its bulk refreshes go before others'."""
+        now = self._clock()
+        self._watched[(channel, ts)] = now
+        if len(self._watched) > 5000:
+            self._watched = {k: v for k, v in self._watched.items() if now - v <= self._watch_for}
+
+    def watched(self, channel: str, ts: str) -> bool:
+        return self._clock() - self._watched.get((channel, ts), float("-inf")) <= self._watch_for
+
+    def _rank(self, item: _Item, now: float) -> tuple[float, ...]:
+        """Order of bulk updates for the next token (smaller first; module docstring)."""
+        waited = now - item.queued_at
+        if waited >= self._starve:
+            return (0.0, item.queued_at)
+        return (1.0, 0.0 if self.watched(item.channel, item.args["ts"]) else 1.0, -item.changed_at, item.seq)
+
+    def _best_bulk(self, key: str, now: float, aged_only: bool) -> _Item | None:
+        """The bulk update of this workspace that should take the next token (free now, its channel due)."""
+        best: _Item | None = None
+        best_rank: tuple[float, ...] = ()
+        for channel, ch in self._channels.items():
+            if self._next_at.get((channel, "update"), float("-inf")) > now:
+                continue
+            for i in ch.updates.values():
+                if i.urgent or i.not_before > now or self._key(i.client) != key:
+                    continue
+                if aged_only and now - i.queued_at < self._max_defer:
+                    continue
+                rank = self._rank(i, now)
+                if best is None or rank < best_rank:
+                    best, best_rank = i, rank
+        return best
 
     def _note_held(self, item: _Item) -> None:
         """Held urgent updates are not yet waiting for the budget: bulk updates need not yield to them."""
@@ -287,7 +344,7 @@ class SlackOutbound:
         now = self._clock()
         post = next((i for i in ch.items if i.kind == "post"), None)
         free = [i for i in ch.items if i.kind == "update" and i.not_before <= now]
-        update = next((i for i in free if i.urgent), None) or (free[0] if free else None)
+        update = next((i for i in free if i.urgent), None) or min(free, key=lambda i: self._rank(i, now), default=None)
         held = [i.not_before - now for i in ch.items if i.kind == "update" and i.not_before > now]
         ready: list[_Item] = []
         wait = min(held, default=float("inf"))
@@ -337,14 +394,27 @@ class SlackOutbound:
         """Seconds until the workspace's budget lets this update go (0: now); nothing is taken."""
         key = self._key(item.client)
         tokens = self._tokens(key)
-        if item.urgent or self._clock() - item.queued_at >= self._max_defer:
+        if item.urgent:
             return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self._update_rate
         now = self._clock()
         held = sum(1 for i in self._held.get(key, ()) if i.not_before > now)
-        if self._urgent.get(key, 0) > held:  # someone's own card waits in this workspace: it goes first
+        urgent_waits = self._urgent.get(key, 0) > held
+        if now - item.queued_at >= self._max_defer:
+            wait = 0.0 if tokens >= 1.0 else (1.0 - tokens) / self._update_rate
+        elif urgent_waits:  # someone's own card waits in this workspace: it goes first
             return max(1.0 - tokens, 0.0) / self._update_rate + 1.0 / self._update_rate
-        floor = 1.0 + self._reserve
-        return 0.0 if tokens >= floor else (floor - tokens) / self._update_rate
+        else:
+            floor = 1.0 + self._reserve
+            wait = 0.0 if tokens >= floor else (floor - tokens) / self._update_rate
+        if wait > 0:
+            return wait
+        best = self._best_bulk(key, now, aged_only=urgent_waits)
+        if best is None or best is item:
+            return 0.0
+        other = self._channels.get(best.channel)
+        if other is not None:
+            other.wake.set()  # its channel may be napping: the token is its
+        return 1.0 / self._update_rate
 
     def _take_update(self, item: _Item) -> None:
         key = self._key(item.client)
@@ -357,6 +427,13 @@ class SlackOutbound:
     async def _send(self, item: _Item) -> None:
         try:
             if item.kind == "post":
+                if item.render is not None:
+                    content = await item.render()
+                    if content is None:
+                        self._finish(item, Posted(None, NOTHING_TO_POST))
+                        return
+                    item.args.update(text=content[0][:3000], blocks=content[1])
+                    item.render = None
                 self._finish(item, await self._post(item))
             else:
                 if item.render is not None:

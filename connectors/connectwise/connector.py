@@ -59,11 +59,13 @@ from connectors.base import (
     match_note,
     match_time_entry,
 )
+from connectors.connectwise import kb
 from connectors.connectwise import mapping as m
 from connectors.connectwise import webhooks as wh
 from connectors.connectwise.auth import ON_PREM_CODEBASE, basic_auth, tenant_from_settings
 from connectors.connectwise.client import CwClient
 from connectors.connectwise.conditions import and_, cond, or_
+from connectors.docs import DocArticle
 from connectors.errors import (
     PsaAuthError,
     PsaError,
@@ -469,6 +471,10 @@ class ConnectWiseConnector:
         for cb in existing:
             await self.client.request("DELETE", f"system/callbacks/{int(cb['id'])}")
         return [int(cb["id"]) for cb in existing]
+
+    async def kb_articles(self) -> tuple[DocArticle, ...]:
+        """The knowledge base as KB-linking articles, all general (connectors/connectwise/kb.py)."""
+        return await kb.articles(self.client)
 
     def ticket_url(self, external_id: str) -> str:
         codebase = self.client.codebase or ON_PREM_CODEBASE

@@ -4,11 +4,13 @@ query on the Inbox, the raw MIME of each new message from `/messages/{id}/$value
 Watermark: the `@odata.nextLink` of an unfinished round or the `@odata.deltaLink` of a finished one (both
 opaque URLs from Graph). A page is fetched whole (`Prefer: odata.maxpagesize`); if a message's MIME cannot be
 read, the messages before it are returned with the old watermark, so the page is read again (Message-IDs
-keep that from doubling). Access should be limited to this mailbox with Exchange RBAC for Applications.
+keep that from doubling). An expired delta link (410 Gone) starts a new round from the Inbox's beginning; the
+Message-IDs already taken keep that from doubling too. Access should be limited to this mailbox with Exchange RBAC for Applications.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 from urllib.parse import quote
@@ -18,6 +20,7 @@ import httpx
 from connectors.mailbox import MailBatch, MailboxError, MailItem
 
 SCOPE = "https://graph.microsoft.com/.default"
+log = logging.getLogger("deskbridge.mail.graph")
 
 
 class GraphReader:
@@ -42,7 +45,8 @@ class GraphReader:
         self._token = (str(body["access_token"]), time.monotonic() + float(body.get("expires_in", 3600)) - 60)
         return self._token[0]
 
-    async def _request(self, method: str, url: str, *, auth: bool = True, **kw: Any) -> httpx.Response:
+    async def _request(self, method: str, url: str, *, auth: bool = True, gone_ok: bool = False,
+                       **kw: Any) -> httpx.Response:
         headers = dict(kw.pop("headers", {}))
         if auth:
             headers["Authorization"] = f"Bearer {await self._bearer()}"
@@ -51,6 +55,8 @@ class GraphReader:
         except httpx.HTTPError as exc:
             raise MailboxError(f"Microsoft Graph could not be reached ({type(exc).__name__}).",
                                "It is retried at the next poll.") from None
+        if r.status_code == 410 and gone_ok:
+            return r
         if r.status_code in (400, 401, 403):
             reason = _error(r)
             raise MailboxError(f"Microsoft Graph refused the request ({r.status_code}: {reason}).",
@@ -63,9 +69,16 @@ class GraphReader:
         return r
 
     async def fetch(self, watermark: str | None, limit: int) -> MailBatch:
-        url = watermark or (f"{self.graph_url}/users/{quote(self.mailbox)}/mailFolders('Inbox')/messages/delta"
-                            "?$select=id,internetMessageId")
-        page = (await self._request("GET", url, headers={"Prefer": f"odata.maxpagesize={max(1, limit)}"})).json()
+        first = (f"{self.graph_url}/users/{quote(self.mailbox)}/mailFolders('Inbox')/messages/delta"
+                 "?$select=id,internetMessageId")
+        prefer = {"Prefer": f"odata.maxpagesize={max(1, limit)}"}
+        resp = await self._request("GET", watermark or first, headers=prefer, gone_ok=watermark is not None)
+        if resp.status_code == 410:
+            # The delta token expired (Outlook keeps a limited cache of them): a new round lists the Inbox again,
+            # and the Message-IDs already taken keep it from making a ticket twice.
+            log.warning("Graph delta link expired (410): reading the Inbox again from the start")
+            resp = await self._request("GET", first, headers=prefer)
+        page = resp.json()
         items: list[MailItem] = []
         for entry in page.get("value", []):
             if "@removed" in entry or not entry.get("id"):

@@ -7,7 +7,7 @@ Sources (each replaces only its own articles, and only after a complete read):
   matches no customer is left out: it is never shown as a general one);
 - a folder of Markdown files an admin imports (`deskbridge ai kb-import`), general articles.
 
-- the PSAs' own knowledge bases where the connector reads one (HaloPSA; core/ai/psa_kb.py), one source per
+- the PSAs' own knowledge bases where the connector reads one (HaloPSA, ConnectWise; core/ai/psa_kb.py), one source per
   connection, a customer-limited article matched only to a customer of that connection.
 
 Linking is technicians' only (never a customer's view), scoped to general articles and

@@ -2,8 +2,8 @@
 indexes both through one ArticleReader).
 
 A connector that can read its PSA's knowledge base has `kb_articles()` returning DocArticles (HaloPSA:
-connectors/halopsa/kb.py). ConnectWise and Autotask have none yet: their knowledge-base APIs are not in our
-reference or specs (session 8 notes), so they are not read rather than read from a guess. Each PSA connection
+connectors/halopsa/kb.py; ConnectWise: connectors/connectwise/kb.py). Autotask has none: its REST API, as our
+spec index shows it, has no knowledge-base article entity (session 8 notes). Each PSA connection
 is its own source (`halo:<connection id>`; KbArticle.source is 16 characters), so one connection failing keeps
 its articles and never touches the others'; a customer-limited article is matched only to a customer of that
 same connection, by its company id (`connection_of`).
@@ -18,6 +18,8 @@ from typing import Any
 from connectors.docs import DocArticle
 from connectors.errors import PsaError
 from core.connections import ConnectionService
+from core.errors import ConnectionProblem
+from store.tables import PsaConnection
 
 log = logging.getLogger("deskbridge.ai.kb")
 
@@ -41,6 +43,19 @@ def source_name(source: str) -> str | None:
     return NAMES.get(source.partition(":")[0]) if connection_of(source) is not None else None
 
 
+async def _read_one(connections: ConnectionService, conn: PsaConnection) -> tuple[DocArticle, ...] | None | bool:
+    """One connection's articles; None when the read failed (it keeps what it had); False: no knowledge base."""
+    try:
+        async with connections.open(conn) as connector:
+            reader: Any = getattr(connector, "kb_articles", None)
+            if reader is None:
+                return False
+            return tuple(await reader())
+    except (PsaError, ConnectionProblem) as exc:  # the messages hold no secret (connectors/errors.py)
+        log.warning("PSA knowledge base not available", extra={"connection_id": conn.id, "error": str(exc)})
+        return None
+
+
 def psa_reader(connections: ConnectionService) -> Reader:
     """Each enabled PSA connection's knowledge base, by source key (None: it failed; left out: it has none)."""
     async def read(workspace_id: int) -> dict[str, tuple[DocArticle, ...] | None]:
@@ -48,16 +63,9 @@ def psa_reader(connections: ConnectionService) -> Reader:
         for conn in await connections.list(workspace_id):
             if not conn.enabled or conn.id is None:
                 continue
-            async with connections.open(conn) as connector:
-                reader: Any = getattr(connector, "kb_articles", None)
-                if reader is None:
-                    continue
-                try:
-                    out[source_key(conn.kind, conn.id)] = tuple(await reader())
-                except PsaError as exc:  # keeps what it had (KnowledgeBase.refresh); the message holds no secret
-                    log.warning("PSA knowledge base not available", extra={"connection_id": conn.id,
-                                                                            "error": str(exc)})
-                    out[source_key(conn.kind, conn.id)] = None
+            found = await _read_one(connections, conn)
+            if found is not False:
+                out[source_key(conn.kind, conn.id)] = found if isinstance(found, tuple) else None
         return out
 
     return read

@@ -49,7 +49,7 @@ OPTIONS: dict[str, tuple[Callable[[str], Any], Any, str]] = {
     "risk": (_flag, True, "score open tickets' escalation risk (at-risk list, chips on cards)"),
     "risk_threshold": (_ratio, 0.60, "risk from which a ticket is listed at risk and its card shows a chip"),
     "risk_post": (_flag, True, "post tickets that newly rise over risk_threshold to the SLA/dispatch channels"),
-    "kb": (_flag, True, "link knowledge-base articles (Hudu, a Markdown folder) on technicians' cards"),
+    "kb": (_flag, True, "link knowledge-base articles (PSA, Hudu, IT Glue, a Markdown folder) on technicians' cards"),
     "kb_threshold": (_ratio, 0.30, "lowest match for a knowledge-base link (below it: no link)"),
     "drafts": (_flag, False, "offer reply drafts"),
     "remote_llm": (_flag, False, "send (redacted) ticket text to the configured LLM endpoint for drafts"),

@@ -112,6 +112,12 @@ class Installations:
                                                             kind=f"chat:{platform}") if bot_token else None)
             row.installed_at = self._clock()
 
+    def claim_ahead(self, source: str, event_id: str) -> None:
+        """Start `first_time`'s claim now (at the ack); the work's own `first_time` takes its answer."""
+        begin = getattr(self.claims, "begin", None)
+        if begin is not None:
+            begin(source, event_id)
+
     async def first_time(self, source: str, event_id: str) -> bool:
         """True the first time an event (or OAuth state nonce) is seen; retries and replays get False."""
         return await self.claims.claim(source, event_id)

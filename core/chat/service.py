@@ -78,6 +78,10 @@ class ChatService:
     async def first_time(self, source: str, event_id: str) -> bool:
         return await self.installations.first_time(source, event_id)
 
+    def claim_ahead(self, source: str, event_id: str) -> None:
+        """Begin `first_time(source, event_id)` now, without waiting (surfaces call it as they ack)."""
+        self.installations.claim_ahead(source, event_id)
+
     async def not_done(self, source: str, event_id: str) -> None:
         await self.installations.not_done(source, event_id)
 

@@ -1,9 +1,10 @@
 """Pure e-mail rules (stdlib `email` only): what a message is, whether it is noise, which ticket it names,
 and the new text of a reply (quoted history and signature stripped).
 
-Noise (RFC 3834 and common practice): `Auto-Submitted` other than `no`, `Precedence: bulk|junk|list`,
-`List-Id`/`List-Unsubscribe`, `X-Autoreply`/`X-Autorespond`, `X-Auto-Response-Suppress`-style Exchange
-auto-replies, an empty `Return-Path <>`, MAILER-DAEMON/postmaster senders, and our own addresses.
+Noise (RFC 3834 and common practice): `Auto-Submitted` other than `no` (its keyword; comments and parameters
+after it do not count), `Precedence: bulk|junk|list`, `List-Id`/`List-Unsubscribe`, `X-Autoreply`/`X-Autorespond`,
+`X-Auto-Response-Suppress`-style Exchange auto-replies, an empty `Return-Path <>`, delivery/read reports
+(`multipart/report`), MAILER-DAEMON/postmaster senders, and our own addresses.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import getaddresses, parseaddr
+from html.parser import HTMLParser
 from typing import Any
 
 from core.numbers import whole
@@ -98,7 +100,9 @@ def strip_reply(text: str) -> str:
 def noise_reason(msg: EmailMessage, sender: str, own: frozenset[str]) -> str | None:
     """Why this message must not become a ticket or get a reply (None: a person wrote it)."""
     auto = (msg.get("Auto-Submitted") or "").strip().lower()
-    if auto and auto != "no":
+    # RFC 3834 §5: the keyword may be followed by comments and parameters ("no (typed by hand)",
+    # "auto-replied; owner-email=…"); only the keyword decides, and only "no" is a person.
+    if auto and re.split(r"[\s;(]", auto, maxsplit=1)[0] != "no":
         return f"Auto-Submitted: {auto}"
     precedence = (msg.get("Precedence") or "").strip().lower()
     if precedence in ("bulk", "junk", "list", "auto_reply"):
@@ -110,6 +114,8 @@ def noise_reason(msg: EmailMessage, sender: str, own: frozenset[str]) -> str | N
         return "X-Auto-Response-Suppress"
     if (msg.get("Return-Path") or "").strip() == "<>":
         return "empty Return-Path (bounce)"
+    if msg.get_content_type() == "multipart/report":  # a delivery or read report (RFC 6522), whoever sends it
+        return "delivery report"
     local = sender.split("@", 1)[0]
     if any(local.startswith(d) for d in _DAEMONS):
         return f"sender {sender}"
@@ -130,9 +136,48 @@ def _body(msg: EmailMessage) -> str:
         return ""
     content = part.get_content()
     if part.get_content_type() == "text/html":
-        content = re.sub(r"<(br|/p|/div)[^>]*>", "\n", content, flags=re.IGNORECASE)
-        content = re.sub(r"<[^>]+>", "", content)
+        return html_text(str(content))
     return str(content)
+
+
+_HIDDEN = frozenset({"head", "style", "script", "title", "template"})
+_BLOCKS = frozenset({"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "hr",
+                     "table", "ul", "ol"})
+
+
+class _Text(HTMLParser):
+    """The text a reader of an HTML mail sees: no head, style or script; entities decoded; blocks on new lines."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _HIDDEN:
+            self.hidden += 1
+        elif tag in _BLOCKS:
+            self.out.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _HIDDEN:
+            self.hidden = max(0, self.hidden - 1)
+        elif tag in _BLOCKS:
+            self.out.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.hidden:
+            self.out.append(re.sub(r"[ \t\r\n]+", " ", data))  # HTML collapses source white space
+
+
+def html_text(markup: str) -> str:
+    """What the customer wrote in an HTML-only mail, as plain text (non-breaking spaces as spaces)."""
+    parser = _Text()
+    parser.feed(markup)
+    parser.close()
+    text = "".join(parser.out).replace("\u00a0", " ")
+    lines = [line.strip() for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 def parse(raw: bytes, *, own_addresses: frozenset[str] = frozenset()) -> Mail:

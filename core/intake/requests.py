@@ -32,7 +32,7 @@ from core.context import Actor
 from core.errors import InvalidInput, PermissionDenied
 from core.scheduling import forget_event, mark_event_processed
 from core.ticket_batch import ticket_batch
-from core.tickets import TicketService
+from core.tickets import TicketService, visible
 from store.db import Database, Scope
 from store.enums import OPEN_STAGES
 from store.tables import Contact, EndUserRequest, Ticket, Workspace
@@ -77,7 +77,7 @@ class Held:
 
 def subject_of(text: str) -> str:
     """The first non-empty line, shortened on a word boundary."""
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    first = next((line.strip() for line in text.splitlines() if visible(line)), "")
     if len(first) <= SUBJECT_CHARS:
         return first
     cut = first[:SUBJECT_CHARS - 1].rsplit(" ", 1)[0]
@@ -88,7 +88,7 @@ def decide_kind(actor: Actor, *, customer_id: int | None, text: str, in_thread: 
                 mode: str) -> Decision:
     """The pure rule (see module doc)."""
     if (mode == "off" or customer_id is None or actor.is_member or in_thread or from_bot
-            or not text.strip() or text.strip().startswith("/")):
+            or not visible(text) or text.strip().startswith("/")):  # shows nothing: zero-width, controls
         return Decision("ignore")
     return Decision("create" if mode == "create" else "offer")
 
@@ -121,7 +121,7 @@ class EndUserRequests:
             raise PermissionDenied("Tickets are opened here for the customer of this channel only.",
                                    hint="Technicians: use /ticket new.")
         body = text.strip()
-        if not body:
+        if not visible(body):
             raise InvalidInput("The message is empty.", hint="Write what you need help with.")
         async with self.db.read(actor.scope) as session:
             contact = None

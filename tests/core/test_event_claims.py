@@ -8,6 +8,7 @@ import asyncio
 import pytest
 import sqlalchemy as sa
 
+from core import scheduling
 from core.scheduling import EventClaims, mark_event_processed
 from store.db import Database, Scope
 from store.tables import ProcessedEvent
@@ -67,3 +68,36 @@ async def test_a_failed_batch_fails_every_claim_in_it_and_claims_nothing(db: Dat
     assert isinstance(results[0], RuntimeError)
     assert await _rows(db) == 0
     assert await claims.claim("s", "a") is True  # the retry of a failed claim is taken (it was never written)
+
+
+async def test_claims_begun_at_the_ack_are_written_together_and_each_work_wins_once(db: Database):
+    claims = EventClaims(db)
+    ids = [f"{i}.1:trig{i}" for i in range(40)] + ["3.1:trig3"]  # a burst of 40 clicks and one Slack retry
+    for e in ids:  # the acks: nothing awaits the claims yet
+        claims.begin("slack-action:T1", e)
+    await asyncio.sleep(0)
+    assert claims.transactions == 0  # waiting for the rest of the burst, not one transaction per ack
+    got = [await claims.claim("slack-action:T1", e) for e in ids]  # the work, one job after another
+    assert got == [True] * 40 + [False]  # the retry's work finds the click already claimed
+    assert claims.transactions <= 2  # without begin, claims awaited one after another: one transaction each
+    assert await _rows(db) == 40
+    assert not claims._ahead  # every begun claim was taken by its work
+    assert await claims.claim("slack-action:T1", "0.1:trig0") is False  # a later retry loses too
+
+
+async def test_a_begun_claim_nobody_takes_is_still_written_and_a_later_claim_loses(db: Database):
+    claims = EventClaims(db)
+    claims.begin("slack-action:T1", "9.9:trig")
+    await asyncio.sleep(0.2)  # its work never ran (e.g. a shutdown): the claim went out after the window
+    assert claims.transactions == 1 and await _rows(db) == 1
+    claims._ahead.clear()
+    assert await claims.claim("slack-action:T1", "9.9:trig") is False
+
+
+async def test_an_awaited_claim_does_not_wait_for_the_window(db: Database, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(scheduling, "AHEAD_WINDOW_S", 30.0)
+    claims = EventClaims(db)
+    claims.begin("slack-action:T1", "1.1:a")
+    await asyncio.sleep(0)  # the batch is waiting for more of its burst
+    # the window is for claims nobody awaits yet: the work's own claim is written at once
+    assert await asyncio.wait_for(claims.claim("slack-action:T1", "1.1:a"), 10) is True

@@ -26,6 +26,7 @@ Endpoints (all under `/{codebase}apis/3.0/` unless noted; Basic auth `company+pu
          associations {id, type, subType, item|absent, board}; a ticket's `subType`/`item` must form an
          association with its `type` on its board, else 400 InvalidObject naming the field)
     GET  system/members, company/companies, company/contacts
+    GET  service/knowledgeBaseArticles  (id, title, issue, resolution, …; conditions, orderBy, paging; `add_kb_article`)
     GET|POST system/callbacks   DELETE system/callbacks/{id}
     GET  system/callbackkeys/{id}  (no auth; `{"signing_key": …}`: the fake's `Metadata.key_url` target)
 
@@ -149,6 +150,7 @@ class FakeConnectWise:
         self.subtypes: dict[int, dict[str, Any]] = {}  # board-scoped, like types
         self.items: dict[int, dict[str, Any]] = {}
         self.associations: dict[int, dict[str, Any]] = {}  # typeSubTypeItemAssociations
+        self.kb_articles: dict[int, dict[str, Any]] = {}  # service/knowledgeBaseArticles
         self.priorities: dict[int, dict[str, Any]] = {}
         self.tickets: dict[int, dict[str, Any]] = {}
         self.notes: dict[int, dict[str, Any]] = {}
@@ -303,6 +305,16 @@ class FakeConnectWise:
         return next(s for s in self.board_statuses(board_id) if s["name"] == name)
 
     # ------------------------------------------------------------ direct mutation (as the PSA / a customer)
+
+    def add_kb_article(self, title: str, issue: str, resolution: str = "", **fields: Any) -> dict[str, Any]:
+        """A knowledge-base article as a technician writes it in ConnectWise."""
+        with self.lock:
+            aid = self.next_id("kb")
+            row = {"id": aid, "title": title, "issue": issue, "resolution": resolution, "dateCreated": self.now(),
+                   "createdBy": "bob", "_info": {"lastUpdated": self.now()}, **fields}
+            self.kb_articles[aid] = row
+            self.touch()
+            return row
 
     def add_ticket(self, summary: str = "Printer on fire", **fields: Any) -> dict[str, Any]:
         """Create a ticket directly; `fields` are CW JSON (e.g. company={"id": 250}, status={"name": "New"})."""

@@ -234,6 +234,12 @@ def list_associations(fake: FakeConnectWise, req: FakeRequest, id: int) -> FakeR
                    lambda: [r for r in fake.associations.values() if r["board"]["id"] == id])
 
 
+@route("GET", "/service/knowledgeBaseArticles")
+def list_kb_articles(fake: FakeConnectWise, req: FakeRequest) -> FakeResponse:
+    """Knowledge-base articles, filtered, ordered and paged like every ConnectWise list."""
+    return listing(fake, req, "kb", lambda: list(fake.kb_articles.values()))
+
+
 def _board_exists(fake: FakeConnectWise, board_id: int) -> None:
     if board_id not in fake.boards:
         raise HttpError(404, "NotFound", f"Board {board_id} was not found.")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Depends, FastAPI
 
 from bot.api import problems
-from bot.api.portal import admin, tickets
+from bot.api.portal import admin, ai_settings, tickets
 from bot.api.portal.deps import PREFIX, known_query
 from bot.api.portal.limits import AUTH_FAILURE_BURST, AUTH_FAILURE_RATE, BodyLimit, RateLimiter
 
@@ -38,6 +38,7 @@ def router() -> APIRouter:
     r = APIRouter(prefix=PREFIX, responses=_ERRORS, dependencies=[Depends(known_query)])
     r.include_router(tickets.router)
     r.include_router(admin.router)
+    r.include_router(ai_settings.router)
     return r
 
 

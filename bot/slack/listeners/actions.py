@@ -26,19 +26,30 @@ FORM_ACTIONS = ("reply", "note", "status", "time")
 
 
 def register(app: AsyncApp, sc: SlackContext) -> None:
-    app.action(re.compile(f"^{bk.ACTION_PREFIX}"))(sc.after_ack(bound(run_action, sc), urgent=urgency.action_opens_modal))
+    app.action(re.compile(f"^{bk.ACTION_PREFIX}"))(sc.after_ack(bound(run_action, sc), urgent=urgency.action_opens_modal,
+                                                                 claim=action_claim))
+
+
+def action_claim(body: dict[str, Any], context: Any) -> tuple[str, str]:
+    """The event id a click is claimed by (one click is one intent, whatever Slack retries)."""
+    action = (body.get("actions") or [{}])[0]
+    return f"slack-action:{context.team_id or ''}", f"{action.get('action_ts')}:{body.get('trigger_id')}"
 
 
 async def run_action(sc: SlackContext, body: dict[str, Any], context: Any, client: Any, respond: Any) -> None:
     action = (body.get("actions") or [{}])[0]
     name = str(action.get("action_id", "")).removeprefix(bk.ACTION_PREFIX)
     channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
-    team = str(context.team_id or "")
-    if not await sc.chat.first_time(f"slack-action:{team}", f"{action.get('action_ts')}:{body.get('trigger_id')}"):
+    if not await sc.chat.first_time(*action_claim(body, context)):
         return
     user = sc.chat_user(context, body, channel)
     from_home = (body.get("view") or {}).get("type") == "home"
     in_modal = (body.get("view") or {}).get("type") == "modal"  # a ticket opened from App Home
+    if from_home and sc.homes is not None:  # a click in Home: it is open (its refreshes go on)
+        sc.homes.opened(user.team_id, user.user_id)
+    card_ts = (body.get("container") or {}).get("message_ts")
+    if channel and card_ts:  # someone looks at this card: PSA changes to it go before other cards' (outbound.py)
+        sc.poster.outbound.watch(channel, str(card_ts))
     try:
         if tenant.handles(name):  # Microsoft 365 context (it resolves the actor for the channel it was opened in)
             await tenant.run(sc, name, body, context, client, channel, in_modal)

@@ -41,3 +41,25 @@ async def test_ticket_detail_carries_the_risk_chip_above_the_threshold(api: Api)
     assert risky["risk"]["score"] >= 0.6 and risky["risk"]["threshold"] == 0.6 and risky["risk"]["reasons"]
     calm = (await api.get("/tickets/1002?ai=true")).json()["ai"]
     assert calm is None or calm["risk"] is None
+
+
+async def test_ai_settings_and_model_status_over_rest(api: Api):
+    """The third surface of AI settings (beside chat and the CLI): read with any key, changed with an admin key
+    only, parsed and refused as in chat, and scoped to the key's workspace."""
+    body = (await api.get("/ai/settings")).json()
+    assert body["settings"]["fill_threshold"] == 0.8 and body["settings"]["auto_apply"] is False
+    assert body["model"] is None and "fill an empty category" in body["help"]["fill_threshold"]
+    await seed(api.container.db, api.ws)
+    await api.container.ai.train(api.ws)
+    model = (await api.get("/ai/settings")).json()["model"]
+    assert model["version"] == 1 and model["trained_on"] > 0 and "holdout_accuracy" in model["metrics"]
+
+    assert_problem(await api.put("/ai/settings/fill_threshold", {"value": "0.9"}, "write"), 403)
+    r = await api.put("/ai/settings/fill_threshold", {"value": "90%"}, "admin")
+    assert r.status_code == 200 and r.json()["settings"]["fill_threshold"] == 0.9
+    assert (await api.container.ai.settings(api.ws))["fill_threshold"] == 0.9
+    bad = assert_problem(await api.put("/ai/settings/fill_threshold", {"value": "lots"}, "admin"), 422)
+    assert "0.8" in bad["detail"] + bad["hint"]
+    assert (await api.container.ai.settings(api.ws))["fill_threshold"] == 0.9  # nothing changed
+    assert (await api.put("/ai/settings/no_such_thing", {"value": "on"}, "admin")).status_code == 422
+    assert (await api.container.ai.settings(api.other_ws))["fill_threshold"] == 0.8  # another workspace untouched

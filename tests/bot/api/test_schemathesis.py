@@ -28,12 +28,13 @@ from tests.bot.api.conftest import PREFIX, api_settings
 OTHER_MARKER = "zz-other-workspace-only"
 # Schema-valid requests that may still be 422, as documented: values checked against the workspace's own data
 # (PSA status names of the ticket's board, boards and types, customers by name, queue filter words), and an
-# Idempotency-Key the fuzzer reuses for a different request (the IETF draft's answer). Every other operation
+# Idempotency-Key the fuzzer reuses for a different request (the IETF draft's answer), and an AI setting's value,
+# whose grammar (on/off, a ratio, a list) depends on the setting named in the path. Every other operation
 # must accept every schema-valid request.
 _WORKSPACE_CHECKED = ["GET /api/msp-portal/tickets", "POST /api/msp-portal/tickets",
                       "PUT /api/msp-portal/tickets/{ticketId}", "POST /api/msp-portal/tickets/{ticketId}/comments",
                       "GET /api/msp-portal/outbox", "POST /api/msp-portal/outbox/{opId}/retry",
-                      "POST /api/msp-portal/outbox/{opId}/discard"]
+                      "POST /api/msp-portal/outbox/{opId}/discard", "PUT /api/msp-portal/ai/settings/{name}"]
 CONFIG = "\n".join(
     f"""[[operations]]
 include-name = "{name}"
@@ -105,7 +106,7 @@ def test_api_conforms_to_its_openapi(live: Live):
     headers = {"Authorization": f"Bearer {live.token}"}
     operations = [op for op in (result.ok() for result in live.schema.get_all_operations())  # type: ignore[attr-defined]
                   if op.label.split(" ", 1)[1].startswith(PREFIX)]
-    assert len(operations) == 11
+    assert len(operations) == 13  # 11, plus GET and PUT /ai/settings (session 8)
     for operation in operations:
 
         @given(case=operation.as_strategy())

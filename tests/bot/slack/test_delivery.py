@@ -13,8 +13,9 @@ from typing import Any
 
 from sqlmodel import select
 
-from bot.slack.notifier import HomeRefresher, SlackNotifier
-from bot.slack.outbound import QUEUE_FULL, SlackOutbound
+from bot.slack.home import HomeRefresher
+from bot.slack.notifier import SlackNotifier
+from bot.slack.outbound import QUEUE_FULL, Posted, SlackOutbound
 from connectors.sandbox.demo import customer_opens_ticket, sandbox_server, technician_changes_status
 from core.chat import ChatUser
 from core.context import Actor
@@ -234,6 +235,8 @@ async def test_app_home_publishes_are_coalesced_per_user():
         published.append((user, ft.now))
 
     homes = HomeRefresher(publish, interval=5.0, clock=ft.clock, sleep=ft.sleep)
+    homes.opened(TEAM, "U1")
+    homes.opened(TEAM, "U2")
     homes.request(1, TEAM, "U1")
     await spin()
     for _ in range(3):
@@ -244,6 +247,95 @@ async def test_app_home_publishes_are_coalesced_per_user():
     ft.gate.set()
     await homes.drain()
     assert published[2:] == [("U1", 1005.0)] and ft.sleeps == [5.0]  # three requests, one more publish
+
+
+async def test_app_home_is_published_only_for_technicians_who_have_it_open():
+    ft = FakeTime(gated=False)
+    published = []
+
+    async def publish(ws: int, team: str, user: str) -> None:
+        published.append(user)
+
+    homes = HomeRefresher(publish, open_for=600.0, clock=ft.clock, sleep=ft.sleep)
+    homes.opened(TEAM, "U_LOOKS")
+    homes.opened(TEAM, "U_LEFT")
+    ft.now += 601.0  # U_LEFT opened Home ten minutes ago and never since ...
+    homes.opened(TEAM, "U_LOOKS")  # ... U_LOOKS just did
+    for user in ("U_LOOKS", "U_LEFT", "U_NEVER"):
+        homes.request(1, TEAM, user)
+    await homes.drain()
+    assert published == ["U_LOOKS"] and homes.skipped == 2
+
+
+async def test_app_home_refreshes_are_paced_within_tier_4_oldest_request_first():
+    """Forty technicians with Home open, each queue changed at once: the burst goes at once, the rest at the
+    team's rate (per_minute), in the order they were asked for; every one is published, once."""
+    ft = FakeTime(gated=False)
+    published: list[tuple[str, str, float]] = []
+
+    async def publish(ws: int, team: str, user: str) -> None:
+        published.append((team, user, ft.now))
+
+    homes = HomeRefresher(publish, per_minute=60.0, burst=10, interval=2.0, clock=ft.clock, sleep=ft.sleep)
+    users = [f"U{i:02d}" for i in range(40)]
+    homes.opened("T_OTHER", "U00")
+    homes.request(1, "T_OTHER", "U00")  # another team: its own budget, not behind this one
+    for u in users:
+        homes.opened(TEAM, u)
+    for u in users:
+        homes.request(1, TEAM, u)
+    homes.request(1, TEAM, "U05")  # asked again while due: still one publish
+    await homes.drain()
+    assert [(u, at) for team, u, at in published if team == "T_OTHER"] == [("U00", 1000.0)]
+    ours = [(u, at) for team, u, at in published if team == TEAM]
+    assert [u for u, _ in ours] == users  # each once, oldest request first
+    assert [at for _, at in ours] == [1000.0] * 10 + [1000.0 + n for n in range(1, 31)]  # burst, then 1/s
+    assert homes.published == 41
+
+
+async def test_a_change_during_a_home_publish_publishes_the_newest_state_after_it():
+    ft = FakeTime(gated=False)
+    state = {"v": 1}
+    shown: list[int] = []
+    release = asyncio.Event()
+
+    async def publish(ws: int, team: str, user: str) -> None:
+        seen = state["v"]  # the view is built from the state of the publish's moment ...
+        if not shown:
+            await release.wait()  # ... and this first one is slow
+        shown.append(seen)
+
+    homes = HomeRefresher(publish, interval=2.0, clock=ft.clock, sleep=ft.sleep)
+    homes.opened(TEAM, "U1")
+    homes.request(1, TEAM, "U1")
+    await spin()
+    state["v"] = 2  # changed while the first publish is on its way
+    homes.request(1, TEAM, "U1")
+    release.set()
+    await homes.drain()
+    assert shown == [1, 2] and ft.sleeps == [2.0]
+
+
+async def test_app_homes_of_different_users_publish_at_once_but_one_user_never_twice_at_once():
+    ft = FakeTime(gated=False)
+    started: list[str] = []
+    release = asyncio.Event()
+
+    async def publish(ws: int, team: str, user: str) -> None:
+        started.append(user)
+        await release.wait()  # building a Home is slow on a busy process
+
+    homes = HomeRefresher(publish, interval=0.0, concurrency=2, clock=ft.clock, sleep=ft.sleep)
+    for u in ("U1", "U2", "U3"):
+        homes.opened(TEAM, u)
+        homes.request(1, TEAM, u)
+    await spin()
+    homes.request(1, TEAM, "U1")  # U1 changed again while its publish is in flight
+    await spin()
+    assert started == ["U1", "U2"]  # two at once (concurrency), not one after the other; U1 not twice
+    release.set()
+    await homes.drain()
+    assert sorted(started[2:]) == ["U1", "U3"] and homes.published == 4
 
 
 # ---------------------------------------------------------------- through the harness
@@ -297,7 +389,7 @@ async def test_a_dead_write_says_what_an_admin_can_do_about_its_cause(slack):
     ticket_id = await ticket_id_of(slack, 5001)
     await slack.c.chat.record_post(slack.ws, ticket_id=ticket_id, platform="slack", team_id=TEAM, channel_id=CHANNEL,
                                    message_ts="1700000000.000600")
-    for op_id, cause in ((7, "credentials"), (8, "deleted"), (9, "refused")):
+    for op_id, cause in ((7, "credentials"), (8, "deleted"), (9, "refused"), (10, "permission")):
         await slack.c.notifier.notify(WriteDead(workspace_id=slack.ws, ticket_id=ticket_id, ticket_number=5001,
                                                 origin="system", occurred_at=datetime.now(UTC), op_id=op_id,
                                                 kind="add_note", error="summary: Needs <b>100</b> & less",
@@ -310,6 +402,8 @@ async def test_a_dead_write_says_what_an_admin_can_do_about_its_cause(slack):
     (refused,) = [x for x in texts if "redrive 9" in x]
     assert "summary: Needs &lt;b&gt;100&lt;/b&gt; &amp; less" in refused
     assert "refused again" in refused and "discard 9" in refused
+    (role,) = [x for x in texts if "redrive 10" in x]
+    assert "security role" in role and "reauth" not in role
 
 
 async def ticket_id_of(h: Any, number: int) -> int:
@@ -393,6 +487,7 @@ async def test_app_home_is_republished_after_assign_to_me_is_delivered(day):
     h, c = day, day.c
     me = next(m for m in await c.directory.members(h.ws) if m.email)
     h.fake.add_user(USER, email=me.email, name=me.name)
+    await h.event({"type": "app_home_opened", "user": USER, "tab": "home", "channel": "D1"}, event_id="EvHome1")
     items = (await c.queue.list(Actor.system(h.ws), QueueFilter(), limit=100)).items
     target = next(t for t in items if t.assignee_id != me.id)
     await h.interactive(h.action_payload("assign_me", str(target.number), user=USER))
@@ -417,6 +512,7 @@ async def test_app_home_follows_a_reassignment_in_the_psa_for_old_and_new_assign
     for uid, m in (("U_OLD", old), ("U_NEW", new)):
         h.fake.add_user(uid, email=m.email, name=m.name)
         await c.chat.link_user(h.ws, ChatUser(platform="slack", team_id=TEAM, user_id=uid), m.email)
+        await h.event({"type": "app_home_opened", "user": uid, "tab": "home", "channel": "D1"}, event_id=f"Ev{uid}")
     h.fake.clear()
     technician_changes_status(server, str(target.number), target.status_name, technician=new.email)
     await c.sync.run(h.conn.id)
@@ -538,3 +634,33 @@ async def test_new_tickets_build_no_card_when_no_channel_takes_them(day, monkeyp
     await c.sync.run(h.conn.id)
     await h.settle()
     assert len(built) == 1 and [p.args["channel"] for p in h.fake.of("chat.postMessage")] == ["C_DISPATCH"]
+
+
+async def test_a_rendered_post_is_built_when_its_turn_comes_and_nothing_is_posted_for_none():
+    """A new ticket's dispatch card is built in its channel's drain task when its turn comes (not by the
+    notifier's worker): the post shows the state of that moment; a render with nothing to show posts nothing."""
+    from bot.slack.outbound import NOTHING_TO_POST
+
+    ft = FakeTime()
+    out = SlackOutbound(clock=ft.clock, sleep=ft.sleep)
+    client = RecordingClient()
+    state = {"v": "old"}
+    built: list[str] = []
+
+    async def render_card() -> tuple[str, list[dict[str, Any]]]:
+        built.append(state["v"])
+        return f"card {state['v']}", [{"type": "section", "text": {"type": "mrkdwn", "text": state["v"]}}]
+
+    async def nothing() -> None:
+        return None
+
+    out.post(client, "C_A", text="first", blocks=card(0))
+    later = out.post(client, "C_A", render=render_card)
+    gone = out.post(client, "C_B", render=nothing)
+    await spin()
+    assert built == [] and [kw["text"] for _, kw in client.calls] == ["first"]  # queued behind the first post
+    state["v"] = "new"  # changed while it waited for the channel's pace
+    ft.gate.set()
+    await out.drain()
+    assert built == ["new"] and [kw["text"] for _, kw in client.calls] == ["first", "card new"]
+    assert (await later).ts is not None and (await gone) == Posted(None, NOTHING_TO_POST)

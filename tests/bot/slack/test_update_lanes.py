@@ -86,7 +86,9 @@ async def test_an_urgent_update_waits_its_channels_pace_but_not_behind_its_bulk_
     await wait_for(slack_api, 1)
     out.update(client, "C1", "9.1", text="clicked", blocks=blocks("clicked"), urgent=True)
     await out.drain()
-    assert sent(slack_api) == ["bulk 0", "clicked", "bulk 1", "bulk 2", "bulk 3"]
+    # the newest PSA change first among bulk ones (all four were queued within the same instant: queue order
+    # decides ties the other way round, so the last queued goes first), the click before the rest
+    assert sent(slack_api) == ["bulk 3", "clicked", "bulk 2", "bulk 1", "bulk 0"]
     gaps = [b.at - a.at for a, b in zip(slack_api.of("chat.update"), slack_api.of("chat.update")[1:], strict=False)]
     assert min(gaps) >= 1.0 - 0.02  # the channel's pace is kept for both lanes
 
@@ -293,3 +295,46 @@ async def test_a_click_goes_before_waiting_rendered_bulk_refreshes(slack_api: Fa
     await out.drain()
     assert sorted(sent(slack_api)) == sorted(["clicked"] + [f"bulk {i}" for i in range(6)])
     assert sorted(builds) == sorted(f"bulk {i}" for i in range(6))  # one build per card
+
+
+async def test_bulk_refreshes_go_watched_card_first_then_newest_change_and_none_starves(slack_api: FakeSlackApi):
+    """More PSA changes than chat.update tokens: the card someone clicked goes first, then the card changed most
+    recently; a refresh waiting `bulk_starve` seconds goes before fresher ones; each card shows its newest state."""
+    now = [1000.0]
+
+    async def poll(_seconds: float) -> None:
+        await asyncio.sleep(0.01)
+
+    out = SlackOutbound(updates_per_minute=60.0, update_burst=2, update_interval=0.0, bulk_starve=30.0,
+                        clock=lambda: now[0], sleep=poll)
+    client = make_client(slack_api.api_url, "xoxb-test-token")
+    for i in range(2):  # the burst is spent
+        out.update(client, f"CW{i}", f"w{i}.1", text=f"warm {i}", blocks=blocks("warm"))
+    await wait_for(slack_api, 2)
+    out.watch("C2", "2.1")  # a technician clicked card 2
+    for i in range(5):
+        now[0] += 0.1
+        out.update(client, f"C{i}", f"{i}.1", text=f"card {i}", blocks=blocks(f"card {i}"))
+    now[0] += 0.1
+    out.update(client, "C0", "0.1", text="card 0 newer", blocks=blocks("v2"))  # card 0 changed again: newest
+    for n in range(3, 6):  # one token at a time
+        now[0] += 1.0
+        await wait_for(slack_api, n)
+        await asyncio.sleep(0.1)
+        assert len(slack_api.of("chat.update")) == n  # exactly one per token, never faster
+    assert sent(slack_api)[2:] == ["card 2", "card 0 newer", "card 4"]
+    now[0] += 40.0  # cards 1 and 3 have waited 40 s: they go before card 5, changed just now
+    out.update(client, "C5", "5.1", text="card 5", blocks=blocks("card 5"))
+    await wait_for(slack_api, 7)  # the refilled burst: two tokens
+    assert sent(slack_api)[5:] == ["card 1", "card 3"]
+    now[0] += 1.0
+    await asyncio.wait_for(out.drain(), 30)
+    assert sent(slack_api)[7:] == ["card 5"]
+    assert out.queued == 0 and out.dropped_updates == 0
+
+
+async def test_a_click_on_a_card_marks_it_watched(slack):
+    await slack.slash("/tickets", "mine")
+    assert not slack.c.slack.poster.outbound.watched(CHANNEL, "1700000000.000900")
+    await slack.interactive(slack.action_payload("page", '{"f":"","c":null}', message_ts="1700000000.000900"))
+    assert slack.c.slack.poster.outbound.watched(CHANNEL, "1700000000.000900")

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from bot.teams import get_help
 from core.intake import help_post as h
 from store.db import Scope
+from store.enums import Stage
 from store.tables import Ticket, TimelineEntry
 from tests.bot.teams.conftest import CHANNEL, STRANGER, TEAM, TECH, TENANT, text_of
 from tests.bot.teams.test_commands import assert_valid_card
@@ -157,11 +158,15 @@ async def test_the_dialog_opens_one_ticket_per_form_for_the_channels_customer_an
     assert card_post.conversation_id == CHANNEL and "Internal" not in text_of(card_post.body)
     root = [aid for aid, body in teams.fake.conversations[CHANNEL].items() if "office Wi-Fi" in text_of(body)][0]
     assert await teams.c.chat.ticket_for_thread(teams.ws, "teams", CHANNEL, root) == ticket.id
+    async with teams.c.db.write(Scope.workspace(teams.ws)) as s:  # a technician asked them something
+        (await s.get(Ticket, ticket.id)).stage = Stage.WAITING.value
     await teams.say("It works on my phone though", user=STRANGER, conversation=f"{CHANNEL};messageid={root}")
     async with teams.c.db.read(Scope.workspace(teams.ws)) as s:
         public = list((await s.exec(sa.select(TimelineEntry.body).where(
             TimelineEntry.ticket_id == ticket.id, TimelineEntry.kind == "note_public"))).scalars())
+        stage = (await s.get(Ticket, ticket.id)).stage
     assert public == ["It works on my phone though"]
+    assert stage == Stage.IN_PROGRESS.value  # their answer moves it back, as the PSA would
 
 
 async def test_someone_who_is_no_contact_still_gets_a_ticket_for_a_technician_to_confirm(teams):

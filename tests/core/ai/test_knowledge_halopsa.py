@@ -124,3 +124,17 @@ async def test_a_failing_read_keeps_what_was_there(env, fake, workspace_id):  # 
     fake.kb[2]["inactive"] = True  # switched off in Halo: gone at the next complete read
     assert (await c.ai.kb.refresh(workspace_id)).sources == {f"halo:{cid}": 3}
     assert f"2:{ACME}" not in await _rows(c, workspace_id)
+
+
+async def test_credentials_that_cannot_be_read_skip_the_source_and_keep_its_articles(env, workspace_id):  # type: ignore[no-untyped-def]
+    from store.tables import PsaConnection
+
+    c, cid = env
+    assert (await c.ai.kb.refresh(workspace_id)).sources == {f"halo:{cid}": 4}
+    async with c.db.write(Scope.workspace(workspace_id)) as s:
+        row = await s.get(PsaConnection, cid)
+        row.credentials_ciphertext = b"not a ciphertext"
+        s.add(row)
+    report = await c.ai.kb.refresh(workspace_id)  # no exception: other sources of the workspace still refresh
+    assert report.skipped.keys() == {f"halo:{cid}"} and report.sources == {}
+    assert len(await _rows(c, workspace_id)) == 4

@@ -79,12 +79,36 @@ async def test_replies_join_by_headers_and_by_token_with_quotes_and_signature_st
 
 
 @pytest.mark.parametrize("headers", [
-    {"Auto_Submitted": "auto-replied"}, {"Precedence": "bulk"}, {"List_Id": "<news.acme.example>"},
-    {"X_Autoreply": "yes"}, {"Return_Path": "<>"},
+    {"Auto_Submitted": "auto-replied"}, {"Auto_Submitted": "auto-generated"}, {"Auto_Submitted": "auto-notified"},
+    {"Auto_Submitted": 'auto-replied; owner-email="ann@acme.example"'}, {"Auto_Submitted": "Auto-Replied (vacation)"},
+    {"Auto_Submitted": "auto-replied", "X_Auto_Response_Suppress": "All"},  # Exchange's out-of-office
+    {"Precedence": "bulk"}, {"Precedence": "junk"}, {"Precedence": "list"}, {"Precedence": "auto_reply"},
+    {"List_Id": "<news.acme.example>"}, {"List_Unsubscribe": "<mailto:leave@news.acme.example>"},
+    {"X_Autoreply": "yes"}, {"X_Autorespond": "yes"}, {"Return_Path": "<>"},
 ])
 async def test_auto_replies_bounces_and_lists_are_not_ingested(mail, headers):
     r = await mail.mail.ingest(mail.ws, message(**headers))
     assert r.outcome == "ignored" and r.reason and await _tickets(mail) == []
+
+
+@pytest.mark.parametrize("value", ["no", "No", "no (typed by a person)", "no; note=manual"])
+async def test_auto_submitted_no_with_comments_or_parameters_is_a_person(mail, value):
+    """RFC 3834 §5: only the keyword decides; a person's mail is never dropped as an auto-reply."""
+    r = await mail.mail.ingest(mail.ws, message(Auto_Submitted=value))
+    assert r.outcome == "created"
+
+
+async def test_delivery_reports_and_postmaster_mail_make_no_ticket_and_no_reply(mail):
+    report = EmailMessage()
+    report["From"], report["To"] = "Microsoft Outlook <MicrosoftExchange329e71ec88ae@acme.example>", "help@msp.example"
+    report["Subject"], report["Message-ID"] = "Undeliverable: Ticket #5001 update", "<ndr1@acme.example>"
+    report.set_content("Delivery has failed to these recipients or groups: gone@acme.example")
+    report.make_mixed()
+    report.replace_header("Content-Type", 'multipart/report; report-type=delivery-status; boundary="b1"')
+    r = await mail.mail.ingest(mail.ws, bytes(report))
+    assert r.outcome == "ignored" and r.reason == "delivery report"
+    r = await mail.mail.ingest(mail.ws, message(sender="postmaster@acme.example", mid="<pm1@acme.example>"))
+    assert r.outcome == "ignored" and await _tickets(mail) == []
 
 
 async def test_mailer_daemon_and_our_own_messages_are_ignored(mail):
@@ -179,3 +203,32 @@ async def test_a_subject_of_invisible_characters_still_opens_a_ticket(mail, subj
     assert r.outcome == "created", r
     [t] = await _tickets(mail)
     assert t.subject.startswith("E-mail from") and "Help please." in t.description
+
+
+async def test_mail_in_triage_is_taken_again_from_its_kept_raw_once_its_sender_is_known(mail):
+    from core.errors import Conflict, InvalidInput, NotFound
+    from core.intake.mail import MAX_RAW_BYTES
+
+    words = "Our new hire cannot log in.\n\nThanks, Cara"
+    raw = message(sender="Cara Diaz <cara@newco.example>", subject="New hire login", body=words, mid="<t1@newco.example>")
+    assert (await mail.mail.ingest(mail.ws, raw)).outcome == "triage"
+    [waiting] = await mail.mail.triage(mail.ws)
+    assert (waiting.sender, waiting.subject, waiting.reason) == ("cara@newco.example", "New hire login", "unknown sender")
+    assert (await mail.mail.replay(mail.ws, waiting.id)).outcome == "triage"  # still nobody's: waits again
+    async with mail.db.write(Scope.workspace(mail.ws)) as s:  # a technician adds her as ACME's contact
+        s.add(Contact(workspace_id=mail.ws, customer_id=mail.acme, name="Cara Diaz", email="cara@newco.example"))
+    out = await mail.mail.replay(mail.ws, waiting.id)
+    [ticket] = await _tickets(mail)
+    assert out.outcome == "created" and out.ticket_id == ticket.id and ticket.customer_id == mail.acme
+    assert ticket.subject == "New hire login" and "Our new hire cannot log in." in ticket.description
+    assert await mail.mail.triage(mail.ws) == []
+    with pytest.raises(Conflict):  # taken once: never a second ticket
+        await mail.mail.replay(mail.ws, waiting.id)
+    with pytest.raises(NotFound):
+        await mail.mail.replay(mail.ws, 999_999)
+    big = message(sender="dan@elsewhere.example", mid="<t2@elsewhere.example>", body="x" * (MAX_RAW_BYTES + 10))
+    assert (await mail.mail.ingest(mail.ws, big)).outcome == "triage"
+    [cut] = await mail.mail.triage(mail.ws)
+    with pytest.raises(InvalidInput, match="larger than the 512 KB kept") as refused:
+        await mail.mail.replay(mail.ws, cut.id)
+    assert "send it again" in (refused.value.hint or "")
