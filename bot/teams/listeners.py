@@ -16,6 +16,7 @@ in bot/teams/incoming.py.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ from microsoft_teams.api.models.search.search_response import (
     SearchResponse,
 )
 
+from bot import looptrace
 from bot.teams import alerts, cards, requests, tenant
 from bot.teams.get_help import TeamsHelp
 from bot.teams.incoming import Incoming, incoming, message_text
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("deskbridge.teams")
 
 PLATFORM = "teams"
+KEPT_ANSWERS = 64  # kept ticket cards' answers, rendered once (Listeners._card_answer)
 SEARCH_TOP, SEARCH_TOP_MAX = 15, 50  # typeahead results per request: Teams' default page, and our ceiling
 STYLE = MENTION  # Teams users type `@Deskbridge tickets mine`: help and hints say so
 ADMIN_COMMANDS = (grammar.Bind, grammar.Unbind, grammar.Bindings, grammar.Outbox, grammar.SettingsCmd, grammar.Link)
@@ -75,6 +78,7 @@ class Listeners:
         self.c = surface.container
         self.requests = TeamsRequests(self)  # end users asking for help
         self.help = TeamsHelp(self)  # the "Get help" welcome card in customer conversations, and its dialog
+        self._card_answers: OrderedDict[int, tuple[TicketView, AdaptiveCardActionCardResponse]] = OrderedDict()
 
     # ------------------------------------------------------------ context
 
@@ -252,7 +256,9 @@ class Listeners:
                 return await alerts.create(self, ws, inc, data)
             if data.get("from") == "my_queue" and data.get("action") == "open":
                 return await self._open_from_my_queue(ws, inc, data)
+            looptrace.mark("workspace")
             view = await self.card_action(ws, inc, data)
+            looptrace.mark("view")
         except DeskbridgeError as exc:
             view = error_view(exc)
             if data.get("submit") and data.get("action") in ("reply", "status", "time", "new_ticket"):
@@ -265,7 +271,22 @@ class Listeners:
                 value=cards.fallback(view) + (f" {view.hint}" if view.hint and view.kind == "error" else ""))
         if isinstance(view, dict):  # a card built by its own renderer (Microsoft 365 context)
             return AdaptiveCardActionCardResponse.model_validate({"statusCode": 200, "value": view})
-        return AdaptiveCardActionCardResponse.model_validate({"statusCode": 200, "value": cards.any_card(view)})
+        return self._card_answer(view)
+
+    def _card_answer(self, view: Any) -> AdaptiveCardActionCardResponse:
+        """The invoke answer showing `view`. A kept ticket card (core/chat/card_cache.py) is the same view object
+        for every refresh while it is kept: its answer is rendered and validated once, and is the same object
+        (bot/teams/app.py then serialises it once)."""
+        if isinstance(view, TicketView):
+            memo = self._card_answers.get(id(view))
+            if memo is not None and memo[0] is view:
+                return memo[1]
+        answer = AdaptiveCardActionCardResponse.model_validate({"statusCode": 200, "value": cards.any_card(view)})
+        if isinstance(view, TicketView):
+            self._card_answers[id(view)] = (view, answer)  # the view is held: its id is not reused meanwhile
+            while len(self._card_answers) > KEPT_ANSWERS:
+                self._card_answers.popitem(last=False)
+        return answer
 
     async def _open_from_my_queue(self, ws: int, inc: Incoming, data: dict[str, Any]) -> Any:
         """A row of `my queue`: the ticket card is posted below (after the answer); the queue, refreshed, stays."""
@@ -315,6 +336,7 @@ class Listeners:
     async def card_action(self, ws: int, inc: Incoming, data: dict[str, Any]) -> Any:
         name, ref = str(data.get("action") or ""), str(data.get("ref") or "")
         actor, info = await self.actor(ws, inc)
+        looptrace.mark("actor")
         aud = audience(actor, info)
         if tenant.handles(name):  # Microsoft 365 context: a card for the clicking technician only
             label = (await self.c.chat_views.ticket(actor, ref, audience=aud)).summary.display_number

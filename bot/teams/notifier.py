@@ -69,6 +69,9 @@ DEAD_WHAT = {"create_ticket": "A new ticket", "update_ticket": "A ticket change"
 DEAD_NEXT = {
     "credentials": ("The PSA refused Deskbridge's credentials, so nothing reaches it until an admin re-enters them "
                     "(`deskbridge connection reauth {connection}`) and retries: `@Deskbridge outbox redrive {op_id}`."),
+    "permission": ("The PSA's API account may not do this (its security role); Deskbridge's other writes go on. An "
+                   "admin grants it in the PSA, then retries: `@Deskbridge outbox redrive {op_id}` (or drops it: "
+                   "`@Deskbridge outbox discard {op_id}`)."),
     "deleted": ("The ticket is no longer in the PSA (deleted or merged there), so nothing more can be written to it. "
                 "An admin can drop it: `@Deskbridge outbox discard {op_id}`."),
     "refused": ("Sent again as it is, it would be refused again: fix what the PSA names (in the PSA, or write it "

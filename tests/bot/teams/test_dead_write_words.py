@@ -54,3 +54,15 @@ async def test_refused_content_says_to_fix_it_before_a_retry(teams):
                        error="ConnectWise refused the change (HTTP 400) status: Needs a resolution note")
     assert "Needs a resolution note" in text
     assert "fix" in text.lower() and "outbox redrive 42" in text and "outbox discard 42" in text
+
+
+async def test_a_security_role_refusal_says_to_grant_it_not_to_reauthenticate(teams):
+    teams.thread, tid = await open_thread(teams)
+    await teams.c.notifier.notify(WriteDead(
+        workspace_id=teams.ws, ticket_id=tid, ticket_number=5001, origin="system", occurred_at=datetime.now(UTC),
+        op_id=43, kind="add_time_entry", error="The API member's security role does not allow this. (HTTP 403)",
+        cause="permission", connection="Acme CW"))
+    await teams.settle()
+    text = str(in_thread(teams, teams.thread)[-1]["text"])
+    assert text.startswith("A time entry could not be delivered") and "security role" in text
+    assert "reauth" not in text and "outbox redrive 43" in text
