@@ -51,6 +51,7 @@ if "--code" in sys.argv:  # another tree's product code with this tree's bench a
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import json  # noqa: E402
+import logging  # noqa: E402
 import multiprocessing as mp  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
@@ -148,6 +149,20 @@ def limits(rows: list[dict[str, Any]], rate: float, seconds: float, rig: Rig, pu
                                    f"{int(5 * HOME_PER_MINUTE / 60)} Homes changing at once)"}}
 
 
+async def timed_syncs(rig: Rig, interval: float, runs: list[dict[str, Any]]) -> None:
+    """What the scheduler's sync job does every `interval` s (as Rig.sync_every), timing each run and its reads:
+    how long a run takes and how many PSA calls it makes bound the no-callback figures (interval + run)."""
+    nxt = time.monotonic()
+    while True:
+        nxt += interval
+        t, cpu = time.monotonic(), time.process_time()
+        outcome = await rig.c.sync.run(rig.conn_id)
+        counts = dict(getattr(outcome, "counts", None) or {})
+        runs.append({"s": round(time.monotonic() - t, 3), "cpu_s": round(time.process_time() - cpu, 3),
+                     "counts": counts})
+        await asyncio.sleep(max(0.0, nxt - time.monotonic()))
+
+
 class Edits:
     """Makes edits in the PSA at a fixed rate and remembers what each should look like in Slack."""
 
@@ -164,7 +179,10 @@ class Edits:
             got = await rig.ask("new", (n, summary))
             row = {"kind": kind, "at": got["at"], "id": got["id"], "method": "chat.postMessage", "needles": [summary]}
         else:
-            tid = rig.carded[n % len(rig.carded)]
+            # one edit per carded ticket per round, the round shifted by one: every ticket gets every kind in turn
+            # (n % len alone gave status, note and reassignment to three disjoint quarters of the tickets, so no
+            # status change ever hit a ticket a technician with Home open owned)
+            tid = rig.carded[(n + n // len(rig.carded)) % len(rig.carded)]
             token = rig.token[tid]
             if kind == "status":
                 value = STATUSES[(n // len(KINDS)) % len(STATUSES)]
@@ -212,7 +230,8 @@ async def psa_to_chat(rig: Rig, *, rate: float, seconds: float, callbacks: bool,
         conns.put_nowait(Conn(HOST, rig.port))
     cb_ms: list[float] = []
     tasks: set[asyncio.Task[None]] = set()
-    syncer = None if callbacks else asyncio.create_task(rig.sync_every(interval))
+    sync_runs: list[dict[str, Any]] = []
+    syncer = None if callbacks else asyncio.create_task(timed_syncs(rig, interval, sync_runs))
     cpu = time.process_time()
     start = time.monotonic()
     total = int(rate * seconds)
@@ -273,6 +292,9 @@ async def psa_to_chat(rig: Rig, *, rate: float, seconds: float, callbacks: bool,
                          "superseded_before_shown": home["superseded"], "not_seen": home["not_seen"],
                          "views_publish": home["views_publish"]}},
         "slack_limits": limits(edits.rows, rate, seconds, rig, home["views_publish"], duration)}
+    if not callbacks:
+        out["sync_runs"] = {"n": len(sync_runs), "run_s": stats([r["s"] for r in sync_runs]),
+                            "runs": sync_runs[:20]}
     if callbacks:
         out["callback_http_ms"] = {k: (None if v is None else round(v * 1000, 1)) for k, v in
                                    stats([x / 1000 for x in cb_ms]).items() if k != "n"} | {"n": len(cb_ms)}
@@ -280,6 +302,9 @@ async def psa_to_chat(rig: Rig, *, rate: float, seconds: float, callbacks: bool,
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    # A root handler at WARNING first: a library that calls logging.basicConfig(level=INFO) on import (wordllama
+    # does, core/ai/dense.py imports it) would otherwise log every HTTP request of the run, costing CPU per edit.
+    logging.basicConfig(level=logging.WARNING)
     tmp = Path(tempfile.mkdtemp(prefix="e2e_latency_"))
     rig = Rig(tmp, customers=args.customers, cards_per_customer=args.cards)
     await rig.start()
@@ -395,10 +420,16 @@ def main() -> None:
     ap.add_argument("--code", help="run this directory's product code (bot, core, store, ...) with this tree's bench")
     ap.add_argument("--ab", metavar="REF", help="with --chat-only: A/B of REF's code (git archive) against this tree's")
     ap.add_argument("--rounds", type=int, default=2, help="--ab: runs of each side, alternating")
+    ap.add_argument("--no-writes-first", action="store_true",
+                    help="A/B: a click's confirmation card is built at once, not after the running post-ack jobs")
     ap.add_argument("--out", default=DEFAULT_OUT)
     args = ap.parse_args()
     if args.quick:
         args.seconds, args.bursts, args.customers, args.drain = 15.0, 2, 10, 30.0
+    if args.no_writes_first:
+        import bot.slack.notifier
+
+        bot.slack.notifier.WRITES_FIRST_MAX_S = 0.0
     if args.no_hold:
         import bot.slack.context
 
@@ -406,7 +437,8 @@ def main() -> None:
     if args.ab:
         from bench._e2e_ab import ab
 
-        ab(args.ab, args.rounds, [a for a in sys.argv[1:] if a not in ("--ab", args.ab, "--rounds", str(args.rounds))],
+        ab(args.ab, args.rounds, [a for a in sys.argv[1:] if a not in ("--ab", args.ab, "--rounds", str(args.rounds))
+                                  and not a.startswith("--ab=")],
            ROOT / "bench" / "results" / "e2e_chat_ab.json")
         return
     result = asyncio.run(run(args))

@@ -57,3 +57,38 @@ def test_a_card_edit_overtaken_before_the_card_changed_is_fresh_when_the_newest_
     # an update still showing the older status after the newer edit counts for neither
     stale = {"C7": [(11.2, "k1x In Progress Ana"), (13.0, "k1x Waiting Customer Ana")]}
     assert newest_state(rows, stale, {7: "C7"}) == {0: 13.0, 1: 11.2, 2: 13.0}
+
+
+def test_app_home_freshness_counts_the_publish_whose_row_shows_the_edit():
+    """bench/_e2e_home.py: an edit is fresh on Home at the first views.publish to the technician concerned whose
+    row of that ticket shows it (not another row that happens to hold the same status); an edit the ticket's next
+    edit of that field overtook before any such publish is `superseded`; one never shown is `not_seen`."""
+    from types import SimpleNamespace
+
+    from bench._e2e_home import home_freshness, home_row
+
+    def publish(at: float, user: str, *rows: str) -> SimpleNamespace:
+        blocks = [{"type": "header", "text": {"type": "plain_text", "text": "My tickets In Progress"}}]
+        blocks += [{"type": "section", "text": {"type": "mrkdwn", "text": r}} for r in rows]
+        return SimpleNamespace(method="views.publish", at=at, args={"user_id": user, "view": {"blocks": blocks}})
+
+    rows = [
+        {"kind": "status", "id": 1, "at": 10.0, "home": home_row("status", "k1x", "In Progress", "cara")},
+        {"kind": "assign", "id": 2, "at": 10.5, "home": home_row("assign", "k2x", "dan", None)},
+        {"kind": "status", "id": 3, "at": 11.0, "home": home_row("status", "k3x", "New", "eve")},
+        {"kind": "status", "id": 3, "at": 12.0, "home": home_row("status", "k3x", "Waiting Customer", "eve")},
+        {"kind": "status", "id": 4, "at": 12.5, "home": home_row("status", "k4x", "New", "ana")},  # no Home open
+        {"kind": "status", "id": 5, "at": 13.0, "home": home_row("status", "k5x", "New", "finn")},
+    ]
+    calls = [
+        publish(10.2, "U_E2E_CARA", "*#1* k1x\nNew", "*#9* k9x\nIn Progress"),  # another row has the status
+        publish(11.4, "U_E2E_CARA", "*#1* k1x\nIn Progress"),
+        publish(11.0, "U_E2E_DAN", "*#2* k2x\nNew"),
+        publish(12.1, "U_E2E_EVE", "*#3* k3x\nWaiting Customer"),  # the newer edit, after the older one's
+        publish(14.0, "U_E2E_FINN", "*#5* k5x\nIn Progress"),
+    ]
+    got = home_freshness(rows, calls, start=0.0)
+    assert rows[4]["home"] is None
+    assert [round(x, 3) for x in got["lat"]["status"]] == [1.4, 0.1]  # cara's own row; eve's newer edit
+    assert [round(x, 3) for x in got["lat"]["assign"]] == [0.5]
+    assert got["superseded"] == 1 and got["not_seen"] == 1 and got["views_publish"] == 5

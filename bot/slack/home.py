@@ -15,7 +15,10 @@ per workspace, chat-platforms.md §2.4) and one publish shows every change of th
   arriving while a publish is being built publishes again after it.
 - Paced per Slack team (one bot token) within `per_minute` (burst `burst`): one drain task per team publishes
   the user whose request is oldest among those whose interval has passed, so no user starves. The publishes
-  made directly on opening or clicking in Home (`spent`) count against the same budget.
+  made directly on opening or clicking in Home (`spent`) count against the same budget. Up to
+  `concurrency` publishes of different users are in flight at once (building a Home takes a query and a
+  render: one at a time, a busy process would publish fewer than the budget allows); never two of one user,
+  so an older view cannot land after a newer one.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ HOME_INTERVAL_S = 2.0  # at most one App Home refresh per user per this many sec
 HOME_PUBLISHES_PER_MINUTE = 90.0  # tier 4 is ~100/min per workspace: 10 left for opens and Home clicks
 HOME_BURST = 10
 HOME_OPEN_S = 15 * 60.0  # a Home opened (or clicked in) this recently counts as open
+HOME_CONCURRENCY = 4  # publishes of different users built and sent at once per team (one user: one at a time)
 
 Publish = Callable[[int, str, str], Awaitable[None]]  # (workspace, team, user) -> views.publish of the newest view
 
@@ -41,7 +45,7 @@ class HomeRefresher:
 
     def __init__(self, publish: Publish, *, interval: float = HOME_INTERVAL_S,
                  per_minute: float = HOME_PUBLISHES_PER_MINUTE, burst: int = HOME_BURST,
-                 open_for: float = HOME_OPEN_S, clock: Callable[[], float] = time.monotonic,
+                 open_for: float = HOME_OPEN_S, concurrency: int = HOME_CONCURRENCY, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
         self._publish = publish
         self.interval = interval
@@ -55,6 +59,10 @@ class HomeRefresher:
         self._pending: dict[str, dict[str, int]] = {}  # team -> user -> workspace, oldest request first
         self._budget: dict[str, tuple[float, float]] = {}  # team -> (tokens, when counted)
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._concurrency = max(1, concurrency)
+        self._busy: dict[str, set[str]] = {}  # team -> users whose publish is in flight
+        self._flights: set[asyncio.Task[None]] = set()
+        self._freed: dict[str, asyncio.Event] = {}  # team -> set when one of its publishes ends
         self.published = 0
         self.skipped = 0  # requests for technicians without their Home open
 
@@ -101,30 +109,35 @@ class HomeRefresher:
         """The user to publish now (oldest request whose interval has passed), or None and how long to wait."""
         now = self._clock()
         wait = float("inf")
+        busy = self._busy.get(team_id, set())
+        if len(busy) >= self._concurrency:
+            return None, float("inf")  # until a publish in flight ends
         for user in self._pending.get(team_id, {}):
+            if user in busy:
+                continue  # its publish is in flight: the next one goes after it (never out of order)
             due = self._last.get((team_id, user), float("-inf")) + self.interval - now
             if due <= 0:
                 tokens = self._tokens(team_id)
                 return (user, 0.0) if tokens >= 1.0 else (None, (1.0 - tokens) / self._rate)
             wait = min(wait, due)
-        return None, wait
+        return None, wait  # inf: only users whose publish is in flight are waiting
 
     async def _drain(self, team_id: str) -> None:
         try:
             while self._pending.get(team_id):
                 user, wait = self._next(team_id)
                 if user is None:
-                    await self._sleep(wait)
+                    await self._nap(team_id, wait)
                     continue
                 workspace_id = self._pending[team_id].pop(user)
                 tokens = self._tokens(team_id)
                 self._budget[team_id] = (tokens - 1.0, self._clock())
                 self._last[(team_id, user)] = self._clock()
-                try:
-                    await self._publish(workspace_id, team_id, user)
-                    self.published += 1
-                except Exception:  # noqa: BLE001 - a failed publish is logged; the next change publishes again
-                    log.exception("App Home refresh failed")
+                self._busy.setdefault(team_id, set()).add(user)
+                flight = asyncio.get_running_loop().create_task(self._one(workspace_id, team_id, user))
+                self._flights.add(flight)
+                flight.add_done_callback(self._flights.discard)
+                await asyncio.sleep(0)  # let it start
         finally:
             self._tasks.pop(team_id, None)
             if not self._pending.get(team_id):
@@ -133,18 +146,49 @@ class HomeRefresher:
                 cutoff = self._clock() - self.interval
                 self._last = {k: v for k, v in self._last.items() if v > cutoff}
 
+    async def _nap(self, team_id: str, seconds: float) -> None:
+        """Sleep up to `seconds` (inf: no limit); a publish of this team ending wakes it early."""
+        freed = self._freed.setdefault(team_id, asyncio.Event())
+        freed.clear()
+        if not self._busy.get(team_id):
+            if seconds == float("inf"):
+                return
+            await self._sleep(seconds)
+            return
+        waits = [asyncio.ensure_future(freed.wait())]
+        if seconds != float("inf"):
+            waits.append(asyncio.ensure_future(self._sleep(seconds)))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+
+    async def _one(self, workspace_id: int, team_id: str, user: str) -> None:
+        try:
+            await self._publish(workspace_id, team_id, user)
+            self.published += 1
+        except Exception:  # noqa: BLE001 - a failed publish is logged; the next change publishes again
+            log.exception("App Home refresh failed")
+        finally:
+            self._busy.get(team_id, set()).discard(user)
+            freed = self._freed.get(team_id)
+            if freed is not None:
+                freed.set()
+
     # ------------------------------------------------------------ lifecycle
 
     @property
     def idle(self) -> bool:
-        return not self._tasks
+        return not self._tasks and not self._flights
 
     async def drain(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+        while self._tasks or self._flights:
+            await asyncio.gather(*list(self._tasks.values()), *list(self._flights), return_exceptions=True)
 
     async def close(self) -> None:
-        tasks = list(self._tasks.values())
+        tasks = list(self._tasks.values()) + list(self._flights)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

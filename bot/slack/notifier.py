@@ -73,6 +73,7 @@ from core.views import SlaWarningView
 log = logging.getLogger("deskbridge.slack")
 PLATFORM = "slack"
 NOT_MIRRORED = frozenset({"slack"})
+WRITES_FIRST_MAX_S = 0.3  # the longest a write's confirmation waits for the burst's other writes (target: 1 s)
 WORKERS = 2  # events of one ticket go to one worker (in order); Slack calls themselves are queued per channel
 MAX_BACKLOG = 5000  # events waiting per worker; beyond it an event is dropped and logged as an error
 
@@ -90,6 +91,9 @@ class SlackNotifier:
         # its response_url (`respond`: SlackContext.respond_to), a thread message by a reaction.
         self.confirmations = confirmations or Confirmations()
         self.respond = respond
+        # Before a clicked card is built to confirm its write: wait (bounded) for the post-ack jobs, so the
+        # rest of a burst's writes commit first (SlackContext.work.settled; None: no wait)
+        self.writes_first: Callable[[float], Awaitable[None]] | None = None
         self.offers = offers  # alerts that made no ticket, offered to technicians (core/intake/offers.py)
         self.shared = shared or SharedChannels()
         self.views = views
@@ -303,17 +307,21 @@ class SlackNotifier:
 
     async def _replace_clicked(self, channel: str, card_ts: str, render: Render) -> bool:
         """The card a technician clicked, replaced through the click's response_url; False: not possible."""
-        url = self.confirmations.response_url(channel, card_ts) if self.respond is not None else None
-        if url is None or self.respond is None:
+        if self.respond is None:
             return False
-        content = await render()
-        if content is None:
-            return False  # nothing to show there now: chat.update's render decides the same way
-        text, blocks = content
-        if await self.respond(url, text=text, blocks=blocks, replace_original=True):
-            return True
-        self.confirmations.refused(channel, card_ts)
-        return False
+        return bool(await self.confirmations.replace(channel, card_ts, self._sender(render), outcome=True))
+
+    def _sender(self, render: Render) -> Callable[[str], Awaitable[bool]]:
+        respond = self.respond
+
+        async def send(url: str) -> bool:
+            if self.writes_first is not None:
+                await self.writes_first(WRITES_FIRST_MAX_S)
+            content = await render()
+            if content is None or respond is None:
+                return False  # nothing to show there now: chat.update's render decides the same way
+            return await respond(url, text=content[0], blocks=content[1], replace_original=True)
+        return send
 
     async def _react(self, message: tuple[str, str, str] | None) -> bool:
         """✅ on a technician's thread message whose write is in the PSA; False if Slack would not."""
@@ -323,8 +331,9 @@ class SlackNotifier:
         client = await self._client(team_id)
         return client is not None and await react(client, channel, ts)
 
-    def _card(self, actor: Actor, ticket_id: int, info: ChannelInfo) -> Render:
-        """The ticket's card for one channel, built when its update is sent (None: nothing to show there now)."""
+    def _card(self, actor: Actor, ticket_id: int, info: ChannelInfo, audience: str | None = None) -> Render:
+        """The ticket's card for one channel, built when its update (or dispatch post) is sent (None: nothing to
+        show there now). `audience`: "customer" for a customer's view whatever the channel says."""
         async def render() -> tuple[str, list[dict[str, Any]]] | None:
             try:
                 view = await self.views.ticket_by_id(actor, ticket_id)
@@ -332,13 +341,18 @@ class SlackNotifier:
                 return None
             if view is None or not may_post_ticket(info, view.summary.customer_id):
                 return None  # gone, or moved to another customer since the refresh was asked for
-            if card_audience(info) == "customer":
+            if card_audience(info) == "customer" or audience == "customer":
                 view = await self.views.ticket_from_detail(actor, view.detail, audience="customer")
             return bk.ticket_fallback(view), bk.ticket_blocks(view)
         return render
 
     async def _dispatch(self, workspace_id: int, ticket_id: int | None) -> None:
-        """A new ticket's card in each dispatch channel that may see it, once per channel."""
+        """A new ticket's card in each dispatch channel that may see it, once per channel.
+
+        Only the light header is read here; each card is built when its post's turn comes in its channel
+        (`render`), so a burst of new tickets never holds this worker (and the notes and refreshes queued
+        behind it) for the card builds (up to AI_BUDGET_S each, core/chat/cards.py). A ticket with no number
+        yet (a create still on its way to the PSA) renders nothing and is posted when its delivery dispatches it."""
         if ticket_id is None:
             return
         actor = Actor.system(workspace_id)
@@ -347,13 +361,9 @@ class SlackNotifier:
             targets = await self.chat.dispatch_channels(workspace_id, PLATFORM, customer_id=head.summary.customer_id)
             if not targets:
                 return
-            tech = await self.views.ticket_by_id(actor, ticket_id)
         except DeskbridgeError:
             return
-        if tech is None:
-            return  # no number yet (a create still on its way to the PSA): its delivery dispatches it
         threads = {p.channel_id for p in await self.chat.posts_for_ticket(workspace_id, ticket_id, PLATFORM)}
-        customer_view = None
         for team_id, channel_id, audience in targets:
             if channel_id in threads or (ticket_id, channel_id) in self._dispatched:
                 continue  # the ticket already has a thread there (or its card is on the way)
@@ -361,20 +371,15 @@ class SlackNotifier:
             if client is None:
                 continue
             info = await self._seen(client, workspace_id, team_id, channel_id)
-            if not may_post_ticket(info, tech.summary.customer_id):
+            if not may_post_ticket(info, head.summary.customer_id):
                 continue  # shared with outsiders since it was bound, and not bound to their customer
             if card_audience(info) == "customer":
                 audience = "customer"
-            view = tech
-            if audience == "customer":
-                customer_view = customer_view or await self.views.ticket_from_detail(actor, tech.detail,
-                                                                                     audience="customer")
-                view = customer_view
             self._dispatched.add((ticket_id, channel_id))
             record = PostRecord(workspace_id=workspace_id, platform=PLATFORM, team_id=team_id, channel_id=channel_id,
-                                kind="card", audience=view.audience, ticket_id=ticket_id,
-                                customer_id=tech.summary.customer_id)
-            self.poster.post_then(client, channel_id, text=bk.ticket_fallback(view), blocks=bk.ticket_blocks(view),
+                                kind="card", audience="customer" if audience == "customer" else "tech",
+                                ticket_id=ticket_id, customer_id=head.summary.customer_id)
+            self.poster.post_then(client, channel_id, render=self._card(actor, ticket_id, info, audience),
                                   then=self._recorder(workspace_id, ticket_id, team_id, channel_id), record=record)
 
     def _recorder(self, workspace_id: int, ticket_id: int, team_id: str,

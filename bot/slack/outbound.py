@@ -36,6 +36,8 @@ never held up.
   arrives meanwhile, its urgent update replaces the held one and goes at once, so the action costs one
   chat.update of the workspace's budget instead of two ("queued", then "in the PSA"). A bulk refresh
   arriving meanwhile joins the held update (newest content) without ending the hold.
+- Rendered when sent. A post (a new ticket's dispatch card) may carry a `render` too: it is built in its
+  channel's drain task when its turn comes, not by whoever queued it.
 - Rendered when sent. An update may carry a `render` instead of its content: the card is built when its turn
   comes, from the state of that moment. A burst of PSA changes to one card then costs one render and one
   chat.update per budget slot, not a render per change, and the card never shows an older state than the
@@ -76,6 +78,7 @@ WATCH_S = 120.0  # a card clicked this recently is being looked at: its bulk ref
 MAX_PER_CHANNEL = 200
 MAX_TOTAL = 5000
 QUEUE_FULL = "deskbridge_queue_full"  # the error reported for a post refused by the bounds
+NOTHING_TO_POST = "deskbridge_nothing_to_post"  # a rendered post with nothing to show when its turn came
 POST_EVENT = "deskbridge_post"  # message metadata event type carrying a post's own id
 HISTORY_LOOKBACK = 100  # a lost post is looked for among the channel's (or thread's) newest messages
 
@@ -162,14 +165,19 @@ class SlackOutbound:
 
     # ------------------------------------------------------------ submitting
 
-    def post(self, client: Any, channel: str, *, text: str, blocks: list[dict[str, Any]],
-             thread_ts: str | None = None, then: Then | None = None) -> asyncio.Future[Posted]:
+    def post(self, client: Any, channel: str, *, text: str = "", blocks: list[dict[str, Any]] | None = None,
+             thread_ts: str | None = None, then: Then | None = None, render: Render | None = None
+             ) -> asyncio.Future[Posted]:
         """Queue a chat.postMessage (never waits). The future gets the outcome; `then`, if given, runs with
-        it in a task of its own (not in the channel's drain task, not in the caller)."""
-        args = {"text": text[:3000], "blocks": blocks, "thread_ts": thread_ts,
+        it in a task of its own (not in the channel's drain task, not in the caller). `render` instead of text
+        and blocks: the message is built when its turn comes (None then: nothing is posted, the outcome is
+        Posted(None, NOTHING_TO_POST))."""
+        if render is None and blocks is None:
+            raise ValueError("a post needs its blocks or a render")
+        args = {"text": text[:3000], "blocks": blocks or [], "thread_ts": thread_ts,
                 "metadata": {"event_type": POST_EVENT, "event_payload": {"post_id": uuid.uuid4().hex}}}
         item = _Item("post", next(self._seq), client, channel, args,
-                     asyncio.get_running_loop().create_future(), then)
+                     asyncio.get_running_loop().create_future(), then, render=render)
         if not self._make_room(channel, item):
             self.refused_posts += 1
             log.error("Slack post refused: the delivery queue is full",
@@ -419,6 +427,13 @@ class SlackOutbound:
     async def _send(self, item: _Item) -> None:
         try:
             if item.kind == "post":
+                if item.render is not None:
+                    content = await item.render()
+                    if content is None:
+                        self._finish(item, Posted(None, NOTHING_TO_POST))
+                        return
+                    item.args.update(text=content[0][:3000], blocks=content[1])
+                    item.render = None
                 self._finish(item, await self._post(item))
             else:
                 if item.render is not None:

@@ -69,12 +69,14 @@ class SlackPoster:
         then = self._recording(record, None) if record is not None else None
         self.outbound.post(client, channel, text=text, blocks=blocks, thread_ts=thread_ts, then=then)
 
-    def post_then(self, client: AsyncWebClient, channel: str, *, text: str, blocks: list[dict[str, Any]],
-                  then: Then, thread_ts: str | None = None, record: PostRecord | None = None) -> None:
-        """Queue a post; `then(Posted)` runs in its own task once Slack answered (e.g. record the thread)."""
+    def post_then(self, client: AsyncWebClient, channel: str, *, text: str = "",
+                  blocks: list[dict[str, Any]] | None = None, then: Then, thread_ts: str | None = None,
+                  record: PostRecord | None = None, render: Render | None = None) -> None:
+        """Queue a post; `then(Posted)` runs in its own task once Slack answered (e.g. record the thread).
+        `render` instead of text and blocks: the message is built when its turn comes (outbound.py)."""
         if record is not None:
             then = self._recording(record, then)
-        self.outbound.post(client, channel, text=text, blocks=blocks, thread_ts=thread_ts, then=then)
+        self.outbound.post(client, channel, text=text, blocks=blocks, thread_ts=thread_ts, then=then, render=render)
 
     def _recording(self, record: PostRecord, then: Then | None) -> Then:
         async def recorded(result: Posted) -> None:

@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from bot.slack.home import HomeRefresher
 from bot.slack.notifier import SlackNotifier
-from bot.slack.outbound import QUEUE_FULL, SlackOutbound
+from bot.slack.outbound import QUEUE_FULL, Posted, SlackOutbound
 from connectors.sandbox.demo import customer_opens_ticket, sandbox_server, technician_changes_status
 from core.chat import ChatUser
 from core.context import Actor
@@ -316,6 +316,28 @@ async def test_a_change_during_a_home_publish_publishes_the_newest_state_after_i
     assert shown == [1, 2] and ft.sleeps == [2.0]
 
 
+async def test_app_homes_of_different_users_publish_at_once_but_one_user_never_twice_at_once():
+    ft = FakeTime(gated=False)
+    started: list[str] = []
+    release = asyncio.Event()
+
+    async def publish(ws: int, team: str, user: str) -> None:
+        started.append(user)
+        await release.wait()  # building a Home is slow on a busy process
+
+    homes = HomeRefresher(publish, interval=0.0, concurrency=2, clock=ft.clock, sleep=ft.sleep)
+    for u in ("U1", "U2", "U3"):
+        homes.opened(TEAM, u)
+        homes.request(1, TEAM, u)
+    await spin()
+    homes.request(1, TEAM, "U1")  # U1 changed again while its publish is in flight
+    await spin()
+    assert started == ["U1", "U2"]  # two at once (concurrency), not one after the other; U1 not twice
+    release.set()
+    await homes.drain()
+    assert sorted(started[2:]) == ["U1", "U3"] and homes.published == 4
+
+
 # ---------------------------------------------------------------- through the harness
 
 
@@ -367,7 +389,7 @@ async def test_a_dead_write_says_what_an_admin_can_do_about_its_cause(slack):
     ticket_id = await ticket_id_of(slack, 5001)
     await slack.c.chat.record_post(slack.ws, ticket_id=ticket_id, platform="slack", team_id=TEAM, channel_id=CHANNEL,
                                    message_ts="1700000000.000600")
-    for op_id, cause in ((7, "credentials"), (8, "deleted"), (9, "refused")):
+    for op_id, cause in ((7, "credentials"), (8, "deleted"), (9, "refused"), (10, "permission")):
         await slack.c.notifier.notify(WriteDead(workspace_id=slack.ws, ticket_id=ticket_id, ticket_number=5001,
                                                 origin="system", occurred_at=datetime.now(UTC), op_id=op_id,
                                                 kind="add_note", error="summary: Needs <b>100</b> & less",
@@ -380,6 +402,8 @@ async def test_a_dead_write_says_what_an_admin_can_do_about_its_cause(slack):
     (refused,) = [x for x in texts if "redrive 9" in x]
     assert "summary: Needs &lt;b&gt;100&lt;/b&gt; &amp; less" in refused
     assert "refused again" in refused and "discard 9" in refused
+    (role,) = [x for x in texts if "redrive 10" in x]
+    assert "security role" in role and "reauth" not in role
 
 
 async def ticket_id_of(h: Any, number: int) -> int:
@@ -610,3 +634,33 @@ async def test_new_tickets_build_no_card_when_no_channel_takes_them(day, monkeyp
     await c.sync.run(h.conn.id)
     await h.settle()
     assert len(built) == 1 and [p.args["channel"] for p in h.fake.of("chat.postMessage")] == ["C_DISPATCH"]
+
+
+async def test_a_rendered_post_is_built_when_its_turn_comes_and_nothing_is_posted_for_none():
+    """A new ticket's dispatch card is built in its channel's drain task when its turn comes (not by the
+    notifier's worker): the post shows the state of that moment; a render with nothing to show posts nothing."""
+    from bot.slack.outbound import NOTHING_TO_POST
+
+    ft = FakeTime()
+    out = SlackOutbound(clock=ft.clock, sleep=ft.sleep)
+    client = RecordingClient()
+    state = {"v": "old"}
+    built: list[str] = []
+
+    async def render_card() -> tuple[str, list[dict[str, Any]]]:
+        built.append(state["v"])
+        return f"card {state['v']}", [{"type": "section", "text": {"type": "mrkdwn", "text": state["v"]}}]
+
+    async def nothing() -> None:
+        return None
+
+    out.post(client, "C_A", text="first", blocks=card(0))
+    later = out.post(client, "C_A", render=render_card)
+    gone = out.post(client, "C_B", render=nothing)
+    await spin()
+    assert built == [] and [kw["text"] for _, kw in client.calls] == ["first"]  # queued behind the first post
+    state["v"] = "new"  # changed while it waited for the channel's pace
+    ft.gate.set()
+    await out.drain()
+    assert built == ["new"] and [kw["text"] for _, kw in client.calls] == ["first", "card new"]
+    assert (await later).ts is not None and (await gone) == Posted(None, NOTHING_TO_POST)
