@@ -94,7 +94,8 @@ class Listeners:
     async def remember(self, ws: int, inc: Incoming) -> None:
         await self.s.refs.remember(ws, tenant_id=inc.tenant, conversation_id=inc.base_conversation,
                                    service_url=inc.service_url, conversation_type=inc.conversation_type,
-                                   team_id=inc.team_id, channel_id=inc.user.channel_id, shared=inc.shared)
+                                   team_id=inc.team_id, channel_id=inc.user.channel_id, shared=inc.shared,
+                                   user_id=inc.user.user_id)
 
     async def actor(self, ws: int, inc: Incoming) -> tuple[Actor, ChannelInfo]:
         """The acting technician/contact; an unknown user gets core's auto-link attempt by their Teams e-mail."""
