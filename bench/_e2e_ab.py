@@ -48,7 +48,9 @@ def _figures(r: dict[str, Any]) -> dict[str, Any]:
 
 def _one(argv: list[str], code: str | None, out: Path) -> dict[str, Any]:
     cmd = [sys.executable, str(ROOT / "bench" / "e2e_latency.py"), *argv, "--out", str(out)]
-    if code is not None:
+    if code is not None and code.startswith("--"):  # the baseline is this code with a switch (--no-writes-first)
+        cmd.append(code)
+    elif code is not None:
         cmd += ["--code", code]
     subprocess.run(cmd, check=True, cwd=ROOT)
     return json.loads(out.read_text())
@@ -56,12 +58,15 @@ def _one(argv: list[str], code: str | None, out: Path) -> dict[str, Any]:
 
 def ab(ref: str, rounds: int, argv: list[str], result: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="e2e_ab_"))
-    base = tmp / "base"
-    base.mkdir()
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", ref], check=True, capture_output=True,
-                            text=True).stdout.strip()
+    base: Path | str = tmp / "base"
+    if ref.startswith("--"):  # same code, the baseline with this switch
+        base, commit = ref, "this tree with " + ref
+    else:
+        Path(base).mkdir()
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", ref], check=True, capture_output=True,
+                                text=True).stdout.strip()
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], check=True, capture_output=True,
                           text=True).stdout.strip()
     runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "branch": []}

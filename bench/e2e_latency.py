@@ -420,10 +420,16 @@ def main() -> None:
     ap.add_argument("--code", help="run this directory's product code (bot, core, store, ...) with this tree's bench")
     ap.add_argument("--ab", metavar="REF", help="with --chat-only: A/B of REF's code (git archive) against this tree's")
     ap.add_argument("--rounds", type=int, default=2, help="--ab: runs of each side, alternating")
+    ap.add_argument("--no-writes-first", action="store_true",
+                    help="A/B: a click's confirmation card is built at once, not after the running post-ack jobs")
     ap.add_argument("--out", default=DEFAULT_OUT)
     args = ap.parse_args()
     if args.quick:
         args.seconds, args.bursts, args.customers, args.drain = 15.0, 2, 10, 30.0
+    if args.no_writes_first:
+        import bot.slack.notifier
+
+        bot.slack.notifier.WRITES_FIRST_MAX_S = 0.0
     if args.no_hold:
         import bot.slack.context
 
@@ -431,7 +437,8 @@ def main() -> None:
     if args.ab:
         from bench._e2e_ab import ab
 
-        ab(args.ab, args.rounds, [a for a in sys.argv[1:] if a not in ("--ab", args.ab, "--rounds", str(args.rounds))],
+        ab(args.ab, args.rounds, [a for a in sys.argv[1:] if a not in ("--ab", args.ab, "--rounds", str(args.rounds))
+                                  and not a.startswith("--ab=")],
            ROOT / "bench" / "results" / "e2e_chat_ab.json")
         return
     result = asyncio.run(run(args))

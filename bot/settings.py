@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "text"] = Field(
         "auto", description="auto: short coloured lines on a terminal, JSON lines otherwise; or json, text")
     log_levels: str = Field("", description="Other libraries' loggers (WARNING by default), e.g. apscheduler=INFO")
+    quiet_work: bool = Field(True, description="`serve` runs older GC generations and kept cards' rebuilds when no "
+                             "request is in flight (bot/idle.py); false: CPython's collector and builds on demand")
+    loop_trace_file: Path | None = Field(
+        None, description="Benches only: `serve` writes where its event loop spent its time here (bot/looptrace.py)")
 
     # Tenancy: the workspace used by single-workspace installs and the console
     workspace_slug: str = Field("default", description="Workspace used in single-workspace mode")

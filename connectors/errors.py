@@ -2,6 +2,7 @@
 
     PsaError                      base; `retryable` says whether the outbox may try again
     ├── PsaAuthError              401/403, bad or revoked keys, wrong tenant      (not retryable: re-auth)
+    │   └── PsaForbidden          the keys work; the API user's role may not do this one thing (403): not re-auth
     ├── PsaNotFound               the record does not exist (or the codebase moved and re-discovery failed)
     ├── PsaValidationError        400/409/422: the PSA refused the content (field errors in `fields`)
     │   └── PsaTooLarge           an attachment over the PSA's cap, refused before sending
@@ -55,6 +56,11 @@ class PsaError(Exception):
 
 class PsaAuthError(PsaError):
     """Credentials rejected or lacking rights; needs an admin to re-enter keys or fix the API member's role."""
+
+
+class PsaForbidden(PsaAuthError):
+    """The credentials work, but the API user's security role may not do this (ConnectWise 403, HaloPSA 403,
+    Autotask's "does not have the adequate permissions"): one kind of write is refused, not the connection."""
 
 
 class PsaNotFound(PsaError):

@@ -68,7 +68,7 @@ class WriteDead(DomainEvent):
     kind: str
     error: str
     entry_id: int | None = None  # as WriteDelivered.entry_id
-    cause: str = "refused"  # credentials | deleted | refused | gave_up (what an admin can do differs)
+    cause: str = "refused"  # credentials | permission | deleted | refused | gave_up (what an admin can do differs)
     connection: str | None = None  # the connection's name (for `deskbridge connection reauth <name>`)
 
 

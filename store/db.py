@@ -226,6 +226,13 @@ def sync_url(url: str) -> str:
     return u.render_as_string(hide_password=False)
 
 
+# Connections each SQLite engine keeps open. Each aiosqlite connection is a thread; one the pool opened over its
+# size was closed again when returned, so every moment with more than 5 sessions open (a sync while requests
+# were served) started threads, and starting one held the event loop until the thread ran (57-70 ms at load
+# 15: bench/teams_invoke.py --trace, notes/session8-teams.md). Kept open, they are started once.
+SQLITE_POOL_SIZE = 16
+
+
 def _sqlite_engine(url: str, *, immediate: bool, echo: bool) -> AsyncEngine:
     # One thread trip per statement (store/sqlite_driver.py); the same sqlite3 arguments SQLAlchemy would use.
     args, kwargs = SQLiteDialect_aiosqlite().create_connect_args(make_url(url))
@@ -234,7 +241,8 @@ def _sqlite_engine(url: str, *, immediate: bool, echo: bool) -> AsyncEngine:
     def connect() -> sqlite3.Connection:
         return sqlite3.connect(*args, **kwargs)  # type: ignore[call-overload]
 
-    engine = create_async_engine(url, echo=echo, async_creator=async_creator(connect))
+    engine = create_async_engine(url, echo=echo, async_creator=async_creator(connect),
+                                 pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_SIZE)
     _sqlite_setup(engine.sync_engine, immediate=immediate)
     return engine
 

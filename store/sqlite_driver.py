@@ -14,6 +14,7 @@ Everything else (commit, rollback, isolation level, create_function, close) is a
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -113,7 +114,10 @@ def async_creator(connect: Callable[[], sqlite3.Connection]) -> Callable[[], Any
     async def create() -> OneHopConnection:
         connection = OneHopConnection(connect, 64)
         connection._thread.daemon = True  # as SQLAlchemy does for aiosqlite: never keeps the process alive
-        await connection
+        # aiosqlite's `await connection` starts the connection's thread on the event loop, and Thread.start()
+        # blocks until the new thread has run (tens of ms on a busy machine): it is started off the loop here.
+        await asyncio.get_running_loop().run_in_executor(None, connection._thread.start)
+        await connection._connect()
         return connection
 
     return create

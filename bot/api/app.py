@@ -12,8 +12,9 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
-from bot import admin, gctune, jobs
+from bot import admin, gctune, jobs, looptrace
 from bot.api import intake, portal, webhooks
+from bot.idle import CountRequests, IdleWork
 from bot.main import Deskbridge, bootstrap
 
 log = logging.getLogger("deskbridge.api")
@@ -40,12 +41,18 @@ def create_app(container: Deskbridge, *, start_background: bool = True, settle_g
         if start_background and container.settings.run_outbox_worker:
             outbox_task = asyncio.create_task(worker.run(), name="outbox-worker")
         if settle_gc:  # the server process only (not tests): start-up objects leave the GC's walks
+            if container.settings.quiet_work:
+                gctune.collect_when_quiet()  # older generations in the quiet moments (bot/idle.py)
+                idle.start()
             gctune.settle()
+            looptrace.start(container.settings.loop_trace_file)  # benches only (off unless set)
         app.state.ready = True
         try:
             yield
         finally:
             app.state.ready = False
+            looptrace.stop()
+            await idle.stop()
             if slack is not None:
                 await slack.stop()
             if scheduler is not None:
@@ -56,7 +63,10 @@ def create_app(container: Deskbridge, *, start_background: bool = True, settle_g
             await container.aclose()
 
     # Swagger UI (/docs) and ReDoc (/redoc) from assets the fastapi-offline package ships: they work offline.
+    idle = IdleWork(collect=settle_gc)
+    container.chat_views.defer = idle.submit  # kept cards rebuilt ahead of time, in quiet moments
     app = FastAPIOffline(title="Deskbridge", version=_version(), lifespan=lifespan)
+    app.add_middleware(CountRequests, idle=idle)  # requests in flight: what "quiet" means for IdleWork
     app.state.container = container
     app.state.ready = False
     # Chat surfaces first: routes are matched in order, and Slack's and Teams' requests are the busiest (a

@@ -227,4 +227,23 @@ mail_app.command("set")(mail_set)
 mail_app.command("test")(mail_test)
 mail_app.command("poll")(mail_poll)
 mail_app.command("psa-handles")(mail_psa_handles)
+
+
+@mail_app.command("triage")
+def mail_triage(workspace: str | None = WORKSPACE) -> None:
+    """E-mail waiting in triage (unknown sender, over a sender's limit, refused), newest first."""
+    rows = run_in(workspace, lambda c, ws: c.mailboxes.intake.triage(ws))
+    if not rows:
+        typer.echo("No e-mail waits in triage.")
+    for r in rows:
+        typer.echo(f"{r.id}\t{r.received_at:%Y-%m-%d %H:%M}\t{r.sender}\t{r.subject}\t({r.reason or 'no reason'})")
+
+
+@mail_app.command("replay")
+def mail_replay(receipt_id: int = typer.Argument(..., help="the e-mail's id from `intake mail triage`"),
+                workspace: str | None = WORKSPACE) -> None:
+    """Take an e-mail in triage again from its kept raw message (after adding its sender as a contact, say)."""
+    out = run_in(workspace, lambda c, ws: c.mailboxes.replay(ws, receipt_id))
+    where = f" (ticket id {out.ticket_id})" if out.ticket_id else ""
+    typer.echo(f"E-mail {receipt_id}: {out.outcome}{where}" + (f": {out.reason}" if out.reason else "") + ".")
 app.add_typer(mail_app, name="mail")

@@ -129,6 +129,7 @@ class SlackSurface:
                                       api_url=s.slack_api_url, commands=container.chat_commands,
                                       shared=self.shared, offers=container.alert_offers,
                                       confirmations=self.confirmations, respond=self.context.respond_to)
+        self.notifier.writes_first = self.context.work.settled
         self.context.homes = self.notifier.homes  # opening App Home (a listener) turns its refreshes on
         self.handler = AsyncSlackRequestHandler(self.app)
         self.refused = 0  # requests shed because the post-ack queue was full

@@ -18,11 +18,12 @@ Both are kept in memory only: after a restart the card's own refresh (chat.updat
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -40,6 +41,8 @@ class _Url:
     url: str
     until: float
     uses: int = 1  # the click itself does not use it; one kept back for an error answer to the clicker
+    outcome: bool = False  # the write's outcome replaced the card (a late "queued" must not follow it)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one replace at a time per card, in order
 
 
 class Confirmations:
@@ -73,6 +76,26 @@ class Confirmations:
             return None
         kept.uses += 1
         return kept.url
+
+    async def replace(self, channel: str, card_ts: str, send: Callable[[str], Awaitable[bool]], *,
+                      outcome: bool) -> bool | None:
+        """Replace the clicked card through its url: `send(url)` builds the card (the state of that moment)
+        and posts it. Replaces of one card are serialised, and once an outcome has replaced the card a held
+        "queued" one (`outcome=False`) is not sent. None: no usable url (or no longer needed)."""
+        kept = self._urls.get((channel, card_ts))
+        if kept is None:
+            return None
+        async with kept.lock:
+            if not outcome and kept.outcome:
+                return None
+            url = self.response_url(channel, card_ts)
+            if url is None:
+                return None
+            if not await send(url):
+                self.refused(channel, card_ts)
+                return False
+            kept.outcome = kept.outcome or outcome
+            return True
 
     def refused(self, channel: str, card_ts: str) -> None:
         """Slack refused the url (expired, used up): the card goes back to chat.update."""

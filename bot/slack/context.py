@@ -59,6 +59,9 @@ NAME_TTL_S = 600.0  # a mentioned user's name is looked up again after this long
 # After a write from chat, the thread's confirmation says "queued" at once; the card waits this long for the
 # write's outcome (chat.update is ~50/min per workspace: one update per action instead of two).
 ACTION_CARD_HOLD_S = 2.0
+# A clicked card confirmed through the click's response_url shows "queued" only when its write takes longer than
+# this (a PSA that is down or refusing for a while): a build in every slow burst would slow the writes further.
+CLICK_QUEUED_AFTER_S = 10.0
 TRIGGER_SAFE_S = 2.0  # past this age (since the ack) a trigger is used at once for "Loading…"
 _acked_at: contextvars.ContextVar[float | None] = contextvars.ContextVar("slack_acked_at", default=None)
 
@@ -85,6 +88,7 @@ class SlackContext:
         self.chat = chat
         # clicks' response_urls and thread messages awaiting their write's outcome (shared with the notifier)
         self.confirmations = confirmations or Confirmations()
+        self._held: set[asyncio.Task[None]] = set()  # clicked cards waiting CLICK_QUEUED_AFTER_S for their outcome
         self.alert_offers = alert_offers  # "Create ticket" for alerts that made none (core/intake/offers.py)
         self.tenant = tenant  # Microsoft 365 context beside a ticket (bot/slack/listeners/tenant.py)
         self.quick_actions = quick_actions
@@ -257,6 +261,9 @@ class SlackContext:
         return self.work.backlog + self.slow_work.backlog
 
     async def close(self) -> None:
+        for task in list(self._held):
+            task.cancel()
+        await asyncio.gather(*self._held, return_exceptions=True)
         await self.work.close()
         await self.slow_work.close()
 
@@ -452,13 +459,32 @@ class SlackContext:
         if not card_ts:
             return
         pending = view.detail.pending_writes > 0
+        render = self.card_render(workspace_id, view.summary.id, info)
         if pending and self.confirmations.has_click(channel_id, card_ts):
-            return  # the write's outcome replaces this card through the click's response_url (SlackNotifier)
+            # The write's outcome replaces this card through the click's response_url (SlackNotifier); if it
+            # is not there within CLICK_QUEUED_AFTER_S, the card shows "queued" the same way meanwhile.
+            task = asyncio.get_running_loop().create_task(self._queued_unless_done(client, channel_id, card_ts, render))
+            self._held.add(task)
+            task.add_done_callback(self._held.discard)
+            return
         # The card they just acted on. While its write is on the way to the PSA the card waits (up to
         # ACTION_CARD_HOLD_S) for the outcome, so one chat.update shows "in the PSA" instead of two; it is built
         # when sent, so a burst's writes are never held up by card builds.
         await self.poster.update(client, channel_id, card_ts, urgent=True, hold=ACTION_CARD_HOLD_S if pending else 0.0,
-                                 render=self.card_render(workspace_id, view.summary.id, info))
+                                 render=render)
+
+    async def _queued_unless_done(self, client: Any, channel_id: str, card_ts: str, render: Render) -> None:
+        await asyncio.sleep(CLICK_QUEUED_AFTER_S)
+
+        async def send(url: str) -> bool:
+            content = await render()
+            return content is not None and await self.respond_to(url, text=content[0], blocks=content[1],
+                                                                 replace_original=True)
+        try:
+            if await self.confirmations.replace(channel_id, card_ts, send, outcome=False) is False:
+                await self.poster.update(client, channel_id, card_ts, urgent=True, render=render)  # url refused
+        except Exception:  # noqa: BLE001 - the outcome still refreshes the card
+            log.warning("clicked card not shown as queued", extra={"channel": channel_id}, exc_info=True)
 
     def card_render(self, workspace_id: int, ticket_id: int, info: ChannelInfo) -> Render:
         """A ticket's card for a channel, built when its update is sent (None: nothing to show there now)."""

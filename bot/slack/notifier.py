@@ -73,6 +73,7 @@ from core.views import SlaWarningView
 log = logging.getLogger("deskbridge.slack")
 PLATFORM = "slack"
 NOT_MIRRORED = frozenset({"slack"})
+WRITES_FIRST_MAX_S = 0.3  # the longest a write's confirmation waits for the burst's other writes (target: 1 s)
 WORKERS = 2  # events of one ticket go to one worker (in order); Slack calls themselves are queued per channel
 MAX_BACKLOG = 5000  # events waiting per worker; beyond it an event is dropped and logged as an error
 
@@ -90,6 +91,9 @@ class SlackNotifier:
         # its response_url (`respond`: SlackContext.respond_to), a thread message by a reaction.
         self.confirmations = confirmations or Confirmations()
         self.respond = respond
+        # Before a clicked card is built to confirm its write: wait (bounded) for the post-ack jobs, so the
+        # rest of a burst's writes commit first (SlackContext.work.settled; None: no wait)
+        self.writes_first: Callable[[float], Awaitable[None]] | None = None
         self.offers = offers  # alerts that made no ticket, offered to technicians (core/intake/offers.py)
         self.shared = shared or SharedChannels()
         self.views = views
@@ -303,17 +307,21 @@ class SlackNotifier:
 
     async def _replace_clicked(self, channel: str, card_ts: str, render: Render) -> bool:
         """The card a technician clicked, replaced through the click's response_url; False: not possible."""
-        url = self.confirmations.response_url(channel, card_ts) if self.respond is not None else None
-        if url is None or self.respond is None:
+        if self.respond is None:
             return False
-        content = await render()
-        if content is None:
-            return False  # nothing to show there now: chat.update's render decides the same way
-        text, blocks = content
-        if await self.respond(url, text=text, blocks=blocks, replace_original=True):
-            return True
-        self.confirmations.refused(channel, card_ts)
-        return False
+        return bool(await self.confirmations.replace(channel, card_ts, self._sender(render), outcome=True))
+
+    def _sender(self, render: Render) -> Callable[[str], Awaitable[bool]]:
+        respond = self.respond
+
+        async def send(url: str) -> bool:
+            if self.writes_first is not None:
+                await self.writes_first(WRITES_FIRST_MAX_S)
+            content = await render()
+            if content is None or respond is None:
+                return False  # nothing to show there now: chat.update's render decides the same way
+            return await respond(url, text=content[0], blocks=content[1], replace_original=True)
+        return send
 
     async def _react(self, message: tuple[str, str, str] | None) -> bool:
         """✅ on a technician's thread message whose write is in the PSA; False if Slack would not."""

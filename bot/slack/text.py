@@ -41,6 +41,9 @@ WRITE_DEAD_CAUSE = {
     "credentials": (":x: *Could not deliver to the PSA:* {what}. The PSA refused Deskbridge's credentials, so nothing "
                     "reaches it until an admin re-enters them (`deskbridge connection reauth {connection}`) and "
                     "retries: `/deskbridge outbox redrive {op_id}`."),
+    "permission": (":x: *Could not deliver to the PSA:* {what} ({error}). The PSA's API account may not do this "
+                   "(its security role); Deskbridge's other writes go on. An admin grants it in the PSA, then retries: "
+                   "`/deskbridge outbox redrive {op_id}` (or drops it: `/deskbridge outbox discard {op_id}`)."),
     "deleted": (":x: *Could not deliver to the PSA:* {what}. The ticket is no longer in the PSA (deleted or merged "
                 "there), so nothing more can be written to it. An admin can drop it: "
                 "`/deskbridge outbox discard {op_id}`."),

@@ -28,6 +28,7 @@ log = logging.getLogger("deskbridge.slack")
 
 WORKERS = 4  # below the database pool's size (5): acks and the scheduler always find a connection
 MAX_BACKLOG = 10_000  # jobs waiting; beyond it new work is refused (logged), never memory without bound
+SETTLED_POLL_S = 0.02  # how often `settled` looks again
 QUIET_S = 0.005  # no Slack request for this long: the burst is over, start the next job
 HEADROOM = 1_000  # queue slots kept for requests already past the door (see nearly_full)
 TRIGGER_DEFER_S = 0.05  # ... and a job holding a trigger at most this long
@@ -54,6 +55,7 @@ class AfterAck:
         self._queue: asyncio.PriorityQueue[tuple[int, int, Job]] | None = None
         self._seq = itertools.count()
         self._triggers = 0  # TRIGGER jobs queued and not yet started
+        self._running = 0
         self._tasks: list[asyncio.Task[None]] = []
         self.refused = 0
 
@@ -78,6 +80,13 @@ class AfterAck:
     def backlog(self) -> int:
         """Jobs queued and not yet started."""
         return self._queue.qsize() if self._queue is not None else 0
+
+    async def settled(self, max_wait_s: float) -> None:
+        """Wait (up to `max_wait_s`) until no job is queued or running: work that can wait (a card built to
+        confirm a write) lets a burst's writes commit first."""
+        deadline = self._clock() + max_wait_s
+        while (self.backlog or self._running) and self._clock() < deadline:  # noqa: ASYNC110 - bounded poll
+            await asyncio.sleep(SETTLED_POLL_S)
 
     def submit(self, job: Job, *, urgent: bool = False, rank: int | None = None) -> bool:
         """Queue a job (never waits); False if the backlog is full and the job was dropped. An urgent job
@@ -126,7 +135,11 @@ class AfterAck:
             try:
                 # a job holding a trigger waits for a burst's acks only briefly (its trigger is ageing)
                 await self._quiet_moment(TRIGGER_DEFER_S if rank == TRIGGER else None)
-                await job()
+                self._running += 1
+                try:
+                    await job()
+                finally:
+                    self._running -= 1
             except Exception:  # noqa: BLE001 - one failed job must not stop the worker
                 log.exception("slack work after the ack failed")
             finally:

@@ -10,7 +10,9 @@ the same bounded pool as Slack's (bot/slack/work.py).
 
 from __future__ import annotations
 
+import json
 import logging
+from collections import OrderedDict
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,7 @@ from microsoft_teams.apps.events import ActivityEvent, CoreActivity
 from microsoft_teams.common import ClientOptions, LocalStorage
 from pydantic import ValidationError
 
+from bot import looptrace
 from bot.slack.work import AfterAck
 from bot.teams import frontdoor
 from bot.teams.auth import InboundVerifier, KeySet, TokenRefused
@@ -138,6 +141,7 @@ class TeamsSurface:
         self.notifier = TeamsNotifier(self)
 
         self.listeners = listeners.register(self)
+        self._answers_json: OrderedDict[int, tuple[Any, bytes]] = OrderedDict()
         self.light_reads = True  # read-only card clicks without the SDK's turn (see dispatch); tests compare both
         self._started = False
 
@@ -196,11 +200,13 @@ class TeamsSurface:
             why = str(errors[0].get("msg", "invalid")) if errors else "invalid"
             raise frontdoor.BadActivity(f"The activity is not a valid {str(body.get('type'))[:32]} activity "
                                         f"({where or 'shape'}: {why})") from None
+        looptrace.mark("validated")
         if self.light_reads and body.get("name") == "adaptiveCard/action" and is_read(body):
             with self.work.acking():
                 answer = await self.listeners.on_execute(
                     activity.model_dump(mode="json", by_alias=True, exclude_none=True))
-            return 200, answer.model_dump(mode="json", by_alias=True, exclude_none=True)
+            looptrace.mark("handled")
+            return 200, self._answer_json(answer)
         activity_id = body.get("id")
         if activity_id and not is_read(body):  # Teams redelivers when it saw no answer in time: once each
             key = f"{body['conversation']['id']}|{activity_id}"[-200:]
@@ -212,3 +218,16 @@ class TeamsSurface:
             result = await self.sdk.server.on_request(event)
         out = result.model_dump(mode="json", by_alias=True, exclude_none=True) if result is not None else {}
         return int(out.get("status") or 200), out.get("body")
+
+    def _answer_json(self, answer: Any) -> bytes:
+        """The answer's JSON, as FastAPI's JSONResponse would write it; the same answer object (a kept card's,
+        bot/teams/listeners.py `_card_answer`) is serialised once."""
+        memo = self._answers_json.get(id(answer))
+        if memo is not None and memo[0] is answer:
+            return memo[1]
+        raw = json.dumps(answer.model_dump(mode="json", by_alias=True, exclude_none=True), ensure_ascii=False,
+                         allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8")
+        self._answers_json[id(answer)] = (answer, raw)  # the answer is held: its id is not reused meanwhile
+        while len(self._answers_json) > 64:
+            self._answers_json.popitem(last=False)
+        return raw

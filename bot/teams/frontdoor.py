@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from bot import looptrace
 from bot.teams.auth import TokenRefused
 from core.numbers import whole
 
@@ -84,6 +85,7 @@ def router(surface: TeamsSurface) -> APIRouter:
 
     @r.post(ENDPOINT, include_in_schema=False)
     async def messages(request: Request) -> Response:
+        looptrace.begin_request()
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/json":
             return _error(415, "Send the activity as application/json.")
@@ -91,6 +93,7 @@ def router(surface: TeamsSurface) -> APIRouter:
         if raw is None:
             return _error(413, f"The activity is larger than {MAX_BODY} bytes.")
         authorization = request.headers.get("authorization")
+        looptrace.mark("read")
         try:
             body = parse_activity(raw)
         except BadActivity as exc:
@@ -105,6 +108,7 @@ def router(surface: TeamsSurface) -> APIRouter:
             log.warning("Teams activity refused: %s", exc.reason,
                         extra={"activity_type": str(body.get("type"))[:32]})
             return _error(401, "Unauthorized")
+        looptrace.mark("token")
         tenant = tenant_of(body)
         if not surface.tenant_allowed(tenant):
             log.warning("Teams activity from an unknown tenant refused", extra={"tenant": str(tenant)[:64]})
@@ -115,6 +119,11 @@ def router(surface: TeamsSurface) -> APIRouter:
             return _error(400, str(exc))
         if payload is None:
             return Response(status_code=status)
-        return JSONResponse(payload, status_code=status)
+        if isinstance(payload, bytes):  # already JSON (a read-only click's answer: bot/teams/app.py)
+            response: Response = Response(payload, status_code=status, media_type="application/json")
+        else:
+            response = JSONResponse(payload, status_code=status)
+        looptrace.mark("json")
+        return response
 
     return r

@@ -4,7 +4,7 @@ Error translation happens here and only here (reference/psa-apis.md §3.10, gotc
 
     401                        -> ask the ZoneDirectory once; if the zone moved, re-send once (nothing was
                                   applied), else PsaAuthError (never retried: repeated 401s can lock the user)
-    403                        -> PsaAuthError
+    403                        -> PsaForbidden
     404                        -> PsaNotFound (also a GET query whose URL was too long: we always POST)
     405 / 400 / 409 / 422      -> PsaValidationError
     413                        -> PsaTooLarge

@@ -13,6 +13,7 @@ import httpx
 from connectors.errors import (
     PsaAuthError,
     PsaError,
+    PsaForbidden,
     PsaNotFound,
     PsaRateLimited,
     PsaTimeout,
@@ -81,7 +82,7 @@ def translate_response(response: httpx.Response, *, write: bool, body_keys: Sequ
         return PsaAuthError(f"Autotask refused the API user's credentials ({text or 'no reason given'}): check the "
                             "user name, secret and API tracking identifier.", status=401, code="Unauthorized")
     if status == 403 or _PERMISSION.search(text):
-        return PsaAuthError(text or "The API user's security level does not allow this.", status=status,
+        return PsaForbidden(text or "The API user's security level does not allow this.", status=status,
                             code="Permission")
     if status == 429 or (status >= 500 and _THROTTLE.search(text)):
         thread = bool(re.search(r"itgenatr005|thread", text, re.I))

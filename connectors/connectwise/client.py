@@ -5,7 +5,7 @@ Error translation happens here and only here (reference/psa-apis.md §2.10):
     2xx with a body that is not JSON        -> PsaUnavailable (outcome_unknown for writes)
     400 / 409 / 415 / 422 with {code, message, errors:[{field, message}]} -> PsaValidationError(fields=…)
     413                                     -> PsaTooLarge
-    401 / 403                               -> PsaAuthError (the PSA's message)
+    401 / 403                               -> PsaAuthError / PsaForbidden (the PSA's message)
     404                                     -> re-read companyinfo; if the codebase moved, retry once;
                                                else PsaNotFound
     429                                     -> PsaRateLimited(retry_after from Retry-After)
@@ -31,6 +31,7 @@ from connectors.connectwise.auth import CwTenant, api_headers, codebase_from_com
 from connectors.errors import (
     PsaAuthError,
     PsaError,
+    PsaForbidden,
     PsaNotFound,
     PsaRateLimited,
     PsaTimeout,
@@ -66,10 +67,11 @@ def translate_response(response: httpx.Response, method: str) -> PsaError:
     status = response.status_code
     code, message, fields = _body_message(response)
     write = method.upper() != "GET"
-    if status in (401, 403):
-        text = message or ("ConnectWise rejected the API keys." if status == 401
-                           else "The API member's security role does not allow this.")
-        return PsaAuthError(text, status=status, code=code)
+    if status == 401:
+        return PsaAuthError(message or "ConnectWise rejected the API keys.", status=status, code=code)
+    if status == 403:  # psa-apis.md 2.10: 403 is the security role, the keys work
+        return PsaForbidden(message or "The API member's security role does not allow this.", status=status,
+                            code=code)
     if status == 404:
         return PsaNotFound(message or "ConnectWise has no such record.", status=status, code=code)
     if status == 413:

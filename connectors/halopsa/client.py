@@ -6,7 +6,7 @@ Error translation happens here and only here (reference/psa-apis.md §4.10; bodi
     400 / 409 / 422 (any of Halo's body shapes) -> PsaValidationError(fields from problem-details `errors`)
     401                                        -> one new token (auth.token_after_401), resend once;
                                                   a second 401 -> PsaAuthError
-    403                                        -> PsaAuthError (the API agent lacks the permission)
+    403                                        -> PsaForbidden (the API agent lacks the permission)
     404                                        -> PsaNotFound
     413                                        -> PsaTooLarge
     429                                        -> PsaRateLimited(retry_after from Retry-After, else 60 s:
@@ -38,6 +38,7 @@ import httpx
 from connectors.errors import (
     PsaAuthError,
     PsaError,
+    PsaForbidden,
     PsaNotFound,
     PsaRateLimited,
     PsaTimeout,
@@ -72,10 +73,11 @@ def translate_response(response: httpx.Response, method: str) -> PsaError:
     """The PsaError for a non-2xx Halo answer (a 401 here is final: the caller already refreshed)."""
     status = response.status_code
     p = problems.parse(response.content)
-    if status in (401, 403):
-        text = p.message or ("HaloPSA rejected the API token." if status == 401
-                             else "The Halo API application's agent is not allowed to do this.")
-        return PsaAuthError(text, status=status, code=p.code)
+    if status == 401:
+        return PsaAuthError(p.message or "HaloPSA rejected the API token.", status=status, code=p.code)
+    if status == 403:  # the token works; its agent lacks this permission
+        return PsaForbidden(p.message or "The Halo API application's agent is not allowed to do this.",
+                            status=status, code=p.code)
     if status == 404:
         return PsaNotFound(p.message or "HaloPSA has no such record.", status=status, code=p.code)
     if status == 413:

@@ -14,11 +14,13 @@ set (bench/ai_dense.py; figures in bench/results/ai_dense.json). Without the mod
 lexical only (score = lexical cosine), which is what shipped before.
 
 Cost per query over n tickets: one sparse product over the query's terms' columns, one float32 matrix-vector
-product (n x 256, unit rows, so no norms to divide by), and an argpartition for the top k.
+product on one BLAS thread (n x 256, unit rows, so no norms to divide by), and an argpartition for the top
+k. The query's embedding (~0.1 ms) is cached; the matrix-vector product is most of the time.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,6 +60,23 @@ class Doc:
 class Hit:
     doc: Doc
     score: float
+
+
+_blas_lock = threading.Lock()
+_blas: list[Any] = []  # the process's ThreadpoolController, made on first use
+
+
+def _one_thread_matvec(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """`matrix @ vector` on one BLAS thread. The product reads the whole matrix (100 MB at 100k tickets) and is
+    memory-bound: a second thread adds no speed, and on a busy machine waiting for it cost 1.8x the CPU and
+    4x the p99 (bench/ai_dense.py profile). The limit is process-wide while it lasts, hence the lock."""
+    with _blas_lock:
+        if not _blas:
+            from threadpoolctl import ThreadpoolController
+
+            _blas.append(ThreadpoolController())
+        with _blas[0].limit(limits=1, user_api="blas"):
+            return matrix @ vector
 
 
 class SimilarIndex:
@@ -179,7 +198,7 @@ class SimilarIndex:
         if self._embedder is None:
             return lexical
         vectors = self._dense_stacked() if rows is None else self._dense_stacked()[rows]
-        cosine = vectors @ self._embedder.query(text)
+        cosine = _one_thread_matvec(vectors, self._embedder.query(text))
         return self._share * lexical + (1.0 - self._share) * (cosine - dense.CHANCE_COSINE) / (
             1.0 - dense.CHANCE_COSINE)
 

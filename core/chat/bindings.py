@@ -63,22 +63,20 @@ class Bindings:
         """What a channel is bound to (cached briefly)."""
         if not channel_id:
             return ChannelInfo()
-        key = ("chan", workspace_id, platform, team_id, channel_id)
-        hit, value = self._cache.get(key)
-        if hit:
-            return value
-        async with self.db.read(Scope.workspace(workspace_id)) as session:
-            rows = (await session.exec(select(ChannelBinding).where(
-                ChannelBinding.platform == platform, ChannelBinding.team_id == team_id,
-                ChannelBinding.channel_id == channel_id))).all()
-            cust = next((r for r in rows if r.kind == BindingKind.CUSTOMER and r.customer_id), None)
-            customer = await session.get(Customer, cust.customer_id) if cust and cust.customer_id else None
-        # Any binding saying the customer reads the channel makes it a customer channel (fail closed).
-        outsiders = any(r.visibility == "customer" for r in rows)
-        info = ChannelInfo(kinds=frozenset(r.kind for r in rows), customer_id=customer.id if customer else None,
-                           customer_name=customer.name if customer else None,
-                           visibility="customer" if outsiders else "tech")
-        self._cache.put(key, info)
+        async def fetch() -> ChannelInfo:
+            async with self.db.read(Scope.workspace(workspace_id)) as session:
+                rows = (await session.exec(select(ChannelBinding).where(
+                    ChannelBinding.platform == platform, ChannelBinding.team_id == team_id,
+                    ChannelBinding.channel_id == channel_id))).all()
+                cust = next((r for r in rows if r.kind == BindingKind.CUSTOMER and r.customer_id), None)
+                customer = await session.get(Customer, cust.customer_id) if cust and cust.customer_id else None
+            # Any binding saying the customer reads the channel makes it a customer channel (fail closed).
+            outsiders = any(r.visibility == "customer" for r in rows)
+            return ChannelInfo(kinds=frozenset(r.kind for r in rows), customer_id=customer.id if customer else None,
+                               customer_name=customer.name if customer else None,
+                               visibility="customer" if outsiders else "tech")
+
+        info: ChannelInfo = await self._cache.load(("chan", workspace_id, platform, team_id, channel_id), fetch)
         return info
 
     async def bind(self, actor: Actor, user: ChatUser, kind: str, customer_text: str | None = None, *,

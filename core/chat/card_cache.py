@@ -12,6 +12,9 @@ view, whatever conversation asks. It is used only while
   AI suggestions or documentation links (not ready in time) is kept `short_ttl_s` only.
 Simultaneous requests share one fingerprint read (unless a ticket event came in since it started: `notify`,
 registered with the notifiers, so a read never spans a write of this process) and one build.
+A kept card past half its time, when it is the answer, is rebuilt ahead (`defer`: the server runs such jobs in
+its quiet moments, bot/idle.py), so a burst of refreshes is answered from a kept card instead of waiting for a
+build inside the burst; the rebuilt card replaces it only if the ticket's fingerprint has not changed since.
 Callers that may be answered this way ask for it (`ChatViews.ticket(..., kept=True)`: a Teams card's refresh
 and "open"); everything else builds the card.
 The fingerprint is read in the actor's workspace and customer scope (core.ticket_lookup.load_ticket): a
@@ -23,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,9 +61,11 @@ class _Kept:
     fingerprint: tuple[Any, ...]
     until: float
     view: TicketView
+    ttl: float
 
 
 Key = tuple[Actor, int, str]
+Defer = Callable[[Hashable, Callable[[], Awaitable[Any]]], bool]
 
 
 class CardCache:
@@ -77,6 +82,8 @@ class CardCache:
         self.generation = 0  # bumped by every ticket event: a fingerprint read older than one is not shared
         self.hits = 0
         self.misses = 0
+        self.defer: Defer | None = None  # runs a job later (in the server's quiet moments); None: never ahead
+        self.rebuilt_ahead = 0
 
     async def fingerprint(self, actor: Actor, ref: int | str) -> Fingerprint:
         """The ticket's fingerprint (NotFound/InvalidInput as load_ticket: scope and ref checks included); a
@@ -121,14 +128,17 @@ class CardCache:
         return Fingerprint(ticket_id=tid, value=(row, tuple(tl), tuple(ob)), history_unread=unread)
 
     async def card(self, actor: Actor, fp: Fingerprint, audience: str,
-                   build: Callable[[list[str]], Awaitable[TicketView]]) -> TicketView:
-        """The kept card, the one being built for the same key and fingerprint, or `build(incomplete)`'s."""
+                   build: Callable[[list[str]], Awaitable[TicketView]], *, ref: int | str | None = None) -> TicketView:
+        """The kept card, the one being built for the same key and fingerprint, or `build(incomplete)`'s. With
+        `ref` (the ticket as the caller named it) a kept card past half its time is also rebuilt ahead."""
         key = (actor, fp.ticket_id, audience)
         kept = self._kept.get(key)
-        if kept is not None and not fp.history_unread and kept.fingerprint == fp.value \
-                and self._clock() <= kept.until:
+        now = self._clock()
+        if kept is not None and not fp.history_unread and kept.fingerprint == fp.value and now <= kept.until:
             self._kept.move_to_end(key)
             self.hits += 1
+            if ref is not None and self.defer is not None and kept.until - now <= kept.ttl / 2:
+                self.defer(("card", *key), lambda: self._rebuild(actor, ref, key, build))
             return kept.view
         flight = self._building.get(key)
         if flight is not None and flight[0] == fp.value:
@@ -141,8 +151,8 @@ class CardCache:
             incomplete: list[str] = []
             view = await build(incomplete)
             if not fp.history_unread and view.audience == audience:  # never kept under another audience
-                self._keep(key, _Kept(fp.value, self._clock() + (self.short_ttl_s if incomplete else self.ttl_s),
-                                      view))
+                ttl = self.short_ttl_s if incomplete else self.ttl_s
+                self._keep(key, _Kept(fp.value, self._clock() + ttl, view, ttl))
             done.set_result(view)
             return view
         except BaseException as exc:
@@ -152,6 +162,23 @@ class CardCache:
         finally:
             if self._building.get(key, (None, None))[1] is done:
                 del self._building[key]
+
+    async def _rebuild(self, actor: Actor, ref: int | str, key: Key,
+                       build: Callable[[list[str]], Awaitable[TicketView]]) -> None:
+        """Build a kept card again before its time is up. It replaces the kept one only if the fingerprint read
+        before the build still matches the kept card's and the kept card is still there (an event of the ticket
+        drops it: `notify`); otherwise the next request builds it as usual."""
+        kept = self._kept.get(key)
+        fp = await self.fingerprint(actor, ref)
+        if kept is None or fp.history_unread or fp.value != kept.fingerprint or self._kept.get(key) is not kept:
+            return
+        incomplete: list[str] = []
+        view = await build(incomplete)
+        if self._kept.get(key) is not kept or view.audience != key[2]:
+            return
+        ttl = self.short_ttl_s if incomplete else self.ttl_s
+        self._keep(key, _Kept(fp.value, self._clock() + ttl, view, ttl))
+        self.rebuilt_ahead += 1
 
     def _keep(self, key: Key, kept: _Kept) -> None:
         self._kept[key] = kept

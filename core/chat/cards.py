@@ -113,7 +113,7 @@ class TicketCards:
             return await self.ticket_from_detail(actor, await self.tickets.get(actor, ref), audience=aud,
                                                  incomplete=incomplete)
 
-        return await self.cache.card(actor, fp, aud, build)
+        return await self.cache.card(actor, fp, aud, build, ref=ref)
 
     async def ticket_by_id(self, actor: Actor, ticket_id: int) -> TicketView | None:
         """The card of a ticket known by its id (events carry ids); None while its PSA create is queued (a

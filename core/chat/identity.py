@@ -49,12 +49,8 @@ class Identities:
 
     async def member_for(self, workspace_id: int, user: ChatUser) -> Member | None:
         key = ("member", workspace_id, user.platform, user.home_team, user.user_id)
-        hit, value = self._cache.get(key)
-        if hit:
-            return value
-        member = await self.directory.member_for_chat_user(workspace_id, platform=user.platform,
-                                                           team_id=user.home_team, user_id=user.user_id)
-        self._cache.put(key, member)
+        member: Member | None = await self._cache.load(key, lambda: self.directory.member_for_chat_user(
+            workspace_id, platform=user.platform, team_id=user.home_team, user_id=user.user_id))
         return member
 
     async def actor_for(self, workspace_id: int, user: ChatUser) -> tuple[Actor, ChannelInfo]:
@@ -103,15 +99,13 @@ class Identities:
 
     async def has_admin(self, workspace_id: int) -> bool:
         """Whether the workspace has an active Deskbridge admin (a technician marked admin); cached briefly."""
-        key = ("has_admin", workspace_id)
-        hit, value = self._cache.get(key)
-        if hit:
-            return bool(value)
-        async with self.db.read(Scope.workspace(workspace_id)) as session:
-            found = (await session.exec(select(Member.id).where(Member.is_admin == sa.true(),
-                                                                Member.active == sa.true()).limit(1))).first()
-        self._cache.put(key, found is not None)
-        return found is not None
+        async def fetch() -> bool:
+            async with self.db.read(Scope.workspace(workspace_id)) as session:
+                found = (await session.exec(select(Member.id).where(Member.is_admin == sa.true(),
+                                                                    Member.active == sa.true()).limit(1))).first()
+            return found is not None
+
+        return bool(await self._cache.load(("has_admin", workspace_id), fetch))
 
     async def link_user(self, workspace_id: int, user: ChatUser, email: str) -> Member:
         """Link a chat user to the technician with this e-mail (the platform's verified e-mail)."""

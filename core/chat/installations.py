@@ -40,22 +40,21 @@ class Installations:
     async def installation(self, platform: str, team_id: str | None,
                            enterprise_id: str | None = None) -> Installation | None:
         """The installation for a team (or an org-wide enterprise install), cached briefly."""
-        key = ("inst", platform, team_id, enterprise_id)
-        hit, value = self._cache.get(key)
-        if hit:
-            return value
-        # Cross-workspace lookup by design: the request's team id is what tells us the workspace.
-        async with self.db.read(Scope.system_wide()) as session:
-            stmt = select(ChatInstallation).where(ChatInstallation.platform == platform)
-            if team_id:
-                stmt = stmt.where(ChatInstallation.external_team_id == team_id)
-            elif enterprise_id:
-                stmt = stmt.where(ChatInstallation.enterprise_id == enterprise_id)
-            else:
-                return None
-            row = (await session.exec(stmt)).first()
-        inst = self._to_installation(row) if row else None
-        self._cache.put(key, inst)
+        if not team_id and not enterprise_id:
+            return None
+
+        async def fetch() -> Installation | None:
+            # Cross-workspace lookup by design: the request's team id is what tells us the workspace.
+            async with self.db.read(Scope.system_wide()) as session:
+                stmt = select(ChatInstallation).where(ChatInstallation.platform == platform)
+                if team_id:
+                    stmt = stmt.where(ChatInstallation.external_team_id == team_id)
+                else:
+                    stmt = stmt.where(ChatInstallation.enterprise_id == enterprise_id)
+                row = (await session.exec(stmt)).first()
+            return self._to_installation(row) if row else None
+
+        inst: Installation | None = await self._cache.load(("inst", platform, team_id, enterprise_id), fetch)
         return inst
 
     def _to_installation(self, row: ChatInstallation) -> Installation:

@@ -18,7 +18,7 @@ from connectors.base import Capabilities
 from core.chat import visibility
 from core.chat.bindings import Bindings
 from core.chat.cache import CACHE_TTL_S, TTLCache
-from core.chat.card_cache import CardCache
+from core.chat.card_cache import CardCache, Defer
 from core.chat.cards import AiSuggester, ContextCheck, DocsLinks, TicketCards
 from core.chat.end_users import EndUsers
 from core.chat.forms import TicketForms
@@ -196,6 +196,16 @@ class ChatViews:
 
     def now(self) -> datetime:
         return self._clock()
+
+    @property
+    def defer(self) -> Defer | None:
+        """How kept cards are rebuilt ahead of time (the server's quiet-time jobs; None: never)."""
+        return self.cards.cache.defer if self.cards.cache is not None else None
+
+    @defer.setter
+    def defer(self, value: Defer | None) -> None:
+        if self.cards.cache is not None:
+            self.cards.cache.defer = value
 
     # ------------------------------------------------------------ ticket card
 

@@ -9,7 +9,8 @@ unknown sender waits in triage with the raw message (never dropped), and so does
 opened `mail_tickets_per_sender_per_hour` tickets (workspace option, default 50, 0: no limit) in the last
 hour (a loop or a flood: a technician decides; an RMM mailing its alerts may need more, or 0). Attachments over the ticket's cap are
 refused with a note on the ticket saying so. A message whose processing was interrupted is taken again
-after LEASE by the next poll; one that finished is never processed twice.
+after LEASE by the next poll; one that finished is never processed twice, except that a technician may take
+a message waiting in triage again from its kept raw bytes (`replay`, `deskbridge intake mail replay`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from core.context import Actor
-from core.errors import DeskbridgeError
+from core.errors import Conflict, DeskbridgeError, InvalidInput, NotFound
 from core.intake.mailparse import Mail, clean_subject, parse, ticket_token
 from core.tickets import TicketService, visible
 from store.db import Database, Scope
@@ -44,6 +45,17 @@ class MailOutcome:
     reason: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """An e-mail in triage (its raw message kept, `MailIntake.replay` takes it again)."""
+
+    id: int
+    sender: str
+    subject: str
+    reason: str | None
+    received_at: datetime
+
+
 class MailIntake:
     def __init__(self, db: Database, *, tickets: TicketService, clock: Callable[[], datetime] = utcnow) -> None:
         self.db, self.tickets, self._clock = db, tickets, clock
@@ -54,6 +66,37 @@ class MailIntake:
         claimed = await self._claim(workspace_id, mail, raw)
         if claimed is not None:
             return claimed
+        return await self._take(workspace_id, mail)
+
+    async def triage(self, workspace_id: int, limit: int = 50) -> list[Waiting]:
+        """E-mail waiting in triage, newest first (`deskbridge intake mail triage`)."""
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            rows = (await session.exec(select(MailReceipt).where(MailReceipt.outcome == "triage")
+                                       .order_by(col(MailReceipt.id).desc()).limit(limit))).all()
+        return [Waiting(int(r.id), r.sender, r.subject, r.reason, r.received_at) for r in rows]  # type: ignore[arg-type]
+
+    async def replay(self, workspace_id: int, receipt_id: int, *,
+                     own_addresses: frozenset[str] = frozenset()) -> MailOutcome:
+        """Take a message waiting in triage again from its kept raw bytes, as if it had just arrived (after its
+        sender was added as a contact, say): parsed afresh, and a ticket, a reply, or triage again."""
+        async with self.db.write(Scope.workspace(workspace_id)) as session:
+            row = await session.get(MailReceipt, receipt_id)
+            if row is None:
+                raise NotFound(f"There is no e-mail {receipt_id}.",
+                               hint="`deskbridge intake mail triage` lists the ones waiting.")
+            if row.outcome != "triage":
+                raise Conflict(f"E-mail {receipt_id} is not waiting in triage (it was {row.outcome}).",
+                               hint="Only mail in triage is taken again; the rest was taken once already.")
+            if len(row.raw or b"") >= MAX_RAW_BYTES:
+                raise InvalidInput(f"E-mail {receipt_id} was larger than the {MAX_RAW_BYTES // 1024} KB kept, so "
+                                   "it cannot be read again whole.",
+                                   hint="Ask the sender to send it again, or open the ticket by hand.")
+            raw = bytes(row.raw)
+            row.outcome, row.received_at = "processing", self._clock()  # a second replay meanwhile is "busy"
+        return await self._take(workspace_id, parse(raw, own_addresses=own_addresses))
+
+    async def _take(self, workspace_id: int, mail: Mail) -> MailOutcome:
+        """A claimed message: noise, a reply, a new ticket, or triage (module doc)."""
         if mail.noise:
             return await self._finish(workspace_id, mail, "ignored", None, mail.noise)
         try:

@@ -19,7 +19,7 @@ from sqlmodel import select
 from connectors.mailbox import MailboxError, MailboxReader
 from core.admin_audit import Who, record_change
 from core.errors import ConnectionProblem, InvalidInput, NotFound
-from core.intake.mail import MailIntake
+from core.intake.mail import MailIntake, MailOutcome
 from store.crypto import CredentialCipher
 from store.db import Database, Scope
 from store.tables import Workspace
@@ -124,6 +124,12 @@ class MailboxService:
             ws = await session.get(Workspace, workspace_id)
             assert ws is not None
             ws.settings = {**ws.settings, SETTINGS_KEY: {**ws.settings[SETTINGS_KEY], "watermark": watermark}}
+
+    async def replay(self, workspace_id: int, receipt_id: int) -> MailOutcome:
+        """A message in triage taken again from its kept raw bytes (MailIntake.replay), with our own addresses."""
+        entry = await self.entry(workspace_id) or {}
+        return await self.intake.replay(workspace_id, receipt_id,
+                                        own_addresses=frozenset(entry.get("own_addresses") or ()))
 
     async def poll(self, workspace_id: int) -> PollResult:
         """Take every new message of the workspace's mailbox (see module doc)."""

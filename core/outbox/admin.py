@@ -41,7 +41,11 @@ def explain(op: OutboxOp, *, waiting_on: int | None = None, connection: str | No
     conn = connection or "<connection>"
     code = op.last_status_code
     if op.status == OutboxStatus.DEAD.value:
-        if code in (401, 403):
+        if code == 403:
+            return (f"The PSA's API account may not do this (its security role); the connection's other writes go on. "
+                    f"Grant it in the PSA, then retry it on the Dead letters page or with "
+                    f"`deskbridge outbox retry {op.id}`, or discard it with a reason.")
+        if code == 401:
             return (f"The PSA refused the connection's credentials. Re-enter them (the connection's admin page, or "
                     f"`deskbridge connection reauth {conn}`), then retry it on the Dead letters page or with "
                     f"`deskbridge outbox retry {op.id}` (or `--all-dead`).")

@@ -28,7 +28,8 @@ from store.tables import AttachmentBlob, OutboxOp, PsaConnection, Ticket, Timeli
 
 
 def dead_cause(status: int | None, error: str | None) -> str:
-    """Why a write gave up, as what an admin can do about it."""
+    """Why a write gave up, as what an admin can do about it (a 403 the worker saw as a security role's refusal
+    is `permission`: AttemptResult.cause)."""
     if status in (401, 403):
         return "credentials"
     if status == 404 or "deleted in the PSA" in (error or ""):
@@ -51,6 +52,7 @@ class AttemptResult:
     outcome_unknown: bool = False
     connection_error: str | None = None  # saved on the connection (e.g. credentials rejected)
     breaker_opened: str | None = None  # this attempt opened the connection's breaker (one audit row)
+    cause: str | None = None  # why it is dead when the status alone does not say (see dead_cause)
 
 
     def __post_init__(self) -> None:
@@ -96,7 +98,8 @@ async def record(db: Database, op: OutboxOp, res: AttemptResult, now: datetime, 
                               ticket_number=ticket.number if ticket else None, origin=Origin.SYSTEM.value,
                               occurred_at=now, op_id=op.id, kind=op.kind, error=res.error or "unknown error",
                               entry_id=op.timeline_entry_id,
-                              cause=dead_cause(res.status, res.error), connection=conn.name if conn else None)
+                              cause=res.cause or dead_cause(res.status, res.error),
+                              connection=conn.name if conn else None)
     return True, event
 
 

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.base import PsaConnector
-from connectors.errors import PsaAuthError, PsaError, PsaNotFound, PsaRateLimited
+from connectors.errors import PsaAuthError, PsaError, PsaForbidden, PsaNotFound, PsaRateLimited
 from core import ticket_gone
 from core.alert_webhooks import AlertWebhookService
 from core.connections import ConnectionService
@@ -329,6 +329,10 @@ class OutboxWorker:
             unknown = unknown_before or attempt.wrote
             return self._retry_or_dead(op, exc, action, unknown, retry_after=None)
         unknown = unknown_before or (attempt.wrote and exc.outcome_unknown)
+        if isinstance(exc, PsaForbidden):  # the role may not do this one thing: other writes go on, keys are fine
+            breaker.record_success(now.timestamp())
+            return AttemptResult(Outcome.DEAD, action, status=exc.status, error=str(exc), outcome_unknown=unknown,
+                                 cause="permission")
         if isinstance(exc, PsaAuthError):
             breaker.trip(now.timestamp(), self.config.reauth_park_seconds, "credentials rejected")
             return AttemptResult(Outcome.DEAD, action, status=exc.status, error=str(exc), outcome_unknown=unknown,

@@ -71,6 +71,9 @@ def test_mail_set_checks_first_polls_and_switches_off(env, monkeypatch):
         server.deliver(message(sender="nobody@unknown.example"))
         server.deliver(message(mid="<x2@x>", Auto_Submitted="auto-replied"))
         assert "2 message(s): 1 ignored, 1 triage." in ok("intake", "mail-poll")
+        listed = ok("intake", "mail", "triage")
+        assert "nobody@unknown.example" in listed and "(unknown sender)" in listed
+        assert "triage: unknown sender." in ok("intake", "mail", "replay", listed.split("\t", 1)[0])
         assert "no longer polls" in ok("intake", "mail-psa-handles", "on")
         server.deliver(message(mid="<x3@x>"))
         assert "0 message(s): no new mail." in ok("intake", "mail-poll")

@@ -389,7 +389,7 @@ async def test_a_dead_write_says_what_an_admin_can_do_about_its_cause(slack):
     ticket_id = await ticket_id_of(slack, 5001)
     await slack.c.chat.record_post(slack.ws, ticket_id=ticket_id, platform="slack", team_id=TEAM, channel_id=CHANNEL,
                                    message_ts="1700000000.000600")
-    for op_id, cause in ((7, "credentials"), (8, "deleted"), (9, "refused")):
+    for op_id, cause in ((7, "credentials"), (8, "deleted"), (9, "refused"), (10, "permission")):
         await slack.c.notifier.notify(WriteDead(workspace_id=slack.ws, ticket_id=ticket_id, ticket_number=5001,
                                                 origin="system", occurred_at=datetime.now(UTC), op_id=op_id,
                                                 kind="add_note", error="summary: Needs <b>100</b> & less",
@@ -402,6 +402,8 @@ async def test_a_dead_write_says_what_an_admin_can_do_about_its_cause(slack):
     (refused,) = [x for x in texts if "redrive 9" in x]
     assert "summary: Needs &lt;b&gt;100&lt;/b&gt; &amp; less" in refused
     assert "refused again" in refused and "discard 9" in refused
+    (role,) = [x for x in texts if "redrive 10" in x]
+    assert "security role" in role and "reauth" not in role
 
 
 async def ticket_id_of(h: Any, number: int) -> int:

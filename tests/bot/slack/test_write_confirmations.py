@@ -9,6 +9,7 @@ and the post-ack job builds no card (it is built when its update is sent, after 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ import httpx
 import pytest
 
 import bot.slack.confirm as confirm
+import bot.slack.context as slack_context
 from bot.api.app import create_app
 from bot.main import build
 from bot.settings import Settings
@@ -27,6 +29,7 @@ from tests.fakes.connectwise import FakeClock, FakeConnectWise
 
 CW_TECH = "U_CW_BOB"  # Bob in Slack; bob@msp.example is the fake ConnectWise's member "bob"
 CARD_TS = "1700000000.000500"
+PRODUCTION_HOLD_S = slack_context.CLICK_QUEUED_AFTER_S
 
 
 @pytest.fixture
@@ -54,11 +57,13 @@ async def cw(db_url, workspace_id, fake_slack, tmp_path):
         fake_slack.messages[(CHANNEL, CARD_TS)] = {"text": "the card as posted", "blocks": []}
         h = SlackHarness(create_app(c, start_background=False), c, fake_slack, workspace_id, None)
         h.cw, h.cw_ticket, h.number = fake, ticket, detail.summary.number
+        h.monkeypatch = pytest.MonkeyPatch()
         fake_slack.clear()
         yield h
         await h.settle()
         await h.http.aclose()
         await c.aclose()
+        h.monkeypatch.undo()
 
 
 async def _local_id(c: Any, ws: int, ticket: dict[str, Any]) -> int:
@@ -80,6 +85,9 @@ def _card_updates(h: SlackHarness) -> list[Any]:
 
 
 async def _click_assign_me(h: SlackHarness, url_name: str = "click1") -> str:
+    """Click "Assign to me" on the card (its held "queued" replace is left out unless a test shortens the hold)."""
+    if slack_context.CLICK_QUEUED_AFTER_S == PRODUCTION_HOLD_S:
+        h.monkeypatch.setattr(slack_context, "CLICK_QUEUED_AFTER_S", 600.0)
     payload = h.action_payload("assign_me", str(h.number), user=CW_TECH, message_ts=CARD_TS)
     url = h.fake.response_url(url_name, message=(CHANNEL, CARD_TS))
     await h.interactive({**payload, "response_url": url})
@@ -248,3 +256,71 @@ async def test_a_note_in_the_psa_before_its_job_is_done_still_gets_its_check_mar
     await h.settle()
     assert len(_writes(h, "POST", f"/service/tickets/{h.cw_ticket['id']}/notes")) == 1
     assert h.fake.reactions == {(CHANNEL, ts): [confirm.DONE_REACTION]}
+
+
+async def _held_done(h: SlackHarness) -> None:
+    held = h.c.slack.context._held  # noqa: SLF001 - the clicked cards' hold tasks
+    if held:
+        await asyncio.wait_for(asyncio.gather(*held, return_exceptions=True), 60)
+
+
+async def test_a_click_whose_write_is_slow_shows_queued_then_in_the_psa_on_its_card(cw, monkeypatch):
+    h = cw
+    monkeypatch.setattr(slack_context, "CLICK_QUEUED_AFTER_S", 0.05)
+    await _click_assign_me(h)
+    await _held_done(h)  # the outbox has not run: the write is still on its way
+    replaced = [w for w in h.fake.webhooks if w["name"] == "click1"]
+    assert len(replaced) == 1 and "queued" in json.dumps(replaced[0]["blocks"])
+    await _deliver(h)
+    replaced = [w for w in h.fake.webhooks if w["name"] == "click1"]
+    assert len(replaced) == 2 and "queued" not in json.dumps(replaced[1]["blocks"])
+    assert "Bob" in json.dumps(replaced[1]["blocks"])
+    assert _card_updates(h) == []  # both through the click's url, none of chat.update's budget
+    assert len(_writes(h, "PATCH", f"/service/tickets/{h.cw_ticket['id']}")) == 1
+
+
+async def test_a_held_queued_card_never_follows_the_outcome(cw):
+    """Once the outcome has replaced the clicked card, the click's held "queued" replace (its timer ends
+    later) sends nothing: the card never goes back to "queued"."""
+    h = cw
+    await _click_assign_me(h)  # the hold is long here: the outcome comes first by construction
+    await _deliver(h)
+    replaced = [w for w in h.fake.webhooks if w["name"] == "click1"]
+    assert len(replaced) == 1 and "queued" not in json.dumps(replaced[0]["blocks"])
+    sent: list[str] = []
+
+    async def send(url: str) -> bool:
+        sent.append(url)
+        return True
+
+    # what the held task does when its timer ends
+    assert await h.c.slack.context.confirmations.replace(CHANNEL, CARD_TS, send, outcome=False) is None
+    assert sent == [] and len([w for w in h.fake.webhooks if w["name"] == "click1"]) == 1
+
+
+async def test_a_clicked_card_is_built_only_once_the_post_ack_writes_are_done(cw, monkeypatch):
+    """The outcome's card build waits (bounded) while post-ack jobs run: a burst's writes commit first."""
+    import bot.slack.notifier as notifier
+
+    h = cw
+    monkeypatch.setattr(notifier, "WRITES_FIRST_MAX_S", 60.0)
+    waiting, released, ended = asyncio.Event(), [False], []
+    gate = h.c.slack.notifier.writes_first
+
+    async def spied(max_wait_s: float) -> None:
+        waiting.set()
+        await gate(max_wait_s)
+        ended.append(released[0])  # did the wait outlast the running job?
+
+    monkeypatch.setattr(h.c.slack.notifier, "writes_first", spied)
+    await _click_assign_me(h)
+    async with h.workers_held():  # another technician's job still running
+        await h.c.outbox_worker.drain()  # the click's write is in the PSA; its outcome is queued for Slack
+        await asyncio.wait_for(waiting.wait(), 60)  # the outcome's card waits for the jobs ...
+        await asyncio.sleep(0.2)
+        assert [w for w in h.fake.webhooks if w["name"] == "click1"] == []  # ... and is not built meanwhile
+        released[0] = True
+    await h.settle()
+    assert ended == [True]
+    replaced = [w for w in h.fake.webhooks if w["name"] == "click1"]
+    assert len(replaced) == 1 and "Bob" in json.dumps(replaced[0]["blocks"])

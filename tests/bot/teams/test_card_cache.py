@@ -122,3 +122,85 @@ async def test_simultaneous_refreshes_share_one_build_and_a_redelivery_gets_the_
     again = await teams.send(bodies[0])  # Teams redelivers a refresh it saw no answer to: it gets the card
     assert again.status_code == 200 and "#5003" in text_of({"value": again.json()["value"]})
     assert CHANNEL in bodies[0]["conversation"]["id"]
+
+
+def recorded(kept) -> dict:
+    jobs: dict = {}
+
+    def defer(key, job) -> bool:
+        jobs.setdefault(key, job)
+        return True
+
+    kept.defer = defer
+    return jobs
+
+
+async def test_a_kept_card_past_half_its_time_is_rebuilt_ahead_and_then_answers(teams):
+    kept = cache(teams)
+    now = [1000.0]
+    kept._clock = lambda: now[0]
+    jobs = recorded(kept)
+    await card_text(teams, 5001)
+    misses = kept.misses
+    now[0] += kept.ttl_s / 2 - 1
+    await card_text(teams, 5001)
+    assert jobs == {}  # not yet half its time
+    now[0] += 2
+    await card_text(teams, 5001)
+    assert len(jobs) == 1 and kept.misses == misses  # answered from the kept card; a rebuild waits
+    await next(iter(jobs.values()))()
+    assert kept.rebuilt_ahead == 1
+    now[0] += kept.ttl_s / 2 + 1  # past the first card's time, within the rebuilt card's
+    assert "#5001" in await card_text(teams, 5001)
+    assert kept.misses == misses  # no build inside the request
+
+
+async def test_a_rebuild_ahead_never_replaces_a_card_whose_ticket_changed(teams):
+    kept = cache(teams)
+    now = [1000.0]
+    kept._clock = lambda: now[0]
+    jobs = recorded(kept)
+    await card_text(teams, 5001)
+    now[0] += kept.ttl_s / 2 + 1
+    await card_text(teams, 5001)
+    assert len(jobs) == 1
+    await add_note(teams, 5001, "note_internal", "a PSA note written after the card was kept")
+    await next(iter(jobs.values()))()
+    assert kept.rebuilt_ahead == 0  # the fingerprint moved: the next refresh builds
+    misses = kept.misses
+    assert "a PSA note written after the card was kept" in await card_text(teams, 5001)
+    assert kept.misses == misses + 1
+
+
+async def test_without_a_quiet_time_runner_nothing_is_rebuilt_ahead(teams):
+    kept = cache(teams)
+    now = [1000.0]
+    kept._clock = lambda: now[0]
+    kept.defer = None
+    await card_text(teams, 5001)
+    misses = kept.misses
+    now[0] += kept.ttl_s + 1
+    await card_text(teams, 5001)
+    assert kept.misses == misses + 1 and kept.rebuilt_ahead == 0
+
+
+async def test_a_kept_cards_answer_is_rendered_once_and_a_change_renders_again(teams, monkeypatch):
+    from bot.teams import listeners
+
+    rendered: list[int] = []
+    real = listeners.cards.any_card
+
+    def counting(view):
+        rendered.append(1)
+        return real(view)
+
+    monkeypatch.setattr(listeners.cards, "any_card", counting)
+    first = await invoke(teams, {"action": "open", "ref": "5001"})
+    answers = [await invoke(teams, {"action": "open", "ref": "5001"}) for _ in range(5)]
+    assert len(rendered) == 1  # six refreshes of a kept card: one render
+    for _, resp in answers:
+        assert resp.status_code == 200 and resp.headers["content-type"] == "application/json"
+        assert resp.content == first[1].content
+    await add_note(teams, 5001, "note_public", "the printer works again")
+    _, changed = await invoke(teams, {"action": "open", "ref": "5001"})
+    assert len(rendered) == 2 and "the printer works again" in changed.text

@@ -16,6 +16,7 @@ from connectors.autotask.client import AtClient, translate_response
 from connectors.errors import (
     PsaAuthError,
     PsaError,
+    PsaForbidden,
     PsaNotFound,
     PsaRateLimited,
     PsaTimeout,
@@ -197,7 +198,7 @@ async def test_connect_errors_retry_reads_once_and_never_writes(creds: AtCredent
      PsaUnavailable, True),
     (httpx.Response(500, json={"Message": "An error has occurred."}), PsaUnavailable, True),
     (httpx.Response(413, content=b""), PsaTooLarge, False),
-    (httpx.Response(403, json={"Message": "Forbidden"}), PsaAuthError, False),
+    (httpx.Response(403, json={"Message": "Forbidden"}), PsaForbidden, False),  # the role, not the keys
 ])
 async def test_odd_answers_to_a_write(creds: AtCredentials, answer: httpx.Response, error: type[PsaError],
                                      unknown: bool) -> None:

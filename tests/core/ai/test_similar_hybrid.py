@@ -95,3 +95,12 @@ def test_without_the_model_package_similar_tickets_fall_back_to_the_lexical_leg(
     lexical = SimilarIndex(embedder=None).build(TICKETS)
     assert [(h.doc.ticket_id, h.score) for h in hits] == [
         (h.doc.ticket_id, h.score) for h in lexical.search("outlook password mailbox migration", customers={10})]
+
+
+def test_a_search_leaves_the_process_blas_threads_as_they_were():
+    from threadpoolctl import threadpool_info
+
+    before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    index = SimilarIndex().build(TICKETS)
+    assert index.search("outlook password", customers=None)
+    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before

@@ -203,3 +203,32 @@ async def test_a_subject_of_invisible_characters_still_opens_a_ticket(mail, subj
     assert r.outcome == "created", r
     [t] = await _tickets(mail)
     assert t.subject.startswith("E-mail from") and "Help please." in t.description
+
+
+async def test_mail_in_triage_is_taken_again_from_its_kept_raw_once_its_sender_is_known(mail):
+    from core.errors import Conflict, InvalidInput, NotFound
+    from core.intake.mail import MAX_RAW_BYTES
+
+    words = "Our new hire cannot log in.\n\nThanks, Cara"
+    raw = message(sender="Cara Diaz <cara@newco.example>", subject="New hire login", body=words, mid="<t1@newco.example>")
+    assert (await mail.mail.ingest(mail.ws, raw)).outcome == "triage"
+    [waiting] = await mail.mail.triage(mail.ws)
+    assert (waiting.sender, waiting.subject, waiting.reason) == ("cara@newco.example", "New hire login", "unknown sender")
+    assert (await mail.mail.replay(mail.ws, waiting.id)).outcome == "triage"  # still nobody's: waits again
+    async with mail.db.write(Scope.workspace(mail.ws)) as s:  # a technician adds her as ACME's contact
+        s.add(Contact(workspace_id=mail.ws, customer_id=mail.acme, name="Cara Diaz", email="cara@newco.example"))
+    out = await mail.mail.replay(mail.ws, waiting.id)
+    [ticket] = await _tickets(mail)
+    assert out.outcome == "created" and out.ticket_id == ticket.id and ticket.customer_id == mail.acme
+    assert ticket.subject == "New hire login" and "Our new hire cannot log in." in ticket.description
+    assert await mail.mail.triage(mail.ws) == []
+    with pytest.raises(Conflict):  # taken once: never a second ticket
+        await mail.mail.replay(mail.ws, waiting.id)
+    with pytest.raises(NotFound):
+        await mail.mail.replay(mail.ws, 999_999)
+    big = message(sender="dan@elsewhere.example", mid="<t2@elsewhere.example>", body="x" * (MAX_RAW_BYTES + 10))
+    assert (await mail.mail.ingest(mail.ws, big)).outcome == "triage"
+    [cut] = await mail.mail.triage(mail.ws)
+    with pytest.raises(InvalidInput, match="larger than the 512 KB kept") as refused:
+        await mail.mail.replay(mail.ws, cut.id)
+    assert "send it again" in (refused.value.hint or "")

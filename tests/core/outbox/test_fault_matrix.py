@@ -187,3 +187,27 @@ async def test_a_write_to_a_ticket_deleted_in_the_psa_says_so_and_the_ticket_lea
 
         t = (await s.exec(select(Ticket).where(Ticket.external_id == str(cw.cw_ticket)))).one()
     assert t.deleted_at is not None  # out of the queue now, not at the next reconcile
+
+
+async def test_a_403_refuses_one_write_and_the_connection_goes_on(cw: CwRig):
+    """ConnectWise answers 403 when the API member's security role may not do something (psa-apis.md 2.10): the
+    keys work. That write is dead with the reason and the step that can work (grant the right); the connection is
+    not paused, not marked as having bad credentials, and other tickets' writes go on at once."""
+    board, company = next(iter(cw.cw.boards)), next(iter(cw.cw.companies))
+    other = cw.cw.add_ticket("Printer", company={"id": company}, board={"id": board})
+    await cw.synced_ticket(str(other["id"]))
+    cw.cw.fail_next(403, match="POST /time/entries")
+    await cw.tickets.log_time(cw.tech, cw.cw_ticket, 30, notes="Swapped the PSU")
+    await cw.tickets.comment(cw.tech, int(other["id"]), "On it", visibility="internal")
+    await cw.run()
+    ops = await cw.ops()
+    assert [(o.kind, o.status) for o in ops] == [("add_time_entry", "dead"), ("add_note", "done")]
+    assert ops[0].attempts == 1 and ops[0].last_status_code == 403
+    assert [a.outcome for a in await cw.audit() if a.op_id is None] == []  # no breaker
+    async with cw.db.read(Scope.system_wide()) as s:
+        conn = await s.get(PsaConnection, cw.setup.connection_id)
+    assert conn is not None and not conn.last_error
+    [dead] = cw.notifier.of(WriteDead)
+    assert dead.cause == "permission"
+    why = (await OutboxAdmin(cw.db, clock=cw.clock).get_op(cw.tech.workspace_id, ops[0].id)).op.why or ""
+    assert "security role" in why and "credentials" not in why
