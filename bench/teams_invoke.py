@@ -23,7 +23,14 @@ Patterns: sequential (`--n` rounds of one /healthz, one invoke, one direct call,
 see the same moments of load) and burst (`--n` written at once, one per connection, then `--n` direct calls
 at once, `--rounds` times; whether each burst overlapped a sync run is read from the sync_run table).
 
-    .venv/bin/python bench/teams_invoke.py [--n 200] [--rounds 3] [--sync-interval 5]
+    .venv/bin/python bench/teams_invoke.py [--n 200] [--rounds 3] [--sync-interval 5] [--writes 200] [--trace]
+        [--server-env DESKBRIDGE_QUIET_WORK=false]
+
+Each burst round is printed as it ends (load, invoke p50/p95/p99/max, healthz p99, server CPU per invoke of the
+process and of its event-loop thread, OVER when p99 missed 150 ms); `target.burst_rounds_over` counts them. With
+`--trace` the server traces its event loop (bot/looptrace.py) and each round gets what happened inside its window:
+GC pauses by generation, quiet-time work, loop samples by task and frame, when requests began and answers were
+built, the gaps between a request's stages.
 
 Loopback only, bounded (a few minutes). Writes bench/results/teams_invoke.json.
 

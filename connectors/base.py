@@ -239,13 +239,16 @@ class PsaTicketType:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PsaCategory:
-    """A ticket category (parent None) or subcategory (parent = its category's id)."""
+    """A ticket category (parent None) or subcategory (parent = its category's id). `selectable` False: a
+    category the PSA lists only as the parent of its subcategories (a Halo "Software" when Halo lists only
+    "Software>E-mail"); it is never offered or accepted on its own."""
 
     external_id: str
     name: str
     parent_external_id: str | None = None
     active: bool = True
     sort_order: int = 0
+    selectable: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

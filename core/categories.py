@@ -4,7 +4,9 @@ subtype and item a ConnectWise board allows under a type (Feature.TYPE_SUBTYPES)
 The choices come from the connection's cached picklists (kind "category", and "subcategory" whose parent is
 its category), so a create or update naming a category is checked before it is accepted: an unknown
 category, or a subcategory that does not belong to the category, is refused naming the valid ones, and
-nothing is queued for the PSA. Values are matched by id or by name (letter case ignored).
+nothing is queued for the PSA. Values are matched by id or by name (letter case ignored). A category the PSA
+lists only as a parent (`data.selectable` False: a Halo "Software" when Halo lists only "Software>E-mail") is
+refused on its own, naming the subcategories to pick; the forms never offer it alone.
 
 ConnectWise: kind "subtype" (parent: the type's id) and "item" (parent "type:subtype"), from the board's
 type/subtype/item associations (core/sync/picklists.py); `resolve_subtype` and `item_fits` check a change
@@ -59,6 +61,37 @@ def _names(items: list[PicklistItem]) -> str:
     return (", ".join(names) + more) if names else "none"
 
 
+def _pairs(top: PicklistItem, subs: list[PicklistItem]) -> str:
+    names = [f"{top.name} › {i.name}" for i in subs[:MAX_LISTED]]
+    more = f" and {len(subs) - MAX_LISTED} more" if len(subs) > MAX_LISTED else ""
+    return (", ".join(names) + more) if names else "none"
+
+
+SEPARATORS = ("/", "›", ">")  # the form's select value is "top id/sub id"; typed pairs use › or >
+
+
+async def _choice(session: AsyncSession, connection_id: int, tops: list[PicklistItem], text: str
+                  ) -> tuple[PicklistItem | None, list[PicklistItem], PicklistItem | None, str | None]:
+    """(category, its subcategories, subcategory, subcategory text) for one choice. The whole text naming a
+    category wins (a Halo "Email/Exchange" is never split); else every place a separator stands is tried,
+    a split naming both a category and one of its subcategories first ("Email/Exchange/Email/Exchange>Outlook"),
+    then the longest naming a category (its subcategory is refused naming the valid ones)."""
+    whole = _pick(tops, text)
+    if whole is not None:
+        return whole, [], None, None
+    best: tuple[PicklistItem, str] | None = None
+    for at in sorted(i for i, ch in enumerate(text) if ch in SEPARATORS):
+        top, rest = _pick(tops, text[:at]), text[at + 1:].strip()
+        if top is None or not text[:at].strip() or not rest:
+            continue
+        subs = await _items(session, connection_id, "subcategory", top.external_id)
+        sub = _pick(subs, rest)
+        if sub is not None:
+            return top, subs, sub, rest
+        best = (top, rest)
+    return (best[0], [], None, best[1]) if best else (None, [], None, None)
+
+
 async def _items(session: AsyncSession, connection_id: int, kind: str, parent: str = "") -> list[PicklistItem]:
     rows = await session.exec(select(PicklistItem).where(
         PicklistItem.connection_id == connection_id, PicklistItem.kind == kind,
@@ -78,7 +111,8 @@ async def resolve_given(session: AsyncSession, conn: PsaConnection | None, caps:
 async def resolve(session: AsyncSession, conn: PsaConnection | None, caps: Capabilities, *,
                   category: str | None, subcategory: str | None) -> ResolvedCategory:
     """The category pair for a create or update, or InvalidInput saying what is valid. An empty category
-    clears both; a subcategory alone is refused (it only means something under its category)."""
+    clears both; a subcategory alone is refused (it only means something under its category). A category
+    given without a subcategory may be one choice naming both (`_choice`: the forms' value, or typed)."""
     if conn is None or not caps.has(Feature.TICKET_CATEGORIES):
         where = conn.name if conn is not None else "A ticket without a PSA"
         raise InvalidInput(f"{where} has no ticket categories to set.",
@@ -94,14 +128,23 @@ async def resolve(session: AsyncSession, conn: PsaConnection | None, caps: Capab
         raise InvalidInput(f"No categories are known for {conn.name} yet.",
                            hint="Run `deskbridge sync run` (it reads the PSA's picklists), then try again.",
                            field="category")
-    top = _pick(tops, category or "")
+    subs: list[PicklistItem] = []
+    sub: PicklistItem | None = None
+    if (subcategory or "").strip():
+        top = _pick(tops, category or "")
+    else:  # one choice: a category, or a pair written "top/sub", "top › sub", "top>sub" (split where it fits)
+        top, subs, sub, subcategory = await _choice(session, conn.id, tops, (category or "").strip())
     if top is None:
         raise InvalidInput(f"{conn.name} has no category '{(category or '').strip()[:60]}'.",
                            hint=f"Valid categories: {_names(tops)}.", field="category")
     if not (subcategory or "").strip():
+        if (top.data or {}).get("selectable", True) is False:
+            under = await _items(session, conn.id, "subcategory", top.external_id)
+            raise InvalidInput(f"{conn.name} does not take the category {top.name} on its own, only one of its "
+                               "subcategories.", hint=f"Pick one of: {_pairs(top, under)}.", field="category")
         return ResolvedCategory(top.external_id, top.name, None, None)
-    subs = await _items(session, conn.id, "subcategory", top.external_id)
-    sub = _pick(subs, subcategory or "")
+    subs = subs or await _items(session, conn.id, "subcategory", top.external_id)
+    sub = sub or _pick(subs, subcategory or "")
     if sub is None:
         raise InvalidInput(f"'{(subcategory or '').strip()[:60]}' is not a subcategory of {top.name}.",
                            hint=f"Valid subcategories of {top.name}: {_names(subs)}.", field="subcategory")

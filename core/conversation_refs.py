@@ -50,8 +50,9 @@ class ConversationRefs:
 
     async def remember(self, workspace_id: int, *, tenant_id: str, conversation_id: str, service_url: str,
                        conversation_type: str, team_id: str | None = None,
-                       channel_id: str | None = None, shared: bool = False) -> None:
-        """Record (or refresh) a conversation the bot heard from or was installed in."""
+                       channel_id: str | None = None, shared: bool = False, user_id: str | None = None) -> None:
+        """Record (or refresh) a conversation the bot heard from or was installed in (`user_id`: whose personal
+        chat with the bot it is, so the bot can tell that person something privately: `personal_for`)."""
         key = (tenant_id, conversation_id)
         if self._seen.get(key) == (service_url, shared):
             return
@@ -69,7 +70,8 @@ class ConversationRefs:
             row.team_id = team_id or row.team_id
             row.channel_id = channel_id or row.channel_id
             row.installed = True
-            row.data = {**(row.data or {}), "shared": shared}
+            row.data = {**(row.data or {}), "shared": shared,
+                        **({"user_id": user_id} if user_id and conversation_type == "personal" else {})}
             row.updated_at = self._clock()
         self._seen[key] = (service_url, shared)
 
@@ -85,6 +87,16 @@ class ConversationRefs:
             row.installed = False
             row.updated_at = self._clock()
         return True
+
+    async def personal_for(self, workspace_id: int, *, tenant_id: str, user_id: str) -> ConversationRef | None:
+        """The person's installed personal chat with the bot, if they have one (the bot's private line to them)."""
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            rows = (await session.exec(select(ChatConversation).where(
+                ChatConversation.platform == self.platform, ChatConversation.tenant_id == tenant_id,
+                ChatConversation.conversation_type == "personal", col(ChatConversation.installed).is_(True))
+                .order_by(col(ChatConversation.id).desc()))).all()
+        row = next((r for r in rows if (r.data or {}).get("user_id") == user_id), None)
+        return _ref(row) if row is not None else None
 
     async def get(self, workspace_id: int, *, tenant_id: str, conversation_id: str) -> ConversationRef | None:
         """An installed conversation's reference (by channel or chat id)."""

@@ -187,7 +187,8 @@ def render_event(event: DomainEvent) -> str | None:
     if isinstance(event, WriteDelivered):
         return f"✓ {num} {event.kind.replace('_', ' ')} delivered to the PSA"
     if isinstance(event, WriteDead):
-        return f"!! {num} {event.kind.replace('_', ' ')} could not be delivered: {event.error}"
+        return (f"!! {num} {event.kind.replace('_', ' ')} could not be delivered: {event.error} "
+                f"(what to do: `deskbridge outbox show {event.op_id}`)")
     if isinstance(event, SlaWarningEvent):
         used = event.threshold if event.used_pct is None else max(event.threshold, int(event.used_pct))
         state = "BREACHED" if event.threshold >= 100 else f"{used}% used"

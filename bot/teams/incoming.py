@@ -46,6 +46,21 @@ def message_text(activity: dict[str, Any]) -> str:
     return teams_plain(text, str(activity.get("textFormat") or "plain")).strip()
 
 
+def mentioned_people(activity: dict[str, Any]) -> list[tuple[str, str]]:
+    """(id, name) of each person the message @mentions, in order; the bot's own mention is not one. Teams gives
+    the mentioned user's `29:` id (the conversation's roster maps it to their AAD id and e-mail)."""
+    bot_id = str((activity.get("recipient") or {}).get("id") or "")
+    out = []
+    for entity in activity.get("entities") or []:
+        if not isinstance(entity, dict) or entity.get("type") != "mention":
+            continue
+        who = entity.get("mentioned") or {}
+        uid = str(who.get("id") or "") if isinstance(who, dict) else ""
+        if uid and uid != bot_id:
+            out.append((uid, str(who.get("name") or "someone")))
+    return out
+
+
 def incoming(activity: dict[str, Any]) -> Incoming:
     conv = activity.get("conversation") or {}
     data = activity.get("channelData") or {}

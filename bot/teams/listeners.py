@@ -33,7 +33,7 @@ from microsoft_teams.api.models.search.search_response import (
 from bot import looptrace
 from bot.teams import alerts, cards, requests, tenant
 from bot.teams.get_help import TeamsHelp
-from bot.teams.incoming import Incoming, incoming, message_text
+from bot.teams.incoming import Incoming, incoming, mentioned_people, message_text
 from bot.teams.poster import PostRefused, Target, message
 from bot.teams.requests import TeamsRequests
 from core.chat import (
@@ -47,7 +47,7 @@ from core.chat import (
 )
 from core.chat.text import MENTION
 from core.context import Actor
-from core.errors import DeskbridgeError, InvalidInput, PermissionDenied
+from core.errors import DeskbridgeError, InvalidInput, NotFound, PermissionDenied
 from core.mentions import parse_mention
 from core.views import FormOption, FormView, MessageView, QueueView, TicketView
 
@@ -94,7 +94,8 @@ class Listeners:
     async def remember(self, ws: int, inc: Incoming) -> None:
         await self.s.refs.remember(ws, tenant_id=inc.tenant, conversation_id=inc.base_conversation,
                                    service_url=inc.service_url, conversation_type=inc.conversation_type,
-                                   team_id=inc.team_id, channel_id=inc.user.channel_id, shared=inc.shared)
+                                   team_id=inc.team_id, channel_id=inc.user.channel_id, shared=inc.shared,
+                                   user_id=inc.user.user_id)
 
     async def actor(self, ws: int, inc: Incoming) -> tuple[Actor, ChannelInfo]:
         """The acting technician/contact; an unknown user gets core's auto-link attempt by their Teams e-mail."""
@@ -113,6 +114,27 @@ class Listeners:
                     ws, inc.user, lambda: self.email_of(inc)):
                 actor, info = await self.c.chat.actor_for(ws, inc.user)
         return actor, seen_with(info, shared=inc.shared)  # a shared channel is read by outsiders, bound or not
+
+    async def mentioned_technician(self, ws: int, inc: Incoming, mention_id: str, name: str) -> str:
+        """Who an @mention names, as core's grant takes it: a Teams mention carries the person's `29:` id, and
+        technicians are linked by their AAD object id; the conversation's roster gives both their AAD id and their
+        e-mail. Linked: `<@aad id>`; otherwise their e-mail (a technician account is found by it)."""
+        try:
+            member = await self.s.sdk.api.conversations.get_member_by_id(inc.base_conversation, mention_id)
+        except Exception:  # noqa: BLE001 - no roster access, or not a member of this conversation
+            log.info("Teams member lookup for a mention failed", exc_info=True)
+            raise NotFound(f"I could not look up {name[:80]} in this conversation.",
+                           hint="Give the e-mail of their technician account instead: "
+                                "@Deskbridge m365 grant ana@msp.example.") from None
+        aad = str(getattr(member, "aad_object_id", None) or "")
+        if aad and await self.c.chat.member_for(ws, replace(inc.user, user_id=aad, user_team_id=None,
+                                                             name=name)) is not None:
+            return f"<@{aad}>"
+        email = getattr(member, "email", None) or getattr(member, "user_principal_name", None)
+        if email:
+            return str(email).lower()
+        raise NotFound(f"{name[:80]} has not linked a technician account.",
+                       hint="They message Deskbridge `link` first; or give the e-mail of their technician account.")
 
     async def email_of(self, inc: Incoming) -> str | None:
         """The sender's e-mail as Teams reports it (the roster of the conversation)."""
@@ -140,14 +162,17 @@ class Listeners:
             if ticket_id is not None and text.lower() != "help":
                 await self.thread_message(ws, inc, ticket_id, text)
                 return
-        await self.command(ws, inc, text, str(activity.get("id") or ""))
+        await self.command(ws, inc, text, str(activity.get("id") or ""), mentioned=mentioned_people(activity))
 
-    async def command(self, ws: int, inc: Incoming, text: str, activity_id: str = "") -> None:
+    async def command(self, ws: int, inc: Incoming, text: str, activity_id: str = "",
+                      mentioned: list[tuple[str, str]] | None = None) -> None:
         try:
             try:
                 cmd: grammar.Command | None = parse_mention(text)
             except InvalidInput as not_a_command:
                 cmd, unknown = None, not_a_command
+            if isinstance(cmd, grammar.M365Cmd) and cmd.action in ("grant", "revoke") and mentioned:
+                cmd = replace(cmd, who=await self.mentioned_technician(ws, inc, *mentioned[0]))
             actor, info = await self.actor(ws, inc)
             if await self.requests.take(ws, inc, activity_id, actor, info, cmd, text):
                 return  # an end user asking for help (bot/teams/requests.py)

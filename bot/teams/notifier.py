@@ -179,9 +179,15 @@ class TeamsNotifier:
         await self.refresh_cards(event.workspace_id, event.ticket_id)
 
     async def _dead(self, event: WriteDead) -> None:
+        told: set[str] = set()  # authors told privately, once per tenant
         for post in await self._threads(event):
             info = await self._seen(event.workspace_id, post.team_id, post.channel_id)
-            if not may_post_ticket(info, post.customer_id) or not failures_visible_in(info):
+            if not may_post_ticket(info, post.customer_id):
+                continue
+            if not failures_visible_in(info):  # the PSA's error is the MSP's business: the author alone is told
+                if post.team_id not in told:
+                    told.add(post.team_id)
+                    await self._tell_author(event, post.team_id)
                 continue
             target = await self._target(event.workspace_id, post, thread=True)
             if target is not None:
@@ -189,6 +195,19 @@ class TeamsNotifier:
                 act.text_format = "plain"
                 await self.s.poster.post(target, act)
         await self.refresh_cards(event.workspace_id, event.ticket_id)
+
+    async def _tell_author(self, event: WriteDead, tenant_id: str) -> None:
+        """Teams has no ephemeral message: the technician who wrote it hears in their personal chat with the bot."""
+        author = await self.c.chat.write_author(event.workspace_id, event.op_id, PLATFORM, tenant_id)
+        ref = await self.s.refs.personal_for(event.workspace_id, tenant_id=tenant_id, user_id=author) if author else None
+        if ref is None:
+            log.warning("a dead write in a customer-read channel: its author has no personal chat with the bot",
+                        extra={"op_id": event.op_id})
+            return
+        num = f"#{event.ticket_number}: " if event.ticket_number is not None else ""
+        act = message(num + dead_text(event))
+        act.text_format = "plain"
+        await self.s.poster.post(Target(ref.conversation_id, ref.service_url), act)
 
     async def refresh_cards(self, workspace_id: int, ticket_id: int | None) -> None:
         """Redraw every Teams card of the ticket, each for its channel's audience."""

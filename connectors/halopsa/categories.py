@@ -17,8 +17,9 @@ schema and says nothing of how a category nests; the shape below is the best-evi
 So: the label space is the tenant's `category_1` ("Category 1", the ticket's main category field) values.
 The seam's category is the path's first part and its subcategory the whole path ("Hardware>Laptop",
 named "Laptop"; a deeper path "A>B>C" is subcategory "B>C" of "A"). A first part that Halo lists only as
-the head of longer paths is offered as a category (so its subcategories have a parent) but is not a
-value Halo has: `value_for` refuses to write it alone. What Halo does with a value it does not list is
+the head of longer paths is cached as a category (so its subcategories have a parent) with
+`selectable=False`: it is not a value Halo has, so it is never offered or accepted alone (core/categories.py),
+and `value_for` refuses to write it alone. A "/" in a value is just a character ("Email/Exchange"). What Halo does with a value it does not list is
 [unverified] on a live tenant; the connector never sends one.
 """
 
@@ -65,13 +66,16 @@ def values(rows: Iterable[Mapping[str, Any]], field: int = CATEGORY_FIELD) -> li
 
 
 def picklist(known: Iterable[str]) -> list[PsaCategory]:
-    """Categories (first parts) and subcategories (whole paths under them), in Halo's order."""
+    """Categories (first parts) and subcategories (whole paths under them), in Halo's order. A first part Halo
+    does not list by itself is a category only as its subcategories' parent (`selectable=False`)."""
+    values = list(known)
+    listed = {v.strip().lower() for v in values}
     tops: dict[str, PsaCategory] = {}
     subs: list[PsaCategory] = []
-    for i, value in enumerate(known):
+    for i, value in enumerate(values):
         head, path = split(value)
-        if head not in tops:
-            tops[head] = PsaCategory(external_id=head, name=head, sort_order=i)
+        if head not in tops:  # selectable only when Halo lists the bare value itself
+            tops[head] = PsaCategory(external_id=head, name=head, sort_order=i, selectable=head.lower() in listed)
         if path:
             subs.append(PsaCategory(external_id=path, name=path.partition(SEP)[2].strip(),
                                     parent_external_id=head, sort_order=i))

@@ -136,16 +136,18 @@ class TicketForms:
 
     async def _category_fields(self, actor: Actor, conn: PsaConnection | None, caps: Capabilities) -> list[FormField]:
         """The PSA's category pair (Autotask issue / sub-issue type) as one choice: "Hardware" or "Hardware ›
-        Printer" (a subcategory is only offered under its own category). Typed as text past a select's 100."""
+        Printer" (a subcategory is only offered under its own category; a category alone only when the PSA
+        takes it alone). Typed as text past a select's 100. The value "top id/sub id" is split by core."""
         if conn is None or not caps.has(Feature.TICKET_CATEGORIES):
             return []
         tops = await self._picklist(actor, conn.id, "category")
         subs: dict[str, list[PicklistItem]] = {}
         for sub in await self._picklist(actor, conn.id, "subcategory"):
             subs.setdefault(sub.parent_external_id, []).append(sub)
-        options = [o for t in tops for o in (FormOption(value=t.external_id, label=t.name), *(
-            FormOption(value=f"{t.external_id}/{s.external_id}", label=f"{t.name} › {s.name}")
-            for s in subs.get(t.external_id, ())))]
+        options = [o for t in tops for o in (  # a category the PSA takes only as a parent is not offered alone
+            *((FormOption(value=t.external_id, label=t.name),) if (t.data or {}).get("selectable", True) else ()),
+            *(FormOption(value=f"{t.external_id}/{s.external_id}", label=f"{t.name} › {s.name}")
+              for s in subs.get(t.external_id, ())))]
         if not options:
             return []
         if len(options) > self.CHOICES_MAX:

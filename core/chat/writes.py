@@ -261,12 +261,7 @@ def _form_id(value: str | None, field: str) -> int | None:
 
 def category_pair(value: str | None) -> dict[str, str | None]:
     """The new-ticket form's category choice ("12/201" from the select, or "Software › E-mail" typed) as
-    core's category and subcategory (checked there against the PSA's picklists)."""
+    core's category; core splits it where the PSA's picklists say it fits (core/categories.py), so a
+    category whose own name holds a "/" or "›" ("Email/Exchange") is kept whole."""
     text = (value or "").strip()
-    if not text:
-        return {}
-    for sep in ("/", "›", ">"):
-        if sep in text:
-            top, _, sub = text.partition(sep)
-            return {"category": top.strip(), "subcategory": sub.strip() or None}
-    return {"category": text, "subcategory": None}
+    return {"category": text, "subcategory": None} if text else {}

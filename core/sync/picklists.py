@@ -149,7 +149,8 @@ async def _store_items(s: AsyncSession, ws: int, cid: int, pl: Picklists, engine
         add("type", ty.external_id, ty.name, parent=ty.board_external_id or "")
     for c in pl.categories:
         add("subcategory" if c.parent_external_id else "category", c.external_id, c.name,
-            parent=c.parent_external_id or "", active=c.active, order=c.sort_order)
+            parent=c.parent_external_id or "", active=c.active, order=c.sort_order,
+            data=None if c.selectable else {"selectable": False})  # a parent the PSA does not take alone
     subtypes: dict[tuple[str, str], tuple[str, bool, str]] = {}  # any combination naming it allows the pair
     for a in pl.associations:
         key = (a.type_external_id, a.subtype_external_id)

@@ -35,3 +35,12 @@ async def test_psa_text_reaches_the_terminal_without_control_sequences(container
     assert "VPN" in text and "Done" in text and "Line 2" in text
     bad = sorted({hex(ord(ch)) for ch in text if (ord(ch) < 32 and ch not in "\n\t") or 0x7f <= ord(ch) <= 0x9f})
     assert not bad, bad
+
+
+def test_a_dead_write_line_names_where_to_see_what_to_do():
+    from bot.console.render import render_event
+    from core.notify import WriteDead
+
+    line = render_event(WriteDead(workspace_id=1, ticket_id=1, ticket_number=5001, origin="system",
+                                  occurred_at=datetime.now(UTC), op_id=77, kind="add_note", error="HTTP 400"))
+    assert line is not None and "HTTP 400" in line and "deskbridge outbox show 77" in line

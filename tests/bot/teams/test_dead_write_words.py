@@ -66,3 +66,32 @@ async def test_a_security_role_refusal_says_to_grant_it_not_to_reauthenticate(te
     text = str(in_thread(teams, teams.thread)[-1]["text"])
     assert text.startswith("A time entry could not be delivered") and "security role" in text
     assert "reauth" not in text and "outbox redrive 43" in text
+
+
+async def test_a_dead_write_in_a_customer_read_channel_is_told_to_its_author_privately(teams):
+    """Slack tells the author ephemerally; Teams has none, so the author hears in their personal chat with the bot,
+    and the customer's channel hears nothing of the PSA's error."""
+    import sqlalchemy as sa
+
+    from store.db import Scope
+    from store.tables import OutboxOp
+    from tests.bot.teams.conftest import TECH
+    from tests.bot.teams.test_threads import make_admin
+
+    await teams.send(teams.activity("my queue", user=TECH, ctype="personal", conversation="a:1personal-bob"))
+    await make_admin(teams)
+    await teams.say("bind customer ACME shared")
+    teams.thread, tid = await open_thread(teams)
+    await teams.say("!public Your VPN is fixed", conversation=teams.thread)
+    async with teams.c.db.read(Scope.workspace(teams.ws)) as s:
+        op_id = (await s.exec(sa.select(OutboxOp.id).where(OutboxOp.kind == "add_note"))).scalar_one()
+    teams.fake.clear()
+    await teams.c.notifier.notify(WriteDead(
+        workspace_id=teams.ws, ticket_id=tid, ticket_number=5001, origin="system", occurred_at=datetime.now(UTC),
+        op_id=op_id, kind="add_note", error="Needs a contact (HTTP 400)", cause="refused", connection="Acme CW"))
+    await teams.settle()
+    posts = [c for c in teams.fake.of("create") if "could not be delivered" in str(c.body)]
+    assert [c.conversation_id for c in posts] == ["a:1personal-bob"], [c.conversation_id for c in posts]
+    text = posts[0].body["text"]
+    assert text.startswith("#5001: A note could not be delivered") and "Needs a contact" in text
+    assert in_thread(teams, teams.thread) == []
