@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
@@ -28,6 +28,8 @@ from store.db import Database
 from store.enums import Priority, Stage
 from store.tables import Customer, Member, Ticket
 from store.types import utcnow
+
+T = TypeVar("T")
 
 MAX_PAGE_SIZE = 100
 MAX_TEXT_CHARS = 200
@@ -243,6 +245,13 @@ class QueueService:
     async def list(self, actor: Actor, f: QueueFilter | None = None, *, limit: int = 25,
                    cursor: str | None = None, with_total: bool = False) -> QueuePage:
         """One page of the queue, in the filter's sort order."""
+        return (await self.list_with(actor, f, None, limit=limit, cursor=cursor, with_total=with_total))[0]
+
+    async def list_with(self, actor: Actor, f: QueueFilter | None, also: Callable[[Session, Sequence[int]], T] | None, *,
+                        limit: int = 25, cursor: str | None = None, with_total: bool = False
+                        ) -> tuple[QueuePage, T | None]:
+        """`list`, and `also(session, page's ticket ids)` read in the same read (one hop, one snapshot): e.g. the
+        page's SLA data (core/chat/runner.py). `also` is not called for an empty page (None instead)."""
         f = f or QueueFilter()
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise InvalidFilter(f"Page size {limit} is out of range.", hint=f"Use 1 to {MAX_PAGE_SIZE}.")
@@ -251,14 +260,17 @@ class QueueService:
         if cursor:
             params.update({f"k{i}": v for i, v in enumerate(_decode_cursor(cursor, f.sort))})
         page_params = {**params, "page_limit": limit + 1}
-        total = None
-        if with_total:  # the page and its count in one read transaction (one snapshot), one hop
-            count, base_params = self._count_statement(actor, f)
+        total, extra = None, None
+        if with_total or also is not None:  # the page, its count and `also` in one read (one snapshot), one hop
+            count, base_params = self._count_statement(actor, f) if with_total else (None, {})
 
-            def read(session: Session) -> tuple[list[Any], int]:
-                return list(session.execute(stmt, page_params).all()), session.execute(count, base_params).scalar_one()
+            def read(session: Session) -> tuple[list[Any], int | None, T | None]:
+                got = list(session.execute(stmt, page_params).all())
+                n = session.execute(count, base_params).scalar_one() if count is not None else None
+                ids = [r.id for r in got[:limit]]
+                return got, n, also(session, ids) if also is not None and ids else None
 
-            rows, total = await self.db.read_sync(actor.scope, read)
+            rows, total, extra = await self.db.read_sync(actor.scope, read)
         else:  # the common case: one statement, read in one hop (store/db.py Database.rows)
             rows = list(await self.db.rows(actor.scope, stmt, page_params))
         prefixes = await ticket_refs.prefixes_of(self.db, actor.workspace_id)
@@ -268,7 +280,7 @@ class QueueService:
         if more and page:
             last = page[-1]
             next_cursor = _encode_cursor(f.sort, [getattr(last, c.key) for c, _ in cols])
-        return QueuePage(items=items, next_cursor=next_cursor, total=total, filters=f.describe())
+        return QueuePage(items=items, next_cursor=next_cursor, total=total, filters=f.describe()), extra
 
     async def mine(self, actor: Actor, *, limit: int = 25, cursor: str | None = None) -> QueuePage:
         """The acting technician's open tickets."""

@@ -27,6 +27,7 @@ from core.chat.files import ChatFile
 from core.chat.m365_admin import ChatM365
 from core.chat.models import ChannelInfo, ChatUser
 from core.chat.service import ChatService, ChatViews
+from core.chat.sla_info import PageSla
 from core.chat.text import SLASH, CommandStyle, filters_text, help_lines
 from core.chat.visibility import audience
 from core.chat.writes import ChatWrites, Submitted, ThreadWrite
@@ -217,9 +218,16 @@ class ChatRunner:
         f = QueueFilter(stages=cmd.stages, statuses=cmd.statuses, customer_id=customer_id, assignee=assignee,
                         priorities=cmd.priorities, min_age=cmd.min_age, max_age=cmd.max_age, text=cmd.text,
                         ticket_ids=ids, sort=cmd.sort, include_closed=cmd.include_closed)
-        page = await self.queue_service.list(actor, f, limit=limit, cursor=cmd.cursor, with_total=True)
+        sla, remaining = self.views.sla, {}
+        if actor.is_member and isinstance(sla, PageSla):  # the page and its SLA data in one read (one hop)
+            page, loaded = await self.queue_service.list_with(actor, f, sla.load_for_page, limit=limit,
+                                                              cursor=cmd.cursor, with_total=True)
+            remaining = await sla.remaining_loaded(actor.workspace_id, loaded, now)
+        else:
+            page = await self.queue_service.list(actor, f, limit=limit, cursor=cmd.cursor, with_total=True)
+            if actor.is_member:
+                remaining = await sla.remaining(actor.workspace_id, [t.id for t in page.items], now)
         if actor.is_member:
-            remaining = await self.views.sla.remaining(actor.workspace_id, [t.id for t in page.items], now)
             rows = tuple(replace(t, sla_remaining_s=remaining.get(t.id, t.sla_remaining_s)) for t in page.items)
             columns = QUEUE_COLUMNS
         else:  # SLA figures are the MSP's business: a customer's queue has no SLA column

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from store.db import Database, Scope
 from store.enums import Stage
@@ -25,6 +25,18 @@ class SlaInfo(Protocol):
         ...
 
     async def breaching_ids(self, workspace_id: int, now: datetime) -> list[int]:
+        ...
+
+
+@runtime_checkable
+class PageSla(Protocol):
+    """An SlaInfo that reads a queue page's SLA data inside the page's own read (one hop, one snapshot;
+    core/queue.py QueueService.list_with): `remaining_loaded(load_for_page(...))` == `remaining(ids)`."""
+
+    def load_for_page(self, session: Session, ticket_ids: Sequence[int]) -> Any:
+        ...
+
+    async def remaining_loaded(self, workspace_id: int, loaded: Any, now: datetime) -> dict[int, float]:
         ...
 
 

@@ -74,6 +74,14 @@ def dt(value: float | None) -> datetime | None:
     return datetime.fromtimestamp(value, UTC)
 
 
+def _by_metric(results: Sequence[ClockResult]) -> dict[int, dict[str, float]]:
+    out: dict[int, dict[str, float]] = {}
+    for r in results:
+        if r.state.stopped_at is None:
+            out.setdefault(r.ticket.id, {})[r.metric.value] = r.figures.remaining
+    return out
+
+
 class _Loaded(NamedTuple):
     tickets: list[TicketRow]
     clocks: dict[Key, SlaClock]
@@ -393,17 +401,25 @@ class SlaService:
     async def remaining_by_metric(self, workspace_id: int, ticket_ids: Sequence[int],
                                   now: datetime | None = None) -> dict[int, dict[str, float]]:
         """Remaining business seconds per ticket and metric (negative = exceeded; stopped clocks left out)."""
-        out: dict[int, dict[str, float]] = {}
-        for r in await self.results(workspace_id, ticket_ids, now):
-            if r.state.stopped_at is None:
-                out.setdefault(r.ticket.id, {})[r.metric.value] = r.figures.remaining
-        return out
+        return _by_metric(await self.results(workspace_id, ticket_ids, now))
 
     async def remaining(self, workspace_id: int, ticket_ids: Sequence[int], now: datetime) -> dict[int, float]:
         """The most urgent remaining time per ticket (SlaInfo for queues and cards)."""
         if not ticket_ids:
             return {}
         by_metric = await self.remaining_by_metric(workspace_id, ticket_ids, now)
+        return {tid: min(d.values()) for tid, d in by_metric.items() if d}
+
+    def load_for_page(self, session: Session, ticket_ids: Sequence[int]) -> _Loaded:
+        """What `remaining` reads, read inside a queue page's own read (core/chat/sla_info.py PageSla)."""
+        return self._load(session, ticket_ids)
+
+    async def remaining_loaded(self, workspace_id: int, loaded: Any, now: datetime) -> dict[int, float]:
+        """`remaining` of the tickets `load_for_page` read (None: no tickets)."""
+        if loaded is None:
+            return {}
+        cfg = await self.configs.get(workspace_id, lambda: self._config(workspace_id))
+        by_metric = _by_metric(self._pass(cfg, loaded, now))
         return {tid: min(d.values()) for tid, d in by_metric.items() if d}
 
     async def breaching_ids(self, workspace_id: int, now: datetime, *, within_pct: float = 0.0) -> list[int]:

@@ -312,3 +312,34 @@ async def test_explain_shows_windows_holidays_pauses_and_the_psa(sla: Sla):
     assert "DIFFERS by 2h" in text and "stopped (first_response)" in text
     with pytest.raises(NotFound):
         await explain(sla.sla, sla.tech, 99999)
+
+
+async def test_a_queue_page_reads_its_sla_data_in_its_own_read(sla: Sla, monkeypatch: pytest.MonkeyPatch):
+    """`/tickets` (ChatRunner.queue) reads the page, its count and its SLA data in one read (one hop, one
+    snapshot): the figures are those `remaining` gives, and an empty page reads no SLA data."""
+    from core.chat.sla_info import PageSla
+    from core.queue import QueueFilter, QueueService
+
+    await calendar_time(sla)
+    a = await sla.tickets.create(sla.tech, subject="A", priority="critical")
+    b = await sla.tickets.create(sla.tech, subject="B", priority="low")
+    sla.clock.advance(minutes=50)
+    assert isinstance(sla.sla, PageSla)
+    reads: list[object] = []
+    real = sla.db.read_sync
+
+    async def counted(scope, fn):  # type: ignore[no-untyped-def]
+        reads.append(fn)
+        return await real(scope, fn)
+
+    monkeypatch.setattr(sla.db, "read_sync", counted)
+    queue = QueueService(sla.db)
+    page, loaded = await queue.list_with(sla.tech, QueueFilter(), sla.sla.load_for_page, limit=15, with_total=True)
+    assert len(reads) == 1 and page.total == 2 and {t.id for t in page.items} == {a.summary.id, b.summary.id}
+    one_hop = await sla.sla.remaining_loaded(sla.ws, loaded, sla.clock.now)
+    assert one_hop == {a.summary.id: -35 * 60, b.summary.id: 24 * H - 50 * 60}
+    assert one_hop == await sla.sla.remaining(sla.ws, [a.summary.id, b.summary.id], sla.clock.now)
+    empty, nothing = await queue.list_with(sla.tech, QueueFilter(text="no such subject"), sla.sla.load_for_page,
+                                           limit=15, with_total=True)
+    assert empty.items == () and empty.total == 0 and nothing is None
+    assert await sla.sla.remaining_loaded(sla.ws, nothing, sla.clock.now) == {}
