@@ -63,6 +63,7 @@ import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Awaitable, Callable  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -229,12 +230,15 @@ async def sequential(port: int, raws: list[bytes], kind: str) -> list[float]:
 
 
 async def burst(port: int, raws: list[bytes], kind: str, cpu_of: int | None = None,
-                cpu: list[float] | None = None) -> tuple[list[float], float, float]:
+                cpu: list[float] | None = None,
+                when: Callable[[], Awaitable[None]] | None = None) -> tuple[list[float], float, float]:
     """`raws` written at once, one per connection; with `cpu_of` (a pid), that process's CPU seconds over the
-    timed part are appended to `cpu`."""
+    timed part are appended to `cpu`; with `when`, the burst waits for it once every socket is open."""
     conns = [Conn(HOST, port) for _ in raws]
     await asyncio.gather(*(c.send(HEALTHZ) for c in conns))  # open every socket before timing
     await asyncio.sleep(0.2)
+    if when is not None:
+        await when()
     out: list[float] = []
     results: list[tuple[int, bytes]] = []
 
@@ -397,6 +401,33 @@ def sync_overlap(db: Path, start: float, end: float) -> bool:
     return False
 
 
+def until_next_sync(db: Path, interval: float) -> float:
+    """Seconds until about one second before the server's next sync run (its newest start plus whole intervals)."""
+    with sqlite3.connect(db) as conn:
+        newest = conn.execute("SELECT max(started_at) FROM sync_run").fetchone()[0]
+    if newest is None:
+        return 0.0
+    now = datetime.now(UTC).timestamp()
+    nxt = datetime.fromisoformat(newest).replace(tzinfo=UTC).timestamp() + interval
+    while nxt - 1.0 < now:
+        nxt += interval
+    return nxt - 1.0 - now
+
+
+async def sync_started(db: Path, wait_s: float = 4.0) -> None:
+    """Return as soon as the server starts its next sync run (a new `sync_run` row), polled every millisecond, so
+    a burst sent now lands while that run is going (the issue's "during a sync"; a sandbox incremental run takes
+    ~20 ms, so without this a burst overlaps one only by chance). Gives up after `wait_s` (under uvicorn's 5 s
+    keep-alive of the open sockets); the round's `overlapped_sync` then says whether it still overlapped."""
+    with sqlite3.connect(db) as conn:
+        last = conn.execute("SELECT coalesce(max(id), 0) FROM sync_run").fetchone()[0]
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if conn.execute("SELECT count(*) FROM sync_run WHERE id > ?", (last,)).fetchone()[0]:
+                return
+            await asyncio.sleep(0.001)
+
+
 # ---------------------------------------------------------------------------------------------- direct baseline
 
 
@@ -500,7 +531,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 load = os.getloadavg()[0]
                 h_ms, h_start, h_end = await burst(port, [HEALTHZ] * n, "healthz", server.pid, cpu)
                 raws = [raw_invoke(fake, activity(fake, number)) for _ in range(n)]
-                i_ms, start, end = await burst(port, raws, "invoke", server.pid, cpu)
+                at_sync = (lambda: sync_started(db)) if args.at_sync else None
+                if args.at_sync:  # open the sockets about a second before the next run, then wait for it
+                    await asyncio.sleep(until_next_sync(db, args.sync_interval))
+                i_ms, start, end = await burst(port, raws, "invoke", server.pid, cpu, when=at_sync)
                 await asyncio.sleep(0.7)  # the trace is written twice a second
                 d_ms = await direct.burst([activity(fake, number) for _ in range(n)])
                 row = {"round": i + 1, "loadavg_1m": round(load, 2), "healthz": summary(h_ms),
@@ -563,7 +597,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                       "loadavg_after": [round(x, 2) for x in load_after],
                       "note": "shared 2-core machine with other sessions' work running: absolute figures are "
                               "inflated; the ratios against the same-run baselines are the comparable figures"}
-    out["setup"] = {"server_env": args.server_env, "trace": args.trace, "n": n, "rounds": args.rounds, "sync_interval_s": args.sync_interval, "database": "sqlite",
+    out["setup"] = {"server_env": args.server_env, "trace": args.trace, "n": n, "rounds": args.rounds, "sync_interval_s": args.sync_interval, "at_sync": args.at_sync, "database": "sqlite",
                     "action": "adaptiveCard/action open (ticket card refresh)",
                     "server": "deskbridge serve, 1 uvicorn process, sandbox PSA synced, scheduler + outbox on"}
     return out
@@ -594,6 +628,8 @@ def main() -> None:
                    "a 1 ms sample of the loop thread, request stages); each round gets what it saw")
     p.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
                    help="extra environment of the server, e.g. DESKBRIDGE_QUIET_WORK=false (the figures before it)")
+    p.add_argument("--at-sync", action="store_true", help="start each invoke burst the moment the server starts its "
+                   "next sync run (the issue's 'during a sync'; without it a burst overlaps a sync only by chance)")
     p.add_argument("--channels", type=int, default=10, help="channels the writes pattern's cards are posted in")
     args = p.parse_args()
     result = asyncio.run(run(args))

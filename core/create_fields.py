@@ -62,7 +62,8 @@ def _names(items: list[PicklistItem], limit: int = 8) -> str:
 # NewTicket fields a board may require -> the form field a person fills in (and its label).
 FORM_FIELDS = {"company_external_id": ("customer", "a customer"), "contact_external_id": ("contact", "a contact"),
                "owner_external_id": ("assignee", "an assignee"), "priority_external_id": ("priority", "a priority"),
-               "status_external_id": ("status", "a status"), "description": ("description", "a description")}
+               "status_external_id": ("status", "a status"), "description": ("description", "a description"),
+               "category_external_id": ("category", "a category")}
 
 
 def check_board_requires(conn: PsaConnection, board: PicklistItem | None, given: frozenset[str]) -> None:

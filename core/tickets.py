@@ -288,19 +288,19 @@ class TicketService:
             session, conn, caps, customer_id=customer_id, contact_id=contact_id, contact_email=contact_email,
             assignee_member_id=assignee_member_id)
         contact_id = contact.id if contact else None
-        target = None
-        psa_prio = None
+        target, psa_prio = None, None
+        cat = await categories.resolve_given(session, conn, caps, category=category, subcategory=subcategory)
         if conn:
             psa_prio = await psa_priority_for(session, conn.id, prio)  # type: ignore[arg-type]
             given = {name for name, value in (("company_external_id", customer), ("contact_external_id", contact),
                                               ("owner_external_id", assignee), ("description", desc),
-                                              ("priority_external_id", psa_prio)) if value}
+                                              ("priority_external_id", psa_prio),
+                                              ("category_external_id", cat.category_external_id)) if value}
             target = await create_fields.resolve(session, conn, caps, board=board_external_id,
                                                  type_external_id=type_external_id, type_name=type_name,
                                                  given=frozenset(given | {f"custom:{name}" for name in extras}))
             board_external_id, type_name = target.board_external_id, target.type_name or type_name
             _require_priority(conn, caps, psa_prio, prio)
-        cat = await categories.resolve_given(session, conn, caps, category=category, subcategory=subcategory)
         now = self._clock()
         ticket = Ticket(
             workspace_id=actor.workspace_id, connection_id=conn.id if conn else None,

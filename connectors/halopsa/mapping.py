@@ -296,10 +296,13 @@ def is_unassigned_agent(data: J) -> bool:
 # ---------------------------------------------------------------- picklists
 
 
-# Halo field names of a ticket type's mandatory fields -> the NewTicket fields that fill them.
+# Halo field names of a ticket type's mandatory fields -> the NewTicket fields that fill them. The ticket's
+# category field (category_1) is the canonical category: asked with the category select, checked against
+# Halo's /Category (core/categories.py) before anything is queued, never as free text.
 CANONICAL_FIELDS = {"user_id": "contact_external_id", "client_id": "company_external_id",
                     "agent_id": "owner_external_id", "priority_id": "priority_external_id",
-                    "status_id": "status_external_id", "details": "description", "summary": "summary"}
+                    "status_id": "status_external_id", "details": "description", "summary": "summary",
+                    f"category_{categories.CATEGORY_FIELD}": "category_external_id"}
 
 
 def board(data: J, required: Iterable[str] = ()) -> PsaBoard:

@@ -6,7 +6,7 @@ PSA's rules (`Capabilities.create_requires`). Submitted forms are applied by cor
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -128,16 +128,20 @@ class TicketForms:
                                     options=tuple(FormOption(value=t.external_id, label=label(t))
                                                   for t in types[:100]),
                                     hint="The type must be one of the chosen board's." if several else None))
-        fields += await self._category_fields(actor, conn, caps)
+        # Boards that make the category mandatory (Halo's category_1): the category field says so.
+        needs_category = [b.name for b in boards if "category_external_id" in (b.data or {}).get("requires", ())]
+        fields += await self._category_fields(actor, conn, caps, needs_category)
         fields.append(FormField(name="description", label="Description", kind="textarea",
                                 initial=description or None, max_length=3000))
         return FormView(form="new_ticket", title="New ticket", submit_label="Create", fields=tuple(fields),
                         context=dict(context or {}))
 
-    async def _category_fields(self, actor: Actor, conn: PsaConnection | None, caps: Capabilities) -> list[FormField]:
+    async def _category_fields(self, actor: Actor, conn: PsaConnection | None, caps: Capabilities,
+                               needed_on: Sequence[str] = ()) -> list[FormField]:
         """The PSA's category pair (Autotask issue / sub-issue type) as one choice: "Hardware" or "Hardware ›
         Printer" (a subcategory is only offered under its own category; a category alone only when the PSA
-        takes it alone). Typed as text past a select's 100. The value "top id/sub id" is split by core."""
+        takes it alone). Typed as text past a select's 100. The value "top id/sub id" is split by core.
+        `needed_on`: the boards that require a category (said in the hint; core refuses a create without)."""
         if conn is None or not caps.has(Feature.TICKET_CATEGORIES):
             return []
         tops = await self._picklist(actor, conn.id, "category")
@@ -150,10 +154,13 @@ class TicketForms:
               for s in subs.get(t.external_id, ())))]
         if not options:
             return []
+        required_on = ("Required on " + ", ".join(needed_on) + " tickets.") if needed_on else None
         if len(options) > self.CHOICES_MAX:
             return [FormField(name="category", label="Category", kind="text", required=False, max_length=200,
-                              hint=f"Category › subcategory as {conn.name} names them, e.g. {options[1].label}.")]
-        return [FormField(name="category", label="Category", kind="select", required=False, options=tuple(options))]
+                              hint=" ".join(h for h in (required_on, f"Category › subcategory as {conn.name} names "
+                                                        f"them, e.g. {options[1].label}.") if h))]
+        return [FormField(name="category", label="Category", kind="select", required=False, options=tuple(options),
+                          hint=required_on)]
 
     async def customer_options(self, actor: Actor, query: str, limit: int = CHOICES_MAX) -> list[FormOption]:
         """Active customers whose name or identifier contains `query` (any case), best match first.

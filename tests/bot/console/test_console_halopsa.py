@@ -61,10 +61,10 @@ async def test_a_technicians_day_against_halo(container, fake: FakeHalo, workspa
         "!public We replaced the VPN gateway; please try again.",         # a public reply (e-mails the user)
         "4", "45m", "Replaced the gateway", "y",                          # time
         "3", "2", "", "",                                                 # status -> In Progress
-        *new_ticket, "", "", "", "", "", "",                              # no contact: refused, nothing queued
-        *new_ticket, "pat@acme.example", "", "", "", "", "Starts Monday.",  # the contact the type requires
-                                                                          # (category, left empty: only Change
-                                                                          # needs it)
+        *new_ticket, "", "", "", "", "",                                  # no contact: refused, nothing queued
+        *new_ticket, "pat@acme.example", "", "", "", "Starts Monday.",    # the contact the type requires
+                                                                          # (priority, type, category left
+                                                                          # empty: only Change needs a category)
         "quit"])
     await ConsoleSession(container, read=script, write=out.append, as_email="bob@msp.example").run()
     text = "\n".join(out)
@@ -113,15 +113,15 @@ async def test_the_slack_create_modal_asks_for_the_contact_a_halo_type_requires(
 
 async def test_a_type_with_a_mandatory_category_gets_it_from_the_create_form(container, fake: FakeHalo,  # type: ignore[no-untyped-def]
                                                                              workspace_id: int) -> None:
-    """Halo's Change type makes category_1 mandatory: the create form asks for it (named, with the types that
-    need it), a create without it is refused on that field with nothing queued, and with it the ticket reaches
-    Halo with the category set; a type that does not need it never gets the value."""
+    """Halo's Change type makes category_1 (the ticket's category) mandatory: the create form asks for it with
+    the category select (only values Halo lists; no free-text field of its own), a create without it or with a
+    value Halo does not list is refused on that field with nothing queued, and with a listed one the ticket
+    reaches Halo with exactly Halo's category_1 value."""
     from sqlmodel import select
 
     from bot.slack.blocks import form_modal
     from core.context import Actor
     from core.errors import InvalidInput
-    from core.outbox.ops import CreateTicket
     from store.db import Scope
     from store.tables import Member, OutboxOp
 
@@ -133,24 +133,34 @@ async def test_a_type_with_a_mandatory_category_gets_it_from_the_create_form(con
     actor = Actor(workspace_id=workspace_id, origin=Actor.system(workspace_id).origin, member_id=bob.id,
                   display="console:bob")
     form = await container.chat_views.new_ticket_form(actor)
-    [field] = [f for f in form.fields if f.name == "custom:category_1"]
-    assert field.label == "Category 1" and field.hint == "Required on Change tickets."
-    assert any(b.get("block_id") == "custom:category_1" for b in form_modal(form, {"form": "new_ticket"})["blocks"])
+    assert not [f for f in form.fields if f.name.startswith("custom:")]  # no free-text category_1 field
+    [field] = [f for f in form.fields if f.name == "category"]
+    assert field.kind == "select" and field.hint == "Required on Change tickets."
+    assert [o.label for o in field.options] == ["Hardware", "Hardware › Laptop", "Hardware › Printer",
+                                                "Software › E-mail", "Software › Office"]  # as Halo lists them
+    [block] = [b for b in form_modal(form, {"form": "new_ticket"})["blocks"] if b.get("block_id") == "category"]
+    assert block["element"]["type"] == "static_select"
     base = {"subject": "Upgrade the firewall firmware", "customer": str(min(
         c.value for c in next(f for f in form.fields if f.name == "customer").options)), "board": "3",
         "priority": "medium"}
-    with pytest.raises(InvalidInput) as refused:
+    with pytest.raises(InvalidInput) as missing:
         await container.chat_commands.submit(actor, "new_ticket", base)
-    assert refused.value.field == "custom:category_1" and "category_1" in refused.value.message
+    assert missing.value.field == "category" and "Change" in missing.value.message
+    for bad, hint in (("Network", "Valid categories: Hardware, Software."),  # Halo does not list it
+                      ("Software", "Pick one of: Software › E-mail, Software › Office.")):  # only as a parent
+        with pytest.raises(InvalidInput) as refused:
+            await container.chat_commands.submit(actor, "new_ticket", {**base, "category": bad})
+        assert refused.value.field == "category" and refused.value.hint == hint and bad in refused.value.message
+    with pytest.raises(InvalidInput):  # an old form's free-text field does not stand in for the category
+        await container.chat_commands.submit(actor, "new_ticket", {**base, "custom:category_1": "Hardware"})
     async with container.db.read(Scope.workspace(workspace_id)) as s:
         assert (await s.exec(select(OutboxOp))).all() == []
-    await container.chat_commands.submit(actor, "new_ticket", {**base, "custom:category_1": "Network"})
-    await container.chat_commands.submit(actor, "new_ticket", {**base, "board": "1", "subject": "Incident",
-                                                               "custom:category_1": "Hardware"})
-    async with container.db.read(Scope.workspace(workspace_id)) as s:
-        payloads = [CreateTicket.model_validate(o.payload) for o in (await s.exec(select(OutboxOp))).all()]
-    assert [p.extra_fields for p in payloads] == [{"category_1": "Network"}, {}]  # Incident does not require it
+    printer = next(o.value for o in field.options if o.label == "Hardware › Printer")
+    await container.chat_commands.submit(actor, "new_ticket", {**base, "category": printer})
+    await container.chat_commands.submit(actor, "new_ticket", {**base, "board": "1", "subject": "Incident"})
     for _ in range(3):
         await container.outbox_worker.drain()
     [made] = [t for t in fake.tickets.values() if t["summary"] == "Upgrade the firewall firmware"]
-    assert made["tickettype_id"] == 3 and made["category_1"] == "Network"
+    assert made["tickettype_id"] == 3 and made["category_1"] == "Hardware>Printer"
+    [incident] = [t for t in fake.tickets.values() if t["summary"] == "Incident"]
+    assert incident["tickettype_id"] == 1 and not incident["category_1"]  # Incident does not require it

@@ -89,8 +89,13 @@ async def test_an_urgent_update_waits_its_channels_pace_but_not_behind_its_bulk_
     # the newest PSA change first among bulk ones (all four were queued within the same instant: queue order
     # decides ties the other way round, so the last queued goes first), the click before the rest
     assert sent(slack_api) == ["bulk 3", "clicked", "bulk 2", "bulk 1", "bulk 0"]
-    gaps = [b.at - a.at for a, b in zip(slack_api.of("chat.update"), slack_api.of("chat.update")[1:], strict=False)]
-    assert min(gaps) >= 1.0 - 0.02  # the channel's pace is kept for both lanes
+    stamps = [c.at for c in slack_api.of("chat.update")]
+    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    # the channel's pace is kept for both lanes. Stamps are arrivals at the fake: one request's trip can take
+    # longer than the next one's on a loaded machine, so a single gap may look shorter than the pace by that
+    # difference (0.979 s seen at load 15); the span of all five cannot.
+    assert min(gaps) >= 0.8
+    assert stamps[-1] - stamps[0] >= 4 * 1.0 - 0.05
 
 
 async def test_a_writes_outcome_is_urgent_and_a_psa_change_is_bulk(slack, monkeypatch: pytest.MonkeyPatch):

@@ -165,6 +165,7 @@ async def test_a_signed_webhook_refreshes_the_ticket_it_names(env: HaloEnv) -> N
 
 
 async def test_a_ticket_types_required_fields_are_asked_for_before_a_create_is_queued(env: HaloEnv, tech) -> None:  # type: ignore[no-untyped-def]
+    from connectors.halopsa.connector import HaloPsaConnector
     from core.errors import InvalidInput
     from core.tickets import TicketService
     from store.tables import Contact, Customer, OutboxOp
@@ -174,14 +175,18 @@ async def test_a_ticket_types_required_fields_are_asked_for_before_a_create_is_q
     async with env.db.read(Scope.workspace(env.workspace_id)) as s:
         acme = (await s.exec(select(Customer).where(Customer.external_id == "12"))).one()
         pat = (await s.exec(select(Contact).where(Contact.external_id == "501"))).one()
-    tickets = TicketService(env.db)
+    tickets = TicketService(env.db, capabilities=lambda kind: HaloPsaConnector.CAPABILITIES)
     with pytest.raises(InvalidInput) as no_contact:  # Service Request makes the end user mandatory
         await tickets.create(tech, subject="New starter", customer_id=acme.id, board_external_id="2")
     assert no_contact.value.field == "contact" and "Service Request" in str(no_contact.value)
-    with pytest.raises(InvalidInput) as custom:  # Change needs category_1: the form field of that name is empty
+    with pytest.raises(InvalidInput) as no_category:  # Change needs category_1: the ticket's category field
         await tickets.create(tech, subject="Firewall change", customer_id=acme.id, contact_id=pat.id,
                              board_external_id="3")
-    assert "category_1" in str(custom.value) and custom.value.field == "custom:category_1"
+    assert "Change" in str(no_category.value) and no_category.value.field == "category"
+    with pytest.raises(InvalidInput) as unlisted:  # a category Halo does not list is refused, naming the valid ones
+        await tickets.create(tech, subject="Firewall change", customer_id=acme.id, contact_id=pat.id,
+                             board_external_id="3", category="Network")
+    assert unlisted.value.field == "category" and "Hardware" in (unlisted.value.hint or "")
     async with env.db.read(Scope.workspace(env.workspace_id)) as s:
         assert (await s.exec(select(OutboxOp))).all() == []  # nothing was queued to go dead
     made = await tickets.create(tech, subject="New starter", customer_id=acme.id, contact_id=pat.id,
