@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -79,16 +80,32 @@ def load() -> WordLlamaEmbedder | None:
     if _loaded is not None or _why_not is not None:
         return _loaded
     try:
-        import wordllama
-        from wordllama import WordLlama
+        with _root_logging_kept():
+            import wordllama
+            from wordllama import WordLlama
 
-        model = WordLlama.load(cache_dir=Path(wordllama.__file__).parent, disable_download=True)
+            model = WordLlama.load(cache_dir=Path(wordllama.__file__).parent, disable_download=True)
         _loaded = WordLlamaEmbedder(model, int(model.embedding.shape[1]))
     except Exception as exc:  # ImportError, or files missing from a broken install: degrade, never fail
         _why_not = f"{type(exc).__name__}: {exc}"
         log.warning("similar tickets: dense model unavailable (%s); using the lexical leg only. "
                     "Install it with `pip install 'deskbridge[ai]'`.", _why_not)
     return _loaded
+
+
+@contextmanager
+def _root_logging_kept() -> Iterator[None]:
+    """wordllama calls `logging.basicConfig(level=INFO)` when imported: in a process that has not configured
+    logging yet (a CLI command, a script), that would install an unredacted INFO handler on the root logger for
+    the rest of the process. Put the root logger back as it was."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+        root.setLevel(level)
 
 
 def status() -> str:

@@ -104,3 +104,17 @@ def test_a_search_leaves_the_process_blas_threads_as_they_were():
     index = SimilarIndex().build(TICKETS)
     assert index.search("outlook password", customers=None)
     assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
+
+
+def test_loading_the_dense_model_leaves_the_root_logger_as_it_was() -> None:
+    """wordllama runs `logging.basicConfig(level=INFO)` on import; in a process without logging configured (a
+    CLI command, a script) that would leave an unredacted INFO handler on the root logger. A fresh interpreter,
+    since the import happens once per process."""
+    import subprocess
+    import sys
+
+    code = ("import logging\nfrom core.ai import dense\nassert dense.load() is not None, dense.status()\n"
+            "root = logging.getLogger()\nprint(len(root.handlers), root.level)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[3]))
+    assert out.stdout.split() == ["0", str(30)]  # no handler added, WARNING (the default) kept
