@@ -7,7 +7,10 @@ import gc
 from bot import gctune
 
 
-def test_settle_freezes_survivors_and_raises_the_young_threshold() -> None:
+def test_settle_freezes_survivors_and_raises_the_young_threshold(monkeypatch) -> None:
+    # An app started earlier in this process may have switched the thresholds to their quiet-time values
+    # (`collect_when_quiet`, a process-wide setting): start from the plain server's.
+    monkeypatch.setattr(gctune, "_active", gctune.THRESHOLDS)
     before = gc.get_threshold()
     try:
         survivor = [object() for _ in range(1000)]  # alive across the call: must end up frozen
@@ -16,6 +19,20 @@ def test_settle_freezes_survivors_and_raises_the_young_threshold() -> None:
         assert gc.get_freeze_count() == frozen
         assert gc.get_threshold() == gctune.THRESHOLDS
         assert gc.get_threshold()[0] > 700  # above CPython's default
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
+def test_with_a_quiet_time_collector_the_older_generations_wait_for_it(monkeypatch) -> None:
+    monkeypatch.setattr(gctune, "_active", gctune.THRESHOLDS)
+    before = gc.get_threshold()
+    try:
+        gctune.collect_when_quiet()
+        assert gc.get_threshold() == gctune.QUIET_THRESHOLDS
+        gctune.settle()  # a later settle keeps the quiet-time thresholds
+        assert gc.get_threshold() == gctune.QUIET_THRESHOLDS
+        assert gctune.QUIET_THRESHOLDS[1] > gctune.THRESHOLDS[1]
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
