@@ -243,7 +243,7 @@ def mail_triage(workspace: str | None = WORKSPACE) -> None:
 def mail_replay(receipt_id: int = typer.Argument(..., help="the e-mail's id from `intake mail triage`"),
                 workspace: str | None = WORKSPACE) -> None:
     """Take an e-mail in triage again from its kept raw message (after adding its sender as a contact, say)."""
-    out = run_in(workspace, lambda c, ws: c.mailboxes.replay(ws, receipt_id))
+    out = run_in(workspace, lambda c, ws: c.mailboxes.replay(ws, receipt_id, actor=cli_actor(ws)))
     where = f" (ticket id {out.ticket_id})" if out.ticket_id else ""
     typer.echo(f"E-mail {receipt_id}: {out.outcome}{where}" + (f": {out.reason}" if out.reason else "") + ".")
 app.add_typer(mail_app, name="mail")
