@@ -18,6 +18,7 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -625,7 +626,8 @@ class TicketService:
                                    hint="Log the time in the PSA itself; a note here can say what you did.")
             await self._time_allowed(session, ticket)
             note = _clean_text(notes, field="time note", limit=MAX_NOTE_CHARS, required=False)
-            start = started_at or (self._clock() - timedelta(minutes=minutes))
+            # a start we pick is told in the workspace's zone: its date is the day the PSA files the time under
+            start = started_at or await _local(session, actor.workspace_id, self._clock() - timedelta(minutes=minutes))
             if start.tzinfo is None:
                 raise InvalidInput("The start time needs a time zone.", field="started_at",
                                    hint="Give it with an offset, e.g. 2026-12-07T09:00:00Z.")
@@ -823,3 +825,11 @@ def _category_label(category: str | None, subcategory: str | None) -> str | None
         return None
     return category + (f" › {subcategory}" if subcategory else "")
 
+
+async def _local(session: AsyncSession, workspace_id: int, when: datetime) -> datetime:
+    """`when` in the workspace's time zone (UTC when it names none or an unknown one)."""
+    zone = (await session.exec(select(Workspace.timezone).where(Workspace.id == workspace_id))).first()
+    try:
+        return when.astimezone(ZoneInfo(zone or "UTC"))
+    except (ZoneInfoNotFoundError, ValueError):
+        return when
