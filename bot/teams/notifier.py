@@ -26,7 +26,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from microsoft_teams.api import Account, CreateConversationParams
+from microsoft_teams.api import Account
+from microsoft_teams.api.clients.conversation import CreateConversationParams
 
 from bot.slack.work import AfterAck
 from bot.teams import cards, requests
