@@ -56,7 +56,8 @@ def explain(op: OutboxOp, *, waiting_on: int | None = None, connection: str | No
                     f"discard it with a reason on the Dead letters page or with "
                     f"`deskbridge outbox discard {op.id} --reason 'deleted in the PSA'`.")
         if cause == "refused" or code is not None and 400 <= code < 500:
-            return (f"The PSA refused this write (HTTP {code}): {(op.last_error or '')[:300]} Fix what it names "
+            said = f" (HTTP {code})" if code is not None else ""
+            return (f"The PSA refused this write{said}: {(op.last_error or '')[:300]} Fix what it names "
                     f"in the PSA, then retry it "
                     f"(Dead letters page, or `deskbridge outbox retry {op.id}`), or discard it with a reason.")
         return (f"Gave up after {op.attempts} attempts. Retry it (Dead letters page, or "
