@@ -87,6 +87,17 @@ def visible(text: str) -> bool:
     return any(not ch.isspace() and unicodedata.category(ch) not in ("Cf", "Cc") for ch in text)
 
 
+_BIDI = dict.fromkeys(map(ord, "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
+
+
+def _file_name(filename: str) -> str:
+    """A file name that shows what the file is: no path parts, no bidirectional controls (a right-to-left override
+    shows `invoice<RLO>gpj.exe` as "invoiceexe.jpg"), never only dots or blanks."""
+    name = _clean_text(filename, field="file name", limit=255).replace("/", "_").replace("\\", "_")
+    name = name.translate(_BIDI).strip()
+    return name if name.strip(". ") else "file"
+
+
 def _clean_text(value: str, *, field: str, limit: int, required: bool = True) -> str:
     text = drop_controls(value or "", one_line=field in _ONE_LINE).strip()
     if required and not visible(text):  # zero-width characters alone look blank wherever the text is shown
@@ -704,7 +715,7 @@ class TicketService:
         if visibility not in ("public", "internal"):
             raise InvalidInput(f"'{visibility}' is not a file visibility.", hint="Use public or internal.",
                                field="visibility")
-        name = _clean_text(filename, field="file name", limit=255).replace("/", "_").replace("\\", "_")
+        name = _file_name(filename)
         async with self.db.write(actor.scope) as session:
             ticket = await load_ticket(session, actor, ref, for_update=True)
             caps = await self._caps(session, ticket)
