@@ -348,8 +348,30 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                  interval=args.interval, drain_s=args.drain)
         budget = await psa_to_chat(rig, rate=args.budget_rate, seconds=args.seconds, callbacks=True,
                                    interval=args.interval, drain_s=args.drain)
+        spy = None
+        if args.spy_psa:  # a sampling profile (py-spy, installed apart: not a project dependency) of the mode
+            import subprocess
+
+            spy = subprocess.Popen([args.spy_bin, "record", "--pid", str(os.getpid()), "--format", "raw", "--threads",
+                                    "--rate", "200", "--nonblocking", "-o", args.spy_psa],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            await asyncio.sleep(1.0)  # attached
+        hot_prof = None
+        if args.profile_psa:
+            import cProfile
+
+            hot_prof = cProfile.Profile(time.thread_time)  # this thread's CPU (the fake Slack has its own thread)
+            hot_prof.enable()
         hot = await psa_to_chat(rig, rate=args.rate, seconds=args.seconds, callbacks=True, interval=args.interval,
                                 drain_s=args.drain)
+        if hot_prof is not None:
+            hot_prof.disable()
+            hot_prof.dump_stats(args.profile_psa)
+        if spy is not None:
+            import signal
+
+            spy.send_signal(signal.SIGINT)
+            await asyncio.to_thread(spy.wait, 60)
         poll = await psa_to_chat(rig, rate=args.rate, seconds=args.seconds, callbacks=False, interval=args.interval,
                                  drain_s=args.drain + args.interval)
         counts = rig.slack_counts()
@@ -414,6 +436,11 @@ def main() -> None:
     ap.add_argument("--chat-only", action="store_true", help="only the chat -> PSA phase (profiling; implies --no-write "
                     "unless --out is given)")
     ap.add_argument("--profile", help="chat -> PSA: cProfile (this thread's CPU) of the phase, written to this file")
+    ap.add_argument("--profile-psa", help="PSA -> chat at --rate with callbacks: cProfile (this thread's CPU) of the "
+                    "mode, written to this file")
+    ap.add_argument("--spy-psa", help="PSA -> chat at --rate with callbacks: py-spy samples (raw, every thread) of the "
+                    "mode, written to this file; summarise with bench/_e2e_spy.py")
+    ap.add_argument("--spy-bin", default="py-spy", help="the py-spy executable for --spy-psa")
     ap.add_argument("--trace", action="store_true",
                     help="chat -> PSA: time per outbox stage and per SQLite write transaction (bench/_e2e_trace.py)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave bench/results alone")
