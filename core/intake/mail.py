@@ -212,17 +212,24 @@ class MailIntake:
         system = Actor(workspace_id=actor.workspace_id, origin=Origin.EMAIL, display=actor.display)
         limit = await self.tickets.attachment_limit(system, f"id:{ticket_id}")
         refused = []
-        for att in mail.attachments:
-            if limit is None or len(att.content) > limit:
-                refused.append(f"{att.filename} ({len(att.content):,} bytes)")
+        for att in mail.attachments:  # one file that cannot be kept never costs the message or the other files
+            name = att.filename if visible(att.filename) else "attachment"
+            if not att.content:
+                refused.append(f"{name} (empty)")
                 continue
-            await self.tickets.attach(system, f"id:{ticket_id}", filename=att.filename, content=att.content,
-                                      content_type=att.content_type, visibility=visibility)
+            if limit is None or len(att.content) > limit:
+                cap = "this PSA takes no files" if limit is None else f"the limit is {limit:,} bytes"
+                refused.append(f"{name} ({len(att.content):,} bytes; {cap})")
+                continue
+            try:
+                await self.tickets.attach(system, f"id:{ticket_id}", filename=name, content=att.content,
+                                          content_type=att.content_type, visibility=visibility)
+            except InvalidInput as exc:
+                refused.append(f"{name} ({exc.message})")
         if refused:
-            cap = "this PSA takes no files" if limit is None else f"the limit is {limit:,} bytes"
-            await self.tickets.comment(system, f"id:{ticket_id}", "Not kept from the e-mail of "
-                                       f"{mail.sender} ({cap}): " + ", ".join(refused)
-                                       + ". Ask the sender to share them another way.", visibility="internal")
+            await self.tickets.comment(system, f"id:{ticket_id}", f"Not kept from the e-mail of {mail.sender}: "
+                                       + ", ".join(refused) + ". Ask the sender to share them another way.",
+                                       visibility="internal")
 
     async def sender(self, ws: int, sender: str) -> tuple[int | None, int | None]:
         """(contact id, customer id) by exact address, else the customer by a domain only it uses."""
