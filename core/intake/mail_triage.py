@@ -30,7 +30,8 @@ from store.enums import Origin
 from store.tables import Customer, MailReceipt, Ticket
 
 WHY = {"unknown": "unknown sender", "limit": "over the sender's hourly limit", "refused": "refused when taken"}
-_OVER = "over %within an hour"  # MailIntake's OVER_LIMIT as a LIKE pattern
+_OVER = "over %within an hour"
+COUNT_CAP = 1000  # MailIntake's OVER_LIMIT as a LIKE pattern
 
 
 def why_of(reason: str | None) -> str:
@@ -103,6 +104,13 @@ class MailTriage:
             rows = (await session.execute(stmt.order_by(col(MailReceipt.id).desc()).limit(limit + 1))).all()
         items = [Waiting(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows[:limit]]
         return items, (items[-1].id if len(rows) > limit else None)
+
+    async def waiting(self, workspace_id: int, cap: int = COUNT_CAP) -> int:
+        """How many mails wait in triage, counted up to `cap` (the overview shows "1000+" past it)."""
+        inner = sa.select(col(MailReceipt.id)).where(col(MailReceipt.workspace_id) == workspace_id,
+                                                     col(MailReceipt.outcome) == "triage").limit(cap).subquery()
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            return int((await session.execute(sa.select(sa.func.count()).select_from(inner))).scalar_one())
 
     async def get(self, workspace_id: int, receipt_id: int) -> KeptMail:
         """One kept e-mail, whatever became of it, with its message for reading (MailView: never active HTML)."""
