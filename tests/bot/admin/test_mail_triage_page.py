@@ -232,3 +232,26 @@ async def test_a_known_contacts_held_mail_goes_under_their_contact_or_as_their_r
     joined = await api.container.tickets.get(Actor.system(api.ws), f"id:{first.ticket_id}")
     [reply] = [e for e in joined.timeline if "And the fax." in e.body]
     assert reply.kind == EntryKind.NOTE_PUBLIC and reply.body == "And the fax."  # her words, word for word
+
+
+async def test_a_file_that_cannot_be_kept_is_said_on_the_ticket_and_never_makes_a_second_ticket(api: Api):
+    ids = await _setup(api)
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = "zoe@new.example", "help@msp.example", "Scan", "<z@x>"
+    msg.set_content("The scan is attached.")
+    msg.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename="s" * 300 + ".pdf")
+    assert await _ingest(api, bytes(msg)) == "triage"
+    zoe = await _receipt(api, sender="zoe@new.example")
+    csrf = await sign_in(api)
+    r = await api.client.post(f"/admin/mail/{zoe.id}/assign", data={"csrf": csrf, "customer": "ACME"})
+    assert r.headers["location"].endswith("done=mail_to_customer")
+    assert (await _receipt(api, id=zoe.id)).outcome == "created"
+    again = await api.client.post(f"/admin/mail/{zoe.id}/assign", data={"csrf": csrf, "customer": "ACME"})
+    assert again.status_code == 409
+    async with api.container.db.read(Scope.workspace(api.ws)) as s:
+        made = (await s.exec(select(Ticket).where(Ticket.subject == "Scan"))).all()
+    assert [t.customer_id for t in made] == [ids["acme"]]  # one ticket, the mail's words on it
+    assert made[0].description == "The scan is attached."
+    notes = [e.body for e in (await api.container.tickets.get(Actor.system(api.ws), f"id:{made[0].id}")).timeline
+             if e.kind == EntryKind.NOTE_INTERNAL]
+    assert any("Not kept from the e-mail of zoe@new.example" in n and "304 characters" in n for n in notes)
