@@ -47,7 +47,7 @@ async def loop_env(db: Database, workspace_id: int) -> AsyncIterator[SyncEnv]:
         connections = ConnectionService(db, cipher=CredentialCipher.from_keys([generate_key()]),
                                         checker=registry.check, factory=registry.build, known_kinds=registry.kinds())
         conn, _ = await connections.add(workspace_id, kind="connectwise", name="cw",
-                                        settings=fake.settings(root=root, page_size=10),
+                                        settings=fake.settings(root=root, page_size=100),
                                         credentials=fake.credentials())
         sync, notifier = _sync(db, connections, fake)
         yield SyncEnv(db, fake, workspace_id, conn.id, connections, sync.engine, sync, notifier)  # type: ignore[arg-type]
