@@ -230,10 +230,11 @@ async def sequential(port: int, raws: list[bytes], kind: str) -> list[float]:
 
 
 async def burst(port: int, raws: list[bytes], kind: str, cpu_of: int | None = None,
-                cpu: list[float] | None = None,
-                when: Callable[[], Awaitable[None]] | None = None) -> tuple[list[float], float, float]:
+                cpu: list[float] | None = None, when: Callable[[], Awaitable[None]] | None = None,
+                answers: dict[bytes, tuple[bytes, float]] | None = None) -> tuple[list[float], float, float]:
     """`raws` written at once, one per connection; with `cpu_of` (a pid), that process's CPU seconds over the
-    timed part are appended to `cpu`; with `when`, the burst waits for it once every socket is open."""
+    timed part are appended to `cpu`; with `when`, the burst waits for it once every socket is open; with
+    `answers`, each request's response body and latency (ms) are kept under its raw bytes."""
     conns = [Conn(HOST, port) for _ in raws]
     await asyncio.gather(*(c.send(HEALTHZ) for c in conns))  # open every socket before timing
     await asyncio.sleep(0.2)
@@ -246,6 +247,8 @@ async def burst(port: int, raws: list[bytes], kind: str, cpu_of: int | None = No
         t = time.perf_counter()
         results.append(await c.send(raw))
         out.append((time.perf_counter() - t) * 1000)
+        if answers is not None:
+            answers[raw] = (results[-1][1], out[-1])
 
     cpu0 = cpu_s(cpu_of) if cpu_of is not None else 0.0
     loop0 = cpu_s(cpu_of, cpu_of) if cpu_of is not None else 0.0  # uvicorn's loop runs on the main thread
@@ -262,6 +265,7 @@ async def burst(port: int, raws: list[bytes], kind: str, cpu_of: int | None = No
     return out, start, end
 
 
+SAVING = b"Saving your "  # the held answer's headline (bot/teams/cards.py saving_card)
 WRITE_DATA = {"assign_me": {}, "time": {"submit": True, "minutes": "15m", "notes": "bench: checked the logs",
                                         "billable": "true"}}
 
@@ -306,23 +310,32 @@ async def writes(port: int, fake: Any, db: Path, email: str, n_cards: int, chann
         seen = [(c.op, c.conversation_id, json.dumps(c.body)[:300]) for c in list(fake.calls)[posted_from:]][:3]
         raise SystemExit(f"only {len(cards)} of {n} ticket cards were posted; the connector saw {seen}")
     await asyncio.sleep(2.0)  # let the card posts' own follow-ups settle
-    raws = []
+    raws, card_of = [], {}
     for (num, chan), aid in cards.items():
         body = activity(fake, num, action=action, channel=chan, reply_to=aid)
         body["value"]["action"]["data"].update(WRITE_DATA[action])
         raws.append(raw_invoke(fake, body))
+        card_of[raws[-1]] = aid
     cpu: list[float] = []
-    ms, start, end = await burst(port, raws, "invoke", pid, cpu)
+    answers: dict[bytes, tuple[bytes, float]] = {}
+    ms, start, end = await burst(port, raws, "invoke", pid, cpu, answers=answers)
+    # answered "saving" (the hold budget ran out before the write was accepted): card -> when its answer came
+    saving = {card_of[r]: start + lat / 1000 for r, (resp, lat) in answers.items() if SAVING in resp}
     first: dict[str, float] = {}  # card -> its first redraw after the click (may still say "queued")
     delivered: dict[str, float] = {}  # card -> its first redraw with nothing queued (the writes are in the PSA)
+    followed: dict[str, float] = {}  # a "saving" card -> its first redraw that no longer says "saving"
     deadline = time.monotonic() + 300
     ids = set(cards.values())
-    while len(delivered) < n and time.monotonic() < deadline:
+    while (len(delivered) < n or len(followed) < len(saving)) and time.monotonic() < deadline:
         for call in list(fake.calls):
             if call.op == "update" and call.at >= start and call.activity_id in ids:
-                first.setdefault(str(call.activity_id), call.at)
-                if "queued" not in json.dumps(call.body):
-                    delivered.setdefault(str(call.activity_id), call.at)
+                aid = str(call.activity_id)
+                first.setdefault(aid, call.at)
+                shown = json.dumps(call.body, ensure_ascii=False).encode()
+                if aid in saving and SAVING not in shown:
+                    followed.setdefault(aid, call.at)
+                if b"queued" not in shown and SAVING not in shown:
+                    delivered.setdefault(aid, call.at)
         await asyncio.sleep(0.2)
 
     def after(times: dict[str, float]) -> dict[str, Any]:
@@ -333,6 +346,19 @@ async def writes(port: int, fake: Any, db: Path, email: str, n_cards: int, chann
     out = {"action": action, "clicks": n, "cards": n, "tickets": len({num for num, _ in spots}),
            "channels": channels, "invoke": summary(ms), "overlapped_sync": sync_overlap(db, start, end),
            "first_redraw_after_click": after(first), "delivered_redraw_after_click": after(delivered)}
+    # the hold budget (bot/teams/hold.py): how many clicks were answered "saving", and how long their cards took
+    # to show the outcome (the proactive follow-up), from the burst's start and from each one's own answer
+    def spread(values: list[float]) -> dict[str, float] | None:
+        return {"p50_s": round(statistics.median(values), 2), "p99_s": round(pct(values, 99), 2),
+                "max_s": round(max(values), 2)} if values else None
+
+    out["saving"] = {"answered_saving": len(saving), "share": round(len(saving) / n, 3),
+                     "followed_up": len(followed),
+                     "follow_up_after_click": spread([followed[a] - start for a in followed]),
+                     "follow_up_after_saving_answer": spread([followed[a] - saving[a] for a in followed])}
+    quick = [lat for r, (resp, lat) in answers.items() if SAVING not in resp]
+    if quick:
+        out["invoke_outcome_answers"] = summary(quick)  # the clicks answered with their outcome in time
     if cpu:
         out["server_cpu_ms_per_click"] = {"process": round(cpu[0] * 1000 / n, 2), "loop": round(cpu[1] * 1000 / n, 2)}
     if trace is not None:

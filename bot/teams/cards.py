@@ -150,6 +150,19 @@ def ticket_card(view: TicketView, *, max_notes: int = 6) -> dict[str, Any]:
     return card
 
 
+def saving_card(what: str, ref: str | None = None) -> dict[str, Any]:
+    """A write click's answer when its write was not accepted within the hold budget (bot/teams/hold.py): the
+    clicked card says it is saving until the outcome replaces it (the technician has nothing to do meanwhile).
+    A ticket's card keeps its refresh, so whoever looks at it later sees the ticket as it is then."""
+    on = f" on #{ref}" if ref and ref.isdigit() else ""
+    body = [_text(f"Saving your {what}{on}…", weight="Bolder"),
+            _text("Deskbridge is busy: this card shows the result in a moment.", isSubtle=True, spacing="Small")]
+    card = _card(body)
+    if ref:
+        card["refresh"] = {"action": execute("Refresh", "open", ref)}
+    return card
+
+
 def alert_offer_card(view: AlertOfferView) -> dict[str, Any]:
     """An alert that made no ticket: what it is, a customer choice and "Create ticket" (core/intake/offers.py)."""
     body = [_plain(view.title[:300], weight="Bolder")]
