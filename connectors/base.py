@@ -616,6 +616,16 @@ class ChildPrefetch(Protocol):
 
 
 @runtime_checkable
+class TicketBatchRead(Protocol):
+    """A connector that reads many tickets by id in one request where its PSA allows (ConnectWise:
+    `conditions=id in (...)`), used when callbacks name several tickets at once (core/sync/callbacks.py)."""
+
+    async def get_tickets(self, external_ids: Sequence[str]) -> Sequence[PsaTicket]:
+        """The tickets of these ids that exist (one gone from the PSA is simply absent)."""
+        ...
+
+
+@runtime_checkable
 class DeletionLog(Protocol):
     """A connector whose PSA logs ticket deletions (Autotask `DeletedTicketLogs`): each sync reads the log
     since its own watermark, so a deleted ticket leaves the local copy within one sync; the id-listing
