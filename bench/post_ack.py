@@ -5,7 +5,8 @@ SQLite file, the fake Slack Web API on loopback. `--jobs` signed requests are ac
 (half "Change status" button clicks, which open a status form with views.open; half `/tickets mine`,
 answered on the response_url), then the clock runs until the post-ack queue (bot/slack/work.py) has
 drained. jobs/s = jobs / (last job done - first request sent). Rounds repeat for the spread; `--profile`
-writes a cProfile of one round.
+writes a cProfile of one round (the event loop thread's CPU time, not wall time: a wall-clock profile charges
+GIL waits and other threads' work to whatever numpy or socket call released the GIL).
 
     .venv/bin/python bench/post_ack.py [--jobs 400] [--rounds 3] [--profile /tmp/post_ack.prof]
     .venv/bin/python bench/post_ack.py --compare     # same-run baseline: rounds alternate without/with the caches
@@ -209,7 +210,7 @@ async def main() -> None:
             mode = ("without", "with")[r % 2] if args.compare else "as built"
             if args.compare:
                 _switch(container, mode == "with")
-            prof = cProfile.Profile() if args.profile and r == args.rounds - 1 else None
+            prof = cProfile.Profile(time.thread_time) if args.profile and r == args.rounds - 1 else None  # loop CPU
             if prof:
                 prof.enable()
             claims = container.chat.installations.claims

@@ -6,6 +6,7 @@ PostgreSQL with DESKBRIDGE_TEST_DATABASE_URL)."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 
@@ -47,7 +48,7 @@ async def loop_env(db: Database, workspace_id: int) -> AsyncIterator[SyncEnv]:
         connections = ConnectionService(db, cipher=CredentialCipher.from_keys([generate_key()]),
                                         checker=registry.check, factory=registry.build, known_kinds=registry.kinds())
         conn, _ = await connections.add(workspace_id, kind="connectwise", name="cw",
-                                        settings=fake.settings(root=root, page_size=10),
+                                        settings=fake.settings(root=root, page_size=100),
                                         credentials=fake.credentials())
         sync, notifier = _sync(db, connections, fake)
         yield SyncEnv(db, fake, workspace_id, conn.id, connections, sync.engine, sync, notifier)  # type: ignore[arg-type]
@@ -68,7 +69,17 @@ async def _pending(env: SyncEnv) -> list[tuple[int, str]]:
 
 
 def _reads_of(fake: FakeConnectWise, ticket: int) -> int:
-    return sum(1 for r in fake.requests if r.method == "GET" and r.path.endswith(f"/service/tickets/{ticket}"))
+    """Reads of one ticket: by its own URL, or within an `id in (...)` list read."""
+    n = 0
+    for r in fake.requests:
+        if r.method != "GET":
+            continue
+        if r.path.endswith(f"/service/tickets/{ticket}"):
+            n += 1
+        elif r.path.endswith("/service/tickets"):
+            found = re.search(r"\bid in \(([^)]*)\)", r.query.get("conditions", ""))
+            n += bool(found and str(ticket) in found.group(1).split(","))
+    return n
 
 
 async def _until(cond, within_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
@@ -184,3 +195,22 @@ async def test_a_callback_landing_while_its_ticket_is_re_read_is_kept_for_the_ne
         await after.webhooks.stop()
     assert (await env.tickets())[str(tid)].subject == "edited during the first re-read"
     assert await _pending(env) == []
+
+
+async def test_tickets_refreshed_together_are_read_in_one_request_and_a_missing_one_is_marked_deleted(
+        loop_env: SyncEnv):
+    env = loop_env
+    ids = seed(env.fake, 6)
+    await env.sync.run(env.connection_id)
+    env.fake.clock.advance(60)
+    for i in ids:
+        env.fake.edit_ticket(i, summary=f"edited {i}")
+    env.fake.delete_ticket(ids[5])
+    env.fake.reset_counts()
+    failed = await env.engine.refresh_tickets(env.connection_id, [str(i) for i in ids])
+    assert failed == {}
+    assert env.fake.count("GET /service/tickets") == 1  # one `id in (...)` read for all six
+    assert env.fake.count("GET /service/tickets/{id}") == 0
+    stored = await env.tickets()
+    assert [stored[str(i)].subject for i in ids[:5]] == [f"edited {i}" for i in ids[:5]]
+    assert stored[str(ids[5])].deleted_at is not None  # absent from the list: gone from the PSA
