@@ -60,6 +60,7 @@ from datetime import UTC, datetime  # noqa: E402
 from typing import Any  # noqa: E402
 
 from bench._e2e_chat import chat_to_psa  # noqa: E402
+from bench._e2e_cpu import ThreadCpu, per_edit  # noqa: E402
 from bench._e2e_home import HOME_PER_MINUTE, HOME_TECHS, home_freshness, home_row, open_homes  # noqa: E402
 from bench._e2e_setup import HOST, Rig  # noqa: E402
 from bench._http import Conn, build_request  # noqa: E402
@@ -232,6 +233,8 @@ async def psa_to_chat(rig: Rig, *, rate: float, seconds: float, callbacks: bool,
     tasks: set[asyncio.Task[None]] = set()
     sync_runs: list[dict[str, Any]] = []
     syncer = None if callbacks else asyncio.create_task(timed_syncs(rig, interval, sync_runs))
+    threads = ThreadCpu()
+    threads.start()
     cpu = time.process_time()
     start = time.monotonic()
     total = int(rate * seconds)
@@ -252,6 +255,7 @@ async def psa_to_chat(rig: Rig, *, rate: float, seconds: float, callbacks: bool,
         syncer.cancel()
         await asyncio.gather(syncer, return_exceptions=True)
     cpu = time.process_time() - cpu
+    split = threads.stop()
     while not conns.empty():
         await conns.get_nowait().close()
     by_kind: dict[str, list[float]] = {k: [] for k in KINDS}
@@ -284,6 +288,7 @@ async def psa_to_chat(rig: Rig, *, rate: float, seconds: float, callbacks: bool,
         "edits_redirected": sum(1 for r in edits.rows if r.get("redirected")),
         "callback_errors": sum(1 for r in edits.rows if "callback_status" in r),
         "cpu_ms_per_edit": round(cpu * 1000 / max(len(edits.rows), 1), 1),
+        "cpu_split": per_edit(split, len(edits.rows)) | split,
         "surfaces": {"card_chat_update_newest_state": stats(newest) | {"stale_at_end": len(card_rows) - len(newest)},
                      "thread_note_post": stats(by_kind["note"]) | {"not_seen": missing["note"]},
                      "new_ticket_post": stats(by_kind["new"]) | {"not_seen": missing["new"]},
@@ -348,8 +353,31 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                  interval=args.interval, drain_s=args.drain)
         budget = await psa_to_chat(rig, rate=args.budget_rate, seconds=args.seconds, callbacks=True,
                                    interval=args.interval, drain_s=args.drain)
+        spy = None
+        if args.spy_psa:  # a sampling profile (py-spy, installed apart: not a project dependency) of the mode
+            import subprocess
+
+            spy = subprocess.Popen(  # noqa: ASYNC220 (started once, before the timed run)
+                [args.spy_bin, "record", "--pid", str(os.getpid()), "--format", "raw", "--threads",
+                 "--rate", "200", "--nonblocking", "-o", args.spy_psa],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            await asyncio.sleep(1.0)  # attached
+        hot_prof = None
+        if args.profile_psa:
+            import cProfile
+
+            hot_prof = cProfile.Profile(time.thread_time)  # this thread's CPU (the fake Slack has its own thread)
+            hot_prof.enable()
         hot = await psa_to_chat(rig, rate=args.rate, seconds=args.seconds, callbacks=True, interval=args.interval,
                                 drain_s=args.drain)
+        if hot_prof is not None:
+            hot_prof.disable()
+            hot_prof.dump_stats(args.profile_psa)
+        if spy is not None:
+            import signal
+
+            spy.send_signal(signal.SIGINT)
+            await asyncio.to_thread(spy.wait, 60)
         poll = await psa_to_chat(rig, rate=args.rate, seconds=args.seconds, callbacks=False, interval=args.interval,
                                  drain_s=args.drain + args.interval)
         counts = rig.slack_counts()
@@ -414,6 +442,11 @@ def main() -> None:
     ap.add_argument("--chat-only", action="store_true", help="only the chat -> PSA phase (profiling; implies --no-write "
                     "unless --out is given)")
     ap.add_argument("--profile", help="chat -> PSA: cProfile (this thread's CPU) of the phase, written to this file")
+    ap.add_argument("--profile-psa", help="PSA -> chat at --rate with callbacks: cProfile (this thread's CPU) of the "
+                    "mode, written to this file")
+    ap.add_argument("--spy-psa", help="PSA -> chat at --rate with callbacks: py-spy samples (raw, every thread) of the "
+                    "mode, written to this file; summarise with bench/_e2e_spy.py")
+    ap.add_argument("--spy-bin", default="py-spy", help="the py-spy executable for --spy-psa")
     ap.add_argument("--trace", action="store_true",
                     help="chat -> PSA: time per outbox stage and per SQLite write transaction (bench/_e2e_trace.py)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave bench/results alone")
@@ -467,7 +500,9 @@ def main() -> None:
         print(f"PSA->chat {key:<27} p50 {m['all']['p50_s']} s p95 {m['all']['p95_s']} s ({kinds}); "
               f"not seen {sum(m['not_seen_within_drain'].values())}; card edits to the newest state p50 "
               f"{m['card_edits_newest_state']['p50_s']} p95 {m['card_edits_newest_state']['p95_s']} s, stale at end "
-              f"{m['card_edits_newest_state']['stale_at_end']}; cpu {m['cpu_ms_per_edit']} ms/edit")
+              f"{m['card_edits_newest_state']['stale_at_end']}; cpu {m['cpu_ms_per_edit']} ms/edit "
+              f"({m['cpu_split']['without_fake_slack_ms_per_edit']} without the fake Slack; by thread "
+              f"{m['cpu_split']['by_thread_ms_per_edit']})")
         print("    surfaces p50/p95: " + "; ".join(f"{k} {v['p50_s']}/{v['p95_s']} s (n {v['n']})"
                                                    for k, v in m["surfaces"].items()))
 

@@ -230,10 +230,11 @@ async def sequential(port: int, raws: list[bytes], kind: str) -> list[float]:
 
 
 async def burst(port: int, raws: list[bytes], kind: str, cpu_of: int | None = None,
-                cpu: list[float] | None = None,
-                when: Callable[[], Awaitable[None]] | None = None) -> tuple[list[float], float, float]:
+                cpu: list[float] | None = None, when: Callable[[], Awaitable[None]] | None = None,
+                answers: dict[bytes, tuple[bytes, float]] | None = None) -> tuple[list[float], float, float]:
     """`raws` written at once, one per connection; with `cpu_of` (a pid), that process's CPU seconds over the
-    timed part are appended to `cpu`; with `when`, the burst waits for it once every socket is open."""
+    timed part are appended to `cpu`; with `when`, the burst waits for it once every socket is open; with
+    `answers`, each request's response body and latency (ms) are kept under its raw bytes."""
     conns = [Conn(HOST, port) for _ in raws]
     await asyncio.gather(*(c.send(HEALTHZ) for c in conns))  # open every socket before timing
     await asyncio.sleep(0.2)
@@ -246,6 +247,8 @@ async def burst(port: int, raws: list[bytes], kind: str, cpu_of: int | None = No
         t = time.perf_counter()
         results.append(await c.send(raw))
         out.append((time.perf_counter() - t) * 1000)
+        if answers is not None:
+            answers[raw] = (results[-1][1], out[-1])
 
     cpu0 = cpu_s(cpu_of) if cpu_of is not None else 0.0
     loop0 = cpu_s(cpu_of, cpu_of) if cpu_of is not None else 0.0  # uvicorn's loop runs on the main thread
@@ -256,12 +259,14 @@ async def burst(port: int, raws: list[bytes], kind: str, cpu_of: int | None = No
         cpu.append(cpu_s(cpu_of) - cpu0)
         cpu.append(cpu_s(cpu_of, cpu_of) - loop0)
     for status, body in results:
-        check(status, body, kind)
+        if answers is None:  # with `answers` the caller judges each answer (a write burst counts its failures)
+            check(status, body, kind)
     for c in conns:
         await c.close()
     return out, start, end
 
 
+SAVING = b"Saving your "  # the held answer's headline (bot/teams/cards.py saving_card)
 WRITE_DATA = {"assign_me": {}, "time": {"submit": True, "minutes": "15m", "notes": "bench: checked the logs",
                                         "billable": "true"}}
 
@@ -306,23 +311,32 @@ async def writes(port: int, fake: Any, db: Path, email: str, n_cards: int, chann
         seen = [(c.op, c.conversation_id, json.dumps(c.body)[:300]) for c in list(fake.calls)[posted_from:]][:3]
         raise SystemExit(f"only {len(cards)} of {n} ticket cards were posted; the connector saw {seen}")
     await asyncio.sleep(2.0)  # let the card posts' own follow-ups settle
-    raws = []
+    raws, card_of = [], {}
     for (num, chan), aid in cards.items():
         body = activity(fake, num, action=action, channel=chan, reply_to=aid)
         body["value"]["action"]["data"].update(WRITE_DATA[action])
         raws.append(raw_invoke(fake, body))
+        card_of[raws[-1]] = aid
     cpu: list[float] = []
-    ms, start, end = await burst(port, raws, "invoke", pid, cpu)
+    answers: dict[bytes, tuple[bytes, float]] = {}
+    ms, start, end = await burst(port, raws, "invoke", pid, cpu, answers=answers)
+    # answered "saving" (the hold budget ran out before the write was accepted): card -> when its answer came
+    saving = {card_of[r]: start + lat / 1000 for r, (resp, lat) in answers.items() if SAVING in resp}
     first: dict[str, float] = {}  # card -> its first redraw after the click (may still say "queued")
     delivered: dict[str, float] = {}  # card -> its first redraw with nothing queued (the writes are in the PSA)
+    followed: dict[str, float] = {}  # a "saving" card -> its first redraw that no longer says "saving"
     deadline = time.monotonic() + 300
     ids = set(cards.values())
-    while len(delivered) < n and time.monotonic() < deadline:
+    while (len(delivered) < n or len(followed) < len(saving)) and time.monotonic() < deadline:
         for call in list(fake.calls):
             if call.op == "update" and call.at >= start and call.activity_id in ids:
-                first.setdefault(str(call.activity_id), call.at)
-                if "queued" not in json.dumps(call.body):
-                    delivered.setdefault(str(call.activity_id), call.at)
+                aid = str(call.activity_id)
+                first.setdefault(aid, call.at)
+                shown = json.dumps(call.body, ensure_ascii=False).encode()
+                if aid in saving and SAVING not in shown:
+                    followed.setdefault(aid, call.at)
+                if b"queued" not in shown and SAVING not in shown:
+                    delivered.setdefault(aid, call.at)
         await asyncio.sleep(0.2)
 
     def after(times: dict[str, float]) -> dict[str, Any]:
@@ -333,6 +347,20 @@ async def writes(port: int, fake: Any, db: Path, email: str, n_cards: int, chann
     out = {"action": action, "clicks": n, "cards": n, "tickets": len({num for num, _ in spots}),
            "channels": channels, "invoke": summary(ms), "overlapped_sync": sync_overlap(db, start, end),
            "first_redraw_after_click": after(first), "delivered_redraw_after_click": after(delivered)}
+    # the hold budget (bot/teams/hold.py): how many clicks were answered "saving", and how long their cards took
+    # to show the outcome (the proactive follow-up), from the burst's start and from each one's own answer
+    def spread(values: list[float]) -> dict[str, float] | None:
+        return {"p50_s": round(statistics.median(values), 2), "p99_s": round(pct(values, 99), 2),
+                "max_s": round(max(values), 2)} if values else None
+
+    out["saving"] = {"answered_saving": len(saving), "share": round(len(saving) / n, 3),
+                     "followed_up": len(followed),
+                     "follow_up_after_click": spread([followed[a] - start for a in followed]),
+                     "follow_up_after_saving_answer": spread([followed[a] - saving[a] for a in followed])}
+    out["failed_answers"] = sum(1 for resp, _ in answers.values() if b"application/vnd.microsoft.card.adaptive" not in resp)
+    quick = [lat for r, (resp, lat) in answers.items() if SAVING not in resp]
+    if quick:
+        out["invoke_outcome_answers"] = summary(quick)  # the clicks answered with their outcome in time
     if cpu:
         out["server_cpu_ms_per_click"] = {"process": round(cpu[0] * 1000 / n, 2), "loop": round(cpu[1] * 1000 / n, 2)}
     if trace is not None:
@@ -490,6 +518,100 @@ async def interleaved(port: int, fake: Any, direct: Direct, number: str, n: int)
 # ---------------------------------------------------------------------------------------------- orchestrator
 
 
+async def one_writes_server(args: argparse.Namespace, ft: FakeThread, hold_s: str | None) -> dict[str, Any]:
+    """A fresh server (its own database, sandbox synced) with the write hold budget `hold_s` (None: the server's
+    default), warmed up like the main run, then the writes pattern once; the server is stopped after."""
+    from store.crypto import generate_key
+
+    tmp = Path(tempfile.mkdtemp(prefix="teams_writes_"))
+    db, port, fake = tmp / "bench.db", free_port(), ft.fake
+    env = {"DESKBRIDGE_DATABASE_URL": f"sqlite:///{db}", "DESKBRIDGE_SECRET_KEY": generate_key(),
+           "DESKBRIDGE_SECRET_KEY_FILE": str(tmp / "secret.key"), "DESKBRIDGE_LOG_LEVEL": "ERROR",
+           "DESKBRIDGE_SANDBOX": "on", "DESKBRIDGE_SYNC_INTERVAL_SECONDS": str(args.sync_interval),
+           **teams_env(fake), **dict(kv.split("=", 1) for kv in args.server_env)}
+    if hold_s is not None:
+        env["DESKBRIDGE_TEAMS_WRITE_HOLD_SECONDS"] = hold_s
+    trace = tmp / "loop.jsonl" if args.trace else None
+    if trace is not None:
+        env["DESKBRIDGE_LOOP_TRACE_FILE"] = str(trace)
+    server = start_server(tmp, port, env, args.profile)
+    try:
+        for _ in range(3000):
+            try:
+                email, number = member_and_ticket(db)
+                break
+            except (LookupError, sqlite3.OperationalError):
+                await asyncio.sleep(0.1)
+        else:
+            raise SystemExit("the sandbox sync brought no tickets")
+        for _ in range(3000):  # the first (full) sync run finished: every sandbox ticket is there
+            with sqlite3.connect(db) as conn:
+                if conn.execute("SELECT count(*) FROM sync_run WHERE kind = 'reconcile' AND status = 'ok'").fetchone()[0]:
+                    break
+            await asyncio.sleep(0.1)
+        fake.add_user(TECH, name="Bench Tech", email=email)
+        await sequential(port, [raw_invoke(fake, activity(fake, number)) for _ in range(20)], "invoke")
+        load = os.getloadavg()[0]
+        out = await writes(port, fake, db, email, args.writes, args.channels, args.write_action, trace, server.pid)
+        out["loadavg_1m"] = round(load, 2)
+        out["hold_s"] = "server default (2.2)" if hold_s is None else hold_s
+        return out
+    finally:
+        if args.profile is not None:
+            server.send_signal(signal.SIGINT)
+        else:
+            server.terminate()
+        server.wait(60)
+
+
+def writes_line(label: str, w: dict[str, Any]) -> str:
+    i, sv = w["invoke"], w["saving"]
+    fu = sv["follow_up_after_click"] or {}
+    return (f"{label:<9} load {w['loadavg_1m']:5.2f}  {w['clicks']} write clicks: invoke p50/p99/max "
+            f"{i['p50_ms']:.0f}/{i['p99_ms']:.0f}/{i['max_ms']:.0f} ms  saving {sv['answered_saving']} "
+            f"({sv['share']:.0%}), follow-up p50/p99 {fu.get('p50_s', '-')}/{fu.get('p99_s', '-')} s after the click  "
+            f"cpu/click {w.get('server_cpu_ms_per_click', {}).get('process', '-')} ms (loop "
+            f"{w.get('server_cpu_ms_per_click', {}).get('loop', '-')})  failed {w['failed_answers']}  "
+            f"all in the PSA {w['delivered_redraw_after_click']['all_s']} s")
+
+
+async def run_writes_only(args: argparse.Namespace) -> dict[str, Any]:
+    """`--writes-only`: the writes pattern alone, `--pairs` times, each time on a server without the hold budget
+    (`DESKBRIDGE_TEAMS_WRITE_HOLD_SECONDS=0`: every answer waits for its outcome, the baseline) and then on one
+    with it (the server's default), so both see the same moments of machine load."""
+    ft = FakeThread()
+    load_before = os.getloadavg()
+    pairs = []
+    try:
+        for i in range(args.pairs):
+            pair = {}
+            for label, hold in (("baseline", "0"), ("hold", None)):
+                pair[label] = await one_writes_server(args, ft, hold)
+                print(f"pair {i + 1} " + writes_line(label, pair[label]), file=sys.stderr, flush=True)
+            pairs.append(pair)
+    finally:
+        ft.stop()
+    base = [p["baseline"]["invoke"]["p99_ms"] for p in pairs]
+    held = [p["hold"]["invoke"]["p99_ms"] for p in pairs]
+    return {"writes_only": True, "pairs": pairs,
+            "summary": {"baseline_invoke_p99_ms": base, "hold_invoke_p99_ms": held,
+                        "hold_vs_baseline_p99": [round(h / b, 3) for h, b in zip(held, base, strict=True)],
+                        "hold_saving_share": [p["hold"]["saving"]["share"] for p in pairs],
+                        "failed_answers_baseline": [p["baseline"]["failed_answers"] for p in pairs],
+                        "failed_answers_hold": [p["hold"]["failed_answers"] for p in pairs],
+                        "hold_follow_up_after_click_p99_s": [(p["hold"]["saving"]["follow_up_after_click"] or {})
+                                                             .get("p99_s") for p in pairs],
+                        "cpu_ms_per_click_baseline": [p["baseline"].get("server_cpu_ms_per_click") for p in pairs],
+                        "cpu_ms_per_click_hold": [p["hold"].get("server_cpu_ms_per_click") for p in pairs],
+                        "teams_invoke_limit_ms": 5000,
+                        "hold_p99_under_teams_limit": all(h < 5000 for h in held)},
+            "machine": {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load_before],
+                        "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
+            "setup": {"clicks": args.writes, "action": args.write_action, "channels": args.channels,
+                      "server_env": args.server_env, "trace": args.trace, "database": "sqlite",
+                      "server": "deskbridge serve, 1 uvicorn process, sandbox PSA synced, scheduler + outbox on"}}
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from store.crypto import generate_key
 
@@ -631,7 +753,18 @@ def main() -> None:
     p.add_argument("--at-sync", action="store_true", help="start each invoke burst the moment the server starts its "
                    "next sync run (the issue's 'during a sync'; without it a burst overlaps a sync only by chance)")
     p.add_argument("--channels", type=int, default=10, help="channels the writes pattern's cards are posted in")
+    p.add_argument("--writes-only", action="store_true", help="only the writes pattern, on a server without the "
+                   "write hold budget (the same-run baseline) and then on one with it, `--pairs` times; writes "
+                   "bench/results/teams_write_hold.json")
+    p.add_argument("--pairs", type=int, default=1, help="with --writes-only: baseline/hold server pairs")
     args = p.parse_args()
+    if args.writes_only:
+        result = asyncio.run(run_writes_only(args))
+        result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        if args.profile is None:
+            (ROOT / "bench" / "results" / "teams_write_hold.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result["summary"], indent=2))
+        return
     result = asyncio.run(run(args))
     result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     out = ROOT / "bench" / "results" / "teams_invoke.json"

@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     teams_token_issuer: str | None = Field(None, description="Override of the expected inbound token issuer")
     teams_login_url: str | None = Field(
         None, description="Override of the Entra login base URL the outbound token is requested from")
+    teams_write_hold_seconds: float = Field(
+        2.2, ge=0, le=4.5, description="How long a Teams write click's answer waits for the write to be accepted "
+        "before answering 'saving…' and following up with the outcome (bot/teams/hold.py); 0: wait for it always")
     teams_service_url: str = Field("https://smba.trafficmanager.net/teams/",
                                    description="Bot Connector base used when no conversation names its own")
 

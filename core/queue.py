@@ -10,6 +10,7 @@ import base64
 import binascii
 import functools
 import json
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -181,6 +182,8 @@ def _shaped_statement(shape: tuple[Any, ...]) -> Any:
         stmt = stmt.where(Ticket.id.in_(bp("ticket_ids", expanding=True)))  # type: ignore[union-attr]
     if "pattern" in names:
         cond: sa.ColumnElement[bool] = sa.func.lower(Ticket.subject).like(bp("pattern"), escape="\\")
+        if "pattern_alt" in names:  # the other Unicode form of the words (é as one character, or e + accent)
+            cond = sa.or_(cond, sa.func.lower(Ticket.subject).like(bp("pattern_alt"), escape="\\"))
         if "number" in names:
             cond = sa.or_(cond, col(Ticket.number) == bp("number"))
         stmt = stmt.where(cond)
@@ -233,6 +236,11 @@ class QueueService:
         text = f.text.replace("\x00", "").strip()[:MAX_TEXT_CHARS] if f.text else ""
         if text:
             params["pattern"] = f"%{_escape_like(text.lower())}%"
+            # a subject is stored as written (composed or decomposed accents alike): search both forms
+            nfc, nfd = unicodedata.normalize("NFC", text.lower()), unicodedata.normalize("NFD", text.lower())
+            alt = nfd if nfc == text.lower() else nfc
+            if alt != text.lower():
+                params["pattern_alt"] = f"%{_escape_like(alt)}%"
             digits = text.lstrip("#")
             if digits.isascii() and digits.isdigit() and 0 < int(digits) <= MAX_ID:  # '²'.isdigit() but int() refuses
                 params["number"] = int(digits)

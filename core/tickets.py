@@ -18,6 +18,7 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -84,6 +85,17 @@ def visible(text: str) -> bool:
     """Whether the text shows anything: more than whitespace, format characters (zero-width space, joiner,
     BOM, soft hyphen: Unicode category Cf) and control characters (Cc)."""
     return any(not ch.isspace() and unicodedata.category(ch) not in ("Cf", "Cc") for ch in text)
+
+
+_BIDI = dict.fromkeys(map(ord, "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
+
+
+def _file_name(filename: str) -> str:
+    """A file name that shows what the file is: no path parts, no bidirectional controls (a right-to-left override
+    shows `invoice<RLO>gpj.exe` as "invoiceexe.jpg"), never only dots or blanks."""
+    name = _clean_text(filename, field="file name", limit=255).replace("/", "_").replace("\\", "_")
+    name = name.translate(_BIDI).strip()
+    return name if name.strip(". ") else "file"
 
 
 def _clean_text(value: str, *, field: str, limit: int, required: bool = True) -> str:
@@ -267,12 +279,11 @@ class TicketService:
         type_external_id: str | None = None,
         alert_ref: str | None = None,
         device_ref: str | None = None,
-        extra_fields: Mapping[str, str] | None = None,
+        extra_fields: Mapping[str, str] | None = None,  # values of board-required fields a ticket has no place for
         category: str | None = None, subcategory: str | None = None,  # core/categories.py
     ) -> Ticket:
         """Create a ticket in the caller's write transaction (`create` opens one; core/ticket_batch.py shares one):
-        numbered locally when standalone, queued for the PSA when PSA-backed, everything the PSA requires checked
-        first (core/create_fields.py). `extra_fields`: values for board-required fields a ticket has no place for."""
+        numbered when standalone, queued when PSA-backed, what the PSA requires checked first (core/create_fields.py)."""
         extras = _clean_extras(extra_fields)
         self._require_member(actor, "create tickets here") if actor.origin != Origin.API else None
         prio = parse_priority(priority)
@@ -291,6 +302,7 @@ class TicketService:
         target, psa_prio = None, None
         cat = await categories.resolve_given(session, conn, caps, category=category, subcategory=subcategory)
         if conn:
+            extras = await create_fields.listed_extras(session, conn, extras)  # Halo's category_2..4: listed only
             psa_prio = await psa_priority_for(session, conn.id, prio)  # type: ignore[arg-type]
             given = {name for name, value in (("company_external_id", customer), ("contact_external_id", contact),
                                               ("owner_external_id", assignee), ("description", desc),
@@ -625,7 +637,8 @@ class TicketService:
                                    hint="Log the time in the PSA itself; a note here can say what you did.")
             await self._time_allowed(session, ticket)
             note = _clean_text(notes, field="time note", limit=MAX_NOTE_CHARS, required=False)
-            start = started_at or (self._clock() - timedelta(minutes=minutes))
+            # a start we pick is told in the workspace's zone: its date is the day the PSA files the time under
+            start = started_at or await _local(session, actor.workspace_id, self._clock() - timedelta(minutes=minutes))
             if start.tzinfo is None:
                 raise InvalidInput("The start time needs a time zone.", field="started_at",
                                    hint="Give it with an offset, e.g. 2026-12-07T09:00:00Z.")
@@ -702,7 +715,7 @@ class TicketService:
         if visibility not in ("public", "internal"):
             raise InvalidInput(f"'{visibility}' is not a file visibility.", hint="Use public or internal.",
                                field="visibility")
-        name = _clean_text(filename, field="file name", limit=255).replace("/", "_").replace("\\", "_")
+        name = _file_name(filename)
         async with self.db.write(actor.scope) as session:
             ticket = await load_ticket(session, actor, ref, for_update=True)
             caps = await self._caps(session, ticket)
@@ -823,3 +836,11 @@ def _category_label(category: str | None, subcategory: str | None) -> str | None
         return None
     return category + (f" › {subcategory}" if subcategory else "")
 
+
+async def _local(session: AsyncSession, workspace_id: int, when: datetime) -> datetime:
+    """`when` in the workspace's time zone (UTC when it names none or an unknown one)."""
+    zone = (await session.exec(select(Workspace.timezone).where(Workspace.id == workspace_id))).first()
+    try:
+        return when.astimezone(ZoneInfo(zone or "UTC"))
+    except (ZoneInfoNotFoundError, ValueError):
+        return when

@@ -8,7 +8,15 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from bot.admin import auth, connection_pages, m365_pages, oidc_routes, record_pages, settings_pages
+from bot.admin import (
+    auth,
+    connection_pages,
+    m365_pages,
+    mail_pages,
+    oidc_routes,
+    record_pages,
+    settings_pages,
+)
 from bot.admin.web import HERE, PAGE, AdminRoute, Ctx, Pages, SecurityHeaders, done, flash, render
 from bot.main import Deskbridge
 from core import connection_report
@@ -34,6 +42,7 @@ def install(app: FastAPI, container: Deskbridge) -> None:
     settings_pages.register(router, pages)
     record_pages.register(router, pages)
     m365_pages.register(router, pages)
+    mail_pages.register(router, pages)
 
     @router.api_route("/{rest:path}", methods=["GET", "POST"])
     async def unknown(rest: str, ctx: Ctx = Depends(pages.signed_in)) -> Response:

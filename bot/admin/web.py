@@ -86,9 +86,13 @@ class PageError(Exception):
         self.response = response
 
 
+def status_of(exc: DeskbridgeError) -> int:
+    """The HTTP status of a page answering a service's refusal."""
+    return next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
+
+
 def error_page(exc: DeskbridgeError, ctx: Ctx | None) -> HTMLResponse:
-    status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
-    return render("error.html", status, session=ctx, message=exc.message, hint=exc.hint)
+    return render("error.html", status_of(exc), session=ctx, message=exc.message, hint=exc.hint)
 
 
 MAX_ID = 2_147_483_647  # ids are 32-bit integers on PostgreSQL
@@ -177,6 +181,19 @@ FLASH = {
     "policy": "SLA policy saved.", "calendar": "Calendar saved.", "ai": "AI setting saved.",
     "source": "Alert source saved.", "rule": "Mapping rule saved.", "unmapped": "Mapping rule removed.",
     "mailbox": "Mailbox checked and saved.", "unbound": "Binding removed.", "mail_mode": "Mail handling saved.",
+    # Mail triage (bot/admin/mail_pages.py): what became of the e-mail, and what to do next.
+    "mail_created": "Taken again: it opened a new ticket (its number is below). Nothing more to do here.",
+    "mail_replied": "Taken again: it was added to its ticket as the sender's reply (the ticket is below).",
+    "mail_still": "Taken again, and it still waits in triage (why is below). Add the sender as a contact of their "
+                  "customer in the PSA and take it again after the next sync, or assign it to a customer or ticket.",
+    "mail_noise": "Taken again: it is an automatic message (why is below), so no ticket was opened. Nothing more to "
+                  "do unless a person wrote it: then ask them to write again.",
+    "mail_taken": "Taken again; what became of it is below.",
+    "mail_to_customer": "Assigned: a new ticket was opened for the customer (its number is below). If the sender is "
+                        "not yet a contact, the ticket's internal note asks to confirm who they are.",
+    "mail_to_ticket": "Assigned: the e-mail was added to the ticket (below). A sender who is not the customer's "
+                      "contact was added as an internal note: reply to them from the ticket.",
+    "mail_discarded": "Discarded: no ticket, nothing sent to anyone. The message stays kept, with your reason.",
 }
 
 

@@ -31,6 +31,8 @@ def create_app(container: Deskbridge, *, start_background: bool = True, settle_g
             await slack.start()
         if container.teams is not None:
             await container.teams.start()
+        if start_background:  # tickets named by callbacks answered before the last stop but never re-read
+            await container.sync.webhooks.start()
         scheduler = None
         container.settle_gc = settle_gc  # sync jobs settle the collector again after their first run
         if start_background and container.settings.run_scheduler:
@@ -53,6 +55,7 @@ def create_app(container: Deskbridge, *, start_background: bool = True, settle_g
             app.state.ready = False
             looptrace.stop()
             await idle.stop()
+            await container.sync.webhooks.stop()  # running re-reads finish; the rest stays recorded
             if slack is not None:
                 await slack.stop()
             if scheduler is not None:

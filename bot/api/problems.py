@@ -42,6 +42,9 @@ TYPE_BASE = "urn:deskbridge:problem:"
 JSON_HINT = "Send a JSON object (Content-Type: application/json); see /docs for its fields."
 
 
+PAGE_MAX = 100  # the largest `limit` of a list (portal/tickets.py and the other lists)
+
+
 def _plain_words(error: Any) -> tuple[str | None, str | None]:
     """What to say instead of the validator's words for the refusals people meet most: a path that names no
     ticket, and a body that is not a JSON object. (None, None): the validator's words stand."""
@@ -50,6 +53,10 @@ def _plain_words(error: Any) -> tuple[str | None, str | None]:
         value = str(error.get("input", ""))[:80]
         return (f"'{value}' does not name a ticket.",
                 "Name a ticket by its number (1042), its stable id (id:17) or its PSA name (cw-1042).")
+    if loc == ("query", "limit"):  # the page size: say the whole range, whichever bound was crossed
+        value = str(error.get("input", ""))[:40]
+        return (f"limit={value} is not a page size.",
+                f"Send limit as a whole number from 1 to {PAGE_MAX}, and page on with next_cursor.")
     if error.get("type") == "json_invalid":
         return "The body is not valid JSON.", JSON_HINT
     if loc == ("body",) and error.get("type") in ("model_attributes_type", "dict_type", "missing"):

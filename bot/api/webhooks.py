@@ -1,9 +1,10 @@
 """PSA webhook receivers: `POST /webhooks/{connection_id}/{token-or-kind}`.
 
 Translation only: the raw body and headers go to the sync service (core/sync/webhooks.py), which
-verifies, deduplicates and re-reads the named ticket before this answers. Answers:
-200 processed/duplicate/ignored · 400 malformed body · 401 unverifiable (logged, nothing processed) ·
-404 unknown connection · 413 body too large · 503 PSA unreachable during the re-read (the PSA retries).
+verifies, deduplicates and records the push durably before this answers; the named ticket is re-read right
+after (core/sync/callbacks.py). Answers:
+200 accepted/duplicate/ignored · 400 malformed body · 401 unverifiable (logged, nothing processed) ·
+404 unknown connection · 413 body too large · 503 not verifiable or recordable now (the PSA retries).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def _connection_id(raw: str) -> int | None:
 
 @router.post("/webhooks/{connection_id}/{token}")
 async def receive(connection_id: str, token: str, request: Request) -> JSONResponse:
-    """Receive one PSA push; the ticket it names is refreshed before the response."""
+    """Receive one PSA push; answered once it is recorded, the ticket it names is re-read right after."""
     conn_id = _connection_id(connection_id)
     if conn_id is None:
         return _error(404, f"Connection {connection_id[:20]} was not found.",

@@ -14,6 +14,7 @@ import typer
 from bot.cli.common import WORKSPACE, cli_actor, fail, run, run_in
 from bot.main import Deskbridge
 from core.context import Actor
+from core.intake.mail import MailOutcome
 
 app = typer.Typer(help="Ticket intake: RMM alert sources, customer mapping rules and triage.", no_args_is_help=True)
 
@@ -230,20 +231,48 @@ mail_app.command("psa-handles")(mail_psa_handles)
 
 
 @mail_app.command("triage")
-def mail_triage(workspace: str | None = WORKSPACE) -> None:
+def mail_triage(why: str = typer.Option("", help="only mail waiting for this reason: unknown, limit or refused"),
+                find: str = typer.Option("", "--find", help="only mail whose sender or subject holds these words"),
+                workspace: str | None = WORKSPACE) -> None:
     """E-mail waiting in triage (unknown sender, over a sender's limit, refused), newest first."""
-    rows = run_in(workspace, lambda c, ws: c.mailboxes.intake.triage(ws))
+    rows, more = run_in(workspace, lambda c, ws: c.mailboxes.triage.page(ws, why=why, text=find, limit=100))
     if not rows:
-        typer.echo("No e-mail waits in triage.")
+        typer.echo("No e-mail waits in triage." if not (why or find) else "No e-mail in triage matches.")
     for r in rows:
         typer.echo(f"{r.id}\t{r.received_at:%Y-%m-%d %H:%M}\t{r.sender}\t{r.subject}\t({r.reason or 'no reason'})")
+    if more:
+        typer.echo("(the 100 newest; narrow with --why or --find, or page on the admin page Mail triage)")
 
 
 @mail_app.command("replay")
 def mail_replay(receipt_id: int = typer.Argument(..., help="the e-mail's id from `intake mail triage`"),
                 workspace: str | None = WORKSPACE) -> None:
     """Take an e-mail in triage again from its kept raw message (after adding its sender as a contact, say)."""
-    out = run_in(workspace, lambda c, ws: c.mailboxes.replay(ws, receipt_id))
+    out = run_in(workspace, lambda c, ws: c.mailboxes.replay(ws, receipt_id, actor=cli_actor(ws)))
     where = f" (ticket id {out.ticket_id})" if out.ticket_id else ""
     typer.echo(f"E-mail {receipt_id}: {out.outcome}{where}" + (f": {out.reason}" if out.reason else "") + ".")
+
+
+@mail_app.command("assign")
+def mail_assign(receipt_id: int = typer.Argument(..., help="the e-mail's id from `intake mail triage`"),
+                customer: str = typer.Option("", help="open a new ticket for this customer (identifier or name)"),
+                ticket: str = typer.Option("", help="add the e-mail to this ticket (its number)"),
+                workspace: str | None = WORKSPACE) -> None:
+    """Place an e-mail in triage yourself: a new ticket for a customer, or added to a ticket."""
+    async def work(c: Deskbridge, ws: int) -> MailOutcome:
+        cid = (await c.directory.find_customer(ws, customer)).id if customer.strip() else None
+        return await c.mailboxes.triage.assign(cli_actor(ws), receipt_id, customer=cid, ticket=ticket.strip() or None)
+
+    out = run_in(workspace, work)
+    typer.echo(f"E-mail {receipt_id}: {'a new ticket' if out.outcome == 'created' else 'added to the ticket'} "
+               f"(ticket id {out.ticket_id}).")
+
+
+@mail_app.command("discard")
+def mail_discard(receipt_id: int = typer.Argument(..., help="the e-mail's id from `intake mail triage`"),
+                 reason: str = typer.Option("", help="why (spam, wrong address); kept with the mail"),
+                 workspace: str | None = WORKSPACE) -> None:
+    """Do nothing with an e-mail in triage: no ticket, nothing sent; its message stays kept."""
+    run_in(workspace, lambda c, ws: c.mailboxes.triage.discard(cli_actor(ws), receipt_id, reason))
+    typer.echo(f"E-mail {receipt_id} discarded.")
 app.add_typer(mail_app, name="mail")

@@ -55,6 +55,7 @@ class HomeRefresher:
         self._clock = clock
         self._sleep = sleep
         self._opened: dict[tuple[str, str], float] = {}  # (team, user) -> when Home was last opened / used
+        self._newest_open = float("-inf")  # when any Home was last opened / used
         self._last: dict[tuple[str, str], float] = {}  # (team, user) -> when its last refresh was published
         self._pending: dict[str, dict[str, int]] = {}  # team -> user -> workspace, oldest request first
         self._budget: dict[str, tuple[float, float]] = {}  # team -> (tokens, when counted)
@@ -72,8 +73,13 @@ class HomeRefresher:
         """The user opened their Home (or clicked in it): changes of their queue are published from now on."""
         now = self._clock()
         self._opened[(team_id, user_id)] = now
+        self._newest_open = now
         if len(self._opened) > 20000:
             self._opened = {k: v for k, v in self._opened.items() if v > now - self.open_for}
+
+    def any_open(self) -> bool:
+        """Whether anyone's Home counts as open (else no change needs to look for whose Home it touches)."""
+        return self._clock() - self._newest_open <= self.open_for
 
     def is_open(self, team_id: str, user_id: str) -> bool:
         return self._clock() - self._opened.get((team_id, user_id), float("-inf")) <= self.open_for

@@ -21,7 +21,9 @@
 
 `notify` only queues the event and returns: the outbox worker and the SLA monitor call it inline and
 must never wait for Slack. A small pool of our own (not the post-ack one) does the database and view
-work; events of one ticket always go to the same worker, so they are handled in order.
+work; events of one ticket always go to the same worker. Each worker has two lanes (bot/slack/lanes.py):
+notes, new tickets and write outcomes first, in order; card refreshes of PSA changes after them, one per
+ticket however many changes arrived meanwhile.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from bot.slack import text as t
 from bot.slack.channels import SharedChannels
 from bot.slack.confirm import Confirmations, react
 from bot.slack.home import HOME_INTERVAL_S, HomeRefresher
+from bot.slack.lanes import Lanes
 from bot.slack.outbound import Posted, Render
 from bot.slack.poster import SlackPoster, make_client
 from core.chat import (
@@ -103,8 +106,10 @@ class SlackNotifier:
         self.workers = workers
         self.max_backlog = max_backlog
         self.homes = HomeRefresher(self._publish_home, interval=home_interval)
-        self._queues: list[asyncio.Queue[DomainEvent]] = []
+        self._lanes: list[Lanes] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._settled = asyncio.Event()  # set while no event waits or is being handled
+        self._settled.set()
         self._dispatched: set[tuple[int, str]] = set()  # (ticket, channel) cards queued, not yet recorded
         self.dropped = 0
         self._in_flight = 0
@@ -114,28 +119,35 @@ class SlackNotifier:
 
     async def notify(self, event: DomainEvent) -> None:
         """Queue the event for delivery and return at once (never waits for Slack)."""
-        if not self._queues:
-            self._queues = [asyncio.Queue(self.max_backlog) for _ in range(self.workers)]
+        if not self._lanes:
+            self._lanes = [Lanes() for _ in range(self.workers)]
             loop = asyncio.get_running_loop()
-            self._tasks = [loop.create_task(self._worker(q), name=f"slack-notify-{i}")
-                           for i, q in enumerate(self._queues)]
-        queue = self._queues[(event.ticket_id or 0) % len(self._queues)]
-        try:
-            queue.put_nowait(event)
-            self._in_flight += 1
-        except asyncio.QueueFull:
+            self._tasks = [loop.create_task(self._worker(lanes), name=f"slack-notify-{i}")
+                           for i, lanes in enumerate(self._lanes)]
+        lanes = self._lanes[(event.ticket_id or 0) % len(self._lanes)]
+        if len(lanes) >= self.max_backlog:
             self.dropped += 1
             log.error("Slack delivery backlog full: %s for ticket %s not delivered to Slack",
                       type(event).__name__, event.ticket_number)
+            return
+        if lanes.put(event):
+            self._in_flight += 1
+            self._settled.clear()
 
-    async def _worker(self, queue: asyncio.Queue[DomainEvent]) -> None:
+    async def _worker(self, lanes: Lanes) -> None:
         while True:
-            event = await queue.get()
+            event = await lanes.get()
             try:
                 await self.deliver(event)
             finally:
                 self._in_flight -= 1
-                queue.task_done()
+                if self._in_flight == 0:
+                    self._settled.set()
+
+    @property
+    def merged(self) -> int:
+        """Ticket changes that joined a change of the same ticket still waiting (handled once)."""
+        return sum(lanes.merged for lanes in self._lanes)
 
     @property
     def idle(self) -> bool:
@@ -144,8 +156,8 @@ class SlackNotifier:
 
     async def drain(self) -> None:
         """Wait until every queued event is handled and the App Home publishes it asked for are done."""
-        for q in self._queues:
-            await q.join()
+        while self._in_flight:
+            await self._settled.wait()
         await self.homes.drain()
 
     async def close(self, grace_s: float = 10.0) -> None:
@@ -153,12 +165,14 @@ class SlackNotifier:
         try:
             await asyncio.wait_for(self.drain(), grace_s)
         except TimeoutError:
-            log.error("stopping with %d Slack events undelivered", sum(q.qsize() for q in self._queues))
+            log.error("stopping with %d Slack events undelivered", sum(len(lanes) for lanes in self._lanes))
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.homes.close()
-        self._tasks, self._queues = [], []
+        self._tasks, self._lanes = [], []
+        self._in_flight = 0
+        self._settled.set()
 
     # ------------------------------------------------------------ delivery
 
@@ -206,7 +220,8 @@ class SlackNotifier:
         return await self.chat.posts_for_ticket(event.workspace_id, event.ticket_id, PLATFORM)
 
     async def _note(self, event: NoteAdded) -> None:
-        for post in await self._threads(event):
+        posts = await self._threads(event)
+        for post in posts:
             if event.source == f"{PLATFORM}:{post.channel_id}:{post.thread_ts}":
                 continue  # written in this very thread: no echo
             client = await self._client(post.team_id)
@@ -222,7 +237,7 @@ class SlackNotifier:
                                    blocks=body, thread_ts=post.thread_ts,
                                    record=self._record(event.workspace_id, post, "note",
                                                        "customer" if event.visibility == "public" else "tech"))
-        await self.refresh_cards(event.workspace_id, event.ticket_id)
+        await self.refresh_cards(event.workspace_id, event.ticket_id, posts=posts)
 
     async def _dead(self, event: WriteDead) -> None:
         what = t.OP_NAMES.get(event.kind, event.kind)
@@ -269,33 +284,31 @@ class SlackNotifier:
         return await self.shared.seen(self.chat, client, workspace_id, team_id, channel_id)
 
     async def refresh_cards(self, workspace_id: int, ticket_id: int | None, *, urgent: bool = False,
-                            outcome: bool = False) -> int:
+                            outcome: bool = False, posts: list[ThreadPost] | None = None) -> int:
         """Re-render every card of a ticket (pending/delivered/dead state, new notes, status); returns how
         many updates were queued (they are paced and coalesced per channel). `urgent`: the outcome of
         someone's own write (before bulk refreshes of PSA changes when Slack's budget is short). `outcome`:
         a write's outcome: a card clicked lately is replaced through the click's response_url instead
-        (bot/slack/confirm.py), at once and outside chat.update's budget.
+        (bot/slack/confirm.py), at once and outside chat.update's budget. `posts`: the ticket's threads, when
+        the caller has just read them.
 
-        Only the light header is read now (whose customer the ticket is); each card is built when its update
-        is sent (bot/slack/outbound.py `render`), from the state of that moment: refreshes of a card waiting
-        for Slack's budget collapse into one build."""
+        One read here: the ticket's threads, each with the ticket's customer (whether a channel may show it);
+        each card is built when its update is sent (bot/slack/outbound.py `render`), from the state of that
+        moment, and checks again then: refreshes of a card waiting for Slack's budget collapse into one build."""
         if ticket_id is None:
             return 0
-        posts = await self.chat.posts_for_ticket(workspace_id, ticket_id, PLATFORM)
+        if posts is None:
+            posts = await self.chat.posts_for_ticket(workspace_id, ticket_id, PLATFORM)
         if not posts:
             return 0
         actor = Actor.system(workspace_id)
-        try:
-            head = await self.views.tickets.header(actor, f"id:{ticket_id}")
-        except DeskbridgeError:
-            return 0
         done = 0
         for post in posts:
             client = await self._client(post.team_id)
             if client is None:
                 continue
             info = await self._seen(client, workspace_id, post.team_id, post.channel_id)
-            if not may_post_ticket(info, head.summary.customer_id):
+            if not may_post_ticket(info, post.customer_id):
                 continue  # an old thread in a channel since bound to another customer: nothing of it, ever
             render = self._card(actor, ticket_id, info)
             if outcome and await self._replace_clicked(post.channel_id, post.card_ts, render):
@@ -398,8 +411,8 @@ class SlackNotifier:
     async def _homes(self, workspace_id: int, ticket_id: int | None, *,
                      changes: dict[str, tuple[Any, Any]] | None = None, op_id: int | None = None,
                      created: bool = False) -> None:
-        if self.commands is None:
-            return
+        if self.commands is None or not self.homes.any_open():
+            return  # nobody has their Home open: nothing to publish (the next opening publishes the newest)
         for team_id, user_id in await self.chat.app_home_targets(workspace_id, PLATFORM, ticket_id=ticket_id,
                                                                  changes=changes, op_id=op_id, created=created):
             self.homes.request(workspace_id, team_id, user_id)

@@ -30,6 +30,7 @@ from bot import looptrace
 from bot.slack.work import AfterAck
 from bot.teams import frontdoor
 from bot.teams.auth import InboundVerifier, KeySet, TokenRefused
+from bot.teams.hold import WriteHolds
 from bot.teams.poster import TeamsPoster
 from bot.teams.tokens import Certificate, OutboundTokens, TeamsTokenError
 from core.conversation_refs import ConversationRefs
@@ -141,6 +142,7 @@ class TeamsSurface:
         self.notifier = TeamsNotifier(self)
 
         self.listeners = listeners.register(self)
+        self.holds = WriteHolds(self, s.teams_write_hold_seconds or None)
         self._answers_json: OrderedDict[int, tuple[Any, bytes]] = OrderedDict()
         self.light_reads = True  # read-only card clicks without the SDK's turn (see dispatch); tests compare both
         self._started = False
@@ -157,10 +159,12 @@ class TeamsSurface:
     async def drain(self) -> None:
         """Wait for the work after the acks and the deliveries it caused."""
         for _ in range(3):  # work queues events, events may queue nothing further
+            await self.holds.drain()
             await self.work.drain()
             await self.notifier.drain()
 
     async def stop(self) -> None:
+        await self.holds.drain()  # held clicks' outcomes and their follow-ups
         await self.work.close()
         await self.notifier.close()
         await self.http.aclose()
@@ -208,6 +212,13 @@ class TeamsSurface:
             looptrace.mark("handled")
             return 200, self._answer_json(answer)
         activity_id = body.get("id")
+        if self.light_reads and body.get("name") == "adaptiveCard/action" and activity_id:
+            # a write click: answered within the hold budget, its outcome or "saving…" (bot/teams/hold.py), without
+            # the SDK's turn (the same handler; nothing of the turn's context is read)
+            key = f"{body['conversation']['id']}|{activity_id}"[-200:]
+            answer = await self.holds.answer(key, activity.model_dump(mode="json", by_alias=True, exclude_none=True))
+            looptrace.mark("handled")
+            return (200, None) if answer is None else (200, self._answer_json(answer))
         if activity_id and not is_read(body):  # Teams redelivers when it saw no answer in time: once each
             key = f"{body['conversation']['id']}|{activity_id}"[-200:]
             if not await self.container.chat.first_time("teams-activity", key):

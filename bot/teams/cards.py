@@ -43,7 +43,46 @@ def _card(body: list[dict[str, Any]], actions: list[dict[str, Any]] | None = Non
 
 
 def _text(text: str, **kw: Any) -> dict[str, Any]:
+    """Our own words: a TextBlock (Teams reads its text as Markdown, so only for text we wrote)."""
     return {"type": "TextBlock", "text": text or " ", "wrap": True, **kw}
+
+
+_BLOCK_KEYS = frozenset({"spacing", "separator", "horizontalAlignment", "id", "isVisible"})
+NOTE_CHARS, DESCRIPTION_CHARS = 1500, 1200  # per card, with a line saying how much more there is
+
+
+def _plain(text: str, **kw: Any) -> dict[str, Any]:
+    """What someone else wrote (a subject, a note, a name), shown exactly: a RichTextBlock of TextRuns, which the
+    Adaptive Card schema says are not read as Markdown, so `*`, `_`, `[x](y)`, `1.` and HTML stay as typed. A run
+    is also cut between the two braces of every `{{`, so `{{DATE(…)}}` is not turned into a date by the host."""
+    block = {k: v for k, v in kw.items() if k in _BLOCK_KEYS}
+    style = {k: v for k, v in kw.items() if k not in _BLOCK_KEYS}
+    pieces = (text or " ").split("{{")
+    runs = [pieces[0]] + ["{" + p for p in pieces[1:]]
+    for i in range(len(runs) - 1):
+        runs[i] += "{"
+    inlines = [{"type": "TextRun", "text": r, **style} for r in runs if r]
+    return {"type": "RichTextBlock", "inlines": inlines, **block}
+
+
+def _plain_cut(text: str, limit: int, **kw: Any) -> list[dict[str, Any]]:
+    """`_plain`, and when the text is longer than a card holds, a line saying how much is not shown (never a silent
+    cut of someone's words)."""
+    if len(text) <= limit:
+        return [_plain(text, **kw)]
+    cut = text.rfind("\n", limit // 2, limit)
+    cut = cut if cut > 0 else limit
+    rest = len(text[cut:].strip())
+    return [_plain(text[:cut].rstrip() + " …", **kw),
+            _text(f"{rest:,} more characters are not shown on this card; the whole text is in the PSA.",
+                  isSubtle=True, size="Small", spacing="None")]
+
+
+def _fact(title: str, value: str) -> dict[str, Any]:
+    """A label and a value from the PSA (a FactSet would read the value as Markdown)."""
+    return {"type": "RichTextBlock", "spacing": "None", "inlines": [
+        {"type": "TextRun", "text": f"{title}: ", "weight": "Bolder"},
+        *_plain(value)["inlines"]]}
 
 
 def execute(title: str, action: str, ref: str = "", **data: Any) -> dict[str, Any]:
@@ -72,15 +111,15 @@ def ticket_card(view: TicketView, *, max_notes: int = 6) -> dict[str, Any]:
     if d.board_name:
         facts.append({"title": "Board", "value": d.board_name})
     facts += [{"title": label, "value": value} for label, value in view.facts]
-    body: list[dict[str, Any]] = [_text(f"{s.display_number} {s.subject}", size="Medium", weight="Bolder"),
-                                  {"type": "FactSet", "facts": facts}]
+    body: list[dict[str, Any]] = [_plain(f"{s.display_number} {s.subject}", size="Medium", weight="Bolder"),
+                                  *(_fact(f["title"], f["value"]) for f in facts)]
     if d.description:
-        body.append(_text(d.description[:1200]))
+        body += _plain_cut(d.description, DESCRIPTION_CHARS)
     for n in view.conversation[-max_notes:]:
         state = " · not in the PSA (refused)" if n.failed else " · queued" if n.queued else ""
         body.append({"type": "Container", "separator": True, "items": [
-            _text(f"{n.visibility.capitalize()} · {n.author}{state}", isSubtle=True, size="Small"),
-            _text(n.body[:1500], spacing="None")]})
+            _plain(f"{n.visibility.capitalize()} · {n.author}{state}", isSubtle=True, size="Small"),
+            *_plain_cut(n.body, NOTE_CHARS, spacing="None")]})
     status = []
     if d.dead_writes:
         status.append(f"{d.dead_writes} write(s) could not be delivered to the PSA (`outbox`).")
@@ -92,7 +131,11 @@ def ticket_card(view: TicketView, *, max_notes: int = 6) -> dict[str, Any]:
     for a in view.alerts[:10]:  # linked RMM alerts, technicians only (core builds none for a customer)
         repeats = f" ×{a.triggers}" if a.triggers > 1 else ""
         line = f"Alert · {a.source} · {a.severity} · {a.state}{repeats} · {a.summary[:120]}"
-        body.append(_text(f"[{line}]({a.url})" if a.url else line, isSubtle=True, size="Small"))
+        alert = _plain(line, isSubtle=True, size="Small")
+        if a.url:  # the link is ours (the RMM's page), on the whole line; the summary's own text stays text
+            for run in alert["inlines"]:
+                run["selectAction"] = {"type": "Action.OpenUrl", "url": a.url}
+        body.append(alert)
     if view.ai is not None and not view.ai.empty:
         body.append(_ai_container(view.ai))
     links = [{"type": "Action.OpenUrl", "title": a.label, "url": a.url} for a in view.actions if a.url]
@@ -107,10 +150,23 @@ def ticket_card(view: TicketView, *, max_notes: int = 6) -> dict[str, Any]:
     return card
 
 
+def saving_card(what: str, ref: str | None = None) -> dict[str, Any]:
+    """A write click's answer when its write was not accepted within the hold budget (bot/teams/hold.py): the
+    clicked card says it is saving until the outcome replaces it (the technician has nothing to do meanwhile).
+    A ticket's card keeps its refresh, so whoever looks at it later sees the ticket as it is then."""
+    on = f" on #{ref}" if ref and ref.isdigit() else ""
+    body = [_text(f"Saving your {what}{on}…", weight="Bolder"),
+            _text("Deskbridge is busy: this card shows the result in a moment.", isSubtle=True, spacing="Small")]
+    card = _card(body)
+    if ref:
+        card["refresh"] = {"action": execute("Refresh", "open", ref)}
+    return card
+
+
 def alert_offer_card(view: AlertOfferView) -> dict[str, Any]:
     """An alert that made no ticket: what it is, a customer choice and "Create ticket" (core/intake/offers.py)."""
-    body = [_text(view.title[:300], weight="Bolder")]
-    body += [_text(line, isSubtle=True, spacing="Small") for line in view.lines]
+    body = [_plain(view.title[:300], weight="Bolder")]
+    body += [_plain(line, isSubtle=True, spacing="Small") for line in view.lines]
     if view.hint:
         body.append(_text(view.hint, isSubtle=True, spacing="Small"))
     if view.customers:
@@ -122,7 +178,7 @@ def alert_offer_card(view: AlertOfferView) -> dict[str, Any]:
 def _ai_container(ai: AiSuggestionsView) -> dict[str, Any]:
     """AI assist on a technician's card: each suggestion with its confidence, the source, its own buttons."""
     items: list[dict[str, Any]] = [_text("AI suggestions", weight="Bolder", size="Small")]
-    items += [_text(line[:600], size="Small", spacing="None") for line in ai_lines(ai)]
+    items += [_plain(line[:600], size="Small", spacing="None") for line in ai_lines(ai)]
     items.append(_text(ai.source, isSubtle=True, size="Small"))
     if ai.actions:
         items.append({"type": "ActionSet", "actions": [execute(a.label, a.action, a.value)
@@ -132,7 +188,7 @@ def _ai_container(ai: AiSuggestionsView) -> dict[str, Any]:
 
 def draft_card(view: AiDraftView) -> dict[str, Any]:
     """A reply draft for the technician who asked (their 1:1 chat): the exact text Approve sends, its label."""
-    body = [_text("Reply draft", size="Medium", weight="Bolder"), _text(view.text[:3000]),
+    body = [_text("Reply draft", size="Medium", weight="Bolder"), _plain(view.text),
             _text(view.label, isSubtle=True, size="Small")]
     return _card(body, [execute(a.label, a.action, a.value) for a in view.actions])
 
@@ -155,8 +211,8 @@ def queue_card(view: QueueView) -> dict[str, Any]:
     for t in view.rows:
         extra = f" · SLA {sla_text(t.sla_remaining_s)}" if show_sla and t.sla_remaining_s is not None else ""
         body.append({"type": "Container", "separator": True, "selectAction": execute("Open", "open", t.ref, **opened),
-                     "items": [_text(f"{t.display_number} {t.subject}", weight="Bolder"),
-                               _text(f"{t.customer_name or '—'} · {t.priority.label} · {t.status_name} · "
+                     "items": [_plain(f"{t.display_number} {t.subject}", weight="Bolder"),
+                               _plain(f"{t.customer_name or '—'} · {t.priority.label} · {t.status_name} · "
                                      f"{t.assignee_name or 'unassigned'}{extra}", isSubtle=True, spacing="None")]})
     actions = []
     if view.next_cursor:
@@ -226,8 +282,8 @@ def sla_card(w: SlaWarningView) -> dict[str, Any]:
     num = f"#{w.ticket_number}" if w.ticket_number is not None else "(new)"
     body = [_text(f"{head} · {w.metric.replace('_', ' ')}", weight="Bolder",
                   color="Attention" if w.breached else "Warning"),
-            _text(f"{num} {w.subject[:200]}"),
-            _text(f"{w.customer_name or 'no customer'} · {w.priority.capitalize()} · {sla_text(w.remaining_s)}",
+            _plain(f"{num} {w.subject[:200]}"),
+            _plain(f"{w.customer_name or 'no customer'} · {w.priority.capitalize()} · {sla_text(w.remaining_s)}",
                   isSubtle=True, spacing="Small")]
     actions = []
     if w.ticket_number is not None:
@@ -240,9 +296,9 @@ def sla_card(w: SlaWarningView) -> dict[str, Any]:
 def risk_card(r: RiskAlertView) -> dict[str, Any]:
     """A ticket newly at risk of escalation, for a technicians' SLA/dispatch channel, with its top reasons."""
     num = f"#{r.ticket_number}" if r.ticket_number is not None else "(new)"
-    body = [_text(r.headline, weight="Bolder", color="Warning"), _text(f"{num} {r.subject[:200]}"),
-            _text(f"{r.customer_name or 'no customer'} · {r.priority.capitalize()}", isSubtle=True, spacing="Small"),
-            _text(r.why[:400], size="Small"),
+    body = [_text(r.headline, weight="Bolder", color="Warning"), _plain(f"{num} {r.subject[:200]}"),
+            _plain(f"{r.customer_name or 'no customer'} · {r.priority.capitalize()}", isSubtle=True, spacing="Small"),
+            _plain(r.why[:400], size="Small"),
             _text("Deskbridge AI: escalation model trained on this workspace's tickets", isSubtle=True, size="Small")]
     actions = []
     if r.ticket_number is not None:

@@ -27,6 +27,7 @@ class Incoming:
     conversation_type: str  # personal | groupChat | channel
     team_id: str | None  # the team (channels only)
     shared: bool  # a shared channel (people of other organisations may read it)
+    user_mri: str = ""  # the sender's Teams id (`29:…`), as a mention or a new 1:1 conversation names them
 
     @property
     def target(self) -> Target:
@@ -78,4 +79,5 @@ def incoming(activity: dict[str, Any]) -> Incoming:
                     name=sender.get("name"), is_dm=ctype == "personal")
     return Incoming(tenant=tenant, user=user, aad_id=aad, service_url=str(activity.get("serviceUrl") or ""),
                     conversation_id=cid, base_conversation=base, thread_root=root or None, conversation_type=ctype,
-                    team_id=str((data.get("team") or {}).get("id") or "") or None, shared=membership == "shared")
+                    team_id=str((data.get("team") or {}).get("id") or "") or None, shared=membership == "shared",
+                    user_mri=str(sender.get("id") or "") or f"29:{aad}")

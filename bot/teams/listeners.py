@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from microsoft_teams.api.models.adaptive_card.adaptive_card_action_response import (
@@ -61,6 +61,17 @@ KEPT_ANSWERS = 64  # kept ticket cards' answers, rendered once (Listeners._card_
 SEARCH_TOP, SEARCH_TOP_MAX = 15, 50  # typeahead results per request: Teams' default page, and our ceiling
 STYLE = MENTION  # Teams users type `@Deskbridge tickets mine`: help and hints say so
 ADMIN_COMMANDS = (grammar.Bind, grammar.Unbind, grammar.Bindings, grammar.Outbox, grammar.SettingsCmd, grammar.Link)
+
+
+@dataclass(frozen=True, slots=True)
+class Executed:
+    """A card click's outcome: the invoke answer; the refusal it shows (None: done); the refused form given back
+    filled in (`form`); the workspace, when it was found."""
+
+    answer: Any
+    refused: DeskbridgeError | None = None
+    ws: int | None = None
+    form: bool = False
 
 
 def styled(view: Any) -> Any:
@@ -268,28 +279,38 @@ class Listeners:
 
     async def on_execute(self, activity: dict[str, Any]) -> Any:
         """An Action.Execute click: the write runs now (local, queued for the PSA); the refreshed card returns."""
+        return (await self.execute(activity)).answer
+
+    async def execute(self, activity: dict[str, Any]) -> Executed:
+        """A click's answer, and the refusal it carries (bot/teams/hold.py follows up on a held write with both)."""
         inc = incoming(activity)
         action = ((activity.get("value") or {}).get("action") or {})
         data: dict[str, Any] = action["data"] if isinstance(action.get("data"), dict) else {}
+        ws: int | None = None
         try:
             ws = await self.workspace(inc)
             if data.get("action") in requests.ACTIONS:
-                return await self.requests.on_click(ws, inc, data)
+                return Executed(await self.requests.on_click(ws, inc, data), ws=ws)
             if data.get("action") == requests.REPLY:
-                return await self.requests.on_reply(ws, inc, data)
+                return Executed(await self.requests.on_reply(ws, inc, data), ws=ws)
             if data.get("action") == alerts.CREATE:
-                return await alerts.create(self, ws, inc, data)
+                return Executed(await alerts.create(self, ws, inc, data), ws=ws)
             if data.get("from") == "my_queue" and data.get("action") == "open":
-                return await self._open_from_my_queue(ws, inc, data)
+                return Executed(await self._open_from_my_queue(ws, inc, data), ws=ws)
             looptrace.mark("workspace")
             view = await self.card_action(ws, inc, data)
             looptrace.mark("view")
         except DeskbridgeError as exc:
             view = error_view(exc)
-            if data.get("submit") and data.get("action") in ("reply", "status", "time", "new_ticket"):
+            if ws is not None and data.get("submit") and data.get("action") in ("reply", "status", "time", "new_ticket"):
                 form = await self._form_again(ws, inc, data, exc)
                 if form is not None:
-                    return AdaptiveCardActionCardResponse.model_validate({"statusCode": 200, "value": form})
+                    return Executed(AdaptiveCardActionCardResponse.model_validate({"statusCode": 200, "value": form}),
+                                    refused=exc, ws=ws, form=True)
+            return Executed(self._answer_of(view), refused=exc, ws=ws)
+        return Executed(self._answer_of(view), ws=ws)
+
+    def _answer_of(self, view: Any) -> Any:
         if isinstance(view, MessageView):
             view = styled(view)
             return AdaptiveCardActionMessageResponse(

@@ -26,6 +26,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from microsoft_teams.api import Account
+from microsoft_teams.api.clients.conversation import CreateConversationParams
+
 from bot.slack.work import AfterAck
 from bot.teams import cards, requests
 from bot.teams.poster import PostRefused, Target, message
@@ -187,7 +190,8 @@ class TeamsNotifier:
             if not failures_visible_in(info):  # the PSA's error is the MSP's business: the author alone is told
                 if post.team_id not in told:
                     told.add(post.team_id)
-                    await self._tell_author(event, post.team_id)
+                    await self._tell_author(event, post.team_id, await self._target(event.workspace_id, post,
+                                                                                    thread=False))
                 continue
             target = await self._target(event.workspace_id, post, thread=True)
             if target is not None:
@@ -196,18 +200,45 @@ class TeamsNotifier:
                 await self.s.poster.post(target, act)
         await self.refresh_cards(event.workspace_id, event.ticket_id)
 
-    async def _tell_author(self, event: WriteDead, tenant_id: str) -> None:
-        """Teams has no ephemeral message: the technician who wrote it hears in their personal chat with the bot."""
+    async def _tell_author(self, event: WriteDead, tenant_id: str, channel: Target | None) -> None:
+        """Teams has no ephemeral message: the technician who wrote it hears in their personal chat with the bot,
+        opened for them (as a proactive 1:1) when they never wrote to the bot there."""
         author = await self.c.chat.write_author(event.workspace_id, event.op_id, PLATFORM, tenant_id)
-        ref = await self.s.refs.personal_for(event.workspace_id, tenant_id=tenant_id, user_id=author) if author else None
-        if ref is None:
-            log.warning("a dead write in a customer-read channel: its author has no personal chat with the bot",
+        if author is None:
+            log.warning("a dead write in a customer-read channel has no Teams author to tell; the dead letters list it",
                         extra={"op_id": event.op_id})
+            return
+        ref = await self.s.refs.personal_for(event.workspace_id, tenant_id=tenant_id, user_id=author)
+        target = (Target(ref.conversation_id, ref.service_url) if ref is not None
+                  else await self._open_personal(event.workspace_id, tenant_id, author, channel))
+        if target is None:
             return
         num = f"#{event.ticket_number}: " if event.ticket_number is not None else ""
         act = message(num + dead_text(event))
         act.text_format = "plain"
-        await self.s.poster.post(Target(ref.conversation_id, ref.service_url), act)
+        await self.s.poster.post(target, act)
+
+    async def _open_personal(self, workspace_id: int, tenant_id: str, aad_id: str,
+                             channel: Target | None) -> Target | None:
+        """Start the bot's 1:1 chat with a technician (Bot Connector `POST /v3/conversations`, the member found by
+        their Entra id in the channel's roster); remembered as their personal chat. None when Teams refuses (the app
+        is not installed for them: chat-platforms.md 3.5): logged, and the dead letters list the write."""
+        if channel is None:
+            return None
+        base = channel.conversation_id.split(";", 1)[0]
+        try:
+            api = self.s.sdk.api.clone(service_url=channel.service_url)
+            member = await api.conversations.get_member_by_id(base, aad_id)
+            made = await api.conversations.create(CreateConversationParams(
+                members=[Account(id=member.id, name=member.name)], tenant_id=tenant_id,
+                channel_data={"tenant": {"id": tenant_id}}))
+        except Exception as exc:  # noqa: BLE001 - Teams refusing only means this technician is not told here
+            log.warning("could not open a personal chat to tell a technician of a dead write (%s); the dead letters "
+                        "list it", type(exc).__name__, extra={"tenant": tenant_id})
+            return None
+        await self.s.refs.remember(workspace_id, tenant_id=tenant_id, conversation_id=made.id,
+                                   service_url=channel.service_url, conversation_type="personal", user_id=aad_id)
+        return Target(made.id, channel.service_url)
 
     async def refresh_cards(self, workspace_id: int, ticket_id: int | None) -> None:
         """Redraw every Teams card of the ticket, each for its channel's audience."""

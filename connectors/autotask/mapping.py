@@ -354,7 +354,10 @@ def time_entry_body(e: NewTimeEntry, *, resource_id: str, role_id: str | None = 
     body: dict[str, Any] = {
         "ticketID": _int(e.ticket_external_id, "ticket_external_id"),
         "resourceID": _int(e.member_external_id or resource_id, "member_external_id"),
-        "dateWorked": start.strftime("%Y-%m-%dT00:00:00Z"), "startDateTime": format_dt(start),
+        # the day worked as the technician's calendar has it (the zone the start was given in: the workspace's),
+        # not the UTC date: 17:30 in California is still today. psa-apis.md does not say which zone Autotask reads
+        # dateWorked in; start/end (UTC, documented) carry the exact instants either way.
+        "dateWorked": e.started_at.strftime("%Y-%m-%dT00:00:00Z"), "startDateTime": format_dt(start),
         "endDateTime": format_dt(start + timedelta(minutes=e.minutes)), "hoursWorked": round(e.minutes / 60, 4),
         "summaryNotes": e.notes.strip() or DEFAULT_TIME_SUMMARY, "isNonBillable": not e.billable,
         "showOnInvoice": e.billable}

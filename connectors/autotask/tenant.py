@@ -24,7 +24,7 @@ from connectors.autotask.picklists import (
     picklists_from_fields,
 )
 from connectors.base import Picklists, PsaCustomField, PsaNote, Ref
-from connectors.errors import PsaError, PsaRateLimited, PsaValidationError
+from connectors.errors import PsaAuthError, PsaError, PsaForbidden, PsaValidationError
 
 PICKLIST_TTL = 900.0  # seconds: picklists change rarely; a sync refreshes them explicitly
 PARTS = {"ticket": "Tickets", "note": "TicketNotes", "attachment": "TicketAttachments"}
@@ -62,15 +62,15 @@ class TenantData:
         for name, entity in PARTS.items():
             try:
                 self.parts[name] = picklists_from_fields(await self.client.entity_fields(entity))
-            except PsaRateLimited:
-                raise
             except PsaError as exc:
+                if _not_a_gap(exc):
+                    raise
                 problems[name] = f"{entity} picklists: {exc.message}"
         try:
             self.udfs = await self.client.udf_fields("Tickets")
-        except PsaRateLimited:
-            raise
         except PsaError as exc:
+            if _not_a_gap(exc):
+                raise
             problems["udf"] = f"ticket user-defined fields: {exc.message}"
         self.problems = problems
         if len(self.parts) == len(PARTS):
@@ -161,3 +161,10 @@ def is_api_member(row: Mapping[str, Any], username: str) -> bool:
     name = username.lower()
     return str(row.get("email") or "").lower() == name or str(row.get("userName") or "").lower() in (
         name, name.split("@", 1)[0])
+
+
+def _not_a_gap(exc: PsaError) -> bool:
+    """A failure that is not about one picklist: refused credentials, throttling, an outage. Raised as what it is
+    (a retry, or the reauth step) instead of being kept as a missing picklist, which a write then reported as "the
+    tenant has no usable note type". A role that may not read one entity's fields is a gap (PsaForbidden)."""
+    return exc.retryable or (isinstance(exc, PsaAuthError) and not isinstance(exc, PsaForbidden))

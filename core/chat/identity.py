@@ -205,6 +205,9 @@ class Identities:
         """
         if ticket_id is None:
             return []
+        keys = (changes or {}).keys()
+        if not created and op_id is None and not (QUEUE_ROW_FIELDS & keys or "assignee_member_id" in keys):
+            return []  # nothing a queue row shows, nobody's queue: no read
         touched: set[int | None] = set()
         async with self.db.read(Scope.workspace(workspace_id)) as session:
             ticket = await session.get(Ticket, ticket_id)

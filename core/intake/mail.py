@@ -10,7 +10,8 @@ opened `mail_tickets_per_sender_per_hour` tickets (workspace option, default 50,
 hour (a loop or a flood: a technician decides; an RMM mailing its alerts may need more, or 0). Attachments over the ticket's cap are
 refused with a note on the ticket saying so. A message whose processing was interrupted is taken again
 after LEASE by the next poll; one that finished is never processed twice, except that a technician may take
-a message waiting in triage again from its kept raw bytes (`replay`, `deskbridge intake mail replay`).
+a message waiting in triage again from its kept raw bytes (`replay`, `deskbridge intake mail replay`), or assign
+or discard it (`core/intake/mail_triage.py`, the admin page "Mail triage").
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from core.admin_audit import Who, record_change
 from core.context import Actor
 from core.errors import Conflict, DeskbridgeError, InvalidInput, NotFound
 from core.intake.mailparse import Mail, clean_subject, parse, ticket_token
@@ -35,6 +37,8 @@ from store.types import utcnow
 MAX_RAW_BYTES = 512 * 1024
 SENDER_LIMIT_OPTION, SENDER_LIMIT = "mail_tickets_per_sender_per_hour", 50
 LEASE = timedelta(minutes=5)
+UNKNOWN_SENDER = "unknown sender"  # the reasons mail waits in triage (MailTriage tells them apart)
+OVER_LIMIT = "over {limit} new tickets from this sender within an hour"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,15 +79,22 @@ class MailIntake:
                                        .order_by(col(MailReceipt.id).desc()).limit(limit))).all()
         return [Waiting(int(r.id), r.sender, r.subject, r.reason, r.received_at) for r in rows]  # type: ignore[arg-type]
 
-    async def replay(self, workspace_id: int, receipt_id: int, *,
-                     own_addresses: frozenset[str] = frozenset()) -> MailOutcome:
+    async def replay(self, workspace_id: int, receipt_id: int, *, own_addresses: frozenset[str] = frozenset(),
+                     actor: Who = None) -> MailOutcome:
         """Take a message waiting in triage again from its kept raw bytes, as if it had just arrived (after its
-        sender was added as a contact, say): parsed afresh, and a ticket, a reply, or triage again."""
+        sender was added as a contact, say): parsed afresh, and a ticket, a reply, or triage again (audited)."""
+        raw, _ = await self.hold(workspace_id, receipt_id, actor=actor, action="intake.mail.replay")
+        return await self._take(workspace_id, parse(raw, own_addresses=own_addresses))
+
+    async def hold(self, workspace_id: int, receipt_id: int, *, actor: Who, action: str) -> tuple[bytes, str | None]:
+        """Take a message out of triage for one technician's action (its raw bytes and the reason it waited), with
+        the action's audit row; meanwhile it is "processing", so a second action on it is refused."""
         async with self.db.write(Scope.workspace(workspace_id)) as session:
             row = await session.get(MailReceipt, receipt_id)
             if row is None:
                 raise NotFound(f"There is no e-mail {receipt_id}.",
-                               hint="`deskbridge intake mail triage` lists the ones waiting.")
+                               hint="`deskbridge intake mail triage` or the admin page Mail triage lists the ones "
+                                    "waiting.")
             if row.outcome != "triage":
                 raise Conflict(f"E-mail {receipt_id} is not waiting in triage (it was {row.outcome}).",
                                hint="Only mail in triage is taken again; the rest was taken once already.")
@@ -91,9 +102,18 @@ class MailIntake:
                 raise InvalidInput(f"E-mail {receipt_id} was larger than the {MAX_RAW_BYTES // 1024} KB kept, so "
                                    "it cannot be read again whole.",
                                    hint="Ask the sender to send it again, or open the ticket by hand.")
-            raw = bytes(row.raw)
-            row.outcome, row.received_at = "processing", self._clock()  # a second replay meanwhile is "busy"
-        return await self._take(workspace_id, parse(raw, own_addresses=own_addresses))
+            raw, reason = bytes(row.raw), row.reason
+            row.outcome, row.received_at = "processing", self._clock()  # a second action meanwhile is refused
+            record_change(session, actor, workspace_id, action,
+                          {"mail": receipt_id, "sender": row.sender, "subject": row.subject})
+        return raw, reason
+
+    async def settle(self, workspace_id: int, receipt_id: int, outcome: str, ticket_id: int | None,
+                     reason: str | None) -> None:
+        """Where a held message ends (`hold`): a ticket, a reply, discarded, or back in triage."""
+        async with self.db.write(Scope.workspace(workspace_id)) as session:
+            await session.execute(sa.update(MailReceipt).where(col(MailReceipt.id) == receipt_id)
+                                  .values(outcome=outcome, ticket_id=ticket_id, reason=reason and reason[:200]))
 
     async def _take(self, workspace_id: int, mail: Mail) -> MailOutcome:
         """A claimed message: noise, a reply, a new ticket, or triage (module doc)."""
@@ -102,20 +122,19 @@ class MailIntake:
         try:
             ticket_id = await self._thread(workspace_id, mail)
             if ticket_id is not None:
-                await self._reply(workspace_id, mail, ticket_id)
+                await self.reply(workspace_id, mail, ticket_id)
                 return await self._finish(workspace_id, mail, "replied", ticket_id)
-            contact_id, customer_id = await self._sender(workspace_id, mail.sender)
+            contact_id, customer_id = await self.sender(workspace_id, mail.sender)
             if customer_id is None:
-                return await self._finish(workspace_id, mail, "triage", None, "unknown sender")
+                return await self._finish(workspace_id, mail, "triage", None, UNKNOWN_SENDER)
             limit = await self._sender_limit(workspace_id)
             if limit and await self._created_within_hour(workspace_id, mail.sender) >= limit:
-                return await self._finish(workspace_id, mail, "triage", None,
-                                          f"over {limit} new tickets from this sender within an hour")
+                return await self._finish(workspace_id, mail, "triage", None, OVER_LIMIT.format(limit=limit))
             actor = Actor(workspace_id=workspace_id, origin=Origin.EMAIL, display=f"email:{mail.sender}")
             detail = await self.tickets.create(
-                actor, subject=_subject(mail),
+                actor, subject=subject_of(mail),
                 description=mail.text, customer_id=customer_id, contact_id=contact_id)
-            await self._attachments(actor, detail.summary.id, mail)
+            await self.attachments(actor, detail.summary.id, mail)
             return await self._finish(workspace_id, mail, "created", detail.summary.id)
         except DeskbridgeError as exc:  # kept in triage with the reason, never lost
             return await self._finish(workspace_id, mail, "triage", None, exc.message[:200])
@@ -172,10 +191,11 @@ class MailIntake:
             ticket = (await session.exec(select(Ticket).where(Ticket.number == number))).first()
         if ticket is None:
             return None
-        _, customer_id = await self._sender(ws, mail.sender)
+        _, customer_id = await self.sender(ws, mail.sender)
         return ticket.id if customer_id is not None and customer_id == ticket.customer_id else None
 
-    async def _reply(self, ws: int, mail: Mail, ticket_id: int) -> None:
+    async def reply(self, ws: int, mail: Mail, ticket_id: int) -> None:
+        """The sender's reply on their ticket (a public note in their name)."""
         async with self.db.read(Scope.workspace(ws)) as session:
             ticket = await session.get(Ticket, ticket_id)
         actor = Actor(workspace_id=ws, origin=Origin.EMAIL, display=f"email:{mail.sender}", is_member=False,
@@ -183,27 +203,35 @@ class MailIntake:
         text = mail.text or "(The reply had no new text above the quoted message.)"
         # The customer's own reply: word for word, attributed to their contact, not e-mailed back to them.
         await self.tickets.contact_reply(actor, f"id:{ticket_id}", text, contact_email=mail.sender)
-        await self._attachments(actor, ticket_id, mail)
+        await self.attachments(actor, ticket_id, mail)
 
-    async def _attachments(self, actor: Actor, ticket_id: int, mail: Mail) -> None:
+    async def attachments(self, actor: Actor, ticket_id: int, mail: Mail, *, visibility: str = "public") -> None:
+        """The mail's files on the ticket, those over the PSA's cap named in an internal note instead."""
         if not mail.attachments:
             return
         system = Actor(workspace_id=actor.workspace_id, origin=Origin.EMAIL, display=actor.display)
         limit = await self.tickets.attachment_limit(system, f"id:{ticket_id}")
         refused = []
-        for att in mail.attachments:
-            if limit is None or len(att.content) > limit:
-                refused.append(f"{att.filename} ({len(att.content):,} bytes)")
+        for att in mail.attachments:  # one file that cannot be kept never costs the message or the other files
+            name = att.filename if visible(att.filename) else "attachment"
+            if not att.content:
+                refused.append(f"{name} (empty)")
                 continue
-            await self.tickets.attach(system, f"id:{ticket_id}", filename=att.filename, content=att.content,
-                                      content_type=att.content_type, visibility="public")
+            if limit is None or len(att.content) > limit:
+                cap = "this PSA takes no files" if limit is None else f"the limit is {limit:,} bytes"
+                refused.append(f"{name} ({len(att.content):,} bytes; {cap})")
+                continue
+            try:
+                await self.tickets.attach(system, f"id:{ticket_id}", filename=name, content=att.content,
+                                          content_type=att.content_type, visibility=visibility)
+            except InvalidInput as exc:
+                refused.append(f"{name} ({exc.message})")
         if refused:
-            cap = "this PSA takes no files" if limit is None else f"the limit is {limit:,} bytes"
-            await self.tickets.comment(system, f"id:{ticket_id}", "Not kept from the e-mail of "
-                                       f"{mail.sender} ({cap}): " + ", ".join(refused)
-                                       + ". Ask the sender to share them another way.", visibility="internal")
+            await self.tickets.comment(system, f"id:{ticket_id}", f"Not kept from the e-mail of {mail.sender}: "
+                                       + ", ".join(refused) + ". Ask the sender to share them another way.",
+                                       visibility="internal")
 
-    async def _sender(self, ws: int, sender: str) -> tuple[int | None, int | None]:
+    async def sender(self, ws: int, sender: str) -> tuple[int | None, int | None]:
         """(contact id, customer id) by exact address, else the customer by a domain only it uses."""
         if "@" not in sender:
             return None, None
@@ -218,7 +246,7 @@ class MailIntake:
         return (None, int(rows[0])) if len(rows) == 1 else (None, None)
 
 
-def _subject(mail: Mail) -> str:
+def subject_of(mail: Mail) -> str:
     """The ticket's subject: the mail's without reply prefixes, or who sent it when it shows nothing."""
     subject = clean_subject(mail.subject)[:255]
     return subject if visible(subject) else f"E-mail from {mail.sender}"[:255]

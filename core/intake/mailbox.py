@@ -20,6 +20,7 @@ from connectors.mailbox import MailboxError, MailboxReader
 from core.admin_audit import Who, record_change
 from core.errors import ConnectionProblem, InvalidInput, NotFound
 from core.intake.mail import MailIntake, MailOutcome
+from core.intake.mail_triage import MailTriage
 from store.crypto import CredentialCipher
 from store.db import Database, Scope
 from store.tables import Workspace
@@ -44,6 +45,7 @@ class PollResult:
 class MailboxService:
     def __init__(self, db: Database, *, cipher: CredentialCipher, intake: MailIntake, readers: ReaderFactory) -> None:
         self.db, self.cipher, self.intake, self.readers = db, cipher, intake, readers
+        self.triage = MailTriage(db, intake=intake)  # list, read, assign and discard mail waiting in triage
 
     async def configure(self, workspace_id: int, kind: str, config: Mapping[str, Any], *,
                         own_addresses: tuple[str, ...] = (), actor: Who = None) -> str:
@@ -125,10 +127,10 @@ class MailboxService:
             assert ws is not None
             ws.settings = {**ws.settings, SETTINGS_KEY: {**ws.settings[SETTINGS_KEY], "watermark": watermark}}
 
-    async def replay(self, workspace_id: int, receipt_id: int) -> MailOutcome:
+    async def replay(self, workspace_id: int, receipt_id: int, *, actor: Who = None) -> MailOutcome:
         """A message in triage taken again from its kept raw bytes (MailIntake.replay), with our own addresses."""
         entry = await self.entry(workspace_id) or {}
-        return await self.intake.replay(workspace_id, receipt_id,
+        return await self.intake.replay(workspace_id, receipt_id, actor=actor,
                                         own_addresses=frozenset(entry.get("own_addresses") or ()))
 
     async def poll(self, workspace_id: int) -> PollResult:

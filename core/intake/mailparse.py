@@ -196,3 +196,37 @@ def parse(raw: bytes, *, own_addresses: frozenset[str] = frozenset()) -> Mail:
     return Mail(message_id=mid[:255], sender=sender, sender_name=name.strip(), subject=str(msg.get("Subject") or ""),
                 text=strip_reply(_body(msg)), references=tuple(refs),
                 noise=noise_reason(msg, sender, own_addresses), attachments=attachments, plus_token=plus_token(msg))
+
+
+@dataclass(frozen=True, slots=True)
+class MailView:
+    """A kept message as a technician reads it on the admin pages: headers and the whole body as plain text.
+
+    HTML is never rendered: an HTML-only body is turned into its text (scripts, styles and images dropped, so no
+    remote image is ever fetched) and the page escapes everything; control characters are dropped."""
+
+    headers: tuple[tuple[str, str], ...]  # (name, value) of From, To, Cc, Date, Subject, as present
+    body: str
+    from_html: bool  # the body was HTML only (shown as its text)
+    attachments: tuple[tuple[str, str, int], ...]  # (file name, content type, bytes)
+
+
+VIEW_HEADERS = ("From", "To", "Cc", "Reply-To", "Date", "Subject")
+
+
+def view(raw: bytes) -> MailView:
+    """What a kept raw message says, for reading (see MailView); a message that cannot be parsed shows its bytes."""
+    from core.control_chars import drop_controls
+
+    try:
+        msg = BytesParser(policy=policy.default).parsebytes(raw)
+        headers = tuple((h, drop_controls(str(msg.get(h)), one_line=True)) for h in VIEW_HEADERS
+                        if msg.get(h) is not None)
+        part = msg.get_body(preferencelist=("plain", "html"))
+        from_html = part is not None and part.get_content_type() == "text/html"
+        body = _body(msg) if isinstance(msg, EmailMessage) else ""
+        attachments = tuple((drop_controls(p.get_filename() or "attachment", one_line=True), p.get_content_type(),
+                             len(_payload(p))) for p in msg.iter_attachments())
+    except Exception:  # a broken message (bad charset, mangled MIME): its bytes as text, nothing lost
+        return MailView((), drop_controls(raw.decode("utf-8", errors="replace")), False, ())
+    return MailView(headers, drop_controls(body), from_html, attachments)

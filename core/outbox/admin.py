@@ -41,20 +41,24 @@ def explain(op: OutboxOp, *, waiting_on: int | None = None, connection: str | No
     conn = connection or "<connection>"
     code = op.last_status_code
     if op.status == OutboxStatus.DEAD.value:
-        if code == 403:
+        # the cause the worker read from the PSA's answer (recorder.dead_cause); older rows have only the status
+        cause = str((op.result or {}).get("cause") or "")
+        if cause == "permission" or (code == 403 and not cause):
             return (f"The PSA's API account may not do this (its security role); the connection's other writes go on. "
                     f"Grant it in the PSA, then retry it on the Dead letters page or with "
                     f"`deskbridge outbox retry {op.id}`, or discard it with a reason.")
-        if code == 401:
+        if cause == "credentials" and code != 403 or code == 401:
             return (f"The PSA refused the connection's credentials. Re-enter them (the connection's admin page, or "
                     f"`deskbridge connection reauth {conn}`), then retry it on the Dead letters page or with "
                     f"`deskbridge outbox retry {op.id}` (or `--all-dead`).")
-        if code == 404 or "deleted in the PSA" in (op.last_error or ""):
+        if cause == "deleted" or code == 404 or "deleted in the PSA" in (op.last_error or ""):
             return (f"The ticket is no longer in the PSA (deleted or merged there). Nothing can be written to it: "
                     f"discard it with a reason on the Dead letters page or with "
                     f"`deskbridge outbox discard {op.id} --reason 'deleted in the PSA'`.")
-        if code is not None and 400 <= code < 500:
-            return (f"The PSA refused this write (HTTP {code}). Fix what it names in the PSA, then retry it "
+        if cause == "refused" or code is not None and 400 <= code < 500:
+            said = f" (HTTP {code})" if code is not None else ""
+            return (f"The PSA refused this write{said}: {(op.last_error or '')[:300]} Fix what it names "
+                    f"in the PSA, then retry it "
                     f"(Dead letters page, or `deskbridge outbox retry {op.id}`), or discard it with a reason.")
         return (f"Gave up after {op.attempts} attempts. Retry it (Dead letters page, or "
                 f"`deskbridge outbox retry {op.id}`) or discard it.")

@@ -115,8 +115,9 @@ async def _finish(session: AsyncSession, op: OutboxOp, res: AttemptResult, now: 
         values = {**common, "status": OutboxStatus.PENDING.value, "next_attempt_at": res.next_attempt_at or now,
                   "last_error": (res.error or "")[:4000], "last_status_code": res.status,
                   "outcome_unknown": res.outcome_unknown}
-    elif res.outcome == Outcome.DEAD:
+    elif res.outcome == Outcome.DEAD:  # the cause is kept for `explain` (the status alone misleads on Autotask)
         values = {**common, "status": OutboxStatus.DEAD.value, "finished_at": now,
+                  "result": {"cause": res.cause or dead_cause(res.status, res.error)},
                   "last_error": (res.error or "")[:4000], "last_status_code": res.status,
                   "outcome_unknown": res.outcome_unknown}
     elif res.outcome == Outcome.PARKED:

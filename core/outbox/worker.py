@@ -336,11 +336,13 @@ class OutboxWorker:
         if isinstance(exc, PsaAuthError):
             breaker.trip(now.timestamp(), self.config.reauth_park_seconds, "credentials rejected")
             return AttemptResult(Outcome.DEAD, action, status=exc.status, error=str(exc), outcome_unknown=unknown,
-                                 connection_error=f"Credentials rejected: {exc.message}",
+                                 connection_error=f"Credentials rejected: {exc.message}", cause="credentials",
                                  breaker_opened=self._breaker_opened(conn, "credentials rejected: " + exc.message))
         if not exc.retryable:
             breaker.record_success(now.timestamp())  # the PSA answered: it is up
-            return AttemptResult(Outcome.DEAD, action, status=exc.status, error=str(exc), outcome_unknown=unknown)
+            # by what the PSA said, not its status: Autotask refuses content (and permission) as HTTP 500
+            return AttemptResult(Outcome.DEAD, action, status=exc.status, error=str(exc), outcome_unknown=unknown,
+                                 cause="deleted" if isinstance(exc, PsaNotFound) else "refused")
         retry_after = exc.retry_after if isinstance(exc, PsaRateLimited) else None
         opened = None
         if isinstance(exc, PsaRateLimited):

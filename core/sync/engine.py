@@ -27,12 +27,12 @@ import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from connectors.base import Feature, Page, PsaConnector, PsaTicket
+from connectors.base import Feature, Page, PsaConnector, PsaTicket, TicketBatchRead
 from connectors.errors import PsaError, PsaNotFound, PsaRateLimited, PsaUnavailable
 from core import scheduling, ticket_gone
 from core.connections import ConnectionService
@@ -53,7 +53,8 @@ DEFAULT_OVERLAP = timedelta(minutes=3)
 DEFAULT_LEASE_TTL = timedelta(minutes=5)
 READ_ATTEMPTS = 4
 MAX_RETRY_AFTER_S = 60.0
-HOLD_MARGIN = timedelta(microseconds=1)  # the cursor stops just below the oldest unwritten change
+HOLD_MARGIN = timedelta(microseconds=1)
+EMIT_CHUNK = 20  # changed tickets per write in an announced run: the oldest changes reach chat first, in steps  # the cursor stops just below the oldest unwritten change
 
 
 class LeaseLost(RuntimeError):
@@ -212,7 +213,8 @@ class SyncEngine:
                 async for page in pages:
                     counts["pages"] += 1
                     counts["seen"] += len(page.items)
-                    result = await self.process(connector, target, page.items, counts, emit=emit)
+                    result = await self.process(connector, target, page.items, counts, emit=emit,
+                                                chunk=EMIT_CHUNK if emit else None)
                     bad.update(result.bad)
                     unwritten = set(result.bad) | result.retry
                     for t in page.items:
@@ -281,8 +283,12 @@ class SyncEngine:
                     pending.exception()  # retrieved: the run already stopped for its own reason
 
     async def process(self, connector: PsaConnector, target: SyncTarget, items: Sequence[PsaTicket],
-                      counts: dict[str, int], *, emit: bool, force: bool = False) -> BatchResult:
-        """Apply one page: skip unchanged rows, fetch children of the rest, write, then notify."""
+                      counts: dict[str, int], *, emit: bool, force: bool = False, chunk: int | None = None
+                      ) -> BatchResult:
+        """Apply one page: skip unchanged rows, fetch children of the rest, write, then notify. With `chunk`, the
+        changed tickets go in groups of that many, oldest change first, each group written and announced before
+        the next group's children are read (a scheduled run's first notes reach chat without waiting for the
+        whole page)."""
         good: list[PsaTicket] = []
         bad: dict[str, str] = {}
         for t in items:
@@ -298,15 +304,33 @@ class SyncEngine:
         ids = {t.external_id for t in changed}
         later = set() if force or self.eager_history else (ids - read if not emit else unread & ids)
         counts["history_deferred"] = counts.get("history_deferred", 0) + len(later)
-        children, vanished = await self.fetch_children(
-            connector, [t.external_id for t in changed if t.external_id not in later], counts)
-        for ext in vanished:
-            bad.pop(ext, None)
-        counts["vanished"] = counts.get("vanished", 0) + len(vanished)
-        result = await apply_batch(self.db, target, [t for t in changed if t.external_id not in vanished], children,
-                                   now=self.clock(), emit=emit, force=force, quiet=frozenset(unread))
-        result.bad.update(bad)
+        if chunk:
+            changed.sort(key=_change_time)
+        step = chunk or max(len(changed), 1)
+        result = BatchResult()
+        for start in range(0, max(len(changed), 1), step):
+            part = changed[start : start + step]
+            got = await self._apply_part(connector, target, part, later, counts, emit=emit, force=force,
+                                         quiet=frozenset(unread))
+            for k, v in got.counts.items():
+                result.add(k, v)
+            result.events += got.events
+            result.bad.update(got.bad)
+            result.retry |= got.retry
+        for ext in bad:
+            result.bad.setdefault(ext, bad[ext])
         counts["unchanged"] = counts.get("unchanged", 0) + (len(good) - len(changed))
+        return result
+
+    async def _apply_part(self, connector: PsaConnector, target: SyncTarget, part: Sequence[PsaTicket],
+                          later: set[str], counts: dict[str, int], *, emit: bool, force: bool,
+                          quiet: frozenset[str]) -> BatchResult:
+        """Read the children of `part` (those not left for later), write it in one transaction, then notify."""
+        children, vanished = await self.fetch_children(
+            connector, [t.external_id for t in part if t.external_id not in later], counts)
+        counts["vanished"] = counts.get("vanished", 0) + len(vanished)
+        result = await apply_batch(self.db, target, [t for t in part if t.external_id not in vanished], children,
+                                   now=self.clock(), emit=emit, force=force, quiet=quiet)
         for k, v in result.counts.items():
             counts[k] = counts.get(k, 0) + v
         await self.emit(result.events)
@@ -402,8 +426,15 @@ class SyncEngine:
                 return None
 
             try:
-                got = await asyncio.gather(*(read(ext) for ext in dict.fromkeys(external_ids)))
-                tickets = [t for t in got if t is not None]
+                wanted = list(dict.fromkeys(external_ids))
+                together = None
+                if len(wanted) > 1 and isinstance(psa, TicketBatchRead):
+                    together = await self._read_together(psa, wanted, run.counts, gone)
+                if together is not None:
+                    tickets = together
+                else:
+                    got = await asyncio.gather(*(read(ext) for ext in wanted))
+                    tickets = [t for t in got if t is not None]
                 if gone:
                     run.counts["deleted"] = await self.mark_deleted(conn, gone)
                 result = await self.process(psa, self.target(conn, psa), tickets, run.counts, emit=True, force=True)
@@ -415,12 +446,31 @@ class SyncEngine:
                     await psa.aclose()
         return failed
 
+    async def _read_together(self, psa: TicketBatchRead, wanted: list[str], counts: dict[str, int],
+                             gone: list[str]) -> list[PsaTicket] | None:
+        """Several tickets in one read (TicketBatchRead); absent ones are gone. None when the read failed (the
+        caller reads them one by one, so one ticket the PSA cannot serve never holds back the others)."""
+        try:
+            tickets = list(await self.call(counts, psa.get_tickets, wanted))
+        except PsaError:
+            counts["batch_read_failed"] = counts.get("batch_read_failed", 0) + 1
+            return None
+        asked = set(wanted)
+        found = {t.external_id for t in tickets}
+        gone.extend(ext for ext in wanted if ext not in found)
+        return [t for t in tickets if t.external_id in asked]
+
     async def mark_deleted(self, conn: PsaConnection, external_ids: Sequence[str]) -> int:
         """Set deleted_at on tickets gone from the PSA; emits TicketChanged(deleted) for each."""
         assert conn.id is not None
         events = await ticket_gone.mark_deleted(self.db, conn.workspace_id, conn.id, external_ids, self.clock())
         await self.emit(events)
         return len(events)
+
+
+def _change_time(t: PsaTicket) -> tuple[bool, datetime]:
+    """Oldest change first; a ticket without a change time last."""
+    return (t.updated_at is None, t.updated_at or datetime.max.replace(tzinfo=UTC))
 
 
 async def _empty() -> Sequence[Any]:

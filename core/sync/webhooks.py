@@ -1,36 +1,28 @@
-"""PSA webhook ingestion: verify, deduplicate, and re-read the ticket the push names.
+"""PSA webhook ingestion: verify, deduplicate, record, answer; the named ticket is re-read after the answer.
 
 Webhooks are hints (psa-apis.md §5): the payload is never trusted for content, only for which ticket to
 re-fetch. The connector verifies the PSA's signature where it has one; a connection may also carry a
-`webhook_token` setting that the URL's last segment must match (for PSAs that cannot sign). The event
-id is recorded first, so a retried delivery is a no-op; if the re-fetch then fails (the PSA is
-unavailable, or anything on our side), the record is removed again and the caller answers 503 so the
-PSA retries.
-
-Callbacks that arrive while a refresh of the same connection is running wait for it and are then
-re-read together, written in one transaction (group commit): under a burst of PSA edits the database
-does one write per batch instead of several per callback, and two callbacks of one ticket never race
-each other's version fence. Each request still answers only once its own ticket is stored.
+`webhook_token` setting that the URL's last segment must match (for PSAs that cannot sign). The event id
+and the ticket it names are then committed together (core/sync/callbacks.py), and only then is the push
+answered: a retried delivery is a no-op, and a process that stops before the re-read re-reads the ticket
+when it starts again. The re-read itself runs in a small pool that coalesces callbacks of one ticket
+(Autotask drops an event after 5 slow or failed deliveries: answering within milliseconds, not after a
+PSA round trip, is what keeps every event; psa-apis.md §3.7). If the record cannot be written the answer
+is 503 and nothing was recorded, so the PSA's retry is taken.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import sqlalchemy as sa
-from sqlmodel import col
-
 from connectors.errors import PsaError, PsaValidationError, WebhookRejected
-from core import scheduling
 from core.errors import DeskbridgeError, InvalidInput, NotFound
+from core.sync.callbacks import MAX_EXTERNAL_ID, Callback, CallbackLog, RefreshPool
 from core.sync.engine import SyncEngine
-from store.db import Scope
-from store.tables import ProcessedEvent
 
 log = logging.getLogger(__name__)
 
@@ -40,61 +32,42 @@ class WebhookRefused(DeskbridgeError):
 
 
 class WebhookUnavailable(DeskbridgeError):
-    """The ticket could not be re-read or stored now (answer 503 so the PSA retries; the event was un-marked)."""
+    """The push could not be verified with the PSA or recorded now (answer 503 so the PSA retries; nothing was
+    recorded)."""
 
 
 @dataclass(frozen=True, slots=True)
 class WebhookResult:
-    status: str  # processed, duplicate, ignored
+    status: str  # accepted (re-read right after the answer), duplicate, ignored
     event_id: str | None = None
     ticket_external_id: str | None = None
-
-
-class _Batch:
-    """Tickets of one connection waiting for the next refresh, and the task running refreshes."""
-
-    def __init__(self) -> None:
-        self.waiting: dict[str, asyncio.Future[None]] = {}
-        self.runner: asyncio.Task[None] | None = None
 
 
 class WebhookService:
     def __init__(self, engine: SyncEngine) -> None:
         self.engine = engine
         self.db = engine.db
-        self._batches: dict[int, _Batch] = {}
-        self.batches_run = 0  # refreshes made (each covers one or more callbacks)
+        self.callbacks = CallbackLog(engine.db)
+        self.pool = RefreshPool(engine, self.callbacks)
 
-    async def refresh(self, connection_id: int, external_id: str) -> None:
-        """Re-read one ticket; joins the next batched refresh of its connection. Raises what its re-read raised."""
-        batch = self._batches.setdefault(connection_id, _Batch())
-        fut = batch.waiting.get(external_id)
-        if fut is None:
-            fut = batch.waiting[external_id] = asyncio.get_running_loop().create_future()
-            fut.add_done_callback(_retrieved)  # a request that went away leaves no "never retrieved" warning
-        if batch.runner is None or batch.runner.done():
-            batch.runner = asyncio.create_task(self._run_batches(connection_id, batch))
-        await asyncio.shield(fut)
+    @property
+    def batches_run(self) -> int:
+        return self.pool.batches_run
 
-    async def _run_batches(self, connection_id: int, batch: _Batch) -> None:
-        while batch.waiting:
-            taken, batch.waiting = batch.waiting, {}
-            self.batches_run += 1
-            try:
-                failed = await self.engine.refresh_tickets(connection_id, list(taken))
-            except Exception as exc:  # noqa: BLE001 - handed to every waiting request (answered 503)
-                failed = dict.fromkeys(taken, exc)
-            for ext, fut in taken.items():
-                if fut.done():
-                    continue
-                if ext in failed:
-                    fut.set_exception(failed[ext])
-                else:
-                    fut.set_result(None)
+    async def start(self) -> int:
+        """Re-read tickets named by callbacks a stopped process answered but never re-read; returns how many."""
+        return await self.pool.start()
+
+    async def settled(self) -> None:
+        """Wait until every re-read asked for so far is done (tests, benches, a graceful stop)."""
+        await self.pool.settled()
+
+    async def stop(self) -> None:
+        await self.pool.stop()
 
     async def ingest(self, connection_id: int, path_token: str, headers: Mapping[str, str],
                      body: bytes) -> WebhookResult:
-        """Handle one push; the named ticket is refreshed before this returns."""
+        """Handle one push: verified and recorded when this returns; the named ticket is re-read right after."""
         conn = await self.engine.connection(connection_id)  # NotFound -> 404
         if not conn.enabled:
             return WebhookResult("ignored")
@@ -119,37 +92,24 @@ class WebhookService:
             except PsaError as exc:
                 raise WebhookUnavailable(f"Could not verify the webhook: {exc.message}",
                                          hint="The PSA will retry the delivery.") from exc
-            source = f"{conn.kind}:{conn.id}"
-            if not await scheduling.mark_event_processed(self.db, source, event.event_id, conn.workspace_id):
-                return WebhookResult("duplicate", event.event_id, event.ticket_external_id)
-            if not event.ticket_external_id:
-                return WebhookResult("ignored", event.event_id)
+            ext = event.ticket_external_id if event.ticket_external_id and len(
+                event.ticket_external_id) <= MAX_EXTERNAL_ID else None
+            cb = Callback(source=f"{conn.kind}:{conn.id}", event_id=event.event_id, workspace_id=conn.workspace_id,
+                          connection_id=connection_id, external_id=ext)
             try:
-                await self.refresh(connection_id, event.ticket_external_id)
-            except PsaError as exc:
-                await self._forget(source, event.event_id)
-                raise WebhookUnavailable(f"Could not re-read ticket {event.ticket_external_id}: {exc.message}",
-                                         hint="The PSA will retry; the scheduled sync also catches up.") from exc
+                new = await self.callbacks.record(cb)
             except Exception as exc:
-                # Not the PSA's fault (our database, a notifier…): un-mark the event so the PSA's retry runs.
-                log.exception("webhook refresh failed", extra={"connection_id": connection_id,
-                                                               "ticket": event.ticket_external_id})
-                await self._forget(source, event.event_id)
-                raise WebhookUnavailable(f"Could not process the change to ticket {event.ticket_external_id} now.",
+                log.exception("webhook could not be recorded", extra={"connection_id": connection_id})
+                raise WebhookUnavailable("Could not record the change now.",
                                          hint="The PSA will retry; the scheduled sync also catches up.") from exc
-            return WebhookResult("processed", event.event_id, event.ticket_external_id)
+            if not new:
+                return WebhookResult("duplicate", event.event_id, event.ticket_external_id)
+            if ext is None:
+                return WebhookResult("ignored", event.event_id)
+            self.pool.submit(connection_id, ext)
+            return WebhookResult("accepted", event.event_id, ext)
         finally:
             await connector.aclose()
-
-    async def _forget(self, source: str, event_id: str) -> None:
-        async with self.db.write(Scope.system_wide()) as s:  # processed_event is not workspace-owned
-            await s.execute(sa.delete(ProcessedEvent).where(col(ProcessedEvent.source) == source,
-                                                            col(ProcessedEvent.event_id) == event_id[:200]))
-
-
-def _retrieved(fut: asyncio.Future[None]) -> None:
-    if not fut.cancelled():
-        fut.exception()
 
 
 def _check_body(headers: Mapping[str, str], body: bytes) -> None:

@@ -52,6 +52,19 @@ class ProcessedEvent(SQLModel, table=True):
     received_at: datetime = created_field()
 
 
+class PendingRefresh(SQLModel, table=True):
+    """A ticket a PSA callback named, written before the callback is answered and deleted once the ticket is
+    re-read (core/sync/callbacks.py): rows left by a process that stopped in between are re-read on start."""
+
+    __tablename__ = "pending_refresh"
+    __table_args__ = (sa.UniqueConstraint("connection_id", "external_id", name="uq_pending_refresh"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    connection_id: int  # no foreign key: a row of a connection deleted since is dropped when it is replayed
+    external_id: str = Field(max_length=64)
+    received_at: datetime = created_field()  # the newest callback naming it (a re-read started later covers it)
+
+
 class JobTick(SQLModel, table=True):
     """One row per (job, period): the instance that inserts it runs that tick; the rest skip."""
 

@@ -80,3 +80,43 @@ def test_mail_set_checks_first_polls_and_switches_off(env, monkeypatch):
     finally:
         asyncio.run_coroutine_threadsafe(server.stop(), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)
+
+
+def test_mail_triage_filters_assigns_and_discards(env):
+    from sqlmodel import select
+
+    from bot.cli.common import run_in
+    from store.db import Scope
+    from store.tables import Customer, MailReceipt
+    from tests.core.intake.test_mail import message
+
+    ok("workspace", "list")  # bootstraps the default workspace
+
+    async def seed(c, ws):
+        async with c.db.write(Scope.workspace(ws)) as s:
+            s.add(Customer(workspace_id=ws, identifier="ACME", name="Acme Corp"))
+        for i, sender in enumerate(("cara@newco.example", "spam@junk.example", "dan@else.example")):
+            await c.mailboxes.intake.ingest(ws, message(sender=sender, subject=f"Mail {i}", mid=f"<cli{i}@x>"))
+
+    run_in(None, seed)
+    assert "No e-mail in triage matches." in ok("intake", "mail", "triage", "--why", "limit")
+    bad = runner.invoke(app, ["intake", "mail", "triage", "--why", "later"])
+    assert bad.exit_code == 1 and "not a reason mail waits" in bad.output
+    listed = ok("intake", "mail", "triage", "--find", "newco")
+    assert "cara@newco.example" in listed and "spam@" not in listed
+    ids = {line.split("\t")[2]: line.split("\t")[0] for line in ok("intake", "mail", "triage").splitlines()}
+    assert "a new ticket" in ok("intake", "mail", "assign", ids["cara@newco.example"], "--customer", "acme")
+    neither = runner.invoke(app, ["intake", "mail", "assign", ids["dan@else.example"]])
+    assert neither.exit_code == 1 and "customer or to a ticket" in neither.output
+    assert "discarded" in ok("intake", "mail", "discard", ids["spam@junk.example"], "--reason", "spam")
+    again = runner.invoke(app, ["intake", "mail", "discard", ids["spam@junk.example"]])
+    assert again.exit_code == 1 and "not waiting in triage (it was discarded)" in again.output
+
+    async def outcomes(c, ws):
+        async with c.db.read(Scope.workspace(ws)) as s:
+            return {r.sender: (r.outcome, r.reason) for r in (await s.exec(select(MailReceipt))).all()}
+
+    got = run_in(None, outcomes)
+    assert got["cara@newco.example"][0] == "created" and got["cara@newco.example"][1].startswith("assigned by cli:")
+    assert got["spam@junk.example"][0] == "discarded" and got["dan@else.example"][0] == "triage"
+    assert [line.split("\t")[2] for line in ok("intake", "mail", "triage").splitlines()] == ["dan@else.example"]

@@ -409,3 +409,20 @@ async def test_ticket_device_is_the_first_attached_configuration(fake: FakeConne
     assert await cw.ticket_device(str(tid), None) is None
     with pytest.raises(PsaNotFound):
         await cw.ticket_device("999999", None)
+
+
+async def test_tickets_are_read_by_id_a_hundred_a_request_and_missing_ones_are_absent(
+        fake: FakeConnectWise, cw: ConnectWiseConnector) -> None:
+    from connectors.base import TicketBatchRead
+    from connectors.connectwise.connector import BATCH_IDS
+
+    assert isinstance(cw, TicketBatchRead)
+    ids = [fake.add_ticket(f"Batch {i}")["id"] for i in range(BATCH_IDS + 5)]
+    fake.delete_ticket(ids[3])
+    fake.reset_counts()
+    got = await cw.get_tickets([str(i) for i in ids] + ["999999", "not-a-number"])
+    assert [t.external_id for t in got] == [str(i) for i in ids if i != ids[3]]
+    assert got[0] == await cw.get_ticket(str(ids[0]))  # the same ticket as a read by its own URL
+    lists = _ticket_lists(fake)
+    assert len(lists) == 2 and all(q["conditions"].startswith("id in (") for q in lists)  # 105 ids: two reads
+    assert [q["page"] for q in lists] == ["1", "1"]  # a short page each: no request for a next page

@@ -102,6 +102,8 @@ def text_of(body: dict[str, Any]) -> str:
         if isinstance(node, dict):
             if node.get("type") == "TextBlock":
                 out.append(str(node.get("text")))
+            if node.get("type") == "RichTextBlock":  # text shown exactly (cards._plain): its runs joined
+                out.append("".join(r["text"] if isinstance(r, dict) else str(r) for r in node.get("inlines", [])))
             if node.get("type") == "FactSet":
                 out.extend(f"{f['title']}: {f['value']}" for f in node.get("facts", []))
             for v in node.values():

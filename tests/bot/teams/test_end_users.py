@@ -76,5 +76,8 @@ async def test_a_ticket_cards_alert_chips_render_in_teams_for_technicians(teams)
     card = cards.ticket_card(replace(view, alerts=chips))
     assert_valid_card(card)
     text = json.dumps(card, ensure_ascii=False)
-    assert "[Alert · ninja · critical · triggered ×3 · Disk C: 97% full](https://rmm.example/alerts/9)" in text
+    # the line is text shown exactly (a summary's own Markdown stays text); the RMM link is ours, on the run
+    [chip] = [b for b in card["body"] if b.get("type") == "RichTextBlock"
+              and b["inlines"][0]["text"] == "Alert · ninja · critical · triggered ×3 · Disk C: 97% full"]
+    assert chip["inlines"][0]["selectAction"] == {"type": "Action.OpenUrl", "url": "https://rmm.example/alerts/9"}
     assert "Alert · ninja · warning · resolved · CPU pegged" in text

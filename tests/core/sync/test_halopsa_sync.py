@@ -156,7 +156,8 @@ async def test_a_signed_webhook_refreshes_the_ticket_it_names(env: HaloEnv) -> N
     env.fake.edit_ticket(ids[1], summary="Changed, then pushed")
     headers, body = env.fake.signed_delivery(hook, ids[1])
     result = await env.sync.ingest_webhook(env.connection_id, "tok123", headers, body)
-    assert result.status == "processed" and result.ticket_external_id == str(ids[1])
+    assert result.status == "accepted" and result.ticket_external_id == str(ids[1])
+    await env.sync.webhooks.settled()  # re-read right after the answer
     assert (await env.tickets())[str(ids[1])].subject == "Changed, then pushed"
     forged = {**headers, "token": "x" + headers["token"][1:]}
     with pytest.raises(Exception, match="rejected"):
