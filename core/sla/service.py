@@ -63,6 +63,8 @@ _CLOCKS_OF = select(SlaClock).where(SlaClock.ticket_id.in_(_IDS))  # type: ignor
 _CLOCK_ROWS_OF = sa.select(*(getattr(SlaClock, c) for c in STATE_COLUMNS)).where(
     SlaClock.ticket_id.in_(_IDS))  # type: ignore[attr-defined]
 METRICS = tuple(Metric)
+METRIC_VALUES = tuple(m.value for m in METRICS)
+NO_ROWS: tuple[Any, ...] = (None,) * len(METRICS)
 _CHANGES_OF = select(TimelineEntry.id, TimelineEntry.ticket_id, TimelineEntry.kind,  # type: ignore[call-overload]
                      TimelineEntry.data, TimelineEntry.occurred_at).where(
     TimelineEntry.ticket_id.in_(_IDS),  # type: ignore[attr-defined]
@@ -123,6 +125,9 @@ class Figures:
     remaining: float
     due: float  # NaN past the horizon
     breached_at: float | None
+
+
+NO_FIGURES = Figures(0.0, 0.0, float("nan"), None)  # until the pass evaluates (frozen: shared)
 
 
 @dataclass(slots=True)
@@ -244,7 +249,10 @@ class SlaService:
     def _load(cls, session: Session, ticket_ids: Sequence[int] | None, memo: DerivedMemo | None = None) -> _Loaded:
         """The tickets, their stored clocks, and the timeline changes of those whose clocks are stale. With a memo
         (the read paths): clocks as plain rows, and the changes it kept for a ticket that has not changed since."""
-        tickets = cls._tickets(session, ticket_ids)
+        return cls._load_of(session, cls._tickets(session, ticket_ids), memo)
+
+    @classmethod
+    def _load_of(cls, session: Session, tickets: list[TicketRow], memo: DerivedMemo | None) -> _Loaded:
         clocks = cls._clocks(session, [t.id for t in tickets], objects=memo is None)
         stale = [t for t in tickets if cls._stale(t, clocks)]
         changes: dict[int, list[Change]] = {}
@@ -277,16 +285,19 @@ class SlaService:
         now_ts = now.timestamp()
         results: list[ClockResult] = []
         table_of = self._table_memo(cfg, now)
+        new_calendar: dict[int, int | None] = {}  # a new clock's calendar, per policy object
         for t in tickets:
             policy = cfg.policy_for(t.customer_id)
-            rows = tuple(clocks.get((t.id, m.value)) for m in METRICS)
+            rows = tuple(clocks.get((t.id, m)) for m in METRIC_VALUES) if clocks else NO_ROWS
             if t.id in stale_ids:
-                states = _derive(cfg, t, rows, changes.get(t.id, ()), policy, table_of, now_ts, memo)
+                key = id(policy)
+                if key not in new_calendar:
+                    new_calendar[key] = _calendar_id(cfg, policy)
+                states = _derive(t, rows, changes.get(t.id, ()), policy, new_calendar[key], table_of, now_ts, memo)
             else:
                 states = [state_from_row(row) for row in rows]
             for m, state in zip(METRICS, states, strict=True):
-                results.append(ClockResult(ticket=t, metric=m, state=state, figures=Figures(0, 0, np.nan, None),
-                                           policy=policy))
+                results.append(ClockResult(ticket=t, metric=m, state=state, figures=NO_FIGURES, policy=policy))
         self._evaluate(cfg, results, now)
         return results
 
@@ -308,26 +319,17 @@ class SlaService:
         groups: dict[int | None, list[int]] = {}
         for i, r in enumerate(results):
             groups.setdefault(r.state.calendar_id, []).append(i)
-        nan = np.nan
         for cal_id, idx in groups.items():
             table = self.tables.get(cfg.calendar_by_id(cal_id) if cal_id is not None else None, now)
-            states = [results[i].state for i in idx]
-            ev = evaluate(
-                table,
-                start=np.fromiter((s.start for s in states), np.float64, len(states)),
-                target=np.fromiter((s.target_s for s in states), np.float64, len(states)),
-                paused_acc=np.fromiter((s.paused_acc_s for s in states), np.float64, len(states)),
-                paused_since=np.fromiter((nan if s.paused_since is None else s.paused_since for s in states),
-                                         np.float64, len(states)),
-                stopped_at=np.fromiter((nan if s.stopped_at is None else s.stopped_at for s in states),
-                                       np.float64, len(states)),
-                now=now.timestamp())
+            ev = evaluate(table, **_columns([results[i].state for i in idx]), now=now.timestamp())
+            # Plain floats once per array (indexing numpy arrays element by element costs more than the maths)
+            used, remaining, due, breached = (ev.used.tolist(), ev.remaining.tolist(), ev.due.tolist(),
+                                              ev.breached_at.tolist())
             for j, i in enumerate(idx):
                 s = results[i].state
-                if s.breached_at is None and not np.isnan(ev.breached_at[j]):
-                    s.breached_at = float(ev.breached_at[j])
-                results[i].figures = Figures(float(ev.used[j]), float(ev.remaining[j]), float(ev.due[j]),
-                                             s.breached_at)
+                if s.breached_at is None and breached[j] == breached[j]:  # not NaN
+                    s.breached_at = breached[j]
+                results[i].figures = Figures(used[j], remaining[j], due[j], s.breached_at)
 
     # ------------------------------------------------------------ writes
 
@@ -430,9 +432,13 @@ class SlaService:
         by_metric = await self.remaining_by_metric(workspace_id, ticket_ids, now)
         return {tid: min(d.values()) for tid, d in by_metric.items() if d}
 
-    def load_for_page(self, session: Session, ticket_ids: Sequence[int]) -> _Loaded:
-        """What `remaining` reads, read inside a queue page's own read (core/chat/sla_info.py PageSla)."""
-        return self._load(session, ticket_ids, self.memo)
+    def load_for_page(self, session: Session, rows: Sequence[Any]) -> _Loaded:
+        """What `remaining` reads, read inside a queue page's own read (core/chat/sla_info.py PageSla): the page's
+        rows carry the ticket columns (core/queue.py `_ROW_COLUMNS`), so only the clocks (and changes) are read."""
+        tickets = [TicketRow(r.id, r.number, r.subject, r.customer_id, r.priority, r.stage, r.psa_status_name,
+                             r.created_at, r.updated_at, r.version, r.first_response_at, r.psa_respond_by,
+                             r.psa_resolve_by) for r in rows]
+        return self._load_of(session, tickets, self.memo)
 
     async def remaining_loaded(self, workspace_id: int, loaded: Any, now: datetime) -> dict[int, float]:
         """`remaining` of the tickets `load_for_page` read (None: no tickets)."""
@@ -469,10 +475,27 @@ class SlaService:
         return replace(page, items=items)
 
 
-def _derive(cfg: WorkspaceSla, t: TicketRow, rows: tuple[Any, ...], changes: Sequence[Change], policy: Policy,
+def _columns(states: list[ClockState]) -> dict[str, np.ndarray]:
+    """The clocks' inputs to `evaluate` as arrays (NaN: not set); one array call for a page's few clocks, one pass
+    per column for a sweep's many (the faster way at each size)."""
+    nan, n = np.nan, len(states)
+    if n <= 256:
+        cols = np.array([(s.start, s.target_s, s.paused_acc_s, nan if s.paused_since is None else s.paused_since,
+                          nan if s.stopped_at is None else s.stopped_at) for s in states], np.float64).reshape(n, 5).T
+        return dict(start=cols[0], target=cols[1], paused_acc=cols[2], paused_since=cols[3], stopped_at=cols[4])
+    return dict(start=np.fromiter((s.start for s in states), np.float64, n),
+                target=np.fromiter((s.target_s for s in states), np.float64, n),
+                paused_acc=np.fromiter((s.paused_acc_s for s in states), np.float64, n),
+                paused_since=np.fromiter((nan if s.paused_since is None else s.paused_since for s in states),
+                                         np.float64, n),
+                stopped_at=np.fromiter((nan if s.stopped_at is None else s.stopped_at for s in states), np.float64, n))
+
+
+def _derive(t: TicketRow, rows: tuple[Any, ...], changes: Sequence[Change], policy: Policy, new_calendar: int | None,
             table_of: Callable[[int | None], IntervalTable], now: float, memo: DerivedMemo | None) -> list[ClockState]:
-    """Both metrics' clocks of a ticket whose stored clocks are stale or absent, brought up to date (or as kept)."""
-    cal_ids = [row.calendar_id if row is not None else _calendar_id(cfg, policy) for row in rows]
+    """Both metrics' clocks of a ticket whose stored clocks are stale or absent, brought up to date (or as kept);
+    a clock without a stored row starts on `new_calendar`."""
+    cal_ids = [row.calendar_id if row is not None else new_calendar for row in rows]
     tables = tuple(table_of(cal_id) for cal_id in cal_ids)
     if memo is not None:
         kept = memo.states(t, rows, policy, tables, now)

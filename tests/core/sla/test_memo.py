@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from core.cache import ConfigCache
 from core.errors import InvalidInput
+from core.queue import QueueFilter, QueueService
 from core.sla.config import SlaConfigService
 from core.sla.service import CONFIG_TABLES, CONFIG_TTL_S, SlaService
 from core.views import SlaView
@@ -38,7 +39,9 @@ async def fresh(sla: Sla, ids: list[int]) -> dict[int, SlaView]:
 
 async def page_remaining(service: SlaService, sla: Sla, ids: list[int]) -> dict[int, float]:
     """`remaining` the way a queue page reads it (its SLA data inside the page's read)."""
-    loaded = await sla.db.read_sync(Scope.workspace(sla.ws), lambda s: service.load_for_page(s, ids))
+    page, loaded = await QueueService(sla.db).list_with(sla.tech, QueueFilter(ticket_ids=tuple(ids), include_closed=True),
+                                                        service.load_for_page, limit=50)
+    assert {t.id for t in page.items} == set(ids)
     return await service.remaining_loaded(sla.ws, loaded, sla.clock.now)
 
 
