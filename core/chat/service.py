@@ -133,6 +133,11 @@ class ChatService:
         return await self.identities.app_home_targets(workspace_id, platform, ticket_id=ticket_id, changes=changes,
                                                       op_id=op_id, created=created)
 
+    async def app_home_targets_of_changes(self, workspace_id: int, platform: str,
+                                          changes: list[tuple[int, dict[str, tuple[Any, Any]]]]
+                                          ) -> dict[int, list[tuple[str, str]]]:
+        return await self.identities.app_home_targets_of_changes(workspace_id, platform, changes)
+
     require_admin = staticmethod(visibility.require_admin)
 
     # ------------------------------------------------------------ bindings
@@ -172,6 +177,10 @@ class ChatService:
 
     async def posts_for_ticket(self, workspace_id: int, ticket_id: int, platform: str) -> list[ThreadPost]:
         return await self.threads.posts_for_ticket(workspace_id, ticket_id, platform)
+
+    async def posts_for_tickets(self, workspace_id: int, ticket_ids: list[int],
+                                platform: str) -> dict[int, list[ThreadPost]]:
+        return await self.threads.posts_for_tickets(workspace_id, ticket_ids, platform)
 
 
 class ChatViews:
