@@ -626,6 +626,16 @@ class TicketBatchRead(Protocol):
 
 
 @runtime_checkable
+class TimeEntryBatchRead(Protocol):
+    """A connector that reads the time entries of many tickets in one query where its PSA allows (ConnectWise:
+    `chargeToId in (...)`); stateless, so concurrent refreshes sharing the connector never mix their answers."""
+
+    async def list_time_entries_of(self, external_ids: Sequence[str]) -> Mapping[str, Sequence[PsaTimeEntry]]:
+        """Every time entry of these tickets, by ticket id (a ticket without entries may be absent)."""
+        ...
+
+
+@runtime_checkable
 class DeletionLog(Protocol):
     """A connector whose PSA logs ticket deletions (Autotask `DeletedTicketLogs`): each sync reads the log
     since its own watermark, so a deleted ticket leaves the local copy within one sync; the id-listing

@@ -290,6 +290,17 @@ class ConnectWiseConnector:
         rows = await self.client.get_all("time/entries", {"conditions": conditions, "orderBy": "id asc"})
         return [m.time_entry(r) for r in rows]
 
+    async def list_time_entries_of(self, external_ids: Sequence[str]) -> Mapping[str, Sequence[PsaTimeEntry]]:
+        """TimeEntryBatchRead: the time entries of up to BATCH_IDS tickets a query (`chargeToId in (...)`)."""
+        ids = sorted({int(x) for x in external_ids if str(x).isdigit() and len(str(x)) <= 18})
+        out: dict[str, list[PsaTimeEntry]] = {}
+        for i in range(0, len(ids), BATCH_IDS):
+            conditions = and_(in_("chargeToId", ids[i : i + BATCH_IDS]), cond("chargeToType", "=", "ServiceTicket"))
+            for row in await self.client.get_all("time/entries", {"conditions": conditions, "orderBy": "id asc"}):
+                entry = m.time_entry(row)
+                out.setdefault(entry.ticket_external_id, []).append(entry)
+        return out
+
     async def add_time_entry(self, entry: NewTimeEntry) -> PsaTimeEntry:
         if entry.minutes <= 0:
             raise PsaValidationError("A time entry needs a positive duration.", fields={"minutes": "must be > 0"})

@@ -24,7 +24,7 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from connectors.base import Feature, Page, PsaConnector, PsaTicket, TicketBatchRead
+from connectors.base import Feature, Page, PsaConnector, PsaTicket, TicketBatchRead, TimeEntryBatchRead
 from connectors.errors import PsaError, PsaNotFound, PsaRateLimited, PsaUnavailable
 from core import scheduling, ticket_gone
 from core.connections import ConnectionService
@@ -362,6 +362,9 @@ class SyncEngine:
         caps = connector.capabilities
         gate = asyncio.Semaphore(self.child_concurrency)
         vanished: set[str] = set()
+        batched: Mapping[str, Sequence[Any]] | None = None  # every ticket's time entries in one read, where possible
+        if caps.has(Feature.TIME_ENTRIES) and len(external_ids) > 1 and isinstance(connector, TimeEntryBatchRead):
+            batched = await self.call(counts, connector.list_time_entries_of, list(external_ids))
 
         async def one(ext: str) -> tuple[str, Children] | None:
             async def get(fn: Callable[[str], Awaitable[Sequence[Any]]]) -> Sequence[Any]:
@@ -370,7 +373,10 @@ class SyncEngine:
 
             try:
                 calls = [get(connector.list_notes)]
-                calls.append(get(connector.list_time_entries) if caps.has(Feature.TIME_ENTRIES) else _empty())
+                if batched is not None:
+                    calls.append(_given(batched.get(ext, ())))
+                else:
+                    calls.append(get(connector.list_time_entries) if caps.has(Feature.TIME_ENTRIES) else _empty())
                 calls.append(get(connector.list_attachments) if caps.has(Feature.ATTACHMENTS) else _empty())
                 notes, times, files = await asyncio.gather(*calls)
             except PsaNotFound:
@@ -475,3 +481,7 @@ def _change_time(t: PsaTicket) -> tuple[bool, datetime]:
 
 async def _empty() -> Sequence[Any]:
     return ()
+
+
+async def _given(value: Sequence[Any]) -> Sequence[Any]:
+    return value

@@ -214,3 +214,25 @@ async def test_tickets_refreshed_together_are_read_in_one_request_and_a_missing_
     stored = await env.tickets()
     assert [stored[str(i)].subject for i in ids[:5]] == [f"edited {i}" for i in ids[:5]]
     assert stored[str(ids[5])].deleted_at is not None  # absent from the list: gone from the PSA
+
+
+async def test_the_scheduled_sync_takes_over_callbacks_an_instance_recorded_and_never_re_read(loop_env: SyncEnv):
+    """Another instance recorded two callbacks and stopped: the one older than STALE_AFTER is re-read by the
+    instance running the connection's sync; the recent one is left to the instance that may still hold it."""
+    from datetime import timedelta
+
+    from core.sync.callbacks import STALE_AFTER
+    from store.types import utcnow
+
+    env = loop_env
+    old, recent = seed(env.fake, 2)
+    await env.sync.run(env.connection_id)
+    async with env.db.write(Scope.system_wide()) as s:
+        s.add(PendingRefresh(connection_id=env.connection_id, external_id=str(old),
+                             received_at=utcnow() - STALE_AFTER - timedelta(seconds=5)))
+        s.add(PendingRefresh(connection_id=env.connection_id, external_id=str(recent), received_at=utcnow()))
+    env.fake.reset_counts()
+    assert (await env.sync.run(env.connection_id)).ok
+    await env.sync.webhooks.settled()
+    assert _reads_of(env.fake, old) == 1 and _reads_of(env.fake, recent) == 0
+    assert await _pending(env) == [(env.connection_id, str(recent))]
