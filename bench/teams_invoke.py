@@ -289,7 +289,8 @@ async def writes(port: int, fake: Any, db: Path, email: str, n_cards: int, chann
     # cards per ticket: as few as make `n_cards` (each in another channel)
     per_ticket = 1 if action == "assign_me" else min(channels, -(-n_cards // len(numbers)))
     numbers = numbers[: -(-n_cards // per_ticket)]
-    chans = [f"19:bench-writes-{i}@thread.tacv2" for i in range(channels)]
+    run = next(_ids)  # channels of this run only (--writes-only starts two servers on one stand-in)
+    chans = [f"19:bench-writes-{run}-{i}@thread.tacv2" for i in range(channels)]
     # (ticket, channel) of each card: each ticket in `per_ticket` different channels
     spots = [(num, chans[(i + k) % channels]) for k in range(per_ticket) for i, num in enumerate(numbers)][:n_cards]
     n = len(spots)
