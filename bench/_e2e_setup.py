@@ -126,7 +126,9 @@ class Rig:
                 await self.c.sync.ingest_webhook(self.conn_id, "connectwise", headers, body)
                 self.carded.append(int(got["id"]))
                 self.token[int(got["id"])] = summary
-        await self.c.sync.webhooks.settled()  # callbacks are re-read after their answer (core/sync/callbacks.py)
+        settled = getattr(self.c.sync.webhooks, "settled", None)  # absent in older code (--code): refreshed inline
+        if settled is not None:
+            await settled()  # callbacks are re-read after their answer (core/sync/callbacks.py)
         await self.settle(120)
         t = sa.table("ticket", sa.column("id"), sa.column("external_id"), sa.column("number"))
         async with self.c.db.read(Scope.workspace(self.ws)) as s:

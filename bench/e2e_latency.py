@@ -357,9 +357,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.spy_psa:  # a sampling profile (py-spy, installed apart: not a project dependency) of the mode
             import subprocess
 
-            spy = subprocess.Popen([args.spy_bin, "record", "--pid", str(os.getpid()), "--format", "raw", "--threads",
-                                    "--rate", "200", "--nonblocking", "-o", args.spy_psa],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            spy = subprocess.Popen(  # noqa: ASYNC220 (started once, before the timed run)
+                [args.spy_bin, "record", "--pid", str(os.getpid()), "--format", "raw", "--threads",
+                 "--rate", "200", "--nonblocking", "-o", args.spy_psa],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             await asyncio.sleep(1.0)  # attached
         hot_prof = None
         if args.profile_psa:

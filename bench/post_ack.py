@@ -3,9 +3,10 @@
 In one process, as in the tests' harness: the real bolt app inside the real FastAPI app (ASGI transport),
 SQLite file, the fake Slack Web API on loopback. `--jobs` signed requests are acked as fast as they come
 (half "Change status" button clicks, which open a status form with views.open; half `/tickets mine`,
-answered on the response_url), then the clock runs until the post-ack queue (bot/slack/work.py) has
-drained. jobs/s = jobs / (last job done - first request sent). Rounds repeat for the spread; `--profile`
-writes a cProfile of one round.
+answered on the response_url; `--mix slash|click` for one kind only, to see each kind's CPU), then the clock
+runs until the post-ack queue (bot/slack/work.py) has drained. jobs/s = jobs / (last job done - first request sent). Rounds repeat for the spread; `--profile`
+writes a cProfile of one round (the event loop thread's CPU time, not wall time: a wall-clock profile charges
+GIL waits and other threads' work to whatever numpy or socket call released the GIL).
 
     .venv/bin/python bench/post_ack.py [--jobs 400] [--rounds 3] [--profile /tmp/post_ack.prof]
     .venv/bin/python bench/post_ack.py --compare     # same-run baseline: rounds alternate without/with the caches
@@ -102,10 +103,10 @@ async def _seed(url: str, tickets: int) -> tuple[int, Any]:
     return ws.id, setup
 
 
-async def _round(h: SlackHarness, jobs: int, tickets: int) -> dict[str, Any]:
+async def _round(h: SlackHarness, jobs: int, tickets: int, mix: str = "both") -> dict[str, Any]:
     bodies = []
     for k in range(jobs):
-        if k % 2:
+        if mix == "slash" or (mix == "both" and k % 2):
             bodies.append(("slash", None))
         else:
             bodies.append(("click", h.action_payload("status", str(5001 + k % tickets))))
@@ -148,6 +149,7 @@ def versus(ref: str, args: argparse.Namespace) -> dict[str, Any]:
                 out = Path(d) / f"{side}{r}.json"
                 subprocess.run([sys.executable, str(ROOT / "bench" / "post_ack.py"), "--jobs", str(args.jobs),
                                 "--rounds", "1", "--tickets", str(args.tickets), "--out", str(out), "--label", side,
+                                "--mix", args.mix,
                                 "--gc", args.gc, "--code", str(tree)],
                                cwd=tree, check=True, stdout=subprocess.DEVNULL)
                 rounds[side].append(json.loads(out.read_text())[side]["rounds"][0])
@@ -171,6 +173,8 @@ async def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "post_ack.json"))
     ap.add_argument("--baseline-ref", help="alternate processes with this git ref's code (same-run baseline)")
     ap.add_argument("--code", help="the tree whose code is measured (default: this one); --baseline-ref sets it")
+    ap.add_argument("--mix", choices=("both", "slash", "click"), default="both",
+                    help="the jobs: half clicks and half `/tickets mine` (default), or only one kind (CPU per kind)")
     ap.add_argument("--gc", choices=("serve", "default"), default="serve",
                     help="garbage collector as `deskbridge serve` sets it (default), or CPython's defaults")
     args = ap.parse_args()
@@ -178,7 +182,7 @@ async def main() -> None:
     if args.baseline_ref:
         result = {**versus(args.baseline_ref, args), "gc": args.gc, "load_average_before": [round(x, 2) for x in load_before],
                   "load_average_after": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
-                  "jobs_per_round": args.jobs, "target_jobs_per_s": TARGET_JOBS_PER_S,
+                  "jobs_per_round": args.jobs, "mix": args.mix, "target_jobs_per_s": TARGET_JOBS_PER_S,
                   "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
         out = Path(args.out)
         doc = json.loads(out.read_text()) if out.exists() else {"benchmark": "post_ack"}  # noqa: ASYNC240
@@ -209,12 +213,12 @@ async def main() -> None:
             mode = ("without", "with")[r % 2] if args.compare else "as built"
             if args.compare:
                 _switch(container, mode == "with")
-            prof = cProfile.Profile() if args.profile and r == args.rounds - 1 else None
+            prof = cProfile.Profile(time.thread_time) if args.profile and r == args.rounds - 1 else None  # loop CPU
             if prof:
                 prof.enable()
             claims = container.chat.installations.claims
             before = (claims.transactions, container.sla.configs.loads, container.chat_views.forms.statuses.loads)
-            rounds.append({"mode": mode, **await _round(h, args.jobs, args.tickets),
+            rounds.append({"mode": mode, **await _round(h, args.jobs, args.tickets, args.mix),
                            "claim_transactions": claims.transactions - before[0],
                            "sla_config_loads": container.sla.configs.loads - before[1],
                            "status_option_loads": container.chat_views.forms.statuses.loads - before[2],

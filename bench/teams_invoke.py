@@ -259,7 +259,8 @@ async def burst(port: int, raws: list[bytes], kind: str, cpu_of: int | None = No
         cpu.append(cpu_s(cpu_of) - cpu0)
         cpu.append(cpu_s(cpu_of, cpu_of) - loop0)
     for status, body in results:
-        check(status, body, kind)
+        if answers is None:  # with `answers` the caller judges each answer (a write burst counts its failures)
+            check(status, body, kind)
     for c in conns:
         await c.close()
     return out, start, end
@@ -356,6 +357,7 @@ async def writes(port: int, fake: Any, db: Path, email: str, n_cards: int, chann
                      "followed_up": len(followed),
                      "follow_up_after_click": spread([followed[a] - start for a in followed]),
                      "follow_up_after_saving_answer": spread([followed[a] - saving[a] for a in followed])}
+    out["failed_answers"] = sum(1 for resp, _ in answers.values() if b"application/vnd.microsoft.card.adaptive" not in resp)
     quick = [lat for r, (resp, lat) in answers.items() if SAVING not in resp]
     if quick:
         out["invoke_outcome_answers"] = summary(quick)  # the clicks answered with their outcome in time
@@ -516,6 +518,100 @@ async def interleaved(port: int, fake: Any, direct: Direct, number: str, n: int)
 # ---------------------------------------------------------------------------------------------- orchestrator
 
 
+async def one_writes_server(args: argparse.Namespace, ft: FakeThread, hold_s: str | None) -> dict[str, Any]:
+    """A fresh server (its own database, sandbox synced) with the write hold budget `hold_s` (None: the server's
+    default), warmed up like the main run, then the writes pattern once; the server is stopped after."""
+    from store.crypto import generate_key
+
+    tmp = Path(tempfile.mkdtemp(prefix="teams_writes_"))
+    db, port, fake = tmp / "bench.db", free_port(), ft.fake
+    env = {"DESKBRIDGE_DATABASE_URL": f"sqlite:///{db}", "DESKBRIDGE_SECRET_KEY": generate_key(),
+           "DESKBRIDGE_SECRET_KEY_FILE": str(tmp / "secret.key"), "DESKBRIDGE_LOG_LEVEL": "ERROR",
+           "DESKBRIDGE_SANDBOX": "on", "DESKBRIDGE_SYNC_INTERVAL_SECONDS": str(args.sync_interval),
+           **teams_env(fake), **dict(kv.split("=", 1) for kv in args.server_env)}
+    if hold_s is not None:
+        env["DESKBRIDGE_TEAMS_WRITE_HOLD_SECONDS"] = hold_s
+    trace = tmp / "loop.jsonl" if args.trace else None
+    if trace is not None:
+        env["DESKBRIDGE_LOOP_TRACE_FILE"] = str(trace)
+    server = start_server(tmp, port, env, args.profile)
+    try:
+        for _ in range(3000):
+            try:
+                email, number = member_and_ticket(db)
+                break
+            except (LookupError, sqlite3.OperationalError):
+                await asyncio.sleep(0.1)
+        else:
+            raise SystemExit("the sandbox sync brought no tickets")
+        for _ in range(3000):  # the first (full) sync run finished: every sandbox ticket is there
+            with sqlite3.connect(db) as conn:
+                if conn.execute("SELECT count(*) FROM sync_run WHERE kind = 'reconcile' AND status = 'ok'").fetchone()[0]:
+                    break
+            await asyncio.sleep(0.1)
+        fake.add_user(TECH, name="Bench Tech", email=email)
+        await sequential(port, [raw_invoke(fake, activity(fake, number)) for _ in range(20)], "invoke")
+        load = os.getloadavg()[0]
+        out = await writes(port, fake, db, email, args.writes, args.channels, args.write_action, trace, server.pid)
+        out["loadavg_1m"] = round(load, 2)
+        out["hold_s"] = "server default (2.2)" if hold_s is None else hold_s
+        return out
+    finally:
+        if args.profile is not None:
+            server.send_signal(signal.SIGINT)
+        else:
+            server.terminate()
+        server.wait(60)
+
+
+def writes_line(label: str, w: dict[str, Any]) -> str:
+    i, sv = w["invoke"], w["saving"]
+    fu = sv["follow_up_after_click"] or {}
+    return (f"{label:<9} load {w['loadavg_1m']:5.2f}  {w['clicks']} write clicks: invoke p50/p99/max "
+            f"{i['p50_ms']:.0f}/{i['p99_ms']:.0f}/{i['max_ms']:.0f} ms  saving {sv['answered_saving']} "
+            f"({sv['share']:.0%}), follow-up p50/p99 {fu.get('p50_s', '-')}/{fu.get('p99_s', '-')} s after the click  "
+            f"cpu/click {w.get('server_cpu_ms_per_click', {}).get('process', '-')} ms (loop "
+            f"{w.get('server_cpu_ms_per_click', {}).get('loop', '-')})  failed {w['failed_answers']}  "
+            f"all in the PSA {w['delivered_redraw_after_click']['all_s']} s")
+
+
+async def run_writes_only(args: argparse.Namespace) -> dict[str, Any]:
+    """`--writes-only`: the writes pattern alone, `--pairs` times, each time on a server without the hold budget
+    (`DESKBRIDGE_TEAMS_WRITE_HOLD_SECONDS=0`: every answer waits for its outcome, the baseline) and then on one
+    with it (the server's default), so both see the same moments of machine load."""
+    ft = FakeThread()
+    load_before = os.getloadavg()
+    pairs = []
+    try:
+        for i in range(args.pairs):
+            pair = {}
+            for label, hold in (("baseline", "0"), ("hold", None)):
+                pair[label] = await one_writes_server(args, ft, hold)
+                print(f"pair {i + 1} " + writes_line(label, pair[label]), file=sys.stderr, flush=True)
+            pairs.append(pair)
+    finally:
+        ft.stop()
+    base = [p["baseline"]["invoke"]["p99_ms"] for p in pairs]
+    held = [p["hold"]["invoke"]["p99_ms"] for p in pairs]
+    return {"writes_only": True, "pairs": pairs,
+            "summary": {"baseline_invoke_p99_ms": base, "hold_invoke_p99_ms": held,
+                        "hold_vs_baseline_p99": [round(h / b, 3) for h, b in zip(held, base, strict=True)],
+                        "hold_saving_share": [p["hold"]["saving"]["share"] for p in pairs],
+                        "failed_answers_baseline": [p["baseline"]["failed_answers"] for p in pairs],
+                        "failed_answers_hold": [p["hold"]["failed_answers"] for p in pairs],
+                        "hold_follow_up_after_click_p99_s": [(p["hold"]["saving"]["follow_up_after_click"] or {})
+                                                             .get("p99_s") for p in pairs],
+                        "cpu_ms_per_click_baseline": [p["baseline"].get("server_cpu_ms_per_click") for p in pairs],
+                        "cpu_ms_per_click_hold": [p["hold"].get("server_cpu_ms_per_click") for p in pairs],
+                        "teams_invoke_limit_ms": 5000,
+                        "hold_p99_under_teams_limit": all(h < 5000 for h in held)},
+            "machine": {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load_before],
+                        "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
+            "setup": {"clicks": args.writes, "action": args.write_action, "channels": args.channels,
+                      "server_env": args.server_env, "trace": args.trace, "database": "sqlite",
+                      "server": "deskbridge serve, 1 uvicorn process, sandbox PSA synced, scheduler + outbox on"}}
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from store.crypto import generate_key
 
@@ -657,7 +753,18 @@ def main() -> None:
     p.add_argument("--at-sync", action="store_true", help="start each invoke burst the moment the server starts its "
                    "next sync run (the issue's 'during a sync'; without it a burst overlaps a sync only by chance)")
     p.add_argument("--channels", type=int, default=10, help="channels the writes pattern's cards are posted in")
+    p.add_argument("--writes-only", action="store_true", help="only the writes pattern, on a server without the "
+                   "write hold budget (the same-run baseline) and then on one with it, `--pairs` times; writes "
+                   "bench/results/teams_write_hold.json")
+    p.add_argument("--pairs", type=int, default=1, help="with --writes-only: baseline/hold server pairs")
     args = p.parse_args()
+    if args.writes_only:
+        result = asyncio.run(run_writes_only(args))
+        result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        if args.profile is None:
+            (ROOT / "bench" / "results" / "teams_write_hold.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result["summary"], indent=2))
+        return
     result = asyncio.run(run(args))
     result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     out = ROOT / "bench" / "results" / "teams_invoke.json"

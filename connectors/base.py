@@ -290,6 +290,9 @@ class Picklists:
     categories: Sequence[PsaCategory] = ()  # Feature.TICKET_CATEGORIES: categories and their subcategories
     associations: Sequence[PsaTypeAssociation] = ()  # Feature.TYPE_SUBTYPES: each board's type > subtype > item
     custom_fields: Sequence[PsaCustomField] = ()
+    # The values the PSA lists for a board-required field a ticket has no place for (Halo's category_2..4), by
+    # the field's name: offered on the create form and the only values a create may send ("field_value").
+    field_choices: Mapping[str, Sequence[str]] = field(default_factory=dict)
     problems: Mapping[str, str] = field(default_factory=dict)  # what could not be read -> why
     incomplete_boards: frozenset[str] = frozenset()
     complete: frozenset[str] = frozenset({"board", "status", "priority", "type"})  # kinds read in full
@@ -609,6 +612,26 @@ class ChildPrefetch(Protocol):
 
     def expect_children(self, external_ids: Sequence[str]) -> None:
         """The next list_notes / list_time_entries / list_attachments calls are for these tickets."""
+        ...
+
+
+@runtime_checkable
+class TicketBatchRead(Protocol):
+    """A connector that reads many tickets by id in one request where its PSA allows (ConnectWise:
+    `conditions=id in (...)`), used when callbacks name several tickets at once (core/sync/callbacks.py)."""
+
+    async def get_tickets(self, external_ids: Sequence[str]) -> Sequence[PsaTicket]:
+        """The tickets of these ids that exist (one gone from the PSA is simply absent)."""
+        ...
+
+
+@runtime_checkable
+class TimeEntryBatchRead(Protocol):
+    """A connector that reads the time entries of many tickets in one query where its PSA allows (ConnectWise:
+    `chargeToId in (...)`); stateless, so concurrent refreshes sharing the connector never mix their answers."""
+
+    async def list_time_entries_of(self, external_ids: Sequence[str]) -> Mapping[str, Sequence[PsaTimeEntry]]:
+        """Every time entry of these tickets, by ticket id (a ticket without entries may be absent)."""
         ...
 
 

@@ -22,6 +22,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.base import Capabilities, Feature
+from core import create_fields
 from core.errors import InvalidInput
 from store.tables import PicklistItem, PsaConnection
 
@@ -126,7 +127,7 @@ async def resolve(session: AsyncSession, conn: PsaConnection | None, caps: Capab
     tops = await _items(session, conn.id, "category")
     if not tops:
         raise InvalidInput(f"No categories are known for {conn.name} yet.",
-                           hint="Run `deskbridge sync run` (it reads the PSA's picklists), then try again.",
+                           hint=create_fields.sync_first(conn.name, "categories"),
                            field="category")
     subs: list[PicklistItem] = []
     sub: PicklistItem | None = None

@@ -9,6 +9,7 @@ board. Every choice the user made is resolved to the PSA's own id so it reaches 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -66,14 +67,64 @@ FORM_FIELDS = {"company_external_id": ("customer", "a customer"), "contact_exter
                "category_external_id": ("category", "a category")}
 
 
-def check_board_requires(conn: PsaConnection, board: PicklistItem | None, given: frozenset[str]) -> None:
+def sync_first(conn: str, what: str) -> str:
+    """The hint for a choice Deskbridge has not read from the PSA yet (before the first sync, or a refresh that could
+    not read it): `sync run` reads picklists only when none are cached; `sync picklists` reads them again."""
+    return (f"Deskbridge has not read {conn}'s {what} yet: run `deskbridge sync picklists {conn}` (the first "
+            f"`deskbridge sync run {conn}` reads them too); its report says if they could not be read, and why. "
+            "Then open the form again.")
+
+
+async def field_choices(session: AsyncSession, connection_id: int, names: Iterable[str]) -> dict[str, list[str]]:
+    """The values the PSA lists for fields a ticket has no place for (Halo's category_2..4), by field name;
+    a field the PSA lists no values for is left out (free text)."""
+    wanted = sorted(set(names))
+    if not wanted:
+        return {}
+    rows = (await session.exec(select(PicklistItem).where(
+        PicklistItem.connection_id == connection_id, PicklistItem.kind == "field_value",
+        col(PicklistItem.parent_external_id).in_(wanted), PicklistItem.active == sa.true())
+        .order_by(col(PicklistItem.sort_order), col(PicklistItem.name)))).all()
+    out: dict[str, list[str]] = {}
+    for row in rows:
+        out.setdefault(row.parent_external_id, []).append(row.external_id)
+    return out
+
+
+async def listed_extras(session: AsyncSession, conn: PsaConnection, extras: Mapping[str, str]) -> dict[str, str]:
+    """`extras` with each value of a field the PSA lists values for written as the PSA lists it (any case), or
+    InvalidInput naming the valid ones, before anything is queued."""
+    out = dict(extras)
+    for name, values in (await field_choices(session, conn.id, extras)).items():  # type: ignore[arg-type]
+        given = extras[name]
+        hit = next((v for v in values if v.strip().lower() == given.strip().lower()), None)
+        if hit is None:
+            label = name.replace("_", " ")
+            raise InvalidInput(f"{conn.name} has no {label} '{given[:80]}'.",
+                               hint=f"Pick one of: {_names_of(values)}.", field=f"custom:{name}")
+        out[name] = hit
+    return out
+
+
+def _names_of(values: list[str], limit: int = 8) -> str:
+    return ", ".join(values[:limit]) + (" …" if len(values) > limit else "")
+
+
+def check_board_requires(conn: PsaConnection, board: PicklistItem | None, given: frozenset[str],
+                         unread: frozenset[str] = frozenset()) -> None:
     """Refuse a create that the board (e.g. a Halo ticket type) would refuse: a required field left empty is a
-    field error on the form; a required field Deskbridge has no place for says to create it in the PSA."""
+    field error on the form; a required field Deskbridge has no place for says to create it in the PSA. `unread`:
+    required fields whose choices were never read (before the first sync): the hint says to sync first."""
     if board is None:
         return
     for need in sorted((board.data or {}).get("requires") or ()):
         if need in given:
             continue
+        if need in unread:
+            form_field, what = FORM_FIELDS.get(need, (need, need))
+            raise InvalidInput(f"{board.name} tickets in {conn.name} need {what}.",
+                               hint=sync_first(conn.name, f"{form_field} choices"),
+                               field=form_field)
         if need.startswith("custom:") or need not in FORM_FIELDS:
             label = need.removeprefix("custom:")
             raise InvalidInput(f"{board.name} tickets in {conn.name} need '{label}'.",
@@ -125,7 +176,11 @@ async def resolve(session: AsyncSession, conn: PsaConnection, caps: Capabilities
                            hint=f"Pick one of: {_names(types)}." if types else "Run a sync to load the types.",
                            field="type")
     if given is not None:
-        check_board_requires(conn, board_item, given)
+        unread: frozenset[str] = frozenset()
+        if board_item is not None and "category_external_id" in ((board_item.data or {}).get("requires") or ()) \
+                and "category_external_id" not in given and not await _items(session, conn.id, "category"):  # type: ignore[arg-type]
+            unread = frozenset({"category_external_id"})
+        check_board_requires(conn, board_item, given, unread)
     return CreateTarget(board_external_id=board_id, board_name=board_item.name if board_item else None,
                         type_external_id=type_item.external_id if type_item else None,
                         type_name=type_item.name if type_item else None,

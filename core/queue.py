@@ -84,11 +84,14 @@ def _sort_columns(sort: QueueSort) -> list[tuple[Any, bool]]:
     return [(Ticket.updated_at, True), (Ticket.id, True)]
 
 
-# The columns a queue row needs (rows, not ORM objects: a page is read-only and this halves its cost).
+# The columns a queue row needs (rows, not ORM objects: a page is read-only and this halves its cost), and what the
+# SLA engine derives a page's clocks from (version .. psa_resolve_by: `list_with`'s `also` gets the rows, so the
+# page's SLA read does not read its tickets again).
 _ROW_COLUMNS = tuple(col(c) for c in (
     Ticket.id, Ticket.number, Ticket.subject, Ticket.customer_id, Ticket.priority, Ticket.priority_rank,
     Ticket.stage, Ticket.psa_status_name, Ticket.assignee_member_id, Ticket.created_at, Ticket.updated_at,
-    Ticket.connection_id, Ticket.external_id))
+    Ticket.connection_id, Ticket.external_id, Ticket.version, Ticket.first_response_at, Ticket.psa_respond_by,
+    Ticket.psa_resolve_by))
 
 
 def _encode_cursor(sort: QueueSort, values: Sequence[Any]) -> str:
@@ -255,11 +258,12 @@ class QueueService:
         """One page of the queue, in the filter's sort order."""
         return (await self.list_with(actor, f, None, limit=limit, cursor=cursor, with_total=with_total))[0]
 
-    async def list_with(self, actor: Actor, f: QueueFilter | None, also: Callable[[Session, Sequence[int]], T] | None, *,
-                        limit: int = 25, cursor: str | None = None, with_total: bool = False
+    async def list_with(self, actor: Actor, f: QueueFilter | None, also: Callable[[Session, Sequence[Any]], T] | None,
+                        *, limit: int = 25, cursor: str | None = None, with_total: bool = False
                         ) -> tuple[QueuePage, T | None]:
-        """`list`, and `also(session, page's ticket ids)` read in the same read (one hop, one snapshot): e.g. the
-        page's SLA data (core/chat/runner.py). `also` is not called for an empty page (None instead)."""
+        """`list`, and `also(session, the page's rows)` read in the same read (one hop, one snapshot): e.g. the
+        page's SLA data (core/chat/runner.py). A row has `_ROW_COLUMNS` by name. `also` is not called for an empty
+        page (None instead)."""
         f = f or QueueFilter()
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise InvalidFilter(f"Page size {limit} is out of range.", hint=f"Use 1 to {MAX_PAGE_SIZE}.")
@@ -275,8 +279,8 @@ class QueueService:
             def read(session: Session) -> tuple[list[Any], int | None, T | None]:
                 got = list(session.execute(stmt, page_params).all())
                 n = session.execute(count, base_params).scalar_one() if count is not None else None
-                ids = [r.id for r in got[:limit]]
-                return got, n, also(session, ids) if also is not None and ids else None
+                page = got[:limit]
+                return got, n, also(session, page) if also is not None and page else None
 
             rows, total, extra = await self.db.read_sync(actor.scope, read)
         else:  # the common case: one statement, read in one hop (store/db.py Database.rows)

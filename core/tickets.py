@@ -279,12 +279,11 @@ class TicketService:
         type_external_id: str | None = None,
         alert_ref: str | None = None,
         device_ref: str | None = None,
-        extra_fields: Mapping[str, str] | None = None,
+        extra_fields: Mapping[str, str] | None = None,  # values of board-required fields a ticket has no place for
         category: str | None = None, subcategory: str | None = None,  # core/categories.py
     ) -> Ticket:
         """Create a ticket in the caller's write transaction (`create` opens one; core/ticket_batch.py shares one):
-        numbered locally when standalone, queued for the PSA when PSA-backed, everything the PSA requires checked
-        first (core/create_fields.py). `extra_fields`: values for board-required fields a ticket has no place for."""
+        numbered when standalone, queued when PSA-backed, what the PSA requires checked first (core/create_fields.py)."""
         extras = _clean_extras(extra_fields)
         self._require_member(actor, "create tickets here") if actor.origin != Origin.API else None
         prio = parse_priority(priority)
@@ -303,6 +302,7 @@ class TicketService:
         target, psa_prio = None, None
         cat = await categories.resolve_given(session, conn, caps, category=category, subcategory=subcategory)
         if conn:
+            extras = await create_fields.listed_extras(session, conn, extras)  # Halo's category_2..4: listed only
             psa_prio = await psa_priority_for(session, conn.id, prio)  # type: ignore[arg-type]
             given = {name for name, value in (("company_external_id", customer), ("contact_external_id", contact),
                                               ("owner_external_id", assignee), ("description", desc),

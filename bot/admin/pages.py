@@ -21,6 +21,7 @@ from bot.admin.web import HERE, PAGE, AdminRoute, Ctx, Pages, SecurityHeaders, d
 from bot.main import Deskbridge
 from core import connection_report
 from core.errors import Conflict, InvalidInput, NotFound
+from core.intake.mail_triage import COUNT_CAP
 from core.numbers import whole
 from core.outbox.admin import OP_KINDS
 from core.sla.risk import RISK_PCT
@@ -64,8 +65,9 @@ def _register(router: APIRouter, pages: Pages) -> None:
                    for conn in await container.connections.list(ws)]
         counts = await container.outbox_admin.counts(ws)
         at_risk = await container.sla.at_risk_count(ws, datetime.now(UTC))
+        mail = await container.mailboxes.triage.waiting(ws)
         return render("overview.html", session=ctx, reports=reports, counts=counts, dead=counts.get("dead", 0),
-                      at_risk=at_risk, at_risk_pct=int(RISK_PCT))
+                      at_risk=at_risk, at_risk_pct=int(RISK_PCT), mail=f"{mail}+" if mail >= COUNT_CAP else mail)
 
     @router.get("/dead-letters")
     async def dead_letters(cursor: str | None = None, done: str | None = None, n: int = 0, connection: str = "",

@@ -13,6 +13,8 @@ per workspace, chat-platforms.md §2.4) and one publish shows every change of th
 - Coalesced per user: requests while one is due collapse into it; at most one publish per user per
   `interval` seconds. The view is built when the publish is made, so it is always the newest state; a request
   arriving while a publish is being built publishes again after it.
+- A refresh publishes the page the technician is on: paging in Home (`paged`) is remembered until they page
+  back to the first one or open the tab again (opening shows the first page, most urgent first).
 - Paced per Slack team (one bot token) within `per_minute` (burst `burst`): one drain task per team publishes
   the user whose request is oldest among those whose interval has passed, so no user starves. The publishes
   made directly on opening or clicking in Home (`spent`) count against the same budget. Up to
@@ -56,6 +58,7 @@ class HomeRefresher:
         self._sleep = sleep
         self._opened: dict[tuple[str, str], float] = {}  # (team, user) -> when Home was last opened / used
         self._newest_open = float("-inf")  # when any Home was last opened / used
+        self._pages: dict[tuple[str, str], tuple[str, str]] = {}  # (team, user) -> (filters, cursor) paged to
         self._last: dict[tuple[str, str], float] = {}  # (team, user) -> when its last refresh was published
         self._pending: dict[str, dict[str, int]] = {}  # team -> user -> workspace, oldest request first
         self._budget: dict[str, tuple[float, float]] = {}  # team -> (tokens, when counted)
@@ -76,6 +79,19 @@ class HomeRefresher:
         self._newest_open = now
         if len(self._opened) > 20000:
             self._opened = {k: v for k, v in self._opened.items() if v > now - self.open_for}
+
+    def paged(self, team_id: str, user_id: str, filters: str, cursor: str | None) -> None:
+        """The user moved to another page of their Home's queue: refreshes publish that page (None: the first)."""
+        if cursor:
+            self._pages[(team_id, user_id)] = (filters, cursor)
+            if len(self._pages) > 20000:
+                self._pages = {k: v for k, v in self._pages.items() if self.is_open(*k)}
+        else:
+            self._pages.pop((team_id, user_id), None)
+
+    def page(self, team_id: str, user_id: str) -> tuple[str, str] | None:
+        """(filters, cursor) of the page the user's Home shows, None for the first page of their queue."""
+        return self._pages.get((team_id, user_id))
 
     def any_open(self) -> bool:
         """Whether anyone's Home counts as open (else no change needs to look for whose Home it touches)."""

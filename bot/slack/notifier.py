@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -54,6 +55,7 @@ from core.chat import (
     card_audience,
     customer_author,
     failures_visible_in,
+    grammar,
     may_post_ticket,
     note_visible_in,
 )
@@ -423,8 +425,12 @@ class SlackNotifier:
         client = await self._client(team_id, workspace_id)
         if actor is None or client is None:
             return
-        view = bk.home_view(await self.commands.my_queue(actor))
-        await client.views_publish(user_id=user_id, view=view)
+        page = self.homes.page(team_id, user_id)
+        if page is None:
+            queue = await self.commands.my_queue(actor)
+        else:  # the page they moved to, as the page click shows it (listeners/actions.py `_page`)
+            queue = await self.commands.queue(actor, replace(grammar.parse_filters(page[0]), cursor=page[1]))
+        await client.views_publish(user_id=user_id, view=bk.home_view(queue))
 
     async def _sla(self, event: SlaWarningEvent) -> None:
         targets = await self.chat.sla_warning_channels(event.workspace_id, PLATFORM, customer_id=event.customer_id)

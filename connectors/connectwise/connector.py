@@ -64,7 +64,7 @@ from connectors.connectwise import mapping as m
 from connectors.connectwise import webhooks as wh
 from connectors.connectwise.auth import ON_PREM_CODEBASE, basic_auth, tenant_from_settings
 from connectors.connectwise.client import CwClient
-from connectors.connectwise.conditions import and_, cond, or_
+from connectors.connectwise.conditions import and_, cond, in_, or_
 from connectors.docs import DocArticle
 from connectors.errors import (
     PsaAuthError,
@@ -80,6 +80,7 @@ from connectors.errors import (
 MAX_PAGE = 1000
 EMAIL_FLAG = "cw_email_contact_flag"  # journal key: {"ticket": id, "restore": previous value}
 TICKET_ORDER = "_info/lastUpdated asc, id asc"
+BATCH_IDS = 100  # ids per `id in (...)` read: the URL stays well under the ~2,000 characters CW accepts
 
 
 def _encode(state: Mapping[str, Any]) -> str:
@@ -182,6 +183,18 @@ class ConnectWiseConnector:
         data, _ = await self.client.json("GET", f"service/tickets/{int(external_id)}")
         return m.ticket(data)
 
+    async def get_tickets(self, external_ids: Sequence[str]) -> Sequence[PsaTicket]:
+        """TicketBatchRead: `service/tickets?conditions=id in (...)`, up to BATCH_IDS ids a request; ids that are
+        not numbers or not found are absent, as a deleted ticket is."""
+        ids = sorted({int(x) for x in external_ids if str(x).isdigit() and len(str(x)) <= 18})
+        out: list[PsaTicket] = []
+        for i in range(0, len(ids), BATCH_IDS):
+            part = ids[i : i + BATCH_IDS]
+            rows = await self.client.get_all("service/tickets", {"conditions": in_("id", part), "orderBy": "id asc"},
+                                             page_size=len(part) + 1)  # a short page: no second request
+            out += [m.ticket(r) for r in rows]
+        return out
+
     async def ticket_device(self, ticket_external_id: str, device_ref: str | None) -> ConfigurationItem | None:
         """The first configuration attached to the ticket (`/service/tickets/{id}/configurations`, in the order
         they were attached), read from `/company/configurations/{id}` for its name and serial number; None when
@@ -276,6 +289,17 @@ class ConnectWiseConnector:
                           cond("chargeToType", "=", "ServiceTicket"))
         rows = await self.client.get_all("time/entries", {"conditions": conditions, "orderBy": "id asc"})
         return [m.time_entry(r) for r in rows]
+
+    async def list_time_entries_of(self, external_ids: Sequence[str]) -> Mapping[str, Sequence[PsaTimeEntry]]:
+        """TimeEntryBatchRead: the time entries of up to BATCH_IDS tickets a query (`chargeToId in (...)`)."""
+        ids = sorted({int(x) for x in external_ids if str(x).isdigit() and len(str(x)) <= 18})
+        out: dict[str, list[PsaTimeEntry]] = {}
+        for i in range(0, len(ids), BATCH_IDS):
+            conditions = and_(in_("chargeToId", ids[i : i + BATCH_IDS]), cond("chargeToType", "=", "ServiceTicket"))
+            for row in await self.client.get_all("time/entries", {"conditions": conditions, "orderBy": "id asc"}):
+                entry = m.time_entry(row)
+                out.setdefault(entry.ticket_external_id, []).append(entry)
+        return out
 
     async def add_time_entry(self, entry: NewTimeEntry) -> PsaTimeEntry:
         if entry.minutes <= 0:

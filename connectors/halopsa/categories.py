@@ -35,6 +35,12 @@ SEP = ">"
 CATEGORY_FIELD = 1  # which of category_1..4 is the ticket's category (Category.type_id)
 
 
+def other_field(name: str) -> int | None:
+    """N of a ticket field `category_N` other than the ticket's category (2..4), else None."""
+    head, _, n = name.partition("category_")
+    return int(n) if not head and n in ("2", "3", "4") and int(n) != CATEGORY_FIELD else None
+
+
 def split(value: Any) -> tuple[str, str | None]:
     """("Hardware", "Hardware>Laptop") for "Hardware>Laptop"; ("Hardware", None) for "Hardware"; ("", None)."""
     text = str(value or "").strip()

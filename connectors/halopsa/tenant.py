@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,11 +119,28 @@ class TenantData:
         except PsaError as e:  # e.g. an API application without read:lookups: keep the last good categories
             known, problems["category"] = [], str(e)
             complete.discard("category")
+        choices = await self._field_choices(infos.values(), problems)
+        if not any(k.startswith("field_value:") for k in problems):
+            complete.add("field_value")
         return Picklists(boards=[m.board(t, infos[str(t["id"])].required) for t in types],
                          statuses=[s for info in infos.values() for s in info.statuses],
                          priorities=priorities, types=[m.ticket_type(t) for t in types],
-                         categories=cats.picklist(known), problems=problems,
+                         categories=cats.picklist(known), field_choices=choices, problems=problems,
                          complete=frozenset(complete)), infos
+
+    async def _field_choices(self, infos: Iterable[TypeInfo], problems: dict[str, str]) -> dict[str, list[str]]:
+        """The values Halo lists for each other category field (category_2..4) a ticket type makes mandatory
+        (GET /Category?type_id=N): the create form offers them and core sends no other."""
+        out: dict[str, list[str]] = {}
+        for name in sorted({f for info in infos for f in info.required}):
+            field = cats.other_field(name)
+            if field is None:
+                continue
+            try:
+                out[name] = cats.values(await self.client.get_list(CATEGORY, queries.categories(field)), field)
+            except PsaError as e:  # keep the last good values of this field
+                problems[f"field_value:{name}"] = str(e)
+        return out
 
     async def category_values(self, *, fresh: bool = False) -> list[str]:
         """The tenant's `category_1` values (GET /Category?type_id=1, a bare array), cached for TTL."""

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -164,18 +165,23 @@ class KnowledgeBase:
             self._indexes[workspace_id] = (version, index)
             return index
 
-    async def links(self, actor: Actor, ticket_id: int, *, k: int = 2) -> tuple[KbLink, ...]:
+    async def links(self, actor: Actor, ticket_id: int, *, k: int = 2,
+                    loaded: tuple[Ticket, dict[str, Any]] | None = None) -> tuple[KbLink, ...]:
         """The articles that answer this ticket, best first (technicians only; empty when off or none clears the
-        threshold)."""
+        threshold). `loaded`: the ticket (read in the actor's scope) and the effective AI settings, when the
+        caller has just read them."""
         if not actor.is_member or actor.customer_scope_id is not None:
             raise PermissionDenied("Knowledge-base links are for technicians.",
                                    hint="Ask your MSP's technician; they see the matching articles on the ticket.")
-        async with self.db.read(actor.scope) as session:
-            ticket = await session.get(Ticket, ticket_id)
-            ws = await session.get(Workspace, actor.workspace_id)
-        if ticket is None or ticket.deleted_at is not None or ws is None:
-            raise ticket_id_not_found(ticket_id)
-        opts = ai_settings.effective(ws.settings)
+        if loaded is not None:
+            ticket, opts = loaded
+        else:
+            async with self.db.read(actor.scope) as session:
+                found = await session.get(Ticket, ticket_id)
+                ws = await session.get(Workspace, actor.workspace_id)
+            if found is None or found.deleted_at is not None or ws is None:
+                raise ticket_id_not_found(ticket_id)
+            ticket, opts = found, ai_settings.effective(ws.settings)
         if not opts["kb"]:
             return ()
         return await self.search(actor.workspace_id, ticket_text(ticket.subject, ticket.description),

@@ -250,18 +250,24 @@ class AiService:
         or no model exists yet)."""
         if not actor.is_member or actor.customer_scope_id is not None:
             raise PermissionDenied("Category suggestions are for technicians.", hint=TECH_ONLY_HINT)
-        ticket = await self._ticket(actor, ticket_id)
-        opts = await self.settings(actor.workspace_id)
+        decided = await self._decide(actor, await self._ticket(actor, ticket_id), await self.settings(actor.workspace_id))
+        return None if decided is None else decided[0]
+
+    async def _decide(self, actor: Actor, ticket: Ticket, opts: dict[str, Any]
+                      ) -> tuple[categorize.CategoryDecision, str | None, AiCategoryApply | None] | None:
+        """The gate's decision for a loaded ticket, with its current category and the AI's applied row."""
         if not opts["categorize"]:
             return None
         model = await self._category_model(actor.workspace_id)
         if model is None:
             return None
-        rows = await self._applied_rows(actor.workspace_id, [ticket_id])
-        [(_, _, _, current, two)] = await self._labelled(actor.workspace_id, col(Ticket.id) == ticket_id, 1)
+        assert ticket.id is not None
+        rows = await self._applied_rows(actor.workspace_id, [ticket.id])
+        [(_, _, _, current, two)] = await self._labelled(actor.workspace_id, col(Ticket.id) == ticket.id, 1)
         top = await asyncio.to_thread(model.top, ticket_text(ticket.subject, ticket.description),
                                       len(model.labels) if two else 3)
-        return self._gate(top, current, rows.get(ticket_id), model, opts, two)
+        row = rows.get(ticket.id)
+        return self._gate(top, current, row, model, opts, two), current, row
 
     @staticmethod
     def _gate(top: list[categorize.Prediction], current: str | None, row: AiCategoryApply | None,
@@ -335,10 +341,15 @@ class AiService:
         return frozenset({ticket.customer_id})
 
     async def similar(self, actor: Actor, *, ticket_id: int | None = None, text: str | None = None,
-                      k: int = 3) -> SimilarAnswer:
-        """The top-k similar closed tickets the actor may see, with their resolutions verbatim."""
-        opts = await self.settings(actor.workspace_id)
-        ticket = await self._ticket(actor, ticket_id) if ticket_id is not None else None
+                      k: int = 3, loaded: tuple[Ticket, dict[str, Any]] | None = None) -> SimilarAnswer:
+        """The top-k similar closed tickets the actor may see, with their resolutions verbatim. `loaded`: the
+        ticket (`ticket_id`'s, read in the actor's scope) and the AI settings, when the caller has just read them."""
+        ticket: Ticket | None
+        if loaded is not None:
+            ticket, opts = loaded
+        else:
+            opts = await self.settings(actor.workspace_id)
+            ticket = await self._ticket(actor, ticket_id) if ticket_id is not None else None
         allowed = self._allowed_customers(actor, ticket, bool(opts["cross_customer"]))
         if not opts["similar"]:
             return SimilarAnswer((), resolution.Resolutions((), False), False)
@@ -396,10 +407,13 @@ class AiService:
         there is nothing to offer)."""
         if not actor.is_member or actor.customer_scope_id is not None:
             return None
-        category, actions = await self._category_view(actor, ticket_id)
-        if (await self.settings(actor.workspace_id))["drafts"]:
+        # The ticket and the settings read once for every part (each part alone reads them itself).
+        ticket = await self._ticket(actor, ticket_id)
+        opts = await self.settings(actor.workspace_id)
+        category, actions = await self._category_view(actor, ticket, opts)
+        if opts["drafts"]:
             actions += (ViewAction(action="ai_draft", label="Draft a reply", value=f"id:{ticket_id}"),)
-        found = await self.similar(actor, ticket_id=ticket_id)
+        found = await self.similar(actor, ticket_id=ticket_id, loaded=(ticket, opts))
         view = AiSuggestionsView(
             category=category,
             similar=tuple(AiSimilarView(
@@ -413,7 +427,7 @@ class AiService:
             risk=await self._risk_view(actor, ticket_id),
             kb=tuple(AiKbView(title=a.article.title, source=source_name(a.article.source), score=a.score,
                               paragraph=a.paragraph[:400], heading=a.heading, url=a.article.url)
-                     for a in await self.kb.links(actor, ticket_id)))
+                     for a in await self.kb.links(actor, ticket_id, loaded=(ticket, opts))))
         return None if view.empty else view
 
     async def _risk_view(self, actor: Actor, ticket_id: int) -> AiRiskView | None:
@@ -424,14 +438,16 @@ class AiService:
         opts = await self.settings(actor.workspace_id)
         return AiRiskView(score=found[0].score, threshold=opts["risk_threshold"], reasons=found[0].reasons)
 
-    async def _category_view(self, actor: Actor, ticket_id: int) -> tuple[AiCategoryView | None, tuple[ViewAction, ...]]:
+    async def _category_view(self, actor: Actor, ticket: Ticket,
+                             opts: dict[str, Any]) -> tuple[AiCategoryView | None, tuple[ViewAction, ...]]:
         """The category part of a card: the AI's own category with its confidence and an Undo, or the gate's
         suggestion with a one-click "Use"."""
-        decision = await self.categorise(actor, ticket_id)
-        if decision is None or decision.label is None:
+        decided = await self._decide(actor, ticket, opts)
+        if decided is None or decided[0].label is None:
             return None, ()
-        [(_, _, _, current, _)] = await self._labelled(actor.workspace_id, col(Ticket.id) == ticket_id, 1)
-        row = (await self._applied_rows(actor.workspace_id, [ticket_id])).get(ticket_id)
+        decision, current, row = decided
+        assert decision.label is not None
+        ticket_id = ticket.id
         alternatives = tuple((p.label, p.probability) for p in decision.top if p.label != decision.label)[:2]
         if ai_owned(current, row) and row is not None:
             word = "high" if row.confidence >= 0.8 else "medium" if row.confidence >= 0.5 else "low"

@@ -27,7 +27,6 @@ from core.chat.sla_info import SlaInfo
 from core.chat.visibility import for_customer
 from core.connections import ConnectionService
 from core.context import Actor
-from core.ticket_lookup import load_ticket_by_id
 from core.tickets import DEFAULT_CAPABILITIES, TicketService
 from core.views import AiSuggestionsView, ConversationItem, ExternalLink, TicketDetail, TicketView, ViewAction
 from store.db import Database
@@ -93,10 +92,13 @@ class TicketCards:
         conn = await self._connection(actor, connection_id)
         return self._capabilities(conn.kind) if conn else DEFAULT_CAPABILITIES
 
-    async def _workspace_settings(self, actor: Actor) -> dict[str, Any]:
+    async def _workspace_settings(self, actor: Actor, connection_id: int | None = None
+                                  ) -> tuple[dict[str, Any], PsaConnection | None]:
+        """The workspace's settings and the ticket's connection, in one read."""
         async with self.db.read(actor.scope) as session:
             ws = await session.get(Workspace, actor.workspace_id)
-        return dict(ws.settings) if ws else {}
+            conn = await session.get(PsaConnection, connection_id) if connection_id is not None else None
+        return (dict(ws.settings) if ws else {}), conn
 
     async def ticket(self, actor: Actor, ref: int | str, *, audience: str = "tech",
                      notice: str | None = None, kept: bool = False) -> TicketView:
@@ -118,11 +120,10 @@ class TicketCards:
     async def ticket_by_id(self, actor: Actor, ticket_id: int) -> TicketView | None:
         """The card of a ticket known by its id (events carry ids); None while its PSA create is queued (a
         ticket whose PSA number another connection holds has a card: it is named `cw-1002`)."""
-        async with self.db.read(actor.scope) as session:
-            ticket = await load_ticket_by_id(session, actor, ticket_id)
-        if ticket.number is None and ticket.external_id is None:
+        detail = await self.tickets.get(actor, f"id:{ticket_id}")  # one read: the card needs all of it anyway
+        if detail.summary.number is None and detail.external_id is None:
             return None
-        return await self.ticket(actor, f"id:{ticket_id}")
+        return await self.ticket_from_detail(actor, detail)
 
     def now(self) -> datetime:
         return self._clock()
@@ -144,7 +145,7 @@ class TicketCards:
         attachments = tuple(i for i in items if i.kind == EntryKind.ATTACHMENT)
         s = detail.summary
         url = await self.psa_url(actor, s.connection_id, detail.external_id)
-        settings = await self._workspace_settings(actor)
+        settings, conn = await self._workspace_settings(actor, s.connection_id)
         links = []
         if url:
             links.append(ExternalLink(kind="psa", label="Open in PSA", url=url))
@@ -160,7 +161,6 @@ class TicketCards:
                             customer=s.customer_name or "")
         if runbook and not customer_view:
             links.append(ExternalLink(kind="runbook", label="Runbook", url=runbook))
-        conn = await self._connection(actor, s.connection_id)
         caps = self._capabilities(conn.kind) if conn else DEFAULT_CAPABILITIES
         sla = (await self.sla.remaining(actor.workspace_id, [s.id], now)).get(s.id)
         actions = () if customer_view else _ticket_actions(actor, detail, caps, links,

@@ -25,6 +25,7 @@ from store.enums import Priority, Stage
 from store.tables import Customer, PicklistItem, PsaConnection
 
 NO_CHANGE = "__same__"
+OPTION_VALUE_MAX = 150  # Slack's limit on a select option's value: a longer one makes the form a text field
 STATUS_TABLES = ("picklist_item", "status_mapping")  # what a board's status options are read from
 VISIBILITY_LABEL = {"public": "Public reply (customer sees it)", "internal": "Internal note",
                     "resolution": "Resolution note"}
@@ -107,10 +108,7 @@ class TicketForms:
             for need in sorted((b.data or {}).get("requires") or ()):
                 if need.startswith("custom:"):
                     extra.setdefault(need, []).append(b.name)
-        for need, names in extra.items():
-            fields.append(FormField(name=need, label=need.removeprefix("custom:").replace("_", " ").capitalize(),
-                                    kind="text", required=False, max_length=200,
-                                    hint="Required on " + ", ".join(names) + " tickets."))
+        fields += await self._extra_fields(actor, conn, extra)
         fields.append(FormField(name="priority", label="Priority", kind="select", required=True,
                                 options=tuple(FormOption(value=p.value, label=p.label) for p in Priority),
                                 initial=Priority.MEDIUM.value))
@@ -136,6 +134,28 @@ class TicketForms:
         return FormView(form="new_ticket", title="New ticket", submit_label="Create", fields=tuple(fields),
                         context=dict(context or {}))
 
+    async def _extra_fields(self, actor: Actor, conn: PsaConnection | None,
+                            extra: dict[str, list[str]]) -> list[FormField]:
+        """Board-required fields a ticket has no place for: a select of the values the PSA lists for one (Halo's
+        category_2..4, read at sync), else free text; `extra`: field -> the boards that require it."""
+        if not extra or conn is None:
+            return []
+        async with self.db.read(actor.scope) as session:
+            listed = await create_fields.field_choices(session, conn.id,  # type: ignore[arg-type]
+                                                       [n.removeprefix("custom:") for n in extra])
+        out = []
+        for need, names in extra.items():
+            values = listed.get(need.removeprefix("custom:"), [])
+            label, hint = need.removeprefix("custom:").replace("_", " ").capitalize(), f"Required on {', '.join(names)} tickets."
+            if values and len(values) <= self.CHOICES_MAX and max(map(len, values)) <= OPTION_VALUE_MAX:
+                out.append(FormField(name=need, label=label, kind="select", required=False, hint=hint,
+                                     options=tuple(FormOption(value=v, label=v) for v in values)))
+                continue
+            example = f" One of the values {conn.name} lists, e.g. {values[0]}." if values else ""
+            out.append(FormField(name=need, label=label, kind="text", required=False, max_length=255,
+                                 hint=hint + example))
+        return out
+
     async def _category_fields(self, actor: Actor, conn: PsaConnection | None, caps: Capabilities,
                                needed_on: Sequence[str] = ()) -> list[FormField]:
         """The PSA's category pair (Autotask issue / sub-issue type) as one choice: "Hardware" or "Hardware ›
@@ -152,13 +172,15 @@ class TicketForms:
             *((FormOption(value=t.external_id, label=t.name),) if (t.data or {}).get("selectable", True) else ()),
             *(FormOption(value=f"{t.external_id}/{s.external_id}", label=f"{t.name} › {s.name}")
               for s in subs.get(t.external_id, ())))]
-        if not options:
-            return []
         required_on = ("Required on " + ", ".join(needed_on) + " tickets.") if needed_on else None
-        if len(options) > self.CHOICES_MAX:
+        if not options:  # nothing read yet: a board that needs a category says how to get them
+            return [] if not needed_on else [FormField(
+                name="category", label="Category", kind="text", required=False, max_length=200,
+                hint=f"{required_on} " + create_fields.sync_first(conn.name, "categories"))]
+        if len(options) > self.CHOICES_MAX or max(len(o.value) for o in options) > OPTION_VALUE_MAX:
             return [FormField(name="category", label="Category", kind="text", required=False, max_length=200,
                               hint=" ".join(h for h in (required_on, f"Category › subcategory as {conn.name} names "
-                                                        f"them, e.g. {options[1].label}.") if h))]
+                                                        f"them, e.g. {options[min(1, len(options) - 1)].label}.") if h))]
         return [FormField(name="category", label="Category", kind="select", required=False, options=tuple(options),
                           hint=required_on)]
 

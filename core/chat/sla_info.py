@@ -31,9 +31,10 @@ class SlaInfo(Protocol):
 @runtime_checkable
 class PageSla(Protocol):
     """An SlaInfo that reads a queue page's SLA data inside the page's own read (one hop, one snapshot;
-    core/queue.py QueueService.list_with): `remaining_loaded(load_for_page(...))` == `remaining(ids)`."""
+    core/queue.py QueueService.list_with, whose rows carry the ticket columns the SLA engine needs):
+    `remaining_loaded(load_for_page(session, rows))` == `remaining(ids of rows)`."""
 
-    def load_for_page(self, session: Session, ticket_ids: Sequence[int]) -> Any:
+    def load_for_page(self, session: Session, rows: Sequence[Any]) -> Any:
         ...
 
     async def remaining_loaded(self, workspace_id: int, loaded: Any, now: datetime) -> dict[int, float]:

@@ -194,8 +194,8 @@ class MailIntake:
         _, customer_id = await self.sender(ws, mail.sender)
         return ticket.id if customer_id is not None and customer_id == ticket.customer_id else None
 
-    async def reply(self, ws: int, mail: Mail, ticket_id: int) -> None:
-        """The sender's reply on their ticket (a public note in their name)."""
+    async def reply(self, ws: int, mail: Mail, ticket_id: int, *, files: bool = True) -> None:
+        """The sender's reply on their ticket (a public note in their name), and its files unless `files` is off."""
         async with self.db.read(Scope.workspace(ws)) as session:
             ticket = await session.get(Ticket, ticket_id)
         actor = Actor(workspace_id=ws, origin=Origin.EMAIL, display=f"email:{mail.sender}", is_member=False,
@@ -203,7 +203,8 @@ class MailIntake:
         text = mail.text or "(The reply had no new text above the quoted message.)"
         # The customer's own reply: word for word, attributed to their contact, not e-mailed back to them.
         await self.tickets.contact_reply(actor, f"id:{ticket_id}", text, contact_email=mail.sender)
-        await self.attachments(actor, ticket_id, mail)
+        if files:
+            await self.attachments(actor, ticket_id, mail)
 
     async def attachments(self, actor: Actor, ticket_id: int, mail: Mail, *, visibility: str = "public") -> None:
         """The mail's files on the ticket, those over the PSA's cap named in an internal note instead."""

@@ -9,7 +9,8 @@ Assigning to a ticket: a sender who is a contact of the ticket's customer writes
 their name, as a threaded reply would); anyone else's words go on the ticket as an internal note naming them, so
 nothing they wrote is shown to the customer as if the MSP wrote it. Assigning to a customer opens a ticket for it
 (under the sender's contact when they are one of its contacts; otherwise an internal note asks to confirm who they
-are). Discarded mail keeps its raw bytes and says who discarded it and why.
+are). Once the words are on a ticket the mail is settled there: a failure after that (a file the PSA refused) is
+recorded with it, never undone or done twice. Discarded mail keeps its raw bytes and says who discarded it and why.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from store.enums import Origin
 from store.tables import Customer, MailReceipt, Ticket
 
 WHY = {"unknown": "unknown sender", "limit": "over the sender's hourly limit", "refused": "refused when taken"}
-_OVER = "over %within an hour"  # MailIntake's OVER_LIMIT as a LIKE pattern
+_OVER = "over %within an hour"
+COUNT_CAP = 1000  # MailIntake's OVER_LIMIT as a LIKE pattern
 
 
 def why_of(reason: str | None) -> str:
@@ -79,6 +81,14 @@ class KeptMail:
         return self.outcome == "triage"
 
 
+@dataclass(slots=True)
+class Written:
+    """How far an assignment got: the ticket its words are on (None: nothing written yet), and what failed after."""
+
+    ticket_id: int | None = None
+    problem: str | None = None
+
+
 class MailTriage:
     def __init__(self, db: Database, *, intake: MailIntake) -> None:
         self.db, self.intake = db, intake
@@ -103,6 +113,13 @@ class MailTriage:
             rows = (await session.execute(stmt.order_by(col(MailReceipt.id).desc()).limit(limit + 1))).all()
         items = [Waiting(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows[:limit]]
         return items, (items[-1].id if len(rows) > limit else None)
+
+    async def waiting(self, workspace_id: int, cap: int = COUNT_CAP) -> int:
+        """How many mails wait in triage, counted up to `cap` (the overview shows "1000+" past it)."""
+        inner = sa.select(col(MailReceipt.id)).where(col(MailReceipt.workspace_id) == workspace_id,
+                                                     col(MailReceipt.outcome) == "triage").limit(cap).subquery()
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            return int((await session.execute(sa.select(sa.func.count()).select_from(inner))).scalar_one())
 
     async def get(self, workspace_id: int, receipt_id: int) -> KeptMail:
         """One kept e-mail, whatever became of it, with its message for reading (MailView: never active HTML)."""
@@ -140,47 +157,55 @@ class MailTriage:
                 if await session.get(Customer, customer) is None:
                     raise NotFound(f"There is no customer {customer}.", hint="Pick one from the list.")
         raw, reason = await self.intake.hold(ws, receipt_id, actor=actor, action="intake.mail.assign")
-        mail = parse(raw)
+        mail, written = parse(raw), Written()
         try:
             if target is not None:
-                ticket_id, outcome = target.summary.id, "replied"
-                await self._to_ticket(actor, mail, ticket_id, target.summary.customer_id)
+                outcome = "replied"
+                await self._to_ticket(actor, mail, target.summary.id, target.summary.customer_id, written)
             else:
                 assert customer is not None
-                ticket_id, outcome = await self._to_customer(actor, mail, customer), "created"
-        except DeskbridgeError:
-            await self.intake.settle(ws, receipt_id, "triage", None, reason)  # nothing written: waits again
-            raise
-        await self.intake.settle(ws, receipt_id, outcome, ticket_id, f"assigned by {actor.display}")
-        return MailOutcome(mail.message_id, outcome, ticket_id)
+                outcome = "created"
+                await self._to_customer(actor, mail, customer, written)
+        except DeskbridgeError as exc:
+            if written.ticket_id is None:  # nothing written: it waits again, as it was
+                await self.intake.settle(ws, receipt_id, "triage", None, reason)
+                raise
+            written.problem = exc.message  # the words are on the ticket; what followed them failed: said, not undone
+        said = f"assigned by {actor.display}" + (f"; then: {written.problem}" if written.problem else "")
+        await self.intake.settle(ws, receipt_id, outcome, written.ticket_id, said)
+        return MailOutcome(mail.message_id, outcome, written.ticket_id, written.problem)
 
-    async def _to_customer(self, admin: Actor, mail: Mail, customer_id: int) -> int:
+    async def _to_customer(self, admin: Actor, mail: Mail, customer_id: int, written: Written) -> None:
         ws = admin.workspace_id
         contact_id, of = await self.intake.sender(ws, mail.sender)
         known = contact_id is not None and of == customer_id
         sender = Actor(workspace_id=ws, origin=Origin.EMAIL, display=f"email:{mail.sender}")
         detail = await self.intake.tickets.create(sender, subject=subject_of(mail), description=mail.text,
                                                   customer_id=customer_id, contact_id=contact_id if known else None)
-        ticket_id = detail.summary.id
+        written.ticket_id = ticket_id = detail.summary.id
         if not known:
             await self.intake.tickets.comment(
                 Actor.system(ws), f"id:{ticket_id}", f"Opened from an e-mail of {mail.sender}, who is not a contact "
                 f"of this customer; {admin.display} assigned it here. Confirm who they are and set the contact.",
                 visibility="internal")
         await self.intake.attachments(sender, ticket_id, mail)
-        return ticket_id
 
-    async def _to_ticket(self, admin: Actor, mail: Mail, ticket_id: int, customer_id: int | None) -> None:
+    async def _to_ticket(self, admin: Actor, mail: Mail, ticket_id: int, customer_id: int | None,
+                         written: Written) -> None:
         ws = admin.workspace_id
         contact_id, of = await self.intake.sender(ws, mail.sender)
         if contact_id is not None and customer_id is not None and of == customer_id:
-            await self.intake.reply(ws, mail, ticket_id)  # their own reply, as if it had been threaded
+            await self.intake.reply(ws, mail, ticket_id, files=False)  # their own reply, as if it had been threaded
+            written.ticket_id = ticket_id
+            await self.intake.attachments(Actor(workspace_id=ws, origin=Origin.EMAIL, display=f"email:{mail.sender}",
+                                                is_member=False, customer_scope_id=customer_id), ticket_id, mail)
             return
         system = Actor(workspace_id=ws, origin=Origin.EMAIL, display=f"email:{mail.sender}")
         words = mail.text or "(The e-mail had no text.)"
         await self.intake.tickets.comment(
             system, f"id:{ticket_id}", f"E-mail from {mail.sender}, who is not a contact of this ticket's customer "
             f"(added by {admin.display}).\nSubject: {mail.subject}\n\n{words}", visibility="internal")
+        written.ticket_id = ticket_id
         await self.intake.attachments(system, ticket_id, mail, visibility="internal")
 
     @staticmethod

@@ -27,6 +27,7 @@ from sqlmodel import Session, select
 from core.cache import ConfigCache
 from core.sla.clock import IntervalTable, evaluate
 from core.sla.config import TableCache, WorkspaceSla, ensure_default_calendar, load_config
+from core.sla.memo import STATE_COLUMNS, DerivedMemo
 from core.sla.policies import Metric, Policy, RunState
 from core.sla.risk import at_risk_count, clear_deleted, risk_instants, ticket_risk_instants
 from core.sla.state import Change, ClockState, TicketFacts, advance
@@ -58,6 +59,12 @@ _OPEN_TICKETS = select(*_TICKET_COLS).where(  # type: ignore[call-overload]
         Ticket.stage.in_([s.value for s in OPEN_STAGES]),  # type: ignore[attr-defined]
         Ticket.id.in_(select(SlaClock.ticket_id).where(SlaClock.stopped_at.is_(None)))))  # type: ignore[union-attr]
 _CLOCKS_OF = select(SlaClock).where(SlaClock.ticket_id.in_(_IDS))  # type: ignore[attr-defined]
+# The read paths' clocks: plain rows of the state's columns (cheaper than ORM objects; their values are the memo's key)
+_CLOCK_ROWS_OF = sa.select(*(getattr(SlaClock, c) for c in STATE_COLUMNS)).where(
+    SlaClock.ticket_id.in_(_IDS))  # type: ignore[attr-defined]
+METRICS = tuple(Metric)
+METRIC_VALUES = tuple(m.value for m in METRICS)
+NO_ROWS: tuple[Any, ...] = (None,) * len(METRICS)
 _CHANGES_OF = select(TimelineEntry.id, TimelineEntry.ticket_id, TimelineEntry.kind,  # type: ignore[call-overload]
                      TimelineEntry.data, TimelineEntry.occurred_at).where(
     TimelineEntry.ticket_id.in_(_IDS),  # type: ignore[attr-defined]
@@ -84,7 +91,7 @@ def _by_metric(results: Sequence[ClockResult]) -> dict[int, dict[str, float]]:
 
 class _Loaded(NamedTuple):
     tickets: list[TicketRow]
-    clocks: dict[Key, SlaClock]
+    clocks: dict[Key, Any]  # SlaClock objects (the write path) or rows of STATE_COLUMNS (the read paths)
     changes: dict[int, list[Change]]
     stale: set[int]
 
@@ -120,6 +127,9 @@ class Figures:
     breached_at: float | None
 
 
+NO_FIGURES = Figures(0.0, 0.0, float("nan"), None)  # until the pass evaluates (frozen: shared)
+
+
 @dataclass(slots=True)
 class ClockResult:
     """One ticket metric after a pass: its state, figures and the policy that applies."""
@@ -131,7 +141,8 @@ class ClockResult:
     policy: Policy
 
 
-def state_from_row(row: SlaClock) -> ClockState:
+def state_from_row(row: Any) -> ClockState:
+    """A clock state from its sla_clock row (an SlaClock, or a row of core/sla/memo.py STATE_COLUMNS)."""
     return ClockState(
         metric=Metric(row.metric), priority=row.priority, start=row.start_at.timestamp(), target_s=row.target_s,
         last_at=row.last_at.timestamp(), calendar_id=row.calendar_id, cycle=row.cycle, paused_acc_s=row.paused_acc_s,
@@ -193,6 +204,7 @@ class SlaService:
         self.tables = tables or TableCache()
         self.configs: ConfigCache[WorkspaceSla] = ConfigCache(db, CONFIG_TABLES, ttl=CONFIG_TTL_S)  # read paths
         self.psa_tolerance_s = psa_tolerance_s
+        self.memo = DerivedMemo()  # derived clock states kept between reads (core/sla/memo.py)
 
     def now(self) -> datetime:
         return self._clock()
@@ -213,10 +225,13 @@ class SlaService:
         return [TicketRow(*r) for r in rows]
 
     @staticmethod
-    def _clocks(session: Session, ticket_ids: list[int]) -> dict[Key, SlaClock]:
-        out: dict[Key, SlaClock] = {}
+    def _clocks(session: Session, ticket_ids: list[int], *, objects: bool = True) -> dict[Key, Any]:
+        """Stored clocks by (ticket, metric): SlaClock objects to write to, or plain rows to read."""
+        out: dict[Key, Any] = {}
         for i in range(0, len(ticket_ids), CHUNK):
-            for row in session.execute(_CLOCKS_OF, {"ids": ticket_ids[i:i + CHUNK]}).scalars():
+            params = {"ids": ticket_ids[i:i + CHUNK]}
+            for row in (session.execute(_CLOCKS_OF, params).scalars() if objects
+                        else session.execute(_CLOCK_ROWS_OF, params)):
                 out[(row.ticket_id, row.metric)] = row
         return out
 
@@ -231,17 +246,31 @@ class SlaService:
         return out
 
     @classmethod
-    def _load(cls, session: Session, ticket_ids: Sequence[int] | None) -> _Loaded:
-        """The tickets, their stored clocks, and the timeline changes of those whose clocks are stale."""
-        tickets = cls._tickets(session, ticket_ids)
-        clocks = cls._clocks(session, [t.id for t in tickets])
-        stale = [t.id for t in tickets if cls._stale(t, clocks)]
-        return _Loaded(tickets, clocks, cls._changes(session, stale) if stale else {}, set(stale))
+    def _load(cls, session: Session, ticket_ids: Sequence[int] | None, memo: DerivedMemo | None = None) -> _Loaded:
+        """The tickets, their stored clocks, and the timeline changes of those whose clocks are stale. With a memo
+        (the read paths): clocks as plain rows, and the changes it kept for a ticket that has not changed since."""
+        return cls._load_of(session, cls._tickets(session, ticket_ids), memo)
+
+    @classmethod
+    def _load_of(cls, session: Session, tickets: list[TicketRow], memo: DerivedMemo | None) -> _Loaded:
+        clocks = cls._clocks(session, [t.id for t in tickets], objects=memo is None)
+        stale = [t for t in tickets if cls._stale(t, clocks)]
+        changes: dict[int, list[Change]] = {}
+        unread = []
+        for t in stale:
+            kept = memo.changes_of(t) if memo is not None else None
+            if kept is None:
+                unread.append(t.id)
+            elif kept:
+                changes[t.id] = list(kept)
+        if unread:
+            changes.update(cls._changes(session, unread))
+        return _Loaded(tickets, clocks, changes, {t.id for t in stale})
 
     # ------------------------------------------------------------ the pass
 
     @staticmethod
-    def _stale(t: TicketRow, clocks: dict[Key, SlaClock]) -> bool:
+    def _stale(t: TicketRow, clocks: dict[Key, Any]) -> bool:
         for m in Metric:
             row = clocks.get((t.id, m.value))
             if row is None or row.seen_version != t.version or row.seen_updated_at != t.updated_at:
@@ -250,23 +279,25 @@ class SlaService:
                 return True
         return False
 
-    def _pass(self, cfg: WorkspaceSla, loaded: _Loaded, now: datetime) -> list[ClockResult]:
+    def _pass(self, cfg: WorkspaceSla, loaded: _Loaded, now: datetime, memo: DerivedMemo | None = None
+              ) -> list[ClockResult]:
         tickets, clocks, changes, stale_ids = loaded
         now_ts = now.timestamp()
         results: list[ClockResult] = []
         table_of = self._table_memo(cfg, now)
+        new_calendar: dict[int, int | None] = {}  # a new clock's calendar, per policy object
         for t in tickets:
             policy = cfg.policy_for(t.customer_id)
-            facts: TicketFacts | None = None
-            for m in Metric:
-                row = clocks.get((t.id, m.value))
-                state = state_from_row(row) if row is not None else None
-                if state is None or t.id in stale_ids:
-                    cal_id = state.calendar_id if state is not None else _calendar_id(cfg, policy)
-                    facts = facts or t.facts()
-                    state = advance(state, m, facts, changes.get(t.id, ()), policy, table_of(cal_id), cal_id, now_ts)
-                results.append(ClockResult(ticket=t, metric=m, state=state, figures=Figures(0, 0, np.nan, None),
-                                           policy=policy))
+            rows = tuple(clocks.get((t.id, m)) for m in METRIC_VALUES) if clocks else NO_ROWS
+            if t.id in stale_ids:
+                key = id(policy)
+                if key not in new_calendar:
+                    new_calendar[key] = _calendar_id(cfg, policy)
+                states = _derive(t, rows, changes.get(t.id, ()), policy, new_calendar[key], table_of, now_ts, memo)
+            else:
+                states = [state_from_row(row) for row in rows]
+            for m, state in zip(METRICS, states, strict=True):
+                results.append(ClockResult(ticket=t, metric=m, state=state, figures=NO_FIGURES, policy=policy))
         self._evaluate(cfg, results, now)
         return results
 
@@ -288,26 +319,17 @@ class SlaService:
         groups: dict[int | None, list[int]] = {}
         for i, r in enumerate(results):
             groups.setdefault(r.state.calendar_id, []).append(i)
-        nan = np.nan
         for cal_id, idx in groups.items():
             table = self.tables.get(cfg.calendar_by_id(cal_id) if cal_id is not None else None, now)
-            states = [results[i].state for i in idx]
-            ev = evaluate(
-                table,
-                start=np.fromiter((s.start for s in states), np.float64, len(states)),
-                target=np.fromiter((s.target_s for s in states), np.float64, len(states)),
-                paused_acc=np.fromiter((s.paused_acc_s for s in states), np.float64, len(states)),
-                paused_since=np.fromiter((nan if s.paused_since is None else s.paused_since for s in states),
-                                         np.float64, len(states)),
-                stopped_at=np.fromiter((nan if s.stopped_at is None else s.stopped_at for s in states),
-                                       np.float64, len(states)),
-                now=now.timestamp())
+            ev = evaluate(table, **_columns([results[i].state for i in idx]), now=now.timestamp())
+            # Plain floats once per array (indexing numpy arrays element by element costs more than the maths)
+            used, remaining, due, breached = (ev.used.tolist(), ev.remaining.tolist(), ev.due.tolist(),
+                                              ev.breached_at.tolist())
             for j, i in enumerate(idx):
                 s = results[i].state
-                if s.breached_at is None and not np.isnan(ev.breached_at[j]):
-                    s.breached_at = float(ev.breached_at[j])
-                results[i].figures = Figures(float(ev.used[j]), float(ev.remaining[j]), float(ev.due[j]),
-                                             s.breached_at)
+                if s.breached_at is None and breached[j] == breached[j]:  # not NaN
+                    s.breached_at = breached[j]
+                results[i].figures = Figures(used[j], remaining[j], due[j], s.breached_at)
 
     # ------------------------------------------------------------ writes
 
@@ -358,8 +380,8 @@ class SlaService:
         """The workspace's SLA setup and clock results derived in memory (nothing written)."""
         now = now or self._clock()
         cfg = await self.configs.get(workspace_id, lambda: self._config(workspace_id))
-        loaded = await self.db.read_sync(Scope.workspace(workspace_id), lambda s: self._load(s, ticket_ids))
-        return cfg, self._pass(cfg, loaded, now)
+        loaded = await self.db.read_sync(Scope.workspace(workspace_id), lambda s: self._load(s, ticket_ids, self.memo))
+        return cfg, self._pass(cfg, loaded, now, self.memo)
 
     async def _config(self, workspace_id: int) -> WorkspaceSla:
         async with self.db.read(Scope.workspace(workspace_id)) as session:
@@ -410,16 +432,20 @@ class SlaService:
         by_metric = await self.remaining_by_metric(workspace_id, ticket_ids, now)
         return {tid: min(d.values()) for tid, d in by_metric.items() if d}
 
-    def load_for_page(self, session: Session, ticket_ids: Sequence[int]) -> _Loaded:
-        """What `remaining` reads, read inside a queue page's own read (core/chat/sla_info.py PageSla)."""
-        return self._load(session, ticket_ids)
+    def load_for_page(self, session: Session, rows: Sequence[Any]) -> _Loaded:
+        """What `remaining` reads, read inside a queue page's own read (core/chat/sla_info.py PageSla): the page's
+        rows carry the ticket columns (core/queue.py `_ROW_COLUMNS`), so only the clocks (and changes) are read."""
+        tickets = [TicketRow(r.id, r.number, r.subject, r.customer_id, r.priority, r.stage, r.psa_status_name,
+                             r.created_at, r.updated_at, r.version, r.first_response_at, r.psa_respond_by,
+                             r.psa_resolve_by) for r in rows]
+        return self._load_of(session, tickets, self.memo)
 
     async def remaining_loaded(self, workspace_id: int, loaded: Any, now: datetime) -> dict[int, float]:
         """`remaining` of the tickets `load_for_page` read (None: no tickets)."""
         if loaded is None:
             return {}
         cfg = await self.configs.get(workspace_id, lambda: self._config(workspace_id))
-        by_metric = _by_metric(self._pass(cfg, loaded, now))
+        by_metric = _by_metric(self._pass(cfg, loaded, now, self.memo))
         return {tid: min(d.values()) for tid, d in by_metric.items() if d}
 
     async def breaching_ids(self, workspace_id: int, now: datetime, *, within_pct: float = 0.0) -> list[int]:
@@ -447,6 +473,40 @@ class SlaService:
         rem = await self.remaining(workspace_id, [t.id for t in page.items], now or self._clock())
         items = tuple(replace(t, sla_remaining_s=rem.get(t.id, t.sla_remaining_s)) for t in page.items)
         return replace(page, items=items)
+
+
+def _columns(states: list[ClockState]) -> dict[str, np.ndarray]:
+    """The clocks' inputs to `evaluate` as arrays (NaN: not set); one array call for a page's few clocks, one pass
+    per column for a sweep's many (the faster way at each size)."""
+    nan, n = np.nan, len(states)
+    if n <= 256:
+        cols = np.array([(s.start, s.target_s, s.paused_acc_s, nan if s.paused_since is None else s.paused_since,
+                          nan if s.stopped_at is None else s.stopped_at) for s in states], np.float64).reshape(n, 5).T
+        return dict(start=cols[0], target=cols[1], paused_acc=cols[2], paused_since=cols[3], stopped_at=cols[4])
+    return dict(start=np.fromiter((s.start for s in states), np.float64, n),
+                target=np.fromiter((s.target_s for s in states), np.float64, n),
+                paused_acc=np.fromiter((s.paused_acc_s for s in states), np.float64, n),
+                paused_since=np.fromiter((nan if s.paused_since is None else s.paused_since for s in states),
+                                         np.float64, n),
+                stopped_at=np.fromiter((nan if s.stopped_at is None else s.stopped_at for s in states), np.float64, n))
+
+
+def _derive(t: TicketRow, rows: tuple[Any, ...], changes: Sequence[Change], policy: Policy, new_calendar: int | None,
+            table_of: Callable[[int | None], IntervalTable], now: float, memo: DerivedMemo | None) -> list[ClockState]:
+    """Both metrics' clocks of a ticket whose stored clocks are stale or absent, brought up to date (or as kept);
+    a clock without a stored row starts on `new_calendar`."""
+    cal_ids = [row.calendar_id if row is not None else new_calendar for row in rows]
+    tables = tuple(table_of(cal_id) for cal_id in cal_ids)
+    if memo is not None:
+        kept = memo.states(t, rows, policy, tables, now)
+        if kept is not None:
+            return kept
+    facts = t.facts()
+    states = [advance(state_from_row(row) if row is not None else None, m, facts, changes, policy, table, cal_id, now)
+              for m, row, table, cal_id in zip(METRICS, rows, tables, cal_ids, strict=True)]
+    if memo is not None:
+        memo.keep(t, rows, changes, policy, tables, states, now)
+    return states
 
 
 def _calendar_id(cfg: WorkspaceSla, policy: Policy) -> int | None:

@@ -37,6 +37,7 @@ from store.db import Database, Scope
 from store.enums import Origin, OutboxStatus, Priority, Stage
 from store.sql import table_of
 from store.tables import Contact, Customer, Member, OutboxOp, Ticket
+from store.tables.connection import PICKLIST_ID_MAX
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,18 @@ def content_hash(t: PsaTicket) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _category(t: PsaTicket) -> dict[str, str | None]:
+    """The ticket's category columns. Ids are kept whole (a Halo category id is its path, PICKLIST_ID_MAX); one
+    longer than that is left out rather than cut (a cut path is a category the PSA does not have), and the
+    ticket is still stored."""
+    cat = t.category if t.category is not None and len(t.category.id) <= PICKLIST_ID_MAX else None
+    sub = t.subcategory if cat is not None and t.subcategory is not None \
+        and len(t.subcategory.id) <= PICKLIST_ID_MAX else None
+    return {"category_external_id": cat.id if cat else None, "category_name": (cat.name or "")[:200] if cat else None,
+            "subcategory_external_id": sub.id if sub else None,
+            "subcategory_name": (sub.name or "")[:200] if sub else None}
+
+
 def validate(t: PsaTicket) -> None:
     """Raise BadRecord for a ticket we cannot store."""
     if not isinstance(t.external_id, str) or not t.external_id.strip() or len(t.external_id) > 64:
@@ -131,7 +144,9 @@ def validate(t: PsaTicket) -> None:
         raise BadRecord(f"ticket {t.external_id}: summary is missing")
     for name in ("company", "contact", "board", "status", "priority", "type", "owner", "category", "subcategory"):
         ref = getattr(t, name)
-        if ref is not None and (not isinstance(ref.id, str) or not ref.id or len(ref.id) > 64):
+        too_long = len(ref.id) > 64 and name not in ("category", "subcategory") if ref is not None and \
+            isinstance(ref.id, str) else False  # a long category is left out, not the ticket (_category)
+        if ref is not None and (not isinstance(ref.id, str) or not ref.id or too_long):
             raise BadRecord(f"ticket {t.external_id}: {name} id {str(ref.id)[:20]!r}… is not usable")
     if t.marker is not None and len(t.marker) > 64:
         raise BadRecord(f"ticket {t.external_id}: marker is too long")
@@ -402,10 +417,7 @@ def _row(target: SyncTarget, t: PsaTicket, old: Mapping[str, Any] | None, stages
         "board_external_id": t.board.id if t.board else None,
         "board_name": (t.board.name or "")[:100] if t.board else None,
         "type_name": (t.type.name or "")[:100] if t.type else None,
-        "category_external_id": t.category.id[:64] if t.category else None,
-        "category_name": (t.category.name or "")[:100] if t.category else None,
-        "subcategory_external_id": t.subcategory.id[:64] if t.subcategory else None,
-        "subcategory_name": (t.subcategory.name or "")[:100] if t.subcategory else None,
+        **_category(t),
         "custom_fields": {str(k)[:100]: str(v)[:1000] for k, v in dict(t.custom_fields or {}).items()},
         "assignee_member_id": members.get(t.owner.id) if t.owner else None,
         "source": Origin.PSA.value, "alert_ref": t.alert_ref, "device_ref": t.device_ref,

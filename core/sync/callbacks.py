@@ -16,8 +16,10 @@ After a refresh its rows are deleted, but only those not touched by a callback s
 (`received_at <=` the refresh's start), so a callback that lands mid-refresh is never lost, whichever
 instance took it. A refresh the PSA fails (5xx, 429 past the engine's retries) or that fails on our side is
 tried again later (`RETRY_S`); its row stays. Rows left by a process that stopped between the answer and the
-refresh (a crash, a deploy) are re-read when the next one starts (`start`); the scheduled sync, reading
-everything changed since its cursor minus an overlap, catches up as well.
+refresh (a crash, a deploy) are re-read when the next one starts (`start`), and rows older than two minutes
+by the instance running the connection's scheduled sync (`sweep`, after each run): with several instances,
+one that died is taken over without waiting for a restart. The scheduled sync itself, reading everything
+changed since its cursor minus an overlap, catches up as well.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -41,6 +43,7 @@ log = logging.getLogger(__name__)
 
 RECORDS_PER_TRANSACTION = 200
 RETRY_S = (2.0, 5.0, 15.0, 60.0)  # then left to the scheduled sync and the next start
+STALE_AFTER = timedelta(minutes=2)  # a row this old was left by an instance that stopped (or gave up): take it
 MAX_EXTERNAL_ID = 64  # the ticket column's width; a longer id names no ticket we could store
 
 Key = tuple[int, str]  # (connection id, ticket external id)
@@ -127,12 +130,16 @@ class CallbackLog:
         async with self.db.write(Scope.system_wide()) as s:
             await s.execute(sa.delete(p).where(p.c.connection_id == connection_id))
 
-    async def pending(self) -> list[Key]:
-        """Every ticket still to re-read, oldest callback first."""
+    async def pending(self, connection_id: int | None = None, before: datetime | None = None) -> list[Key]:
+        """Tickets still to re-read (of one connection, recorded before a time), oldest callback first."""
         p = table_of(PendingRefresh)
+        stmt = sa.select(p.c.connection_id, p.c.external_id).order_by(p.c.received_at, p.c.id)
+        if connection_id is not None:
+            stmt = stmt.where(p.c.connection_id == connection_id)
+        if before is not None:
+            stmt = stmt.where(p.c.received_at < before)
         async with self.db.read(Scope.system_wide()) as s:
-            rows = (await s.execute(sa.select(p.c.connection_id, p.c.external_id).order_by(
-                p.c.received_at, p.c.id))).all()
+            rows = (await s.execute(stmt)).all()
         return [(int(cid), str(ext)) for cid, ext in rows]
 
 
@@ -274,6 +281,15 @@ class RefreshPool:
             self.submit(cid, ext)
         if keys:
             log.info("re-reading tickets named by callbacks before the last stop", extra={"tickets": len(keys)})
+        return len(keys)
+
+    async def sweep(self, connection_id: int, older_than: timedelta = STALE_AFTER) -> int:
+        """Queue this connection's tickets recorded more than `older_than` ago and still not re-read: rows of
+        an instance that stopped, taken over by whichever instance runs the connection's scheduled sync."""
+        keys = [k for k in await self.callbacks.pending(connection_id, utcnow() - older_than)
+                if k not in self._queued and k not in self._running and k not in self._retries]
+        for cid, ext in keys:
+            self.submit(cid, ext)
         return len(keys)
 
     async def settled(self) -> None:

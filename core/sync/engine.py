@@ -24,7 +24,7 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from connectors.base import Feature, Page, PsaConnector, PsaTicket
+from connectors.base import Feature, Page, PsaConnector, PsaTicket, TicketBatchRead, TimeEntryBatchRead
 from connectors.errors import PsaError, PsaNotFound, PsaRateLimited, PsaUnavailable
 from core import scheduling, ticket_gone
 from core.connections import ConnectionService
@@ -362,6 +362,9 @@ class SyncEngine:
         caps = connector.capabilities
         gate = asyncio.Semaphore(self.child_concurrency)
         vanished: set[str] = set()
+        batched: Mapping[str, Sequence[Any]] | None = None  # every ticket's time entries in one read, where possible
+        if caps.has(Feature.TIME_ENTRIES) and len(external_ids) > 1 and isinstance(connector, TimeEntryBatchRead):
+            batched = await self.call(counts, connector.list_time_entries_of, list(external_ids))
 
         async def one(ext: str) -> tuple[str, Children] | None:
             async def get(fn: Callable[[str], Awaitable[Sequence[Any]]]) -> Sequence[Any]:
@@ -370,7 +373,10 @@ class SyncEngine:
 
             try:
                 calls = [get(connector.list_notes)]
-                calls.append(get(connector.list_time_entries) if caps.has(Feature.TIME_ENTRIES) else _empty())
+                if batched is not None:
+                    calls.append(_given(batched.get(ext, ())))
+                else:
+                    calls.append(get(connector.list_time_entries) if caps.has(Feature.TIME_ENTRIES) else _empty())
                 calls.append(get(connector.list_attachments) if caps.has(Feature.ATTACHMENTS) else _empty())
                 notes, times, files = await asyncio.gather(*calls)
             except PsaNotFound:
@@ -426,8 +432,15 @@ class SyncEngine:
                 return None
 
             try:
-                got = await asyncio.gather(*(read(ext) for ext in dict.fromkeys(external_ids)))
-                tickets = [t for t in got if t is not None]
+                wanted = list(dict.fromkeys(external_ids))
+                together = None
+                if len(wanted) > 1 and isinstance(psa, TicketBatchRead):
+                    together = await self._read_together(psa, wanted, run.counts, gone)
+                if together is not None:
+                    tickets = together
+                else:
+                    got = await asyncio.gather(*(read(ext) for ext in wanted))
+                    tickets = [t for t in got if t is not None]
                 if gone:
                     run.counts["deleted"] = await self.mark_deleted(conn, gone)
                 result = await self.process(psa, self.target(conn, psa), tickets, run.counts, emit=True, force=True)
@@ -438,6 +451,20 @@ class SyncEngine:
                 if own:
                     await psa.aclose()
         return failed
+
+    async def _read_together(self, psa: TicketBatchRead, wanted: list[str], counts: dict[str, int],
+                             gone: list[str]) -> list[PsaTicket] | None:
+        """Several tickets in one read (TicketBatchRead); absent ones are gone. None when the read failed (the
+        caller reads them one by one, so one ticket the PSA cannot serve never holds back the others)."""
+        try:
+            tickets = list(await self.call(counts, psa.get_tickets, wanted))
+        except PsaError:
+            counts["batch_read_failed"] = counts.get("batch_read_failed", 0) + 1
+            return None
+        asked = set(wanted)
+        found = {t.external_id for t in tickets}
+        gone.extend(ext for ext in wanted if ext not in found)
+        return [t for t in tickets if t.external_id in asked]
 
     async def mark_deleted(self, conn: PsaConnection, external_ids: Sequence[str]) -> int:
         """Set deleted_at on tickets gone from the PSA; emits TicketChanged(deleted) for each."""
@@ -454,3 +481,7 @@ def _change_time(t: PsaTicket) -> tuple[bool, datetime]:
 
 async def _empty() -> Sequence[Any]:
     return ()
+
+
+async def _given(value: Sequence[Any]) -> Sequence[Any]:
+    return value

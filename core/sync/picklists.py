@@ -24,6 +24,7 @@ from core.sync.upsert import chunks, dialect_insert, directory_ids, ensure_direc
 from store.db import Scope
 from store.sql import table_of
 from store.tables import Contact, Customer, Member, PicklistItem
+from store.tables.connection import PICKLIST_ID_MAX
 
 if TYPE_CHECKING:
     from core.sync.engine import SyncEngine
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 # type and subtype allow (parent "type:subtype"). ConnectWise's types are board records, so the type's id
 # also names its board.
 PICKLIST_KINDS = ("board", "status", "priority", "type", "category", "subcategory", "subtype", "item",
-                  "custom_field")
+                  "custom_field", "field_value")
 T = TypeVar("T")
 
 
@@ -148,6 +149,8 @@ async def _store_items(s: AsyncSession, ws: int, cid: int, pl: Picklists, engine
     for ty in pl.types:
         add("type", ty.external_id, ty.name, parent=ty.board_external_id or "")
     for c in pl.categories:
+        if len(c.external_id) > PICKLIST_ID_MAX or len(c.parent_external_id or "") > PICKLIST_ID_MAX:
+            continue  # longer than any column keeps whole: never offered, so never cut and sent wrong
         add("subcategory" if c.parent_external_id else "category", c.external_id, c.name,
             parent=c.parent_external_id or "", active=c.active, order=c.sort_order,
             data=None if c.selectable else {"selectable": False})  # a parent the PSA does not take alone
@@ -160,6 +163,10 @@ async def _store_items(s: AsyncSession, ws: int, cid: int, pl: Picklists, engine
                 active=a.active and a.item_active, data={"board": a.board_external_id})
     for (type_id, sub_id), (name, active, board) in subtypes.items():
         add("subtype", sub_id, name, parent=type_id, active=active, data={"board": board})
+    for name, values in pl.field_choices.items():  # e.g. Halo's category_2: the values a create may send
+        for i, value in enumerate(values):
+            if len(value) <= PICKLIST_ID_MAX and len(name) <= PICKLIST_ID_MAX:
+                add("field_value", value, value, parent=name, order=i)
     for f in pl.custom_fields:  # the PSA's own ticket fields, by name: what admins may show on cards
         add("custom_field", f.name[:64], f.label, active=f.active,
             data={"required": f.required, "customer_visible": f.customer_visible, "read_only": f.read_only})

@@ -26,6 +26,8 @@ class SyncService:
         if full or not await picklists.has_picklists(self.engine, connection_id):
             await self.refresh_picklists(connection_id)
         outcome = await self.engine.run(connection_id, full=full, progress=progress)
+        if outcome.ok:  # callbacks another instance recorded and never re-read (it stopped): taken over here
+            await self.webhooks.pool.sweep(connection_id)
         if full and outcome.ok:
             # A full sync also settles deletions (tickets gone from the PSA leave the queue now).
             gone = await self.reconcile(connection_id)

@@ -61,6 +61,9 @@ class PriorityMapping(WorkspaceOwned, table=True):
     overridden: bool = Field(default=False)
 
 
+PICKLIST_ID_MAX = 255  # a PSA value used as its own id (a Halo category path) is kept whole up to this
+
+
 class PicklistItem(WorkspaceOwned, table=True):
     """Cached PSA picklists (boards, statuses per board, priorities, types…) for forms and mappings."""
 
@@ -72,8 +75,8 @@ class PicklistItem(WorkspaceOwned, table=True):
     id: int | None = Field(default=None, primary_key=True)
     connection_id: int = Field(foreign_key="psa_connection.id", index=True)
     kind: str = Field(max_length=32)  # board, status, priority, type, source…
-    parent_external_id: str = Field(default="", max_length=64)  # e.g. the board of a status
-    external_id: str = Field(max_length=64)
+    parent_external_id: str = Field(default="", max_length=PICKLIST_ID_MAX)  # e.g. the board of a status
+    external_id: str = Field(max_length=PICKLIST_ID_MAX)
     name: str = Field(max_length=200)
     active: bool = Field(default=True)
     sort_order: int = Field(default=0)

@@ -100,7 +100,9 @@ class MailReceipt(WorkspaceOwned, table=True):
     the raw message is kept (size-capped) so a parse can be replayed."""
 
     __tablename__ = "mail_receipt"
-    __table_args__ = (sa.UniqueConstraint("workspace_id", "message_id", name="uq_mail_receipt"),)
+    __table_args__ = (sa.UniqueConstraint("workspace_id", "message_id", name="uq_mail_receipt"),
+                      # mail triage: what waits, newest first, without walking every mail ever taken
+                      sa.Index("ix_mail_receipt_outcome", "workspace_id", "outcome", "id"))
 
     id: int | None = Field(default=None, primary_key=True)
     message_id: str = Field(max_length=255)

@@ -58,10 +58,11 @@ class Ticket(WorkspaceOwned, table=True):
     board_name: str | None = Field(default=None, max_length=100)
     type_name: str | None = Field(default=None, max_length=100)
     # The PSA's two-level category (Autotask issue / sub-issue type), ids and names as the PSA sent them.
-    category_external_id: str | None = Field(default=None, max_length=64)
-    category_name: str | None = Field(default=None, max_length=100)
-    subcategory_external_id: str | None = Field(default=None, max_length=64)
-    subcategory_name: str | None = Field(default=None, max_length=100)
+    # Halo's are its category paths ("Hardware>Laptop>…"), kept whole like the picklist's (PICKLIST_ID_MAX).
+    category_external_id: str | None = Field(default=None, max_length=255)
+    category_name: str | None = Field(default=None, max_length=200)
+    subcategory_external_id: str | None = Field(default=None, max_length=255)
+    subcategory_name: str | None = Field(default=None, max_length=200)
     # The PSA's own extra fields with a value (Autotask UDFs): name -> text. Internal: cards show the ones an
     # admin chose (connection setting `card_fields`), to technicians only.
     custom_fields: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)

@@ -409,3 +409,36 @@ async def test_ticket_device_is_the_first_attached_configuration(fake: FakeConne
     assert await cw.ticket_device(str(tid), None) is None
     with pytest.raises(PsaNotFound):
         await cw.ticket_device("999999", None)
+
+
+async def test_tickets_are_read_by_id_a_hundred_a_request_and_missing_ones_are_absent(
+        fake: FakeConnectWise, cw: ConnectWiseConnector) -> None:
+    from connectors.base import TicketBatchRead
+    from connectors.connectwise.connector import BATCH_IDS
+
+    assert isinstance(cw, TicketBatchRead)
+    ids = [fake.add_ticket(f"Batch {i}")["id"] for i in range(BATCH_IDS + 5)]
+    fake.delete_ticket(ids[3])
+    fake.reset_counts()
+    got = await cw.get_tickets([str(i) for i in ids] + ["999999", "not-a-number"])
+    assert [t.external_id for t in got] == [str(i) for i in ids if i != ids[3]]
+    assert got[0] == await cw.get_ticket(str(ids[0]))  # the same ticket as a read by its own URL
+    lists = _ticket_lists(fake)
+    assert len(lists) == 2 and all(q["conditions"].startswith("id in (") for q in lists)  # 105 ids: two reads
+    assert [q["page"] for q in lists] == ["1", "1"]  # a short page each: no request for a next page
+
+
+async def test_time_entries_of_many_tickets_are_read_in_one_query_each_under_its_ticket(
+        fake: FakeConnectWise, cw: ConnectWiseConnector) -> None:
+    from connectors.base import TimeEntryBatchRead
+
+    assert isinstance(cw, TimeEntryBatchRead)
+    a, b, c = await _new(cw, fake, "m-a"), await _new(cw, fake, "m-b"), await _new(cw, fake, "m-c")
+    for tid, minutes in ((a, 30), (a, 45), (c, 60)):
+        await cw.add_time_entry(NewTimeEntry(ticket_external_id=tid, minutes=minutes, started_at=T0, notes="work",
+                                             marker=f"t-{tid}-{minutes}"))
+    fake.reset_counts()
+    got = await cw.list_time_entries_of([a, b, c])
+    assert fake.count("GET /time/entries") == 1
+    assert {k: [e.minutes for e in v] for k, v in got.items()} == {a: [30, 45], c: [60]}  # b has none
+    assert got[a] == list(await cw.list_time_entries(a))  # the same entries as the per-ticket read

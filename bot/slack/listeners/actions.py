@@ -127,6 +127,8 @@ async def _page(sc: SlackContext, body: dict[str, Any], client: Any, respond: An
     cmd = grammar.parse_filters(data.get("f", ""))
     view = await sc.commands.queue(actor, replace(cmd, cursor=data.get("c")), info=info)
     if from_home:  # App Home has no response_url: re-publish the tab with the next page
+        if sc.homes is not None:  # refreshes of their queue keep this page (bot/slack/home.py)
+            sc.homes.paged(user.team_id, user.user_id, data.get("f", ""), data.get("c"))
         await client.views_publish(user_id=user.user_id, view=bk.home_view(view))
     else:
         await respond(text=view.title, blocks=bk.queue_blocks(view), replace_original=True)

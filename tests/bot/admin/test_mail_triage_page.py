@@ -76,6 +76,7 @@ async def test_triage_lists_filters_and_pages_and_shows_an_html_mail_inert(api: 
                                       body="x")) == "triage"
     await sign_in(api)
 
+    assert 'id="mail-waiting">3<' in (await api.client.get("/admin")).text  # the overview counts them
     page = await api.client.get("/admin/mail")
     assert page.status_code == 200 and 'id="mail-triage"' in page.text
     assert page.text.count('<tr><td><a href="/admin/mail/') == 3  # the created one is not waiting
@@ -183,6 +184,7 @@ async def test_take_again_assign_and_discard_through_core_with_csrf_and_audit(ap
     twice = await api.client.post(f"/admin/mail/{spam.id}/discard", data={"csrf": csrf, "reason": "x"})
     assert twice.status_code == 409
     assert "No e-mail waits in triage." in (await api.client.get("/admin/mail")).text
+    assert 'id="mail-waiting">0<' in (await api.client.get("/admin")).text
 
     actions = await _mail_actions(api)
     assert [a for a, _ in actions] == ["intake.mail.replay", "intake.mail.replay", "intake.mail.assign",
@@ -202,3 +204,54 @@ async def test_another_workspaces_mail_is_not_found(api: Api):
         assert r.status_code == 404
     assert (await _receipt(api, api.other_ws, id=theirs.id)).outcome == "triage"
     assert "Theirs" not in (await api.client.get("/admin/mail")).text
+
+
+async def test_a_known_contacts_held_mail_goes_under_their_contact_or_as_their_reply(api: Api):
+    ids = await _setup(api)  # ann@acme.example is ACME's contact; one new ticket an hour per sender
+    assert await _ingest(api, message("ann@acme.example", "Printer jams", mid="<k1@x>", body="It jams.")) == "created"
+    for subject, mid in (("Scanner too", "<k2@x>"), ("And the fax", "<k3@x>")):
+        assert await _ingest(api, message("ann@acme.example", subject, mid=mid, body=f"{subject}.")) == "triage"
+    first = await _receipt(api, message_id="<k1@x>")
+    scanner, fax = await _receipt(api, message_id="<k2@x>"), await _receipt(api, message_id="<k3@x>")
+    assert "over 1 new tickets" in (scanner.reason or "")
+    csrf = await sign_in(api)
+
+    r = await api.client.post(f"/admin/mail/{scanner.id}/assign", data={"csrf": csrf, "customer": "ACME"})
+    assert r.headers["location"].endswith("done=mail_to_customer")
+    async with api.container.db.read(Scope.workspace(api.ws)) as s:
+        ann = (await s.exec(select(Contact).where(Contact.email == "ann@acme.example"))).one()
+        made = await s.get(Ticket, (await _receipt(api, id=scanner.id)).ticket_id)
+    assert made is not None and made.contact_id == ann.id and made.customer_id == ids["acme"]
+    detail = await api.container.tickets.get(Actor.system(api.ws), f"id:{made.id}")
+    assert not [e for e in detail.timeline if e.kind == EntryKind.NOTE_INTERNAL]  # no "confirm who they are"
+
+    async with api.container.db.read(Scope.workspace(api.ws)) as s:
+        number = (await s.get(Ticket, first.ticket_id)).number  # type: ignore[union-attr]
+    r = await api.client.post(f"/admin/mail/{fax.id}/assign", data={"csrf": csrf, "ticket": str(number)})
+    assert r.headers["location"].endswith("done=mail_to_ticket")
+    joined = await api.container.tickets.get(Actor.system(api.ws), f"id:{first.ticket_id}")
+    [reply] = [e for e in joined.timeline if "And the fax." in e.body]
+    assert reply.kind == EntryKind.NOTE_PUBLIC and reply.body == "And the fax."  # her words, word for word
+
+
+async def test_a_file_that_cannot_be_kept_is_said_on_the_ticket_and_never_makes_a_second_ticket(api: Api):
+    ids = await _setup(api)
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = "zoe@new.example", "help@msp.example", "Scan", "<z@x>"
+    msg.set_content("The scan is attached.")
+    msg.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename="s" * 300 + ".pdf")
+    assert await _ingest(api, bytes(msg)) == "triage"
+    zoe = await _receipt(api, sender="zoe@new.example")
+    csrf = await sign_in(api)
+    r = await api.client.post(f"/admin/mail/{zoe.id}/assign", data={"csrf": csrf, "customer": "ACME"})
+    assert r.headers["location"].endswith("done=mail_to_customer")
+    assert (await _receipt(api, id=zoe.id)).outcome == "created"
+    again = await api.client.post(f"/admin/mail/{zoe.id}/assign", data={"csrf": csrf, "customer": "ACME"})
+    assert again.status_code == 409
+    async with api.container.db.read(Scope.workspace(api.ws)) as s:
+        made = (await s.exec(select(Ticket).where(Ticket.subject == "Scan"))).all()
+    assert [t.customer_id for t in made] == [ids["acme"]]  # one ticket, the mail's words on it
+    assert made[0].description == "The scan is attached."
+    notes = [e.body for e in (await api.container.tickets.get(Actor.system(api.ws), f"id:{made[0].id}")).timeline
+             if e.kind == EntryKind.NOTE_INTERNAL]
+    assert any("Not kept from the e-mail of zoe@new.example" in n and "304 characters" in n for n in notes)

@@ -187,3 +187,50 @@ async def test_no_app_home_read_while_nobody_has_a_home_open(day):
     assert asked == [target.id]
     (view,) = [p.args["view"] for p in h.fake.of("views.publish") if p.args["user_id"] == "U_OWNER"]
     assert f"#{target.number}" in json.dumps(view["blocks"])
+
+
+def _next_page(view: dict[str, Any]) -> str | None:
+    for block in view["blocks"]:
+        for el in block.get("elements") or []:
+            if el.get("action_id") == "db_page":
+                return str(el["value"])
+    return None
+
+
+async def test_a_home_refresh_keeps_the_page_the_technician_moved_to_until_they_open_the_tab_again(day):
+    h, c = day, day.c
+    members = [m for m in await c.directory.members(h.ws) if m.email]
+    target = next(t for t in (await c.queue.list(Actor.system(h.ws), QueueFilter(), limit=100)).items
+                  if t.assignee_id is not None)
+    owner = next(m for m in members if m.id == target.assignee_id)
+    h.fake.add_user("U_PAGER", email=owner.email, name=owner.name)
+    await c.chat.link_user(h.ws, ChatUser(platform="slack", team_id=TEAM, user_id="U_PAGER"), owner.email)
+    await h.event({"type": "app_home_opened", "user": "U_PAGER", "tab": "home", "channel": "D1"}, event_id="EvPg")
+
+    def home_click(value: str) -> dict[str, Any]:
+        p = h.action_payload("page", value, user="U_PAGER")
+        p.pop("response_url"), p.pop("channel"), p.pop("message")
+        p["container"] = {"type": "view", "view_id": "VHOME"}
+        p["view"] = {"id": "VHOME", "type": "home"}
+        return p
+
+    await h.interactive(home_click(json.dumps({"f": "", "c": None})))  # every ticket, first page
+    first = h.fake.of("views.publish")[-1].args["view"]
+    value = _next_page(first)
+    assert value is not None, "the sandbox has more than one page of tickets"
+    await h.interactive(home_click(value))
+    second = h.fake.of("views.publish")[-1].args["view"]
+    assert second["blocks"] != first["blocks"]
+    h.fake.clear()
+    await c.slack.notifier.notify(changed(target.id, stage=("new", "in_progress")))
+    await h.settle()
+    (refreshed,) = [p.args["view"] for p in h.fake.of("views.publish") if p.args["user_id"] == "U_PAGER"]
+    assert refreshed["blocks"][0] == second["blocks"][0] and _next_page(refreshed) == _next_page(second)
+    # opening the tab again shows the first page of their own queue, and so do the refreshes after it
+    await h.event({"type": "app_home_opened", "user": "U_PAGER", "tab": "home", "channel": "D1"}, event_id="EvPg2")
+    h.fake.clear()
+    c.slack.notifier.homes._last.clear()  # noqa: SLF001 - no 2 s wait between the two publishes of this test
+    await c.slack.notifier.notify(changed(target.id, stage=("in_progress", "new")))
+    await h.settle()
+    (mine,) = [p.args["view"] for p in h.fake.of("views.publish") if p.args["user_id"] == "U_PAGER"]
+    assert "My tickets" in json.dumps(mine["blocks"][0]) and f"#{target.number}" in json.dumps(mine["blocks"])

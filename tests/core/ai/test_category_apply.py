@@ -230,3 +230,39 @@ async def test_a_technician_accepts_a_suggestion_in_one_click_and_the_ai_keeps_o
     assert rig.fake.tickets[cw]["type"]["name"] == "Access"
     async with rig.env.db.read(Scope.workspace(workspace_id)) as s:
         assert (await s.exec(select(AiCategoryApply))).all() == []  # a person's choice, not the AI's
+
+
+async def test_a_cards_suggestions_read_the_ticket_and_settings_once_and_answer_as_each_part_alone(rig, tech,
+                                                                                                   monkeypatch):
+    """A card's AI part (built for every card refresh) reads the ticket and the AI settings once for all its
+    parts: fewer reads than asking each part alone, the same answers."""
+    cw = _cw_ticket(rig.fake, "password reset account locked cannot login")
+    await rig.sync()
+    local = await rig.local(cw)
+    db = rig.env.db
+    reads = [0]
+    read = db.read
+
+    def counted(*a: object, **kw: object) -> object:
+        reads[0] += 1
+        return read(*a, **kw)
+
+    monkeypatch.setattr(db, "read", counted)
+    await rig.ai.suggestions(tech, local.id)  # warm: the similar-ticket and KB indexes are built on first use
+    reads[0] = 0
+    view = await rig.ai.suggestions(tech, local.id)
+    together = reads[0]
+    reads[0] = 0
+    decision = await rig.ai.categorise(tech, local.id)
+    similar = await rig.ai.similar(tech, ticket_id=local.id)
+    kb = await rig.ai.kb.links(tech, local.id)
+    drafts = (await rig.ai.settings(tech.workspace_id))["drafts"]
+    await rig.ai._risk_view(tech, local.id)  # noqa: SLF001 - the card's risk part, alone
+    apart = reads[0]
+    assert view is not None and view.category is not None and decision is not None
+    assert view.category.label == decision.label and view.category.action == decision.action
+    assert [s.ticket_id for s in view.similar] == [h.doc.ticket_id for h in similar.hits]
+    assert len(view.kb) == len(kb) and any(a.action == "ai_draft" for a in view.actions) == drafts
+    # apart: categorise reads the ticket and settings, and the card's category part read its labels and applied
+    # row a second time; similar and the KB read the ticket and settings again
+    assert together <= apart - 4, (together, apart)

@@ -6,6 +6,7 @@ PostgreSQL with DESKBRIDGE_TEST_DATABASE_URL)."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 
@@ -47,7 +48,7 @@ async def loop_env(db: Database, workspace_id: int) -> AsyncIterator[SyncEnv]:
         connections = ConnectionService(db, cipher=CredentialCipher.from_keys([generate_key()]),
                                         checker=registry.check, factory=registry.build, known_kinds=registry.kinds())
         conn, _ = await connections.add(workspace_id, kind="connectwise", name="cw",
-                                        settings=fake.settings(root=root, page_size=10),
+                                        settings=fake.settings(root=root, page_size=100),
                                         credentials=fake.credentials())
         sync, notifier = _sync(db, connections, fake)
         yield SyncEnv(db, fake, workspace_id, conn.id, connections, sync.engine, sync, notifier)  # type: ignore[arg-type]
@@ -68,7 +69,17 @@ async def _pending(env: SyncEnv) -> list[tuple[int, str]]:
 
 
 def _reads_of(fake: FakeConnectWise, ticket: int) -> int:
-    return sum(1 for r in fake.requests if r.method == "GET" and r.path.endswith(f"/service/tickets/{ticket}"))
+    """Reads of one ticket: by its own URL, or within an `id in (...)` list read."""
+    n = 0
+    for r in fake.requests:
+        if r.method != "GET":
+            continue
+        if r.path.endswith(f"/service/tickets/{ticket}"):
+            n += 1
+        elif r.path.endswith("/service/tickets"):
+            found = re.search(r"\bid in \(([^)]*)\)", r.query.get("conditions", ""))
+            n += bool(found and str(ticket) in found.group(1).split(","))
+    return n
 
 
 async def _until(cond, within_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
@@ -184,3 +195,44 @@ async def test_a_callback_landing_while_its_ticket_is_re_read_is_kept_for_the_ne
         await after.webhooks.stop()
     assert (await env.tickets())[str(tid)].subject == "edited during the first re-read"
     assert await _pending(env) == []
+
+
+async def test_tickets_refreshed_together_are_read_in_one_request_and_a_missing_one_is_marked_deleted(
+        loop_env: SyncEnv):
+    env = loop_env
+    ids = seed(env.fake, 6)
+    await env.sync.run(env.connection_id)
+    env.fake.clock.advance(60)
+    for i in ids:
+        env.fake.edit_ticket(i, summary=f"edited {i}")
+    env.fake.delete_ticket(ids[5])
+    env.fake.reset_counts()
+    failed = await env.engine.refresh_tickets(env.connection_id, [str(i) for i in ids])
+    assert failed == {}
+    assert env.fake.count("GET /service/tickets") == 1  # one `id in (...)` read for all six
+    assert env.fake.count("GET /service/tickets/{id}") == 0
+    stored = await env.tickets()
+    assert [stored[str(i)].subject for i in ids[:5]] == [f"edited {i}" for i in ids[:5]]
+    assert stored[str(ids[5])].deleted_at is not None  # absent from the list: gone from the PSA
+
+
+async def test_the_scheduled_sync_takes_over_callbacks_an_instance_recorded_and_never_re_read(loop_env: SyncEnv):
+    """Another instance recorded two callbacks and stopped: the one older than STALE_AFTER is re-read by the
+    instance running the connection's sync; the recent one is left to the instance that may still hold it."""
+    from datetime import timedelta
+
+    from core.sync.callbacks import STALE_AFTER
+    from store.types import utcnow
+
+    env = loop_env
+    old, recent = seed(env.fake, 2)
+    await env.sync.run(env.connection_id)
+    async with env.db.write(Scope.system_wide()) as s:
+        s.add(PendingRefresh(connection_id=env.connection_id, external_id=str(old),
+                             received_at=utcnow() - STALE_AFTER - timedelta(seconds=5)))
+        s.add(PendingRefresh(connection_id=env.connection_id, external_id=str(recent), received_at=utcnow()))
+    env.fake.reset_counts()
+    assert (await env.sync.run(env.connection_id)).ok
+    await env.sync.webhooks.settled()
+    assert _reads_of(env.fake, old) == 1 and _reads_of(env.fake, recent) == 0
+    assert await _pending(env) == [(env.connection_id, str(recent))]

@@ -189,7 +189,8 @@ async def test_callbacks_arriving_together_are_refreshed_in_batches_one_failing_
     handle = env.fake.handle
 
     def flaky(req):  # the first ticket's re-read fails (503 on every try); the others must still land
-        if req.method == "GET" and req.path.endswith(f"/service/tickets/{ids[0]}"):
+        together = req.path.endswith("/service/tickets") and str(ids[0]) in req.query.get("conditions", "")
+        if req.method == "GET" and (req.path.endswith(f"/service/tickets/{ids[0]}") or together):
             return HttpError(503, "ServiceUnavailable", "down").response()
         return handle(req)
 
