@@ -127,3 +127,10 @@ async def test_a_held_cards_notification_text_is_still_its_subject(teams):
 
     view = await teams.c.chat_views.ticket(Actor.system(teams.ws), "5001")
     assert hold._fallback(cards.ticket_card(view)) == f"#5001 {view.summary.subject}"
+
+
+def test_a_customer_is_not_sent_to_a_psa_they_cannot_open() -> None:
+    tech = cards._plain_cut("y" * 2000, cards.NOTE_CHARS)
+    customer = cards._plain_cut("y" * 2000, cards.NOTE_CHARS, customer=True)
+    assert "the whole text is in the PSA" in shown(tech[1])
+    assert "PSA" not in shown(customer[1]) and "ask us in this ticket's replies" in shown(customer[1])
