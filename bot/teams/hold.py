@@ -263,6 +263,11 @@ def _is_ticket_card(card: dict[str, Any]) -> bool:
 def _fallback(card: dict[str, Any]) -> str:
     """The notification text beside an updated card: its first line."""
     for el in card.get("body") or []:
-        if isinstance(el, dict) and el.get("type") == "TextBlock" and str(el.get("text") or "").strip():
-            return str(el["text"])[:200]
+        if not isinstance(el, dict):
+            continue
+        text = str(el.get("text") or "") if el.get("type") == "TextBlock" else ""
+        if el.get("type") == "RichTextBlock":  # text someone wrote (a subject): cards._plain
+            text = "".join(str(r.get("text") or "") if isinstance(r, dict) else str(r) for r in el.get("inlines") or [])
+        if text.strip():
+            return text[:200]
     return "Deskbridge"
