@@ -114,6 +114,7 @@ def _clean_text(value: str, *, field: str, limit: int, required: bool = True) ->
 log = logging.getLogger(__name__)
 
 HistoryReader = Callable[[int, str], Awaitable[bool]]
+Within = Callable[[AsyncSession, Ticket], Awaitable[None]]  # runs in a create's transaction (TicketService.create)
 """(connection id, PSA ticket id) -> read that ticket's notes, time entries and documents now (SyncService)."""
 HISTORY_WAIT_S = 10.0
 
@@ -248,7 +249,12 @@ class TicketService:
 
         A standalone ticket is announced at once (TicketCreated); a PSA-backed one when the PSA has it.
         """
-        detail = await self._create(actor, **fields)
+        return await self.create_within(actor, None, **fields)
+
+    async def create_within(self, actor: Actor, within: Within | None, **fields: Any) -> TicketDetail:
+        """`create`, with `within` run in the same transaction once the ticket has its id (the mail intake records
+        there which ticket a mail made, so a crash can never leave a ticket its mail does not know)."""
+        detail = await self._create(actor, within, **fields)
         s = detail.summary
         if s.connection_id is None and self.notifier is not None:
             await self.notifier.notify(TicketCreated(
@@ -256,9 +262,12 @@ class TicketService:
                 occurred_at=self._clock(), subject=s.subject, customer_id=s.customer_id))
         return detail
 
-    async def _create(self, actor: Actor, **fields: Any) -> TicketDetail:
+    async def _create(self, actor: Actor, within: Within | None = None, **fields: Any) -> TicketDetail:
         async with self.db.write(actor.scope) as session:
             ticket = await self.create_in(session, actor, **fields)
+            if within is not None:
+                await session.flush()
+                await within(session, ticket)
             return await self._detail(session, actor, ticket)
 
     async def create_in(

@@ -22,12 +22,13 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.admin_audit import Who, record_change
 from core.context import Actor
 from core.errors import Conflict, DeskbridgeError, InvalidInput, NotFound
 from core.intake.mailparse import Mail, clean_subject, parse, ticket_token
-from core.tickets import TicketService, visible
+from core.tickets import TicketService, Within, visible
 from store.db import Database, Scope
 from store.enums import Origin
 from store.sql import dialect_insert
@@ -154,10 +155,10 @@ class MailIntake:
             if limit and await self._created_within_hour(workspace_id, mail.sender) >= limit:
                 return await self._finish(workspace_id, mail, "triage", None, OVER_LIMIT.format(limit=limit))
             actor = Actor(workspace_id=workspace_id, origin=Origin.EMAIL, display=f"email:{mail.sender}")
-            detail = await self.tickets.create(
-                actor, subject=subject_of(mail),
+            detail = await self.tickets.create_within(
+                actor, self.marker(mail, "created"), subject=subject_of(mail),
                 description=mail.text, customer_id=customer_id, contact_id=contact_id)
-            written = await self._mark(workspace_id, mail, "created", detail.summary.id)
+            written = "created", detail.summary.id
             await self.attachments(actor, detail.summary.id, mail)
             return await self._finish(workspace_id, mail, "created", detail.summary.id)
         except DeskbridgeError as exc:
@@ -165,16 +166,27 @@ class MailIntake:
                 return await self._finish(workspace_id, mail, *written, f"then: {exc.message}"[:200])
             return await self._finish(workspace_id, mail, "triage", None, exc.message[:200])  # kept, never lost
 
+    def marker(self, mail: Mail, outcome: str) -> Within:
+        """For `TicketService.create(within=…)`: the mail made this ticket, recorded in the same transaction."""
+        async def mark(session: AsyncSession, ticket: Ticket) -> None:
+            await session.execute(sa.update(MailReceipt).where(col(MailReceipt.workspace_id) == ticket.workspace_id,
+                                                               col(MailReceipt.message_id) == mail.message_id)
+                                  .values(ticket_id=ticket.id, reason=WRITTEN[outcome]))
+        return mark
+
     async def _mark(self, ws: int, mail: Mail, outcome: str, ticket_id: int) -> tuple[str, int]:
-        """Its words are on `ticket_id` (still processing): taken again, it is settled there (`_written`)."""
+        """Its words are on `ticket_id` (still processing): taken again, it is settled there (`_written`). A reply
+        is written by the ticket service in its own transaction: a crash between the two can still add it twice."""
         async with self.db.write(Scope.workspace(ws)) as session:
-            await session.execute(sa.update(MailReceipt).where(col(MailReceipt.message_id) == mail.message_id)
+            await session.execute(sa.update(MailReceipt).where(col(MailReceipt.workspace_id) == ws,
+                                                               col(MailReceipt.message_id) == mail.message_id)
                                   .values(ticket_id=ticket_id, reason=WRITTEN[outcome]))
         return outcome, ticket_id
 
     async def _written(self, ws: int, mail: Mail) -> tuple[str, int] | None:
         async with self.db.read(Scope.workspace(ws)) as session:
-            row = (await session.exec(select(MailReceipt).where(MailReceipt.message_id == mail.message_id))).first()
+            row = (await session.exec(select(MailReceipt).where(MailReceipt.workspace_id == ws,
+                                                                MailReceipt.message_id == mail.message_id))).first()
         if row is None or row.ticket_id is None:
             return None
         return ("replied" if row.reason == WRITTEN["replied"] else "created"), int(row.ticket_id)

@@ -201,8 +201,9 @@ class MailTriage:
         contact_id, of = await self.intake.sender(ws, mail.sender)
         known = contact_id is not None and of == customer_id
         sender = Actor(workspace_id=ws, origin=Origin.EMAIL, display=f"email:{mail.sender}")
-        detail = await self.intake.tickets.create(sender, subject=subject_of(mail), description=mail.text,
-                                                  customer_id=customer_id, contact_id=contact_id if known else None)
+        detail = await self.intake.tickets.create_within(
+            sender, self.intake.marker(mail, "created"), subject=subject_of(mail), description=mail.text,
+            customer_id=customer_id, contact_id=contact_id if known else None)
         written.ticket_id = ticket_id = detail.summary.id
         if not known:
             await self.intake.tickets.comment(

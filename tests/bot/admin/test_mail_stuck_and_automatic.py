@@ -119,6 +119,50 @@ async def test_the_polls_own_takeover_of_a_stuck_mail_makes_no_second_ticket(api
     assert (await _receipt(api, message_id="<r1@x>")).ticket_id == ticket.id
 
 
+async def test_dying_while_the_ticket_is_recorded_on_its_mail_leaves_no_ticket(api: Api, monkeypatch: pytest.MonkeyPatch):
+    await _setup(api)  # the ticket and its mark are one transaction: no ticket its mail does not know
+    real = MailIntake.marker
+
+    def dying(self: MailIntake, mail: object, outcome: str) -> object:
+        async def mark(session: object, ticket: object) -> None:
+            raise Died("killed")
+        return mark
+
+    monkeypatch.setattr(MailIntake, "marker", dying)
+    with pytest.raises(Died):
+        await _ingest(api, message("ann@acme.example", "Wifi", mid="<w1@x>"))
+    monkeypatch.setattr(MailIntake, "marker", real)
+    row = await _receipt(api, message_id="<w1@x>")
+    assert row.outcome == "processing" and row.ticket_id is None and await _tickets(api, "Wifi") == []
+    await _age(api, row.id, 10)
+    csrf = await sign_in(api)
+    r = await api.client.post(f"/admin/mail/{row.id}/replay", data={"csrf": csrf})
+    assert r.headers["location"].endswith("done=mail_created") and len(await _tickets(api, "Wifi")) == 1
+
+
+async def test_an_assignment_that_died_after_its_ticket_is_taken_again_without_a_second(
+        api: Api, monkeypatch: pytest.MonkeyPatch):
+    await _setup(api)
+    assert await _ingest(api, _with_file("cara@newco.example", "Badge", "<g1@x>")) == "triage"
+    cara = await _receipt(api, message_id="<g1@x>")
+    csrf = await sign_in(api)
+    real = MailIntake.attachments
+
+    async def dies(self: MailIntake, *a: object, **k: object) -> None:
+        raise Died("killed")
+
+    monkeypatch.setattr(MailIntake, "attachments", dies)
+    with pytest.raises(Died):
+        await api.client.post(f"/admin/mail/{cara.id}/assign", data={"csrf": csrf, "customer": "GLOBEX"})
+    monkeypatch.setattr(MailIntake, "attachments", real)
+    [ticket] = await _tickets(api, "Badge")
+    assert (await _receipt(api, id=cara.id)).ticket_id == ticket.id
+    await _age(api, cara.id, 7)
+    r = await api.client.post(f"/admin/mail/{cara.id}/replay", data={"csrf": csrf})
+    assert r.headers["location"].endswith("done=mail_created")
+    assert [t.id for t in await _tickets(api, "Badge")] == [ticket.id]
+
+
 async def test_a_failure_after_the_ticket_is_made_settles_the_mail_and_a_replay_makes_no_second_ticket(
         api: Api, monkeypatch: pytest.MonkeyPatch):
     await _setup(api)
