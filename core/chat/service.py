@@ -248,6 +248,13 @@ class ChatViews:
     async def ticket_by_id(self, actor: Actor, ticket_id: int) -> TicketView | None:
         return await self.cards.ticket_by_id(actor, ticket_id)
 
+    async def ticket_after_ai(self, actor: Actor, ref: int | str) -> TicketView:
+        """The card after an AI assist action on the ticket (a category applied or undone, a draft): its AI part
+        computed again, not the one kept for its other cards (core/chat/cards.py AI_KEEP_S)."""
+        detail = await self.cards.tickets.get(actor, ref)
+        self.cards.forget_ai(detail.summary.id)
+        return await self.cards.ticket_from_detail(actor, detail)
+
     def bare(self, detail: TicketDetail) -> TicketView:
         """The ticket as written, with no card built (no links, SLA, AI): for a surface that renders later."""
         return TicketView(detail=detail, now=self.cards.now())
