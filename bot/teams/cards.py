@@ -65,16 +65,17 @@ def _plain(text: str, **kw: Any) -> dict[str, Any]:
     return {"type": "RichTextBlock", "inlines": inlines, **block}
 
 
-def _plain_cut(text: str, limit: int, **kw: Any) -> list[dict[str, Any]]:
+def _plain_cut(text: str, limit: int, *, customer: bool = False, **kw: Any) -> list[dict[str, Any]]:
     """`_plain`, and when the text is longer than a card holds, a line saying how much is not shown (never a silent
-    cut of someone's words)."""
+    cut of someone's words) and where the rest is: for a customer, who has no PSA, in this ticket's replies."""
     if len(text) <= limit:
         return [_plain(text, **kw)]
     cut = text.rfind("\n", limit // 2, limit)
     cut = cut if cut > 0 else limit
     rest = len(text[cut:].strip())
+    where = "ask us in this ticket's replies for the whole text" if customer else "the whole text is in the PSA"
     return [_plain(text[:cut].rstrip() + " …", **kw),
-            _text(f"{rest:,} more characters are not shown on this card; the whole text is in the PSA.",
+            _text(f"{rest:,} more characters are not shown on this card; {where}.",
                   isSubtle=True, size="Small", spacing="None")]
 
 
@@ -113,13 +114,14 @@ def ticket_card(view: TicketView, *, max_notes: int = 6) -> dict[str, Any]:
     facts += [{"title": label, "value": value} for label, value in view.facts]
     body: list[dict[str, Any]] = [_plain(f"{s.display_number} {s.subject}", size="Medium", weight="Bolder"),
                                   *(_fact(f["title"], f["value"]) for f in facts)]
+    customer = view.audience == "customer"
     if d.description:
-        body += _plain_cut(d.description, DESCRIPTION_CHARS)
+        body += _plain_cut(d.description, DESCRIPTION_CHARS, customer=customer)
     for n in view.conversation[-max_notes:]:
         state = " · not in the PSA (refused)" if n.failed else " · queued" if n.queued else ""
         body.append({"type": "Container", "separator": True, "items": [
             _plain(f"{n.visibility.capitalize()} · {n.author}{state}", isSubtle=True, size="Small"),
-            *_plain_cut(n.body, NOTE_CHARS, spacing="None")]})
+            *_plain_cut(n.body, NOTE_CHARS, customer=customer, spacing="None")]})
     status = []
     if d.dead_writes:
         status.append(f"{d.dead_writes} write(s) could not be delivered to the PSA (`outbox`).")

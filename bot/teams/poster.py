@@ -90,6 +90,8 @@ def message(text: str | None = None, card: dict[str, Any] | None = None) -> Mess
         if size > MAX_BYTES:
             raise PostRefused(413, f"The card is {size // 1024} KB; Teams takes at most 80 KB. Nothing was posted.")
         act.add_attachments(Attachment(content_type=CARD, content=card))
+        if text:  # the text beside a card is a subject or a title someone wrote: shown as typed, never as Markdown
+            act.text_format = "plain"
     return act
 
 

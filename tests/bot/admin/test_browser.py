@@ -184,3 +184,31 @@ async def test_a_forged_form_from_another_site_is_refused(page: Page, served: tu
     async with container.db.read(Scope.workspace(ws)) as s:
         assert (await s.exec(select(OutboxOp).where(OutboxOp.id == op_id))).one().status == OutboxStatus.DEAD.value
         assert (await s.exec(select(PsaConnection))).first() is not None
+
+
+async def test_a_mail_in_triage_is_read_inert_in_the_browser_and_discarded(page: Page, served: tuple[Any, str]):
+    from email.message import EmailMessage
+
+    container, base = served
+    ws = container.default_workspace_id
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = "x@unknown.example", "help@msp.example", "Hi", "<b1@x>"
+    msg.set_content("<html><head><script>window.ran = 1</script></head><body onload=\"window.ran = 2\">"
+                    "<p>Our printer is on fire.</p><img src=\"http://127.0.0.1:9/track.png\">"
+                    "<img src=\"https://evil.example/x.png\"><script>window.ran = 3</script></body></html>",
+                    subtype="html")
+    assert (await container.mailboxes.intake.ingest(ws, bytes(msg))).outcome == "triage"
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
+    await sign_in(page, container, base)
+    await expect(page.locator("#mail-waiting")).to_have_text("1")
+    await page.get_by_role("link", name="e-mails waiting in triage").click()
+    await page.get_by_role("link", name="Hi", exact=True).click()
+    await expect(page.locator("#mail-body")).to_have_text("Our printer is on fire.")
+    assert await page.evaluate("window.ran === undefined")  # no script of the mail ran
+    assert await page.locator("img").count() == 0
+    assert [u for u in asked if not u.startswith(base)] == []  # nothing fetched from anywhere else
+    await page.locator("#mail-discard input[name=reason]").fill("spam")
+    await page.get_by_role("button", name="Discard", exact=True).click()
+    await expect(page.locator("#flash")).to_contain_text("Discarded")
+    await expect(page.locator("#mail-outcome")).to_have_text("discarded")

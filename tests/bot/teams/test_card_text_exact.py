@@ -105,3 +105,32 @@ def test_a_long_single_line_is_cut_visibly_and_a_short_one_untouched() -> None:
     assert [shown(p) for p in cards._plain_cut("short *one*", cards.NOTE_CHARS)] == ["short *one*"]
     assert cards._plain("{{a{{")["inlines"] == [{"type": "TextRun", "text": "{"}, {"type": "TextRun", "text": "{a{"},
                                               {"type": "TextRun", "text": "{"}]
+
+
+async def test_the_text_beside_a_ticket_card_is_plain(teams):
+    """Teams shows an activity's text with its card and reads it as Markdown unless told it is plain: the subject
+    there must not become a link either."""
+    tid = await ticket_id(teams, 5001)
+    async with teams.c.db.write(Scope.workspace(teams.ws)) as s:
+        await s.execute(sa.update(Ticket).where(Ticket.id == tid).values(subject="[Login](http://evil.example) *now*"))
+    await teams.say("ticket 5001")
+    [post] = [c for c in teams.fake.of("create") if c.body.get("attachments")][-1:]
+    assert post.body["text"] == "#5001 [Login](http://evil.example) *now*"
+    assert post.body.get("textFormat") == "plain", post.body.get("textFormat")
+
+
+async def test_a_held_cards_notification_text_is_still_its_subject(teams):
+    """The text beside a card updated after a hold (bot/teams/hold.py) is the card's first line: the subject, now
+    a RichTextBlock, not the first of our own TextBlocks further down."""
+    from bot.teams import hold
+    from core.context import Actor
+
+    view = await teams.c.chat_views.ticket(Actor.system(teams.ws), "5001")
+    assert hold._fallback(cards.ticket_card(view)) == f"#5001 {view.summary.subject}"
+
+
+def test_a_customer_is_not_sent_to_a_psa_they_cannot_open() -> None:
+    tech = cards._plain_cut("y" * 2000, cards.NOTE_CHARS)
+    customer = cards._plain_cut("y" * 2000, cards.NOTE_CHARS, customer=True)
+    assert "the whole text is in the PSA" in shown(tech[1])
+    assert "PSA" not in shown(customer[1]) and "ask us in this ticket's replies" in shown(customer[1])

@@ -102,3 +102,43 @@ async def test_a_refused_secret_is_nowhere_in_logs_audit_or_errors(db: Database,
     for where, text in places.items():
         for form in forms:
             assert form not in text, f"{kind}: a secret form is in the {where}"
+
+
+async def test_a_halo_outcome_the_api_agent_may_not_use_reaches_the_operator_with_its_setting(
+        db: Database, workspace_id: int):
+    """HaloPSA answers a bare JSON string, "You do not have access to this Action at the moment" (psa-apis.md 4.10,
+    CIPP PR #106): the write is dead as refused, and both the chat event and the operator's explanation name the
+    outcome setting to change and the step, in words (no JSON quotes or class names)."""
+    halo = FakeHalo()
+    halo.api_outcomes = set()  # the API agent may use no outcome
+    ext = str(halo.add_ticket("Printer on fire")["id"])
+    cipher = CredentialCipher.from_keys([generate_key()])
+    async with db.write(Scope.workspace(workspace_id)) as s:
+        conn = PsaConnection(workspace_id=workspace_id, kind="halopsa", name="halo", is_default=True,
+                             settings=halo.settings(), credentials_ciphertext=cipher.encrypt(
+                                 halo.credentials(), workspace_id=workspace_id, kind="halopsa"))
+        s.add(conn)
+        await s.flush()
+        t = Ticket(workspace_id=workspace_id, connection_id=conn.id, external_id=ext, number=int(ext), subject="x",
+                   priority="medium", stage="new")
+        s.add(t)
+        await s.flush()
+        enqueue(s, workspace_id=workspace_id, connection_id=conn.id, ticket_id=t.id, actor="tech",
+                payload=AddNote(text="On it", visibility="internal"))
+    connections = ConnectionService(db, cipher=cipher, checker=None,  # type: ignore[arg-type]
+                                    factory=lambda c: HaloPsaConnector(c, transport=halo.transport(), timeout=2.0),
+                                    known_kinds=frozenset({"halopsa"}))
+    notifier = RecordingNotifier()
+    worker = make_worker(db, connections, notifier, FakeClock(), TEST_CONFIG)
+    try:
+        await worker.drain()
+    finally:
+        await worker.aclose()
+    async with db.read(Scope.system_wide()) as s:
+        [op] = (await s.exec(select(OutboxOp))).all()
+    assert op.status == "dead" and op.attempts == 1, (op.status, op.last_error)
+    [dead] = notifier.of(WriteDead)
+    assert dead.cause == "refused" and "may not use outcome" in dead.error and "Allow it for the API agent" in dead.error
+    assert '"' not in dead.error.split(":", 1)[0]
+    why = (await OutboxAdmin(db).get_op(workspace_id, op.id)).op.why or ""  # type: ignore[arg-type]
+    assert "refused this write" in why and "may not use outcome" in why and "outbox retry" in why, why
