@@ -126,12 +126,13 @@ async def _round(h: SlackHarness, jobs: int, tickets: int, mix: str = "both") ->
     await asyncio.wait_for(h.c.slack.drain(), 600)
     wall = time.perf_counter() - start
     opened = len([c for c in h.fake.calls if c.method == "views.open"])
+    updated = len([c for c in h.fake.calls if c.method == "views.update"])
     posted = len(h.fake.webhooks)
     acks.sort()
     return {"jobs": jobs, "acked_in_s": round(acked, 2), "drained_in_s": round(wall, 2),
             "jobs_per_s": round(jobs / wall, 1), "cpu_ms_per_job": round((time.process_time() - cpu) / jobs * 1000, 2),
             "ack_p99_ms": round(acks[int(len(acks) * 0.99) - 1] * 1000, 1),
-            "views_opened": opened, "response_url_posts": posted}
+            "views_opened": opened, "views_updated": updated, "response_url_posts": posted}
 
 
 def versus(ref: str, args: argparse.Namespace) -> dict[str, Any]:

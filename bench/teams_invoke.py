@@ -289,7 +289,8 @@ async def writes(port: int, fake: Any, db: Path, email: str, n_cards: int, chann
     # cards per ticket: as few as make `n_cards` (each in another channel)
     per_ticket = 1 if action == "assign_me" else min(channels, -(-n_cards // len(numbers)))
     numbers = numbers[: -(-n_cards // per_ticket)]
-    chans = [f"19:bench-writes-{i}@thread.tacv2" for i in range(channels)]
+    run = next(_ids)  # channels of this run only (--writes-only starts two servers on one stand-in)
+    chans = [f"19:bench-writes-{run}-{i}@thread.tacv2" for i in range(channels)]
     # (ticket, channel) of each card: each ticket in `per_ticket` different channels
     spots = [(num, chans[(i + k) % channels]) for k in range(per_ticket) for i, num in enumerate(numbers)][:n_cards]
     n = len(spots)
@@ -564,6 +565,60 @@ async def one_writes_server(args: argparse.Namespace, ft: FakeThread, hold_s: st
         server.wait(60)
 
 
+async def profile_direct(args: argparse.Namespace, ft: FakeThread) -> dict[str, Any]:
+    """`--profile-direct FILE`: where a write click's CPU goes, without concurrency: a server is started and
+    synced (as for the writes pattern), then `--writes` "Add time" clicks are handed one at a time to the same
+    handler in this process (`Listeners.execute`, the hold's acceptance: once-only record excluded) under cProfile,
+    on the server's database; the stats go to FILE and the CPU per click is returned."""
+    import cProfile
+
+    from store.crypto import generate_key
+
+    tmp = Path(tempfile.mkdtemp(prefix="teams_writes_prof_"))
+    db, port, fake = tmp / "bench.db", free_port(), ft.fake
+    env = {"DESKBRIDGE_DATABASE_URL": f"sqlite:///{db}", "DESKBRIDGE_SECRET_KEY": generate_key(),
+           "DESKBRIDGE_SECRET_KEY_FILE": str(tmp / "secret.key"), "DESKBRIDGE_LOG_LEVEL": "ERROR",
+           "DESKBRIDGE_SANDBOX": "on", "DESKBRIDGE_SYNC_INTERVAL_SECONDS": "3600", **teams_env(fake)}
+    server = start_server(tmp, port, env)
+    try:
+        for _ in range(3000):
+            with sqlite3.connect(db) as conn:
+                if conn.execute("SELECT count(*) FROM sync_run WHERE kind = 'reconcile' AND status = 'ok'").fetchone()[0]:
+                    break
+            await asyncio.sleep(0.1)
+        email, number = member_and_ticket(db)
+        fake.add_user(TECH, name="Bench Tech", email=email)
+        await sequential(port, [raw_invoke(fake, activity(fake, number)) for _ in range(5)], "invoke")
+        server.terminate()  # the database is ours alone now: nothing else on the machine's cores from this run
+        server.wait(60)
+        direct = Direct(tmp, env)
+        assert direct.c.teams is not None
+        await direct.c.teams.start()
+        bodies = []
+        for _ in range(args.writes + 10):
+            body = activity(fake, number, action="time")
+            body["value"]["action"]["data"].update(WRITE_DATA["time"])
+            bodies.append(body)
+        for body in bodies[:10]:  # warm: caches, statement compilation
+            await direct.c.teams.listeners.execute(body)
+        prof = cProfile.Profile()
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        prof.enable()
+        for body in bodies[10:]:
+            out = await direct.c.teams.listeners.execute(body)
+            assert out.refused is None, out.refused
+        prof.disable()
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+        prof.dump_stats(str(args.profile_direct))
+        await direct.close()
+        return {"clicks": args.writes, "cpu_ms_per_click_profiled": round(cpu * 1000 / args.writes, 2),
+                "wall_ms_per_click_profiled": round(wall * 1000 / args.writes, 2), "stats": str(args.profile_direct)}
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait(60)
+
+
 def writes_line(label: str, w: dict[str, Any]) -> str:
     i, sv = w["invoke"], w["saving"]
     fu = sv["follow_up_after_click"] or {}
@@ -756,8 +811,19 @@ def main() -> None:
     p.add_argument("--writes-only", action="store_true", help="only the writes pattern, on a server without the "
                    "write hold budget (the same-run baseline) and then on one with it, `--pairs` times; writes "
                    "bench/results/teams_write_hold.json")
+    p.add_argument("--profile-direct", type=Path, default=None, help="profile `--writes` write clicks handed one "
+                   "at a time to the handler in this process (cProfile stats to this file); no timed bench")
     p.add_argument("--pairs", type=int, default=1, help="with --writes-only: baseline/hold server pairs")
     args = p.parse_args()
+    if args.profile_direct is not None:
+        async def profiled() -> dict[str, Any]:
+            ft = FakeThread()
+            try:
+                return await profile_direct(args, ft)
+            finally:
+                ft.stop()
+        print(json.dumps(asyncio.run(profiled()), indent=2))
+        return
     if args.writes_only:
         result = asyncio.run(run_writes_only(args))
         result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")

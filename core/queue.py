@@ -84,14 +84,15 @@ def _sort_columns(sort: QueueSort) -> list[tuple[Any, bool]]:
     return [(Ticket.updated_at, True), (Ticket.id, True)]
 
 
-# The columns a queue row needs (rows, not ORM objects: a page is read-only and this halves its cost), and what the
-# SLA engine derives a page's clocks from (version .. psa_resolve_by: `list_with`'s `also` gets the rows, so the
-# page's SLA read does not read its tickets again).
+# The columns a queue row needs (rows, not ORM objects: a page is read-only and this halves its cost).
 _ROW_COLUMNS = tuple(col(c) for c in (
     Ticket.id, Ticket.number, Ticket.subject, Ticket.customer_id, Ticket.priority, Ticket.priority_rank,
     Ticket.stage, Ticket.psa_status_name, Ticket.assignee_member_id, Ticket.created_at, Ticket.updated_at,
-    Ticket.connection_id, Ticket.external_id, Ticket.version, Ticket.first_response_at, Ticket.psa_respond_by,
-    Ticket.psa_resolve_by))
+    Ticket.connection_id, Ticket.external_id))
+# And what the SLA engine derives a page's clocks from, read with the page when `list_with` has an `also` (it gets
+# the rows, so a page's SLA read does not read its tickets again).
+_ALSO_COLUMNS = tuple(col(c) for c in (
+    Ticket.version, Ticket.first_response_at, Ticket.psa_respond_by, Ticket.psa_resolve_by))
 
 
 def _encode_cursor(sort: QueueSort, values: Sequence[Any]) -> str:
@@ -149,10 +150,10 @@ def _keyset(cols: list[tuple[Any, bool]], values: list[Any]) -> Any:
 @functools.lru_cache(maxsize=512)
 def _shaped_statement(shape: tuple[Any, ...]) -> Any:
     """Build the statement for one filter shape; every value is a bind parameter (see QueueService)."""
-    denied, names, unassigned, stage_given, sort, keyset = shape
+    denied, names, unassigned, stage_given, sort, keyset, also = shape
     bp = sa.bindparam
     stmt = (
-        sa.select(*_ROW_COLUMNS, col(Customer.name).label("customer_name"), col(Member.name).label("member_name"))
+        sa.select(*_ROW_COLUMNS, *(_ALSO_COLUMNS if also else ()), col(Customer.name).label("customer_name"), col(Member.name).label("member_name"))
         .outerjoin(Customer, Customer.id == Ticket.customer_id)  # type: ignore[arg-type]
         .outerjoin(Member, Member.id == Ticket.assignee_member_id)  # type: ignore[arg-type]
         .where(Ticket.deleted_at.is_(None))  # type: ignore[union-attr]
@@ -205,7 +206,8 @@ class QueueService:
         self.db = db
         self._clock = clock
 
-    def _statement(self, actor: Actor, f: QueueFilter, *, keyset: bool = False) -> tuple[Any, dict[str, Any]]:
+    def _statement(self, actor: Actor, f: QueueFilter, *, keyset: bool = False, also: bool = False
+                   ) -> tuple[Any, dict[str, Any]]:
         """The page query for this filter: one cached statement per filter *shape* (which filters are set),
         values passed as bind parameters, so a queue page builds no SQL expression per call."""
         params: dict[str, Any] = {}
@@ -245,7 +247,7 @@ class QueueService:
             if digits.isascii() and digits.isdigit() and 0 < int(digits) <= MAX_ID:  # '²'.isdigit() but int() refuses
                 params["number"] = int(digits)
         shape = (denied, frozenset(params), f.assignee == UNASSIGNED, bool(f.stages) or f.include_closed,
-                 f.sort, keyset)
+                 f.sort, keyset, also)
         return _shaped_statement(shape), params
 
     def _count_statement(self, actor: Actor, f: QueueFilter) -> tuple[Any, dict[str, Any]]:
@@ -262,13 +264,13 @@ class QueueService:
                         *, limit: int = 25, cursor: str | None = None, with_total: bool = False
                         ) -> tuple[QueuePage, T | None]:
         """`list`, and `also(session, the page's rows)` read in the same read (one hop, one snapshot): e.g. the
-        page's SLA data (core/chat/runner.py). A row has `_ROW_COLUMNS` by name. `also` is not called for an empty
+        page's SLA data (core/chat/runner.py). A row has `_ROW_COLUMNS` and `_ALSO_COLUMNS` by name. `also` is not called for an empty
         page (None instead)."""
         f = f or QueueFilter()
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise InvalidFilter(f"Page size {limit} is out of range.", hint=f"Use 1 to {MAX_PAGE_SIZE}.")
         cols = _sort_columns(f.sort)
-        stmt, params = self._statement(actor, f, keyset=bool(cursor))
+        stmt, params = self._statement(actor, f, keyset=bool(cursor), also=also is not None)
         if cursor:
             params.update({f"k{i}": v for i, v in enumerate(_decode_cursor(cursor, f.sort))})
         page_params = {**params, "page_limit": limit + 1}

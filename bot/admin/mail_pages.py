@@ -5,6 +5,7 @@ actions of `deskbridge intake mail triage|replay`, plus assign and discard, thro
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form
@@ -19,6 +20,18 @@ from core.numbers import whole
 AFTER_REPLAY = {"created": "mail_created", "replied": "mail_replied", "triage": "mail_still", "ignored": "mail_noise"}
 
 
+def age(since: datetime, now: datetime) -> str:
+    """How long ago, in words: "7 minutes", "3 hours", "2 days"."""
+    if since.tzinfo is None and now.tzinfo is not None:
+        now = now.replace(tzinfo=None)
+    minutes = max(0, int((now - since).total_seconds() // 60))
+    for size, unit in ((1440, "day"), (60, "hour"), (1, "minute")):
+        if minutes >= size or unit == "minute":
+            n = minutes // size
+            return f"{n} {unit}{'' if n == 1 else 's'}"
+    return ""  # pragma: no cover
+
+
 def register(router: APIRouter, pages: Pages) -> None:
     container = pages.container
 
@@ -26,7 +39,8 @@ def register(router: APIRouter, pages: Pages) -> None:
         extra.setdefault("flash", None)
         extra.setdefault("problem", None)
         mail = await container.mailboxes.triage.get(ctx.ws, receipt_id)
-        return render("mail.html", status, session=ctx, mail=mail, why=WHY, **extra)
+        return render("mail.html", status, session=ctx, mail=mail, why=WHY,
+                      age=age(mail.received_at, container.mailboxes.intake.now()), **extra)
 
     def after(receipt_id: int, key: str) -> Response:
         return RedirectResponse(f"/admin/mail/{receipt_id}?done={key}", status_code=303)
@@ -45,7 +59,9 @@ def register(router: APIRouter, pages: Pages) -> None:
             return render("mail_triage.html", 400, session=ctx, rows=[], why=WHY, filters={"why": "", "q": q},
                           next_url=None, problem=exc, flash=None, paged=False)
         next_url = f"/admin/mail?{query(why=why, q=q, after=more)}" if more else None
+        now = container.mailboxes.intake.now()
         return render("mail_triage.html", session=ctx, rows=rows, why=WHY, filters={"why": why, "q": q},
+                      ages={m.id: age(m.received_at, now) for m in rows},
                       next_url=next_url, problem=None, flash=flash(done), paged=bool(after))
 
     @router.get("/mail/{receipt_id}")
@@ -56,6 +72,15 @@ def register(router: APIRouter, pages: Pages) -> None:
     async def replay(receipt_id: int, ctx: Ctx = Depends(pages.posted)) -> Response:
         try:
             out = await container.mailboxes.replay(ctx.ws, receipt_id, actor=ctx.actor)
+        except DeskbridgeError as exc:
+            return await mail_page(ctx, receipt_id, status=status_of(exc), problem=exc)
+        return after(receipt_id, AFTER_REPLAY.get(out.outcome, "mail_taken"))
+
+    @router.post("/mail/{receipt_id}/take-anyway")
+    async def take_anyway(receipt_id: int, ctx: Ctx = Depends(pages.posted)) -> Response:
+        """An automatic (ignored) mail a person wrote after all: taken as if it were theirs."""
+        try:
+            out = await container.mailboxes.replay(ctx.ws, receipt_id, actor=ctx.actor, anyway=True)
         except DeskbridgeError as exc:
             return await mail_page(ctx, receipt_id, status=status_of(exc), problem=exc)
         return after(receipt_id, AFTER_REPLAY.get(out.outcome, "mail_taken"))

@@ -13,7 +13,9 @@ lanes:
   joins it (the fields it changed are merged; for a reassignment every owner along the way is kept, so each
   of their App Homes is re-published). Taken only when the first lane is empty, oldest ticket first.
 
-Events of one ticket go to the same worker (the caller picks it); within a lane they keep their order. A note
+A worker that takes a change also takes up to `CHANGE_BATCH - 1` more waiting changes (only while no note or new
+ticket waits): their threads are read in one query (SlackNotifier.deliver_changes). Events of one ticket go to the
+same worker (the caller picks it); within a lane they keep their order. A note
 handled before a change of the same ticket that arrived earlier is harmless: both refresh the card, which is
 built when sent, from the newest state.
 """
@@ -27,6 +29,7 @@ from typing import Any, cast
 
 from core.notify import DomainEvent, TicketChanged
 
+CHANGE_BATCH = 20  # waiting changes handled together (one read of their threads); a note waits at most one batch
 SLACK_ORIGINS = frozenset({"slack"})  # a change made in Slack has updated its card already (notifier.py)
 
 
@@ -81,3 +84,12 @@ class Lanes:
             return self.first.popleft()
         ticket = next(iter(self.changes))
         return self.changes.pop(ticket)
+
+    def more_changes(self, n: int) -> list[TicketChanged]:
+        """Up to `n` more waiting changes, oldest first, when nothing waits in the first lane (else none)."""
+        if self.first:
+            return []
+        taken: list[TicketChanged] = []
+        while self.changes and len(taken) < n:
+            taken.append(self.changes.pop(next(iter(self.changes))))
+        return taken

@@ -42,7 +42,7 @@ from bot.slack import text as t
 from bot.slack.channels import SharedChannels
 from bot.slack.confirm import Confirmations, react
 from bot.slack.home import HOME_INTERVAL_S, HomeRefresher
-from bot.slack.lanes import Lanes
+from bot.slack.lanes import CHANGE_BATCH, Lanes
 from bot.slack.outbound import Posted, Render
 from bot.slack.poster import SlackPoster, make_client
 from core.chat import (
@@ -139,10 +139,14 @@ class SlackNotifier:
     async def _worker(self, lanes: Lanes) -> None:
         while True:
             event = await lanes.get()
+            more = lanes.more_changes(CHANGE_BATCH - 1) if isinstance(event, TicketChanged) else []
             try:
-                await self.deliver(event)
+                if more and isinstance(event, TicketChanged):
+                    await self.deliver_changes([event, *more])
+                else:
+                    await self.deliver(event)
             finally:
-                self._in_flight -= 1
+                self._in_flight -= 1 + len(more)
                 if self._in_flight == 0:
                     self._settled.set()
 
@@ -207,6 +211,36 @@ class SlackNotifier:
                 await self._risk(event)
         except Exception:  # noqa: BLE001 - a notifier logs delivery failures, never raises
             log.exception("slack notify failed", extra={"event": type(event).__name__})
+
+    async def deliver_changes(self, events: list[TicketChanged]) -> None:
+        """Several tickets' changes (a burst waiting in a lane): their threads read in one query per workspace,
+        then each as `deliver` would; a failure is logged and the others go on."""
+        threads: dict[int, dict[int, list[ThreadPost]]] = {}
+        homes: dict[int, dict[int, list[tuple[str, str]]]] = {}
+        for ws in {e.workspace_id for e in events}:
+            mine = [e for e in events if e.workspace_id == ws and e.ticket_id is not None]
+            try:
+                threads[ws] = await self.chat.posts_for_tickets(
+                    ws, [e.ticket_id for e in mine if e.ticket_id is not None and e.origin not in NOT_MIRRORED],
+                    PLATFORM)
+                if self.commands is not None and self.homes.any_open():
+                    homes[ws] = await self.chat.app_home_targets_of_changes(
+                        ws, PLATFORM, [(e.ticket_id, e.changes) for e in mine if e.ticket_id is not None])
+            except Exception:  # noqa: BLE001 - each change reads its own then
+                log.exception("slack notify: reading the threads of a burst of changes failed")
+        for event in events:
+            known, targets = threads.get(event.workspace_id), homes.get(event.workspace_id)
+            try:
+                if event.origin not in NOT_MIRRORED:
+                    await self.refresh_cards(event.workspace_id, event.ticket_id, posts=None if known is None else
+                                             known.get(event.ticket_id or 0, []))
+                if targets is None:
+                    await self._homes(event.workspace_id, event.ticket_id, changes=event.changes)
+                else:
+                    for team_id, user_id in targets.get(event.ticket_id or 0, []):
+                        self.homes.request(event.workspace_id, team_id, user_id)
+            except Exception:  # noqa: BLE001 - a notifier logs delivery failures, never raises
+                log.exception("slack notify failed", extra={"event": "TicketChanged"})
 
     async def _client(self, team_id: str, workspace_id: int | None = None) -> Any | None:
         inst = await self.chat.installation(PLATFORM, team_id)

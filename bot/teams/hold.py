@@ -7,7 +7,8 @@ outbox op) takes milliseconds alone, but a burst of clicks queues for the databa
 p99 5.7 s, session 8). So the answer waits for the outcome at most `hold_s` (DESKBRIDGE_TEAMS_WRITE_HOLD_SECONDS,
 2.2 s); then the clicked card is answered "saving…" (cards.saving_card), and the outcome follows proactively
 through the Bot Connector once it is known (Slack's post-ack path does the same with response_url):
-- done: the card the answer would have been replaces the "saving" card (an update of the clicked message);
+- done: the clicked card is redrawn (an update of its message) on the notifier's one worker, in order with the ticket's
+  events, built when it runs: the ticket as it is then (a card that is not a ticket's: the answer's own card);
 - refused, where failures may be told (a technicians' channel, a chat; core's `failures_visible_in`): the card
   becomes the refused form again, filled in with what was sent and the reason, and a new message @mentioning the
   clicker says so in the card's reply chain (channel) or chat: a card edit alone notifies nobody;
@@ -151,9 +152,21 @@ class WriteHolds:
             if text:
                 await self._tell(ws, inc, data, text, privately=not await self._failures_told_here(ws, inc),
                                  card_id=card_id)
-        if card is not None and card_id:
-            await self.s.poster.update(Target(inc.base_conversation, inc.service_url), card_id,
-                                       message(_fallback(card), card))
+        if card is None or not card_id:
+            return
+        target, ticket_card = Target(inc.base_conversation, inc.service_url), _is_ticket_card(card)
+
+        async def redraw() -> None:
+            # On the notifier's one worker, so in order with the ticket's events (a delivery's redraw is never
+            # overwritten by this click's older card), and a ticket's card built when it runs: the ticket as it is.
+            shown = (await self._restored(ws, inc, data) if ticket_card else None) or card
+            try:
+                await self.s.poster.update(target, card_id, message(_fallback(shown), shown))
+            except PostRefused as exc:
+                log.error("Teams follow-up of a held write click refused: %s", exc)
+
+        if not self.s.notifier.queue.submit(redraw):
+            log.error("Teams follow-up of a held write click dropped: the queue is full")
 
     async def _refused(self, ws: int, inc: Incoming, data: dict[str, Any], card_id: str | None,
                        outcome: Executed) -> None:
@@ -237,6 +250,14 @@ def _card_in(answer: Any) -> dict[str, Any] | None:
         return None
     value = answer.model_dump(mode="json", by_alias=True, exclude_none=True).get("value")
     return value if isinstance(value, dict) else None
+
+
+def _is_ticket_card(card: dict[str, Any]) -> bool:
+    """A ticket's card (cards.ticket_card: its refresh opens the ticket), not a queue, form or other answer."""
+    refresh = card.get("refresh")
+    action = refresh.get("action") if isinstance(refresh, dict) else None
+    data = action.get("data") if isinstance(action, dict) else None
+    return isinstance(data, dict) and data.get("action") == "open"
 
 
 def _fallback(card: dict[str, Any]) -> str:

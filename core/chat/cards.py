@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -44,6 +45,15 @@ ContextCheck = Callable[[int, int | None], Awaitable[bool]]
 # Documentation links for a technician's card (core/docs_links.py): (actor, ticket id) -> (title, url) pairs.
 DocsLinks = Callable[[Actor, int], Awaitable[tuple[tuple[str, str], ...]]]
 DOCS_BUDGET_S = 0.3  # a card waits at most this long for documentation links (the next card has them, cached)
+# A card's AI part is shared by the cards of the same viewer and ticket built within this long while what the AI
+# reads of the ticket is unchanged (ai_basis): a burst of write clicks on a few tickets (200 "Add time" clicks,
+# bench/teams_invoke.py --writes-only) computed it once per card, about half of each click's CPU. As long as a kept
+# card lives (core/chat/card_cache.py TTL), so no card shows an older AI part than a refresh already could.
+AI_KEEP_S = 15.0
+AI_KEPT_MAX = 512
+# Tables whose changes (in this process; other processes' wait out AI_KEEP_S) drop every kept AI part: AI settings
+# live in the workspace's settings; models, applied categories, risk scores, drafts and KB articles in their own.
+AI_TABLES = ("workspace", "ai_model", "ai_category_apply", "ai_risk", "ai_draft", "kb_article")
 
 
 class TicketCards:
@@ -64,6 +74,9 @@ class TicketCards:
         self.sla = sla
         self._clock = clock
         self._url_cache: dict[int, Any] = {}
+        self._ai_kept: dict[tuple[Any, ...], tuple[float, asyncio.Future[AiSuggestionsView | None]]] = {}
+        for table in AI_TABLES:  # what the AI part shows changed here: every kept one is computed again
+            db.on_table_change(table, self._ai_kept.clear)
 
     async def _connection(self, actor: Actor, connection_id: int | None) -> PsaConnection | None:
         if connection_id is None:
@@ -178,21 +191,22 @@ class TicketCards:
             time_entries=() if customer_view else time_entries, attachments=attachments, links=tuple(links),
             actions=actions, total_minutes=sum(int(i.data.get("minutes", 0)) for i in time_entries if not i.failed),
             sla_remaining_s=sla, audience="customer" if customer_view else "tech", notice=notice,
-            ai=None if customer_view else await self._suggestions(actor, s.id, missed),
+            ai=None if customer_view else await self._suggestions(actor, s.id, missed, basis=ai_basis(detail)),
             facts=() if customer_view else card_facts(detail, (conn.settings or {}) if conn else {}),
             alerts=() if customer_view else await alert_chips(
                 self.db, actor, s.id, lambda ref: _template(settings.get("rmm_alert_url"), ref=ref)),
         )
         return for_customer(view) if customer_view else view
 
-    async def _suggestions(self, actor: Actor, ticket_id: int, missed: list[str]) -> AiSuggestionsView | None:
+    async def _suggestions(self, actor: Actor, ticket_id: int, missed: list[str],
+                           basis: tuple[Any, ...] = ()) -> AiSuggestionsView | None:
         """AI assist for the card, within AI_BUDGET_S: it never slows a card down. Work that takes longer
         (the first card of a workspace builds its similar-ticket index, tens of seconds on 100k tickets)
-        goes on in the background and the card is shown without it; the next card has it."""
+        goes on in the background and the card is shown without it; the next card has it. The same viewer's
+        cards of the ticket share one computation for AI_KEEP_S while `basis` (ai_basis) is unchanged."""
         if self._ai is None:
             return None
-        work = asyncio.ensure_future(self._ai(actor, ticket_id))
-        work.add_done_callback(_consume)
+        work = self._ai_work(actor, ticket_id, basis)
         try:
             return await self._linked(actor, await asyncio.wait_for(asyncio.shield(work), AI_BUDGET_S))
         except TimeoutError:
@@ -203,6 +217,33 @@ class TicketCards:
             log.warning("AI suggestions failed", extra={"ticket_id": ticket_id}, exc_info=True)
             missed.append("ai")
             return None
+
+    def forget_ai(self, ticket_id: int) -> None:
+        """Drop the kept AI parts of a ticket (an AI assist action changed what they show: category applied or
+        undone, a draft)."""
+        for key in [k for k in self._ai_kept if k[5] == ticket_id]:
+            del self._ai_kept[key]
+
+    def _ai_work(self, actor: Actor, ticket_id: int, basis: tuple[Any, ...]) -> asyncio.Future[AiSuggestionsView | None]:
+        """The AI part being computed (or computed) for this viewer, ticket and basis, or a new computation; a
+        failed one is not shared."""
+        assert self._ai is not None
+        key = (actor.workspace_id, actor.member_id, actor.is_member, actor.customer_scope_id, actor.is_admin,
+               ticket_id, basis)
+        now = time.monotonic()
+        kept = self._ai_kept.get(key)
+        if kept is not None and kept[0] > now and not (kept[1].done() and (kept[1].cancelled()
+                                                                           or kept[1].exception() is not None)):
+            return kept[1]
+        work = asyncio.ensure_future(self._ai(actor, ticket_id))
+        work.add_done_callback(_consume)
+        if len(self._ai_kept) >= AI_KEPT_MAX:  # the same dict object always (its clear() is subscribed above)
+            for old in [k for k, v in self._ai_kept.items() if v[0] <= now]:
+                del self._ai_kept[old]
+            while len(self._ai_kept) >= AI_KEPT_MAX:
+                self._ai_kept.pop(next(iter(self._ai_kept)))
+        self._ai_kept[key] = (now + AI_KEEP_S, work)
+        return work
 
     async def _linked(self, actor: Actor, view: AiSuggestionsView | None) -> AiSuggestionsView | None:
         """Similar tickets with their link into the PSA (where they live in one)."""
@@ -226,6 +267,15 @@ async def _within(call: Awaitable[Any], budget: float, what: str, missed: list[s
         log.warning("card extra failed", extra={"what": what}, exc_info=True)
     missed.append(what)
     return None
+
+
+def ai_basis(detail: TicketDetail) -> tuple[Any, ...]:
+    """What AI assist reads of a ticket (text, category, stage, priority, customer, assignee, its notes): a card
+    built when any of it changed computes its AI part again. A time entry or a write's delivery changes none."""
+    s = detail.summary
+    notes = tuple(i.id for i in detail.timeline if i.kind in NOTE_KINDS)
+    return (s.subject, detail.description, s.stage, s.status_name, s.priority, s.customer_id, s.assignee_id,
+            detail.category_name, detail.subcategory_name, detail.type_name, detail.closed_at, notes)
 
 
 def card_facts(detail: TicketDetail, settings: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:

@@ -194,6 +194,37 @@ class Identities:
                 MemberChatIdentity.platform == platform))).all()
         return {r.member_id: (r.team_id, r.user_id) for r in rows}
 
+    async def app_home_targets_of_changes(self, workspace_id: int, platform: str,
+                                          changes: list[tuple[int, dict[str, tuple[Any, Any]]]]
+                                          ) -> dict[int, list[tuple[str, str]]]:
+        """`app_home_targets` of several tickets' changes in one read (a burst of PSA changes): ticket id ->
+        (team, user) of the technicians whose queue the change alters (the same rule, without `op_id`/`created`)."""
+        wanted = {tid: ch for tid, ch in changes if QUEUE_ROW_FIELDS & ch.keys() or "assignee_member_id" in ch}
+        if not wanted:
+            return {}
+        touched: dict[int, set[int | None]] = {}
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            owners = dict((await session.exec(select(col(Ticket.id), col(Ticket.assignee_member_id)).where(
+                col(Ticket.id).in_(sorted(wanted))))).all())
+            for tid, ch in wanted.items():
+                if tid not in owners:
+                    continue
+                who = touched.setdefault(tid, set())
+                if QUEUE_ROW_FIELDS & ch.keys():
+                    who.add(owners[tid])
+                who.update(ch.get("assignee_member_id", ()))
+            members = sorted({m for who in touched.values() for m in who if isinstance(m, int)})
+            if not members:
+                return {}
+            rows = (await session.exec(select(MemberChatIdentity).where(
+                MemberChatIdentity.platform == platform,
+                col(MemberChatIdentity.member_id).in_(members)))).all()
+        chat: dict[int, set[tuple[str, str]]] = {}
+        for r in rows:
+            chat.setdefault(r.member_id, set()).add((r.team_id, r.user_id))
+        return {tid: sorted({t for m in who if isinstance(m, int) for t in chat.get(m, ())})
+                for tid, who in touched.items()}
+
     async def app_home_targets(self, workspace_id: int, platform: str, *, ticket_id: int | None,
                                changes: dict[str, tuple[Any, Any]] | None = None, op_id: int | None = None,
                                created: bool = False) -> list[tuple[str, str]]:

@@ -315,7 +315,7 @@ class ChatRunner:
                 raise InvalidInput("AI assist is not running on this instance.",
                                hint="Ask an admin to check `deskbridge ai status`; until then, write the reply yourself.")
             ticket, confirmation, changed = await self.ai.card_action(actor, action, ref)
-            view = await self.views.ticket(actor, ticket)
+            view = await self.views.ticket_after_ai(actor, ticket)
             if changed and view.summary.connection_id is not None:
                 confirmation += " It goes to the PSA in a moment."
             return Submitted(view, confirmation, changed=changed)

@@ -133,6 +133,11 @@ class ChatService:
         return await self.identities.app_home_targets(workspace_id, platform, ticket_id=ticket_id, changes=changes,
                                                       op_id=op_id, created=created)
 
+    async def app_home_targets_of_changes(self, workspace_id: int, platform: str,
+                                          changes: list[tuple[int, dict[str, tuple[Any, Any]]]]
+                                          ) -> dict[int, list[tuple[str, str]]]:
+        return await self.identities.app_home_targets_of_changes(workspace_id, platform, changes)
+
     require_admin = staticmethod(visibility.require_admin)
 
     # ------------------------------------------------------------ bindings
@@ -172,6 +177,10 @@ class ChatService:
 
     async def posts_for_ticket(self, workspace_id: int, ticket_id: int, platform: str) -> list[ThreadPost]:
         return await self.threads.posts_for_ticket(workspace_id, ticket_id, platform)
+
+    async def posts_for_tickets(self, workspace_id: int, ticket_ids: list[int],
+                                platform: str) -> dict[int, list[ThreadPost]]:
+        return await self.threads.posts_for_tickets(workspace_id, ticket_ids, platform)
 
 
 class ChatViews:
@@ -238,6 +247,13 @@ class ChatViews:
 
     async def ticket_by_id(self, actor: Actor, ticket_id: int) -> TicketView | None:
         return await self.cards.ticket_by_id(actor, ticket_id)
+
+    async def ticket_after_ai(self, actor: Actor, ref: int | str) -> TicketView:
+        """The card after an AI assist action on the ticket (a category applied or undone, a draft): its AI part
+        computed again, not the one kept for its other cards (core/chat/cards.py AI_KEEP_S)."""
+        detail = await self.cards.tickets.get(actor, ref)
+        self.cards.forget_ai(detail.summary.id)
+        return await self.cards.ticket_from_detail(actor, detail)
 
     def bare(self, detail: TicketDetail) -> TicketView:
         """The ticket as written, with no card built (no links, SLA, AI): for a surface that renders later."""

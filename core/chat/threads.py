@@ -48,13 +48,25 @@ class Threads:
 
     async def posts_for_ticket(self, workspace_id: int, ticket_id: int, platform: str) -> list[ThreadPost]:
         """Every thread of this ticket on a platform (root ts and the ts of the card to update)."""
+        return (await self.posts_for_tickets(workspace_id, [ticket_id], platform)).get(ticket_id, [])
+
+    async def posts_for_tickets(self, workspace_id: int, ticket_ids: list[int],
+                                platform: str) -> dict[int, list[ThreadPost]]:
+        """The threads of several tickets in one read (a burst of changes): ticket id -> its threads."""
+        if not ticket_ids:
+            return {}
         async with self.db.read(Scope.workspace(workspace_id)) as session:
             rows = (await session.exec(select(ChatLink, col(Ticket.customer_id)).join(
                 Ticket, col(Ticket.id) == ChatLink.ticket_id).where(
-                ChatLink.ticket_id == ticket_id, ChatLink.platform == platform).order_by(col(ChatLink.id)))).all()
-        # A warning's thread (an SLA post) takes replies for the ticket but is not one of its card threads:
-        # no card to update there, no notes mirrored into it.
-        rows = [(r, c) for r, c in rows if (r.conversation_ref or {}).get("kind") != "warning"]
-        return [ThreadPost(team_id=r.team_id, channel_id=r.channel_id, thread_ts=r.message_ts,
-                           card_ts=str((r.conversation_ref or {}).get("card_ts") or r.message_ts),
-                           customer_id=customer_id) for r, customer_id in rows]
+                col(ChatLink.ticket_id).in_(sorted(set(ticket_ids))), ChatLink.platform == platform
+            ).order_by(col(ChatLink.id)))).all()
+        out: dict[int, list[ThreadPost]] = {}
+        for r, customer_id in rows:
+            # A warning's thread (an SLA post) takes replies for the ticket but is not one of its card threads:
+            # no card to update there, no notes mirrored into it.
+            if (r.conversation_ref or {}).get("kind") == "warning":
+                continue
+            out.setdefault(r.ticket_id, []).append(ThreadPost(
+                team_id=r.team_id, channel_id=r.channel_id, thread_ts=r.message_ts,
+                card_ts=str((r.conversation_ref or {}).get("card_ts") or r.message_ts), customer_id=customer_id))
+        return out

@@ -39,6 +39,9 @@ SENDER_LIMIT_OPTION, SENDER_LIMIT = "mail_tickets_per_sender_per_hour", 50
 LEASE = timedelta(minutes=5)
 UNKNOWN_SENDER = "unknown sender"  # the reasons mail waits in triage (MailTriage tells them apart)
 OVER_LIMIT = "over {limit} new tickets from this sender within an hour"
+# Said on a receipt once its words are on a ticket, before it is settled: a mail interrupted after that (the process
+# died) and taken again is settled with that ticket, never written a second time.
+WRITTEN = {"created": "its ticket was made, then it was interrupted", "replied": "its reply was added, then it was interrupted"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,25 +82,37 @@ class MailIntake:
                                        .order_by(col(MailReceipt.id).desc()).limit(limit))).all()
         return [Waiting(int(r.id), r.sender, r.subject, r.reason, r.received_at) for r in rows]  # type: ignore[arg-type]
 
-    async def replay(self, workspace_id: int, receipt_id: int, *, own_addresses: frozenset[str] = frozenset(),
-                     actor: Who = None) -> MailOutcome:
-        """Take a message waiting in triage again from its kept raw bytes, as if it had just arrived (after its
-        sender was added as a contact, say): parsed afresh, and a ticket, a reply, or triage again (audited)."""
-        raw, _ = await self.hold(workspace_id, receipt_id, actor=actor, action="intake.mail.replay")
-        return await self._take(workspace_id, parse(raw, own_addresses=own_addresses))
+    def now(self) -> datetime:
+        return self._clock()
 
-    async def hold(self, workspace_id: int, receipt_id: int, *, actor: Who, action: str) -> tuple[bytes, str | None]:
-        """Take a message out of triage for one technician's action (its raw bytes and the reason it waited), with
-        the action's audit row; meanwhile it is "processing", so a second action on it is refused."""
+    async def replay(self, workspace_id: int, receipt_id: int, *, own_addresses: frozenset[str] = frozenset(),
+                     actor: Who = None, anyway: bool = False) -> MailOutcome:
+        """Take a message waiting in triage, or stuck mid-processing for LEASE (the process died), again from its
+        kept raw bytes, as if it had just arrived (after its sender was added as a contact, say): parsed afresh, and a
+        ticket, a reply, or triage again (audited). Its words already on a ticket are never written twice (WRITTEN).
+        `anyway`: an automatic message (ignored) a technician says a person wrote, taken as one."""
+        accept = ("ignored",) if anyway else ("triage", "processing")
+        raw, _ = await self.hold(workspace_id, receipt_id, actor=actor,
+                                 action="intake.mail.take_anyway" if anyway else "intake.mail.replay", accept=accept)
+        return await self._take(workspace_id, parse(raw, own_addresses=own_addresses), anyway=anyway)
+
+    async def hold(self, workspace_id: int, receipt_id: int, *, actor: Who, action: str,
+                   accept: tuple[str, ...] = ("triage",)) -> tuple[bytes, str | None]:
+        """Take a message out of triage (or another `accept`ed state; "processing" only once stuck for LEASE) for one
+        technician's action (its raw bytes and the reason it waited), with the action's audit row; meanwhile it is
+        "processing", so a second action on it is refused."""
         async with self.db.write(Scope.workspace(workspace_id)) as session:
             row = await session.get(MailReceipt, receipt_id)
             if row is None:
                 raise NotFound(f"There is no e-mail {receipt_id}.",
                                hint="`deskbridge intake mail triage` or the admin page Mail triage lists the ones "
                                     "waiting.")
-            if row.outcome != "triage":
-                raise Conflict(f"E-mail {receipt_id} is not waiting in triage (it was {row.outcome}).",
-                               hint="Only mail in triage is taken again; the rest was taken once already.")
+            stuck = row.outcome == "processing" and row.received_at <= self._clock() - LEASE
+            if row.outcome not in accept or (row.outcome == "processing" and not stuck):
+                state = "being taken right now" if row.outcome == "processing" else row.outcome
+                raise Conflict(f"E-mail {receipt_id} is not waiting in triage (it was {state}).",
+                               hint="Only mail in triage (or stuck mid-processing for 5 minutes) is taken again; the "
+                                    "rest was taken once already. Open it to see what became of it.")
             if len(row.raw or b"") >= MAX_RAW_BYTES:
                 raise InvalidInput(f"E-mail {receipt_id} was larger than the {MAX_RAW_BYTES // 1024} KB kept, so "
                                    "it cannot be read again whole.",
@@ -115,14 +130,22 @@ class MailIntake:
             await session.execute(sa.update(MailReceipt).where(col(MailReceipt.id) == receipt_id)
                                   .values(outcome=outcome, ticket_id=ticket_id, reason=reason and reason[:200]))
 
-    async def _take(self, workspace_id: int, mail: Mail) -> MailOutcome:
-        """A claimed message: noise, a reply, a new ticket, or triage (module doc)."""
-        if mail.noise:
+    async def _take(self, workspace_id: int, mail: Mail, *, anyway: bool = False) -> MailOutcome:
+        """A claimed message: noise, a reply, a new ticket, or triage (module doc). Once its words are on a ticket
+        (WRITTEN) it ends there, whatever fails after, and an interrupted take is settled with that ticket."""
+        if mail.noise and not anyway:
             return await self._finish(workspace_id, mail, "ignored", None, mail.noise)
+        earlier = await self._written(workspace_id, mail)
+        if earlier is not None:
+            return await self._finish(workspace_id, mail, earlier[0], earlier[1],
+                                      f"{WRITTEN[earlier[0]]}; taken again, nothing written twice")
+        written: tuple[str, int] | None = None
         try:
             ticket_id = await self._thread(workspace_id, mail)
             if ticket_id is not None:
-                await self.reply(workspace_id, mail, ticket_id)
+                actor = await self.reply(workspace_id, mail, ticket_id, files=False)
+                written = await self._mark(workspace_id, mail, "replied", ticket_id)
+                await self.attachments(actor, ticket_id, mail)
                 return await self._finish(workspace_id, mail, "replied", ticket_id)
             contact_id, customer_id = await self.sender(workspace_id, mail.sender)
             if customer_id is None:
@@ -134,10 +157,27 @@ class MailIntake:
             detail = await self.tickets.create(
                 actor, subject=subject_of(mail),
                 description=mail.text, customer_id=customer_id, contact_id=contact_id)
+            written = await self._mark(workspace_id, mail, "created", detail.summary.id)
             await self.attachments(actor, detail.summary.id, mail)
             return await self._finish(workspace_id, mail, "created", detail.summary.id)
-        except DeskbridgeError as exc:  # kept in triage with the reason, never lost
-            return await self._finish(workspace_id, mail, "triage", None, exc.message[:200])
+        except DeskbridgeError as exc:
+            if written is not None:  # its words are on the ticket: settled there, what failed after is said
+                return await self._finish(workspace_id, mail, *written, f"then: {exc.message}"[:200])
+            return await self._finish(workspace_id, mail, "triage", None, exc.message[:200])  # kept, never lost
+
+    async def _mark(self, ws: int, mail: Mail, outcome: str, ticket_id: int) -> tuple[str, int]:
+        """Its words are on `ticket_id` (still processing): taken again, it is settled there (`_written`)."""
+        async with self.db.write(Scope.workspace(ws)) as session:
+            await session.execute(sa.update(MailReceipt).where(col(MailReceipt.message_id) == mail.message_id)
+                                  .values(ticket_id=ticket_id, reason=WRITTEN[outcome]))
+        return outcome, ticket_id
+
+    async def _written(self, ws: int, mail: Mail) -> tuple[str, int] | None:
+        async with self.db.read(Scope.workspace(ws)) as session:
+            row = (await session.exec(select(MailReceipt).where(MailReceipt.message_id == mail.message_id))).first()
+        if row is None or row.ticket_id is None:
+            return None
+        return ("replied" if row.reason == WRITTEN["replied"] else "created"), int(row.ticket_id)
 
     async def _sender_limit(self, ws: int) -> int:
         async with self.db.read(Scope.workspace(ws)) as session:
@@ -194,8 +234,9 @@ class MailIntake:
         _, customer_id = await self.sender(ws, mail.sender)
         return ticket.id if customer_id is not None and customer_id == ticket.customer_id else None
 
-    async def reply(self, ws: int, mail: Mail, ticket_id: int, *, files: bool = True) -> None:
-        """The sender's reply on their ticket (a public note in their name), and its files unless `files` is off."""
+    async def reply(self, ws: int, mail: Mail, ticket_id: int, *, files: bool = True) -> Actor:
+        """The sender's reply on their ticket (a public note in their name), and its files unless `files` is off;
+        returns the sender as the actor that wrote it."""
         async with self.db.read(Scope.workspace(ws)) as session:
             ticket = await session.get(Ticket, ticket_id)
         actor = Actor(workspace_id=ws, origin=Origin.EMAIL, display=f"email:{mail.sender}", is_member=False,
@@ -205,6 +246,7 @@ class MailIntake:
         await self.tickets.contact_reply(actor, f"id:{ticket_id}", text, contact_email=mail.sender)
         if files:
             await self.attachments(actor, ticket_id, mail)
+        return actor
 
     async def attachments(self, actor: Actor, ticket_id: int, mail: Mail, *, visibility: str = "public") -> None:
         """The mail's files on the ticket, those over the PSA's cap named in an internal note instead."""

@@ -24,13 +24,25 @@ from sqlmodel import col, select
 from core.admin_audit import record_change
 from core.context import Actor
 from core.errors import Conflict, DeskbridgeError, InvalidInput, NotFound
-from core.intake.mail import MAX_RAW_BYTES, UNKNOWN_SENDER, MailIntake, MailOutcome, Waiting, subject_of
+from core.intake.mail import (
+    LEASE,
+    MAX_RAW_BYTES,
+    UNKNOWN_SENDER,
+    MailIntake,
+    MailOutcome,
+    Waiting,
+    subject_of,
+)
 from core.intake.mailparse import Mail, MailView, parse, view
 from store.db import Database, Scope
 from store.enums import Origin
 from store.tables import Customer, MailReceipt, Ticket
 
-WHY = {"unknown": "unknown sender", "limit": "over the sender's hourly limit", "refused": "refused when taken"}
+WHY = {"unknown": "unknown sender", "limit": "over the sender's hourly limit", "refused": "refused when taken",
+       "stuck": "stuck mid-processing (5 minutes or more)", "automatic": "automatic (ignored), read-only"}
+# Not waiting in triage, listed under their own filter: taken and never settled (the process died), and automatic
+# mail the intake ignored (auto-replies, delivery reports), which a technician may take anyway if a person wrote it.
+OUTCOME_OF = {"stuck": "processing", "automatic": "ignored"}
 _OVER = "over %within an hour"
 COUNT_CAP = 1000  # MailIntake's OVER_LIMIT as a LIKE pattern
 
@@ -71,6 +83,7 @@ class KeptMail:
     ticket_number: int | None
     view: MailView
     cut: bool  # larger than the bytes kept: cannot be taken again whole
+    stuck: bool = False  # taken LEASE ago or more and never settled: it may be taken again
 
     @property
     def why(self) -> str:
@@ -79,6 +92,10 @@ class KeptMail:
     @property
     def waiting(self) -> bool:
         return self.outcome == "triage"
+
+    @property
+    def automatic(self) -> bool:
+        return self.outcome == "ignored"
 
 
 @dataclass(slots=True)
@@ -95,13 +112,16 @@ class MailTriage:
 
     async def page(self, workspace_id: int, *, why: str = "", text: str = "", after: int | None = None,
                    limit: int = 50) -> tuple[list[Waiting], int | None]:
-        """Mail in triage, newest first, `why` one of WHY (or all), `text` in the sender or subject; and the id
-        to page on from (None: no more)."""
+        """Mail in triage, newest first, `why` one of WHY (or all in triage; "stuck" and "automatic" list mail not
+        in triage, OUTCOME_OF), `text` in the sender or subject; and the id to page on from (None: no more)."""
         if why and why not in WHY:
             raise InvalidInput(f"'{why}' is not a reason mail waits.", hint="Use " + ", ".join(WHY) + ".")
         stmt = sa.select(col(MailReceipt.id), col(MailReceipt.sender), col(MailReceipt.subject),  # not the raw bytes
-                         col(MailReceipt.reason), col(MailReceipt.received_at)).where(col(MailReceipt.outcome) == "triage")
-        if why:
+                         col(MailReceipt.reason), col(MailReceipt.received_at)).where(
+            col(MailReceipt.outcome) == OUTCOME_OF.get(why, "triage"))
+        if why == "stuck":  # taken at received_at and never settled since
+            stmt = stmt.where(col(MailReceipt.received_at) <= self.intake.now() - LEASE)
+        elif why and why not in OUTCOME_OF:
             stmt = stmt.where(_why_clause(why))
         if text.strip():
             pattern = _like(text.strip()[:200])
@@ -130,8 +150,9 @@ class MailTriage:
             number = (await session.exec(select(Ticket.number).where(Ticket.id == row.ticket_id))).first() \
                 if row.ticket_id is not None else None
         raw = bytes(row.raw or b"")
+        stuck = row.outcome == "processing" and row.received_at <= self.intake.now() - LEASE
         return KeptMail(receipt_id, row.sender, row.subject, row.outcome, row.reason, row.received_at, number,
-                        view(raw), len(raw) >= MAX_RAW_BYTES)
+                        view(raw), len(raw) >= MAX_RAW_BYTES, stuck)
 
     async def discard(self, actor: Actor, receipt_id: int, reason: str) -> None:
         """Nothing is done with this mail (spam, sent to the wrong address); its raw bytes stay kept."""

@@ -127,10 +127,12 @@ class MailboxService:
             assert ws is not None
             ws.settings = {**ws.settings, SETTINGS_KEY: {**ws.settings[SETTINGS_KEY], "watermark": watermark}}
 
-    async def replay(self, workspace_id: int, receipt_id: int, *, actor: Who = None) -> MailOutcome:
-        """A message in triage taken again from its kept raw bytes (MailIntake.replay), with our own addresses."""
+    async def replay(self, workspace_id: int, receipt_id: int, *, actor: Who = None,
+                     anyway: bool = False) -> MailOutcome:
+        """A message in triage (or stuck; or automatic, `anyway`) taken again from its kept raw bytes
+        (MailIntake.replay), with our own addresses."""
         entry = await self.entry(workspace_id) or {}
-        return await self.intake.replay(workspace_id, receipt_id, actor=actor,
+        return await self.intake.replay(workspace_id, receipt_id, actor=actor, anyway=anyway,
                                         own_addresses=frozenset(entry.get("own_addresses") or ()))
 
     async def poll(self, workspace_id: int) -> PollResult:

@@ -434,7 +434,7 @@ class SlaService:
 
     def load_for_page(self, session: Session, rows: Sequence[Any]) -> _Loaded:
         """What `remaining` reads, read inside a queue page's own read (core/chat/sla_info.py PageSla): the page's
-        rows carry the ticket columns (core/queue.py `_ROW_COLUMNS`), so only the clocks (and changes) are read."""
+        rows carry the ticket columns (core/queue.py `_ROW_COLUMNS`, `_ALSO_COLUMNS`), so only the clocks (and changes) are read."""
         tickets = [TicketRow(r.id, r.number, r.subject, r.customer_id, r.priority, r.stage, r.psa_status_name,
                              r.created_at, r.updated_at, r.version, r.first_response_at, r.psa_respond_by,
                              r.psa_resolve_by) for r in rows]

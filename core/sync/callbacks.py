@@ -220,6 +220,8 @@ class RefreshPool:
             cid, exts = taken
             try:
                 await self._refresh(cid, exts)
+            except Exception:  # noqa: BLE001 - a worker never dies: its tickets stay recorded for the next start
+                log.warning("callback refresh worker error", exc_info=True, extra={"connection_id": cid})
             finally:
                 for ext in exts:
                     self._running.discard((cid, ext))

@@ -52,3 +52,29 @@ async def test_server_settles_the_gc_after_start_up_and_tests_do_not(db_url: str
         async with app.router.lifespan_context(app):
             assert app.state.ready is True
         assert calls == expected
+
+
+async def test_the_app_re_reads_callbacks_left_by_the_last_process_when_it_starts(db_url: str, tmp_path):
+    """A callback answered but never re-read (the process stopped) is taken up by the next start: here one of a
+    connection deleted since, which the start-up replay drops instead of re-reading forever."""
+    import asyncio
+
+    from sqlmodel import select
+
+    from store.db import Scope
+    from store.tables import PendingRefresh
+
+    settings = settings_from_env(database_url=db_url, sandbox="off", secret_key=generate_key(),
+                                 secret_key_file=tmp_path / "k", run_scheduler=False, run_outbox_worker=False)
+    container = build(settings)
+    app = create_app(container)
+    async with app.router.lifespan_context(app):  # bootstraps (migrates) the database first
+        async with container.db.write(Scope.system_wide()) as s:
+            s.add(PendingRefresh(connection_id=424242, external_id="7"))
+    container = build(settings)  # the next process
+    app = create_app(container)
+    async with app.router.lifespan_context(app):
+        await asyncio.wait_for(container.sync.webhooks.settled(), 10)
+        async with container.db.read(Scope.system_wide()) as s:
+            left = (await s.exec(select(PendingRefresh))).all()
+    assert left == []

@@ -49,6 +49,13 @@ async def test_a_note_queued_after_changes_is_taken_first_and_changes_of_one_tic
     assert isinstance(first_change, TicketChanged)
     assert first_change.changes == {"stage": ("new", "in_progress"), "priority": ("low", "high")}
     assert lanes.merged == 1 and len(lanes) == 0
+    lanes.put(changed(7, stage=("a", "b")))
+    lanes.put(changed(8, stage=("a", "b")))
+    lanes.put(changed(9, stage=("a", "b")))
+    assert [e.ticket_id for e in lanes.more_changes(2)] == [7, 8]  # a burst taken together, oldest first
+    lanes.put(note(10))
+    assert lanes.more_changes(5) == []  # not while a note waits: it goes first
+    assert [(await lanes.get()).ticket_id for _ in range(2)] == [10, 9]
     waiting = asyncio.ensure_future(lanes.get())  # an empty lane waits for the next event
     await asyncio.sleep(0)
     assert not waiting.done()
@@ -90,8 +97,11 @@ class Held:
         self.order: list[DomainEvent] = []
         self.release = asyncio.Event()
         self.started = asyncio.Event()
+        self.batches: list[list[int | None]] = []  # tickets of each burst of changes delivered together
         self._deliver = notifier.deliver
+        self._deliver_changes = notifier.deliver_changes
         notifier.deliver = self
+        notifier.deliver_changes = self.changes
 
     async def __call__(self, event: DomainEvent) -> None:
         self.order.append(event)
@@ -100,8 +110,13 @@ class Held:
             await self.release.wait()
         await self._deliver(event)
 
+    async def changes(self, events: list[TicketChanged]) -> None:
+        self.order.extend(events)
+        self.batches.append([e.ticket_id for e in events])
+        await self._deliver_changes(events)
 
-async def test_a_note_waits_for_no_card_refresh_queued_before_it_and_changes_of_a_ticket_refresh_once(day):
+
+async def test_a_note_waits_for_no_card_refresh_queued_before_it_and_waiting_changes_are_read_together(day):
     h, c = day, day.c
     n = c.slack.notifier
     n.workers = 1  # one worker: the order below is the order of one lane pair
@@ -110,6 +125,14 @@ async def test_a_note_waits_for_no_card_refresh_queued_before_it_and_changes_of_
     ids = await _threads(h, numbers, "C_LANES")
     h.fake.clear()
     held = Held(n)
+    threads_read: list[list[int]] = []
+    read = c.chat.posts_for_tickets
+
+    async def counting(ws: int, ticket_ids: list[int], platform: str) -> Any:
+        threads_read.append(sorted(ticket_ids))
+        return await read(ws, ticket_ids, platform)
+
+    c.chat.posts_for_tickets = counting
     first, *others, noted = numbers
     await n.notify(changed(ids[first], stage=("new", "in_progress")))
     await asyncio.wait_for(held.started.wait(), 10)  # the worker is busy with it
@@ -125,6 +148,8 @@ async def test_a_note_waits_for_no_card_refresh_queued_before_it_and_changes_of_
     assert kinds == [("TicketChanged", ids[first]), ("NoteAdded", ids[noted])] + [
         ("TicketChanged", ids[x]) for x in others]
     assert n.merged == 1
+    # the changes waiting behind the note were taken together: their threads read in one query
+    assert held.batches == [[ids[x] for x in others]] and threads_read == [sorted(ids[x] for x in others)]
     merged = held.order[2]
     assert isinstance(merged, TicketChanged) and set(merged.changes) == {"stage", "priority"}
     posts = [p for p in h.fake.of("chat.postMessage") if "Printer works again" in p.args["text"]]
@@ -234,3 +259,27 @@ async def test_a_home_refresh_keeps_the_page_the_technician_moved_to_until_they_
     await h.settle()
     (mine,) = [p.args["view"] for p in h.fake.of("views.publish") if p.args["user_id"] == "U_PAGER"]
     assert "My tickets" in json.dumps(mine["blocks"][0]) and f"#{target.number}" in json.dumps(mine["blocks"])
+
+
+async def test_app_home_targets_of_a_burst_are_those_of_each_change_alone(day):
+    h, c = day, day.c
+    members = [m for m in await c.directory.members(h.ws) if m.email][:3]
+    for i, m in enumerate(members):
+        await c.chat.link_user(h.ws, ChatUser(platform="slack", team_id=TEAM, user_id=f"U_T{i}"), m.email)
+    items = (await c.queue.list(Actor.system(h.ws), QueueFilter(), limit=100)).items
+    owned = [t for t in items if t.assignee_id is not None][:2]
+    free = [t for t in items if t.assignee_id is None][:1]
+    a, b, z = (m.id for m in members)
+    burst: list[tuple[int, dict[str, tuple[Any, Any]]]] = [
+        (owned[0].id, {"stage": ("new", "closed")}),  # its owner's queue
+        (owned[1].id, {"contact_id": (1, 2)}),  # nothing a queue row shows: nobody
+        (free[0].id if free else owned[1].id, {"assignee_member_id": (a, b)}),
+        (owned[1].id + 100000, {"stage": ("new", "closed")}),  # no such ticket
+    ]
+    burst.append((owned[0].id, {"assignee_member_id": (a, b, z)}))  # merged: every owner along the way
+    together = await c.chat.app_home_targets_of_changes(h.ws, "slack", burst[:4])
+    alone = {tid: await c.chat.app_home_targets(h.ws, "slack", ticket_id=tid, changes=ch) for tid, ch in burst[:4]}
+    assert {k: v for k, v in together.items() if v} == {k: v for k, v in alone.items() if v}
+    assert together[burst[2][0]] == [(TEAM, "U_T0"), (TEAM, "U_T1")]
+    merged = await c.chat.app_home_targets_of_changes(h.ws, "slack", burst[4:])
+    assert {u for _, u in merged[owned[0].id]} >= {"U_T0", "U_T1", "U_T2"}

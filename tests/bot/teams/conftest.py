@@ -122,7 +122,10 @@ def teams_settings(db_url: str, tmp_path: Any, fake: FakeBotFramework, **over: A
         secret_key_file=tmp_path / "k", workspace_slug="acme-msp", run_scheduler=False, run_outbox_worker=False,
         teams_app_id=APP_ID, teams_app_secret=SECRET, teams_tenant_id=TENANT,
         teams_openid_metadata_url=fake.openid_url, teams_login_url=fake.login_url,
-        teams_service_url=fake.service_url)
+        teams_service_url=fake.service_url,
+        # Every click's answer waits for its outcome (a loaded machine must not turn a test's answer into
+        # "saving…"); tests/bot/teams/test_write_hold.py sets the budget itself.
+        teams_write_hold_seconds=0)
     values.update(over)
     return Settings(**values)
 

@@ -60,6 +60,7 @@ def hold_everything(h: Any) -> None:
 
 async def test_within_the_budget_the_answer_is_the_outcome(teams):
     card_id = await card_in_channel(teams)
+    teams.c.teams.holds.hold_s = 4.5  # the setting's ceiling (under Teams' 5 s): one click is accepted well within
     resp = await teams.send(click(teams, card_id, TIME))
     card = answer_card(resp)
     assert "Saving your" not in json.dumps(card)
@@ -164,3 +165,33 @@ async def test_when_teams_will_not_open_a_personal_chat_the_refusal_is_logged_an
     assert "banana" not in str(update) and "Saving" not in str(update)
     assert any("could not be told" in r.getMessage() for r in caplog.records)
     assert "Reseated the RAM" not in caplog.text  # the technician's words stay out of the log
+
+
+async def test_a_delivery_after_the_follow_up_leaves_the_card_showing_it_delivered(teams):
+    """The follow-up redraw and the outbox's delivery redraw go through the notifier in order: the card's last
+    update shows the write in the PSA, never the older "queued" card of the click."""
+    from datetime import UTC, datetime
+
+    from core.notify import WriteDelivered
+
+    card_id = await card_in_channel(teams)
+    hold_everything(teams)
+    await teams.send(click(teams, card_id, TIME), settle=False)
+    (op,) = await time_ops_when_written(teams)
+    async with teams.c.db.write(Scope.workspace(teams.ws)) as s:
+        (await s.get(OutboxOp, op.id)).status = "done"
+    await teams.c.notifier.notify(WriteDelivered(
+        workspace_id=teams.ws, ticket_id=op.ticket_id, ticket_number=5001, origin="system",
+        occurred_at=datetime.now(UTC), op_id=op.id, kind="add_time_entry"))
+    await teams.settle()
+    last = updates_of(teams, card_id)[-1]
+    assert "#5001 VPN down" in text_of(last) and "queued" not in json.dumps(last) and "Saving" not in str(last)
+
+
+async def time_ops_when_written(h: Any) -> list[OutboxOp]:
+    for _ in range(600):
+        ops = await time_ops(h)
+        if ops:
+            return ops
+        await asyncio.sleep(0.01)
+    raise AssertionError("the held click's write never came")

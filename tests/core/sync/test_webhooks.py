@@ -212,3 +212,21 @@ async def test_callbacks_arriving_together_are_refreshed_in_batches_one_failing_
         runs = len((await s.exec(select(SyncRun))).all()) - runs_before
     assert 1 <= runs < len(calls)  # batched: fewer refresh runs than callbacks
     assert env.sync.webhooks.batches_run == runs
+
+
+async def test_a_connection_disabled_after_a_callback_ignores_the_next_one_at_once(
+        env: SyncEnv, client: httpx.AsyncClient):
+    """The connection row is kept briefly between callbacks; a change to it in this process drops it at once."""
+    from store.tables import PsaConnection
+
+    ids = await _synced(env)
+    h1, b1 = env.fake.signed_callback("ticket", "updated", ids[0])
+    assert (await client.post(f"/webhooks/{env.connection_id}/cw", content=b1, headers=h1)).json()["status"] == \
+        "accepted"
+    async with env.db.write(Scope.workspace(env.workspace_id)) as s:
+        conn = await s.get(PsaConnection, env.connection_id)
+        conn.enabled = False
+    h2, b2 = env.fake.signed_callback("ticket", "updated", ids[1])
+    assert (await client.post(f"/webhooks/{env.connection_id}/cw", content=b2, headers=h2)).json()["status"] == \
+        "ignored"
+    await env.sync.webhooks.settled()
