@@ -24,7 +24,7 @@ events in order. Posts go through the paced poster; a refused post is logged as 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from microsoft_teams.api import Account
 from microsoft_teams.api.clients.conversation import CreateConversationParams
@@ -190,8 +190,7 @@ class TeamsNotifier:
             if not failures_visible_in(info):  # the PSA's error is the MSP's business: the author alone is told
                 if post.team_id not in told:
                     told.add(post.team_id)
-                    await self._tell_author(event, post.team_id, await self._target(event.workspace_id, post,
-                                                                                    thread=False))
+                    await self._tell_author(event, post, await self._target(event.workspace_id, post, thread=False))
                 continue
             target = await self._target(event.workspace_id, post, thread=True)
             if target is not None:
@@ -200,45 +199,83 @@ class TeamsNotifier:
                 await self.s.poster.post(target, act)
         await self.refresh_cards(event.workspace_id, event.ticket_id)
 
-    async def _tell_author(self, event: WriteDead, tenant_id: str, channel: Target | None) -> None:
+    async def _tell_author(self, event: WriteDead, post: ThreadPost, channel: Target | None) -> None:
         """Teams has no ephemeral message: the technician who wrote it hears in their personal chat with the bot,
-        opened for them (as a proactive 1:1) when they never wrote to the bot there."""
+        opened for them (a proactive 1:1) when they never wrote to the bot there; when Teams will not open one, in
+        a technicians' dispatch channel, @mentioning them. Never where the customer reads."""
+        tenant_id = post.team_id
         author = await self.c.chat.write_author(event.workspace_id, event.op_id, PLATFORM, tenant_id)
         if author is None:
             log.warning("a dead write in a customer-read channel has no Teams author to tell; the dead letters list it",
                         extra={"op_id": event.op_id})
             return
-        ref = await self.s.refs.personal_for(event.workspace_id, tenant_id=tenant_id, user_id=author)
-        target = (Target(ref.conversation_id, ref.service_url) if ref is not None
-                  else await self._open_personal(event.workspace_id, tenant_id, author, channel))
-        if target is None:
-            return
         num = f"#{event.ticket_number}: " if event.ticket_number is not None else ""
+        ref = await self.s.refs.personal_for(event.workspace_id, tenant_id=tenant_id, user_id=author)
+        member = None
+        if ref is not None:
+            target: Target | None = Target(ref.conversation_id, ref.service_url)
+        else:
+            member = await self._member(channel, author)
+            target = await self._open_personal(event.workspace_id, tenant_id, author, member, channel)
+        if target is None:
+            await self._tell_in_dispatch(event, post, member, num + dead_text(event))
+            return
         act = message(num + dead_text(event))
         act.text_format = "plain"
         await self.s.poster.post(target, act)
 
-    async def _open_personal(self, workspace_id: int, tenant_id: str, aad_id: str,
-                             channel: Target | None) -> Target | None:
-        """Start the bot's 1:1 chat with a technician (Bot Connector `POST /v3/conversations`, the member found by
-        their Entra id in the channel's roster); remembered as their personal chat. None when Teams refuses (the app
-        is not installed for them: chat-platforms.md 3.5): logged, and the dead letters list the write."""
+    async def _member(self, channel: Target | None, aad_id: str) -> Any:
+        """The technician in the channel's roster (their Teams id and name), or None."""
         if channel is None:
             return None
-        base = channel.conversation_id.split(";", 1)[0]
         try:
             api = self.s.sdk.api.clone(service_url=channel.service_url)
-            member = await api.conversations.get_member_by_id(base, aad_id)
+            return await api.conversations.get_member_by_id(channel.conversation_id.split(";", 1)[0], aad_id)
+        except Exception:  # noqa: BLE001 - not in the roster any more: told in dispatch without a mention
+            log.warning("a technician to tell of a dead write is not in the channel's roster")
+            return None
+
+    async def _open_personal(self, workspace_id: int, tenant_id: str, aad_id: str, member: Any,
+                             channel: Target | None) -> Target | None:
+        """Start the bot's 1:1 chat with a technician (Bot Connector `POST /v3/conversations`), remembered as their
+        personal chat. None when Teams refuses (the app is not installed for them: chat-platforms.md 3.5)."""
+        if channel is None or member is None:
+            return None
+        try:
+            api = self.s.sdk.api.clone(service_url=channel.service_url)
             made = await api.conversations.create(CreateConversationParams(
                 members=[Account(id=member.id, name=member.name)], tenant_id=tenant_id,
                 channel_data={"tenant": {"id": tenant_id}}))
-        except Exception as exc:  # noqa: BLE001 - Teams refusing only means this technician is not told here
-            log.warning("could not open a personal chat to tell a technician of a dead write (%s); the dead letters "
-                        "list it", type(exc).__name__, extra={"tenant": tenant_id})
+        except Exception as exc:  # noqa: BLE001 - Teams refusing only means this technician is told elsewhere
+            log.warning("could not open a personal chat to tell a technician of a dead write (%s)",
+                        type(exc).__name__, extra={"tenant": tenant_id})
             return None
         await self.s.refs.remember(workspace_id, tenant_id=tenant_id, conversation_id=made.id,
                                    service_url=channel.service_url, conversation_type="personal", user_id=aad_id)
         return Target(made.id, channel.service_url)
+
+    async def _tell_in_dispatch(self, event: WriteDead, post: ThreadPost, member: Any, text: str) -> None:
+        """The first technicians-only dispatch channel of the ticket's customer, @mentioning the author."""
+        ws = event.workspace_id
+        for team_id, channel_id, audience in await self.c.chat.dispatch_channels(ws, PLATFORM,
+                                                                                 customer_id=post.customer_id):
+            info = await self._seen(ws, team_id, channel_id)
+            if team_id != post.team_id or audience != "tech" or not failures_visible_in(info):
+                continue
+            target = await self._channel_target(ws, team_id, channel_id)
+            if target is None:
+                continue
+            if member is not None:
+                name = str(member.name or "you")[:80]
+                act = message(f"<at>{name}</at> {text}")
+                act.add_mention(Account(id=member.id, name=name), text=name, add_text=False)
+            else:
+                act = message(text)
+                act.text_format = "plain"
+            await self.s.poster.post(target, act)
+            return
+        log.warning("a dead write in a customer-read channel could not be told to its author (no personal chat, no "
+                    "technicians' dispatch channel); the dead letters list it", extra={"op_id": event.op_id})
 
     async def refresh_cards(self, workspace_id: int, ticket_id: int | None) -> None:
         """Redraw every Teams card of the ticket, each for its channel's audience."""

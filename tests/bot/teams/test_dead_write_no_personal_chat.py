@@ -2,8 +2,9 @@
 author who never opened a personal chat with the bot was told nothing (session 8 left this): now the bot opens the
 1:1 itself (Bot Connector `POST /v3/conversations` with the member found in the channel's roster), tells them
 there, and remembers it as their personal chat; the customer's channel hears nothing either way. When Teams
-refuses the 1:1 (the app not installed for them), nothing is posted anywhere the customer reads and the write
-stays on the dead letters list."""
+refuses the 1:1 (the app not installed for them), the author is @mentioned in a technicians' dispatch channel of
+the ticket's customer if there is one; nothing is ever posted where the customer reads, and the write stays on the
+dead letters list."""
 
 from __future__ import annotations
 
@@ -17,9 +18,14 @@ from store.tables import OutboxOp
 from tests.bot.teams.conftest import TECH
 from tests.bot.teams.test_threads import in_thread, make_admin, open_thread
 
+DISPATCH = "19:dispatch@thread.tacv2"
 
-async def _dead_in_shared_channel(teams) -> None:
+
+async def _dead_in_shared_channel(teams, *, dispatch: bool = False) -> None:
     await make_admin(teams)
+    if dispatch:
+        await teams.say("bind dispatch", conversation=DISPATCH)
+        assert "dispatch" in teams.last_text().lower()
     await teams.say("bind customer ACME shared")
     teams.thread, tid = await open_thread(teams)
     await teams.say("!public Your VPN is fixed", conversation=teams.thread)
@@ -55,3 +61,15 @@ async def test_when_teams_refuses_the_1to1_nothing_reaches_the_customer_channel(
     assert any("could not open a personal chat" in r.getMessage() for r in caplog.records)
     async with teams.c.db.read(Scope.workspace(teams.ws)) as s:  # still listed for an operator
         assert (await s.exec(sa.select(OutboxOp.id).where(OutboxOp.kind == "add_note"))).first() is not None
+
+
+async def test_when_teams_refuses_the_1to1_the_author_is_mentioned_in_dispatch(teams):
+    teams.fake.fail("conversation", status=403, retry_after=None)
+    await _dead_in_shared_channel(teams, dispatch=True)
+    told = [c for c in teams.fake.calls if "could not be delivered" in str(c.body)]
+    assert [c.conversation_id for c in told] == [DISPATCH], [(c.op, c.conversation_id) for c in told]
+    body = told[0].body
+    assert body["text"].startswith("<at>") and "#5001: A note could not be delivered" in body["text"]
+    [mention] = [e for e in body.get("entities") or [] if e.get("type") == "mention"]
+    assert mention["mentioned"]["id"] == f"29:{TECH}"
+    assert in_thread(teams, teams.thread) == []
