@@ -231,7 +231,7 @@ mail_app.command("psa-handles")(mail_psa_handles)
 
 
 @mail_app.command("triage")
-def mail_triage(why: str = typer.Option("", help="only mail waiting for this reason: unknown, limit or refused"),
+def mail_triage(why: str = typer.Option("", help="only mail waiting for this reason: unknown, limit or refused; or stuck (mid-processing) or automatic (ignored)"),
                 find: str = typer.Option("", "--find", help="only mail whose sender or subject holds these words"),
                 workspace: str | None = WORKSPACE) -> None:
     """E-mail waiting in triage (unknown sender, over a sender's limit, refused), newest first."""

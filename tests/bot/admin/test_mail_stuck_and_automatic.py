@@ -60,6 +60,7 @@ async def test_stuck_mail_is_listed_with_its_age_and_taken_again_without_a_secon
     assert made.outcome == "processing" and made.ticket_id is not None
     [ticket] = await _tickets(api, "Printer down")
     assert made.ticket_id == ticket.id
+    assert await _ingest(api, _with_file("ann@acme.example", "Printer down", "<p1@x>")) == "busy"  # the poll: leased
     async with api.container.db.write(Scope.workspace(api.ws)) as s:  # died before anything: a bare claim
         s.add(MailReceipt(workspace_id=api.ws, message_id="<p2@x>", sender="bob@acme.example", subject="Scanner",
                           outcome="processing", raw=message("bob@acme.example", "Scanner", mid="<p2@x>"),
@@ -90,6 +91,7 @@ async def test_stuck_mail_is_listed_with_its_age_and_taken_again_without_a_secon
     twice = await api.client.post(f"/admin/mail/{made.id}/replay", data={"csrf": csrf})
     assert twice.status_code == 409
 
+    assert await _ingest(api, _with_file("ann@acme.example", "Printer down", "<p1@x>")) == "duplicate"
     other = await api.client.post(f"/admin/mail/{bare.id}/replay", data={"csrf": csrf})
     assert other.headers["location"].endswith("done=mail_created")
     [scanner] = await _tickets(api, "Scanner")  # nothing was written before: one ticket now
@@ -98,6 +100,23 @@ async def test_stuck_mail_is_listed_with_its_age_and_taken_again_without_a_secon
     async with api.container.db.read(Scope.workspace(api.ws)) as s:
         audited = (await s.exec(select(AuditLog).where(AuditLog.action == "intake.mail.replay"))).all()
     assert len(audited) == 2
+
+
+async def test_the_polls_own_takeover_of_a_stuck_mail_makes_no_second_ticket(api: Api, monkeypatch: pytest.MonkeyPatch):
+    await _setup(api)
+    real = MailIntake.attachments
+
+    async def dies(self: MailIntake, *a: object, **k: object) -> None:
+        raise Died("killed")
+
+    monkeypatch.setattr(MailIntake, "attachments", dies)
+    with pytest.raises(Died):
+        await _ingest(api, _with_file("ann@acme.example", "Router", "<r1@x>"))
+    monkeypatch.setattr(MailIntake, "attachments", real)
+    await _age(api, (await _receipt(api, message_id="<r1@x>")).id, 6)  # past the lease: the next poll takes it over
+    assert await _ingest(api, _with_file("ann@acme.example", "Router", "<r1@x>")) == "created"
+    [ticket] = await _tickets(api, "Router")
+    assert (await _receipt(api, message_id="<r1@x>")).ticket_id == ticket.id
 
 
 async def test_a_failure_after_the_ticket_is_made_settles_the_mail_and_a_replay_makes_no_second_ticket(
