@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_SUBMITTED, JobEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.jobs import add_sync_jobs
@@ -31,6 +32,12 @@ async def test_a_crashed_instances_lease_is_taken_over_after_it_expires(env: Syn
     env.fake.clock.advance(6 * 60)  # the dead holder never renewed
     done = await env.sync.run(env.connection_id)
     assert done.status == RunStatus.OK and len(await env.tickets()) == 3
+
+
+def _count_jobs(in_flight: Counter[str]):
+    def on_event(event: JobEvent) -> None:
+        in_flight["jobs"] += 1 if event.code == EVENT_JOB_SUBMITTED else -1
+    return on_event
 
 
 @pytest.mark.slow
@@ -70,6 +77,9 @@ async def test_two_instances_share_one_postgres_database(db: Database, db_url: s
         sched = AsyncIOScheduler()
         add_sync_jobs(sched, container, base.connection_id, every=timedelta(seconds=1),
                       picklists_every=timedelta(hours=1), reconcile_every=timedelta(hours=1))
+        # Every job the scheduler started, until it ends: a sync tick still claiming its period, and the picklist
+        # and reconcile jobs (their first run is 2 s in; reconcile holds the connection's lease) are not in `ran`.
+        sched.add_listener(_count_jobs(in_flight), EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
         schedulers.append(sched)
 
     rng = random.Random(7)
@@ -107,8 +117,10 @@ async def test_two_instances_share_one_postgres_database(db: Database, db_url: s
         deadline, settled = loop.time() + 60, 0
         while settled < 3 and loop.time() < deadline:
             ticks = await claimed_ticks()
-            settled = settled + 1 if not in_flight["runs"] and sum(ran.values()) == len(ticks) else 0
+            idle = not in_flight["runs"] and not in_flight["jobs"]
+            settled = settled + 1 if idle and sum(ran.values()) == len(ticks) else 0
             await asyncio.sleep(0.2)
+        assert settled == 3, f"the schedulers' jobs never settled: {dict(in_flight)}, ran {dict(ran)}, {len(ticks)} ticks"
     finally:
         for sched in schedulers:
             sched.shutdown(wait=False)
