@@ -7,8 +7,9 @@ outbox op) takes milliseconds alone, but a burst of clicks queues for the databa
 p99 5.7 s, session 8). So the answer waits for the outcome at most `hold_s` (DESKBRIDGE_TEAMS_WRITE_HOLD_SECONDS,
 2.2 s); then the clicked card is answered "saving…" (cards.saving_card), and the outcome follows proactively
 through the Bot Connector once it is known (Slack's post-ack path does the same with response_url):
-- done: the clicked card is redrawn (an update of its message) on the notifier's one worker, in order with the ticket's
-  events, built when it runs: the ticket as it is then (a card that is not a ticket's: the answer's own card);
+- done: the clicked card is redrawn (an update of its message) through the card redraws (bot/teams/redraws.py): in
+  its conversation before any delivery redraw, joined with one of the same card still waiting (one update), built
+  when sent: the ticket as it is then (a card that is not a ticket's: the answer's own card);
 - refused, where failures may be told (a technicians' channel, a chat; core's `failures_visible_in`): the card
   becomes the refused form again, filled in with what was sent and the reason, and a new message @mentioning the
   clicker says so in the card's reply chain (channel) or chat: a card edit alone notifies nobody;
@@ -16,7 +17,8 @@ through the Bot Connector once it is known (Slack's post-ack path does the same 
   the clicker is told in their personal chat with the bot, with what they typed, as a dead write's author is
   (bot/teams/notifier.py). Without a personal chat on record, one is opened through the Bot Connector
   (`POST /v3/conversations` with the clicker: the bot is installed in the team they clicked in) and kept. If
-  Teams refuses that too, the refusal is logged as an error naming the ticket, and the clicker is not told.
+  Teams refuses that too, they are @mentioned in a technicians-only dispatch channel of the customer with the same
+  text (as a dead write's author is); only without one is the refusal just logged as an error naming the ticket.
 One click stays one write: its activity id is claimed once (ChatService.first_time); a redelivery while the first
 is held waits on the same acceptance and gets the same answer, and one follow-up is sent per click.
 """
@@ -156,17 +158,13 @@ class WriteHolds:
             return
         target, ticket_card = Target(inc.base_conversation, inc.service_url), _is_ticket_card(card)
 
-        async def redraw() -> None:
-            # On the notifier's one worker, so in order with the ticket's events (a delivery's redraw is never
-            # overwritten by this click's older card), and a ticket's card built when it runs: the ticket as it is.
+        async def build() -> Any:
+            # Built when its conversation's sender takes it (bot/teams/redraws.py), ahead of delivery redraws; a
+            # delivery redraw of this card still waiting joins it (one update), one sent later comes after it.
             shown = (await self._restored(ws, inc, data) if ticket_card else None) or card
-            try:
-                await self.s.poster.update(target, card_id, message(_fallback(shown), shown))
-            except PostRefused as exc:
-                log.error("Teams follow-up of a held write click refused: %s", exc)
+            return message(_fallback(shown), shown)
 
-        if not self.s.notifier.queue.submit(redraw):
-            log.error("Teams follow-up of a held write click dropped: the queue is full")
+        self.s.notifier.redraws.put(target, card_id, build, urgent=True)
 
     async def _refused(self, ws: int, inc: Incoming, data: dict[str, Any], card_id: str | None,
                        outcome: Executed) -> None:
@@ -210,9 +208,11 @@ class WriteHolds:
         `privately`, in their personal chat with the bot (opened through the Bot Connector when there is none)."""
         if privately:
             target = await self._personal(ws, inc)
-            if target is None:
-                log.error("a held write click's refusal could not be told: the clicker has no personal chat with the "
-                          "bot and Teams would not open one", extra={"ref": str(data.get("ref") or "")[:40]})
+            if target is None:  # a technicians' dispatch channel of the customer, @mentioning them (as a dead write)
+                if not await self._in_dispatch(ws, inc, text):
+                    log.error("a held write click's refusal could not be told: the clicker has no personal chat with "
+                              "the bot, Teams would not open one, and the customer has no technicians' dispatch "
+                              "channel", extra={"ref": str(data.get("ref") or "")[:40]})
                 return
             act = message(text)
             act.text_format = "plain"
@@ -228,6 +228,14 @@ class WriteHolds:
             act = message(f"<at>{name}</at> {text}")
             act.add_mention(Account(id=inc.user_mri, name=name), text=name, add_text=False)
         await self.s.poster.post(Target(conv, inc.service_url), act)
+
+    async def _in_dispatch(self, ws: int, inc: Incoming, text: str) -> bool:
+        try:
+            _, info = await self.s.listeners.actor(ws, inc)
+        except DeskbridgeError:
+            return False
+        who = Account(id=inc.user_mri, name=str(inc.user.name or "you"))
+        return await self.s.notifier.tell_in_dispatch(ws, inc.tenant, info.customer_id, who, text)
 
     async def _personal(self, ws: int, inc: Incoming) -> Target | None:
         ref = await self.s.refs.personal_for(ws, tenant_id=inc.tenant, user_id=inc.aad_id)
