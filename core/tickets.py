@@ -568,9 +568,11 @@ class TicketService:
         status: str | None = None,
         source: str | None = None,
         contact_email: str | None = None,
+        within: Within | None = None,
     ) -> TicketDetail:
         """Add a note (public, internal or resolution); optionally change status in the same write.
         `contact_email`: a customer's own reply, attributed to their PSA contact where one has that e-mail.
+        `within`: run in the note's transaction (the mail intake records there that a mail's words are written).
 
         Announced (NoteAdded, after the commit) so the ticket's other chat threads show it; `source` names
         the thread it was written in, which is left alone.
@@ -612,6 +614,8 @@ class TicketService:
                     status = "in progress"
             if status is not None:
                 await self._apply_status(session, actor, ticket, status)
+            if within is not None:
+                await within(session, ticket)
             detail = await self._detail(session, actor, ticket)
             note = NoteAdded(workspace_id=actor.workspace_id, ticket_id=ticket.id, ticket_number=ticket.number,
                              origin=actor.origin.value, occurred_at=self._clock(), entry_id=entry.id,  # type: ignore[arg-type]
@@ -696,11 +700,12 @@ class TicketService:
         return caps.max_attachment_bytes
 
     async def contact_reply(self, actor: Actor, ref: int | str, text: str, *, contact_email: str | None = None,
-                            source: str | None = None) -> TicketDetail:
+                            source: str | None = None, within: Within | None = None) -> TicketDetail:
         """A customer's reply from their own chat channel: a public note, not e-mailed back to them (they wrote
-        it); a ticket waiting on the customer goes back to in progress, as the PSA does when they answer."""
+        it); a ticket waiting on the customer goes back to in progress, as the PSA does when they answer.
+        `within`: run in the reply's transaction (see `comment`)."""
         detail = await self.comment(actor, ref, text, visibility="public", email_contact=False, source=source,
-                                    contact_email=contact_email)
+                                    contact_email=contact_email, within=within)
         if detail.summary.stage == Stage.WAITING.value:
             system = Actor.system(actor.workspace_id)
             detail = await self.update(system, f"id:{detail.summary.id}", status=Stage.IN_PROGRESS.value)

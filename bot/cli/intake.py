@@ -244,12 +244,24 @@ def mail_triage(why: str = typer.Option("", help="only mail waiting for this rea
         typer.echo("(the 100 newest; narrow with --why or --find, or page on the admin page Mail triage)")
 
 
+AFTER_ANYWAY = {"created": "a new ticket", "replied": "added to its ticket as the sender's reply",
+                "triage": "now waits in triage like any mail"}
+
+
 @mail_app.command("replay")
 def mail_replay(receipt_id: int = typer.Argument(..., help="the e-mail's id from `intake mail triage`"),
+                anyway: bool = typer.Option(False, "--anyway", help="an automatic message the intake ignored (listed "
+                                            "by `intake mail triage --why automatic`) that a person wrote: take it "
+                                            "as theirs"),
                 workspace: str | None = WORKSPACE) -> None:
-    """Take an e-mail in triage again from its kept raw message (after adding its sender as a contact, say)."""
-    out = run_in(workspace, lambda c, ws: c.mailboxes.replay(ws, receipt_id, actor=cli_actor(ws)))
+    """Take an e-mail in triage again from its kept raw message (after adding its sender as a contact, say);
+    with --anyway, an automatic message a person wrote (audited as taken anyway)."""
+    out = run_in(workspace, lambda c, ws: c.mailboxes.replay(ws, receipt_id, actor=cli_actor(ws), anyway=anyway))
     where = f" (ticket id {out.ticket_id})" if out.ticket_id else ""
+    if anyway:
+        typer.echo(f"E-mail {receipt_id} taken anyway: {AFTER_ANYWAY.get(out.outcome, out.outcome)}{where}"
+                   + (f" ({out.reason})" if out.reason else "") + ".")
+        return
     typer.echo(f"E-mail {receipt_id}: {out.outcome}{where}" + (f": {out.reason}" if out.reason else "") + ".")
 
 

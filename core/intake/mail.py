@@ -16,6 +16,7 @@ or discard it (`core/intake/mail_triage.py`, the admin page "Mail triage").
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,9 +31,9 @@ from core.errors import Conflict, DeskbridgeError, InvalidInput, NotFound
 from core.intake.mailparse import Mail, clean_subject, parse, ticket_token
 from core.tickets import TicketService, Within, visible
 from store.db import Database, Scope
-from store.enums import Origin
+from store.enums import EntryKind, Origin
 from store.sql import dialect_insert
-from store.tables import Contact, MailReceipt, Ticket, Workspace
+from store.tables import Contact, MailReceipt, Ticket, TimelineEntry, Workspace
 from store.types import utcnow
 
 MAX_RAW_BYTES = 512 * 1024
@@ -42,7 +43,9 @@ UNKNOWN_SENDER = "unknown sender"  # the reasons mail waits in triage (MailTriag
 OVER_LIMIT = "over {limit} new tickets from this sender within an hour"
 # Said on a receipt once its words are on a ticket, before it is settled: a mail interrupted after that (the process
 # died) and taken again is settled with that ticket, never written a second time.
-WRITTEN = {"created": "its ticket was made, then it was interrupted", "replied": "its reply was added, then it was interrupted"}
+# "noted": an assignment's internal note naming an outsider (settled "replied"; its files stay internal).
+WRITTEN = {"created": "its ticket was made, then it was interrupted", "replied": "its reply was added, then it was interrupted",
+           "noted": "its words were added as an internal note, then it was interrupted"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,10 +113,7 @@ class MailIntake:
                                     "waiting.")
             stuck = row.outcome == "processing" and row.received_at <= self._clock() - LEASE
             if row.outcome not in accept or (row.outcome == "processing" and not stuck):
-                state = "being taken right now" if row.outcome == "processing" else row.outcome
-                raise Conflict(f"E-mail {receipt_id} is not waiting in triage (it was {state}).",
-                               hint="Only mail in triage (or stuck mid-processing for 5 minutes) is taken again; the "
-                                    "rest was taken once already. Open it to see what became of it.")
+                raise _not_held(receipt_id, row, accept, stuck)
             if len(row.raw or b"") >= MAX_RAW_BYTES:
                 raise InvalidInput(f"E-mail {receipt_id} was larger than the {MAX_RAW_BYTES // 1024} KB kept, so "
                                    "it cannot be read again whole.",
@@ -138,14 +138,13 @@ class MailIntake:
             return await self._finish(workspace_id, mail, "ignored", None, mail.noise)
         earlier = await self._written(workspace_id, mail)
         if earlier is not None:
-            return await self._finish(workspace_id, mail, earlier[0], earlier[1],
-                                      f"{WRITTEN[earlier[0]]}; taken again, nothing written twice")
+            return await self._resume(workspace_id, mail, *earlier)
         written: tuple[str, int] | None = None
         try:
             ticket_id = await self._thread(workspace_id, mail)
             if ticket_id is not None:
-                actor = await self.reply(workspace_id, mail, ticket_id, files=False)
-                written = await self._mark(workspace_id, mail, "replied", ticket_id)
+                actor = await self.reply(workspace_id, mail, ticket_id, files=False)  # marked in its transaction
+                written = "replied", ticket_id
                 await self.attachments(actor, ticket_id, mail)
                 return await self._finish(workspace_id, mail, "replied", ticket_id)
             contact_id, customer_id = await self.sender(workspace_id, mail.sender)
@@ -166,30 +165,38 @@ class MailIntake:
                 return await self._finish(workspace_id, mail, *written, f"then: {exc.message}"[:200])
             return await self._finish(workspace_id, mail, "triage", None, exc.message[:200])  # kept, never lost
 
+    async def _resume(self, ws: int, mail: Mail, written: str, ticket_id: int) -> MailOutcome:
+        """Its words are on `ticket_id` already (an earlier take died after them): settled there, with the files that
+        did not reach the ticket yet (those on it are not attached twice), never the words a second time."""
+        outcome = "replied" if written == "noted" else written
+        said = f"{WRITTEN[written]}; taken again, nothing written twice"
+        actor = Actor(workspace_id=ws, origin=Origin.EMAIL, display=f"email:{mail.sender}")
+        try:
+            await self.attachments(actor, ticket_id, mail, visibility="internal" if written == "noted" else "public",
+                                   missing_only=True)
+        except DeskbridgeError as exc:
+            said = f"{said}; then: {exc.message}"
+        return await self._finish(ws, mail, outcome, ticket_id, said[:200])
+
     def marker(self, mail: Mail, outcome: str) -> Within:
-        """For `TicketService.create(within=…)`: the mail made this ticket, recorded in the same transaction."""
+        """For `TicketService.create_within` / `comment(within=…)`: the mail's words are on this ticket (made, or
+        replied to), recorded in the same transaction as they are written; still processing until settled, and taken
+        again it is settled there (`_written`), so a death at any point never writes them twice."""
         async def mark(session: AsyncSession, ticket: Ticket) -> None:
             await session.execute(sa.update(MailReceipt).where(col(MailReceipt.workspace_id) == ticket.workspace_id,
                                                                col(MailReceipt.message_id) == mail.message_id)
                                   .values(ticket_id=ticket.id, reason=WRITTEN[outcome]))
         return mark
 
-    async def _mark(self, ws: int, mail: Mail, outcome: str, ticket_id: int) -> tuple[str, int]:
-        """Its words are on `ticket_id` (still processing): taken again, it is settled there (`_written`). A reply
-        is written by the ticket service in its own transaction: a crash between the two can still add it twice."""
-        async with self.db.write(Scope.workspace(ws)) as session:
-            await session.execute(sa.update(MailReceipt).where(col(MailReceipt.workspace_id) == ws,
-                                                               col(MailReceipt.message_id) == mail.message_id)
-                                  .values(ticket_id=ticket_id, reason=WRITTEN[outcome]))
-        return outcome, ticket_id
-
     async def _written(self, ws: int, mail: Mail) -> tuple[str, int] | None:
+        """(what was written, ticket) when the mail's words are on a ticket already (WRITTEN), else None."""
         async with self.db.read(Scope.workspace(ws)) as session:
             row = (await session.exec(select(MailReceipt).where(MailReceipt.workspace_id == ws,
                                                                 MailReceipt.message_id == mail.message_id))).first()
         if row is None or row.ticket_id is None:
             return None
-        return ("replied" if row.reason == WRITTEN["replied"] else "created"), int(row.ticket_id)
+        written = next((k for k, v in WRITTEN.items() if v == row.reason), "created")
+        return written, int(row.ticket_id)
 
     async def _sender_limit(self, ws: int) -> int:
         async with self.db.read(Scope.workspace(ws)) as session:
@@ -254,21 +261,28 @@ class MailIntake:
         actor = Actor(workspace_id=ws, origin=Origin.EMAIL, display=f"email:{mail.sender}", is_member=False,
                       customer_scope_id=ticket.customer_id if ticket else None)
         text = mail.text or "(The reply had no new text above the quoted message.)"
-        # The customer's own reply: word for word, attributed to their contact, not e-mailed back to them.
-        await self.tickets.contact_reply(actor, f"id:{ticket_id}", text, contact_email=mail.sender)
+        # The customer's own reply: word for word, attributed to their contact, not e-mailed back to them; the mail
+        # records it in the same transaction.
+        await self.tickets.contact_reply(actor, f"id:{ticket_id}", text, contact_email=mail.sender,
+                                         within=self.marker(mail, "replied"))
         if files:
             await self.attachments(actor, ticket_id, mail)
         return actor
 
-    async def attachments(self, actor: Actor, ticket_id: int, mail: Mail, *, visibility: str = "public") -> None:
-        """The mail's files on the ticket, those over the PSA's cap named in an internal note instead."""
+    async def attachments(self, actor: Actor, ticket_id: int, mail: Mail, *, visibility: str = "public",
+                          missing_only: bool = False) -> None:
+        """The mail's files on the ticket, those over the PSA's cap named in an internal note instead.
+        `missing_only` (a take resumed after a death): files already on the ticket, and the note, are not added again."""
         if not mail.attachments:
             return
         system = Actor(workspace_id=actor.workspace_id, origin=Origin.EMAIL, display=actor.display)
         limit = await self.tickets.attachment_limit(system, f"id:{ticket_id}")
+        kept, notes = await self._present(actor.workspace_id, ticket_id) if missing_only else (set(), set())
         refused = []
         for att in mail.attachments:  # one file that cannot be kept never costs the message or the other files
             name = att.filename if visible(att.filename) else "attachment"
+            if hashlib.sha256(att.content).hexdigest() in kept:  # on the ticket already (same bytes)
+                continue
             if not att.content:
                 refused.append(f"{name} (empty)")
                 continue
@@ -281,10 +295,19 @@ class MailIntake:
                                           content_type=att.content_type, visibility=visibility)
             except InvalidInput as exc:
                 refused.append(f"{name} ({exc.message})")
-        if refused:
-            await self.tickets.comment(system, f"id:{ticket_id}", f"Not kept from the e-mail of {mail.sender}: "
-                                       + ", ".join(refused) + ". Ask the sender to share them another way.",
-                                       visibility="internal")
+        note = (f"Not kept from the e-mail of {mail.sender}: " + ", ".join(refused)
+                + ". Ask the sender to share them another way.")
+        if refused and note not in notes:
+            await self.tickets.comment(system, f"id:{ticket_id}", note, visibility="internal")
+
+    async def _present(self, ws: int, ticket_id: int) -> tuple[set[str], set[str]]:
+        """The ticket's files (sha256) and internal notes: what a resumed take must not add again."""
+        async with self.db.read(Scope.workspace(ws)) as session:
+            rows = (await session.exec(select(TimelineEntry).where(
+                TimelineEntry.ticket_id == ticket_id,
+                col(TimelineEntry.kind).in_((EntryKind.ATTACHMENT.value, EntryKind.NOTE_INTERNAL.value))))).all()
+        files = {str(r.data.get("sha256")) for r in rows if r.kind == EntryKind.ATTACHMENT.value and r.data}
+        return files, {r.body for r in rows if r.kind == EntryKind.NOTE_INTERNAL.value}
 
     async def sender(self, ws: int, sender: str) -> tuple[int | None, int | None]:
         """(contact id, customer id) by exact address, else the customer by a domain only it uses."""
@@ -299,6 +322,29 @@ class MailIntake:
             rows = [c for c in (await session.exec(select(col(Contact.customer_id)).where(
                 same_domain, col(Contact.customer_id).is_not(None)).distinct().limit(2))).all() if c is not None]
         return (None, int(rows[0])) if len(rows) == 1 else (None, None)
+
+
+def _not_held(receipt_id: int, row: MailReceipt, accept: tuple[str, ...], stuck: bool) -> Conflict:
+    """Why this action may not take the mail, and what may."""
+    if accept == ("ignored",):  # take it anyway: for automatic mail only
+        if row.outcome in ("triage",) or stuck:
+            return Conflict(f"E-mail {receipt_id} is not automatic mail: it waits "
+                            f"{'in triage' if row.outcome == 'triage' else 'stuck mid-processing'}.",
+                            hint=f"Take it again without 'anyway': `deskbridge intake mail replay {receipt_id}`, or "
+                                 "Take it again on its admin page.")
+        state = "being taken right now" if row.outcome == "processing" else row.outcome
+        return Conflict(f"E-mail {receipt_id} is not automatic mail waiting to be taken anyway (it was {state}).",
+                        hint="Taking it anyway is only for mail the intake ignored as automatic; open it to see what "
+                             "became of it.")
+    if row.outcome == "ignored" and "triage" in accept:
+        return Conflict(f"E-mail {receipt_id} was taken for an automatic message ({row.reason or 'automatic'}), so "
+                        "it was ignored.",
+                        hint=f"If a person wrote it, take it anyway: `deskbridge intake mail replay {receipt_id} "
+                             "--anyway`, or Take it anyway on its admin page.")
+    state = "being taken right now" if row.outcome == "processing" else row.outcome
+    return Conflict(f"E-mail {receipt_id} is not waiting in triage (it was {state}).",
+                    hint="Only mail in triage (or stuck mid-processing for 5 minutes) is taken again; the "
+                         "rest was taken once already. Open it to see what became of it.")
 
 
 def subject_of(mail: Mail) -> str:

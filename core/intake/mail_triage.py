@@ -226,7 +226,8 @@ class MailTriage:
         words = mail.text or "(The e-mail had no text.)"
         await self.intake.tickets.comment(
             system, f"id:{ticket_id}", f"E-mail from {mail.sender}, who is not a contact of this ticket's customer "
-            f"(added by {admin.display}).\nSubject: {mail.subject}\n\n{words}", visibility="internal")
+            f"(added by {admin.display}).\nSubject: {mail.subject}\n\n{words}", visibility="internal",
+            within=self.intake.marker(mail, "noted"))  # the mail records it in the note's transaction
         written.ticket_id = ticket_id
         await self.intake.attachments(system, ticket_id, mail, visibility="internal")
 

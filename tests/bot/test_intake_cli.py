@@ -120,3 +120,57 @@ def test_mail_triage_filters_assigns_and_discards(env):
     assert got["cara@newco.example"][0] == "created" and got["cara@newco.example"][1].startswith("assigned by cli:")
     assert got["spam@junk.example"][0] == "discarded" and got["dan@else.example"][0] == "triage"
     assert [line.split("\t")[2] for line in ok("intake", "mail", "triage").splitlines()] == ["dan@else.example"]
+
+
+def test_mail_replay_anyway_takes_an_automatic_mail_a_person_wrote(env):
+    from sqlmodel import select
+
+    from bot.cli.common import run_in
+    from store.db import Scope
+    from store.tables import AuditLog, Contact, Customer, MailReceipt, Ticket
+    from tests.core.intake.test_mail import message
+
+    ok("workspace", "list")  # bootstraps the default workspace
+
+    async def seed(c, ws):
+        async with c.db.write(Scope.workspace(ws)) as s:
+            acme = Customer(workspace_id=ws, identifier="ACME", name="Acme Corp")
+            s.add(acme)
+            await s.flush()
+            s.add(Contact(workspace_id=ws, customer_id=acme.id, name="Ann Lee", email="ann@acme.example"))
+        auto = await c.mailboxes.intake.ingest(ws, message(subject="Printer still jams", mid="<auto1@x>",
+                                                           Auto_Submitted="auto-replied"))
+        person = await c.mailboxes.intake.ingest(ws, message(sender="cara@newco.example", subject="Hi", mid="<p1@x>"))
+        return auto.outcome, person.outcome
+
+    assert run_in(None, seed) == ("ignored", "triage")
+
+    async def receipts(c, ws):
+        async with c.db.read(Scope.workspace(ws)) as s:
+            return {r.message_id: r for r in (await s.exec(select(MailReceipt))).all()}
+
+    ids = {k: str(v.id) for k, v in run_in(None, receipts).items()}
+    listed = ok("intake", "mail", "triage", "--why", "automatic")
+    assert ids["<auto1@x>"] in listed and "Auto-Submitted" in listed
+
+    plain = runner.invoke(app, ["intake", "mail", "replay", ids["<auto1@x>"]])  # without --anyway: said what to do
+    assert plain.exit_code == 1 and "automatic message" in plain.output
+    assert f"deskbridge intake mail replay {ids['<auto1@x>']} --anyway" in plain.output
+    wrong = runner.invoke(app, ["intake", "mail", "replay", ids["<p1@x>"], "--anyway"])  # not automatic
+    assert wrong.exit_code == 1 and "not automatic mail" in wrong.output
+    assert f"deskbridge intake mail replay {ids['<p1@x>']}`" in wrong.output
+
+    out = ok("intake", "mail", "replay", ids["<auto1@x>"], "--anyway")
+    assert f"E-mail {ids['<auto1@x>']} taken anyway: a new ticket (ticket id" in out
+    twice = runner.invoke(app, ["intake", "mail", "replay", ids["<auto1@x>"], "--anyway"])
+    assert twice.exit_code == 1 and "(it was created)" in twice.output
+
+    async def after(c, ws):
+        async with c.db.read(Scope.workspace(ws)) as s:
+            tickets = (await s.exec(select(Ticket).where(Ticket.subject == "Printer still jams"))).all()
+            audit = (await s.exec(select(AuditLog).where(AuditLog.action == "intake.mail.take_anyway"))).all()
+            return [t.description for t in tickets], [(a.actor or "").split(":")[0] for a in audit]
+
+    descriptions, actors = run_in(None, after)
+    assert descriptions == ["It jams on every page.\n\nThanks, Ann"] and actors == ["cli"]
+    assert run_in(None, receipts)["<p1@x>"].outcome == "triage"  # the refused --anyway changed nothing

@@ -1,0 +1,135 @@
+"""A mail's reply (or an assignment's internal note) and its record on the mail are one transaction: the process
+killed at each point of taking it, then the mail taken again (the poll's takeover or "take it again"), the words are
+on the ticket exactly once, and nothing is lost. Through the real FastAPI app and the real MailIntake."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from core.intake.mail import MailIntake
+from store.db import Scope
+from store.enums import EntryKind
+from store.tables import TimelineEntry
+from tests.bot.admin.helpers import sign_in
+from tests.bot.admin.test_mail_stuck_and_automatic import Died, _age, _tickets
+from tests.bot.admin.test_mail_triage_page import _ingest, _receipt, _setup, message
+from tests.bot.api.conftest import Api
+
+
+def _reply(sender: str, mid: str, refs: str, words: str, *, file: bool = True) -> bytes:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = sender, "help@msp.example", "Re: Printer", mid
+    msg["In-Reply-To"] = msg["References"] = refs
+    msg.set_content(words)
+    if file:
+        msg.add_attachment(b"%PDF-1.4 scan", maintype="application", subtype="pdf", filename="scan.pdf")
+    return bytes(msg)
+
+
+async def _entries(api: Api, ticket_id: int, kind: EntryKind) -> list[TimelineEntry]:
+    async with api.container.db.read(Scope.workspace(api.ws)) as s:
+        return list((await s.exec(select(TimelineEntry).where(TimelineEntry.ticket_id == ticket_id,
+                                                                 TimelineEntry.kind == kind))).all())
+
+
+def _dying_marker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed inside the transaction that writes the words and records them on the mail."""
+    def dying(self: MailIntake, mail: object, outcome: str) -> object:
+        async def mark(session: object, ticket: object) -> None:
+            raise Died("killed")
+        return mark
+    monkeypatch.setattr(MailIntake, "marker", dying)
+
+
+def _dying(monkeypatch: pytest.MonkeyPatch, name: str) -> Callable[[], None]:
+    """Killed on the first call of MailIntake.<name> (after the words and their record); returns the undo."""
+    real = getattr(MailIntake, name)
+
+    async def dies(self: MailIntake, *a: Any, **k: Any) -> Any:
+        raise Died("killed")
+    monkeypatch.setattr(MailIntake, name, dies)
+    return lambda: monkeypatch.setattr(MailIntake, name, real)
+
+
+POINTS = ["in_the_reply_transaction", "before_its_files", "before_it_is_settled"]
+
+
+def _kill_at(monkeypatch: pytest.MonkeyPatch, point: str) -> Callable[[], None]:
+    if point == "in_the_reply_transaction":
+        real = MailIntake.marker
+        _dying_marker(monkeypatch)
+        return lambda: monkeypatch.setattr(MailIntake, "marker", real)
+    return _dying(monkeypatch, "attachments" if point == "before_its_files" else "_finish")
+
+
+@pytest.mark.parametrize("point", POINTS)
+async def test_a_threaded_reply_killed_at_each_point_is_on_its_ticket_once(
+        api: Api, monkeypatch: pytest.MonkeyPatch, point: str):
+    await _setup(api)  # ann@acme.example is ACME's contact
+    assert await _ingest(api, message("ann@acme.example", "Printer", mid="<t1@x>")) == "created"
+    [ticket] = await _tickets(api, "Printer")
+    raw = _reply("ann@acme.example", "<t2@x>", "<t1@x>", "It jams on page 2.")
+    undo = _kill_at(monkeypatch, point)
+    with pytest.raises(Died):
+        await _ingest(api, raw)
+    undo()
+    row = await _receipt(api, message_id="<t2@x>")
+    assert row.outcome == "processing"
+    written = await _entries(api, int(ticket.id), EntryKind.NOTE_PUBLIC)  # type: ignore[arg-type]
+    if point == "in_the_reply_transaction":  # rolled back together: neither the reply nor its record
+        assert row.ticket_id is None and [e.body for e in written] == []
+    else:  # both or neither: here both
+        assert row.ticket_id == ticket.id and [e.body for e in written] == ["It jams on page 2."]
+    await _age(api, int(row.id), 6)  # type: ignore[arg-type]  # past the lease: the next poll takes it over
+    assert await _ingest(api, raw) == "replied"
+    notes = await _entries(api, int(ticket.id), EntryKind.NOTE_PUBLIC)  # type: ignore[arg-type]
+    assert [e.body for e in notes] == ["It jams on page 2."]  # once, word for word
+    files = await _entries(api, int(ticket.id), EntryKind.ATTACHMENT)  # type: ignore[arg-type]
+    assert [f.body for f in files] == ["scan.pdf"]  # its file: kept, once
+    settled = await _receipt(api, message_id="<t2@x>")
+    assert (settled.outcome, settled.ticket_id) == ("replied", ticket.id)
+    assert await _ingest(api, raw) == "duplicate"
+    assert len(await _entries(api, int(ticket.id), EntryKind.NOTE_PUBLIC)) == 1  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("point", POINTS[:2])
+async def test_an_assignments_internal_note_killed_at_each_point_is_on_the_ticket_once(
+        api: Api, monkeypatch: pytest.MonkeyPatch, point: str):
+    await _setup(api)
+    assert await _ingest(api, message("ann@acme.example", "Printer", mid="<t1@x>")) == "created"
+    [ticket] = await _tickets(api, "Printer")
+    outsider = _reply("cara@newco.example", "<c1@x>", "<none@x>", "Cara here: same printer.")
+    assert await _ingest(api, outsider) == "triage"  # unknown sender
+    cara = await _receipt(api, message_id="<c1@x>")
+    csrf = await sign_in(api)
+    undo = _kill_at(monkeypatch, point)
+    with pytest.raises(Died):
+        await api.client.post(f"/admin/mail/{cara.id}/assign", data={"csrf": csrf, "ticket": str(ticket.number)})
+    undo()
+    internal = await _entries(api, int(ticket.id), EntryKind.NOTE_INTERNAL)  # type: ignore[arg-type]
+    row = await _receipt(api, id=cara.id)  # type: ignore[arg-type]
+    assert row.outcome == "processing"
+    if point == "in_the_reply_transaction":
+        assert row.ticket_id is None and internal == []
+    else:
+        assert row.ticket_id == ticket.id and len(internal) == 1
+    await _age(api, int(cara.id), 7)  # type: ignore[arg-type]
+    again = await api.client.post(f"/admin/mail/{cara.id}/replay", data={"csrf": csrf})
+    after = await _receipt(api, id=cara.id)  # type: ignore[arg-type]
+    if point == "in_the_reply_transaction":  # nothing was written: it waits in triage again, to be assigned
+        assert after.outcome == "triage" and again.headers["location"].endswith("done=mail_still")
+        r = await api.client.post(f"/admin/mail/{cara.id}/assign", data={"csrf": csrf, "ticket": str(ticket.number)})
+        assert r.status_code in (302, 303)
+    else:  # settled on the ticket: its note is not written again
+        assert (after.outcome, after.ticket_id) == ("replied", ticket.id)
+        assert "nothing written twice" in (after.reason or "")
+    notes = await _entries(api, int(ticket.id), EntryKind.NOTE_INTERNAL)  # type: ignore[arg-type]
+    assert len([n for n in notes if "Cara here: same printer." in n.body]) == 1
+    assert await _entries(api, int(ticket.id), EntryKind.NOTE_PUBLIC) == []  # type: ignore[arg-type]
+    files = await _entries(api, int(ticket.id), EntryKind.ATTACHMENT)  # type: ignore[arg-type]
+    assert [(f.body, f.data["visibility"]) for f in files] == [("scan.pdf", "internal")]  # once, internal as the note
