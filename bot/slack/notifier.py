@@ -384,14 +384,13 @@ class SlackNotifier:
         """The ticket's card for one channel, built when its update (or dispatch post) is sent (None: nothing to
         show there now). `audience`: "customer" for a customer's view whatever the channel says."""
         async def render() -> tuple[str, list[dict[str, Any]]] | None:
-            try:
-                view = await self.views.ticket_by_id(actor, ticket_id)
+            customer = card_audience(info) == "customer" or audience == "customer"
+            try:  # a customer's card built once (before: a technician's card, AI part included, then theirs)
+                view = await self.views.ticket_by_id(actor, ticket_id, audience="customer" if customer else "tech")
             except DeskbridgeError:
                 return None
             if view is None or not may_post_ticket(info, view.summary.customer_id):
                 return None  # gone, or moved to another customer since the refresh was asked for
-            if card_audience(info) == "customer" or audience == "customer":
-                view = await self.views.ticket_from_detail(actor, view.detail, audience="customer")
             return bk.ticket_fallback(view), bk.ticket_blocks(view)
         return render
 

@@ -316,13 +316,14 @@ class RiskService:
 
     # --- reading --------------------------------------------------------------------------------------
     async def at_risk(self, actor: Actor, *, limit: int = 10, ticket_ids: Sequence[int] | None = None,
-                      all_scores: bool = False) -> list[AtRisk]:
+                      all_scores: bool = False, opts: dict[str, Any] | None = None) -> list[AtRisk]:
         """Open tickets at or above the admin's risk threshold, riskiest first, with their top reasons in words
         (technicians only). `ticket_ids` restricts to those tickets (a card's chip)."""
         if not actor.is_member or actor.customer_scope_id is not None:
             raise PermissionDenied("Escalation risk is for technicians.",
                                    hint=TECH_ONLY_HINT)
-        opts = ai_settings.effective(await self._settings(actor.workspace_id))
+        if opts is None:  # `opts`: the effective AI settings, when the caller has just read them (a card's AI part)
+            opts = ai_settings.effective(await self._settings(actor.workspace_id))
         if not opts["risk"]:
             return []
         query = (sa.select(AiRisk, col(Ticket.number), col(Ticket.subject), col(Ticket.priority), col(Customer.name),
@@ -337,7 +338,9 @@ class RiskService:
             query = query.where(col(AiRisk.ticket_id).in_(list(ticket_ids)))
         async with self.db.read(actor.scope) as session:
             rows = (await session.execute(query)).all()
-            names = {str(c.id): c.identifier or c.name for c in (await session.execute(select(Customer))).scalars()}
+            # customer names for the reasons' words, only when there are reasons to word (most cards: none)
+            names = {str(c.id): c.identifier or c.name
+                     for c in (await session.execute(select(Customer))).scalars()} if rows else {}
         return [AtRisk(ticket_id=r.ticket_id, number=number, subject=subject, customer=cname, priority=prio,
                        score=r.score, reasons=tuple(reason_text(name, names) for name, _ in r.reasons),
                        scored_at=r.scored_at)

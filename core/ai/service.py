@@ -424,18 +424,17 @@ class AiService:
             resolutions=tuple(AiResolutionView(text=r.text, attribution=r.attribution)
                               for r in found.resolutions.items),
             disagree=found.resolutions.disagree, cross_customer=found.cross_customer, actions=actions,
-            risk=await self._risk_view(actor, ticket_id),
+            risk=await self._risk_view(actor, ticket_id, opts),
             kb=tuple(AiKbView(title=a.article.title, source=source_name(a.article.source), score=a.score,
                               paragraph=a.paragraph[:400], heading=a.heading, url=a.article.url)
                      for a in await self.kb.links(actor, ticket_id, loaded=(ticket, opts))))
         return None if view.empty else view
 
-    async def _risk_view(self, actor: Actor, ticket_id: int) -> AiRiskView | None:
-        """The card's risk chip: only at or above the admin's threshold."""
-        found = await self.risk.at_risk(actor, ticket_ids=[ticket_id], limit=1)
+    async def _risk_view(self, actor: Actor, ticket_id: int, opts: dict[str, Any]) -> AiRiskView | None:
+        """The card's risk chip: only at or above the admin's threshold (`opts`: the AI settings just read)."""
+        found = await self.risk.at_risk(actor, ticket_ids=[ticket_id], limit=1, opts=opts)
         if not found:
             return None
-        opts = await self.settings(actor.workspace_id)
         return AiRiskView(score=found[0].score, threshold=opts["risk_threshold"], reasons=found[0].reasons)
 
     async def _category_view(self, actor: Actor, ticket: Ticket,

@@ -130,13 +130,14 @@ class TicketCards:
 
         return await self.cache.card(actor, fp, aud, build, ref=ref)
 
-    async def ticket_by_id(self, actor: Actor, ticket_id: int) -> TicketView | None:
+    async def ticket_by_id(self, actor: Actor, ticket_id: int, *, audience: str = "tech") -> TicketView | None:
         """The card of a ticket known by its id (events carry ids); None while its PSA create is queued (a
-        ticket whose PSA number another connection holds has a card: it is named `cw-1002`)."""
+        ticket whose PSA number another connection holds has a card: it is named `cw-1002`). `audience`: as for
+        `ticket_from_detail` (a customer's card is built once, not a technician's first)."""
         detail = await self.tickets.get(actor, f"id:{ticket_id}")  # one read: the card needs all of it anyway
         if detail.summary.number is None and detail.external_id is None:
             return None
-        return await self.ticket_from_detail(actor, detail)
+        return await self.ticket_from_detail(actor, detail, audience=audience)
 
     def now(self) -> datetime:
         return self._clock()

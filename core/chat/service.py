@@ -255,8 +255,8 @@ class ChatViews:
                      notice: str | None = None, kept: bool = False) -> TicketView:
         return await self.cards.ticket(actor, ref, audience=audience, notice=notice, kept=kept)
 
-    async def ticket_by_id(self, actor: Actor, ticket_id: int) -> TicketView | None:
-        return await self.cards.ticket_by_id(actor, ticket_id)
+    async def ticket_by_id(self, actor: Actor, ticket_id: int, *, audience: str = "tech") -> TicketView | None:
+        return await self.cards.ticket_by_id(actor, ticket_id, audience=audience)
 
     async def ticket_after_ai(self, actor: Actor, ref: int | str) -> TicketView:
         """The card after an AI assist action on the ticket (a category applied or undone, a draft): its AI part

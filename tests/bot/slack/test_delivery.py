@@ -411,8 +411,16 @@ async def ticket_id_of(h: Any, number: int) -> int:
     return next(t.id for t in page.items if t.number == number)
 
 
-async def test_dispatch_channels_get_new_tickets_and_replies_there_become_notes(day):
+async def test_dispatch_channels_get_new_tickets_and_replies_there_become_notes(day, monkeypatch):
     h, c = day, day.c
+    builds: list[str] = []  # every card built, by audience (a customer's card is built once, not after a tech's)
+    real_build = c.chat_views.cards.ticket_from_detail
+
+    async def build(actor: Actor, detail: Any, **kw: Any) -> Any:
+        builds.append(kw.get("audience", "tech"))
+        return await real_build(actor, detail, **kw)
+
+    monkeypatch.setattr(c.chat_views.cards, "ticket_from_detail", build)
     server = sandbox_server(h.conn.settings)
     actor = Actor.system(h.ws)
     company, other = server.data["companies"][0], server.data["companies"][1]
@@ -436,6 +444,7 @@ async def test_dispatch_channels_get_new_tickets_and_replies_there_become_notes(
     posts = {p.args["channel"]: p for p in h.fake.of("chat.postMessage")
              if "Laptop will not boot" in p.args["text"]}
     assert sorted(posts) == ["C_DISPATCH", "C_SHARED"]  # not the other customer's dispatch channel
+    assert sorted(builds) == ["customer", "tech"]  # one card per channel
     assert_valid_blocks(posts["C_DISPATCH"].args["blocks"])
     actions = [e["action_id"] for b in posts["C_DISPATCH"].args["blocks"] if b["type"] == "actions"
                for e in b["elements"]]
