@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from core.context import Actor
 from store.db import Scope
+from store.enums import Stage
 from store.tables import Ticket
 from tests.bot.teams.test_write_hold import TIME, card_in_channel, click
 
@@ -46,7 +47,12 @@ async def test_a_note_keeps_it_a_new_subject_or_an_ai_setting_computes_it_again(
     await teams.send(click(teams, card_id, TIME))
     await teams.send(click(teams, card_id, {"action": "reply", "submit": True, "text": "Checked the PSU fan",
                                             "visibility": "internal"}))
-    assert len(calls) == 1  # the AI reads no notes (core/chat/cards.py ai_basis): the kept part is still right
+    async with teams.c.db.write(Scope.workspace(teams.ws)) as s:  # moved to another open stage, someone else's
+        await s.exec(sa.update(Ticket).where(Ticket.number == 5001).values(stage=Stage.WAITING,
+                                                                          psa_status_name="Waiting on customer",
+                                                                          assignee_member_id=None))
+    await teams.send(click(teams, card_id, TIME))
+    assert len(calls) == 1  # the AI reads no notes, status or owner (core/chat/cards.py ai_basis): still right
     async with teams.c.db.write(Scope.workspace(teams.ws)) as s:
         await s.exec(sa.update(Ticket).where(Ticket.number == 5001).values(subject="Printer jams on tray 2"))
     await teams.send(click(teams, card_id, TIME))
