@@ -19,8 +19,10 @@ through the Bot Connector once it is known (Slack's post-ack path does the same 
   (`POST /v3/conversations` with the clicker: the bot is installed in the team they clicked in) and kept. If
   Teams refuses that too, they are @mentioned in a technicians-only dispatch channel of the customer with the same
   text (as a dead write's author is); only without one is the refusal just logged as an error naming the ticket.
-One click stays one write: its activity id is claimed once (ChatService.first_time); a redelivery while the first
-is held waits on the same acceptance and gets the same answer, and one follow-up is sent per click.
+One click stays one write: its activity id is claimed once (ChatService.first_time: a row in the database every
+instance shares); a redelivery while the first is held waits on the same acceptance and gets the same answer, and
+one follow-up is sent per click. A redelivery that finds the click claimed by another instance (or before this
+process remembers it) writes nothing and is answered with the card as it is now.
 """
 
 from __future__ import annotations
@@ -92,12 +94,26 @@ class WriteHolds:
             await asyncio.wait({held.task}, timeout=self.hold_s)  # never cancels the acceptance
         if held.task.done():
             outcome = held.task.result()
-            return None if outcome is None else outcome.answer
+            return await self._elsewhere(activity) if outcome is None else outcome.answer
         if not held.owed:
             held.owed = True
             held.task.add_done_callback(lambda t: self._spawn(self._follow_up(activity, t)))
         return AdaptiveCardActionCardResponse.model_validate({"statusCode": 200, "value": cards.saving_card(
             what_of(click_data(activity)), str(click_data(activity).get("ref") or "") or None)})
+
+    async def _elsewhere(self, activity: dict[str, Any]) -> Any | None:
+        """A click claimed before, by another instance or before this process remembers it: nothing is written
+        again (the claim is a row in the shared database), and the answer is the clicked card as it is now (the
+        ticket, with the write if it was accepted); None (an empty answer, as before) when there is none."""
+        inc, data = incoming(activity), click_data(activity)
+        if not data.get("ref"):
+            return None
+        try:
+            card = await self._restored(await self.s.listeners.workspace(inc), inc, data)
+        except DeskbridgeError:
+            return None
+        return None if card is None else AdaptiveCardActionCardResponse.model_validate({"statusCode": 200,
+                                                                                        "value": card})
 
     async def drain(self) -> None:
         """Wait for every held acceptance and follow-up (tests; shutdown)."""

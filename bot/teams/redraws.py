@@ -15,9 +15,10 @@ after the click, session 9). So, the idea of the Slack notifier's lanes (bot/sla
   (a delivery's or a change's redraw), each in the order first asked;
 - a card waiting in *later* that a click's outcome asks for moves to *urgent*: one update carries both the
   outcome and the delivery's state (the merge);
-- one update of a conversation at a time, each card built just before it is sent, so the last update of a card
-  always shows what the newest request saw (a redraw asked while one of the same card is being sent is sent
-  after it).
+- one update of a conversation at a time: the sender waits for the conversation's pacer, then takes the first
+  card and builds it just before it is sent, so whatever is asked while the pacer is full joins or goes ahead,
+  and the last update of a card always shows what the newest request saw (a redraw asked while one of the same
+  card is being sent is sent after it).
 Builds run at most `BUILDERS` at once (they read the database, which the clicks' acceptances need too).
 """
 
@@ -100,6 +101,11 @@ class CardRedraws:
     async def _send(self, key: str, conv: _Conversation) -> None:
         try:
             while conv:
+                # wait for the conversation's pacer first, then take the first card: one asked for meanwhile may go
+                # first (a click's outcome) or join (a redraw of the same card), and what is sent is built now
+                await self.poster.pacer.ready(key)
+                if not conv:
+                    break
                 lane = conv.urgent or conv.later
                 _, redraw = lane.popitem(last=False)
                 try:

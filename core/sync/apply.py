@@ -32,7 +32,7 @@ from connectors.base import PsaAttachment, PsaNote, PsaTicket, PsaTimeEntry, Ref
 from core.notify import DomainEvent, TicketChanged, TicketCreated
 from core.sync.mapping import SeenStatus, ensure_priority_mappings, ensure_status_mappings
 from core.sync.timeline import apply_children, mark_history_read
-from core.sync.upsert import built, core_execute, ensure_directory, upsert_tickets
+from core.sync.upsert import built, core_execute, directory_lookup, ensure_directory, upsert_tickets
 from store.db import Database, Scope
 from store.enums import Origin, OutboxStatus, Priority, Stage
 from store.sql import table_of
@@ -202,22 +202,24 @@ async def _apply_once(s: AsyncSession, target: SyncTarget, tickets: Sequence[Psa
     await _link_by_marker(s, target, tickets, existing)
     plan = _to_write(tickets, existing, force=force, result=result)
 
-    # Directory rows and mappings for everything we are about to write.
+    # Directory rows and mappings for everything we are about to write (the rows looked up in one read).
     every = plan
     companies = {t.company.id: t.company.name for t in every if t.company}
-    customer_ids = await ensure_directory(s, Customer, ws, cid, {
-        ext: {"identifier": (name or f"#{ext}")[:100], "name": (name or f"#{ext}")[:200]}
-        for ext, name in companies.items()})
     authors = [n.author for c in children.values() for n in c.notes if n.author and not n.author_is_contact]
     members = {r.id: r.name for r in [t.owner for t in every if t.owner] + authors
                + [e.member for c in children.values() for e in c.time_entries if e.member]}
-    member_ids = await ensure_directory(s, Member, ws, cid, _ref_rows(members, active=True))
-    contacts = {t.contact.id: (t.contact.name, customer_ids.get(t.company.id) if t.company else None)
-                for t in every if t.contact}
-    contacts.update({n.author.id: (n.author.name, None) for c in children.values() for n in c.notes
-                     if n.author and n.author_is_contact and n.author.id not in contacts})
+    contact_refs = {t.contact.id: (t.contact.name, t.company.id if t.company else None) for t in every if t.contact}
+    contact_refs.update({n.author.id: (n.author.name, None) for c in children.values() for n in c.notes
+                         if n.author and n.author_is_contact and n.author.id not in contact_refs})
+    known = await directory_lookup(s, cid, {Customer: list(companies), Member: list(members),
+                                            Contact: list(contact_refs)})
+    customer_ids = await ensure_directory(s, Customer, ws, cid, {
+        ext: {"identifier": (name or f"#{ext}")[:100], "name": (name or f"#{ext}")[:200]}
+        for ext, name in companies.items()}, known=known[Customer])
+    member_ids = await ensure_directory(s, Member, ws, cid, _ref_rows(members, active=True), known=known[Member])
     contact_ids = await ensure_directory(s, Contact, ws, cid, {
-        ext: {"name": (name or f"#{ext}")[:200], "customer_id": cust} for ext, (name, cust) in contacts.items()})
+        ext: {"name": (name or f"#{ext}")[:200], "customer_id": customer_ids.get(company) if company else None}
+        for ext, (name, company) in contact_refs.items()}, known=known[Contact])
     stages = await ensure_status_mappings(s, ws, cid, [
         SeenStatus(_board_key(target, t), t.status.id, t.status.name or t.status.id, bool(t.status_closed))
         for t in plan if t.status])
