@@ -9,8 +9,10 @@ of a mode, so a figure can leave out what the fakes spent.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 FAKE_THREADS = ("fake-slack",)  # bench/_e2e_setup.py SlackThread
@@ -35,6 +37,27 @@ def _group(name: str) -> str:
     return name
 
 
+WORKER_MARK = b"bot.refresh_worker"  # the callback refresh worker process (bot/refresh_worker.py)
+
+
+def worker_cpu() -> dict[int, float]:
+    """CPU seconds (user + system) of each live refresh worker process this process started."""
+    out: dict[int, float] = {}
+    me, tick = os.getpid(), os.sysconf("SC_CLK_TCK")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if WORKER_MARK not in (proc / "cmdline").read_bytes():
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == me:  # ppid
+            out[int(proc.name)] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return out
+
+
 class ThreadCpu:
     """CPU seconds per thread group between `start()` and `stop()` (threads born meanwhile count from 0)."""
 
@@ -42,9 +65,11 @@ class ThreadCpu:
         self._start: dict[int, float] = {}
         self._names: dict[int, str] = {}
         self._process = 0.0
+        self._worker: dict[int, float] = {}
 
     def start(self) -> None:
         self._process = time.process_time()
+        self._worker = worker_cpu()
         for t in threading.enumerate():
             cpu = _cpu(t.ident)
             if t.ident is not None and cpu is not None:
@@ -60,13 +85,18 @@ class ThreadCpu:
             groups[_group(t.name)] = groups.get(_group(t.name), 0.0) + spent
         process = time.process_time() - self._process
         groups["gone_threads_and_rest"] = max(0.0, process - sum(groups.values()))
-        return {"process_s": round(process, 3), "by_thread_s": {k: round(v, 3) for k, v in sorted(groups.items())}}
+        worker = sum(cpu - self._worker.get(pid, 0.0) for pid, cpu in worker_cpu().items())
+        return {"process_s": round(process, 3), "by_thread_s": {k: round(v, 3) for k, v in sorted(groups.items())},
+                "refresh_worker_process_s": round(worker, 3)}
 
 
 def per_edit(split: dict[str, Any], edits: int) -> dict[str, Any]:
     """The split as ms per edit, with Deskbridge's own share (the process less the fake Slack thread)."""
     n = max(edits, 1)
     ours = split["process_s"] - split["by_thread_s"].get("fake_slack", 0.0)
+    worker = split.get("refresh_worker_process_s", 0.0)
     return {"process_ms_per_edit": round(split["process_s"] * 1000 / n, 1),
+            "refresh_worker_ms_per_edit": round(worker * 1000 / n, 1),  # 0 when re-reads run in the process
+            "with_worker_ms_per_edit": round((split["process_s"] + worker) * 1000 / n, 1),
             "without_fake_slack_ms_per_edit": round(ours * 1000 / n, 1),
             "by_thread_ms_per_edit": {k: round(v * 1000 / n, 1) for k, v in split["by_thread_s"].items()}}

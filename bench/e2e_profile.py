@@ -227,7 +227,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         await rig.stop()
     out = {"load_average_1m": [round(load, 2), round(os.getloadavg()[0], 2)], "rate": args.rate,
-           "seconds": args.seconds, "edits": mode["edits"], "cpu_ms_per_edit": mode["cpu_ms_per_edit"],
+           "seconds": args.seconds, "edits": mode["edits"],
+           # this process and the callback refresh worker process (bot/refresh_worker.py; 0 when re-reads run here)
+           "cpu_ms_per_edit": mode["cpu_ms_per_edit"],
+           "main_process_cpu_ms_per_edit": mode.get("main_process_cpu_ms_per_edit", mode["cpu_ms_per_edit"]),
+           "refresh_worker_cpu_ms_per_edit": mode["cpu_split"].get("refresh_worker_ms_per_edit", 0.0),
+           "loop_cpu_ms_per_edit": mode["cpu_split"]["by_thread_ms_per_edit"].get("loop"),
            "cpu_split": mode["cpu_split"], "loop_cpu_by_task": tasks.summary(mode["edits"]),
            "surfaces_p50_p95": {k: (v["p50_s"], v["p95_s"], v["n"]) for k, v in mode["surfaces"].items()}}
     return out
@@ -245,6 +250,7 @@ def main() -> None:
     ap.add_argument("--cprofile", help="cProfile (event loop thread) of the mode written here")
     ap.add_argument("--summarise", help="only summarise an earlier --spy file")
     ap.add_argument("--code", help="run this directory's product code with this tree's bench")
+    ap.add_argument("--out", help="also write the JSON here")
     args = ap.parse_args()
     if args.summarise:
         print(json.dumps(summarise(args.summarise), indent=2))
@@ -252,7 +258,11 @@ def main() -> None:
     out = asyncio.run(run(args))
     if args.spy and Path(args.spy).exists():
         out["spy"] = summarise(args.spy)
+    out["code"] = args.code or "this tree"
+    out["refresh_worker"] = os.environ.get("DESKBRIDGE_REFRESH_WORKER", "process (default)")
     print(json.dumps(out, indent=2))
+    if args.out:
+        Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":

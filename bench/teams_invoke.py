@@ -359,6 +359,11 @@ async def writes(port: int, fake: Any, db: Path, email: str, n_cards: int, chann
                      "follow_up_after_click": spread([followed[a] - start for a in followed]),
                      "follow_up_after_saving_answer": spread([followed[a] - saving[a] for a in followed])}
     out["failed_answers"] = sum(1 for resp, _ in answers.values() if b"application/vnd.microsoft.card.adaptive" not in resp)
+    # what the clicker sees of the outcome: the answer itself (within the budget), else the follow-up's redraw
+    result = [lat / 1000 for resp, lat in answers.values() if SAVING not in resp]
+    result += [followed[a] - start for a in followed]
+    out["result_on_card_after_click"] = {**(spread(result) or {}), "clicks": len(result),
+                                         "no_result": n - len(result)}
     quick = [lat for r, (resp, lat) in answers.items() if SAVING not in resp]
     if quick:
         out["invoke_outcome_answers"] = summary(quick)  # the clicks answered with their outcome in time
@@ -519,9 +524,30 @@ async def interleaved(port: int, fake: Any, direct: Direct, number: str, n: int)
 # ---------------------------------------------------------------------------------------------- orchestrator
 
 
-async def one_writes_server(args: argparse.Namespace, ft: FakeThread, hold_s: str | None) -> dict[str, Any]:
+def ref_code(ref: str) -> tuple[str, str]:
+    """`ref`'s product code (git archive into a temporary directory, no worktree) as a directory to put first on
+    the server's PYTHONPATH (bench/_e2e_ab.py shim: its bot, core, store, connectors; this tree's bench and
+    tests), and the commit it names."""
+    from bench._e2e_ab import shim
+
+    base = Path(tempfile.mkdtemp(prefix="teams_writes_ref_"))
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", ref], check=True, capture_output=True,
+                            text=True).stdout.strip()
+    return shim(str(base)), commit
+
+
+def ref_code_head() -> str:
+    return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+async def one_writes_server(args: argparse.Namespace, ft: FakeThread, hold_s: str | None,
+                            code: str | None = None) -> dict[str, Any]:
     """A fresh server (its own database, sandbox synced) with the write hold budget `hold_s` (None: the server's
-    default), warmed up like the main run, then the writes pattern once; the server is stopped after."""
+    default), warmed up like the main run, then the writes pattern once; the server is stopped after. `code`: a
+    directory of other product code to run the server with (ref_code)."""
     from store.crypto import generate_key
 
     tmp = Path(tempfile.mkdtemp(prefix="teams_writes_"))
@@ -532,6 +558,8 @@ async def one_writes_server(args: argparse.Namespace, ft: FakeThread, hold_s: st
            **teams_env(fake), **dict(kv.split("=", 1) for kv in args.server_env)}
     if hold_s is not None:
         env["DESKBRIDGE_TEAMS_WRITE_HOLD_SECONDS"] = hold_s
+    if code is not None:
+        env["PYTHONPATH"] = code
     trace = tmp / "loop.jsonl" if args.trace else None
     if trace is not None:
         env["DESKBRIDGE_LOOP_TRACE_FILE"] = str(trace)
@@ -634,6 +662,8 @@ async def run_writes_only(args: argparse.Namespace) -> dict[str, Any]:
     """`--writes-only`: the writes pattern alone, `--pairs` times, each time on a server without the hold budget
     (`DESKBRIDGE_TEAMS_WRITE_HOLD_SECONDS=0`: every answer waits for its outcome, the baseline) and then on one
     with it (the server's default), so both see the same moments of machine load."""
+    if args.baseline_ref:
+        return await run_writes_vs_ref(args)
     ft = FakeThread()
     load_before = os.getloadavg()
     pairs = []
@@ -664,6 +694,60 @@ async def run_writes_only(args: argparse.Namespace) -> dict[str, Any]:
                         "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
             "setup": {"clicks": args.writes, "action": args.write_action, "channels": args.channels,
                       "server_env": args.server_env, "trace": args.trace, "database": "sqlite",
+                      "server": "deskbridge serve, 1 uvicorn process, sandbox PSA synced, scheduler + outbox on"}}
+
+
+async def run_writes_vs_ref(args: argparse.Namespace) -> dict[str, Any]:
+    """`--writes-only --baseline-ref REF`: the writes pattern on a server running REF's code (the same-run
+    baseline) and on one running this tree, both with the server's default hold budget, `--pairs` times,
+    alternating which goes first; the ratios are this tree over REF, pair by pair."""
+    code, commit = ref_code(args.baseline_ref)
+    head = ref_code_head()
+    ft = FakeThread()
+    load_before = os.getloadavg()
+    pairs = []
+    try:
+        for i in range(args.pairs):
+            pair: dict[str, Any] = {}
+            order = (("baseline", code), ("branch", None))
+            for label, c in order if i % 2 == 0 else order[::-1]:
+                pair[label] = await one_writes_server(args, ft, None, c)
+                print(f"pair {i + 1} " + writes_line(label, pair[label]) + "  result on card p50/p99 "
+                      f"{pair[label]['result_on_card_after_click'].get('p50_s')}/"
+                      f"{pair[label]['result_on_card_after_click'].get('p99_s')} s", file=sys.stderr, flush=True)
+            pairs.append(pair)
+    finally:
+        ft.stop()
+
+    def each(label: str, *path: str) -> list[Any]:
+        out = []
+        for p in pairs:
+            v: Any = p[label]
+            for k in path:
+                v = (v or {}).get(k)
+            out.append(v)
+        return out
+
+    def ratio(path: tuple[str, ...]) -> list[float | None]:
+        return [round(b / a, 3) if a and b is not None else None
+                for a, b in zip(each("baseline", *path), each("branch", *path), strict=True)]
+
+    keys = {"result_on_card_p99_s": ("result_on_card_after_click", "p99_s"),
+            "result_on_card_p50_s": ("result_on_card_after_click", "p50_s"),
+            "follow_up_after_click_p99_s": ("saving", "follow_up_after_click", "p99_s"),
+            "invoke_p99_ms": ("invoke", "p99_ms"), "all_in_psa_s": ("delivered_redraw_after_click", "all_s"),
+            "cpu_ms_per_click": ("server_cpu_ms_per_click", "process")}
+    summary = {name: {"baseline": each("baseline", *path), "branch": each("branch", *path),
+                      "branch_over_baseline": ratio(path)} for name, path in keys.items()}
+    summary["loadavg_1m"] = {"baseline": each("baseline", "loadavg_1m"), "branch": each("branch", "loadavg_1m")}
+    summary["target_result_on_card_p99_s"] = 3.0
+    summary["branch_meets_target"] = all(v is not None and v < 3.0 for v in each("branch", *keys["result_on_card_p99_s"]))
+    return {"writes_only": True, "baseline": {"ref": args.baseline_ref, "commit": commit}, "branch": {"commit": head},
+            "pairs": pairs, "summary": summary,
+            "machine": {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load_before],
+                        "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
+            "setup": {"clicks": args.writes, "action": args.write_action, "channels": args.channels,
+                      "server_env": args.server_env, "database": "sqlite", "hold": "the server's default (2.2 s)",
                       "server": "deskbridge serve, 1 uvicorn process, sandbox PSA synced, scheduler + outbox on"}}
 
 
@@ -814,6 +898,11 @@ def main() -> None:
     p.add_argument("--profile-direct", type=Path, default=None, help="profile `--writes` write clicks handed one "
                    "at a time to the handler in this process (cProfile stats to this file); no timed bench")
     p.add_argument("--pairs", type=int, default=1, help="with --writes-only: baseline/hold server pairs")
+    p.add_argument("--baseline-ref", default=None, help="with --writes-only: the baseline server runs this git ref's "
+                   "code (e.g. main) and the other this tree, both with the default hold budget (the ratio of "
+                   "'result on the card' p99 is the figure)")
+    p.add_argument("--out", type=Path, default=None, help="with --writes-only: the result file (default "
+                   "bench/results/teams_write_hold.json)")
     args = p.parse_args()
     if args.profile_direct is not None:
         async def profiled() -> dict[str, Any]:
@@ -828,7 +917,8 @@ def main() -> None:
         result = asyncio.run(run_writes_only(args))
         result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         if args.profile is None:
-            (ROOT / "bench" / "results" / "teams_write_hold.json").write_text(json.dumps(result, indent=2) + "\n")
+            out = args.out or ROOT / "bench" / "results" / "teams_write_hold.json"
+            out.write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps(result["summary"], indent=2))
         return
     result = asyncio.run(run(args))

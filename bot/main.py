@@ -7,10 +7,7 @@ needs from the `Deskbridge` container built here.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +17,9 @@ import httpx
 from sqlalchemy.exc import IntegrityError
 
 from bot.settings import Settings
+from bot.wiring import _load_keys, connector_options
 from connectors.alert_webhook import AlertWebhookClient
 from connectors.docs import DocsPlatform
-from connectors.halopsa.budget import RequestBudgets
 from connectors.hudu import HuduDocs
 from connectors.itglue import ItGlueDocs
 from connectors.m365 import DirectoryPool, admin_consent_url
@@ -67,7 +64,7 @@ from core.tenant_context import TenantContextService
 from core.tickets import TicketService
 from core.workspaces import DirectoryService, WorkspaceService
 from store import migrate
-from store.crypto import CredentialCipher, generate_key
+from store.crypto import CredentialCipher, generate_key  # noqa: F401 - bot/cli/serve.py takes it from here
 from store.db import Database
 
 if TYPE_CHECKING:
@@ -157,6 +154,7 @@ class Deskbridge:
         return {"database": db_ok, "migrations": mig_ok}
 
     async def aclose(self) -> None:
+        await self.sync.webhooks.stop()  # the refresh worker process, if one was started (idempotent)
         if self.slack is not None:  # Slack deliveries queued by the outbox worker / SLA monitor go out first
             await self.slack.flush()
         if self.teams is not None:
@@ -169,39 +167,19 @@ class Deskbridge:
         await self.db.dispose()
 
 
-def _load_keys(settings: Settings) -> tuple[CredentialCipher, str | None, bytes]:
-    """The credential cipher (creating a local key file, and a note saying so, when no key is configured) and
-    the admin session signing key: an HMAC of the primary secret key with a fixed label, never the key itself."""
-    note = None
-    if settings.secret_key is not None:
-        primary = settings.secret_key.get_secret_value()
-    else:
-        path = Path(settings.secret_key_file)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(generate_key())
-            note = (f"No DESKBRIDGE_SECRET_KEY set: generated a local key in {path} to encrypt PSA credentials. "
-                    "Back it up, or set DESKBRIDGE_SECRET_KEY in production.")
-        primary = path.read_text().strip()
-    old = [k.get_secret_value() for k in settings.secret_keys_old]
-    session_key = hmac.new(primary.encode(), b"deskbridge admin session v1", hashlib.sha256).digest()
-    return CredentialCipher.from_keys([primary, *old]), note, session_key
-
-
 def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
           registry: Registry | None = None) -> Deskbridge:
     """Wire every service for these settings (no I/O beyond reading the key file)."""
     db = Database(settings.database_url, read_threads=settings.database_read_threads)
     cipher, note, session_key = _load_keys(settings)
+    worker = settings.refresh_worker == "process" and transport is None and registry is None  # see _sync
     # The outbox's settle delay must exceed the connectors' real request timeout: one setting for both.
     registry = registry or Registry(transport=transport, options=connector_options(settings, db, cipher))
     notifier = FanoutNotifier()
     workspaces, directory = WorkspaceService(db), DirectoryService(db)
     connections = ConnectionService(db, cipher=cipher, checker=registry.check, factory=registry.build,
                                     known_kinds=registry.kinds())
-    sync = SyncService(SyncEngine(db, connections, notifier, instance_id=settings.instance_id))
+    sync = _sync(settings, db, connections, notifier, worker=worker)
     # Standalone tickets (no PSA) are announced by TicketService itself; a PSA ticket whose history a first
     # sync left unread (closed ones) has it read when someone opens it.
     tickets = TicketService(db, capabilities=registry.capabilities, notifier=notifier, history=sync.load_history)
@@ -271,6 +249,18 @@ def build(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = No
     return container
 
 
+def _sync(settings: Settings, db: Database, connections: ConnectionService, notifier: FanoutNotifier, *,
+          worker: bool) -> SyncService:
+    """Sync, with callbacks' re-reads in a worker process (bot/refresh_worker.py) unless told not to or built
+    around an injected transport or registry (tests: neither can go to another process)."""
+    sync = SyncService(SyncEngine(db, connections, notifier, instance_id=settings.instance_id))
+    if worker:
+        from bot import refresh_worker
+
+        sync.webhooks.use_worker(refresh_worker.client(settings, db, notifier))
+    return sync
+
+
 def _ai(settings: Settings, db: Database, registry: Registry, docs: DocsService, notifier: FanoutNotifier,
         connections: ConnectionService) -> AiService:
     """AI assist: KB articles read through the documentation platforms and the PSAs' own knowledge bases,
@@ -332,16 +322,6 @@ def _consent_url(settings: Settings) -> Callable[[str], str] | None:
         return None
     return lambda tenant: admin_consent_url(tenant, client_id, login_url=settings.m365_login_url,
                                             redirect_uri=settings.m365_consent_redirect_uri)
-
-
-def connector_options(settings: Settings, db: Database, cipher: CredentialCipher) -> dict[str, dict[str, Any]]:
-    """What each connector kind gets beside its connection: the request timeout; for HaloPSA the token cache
-    every instance shares (a new Halo token may invalidate the old one) and this process's request budget
-    per tenant (sync, outbox and webhooks' re-reads draw on one budget)."""
-    timeout = settings.psa_request_timeout_seconds
-    return {"connectwise": {"timeout": timeout}, "autotask": {"timeout": timeout},
-            "halopsa": {"timeout": timeout, "budgets": RequestBudgets(),
-                        "token_cache": DatabaseTokenCache(db, cipher, holder=settings.instance_id)}}
 
 
 def outbox_worker_config(settings: Settings, *, concurrency: int | None = None) -> WorkerConfig:

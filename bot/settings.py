@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     instance_id: str = Field(default_factory=_default_instance_id, description="Name of this instance in leases")
     run_scheduler: bool = Field(True, description="Run scheduled jobs (sync, SLA, housekeeping) in `serve`")
     run_outbox_worker: bool = Field(True, description="Run the outbox worker in `serve`")
+    refresh_worker: Literal["process", "inline"] = Field(
+        "process", description="process: PSA callbacks' ticket re-reads run in a worker process started by `serve` "
+        "(bot/refresh_worker.py), off the chat side's core; inline: in the app's own process (tests, small installs)")
     sync_interval_seconds: int = Field(60, ge=5, description="Incremental sync period per connection")
     picklist_interval_seconds: int = Field(3600, ge=60, description="Picklist refresh period")
     reconcile_interval_seconds: int = Field(

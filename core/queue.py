@@ -27,7 +27,7 @@ from core.ticket_lookup import MAX_ID, summary_from
 from core.views import QueuePage
 from store.db import Database
 from store.enums import Priority, Stage
-from store.sql import unicode_lower
+from store.sql import plain, unicode_lower
 from store.tables import Customer, Member, Ticket
 from store.types import utcnow
 
@@ -283,14 +283,14 @@ class QueueService:
             count, base_params = self._count_statement(actor, f) if with_total else (None, {})
 
             def read(session: Session) -> tuple[list[Any], int | None, T | None]:
-                got = list(session.execute(stmt, page_params).all())
+                got = plain(session.execute(stmt, page_params).all())  # read by name below and in `also`
                 n = session.execute(count, base_params).scalar_one() if count is not None else None
                 page = got[:limit]
                 return got, n, also(session, page) if also is not None and page else None
 
             rows, total, extra = await self.db.read_sync(actor.scope, read)
         else:  # the common case: one statement, read in one hop (store/db.py Database.rows)
-            rows = list(await self.db.rows(actor.scope, stmt, page_params))
+            rows = plain(await self.db.rows(actor.scope, stmt, page_params))
         prefixes = await ticket_refs.prefixes_of(self.db, actor.workspace_id)
         page, more = rows[:limit], len(rows) > limit
         items = tuple(summary_from(r, r.customer_name, r.member_name, prefixes) for r in page)

@@ -393,6 +393,18 @@ class Database:
         not seen here: such caches also expire)."""
         self.listen(TABLE_TOPIC + table, fn)
 
+    def watched_tables(self) -> list[str]:
+        """Tables someone in this process listens to (`on_table_change`): what another process writing for it
+        reports back (core/sync/worker.py)."""
+        return sorted(t[len(TABLE_TOPIC):] for t, fns in self._listeners.items() if t.startswith(TABLE_TOPIC) and fns)
+
+    def tables_changed(self, tables: Sequence[str]) -> None:
+        """Run this process's `on_table_change` listeners of `tables`, committed by another process that reports
+        its writes here (a refresh worker process): caches drop at once instead of expiring."""
+        for table in tables:
+            for fn in list(self._listeners.get(TABLE_TOPIC + table, ())):
+                fn()
+
     def unlisten(self, topic: str, fn: Callable[[], None]) -> None:
         fns = self._listeners.get(topic, [])
         if fn in fns:

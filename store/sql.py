@@ -3,6 +3,8 @@ the typed Core table of a SQLModel class for Core statements."""
 
 from __future__ import annotations
 
+from collections import namedtuple
+from collections.abc import Iterable
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -32,6 +34,27 @@ def dialect_insert(dialect: str, table: Any) -> Any:
     if dialect == "postgresql":
         return postgresql.insert(table)
     raise ValueError(f"unsupported database dialect {dialect!r}")
+
+
+_PLAIN: dict[tuple[str, ...], Any] = {}  # a named tuple class per row shape (statements are few: bounded by them)
+
+
+def plain(rows: Iterable[Any]) -> list[Any]:
+    """Rows as named tuples with the same fields, for hot read paths that read each row's columns by name many
+    times: a Row looks the name up on every access (~1 µs with SQLAlchemy 2.1), a named tuple's attribute is a
+    slot (~0.05 µs). Equal to the rows they came from (tuples of the same values). A shape whose names a named
+    tuple cannot take (a leading underscore) is returned as the rows themselves."""
+    rows = list(rows)
+    if not rows:
+        return rows
+    fields = tuple(rows[0]._fields)
+    if fields not in _PLAIN:
+        try:
+            _PLAIN[fields] = namedtuple("PlainRow", fields)  # fields known only at run time
+        except ValueError:
+            return rows
+    make = _PLAIN[fields]._make
+    return [make(r) for r in rows]
 
 
 SQLITE_LOWER = "db_lower"  # registered on every SQLite connection (store/db.py): Python's str.lower

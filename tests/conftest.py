@@ -24,6 +24,9 @@ from store.db import Database
 from store.enums import Origin
 
 PG_URL = os.environ.get("DESKBRIDGE_TEST_DATABASE_URL", "").strip()
+# Callbacks' re-reads stay in the test's process unless a test asks for the worker process
+# (tests/bot/test_refresh_worker.py): an app per test would otherwise start a child process each.
+os.environ.setdefault("DESKBRIDGE_REFRESH_WORKER", "inline")
 
 
 def _is_pg() -> bool:

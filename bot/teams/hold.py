@@ -7,8 +7,9 @@ outbox op) takes milliseconds alone, but a burst of clicks queues for the databa
 p99 5.7 s, session 8). So the answer waits for the outcome at most `hold_s` (DESKBRIDGE_TEAMS_WRITE_HOLD_SECONDS,
 2.2 s); then the clicked card is answered "saving…" (cards.saving_card), and the outcome follows proactively
 through the Bot Connector once it is known (Slack's post-ack path does the same with response_url):
-- done: the clicked card is redrawn (an update of its message) on the notifier's one worker, in order with the ticket's
-  events, built when it runs: the ticket as it is then (a card that is not a ticket's: the answer's own card);
+- done: the clicked card is redrawn (an update of its message) through the card redraws (bot/teams/redraws.py): in
+  its conversation before any delivery redraw, joined with one of the same card still waiting (one update), built
+  when sent: the ticket as it is then (a card that is not a ticket's: the answer's own card);
 - refused, where failures may be told (a technicians' channel, a chat; core's `failures_visible_in`): the card
   becomes the refused form again, filled in with what was sent and the reason, and a new message @mentioning the
   clicker says so in the card's reply chain (channel) or chat: a card edit alone notifies nobody;
@@ -16,9 +17,12 @@ through the Bot Connector once it is known (Slack's post-ack path does the same 
   the clicker is told in their personal chat with the bot, with what they typed, as a dead write's author is
   (bot/teams/notifier.py). Without a personal chat on record, one is opened through the Bot Connector
   (`POST /v3/conversations` with the clicker: the bot is installed in the team they clicked in) and kept. If
-  Teams refuses that too, the refusal is logged as an error naming the ticket, and the clicker is not told.
-One click stays one write: its activity id is claimed once (ChatService.first_time); a redelivery while the first
-is held waits on the same acceptance and gets the same answer, and one follow-up is sent per click.
+  Teams refuses that too, they are @mentioned in a technicians-only dispatch channel of the customer with the same
+  text (as a dead write's author is); only without one is the refusal just logged as an error naming the ticket.
+One click stays one write: its activity id is claimed once (ChatService.first_time: a row in the database every
+instance shares); a redelivery while the first is held waits on the same acceptance and gets the same answer, and
+one follow-up is sent per click. A redelivery that finds the click claimed by another instance (or before this
+process remembers it) writes nothing and is answered with the card as it is now.
 """
 
 from __future__ import annotations
@@ -90,12 +94,26 @@ class WriteHolds:
             await asyncio.wait({held.task}, timeout=self.hold_s)  # never cancels the acceptance
         if held.task.done():
             outcome = held.task.result()
-            return None if outcome is None else outcome.answer
+            return await self._elsewhere(activity) if outcome is None else outcome.answer
         if not held.owed:
             held.owed = True
             held.task.add_done_callback(lambda t: self._spawn(self._follow_up(activity, t)))
         return AdaptiveCardActionCardResponse.model_validate({"statusCode": 200, "value": cards.saving_card(
             what_of(click_data(activity)), str(click_data(activity).get("ref") or "") or None)})
+
+    async def _elsewhere(self, activity: dict[str, Any]) -> Any | None:
+        """A click claimed before, by another instance or before this process remembers it: nothing is written
+        again (the claim is a row in the shared database), and the answer is the clicked card as it is now (the
+        ticket, with the write if it was accepted); None (an empty answer, as before) when there is none."""
+        inc, data = incoming(activity), click_data(activity)
+        if not data.get("ref"):
+            return None
+        try:
+            card = await self._restored(await self.s.listeners.workspace(inc), inc, data)
+        except DeskbridgeError:
+            return None
+        return None if card is None else AdaptiveCardActionCardResponse.model_validate({"statusCode": 200,
+                                                                                        "value": card})
 
     async def drain(self) -> None:
         """Wait for every held acceptance and follow-up (tests; shutdown)."""
@@ -156,17 +174,13 @@ class WriteHolds:
             return
         target, ticket_card = Target(inc.base_conversation, inc.service_url), _is_ticket_card(card)
 
-        async def redraw() -> None:
-            # On the notifier's one worker, so in order with the ticket's events (a delivery's redraw is never
-            # overwritten by this click's older card), and a ticket's card built when it runs: the ticket as it is.
+        async def build() -> Any:
+            # Built when its conversation's sender takes it (bot/teams/redraws.py), ahead of delivery redraws; a
+            # delivery redraw of this card still waiting joins it (one update), one sent later comes after it.
             shown = (await self._restored(ws, inc, data) if ticket_card else None) or card
-            try:
-                await self.s.poster.update(target, card_id, message(_fallback(shown), shown))
-            except PostRefused as exc:
-                log.error("Teams follow-up of a held write click refused: %s", exc)
+            return message(_fallback(shown), shown)
 
-        if not self.s.notifier.queue.submit(redraw):
-            log.error("Teams follow-up of a held write click dropped: the queue is full")
+        self.s.notifier.redraws.put(target, card_id, build, urgent=True)
 
     async def _refused(self, ws: int, inc: Incoming, data: dict[str, Any], card_id: str | None,
                        outcome: Executed) -> None:
@@ -210,9 +224,11 @@ class WriteHolds:
         `privately`, in their personal chat with the bot (opened through the Bot Connector when there is none)."""
         if privately:
             target = await self._personal(ws, inc)
-            if target is None:
-                log.error("a held write click's refusal could not be told: the clicker has no personal chat with the "
-                          "bot and Teams would not open one", extra={"ref": str(data.get("ref") or "")[:40]})
+            if target is None:  # a technicians' dispatch channel of the customer, @mentioning them (as a dead write)
+                if not await self._in_dispatch(ws, inc, text):
+                    log.error("a held write click's refusal could not be told: the clicker has no personal chat with "
+                              "the bot, Teams would not open one, and the customer has no technicians' dispatch "
+                              "channel", extra={"ref": str(data.get("ref") or "")[:40]})
                 return
             act = message(text)
             act.text_format = "plain"
@@ -228,6 +244,14 @@ class WriteHolds:
             act = message(f"<at>{name}</at> {text}")
             act.add_mention(Account(id=inc.user_mri, name=name), text=name, add_text=False)
         await self.s.poster.post(Target(conv, inc.service_url), act)
+
+    async def _in_dispatch(self, ws: int, inc: Incoming, text: str) -> bool:
+        try:
+            _, info = await self.s.listeners.actor(ws, inc)
+        except DeskbridgeError:
+            return False
+        who = Account(id=inc.user_mri, name=str(inc.user.name or "you"))
+        return await self.s.notifier.tell_in_dispatch(ws, inc.tenant, info.customer_id, who, text)
 
     async def _personal(self, ws: int, inc: Incoming) -> Target | None:
         ref = await self.s.refs.personal_for(ws, tenant_id=inc.tenant, user_id=inc.aad_id)

@@ -18,20 +18,27 @@
 Proactive posts use the conversation references stored in our database (ConversationRefs).
 
 `notify` queues and returns (the outbox worker and sync call it inline); one worker keeps each ticket's
-events in order. Posts go through the paced poster; a refused post is logged as an error, never silent.
+events in order; card redraws are asked of bot/teams/redraws.py (per conversation, built when sent). Posts go
+through the paced poster; a refused post is logged as an error, never silent.
+
+Over 400 lines: one place for every event kind's delivery and who may see it; the dead-write telling (author's
+personal chat, dispatch mention) is the part to split out next.
 """
 
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from microsoft_teams.api import Account
+from microsoft_teams.api.activities.message.message import MessageActivityInput
 from microsoft_teams.api.clients.conversation import CreateConversationParams
 
 from bot.slack.work import AfterAck
 from bot.teams import cards, requests
 from bot.teams.poster import PostRefused, Target, message
+from bot.teams.redraws import CardRedraws, TicketViews
 from core.chat import (
     ChannelInfo,
     ThreadPost,
@@ -98,6 +105,8 @@ class TeamsNotifier:
         self.s = surface
         self.c = surface.container
         self.queue = AfterAck(workers=1, quiet_s=0.0, max_defer_s=0.0)
+        self.redraws = CardRedraws(surface.poster)
+        self.views = TicketViews(self.c.chat_views)
 
     async def notify(self, event: DomainEvent) -> None:
         if event.ticket_id is None and not isinstance(event, SlaWarningEvent | AlertNeedsTicket):
@@ -107,9 +116,11 @@ class TeamsNotifier:
 
     async def drain(self) -> None:
         await self.queue.drain()
+        await self.redraws.drain()
 
     async def close(self) -> None:
         await self.queue.close()
+        await self.redraws.close()
 
     async def _handle(self, event: DomainEvent) -> None:
         try:
@@ -218,7 +229,11 @@ class TeamsNotifier:
             member = await self._member(channel, author)
             target = await self._open_personal(event.workspace_id, tenant_id, author, member, channel)
         if target is None:
-            await self._tell_in_dispatch(event, post, member, num + dead_text(event))
+            if not await self.tell_in_dispatch(event.workspace_id, tenant_id, post.customer_id, member,
+                                               num + dead_text(event)):
+                log.warning("a dead write in a customer-read channel could not be told to its author (no personal "
+                            "chat, no technicians' dispatch channel); the dead letters list it",
+                            extra={"op_id": event.op_id})
             return
         act = message(num + dead_text(event))
         act.text_format = "plain"
@@ -254,15 +269,16 @@ class TeamsNotifier:
                                    service_url=channel.service_url, conversation_type="personal", user_id=aad_id)
         return Target(made.id, channel.service_url)
 
-    async def _tell_in_dispatch(self, event: WriteDead, post: ThreadPost, member: Any, text: str) -> None:
-        """The first technicians-only dispatch channel of the ticket's customer, @mentioning the author."""
-        ws = event.workspace_id
-        for team_id, channel_id, audience in await self.c.chat.dispatch_channels(ws, PLATFORM,
-                                                                                 customer_id=post.customer_id):
-            info = await self._seen(ws, team_id, channel_id)
-            if team_id != post.team_id or audience != "tech" or not failures_visible_in(info):
+    async def tell_in_dispatch(self, workspace_id: int, team_id: str, customer_id: int | None, member: Any,
+                               text: str) -> bool:
+        """The first technicians-only dispatch channel of the customer in the team, @mentioning `member` (a Teams
+        account: id and name; None: no mention). False when there is none (the caller logs it)."""
+        for team, channel_id, audience in await self.c.chat.dispatch_channels(workspace_id, PLATFORM,
+                                                                              customer_id=customer_id):
+            info = await self._seen(workspace_id, team, channel_id)
+            if team != team_id or audience != "tech" or not failures_visible_in(info):
                 continue
-            target = await self._channel_target(ws, team_id, channel_id)
+            target = await self._channel_target(workspace_id, team, channel_id)
             if target is None:
                 continue
             if member is not None:
@@ -273,36 +289,37 @@ class TeamsNotifier:
                 act = message(text)
                 act.text_format = "plain"
             await self.s.poster.post(target, act)
-            return
-        log.warning("a dead write in a customer-read channel could not be told to its author (no personal chat, no "
-                    "technicians' dispatch channel); the dead letters list it", extra={"op_id": event.op_id})
+            return True
+        return False
 
     async def refresh_cards(self, workspace_id: int, ticket_id: int | None) -> None:
-        """Redraw every Teams card of the ticket, each for its channel's audience."""
+        """Redraw every Teams card of the ticket, each for its channel's audience: asked of the card redraws
+        (bot/teams/redraws.py: per conversation, a card's waiting redraw absorbs this one), each built when sent."""
         if ticket_id is None:
             return
         posts = await self.c.chat.posts_for_ticket(workspace_id, ticket_id, PLATFORM)
         if not posts:
             return
-        actor = Actor.system(workspace_id)
-        try:
-            view = await self.c.chat_views.ticket_by_id(actor, ticket_id)
-        except DeskbridgeError:
-            return
-        if view is None:
-            return
+        self.views.changed(ticket_id)
         for post in posts:
-            info = await self._seen(workspace_id, post.team_id, post.channel_id)
-            if not may_post_ticket(info, view.summary.customer_id):
-                continue  # an old thread in a channel since bound to another customer: nothing of it, ever
             # a card that is a reply in a chain (an end user's request: its root is their message) is updated there
             target = await self._target(workspace_id, post, thread=post.card_ts != post.thread_ts)
-            if target is None:
-                continue
-            shown = view
-            if card_audience(info) == "customer":
-                shown = await self.c.chat_views.ticket_from_detail(actor, view.detail, audience="customer")
-            await self.s.poster.update(target, post.card_ts, message(cards.fallback(shown), cards.ticket_card(shown)))
+            if target is not None:
+                self.redraws.put(target, post.card_ts, partial(self._post_card, workspace_id, ticket_id, post))
+
+    async def _post_card(self, workspace_id: int, ticket_id: int, post: ThreadPost) -> MessageActivityInput | None:
+        """A ticket's card in one channel, as the ticket is now, for the channel's audience (None: not there)."""
+        view = await self.views.get(workspace_id, ticket_id)
+        if view is None:
+            return None
+        info = await self._seen(workspace_id, post.team_id, post.channel_id)
+        if not may_post_ticket(info, view.summary.customer_id):
+            return None  # an old thread in a channel since bound to another customer: nothing of it, ever
+        shown = view
+        if card_audience(info) == "customer":
+            shown = await self.c.chat_views.ticket_from_detail(Actor.system(workspace_id), view.detail,
+                                                               audience="customer")
+        return message(cards.fallback(shown), cards.ticket_card(shown))
 
     async def _channel_target(self, workspace_id: int, team_id: str, channel_id: str) -> Target | None:
         ref = await self.s.refs.get(workspace_id, tenant_id=team_id, conversation_id=channel_id)

@@ -65,21 +65,28 @@ class Pacer:
     async def wait(self, key: str) -> None:
         async with self._locks.setdefault(key, asyncio.Lock()):
             sent = self._sent.setdefault(key, deque())
-            longest = max(w for w, _ in self.windows)
-            while True:
-                now = self._clock()
-                while sent and now - sent[0] > longest:
-                    sent.popleft()
-                delay = 0.0
-                for window, limit in self.windows:
-                    inside = [t for t in sent if now - t < window]
-                    if len(inside) >= limit:
-                        delay = max(delay, inside[-limit] + window - now)
-                if delay <= 0:
-                    sent.append(now)
-                    return
+            while (delay := self._delay(sent)) > 0:
                 self.waited_s += delay
                 await self._sleep(delay)
+            sent.append(self._clock())
+
+    async def ready(self, key: str) -> None:
+        """Return once a call for `key` could go out now; reserves nothing (the call's own `wait` does). A sender
+        that builds what it sends after this sends the newest state, not what it built before waiting."""
+        while (delay := self._delay(self._sent.get(key) or deque())) > 0:
+            await self._sleep(delay)
+
+    def _delay(self, sent: deque[float]) -> float:
+        now = self._clock()
+        longest = max(w for w, _ in self.windows)
+        while sent and now - sent[0] > longest:
+            sent.popleft()
+        delay = 0.0
+        for window, limit in self.windows:
+            inside = [t for t in sent if now - t < window]
+            if len(inside) >= limit:
+                delay = max(delay, inside[-limit] + window - now)
+        return delay
 
 
 def message(text: str | None = None, card: dict[str, Any] | None = None) -> MessageActivityInput:

@@ -32,7 +32,7 @@ from connectors.base import PsaAttachment, PsaNote, PsaTicket, PsaTimeEntry, Ref
 from core.notify import DomainEvent, TicketChanged, TicketCreated
 from core.sync.mapping import SeenStatus, ensure_priority_mappings, ensure_status_mappings
 from core.sync.timeline import apply_children, mark_history_read
-from core.sync.upsert import ensure_directory, upsert_tickets
+from core.sync.upsert import built, core_execute, directory_lookup, ensure_directory, upsert_tickets
 from store.db import Database, Scope
 from store.enums import Origin, OutboxStatus, Priority, Stage
 from store.sql import table_of
@@ -167,19 +167,22 @@ def _ref_rows(refs: Mapping[str, str | None], **extra: Any) -> dict[str, dict[st
 
 async def apply_batch(db: Database, target: SyncTarget, tickets: Sequence[PsaTicket],
                       children: Mapping[str, Children], *, now: datetime, emit: bool, force: bool = False,
-                      quiet: frozenset[str] = frozenset()) -> BatchResult:
+                      quiet: frozenset[str] | None = frozenset()) -> BatchResult:
     """Write one batch; returns counts, bad records and the events to send after the commit.
 
-    `force` re-plans tickets even when their content hash is unchanged (webhook refreshes). Tickets given
-    children count as having their history read (core/sync/history.py); those in `quiet` had never had it
-    read, so their notes are the past and announce nothing.
+    `force` re-plans tickets even when their content hash is unchanged (webhook refreshes: their children
+    are read and applied; the ticket row itself is only rewritten when its content changed, which is what
+    the upsert's condition always enforced). Tickets given children count as having their history read
+    (core/sync/history.py); those in `quiet` had never had it read, so their notes are the past and announce
+    nothing. `quiet=None`: the stored tickets of the batch whose history was never read, as the first
+    attempt's transaction finds them (the caller did not read them beforehand).
     """
     result = BatchResult()
     pending = list(tickets)
     for attempt in range(MAX_FENCE_RETRIES + 1):
         async with db.write(Scope.workspace(target.workspace_id)) as s:
-            fenced = await _apply_once(s, target, pending, children, now=now, emit=emit, force=force,
-                                       result=result, last=attempt == MAX_FENCE_RETRIES, quiet=quiet)
+            fenced, quiet = await _apply_once(s, target, pending, children, now=now, emit=emit, force=force,
+                                              result=result, last=attempt == MAX_FENCE_RETRIES, quiet=quiet)
         if not fenced:
             break
         result.add("fenced_retries")
@@ -190,28 +193,33 @@ async def apply_batch(db: Database, target: SyncTarget, tickets: Sequence[PsaTic
 
 async def _apply_once(s: AsyncSession, target: SyncTarget, tickets: Sequence[PsaTicket],
                       children: Mapping[str, Children], *, now: datetime, emit: bool, force: bool,
-                      result: BatchResult, last: bool, quiet: frozenset[str]) -> set[str]:
+                      result: BatchResult, last: bool, quiet: frozenset[str] | None
+                      ) -> tuple[set[str], frozenset[str]]:
     ws, cid = target.workspace_id, target.connection_id
     existing = await _existing(s, target, [t.external_id for t in tickets])
+    if quiet is None:  # before linking by marker: a local ticket linked now was never a PSA ticket we had
+        quiet = frozenset(ext for ext, o in existing.items() if o["history_at"] is None)
     await _link_by_marker(s, target, tickets, existing)
     plan = _to_write(tickets, existing, force=force, result=result)
 
-    # Directory rows and mappings for everything we are about to write.
+    # Directory rows and mappings for everything we are about to write (the rows looked up in one read).
     every = plan
     companies = {t.company.id: t.company.name for t in every if t.company}
-    customer_ids = await ensure_directory(s, Customer, ws, cid, {
-        ext: {"identifier": (name or f"#{ext}")[:100], "name": (name or f"#{ext}")[:200]}
-        for ext, name in companies.items()})
     authors = [n.author for c in children.values() for n in c.notes if n.author and not n.author_is_contact]
     members = {r.id: r.name for r in [t.owner for t in every if t.owner] + authors
                + [e.member for c in children.values() for e in c.time_entries if e.member]}
-    member_ids = await ensure_directory(s, Member, ws, cid, _ref_rows(members, active=True))
-    contacts = {t.contact.id: (t.contact.name, customer_ids.get(t.company.id) if t.company else None)
-                for t in every if t.contact}
-    contacts.update({n.author.id: (n.author.name, None) for c in children.values() for n in c.notes
-                     if n.author and n.author_is_contact and n.author.id not in contacts})
+    contact_refs = {t.contact.id: (t.contact.name, t.company.id if t.company else None) for t in every if t.contact}
+    contact_refs.update({n.author.id: (n.author.name, None) for c in children.values() for n in c.notes
+                         if n.author and n.author_is_contact and n.author.id not in contact_refs})
+    known = await directory_lookup(s, cid, {Customer: list(companies), Member: list(members),
+                                            Contact: list(contact_refs)})
+    customer_ids = await ensure_directory(s, Customer, ws, cid, {
+        ext: {"identifier": (name or f"#{ext}")[:100], "name": (name or f"#{ext}")[:200]}
+        for ext, name in companies.items()}, known=known[Customer])
+    member_ids = await ensure_directory(s, Member, ws, cid, _ref_rows(members, active=True), known=known[Member])
     contact_ids = await ensure_directory(s, Contact, ws, cid, {
-        ext: {"name": (name or f"#{ext}")[:200], "customer_id": cust} for ext, (name, cust) in contacts.items()})
+        ext: {"name": (name or f"#{ext}")[:200], "customer_id": customer_ids.get(company) if company else None}
+        for ext, (name, company) in contact_refs.items()}, known=known[Contact])
     stages = await ensure_status_mappings(s, ws, cid, [
         SeenStatus(_board_key(target, t), t.status.id, t.status.name or t.status.id, bool(t.status_closed))
         for t in plan if t.status])
@@ -243,16 +251,22 @@ async def _apply_once(s: AsyncSession, target: SyncTarget, tickets: Sequence[Psa
     await apply_children(s, target, live, ticket_ids, numbers, member_ids, contact_ids, now=now, emit=emit,
                           result=result, quiet=quiet)
     await mark_history_read(s, ws, [ticket_ids[ext] for ext in live if ext not in result.bad], now)
-    return fenced
+    return fenced, quiet
 
 
 def _to_write(tickets: Sequence[PsaTicket], existing: Mapping[str, dict[str, Any]], *, force: bool,
               result: BatchResult) -> list[PsaTicket]:
-    """The tickets whose content changed (all with `force`), skipping copies older than the one stored."""
+    """The tickets whose content changed, skipping copies older than the one stored.
+
+    A ticket stored with the same content hash (and not marked deleted) is left out even with `force`: the
+    upsert's condition would not rewrite it, and its missing row in the answer was taken for a fence (a local
+    change since the read), so a forced refresh of an unchanged ticket (a callback whose ticket was already
+    current) wrote the batch four times before giving up. Its children are still applied (it is in
+    `existing`), as before on the last of those attempts."""
     plan: list[PsaTicket] = []
     for t in tickets:
         old = existing.get(t.external_id)
-        if old is not None and not force and old["psa_hash"] == content_hash(t) and old["deleted_at"] is None:
+        if old is not None and old["psa_hash"] == content_hash(t) and old["deleted_at"] is None:
             result.add("unchanged")
             continue
         if (old is not None and old["psa_updated_at"] and t.updated_at and old["psa_updated_at"] > t.updated_at):
@@ -292,16 +306,21 @@ def _board_key(target: SyncTarget, t: PsaTicket) -> str:
     return (t.board.id if t.board else "") if target.board_scoped_statuses else ""
 
 
-async def _existing(s: AsyncSession, target: SyncTarget, external_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+def _existing_stmt() -> Any:
     t = table_of(Ticket)  # a Core statement: not scoped by the session, so it filters workspace_id itself
     names = ["id", "external_id", "number", "version", "psa_hash", "psa_updated_at", "deleted_at", "closed_at",
-             *_EVENT_FIELDS, *(c for group in _PROTECT.values() for c in group)]
-    cols = [t.c[n] for n in dict.fromkeys(names)]
+             "history_at", *_EVENT_FIELDS, *(c for group in _PROTECT.values() for c in group)]
+    return sa.select(*[t.c[n] for n in dict.fromkeys(names)]).where(
+        t.c.workspace_id == sa.bindparam("ws"), t.c.connection_id == sa.bindparam("cid"),
+        t.c.external_id.in_(sa.bindparam("exts", expanding=True)))
+
+
+async def _existing(s: AsyncSession, target: SyncTarget, external_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    stmt = built(("sync_existing",), _existing_stmt)
     out: dict[str, dict[str, Any]] = {}
     for i in range(0, len(external_ids), 5000):
-        res = await s.execute(sa.select(*cols).where(t.c.workspace_id == target.workspace_id,
-                                                     t.c.connection_id == target.connection_id,
-                                                     t.c.external_id.in_(external_ids[i : i + 5000])))
+        res = await core_execute(s, stmt, {"ws": target.workspace_id, "cid": target.connection_id,
+                                           "exts": list(external_ids[i : i + 5000])})
         out.update({r.external_id: dict(r._mapping) for r in res})
     return out
 
@@ -344,11 +363,12 @@ async def _link_by_marker(s: AsyncSession, target: SyncTarget, tickets: Sequence
 async def _numbers_taken(s: AsyncSession, ws: int, numbers: set[int]) -> dict[int, int]:
     """Ticket numbers already used in the workspace: number -> ticket id."""
     t = table_of(Ticket)  # Core: filters workspace_id itself
+    stmt = built(("sync_numbers",), lambda: sa.select(t.c.number, t.c.id).where(
+        t.c.workspace_id == sa.bindparam("ws"), t.c.number.in_(sa.bindparam("numbers", expanding=True))))
     out: dict[int, int] = {}
     wanted = sorted(numbers)
     for i in range(0, len(wanted), 5000):
-        res = await s.execute(sa.select(t.c.number, t.c.id).where(t.c.workspace_id == ws,
-                                                                   t.c.number.in_(wanted[i : i + 5000])))
+        res = await core_execute(s, stmt, {"ws": ws, "numbers": wanted[i : i + 5000]})
         out.update({n: tid for n, tid in res.all()})
     return out
 
@@ -360,8 +380,8 @@ async def _assign_numbers(s: AsyncSession, ws: int, rows: list[dict[str, Any]],
     Another connection's ticket, or a standalone ticket numbered before the PSA was connected, may hold
     it; then the ticket keeps the number it has (None when it never had one) and is counted.
     """
-    wanted = {r["number"] for r in rows if r["number"] is not None}
-    taken = await _numbers_taken(s, ws, wanted) if wanted else {}
+    wanted = {r["number"] for r in rows if r["number"] is not None and _unnumbered(existing.get(r["external_id"]))}
+    taken = await _numbers_taken(s, ws, wanted) if wanted else {}  # a stored number stays: no need to look
     claimed: set[int] = set()
     for row in rows:
         old = existing.get(row["external_id"])
@@ -377,13 +397,19 @@ async def _assign_numbers(s: AsyncSession, ws: int, rows: list[dict[str, Any]],
             claimed.add(row["number"])
 
 
+def _unnumbered(old: Mapping[str, Any] | None) -> bool:
+    return old is None or old["number"] is None
+
+
 async def _protected_fields(s: AsyncSession, ws: int, ticket_ids: Sequence[int]) -> dict[int, set[str]]:
     """Ticket columns held by undelivered local updates (outbox ops still pending)."""
     out: dict[int, set[str]] = {}
     o = table_of(OutboxOp)  # Core: filters workspace_id itself
+    stmt = built(("sync_protected",), lambda: sa.select(o.c.ticket_id, o.c.payload).where(
+        o.c.workspace_id == sa.bindparam("ws"), o.c.ticket_id.in_(sa.bindparam("tids", expanding=True)),
+        o.c.kind == "update_ticket", o.c.status.in_(_UNDELIVERED)))
     for i in range(0, len(ticket_ids), 5000):
-        res = await s.execute(sa.select(o.c.ticket_id, o.c.payload).where(
-            o.c.workspace_id == ws, o.c.ticket_id.in_(ticket_ids[i : i + 5000]), o.c.kind == "update_ticket", o.c.status.in_(_UNDELIVERED)))
+        res = await core_execute(s, stmt, {"ws": ws, "tids": list(ticket_ids[i : i + 5000])})
         for tid, payload in res.all():
             for key, cols in _PROTECT.items():
                 if (payload or {}).get(key) not in (None, False):

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -47,6 +47,9 @@ STALE_AFTER = timedelta(minutes=2)  # a row this old was left by an instance tha
 MAX_EXTERNAL_ID = 64  # the ticket column's width; a longer id names no ticket we could store
 
 Key = tuple[int, str]  # (connection id, ticket external id)
+# Re-reads one batch (connection id, ticket ids) and forgets its pending rows; returns the ids it could not
+# refresh, with why. `refresh_batch` in this process, or core/sync/worker.py's client of a worker process.
+Refresher = Callable[[int, list[str]], Awaitable[dict[str, str]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,12 +146,36 @@ class CallbackLog:
         return [(int(cid), str(ext)) for cid, ext in rows]
 
 
+async def refresh_batch(engine: SyncEngine, callbacks: CallbackLog, cid: int, exts: list[str]) -> dict[str, str]:
+    """One batch: re-read and write the tickets (SyncEngine.refresh_tickets, which hands its events to the engine's
+    notifier), then forget their pending rows; the ids that failed, with why (their rows stay)."""
+    started = utcnow()
+    try:
+        failed: dict[str, Exception] = await engine.refresh_tickets(cid, exts)
+    except NotFound:  # the connection was deleted: nothing of it to re-read any more
+        await callbacks.drop_connection(cid)
+        return {}
+    except Exception as exc:  # noqa: BLE001 - our side failed (database, notifier): retried later
+        log.warning("callback refresh failed; retrying later", exc_info=True,
+                    extra={"connection_id": cid, "tickets": len(exts)})
+        return dict.fromkeys(exts, f"{type(exc).__name__}: {exc}")
+    ok = [ext for ext in exts if ext not in failed]
+    if ok:
+        try:
+            await callbacks.done(cid, ok, started)
+        except Exception:  # noqa: BLE001 - the rows stay: re-read once more on the next start
+            log.warning("could not clear refreshed callbacks", exc_info=True, extra={"connection_id": cid})
+    return {ext: str(exc) for ext, exc in failed.items()}
+
+
 class RefreshPool:
     """A few workers re-reading the tickets callbacks named; one more refresh per ticket at most (see module)."""
 
     def __init__(self, engine: SyncEngine, callbacks: CallbackLog, *, workers: int = 3, batch: int = 25,
-                 retry_s: Sequence[float] = RETRY_S) -> None:
+                 retry_s: Sequence[float] = RETRY_S, refresher: Refresher | None = None) -> None:
         self.engine = engine
+        # Who runs a batch: this process (refresh_batch), or a worker process (core/sync/worker.py, `use`).
+        self.refresher: Refresher = refresher or self._inline
         self.retry_s = tuple(retry_s)
         self.callbacks = callbacks
         self.workers = workers
@@ -164,6 +191,7 @@ class RefreshPool:
         self._stopping = False
         self.batches_run = 0  # refreshes made (each covers one or more tickets)
         self.refreshed = 0  # tickets re-read
+        self.failed = 0  # ticket refreshes that failed (each retried later or given up)
 
     # ------------------------------------------------------------ queue
 
@@ -232,36 +260,34 @@ class RefreshPool:
                 if self._queued:
                     self._wake.set()
 
+    async def _inline(self, cid: int, exts: list[str]) -> dict[str, str]:
+        return await refresh_batch(self.engine, self.callbacks, cid, exts)
+
+    def use(self, refresher: Refresher) -> None:
+        """Run batches through `refresher` from now on (the app hands batches to a worker process this way)."""
+        self.refresher = refresher
+
     async def _refresh(self, cid: int, exts: list[str]) -> None:
-        started = utcnow()
         self.batches_run += 1
         try:
-            failed: dict[str, Exception] = await self.engine.refresh_tickets(cid, exts)
-        except NotFound:  # the connection was deleted: nothing of it to re-read any more
-            await self.callbacks.drop_connection(cid)
-            return
-        except Exception as exc:  # noqa: BLE001 - our side failed (database, notifier): retried later
-            log.warning("callback refresh failed; retrying later", exc_info=True,
-                        extra={"connection_id": cid, "tickets": len(exts)})
-            failed = dict.fromkeys(exts, exc)
+            failed = await self.refresher(cid, exts)
+        except Exception as exc:  # noqa: BLE001 - the refresher's own failure: its tickets are retried later
+            log.warning("callback refresh failed; retrying later", exc_info=True, extra={"connection_id": cid})
+            failed = dict.fromkeys(exts, f"{type(exc).__name__}: {exc}")
         ok = [ext for ext in exts if ext not in failed]
         self.refreshed += len(ok)
         for ext in ok:
             self._failures.pop((cid, ext), None)
-        if ok:
-            try:
-                await self.callbacks.done(cid, ok, started)
-            except Exception:  # noqa: BLE001 - the rows stay: re-read once more on the next start
-                log.warning("could not clear refreshed callbacks", exc_info=True, extra={"connection_id": cid})
         for ext, why in failed.items():
             self._retry_later((cid, ext), why)
 
-    def _retry_later(self, key: Key, exc: Exception) -> None:
+    def _retry_later(self, key: Key, why: str) -> None:
+        self.failed += 1
         n = self._failures[key] = self._failures.get(key, 0) + 1
         if n > len(self.retry_s):
             self._failures.pop(key, None)
             log.warning("callback refresh gave up; the scheduled sync and the next start catch up",
-                        extra={"connection_id": key[0], "ticket": key[1], "error": str(exc)[:300]})
+                        extra={"connection_id": key[0], "ticket": key[1], "error": why[:300]})
             return
         loop = asyncio.get_running_loop()
         self._retries[key] = loop.call_later(self.retry_s[n - 1], self._retry_due, key)

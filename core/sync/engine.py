@@ -298,11 +298,18 @@ class SyncEngine:
             except BadRecord as exc:
                 bad[str(getattr(t, "external_id", "?"))] = str(exc)
                 log.warning("sync: bad ticket record skipped", extra={"error": str(exc)})
-        changed, read, unread = await self._changed(target, good, force=force)
-        # Children now for tickets whose history is read (or, after the first sync, new to us); the rest
-        # wait for phase 2 (open) or for someone to open them (closed). A forced re-read takes them all.
-        ids = {t.external_id for t in changed}
-        later = set() if force or self.eager_history else (ids - read if not emit else unread & ids)
+        # A forced re-read (callbacks) takes every ticket and all their children: nothing to read first; which
+        # of them never had their history read (their notes announce nothing) the write finds (quiet=None).
+        quiet: frozenset[str] | None = None
+        if force:
+            changed, later = list(good), set()
+        else:
+            changed, read, unread = await self._changed(target, good)
+            quiet = frozenset(unread)
+            # Children now for tickets whose history is read (or, after the first sync, new to us); the rest
+            # wait for phase 2 (open) or for someone to open them (closed).
+            ids = {t.external_id for t in changed}
+            later = set() if self.eager_history else (ids - read if not emit else unread & ids)
         counts["history_deferred"] = counts.get("history_deferred", 0) + len(later)
         if chunk:
             changed.sort(key=_change_time)
@@ -311,7 +318,7 @@ class SyncEngine:
         for start in range(0, max(len(changed), 1), step):
             part = changed[start : start + step]
             got = await self._apply_part(connector, target, part, later, counts, emit=emit, force=force,
-                                         quiet=frozenset(unread))
+                                         quiet=quiet)
             for k, v in got.counts.items():
                 result.add(k, v)
             result.events += got.events
@@ -324,8 +331,10 @@ class SyncEngine:
 
     async def _apply_part(self, connector: PsaConnector, target: SyncTarget, part: Sequence[PsaTicket],
                           later: set[str], counts: dict[str, int], *, emit: bool, force: bool,
-                          quiet: frozenset[str]) -> BatchResult:
+                          quiet: frozenset[str] | None) -> BatchResult:
         """Read the children of `part` (those not left for later), write it in one transaction, then notify."""
+        if not part:
+            return BatchResult()  # nothing to read or write (every ticket bad, gone or unchanged)
         children, vanished = await self.fetch_children(
             connector, [t.external_id for t in part if t.external_id not in later], counts)
         counts["vanished"] = counts.get("vanished", 0) + len(vanished)
@@ -336,10 +345,10 @@ class SyncEngine:
         await self.emit(result.events)
         return result
 
-    async def _changed(self, target: SyncTarget, items: Sequence[PsaTicket], *, force: bool = False
+    async def _changed(self, target: SyncTarget, items: Sequence[PsaTicket]
                        ) -> tuple[list[PsaTicket], set[str], set[str]]:
-        """Tickets whose content hash differs from the stored one (or that are new, or marked deleted; all
-        of them when forced), and which stored ones have their history read and which not."""
+        """Tickets whose content hash differs from the stored one (or that are new, or marked deleted), and
+        which stored ones have their history read and which not."""
         if not items:
             return [], set(), set()
         t = table_of(Ticket)
@@ -351,7 +360,7 @@ class SyncEngine:
         out = []
         for item in items:
             got = stored.get(item.external_id)
-            if force or got is None or got[1] is not None or got[0] != content_hash(item):
+            if got is None or got[1] is not None or got[0] != content_hash(item):
                 out.append(item)
         return (out, {ext for ext, v in stored.items() if v[2] is not None},
                 {ext for ext, v in stored.items() if v[2] is None})

@@ -20,7 +20,7 @@ from core.admin_audit import record_change
 from core.context import Actor
 from core.errors import InvalidInput, NotFound
 from core.status import default_priority, default_stage, parse_priority, parse_stage
-from core.sync.upsert import dialect_insert
+from core.sync.upsert import built, core_execute, dialect_insert
 from store.db import Database, Scope
 from store.enums import Priority, Stage
 from store.sql import rowcount, table_of
@@ -43,55 +43,76 @@ class SeenStatus:
 
 async def ensure_status_mappings(session: AsyncSession, workspace_id: int, connection_id: int,
                                  seen: Iterable[SeenStatus]) -> dict[StatusKey, Stage]:
-    """Create default mappings for statuses not seen before, refresh renamed ones; key -> stage."""
+    """Create default mappings for statuses not seen before, refresh renamed ones; key -> stage of each seen one.
+    Core statements (a sync batch runs this for every batch: loading the mappings as ORM objects was most of
+    its cost), reading only the seen status ids."""
     wanted = {(s.board, s.status_id): s for s in seen}
-    existing = {(m.board_external_id, m.psa_status_id): m for m in (await session.exec(
-        select(StatusMapping).where(StatusMapping.connection_id == connection_id))).all()}
-    new_rows = []
+    if not wanted:
+        return {}
+    m = table_of(StatusMapping)
+    read = built(("status_mappings",), lambda: sa.select(
+        m.c.id, m.c.board_external_id, m.c.psa_status_id, m.c.psa_status_name, m.c.stage, m.c.overridden).where(
+        m.c.workspace_id == sa.bindparam("ws"), m.c.connection_id == sa.bindparam("cid"),
+        m.c.psa_status_id.in_(sa.bindparam("ids", expanding=True))))
+    params = {"ws": workspace_id, "cid": connection_id, "ids": sorted({k[1] for k in wanted})}
+    existing = {(r.board_external_id, r.psa_status_id): r for r in await core_execute(session, read, params)}
+    new_rows, renamed = [], []
     for key, s in wanted.items():
-        m = existing.get(key)
-        if m is None:
+        row = existing.get(key)
+        if row is None:
             new_rows.append({"workspace_id": workspace_id, "connection_id": connection_id, "board_external_id": s.board,
                              "psa_status_id": s.status_id, "psa_status_name": s.name[:100],
                              "stage": default_stage(s.name, closed=s.closed).value, "overridden": False})
-        elif s.name and m.psa_status_name != s.name[:100]:
-            m.psa_status_name = s.name[:100]
-            if not m.overridden:
-                m.stage = default_stage(s.name, closed=s.closed).value
+        elif s.name and row.psa_status_name != s.name[:100]:
+            stage = row.stage if row.overridden else default_stage(s.name, closed=s.closed).value
+            renamed.append({"_id": row.id, "name": s.name[:100], "stage": stage})
+    if renamed:
+        await core_execute(session, built(("status_mapping_rename",), lambda: sa.update(m).where(
+            m.c.id == sa.bindparam("_id")).values(psa_status_name=sa.bindparam("name"), stage=sa.bindparam("stage"))),
+            renamed, writes="status_mapping")
     if new_rows:
-        stmt = dialect_insert(session, table_of(StatusMapping)).values(new_rows).on_conflict_do_nothing(
+        stmt = dialect_insert(session, m).values(new_rows).on_conflict_do_nothing(
             index_elements=["connection_id", "board_external_id", "psa_status_id"])
-        await session.execute(stmt)
-        existing = {(m.board_external_id, m.psa_status_id): m for m in (await session.exec(
-            select(StatusMapping).where(StatusMapping.connection_id == connection_id))).all()}
-    await session.flush()
-    return {k: Stage(m.stage) for k, m in existing.items()}
+        await core_execute(session, stmt, writes="status_mapping")
+    if renamed or new_rows:
+        existing = {(r.board_external_id, r.psa_status_id): r for r in await core_execute(session, read, params)}
+    return {k: Stage(r.stage) for k, r in existing.items() if k in wanted}
 
 
 async def ensure_priority_mappings(session: AsyncSession, workspace_id: int, connection_id: int,
                                    seen: Mapping[str, str]) -> dict[str, Priority]:
     """Like ensure_status_mappings, for priorities (global in every PSA we support): id -> priority."""
-    existing = {m.psa_priority_id: m for m in (await session.exec(
-        select(PriorityMapping).where(PriorityMapping.connection_id == connection_id))).all()}
-    new_rows = []
+    if not seen:
+        return {}
+    m = table_of(PriorityMapping)
+    read = built(("priority_mappings",), lambda: sa.select(
+        m.c.id, m.c.psa_priority_id, m.c.psa_priority_name, m.c.priority, m.c.overridden).where(
+        m.c.workspace_id == sa.bindparam("ws"), m.c.connection_id == sa.bindparam("cid"),
+        m.c.psa_priority_id.in_(sa.bindparam("ids", expanding=True))))
+    params = {"ws": workspace_id, "cid": connection_id, "ids": sorted(seen)}
+    existing = {r.psa_priority_id: r for r in await core_execute(session, read, params)}
+    new_rows, renamed = [], []
     for pid, name in seen.items():
-        m = existing.get(pid)
-        if m is None:
+        row = existing.get(pid)
+        if row is None:
             new_rows.append({"workspace_id": workspace_id, "connection_id": connection_id, "psa_priority_id": pid,
                              "psa_priority_name": name[:100], "priority": default_priority(name).value,
                              "overridden": False})
-        elif name and m.psa_priority_name != name[:100]:
-            m.psa_priority_name = name[:100]
-            if not m.overridden:
-                m.priority = default_priority(name).value
+        elif name and row.psa_priority_name != name[:100]:
+            value = row.priority if row.overridden else default_priority(name).value
+            renamed.append({"_id": row.id, "name": name[:100], "priority": value})
+    if renamed:
+        await core_execute(session, built(("priority_mapping_rename",), lambda: sa.update(m).where(
+            m.c.id == sa.bindparam("_id")).values(psa_priority_name=sa.bindparam("name"),
+                                                  priority=sa.bindparam("priority"))),
+            renamed, writes="priority_mapping")
     if new_rows:
-        stmt = dialect_insert(session, table_of(PriorityMapping)).values(new_rows).on_conflict_do_nothing(
+        stmt = dialect_insert(session, m).values(new_rows).on_conflict_do_nothing(
             index_elements=["connection_id", "psa_priority_id"])
-        await session.execute(stmt)
-        existing = {m.psa_priority_id: m for m in (await session.exec(
-            select(PriorityMapping).where(PriorityMapping.connection_id == connection_id))).all()}
-    await session.flush()
-    return {k: Priority(m.priority) for k, m in existing.items()}
+        await core_execute(session, stmt, writes="priority_mapping")
+    if renamed or new_rows:
+        existing = {r.psa_priority_id: r for r in await core_execute(session, read, params)}
+    return {k: Priority(r.priority) for k, r in existing.items() if k in seen}
 
 
 # ------------------------------------------------------------------ admin overrides

@@ -26,7 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.base import NoteVisibility, PsaNote, marker_tag, normalise_text
 from core.notify import NoteAdded
-from core.sync.upsert import TIMELINE_COLUMNS, insert_timeline, update_timeline
+from core.sync.upsert import TIMELINE_COLUMNS, built, core_execute, insert_timeline, update_timeline
 from store.enums import EntryKind, Origin
 from store.sql import table_of
 from store.tables import OutboxOp, Ticket, TimelineEntry
@@ -79,15 +79,19 @@ async def _local_entries(s: AsyncSession, ws: int, tids: Sequence[int], markers:
     tl = table_of(TimelineEntry)
     known: dict[tuple[int, str, str], dict[str, Any]] = {}
     by_marker: dict[str, list[dict[str, Any]]] = {}
+    linked = built(("timeline_linked",), lambda: sa.select(
+        tl.c.id, tl.c.ticket_id, tl.c.kind, tl.c.external_id, tl.c.marker, tl.c.body).where(
+        tl.c.workspace_id == sa.bindparam("ws"), tl.c.ticket_id.in_(sa.bindparam("tids", expanding=True)),
+        tl.c.external_id.is_not(None)))
+    marked = built(("timeline_marked",), lambda: sa.select(tl.c.id, tl.c.ticket_id, tl.c.external_id, tl.c.marker).where(
+        tl.c.workspace_id == sa.bindparam("ws"), tl.c.marker.in_(sa.bindparam("markers", expanding=True))
+    ).order_by(tl.c.id))
     for i in range(0, len(tids), 2000):
-        res = await s.execute(sa.select(tl.c.id, tl.c.ticket_id, tl.c.kind, tl.c.external_id, tl.c.marker,
-                                        tl.c.body).where(tl.c.workspace_id == ws, tl.c.ticket_id.in_(tids[i : i + 2000]),
-                                                         tl.c.external_id.is_not(None)))
+        res = await core_execute(s, linked, {"ws": ws, "tids": list(tids[i : i + 2000])})
         for r in res:
             known[(r.ticket_id, _FAMILY.get(EntryKind(r.kind), r.kind), r.external_id)] = dict(r._mapping)
     for i in range(0, len(markers), 2000):
-        res = await s.execute(sa.select(tl.c.id, tl.c.ticket_id, tl.c.external_id, tl.c.marker).where(
-            tl.c.workspace_id == ws, tl.c.marker.in_(markers[i : i + 2000])).order_by(tl.c.id))
+        res = await core_execute(s, marked, {"ws": ws, "markers": list(markers[i : i + 2000])})
         for r in res:
             by_marker.setdefault(r.marker, []).append(dict(r._mapping))
     return known, by_marker
@@ -188,9 +192,11 @@ async def _write_plan(s: AsyncSession, plan: _Plan, by_ticket: Mapping[int, str]
 async def mark_history_read(s: AsyncSession, ws: int, ticket_ids: Sequence[int], now: datetime) -> None:
     """These tickets' notes, time entries and documents have been read from the PSA (core/sync/history.py)."""
     t = table_of(Ticket)  # Core: filters workspace_id itself
+    stmt = built(("history_read",), lambda: sa.update(t).where(
+        t.c.workspace_id == sa.bindparam("ws"), t.c.id.in_(sa.bindparam("tids", expanding=True))
+    ).values(history_at=sa.bindparam("now", type_=t.c.history_at.type)))
     for i in range(0, len(ticket_ids), 5000):
-        await s.execute(sa.update(t).where(t.c.workspace_id == ws, t.c.id.in_(ticket_ids[i : i + 5000]))
-                        .values(history_at=now))
+        await core_execute(s, stmt, {"ws": ws, "tids": list(ticket_ids[i : i + 5000]), "now": now}, writes="ticket")
 
 
 async def _timeline_per_ticket(s: AsyncSession, ws: int, updates: Sequence[dict[str, Any]],
@@ -232,13 +238,14 @@ def _markers(c: Children) -> Iterator[str | None]:
 async def _sent_unlinked(s: AsyncSession, ws: int, tids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
     """Per ticket, our local entries whose write was attempted but is not yet linked to a PSA record."""
     tl, op = table_of(TimelineEntry), table_of(OutboxOp)
+    stmt = built(("timeline_sent_unlinked",), lambda: sa.select(
+        tl.c.id, tl.c.ticket_id, tl.c.kind, tl.c.body, tl.c.data, tl.c.external_id, op.c.payload).join(
+        op, op.c.timeline_entry_id == tl.c.id).where(
+        tl.c.workspace_id == sa.bindparam("ws"), tl.c.ticket_id.in_(sa.bindparam("tids", expanding=True)),
+        tl.c.external_id.is_(None), tl.c.marker.is_not(None), op.c.attempts > 0).order_by(tl.c.id))
     out: dict[int, list[dict[str, Any]]] = {}
     for i in range(0, len(tids), 2000):
-        res = await s.execute(sa.select(tl.c.id, tl.c.ticket_id, tl.c.kind, tl.c.body, tl.c.data,
-                                        tl.c.external_id, op.c.payload).join(
-            op, op.c.timeline_entry_id == tl.c.id).where(
-            tl.c.workspace_id == ws, tl.c.ticket_id.in_(tids[i : i + 2000]), tl.c.external_id.is_(None),
-            tl.c.marker.is_not(None), op.c.attempts > 0).order_by(tl.c.id))
+        res = await core_execute(s, stmt, {"ws": ws, "tids": list(tids[i : i + 2000])})
         for r in res:
             out.setdefault(r.ticket_id, []).append(dict(r._mapping))
     return out

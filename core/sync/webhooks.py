@@ -24,6 +24,7 @@ from connectors.errors import PsaError, PsaValidationError, WebhookRejected
 from core.errors import DeskbridgeError, InvalidInput, NotFound
 from core.sync.callbacks import MAX_EXTERNAL_ID, Callback, CallbackLog, RefreshPool
 from core.sync.engine import SyncEngine
+from core.sync.worker import WorkerClient
 from store.tables import PsaConnection
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class WebhookService:
         self.db = engine.db
         self.callbacks = CallbackLog(engine.db)
         self.pool = RefreshPool(engine, self.callbacks)
+        self.worker: WorkerClient | None = None  # re-reads in a worker process (core/sync/worker.py), if set
         # The connection row each callback checks (enabled, URL token), kept briefly: a read per callback was
         # 1.5% of the process's CPU at 20 callbacks/s. Any change to a connection in this process drops it at
         # once; another process's change shows within CONNECTION_TTL_S.
@@ -63,8 +65,16 @@ class WebhookService:
     def batches_run(self) -> int:
         return self.pool.batches_run
 
+    def use_worker(self, worker: WorkerClient) -> None:
+        """Re-read in `worker`'s process from now on (the pool still decides what and when)."""
+        self.worker = worker
+        self.pool.use(worker.refresh)
+
     async def start(self) -> int:
-        """Re-read tickets named by callbacks a stopped process answered but never re-read; returns how many."""
+        """Start the worker process (if any), then re-read tickets named by callbacks a stopped process answered
+        but never re-read; returns how many."""
+        if self.worker is not None:
+            await self.worker.start()
         return await self.pool.start()
 
     async def settled(self) -> None:
@@ -72,7 +82,9 @@ class WebhookService:
         await self.pool.settled()
 
     async def stop(self) -> None:
-        await self.pool.stop()
+        await self.pool.stop()  # running re-reads finish (5 s); the rest stays recorded
+        if self.worker is not None:
+            await self.worker.stop()
 
     async def _connection(self, connection_id: int) -> PsaConnection:
         now = time.monotonic()
