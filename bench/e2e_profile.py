@@ -250,6 +250,7 @@ def main() -> None:
     ap.add_argument("--cprofile", help="cProfile (event loop thread) of the mode written here")
     ap.add_argument("--summarise", help="only summarise an earlier --spy file")
     ap.add_argument("--code", help="run this directory's product code with this tree's bench")
+    ap.add_argument("--out", help="also write the JSON here")
     args = ap.parse_args()
     if args.summarise:
         print(json.dumps(summarise(args.summarise), indent=2))
@@ -257,7 +258,11 @@ def main() -> None:
     out = asyncio.run(run(args))
     if args.spy and Path(args.spy).exists():
         out["spy"] = summarise(args.spy)
+    out["code"] = args.code or "this tree"
+    out["refresh_worker"] = os.environ.get("DESKBRIDGE_REFRESH_WORKER", "process (default)")
     print(json.dumps(out, indent=2))
+    if args.out:
+        Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -74,6 +75,8 @@ async def _main(proto_out: int) -> None:
 
 
 def main() -> None:
+    # Ctrl-C in `make run` reaches the whole process group: the parent stops us ("stop", or stdin closed).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     proto_out = os.dup(1)  # the pipe to the parent; stray prints go to stderr instead
     os.dup2(2, 1)
     asyncio.run(_main(proto_out))

@@ -27,6 +27,7 @@ from core.ticket_lookup import MAX_ID, summary_from
 from core.views import QueuePage
 from store.db import Database
 from store.enums import Priority, Stage
+from store.sql import plain, unicode_lower
 from store.tables import Customer, Member, Ticket
 from store.types import utcnow
 
@@ -150,7 +151,7 @@ def _keyset(cols: list[tuple[Any, bool]], values: list[Any]) -> Any:
 @functools.lru_cache(maxsize=512)
 def _shaped_statement(shape: tuple[Any, ...]) -> Any:
     """Build the statement for one filter shape; every value is a bind parameter (see QueueService)."""
-    denied, names, unassigned, stage_given, sort, keyset, also = shape
+    denied, names, unassigned, stage_given, sort, keyset, also, fold = shape
     bp = sa.bindparam
     stmt = (
         sa.select(*_ROW_COLUMNS, *(_ALSO_COLUMNS if also else ()), col(Customer.name).label("customer_name"), col(Member.name).label("member_name"))
@@ -182,9 +183,12 @@ def _shaped_statement(shape: tuple[Any, ...]) -> Any:
     if "ticket_ids" in names:
         stmt = stmt.where(Ticket.id.in_(bp("ticket_ids", expanding=True)))  # type: ignore[union-attr]
     if "pattern" in names:
-        cond: sa.ColumnElement[bool] = sa.func.lower(Ticket.subject).like(bp("pattern"), escape="\\")
+        # words beyond ASCII are matched with a lower() that folds them on SQLite too (ÉCOLE finds école); A-Z alone
+        # keep SQLite's own lower(), which folds those the same and costs no Python call per row
+        lower = unicode_lower if fold else sa.func.lower
+        cond: sa.ColumnElement[bool] = lower(Ticket.subject).like(bp("pattern"), escape="\\")
         if "pattern_alt" in names:  # the other Unicode form of the words (é as one character, or e + accent)
-            cond = sa.or_(cond, sa.func.lower(Ticket.subject).like(bp("pattern_alt"), escape="\\"))
+            cond = sa.or_(cond, lower(Ticket.subject).like(bp("pattern_alt"), escape="\\"))
         if "number" in names:
             cond = sa.or_(cond, col(Ticket.number) == bp("number"))
         stmt = stmt.where(cond)
@@ -247,7 +251,7 @@ class QueueService:
             if digits.isascii() and digits.isdigit() and 0 < int(digits) <= MAX_ID:  # '²'.isdigit() but int() refuses
                 params["number"] = int(digits)
         shape = (denied, frozenset(params), f.assignee == UNASSIGNED, bool(f.stages) or f.include_closed,
-                 f.sort, keyset, also)
+                 f.sort, keyset, also, not text.isascii())
         return _shaped_statement(shape), params
 
     def _count_statement(self, actor: Actor, f: QueueFilter) -> tuple[Any, dict[str, Any]]:
@@ -279,14 +283,14 @@ class QueueService:
             count, base_params = self._count_statement(actor, f) if with_total else (None, {})
 
             def read(session: Session) -> tuple[list[Any], int | None, T | None]:
-                got = list(session.execute(stmt, page_params).all())
+                got = plain(session.execute(stmt, page_params).all())  # read by name below and in `also`
                 n = session.execute(count, base_params).scalar_one() if count is not None else None
                 page = got[:limit]
                 return got, n, also(session, page) if also is not None and page else None
 
             rows, total, extra = await self.db.read_sync(actor.scope, read)
         else:  # the common case: one statement, read in one hop (store/db.py Database.rows)
-            rows = list(await self.db.rows(actor.scope, stmt, page_params))
+            rows = plain(await self.db.rows(actor.scope, stmt, page_params))
         prefixes = await ticket_refs.prefixes_of(self.db, actor.workspace_id)
         page, more = rows[:limit], len(rows) > limit
         items = tuple(summary_from(r, r.customer_name, r.member_name, prefixes) for r in page)

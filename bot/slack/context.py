@@ -25,7 +25,7 @@ from bot.slack.confirm import Confirmations
 from bot.slack.home import HomeRefresher
 from bot.slack.install import WORKSPACE_KEY
 from bot.slack.outbound import Posted, Render
-from bot.slack.poster import SlackPoster
+from bot.slack.poster import SlackPoster, sdk_log
 from bot.slack.redact import RedactionReport, Redactor
 from bot.slack.work import FILL, AfterAck
 from core.chat import (
@@ -63,6 +63,11 @@ ACTION_CARD_HOLD_S = 2.0
 # this (a PSA that is down or refusing for a while): a build in every slow burst would slow the writes further.
 CLICK_QUEUED_AFTER_S = 10.0
 TRIGGER_SAFE_S = 2.0  # past this age (since the ack) a trigger is used at once for "Loading…"
+# In a burst (other clicks waiting for a worker): a trigger younger than this builds its modal for up to
+# BUSY_BUDGET_S and opens it in one call; an older one opens "Loading…" at once (see open_modal).
+YOUNG_TRIGGER_S = 1.0
+BUSY_BUDGET_S = 0.25
+WEBHOOK_LOG = sdk_log("slack_sdk.webhook.async_client")  # formats its debug lines only when they are wanted
 _acked_at: contextvars.ContextVar[float | None] = contextvars.ContextVar("slack_acked_at", default=None)
 
 
@@ -104,6 +109,7 @@ class SlackContext:
         self.response_hosts = RESPONSE_HOSTS | {api.hostname or ""}
         self._plain_http_host = api.hostname if api.scheme == "http" else None  # a local fake only
         self.work = AfterAck()
+        self._overran = 0  # burst builds that overran BUSY_BUDGET_S and are still running (open_modal)
         self.homes: HomeRefresher | None = None  # App Home refreshes (the notifier's): who has Home open
         self.session: Any = None  # the surface's shared aiohttp session, once started (SlackSurface.start)
         self._names: dict[str, tuple[str, float]] = {}  # Slack user id -> (display name, valid until)
@@ -207,15 +213,24 @@ class SlackContext:
         "Loading…" modal opens at once on the trigger and `views.update` puts the modal (or the error) in it
         when it is ready, so a slow database or PSA-backed picklist never costs the user the click.
         `push` stacks the modal on an open one (a button inside a modal cannot open a new one).
+
+        While other clicks wait for a worker (a burst), a young trigger (acked less than YOUNG_TRIGGER_S ago)
+        still gets BUSY_BUDGET_S to build its modal and open it in one call: a form is a few milliseconds of
+        work, and "Loading…" then `views.update` is two Slack calls instead of one. An older trigger, or any
+        trigger while a build that overran its budget is still being finished (a slow database), uses the
+        trigger for "Loading…" at once and builds afterwards, so the clicks behind never wait for builds.
         """
         show = client.views_push if push else client.views_open
-        if self.work.triggers_waiting:  # other clicks wait for a worker: use the trigger now, build later
+        age = trigger_age()
+        busy = self.work.triggers_waiting > 0
+        if busy and (age >= YOUNG_TRIGGER_S or self._overran):  # use the trigger now, build later
             opened = await show(trigger_id=trigger_id, view=bk.loading_modal(title))
             self.work.submit(lambda: self._fill_modal(client, opened, asyncio.ensure_future(build()), title),
                              rank=FILL)
             return
         task = asyncio.ensure_future(build())
-        budget = max(0.0, min(FORM_BUDGET_S, TRIGGER_SAFE_S - trigger_age()))
+        limit = BUSY_BUDGET_S if busy else FORM_BUDGET_S
+        budget = max(0.0, min(limit, TRIGGER_SAFE_S - age))
         done, _ = await asyncio.wait({task}, timeout=budget) if budget > 0 else (set(), set())
         if done:
             await show(trigger_id=trigger_id, view=task.result())
@@ -225,7 +240,17 @@ class SlackContext:
         except BaseException:
             task.cancel()
             raise
-        await self._fill_modal(client, opened, task, title)
+        if not busy:
+            await self._fill_modal(client, opened, task, title)
+            return
+        # its build goes on outside the workers; while it does, the next clicks of the burst open "Loading…" at
+        # once and start no build of their own (the database's pool is sized for the workers)
+        self._overran += 1
+        task.add_done_callback(self._overrun_done)
+        self.work.submit(lambda: self._fill_modal(client, opened, task, title), rank=FILL)
+
+    def _overrun_done(self, _: asyncio.Future[Any]) -> None:
+        self._overran -= 1
 
     @staticmethod
     async def _fill_modal(client: Any, opened: Any, task: asyncio.Future[dict[str, Any]], title: str) -> None:
@@ -245,7 +270,8 @@ class SlackContext:
             log.warning("response_url with an unexpected host ignored", extra={"host": parts.hostname})
             return False
         try:
-            resp = await AsyncWebhookClient(response_url, timeout=10, session=self.session).send(**message)
+            resp = await AsyncWebhookClient(response_url, timeout=10, session=self.session, logger=WEBHOOK_LOG
+                                            ).send(**message)
         except Exception:  # noqa: BLE001 - a stale response_url: the card just isn't updated
             log.warning("response_url could not be reached", exc_info=True)
             return False

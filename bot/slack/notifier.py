@@ -428,18 +428,19 @@ class SlackNotifier:
             record = PostRecord(workspace_id=workspace_id, platform=PLATFORM, team_id=team_id, channel_id=channel_id,
                                 kind="card", audience="customer" if audience == "customer" else "tech",
                                 ticket_id=ticket_id, customer_id=head.summary.customer_id)
+            # The thread and the post's own record (for redaction) in one transaction, not two (`_recorder`).
             self.poster.post_then(client, channel_id, render=self._card(actor, ticket_id, info, audience),
-                                  then=self._recorder(workspace_id, ticket_id, team_id, channel_id), record=record)
+                                  then=self._recorder(workspace_id, ticket_id, team_id, channel_id, record))
 
-    def _recorder(self, workspace_id: int, ticket_id: int, team_id: str,
-                  channel_id: str) -> Callable[[Posted], Awaitable[None]]:
+    def _recorder(self, workspace_id: int, ticket_id: int, team_id: str, channel_id: str,
+                  post: PostRecord | None = None) -> Callable[[Posted], Awaitable[None]]:
         async def record(result: Posted) -> None:
             try:
                 if result.ts is None:
                     log.warning("dispatch card not posted", extra={"channel": channel_id, "error": result.error})
                     return
                 await self.chat.record_post(workspace_id, ticket_id=ticket_id, platform=PLATFORM, team_id=team_id,
-                                            channel_id=channel_id, message_ts=result.ts)
+                                            channel_id=channel_id, message_ts=result.ts, post=post)
             finally:
                 self._dispatched.discard((ticket_id, channel_id))
         return record

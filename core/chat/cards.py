@@ -270,12 +270,17 @@ async def _within(call: Awaitable[Any], budget: float, what: str, missed: list[s
 
 
 def ai_basis(detail: TicketDetail) -> tuple[Any, ...]:
-    """What AI assist reads of a ticket (text, category, stage, priority, customer, assignee, its notes): a card
-    built when any of it changed computes its AI part again. A time entry or a write's delivery changes none."""
+    """What AI assist (core/ai AiService.suggestions) reads of the ticket: its text (subject and description: the
+    category model, similar tickets and KB links match on nothing else), its category (the gate's current label),
+    its customer (whose similar tickets and KB articles it may show) and whether it is open (the risk chip is for
+    open tickets only). A card built when any of it changed computes its AI part again. A status change between
+    open stages, a reassignment, a priority, a note or a time entry changes none of it, so a burst of PSA edits
+    of a ticket (each one a card refresh) computes it once per AI_KEEP_S. What it reads elsewhere (AI settings,
+    models, applied categories, risk scores, drafts, KB articles) drops every kept part when it changes
+    (AI_TABLES); other tickets' closures reach the similar-ticket index within AI_KEEP_S, as before."""
     s = detail.summary
-    notes = tuple(i.id for i in detail.timeline if i.kind in NOTE_KINDS)
-    return (s.subject, detail.description, s.stage, s.status_name, s.priority, s.customer_id, s.assignee_id,
-            detail.category_name, detail.subcategory_name, detail.type_name, detail.closed_at, notes)
+    return (s.subject, detail.description, s.stage.is_open, s.customer_id, detail.category_name,
+            detail.subcategory_name, detail.type_name, detail.closed_at)
 
 
 def card_facts(detail: TicketDetail, settings: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -57,6 +58,18 @@ class RedactionPlan:
     foreign_threads: int
 
 
+async def add_post(session: Any, rec: PostRecord, message_ts: str) -> None:
+    """Record a post the platform accepted within the caller's write (idempotent per message)."""
+    exists = (await session.exec(select(ChatPost.id).where(
+        ChatPost.platform == rec.platform, ChatPost.channel_id == rec.channel_id,
+        ChatPost.message_ts == message_ts))).first()
+    if exists is None:
+        session.add(ChatPost(workspace_id=rec.workspace_id, platform=rec.platform, team_id=rec.team_id,
+                             channel_id=rec.channel_id, message_ts=message_ts, thread_ts=rec.thread_ts,
+                             ticket_id=rec.ticket_id, customer_id=rec.customer_id, kind=rec.kind,
+                             audience=rec.audience))
+
+
 class ChatPosts:
     """The record of bot posts per channel (table `chat_post`)."""
 
@@ -67,14 +80,7 @@ class ChatPosts:
     async def record(self, rec: PostRecord, message_ts: str) -> None:
         """Remember a post the platform accepted (idempotent per message)."""
         async with self.db.write(Scope.workspace(rec.workspace_id)) as session:
-            exists = (await session.exec(select(ChatPost.id).where(
-                ChatPost.platform == rec.platform, ChatPost.channel_id == rec.channel_id,
-                ChatPost.message_ts == message_ts))).first()
-            if exists is None:
-                session.add(ChatPost(workspace_id=rec.workspace_id, platform=rec.platform, team_id=rec.team_id,
-                                     channel_id=rec.channel_id, message_ts=message_ts, thread_ts=rec.thread_ts,
-                                     ticket_id=rec.ticket_id, customer_id=rec.customer_id, kind=rec.kind,
-                                     audience=rec.audience))
+            await add_post(session, rec, message_ts)
 
     async def redactions(self, workspace_id: int, platform: str, team_id: str, channel_id: str,
                          info: ChannelInfo) -> RedactionPlan:

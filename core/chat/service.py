@@ -25,8 +25,9 @@ from core.chat.forms import TicketForms
 from core.chat.identity import Identities
 from core.chat.installations import Installations
 from core.chat.models import ChannelInfo, ChatUser, Installation, ThreadPost
+from core.chat.posts import PostRecord, add_post
 from core.chat.sla_info import PsaDueDates, SlaInfo
-from core.chat.threads import Threads
+from core.chat.threads import Threads, add_link
 from core.connections import ConnectionService
 from core.context import Actor
 from core.errors import DeskbridgeError
@@ -35,7 +36,7 @@ from core.tickets import DEFAULT_CAPABILITIES, TicketService
 from core.views import FormOption, FormView, RiskAlertView, TicketDetail, TicketView
 from core.workspaces import DirectoryService, WorkspaceService
 from store.crypto import CredentialCipher
-from store.db import Database
+from store.db import Database, Scope
 from store.tables import Member, PsaConnection
 from store.types import utcnow
 
@@ -167,9 +168,18 @@ class ChatService:
     # ------------------------------------------------------------ threads
 
     async def record_post(self, workspace_id: int, *, ticket_id: int, platform: str, team_id: str,
-                          channel_id: str, message_ts: str, ref: dict[str, Any] | None = None) -> None:
-        await self.threads.record_post(workspace_id, ticket_id=ticket_id, platform=platform, team_id=team_id,
-                                       channel_id=channel_id, message_ts=message_ts, ref=ref)
+                          channel_id: str, message_ts: str, ref: dict[str, Any] | None = None,
+                          post: PostRecord | None = None) -> None:
+        """The ticket's thread at this message; with `post`, the bot post's record too (what it holds, for redaction:
+        core/chat/posts.py), in the same transaction."""
+        if post is None:
+            await self.threads.record_post(workspace_id, ticket_id=ticket_id, platform=platform, team_id=team_id,
+                                           channel_id=channel_id, message_ts=message_ts, ref=ref)
+            return
+        async with self.db.write(Scope.workspace(workspace_id)) as session:
+            await add_post(session, post, message_ts)
+            await add_link(session, workspace_id, ticket_id=ticket_id, platform=platform, team_id=team_id,
+                           channel_id=channel_id, message_ts=message_ts, ref=ref)
 
     async def ticket_for_thread(self, workspace_id: int, platform: str, channel_id: str,
                                 thread_ts: str) -> int | None:

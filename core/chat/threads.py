@@ -12,6 +12,18 @@ from store.db import Database, Scope
 from store.tables import ChatLink, Ticket
 
 
+async def add_link(session: Any, workspace_id: int, *, ticket_id: int, platform: str, team_id: str,
+                   channel_id: str, message_ts: str, ref: dict[str, Any] | None = None) -> None:
+    """Record a ticket card's thread within the caller's write (idempotent per message)."""
+    exists = (await session.exec(select(ChatLink).where(
+        ChatLink.platform == platform, ChatLink.channel_id == channel_id,
+        ChatLink.message_ts == message_ts))).first()
+    if exists is None:
+        session.add(ChatLink(workspace_id=workspace_id, ticket_id=ticket_id, platform=platform,
+                             team_id=team_id, channel_id=channel_id, message_ts=message_ts,
+                             conversation_ref=ref or {}))
+
+
 class Threads:
     """The `chat_link` rows: one per ticket card that starts a thread."""
 
@@ -23,13 +35,8 @@ class Threads:
                           channel_id: str, message_ts: str, ref: dict[str, Any] | None = None) -> None:
         """Remember where a ticket card was posted (its thread)."""
         async with self.db.write(Scope.workspace(workspace_id)) as session:
-            exists = (await session.exec(select(ChatLink).where(
-                ChatLink.platform == platform, ChatLink.channel_id == channel_id,
-                ChatLink.message_ts == message_ts))).first()
-            if exists is None:
-                session.add(ChatLink(workspace_id=workspace_id, ticket_id=ticket_id, platform=platform,
-                                     team_id=team_id, channel_id=channel_id, message_ts=message_ts,
-                                     conversation_ref=ref or {}))
+            await add_link(session, workspace_id, ticket_id=ticket_id, platform=platform, team_id=team_id,
+                           channel_id=channel_id, message_ts=message_ts, ref=ref)
 
     async def ticket_for_thread(self, workspace_id: int, platform: str, channel_id: str,
                                 thread_ts: str) -> int | None:

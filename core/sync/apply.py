@@ -32,7 +32,7 @@ from connectors.base import PsaAttachment, PsaNote, PsaTicket, PsaTimeEntry, Ref
 from core.notify import DomainEvent, TicketChanged, TicketCreated
 from core.sync.mapping import SeenStatus, ensure_priority_mappings, ensure_status_mappings
 from core.sync.timeline import apply_children, mark_history_read
-from core.sync.upsert import built, core_execute, ensure_directory, upsert_tickets
+from core.sync.upsert import built, core_execute, directory_lookup, ensure_directory, upsert_tickets
 from store.db import Database, Scope
 from store.enums import Origin, OutboxStatus, Priority, Stage
 from store.sql import table_of
@@ -200,24 +200,27 @@ async def _apply_once(s: AsyncSession, target: SyncTarget, tickets: Sequence[Psa
     if quiet is None:  # before linking by marker: a local ticket linked now was never a PSA ticket we had
         quiet = frozenset(ext for ext, o in existing.items() if o["history_at"] is None)
     await _link_by_marker(s, target, tickets, existing)
-    plan = _to_write(tickets, existing, force=force, result=result)
+    hashes: dict[int, str] = {}  # id(ticket) -> content hash, computed once per ticket of the batch
+    plan = _to_write(tickets, existing, force=force, result=result, hashes=hashes)
 
-    # Directory rows and mappings for everything we are about to write.
+    # Directory rows and mappings for everything we are about to write (the rows looked up in one read).
     every = plan
     companies = {t.company.id: t.company.name for t in every if t.company}
-    customer_ids = await ensure_directory(s, Customer, ws, cid, {
-        ext: {"identifier": (name or f"#{ext}")[:100], "name": (name or f"#{ext}")[:200]}
-        for ext, name in companies.items()})
     authors = [n.author for c in children.values() for n in c.notes if n.author and not n.author_is_contact]
     members = {r.id: r.name for r in [t.owner for t in every if t.owner] + authors
                + [e.member for c in children.values() for e in c.time_entries if e.member]}
-    member_ids = await ensure_directory(s, Member, ws, cid, _ref_rows(members, active=True))
-    contacts = {t.contact.id: (t.contact.name, customer_ids.get(t.company.id) if t.company else None)
-                for t in every if t.contact}
-    contacts.update({n.author.id: (n.author.name, None) for c in children.values() for n in c.notes
-                     if n.author and n.author_is_contact and n.author.id not in contacts})
+    contact_refs = {t.contact.id: (t.contact.name, t.company.id if t.company else None) for t in every if t.contact}
+    contact_refs.update({n.author.id: (n.author.name, None) for c in children.values() for n in c.notes
+                         if n.author and n.author_is_contact and n.author.id not in contact_refs})
+    known = await directory_lookup(s, cid, {Customer: list(companies), Member: list(members),
+                                            Contact: list(contact_refs)})
+    customer_ids = await ensure_directory(s, Customer, ws, cid, {
+        ext: {"identifier": (name or f"#{ext}")[:100], "name": (name or f"#{ext}")[:200]}
+        for ext, name in companies.items()}, known=known[Customer])
+    member_ids = await ensure_directory(s, Member, ws, cid, _ref_rows(members, active=True), known=known[Member])
     contact_ids = await ensure_directory(s, Contact, ws, cid, {
-        ext: {"name": (name or f"#{ext}")[:200], "customer_id": cust} for ext, (name, cust) in contacts.items()})
+        ext: {"name": (name or f"#{ext}")[:200], "customer_id": customer_ids.get(company) if company else None}
+        for ext, (name, company) in contact_refs.items()}, known=known[Contact])
     stages = await ensure_status_mappings(s, ws, cid, [
         SeenStatus(_board_key(target, t), t.status.id, t.status.name or t.status.id, bool(t.status_closed))
         for t in plan if t.status])
@@ -229,7 +232,7 @@ async def _apply_once(s: AsyncSession, target: SyncTarget, tickets: Sequence[Psa
     for t in plan:
         try:
             rows.append(_row(target, t, existing.get(t.external_id), stages, prios, customer_ids, member_ids,
-                             contact_ids, protected, now))
+                             contact_ids, protected, now, psa_hash=hashes.get(id(t))))
         except (BadRecord, ValueError, TypeError) as exc:
             result.bad[t.external_id] = str(exc)[:300]
             log.warning("sync: bad ticket record skipped", extra={"external_id": t.external_id, "error": str(exc)})
@@ -253,7 +256,7 @@ async def _apply_once(s: AsyncSession, target: SyncTarget, tickets: Sequence[Psa
 
 
 def _to_write(tickets: Sequence[PsaTicket], existing: Mapping[str, dict[str, Any]], *, force: bool,
-              result: BatchResult) -> list[PsaTicket]:
+              result: BatchResult, hashes: dict[int, str]) -> list[PsaTicket]:
     """The tickets whose content changed, skipping copies older than the one stored.
 
     A ticket stored with the same content hash (and not marked deleted) is left out even with `force`: the
@@ -264,7 +267,9 @@ def _to_write(tickets: Sequence[PsaTicket], existing: Mapping[str, dict[str, Any
     plan: list[PsaTicket] = []
     for t in tickets:
         old = existing.get(t.external_id)
-        if old is not None and old["psa_hash"] == content_hash(t) and old["deleted_at"] is None:
+        if old is not None:
+            hashes[id(t)] = content_hash(t)
+        if old is not None and old["psa_hash"] == hashes[id(t)] and old["deleted_at"] is None:
             result.add("unchanged")
             continue
         if (old is not None and old["psa_updated_at"] and t.updated_at and old["psa_updated_at"] > t.updated_at):
@@ -417,7 +422,8 @@ async def _protected_fields(s: AsyncSession, ws: int, ticket_ids: Sequence[int])
 
 def _row(target: SyncTarget, t: PsaTicket, old: Mapping[str, Any] | None, stages: Mapping[tuple[str, str], Stage],
          prios: Mapping[str, Priority], customers: Mapping[str, int], members: Mapping[str, int],
-         contacts: Mapping[str, int], protected: Mapping[int, set[str]], now: datetime) -> dict[str, Any]:
+         contacts: Mapping[str, int], protected: Mapping[int, set[str]], now: datetime, *,
+         psa_hash: str | None = None) -> dict[str, Any]:
     validate(t)
     if t.status:
         stage = stages.get((_board_key(target, t), t.status.id)) or Stage.IN_PROGRESS
@@ -447,7 +453,7 @@ def _row(target: SyncTarget, t: PsaTicket, old: Mapping[str, Any] | None, stages
         "source": Origin.PSA.value, "alert_ref": t.alert_ref, "device_ref": t.device_ref,
         "psa_respond_by": t.respond_by, "psa_resolve_by": t.resolve_by, "first_response_at": t.responded_at,
         "created_at": t.created_at or now, "updated_at": t.updated_at or now, "closed_at": closed_at,
-        "psa_updated_at": t.updated_at, "psa_hash": content_hash(t), "deleted_at": None, "marker": t.marker,
+        "psa_updated_at": t.updated_at, "psa_hash": psa_hash or content_hash(t), "deleted_at": None, "marker": t.marker,
         "version": (old["version"] + 1) if old else 1,
     }
     if old is not None:

@@ -198,20 +198,24 @@ async def update_timeline(session: AsyncSession, updates: Sequence[Mapping[str, 
 
 
 async def ensure_directory(session: AsyncSession, table: Any, workspace_id: int, connection_id: int,
-                           rows: Mapping[str, Mapping[str, Any]], *, update: Sequence[str] = ()) -> dict[str, int]:
+                           rows: Mapping[str, Mapping[str, Any]], *, update: Sequence[str] = (),
+                           known: Mapping[str, int] | None = None) -> dict[str, int]:
     """Make sure a row exists per external id (creating missing ones); external id -> local id.
 
     `update` names the columns refreshed on existing rows (picklist refresh); ticket sync passes none, so
     a name seen on a ticket reference never overwrites the directory's own data, and then the rows are
     looked up first and only missing ones inserted (a sync batch names rows it has seen before: one read
-    instead of an insert that does nothing and the same read).
+    instead of an insert that does nothing and the same read). `known`: that lookup, made by the caller
+    (`directory_lookup`, several tables in one read).
     """
     if not rows:
         return {}
     tbl = table_of(table)
     have: dict[str, int] = {}
     if not update:
-        have = await directory_ids(session, table, connection_id, list(rows))
+        if known is None:
+            known = await directory_ids(session, table, connection_id, list(rows))
+        have = {ext: known[ext] for ext in rows if ext in known}
         rows = {ext: vals for ext, vals in rows.items() if ext not in have}
         if not rows:
             return have
@@ -238,6 +242,35 @@ async def directory_ids(session: AsyncSession, table: Any, connection_id: int, e
     for i in range(0, len(external_ids), 5000):
         res = await core_execute(session, stmt, {"cid": connection_id, "exts": list(external_ids[i : i + 5000])})
         out.update({ext: rid for ext, rid in res.all()})
+    return out
+
+
+async def directory_lookup(session: AsyncSession, connection_id: int, wanted: Mapping[Any, Sequence[str]]
+                           ) -> dict[Any, dict[str, int]]:
+    """`directory_ids` of several directory tables (class -> external ids) in one read (UNION ALL)."""
+    classes = [cls for cls, exts in wanted.items() if exts]
+    out: dict[Any, dict[str, int]] = {cls: {} for cls in wanted}
+    if not classes:
+        return out
+    if len(classes) == 1 or any(len(wanted[cls]) > 5000 for cls in classes):
+        for cls in classes:
+            out[cls] = await directory_ids(session, cls, connection_id, list(wanted[cls]))
+        return out
+    names = tuple(table_of(cls).name for cls in classes)
+
+    def build() -> Any:
+        parts = []
+        for i, cls in enumerate(classes):
+            tbl = table_of(cls)
+            parts.append(sa.select(sa.literal(i).label("k"), tbl.c.external_id, tbl.c.id).where(
+                tbl.c.connection_id == sa.bindparam("cid"),
+                tbl.c.external_id.in_(sa.bindparam(f"exts{i}", expanding=True))))
+        return sa.union_all(*parts)
+
+    params: dict[str, Any] = {"cid": connection_id}
+    params.update({f"exts{i}": list(wanted[cls]) for i, cls in enumerate(classes)})
+    for k, ext, rid in (await core_execute(session, built(("directory_lookup", names), build), params)).all():
+        out[classes[k]][ext] = rid
     return out
 
 

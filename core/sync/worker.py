@@ -111,7 +111,8 @@ class WorkerClient:
             if self._deaths:
                 await asyncio.sleep(self.restart_s[min(self._deaths, len(self.restart_s)) - 1])
             proc = await asyncio.create_subprocess_exec(*self.argv, stdin=asyncio.subprocess.PIPE,
-                                                        stdout=asyncio.subprocess.PIPE, env=self.env)
+                                                        stdout=asyncio.subprocess.PIPE, env=self.env,
+                                                        start_new_session=True)  # a terminal's Ctrl-C is ours
             assert proc.stdin is not None and proc.stdout is not None
             proc.stdin.write(frame(("hello", self.hello, self.db.watched_tables())))
             self._proc, self._started_at = proc, time.monotonic()

@@ -241,3 +241,17 @@ async def test_callbacks_recorded_here_while_the_worker_writes_never_meet_a_lock
 async def _rows(r: Rig, sql: str) -> list[Any]:
     async with r.c.db.read(Scope.system_wide()) as s:
         return list((await s.execute(sa.text(sql))).all())
+
+
+def test_re_reads_stay_in_the_process_where_a_worker_could_not_follow(tmp_path: Any):
+    import httpx
+
+    def settings(url: str, mode: str = "process") -> Settings:
+        return Settings(database_url=url, secret_key=generate_key(), secret_key_file=tmp_path / "k",
+                        refresh_worker=mode)  # type: ignore[arg-type]
+
+    file_db = f"sqlite:///{tmp_path / 'x.db'}"
+    assert build(settings(file_db)).sync.webhooks.worker is not None  # what `serve` builds
+    assert build(settings(file_db, "inline")).sync.webhooks.worker is None  # the setting
+    transport = httpx.MockTransport(lambda _: httpx.Response(500))
+    assert build(settings(file_db), transport=transport).sync.webhooks.worker is None  # a transport stays here

@@ -101,3 +101,40 @@ async def test_an_awaited_claim_does_not_wait_for_the_window(db: Database, monke
     await asyncio.sleep(0)  # the batch is waiting for more of its burst
     # the window is for claims nobody awaits yet: the work's own claim is written at once
     assert await asyncio.wait_for(claims.claim("slack-action:T1", "1.1:a"), 10) is True
+
+
+async def test_a_batch_returns_exactly_the_new_claims_whatever_its_size(db: Database):
+    """The batch statement is built once and run with the rows as parameters (insertmanyvalues): batches of
+    every size, some rows already claimed (by a lone claim, by an earlier batch), say exactly which are new."""
+    claims = EventClaims(db)
+    assert await mark_event_processed(db, "slack:T1", "old-1") is True
+    taken = {("slack:T1", "old-1")}
+    for size in (1, 7, 200, 450):  # 450: more rows than one statement of CLAIMS_PER_STATEMENT holds
+        rows: dict[tuple[str, str], int | None] = {("slack:T1", f"{size}-{i}"): None for i in range(size)}
+        rows |= dict.fromkeys(taken, None)  # already claimed: never returned again
+        won = await claims._write(rows)
+        assert won == set(rows) - taken
+        taken |= won
+    assert await _rows(db) == len(taken)
+
+
+async def test_batches_of_different_sizes_reuse_one_compiled_statement(db: Database):
+    """A claim batch used to carry its rows in the statement: every new batch size was a new statement to
+    compile (~9 ms of CPU for 50 claims). Now every batch runs the same compiled INSERT."""
+    claims = EventClaims(db)
+    await claims._write({("s", "warm-1"): None, ("s", "warm-2"): None})  # the first batch compiles it
+    misses: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if "processed_event" in statement and context.cache_hit != context.cache_hit.__class__.CACHE_HIT:
+            misses.append(str(context.cache_hit))
+
+    engine = db.engine.sync_engine
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for size in (3, 17, 40, 41, 99):
+            won = await claims._write({("s", f"{size}-{i}"): None for i in range(size)})
+            assert len(won) == size
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+    assert misses == []

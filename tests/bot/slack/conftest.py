@@ -147,6 +147,8 @@ class SlackHarness:
 PRODUCTION_BUDGETS = {
     (slack_context, "FORM_BUDGET_S"): slack_context.FORM_BUDGET_S,
     (slack_context, "TRIGGER_SAFE_S"): slack_context.TRIGGER_SAFE_S,
+    (slack_context, "BUSY_BUDGET_S"): slack_context.BUSY_BUDGET_S,
+    (slack_context, "YOUNG_TRIGGER_S"): slack_context.YOUNG_TRIGGER_S,
     (slack_forms, "SUBMIT_BUDGET_S"): slack_forms.SUBMIT_BUDGET_S,
     (slack_tenant, "CHOOSE_BUDGET_S"): slack_tenant.CHOOSE_BUDGET_S,
     (chat_cards, "AI_BUDGET_S"): chat_cards.AI_BUDGET_S,

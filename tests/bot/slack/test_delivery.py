@@ -22,7 +22,7 @@ from core.context import Actor
 from core.notify import TicketCreated, WriteDead
 from core.queue import QueueFilter
 from store.db import Scope
-from store.tables import ChatLink, OutboxOp
+from store.tables import ChatLink, ChatPost, OutboxOp
 from tests.bot.slack import test_technician_day
 from tests.bot.slack.conftest import ADMIN, CHANNEL, TEAM
 from tests.bot.slack.test_slack_app import assert_valid_blocks, thread_message
@@ -446,6 +446,11 @@ async def test_dispatch_channels_get_new_tickets_and_replies_there_become_notes(
     new = next(t for t in (await c.queue.list(actor, QueueFilter(text="Laptop will not boot"), limit=5)).items)
     threads = {p.channel_id: p for p in await c.chat.posts_for_ticket(h.ws, new.id, "slack")}
     assert set(threads) == {"C_DISPATCH", "C_SHARED"}
+    async with c.db.read(Scope.workspace(h.ws)) as s:  # each card's own record (redaction), written with its thread
+        recorded = {(p.channel_id, p.message_ts, p.kind, p.audience) for p in (await s.exec(
+            select(ChatPost).where(ChatPost.ticket_id == new.id))).all()}
+    assert recorded == {("C_DISPATCH", threads["C_DISPATCH"].thread_ts, "card", "tech"),
+                        ("C_SHARED", threads["C_SHARED"].thread_ts, "card", "customer")}
 
     # a technician answers in the dispatch thread: it becomes a note on that ticket
     await thread_message(h, "On my way to the customer", event_id="EvDisp1", user=USER,
