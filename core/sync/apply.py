@@ -200,7 +200,8 @@ async def _apply_once(s: AsyncSession, target: SyncTarget, tickets: Sequence[Psa
     if quiet is None:  # before linking by marker: a local ticket linked now was never a PSA ticket we had
         quiet = frozenset(ext for ext, o in existing.items() if o["history_at"] is None)
     await _link_by_marker(s, target, tickets, existing)
-    plan = _to_write(tickets, existing, force=force, result=result)
+    hashes: dict[int, str] = {}  # id(ticket) -> content hash, computed once per ticket of the batch
+    plan = _to_write(tickets, existing, force=force, result=result, hashes=hashes)
 
     # Directory rows and mappings for everything we are about to write (the rows looked up in one read).
     every = plan
@@ -231,7 +232,7 @@ async def _apply_once(s: AsyncSession, target: SyncTarget, tickets: Sequence[Psa
     for t in plan:
         try:
             rows.append(_row(target, t, existing.get(t.external_id), stages, prios, customer_ids, member_ids,
-                             contact_ids, protected, now))
+                             contact_ids, protected, now, psa_hash=hashes.get(id(t))))
         except (BadRecord, ValueError, TypeError) as exc:
             result.bad[t.external_id] = str(exc)[:300]
             log.warning("sync: bad ticket record skipped", extra={"external_id": t.external_id, "error": str(exc)})
@@ -255,7 +256,7 @@ async def _apply_once(s: AsyncSession, target: SyncTarget, tickets: Sequence[Psa
 
 
 def _to_write(tickets: Sequence[PsaTicket], existing: Mapping[str, dict[str, Any]], *, force: bool,
-              result: BatchResult) -> list[PsaTicket]:
+              result: BatchResult, hashes: dict[int, str]) -> list[PsaTicket]:
     """The tickets whose content changed, skipping copies older than the one stored.
 
     A ticket stored with the same content hash (and not marked deleted) is left out even with `force`: the
@@ -266,7 +267,9 @@ def _to_write(tickets: Sequence[PsaTicket], existing: Mapping[str, dict[str, Any
     plan: list[PsaTicket] = []
     for t in tickets:
         old = existing.get(t.external_id)
-        if old is not None and old["psa_hash"] == content_hash(t) and old["deleted_at"] is None:
+        if old is not None:
+            hashes[id(t)] = content_hash(t)
+        if old is not None and old["psa_hash"] == hashes[id(t)] and old["deleted_at"] is None:
             result.add("unchanged")
             continue
         if (old is not None and old["psa_updated_at"] and t.updated_at and old["psa_updated_at"] > t.updated_at):
@@ -419,7 +422,8 @@ async def _protected_fields(s: AsyncSession, ws: int, ticket_ids: Sequence[int])
 
 def _row(target: SyncTarget, t: PsaTicket, old: Mapping[str, Any] | None, stages: Mapping[tuple[str, str], Stage],
          prios: Mapping[str, Priority], customers: Mapping[str, int], members: Mapping[str, int],
-         contacts: Mapping[str, int], protected: Mapping[int, set[str]], now: datetime) -> dict[str, Any]:
+         contacts: Mapping[str, int], protected: Mapping[int, set[str]], now: datetime, *,
+         psa_hash: str | None = None) -> dict[str, Any]:
     validate(t)
     if t.status:
         stage = stages.get((_board_key(target, t), t.status.id)) or Stage.IN_PROGRESS
@@ -449,7 +453,7 @@ def _row(target: SyncTarget, t: PsaTicket, old: Mapping[str, Any] | None, stages
         "source": Origin.PSA.value, "alert_ref": t.alert_ref, "device_ref": t.device_ref,
         "psa_respond_by": t.respond_by, "psa_resolve_by": t.resolve_by, "first_response_at": t.responded_at,
         "created_at": t.created_at or now, "updated_at": t.updated_at or now, "closed_at": closed_at,
-        "psa_updated_at": t.updated_at, "psa_hash": content_hash(t), "deleted_at": None, "marker": t.marker,
+        "psa_updated_at": t.updated_at, "psa_hash": psa_hash or content_hash(t), "deleted_at": None, "marker": t.marker,
         "version": (old["version"] + 1) if old else 1,
     }
     if old is not None:
