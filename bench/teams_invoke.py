@@ -584,6 +584,10 @@ async def one_writes_server(args: argparse.Namespace, ft: FakeThread, hold_s: st
         out = await writes(port, fake, db, email, args.writes, args.channels, args.write_action, trace, server.pid)
         out["loadavg_1m"] = round(load, 2)
         out["hold_s"] = "server default (2.2)" if hold_s is None else hold_s
+        if args.write_action == "time":  # clicks whose write was taken (the rest were told a refusal: under load,
+            with sqlite3.connect(db) as conn:  # SQLite's lock waited past busy_timeout, session 9 §3)
+                out["writes_taken"] = conn.execute("SELECT count(*) FROM outbox_op WHERE kind = 'add_time_entry'"
+                                                   ).fetchone()[0]
         return out
     finally:
         if args.profile is not None:
@@ -655,7 +659,7 @@ def writes_line(label: str, w: dict[str, Any]) -> str:
             f"({sv['share']:.0%}), follow-up p50/p99 {fu.get('p50_s', '-')}/{fu.get('p99_s', '-')} s after the click  "
             f"cpu/click {w.get('server_cpu_ms_per_click', {}).get('process', '-')} ms (loop "
             f"{w.get('server_cpu_ms_per_click', {}).get('loop', '-')})  failed {w['failed_answers']}  "
-            f"all in the PSA {w['delivered_redraw_after_click']['all_s']} s")
+            f"all in the PSA {w['delivered_redraw_after_click']['all_s']} s  writes taken {w.get('writes_taken', '-')}")
 
 
 async def run_writes_only(args: argparse.Namespace) -> dict[str, Any]:
@@ -736,7 +740,7 @@ async def run_writes_vs_ref(args: argparse.Namespace) -> dict[str, Any]:
             "result_on_card_p50_s": ("result_on_card_after_click", "p50_s"),
             "follow_up_after_click_p99_s": ("saving", "follow_up_after_click", "p99_s"),
             "invoke_p99_ms": ("invoke", "p99_ms"), "all_in_psa_s": ("delivered_redraw_after_click", "all_s"),
-            "cpu_ms_per_click": ("server_cpu_ms_per_click", "process")}
+            "cpu_ms_per_click": ("server_cpu_ms_per_click", "process"), "writes_taken": ("writes_taken",)}
     summary = {name: {"baseline": each("baseline", *path), "branch": each("branch", *path),
                       "branch_over_baseline": ratio(path)} for name, path in keys.items()}
     summary["loadavg_1m"] = {"baseline": each("baseline", "loadavg_1m"), "branch": each("branch", "loadavg_1m")}

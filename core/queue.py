@@ -27,7 +27,7 @@ from core.ticket_lookup import MAX_ID, summary_from
 from core.views import QueuePage
 from store.db import Database
 from store.enums import Priority, Stage
-from store.sql import plain
+from store.sql import plain, unicode_lower
 from store.tables import Customer, Member, Ticket
 from store.types import utcnow
 
@@ -151,7 +151,7 @@ def _keyset(cols: list[tuple[Any, bool]], values: list[Any]) -> Any:
 @functools.lru_cache(maxsize=512)
 def _shaped_statement(shape: tuple[Any, ...]) -> Any:
     """Build the statement for one filter shape; every value is a bind parameter (see QueueService)."""
-    denied, names, unassigned, stage_given, sort, keyset, also = shape
+    denied, names, unassigned, stage_given, sort, keyset, also, fold = shape
     bp = sa.bindparam
     stmt = (
         sa.select(*_ROW_COLUMNS, *(_ALSO_COLUMNS if also else ()), col(Customer.name).label("customer_name"), col(Member.name).label("member_name"))
@@ -183,9 +183,12 @@ def _shaped_statement(shape: tuple[Any, ...]) -> Any:
     if "ticket_ids" in names:
         stmt = stmt.where(Ticket.id.in_(bp("ticket_ids", expanding=True)))  # type: ignore[union-attr]
     if "pattern" in names:
-        cond: sa.ColumnElement[bool] = sa.func.lower(Ticket.subject).like(bp("pattern"), escape="\\")
+        # words beyond ASCII are matched with a lower() that folds them on SQLite too (ÉCOLE finds école); A-Z alone
+        # keep SQLite's own lower(), which folds those the same and costs no Python call per row
+        lower = unicode_lower if fold else sa.func.lower
+        cond: sa.ColumnElement[bool] = lower(Ticket.subject).like(bp("pattern"), escape="\\")
         if "pattern_alt" in names:  # the other Unicode form of the words (é as one character, or e + accent)
-            cond = sa.or_(cond, sa.func.lower(Ticket.subject).like(bp("pattern_alt"), escape="\\"))
+            cond = sa.or_(cond, lower(Ticket.subject).like(bp("pattern_alt"), escape="\\"))
         if "number" in names:
             cond = sa.or_(cond, col(Ticket.number) == bp("number"))
         stmt = stmt.where(cond)
@@ -248,7 +251,7 @@ class QueueService:
             if digits.isascii() and digits.isdigit() and 0 < int(digits) <= MAX_ID:  # '²'.isdigit() but int() refuses
                 params["number"] = int(digits)
         shape = (denied, frozenset(params), f.assignee == UNASSIGNED, bool(f.stages) or f.include_closed,
-                 f.sort, keyset, also)
+                 f.sort, keyset, also, not text.isascii())
         return _shaped_statement(shape), params
 
     def _count_statement(self, actor: Actor, f: QueueFilter) -> tuple[Any, dict[str, Any]]:

@@ -41,6 +41,7 @@ from sqlmodel import Session, col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 import store.tables  # noqa: F401  (every table registered before the first query)
+from store.sql import SQLITE_LOWER, unicode_lower_text
 from store.sqlite_driver import async_creator
 from store.tables.base import WorkspaceOwned
 
@@ -239,12 +240,19 @@ def _sqlite_engine(url: str, *, immediate: bool, echo: bool) -> AsyncEngine:
     kwargs = {**kwargs, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
 
     def connect() -> sqlite3.Connection:
-        return sqlite3.connect(*args, **kwargs)  # type: ignore[call-overload]
+        conn = sqlite3.connect(*args, **kwargs)  # type: ignore[call-overload]
+        _sqlite_functions(conn)
+        return conn
 
     engine = create_async_engine(url, echo=echo, async_creator=async_creator(connect),
                                  pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_SIZE)
     _sqlite_setup(engine.sync_engine, immediate=immediate)
     return engine
+
+
+def _sqlite_functions(conn: sqlite3.Connection) -> None:
+    """Functions our SQL uses that SQLite lacks (store/sql.py `unicode_lower`)."""
+    conn.create_function(SQLITE_LOWER, 1, unicode_lower_text, deterministic=True)
 
 
 def _sqlite_setup(engine: sa.Engine, *, immediate: bool) -> None:
@@ -253,6 +261,8 @@ def _sqlite_setup(engine: sa.Engine, *, immediate: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        if isinstance(dbapi_connection, sqlite3.Connection):  # the one-hop readers' (the async ones: connect())
+            _sqlite_functions(dbapi_connection)
         cur = dbapi_connection.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")

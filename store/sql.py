@@ -9,6 +9,8 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import GenericFunction
 from sqlmodel import SQLModel
 
 
@@ -53,3 +55,30 @@ def plain(rows: Iterable[Any]) -> list[Any]:
             return rows
     make = _PLAIN[fields]._make
     return [make(r) for r in rows]
+
+
+SQLITE_LOWER = "db_lower"  # registered on every SQLite connection (store/db.py): Python's str.lower
+
+
+def unicode_lower_text(value: str | bytes | int | float | None) -> str | bytes | int | float | None:
+    """SQLite's `db_lower`: lower case beyond ASCII (SQLite's own lower() folds A-Z only; PostgreSQL's folds all)."""
+    return value.lower() if isinstance(value, str) else value
+
+
+class unicode_lower(GenericFunction[str]):  # noqa: N801 - a SQL function's name
+    """lower() that folds every letter on both databases: PostgreSQL's lower(), SQLite's `db_lower` (a Python
+    function per row, so used only where a search holds letters beyond ASCII; A-Z alone fold the same either way)."""
+
+    type = sa.String()
+    name = "unicode_lower"
+    inherit_cache = True
+
+
+@compiles(unicode_lower)
+def _lower_default(element: unicode_lower, compiler: Any, **kw: Any) -> str:
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(unicode_lower, "sqlite")
+def _lower_sqlite(element: unicode_lower, compiler: Any, **kw: Any) -> str:
+    return f"{SQLITE_LOWER}({compiler.process(element.clauses, **kw)})"

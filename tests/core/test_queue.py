@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlmodel import select
 
 from core.context import Actor
 from core.errors import InvalidFilter
@@ -133,3 +134,29 @@ async def test_cached_page_query_stays_scoped_when_workspaces_alternate(queue, t
         theirs = await queue.list(other, QueueFilter(include_closed=True), limit=100)
         assert len(mine.items) == 8 and len(theirs.items) == 5
         assert not {t.id for t in mine.items} & {t.id for t in theirs.items}
+
+
+async def test_letters_beyond_ascii_match_in_any_case_on_both_databases(queue, tech, db, workspace_id):
+    """SQLite's own lower() folds A-Z only: ÉCOLE must still find école (PostgreSQL's lower() folds every letter),
+    through the page read the REST API uses and the one-hop read the chat's /tickets uses (list_with)."""
+    import unicodedata
+
+    subjects = {1: "École fermée: imprimante", 2: "ÉCOLE primaire wifi", 3: "ecole sans accent",
+                4: "Принтер не печатает", 5: unicodedata.normalize("NFD", "Écran noir à l'accueil"),
+                6: "ÄRGER mit Outlook", 7: "Printer (ASCII)"}
+    async with db.write(Scope.workspace(workspace_id)) as s:
+        for number, subject in subjects.items():
+            s.add(Ticket(workspace_id=workspace_id, number=number, subject=subject, priority=Priority.MEDIUM.value,
+                         priority_rank=Priority.MEDIUM.rank, stage=Stage.NEW.value, created_at=NOW,
+                         updated_at=NOW - timedelta(minutes=number)))
+    cases = {"ÉCOLE": [1, 2], "école": [1, 2], "École FERMÉE": [1], "ПРИНТЕР": [4], "принтер": [4],
+             "ÉCRAN": [5], unicodedata.normalize("NFD", "écran NOIR"): [5], "ärger": [6], "Ärger": [6],
+             "PRINTER": [7], "ecole": [3]}
+    for query, want in cases.items():
+        page = await queue.list(tech, QueueFilter(text=query), limit=100)
+        assert sorted(t.number for t in page.items) == want, (query, [t.subject for t in page.items])
+        with_page, _ = await queue.list_with(tech, QueueFilter(text=query), None, limit=100)
+        assert sorted(t.number for t in with_page.items) == want, ("chat read", query)
+    async with db.read(Scope.workspace(workspace_id)) as s:  # stored exactly as written
+        stored = {t.number: t.subject for t in (await s.exec(select(Ticket))).all()}
+    assert stored == subjects
