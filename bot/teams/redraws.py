@@ -19,7 +19,7 @@ after the click, session 9). So, the idea of the Slack notifier's lanes (bot/sla
   card and builds it just before it is sent, so whatever is asked while the pacer is full joins or goes ahead,
   and the last update of a card always shows what the newest request saw (a redraw asked while one of the same
   card is being sent is sent after it).
-Builds run at most `BUILDERS` at once (they read the database, which the clicks' acceptances need too).
+Builds run one at a time (`BUILDERS`: they compete with the clicks' acceptances for the loop and the database).
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ from core.views import TicketView
 
 log = logging.getLogger("deskbridge.teams")
 
-BUILDERS = 4  # card builds at once (each reads the database); sends wait on their conversation's pacer only
+BUILDERS = 1  # card builds at once (as the one notifier worker before): more competed with the clicks' writes on the loop
+# (held clicks failing past SQLite's busy_timeout rose with 4, notes/session10-teamsfu.md); sends wait on their own pacer
 
 Build = Callable[[], Awaitable[MessageActivityInput | None]]  # None: nothing to show there any more
 
