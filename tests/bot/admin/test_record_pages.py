@@ -61,9 +61,12 @@ async def test_audit_search_filters_by_ticket_user_time_and_outcome(api: Api):
     assert len(await rows(actor="ana")) == 2 and len(await rows(actor="apikey:")) == 1
     assert len(await rows(outcome="dead")) == 1 and len(await rows(outcome="retry", ticket="700")) == 1
     assert len(await rows(since="2026-01-01", until="2026-01-01")) == 50  # a full page of the 70 January rows
-    day = utcnow().date().isoformat()
-    assert len(await rows(since=day, actor="slack")) == (2 if (utcnow() - timedelta(hours=2)).date() == utcnow().date()
-                                                          else 1)
+    # the two slack rows are 2 h and 1 h old: both from the older one's day on, none from the day after now (the
+    # days are taken from the rows' own times, so the test does not depend on the hour it runs at, e.g. 00:30 UTC)
+    first_day, next_day = (utcnow() - timedelta(hours=2)).date(), utcnow().date() + timedelta(days=1)
+    assert len(await rows(since=first_day.isoformat(), actor="slack")) == 2
+    assert len(await rows(since=next_day.isoformat(), actor="slack")) == 0
+    assert len(await rows(until=(first_day - timedelta(days=1)).isoformat(), actor="slack")) == 0
     page = (await api.client.get("/admin/audit", params={"ticket": "701"})).text
     assert "pw-in-request-991" not in page and "[redacted]" in page
 
