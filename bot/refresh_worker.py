@@ -39,7 +39,8 @@ def client(settings: Settings, db: Database, notifier: Notifier) -> WorkerClient
     tree = str(Path(__file__).resolve().parents[1])
     path = os.pathsep.join(p for p in (tree, os.environ.get("PYTHONPATH", "")) if p)
     relay = EventRelay(EventJournal(db, settings.instance_id), notifier)
-    return WorkerClient([sys.executable, "-m", "bot.refresh_worker"], settings, relay, db,
+    # -P: the working directory is not put before PYTHONPATH (else `-m` could import another checkout's code)
+    return WorkerClient([sys.executable, "-P", "-m", "bot.refresh_worker"], settings, relay, db,
                         env={**os.environ, "PYTHONPATH": path})
 
 

@@ -157,6 +157,7 @@ class EventRelay:
         self._task: asyncio.Task[None] | None = None
         self._waiting: list[asyncio.Future[None]] = []  # flush() calls for the next pass
         self._next_takeover = 0.0
+        self._busy = False  # a pass is running
 
     async def start(self) -> None:
         """Take over what a gone app left (see module), then deliver everything of ours still undelivered."""
@@ -179,6 +180,17 @@ class EventRelay:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="event-relay")
 
+    def caught_up(self) -> asyncio.Future[None]:
+        """Done once every row announced so far by `wake` is delivered: at once when no pass runs or waits (each
+        wake's pass read the journal after the commit it announces), else after the next pass. The refresh
+        worker's "done" follows its "wake" on the pipe, so a batch resolves after its events without a read of
+        its own."""
+        if self._busy or (self._wake is not None and self._wake.is_set()) or self._waiting:
+            return self.flush()
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fut.set_result(None)
+        return fut
+
     def flush(self) -> asyncio.Future[None]:
         """Done once a pass that began after this call has delivered everything it found."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -192,14 +204,17 @@ class EventRelay:
             await self._wake.wait()
             self._wake.clear()
             waiting, self._waiting = self._waiting, []
+            self._busy = True
             try:
                 await self._pass()
             except Exception:  # noqa: BLE001 - the database: the rows stay; try again shortly
                 log.warning("delivering journaled events failed; retrying", exc_info=True)
                 self._waiting = waiting + self._waiting
-                await asyncio.sleep(1.0)
                 self._wake.set()
+                await asyncio.sleep(1.0)
                 continue
+            finally:
+                self._busy = False
             for fut in waiting:
                 if not fut.done():
                     fut.set_result(None)

@@ -17,15 +17,16 @@ at once:
 
 Frames are a 4-byte length and a pickle (parent and child are the same code; nothing else writes to the pipes).
 
-Guarantees (tests/bot/test_refresh_worker.py):
+Guarantees (tests/bot/test_refresh_worker.py, test_refresh_worker_journal.py):
 - Nothing lost: the pending rows are deleted by the worker only after the batch's write committed, and the
   write's events are committed with it. A worker that dies fails its running batches in the parent ("the refresh
   worker stopped"), so the pool retries them after `RETRY_S[0]`; the relay reads the journal at once (events the
   dead worker committed but never announced are delivered then); a new worker is started (backoff when it keeps
   dying). The re-read of an already written ticket writes nothing new and announces nothing.
 - Events once, in order: one relay per app hands the journal's rows to the Notifier in id order and deletes them;
-  a batch resolves only after a relay pass that began after its "done" (so `settled()` means delivered); a
-  ticket is in one batch at a time (the pool), so its events keep their commit order across batches and deaths.
+  a batch resolves only once the relay delivered what was announced before its "done" (`settled()` means
+  delivered); a ticket is in one batch at a time (the pool), so its events keep their commit order across
+  batches and deaths.
   The window left: the app dies after handing a block of events to the notifier and before deleting it (one
   DELETE): that block is delivered again by its next start (core/sync/journal.py).
 - One process writes what a batch writes; the parent writes the callback records and chat rows. On SQLite both
@@ -190,8 +191,8 @@ class WorkerClient:
         elif kind == "done":
             got = self._pending.get(msg[1])
             if got is not None and not got[0].done():
-                # The batch resolves once its events are delivered (a relay pass that began after "done").
-                self.relay.flush().add_done_callback(_resolver(got[0], dict(msg[2])))
+                # The batch resolves once its events are delivered (their "wake" came before this "done").
+                self.relay.caught_up().add_done_callback(_resolver(got[0], dict(msg[2])))
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Ask the worker to finish its running batches and exit; killed after `grace_s`."""
