@@ -15,7 +15,7 @@ them; the pipe only wakes it ("wake" after each commit, "done" after each batch)
   notifier took a block and before the delete committed (one DELETE); its next start delivers that block again.
 - Rows of an app that is gone (crash, deploy: the default instance id changes with the pid) are taken over:
   at start on SQLite at once (the embedded deployment runs one app per database, DESIGN.md §5), on PostgreSQL
-  (several instances) once they are `TAKEOVER_AFTER` old, at start and on every pass after that.
+  (several instances) once they are `TAKEOVER_AFTER` old, checked at start and every `TAKEOVER_EVERY_S` after.
 
 Events are stored as JSON of their fields (never pickle: a row of the database must not be able to run code);
 the kinds are the core/notify.py dataclasses.
@@ -201,7 +201,10 @@ class EventRelay:
     async def _run(self) -> None:
         assert self._wake is not None
         while True:
-            await self._wake.wait()
+            try:  # woken by commits; else every TAKEOVER_EVERY_S, for what an instance that is gone left behind
+                await asyncio.wait_for(self._wake.wait(), TAKEOVER_EVERY_S)
+            except TimeoutError:
+                pass
             self._wake.clear()
             waiting, self._waiting = self._waiting, []
             self._busy = True
