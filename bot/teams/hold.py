@@ -133,7 +133,7 @@ class WriteHolds:
     async def _accept(self, key: str, activity: dict[str, Any]) -> Executed | None:
         if not await self.s.container.chat.first_time("teams-activity", key):
             return None  # Teams redelivered a click handled before: once only
-        with self.s.work.acking():
+        with self.s.work.acking(), self.s.container.chat.grouped_writes():  # one commit for the clicks queued
             return await self.s.listeners.execute(activity)
 
     # ------------------------------------------------------------ the follow-up
