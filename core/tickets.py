@@ -18,7 +18,6 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -30,6 +29,7 @@ from core.context import Actor
 from core.control_chars import drop_controls
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.hints import CUSTOMER_NOT_FOUND, MEMBER_NOT_FOUND
+from core.local_time import workspace_zone
 from core.notify import NoteAdded, Notifier, TicketChanged, TicketCreated
 from core.outbox.ops import (
     AddNote,
@@ -650,11 +650,13 @@ class TicketService:
                                    hint="Log the time in the PSA itself; a note here can say what you did.")
             await self._time_allowed(session, ticket)
             note = _clean_text(notes, field="time note", limit=MAX_NOTE_CHARS, required=False)
-            # a start we pick is told in the workspace's zone: its date is the day the PSA files the time under
-            start = started_at or await _local(session, actor.workspace_id, self._clock() - timedelta(minutes=minutes))
+            start = started_at or self._clock() - timedelta(minutes=minutes)
             if start.tzinfo is None:
                 raise InvalidInput("The start time needs a time zone.", field="started_at",
                                    hint="Give it with an offset, e.g. 2026-12-07T09:00:00Z.")
+            # the start is told in the workspace's zone, whatever offset it came with: its date is the day the PSA
+            # files the time under (Autotask dateWorked), the technician's day, not UTC's
+            start = start.astimezone(await workspace_zone(session, actor.workspace_id))
             marker = new_marker() if ticket.connection_id else None
             entry = self._entry(actor, ticket, EntryKind.TIME_ENTRY, body=note, marker=marker,
                                 data={"minutes": minutes, "billable": billable, "started_at": start.isoformat()},
@@ -851,10 +853,3 @@ def _category_label(category: str | None, subcategory: str | None) -> str | None
     return category + (f" › {subcategory}" if subcategory else "")
 
 
-async def _local(session: AsyncSession, workspace_id: int, when: datetime) -> datetime:
-    """`when` in the workspace's time zone (UTC when it names none or an unknown one)."""
-    zone = (await session.exec(select(Workspace.timezone).where(Workspace.id == workspace_id))).first()
-    try:
-        return when.astimezone(ZoneInfo(zone or "UTC"))
-    except (ZoneInfoNotFoundError, ValueError):
-        return when
