@@ -18,7 +18,6 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -30,6 +29,7 @@ from core.context import Actor
 from core.control_chars import drop_controls
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.hints import CUSTOMER_NOT_FOUND, MEMBER_NOT_FOUND
+from core.local_time import workspace_zone
 from core.notify import NoteAdded, Notifier, TicketChanged, TicketCreated
 from core.outbox.ops import (
     AddNote,
@@ -653,13 +653,16 @@ class TicketService:
                 raise InvalidInput("This PSA does not accept time entries from Deskbridge.",
                                    hint="Log the time in the PSA itself; a note here can say what you did.")
             await self._time_allowed(session, seen)
-            # a start we pick is told in the workspace's zone: its date is the day the PSA files the time under
-            start = started_at or await _local(session, actor.workspace_id, self._clock() - timedelta(minutes=minutes))
+            zone = await workspace_zone(session, actor.workspace_id)
             author = await self._author(session, actor)
             member_external_id = await self._member_external_id(session, seen, actor.member_id)
+        start = started_at or self._clock() - timedelta(minutes=minutes)
         if start.tzinfo is None:
             raise InvalidInput("The start time needs a time zone.", field="started_at",
                                hint="Give it with an offset, e.g. 2026-12-07T09:00:00Z.")
+        # the start is told in the workspace's zone, whatever offset it came with: its date is the day the PSA files
+        # the time under (Autotask dateWorked), the technician's day, not UTC's
+        start = start.astimezone(zone)
         async with self.db.write(actor.scope) as session:
             ticket = await load_ticket(session, actor, f"id:{seen.id}", for_update=True)
             if _time_basis(ticket) != _time_basis(seen):  # changed since it was read: check it again
@@ -864,12 +867,3 @@ def _category_label(category: str | None, subcategory: str | None) -> str | None
 def _time_basis(ticket: Ticket) -> tuple[object, ...]:
     """What `_time_allowed` looks at."""
     return ticket.connection_id, ticket.psa_status_id, ticket.board_external_id, ticket.stage, ticket.psa_status_name
-
-
-async def _local(session: AsyncSession, workspace_id: int, when: datetime) -> datetime:
-    """`when` in the workspace's time zone (UTC when it names none or an unknown one)."""
-    zone = (await session.exec(select(Workspace.timezone).where(Workspace.id == workspace_id))).first()
-    try:
-        return when.astimezone(ZoneInfo(zone or "UTC"))
-    except (ZoneInfoNotFoundError, ValueError):
-        return when

@@ -23,6 +23,7 @@ from core.chat.card_cache import CardCache, Defer
 from core.chat.cards import AiSuggester, ContextCheck, DocsLinks, TicketCards
 from core.chat.end_users import EndUsers
 from core.chat.forms import TicketForms
+from core.chat.home_views import HomeViews
 from core.chat.identity import Identities
 from core.chat.installations import Installations
 from core.chat.models import ChannelInfo, ChatUser, Installation, ThreadPost
@@ -59,6 +60,7 @@ class ChatService:
         self.identities = Identities(db, directory=directory, bindings=self.bindings, cache=self._cache)
         self.threads = Threads(db, cache=self._cache)
         self.end_users = EndUsers(db, bindings=self.bindings)  # contacts outside their customer's channels
+        self.home_views = HomeViews(db)  # Homes open, shared by every app instance (home_views.py)
 
     def invalidate(self) -> None:
         """Forget cached installations, identities and bindings (after an admin change)."""

@@ -5,12 +5,21 @@ from store.tables.ai import AiCategoryApply, AiDraft, AiModel, AiRisk, AiRiskAle
 from store.tables.api import ApiKey, IdempotencyKey
 from store.tables.base import WorkspaceOwned
 from store.tables.connection import PicklistItem, PriorityMapping, PsaConnection, StatusMapping
-from store.tables.conversation import ChatConversation
+from store.tables.conversation import ChatConversation, HomeView
 from store.tables.intake import Alert, AlertMapping, AlertReceipt, AlertSource, EndUserRequest, MailReceipt
 from store.tables.m365 import CustomerM365Tenant, DocPlatform, M365ActionGrant, TicketM365Subject
 from store.tables.outbox import AuditLog, OutboxOp
 from store.tables.sla import SlaCalendar, SlaClock, SlaPolicy, SlaWarning
-from store.tables.sync import JobTick, Lease, PendingRefresh, ProcessedEvent, SyncCursor, SyncRun, WebAddress
+from store.tables.sync import (
+    JobTick,
+    JournaledEvent,
+    Lease,
+    PendingRefresh,
+    ProcessedEvent,
+    SyncCursor,
+    SyncRun,
+    WebAddress,
+)
 from store.tables.ticket import AttachmentBlob, ChatLink, ChatPost, Ticket, TimelineEntry
 from store.tables.token import PsaToken
 from store.tables.workspace import (
@@ -48,11 +57,13 @@ __all__ = [
     "CustomerM365Tenant",
     "DocPlatform",
     "EndUserRequest",
+    "HomeView",
     "M365ActionGrant",
     "TicketM365Subject",
     "IdempotencyKey",
     "KbArticle",
     "JobTick",
+    "JournaledEvent",
     "Lease",
     "MailReceipt",
     "Member",
