@@ -24,9 +24,10 @@ from bot.settings import Settings
 from bot.wiring import _load_keys, connector_options
 from connectors.registry import Registry
 from core.connections import ConnectionService
-from core.notify import Notifier
+from core.notify import DomainEvent, Notifier
 from core.sync.engine import SyncEngine
-from core.sync.worker import WorkerClient, read_frame, serve
+from core.sync.journal import EventJournal, EventRelay
+from core.sync.worker import WakeNotifier, WorkerClient, read_frame, serve
 from store.db import Database
 
 log = logging.getLogger("deskbridge.refresh_worker")
@@ -37,8 +38,25 @@ def client(settings: Settings, db: Database, notifier: Notifier) -> WorkerClient
     same code as this process (its source tree first on the child's path, whatever the working directory)."""
     tree = str(Path(__file__).resolve().parents[1])
     path = os.pathsep.join(p for p in (tree, os.environ.get("PYTHONPATH", "")) if p)
-    return WorkerClient([sys.executable, "-m", "bot.refresh_worker"], settings, notifier, db,
+    relay = EventRelay(EventJournal(db, settings.instance_id), notifier)
+    # -P: the working directory is not put before PYTHONPATH (else `-m` could import another checkout's code)
+    return WorkerClient([sys.executable, "-P", "-m", "bot.refresh_worker"], settings, relay, db,
                         env={**os.environ, "PYTHONPATH": path})
+
+
+class _DieOnce:
+    """Test fault (`DESKBRIDGE_REFRESH_WORKER_DIE_ONCE`=a file): the first worker to see events after its commit
+    removes the file and dies at once, before the parent hears of them (killed between commit and pipe)."""
+
+    def __init__(self, inner: Notifier, flag: str) -> None:
+        self.inner, self.flag = inner, flag
+
+    async def notify(self, event: DomainEvent) -> None:
+        try:
+            os.remove(self.flag)
+        except FileNotFoundError:
+            return await self.inner.notify(event)
+        os._exit(137)
 
 
 def _registry(settings: Settings, db: Database) -> tuple[Registry, ConnectionService]:
@@ -60,14 +78,16 @@ async def _main(proto_out: int) -> None:
         hello = await read_frame(reader)
     except EOFError:
         return
-    kind, settings, watched = hello
+    kind, settings, watched, owner = hello
     assert kind == "hello" and isinstance(settings, Settings)
     logs.configure(settings.log_level, settings.log_format, levels=settings.log_levels, stream=sys.stderr)
     db = Database(settings.database_url, read_threads=0)  # a re-read reads through its session, never one-hop
     _, connections = _registry(settings, db)
     engine = SyncEngine(db, connections, instance_id=f"{settings.instance_id}/refresh")
     try:
-        await serve(engine, reader, writer, watched)
+        flag = os.environ.get("DESKBRIDGE_REFRESH_WORKER_DIE_ONCE")
+        await serve(engine, reader, writer, watched, owner,
+                    _DieOnce(WakeNotifier(writer), flag) if flag else None)
     finally:
         await connections.aclose()
         await db.dispose()

@@ -25,7 +25,7 @@ from core.context import Actor
 from core.errors import InvalidFilter
 from core.ticket_lookup import MAX_ID, summary_from
 from core.views import QueuePage
-from store.db import Database
+from store.db import Database, scoped_execute
 from store.enums import Priority, Stage
 from store.sql import plain, unicode_lower
 from store.tables import Customer, Member, Ticket
@@ -283,8 +283,9 @@ class QueueService:
             count, base_params = self._count_statement(actor, f) if with_total else (None, {})
 
             def read(session: Session) -> tuple[list[Any], int | None, T | None]:
-                got = plain(session.execute(stmt, page_params).all())  # read by name below and in `also`
-                n = session.execute(count, base_params).scalar_one() if count is not None else None
+                # Core on the session's connection: the same scoping and snapshot, no ORM layer (store/db.py)
+                got = plain(scoped_execute(session, stmt, page_params).all())  # read by name below and in `also`
+                n = scoped_execute(session, count, base_params).scalar_one() if count is not None else None
                 page = got[:limit]
                 return got, n, also(session, page) if also is not None and page else None
 

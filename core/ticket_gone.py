@@ -6,20 +6,24 @@ Used by the sync (reconcile, a targeted re-read that answers 404) and by the out
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.notify import DomainEvent, TicketChanged
 from store.db import Database, Scope
 from store.enums import Origin
 from store.tables import Ticket
 
+Journal = Callable[[AsyncSession, Sequence[DomainEvent]], Awaitable[None]]  # as core/sync/apply.py's
+
 
 async def mark_deleted(db: Database, workspace_id: int, connection_id: int, external_ids: Sequence[str],
-                       now: datetime) -> list[DomainEvent]:
-    """Set deleted_at on the connection's tickets with these PSA ids; the TicketChanged events to announce."""
+                       now: datetime, *, journal: Journal | None = None) -> list[DomainEvent]:
+    """Set deleted_at on the connection's tickets with these PSA ids; the TicketChanged events to announce
+    (also written in the same transaction with `journal`: core/sync/journal.py)."""
     events: list[DomainEvent] = []
     if not external_ids:
         return events
@@ -32,4 +36,6 @@ async def mark_deleted(db: Database, workspace_id: int, connection_id: int, exte
             row.version += 1
             events.append(TicketChanged(workspace_id=workspace_id, ticket_id=row.id, ticket_number=row.number,
                                         origin=Origin.PSA.value, occurred_at=now, changes={"deleted": (False, True)}))
+        if journal is not None and events:
+            await journal(s, events)
     return events

@@ -18,7 +18,6 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -30,6 +29,7 @@ from core.context import Actor
 from core.control_chars import drop_controls
 from core.errors import Conflict, DeskbridgeError, InvalidInput, NotFound, PermissionDenied
 from core.hints import CUSTOMER_NOT_FOUND, MEMBER_NOT_FOUND
+from core.local_time import workspace_zone
 from core.notify import NoteAdded, Notifier, TicketChanged, TicketCreated
 from core.outbox.ops import (
     AddNote,
@@ -663,33 +663,46 @@ class TicketService:
                 hint=f"Log between 1 and {MAX_TIME_MINUTES} minutes per entry (e.g. 30m or 1h30m).",
                 field="minutes",
             )
-        async with self.db.write(actor.scope) as session:
-            ticket = await load_ticket(session, actor, ref, for_update=True)
-            caps = await self._caps(session, ticket)
-            if ticket.connection_id and not caps.has(Feature.TIME_ENTRIES):
+        note = _clean_text(notes, field="time note", limit=MAX_NOTE_CHARS, required=False)
+        # What the write needs is read before it takes the write turn (a burst of held clicks queues for SQLite's
+        # one writer: only the write itself waits there); the ticket is read again inside and checked again if it
+        # moved meanwhile. Its detail is read after the commit.
+        async with self.db.read(actor.scope) as session:
+            seen = await load_ticket(session, actor, ref)
+            caps = await self._caps(session, seen)
+            if seen.connection_id and not caps.has(Feature.TIME_ENTRIES):
                 raise InvalidInput("This PSA does not accept time entries from Deskbridge.",
                                    hint="Log the time in the PSA itself; a note here can say what you did.")
-            await self._time_allowed(session, ticket)
-            note = _clean_text(notes, field="time note", limit=MAX_NOTE_CHARS, required=False)
-            # a start we pick is told in the workspace's zone: its date is the day the PSA files the time under
-            start = started_at or await _local(session, actor.workspace_id, self._clock() - timedelta(minutes=minutes))
-            if start.tzinfo is None:
-                raise InvalidInput("The start time needs a time zone.", field="started_at",
-                                   hint="Give it with an offset, e.g. 2026-12-07T09:00:00Z.")
+            await self._time_allowed(session, seen)
+            zone = await workspace_zone(session, actor.workspace_id)
+            author = await self._author(session, actor)
+            member_external_id = await self._member_external_id(session, seen, actor.member_id)
+        start = started_at or self._clock() - timedelta(minutes=minutes)
+        if start.tzinfo is None:
+            raise InvalidInput("The start time needs a time zone.", field="started_at",
+                               hint="Give it with an offset, e.g. 2026-12-07T09:00:00Z.")
+        # the start is told in the workspace's zone, whatever offset it came with: its date is the day the PSA files
+        # the time under (Autotask dateWorked), the technician's day, not UTC's
+        start = start.astimezone(zone)
+        async with self.db.write(actor.scope) as session:
+            ticket = await load_ticket(session, actor, f"id:{seen.id}", for_update=True)
+            if _time_basis(ticket) != _time_basis(seen):  # changed since it was read: check it again
+                await self._time_allowed(session, ticket)
             marker = new_marker() if ticket.connection_id else None
             entry = self._entry(actor, ticket, EntryKind.TIME_ENTRY, body=note, marker=marker,
                                 data={"minutes": minutes, "billable": billable, "started_at": start.isoformat()},
-                                author=await self._author(session, actor))
+                                author=author)
             session.add(entry)
             self._touch(ticket)
             await session.flush()
             self._enqueue(
                 session, actor, ticket,
                 AddTimeEntry(minutes=minutes, started_at=start, notes=note, billable=billable,
-                             member_external_id=await self._member_external_id(session, ticket, actor.member_id)),
+                             member_external_id=member_external_id),
                 entry, marker=marker,
             )
-            return await self._detail(session, actor, ticket)
+        async with self.db.read(actor.scope) as session:
+            return await self._detail(session, actor, await load_ticket(session, actor, f"id:{seen.id}"))
 
     @staticmethod
     async def _time_allowed(session: AsyncSession, ticket: Ticket) -> None:
@@ -883,13 +896,9 @@ def _category_label(category: str | None, subcategory: str | None) -> str | None
     return category + (f" › {subcategory}" if subcategory else "")
 
 
-async def _local(session: AsyncSession, workspace_id: int, when: datetime) -> datetime:
-    """`when` in the workspace's time zone (UTC when it names none or an unknown one)."""
-    zone = (await session.exec(select(Workspace.timezone).where(Workspace.id == workspace_id))).first()
-    try:
-        return when.astimezone(ZoneInfo(zone or "UTC"))
-    except (ZoneInfoNotFoundError, ValueError):
-        return when
+def _time_basis(ticket: Ticket) -> tuple[object, ...]:
+    """What `_time_allowed` looks at."""
+    return ticket.connection_id, ticket.psa_status_id, ticket.board_external_id, ticket.stage, ticket.psa_status_name
 
 
 class NoteWithin:

@@ -11,9 +11,12 @@ through the Bot Connector once it is known (Slack's post-ack path does the same 
   its conversation before any delivery redraw, joined with one of the same card still waiting (one update), built
   when sent: the ticket as it is then (a card that is not a ticket's: the answer's own card);
 - refused, where failures may be told (a technicians' channel, a chat; core's `failures_visible_in`): the card
-  becomes the refused form again, filled in with what was sent and the reason, and a new message @mentioning the
-  clicker says so in the card's reply chain (channel) or chat: a card edit alone notifies nobody;
-- refused where the customer reads: the card goes back to the ticket as it is (no error, nothing claimed), and
+  becomes the refused form again, filled in with what was sent and the reason (through the card redraws, first in
+  its conversation, and kept there: no delivery redraw draws the ticket over it until someone clicks on the card),
+  and a new message @mentioning the clicker says so in the card's reply chain (channel) or chat: a card edit alone
+  notifies nobody. A refused form answered within the budget is kept the same way;
+- refused where the customer reads: the card goes back to the ticket as it is (no error, nothing claimed; redrawn
+  as a done click's card is), and
   the clicker is told in their personal chat with the bot, with what they typed, as a dead write's author is
   (bot/teams/notifier.py). Without a personal chat on record, one is opened through the Bot Connector
   (`POST /v3/conversations` with the clicker: the bot is installed in the team they clicked in) and kept. If
@@ -94,7 +97,13 @@ class WriteHolds:
             await asyncio.wait({held.task}, timeout=self.hold_s)  # never cancels the acceptance
         if held.task.done():
             outcome = held.task.result()
-            return await self._elsewhere(activity) if outcome is None else outcome.answer
+            if outcome is None:
+                return await self._elsewhere(activity)
+            if outcome.refused is not None and outcome.form and activity.get("replyToId"):  # the form is answered:
+                self.s.notifier.redraws.keep_form(  # no delivery redraw of the card replaces it (redraws.py)
+                    Target(incoming(activity).base_conversation, ""), str(activity["replyToId"]),
+                    str(activity.get("id") or ""))
+            return outcome.answer
         if not held.owed:
             held.owed = True
             held.task.add_done_callback(lambda t: self._spawn(self._follow_up(activity, t)))
@@ -133,7 +142,7 @@ class WriteHolds:
     async def _accept(self, key: str, activity: dict[str, Any]) -> Executed | None:
         if not await self.s.container.chat.first_time("teams-activity", key):
             return None  # Teams redelivered a click handled before: once only
-        with self.s.work.acking():
+        with self.s.work.acking(), self.s.container.chat.grouped_writes():  # one commit for the clicks queued
             return await self.s.listeners.execute(activity)
 
     # ------------------------------------------------------------ the follow-up
@@ -156,7 +165,7 @@ class WriteHolds:
             if outcome.refused is None:
                 await self._done(ws, inc, data, card_id, outcome.answer)
             else:
-                await self._refused(ws, inc, data, card_id, outcome)
+                await self._refused(ws, inc, data, (card_id, str(activity.get("id") or "")), outcome)
         except PostRefused as exc:
             log.error("Teams follow-up of a held write click refused: %s", exc)
         except Exception:  # noqa: BLE001 - a follow-up logs its failures, never raises into the loop
@@ -182,15 +191,27 @@ class WriteHolds:
 
         self.s.notifier.redraws.put(target, card_id, build, urgent=True)
 
-    async def _refused(self, ws: int, inc: Incoming, data: dict[str, Any], card_id: str | None,
+    async def _refused(self, ws: int, inc: Incoming, data: dict[str, Any], ids: tuple[str | None, str],
                        outcome: Executed) -> None:
         exc = outcome.refused
         assert exc is not None
+        (card_id, click_id), target = ids, Target(inc.base_conversation, inc.service_url)
         here = await self._failures_told_here(ws, inc)
-        card = _card_in(outcome.answer) if here and outcome.form else await self._restored(ws, inc, data)
-        if card is not None and card_id:
-            await self.s.poster.update(Target(inc.base_conversation, inc.service_url), card_id,
-                                       message(_fallback(card), card))
+        form = _card_in(outcome.answer) if here and outcome.form else None
+        if card_id and form is not None:  # the technician's form again, kept until they act on it (redraws.py)
+
+            async def the_form() -> Any:
+                assert form is not None
+                return message(_fallback(form), form)
+
+            self.s.notifier.redraws.show_form(target, card_id, click_id, the_form)
+        elif card_id:  # the ticket as it is when sent, first in its conversation (as a done click's card)
+
+            async def the_ticket() -> Any:
+                card = await self._restored(ws, inc, data)
+                return None if card is None else message(_fallback(card), card)
+
+            self.s.notifier.redraws.put(target, card_id, the_ticket, urgent=True)
         ref = str(data.get("ref") or "")
         on = f" on #{ref}" if ref.isdigit() else ""
         reason = exc.message + (f" {exc.hint}" if exc.hint else "")

@@ -10,6 +10,7 @@ that owns it):
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -38,6 +39,7 @@ from core.views import FormOption, FormView, RiskAlertView, TicketDetail, Ticket
 from core.workspaces import DirectoryService, WorkspaceService
 from store.crypto import CredentialCipher
 from store.db import Database, Scope
+from store.group_commit import grouped_writes
 from store.tables import Member, PsaConnection
 from store.types import utcnow
 
@@ -80,6 +82,12 @@ class ChatService:
 
     async def first_time(self, source: str, event_id: str) -> bool:
         return await self.installations.first_time(source, event_id)
+
+    @staticmethod
+    def grouped_writes() -> AbstractContextManager[None]:
+        """Writes made inside may share one commit with others queued at the same moment, each in its own
+        savepoint, its own write and its own refusal (store/group_commit.py): a burst of held clicks' acceptances."""
+        return grouped_writes()
 
     def claim_ahead(self, source: str, event_id: str) -> None:
         """Begin `first_time(source, event_id)` now, without waiting (surfaces call it as they ack)."""

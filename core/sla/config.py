@@ -120,7 +120,9 @@ class TableCache:
         table = self._tables.get(key)
         if table is None:
             lo, hi = anchor - timedelta(days=self.horizon_days), anchor + timedelta(days=self.horizon_days + 31)
-            s, e = build_intervals(spec, lo, hi)
+            # the horizon is cut at UTC midnights; a local day reaches up to 14 h either side of its UTC date
+            # (Los Angeles' evening is the next UTC day), so the local days beside the horizon are built too
+            s, e = build_intervals(spec, lo - timedelta(days=1), hi + timedelta(days=1))
             lo_ts = datetime(lo.year, lo.month, lo.day, tzinfo=UTC).timestamp()
             hi_ts = datetime(hi.year, hi.month, hi.day, tzinfo=UTC).timestamp()
             table = IntervalTable(s, e, horizon_start=lo_ts, horizon_end=hi_ts, key=key)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
@@ -60,6 +60,10 @@ _NEW_KEYS = ("category", "subcategory", "custom_fields")  # left out of the hash
 _UNDELIVERED = (OutboxStatus.PENDING.value, OutboxStatus.INFLIGHT.value, OutboxStatus.BLOCKED.value)
 _EVENT_FIELDS = {"stage": "stage", "psa_status_name": "status", "priority": "priority",
                  "assignee_member_id": "assignee_member_id", "subject": "subject", "customer_id": "customer_id"}
+
+
+# Writes a transaction's events in that transaction (core/sync/journal.py EventJournal.add).
+Journal = Callable[[AsyncSession, Sequence[DomainEvent]], Awaitable[None]]
 
 
 class BadRecord(ValueError):
@@ -167,7 +171,7 @@ def _ref_rows(refs: Mapping[str, str | None], **extra: Any) -> dict[str, dict[st
 
 async def apply_batch(db: Database, target: SyncTarget, tickets: Sequence[PsaTicket],
                       children: Mapping[str, Children], *, now: datetime, emit: bool, force: bool = False,
-                      quiet: frozenset[str] | None = frozenset()) -> BatchResult:
+                      quiet: frozenset[str] | None = frozenset(), journal: Journal | None = None) -> BatchResult:
     """Write one batch; returns counts, bad records and the events to send after the commit.
 
     `force` re-plans tickets even when their content hash is unchanged (webhook refreshes: their children
@@ -175,14 +179,18 @@ async def apply_batch(db: Database, target: SyncTarget, tickets: Sequence[PsaTic
     the upsert's condition always enforced). Tickets given children count as having their history read
     (core/sync/history.py); those in `quiet` had never had it read, so their notes are the past and announce
     nothing. `quiet=None`: the stored tickets of the batch whose history was never read, as the first
-    attempt's transaction finds them (the caller did not read them beforehand).
+    attempt's transaction finds them (the caller did not read them beforehand). `journal`: each transaction's events
+    are also written in it (core/sync/journal.py: the refresh worker's events survive its death after the commit).
     """
     result = BatchResult()
     pending = list(tickets)
     for attempt in range(MAX_FENCE_RETRIES + 1):
+        before = len(result.events)
         async with db.write(Scope.workspace(target.workspace_id)) as s:
             fenced, quiet = await _apply_once(s, target, pending, children, now=now, emit=emit, force=force,
                                               result=result, last=attempt == MAX_FENCE_RETRIES, quiet=quiet)
+            if journal is not None and len(result.events) > before:
+                await journal(s, result.events[before:])
         if not fenced:
             break
         result.add("fenced_retries")

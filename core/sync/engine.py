@@ -39,7 +39,16 @@ from core.connections import ConnectionService
 from core.errors import NotFound
 from core.notify import DomainEvent, Notifier, NullNotifier
 from core.sync import deletions, history, runs
-from core.sync.apply import BadRecord, BatchResult, Children, SyncTarget, apply_batch, content_hash, validate
+from core.sync.apply import (
+    BadRecord,
+    BatchResult,
+    Children,
+    Journal,
+    SyncTarget,
+    apply_batch,
+    content_hash,
+    validate,
+)
 from core.sync.runs import RecordedRun, RunKind, RunStatus, SyncOutcome
 from store.db import Database, Scope
 from store.sql import table_of
@@ -97,6 +106,9 @@ class SyncEngine:
         # Read every changed ticket's history inline, closed ones too, as before phases existed
         # (core/sync/history.py): bench/first_sync.py's baseline.
         self.eager_history = eager_history
+        # Where the events of each write are also committed, in its transaction (the refresh worker's engine:
+        # core/sync/journal.py); None: events only go to the notifier after the commit.
+        self.journal: Journal | None = None
 
     # ------------------------------------------------------------ plumbing
 
@@ -339,7 +351,7 @@ class SyncEngine:
             connector, [t.external_id for t in part if t.external_id not in later], counts)
         counts["vanished"] = counts.get("vanished", 0) + len(vanished)
         result = await apply_batch(self.db, target, [t for t in part if t.external_id not in vanished], children,
-                                   now=self.clock(), emit=emit, force=force, quiet=quiet)
+                                   now=self.clock(), emit=emit, force=force, quiet=quiet, journal=self.journal)
         for k, v in result.counts.items():
             counts[k] = counts.get(k, 0) + v
         await self.emit(result.events)
@@ -478,7 +490,8 @@ class SyncEngine:
     async def mark_deleted(self, conn: PsaConnection, external_ids: Sequence[str]) -> int:
         """Set deleted_at on tickets gone from the PSA; emits TicketChanged(deleted) for each."""
         assert conn.id is not None
-        events = await ticket_gone.mark_deleted(self.db, conn.workspace_id, conn.id, external_ids, self.clock())
+        events = await ticket_gone.mark_deleted(self.db, conn.workspace_id, conn.id, external_ids, self.clock(),
+                                                journal=self.journal)
         await self.emit(events)
         return len(events)
 

@@ -4,27 +4,31 @@ At 20 callbacks/s a re-read batch (PSA reads, the sync write, SLA, events) was a
 and the GIL lets no thread help. `RefreshPool` (core/sync/callbacks.py) keeps deciding *what* to re-read (queue,
 coalescing, retries); with `WorkerClient` it hands each batch (connection id + ticket ids) to a child process with
 its own event loop, database engine and connectors, which runs `refresh_batch` there (read + write + forget the
-pending rows) and streams back, in commit order, what the parent must know:
+pending rows). The batch's domain events are committed in the write's own transaction (core/sync/journal.py,
+table event_journal) and delivered by the parent's `EventRelay`; the pipe carries only what the parent must know
+at once:
 
-    parent -> worker   ("hello", payload, watched tables)       once, first (payload: what the worker builds from)
+    parent -> worker   ("hello", payload, watched tables, journal owner)   once, first
                        ("refresh", request id, connection id, ticket ids)
                        ("stop",)                                 finish running batches, then exit
     worker -> parent   ("tables", names)   a write committed to tables the parent's caches watch (dropped at once)
-                       ("event", event)    a core/notify.py event, handed to the parent's Notifier in order
+                       ("wake",)           events were committed: the relay reads the journal
                        ("done", request id, {ticket id: why it failed})
 
 Frames are a 4-byte length and a pickle (parent and child are the same code; nothing else writes to the pipes).
 
-Guarantees (tests/bot/test_refresh_worker.py):
-- Nothing lost: the pending rows are deleted by the worker only after the batch's write committed. A worker that
-  dies fails its running batches in the parent ("the refresh worker stopped"), so the pool retries them after
-  `RETRY_S[0]`; a new worker is started at once (backoff when it keeps dying). The re-read of an already written
-  ticket writes nothing new and announces nothing (notes and changes are compared with what is stored).
-- Events once, in order: one reader task in the parent hands them to the Notifier in the order the worker
-  committed them, and resolves a batch only after its events; a ticket is in one batch at a time (the pool), so
-  a ticket's events keep their order across batches. A worker killed between its commit and sending the events
-  loses those announcements (the rows are written; the card shows them on its next refresh): the same as an
-  in-process pool whose process dies with events queued in its notifier.
+Guarantees (tests/bot/test_refresh_worker.py, test_refresh_worker_journal.py):
+- Nothing lost: the pending rows are deleted by the worker only after the batch's write committed, and the
+  write's events are committed with it. A worker that dies fails its running batches in the parent ("the refresh
+  worker stopped"), so the pool retries them after `RETRY_S[0]`; the relay reads the journal at once (events the
+  dead worker committed but never announced are delivered then); a new worker is started (backoff when it keeps
+  dying). The re-read of an already written ticket writes nothing new and announces nothing.
+- Events once, in order: one relay per app hands the journal's rows to the Notifier in id order and deletes them;
+  a batch resolves only once the relay delivered what was announced before its "done" (`settled()` means
+  delivered); a ticket is in one batch at a time (the pool), so its events keep their commit order across
+  batches and deaths.
+  The window left: the app dies after handing a block of events to the notifier and before deleting it (one
+  DELETE): that block is delivered again by its next start (core/sync/journal.py).
 - One process writes what a batch writes; the parent writes the callback records and chat rows. On SQLite both
   processes' writes queue on SQLite's lock (WAL, BEGIN IMMEDIATE, busy_timeout: store/db.py).
 """
@@ -43,6 +47,7 @@ from typing import Any
 from core.notify import DomainEvent, Notifier
 from core.sync.callbacks import CallbackLog, refresh_batch
 from core.sync.engine import SyncEngine
+from core.sync.journal import EventJournal, EventRelay
 from store.db import Database
 
 log = logging.getLogger(__name__)
@@ -70,18 +75,17 @@ async def read_frame(reader: asyncio.StreamReader) -> Any:
 
 
 class WorkerClient:
-    """The parent's side: starts the worker (`argv`), sends it batches, hands its events to `notifier`."""
+    """The parent's side: starts the worker (`argv`), sends it batches; `relay` delivers the events it commits."""
 
-    def __init__(self, argv: Sequence[str], hello: Any, notifier: Notifier, db: Database, *,
+    def __init__(self, argv: Sequence[str], hello: Any, relay: EventRelay, db: Database, *,
                  env: Mapping[str, str] | None = None, restart_s: Sequence[float] = RESTART_S) -> None:
         self.argv = list(argv)
         self.env = dict(env) if env is not None else None
         self.hello = hello
-        self.notifier = notifier
+        self.relay = relay
         self.db = db
         self.restart_s = tuple(restart_s)
         self.starts = 0  # processes started (tests look at it)
-        self.events = 0  # events handed to the notifier
         self._proc: asyncio.subprocess.Process | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._starting: asyncio.Lock | None = None
@@ -93,12 +97,18 @@ class WorkerClient:
         self._restarting: asyncio.Task[None] | None = None
 
     @property
+    def events(self) -> int:
+        """Events of the worker's writes handed to the notifier (by the relay)."""
+        return self.relay.delivered
+
+    @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None and self._proc.returncode is None else None
 
     async def start(self) -> None:
-        """Start the worker now (else on the first batch)."""
+        """Deliver events a stopped app left in the journal, and start the worker now (else on the first batch)."""
         self._stopping = False
+        await self.relay.start()
         await self._ensure()
 
     async def _ensure(self) -> asyncio.subprocess.Process:
@@ -114,7 +124,7 @@ class WorkerClient:
                                                         stdout=asyncio.subprocess.PIPE, env=self.env,
                                                         start_new_session=True)  # a terminal's Ctrl-C is ours
             assert proc.stdin is not None and proc.stdout is not None
-            proc.stdin.write(frame(("hello", self.hello, self.db.watched_tables())))
+            proc.stdin.write(frame(("hello", self.hello, self.db.watched_tables(), self.relay.journal.owner)))
             self._proc, self._started_at = proc, time.monotonic()
             self.starts += 1
             self._reader_task = asyncio.create_task(self._read(proc), name="refresh-worker-reader")
@@ -154,6 +164,7 @@ class WorkerClient:
             proc.kill()
         await proc.wait()
         lived = time.monotonic() - self._started_at
+        self.relay.wake()  # what it committed and never announced (killed between its commit and the pipe)
         for fut, exts in self._pending.values():
             if not fut.done():
                 fut.set_result(dict.fromkeys(exts, STOPPED))
@@ -173,18 +184,15 @@ class WorkerClient:
 
     async def _handle(self, msg: tuple[Any, ...]) -> None:
         kind = msg[0]
-        if kind == "event":
-            self.events += 1
-            try:
-                await self.notifier.notify(msg[1])
-            except Exception:  # noqa: BLE001 - as SyncEngine.emit's notifiers: logged, never fatal to the pipe
-                log.exception("notifier failed on a refresh worker's event")
+        if kind == "wake":
+            self.relay.wake()
         elif kind == "tables":
             self.db.tables_changed(msg[1])
         elif kind == "done":
             got = self._pending.get(msg[1])
             if got is not None and not got[0].done():
-                got[0].set_result(dict(msg[2]))
+                # The batch resolves once its events are delivered (their "wake" came before this "done").
+                self.relay.caught_up().add_done_callback(_resolver(got[0], dict(msg[2])))
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Ask the worker to finish its running batches and exit; killed after `grace_s`."""
@@ -207,17 +215,34 @@ class WorkerClient:
             await proc.wait()
         if task is not None:
             await asyncio.gather(task, return_exceptions=True)
+        await self.relay.stop()  # what its last batches committed
 
 
-class PipeNotifier:
-    """The worker's Notifier: every event goes to the parent, in order."""
+def _resolver(fut: asyncio.Future[dict[str, str]], result: dict[str, str]) -> Callable[[asyncio.Future[None]], None]:
+    def resolve(_: asyncio.Future[None]) -> None:
+        if not fut.done():
+            fut.set_result(result)
+    return resolve
+
+
+class WakeNotifier:
+    """The worker's Notifier: its events are already in the journal (committed with the write); the parent is only
+    told to read it, once per burst of events."""
+
+    WAKE = frame(("wake",))
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self.writer = writer
+        self._due = False
 
     async def notify(self, event: DomainEvent) -> None:
-        self.writer.write(frame(("event", event)))
-        await self.writer.drain()
+        if not self._due:
+            self._due = True
+            asyncio.get_running_loop().call_soon(self._send)
+
+    def _send(self) -> None:
+        self._due = False
+        self.writer.write(self.WAKE)
 
 
 def _reporter(writer: asyncio.StreamWriter, table: str) -> Callable[[], None]:
@@ -226,10 +251,11 @@ def _reporter(writer: asyncio.StreamWriter, table: str) -> Callable[[], None]:
 
 
 async def serve(engine: SyncEngine, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                watched: Sequence[str]) -> None:
+                watched: Sequence[str], owner: str, notifier: Notifier | None = None) -> None:
     """The worker's side: run each batch the parent sends (concurrently, as the parent's pool asks), until "stop"
-    or the parent goes away; running batches finish first."""
-    engine.notifier = PipeNotifier(writer)
+    or the parent goes away; running batches finish first. Events go to the journal of `owner` (the parent)."""
+    engine.journal = EventJournal(engine.db, owner).add
+    engine.notifier = notifier or WakeNotifier(writer)
     callbacks = CallbackLog(engine.db)
     for table in watched:
         engine.db.on_table_change(table, _reporter(writer, table))

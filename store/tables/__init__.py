@@ -10,7 +10,16 @@ from store.tables.intake import Alert, AlertMapping, AlertReceipt, AlertSource, 
 from store.tables.m365 import CustomerM365Tenant, DocPlatform, M365ActionGrant, TicketM365Subject
 from store.tables.outbox import AuditLog, OutboxOp
 from store.tables.sla import SlaCalendar, SlaClock, SlaPolicy, SlaWarning
-from store.tables.sync import JobTick, Lease, PendingRefresh, ProcessedEvent, SyncCursor, SyncRun, WebAddress
+from store.tables.sync import (
+    JobTick,
+    JournaledEvent,
+    Lease,
+    PendingRefresh,
+    ProcessedEvent,
+    SyncCursor,
+    SyncRun,
+    WebAddress,
+)
 from store.tables.ticket import AttachmentBlob, ChatLink, ChatPost, Ticket, TimelineEntry
 from store.tables.token import PsaToken
 from store.tables.workspace import (
@@ -54,6 +63,7 @@ __all__ = [
     "IdempotencyKey",
     "KbArticle",
     "JobTick",
+    "JournaledEvent",
     "Lease",
     "MailReceipt",
     "Member",

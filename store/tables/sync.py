@@ -65,6 +65,22 @@ class PendingRefresh(SQLModel, table=True):
     received_at: datetime = created_field()  # the newest callback naming it (a re-read started later covers it)
 
 
+class JournaledEvent(SQLModel, table=True):
+    """A domain event the refresh worker committed with the write it announces (core/sync/journal.py): the app
+    hands it to its notifier, then deletes it, so a worker killed between its commit and telling the app loses
+    nothing. `owner` is the app instance that delivers it (another takes it over once it is stale)."""
+
+    __tablename__ = "event_journal"
+    __table_args__ = (sa.Index("ix_event_journal_owner", "owner", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)  # delivery order (a ticket's events in commit order)
+    owner: str = Field(max_length=200)
+    ticket_id: int | None = None  # no foreign key: the event outlives nothing, it is deleted once delivered
+    kind: str = Field(max_length=64)  # the core/notify.py class name
+    body: str = Field(sa_type=sa.Text)  # its fields as JSON (core/sync/journal.py codec)
+    created_at: datetime = created_field()
+
+
 class JobTick(SQLModel, table=True):
     """One row per (job, period): the instance that inserts it runs that tick; the rest skip."""
 

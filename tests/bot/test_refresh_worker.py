@@ -11,6 +11,7 @@ import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,8 +73,9 @@ async def until(cond: Callable[[], bool], within_s: float = 20.0) -> None:
         await asyncio.sleep(0.02)
 
 
-@pytest.fixture
-async def rig(db_url: str, workspace_id: int, tmp_path: Any) -> AsyncIterator[Rig]:
+@asynccontextmanager
+async def open_rig(db_url: str, workspace_id: int, tmp_path: Any) -> AsyncIterator[Rig]:
+    """The app as `serve` builds it, its worker started, with a ConnectWise connection (tests of the journal too)."""
     fake = FakeConnectWise()
     slack = await FakeSlackApi(team_id=TEAM).start()
     with fake.serve() as root:
@@ -97,6 +99,12 @@ async def rig(db_url: str, workspace_id: int, tmp_path: Any) -> AsyncIterator[Ri
             await c.sync.webhooks.stop()
             await c.aclose()
             await slack.stop()
+
+
+@pytest.fixture
+async def rig(db_url: str, workspace_id: int, tmp_path: Any) -> AsyncIterator[Rig]:
+    async with open_rig(db_url, workspace_id, tmp_path) as r:
+        yield r
 
 
 async def dispatch_card(r: Rig, summary: str) -> tuple[int, str]:
@@ -128,7 +136,8 @@ async def test_events_of_re_reads_in_the_worker_reach_slack_once_and_in_order(ri
     got = [t for t in r.replies(thread) if "customer reply" in t]
     assert [next(f"customer reply {i}" for i in range(5) if f"customer reply {i}" in t) for t in got] == [
         f"customer reply {i}" for i in range(5)]  # each once, in the PSA's order
-    assert r.worker.starts == 1 and r.worker.events >= 6  # TicketCreated + five NoteAdded came through the pipe
+    assert r.worker.starts == 1 and r.worker.events >= 6  # TicketCreated + five NoteAdded, through the journal
+    assert await r.scalar("select count(*) from event_journal") == 0  # delivered, then deleted
     assert await r.scalar("select count(*) from pending_refresh") == 0
     stored = await r.scalar("select count(*) from timeline_entry e join ticket t on t.id = e.ticket_id "
                             "where t.external_id = :ext and e.body like 'customer reply %'", ext=str(tid))
