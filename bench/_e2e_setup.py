@@ -144,6 +144,11 @@ class Rig:
         if missing:
             raise SystemExit(f"{len(missing)} tickets got no dispatch card")
 
+    def dispatch_channel(self, customer: int) -> str:
+        """The dispatch channel of the customer a "new" edit with this index opens its ticket for (as bound in
+        `start`: channel C_E2E{i} for "E2E Customer {i}"; bench/_cw_proc.py takes the index modulo customers)."""
+        return f"C_E2E{customer % self.customers}"
+
     async def settle(self, within_s: float = 60.0) -> None:
         """Wait (bounded) until queued Slack work is done."""
         slack = self.c.slack

@@ -27,7 +27,7 @@ workspace with a burst of 20; card figures above that budget measure Slack's lim
 in the results).
 
     .venv/bin/python bench/e2e_latency.py [--seconds 60] [--rate 20] [--interval 10] [--bursts 3]
-    .venv/bin/python bench/e2e_latency.py --quick      # ~1 minute: --seconds 15 --bursts 2 --customers 10
+    .venv/bin/python bench/e2e_latency.py --quick      # ~1 minute: --seconds 15 --bursts 2 --customers 20
     .venv/bin/python bench/e2e_latency.py --chat-only --ab main --rounds 3
         # chat -> PSA only, A/B: `main`'s code (git archive of the ref, run with this tree's bench and fakes) and
         # this tree's, alternating, each in its own process; results/e2e_chat_ab.json with per-run figures and
@@ -113,15 +113,51 @@ def newest_state(rows: list[dict[str, Any]], updates: dict[str, list[tuple[float
     return seen
 
 
+POSTS_PER_CHANNEL_PER_S = 1.0  # Slack: ~1 chat.postMessage per second per channel (bot/slack/outbound.py)
+
+
+def channel_posts(rows: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    """Posts each dispatch channel was asked for by the edits actually made (a note in its ticket's channel, a
+    new ticket in its customer's), per second of the run. Counted from the rows, not from rate / channels: the
+    session-10 pattern sent every new ticket to 5 of 20 channels while that arithmetic said 0.5 posts/s each."""
+    span = max(seconds, 1e-9)
+    per: dict[str, int] = {}
+    for r in rows:
+        if r["method"] == "chat.postMessage":
+            per[str(r["channel"])] = per.get(str(r["channel"]), 0) + 1
+    busiest = sorted(per.items(), key=lambda kv: (-kv[1], kv[0]))
+    over = [(ch, n) for ch, n in busiest if n / span > POSTS_PER_CHANNEL_PER_S]
+    return {"channels_posted_to": len(per), "posts": sum(per.values()),
+            "busiest": [{"channel": ch, "posts": n, "per_s": round(n / span, 2)} for ch, n in busiest[:5]],
+            "max_per_channel_per_s": round(busiest[0][1] / span, 2) if busiest else 0.0,
+            "over_limit": [{"channel": ch, "posts": n, "per_s": round(n / span, 2)} for ch, n in over]}
+
+
+def check_channel_posts(counted: dict[str, Any], seconds: float) -> None:
+    """Stop the bench (exit status 1, with the reason) if the edit pattern asks any channel for more than Slack's
+    1 post/s: its post figures would measure Slack's limit, not Deskbridge."""
+    over = counted["over_limit"]
+    if over:
+        worst = ", ".join(f"{o['channel']} {o['posts']} posts ({o['per_s']}/s)" for o in over[:5])
+        raise SystemExit(
+            f"e2e_latency: the edit pattern asked {len(over)} of {counted['channels_posted_to']} channels for more "
+            f"than Slack's {POSTS_PER_CHANNEL_PER_S:g} post/s over {seconds:g} s ({worst}): the post figures would "
+            "measure Slack's per-channel limit. Spread the notes and new tickets over more channels (--customers) "
+            "or lower --rate; the pattern is Edits.one.")
+
+
 def limits(rows: list[dict[str, Any]], rate: float, seconds: float, rig: Rig, publishes: int,
            duration: float) -> dict[str, Any]:
-    """Which surface figures Slack's published limits bound in this mode, with the arithmetic."""
+    """Which surface figures Slack's published limits bound in this mode, with the arithmetic. Exits (non-zero,
+    with the reason) if the edits asked any channel for more than Slack's 1 post/s (`check_channel_posts`)."""
     n = {k: sum(1 for r in rows if r["kind"] == k) for k in KINDS}
     span = max(seconds, 1e-9)
     refresh = (n["status"] + n["assign"] + n["note"]) / span  # a note refreshes its card too
     budget = 50 / 60  # chat.update, tier 3, per workspace
     cards = len(rig.carded)
-    posts_per_channel = (n["note"] + n["new"]) / span / max(rig.customers, 1)
+    counted = channel_posts(rows, span)
+    check_channel_posts(counted, span)
+    posts_per_channel = counted["max_per_channel_per_s"]
     homes = len(HOME_TECHS)
     home_changes = sum(1 for r in rows if r.get("home")) / span
     per_home = homes * 60 / HOME_PER_MINUTE
@@ -134,11 +170,12 @@ def limits(rows: list[dict[str, Any]], rate: float, seconds: float, rig: Rig, pu
                                f"(50/min per workspace): {refresh / budget:.1f}x; going round {cards} cards "
                                f"takes ~{cards / budget:.0f} s, so a card's p95 is bounded near that, not 5 s"
                                if refresh > budget else "inside the budget: the card path itself is measured"},
-        "posts": {"posts_per_channel_per_s": round(posts_per_channel, 2), "limit_per_channel_per_s": 1.0,
-                  "bounded_by_slack": posts_per_channel >= 1.0,
-                  "arithmetic": f"({n['note']} notes + {n['new']} new tickets) / {span:g} s / {rig.customers} "
-                                f"channels = {posts_per_channel:.2f} posts/s per channel vs 1/s: "
-                                + ("at or over Slack's limit" if posts_per_channel >= 1.0 else
+        "posts": {"busiest_channel_posts_per_s": posts_per_channel, "limit_per_channel_per_s": 1.0,
+                  "bounded_by_slack": posts_per_channel >= 1.0, "by_channel": counted,
+                  "arithmetic": f"({n['note']} notes + {n['new']} new tickets) over {counted['channels_posted_to']} "
+                                f"of {rig.customers} channels in {span:g} s, counted per channel from the edits: "
+                                f"the busiest got {posts_per_channel:.2f} posts/s vs 1/s: "
+                                + ("at Slack's limit" if posts_per_channel >= 1.0 else
                                    "under Slack's limit, so post latency above ~1 s is ours (queueing)")},
         "app_home": {"homes_open": homes, "home_changes_per_s": round(home_changes, 2),
                      "views_publish_budget_per_min": HOME_PER_MINUTE, "views_publish_made": publishes,
@@ -183,7 +220,8 @@ class Edits:
         if kind == "new":
             summary = f"E2E new ticket n{n}x"
             got = await rig.ask("new", (j, summary))
-            row = {"kind": kind, "at": got["at"], "id": got["id"], "method": "chat.postMessage", "needles": [summary]}
+            row = {"kind": kind, "at": got["at"], "id": got["id"], "method": "chat.postMessage", "needles": [summary],
+                   "channel": rig.dispatch_channel(j)}  # the customer's dispatch channel (bench/_cw_proc.py "new")
         else:
             # one edit per carded ticket per round, the round shifted by one: every ticket gets every kind in turn
             # (n % len alone gave status, note and reassignment to three disjoint quarters of the tickets, so no
@@ -207,7 +245,7 @@ class Edits:
             else:
                 text = f"customer reply n{n}x"
                 got = await rig.ask("note", {"id": tid, "text": text})
-                row = {"method": "chat.postMessage", "needles": [text]}
+                row = {"method": "chat.postMessage", "needles": [text], "channel": rig.threads[tid]["channel"]}
             row.update(kind=kind, at=got["at"], id=tid)
         self.rows.append(row)
         if callbacks:
@@ -446,7 +484,7 @@ def main() -> None:
     ap.add_argument("--bursts", type=int, default=3, help="bursts of 20 Slack writes")
     ap.add_argument("--burst-gap", type=float, default=8.0, help="seconds between bursts")
     ap.add_argument("--drain", type=float, default=60.0, help="longest wait for Slack to show every edit (s)")
-    ap.add_argument("--quick", action="store_true", help="about a minute: --seconds 15 --bursts 2 --customers 10")
+    ap.add_argument("--quick", action="store_true", help="about a minute: --seconds 15 --bursts 2 --customers 20")
     ap.add_argument("--no-hold", action="store_true",
                     help="A/B: the clicked card is updated at once (\"queued\"), not held for the write's outcome")
     ap.add_argument("--chat-only", action="store_true", help="only the chat -> PSA phase (profiling; implies --no-write "
@@ -468,7 +506,8 @@ def main() -> None:
     ap.add_argument("--out", default=DEFAULT_OUT)
     args = ap.parse_args()
     if args.quick:
-        args.seconds, args.bursts, args.customers, args.drain = 15.0, 2, 10, 30.0
+        # 20 customers: at 20 edits/s, 10 channels would get 1.07 posts/s each over 15 s (check_channel_posts exits)
+        args.seconds, args.bursts, args.customers, args.drain = 15.0, 2, 20, 30.0
     if args.no_writes_first:
         import bot.slack.notifier
 

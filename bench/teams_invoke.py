@@ -320,6 +320,7 @@ async def writes(port: int, fake: Any, db: Path, email: str, n_cards: int, chann
         card_of[raws[-1]] = aid
     cpu: list[float] = []
     answers: dict[bytes, tuple[bytes, float]] = {}
+    whole0, wall0 = (cpu_s(pid) if pid is not None else 0.0), datetime.now(UTC)
     ms, start, end = await burst(port, raws, "invoke", pid, cpu, answers=answers)
     # answered "saving" (the hold budget ran out before the write was accepted): card -> when its answer came
     saving = {card_of[r]: start + lat / 1000 for r, (resp, lat) in answers.items() if SAVING in resp}
@@ -339,6 +340,7 @@ async def writes(port: int, fake: Any, db: Path, email: str, n_cards: int, chann
                 if b"queued" not in shown and SAVING not in shown:
                     delivered.setdefault(aid, call.at)
         await asyncio.sleep(0.2)
+    whole = cpu_s(pid) - whole0 if pid is not None else None
 
     def after(times: dict[str, float]) -> dict[str, Any]:
         done = sorted(t - start for t in times.values())
@@ -369,9 +371,37 @@ async def writes(port: int, fake: Any, db: Path, email: str, n_cards: int, chann
         out["invoke_outcome_answers"] = summary(quick)  # the clicks answered with their outcome in time
     if cpu:
         out["server_cpu_ms_per_click"] = {"process": round(cpu[0] * 1000 / n, 2), "loop": round(cpu[1] * 1000 / n, 2)}
+    if whole is not None:  # the whole burst's work (acceptances, deliveries, redraws) until every card showed it:
+        out["server_cpu_ms_per_click_whole"] = round(whole * 1000 / n, 2)  # comparable between servers
+    out["acceptances"] = accepted(db, wall0, action)
     if trace is not None:
         out["trace_invoke"] = trace_window(trace, start, end)
     return out
+
+
+def accepted(db: Path, since: datetime, action: str) -> dict[str, Any] | None:
+    """When the burst's writes were accepted (their outbox ops' `created_at`), in seconds from the burst's start:
+    the first, the median and the last (a held click's result cannot reach its card before this)."""
+    kind = {"time": "add_time_entry", "assign_me": "update_ticket"}.get(action)
+    try:
+        with sqlite3.connect(db) as conn:
+            rows = [r[0] for r in conn.execute("SELECT created_at FROM outbox_op WHERE kind = ?", (kind,))]
+    except sqlite3.Error:
+        return None
+    times = sorted(t for t in (_when(r) for r in rows) if t is not None and t >= since)
+    if not times:
+        return None
+    rel = [(t - since).total_seconds() for t in times]
+    return {"ops": len(rel), "first_s": round(rel[0], 2), "p50_s": round(statistics.median(rel), 2),
+            "last_s": round(rel[-1], 2)}
+
+
+def _when(value: Any) -> datetime | None:
+    try:
+        t = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
 # ---------------------------------------------------------------------------------------------- server
@@ -659,7 +689,9 @@ def writes_line(label: str, w: dict[str, Any]) -> str:
             f"({sv['share']:.0%}), follow-up p50/p99 {fu.get('p50_s', '-')}/{fu.get('p99_s', '-')} s after the click  "
             f"cpu/click {w.get('server_cpu_ms_per_click', {}).get('process', '-')} ms (loop "
             f"{w.get('server_cpu_ms_per_click', {}).get('loop', '-')})  failed {w['failed_answers']}  "
-            f"all in the PSA {w['delivered_redraw_after_click']['all_s']} s  writes taken {w.get('writes_taken', '-')}")
+            f"all in the PSA {w['delivered_redraw_after_click']['all_s']} s  writes taken {w.get('writes_taken', '-')}  "
+            f"whole cpu/click {w.get('server_cpu_ms_per_click_whole', '-')} ms  all accepted "
+            f"{(w.get('acceptances') or {}).get('last_s', '-')} s")
 
 
 async def run_writes_only(args: argparse.Namespace) -> dict[str, Any]:
@@ -740,7 +772,9 @@ async def run_writes_vs_ref(args: argparse.Namespace) -> dict[str, Any]:
             "result_on_card_p50_s": ("result_on_card_after_click", "p50_s"),
             "follow_up_after_click_p99_s": ("saving", "follow_up_after_click", "p99_s"),
             "invoke_p99_ms": ("invoke", "p99_ms"), "all_in_psa_s": ("delivered_redraw_after_click", "all_s"),
-            "cpu_ms_per_click": ("server_cpu_ms_per_click", "process"), "writes_taken": ("writes_taken",)}
+            "cpu_ms_per_click": ("server_cpu_ms_per_click", "process"),
+            "cpu_ms_per_click_whole": ("server_cpu_ms_per_click_whole",),
+            "all_accepted_s": ("acceptances", "last_s"), "writes_taken": ("writes_taken",)}
     summary = {name: {"baseline": each("baseline", *path), "branch": each("branch", *path),
                       "branch_over_baseline": ratio(path)} for name, path in keys.items()}
     summary["loadavg_1m"] = {"baseline": each("baseline", "loadavg_1m"), "branch": each("branch", "loadavg_1m")}

@@ -22,9 +22,10 @@ from sqlmodel import col, select
 
 from core.context import Actor
 from core.errors import PermissionDenied
+from core.local_time import zone_named
 from store.db import Database, Scope
 from store.enums import Origin
-from store.tables import AdminSession, ChatInstallation, Member, MemberChatIdentity
+from store.tables import AdminSession, ChatInstallation, Member, MemberChatIdentity, Workspace
 from store.types import utcnow
 
 SESSION_TTL = timedelta(hours=8)
@@ -37,6 +38,7 @@ class SessionInfo:
     who: str
     member_id: int | None
     expires_at: datetime
+    timezone: str = "UTC"  # the workspace's zone: the pages show times and read dates in it
 
     def actor(self) -> Actor:
         """Who this session acts as; audit rows name the admin (`admin-page:<who>`)."""
@@ -77,21 +79,25 @@ class AdminSessionService:
                 col(AdminSession.expires_at) < now - KEEP_ENDED))
             session.add(AdminSession(workspace_id=workspace_id, sid_hash=_hash(sid), who=who[:200],
                                      member_id=member_id, expires_at=expires))
-        return sid, SessionInfo(workspace_id, who[:200], member_id, expires)
+            zone = (await session.exec(select(Workspace.timezone).where(Workspace.id == workspace_id))).first()
+        return sid, SessionInfo(workspace_id, who[:200], member_id, expires, zone_named(zone).key)
 
     async def check(self, workspace_id: int, sid: str) -> SessionInfo | None:
         """The live session with this id in this workspace, or None (unknown, ended, expired)."""
         if not sid or len(sid) > 100:
             return None
         async with self.db.read(Scope.workspace(workspace_id)) as session:
-            row = (await session.exec(select(AdminSession).where(AdminSession.sid_hash == _hash(sid)))).first()
+            found = (await session.exec(select(AdminSession, Workspace.timezone).join(
+                Workspace, col(Workspace.id) == col(AdminSession.workspace_id)).where(
+                AdminSession.sid_hash == _hash(sid)))).first()
+            row, zone = found if found is not None else (None, None)
             if row is not None and row.member_id is not None:
                 member = await session.get(Member, row.member_id)
                 if member is None or not (member.is_admin and member.active):
                     return None  # no longer an admin: the session dies with the role
         if row is None or row.revoked_at is not None or row.expires_at <= self._clock():
             return None
-        return SessionInfo(row.workspace_id, row.who, row.member_id, row.expires_at)
+        return SessionInfo(row.workspace_id, row.who, row.member_id, row.expires_at, zone_named(zone).key)
 
     async def end(self, workspace_id: int, sid: str) -> bool:
         """Sign out: the session stops working everywhere. False when it was not live."""

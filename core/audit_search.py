@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlmodel import col, select
 
 from core.admin_audit import CHANGED
 from core.errors import InvalidInput
+from core.local_time import UTC_ZONE, day_bounds, workspace_zone
 from core.numbers import whole
 from core.outbox.audit import Outcome, redact, redact_text
 from store.db import Database, Scope
@@ -46,21 +48,23 @@ class AuditEntry:
 class AuditPage:
     items: list[AuditEntry]
     next_cursor: str | None
+    zone: str = "UTC"  # the zone the dates were read in (the workspace's): say it beside the filters
 
 
-def parse_when(text: str, *, end: bool = False) -> datetime | None:
-    """A date (YYYY-MM-DD: its start, or with `end` its last instant) or an ISO date-time; UTC if no zone."""
+def parse_when(text: str, *, end: bool = False, zone: ZoneInfo = UTC_ZONE) -> datetime | None:
+    """A date (YYYY-MM-DD: its start, or with `end` its last instant) or an ISO date-time, read in `zone` (the
+    workspace's: an admin's "2026-12-07" is their day, not UTC's) unless it carries its own offset."""
     text = text.strip()
     if not text:
         return None
     try:
         if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), time.max if end else time.min, tzinfo=UTC)
+            return day_bounds(date.fromisoformat(text), zone)[1 if end else 0]
         value = datetime.fromisoformat(text)
     except ValueError:
         raise InvalidInput(f"'{text}' is not a date or time.",
                            hint="Write a date like 2026-12-07, or a time like 2026-12-07T14:30.") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return value if value.tzinfo else value.replace(tzinfo=zone)
 
 
 def _like(text: str) -> str:
@@ -95,18 +99,19 @@ class AuditSearch:
                 raise InvalidInput(f"'{outcome}' is not an outcome.", hint="Use one of: " + ", ".join(OUTCOMES) + ".",
                                    field="outcome")
             stmt = stmt.where(col(AuditLog.outcome) == outcome.strip())
-        start, stop = parse_when(since), parse_when(until, end=True)
-        if start is not None:
-            stmt = stmt.where(col(AuditLog.created_at) >= start)
-        if stop is not None:
-            stmt = stmt.where(col(AuditLog.created_at) <= stop)
+        if cursor and whole(cursor) is None:
+            raise InvalidInput("This page link is broken.", hint="Start again from the first page.", field="cursor")
         if cursor:
-            if whole(cursor) is None:
-                raise InvalidInput("This page link is broken.", hint="Start again from the first page.", field="cursor")
             stmt = stmt.where(col(AuditLog.id) < whole(cursor))
         async with self.db.read(Scope.workspace(workspace_id)) as session:
+            zone = await workspace_zone(session, workspace_id)  # the admin's days are the workspace's
+            start, stop = parse_when(since, zone=zone), parse_when(until, end=True, zone=zone)
+            if start is not None:
+                stmt = stmt.where(col(AuditLog.created_at) >= start)
+            if stop is not None:
+                stmt = stmt.where(col(AuditLog.created_at) <= stop)
             rows = (await session.exec(stmt.order_by(col(AuditLog.id).desc()).limit(limit + 1))).all()
         items = [AuditEntry(a.id, a.created_at, a.action, a.outcome, a.actor, number_, a.op_id, conn,  # type: ignore[arg-type]
                             a.response_status, redact_text(a.error) if a.error else None, redact(a.request or {}))
                  for a, number_, conn in rows[:limit]]
-        return AuditPage(items, str(items[-1].id) if len(rows) > limit else None)
+        return AuditPage(items, str(items[-1].id) if len(rows) > limit else None, zone=zone.key)

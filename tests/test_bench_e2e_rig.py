@@ -92,3 +92,83 @@ def test_app_home_freshness_counts_the_publish_whose_row_shows_the_edit():
     assert [round(x, 3) for x in got["lat"]["status"]] == [1.4, 0.1]  # cara's own row; eve's newer edit
     assert [round(x, 3) for x in got["lat"]["assign"]] == [0.5]
     assert got["superseded"] == 1 and got["not_seen"] == 1 and got["views_publish"] == 5
+
+
+class _PatternRig:
+    """bench/_e2e_setup.py Rig's bookkeeping without its processes: carded tickets customer by customer (as
+    `Rig._cards` makes them), each card in its customer's dispatch channel, the PSA answering at once."""
+
+    def __init__(self, customers: int, cards: int) -> None:
+        from bench._e2e_setup import Rig
+
+        self.customers = customers
+        self.dispatch_channel = Rig.dispatch_channel.__get__(self)
+        self.carded = [1000 + n for n in range(customers * cards)]
+        self.token = {tid: f"E2E card k{tid}x" for tid in self.carded}
+        self.threads = {tid: {"channel": self.dispatch_channel(n % customers)} for n, tid in enumerate(self.carded)}
+        self.t = 0.0
+
+    async def ask(self, cmd: str, arg: object) -> dict[str, object]:
+        self.t += 0.05
+        if cmd == "new":
+            return {"id": 5000 + int(self.t * 1000), "at": self.t}
+        assert isinstance(arg, dict)
+        value = arg.get("status") or arg.get("owner")
+        return {"at": self.t, "value": value}
+
+
+def _made(rate: float, seconds: float, customers: int = 20, cards: int = 3) -> list[dict[str, object]]:
+    """The rows the bench's own edit pattern (Edits.one, as psa_to_chat calls it) makes."""
+    import asyncio
+
+    from bench.e2e_latency import KINDS, Edits
+
+    rig = _PatternRig(customers, cards)
+    edits = Edits(rig)  # type: ignore[arg-type]
+
+    async def go() -> None:
+        for i in range(int(rate * seconds)):
+            await edits.one(KINDS[i % len(KINDS)], False, None, [])  # type: ignore[arg-type]
+    asyncio.run(go())
+    return edits.rows
+
+
+def test_the_bench_edit_pattern_spreads_posts_under_slacks_limit_per_channel():
+    """bench/e2e_latency.py limits(): posts per channel counted from the edits made. The bench's pattern at its
+    default 20 edits/s over 20 customers asks no channel for more than Slack's 1 post/s, and uses every channel."""
+    from bench.e2e_latency import channel_posts, check_channel_posts
+
+    rows = _made(20.0, 60.0)
+    counted = channel_posts(rows, 60.0)
+    assert counted["posts"] == 600 and counted["channels_posted_to"] == 20  # 300 notes + 300 new tickets
+    assert counted["max_per_channel_per_s"] <= 0.6 and counted["over_limit"] == []
+    check_channel_posts(counted, 60.0)  # does not exit
+
+
+def test_an_aliased_edit_pattern_that_crowds_a_few_channels_stops_the_bench():
+    """Session 10's pattern: the customer of a new ticket and the ticket of a note came from the edit counter n,
+    which also cycles the four kinds, so new tickets went to customers 0, 4, 8, 12, 16 and notes to the channels
+    2, 6, 10, 14, 18. At 25 edits/s over 20 channels the old arithmetic said (notes + new) / s / 20 = 0.62 posts/s
+    per channel; each of those ten channels got 1.25. Counted per channel, it is caught: the bench exits non-zero
+    saying which channels and what to change."""
+    import pytest
+
+    from bench.e2e_latency import KINDS, channel_posts, check_channel_posts
+
+    rate, seconds, customers = 25.0, 60.0, 20
+    rows = []
+    for n in range(1, int(rate * seconds) + 1):
+        kind = KINDS[(n - 1) % len(KINDS)]
+        if kind in ("note", "new"):  # the session-10 index: n itself
+            rows.append({"kind": kind, "method": "chat.postMessage", "at": n / rate, "channel": f"C_E2E{n % customers}"})
+    assert round(len(rows) / seconds / customers, 2) == 0.62  # what the old arithmetic reported: under the limit
+    counted = channel_posts(rows, seconds)
+    assert counted["channels_posted_to"] == 10 and counted["max_per_channel_per_s"] == 1.25
+    assert len(counted["over_limit"]) == 10
+    with pytest.raises(SystemExit) as stop:
+        check_channel_posts(counted, seconds)
+    message = str(stop.value.code)
+    assert stop.value.code != 0 and "10 of 10 channels" in message and "(1.25/s)" in message
+    assert "--customers" in message and "--rate" in message
+    # the bench's own pattern at the same rate stays under the limit in every channel
+    assert channel_posts(_made(rate, seconds), seconds)["over_limit"] == []

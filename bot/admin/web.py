@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -26,6 +26,7 @@ from bot.main import Deskbridge
 from core.admin_sessions import SessionInfo
 from core.context import Actor
 from core.errors import Conflict, DeskbridgeError, InvalidInput, NotFound, PermissionDenied
+from core.local_time import shown, zone_named
 from core.redact import redact_text
 
 HERE = Path(__file__).parent
@@ -44,7 +45,16 @@ _STATUS = {NotFound: 404, Conflict: 409, InvalidInput: 400, PermissionDenied: 40
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                           undefined=jinja2.StrictUndefined)
 _env.filters["redact"] = redact_text  # stored error text is masked when written; masked again when shown
-_env.filters["when"] = lambda d: d.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if d else ""
+
+
+@jinja2.pass_context
+def _when(context: jinja2.runtime.Context, d: datetime | None) -> str:
+    """A time in the signed-in workspace's zone, named ('2026-12-07 22:30:00 EST'); UTC before sign-in."""
+    session = context.get("session")
+    return shown(d, zone_named(session.zone if isinstance(session, Ctx) else None)) if d else ""
+
+
+_env.filters["when"] = _when
 
 
 def render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -76,6 +86,11 @@ class Ctx:
     @property
     def actor(self) -> Actor:
         return self.info.actor()
+
+    @property
+    def zone(self) -> str:
+        """The workspace's time zone (IANA name): the pages show times and read dates in it."""
+        return self.info.timezone
 
 
 class PageError(Exception):

@@ -5,6 +5,12 @@ touch more cards than Slack's chat.update budget (tier 3, ~50/min per workspace)
 seconds. The technician's App Home is where they see their queue change: `views.publish` is tier 4 (~100/min
 per workspace, chat-platforms.md §2.4) and one publish shows every change of that technician's queue at once.
 
+- Shared by every app instance: each open and page is written to the store (core/chat/home_views.py, table
+  home_view) by a write-behind task (one upsert per open / page, coalesced per user) and who has a Home open
+  is read from a snapshot of it (one query at most every 2 s, dropped when this process writes a row; `fresh`
+  before a change looks for Homes), merged with this process's own opens, which count at once. So a Home opened
+  on instance A is refreshed by a PSA change applied on instance B (or its refresh worker), within 2 s of the
+  open. Without a store (`shared=None`) the state is this process's only.
 - Only for technicians who have their Home open: Slack says when a user opens the tab (`app_home_opened`, and
   a click inside it), never when they leave it. A Home opened within `open_for` seconds counts as open; a
   change for anyone else publishes nothing (their next opening publishes the newest queue anyway, see
@@ -29,7 +35,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
+
+from core.chat.home_views import HomeViews, Snapshot
 
 log = logging.getLogger("deskbridge.slack")
 
@@ -48,8 +57,18 @@ class HomeRefresher:
     def __init__(self, publish: Publish, *, interval: float = HOME_INTERVAL_S,
                  per_minute: float = HOME_PUBLISHES_PER_MINUTE, burst: int = HOME_BURST,
                  open_for: float = HOME_OPEN_S, concurrency: int = HOME_CONCURRENCY, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, shared: HomeViews | None = None,
+                 platform: str = "slack", wall: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._publish = publish
+        self._shared = shared  # Homes open on every instance (None: this process's only)
+        self._platform = platform
+        self._wall = wall
+        self._snapshot: Snapshot | None = None  # the store's, as last read
+        self._shared_opened: dict[tuple[str, str], float] = {}  # from the snapshot, on this process's clock
+        self._shared_newest = float("-inf")
+        self._unsaved: dict[tuple[str, str], tuple[int, datetime]] = {}  # not written yet -> workspace, when
+        self._saver: asyncio.Task[None] | None = None
+        self.saved = 0
         self.interval = interval
         self.open_for = open_for
         self._rate = per_minute / 60.0
@@ -58,7 +77,8 @@ class HomeRefresher:
         self._sleep = sleep
         self._opened: dict[tuple[str, str], float] = {}  # (team, user) -> when Home was last opened / used
         self._newest_open = float("-inf")  # when any Home was last opened / used
-        self._pages: dict[tuple[str, str], tuple[str, str]] = {}  # (team, user) -> (filters, cursor) paged to
+        # (team, user) -> (when, (filters, cursor) paged to or None for the first page), paged in this process
+        self._pages: dict[tuple[str, str], tuple[float, tuple[str, str] | None]] = {}
         self._last: dict[tuple[str, str], float] = {}  # (team, user) -> when its last refresh was published
         self._pending: dict[str, dict[str, int]] = {}  # team -> user -> workspace, oldest request first
         self._budget: dict[str, tuple[float, float]] = {}  # team -> (tokens, when counted)
@@ -72,33 +92,83 @@ class HomeRefresher:
 
     # ------------------------------------------------------------ who looks
 
-    def opened(self, team_id: str, user_id: str) -> None:
-        """The user opened their Home (or clicked in it): changes of their queue are published from now on."""
+    def opened(self, team_id: str, user_id: str, workspace_id: int | None = None) -> None:
+        """The user opened their Home (or clicked in it): changes of their queue are published from now on, by
+        every instance once it is written (`workspace_id` None: this process only)."""
         now = self._clock()
         self._opened[(team_id, user_id)] = now
         self._newest_open = now
         if len(self._opened) > 20000:
             self._opened = {k: v for k, v in self._opened.items() if v > now - self.open_for}
+        self._save(team_id, user_id, workspace_id)
 
-    def paged(self, team_id: str, user_id: str, filters: str, cursor: str | None) -> None:
+    def paged(self, team_id: str, user_id: str, filters: str, cursor: str | None,
+              workspace_id: int | None = None) -> None:
         """The user moved to another page of their Home's queue: refreshes publish that page (None: the first)."""
-        if cursor:
-            self._pages[(team_id, user_id)] = (filters, cursor)
-            if len(self._pages) > 20000:
-                self._pages = {k: v for k, v in self._pages.items() if self.is_open(*k)}
-        else:
-            self._pages.pop((team_id, user_id), None)
+        now = self._clock()
+        self._pages[(team_id, user_id)] = (now, (filters, cursor) if cursor else None)
+        if len(self._pages) > 20000:
+            self._pages = {k: v for k, v in self._pages.items() if v[0] > now - self.open_for}
+        self._save(team_id, user_id, workspace_id)
 
     def page(self, team_id: str, user_id: str) -> tuple[str, str] | None:
-        """(filters, cursor) of the page the user's Home shows, None for the first page of their queue."""
-        return self._pages.get((team_id, user_id))
+        """(filters, cursor) of the page the user's Home shows, None for the first page of their queue: the
+        newer of this process's paging and the store's (another instance's)."""
+        key = (team_id, user_id)
+        mine = self._pages.get(key)
+        row = self._snapshot.get(key) if self._snapshot is not None else None
+        if row is not None and (mine is None or self._shared_opened.get(key, float("-inf")) > mine[0]):
+            return row.page
+        return None if mine is None else mine[1]
 
     def any_open(self) -> bool:
         """Whether anyone's Home counts as open (else no change needs to look for whose Home it touches)."""
-        return self._clock() - self._newest_open <= self.open_for
+        return self._clock() - max(self._newest_open, self._shared_newest) <= self.open_for
 
     def is_open(self, team_id: str, user_id: str) -> bool:
-        return self._clock() - self._opened.get((team_id, user_id), float("-inf")) <= self.open_for
+        key = (team_id, user_id)
+        opened = max(self._opened.get(key, float("-inf")), self._shared_opened.get(key, float("-inf")))
+        return self._clock() - opened <= self.open_for
+
+    async def fresh(self) -> None:
+        """Take in the Homes opened on other instances (the store's snapshot: a query at most every 2 s)."""
+        if self._shared is None:
+            return
+        try:
+            snap = await self._shared.open_homes(self._platform, self.open_for)
+        except Exception:  # noqa: BLE001 - the last snapshot and this process's opens still count
+            log.exception("reading the App Homes open failed")
+            return
+        if snap is self._snapshot:
+            return
+        now, wall = self._clock(), self._wall()
+        self._snapshot = snap
+        self._shared_opened = {k: now - (wall - row.opened_at).total_seconds() for k, row in snap.items()}
+        self._shared_newest = max(self._shared_opened.values(), default=float("-inf"))
+
+    def _save(self, team_id: str, user_id: str, workspace_id: int | None) -> None:
+        if self._shared is None or workspace_id is None:
+            return
+        self._unsaved[(team_id, user_id)] = (workspace_id, self._wall())  # when they last opened / clicked in it
+        if self._saver is None:
+            self._saver = asyncio.get_running_loop().create_task(self._write(), name="slack-home-save")
+
+    async def _write(self) -> None:
+        """Write the opens and pages waiting (one upsert per user, the newest state of each)."""
+        assert self._shared is not None
+        try:
+            while self._unsaved:
+                key = next(iter(self._unsaved))
+                workspace_id, opened_at = self._unsaved.pop(key)
+                paged = self._pages.get(key)
+                try:
+                    await self._shared.save(workspace_id, self._platform, *key, page=None if paged is None else paged[1],
+                                            opened_at=opened_at, open_for=self.open_for)
+                    self.saved += 1
+                except Exception:  # noqa: BLE001 - this process still refreshes it; other instances do not
+                    log.exception("recording an App Home open failed")
+        finally:
+            self._saver = None
 
     def spent(self, team_id: str) -> None:
         """A views.publish made elsewhere (on opening, on a click in Home) counts against the team's budget."""
@@ -203,14 +273,15 @@ class HomeRefresher:
 
     @property
     def idle(self) -> bool:
-        return not self._tasks and not self._flights
+        return not self._tasks and not self._flights and self._saver is None
 
     async def drain(self) -> None:
-        while self._tasks or self._flights:
-            await asyncio.gather(*list(self._tasks.values()), *list(self._flights), return_exceptions=True)
+        while self._tasks or self._flights or self._saver is not None:
+            saver = [] if self._saver is None else [self._saver]
+            await asyncio.gather(*list(self._tasks.values()), *list(self._flights), *saver, return_exceptions=True)
 
     async def close(self) -> None:
-        tasks = list(self._tasks.values()) + list(self._flights)
+        tasks = list(self._tasks.values()) + list(self._flights) + ([] if self._saver is None else [self._saver])
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -107,7 +107,9 @@ class SlackNotifier:
         self.commands = commands
         self.workers = workers
         self.max_backlog = max_backlog
-        self.homes = HomeRefresher(self._publish_home, interval=home_interval)
+        # who has their Home open is shared by every instance through the store (core/chat/home_views.py)
+        self.homes = HomeRefresher(self._publish_home, interval=home_interval,
+                                   shared=getattr(chat, "home_views", None))
         self._lanes: list[Lanes] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._settled = asyncio.Event()  # set while no event waits or is being handled
@@ -223,6 +225,8 @@ class SlackNotifier:
                 threads[ws] = await self.chat.posts_for_tickets(
                     ws, [e.ticket_id for e in mine if e.ticket_id is not None and e.origin not in NOT_MIRRORED],
                     PLATFORM)
+                if self.commands is not None:
+                    await self.homes.fresh()
                 if self.commands is not None and self.homes.any_open():
                     homes[ws] = await self.chat.app_home_targets_of_changes(
                         ws, PLATFORM, [(e.ticket_id, e.changes) for e in mine if e.ticket_id is not None])
@@ -447,7 +451,10 @@ class SlackNotifier:
     async def _homes(self, workspace_id: int, ticket_id: int | None, *,
                      changes: dict[str, tuple[Any, Any]] | None = None, op_id: int | None = None,
                      created: bool = False) -> None:
-        if self.commands is None or not self.homes.any_open():
+        if self.commands is None:
+            return
+        await self.homes.fresh()  # Homes opened on other instances (a cached snapshot: a query at most every 2 s)
+        if not self.homes.any_open():
             return  # nobody has their Home open: nothing to publish (the next opening publishes the newest)
         for team_id, user_id in await self.chat.app_home_targets(workspace_id, PLATFORM, ticket_id=ticket_id,
                                                                  changes=changes, op_id=op_id, created=created):

@@ -86,6 +86,12 @@ def without_automatic_trigger(body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "value": {k: v for k, v in value.items() if k != "trigger"}}
 
 
+def _clicked(body: dict[str, Any]) -> bool:
+    """A person's click (not Teams refreshing a card by itself as someone looks at it)."""
+    value = body.get("value")
+    return not (isinstance(value, dict) and value.get("trigger") == "automatic")
+
+
 class _NoServer:
     """The SDK's HttpServerAdapter, minus the server: we run uvicorn and own the route (frontdoor.py)."""
 
@@ -195,6 +201,9 @@ class TeamsSurface:
         looks at it, and the turn (two API clients, a stream, tracing, a second dump-and-validate of the activity)
         cost more CPU than the card (bench/teams_invoke.py, notes/session7-teams.md). It writes nothing, posts
         nothing and reads nothing of the turn's context. Every other activity goes through the SDK's router."""
+        if body.get("name") == "adaptiveCard/action" and body.get("replyToId") and _clicked(body):
+            # someone acted on the card: a refused form it showed is theirs to replace now (bot/teams/redraws.py)
+            self.notifier.redraws.clicked(str(body["conversation"]["id"]), str(body["replyToId"]), str(body.get("id")))
         body = without_automatic_trigger(body)
         try:
             activity = ActivityTypeAdapter.validate_python(body)

@@ -11,9 +11,12 @@ through the Bot Connector once it is known (Slack's post-ack path does the same 
   its conversation before any delivery redraw, joined with one of the same card still waiting (one update), built
   when sent: the ticket as it is then (a card that is not a ticket's: the answer's own card);
 - refused, where failures may be told (a technicians' channel, a chat; core's `failures_visible_in`): the card
-  becomes the refused form again, filled in with what was sent and the reason, and a new message @mentioning the
-  clicker says so in the card's reply chain (channel) or chat: a card edit alone notifies nobody;
-- refused where the customer reads: the card goes back to the ticket as it is (no error, nothing claimed), and
+  becomes the refused form again, filled in with what was sent and the reason (through the card redraws, first in
+  its conversation, and kept there: no delivery redraw draws the ticket over it until someone clicks on the card),
+  and a new message @mentioning the clicker says so in the card's reply chain (channel) or chat: a card edit alone
+  notifies nobody. A refused form answered within the budget is kept the same way;
+- refused where the customer reads: the card goes back to the ticket as it is (no error, nothing claimed; redrawn
+  as a done click's card is), and
   the clicker is told in their personal chat with the bot, with what they typed, as a dead write's author is
   (bot/teams/notifier.py). Without a personal chat on record, one is opened through the Bot Connector
   (`POST /v3/conversations` with the clicker: the bot is installed in the team they clicked in) and kept. If
@@ -60,6 +63,7 @@ TYPED = ("text", "notes", "subject", "description")  # form fields whose words a
 @dataclass
 class _Held:
     task: asyncio.Task[Executed | None]
+    since: int = 0  # changes announced to the card redraws before the acceptance began (TicketViews.tick)
     owed: bool = False  # some answer said "saving": the outcome follows up (once)
 
 
@@ -88,16 +92,24 @@ class WriteHolds:
         as before)."""
         held = self._held.get(key)
         if held is None:
-            held = self._held[key] = _Held(self._spawn(self._accept(key, activity)))
+            since = self.s.notifier.views.tick
+            held = self._held[key] = _Held(self._spawn(self._accept(key, activity)), since)
             self._trim()
         if not held.task.done() and self.hold_s != 0:
             await asyncio.wait({held.task}, timeout=self.hold_s)  # never cancels the acceptance
         if held.task.done():
             outcome = held.task.result()
-            return await self._elsewhere(activity) if outcome is None else outcome.answer
+            if outcome is None:
+                return await self._elsewhere(activity)
+            if outcome.refused is not None and outcome.form and activity.get("replyToId"):  # the form is answered:
+                self.s.notifier.redraws.keep_form(  # no delivery redraw of the card replaces it (redraws.py)
+                    Target(incoming(activity).base_conversation, ""), str(activity["replyToId"]),
+                    str(activity.get("id") or ""))
+            return outcome.answer
         if not held.owed:
             held.owed = True
-            held.task.add_done_callback(lambda t: self._spawn(self._follow_up(activity, t)))
+            since = held.since
+            held.task.add_done_callback(lambda t: self._spawn(self._follow_up(activity, t, since)))
         return AdaptiveCardActionCardResponse.model_validate({"statusCode": 200, "value": cards.saving_card(
             what_of(click_data(activity)), str(click_data(activity).get("ref") or "") or None)})
 
@@ -133,12 +145,12 @@ class WriteHolds:
     async def _accept(self, key: str, activity: dict[str, Any]) -> Executed | None:
         if not await self.s.container.chat.first_time("teams-activity", key):
             return None  # Teams redelivered a click handled before: once only
-        with self.s.work.acking():
+        with self.s.work.acking(), self.s.container.chat.grouped_writes():  # one commit for the clicks queued
             return await self.s.listeners.execute(activity)
 
     # ------------------------------------------------------------ the follow-up
 
-    async def _follow_up(self, activity: dict[str, Any], task: asyncio.Task[Executed | None]) -> None:
+    async def _follow_up(self, activity: dict[str, Any], task: asyncio.Task[Executed | None], since: int) -> None:
         inc, data = incoming(activity), click_data(activity)
         card_id = str(activity.get("replyToId") or "") or None
         try:
@@ -154,15 +166,17 @@ class WriteHolds:
         try:
             ws = outcome.ws if outcome.ws is not None else await self.s.listeners.workspace(inc)
             if outcome.refused is None:
-                await self._done(ws, inc, data, card_id, outcome.answer)
+                await self._done(ws, inc, data, card_id, outcome, since)
             else:
-                await self._refused(ws, inc, data, card_id, outcome)
+                await self._refused(ws, inc, data, (card_id, str(activity.get("id") or "")), outcome)
         except PostRefused as exc:
             log.error("Teams follow-up of a held write click refused: %s", exc)
         except Exception:  # noqa: BLE001 - a follow-up logs its failures, never raises into the loop
             log.exception("Teams follow-up of a held write click failed")
 
-    async def _done(self, ws: int, inc: Incoming, data: dict[str, Any], card_id: str | None, answer: Any) -> None:
+    async def _done(self, ws: int, inc: Incoming, data: dict[str, Any], card_id: str | None, outcome: Executed,
+                    since: int) -> None:
+        answer, views = outcome.answer, self.s.notifier.views
         card = _card_in(answer)
         if card is None:  # a text answer (shown to the clicker only): the card goes back to what it shows
             card = await self._restored(ws, inc, data)
@@ -176,21 +190,36 @@ class WriteHolds:
 
         async def build() -> Any:
             # Built when its conversation's sender takes it (bot/teams/redraws.py), ahead of delivery redraws; a
-            # delivery redraw of this card still waiting joins it (one update), one sent later comes after it.
-            shown = (await self._restored(ws, inc, data) if ticket_card else None) or card
+            # delivery redraw of this card still waiting joins it (one update), one sent later comes after it. The
+            # acceptance's own card is the ticket as it is while no change to it was announced since the acceptance
+            # began (no build; its own delivery is such a change, so the card never goes back to "queued").
+            fresh = ticket_card and (outcome.ticket_id is None or views.changed_since(outcome.ticket_id, since))
+            shown = (await self._restored(ws, inc, data) if fresh else None) or card
             return message(_fallback(shown), shown)
 
         self.s.notifier.redraws.put(target, card_id, build, urgent=True)
 
-    async def _refused(self, ws: int, inc: Incoming, data: dict[str, Any], card_id: str | None,
+    async def _refused(self, ws: int, inc: Incoming, data: dict[str, Any], ids: tuple[str | None, str],
                        outcome: Executed) -> None:
         exc = outcome.refused
         assert exc is not None
+        (card_id, click_id), target = ids, Target(inc.base_conversation, inc.service_url)
         here = await self._failures_told_here(ws, inc)
-        card = _card_in(outcome.answer) if here and outcome.form else await self._restored(ws, inc, data)
-        if card is not None and card_id:
-            await self.s.poster.update(Target(inc.base_conversation, inc.service_url), card_id,
-                                       message(_fallback(card), card))
+        form = _card_in(outcome.answer) if here and outcome.form else None
+        if card_id and form is not None:  # the technician's form again, kept until they act on it (redraws.py)
+
+            async def the_form() -> Any:
+                assert form is not None
+                return message(_fallback(form), form)
+
+            self.s.notifier.redraws.show_form(target, card_id, click_id, the_form)
+        elif card_id:  # the ticket as it is when sent, first in its conversation (as a done click's card)
+
+            async def the_ticket() -> Any:
+                card = await self._restored(ws, inc, data)
+                return None if card is None else message(_fallback(card), card)
+
+            self.s.notifier.redraws.put(target, card_id, the_ticket, urgent=True)
         ref = str(data.get("ref") or "")
         on = f" on #{ref}" if ref.isdigit() else ""
         reason = exc.message + (f" {exc.hint}" if exc.hint else "")

@@ -20,6 +20,12 @@ after the click, session 9). So, the idea of the Slack notifier's lanes (bot/sla
   and the last update of a card always shows what the newest request saw (a redraw asked while one of the same
   card is being sent is sent after it).
 Builds run one at a time (`BUILDERS`: they compete with the clicks' acceptances for the loop and the database).
+
+A refused click's form given back on its card (`show_form`: filled in with what was sent and the reason) is the
+technician's work in progress: until someone clicks on that card again (`clicked`), no delivery or change redraw
+replaces it (they are skipped, `kept_forms` counts them; the click's own answer, or a resubmission's outcome, then
+shows the ticket as it is). Before, a delivery of another write on the same ticket could draw the ticket over the
+form, and what the technician had typed was gone from the card.
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ log = logging.getLogger("deskbridge.teams")
 
 BUILDERS = 1  # card builds at once (as the one notifier worker before): more competed with the clicks' writes on the loop
 # (held clicks failing past SQLite's busy_timeout rose with 4, notes/session10-teamsfu.md); sends wait on their own pacer
+
+FORMS_KEPT = 4096  # cards remembered as showing a refused form (the oldest is forgotten first)
 
 Build = Callable[[], Awaitable[MessageActivityInput | None]]  # None: nothing to show there any more
 
@@ -74,14 +82,44 @@ class CardRedraws:
         self._builders = asyncio.Semaphore(builders)
         self.merged = 0  # redraws that joined a waiting one instead of being sent again
         self.sent = 0
+        self._forms: OrderedDict[tuple[str, str], str] = OrderedDict()  # (conversation, card id) -> the refused click
+        self.kept_forms = 0  # redraws not sent because the card shows a form in progress
 
     def waiting(self) -> int:
         return sum(len(c.urgent) + len(c.later) for c in self._convs.values())
 
+    def keep_form(self, target: Target, card_id: str, click_id: str) -> None:
+        """The card `card_id` shows a refused form (the answer to the click `click_id`, or `show_form`): no redraw
+        replaces it until a click on it (module docstring)."""
+        key = (thread_key(target.conversation_id), card_id)
+        self._forms[key] = click_id
+        self._forms.move_to_end(key)
+        while len(self._forms) > FORMS_KEPT:
+            self._forms.popitem(last=False)
+
+    def show_form(self, target: Target, card_id: str, click_id: str, build: Build) -> None:
+        """Redraw the card with a refused click's form (first in its conversation; a redraw of it still waiting
+        joins it), then keep it (`keep_form`)."""
+        self.put(target, card_id, build, urgent=True)
+        self.keep_form(target, card_id, click_id)
+
+    def clicked(self, conversation_id: str, card_id: str, click_id: str) -> None:
+        """Someone clicked on the card `card_id` (not the refused click redelivered): a form it showed is no longer
+        in progress (the click's answer replaces it), so redraws reach it again."""
+        key = (thread_key(conversation_id), card_id)
+        if self._forms.get(key, click_id) != click_id:
+            del self._forms[key]
+
     def put(self, target: Target, card_id: str, build: Build, *, urgent: bool = False) -> bool:
         """Ask for the card `card_id` in `target` to be redrawn with `build`; False when it joined a waiting redraw
-        of the same card (one update will carry both)."""
+        of the same card (one update will carry both), or when the card shows a form in progress (not `urgent`:
+        skipped; an urgent redraw, a click's outcome on it, replaces the form)."""
         key = thread_key(target.conversation_id)
+        if (key, card_id) in self._forms:
+            if not urgent:
+                self.kept_forms += 1
+                return False
+            del self._forms[(key, card_id)]
         conv = self._convs.get(key)
         if conv is None:
             conv = self._convs[key] = _Conversation()
@@ -151,15 +189,27 @@ class TicketViews:
     def __init__(self, chat_views: Any) -> None:
         self.chat_views = chat_views
         self._gen: dict[int, int] = {}
+        self.tick = 0  # changes announced so far (`changed_since`)
+        self._stamps: OrderedDict[int, int] = OrderedDict()  # ticket -> the tick of its last announced change
+        self._floor = 0  # the newest tick forgotten from _stamps (a ticket not in it may have changed up to it)
         self._built: OrderedDict[int, tuple[int, float, asyncio.Task[TicketView | None]]] = OrderedDict()
         self.builds = 0
 
     def changed(self, ticket_id: int) -> None:
+        self.tick += 1
+        self._stamps[ticket_id] = self.tick
+        self._stamps.move_to_end(ticket_id)
+        while len(self._stamps) > 4 * self.KEPT:
+            self._floor = max(self._floor, self._stamps.popitem(last=False)[1])
         self._gen[ticket_id] = self._gen.get(ticket_id, 0) + 1
         self._built.pop(ticket_id, None)
         if len(self._gen) > 4 * self.KEPT:  # generations only need to differ from a kept build's
             self._gen.clear()
             self._built.clear()
+
+    def changed_since(self, ticket_id: int, tick: int) -> bool:
+        """Whether a change to the ticket was announced after `tick` (a value of `tick` read earlier)."""
+        return self._stamps.get(ticket_id, self._floor) > tick
 
     async def get(self, workspace_id: int, ticket_id: int) -> TicketView | None:
         gen, now = self._gen.get(ticket_id, 0), time.monotonic()

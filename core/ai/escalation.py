@@ -4,7 +4,8 @@ Pure logic: a one-hot + logistic-regression model over feature dicts (`ticket_fe
 what a ticket shows now), scores, the top contributing features of one score (the "why" shown beside a
 flag), and precision/recall at an alert budget (the share of open tickets a team is willing to review).
 
-Only open-time facts go in: priority, customer, category, contact channel, hour and weekday opened,
+Only open-time facts go in: priority, customer, category, contact channel, hour and weekday opened (on the clock
+`opened_at` carries: the caller gives it in the workspace's zone),
 reassignments and reopenings so far, hours since the last update, queue load, the requester's earlier
 tickets. Outcomes (made SLA, close codes, final counts) never do: they leak the answer.
 """
@@ -40,6 +41,9 @@ class RiskModel:
     classifier: Any
     trained_on: int
     base_rate: float
+    # The zone whose clock "hour" and "weekday" were read in (the workspace's when trained); scoring reads them in
+    # the same zone. Models pickled before it existed get this class default: they learned UTC hours.
+    zone: str = "UTC"
 
     def score(self, rows: Sequence[Features]) -> np.ndarray:
         """Probability of escalation (SLA miss) per row."""

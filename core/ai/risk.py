@@ -6,7 +6,8 @@ Honest features (no leakage): a closed ticket is seen as it stood `SNAPSHOT` aft
 tickets still open then, whose outcome was not yet known, are learned from. Its features are what was known
 at that moment: priority, customer, category, channel, hour and weekday opened, reassignments and reopenings
 so far, hours since the last change, the workspace's open tickets when it was opened, the requester's earlier
-tickets. The label is whether an SLA was breached afterwards: our SLA clock's `breached_at` where SLAs are
+tickets. Hour and weekday are read on the workspace's clock (a desk's evening is its own, not UTC's), in the zone
+the model was trained in (`RiskModel.zone`). The label is whether an SLA was breached afterwards: our SLA clock's `breached_at` where SLAs are
 configured, else the PSA's resolve-by date. An open ticket is scored with the same features as they are now.
 """
 
@@ -23,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -33,6 +35,7 @@ from core.ai.risk_posts import RiskPosts
 from core.context import Actor
 from core.errors import InvalidInput, PermissionDenied
 from core.hints import TECH_ONLY_HINT
+from core.local_time import workspace_zone, zone_named
 from core.notify import Notifier
 from store.db import Database, Scope
 from store.enums import EntryKind, Stage
@@ -135,9 +138,13 @@ class RiskService:
                     out[tid].append((at, kind, dict(data or {})))
         return out
 
+    async def _zone(self, workspace_id: int) -> ZoneInfo:
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            return await workspace_zone(session, workspace_id)
+
     @staticmethod
     def _facts(row: Any, at: datetime, events: list[tuple[datetime, str, dict]],
-               history: tuple[list[datetime], list[datetime], dict[int, list[datetime]]]) -> TicketFacts:
+               history: tuple[list[datetime], list[datetime], dict[int, list[datetime]]], zone: ZoneInfo) -> TicketFacts:
         opened, closed, by_contact = history
         tid, prio, customer, category, channel, created, updated, contact = row[:8]
         before = [e for e in events if e[0] < at]
@@ -149,14 +156,17 @@ class RiskService:
         load = bisect.bisect_left(opened, created) - bisect.bisect_left(closed, created)
         earlier = bisect.bisect_left(by_contact.get(contact, []), created) if contact is not None else 0
         return TicketFacts(id=tid, priority=prio, customer=str(customer) if customer else None, category=category,
-                           channel=channel, opened_at=created, reassignments=max(0, assignments - 1),
+                           channel=channel, opened_at=created.astimezone(zone), reassignments=max(0, assignments - 1),
                            reopenings=reopenings, hours_since_update=max(0.0, (at - last).total_seconds() / 3600),
                            queue_load=max(0, load), requester_history=earlier)
 
     # --- training -------------------------------------------------------------------------------------
-    async def training_data(self, workspace_id: int) -> tuple[list[dict[str, Any]], list[bool]]:
+    async def training_data(self, workspace_id: int, zone: ZoneInfo | None = None
+                            ) -> tuple[list[dict[str, Any]], list[bool]]:
         """Closed tickets as they stood SNAPSHOT after opening (only those still open then, with a known SLA
-        outcome that was not yet known at that moment), and whether an SLA was breached."""
+        outcome that was not yet known at that moment), and whether an SLA was breached. Hours and weekdays
+        in `zone` (default: the workspace's)."""
+        zone = zone or await self._zone(workspace_id)
         rows = await self._rows(workspace_id, col(Ticket.stage).in_(CLOSED))
         async with self.db.read(Scope.workspace(workspace_id)) as session:
             clocks = (await session.execute(select(SlaClock.ticket_id, SlaClock.breached_at))).all()
@@ -183,13 +193,14 @@ class RiskService:
                 continue  # no SLA outcome known
             if when is not None and when <= at:
                 continue  # already breached at the snapshot: nothing left to predict
-            features.append(self._facts(r, at, events.get(tid, []), history).features())
+            features.append(self._facts(r, at, events.get(tid, []), history, zone).features())
             labels.append(when is not None)
         return features, labels
 
     async def train(self, workspace_id: int) -> tuple[int, dict[str, Any]]:
         """Train and store a new escalation model version; (version, metrics)."""
-        rows, labels = await self.training_data(workspace_id)
+        zone = await self._zone(workspace_id)
+        rows, labels = await self.training_data(workspace_id, zone)
         counts = Counter(labels)
         if len(rows) < MIN_TRAINING or len(counts) < 2:
             raise InvalidInput(
@@ -197,13 +208,14 @@ class RiskService:
                 f"{MIN_TRAINING}, breached and not, are needed to learn escalation risk.",
                 hint="Configure SLAs (`deskbridge sla …`) or sync the PSA's due dates, then train again later.")
         model = await asyncio.to_thread(escalation.train, rows, labels)
+        model.zone = zone.key
         buf = io.BytesIO()
         pickle.dump(model, buf, protocol=pickle.HIGHEST_PROTOCOL)
         data = buf.getvalue()
         import sklearn
 
         metrics = {"trained_on": len(rows), "base_rate": round(model.base_rate, 4), "sklearn": sklearn.__version__,
-                   "snapshot_hours": SNAPSHOT.total_seconds() / 3600}
+                   "snapshot_hours": SNAPSHOT.total_seconds() / 3600, "zone": zone.key}
         async with self.db.write(Scope.workspace(workspace_id)) as session:
             latest = (await session.execute(select(sa.func.max(AiModel.version)).where(AiModel.kind == KIND))).scalar()
             row = AiModel(workspace_id=workspace_id, kind=KIND, version=(latest or 0) + 1, trained_on=len(rows),
@@ -261,7 +273,8 @@ class RiskService:
         if due:
             history = await self._history(workspace_id)
             events = await self._events(workspace_id, [r[0] for r in due])
-            facts = [self._facts(r, now, events.get(r[0], []), history) for r in due]
+            zone = zone_named(model.zone)  # the clock the model learned on
+            facts = [self._facts(r, now, events.get(r[0], []), history, zone) for r in due]
             feats = [f.features() for f in facts]
             scores = await asyncio.to_thread(model.score, feats)
             reasons = await asyncio.to_thread(model.reasons_many, feats, 3)

@@ -37,6 +37,7 @@ from core.ai.text import ticket_text
 from core.context import Actor
 from core.errors import InvalidInput, NotFound, PermissionDenied
 from core.hints import TECH_ONLY_HINT, WORKSPACE_HINT
+from core.local_time import workspace_zone
 from core.notify import Notifier
 from core.ticket_lookup import ticket_id_not_found
 from core.views import (
@@ -361,6 +362,11 @@ class AiService:
         index = await self._index(actor.workspace_id)
         hits = index.search(query, customers=allowed, k=k, floor=opts["similar_floor"],
                             exclude=() if ticket_id is None else (ticket_id,))
+        if hits:  # "closed 07 Dec 2026" is the workspace's day, not UTC's (the index keeps UTC instants)
+            async with self.db.read(Scope.workspace(actor.workspace_id)) as session:
+                zone = await workspace_zone(session, actor.workspace_id)
+            hits = [replace(h, doc=replace(h.doc, closed_at=h.doc.closed_at.astimezone(zone)))
+                    if h.doc.closed_at is not None else h for h in hits]
         return SimilarAnswer(tuple(hits), resolution.suggest(hits), allowed is None)
 
     async def _index(self, workspace_id: int) -> SimilarIndex:

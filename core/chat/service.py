@@ -10,6 +10,7 @@ that owns it):
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,7 @@ from core.chat.card_cache import CardCache, Defer
 from core.chat.cards import AiSuggester, ContextCheck, DocsLinks, TicketCards
 from core.chat.end_users import EndUsers
 from core.chat.forms import TicketForms
+from core.chat.home_views import HomeViews
 from core.chat.identity import Identities
 from core.chat.installations import Installations
 from core.chat.models import ChannelInfo, ChatUser, Installation, ThreadPost
@@ -37,6 +39,7 @@ from core.views import FormOption, FormView, RiskAlertView, TicketDetail, Ticket
 from core.workspaces import DirectoryService, WorkspaceService
 from store.crypto import CredentialCipher
 from store.db import Database, Scope
+from store.group_commit import grouped_writes
 from store.tables import Member, PsaConnection
 from store.types import utcnow
 
@@ -57,6 +60,7 @@ class ChatService:
         self.identities = Identities(db, directory=directory, bindings=self.bindings, cache=self._cache)
         self.threads = Threads(db, cache=self._cache)
         self.end_users = EndUsers(db, bindings=self.bindings)  # contacts outside their customer's channels
+        self.home_views = HomeViews(db)  # Homes open, shared by every app instance (home_views.py)
 
     def invalidate(self) -> None:
         """Forget cached installations, identities and bindings (after an admin change)."""
@@ -68,6 +72,10 @@ class ChatService:
                            enterprise_id: str | None = None) -> Installation | None:
         return await self.installations.installation(platform, team_id, enterprise_id)
 
+    def cached_installation(self, platform: str, team_id: str | None,
+                            enterprise_id: str | None = None) -> tuple[bool, Installation | None]:
+        return self.installations.cached(platform, team_id, enterprise_id)
+
     async def save_installation(self, *, platform: str, team_id: str, bot_token: str | None,
                                 bot_user_id: str | None = None, bot_id: str | None = None,
                                 enterprise_id: str | None = None, data: dict[str, Any] | None = None,
@@ -78,6 +86,12 @@ class ChatService:
 
     async def first_time(self, source: str, event_id: str) -> bool:
         return await self.installations.first_time(source, event_id)
+
+    @staticmethod
+    def grouped_writes() -> AbstractContextManager[None]:
+        """Writes made inside may share one commit with others queued at the same moment, each in its own
+        savepoint, its own write and its own refusal (store/group_commit.py): a burst of held clicks' acceptances."""
+        return grouped_writes()
 
     def claim_ahead(self, source: str, event_id: str) -> None:
         """Begin `first_time(source, event_id)` now, without waiting (surfaces call it as they ack)."""

@@ -24,6 +24,7 @@ Nothing here reads the wall clock: time is always an argument.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,7 +36,8 @@ CONTINUOUS_END = 1e11  # year ~5138: the 24x7 table's single interval runs from 
 class IntervalTable:
     """Open intervals of one calendar over a horizon, with the cumulative business seconds."""
 
-    __slots__ = ("s", "e", "cum", "total", "horizon_start", "horizon_end", "key", "_s0", "_off0", "_cend0", "_off")
+    __slots__ = ("s", "e", "cum", "total", "horizon_start", "horizon_end", "key", "_s0", "_off0", "_cend0", "_off",
+                 "_lists")
 
     def __init__(self, s: FloatArray, e: FloatArray, *, horizon_start: float, horizon_end: float,
                  key: object = None) -> None:
@@ -55,6 +57,7 @@ class IntervalTable:
         self.horizon_start = horizon_start
         self.horizon_end = horizon_end
         self.key = key
+        self._lists: tuple[list[float], list[float], list[float]] | None = None  # for B_one, made on first use
 
     @classmethod
     def continuous(cls) -> IntervalTable:
@@ -73,6 +76,15 @@ class IntervalTable:
         t = np.asarray(t, dtype=np.float64)
         k = np.searchsorted(self._s0, t, side="right") - 1
         return np.minimum(t - self._off0[k], self._cend0[k])
+
+    def B_one(self, t: float) -> float:  # noqa: N802
+        """`B(t)` of one instant without numpy: the same lookup and the same float operations as `B` (so the same
+        value, bit for bit), without an array call's set-up (a queue page evaluates a few dozen clocks)."""
+        if self._lists is None:
+            self._lists = (self._s0.tolist(), self._off0.tolist(), self._cend0.tolist())
+        s0, off0, cend0 = self._lists
+        k = bisect_right(s0, t) - 1  # searchsorted(side="right") - 1
+        return min(t - off0[k], cend0[k])  # np.minimum: the first unless the second is smaller
 
     def B_inv(self, x: FloatArray | float) -> FloatArray:  # noqa: N802
         """The first instant at which `x` business seconds have elapsed (NaN past the horizon)."""
@@ -135,6 +147,17 @@ def evaluate(table: IntervalTable, *, start: FloatArray, target: FloatArray, pau
     budget_end = b_start + target + paused_acc
     due = table.B_inv(np.where(breached, budget_end, budget_end + current_pause))
     return Evaluation(used=used, remaining=remaining, due=due, breached_at=np.where(breached, due, np.nan))
+
+
+def remaining_one(table: IntervalTable, b_now: float, *, start: float, target: float, paused_acc: float,
+                  paused_since: float | None) -> float:
+    """`evaluate(...).remaining` of one clock that is not stopped, given `b_now` = `table.B_one(now)`: the same
+    float operations in the same order as `evaluate` (max() keeps its first argument on a tie, as np.maximum does),
+    so the same value, bit for bit (tests/core/sla/test_clock.py compares them)."""
+    b_start = table.B_one(start)
+    paused = paused_since is not None and paused_since == paused_since  # set and not NaN (evaluate's `paused`)
+    current_pause = max(b_now - table.B_one(paused_since), 0.0) if paused else 0.0  # type: ignore[arg-type]
+    return target - max(b_now - b_start - paused_acc - current_pause, 0.0)
 
 
 def evaluate_one(table: IntervalTable, *, start: float, target: float, paused_acc: float,

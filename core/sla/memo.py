@@ -23,9 +23,9 @@ ticket and reused while *every* input is the same:
   before the "now" it was derived at, and reused only at a "now" at or after them: it is the same at every such
   "now".
 
-The figures (used, remaining, due, breach) depend on "now" and are evaluated on every read. Kept states are never
-handed out: each read gets its own copies (the evaluation records breach instants into them). The write path
-(`SlaService.refresh`) does not use this.
+The figures (used, remaining, due, breach) depend on "now" and are evaluated on every read. Kept states are handed
+out as copies (the evaluation records breach instants into them), except to a read that only reads them (a queue
+page's remaining times, `SlaService.remaining_loaded`). The write path (`SlaService.refresh`) does not use this.
 """
 
 from __future__ import annotations
@@ -101,15 +101,16 @@ class DerivedMemo:
         return kept.changes if kept is not None and kept.ticket == t else None
 
     def states(self, t: TicketRow, rows: tuple[Any, ...], policy: Policy, tables: tuple[IntervalTable, ...],
-               now: float) -> list[ClockState] | None:
-        """Copies of the kept states if every input is the same and `now` is past every instant they read."""
+               now: float, *, copy: bool = True) -> list[ClockState] | None:
+        """Copies of the kept states if every input is the same and `now` is past every instant they read
+        (`copy=False`: the kept states themselves, for a caller that only reads them and drops them)."""
         kept = self._kept.get(t.id)
         if (kept is None or now < kept.latest or kept.policy is not policy or kept.tables != tables  # by identity
                 or kept.ticket != t or kept.rows != rows):
             self.misses += 1
             return None
         self.hits += 1
-        return [copy_state(s) for s in kept.states]
+        return [copy_state(s) for s in kept.states] if copy else list(kept.states)
 
     def keep(self, t: TicketRow, rows: tuple[Any, ...], changes: Sequence[Change], policy: Policy,
              tables: tuple[IntervalTable, ...], states: Sequence[ClockState], now: float) -> None:

@@ -5,7 +5,7 @@ from store.tables.ai import AiCategoryApply, AiDraft, AiModel, AiRisk, AiRiskAle
 from store.tables.api import ApiKey, IdempotencyKey
 from store.tables.base import WorkspaceOwned
 from store.tables.connection import PicklistItem, PriorityMapping, PsaConnection, StatusMapping
-from store.tables.conversation import ChatConversation
+from store.tables.conversation import ChatConversation, HomeView
 from store.tables.intake import Alert, AlertMapping, AlertReceipt, AlertSource, EndUserRequest, MailReceipt
 from store.tables.m365 import CustomerM365Tenant, DocPlatform, M365ActionGrant, TicketM365Subject
 from store.tables.outbox import AuditLog, OutboxOp
@@ -57,6 +57,7 @@ __all__ = [
     "CustomerM365Tenant",
     "DocPlatform",
     "EndUserRequest",
+    "HomeView",
     "M365ActionGrant",
     "TicketM365Subject",
     "IdempotencyKey",

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlmodel import Field
 
 from store.tables.base import WorkspaceOwned, created_field, updated_field
-from store.types import JSONType
+from store.types import JSONType, UTCDateTime
 
 
 class ChatConversation(WorkspaceOwned, table=True):
@@ -32,3 +32,21 @@ class ChatConversation(WorkspaceOwned, table=True):
     data: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
     created_at: datetime = created_field()
     updated_at: datetime = updated_field()
+
+
+class HomeView(WorkspaceOwned, table=True):
+    """A technician's App Home (Slack) / personal view (Teams) that was opened, and the page of their queue it
+    shows: every app instance reads these, so a PSA change applied on any instance refreshes a Home opened on
+    another (core/chat/home_views.py). A row older than the open window (15 min) counts for nothing and is
+    deleted by the next write of its workspace."""
+
+    __tablename__ = "home_view"
+    __table_args__ = (sa.UniqueConstraint("platform", "team_id", "user_id", name="uq_home_view"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    team_id: str = Field(max_length=64)
+    user_id: str = Field(max_length=64)
+    opened_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)  # opened, or clicked in, last
+    filters: str = Field(default="", max_length=500)  # the page it shows ("" and no cursor: the first page)
+    cursor: str | None = Field(default=None, max_length=500)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from store.db import Database, Scope, ScopeError
+from store.db import Database, Scope, ScopeError, scoped_execute
 from store.tables import Customer, Ticket
 
 
@@ -110,3 +111,38 @@ async def test_read_sync_runs_a_scoped_read_only_session(db: Database, workspace
         await db.read_sync(Scope.workspace(workspace_id), write)
     with pytest.raises(TypeError, match="Scope"):
         await db.read_sync(None, read)  # type: ignore[arg-type]
+
+
+async def test_scoped_execute_reads_what_the_session_reads_scoped_to_its_workspace(
+        db: Database, workspace_id: int, other_workspace_id: int):
+    """`scoped_execute` (a column SELECT as Core on the session's connection): the workspace criteria of the
+    session's scope on every table, joins and subqueries included; the same rows and types as `session.execute`."""
+    await _seed(db, workspace_id, "ACME")
+    await _seed(db, other_workspace_id, "GLOBEX", tickets=3)
+    joined = (select(col(Ticket.number), col(Ticket.subject), col(Ticket.created_at), col(Customer.identifier))
+              .outerjoin(Customer, col(Customer.id) == col(Ticket.customer_id))
+              .where(col(Ticket.number) >= sa.bindparam("n")).order_by(col(Ticket.number)))
+    inner = select(col(Customer.id)).where(col(Customer.identifier).in_(["ACME", "GLOBEX"]))
+    counted = select(sa.func.count(col(Ticket.id))).where(col(Ticket.customer_id).in_(inner.scalar_subquery()))
+
+    def read(session) -> tuple[list[Any], list[Any], int, int]:
+        return (scoped_execute(session, joined, {"n": 1}).all(), session.execute(joined, {"n": 1}).all(),
+                scoped_execute(session, counted).scalar_one(), session.execute(counted).scalar_one())
+
+    for ws, expected in ((workspace_id, ("ACME", 2)), (other_workspace_id, ("GLOBEX", 3))):
+        core, orm, n_core, n_orm = await db.read_sync(Scope.workspace(ws), read)
+        assert [tuple(r) for r in core] == [tuple(r) for r in orm]
+        assert {r.identifier for r in core} == {expected[0]} and len(core) == n_core == n_orm == expected[1]
+        assert core[0].created_at.tzinfo is not None  # UTCDateTime's result processing, as in a session
+    _, _, everyone, _ = await db.read_sync(Scope.system_wide(), read)
+    assert everyone == 5
+
+    def unscoped(session) -> Any:
+        session.info.pop("scope")
+        return scoped_execute(session, counted)
+
+    with pytest.raises(ScopeError, match="no scope"):
+        await db.read_sync(Scope.workspace(workspace_id), unscoped)
+    with pytest.raises(TypeError, match="SELECT"):
+        await db.read_sync(Scope.workspace(workspace_id),
+                           lambda s: scoped_execute(s, sa.delete(Ticket)))  # type: ignore[arg-type]

@@ -46,7 +46,7 @@ async def run_action(sc: SlackContext, body: dict[str, Any], context: Any, clien
     from_home = (body.get("view") or {}).get("type") == "home"
     in_modal = (body.get("view") or {}).get("type") == "modal"  # a ticket opened from App Home
     if from_home and sc.homes is not None:  # a click in Home: it is open (its refreshes go on)
-        sc.homes.opened(user.team_id, user.user_id)
+        sc.homes.opened(user.team_id, user.user_id, int(context[WORKSPACE_KEY]))
     card_ts = (body.get("container") or {}).get("message_ts")
     if channel and card_ts:  # someone looks at this card: PSA changes to it go before other cards' (outbound.py)
         sc.poster.outbound.watch(channel, str(card_ts))
@@ -128,7 +128,7 @@ async def _page(sc: SlackContext, body: dict[str, Any], client: Any, respond: An
     view = await sc.commands.queue(actor, replace(cmd, cursor=data.get("c")), info=info)
     if from_home:  # App Home has no response_url: re-publish the tab with the next page
         if sc.homes is not None:  # refreshes of their queue keep this page (bot/slack/home.py)
-            sc.homes.paged(user.team_id, user.user_id, data.get("f", ""), data.get("c"))
+            sc.homes.paged(user.team_id, user.user_id, data.get("f", ""), data.get("c"), actor.workspace_id)
         await client.views_publish(user_id=user.user_id, view=bk.home_view(view))
     else:
         await respond(text=view.title, blocks=bk.queue_blocks(view), replace_original=True)

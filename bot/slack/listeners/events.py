@@ -104,8 +104,9 @@ async def on_home(sc: SlackContext, body: dict[str, Any], context: Any, client: 
     except DeskbridgeError:
         view = bk.home_view(None, unlinked=True)
     if sc.homes is not None:  # from now on changes of this technician's queue are published (bot/slack/home.py)
-        sc.homes.opened(user.team_id, user.user_id)
-        sc.homes.paged(user.team_id, user.user_id, "", None)  # opening shows the first page: refreshes too
+        ws = int(context[WORKSPACE_KEY])  # recorded for every instance (core/chat/home_views.py)
+        sc.homes.opened(user.team_id, user.user_id, ws)
+        sc.homes.paged(user.team_id, user.user_id, "", None, ws)  # opening shows the first page: refreshes too
         sc.homes.spent(user.team_id)
     await client.views_publish(user_id=user.user_id, view=view)
 

@@ -33,3 +33,17 @@ async def test_a_start_we_pick_is_in_the_workspace_zone(rig):
 async def test_an_unknown_zone_falls_back_to_utc(rig):
     start = await _log(rig, "Mars/Olympus_Mons")
     assert start == datetime(2026, 12, 8, 1, 30, tzinfo=UTC) and start.utcoffset() == timedelta(0)
+
+
+async def test_a_start_given_in_utc_is_filed_under_the_workspace_day(rig):
+    """A start that arrives with another offset (UTC, from an API or a form) is the same instant told in the
+    workspace's zone: 03:00 UTC on the 8th is 19:00 on the 7th in Los Angeles, the day the PSA must file it under."""
+    async with rig.db.write(Scope.system_wide()) as s:
+        await s.execute(sa.update(Workspace).where(Workspace.id == rig.tech.workspace_id)
+                        .values(timezone="America/Los_Angeles"))
+    tid = await rig.synced_ticket("78")
+    await rig.tickets.log_time(rig.tech, 78, 45, started_at=datetime(2026, 12, 8, 3, 0, tzinfo=UTC))
+    async with rig.db.read(Scope.system_wide()) as s:
+        [op] = (await s.exec(select(OutboxOp).where(OutboxOp.ticket_id == tid))).all()
+    start = datetime.fromisoformat(op.payload["started_at"])
+    assert start == datetime(2026, 12, 8, 3, 0, tzinfo=UTC) and start.date().isoformat() == "2026-12-07"

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.sla.calendars import CalendarSpec, Window, build_intervals, parse_windows
-from core.sla.clock import IntervalTable, evaluate, evaluate_one
+from core.sla.clock import IntervalTable, evaluate, evaluate_one, remaining_one
 from tests.core.sla.oracle import MinuteOracle
 
 NY = ZoneInfo("America/New_York")
@@ -261,3 +261,33 @@ def test_every_minute_of_the_dst_periods_matches_the_oracle(i, p):
     got = table.B(ts) - table.B(ts[0])
     mismatch = np.nonzero(got != 60.0 * oracle.cum)[0]
     assert mismatch.size == 0, f"first mismatch at {datetime.fromtimestamp(ts[mismatch[0]], NY)}"
+
+
+def _same_float(a: float, b: float) -> bool:
+    """Equal bit for bit: the same value and the same sign of zero (NaN equal to NaN)."""
+    return np.float64(a).tobytes() == np.float64(b).tobytes()
+
+
+# instants around the tables (before, inside, after the horizon, on interval edges) and whole-minute ones
+INSTANT = st.one_of(TS, st.integers(1_700_000_000 // 60, 1_830_000_000 // 60).map(lambda m: m * 60.0),
+                    st.sampled_from([0.0, 1e10, -1e9]))
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.integers(0, len(CALENDARS)), st.lists(st.tuples(INSTANT, st.sampled_from([0.0, 60.0, 4 * HOUR]) | st.floats(0, 9e5),
+                                                           st.sampled_from([0.0, HOUR]) | st.floats(0, 1e5),
+                                                           st.none() | INSTANT), min_size=1, max_size=30), INSTANT)
+def test_scalar_remaining_is_the_vectorised_one_bit_for_bit(i, clocks, now):
+    """`remaining_one` (the queue page's SLA figures, without numpy) gives exactly what `evaluate` gives: the page
+    a technician sees does not change with the path (the 24x7 table is index len(CALENDARS))."""
+    table = table_for(i) if i < len(CALENDARS) else IntervalTable.continuous()
+    ev = evaluate(table, start=np.array([c[0] for c in clocks]), target=np.array([c[1] for c in clocks]),
+                  paused_acc=np.array([c[2] for c in clocks]),
+                  paused_since=np.array([np.nan if c[3] is None else c[3] for c in clocks]),
+                  stopped_at=np.full(len(clocks), np.nan), now=now)
+    b_now = table.B_one(now)
+    assert _same_float(b_now, float(table.B(now)))
+    for k, (start, target, acc, paused_since) in enumerate(clocks):
+        assert _same_float(table.B_one(start), float(table.B(start)))
+        got = remaining_one(table, b_now, start=start, target=target, paused_acc=acc, paused_since=paused_since)
+        assert _same_float(got, float(ev.remaining[k])), (k, got, float(ev.remaining[k]))
