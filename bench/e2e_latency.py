@@ -27,7 +27,7 @@ workspace with a burst of 20; card figures above that budget measure Slack's lim
 in the results).
 
     .venv/bin/python bench/e2e_latency.py [--seconds 60] [--rate 20] [--interval 10] [--bursts 3]
-    .venv/bin/python bench/e2e_latency.py --quick      # ~1 minute: --seconds 15 --bursts 2 --customers 10
+    .venv/bin/python bench/e2e_latency.py --quick      # ~1 minute: --seconds 15 --bursts 2 --customers 20
     .venv/bin/python bench/e2e_latency.py --chat-only --ab main --rounds 3
         # chat -> PSA only, A/B: `main`'s code (git archive of the ref, run with this tree's bench and fakes) and
         # this tree's, alternating, each in its own process; results/e2e_chat_ab.json with per-run figures and
@@ -484,7 +484,7 @@ def main() -> None:
     ap.add_argument("--bursts", type=int, default=3, help="bursts of 20 Slack writes")
     ap.add_argument("--burst-gap", type=float, default=8.0, help="seconds between bursts")
     ap.add_argument("--drain", type=float, default=60.0, help="longest wait for Slack to show every edit (s)")
-    ap.add_argument("--quick", action="store_true", help="about a minute: --seconds 15 --bursts 2 --customers 10")
+    ap.add_argument("--quick", action="store_true", help="about a minute: --seconds 15 --bursts 2 --customers 20")
     ap.add_argument("--no-hold", action="store_true",
                     help="A/B: the clicked card is updated at once (\"queued\"), not held for the write's outcome")
     ap.add_argument("--chat-only", action="store_true", help="only the chat -> PSA phase (profiling; implies --no-write "
@@ -506,7 +506,8 @@ def main() -> None:
     ap.add_argument("--out", default=DEFAULT_OUT)
     args = ap.parse_args()
     if args.quick:
-        args.seconds, args.bursts, args.customers, args.drain = 15.0, 2, 10, 30.0
+        # 20 customers: at 20 edits/s, 10 channels would get 1.07 posts/s each over 15 s (check_channel_posts exits)
+        args.seconds, args.bursts, args.customers, args.drain = 15.0, 2, 20, 30.0
     if args.no_writes_first:
         import bot.slack.notifier
 
