@@ -11,7 +11,7 @@ import binascii
 import functools
 import json
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -265,11 +265,13 @@ class QueueService:
         return (await self.list_with(actor, f, None, limit=limit, cursor=cursor, with_total=with_total))[0]
 
     async def list_with(self, actor: Actor, f: QueueFilter | None, also: Callable[[Session, Sequence[Any]], T] | None,
-                        *, limit: int = 25, cursor: str | None = None, with_total: bool = False
+                        *, limit: int = 25, cursor: str | None = None, with_total: bool = False,
+                        remaining: Callable[[T | None], Awaitable[dict[int, float]]] | None = None
                         ) -> tuple[QueuePage, T | None]:
         """`list`, and `also(session, the page's rows)` read in the same read (one hop, one snapshot): e.g. the
         page's SLA data (core/chat/runner.py). A row has `_ROW_COLUMNS` and `_ALSO_COLUMNS` by name. `also` is not called for an empty
-        page (None instead)."""
+        page (None instead). `remaining(what also gave)`: each row's `sla_remaining_s` by ticket id, set as the
+        page's summaries are made (not copied into new ones after)."""
         f = f or QueueFilter()
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise InvalidFilter(f"Page size {limit} is out of range.", hint=f"Use 1 to {MAX_PAGE_SIZE}.")
@@ -294,7 +296,8 @@ class QueueService:
             rows = plain(await self.db.rows(actor.scope, stmt, page_params))
         prefixes = await ticket_refs.prefixes_of(self.db, actor.workspace_id)
         page, more = rows[:limit], len(rows) > limit
-        items = tuple(summary_from(r, r.customer_name, r.member_name, prefixes) for r in page)
+        sla = await remaining(extra) if remaining is not None else {}
+        items = tuple(summary_from(r, r.customer_name, r.member_name, prefixes, sla.get(r.id)) for r in page)
         next_cursor = None
         if more and page:
             last = page[-1]

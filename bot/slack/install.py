@@ -38,7 +38,12 @@ class DeskbridgeAuthorize(AsyncAuthorize):
 
     async def installation(self, team_id: str | None, enterprise_id: str | None) -> ChatInstallation | None:
         """ChatService caches installations briefly; when the entry expires under a burst, one lookup runs
-        and the other requests wait for it (no herd of identical queries holding the pool before the ack)."""
+        and the other requests wait for it (no herd of identical queries holding the pool before the ack).
+        A cache hit (nearly every request, asked twice per request: the door and bolt's authorize) is
+        answered without starting a task."""
+        hit, inst = self.chat.cached_installation(PLATFORM, team_id, enterprise_id)
+        if hit:
+            return inst
         return await self._loading.run((team_id, enterprise_id),
                                        lambda: self.chat.installation(PLATFORM, team_id, enterprise_id))
 

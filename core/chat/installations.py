@@ -57,6 +57,13 @@ class Installations:
         inst: Installation | None = await self._cache.load(("inst", platform, team_id, enterprise_id), fetch)
         return inst
 
+    def cached(self, platform: str, team_id: str | None,
+               enterprise_id: str | None = None) -> tuple[bool, Installation | None]:
+        """(True, what `installation` would answer) while the cache holds it, else (False, None): no await,
+        no task, for the request path where nearly every lookup is a hit."""
+        hit: tuple[bool, Installation | None] = self._cache.get(("inst", platform, team_id, enterprise_id))
+        return hit
+
     def _to_installation(self, row: ChatInstallation) -> Installation:
         token = None
         if row.bot_token_ciphertext:

@@ -72,6 +72,10 @@ class ChatService:
                            enterprise_id: str | None = None) -> Installation | None:
         return await self.installations.installation(platform, team_id, enterprise_id)
 
+    def cached_installation(self, platform: str, team_id: str | None,
+                            enterprise_id: str | None = None) -> tuple[bool, Installation | None]:
+        return self.installations.cached(platform, team_id, enterprise_id)
+
     async def save_installation(self, *, platform: str, team_id: str, bot_token: str | None,
                                 bot_user_id: str | None = None, bot_id: str | None = None,
                                 enterprise_id: str | None = None, data: dict[str, Any] | None = None,

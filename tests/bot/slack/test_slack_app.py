@@ -50,6 +50,21 @@ async def test_tickets_mine_answers_ephemeral_queue(slack):
     assert [c.args["user"] for c in slack.fake.of("users.info")] == [TECH]
 
 
+async def test_each_of_the_three_commands_is_handled_and_no_other(slack):
+    """One bolt listener serves /tickets, /ticket and /deskbridge (bot/slack/listeners/commands.py): each is
+    answered, a command that only starts or ends like one of them is not ours (bolt's 404, nothing sent)."""
+    for command in ("/tickets", "/ticket", "/deskbridge"):
+        before = len(slack.fake.webhooks)
+        resp = await slack.slash(command, "help")
+        assert resp.status_code == 200, command
+        assert len(slack.fake.webhooks) == before + 1 and slack.fake.webhooks[-1]["response_type"] == "ephemeral"
+    sent = len(slack.fake.webhooks)
+    for command in ("/ticketsx", "/tickets\n", "/desk", "/x/tickets"):
+        resp = await slack.slash(command, "help")
+        assert resp.status_code == 404, command
+    assert len(slack.fake.webhooks) == sent
+
+
 async def test_ticket_card_is_posted_with_buttons_and_becomes_a_thread(slack):
     post, _ = await post_card(slack)
     blocks = post.args["blocks"]

@@ -64,3 +64,22 @@ async def test_simultaneous_first_contacts_of_one_team_record_it_once(container,
     async with container.db.read(Scope.system_wide()) as s:
         rows = (await s.exec(select(ChatInstallation).where(ChatInstallation.platform == "teams"))).all()
     assert len(rows) == 1
+
+
+async def test_the_cached_answer_is_the_loaded_one_and_goes_with_a_change(container):
+    """`cached` (the Slack request path's no-task lookup) answers only what `installation` loaded and cached, and
+    a change's answer once an installation changed."""
+    chat = container.chat
+    first = await chat.save_installation(platform="slack", team_id="T_CACHED", bot_token="xoxb-c1")
+    assert chat.cached_installation("slack", "T_CACHED") == (True, first)  # the save re-read it
+    chat.invalidate()
+    assert chat.cached_installation("slack", "T_CACHED") == (False, None)
+    loaded = await chat.installation("slack", "T_CACHED")
+    assert loaded == first and chat.cached_installation("slack", "T_CACHED") == (True, loaded)
+    assert chat.cached_installation("slack", "T_NONE") == (False, None)
+    assert await chat.installation("slack", "T_NONE") is None
+    assert chat.cached_installation("slack", "T_NONE") == (True, None)  # "not installed" is an answer too
+    second = await chat.save_installation(platform="slack", team_id="T_CACHED", bot_token="xoxb-c2")
+    hit, now = chat.cached_installation("slack", "T_CACHED")
+    assert hit and now == second and now is not None and now.bot_token == "xoxb-c2"
+    assert chat.cached_installation("slack", "T_NONE") == (False, None)  # a change clears every entry
