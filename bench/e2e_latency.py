@@ -201,6 +201,25 @@ async def timed_syncs(rig: Rig, interval: float, runs: list[dict[str, Any]]) -> 
         await asyncio.sleep(max(0.0, nxt - time.monotonic()))
 
 
+def edited_ticket(rig: Rig, kind: str, j: int) -> int:
+    """The carded ticket the j-th edit of `kind` goes to (see Edits.one)."""
+    return rig.carded[(j + KINDS.index(kind) * (len(rig.carded) // 3 + 1)) % len(rig.carded)]
+
+
+def planned_posts(rig: Rig, rate: float, seconds: float) -> list[dict[str, Any]]:
+    """The posts Edits.one will ask for at `rate` for `seconds` (the same pattern: n-th edit of KINDS[n % 4], the
+    j-th of a kind to the j-th customer / ticket): checked before a mode runs, so a pattern crowding a channel
+    stops the bench before it spends the run (the count from the edits made is checked again after it)."""
+    rows = []
+    for i in range(int(rate * seconds)):
+        kind, j = KINDS[i % len(KINDS)], i // len(KINDS)
+        if kind == "new":
+            rows.append({"method": "chat.postMessage", "channel": rig.dispatch_channel(j)})
+        elif kind == "note":
+            rows.append({"method": "chat.postMessage", "channel": rig.threads[edited_ticket(rig, kind, j)]["channel"]})
+    return rows
+
+
 class Edits:
     """Makes edits in the PSA at a fixed rate and remembers what each should look like in Slack."""
 
@@ -229,7 +248,7 @@ class Edits:
             # carded tickets are ordered customer by customer (c0..cN, c0..cN, ...): consecutive j, consecutive
             # channels; each kind starts a third of the way further plus one channel (so a new ticket and a note of
             # the same moment land in different channels), and every ticket gets every kind in turn
-            tid = rig.carded[(j + KINDS.index(kind) * (len(rig.carded) // 3 + 1)) % len(rig.carded)]
+            tid = edited_ticket(rig, kind, j)
             token = rig.token[tid]
             if kind == "status":
                 value = STATUSES[(n // len(KINDS)) % len(STATUSES)]
@@ -362,6 +381,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     rig = Rig(tmp, customers=args.customers, cards_per_customer=args.cards)
     await rig.start()
     try:
+        for mode_rate, mode_s in ((1.0, min(args.seconds, 12)), (args.budget_rate, args.seconds),
+                                  (args.rate, args.seconds)):  # the modes' patterns, before any runs
+            check_channel_posts(channel_posts(planned_posts(rig, mode_rate, mode_s), mode_s), mode_s)
         load_before = os.getloadavg()[0]
         before = rig.slack_counts()
         trace = None

@@ -12,7 +12,8 @@ Reports CPU µs per change (process time: the machine is shared, wall figures ar
 ratios shared/local and uncached/local, and the load average. Figures go to bench/results/home_shared.json.
 
     .venv/bin/python bench/home_shared.py [--rate 20] [--seconds 15] [--rounds 2] [--homes 50] [--stale 2000]
-    [--database-url postgresql://...]   (default: a SQLite file in a temp directory)
+    [--postgres postgresql://postgres@127.0.0.1:5432/postgres]   (a new database there, dropped after;
+    default: a SQLite file in a temp directory)
 """
 
 from __future__ import annotations
@@ -82,9 +83,41 @@ async def side(db: Database, name: str, rate: float, seconds: float, homes: int)
             "open_found": hits, "wall_s": time.monotonic() - start}
 
 
+def fresh_postgres(server: str) -> tuple[str, object]:
+    """A new database on that PostgreSQL server for this run (dropped after): nothing of the bench stays there."""
+    import uuid
+
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    base = make_url(server).set(drivername="postgresql+psycopg")
+    name = f"deskbridge_bench_home_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False), drop
+
+
 async def run(args: argparse.Namespace) -> dict:
-    url = args.database_url or f"sqlite:///{tempfile.mkdtemp(prefix='deskbridge-bench-home-')}/bench.db"
-    migrate.upgrade(url)
+    drop = None
+    if args.postgres:
+        url, drop = fresh_postgres(args.postgres)
+    else:
+        url = f"sqlite:///{tempfile.mkdtemp(prefix='deskbridge-bench-home-')}/bench.db"
+    try:
+        return await _run(args, url)
+    finally:
+        if drop is not None:
+            drop()  # type: ignore[operator]
+
+
+async def _run(args: argparse.Namespace, url: str) -> dict:
+    await asyncio.to_thread(migrate.upgrade, url)
     db = Database(url)
     await seed(db, args.homes, args.stale)
     runs: dict[str, list[dict[str, float]]] = {k: [] for k in ("local", "shared", "uncached")}
@@ -113,7 +146,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--homes", type=int, default=50, help="Homes open")
     ap.add_argument("--stale", type=int, default=2000, help="opens past the 15 min window, still stored")
-    ap.add_argument("--database-url", default="", help="default: a SQLite file in a temp directory")
+    ap.add_argument("--postgres", default="", metavar="URL",
+                    help="run on a new database of this PostgreSQL server, dropped after (default: a SQLite file)")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
     load0 = os.getloadavg()[0]
