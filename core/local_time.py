@@ -7,7 +7,7 @@ before zones were checked), gets UTC, and whoever shows the time names the zone 
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlmodel import select
@@ -33,8 +33,13 @@ async def workspace_zone(session: AsyncSession, workspace_id: int) -> ZoneInfo:
 
 
 def day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
-    """The first and the last instant of a local day (23 or 25 hours apart on a DST change)."""
-    return datetime.combine(day, time.min, tzinfo=zone), datetime.combine(day, time.max, tzinfo=zone)
+    """The first and the last instant of a local day (23 or 25 hours apart on a DST change). The last is the
+    instant before the next day's first: `time.max` of the day would miss the repeated hour of a zone that turns
+    its clocks back at midnight (America/Santiago: 23:00-23:59 twice). It is given in UTC: the same local time in
+    its second occurrence (fold=1) never compares equal to another zone's (PEP 495)."""
+    first = datetime.combine(day, time.min, tzinfo=zone)
+    after = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone).astimezone(UTC)
+    return first, after - timedelta(microseconds=1)
 
 
 def shown(when: datetime, zone: ZoneInfo) -> str:
