@@ -103,3 +103,32 @@ async def test_a_block_whose_delete_failed_is_delivered_again_the_documented_win
     async with db.read(Scope.system_wide()) as s:
         assert (await s.execute(sa.text("select count(*) from event_journal"))).scalar() == 0
     await relay.stop()
+
+
+def test_a_body_of_the_wrong_shape_is_a_decode_error():
+    kind, _ = encode(SAMPLES[0])
+    for body in ("[]", '"text"', '{"subject": {"$t": 5}}'):
+        with pytest.raises(ValueError, match="TicketCreated"):
+            decode(kind, body)
+
+
+async def test_an_unreadable_row_neither_blocks_the_rows_after_it_nor_lands_its_text_in_the_log(
+        db: Database, caplog: pytest.LogCaptureFixture):
+    journal = EventJournal(db, "me")
+    async with db.write(Scope.system_wide()) as s:
+        await journal.add(s, [_note(1)])
+        await s.execute(sa.text("insert into event_journal (owner, ticket_id, kind, body, created_at) "
+                                "values ('me', 11, 'NoteAdded', :body, :at)"),
+                        {"body": '["my password is hunter2"]', "at": AT.replace(tzinfo=None)})
+        await journal.add(s, [_note(2)])
+    got = RecordingNotifier()
+    relay = EventRelay(journal, got)
+    await relay.flush()
+    assert [e.entry_id for e in got.of(NoteAdded)] == [1, 2]
+    assert relay.passes == 1  # no pass failed on it (a failed pass retries the same rows forever)
+    assert "could not be read" in caplog.text
+    assert "hunter2" not in caplog.text  # a customer's words are not a log line
+    assert "hunter2" not in "".join(r.exc_text or "" for r in caplog.records)
+    async with db.read(Scope.system_wide()) as s:
+        assert (await s.execute(sa.text("select count(*) from event_journal"))).scalar() == 0
+    await relay.stop()
