@@ -85,6 +85,7 @@ class GroupCommits:
         self._session_on = session_on
         self.most = most
         self._open: _Group | None = None
+        self._ending: set[asyncio.Future[None]] = set()
         self.groups = 0  # groups committed (tests and benches look at them)
         self.members = 0  # members written in them
         self.largest = 0
@@ -114,7 +115,9 @@ class GroupCommits:
         except BaseException:
             group.waiting -= 1
             if group.waiting == 0 and not group.baton.locked() and not group.ended:
-                asyncio.ensure_future(self._end(group))  # nobody left to end it: give the turn back
+                ending = asyncio.ensure_future(self._end(group))  # nobody left to end it: give the turn back
+                self._ending.add(ending)  # held until done (the loop keeps only a weak reference to a task)
+                ending.add_done_callback(self._ending.discard)
             raise
         group.waiting -= 1
         token = _MEMBER_OF.set(group)
