@@ -27,7 +27,7 @@ workspace with a burst of 20; card figures above that budget measure Slack's lim
 in the results).
 
     .venv/bin/python bench/e2e_latency.py [--seconds 60] [--rate 20] [--interval 10] [--bursts 3]
-    .venv/bin/python bench/e2e_latency.py --quick      # ~1 minute: --seconds 15 --bursts 2 --customers 10
+    .venv/bin/python bench/e2e_latency.py --quick      # ~1 minute: --seconds 15 --bursts 2 --customers 20
     .venv/bin/python bench/e2e_latency.py --chat-only --ab main --rounds 3
         # chat -> PSA only, A/B: `main`'s code (git archive of the ref, run with this tree's bench and fakes) and
         # this tree's, alternating, each in its own process; results/e2e_chat_ab.json with per-run figures and
@@ -201,6 +201,25 @@ async def timed_syncs(rig: Rig, interval: float, runs: list[dict[str, Any]]) -> 
         await asyncio.sleep(max(0.0, nxt - time.monotonic()))
 
 
+def edited_ticket(rig: Rig, kind: str, j: int) -> int:
+    """The carded ticket the j-th edit of `kind` goes to (see Edits.one)."""
+    return rig.carded[(j + KINDS.index(kind) * (len(rig.carded) // 3 + 1)) % len(rig.carded)]
+
+
+def planned_posts(rig: Rig, rate: float, seconds: float) -> list[dict[str, Any]]:
+    """The posts Edits.one will ask for at `rate` for `seconds` (the same pattern: n-th edit of KINDS[n % 4], the
+    j-th of a kind to the j-th customer / ticket): checked before a mode runs, so a pattern crowding a channel
+    stops the bench before it spends the run (the count from the edits made is checked again after it)."""
+    rows = []
+    for i in range(int(rate * seconds)):
+        kind, j = KINDS[i % len(KINDS)], i // len(KINDS)
+        if kind == "new":
+            rows.append({"method": "chat.postMessage", "channel": rig.dispatch_channel(j)})
+        elif kind == "note":
+            rows.append({"method": "chat.postMessage", "channel": rig.threads[edited_ticket(rig, kind, j)]["channel"]})
+    return rows
+
+
 class Edits:
     """Makes edits in the PSA at a fixed rate and remembers what each should look like in Slack."""
 
@@ -229,7 +248,7 @@ class Edits:
             # carded tickets are ordered customer by customer (c0..cN, c0..cN, ...): consecutive j, consecutive
             # channels; each kind starts a third of the way further plus one channel (so a new ticket and a note of
             # the same moment land in different channels), and every ticket gets every kind in turn
-            tid = rig.carded[(j + KINDS.index(kind) * (len(rig.carded) // 3 + 1)) % len(rig.carded)]
+            tid = edited_ticket(rig, kind, j)
             token = rig.token[tid]
             if kind == "status":
                 value = STATUSES[(n // len(KINDS)) % len(STATUSES)]
@@ -362,6 +381,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     rig = Rig(tmp, customers=args.customers, cards_per_customer=args.cards)
     await rig.start()
     try:
+        for mode_rate, mode_s in ((1.0, min(args.seconds, 12)), (args.budget_rate, args.seconds),
+                                  (args.rate, args.seconds)):  # the modes' patterns, before any runs
+            check_channel_posts(channel_posts(planned_posts(rig, mode_rate, mode_s), mode_s), mode_s)
         load_before = os.getloadavg()[0]
         before = rig.slack_counts()
         trace = None
@@ -484,7 +506,7 @@ def main() -> None:
     ap.add_argument("--bursts", type=int, default=3, help="bursts of 20 Slack writes")
     ap.add_argument("--burst-gap", type=float, default=8.0, help="seconds between bursts")
     ap.add_argument("--drain", type=float, default=60.0, help="longest wait for Slack to show every edit (s)")
-    ap.add_argument("--quick", action="store_true", help="about a minute: --seconds 15 --bursts 2 --customers 10")
+    ap.add_argument("--quick", action="store_true", help="about a minute: --seconds 15 --bursts 2 --customers 20")
     ap.add_argument("--no-hold", action="store_true",
                     help="A/B: the clicked card is updated at once (\"queued\"), not held for the write's outcome")
     ap.add_argument("--chat-only", action="store_true", help="only the chat -> PSA phase (profiling; implies --no-write "
@@ -506,7 +528,8 @@ def main() -> None:
     ap.add_argument("--out", default=DEFAULT_OUT)
     args = ap.parse_args()
     if args.quick:
-        args.seconds, args.bursts, args.customers, args.drain = 15.0, 2, 10, 30.0
+        # 20 customers: at 20 edits/s, 10 channels would get 1.07 posts/s each over 15 s (check_channel_posts exits)
+        args.seconds, args.bursts, args.customers, args.drain = 15.0, 2, 20, 30.0
     if args.no_writes_first:
         import bot.slack.notifier
 

@@ -346,7 +346,8 @@ async def bootstrap(container: Deskbridge) -> list[str]:
         ws = await container.workspaces.by_slug(s.workspace_slug)
     except NotFound:
         try:
-            ws = await container.workspaces.create(slug=s.workspace_slug, name=s.workspace_name)
+            ws = await container.workspaces.create(slug=s.workspace_slug, name=s.workspace_name,
+                                                   timezone=s.workspace_timezone)
         except (Conflict, IntegrityError):
             ws = await container.workspaces.by_slug(s.workspace_slug)
     assert ws.id is not None  # a stored row

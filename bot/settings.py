@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     # Tenancy: the workspace used by single-workspace installs and the console
     workspace_slug: str = Field("default", description="Workspace used in single-workspace mode")
     workspace_name: str = Field("My MSP", description="Display name of that workspace")
+    workspace_timezone: str = Field("UTC", description="Its time zone when Deskbridge creates it (IANA, e.g. "
+                                    "America/New_York); change it later with `deskbridge workspace timezone`")
 
     # Built-in sandbox PSA (used when no PSA connection is configured)
     sandbox: Literal["auto", "on", "off"] = Field("auto", description="auto: sandbox when no PSA is configured")

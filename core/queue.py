@@ -11,7 +11,7 @@ import binascii
 import functools
 import json
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -152,13 +152,32 @@ def _keyset(cols: list[tuple[Any, bool]], values: list[Any]) -> Any:
 def _shaped_statement(shape: tuple[Any, ...]) -> Any:
     """Build the statement for one filter shape; every value is a bind parameter (see QueueService)."""
     denied, names, unassigned, stage_given, sort, keyset, also, fold = shape
-    bp = sa.bindparam
     stmt = (
         sa.select(*_ROW_COLUMNS, *(_ALSO_COLUMNS if also else ()), col(Customer.name).label("customer_name"), col(Member.name).label("member_name"))
         .outerjoin(Customer, Customer.id == Ticket.customer_id)  # type: ignore[arg-type]
         .outerjoin(Member, Member.id == Ticket.assignee_member_id)  # type: ignore[arg-type]
-        .where(Ticket.deleted_at.is_(None))  # type: ignore[union-attr]
     )
+    stmt = _filtered(stmt, shape)
+    cols = _sort_columns(sort)
+    if keyset:
+        stmt = stmt.where(_keyset(cols, [sa.bindparam(f"k{i}") for i in range(len(cols))]))
+    return stmt.order_by(*[c.desc() if d else c.asc() for c, d in cols]).limit(sa.bindparam("page_limit"))
+
+
+@functools.lru_cache(maxsize=512)
+def _counted(shape: tuple[Any, ...]) -> Any:
+    """The count of a shape's rows, built once per shape (a statement built per call pays its cache keys and the
+    workspace criteria again, issue 20 item 4). Without the page's joins: they are LEFT joins on primary keys that
+    no filter reads, so they match at most one row each and the count is the same (SQLite spent ~1/3 of the count
+    on them, and each joined table adds its workspace criterion)."""
+    return _filtered(sa.select(sa.func.count(col(Ticket.id))), shape)
+
+
+def _filtered(stmt: Any, shape: tuple[Any, ...]) -> Any:
+    """The shape's filters (on ticket columns only) on `stmt`."""
+    denied, names, unassigned, stage_given, sort, keyset, also, fold = shape
+    bp = sa.bindparam
+    stmt = stmt.where(Ticket.deleted_at.is_(None))  # type: ignore[union-attr]
     if denied:
         stmt = stmt.where(sa.false())
     if "customer_id" in names:
@@ -192,17 +211,7 @@ def _shaped_statement(shape: tuple[Any, ...]) -> Any:
         if "number" in names:
             cond = sa.or_(cond, col(Ticket.number) == bp("number"))
         stmt = stmt.where(cond)
-    cols = _sort_columns(sort)
-    if keyset:
-        stmt = stmt.where(_keyset(cols, [bp(f"k{i}") for i in range(len(cols))]))
-    return stmt.order_by(*[c.desc() if d else c.asc() for c, d in cols]).limit(bp("page_limit"))
-
-
-@functools.lru_cache(maxsize=512)
-def _counted(page: Any) -> Any:
-    """The count statement of a page statement (built once per shape: a statement built per call pays its cache
-    keys and the workspace criteria again, issue 20 item 4)."""
-    return page.with_only_columns(sa.func.count(col(Ticket.id))).order_by(None).limit(None)
+    return stmt
 
 
 class QueueService:
@@ -210,8 +219,8 @@ class QueueService:
         self.db = db
         self._clock = clock
 
-    def _statement(self, actor: Actor, f: QueueFilter, *, keyset: bool = False, also: bool = False
-                   ) -> tuple[Any, dict[str, Any]]:
+    def _statement(self, actor: Actor, f: QueueFilter, *, keyset: bool = False, also: bool = False,
+                   count: bool = False) -> tuple[Any, dict[str, Any]]:
         """The page query for this filter: one cached statement per filter *shape* (which filters are set),
         values passed as bind parameters, so a queue page builds no SQL expression per call."""
         params: dict[str, Any] = {}
@@ -252,12 +261,11 @@ class QueueService:
                 params["number"] = int(digits)
         shape = (denied, frozenset(params), f.assignee == UNASSIGNED, bool(f.stages) or f.include_closed,
                  f.sort, keyset, also, not text.isascii())
-        return _shaped_statement(shape), params
+        return (_counted if count else _shaped_statement)(shape), params
 
     def _count_statement(self, actor: Actor, f: QueueFilter) -> tuple[Any, dict[str, Any]]:
         """The count of the filter's rows, one cached statement per shape like the page's."""
-        base, params = self._statement(actor, f)
-        return _counted(base), params
+        return self._statement(actor, f, count=True)
 
     async def list(self, actor: Actor, f: QueueFilter | None = None, *, limit: int = 25,
                    cursor: str | None = None, with_total: bool = False) -> QueuePage:
@@ -265,11 +273,13 @@ class QueueService:
         return (await self.list_with(actor, f, None, limit=limit, cursor=cursor, with_total=with_total))[0]
 
     async def list_with(self, actor: Actor, f: QueueFilter | None, also: Callable[[Session, Sequence[Any]], T] | None,
-                        *, limit: int = 25, cursor: str | None = None, with_total: bool = False
+                        *, limit: int = 25, cursor: str | None = None, with_total: bool = False,
+                        remaining: Callable[[T | None], Awaitable[dict[int, float]]] | None = None
                         ) -> tuple[QueuePage, T | None]:
         """`list`, and `also(session, the page's rows)` read in the same read (one hop, one snapshot): e.g. the
         page's SLA data (core/chat/runner.py). A row has `_ROW_COLUMNS` and `_ALSO_COLUMNS` by name. `also` is not called for an empty
-        page (None instead)."""
+        page (None instead). `remaining(what also gave)`: each row's `sla_remaining_s` by ticket id, set as the
+        page's summaries are made (not copied into new ones after)."""
         f = f or QueueFilter()
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise InvalidFilter(f"Page size {limit} is out of range.", hint=f"Use 1 to {MAX_PAGE_SIZE}.")
@@ -294,7 +304,8 @@ class QueueService:
             rows = plain(await self.db.rows(actor.scope, stmt, page_params))
         prefixes = await ticket_refs.prefixes_of(self.db, actor.workspace_id)
         page, more = rows[:limit], len(rows) > limit
-        items = tuple(summary_from(r, r.customer_name, r.member_name, prefixes) for r in page)
+        sla = await remaining(extra) if remaining is not None else {}
+        items = tuple(summary_from(r, r.customer_name, r.member_name, prefixes, sla.get(r.id)) for r in page)
         next_cursor = None
         if more and page:
             last = page[-1]

@@ -27,7 +27,7 @@ from connectors.base import Capabilities, Feature
 from core import card_fields, categories, create_fields, ticket_refs
 from core.context import Actor
 from core.control_chars import drop_controls
-from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from core.errors import Conflict, DeskbridgeError, InvalidInput, NotFound, PermissionDenied
 from core.hints import CUSTOMER_NOT_FOUND, MEMBER_NOT_FOUND
 from core.local_time import workspace_zone
 from core.notify import NoteAdded, Notifier, TicketChanged, TicketCreated
@@ -584,46 +584,67 @@ class TicketService:
             self._require_member(actor, "add internal notes or change status")
         async with self.db.write(actor.scope) as session:
             ticket = await load_ticket(session, actor, ref, for_update=True)
-            caps = await self._caps(session, ticket)
-            body = _clean_text(text, field="note", limit=min(MAX_NOTE_CHARS, caps.max_note_chars))
-            if visibility == "resolution" and not caps.has(Feature.RESOLUTION_NOTES):
-                visibility = "internal"
-            author = await self._author(session, actor)
-            marker = new_marker() if ticket.connection_id else None
-            entry = self._entry(actor, ticket, _VISIBILITY_KIND[visibility], body=body, marker=marker, author=author)
-            session.add(entry)
-            self._touch(ticket)
-            await session.flush()
-            public = visibility == "public"
-            self._enqueue(
-                session, actor, ticket,
-                AddNote(
-                    text=body,
-                    visibility=visibility,
-                    email_contact=public if email_contact is None else (email_contact and public),
-                    author_member_external_id=await self._member_external_id(session, ticket, actor.member_id),
-                    author_contact_external_id=await self._contact_external_id(session, ticket, contact_email),
-                ),
-                entry, marker=marker,
-            )
-            if public and actor.is_member and actor.member_id is not None and ticket.first_response_at is None:
-                ticket.first_response_at = entry.occurred_at
-                ws = await session.get(Workspace, actor.workspace_id)
-                if (ws and ws.settings.get("first_reply_moves_to_in_progress") and ticket.stage == Stage.NEW.value
-                        and status is None):
-                    status = "in progress"
-            if status is not None:
-                await self._apply_status(session, actor, ticket, status)
+            note = await self._note(session, actor, ticket, text, visibility=visibility, email_contact=email_contact,
+                                    status=status, contact_email=contact_email, source=source)
             if within is not None:
                 await within(session, ticket)
             detail = await self._detail(session, actor, ticket)
-            note = NoteAdded(workspace_id=actor.workspace_id, ticket_id=ticket.id, ticket_number=ticket.number,
-                             origin=actor.origin.value, occurred_at=self._clock(), entry_id=entry.id,  # type: ignore[arg-type]
-                             visibility=visibility, author_name=author.name if author else actor.display,
-                             body=body, source=source)
         if self.notifier is not None:
             await self.notifier.notify(note)
         return detail
+
+    def note_within(self, actor: Actor, text: str, *, visibility: str = "internal",
+                    then: Within | None = None) -> NoteWithin:
+        """A note written inside another write's transaction (a `Within` for `create_within` or `comment`), then
+        `then` in the same transaction: the mail intake writes an assignment's "confirm who they are" note in the
+        ticket's own transaction, so a death can never leave the ticket without it. Announce it (NoteAdded) with
+        `await written.announce()` once that write has committed."""
+        if visibility not in _VISIBILITY_KIND:
+            raise InvalidInput(f"'{visibility}' is not a note visibility.", hint="Use public, internal or resolution.",
+                               field="visibility")
+        if visibility != "public":
+            self._require_member(actor, "add internal notes")
+        return NoteWithin(self, actor, text, visibility, then)
+
+    async def _note(self, session: AsyncSession, actor: Actor, ticket: Ticket, text: str, *, visibility: str,
+                    email_contact: bool | None = None, status: str | None = None, contact_email: str | None = None,
+                    source: str | None = None) -> NoteAdded:
+        """The note (and any status change) in the caller's transaction; returns its NoteAdded, to announce after
+        the commit."""
+        caps = await self._caps(session, ticket)
+        body = _clean_text(text, field="note", limit=min(MAX_NOTE_CHARS, caps.max_note_chars))
+        if visibility == "resolution" and not caps.has(Feature.RESOLUTION_NOTES):
+            visibility = "internal"
+        author = await self._author(session, actor)
+        marker = new_marker() if ticket.connection_id else None
+        entry = self._entry(actor, ticket, _VISIBILITY_KIND[visibility], body=body, marker=marker, author=author)
+        session.add(entry)
+        self._touch(ticket)
+        await session.flush()
+        public = visibility == "public"
+        self._enqueue(
+            session, actor, ticket,
+            AddNote(
+                text=body,
+                visibility=visibility,
+                email_contact=public if email_contact is None else (email_contact and public),
+                author_member_external_id=await self._member_external_id(session, ticket, actor.member_id),
+                author_contact_external_id=await self._contact_external_id(session, ticket, contact_email),
+            ),
+            entry, marker=marker,
+        )
+        if public and actor.is_member and actor.member_id is not None and ticket.first_response_at is None:
+            ticket.first_response_at = entry.occurred_at
+            ws = await session.get(Workspace, actor.workspace_id)
+            if (ws and ws.settings.get("first_reply_moves_to_in_progress") and ticket.stage == Stage.NEW.value
+                    and status is None):
+                status = "in progress"
+        if status is not None:
+            await self._apply_status(session, actor, ticket, status)
+        return NoteAdded(workspace_id=actor.workspace_id, ticket_id=ticket.id, ticket_number=ticket.number,
+                         origin=actor.origin.value, occurred_at=self._clock(), entry_id=entry.id,  # type: ignore[arg-type]
+                         visibility=visibility, author_name=author.name if author else actor.display,
+                         body=body, source=source)
 
     async def log_time(
         self,
@@ -717,13 +738,24 @@ class TicketService:
         """A customer's reply from their own chat channel: a public note, not e-mailed back to them (they wrote
         it); a ticket waiting on the customer goes back to in progress, as the PSA does when they answer.
         `within`: run in the reply's transaction (see `comment`)."""
-        detail = await self.comment(actor, ref, text, visibility="public", email_contact=False, source=source,
-                                    contact_email=contact_email, within=within)
-        if detail.summary.stage == Stage.WAITING.value:
-            system = Actor.system(actor.workspace_id)
-            detail = await self.update(system, f"id:{detail.summary.id}", status=Stage.IN_PROGRESS.value)
-            detail = await self.get(actor, f"id:{detail.summary.id}")
-        return detail
+        system = Actor.system(actor.workspace_id)
+
+        async def back_in_progress(session: AsyncSession, ticket: Ticket) -> None:
+            if ticket.stage == Stage.WAITING.value:  # read under the note's lock: one move whatever races it
+                try:
+                    resolved = await resolve_status(session, connection_id=ticket.connection_id,
+                                                    board_external_id=ticket.board_external_id,
+                                                    text=Stage.IN_PROGRESS.value)
+                except DeskbridgeError as exc:  # no such status in the PSA: the reply is kept, the status stays
+                    log.warning("a customer's reply left its ticket waiting: %s", exc.message)
+                else:
+                    await self._set_status(session, system, ticket, resolved)
+            if within is not None:
+                await within(session, ticket)
+
+        # the reply, the status move and the caller's `within`: one transaction (both or neither on a death)
+        return await self.comment(actor, ref, text, visibility="public", email_contact=False, source=source,
+                                  contact_email=contact_email, within=back_in_progress)
 
     async def _contact_external_id(self, session: AsyncSession, ticket: Ticket, email: str | None) -> str | None:
         if not email or ticket.connection_id is None:
@@ -867,3 +899,23 @@ def _category_label(category: str | None, subcategory: str | None) -> str | None
 def _time_basis(ticket: Ticket) -> tuple[object, ...]:
     """What `_time_allowed` looks at."""
     return ticket.connection_id, ticket.psa_status_id, ticket.board_external_id, ticket.stage, ticket.psa_status_name
+
+
+class NoteWithin:
+    """A note to write inside another write's transaction (`TicketService.note_within`): call it as a `Within`;
+    `announce` after that transaction has committed tells the chat surfaces (NoteAdded), as `comment` does."""
+
+    def __init__(self, service: TicketService, actor: Actor, text: str, visibility: str, then: Within | None) -> None:
+        self._service, self._actor, self._text, self._visibility, self._then = service, actor, text, visibility, then
+        self._note: NoteAdded | None = None
+
+    async def __call__(self, session: AsyncSession, ticket: Ticket) -> None:
+        self._note = await self._service._note(session, self._actor, ticket, self._text,  # noqa: SLF001 - its own
+                                               visibility=self._visibility)
+        if self._then is not None:
+            await self._then(session, ticket)
+
+    async def announce(self) -> None:
+        note, self._note = self._note, None
+        if note is not None and self._service.notifier is not None:
+            await self._service.notifier.notify(note)

@@ -6,6 +6,7 @@ import re
 import string
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -102,8 +103,6 @@ class WorkspaceService:
         if not _SLUG.match(slug):
             raise InvalidInput(f"'{slug}' is not a valid workspace slug.",
                                hint="Use 2-63 lowercase letters, digits and dashes, e.g. 'acme-it'.")
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         try:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -115,6 +114,30 @@ class WorkspaceService:
             ws = Workspace(slug=slug, name=name.strip()[:200] or slug, timezone=timezone)
             session.add(ws)
         return ws
+
+    async def timezone_of(self, workspace_id: int) -> str:
+        """The workspace's time zone (IANA name)."""
+        async with self.db.read(Scope.workspace(workspace_id)) as session:
+            ws = await session.get(Workspace, workspace_id)
+        if ws is None:
+            raise NotFound(f"Workspace {workspace_id} was not found.", hint=WORKSPACE_HINT)
+        return ws.timezone
+
+    async def set_timezone(self, workspace_id: int, timezone: str) -> str:
+        """Change the workspace's time zone: the day technicians and admins mean (time entries' dates, the audit
+        page's dates and times, AI's "opened at", "closed on"). SLA calendars keep their own zones."""
+        name = timezone.strip()
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise InvalidInput(f"'{timezone}' is not a time zone.", hint="Use an IANA name, e.g. Europe/Berlin.",
+                               field="timezone") from exc
+        async with self.db.write(Scope.workspace(workspace_id)) as session:
+            ws = await session.get(Workspace, workspace_id)
+            if ws is None:
+                raise NotFound(f"Workspace {workspace_id} was not found.", hint=WORKSPACE_HINT)
+            ws.timezone = name
+        return name
 
     async def list(self) -> list[Workspace]:
         async with self.db.read(Scope.system_wide()) as session:

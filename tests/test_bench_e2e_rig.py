@@ -172,3 +172,18 @@ def test_an_aliased_edit_pattern_that_crowds_a_few_channels_stops_the_bench():
     assert "--customers" in message and "--rate" in message
     # the bench's own pattern at the same rate stays under the limit in every channel
     assert channel_posts(_made(rate, seconds), seconds)["over_limit"] == []
+
+
+def test_the_planned_pattern_is_the_pattern_the_edits_make_and_is_checked_before_a_run():
+    """bench/e2e_latency.py planned_posts (checked before any mode runs) names the same channels, post for post,
+    as the rows Edits.one makes; with 10 customers at 20 edits/s over 15 s (the old --quick) it stops the bench."""
+    import pytest
+
+    from bench.e2e_latency import channel_posts, check_channel_posts, planned_posts
+
+    for rate, seconds, customers in ((20.0, 60.0, 20), (25.0, 15.0, 10), (7.0, 12.0, 3)):
+        made = [r["channel"] for r in _made(rate, seconds, customers=customers) if r["method"] == "chat.postMessage"]
+        plan = [r["channel"] for r in planned_posts(_PatternRig(customers, 3), rate, seconds)]  # type: ignore[arg-type]
+        assert plan == made
+    with pytest.raises(SystemExit, match="more than Slack's 1 post/s"):
+        check_channel_posts(channel_posts(planned_posts(_PatternRig(10, 3), 20.0, 15.0), 15.0), 15.0)  # type: ignore[arg-type]

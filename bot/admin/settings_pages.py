@@ -5,7 +5,6 @@ what was wrong and what to type instead. Secrets (an alert source's, the mailbox
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form
@@ -38,13 +37,14 @@ def _sla(router: APIRouter, pages: Pages) -> None:
         cid = (await container.directory.find_customer(ctx.ws, customer)).id if customer else None
         policy, own = await container.sla_config.policy(ctx.ws, cid)
         calendars = await container.sla_config.calendars(ctx.ws)
-        year = datetime.now(UTC).year
-        holidays = {c.name: holidays_in(c, year) for c in calendars}
+        # each calendar's own "this year": its zone's (a New York evening of 31 December is not UTC's next year)
+        holidays = {c.name: (year, holidays_in(c, year))
+                    for c in calendars for year in (container.sla_config.this_year(c),)}
         extra.setdefault("flash", None)
         extra.setdefault("problem", None)
         extra.setdefault("explained", None)
         return render("sla.html", status, session=ctx, policy=policy.to_dict(), own=own, customer=customer,
-                      calendars=calendars, holidays=holidays, year=year, priorities=PRIORITIES, metrics=METRICS,
+                      calendars=calendars, holidays=holidays, priorities=PRIORITIES, metrics=METRICS,
                       **extra)
 
     @router.get("/sla")

@@ -3,7 +3,6 @@ ticket's SLA shows what it shows."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import typer
@@ -167,10 +166,8 @@ def calendar_set(
 def calendar_holidays(name: str = typer.Argument("default", help="Calendar name"),
                       year: int | None = typer.Option(None, help="Year (default: this year)"),
                       workspace: str | None = WORKSPACE) -> None:
-    """List the holidays a calendar observes in a year."""
-    the_year = year or datetime.now(UTC).year
-
-    days = run_in(workspace, lambda c, ws: c.sla_config.holidays(ws, name, the_year))
+    """List the holidays a calendar observes in a year (default: the year it is now in the calendar's zone)."""
+    the_year, days = run_in(workspace, lambda c, ws: c.sla_config.holidays(ws, name, year))
     if not days:
         typer.echo(f"No holidays in {the_year}. Add some with --country or --holiday.")
     for d, label in days:

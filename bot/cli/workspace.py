@@ -1,4 +1,4 @@
-"""`deskbridge workspace create|list|set|admin|settings|allow-team`: workspaces (one per MSP)."""
+"""`deskbridge workspace create|list|set|timezone|admin|settings|allow-team`: workspaces (one per MSP)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,17 @@ def ws_set(key: str, value: str, workspace: str | None = WORKSPACE) -> None:
     """Change a workspace setting, e.g. `first_reply_moves_to_in_progress on` or
     `rmm_device_url 'https://rmm.example.com/devices/{ref}'` (`off` clears a link)."""
     echo_json(run_in(workspace, lambda c, ws: c.workspaces.set_option(ws, key, value)))
+
+
+@app.command("timezone")
+def ws_timezone(zone: str | None = typer.Argument(None, help="IANA time zone, e.g. America/New_York"),
+                workspace: str | None = WORKSPACE) -> None:
+    """Show or change the workspace's time zone: the day technicians and admins mean by a date (time entries,
+    the audit page, AI's "opened at"). SLA calendars keep their own zones (`deskbridge sla calendar set`)."""
+    if zone is None:
+        typer.echo(run_in(workspace, lambda c, ws_id: c.workspaces.timezone_of(ws_id)))
+        return
+    typer.echo(run_in(workspace, lambda c, ws_id: c.workspaces.set_timezone(ws_id, zone)))
 
 
 @app.command("admin")

@@ -112,9 +112,11 @@ def queue_blocks(view: QueueView, *, filters: str = "") -> list[dict[str, Any]]:
         blocks.append({"type": "section", "text": _md(esc(view.empty_text))})
         return blocks
     for row in view.rows[: MAX_MESSAGE_BLOCKS - 4]:
-        section: dict[str, Any] = {"type": "section", "text": _md(_row_line(row, view))}
-        section["accessory"] = _button(ViewAction(action="open", label="Open", value=row.ref))
-        blocks.append(section)
+        # the Open button as `_button(ViewAction(action="open", label="Open", value=row.ref))` makes it, written out
+        # (a page makes one per row: the view object and the helper calls were a third of the page's blocks)
+        blocks.append({"type": "section", "text": _md(_row_line(row, view)), "accessory": {
+            "type": "button", "text": {"type": "plain_text", "text": "Open", "emoji": True},
+            "action_id": ACTION_PREFIX + "open", "value": _cut(row.ref, 2000) or "-"}})
     if view.next_cursor:
         value = json.dumps({"f": filters or view.filters_text, "c": view.next_cursor}, separators=(",", ":"))
         if len(value) <= 2000:

@@ -203,7 +203,9 @@ class TeamsSurface:
         nothing and reads nothing of the turn's context. Every other activity goes through the SDK's router."""
         if body.get("name") == "adaptiveCard/action" and body.get("replyToId") and _clicked(body):
             # someone acted on the card: a refused form it showed is theirs to replace now (bot/teams/redraws.py)
-            self.notifier.redraws.clicked(str(body["conversation"]["id"]), str(body["replyToId"]), str(body.get("id")))
+            conversation = body.get("conversation")
+            if isinstance(conversation, dict) and conversation.get("id"):
+                self.notifier.redraws.clicked(str(conversation["id"]), str(body["replyToId"]), str(body.get("id")))
         body = without_automatic_trigger(body)
         try:
             activity = ActivityTypeAdapter.validate_python(body)

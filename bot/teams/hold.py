@@ -63,6 +63,7 @@ TYPED = ("text", "notes", "subject", "description")  # form fields whose words a
 @dataclass
 class _Held:
     task: asyncio.Task[Executed | None]
+    since: int = 0  # changes announced to the card redraws before the acceptance began (TicketViews.tick)
     owed: bool = False  # some answer said "saving": the outcome follows up (once)
 
 
@@ -91,7 +92,8 @@ class WriteHolds:
         as before)."""
         held = self._held.get(key)
         if held is None:
-            held = self._held[key] = _Held(self._spawn(self._accept(key, activity)))
+            since = self.s.notifier.views.tick
+            held = self._held[key] = _Held(self._spawn(self._accept(key, activity)), since)
             self._trim()
         if not held.task.done() and self.hold_s != 0:
             await asyncio.wait({held.task}, timeout=self.hold_s)  # never cancels the acceptance
@@ -106,7 +108,8 @@ class WriteHolds:
             return outcome.answer
         if not held.owed:
             held.owed = True
-            held.task.add_done_callback(lambda t: self._spawn(self._follow_up(activity, t)))
+            since = held.since
+            held.task.add_done_callback(lambda t: self._spawn(self._follow_up(activity, t, since)))
         return AdaptiveCardActionCardResponse.model_validate({"statusCode": 200, "value": cards.saving_card(
             what_of(click_data(activity)), str(click_data(activity).get("ref") or "") or None)})
 
@@ -147,7 +150,7 @@ class WriteHolds:
 
     # ------------------------------------------------------------ the follow-up
 
-    async def _follow_up(self, activity: dict[str, Any], task: asyncio.Task[Executed | None]) -> None:
+    async def _follow_up(self, activity: dict[str, Any], task: asyncio.Task[Executed | None], since: int) -> None:
         inc, data = incoming(activity), click_data(activity)
         card_id = str(activity.get("replyToId") or "") or None
         try:
@@ -163,7 +166,7 @@ class WriteHolds:
         try:
             ws = outcome.ws if outcome.ws is not None else await self.s.listeners.workspace(inc)
             if outcome.refused is None:
-                await self._done(ws, inc, data, card_id, outcome.answer)
+                await self._done(ws, inc, data, card_id, outcome, since)
             else:
                 await self._refused(ws, inc, data, (card_id, str(activity.get("id") or "")), outcome)
         except PostRefused as exc:
@@ -171,7 +174,9 @@ class WriteHolds:
         except Exception:  # noqa: BLE001 - a follow-up logs its failures, never raises into the loop
             log.exception("Teams follow-up of a held write click failed")
 
-    async def _done(self, ws: int, inc: Incoming, data: dict[str, Any], card_id: str | None, answer: Any) -> None:
+    async def _done(self, ws: int, inc: Incoming, data: dict[str, Any], card_id: str | None, outcome: Executed,
+                    since: int) -> None:
+        answer, views = outcome.answer, self.s.notifier.views
         card = _card_in(answer)
         if card is None:  # a text answer (shown to the clicker only): the card goes back to what it shows
             card = await self._restored(ws, inc, data)
@@ -185,8 +190,11 @@ class WriteHolds:
 
         async def build() -> Any:
             # Built when its conversation's sender takes it (bot/teams/redraws.py), ahead of delivery redraws; a
-            # delivery redraw of this card still waiting joins it (one update), one sent later comes after it.
-            shown = (await self._restored(ws, inc, data) if ticket_card else None) or card
+            # delivery redraw of this card still waiting joins it (one update), one sent later comes after it. The
+            # acceptance's own card is the ticket as it is while no change to it was announced since the acceptance
+            # began (no build; its own delivery is such a change, so the card never goes back to "queued").
+            fresh = ticket_card and (outcome.ticket_id is None or views.changed_since(outcome.ticket_id, since))
+            shown = (await self._restored(ws, inc, data) if fresh else None) or card
             return message(_fallback(shown), shown)
 
         self.s.notifier.redraws.put(target, card_id, build, urgent=True)

@@ -72,6 +72,7 @@ class Executed:
     refused: DeskbridgeError | None = None
     ws: int | None = None
     form: bool = False
+    ticket_id: int | None = None  # the ticket the answer's card shows (a held click's follow-up may reuse it)
 
 
 def styled(view: Any) -> Any:
@@ -308,7 +309,8 @@ class Listeners:
                     return Executed(AdaptiveCardActionCardResponse.model_validate({"statusCode": 200, "value": form}),
                                     refused=exc, ws=ws, form=True)
             return Executed(self._answer_of(view), refused=exc, ws=ws)
-        return Executed(self._answer_of(view), ws=ws)
+        return Executed(self._answer_of(view), ws=ws,
+                        ticket_id=view.detail.summary.id if isinstance(view, TicketView) else None)
 
     def _answer_of(self, view: Any) -> Any:
         if isinstance(view, MessageView):

@@ -189,15 +189,27 @@ class TicketViews:
     def __init__(self, chat_views: Any) -> None:
         self.chat_views = chat_views
         self._gen: dict[int, int] = {}
+        self.tick = 0  # changes announced so far (`changed_since`)
+        self._stamps: OrderedDict[int, int] = OrderedDict()  # ticket -> the tick of its last announced change
+        self._floor = 0  # the newest tick forgotten from _stamps (a ticket not in it may have changed up to it)
         self._built: OrderedDict[int, tuple[int, float, asyncio.Task[TicketView | None]]] = OrderedDict()
         self.builds = 0
 
     def changed(self, ticket_id: int) -> None:
+        self.tick += 1
+        self._stamps[ticket_id] = self.tick
+        self._stamps.move_to_end(ticket_id)
+        while len(self._stamps) > 4 * self.KEPT:
+            self._floor = max(self._floor, self._stamps.popitem(last=False)[1])
         self._gen[ticket_id] = self._gen.get(ticket_id, 0) + 1
         self._built.pop(ticket_id, None)
         if len(self._gen) > 4 * self.KEPT:  # generations only need to differ from a kept build's
             self._gen.clear()
             self._built.clear()
+
+    def changed_since(self, ticket_id: int, tick: int) -> bool:
+        """Whether a change to the ticket was announced after `tick` (a value of `tick` read earlier)."""
+        return self._stamps.get(ticket_id, self._floor) > tick
 
     async def get(self, workspace_id: int, ticket_id: int) -> TicketView | None:
         gen, now = self._gen.get(ticket_id, 0), time.monotonic()

@@ -7,6 +7,8 @@ Modules, bottom to top (the import-linter layers contract in pyproject.toml keep
 - text.py: user-facing wording shared by surfaces (help, confirmations, errors).
 - installations.py, bindings.py, identity.py, threads.py: the chat state (tables chat_installation,
   channel_binding, member_chat_identity, chat_link); posts.py: what the bot posted (chat_post), redactions.
+- home_views.py: whose App Home / personal view is open and the page it shows (home_view), shared by every
+  app instance.
 - sla_info.py, cards.py, forms.py: the ticket card and the forms; files.py: files dropped into threads.
 - service.py: the facades surfaces hold, ChatService (state) and ChatViews (cards and forms).
 - admin.py, writes.py, runner.py: running commands, forms, thread messages and card actions.

@@ -116,7 +116,8 @@ class ChatAdmin:
                                    hint="Technicians: link your chat account with /deskbridge link. Customers: ask your MSP.")
         if cmd.key is None:
             current = await self.workspaces.settings(actor.workspace_id)
-            lines = [f"{k} = {shown(current.get(k))}" for k in WORKSPACE_OPTIONS]
+            lines = [f"timezone = {await self.workspaces.timezone_of(actor.workspace_id)}"]
+            lines += [f"{k} = {shown(current.get(k))}" for k in WORKSPACE_OPTIONS]
             hook = alert_webhooks.info(await self._raw_settings(actor))
             lines.append("alert action webhook = " + (hook.display_url if hook else
                                                        "(not set: cards offer no Acknowledge/Resolve buttons)"))
@@ -124,6 +125,12 @@ class ChatAdmin:
                                hint="Change one with /deskbridge settings <name> <value> (admins); `off` clears a "
                                     "link. The alert webhook is set with `deskbridge rmm set-webhook`.")
         require_admin(actor, "change settings")
+        if cmd.key == "timezone":  # a column, not an option: the day technicians and admins mean by a date
+            if cmd.value is None:
+                raise InvalidInput("Which time zone?", hint="Use /deskbridge settings timezone America/New_York.")
+            zone = await self.workspaces.set_timezone(actor.workspace_id, cmd.value)
+            return MessageView(text=f"timezone is now {zone}.", kind="success",
+                               hint="SLA calendars keep their own zones: `deskbridge sla calendar set NAME --tz ZONE`.")
         if cmd.value is None:
             if cmd.key in URL_TEMPLATES:
                 raise InvalidInput(f"What should {cmd.key} be?",

@@ -218,19 +218,24 @@ class ChatRunner:
         f = QueueFilter(stages=cmd.stages, statuses=cmd.statuses, customer_id=customer_id, assignee=assignee,
                         priorities=cmd.priorities, min_age=cmd.min_age, max_age=cmd.max_age, text=cmd.text,
                         ticket_ids=ids, sort=cmd.sort, include_closed=cmd.include_closed)
-        sla, remaining = self.views.sla, {}
+        sla = self.views.sla
         if actor.is_member and isinstance(sla, PageSla):  # the page and its SLA data in one read (one hop)
-            page, loaded = await self.queue_service.list_with(actor, f, sla.load_for_page, limit=limit,
-                                                              cursor=cmd.cursor, with_total=True)
-            remaining = await sla.remaining_loaded(actor.workspace_id, loaded, now)
-        else:
+            page_sla = sla
+
+            async def remaining_of(loaded: Any) -> dict[int, float]:
+                return await page_sla.remaining_loaded(actor.workspace_id, loaded, now)
+
+            page, _ = await self.queue_service.list_with(actor, f, sla.load_for_page, limit=limit, cursor=cmd.cursor,
+                                                         with_total=True, remaining=remaining_of)
+            rows = page.items  # summaries made with their SLA figures
+            columns = QUEUE_COLUMNS
+        elif actor.is_member:
             page = await self.queue_service.list(actor, f, limit=limit, cursor=cmd.cursor, with_total=True)
-            if actor.is_member:
-                remaining = await sla.remaining(actor.workspace_id, [t.id for t in page.items], now)
-        if actor.is_member:
+            remaining = await sla.remaining(actor.workspace_id, [t.id for t in page.items], now)
             rows = tuple(replace(t, sla_remaining_s=remaining.get(t.id, t.sla_remaining_s)) for t in page.items)
             columns = QUEUE_COLUMNS
         else:  # SLA figures are the MSP's business: a customer's queue has no SLA column
+            page = await self.queue_service.list(actor, f, limit=limit, cursor=cmd.cursor, with_total=True)
             rows = tuple(replace(t, sla_remaining_s=None) for t in page.items)
             columns = tuple(col for col in QUEUE_COLUMNS if col[0] != "sla")
         scope_note = f"Customer channel: {info.customer_name}" if info and info.customer_name else None

@@ -201,15 +201,17 @@ class MailTriage:
         contact_id, of = await self.intake.sender(ws, mail.sender)
         known = contact_id is not None and of == customer_id
         sender = Actor(workspace_id=ws, origin=Origin.EMAIL, display=f"email:{mail.sender}")
+        marker = self.intake.marker(mail, "created")
+        # an outsider's "confirm who they are" note, the ticket and the mail's record: one transaction
+        confirm = None if known else self.intake.tickets.note_within(
+            Actor.system(ws), f"Opened from an e-mail of {mail.sender}, who is not a contact of this customer; "
+            f"{admin.display} assigned it here. Confirm who they are and set the contact.", then=marker)
         detail = await self.intake.tickets.create_within(
-            sender, self.intake.marker(mail, "created"), subject=subject_of(mail), description=mail.text,
+            sender, marker if confirm is None else confirm, subject=subject_of(mail), description=mail.text,
             customer_id=customer_id, contact_id=contact_id if known else None)
         written.ticket_id = ticket_id = detail.summary.id
-        if not known:
-            await self.intake.tickets.comment(
-                Actor.system(ws), f"id:{ticket_id}", f"Opened from an e-mail of {mail.sender}, who is not a contact "
-                f"of this customer; {admin.display} assigned it here. Confirm who they are and set the contact.",
-                visibility="internal")
+        if confirm is not None:
+            await confirm.announce()
         await self.intake.attachments(sender, ticket_id, mail)
 
     async def _to_ticket(self, admin: Actor, mail: Mail, ticket_id: int, customer_id: int | None,

@@ -24,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.admin_audit import Who, record_change
 from core.errors import InvalidInput, NotFound
 from core.hints import CUSTOMER_HINT, WORKSPACE_HINT
+from core.local_time import zone_named
 from core.sla.calendars import (
     CalendarError,
     CalendarSpec,
@@ -265,9 +266,16 @@ class SlaConfigService:
                 "subdiv": info.holiday_subdiv, "holidays": list(info.custom_holidays), "version": info.version})
             return info
 
-    async def holidays(self, workspace_id: int, name: str, year: int) -> list[tuple[date, str]]:
-        """The holidays a calendar observes in a year (country/subdivision and custom dates)."""
-        return holidays_in(await self.calendar(workspace_id, name), year)
+    def this_year(self, info: CalendarInfo) -> int:
+        """The year it is now in the calendar's zone (on 31 December at 18:00 in Los Angeles, UTC's is the next)."""
+        return self._clock().astimezone(zone_named(info.timezone)).year
+
+    async def holidays(self, workspace_id: int, name: str, year: int | None = None) -> tuple[int, list[tuple[date, str]]]:
+        """(year, the holidays the calendar observes in it): country/subdivision and custom dates; the year
+        defaults to the one it is now in the calendar's zone."""
+        info = await self.calendar(workspace_id, name)
+        year = year or self.this_year(info)
+        return year, holidays_in(info, year)
 
     async def policy(self, workspace_id: int, customer_id: int | None = None) -> tuple[Policy, dict[str, Any]]:
         """The effective policy and the overrides stored at this level."""

@@ -197,8 +197,16 @@ class WorkerClient:
     async def stop(self, grace_s: float = 5.0) -> None:
         """Ask the worker to finish its running batches and exit; killed after `grace_s`."""
         self._stopping = True
+        try:
+            await self._stop_process(grace_s)
+        finally:
+            await self.relay.stop()  # what its last batches committed (and nothing left running)
+
+    async def _stop_process(self, grace_s: float) -> None:
         proc, task = self._proc, self._reader_task
         if proc is None or proc.returncode is not None:
+            if task is not None:
+                await asyncio.gather(task, return_exceptions=True)
             return
         assert proc.stdin is not None
         try:
@@ -215,7 +223,6 @@ class WorkerClient:
             await proc.wait()
         if task is not None:
             await asyncio.gather(task, return_exceptions=True)
-        await self.relay.stop()  # what its last batches committed
 
 
 def _resolver(fut: asyncio.Future[dict[str, str]], result: dict[str, str]) -> Callable[[asyncio.Future[None]], None]:

@@ -46,12 +46,16 @@ async def test_a_worker_killed_after_its_commit_before_telling_the_app_still_get
         assert not flag.exists()  # the first worker took the fault: it died right after its commit
         await until(lambda: r.c.sync.webhooks.pool.refreshed >= 2, within_s=30)  # the batch retried (2 s)
         await r.settled()
+        r.fake.clock.advance(5)  # and the next words, through the new worker, come after them
+        r.fake.add_note(tid, "third words after the crash", contact_id=min(r.fake.contacts))
+        assert await r.callback(tid) == "accepted"
+        await r.settled()
         replies = r.replies(thread)
-        assert _count(replies, "first words before the crash") == 1
-        assert _count(replies, "second words before the crash") == 1
-        order = [t for t in replies if "words before the crash" in t]
-        assert "first" in order[0] and "second" in order[1]
-        assert await r.scalar("select count(*) from timeline_entry where body like '%words before the crash'") == 2
+        for words in ("first words before the crash", "second words before the crash", "third words after"):
+            assert _count(replies, words) == 1, (words, replies)
+        order = [t for t in replies if "words" in t and "crash" in t]
+        assert ["first" in order[0], "second" in order[1], "third" in order[2]] == [True, True, True]
+        assert await r.scalar("select count(*) from timeline_entry where body like '%words % the crash'") == 3
         assert await r.scalar("select count(*) from event_journal") == 0
         assert await r.scalar("select count(*) from pending_refresh") == 0
 

@@ -160,3 +160,26 @@ async def test_letters_beyond_ascii_match_in_any_case_on_both_databases(queue, t
     async with db.read(Scope.workspace(workspace_id)) as s:  # stored exactly as written
         stored = {t.number: t.subject for t in (await s.exec(select(Ticket))).all()}
     assert stored == subjects
+
+
+async def test_the_total_counts_the_filters_rows_in_the_workspace_only(queue, tech, db, workspace_id, other_workspace_id):
+    """The count runs without the page's joins (core/queue.py `_counted`): for every filter shape it is the number
+    of rows the pages hold, scoped like them (another workspace's tickets, a customer channel's denial)."""
+    from dataclasses import replace
+
+    from core.workspaces import DirectoryService
+
+    acme, globex = await _seed(db, workspace_id, tech.member_id)
+    other = await DirectoryService(db).add_member(other_workspace_id, name="Zed")
+    await _seed(db, other_workspace_id, other.id, n=9)
+    filters = [QueueFilter(), QueueFilter(include_closed=True), QueueFilter(customer_id=acme),
+               QueueFilter(assignee=tech.member_id), QueueFilter(assignee=UNASSIGNED, sort=QueueSort.PRIORITY),
+               QueueFilter(stages=(Stage.NEW, Stage.CLOSED)), QueueFilter(text="printer", include_closed=True),
+               QueueFilter(priorities=(Priority.HIGH,), min_age=timedelta(hours=10)), QueueFilter(ticket_ids=(1, 2, 3))]
+    in_acme = replace(tech, customer_scope_id=acme)
+    for actor in (tech, in_acme):
+        for f in filters:
+            page = await queue.list(actor, f, limit=100, with_total=True)
+            assert page.total == len(page.items), (actor.customer_scope_id, f)
+    assert (await queue.list(in_acme, QueueFilter(customer_id=globex), limit=5, with_total=True)).total == 0
+    assert (await queue.list(tech, QueueFilter(include_closed=True), limit=5, with_total=True)).total == 30

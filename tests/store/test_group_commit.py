@@ -122,3 +122,24 @@ async def test_only_writes_asked_to_group_are_grouped(db: Database, workspace_id
             s.add(Customer(workspace_id=workspace_id, name="grouped", identifier="grouped"))
     assert db.groups.groups == before + 1
     assert await names(db, workspace_id) == ["grouped", "plain"]
+
+
+async def test_a_queued_write_cancelled_while_it_waits_leaves_the_group_to_commit_and_the_turn_free(
+        db: Database, workspace_id: int):
+    async def writer() -> None:
+        with grouped_writes():
+            async with db.write(Scope.workspace(workspace_id)) as s:
+                s.add(Customer(workspace_id=workspace_id, name="gone", identifier="gone"))
+
+    ctx = contextvars.copy_context()
+    with grouped_writes():
+        async with db.write(Scope.workspace(workspace_id)) as s:
+            s.add(Customer(workspace_id=workspace_id, name="lead", identifier="lead"))
+            task = outside(writer(), ctx)
+            await until_waiting(db, 1)
+            task.cancel()
+    assert (await asyncio.gather(task, return_exceptions=True))[0].__class__ is asyncio.CancelledError
+    async with asyncio.timeout(5):  # the turn was given back (a leaked one would hold this write 10 s)
+        async with db.write(Scope.workspace(workspace_id)) as s:
+            s.add(Customer(workspace_id=workspace_id, name="after", identifier="after"))
+    assert await names(db, workspace_id) == ["after", "lead"]

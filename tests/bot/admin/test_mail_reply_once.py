@@ -133,3 +133,96 @@ async def test_an_assignments_internal_note_killed_at_each_point_is_on_the_ticke
     assert await _entries(api, int(ticket.id), EntryKind.NOTE_PUBLIC) == []  # type: ignore[arg-type]
     files = await _entries(api, int(ticket.id), EntryKind.ATTACHMENT)  # type: ignore[arg-type]
     assert [(f.body, f.data["visibility"]) for f in files] == [("scan.pdf", "internal")]  # once, internal as the note
+
+
+async def _moves_to_in_progress(api: Api, ticket_id: int) -> int:
+    entries = await _entries(api, ticket_id, EntryKind.STATUS_CHANGE)
+    return len([e for e in entries if (e.data.get("to") or {}).get("stage") == "in_progress"])
+
+
+def _dies_in(monkeypatch: pytest.MonkeyPatch, where: object, name: str) -> Callable[[], None]:
+    """Killed on the first call of `where.name`; returns the undo."""
+    real = getattr(where, name)
+
+    async def dies(*a: Any, **k: Any) -> Any:
+        raise Died("killed")
+    monkeypatch.setattr(where, name, dies)
+    return lambda: monkeypatch.setattr(where, name, real)
+
+
+@pytest.mark.parametrize("point", [*POINTS, "at_the_status_move"])
+async def test_a_reply_to_a_waiting_ticket_and_its_move_to_in_progress_are_one_write(
+        api: Api, monkeypatch: pytest.MonkeyPatch, point: str):
+    """The customer's reply moves a ticket waiting on them back to in progress in the reply's own transaction:
+    killed in it, neither is written; killed after it, both are; taken again, the reply once and one move."""
+    from core.context import Actor
+
+    await _setup(api)
+    assert await _ingest(api, message("ann@acme.example", "Printer", mid="<t1@x>")) == "created"
+    [ticket] = await _tickets(api, "Printer")
+    tid = int(ticket.id)  # type: ignore[arg-type]
+    await api.container.tickets.update(Actor.system(api.ws), f"id:{tid}", status="waiting")
+    raw = _reply("ann@acme.example", "<t2@x>", "<t1@x>", "Here is the scan you asked for.")
+    import core.tickets
+
+    undo = (_dies_in(monkeypatch, core.tickets, "resolve_status") if point == "at_the_status_move" else
+            _kill_at(monkeypatch, point))
+    with pytest.raises(Died):
+        await _ingest(api, raw)
+    undo()
+    [now] = await _tickets(api, "Printer")
+    notes = await _entries(api, tid, EntryKind.NOTE_PUBLIC)
+    if point in ("in_the_reply_transaction", "at_the_status_move"):  # neither the reply nor the move
+        assert (now.stage, [e.body for e in notes], await _moves_to_in_progress(api, tid)) == ("waiting", [], 0)
+    else:  # both
+        assert (now.stage, len(notes), await _moves_to_in_progress(api, tid)) == ("in_progress", 1, 1)
+    row = await _receipt(api, message_id="<t2@x>")
+    await _age(api, int(row.id), 6)  # type: ignore[arg-type]
+    assert await _ingest(api, raw) == "replied"
+    [now] = await _tickets(api, "Printer")
+    notes = await _entries(api, tid, EntryKind.NOTE_PUBLIC)
+    assert [e.body for e in notes] == ["Here is the scan you asked for."] and now.stage == "in_progress"
+    assert await _moves_to_in_progress(api, tid) == 1  # moved once, never twice
+
+
+@pytest.mark.parametrize("point", [*POINTS[:2], "at_the_confirm_note"])
+async def test_an_outsiders_mail_assigned_to_a_customer_gets_its_confirm_note_in_the_tickets_transaction(
+        api: Api, monkeypatch: pytest.MonkeyPatch, point: str):
+    """Assigned to a customer, a mail from someone who is not its contact opens a ticket with an internal note
+    asking to confirm who they are: the ticket, that note and the mail's record are one transaction. Killed in it:
+    no ticket, no note, the mail waits in triage again; killed after it (before its files): taken again, it is
+    settled on that ticket with the note once and its file once."""
+    ids = await _setup(api)
+    raw = _reply("dan@else.example", "<d1@x>", "<none@x>", "Dan here: invoice question.")
+    assert await _ingest(api, raw) == "triage"
+    dan = await _receipt(api, message_id="<d1@x>")
+    csrf = await sign_in(api)
+    from core.tickets import TicketService
+
+    undo = (_dies_in(monkeypatch, TicketService, "_note") if point == "at_the_confirm_note" else
+            _kill_at(monkeypatch, point))
+    with pytest.raises(Died):
+        await api.client.post(f"/admin/mail/{dan.id}/assign", data={"csrf": csrf, "customer": "GLOBEX"})
+    undo()
+    row = await _receipt(api, id=dan.id)  # type: ignore[arg-type]
+    made = await _tickets(api, "Printer")
+    if point in ("in_the_reply_transaction", "at_the_confirm_note"):  # no ticket, no note, no record
+        assert (row.outcome, row.ticket_id, made) == ("processing", None, [])
+    else:
+        [ticket] = made
+        confirm = await _entries(api, int(ticket.id), EntryKind.NOTE_INTERNAL)  # type: ignore[arg-type]
+        assert row.ticket_id == ticket.id and len(confirm) == 1 and "Confirm who they are" in confirm[0].body
+    await _age(api, int(dan.id), 7)  # type: ignore[arg-type]
+    again = await api.client.post(f"/admin/mail/{dan.id}/replay", data={"csrf": csrf})
+    after = await _receipt(api, id=dan.id)  # type: ignore[arg-type]
+    if point != "before_its_files":  # nothing was written: back in triage, assigned again
+        assert after.outcome == "triage" and again.headers["location"].endswith("done=mail_still")
+        r = await api.client.post(f"/admin/mail/{dan.id}/assign", data={"csrf": csrf, "customer": "GLOBEX"})
+        assert r.status_code in (302, 303)
+        after = await _receipt(api, id=dan.id)  # type: ignore[arg-type]
+    [ticket] = await _tickets(api, "Printer")
+    assert (after.outcome, after.ticket_id, ticket.customer_id) == ("created", ticket.id, ids["globex"])
+    confirm = await _entries(api, int(ticket.id), EntryKind.NOTE_INTERNAL)  # type: ignore[arg-type]
+    assert len(confirm) == 1 and "dan@else.example, who is not a contact" in confirm[0].body
+    files = await _entries(api, int(ticket.id), EntryKind.ATTACHMENT)  # type: ignore[arg-type]
+    assert [f.body for f in files] == ["scan.pdf"]  # once

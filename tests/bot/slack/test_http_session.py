@@ -70,13 +70,23 @@ async def test_a_direct_response_url_post_sends_what_slack_sdks_webhook_client_s
     runner, url, seen = await _hook_server()
     message = {"text": "3 tickets", "blocks": [SectionBlock(text="*Mine*"), {"type": "divider"}],
                "response_type": "ephemeral", "replace_original": False, "thread_ts": None, "metadata": None}
+    # plain dicts only (what our renderers make: slack_sdk's conversion is skipped), a Block among attachments
+    plain = {"text": "2 tickets", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "*#1* é"}}],
+             "attachments": [{"color": "#36a64f", "text": "x"}], "response_type": "ephemeral", "metadata": None}
+    mixed = {"text": "t", "blocks": [{"type": "divider"}], "attachments": [{"text": "a"}, SectionBlock(text="b")]}
     try:
         async with aiohttp.ClientSession() as http:
             sdk = await AsyncWebhookClient(url, session=http).send_dict(dict(message))
             direct = await post_response(http, url, message)
+            for other in (plain, mixed):
+                await AsyncWebhookClient(url, session=http).send_dict(dict(other))
+                await post_response(http, url, other)
     finally:
         await runner.cleanup()
-    (sdk_headers, sdk_body), (headers, body) = seen
+    (sdk_headers, sdk_body), (headers, body) = seen[:2]
+    assert seen[2][1] == seen[3][1] and seen[2][1]["blocks"][0]["text"]["text"] == "*#1* é"
+    assert seen[4][1] == seen[5][1] and seen[5][1]["attachments"][1] == {"type": "section",
+                                                                        "text": {"type": "mrkdwn", "text": "b"}}
     assert body == sdk_body
     assert body == {"text": "3 tickets", "response_type": "ephemeral", "replace_original": False,
                     "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "*Mine*"}}, {"type": "divider"}]}

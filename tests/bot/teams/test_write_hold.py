@@ -195,3 +195,23 @@ async def time_ops_when_written(h: Any) -> list[OutboxOp]:
             return ops
         await asyncio.sleep(0.01)
     raise AssertionError("the held click's write never came")
+
+
+async def test_a_follow_up_with_nothing_announced_since_the_click_shows_its_acceptance_card_without_a_build(
+        teams, monkeypatch):
+    """Under a burst the follow-ups' builds were the queue after the acceptances (notes/session11-teams.md): a held
+    click's own answer card is the ticket as it is while no change to the ticket was announced since."""
+    card_id = await card_in_channel(teams)
+    hold_everything(teams)
+    listeners = teams.c.teams.listeners
+    real, built = listeners.card_action, []
+
+    async def counting(ws: int, inc: Any, data: dict[str, Any]) -> Any:
+        built.append(data.get("action"))
+        return await real(ws, inc, data)
+
+    monkeypatch.setattr(listeners, "card_action", counting)
+    await teams.send(click(teams, card_id, TIME))
+    (update,) = updates_of(teams, card_id)
+    assert "#5001 VPN down" in text_of(update) and "1 write(s) queued for the PSA." in json.dumps(update)
+    assert built == ["time"]  # the acceptance only: the follow-up built nothing again

@@ -38,11 +38,15 @@ async def fresh(sla: Sla, ids: list[int]) -> dict[int, SlaView]:
 
 
 async def page_remaining(service: SlaService, sla: Sla, ids: list[int]) -> dict[int, float]:
-    """`remaining` the way a queue page reads it (its SLA data inside the page's read)."""
-    page, loaded = await QueueService(sla.db).list_with(sla.tech, QueueFilter(ticket_ids=tuple(ids), include_closed=True),
-                                                        service.load_for_page, limit=50)
+    """`remaining` the way a queue page reads it (its SLA data inside the page's read, set on the page's rows as
+    they are made: core/chat/runner.py `queue`)."""
+    async def remaining(loaded: object) -> dict[int, float]:
+        return await service.remaining_loaded(sla.ws, loaded, sla.clock.now)
+
+    page, _ = await QueueService(sla.db).list_with(sla.tech, QueueFilter(ticket_ids=tuple(ids), include_closed=True),
+                                                   service.load_for_page, limit=50, remaining=remaining)
     assert {t.id for t in page.items} == set(ids)
-    return await service.remaining_loaded(sla.ws, loaded, sla.clock.now)
+    return {t.id: t.sla_remaining_s for t in page.items if t.sla_remaining_s is not None}
 
 
 async def same(sla: Sla, ids: list[int]) -> dict[int, SlaView]:

@@ -54,7 +54,9 @@ async def test_calendars_validate_and_list_holidays(sla: Sla):
     info = await sla.config.set_calendar(sla.ws, "us-east", timezone="America/New_York",
                                          windows="mon-fri 08:00-17:00", country="US", add_holidays=["2026-12-24"])
     assert info.version == 1 and info.windows == "mon-fri 08:00-17:00"
-    hols = dict(await sla.config.holidays(sla.ws, "us-east", 2026))
+    year, days = await sla.config.holidays(sla.ws, "us-east", 2026)
+    hols = dict(days)
+    assert year == 2026
     assert "Thanksgiving" in hols[datetime(2026, 11, 26).date()] and datetime(2026, 12, 24).date() in hols
     info = await sla.config.set_calendar(sla.ws, "us-east", subdiv="CA")
     assert info.version == 2 and info.holiday_subdiv == "CA"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 
@@ -97,11 +98,14 @@ async def test_callbacks_of_one_ticket_while_its_refresh_runs_make_one_more_refr
     pool = env.sync.webhooks.pool
     pool.workers = 1  # one refresh at a time: B waits in the queue while A's refresh runs
     handle = env.fake.handle
+    gate = threading.Event()
 
-    def slow_a(req):  # type: ignore[no-untyped-def]
+    def slow_a(req):  # type: ignore[no-untyped-def]  # runs on the loopback server's thread
         resp = handle(req)
         if req.method == "GET" and req.path.endswith(f"/service/tickets/{a}") and _reads_of(env.fake, a) == 1:
-            resp.delay = 0.5  # A's first re-read takes a while
+            # A's first re-read answers once the ten callbacks below are in (was a 0.5 s delay: on a loaded
+            # machine the callbacks took longer, A's read finished first and a third read followed)
+            gate.wait(30)
         return resp
 
     env.fake.handle = slow_a
@@ -116,6 +120,7 @@ async def test_callbacks_of_one_ticket_while_its_refresh_runs_make_one_more_refr
         await _until(lambda: _reads_of(env.fake, a) == 1)  # A's refresh is running
         answers = [await push(a, f"A edit {i}") for i in range(1, 6)]  # five more of A while it runs
         answers += [await push(b, f"B edit {i}") for i in range(5)]  # five of B while B is queued
+        gate.set()
         assert answers == ["accepted"] * 10
         await env.sync.webhooks.settled()
     assert _reads_of(env.fake, a) == 2  # the running one, then exactly one more
