@@ -103,6 +103,32 @@ async def _seed(url: str, tickets: int) -> tuple[int, Any]:
     return ws.id, setup
 
 
+async def _acks_only(h: SlackHarness, jobs: int, tickets: int, mix: str) -> dict[str, Any]:
+    """`--ack-only`: the CPU of the acks alone (harness client, FastAPI, front door, bolt, the listener's ack),
+    with every post-ack worker held so no job runs meanwhile; the jobs then drain outside the timing."""
+    bodies = [("slash", None) if mix == "slash" or (mix == "both" and k % 2)
+              else ("click", h.action_payload("status", str(5001 + k % tickets))) for k in range(jobs)]
+    h.fake.clear()
+    acks = []
+    async with h.workers_held():
+        await asyncio.sleep(0.05)  # the workers' hold jobs have started; nothing else is pending
+        cpu = time.process_time()
+        start = time.perf_counter()
+        for kind, payload in bodies:
+            t0 = time.perf_counter()
+            resp = await (h.slash("/tickets", "mine", settle=False) if kind == "slash"
+                          else h.interactive(payload, settle=False))
+            acks.append(time.perf_counter() - t0)
+            assert resp.status_code == 200, resp.text
+        ack_cpu = time.process_time() - cpu
+        acked = time.perf_counter() - start
+    await asyncio.wait_for(h.c.slack.drain(), 600)
+    acks.sort()
+    return {"jobs": jobs, "acked_in_s": round(acked, 2), "ack_cpu_ms_per_job": round(ack_cpu / jobs * 1000, 3),
+            "cpu_ms_per_job": round(ack_cpu / jobs * 1000, 3), "jobs_per_s": round(jobs / acked, 1),
+            "ack_p99_ms": round(acks[int(len(acks) * 0.99) - 1] * 1000, 1)}
+
+
 async def _round(h: SlackHarness, jobs: int, tickets: int, mix: str = "both") -> dict[str, Any]:
     bodies = []
     for k in range(jobs):
@@ -156,7 +182,7 @@ def versus(ref: str, args: argparse.Namespace) -> dict[str, Any]:
                 out = Path(d) / f"{side}{r}.json"
                 subprocess.run([sys.executable, str(ROOT / "bench" / "post_ack.py"), "--jobs", str(args.jobs),
                                 "--rounds", "1", "--tickets", str(args.tickets), "--out", str(out), "--label", side,
-                                "--mix", args.mix,
+                                "--mix", args.mix, *(["--ack-only"] if args.ack_only else []),
                                 "--gc", args.gc, "--code", str(tree)],
                                cwd=tree, check=True, stdout=subprocess.DEVNULL)
                 rounds[side].append(json.loads(out.read_text())[side]["rounds"][0])
@@ -182,6 +208,8 @@ async def main() -> None:
     ap.add_argument("--code", help="the tree whose code is measured (default: this one); --baseline-ref sets it")
     ap.add_argument("--mix", choices=("both", "slash", "click"), default="both",
                     help="the jobs: half clicks and half `/tickets mine` (default), or only one kind (CPU per kind)")
+    ap.add_argument("--ack-only", action="store_true",
+                    help="time only the acks (post-ack workers held, jobs drained untimed): CPU per ack, acks/s")
     ap.add_argument("--gc", choices=("serve", "default"), default="serve",
                     help="garbage collector as `deskbridge serve` sets it (default), or CPython's defaults")
     args = ap.parse_args()
@@ -225,7 +253,8 @@ async def main() -> None:
                 prof.enable()
             claims = container.chat.installations.claims
             before = (claims.transactions, container.sla.configs.loads, container.chat_views.forms.statuses.loads)
-            rounds.append({"mode": mode, **await _round(h, args.jobs, args.tickets, args.mix),
+            one = _acks_only if args.ack_only else _round
+            rounds.append({"mode": mode, "ack_only": args.ack_only, **await one(h, args.jobs, args.tickets, args.mix),
                            "claim_transactions": claims.transactions - before[0],
                            "sla_config_loads": container.sla.configs.loads - before[1],
                            "status_option_loads": container.chat_views.forms.statuses.loads - before[2],

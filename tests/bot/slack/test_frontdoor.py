@@ -109,6 +109,20 @@ async def test_refusals_are_decided_from_headers_and_size(slack):
     await _nothing_written(slack)
 
 
+async def test_a_correctly_signed_request_outside_the_five_minutes_is_a_replay(slack):
+    """The timestamp window on its own (the cases above also carry a bad signature): a body signed with the
+    right secret 301 s ago or ahead is refused before bolt, and nothing is claimed or written."""
+    body = urlencode({"team_id": TEAM, "user_id": TECH, "channel_id": CHANNEL, "command": "/tickets", "text": "mine",
+                      "response_url": slack.fake.response_url("replay"), "trigger_id": "t"})
+    for skew in (-301, 301):
+        resp = await slack.http.post("/slack/events", content=body,
+                                     headers=slack.headers(body, ts=int(time.time()) + skew))
+        assert resp.status_code == 401, skew
+    await slack.settle()
+    await _nothing_written(slack)
+    assert slack.fake.webhooks == []
+
+
 def test_the_stream_stops_being_read_at_the_cap():
     door = FrontDoor(SIGNING_SECRET, max_bytes=1000)
     read = []
