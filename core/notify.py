@@ -116,6 +116,14 @@ class Notifier(Protocol):
         ...
 
 
+def room(notifier: object) -> int:
+    """How many more events `notifier` can queue without dropping one (its `room()` when it has one; a notifier
+    without a bounded queue has room for any number). Read by whoever must not lose an event to a full queue (the
+    journal relay keeps an event's row until there is room)."""
+    method = getattr(notifier, "room", None)
+    return int(method()) if callable(method) else 1 << 30
+
+
 class NullNotifier:
     async def notify(self, event: DomainEvent) -> None:
         return None
@@ -129,6 +137,10 @@ class FanoutNotifier:
 
     def add(self, notifier: Notifier) -> None:
         self.notifiers.append(notifier)
+
+    def room(self) -> int:
+        """The least room of its notifiers: an event goes to every one of them."""
+        return min((room(n) for n in self.notifiers), default=1 << 30)
 
     async def notify(self, event: DomainEvent) -> None:
         for n in self.notifiers:

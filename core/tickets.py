@@ -686,6 +686,9 @@ class TicketService:
         start = start.astimezone(zone)
         async with self.db.write(actor.scope) as session:
             ticket = await load_ticket(session, actor, f"id:{seen.id}", for_update=True)
+            if ticket.connection_id != seen.connection_id:  # what was read for the PSA (rights, member id) is stale
+                raise Conflict("This ticket moved to another PSA connection while the time was being logged.",
+                               hint="Log the time again: it is checked against the ticket's PSA as it is now.")
             if _time_basis(ticket) != _time_basis(seen):  # changed since it was read: check it again
                 await self._time_allowed(session, ticket)
             marker = new_marker() if ticket.connection_id else None

@@ -138,6 +138,10 @@ class SlackNotifier:
             self._in_flight += 1
             self._settled.clear()
 
+    def room(self) -> int:
+        """Events any lane can still take before its backlog is full (core.notify.room)."""
+        return self.max_backlog - max((len(lanes) for lanes in self._lanes), default=0)
+
     async def _worker(self, lanes: Lanes) -> None:
         while True:
             event = await lanes.get()

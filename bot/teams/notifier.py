@@ -114,6 +114,10 @@ class TeamsNotifier:
         if not self.queue.submit(lambda: self._handle(event)):
             log.error("Teams event dropped: the queue is full", extra={"event": type(event).__name__})
 
+    def room(self) -> int:
+        """Events the queue can still take before it refuses one (core.notify.room)."""
+        return self.queue.max_backlog - self.queue.backlog
+
     async def drain(self) -> None:
         await self.queue.drain()
         await self.redraws.drain()

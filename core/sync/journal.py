@@ -13,6 +13,9 @@ them; the pipe only wakes it ("wake" after each commit, "done" after each batch)
 - Once: one relay per app delivers its own rows (`owner` = the app's instance id), one pass at a time, deleting
   each fetched block right after handing it to the notifier. The one window left: the app dies after the
   notifier took a block and before the delete committed (one DELETE); its next start delivers that block again.
+  A row is handed over only while the notifier has room in its queue (`core.notify.room`): a full queue, which
+  would drop the event, leaves the row in the journal for a later pass. What the notifier has queued in memory
+  is still lost if the app dies before it is posted (as outbox and SLA events are).
 - Rows of an app that is gone (crash, deploy: the default instance id changes with the pid) are taken over:
   at start on SQLite at once (the embedded deployment runs one app per database, DESIGN.md §5), on PostgreSQL
   (several instances) once they are `TAKEOVER_AFTER` old, checked at start and every `TAKEOVER_EVERY_S` after.
@@ -47,6 +50,7 @@ log = logging.getLogger(__name__)
 TAKEOVER_AFTER = timedelta(seconds=30)  # another instance's rows this old: its app is gone (PostgreSQL)
 TAKEOVER_EVERY_S = 30.0
 BLOCK = 200  # rows per read; deleted together once handed over
+ROOM_WAIT_S = 0.2  # the notifier's queue is full: look again after this
 
 KINDS: dict[str, type[DomainEvent]] = {
     cls.__name__: cls for cls in vars(notify).values()
@@ -161,6 +165,7 @@ class EventRelay:
         self._waiting: list[asyncio.Future[None]] = []  # flush() calls for the next pass
         self._next_takeover = 0.0
         self._busy = False  # a pass is running
+        self.waits_for_room = 0  # times a pass stopped because the notifier's queue was full
 
     async def start(self) -> None:
         """Take over what a gone app left (see module), then deliver everything of ours still undelivered."""
@@ -234,7 +239,11 @@ class EventRelay:
             rows = await self.journal.take(self.block)
             if not rows:
                 return
+            handed: list[int] = []
             for rid, kind, body in rows:
+                if notify.room(self.notifier) < 1:
+                    break  # its queue is full: this row and the rest stay in the journal until there is room
+                handed.append(rid)
                 try:
                     event = decode(kind, body)
                 except ValueError as exc:
@@ -248,7 +257,11 @@ class EventRelay:
                     await self.notifier.notify(event)
                 except Exception:  # noqa: BLE001 - as SyncEngine.emit's notifiers: logged, never fatal
                     log.exception("notifier failed on a journaled event", extra={"kind": kind})
-            await self.journal.delete([rid for rid, _, _ in rows])
+            await self.journal.delete(handed)
+            if len(handed) < len(rows):  # a full queue: nothing is dropped, the next pass hands the rest over
+                self.waits_for_room += 1
+                await asyncio.sleep(ROOM_WAIT_S)
+                continue
             if len(rows) < self.block:
                 return
 

@@ -307,6 +307,42 @@ async def test_a_status_that_takes_no_time_is_refused_up_front(db, tech, workspa
     assert "'New'" in refused.value.message
 
 
+async def test_time_on_a_ticket_that_moved_to_another_psa_while_it_was_logged_is_refused(db, tech, workspace_id):
+    """log_time reads what the PSA write needs (its rights, the member's PSA id) before its write turn: a ticket
+    moved to another connection in between would send the old PSA's member id to the new one. Refused, nothing
+    queued; logged again, it goes to the ticket's PSA as it is now."""
+    from core.errors import Conflict
+    from store.tables import PsaConnection
+
+    setup = await psa_backed(db, workspace_id)
+    await _synced_ticket(db, workspace_id, setup)
+    async with db.write(Scope.workspace(workspace_id)) as s:
+        other = PsaConnection(workspace_id=workspace_id, kind="sandbox", name="sandbox-moved", is_default=False)
+        s.add(other)
+        await s.flush()
+        other_id = other.id
+
+    class MovedMeanwhile(TicketService):
+        moved = False
+
+        async def _member_external_id(self, session, ticket, member_id):  # type: ignore[no-untyped-def]
+            found = await super()._member_external_id(session, ticket, member_id)
+            if not self.moved:
+                self.moved = True
+                async with db.write(Scope.workspace(workspace_id)) as w:
+                    t = (await w.exec(select(Ticket).where(Ticket.number == 58231))).one()
+                    t.connection_id = other_id
+            return found
+
+    svc = MovedMeanwhile(db)
+    with pytest.raises(Conflict) as refused:
+        await svc.log_time(tech, 58231, 30)
+    assert "another PSA connection" in refused.value.message and "again" in (refused.value.hint or "")
+    assert await _ops(db, workspace_id) == []
+    await svc.log_time(tech, 58231, 30)
+    assert [(o.kind, o.connection_id) for o in await _ops(db, workspace_id)] == [("add_time_entry", other_id)]
+
+
 async def test_a_write_the_psa_refused_shows_as_failed_in_the_history(db, tech, workspace_id):
     setup = await psa_backed(db, workspace_id)
     await _synced_ticket(db, workspace_id, setup)

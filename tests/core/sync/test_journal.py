@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 from core.notify import (
     AlertNeedsTicket,
     DomainEvent,
+    FanoutNotifier,
     NoteAdded,
     RecordingNotifier,
     RiskAlertEvent,
@@ -18,6 +20,7 @@ from core.notify import (
     TicketCreated,
     WriteDead,
     WriteDelivered,
+    room,
 )
 from core.sync.journal import KINDS, EventJournal, EventRelay, decode, encode
 from store.db import Database, Scope
@@ -132,3 +135,61 @@ async def test_an_unreadable_row_neither_blocks_the_rows_after_it_nor_lands_its_
     async with db.read(Scope.system_wide()) as s:
         assert (await s.execute(sa.text("select count(*) from event_journal"))).scalar() == 0
     await relay.stop()
+
+
+class _Bounded:
+    """A surface's notifier with a queue of `size` events it posts later (`post_one`); it would drop an event
+    offered while full, as the Slack and Teams notifiers do."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.queued, self.posted, self.dropped = size, [], [], 0
+
+    def room(self) -> int:
+        return self.size - len(self.queued)
+
+    async def notify(self, event: DomainEvent) -> None:
+        if len(self.queued) >= self.size:
+            self.dropped += 1
+            return
+        self.queued.append(event)
+
+    def post_one(self) -> None:
+        self.posted.append(self.queued.pop(0))
+
+
+async def test_a_full_notifier_queue_keeps_the_rows_instead_of_dropping_the_events(db: Database):
+    """The relay deletes a row once its event is handed over; a surface whose queue is full would drop it (a
+    customer's note never reaching the thread). So a row is handed over only while there is room: the rest stay
+    in the journal and go, in order, once the surface has posted some."""
+    journal = EventJournal(db, "me")
+    async with db.write(Scope.system_wide()) as s:
+        await journal.add(s, [_note(i) for i in range(1, 6)])
+    surface = _Bounded(size=2)
+    relay = EventRelay(journal, FanoutNotifier([surface]))
+    relay.wake()
+    for _ in range(100):  # the relay fills the queue and waits for room
+        await asyncio.sleep(0.02)
+        if relay.waits_for_room:
+            break
+    assert relay.waits_for_room >= 1 and [e.entry_id for e in surface.queued] == [1, 2]
+    async with db.read(Scope.system_wide()) as s:
+        assert (await s.execute(sa.text("select count(*) from event_journal"))).scalar() == 3  # 3, 4, 5 kept
+    done = relay.flush()
+    while not done.done():  # the surface posts one at a time; the relay hands over as room appears
+        if surface.queued:
+            surface.post_one()
+        await asyncio.sleep(0.05)
+    while surface.queued:
+        surface.post_one()
+    assert [e.entry_id for e in surface.posted] == [1, 2, 3, 4, 5] and surface.dropped == 0
+    async with db.read(Scope.system_wide()) as s:
+        assert (await s.execute(sa.text("select count(*) from event_journal"))).scalar() == 0
+    await relay.stop()
+
+
+def test_room_is_the_least_of_the_surfaces_and_unbounded_without_a_queue():
+    assert room(RecordingNotifier()) >= 1 << 20
+    small, big = _Bounded(size=3), _Bounded(size=50)
+    small.queued.append(_note(1))
+    assert room(FanoutNotifier([RecordingNotifier(), big, small])) == 2
+    assert room(FanoutNotifier([])) >= 1 << 20
