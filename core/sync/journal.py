@@ -19,6 +19,8 @@ them; the pipe only wakes it ("wake" after each commit, "done" after each batch)
 - Rows of an app that is gone (crash, deploy: the default instance id changes with the pid) are taken over:
   at start on SQLite at once (the embedded deployment runs one app per database, DESIGN.md §5), on PostgreSQL
   (several instances) once they are `TAKEOVER_AFTER` old, checked at start and every `TAKEOVER_EVERY_S` after.
+  There rows are stamped and aged on the database's clock (hosts' clocks may differ). An instance alive but
+  stalled longer than that can still see its rows taken and posted by another (a lease it renews would close it).
 
 Events are stored as JSON of their fields (never pickle: a row of the database must not be able to run code);
 the kinds are the core/notify.py dataclasses.
@@ -117,13 +119,16 @@ class EventJournal:
         """Write `events` in the caller's transaction (the one that writes what they announce)."""
         if not events:
             return
-        now = utcnow()
+        j = table_of(JournaledEvent)
         rows = []
         for event in events:
             kind, body = encode(event)
-            rows.append({"owner": self.owner, "ticket_id": event.ticket_id, "kind": kind, "body": body,
-                         "created_at": now})
-        await s.execute(sa.insert(table_of(JournaledEvent)), rows)
+            rows.append({"owner": self.owner, "ticket_id": event.ticket_id, "kind": kind, "body": body})
+        if self.db.dialect == "sqlite":  # one host
+            now = utcnow()
+            await s.execute(sa.insert(j), [{**row, "created_at": now} for row in rows])
+        else:  # the database's clock, which every instance's take_over compares with: hosts' clocks may differ
+            await s.execute(sa.insert(j).values(created_at=sa.func.now()), rows)
 
     async def take(self, limit: int = BLOCK) -> list[tuple[int, str, str]]:
         """This owner's oldest undelivered rows: (id, kind, body), in id order."""
@@ -142,8 +147,10 @@ class EventJournal:
         """Make other owners' rows ours (all of them, or those older than `older_than`); how many."""
         j = table_of(JournaledEvent)
         stmt = sa.update(j).where(j.c.owner != self.owner).values(owner=self.owner)
-        if older_than is not None:
+        if older_than is not None and self.db.dialect == "sqlite":
             stmt = stmt.where(j.c.created_at < utcnow() - older_than)
+        elif older_than is not None:  # by the database's clock, as `add` stamps them
+            stmt = stmt.where(j.c.created_at < sa.func.now() - sa.bindparam("age", older_than, type_=sa.Interval()))
         async with self.db.write(Scope.system_wide()) as s:
             got = await s.execute(stmt)
         return int(getattr(got, "rowcount", 0) or 0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -193,3 +193,21 @@ def test_room_is_the_least_of_the_surfaces_and_unbounded_without_a_queue():
     small.queued.append(_note(1))
     assert room(FanoutNotifier([RecordingNotifier(), big, small])) == 2
     assert room(FanoutNotifier([])) >= 1 << 20
+
+
+async def test_takeover_age_is_read_on_the_database_clock_not_the_hosts(db: Database, monkeypatch):
+    """PostgreSQL runs several instances: one whose host clock is behind would stamp rows that another takes
+    over at once (duplicate posts). Rows are stamped and compared on the database's clock there."""
+    if db.dialect == "sqlite":
+        pytest.skip("SQLite runs one app per database: its takeover at start takes every row")
+    import core.sync.journal as journal_module
+
+    mine = EventJournal(db, "me")
+    monkeypatch.setattr(journal_module, "utcnow", lambda: datetime(2020, 1, 1, tzinfo=UTC))  # a host 6 years late
+    async with db.write(Scope.system_wide()) as s:
+        await mine.add(s, [_note(1)])
+    taker = EventJournal(db, "another-instance")
+    assert await taker.take_over(timedelta(seconds=30)) == 0  # young by the database's clock: left to its owner
+    async with db.write(Scope.system_wide()) as s:
+        await s.execute(sa.text("update event_journal set created_at = created_at - interval '1 minute'"))
+    assert await taker.take_over(timedelta(seconds=30)) == 1
