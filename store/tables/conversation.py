@@ -45,8 +45,8 @@ class HomeView(WorkspaceOwned, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     platform: str = Field(max_length=16)
-    team_id: str = Field(max_length=64)
-    user_id: str = Field(max_length=64)
+    team_id: str = Field(max_length=200)  # Teams ids ("29:..." user, tenant GUID) run past 64
+    user_id: str = Field(max_length=200)  # Teams ids ("29:..." user, tenant GUID) run past 64
     opened_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)  # opened, or clicked in, last
     filters: str = Field(default="", max_length=500)  # the page it shows ("" and no cursor: the first page)
     cursor: str | None = Field(default=None, max_length=500)
